@@ -1,0 +1,716 @@
+#include "client/cli.h"
+
+#include <fcntl.h>
+#include <grpcpp/grpcpp.h>
+#include <openssl/evp.h>
+#include <sodium.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "daemon/strings.h"
+#include "client/progress.h"
+#include "client/verify/certificate.h"
+#include "client/verify/encoding.h"
+#include "client/verify/keys.h"
+#include "shredd/v1/shredd.grpc.pb.h"
+
+namespace shredd::cli {
+using ::shredd::StrCat;
+namespace {
+
+namespace fs = std::filesystem;
+namespace v1 = shredd::v1;
+using nlohmann::json;
+
+enum Exit { kOk = 0, kFail = 1, kUsage = 2, kVerifyFailed = 3, kNotFound = 4, kUnavailable = 5, kRefused = 6 };
+
+constexpr size_t kStreamChunk = 1 << 20;          // bytes per Put/Get message
+constexpr uint64_t kBatchItemMax = 64 * 1024;     // files up to this go through BatchPut
+constexpr size_t kBatchBytes = 3 * 1024 * 1024;   // below the daemon's 8 MiB message limit
+constexpr size_t kBatchEntries = 1000;
+
+struct Global {
+  std::string server;
+  bool json = false;
+  bool quiet = false;
+};
+
+// An error that ends the command: message plus exit code.
+struct Failure {
+  int code;
+  std::string message;
+  std::string status;  // gRPC status name, if any
+};
+
+const char* CodeName(grpc::StatusCode c) {
+  switch (c) {
+    case grpc::OK: return "OK";
+    case grpc::CANCELLED: return "CANCELLED";
+    case grpc::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
+    case grpc::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
+    case grpc::NOT_FOUND: return "NOT_FOUND";
+    case grpc::ALREADY_EXISTS: return "ALREADY_EXISTS";
+    case grpc::PERMISSION_DENIED: return "PERMISSION_DENIED";
+    case grpc::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
+    case grpc::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
+    case grpc::ABORTED: return "ABORTED";
+    case grpc::OUT_OF_RANGE: return "OUT_OF_RANGE";
+    case grpc::UNIMPLEMENTED: return "UNIMPLEMENTED";
+    case grpc::INTERNAL: return "INTERNAL";
+    case grpc::UNAVAILABLE: return "UNAVAILABLE";
+    case grpc::DATA_LOSS: return "DATA_LOSS";
+    case grpc::UNAUTHENTICATED: return "UNAUTHENTICATED";
+    default: return "UNKNOWN";
+  }
+}
+
+Failure FromGrpc(const grpc::Status& s, std::string_view what) {
+  int code = kFail;
+  switch (s.error_code()) {
+    case grpc::NOT_FOUND: code = kNotFound; break;
+    case grpc::UNAVAILABLE: code = kUnavailable; break;
+    case grpc::FAILED_PRECONDITION:
+    case grpc::ALREADY_EXISTS:
+    case grpc::PERMISSION_DENIED: code = kRefused; break;
+    default: break;
+  }
+  std::string msg = StrCat(what, ": ", s.error_message());
+  if (s.error_code() == grpc::UNAVAILABLE) msg += " (is shredd running? check --server / SHREDD_SERVER)";
+  return {code, msg, CodeName(s.error_code())};
+}
+
+Failure FromStatus(const absl::Status& s, int code) { return {code, std::string(s.message()), ""}; }
+
+std::string ReadFileOrThrow(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Failure{kFail, StrCat("cannot read ", path), ""};
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void WriteFileOrThrow(const std::string& path, std::string_view data) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) throw Failure{kFail, StrCat("cannot write ", path), ""};
+    out.write(data.data(), static_cast<std::streamsize>(data.size()));
+    if (!out) throw Failure{kFail, StrCat("cannot write ", path), ""};
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) throw Failure{kFail, StrCat("cannot write ", path, ": ", ec.message()), ""};
+}
+
+struct FileDigest {
+  std::string hash;  // sha256:<hex>
+  uint64_t size = 0;
+};
+
+FileDigest DigestFile(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Failure{kFail, StrCat("cannot open ", path, ": ", std::strerror(errno)), ""};
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  std::vector<char> buf(kStreamChunk);
+  uint64_t total = 0;
+  for (;;) {
+    ssize_t n = read(fd, buf.data(), buf.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      close(fd);
+      EVP_MD_CTX_free(ctx);
+      throw Failure{kFail, StrCat("cannot read ", path), ""};
+    }
+    if (n == 0) break;
+    EVP_DigestUpdate(ctx, buf.data(), static_cast<size_t>(n));
+    total += static_cast<uint64_t>(n);
+  }
+  close(fd);
+  unsigned char md[32];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx, md, &len);
+  EVP_MD_CTX_free(ctx);
+  return {StrCat("sha256:", verify::HexEncode(std::string_view(reinterpret_cast<char*>(md), 32))), total};
+}
+
+bool LooksLikeDigest(std::string_view s) { return s.starts_with("sha256:"); }
+
+// A digest argument: "sha256:<hex>" as given, or the digest of a local file.
+std::string DigestArg(const std::string& arg) {
+  if (LooksLikeDigest(arg)) return arg;
+  if (fs::is_regular_file(arg)) return DigestFile(arg).hash;
+  return arg;  // the daemon will say what is wrong with it
+}
+
+std::shared_ptr<grpc::Channel> Connect(const Global& g) {
+  std::string target = g.server;
+  if (target.starts_with("tcp:")) target = target.substr(4);
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(64 * 1024 * 1024);
+  args.SetMaxSendMessageSize(8 * 1024 * 1024);
+  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+}
+
+void Emit(const Global& g, const json& j, const std::string& text) {
+  if (g.json) {
+    std::cout << j.dump() << "\n";
+  } else if (!text.empty()) {
+    std::cout << text << "\n";
+  }
+}
+
+json InfoJson(const v1::ItemInfo& info) {
+  json j;
+  j["digest"] = info.digest().hash();
+  j["size"] = info.digest().size_bytes();
+  j["kind"] = info.metadata().kind() == v1::KIND_MODEL ? "model" : "photo";
+  j["subjects"] = std::vector<std::string>(info.metadata().subject_ids().begin(), info.metadata().subject_ids().end());
+  j["datasets"] = std::vector<std::string>(info.metadata().datasets().begin(), info.metadata().datasets().end());
+  j["labels"] = std::map<std::string, std::string>(info.metadata().labels().begin(), info.metadata().labels().end());
+  j["name"] = info.metadata().name();
+  j["storedUnixNanos"] = info.stored_unix_nanos();
+  return j;
+}
+
+// ---------------------------------------------------------------- put
+
+struct PutOptions {
+  std::vector<std::string> paths;
+  std::string kind = "photo";
+  std::vector<std::string> subjects, datasets, labels;
+};
+
+void FillMetadata(const PutOptions& o, const std::string& path, v1::ItemMetadata* m) {
+  m->set_kind(o.kind == "model" ? v1::KIND_MODEL : v1::KIND_PHOTO);
+  for (const auto& s : o.subjects) m->add_subject_ids(s);
+  for (const auto& d : o.datasets) m->add_datasets(d);
+  for (const auto& l : o.labels) {
+    auto eq = l.find('=');
+    (*m->mutable_labels())[l.substr(0, eq)] = eq == std::string::npos ? "" : l.substr(eq + 1);
+  }
+  m->set_name(fs::path(path).filename().string());
+}
+
+struct PutItem {
+  std::string path;
+  FileDigest digest;
+};
+
+int CmdPut(const Global& g, const PutOptions& o) {
+  if (o.kind != "photo" && o.kind != "model") throw Failure{kUsage, "--kind must be photo or model", ""};
+  for (const auto& l : o.labels) {
+    if (l.find('=') == std::string::npos || l.front() == '=') {
+      throw Failure{kUsage, StrCat("--label \"", l, "\" is not key=value"), ""};
+    }
+  }
+  std::vector<PutItem> items;
+  for (const auto& p : o.paths) {
+    std::error_code ec;
+    if (fs::is_directory(p, ec)) {
+      std::vector<std::string> files;
+      for (auto it = fs::recursive_directory_iterator(p, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+        if (it->is_regular_file()) files.push_back(it->path().string());
+      }
+      if (ec) throw Failure{kFail, StrCat("cannot walk ", p, ": ", ec.message()), ""};
+      std::sort(files.begin(), files.end());
+      for (auto& f : files) items.push_back({f, {}});
+    } else if (fs::is_regular_file(p, ec)) {
+      items.push_back({p, {}});
+    } else {
+      throw Failure{kFail, StrCat(p, ": no such file or directory"), ""};
+    }
+  }
+  uint64_t total_bytes = 0;
+  for (auto& it : items) {
+    it.digest = DigestFile(it.path);
+    total_bytes += it.digest.size;
+  }
+  auto channel = Connect(g);
+  auto stub = v1::Store::NewStub(channel);
+  Progress progress("put", total_bytes, !g.quiet);
+  int failures = 0;
+  auto report = [&](const PutItem& it, const std::string& status, const std::string& error) {
+    json j{{"path", it.path}, {"digest", it.digest.hash}, {"size", it.digest.size}, {"status", status}};
+    if (!error.empty()) j["error"] = error;
+    if (!error.empty()) {
+      ++failures;
+      std::cerr << "shredctl: " << it.path << ": " << error << "\n";
+      if (g.json) std::cout << j.dump() << "\n";
+      return;
+    }
+    Emit(g, j, StrCat(it.digest.hash, " ", it.digest.size, " ", status, " ", it.path));
+  };
+
+  // Batch the small files.
+  std::vector<const PutItem*> small;
+  for (const auto& it : items) if (it.digest.size <= kBatchItemMax) small.push_back(&it);
+  size_t i = 0;
+  while (i < small.size()) {
+    v1::BatchPutRequest req;
+    std::vector<const PutItem*> in_batch;
+    size_t bytes = 0;
+    while (i < small.size() && in_batch.size() < kBatchEntries && bytes + small[i]->digest.size + 512 <= kBatchBytes) {
+      const PutItem* it = small[i++];
+      auto* e = req.add_entries();
+      e->mutable_header()->mutable_digest()->set_hash(it->digest.hash);
+      e->mutable_header()->mutable_digest()->set_size_bytes(static_cast<int64_t>(it->digest.size));
+      FillMetadata(o, it->path, e->mutable_header()->mutable_metadata());
+      e->set_data(ReadFileOrThrow(it->path));
+      bytes += it->digest.size + 512;
+      in_batch.push_back(it);
+    }
+    grpc::ClientContext ctx;
+    v1::BatchPutResponse resp;
+    grpc::Status s = stub->BatchPut(&ctx, req, &resp);
+    if (!s.ok()) throw FromGrpc(s, "batch upload failed");
+    for (size_t k = 0; k < in_batch.size(); ++k) {
+      const auto& r = resp.results(static_cast<int>(k));
+      if (r.code() != 0) {
+        report(*in_batch[k], "failed", StrCat(CodeName(static_cast<grpc::StatusCode>(r.code())), ": ", r.message()));
+      } else {
+        report(*in_batch[k], r.already_present() ? "present" : "stored", "");
+      }
+      progress.Add(in_batch[k]->digest.size);
+    }
+  }
+  // Stream the large ones.
+  for (const auto& it : items) {
+    if (it.digest.size <= kBatchItemMax) continue;
+    grpc::ClientContext ctx;
+    v1::PutResponse resp;
+    auto writer = stub->Put(&ctx, &resp);
+    v1::PutRequest req;
+    auto* h = req.mutable_header();
+    h->mutable_digest()->set_hash(it.digest.hash);
+    h->mutable_digest()->set_size_bytes(static_cast<int64_t>(it.digest.size));
+    FillMetadata(o, it.path, h->mutable_metadata());
+    bool ok = writer->Write(req);
+    int fd = open(it.path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw Failure{kFail, StrCat("cannot open ", it.path), ""};
+    std::string buf(kStreamChunk, '\0');
+    while (ok) {
+      ssize_t n = read(fd, buf.data(), buf.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      req.Clear();
+      req.set_data(buf.data(), static_cast<size_t>(n));
+      ok = writer->Write(req);
+      progress.Add(static_cast<uint64_t>(n));
+    }
+    close(fd);
+    writer->WritesDone();
+    grpc::Status s = writer->Finish();
+    if (!s.ok()) {
+      if (s.error_code() == grpc::UNAVAILABLE) throw FromGrpc(s, "upload failed");
+      report(it, "failed", StrCat(CodeName(s.error_code()), ": ", s.error_message()));
+    } else {
+      report(it, resp.already_present() ? "present" : "stored", "");
+    }
+  }
+  progress.Finish();
+  return failures == 0 ? kOk : kFail;
+}
+
+// ---------------------------------------------------------------- get
+
+int CmdGet(const Global& g, const std::string& digest, const std::string& out_path, int64_t offset, int64_t length) {
+  auto stub = v1::Store::NewStub(Connect(g));
+  grpc::ClientContext ctx;
+  v1::GetRequest req;
+  req.mutable_digest()->set_hash(digest);
+  req.set_offset(offset);
+  req.set_limit(length);
+  auto reader = stub->Get(&ctx, req);
+  const bool whole = offset == 0 && length == 0;
+  std::string tmp = out_path.empty() ? "" : out_path + ".part";
+  int fd = STDOUT_FILENO;
+  if (!out_path.empty()) {
+    fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) throw Failure{kFail, StrCat("cannot create ", tmp, ": ", std::strerror(errno)), ""};
+  }
+  EVP_MD_CTX* md = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(md, EVP_sha256(), nullptr);
+  v1::GetResponse resp;
+  uint64_t received = 0;
+  std::optional<Progress> progress;
+  bool write_error = false;
+  while (reader->Read(&resp)) {
+    if (!progress) {
+      uint64_t expect = length ? static_cast<uint64_t>(length) : static_cast<uint64_t>(resp.total_size() - offset);
+      progress.emplace("get", expect, !g.quiet && !out_path.empty());
+    }
+    const std::string& d = resp.data();
+    EVP_DigestUpdate(md, d.data(), d.size());
+    size_t off = 0;
+    while (off < d.size() && !write_error) {
+      ssize_t n = write(fd, d.data() + off, d.size() - off);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) write_error = true; else off += static_cast<size_t>(n);
+    }
+    if (write_error) {
+      ctx.TryCancel();
+      break;
+    }
+    received += d.size();
+    progress->Add(d.size());
+  }
+  grpc::Status s = reader->Finish();
+  unsigned char h[32];
+  unsigned int hl = 0;
+  EVP_DigestFinal_ex(md, h, &hl);
+  EVP_MD_CTX_free(md);
+  if (progress) progress->Finish();
+  auto fail = [&](Failure f) {
+    if (!out_path.empty()) {
+      close(fd);
+      unlink(tmp.c_str());
+    }
+    throw f;
+  };
+  if (write_error) fail(Failure{kFail, StrCat("cannot write output: ", std::strerror(errno)), ""});
+  if (!s.ok()) fail(FromGrpc(s, "download failed"));
+  if (whole) {
+    std::string got = StrCat("sha256:", verify::HexEncode(std::string_view(reinterpret_cast<char*>(h), 32)));
+    if (got != digest) {
+      fail(Failure{kFail, StrCat("downloaded bytes hash to ", got, ", not ", digest, "; discarded"), "DATA_LOSS"});
+    }
+  }
+  if (!out_path.empty()) {
+    if (fsync(fd) != 0 || close(fd) != 0) fail(Failure{kFail, "cannot write output", ""});
+    std::error_code ec;
+    fs::rename(tmp, out_path, ec);
+    if (ec) throw Failure{kFail, StrCat("cannot rename to ", out_path), ""};
+    if (g.json) std::cout << json{{"digest", digest}, {"path", out_path}, {"bytes", received}}.dump() << "\n";
+  }
+  return kOk;
+}
+
+// ---------------------------------------------------------------- stat, ls
+
+int CmdStat(const Global& g, const std::string& digest) {
+  auto stub = v1::Store::NewStub(Connect(g));
+  grpc::ClientContext ctx;
+  v1::StatRequest req;
+  req.mutable_digest()->set_hash(digest);
+  v1::ItemInfo info;
+  grpc::Status s = stub->Stat(&ctx, req, &info);
+  if (!s.ok()) throw FromGrpc(s, "stat failed");
+  json j = InfoJson(info);
+  std::ostringstream t;
+  t << "digest:   " << j["digest"].get<std::string>() << "\nsize:     " << info.digest().size_bytes()
+    << "\nkind:     " << j["kind"].get<std::string>() << "\nname:     " << info.metadata().name();
+  for (const auto& sj : info.metadata().subject_ids()) t << "\nsubject:  " << sj;
+  for (const auto& d : info.metadata().datasets()) t << "\ndataset:  " << d;
+  for (const auto& [k, v] : info.metadata().labels()) t << "\nlabel:    " << k << "=" << v;
+  Emit(g, j, t.str());
+  return kOk;
+}
+
+int CmdLs(const Global& g, const std::string& kind, const std::string& subject, const std::string& dataset,
+          const std::vector<std::string>& labels, int64_t limit) {
+  auto stub = v1::Store::NewStub(Connect(g));
+  v1::ListRequest req;
+  if (kind == "photo") req.set_kind(v1::KIND_PHOTO);
+  else if (kind == "model") req.set_kind(v1::KIND_MODEL);
+  else if (!kind.empty()) throw Failure{kUsage, "--kind must be photo or model", ""};
+  req.set_subject_id(subject);
+  req.set_dataset(dataset);
+  for (const auto& l : labels) {
+    auto eq = l.find('=');
+    if (eq == std::string::npos) throw Failure{kUsage, StrCat("--label \"", l, "\" is not key=value"), ""};
+    (*req.mutable_labels())[l.substr(0, eq)] = l.substr(eq + 1);
+  }
+  int64_t shown = 0;
+  do {
+    grpc::ClientContext ctx;
+    v1::ListResponse resp;
+    grpc::Status s = stub->List(&ctx, req, &resp);
+    if (!s.ok()) throw FromGrpc(s, "list failed");
+    for (const auto& info : resp.items()) {
+      if (limit > 0 && shown >= limit) return kOk;
+      json j = InfoJson(info);
+      Emit(g, j, StrCat(info.digest().hash(), " ", info.digest().size_bytes(), " ", j["kind"].get<std::string>(), " ",
+                              info.metadata().name()));
+      ++shown;
+    }
+    req.set_page_token(resp.next_page_token());
+  } while (!req.page_token().empty());
+  return kOk;
+}
+
+// ---------------------------------------------------------------- shred, certificates, keys
+
+std::string DefaultManifestPath(const std::string& cert_path) {
+  std::string base = cert_path;
+  if (base.ends_with(".json")) base.resize(base.size() - 5);
+  return base + ".manifest.json";
+}
+
+int WriteBundle(const Global& g, const v1::ShredResponse& resp, const std::string& out, std::string manifest_out) {
+  if (manifest_out.empty() && !out.empty()) manifest_out = DefaultManifestPath(out);
+  if (!out.empty()) WriteFileOrThrow(out, resp.certificate());
+  if (!manifest_out.empty()) WriteFileOrThrow(manifest_out, resp.manifest());
+  json j{{"certificateId", resp.certificate_id()}};
+  if (!out.empty()) j["certificate"] = out;
+  if (!manifest_out.empty()) j["manifest"] = manifest_out;
+  if (out.empty()) {
+    if (g.json) {
+      j["envelope"] = json::parse(resp.certificate());
+      std::cout << j.dump() << "\n";
+    } else {
+      std::cout << resp.certificate() << "\n";
+    }
+  } else {
+    Emit(g, j, StrCat("certificate ", resp.certificate_id(), " written to ", out,
+                            manifest_out.empty() ? "" : StrCat(" (private manifest: ", manifest_out, ")")));
+  }
+  return kOk;
+}
+
+int CmdShred(const Global& g, const std::vector<std::string>& digests, const std::string& reason,
+             const std::string& request_id, const std::string& out, const std::string& manifest_out) {
+  auto stub = v1::Shredder::NewStub(Connect(g));
+  v1::ShredRequest req;
+  for (const auto& d : digests) req.add_digests()->set_hash(DigestArg(d));
+  req.set_reason(reason);
+  req.set_request_id(request_id);
+  grpc::ClientContext ctx;
+  v1::ShredResponse resp;
+  grpc::Status s = stub->Shred(&ctx, req, &resp);
+  if (!s.ok()) throw FromGrpc(s, "shred failed");
+  return WriteBundle(g, resp, out, manifest_out);
+}
+
+int CmdCertificateGet(const Global& g, const std::string& id, const std::string& request_id, const std::string& out,
+                      const std::string& manifest_out) {
+  auto stub = v1::Shredder::NewStub(Connect(g));
+  v1::GetCertificateRequest req;
+  if (!id.empty()) req.set_certificate_id(id); else req.set_request_id(request_id);
+  grpc::ClientContext ctx;
+  v1::ShredResponse resp;
+  grpc::Status s = stub->GetCertificate(&ctx, req, &resp);
+  if (!s.ok()) throw FromGrpc(s, "certificate lookup failed");
+  return WriteBundle(g, resp, out, manifest_out);
+}
+
+int CmdPubkey(const Global& g, const std::string& format, const std::string& out) {
+  auto stub = v1::Shredder::NewStub(Connect(g));
+  grpc::ClientContext ctx;
+  v1::GetPublicKeyResponse resp;
+  grpc::Status s = stub->GetPublicKey(&ctx, v1::GetPublicKeyRequest(), &resp);
+  if (!s.ok()) throw FromGrpc(s, "cannot fetch the public key");
+  std::string text;
+  if (format == "pem") text = resp.spki_pem();
+  else if (format == "vkey") text = resp.note_verifier_key() + "\n";
+  else if (format == "hex") text = verify::HexEncode(resp.ed25519_public_key()) + "\n";
+  else throw Failure{kUsage, "--format must be pem, vkey or hex", ""};
+  if (!out.empty()) {
+    WriteFileOrThrow(out, text);
+  } else if (g.json) {
+    std::cout << json{{"keyName", resp.key_name()}, {"pem", resp.spki_pem()}, {"vkey", resp.note_verifier_key()},
+                      {"hex", verify::HexEncode(resp.ed25519_public_key())}}.dump() << "\n";
+  } else {
+    std::cout << text;
+  }
+  return kOk;
+}
+
+// ---------------------------------------------------------------- offline: verify, receipt
+
+int CmdVerify(const Global& g, const std::string& cert_path, const std::string& pubkey_path,
+              const std::string& manifest_path, const std::string& receipt_path, const std::string& item) {
+  if (!receipt_path.empty() && item.empty()) throw Failure{kUsage, "--receipt needs --item FILE_OR_DIGEST", ""};
+  if (!manifest_path.empty() && !receipt_path.empty()) throw Failure{kUsage, "give --manifest or --receipt, not both", ""};
+  auto key = verify::ParsePublicKey(ReadFileOrThrow(pubkey_path));
+  if (!key.ok()) throw Failure{kUsage, StrCat("public key ", pubkey_path, ": ", key.status().message()), ""};
+  json report{{"certificate", cert_path}};
+  auto fail = [&](const absl::Status& s, std::string_view stage) -> int {
+    report["valid"] = false;
+    report["stage"] = stage;
+    report["reason"] = std::string(s.message());
+    if (g.json) std::cout << report.dump() << "\n";
+    std::cerr << "shredctl: verification FAILED (" << stage << "): " << s.message() << "\n";
+    return kVerifyFailed;
+  };
+  auto cert = verify::VerifyCertificate(ReadFileOrThrow(cert_path), *key);
+  if (!cert.ok()) return fail(cert.status(), "certificate");
+  report["certificateId"] = cert->certificate_id;
+  report["items"] = cert->item_count;
+  report["byKind"] = cert->count_by_kind;
+  report["merkleRoot"] = verify::HexEncode(std::string_view(reinterpret_cast<const char*>(cert->merkle_root.data()), 32));
+  report["keyid"] = cert->keyid;
+  std::string text = StrCat("certificate ", cert->certificate_id, ": signature OK (", cert->keyid, "), ",
+                                  cert->item_count, " items");
+  if (!manifest_path.empty()) {
+    if (auto s = verify::VerifyManifest(*cert, ReadFileOrThrow(manifest_path)); !s.ok()) return fail(s, "manifest");
+    report["manifest"] = "ok";
+    text += "; manifest OK";
+  }
+  if (!receipt_path.empty()) {
+    std::string digest = DigestArg(item);
+    if (auto s = verify::VerifyReceipt(*cert, ReadFileOrThrow(receipt_path), digest); !s.ok()) return fail(s, "receipt");
+    report["receipt"] = "ok";
+    report["item"] = digest;
+    text += StrCat("; receipt OK: ", digest, " is covered");
+  }
+  report["valid"] = true;
+  Emit(g, report, text);
+  return kOk;
+}
+
+int CmdReceipt(const Global& g, const std::string& manifest_path, const std::string& item, const std::string& out) {
+  json m = json::parse(ReadFileOrThrow(manifest_path), nullptr, false);
+  if (m.is_discarded() || !m.contains("items") || !m["items"].is_array()) {
+    throw Failure{kFail, StrCat(manifest_path, " is not a shredd manifest"), ""};
+  }
+  std::vector<verify::ItemEntry> entries;
+  try {
+    for (const auto& e : m["items"]) {
+      verify::ItemEntry ie{e.at("kind"), e.at("digest"), e.at("size"), {}};
+      auto salt = verify::HexDecode(e.at("salt").get<std::string>());
+      if (!salt.ok() || salt->size() != 32) throw Failure{kFail, "manifest holds a malformed salt", ""};
+      std::memcpy(ie.salt.data(), salt->data(), 32);
+      entries.push_back(std::move(ie));
+    }
+  } catch (const json::exception& e) {
+    throw Failure{kFail, StrCat(manifest_path, " is malformed: ", e.what()), ""};
+  }
+  auto c = verify::ItemCommitment::Create(std::move(entries));
+  if (!c.ok()) throw FromStatus(c.status(), kFail);
+  std::string digest = DigestArg(item);
+  auto idx = c->IndexOf(digest);
+  if (!idx) throw Failure{kNotFound, StrCat(digest, " is not in ", manifest_path), ""};
+  auto r = c->ReceiptJson(m.value("certificateId", ""), *idx);
+  if (!r.ok()) throw FromStatus(r.status(), kFail);
+  if (out.empty()) std::cout << *r << "\n"; else WriteFileOrThrow(out, *r);
+  return kOk;
+}
+
+}  // namespace
+
+int Run(int argc, char** argv) {
+  if (sodium_init() < 0) {
+    std::cerr << "shredctl: libsodium failed to initialise\n";
+    return kFail;
+  }
+  Global g;
+  const char* env = std::getenv("SHREDD_SERVER");
+  g.server = env && *env ? env : "unix:./var/shredd/shredd.sock";
+  CLI::App app{"shredctl: store, shred and verify with shredd"};
+  app.require_subcommand(1);
+  app.add_option("--server", g.server, "daemon address: unix:PATH or tcp:HOST:PORT (env SHREDD_SERVER)")
+      ->capture_default_str();
+  app.add_flag("--json", g.json, "machine-readable output (one JSON object per line)");
+  app.add_flag("-q,--quiet", g.quiet, "no progress bar");
+  app.add_flag_callback("--version", [] {
+    std::cout << "shredctl " << SHREDD_VERSION << "\n";
+    std::exit(0);
+  }, "print the version and exit");
+
+  std::function<int()> action;
+
+  PutOptions put;
+  auto* c_put = app.add_subcommand("put", "upload files or directories (recursively)");
+  c_put->add_option("paths", put.paths, "files or directories")->required();
+  c_put->add_option("--kind", put.kind, "photo or model")->capture_default_str();
+  c_put->add_option("--subject", put.subjects, "data subject id (repeatable)");
+  c_put->add_option("--dataset", put.datasets, "dataset name (repeatable)");
+  c_put->add_option("--label", put.labels, "label key=value (repeatable)");
+  c_put->callback([&] { action = [&] { return CmdPut(g, put); }; });
+
+  std::string digest, out, manifest_out, reason, request_id, kind, subject, dataset, format = "pem";
+  int64_t offset = 0, length = 0, limit = 0;
+  std::vector<std::string> labels, digests;
+  auto* c_get = app.add_subcommand("get", "download an item (or a byte range)");
+  c_get->add_option("digest", digest, "sha256:<hex>")->required();
+  c_get->add_option("-o,--output", out, "write to FILE instead of stdout");
+  c_get->add_option("--offset", offset, "first byte")->check(CLI::NonNegativeNumber);
+  c_get->add_option("--length", length, "number of bytes (0 = to the end)")->check(CLI::NonNegativeNumber);
+  c_get->callback([&] { action = [&] { return CmdGet(g, digest, out, offset, length); }; });
+
+  auto* c_stat = app.add_subcommand("stat", "show an item's size and metadata");
+  c_stat->add_option("digest", digest, "sha256:<hex>")->required();
+  c_stat->callback([&] { action = [&] { return CmdStat(g, digest); }; });
+
+  auto* c_ls = app.add_subcommand("ls", "list items");
+  c_ls->add_option("--kind", kind, "photo or model");
+  c_ls->add_option("--subject", subject, "only items of this subject id");
+  c_ls->add_option("--dataset", dataset, "only items in this dataset");
+  c_ls->add_option("--label", labels, "only items with label key=value (repeatable)");
+  c_ls->add_option("--limit", limit, "at most N items")->check(CLI::NonNegativeNumber);
+  c_ls->callback([&] { action = [&] { return CmdLs(g, kind, subject, dataset, labels, limit); }; });
+
+  auto* c_shred = app.add_subcommand("shred", "shred items and write the deletion certificate");
+  c_shred->add_option("digests", digests, "sha256:<hex> or a local file whose digest to use")->required();
+  c_shred->add_option("--reason", reason, "why (goes into the certificate)");
+  c_shred->add_option("--request-id", request_id, "idempotency key (default: derived from the digests)");
+  c_shred->add_option("-o,--output", out, "write the certificate to FILE (default: stdout)");
+  c_shred->add_option("--manifest", manifest_out, "write the private manifest to FILE (default: next to -o)");
+  c_shred->callback([&] { action = [&] { return CmdShred(g, digests, reason, request_id, out, manifest_out); }; });
+
+  std::string cert_id;
+  auto* c_cert = app.add_subcommand("certificate", "fetch a certificate issued earlier");
+  c_cert->add_option("id", cert_id, "certificate id");
+  c_cert->add_option("--request-id", request_id, "look up by request id instead");
+  c_cert->add_option("-o,--output", out, "write the certificate to FILE");
+  c_cert->add_option("--manifest", manifest_out, "write the private manifest to FILE");
+  c_cert->callback([&] {
+    if (cert_id.empty() == request_id.empty()) throw CLI::ValidationError("give a certificate id or --request-id");
+    action = [&] { return CmdCertificateGet(g, cert_id, request_id, out, manifest_out); };
+  });
+
+  auto* c_pub = app.add_subcommand("pubkey", "print the daemon's signing key");
+  c_pub->add_option("--format", format, "pem (SPKI), vkey (C2SP signed-note verifier key) or hex")
+      ->capture_default_str();
+  c_pub->add_option("-o,--output", out, "write to FILE");
+  c_pub->callback([&] { action = [&] { return CmdPubkey(g, format, out); }; });
+
+  std::string cert_path, pubkey_path, manifest_path, receipt_path, item;
+  auto* c_verify = app.add_subcommand("verify", "verify a certificate offline (no daemon needed)");
+  c_verify->add_option("certificate", cert_path, "certificate (DSSE envelope JSON)")->required()->check(CLI::ExistingFile);
+  c_verify->add_option("--pubkey", pubkey_path, "daemon public key (PEM or vkey)")->required()->check(CLI::ExistingFile);
+  c_verify->add_option("--manifest", manifest_path, "also check the private manifest")->check(CLI::ExistingFile);
+  c_verify->add_option("--receipt", receipt_path, "also check a per-item receipt")->check(CLI::ExistingFile);
+  c_verify->add_option("--item", item, "the item the receipt is for: a file or sha256:<hex>");
+  c_verify->callback([&] { action = [&] { return CmdVerify(g, cert_path, pubkey_path, manifest_path, receipt_path, item); }; });
+
+  auto* c_receipt = app.add_subcommand("receipt", "derive one item's receipt from a private manifest (offline)");
+  c_receipt->add_option("--manifest", manifest_path, "private manifest")->required()->check(CLI::ExistingFile);
+  c_receipt->add_option("--item", item, "a file or sha256:<hex>")->required();
+  c_receipt->add_option("-o,--output", out, "write to FILE");
+  c_receipt->callback([&] { action = [&] { return CmdReceipt(g, manifest_path, item, out); }; });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);
+    std::cerr << "shredctl: " << e.what() << " (see shredctl --help)\n";
+    return kUsage;
+  }
+  try {
+    return action();
+  } catch (const Failure& f) {
+    std::cerr << "shredctl: " << f.message << "\n";
+    if (g.json) {
+      json j{{"error", f.message}};
+      if (!f.status.empty()) j["code"] = f.status;
+      std::cout << j.dump() << "\n";
+    }
+    return f.code;
+  }
+}
+
+}  // namespace shredd::cli

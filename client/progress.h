@@ -1,0 +1,29 @@
+// A one-line progress bar on stderr for long transfers. Silent when stderr is
+// not a terminal, and for transfers that finish within half a second.
+#ifndef SHREDD_CLIENT_PROGRESS_H_
+#define SHREDD_CLIENT_PROGRESS_H_
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace shredd::cli {
+
+class Progress {
+ public:
+  Progress(std::string label, uint64_t total, bool enabled);
+  ~Progress();
+  void Add(uint64_t n);
+  void Finish();
+
+ private:
+  void Draw(bool final);
+  std::string label_;
+  uint64_t total_, done_ = 0;
+  bool enabled_, drawn_ = false;
+  std::chrono::steady_clock::time_point start_, last_;
+};
+
+}  // namespace shredd::cli
+
+#endif  // SHREDD_CLIENT_PROGRESS_H_

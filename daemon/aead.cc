@@ -1,0 +1,150 @@
+#include "daemon/aead.h"
+
+#include <sodium.h>
+
+#include <cstring>
+
+#include "absl/base/internal/endian.h"
+#include "daemon/strings.h"
+
+namespace shredd {
+namespace {
+constexpr size_t kNonce = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
+constexpr size_t kTag = crypto_aead_xchacha20poly1305_ietf_ABYTES;
+static_assert(kNonce + kTag == kWrapOverhead);
+
+const unsigned char* U(std::string_view s) {
+  return reinterpret_cast<const unsigned char*>(s.data());
+}
+
+// Opens into caller-provided memory of size sealed.size() - overhead.
+absl::Status OpenInto(KeyView key, std::string_view sealed, std::string_view ad,
+                      unsigned char* out) {
+  if (key.size() != kKeySize) return absl::InternalError("key of wrong size");
+  if (sealed.size() < kWrapOverhead) {
+    return absl::DataLossError("sealed record is shorter than its nonce and tag");
+  }
+  unsigned long long out_len = 0;
+  if (crypto_aead_xchacha20poly1305_ietf_decrypt(
+          out, &out_len, nullptr, U(sealed) + kNonce, sealed.size() - kNonce, U(ad), ad.size(),
+          U(sealed), key.data()) != 0) {
+    return absl::DataLossError("sealed record does not authenticate (altered or wrong key)");
+  }
+  return absl::OkStatus();
+}
+}  // namespace
+
+std::string SealWithKey(KeyView key, std::span<const uint8_t> plaintext, std::string_view ad) {
+  std::string out(kNonce + plaintext.size() + kTag, '\0');
+  auto* o = reinterpret_cast<unsigned char*>(out.data());
+  randombytes_buf(o, kNonce);
+  unsigned long long clen = 0;
+  crypto_aead_xchacha20poly1305_ietf_encrypt(o + kNonce, &clen, plaintext.data(),
+                                             plaintext.size(), U(ad), ad.size(), nullptr, o,
+                                             key.data());
+  return out;
+}
+
+absl::StatusOr<SecretBytes> OpenSecret(KeyView key, std::string_view sealed,
+                                       std::string_view ad) {
+  if (sealed.size() < kWrapOverhead) {
+    return absl::DataLossError("wrapped key is shorter than its nonce and tag");
+  }
+  SecretBytes out(sealed.size() - kWrapOverhead);
+  if (auto s = OpenInto(key, sealed, ad, out.data()); !s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<std::string> OpenData(KeyView key, std::string_view sealed,
+                                     std::string_view ad) {
+  if (sealed.size() < kWrapOverhead) {
+    return absl::DataLossError("sealed record is shorter than its nonce and tag");
+  }
+  std::string out(sealed.size() - kWrapOverhead, '\0');
+  if (auto s = OpenInto(key, sealed, ad, reinterpret_cast<unsigned char*>(out.data())); !s.ok()) {
+    return s;
+  }
+  return out;
+}
+
+SecretBytes DeriveSubkey(KeyView dek, Subkey which) {
+  SecretBytes out(kKeySize);
+  crypto_kdf_derive_from_key(out.data(), out.size(), static_cast<uint64_t>(which), "shreddv1",
+                             dek.data());
+  return out;
+}
+
+ChunkCipher::ChunkCipher(KeyView content_key, std::string_view object_id,
+                         uint64_t total_size)
+    : enc_(EVP_CIPHER_CTX_new()),
+      dec_(EVP_CIPHER_CTX_new()),
+      object_id_(object_id),
+      total_size_(total_size) {
+  if (enc_ == nullptr || dec_ == nullptr ||
+      EVP_EncryptInit_ex(enc_, EVP_aes_256_gcm(), nullptr, content_key.data(), nullptr) != 1 ||
+      EVP_DecryptInit_ex(dec_, EVP_aes_256_gcm(), nullptr, content_key.data(), nullptr) != 1) {
+    abort();
+  }
+}
+
+ChunkCipher::~ChunkCipher() {
+  EVP_CIPHER_CTX_free(enc_);
+  EVP_CIPHER_CTX_free(dec_);
+}
+
+std::array<uint8_t, 32> ChunkCipher::AssociatedData(uint64_t index) const {
+  std::array<uint8_t, 32> ad{};
+  std::memcpy(ad.data(), object_id_.data(), std::min<size_t>(16, object_id_.size()));
+  absl::big_endian::Store64(ad.data() + 16, index);
+  absl::big_endian::Store64(ad.data() + 24, total_size_);
+  return ad;
+}
+
+namespace {
+std::array<uint8_t, 12> ChunkNonce(uint64_t index) {
+  std::array<uint8_t, 12> iv{};
+  absl::big_endian::Store64(iv.data() + 4, index);
+  return iv;
+}
+}  // namespace
+
+void ChunkCipher::Seal(uint64_t index, std::string_view plaintext, std::string* out) {
+  auto iv = ChunkNonce(index);
+  auto ad = AssociatedData(index);
+  size_t base = out->size();
+  out->resize(base + plaintext.size() + kChunkTagSize);
+  auto* o = reinterpret_cast<unsigned char*>(out->data() + base);
+  int len = 0;
+  EVP_EncryptInit_ex(enc_, nullptr, nullptr, nullptr, iv.data());
+  EVP_EncryptUpdate(enc_, nullptr, &len, ad.data(), ad.size());
+  EVP_EncryptUpdate(enc_, o, &len, U(plaintext), static_cast<int>(plaintext.size()));
+  EVP_EncryptFinal_ex(enc_, o + len, &len);
+  EVP_CIPHER_CTX_ctrl(enc_, EVP_CTRL_GCM_GET_TAG, kChunkTagSize, o + plaintext.size());
+}
+
+absl::Status ChunkCipher::Open(uint64_t index, std::string_view sealed, std::string* out) {
+  if (sealed.size() < kChunkTagSize) {
+    return absl::DataLossError(StrCat("chunk ", index, " is truncated"));
+  }
+  size_t plen = sealed.size() - kChunkTagSize;
+  auto iv = ChunkNonce(index);
+  auto ad = AssociatedData(index);
+  size_t base = out->size();
+  out->resize(base + plen);
+  auto* o = reinterpret_cast<unsigned char*>(out->data() + base);
+  int len = 0;
+  EVP_DecryptInit_ex(dec_, nullptr, nullptr, nullptr, iv.data());
+  EVP_DecryptUpdate(dec_, nullptr, &len, ad.data(), ad.size());
+  EVP_DecryptUpdate(dec_, o, &len, U(sealed), static_cast<int>(plen));
+  EVP_CIPHER_CTX_ctrl(dec_, EVP_CTRL_GCM_SET_TAG, kChunkTagSize,
+                      const_cast<char*>(sealed.data() + plen));
+  if (EVP_DecryptFinal_ex(dec_, o + len, &len) != 1) {
+    sodium_memzero(out->data() + base, plen);
+    out->resize(base);
+    return absl::DataLossError(
+        StrCat("chunk ", index, " does not authenticate: stored ciphertext was altered"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace shredd

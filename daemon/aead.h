@@ -1,0 +1,77 @@
+// Authenticated encryption used by the store and the key tree.
+//
+//  * Key wrapping and metadata: libsodium XChaCha20-Poly1305-IETF with a random
+//    192-bit nonce (safe to use a key for many messages). Output layout:
+//    nonce(24) || ciphertext || tag(16).
+//  * Content chunks: AES-256-GCM (OpenSSL libcrypto, AES-NI) under a per-item
+//    content key. The 96-bit nonce is the chunk index; this is safe because a
+//    content key encrypts exactly one immutable item, once. Every chunk is bound
+//    to the item's object id, its index and the item's total size, so chunks
+//    cannot be swapped, reordered, or the item truncated without detection.
+#ifndef SHREDD_DAEMON_AEAD_H_
+#define SHREDD_DAEMON_AEAD_H_
+
+#include <openssl/evp.h>
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "daemon/secret.h"
+
+namespace shredd {
+
+inline constexpr size_t kKeySize = 32;
+inline constexpr size_t kWrapOverhead = 24 + 16;
+inline constexpr size_t kChunkTagSize = 16;
+
+// Encrypts `plaintext` under `key` (32 bytes), bound to `ad`.
+// A borrowed 32-byte key (from SecretBytes or a SecretKeyPool slot).
+using KeyView = std::span<const uint8_t>;
+
+std::string SealWithKey(KeyView key, std::span<const uint8_t> plaintext, std::string_view ad);
+inline std::string SealWithKey(KeyView key, std::string_view plaintext, std::string_view ad) {
+  return SealWithKey(key, {reinterpret_cast<const uint8_t*>(plaintext.data()), plaintext.size()},
+                     ad);
+}
+// Decrypts into secure memory. DATA_LOSS if the record was altered or `ad` differs.
+absl::StatusOr<SecretBytes> OpenSecret(KeyView key, std::string_view sealed,
+                                       std::string_view ad);
+// Decrypts non-key data (e.g. metadata). DATA_LOSS on any alteration.
+absl::StatusOr<std::string> OpenData(KeyView key, std::string_view sealed,
+                                     std::string_view ad);
+
+// Subkeys of an item's data key (DEK): one for content, one for metadata.
+enum class Subkey : uint64_t { kContent = 1, kMetadata = 2, kIndex = 3 };
+SecretBytes DeriveSubkey(KeyView dek, Subkey which);
+
+// Chunked content encryption for one item.
+class ChunkCipher {
+ public:
+  // `content_key` is the item's content subkey; `object_id` its 16-byte id.
+  ChunkCipher(KeyView content_key, std::string_view object_id, uint64_t total_size);
+  ~ChunkCipher();
+  ChunkCipher(const ChunkCipher&) = delete;
+  ChunkCipher& operator=(const ChunkCipher&) = delete;
+
+  // Appends ciphertext || tag of chunk `index` to *out.
+  void Seal(uint64_t index, std::string_view plaintext, std::string* out);
+  // Appends the plaintext of chunk `index` to *out. DATA_LOSS if it does not
+  // authenticate (altered bytes, wrong index, wrong item, wrong size).
+  absl::Status Open(uint64_t index, std::string_view sealed, std::string* out);
+
+ private:
+  std::array<uint8_t, 32> AssociatedData(uint64_t index) const;
+
+  EVP_CIPHER_CTX* enc_;
+  EVP_CIPHER_CTX* dec_;
+  std::string object_id_;
+  uint64_t total_size_;
+};
+
+}  // namespace shredd
+
+#endif  // SHREDD_DAEMON_AEAD_H_

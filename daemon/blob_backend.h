@@ -1,0 +1,53 @@
+// BlobBackend: where ciphertext of large items lives. Ciphertext is harmless
+// without the key tree, so it can sit on any storage; this interface is the
+// seam for an S3-compatible backend later. The local one keeps files under
+// DATA_DIR/blobs, and uploads in progress under DATA_DIR/tmp.
+#ifndef SHREDD_DAEMON_BLOB_BACKEND_H_
+#define SHREDD_DAEMON_BLOB_BACKEND_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace shredd {
+
+// An object being written. Destroying it without Publish() removes it.
+class BlobWriter {
+ public:
+  virtual ~BlobWriter() = default;
+  virtual absl::Status Append(std::string_view ciphertext) = 0;
+  // Makes the object durable and visible under its id.
+  virtual absl::Status Publish() = 0;
+};
+
+class BlobReader {
+ public:
+  virtual ~BlobReader() = default;
+  virtual uint64_t size() const = 0;
+  // Reads exactly `length` bytes at `offset` into *out. DATA_LOSS if the
+  // object is shorter (truncated on disk).
+  virtual absl::Status ReadAt(uint64_t offset, size_t length, std::string* out) = 0;
+};
+
+class BlobBackend {
+ public:
+  virtual ~BlobBackend() = default;
+  virtual absl::StatusOr<std::unique_ptr<BlobWriter>> Create(std::string_view object_id) = 0;
+  virtual absl::StatusOr<std::unique_ptr<BlobReader>> Open(std::string_view object_id) = 0;
+  // OK if absent.
+  virtual absl::Status Delete(std::string_view object_id) = 0;
+  // Removes unfinished uploads left by a crash, and published objects for
+  // which `is_live(object_id)` is false (orphans of a crash or of a shred).
+  virtual absl::Status CollectGarbage(const std::function<bool(std::string_view)>& is_live) = 0;
+};
+
+absl::StatusOr<std::unique_ptr<BlobBackend>> OpenFileBlobBackend(const std::string& data_dir);
+
+}  // namespace shredd
+
+#endif  // SHREDD_DAEMON_BLOB_BACKEND_H_

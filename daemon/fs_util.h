@@ -1,0 +1,26 @@
+// Small POSIX file helpers with explicit durability.
+#ifndef SHREDD_DAEMON_FS_UTIL_H_
+#define SHREDD_DAEMON_FS_UTIL_H_
+
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace shredd {
+
+absl::Status ErrnoStatus(std::string_view what, std::string_view path, int err);
+absl::Status MakeDirs(const std::string& path, int mode = 0700);
+absl::Status FsyncDir(const std::string& dir);
+// Writes `contents` to `path` atomically and durably: temp file, fsync, rename,
+// directory fsync. The file gets `mode`.
+absl::Status WriteFileDurably(const std::string& path, std::string_view contents, int mode = 0600);
+absl::StatusOr<std::string> ReadSmallFile(const std::string& path, size_t max_size = 1 << 20);
+// Overwrites the file with zeros, fsyncs, unlinks, and fsyncs the directory.
+absl::Status OverwriteAndUnlink(const std::string& path);
+std::string DirName(const std::string& path);
+
+}  // namespace shredd
+
+#endif  // SHREDD_DAEMON_FS_UTIL_H_

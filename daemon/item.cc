@@ -1,0 +1,47 @@
+#include "daemon/item.h"
+
+#include "daemon/strings.h"
+
+namespace shredd {
+namespace {
+constexpr size_t kMaxValue = 1024;
+constexpr size_t kMaxEntries = 256;
+
+absl::Status CheckText(std::string_view field, std::string_view v, bool allow_empty = false) {
+  if (v.empty() && !allow_empty) return absl::InvalidArgumentError(StrCat(field, " must not be empty"));
+  if (v.size() > kMaxValue) {
+    return absl::InvalidArgumentError(StrCat(field, " is longer than ", kMaxValue, " bytes"));
+  }
+  for (unsigned char c : v) {
+    if (c < 0x20 || c == 0x7f) {
+      return absl::InvalidArgumentError(StrCat(field, " contains a control character"));
+    }
+  }
+  return absl::OkStatus();
+}
+}  // namespace
+
+std::string_view KindName(ItemKind kind) { return kind == ItemKind::kModel ? "model" : "photo"; }
+
+absl::StatusOr<ItemKind> ParseKind(std::string_view name) {
+  if (name == "photo") return ItemKind::kPhoto;
+  if (name == "model") return ItemKind::kModel;
+  return absl::InvalidArgumentError(StrCat("unknown kind \"", name, "\": expected photo or model"));
+}
+
+absl::Status ItemMetadata::Validate() const {
+  if (subject_ids.size() > kMaxEntries || datasets.size() > kMaxEntries || labels.size() > kMaxEntries) {
+    return absl::InvalidArgumentError(StrCat("at most ", kMaxEntries,
+                                                   " subject ids, datasets or labels per item"));
+  }
+  for (const auto& s : subject_ids) if (auto st = CheckText("subject id", s); !st.ok()) return st;
+  for (const auto& d : datasets) if (auto st = CheckText("dataset name", d); !st.ok()) return st;
+  for (const auto& [k, v] : labels) {
+    if (auto st = CheckText("label key", k); !st.ok()) return st;
+    if (k.find('=') != std::string::npos) return absl::InvalidArgumentError("label key must not contain '='");
+    if (auto st = CheckText("label value", v, true); !st.ok()) return st;
+  }
+  return CheckText("name", name, true);
+}
+
+}  // namespace shredd

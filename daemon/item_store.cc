@@ -1,0 +1,612 @@
+#include "daemon/item_store.h"
+
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
+#include <sodium.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "absl/base/internal/endian.h"
+#include "absl/strings/escaping.h"
+#include "daemon/strings.h"
+#include "absl/time/clock.h"
+#include "daemon/aead.h"
+#include "daemon/fs_util.h"
+#include "daemon/rocks_util.h"
+
+namespace shredd {
+namespace {
+
+constexpr uint8_t kRecordVersion = 1;
+constexpr size_t kRecordHeader = 1 + 1 + 1 + 1 + 4 + 8 + 8 + 8 + 16;
+constexpr size_t kObjectIdSize = 16;
+
+std::string KeyString(const ItemKey& k) { return std::string(reinterpret_cast<const char*>(k.data()), k.size()); }
+std::string ItemRecordKey(const ItemKey& k) { return "i" + KeyString(k); }
+std::string SuppressionKey(const ItemKey& k) { return "s" + KeyString(k); }
+std::string InlineKey(std::string_view oid) { return StrCat("c", oid); }
+std::string ObjectKey(std::string_view oid) { return StrCat("o", oid); }
+std::string IndexKey(char type, const ItemKey& value_hash, const ItemKey& item) {
+  std::string k = "x";
+  k.push_back(type);
+  k += KeyString(value_hash);
+  k += KeyString(item);
+  return k;
+}
+std::string MetadataAd(const ItemKey& k) { return "shredd/meta/v1" + KeyString(k); }
+
+std::string EncodeMetadata(const ContentDigest& d, const ItemMetadata& m) {
+  nlohmann::json j;
+  j["h"] = HexEncode(d.hash);
+  j["s"] = m.subject_ids;
+  j["d"] = m.datasets;
+  j["l"] = m.labels;
+  j["n"] = m.name;
+  return j.dump();
+}
+
+absl::Status DecodeMetadata(std::string_view text, ContentDigest* d, ItemMetadata* m) {
+  try {
+    auto j = nlohmann::json::parse(text);
+    auto h = ParseDigestHash(StrCat("sha256:", j.at("h").get<std::string>()));
+    if (!h.ok()) return absl::DataLossError("stored metadata holds a malformed digest");
+    d->hash = *h;
+    m->subject_ids = j.at("s").get<std::vector<std::string>>();
+    m->datasets = j.at("d").get<std::vector<std::string>>();
+    m->labels = j.at("l").get<std::map<std::string, std::string>>();
+    m->name = j.at("n").get<std::string>();
+  } catch (const std::exception& e) {
+    return absl::DataLossError(StrCat("stored metadata is unreadable: ", e.what()));
+  }
+  return absl::OkStatus();
+}
+
+std::string RandomObjectId() {
+  std::string id(kObjectIdSize, '\0');
+  randombytes_buf(id.data(), id.size());
+  return id;
+}
+
+uint64_t ChunkCount(uint64_t size, uint32_t chunk) { return size == 0 ? 1 : (size + chunk - 1) / chunk; }
+
+}  // namespace
+
+// ------------------------------------------------------------------ Upload
+
+Upload::~Upload() = default;
+
+absl::Status Upload::Append(std::string_view data) {
+  if (done_) return absl::FailedPreconditionError("upload already finished");
+  if (received_ + data.size() > declared_.size) {
+    return absl::InvalidArgumentError(StrCat("received more than the declared size of ",
+                                                   declared_.size, " bytes"));
+  }
+  received_ += data.size();
+  hasher_.Update(data);
+  const uint32_t cs = store_->options_.chunk_size;
+  while (!data.empty()) {
+    size_t take = std::min<size_t>(cs - pending_.size(), data.size());
+    pending_.append(data.data(), take);
+    data.remove_prefix(take);
+    if (pending_.size() == cs && received_ < declared_.size) {
+      if (auto s = SealChunk(); !s.ok()) return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Upload::SealChunk() {
+  sealed_.clear();
+  cipher_->Seal(chunk_index_++, pending_, &sealed_);
+  sodium_memzero(pending_.data(), pending_.size());
+  pending_.clear();
+  if (blob_) return blob_->Append(sealed_);
+  inline_ciphertext_ += sealed_;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<PutResult> Upload::Commit() {
+  if (done_) return absl::FailedPreconditionError("upload already finished");
+  done_ = true;
+  ContentDigest actual{hasher_.Finish(), received_};
+  if (actual != declared_) {
+    return absl::InvalidArgumentError(StrCat(
+        "content does not match the declared digest: declared ", declared_.HashString(), " (",
+        declared_.size, " bytes), received ", actual.HashString(), " (", actual.size,
+        " bytes); nothing was stored"));
+  }
+  if (auto s = SealChunk(); !s.ok()) return s;  // the last (possibly empty) chunk
+  return store_->CommitItem(declared_, metadata_, dek_, object_id_, std::move(inline_ciphertext_),
+                            blob_.get());
+}
+
+// ------------------------------------------------------------------ ItemReader
+
+ItemReader::~ItemReader() = default;
+
+absl::Status ItemReader::Read(uint64_t offset, uint64_t limit,
+                              const std::function<bool(std::string_view)>& sink) {
+  if (offset > size_) {
+    return absl::OutOfRangeError(StrCat("offset ", offset, " is beyond the item's size of ", size_));
+  }
+  uint64_t end = (limit == 0 || limit > size_ - offset) ? size_ : offset + limit;
+  if (offset == end && size_ != 0) return absl::OkStatus();
+  const uint64_t chunks = ChunkCount(size_, chunk_size_);
+  const uint64_t stride = uint64_t{chunk_size_} + kChunkTagSize;
+  uint64_t first = offset / chunk_size_;
+  std::string sealed, plain;
+  for (uint64_t c = first; c < chunks; ++c) {
+    uint64_t c_begin = c * chunk_size_;
+    if (c_begin >= end && !(size_ == 0 && c == 0)) break;
+    uint64_t c_len = std::min<uint64_t>(chunk_size_, size_ - c_begin);
+    sealed.clear();
+    if (blob_) {
+      if (auto s = blob_->ReadAt(c * stride, c_len + kChunkTagSize, &sealed); !s.ok()) return s;
+    } else {
+      if (inline_ciphertext_.size() < c * stride + c_len + kChunkTagSize) {
+        return absl::DataLossError("stored ciphertext is truncated");
+      }
+      sealed.assign(inline_ciphertext_, c * stride, c_len + kChunkTagSize);
+    }
+    plain.clear();
+    if (auto s = cipher_->Open(c, sealed, &plain); !s.ok()) return s;
+    uint64_t from = std::max(offset, c_begin) - c_begin;
+    uint64_t to = std::min(end, c_begin + c_len) - c_begin;
+    bool more = sink(std::string_view(plain).substr(from, to - from));
+    sodium_memzero(plain.data(), plain.size());
+    if (!more) break;
+  }
+  return absl::OkStatus();
+}
+
+// ------------------------------------------------------------------ ItemStore
+
+ItemStore::~ItemStore() {
+  tree_.reset();
+  if (db_) (void)db_->Close();
+}
+
+absl::StatusOr<std::unique_ptr<ItemStore>> ItemStore::Open(const Options& options, Vault* vault) {
+  std::unique_ptr<ItemStore> store(new ItemStore());
+  store->options_ = options;
+  if (auto s = MakeDirs(options.data_dir, 0700); !s.ok()) return s;
+  rocksdb::Options ro;
+  ro.create_if_missing = true;
+  ro.IncreaseParallelism(2);
+  ro.max_background_jobs = 2;
+  rocksdb::BlockBasedTableOptions table;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  ro.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  rocksdb::DB* raw = nullptr;
+  if (auto s = FromRocks(rocksdb::DB::Open(ro, options.data_dir + "/db", &raw),
+                         "opening RocksDB in " + options.data_dir + "/db");
+      !s.ok()) {
+    return s;
+  }
+  store->db_.reset(raw);
+  auto tree = KeyTree::Open(raw, vault);
+  if (!tree.ok()) return tree.status();
+  store->tree_ = std::move(*tree);
+  auto system_key = store->tree_->GetDek(KeyTree::kSystemSlot);
+  if (!system_key.ok()) {
+    return absl::DataLossError(StrCat("cannot unwrap the system key: ", system_key.status().message()));
+  }
+  store->index_key_ = DeriveSubkey(*system_key, Subkey::kIndex);
+  store->system_metadata_key_ = DeriveSubkey(*system_key, Subkey::kMetadata);
+  auto blobs = OpenFileBlobBackend(options.data_dir);
+  if (!blobs.ok()) return blobs.status();
+  store->blobs_ = std::move(*blobs);
+  rocksdb::DB* db = raw;
+  auto gc = store->blobs_->CollectGarbage([db](std::string_view name) {
+    auto oid = HexDecode(name);
+    if (name.size() != 2 * kObjectIdSize || !oid) return false;
+    std::string v;
+    return db->Get(rocksdb::ReadOptions(), ObjectKey(*oid), &v).ok();
+  });
+  if (!gc.ok()) return gc;
+  return store;
+}
+
+ItemKey ItemStore::KeyedHash(std::string_view domain, std::string_view value) const {
+  ItemKey out;
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, index_key_.data(), index_key_.size(), out.size());
+  crypto_generichash_update(&st, reinterpret_cast<const unsigned char*>(domain.data()), domain.size());
+  const unsigned char zero = 0;
+  crypto_generichash_update(&st, &zero, 1);
+  crypto_generichash_update(&st, reinterpret_cast<const unsigned char*>(value.data()), value.size());
+  crypto_generichash_final(&st, out.data(), out.size());
+  return out;
+}
+
+namespace {
+ItemKey ItemKeyOf(const ItemStore& s, const Sha256& hash) {
+  return s.KeyedHash("item", std::string_view(reinterpret_cast<const char*>(hash.data()), hash.size()));
+}
+}  // namespace
+
+std::string ItemStore::SealSystem(std::string_view plaintext, std::string_view ad) const {
+  return SealWithKey(system_metadata_key_, plaintext, ad);
+}
+
+absl::StatusOr<std::string> ItemStore::OpenSystem(std::string_view sealed, std::string_view ad) const {
+  return OpenData(system_metadata_key_, sealed, ad);
+}
+
+std::optional<std::string> ItemStore::SuppressedBy(const Sha256& hash) {
+  std::string v;
+  if (db_->Get(rocksdb::ReadOptions(), SuppressionKey(ItemKeyOf(*this, hash)), &v).ok()) return v;
+  return std::nullopt;
+}
+
+absl::Status ItemStore::CheckUploadable(const ContentDigest& declared, const ItemMetadata& metadata) {
+  if (auto s = metadata.Validate(); !s.ok()) return s;
+  if (declared.size > options_.max_item_size) {
+    return absl::InvalidArgumentError(StrCat("declared size ", declared.size,
+                                                   " exceeds the maximum item size of ", options_.max_item_size));
+  }
+  if (auto by = SuppressedBy(declared.hash)) {
+    return absl::FailedPreconditionError(StrCat(
+        declared.HashString(), " was shredded (certificate ", *by,
+        "); it cannot be stored again unless an admin lifts the suppression"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Upload>> ItemStore::BeginUpload(const ContentDigest& declared,
+                                                                ItemMetadata metadata) {
+  if (auto s = CheckUploadable(declared, metadata); !s.ok()) return s;
+  std::unique_ptr<Upload> up(new Upload());
+  up->store_ = this;
+  up->declared_ = declared;
+  up->metadata_ = std::move(metadata);
+  up->dek_ = SecretBytes::Random(kKeySize);
+  up->object_id_ = RandomObjectId();
+  SecretBytes content_key = DeriveSubkey(up->dek_, Subkey::kContent);
+  up->cipher_ = std::make_unique<ChunkCipher>(content_key, up->object_id_, declared.size);
+  if (declared.size > options_.inline_threshold) {
+    auto w = blobs_->Create(HexEncode(up->object_id_));
+    if (!w.ok()) return w.status();
+    up->blob_ = std::move(*w);
+  }
+  up->pending_.reserve(std::min<uint64_t>(declared.size, options_.chunk_size));
+  return up;
+}
+
+absl::StatusOr<PutResult> ItemStore::CommitItem(const ContentDigest& digest, const ItemMetadata& metadata,
+                                                const SecretBytes& dek, const std::string& object_id,
+                                                std::string inline_ciphertext, BlobWriter* blob) {
+  ItemKey key = ItemKeyOf(*this, digest.hash);
+  std::lock_guard stripe(StripeFor(key));
+  std::string existing;
+  if (db_->Get(rocksdb::ReadOptions(), ItemRecordKey(key), &existing).ok()) {
+    return PutResult{digest, true};  // the writer's destructor removes the temp file
+  }
+  if (blob != nullptr) {
+    if (auto s = blob->Publish(); !s.ok()) return s;
+  }
+  auto lease = tree_->BeginWrite();
+  auto slot = tree_->AllocateSlot();
+  if (!slot.ok()) return slot.status();
+  rocksdb::WriteBatch batch;
+  auto pending = tree_->AddDek(lease, *slot, dek, &batch);
+  if (!pending.ok()) return pending.status();
+
+  std::string rec(kRecordHeader, '\0');
+  rec[0] = static_cast<char>(kRecordVersion);
+  rec[1] = static_cast<char>(metadata.kind);
+  rec[2] = blob ? 1 : 0;
+  absl::big_endian::Store32(rec.data() + 4, options_.chunk_size);
+  absl::big_endian::Store64(rec.data() + 8, *slot);
+  absl::big_endian::Store64(rec.data() + 16, digest.size);
+  absl::big_endian::Store64(rec.data() + 24, static_cast<uint64_t>(absl::GetCurrentTimeNanos()));
+  std::memcpy(rec.data() + 32, object_id.data(), kObjectIdSize);
+  SecretBytes meta_key = DeriveSubkey(dek, Subkey::kMetadata);
+  std::string meta = EncodeMetadata(digest, metadata);
+  rec += SealWithKey(meta_key, meta, MetadataAd(key));
+  sodium_memzero(meta.data(), meta.size());
+  batch.Put(ItemRecordKey(key), rec);
+  if (blob) {
+    batch.Put(ObjectKey(object_id), KeyString(key));
+  } else {
+    batch.Put(InlineKey(object_id), inline_ciphertext);
+  }
+  for (const auto& s : metadata.subject_ids) batch.Put(IndexKey('s', KeyedHash("subject", s), key), "");
+  for (const auto& d : metadata.datasets) batch.Put(IndexKey('d', KeyedHash("dataset", d), key), "");
+  for (const auto& [k, v] : metadata.labels) {
+    batch.Put(IndexKey('l', KeyedHash("label", StrCat(k, "=", v)), key), "");
+  }
+  if (auto s = SyncWrite(db_.get(), &batch); !s.ok()) {
+    if (blob) (void)blobs_->Delete(HexEncode(object_id));
+    return s;
+  }
+  tree_->Committed(*pending);
+  return PutResult{digest, false};
+}
+
+std::vector<absl::StatusOr<PutResult>> ItemStore::PutBatch(std::span<const BatchEntry> entries) {
+  // Small items: each is sealed like an upload, then all commit in one synced
+  // write. Entries larger than the inline threshold go through the stream path.
+  std::vector<absl::StatusOr<PutResult>> results;
+  results.reserve(entries.size());
+  struct Ready {
+    size_t index;
+    ItemKey key;
+    std::string record_key, inline_ct, object_id, meta_plain;
+    SecretBytes dek;
+  };
+  std::vector<Ready> ready;
+  std::set<size_t> stripe_ids;
+  std::set<ItemKey> seen;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const BatchEntry& e = entries[i];
+    results.emplace_back(absl::UnknownError("not processed"));
+    if (auto s = CheckUploadable(e.declared, e.metadata); !s.ok()) {
+      results[i] = s;
+      continue;
+    }
+    ContentDigest actual{Sha256Hasher::Of(e.data), e.data.size()};
+    if (actual != e.declared) {
+      results[i] = absl::InvalidArgumentError(StrCat(
+          "content does not match the declared digest: declared ", e.declared.HashString(), " (",
+          e.declared.size, " bytes), received ", actual.HashString(), " (", actual.size,
+          " bytes); nothing was stored"));
+      continue;
+    }
+    if (e.data.size() > options_.inline_threshold) {
+      auto up = BeginUpload(e.declared, e.metadata);
+      if (!up.ok()) {
+        results[i] = up.status();
+        continue;
+      }
+      auto s = (*up)->Append(e.data);
+      results[i] = s.ok() ? (*up)->Commit() : absl::StatusOr<PutResult>(s);
+      continue;
+    }
+    Ready r;
+    r.index = i;
+    r.key = ItemKeyOf(*this, e.declared.hash);
+    if (!seen.insert(r.key).second) {
+      results[i] = PutResult{e.declared, true};
+      continue;
+    }
+    r.dek = SecretBytes::Random(kKeySize);
+    r.object_id = RandomObjectId();
+    SecretBytes ck = DeriveSubkey(r.dek, Subkey::kContent);
+    ChunkCipher cipher(ck, r.object_id, e.data.size());
+    cipher.Seal(0, e.data, &r.inline_ct);
+    stripe_ids.insert(r.key[0] % stripes_.size());
+    ready.push_back(std::move(r));
+  }
+  if (ready.empty()) return results;
+  std::vector<std::unique_lock<std::mutex>> locks;
+  for (size_t s : stripe_ids) locks.emplace_back(stripes_[s]);
+  auto lease = tree_->BeginWrite();
+  rocksdb::WriteBatch batch;
+  KeyTree::PendingNodes all_pending;
+  std::vector<size_t> committed;
+  for (Ready& r : ready) {
+    const BatchEntry& e = entries[r.index];
+    std::string existing;
+    if (db_->Get(rocksdb::ReadOptions(), ItemRecordKey(r.key), &existing).ok()) {
+      results[r.index] = PutResult{e.declared, true};
+      continue;
+    }
+    auto slot = tree_->AllocateSlot();
+    if (!slot.ok()) {
+      results[r.index] = slot.status();
+      continue;
+    }
+    auto pending = tree_->AddDek(lease, *slot, r.dek, &batch);
+    if (!pending.ok()) {
+      results[r.index] = pending.status();
+      continue;
+    }
+    all_pending.node_ids.insert(all_pending.node_ids.end(), pending->node_ids.begin(), pending->node_ids.end());
+    std::string rec(kRecordHeader, '\0');
+    rec[0] = static_cast<char>(kRecordVersion);
+    rec[1] = static_cast<char>(e.metadata.kind);
+    rec[2] = 0;
+    absl::big_endian::Store32(rec.data() + 4, options_.chunk_size);
+    absl::big_endian::Store64(rec.data() + 8, *slot);
+    absl::big_endian::Store64(rec.data() + 16, e.declared.size);
+    absl::big_endian::Store64(rec.data() + 24, static_cast<uint64_t>(absl::GetCurrentTimeNanos()));
+    std::memcpy(rec.data() + 32, r.object_id.data(), kObjectIdSize);
+    SecretBytes meta_key = DeriveSubkey(r.dek, Subkey::kMetadata);
+    std::string meta = EncodeMetadata(e.declared, e.metadata);
+    rec += SealWithKey(meta_key, meta, MetadataAd(r.key));
+    sodium_memzero(meta.data(), meta.size());
+    batch.Put(ItemRecordKey(r.key), rec);
+    batch.Put(InlineKey(r.object_id), r.inline_ct);
+    for (const auto& s : e.metadata.subject_ids) batch.Put(IndexKey('s', KeyedHash("subject", s), r.key), "");
+    for (const auto& d : e.metadata.datasets) batch.Put(IndexKey('d', KeyedHash("dataset", d), r.key), "");
+    for (const auto& [k, v] : e.metadata.labels) {
+      batch.Put(IndexKey('l', KeyedHash("label", StrCat(k, "=", v)), r.key), "");
+    }
+    committed.push_back(r.index);
+  }
+  if (!committed.empty()) {
+    absl::Status s = SyncWrite(db_.get(), &batch);
+    for (size_t i : committed) results[i] = s.ok() ? absl::StatusOr<PutResult>(PutResult{entries[i].declared, false}) : s;
+    if (s.ok()) tree_->Committed(all_pending);
+  }
+  return results;
+}
+
+absl::StatusOr<ItemInfo> ItemStore::DecodeInfo(const ItemKey& key, std::string_view rec, uint64_t* slot,
+                                                std::string* object_id, bool* inline_content) {
+  if (rec.size() < kRecordHeader || static_cast<uint8_t>(rec[0]) != kRecordVersion) {
+    return absl::DataLossError("item record is corrupt");
+  }
+  ItemInfo info;
+  uint8_t kind = static_cast<uint8_t>(rec[1]);
+  if (kind != 1 && kind != 2) return absl::DataLossError("item record has an unknown kind");
+  info.metadata.kind = static_cast<ItemKind>(kind);
+  *inline_content = rec[2] == 0;
+  info.chunk_size = absl::big_endian::Load32(rec.data() + 4);
+  *slot = absl::big_endian::Load64(rec.data() + 8);
+  info.digest.size = absl::big_endian::Load64(rec.data() + 16);
+  info.stored_unix_nanos = static_cast<int64_t>(absl::big_endian::Load64(rec.data() + 24));
+  object_id->assign(rec.data() + 32, kObjectIdSize);
+  if (info.chunk_size == 0) return absl::DataLossError("item record is corrupt (chunk size 0)");
+  auto dek = tree_->GetDek(*slot);
+  if (!dek.ok()) {
+    if (absl::IsNotFound(dek.status())) return absl::DataLossError("the item's data key is missing");
+    return dek.status();
+  }
+  SecretBytes meta_key = DeriveSubkey(*dek, Subkey::kMetadata);
+  auto meta = OpenData(meta_key, rec.substr(kRecordHeader), MetadataAd(key));
+  if (!meta.ok()) return absl::DataLossError("the item's metadata does not authenticate (altered on disk)");
+  auto s = DecodeMetadata(*meta, &info.digest, &info.metadata);
+  sodium_memzero(meta->data(), meta->size());
+  if (!s.ok()) return s;
+  return info;
+}
+
+bool ItemStore::Contains(const Sha256& hash) {
+  std::string v;
+  return db_->Get(rocksdb::ReadOptions(), ItemRecordKey(ItemKeyOf(*this, hash)), &v).ok();
+}
+
+absl::StatusOr<StoredItem> ItemStore::Lookup(const Sha256& hash) {
+  StoredItem item;
+  item.item_key = ItemKeyOf(*this, hash);
+  std::string rec;
+  rocksdb::Status rs = db_->Get(rocksdb::ReadOptions(), ItemRecordKey(item.item_key), &rec);
+  if (rs.IsNotFound()) {
+    ContentDigest d{hash, 0};
+    if (auto by = SuppressedBy(hash)) {
+      return absl::NotFoundError(StrCat(d.HashString(), " was shredded (certificate ", *by, ")"));
+    }
+    return absl::NotFoundError(StrCat(d.HashString(), " is not stored"));
+  }
+  if (!rs.ok()) return FromRocks(rs, "reading an item record");
+  auto info = DecodeInfo(item.item_key, rec, &item.slot, &item.object_id, &item.inline_content);
+  if (!info.ok()) return info.status();
+  if (info->digest.hash != hash) return absl::DataLossError("item record belongs to another digest");
+  item.info = std::move(*info);
+  return item;
+}
+
+absl::StatusOr<ItemInfo> ItemStore::Stat(const Sha256& hash) {
+  auto item = Lookup(hash);
+  if (!item.ok()) return item.status();
+  return std::move(item->info);
+}
+
+absl::StatusOr<std::unique_ptr<ItemReader>> ItemStore::OpenReader(const Sha256& hash) {
+  auto item = Lookup(hash);
+  if (!item.ok()) return item.status();
+  auto dek = tree_->GetDek(item->slot);
+  if (!dek.ok()) return dek.status();
+  std::unique_ptr<ItemReader> r(new ItemReader());
+  r->size_ = item->info.digest.size;
+  r->chunk_size_ = item->info.chunk_size;
+  r->object_id_ = item->object_id;
+  SecretBytes ck = DeriveSubkey(*dek, Subkey::kContent);
+  r->cipher_ = std::make_unique<ChunkCipher>(ck, r->object_id_, r->size_);
+  if (item->inline_content) {
+    rocksdb::Status rs = db_->Get(rocksdb::ReadOptions(), InlineKey(item->object_id), &r->inline_ciphertext_);
+    if (rs.IsNotFound()) return absl::DataLossError("the item's stored ciphertext is missing");
+    if (!rs.ok()) return FromRocks(rs, "reading ciphertext");
+  } else {
+    auto b = blobs_->Open(HexEncode(item->object_id));
+    if (!b.ok()) return b.status();
+    r->blob_ = std::move(*b);
+  }
+  return r;
+}
+
+absl::StatusOr<ItemStore::ListPage> ItemStore::List(const ListFilter& filter, size_t page_size,
+                                                    std::string_view page_token) {
+  ListPage page;
+  std::string start;
+  if (!page_token.empty()) {
+    auto decoded = HexDecode(page_token);
+    if (!decoded || decoded->size() != 32) return absl::InvalidArgumentError("malformed page token");
+    start = std::move(*decoded);
+  }
+  // Pick the most selective index, or scan all items.
+  std::string prefix = "i";
+  size_t key_offset = 1;
+  if (!filter.subject_id.empty() || !filter.dataset.empty() || !filter.labels.empty()) {
+    char type;
+    ItemKey h;
+    if (!filter.subject_id.empty()) {
+      type = 's';
+      h = KeyedHash("subject", filter.subject_id);
+    } else if (!filter.dataset.empty()) {
+      type = 'd';
+      h = KeyedHash("dataset", filter.dataset);
+    } else {
+      type = 'l';
+      h = KeyedHash("label", StrCat(filter.labels.begin()->first, "=", filter.labels.begin()->second));
+    }
+    prefix = "x";
+    prefix.push_back(type);
+    prefix += KeyString(h);
+    key_offset = prefix.size();
+  }
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  std::string seek = prefix + start;
+  for (it->Seek(seek); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    std::string_view k = it->key().ToStringView().substr(key_offset);
+    if (k.size() != 32) continue;
+    if (!start.empty() && k == start) continue;
+    ItemKey key;
+    std::memcpy(key.data(), k.data(), 32);
+    std::string rec;
+    if (key_offset == 1) {
+      rec = it->value().ToString();
+    } else if (!db_->Get(rocksdb::ReadOptions(), ItemRecordKey(key), &rec).ok()) {
+      continue;
+    }
+    uint64_t slot;
+    std::string oid;
+    bool inl;
+    auto info = DecodeInfo(key, rec, &slot, &oid, &inl);
+    if (!info.ok()) return info.status();
+    const auto& m = info->metadata;
+    bool match = (!filter.kind || m.kind == *filter.kind) &&
+                 (filter.subject_id.empty() ||
+                  std::find(m.subject_ids.begin(), m.subject_ids.end(), filter.subject_id) != m.subject_ids.end()) &&
+                 (filter.dataset.empty() ||
+                  std::find(m.datasets.begin(), m.datasets.end(), filter.dataset) != m.datasets.end());
+    for (const auto& [lk, lv] : filter.labels) {
+      auto f = m.labels.find(lk);
+      if (f == m.labels.end() || f->second != lv) match = false;
+    }
+    if (match) page.items.push_back(std::move(*info));
+    if (page.items.size() >= page_size) {
+      page.next_page_token = HexEncode(k);
+      break;
+    }
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "listing items");
+  return page;
+}
+
+void ItemStore::AddShredOps(const StoredItem& item, std::string_view certificate_id,
+                            rocksdb::WriteBatch* batch) {
+  batch->Delete(ItemRecordKey(item.item_key));
+  if (item.inline_content) {
+    batch->Delete(InlineKey(item.object_id));
+  } else {
+    batch->Delete(ObjectKey(item.object_id));
+  }
+  const auto& m = item.info.metadata;
+  for (const auto& s : m.subject_ids) batch->Delete(IndexKey('s', KeyedHash("subject", s), item.item_key));
+  for (const auto& d : m.datasets) batch->Delete(IndexKey('d', KeyedHash("dataset", d), item.item_key));
+  for (const auto& [k, v] : m.labels) {
+    batch->Delete(IndexKey('l', KeyedHash("label", StrCat(k, "=", v)), item.item_key));
+  }
+  batch->Put(SuppressionKey(item.item_key), certificate_id);
+}
+
+void ItemStore::DropBlob(const StoredItem& item) {
+  if (!item.inline_content) (void)blobs_->Delete(HexEncode(item.object_id));
+}
+
+}  // namespace shredd

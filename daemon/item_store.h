@@ -1,0 +1,189 @@
+// ItemStore: the encrypted, content-addressed store.
+//
+// Items are keyed by a keyed hash of their digest (never the bare digest).
+// Each item has its own random DEK in the KeyTree; its content is sealed in
+// chunks under a subkey of the DEK and its personal metadata under another.
+// Small items live inside RocksDB, larger ones in the BlobBackend.
+//
+// Records (RocksDB, besides the KeyTree's):
+//   "i" item_key(32)                    ItemRecord (see item_store.cc)
+//   "c" object_id(16)                   inline ciphertext of a small item
+//   "o" object_id(16)                   item_key of a file-backed item (GC)
+//   "x" type(1) keyed_hash(32) item_key lookup index: s=subject d=dataset l=label
+//   "s" item_key(32)                    suppression: shredded, by which certificate
+//
+// Durability: an upload is acknowledged only after its ciphertext is synced
+// and its records are committed with a synced write.
+#ifndef SHREDD_DAEMON_ITEM_STORE_H_
+#define SHREDD_DAEMON_ITEM_STORE_H_
+
+#include <rocksdb/db.h>
+
+#include <array>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "daemon/aead.h"
+#include "daemon/blob_backend.h"
+#include "daemon/digest.h"
+#include "daemon/item.h"
+#include "daemon/key_tree.h"
+#include "daemon/secret.h"
+
+namespace shredd {
+
+using ItemKey = std::array<uint8_t, 32>;
+
+class ItemStore;
+
+// One streaming upload. Destroying it before Commit() leaves nothing behind.
+class Upload {
+ public:
+  ~Upload();
+  Upload(const Upload&) = delete;
+  Upload& operator=(const Upload&) = delete;
+  // INVALID_ARGUMENT if more bytes arrive than were declared.
+  absl::Status Append(std::string_view data);
+  // Verifies size and digest, then makes the item durable. INVALID_ARGUMENT
+  // naming declared and actual digests if they differ (nothing is stored).
+  absl::StatusOr<PutResult> Commit();
+  uint64_t received() const { return received_; }
+
+ private:
+  friend class ItemStore;
+  Upload() = default;
+  absl::Status SealChunk();
+
+  ItemStore* store_ = nullptr;
+  ContentDigest declared_;
+  ItemMetadata metadata_;
+  SecretBytes dek_;
+  std::string object_id_;  // 16 random bytes
+  std::unique_ptr<class ChunkCipher> cipher_;
+  std::unique_ptr<BlobWriter> blob_;  // null for inline items
+  std::string inline_ciphertext_;
+  std::string pending_;  // plaintext of the chunk being filled
+  std::string sealed_;   // scratch
+  uint64_t chunk_index_ = 0;
+  uint64_t received_ = 0;
+  Sha256Hasher hasher_;
+  bool done_ = false;
+};
+
+// Reads one item. Holds the item's content key while alive.
+class ItemReader {
+ public:
+  ~ItemReader();
+  uint64_t size() const { return size_; }
+  // Calls `sink` with consecutive runs of plaintext covering
+  // [offset, offset + limit) (limit 0 = to the end); stops early if sink
+  // returns false. Only the chunks that overlap the range are decrypted.
+  // DATA_LOSS if any stored byte was altered: nothing unauthenticated is
+  // ever passed to `sink`. OUT_OF_RANGE if offset > size.
+  absl::Status Read(uint64_t offset, uint64_t limit,
+                    const std::function<bool(std::string_view)>& sink);
+
+ private:
+  friend class ItemStore;
+  ItemReader() = default;
+  uint64_t size_ = 0;
+  uint32_t chunk_size_ = 0;
+  std::string object_id_;
+  std::unique_ptr<class ChunkCipher> cipher_;
+  std::unique_ptr<BlobReader> blob_;
+  std::string inline_ciphertext_;
+};
+
+// What the shredder needs to know about an item it is about to destroy.
+struct StoredItem {
+  ItemKey item_key{};
+  uint64_t slot = 0;
+  std::string object_id;
+  bool inline_content = true;
+  ItemInfo info;
+};
+
+class ItemStore {
+ public:
+  struct Options {
+    std::string data_dir;
+    // Items up to this size are stored inside RocksDB (see docs/DESIGN-NOTES.md).
+    uint64_t inline_threshold = 64 * 1024;
+    uint32_t chunk_size = 1024 * 1024;
+    uint64_t max_item_size = uint64_t{1} << 40;
+  };
+
+  // Opens the store: RocksDB in data_dir/db, blobs in data_dir/blobs, the key
+  // tree rooted in `vault` (not owned; must outlive the store).
+  static absl::StatusOr<std::unique_ptr<ItemStore>> Open(const Options& options, Vault* vault);
+  ~ItemStore();
+
+  // Starts an upload. FAILED_PRECONDITION if the digest was shredded (suppressed);
+  // INVALID_ARGUMENT for bad metadata or sizes.
+  absl::StatusOr<std::unique_ptr<Upload>> BeginUpload(const ContentDigest& declared,
+                                                      ItemMetadata metadata);
+  // Stores many small items with one synced write. One status per entry.
+  struct BatchEntry {
+    ContentDigest declared;
+    ItemMetadata metadata;
+    std::string_view data;
+  };
+  std::vector<absl::StatusOr<PutResult>> PutBatch(std::span<const BatchEntry> entries);
+
+  // NOT_FOUND if the digest is not stored.
+  absl::StatusOr<std::unique_ptr<ItemReader>> OpenReader(const Sha256& hash);
+  absl::StatusOr<ItemInfo> Stat(const Sha256& hash);
+  bool Contains(const Sha256& hash);
+
+  struct ListPage {
+    std::vector<ItemInfo> items;
+    std::string next_page_token;
+  };
+  absl::StatusOr<ListPage> List(const ListFilter& filter, size_t page_size,
+                                std::string_view page_token);
+
+  // --- for the shredder ---
+  absl::StatusOr<StoredItem> Lookup(const Sha256& hash);
+  // Adds the deletion of everything `item` stored (except its DEK, which the
+  // key tree drops) and its suppression record to `batch`.
+  void AddShredOps(const StoredItem& item, std::string_view certificate_id, rocksdb::WriteBatch* batch);
+  // Certificate id that shredded `hash`, if it is suppressed.
+  std::optional<std::string> SuppressedBy(const Sha256& hash);
+  // Removes ciphertext files of shredded items (after their epoch committed).
+  void DropBlob(const StoredItem& item);
+
+  KeyTree& key_tree() { return *tree_; }
+  rocksdb::DB* db() { return db_.get(); }
+  // Keyed hash for lookup records (never the bare value on disk).
+  ItemKey KeyedHash(std::string_view domain, std::string_view value) const;
+  // Seals/opens daemon-level records (manifests) under the system key.
+  std::string SealSystem(std::string_view plaintext, std::string_view ad) const;
+  absl::StatusOr<std::string> OpenSystem(std::string_view sealed, std::string_view ad) const;
+
+ private:
+  friend class Upload;
+  ItemStore() = default;
+  absl::StatusOr<PutResult> CommitItem(const ContentDigest& digest, const ItemMetadata& metadata,
+                                       const SecretBytes& dek, const std::string& object_id,
+                                       std::string inline_ciphertext, BlobWriter* blob);
+  absl::Status CheckUploadable(const ContentDigest& declared, const ItemMetadata& metadata);
+  absl::StatusOr<ItemInfo> DecodeInfo(const ItemKey& key, std::string_view record, uint64_t* slot,
+                                      std::string* object_id, bool* inline_content);
+  std::mutex& StripeFor(const ItemKey& key) { return stripes_[key[0] % stripes_.size()]; }
+
+  Options options_;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::unique_ptr<KeyTree> tree_;
+  std::unique_ptr<BlobBackend> blobs_;
+  SecretBytes index_key_;
+  SecretBytes system_metadata_key_;
+  std::array<std::mutex, 64> stripes_;  // serialise commits of the same digest
+};
+
+}  // namespace shredd
+
+#endif  // SHREDD_DAEMON_ITEM_STORE_H_

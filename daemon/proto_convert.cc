@@ -1,0 +1,46 @@
+#include "daemon/proto_convert.h"
+
+#include "daemon/strings.h"
+
+namespace shredd {
+
+absl::StatusOr<ContentDigest> FromProto(const v1::Digest& d) {
+  auto h = ParseDigestHash(d.hash());
+  if (!h.ok()) return h.status();
+  if (d.size_bytes() < 0) return absl::InvalidArgumentError(StrCat("negative size ", d.size_bytes()));
+  return ContentDigest{*h, static_cast<uint64_t>(d.size_bytes())};
+}
+
+absl::StatusOr<ItemMetadata> FromProto(const v1::ItemMetadata& m) {
+  ItemMetadata out;
+  switch (m.kind()) {
+    case v1::KIND_UNSPECIFIED:
+    case v1::KIND_PHOTO: out.kind = ItemKind::kPhoto; break;
+    case v1::KIND_MODEL: out.kind = ItemKind::kModel; break;
+    default: return absl::InvalidArgumentError(StrCat("unknown kind ", m.kind()));
+  }
+  out.subject_ids.assign(m.subject_ids().begin(), m.subject_ids().end());
+  out.datasets.assign(m.datasets().begin(), m.datasets().end());
+  for (const auto& [k, v] : m.labels()) out.labels.emplace(k, v);
+  out.name = m.name();
+  return out;
+}
+
+void ToProto(const ContentDigest& d, v1::Digest* out) {
+  out->set_hash(d.HashString());
+  out->set_size_bytes(static_cast<int64_t>(d.size));
+}
+
+void ToProto(const ItemInfo& info, v1::ItemInfo* out) {
+  ToProto(info.digest, out->mutable_digest());
+  auto* m = out->mutable_metadata();
+  m->set_kind(info.metadata.kind == ItemKind::kModel ? v1::KIND_MODEL : v1::KIND_PHOTO);
+  for (const auto& s : info.metadata.subject_ids) m->add_subject_ids(s);
+  for (const auto& d : info.metadata.datasets) m->add_datasets(d);
+  for (const auto& [k, v] : info.metadata.labels) (*m->mutable_labels())[k] = v;
+  m->set_name(info.metadata.name);
+  out->set_stored_unix_nanos(info.stored_unix_nanos);
+  out->set_chunk_size(static_cast<int32_t>(info.chunk_size));
+}
+
+}  // namespace shredd

@@ -1,0 +1,52 @@
+#include "daemon/shred_service.h"
+
+#include "daemon/status_map.h"
+
+namespace shredd {
+namespace {
+void Fill(const CertificateBundle& b, v1::ShredResponse* out) {
+  out->set_certificate_id(b.certificate_id);
+  out->set_certificate(b.envelope);
+  out->set_manifest(b.manifest);
+  for (const auto& r : b.receipts) out->add_receipts(r);
+}
+}  // namespace
+
+grpc::Status ShredService::Shred(grpc::ServerContext* ctx, const v1::ShredRequest* request,
+                                 v1::ShredResponse* response) {
+  ShredSpec spec;
+  for (const auto& d : request->digests()) {
+    auto h = ParseDigestHash(d.hash());
+    if (!h.ok()) return ToGrpc(h.status());
+    spec.hashes.push_back(*h);
+  }
+  spec.reason = request->reason();
+  spec.request_id = request->request_id();
+  spec.include_receipts = request->include_receipts();
+  auto b = shredder_->Shred(spec);
+  if (!b.ok()) return ToGrpc(b.status());
+  Fill(*b, response);
+  return grpc::Status::OK;
+}
+
+grpc::Status ShredService::GetCertificate(grpc::ServerContext* ctx, const v1::GetCertificateRequest* request,
+                                          v1::ShredResponse* response) {
+  auto b = shredder_->GetCertificate(request->certificate_id(), request->request_id(),
+                                     request->include_receipts());
+  if (!b.ok()) return ToGrpc(b.status());
+  Fill(*b, response);
+  return grpc::Status::OK;
+}
+
+grpc::Status ShredService::GetPublicKey(grpc::ServerContext* ctx, const v1::GetPublicKeyRequest* request,
+                                        v1::GetPublicKeyResponse* response) {
+  auto k = shredder_->PublicKey();
+  if (!k.ok()) return ToGrpc(k.status());
+  response->set_ed25519_public_key(k->raw.data(), k->raw.size());
+  response->set_spki_pem(k->spki_pem);
+  response->set_note_verifier_key(k->note_verifier_key);
+  response->set_key_name(k->key_name);
+  return grpc::Status::OK;
+}
+
+}  // namespace shredd

@@ -1,0 +1,272 @@
+#include "daemon/shredder.h"
+
+#include <sodium.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/escaping.h"
+#include "daemon/strings.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "client/verify/certificate.h"
+#include "client/verify/dsse.h"
+#include "client/verify/keys.h"
+#include "daemon/rocks_util.h"
+
+namespace shredd {
+namespace {
+
+using nlohmann::json;
+using nlohmann::ordered_json;
+
+std::string Rfc3339(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", t, absl::UTCTimeZone());
+}
+std::string RequestKey(std::string_view id) { return StrCat("r", id); }
+std::string PendingKey(std::string_view id) { return StrCat("P", id); }
+std::string CertKey(std::string_view id) { return StrCat("C", id); }
+std::string ManifestKey(std::string_view id) { return StrCat("M", id); }
+std::string PendingAd(std::string_view id) { return StrCat("shredd/pending/v1", id); }
+std::string ManifestAd(std::string_view id) { return StrCat("shredd/manifest/v1", id); }
+
+std::string NewCertificateId() {
+  uint8_t b[16];
+  randombytes_buf(b, sizeof b);
+  return HexEncode(b);
+}
+
+absl::StatusOr<verify::ItemCommitment> CommitmentFrom(const json& items) {
+  std::vector<verify::ItemEntry> entries;
+  for (const auto& e : items) {
+    verify::ItemEntry ie;
+    ie.kind = e.at("kind").get<std::string>();
+    ie.digest = e.at("digest").get<std::string>();
+    ie.size = e.at("size").get<uint64_t>();
+    auto salt = HexDecode(e.at("salt").get<std::string>());
+    if (!salt || salt->size() != 32) return absl::DataLossError("pending certification holds a malformed salt");
+    std::memcpy(ie.salt.data(), salt->data(), 32);
+    entries.push_back(std::move(ie));
+  }
+  return verify::ItemCommitment::Create(std::move(entries));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Shredder>> Shredder::Create(ItemStore* store) {
+  std::unique_ptr<Shredder> s(new Shredder(store));
+  if (auto st = s->CompletePending(); !st.ok()) return st;
+  return s;
+}
+
+absl::Status Shredder::CompletePending() {
+  std::vector<std::string> ids;
+  std::unique_ptr<rocksdb::Iterator> it(store_->db()->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek("P"); it->Valid() && it->key().starts_with("P"); it->Next()) {
+    ids.push_back(it->key().ToString().substr(1));
+  }
+  it.reset();
+  for (const auto& id : ids) {
+    auto c = Certify(id);
+    if (!c.ok()) return absl::Status(c.status().code(), StrCat("finishing certificate ", id, ": ", c.status().message()));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<CertificateBundle> Shredder::Shred(const ShredSpec& spec) {
+  if (spec.hashes.empty()) return absl::InvalidArgumentError("nothing to shred: no digests given");
+  if (spec.reason.size() > 4096) return absl::InvalidArgumentError("reason is longer than 4096 bytes");
+  const absl::Time requested = absl::Now();
+  std::vector<Sha256> hashes = spec.hashes;
+  std::sort(hashes.begin(), hashes.end());
+  hashes.erase(std::unique(hashes.begin(), hashes.end()), hashes.end());
+  std::string request_id = spec.request_id;
+  if (request_id.empty()) {
+    Sha256Hasher h;
+    h.Update("shredd/auto-request/v1");
+    for (const auto& x : hashes) h.Update({reinterpret_cast<const char*>(x.data()), x.size()});
+    request_id = "auto:" + HexEncode(h.Finish());
+  }
+  if (request_id.size() > 256) return absl::InvalidArgumentError("request id is longer than 256 bytes");
+
+  std::lock_guard lock(mu_);
+  std::string existing;
+  if (store_->db()->Get(rocksdb::ReadOptions(), RequestKey(request_id), &existing).ok()) {
+    return GetCertificate(existing, "", spec.include_receipts);
+  }
+  std::vector<StoredItem> items;
+  items.reserve(hashes.size());
+  for (const auto& h : hashes) {
+    if (auto by = store_->SuppressedBy(h)) {
+      return absl::FailedPreconditionError(StrCat(ContentDigest{h, 0}.HashString(),
+                                                        " was already shredded (certificate ", *by, ")"));
+    }
+    auto item = store_->Lookup(h);
+    if (!item.ok()) return item.status();
+    items.push_back(std::move(*item));
+  }
+
+  const std::string cert_id = NewCertificateId();
+  json pending;
+  pending["requestId"] = request_id;
+  pending["reason"] = spec.reason;
+  pending["requested"] = Rfc3339(requested);
+  pending["vault"] = store_->key_tree().vault().BackendName();
+  pending["destroyedEpoch"] = store_->key_tree().epoch();
+  pending["installedEpoch"] = store_->key_tree().epoch() + 1;
+  json entries = json::array();
+  std::vector<uint64_t> slots;
+  rocksdb::WriteBatch batch;
+  for (const auto& item : items) {
+    uint8_t salt[32];
+    randombytes_buf(salt, sizeof salt);
+    entries.push_back({{"kind", std::string(KindName(item.info.metadata.kind))},
+                       {"digest", item.info.digest.HashString()},
+                       {"size", item.info.digest.size},
+                       {"salt", HexEncode(salt)}});
+    slots.push_back(item.slot);
+    store_->AddShredOps(item, cert_id, &batch);
+  }
+  pending["items"] = std::move(entries);
+  batch.Put(PendingKey(cert_id), store_->SealSystem(pending.dump(), PendingAd(cert_id)));
+  batch.Put(RequestKey(request_id), cert_id);
+  auto epoch = store_->key_tree().Shred(slots, &batch);
+  if (!epoch.ok()) return epoch.status();
+  for (const auto& item : items) store_->DropBlob(item);
+  auto bundle = Certify(cert_id);
+  if (!bundle.ok()) return bundle.status();
+  if (spec.include_receipts) return Load(cert_id, true);
+  return bundle;
+}
+
+absl::StatusOr<CertificateBundle> Shredder::Certify(const std::string& cert_id) {
+  rocksdb::DB* db = store_->db();
+  std::string sealed;
+  if (auto s = FromRocks(db->Get(rocksdb::ReadOptions(), PendingKey(cert_id), &sealed), "reading a pending certification");
+      !s.ok()) {
+    return s;
+  }
+  auto plain = store_->OpenSystem(sealed, PendingAd(cert_id));
+  if (!plain.ok()) return plain.status();
+  json pending;
+  try {
+    pending = json::parse(*plain);
+  } catch (const std::exception& e) {
+    return absl::DataLossError(StrCat("pending certification is unreadable: ", e.what()));
+  }
+  // No certificate unless the old root is gone: every root the vault still
+  // holds must be the current one.
+  Vault& vault = store_->key_tree().vault();
+  uint64_t current = store_->key_tree().epoch();
+  auto roots = vault.ListRoots();
+  if (!roots.ok()) return roots.status();
+  for (uint64_t r : *roots) {
+    if (r == current) continue;
+    if (r > current) continue;  // an epoch being prepared by nobody: Recover() handles it
+    if (auto s = vault.DestroyRoot(r); !s.ok()) return s;
+  }
+  if (current < pending["installedEpoch"].get<uint64_t>()) {
+    return absl::InternalError("pending certification refers to an epoch that was never committed");
+  }
+  const absl::Time destroyed = absl::Now();
+
+  auto commitment = CommitmentFrom(pending["items"]);
+  if (!commitment.ok()) return commitment.status();
+  ordered_json pred;
+  pred["certificateId"] = cert_id;
+  pred["request"] = {{"id", pending["requestId"]}, {"reason", pending["reason"]}};
+  pred["method"] = {{"technique", "cryptographic-erase"},
+                    {"standard", "NIST SP 800-88 Rev. 1"},
+                    {"sanitization", "purge"}};
+  pred["destruction"] = {{"vaultBackend", pending["vault"]},
+                         {"rootEpochDestroyed", pending["destroyedEpoch"]},
+                         {"rootEpochInstalled", pending["installedEpoch"]}};
+  pred["times"] = {{"requested", pending["requested"]},
+                   {"destroyed", Rfc3339(destroyed)},
+                   {"issued", Rfc3339(absl::Now())}};
+  pred["items"] = commitment->ItemsPredicate();
+  pred["derivedModels"] = ordered_json::array();
+  pred["retainedUnderHold"] = ordered_json::array();
+  pred["shredd"] = {{"version", SHREDD_VERSION}};
+  auto statement = verify::StatementJson(pred);
+  if (!statement.ok()) return statement.status();
+  auto pub = vault.SigningPublicKey();
+  if (!pub.ok()) return pub.status();
+  auto sig = vault.Sign(verify::PreAuthEncoding(verify::kCertificatePayloadType, *statement));
+  if (!sig.ok()) return sig.status();
+  verify::Envelope env;
+  env.payload_type = std::string(verify::kCertificatePayloadType);
+  env.payload = *statement;
+  env.signatures.push_back({verify::KeyId(*pub), std::string(reinterpret_cast<const char*>(sig->data()), sig->size())});
+  CertificateBundle bundle;
+  bundle.certificate_id = cert_id;
+  bundle.envelope = verify::SerializeEnvelope(env);
+  bundle.manifest = commitment->ManifestJson(cert_id);
+
+  rocksdb::WriteBatch batch;
+  batch.Put(CertKey(cert_id), bundle.envelope);
+  batch.Put(ManifestKey(cert_id), store_->SealSystem(bundle.manifest, ManifestAd(cert_id)));
+  batch.Delete(PendingKey(cert_id));
+  if (auto s = SyncWrite(db, &batch); !s.ok()) return s;
+  return bundle;
+}
+
+absl::StatusOr<CertificateBundle> Shredder::Load(const std::string& cert_id, bool include_receipts) {
+  CertificateBundle b;
+  b.certificate_id = cert_id;
+  rocksdb::DB* db = store_->db();
+  rocksdb::Status rs = db->Get(rocksdb::ReadOptions(), CertKey(cert_id), &b.envelope);
+  if (rs.IsNotFound()) {
+    std::string p;
+    if (db->Get(rocksdb::ReadOptions(), PendingKey(cert_id), &p).ok()) {
+      return absl::UnavailableError(StrCat("certificate ", cert_id, " is not issued yet; retry"));
+    }
+    return absl::NotFoundError(StrCat("no certificate ", cert_id));
+  }
+  if (!rs.ok()) return FromRocks(rs, "reading a certificate");
+  std::string sealed;
+  if (auto s = FromRocks(db->Get(rocksdb::ReadOptions(), ManifestKey(cert_id), &sealed), "reading a manifest"); !s.ok()) {
+    return s;
+  }
+  auto m = store_->OpenSystem(sealed, ManifestAd(cert_id));
+  if (!m.ok()) return m.status();
+  b.manifest = std::move(*m);
+  if (include_receipts) {
+    json manifest = json::parse(b.manifest, nullptr, false);
+    if (manifest.is_discarded()) return absl::DataLossError("stored manifest is unreadable");
+    auto commitment = CommitmentFrom(manifest["items"]);
+    if (!commitment.ok()) return commitment.status();
+    for (uint64_t i = 0; i < commitment->size(); ++i) {
+      auto r = commitment->ReceiptJson(cert_id, i);
+      if (!r.ok()) return r.status();
+      b.receipts.push_back(std::move(*r));
+    }
+  }
+  return b;
+}
+
+absl::StatusOr<CertificateBundle> Shredder::GetCertificate(std::string_view certificate_id,
+                                                           std::string_view request_id, bool include_receipts) {
+  std::string id(certificate_id);
+  if (id.empty()) {
+    if (request_id.empty()) return absl::InvalidArgumentError("give a certificate id or a request id");
+    rocksdb::Status rs = store_->db()->Get(rocksdb::ReadOptions(), RequestKey(request_id), &id);
+    if (rs.IsNotFound()) return absl::NotFoundError(StrCat("no certificate for request ", request_id));
+    if (!rs.ok()) return FromRocks(rs, "reading a request record");
+  }
+  if (id.size() > 64) return absl::InvalidArgumentError("malformed certificate id");
+  return Load(id, include_receipts);
+}
+
+absl::StatusOr<PublicKeyInfo> Shredder::PublicKey() {
+  auto pub = store_->key_tree().vault().SigningPublicKey();
+  if (!pub.ok()) return pub.status();
+  PublicKeyInfo info;
+  info.raw = *pub;
+  info.spki_pem = verify::ToSpkiPem(*pub);
+  info.key_name = StrCat("shredd-", verify::KeyId(*pub).substr(7, 16));
+  info.note_verifier_key = verify::NoteVerifierKey(info.key_name, *pub);
+  return info;
+}
+
+}  // namespace shredd

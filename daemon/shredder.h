@@ -1,0 +1,77 @@
+// Shredder: executes shred requests as key-tree epochs and issues
+// certificates.
+//
+// Invariant 2 of the design: a certificate is signed only after the old root
+// is destroyed; every committed destruction is certified, if need be on the
+// next start. The epoch batch carries a pending-certification record ("P")
+// and the request-id mapping ("r"), so a crash after commit leaves exactly
+// what is needed to finish: Create() completes every pending certification
+// before the daemon serves.
+//
+// Records:
+//   "r" request_id           -> certificate id
+//   "P" certificate_id       -> pending certification, sealed under the system key
+//   "C" certificate_id       -> DSSE envelope (public)
+//   "M" certificate_id       -> private manifest, sealed under the system key
+#ifndef SHREDD_DAEMON_SHREDDER_H_
+#define SHREDD_DAEMON_SHREDDER_H_
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "daemon/item_store.h"
+
+namespace shredd {
+
+struct ShredSpec {
+  std::vector<Sha256> hashes;
+  std::string reason;
+  std::string request_id;  // empty: derived from the sorted digests
+  bool include_receipts = false;
+};
+
+struct CertificateBundle {
+  std::string certificate_id;
+  std::string envelope;  // DSSE JSON
+  std::string manifest;  // private manifest JSON
+  std::vector<std::string> receipts;
+};
+
+struct PublicKeyInfo {
+  Ed25519PublicKey raw{};
+  std::string spki_pem;
+  std::string note_verifier_key;
+  std::string key_name;
+};
+
+class Shredder {
+ public:
+  // Finishes any certification left pending by a crash.
+  static absl::StatusOr<std::unique_ptr<Shredder>> Create(ItemStore* store);
+
+  // Shreds the items in one epoch and returns the certificate.
+  // NOT_FOUND: a digest is not stored. FAILED_PRECONDITION: a digest was
+  // already shredded (names the certificate). A repeated request id returns
+  // the certificate already issued for it.
+  absl::StatusOr<CertificateBundle> Shred(const ShredSpec& spec);
+  // By certificate id or request id. NOT_FOUND if none.
+  absl::StatusOr<CertificateBundle> GetCertificate(std::string_view certificate_id,
+                                                   std::string_view request_id, bool include_receipts);
+  absl::StatusOr<PublicKeyInfo> PublicKey();
+
+ private:
+  explicit Shredder(ItemStore* store) : store_(store) {}
+  absl::Status CompletePending();
+  absl::StatusOr<CertificateBundle> Certify(const std::string& certificate_id);
+  absl::StatusOr<CertificateBundle> Load(const std::string& certificate_id, bool include_receipts);
+
+  ItemStore* const store_;
+  std::mutex mu_;  // one shred at a time
+};
+
+}  // namespace shredd
+
+#endif  // SHREDD_DAEMON_SHREDDER_H_

@@ -1,0 +1,159 @@
+#include "daemon/store_service.h"
+
+#include "daemon/strings.h"
+#include "daemon/proto_convert.h"
+#include "daemon/status_map.h"
+
+namespace shredd {
+
+grpc::Status StoreService::Put(grpc::ServerContext* ctx, grpc::ServerReader<v1::PutRequest>* reader,
+                               v1::PutResponse* response) {
+  v1::PutRequest req;
+  if (!reader->Read(&req)) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "empty upload stream");
+  if (!req.has_header()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "the first message of an upload must be its header");
+  }
+  auto digest = FromProto(req.header().digest());
+  if (!digest.ok()) return ToGrpc(digest.status());
+  auto meta = FromProto(req.header().metadata());
+  if (!meta.ok()) return ToGrpc(meta.status());
+  auto upload = store_->BeginUpload(*digest, std::move(*meta));
+  if (!upload.ok()) return ToGrpc(upload.status());
+  while (reader->Read(&req)) {
+    if (req.has_header()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a second header in one upload stream");
+    }
+    if (auto s = (*upload)->Append(req.data()); !s.ok()) return ToGrpc(s);
+  }
+  if (ctx->IsCancelled()) {
+    return grpc::Status(grpc::StatusCode::CANCELLED, "upload cancelled by the client; nothing was stored");
+  }
+  auto result = (*upload)->Commit();
+  if (!result.ok()) return ToGrpc(result.status());
+  ToProto(result->digest, response->mutable_digest());
+  response->set_already_present(result->already_present);
+  return grpc::Status::OK;
+}
+
+grpc::Status StoreService::BatchPut(grpc::ServerContext* ctx, const v1::BatchPutRequest* request,
+                                    v1::BatchPutResponse* response) {
+  std::vector<ItemStore::BatchEntry> entries;
+  std::vector<absl::Status> early(request->entries_size());
+  entries.reserve(request->entries_size());
+  std::vector<int> index_of;  // entries[i] -> request index
+  for (int i = 0; i < request->entries_size(); ++i) {
+    const auto& e = request->entries(i);
+    auto d = FromProto(e.header().digest());
+    if (!d.ok()) {
+      early[i] = d.status();
+      continue;
+    }
+    auto m = FromProto(e.header().metadata());
+    if (!m.ok()) {
+      early[i] = m.status();
+      continue;
+    }
+    entries.push_back({*d, std::move(*m), e.data()});
+    index_of.push_back(i);
+  }
+  auto results = store_->PutBatch(entries);
+  for (int i = 0; i < request->entries_size(); ++i) response->add_results();
+  for (int i = 0; i < request->entries_size(); ++i) {
+    if (!early[i].ok()) {
+      auto* r = response->mutable_results(i);
+      r->set_code(static_cast<int>(early[i].code()));
+      r->set_message(std::string(early[i].message()));
+    }
+  }
+  for (size_t j = 0; j < results.size(); ++j) {
+    auto* r = response->mutable_results(index_of[j]);
+    if (results[j].ok()) {
+      ToProto(results[j]->digest, r->mutable_digest());
+      r->set_already_present(results[j]->already_present);
+    } else {
+      r->set_code(static_cast<int>(results[j].status().code()));
+      r->set_message(std::string(results[j].status().message()));
+    }
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status StoreService::Get(grpc::ServerContext* ctx, const v1::GetRequest* request,
+                               grpc::ServerWriter<v1::GetResponse>* writer) {
+  auto hash = ParseDigestHash(request->digest().hash());
+  if (!hash.ok()) return ToGrpc(hash.status());
+  if (request->offset() < 0 || request->limit() < 0) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "offset and limit must not be negative");
+  }
+  auto reader = store_->OpenReader(*hash);
+  if (!reader.ok()) return ToGrpc(reader.status());
+  if (request->digest().size_bytes() != 0 &&
+      static_cast<uint64_t>(request->digest().size_bytes()) != (*reader)->size()) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                        StrCat(request->digest().hash(), " is stored with size ", (*reader)->size(),
+                                     ", not ", request->digest().size_bytes()));
+  }
+  bool first = true, write_failed = false;
+  v1::GetResponse resp;
+  auto s = (*reader)->Read(request->offset(), request->limit(), [&](std::string_view data) {
+    if (ctx->IsCancelled()) return false;
+    resp.Clear();
+    if (first) resp.set_total_size(static_cast<int64_t>((*reader)->size()));
+    first = false;
+    resp.set_data(data.data(), data.size());
+    if (!writer->Write(resp)) {
+      write_failed = true;
+      return false;
+    }
+    return true;
+  });
+  if (!s.ok()) return ToGrpc(s);
+  if (write_failed || ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "download cancelled");
+  if (first) {  // empty range: still tell the client the size
+    resp.Clear();
+    resp.set_total_size(static_cast<int64_t>((*reader)->size()));
+    writer->Write(resp);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status StoreService::Stat(grpc::ServerContext* ctx, const v1::StatRequest* request,
+                                v1::ItemInfo* response) {
+  auto hash = ParseDigestHash(request->digest().hash());
+  if (!hash.ok()) return ToGrpc(hash.status());
+  auto info = store_->Stat(*hash);
+  if (!info.ok()) return ToGrpc(info.status());
+  ToProto(*info, response);
+  return grpc::Status::OK;
+}
+
+grpc::Status StoreService::FindMissing(grpc::ServerContext* ctx, const v1::FindMissingRequest* request,
+                                       v1::FindMissingResponse* response) {
+  for (const auto& d : request->digests()) {
+    auto hash = ParseDigestHash(d.hash());
+    if (!hash.ok()) return ToGrpc(hash.status());
+    if (!store_->Contains(*hash)) *response->add_missing() = d;
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status StoreService::List(grpc::ServerContext* ctx, const v1::ListRequest* request,
+                                v1::ListResponse* response) {
+  ListFilter f;
+  if (request->kind() == v1::KIND_PHOTO) f.kind = ItemKind::kPhoto;
+  if (request->kind() == v1::KIND_MODEL) f.kind = ItemKind::kModel;
+  f.subject_id = request->subject_id();
+  f.dataset = request->dataset();
+  for (const auto& [k, v] : request->labels()) f.labels.emplace(k, v);
+  int32_t size = request->page_size();
+  if (size < 0 || size > 10000) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "page_size must be between 0 and 10000");
+  }
+  auto page = store_->List(f, size == 0 ? 1000 : static_cast<size_t>(size), request->page_token());
+  if (!page.ok()) return ToGrpc(page.status());
+  for (const auto& info : page->items) ToProto(info, response->add_items());
+  response->set_next_page_token(page->next_page_token);
+  return grpc::Status::OK;
+}
+
+}  // namespace shredd

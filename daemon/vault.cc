@@ -1,0 +1,16 @@
+#include "daemon/vault.h"
+
+#include "daemon/strings.h"
+#include "daemon/vault_file.h"
+#include "daemon/vault_pkcs11.h"
+
+namespace shredd {
+
+absl::StatusOr<std::unique_ptr<Vault>> OpenVault(std::string_view spec) {
+  if (spec.starts_with("file:")) return OpenFileVault(spec.substr(5));
+  if (spec.starts_with("pkcs11:")) return OpenPkcs11Vault(spec.substr(7));
+  return absl::InvalidArgumentError(StrCat(
+      "unknown vault \"", spec, "\": expected file:PATH or pkcs11:module=...;token=...;pin=..."));
+}
+
+}  // namespace shredd
