@@ -190,7 +190,7 @@ void KeyTree::Committed(const PendingNodes& pending) {
 }
 
 absl::StatusOr<SecretBytes> KeyTree::GetDek(uint64_t slot) {
-  WriteLease lease(epoch_mu_);
+  WriteLease lease(&epoch_mu_);
   std::string wrapped;
   rocksdb::Status rs = db_->Get(rocksdb::ReadOptions(), DekRecordKey(slot), &wrapped);
   if (rs.IsNotFound()) return absl::NotFoundError(StrCat("slot ", slot, " holds no key"));
@@ -229,7 +229,7 @@ size_t KeyTree::cached_node_keys() {
 
 absl::StatusOr<KeyTree::EpochResult> KeyTree::Shred(std::span<const uint64_t> slots,
                                                      rocksdb::WriteBatch* batch_in) {
-  std::unique_lock exclusive(epoch_mu_);
+  absl::MutexLock exclusive(&epoch_mu_);
   std::lock_guard lock(cache_mu_);
   DropNonDurableLocked();  // leftovers of failed puts; no DEK refers to them
 

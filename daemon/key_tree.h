@@ -42,6 +42,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "daemon/aead.h"
 #include "daemon/secret.h"
 #include "daemon/vault.h"
@@ -70,9 +71,24 @@ class KeyTree {
   uint64_t epoch() const { return epoch_.load(); }
   Vault& vault() { return *vault_; }
 
-  // Held by a writer between AddDek and the commit of its batch.
-  using WriteLease = std::shared_lock<std::shared_mutex>;
-  WriteLease BeginWrite() { return WriteLease(epoch_mu_); }
+  // Held by a writer between AddDek and the commit of its batch (a shared
+  // hold on the epoch lock). absl::Mutex blocks new readers while a writer
+  // waits, so a steady stream of puts cannot starve a shred.
+  class WriteLease {
+   public:
+    explicit WriteLease(absl::Mutex* mu) : mu_(mu) { mu_->ReaderLock(); }
+    WriteLease(WriteLease&& o) noexcept : mu_(std::exchange(o.mu_, nullptr)) {}
+    WriteLease(const WriteLease&) = delete;
+    WriteLease& operator=(const WriteLease&) = delete;
+    WriteLease& operator=(WriteLease&&) = delete;
+    ~WriteLease() {
+      if (mu_ != nullptr) mu_->ReaderUnlock();
+    }
+
+   private:
+    absl::Mutex* mu_;
+  };
+  WriteLease BeginWrite() { return WriteLease(&epoch_mu_); }
 
   // Reserves a fresh slot. RESOURCE_EXHAUSTED when the tree is full.
   absl::StatusOr<uint64_t> AllocateSlot();
@@ -128,7 +144,7 @@ class KeyTree {
   Vault* const vault_;
   std::atomic<uint64_t> epoch_{0};
   std::atomic<uint64_t> next_slot_{1};
-  std::shared_mutex epoch_mu_;  // shared: writers and readers; exclusive: Shred
+  absl::Mutex epoch_mu_;  // shared: writers and readers; exclusive: Shred
   std::mutex cache_mu_;
   absl::flat_hash_map<uint64_t, Node> nodes_;  // guarded by cache_mu_
   SecretKeyPool pool_;                          // guarded by cache_mu_

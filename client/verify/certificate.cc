@@ -1,17 +1,19 @@
 #include "client/verify/certificate.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
+#include <map>
 #include <string>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "client/verify/str_util.h"
 #include "absl/strings/str_join.h"
 #include "client/verify/dsse.h"
 #include "client/verify/encoding.h"
+#include "client/verify/str_util.h"
 
 namespace shredd::verify {
 
@@ -48,8 +50,8 @@ absl::StatusOr<std::string> GetString(const json& obj, std::string_view where,
   absl::StatusOr<const json*> v = Member(obj, where, name);
   if (!v.ok()) return v.status();
   if (!(*v)->is_string()) {
-    return Invalid(Cat(where, ".", name, " is a ",
-                                (*v)->type_name(), ", not a string"));
+    return Invalid(
+        Cat(where, ".", name, " is a ", (*v)->type_name(), ", not a string"));
   }
   return (*v)->get<std::string>();
 }
@@ -59,8 +61,7 @@ absl::StatusOr<uint64_t> GetUint(const json& obj, std::string_view where,
   absl::StatusOr<const json*> v = Member(obj, where, name);
   if (!v.ok()) return v.status();
   if (!(*v)->is_number_unsigned()) {
-    return Invalid(Cat(where, ".", name,
-                                " is not a non-negative integer"));
+    return Invalid(Cat(where, ".", name, " is not a non-negative integer"));
   }
   return (*v)->get<uint64_t>();
 }
@@ -70,9 +71,8 @@ absl::StatusOr<const json*> GetTyped(const json& obj, std::string_view where,
   absl::StatusOr<const json*> v = Member(obj, where, name);
   if (!v.ok()) return v.status();
   if ((*v)->type() != type) {
-    return Invalid(Cat(where, ".", name, " is a ",
-                                (*v)->type_name(), ", not an ",
-                                json(type).type_name()));
+    return Invalid(Cat(where, ".", name, " is a ", (*v)->type_name(),
+                       ", not an ", json(type).type_name()));
   }
   return v;
 }
@@ -82,8 +82,8 @@ absl::Status ExpectString(const json& obj, std::string_view where,
   absl::StatusOr<std::string> got = GetString(obj, where, name);
   if (!got.ok()) return got.status();
   if (*got != want) {
-    return Invalid(Cat(where, ".", name, " is \"", *got,
-                                "\", expected \"", want, "\""));
+    return Invalid(
+        Cat(where, ".", name, " is \"", *got, "\", expected \"", want, "\""));
   }
   return absl::OkStatus();
 }
@@ -134,6 +134,19 @@ bool IsRfc3339Utc(std::string_view s) {
   return pos + 1 == s.size() && s[pos] == 'Z';
 }
 
+// Sort key of a timestamp accepted by IsRfc3339Utc: the seconds part, then
+// the fraction right-padded to a fixed width, so that ".5" > "" and
+// ".25" < ".5" compare as numbers.
+std::string TimeKey(std::string_view t) {
+  std::string key(t.substr(0, 19));
+  std::string_view fraction = t.substr(19);
+  fraction.remove_suffix(1);                         // 'Z'
+  if (!fraction.empty()) fraction.remove_prefix(1);  // '.'
+  key.append(fraction);
+  key.append(fraction.size() < 32 ? 32 - fraction.size() : 0, '0');
+  return key;
+}
+
 bool IsValidDigest(std::string_view digest) {
   if (!absl::StartsWith(Sv(digest), Sv(kDigestPrefix))) return false;
   digest.remove_prefix(kDigestPrefix.size());
@@ -180,15 +193,15 @@ absl::Status CheckHeader(const VerifiedCertificate& cert, const json& doc,
   absl::StatusOr<std::string> id = GetString(doc, what, "certificateId");
   if (!id.ok()) return id.status();
   if (*id != cert.certificate_id) {
-    return Invalid(Cat(what, " is for certificate \"", *id,
-                                "\", not \"", cert.certificate_id, "\""));
+    return Invalid(Cat(what, " is for certificate \"", *id, "\", not \"",
+                       cert.certificate_id, "\""));
   }
   absl::StatusOr<Hash> root = GetHash(doc, what, "merkleRoot");
   if (!root.ok()) return root.status();
   if (*root != cert.merkle_root) {
     return Invalid(Cat(what, " states Merkle root ", Short(*root),
-                                " but the certificate root is ",
-                                Short(cert.merkle_root)));
+                       " but the certificate root is ",
+                       Short(cert.merkle_root)));
   }
   return absl::OkStatus();
 }
@@ -196,23 +209,31 @@ absl::Status CheckHeader(const VerifiedCertificate& cert, const json& doc,
 // Validates the predicate fields other than "items"; see FORMATS.md.
 absl::Status CheckPredicateShape(const json& pred) {
   constexpr std::string_view p = "predicate";
-  for (const char* name : {"request", "method", "destruction", "times",
-                           "shredd"}) {
+  for (const char* name :
+       {"request", "method", "destruction", "times", "shredd"}) {
     if (auto v = GetTyped(pred, p, name, json::value_t::object); !v.ok()) {
       return v.status();
     }
   }
-  if (auto v = GetString(pred["request"], "predicate.request", "id");
-      !v.ok()) {
+  if (auto v = GetString(pred["request"], "predicate.request", "id"); !v.ok()) {
     return v.status();
   }
+  std::map<std::string, std::string> times;
   for (const char* name : {"requested", "destroyed", "issued"}) {
-    absl::StatusOr<std::string> t = GetString(pred["times"], "predicate.times", name);
+    absl::StatusOr<std::string> t =
+        GetString(pred["times"], "predicate.times", name);
     if (!t.ok()) return t.status();
     if (!IsRfc3339Utc(*t)) {
       return Invalid(Cat("predicate.times.", name, " \"", *t,
-                                  "\" is not an RFC 3339 UTC timestamp"));
+                         "\" is not an RFC 3339 UTC timestamp"));
     }
+    times[name] = *std::move(t);
+  }
+  // Invariant 2: a certificate is signed only after the destruction.
+  if (TimeKey(times["issued"]) < TimeKey(times["destroyed"])) {
+    return Invalid(Cat("predicate.times.issued ", times["issued"],
+                       " is before predicate.times.destroyed ",
+                       times["destroyed"]));
   }
   for (const char* name : {"derivedModels", "retainedUnderHold"}) {
     if (pred.contains(name) && !pred[name].is_array()) {
@@ -230,7 +251,8 @@ absl::StatusOr<VerifiedCertificate> VerifyStatement(std::string statement) {
   if (!doc.ok()) return doc.status();
   constexpr std::string_view st = "statement";
   if (!doc->is_object()) return Invalid("statement is not a JSON object");
-  if (auto s = ExpectString(*doc, st, "_type", kStatementType); !s.ok()) return s;
+  if (auto s = ExpectString(*doc, st, "_type", kStatementType); !s.ok())
+    return s;
   if (auto s = ExpectString(*doc, st, "predicateType", kDeletionPredicateType);
       !s.ok()) {
     return s;
@@ -243,7 +265,7 @@ absl::StatusOr<VerifiedCertificate> VerifyStatement(std::string statement) {
   if (!subjects.ok()) return subjects.status();
   if ((*subjects)->size() != 1) {
     return Invalid(Cat("statement has ", (*subjects)->size(),
-                                " subjects, expected exactly 1"));
+                       " subjects, expected exactly 1"));
   }
   const json& subject = (**subjects)[0];
 
@@ -274,8 +296,8 @@ absl::StatusOr<VerifiedCertificate> VerifyStatement(std::string statement) {
   if (!root.ok()) return root.status();
   if (*root != *subject_root) {
     return Invalid(Cat("subject digest ", Short(*subject_root),
-                                " differs from predicate.items.merkleRoot ",
-                                Short(*root)));
+                       " differs from predicate.items.merkleRoot ",
+                       Short(*root)));
   }
   cert.merkle_root = *root;
   if (auto s = ExpectString(**items, it, "leafFormat", kLeafFormat); !s.ok()) {
@@ -291,20 +313,22 @@ absl::StatusOr<VerifiedCertificate> VerifyStatement(std::string statement) {
   for (const auto& [kind, n] : (*by_kind)->items()) {
     if (!n.is_number_unsigned()) {
       return Invalid(Cat("predicate.items.byKind.", kind,
-                                  " is not a non-negative integer"));
+                         " is not a non-negative integer"));
     }
     const uint64_t v = n.get<uint64_t>();
-    if (v > UINT64_MAX - sum) return Invalid("predicate.items.byKind overflows");
+    if (v > UINT64_MAX - sum)
+      return Invalid("predicate.items.byKind overflows");
     sum += v;
     cert.count_by_kind[kind] = v;
   }
   if (sum != cert.item_count) {
     return Invalid(Cat("predicate.items.count is ", cert.item_count,
-                                " but byKind adds up to ", sum));
+                       " but byKind adds up to ", sum));
   }
   if (cert.item_count == 0 && cert.merkle_root != EmptyRoot()) {
-    return Invalid("certificate lists no items but its Merkle root is not "
-                   "the empty-tree root");
+    return Invalid(
+        "certificate lists no items but its Merkle root is not "
+        "the empty-tree root");
   }
   if (absl::Status s = CheckPredicateShape(**pred); !s.ok()) return s;
 
@@ -318,18 +342,18 @@ absl::StatusOr<VerifiedCertificate> VerifyStatement(std::string statement) {
 absl::Status ValidateItemEntry(const ItemEntry& entry) {
   if (entry.kind != kKindPhoto && entry.kind != kKindModel) {
     return Invalid(Cat("item kind \"", entry.kind,
-                                "\" is neither \"photo\" nor \"model\""));
+                       "\" is neither \"photo\" nor \"model\""));
   }
   if (!IsValidDigest(entry.digest)) {
     return Invalid(Cat("item digest \"", entry.digest,
-                                "\" is not sha256:<64 lowercase hex>"));
+                       "\" is not sha256:<64 lowercase hex>"));
   }
   return absl::OkStatus();
 }
 
 std::string ItemLeafInput(const ItemEntry& entry) {
-  return Cat(kLeafFormat, " ", entry.kind, " ", entry.digest, " ",
-                      entry.size, " ", HexEncode(entry.salt));
+  return Cat(kLeafFormat, " ", entry.kind, " ", entry.digest, " ", entry.size,
+             " ", HexEncode(entry.salt));
 }
 
 Hash ItemLeafHash(const ItemEntry& entry) {
@@ -391,7 +415,8 @@ ordered_json ItemCommitment::ItemsPredicate() const {
   return items;
 }
 
-std::string ItemCommitment::ManifestJson(std::string_view certificate_id) const {
+std::string ItemCommitment::ManifestJson(
+    std::string_view certificate_id) const {
   ordered_json doc;
   doc["type"] = kManifestType;
   doc["certificateId"] = certificate_id;
@@ -404,8 +429,8 @@ std::string ItemCommitment::ManifestJson(std::string_view certificate_id) const 
 absl::StatusOr<std::string> ItemCommitment::ReceiptJson(
     std::string_view certificate_id, uint64_t index) const {
   if (index >= size()) {
-    return absl::OutOfRangeError(Cat(
-        "receipt index ", index, " is outside the ", size(), " items"));
+    return absl::OutOfRangeError(
+        Cat("receipt index ", index, " is outside the ", size(), " items"));
   }
   ordered_json doc;
   doc["type"] = kReceiptType;
@@ -425,7 +450,8 @@ absl::StatusOr<std::string> StatementJson(const ordered_json& predicate) {
   if (!predicate.is_object()) return Invalid("predicate is not a JSON object");
   auto id = predicate.find("certificateId");
   auto items = predicate.find("items");
-  if (id == predicate.end() || !id->is_string() || id->get<std::string>().empty()) {
+  if (id == predicate.end() || !id->is_string() ||
+      id->get<std::string>().empty()) {
     return Invalid("predicate.certificateId must be a non-empty string");
   }
   if (items == predicate.end() || !items->is_object() ||
@@ -440,7 +466,8 @@ absl::StatusOr<std::string> StatementJson(const ordered_json& predicate) {
   statement["predicateType"] = kDeletionPredicateType;
   statement["predicate"] = predicate;
   try {
-    return statement.dump(-1, ' ', false, ordered_json::error_handler_t::strict);
+    return statement.dump(-1, ' ', false,
+                          ordered_json::error_handler_t::strict);
   } catch (const ordered_json::exception& e) {
     return Invalid(Cat("predicate cannot be serialized: ", e.what()));
   }
@@ -463,9 +490,8 @@ absl::StatusOr<VerifiedCertificate> VerifyCertificate(
   absl::StatusOr<Envelope> env = ParseEnvelope(envelope_json);
   if (!env.ok()) return env.status();
   if (env->payload_type != kCertificatePayloadType) {
-    return Invalid(Cat("envelope payloadType is \"",
-                                env->payload_type, "\", expected \"",
-                                kCertificatePayloadType, "\""));
+    return Invalid(Cat("envelope payloadType is \"", env->payload_type,
+                       "\", expected \"", kCertificatePayloadType, "\""));
   }
   const std::string keyid = KeyId(key);
   const std::string pae = PreAuthEncoding(env->payload_type, env->payload);
@@ -485,12 +511,12 @@ absl::StatusOr<VerifiedCertificate> VerifyCertificate(
   }
   if (!verified) {
     if (tried == 0) {
-      return absl::UnauthenticatedError(Cat(
-          "no signature is by the given key ", keyid, " (signatures are by ",
-          absl::StrJoin(other_keyids, ", "), ")"));
+      return absl::UnauthenticatedError(
+          Cat("no signature is by the given key ", keyid,
+              " (signatures are by ", absl::StrJoin(other_keyids, ", "), ")"));
     }
-    return absl::UnauthenticatedError(Cat(
-        "signature does not verify under the given key ", keyid));
+    return absl::UnauthenticatedError(
+        Cat("signature does not verify under the given key ", keyid));
   }
   // Parse only authenticated bytes. nlohmann throws on type mismatches that
   // the checks above should rule out; treat any such escape as malformed.
@@ -589,8 +615,8 @@ absl::Status VerifyReceipt(const VerifiedCertificate& cert,
     if (!size.ok()) return size.status();
     if (*size != cert.item_count) {
       return Invalid(Cat("receipt treeSize ", *size,
-                                  " differs from the certificate's item count ",
-                                  cert.item_count));
+                         " differs from the certificate's item count ",
+                         cert.item_count));
     }
     absl::StatusOr<uint64_t> index = GetUint(*doc, "receipt", "leafIndex");
     if (!index.ok()) return index.status();
@@ -600,8 +626,8 @@ absl::Status VerifyReceipt(const VerifiedCertificate& cert,
     absl::StatusOr<ItemEntry> entry = ParseItem(**item, "receipt.item");
     if (!entry.ok()) return entry.status();
     if (entry->digest != item_digest) {
-      return Invalid(Cat("receipt is for item ", entry->digest,
-                                  ", not ", item_digest));
+      return Invalid(
+          Cat("receipt is for item ", entry->digest, ", not ", item_digest));
     }
     absl::StatusOr<const json*> path_json =
         GetTyped(*doc, "receipt", "inclusionPath", json::value_t::array);
@@ -613,16 +639,15 @@ absl::Status VerifyReceipt(const VerifiedCertificate& cert,
           h.is_string() ? ParseHash(h.get_ref<const std::string&>())
                         : absl::StatusOr<Hash>(Invalid("not a string"));
       if (!parsed.ok()) {
-        return Invalid(Cat("receipt.inclusionPath[", i, "]: ",
-                                    parsed.status().message()));
+        return Invalid(
+            Cat("receipt.inclusionPath[", i, "]: ", parsed.status().message()));
       }
       path.push_back(*parsed);
     }
     if (absl::Status s = VerifyInclusion(*index, *size, ItemLeafHash(*entry),
                                          path, cert.merkle_root);
         !s.ok()) {
-      return Invalid(Cat("receipt does not prove inclusion: ",
-                                  s.message()));
+      return Invalid(Cat("receipt does not prove inclusion: ", s.message()));
     }
     return absl::OkStatus();
   } catch (const json::exception& e) {

@@ -1,14 +1,13 @@
 #include "client/verify/dsse.h"
 
 #include <nlohmann/json.hpp>
-
 #include <string>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "client/verify/str_util.h"
 #include "client/verify/encoding.h"
+#include "client/verify/str_util.h"
 
 namespace shredd::verify {
 
@@ -24,13 +23,11 @@ absl::StatusOr<std::string> StringMember(const json& obj, const char* name,
                                          std::string_view where) {
   auto it = obj.find(name);
   if (it == obj.end()) {
-    return absl::InvalidArgumentError(
-        Cat(where, " has no \"", name, "\""));
+    return absl::InvalidArgumentError(Cat(where, " has no \"", name, "\""));
   }
   if (!it->is_string()) {
-    return absl::InvalidArgumentError(Cat(
-        where, " member \"", name, "\" is a ", it->type_name(),
-        ", not a string"));
+    return absl::InvalidArgumentError(Cat(where, " member \"", name, "\" is a ",
+                                          it->type_name(), ", not a string"));
   }
   return it->get<std::string>();
 }
@@ -41,8 +38,8 @@ absl::StatusOr<std::string> Base64Member(const json& obj, const char* name,
   if (!text.ok()) return text.status();
   absl::StatusOr<std::string> raw = Base64Decode(*text);
   if (!raw.ok()) {
-    return absl::InvalidArgumentError(Cat(
-        where, " member \"", name, "\": ", raw.status().message()));
+    return absl::InvalidArgumentError(
+        Cat(where, " member \"", name, "\": ", raw.status().message()));
   }
   return raw;
 }
@@ -50,8 +47,7 @@ absl::StatusOr<std::string> Base64Member(const json& obj, const char* name,
 }  // namespace
 
 std::string PreAuthEncoding(std::string_view type, std::string_view body) {
-  return Cat("DSSEv1 ", type.size(), " ", type, " ", body.size(),
-                      " ", body);
+  return Cat("DSSEv1 ", type.size(), " ", type, " ", body.size(), " ", body);
 }
 
 absl::StatusOr<Envelope> ParseEnvelope(std::string_view text) {
@@ -77,8 +73,7 @@ absl::StatusOr<Envelope> ParseEnvelope(std::string_view text) {
 
   auto sigs = doc.find("signatures");
   if (sigs == doc.end() || !sigs->is_array()) {
-    return absl::InvalidArgumentError(
-        "envelope has no \"signatures\" array");
+    return absl::InvalidArgumentError("envelope has no \"signatures\" array");
   }
   if (sigs->empty()) {
     return absl::InvalidArgumentError("envelope has no signatures");
@@ -87,8 +82,7 @@ absl::StatusOr<Envelope> ParseEnvelope(std::string_view text) {
     const json& s = (*sigs)[i];
     const std::string where = Cat("signatures[", i, "]");
     if (!s.is_object()) {
-      return absl::InvalidArgumentError(
-          Cat(where, " is not a JSON object"));
+      return absl::InvalidArgumentError(Cat(where, " is not a JSON object"));
     }
     Signature sig;
     if (s.contains("keyid")) {
@@ -117,7 +111,8 @@ std::string SerializeEnvelope(const Envelope& envelope) {
   }
   // Invalid UTF-8 in payloadType or keyid is replaced rather than thrown on;
   // shredd only ever writes ASCII there.
-  return doc.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  return doc.dump(-1, ' ', false,
+                  nlohmann::ordered_json::error_handler_t::replace);
 }
 
 }  // namespace shredd::verify

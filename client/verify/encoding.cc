@@ -49,9 +49,9 @@ absl::StatusOr<std::string> HexDecode(std::string_view hex) {
     const int hi = HexValue(hex[i]);
     const int lo = HexValue(hex[i + 1]);
     if (hi < 0 || lo < 0) {
-      return absl::InvalidArgumentError(Cat(
-          "invalid character in lowercase hex string at offset ",
-          hi < 0 ? i : i + 1));
+      return absl::InvalidArgumentError(
+          Cat("invalid character in lowercase hex string at offset ",
+              hi < 0 ? i : i + 1));
     }
     out.push_back(static_cast<char>((hi << 4) | lo));
   }
@@ -70,8 +70,8 @@ std::string Base64Encode(std::string_view bytes) {
 
 absl::StatusOr<std::string> Base64Decode(std::string_view text) {
   if (text.size() % 4 != 0) {
-    return absl::InvalidArgumentError(Cat(
-        "base64 text length ", text.size(), " is not a multiple of 4"));
+    return absl::InvalidArgumentError(
+        Cat("base64 text length ", text.size(), " is not a multiple of 4"));
   }
   std::string out(text.size() / 4 * 3, '\0');
   size_t out_len = 0;

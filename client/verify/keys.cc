@@ -15,13 +15,13 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "client/verify/str_util.h"
 #include "absl/strings/str_format.h"
 #include "client/verify/encoding.h"
 #include "client/verify/merkle.h"
+#include "client/verify/str_util.h"
 
 namespace shredd::verify {
 
@@ -81,21 +81,21 @@ absl::StatusOr<PublicKey> ParseSpkiPem(std::string_view pem) {
   if (bio == nullptr) return absl::ResourceExhaustedError("BIO_new_mem_buf");
   PkeyPtr pkey(PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr));
   if (pkey == nullptr) {
-    return absl::InvalidArgumentError(Cat(
-        "no PEM PUBLIC KEY (SubjectPublicKeyInfo) block could be read: ",
-        OpenSslError()));
+    return absl::InvalidArgumentError(
+        Cat("no PEM PUBLIC KEY (SubjectPublicKeyInfo) block could be read: ",
+            OpenSslError()));
   }
   if (EVP_PKEY_get_base_id(pkey.get()) != EVP_PKEY_ED25519) {
-    return absl::InvalidArgumentError(Cat(
-        "public key is ", OBJ_nid2sn(EVP_PKEY_get_base_id(pkey.get())),
-        ", not Ed25519"));
+    return absl::InvalidArgumentError(
+        Cat("public key is ", OBJ_nid2sn(EVP_PKEY_get_base_id(pkey.get())),
+            ", not Ed25519"));
   }
   PublicKey key;
   size_t len = key.size();
   if (EVP_PKEY_get_raw_public_key(pkey.get(), key.data(), &len) != 1 ||
       len != key.size()) {
-    return absl::InvalidArgumentError(Cat(
-        "cannot extract raw Ed25519 public key: ", OpenSslError()));
+    return absl::InvalidArgumentError(
+        Cat("cannot extract raw Ed25519 public key: ", OpenSslError()));
   }
   return key;
 }
@@ -103,8 +103,8 @@ absl::StatusOr<PublicKey> ParseSpkiPem(std::string_view pem) {
 absl::StatusOr<PublicKey> ParsePublicKey(std::string_view text) {
   if (absl::StrContains(Sv(text), "-----BEGIN")) return ParseSpkiPem(text);
   const absl::string_view stripped = absl::StripAsciiWhitespace(Sv(text));
-  absl::StatusOr<NoteVerifier> v = ParseNoteVerifierKey(
-      std::string_view(stripped.data(), stripped.size()));
+  absl::StatusOr<NoteVerifier> v =
+      ParseNoteVerifierKey(std::string_view(stripped.data(), stripped.size()));
   if (!v.ok()) {
     return absl::InvalidArgumentError(Cat(
         "public key is neither an SPKI PEM nor a valid signed-note verifier "
@@ -115,10 +115,9 @@ absl::StatusOr<PublicKey> ParsePublicKey(std::string_view text) {
 }
 
 std::string KeyId(const PublicKey& key) {
-  return Cat(
-      "shredd:",
-      HexEncode(Sha256(std::string_view(
-          reinterpret_cast<const char*>(key.data()), key.size()))));
+  return Cat("shredd:",
+             HexEncode(Sha256(std::string_view(
+                 reinterpret_cast<const char*>(key.data()), key.size()))));
 }
 
 uint32_t NoteKeyHash(std::string_view name, const PublicKey& key) {
@@ -151,9 +150,9 @@ absl::StatusOr<NoteVerifier> ParseNoteVerifierKey(std::string_view vkey) {
   const std::string_view hash_hex = vkey.substr(plus1 + 1, plus2 - plus1 - 1);
   const std::string_view key_b64 = vkey.substr(plus2 + 1);
   if (!IsValidNoteName(name)) {
-    return absl::InvalidArgumentError(Cat(
-        "invalid key name \"", absl::CHexEscape(Sv(name)),
-        "\": must be non-empty printable ASCII without '+'"));
+    return absl::InvalidArgumentError(
+        Cat("invalid key name \"", absl::CHexEscape(Sv(name)),
+            "\": must be non-empty printable ASCII without '+'"));
   }
   uint32_t want_hash = 0;
   bool hash_ok = hash_hex.size() == 8;
@@ -168,14 +167,14 @@ absl::StatusOr<NoteVerifier> ParseNoteVerifierKey(std::string_view vkey) {
     }
   }
   if (!hash_ok) {
-    return absl::InvalidArgumentError(Cat(
-        "verifier key hash \"", absl::CHexEscape(Sv(hash_hex)),
-        "\" is not 8 hex digits"));
+    return absl::InvalidArgumentError(Cat("verifier key hash \"",
+                                          absl::CHexEscape(Sv(hash_hex)),
+                                          "\" is not 8 hex digits"));
   }
   absl::StatusOr<std::string> typed_key = Base64Decode(key_b64);
   if (!typed_key.ok()) {
-    return absl::InvalidArgumentError(Cat(
-        "verifier key material: ", typed_key.status().message()));
+    return absl::InvalidArgumentError(
+        Cat("verifier key material: ", typed_key.status().message()));
   }
   if (typed_key->size() != 33 ||
       static_cast<uint8_t>((*typed_key)[0]) != kNoteEd25519Type) {
@@ -197,8 +196,8 @@ absl::StatusOr<NoteVerifier> ParseNoteVerifierKey(std::string_view vkey) {
 absl::Status VerifyEd25519(const PublicKey& key, std::string_view message,
                            std::string_view signature) {
   if (signature.size() != crypto_sign_BYTES) {
-    return absl::InvalidArgumentError(Cat(
-        "Ed25519 signature must be 64 bytes, got ", signature.size()));
+    return absl::InvalidArgumentError(
+        Cat("Ed25519 signature must be 64 bytes, got ", signature.size()));
   }
   if (crypto_sign_verify_detached(
           reinterpret_cast<const unsigned char*>(signature.data()),

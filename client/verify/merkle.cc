@@ -88,8 +88,8 @@ Hash Sha256(std::string_view data) { return Digest({}, data); }
 
 absl::StatusOr<Hash> ParseHash(std::string_view hex) {
   if (hex.size() != 64) {
-    return absl::InvalidArgumentError(Cat(
-        "hash must be 64 lowercase hex characters, got ", hex.size()));
+    return absl::InvalidArgumentError(
+        Cat("hash must be 64 lowercase hex characters, got ", hex.size()));
   }
   absl::StatusOr<std::string> raw = HexDecode(hex);
   if (!raw.ok()) return raw.status();
@@ -147,18 +147,18 @@ absl::StatusOr<Hash> RootFromInclusion(uint64_t index, uint64_t size,
                                        const Hash& leaf_hash,
                                        std::span<const Hash> proof) {
   if (index >= size) {
-    return absl::InvalidArgumentError(Cat(
-        "leaf index ", index, " is outside a tree of size ", size));
+    return absl::InvalidArgumentError(
+        Cat("leaf index ", index, " is outside a tree of size ", size));
   }
   // RFC 9162 2.1.3.2.
   uint64_t fn = index;
   uint64_t sn = size - 1;
   Hash r = leaf_hash;
   for (const Hash& p : proof) {
-    if (false) {
-      return absl::InvalidArgumentError(Cat(
-          "inclusion proof has too many hashes (", proof.size(),
-          ") for leaf ", index, " of a tree of size ", size));
+    if (sn == 0) {
+      return absl::InvalidArgumentError(
+          Cat("inclusion proof has too many hashes (", proof.size(),
+              ") for leaf ", index, " of a tree of size ", size));
     }
     if ((fn & 1) == 1 || fn == sn) {
       r = NodeHash(p, r);
@@ -173,23 +173,23 @@ absl::StatusOr<Hash> RootFromInclusion(uint64_t index, uint64_t size,
     sn >>= 1;
   }
   if (sn != 0) {
-    return absl::InvalidArgumentError(Cat(
-        "inclusion proof has too few hashes (", proof.size(), ") for leaf ",
-        index, " of a tree of size ", size));
+    return absl::InvalidArgumentError(
+        Cat("inclusion proof has too few hashes (", proof.size(), ") for leaf ",
+            index, " of a tree of size ", size));
   }
   return r;
 }
 
 absl::Status VerifyInclusion(uint64_t index, uint64_t size,
-                             const Hash& leaf_hash,
-                             std::span<const Hash> proof, const Hash& root) {
+                             const Hash& leaf_hash, std::span<const Hash> proof,
+                             const Hash& root) {
   absl::StatusOr<Hash> computed =
       RootFromInclusion(index, size, leaf_hash, proof);
   if (!computed.ok()) return computed.status();
   if (*computed != root) {
-    return absl::InvalidArgumentError(Cat(
-        "inclusion proof for leaf ", index, " of tree size ", size,
-        " leads to root ", Short(*computed), ", expected ", Short(root)));
+    return absl::InvalidArgumentError(
+        Cat("inclusion proof for leaf ", index, " of tree size ", size,
+            " leads to root ", Short(*computed), ", expected ", Short(root)));
   }
   return absl::OkStatus();
 }
@@ -198,29 +198,29 @@ absl::Status VerifyConsistency(uint64_t m, uint64_t n, const Hash& root_m,
                                const Hash& root_n,
                                std::span<const Hash> proof) {
   if (m > n) {
-    return absl::InvalidArgumentError(Cat(
-        "tree cannot shrink: old size ", m, " > new size ", n));
+    return absl::InvalidArgumentError(
+        Cat("tree cannot shrink: old size ", m, " > new size ", n));
   }
   if (m == n || m == 0) {
     if (!proof.empty()) {
-      return absl::InvalidArgumentError(Cat(
-          "consistency proof from size ", m, " to ", n,
-          " must be empty, has ", proof.size(), " hashes"));
+      return absl::InvalidArgumentError(Cat("consistency proof from size ", m,
+                                            " to ", n, " must be empty, has ",
+                                            proof.size(), " hashes"));
     }
     if (m == 0 && root_m != EmptyRoot()) {
       return absl::InvalidArgumentError(
           "root of the empty tree is not SHA-256(\"\")");
     }
     if (m == n && root_m != root_n) {
-      return absl::InvalidArgumentError(Cat(
-          "trees of equal size ", m, " have different roots ", Short(root_m),
-          " and ", Short(root_n)));
+      return absl::InvalidArgumentError(
+          Cat("trees of equal size ", m, " have different roots ",
+              Short(root_m), " and ", Short(root_n)));
     }
     return absl::OkStatus();
   }
   if (proof.empty()) {
-    return absl::InvalidArgumentError(Cat(
-        "consistency proof from size ", m, " to ", n, " is empty"));
+    return absl::InvalidArgumentError(
+        Cat("consistency proof from size ", m, " to ", n, " is empty"));
   }
   // RFC 9162 2.1.4.2. Step 1: if m is a power of two, root_m starts the path.
   std::vector<Hash> path;
@@ -239,9 +239,9 @@ absl::Status VerifyConsistency(uint64_t m, uint64_t n, const Hash& root_m,
   for (size_t i = 1; i < path.size(); ++i) {
     const Hash& c = path[i];
     if (sn == 0) {
-      return absl::InvalidArgumentError(Cat(
-          "consistency proof from size ", m, " to ", n,
-          " has too many hashes (", proof.size(), ")"));
+      return absl::InvalidArgumentError(Cat("consistency proof from size ", m,
+                                            " to ", n, " has too many hashes (",
+                                            proof.size(), ")"));
     }
     if ((fn & 1) == 1 || fn == sn) {
       fr = NodeHash(c, fr);
@@ -257,19 +257,19 @@ absl::Status VerifyConsistency(uint64_t m, uint64_t n, const Hash& root_m,
     sn >>= 1;
   }
   if (sn != 0) {
-    return absl::InvalidArgumentError(Cat(
-        "consistency proof from size ", m, " to ", n, " has too few hashes (",
-        proof.size(), ")"));
+    return absl::InvalidArgumentError(Cat("consistency proof from size ", m,
+                                          " to ", n, " has too few hashes (",
+                                          proof.size(), ")"));
   }
   if (fr != root_m) {
-    return absl::InvalidArgumentError(Cat(
-        "consistency proof yields old root ", Short(fr), ", expected ",
-        Short(root_m)));
+    return absl::InvalidArgumentError(Cat("consistency proof yields old root ",
+                                          Short(fr), ", expected ",
+                                          Short(root_m)));
   }
   if (sr != root_n) {
-    return absl::InvalidArgumentError(Cat(
-        "consistency proof yields new root ", Short(sr), ", expected ",
-        Short(root_n)));
+    return absl::InvalidArgumentError(Cat("consistency proof yields new root ",
+                                          Short(sr), ", expected ",
+                                          Short(root_n)));
   }
   return absl::OkStatus();
 }

@@ -67,16 +67,15 @@ absl::StatusOr<Hash> RootFromInclusion(uint64_t index, uint64_t size,
 // OK iff `proof` proves that `leaf_hash` is leaf `index` of the tree of
 // `size` leaves whose root is `root`. Otherwise InvalidArgument saying why.
 absl::Status VerifyInclusion(uint64_t index, uint64_t size,
-                             const Hash& leaf_hash,
-                             std::span<const Hash> proof, const Hash& root);
+                             const Hash& leaf_hash, std::span<const Hash> proof,
+                             const Hash& root);
 
 // OK iff `proof` proves that the tree of size m with root `root_m` is a
 // prefix of the tree of size n with root `root_n` (RFC 9162 2.1.4.2).
 // m == n requires an empty proof and equal roots; m == 0 requires an empty
 // proof and root_m == EmptyRoot(); m > n always fails.
 absl::Status VerifyConsistency(uint64_t m, uint64_t n, const Hash& root_m,
-                               const Hash& root_n,
-                               std::span<const Hash> proof);
+                               const Hash& root_n, std::span<const Hash> proof);
 
 // An immutable tree that keeps every level in memory (about 2n hashes), so
 // that the root is computed once and each inclusion proof costs O(log n).
