@@ -69,6 +69,7 @@ class Daemon:
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
+                self._close()
                 if expect_fail:
                     return self.proc.returncode
                 raise AssertionError("shredd exited with %s:\n%s" % (self.proc.returncode, self.log()))
@@ -165,6 +166,16 @@ class Daemon:
                                   timeout=120):
             out += r.data
         return out
+
+
+def read_text(path):
+    with open(path) as f:
+        return f.read()
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
 
 
 def ctl_offline(*args, check=True):

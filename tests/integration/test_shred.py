@@ -1,0 +1,197 @@
+"""Shredding and certificates (issue 3) against the real daemon, checked by
+shredctl's offline verifier, the independent PyNaCl verifier
+(tests/tools/verify_cert.py) and plain openssl (tests/tools/openssl_verify.sh)."""
+import base64
+import json
+import os
+import subprocess
+import unittest
+
+from harness import REPO, DaemonTest, ctl_offline, grpc, pb, read_json, read_text, sha256_digest
+
+PYNACL_VERIFIER = os.path.join(REPO, "tests", "tools", "verify_cert.py")
+OPENSSL_VERIFIER = os.path.join(REPO, "tests", "tools", "openssl_verify.sh")
+
+
+def write(path, data):
+    with open(path, "wb") as f:
+        f.write(data)
+    return path
+
+
+class ShredTest(DaemonTest):
+    def setUp(self):
+        super().setUp()
+        self.x = os.urandom(200_000)   # file-backed
+        self.y = os.urandom(1000)      # inline
+        self.z = os.urandom(3000)
+        self.dx = self.d.put_bytes(self.x, subjects=["subject-x"])
+        self.dy = self.d.put_bytes(self.y)
+        self.dz = self.d.put_bytes(self.z, kind=pb.KIND_MODEL)
+        self.pem = os.path.join(self.tmp, "pub.pem")
+        self.d.ctl("pubkey", "--format", "pem", "-o", self.pem)
+
+    def shred(self, *digests, extra=()):
+        cert = os.path.join(self.tmp, "cert-%d.json" % len(os.listdir(self.tmp)))
+        self.d.ctl("shred", *digests, "--reason", "test order", "-o", cert, *extra)
+        manifest = cert[:-5] + ".manifest.json"
+        self.assertTrue(os.path.exists(manifest))
+        return cert, manifest
+
+    def verify(self, cert, *extra, pub=None):
+        return ctl_offline("verify", cert, "--pubkey", pub or self.pem, *extra, check=False)
+
+    def test_shred_makes_item_unreadable_and_certificate_verifies_everywhere(self):
+        cert, manifest = self.shred(self.dx, self.dz)
+        for d in (self.dx, self.dz):
+            e = self.assertRpcError(grpc.StatusCode.NOT_FOUND, self.d.get_bytes, d)
+            self.assertIn("shredded", e.details())
+        self.assertEqual(self.d.get_bytes(self.dy), self.y)
+        # shredctl (offline), with the manifest
+        p = self.verify(cert, "--manifest", manifest)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        # an independent implementation (PyNaCl), with the manifest
+        p = subprocess.run(["/usr/bin/python3", PYNACL_VERIFIER, cert, "--pubkey", self.pem, "--manifest", manifest],
+                           capture_output=True)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        # only openssl and the shell (the README's recipe)
+        p = subprocess.run(["sh", OPENSSL_VERIFIER, cert, self.pem], capture_output=True)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        # content of the predicate
+        env = read_json(cert)
+        stmt = json.loads(base64.b64decode(env["payload"]))
+        pred = stmt["predicate"]
+        self.assertEqual(pred["items"]["count"], 2)
+        self.assertEqual(pred["items"]["byKind"], {"photo": 1, "model": 1})
+        self.assertEqual(pred["method"]["technique"], "cryptographic-erase")
+        self.assertEqual(pred["destruction"]["vaultBackend"], "file")
+        self.assertEqual(pred["destruction"]["rootEpochInstalled"], pred["destruction"]["rootEpochDestroyed"] + 1)
+        self.assertEqual(pred["request"]["reason"], "test order")
+        # invariant 6: no bare digest of a shredded item in the public certificate
+        text = read_text(cert) + base64.b64decode(env["payload"]).decode()
+        for d in (self.dx, self.dz):
+            self.assertNotIn(d.split(":")[1], text)
+
+    def test_receipts_prove_membership_offline(self):
+        cert, manifest = self.shred(self.dx, self.dz)
+        itemfile = write(os.path.join(self.tmp, "x.bin"), self.x)
+        receipt = os.path.join(self.tmp, "x.receipt.json")
+        ctl_offline("receipt", "--manifest", manifest, "--item", itemfile, "-o", receipt)
+        p = self.verify(cert, "--receipt", receipt, "--item", itemfile)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = self.verify(cert, "--receipt", receipt, "--item", self.dx)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        # a receipt does not prove another item
+        p = self.verify(cert, "--receipt", receipt, "--item", self.dy)
+        self.assertEqual(p.returncode, 3)
+        self.assertIn("receipt", p.stderr.decode())
+        # an item not in the certificate has no receipt
+        p = ctl_offline("receipt", "--manifest", manifest, "--item", self.dy, check=False)
+        self.assertEqual(p.returncode, 4)
+        # receipts from the RPC are the same format
+        r = self.d.shredder().GetCertificate(pb.GetCertificateRequest(
+            certificate_id=read_json(manifest)["certificateId"], include_receipts=True))
+        self.assertEqual(len(r.receipts), 2)
+        for rc in r.receipts:
+            rj = json.loads(rc)
+            path = write(os.path.join(self.tmp, "r.json"), rc)
+            self.assertEqual(self.verify(cert, "--receipt", path, "--item", rj["item"]["digest"]).returncode, 0)
+
+    def test_tampering_and_wrong_keys_fail_with_a_reason(self):
+        cert, manifest = self.shred(self.dx, self.dz)
+        env = read_json(cert)
+        # tampered payload (re-encoded, signature kept)
+        stmt = json.loads(base64.b64decode(env["payload"]))
+        stmt["predicate"]["items"]["byKind"]["photo"] = 0
+        stmt["predicate"]["items"]["byKind"]["model"] = 2
+        bad = dict(env, payload=base64.b64encode(json.dumps(stmt).encode()).decode())
+        p = self.verify(write(os.path.join(self.tmp, "bad1.json"), json.dumps(bad).encode()))
+        self.assertEqual(p.returncode, 3)
+        self.assertIn("signature", p.stderr.decode())
+        # tampered signature
+        sig = bytearray(base64.b64decode(env["signatures"][0]["sig"]))
+        sig[5] ^= 1
+        bad = dict(env, signatures=[dict(env["signatures"][0], sig=base64.b64encode(bytes(sig)).decode())])
+        p = self.verify(write(os.path.join(self.tmp, "bad2.json"), json.dumps(bad).encode()))
+        self.assertEqual(p.returncode, 3)
+        # the independent verifiers agree
+        for path in ("bad1.json", "bad2.json"):
+            q = subprocess.run(["/usr/bin/python3", PYNACL_VERIFIER, os.path.join(self.tmp, path), "--pubkey", self.pem],
+                               capture_output=True)
+            self.assertNotEqual(q.returncode, 0)
+            q = subprocess.run(["sh", OPENSSL_VERIFIER, os.path.join(self.tmp, path), self.pem], capture_output=True)
+            self.assertNotEqual(q.returncode, 0)
+        # wrong key
+        other = subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519"], capture_output=True, check=True).stdout
+        otherpub = subprocess.run(["openssl", "pkey", "-pubout"], input=other, capture_output=True, check=True).stdout
+        p = self.verify(cert, pub=write(os.path.join(self.tmp, "other.pem"), otherpub))
+        self.assertEqual(p.returncode, 3)
+        # tampered manifest: a changed salt, a dropped item
+        m = read_json(manifest)
+        m2 = json.loads(json.dumps(m))
+        m2["items"][0]["salt"] = "00" * 32
+        p = self.verify(cert, "--manifest", write(os.path.join(self.tmp, "m2.json"), json.dumps(m2).encode()))
+        self.assertEqual(p.returncode, 3)
+        self.assertIn("manifest", p.stderr.decode())
+        m3 = json.loads(json.dumps(m))
+        m3["items"] = m3["items"][:1]
+        p = self.verify(cert, "--manifest", write(os.path.join(self.tmp, "m3.json"), json.dumps(m3).encode()))
+        self.assertEqual(p.returncode, 3)
+        # tampered receipt path
+        r = json.loads(ctl_offline("receipt", "--manifest", manifest, "--item", self.dx).stdout)
+        r["inclusionPath"][0] = "ff" * 32
+        p = self.verify(cert, "--receipt", write(os.path.join(self.tmp, "r.json"), json.dumps(r).encode()),
+                        "--item", self.dx)
+        self.assertEqual(p.returncode, 3)
+
+    def test_vkey_export_verifies_too(self):
+        vkey = os.path.join(self.tmp, "pub.vkey")
+        self.d.ctl("pubkey", "--format", "vkey", "-o", vkey)
+        text = read_text(vkey).strip()
+        name, keyhash, b64 = text.split("+", 2)
+        self.assertEqual(len(keyhash), 8)
+        self.assertEqual(base64.b64decode(b64)[0], 1)  # Ed25519 algorithm byte
+        cert, manifest = self.shred(self.dy)
+        self.assertEqual(self.verify(cert, "--manifest", manifest, pub=vkey).returncode, 0)
+
+    def test_unknown_and_already_shredded_digests(self):
+        unknown = sha256_digest(b"never stored")
+        p = self.d.ctl("shred", unknown, check=False)
+        self.assertEqual(p.returncode, 4, p.stderr)
+        self.assertIn("not stored", p.stderr.decode())
+        p = self.d.ctl("shred", "sha256:nothex", check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("malformed digest", p.stderr.decode())
+        # nothing changed: no epoch was spent, the item is intact
+        self.assertEqual(self.d.get_bytes(self.dy), self.y)
+
+        r1 = self.d.shredder().Shred(pb.ShredRequest(digests=[pb.Digest(hash=self.dy)], request_id="order-1"))
+        # same request id again: the same certificate, no new destruction
+        r2 = self.d.shredder().Shred(pb.ShredRequest(digests=[pb.Digest(hash=self.dy)], request_id="order-1"))
+        self.assertEqual(r1.certificate_id, r2.certificate_id)
+        self.assertEqual(r1.certificate, r2.certificate)
+        # another request for the same digest: refused, naming the certificate
+        e = self.assertRpcError(grpc.StatusCode.FAILED_PRECONDITION, self.d.shredder().Shred,
+                                pb.ShredRequest(digests=[pb.Digest(hash=self.dy)], request_id="order-2"))
+        self.assertIn(r1.certificate_id, e.details())
+        # without a request id, repeating the same set returns one certificate
+        a = self.d.shredder().Shred(pb.ShredRequest(digests=[pb.Digest(hash=self.dz)]))
+        b = self.d.shredder().Shred(pb.ShredRequest(digests=[pb.Digest(hash=self.dz)]))
+        self.assertEqual(a.certificate_id, b.certificate_id)
+        # and re-upload of shredded content is refused
+        self.assertRpcError(grpc.StatusCode.FAILED_PRECONDITION, self.d.put_bytes, self.y)
+
+    def test_certificates_survive_restart(self):
+        cert, manifest = self.shred(self.dx)
+        cid = read_json(manifest)["certificateId"]
+        self.d.stop()
+        self.d.start()
+        out = os.path.join(self.tmp, "again.json")
+        self.d.ctl("certificate", cid, "-o", out)
+        self.assertEqual(read_text(out), read_text(cert))
+        self.assertEqual(self.d.get_bytes(self.dy), self.y)
+        self.assertRpcError(grpc.StatusCode.NOT_FOUND, self.d.get_bytes, self.dx)
+
+
+if __name__ == "__main__":
+    unittest.main()
