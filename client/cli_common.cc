@@ -1,0 +1,136 @@
+#include "client/cli_common.h"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <vector>
+
+#include "client/verify/encoding.h"
+#include "daemon/strings.h"
+
+namespace shredd::cli {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using ::shredd::StrCat;
+
+const char* CodeName(grpc::StatusCode c) {
+  switch (c) {
+    case grpc::OK: return "OK";
+    case grpc::CANCELLED: return "CANCELLED";
+    case grpc::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
+    case grpc::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
+    case grpc::NOT_FOUND: return "NOT_FOUND";
+    case grpc::ALREADY_EXISTS: return "ALREADY_EXISTS";
+    case grpc::PERMISSION_DENIED: return "PERMISSION_DENIED";
+    case grpc::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
+    case grpc::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
+    case grpc::ABORTED: return "ABORTED";
+    case grpc::OUT_OF_RANGE: return "OUT_OF_RANGE";
+    case grpc::UNIMPLEMENTED: return "UNIMPLEMENTED";
+    case grpc::INTERNAL: return "INTERNAL";
+    case grpc::UNAVAILABLE: return "UNAVAILABLE";
+    case grpc::DATA_LOSS: return "DATA_LOSS";
+    case grpc::UNAUTHENTICATED: return "UNAUTHENTICATED";
+    default: return "UNKNOWN";
+  }
+}
+
+Failure FromGrpc(const grpc::Status& s, std::string_view what) {
+  int code = kFail;
+  switch (s.error_code()) {
+    case grpc::NOT_FOUND: code = kNotFound; break;
+    case grpc::UNAVAILABLE: code = kUnavailable; break;
+    case grpc::FAILED_PRECONDITION:
+    case grpc::ALREADY_EXISTS:
+    case grpc::PERMISSION_DENIED: code = kRefused; break;
+    default: break;
+  }
+  std::string msg = StrCat(what, ": ", s.error_message());
+  if (s.error_code() == grpc::UNAVAILABLE) msg += " (is shredd running? check --server / SHREDD_SERVER)";
+  return {code, msg, CodeName(s.error_code())};
+}
+
+Failure FromStatus(const absl::Status& s, int code) { return {code, std::string(s.message()), ""}; }
+
+std::string ReadFileOrThrow(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Failure{kFail, StrCat("cannot read ", path), ""};
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void WriteFileOrThrow(const std::string& path, std::string_view data) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) throw Failure{kFail, StrCat("cannot write ", path), ""};
+    out.write(data.data(), static_cast<std::streamsize>(data.size()));
+    if (!out) throw Failure{kFail, StrCat("cannot write ", path), ""};
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) throw Failure{kFail, StrCat("cannot write ", path, ": ", ec.message()), ""};
+}
+
+FileDigest DigestFile(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Failure{kFail, StrCat("cannot open ", path, ": ", std::strerror(errno)), ""};
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  std::vector<char> buf(kStreamChunk);
+  uint64_t total = 0;
+  for (;;) {
+    ssize_t n = read(fd, buf.data(), buf.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      close(fd);
+      EVP_MD_CTX_free(ctx);
+      throw Failure{kFail, StrCat("cannot read ", path), ""};
+    }
+    if (n == 0) break;
+    EVP_DigestUpdate(ctx, buf.data(), static_cast<size_t>(n));
+    total += static_cast<uint64_t>(n);
+  }
+  close(fd);
+  unsigned char md[32];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx, md, &len);
+  EVP_MD_CTX_free(ctx);
+  return {StrCat("sha256:", verify::HexEncode(std::string_view(reinterpret_cast<char*>(md), 32))), total};
+}
+
+bool LooksLikeDigest(std::string_view s) { return s.starts_with("sha256:"); }
+
+std::string DigestArg(const std::string& arg) {
+  if (LooksLikeDigest(arg)) return arg;
+  if (fs::is_regular_file(arg)) return DigestFile(arg).hash;
+  return arg;  // the daemon will say what is wrong with it
+}
+
+std::shared_ptr<grpc::Channel> Connect(const Global& g) {
+  std::string target = g.server;
+  if (target.starts_with("tcp:")) target = target.substr(4);
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(64 * 1024 * 1024);
+  args.SetMaxSendMessageSize(8 * 1024 * 1024);
+  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+}
+
+void Emit(const Global& g, const json& j, const std::string& text) {
+  if (g.json) {
+    std::cout << j.dump() << "\n";
+  } else if (!text.empty()) {
+    std::cout << text << "\n";
+  }
+}
+
+}  // namespace shredd::cli

@@ -1,0 +1,69 @@
+// Shared pieces of shredctl's commands: global flags, errors, I/O helpers,
+// the channel. Each command group (cli.cc, cli_log.cc, ...) registers its
+// subcommands on the CLI11 app and sets `action`.
+#ifndef SHREDD_CLIENT_CLI_COMMON_H_
+#define SHREDD_CLIENT_CLI_COMMON_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+
+namespace shredd::cli {
+
+enum Exit { kOk = 0, kFail = 1, kUsage = 2, kVerifyFailed = 3, kNotFound = 4, kUnavailable = 5, kRefused = 6 };
+
+inline constexpr size_t kStreamChunk = 1 << 20;          // bytes per Put/Get message
+inline constexpr uint64_t kBatchItemMax = 64 * 1024;     // files up to this go through BatchPut
+inline constexpr size_t kBatchBytes = 3 * 1024 * 1024;   // below the daemon's 8 MiB message limit
+inline constexpr size_t kBatchEntries = 1000;
+
+struct Global {
+  std::string server;
+  bool json = false;
+  bool quiet = false;
+};
+
+// An error that ends the command: message plus exit code. Thrown by command
+// code, caught in Run(), printed as one line.
+struct Failure {
+  int code;
+  std::string message;
+  std::string status;  // gRPC status name, if any
+};
+
+// What a command group needs to register its subcommands.
+struct Commands {
+  CLI::App& app;
+  Global& global;
+  std::function<int()>& action;
+};
+
+const char* CodeName(grpc::StatusCode c);
+Failure FromGrpc(const grpc::Status& s, std::string_view what);
+Failure FromStatus(const absl::Status& s, int code);
+std::string ReadFileOrThrow(const std::string& path);
+// Atomic: writes PATH.tmp, then renames.
+void WriteFileOrThrow(const std::string& path, std::string_view data);
+
+struct FileDigest {
+  std::string hash;  // sha256:<hex>
+  uint64_t size = 0;
+};
+FileDigest DigestFile(const std::string& path);
+bool LooksLikeDigest(std::string_view s);
+// A digest argument: "sha256:<hex>" as given, or the digest of a local file.
+std::string DigestArg(const std::string& arg);
+std::shared_ptr<grpc::Channel> Connect(const Global& g);
+// Prints `j` (with --json) or `text` (otherwise; nothing if empty).
+void Emit(const Global& g, const nlohmann::json& j, const std::string& text);
+
+}  // namespace shredd::cli
+
+#endif  // SHREDD_CLIENT_CLI_COMMON_H_
