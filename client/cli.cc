@@ -484,6 +484,8 @@ int Run(int argc, char** argv) {
   }, "print the version and exit");
 
   std::function<int()> action;
+  AddOrderCommands({app, g, action});
+  AddLogCommands({app, g, action});
 
   PutOptions put;
   auto* c_put = app.add_subcommand("put", "upload files or directories (recursively)");

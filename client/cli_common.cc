@@ -134,3 +134,56 @@ void Emit(const Global& g, const json& j, const std::string& text) {
 }
 
 }  // namespace shredd::cli
+
+namespace shredd::cli {
+
+PutOutcome UploadFile(const Global& g, const std::string& path, const FileDigest& digest,
+                      shredd::v1::PutHeader header) {
+  auto stub = shredd::v1::Store::NewStub(Connect(g));
+  grpc::ClientContext ctx;
+  shredd::v1::PutResponse resp;
+  auto writer = stub->Put(&ctx, &resp);
+  shredd::v1::PutRequest req;
+  header.mutable_digest()->set_hash(digest.hash);
+  header.mutable_digest()->set_size_bytes(static_cast<int64_t>(digest.size));
+  *req.mutable_header() = std::move(header);
+  bool ok = writer->Write(req);
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Failure{kFail, StrCat("cannot open ", path, ": ", std::strerror(errno)), ""};
+  std::string buf(kStreamChunk, '\0');
+  while (ok) {
+    ssize_t n = read(fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    req.Clear();
+    req.set_data(buf.data(), static_cast<size_t>(n));
+    ok = writer->Write(req);
+  }
+  close(fd);
+  writer->WritesDone();
+  grpc::Status s = writer->Finish();
+  if (!s.ok()) throw FromGrpc(s, StrCat("upload of ", path, " failed"));
+  return {resp.already_present()};
+}
+
+int WriteCertificate(const Global& g, const std::string& certificate_id, const std::string& out,
+                     std::string manifest_out) {
+  auto stub = shredd::v1::Shredder::NewStub(Connect(g));
+  shredd::v1::GetCertificateRequest req;
+  req.set_certificate_id(certificate_id);
+  grpc::ClientContext ctx;
+  shredd::v1::ShredResponse resp;
+  grpc::Status s = stub->GetCertificate(&ctx, req, &resp);
+  if (!s.ok()) throw FromGrpc(s, "certificate lookup failed");
+  if (manifest_out.empty() && !out.empty()) {
+    manifest_out = out;
+    if (manifest_out.ends_with(".json")) manifest_out.resize(manifest_out.size() - 5);
+    manifest_out += ".manifest.json";
+  }
+  if (!out.empty()) WriteFileOrThrow(out, resp.certificate());
+  if (!manifest_out.empty()) WriteFileOrThrow(manifest_out, resp.manifest());
+  if (out.empty()) std::cout << resp.certificate() << "\n";
+  return kOk;
+}
+
+}  // namespace shredd::cli

@@ -14,10 +14,12 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "shredd/v1/shredd.grpc.pb.h"
 
 namespace shredd::cli {
 
-enum Exit { kOk = 0, kFail = 1, kUsage = 2, kVerifyFailed = 3, kNotFound = 4, kUnavailable = 5, kRefused = 6 };
+enum Exit { kOk = 0, kFail = 1, kUsage = 2, kVerifyFailed = 3, kNotFound = 4, kUnavailable = 5, kRefused = 6,
+            kForkDetected = 7 };
 
 inline constexpr size_t kStreamChunk = 1 << 20;          // bytes per Put/Get message
 inline constexpr uint64_t kBatchItemMax = 64 * 1024;     // files up to this go through BatchPut
@@ -61,8 +63,24 @@ bool LooksLikeDigest(std::string_view s);
 // A digest argument: "sha256:<hex>" as given, or the digest of a local file.
 std::string DigestArg(const std::string& arg);
 std::shared_ptr<grpc::Channel> Connect(const Global& g);
+// Streams a local file to Store.Put with `header` (digest and size are
+// filled in from `digest`). Throws Failure on errors.
+struct PutOutcome {
+  bool already_present = false;
+};
+PutOutcome UploadFile(const Global& g, const std::string& path, const FileDigest& digest,
+                      shredd::v1::PutHeader header);
+// Fetches a certificate (and manifest) and writes them like `shred -o`.
+int WriteCertificate(const Global& g, const std::string& certificate_id, const std::string& out,
+                     std::string manifest_out);
+// Command groups (cli_orders.cc, ...).
+void AddOrderCommands(Commands cmds);
+
 // Prints `j` (with --json) or `text` (otherwise; nothing if empty).
 void Emit(const Global& g, const nlohmann::json& j, const std::string& text);
+
+// Command groups in their own files.
+void AddLogCommands(Commands cmds);  // cli_log.cc: shredctl log ...
 
 }  // namespace shredd::cli
 

@@ -90,7 +90,11 @@ absl::Status Upload::Append(std::string_view data) {
     size_t take = std::min<size_t>(cs - pending_.size(), data.size());
     pending_.append(data.data(), take);
     data.remove_prefix(take);
-    if (pending_.size() == cs && received_ < declared_.size) {
+    // A full chunk is sealed now unless it is the item's last one (Commit
+    // seals that after checking the digest). It is not the last if bytes of
+    // this message remain: without that test, a message that crosses a chunk
+    // boundary and ends the upload looped forever.
+    if (pending_.size() == cs && (!data.empty() || received_ < declared_.size)) {
       if (auto s = SealChunk(); !s.ok()) return s;
     }
   }
@@ -119,7 +123,7 @@ absl::StatusOr<PutResult> Upload::Commit() {
   }
   if (auto s = SealChunk(); !s.ok()) return s;  // the last (possibly empty) chunk
   return store_->CommitItem(declared_, metadata_, dek_, object_id_, std::move(inline_ciphertext_),
-                            blob_.get());
+                            blob_.get(), extra_);
 }
 
 // ------------------------------------------------------------------ ItemReader
@@ -249,7 +253,7 @@ absl::Status ItemStore::CheckUploadable(const ContentDigest& declared, const Ite
   }
   if (auto by = SuppressedBy(declared.hash)) {
     return absl::FailedPreconditionError(StrCat(
-        declared.HashString(), " was shredded (certificate ", *by,
+        declared.HashString(), " was shredded (", *by,
         "); it cannot be stored again unless an admin lifts the suppression"));
   }
   return absl::OkStatus();
@@ -277,11 +281,17 @@ absl::StatusOr<std::unique_ptr<Upload>> ItemStore::BeginUpload(const ContentDige
 
 absl::StatusOr<PutResult> ItemStore::CommitItem(const ContentDigest& digest, const ItemMetadata& metadata,
                                                 const SecretBytes& dek, const std::string& object_id,
-                                                std::string inline_ciphertext, BlobWriter* blob) {
+                                                std::string inline_ciphertext, BlobWriter* blob,
+                                                const std::vector<std::pair<std::string, std::string>>& extra) {
   ItemKey key = ItemKeyOf(*this, digest.hash);
   std::lock_guard stripe(StripeFor(key));
   std::string existing;
   if (db_->Get(rocksdb::ReadOptions(), ItemRecordKey(key), &existing).ok()) {
+    if (!extra.empty()) {  // e.g. lineage for a model that was already stored
+      rocksdb::WriteBatch batch;
+      for (const auto& [k, v] : extra) batch.Put(k, v);
+      if (auto s = SyncWrite(db_.get(), &batch); !s.ok()) return s;
+    }
     return PutResult{digest, true};  // the writer's destructor removes the temp file
   }
   if (blob != nullptr) {
@@ -318,6 +328,7 @@ absl::StatusOr<PutResult> ItemStore::CommitItem(const ContentDigest& digest, con
   for (const auto& [k, v] : metadata.labels) {
     batch.Put(IndexKey('l', KeyedHash("label", StrCat(k, "=", v)), key), "");
   }
+  for (const auto& [k, v] : extra) batch.Put(k, v);
   if (auto s = SyncWrite(db_.get(), &batch); !s.ok()) {
     if (blob) (void)blobs_->Delete(HexEncode(object_id));
     return s;
@@ -478,7 +489,7 @@ absl::StatusOr<StoredItem> ItemStore::Lookup(const Sha256& hash) {
   if (rs.IsNotFound()) {
     ContentDigest d{hash, 0};
     if (auto by = SuppressedBy(hash)) {
-      return absl::NotFoundError(StrCat(d.HashString(), " was shredded (certificate ", *by, ")"));
+      return absl::NotFoundError(StrCat(d.HashString(), " was shredded (", *by, ")"));
     }
     return absl::NotFoundError(StrCat(d.HashString(), " is not stored"));
   }
@@ -603,6 +614,124 @@ void ItemStore::AddShredOps(const StoredItem& item, std::string_view certificate
     batch->Delete(IndexKey('l', KeyedHash("label", StrCat(k, "=", v)), item.item_key));
   }
   batch->Put(SuppressionKey(item.item_key), certificate_id);
+}
+
+absl::StatusOr<std::string> ItemStore::RemoveSuppression(
+    const Sha256& hash, const std::vector<std::pair<std::string, std::string>>& extra) {
+  ItemKey key = ItemKeyOf(*this, hash);
+  std::lock_guard stripe(StripeFor(key));
+  std::string by;
+  if (!db_->Get(rocksdb::ReadOptions(), SuppressionKey(key), &by).ok()) {
+    return absl::NotFoundError(StrCat(ContentDigest{hash, 0}.HashString(), " is not suppressed"));
+  }
+  rocksdb::WriteBatch batch;
+  batch.Delete(SuppressionKey(key));
+  for (const auto& [k, v] : extra) batch.Put(k, v);
+  if (auto s = SyncWrite(db_.get(), &batch); !s.ok()) return s;
+  return by;
+}
+
+ItemKey ItemStore::ItemKeyFor(const Sha256& hash) const { return ItemKeyOf(*this, hash); }
+
+void ItemStore::SetUploadExtras(Upload* upload, std::vector<std::pair<std::string, std::string>> extra) {
+  upload->extra_ = std::move(extra);
+}
+
+absl::StatusOr<StoredItem> ItemStore::LookupByKey(const ItemKey& key) {
+  StoredItem item;
+  item.item_key = key;
+  std::string rec;
+  rocksdb::Status rs = db_->Get(rocksdb::ReadOptions(), ItemRecordKey(key), &rec);
+  if (rs.IsNotFound()) return absl::NotFoundError("item is not stored");
+  if (!rs.ok()) return FromRocks(rs, "reading an item record");
+  auto info = DecodeInfo(key, rec, &item.slot, &item.object_id, &item.inline_content);
+  if (!info.ok()) return info.status();
+  item.info = std::move(*info);
+  return item;
+}
+
+std::vector<ItemKey> ItemStore::ItemsIndexedBy(char type, std::string_view value) {
+  const char* domain = type == 's' ? "subject" : type == 'd' ? "dataset" : "label";
+  std::string prefix = "x";
+  prefix.push_back(type);
+  prefix += KeyString(KeyedHash(domain, value));
+  std::vector<ItemKey> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    std::string_view k = it->key().ToStringView().substr(prefix.size());
+    if (k.size() != 32) continue;
+    ItemKey key;
+    std::memcpy(key.data(), k.data(), 32);
+    out.push_back(key);
+  }
+  return out;
+}
+
+absl::StatusOr<ItemInfo> ItemStore::AddMetadata(const Sha256& hash, const ItemMetadata& add,
+                                                const std::vector<std::pair<std::string, std::string>>& extra) {
+  if (auto s = add.Validate(); !s.ok()) return s;
+  ItemKey key = ItemKeyOf(*this, hash);
+  std::lock_guard stripe(StripeFor(key));
+  auto lease = tree_->BeginWrite();  // no shred between reading and rewriting the record
+  std::string rec;
+  rocksdb::Status rs = db_->Get(rocksdb::ReadOptions(), ItemRecordKey(key), &rec);
+  if (rs.IsNotFound()) {
+    if (auto by = SuppressedBy(hash)) {
+      return absl::FailedPreconditionError(StrCat(ContentDigest{hash, 0}.HashString(), " was shredded (",
+                                                  *by, ")"));
+    }
+    return absl::NotFoundError(StrCat(ContentDigest{hash, 0}.HashString(), " is not stored"));
+  }
+  if (!rs.ok()) return FromRocks(rs, "reading an item record");
+  if (rec.size() < kRecordHeader) return absl::DataLossError("item record is corrupt");
+  uint64_t slot = absl::big_endian::Load64(rec.data() + 8);
+  // The lease is held; GetDekLocked does not take the epoch lock again.
+  auto dek = tree_->GetDekLocked(lease, slot);
+  if (!dek.ok()) return dek.status();
+  SecretBytes meta_key = DeriveSubkey(*dek, Subkey::kMetadata);
+  auto meta = OpenData(meta_key, std::string_view(rec).substr(kRecordHeader), MetadataAd(key));
+  if (!meta.ok()) return absl::DataLossError("the item's metadata does not authenticate (altered on disk)");
+  ItemInfo info;
+  if (auto s = DecodeMetadata(*meta, &info.digest, &info.metadata); !s.ok()) return s;
+  sodium_memzero(meta->data(), meta->size());
+  info.digest.size = absl::big_endian::Load64(rec.data() + 16);
+  info.metadata.kind = static_cast<ItemKind>(rec[1]);
+  info.chunk_size = absl::big_endian::Load32(rec.data() + 4);
+  info.stored_unix_nanos = static_cast<int64_t>(absl::big_endian::Load64(rec.data() + 24));
+  rocksdb::WriteBatch batch;
+  auto merge = [](std::vector<std::string>& into, const std::vector<std::string>& more) {
+    std::vector<std::string> added;
+    for (const auto& v : more) {
+      if (std::find(into.begin(), into.end(), v) == into.end()) {
+        into.push_back(v);
+        added.push_back(v);
+      }
+    }
+    return added;
+  };
+  for (const auto& s : merge(info.metadata.subject_ids, add.subject_ids)) {
+    batch.Put(IndexKey('s', KeyedHash("subject", s), key), "");
+  }
+  for (const auto& d : merge(info.metadata.datasets, add.datasets)) {
+    batch.Put(IndexKey('d', KeyedHash("dataset", d), key), "");
+  }
+  for (const auto& [k, v] : add.labels) {
+    auto old = info.metadata.labels.find(k);
+    if (old != info.metadata.labels.end()) {
+      batch.Delete(IndexKey('l', KeyedHash("label", StrCat(k, "=", old->second)), key));
+    }
+    info.metadata.labels[k] = v;
+    batch.Put(IndexKey('l', KeyedHash("label", StrCat(k, "=", v)), key), "");
+  }
+  if (auto s = info.metadata.Validate(); !s.ok()) return s;
+  std::string plain = EncodeMetadata(info.digest, info.metadata);
+  rec.resize(kRecordHeader);
+  rec += SealWithKey(meta_key, plain, MetadataAd(key));
+  sodium_memzero(plain.data(), plain.size());
+  batch.Put(ItemRecordKey(key), rec);
+  for (const auto& [k, v] : extra) batch.Put(k, v);
+  if (auto s = SyncWrite(db_.get(), &batch); !s.ok()) return s;
+  return info;
 }
 
 void ItemStore::DropBlob(const StoredItem& item) {

@@ -70,6 +70,7 @@ class Upload {
   std::string sealed_;   // scratch
   uint64_t chunk_index_ = 0;
   uint64_t received_ = 0;
+  std::vector<std::pair<std::string, std::string>> extra_;  // committed with the item
   Sha256Hasher hasher_;
   bool done_ = false;
 };
@@ -146,13 +147,31 @@ class ItemStore {
   absl::StatusOr<ListPage> List(const ListFilter& filter, size_t page_size,
                                 std::string_view page_token);
 
-  // --- for the shredder ---
+  // --- for the catalog and the shredder ---
   absl::StatusOr<StoredItem> Lookup(const Sha256& hash);
+  // By item key (from an index or a lineage edge). NOT_FOUND if absent.
+  absl::StatusOr<StoredItem> LookupByKey(const ItemKey& key);
+  ItemKey ItemKeyFor(const Sha256& hash) const;
+  // Item keys listed under a lookup index: type 's' (subject), 'd' (dataset),
+  // 'l' (label, value "k=v").
+  std::vector<ItemKey> ItemsIndexedBy(char type, std::string_view value);
+  // Adds subject ids, datasets and labels to a stored item (re-sealing its
+  // metadata and adding index entries) together with `extra` records, in one
+  // synced write. Returns the new info.
+  absl::StatusOr<ItemInfo> AddMetadata(const Sha256& hash, const ItemMetadata& add,
+                                       const std::vector<std::pair<std::string, std::string>>& extra);
+  // Records to commit with the next upload of `declared` (lineage edges).
+  void SetUploadExtras(Upload* upload, std::vector<std::pair<std::string, std::string>> extra);
   // Adds the deletion of everything `item` stored (except its DEK, which the
   // key tree drops) and its suppression record to `batch`.
   void AddShredOps(const StoredItem& item, std::string_view certificate_id, rocksdb::WriteBatch* batch);
   // Certificate id that shredded `hash`, if it is suppressed.
   std::optional<std::string> SuppressedBy(const Sha256& hash);
+  // Deletes the suppression of `hash` with `extra` records (the lift's
+  // audit record) in one synced write; returns what had suppressed it.
+  // NOT_FOUND if it is not suppressed.
+  absl::StatusOr<std::string> RemoveSuppression(const Sha256& hash,
+                                                const std::vector<std::pair<std::string, std::string>>& extra);
   // Removes ciphertext files of shredded items (after their epoch committed).
   void DropBlob(const StoredItem& item);
 
@@ -169,7 +188,8 @@ class ItemStore {
   ItemStore() = default;
   absl::StatusOr<PutResult> CommitItem(const ContentDigest& digest, const ItemMetadata& metadata,
                                        const SecretBytes& dek, const std::string& object_id,
-                                       std::string inline_ciphertext, BlobWriter* blob);
+                                       std::string inline_ciphertext, BlobWriter* blob,
+                                       const std::vector<std::pair<std::string, std::string>>& extra);
   absl::Status CheckUploadable(const ContentDigest& declared, const ItemMetadata& metadata);
   absl::StatusOr<ItemInfo> DecodeInfo(const ItemKey& key, std::string_view record, uint64_t* slot,
                                       std::string* object_id, bool* inline_content);

@@ -191,6 +191,10 @@ void KeyTree::Committed(const PendingNodes& pending) {
 
 absl::StatusOr<SecretBytes> KeyTree::GetDek(uint64_t slot) {
   WriteLease lease(&epoch_mu_);
+  return GetDekLocked(lease, slot);
+}
+
+absl::StatusOr<SecretBytes> KeyTree::GetDekLocked(const WriteLease& lease, uint64_t slot) {
   std::string wrapped;
   rocksdb::Status rs = db_->Get(rocksdb::ReadOptions(), DekRecordKey(slot), &wrapped);
   if (rs.IsNotFound()) return absl::NotFoundError(StrCat("slot ", slot, " holds no key"));

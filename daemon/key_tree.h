@@ -106,6 +106,8 @@ class KeyTree {
   // Unwraps the DEK of `slot`. NOT_FOUND if the slot holds no DEK (shredded);
   // DATA_LOSS if a record on its path was altered.
   absl::StatusOr<SecretBytes> GetDek(uint64_t slot);
+  // Same, for a caller that already holds a WriteLease.
+  absl::StatusOr<SecretBytes> GetDekLocked(const WriteLease& lease, uint64_t slot);
 
   struct EpochResult {
     uint64_t destroyed_epoch = 0;

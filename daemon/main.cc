@@ -38,6 +38,9 @@ int main(int argc, char** argv) {
   app.add_option("--inline-threshold", opt.inline_threshold,
                  "items up to this many bytes are stored inside RocksDB")
       ->capture_default_str();
+  app.add_option("--log-origin", opt.log_origin,
+                 "transparency log origin, also its checkpoints' key name "
+                 "(default: shredd.local/<first 16 hex of the signing key id>)");
   app.add_flag_callback("--version", [] {
     std::cout << "shredd " << SHREDD_VERSION << "\n";
     std::exit(0);

@@ -26,6 +26,31 @@ absl::StatusOr<ItemMetadata> FromProto(const v1::ItemMetadata& m) {
   return out;
 }
 
+absl::StatusOr<std::vector<LineageSpec>> LineageFromProto(
+    const google::protobuf::RepeatedPtrField<v1::LineageEdge>& edges) {
+  std::vector<LineageSpec> out;
+  for (const auto& e : edges) {
+    LineageSpec l;
+    switch (e.type()) {
+      case v1::LineageEdge::TRAINED_ON: l.type = EdgeType::kTrainedOn; break;
+      case v1::LineageEdge::DERIVED_FROM: l.type = EdgeType::kDerivedFrom; break;
+      default: return absl::InvalidArgumentError("a lineage edge needs a type (TRAINED_ON or DERIVED_FROM)");
+    }
+    if (e.has_digest()) {
+      auto d = ParseDigestHash(e.digest().hash());
+      if (!d.ok()) return d.status();
+      l.digest = *d;
+    } else if (!e.dataset().empty()) {
+      l.dataset = e.dataset();
+    } else {
+      return absl::InvalidArgumentError("a lineage edge needs a dataset or a digest");
+    }
+    l.relation = e.relation();
+    out.push_back(std::move(l));
+  }
+  return out;
+}
+
 void ToProto(const ContentDigest& d, v1::Digest* out) {
   out->set_hash(d.HashString());
   out->set_size_bytes(static_cast<int64_t>(d.size));

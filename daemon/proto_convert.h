@@ -3,6 +3,7 @@
 #define SHREDD_DAEMON_PROTO_CONVERT_H_
 
 #include "absl/status/statusor.h"
+#include "daemon/catalog.h"
 #include "daemon/item.h"
 #include "shredd/v1/shredd.pb.h"
 
@@ -12,6 +13,8 @@ namespace shredd {
 absl::StatusOr<ContentDigest> FromProto(const v1::Digest& d);
 absl::StatusOr<ItemMetadata> FromProto(const v1::ItemMetadata& m);
 void ToProto(const ContentDigest& d, v1::Digest* out);
+absl::StatusOr<std::vector<LineageSpec>> LineageFromProto(
+    const google::protobuf::RepeatedPtrField<v1::LineageEdge>& edges);
 void ToProto(const ItemInfo& info, v1::ItemInfo* out);
 
 }  // namespace shredd

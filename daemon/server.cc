@@ -14,11 +14,16 @@
 #include <iostream>
 
 #include "daemon/strings.h"
+#include "daemon/catalog.h"
 #include "daemon/fs_util.h"
+#include "daemon/order_service.h"
+#include "daemon/orders.h"
 #include "daemon/item_store.h"
+#include "daemon/log_service.h"
 #include "daemon/shred_service.h"
 #include "daemon/shredder.h"
 #include "daemon/store_service.h"
+#include "daemon/transparency_log.h"
 #include "daemon/vault.h"
 
 namespace shredd {
@@ -73,11 +78,26 @@ absl::Status RunDaemon(const DaemonOptions& options) {
   so.inline_threshold = options.inline_threshold;
   auto store = ItemStore::Open(so, vault->get());
   if (!store.ok()) return store.status();
-  auto shredder = Shredder::Create(store->get());
+  std::string origin = options.log_origin;
+  if (origin.empty()) {
+    auto pub = (*vault)->SigningPublicKey();
+    if (!pub.ok()) return pub.status();
+    origin = DefaultLogOrigin(*pub);
+  }
+  absl::StatusOr<std::unique_ptr<TransparencyLog>> log = TransparencyLog::Open((*store)->db(), vault->get(), origin);
+  if (!log.ok()) return log.status();
+  // TODO(lead): hand log to store/shredder
+  Catalog catalog(store->get());
+  auto shredder = Shredder::Create(store->get(), &catalog);
   if (!shredder.ok()) return shredder.status();
+  auto orders = OrderBook::Create(store->get(), &catalog, shredder->get());
+  if (!orders.ok()) return orders.status();
 
-  StoreService store_service(store->get());
+  StoreService store_service(store->get(), &catalog);
   ShredService shred_service(shredder->get());
+  CatalogService catalog_service(store->get(), &catalog);
+  OrdersService orders_service(orders->get(), &catalog);
+  LogService log_service(log->get());
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -91,6 +111,9 @@ absl::Status RunDaemon(const DaemonOptions& options) {
   }
   builder.RegisterService(&store_service);
   builder.RegisterService(&shred_service);
+  builder.RegisterService(&catalog_service);
+  builder.RegisterService(&orders_service);
+  builder.RegisterService(&log_service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr) return absl::UnavailableError("cannot start the gRPC server (address in use?)");
   for (size_t i = 0; i < options.listen.size(); ++i) {
@@ -101,7 +124,8 @@ absl::Status RunDaemon(const DaemonOptions& options) {
   }
   std::cerr << "shredd: serving on";
   for (const auto& l : options.listen) std::cerr << " " << l;
-  std::cerr << " (vault: " << (*vault)->Describe() << ", data: " << options.data_dir << ")" << std::endl;
+  std::cerr << " (vault: " << (*vault)->Describe() << ", data: " << options.data_dir
+            << ", log: " << (*log)->origin() << " at size " << (*log)->size() << ")" << std::endl;
   sd_notify(0, "READY=1\nSTATUS=serving");
 
   sigset_t set;

@@ -15,6 +15,9 @@ struct DaemonOptions {
   std::string vault = "file:./var/shredd/vault";
   uint64_t inline_threshold = 64 * 1024;
   int max_message_bytes = 8 * 1024 * 1024;
+  // Origin of the transparency log (its checkpoints' first line and note key
+  // name). Empty: "shredd.local/" + the first 16 hex of the signing KeyId.
+  std::string log_origin;
 };
 
 // Runs until SIGTERM or SIGINT (blocked by the caller before threads start).

@@ -53,8 +53,8 @@ absl::StatusOr<verify::ItemCommitment> CommitmentFrom(const json& items) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Shredder>> Shredder::Create(ItemStore* store) {
-  std::unique_ptr<Shredder> s(new Shredder(store));
+absl::StatusOr<std::unique_ptr<Shredder>> Shredder::Create(ItemStore* store, Catalog* catalog) {
+  std::unique_ptr<Shredder> s(new Shredder(store, catalog));
   if (auto st = s->CompletePending(); !st.ok()) return st;
   return s;
 }
@@ -76,44 +76,68 @@ absl::Status Shredder::CompletePending() {
 absl::StatusOr<CertificateBundle> Shredder::Shred(const ShredSpec& spec) {
   if (spec.hashes.empty()) return absl::InvalidArgumentError("nothing to shred: no digests given");
   if (spec.reason.size() > 4096) return absl::InvalidArgumentError("reason is longer than 4096 bytes");
-  const absl::Time requested = absl::Now();
-  std::vector<Sha256> hashes = spec.hashes;
-  std::sort(hashes.begin(), hashes.end());
-  hashes.erase(std::unique(hashes.begin(), hashes.end()), hashes.end());
-  std::string request_id = spec.request_id;
-  if (request_id.empty()) {
+  ShredJob job;
+  job.hashes = spec.hashes;
+  std::sort(job.hashes.begin(), job.hashes.end());
+  job.hashes.erase(std::unique(job.hashes.begin(), job.hashes.end()), job.hashes.end());
+  job.request_id = spec.request_id;
+  if (job.request_id.empty()) {
     Sha256Hasher h;
     h.Update("shredd/auto-request/v1");
-    for (const auto& x : hashes) h.Update({reinterpret_cast<const char*>(x.data()), x.size()});
-    request_id = "auto:" + HexEncode(h.Finish());
+    for (const auto& x : job.hashes) h.Update({reinterpret_cast<const char*>(x.data()), x.size()});
+    job.request_id = "auto:" + HexEncode(h.Finish());
   }
-  if (request_id.size() > 256) return absl::InvalidArgumentError("request id is longer than 256 bytes");
+  job.reason = spec.reason;
+  auto b = Execute(std::move(job));
+  if (!b.ok() || !spec.include_receipts) return b;
+  return Load(b->certificate_id, true);
+}
 
+absl::StatusOr<CertificateBundle> Shredder::Execute(ShredJob job) {
+  const absl::Time requested = absl::Now();
+  if (job.request_id.empty() || job.request_id.size() > 256) {
+    return absl::InvalidArgumentError("request id must be 1..256 bytes");
+  }
   std::lock_guard lock(mu_);
   std::string existing;
-  if (store_->db()->Get(rocksdb::ReadOptions(), RequestKey(request_id), &existing).ok()) {
-    return GetCertificate(existing, "", spec.include_receipts);
+  if (store_->db()->Get(rocksdb::ReadOptions(), RequestKey(job.request_id), &existing).ok()) {
+    return GetCertificate(existing, "", false);
   }
   std::vector<StoredItem> items;
-  items.reserve(hashes.size());
-  for (const auto& h : hashes) {
+  items.reserve(job.hashes.size());
+  for (const auto& h : job.hashes) {
     if (auto by = store_->SuppressedBy(h)) {
-      return absl::FailedPreconditionError(StrCat(ContentDigest{h, 0}.HashString(),
-                                                        " was already shredded (certificate ", *by, ")"));
+      if (!job.order_id.empty()) continue;  // shredded meanwhile by another order
+      return absl::FailedPreconditionError(StrCat(ContentDigest{h, 0}.HashString(), " was already shredded (", *by, ")"));
     }
     auto item = store_->Lookup(h);
-    if (!item.ok()) return item.status();
+    if (!item.ok()) {
+      if (absl::IsNotFound(item.status()) && !job.order_id.empty()) continue;
+      return item.status();
+    }
     items.push_back(std::move(*item));
   }
+  if (items.empty()) return absl::FailedPreconditionError("nothing left to shred");
 
   const std::string cert_id = NewCertificateId();
+  const std::string suppressed_by =
+      job.order_id.empty() ? StrCat("certificate ", cert_id) : StrCat("order ", job.order_id, ", certificate ", cert_id);
   json pending;
-  pending["requestId"] = request_id;
-  pending["reason"] = spec.reason;
+  pending["requestId"] = job.request_id;
+  pending["reason"] = job.reason;
   pending["requested"] = Rfc3339(requested);
   pending["vault"] = store_->key_tree().vault().BackendName();
   pending["destroyedEpoch"] = store_->key_tree().epoch();
   pending["installedEpoch"] = store_->key_tree().epoch() + 1;
+  if (!job.order_public.is_null()) {
+    uint8_t order_salt[32];
+    randombytes_buf(order_salt, sizeof order_salt);
+    pending["order"] = json::parse(job.order_public.dump());
+    pending["orderPrivate"] = job.order_private;
+    pending["orderSalt"] = HexEncode(order_salt);
+  }
+  pending["derivedModels"] = json::parse(job.derived_models.dump());
+  pending["retained"] = json::parse(job.retained.dump());
   json entries = json::array();
   std::vector<uint64_t> slots;
   rocksdb::WriteBatch batch;
@@ -125,18 +149,16 @@ absl::StatusOr<CertificateBundle> Shredder::Shred(const ShredSpec& spec) {
                        {"size", item.info.digest.size},
                        {"salt", HexEncode(salt)}});
     slots.push_back(item.slot);
-    store_->AddShredOps(item, cert_id, &batch);
+    store_->AddShredOps(item, suppressed_by, &batch);
+    if (catalog_ != nullptr) catalog_->AddEdgeDeletions(item.item_key, &batch);
   }
   pending["items"] = std::move(entries);
   batch.Put(PendingKey(cert_id), store_->SealSystem(pending.dump(), PendingAd(cert_id)));
-  batch.Put(RequestKey(request_id), cert_id);
+  batch.Put(RequestKey(job.request_id), cert_id);
   auto epoch = store_->key_tree().Shred(slots, &batch);
   if (!epoch.ok()) return epoch.status();
   for (const auto& item : items) store_->DropBlob(item);
-  auto bundle = Certify(cert_id);
-  if (!bundle.ok()) return bundle.status();
-  if (spec.include_receipts) return Load(cert_id, true);
-  return bundle;
+  return Certify(cert_id);
 }
 
 absl::StatusOr<CertificateBundle> Shredder::Certify(const std::string& cert_id) {
@@ -175,6 +197,17 @@ absl::StatusOr<CertificateBundle> Shredder::Certify(const std::string& cert_id) 
   ordered_json pred;
   pred["certificateId"] = cert_id;
   pred["request"] = {{"id", pending["requestId"]}, {"reason", pending["reason"]}};
+  std::string order_salt;
+  if (pending.contains("order")) {
+    // Public order fields, plus a salted commitment to the private ones
+    // (requester, selectors), which only the manifest reveals.
+    pred["order"] = ordered_json::parse(pending["order"].dump());
+    order_salt = pending.value("orderSalt", "");
+    auto salt = HexDecode(order_salt);
+    if (!salt || salt->size() != 32) return absl::DataLossError("pending certification holds a malformed order salt");
+    pred["order"]["privateCommitment"] =
+        HexEncode(Sha256Hasher::Of(*salt + pending["orderPrivate"].get<std::string>()));
+  }
   pred["method"] = {{"technique", "cryptographic-erase"},
                     {"standard", "NIST SP 800-88 Rev. 1"},
                     {"sanitization", "purge"}};
@@ -185,8 +218,8 @@ absl::StatusOr<CertificateBundle> Shredder::Certify(const std::string& cert_id) 
                    {"destroyed", Rfc3339(destroyed)},
                    {"issued", Rfc3339(absl::Now())}};
   pred["items"] = commitment->ItemsPredicate();
-  pred["derivedModels"] = ordered_json::array();
-  pred["retainedUnderHold"] = ordered_json::array();
+  pred["derivedModels"] = ordered_json::parse(pending.value("derivedModels", json::array()).dump());
+  pred["retainedUnderHold"] = ordered_json::parse(pending.value("retained", json::array()).dump());
   pred["shredd"] = {{"version", SHREDD_VERSION}};
   auto statement = verify::StatementJson(pred);
   if (!statement.ok()) return statement.status();
@@ -202,6 +235,11 @@ absl::StatusOr<CertificateBundle> Shredder::Certify(const std::string& cert_id) 
   bundle.certificate_id = cert_id;
   bundle.envelope = verify::SerializeEnvelope(env);
   bundle.manifest = commitment->ManifestJson(cert_id);
+  if (pending.contains("order")) {
+    ordered_json m = ordered_json::parse(bundle.manifest);
+    m["order"] = {{"private", pending["orderPrivate"]}, {"salt", order_salt}};
+    bundle.manifest = m.dump();
+  }
 
   rocksdb::WriteBatch batch;
   batch.Put(CertKey(cert_id), bundle.envelope);

@@ -22,6 +22,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include <nlohmann/json.hpp>
+
+#include "daemon/catalog.h"
 #include "daemon/item_store.h"
 
 namespace shredd {
@@ -31,6 +34,18 @@ struct ShredSpec {
   std::string reason;
   std::string request_id;  // empty: derived from the sorted digests
   bool include_receipts = false;
+};
+
+// One destruction, as the order machinery hands it to the shredder.
+struct ShredJob {
+  std::vector<Sha256> hashes;  // the items to destroy (selected + derived)
+  std::string request_id;      // idempotency key
+  std::string reason;
+  std::string order_id;                // empty for a bare shred request
+  nlohmann::ordered_json order_public; // predicate.order (without privateCommitment)
+  std::string order_private;           // JSON text: requester, selectors (manifest only)
+  nlohmann::ordered_json derived_models = nlohmann::ordered_json::array();
+  nlohmann::ordered_json retained = nlohmann::ordered_json::array();
 };
 
 struct CertificateBundle {
@@ -49,26 +64,33 @@ struct PublicKeyInfo {
 
 class Shredder {
  public:
-  // Finishes any certification left pending by a crash.
-  static absl::StatusOr<std::unique_ptr<Shredder>> Create(ItemStore* store);
+  // Finishes any certification left pending by a crash. `catalog` may be
+  // null (no lineage records to clean up).
+  static absl::StatusOr<std::unique_ptr<Shredder>> Create(ItemStore* store, Catalog* catalog);
 
   // Shreds the items in one epoch and returns the certificate.
   // NOT_FOUND: a digest is not stored. FAILED_PRECONDITION: a digest was
   // already shredded (names the certificate). A repeated request id returns
   // the certificate already issued for it.
   absl::StatusOr<CertificateBundle> Shred(const ShredSpec& spec);
+  // Executes a job (one epoch, one certificate). A request id seen before
+  // returns that certificate. Digests that are not stored are skipped if
+  // `job.order_id` is set (an order re-planned after a concurrent change);
+  // for a bare request they are NOT_FOUND.
+  absl::StatusOr<CertificateBundle> Execute(ShredJob job);
   // By certificate id or request id. NOT_FOUND if none.
   absl::StatusOr<CertificateBundle> GetCertificate(std::string_view certificate_id,
                                                    std::string_view request_id, bool include_receipts);
   absl::StatusOr<PublicKeyInfo> PublicKey();
 
  private:
-  explicit Shredder(ItemStore* store) : store_(store) {}
+  Shredder(ItemStore* store, Catalog* catalog) : store_(store), catalog_(catalog) {}
   absl::Status CompletePending();
   absl::StatusOr<CertificateBundle> Certify(const std::string& certificate_id);
   absl::StatusOr<CertificateBundle> Load(const std::string& certificate_id, bool include_receipts);
 
   ItemStore* const store_;
+  Catalog* const catalog_;
   std::mutex mu_;  // one shred at a time
 };
 

@@ -17,8 +17,14 @@ grpc::Status StoreService::Put(grpc::ServerContext* ctx, grpc::ServerReader<v1::
   if (!digest.ok()) return ToGrpc(digest.status());
   auto meta = FromProto(req.header().metadata());
   if (!meta.ok()) return ToGrpc(meta.status());
+  auto lineage = LineageFromProto(req.header().lineage());
+  if (!lineage.ok()) return ToGrpc(lineage.status());
+  auto edges = catalog_->PrepareLineage(digest->hash, meta->kind, *lineage);
+  if (!edges.ok()) return ToGrpc(edges.status());
+  if (auto s = catalog_->EnsureDatasets(meta->datasets); !s.ok()) return ToGrpc(s);
   auto upload = store_->BeginUpload(*digest, std::move(*meta));
   if (!upload.ok()) return ToGrpc(upload.status());
+  store_->SetUploadExtras(upload->get(), std::move(*edges));
   while (reader->Read(&req)) {
     if (req.has_header()) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a second header in one upload stream");
@@ -51,6 +57,14 @@ grpc::Status StoreService::BatchPut(grpc::ServerContext* ctx, const v1::BatchPut
     auto m = FromProto(e.header().metadata());
     if (!m.ok()) {
       early[i] = m.status();
+      continue;
+    }
+    if (e.header().lineage_size() > 0) {
+      early[i] = absl::InvalidArgumentError("lineage is not accepted in BatchPut; upload models with Put");
+      continue;
+    }
+    if (auto s = catalog_->EnsureDatasets(m->datasets); !s.ok()) {
+      early[i] = s;
       continue;
     }
     entries.push_back({*d, std::move(*m), e.data()});

@@ -2,6 +2,7 @@
 #ifndef SHREDD_DAEMON_STORE_SERVICE_H_
 #define SHREDD_DAEMON_STORE_SERVICE_H_
 
+#include "daemon/catalog.h"
 #include "daemon/item_store.h"
 #include "shredd/v1/shredd.grpc.pb.h"
 
@@ -9,7 +10,7 @@ namespace shredd {
 
 class StoreService final : public v1::Store::Service {
  public:
-  explicit StoreService(ItemStore* store) : store_(store) {}
+  StoreService(ItemStore* store, Catalog* catalog) : store_(store), catalog_(catalog) {}
 
   grpc::Status Put(grpc::ServerContext* ctx, grpc::ServerReader<v1::PutRequest>* reader,
                    v1::PutResponse* response) override;
@@ -26,6 +27,7 @@ class StoreService final : public v1::Store::Service {
 
  private:
   ItemStore* const store_;
+  Catalog* const catalog_;
 };
 
 }  // namespace shredd

@@ -529,6 +529,35 @@ absl::StatusOr<VerifiedCertificate> VerifyCertificate(
   }
 }
 
+// An order's private fields (requester, selectors) are committed to in the
+// public predicate as predicate.order.privateCommitment =
+// hex(SHA-256(salt || private)), and revealed in the manifest as
+// {"order": {"private": "<JSON text>", "salt": "<64 hex>"}}.
+static absl::Status VerifyOrderPrivate(const VerifiedCertificate& cert, const json& manifest) {
+  const json& pred = cert.predicate;
+  if (!pred.contains("order") || !pred["order"].is_object() ||
+      !pred["order"].contains("privateCommitment")) {
+    return absl::OkStatus();
+  }
+  if (!pred["order"]["privateCommitment"].is_string()) {
+    return Invalid("predicate.order.privateCommitment is not a string");
+  }
+  if (!manifest.contains("order") || !manifest["order"].is_object()) {
+    return Invalid("manifest lacks the order's private fields that the certificate commits to");
+  }
+  const json& o = manifest["order"];
+  if (!o.contains("private") || !o["private"].is_string() || !o.contains("salt") || !o["salt"].is_string()) {
+    return Invalid("manifest.order needs string fields \"private\" and \"salt\"");
+  }
+  absl::StatusOr<std::string> salt = HexDecode(o["salt"].get<std::string>());
+  if (!salt.ok() || salt->size() != 32) return Invalid("manifest.order.salt is not 64 hex characters");
+  const Hash h = Sha256(*salt + o["private"].get<std::string>());
+  if (HexEncode(h) != pred["order"]["privateCommitment"].get<std::string>()) {
+    return Invalid("manifest.order does not match the certificate's privateCommitment (altered requester or selectors)");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status VerifyManifest(const VerifiedCertificate& cert,
                             std::string_view manifest_json) {
   absl::StatusOr<json> doc = ParseJson(manifest_json, "manifest");
@@ -595,7 +624,7 @@ absl::Status VerifyManifest(const VerifiedCertificate& cert,
                          order_error.empty() ? "" : "; ", order_error));
     }
     if (!order_error.empty()) return Invalid(order_error);
-    return absl::OkStatus();
+    return VerifyOrderPrivate(cert, *doc);
   } catch (const json::exception& e) {
     return Invalid(Cat("malformed manifest: ", e.what()));
   }

@@ -1,0 +1,325 @@
+// shredctl log ...: the transparency log (see docs/LOG.md).
+//
+//   log checkpoint                  the latest signed checkpoint note
+//   log entry INDEX                 an entry's exact bytes
+//   log proof INDEX                 a c2sp.org/tlog-proof@v1 file for it
+//   log verify --entry --proof --vkey      offline inclusion check
+//   log monitor --state --vkey      witness: the log only ever grows
+#include <fcntl.h>
+#include <grpcpp/grpcpp.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "client/cli_common.h"
+#include "client/verify/encoding.h"
+#include "client/verify/keys.h"
+#include "client/verify/merkle.h"
+#include "client/verify/note.h"
+#include "client/verify/tlog.h"
+#include "daemon/strings.h"
+#include "shredd/v1/log.grpc.pb.h"
+
+namespace shredd::cli {
+using ::shredd::StrCat;
+namespace {
+
+namespace fs = std::filesystem;
+namespace v1 = shredd::v1;
+using nlohmann::json;
+
+std::string Hex(const verify::Hash& h) { return verify::HexEncode(h); }
+
+void SetDeadline(grpc::ClientContext* ctx) {
+  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+}
+
+std::unique_ptr<v1::Log::Stub> LogStub(const Global& g) { return v1::Log::NewStub(Connect(g)); }
+
+// A verifier key file: one line "<name>+<hash>+<base64>".
+verify::NoteVerifier ReadVkey(const std::string& path) {
+  std::string text = ReadFileOrThrow(path);
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) text.pop_back();
+  if (text.find("-----BEGIN") != std::string::npos) {
+    throw Failure{kUsage,
+                  StrCat(path, " is a PEM key; the log needs its signed-note verifier key "
+                               "(<origin>+<hash>+<base64>, see `shredctl log checkpoint --json`)"),
+                  ""};
+  }
+  auto v = verify::ParseNoteVerifierKey(text);
+  if (!v.ok()) throw Failure{kUsage, StrCat("verifier key ", path, ": ", v.status().message()), ""};
+  return *v;
+}
+
+// Durable replace: PATH.tmp written and fsynced, renamed over PATH, directory
+// fsynced. A crash leaves either the old or the new state, never a mix.
+void WriteFileDurably(const std::string& path, std::string_view data) {
+  const std::string tmp = path + ".tmp";
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw Failure{kFail, StrCat("cannot write ", tmp, ": ", std::strerror(errno)), ""};
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      close(fd);
+      throw Failure{kFail, StrCat("cannot write ", tmp, ": ", std::strerror(errno)), ""};
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (fsync(fd) != 0 || close(fd) != 0) throw Failure{kFail, StrCat("cannot sync ", tmp), ""};
+  if (rename(tmp.c_str(), path.c_str()) != 0) {
+    throw Failure{kFail, StrCat("cannot rename ", tmp, " to ", path, ": ", std::strerror(errno)), ""};
+  }
+  std::string dir = fs::path(path).parent_path().string();
+  if (dir.empty()) dir = ".";
+  int dfd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    fsync(dfd);
+    close(dfd);
+  }
+}
+
+v1::GetCheckpointResponse FetchCheckpoint(v1::Log::Stub* stub) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  v1::GetCheckpointResponse resp;
+  grpc::Status s = stub->GetCheckpoint(&ctx, v1::GetCheckpointRequest(), &resp);
+  if (!s.ok()) throw FromGrpc(s, "fetching the checkpoint failed");
+  return resp;
+}
+
+// ---------------------------------------------------------------- online
+
+int CmdCheckpoint(const Global& g, const std::string& out) {
+  auto stub = LogStub(g);
+  v1::GetCheckpointResponse resp = FetchCheckpoint(stub.get());
+  if (!out.empty()) WriteFileOrThrow(out, resp.checkpoint());
+  if (g.json) {
+    std::cout << json{{"checkpoint", resp.checkpoint()},
+                      {"origin", resp.origin()},
+                      {"treeSize", resp.tree_size()},
+                      {"rootHash", verify::HexEncode(resp.root_hash())},
+                      {"verifierKey", resp.note_verifier_key()}}
+                     .dump()
+              << "\n";
+  } else if (out.empty()) {
+    std::cout << resp.checkpoint();
+  }
+  return kOk;
+}
+
+int CmdEntry(const Global& g, uint64_t index, const std::string& out) {
+  auto stub = LogStub(g);
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  v1::GetEntriesRequest req;
+  req.set_start(index);
+  req.set_end(index + 1);
+  v1::GetEntriesResponse resp;
+  grpc::Status s = stub->GetEntries(&ctx, req, &resp);
+  if (!s.ok()) throw FromGrpc(s, StrCat("fetching entry ", index, " failed"));
+  if (resp.entries_size() != 1) throw Failure{kFail, StrCat("the daemon returned no entry ", index), ""};
+  const std::string& entry = resp.entries(0);
+  if (!out.empty()) WriteFileOrThrow(out, entry);
+  if (g.json) {
+    std::cout << json{{"index", index},
+                      {"treeSize", resp.tree_size()},
+                      {"leafHash", Hex(verify::LeafHash(entry))},
+                      {"entry", verify::Base64Encode(entry)}}
+                     .dump()
+              << "\n";
+  } else if (out.empty()) {
+    std::cout.write(entry.data(), static_cast<std::streamsize>(entry.size()));
+    std::cout.flush();
+  }
+  return kOk;
+}
+
+int CmdProof(const Global& g, uint64_t index, const std::string& out) {
+  auto stub = LogStub(g);
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  v1::GetTlogProofRequest req;
+  req.set_index(index);
+  v1::GetTlogProofResponse resp;
+  grpc::Status s = stub->GetTlogProof(&ctx, req, &resp);
+  if (!s.ok()) throw FromGrpc(s, StrCat("fetching the proof for entry ", index, " failed"));
+  if (!out.empty()) WriteFileOrThrow(out, resp.proof());
+  if (g.json) {
+    std::cout << json{{"index", resp.index()}, {"treeSize", resp.tree_size()}, {"proof", resp.proof()}}.dump() << "\n";
+  } else if (out.empty()) {
+    std::cout << resp.proof();
+  }
+  return kOk;
+}
+
+// ---------------------------------------------------------------- offline
+
+int CmdLogVerify(const Global& g, const std::string& entry_path, const std::string& proof_path,
+                 const std::string& vkey_path, std::optional<uint64_t> index) {
+  const verify::NoteVerifier vkey = ReadVkey(vkey_path);
+  const std::string entry = ReadFileOrThrow(entry_path);
+  const std::string proof = ReadFileOrThrow(proof_path);
+  auto r = verify::VerifyTlogProof(proof, entry, vkey, index);
+  if (!r.ok()) {
+    if (g.json) {
+      std::cout << json{{"valid", false}, {"reason", std::string(r.status().message())}}.dump() << "\n";
+    }
+    std::cerr << "shredctl: log proof verification FAILED: " << r.status().message() << "\n";
+    return kVerifyFailed;
+  }
+  const verify::Checkpoint& cp = r->checkpoint;
+  Emit(g,
+       json{{"valid", true},
+            {"index", r->index},
+            {"treeSize", cp.size},
+            {"origin", cp.origin},
+            {"rootHash", Hex(cp.root)},
+            {"leafHash", Hex(verify::LeafHash(entry))}},
+       StrCat("OK: entry is index ", r->index, " of ", cp.origin, " (tree size ", cp.size, ", root ", Hex(cp.root),
+              "), checkpoint signed by ", vkey.name));
+  return kOk;
+}
+
+// ---------------------------------------------------------------- monitor
+
+int CmdMonitor(const Global& g, const std::string& state_path, const std::string& vkey_path) {
+  const verify::NoteVerifier vkey = ReadVkey(vkey_path);
+  std::optional<verify::Checkpoint> old;
+  std::error_code ec;
+  if (fs::exists(state_path, ec)) {
+    auto c = verify::VerifyCheckpoint(ReadFileOrThrow(state_path), vkey);
+    if (!c.ok()) {
+      throw Failure{kVerifyFailed,
+                    StrCat("state file ", state_path, " does not hold a checkpoint valid under ", vkey.name, ": ",
+                           c.status().message()),
+                    ""};
+    }
+    old = std::move(*c);
+  }
+  auto stub = LogStub(g);
+  const v1::GetCheckpointResponse resp = FetchCheckpoint(stub.get());
+  auto latest = verify::VerifyCheckpoint(resp.checkpoint(), vkey);
+  if (!latest.ok()) {
+    if (g.json) {
+      std::cout << json{{"status", "invalid-checkpoint"}, {"reason", std::string(latest.status().message())}}.dump()
+                << "\n";
+    }
+    std::cerr << "shredctl: the daemon's checkpoint does NOT verify: " << latest.status().message() << "\n";
+    return kVerifyFailed;
+  }
+  json report{{"origin", latest->origin}, {"treeSize", latest->size}, {"rootHash", Hex(latest->root)},
+              {"state", state_path}};
+  if (!old) {
+    WriteFileDurably(state_path, latest->signed_note);
+    report["status"] = "first";
+    report["trustOnFirstUse"] = true;
+    Emit(g, report,
+         StrCat("trust on first use: no earlier checkpoint in ", state_path, "; stored ", latest->origin,
+                " at tree size ", latest->size, " (root ", Hex(latest->root),
+                "). Later runs check that the log only grows from here."));
+    return kOk;
+  }
+  report["previousTreeSize"] = old->size;
+  report["previousRootHash"] = Hex(old->root);
+  std::vector<verify::Hash> proof;
+  if (latest->size > old->size && old->size > 0) {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    v1::GetConsistencyProofRequest req;
+    req.set_first(old->size);
+    req.set_second(latest->size);
+    v1::GetConsistencyProofResponse pr;
+    grpc::Status s = stub->GetConsistencyProof(&ctx, req, &pr);
+    if (!s.ok()) {
+      throw FromGrpc(s, StrCat("fetching the consistency proof ", old->size, " -> ", latest->size, " failed"));
+    }
+    for (const auto& h : pr.hashes()) {
+      if (h.size() != 32) throw Failure{kFail, "the daemon sent a malformed consistency proof hash", ""};
+      verify::Hash x;
+      std::memcpy(x.data(), h.data(), 32);
+      proof.push_back(x);
+    }
+  }
+  if (auto s = verify::VerifyCheckpointConsistency(*old, *latest, proof); !s.ok()) {
+    // Keep the evidence: the stored checkpoint stays, the conflicting signed
+    // one is saved next to it.
+    const std::string evidence = state_path + ".conflict";
+    WriteFileDurably(evidence, latest->signed_note);
+    report["status"] = "fork-or-rollback";
+    report["reason"] = std::string(s.message());
+    report["evidence"] = evidence;
+    if (g.json) std::cout << report.dump() << "\n";
+    std::cerr << "shredctl: FORK/ROLLBACK DETECTED: " << s.message() << " (kept " << state_path
+              << "; the conflicting signed checkpoint is in " << evidence << ")\n";
+    return kForkDetected;
+  }
+  if (latest->size == old->size) {
+    report["status"] = "unchanged";
+    Emit(g, report, StrCat("unchanged: ", latest->origin, " still at tree size ", latest->size));
+    return kOk;
+  }
+  WriteFileDurably(state_path, latest->signed_note);
+  report["status"] = "grown";
+  Emit(g, report,
+       StrCat("consistent: ", latest->origin, " grew from ", old->size, " to ", latest->size,
+              " entries (consistency proof verified); stored the new checkpoint in ", state_path));
+  return kOk;
+}
+
+}  // namespace
+
+void AddLogCommands(Commands cmds) {
+  CLI::App* log = cmds.app.add_subcommand("log", "the transparency log: checkpoints, entries, proofs, monitoring");
+  log->require_subcommand(1);
+  Global& g = cmds.global;
+  std::function<int()>& action = cmds.action;
+
+  // Option storage: shared by the callbacks, which the app owns, so it
+  // lives exactly as long as the app.
+  struct Opts {
+    uint64_t index = 0;
+    std::optional<uint64_t> verify_index;
+    std::string out, entry, proof, vkey, state;
+  };
+  auto op = std::make_shared<Opts>();
+  Opts& o = *op;
+
+  auto* c_cp = log->add_subcommand("checkpoint", "print the latest signed checkpoint (C2SP signed note)");
+  c_cp->add_option("-o,--output", o.out, "also write it to FILE");
+  c_cp->callback([op, &g, &action] { action = [op, &g] { return CmdCheckpoint(g, op->out); }; });
+
+  auto* c_entry = log->add_subcommand("entry", "print an entry's exact bytes");
+  c_entry->add_option("index", o.index, "entry index (from 0)")->required();
+  c_entry->add_option("-o,--output", o.out, "write to FILE instead of stdout");
+  c_entry->callback([op, &g, &action] { action = [op, &g] { return CmdEntry(g, op->index, op->out); }; });
+
+  auto* c_proof = log->add_subcommand("proof", "print a c2sp.org/tlog-proof@v1 for an entry, against the latest checkpoint");
+  c_proof->add_option("index", o.index, "entry index (from 0)")->required();
+  c_proof->add_option("-o,--output", o.out, "write to FILE instead of stdout");
+  c_proof->callback([op, &g, &action] { action = [op, &g] { return CmdProof(g, op->index, op->out); }; });
+
+  auto* c_verify = log->add_subcommand("verify", "verify an entry against a tlog-proof offline (no daemon needed)");
+  c_verify->add_option("--entry", o.entry, "the entry's exact bytes")->required()->check(CLI::ExistingFile);
+  c_verify->add_option("--proof", o.proof, "the tlog-proof file")->required()->check(CLI::ExistingFile);
+  c_verify->add_option("--vkey", o.vkey, "the log's signed-note verifier key")->required()->check(CLI::ExistingFile);
+  c_verify->add_option("--index", o.verify_index, "require the proof to be for this index");
+  c_verify->callback([op, &g, &action] { action = [op, &g] { return CmdLogVerify(g, op->entry, op->proof, op->vkey, op->verify_index); }; });
+
+  auto* c_mon = log->add_subcommand(
+      "monitor", "check that the log only grew since the last run (exit 7 on a fork or rollback)");
+  c_mon->add_option("--state", o.state, "file holding the last checkpoint seen (created on first use)")->required();
+  c_mon->add_option("--vkey", o.vkey, "the log's signed-note verifier key")->required()->check(CLI::ExistingFile);
+  c_mon->callback([op, &g, &action] { action = [op, &g] { return CmdMonitor(g, op->state, op->vkey); }; });
+}
+
+}  // namespace shredd::cli

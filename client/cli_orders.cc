@@ -1,0 +1,484 @@
+// shredctl commands for datasets, lineage, orders, holds and suppression.
+#include <CLI/CLI.hpp>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "client/cli_common.h"
+#include "daemon/strings.h"
+#include "shredd/v1/orders.grpc.pb.h"
+
+namespace shredd::cli {
+namespace {
+
+namespace fs = std::filesystem;
+namespace v1 = shredd::v1;
+using nlohmann::json;
+using ::shredd::StrCat;
+
+std::string KindName(v1::Kind k) { return k == v1::KIND_MODEL ? "model" : "photo"; }
+std::string EdgeName(v1::LineageEdge::Type t) {
+  return t == v1::LineageEdge::TRAINED_ON ? "trained-on" : t == v1::LineageEdge::DERIVED_FROM ? "derived-from" : "?";
+}
+
+// Digests from a manifest file: one per line ("sha256:<hex>", optionally
+// followed by anything), or JSON lines with a "digest" field (shredctl put
+// --json output), or a JSON array of digests or of such objects.
+std::vector<std::string> ReadDigestList(const std::string& path) {
+  std::string text = ReadFileOrThrow(path);
+  std::vector<std::string> out;
+  json whole = json::parse(text, nullptr, false);
+  auto take = [&](const json& j) {
+    if (j.is_string()) out.push_back(j.get<std::string>());
+    else if (j.is_object() && j.contains("digest")) out.push_back(j["digest"].get<std::string>());
+  };
+  if (!whole.is_discarded() && whole.is_array()) {
+    for (const auto& j : whole) take(j);
+    return out;
+  }
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    json j = json::parse(line, nullptr, false);
+    if (!j.is_discarded() && j.is_object()) {
+      take(j);
+    } else {
+      out.push_back(line.substr(0, line.find_first_of(" \t")));
+    }
+  }
+  return out;
+}
+
+void AddLabels(const std::vector<std::string>& labels, google::protobuf::Map<std::string, std::string>* m) {
+  for (const auto& l : labels) {
+    auto eq = l.find('=');
+    if (eq == std::string::npos || eq == 0) throw Failure{kUsage, StrCat("--label \"", l, "\" is not key=value"), ""};
+    (*m)[l.substr(0, eq)] = l.substr(eq + 1);
+  }
+}
+
+v1::LegalBasis BasisFromName(const std::string& s) {
+  if (s == "ftc-order") return v1::FTC_ORDER;
+  if (s == "gdpr-art17") return v1::GDPR_ART17;
+  if (s == "ccpa") return v1::CCPA;
+  if (s == "contract") return v1::CONTRACT;
+  if (s == "other") return v1::OTHER;
+  throw Failure{kUsage, StrCat("--basis \"", s, "\": expected ftc-order, gdpr-art17, ccpa, contract or other"), ""};
+}
+
+std::string StateName(v1::OrderState s) {
+  switch (s) {
+    case v1::ORDER_PENDING: return "pending";
+    case v1::ORDER_RUNNING: return "running";
+    case v1::ORDER_DONE: return "done";
+    case v1::ORDER_EMPTY: return "empty";
+    case v1::ORDER_FAILED: return "failed";
+    default: return "unknown";
+  }
+}
+
+json PlannedJson(const v1::PlannedItem& p) {
+  json j{{"digest", p.digest().hash()}, {"kind", KindName(p.kind())}, {"reason", p.reason()}};
+  if (p.edge_type() != v1::LineageEdge::TYPE_UNSPECIFIED) {
+    json e{{"type", EdgeName(p.edge_type())}, {"relation", p.edge_relation()}};
+    if (!p.edge_dataset().empty()) e["dataset"] = p.edge_dataset();
+    if (p.has_edge_parent()) e["parent"] = p.edge_parent().hash();
+    j["edge"] = e;
+  }
+  if (!p.hold_id().empty()) j["hold"] = {{"id", p.hold_id()}, {"reason", p.hold_reason()}};
+  return j;
+}
+
+json StatusJson(const v1::OrderStatus& s) {
+  return {{"orderId", s.order_id()},       {"state", StateName(s.state())},
+          {"message", s.message()},        {"itemsPlanned", s.items_planned()},
+          {"itemsShredded", s.items_shredded()}, {"certificateId", s.certificate_id()}};
+}
+
+struct OrderArgs {
+  std::string id, basis, reference, requester, received, due, out, manifest;
+  std::vector<std::string> datasets, subjects, digests, labels;
+  double timeout = 3600;
+};
+
+v1::OrderSpec SpecOf(const OrderArgs& a) {
+  v1::OrderSpec s;
+  s.set_id(a.id);
+  s.set_basis(BasisFromName(a.basis));
+  s.set_reference(a.reference);
+  s.set_requester(a.requester);
+  s.set_received(a.received);
+  s.set_due(a.due);
+  for (const auto& d : a.datasets) s.add_datasets(d);
+  for (const auto& x : a.subjects) s.add_subject_ids(x);
+  for (const auto& d : a.digests) s.add_digests()->set_hash(DigestArg(d));
+  AddLabels(a.labels, s.mutable_labels());
+  return s;
+}
+
+int CmdPlan(const Global& g, const OrderArgs& a) {
+  auto stub = v1::Orders::NewStub(Connect(g));
+  grpc::ClientContext ctx;
+  v1::Plan plan;
+  grpc::Status s = stub->PlanOrder(&ctx, SpecOf(a), &plan);
+  if (!s.ok()) throw FromGrpc(s, "plan failed");
+  json j{{"orderId", plan.order_id()}, {"selected", json::array()}, {"derived", json::array()},
+         {"retained", json::array()}, {"unmatched", plan.unmatched()}};
+  for (const auto& p : plan.selected()) j["selected"].push_back(PlannedJson(p));
+  for (const auto& p : plan.derived()) j["derived"].push_back(PlannedJson(p));
+  for (const auto& p : plan.retained()) j["retained"].push_back(PlannedJson(p));
+  std::ostringstream t;
+  t << "order " << plan.order_id() << ": " << plan.selected_size() << " selected, " << plan.derived_size()
+    << " derived models, " << plan.retained_size() << " retained under legal hold\n";
+  for (const auto& p : plan.selected()) t << "  shred   " << p.digest().hash() << " " << KindName(p.kind()) << "  (" << p.reason() << ")\n";
+  for (const auto& p : plan.derived()) t << "  shred   " << p.digest().hash() << " model  (" << p.reason() << ")\n";
+  for (const auto& p : plan.retained()) {
+    t << "  retain  " << p.digest().hash() << " " << KindName(p.kind()) << "  (hold " << p.hold_id() << ": " << p.hold_reason() << ")\n";
+  }
+  for (const auto& u : plan.unmatched()) t << "  unmatched: " << u << "\n";
+  if (plan.selected_size() + plan.derived_size() == 0) t << "  nothing to shred: submitting this order would issue no certificate\n";
+  std::string text = t.str();
+  text.pop_back();
+  Emit(g, j, text);
+  return kOk;
+}
+
+v1::OrderStatus Wait(const Global& g, const std::string& id, double timeout) {
+  auto stub = v1::Orders::NewStub(Connect(g));
+  auto end = std::chrono::system_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(timeout * 1000));
+  for (;;) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::min(end, std::chrono::system_clock::now() + std::chrono::seconds(30)));
+    v1::GetOrderRequest req;
+    req.set_order_id(id);
+    req.set_wait(true);
+    v1::OrderStatus st;
+    grpc::Status s = stub->GetOrder(&ctx, req, &st);
+    if (!s.ok() && s.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED) throw FromGrpc(s, "order status failed");
+    if (s.ok() && (st.state() == v1::ORDER_DONE || st.state() == v1::ORDER_EMPTY || st.state() == v1::ORDER_FAILED)) {
+      return st;
+    }
+    if (std::chrono::system_clock::now() >= end) {
+      throw Failure{kFail, StrCat("order ", id, " did not finish within ", timeout, " s (state ", StateName(st.state()), ")"), "DEADLINE_EXCEEDED"};
+    }
+  }
+}
+
+int Finish(const Global& g, const v1::OrderStatus& st, const std::string& out, const std::string& manifest) {
+  if (st.state() == v1::ORDER_FAILED) throw Failure{kFail, StrCat("order ", st.order_id(), " failed: ", st.message()), ""};
+  if (st.state() == v1::ORDER_EMPTY) {
+    Emit(g, StatusJson(st), StrCat("order ", st.order_id(), ": ", st.message()));
+    return kNotFound;
+  }
+  if (!out.empty()) WriteCertificate(g, st.certificate_id(), out, manifest);
+  json j = StatusJson(st);
+  if (!out.empty()) j["certificate"] = out;
+  Emit(g, j, StrCat("order ", st.order_id(), " done: ", st.items_shredded(), " items shredded, certificate ",
+                    st.certificate_id(), out.empty() ? "" : StrCat(" written to ", out)));
+  return kOk;
+}
+
+int CmdSubmit(const Global& g, const OrderArgs& a) {
+  auto stub = v1::Orders::NewStub(Connect(g));
+  grpc::ClientContext ctx;
+  v1::OrderStatus st;
+  grpc::Status s = stub->SubmitOrder(&ctx, SpecOf(a), &st);
+  if (!s.ok()) throw FromGrpc(s, "submit failed");
+  if (a.out.empty()) {
+    Emit(g, StatusJson(st), StrCat("order ", st.order_id(), " accepted (", StateName(st.state()),
+                                   "); follow it with: shredctl order wait ", st.order_id()));
+    return kOk;
+  }
+  return Finish(g, Wait(g, st.order_id(), a.timeout), a.out, a.manifest);
+}
+
+int CmdStatus(const Global& g, const std::string& id) {
+  auto stub = v1::Orders::NewStub(Connect(g));
+  grpc::ClientContext ctx;
+  v1::GetOrderRequest req;
+  req.set_order_id(id);
+  v1::OrderStatus st;
+  grpc::Status s = stub->GetOrder(&ctx, req, &st);
+  if (!s.ok()) throw FromGrpc(s, "order status failed");
+  Emit(g, StatusJson(st), StrCat("order ", id, ": ", StateName(st.state()), " (", st.message(), "), ",
+                                 st.items_shredded(), "/", st.items_planned(), " items shredded",
+                                 st.certificate_id().empty() ? "" : StrCat(", certificate ", st.certificate_id())));
+  return kOk;
+}
+
+int CmdModelRegister(const Global& g, const std::string& file, const std::vector<std::string>& trained_on,
+                     const std::vector<std::string>& derived_from, const std::string& relation,
+                     const std::vector<std::string>& labels, const std::vector<std::string>& datasets) {
+  if (trained_on.empty() && derived_from.empty()) {
+    throw Failure{kUsage, "a model needs --trained-on or --derived-from", ""};
+  }
+  FileDigest d = DigestFile(file);
+  v1::PutHeader h;
+  h.mutable_metadata()->set_kind(v1::KIND_MODEL);
+  h.mutable_metadata()->set_name(fs::path(file).filename().string());
+  for (const auto& ds : datasets) h.mutable_metadata()->add_datasets(ds);
+  AddLabels(labels, h.mutable_metadata()->mutable_labels());
+  for (const auto& t : trained_on) {
+    auto* e = h.add_lineage();
+    e->set_type(v1::LineageEdge::TRAINED_ON);
+    if (LooksLikeDigest(t) || fs::is_regular_file(t)) e->mutable_digest()->set_hash(DigestArg(t));
+    else e->set_dataset(t);
+  }
+  for (const auto& m : derived_from) {
+    auto* e = h.add_lineage();
+    e->set_type(v1::LineageEdge::DERIVED_FROM);
+    e->mutable_digest()->set_hash(DigestArg(m));
+    e->set_relation(relation);
+  }
+  PutOutcome r = UploadFile(g, file, d, std::move(h));
+  Emit(g, json{{"path", file}, {"digest", d.hash}, {"size", d.size}, {"status", r.already_present ? "present" : "stored"}},
+       StrCat(d.hash, " ", d.size, " ", r.already_present ? "present" : "stored", " ", file));
+  return kOk;
+}
+
+int CmdLineage(const Global& g, const std::string& digest) {
+  auto stub = v1::Catalog::NewStub(Connect(g));
+  grpc::ClientContext ctx;
+  v1::LineageRequest req;
+  req.mutable_digest()->set_hash(DigestArg(digest));
+  v1::LineageResponse resp;
+  grpc::Status s = stub->GetLineage(&ctx, req, &resp);
+  if (!s.ok()) throw FromGrpc(s, "lineage failed");
+  auto link = [](const v1::LineageLink& l) {
+    json j{{"type", EdgeName(l.type())}, {"relation", l.relation()}};
+    if (!l.dataset().empty()) j["dataset"] = l.dataset();
+    if (l.has_digest()) j["digest"] = l.digest().hash(), j["kind"] = KindName(l.kind());
+    if (!l.via_dataset().empty()) j["viaDataset"] = l.via_dataset();
+    return j;
+  };
+  json j{{"digest", resp.digest().hash()}, {"kind", KindName(resp.kind())}, {"comesFrom", json::array()}, {"feeds", json::array()}};
+  std::ostringstream t;
+  t << resp.digest().hash() << " (" << KindName(resp.kind()) << ")";
+  for (const auto& l : resp.comes_from()) {
+    j["comesFrom"].push_back(link(l));
+    t << "\n  comes from: " << EdgeName(l.type()) << " "
+      << (l.dataset().empty() ? l.digest().hash() + " (" + KindName(l.kind()) + ")" : "dataset " + l.dataset())
+      << (l.relation().empty() ? "" : " [" + l.relation() + "]");
+  }
+  for (const auto& l : resp.feeds()) {
+    j["feeds"].push_back(link(l));
+    t << "\n  feeds:      " << l.digest().hash() << " (" << EdgeName(l.type())
+      << (l.via_dataset().empty() ? "" : " via dataset " + l.via_dataset())
+      << (l.relation().empty() ? "" : ", " + l.relation()) << ")";
+  }
+  if (resp.comes_from_size() + resp.feeds_size() == 0) t << "\n  no lineage";
+  Emit(g, j, t.str());
+  return kOk;
+}
+
+}  // namespace
+
+void AddOrderCommands(Commands cmds) {
+  CLI::App& app = cmds.app;
+  const Global& g = cmds.global;
+  auto& action = cmds.action;
+
+  // dataset
+  auto* ds = app.add_subcommand("dataset", "register and list datasets");
+  ds->require_subcommand(1);
+  static std::string ds_name, ds_manifest;
+  static std::vector<std::string> ds_digests;
+  auto* ds_reg = ds->add_subcommand("register", "add stored items to a dataset (created if new)");
+  ds_reg->add_option("name", ds_name, "dataset name")->required();
+  ds_reg->add_option("digests", ds_digests, "digests or files");
+  ds_reg->add_option("--manifest", ds_manifest, "file listing digests (lines, or shredctl put --json output)")
+      ->check(CLI::ExistingFile);
+  ds_reg->callback([&] {
+    action = [&] {
+      v1::RegisterDatasetRequest req;
+      req.set_name(ds_name);
+      std::vector<std::string> all = ds_digests;
+      if (!ds_manifest.empty()) {
+        auto more = ReadDigestList(ds_manifest);
+        all.insert(all.end(), more.begin(), more.end());
+      }
+      for (const auto& d : all) req.add_digests()->set_hash(DigestArg(d));
+      grpc::ClientContext ctx;
+      v1::Dataset resp;
+      grpc::Status s = v1::Catalog::NewStub(Connect(g))->RegisterDataset(&ctx, req, &resp);
+      if (!s.ok()) throw FromGrpc(s, "dataset register failed");
+      Emit(g, json{{"dataset", resp.name()}, {"items", resp.item_count()}},
+           StrCat("dataset ", resp.name(), ": ", resp.item_count(), " items"));
+      return static_cast<int>(kOk);
+    };
+  });
+  ds->add_subcommand("ls", "list datasets")->callback([&] {
+    action = [&] {
+      grpc::ClientContext ctx;
+      v1::ListDatasetsResponse resp;
+      grpc::Status s = v1::Catalog::NewStub(Connect(g))->ListDatasets(&ctx, v1::ListDatasetsRequest(), &resp);
+      if (!s.ok()) throw FromGrpc(s, "dataset ls failed");
+      for (const auto& d : resp.datasets()) {
+        Emit(g, json{{"dataset", d.name()}, {"items", d.item_count()}}, StrCat(d.name(), " ", d.item_count()));
+      }
+      return static_cast<int>(kOk);
+    };
+  });
+
+  // tag
+  static std::string tag_digest;
+  static std::vector<std::string> tag_subjects, tag_datasets, tag_labels;
+  auto* tag = app.add_subcommand("tag", "add subject ids, datasets or labels to a stored item");
+  tag->add_option("digest", tag_digest, "sha256:<hex> or a file")->required();
+  tag->add_option("--subject", tag_subjects, "subject id (repeatable)");
+  tag->add_option("--dataset", tag_datasets, "dataset (repeatable)");
+  tag->add_option("--label", tag_labels, "label key=value (repeatable)");
+  tag->callback([&] {
+    action = [&] {
+      v1::UpdateItemRequest req;
+      req.mutable_digest()->set_hash(DigestArg(tag_digest));
+      for (const auto& x : tag_subjects) req.add_add_subject_ids(x);
+      for (const auto& x : tag_datasets) req.add_add_datasets(x);
+      AddLabels(tag_labels, req.mutable_add_labels());
+      grpc::ClientContext ctx;
+      v1::ItemInfo info;
+      grpc::Status s = v1::Catalog::NewStub(Connect(g))->UpdateItem(&ctx, req, &info);
+      if (!s.ok()) throw FromGrpc(s, "tag failed");
+      Emit(g, json{{"digest", info.digest().hash()}, {"status", "updated"}}, StrCat(info.digest().hash(), " updated"));
+      return static_cast<int>(kOk);
+    };
+  });
+
+  // model register
+  auto* model = app.add_subcommand("model", "register model weights with their lineage");
+  model->require_subcommand(1);
+  static std::string m_file, m_relation = "derived";
+  static std::vector<std::string> m_trained, m_derived, m_labels, m_datasets;
+  auto* mreg = model->add_subcommand("register", "upload a model file with lineage edges");
+  mreg->add_option("file", m_file, "weights file")->required()->check(CLI::ExistingFile);
+  mreg->add_option("--trained-on", m_trained, "dataset name, or a digest/file of a data item (repeatable)");
+  mreg->add_option("--derived-from", m_derived, "digest/file of a parent model (repeatable)");
+  mreg->add_option("--relation", m_relation, "kind of derivation: fine-tune, distillation, embedding, ...")
+      ->capture_default_str();
+  mreg->add_option("--label", m_labels, "label key=value (repeatable)");
+  mreg->add_option("--dataset", m_datasets, "also list the model in this dataset (repeatable)");
+  mreg->callback([&] {
+    action = [&] { return CmdModelRegister(g, m_file, m_trained, m_derived, m_relation, m_labels, m_datasets); };
+  });
+
+  static std::string lin_digest;
+  auto* lin = app.add_subcommand("lineage", "show what an item feeds and what a model comes from");
+  lin->add_option("digest", lin_digest, "sha256:<hex> or a file")->required();
+  lin->callback([&] { action = [&] { return CmdLineage(g, lin_digest); }; });
+
+  // order
+  static OrderArgs oa;
+  auto* order = app.add_subcommand("order", "plan, submit and follow deletion orders");
+  order->require_subcommand(1);
+  auto add_spec = [](CLI::App* c) {
+    c->add_option("--id", oa.id, "order id (idempotency key)")->required();
+    c->add_option("--basis", oa.basis, "ftc-order, gdpr-art17, ccpa, contract or other")->required();
+    c->add_option("--reference", oa.reference, "docket number, request id, ...")->required();
+    c->add_option("--requester", oa.requester, "who ordered it");
+    c->add_option("--received", oa.received, "date received (YYYY-MM-DD or RFC 3339; default now)");
+    c->add_option("--due", oa.due, "due date (YYYY-MM-DD or RFC 3339)");
+    c->add_option("--dataset", oa.datasets, "select a dataset (repeatable)");
+    c->add_option("--subject", oa.subjects, "select a data subject's items (repeatable)");
+    c->add_option("--digest", oa.digests, "select an item by digest or file (repeatable)");
+    c->add_option("--label", oa.labels, "select items with label key=value (repeatable)");
+  };
+  auto* plan = order->add_subcommand("plan", "dry run: the full closure, nothing changes");
+  add_spec(plan);
+  plan->callback([&] { action = [&] { return CmdPlan(g, oa); }; });
+  auto* submit = order->add_subcommand("submit", "execute an order (in the background unless -o)");
+  add_spec(submit);
+  submit->add_option("-o,--output", oa.out, "wait, then write the certificate to FILE");
+  submit->add_option("--manifest", oa.manifest, "write the private manifest to FILE (default: next to -o)");
+  submit->add_option("--timeout", oa.timeout, "seconds to wait with -o")->capture_default_str();
+  submit->callback([&] { action = [&] { return CmdSubmit(g, oa); }; });
+  static std::string order_id;
+  auto* status = order->add_subcommand("status", "show an order's state and progress");
+  status->add_option("id", order_id, "order id")->required();
+  status->callback([&] { action = [&] { return CmdStatus(g, order_id); }; });
+  auto* wait = order->add_subcommand("wait", "wait for an order to finish");
+  wait->add_option("id", order_id, "order id")->required();
+  wait->add_option("-o,--output", oa.out, "write the certificate to FILE");
+  wait->add_option("--manifest", oa.manifest, "write the private manifest to FILE (default: next to -o)");
+  wait->add_option("--timeout", oa.timeout, "seconds to wait")->capture_default_str();
+  wait->callback([&] { action = [&] { return Finish(g, Wait(g, order_id, oa.timeout), oa.out, oa.manifest); }; });
+
+  // hold
+  auto* hold = app.add_subcommand("hold", "legal holds: items or datasets that orders must not shred");
+  hold->require_subcommand(1);
+  static std::string h_digest, h_dataset, h_reason, h_id;
+  auto* hadd = hold->add_subcommand("add", "place a hold");
+  hadd->add_option("--digest", h_digest, "hold one item (digest or file)");
+  hadd->add_option("--dataset", h_dataset, "hold a whole dataset");
+  hadd->add_option("--reason", h_reason, "why (litigation, investigation, ...)")->required();
+  hadd->add_option("--id", h_id, "hold id (default: generated)");
+  hadd->callback([&] {
+    if (h_digest.empty() == h_dataset.empty()) throw CLI::ValidationError("give exactly one of --digest and --dataset");
+    action = [&] {
+      v1::AddHoldRequest req;
+      req.mutable_hold()->set_id(h_id);
+      req.mutable_hold()->set_reason(h_reason);
+      if (!h_digest.empty()) req.mutable_hold()->mutable_digest()->set_hash(DigestArg(h_digest));
+      else req.mutable_hold()->set_dataset(h_dataset);
+      grpc::ClientContext ctx;
+      v1::Hold resp;
+      grpc::Status s = v1::Orders::NewStub(Connect(g))->AddHold(&ctx, req, &resp);
+      if (!s.ok()) throw FromGrpc(s, "hold add failed");
+      Emit(g, json{{"holdId", resp.id()}}, StrCat("hold ", resp.id(), " placed"));
+      return static_cast<int>(kOk);
+    };
+  });
+  auto* hrm = hold->add_subcommand("rm", "lift a hold");
+  hrm->add_option("id", h_id, "hold id")->required();
+  hrm->callback([&] {
+    action = [&] {
+      v1::RemoveHoldRequest req;
+      req.set_id(h_id);
+      grpc::ClientContext ctx;
+      v1::RemoveHoldResponse resp;
+      grpc::Status s = v1::Orders::NewStub(Connect(g))->RemoveHold(&ctx, req, &resp);
+      if (!s.ok()) throw FromGrpc(s, "hold rm failed");
+      Emit(g, json{{"holdId", h_id}, {"status", "removed"}}, StrCat("hold ", h_id, " removed"));
+      return static_cast<int>(kOk);
+    };
+  });
+  hold->add_subcommand("ls", "list holds")->callback([&] {
+    action = [&] {
+      grpc::ClientContext ctx;
+      v1::ListHoldsResponse resp;
+      grpc::Status s = v1::Orders::NewStub(Connect(g))->ListHolds(&ctx, v1::ListHoldsRequest(), &resp);
+      if (!s.ok()) throw FromGrpc(s, "hold ls failed");
+      for (const auto& h : resp.holds()) {
+        std::string target = h.has_digest() ? h.digest().hash() : "dataset " + h.dataset();
+        Emit(g, json{{"holdId", h.id()}, {"target", target}, {"reason", h.reason()}},
+             StrCat(h.id(), " ", target, " (", h.reason(), ")"));
+      }
+      return static_cast<int>(kOk);
+    };
+  });
+
+  // suppression
+  auto* sup = app.add_subcommand("suppression", "shredded content is refused on re-ingest; admins may lift that");
+  sup->require_subcommand(1);
+  static std::string s_digest, s_reason;
+  auto* lift = sup->add_subcommand("lift", "allow a shredded digest to be stored again (recorded)");
+  lift->add_option("digest", s_digest, "sha256:<hex> or a file")->required();
+  lift->add_option("--reason", s_reason, "why")->required();
+  lift->callback([&] {
+    action = [&] {
+      v1::LiftSuppressionRequest req;
+      req.mutable_digest()->set_hash(DigestArg(s_digest));
+      req.set_reason(s_reason);
+      grpc::ClientContext ctx;
+      v1::LiftSuppressionResponse resp;
+      grpc::Status s = v1::Orders::NewStub(Connect(g))->LiftSuppression(&ctx, req, &resp);
+      if (!s.ok()) throw FromGrpc(s, "suppression lift failed");
+      Emit(g, json{{"digest", req.digest().hash()}, {"lifted", resp.lifted_order()}},
+           StrCat("suppression of ", req.digest().hash(), " lifted (was: ", resp.lifted_order(), ")"));
+      return static_cast<int>(kOk);
+    };
+  });
+}
+
+}  // namespace shredd::cli

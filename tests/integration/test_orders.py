@@ -1,0 +1,290 @@
+"""Deletion orders with lineage (issue 4) against the real daemon: the story
+from the design brief, GDPR-style subject orders, holds, suppression and
+every bad-input case the issue lists."""
+import base64
+import json
+import os
+import unittest
+
+from harness import DaemonTest, ctl_offline, grpc, pb, read_json, sha256_digest
+
+from shredd.v1 import orders_pb2 as opb  # noqa: E402
+from shredd.v1 import orders_pb2_grpc as opb_grpc  # noqa: E402
+
+
+def payload(cert_path):
+    env = read_json(cert_path)
+    return json.loads(base64.b64decode(env["payload"]))
+
+
+class OrdersTest(DaemonTest):
+    def setUp(self):
+        super().setUp()
+        self.orders = opb_grpc.OrdersStub(self.d.channel())
+        self.catalog = opb_grpc.CatalogStub(self.d.channel())
+        self.pem = os.path.join(self.tmp, "pub.pem")
+        self.d.ctl("pubkey", "-o", self.pem)
+
+    def batch(self, items, datasets=(), subject_of=None):
+        """BatchPut of small photos; subject_of(i) gives each one's subject id."""
+        out = []
+        for start in range(0, len(items), 500):
+            req = pb.BatchPutRequest()
+            for i, data in enumerate(items[start:start + 500], start):
+                e = req.entries.add()
+                e.header.digest.hash = sha256_digest(data)
+                e.header.digest.size_bytes = len(data)
+                e.header.metadata.kind = pb.KIND_PHOTO
+                e.header.metadata.datasets.extend(datasets)
+                if subject_of:
+                    e.header.metadata.subject_ids.append(subject_of(i))
+                e.data = data
+            for r in self.d.store().BatchPut(req, timeout=120).results:
+                self.assertEqual(r.code, 0, r.message)
+        return [sha256_digest(x) for x in items]
+
+    def model(self, data, trained_on=(), derived_from=(), relation=""):
+        path = os.path.join(self.tmp, "m-%s.bin" % sha256_digest(data)[7:19])
+        with open(path, "wb") as f:
+            f.write(data)
+        args = ["model", "register", path]
+        for t in trained_on:
+            args += ["--trained-on", t]
+        for m in derived_from:
+            args += ["--derived-from", m]
+        if relation:
+            args += ["--relation", relation]
+        _, lines = self.d.ctl(*args, json_out=True)
+        return lines[0]["digest"]
+
+    def stored(self, digest):
+        try:
+            self.d.store().Stat(pb.StatRequest(digest=pb.Digest(hash=digest)))
+            return True
+        except grpc.RpcError as e:
+            self.assertEqual(e.code(), grpc.StatusCode.NOT_FOUND, e.details())
+            return False
+
+    def submit(self, *args, check=True):
+        cert = os.path.join(self.tmp, "cert-%d.json" % len(os.listdir(self.tmp)))
+        p = self.d.ctl("order", "submit", *args, "-o", cert, check=check)
+        return p, cert
+
+    def test_the_story_dataset_order_and_gdpr_subject_order(self):
+        # 1,000 photos from one source with subject ids (10 subjects), plus unrelated photos
+        photos = [b"okc-photo-%d-" % i + os.urandom(200) for i in range(1000)]
+        digests = self.batch(photos, datasets=["okc-2014"], subject_of=lambda i: "subject-%d" % (i % 10))
+        other = [b"other-photo-%d-" % i + os.urandom(100) for i in range(20)]
+        other_digests = self.batch(other, datasets=["stock"], subject_of=lambda i: "other-%d" % i)
+        face = self.model(os.urandom(300_000), trained_on=["okc-2014"])
+        tune = self.model(os.urandom(120_000), derived_from=[face], relation="fine-tune")
+        unrelated = self.model(os.urandom(50_000), trained_on=["stock"])
+        # lineage shows both directions
+        _, lin = self.d.ctl("lineage", face, json_out=True)
+        self.assertEqual(lin[0]["comesFrom"][0]["dataset"], "okc-2014")
+        self.assertEqual(lin[0]["feeds"][0]["digest"], tune)
+        _, lin = self.d.ctl("lineage", digests[0], json_out=True)
+        self.assertEqual(lin[0]["feeds"][0]["digest"], face)
+        self.assertEqual(lin[0]["feeds"][0]["viaDataset"], "okc-2014")
+
+        # plan: the closure, each derived model with its edge
+        _, plan = self.d.ctl("order", "plan", "--id", "ftc-1", "--basis", "ftc-order", "--reference",
+                             "FTC C-4765", "--dataset", "okc-2014", json_out=True)
+        plan = plan[0]
+        self.assertEqual(len(plan["selected"]), 1000)
+        derived = {p["digest"]: p for p in plan["derived"]}
+        self.assertEqual(set(derived), {face, tune})
+        self.assertEqual(derived[face]["edge"], {"type": "trained-on", "relation": "", "dataset": "okc-2014"})
+        self.assertEqual(derived[tune]["edge"]["parent"], face)
+        self.assertEqual(derived[tune]["edge"]["relation"], "fine-tune")
+        self.assertTrue(all(self.stored(d) for d in digests[:5]))  # a plan changes nothing
+
+        p, cert = self.submit("--id", "ftc-1", "--basis", "ftc-order", "--reference", "FTC C-4765",
+                              "--requester", "FTC", "--dataset", "okc-2014")
+        man = cert[:-5] + ".manifest.json"
+        self.assertEqual(ctl_offline("verify", cert, "--pubkey", self.pem, "--manifest", man).returncode, 0)
+        pred = payload(cert)["predicate"]
+        self.assertEqual(pred["items"]["byKind"], {"photo": 1000, "model": 2})
+        self.assertEqual(pred["order"]["id"], "ftc-1")
+        self.assertEqual(pred["order"]["basis"], "ftc-order")
+        self.assertEqual(pred["order"]["reference"], "FTC C-4765")
+        named = {m["digest"]: m["pulledInBy"] for m in pred["derivedModels"]}
+        self.assertEqual(set(named), {face, tune})
+        self.assertEqual(named[face]["dataset"], "okc-2014")
+        self.assertEqual(named[tune]["model"], face)
+        # no subject id or photo digest in the public certificate
+        text = json.dumps(pred)
+        self.assertNotIn("subject-", text)
+        self.assertNotIn(digests[0][7:], text)
+        # the shredded are gone, the unrelated stay
+        self.assertFalse(any(self.stored(d) for d in digests[::97]))
+        self.assertFalse(self.stored(face) or self.stored(tune))
+        self.assertTrue(self.stored(unrelated))
+        self.assertTrue(all(self.stored(d) for d in other_digests))
+        # re-upload of a shredded photo is refused, naming the order
+        e = self.assertRpcError(grpc.StatusCode.FAILED_PRECONDITION, self.d.put_bytes, photos[3])
+        self.assertIn("order ftc-1", e.details())
+        # re-submitting the same order returns the same result
+        p2, cert2 = self.submit("--id", "ftc-1", "--basis", "ftc-order", "--reference", "FTC C-4765",
+                                "--requester", "FTC", "--dataset", "okc-2014")
+        self.assertEqual(payload(cert2)["predicate"]["certificateId"], pred["certificateId"])
+
+    def test_gdpr_subject_order_shreds_that_subjects_photos_and_models_trained_on_them(self):
+        alice = [b"alice-%d" % i + os.urandom(50) for i in range(5)]
+        bob = [b"bob-%d" % i + os.urandom(50) for i in range(5)]
+        da = self.batch(alice, datasets=["faces"], subject_of=lambda i: "alice")
+        db = self.batch(bob, datasets=["faces"], subject_of=lambda i: "bob")
+        other = self.batch([b"x" + os.urandom(40)], datasets=["elsewhere"], subject_of=lambda i: "carol")
+        on_faces = self.model(os.urandom(10_000), trained_on=["faces"])
+        on_alice_photo = self.model(os.urandom(9_000), trained_on=[da[0]])
+        on_elsewhere = self.model(os.urandom(8_000), trained_on=["elsewhere"])
+        p, cert = self.submit("--id", "gdpr-42", "--basis", "gdpr-art17", "--reference", "request 42",
+                              "--requester", "alice", "--subject", "alice")
+        self.assertEqual(p.returncode, 0)
+        self.assertFalse(any(self.stored(d) for d in da))
+        self.assertTrue(all(self.stored(d) for d in db))
+        self.assertFalse(self.stored(on_faces))        # trained on a dataset holding alice's photos
+        self.assertFalse(self.stored(on_alice_photo))  # trained on one of her photos directly
+        self.assertTrue(self.stored(on_elsewhere))
+        self.assertTrue(self.stored(other[0]))
+        pred = payload(cert)["predicate"]
+        self.assertNotIn("alice", json.dumps(pred))  # requester and selectors are private
+        man = cert[:-5] + ".manifest.json"
+        private = json.loads(read_json(man)["order"]["private"])
+        self.assertEqual(private["requester"], "alice")
+        self.assertEqual(private["selectors"]["subjects"], ["alice"])
+        self.assertEqual(ctl_offline("verify", cert, "--pubkey", self.pem, "--manifest", man).returncode, 0)
+        # a manifest whose private order part was altered no longer verifies
+        m = read_json(man)
+        m["order"]["private"] = m["order"]["private"].replace("alice", "mallory")
+        bad = os.path.join(self.tmp, "bad.manifest.json")
+        with open(bad, "w") as f:
+            json.dump(m, f)
+        p = ctl_offline("verify", cert, "--pubkey", self.pem, "--manifest", bad, check=False)
+        self.assertEqual(p.returncode, 3)
+        self.assertIn("privateCommitment", p.stderr.decode())
+
+    def test_legal_holds_are_respected_and_reported(self):
+        keep = self.batch([b"keep" + os.urandom(30)], datasets=["d1"], subject_of=lambda i: "s")
+        drop = self.batch([b"drop" + os.urandom(30)], datasets=["d1"], subject_of=lambda i: "s")
+        held_model = self.model(os.urandom(7000), trained_on=["d1"])
+        _, h1 = self.d.ctl("hold", "add", "--digest", keep[0], "--reason", "litigation 7", json_out=True)
+        _, h2 = self.d.ctl("hold", "add", "--digest", held_model, "--reason", "evidence", json_out=True)
+        _, holds = self.d.ctl("hold", "ls", json_out=True)
+        self.assertEqual(len(holds), 2)
+        _, plan = self.d.ctl("order", "plan", "--id", "o-h", "--basis", "other", "--reference", "r",
+                             "--dataset", "d1", json_out=True)
+        retained = {p["digest"]: p["hold"]["reason"] for p in plan[0]["retained"]}
+        self.assertEqual(retained, {keep[0]: "litigation 7", held_model: "evidence"})
+        p, cert = self.submit("--id", "o-h", "--basis", "other", "--reference", "r", "--dataset", "d1")
+        self.assertTrue(self.stored(keep[0]) and self.stored(held_model))
+        self.assertFalse(self.stored(drop[0]))
+        ret = payload(cert)["predicate"]["retainedUnderHold"]
+        self.assertEqual(sorted(r["reason"] for r in ret), ["evidence", "litigation 7"])
+        self.assertNotIn("digest", [r for r in ret if r["kind"] == "photo"][0])  # photos stay anonymous
+        self.assertEqual([r for r in ret if r["kind"] == "model"][0]["digest"], held_model)
+        # lifting the hold lets a later order take it
+        self.d.ctl("hold", "rm", h1[0]["holdId"])
+        self.submit("--id", "o-h2", "--basis", "other", "--reference", "r2", "--digest", keep[0])
+        self.assertFalse(self.stored(keep[0]))
+
+    def test_selectors_matching_nothing_give_no_certificate(self):
+        self.batch([b"a" + os.urandom(20)], datasets=["real"])
+        _, plan = self.d.ctl("order", "plan", "--id", "e1", "--basis", "ccpa", "--reference", "x",
+                             "--subject", "nobody", "--dataset", "ghost", "--digest", sha256_digest(b"nope"),
+                             json_out=True)
+        unmatched = " ".join(plan[0]["unmatched"])
+        self.assertIn("subject nobody", unmatched)
+        self.assertIn("dataset ghost (unknown dataset)", unmatched)
+        self.assertIn("not stored", unmatched)
+        self.assertEqual(plan[0]["selected"], [])
+        p, cert = self.submit("--id", "e1", "--basis", "ccpa", "--reference", "x", "--subject", "nobody",
+                              check=False)
+        self.assertEqual(p.returncode, 4)
+        self.assertFalse(os.path.exists(cert))
+        st = self.orders.GetOrder(opb.GetOrderRequest(order_id="e1"))
+        self.assertEqual(st.state, opb.ORDER_EMPTY)
+        self.assertEqual(st.certificate_id, "")
+
+    def test_conflicting_resubmission_is_already_exists(self):
+        self.batch([b"c" + os.urandom(20)], datasets=["ds"])
+        self.submit("--id", "same", "--basis", "other", "--reference", "r", "--dataset", "ds")
+        p, _ = self.submit("--id", "same", "--basis", "other", "--reference", "r", "--dataset", "other-ds",
+                           check=False)
+        self.assertEqual(p.returncode, 6)
+        self.assertIn("already exists with different fields", p.stderr.decode())
+        e = self.assertRpcError(grpc.StatusCode.ALREADY_EXISTS, self.orders.SubmitOrder,
+                                opb.OrderSpec(id="same", basis=opb.OTHER, reference="r", datasets=["other-ds"]))
+        self.assertIn('"datasets":["ds"]', e.details())  # names the original
+
+    def test_bad_lineage_is_refused_and_nothing_stored(self):
+        photo = self.batch([b"p" + os.urandom(20)], datasets=["ds"])[0]
+        a = self.model(os.urandom(3000), trained_on=["ds"])
+        b = self.model(os.urandom(3000), derived_from=[a])
+        data = os.urandom(4000)
+        path = os.path.join(self.tmp, "new.bin")
+        with open(path, "wb") as f:
+            f.write(data)
+        cases = [
+            (["--trained-on", "no-such-dataset"], 4, "unknown dataset"),
+            (["--trained-on", sha256_digest(b"unknown")], 4, "unknown item"),
+            (["--derived-from", photo], 6, "derived-from must name a model"),
+        ]
+        for args, code, msg in cases:
+            p = self.d.ctl("model", "register", path, *args, check=False)
+            self.assertEqual(p.returncode, code, p.stderr)
+            self.assertIn(msg, p.stderr.decode())
+            self.assertFalse(self.stored(sha256_digest(data)), args)
+        # a cycle: a is registered again as derived from b (b derives from a)
+        e = self.assertRpcError(grpc.StatusCode.FAILED_PRECONDITION, self.catalog.AddLineage,
+                                opb.AddLineageRequest(model=pb.Digest(hash=a), edges=[
+                                    pb.LineageEdge(type=pb.LineageEdge.DERIVED_FROM, digest=pb.Digest(hash=b))]))
+        self.assertIn("cycle", e.details())
+        _, lin = self.d.ctl("lineage", a, json_out=True)
+        self.assertEqual(len(lin[0]["comesFrom"]), 1)  # nothing was added
+        # lineage to a shredded item names the order
+        self.submit("--id", "kill-photo", "--basis", "other", "--reference", "r", "--digest", photo)
+        p = self.d.ctl("model", "register", path, "--trained-on", photo, check=False)
+        self.assertEqual(p.returncode, 6)
+        self.assertIn("order kill-photo", p.stderr.decode())
+
+    def test_dataset_register_from_manifest_and_suppression_lift(self):
+        files = []
+        for i in range(3):
+            path = os.path.join(self.tmp, "f%d.jpg" % i)
+            with open(path, "wb") as f:
+                f.write(os.urandom(100))
+            files.append(path)
+        p, lines = self.d.ctl("put", *files, json_out=True)
+        listing = os.path.join(self.tmp, "put.jsonl")
+        with open(listing, "w") as f:
+            f.write(p.stdout.decode())
+        _, out = self.d.ctl("dataset", "register", "scraped", "--manifest", listing, json_out=True)
+        self.assertEqual(out[0]["items"], 3)
+        p = self.d.ctl("dataset", "register", "scraped", sha256_digest(b"missing"), check=False)
+        self.assertEqual(p.returncode, 4)
+        _, ds = self.d.ctl("dataset", "ls", json_out=True)
+        self.assertEqual({d["dataset"]: d["items"] for d in ds}["scraped"], 3)
+        self.submit("--id", "s1", "--basis", "contract", "--reference", "c", "--dataset", "scraped")
+        self.assertEqual(self.d.ctl("put", files[0], check=False).returncode, 1)
+        self.d.ctl("suppression", "lift", files[0], "--reason", "consent given again")
+        self.d.ctl("put", files[0])
+        self.assertTrue(self.stored(lines[0]["digest"]))
+
+    def test_orders_survive_a_restart(self):
+        self.batch([os.urandom(50) for _ in range(200)], datasets=["big"])
+        st = self.orders.SubmitOrder(opb.OrderSpec(id="bg", basis=opb.OTHER, reference="r", datasets=["big"]))
+        self.assertIn(st.state, (opb.ORDER_PENDING, opb.ORDER_RUNNING, opb.ORDER_DONE))
+        self.d.kill()
+        self.d.start()
+        self.orders = opb_grpc.OrdersStub(self.d.channel())
+        final = self.orders.GetOrder(opb.GetOrderRequest(order_id="bg", wait=True), timeout=60)
+        self.assertEqual(final.state, opb.ORDER_DONE, final.message)
+        out = os.path.join(self.tmp, "bg.json")
+        self.d.ctl("order", "wait", "bg", "-o", out)
+        self.assertEqual(ctl_offline("verify", out, "--pubkey", self.pem, "--manifest",
+                                     out[:-5] + ".manifest.json").returncode, 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
