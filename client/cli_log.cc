@@ -38,6 +38,10 @@ using nlohmann::json;
 
 std::string Hex(const verify::Hash& h) { return verify::HexEncode(h); }
 
+// JSON text that never throws: what the daemon sends is not trusted to be
+// UTF-8 (invalid sequences become U+FFFD).
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
 void SetDeadline(grpc::ClientContext* ctx) {
   ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
 }
@@ -104,12 +108,11 @@ int CmdCheckpoint(const Global& g, const std::string& out) {
   v1::GetCheckpointResponse resp = FetchCheckpoint(stub.get());
   if (!out.empty()) WriteFileOrThrow(out, resp.checkpoint());
   if (g.json) {
-    std::cout << json{{"checkpoint", resp.checkpoint()},
+    std::cout << Dump(json{{"checkpoint", resp.checkpoint()},
                       {"origin", resp.origin()},
                       {"treeSize", resp.tree_size()},
                       {"rootHash", verify::HexEncode(resp.root_hash())},
-                      {"verifierKey", resp.note_verifier_key()}}
-                     .dump()
+                      {"verifierKey", resp.note_verifier_key()}})
               << "\n";
   } else if (out.empty()) {
     std::cout << resp.checkpoint();
@@ -131,11 +134,10 @@ int CmdEntry(const Global& g, uint64_t index, const std::string& out) {
   const std::string& entry = resp.entries(0);
   if (!out.empty()) WriteFileOrThrow(out, entry);
   if (g.json) {
-    std::cout << json{{"index", index},
-                      {"treeSize", resp.tree_size()},
-                      {"leafHash", Hex(verify::LeafHash(entry))},
-                      {"entry", verify::Base64Encode(entry)}}
-                     .dump()
+    std::cout << Dump(json{{"index", index},
+                           {"treeSize", resp.tree_size()},
+                           {"leafHash", Hex(verify::LeafHash(entry))},
+                           {"entry", verify::Base64Encode(entry)}})
               << "\n";
   } else if (out.empty()) {
     std::cout.write(entry.data(), static_cast<std::streamsize>(entry.size()));
@@ -155,7 +157,7 @@ int CmdProof(const Global& g, uint64_t index, const std::string& out) {
   if (!s.ok()) throw FromGrpc(s, StrCat("fetching the proof for entry ", index, " failed"));
   if (!out.empty()) WriteFileOrThrow(out, resp.proof());
   if (g.json) {
-    std::cout << json{{"index", resp.index()}, {"treeSize", resp.tree_size()}, {"proof", resp.proof()}}.dump() << "\n";
+    std::cout << Dump(json{{"index", resp.index()}, {"treeSize", resp.tree_size()}, {"proof", resp.proof()}}) << "\n";
   } else if (out.empty()) {
     std::cout << resp.proof();
   }
@@ -172,7 +174,7 @@ int CmdLogVerify(const Global& g, const std::string& entry_path, const std::stri
   auto r = verify::VerifyTlogProof(proof, entry, vkey, index);
   if (!r.ok()) {
     if (g.json) {
-      std::cout << json{{"valid", false}, {"reason", std::string(r.status().message())}}.dump() << "\n";
+      std::cout << Dump(json{{"valid", false}, {"reason", std::string(r.status().message())}}) << "\n";
     }
     std::cerr << "shredctl: log proof verification FAILED: " << r.status().message() << "\n";
     return kVerifyFailed;
@@ -211,7 +213,7 @@ int CmdMonitor(const Global& g, const std::string& state_path, const std::string
   auto latest = verify::VerifyCheckpoint(resp.checkpoint(), vkey);
   if (!latest.ok()) {
     if (g.json) {
-      std::cout << json{{"status", "invalid-checkpoint"}, {"reason", std::string(latest.status().message())}}.dump()
+      std::cout << Dump(json{{"status", "invalid-checkpoint"}, {"reason", std::string(latest.status().message())}})
                 << "\n";
     }
     std::cerr << "shredctl: the daemon's checkpoint does NOT verify: " << latest.status().message() << "\n";
@@ -258,7 +260,7 @@ int CmdMonitor(const Global& g, const std::string& state_path, const std::string
     report["status"] = "fork-or-rollback";
     report["reason"] = std::string(s.message());
     report["evidence"] = evidence;
-    if (g.json) std::cout << report.dump() << "\n";
+    if (g.json) std::cout << Dump(report) << "\n";
     std::cerr << "shredctl: FORK/ROLLBACK DETECTED: " << s.message() << " (kept " << state_path
               << "; the conflicting signed checkpoint is in " << evidence << ")\n";
     return kForkDetected;
@@ -303,7 +305,8 @@ void AddLogCommands(Commands cmds) {
   c_entry->add_option("-o,--output", o.out, "write to FILE instead of stdout");
   c_entry->callback([op, &g, &action] { action = [op, &g] { return CmdEntry(g, op->index, op->out); }; });
 
-  auto* c_proof = log->add_subcommand("proof", "print a c2sp.org/tlog-proof@v1 for an entry, against the latest checkpoint");
+  auto* c_proof =
+      log->add_subcommand("proof", "print a c2sp.org/tlog-proof@v1 for an entry, against the latest checkpoint");
   c_proof->add_option("index", o.index, "entry index (from 0)")->required();
   c_proof->add_option("-o,--output", o.out, "write to FILE instead of stdout");
   c_proof->callback([op, &g, &action] { action = [op, &g] { return CmdProof(g, op->index, op->out); }; });
@@ -313,7 +316,9 @@ void AddLogCommands(Commands cmds) {
   c_verify->add_option("--proof", o.proof, "the tlog-proof file")->required()->check(CLI::ExistingFile);
   c_verify->add_option("--vkey", o.vkey, "the log's signed-note verifier key")->required()->check(CLI::ExistingFile);
   c_verify->add_option("--index", o.verify_index, "require the proof to be for this index");
-  c_verify->callback([op, &g, &action] { action = [op, &g] { return CmdLogVerify(g, op->entry, op->proof, op->vkey, op->verify_index); }; });
+  c_verify->callback([op, &g, &action] {
+    action = [op, &g] { return CmdLogVerify(g, op->entry, op->proof, op->vkey, op->verify_index); };
+  });
 
   auto* c_mon = log->add_subcommand(
       "monitor", "check that the log only grew since the last run (exit 7 on a fork or rollback)");

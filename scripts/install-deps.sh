@@ -14,6 +14,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   softhsm2 opensc openssl python3 python3-nacl python3-grpcio python3-protobuf
   age xxd systemd
+  # independent transparency-log verifier (tests/tools/tlog_verify.go)
+  golang-go golang-golang-x-mod-dev
 )
 
 missing=()

@@ -169,7 +169,9 @@ absl::StatusOr<TlogProof> ParseTlogProof(std::string_view text) {
   proof.index = *index;
   for (;;) {
     line = next_line();
-    if (!line) return truncated(Cat("inside the inclusion path, after ", proof.path.size(), " hashes and before the checkpoint"));
+    if (!line) {
+      return truncated(Cat("inside the inclusion path, after ", proof.path.size(), " hashes and before the checkpoint"));
+    }
     if (line->empty()) break;
     if (proof.path.size() >= kMaxProofHashes) {
       return absl::InvalidArgumentError(Cat("tlog-proof has more than ", kMaxProofHashes, " path hashes"));
