@@ -326,7 +326,13 @@ int WriteBundle(const Global& g, const v1::ShredResponse& resp, const std::strin
   if (manifest_out.empty() && !out.empty()) manifest_out = DefaultManifestPath(out);
   if (!out.empty()) WriteFileOrThrow(out, resp.certificate());
   if (!manifest_out.empty()) WriteFileOrThrow(manifest_out, resp.manifest());
+  std::string proof_out;
+  if (!out.empty() && !resp.tlog_proof().empty()) {
+    proof_out = TlogProofPath(out);
+    WriteFileOrThrow(proof_out, resp.tlog_proof());
+  }
   json j{{"certificateId", resp.certificate_id()}};
+  if (!proof_out.empty()) j["tlogProof"] = proof_out;
   if (!out.empty()) j["certificate"] = out;
   if (!manifest_out.empty()) j["manifest"] = manifest_out;
   if (out.empty()) {
@@ -486,6 +492,7 @@ int Run(int argc, char** argv) {
   std::function<int()> action;
   AddOrderCommands({app, g, action});
   AddLogCommands({app, g, action});
+  AddAuditCommand({app, g, action});
 
   PutOptions put;
   auto* c_put = app.add_subcommand("put", "upload files or directories (recursively)");

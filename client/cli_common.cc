@@ -166,6 +166,12 @@ PutOutcome UploadFile(const Global& g, const std::string& path, const FileDigest
   return {resp.already_present()};
 }
 
+std::string TlogProofPath(const std::string& cert_path) {
+  std::string base = cert_path;
+  if (base.ends_with(".json")) base.resize(base.size() - 5);
+  return base + ".tlog-proof";
+}
+
 int WriteCertificate(const Global& g, const std::string& certificate_id, const std::string& out,
                      std::string manifest_out) {
   auto stub = shredd::v1::Shredder::NewStub(Connect(g));
@@ -182,6 +188,7 @@ int WriteCertificate(const Global& g, const std::string& certificate_id, const s
   }
   if (!out.empty()) WriteFileOrThrow(out, resp.certificate());
   if (!manifest_out.empty()) WriteFileOrThrow(manifest_out, resp.manifest());
+  if (!out.empty() && !resp.tlog_proof().empty()) WriteFileOrThrow(TlogProofPath(out), resp.tlog_proof());
   if (out.empty()) std::cout << resp.certificate() << "\n";
   return kOk;
 }

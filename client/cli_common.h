@@ -70,11 +70,14 @@ struct PutOutcome {
 };
 PutOutcome UploadFile(const Global& g, const std::string& path, const FileDigest& digest,
                       shredd::v1::PutHeader header);
+// CERT.json -> CERT.tlog-proof (where `shred -o` puts the log proof).
+std::string TlogProofPath(const std::string& cert_path);
 // Fetches a certificate (and manifest) and writes them like `shred -o`.
 int WriteCertificate(const Global& g, const std::string& certificate_id, const std::string& out,
                      std::string manifest_out);
 // Command groups (cli_orders.cc, ...).
 void AddOrderCommands(Commands cmds);
+void AddAuditCommand(Commands cmds);  // `log audit`; after AddLogCommands
 
 // Prints `j` (with --json) or `text` (otherwise; nothing if empty).
 void Emit(const Global& g, const nlohmann::json& j, const std::string& text);

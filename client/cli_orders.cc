@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <map>
+#include <set>
 #include <sstream>
 
 #include "client/cli_common.h"
@@ -479,6 +481,158 @@ void AddOrderCommands(Commands cmds) {
       return static_cast<int>(kOk);
     };
   });
+}
+
+}  // namespace shredd::cli
+
+// ---------------------------------------------------------------- log audit
+
+#include "client/verify/certificate.h"
+#include "client/verify/keys.h"
+#include "client/verify/tlog.h"
+#include "shredd/v1/log.grpc.pb.h"
+
+namespace shredd::cli {
+namespace {
+
+std::string Sha256Hex(std::string_view s) {
+  auto h = verify::Sha256(s);
+  return verify::HexEncode(std::string_view(reinterpret_cast<const char*>(h.data()), h.size()));
+}
+
+struct AuditArgs {
+  std::string dataset, vkey_path, manifest_path;
+};
+
+// Proves from the log that every custody entry of a dataset has a later
+// deletion entry. Every entry used is checked with a tlog-proof against a
+// checkpoint signed by the vkey; certificates are verified under the same key.
+int CmdAudit(const Global& g, const AuditArgs& a) {
+  std::string vkey_text = ReadFileOrThrow(a.vkey_path);
+  while (!vkey_text.empty() && std::isspace(static_cast<unsigned char>(vkey_text.back()))) vkey_text.pop_back();
+  auto verifier = verify::ParseNoteVerifierKey(vkey_text);
+  if (!verifier.ok()) throw Failure{kUsage, StrCat("--vkey: ", verifier.status().message()), ""};
+  std::string manifest_text;
+  if (!a.manifest_path.empty()) {
+    manifest_text = ReadFileOrThrow(a.manifest_path);
+  } else {
+    v1::DatasetManifestRequest req;
+    req.set_name(a.dataset);
+    grpc::ClientContext ctx;
+    v1::DatasetManifestResponse resp;
+    grpc::Status s = v1::Catalog::NewStub(Connect(g))->GetDatasetManifest(&ctx, req, &resp);
+    if (!s.ok()) throw FromGrpc(s, "cannot fetch the dataset manifest");
+    manifest_text = resp.manifest();
+  }
+  json m = json::parse(manifest_text, nullptr, false);
+  if (m.is_discarded() || m.value("type", "") != "shredd-dataset-manifest-v1" || !m.contains("members")) {
+    throw Failure{kFail, "not a shredd dataset manifest", ""};
+  }
+  if (m.value("dataset", "") != a.dataset) {
+    throw Failure{kFail, StrCat("the manifest is for dataset \"", m.value("dataset", ""), "\", not \"", a.dataset, "\""), ""};
+  }
+  auto log = v1::Log::NewStub(Connect(g));
+  auto shredder = v1::Shredder::NewStub(Connect(g));
+  // Fetches entry `index` and proves it is in the log.
+  auto proven_entry = [&](uint64_t index) -> std::string {
+    v1::GetEntriesRequest er;
+    er.set_start(index);
+    er.set_end(index + 1);
+    v1::GetEntriesResponse eresp;
+    grpc::ClientContext c1;
+    grpc::Status s = log->GetEntries(&c1, er, &eresp);
+    if (!s.ok() || eresp.entries_size() != 1) throw FromGrpc(s, StrCat("cannot fetch log entry ", index));
+    v1::GetTlogProofRequest pr;
+    pr.set_index(index);
+    v1::GetTlogProofResponse presp;
+    grpc::ClientContext c2;
+    s = log->GetTlogProof(&c2, pr, &presp);
+    if (!s.ok()) throw FromGrpc(s, StrCat("cannot fetch a proof for log entry ", index));
+    auto v = verify::VerifyTlogProof(presp.proof(), eresp.entries(0), *verifier, index);
+    if (!v.ok()) throw Failure{kVerifyFailed, StrCat("log entry ", index, ": ", v.status().message()), ""};
+    return eresp.entries(0);
+  };
+  const std::string dataset_commitment =
+      Sha256Hex(StrCat("shredd-dataset-v1 ", a.dataset, " ", m.value("datasetSalt", "")));
+  std::map<std::string, std::set<std::string>> cert_digests;  // certificate id -> digests it covers
+  json report{{"dataset", a.dataset}, {"members", 0}, {"deleted", 0}, {"notDeleted", json::array()}};
+  int members = 0, deleted = 0;
+  for (const auto& mem : m["members"]) {
+    ++members;
+    const std::string digest = mem.value("digest", "");
+    const uint64_t member_index = mem.value("memberIndex", uint64_t{0});
+    const std::string item_commitment = Sha256Hex(StrCat("shredd-custody-v1 ", digest, " ", mem.value("custodySalt", "")));
+    // 1. The custody entry that put the item in the dataset commits to it.
+    json e = json::parse(proven_entry(member_index), nullptr, false);
+    bool in_entry = !e.is_discarded() && e.value("item", "") == item_commitment &&
+                    ((e.value("type", "") == "item-stored" && e.contains("datasets") &&
+                      std::find(e["datasets"].begin(), e["datasets"].end(), dataset_commitment) != e["datasets"].end()) ||
+                     (e.value("type", "") == "dataset-member" && e.value("dataset", "") == dataset_commitment));
+    if (!in_entry) {
+      throw Failure{kVerifyFailed, StrCat("log entry ", member_index, " does not record ", digest, " in dataset ", a.dataset), ""};
+    }
+    // 2. A later certificate entry covers it.
+    const json& del = mem["deletion"];
+    if (del.is_null() || !del.contains("logIndex")) {
+      report["notDeleted"].push_back({{"digest", digest}, {"custodyIndex", member_index}});
+      continue;
+    }
+    const uint64_t cert_index = del["logIndex"].get<uint64_t>();
+    const std::string cert_id = del.value("certificateId", "");
+    if (cert_index <= member_index) {
+      throw Failure{kVerifyFailed, StrCat("the deletion of ", digest, " (log entry ", cert_index,
+                                          ") is not later than its custody entry ", member_index), ""};
+    }
+    if (!cert_digests.count(cert_id)) {
+      std::string envelope = proven_entry(cert_index);
+      auto cert = verify::VerifyCertificate(envelope, verifier->key);
+      if (!cert.ok()) throw Failure{kVerifyFailed, StrCat("certificate at log entry ", cert_index, ": ", cert.status().message()), ""};
+      if (cert->certificate_id != cert_id) throw Failure{kVerifyFailed, "certificate id does not match the manifest", ""};
+      v1::GetCertificateRequest cr;
+      cr.set_certificate_id(cert_id);
+      v1::ShredResponse cresp;
+      grpc::ClientContext c3;
+      grpc::Status s = shredder->GetCertificate(&c3, cr, &cresp);
+      if (!s.ok()) throw FromGrpc(s, StrCat("cannot fetch the manifest of certificate ", cert_id));
+      if (auto st = verify::VerifyManifest(*cert, cresp.manifest()); !st.ok()) {
+        throw Failure{kVerifyFailed, StrCat("manifest of certificate ", cert_id, ": ", st.message()), ""};
+      }
+      std::set<std::string> ds;
+      const json cm = json::parse(cresp.manifest());
+      for (const auto& it : cm["items"]) ds.insert(it.value("digest", ""));
+      cert_digests[cert_id] = std::move(ds);
+    }
+    if (!cert_digests[cert_id].count(digest)) {
+      throw Failure{kVerifyFailed, StrCat("certificate ", cert_id, " does not cover ", digest), ""};
+    }
+    ++deleted;
+  }
+  report["members"] = members;
+  report["deleted"] = deleted;
+  std::ostringstream t;
+  t << "dataset " << a.dataset << ": " << members << " custody entries, " << deleted
+    << " with a later verified deletion entry";
+  for (const auto& nd : report["notDeleted"]) {
+    t << "\n  NOT DELETED: " << nd["digest"].get<std::string>() << " (custody entry " << nd["custodyIndex"] << ")";
+  }
+  Emit(g, report, t.str());
+  return deleted == members ? kOk : kFail;
+}
+
+}  // namespace
+
+void AddAuditCommand(Commands cmds) {
+  CLI::App* log = cmds.app.get_subcommand("log");
+  static AuditArgs aa;
+  auto* audit = log->add_subcommand("audit", "prove from the log that a dataset's custody entries all have later deletions");
+  audit->add_option("--dataset", aa.dataset, "dataset name")->required();
+  audit->add_option("--vkey", aa.vkey_path, "the log's note verifier key (shredctl pubkey --format vkey)")
+      ->required()->check(CLI::ExistingFile);
+  audit->add_option("--manifest", aa.manifest_path, "the dataset's private manifest (default: fetched from the daemon)")
+      ->check(CLI::ExistingFile);
+  const Global& g = cmds.global;
+  auto& action = cmds.action;
+  audit->callback([&] { action = [&] { return CmdAudit(g, aa); }; });
 }
 
 }  // namespace shredd::cli

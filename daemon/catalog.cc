@@ -8,6 +8,7 @@
 #include <set>
 
 #include "absl/time/clock.h"
+#include "client/verify/encoding.h"
 #include "daemon/rocks_util.h"
 #include "daemon/strings.h"
 
@@ -51,7 +52,7 @@ std::string NewId(std::string_view prefix) {
 
 std::string_view EdgeTypeName(EdgeType t) { return t == EdgeType::kTrainedOn ? "trained-on" : "derived-from"; }
 
-ItemKey Catalog::DatasetKey(std::string_view name) const { return store_->KeyedHash("dataset-record", name); }
+ItemKey Catalog::DatasetKey(std::string_view name) const { return store_->DatasetKeyOf(name); }
 
 bool Catalog::DatasetExists(std::string_view name) {
   std::string v;
@@ -76,20 +77,30 @@ std::optional<std::string> Catalog::DatasetName(const ItemKey& key) {
 }
 
 absl::Status Catalog::EnsureDatasets(const std::vector<std::string>& names) {
-  rocksdb::WriteBatch batch;
-  for (const auto& n : names) {
-    for (const auto& [k, v] : DatasetRecords(n)) batch.Put(k, v);
-  }
-  if (batch.Count() == 0) return absl::OkStatus();
   std::lock_guard lock(mu_);
-  return SyncWrite(store_->db(), &batch);
+  rocksdb::WriteBatch batch;
+  std::vector<std::string> entries;
+  std::set<std::string> seen;
+  for (const auto& n : names) {
+    if (!seen.insert(n).second) continue;
+    auto records = DatasetRecords(n);
+    if (records.empty()) continue;
+    for (const auto& [k, v] : records) batch.Put(k, v);
+    entries.push_back(json{{"type", "dataset-registered"},
+                           {"dataset", store_->DatasetCommitment(n)},
+                           {"time", absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone())}}
+                          .dump());
+  }
+  if (entries.empty()) return absl::OkStatus();
+  return store_->Commit(&batch, [&](uint64_t) -> absl::StatusOr<std::vector<std::string>> { return entries; })
+      .status();
 }
 
 absl::StatusOr<DatasetInfo> Catalog::RegisterDataset(std::string_view name, const std::vector<Sha256>& digests) {
   ItemMetadata probe;
   probe.datasets = {std::string(name)};
   if (auto s = probe.Validate(); !s.ok()) return s;
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   // Validate everything first: nothing changes if any digest is unusable.
   for (const auto& h : digests) {
     if (store_->Contains(h)) continue;
@@ -98,12 +109,10 @@ absl::StatusOr<DatasetInfo> Catalog::RegisterDataset(std::string_view name, cons
     }
     return absl::NotFoundError(StrCat(ContentDigest{h, 0}.HashString(), " is not stored; nothing was registered"));
   }
-  auto records = DatasetRecords(name);
-  if (!records.empty()) {
-    rocksdb::WriteBatch batch;
-    for (const auto& [k, v] : records) batch.Put(k, v);
-    if (auto s = SyncWrite(store_->db(), &batch); !s.ok()) return s;
-  }
+  lock.unlock();  // EnsureDatasets takes mu_ itself
+  absl::Status ensured = EnsureDatasets({std::string(name)});
+  lock.lock();
+  if (!ensured.ok()) return ensured;
   ItemMetadata add;
   add.datasets = {std::string(name)};
   for (const auto& h : digests) {
@@ -136,6 +145,48 @@ absl::StatusOr<std::vector<DatasetInfo>> Catalog::ListDatasets() {
   for (auto& d : out) d.item_count = static_cast<int64_t>(store_->ItemsIndexedBy('d', d.name).size());
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
   return out;
+}
+
+absl::StatusOr<std::string> Catalog::DatasetManifest(std::string_view name) {
+  if (!DatasetExists(name)) return absl::NotFoundError(StrCat("unknown dataset \"", name, "\""));
+  json members = json::array();
+  for (const auto& [key, member_index] : store_->DatasetMembersEver(name)) {
+    auto custody = store_->LatestCustody(key);
+    if (!custody) return absl::DataLossError("a dataset member has no custody record");
+    json m{{"digest", custody->digest.HashString()},
+           {"size", custody->digest.size},
+           {"kind", std::string(KindName(custody->kind))},
+           {"custodySalt", custody->salt_hex},
+           {"custodyIndex", custody->index},
+           {"memberIndex", member_index},
+           {"deletion", nullptr}};
+    if (auto by = store_->SuppressedBy(custody->digest.hash)) {
+      // "certificate <id>" or "order <o>, certificate <id>"
+      auto pos = by->rfind("certificate ");
+      if (pos != std::string::npos) {
+        std::string cert_id = by->substr(pos + 12);
+        json d{{"certificateId", cert_id}};
+        std::string env;
+        if (store_->db()->Get(rocksdb::ReadOptions(), "C" + cert_id, &env).ok()) {
+          json e = json::parse(env, nullptr, false);
+          if (!e.is_discarded() && e.contains("payload")) {
+            auto payload = verify::Base64Decode(e["payload"].get<std::string>());
+            json st = payload.ok() ? json::parse(*payload, nullptr, false) : json();
+            if (!st.is_discarded() && st.contains("predicate") && st["predicate"].contains("log")) {
+              d["logIndex"] = st["predicate"]["log"]["index"];
+            }
+          }
+        }
+        m["deletion"] = d;
+      }
+    }
+    members.push_back(std::move(m));
+  }
+  json doc{{"type", "shredd-dataset-manifest-v1"},
+           {"dataset", name},
+           {"datasetSalt", store_->DatasetSaltHex(name)},
+           {"members", members}};
+  return doc.dump();
 }
 
 std::vector<Edge> Catalog::ParentsOf(const ItemKey& child) {
@@ -176,10 +227,12 @@ void Catalog::AddEdgeDeletions(const ItemKey& child, rocksdb::WriteBatch* batch)
   }
 }
 
-absl::StatusOr<std::vector<std::pair<std::string, std::string>>> Catalog::PrepareLineage(
-    const Sha256& model, ItemKind kind, const std::vector<LineageSpec>& edges) {
-  std::vector<std::pair<std::string, std::string>> records;
-  if (edges.empty()) return records;
+absl::StatusOr<Catalog::PreparedLineage> Catalog::PrepareLineage(const Sha256& model, ItemKind kind,
+                                                                  const std::vector<LineageSpec>& edges) {
+  PreparedLineage out;
+  auto& records = out.records;
+  json log_edges = json::array();
+  if (edges.empty()) return out;
   const std::string model_name = ContentDigest{model, 0}.HashString();
   if (kind != ItemKind::kModel) {
     return absl::InvalidArgumentError(StrCat("lineage is only for items of kind model; ", model_name, " is a photo"));
@@ -200,6 +253,8 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> Catalog::Prepar
         return absl::NotFoundError(StrCat("unknown dataset \"", spec.dataset, "\"; nothing was stored"));
       }
       parent = {'d', DatasetKey(spec.dataset)};
+      log_edges.push_back({{"type", EdgeTypeName(spec.type)}, {"relation", spec.relation},
+                           {"dataset", store_->DatasetCommitment(spec.dataset)}});
     } else if (spec.digest) {
       const std::string name = ContentDigest{*spec.digest, 0}.HashString();
       if (auto by = store_->SuppressedBy(*spec.digest)) {
@@ -221,6 +276,13 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> Catalog::Prepar
             StrCat("derived-from must name a model; ", name, " is a photo (use trained-on)"));
       }
       parent = {'i', p->item_key};
+      json le{{"type", EdgeTypeName(spec.type)}, {"relation", spec.relation}};
+      if (p->info.metadata.kind == ItemKind::kModel) {
+        le["model"] = name;
+      } else if (auto c = store_->LatestCustody(p->item_key)) {
+        le["item"] = ItemStore::ItemCommitment(name, c->salt_hex);  // a photo: committed, never named
+      }
+      log_edges.push_back(std::move(le));
       // Cycle: the new child must not be an ancestor of the parent.
       std::set<ItemKey> seen;
       std::deque<ItemKey> queue{parent.key};
@@ -243,18 +305,26 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> Catalog::Prepar
     records.emplace_back(ForwardKey(child, parent), v);
     records.emplace_back(ReverseKey(parent, child), v);
   }
-  return records;
+  out.edges_json = log_edges.dump();
+  return out;
 }
 
 absl::Status Catalog::AddLineage(const Sha256& model, const std::vector<LineageSpec>& edges) {
   std::lock_guard lock(mu_);
   auto item = store_->Lookup(model);
   if (!item.ok()) return item.status();
-  auto records = PrepareLineage(model, item->info.metadata.kind, edges);
-  if (!records.ok()) return records.status();
+  auto prepared = PrepareLineage(model, item->info.metadata.kind, edges);
+  if (!prepared.ok()) return prepared.status();
   rocksdb::WriteBatch batch;
-  for (const auto& [k, v] : *records) batch.Put(k, v);
-  return SyncWrite(store_->db(), &batch);
+  for (const auto& [k, v] : prepared->records) batch.Put(k, v);
+  auto custody = store_->LatestCustody(item->item_key);
+  const std::string commitment =
+      custody ? ItemStore::ItemCommitment(item->info.digest.HashString(), custody->salt_hex) : "";
+  return store_->Commit(&batch, [&](uint64_t) -> absl::StatusOr<std::vector<std::string>> {
+                  return std::vector<std::string>{
+                      ItemStore::LineageEntry(item->info.digest, commitment, prepared->edges_json)};
+                })
+      .status();
 }
 
 absl::StatusOr<Hold> Catalog::AddHold(Hold hold) {
@@ -365,7 +435,13 @@ absl::StatusOr<std::string> Catalog::LiftSuppression(const Sha256& hash, std::st
   std::string id = NewId("lift-");
   json j{{"digest", ContentDigest{hash, 0}.HashString()}, {"reason", reason}, {"time", absl::GetCurrentTimeNanos()}};
   std::string sealed = store_->SealSystem(j.dump(), StrCat("shredd/lift/v1", id));
-  return store_->RemoveSuppression(hash, {{LiftKey(id), sealed}});
+  auto custody = store_->LatestCustody(store_->ItemKeyFor(hash));
+  std::string entry = json{{"type", "suppression-lifted"},
+                           {"item", custody ? ItemStore::ItemCommitment(custody->digest.HashString(), custody->salt_hex) : ""},
+                           {"lift", id},
+                           {"time", absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone())}}
+                          .dump();
+  return store_->RemoveSuppression(hash, {{LiftKey(id), sealed}}, entry);
 }
 
 }  // namespace shredd

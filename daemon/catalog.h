@@ -82,13 +82,20 @@ class Catalog {
   // changes then.
   absl::StatusOr<DatasetInfo> RegisterDataset(std::string_view name, const std::vector<Sha256>& digests);
   absl::StatusOr<std::vector<DatasetInfo>> ListDatasets();
+  // JSON manifest of every item that ever was in the dataset (see
+  // docs/LOG.md, "Audit"). NOT_FOUND for an unknown dataset.
+  absl::StatusOr<std::string> DatasetManifest(std::string_view name);
 
   // Validates lineage for `model` (kind must be model) and returns the
   // records to commit with it. NOT_FOUND: unknown digest or dataset.
   // FAILED_PRECONDITION: a shredded parent (naming what shredded it), a
   // derived-from parent that is not a model, a cycle, or a non-model child.
-  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> PrepareLineage(
-      const Sha256& model, ItemKind kind, const std::vector<LineageSpec>& edges);
+  struct PreparedLineage {
+    std::vector<std::pair<std::string, std::string>> records;
+    std::string edges_json;  // JSON array for the "lineage" log entry; empty if no edges
+  };
+  absl::StatusOr<PreparedLineage> PrepareLineage(const Sha256& model, ItemKind kind,
+                                                 const std::vector<LineageSpec>& edges);
   absl::Status AddLineage(const Sha256& model, const std::vector<LineageSpec>& edges);
   std::vector<Edge> ParentsOf(const ItemKey& child);
   std::vector<Edge> ChildrenOf(const ParentRef& parent);

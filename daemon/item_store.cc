@@ -15,6 +15,7 @@
 #include "daemon/aead.h"
 #include "daemon/fs_util.h"
 #include "daemon/rocks_util.h"
+#include "daemon/transparency_log.h"
 
 namespace shredd {
 namespace {
@@ -68,6 +69,16 @@ std::string RandomObjectId() {
   randombytes_buf(id.data(), id.size());
   return id;
 }
+
+std::string MemberKey(const ItemKey& dataset, const ItemKey& item) { return "Z" + KeyString(dataset) + KeyString(item); }
+std::string CustodyKeyPrefix(const ItemKey& item) { return "Y" + KeyString(item); }
+std::string CustodyAd(const ItemKey& item) { return "shredd/custody/v1" + KeyString(item); }
+std::string Be64(uint64_t v) {
+  std::string s(8, '\0');
+  absl::big_endian::Store64(s.data(), v);
+  return s;
+}
+std::string NowRfc3339() { return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone()); }
 
 uint64_t ChunkCount(uint64_t size, uint32_t chunk) { return size == 0 ? 1 : (size + chunk - 1) / chunk; }
 
@@ -123,7 +134,7 @@ absl::StatusOr<PutResult> Upload::Commit() {
   }
   if (auto s = SealChunk(); !s.ok()) return s;  // the last (possibly empty) chunk
   return store_->CommitItem(declared_, metadata_, dek_, object_id_, std::move(inline_ciphertext_),
-                            blob_.get(), extra_);
+                            blob_.get(), extra_, lineage_edges_);
 }
 
 // ------------------------------------------------------------------ ItemReader
@@ -282,7 +293,8 @@ absl::StatusOr<std::unique_ptr<Upload>> ItemStore::BeginUpload(const ContentDige
 absl::StatusOr<PutResult> ItemStore::CommitItem(const ContentDigest& digest, const ItemMetadata& metadata,
                                                 const SecretBytes& dek, const std::string& object_id,
                                                 std::string inline_ciphertext, BlobWriter* blob,
-                                                const std::vector<std::pair<std::string, std::string>>& extra) {
+                                                const std::vector<std::pair<std::string, std::string>>& extra,
+                                                const std::string& lineage_edges) {
   ItemKey key = ItemKeyOf(*this, digest.hash);
   std::lock_guard stripe(StripeFor(key));
   std::string existing;
@@ -290,7 +302,13 @@ absl::StatusOr<PutResult> ItemStore::CommitItem(const ContentDigest& digest, con
     if (!extra.empty()) {  // e.g. lineage for a model that was already stored
       rocksdb::WriteBatch batch;
       for (const auto& [k, v] : extra) batch.Put(k, v);
-      if (auto s = SyncWrite(db_.get(), &batch); !s.ok()) return s;
+      auto custody = LatestCustody(key);
+      auto committed = Commit(&batch, [&](uint64_t) -> absl::StatusOr<std::vector<std::string>> {
+        if (lineage_edges.empty()) return std::vector<std::string>{};
+        return std::vector<std::string>{LineageEntry(digest, custody ? ItemCommitment(digest.HashString(), custody->salt_hex) : "",
+                                                     lineage_edges)};
+      });
+      if (!committed.ok()) return committed.status();
     }
     return PutResult{digest, true};  // the writer's destructor removes the temp file
   }
@@ -329,9 +347,18 @@ absl::StatusOr<PutResult> ItemStore::CommitItem(const ContentDigest& digest, con
     batch.Put(IndexKey('l', KeyedHash("label", StrCat(k, "=", v)), key), "");
   }
   for (const auto& [k, v] : extra) batch.Put(k, v);
-  if (auto s = SyncWrite(db_.get(), &batch); !s.ok()) {
+  auto committed = Commit(&batch, [&](uint64_t first) -> absl::StatusOr<std::vector<std::string>> {
+    std::vector<std::string> entries;
+    std::string salt;
+    entries.push_back(CustodyEntry(digest, metadata, key, first, &batch, &salt));
+    if (!lineage_edges.empty()) {
+      entries.push_back(LineageEntry(digest, ItemCommitment(digest.HashString(), salt), lineage_edges));
+    }
+    return entries;
+  });
+  if (!committed.ok()) {
     if (blob) (void)blobs_->Delete(HexEncode(object_id));
-    return s;
+    return committed.status();
   }
   tree_->Committed(*pending);
   return PutResult{digest, false};
@@ -439,7 +466,15 @@ std::vector<absl::StatusOr<PutResult>> ItemStore::PutBatch(std::span<const Batch
     committed.push_back(r.index);
   }
   if (!committed.empty()) {
-    absl::Status s = SyncWrite(db_.get(), &batch);
+    auto appended = Commit(&batch, [&](uint64_t first) -> absl::StatusOr<std::vector<std::string>> {
+      std::vector<std::string> out;
+      for (size_t j = 0; j < committed.size(); ++j) {
+        const BatchEntry& e = entries[committed[j]];
+        out.push_back(CustodyEntry(e.declared, e.metadata, ItemKeyOf(*this, e.declared.hash), first + j, &batch));
+      }
+      return out;
+    });
+    absl::Status s = appended.status();
     for (size_t i : committed) results[i] = s.ok() ? absl::StatusOr<PutResult>(PutResult{entries[i].declared, false}) : s;
     if (s.ok()) tree_->Committed(all_pending);
   }
@@ -617,7 +652,7 @@ void ItemStore::AddShredOps(const StoredItem& item, std::string_view certificate
 }
 
 absl::StatusOr<std::string> ItemStore::RemoveSuppression(
-    const Sha256& hash, const std::vector<std::pair<std::string, std::string>>& extra) {
+    const Sha256& hash, const std::vector<std::pair<std::string, std::string>>& extra, const std::string& log_entry) {
   ItemKey key = ItemKeyOf(*this, hash);
   std::lock_guard stripe(StripeFor(key));
   std::string by;
@@ -627,14 +662,107 @@ absl::StatusOr<std::string> ItemStore::RemoveSuppression(
   rocksdb::WriteBatch batch;
   batch.Delete(SuppressionKey(key));
   for (const auto& [k, v] : extra) batch.Put(k, v);
-  if (auto s = SyncWrite(db_.get(), &batch); !s.ok()) return s;
+  auto committed = Commit(&batch, [&](uint64_t) -> absl::StatusOr<std::vector<std::string>> {
+    return std::vector<std::string>{log_entry};
+  });
+  if (!committed.ok()) return committed.status();
   return by;
+}
+
+absl::StatusOr<uint64_t> ItemStore::Commit(rocksdb::WriteBatch* batch, const LogEntries& entries) {
+  if (log_ != nullptr) return log_->Append(batch, entries);
+  auto e = entries(0);  // unit tests without a log: records only
+  if (!e.ok()) return e.status();
+  if (auto s = SyncWrite(db_.get(), batch); !s.ok()) return s;
+  return 0;
+}
+
+std::string ItemStore::ItemCommitment(std::string_view digest, std::string_view salt_hex) {
+  return HexEncode(Sha256Hasher::Of(StrCat("shredd-custody-v1 ", digest, " ", salt_hex)));
+}
+
+std::string ItemStore::DatasetSaltHex(std::string_view dataset) const {
+  return HexEncode(KeyedHash("dataset-salt", dataset));
+}
+
+std::string ItemStore::DatasetCommitment(std::string_view dataset) const {
+  return HexEncode(Sha256Hasher::Of(StrCat("shredd-dataset-v1 ", dataset, " ", DatasetSaltHex(dataset))));
+}
+
+ItemKey ItemStore::DatasetKeyOf(std::string_view dataset) const { return KeyedHash("dataset-record", dataset); }
+
+// The "item-stored" entry of a new item; adds its custody record and its
+// dataset memberships (both kept after a shred, for audits) to `batch`.
+std::string ItemStore::CustodyEntry(const ContentDigest& digest, const ItemMetadata& metadata, const ItemKey& key,
+                                    uint64_t index, rocksdb::WriteBatch* batch, std::string* salt_hex) {
+  uint8_t salt[32];
+  randombytes_buf(salt, sizeof salt);
+  const std::string last_salt = HexEncode(salt);
+  if (salt_hex != nullptr) *salt_hex = last_salt;
+  nlohmann::json record{{"digest", digest.HashString()},
+                        {"size", digest.size},
+                        {"kind", std::string(KindName(metadata.kind))},
+                        {"salt", last_salt}};
+  batch->Put(CustodyKeyPrefix(key) + Be64(index), SealSystem(record.dump(), CustodyAd(key)));
+  nlohmann::json entry{{"type", "item-stored"}, {"kind", std::string(KindName(metadata.kind))},
+                       {"item", ItemCommitment(digest.HashString(), last_salt)}};
+  if (metadata.kind == ItemKind::kModel) entry["digest"] = digest.HashString();  // weights are not personal
+  std::vector<std::string> datasets;
+  for (const auto& d : metadata.datasets) {
+    datasets.push_back(DatasetCommitment(d));
+    batch->Put(MemberKey(DatasetKeyOf(d), key), Be64(index));
+  }
+  entry["datasets"] = datasets;
+  entry["time"] = NowRfc3339();
+  return entry.dump();
+}
+
+std::string ItemStore::LineageEntry(const ContentDigest& model, const std::string& model_commitment,
+                                    const std::string& edges_json) {
+  nlohmann::json entry{{"type", "lineage"}, {"model", model.HashString()}, {"item", model_commitment}};
+  entry["edges"] = nlohmann::json::parse(edges_json, nullptr, false);
+  entry["time"] = NowRfc3339();
+  return entry.dump();
+}
+
+std::optional<ItemStore::Custody> ItemStore::LatestCustody(const ItemKey& key) {
+  std::string prefix = CustodyKeyPrefix(key);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  it->SeekForPrev(prefix + std::string(8, '\xff'));
+  if (!it->Valid() || !it->key().starts_with(prefix) || it->key().size() != prefix.size() + 8) return std::nullopt;
+  auto plain = OpenSystem(it->value().ToStringView(), CustodyAd(key));
+  if (!plain.ok()) return std::nullopt;
+  nlohmann::json j = nlohmann::json::parse(*plain, nullptr, false);
+  if (j.is_discarded()) return std::nullopt;
+  Custody c;
+  auto h = ParseDigestHash(j.value("digest", ""));
+  if (!h.ok()) return std::nullopt;
+  c.digest = ContentDigest{*h, j.value("size", uint64_t{0})};
+  c.kind = j.value("kind", "photo") == "model" ? ItemKind::kModel : ItemKind::kPhoto;
+  c.salt_hex = j.value("salt", "");
+  c.index = absl::big_endian::Load64(it->key().data() + prefix.size());
+  return c;
+}
+
+std::vector<std::pair<ItemKey, uint64_t>> ItemStore::DatasetMembersEver(std::string_view dataset) {
+  std::vector<std::pair<ItemKey, uint64_t>> out;
+  std::string prefix = "Z" + KeyString(DatasetKeyOf(dataset));
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    if (it->key().size() != prefix.size() + 32 || it->value().size() != 8) continue;
+    ItemKey k;
+    std::memcpy(k.data(), it->key().data() + prefix.size(), 32);
+    out.emplace_back(k, absl::big_endian::Load64(it->value().data()));
+  }
+  return out;
 }
 
 ItemKey ItemStore::ItemKeyFor(const Sha256& hash) const { return ItemKeyOf(*this, hash); }
 
-void ItemStore::SetUploadExtras(Upload* upload, std::vector<std::pair<std::string, std::string>> extra) {
+void ItemStore::SetUploadExtras(Upload* upload, std::vector<std::pair<std::string, std::string>> extra,
+                                std::string lineage_edges_json) {
   upload->extra_ = std::move(extra);
+  upload->lineage_edges_ = std::move(lineage_edges_json);
 }
 
 absl::StatusOr<StoredItem> ItemStore::LookupByKey(const ItemKey& key) {
@@ -712,9 +840,8 @@ absl::StatusOr<ItemInfo> ItemStore::AddMetadata(const Sha256& hash, const ItemMe
   for (const auto& s : merge(info.metadata.subject_ids, add.subject_ids)) {
     batch.Put(IndexKey('s', KeyedHash("subject", s), key), "");
   }
-  for (const auto& d : merge(info.metadata.datasets, add.datasets)) {
-    batch.Put(IndexKey('d', KeyedHash("dataset", d), key), "");
-  }
+  std::vector<std::string> new_datasets = merge(info.metadata.datasets, add.datasets);
+  for (const auto& d : new_datasets) batch.Put(IndexKey('d', KeyedHash("dataset", d), key), "");
   for (const auto& [k, v] : add.labels) {
     auto old = info.metadata.labels.find(k);
     if (old != info.metadata.labels.end()) {
@@ -730,7 +857,20 @@ absl::StatusOr<ItemInfo> ItemStore::AddMetadata(const Sha256& hash, const ItemMe
   sodium_memzero(plain.data(), plain.size());
   batch.Put(ItemRecordKey(key), rec);
   for (const auto& [k, v] : extra) batch.Put(k, v);
-  if (auto s = SyncWrite(db_.get(), &batch); !s.ok()) return s;
+  auto custody = LatestCustody(key);
+  const std::string item_commitment = custody ? ItemCommitment(info.digest.HashString(), custody->salt_hex) : "";
+  auto committed = Commit(&batch, [&](uint64_t first) -> absl::StatusOr<std::vector<std::string>> {
+    std::vector<std::string> out;
+    for (size_t j = 0; j < new_datasets.size(); ++j) {
+      batch.Put(MemberKey(DatasetKeyOf(new_datasets[j]), key), Be64(first + j));
+      out.push_back(nlohmann::json{{"type", "dataset-member"},
+                                   {"dataset", DatasetCommitment(new_datasets[j])},
+                                   {"item", item_commitment},
+                                   {"time", NowRfc3339()}}.dump());
+    }
+    return out;
+  });
+  if (!committed.ok()) return committed.status();
   return info;
 }
 

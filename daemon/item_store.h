@@ -39,6 +39,8 @@ namespace shredd {
 using ItemKey = std::array<uint8_t, 32>;
 
 class ItemStore;
+class TransparencyLog;
+using LogEntries = std::function<absl::StatusOr<std::vector<std::string>>(uint64_t first_index)>;
 
 // One streaming upload. Destroying it before Commit() leaves nothing behind.
 class Upload {
@@ -55,6 +57,8 @@ class Upload {
 
  private:
   friend class ItemStore;
+class TransparencyLog;
+using LogEntries = std::function<absl::StatusOr<std::vector<std::string>>(uint64_t first_index)>;
   Upload() = default;
   absl::Status SealChunk();
 
@@ -71,6 +75,7 @@ class Upload {
   uint64_t chunk_index_ = 0;
   uint64_t received_ = 0;
   std::vector<std::pair<std::string, std::string>> extra_;  // committed with the item
+  std::string lineage_edges_;  // JSON array for the lineage log entry, if any
   Sha256Hasher hasher_;
   bool done_ = false;
 };
@@ -90,6 +95,8 @@ class ItemReader {
 
  private:
   friend class ItemStore;
+class TransparencyLog;
+using LogEntries = std::function<absl::StatusOr<std::vector<std::string>>(uint64_t first_index)>;
   ItemReader() = default;
   uint64_t size_ = 0;
   uint32_t chunk_size_ = 0;
@@ -160,8 +167,40 @@ class ItemStore {
   // synced write. Returns the new info.
   absl::StatusOr<ItemInfo> AddMetadata(const Sha256& hash, const ItemMetadata& add,
                                        const std::vector<std::pair<std::string, std::string>>& extra);
-  // Records to commit with the next upload of `declared` (lineage edges).
-  void SetUploadExtras(Upload* upload, std::vector<std::pair<std::string, std::string>> extra);
+  // Records to commit with an upload (lineage edges), and the edges as a
+  // JSON array for the upload's "lineage" log entry (empty: none).
+  void SetUploadExtras(Upload* upload, std::vector<std::pair<std::string, std::string>> extra,
+                       std::string lineage_edges_json);
+
+  // --- custody and the transparency log ---
+  // Every custody event commits through here: with a log, `batch` and the
+  // entries of `entries` go in one synced write (see TransparencyLog::Append;
+  // `entries` may add records to `batch`); without one (unit tests), just
+  // the batch. Returns the index of the first entry (0 without a log).
+  absl::StatusOr<uint64_t> Commit(rocksdb::WriteBatch* batch, const LogEntries& entries);
+  void set_log(TransparencyLog* log) { log_ = log; }
+  TransparencyLog* log() { return log_; }
+  // Public commitments used in log entries (docs/FORMATS.md):
+  //   item:    hex SHA-256("shredd-custody-v1 " digest " " salt_hex)
+  //   dataset: hex SHA-256("shredd-dataset-v1 " name " " dataset_salt_hex)
+  static std::string ItemCommitment(std::string_view digest, std::string_view salt_hex);
+  std::string DatasetSaltHex(std::string_view dataset) const;
+  std::string DatasetCommitment(std::string_view dataset) const;
+  ItemKey DatasetKeyOf(std::string_view dataset) const;
+  struct Custody {
+    ContentDigest digest;
+    ItemKind kind = ItemKind::kPhoto;
+    std::string salt_hex;
+    uint64_t index = 0;  // of the item-stored entry
+  };
+  // The latest custody record of an item (kept after it is shredded).
+  std::optional<Custody> LatestCustody(const ItemKey& key);
+  // The "lineage" log entry of a model; `edges_json` is a JSON array.
+  static std::string LineageEntry(const ContentDigest& model, const std::string& model_commitment,
+                                  const std::string& edges_json);
+  // Log index of the entry that made `item` a member of `dataset`, for every
+  // item that ever was one.
+  std::vector<std::pair<ItemKey, uint64_t>> DatasetMembersEver(std::string_view dataset);
   // Adds the deletion of everything `item` stored (except its DEK, which the
   // key tree drops) and its suppression record to `batch`.
   void AddShredOps(const StoredItem& item, std::string_view certificate_id, rocksdb::WriteBatch* batch);
@@ -171,7 +210,8 @@ class ItemStore {
   // audit record) in one synced write; returns what had suppressed it.
   // NOT_FOUND if it is not suppressed.
   absl::StatusOr<std::string> RemoveSuppression(const Sha256& hash,
-                                                const std::vector<std::pair<std::string, std::string>>& extra);
+                                                const std::vector<std::pair<std::string, std::string>>& extra,
+                                                const std::string& log_entry);
   // Removes ciphertext files of shredded items (after their epoch committed).
   void DropBlob(const StoredItem& item);
 
@@ -189,7 +229,10 @@ class ItemStore {
   absl::StatusOr<PutResult> CommitItem(const ContentDigest& digest, const ItemMetadata& metadata,
                                        const SecretBytes& dek, const std::string& object_id,
                                        std::string inline_ciphertext, BlobWriter* blob,
-                                       const std::vector<std::pair<std::string, std::string>>& extra);
+                                       const std::vector<std::pair<std::string, std::string>>& extra,
+                                       const std::string& lineage_edges);
+  std::string CustodyEntry(const ContentDigest& digest, const ItemMetadata& metadata, const ItemKey& key,
+                           uint64_t index, rocksdb::WriteBatch* batch, std::string* salt_hex = nullptr);
   absl::Status CheckUploadable(const ContentDigest& declared, const ItemMetadata& metadata);
   absl::StatusOr<ItemInfo> DecodeInfo(const ItemKey& key, std::string_view record, uint64_t* slot,
                                       std::string* object_id, bool* inline_content);
@@ -202,6 +245,7 @@ class ItemStore {
   SecretBytes index_key_;
   SecretBytes system_metadata_key_;
   std::array<std::mutex, 64> stripes_;  // serialise commits of the same digest
+  TransparencyLog* log_ = nullptr;
 };
 
 }  // namespace shredd

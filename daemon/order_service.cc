@@ -119,6 +119,14 @@ grpc::Status CatalogService::ListDatasets(grpc::ServerContext*, const v1::ListDa
   return grpc::Status::OK;
 }
 
+grpc::Status CatalogService::GetDatasetManifest(grpc::ServerContext*, const v1::DatasetManifestRequest* req,
+                                                v1::DatasetManifestResponse* resp) {
+  auto m = catalog_->DatasetManifest(req->name());
+  if (!m.ok()) return ToGrpc(m.status());
+  resp->set_manifest(*m);
+  return grpc::Status::OK;
+}
+
 grpc::Status CatalogService::UpdateItem(grpc::ServerContext*, const v1::UpdateItemRequest* req, v1::ItemInfo* resp) {
   auto h = ParseDigestHash(req->digest().hash());
   if (!h.ok()) return ToGrpc(h.status());

@@ -14,6 +14,8 @@ class CatalogService final : public v1::Catalog::Service {
   CatalogService(ItemStore* store, Catalog* catalog) : store_(store), catalog_(catalog) {}
   grpc::Status RegisterDataset(grpc::ServerContext*, const v1::RegisterDatasetRequest*, v1::Dataset*) override;
   grpc::Status ListDatasets(grpc::ServerContext*, const v1::ListDatasetsRequest*, v1::ListDatasetsResponse*) override;
+  grpc::Status GetDatasetManifest(grpc::ServerContext*, const v1::DatasetManifestRequest*,
+                                  v1::DatasetManifestResponse*) override;
   grpc::Status UpdateItem(grpc::ServerContext*, const v1::UpdateItemRequest*, v1::ItemInfo*) override;
   grpc::Status AddLineage(grpc::ServerContext*, const v1::AddLineageRequest*, v1::AddLineageResponse*) override;
   grpc::Status GetLineage(grpc::ServerContext*, const v1::LineageRequest*, v1::LineageResponse*) override;

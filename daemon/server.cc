@@ -86,9 +86,9 @@ absl::Status RunDaemon(const DaemonOptions& options) {
   }
   absl::StatusOr<std::unique_ptr<TransparencyLog>> log = TransparencyLog::Open((*store)->db(), vault->get(), origin);
   if (!log.ok()) return log.status();
-  // TODO(lead): hand log to store/shredder
+  (*store)->set_log(log->get());
   Catalog catalog(store->get());
-  auto shredder = Shredder::Create(store->get(), &catalog);
+  auto shredder = Shredder::Create(store->get(), &catalog, log->get());
   if (!shredder.ok()) return shredder.status();
   auto orders = OrderBook::Create(store->get(), &catalog, shredder->get());
   if (!orders.ok()) return orders.status();
@@ -100,7 +100,11 @@ absl::Status RunDaemon(const DaemonOptions& options) {
   LogService log_service(log->get());
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  grpc::ServerBuilder builder;
+  // The builder and the server are released, not destroyed, at exit: their
+  // destructors end in grpc_shutdown, which waits ~10 s for an idle executor
+  // thread. Storage is closed explicitly before that point.
+  auto* builder_ptr = new grpc::ServerBuilder();
+  grpc::ServerBuilder& builder = *builder_ptr;
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
   std::vector<int> ports(options.listen.size(), 0);
@@ -141,6 +145,15 @@ absl::Status RunDaemon(const DaemonOptions& options) {
   for (const auto& l : options.listen) {
     if (l.starts_with("unix:")) unlink(l.substr(5).c_str());
   }
+  // No call is in flight any more: finish the order in progress, then close
+  // the log and RocksDB cleanly.
+  orders->reset();
+  shredder->reset();
+  log->reset();
+  store->reset();
+  (void)server.release();
+  (void)builder_ptr;
+  std::cerr << "shredd: stopped cleanly" << std::endl;
   return absl::OkStatus();
 }
 

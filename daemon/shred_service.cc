@@ -9,6 +9,7 @@ void Fill(const CertificateBundle& b, v1::ShredResponse* out) {
   out->set_certificate(b.envelope);
   out->set_manifest(b.manifest);
   for (const auto& r : b.receipts) out->add_receipts(r);
+  out->set_tlog_proof(b.tlog_proof);
 }
 }  // namespace
 

@@ -12,6 +12,7 @@
 #include "client/verify/certificate.h"
 #include "client/verify/dsse.h"
 #include "client/verify/keys.h"
+#include "client/verify/tlog.h"
 #include "daemon/rocks_util.h"
 
 namespace shredd {
@@ -53,8 +54,9 @@ absl::StatusOr<verify::ItemCommitment> CommitmentFrom(const json& items) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Shredder>> Shredder::Create(ItemStore* store, Catalog* catalog) {
-  std::unique_ptr<Shredder> s(new Shredder(store, catalog));
+absl::StatusOr<std::unique_ptr<Shredder>> Shredder::Create(ItemStore* store, Catalog* catalog,
+                                                             TransparencyLog* log) {
+  std::unique_ptr<Shredder> s(new Shredder(store, catalog, log));
   if (auto st = s->CompletePending(); !st.ok()) return st;
   return s;
 }
@@ -221,31 +223,53 @@ absl::StatusOr<CertificateBundle> Shredder::Certify(const std::string& cert_id) 
   pred["derivedModels"] = ordered_json::parse(pending.value("derivedModels", json::array()).dump());
   pred["retainedUnderHold"] = ordered_json::parse(pending.value("retained", json::array()).dump());
   pred["shredd"] = {{"version", SHREDD_VERSION}};
-  auto statement = verify::StatementJson(pred);
-  if (!statement.ok()) return statement.status();
   auto pub = vault.SigningPublicKey();
   if (!pub.ok()) return pub.status();
-  auto sig = vault.Sign(verify::PreAuthEncoding(verify::kCertificatePayloadType, *statement));
-  if (!sig.ok()) return sig.status();
-  verify::Envelope env;
-  env.payload_type = std::string(verify::kCertificatePayloadType);
-  env.payload = *statement;
-  env.signatures.push_back({verify::KeyId(*pub), std::string(reinterpret_cast<const char*>(sig->data()), sig->size())});
   CertificateBundle bundle;
   bundle.certificate_id = cert_id;
-  bundle.envelope = verify::SerializeEnvelope(env);
   bundle.manifest = commitment->ManifestJson(cert_id);
   if (pending.contains("order")) {
     ordered_json m = ordered_json::parse(bundle.manifest);
     m["order"] = {{"private", pending["orderPrivate"]}, {"salt", order_salt}};
     bundle.manifest = m.dump();
   }
-
+  // Signs the certificate for log position `index` (if there is a log).
+  auto sign = [&](std::optional<uint64_t> index) -> absl::StatusOr<std::string> {
+    if (index) pred["log"] = {{"origin", log_->origin()}, {"index", *index}};
+    auto statement = verify::StatementJson(pred);
+    if (!statement.ok()) return statement.status();
+    auto sig = vault.Sign(verify::PreAuthEncoding(verify::kCertificatePayloadType, *statement));
+    if (!sig.ok()) return sig.status();
+    verify::Envelope env;
+    env.payload_type = std::string(verify::kCertificatePayloadType);
+    env.payload = *statement;
+    env.signatures.push_back(
+        {verify::KeyId(*pub), std::string(reinterpret_cast<const char*>(sig->data()), sig->size())});
+    return verify::SerializeEnvelope(env);
+  };
   rocksdb::WriteBatch batch;
-  batch.Put(CertKey(cert_id), bundle.envelope);
   batch.Put(ManifestKey(cert_id), store_->SealSystem(bundle.manifest, ManifestAd(cert_id)));
   batch.Delete(PendingKey(cert_id));
-  if (auto s = SyncWrite(db, &batch); !s.ok()) return s;
+  if (log_ == nullptr) {
+    auto env = sign(std::nullopt);
+    if (!env.ok()) return env.status();
+    bundle.envelope = std::move(*env);
+    batch.Put(CertKey(cert_id), bundle.envelope);
+    if (auto s = SyncWrite(db, &batch); !s.ok()) return s;
+    return bundle;
+  }
+  auto appended = log_->Append(&batch, [&](uint64_t index) -> absl::StatusOr<std::vector<std::string>> {
+    auto env = sign(index);
+    if (!env.ok()) return env.status();
+    bundle.envelope = *env;
+    batch.Put(CertKey(cert_id), bundle.envelope);
+    return std::vector<std::string>{std::move(*env)};
+  });
+  if (!appended.ok()) return appended.status();
+  // A checkpoint covers the certificate before anyone sees it.
+  auto proof = TlogProofFor(bundle.envelope);
+  if (!proof.ok()) return proof.status();
+  bundle.tlog_proof = std::move(*proof);
   return bundle;
 }
 
@@ -269,6 +293,11 @@ absl::StatusOr<CertificateBundle> Shredder::Load(const std::string& cert_id, boo
   auto m = store_->OpenSystem(sealed, ManifestAd(cert_id));
   if (!m.ok()) return m.status();
   b.manifest = std::move(*m);
+  if (log_ != nullptr) {
+    auto proof = TlogProofFor(b.envelope);
+    if (!proof.ok()) return proof.status();
+    b.tlog_proof = std::move(*proof);
+  }
   if (include_receipts) {
     json manifest = json::parse(b.manifest, nullptr, false);
     if (manifest.is_discarded()) return absl::DataLossError("stored manifest is unreadable");
@@ -296,13 +325,30 @@ absl::StatusOr<CertificateBundle> Shredder::GetCertificate(std::string_view cert
   return Load(id, include_receipts);
 }
 
+absl::StatusOr<std::string> Shredder::TlogProofFor(std::string_view envelope) {
+  auto index = log_->IndexOfLeafHash(verify::LeafHash(envelope));
+  if (!index.ok()) return index.status();
+  auto note = log_->SignedCheckpoint();
+  if (!note.ok()) return note.status();
+  auto cp = verify::ParseCheckpointText(note->substr(0, note->find("\n\n") + 1));
+  if (!cp.ok()) return cp.status();
+  auto path = log_->InclusionProof(*index, cp->size);
+  if (!path.ok()) return path.status();
+  verify::TlogProof proof;
+  proof.index = *index;
+  proof.path = std::move(*path);
+  proof.checkpoint = *note;
+  return verify::FormatTlogProof(proof);
+}
+
 absl::StatusOr<PublicKeyInfo> Shredder::PublicKey() {
   auto pub = store_->key_tree().vault().SigningPublicKey();
   if (!pub.ok()) return pub.status();
   PublicKeyInfo info;
   info.raw = *pub;
   info.spki_pem = verify::ToSpkiPem(*pub);
-  info.key_name = StrCat("shredd-", verify::KeyId(*pub).substr(7, 16));
+  // The note key name is the log origin, so this vkey verifies checkpoints.
+  info.key_name = log_ != nullptr ? log_->origin() : DefaultLogOrigin(*pub);
   info.note_verifier_key = verify::NoteVerifierKey(info.key_name, *pub);
   return info;
 }

@@ -13,6 +13,10 @@
 //   "P" certificate_id       -> pending certification, sealed under the system key
 //   "C" certificate_id       -> DSSE envelope (public)
 //   "M" certificate_id       -> private manifest, sealed under the system key
+// With a transparency log, the certificate is the log entry itself (its
+// exact envelope bytes), appended in the same write as the "C" record; its
+// predicate names the entry's index, and a signed checkpoint covering it
+// exists before Shred() returns.
 #ifndef SHREDD_DAEMON_SHREDDER_H_
 #define SHREDD_DAEMON_SHREDDER_H_
 
@@ -26,6 +30,7 @@
 
 #include "daemon/catalog.h"
 #include "daemon/item_store.h"
+#include "daemon/transparency_log.h"
 
 namespace shredd {
 
@@ -53,6 +58,9 @@ struct CertificateBundle {
   std::string envelope;  // DSSE JSON
   std::string manifest;  // private manifest JSON
   std::vector<std::string> receipts;
+  // c2sp.org/tlog-proof@v1 of the certificate's log entry (the envelope
+  // bytes) against a checkpoint that covers it. Empty without a log.
+  std::string tlog_proof;
 };
 
 struct PublicKeyInfo {
@@ -66,7 +74,9 @@ class Shredder {
  public:
   // Finishes any certification left pending by a crash. `catalog` may be
   // null (no lineage records to clean up).
-  static absl::StatusOr<std::unique_ptr<Shredder>> Create(ItemStore* store, Catalog* catalog);
+  // `log` may be null (no transparency log: certificates carry no position).
+  static absl::StatusOr<std::unique_ptr<Shredder>> Create(ItemStore* store, Catalog* catalog,
+                                                          TransparencyLog* log);
 
   // Shreds the items in one epoch and returns the certificate.
   // NOT_FOUND: a digest is not stored. FAILED_PRECONDITION: a digest was
@@ -84,13 +94,16 @@ class Shredder {
   absl::StatusOr<PublicKeyInfo> PublicKey();
 
  private:
-  Shredder(ItemStore* store, Catalog* catalog) : store_(store), catalog_(catalog) {}
+  Shredder(ItemStore* store, Catalog* catalog, TransparencyLog* log)
+      : store_(store), catalog_(catalog), log_(log) {}
+  absl::StatusOr<std::string> TlogProofFor(std::string_view envelope);
   absl::Status CompletePending();
   absl::StatusOr<CertificateBundle> Certify(const std::string& certificate_id);
   absl::StatusOr<CertificateBundle> Load(const std::string& certificate_id, bool include_receipts);
 
   ItemStore* const store_;
   Catalog* const catalog_;
+  TransparencyLog* const log_;
   std::mutex mu_;  // one shred at a time
 };
 

@@ -24,7 +24,7 @@ grpc::Status StoreService::Put(grpc::ServerContext* ctx, grpc::ServerReader<v1::
   if (auto s = catalog_->EnsureDatasets(meta->datasets); !s.ok()) return ToGrpc(s);
   auto upload = store_->BeginUpload(*digest, std::move(*meta));
   if (!upload.ok()) return ToGrpc(upload.status());
-  store_->SetUploadExtras(upload->get(), std::move(*edges));
+  store_->SetUploadExtras(upload->get(), std::move(edges->records), std::move(edges->edges_json));
   while (reader->Read(&req)) {
     if (req.has_header()) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a second header in one upload stream");
