@@ -84,9 +84,16 @@ absl::StatusOr<CertificateBundle> Shredder::Shred(const ShredSpec& spec) {
   job.hashes.erase(std::unique(job.hashes.begin(), job.hashes.end()), job.hashes.end());
   job.request_id = spec.request_id;
   if (job.request_id.empty()) {
+    // Derived from the digests and their custody records, so repeating a
+    // request returns its certificate, while content stored again after a
+    // suppression lift (a new custody record) is a new destruction.
     Sha256Hasher h;
-    h.Update("shredd/auto-request/v1");
-    for (const auto& x : job.hashes) h.Update({reinterpret_cast<const char*>(x.data()), x.size()});
+    h.Update("shredd/auto-request/v2");
+    for (const auto& x : job.hashes) {
+      h.Update({reinterpret_cast<const char*>(x.data()), x.size()});
+      auto custody = store_->LatestCustody(store_->ItemKeyFor(x));
+      h.Update(StrCat(" ", custody ? custody->index : 0, ";"));
+    }
     job.request_id = "auto:" + HexEncode(h.Finish());
   }
   job.reason = spec.reason;

@@ -270,6 +270,16 @@ class OrdersTest(DaemonTest):
         self.d.ctl("suppression", "lift", files[0], "--reason", "consent given again")
         self.d.ctl("put", files[0])
         self.assertTrue(self.stored(lines[0]["digest"]))
+        # shredding it again is a new destruction with a new certificate, even
+        # without a request id (the first shred's certificate is not reused)
+        self.d.ctl("suppression", "lift", lines[1]["digest"], "--reason", "again")
+        self.d.ctl("put", files[1])
+        first = self.d.shredder().Shred(pb.ShredRequest(digests=[pb.Digest(hash=lines[1]["digest"])]))
+        self.d.ctl("suppression", "lift", lines[1]["digest"], "--reason", "once more")
+        self.d.ctl("put", files[1])
+        second = self.d.shredder().Shred(pb.ShredRequest(digests=[pb.Digest(hash=lines[1]["digest"])]))
+        self.assertNotEqual(first.certificate_id, second.certificate_id)
+        self.assertFalse(self.stored(lines[1]["digest"]))
 
     def test_orders_survive_a_restart(self):
         self.batch([os.urandom(50) for _ in range(200)], datasets=["big"])
