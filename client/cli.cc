@@ -152,35 +152,15 @@ int CmdPut(const Global& g, const PutOptions& o) {
   // Stream the large ones.
   for (const auto& it : items) {
     if (it.digest.size <= kBatchItemMax) continue;
-    grpc::ClientContext ctx;
-    v1::PutResponse resp;
-    auto writer = stub->Put(&ctx, &resp);
-    v1::PutRequest req;
-    auto* h = req.mutable_header();
-    h->mutable_digest()->set_hash(it.digest.hash);
-    h->mutable_digest()->set_size_bytes(static_cast<int64_t>(it.digest.size));
-    FillMetadata(o, it.path, h->mutable_metadata());
-    bool ok = writer->Write(req);
-    int fd = open(it.path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw Failure{kFail, StrCat("cannot open ", it.path), ""};
-    std::string buf(kStreamChunk, '\0');
-    while (ok) {
-      ssize_t n = read(fd, buf.data(), buf.size());
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      req.Clear();
-      req.set_data(buf.data(), static_cast<size_t>(n));
-      ok = writer->Write(req);
-      progress.Add(static_cast<uint64_t>(n));
-    }
-    close(fd);
-    writer->WritesDone();
-    grpc::Status s = writer->Finish();
-    if (!s.ok()) {
-      if (s.error_code() == grpc::UNAVAILABLE) throw FromGrpc(s, "upload failed");
-      report(it, "failed", StrCat(CodeName(s.error_code()), ": ", s.error_message()));
+    v1::PutHeader header;
+    FillMetadata(o, it.path, header.mutable_metadata());
+    UploadResult r = StreamFile(g, it.path, it.digest, std::move(header),
+                                [&](uint64_t n) { progress.Add(n); });
+    if (!r.status.ok()) {
+      if (r.status.error_code() == grpc::UNAVAILABLE) throw FromGrpc(r.status, "upload failed");
+      report(it, "failed", StrCat(CodeName(r.status.error_code()), ": ", r.status.error_message()));
     } else {
-      report(it, resp.already_present() ? "present" : "stored", "");
+      report(it, r.already_present ? "present" : "stored", "");
     }
   }
   progress.Finish();

@@ -137,8 +137,8 @@ void Emit(const Global& g, const json& j, const std::string& text) {
 
 namespace shredd::cli {
 
-PutOutcome UploadFile(const Global& g, const std::string& path, const FileDigest& digest,
-                      shredd::v1::PutHeader header) {
+UploadResult StreamFile(const Global& g, const std::string& path, const FileDigest& digest,
+                        shredd::v1::PutHeader header, const std::function<void(uint64_t)>& on_bytes) {
   auto stub = shredd::v1::Store::NewStub(Connect(g));
   grpc::ClientContext ctx;
   shredd::v1::PutResponse resp;
@@ -158,12 +158,18 @@ PutOutcome UploadFile(const Global& g, const std::string& path, const FileDigest
     req.Clear();
     req.set_data(buf.data(), static_cast<size_t>(n));
     ok = writer->Write(req);
+    if (on_bytes) on_bytes(static_cast<uint64_t>(n));
   }
   close(fd);
   writer->WritesDone();
-  grpc::Status s = writer->Finish();
-  if (!s.ok()) throw FromGrpc(s, StrCat("upload of ", path, " failed"));
-  return {resp.already_present()};
+  return {writer->Finish(), resp.already_present()};
+}
+
+PutOutcome UploadFile(const Global& g, const std::string& path, const FileDigest& digest,
+                      shredd::v1::PutHeader header) {
+  UploadResult r = StreamFile(g, path, digest, std::move(header), {});
+  if (!r.status.ok()) throw FromGrpc(r.status, StrCat("upload of ", path, " failed"));
+  return {r.already_present};
 }
 
 std::string TlogProofPath(const std::string& cert_path) {

@@ -70,6 +70,14 @@ struct PutOutcome {
 };
 PutOutcome UploadFile(const Global& g, const std::string& path, const FileDigest& digest,
                       shredd::v1::PutHeader header);
+// The same, returning the call's status instead of throwing, and reporting
+// each run of bytes sent to `on_bytes`.
+struct UploadResult {
+  grpc::Status status;
+  bool already_present = false;
+};
+UploadResult StreamFile(const Global& g, const std::string& path, const FileDigest& digest,
+                        shredd::v1::PutHeader header, const std::function<void(uint64_t)>& on_bytes);
 // CERT.json -> CERT.tlog-proof (where `shred -o` puts the log proof).
 std::string TlogProofPath(const std::string& cert_path);
 // Fetches a certificate (and manifest) and writes them like `shred -o`.

@@ -1,5 +1,7 @@
 #include "daemon/digest.h"
 
+#include "client/verify/encoding.h"
+
 #include "daemon/strings.h"
 
 namespace shredd {
@@ -14,14 +16,7 @@ int HexValue(char c) {
 }
 }  // namespace
 
-std::string HexEncode(std::span<const uint8_t> bytes) {
-  std::string out(bytes.size() * 2, '\0');
-  for (size_t i = 0; i < bytes.size(); ++i) {
-    out[2 * i] = kHex[bytes[i] >> 4];
-    out[2 * i + 1] = kHex[bytes[i] & 0xf];
-  }
-  return out;
-}
+std::string HexEncode(std::span<const uint8_t> bytes) { return verify::HexEncode(bytes); }
 
 std::optional<std::string> HexDecode(std::string_view hex) {
   if (hex.size() % 2 != 0) return std::nullopt;
