@@ -120,7 +120,7 @@ std::shared_ptr<grpc::Channel> Connect(const Global& g) {
   std::string target = g.server;
   if (target.starts_with("tcp:")) target = target.substr(4);
   grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(64 * 1024 * 1024);
+  args.SetMaxReceiveMessageSize(512 * 1024 * 1024);  // manifests of large orders
   args.SetMaxSendMessageSize(8 * 1024 * 1024);
   return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
 }

@@ -106,7 +106,9 @@ absl::Status RunDaemon(const DaemonOptions& options) {
   auto* builder_ptr = new grpc::ServerBuilder();
   grpc::ServerBuilder& builder = *builder_ptr;
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
-  builder.SetMaxSendMessageSize(options.max_message_bytes);
+  // Replies may be large: the private manifest of an order of 100k items is
+  // ~18 MB. Until manifests stream (issue 6), allow replies up to 512 MiB.
+  builder.SetMaxSendMessageSize(512 * 1024 * 1024);
   std::vector<int> ports(options.listen.size(), 0);
   for (size_t i = 0; i < options.listen.size(); ++i) {
     auto addr = ListenAddress(options.listen[i]);
