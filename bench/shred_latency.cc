@@ -1,0 +1,64 @@
+// One-item shred latency: stores an item, then times the Shred RPC (which
+// returns after the key-tree epoch is fsync'd, the vault root rotated, the
+// certificate signed, logged and covered by a checkpoint). Repeats --count
+// times; prints {"count","median_ms","min_ms","max_ms"}.
+// Usage: bench_shred_latency --server unix:PATH [--count N]
+#include <grpcpp/grpcpp.h>
+#include <openssl/evp.h>
+#include <sodium.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <vector>
+
+#include "client/verify/encoding.h"
+#include "shredd/v1/shredd.grpc.pb.h"
+
+namespace v1 = shredd::v1;
+
+int main(int argc, char** argv) {
+  std::string server = "unix:./var/shredd/shredd.sock";
+  int count = 25;
+  CLI::App app{"bench_shred_latency"};
+  app.add_option("--server", server);
+  app.add_option("--count", count);
+  CLI11_PARSE(app, argc, argv);
+  if (sodium_init() < 0) return 1;
+  auto channel = grpc::CreateChannel(server, grpc::InsecureChannelCredentials());
+  auto store = v1::Store::NewStub(channel);
+  auto shredder = v1::Shredder::NewStub(channel);
+  std::vector<double> ms;
+  for (int i = 0; i < count; ++i) {
+    std::string data(1024, '\0');
+    randombytes_buf(data.data(), data.size());
+    unsigned char md[32];
+    unsigned int len = 0;
+    EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
+    std::string digest = "sha256:" + shredd::verify::HexEncode(std::string_view(reinterpret_cast<char*>(md), 32));
+    v1::BatchPutRequest put;
+    auto* e = put.add_entries();
+    e->mutable_header()->mutable_digest()->set_hash(digest);
+    e->mutable_header()->mutable_digest()->set_size_bytes(1024);
+    e->set_data(data);
+    grpc::ClientContext c1;
+    v1::BatchPutResponse pr;
+    if (!store->BatchPut(&c1, put, &pr).ok() || pr.results(0).code() != 0) return 1;
+    v1::ShredRequest req;
+    req.add_digests()->set_hash(digest);
+    grpc::ClientContext c2;
+    v1::ShredResponse resp;
+    auto t0 = std::chrono::steady_clock::now();
+    grpc::Status s = shredder->Shred(&c2, req, &resp);
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    if (!s.ok()) {
+      std::fprintf(stderr, "shred failed: %s\n", s.error_message().c_str());
+      return 1;
+    }
+  }
+  std::sort(ms.begin(), ms.end());
+  std::printf("{\"count\":%d,\"median_ms\":%.3f,\"min_ms\":%.3f,\"max_ms\":%.3f}\n", count, ms[ms.size() / 2],
+              ms.front(), ms.back());
+  return 0;
+}
