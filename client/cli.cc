@@ -304,6 +304,9 @@ std::string DefaultManifestPath(const std::string& cert_path) {
 
 int WriteBundle(const Global& g, const v1::ShredResponse& resp, const std::string& out, std::string manifest_out) {
   if (manifest_out.empty() && !out.empty()) manifest_out = DefaultManifestPath(out);
+  // An auditor gets the public certificate only (docs/SECURITY.md): no
+  // private manifest to write.
+  if (resp.manifest().empty()) manifest_out.clear();
   if (!out.empty()) WriteFileOrThrow(out, resp.certificate());
   if (!manifest_out.empty()) WriteFileOrThrow(manifest_out, resp.manifest());
   std::string proof_out;
@@ -462,6 +465,19 @@ int Run(int argc, char** argv) {
   app.require_subcommand(1);
   app.add_option("--server", g.server, "daemon address: unix:PATH or tcp:HOST:PORT (env SHREDD_SERVER)")
       ->capture_default_str();
+  auto env_or = [](const char* name) {
+    const char* v = std::getenv(name);
+    return std::string(v && *v ? v : "");
+  };
+  g.tls_ca = env_or("SHREDD_TLS_CA");
+  g.tls_cert = env_or("SHREDD_TLS_CERT");
+  g.tls_key = env_or("SHREDD_TLS_KEY");
+  g.tls_server_name = env_or("SHREDD_TLS_SERVER_NAME");
+  app.add_option("--tls-ca", g.tls_ca, "tcp: servers: PEM CA of the daemon's certificate (env SHREDD_TLS_CA)");
+  app.add_option("--tls-cert", g.tls_cert, "tcp: servers: PEM client certificate (env SHREDD_TLS_CERT)");
+  app.add_option("--tls-key", g.tls_key, "tcp: servers: PEM key of --tls-cert (env SHREDD_TLS_KEY)");
+  app.add_option("--tls-server-name", g.tls_server_name,
+                 "name to check the daemon's certificate against instead of HOST (env SHREDD_TLS_SERVER_NAME)");
   app.add_flag("--json", g.json, "machine-readable output (one JSON object per line)");
   app.add_flag("-q,--quiet", g.quiet, "no progress bar");
   app.add_flag_callback("--version", [] {

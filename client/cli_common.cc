@@ -118,11 +118,29 @@ std::string DigestArg(const std::string& arg) {
 
 std::shared_ptr<grpc::Channel> Connect(const Global& g) {
   std::string target = g.server;
-  if (target.starts_with("tcp:")) target = target.substr(4);
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(512 * 1024 * 1024);  // manifests of large orders
   args.SetMaxSendMessageSize(8 * 1024 * 1024);
-  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+  std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
+  if (target.starts_with("tcp:")) {
+    target = target.substr(4);
+    const bool tls = !g.tls_ca.empty() || !g.tls_cert.empty() || !g.tls_key.empty();
+    if (tls) {
+      // Mutual TLS: the daemon's CA, and our certificate and key (the daemon
+      // takes our roles from the certificate; docs/SECURITY.md).
+      if (g.tls_ca.empty()) throw Failure{kUsage, "TLS needs --tls-ca (the CA that signed the daemon's certificate)", ""};
+      if (g.tls_cert.empty() != g.tls_key.empty()) throw Failure{kUsage, "--tls-cert and --tls-key go together", ""};
+      grpc::SslCredentialsOptions opts;
+      opts.pem_root_certs = ReadFileOrThrow(g.tls_ca);
+      if (!g.tls_cert.empty()) {
+        opts.pem_cert_chain = ReadFileOrThrow(g.tls_cert);
+        opts.pem_private_key = ReadFileOrThrow(g.tls_key);
+      }
+      creds = grpc::SslCredentials(opts);
+      if (!g.tls_server_name.empty()) args.SetSslTargetNameOverride(g.tls_server_name);
+    }
+  }
+  return grpc::CreateCustomChannel(target, creds, args);
 }
 
 void Emit(const Global& g, const json& j, const std::string& text) {
@@ -193,7 +211,8 @@ int WriteCertificate(const Global& g, const std::string& certificate_id, const s
     manifest_out += ".manifest.json";
   }
   if (!out.empty()) WriteFileOrThrow(out, resp.certificate());
-  if (!manifest_out.empty()) WriteFileOrThrow(manifest_out, resp.manifest());
+  // An auditor gets no private manifest (docs/SECURITY.md): write none.
+  if (!manifest_out.empty() && !resp.manifest().empty()) WriteFileOrThrow(manifest_out, resp.manifest());
   if (!out.empty() && !resp.tlog_proof().empty()) WriteFileOrThrow(TlogProofPath(out), resp.tlog_proof());
   if (out.empty()) std::cout << resp.certificate() << "\n";
   return kOk;

@@ -30,6 +30,9 @@ struct Global {
   std::string server;
   bool json = false;
   bool quiet = false;
+  // Mutual TLS for tcp: servers (env SHREDD_TLS_CA, SHREDD_TLS_CERT,
+  // SHREDD_TLS_KEY, SHREDD_TLS_SERVER_NAME). Ignored for unix: servers.
+  std::string tls_ca, tls_cert, tls_key, tls_server_name;
 };
 
 // An error that ends the command: message plus exit code. Thrown by command

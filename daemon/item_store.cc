@@ -361,6 +361,7 @@ absl::StatusOr<PutResult> ItemStore::CommitItem(const ContentDigest& digest, con
     return committed.status();
   }
   tree_->Committed(*pending);
+  item_count_.fetch_add(1);
   return PutResult{digest, false};
 }
 
@@ -476,9 +477,26 @@ std::vector<absl::StatusOr<PutResult>> ItemStore::PutBatch(std::span<const Batch
     });
     absl::Status s = appended.status();
     for (size_t i : committed) results[i] = s.ok() ? absl::StatusOr<PutResult>(PutResult{entries[i].declared, false}) : s;
-    if (s.ok()) tree_->Committed(all_pending);
+    if (s.ok()) {
+      tree_->Committed(all_pending);
+      item_count_.fetch_add(static_cast<int64_t>(committed.size()));
+    }
   }
   return results;
+}
+
+absl::StatusOr<uint64_t> ItemStore::CountItems() {
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = false;  // a one-off scan should not evict the working set
+  const std::string upper = "j";  // just past the "i" prefix
+  rocksdb::Slice upper_slice(upper);
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+  int64_t n = 0;
+  for (it->Seek("i"); it->Valid(); it->Next()) ++n;
+  if (auto s = FromRocks(it->status(), "counting items"); !s.ok()) return s;
+  item_count_.store(n);
+  return static_cast<uint64_t>(n);
 }
 
 absl::StatusOr<ItemInfo> ItemStore::DecodeInfo(const ItemKey& key, std::string_view rec, uint64_t* slot,

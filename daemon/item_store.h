@@ -19,7 +19,9 @@
 
 #include <rocksdb/db.h>
 
+#include <algorithm>
 #include <array>
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -215,6 +217,16 @@ class ItemStore {
   // Removes ciphertext files of shredded items (after their epoch committed).
   void DropBlob(const StoredItem& item);
 
+  // --- items held, for the shredd_items_stored gauge ---
+  // Counts the item records with a key-only scan (O(items); the daemon does
+  // it once at start-up, only when metrics are on) and sets item_count().
+  absl::StatusOr<uint64_t> CountItems();
+  // Kept up to date by commits of new items and by NoteItemsShredded(); only
+  // meaningful after CountItems().
+  uint64_t item_count() const { return static_cast<uint64_t>(std::max<int64_t>(0, item_count_.load())); }
+  // Called by the shredder after an epoch that deleted `n` item records.
+  void NoteItemsShredded(uint64_t n) { item_count_.fetch_sub(static_cast<int64_t>(n)); }
+
   KeyTree& key_tree() { return *tree_; }
   rocksdb::DB* db() { return db_.get(); }
   // Keyed hash for lookup records (never the bare value on disk).
@@ -246,6 +258,7 @@ class ItemStore {
   SecretBytes system_metadata_key_;
   std::array<std::mutex, 64> stripes_;  // serialise commits of the same digest
   TransparencyLog* log_ = nullptr;
+  std::atomic<int64_t> item_count_{0};
 };
 
 }  // namespace shredd

@@ -5,6 +5,7 @@
 
 #include "client/verify/note.h"
 #include "client/verify/tlog.h"
+#include "daemon/auth.h"
 #include "daemon/status_map.h"
 #include "daemon/strings.h"
 
@@ -26,8 +27,9 @@ absl::StatusOr<verify::Checkpoint> ParseOwnCheckpoint(const std::string& signed_
 
 }  // namespace
 
-grpc::Status LogService::GetCheckpoint(grpc::ServerContext*, const v1::GetCheckpointRequest*,
+grpc::Status LogService::GetCheckpoint(grpc::ServerContext* ctx, const v1::GetCheckpointRequest*,
                                        v1::GetCheckpointResponse* response) {
+  SHREDD_AUTHORIZE(ctx);
   auto note = log_->SignedCheckpoint();
   if (!note.ok()) return ToGrpc(note.status());
   auto cp = ParseOwnCheckpoint(*note);
@@ -40,8 +42,9 @@ grpc::Status LogService::GetCheckpoint(grpc::ServerContext*, const v1::GetCheckp
   return grpc::Status::OK;
 }
 
-grpc::Status LogService::GetEntries(grpc::ServerContext*, const v1::GetEntriesRequest* request,
+grpc::Status LogService::GetEntries(grpc::ServerContext* ctx, const v1::GetEntriesRequest* request,
                                     v1::GetEntriesResponse* response) {
+  SHREDD_AUTHORIZE(ctx);
   const uint64_t size = log_->size();
   const uint64_t start = request->start();
   if (start >= size) {
@@ -65,8 +68,9 @@ grpc::Status LogService::GetEntries(grpc::ServerContext*, const v1::GetEntriesRe
   return grpc::Status::OK;
 }
 
-grpc::Status LogService::GetInclusionProof(grpc::ServerContext*, const v1::GetInclusionProofRequest* request,
+grpc::Status LogService::GetInclusionProof(grpc::ServerContext* ctx, const v1::GetInclusionProofRequest* request,
                                            v1::GetInclusionProofResponse* response) {
+  SHREDD_AUTHORIZE(ctx);
   const uint64_t tree_size = request->tree_size() == 0 ? log_->size() : request->tree_size();
   uint64_t index = 0;
   switch (request->leaf_case()) {
@@ -100,8 +104,9 @@ grpc::Status LogService::GetInclusionProof(grpc::ServerContext*, const v1::GetIn
   return grpc::Status::OK;
 }
 
-grpc::Status LogService::GetConsistencyProof(grpc::ServerContext*, const v1::GetConsistencyProofRequest* request,
+grpc::Status LogService::GetConsistencyProof(grpc::ServerContext* ctx, const v1::GetConsistencyProofRequest* request,
                                              v1::GetConsistencyProofResponse* response) {
+  SHREDD_AUTHORIZE(ctx);
   const uint64_t size = log_->size();
   const uint64_t second = request->second() == 0 ? size : request->second();
   if (request->first() > size) {
@@ -116,8 +121,9 @@ grpc::Status LogService::GetConsistencyProof(grpc::ServerContext*, const v1::Get
   return grpc::Status::OK;
 }
 
-grpc::Status LogService::GetTlogProof(grpc::ServerContext*, const v1::GetTlogProofRequest* request,
+grpc::Status LogService::GetTlogProof(grpc::ServerContext* ctx, const v1::GetTlogProofRequest* request,
                                       v1::GetTlogProofResponse* response) {
+  SHREDD_AUTHORIZE(ctx);
   auto note = log_->SignedCheckpoint();
   if (!note.ok()) return ToGrpc(note.status());
   auto cp = ParseOwnCheckpoint(*note);

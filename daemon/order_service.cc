@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "absl/time/clock.h"
+#include "daemon/auth.h"
 #include "daemon/proto_convert.h"
 #include "daemon/status_map.h"
 #include "daemon/strings.h"
@@ -94,8 +95,9 @@ void HoldToProto(const Hold& h, v1::Hold* p) {
 
 }  // namespace
 
-grpc::Status CatalogService::RegisterDataset(grpc::ServerContext*, const v1::RegisterDatasetRequest* req,
+grpc::Status CatalogService::RegisterDataset(grpc::ServerContext* ctx, const v1::RegisterDatasetRequest* req,
                                              v1::Dataset* resp) {
+  SHREDD_AUTHORIZE(ctx);
   if (req->name().empty()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a dataset needs a name");
   auto h = Hashes(req->digests());
   if (!h.ok()) return ToGrpc(h.status());
@@ -106,8 +108,9 @@ grpc::Status CatalogService::RegisterDataset(grpc::ServerContext*, const v1::Reg
   return grpc::Status::OK;
 }
 
-grpc::Status CatalogService::ListDatasets(grpc::ServerContext*, const v1::ListDatasetsRequest*,
+grpc::Status CatalogService::ListDatasets(grpc::ServerContext* ctx, const v1::ListDatasetsRequest*,
                                           v1::ListDatasetsResponse* resp) {
+  SHREDD_AUTHORIZE(ctx);
   auto ds = catalog_->ListDatasets();
   if (!ds.ok()) return ToGrpc(ds.status());
   for (const auto& d : *ds) {
@@ -119,15 +122,17 @@ grpc::Status CatalogService::ListDatasets(grpc::ServerContext*, const v1::ListDa
   return grpc::Status::OK;
 }
 
-grpc::Status CatalogService::GetDatasetManifest(grpc::ServerContext*, const v1::DatasetManifestRequest* req,
+grpc::Status CatalogService::GetDatasetManifest(grpc::ServerContext* ctx, const v1::DatasetManifestRequest* req,
                                                 v1::DatasetManifestResponse* resp) {
+  SHREDD_AUTHORIZE(ctx);
   auto m = catalog_->DatasetManifest(req->name());
   if (!m.ok()) return ToGrpc(m.status());
   resp->set_manifest(*m);
   return grpc::Status::OK;
 }
 
-grpc::Status CatalogService::UpdateItem(grpc::ServerContext*, const v1::UpdateItemRequest* req, v1::ItemInfo* resp) {
+grpc::Status CatalogService::UpdateItem(grpc::ServerContext* ctx, const v1::UpdateItemRequest* req, v1::ItemInfo* resp) {
+  SHREDD_AUTHORIZE(ctx);
   auto h = ParseDigestHash(req->digest().hash());
   if (!h.ok()) return ToGrpc(h.status());
   ItemMetadata add;
@@ -142,8 +147,9 @@ grpc::Status CatalogService::UpdateItem(grpc::ServerContext*, const v1::UpdateIt
   return grpc::Status::OK;
 }
 
-grpc::Status CatalogService::AddLineage(grpc::ServerContext*, const v1::AddLineageRequest* req,
+grpc::Status CatalogService::AddLineage(grpc::ServerContext* ctx, const v1::AddLineageRequest* req,
                                         v1::AddLineageResponse*) {
+  SHREDD_AUTHORIZE(ctx);
   auto h = ParseDigestHash(req->model().hash());
   if (!h.ok()) return ToGrpc(h.status());
   auto edges = LineageFromProto(req->edges());
@@ -152,7 +158,8 @@ grpc::Status CatalogService::AddLineage(grpc::ServerContext*, const v1::AddLinea
   return ToGrpc(catalog_->AddLineage(*h, *edges));
 }
 
-grpc::Status CatalogService::GetLineage(grpc::ServerContext*, const v1::LineageRequest* req, v1::LineageResponse* resp) {
+grpc::Status CatalogService::GetLineage(grpc::ServerContext* ctx, const v1::LineageRequest* req, v1::LineageResponse* resp) {
+  SHREDD_AUTHORIZE(ctx);
   auto h = ParseDigestHash(req->digest().hash());
   if (!h.ok()) return ToGrpc(h.status());
   auto item = store_->Lookup(*h);
@@ -190,7 +197,8 @@ grpc::Status CatalogService::GetLineage(grpc::ServerContext*, const v1::LineageR
   return grpc::Status::OK;
 }
 
-grpc::Status OrdersService::PlanOrder(grpc::ServerContext*, const v1::OrderSpec* req, v1::Plan* resp) {
+grpc::Status OrdersService::PlanOrder(grpc::ServerContext* ctx, const v1::OrderSpec* req, v1::Plan* resp) {
+  SHREDD_AUTHORIZE(ctx);
   auto spec = SpecFromProto(*req);
   if (!spec.ok()) return ToGrpc(spec.status());
   auto plan = book_->Plan(*spec);
@@ -203,7 +211,8 @@ grpc::Status OrdersService::PlanOrder(grpc::ServerContext*, const v1::OrderSpec*
   return grpc::Status::OK;
 }
 
-grpc::Status OrdersService::SubmitOrder(grpc::ServerContext*, const v1::OrderSpec* req, v1::OrderStatus* resp) {
+grpc::Status OrdersService::SubmitOrder(grpc::ServerContext* ctx, const v1::OrderSpec* req, v1::OrderStatus* resp) {
+  SHREDD_AUTHORIZE(ctx);
   auto spec = SpecFromProto(*req);
   if (!spec.ok()) return ToGrpc(spec.status());
   auto st = book_->Submit(std::move(*spec));
@@ -213,6 +222,7 @@ grpc::Status OrdersService::SubmitOrder(grpc::ServerContext*, const v1::OrderSpe
 }
 
 grpc::Status OrdersService::GetOrder(grpc::ServerContext* ctx, const v1::GetOrderRequest* req, v1::OrderStatus* resp) {
+  SHREDD_AUTHORIZE(ctx);
   std::optional<absl::Time> until;
   if (req->wait()) {
     // Wait up to the call's deadline (at most an hour), polling for cancellation.
@@ -231,7 +241,8 @@ grpc::Status OrdersService::GetOrder(grpc::ServerContext* ctx, const v1::GetOrde
   }
 }
 
-grpc::Status OrdersService::AddHold(grpc::ServerContext*, const v1::AddHoldRequest* req, v1::Hold* resp) {
+grpc::Status OrdersService::AddHold(grpc::ServerContext* ctx, const v1::AddHoldRequest* req, v1::Hold* resp) {
+  SHREDD_AUTHORIZE(ctx);
   Hold h;
   h.id = req->hold().id();
   h.reason = req->hold().reason();
@@ -247,19 +258,22 @@ grpc::Status OrdersService::AddHold(grpc::ServerContext*, const v1::AddHoldReque
   return grpc::Status::OK;
 }
 
-grpc::Status OrdersService::RemoveHold(grpc::ServerContext*, const v1::RemoveHoldRequest* req, v1::RemoveHoldResponse*) {
+grpc::Status OrdersService::RemoveHold(grpc::ServerContext* ctx, const v1::RemoveHoldRequest* req, v1::RemoveHoldResponse*) {
+  SHREDD_AUTHORIZE(ctx);
   return ToGrpc(catalog_->RemoveHold(req->id()));
 }
 
-grpc::Status OrdersService::ListHolds(grpc::ServerContext*, const v1::ListHoldsRequest*, v1::ListHoldsResponse* resp) {
+grpc::Status OrdersService::ListHolds(grpc::ServerContext* ctx, const v1::ListHoldsRequest*, v1::ListHoldsResponse* resp) {
+  SHREDD_AUTHORIZE(ctx);
   auto holds = catalog_->ListHolds();
   if (!holds.ok()) return ToGrpc(holds.status());
   for (const auto& h : *holds) HoldToProto(h, resp->add_holds());
   return grpc::Status::OK;
 }
 
-grpc::Status OrdersService::LiftSuppression(grpc::ServerContext*, const v1::LiftSuppressionRequest* req,
+grpc::Status OrdersService::LiftSuppression(grpc::ServerContext* ctx, const v1::LiftSuppressionRequest* req,
                                             v1::LiftSuppressionResponse* resp) {
+  SHREDD_AUTHORIZE(ctx);
   auto h = ParseDigestHash(req->digest().hash());
   if (!h.ok()) return ToGrpc(h.status());
   auto by = catalog_->LiftSuppression(*h, req->reason());

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "absl/time/clock.h"
+#include "daemon/logging.h"
 #include "daemon/rocks_util.h"
 #include "daemon/strings.h"
 
@@ -145,6 +146,7 @@ absl::StatusOr<std::unique_ptr<OrderBook>> OrderBook::Create(ItemStore* store, C
   for (const auto& id : ids) {
     auto st = book->Load(id);
     if (!st.ok()) return st.status();
+    ++book->state_counts_[st->state];
     if (st->state == OrderState::kPending || st->state == OrderState::kRunning) {
       resume.emplace_back(st->spec.received, id);
     }
@@ -312,6 +314,8 @@ absl::StatusOr<OrderStatus> OrderBook::Submit(OrderSpec spec) {
   st.spec = std::move(spec);
   st.state = OrderState::kPending;
   if (auto s = Save(st); !s.ok()) return s;
+  ++state_counts_[OrderState::kPending];
+  LogInfo("order accepted", {{"order", st.spec.id}, {"state", OrderStateName(st.state)}});
   queue_.push_back(st.spec.id);
   changed_.notify_all();
   return st;
@@ -328,6 +332,11 @@ absl::StatusOr<OrderStatus> OrderBook::Get(std::string_view id, std::optional<ab
     changed_.wait_for(lock, std::min(absl::ToChronoNanoseconds(*wait_until - absl::Now()),
                                      std::chrono::nanoseconds(std::chrono::milliseconds(500))));
   }
+}
+
+std::map<OrderState, int64_t> OrderBook::CountByState() {
+  std::lock_guard lock(mu_);
+  return state_counts_;
 }
 
 void OrderBook::Worker() {
@@ -351,9 +360,18 @@ void OrderBook::Run(const std::string& id) {
   OrderStatus st = std::move(*loaded);
   auto update = [&](OrderState state, std::string message) {
     std::lock_guard lock(mu_);
+    const OrderState before = st.state;
     st.state = state;
     st.message = std::move(message);
-    (void)Save(st);
+    if (!Save(st).ok()) return;
+    --state_counts_[before];
+    ++state_counts_[state];
+    // The order id and the state only: messages may name selectors.
+    if (state == OrderState::kFailed) {
+      LogWarning("order state", {{"order", id}, {"state", OrderStateName(state)}});
+    } else {
+      LogInfo("order state", {{"order", id}, {"state", OrderStateName(state)}});
+    }
   };
   // A destruction that committed before a crash is certified, not re-planned.
   const std::string request_id = StrCat("order:", id);
@@ -374,6 +392,15 @@ void OrderBook::Run(const std::string& id) {
     update(OrderState::kEmpty, plan->retained.empty() ? "selectors matched nothing: no certificate"
                                                       : "every match is under a legal hold: no certificate");
     return;
+  }
+  {
+    // Stopping: leave the order checkpointed (RUNNING, nothing destroyed);
+    // the next start plans and runs it again.
+    std::lock_guard lock(mu_);
+    if (stopping_) {
+      LogInfo("order left for the next start", {{"order", id}});
+      return;
+    }
   }
   update(OrderState::kRunning, "destroying keys");
   ShredJob job;

@@ -100,6 +100,8 @@ class OrderBook {
   // NOT_FOUND if unknown. With `wait_until`, blocks until the order finishes
   // or the time passes.
   absl::StatusOr<OrderStatus> Get(std::string_view id, std::optional<absl::Time> wait_until);
+  // Orders known to the daemon, by state (for the shredd_orders gauge).
+  std::map<OrderState, int64_t> CountByState();
 
  private:
   OrderBook(ItemStore* store, Catalog* catalog, Shredder* shredder)
@@ -116,6 +118,7 @@ class OrderBook {
   std::condition_variable changed_;  // an order changed state or was queued
   std::deque<std::string> queue_;    // guarded by mu_
   bool stopping_ = false;            // guarded by mu_
+  std::map<OrderState, int64_t> state_counts_;  // guarded by mu_
   std::thread worker_;
 };
 

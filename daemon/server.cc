@@ -1,6 +1,7 @@
 #include "daemon/server.h"
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <signal.h>
@@ -11,9 +12,12 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <future>
 #include <iostream>
 
 #include "daemon/strings.h"
+#include "daemon/auth.h"
+#include "daemon/unix_listener.h"
 #include "daemon/catalog.h"
 #include "daemon/fs_util.h"
 #include "daemon/order_service.h"
@@ -25,12 +29,16 @@
 #include "daemon/store_service.h"
 #include "daemon/transparency_log.h"
 #include "daemon/vault.h"
+#include "daemon/logging.h"
+#include "daemon/metrics.h"
+#include "daemon/request_metrics.h"
+#include "daemon/watchdog.h"
 
 namespace shredd {
 namespace {
 
 // Turns a --listen value into a gRPC address; prepares unix socket paths.
-absl::StatusOr<std::string> ListenAddress(const std::string& spec) {
+absl::StatusOr<std::string> ListenAddress(const std::string& spec, bool tls) {
   if (spec.starts_with("unix:")) {
     std::string path = spec.substr(5);
     if (path.empty()) return absl::InvalidArgumentError("--listen unix: needs a path");
@@ -57,10 +65,14 @@ absl::StatusOr<std::string> ListenAddress(const std::string& spec) {
   }
   if (spec.starts_with("tcp:")) {
     std::string hostport = spec.substr(4);
-    // Plaintext TCP only on loopback until TLS lands (see docs/OPERATIONS.md).
-    if (!hostport.starts_with("127.") && !hostport.starts_with("localhost:") && !hostport.starts_with("[::1]:")) {
-      return absl::InvalidArgumentError(StrCat(
-          "refusing plaintext TCP on ", hostport, ": only loopback addresses are allowed without TLS"));
+    // With TLS configured every tcp: listener is mutual TLS. Without it,
+    // plaintext TCP only on loopback, callers identified by uid
+    // (docs/SECURITY.md).
+    if (!tls && !hostport.starts_with("127.") && !hostport.starts_with("localhost:") &&
+        !hostport.starts_with("[::1]:")) {
+      return absl::InvalidArgumentError(StrCat("refusing plaintext TCP on ", hostport,
+                                               ": only loopback addresses are allowed without TLS "
+                                               "(--tls-cert, --tls-key, --tls-client-ca)"));
     }
     return hostport;
   }
@@ -68,9 +80,85 @@ absl::StatusOr<std::string> ListenAddress(const std::string& spec) {
                                                  "\": expected unix:PATH or tcp:HOST:PORT"));
 }
 
+// The scrape: the process-wide instruments plus gauges read from their owners.
+std::string RenderMetrics(ItemStore* store, OrderBook* orders, TransparencyLog* log) {
+  Exposition e;
+  ExposeDaemonMetrics(Metrics(), &e);
+  e.AddGauge("shredd_items_stored", "Items (photos and models) held now.", static_cast<double>(store->item_count()));
+  auto counts = orders->CountByState();
+  std::vector<std::pair<std::string, double>> by_state;
+  for (OrderState st : {OrderState::kPending, OrderState::kRunning, OrderState::kDone, OrderState::kEmpty,
+                        OrderState::kFailed}) {
+    by_state.emplace_back(std::string(OrderStateName(st)), static_cast<double>(counts[st]));
+  }
+  e.AddLabeledGauge("shredd_orders", "Deletion orders known to the daemon, by state.", "state", by_state);
+  e.AddGauge("shredd_log_size", "Entries in the transparency log.", static_cast<double>(log->size()));
+  e.AddGauge("shredd_root_epoch", "Current root key epoch of the key tree (one per shred epoch).",
+             static_cast<double>(store->key_tree().epoch()));
+  e.AddLabeledGauge("shredd_build_info", "Always 1; the label is the shredd version.", "version",
+                    {{SHREDD_VERSION, 1.0}});
+  return e.text();
+}
+
+// The watchdog's proof of service: a gRPC health check through the server's
+// own request path (an in-process channel: the same threads, interceptors
+// and services as socket calls, whatever the listeners' credentials), then a
+// RocksDB read.
+absl::Status ProbeService(grpc::GenericStub* health, ItemStore* store) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  grpc::Slice empty_request("");  // HealthCheckRequest{service: ""}: the whole server
+  grpc::ByteBuffer request(&empty_request, 1), response;
+  std::promise<grpc::Status> done;
+  health->UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &response,
+                    [&done](grpc::Status s) { done.set_value(std::move(s)); });
+  grpc::Status s = done.get_future().get();
+  if (!s.ok()) return absl::UnavailableError(StrCat("health check failed: ", s.error_message()));
+  std::vector<grpc::Slice> slices;
+  (void)response.Dump(&slices);
+  std::string bytes;
+  for (const auto& slice : slices) bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  if (bytes != std::string("\x08\x01", 2)) return absl::UnavailableError("health check: not SERVING");
+  auto stat = store->Stat(Sha256{});  // a real RocksDB read; NOT_FOUND is the healthy answer
+  if (!stat.ok() && !absl::IsNotFound(stat.status())) return stat.status();
+  return absl::OkStatus();
+}
+
+// SIGHUP: applies what can change at run time, keeps the rest.
+void ReloadConfig(const DaemonOptions& options, DaemonConfig* running, auth::Authorizer* authorizer) {
+  sd_notify(0, "RELOADING=1\nSTATUS=reloading the configuration");
+  auto loaded = options.reload ? options.reload() : absl::StatusOr<DaemonConfig>(absl::FailedPreconditionError(
+                                                        "no --config file to reload"));
+  absl::Status s = loaded.status();
+  if (s.ok()) s = ValidateConfig(*loaded);
+  auth::Policy policy;
+  if (s.ok()) {
+    policy = auth::Policy{loaded->local_roles, loaded->tls_roles, getuid()};
+    s = auth::ValidatePolicy(policy);
+  }
+  if (!s.ok()) {
+    LogError("config reload failed; the running config stays in force", {{"reason", std::string(s.message())}});
+    sd_notify(0, "READY=1\nSTATUS=serving (config reload failed)");
+    return;
+  }
+  SetLogFormat(loaded->log_format);  // first: the lines below are in the new format
+  for (const auto& key : KeysNeedingRestart(*running, *loaded)) {
+    LogWarning("config key changed; it takes effect at the next start", {{"key", key}});
+  }
+  authorizer->SetPolicy(std::move(policy));
+  running->local_roles = loaded->local_roles;
+  running->tls_roles = loaded->tls_roles;
+  running->log_format = loaded->log_format;
+  LogInfo("config reloaded", {{"local_grants", running->local_roles.size()},
+                              {"tls_grants", running->tls_roles.size()},
+                              {"log_format", LogFormatName(running->log_format)}});
+  sd_notify(0, "READY=1\nSTATUS=serving");
+}
+
 }  // namespace
 
 absl::Status RunDaemon(const DaemonOptions& options) {
+  SetLogFormat(options.log_format);
   auto vault = OpenVault(options.vault);
   if (!vault.ok()) return vault.status();
   ItemStore::Options so;
@@ -90,6 +178,10 @@ absl::Status RunDaemon(const DaemonOptions& options) {
   Catalog catalog(store->get());
   auto shredder = Shredder::Create(store->get(), &catalog, log->get());
   if (!shredder.ok()) return shredder.status();
+  if (!options.metrics_listen.empty()) {
+    // Before orders resume (they shred): the gauge starts exact.
+    if (auto n = (*store)->CountItems(); !n.ok()) return n.status();
+  }
   auto orders = OrderBook::Create(store->get(), &catalog, shredder->get());
   if (!orders.ok()) return orders.status();
 
@@ -98,23 +190,54 @@ absl::Status RunDaemon(const DaemonOptions& options) {
   CatalogService catalog_service(store->get(), &catalog);
   OrdersService orders_service(orders->get(), &catalog);
   LogService log_service(log->get());
+  // Who may do what: one interceptor decides every call (daemon/auth.h).
+  auth::Policy policy{options.local_roles, options.tls_roles, getuid()};
+  if (auto s = auth::ValidatePolicy(policy); !s.ok()) return s;
+  auth::Authorizer authorizer(policy);
+  const int tls_set = !options.tls_cert.empty() + !options.tls_key.empty() + !options.tls_client_ca.empty();
+  if (tls_set != 0 && tls_set != 3) {
+    return absl::InvalidArgumentError("TLS needs a certificate, a key and a client CA, or none of them");
+  }
+  std::shared_ptr<grpc::ServerCredentials> tcp_creds = grpc::InsecureServerCredentials();
+  if (tls_set == 3) {
+    auto creds = auth::MutualTlsServerCredentials(options.tls_cert, options.tls_key, options.tls_client_ca);
+    if (!creds.ok()) return creds.status();
+    tcp_creds = *creds;
+  }
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   // The builder and the server are released, not destroyed, at exit: their
   // destructors end in grpc_shutdown, which waits ~10 s for an idle executor
   // thread. Storage is closed explicitly before that point.
-  auto* builder_ptr = new grpc::ServerBuilder();
+  // Held by a static (volatile: the store must not be optimised away)
+  // pointer so that it stays reachable: LeakSanitizer
+  // (scripts/test-sanitizers.sh) then knows it is kept on purpose.
+  static grpc::ServerBuilder* volatile builder_ptr;
+  builder_ptr = new grpc::ServerBuilder();
   grpc::ServerBuilder& builder = *builder_ptr;
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   // Replies may be large: the private manifest of an order of 100k items is
   // ~18 MB. Until manifests stream (issue 6), allow replies up to 512 MiB.
   builder.SetMaxSendMessageSize(512 * 1024 * 1024);
   std::vector<int> ports(options.listen.size(), 0);
+  // unix: listeners are accepted by shredd itself (SO_PEERCRED, see
+  // unix_listener.h); tcp: ones by gRPC.
+  std::vector<std::unique_ptr<UnixListener>> unix_listeners;
   for (size_t i = 0; i < options.listen.size(); ++i) {
-    auto addr = ListenAddress(options.listen[i]);
+    auto addr = ListenAddress(options.listen[i], tls_set == 3);
     if (!addr.ok()) return addr.status();
-    builder.AddListeningPort(*addr, grpc::InsecureServerCredentials(), &ports[i]);
+    if (addr->starts_with("unix:")) {
+      auto l = UnixListener::Bind(addr->substr(5));
+      if (!l.ok()) return l.status();
+      unix_listeners.push_back(std::move(*l));
+    } else {
+      builder.AddListeningPort(*addr, tcp_creds, &ports[i]);
+    }
   }
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<auth::AuthInterceptorFactory>(&authorizer));
+  interceptors.push_back(std::make_unique<RequestMetricsFactory>());
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   builder.RegisterService(&store_service);
   builder.RegisterService(&shred_service);
   builder.RegisterService(&catalog_service);
@@ -127,21 +250,54 @@ absl::Status RunDaemon(const DaemonOptions& options) {
       server->Shutdown();
       return absl::UnavailableError(StrCat("cannot bind ", options.listen[i]));
     }
+    if (options.listen[i].starts_with("tcp:") && tls_set == 0) authorizer.AddPlaintextTcpPort(ports[i]);
   }
-  std::cerr << "shredd: serving on";
-  for (const auto& l : options.listen) std::cerr << " " << l;
-  std::cerr << " (vault: " << (*vault)->Describe() << ", data: " << options.data_dir
-            << ", log: " << (*log)->origin() << " at size " << (*log)->size() << ")" << std::endl;
+  for (auto& l : unix_listeners) l->Start(server.get(), &authorizer);
+  std::unique_ptr<MetricsServer> metrics;
+  if (!options.metrics_listen.empty()) {
+    auto m = MetricsServer::Start(options.metrics_listen, [s = store->get(), o = orders->get(), l = log->get()] {
+      return RenderMetrics(s, o, l);
+    });
+    if (!m.ok()) {
+      server->Shutdown();
+      return m.status();
+    }
+    metrics = std::move(*m);
+  }
+  std::string listening;
+  for (const auto& l : options.listen) listening += (listening.empty() ? "" : " ") + l;
+  LogInfo("serving", {{"listen", listening},
+                      {"vault", (*vault)->Describe()},
+                      {"data_dir", options.data_dir},
+                      {"log_origin", (*log)->origin()},
+                      {"log_size", (*log)->size()},
+                      {"root_epoch", (*store)->key_tree().epoch()},
+                      {"version", SHREDD_VERSION}});
+  if (metrics) {
+    std::string host = options.metrics_listen.substr(0, options.metrics_listen.rfind(':'));
+    LogInfo("metrics", {{"url", StrCat("http://", host, ":", metrics->port(), "/metrics")}});
+  }
   sd_notify(0, "READY=1\nSTATUS=serving");
+  grpc::GenericStub health(server->InProcessChannel(grpc::ChannelArguments()));
+  auto watchdog = ServiceWatchdog::StartIfEnabled([&health, s = store->get()] { return ProbeService(&health, s); });
+  if (watchdog) LogInfo("watchdog", {{"interval_ms", std::chrono::duration_cast<std::chrono::milliseconds>(watchdog->interval()).count()}});
 
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  DaemonConfig running = options;
   int sig = 0;
-  sigwait(&set, &sig);
+  for (;;) {
+    sigwait(&set, &sig);
+    if (sig != SIGHUP) break;
+    ReloadConfig(options, &running, &authorizer);
+  }
   sd_notify(0, "STOPPING=1\nSTATUS=draining");
-  std::cerr << "shredd: signal " << sig << ", draining in-flight calls" << std::endl;
+  LogInfo("stopping: draining in-flight calls", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  watchdog.reset();
+  for (auto& l : unix_listeners) l->Stop();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
   server->Wait();
   for (const auto& l : options.listen) {
@@ -149,13 +305,15 @@ absl::Status RunDaemon(const DaemonOptions& options) {
   }
   // No call is in flight any more: finish the order in progress, then close
   // the log and RocksDB cleanly.
+  metrics.reset();
   orders->reset();
   shredder->reset();
   log->reset();
   store->reset();
-  (void)server.release();
-  (void)builder_ptr;
-  std::cerr << "shredd: stopped cleanly" << std::endl;
+  static grpc::Server* volatile kept_server;  // reachable until exit, like builder_ptr
+  kept_server = server.release();
+  (void)kept_server;
+  LogInfo("stopped cleanly");
   return absl::OkStatus();
 }
 

@@ -2,27 +2,33 @@
 #ifndef SHREDD_DAEMON_SERVER_H_
 #define SHREDD_DAEMON_SERVER_H_
 
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "daemon/config.h"
 
 namespace shredd {
 
-struct DaemonOptions {
-  std::string data_dir = "./var/shredd/data";
-  std::vector<std::string> listen = {"unix:./var/shredd/shredd.sock"};
-  std::string vault = "file:./var/shredd/vault";
-  uint64_t inline_threshold = 64 * 1024;
-  int max_message_bytes = 8 * 1024 * 1024;
-  // Origin of the transparency log (its checkpoints' first line and note key
-  // name). Empty: "shredd.local/" + the first 16 hex of the signing KeyId.
-  std::string log_origin;
+// What the daemon runs with: the config (file merged with command-line
+// flags, see daemon/config.h; the [tls] and [[roles.*]] fields are read by
+// auth), plus how to read it again on SIGHUP.
+struct DaemonOptions : DaemonConfig {
+  // Reads the config again: the same file, then the same command-line
+  // overrides. Empty (no --config): SIGHUP has nothing to re-read.
+  std::function<absl::StatusOr<DaemonConfig>()> reload;
 };
 
-// Runs until SIGTERM or SIGINT (blocked by the caller before threads start).
+// Runs until SIGTERM or SIGINT; SIGHUP reloads the config (roles and
+// log_format apply at once, other keys need a restart; a config that does
+// not load is logged and the running one kept). The caller blocks SIGTERM,
+// SIGINT and SIGHUP before any thread starts.
 // Sends READY=1 to systemd once storage is open and every socket is bound,
-// STOPPING=1 when a stop signal arrives.
+// RELOADING=1/READY=1 around a reload, STOPPING=1 when a stop signal
+// arrives, and WATCHDOG=1 every WatchdogSec/2 while the daemon answers a
+// health check over gRPC and reads RocksDB.
 absl::Status RunDaemon(const DaemonOptions& options);
 
 }  // namespace shredd

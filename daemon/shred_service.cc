@@ -1,5 +1,6 @@
 #include "daemon/shred_service.h"
 
+#include "daemon/auth.h"
 #include "daemon/status_map.h"
 
 namespace shredd {
@@ -15,6 +16,7 @@ void Fill(const CertificateBundle& b, v1::ShredResponse* out) {
 
 grpc::Status ShredService::Shred(grpc::ServerContext* ctx, const v1::ShredRequest* request,
                                  v1::ShredResponse* response) {
+  SHREDD_AUTHORIZE(ctx);
   ShredSpec spec;
   for (const auto& d : request->digests()) {
     auto h = ParseDigestHash(d.hash());
@@ -32,15 +34,26 @@ grpc::Status ShredService::Shred(grpc::ServerContext* ctx, const v1::ShredReques
 
 grpc::Status ShredService::GetCertificate(grpc::ServerContext* ctx, const v1::GetCertificateRequest* request,
                                           v1::ShredResponse* response) {
+  auth::Caller caller;
+  if (grpc::Status s = auth::Authorized(ctx, &caller); !s.ok()) return s;
+  // The private manifest and the receipts hold item digests: only for those
+  // who may order deletions. An auditor gets the public envelope and the
+  // log proof (docs/SECURITY.md).
+  const bool private_parts = (caller.roles & (auth::kDeleter | auth::kAdmin)) != 0;
   auto b = shredder_->GetCertificate(request->certificate_id(), request->request_id(),
-                                     request->include_receipts());
+                                     request->include_receipts() && private_parts);
   if (!b.ok()) return ToGrpc(b.status());
   Fill(*b, response);
+  if (!private_parts) {
+    response->clear_manifest();
+    response->clear_receipts();
+  }
   return grpc::Status::OK;
 }
 
 grpc::Status ShredService::GetPublicKey(grpc::ServerContext* ctx, const v1::GetPublicKeyRequest* request,
                                         v1::GetPublicKeyResponse* response) {
+  SHREDD_AUTHORIZE(ctx);
   auto k = shredder_->PublicKey();
   if (!k.ok()) return ToGrpc(k.status());
   response->set_ed25519_public_key(k->raw.data(), k->raw.size());

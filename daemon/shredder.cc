@@ -13,6 +13,8 @@
 #include "client/verify/dsse.h"
 #include "client/verify/keys.h"
 #include "client/verify/tlog.h"
+#include "daemon/logging.h"
+#include "daemon/metrics.h"
 #include "daemon/rocks_util.h"
 
 namespace shredd {
@@ -164,8 +166,18 @@ absl::StatusOr<CertificateBundle> Shredder::Execute(ShredJob job) {
   pending["items"] = std::move(entries);
   batch.Put(PendingKey(cert_id), store_->SealSystem(pending.dump(), PendingAd(cert_id)));
   batch.Put(RequestKey(job.request_id), cert_id);
+  const absl::Time epoch_start = absl::Now();
   auto epoch = store_->key_tree().Shred(slots, &batch);
   if (!epoch.ok()) return epoch.status();
+  const double seconds = absl::ToDoubleSeconds(absl::Now() - epoch_start);
+  store_->NoteItemsShredded(items.size());
+  Metrics().shred_epoch_seconds.Observe(seconds);
+  LogInfo("shred epoch", {{"certificate", cert_id},
+                          {"order", job.order_id},
+                          {"destroyed_epoch", epoch->destroyed_epoch},
+                          {"installed_epoch", epoch->installed_epoch},
+                          {"items", items.size()},
+                          {"seconds", seconds}});
   for (const auto& item : items) store_->DropBlob(item);
   return Certify(cert_id);
 }

@@ -1,5 +1,7 @@
 #include "daemon/store_service.h"
 
+#include "daemon/auth.h"
+#include "daemon/metrics.h"
 #include "daemon/strings.h"
 #include "daemon/proto_convert.h"
 #include "daemon/status_map.h"
@@ -8,6 +10,7 @@ namespace shredd {
 
 grpc::Status StoreService::Put(grpc::ServerContext* ctx, grpc::ServerReader<v1::PutRequest>* reader,
                                v1::PutResponse* response) {
+  SHREDD_AUTHORIZE(ctx);
   v1::PutRequest req;
   if (!reader->Read(&req)) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "empty upload stream");
   if (!req.has_header()) {
@@ -29,6 +32,7 @@ grpc::Status StoreService::Put(grpc::ServerContext* ctx, grpc::ServerReader<v1::
     if (req.has_header()) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a second header in one upload stream");
     }
+    Metrics().bytes_received.Add(req.data().size());
     if (auto s = (*upload)->Append(req.data()); !s.ok()) return ToGrpc(s);
   }
   if (ctx->IsCancelled()) {
@@ -43,12 +47,14 @@ grpc::Status StoreService::Put(grpc::ServerContext* ctx, grpc::ServerReader<v1::
 
 grpc::Status StoreService::BatchPut(grpc::ServerContext* ctx, const v1::BatchPutRequest* request,
                                     v1::BatchPutResponse* response) {
+  SHREDD_AUTHORIZE(ctx);
   std::vector<ItemStore::BatchEntry> entries;
   std::vector<absl::Status> early(request->entries_size());
   entries.reserve(request->entries_size());
   std::vector<int> index_of;  // entries[i] -> request index
   for (int i = 0; i < request->entries_size(); ++i) {
     const auto& e = request->entries(i);
+    Metrics().bytes_received.Add(e.data().size());
     auto d = FromProto(e.header().digest());
     if (!d.ok()) {
       early[i] = d.status();
@@ -94,6 +100,7 @@ grpc::Status StoreService::BatchPut(grpc::ServerContext* ctx, const v1::BatchPut
 
 grpc::Status StoreService::Get(grpc::ServerContext* ctx, const v1::GetRequest* request,
                                grpc::ServerWriter<v1::GetResponse>* writer) {
+  SHREDD_AUTHORIZE(ctx);
   auto hash = ParseDigestHash(request->digest().hash());
   if (!hash.ok()) return ToGrpc(hash.status());
   if (request->offset() < 0 || request->limit() < 0) {
@@ -119,6 +126,7 @@ grpc::Status StoreService::Get(grpc::ServerContext* ctx, const v1::GetRequest* r
       write_failed = true;
       return false;
     }
+    Metrics().bytes_sent.Add(data.size());
     return true;
   });
   if (!s.ok()) return ToGrpc(s);
@@ -133,6 +141,7 @@ grpc::Status StoreService::Get(grpc::ServerContext* ctx, const v1::GetRequest* r
 
 grpc::Status StoreService::Stat(grpc::ServerContext* ctx, const v1::StatRequest* request,
                                 v1::ItemInfo* response) {
+  SHREDD_AUTHORIZE(ctx);
   auto hash = ParseDigestHash(request->digest().hash());
   if (!hash.ok()) return ToGrpc(hash.status());
   auto info = store_->Stat(*hash);
@@ -143,6 +152,7 @@ grpc::Status StoreService::Stat(grpc::ServerContext* ctx, const v1::StatRequest*
 
 grpc::Status StoreService::FindMissing(grpc::ServerContext* ctx, const v1::FindMissingRequest* request,
                                        v1::FindMissingResponse* response) {
+  SHREDD_AUTHORIZE(ctx);
   for (const auto& d : request->digests()) {
     auto hash = ParseDigestHash(d.hash());
     if (!hash.ok()) return ToGrpc(hash.status());
@@ -153,6 +163,7 @@ grpc::Status StoreService::FindMissing(grpc::ServerContext* ctx, const v1::FindM
 
 grpc::Status StoreService::List(grpc::ServerContext* ctx, const v1::ListRequest* request,
                                 v1::ListResponse* response) {
+  SHREDD_AUTHORIZE(ctx);
   ListFilter f;
   if (request->kind() == v1::KIND_PHOTO) f.kind = ItemKind::kPhoto;
   if (request->kind() == v1::KIND_MODEL) f.kind = ItemKind::kModel;

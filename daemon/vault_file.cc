@@ -7,6 +7,8 @@
 #include <charconv>
 #include <map>
 #include <mutex>
+#include <string>
+#include <vector>
 
 #include "daemon/strings.h"
 #include "daemon/aead.h"
@@ -159,6 +161,24 @@ absl::StatusOr<std::unique_ptr<Vault>> OpenFileVault(std::string_view dir) {
   std::string d(dir);
   while (d.size() > 1 && d.back() == '/') d.pop_back();
   if (auto s = MakeDirs(d, 0700); !s.ok()) return s;
+  // A crash inside WriteFileDurably leaves "<name>.tmp" with key bytes: a root
+  // (or signing seed) whose creation never completed, so nothing was ever
+  // sealed under it. Destroy such leftovers like a root (found by
+  // tests/soak/crash_torture.py: the vault held root-N.key and
+  // root-(N+1).key.tmp after a kill -9 during a shred).
+  if (DIR* dp = opendir(d.c_str())) {
+    std::vector<std::string> stale;
+    while (dirent* e = readdir(dp)) {
+      std::string_view name = e->d_name;
+      if (name.ends_with(".tmp") && (name.starts_with(kRootPrefix) || name == "signing.key.tmp")) {
+        stale.push_back(StrCat(d, "/", name));
+      }
+    }
+    closedir(dp);
+    for (const std::string& path : stale) {
+      if (auto s = OverwriteAndUnlink(path); !s.ok()) return s;
+    }
+  }
   return std::make_unique<FileVault>(std::move(d));
 }
 

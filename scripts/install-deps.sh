@@ -14,8 +14,13 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   softhsm2 opensc openssl python3 python3-nacl python3-grpcio python3-protobuf
   age xxd systemd
+  # fuzzing: libFuzzer targets in fuzz/ (preset "fuzz", docs/RELIABILITY.md)
+  clang libclang-rt-14-dev
   # independent transparency-log verifier (tests/tools/tlog_verify.go)
   golang-go golang-golang-x-mod-dev
+  # config file parser (header-only toml++), seccomp launcher for the
+  # sandbox test (tests/tools/seccomp_exec.cc)
+  libtomlplusplus-dev libseccomp-dev
 )
 
 missing=()

@@ -85,6 +85,13 @@ TEST(Encoding, Base64RejectsNonCanonicalInput) {
   EXPECT_FALSE(Base64Decode("Zm9v\n").ok());  // whitespace
   EXPECT_FALSE(Base64Decode("Zm9v====").ok());
   EXPECT_FALSE(Base64Decode("Zg==Zg==").ok());  // data after padding
+  // Bytes >= 0x80 (libsodium 1.0.18 takes them as base64 characters; found
+  // by fuzz/encoding_fuzz.cc): "aGVsbG8=" with one character replaced.
+  for (int c = 0x80; c <= 0xff; ++c) {
+    std::string text = "aGVsbG8=";
+    text[5] = static_cast<char>(c);
+    EXPECT_FALSE(Base64Decode(text).ok()) << "byte 0x" << std::hex << c;
+  }
 }
 
 // --- DSSE ----------------------------------------------------------------

@@ -1,0 +1,302 @@
+// Config file: the full schema, defaults, and every kind of error naming its
+// key and line; cross-key checks; TLS file checks.
+#include "daemon/config.h"
+
+#include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "daemon/strings.h"
+#include "tests/unit/test_util.h"
+
+namespace shredd {
+namespace {
+
+std::string Message(const absl::Status& s) { return std::string(s.message()); }
+
+absl::Status LoadError(std::string_view toml) {
+  auto c = LoadConfigFromString(toml, "test.toml");
+  EXPECT_FALSE(c.ok()) << toml;
+  return c.status();
+}
+
+TEST(ConfigTest, EmptyFileIsTheDefaults) {
+  auto c = LoadConfigFromString("", "empty.toml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  DaemonConfig d;
+  EXPECT_EQ(c->data_dir, "./var/shredd/data");
+  EXPECT_EQ(c->vault, "file:./var/shredd/vault");
+  EXPECT_EQ(c->listen, std::vector<std::string>{"unix:./var/shredd/shredd.sock"});
+  EXPECT_EQ(c->inline_threshold, 65536u);
+  EXPECT_EQ(c->metrics_listen, "");
+  EXPECT_EQ(c->log_format, LogFormat::kText);
+  EXPECT_EQ(c->log_origin, "");
+  EXPECT_TRUE(c->tls_cert.empty() && c->tls_key.empty() && c->tls_client_ca.empty());
+  EXPECT_TRUE(c->local_roles.empty());
+  EXPECT_TRUE(c->tls_roles.empty());
+  EXPECT_TRUE(ValidateConfig(*c).ok());
+}
+
+TEST(ConfigTest, FullSchema) {
+  auto c = LoadConfigFromString(R"(
+[server]
+data_dir = "/var/lib/shredd/data"
+vault = "file:/var/lib/shredd-vault"
+listen = ["unix:/run/shredd/shredd.sock", "tcp:127.0.0.1:7443"]
+log_origin = "shredd.example/log"
+inline_threshold = 4096
+metrics_listen = "127.0.0.1:9464"
+log_format = "json"
+
+[tls]
+cert = "/etc/shredd/server.pem"
+key = "/etc/shredd/server.key"
+client_ca = "/etc/shredd/clients-ca.pem"
+
+[[roles.local]]
+uid = 1000
+roles = ["writer", "deleter"]
+
+[[roles.local]]
+uid = 0
+roles = ["admin"]
+
+[[roles.tls]]
+subject = "CN=regulator,O=FTC"
+san = ""
+roles = ["auditor"]
+
+[[roles.tls]]
+san = "ops.example.com"
+roles = ["writer", "admin"]
+)",
+                                "full.toml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->data_dir, "/var/lib/shredd/data");
+  EXPECT_EQ(c->vault, "file:/var/lib/shredd-vault");
+  EXPECT_EQ(c->listen, (std::vector<std::string>{"unix:/run/shredd/shredd.sock", "tcp:127.0.0.1:7443"}));
+  EXPECT_EQ(c->log_origin, "shredd.example/log");
+  EXPECT_EQ(c->inline_threshold, 4096u);
+  EXPECT_EQ(c->metrics_listen, "127.0.0.1:9464");
+  EXPECT_EQ(c->log_format, LogFormat::kJson);
+  EXPECT_EQ(c->tls_cert, "/etc/shredd/server.pem");
+  EXPECT_EQ(c->tls_key, "/etc/shredd/server.key");
+  EXPECT_EQ(c->tls_client_ca, "/etc/shredd/clients-ca.pem");
+  ASSERT_EQ(c->local_roles.size(), 2u);
+  EXPECT_EQ(c->local_roles[0].uid, 1000u);
+  EXPECT_EQ(c->local_roles[0].roles, (std::vector<std::string>{"writer", "deleter"}));
+  EXPECT_EQ(c->local_roles[1].uid, 0u);
+  ASSERT_EQ(c->tls_roles.size(), 2u);
+  EXPECT_EQ(c->tls_roles[0].subject, "CN=regulator,O=FTC");
+  EXPECT_EQ(c->tls_roles[0].san, "");
+  EXPECT_EQ(c->tls_roles[0].roles, std::vector<std::string>{"auditor"});
+  EXPECT_EQ(c->tls_roles[1].san, "ops.example.com");
+  // Structurally valid; the TLS files do not exist.
+  EXPECT_TRUE(ValidateConfig(*c, /*check_files=*/false).ok());
+  auto s = ValidateConfig(*c);
+  EXPECT_NE(Message(s).find("tls.cert: cannot read /etc/shredd/server.pem"), std::string::npos) << s;
+}
+
+TEST(ConfigTest, ShippedExampleIsValid) {
+  const char* repo = std::getenv("SHREDD_REPO");
+  std::string path = StrCat(repo ? repo : SHREDD_SOURCE_DIR, "/systemd/shredd.toml");
+  auto c = LoadConfig(path);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(ValidateConfig(*c).ok()) << ValidateConfig(*c);
+  EXPECT_EQ(c->listen, std::vector<std::string>{"unix:/run/shredd/shredd.sock"});
+}
+
+TEST(ConfigTest, UnknownKeysNameTheKeyAndLine) {
+  auto s = LoadError("[server]\ndata_dir = \"x\"\ndatadir = \"y\"\n");
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(Message(s).find("test.toml:3: server.datadir: unknown key"), std::string::npos) << s;
+  s = LoadError("\n\n[sever]\n");
+  EXPECT_NE(Message(s).find("test.toml:3: sever: unknown key"), std::string::npos) << s;
+  s = LoadError("[tls]\ncert = \"a\"\nca = \"b\"\n");
+  EXPECT_NE(Message(s).find("test.toml:3: tls.ca: unknown key"), std::string::npos) << s;
+  s = LoadError("[[roles.local]]\nuid = 1\nroles = [\"writer\"]\ngroup = 2\n");
+  EXPECT_NE(Message(s).find("test.toml:4: roles.local[0].group: unknown key"), std::string::npos) << s;
+  s = LoadError("[[roles.remote]]\nuid = 1\n");
+  EXPECT_NE(Message(s).find("test.toml:1: roles.remote: unknown key"), std::string::npos) << s;
+  s = LoadError("top = 1\n");
+  EXPECT_NE(Message(s).find("test.toml:1: top: unknown key"), std::string::npos) << s;
+}
+
+TEST(ConfigTest, WrongTypes) {
+  auto s = LoadError("[server]\ninline_threshold = \"64k\"\n");
+  EXPECT_NE(Message(s).find("test.toml:2: server.inline_threshold: expected an integer, got a string"),
+            std::string::npos)
+      << s;
+  s = LoadError("[server]\nlisten = \"unix:/x\"\n");
+  EXPECT_NE(Message(s).find("test.toml:2: server.listen: expected an array of strings, got a string"),
+            std::string::npos)
+      << s;
+  s = LoadError("[server]\nlisten = [\"unix:/x\", 5]\n");
+  EXPECT_NE(Message(s).find("server.listen[1]: expected a string, got an integer"), std::string::npos) << s;
+  s = LoadError("server = 5\n");
+  EXPECT_NE(Message(s).find("test.toml:1: server: expected a table, got an integer"), std::string::npos) << s;
+  s = LoadError("[[roles.local]]\nuid = \"1000\"\nroles = [\"writer\"]\n");
+  EXPECT_NE(Message(s).find("test.toml:2: roles.local[0].uid: expected an integer"), std::string::npos) << s;
+  s = LoadError("[roles]\nlocal = 3\n");
+  EXPECT_NE(Message(s).find("roles.local: expected an array of tables"), std::string::npos) << s;
+  s = LoadError("[server]\nlog_format = true\n");
+  EXPECT_NE(Message(s).find("server.log_format: expected a string, got a boolean"), std::string::npos) << s;
+}
+
+TEST(ConfigTest, BadValues) {
+  struct Case {
+    const char* toml;
+    const char* want;
+  };
+  for (const Case& c : std::initializer_list<Case>{
+           {"[server]\nlisten = [\"http://x\"]\n", "test.toml:2: server.listen[0]: unknown listen address"},
+           {"[server]\nlisten = []\n", "server.listen: needs at least one address"},
+           {"[server]\nlisten = [\"unix:\"]\n", "needs a path"},
+           {"[server]\nlisten = [\"tcp:127.0.0.1\"]\n", "is not HOST:PORT"},
+           {"[server]\nlisten = [\"tcp:127.0.0.1:99999\"]\n", "port must be a number"},
+           {"[server]\nlisten = [\"tcp::::1:80\"]\n", "IPv6"},
+           {"[server]\nvault = \"s3:bucket\"\n", "server.vault: unknown vault scheme"},
+           {"[server]\nvault = \"pkcs11:token=x;pin=1234\"\n", "needs module=PATH"},
+           {"[server]\nvault = \"file:\"\n", "needs a directory"},
+           {"[server]\ndata_dir = \"\"\n", "server.data_dir: must not be empty"},
+           {"[server]\ninline_threshold = -1\n", "must be between 0 and 1048576"},
+           {"[server]\ninline_threshold = 2000000\n", "must be between 0 and 1048576"},
+           {"[server]\nmetrics_listen = \"0.0.0.0:9464\"\n", "serves loopback only"},
+           {"[server]\nmetrics_listen = \"9464\"\n", "not HOST:PORT"},
+           {"[server]\nlog_format = \"xml\"\n", "expected \"text\" or \"json\""},
+           {"[server]\nlog_origin = \"has space\"\n", "server.log_origin: must be printable ASCII"},
+           {"[[roles.local]]\nuid = -1\nroles = [\"writer\"]\n", "roles.local[0].uid: must be between 0"},
+           {"[[roles.local]]\nuid = 4294967296\nroles = [\"writer\"]\n", "must be between 0 and 4294967294"},
+           {"[[roles.local]]\nuid = 1\nroles = [\"root\"]\n", "unknown role \"root\""},
+           {"[[roles.local]]\nuid = 1\nroles = []\n", "grants no role"},
+           {"[[roles.local]]\nuid = 1\nroles = [\"admin\", \"admin\"]\n", "listed twice"},
+           {"[[roles.local]]\nroles = [\"admin\"]\n", "roles.local[0]: needs uid"},
+           {"[[roles.local]]\nuid = 1\n", "roles.local[0]: needs roles"},
+           {"[[roles.local]]\nuid = 1\nroles = [\"admin\"]\n[[roles.local]]\nuid = 1\nroles = [\"writer\"]\n",
+            "test.toml:4: roles.local[1]: uid 1 has a grant already"},
+           {"[[roles.tls]]\nroles = [\"auditor\"]\n", "roles.tls[0]: needs subject or san"},
+           {"[[roles.tls]]\nsubject = \"CN=x\"\nroles = [\"regulator\"]\n", "unknown role \"regulator\""},
+           {"[server\n", "test.toml:1: "},
+           {"[server]\ndata_dir = \"a\"\ndata_dir = \"b\"\n", "test.toml:3: "},
+       }) {
+    auto s = LoadError(c.toml);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.toml;
+    EXPECT_NE(Message(s).find(c.want), std::string::npos) << c.toml << "\n  got: " << s;
+  }
+}
+
+TEST(ConfigTest, PinsAreNeverEchoed) {
+  auto s = LoadError("[server]\nvault = \"hsm:pin=8675309\"\n");
+  EXPECT_EQ(Message(s).find("8675309"), std::string::npos) << s;
+  s = LoadError("[server]\nvault = \"pkcs11:token=x;pin=8675309\"\n");
+  EXPECT_EQ(Message(s).find("8675309"), std::string::npos) << s;
+}
+
+TEST(ConfigTest, CrossKeyRules) {
+  DaemonConfig c;
+  c.listen = {"tcp:0.0.0.0:7443"};
+  auto s = ValidateConfig(c);
+  EXPECT_NE(Message(s).find("only loopback addresses are allowed without TLS"), std::string::npos) << s;
+  c.listen = {"tcp:localhost:7443", "tcp:[::1]:7443", "tcp:127.1.2.3:7443"};
+  EXPECT_TRUE(ValidateConfig(c).ok());
+  c.tls_cert = "/x";
+  s = ValidateConfig(c);
+  EXPECT_NE(Message(s).find("[tls] needs all of cert, key and client_ca"), std::string::npos) << s;
+  c.tls_key = "/y";
+  c.tls_client_ca = "/z";
+  c.listen = {"tcp:0.0.0.0:7443"};
+  EXPECT_TRUE(ValidateConfig(c, /*check_files=*/false).ok());
+  c = DaemonConfig();
+  c.inline_threshold = 2 << 20;  // from the flag, bypassing the parser
+  EXPECT_FALSE(ValidateConfig(c).ok());
+  c = DaemonConfig();
+  c.local_roles = {{5, {"writer"}}, {5, {"admin"}}};
+  EXPECT_FALSE(ValidateConfig(c).ok());
+  c.local_roles = {{5, {"wizard"}}};
+  EXPECT_FALSE(ValidateConfig(c).ok());
+}
+
+TEST(ConfigTest, LoopbackHosts) {
+  for (const char* h : {"127.0.0.1", "127.255.0.9", "localhost", "::1", "[::1]"}) EXPECT_TRUE(IsLoopbackHost(h)) << h;
+  for (const char* h : {"0.0.0.0", "128.0.0.1", "127.0.0", "127.0.0.1.5", "127.0.0.256", "127.a.0.1", "example.com",
+                        "127.0.0.1.nip.io", ""}) {
+    EXPECT_FALSE(IsLoopbackHost(h)) << h;
+  }
+}
+
+// A self-signed certificate and its key, written as PEM files.
+void WriteSelfSigned(const std::string& cert_path, const std::string& key_path) {
+  EVP_PKEY* pkey = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
+  ASSERT_NE(pkey, nullptr);
+  X509* x = X509_new();
+  ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+  X509_gmtime_adj(X509_getm_notBefore(x), 0);
+  X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+  X509_set_pubkey(x, pkey);
+  X509_NAME* name = X509_get_subject_name(x);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("test"), -1, -1, 0);
+  X509_set_issuer_name(x, name);
+  ASSERT_GT(X509_sign(x, pkey, nullptr), 0);
+  FILE* f = std::fopen(cert_path.c_str(), "w");
+  PEM_write_X509(f, x);
+  std::fclose(f);
+  f = std::fopen(key_path.c_str(), "w");
+  PEM_write_PrivateKey(f, pkey, nullptr, nullptr, 0, nullptr, nullptr);
+  std::fclose(f);
+  X509_free(x);
+  EVP_PKEY_free(pkey);
+}
+
+TEST(ConfigTest, TlsFilesAreChecked) {
+  testing::TempDir dir;
+  const std::string cert = dir.path() + "/server.pem", key = dir.path() + "/server.key";
+  const std::string cert2 = dir.path() + "/other.pem", key2 = dir.path() + "/other.key";
+  WriteSelfSigned(cert, key);
+  WriteSelfSigned(cert2, key2);
+  DaemonConfig c;
+  c.tls_cert = cert;
+  c.tls_key = key;
+  c.tls_client_ca = cert2;
+  EXPECT_TRUE(ValidateConfig(c).ok()) << ValidateConfig(c);
+  c.tls_key = key2;  // the key of another certificate
+  auto s = ValidateConfig(c);
+  EXPECT_NE(Message(s).find("does not match the first certificate"), std::string::npos) << s;
+  c.tls_key = cert;  // no key in it
+  s = ValidateConfig(c);
+  EXPECT_NE(Message(s).find("holds no unencrypted PEM private key"), std::string::npos) << s;
+  c.tls_key = key;
+  c.tls_client_ca = key;  // no certificate in it
+  s = ValidateConfig(c);
+  EXPECT_NE(Message(s).find("tls.client_ca: " + key + " holds no PEM certificate"), std::string::npos) << s;
+  c.tls_client_ca = dir.path() + "/missing.pem";
+  s = ValidateConfig(c);
+  EXPECT_NE(Message(s).find("tls.client_ca: cannot read"), std::string::npos) << s;
+}
+
+TEST(ConfigTest, LoadConfigFileErrors) {
+  testing::TempDir dir;
+  auto c = LoadConfig(dir.path() + "/nope.toml");
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kNotFound);
+  const std::string path = dir.path() + "/bad.toml";
+  std::ofstream(path) << "[server]\n\nlisten = [\"ftp:x\"]\n";
+  c = LoadConfig(path);
+  EXPECT_NE(Message(c.status()).find(path + ":3: server.listen[0]"), std::string::npos) << c.status();
+}
+
+TEST(ConfigTest, KeysNeedingRestart) {
+  DaemonConfig a, b;
+  b.local_roles = {{7, {"writer"}}};
+  b.log_format = LogFormat::kJson;
+  EXPECT_TRUE(KeysNeedingRestart(a, b).empty());
+  b.listen = {"unix:/elsewhere"};
+  b.tls_cert = "/c";
+  EXPECT_EQ(KeysNeedingRestart(a, b), (std::vector<std::string>{"server.listen", "tls.cert"}));
+}
+
+}  // namespace
+}  // namespace shredd
