@@ -274,7 +274,9 @@ def main():
                     "max": round(max(p[1] for p in rss) / 1024, 1),
                     "slope_mib_per_min": round(slope_mib_per_min(rss), 2),
                     "slope_after_warmup_mib_per_min": round(slope_mib_per_min(warm), 2),
-                    "samples": len(rss)},
+                    "samples": len(rss),
+                    # every 10th sample: (seconds, MiB)
+                    "series": [(round(t), round(k / 1024, 1)) for t, k in rss[::10]]},
     }
     print("%-10s %8s %6s %9s %9s %9s %8s" % ("kind", "ops", "errors", "p50 ms", "p99 ms", "max ms", "ops/s"))
     for kind, k in per_kind.items():
@@ -285,6 +287,7 @@ def main():
           "(after warm-up %.2f MiB/min), %d samples" % (r["start"], a.warmup, r["after_warmup"], r["end"], r["max"],
                                                        r["slope_mib_per_min"], r["slope_after_warmup_mib_per_min"],
                                                        r["samples"]))
+    print("RSS MiB every 10 s: " + " ".join("%.0f" % m for _, m in r["series"]))
     print("errors: %d%s" % (n_err, (" e.g. " + "; ".join(errors[:3])) if errors else ""))
     print("SUMMARY " + json.dumps(summary), flush=True)
     if a.json_out:
