@@ -213,6 +213,26 @@ int WriteCertificate(const Global& g, const std::string& certificate_id, const s
   if (!out.empty()) WriteFileOrThrow(out, resp.certificate());
   // An auditor gets no private manifest (docs/SECURITY.md): write none.
   if (!manifest_out.empty() && !resp.manifest().empty()) WriteFileOrThrow(manifest_out, resp.manifest());
+  if (!manifest_out.empty() && resp.manifest_omitted()) {
+    // Too large for one message: stream it into the file.
+    grpc::ClientContext mctx;
+    shredd::v1::GetCertificateRequest mreq;
+    mreq.set_certificate_id(resp.certificate_id());
+    auto reader = stub->GetManifest(&mctx, mreq);
+    const std::string tmp = manifest_out + ".part";
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) throw Failure{kFail, StrCat("cannot write ", tmp), ""};
+    shredd::v1::ManifestChunk chunk;
+    while (reader->Read(&chunk)) f.write(chunk.data().data(), static_cast<std::streamsize>(chunk.data().size()));
+    grpc::Status ms = reader->Finish();
+    f.close();
+    if (!ms.ok() || !f) {
+      std::remove(tmp.c_str());
+      if (!ms.ok()) throw FromGrpc(ms, "manifest download failed");
+      throw Failure{kFail, StrCat("cannot write ", manifest_out), ""};
+    }
+    if (std::rename(tmp.c_str(), manifest_out.c_str()) != 0) throw Failure{kFail, StrCat("cannot write ", manifest_out), ""};
+  }
   if (!out.empty() && !resp.tlog_proof().empty()) WriteFileOrThrow(TlogProofPath(out), resp.tlog_proof());
   if (out.empty()) std::cout << resp.certificate() << "\n";
   return kOk;

@@ -193,6 +193,7 @@ const std::vector<MethodRule>& MethodTable() {
       // receipts unless the caller is a deleter or an admin.
       {"/shredd.v1.Shredder/Shred", D | ADM},
       {"/shredd.v1.Shredder/GetCertificate", A | D | ADM},
+      {"/shredd.v1.Shredder/GetManifest", D | ADM},
       {"/shredd.v1.Shredder/GetPublicKey", W | D | A | ADM},
       // Transparency log: no plaintext personal data.
       {"/shredd.v1.Log/GetCheckpoint", A | D | ADM},

@@ -398,6 +398,46 @@ absl::Status Catalog::RemoveHold(std::string_view id) {
   return SyncWrite(store_->db(), &batch);
 }
 
+std::set<ParentRef> Catalog::ParentsWithChildren() {
+  std::set<ParentRef> out;
+  std::unique_ptr<rocksdb::Iterator> it(store_->db()->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek("e"); it->Valid() && it->key().starts_with("e"); it->Next()) {
+    std::string_view k = it->key().ToStringView();
+    if (k.size() != 1 + 1 + 32 + 32) continue;
+    ParentRef p;
+    p.type = k[1];
+    std::memcpy(p.key.data(), k.data() + 2, 32);
+    out.insert(p);
+    // Skip the parent's other children.
+    std::string next = std::string(k.substr(0, 34)) + std::string(32, '\xff');
+    it->Seek(next);
+    if (!it->Valid()) break;
+    if (it->key().ToStringView() == next) continue;
+    it->Prev();
+  }
+  return out;
+}
+
+absl::StatusOr<std::map<ParentRef, Hold>> Catalog::HoldsByTarget() {
+  std::map<ParentRef, std::string> ids;
+  std::unique_ptr<rocksdb::Iterator> it(store_->db()->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek("h"); it->Valid() && it->key().starts_with("h"); it->Next()) {
+    std::string_view k = it->key().ToStringView();
+    if (k.size() <= 34) continue;
+    ParentRef p;
+    p.type = k[1];
+    std::memcpy(p.key.data(), k.data() + 2, 32);
+    ids.emplace(p, std::string(k.substr(34)));  // keys ascend: the first id wins
+  }
+  it.reset();
+  std::map<ParentRef, Hold> out;
+  for (const auto& [ref, id] : ids) {
+    auto h = LoadHold(id);
+    if (h.ok()) out.emplace(ref, std::move(*h));
+  }
+  return out;
+}
+
 absl::StatusOr<std::vector<Hold>> Catalog::ListHolds() {
   std::vector<std::string> ids;
   std::unique_ptr<rocksdb::Iterator> it(store_->db()->NewIterator(rocksdb::ReadOptions()));

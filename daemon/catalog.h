@@ -14,7 +14,9 @@
 #ifndef SHREDD_DAEMON_CATALOG_H_
 #define SHREDD_DAEMON_CATALOG_H_
 
+#include <map>
 #include <mutex>
+#include <set>
 #include <optional>
 #include <string>
 #include <utility>
@@ -99,6 +101,12 @@ class Catalog {
   absl::Status AddLineage(const Sha256& model, const std::vector<LineageSpec>& edges);
   std::vector<Edge> ParentsOf(const ItemKey& child);
   std::vector<Edge> ChildrenOf(const ParentRef& parent);
+  // Every lineage parent that has at least one child (one scan of the
+  // reverse edges), so a planner touching millions of items seeks only
+  // where an edge exists.
+  std::set<ParentRef> ParentsWithChildren();
+  // Holds by target, the one HoldFor would pick (lowest id) for each.
+  absl::StatusOr<std::map<ParentRef, Hold>> HoldsByTarget();
   // Name of a dataset from its key (sealed record), if registered.
   std::optional<std::string> DatasetName(const ItemKey& key);
   // Deletes the lineage records in which `child` is the child.

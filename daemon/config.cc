@@ -64,8 +64,11 @@ class ConfigParser {
         s = Tls(key, node, &c);
       } else if (k == "roles") {
         s = Roles(key, node, &c);
+      } else if (k == "shred") {
+        s = Shred(key, node, &c);
       } else {
-        s = Error(key.source(), k, "unknown key (known sections: [server], [tls], [[roles.local]], [[roles.tls]])");
+        s = Error(key.source(), k,
+                  "unknown key (known sections: [server], [tls], [shred], [[roles.local]], [[roles.tls]])");
       }
       if (!s.ok()) return s;
     }
@@ -127,6 +130,31 @@ class ConfigParser {
     const auto* t = node.as_table();
     if (t == nullptr) *s = WrongType(node, name, "a table");
     return t;
+  }
+
+  absl::Status Shred(const toml::key& tkey, const toml::node& node, DaemonConfig* c) const {
+    absl::Status s;
+    const toml::table* t = Table(tkey, node, "shred", &s);
+    if (t == nullptr) return s;
+    for (auto&& [key, v] : *t) {
+      const std::string k(key.str());
+      const std::string name = StrCat("shred.", k);
+      int64_t n = 0;
+      if (k == "epoch_items") {
+        s = Integer(v, name, 1, 10000000, &n);
+        if (s.ok()) c->shred_epoch_items = static_cast<uint64_t>(n);
+      } else if (k == "manifest_chunk_items") {
+        s = Integer(v, name, 1, 1000000, &n);
+        if (s.ok()) c->shred_manifest_chunk_items = static_cast<uint64_t>(n);
+      } else if (k == "inline_manifest_items") {
+        s = Integer(v, name, 0, 1000000, &n);
+        if (s.ok()) c->shred_inline_manifest_items = static_cast<uint64_t>(n);
+      } else {
+        s = Error(key.source(), name, "unknown key (known: epoch_items, manifest_chunk_items, inline_manifest_items)");
+      }
+      if (!s.ok()) return s;
+    }
+    return absl::OkStatus();
   }
 
   absl::Status Server(const toml::key& tkey, const toml::node& node, DaemonConfig* c) const {
@@ -544,6 +572,9 @@ std::vector<std::string> KeysNeedingRestart(const DaemonConfig& a, const DaemonC
   if (a.log_origin != b.log_origin) out.push_back("server.log_origin");
   if (a.inline_threshold != b.inline_threshold) out.push_back("server.inline_threshold");
   if (a.metrics_listen != b.metrics_listen) out.push_back("server.metrics_listen");
+  if (a.shred_epoch_items != b.shred_epoch_items) out.push_back("shred.epoch_items");
+  if (a.shred_manifest_chunk_items != b.shred_manifest_chunk_items) out.push_back("shred.manifest_chunk_items");
+  if (a.shred_inline_manifest_items != b.shred_inline_manifest_items) out.push_back("shred.inline_manifest_items");
   if (a.tls_cert != b.tls_cert) out.push_back("tls.cert");
   if (a.tls_key != b.tls_key) out.push_back("tls.key");
   if (a.tls_client_ca != b.tls_client_ca) out.push_back("tls.client_ca");

@@ -652,21 +652,28 @@ absl::StatusOr<ItemStore::ListPage> ItemStore::List(const ListFilter& filter, si
   return page;
 }
 
+std::vector<std::string> ItemStore::ShredDeleteKeys(const StoredItem& item) const {
+  std::vector<std::string> keys;
+  keys.push_back(ItemRecordKey(item.item_key));
+  keys.push_back(item.inline_content ? InlineKey(item.object_id) : ObjectKey(item.object_id));
+  const auto& m = item.info.metadata;
+  for (const auto& s : m.subject_ids) keys.push_back(IndexKey('s', KeyedHash("subject", s), item.item_key));
+  for (const auto& d : m.datasets) keys.push_back(IndexKey('d', KeyedHash("dataset", d), item.item_key));
+  for (const auto& [k, v] : m.labels) {
+    keys.push_back(IndexKey('l', KeyedHash("label", StrCat(k, "=", v)), item.item_key));
+  }
+  return keys;
+}
+
+void ItemStore::AddShredOps(const ItemKey& item_key, const std::vector<std::string>& delete_keys,
+                            std::string_view by, rocksdb::WriteBatch* batch) {
+  for (const auto& k : delete_keys) batch->Delete(k);
+  batch->Put(SuppressionKey(item_key), rocksdb::Slice(by.data(), by.size()));
+}
+
 void ItemStore::AddShredOps(const StoredItem& item, std::string_view certificate_id,
                             rocksdb::WriteBatch* batch) {
-  batch->Delete(ItemRecordKey(item.item_key));
-  if (item.inline_content) {
-    batch->Delete(InlineKey(item.object_id));
-  } else {
-    batch->Delete(ObjectKey(item.object_id));
-  }
-  const auto& m = item.info.metadata;
-  for (const auto& s : m.subject_ids) batch->Delete(IndexKey('s', KeyedHash("subject", s), item.item_key));
-  for (const auto& d : m.datasets) batch->Delete(IndexKey('d', KeyedHash("dataset", d), item.item_key));
-  for (const auto& [k, v] : m.labels) {
-    batch->Delete(IndexKey('l', KeyedHash("label", StrCat(k, "=", v)), item.item_key));
-  }
-  batch->Put(SuppressionKey(item.item_key), certificate_id);
+  AddShredOps(item.item_key, ShredDeleteKeys(item), certificate_id, batch);
 }
 
 absl::StatusOr<std::string> ItemStore::RemoveSuppression(
@@ -797,20 +804,36 @@ absl::StatusOr<StoredItem> ItemStore::LookupByKey(const ItemKey& key) {
 }
 
 std::vector<ItemKey> ItemStore::ItemsIndexedBy(char type, std::string_view value) {
+  std::vector<ItemKey> out;
+  (void)ForEachIndexed(type, value, [&](const ItemKey& k) -> absl::StatusOr<bool> {
+    out.push_back(k);
+    return true;
+  });
+  return out;
+}
+
+absl::Status ItemStore::ForEachIndexed(char type, std::string_view value,
+                                       const std::function<absl::StatusOr<bool>(const ItemKey&)>& fn) {
   const char* domain = type == 's' ? "subject" : type == 'd' ? "dataset" : "label";
   std::string prefix = "x";
   prefix.push_back(type);
   prefix += KeyString(KeyedHash(domain, value));
-  std::vector<ItemKey> out;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  rocksdb::ReadOptions ro;
+  std::string upper = prefix;
+  upper.back() = static_cast<char>(static_cast<uint8_t>(upper.back()) + 1);  // keyed hash: never 0xff-only
+  rocksdb::Slice upper_slice(upper);
+  if (static_cast<uint8_t>(prefix.back()) != 0xff) ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     std::string_view k = it->key().ToStringView().substr(prefix.size());
     if (k.size() != 32) continue;
     ItemKey key;
     std::memcpy(key.data(), k.data(), 32);
-    out.push_back(key);
+    auto more = fn(key);
+    if (!more.ok()) return more.status();
+    if (!*more) break;
   }
-  return out;
+  return FromRocks(it->status(), "scanning a lookup index");
 }
 
 absl::StatusOr<ItemInfo> ItemStore::AddMetadata(const Sha256& hash, const ItemMetadata& add,
@@ -893,7 +916,9 @@ absl::StatusOr<ItemInfo> ItemStore::AddMetadata(const Sha256& hash, const ItemMe
 }
 
 void ItemStore::DropBlob(const StoredItem& item) {
-  if (!item.inline_content) (void)blobs_->Delete(HexEncode(item.object_id));
+  if (!item.inline_content) DropBlobObject(item.object_id);
 }
+
+void ItemStore::DropBlobObject(std::string_view object_id) { (void)blobs_->Delete(HexEncode(object_id)); }
 
 }  // namespace shredd

@@ -164,6 +164,10 @@ class ItemStore {
   // Item keys listed under a lookup index: type 's' (subject), 'd' (dataset),
   // 'l' (label, value "k=v").
   std::vector<ItemKey> ItemsIndexedBy(char type, std::string_view value);
+  // Same, streaming: calls `fn` per item key until it returns false or an
+  // error (returned). For indexes of millions of items.
+  absl::Status ForEachIndexed(char type, std::string_view value,
+                              const std::function<absl::StatusOr<bool>(const ItemKey&)>& fn);
   // Adds subject ids, datasets and labels to a stored item (re-sealing its
   // metadata and adding index entries) together with `extra` records, in one
   // synced write. Returns the new info.
@@ -206,6 +210,13 @@ class ItemStore {
   // Adds the deletion of everything `item` stored (except its DEK, which the
   // key tree drops) and its suppression record to `batch`.
   void AddShredOps(const StoredItem& item, std::string_view certificate_id, rocksdb::WriteBatch* batch);
+  // The records AddShredOps deletes for `item` (item record, content or
+  // object record, lookup index entries), so a large shred can stage them
+  // and delete them later without decrypting the item's metadata again.
+  std::vector<std::string> ShredDeleteKeys(const StoredItem& item) const;
+  // Deletes `delete_keys` and records `item_key` as suppressed by `by`.
+  static void AddShredOps(const ItemKey& item_key, const std::vector<std::string>& delete_keys,
+                          std::string_view by, rocksdb::WriteBatch* batch);
   // Certificate id that shredded `hash`, if it is suppressed.
   std::optional<std::string> SuppressedBy(const Sha256& hash);
   // Deletes the suppression of `hash` with `extra` records (the lift's
@@ -216,6 +227,7 @@ class ItemStore {
                                                 const std::string& log_entry);
   // Removes ciphertext files of shredded items (after their epoch committed).
   void DropBlob(const StoredItem& item);
+  void DropBlobObject(std::string_view object_id);
 
   // --- items held, for the shredd_items_stored gauge ---
   // Counts the item records with a key-only scan (O(items); the daemon does

@@ -199,15 +199,21 @@ absl::StatusOr<SecretBytes> KeyTree::GetDekLocked(const WriteLease& lease, uint6
   rocksdb::Status rs = db_->Get(rocksdb::ReadOptions(), DekRecordKey(slot), &wrapped);
   if (rs.IsNotFound()) return absl::NotFoundError(StrCat("slot ", slot, " holds no key"));
   if (!rs.ok()) return FromRocks(rs, "reading a wrapped data key");
-  std::lock_guard lock(cache_mu_);
-  auto bucket = NodeKeyLocked(0, Ancestor(slot, 0), false);
-  if (!bucket.ok()) {
-    if (absl::IsNotFound(bucket.status())) {
-      return absl::DataLossError(StrCat("the bucket key above slot ", slot, " is missing"));
+  SecretBytes bucket_key;
+  {
+    // Copy the bucket key out (a pooled slot: cheap) and unwrap outside the
+    // cache lock, so readers on several threads do not queue on it.
+    std::lock_guard lock(cache_mu_);
+    auto bucket = NodeKeyLocked(0, Ancestor(slot, 0), false);
+    if (!bucket.ok()) {
+      if (absl::IsNotFound(bucket.status())) {
+        return absl::DataLossError(StrCat("the bucket key above slot ", slot, " is missing"));
+      }
+      return bucket.status();
     }
-    return bucket.status();
+    bucket_key = SecretBytes::CopyOf(*bucket);
   }
-  auto dek = OpenSecret(*bucket, wrapped, DekAssociatedData(slot));
+  auto dek = OpenSecret(bucket_key, wrapped, DekAssociatedData(slot));
   if (!dek.ok()) {
     return absl::DataLossError(
         StrCat("wrapped data key of slot ", slot, " does not authenticate (altered on disk)"));

@@ -5,8 +5,11 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "absl/container/flat_hash_set.h"
+
 #include "absl/time/clock.h"
 #include "daemon/logging.h"
+#include "daemon/parallel.h"
 #include "daemon/rocks_util.h"
 #include "daemon/strings.h"
 
@@ -202,98 +205,194 @@ absl::Status OrderBook::Save(const OrderStatus& st) {
   return SyncWrite(store_->db(), &batch);
 }
 
-absl::StatusOr<OrderPlan> OrderBook::Plan(const OrderSpec& spec) {
+namespace {
+
+// Whether `item` matches one of the order's own selectors.
+bool SelectedBySpec(const OrderSpec& spec, const StoredItem& item) {
+  const auto& m = item.info.metadata;
+  for (const auto& h : spec.digests) {
+    if (h == item.info.digest.hash) return true;
+  }
+  for (const auto& s : spec.subject_ids) {
+    if (std::find(m.subject_ids.begin(), m.subject_ids.end(), s) != m.subject_ids.end()) return true;
+  }
+  for (const auto& d : spec.datasets) {
+    if (std::find(m.datasets.begin(), m.datasets.end(), d) != m.datasets.end()) return true;
+  }
+  for (const auto& [k, v] : spec.labels) {
+    auto it = m.labels.find(k);
+    if (it != m.labels.end() && it->second == v) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+absl::Status OrderBook::Closure(const OrderSpec& spec, std::vector<std::string>* unmatched, const Visit& visit) {
   if (auto s = spec.Validate(); !s.ok()) return s;
-  OrderPlan plan;
-  std::map<ItemKey, PlannedItem> chosen;  // selected + derived, by item key
-  std::map<ItemKey, StoredItem> items;    // decrypted records we looked at
+  auto holds = catalog_->HoldsByTarget();
+  if (!holds.ok()) return holds.status();
+  const std::set<ParentRef> parents = catalog_->ParentsWithChildren();
+  // Index entries are unique per selector, so one selector needs no key set;
+  // several may overlap (44 bytes per item, see docs/PERFORMANCE.md).
+  const bool overlap = spec.digests.size() + spec.subject_ids.size() + spec.datasets.size() + spec.labels.size() > 1;
+  absl::flat_hash_set<ItemKey> seen;
+  std::set<ItemKey> derived;
+  std::set<ParentRef> queued;
   std::vector<ParentRef> frontier;
-  std::set<ParentRef> seen_refs;
-  auto select = [&](const ItemKey& key, std::string reason) -> bool {
-    if (chosen.count(key)) return true;
+  std::map<ItemKey, std::pair<ContentDigest, ItemKind>> parent_items;  // chosen items that have children
+
+  auto consider = [&](const StoredItem& item, PlannedItem& p, bool selected) -> absl::Status {
+    const ParentRef self{'i', item.item_key};
+    if (parents.count(self) && queued.insert(self).second) {
+      frontier.push_back(self);
+      parent_items[item.item_key] = {item.info.digest, item.info.metadata.kind};
+    }
+    const Hold* hold = nullptr;
+    if (auto h = holds->find(self); h != holds->end()) hold = &h->second;
+    for (const auto& d : item.info.metadata.datasets) {
+      const ParentRef ref{'d', catalog_->DatasetKey(d)};
+      if (parents.count(ref) && queued.insert(ref).second) frontier.push_back(ref);
+      if (hold == nullptr) {
+        if (auto h = holds->find(ref); h != holds->end()) hold = &h->second;
+      }
+    }
+    Role role = selected ? Role::kSelected : Role::kDerived;
+    if (hold != nullptr) {
+      p.hold_id = hold->id;
+      p.hold_reason = hold->reason;
+      role = Role::kRetained;
+    }
+    return visit(item, p, role);
+  };
+  auto select = [&](const ItemKey& key, const std::string& reason) -> absl::StatusOr<bool> {
+    if (overlap && !seen.insert(key).second) return true;
     auto item = store_->LookupByKey(key);
-    if (!item.ok()) return false;
+    if (!item.ok()) return false;  // gone meanwhile (a stale index entry)
     PlannedItem p;
     p.key = key;
     p.digest = item->info.digest;
     p.kind = item->info.metadata.kind;
-    p.reason = std::move(reason);
-    chosen.emplace(key, std::move(p));
-    frontier.push_back({'i', key});
-    for (const auto& d : item->info.metadata.datasets) frontier.push_back({'d', catalog_->DatasetKey(d)});
-    items.emplace(key, std::move(*item));
+    p.reason = reason;
+    if (auto s = consider(*item, p, true); !s.ok()) return s;
     return true;
+  };
+  // An index may list millions of items: read and decrypt them in batches,
+  // on several threads, then visit them in index order.
+  auto scan = [&](char type, const std::string& value, const std::string& reason) -> absl::StatusOr<size_t> {
+    size_t n = 0;
+    std::vector<ItemKey> keys;
+    std::vector<absl::StatusOr<StoredItem>> items;
+    auto flush = [&]() -> absl::Status {
+      items.assign(keys.size(), absl::UnknownError("not read"));
+      ParallelFor(keys.size(), [&](size_t b, size_t e) {
+        for (size_t i = b; i < e; ++i) items[i] = store_->LookupByKey(keys[i]);
+      }, 64);
+      for (size_t i = 0; i < keys.size(); ++i) {
+        if (!items[i].ok()) continue;  // gone meanwhile (a stale index entry)
+        PlannedItem p;
+        p.key = keys[i];
+        p.digest = items[i]->info.digest;
+        p.kind = items[i]->info.metadata.kind;
+        p.reason = reason;
+        if (auto s = consider(*items[i], p, true); !s.ok()) return s;
+        ++n;
+      }
+      keys.clear();
+      items.clear();
+      return absl::OkStatus();
+    };
+    auto s = store_->ForEachIndexed(type, value, [&](const ItemKey& k) -> absl::StatusOr<bool> {
+      if (overlap && !seen.insert(k).second) {
+        ++n;  // matched, and chosen already
+        return true;
+      }
+      keys.push_back(k);
+      if (keys.size() >= 4096) {
+        if (auto f = flush(); !f.ok()) return f;
+      }
+      return true;
+    });
+    if (s.ok()) s = flush();
+    if (!s.ok()) return s;
+    return n;
   };
   for (const auto& h : spec.digests) {
     const std::string name = ContentDigest{h, 0}.HashString();
-    if (!select(store_->ItemKeyFor(h), StrCat("selected by digest"))) {
+    auto ok = select(store_->ItemKeyFor(h), "selected by digest");
+    if (!ok.ok()) return ok.status();
+    if (!*ok) {
       auto by = store_->SuppressedBy(h);
-      plan.unmatched.push_back(by ? StrCat("digest ", name, " (already shredded: ", *by, ")")
-                                  : StrCat("digest ", name, " (not stored)"));
+      unmatched->push_back(by ? StrCat("digest ", name, " (already shredded: ", *by, ")")
+                              : StrCat("digest ", name, " (not stored)"));
     }
   }
   for (const auto& s : spec.subject_ids) {
-    size_t n = 0;
-    for (const auto& k : store_->ItemsIndexedBy('s', s)) n += select(k, StrCat("subject ", s));
-    if (n == 0) plan.unmatched.push_back(StrCat("subject ", s, " (no stored items)"));
+    auto n = scan('s', s, StrCat("subject ", s));
+    if (!n.ok()) return n.status();
+    if (*n == 0) unmatched->push_back(StrCat("subject ", s, " (no stored items)"));
   }
   for (const auto& d : spec.datasets) {
     if (!catalog_->DatasetExists(d)) {
-      plan.unmatched.push_back(StrCat("dataset ", d, " (unknown dataset)"));
+      unmatched->push_back(StrCat("dataset ", d, " (unknown dataset)"));
       continue;
     }
-    size_t n = 0;
-    for (const auto& k : store_->ItemsIndexedBy('d', d)) n += select(k, StrCat("dataset ", d));
-    frontier.push_back({'d', catalog_->DatasetKey(d)});
-    if (n == 0) plan.unmatched.push_back(StrCat("dataset ", d, " (no stored items)"));
+    auto n = scan('d', d, StrCat("dataset ", d));
+    if (!n.ok()) return n.status();
+    const ParentRef ref{'d', catalog_->DatasetKey(d)};
+    if (queued.insert(ref).second) frontier.push_back(ref);
+    if (*n == 0) unmatched->push_back(StrCat("dataset ", d, " (no stored items)"));
   }
   for (const auto& [k, v] : spec.labels) {
-    size_t n = 0;
-    for (const auto& key : store_->ItemsIndexedBy('l', StrCat(k, "=", v))) n += select(key, StrCat("label ", k, "=", v));
-    if (n == 0) plan.unmatched.push_back(StrCat("label ", k, "=", v, " (no stored items)"));
+    auto n = scan('l', StrCat(k, "=", v), StrCat("label ", k, "=", v));
+    if (!n.ok()) return n.status();
+    if (*n == 0) unmatched->push_back(StrCat("label ", k, "=", v, " (no stored items)"));
   }
-  std::set<ItemKey> selected_keys;
-  for (const auto& [k, p] : chosen) selected_keys.insert(k);
   // Closure over lineage: everything trained on or derived from what is chosen.
   while (!frontier.empty()) {
     ParentRef ref = frontier.back();
     frontier.pop_back();
-    if (!seen_refs.insert(ref).second) continue;
     for (const Edge& e : catalog_->ChildrenOf(ref)) {
-      if (chosen.count(e.child)) continue;
-      std::string why = StrCat(EdgeTypeName(e.type), " ");
-      PlannedItem edge_info;
-      edge_info.edge_type = e.type;
-      edge_info.edge_relation = e.relation;
+      if (derived.count(e.child) || (overlap && seen.count(e.child))) continue;
+      auto child = store_->LookupByKey(e.child);
+      if (!child.ok()) continue;  // the child is gone already
+      if (SelectedBySpec(spec, *child)) continue;  // chosen as selected already
+      derived.insert(e.child);
+      if (overlap) seen.insert(e.child);
+      PlannedItem p;
+      p.key = e.child;
+      p.digest = child->info.digest;
+      p.kind = child->info.metadata.kind;
+      p.edge_type = e.type;
+      p.edge_relation = e.relation;
+      p.reason = StrCat(EdgeTypeName(e.type), " ");
       if (ref.type == 'd') {
-        edge_info.edge_dataset = catalog_->DatasetName(ref.key).value_or("?");
-        why += StrCat("dataset ", edge_info.edge_dataset);
+        p.edge_dataset = catalog_->DatasetName(ref.key).value_or("?");
+        p.reason += StrCat("dataset ", p.edge_dataset);
       } else {
-        const PlannedItem& parent = chosen.at(ref.key);
-        edge_info.edge_parent = parent.digest;
-        edge_info.edge_parent_kind = parent.kind;
-        why += StrCat(KindName(parent.kind), " ", parent.digest.HashString());
+        const auto& [digest, kind] = parent_items.at(ref.key);
+        p.edge_parent = digest;
+        p.edge_parent_kind = kind;
+        p.reason += StrCat(KindName(kind), " ", digest.HashString());
       }
-      if (!select(e.child, why)) continue;  // the child is gone already
-      PlannedItem& c = chosen.at(e.child);
-      c.edge_type = edge_info.edge_type;
-      c.edge_relation = edge_info.edge_relation;
-      c.edge_parent = edge_info.edge_parent;
-      c.edge_parent_kind = edge_info.edge_parent_kind;
-      c.edge_dataset = edge_info.edge_dataset;
+      if (auto s = consider(*child, p, false); !s.ok()) return s;
     }
   }
-  for (auto& [k, p] : chosen) {
-    if (auto hold = catalog_->HoldFor(items.at(k))) {
-      p.hold_id = hold->id;
-      p.hold_reason = hold->reason;
-      plan.retained.push_back(std::move(p));
-    } else if (selected_keys.count(k)) {
-      plan.selected.push_back(std::move(p));
-    } else {
-      plan.derived.push_back(std::move(p));
-    }
-  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<OrderPlan> OrderBook::Plan(const OrderSpec& spec) {
+  OrderPlan plan;
+  auto s = Closure(spec, &plan.unmatched, [&](const StoredItem&, PlannedItem& p, Role role) -> absl::Status {
+    (role == Role::kRetained ? plan.retained : role == Role::kSelected ? plan.selected : plan.derived)
+        .push_back(std::move(p));
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  auto by_key = [](const PlannedItem& a, const PlannedItem& b) { return a.key < b.key; };
+  std::sort(plan.selected.begin(), plan.selected.end(), by_key);
+  std::sort(plan.derived.begin(), plan.derived.end(), by_key);
+  std::sort(plan.retained.begin(), plan.retained.end(), by_key);
   return plan;
 }
 
@@ -381,34 +480,11 @@ void OrderBook::Run(const std::string& id) {
     update(OrderState::kDone, "certified");
     return;
   }
-  update(OrderState::kRunning, "planning");
-  auto plan = Plan(st.spec);
-  if (!plan.ok()) {
-    update(OrderState::kFailed, std::string(plan.status().message()));
-    return;
-  }
-  st.items_planned = static_cast<int64_t>(plan->selected.size() + plan->derived.size());
-  if (plan->empty()) {
-    update(OrderState::kEmpty, plan->retained.empty() ? "selectors matched nothing: no certificate"
-                                                      : "every match is under a legal hold: no certificate");
-    return;
-  }
-  {
-    // Stopping: leave the order checkpointed (RUNNING, nothing destroyed);
-    // the next start plans and runs it again.
-    std::lock_guard lock(mu_);
-    if (stopping_) {
-      LogInfo("order left for the next start", {{"order", id}});
-      return;
-    }
-  }
-  update(OrderState::kRunning, "destroying keys");
+  update(OrderState::kRunning, "planning and destroying keys");
   ShredJob job;
   job.request_id = request_id;
   job.order_id = id;
   job.reason = StrCat(LegalBasisName(st.spec.basis), ": ", st.spec.reference);
-  for (const auto& p : plan->selected) job.hashes.push_back(p.digest.hash);
-  for (const auto& p : plan->derived) job.hashes.push_back(p.digest.hash);
   job.order_public = {{"id", st.spec.id},
                       {"basis", LegalBasisName(st.spec.basis)},
                       {"reference", st.spec.reference},
@@ -420,23 +496,55 @@ void OrderBook::Run(const std::string& id) {
                                           {"subjects", priv["subjects"]},
                                           {"datasets", priv["datasets"]},
                                           {"labels", priv["labels"]}}}}.dump();
-  for (const auto& p : plan->derived) {
-    ordered_json edge{{"type", EdgeTypeName(*p.edge_type)}, {"relation", p.edge_relation}};
-    if (!p.edge_dataset.empty()) {
-      edge["dataset"] = p.edge_dataset;
-    } else if (p.edge_parent && p.edge_parent_kind == ItemKind::kModel) {
-      edge["model"] = p.edge_parent->HashString();
-    } else {
-      edge["item"] = "photo";  // personal: named only in the private manifest
+  int64_t planned = 0, retained = 0;
+  bool stopped = false;
+  // Planning streams the closure into the shredder's staged records (under
+  // its lock); the destruction then runs in chunks and ends in one
+  // certificate.
+  auto cert = shredder_->ExecutePlanned(std::move(job), [&](PlanSink& sink, ShredJob& j) -> absl::Status {
+    std::vector<std::string> unmatched;
+    auto s = Closure(st.spec, &unmatched, [&](const StoredItem& item, PlannedItem& p, Role role) -> absl::Status {
+      if (role == Role::kRetained) {
+        ordered_json r{{"kind", KindName(p.kind)}, {"holdId", p.hold_id}, {"reason", p.hold_reason}};
+        if (p.kind == ItemKind::kModel) r["digest"] = p.digest.HashString();
+        j.retained.push_back(std::move(r));
+        ++retained;
+        return absl::OkStatus();
+      }
+      if (role == Role::kDerived) {
+        ordered_json edge{{"type", EdgeTypeName(*p.edge_type)}, {"relation", p.edge_relation}};
+        if (!p.edge_dataset.empty()) {
+          edge["dataset"] = p.edge_dataset;
+        } else if (p.edge_parent && p.edge_parent_kind == ItemKind::kModel) {
+          edge["model"] = p.edge_parent->HashString();
+        } else {
+          edge["item"] = "photo";  // personal: named only in the private manifest
+        }
+        j.derived_models.push_back({{"digest", p.digest.HashString()}, {"size", p.digest.size}, {"pulledInBy", edge}});
+      }
+      ++planned;
+      return sink.Add(item);
+    });
+    if (!s.ok()) return s;
+    // Stopping: leave the order checkpointed (RUNNING, nothing destroyed);
+    // the next start plans and runs it again.
+    std::lock_guard lock(mu_);
+    if (stopping_) {
+      stopped = true;
+      return absl::CancelledError("stopping");
     }
-    job.derived_models.push_back({{"digest", p.digest.HashString()}, {"size", p.digest.size}, {"pulledInBy", edge}});
+    return absl::OkStatus();
+  });
+  if (stopped) {
+    LogInfo("order left for the next start", {{"order", id}});
+    return;
   }
-  for (const auto& p : plan->retained) {
-    ordered_json r{{"kind", KindName(p.kind)}, {"holdId", p.hold_id}, {"reason", p.hold_reason}};
-    if (p.kind == ItemKind::kModel) r["digest"] = p.digest.HashString();
-    job.retained.push_back(std::move(r));
+  st.items_planned = planned;
+  if (!cert.ok() && planned == 0 && absl::IsNotFound(cert.status())) {
+    update(OrderState::kEmpty, retained == 0 ? "selectors matched nothing: no certificate"
+                                             : "every match is under a legal hold: no certificate");
+    return;
   }
-  auto cert = shredder_->Execute(std::move(job));
   if (!cert.ok()) {
     update(OrderState::kFailed, std::string(cert.status().message()));
     return;

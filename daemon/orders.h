@@ -13,6 +13,7 @@
 
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -106,6 +107,13 @@ class OrderBook {
  private:
   OrderBook(ItemStore* store, Catalog* catalog, Shredder* shredder)
       : store_(store), catalog_(catalog), shredder_(shredder) {}
+  enum class Role { kSelected, kDerived, kRetained };
+  using Visit = std::function<absl::Status(const StoredItem& item, PlannedItem& planned, Role role)>;
+  // The closure of an order: calls `visit` once per item it selects, pulls
+  // in by lineage, or retains under a hold, streaming (no per-item state
+  // except a key set when several selectors may overlap). Appends what
+  // matched nothing to `unmatched`.
+  absl::Status Closure(const OrderSpec& spec, std::vector<std::string>* unmatched, const Visit& visit);
   void Worker();
   void Run(const std::string& id);
   absl::StatusOr<OrderStatus> Load(std::string_view id);

@@ -2,8 +2,15 @@
 //
 // Backed by sodium_malloc (guard pages, canary, mlock'ed where allowed), kept
 // PROT_NOACCESS while idle is not attempted (keys are used constantly on the hot
-// path); zeroed by sodium_free on destruction. Move-only; never converts to
-// std::string and has no operator<<, so it cannot end up in a log line.
+// path); zeroed on destruction. Move-only; never converts to std::string and
+// has no operator<<, so it cannot end up in a log line.
+//
+// Secrets of up to kPooledSize bytes (every key, DEK and subkey) come from a
+// pool of slots carved out of large sodium_malloc'ed blocks: sodium_malloc
+// costs an mmap, two mprotects and an mlock per call (and a munmap per free),
+// which dominated per-item costs at millions of items (docs/PERFORMANCE.md).
+// A pooled slot is wiped when released; the blocks are mlock'ed like any
+// sodium_malloc region and live until the process exits.
 #ifndef SHREDD_DAEMON_SECRET_H_
 #define SHREDD_DAEMON_SECRET_H_
 
@@ -19,12 +26,24 @@
 
 namespace shredd {
 
+namespace secret_internal {
+inline constexpr size_t kPooledSize = 64;
+// A zeroed kPooledSize-byte slot in secure memory. Thread-safe.
+uint8_t* AllocPooled();
+// Wipes the slot and returns it to the pool. Thread-safe.
+void FreePooled(uint8_t* slot);
+}  // namespace secret_internal
+
 class SecretBytes {
  public:
   SecretBytes() = default;
   // Allocates `size` zeroed bytes. Aborts (std::bad_alloc) if sodium_malloc fails.
   explicit SecretBytes(size_t size) : size_(size) {
     if (size == 0) return;
+    if (size <= secret_internal::kPooledSize) {
+      data_ = secret_internal::AllocPooled();
+      return;
+    }
     data_ = static_cast<uint8_t*>(sodium_malloc(size));
     if (data_ == nullptr) throw std::bad_alloc();
     sodium_memzero(data_, size);
@@ -70,7 +89,13 @@ class SecretBytes {
 
   // Wipes and frees now (sodium_free zeroes before unmapping).
   void Reset() {
-    if (data_ != nullptr) sodium_free(data_);
+    if (data_ != nullptr) {
+      if (size_ <= secret_internal::kPooledSize) {
+        secret_internal::FreePooled(data_);
+      } else {
+        sodium_free(data_);
+      }
+    }
     data_ = nullptr;
     size_ = 0;
   }

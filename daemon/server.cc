@@ -176,7 +176,11 @@ absl::Status RunDaemon(const DaemonOptions& options) {
   if (!log.ok()) return log.status();
   (*store)->set_log(log->get());
   Catalog catalog(store->get());
-  auto shredder = Shredder::Create(store->get(), &catalog, log->get());
+  Shredder::Options shred_options;
+  shred_options.epoch_items = options.shred_epoch_items;
+  shred_options.manifest_chunk_items = options.shred_manifest_chunk_items;
+  shred_options.inline_manifest_items = options.shred_inline_manifest_items;
+  auto shredder = Shredder::Create(store->get(), &catalog, log->get(), shred_options);
   if (!shredder.ok()) return shredder.status();
   if (!options.metrics_listen.empty()) {
     // Before orders resume (they shred): the gauge starts exact.

@@ -11,6 +11,8 @@ void Fill(const CertificateBundle& b, v1::ShredResponse* out) {
   out->set_manifest(b.manifest);
   for (const auto& r : b.receipts) out->add_receipts(r);
   out->set_tlog_proof(b.tlog_proof);
+  out->set_manifest_omitted(b.manifest_omitted);
+  out->set_item_count(b.item_count);
 }
 }  // namespace
 
@@ -47,7 +49,35 @@ grpc::Status ShredService::GetCertificate(grpc::ServerContext* ctx, const v1::Ge
   if (!private_parts) {
     response->clear_manifest();
     response->clear_receipts();
+    response->clear_manifest_omitted();
   }
+  return grpc::Status::OK;
+}
+
+grpc::Status ShredService::GetManifest(grpc::ServerContext* ctx, const v1::GetCertificateRequest* request,
+                                       grpc::ServerWriter<v1::ManifestChunk>* writer) {
+  SHREDD_AUTHORIZE(ctx);
+  std::string id = request->certificate_id();
+  if (id.empty()) {
+    auto b = shredder_->GetCertificate("", request->request_id(), false);
+    if (!b.ok()) return ToGrpc(b.status());
+    id = b->certificate_id;
+  }
+  if (id.size() > 64) return ToGrpc(absl::InvalidArgumentError("malformed certificate id"));
+  v1::ManifestChunk chunk;
+  bool sent_ok = true;
+  constexpr size_t kPiece = 1 << 20;
+  auto s = shredder_->StreamManifest(id, [&](std::string_view piece) {
+    chunk.mutable_data()->append(piece.data(), piece.size());
+    if (chunk.data().size() >= kPiece) {
+      sent_ok = writer->Write(chunk);
+      chunk.clear_data();
+    }
+    return sent_ok && !ctx->IsCancelled();
+  });
+  if (!s.ok()) return ToGrpc(s);
+  if (!sent_ok) return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
+  if (!chunk.data().empty()) writer->Write(chunk);
   return grpc::Status::OK;
 }
 

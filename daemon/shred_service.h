@@ -14,6 +14,8 @@ class ShredService final : public v1::Shredder::Service {
                      v1::ShredResponse* response) override;
   grpc::Status GetCertificate(grpc::ServerContext* ctx, const v1::GetCertificateRequest* request,
                               v1::ShredResponse* response) override;
+  grpc::Status GetManifest(grpc::ServerContext* ctx, const v1::GetCertificateRequest* request,
+                           grpc::ServerWriter<v1::ManifestChunk>* writer) override;
   grpc::Status GetPublicKey(grpc::ServerContext* ctx, const v1::GetPublicKeyRequest* request,
                             v1::GetPublicKeyResponse* response) override;
 

@@ -3,6 +3,7 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/escaping.h"
@@ -15,6 +16,7 @@
 #include "client/verify/tlog.h"
 #include "daemon/logging.h"
 #include "daemon/metrics.h"
+#include "daemon/parallel.h"
 #include "daemon/rocks_util.h"
 
 namespace shredd {
@@ -56,21 +58,135 @@ absl::StatusOr<verify::ItemCommitment> CommitmentFrom(const json& items) {
 
 }  // namespace
 
+namespace {
+
+constexpr std::string_view kSlotPrefix = "qs";
+constexpr std::string_view kLeafPrefix = "ql";
+
+std::string ScopeOf(std::string_view cert_id) {
+  auto raw = HexDecode(cert_id);
+  if (raw && raw->size() == 16) return *raw;
+  const Sha256 h = Sha256Hasher::Of(cert_id);
+  return std::string(reinterpret_cast<const char*>(h.data()), 16);
+}
+std::string Be64(uint64_t v) {
+  std::string b(8, '\0');
+  for (int i = 7; i >= 0; --i, v >>= 8) b[i] = static_cast<char>(v & 0xff);
+  return b;
+}
+uint64_t LoadBe64(std::string_view b) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(b[i]);
+  return v;
+}
+std::string Be32(uint32_t v) { return Be64(v).substr(4); }
+std::string StagedAd(std::string_view key) { return StrCat("shredd/staged/v1", key); }
+std::string ManifestChunkKey(std::string_view cert_id, uint32_t seq) { return StrCat("m", cert_id, Be32(seq)); }
+std::string ManifestChunkAd(std::string_view cert_id, uint32_t seq) {
+  return StrCat("shredd/manifest-chunk/v1", cert_id, Be32(seq));
+}
+// The end of a key range that starts with `prefix` (prefix + 0xff...).
+std::string RangeEnd(std::string_view prefix) { return StrCat(prefix, std::string(40, '\xff')); }
+
+// A staged item ("qs" record), in the clear.
+struct Staged {
+  ItemKey item_key{};
+  ItemKind kind = ItemKind::kPhoto;
+  bool inline_content = true;
+  std::string object_id;
+  std::vector<std::string> delete_keys;
+};
+
+std::string EncodeStaged(const StoredItem& item, const std::vector<std::string>& delete_keys) {
+  std::string v;
+  v.append(reinterpret_cast<const char*>(item.item_key.data()), 32);
+  v.push_back(static_cast<char>(item.info.metadata.kind));
+  v.push_back(item.inline_content ? 1 : 0);
+  v.push_back(static_cast<char>(item.object_id.size()));
+  v += item.object_id;
+  for (const auto& k : delete_keys) {
+    v.push_back(static_cast<char>(k.size() >> 8));
+    v.push_back(static_cast<char>(k.size() & 0xff));
+    v += k;
+  }
+  return v;
+}
+
+absl::StatusOr<Staged> DecodeStaged(std::string_view v) {
+  Staged s;
+  if (v.size() < 35) return absl::DataLossError("staged shred record is truncated");
+  std::memcpy(s.item_key.data(), v.data(), 32);
+  s.kind = static_cast<ItemKind>(v[32]);
+  s.inline_content = v[33] != 0;
+  size_t oid = static_cast<uint8_t>(v[34]);
+  if (v.size() < 35 + oid) return absl::DataLossError("staged shred record is truncated");
+  s.object_id = std::string(v.substr(35, oid));
+  v.remove_prefix(35 + oid);
+  while (!v.empty()) {
+    if (v.size() < 2) return absl::DataLossError("staged shred record is truncated");
+    size_t n = (static_cast<uint8_t>(v[0]) << 8) | static_cast<uint8_t>(v[1]);
+    if (v.size() < 2 + n) return absl::DataLossError("staged shred record is truncated");
+    s.delete_keys.emplace_back(v.substr(2, n));
+    v.remove_prefix(2 + n);
+  }
+  return s;
+}
+
+// A manifest entry ("ql" record): kind(1) size(8) hash(32) salt(32).
+std::string EncodeEntry(ItemKind kind, uint64_t size, const Sha256& hash, const uint8_t salt[32]) {
+  std::string v;
+  v.push_back(static_cast<char>(kind));
+  v += Be64(size);
+  v.append(reinterpret_cast<const char*>(hash.data()), 32);
+  v.append(reinterpret_cast<const char*>(salt), 32);
+  return v;
+}
+
+void AppendItemJson(const verify::ItemEntry& e, std::string* out) {
+  StrAppend(out, "{\"kind\":\"", e.kind, "\",\"digest\":\"", e.digest, "\",\"size\":", e.size, ",\"salt\":\"",
+            HexEncode(std::string_view(reinterpret_cast<const char*>(e.salt.data()), 32)), "\"}");
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<Shredder>> Shredder::Create(ItemStore* store, Catalog* catalog,
-                                                             TransparencyLog* log) {
-  std::unique_ptr<Shredder> s(new Shredder(store, catalog, log));
+                                                             TransparencyLog* log, Options options) {
+  options.epoch_items = std::max<uint64_t>(options.epoch_items, 1);
+  options.manifest_chunk_items = std::max<uint64_t>(options.manifest_chunk_items, 1);
+  std::unique_ptr<Shredder> s(new Shredder(store, catalog, log, options));
   if (auto st = s->CompletePending(); !st.ok()) return st;
   return s;
 }
 
 absl::Status Shredder::CompletePending() {
+  rocksdb::DB* db = store_->db();
   std::vector<std::string> ids;
-  std::unique_ptr<rocksdb::Iterator> it(store_->db()->NewIterator(rocksdb::ReadOptions()));
-  for (it->Seek("P"); it->Valid() && it->key().starts_with("P"); it->Next()) {
-    ids.push_back(it->key().ToString().substr(1));
+  std::set<std::string> scopes;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+    for (it->Seek("P"); it->Valid() && it->key().starts_with("P"); it->Next()) {
+      ids.push_back(it->key().ToString().substr(1));
+      scopes.insert(ScopeOf(ids.back()));
+    }
+    // Staged records of plans that never committed their "P" record.
+    for (std::string_view p : {kSlotPrefix, kLeafPrefix}) {
+      for (it->Seek(std::string(p)); it->Valid() && it->key().starts_with(p);) {
+        std::string_view k = it->key().ToStringView();
+        if (k.size() < p.size() + 16) {
+          it->Next();
+          continue;
+        }
+        std::string scope(k.substr(p.size(), 16));
+        if (!scopes.count(scope)) {
+          if (auto s = DropStaged(scope, true); !s.ok()) return s;
+        }
+        it->Seek(RangeEnd(StrCat(p, scope)));
+      }
+    }
   }
-  it.reset();
   for (const auto& id : ids) {
+    auto s = Destroy(id);
+    if (!s.ok()) return absl::Status(s.code(), StrCat("finishing the destruction of certificate ", id, ": ", s.message()));
     auto c = Certify(id);
     if (!c.ok()) return absl::Status(c.status().code(), StrCat("finishing certificate ", id, ": ", c.status().message()));
   }
@@ -104,7 +220,91 @@ absl::StatusOr<CertificateBundle> Shredder::Shred(const ShredSpec& spec) {
   return Load(b->certificate_id, true);
 }
 
+// ------------------------------------------------------------------ staging
+
+
+absl::Status PlanSink::Add(const StoredItem& item) {
+  pending_.push_back(item);
+  ++count_;
+  if (pending_.size() >= 8192) return Flush();
+  return absl::OkStatus();
+}
+
+absl::Status PlanSink::Flush() {
+  if (pending_.empty()) return absl::OkStatus();
+  struct Records {
+    std::string slot_key, slot_value, leaf_key, leaf_value;
+  };
+  std::vector<Records> out(pending_.size());
+  ParallelFor(pending_.size(), [&](size_t begin, size_t end) {
+    for (size_t i = begin; i < end; ++i) {
+      const StoredItem& item = pending_[i];
+      // Salt: a keyed hash of the item key under a key that exists only
+      // while planning; as good as random to anyone without it, and the
+      // same for an item staged twice (so its records simply overwrite).
+      uint8_t salt[32];
+      crypto_generichash(salt, sizeof salt, item.item_key.data(), item.item_key.size(), salt_key_.data(),
+                         salt_key_.size());
+      const ContentDigest& d = item.info.digest;
+      verify::ItemEntry e;
+      e.kind = std::string(KindName(item.info.metadata.kind));
+      e.digest = d.HashString();
+      e.size = d.size;
+      std::memcpy(e.salt.data(), salt, 32);
+      const verify::Hash leaf = verify::ItemLeafHash(e);
+      Records& r = out[i];
+      r.slot_key = StrCat(kSlotPrefix, scope_, Be64(item.slot));
+      r.leaf_key = StrCat(kLeafPrefix, scope_, std::string_view(reinterpret_cast<const char*>(leaf.data()), 32));
+      r.slot_value = store_->SealSystem(EncodeStaged(item, store_->ShredDeleteKeys(item)), StagedAd(r.slot_key));
+      r.leaf_value = store_->SealSystem(EncodeEntry(item.info.metadata.kind, d.size, d.hash, salt), StagedAd(r.leaf_key));
+      sodium_memzero(salt, sizeof salt);
+    }
+  });
+  pending_.clear();
+  rocksdb::WriteBatch batch;
+  for (const Records& r : out) {
+    batch.Put(r.slot_key, r.slot_value);
+    batch.Put(r.leaf_key, r.leaf_value);
+  }
+  // Not synced: the "P" record that makes the plan count is a synced write
+  // after these, and a plan lost in a crash is simply made again.
+  return FromRocks(store_->db()->Write(rocksdb::WriteOptions(), &batch), "staging a shred plan");
+}
+
+absl::Status Shredder::DropStaged(std::string_view scope, bool sync) {
+  rocksdb::WriteBatch batch;
+  for (std::string_view p : {kSlotPrefix, kLeafPrefix}) {
+    std::string begin = StrCat(p, scope);
+    batch.DeleteRange(begin, RangeEnd(begin));
+  }
+  if (sync) return SyncWrite(store_->db(), &batch);
+  return FromRocks(store_->db()->Write(rocksdb::WriteOptions(), &batch), "dropping a shred plan");
+}
+
+// ------------------------------------------------------------------ execute
+
 absl::StatusOr<CertificateBundle> Shredder::Execute(ShredJob job) {
+  std::vector<Sha256> hashes = std::move(job.hashes);
+  const bool order = !job.order_id.empty();
+  return ExecutePlanned(std::move(job), [&](PlanSink& sink, ShredJob&) -> absl::Status {
+    for (const auto& h : hashes) {
+      if (auto by = store_->SuppressedBy(h)) {
+        if (order) continue;  // shredded meanwhile by another order
+        return absl::FailedPreconditionError(
+            StrCat(ContentDigest{h, 0}.HashString(), " was already shredded (", *by, ")"));
+      }
+      auto item = store_->Lookup(h);
+      if (!item.ok()) {
+        if (absl::IsNotFound(item.status()) && order) continue;
+        return item.status();
+      }
+      if (auto s = sink.Add(*item); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<CertificateBundle> Shredder::ExecutePlanned(ShredJob job, const Planner& planner) {
   const absl::Time requested = absl::Now();
   if (job.request_id.empty() || job.request_id.size() > 256) {
     return absl::InvalidArgumentError("request id must be 1..256 bytes");
@@ -114,32 +314,30 @@ absl::StatusOr<CertificateBundle> Shredder::Execute(ShredJob job) {
   if (store_->db()->Get(rocksdb::ReadOptions(), RequestKey(job.request_id), &existing).ok()) {
     return GetCertificate(existing, "", false);
   }
-  std::vector<StoredItem> items;
-  items.reserve(job.hashes.size());
-  for (const auto& h : job.hashes) {
-    if (auto by = store_->SuppressedBy(h)) {
-      if (!job.order_id.empty()) continue;  // shredded meanwhile by another order
-      return absl::FailedPreconditionError(StrCat(ContentDigest{h, 0}.HashString(), " was already shredded (", *by, ")"));
-    }
-    auto item = store_->Lookup(h);
-    if (!item.ok()) {
-      if (absl::IsNotFound(item.status()) && !job.order_id.empty()) continue;
-      return item.status();
-    }
-    items.push_back(std::move(*item));
-  }
-  if (items.empty()) return absl::FailedPreconditionError("nothing left to shred");
-
   const std::string cert_id = NewCertificateId();
-  const std::string suppressed_by =
-      job.order_id.empty() ? StrCat("certificate ", cert_id) : StrCat("order ", job.order_id, ", certificate ", cert_id);
+  PlanSink sink(store_, ScopeOf(cert_id));
+  sink.salt_key_ = SecretBytes::Random(32);
+  absl::Status planned = planner(sink, job);
+  if (planned.ok()) planned = sink.Flush();
+  if (planned.ok() && sink.count() == 0) planned = absl::NotFoundError("nothing left to shred");
+  if (!planned.ok()) {
+    (void)DropStaged(sink.scope_, false);
+    if (absl::IsNotFound(planned) && planned.message() == "nothing left to shred" && job.order_id.empty()) {
+      return absl::FailedPreconditionError("nothing left to shred");
+    }
+    return planned;
+  }
+
   json pending;
   pending["requestId"] = job.request_id;
   pending["reason"] = job.reason;
   pending["requested"] = Rfc3339(requested);
   pending["vault"] = store_->key_tree().vault().BackendName();
-  pending["destroyedEpoch"] = store_->key_tree().epoch();
-  pending["installedEpoch"] = store_->key_tree().epoch() + 1;
+  pending["orderId"] = job.order_id;
+  pending["suppressedBy"] =
+      job.order_id.empty() ? StrCat("certificate ", cert_id) : StrCat("order ", job.order_id, ", certificate ", cert_id);
+  pending["planned"] = sink.count();
+  pending["destroyed"] = 0;
   if (!job.order_public.is_null()) {
     uint8_t order_salt[32];
     randombytes_buf(order_salt, sizeof order_salt);
@@ -149,37 +347,100 @@ absl::StatusOr<CertificateBundle> Shredder::Execute(ShredJob job) {
   }
   pending["derivedModels"] = json::parse(job.derived_models.dump());
   pending["retained"] = json::parse(job.retained.dump());
-  json entries = json::array();
-  std::vector<uint64_t> slots;
   rocksdb::WriteBatch batch;
-  for (const auto& item : items) {
-    uint8_t salt[32];
-    randombytes_buf(salt, sizeof salt);
-    entries.push_back({{"kind", std::string(KindName(item.info.metadata.kind))},
-                       {"digest", item.info.digest.HashString()},
-                       {"size", item.info.digest.size},
-                       {"salt", HexEncode(salt)}});
-    slots.push_back(item.slot);
-    store_->AddShredOps(item, suppressed_by, &batch);
-    if (catalog_ != nullptr) catalog_->AddEdgeDeletions(item.item_key, &batch);
-  }
-  pending["items"] = std::move(entries);
   batch.Put(PendingKey(cert_id), store_->SealSystem(pending.dump(), PendingAd(cert_id)));
   batch.Put(RequestKey(job.request_id), cert_id);
-  const absl::Time epoch_start = absl::Now();
-  auto epoch = store_->key_tree().Shred(slots, &batch);
-  if (!epoch.ok()) return epoch.status();
-  const double seconds = absl::ToDoubleSeconds(absl::Now() - epoch_start);
-  store_->NoteItemsShredded(items.size());
-  Metrics().shred_epoch_seconds.Observe(seconds);
-  LogInfo("shred epoch", {{"certificate", cert_id},
-                          {"order", job.order_id},
-                          {"destroyed_epoch", epoch->destroyed_epoch},
-                          {"installed_epoch", epoch->installed_epoch},
-                          {"items", items.size()},
-                          {"seconds", seconds}});
-  for (const auto& item : items) store_->DropBlob(item);
+  if (auto s = SyncWrite(store_->db(), &batch); !s.ok()) {
+    (void)DropStaged(sink.scope_, false);
+    return s;
+  }
+  if (auto s = Destroy(cert_id); !s.ok()) return s;
   return Certify(cert_id);
+}
+
+absl::Status Shredder::Destroy(const std::string& cert_id) {
+  rocksdb::DB* db = store_->db();
+  const std::string scope = ScopeOf(cert_id);
+  const std::string begin = StrCat(kSlotPrefix, scope);
+  const std::string end = RangeEnd(begin);
+  for (;;) {
+    std::string sealed;
+    if (auto s = FromRocks(db->Get(rocksdb::ReadOptions(), PendingKey(cert_id), &sealed), "reading a pending certification");
+        !s.ok()) {
+      return s;
+    }
+    auto plain = store_->OpenSystem(sealed, PendingAd(cert_id));
+    if (!plain.ok()) return plain.status();
+    json pending = json::parse(*plain, nullptr, false);
+    if (pending.is_discarded()) return absl::DataLossError("pending certification is unreadable");
+    const std::string by = pending.value("suppressedBy", StrCat("certificate ", cert_id));
+
+    // One chunk, in slot order (neighbouring slots share key-tree nodes).
+    rocksdb::WriteBatch batch;
+    std::vector<uint64_t> slots;
+    std::vector<std::string> blobs;
+    rocksdb::ReadOptions ro;
+    rocksdb::Slice upper(end);
+    ro.iterate_upper_bound = &upper;
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro));
+    std::vector<std::pair<std::string, std::string>> raw;
+    for (it->Seek(begin); it->Valid() && raw.size() < options_.epoch_items; it->Next()) {
+      if (it->key().size() != begin.size() + 8) return absl::DataLossError("malformed staged shred record key");
+      raw.emplace_back(it->key().ToString(), it->value().ToString());
+    }
+    if (!it->status().ok()) return FromRocks(it->status(), "reading staged shred records");
+    it.reset();
+    if (raw.empty()) return absl::OkStatus();
+    std::vector<absl::StatusOr<Staged>> staged(raw.size(), absl::UnknownError("not read"));
+    ParallelFor(raw.size(), [&](size_t b, size_t e) {
+      for (size_t i = b; i < e; ++i) {
+        auto open = store_->OpenSystem(raw[i].second, StagedAd(raw[i].first));
+        staged[i] = open.ok() ? DecodeStaged(*open)
+                              : absl::StatusOr<Staged>(absl::DataLossError("a staged shred record does not authenticate"));
+      }
+    });
+    for (size_t i = 0; i < raw.size(); ++i) {
+      if (!staged[i].ok()) return staged[i].status();
+      slots.push_back(LoadBe64(std::string_view(raw[i].first).substr(begin.size())));
+      ItemStore::AddShredOps(staged[i]->item_key, staged[i]->delete_keys, by, &batch);
+      if (catalog_ != nullptr && staged[i]->kind == ItemKind::kModel) {
+        catalog_->AddEdgeDeletions(staged[i]->item_key, &batch);
+      }
+      if (!staged[i]->inline_content) blobs.push_back(staged[i]->object_id);
+      batch.Delete(raw[i].first);
+    }
+    raw.clear();
+    staged.clear();
+
+    KeyTree& tree = store_->key_tree();
+    if (!pending.contains("destroyedEpoch")) pending["destroyedEpoch"] = tree.epoch();
+    pending["installedEpoch"] = tree.epoch() + 1;
+    pending["destroyed"] = pending.value("destroyed", uint64_t{0}) + slots.size();
+    batch.Put(PendingKey(cert_id), store_->SealSystem(pending.dump(), PendingAd(cert_id)));
+    const absl::Time epoch_start = absl::Now();
+    auto epoch = tree.Shred(slots, &batch);
+    if (!epoch.ok()) {
+      if (pending["destroyed"].get<uint64_t>() == slots.size() && !absl::IsInternal(epoch.status()) &&
+          tree.epoch() + 1 == pending["installedEpoch"].get<uint64_t>()) {
+        // Nothing was destroyed: abandon the whole destruction.
+        rocksdb::WriteBatch undo;
+        undo.Delete(PendingKey(cert_id));
+        undo.Delete(RequestKey(pending.value("requestId", "")));
+        if (SyncWrite(db, &undo).ok()) (void)DropStaged(scope, true);
+      }
+      return epoch.status();
+    }
+    const double seconds = absl::ToDoubleSeconds(absl::Now() - epoch_start);
+    store_->NoteItemsShredded(slots.size());
+    Metrics().shred_epoch_seconds.Observe(seconds);
+    LogInfo("shred epoch", {{"certificate", cert_id},
+                            {"order", pending.value("orderId", "")},
+                            {"destroyed_epoch", epoch->destroyed_epoch},
+                            {"installed_epoch", epoch->installed_epoch},
+                            {"items", slots.size()},
+                            {"seconds", seconds}});
+    for (const auto& oid : blobs) store_->DropBlobObject(oid);
+  }
 }
 
 absl::StatusOr<CertificateBundle> Shredder::Certify(const std::string& cert_id) {
@@ -191,14 +452,11 @@ absl::StatusOr<CertificateBundle> Shredder::Certify(const std::string& cert_id) 
   }
   auto plain = store_->OpenSystem(sealed, PendingAd(cert_id));
   if (!plain.ok()) return plain.status();
-  json pending;
-  try {
-    pending = json::parse(*plain);
-  } catch (const std::exception& e) {
-    return absl::DataLossError(StrCat("pending certification is unreadable: ", e.what()));
-  }
-  // No certificate unless the old root is gone: every root the vault still
-  // holds must be the current one.
+  json pending = json::parse(*plain, nullptr, false);
+  if (pending.is_discarded()) return absl::DataLossError("pending certification is unreadable");
+  if (!pending.contains("installedEpoch")) return absl::InternalError("pending certification destroyed nothing");
+  // No certificate unless the old roots are gone: every root the vault
+  // still holds must be the current one.
   Vault& vault = store_->key_tree().vault();
   uint64_t current = store_->key_tree().epoch();
   auto roots = vault.ListRoots();
@@ -213,8 +471,99 @@ absl::StatusOr<CertificateBundle> Shredder::Certify(const std::string& cert_id) 
   }
   const absl::Time destroyed = absl::Now();
 
-  auto commitment = CommitmentFrom(pending["items"]);
-  if (!commitment.ok()) return commitment.status();
+  // One pass over the manifest entries, in tree order: Merkle root with a
+  // stack of subtree roots (RFC 6962), counts, and the manifest in chunks.
+  const std::string scope = ScopeOf(cert_id);
+  const std::string begin = StrCat(kLeafPrefix, scope);
+  const std::string end = RangeEnd(begin);
+  struct Peak {
+    int level;
+    verify::Hash hash;
+  };
+  std::vector<Peak> peaks;
+  uint64_t count = 0, photos = 0, models = 0;
+  uint32_t chunks = 0;
+  std::string chunk;
+  rocksdb::WriteBatch chunk_batch;
+  auto flush_chunk = [&]() -> absl::Status {
+    if (chunk.empty()) return absl::OkStatus();
+    chunk_batch.Put(ManifestChunkKey(cert_id, chunks), store_->SealSystem(chunk, ManifestChunkAd(cert_id, chunks)));
+    ++chunks;
+    chunk.clear();
+    if (chunk_batch.GetDataSize() < (16u << 20)) return absl::OkStatus();
+    auto s = FromRocks(db->Write(rocksdb::WriteOptions(), &chunk_batch), "writing a manifest");
+    chunk_batch.Clear();
+    return s;
+  };
+  {
+    rocksdb::ReadOptions ro;
+    rocksdb::Slice upper(end);
+    ro.iterate_upper_bound = &upper;
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro));
+    // Batches of entries are opened and checked on several threads, then
+    // folded into the tree and the manifest in order.
+    std::vector<std::pair<std::string, std::string>> raw;
+    struct Opened {
+      verify::ItemEntry entry;
+      ItemKind kind = ItemKind::kPhoto;
+      verify::Hash leaf{};
+      bool ok = false;
+    };
+    std::vector<Opened> opened;
+    auto fold = [&]() -> absl::Status {
+      opened.assign(raw.size(), Opened{});
+      ParallelFor(raw.size(), [&](size_t b, size_t e) {
+        for (size_t i = b; i < e; ++i) {
+          std::string_view k = raw[i].first;
+          auto v = store_->OpenSystem(raw[i].second, StagedAd(k));
+          if (!v.ok() || v->size() != 73 || k.size() != begin.size() + 32) continue;
+          Opened& o = opened[i];
+          o.kind = static_cast<ItemKind>((*v)[0]);
+          o.entry.kind = std::string(KindName(o.kind));
+          o.entry.size = LoadBe64(std::string_view(*v).substr(1, 8));
+          Sha256 hash;
+          std::memcpy(hash.data(), v->data() + 9, 32);
+          o.entry.digest = ContentDigest{hash, o.entry.size}.HashString();
+          std::memcpy(o.entry.salt.data(), v->data() + 41, 32);
+          o.leaf = verify::ItemLeafHash(o.entry);
+          o.ok = std::memcmp(o.leaf.data(), k.data() + begin.size(), 32) == 0;
+        }
+      });
+      for (const Opened& o : opened) {
+        if (!o.ok) return absl::DataLossError("a staged manifest entry does not authenticate or match its leaf hash");
+        (o.kind == ItemKind::kModel ? models : photos) += 1;
+        ++count;
+        peaks.push_back({0, o.leaf});
+        while (peaks.size() >= 2 && peaks[peaks.size() - 2].level == peaks.back().level) {
+          verify::Hash right = peaks.back().hash;
+          peaks.pop_back();
+          peaks.back().hash = verify::NodeHash(peaks.back().hash, right);
+          peaks.back().level += 1;
+        }
+        if (!chunk.empty()) chunk.push_back(',');
+        AppendItemJson(o.entry, &chunk);
+        if (count % options_.manifest_chunk_items == 0) {
+          if (auto s = flush_chunk(); !s.ok()) return s;
+        }
+      }
+      raw.clear();
+      return absl::OkStatus();
+    };
+    for (it->Seek(begin); it->Valid(); it->Next()) {
+      raw.emplace_back(it->key().ToString(), it->value().ToString());
+      if (raw.size() >= 16384) {
+        if (auto s = fold(); !s.ok()) return s;
+      }
+    }
+    if (auto s = fold(); !s.ok()) return s;
+    if (!it->status().ok()) return FromRocks(it->status(), "reading staged manifest entries");
+  }
+  if (auto s = flush_chunk(); !s.ok()) return s;
+  if (count == 0) return absl::DataLossError("a pending certification has no manifest entries");
+  verify::Hash root = peaks.back().hash;
+  for (size_t i = peaks.size() - 1; i-- > 0;) root = verify::NodeHash(peaks[i].hash, root);
+  const std::string root_hex = HexEncode(std::string_view(reinterpret_cast<const char*>(root.data()), 32));
+
   ordered_json pred;
   pred["certificateId"] = cert_id;
   pred["request"] = {{"id", pending["requestId"]}, {"reason", pending["reason"]}};
@@ -238,20 +587,25 @@ absl::StatusOr<CertificateBundle> Shredder::Certify(const std::string& cert_id) 
   pred["times"] = {{"requested", pending["requested"]},
                    {"destroyed", Rfc3339(destroyed)},
                    {"issued", Rfc3339(absl::Now())}};
-  pred["items"] = commitment->ItemsPredicate();
+  pred["items"] = {{"count", count},
+                   {"byKind", {{verify::kKindPhoto, photos}, {verify::kKindModel, models}}},
+                   {"merkleRoot", root_hex},
+                   {"leafFormat", verify::kLeafFormat}};
   pred["derivedModels"] = ordered_json::parse(pending.value("derivedModels", json::array()).dump());
   pred["retainedUnderHold"] = ordered_json::parse(pending.value("retained", json::array()).dump());
   pred["shredd"] = {{"version", SHREDD_VERSION}};
   auto pub = vault.SigningPublicKey();
   if (!pub.ok()) return pub.status();
+  ordered_json header;
+  header["type"] = verify::kManifestType;
+  header["certificateId"] = cert_id;
+  header["merkleRoot"] = root_hex;
+  header["count"] = count;
+  header["chunks"] = chunks;
+  if (pending.contains("order")) header["order"] = {{"private", pending["orderPrivate"]}, {"salt", order_salt}};
   CertificateBundle bundle;
   bundle.certificate_id = cert_id;
-  bundle.manifest = commitment->ManifestJson(cert_id);
-  if (pending.contains("order")) {
-    ordered_json m = ordered_json::parse(bundle.manifest);
-    m["order"] = {{"private", pending["orderPrivate"]}, {"salt", order_salt}};
-    bundle.manifest = m.dump();
-  }
+  bundle.item_count = count;
   // Signs the certificate for log position `index` (if there is a log).
   auto sign = [&](std::optional<uint64_t> index) -> absl::StatusOr<std::string> {
     if (index) pred["log"] = {{"origin", log_->origin()}, {"index", *index}};
@@ -266,30 +620,80 @@ absl::StatusOr<CertificateBundle> Shredder::Certify(const std::string& cert_id) 
         {verify::KeyId(*pub), std::string(reinterpret_cast<const char*>(sig->data()), sig->size())});
     return verify::SerializeEnvelope(env);
   };
-  rocksdb::WriteBatch batch;
-  batch.Put(ManifestKey(cert_id), store_->SealSystem(bundle.manifest, ManifestAd(cert_id)));
+  rocksdb::WriteBatch& batch = chunk_batch;  // the last manifest chunks commit with the certificate
+  batch.Put(ManifestKey(cert_id), store_->SealSystem(header.dump(), ManifestAd(cert_id)));
   batch.Delete(PendingKey(cert_id));
+  batch.DeleteRange(begin, end);
   if (log_ == nullptr) {
     auto env = sign(std::nullopt);
     if (!env.ok()) return env.status();
     bundle.envelope = std::move(*env);
     batch.Put(CertKey(cert_id), bundle.envelope);
     if (auto s = SyncWrite(db, &batch); !s.ok()) return s;
-    return bundle;
+  } else {
+    auto appended = log_->Append(&batch, [&](uint64_t index) -> absl::StatusOr<std::vector<std::string>> {
+      auto env = sign(index);
+      if (!env.ok()) return env.status();
+      bundle.envelope = *env;
+      batch.Put(CertKey(cert_id), bundle.envelope);
+      return std::vector<std::string>{std::move(*env)};
+    });
+    if (!appended.ok()) return appended.status();
+    // A checkpoint covers the certificate before anyone sees it.
+    auto proof = TlogProofFor(bundle.envelope);
+    if (!proof.ok()) return proof.status();
+    bundle.tlog_proof = std::move(*proof);
   }
-  auto appended = log_->Append(&batch, [&](uint64_t index) -> absl::StatusOr<std::vector<std::string>> {
-    auto env = sign(index);
-    if (!env.ok()) return env.status();
-    bundle.envelope = *env;
-    batch.Put(CertKey(cert_id), bundle.envelope);
-    return std::vector<std::string>{std::move(*env)};
-  });
-  if (!appended.ok()) return appended.status();
-  // A checkpoint covers the certificate before anyone sees it.
-  auto proof = TlogProofFor(bundle.envelope);
-  if (!proof.ok()) return proof.status();
-  bundle.tlog_proof = std::move(*proof);
+  if (count <= options_.inline_manifest_items) {
+    auto m = Load(cert_id, false);
+    if (!m.ok()) return m.status();
+    bundle.manifest = std::move(m->manifest);
+  } else {
+    bundle.manifest_omitted = true;
+  }
   return bundle;
+}
+
+absl::Status Shredder::StreamManifest(std::string_view cert_id, const std::function<bool(std::string_view)>& sink) {
+  rocksdb::DB* db = store_->db();
+  std::string sealed;
+  rocksdb::Status rs = db->Get(rocksdb::ReadOptions(), ManifestKey(cert_id), &sealed);
+  if (rs.IsNotFound()) return absl::NotFoundError(StrCat("no manifest for certificate ", cert_id));
+  if (auto s = FromRocks(rs, "reading a manifest"); !s.ok()) return s;
+  auto m = store_->OpenSystem(sealed, ManifestAd(cert_id));
+  if (!m.ok()) return m.status();
+  json header = json::parse(*m, nullptr, false);
+  if (header.is_discarded()) return absl::DataLossError("stored manifest is unreadable");
+  if (!header.contains("chunks")) {  // a manifest stored whole
+    sink(*m);
+    return absl::OkStatus();
+  }
+  if (!sink(StrCat("{\"type\":", json(header["type"]).dump(), ",\"certificateId\":", json(header["certificateId"]).dump(),
+                   ",\"merkleRoot\":", json(header["merkleRoot"]).dump(), ",\"items\":["))) {
+    return absl::OkStatus();
+  }
+  const uint32_t chunks = header["chunks"].get<uint32_t>();
+  for (uint32_t i = 0; i < chunks; ++i) {
+    std::string c;
+    if (auto s = FromRocks(db->Get(rocksdb::ReadOptions(), ManifestChunkKey(cert_id, i), &c), "reading a manifest chunk");
+        !s.ok()) {
+      return s;
+    }
+    auto plain = store_->OpenSystem(c, ManifestChunkAd(cert_id, i));
+    if (!plain.ok()) return absl::DataLossError(StrCat("manifest chunk ", i, " does not authenticate"));
+    if (i > 0 && !sink(",")) return absl::OkStatus();
+    if (!sink(*plain)) return absl::OkStatus();
+  }
+  std::string tail = "]";
+  if (header.contains("order")) {
+    ordered_json o;
+    o["private"] = header["order"]["private"];
+    o["salt"] = header["order"]["salt"];
+    tail += ",\"order\":" + o.dump();
+  }
+  tail += "}";
+  sink(tail);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<CertificateBundle> Shredder::Load(const std::string& cert_id, bool include_receipts) {
@@ -309,15 +713,31 @@ absl::StatusOr<CertificateBundle> Shredder::Load(const std::string& cert_id, boo
   if (auto s = FromRocks(db->Get(rocksdb::ReadOptions(), ManifestKey(cert_id), &sealed), "reading a manifest"); !s.ok()) {
     return s;
   }
-  auto m = store_->OpenSystem(sealed, ManifestAd(cert_id));
-  if (!m.ok()) return m.status();
-  b.manifest = std::move(*m);
+  auto header = store_->OpenSystem(sealed, ManifestAd(cert_id));
+  if (!header.ok()) return header.status();
+  json h = json::parse(*header, nullptr, false);
+  if (h.is_discarded()) return absl::DataLossError("stored manifest is unreadable");
+  b.item_count = h.contains("count") ? h["count"].get<uint64_t>() : h.value("items", json::array()).size();
+  if (b.item_count > options_.inline_manifest_items) {
+    b.manifest_omitted = true;
+  } else {
+    auto s = StreamManifest(cert_id, [&](std::string_view piece) {
+      b.manifest.append(piece);
+      return true;
+    });
+    if (!s.ok()) return s;
+  }
   if (log_ != nullptr) {
     auto proof = TlogProofFor(b.envelope);
     if (!proof.ok()) return proof.status();
     b.tlog_proof = std::move(*proof);
   }
   if (include_receipts) {
+    if (b.manifest_omitted) {
+      return absl::FailedPreconditionError(StrCat("certificate ", cert_id, " covers ", b.item_count,
+                                                  " items; derive receipts offline from its manifest "
+                                                  "(shredctl receipt)"));
+    }
     json manifest = json::parse(b.manifest, nullptr, false);
     if (manifest.is_discarded()) return absl::DataLossError("stored manifest is unreadable");
     auto commitment = CommitmentFrom(manifest["items"]);

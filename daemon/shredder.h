@@ -1,18 +1,36 @@
 // Shredder: executes shred requests as key-tree epochs and issues
 // certificates.
 //
-// Invariant 2 of the design: a certificate is signed only after the old root
-// is destroyed; every committed destruction is certified, if need be on the
-// next start. The epoch batch carries a pending-certification record ("P")
-// and the request-id mapping ("r"), so a crash after commit leaves exactly
-// what is needed to finish: Create() completes every pending certification
-// before the daemon serves.
+// Invariant 2 of the design: a certificate is signed only after the old
+// roots are destroyed; every committed destruction is certified, if need be
+// on the next start.
+//
+// A destruction runs in three steps, so that an order for millions of items
+// works in bounded memory (docs/PERFORMANCE.md):
+//  1. Plan: the planner stages every item as two order-scoped records, one
+//     by key-tree slot (what to delete) and one by leaf hash (what the
+//     manifest lists, already in tree order). The pending-certification
+//     record "P" (header only) and the request-id mapping "r" then commit in
+//     one synced write: from here on the destruction will complete.
+//  2. Destroy: the slot records are consumed in chunks of Options::epoch_items, each
+//     chunk one key-tree epoch whose batch deletes the chunk's records and
+//     slot records and updates "P" (first destroyed and last installed
+//     epoch). A crash resumes at the first slot record left.
+//  3. Certify: one pass over the leaf records computes the Merkle root
+//     (O(log n) memory) and writes the manifest in sealed chunks; the
+//     certificate is signed, appended to the log and stored with the
+//     manifest header in one synced write that also drops the leaf records.
+// Create() finishes steps 2-3 for every "P" left by a crash before the
+// daemon serves, and drops staged records of plans that never committed.
 //
 // Records:
-//   "r" request_id           -> certificate id
-//   "P" certificate_id       -> pending certification, sealed under the system key
-//   "C" certificate_id       -> DSSE envelope (public)
-//   "M" certificate_id       -> private manifest, sealed under the system key
+//   "r" request_id             -> certificate id
+//   "P" certificate_id         -> pending certification header, sealed under the system key
+//   "qs" cert(16) slot(8)      -> staged item (sealed): what its destruction deletes
+//   "ql" cert(16) leaf_hash(32)-> staged manifest entry (sealed): kind, size, digest, salt
+//   "C" certificate_id         -> DSSE envelope (public)
+//   "M" certificate_id         -> private manifest header, sealed under the system key
+//   "m" certificate_id seq(4)  -> private manifest items, sealed, in chunks
 // With a transparency log, the certificate is the log entry itself (its
 // exact envelope bytes), appended in the same write as the "C" record; its
 // predicate names the entry's index, and a signed checkpoint covering it
@@ -20,6 +38,7 @@
 #ifndef SHREDD_DAEMON_SHREDDER_H_
 #define SHREDD_DAEMON_SHREDDER_H_
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -56,7 +75,11 @@ struct ShredJob {
 struct CertificateBundle {
   std::string certificate_id;
   std::string envelope;  // DSSE JSON
-  std::string manifest;  // private manifest JSON
+  std::string manifest;  // private manifest JSON (empty if manifest_omitted)
+  // Set when the manifest has more than Options::inline_manifest_items items: fetch it
+  // with StreamManifest (the GetManifest RPC).
+  bool manifest_omitted = false;
+  uint64_t item_count = 0;
   std::vector<std::string> receipts;
   // c2sp.org/tlog-proof@v1 of the certificate's log entry (the envelope
   // bytes) against a checkpoint that covers it. Empty without a log.
@@ -70,13 +93,42 @@ struct PublicKeyInfo {
   std::string key_name;
 };
 
+// Handed to a planner: stages the items one destruction will shred.
+class PlanSink {
+ public:
+  // Stages `item`. Staging the same item twice is harmless (same records).
+  absl::Status Add(const StoredItem& item);
+  uint64_t count() const { return count_; }
+
+ private:
+  friend class Shredder;
+  PlanSink(ItemStore* store, std::string scope) : store_(store), scope_(std::move(scope)) {}
+  // Seals the pending items' records (on several threads) and writes them.
+  absl::Status Flush();
+  ItemStore* store_;
+  std::string scope_;  // 16 raw bytes of the certificate id
+  SecretBytes salt_key_;
+  std::vector<StoredItem> pending_;
+  uint64_t count_ = 0;
+};
+// Stages the items of `job` into the sink and may fill job.derived_models and
+// job.retained. A non-OK status abandons the destruction (nothing changed).
+using Planner = std::function<absl::Status(PlanSink& sink, ShredJob& job)>;
+
+struct ShredderOptions {
+  uint64_t epoch_items = 100000;            // items per key-tree epoch in a large destruction
+  uint64_t manifest_chunk_items = 20000;    // items per sealed manifest record
+  uint64_t inline_manifest_items = 200000;  // larger manifests are served by StreamManifest only
+};
+
 class Shredder {
  public:
+  using Options = ShredderOptions;
   // Finishes any certification left pending by a crash. `catalog` may be
   // null (no lineage records to clean up).
   // `log` may be null (no transparency log: certificates carry no position).
   static absl::StatusOr<std::unique_ptr<Shredder>> Create(ItemStore* store, Catalog* catalog,
-                                                          TransparencyLog* log);
+                                                          TransparencyLog* log, Options options = {});
 
   // Shreds the items in one epoch and returns the certificate.
   // NOT_FOUND: a digest is not stored. FAILED_PRECONDITION: a digest was
@@ -88,22 +140,34 @@ class Shredder {
   // `job.order_id` is set (an order re-planned after a concurrent change);
   // for a bare request they are NOT_FOUND.
   absl::StatusOr<CertificateBundle> Execute(ShredJob job);
+  // Plans and executes one destruction: `planner` stages the items (under
+  // the shredder's lock, so nothing else shreds meanwhile). A request id
+  // seen before returns that certificate without planning. NOT_FOUND
+  // "nothing to shred" if the planner staged nothing.
+  absl::StatusOr<CertificateBundle> ExecutePlanned(ShredJob job, const Planner& planner);
+  // Streams the private manifest of a certificate in pieces (concatenated:
+  // the manifest JSON). `sink` returns false to stop.
+  absl::Status StreamManifest(std::string_view certificate_id,
+                              const std::function<bool(std::string_view)>& sink);
   // By certificate id or request id. NOT_FOUND if none.
   absl::StatusOr<CertificateBundle> GetCertificate(std::string_view certificate_id,
                                                    std::string_view request_id, bool include_receipts);
   absl::StatusOr<PublicKeyInfo> PublicKey();
 
  private:
-  Shredder(ItemStore* store, Catalog* catalog, TransparencyLog* log)
-      : store_(store), catalog_(catalog), log_(log) {}
+  Shredder(ItemStore* store, Catalog* catalog, TransparencyLog* log, Options options)
+      : store_(store), catalog_(catalog), log_(log), options_(options) {}
   absl::StatusOr<std::string> TlogProofFor(std::string_view envelope);
   absl::Status CompletePending();
+  absl::Status Destroy(const std::string& certificate_id);
   absl::StatusOr<CertificateBundle> Certify(const std::string& certificate_id);
+  absl::Status DropStaged(std::string_view scope, bool sync);
   absl::StatusOr<CertificateBundle> Load(const std::string& certificate_id, bool include_receipts);
 
   ItemStore* const store_;
   Catalog* const catalog_;
   TransparencyLog* const log_;
+  const Options options_;
   std::mutex mu_;  // one shred at a time
 };
 

@@ -32,6 +32,11 @@ std::string StrCat(const Args&... args) {
   return absl::StrCat(strings_internal::Arg(args)...);
 }
 
+template <typename... Args>
+void StrAppend(std::string* out, const Args&... args) {
+  absl::StrAppend(out, strings_internal::Arg(args)...);
+}
+
 }  // namespace shredd
 
 #endif  // SHREDD_DAEMON_STRINGS_H_
