@@ -665,6 +665,8 @@ std::vector<std::string> ItemStore::ShredDeleteKeys(const StoredItem& item) cons
   return keys;
 }
 
+std::string ItemStore::SuppressionRecordKey(const ItemKey& item_key) { return SuppressionKey(item_key); }
+
 void ItemStore::AddShredOps(const ItemKey& item_key, const std::vector<std::string>& delete_keys,
                             std::string_view by, rocksdb::WriteBatch* batch) {
   for (const auto& k : delete_keys) batch->Delete(k);

@@ -214,6 +214,8 @@ class ItemStore {
   // object record, lookup index entries), so a large shred can stage them
   // and delete them later without decrypting the item's metadata again.
   std::vector<std::string> ShredDeleteKeys(const StoredItem& item) const;
+  // Key of the suppression record of `item_key`.
+  static std::string SuppressionRecordKey(const ItemKey& item_key);
   // Deletes `delete_keys` and records `item_key` as suppressed by `by`.
   static void AddShredOps(const ItemKey& item_key, const std::vector<std::string>& delete_keys,
                           std::string_view by, rocksdb::WriteBatch* batch);

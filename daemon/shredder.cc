@@ -261,11 +261,16 @@ absl::Status PlanSink::Flush() {
     }
   });
   pending_.clear();
-  rocksdb::WriteBatch batch;
+  // Sorted by key (see Destroy): slot keys ascend already, leaf keys do not.
+  std::vector<std::pair<std::string_view, std::string_view>> puts;
+  puts.reserve(2 * out.size());
   for (const Records& r : out) {
-    batch.Put(r.slot_key, r.slot_value);
-    batch.Put(r.leaf_key, r.leaf_value);
+    puts.emplace_back(r.slot_key, r.slot_value);
+    puts.emplace_back(r.leaf_key, r.leaf_value);
   }
+  std::sort(puts.begin(), puts.end());
+  rocksdb::WriteBatch batch;
+  for (const auto& [k, v] : puts) batch.Put(rocksdb::Slice(k.data(), k.size()), rocksdb::Slice(v.data(), v.size()));
   // Not synced: the "P" record that makes the plan count is a synced write
   // after these, and a plan lost in a crash is simply made again.
   return FromRocks(store_->db()->Write(rocksdb::WriteOptions(), &batch), "staging a shred plan");
@@ -314,6 +319,7 @@ absl::StatusOr<CertificateBundle> Shredder::ExecutePlanned(ShredJob job, const P
   if (store_->db()->Get(rocksdb::ReadOptions(), RequestKey(job.request_id), &existing).ok()) {
     return GetCertificate(existing, "", false);
   }
+  const absl::Time plan_start = absl::Now();
   const std::string cert_id = NewCertificateId();
   PlanSink sink(store_, ScopeOf(cert_id));
   sink.salt_key_ = SecretBytes::Random(32);
@@ -347,23 +353,35 @@ absl::StatusOr<CertificateBundle> Shredder::ExecutePlanned(ShredJob job, const P
   }
   pending["derivedModels"] = json::parse(job.derived_models.dump());
   pending["retained"] = json::parse(job.retained.dump());
-  rocksdb::WriteBatch batch;
-  batch.Put(PendingKey(cert_id), store_->SealSystem(pending.dump(), PendingAd(cert_id)));
-  batch.Put(RequestKey(job.request_id), cert_id);
-  if (auto s = SyncWrite(store_->db(), &batch); !s.ok()) {
-    (void)DropStaged(sink.scope_, false);
-    return s;
+  const absl::Time destroy_start = absl::Now();
+  LogInfo("shred planned", {{"certificate", cert_id},
+                            {"order", job.order_id},
+                            {"items", sink.count()},
+                            {"seconds", absl::ToDoubleSeconds(destroy_start - plan_start)}});
+  // The "P" and "r" records commit with the first epoch: before it, a crash
+  // leaves only staged records, which the next start drops.
+  if (auto s = Destroy(cert_id, &pending); !s.ok()) return s;
+  const absl::Time certify_start = absl::Now();
+  auto bundle = Certify(cert_id);
+  if (bundle.ok()) {
+    LogInfo("certificate issued", {{"certificate", cert_id},
+                                   {"order", job.order_id},
+                                   {"items", bundle->item_count},
+                                   {"destroy_seconds", absl::ToDoubleSeconds(certify_start - destroy_start)},
+                                   {"certify_seconds", absl::ToDoubleSeconds(absl::Now() - certify_start)}});
   }
-  if (auto s = Destroy(cert_id); !s.ok()) return s;
-  return Certify(cert_id);
+  return bundle;
 }
 
-absl::Status Shredder::Destroy(const std::string& cert_id) {
+absl::Status Shredder::Destroy(const std::string& cert_id, const json* fresh) {
   rocksdb::DB* db = store_->db();
   const std::string scope = ScopeOf(cert_id);
   const std::string begin = StrCat(kSlotPrefix, scope);
   const std::string end = RangeEnd(begin);
-  for (;;) {
+  json pending;
+  if (fresh != nullptr) {
+    pending = *fresh;
+  } else {
     std::string sealed;
     if (auto s = FromRocks(db->Get(rocksdb::ReadOptions(), PendingKey(cert_id), &sealed), "reading a pending certification");
         !s.ok()) {
@@ -371,9 +389,12 @@ absl::Status Shredder::Destroy(const std::string& cert_id) {
     }
     auto plain = store_->OpenSystem(sealed, PendingAd(cert_id));
     if (!plain.ok()) return plain.status();
-    json pending = json::parse(*plain, nullptr, false);
+    pending = json::parse(*plain, nullptr, false);
     if (pending.is_discarded()) return absl::DataLossError("pending certification is unreadable");
-    const std::string by = pending.value("suppressedBy", StrCat("certificate ", cert_id));
+  }
+  const std::string by = pending.value("suppressedBy", StrCat("certificate ", cert_id));
+  bool first = fresh != nullptr;  // nothing committed yet
+  for (;;) {
 
     // One chunk, in slot order (neighbouring slots share key-tree nodes).
     rocksdb::WriteBatch batch;
@@ -399,16 +420,30 @@ absl::Status Shredder::Destroy(const std::string& cert_id) {
                               : absl::StatusOr<Staged>(absl::DataLossError("a staged shred record does not authenticate"));
       }
     });
+    // The chunk's operations go into the batch sorted by key: RocksDB's
+    // memtable inserts a batch in order, and sorted inserts reuse the skip
+    // list's search path (random order cost most of an epoch's time).
+    std::vector<std::pair<std::string, bool>> ops;  // key, is a put (of `by`)
     for (size_t i = 0; i < raw.size(); ++i) {
       if (!staged[i].ok()) return staged[i].status();
       slots.push_back(LoadBe64(std::string_view(raw[i].first).substr(begin.size())));
-      ItemStore::AddShredOps(staged[i]->item_key, staged[i]->delete_keys, by, &batch);
+      for (auto& k : staged[i]->delete_keys) ops.emplace_back(std::move(k), false);
+      ops.emplace_back(ItemStore::SuppressionRecordKey(staged[i]->item_key), true);
       if (catalog_ != nullptr && staged[i]->kind == ItemKind::kModel) {
         catalog_->AddEdgeDeletions(staged[i]->item_key, &batch);
       }
       if (!staged[i]->inline_content) blobs.push_back(staged[i]->object_id);
-      batch.Delete(raw[i].first);
+      ops.emplace_back(std::move(raw[i].first), false);
     }
+    std::sort(ops.begin(), ops.end());
+    for (const auto& [k, put] : ops) {
+      if (put) {
+        batch.Put(k, by);
+      } else {
+        batch.Delete(k);
+      }
+    }
+    ops.clear();
     raw.clear();
     staged.clear();
 
@@ -417,19 +452,17 @@ absl::Status Shredder::Destroy(const std::string& cert_id) {
     pending["installedEpoch"] = tree.epoch() + 1;
     pending["destroyed"] = pending.value("destroyed", uint64_t{0}) + slots.size();
     batch.Put(PendingKey(cert_id), store_->SealSystem(pending.dump(), PendingAd(cert_id)));
+    if (first) batch.Put(RequestKey(pending.value("requestId", "")), cert_id);
     const absl::Time epoch_start = absl::Now();
     auto epoch = tree.Shred(slots, &batch);
     if (!epoch.ok()) {
-      if (pending["destroyed"].get<uint64_t>() == slots.size() && !absl::IsInternal(epoch.status()) &&
-          tree.epoch() + 1 == pending["installedEpoch"].get<uint64_t>()) {
-        // Nothing was destroyed: abandon the whole destruction.
-        rocksdb::WriteBatch undo;
-        undo.Delete(PendingKey(cert_id));
-        undo.Delete(RequestKey(pending.value("requestId", "")));
-        if (SyncWrite(db, &undo).ok()) (void)DropStaged(scope, true);
+      if (first && tree.epoch() + 1 == pending["installedEpoch"].get<uint64_t>()) {
+        // Nothing committed: abandon the destruction (the caller sees why).
+        (void)DropStaged(scope, false);
       }
       return epoch.status();
     }
+    first = false;
     const double seconds = absl::ToDoubleSeconds(absl::Now() - epoch_start);
     store_->NoteItemsShredded(slots.size());
     Metrics().shred_epoch_seconds.Observe(seconds);

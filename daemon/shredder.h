@@ -9,13 +9,15 @@
 // works in bounded memory (docs/PERFORMANCE.md):
 //  1. Plan: the planner stages every item as two order-scoped records, one
 //     by key-tree slot (what to delete) and one by leaf hash (what the
-//     manifest lists, already in tree order). The pending-certification
-//     record "P" (header only) and the request-id mapping "r" then commit in
-//     one synced write: from here on the destruction will complete.
-//  2. Destroy: the slot records are consumed in chunks of Options::epoch_items, each
-//     chunk one key-tree epoch whose batch deletes the chunk's records and
-//     slot records and updates "P" (first destroyed and last installed
-//     epoch). A crash resumes at the first slot record left.
+//     manifest lists, already in tree order), unsynced. A crash now leaves
+//     only staged records, which the next start drops.
+//  2. Destroy: the slot records are consumed in chunks of
+//     Options::epoch_items, each chunk one key-tree epoch whose batch deletes
+//     the chunk's records and slot records and writes "P" (the pending
+//     certification: header, first destroyed and last installed epoch); the
+//     first chunk's batch also maps the request id ("r"). From the first
+//     commit on, the destruction will complete: a crash resumes at the first
+//     slot record left.
 //  3. Certify: one pass over the leaf records computes the Merkle root
 //     (O(log n) memory) and writes the manifest in sealed chunks; the
 //     certificate is signed, appended to the log and stored with the
@@ -159,7 +161,10 @@ class Shredder {
       : store_(store), catalog_(catalog), log_(log), options_(options) {}
   absl::StatusOr<std::string> TlogProofFor(std::string_view envelope);
   absl::Status CompletePending();
-  absl::Status Destroy(const std::string& certificate_id);
+  // Destroys the staged items chunk by chunk. `fresh`: the pending record of
+  // a destruction not committed yet (written with the first chunk); null to
+  // resume one from its "P" record.
+  absl::Status Destroy(const std::string& certificate_id, const nlohmann::json* fresh = nullptr);
   absl::StatusOr<CertificateBundle> Certify(const std::string& certificate_id);
   absl::Status DropStaged(std::string_view scope, bool sync);
   absl::StatusOr<CertificateBundle> Load(const std::string& certificate_id, bool include_receipts);

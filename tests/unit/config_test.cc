@@ -102,6 +102,20 @@ roles = ["writer", "admin"]
   EXPECT_NE(Message(s).find("tls.cert: cannot read /etc/shredd/server.pem"), std::string::npos) << s;
 }
 
+TEST(ConfigTest, ShredSection) {
+  auto d = LoadConfigFromString("", "empty.toml");
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->shred_epoch_items, 100000u);
+  EXPECT_EQ(d->shred_manifest_chunk_items, 20000u);
+  EXPECT_EQ(d->shred_inline_manifest_items, 200000u);
+  auto c = LoadConfigFromString("[shred]\nepoch_items = 64\nmanifest_chunk_items = 50\ninline_manifest_items = 0\n",
+                                "shred.toml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->shred_epoch_items, 64u);
+  EXPECT_EQ(c->shred_manifest_chunk_items, 50u);
+  EXPECT_EQ(c->shred_inline_manifest_items, 0u);
+}
+
 TEST(ConfigTest, ShippedExampleIsValid) {
   const char* repo = std::getenv("SHREDD_REPO");
   std::string path = StrCat(repo ? repo : SHREDD_SOURCE_DIR, "/systemd/shredd.toml");
@@ -165,6 +179,10 @@ TEST(ConfigTest, BadValues) {
            {"[server]\nvault = \"file:\"\n", "needs a directory"},
            {"[server]\ndata_dir = \"\"\n", "server.data_dir: must not be empty"},
            {"[server]\ninline_threshold = -1\n", "must be between 0 and 1048576"},
+           {"[shred]\nepoch_items = 0\n", "shred.epoch_items: must be between 1 and 10000000"},
+           {"[shred]\nmanifest_chunk_items = 2000000\n", "shred.manifest_chunk_items: must be between 1 and 1000000"},
+           {"[shred]\ninline_manifest_items = -5\n", "shred.inline_manifest_items: must be between 0 and 1000000"},
+           {"[shred]\nchunk = 5\n", "test.toml:2: shred.chunk: unknown key"},
            {"[server]\ninline_threshold = 2000000\n", "must be between 0 and 1048576"},
            {"[server]\nmetrics_listen = \"0.0.0.0:9464\"\n", "serves loopback only"},
            {"[server]\nmetrics_listen = \"9464\"\n", "not HOST:PORT"},
