@@ -23,8 +23,10 @@ class CrashTortureTest(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="shredd-torture-")
         self.lines = []
+        # Epochs of 32 items: each order spans several, so kills also land
+        # between the epochs of one destruction.
         self.t = crash_torture.CrashTorture(self.tmp, seed=SEED, dataset_size=(120, 220), big_max=700_000,
-                                            log=self.lines.append)
+                                            log=self.lines.append, epoch_items=32)
 
     def tearDown(self):
         self.t.close()
