@@ -165,6 +165,7 @@ OrderBook::~OrderBook() {
     std::lock_guard lock(mu_);
     stopping_ = true;
   }
+  shredder_->RequestStop();  // a large destruction stops after its current epoch
   changed_.notify_all();
   if (worker_.joinable()) worker_.join();
 }
@@ -522,9 +523,13 @@ void OrderBook::Run(const std::string& id) {
         }
         j.derived_models.push_back({{"digest", p.digest.HashString()}, {"size", p.digest.size}, {"pulledInBy", edge}});
       }
-      ++planned;
+      if (++planned % 8192 == 0) {
+        std::lock_guard lock(mu_);
+        if (stopping_) return absl::CancelledError("stopping");
+      }
       return sink.Add(item);
     });
+    if (absl::IsCancelled(s)) stopped = true;
     if (!s.ok()) return s;
     // Stopping: leave the order checkpointed (RUNNING, nothing destroyed);
     // the next start plans and runs it again.
@@ -535,7 +540,9 @@ void OrderBook::Run(const std::string& id) {
     }
     return absl::OkStatus();
   });
-  if (stopped) {
+  if (stopped || (!cert.ok() && absl::IsCancelled(cert.status()))) {
+    // RUNNING stays: the next start finishes a destruction that committed
+    // an epoch (before serving) or plans the order again.
     LogInfo("order left for the next start", {{"order", id}});
     return;
   }

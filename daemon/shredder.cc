@@ -395,6 +395,10 @@ absl::Status Shredder::Destroy(const std::string& cert_id, const json* fresh) {
   const std::string by = pending.value("suppressedBy", StrCat("certificate ", cert_id));
   bool first = fresh != nullptr;  // nothing committed yet
   for (;;) {
+    if (stop_.load() && fresh != nullptr) {
+      if (first) (void)DropStaged(scope, false);
+      return absl::CancelledError("the daemon is stopping; the destruction resumes at the next start");
+    }
 
     // One chunk, in slot order (neighbouring slots share key-tree nodes).
     rocksdb::WriteBatch batch;

@@ -40,6 +40,7 @@
 #ifndef SHREDD_DAEMON_SHREDDER_H_
 #define SHREDD_DAEMON_SHREDDER_H_
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -155,6 +156,11 @@ class Shredder {
   absl::StatusOr<CertificateBundle> GetCertificate(std::string_view certificate_id,
                                                    std::string_view request_id, bool include_receipts);
   absl::StatusOr<PublicKeyInfo> PublicKey();
+  // Asks a destruction in progress to stop after its current epoch (for a
+  // fast, clean SIGTERM): it returns CANCELLED, its "P" record stays, and the
+  // next start finishes it before serving. A destruction that has committed
+  // no epoch yet is abandoned (its staged records dropped).
+  void RequestStop() { stop_.store(true); }
 
  private:
   Shredder(ItemStore* store, Catalog* catalog, TransparencyLog* log, Options options)
@@ -173,6 +179,7 @@ class Shredder {
   Catalog* const catalog_;
   TransparencyLog* const log_;
   const Options options_;
+  std::atomic<bool> stop_{false};
   std::mutex mu_;  // one shred at a time
 };
 
