@@ -192,6 +192,26 @@ class ChunkedOrderTest(DaemonTest):
         with open(cert, "rb") as f:
             self.assertEqual(certs[0], f.read().strip())
 
+    def test_sigterm_stops_between_epochs_and_the_next_start_finishes(self):
+        self.start(epoch_items=8)
+        photos = self.photos(2000, "victims")
+        orders = opb_grpc.OrdersStub(self.d.channel())
+        orders.SubmitOrder(opb.OrderSpec(id="term-1", basis=opb.OTHER, reference="r", datasets=["victims"]))
+        deadline = time.time() + 60
+        while time.time() < deadline and len(re.findall(r"shred epoch", self.d.log())) < 3:
+            time.sleep(0.005)
+        self.assertEqual(self.d.stop(timeout=30), 0)  # exits 0, after the epoch in progress
+        log = self.d.log()
+        done_before = len(re.findall(r"shred epoch", log))
+        self.assertLess(done_before, 250, "the destruction ran to the end instead of stopping")
+        self.assertIn("order left for the next start", log)
+        self.assertNotIn("certificate issued", log)
+        self.d.start(timeout=120)
+        cert = os.path.join(self.tmp, "term.json")
+        self.d.ctl("order", "wait", "term-1", "-o", cert)
+        self.check_certificate(cert, cert[:-5] + ".manifest.json", photos, 250)
+        self.assertEqual(len(re.findall(r"shred epoch", self.d.log())), 250)
+
 
 if __name__ == "__main__":
     unittest.main()
