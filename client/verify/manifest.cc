@@ -36,16 +36,28 @@ absl::Status Invalid(const std::string& what) {
 
 std::string Short(const Hash& h) { return HexEncode(h).substr(0, 16) + ".."; }
 
-// -1 unless c is a lowercase hex digit.
-constexpr int LowerHex(unsigned char c) {
-  return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
+// Byte classes, by table so that the per-byte loops do not branch.
+struct ByteTables {
+  uint8_t hex[256];    // lowercase hex digit value, or 0x80
+  bool plain[256];     // string bytes that need no attention: not '"',
+                       // '\\', a control character or non-ASCII
+  constexpr ByteTables() : hex(), plain() {
+    for (int c = 0; c < 256; ++c) {
+      hex[c] = c >= '0' && c <= '9'   ? static_cast<uint8_t>(c - '0')
+               : c >= 'a' && c <= 'f' ? static_cast<uint8_t>(c - 'a' + 10)
+                                      : 0x80;
+      plain[c] = c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+    }
+  }
+};
+constexpr ByteTables kBytes;
+
+int LowerHex(unsigned char c) { return kBytes.hex[c]; }
 
 bool IsLowerHex(std::string_view s) {
-  for (char c : s) {
-    if (LowerHex(static_cast<unsigned char>(c)) < 0) return false;
-  }
-  return true;
+  uint8_t acc = 0;
+  for (char c : s) acc |= kBytes.hex[static_cast<unsigned char>(c)];
+  return (acc & 0x80) == 0;
 }
 
 // ---------------------------------------------------------------- input
@@ -210,11 +222,7 @@ class Scanner {
     for (;;) {
       if (p_ == end_ && !Fill()) Fail("unterminated string");
       const char* s = p_;
-      while (s < end_) {
-        const unsigned char c = static_cast<unsigned char>(*s);
-        if (c == '"' || c == '\\' || c < 0x20 || c >= 0x80) break;
-        ++s;
-      }
+      while (s < end_ && kBytes.plain[static_cast<unsigned char>(*s)]) ++s;
       out->append(p_, static_cast<size_t>(s - p_));
       p_ = s;
       if (s == end_) continue;
