@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -160,6 +161,8 @@ locale_t CLocale() {
 // SyntaxError, read errors IoError.
 class Scanner {
  public:
+  static constexpr size_t kMaxKey = 64;
+
   explicit Scanner(Input* in) : in_(in) {}
 
   uint64_t Offset() const { return base_ + static_cast<uint64_t>(p_ - chunk_); }
@@ -216,10 +219,18 @@ class Scanner {
     if (Get() != 0xBB || Get() != 0xBF) Fail("invalid UTF-8 byte order mark");
   }
 
-  // Reads a string whose opening quote was consumed, decoding escapes.
-  void ReadString(std::string* out) {
+  // Reads a string whose opening quote was consumed, decoding escapes. The
+  // whole string is validated, but only its first `limit` bytes are kept
+  // (followed by "..." if it was longer), so that no string in the input
+  // can make memory grow beyond limit + one read piece.
+  void ReadString(std::string* out, size_t limit = SIZE_MAX) {
     out->clear();
+    bool cut = false;
     for (;;) {
+      if (out->size() > limit) {
+        out->resize(limit);
+        cut = true;
+      }
       if (p_ == end_ && !Fill()) Fail("unterminated string");
       const char* s = p_;
       while (s < end_ && kBytes.plain[static_cast<unsigned char>(*s)]) ++s;
@@ -227,7 +238,14 @@ class Scanner {
       p_ = s;
       if (s == end_) continue;
       const unsigned char c = static_cast<unsigned char>(*p_++);
-      if (c == '"') return;
+      if (c == '"') {
+        if (out->size() > limit) {
+          out->resize(limit);
+          cut = true;
+        }
+        if (cut) out->append("...");
+        return;
+      }
       if (c == '\\') {
         ReadEscape(out);
       } else if (c < 0x20) {
@@ -325,7 +343,7 @@ class Scanner {
           break;
         case '"':
           Advance();
-          ReadString(&scratch_);
+          ReadString(&scratch_, 0);
           break;
         default:
           ReadScalar(c);
@@ -359,9 +377,11 @@ class Scanner {
   }
 
   // Reads `"key" :` (skipping whitespace before each).
+  // Member names longer than kMaxKey cannot be one the verifier reads and
+  // are kept cut short.
   void ReadKey(std::string* key) {
     Expect('"', "a member name");
-    ReadString(key);
+    ReadString(key, kMaxKey);
     Expect(':', "':'");
   }
 
@@ -662,6 +682,9 @@ class ManifestPass {
       sc_.SkipValue();
     }
     if (const int t = sc_.PeekToken(); t >= 0) {
+      // (nlohmann's parser took a NUL byte for the end of its input and
+      // ignored what followed; a NUL or anything else here is refused.)
+      sc_.Advance();
       sc_.Unexpected(t, "end of input after the manifest");
     }
     bytes_ = sc_.Offset();
@@ -686,7 +709,7 @@ class ManifestPass {
   // its type.
   // `where` names the object; nullptr for the current item.
   void ReadStringField(StringField* f, const char* where,
-                       std::string_view name) {
+                       std::string_view name, size_t limit = SIZE_MAX) {
     if (f->present) {
       Duplicate(where != nullptr ? std::string(where) : Where(), name);
       sc_.SkipValue();
@@ -696,7 +719,7 @@ class ManifestPass {
     const int c = sc_.PeekToken();
     if (c == '"') {
       sc_.Advance();
-      sc_.ReadString(&f->value);
+      sc_.ReadString(&f->value, limit);
     } else {
       f->other_type = Scanner::TypeName(c);
       sc_.SkipValue();
@@ -803,6 +826,10 @@ class ManifestPass {
     sc_.item = -1;
   }
 
+  // An item's kind, digest or salt longer than this is wrong anyway; only
+  // its beginning is kept (for the error message).
+  static constexpr size_t kMaxItemString = 4096;
+
   std::string Where() const { return Cat("manifest.items[", count_, "]"); }
 
   void ReadItem() {
@@ -818,11 +845,11 @@ class ManifestPass {
       do {
         sc_.ReadKey(&key_);
         if (key_ == "kind") {
-          ReadStringField(&kind_, nullptr, key_);
+          ReadStringField(&kind_, nullptr, key_, kMaxItemString);
         } else if (key_ == "digest") {
-          ReadStringField(&digest_, nullptr, key_);
+          ReadStringField(&digest_, nullptr, key_, kMaxItemString);
         } else if (key_ == "salt") {
-          ReadStringField(&salt_, nullptr, key_);
+          ReadStringField(&salt_, nullptr, key_, kMaxItemString);
         } else if (key_ == "size") {
           if (size_present_) {
             Duplicate(Where(), key_);
