@@ -271,6 +271,27 @@ TEST(StreamingManifest, RejectsRepeatedDigestWithDifferentSalts) {
   EXPECT_EQ(stats.prefix_collisions, 1u);
 }
 
+TEST(StreamingManifest, RejectsRepeatedDigestAmongManyItems) {
+  // Enough items for the bucketed prefix sort; the repeat is of an item
+  // far from its twin in tree order.
+  std::vector<ItemEntry> entries;
+  for (int i = 0; i < 20000; ++i) {
+    entries.push_back(RandomItem("photo", "many " + std::to_string(i)));
+  }
+  Fixture ok = RawFixture(entries);
+  ManifestStats stats;
+  EXPECT_TRUE(VerifyManifestText(ok.cert, ok.manifest, &stats).ok());
+  EXPECT_EQ(stats.passes, 1);
+  ItemEntry again = entries[12345];
+  randombytes_buf(again.salt.data(), again.salt.size());
+  entries.push_back(again);
+  const Fixture f = RawFixture(entries);
+  const std::string path = WriteTemp("many.json", f.manifest);
+  ExpectFailure(VerifyManifestFile(f.cert, path, &stats),
+                "manifest lists item " + again.digest + " twice");
+  EXPECT_EQ(stats.passes, 2);
+}
+
 TEST(StreamingManifest, PrefixCollisionWithoutRepeatIsAccepted) {
   // Two different digests that share their first 8 bytes: the exact second
   // pass must find no repeat.
