@@ -7,9 +7,11 @@
 
 #include <gtest/gtest.h>
 #include <sodium.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -69,8 +71,23 @@ Fixture MakeFixture(size_t photos, size_t models, std::string id = "cert-m") {
   return f;
 }
 
+// Temp files, removed when the process exits.
+struct TempFiles {
+  std::vector<std::string> paths;
+  ~TempFiles() {
+    for (const std::string& p : paths) std::remove(p.c_str());
+  }
+};
+
+// A file of this process's own (ctest runs test cases in parallel).
 std::string WriteTemp(const std::string& name, std::string_view text) {
-  const std::string path = ::testing::TempDir() + "/" + name;
+  static TempFiles files;
+  const std::string path = ::testing::TempDir() + "/shredd-" +
+                           std::to_string(::getpid()) + "-" + name;
+  if (std::find(files.paths.begin(), files.paths.end(), path) ==
+      files.paths.end()) {
+    files.paths.push_back(path);
+  }
   std::ofstream(path, std::ios::binary | std::ios::trunc)
       .write(text.data(), static_cast<std::streamsize>(text.size()));
   return path;
