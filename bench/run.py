@@ -144,7 +144,7 @@ def bench_transfer(work, size, repeat):
 
 def bench_scale(work, items, repeat):
     res = {"ingest": [], "ingest_rss": [], "order": [], "order_rss": [], "one_shred": [], "rocks_delete": [],
-           "cert_verify_ms": [], "manifest_verify": [], "log_size": [], "manifest_fetch": [],
+           "cert_verify_ms": [], "manifest_verify": [], "manifest_rss": [], "log_size": [], "manifest_fetch": [],
            "log_append": [], "log_single_ms": []}
     for i in range(repeat):
         root = tempfile.mkdtemp(dir=work)
@@ -190,6 +190,7 @@ def bench_scale(work, items, repeat):
         v = json.loads(sh([os.path.join(BIN, "bench_verify"), cert, pem, cert[:-5] + ".manifest.json"]).stdout)
         res["cert_verify_ms"].append(v["certificate_ms"])
         res["manifest_verify"].append(v["manifest_s"])
+        res["manifest_rss"].append(v.get("peak_rss_mib", 0))
         res["log_size"].append(json.loads(d.ctl("--json", "log", "checkpoint").stdout)["treeSize"])
         d.stop()
         rd = json.loads(sh([os.path.join(BIN, "bench_rocks_delete"), os.path.join(root, "rocks"), str(items)]).stdout)
@@ -237,7 +238,8 @@ def table(machine_desc, quick, items, size, tr, sc, custom=False):
     cv = s("cert_verify_ms", sc)
     row("offline certificate verification", "< 1 ms", cv, "ms", "", "", "", cv["median"] < 1)
     mv = s("manifest_verify", sc)
-    row("manifest verification (%d items)" % items, "< %d s" % (5 if not quick else 1), mv, "s", "", "", "",
+    row("manifest verification (%d items)" % items, "< %d s" % (5 if not quick else 1), mv, "s", "", "",
+        "%.0f MiB" % max(sc["manifest_rss"]),
         mv["median"] < (5 if not quick else 1))
     head = ["| benchmark | target | median | min | max | unit | peer | ratio | peak RSS | verdict |",
             "|---|---|---:|---:|---:|---|---|---|---:|---|"]

@@ -153,6 +153,8 @@ absl::StatusOr<VerifiedCertificate> VerifyCertificate(
 // in strictly ascending leaf-hash order (hence no duplicate leaves) with no
 // repeated digest; count and per-kind counts match the certificate; and the
 // Merkle root recomputed from the items equals the certificate's root.
+// Implemented by the streaming verifier in manifest.h (bounded memory;
+// VerifyManifestFile reads a manifest file in pieces).
 absl::Status VerifyManifest(const VerifiedCertificate& certificate,
                             std::string_view manifest_json);
 
