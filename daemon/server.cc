@@ -164,6 +164,7 @@ absl::Status RunDaemon(const DaemonOptions& options) {
   ItemStore::Options so;
   so.data_dir = options.data_dir;
   so.inline_threshold = options.inline_threshold;
+  so.memory_budget_bytes = options.memory_budget_mib << 20;
   auto store = ItemStore::Open(so, vault->get());
   if (!store.ok()) return store.status();
   std::string origin = options.log_origin;
