@@ -10,10 +10,13 @@
 
 #include "daemon/config.h"
 #include "daemon/logging.h"
+#include "daemon/memory.h"
 #include "daemon/server.h"
 #include "daemon/strings.h"
 
 int main(int argc, char** argv) {
+  // malloc settings must precede any thread (docs/RELIABILITY.md, load).
+  shredd::TuneAllocator();
   // No core dumps: they would hold key material.
   rlimit no_core{0, 0};
   setrlimit(RLIMIT_CORE, &no_core);
