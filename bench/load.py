@@ -18,7 +18,9 @@ at the end, the maximum, the least-squares slope (MiB/min) over the whole
 run and after the warm-up, and the range and slope over the second half of
 the run (the plateau). Every 10 s it also scrapes the daemon's metrics for
 where the memory is (malloc in use / free but held, RocksDB memtables, table
-readers, block cache). Exits 1 if there was any error.
+readers, block cache), and once more --idle seconds (default 15) after the
+clients end: what stays when no call is in flight. Exits 1 if there was any
+error.
 
   bench/load.py [--clients 16] [--duration 180] [--build-dir build]
                 [--server unix:PATH --pid PID [--metrics-url URL]]
@@ -220,6 +222,16 @@ def metrics_url_from_log(daemon, timeout=10):
     return None
 
 
+def per_minute(points):
+    """[(minute, min MiB, max MiB)] of [(seconds, KiB)]."""
+    out = {}
+    for t, k in points:
+        m = int(t // 60)
+        lo, hi = out.get(m, (k, k))
+        out[m] = (min(lo, k), max(hi, k))
+    return [(m, round(lo / 1024, 1), round(hi / 1024, 1)) for m, (lo, hi) in sorted(out.items())]
+
+
 def pct(sorted_values, q):
     if not sorted_values:
         return 0.0
@@ -231,6 +243,8 @@ def main():
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--duration", type=float, default=180, help="seconds (default 180)")
     ap.add_argument("--warmup", type=float, default=30, help="seconds excluded from the post-warm-up RSS slope")
+    ap.add_argument("--idle", type=float, default=15,
+                    help="after the clients end, wait this long (the daemon trims every 10 s), then sample again")
     ap.add_argument("--build-dir", help="take bin/shredd and proto/gen/py from here (default build/)")
     ap.add_argument("--server", help="use a running daemon at this address (needs --pid)")
     ap.add_argument("--pid", type=int)
@@ -296,6 +310,10 @@ def main():
     if metrics_url:
         memory.append((round(time.monotonic() - t0), scrape_memory(metrics_url)))
     elapsed = time.monotonic() - t0
+    # Idle: what stays once no call is in flight (not part of the series above).
+    time.sleep(a.idle)
+    idle = {"after_s": a.idle, "rss_mib": round(rss_kib(pid) / 1024, 1),
+            "memory_mib": scrape_memory(metrics_url) if metrics_url else None}
     if daemon:
         rc = daemon.stop(timeout=60)
         if rc != 0:
@@ -332,9 +350,12 @@ def main():
                     "slope_second_half_mib_per_min": round(slope_mib_per_min(half), 2),
                     "samples": len(rss),
                     # every 10th sample: (seconds, MiB)
-                    "series": [(round(t), round(k / 1024, 1)) for t, k in rss[::10]]},
+                    "series": [(round(t), round(k / 1024, 1)) for t, k in rss[::10]],
+                    # per minute of the run: (minute, min, max)
+                    "per_minute": per_minute(rss)},
         # every 10 s: (seconds, {kind: MiB}) from the daemon's metrics
         "memory_mib": memory,
+        "idle": idle,
     }
     print("%-10s %8s %6s %9s %9s %9s %8s" % ("kind", "ops", "errors", "p50 ms", "p99 ms", "max ms", "ops/s"))
     for kind, k in per_kind.items():
@@ -348,6 +369,7 @@ def main():
     print("RSS MiB, second half of the run (from %.0f s): %.1f .. %.1f, slope %.2f MiB/min"
           % (a.duration / 2, r["second_half_min"], r["second_half_max"], r["slope_second_half_mib_per_min"]))
     print("RSS MiB every 10 s: " + " ".join("%.0f" % m for _, m in r["series"]))
+    print("RSS MiB per minute (min..max): " + " ".join("%d:%.0f..%.0f" % x for x in r["per_minute"]))
     if memory:
         print("memory MiB (daemon metrics), every 60 s:")
         print("%6s %7s" % ("s", "rss") + "".join(" %14s" % k[:14] for k in MEMORY_KINDS))
@@ -357,6 +379,9 @@ def main():
                 continue
             near = min(rss_at, key=lambda x: abs(x - t))
             print("%6d %7.1f" % (t, rss_at[near] / 1024) + "".join(" %14.1f" % m.get(k, 0) for k in MEMORY_KINDS))
+    print("idle %.0f s after the clients ended: RSS %.1f MiB%s" % (
+        a.idle, idle["rss_mib"], (", " + ", ".join("%s %.1f" % kv for kv in idle["memory_mib"].items()))
+        if idle["memory_mib"] else ""))
     print("errors: %d%s" % (n_err, (" e.g. " + "; ".join(errors[:3])) if errors else ""))
     print("SUMMARY " + json.dumps(summary), flush=True)
     if a.json_out:
