@@ -14,13 +14,22 @@ against one shredd on a loopback unix socket for --duration seconds
 Reports the error count (must be 0; any failed RPC or wrong byte is one),
 p50/p99/max latency and throughput per operation kind, and the daemon's RSS
 sampled every second from /proc/PID/status: at the start, after the warm-up,
-at the end, the maximum, and the least-squares slope (MiB/min) over the
-whole run and after the warm-up. Exits 1 if there was any error.
+at the end, the maximum, the least-squares slope (MiB/min) over the whole
+run and after the warm-up, and the range and slope over the second half of
+the run (the plateau). Every 10 s it also scrapes the daemon's metrics for
+where the memory is (malloc in use / free but held, RocksDB memtables, table
+readers, block cache), and once more --idle seconds (default 15) after the
+clients end: what stays when no call is in flight. Exits 1 if there was any
+error.
 
   bench/load.py [--clients 16] [--duration 180] [--build-dir build]
-                [--server unix:PATH --pid PID] [--json-out FILE]
+                [--server unix:PATH --pid PID [--metrics-url URL]]
+                [--daemon-arg=--memory-budget-mib=64 ...] [--daemon-env K=V ...]
+                [--json-out FILE]
 
-Without --server it starts its own daemon on a temp data dir. Clients are
+Without --server it starts its own daemon on a temp data dir, with metrics on
+a free loopback port; --daemon-arg / --daemon-env add flags / environment to
+that daemon (e.g. --daemon-env SHREDD_MALLOC_TUNING=off). Clients are
 Python processes; on a small machine they compete with the daemon for CPU,
 so latencies include client-side time (see docs/RELIABILITY.md).
 """
@@ -30,10 +39,12 @@ import json
 import multiprocessing as mp
 import os
 import random
+import re
 import shutil
 import sys
 import tempfile
 import time
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, ".."))
@@ -184,6 +195,43 @@ def slope_mib_per_min(points):
     return 0.0 if den == 0 else sum((p[0] - mx) * (p[1] - my) for p in points) / den * 60 / 1024
 
 
+MEMORY_KINDS = ("malloc_in_use", "malloc_free_held", "rocksdb_memtables", "rocksdb_table_readers",
+                "rocksdb_block_cache", "rocksdb_block_cache_pinned")
+
+
+def scrape_memory(url):
+    """{kind: MiB} from the daemon's shredd_memory_bytes gauges, or None."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    out = {}
+    for m in re.finditer(r'^shredd_memory_bytes\{kind="([a-z_]+)"\} (\S+)$', text, re.M):
+        out[m.group(1)] = round(float(m.group(2)) / 1048576, 1)
+    return out
+
+
+def metrics_url_from_log(daemon, timeout=10):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        m = re.search(r"metrics url=(http://\S+)", daemon.log())
+        if m:
+            return m.group(1)
+        time.sleep(0.1)
+    return None
+
+
+def per_minute(points):
+    """[(minute, min MiB, max MiB)] of [(seconds, KiB)]."""
+    out = {}
+    for t, k in points:
+        m = int(t // 60)
+        lo, hi = out.get(m, (k, k))
+        out[m] = (min(lo, k), max(hi, k))
+    return [(m, round(lo / 1024, 1), round(hi / 1024, 1)) for m, (lo, hi) in sorted(out.items())]
+
+
 def pct(sorted_values, q):
     if not sorted_values:
         return 0.0
@@ -195,9 +243,14 @@ def main():
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--duration", type=float, default=180, help="seconds (default 180)")
     ap.add_argument("--warmup", type=float, default=30, help="seconds excluded from the post-warm-up RSS slope")
+    ap.add_argument("--idle", type=float, default=15,
+                    help="after the clients end, wait this long (the daemon trims every 10 s), then sample again")
     ap.add_argument("--build-dir", help="take bin/shredd and proto/gen/py from here (default build/)")
     ap.add_argument("--server", help="use a running daemon at this address (needs --pid)")
     ap.add_argument("--pid", type=int)
+    ap.add_argument("--metrics-url", help="with --server: the daemon's /metrics, for the memory breakdown")
+    ap.add_argument("--daemon-arg", action="append", default=[], help="extra flag for the daemon it starts")
+    ap.add_argument("--daemon-env", action="append", default=[], help="KEY=VALUE for the daemon it starts")
     ap.add_argument("--seed", type=int, default=int(time.time()))
     ap.add_argument("--json-out")
     a = ap.parse_args()
@@ -207,23 +260,31 @@ def main():
         if not a.pid:
             ap.error("--server needs --pid (for RSS sampling)")
         address, pid = a.server, a.pid
+        metrics_url = a.metrics_url
     else:
         sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
         import harness
         tmp = tempfile.mkdtemp(prefix="shredd-load-")
-        daemon = harness.Daemon(tmp)
+        env = dict(kv.split("=", 1) for kv in a.daemon_env)
+        daemon = harness.Daemon(tmp, extra_args=["--metrics-listen", "127.0.0.1:0"] + a.daemon_arg, env=env)
         daemon.start()
         daemon._close()  # no gRPC channel in this process while clients start (spawn)
         address, pid = daemon.address, daemon.proc.pid
+        metrics_url = metrics_url_from_log(daemon)
+        print("load: daemon %s%s" % (" ".join(daemon.command()[1:]),
+                                     "".join(" (env %s)" % kv for kv in a.daemon_env)), flush=True)
     print("load: %d clients, %.0f s, daemon pid %d at %s" % (a.clients, a.duration, pid, address), flush=True)
 
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     procs = [ctx.Process(target=client, args=(i, address, a.duration, a.build_dir, a.seed * 1000 + i, q))
              for i in range(a.clients)]
-    rss = []
+    rss, memory = [], []
     t0 = time.monotonic()
     rss.append((0.0, rss_kib(pid)))
+    if metrics_url:
+        memory.append((0, scrape_memory(metrics_url)))
+    next_scrape = 10.0
     for p in procs:
         p.start()
     results = []
@@ -237,13 +298,22 @@ def main():
         if now >= next_sample:
             rss.append((now, rss_kib(pid)))
             next_sample += 1.0
+        if metrics_url and now >= next_scrape:
+            memory.append((round(now), scrape_memory(metrics_url)))
+            next_scrape += 10.0
         if now > a.duration + 600:
             print("load: clients did not finish", file=sys.stderr)
             break
     for p in procs:
         p.join(timeout=30)
     rss.append((time.monotonic() - t0, rss_kib(pid)))
+    if metrics_url:
+        memory.append((round(time.monotonic() - t0), scrape_memory(metrics_url)))
     elapsed = time.monotonic() - t0
+    # Idle: what stays once no call is in flight (not part of the series above).
+    time.sleep(a.idle)
+    idle = {"after_s": a.idle, "rss_mib": round(rss_kib(pid) / 1024, 1),
+            "memory_mib": scrape_memory(metrics_url) if metrics_url else None}
     if daemon:
         rc = daemon.stop(timeout=60)
         if rc != 0:
@@ -263,6 +333,7 @@ def main():
                           "max_ms": round((lat[-1] if lat else 0) * 1000, 1),
                           "ops_per_s": round(len(lat) / a.duration, 2)}
     warm = [p for p in rss if p[0] >= a.warmup] or rss
+    half = [p for p in rss if p[0] >= a.duration / 2] or rss
     summary = {
         "clients": a.clients, "duration_s": a.duration, "elapsed_s": round(elapsed, 1),
         "ops": len(samples), "errors": n_err, "error_samples": errors[:10],
@@ -274,9 +345,17 @@ def main():
                     "max": round(max(p[1] for p in rss) / 1024, 1),
                     "slope_mib_per_min": round(slope_mib_per_min(rss), 2),
                     "slope_after_warmup_mib_per_min": round(slope_mib_per_min(warm), 2),
+                    "second_half_min": round(min(p[1] for p in half) / 1024, 1),
+                    "second_half_max": round(max(p[1] for p in half) / 1024, 1),
+                    "slope_second_half_mib_per_min": round(slope_mib_per_min(half), 2),
                     "samples": len(rss),
                     # every 10th sample: (seconds, MiB)
-                    "series": [(round(t), round(k / 1024, 1)) for t, k in rss[::10]]},
+                    "series": [(round(t), round(k / 1024, 1)) for t, k in rss[::10]],
+                    # per minute of the run: (minute, min, max)
+                    "per_minute": per_minute(rss)},
+        # every 10 s: (seconds, {kind: MiB}) from the daemon's metrics
+        "memory_mib": memory,
+        "idle": idle,
     }
     print("%-10s %8s %6s %9s %9s %9s %8s" % ("kind", "ops", "errors", "p50 ms", "p99 ms", "max ms", "ops/s"))
     for kind, k in per_kind.items():
@@ -287,7 +366,22 @@ def main():
           "(after warm-up %.2f MiB/min), %d samples" % (r["start"], a.warmup, r["after_warmup"], r["end"], r["max"],
                                                        r["slope_mib_per_min"], r["slope_after_warmup_mib_per_min"],
                                                        r["samples"]))
+    print("RSS MiB, second half of the run (from %.0f s): %.1f .. %.1f, slope %.2f MiB/min"
+          % (a.duration / 2, r["second_half_min"], r["second_half_max"], r["slope_second_half_mib_per_min"]))
     print("RSS MiB every 10 s: " + " ".join("%.0f" % m for _, m in r["series"]))
+    print("RSS MiB per minute (min..max): " + " ".join("%d:%.0f..%.0f" % x for x in r["per_minute"]))
+    if memory:
+        print("memory MiB (daemon metrics), every 60 s:")
+        print("%6s %7s" % ("s", "rss") + "".join(" %14s" % k[:14] for k in MEMORY_KINDS))
+        rss_at = dict((round(t), k) for t, k in rss)
+        for t, m in memory[::6] + ([memory[-1]] if (len(memory) - 1) % 6 else []):
+            if not m:
+                continue
+            near = min(rss_at, key=lambda x: abs(x - t))
+            print("%6d %7.1f" % (t, rss_at[near] / 1024) + "".join(" %14.1f" % m.get(k, 0) for k in MEMORY_KINDS))
+    print("idle %.0f s after the clients ended: RSS %.1f MiB%s" % (
+        a.idle, idle["rss_mib"], (", " + ", ".join("%s %.1f" % kv for kv in idle["memory_mib"].items()))
+        if idle["memory_mib"] else ""))
     print("errors: %d%s" % (n_err, (" e.g. " + "; ".join(errors[:3])) if errors else ""))
     print("SUMMARY " + json.dumps(summary), flush=True)
     if a.json_out:

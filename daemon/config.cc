@@ -60,6 +60,8 @@ class ConfigParser {
       absl::Status s;
       if (k == "server") {
         s = Server(key, node, &c);
+      } else if (k == "storage") {
+        s = Storage(key, node, &c);
       } else if (k == "tls") {
         s = Tls(key, node, &c);
       } else if (k == "roles") {
@@ -68,7 +70,7 @@ class ConfigParser {
         s = Shred(key, node, &c);
       } else {
         s = Error(key.source(), k,
-                  "unknown key (known sections: [server], [tls], [shred], [[roles.local]], [[roles.tls]])");
+                  "unknown key (known sections: [server], [storage], [shred], [tls], [[roles.local]], [[roles.tls]])");
       }
       if (!s.ok()) return s;
     }
@@ -210,6 +212,26 @@ class ConfigParser {
         s = Error(key.source(), name,
                   "unknown key (known: data_dir, vault, listen, log_origin, inline_threshold, metrics_listen, "
                   "log_format)");
+      }
+      if (!s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Storage(const toml::key& tkey, const toml::node& node, DaemonConfig* c) const {
+    absl::Status s;
+    const toml::table* t = Table(tkey, node, "storage", &s);
+    if (t == nullptr) return s;
+    for (auto&& [key, v] : *t) {
+      const std::string k(key.str());
+      const std::string name = StrCat("storage.", k);
+      if (k == "memory_budget_mib") {
+        int64_t n = 0;
+        s = Integer(v, name, static_cast<int64_t>(kMinMemoryBudgetMib), static_cast<int64_t>(kMaxMemoryBudgetMib),
+                    &n);
+        if (s.ok()) c->memory_budget_mib = static_cast<uint64_t>(n);
+      } else {
+        s = Error(key.source(), name, "unknown key (known: memory_budget_mib)");
       }
       if (!s.ok()) return s;
     }
@@ -481,6 +503,14 @@ absl::Status CheckVaultSpec(std::string_view spec) {
       "unknown vault scheme: expected file:PATH or pkcs11:module=...;token=...;pin=...");
 }
 
+absl::Status CheckMemoryBudgetMib(uint64_t mib) {
+  if (mib < kMinMemoryBudgetMib || mib > kMaxMemoryBudgetMib) {
+    return absl::InvalidArgumentError(StrCat("storage.memory_budget_mib must be between ", kMinMemoryBudgetMib,
+                                             " and ", kMaxMemoryBudgetMib, " (MiB), got ", mib));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckMetricsListen(std::string_view spec) {
   if (spec.empty()) return absl::OkStatus();
   std::string host;
@@ -527,6 +557,7 @@ absl::Status ValidateConfig(const DaemonConfig& c, bool check_files) {
         StrCat("server.inline_threshold must be at most ", kMaxInlineThreshold, " (one content chunk)"));
   }
   if (auto s = CheckMetricsListen(c.metrics_listen); !s.ok()) return s;
+  if (auto s = CheckMemoryBudgetMib(c.memory_budget_mib); !s.ok()) return s;
   const int tls_set = !c.tls_cert.empty() + !c.tls_key.empty() + !c.tls_client_ca.empty();
   if (tls_set != 0 && tls_set != 3) {
     return absl::InvalidArgumentError(
@@ -575,6 +606,7 @@ std::vector<std::string> KeysNeedingRestart(const DaemonConfig& a, const DaemonC
   if (a.shred_epoch_items != b.shred_epoch_items) out.push_back("shred.epoch_items");
   if (a.shred_manifest_chunk_items != b.shred_manifest_chunk_items) out.push_back("shred.manifest_chunk_items");
   if (a.shred_inline_manifest_items != b.shred_inline_manifest_items) out.push_back("shred.inline_manifest_items");
+  if (a.memory_budget_mib != b.memory_budget_mib) out.push_back("storage.memory_budget_mib");
   if (a.tls_cert != b.tls_cert) out.push_back("tls.cert");
   if (a.tls_key != b.tls_key) out.push_back("tls.key");
   if (a.tls_client_ca != b.tls_client_ca) out.push_back("tls.client_ca");

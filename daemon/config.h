@@ -4,6 +4,7 @@
 //
 //   [server]  data_dir, vault, listen, log_origin, inline_threshold,
 //             metrics_listen, log_format
+//   [storage] memory_budget_mib
 //   [tls]     cert, key, client_ca
 //   [[roles.local]]  uid, roles        (unix socket callers, by SO_PEERCRED uid)
 //   [[roles.tls]]    subject, san, roles  (TCP clients, by certificate)
@@ -22,6 +23,10 @@
 #include "absl/status/statusor.h"
 
 namespace shredd {
+
+// Bounds of [storage] memory_budget_mib (MiB): 16 MiB .. 1 TiB.
+inline constexpr uint64_t kMinMemoryBudgetMib = 16;
+inline constexpr uint64_t kMaxMemoryBudgetMib = 1024 * 1024;
 
 // The roles of docs/CONFIG.md. Anything else in a config is an error.
 inline constexpr std::string_view kRoleNames[] = {"writer", "deleter", "auditor", "admin"};
@@ -58,6 +63,9 @@ struct DaemonConfig {
   uint64_t inline_threshold = 64 * 1024;
   std::string metrics_listen;  // "HOST:PORT" on loopback; empty: no metrics endpoint
   LogFormat log_format = LogFormat::kText;
+  // [storage]: RocksDB's memory budget in MiB (block cache, index and filter
+  // blocks, memtables); kMinMemoryBudgetMib..kMaxMemoryBudgetMib.
+  uint64_t memory_budget_mib = 128;
   // [tls]: PEM file paths; all three or none.
   std::string tls_cert;
   std::string tls_key;
@@ -94,6 +102,7 @@ absl::Status ValidateConfig(const DaemonConfig& config, bool check_files = true)
 absl::Status CheckListenSpec(std::string_view spec);     // unix:PATH | tcp:HOST:PORT
 absl::Status CheckVaultSpec(std::string_view spec);      // file:PATH | pkcs11:... (never echoes the spec)
 absl::Status CheckMetricsListen(std::string_view spec);  // "" | loopback HOST:PORT
+absl::Status CheckMemoryBudgetMib(uint64_t mib);         // kMinMemoryBudgetMib..kMaxMemoryBudgetMib
 absl::StatusOr<LogFormat> ParseLogFormat(std::string_view name);
 std::string_view LogFormatName(LogFormat f);
 // True for 127.0.0.0/8, ::1 and localhost.

@@ -193,6 +193,7 @@ absl::StatusOr<std::unique_ptr<ItemStore>> ItemStore::Open(const Options& option
   ro.max_background_jobs = 2;
   rocksdb::BlockBasedTableOptions table;
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  ApplyRocksDbMemoryBudget(options.memory_budget_bytes, &ro, &table);
   ro.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   rocksdb::DB* raw = nullptr;
   if (auto s = FromRocks(rocksdb::DB::Open(ro, options.data_dir + "/db", &raw),

@@ -125,6 +125,9 @@ class ItemStore {
     uint64_t inline_threshold = 64 * 1024;
     uint32_t chunk_size = 1024 * 1024;
     uint64_t max_item_size = uint64_t{1} << 40;
+    // RocksDB's memory budget ([storage] memory_budget_mib): block cache,
+    // index and filter blocks, memtables (see ApplyRocksDbMemoryBudget).
+    uint64_t memory_budget_bytes = uint64_t{128} << 20;
   };
 
   // Opens the store: RocksDB in data_dir/db, blobs in data_dir/blobs, the key

@@ -10,10 +10,13 @@
 
 #include "daemon/config.h"
 #include "daemon/logging.h"
+#include "daemon/memory.h"
 #include "daemon/server.h"
 #include "daemon/strings.h"
 
 int main(int argc, char** argv) {
+  // malloc settings must precede any thread (docs/RELIABILITY.md, load).
+  shredd::TuneAllocator();
   // No core dumps: they would hold key material.
   rlimit no_core{0, 0};
   setrlimit(RLIMIT_CORE, &no_core);
@@ -53,6 +56,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--inline-threshold", opt.inline_threshold,
                  "items up to this many bytes are stored inside RocksDB")
+      ->capture_default_str();
+  app.add_option("--memory-budget-mib", opt.memory_budget_mib,
+                 "RocksDB memory budget in MiB: block cache, index and filter blocks, memtables")
       ->capture_default_str();
   app.add_option("--log-origin", opt.log_origin,
                  "transparency log origin, also its checkpoints' key name "
@@ -132,6 +138,9 @@ int main(int argc, char** argv) {
   if (given("--listen")) overrides.push_back([v = opt.listen](auto& c) { c.listen = v; });
   if (given("--vault")) overrides.push_back([v = opt.vault](auto& c) { c.vault = v; });
   if (given("--inline-threshold")) overrides.push_back([v = opt.inline_threshold](auto& c) { c.inline_threshold = v; });
+  if (given("--memory-budget-mib")) {
+    overrides.push_back([v = opt.memory_budget_mib](auto& c) { c.memory_budget_mib = v; });
+  }
   if (given("--log-origin")) overrides.push_back([v = opt.log_origin](auto& c) { c.log_origin = v; });
   if (given("--metrics-listen")) overrides.push_back([v = opt.metrics_listen](auto& c) { c.metrics_listen = v; });
   if (given("--log-format")) overrides.push_back([v = opt.log_format](auto& c) { c.log_format = v; });

@@ -1,5 +1,8 @@
 #include "daemon/rocks_util.h"
 
+#include <rocksdb/cache.h>
+#include <rocksdb/write_buffer_manager.h>
+
 #include "daemon/strings.h"
 
 namespace shredd {
@@ -18,6 +21,32 @@ absl::Status SyncWrite(rocksdb::DB* db, rocksdb::WriteBatch* batch) {
   rocksdb::WriteOptions wo;
   wo.sync = true;
   return FromRocks(db->Write(wo, batch), "committing to RocksDB");
+}
+
+void ApplyRocksDbMemoryBudget(uint64_t budget_bytes, rocksdb::Options* options,
+                              rocksdb::BlockBasedTableOptions* table) {
+  std::shared_ptr<rocksdb::Cache> cache = rocksdb::NewLRUCache(static_cast<size_t>(budget_bytes));
+  table->block_cache = cache;
+  table->cache_index_and_filter_blocks = true;
+  table->cache_index_and_filter_blocks_with_high_priority = true;
+  table->pin_l0_filter_and_index_blocks_in_cache = true;
+  options->write_buffer_manager =
+      std::make_shared<rocksdb::WriteBufferManager>(static_cast<size_t>(budget_bytes / 2), cache);
+  options->max_open_files = kRocksDbMaxOpenFiles;
+}
+
+RocksDbMemory ReadRocksDbMemory(rocksdb::DB* db) {
+  RocksDbMemory m;
+  auto prop = [db](const std::string& name) {
+    uint64_t v = 0;
+    return db->GetIntProperty(name, &v) ? v : 0;
+  };
+  m.memtables = prop(rocksdb::DB::Properties::kCurSizeAllMemTables);
+  m.table_readers = prop(rocksdb::DB::Properties::kEstimateTableReadersMem);
+  m.block_cache = prop(rocksdb::DB::Properties::kBlockCacheUsage);
+  m.block_cache_pinned = prop(rocksdb::DB::Properties::kBlockCachePinnedUsage);
+  m.block_cache_capacity = prop(rocksdb::DB::Properties::kBlockCacheCapacity);
+  return m;
 }
 
 }  // namespace shredd

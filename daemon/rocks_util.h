@@ -3,8 +3,11 @@
 #define SHREDD_DAEMON_ROCKS_UTIL_H_
 
 #include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include <cstdint>
 #include <string_view>
 
 #include "absl/status/status.h"
@@ -14,6 +17,34 @@ namespace shredd {
 absl::Status FromRocks(const rocksdb::Status& s, std::string_view what);
 // Commits `batch` with WAL sync: durable when this returns OK.
 absl::Status SyncWrite(rocksdb::DB* db, rocksdb::WriteBatch* batch);
+
+// Bounds RocksDB's memory by `budget_bytes` ([storage] memory_budget_mib,
+// docs/CONFIG.md). This is the only place that sets RocksDB memory options:
+//   - one LRU block cache of `budget_bytes` for data blocks and for index
+//     and filter blocks (cache_index_and_filter_blocks; L0's pinned, high
+//     priority), instead of RocksDB's default 8 MiB cache plus index and
+//     filter blocks held outside any cache for every open table file;
+//   - a WriteBufferManager charged to that cache: the memtables take their
+//     room from the cache, and are flushed once together they pass half the
+//     budget (write_buffer_size itself is not changed);
+//   - at most kRocksDbMaxOpenFiles table files open at once (the default,
+//     -1, keeps every table reader forever).
+// What is not charged comes on top: table reader objects, blocks pinned by
+// live iterators, compaction buffers.
+inline constexpr int kRocksDbMaxOpenFiles = 512;
+void ApplyRocksDbMemoryBudget(uint64_t budget_bytes, rocksdb::Options* options,
+                              rocksdb::BlockBasedTableOptions* table);
+
+// RocksDB's memory, from its properties (bytes). `block_cache` includes the
+// memtables' reservation in the shared cache.
+struct RocksDbMemory {
+  uint64_t memtables = 0;       // rocksdb.cur-size-all-mem-tables
+  uint64_t table_readers = 0;   // rocksdb.estimate-table-readers-mem (outside the cache)
+  uint64_t block_cache = 0;     // rocksdb.block-cache-usage
+  uint64_t block_cache_pinned = 0;  // rocksdb.block-cache-pinned-usage
+  uint64_t block_cache_capacity = 0;
+};
+RocksDbMemory ReadRocksDbMemory(rocksdb::DB* db);
 
 }  // namespace shredd
 

@@ -24,12 +24,14 @@
 #include "daemon/orders.h"
 #include "daemon/item_store.h"
 #include "daemon/log_service.h"
+#include "daemon/rocks_util.h"
 #include "daemon/shred_service.h"
 #include "daemon/shredder.h"
 #include "daemon/store_service.h"
 #include "daemon/transparency_log.h"
 #include "daemon/vault.h"
 #include "daemon/logging.h"
+#include "daemon/memory.h"
 #include "daemon/metrics.h"
 #include "daemon/request_metrics.h"
 #include "daemon/watchdog.h"
@@ -81,7 +83,8 @@ absl::StatusOr<std::string> ListenAddress(const std::string& spec, bool tls) {
 }
 
 // The scrape: the process-wide instruments plus gauges read from their owners.
-std::string RenderMetrics(ItemStore* store, OrderBook* orders, TransparencyLog* log) {
+std::string RenderMetrics(ItemStore* store, OrderBook* orders, TransparencyLog* log, uint64_t memory_budget_bytes,
+                          const MemoryTrimmer* trimmer) {
   Exposition e;
   ExposeDaemonMetrics(Metrics(), &e);
   e.AddGauge("shredd_items_stored", "Items (photos and models) held now.", static_cast<double>(store->item_count()));
@@ -95,6 +98,27 @@ std::string RenderMetrics(ItemStore* store, OrderBook* orders, TransparencyLog* 
   e.AddGauge("shredd_log_size", "Entries in the transparency log.", static_cast<double>(log->size()));
   e.AddGauge("shredd_root_epoch", "Current root key epoch of the key tree (one per shred epoch).",
              static_cast<double>(store->key_tree().epoch()));
+  // Memory: where the resident set goes (docs/SERVICE.md#metrics).
+  const RocksDbMemory rocks = ReadRocksDbMemory(store->db());
+  const AllocatorStats heap = ReadAllocatorStats();
+  e.AddGauge("process_resident_memory_bytes", "Resident set size of the daemon (VmRSS).",
+             static_cast<double>(ResidentBytes()));
+  e.AddLabeledGauge("shredd_memory_bytes",
+                    "Memory by holder: malloc in use / freed but held; RocksDB memtables, table readers outside "
+                    "the cache, block cache usage (includes the memtables' reservation) and its pinned part.",
+                    "kind",
+                    {{"malloc_in_use", static_cast<double>(heap.in_use)},
+                     {"malloc_free_held", static_cast<double>(heap.free_held)},
+                     {"rocksdb_memtables", static_cast<double>(rocks.memtables)},
+                     {"rocksdb_table_readers", static_cast<double>(rocks.table_readers)},
+                     {"rocksdb_block_cache", static_cast<double>(rocks.block_cache)},
+                     {"rocksdb_block_cache_pinned", static_cast<double>(rocks.block_cache_pinned)}});
+  e.AddGauge("shredd_memory_budget_bytes", "RocksDB memory budget ([storage] memory_budget_mib).",
+             static_cast<double>(memory_budget_bytes));
+  e.AddCounter("shredd_malloc_trims_total", "Periodic malloc_trim calls (free heap pages handed back to the kernel).",
+               trimmer ? trimmer->trims() : 0);
+  e.AddGauge("shredd_malloc_trim_seconds_total", "Time spent in the periodic malloc_trim calls.",
+             trimmer ? trimmer->trim_seconds() : 0.0);
   e.AddLabeledGauge("shredd_build_info", "Always 1; the label is the shredd version.", "version",
                     {{SHREDD_VERSION, 1.0}});
   return e.text();
@@ -164,6 +188,7 @@ absl::Status RunDaemon(const DaemonOptions& options) {
   ItemStore::Options so;
   so.data_dir = options.data_dir;
   so.inline_threshold = options.inline_threshold;
+  so.memory_budget_bytes = options.memory_budget_mib << 20;
   auto store = ItemStore::Open(so, vault->get());
   if (!store.ok()) return store.status();
   std::string origin = options.log_origin;
@@ -257,10 +282,15 @@ absl::Status RunDaemon(const DaemonOptions& options) {
     if (options.listen[i].starts_with("tcp:") && tls_set == 0) authorizer.AddPlaintextTcpPort(ports[i]);
   }
   for (auto& l : unix_listeners) l->Start(server.get(), &authorizer);
+  // Hands freed heap pages back to the kernel every 10 s, with or without
+  // systemd (daemon/memory.h). Outlives the metrics endpoint, which reads it.
+  std::unique_ptr<MemoryTrimmer> trimmer;
+  if (AllocatorTuningEnabled()) trimmer = std::make_unique<MemoryTrimmer>();
   std::unique_ptr<MetricsServer> metrics;
   if (!options.metrics_listen.empty()) {
-    auto m = MetricsServer::Start(options.metrics_listen, [s = store->get(), o = orders->get(), l = log->get()] {
-      return RenderMetrics(s, o, l);
+    auto m = MetricsServer::Start(options.metrics_listen, [s = store->get(), o = orders->get(), l = log->get(),
+                                                           budget = so.memory_budget_bytes, t = trimmer.get()] {
+      return RenderMetrics(s, o, l, budget, t);
     });
     if (!m.ok()) {
       server->Shutdown();
@@ -310,6 +340,7 @@ absl::Status RunDaemon(const DaemonOptions& options) {
   // No call is in flight any more: finish the order in progress, then close
   // the log and RocksDB cleanly.
   metrics.reset();
+  trimmer.reset();
   orders->reset();
   shredder->reset();
   log->reset();

@@ -77,6 +77,9 @@ inline_threshold = 1024
 metrics_listen = "127.0.0.1:9464"
 log_format = "json"
 
+[storage]
+memory_budget_mib = 64
+
 [tls]
 cert = "{cert}"
 key = "{key}"
@@ -109,6 +112,12 @@ roles = ["auditor"]
             ('[server\n', "shredd.toml:1: "),
             ('[server]\nlisten = ["tcp:0.0.0.0:7443"]\n', "only loopback addresses are allowed without TLS"),
             ('[tls]\ncert = "/etc/hostname"\n', "[tls] needs all of cert, key and client_ca"),
+            ('[storage]\nmemory_budget_mib = 8\n',
+             "shredd.toml:2: storage.memory_budget_mib: must be between 16 and 1048576, got 8"),
+            ('[storage]\nmemory_budget_mib = "128M"\n',
+             "shredd.toml:2: storage.memory_budget_mib: expected an integer, got a string"),
+            ('[storage]\nmemory_budget_mib = 128\ncache_mib = 1\n',
+             "shredd.toml:3: storage.cache_mib: unknown key (known: memory_budget_mib)"),
         ]
         for text, want in cases:
             self.assertRejected(text, want)
@@ -147,6 +156,10 @@ roles = ["auditor"]
         p = self.check(path, "--inline-threshold", "2000000")
         self.assertEqual(p.returncode, 1)
         self.assertIn("server.inline_threshold must be at most 1048576", p.stderr)
+        p = self.check(path, "--memory-budget-mib", "4")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("storage.memory_budget_mib must be between 16 and 1048576 (MiB), got 4", p.stderr)
+        self.assertEqual(self.check(path, "--memory-budget-mib", "32").returncode, 0)
         p = shredd("--log-format", "xml")
         self.assertEqual(p.returncode, 2)
         # A flag fixes what the file gets wrong: flags override.

@@ -36,6 +36,7 @@ TEST(ConfigTest, EmptyFileIsTheDefaults) {
   EXPECT_EQ(c->metrics_listen, "");
   EXPECT_EQ(c->log_format, LogFormat::kText);
   EXPECT_EQ(c->log_origin, "");
+  EXPECT_EQ(c->memory_budget_mib, 128u);
   EXPECT_TRUE(c->tls_cert.empty() && c->tls_key.empty() && c->tls_client_ca.empty());
   EXPECT_TRUE(c->local_roles.empty());
   EXPECT_TRUE(c->tls_roles.empty());
@@ -314,6 +315,45 @@ TEST(ConfigTest, KeysNeedingRestart) {
   b.listen = {"unix:/elsewhere"};
   b.tls_cert = "/c";
   EXPECT_EQ(KeysNeedingRestart(a, b), (std::vector<std::string>{"server.listen", "tls.cert"}));
+  b.memory_budget_mib = 256;
+  EXPECT_EQ(KeysNeedingRestart(a, b),
+            (std::vector<std::string>{"server.listen", "storage.memory_budget_mib", "tls.cert"}));
+}
+
+TEST(ConfigTest, MemoryBudget) {
+  for (uint64_t mib : {kMinMemoryBudgetMib, uint64_t{64}, uint64_t{4096}, kMaxMemoryBudgetMib}) {
+    auto c = LoadConfigFromString(StrCat("[storage]\nmemory_budget_mib = ", mib, "\n"), "test.toml");
+    ASSERT_TRUE(c.ok()) << c.status();
+    EXPECT_EQ(c->memory_budget_mib, mib);
+    EXPECT_TRUE(ValidateConfig(*c).ok());
+  }
+  auto s = LoadError("[storage]\nmemory_budget_mib = 8\n");
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(Message(s).find("test.toml:2: storage.memory_budget_mib: must be between 16 and 1048576, got 8"),
+            std::string::npos)
+      << s;
+  s = LoadError("[storage]\nmemory_budget_mib = -1\n");
+  EXPECT_NE(Message(s).find("storage.memory_budget_mib: must be between 16 and 1048576, got -1"), std::string::npos)
+      << s;
+  s = LoadError("[storage]\nmemory_budget_mib = 2000000\n");
+  EXPECT_NE(Message(s).find("got 2000000"), std::string::npos) << s;
+  s = LoadError("[storage]\nmemory_budget_mib = \"128M\"\n");
+  EXPECT_NE(Message(s).find("test.toml:2: storage.memory_budget_mib: expected an integer, got a string"),
+            std::string::npos)
+      << s;
+  s = LoadError("[storage]\nmemory_budget = 128\n");
+  EXPECT_NE(Message(s).find("test.toml:2: storage.memory_budget: unknown key (known: memory_budget_mib)"),
+            std::string::npos)
+      << s;
+  s = LoadError("storage = 128\n");
+  EXPECT_NE(Message(s).find("storage: expected a table"), std::string::npos) << s;
+  // The same bounds when the value comes from a flag (ValidateConfig).
+  DaemonConfig c;
+  c.memory_budget_mib = 15;
+  s = ValidateConfig(c);
+  EXPECT_NE(Message(s).find("storage.memory_budget_mib must be between 16 and 1048576 (MiB), got 15"),
+            std::string::npos)
+      << s;
 }
 
 }  // namespace
