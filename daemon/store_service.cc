@@ -187,7 +187,10 @@ grpc::Status StoreService::Get(grpc::ServerContext* ctx, const v1::GetRequest* r
   bool first = true, write_failed = false;
   v1::GetResponse resp;
   while (auto plain = ahead.Pop()) {
-    if (ctx->IsCancelled()) break;
+    if (ctx->IsCancelled()) {
+      sodium_memzero(plain->data(), plain->size());
+      break;
+    }
     resp.Clear();
     if (first) resp.set_total_size(static_cast<int64_t>((*reader)->size()));
     first = false;
