@@ -202,13 +202,18 @@ UploadResult StreamFileHashing(const Global& g, const std::string& path, uint64_
   bool ok = writer->Write(req);
   // Reader thread: read and hash; this thread: serialise and send.
   BoundedQueue<std::string> queue(4);
+  // Sent buffers go back to the reader: no zero-filling and page-faulting
+  // of a fresh 4 MiB buffer per message.
+  BoundedQueue<std::string> spare(8);
   EVP_MD_CTX* md = EVP_MD_CTX_new();
   EVP_DigestInit_ex(md, EVP_sha256(), nullptr);
   std::string read_error;
   std::thread reader([&] {
     uint64_t left = size;
     while (left > 0) {
-      std::string buf(std::min<uint64_t>(kUploadMessage, left), '\0');
+      const size_t want = std::min<uint64_t>(kUploadMessage, left);
+      std::string buf = spare.TryPop().value_or(std::string());
+      buf.resize(want);
       size_t got = 0;
       while (got < buf.size()) {
         ssize_t n = read(fd, buf.data() + got, buf.size() - got);
@@ -240,10 +245,11 @@ UploadResult StreamFileHashing(const Global& g, const std::string& path, uint64_
     auto buf = queue.Pop();
     if (!buf) break;
     const uint64_t n = buf->size();
-    req.Clear();
     req.set_data(std::move(*buf));
     ok = writer->Write(req);
     if (ok && on_bytes) on_bytes(n);
+    std::string used = std::move(*req.mutable_data());
+    (void)spare.Push(used);  // never blocks: at most 6 buffers exist
   }
   queue.Cancel();
   reader.join();

@@ -46,6 +46,17 @@ class BoundedQueue {
     return out;
   }
 
+  // An item if one is queued, without waiting.
+  std::optional<T> TryPop() {
+    std::unique_lock l(mu_);
+    if (cancelled_ || items_.empty()) return std::nullopt;
+    std::optional<T> out(std::move(items_.front()));
+    items_.pop_front();
+    l.unlock();
+    space_.notify_one();
+    return out;
+  }
+
   // The producer is done: Pop drains what is queued, then returns nullopt.
   void Close() {
     {
