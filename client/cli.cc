@@ -17,6 +17,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "daemon/strings.h"
@@ -26,6 +27,7 @@
 #include "client/verify/encoding.h"
 #include "client/verify/keys.h"
 #include "client/verify/manifest.h"
+#include "daemon/bounded_queue.h"
 #include "shredd/v1/shredd.grpc.pb.h"
 
 namespace shredd::cli {
@@ -97,9 +99,18 @@ int CmdPut(const Global& g, const PutOptions& o) {
       throw Failure{kFail, StrCat(p, ": no such file or directory"), ""};
     }
   }
+  // Small files are hashed now (BatchPut declares each digest up front);
+  // large ones while they are sent (the digest goes in the upload's trailer).
   uint64_t total_bytes = 0;
   for (auto& it : items) {
-    it.digest = DigestFile(it.path);
+    std::error_code ec;
+    uint64_t size = fs::file_size(it.path, ec);
+    if (ec) throw Failure{kFail, StrCat("cannot stat ", it.path, ": ", ec.message()), ""};
+    if (size <= kBatchItemMax) {
+      it.digest = DigestFile(it.path);
+    } else {
+      it.digest.size = size;
+    }
     total_bytes += it.digest.size;
   }
   auto channel = Connect(g);
@@ -151,12 +162,12 @@ int CmdPut(const Global& g, const PutOptions& o) {
     }
   }
   // Stream the large ones.
-  for (const auto& it : items) {
+  for (auto& it : items) {
     if (it.digest.size <= kBatchItemMax) continue;
     v1::PutHeader header;
     FillMetadata(o, it.path, header.mutable_metadata());
-    UploadResult r = StreamFile(g, it.path, it.digest, std::move(header),
-                                [&](uint64_t n) { progress.Add(n); });
+    UploadResult r = StreamFileHashing(g, it.path, it.digest.size, std::move(header),
+                                       [&](uint64_t n) { progress.Add(n); }, &it.digest);
     if (!r.status.ok()) {
       if (r.status.error_code() == grpc::UNAVAILABLE) throw FromGrpc(r.status, "upload failed");
       report(it, "failed", StrCat(CodeName(r.status.error_code()), ": ", r.status.error_message()));
@@ -181,36 +192,56 @@ int CmdGet(const Global& g, const std::string& digest, const std::string& out_pa
   const bool whole = offset == 0 && length == 0;
   std::string tmp = out_path.empty() ? "" : out_path + ".part";
   int fd = STDOUT_FILENO;
+  bool direct = false;
   if (!out_path.empty()) {
-    fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0644);
+    direct = fd >= 0;
+    if (fd < 0 && errno == EINVAL) fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) throw Failure{kFail, StrCat("cannot create ", tmp, ": ", std::strerror(errno)), ""};
   }
   EVP_MD_CTX* md = EVP_MD_CTX_new();
   EVP_DigestInit_ex(md, EVP_sha256(), nullptr);
+  // This thread receives; a writer thread hashes and writes (and starts
+  // writeback of the output file as it goes), with a bounded queue between.
+  BoundedQueue<std::string> queue(8);
+  bool write_error = false;
+  int write_errno = 0;
+  std::thread writer([&] {
+    OutputWriter out(fd, direct, !out_path.empty());
+    bool ok = true;
+    while (auto d = queue.Pop()) {
+      EVP_DigestUpdate(md, d->data(), d->size());
+      if (!out.Write(*d)) {
+        ok = false;
+        break;
+      }
+    }
+    if (ok && !out.Finish()) ok = false;
+    if (!ok) {
+      write_error = true;
+      write_errno = errno;
+      queue.Cancel();
+    }
+  });
   v1::GetResponse resp;
   uint64_t received = 0;
   std::optional<Progress> progress;
-  bool write_error = false;
   while (reader->Read(&resp)) {
     if (!progress) {
       uint64_t expect = length ? static_cast<uint64_t>(length) : static_cast<uint64_t>(resp.total_size() - offset);
       progress.emplace("get", expect, !g.quiet && !out_path.empty());
     }
-    const std::string& d = resp.data();
-    EVP_DigestUpdate(md, d.data(), d.size());
-    size_t off = 0;
-    while (off < d.size() && !write_error) {
-      ssize_t n = write(fd, d.data() + off, d.size() - off);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) write_error = true; else off += static_cast<size_t>(n);
-    }
-    if (write_error) {
+    std::string d = std::move(*resp.mutable_data());
+    const size_t n = d.size();
+    if (!queue.Push(d)) {  // the writer failed
       ctx.TryCancel();
       break;
     }
-    received += d.size();
-    progress->Add(d.size());
+    received += n;
+    progress->Add(n);
   }
+  queue.Close();
+  writer.join();
   grpc::Status s = reader->Finish();
   unsigned char h[32];
   unsigned int hl = 0;
@@ -224,7 +255,7 @@ int CmdGet(const Global& g, const std::string& digest, const std::string& out_pa
     }
     throw f;
   };
-  if (write_error) fail(Failure{kFail, StrCat("cannot write output: ", std::strerror(errno)), ""});
+  if (write_error) fail(Failure{kFail, StrCat("cannot write output: ", std::strerror(write_errno)), ""});
   if (!s.ok()) fail(FromGrpc(s, "download failed"));
   if (whole) {
     std::string got = StrCat("sha256:", verify::HexEncode(std::string_view(reinterpret_cast<char*>(h), 32)));

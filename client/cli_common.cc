@@ -10,9 +10,11 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <thread>
 #include <vector>
 
 #include "client/verify/encoding.h"
+#include "daemon/bounded_queue.h"
 #include "daemon/strings.h"
 
 namespace shredd::cli {
@@ -181,6 +183,183 @@ UploadResult StreamFile(const Global& g, const std::string& path, const FileDige
   close(fd);
   writer->WritesDone();
   return {writer->Finish(), resp.already_present()};
+}
+
+UploadResult StreamFileHashing(const Global& g, const std::string& path, uint64_t size,
+                               shredd::v1::PutHeader header, const std::function<void(uint64_t)>& on_bytes,
+                               FileDigest* digest) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Failure{kFail, StrCat("cannot open ", path, ": ", std::strerror(errno)), ""};
+  (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  auto stub = shredd::v1::Store::NewStub(Connect(g));
+  grpc::ClientContext ctx;
+  shredd::v1::PutResponse resp;
+  auto writer = stub->Put(&ctx, &resp);
+  shredd::v1::PutRequest req;
+  header.mutable_digest()->clear_hash();  // declared in the trailer
+  header.mutable_digest()->set_size_bytes(static_cast<int64_t>(size));
+  *req.mutable_header() = std::move(header);
+  bool ok = writer->Write(req);
+  // Reader thread: read and hash; this thread: serialise and send.
+  BoundedQueue<std::string> queue(4);
+  // Sent buffers go back to the reader: no zero-filling and page-faulting
+  // of a fresh 4 MiB buffer per message.
+  BoundedQueue<std::string> spare(8);
+  EVP_MD_CTX* md = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(md, EVP_sha256(), nullptr);
+  std::string read_error;
+  std::thread reader([&] {
+    uint64_t left = size;
+    while (left > 0) {
+      const size_t want = std::min<uint64_t>(kUploadMessage, left);
+      std::string buf = spare.TryPop().value_or(std::string());
+      buf.resize(want);
+      size_t got = 0;
+      while (got < buf.size()) {
+        ssize_t n = read(fd, buf.data() + got, buf.size() - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+          read_error = StrCat("cannot read ", path, ": ", std::strerror(errno));
+          break;
+        }
+        if (n == 0) {
+          read_error = StrCat(path, " shrank while it was being uploaded");
+          break;
+        }
+        got += static_cast<size_t>(n);
+      }
+      if (!read_error.empty()) break;
+      EVP_DigestUpdate(md, buf.data(), buf.size());
+      left -= buf.size();
+      if (!queue.Push(buf)) break;  // the call ended early
+    }
+    if (read_error.empty() && left == 0) {
+      char extra;
+      ssize_t n;
+      do n = read(fd, &extra, 1); while (n < 0 && errno == EINTR);
+      if (n > 0) read_error = StrCat(path, " grew while it was being uploaded");
+    }
+    queue.Close();
+  });
+  while (ok) {
+    auto buf = queue.Pop();
+    if (!buf) break;
+    const uint64_t n = buf->size();
+    req.set_data(std::move(*buf));
+    ok = writer->Write(req);
+    if (ok && on_bytes) on_bytes(n);
+    std::string used = std::move(*req.mutable_data());
+    (void)spare.Push(used);  // never blocks: at most 6 buffers exist
+  }
+  queue.Cancel();
+  reader.join();
+  close(fd);
+  unsigned char h[32];
+  unsigned int hl = 0;
+  EVP_DigestFinal_ex(md, h, &hl);
+  EVP_MD_CTX_free(md);
+  digest->hash = StrCat("sha256:", verify::HexEncode(std::string_view(reinterpret_cast<char*>(h), 32)));
+  digest->size = size;
+  if (!read_error.empty()) {
+    digest->hash.clear();  // of the bytes read so far: meaningless
+    // Never declare a digest for bytes we could not read: the daemon stores nothing.
+    ctx.TryCancel();
+    (void)writer->Finish();
+    return {grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, StrCat(read_error, "; nothing was stored")), false};
+  }
+  if (ok) {
+    req.Clear();
+    req.mutable_trailer()->mutable_digest()->set_hash(digest->hash);
+    req.mutable_trailer()->mutable_digest()->set_size_bytes(static_cast<int64_t>(size));
+    ok = writer->Write(req);
+  }
+  if (ok) writer->WritesDone();
+  return {writer->Finish(), resp.already_present()};
+}
+
+namespace {
+constexpr size_t kDirectAlign = 4096, kDirectBuffer = 8 << 20;
+}
+
+OutputWriter::OutputWriter(int fd, bool direct, bool writeback) : fd_(fd), direct_(direct), writeback_(writeback) {
+  if (direct_) {
+    void* p = nullptr;
+    if (posix_memalign(&p, kDirectAlign, kDirectBuffer) == 0) {
+      buf_ = static_cast<char*>(p);
+    } else {
+      direct_ = false;
+      int fl = fcntl(fd_, F_GETFL);
+      if (fl >= 0) (void)fcntl(fd_, F_SETFL, fl & ~O_DIRECT);
+    }
+  }
+}
+
+OutputWriter::~OutputWriter() { free(buf_); }
+
+bool OutputWriter::WriteAll(const char* p, size_t n) {
+  while (n > 0) {
+    // Our own file: positional writes. Otherwise (stdout) plain writes at
+    // whatever offset the descriptor has.
+    ssize_t w = (direct_ || writeback_) ? pwrite(fd_, p, n, static_cast<off_t>(written_)) : write(fd_, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && errno == EINVAL && direct_ && !fell_back_) {
+      fell_back_ = true;  // O_DIRECT refused: buffered through the same buffer
+      int fl = fcntl(fd_, F_GETFL);
+      if (fl < 0 || fcntl(fd_, F_SETFL, fl & ~O_DIRECT) != 0) return false;
+      continue;
+    }
+    if (w < 0) return false;
+    p += w;
+    n -= static_cast<size_t>(w);
+    written_ += static_cast<uint64_t>(w);
+  }
+  return true;
+}
+
+bool OutputWriter::Flush(size_t length) {
+  uint64_t before = written_;
+  if (!WriteAll(buf_, length)) return false;
+  written_ = before + length;
+  fill_ = 0;
+  return true;
+}
+
+bool OutputWriter::Write(std::string_view data) {
+  if (direct_) {
+    while (!data.empty()) {
+      size_t n = std::min(data.size(), kDirectBuffer - fill_);
+      std::memcpy(buf_ + fill_, data.data(), n);
+      fill_ += n;
+      data.remove_prefix(n);
+      if (fill_ == kDirectBuffer && !Flush(kDirectBuffer)) return false;
+    }
+    return true;
+  }
+  if (!WriteAll(data.data(), data.size())) return false;
+  if (!writeback_) return true;
+  constexpr uint64_t kStep = 8 << 20, kWindow = 64 << 20;
+  if (written_ - started_ < kStep) return true;
+  (void)sync_file_range(fd_, static_cast<off_t>(started_), static_cast<off_t>(written_ - started_),
+                        SYNC_FILE_RANGE_WRITE);
+  started_ = written_;
+  if (started_ - waited_ > kWindow) {
+    uint64_t upto = started_ - kWindow / 2;
+    (void)sync_file_range(fd_, static_cast<off_t>(waited_), static_cast<off_t>(upto - waited_),
+                          SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+    waited_ = upto;
+  }
+  return true;
+}
+
+bool OutputWriter::Finish() {
+  if (!direct_ || fill_ == 0) return true;
+  const uint64_t length = written_ + fill_;
+  size_t padded = (fill_ + kDirectAlign - 1) / kDirectAlign * kDirectAlign;
+  std::memset(buf_ + fill_, 0, padded - fill_);
+  if (!Flush(padded)) return false;
+  if (ftruncate(fd_, static_cast<off_t>(length)) != 0) return false;
+  written_ = length;
+  return true;
 }
 
 PutOutcome UploadFile(const Global& g, const std::string& path, const FileDigest& digest,

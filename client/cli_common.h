@@ -21,7 +21,8 @@ namespace shredd::cli {
 enum Exit { kOk = 0, kFail = 1, kUsage = 2, kVerifyFailed = 3, kNotFound = 4, kUnavailable = 5, kRefused = 6,
             kForkDetected = 7 };
 
-inline constexpr size_t kStreamChunk = 1 << 20;          // bytes per Put/Get message
+inline constexpr size_t kStreamChunk = 1 << 20;          // read size for hashing; Put message with a header digest
+inline constexpr size_t kUploadMessage = 4 << 20;        // bytes per Put message when hashing while sending
 inline constexpr uint64_t kBatchItemMax = 64 * 1024;     // files up to this go through BatchPut
 inline constexpr size_t kBatchBytes = 3 * 1024 * 1024;   // below the daemon's 8 MiB message limit
 inline constexpr size_t kBatchEntries = 1000;
@@ -81,6 +82,40 @@ struct UploadResult {
 };
 UploadResult StreamFile(const Global& g, const std::string& path, const FileDigest& digest,
                         shredd::v1::PutHeader header, const std::function<void(uint64_t)>& on_bytes);
+// Streams `size` bytes of a local file to Store.Put, hashing them on a
+// reader thread while they are sent, and declares the digest in a trailer
+// (no separate hashing pass). Sets *digest. Fails (status INVALID_ARGUMENT,
+// nothing stored) if the file does not have `size` bytes any more.
+UploadResult StreamFileHashing(const Global& g, const std::string& path, uint64_t size,
+                               shredd::v1::PutHeader header, const std::function<void(uint64_t)>& on_bytes,
+                               FileDigest* digest);
+// Writes a download to a file descriptor. For a file opened with O_DIRECT
+// (`direct`): through an aligned 8 MiB buffer, the tail padded and then
+// truncated (fresh page-cache pages are what made buffered writes slow on
+// the benchmark machine; see docs/PERFORMANCE.md). Otherwise buffered; with
+// `writeback`, writeback is started as the file grows, so that the fsync at
+// the end does not write all of it at once. Falls back to buffered writes if
+// the file system refuses O_DIRECT writes. Without `direct` and `writeback`
+// (stdout), plain sequential writes.
+class OutputWriter {
+ public:
+  OutputWriter(int fd, bool direct, bool writeback);
+  ~OutputWriter();
+  OutputWriter(const OutputWriter&) = delete;
+  OutputWriter& operator=(const OutputWriter&) = delete;
+  // false on an error (errno set).
+  bool Write(std::string_view data);
+  bool Finish();
+
+ private:
+  bool Flush(size_t length);
+  bool WriteAll(const char* p, size_t n);
+  int fd_;
+  bool direct_, writeback_, fell_back_ = false;
+  char* buf_ = nullptr;
+  size_t fill_ = 0;
+  uint64_t written_ = 0, started_ = 0, waited_ = 0;
+};
 // CERT.json -> CERT.tlog-proof (where `shred -o` puts the log proof).
 std::string TlogProofPath(const std::string& cert_path);
 // Fetches a certificate (and manifest) and writes them like `shred -o`.

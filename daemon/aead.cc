@@ -2,6 +2,7 @@
 
 #include <sodium.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/base/internal/endian.h"
@@ -141,6 +142,54 @@ absl::Status ChunkCipher::Open(uint64_t index, std::string_view sealed, std::str
   if (EVP_DecryptFinal_ex(dec_, o + len, &len) != 1) {
     sodium_memzero(out->data() + base, plen);
     out->resize(base);
+    return absl::DataLossError(
+        StrCat("chunk ", index, " does not authenticate: stored ciphertext was altered"));
+  }
+  return absl::OkStatus();
+}
+
+void ChunkCipher::BeginSeal(uint64_t index) {
+  auto iv = ChunkNonce(index);
+  auto ad = AssociatedData(index);
+  int len = 0;
+  EVP_EncryptInit_ex(enc_, nullptr, nullptr, nullptr, iv.data());
+  EVP_EncryptUpdate(enc_, nullptr, &len, ad.data(), ad.size());
+}
+
+void ChunkCipher::SealInPlace(char* data, size_t size) {
+  auto* p = reinterpret_cast<unsigned char*>(data);
+  while (size > 0) {  // EVP lengths are int
+    int n = static_cast<int>(std::min<size_t>(size, size_t{1} << 30));
+    int len = 0;
+    EVP_EncryptUpdate(enc_, p, &len, p, n);
+    p += n;
+    size -= static_cast<size_t>(n);
+  }
+}
+
+void ChunkCipher::FinishSeal(uint8_t* tag) {
+  unsigned char none[16];
+  int len = 0;
+  EVP_EncryptFinal_ex(enc_, none, &len);  // GCM: no output
+  EVP_CIPHER_CTX_ctrl(enc_, EVP_CTRL_GCM_GET_TAG, kChunkTagSize, tag);
+}
+
+absl::Status ChunkCipher::OpenInPlace(uint64_t index, char* data, size_t sealed_size) {
+  if (sealed_size < kChunkTagSize) {
+    return absl::DataLossError(StrCat("chunk ", index, " is truncated"));
+  }
+  size_t plen = sealed_size - kChunkTagSize;
+  auto iv = ChunkNonce(index);
+  auto ad = AssociatedData(index);
+  auto* o = reinterpret_cast<unsigned char*>(data);
+  int len = 0;
+  EVP_DecryptInit_ex(dec_, nullptr, nullptr, nullptr, iv.data());
+  EVP_DecryptUpdate(dec_, nullptr, &len, ad.data(), ad.size());
+  EVP_DecryptUpdate(dec_, o, &len, o, static_cast<int>(plen));
+  EVP_CIPHER_CTX_ctrl(dec_, EVP_CTRL_GCM_SET_TAG, kChunkTagSize, o + plen);
+  unsigned char none[16];
+  if (EVP_DecryptFinal_ex(dec_, none, &len) != 1) {
+    sodium_memzero(data, sealed_size);
     return absl::DataLossError(
         StrCat("chunk ", index, " does not authenticate: stored ciphertext was altered"));
   }

@@ -63,6 +63,20 @@ class ChunkCipher {
   // authenticate (altered bytes, wrong index, wrong item, wrong size).
   absl::Status Open(uint64_t index, std::string_view sealed, std::string* out);
 
+  // Streaming, in-place sealing of chunk `index` for large uploads: the
+  // chunk's plaintext may arrive in several runs. BeginSeal, then SealInPlace
+  // for each run (its bytes are replaced by ciphertext, so no plaintext is
+  // left behind), then FinishSeal writes the 16-byte tag. The result is
+  // byte-identical to Seal() of the whole chunk.
+  void BeginSeal(uint64_t index);
+  void SealInPlace(char* data, size_t size);
+  void FinishSeal(uint8_t* tag);
+  // Opens chunk `index` in place: `data` holds ciphertext || tag
+  // (`sealed_size` bytes); on success its first sealed_size - 16 bytes are
+  // the plaintext. DATA_LOSS if it does not authenticate; then the buffer is
+  // zeroed (nothing unauthenticated is left readable).
+  absl::Status OpenInPlace(uint64_t index, char* data, size_t sealed_size);
+
  private:
   std::array<uint8_t, 32> AssociatedData(uint64_t index) const;
 

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -21,6 +22,16 @@ class BlobWriter {
  public:
   virtual ~BlobWriter() = default;
   virtual absl::Status Append(std::string_view ciphertext) = 0;
+  // Appends the parts in order (one gathered write where the backend can).
+  virtual absl::Status AppendParts(std::span<const std::string_view> parts) {
+    for (std::string_view p : parts) {
+      if (auto s = Append(p); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+  // A hint that no more data will come for a while: write out what is
+  // buffered, as far as the backend can (not a sync).
+  virtual absl::Status Flush() { return absl::OkStatus(); }
   // Makes the object durable and visible under its id.
   virtual absl::Status Publish() = 0;
 };

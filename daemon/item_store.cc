@@ -5,8 +5,12 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <thread>
 
 #include "absl/base/internal/endian.h"
 #include "absl/strings/escaping.h"
@@ -84,11 +88,179 @@ uint64_t ChunkCount(uint64_t size, uint32_t chunk) { return size == 0 ? 1 : (siz
 
 }  // namespace
 
+// ------------------------------------------------------------------ UploadPipeline
+
+// The second half of a large upload: takes runs of plaintext (already hashed
+// by the receiving thread) off a bounded queue, seals them chunk by chunk in
+// place and appends ciphertext and tags to the blob. At most kQueueBytes of
+// plaintext wait in memory, so an upload of any size runs in constant memory,
+// and the receiving thread blocks (gRPC flow control then holds the client
+// back) when the cipher or the disk is the slower side. Plaintext lives only
+// in this memory: it is overwritten by its ciphertext, and what is still
+// queued when an upload is abandoned is zeroed.
+class UploadPipeline {
+ public:
+  static constexpr size_t kQueueBytes = 16 << 20;
+
+  UploadPipeline(ChunkCipher* cipher, BlobWriter* blob, uint32_t chunk_size, uint64_t total)
+      : cipher_(cipher), blob_(blob), chunk_size_(chunk_size), total_(total), thread_([this] { Run(); }) {}
+
+  ~UploadPipeline() {
+    {
+      std::lock_guard l(mu_);
+      abort_ = true;
+    }
+    ready_.notify_all();
+    if (thread_.joinable()) thread_.join();
+    for (auto& p : queue_) sodium_memzero(p.data(), p.size());
+  }
+
+  absl::Status Push(std::string data) {
+    std::unique_lock l(mu_);
+    space_.wait(l, [&] { return !error_.ok() || queued_ == 0 || queued_ + data.size() <= kQueueBytes; });
+    if (!error_.ok()) {
+      sodium_memzero(data.data(), data.size());
+      return error_;
+    }
+    queued_ += data.size();
+    queue_.push_back(std::move(data));
+    l.unlock();
+    ready_.notify_one();
+    return absl::OkStatus();
+  }
+
+  // Waits until everything pushed is sealed and written.
+  absl::Status Finish() {
+    {
+      std::lock_guard l(mu_);
+      closed_ = true;
+    }
+    ready_.notify_one();
+    if (thread_.joinable()) thread_.join();
+    std::lock_guard l(mu_);
+    return error_;
+  }
+
+ private:
+  void Run() {
+    for (;;) {
+      std::string piece;
+      {
+        std::unique_lock l(mu_);
+        auto ready = [&] { return abort_ || closed_ || !queue_.empty(); };
+        if (!ready_.wait_for(l, std::chrono::milliseconds(50), ready)) {
+          // The sender paused: write out what the blob holds buffered, so a
+          // slow upload still reaches the disk as it goes.
+          l.unlock();
+          absl::Status s = blob_->Flush();
+          l.lock();
+          if (!s.ok()) {
+            if (error_.ok()) error_ = s;
+            space_.notify_one();
+            return;
+          }
+          ready_.wait(l, ready);
+        }
+        if (abort_ || queue_.empty()) return;
+        piece = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      absl::Status s = Process(piece);
+      if (!s.ok()) sodium_memzero(piece.data(), piece.size());
+      {
+        std::lock_guard l(mu_);
+        queued_ -= piece.size();
+        if (!s.ok() && error_.ok()) error_ = s;
+      }
+      space_.notify_one();
+      if (!s.ok()) return;
+    }
+  }
+
+  absl::Status Process(std::string& piece) {
+    parts_.clear();
+    tags_.clear();
+    tags_.reserve(piece.size() / chunk_size_ + 2);  // no reallocation: parts_ point into it
+    char* p = piece.data();
+    size_t left = piece.size();
+    while (left > 0) {
+      if (in_chunk_ == 0) cipher_->BeginSeal(index_);
+      size_t take = std::min<uint64_t>({left, chunk_size_ - in_chunk_, total_ - done_});
+      if (take == 0) return absl::InternalError("upload pipeline received more than the declared size");
+      cipher_->SealInPlace(p, take);
+      parts_.emplace_back(p, take);
+      p += take;
+      left -= take;
+      in_chunk_ += take;
+      done_ += take;
+      if (in_chunk_ == chunk_size_ || done_ == total_) {
+        tags_.emplace_back();
+        cipher_->FinishSeal(tags_.back().data());
+        parts_.emplace_back(reinterpret_cast<const char*>(tags_.back().data()), kChunkTagSize);
+        ++index_;
+        in_chunk_ = 0;
+      }
+    }
+    return blob_->AppendParts(parts_);
+  }
+
+  ChunkCipher* const cipher_;
+  BlobWriter* const blob_;
+  const uint64_t chunk_size_, total_;
+  uint64_t index_ = 0, in_chunk_ = 0, done_ = 0;  // worker only
+  std::vector<std::string_view> parts_;
+  std::vector<std::array<uint8_t, kChunkTagSize>> tags_;
+  std::mutex mu_;
+  std::condition_variable ready_, space_;
+  std::deque<std::string> queue_;
+  size_t queued_ = 0;
+  bool closed_ = false, abort_ = false;
+  absl::Status error_;
+  std::thread thread_;  // last: starts once everything above is initialised
+};
+
 // ------------------------------------------------------------------ Upload
 
-Upload::~Upload() = default;
+Upload::~Upload() { pipeline_.reset(); }
+
+absl::Status Upload::Append(std::string&& data) {
+  if (!pipeline_) {
+    absl::Status s = Append(std::string_view(data));
+    sodium_memzero(data.data(), data.size());
+    return s;
+  }
+  if (done_) return absl::FailedPreconditionError("upload already finished");
+  if (received_ + data.size() > declared_.size) {
+    return absl::InvalidArgumentError(StrCat("received more than the declared size of ",
+                                                   declared_.size, " bytes"));
+  }
+  received_ += data.size();
+  hasher_.Update(data);
+  return pipeline_->Push(std::move(data));
+}
+
+absl::Status Upload::DeclareDigest(const ContentDigest& digest) {
+  if (done_) return absl::FailedPreconditionError("upload already finished");
+  if (digest.size != declared_.size) {
+    return absl::InvalidArgumentError(StrCat("the digest declares ", digest.size, " bytes, the upload's header ",
+                                             declared_.size, "; nothing was stored"));
+  }
+  if (digest_declared_) {
+    if (digest.hash != declared_.hash) {
+      return absl::InvalidArgumentError(StrCat("the trailing digest ", digest.HashString(),
+                                               " differs from the header's ", declared_.HashString(),
+                                               "; nothing was stored"));
+    }
+    return absl::OkStatus();
+  }
+  if (auto s = store_->CheckNotSuppressed(digest); !s.ok()) return s;
+  declared_.hash = digest.hash;
+  digest_declared_ = true;
+  return absl::OkStatus();
+}
 
 absl::Status Upload::Append(std::string_view data) {
+  if (pipeline_) return Append(std::string(data));
   if (done_) return absl::FailedPreconditionError("upload already finished");
   if (received_ + data.size() > declared_.size) {
     return absl::InvalidArgumentError(StrCat("received more than the declared size of ",
@@ -125,6 +297,15 @@ absl::Status Upload::SealChunk() {
 absl::StatusOr<PutResult> Upload::Commit() {
   if (done_) return absl::FailedPreconditionError("upload already finished");
   done_ = true;
+  const bool pipelined = pipeline_ != nullptr;
+  if (pipelined) {
+    absl::Status s = pipeline_->Finish();
+    pipeline_.reset();
+    if (!s.ok()) return s;
+  }
+  if (!digest_declared_) {
+    return absl::InvalidArgumentError("the upload ended without declaring its digest; nothing was stored");
+  }
   ContentDigest actual{hasher_.Finish(), received_};
   if (actual != declared_) {
     return absl::InvalidArgumentError(StrCat(
@@ -132,7 +313,10 @@ absl::StatusOr<PutResult> Upload::Commit() {
         declared_.size, " bytes), received ", actual.HashString(), " (", actual.size,
         " bytes); nothing was stored"));
   }
-  if (auto s = SealChunk(); !s.ok()) return s;  // the last (possibly empty) chunk
+  // The last (possibly empty) chunk; a pipelined upload sealed it already.
+  if (!pipelined) {
+    if (auto s = SealChunk(); !s.ok()) return s;
+  }
   return store_->CommitItem(declared_, metadata_, dek_, object_id_, std::move(inline_ciphertext_),
                             blob_.get(), extra_, lineage_edges_);
 }
@@ -143,6 +327,15 @@ ItemReader::~ItemReader() = default;
 
 absl::Status ItemReader::Read(uint64_t offset, uint64_t limit,
                               const std::function<bool(std::string_view)>& sink) {
+  return ReadOwned(offset, limit, [&](std::string&& plain) {
+    bool more = sink(plain);
+    sodium_memzero(plain.data(), plain.size());
+    return more;
+  });
+}
+
+absl::Status ItemReader::ReadOwned(uint64_t offset, uint64_t limit,
+                                   const std::function<bool(std::string&&)>& sink) {
   if (offset > size_) {
     return absl::OutOfRangeError(StrCat("offset ", offset, " is beyond the item's size of ", size_));
   }
@@ -151,27 +344,31 @@ absl::Status ItemReader::Read(uint64_t offset, uint64_t limit,
   const uint64_t chunks = ChunkCount(size_, chunk_size_);
   const uint64_t stride = uint64_t{chunk_size_} + kChunkTagSize;
   uint64_t first = offset / chunk_size_;
-  std::string sealed, plain;
   for (uint64_t c = first; c < chunks; ++c) {
     uint64_t c_begin = c * chunk_size_;
     if (c_begin >= end && !(size_ == 0 && c == 0)) break;
     uint64_t c_len = std::min<uint64_t>(chunk_size_, size_ - c_begin);
-    sealed.clear();
+    std::string buf;
     if (blob_) {
-      if (auto s = blob_->ReadAt(c * stride, c_len + kChunkTagSize, &sealed); !s.ok()) return s;
+      if (auto s = blob_->ReadAt(c * stride, c_len + kChunkTagSize, &buf); !s.ok()) return s;
     } else {
       if (inline_ciphertext_.size() < c * stride + c_len + kChunkTagSize) {
         return absl::DataLossError("stored ciphertext is truncated");
       }
-      sealed.assign(inline_ciphertext_, c * stride, c_len + kChunkTagSize);
+      buf.assign(inline_ciphertext_, c * stride, c_len + kChunkTagSize);
     }
-    plain.clear();
-    if (auto s = cipher_->Open(c, sealed, &plain); !s.ok()) return s;
+    // Authenticated before a byte is handed out: on failure the buffer is
+    // zeroed and nothing reaches the sink.
+    if (auto s = cipher_->OpenInPlace(c, buf.data(), buf.size()); !s.ok()) return s;
+    buf.resize(c_len);
     uint64_t from = std::max(offset, c_begin) - c_begin;
     uint64_t to = std::min(end, c_begin + c_len) - c_begin;
-    bool more = sink(std::string_view(plain).substr(from, to - from));
-    sodium_memzero(plain.data(), plain.size());
-    if (!more) break;
+    if (from != 0 || to != c_len) {
+      std::string part(buf, from, to - from);
+      sodium_memzero(buf.data(), buf.size());
+      buf = std::move(part);
+    }
+    if (!sink(std::move(buf))) break;
   }
   return absl::OkStatus();
 }
@@ -263,6 +460,10 @@ absl::Status ItemStore::CheckUploadable(const ContentDigest& declared, const Ite
     return absl::InvalidArgumentError(StrCat("declared size ", declared.size,
                                                    " exceeds the maximum item size of ", options_.max_item_size));
   }
+  return CheckNotSuppressed(declared);
+}
+
+absl::Status ItemStore::CheckNotSuppressed(const ContentDigest& declared) {
   if (auto by = SuppressedBy(declared.hash)) {
     return absl::FailedPreconditionError(StrCat(
         declared.HashString(), " was shredded (", *by,
@@ -274,6 +475,22 @@ absl::Status ItemStore::CheckUploadable(const ContentDigest& declared, const Ite
 absl::StatusOr<std::unique_ptr<Upload>> ItemStore::BeginUpload(const ContentDigest& declared,
                                                                 ItemMetadata metadata) {
   if (auto s = CheckUploadable(declared, metadata); !s.ok()) return s;
+  return StartUpload(declared, std::move(metadata));
+}
+
+absl::StatusOr<std::unique_ptr<Upload>> ItemStore::BeginUploadOfSize(uint64_t size, ItemMetadata metadata) {
+  if (auto s = metadata.Validate(); !s.ok()) return s;
+  if (size > options_.max_item_size) {
+    return absl::InvalidArgumentError(StrCat("declared size ", size, " exceeds the maximum item size of ",
+                                             options_.max_item_size));
+  }
+  auto up = StartUpload(ContentDigest{Sha256{}, size}, std::move(metadata));
+  if (up.ok()) (*up)->digest_declared_ = false;
+  return up;
+}
+
+absl::StatusOr<std::unique_ptr<Upload>> ItemStore::StartUpload(const ContentDigest& declared,
+                                                                ItemMetadata metadata) {
   std::unique_ptr<Upload> up(new Upload());
   up->store_ = this;
   up->declared_ = declared;
@@ -286,8 +503,11 @@ absl::StatusOr<std::unique_ptr<Upload>> ItemStore::BeginUpload(const ContentDige
     auto w = blobs_->Create(HexEncode(up->object_id_));
     if (!w.ok()) return w.status();
     up->blob_ = std::move(*w);
+    up->pipeline_ = std::make_unique<UploadPipeline>(up->cipher_.get(), up->blob_.get(), options_.chunk_size,
+                                                     declared.size);
+  } else {
+    up->pending_.reserve(std::min<uint64_t>(declared.size, options_.chunk_size));
   }
-  up->pending_.reserve(std::min<uint64_t>(declared.size, options_.chunk_size));
   return up;
 }
 

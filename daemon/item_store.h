@@ -52,6 +52,16 @@ class Upload {
   Upload& operator=(const Upload&) = delete;
   // INVALID_ARGUMENT if more bytes arrive than were declared.
   absl::Status Append(std::string_view data);
+  // The same, taking the bytes over (no copy). Large (file-backed) uploads
+  // are pipelined: the caller's thread hashes, a worker thread encrypts in
+  // place and writes, with a bounded queue between them (constant memory).
+  absl::Status Append(std::string&& data);
+  // Declares the digest after the data (an upload begun with
+  // ItemStore::BeginUploadOfSize). If a digest was declared at the start,
+  // `digest` must equal it. FAILED_PRECONDITION if the digest was shredded.
+  absl::Status DeclareDigest(const ContentDigest& digest);
+  bool digest_declared() const { return digest_declared_; }
+  const ContentDigest& declared() const { return declared_; }
   // Verifies size and digest, then makes the item durable. INVALID_ARGUMENT
   // naming declared and actual digests if they differ (nothing is stored).
   absl::StatusOr<PutResult> Commit();
@@ -80,6 +90,9 @@ using LogEntries = std::function<absl::StatusOr<std::vector<std::string>>(uint64
   std::string lineage_edges_;  // JSON array for the lineage log entry, if any
   Sha256Hasher hasher_;
   bool done_ = false;
+  bool digest_declared_ = true;
+  // Last member: destroyed (stopped and joined) before what its worker uses.
+  std::unique_ptr<class UploadPipeline> pipeline_;
 };
 
 // Reads one item. Holds the item's content key while alive.
@@ -94,6 +107,10 @@ class ItemReader {
   // ever passed to `sink`. OUT_OF_RANGE if offset > size.
   absl::Status Read(uint64_t offset, uint64_t limit,
                     const std::function<bool(std::string_view)>& sink);
+  // The same, handing each run (at most one chunk) over to `sink`, which
+  // owns it (and should wipe it when done): decrypted in place, no copy.
+  absl::Status ReadOwned(uint64_t offset, uint64_t limit,
+                         const std::function<bool(std::string&&)>& sink);
 
  private:
   friend class ItemStore;
@@ -139,6 +156,9 @@ class ItemStore {
   // INVALID_ARGUMENT for bad metadata or sizes.
   absl::StatusOr<std::unique_ptr<Upload>> BeginUpload(const ContentDigest& declared,
                                                       ItemMetadata metadata);
+  // Starts an upload of `size` bytes whose digest is declared after the data
+  // (Upload::DeclareDigest), so that a client can hash while it sends.
+  absl::StatusOr<std::unique_ptr<Upload>> BeginUploadOfSize(uint64_t size, ItemMetadata metadata);
   // Stores many small items with one synced write. One status per entry.
   struct BatchEntry {
     ContentDigest declared;
@@ -263,6 +283,8 @@ class ItemStore {
   std::string CustodyEntry(const ContentDigest& digest, const ItemMetadata& metadata, const ItemKey& key,
                            uint64_t index, rocksdb::WriteBatch* batch, std::string* salt_hex = nullptr);
   absl::Status CheckUploadable(const ContentDigest& declared, const ItemMetadata& metadata);
+  absl::Status CheckNotSuppressed(const ContentDigest& declared);
+  absl::StatusOr<std::unique_ptr<Upload>> StartUpload(const ContentDigest& declared, ItemMetadata metadata);
   absl::StatusOr<ItemInfo> DecodeInfo(const ItemKey& key, std::string_view record, uint64_t* slot,
                                       std::string* object_id, bool* inline_content);
   std::mutex& StripeFor(const ItemKey& key) { return stripes_[key[0] % stripes_.size()]; }

@@ -1,6 +1,11 @@
 #include "daemon/store_service.h"
 
+#include <sodium.h>
+
+#include <thread>
+
 #include "daemon/auth.h"
+#include "daemon/bounded_queue.h"
 #include "daemon/metrics.h"
 #include "daemon/strings.h"
 #include "daemon/proto_convert.h"
@@ -16,29 +21,81 @@ grpc::Status StoreService::Put(grpc::ServerContext* ctx, grpc::ServerReader<v1::
   if (!req.has_header()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "the first message of an upload must be its header");
   }
-  auto digest = FromProto(req.header().digest());
-  if (!digest.ok()) return ToGrpc(digest.status());
+  // An empty hash in the header: the digest comes in a trailer after the data.
+  const bool trailing = req.header().digest().hash().empty();
+  std::optional<ContentDigest> digest;
+  if (!trailing) {
+    auto d = FromProto(req.header().digest());
+    if (!d.ok()) return ToGrpc(d.status());
+    digest = *d;
+  } else if (req.header().digest().size_bytes() < 0) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        StrCat("negative size ", req.header().digest().size_bytes()));
+  }
   auto meta = FromProto(req.header().metadata());
   if (!meta.ok()) return ToGrpc(meta.status());
   auto lineage = LineageFromProto(req.header().lineage());
   if (!lineage.ok()) return ToGrpc(lineage.status());
-  auto edges = catalog_->PrepareLineage(digest->hash, meta->kind, *lineage);
-  if (!edges.ok()) return ToGrpc(edges.status());
+  const ItemKind kind = meta->kind;
+  if (digest) {  // lineage is checked before any byte is stored
+    auto edges = catalog_->PrepareLineage(digest->hash, kind, *lineage);
+    if (!edges.ok()) return ToGrpc(edges.status());
+    if (auto s = catalog_->EnsureDatasets(meta->datasets); !s.ok()) return ToGrpc(s);
+    auto up = store_->BeginUpload(*digest, std::move(*meta));
+    if (!up.ok()) return ToGrpc(up.status());
+    store_->SetUploadExtras(up->get(), std::move(edges->records), std::move(edges->edges_json));
+    return ReceiveUpload(ctx, reader, std::move(*up), nullptr, response);
+  }
   if (auto s = catalog_->EnsureDatasets(meta->datasets); !s.ok()) return ToGrpc(s);
-  auto upload = store_->BeginUpload(*digest, std::move(*meta));
-  if (!upload.ok()) return ToGrpc(upload.status());
-  store_->SetUploadExtras(upload->get(), std::move(edges->records), std::move(edges->edges_json));
+  auto up = store_->BeginUploadOfSize(static_cast<uint64_t>(req.header().digest().size_bytes()), std::move(*meta));
+  if (!up.ok()) return ToGrpc(up.status());
+  // Lineage needs the model's digest: checked once the trailer names it,
+  // still before anything is committed.
+  auto before_commit = [&](Upload* u) -> absl::Status {
+    auto edges = catalog_->PrepareLineage(u->declared().hash, kind, *lineage);
+    if (!edges.ok()) return edges.status();
+    store_->SetUploadExtras(u, std::move(edges->records), std::move(edges->edges_json));
+    return absl::OkStatus();
+  };
+  return ReceiveUpload(ctx, reader, std::move(*up), before_commit, response);
+}
+
+grpc::Status StoreService::ReceiveUpload(grpc::ServerContext* ctx, grpc::ServerReader<v1::PutRequest>* reader,
+                                         std::unique_ptr<Upload> upload,
+                                         const std::function<absl::Status(Upload*)>& before_commit,
+                                         v1::PutResponse* response) {
+  v1::PutRequest req;
+  bool trailer_seen = false;
   while (reader->Read(&req)) {
     if (req.has_header()) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a second header in one upload stream");
     }
+    if (req.has_trailer()) {
+      if (trailer_seen) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a second trailer in one upload stream");
+      trailer_seen = true;
+      auto d = FromProto(req.trailer().digest());
+      if (!d.ok()) return ToGrpc(d.status());
+      if (auto s = upload->DeclareDigest(*d); !s.ok()) return ToGrpc(s);
+      continue;
+    }
+    if (trailer_seen) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "data after the upload's trailer; nothing was stored");
+    }
     Metrics().bytes_received.Add(req.data().size());
-    if (auto s = (*upload)->Append(req.data()); !s.ok()) return ToGrpc(s);
+    // Take the bytes over from the message: no copy on the way to the cipher.
+    if (auto s = upload->Append(std::move(*req.mutable_data())); !s.ok()) return ToGrpc(s);
   }
   if (ctx->IsCancelled()) {
     return grpc::Status(grpc::StatusCode::CANCELLED, "upload cancelled by the client; nothing was stored");
   }
-  auto result = (*upload)->Commit();
+  if (!upload->digest_declared()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "the upload's header has no digest and no trailer declared one; nothing was stored");
+  }
+  if (before_commit) {
+    if (auto s = before_commit(upload.get()); !s.ok()) return ToGrpc(s);
+  }
+  auto result = upload->Commit();
   if (!result.ok()) return ToGrpc(result.status());
   ToProto(result->digest, response->mutable_digest());
   response->set_already_present(result->already_present);
@@ -114,22 +171,44 @@ grpc::Status StoreService::Get(grpc::ServerContext* ctx, const v1::GetRequest* r
                         StrCat(request->digest().hash(), " is stored with size ", (*reader)->size(),
                                      ", not ", request->digest().size_bytes()));
   }
+  // Read ahead: a second thread reads and decrypts the next chunks while
+  // this one sends, with at most kAhead chunks of plaintext queued.
+  constexpr size_t kAhead = 4;
+  BoundedQueue<std::string> ahead(kAhead);
+  absl::Status read_status;
+  std::thread producer([&] {
+    read_status = (*reader)->ReadOwned(request->offset(), request->limit(), [&](std::string&& plain) {
+      if (ahead.Push(plain)) return true;
+      sodium_memzero(plain.data(), plain.size());
+      return false;
+    });
+    ahead.Close();
+  });
   bool first = true, write_failed = false;
   v1::GetResponse resp;
-  auto s = (*reader)->Read(request->offset(), request->limit(), [&](std::string_view data) {
-    if (ctx->IsCancelled()) return false;
+  while (auto plain = ahead.Pop()) {
+    if (ctx->IsCancelled()) {
+      sodium_memzero(plain->data(), plain->size());
+      break;
+    }
     resp.Clear();
     if (first) resp.set_total_size(static_cast<int64_t>((*reader)->size()));
     first = false;
-    resp.set_data(data.data(), data.size());
-    if (!writer->Write(resp)) {
+    const size_t n = plain->size();
+    resp.set_data(std::move(*plain));
+    bool ok = writer->Write(resp);
+    std::string* d = resp.mutable_data();
+    sodium_memzero(d->data(), d->size());
+    if (!ok) {
       write_failed = true;
-      return false;
+      break;
     }
-    Metrics().bytes_sent.Add(data.size());
-    return true;
-  });
-  if (!s.ok()) return ToGrpc(s);
+    Metrics().bytes_sent.Add(n);
+  }
+  ahead.Cancel();
+  producer.join();
+  ahead.Drain([](std::string& p) { sodium_memzero(p.data(), p.size()); });
+  if (!read_status.ok()) return ToGrpc(read_status);
   if (write_failed || ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "download cancelled");
   if (first) {  // empty range: still tell the client the size
     resp.Clear();

@@ -2,6 +2,9 @@
 #ifndef SHREDD_DAEMON_STORE_SERVICE_H_
 #define SHREDD_DAEMON_STORE_SERVICE_H_
 
+#include <functional>
+#include <memory>
+
 #include "daemon/catalog.h"
 #include "daemon/item_store.h"
 #include "shredd/v1/shredd.grpc.pb.h"
@@ -26,6 +29,12 @@ class StoreService final : public v1::Store::Service {
                     v1::ListResponse* response) override;
 
  private:
+  // Reads an upload's data (and trailer) into `upload` and commits it.
+  grpc::Status ReceiveUpload(grpc::ServerContext* ctx, grpc::ServerReader<v1::PutRequest>* reader,
+                             std::unique_ptr<Upload> upload,
+                             const std::function<absl::Status(Upload*)>& before_commit,
+                             v1::PutResponse* response);
+
   ItemStore* const store_;
   Catalog* const catalog_;
 };

@@ -282,6 +282,65 @@ class MismatchTest(FaultTest):
         self.assertEqual(self.part_files(), [])
 
 
+class TrailingDigestTest(FaultTest):
+    """The digest declared after the data (PutTrailer), as shredctl put does
+    for large files: the same checks as a header digest, nothing stored on
+    any mismatch."""
+
+    def _put(self, reqs):
+        return self.d.store().Put(iter(reqs), timeout=60)
+
+    def trailer(self, h, size):
+        return pb.PutRequest(trailer=pb.PutTrailer(digest=dmsg(h, size)))
+
+    def test_trailer_round_trip(self):
+        for size in (0, 100, INLINE_MAX + 1, 2 * CHUNK + 7, 3 * CHUNK):
+            with self.subTest(size=size):
+                data = rand(size)
+                h = sha256_digest(data)
+                r = self._put([header("", size)] + data_msgs(data, 3 * CHUNK // 2) + [self.trailer(h, size)])
+                self.assertEqual(r.digest.hash, h)
+                self.assertFalse(r.already_present)
+                self.assertEqual(self.get_all(h)[0], data)
+                # Header and trailer may both carry it if they agree.
+                r = self._put([header(h, size)] + data_msgs(data) + [self.trailer(h, size)])
+                self.assertTrue(r.already_present)
+
+    def test_trailer_mismatch_names_both_and_stores_nothing(self):
+        for size in (100, INLINE_MAX + 1, 2 * CHUNK + 7):
+            with self.subTest(size=size):
+                sent, claimed = rand(size), rand(size)
+                before = files_under(self.d.data_dir + "/blobs") | files_under(self.tmp_dir())
+                e = self.assertRpcError(IA, self._put, [header("", size)] + data_msgs(sent) +
+                                        [self.trailer(sha256_digest(claimed), size)])
+                self.assertIn(sha256_digest(claimed), e.details())
+                self.assertIn(sha256_digest(sent), e.details())
+                self.assertNotStored(sha256_digest(claimed), sha256_digest(sent))
+                self.wait_until(lambda: self.part_files() == [], "tmp/ to be empty")
+                after = files_under(self.d.data_dir + "/blobs") | files_under(self.tmp_dir())
+                self.assertEqual(after, before, "a failed upload left files behind")
+
+    def test_trailer_protocol_errors(self):
+        data = rand(INLINE_MAX + 10)
+        h, n = sha256_digest(data), len(data)
+        other = sha256_digest(b"other")
+        cases = {
+            "no trailer": [header("", n)] + data_msgs(data),
+            "trailer size differs": [header("", n)] + data_msgs(data) + [self.trailer(h, n + 1)],
+            "header and trailer differ": [header(h, n)] + data_msgs(data) + [self.trailer(other, n)],
+            "two trailers": [header("", n)] + data_msgs(data) + [self.trailer(h, n), self.trailer(h, n)],
+            "data after the trailer": [header("", n)] + data_msgs(data[:-1]) + [self.trailer(h, n),
+                                                                              pb.PutRequest(data=data[-1:])],
+            "malformed trailer": [header("", n)] + data_msgs(data) + [self.trailer("sha256:xyz", n)],
+        }
+        for name, reqs in cases.items():
+            with self.subTest(case=name):
+                self.assertRpcError(IA, self._put, reqs)
+                self.assertNotStored(h)
+                self.wait_until(lambda: self.part_files() == [], "tmp/ to be empty")
+        self.assertEqual(files_under(self.blobs_dir()), set())
+
+
 # ---------------------------------------------------------------- cut-off uploads
 
 CLIENT_SCRIPT = r"""
