@@ -149,7 +149,8 @@ absl::Status TransparencyLog::Load() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<uint64_t> TransparencyLog::Append(rocksdb::WriteBatch* batch, const MakeEntries& make_entries) {
+absl::StatusOr<uint64_t> TransparencyLog::Append(rocksdb::WriteBatch* batch, const MakeEntries& make_entries,
+                                                 bool fresh_entries) {
   std::lock_guard lock(append_mu_);
   if (!broken_.ok()) return broken_;
   const uint64_t first = size();
@@ -171,7 +172,9 @@ absl::StatusOr<uint64_t> TransparencyLog::Append(rocksdb::WriteBatch* batch, con
     const verify::Hash leaf = verify::LeafHash(entry);
     batch->Put(LogEntryKey(n), entry);
     batch->Put(LogHashKey(0, n), HashBytes(leaf));
-    if (new_leaves.insert(leaf).second) {
+    if (fresh_entries) {
+      batch->Put(LeafIndexKey(leaf), Encode64(n));
+    } else if (new_leaves.insert(leaf).second) {
       std::string ignored;
       rocksdb::Status rs = db_->Get(rocksdb::ReadOptions(), LeafIndexKey(leaf), &ignored);
       if (rs.IsNotFound()) {

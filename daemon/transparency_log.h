@@ -80,7 +80,13 @@ class TransparencyLog {
   // must discard `batch` (the log may have added records to it). If the
   // synced write itself fails, the log refuses further appends (INTERNAL)
   // until the daemon restarts, since what reached the disk is unknown.
-  absl::StatusOr<uint64_t> Append(rocksdb::WriteBatch* batch, const MakeEntries& make_entries);
+  //
+  // `fresh_entries`: the caller vouches that every entry holds fresh random
+  // bytes (e.g. an item-stored entry's salted commitment), so no earlier
+  // entry can have the same leaf hash; the leaf index is then written without
+  // first reading it (one point lookup per entry saved on bulk ingest).
+  absl::StatusOr<uint64_t> Append(rocksdb::WriteBatch* batch, const MakeEntries& make_entries,
+                                  bool fresh_entries = false);
 
   // Number of committed entries.
   uint64_t size() const { return size_.load(std::memory_order_acquire); }
