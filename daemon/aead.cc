@@ -75,6 +75,10 @@ SecretBytes DeriveSubkey(KeyView dek, Subkey which) {
   return out;
 }
 
+void DeriveSubkeyInto(KeyView dek, Subkey which, std::span<uint8_t> out) {
+  crypto_kdf_derive_from_key(out.data(), out.size(), static_cast<uint64_t>(which), "shreddv1", dek.data());
+}
+
 ChunkCipher::ChunkCipher(KeyView content_key, std::string_view object_id,
                          uint64_t total_size)
     : enc_(EVP_CIPHER_CTX_new()),
@@ -121,6 +125,30 @@ void ChunkCipher::Seal(uint64_t index, std::string_view plaintext, std::string* 
   EVP_EncryptUpdate(enc_, o, &len, U(plaintext), static_cast<int>(plaintext.size()));
   EVP_EncryptFinal_ex(enc_, o + len, &len);
   EVP_CIPHER_CTX_ctrl(enc_, EVP_CTRL_GCM_GET_TAG, kChunkTagSize, o + plaintext.size());
+}
+
+ChunkSealer::ChunkSealer() : ctx_(EVP_CIPHER_CTX_new()) {
+  if (ctx_ == nullptr || EVP_EncryptInit_ex(ctx_, EVP_aes_256_gcm(), nullptr, nullptr, nullptr) != 1) abort();
+}
+
+ChunkSealer::~ChunkSealer() { EVP_CIPHER_CTX_free(ctx_); }
+
+void ChunkSealer::Seal(KeyView content_key, std::string_view object_id, uint64_t total_size, uint64_t index,
+                       std::string_view plaintext, std::string* out) {
+  auto iv = ChunkNonce(index);
+  std::array<uint8_t, 32> ad{};
+  std::memcpy(ad.data(), object_id.data(), std::min<size_t>(16, object_id.size()));
+  absl::big_endian::Store64(ad.data() + 16, index);
+  absl::big_endian::Store64(ad.data() + 24, total_size);
+  size_t base = out->size();
+  out->resize(base + plaintext.size() + kChunkTagSize);
+  auto* o = reinterpret_cast<unsigned char*>(out->data() + base);
+  int len = 0;
+  if (EVP_EncryptInit_ex(ctx_, nullptr, nullptr, content_key.data(), iv.data()) != 1) abort();
+  EVP_EncryptUpdate(ctx_, nullptr, &len, ad.data(), ad.size());
+  EVP_EncryptUpdate(ctx_, o, &len, U(plaintext), static_cast<int>(plaintext.size()));
+  EVP_EncryptFinal_ex(ctx_, o + len, &len);
+  EVP_CIPHER_CTX_ctrl(ctx_, EVP_CTRL_GCM_GET_TAG, kChunkTagSize, o + plaintext.size());
 }
 
 absl::Status ChunkCipher::Open(uint64_t index, std::string_view sealed, std::string* out) {

@@ -47,6 +47,10 @@ absl::StatusOr<std::string> OpenData(KeyView key, std::string_view sealed,
 // Subkeys of an item's data key (DEK): one for content, one for metadata.
 enum class Subkey : uint64_t { kContent = 1, kMetadata = 2, kIndex = 3 };
 SecretBytes DeriveSubkey(KeyView dek, Subkey which);
+// Same, into caller-owned secure memory (32 bytes, e.g. a slice of a
+// SecretBytes arena): the batch path derives thousands of subkeys and cannot
+// afford a sodium_malloc (mmap + mprotect + mlock) for each.
+void DeriveSubkeyInto(KeyView dek, Subkey which, std::span<uint8_t> out);
 
 // Chunked content encryption for one item.
 class ChunkCipher {
@@ -84,6 +88,24 @@ class ChunkCipher {
   EVP_CIPHER_CTX* dec_;
   std::string object_id_;
   uint64_t total_size_;
+};
+
+// Seals single chunks of many different items with one OpenSSL context (the
+// batch path: one ChunkCipher per 1 KiB item costs two context allocations and
+// two key schedules). Output is byte-identical to ChunkCipher::Seal with the
+// same key, object id and total size. The context's key schedule is cleansed
+// when the sealer is destroyed.
+class ChunkSealer {
+ public:
+  ChunkSealer();
+  ~ChunkSealer();
+  ChunkSealer(const ChunkSealer&) = delete;
+  ChunkSealer& operator=(const ChunkSealer&) = delete;
+  void Seal(KeyView content_key, std::string_view object_id, uint64_t total_size, uint64_t index,
+            std::string_view plaintext, std::string* out);
+
+ private:
+  EVP_CIPHER_CTX* ctx_;
 };
 
 }  // namespace shredd

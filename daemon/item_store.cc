@@ -8,6 +8,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
@@ -83,6 +84,34 @@ std::string Be64(uint64_t v) {
   return s;
 }
 std::string NowRfc3339() { return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone()); }
+
+// The sealed custody record of an item ("Y" records), as compact JSON with
+// members in nlohmann's (sorted) order, byte-identical to what
+// nlohmann::json{{"digest",..},{"size",..},{"kind",..},{"salt",..}}.dump()
+// wrote before: every value is hex, decimal or a fixed word, so nothing needs
+// escaping. Built by hand because it is on the bulk-ingest hot path.
+std::string CustodyRecordText(const ContentDigest& digest, ItemKind kind, std::string_view salt_hex) {
+  return StrCat("{\"digest\":\"", digest.HashString(), "\",\"kind\":\"", KindName(kind), "\",\"salt\":\"",
+                salt_hex, "\",\"size\":", digest.size, "}");
+}
+
+// The "item-stored" log entry (docs/FORMATS.md), byte-identical to the
+// nlohmann::json object (sorted members) written before.
+std::string ItemStoredEntry(const ContentDigest& digest, ItemKind kind, std::string_view item_commitment,
+                            const std::vector<std::string_view>& dataset_commitments, std::string_view time) {
+  std::string out = "{\"datasets\":[";
+  for (size_t i = 0; i < dataset_commitments.size(); ++i) {
+    if (i > 0) out += ',';
+    out += '"';
+    out += dataset_commitments[i];
+    out += '"';
+  }
+  out += "],";
+  if (kind == ItemKind::kModel) out += StrCat("\"digest\":\"", digest.HashString(), "\",");  // weights are not personal
+  out += StrCat("\"item\":\"", item_commitment, "\",\"kind\":\"", KindName(kind), "\",\"time\":\"", time,
+                "\",\"type\":\"item-stored\"}");
+  return out;
+}
 
 uint64_t ChunkCount(uint64_t size, uint32_t chunk) { return size == 0 ? 1 : (size + chunk - 1) / chunk; }
 
@@ -587,24 +616,54 @@ absl::StatusOr<PutResult> ItemStore::CommitItem(const ContentDigest& digest, con
 }
 
 std::vector<absl::StatusOr<PutResult>> ItemStore::PutBatch(std::span<const BatchEntry> entries) {
-  // Small items: each is sealed like an upload, then all commit in one synced
-  // write. Entries larger than the inline threshold go through the stream path.
+  // Small items commit together in one synced write. Everything that does not
+  // depend on the item's slot or log index (hashing, content and metadata
+  // sealing, index keys, the custody record and log entry) is done first,
+  // without any lock, so two concurrent batches overlap; the locked part is
+  // the existence check (one MultiGet), slot allocation, DEK wrapping and the
+  // log append. Entries larger than the inline threshold go through the
+  // stream path.
   std::vector<absl::StatusOr<PutResult>> results;
   results.reserve(entries.size());
   struct Ready {
     size_t index;
     ItemKey key;
-    std::string record_key, inline_ct, object_id, meta_plain;
-    SecretBytes dek;
+    std::string record_key, record, inline_key, inline_ct;
+    std::vector<std::string> index_keys;
+    std::vector<ItemKey> dataset_keys;  // for the membership records
+    std::string custody_sealed, entry;
+  };
+  struct DatasetBits {
+    ItemKey index_hash, record_key;
+    std::string commitment;
   };
   std::vector<Ready> ready;
+  ready.reserve(entries.size());
+  // Every DEK of the batch, and one scratch subkey, in secure memory: one
+  // sodium_malloc per batch instead of three per item.
+  SecretBytes deks(std::max<size_t>(1, entries.size()) * kKeySize);
+  randombytes_buf(deks.data(), deks.size());
+  SecretBytes subkey(kKeySize);
+  ChunkSealer sealer;
+  std::map<std::string, DatasetBits, std::less<>> datasets;
+  const std::string now = NowRfc3339();
   std::set<size_t> stripe_ids;
   std::set<ItemKey> seen;
+  auto dek_of = [&](size_t i) { return KeyView(deks.data() + i * kKeySize, kKeySize); };
+
+  // 1. Validation, digest check, duplicates within the batch.
+  std::vector<size_t> candidates;
+  std::vector<ItemKey> keys(entries.size());
   for (size_t i = 0; i < entries.size(); ++i) {
     const BatchEntry& e = entries[i];
     results.emplace_back(absl::UnknownError("not processed"));
-    if (auto s = CheckUploadable(e.declared, e.metadata); !s.ok()) {
+    if (auto s = e.metadata.Validate(); !s.ok()) {
       results[i] = s;
+      continue;
+    }
+    if (e.declared.size > options_.max_item_size) {
+      results[i] = absl::InvalidArgumentError(StrCat("declared size ", e.declared.size,
+                                                     " exceeds the maximum item size of ", options_.max_item_size));
       continue;
     }
     ContentDigest actual{Sha256Hasher::Of(e.data), e.data.size()};
@@ -616,7 +675,7 @@ std::vector<absl::StatusOr<PutResult>> ItemStore::PutBatch(std::span<const Batch
       continue;
     }
     if (e.data.size() > options_.inline_threshold) {
-      auto up = BeginUpload(e.declared, e.metadata);
+      auto up = BeginUpload(e.declared, e.metadata);  // checks suppression itself
       if (!up.ok()) {
         results[i] = up.status();
         continue;
@@ -625,33 +684,118 @@ std::vector<absl::StatusOr<PutResult>> ItemStore::PutBatch(std::span<const Batch
       results[i] = s.ok() ? (*up)->Commit() : absl::StatusOr<PutResult>(s);
       continue;
     }
-    Ready r;
-    r.index = i;
-    r.key = ItemKeyOf(*this, e.declared.hash);
-    if (!seen.insert(r.key).second) {
-      results[i] = PutResult{e.declared, true};
-      continue;
+    keys[i] = ItemKeyOf(*this, e.declared.hash);
+    candidates.push_back(i);
+  }
+  // 2. Suppression (shredded digests are refused), one MultiGet.
+  {
+    std::vector<std::string> skeys;
+    skeys.reserve(candidates.size());
+    for (size_t i : candidates) skeys.push_back(SuppressionKey(keys[i]));
+    std::vector<rocksdb::Slice> slices(skeys.begin(), skeys.end());
+    std::vector<rocksdb::PinnableSlice> values(skeys.size());
+    std::vector<rocksdb::Status> statuses(skeys.size());
+    if (!skeys.empty()) {
+      db_->MultiGet(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), skeys.size(), slices.data(),
+                    values.data(), statuses.data());
     }
-    r.dek = SecretBytes::Random(kKeySize);
-    r.object_id = RandomObjectId();
-    SecretBytes ck = DeriveSubkey(r.dek, Subkey::kContent);
-    ChunkCipher cipher(ck, r.object_id, e.data.size());
-    cipher.Seal(0, e.data, &r.inline_ct);
-    stripe_ids.insert(r.key[0] % stripes_.size());
-    ready.push_back(std::move(r));
+    for (size_t j = 0; j < candidates.size(); ++j) {
+      const size_t i = candidates[j];
+      const BatchEntry& e = entries[i];
+      if (statuses[j].ok()) {
+        results[i] = absl::FailedPreconditionError(StrCat(
+            e.declared.HashString(), " was shredded (", values[j].ToStringView(),
+            "); it cannot be stored again unless an admin lifts the suppression"));
+        continue;
+      }
+      if (!statuses[j].IsNotFound()) {
+        results[i] = FromRocks(statuses[j], "reading a suppression record");
+        continue;
+      }
+      if (!seen.insert(keys[i]).second) {
+        results[i] = PutResult{e.declared, true};
+        continue;
+      }
+      // 3. Everything that needs no slot and no log index.
+      Ready r;
+      r.index = i;
+      r.key = keys[i];
+      r.record_key = ItemRecordKey(r.key);
+      const std::string object_id = RandomObjectId();
+      r.inline_key = InlineKey(object_id);
+      KeyView dek = dek_of(i);
+      DeriveSubkeyInto(dek, Subkey::kContent, subkey.mutable_span());
+      r.inline_ct.reserve(e.data.size() + kChunkTagSize);
+      sealer.Seal(subkey, object_id, e.data.size(), 0, e.data, &r.inline_ct);
+      r.record.assign(kRecordHeader, '\0');
+      r.record[0] = static_cast<char>(kRecordVersion);
+      r.record[1] = static_cast<char>(e.metadata.kind);
+      r.record[2] = 0;
+      absl::big_endian::Store32(r.record.data() + 4, options_.chunk_size);
+      absl::big_endian::Store64(r.record.data() + 16, e.declared.size);
+      absl::big_endian::Store64(r.record.data() + 24, static_cast<uint64_t>(absl::GetCurrentTimeNanos()));
+      std::memcpy(r.record.data() + 32, object_id.data(), kObjectIdSize);
+      DeriveSubkeyInto(dek, Subkey::kMetadata, subkey.mutable_span());
+      std::string meta = EncodeMetadata(e.declared, e.metadata);
+      r.record += SealWithKey(subkey, meta, MetadataAd(r.key));
+      sodium_memzero(meta.data(), meta.size());
+      for (const auto& s : e.metadata.subject_ids) r.index_keys.push_back(IndexKey('s', KeyedHash("subject", s), r.key));
+      std::vector<std::string_view> commitments;
+      for (const auto& d : e.metadata.datasets) {
+        auto it = datasets.find(d);
+        if (it == datasets.end()) {
+          it = datasets.emplace(d, DatasetBits{KeyedHash("dataset", d), DatasetKeyOf(d), DatasetCommitment(d)}).first;
+        }
+        r.index_keys.push_back(IndexKey('d', it->second.index_hash, r.key));
+        r.dataset_keys.push_back(it->second.record_key);
+        commitments.push_back(it->second.commitment);
+      }
+      for (const auto& [k, v] : e.metadata.labels) {
+        r.index_keys.push_back(IndexKey('l', KeyedHash("label", StrCat(k, "=", v)), r.key));
+      }
+      uint8_t salt[32];
+      randombytes_buf(salt, sizeof salt);
+      const std::string salt_hex = HexEncode(salt);
+      r.custody_sealed = SealSystem(CustodyRecordText(e.declared, e.metadata.kind, salt_hex), CustodyAd(r.key));
+      r.entry = ItemStoredEntry(e.declared, e.metadata.kind, ItemCommitment(e.declared.HashString(), salt_hex),
+                                commitments, now);
+      stripe_ids.insert(r.key[0] % stripes_.size());
+      ready.push_back(std::move(r));
+    }
   }
   if (ready.empty()) return results;
+
+  // 4. Under the stripe locks and the key tree's write lease: existence
+  // check, slots, wrapped DEKs, records.
   std::vector<std::unique_lock<std::mutex>> locks;
   for (size_t s : stripe_ids) locks.emplace_back(stripes_[s]);
   auto lease = tree_->BeginWrite();
+  std::vector<rocksdb::Slice> rkeys;
+  rkeys.reserve(ready.size());
+  for (const Ready& r : ready) rkeys.emplace_back(r.record_key);
+  std::vector<rocksdb::PinnableSlice> rvalues(ready.size());
+  std::vector<rocksdb::Status> rstatuses(ready.size());
+  db_->MultiGet(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), rkeys.size(), rkeys.data(), rvalues.data(),
+                rstatuses.data());
+  rvalues.clear();
   rocksdb::WriteBatch batch;
   KeyTree::PendingNodes all_pending;
-  std::vector<size_t> committed;
-  for (Ready& r : ready) {
+  std::vector<Ready*> committed;
+  // Records go into the batch in key order: RocksDB inserts a batch into the
+  // memtable's skip list one record after the other, remembering where the
+  // last one went, so ascending keys cost far fewer comparisons (and cache
+  // misses) than random ones. Memtable inserts were the largest single cost
+  // of a batch commit (see docs/PERFORMANCE.md).
+  std::vector<std::pair<std::string_view, std::string_view>> puts;
+  for (size_t j = 0; j < ready.size(); ++j) {
+    Ready& r = ready[j];
     const BatchEntry& e = entries[r.index];
-    std::string existing;
-    if (db_->Get(rocksdb::ReadOptions(), ItemRecordKey(r.key), &existing).ok()) {
+    if (rstatuses[j].ok()) {
       results[r.index] = PutResult{e.declared, true};
+      continue;
+    }
+    if (!rstatuses[j].IsNotFound()) {
+      results[r.index] = FromRocks(rstatuses[j], "reading an item record");
       continue;
     }
     auto slot = tree_->AllocateSlot();
@@ -659,49 +803,47 @@ std::vector<absl::StatusOr<PutResult>> ItemStore::PutBatch(std::span<const Batch
       results[r.index] = slot.status();
       continue;
     }
-    auto pending = tree_->AddDek(lease, *slot, r.dek, &batch);
+    auto pending = tree_->AddDek(lease, *slot, dek_of(r.index), &batch);
     if (!pending.ok()) {
       results[r.index] = pending.status();
       continue;
     }
     all_pending.node_ids.insert(all_pending.node_ids.end(), pending->node_ids.begin(), pending->node_ids.end());
-    std::string rec(kRecordHeader, '\0');
-    rec[0] = static_cast<char>(kRecordVersion);
-    rec[1] = static_cast<char>(e.metadata.kind);
-    rec[2] = 0;
-    absl::big_endian::Store32(rec.data() + 4, options_.chunk_size);
-    absl::big_endian::Store64(rec.data() + 8, *slot);
-    absl::big_endian::Store64(rec.data() + 16, e.declared.size);
-    absl::big_endian::Store64(rec.data() + 24, static_cast<uint64_t>(absl::GetCurrentTimeNanos()));
-    std::memcpy(rec.data() + 32, r.object_id.data(), kObjectIdSize);
-    SecretBytes meta_key = DeriveSubkey(r.dek, Subkey::kMetadata);
-    std::string meta = EncodeMetadata(e.declared, e.metadata);
-    rec += SealWithKey(meta_key, meta, MetadataAd(r.key));
-    sodium_memzero(meta.data(), meta.size());
-    batch.Put(ItemRecordKey(r.key), rec);
-    batch.Put(InlineKey(r.object_id), r.inline_ct);
-    for (const auto& s : e.metadata.subject_ids) batch.Put(IndexKey('s', KeyedHash("subject", s), r.key), "");
-    for (const auto& d : e.metadata.datasets) batch.Put(IndexKey('d', KeyedHash("dataset", d), r.key), "");
-    for (const auto& [k, v] : e.metadata.labels) {
-      batch.Put(IndexKey('l', KeyedHash("label", StrCat(k, "=", v)), r.key), "");
-    }
-    committed.push_back(r.index);
+    absl::big_endian::Store64(r.record.data() + 8, *slot);
+    puts.emplace_back(r.record_key, r.record);
+    puts.emplace_back(r.inline_key, r.inline_ct);
+    for (const auto& k : r.index_keys) puts.emplace_back(k, std::string_view());
+    committed.push_back(&r);
   }
-  if (!committed.empty()) {
-    auto appended = Commit(&batch, [&](uint64_t first) -> absl::StatusOr<std::vector<std::string>> {
-      std::vector<std::string> out;
-      for (size_t j = 0; j < committed.size(); ++j) {
-        const BatchEntry& e = entries[committed[j]];
-        out.push_back(CustodyEntry(e.declared, e.metadata, ItemKeyOf(*this, e.declared.hash), first + j, &batch));
-      }
-      return out;
-    });
-    absl::Status s = appended.status();
-    for (size_t i : committed) results[i] = s.ok() ? absl::StatusOr<PutResult>(PutResult{entries[i].declared, false}) : s;
-    if (s.ok()) {
-      tree_->Committed(all_pending);
-      item_count_.fetch_add(static_cast<int64_t>(committed.size()));
-    }
+  if (committed.empty()) return results;
+  std::sort(puts.begin(), puts.end());
+  for (const auto& [k, v] : puts) batch.Put(k, v);
+  // 5. The custody entries, in one synced write with the records.
+  auto appended = Commit(
+      &batch,
+      [&](uint64_t first) -> absl::StatusOr<std::vector<std::string>> {
+        std::vector<std::string> out;
+        out.reserve(committed.size());
+        std::vector<std::pair<std::string, std::string>> custody;  // key order, as above
+        for (size_t j = 0; j < committed.size(); ++j) {
+          Ready& r = *committed[j];
+          const std::string index = Be64(first + j);
+          custody.emplace_back(CustodyKeyPrefix(r.key) + index, std::move(r.custody_sealed));
+          for (const auto& d : r.dataset_keys) custody.emplace_back(MemberKey(d, r.key), index);
+          out.push_back(std::move(r.entry));
+        }
+        std::sort(custody.begin(), custody.end());
+        for (const auto& [k, v] : custody) batch.Put(k, v);
+        return out;
+      },
+      /*fresh_entries=*/true);
+  absl::Status s = appended.status();
+  for (const Ready* r : committed) {
+    results[r->index] = s.ok() ? absl::StatusOr<PutResult>(PutResult{entries[r->index].declared, false}) : s;
+  }
+  if (s.ok()) {
+    tree_->Committed(all_pending);
+    item_count_.fetch_add(static_cast<int64_t>(committed.size()));
   }
   return results;
 }
@@ -917,8 +1059,9 @@ absl::StatusOr<std::string> ItemStore::RemoveSuppression(
   return by;
 }
 
-absl::StatusOr<uint64_t> ItemStore::Commit(rocksdb::WriteBatch* batch, const LogEntries& entries) {
-  if (log_ != nullptr) return log_->Append(batch, entries);
+absl::StatusOr<uint64_t> ItemStore::Commit(rocksdb::WriteBatch* batch, const LogEntries& entries,
+                                           bool fresh_entries) {
+  if (log_ != nullptr) return log_->Append(batch, entries, fresh_entries);
   auto e = entries(0);  // unit tests without a log: records only
   if (!e.ok()) return e.status();
   if (auto s = SyncWrite(db_.get(), batch); !s.ok()) return s;
@@ -947,22 +1090,15 @@ std::string ItemStore::CustodyEntry(const ContentDigest& digest, const ItemMetad
   randombytes_buf(salt, sizeof salt);
   const std::string last_salt = HexEncode(salt);
   if (salt_hex != nullptr) *salt_hex = last_salt;
-  nlohmann::json record{{"digest", digest.HashString()},
-                        {"size", digest.size},
-                        {"kind", std::string(KindName(metadata.kind))},
-                        {"salt", last_salt}};
-  batch->Put(CustodyKeyPrefix(key) + Be64(index), SealSystem(record.dump(), CustodyAd(key)));
-  nlohmann::json entry{{"type", "item-stored"}, {"kind", std::string(KindName(metadata.kind))},
-                       {"item", ItemCommitment(digest.HashString(), last_salt)}};
-  if (metadata.kind == ItemKind::kModel) entry["digest"] = digest.HashString();  // weights are not personal
+  batch->Put(CustodyKeyPrefix(key) + Be64(index),
+             SealSystem(CustodyRecordText(digest, metadata.kind, last_salt), CustodyAd(key)));
   std::vector<std::string> datasets;
   for (const auto& d : metadata.datasets) {
     datasets.push_back(DatasetCommitment(d));
     batch->Put(MemberKey(DatasetKeyOf(d), key), Be64(index));
   }
-  entry["datasets"] = datasets;
-  entry["time"] = NowRfc3339();
-  return entry.dump();
+  return ItemStoredEntry(digest, metadata.kind, ItemCommitment(digest.HashString(), last_salt),
+                         std::vector<std::string_view>(datasets.begin(), datasets.end()), NowRfc3339());
 }
 
 std::string ItemStore::LineageEntry(const ContentDigest& model, const std::string& model_commitment,

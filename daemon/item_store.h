@@ -206,7 +206,9 @@ class ItemStore {
   // entries of `entries` go in one synced write (see TransparencyLog::Append;
   // `entries` may add records to `batch`); without one (unit tests), just
   // the batch. Returns the index of the first entry (0 without a log).
-  absl::StatusOr<uint64_t> Commit(rocksdb::WriteBatch* batch, const LogEntries& entries);
+  // `fresh_entries`: see TransparencyLog::Append.
+  absl::StatusOr<uint64_t> Commit(rocksdb::WriteBatch* batch, const LogEntries& entries,
+                                  bool fresh_entries = false);
   void set_log(TransparencyLog* log) { log_ = log; }
   TransparencyLog* log() { return log_; }
   // Public commitments used in log entries (docs/FORMATS.md):

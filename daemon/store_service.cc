@@ -3,6 +3,7 @@
 #include <sodium.h>
 
 #include <thread>
+#include <map>
 
 #include "daemon/auth.h"
 #include "daemon/bounded_queue.h"
@@ -109,6 +110,9 @@ grpc::Status StoreService::BatchPut(grpc::ServerContext* ctx, const v1::BatchPut
   std::vector<absl::Status> early(request->entries_size());
   entries.reserve(request->entries_size());
   std::vector<int> index_of;  // entries[i] -> request index
+  // Datasets are registered once per distinct name in the batch, not once per
+  // entry (bulk ingest puts thousands of items into one dataset).
+  std::map<std::string, absl::Status, std::less<>> ensured;
   for (int i = 0; i < request->entries_size(); ++i) {
     const auto& e = request->entries(i);
     Metrics().bytes_received.Add(e.data().size());
@@ -126,8 +130,17 @@ grpc::Status StoreService::BatchPut(grpc::ServerContext* ctx, const v1::BatchPut
       early[i] = absl::InvalidArgumentError("lineage is not accepted in BatchPut; upload models with Put");
       continue;
     }
-    if (auto s = catalog_->EnsureDatasets(m->datasets); !s.ok()) {
-      early[i] = s;
+    absl::Status dataset_status;
+    for (const auto& name : m->datasets) {
+      auto it = ensured.find(name);
+      if (it == ensured.end()) it = ensured.emplace(name, catalog_->EnsureDatasets({name})).first;
+      if (!it->second.ok()) {
+        dataset_status = it->second;
+        break;
+      }
+    }
+    if (!dataset_status.ok()) {
+      early[i] = dataset_status;
       continue;
     }
     entries.push_back({*d, std::move(*m), e.data()});

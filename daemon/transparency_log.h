@@ -14,6 +14,8 @@
 //                               [index * 2^level, (index + 1) * 2^level);
 //                               level 0 holds the leaf hashes
 //   "Li" leaf hash(32)          index(8) of the first entry with that leaf hash
+//                               (not written for entries appended with
+//                               fresh_entries, i.e. item-stored entries)
 //   "Lc" size(8)                signed checkpoint note for that tree size
 // All integers big-endian. A subtree hash is written in the same batch as the
 // leaf that completes it, so an append writes O(1) amortised records, and the
@@ -80,7 +82,16 @@ class TransparencyLog {
   // must discard `batch` (the log may have added records to it). If the
   // synced write itself fails, the log refuses further appends (INTERNAL)
   // until the daemon restarts, since what reached the disk is unknown.
-  absl::StatusOr<uint64_t> Append(rocksdb::WriteBatch* batch, const MakeEntries& make_entries);
+  //
+  // `fresh_entries`: the caller vouches that every entry holds fresh random
+  // bytes (an item-stored entry's salted commitment), so no other entry has
+  // the same bytes and nobody can look it up by hash without having read it
+  // by index first. Such entries get no "Li" leaf-index record (saving a
+  // point lookup and a random-key insert per entry on bulk ingest), so
+  // IndexOfLeafHash does not find them. Certificates, which are looked up by
+  // hash, are never appended this way.
+  absl::StatusOr<uint64_t> Append(rocksdb::WriteBatch* batch, const MakeEntries& make_entries,
+                                  bool fresh_entries = false);
 
   // Number of committed entries.
   uint64_t size() const { return size_.load(std::memory_order_acquire); }
@@ -89,7 +100,7 @@ class TransparencyLog {
   absl::StatusOr<std::string> Entry(uint64_t index);
 
   // Index of the first entry whose leaf hash is `leaf_hash`. NOT_FOUND if
-  // none.
+  // none, and for entries appended with fresh_entries (see Append).
   absl::StatusOr<uint64_t> IndexOfLeafHash(const verify::Hash& leaf_hash);
 
   // MTH of the first `size` entries (size 0: SHA-256("")). OUT_OF_RANGE if

@@ -310,6 +310,29 @@ TEST_F(TransparencyLogTest, LeafHashLookupFindsTheFirstEntry) {
   EXPECT_EQ(log_->IndexOfLeafHash(verify::LeafHash("d")).status().code(), absl::StatusCode::kNotFound);
 }
 
+TEST_F(TransparencyLogTest, FreshEntriesAreInTheTreeButNotInTheLeafIndex) {
+  AppendAll({"cert"});
+  rocksdb::WriteBatch batch;
+  const Entries fresh = {"item-1", "item-2", "item-3"};
+  auto first = log_->Append(
+      &batch, [&](uint64_t) -> absl::StatusOr<Entries> { return fresh; }, /*fresh_entries=*/true);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(*first, 1u);
+  for (const auto& e : fresh) {
+    all_.push_back(e);
+    leaves_.push_back(verify::LeafHash(e));
+  }
+  AppendAll({"cert-2"});
+  ASSERT_EQ(log_->size(), 5u);
+  for (uint64_t i = 0; i < all_.size(); ++i) EXPECT_EQ(*log_->Entry(i), all_[i]);
+  for (uint64_t n = 1; n <= 5; ++n) EXPECT_EQ(*log_->Root(n), verify::RootFromLeafHashes(Prefix(n)));
+  EXPECT_EQ(*log_->IndexOfLeafHash(verify::LeafHash("cert")), 0u);
+  EXPECT_EQ(*log_->IndexOfLeafHash(verify::LeafHash("cert-2")), 4u);
+  EXPECT_EQ(log_->IndexOfLeafHash(verify::LeafHash("item-2")).status().code(), absl::StatusCode::kNotFound);
+  Reopen();
+  EXPECT_EQ(*log_->Root(5), verify::RootFromLeafHashes(Prefix(5)));
+}
+
 TEST_F(TransparencyLogTest, ConcurrentAppendsAreDenseAndInCommitOrder) {
   constexpr int kThreads = 4, kPerThread = 40;
   std::vector<std::thread> threads;
