@@ -208,6 +208,8 @@ def table(machine_desc, quick, items, size, tr, sc, custom=False):
 
     def row(name, target, st, unit, peer="", ratio="", rss="", ok=None):
         verdict = "" if ok is None else ("met" if ok else "**not met**")
+        # Throughputs are derived from times, so min/max may arrive swapped.
+        st = dict(st, min=min(st["min"], st["max"]), max=max(st["min"], st["max"]))
         rows.append("| %s | %s | %.3g | %.3g | %.3g | %s | %s | %s | %s | %s |" % (
             name, target, st["median"], st["min"], st["max"], unit, peer, ratio, rss, verdict))
 

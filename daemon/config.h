@@ -71,7 +71,7 @@ struct DaemonConfig {
   std::string tls_key;
   std::string tls_client_ca;
   // [shred]: how large destructions are split (docs/PERFORMANCE.md)
-  uint64_t shred_epoch_items = 100000;           // items per key-tree epoch
+  uint64_t shred_epoch_items = 25000;            // items per key-tree epoch
   uint64_t shred_manifest_chunk_items = 20000;   // items per stored manifest chunk
   uint64_t shred_inline_manifest_items = 200000; // larger manifests: GetManifest only
   // [[roles.local]], [[roles.tls]]

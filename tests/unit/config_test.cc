@@ -106,7 +106,7 @@ roles = ["writer", "admin"]
 TEST(ConfigTest, ShredSection) {
   auto d = LoadConfigFromString("", "empty.toml");
   ASSERT_TRUE(d.ok());
-  EXPECT_EQ(d->shred_epoch_items, 100000u);
+  EXPECT_EQ(d->shred_epoch_items, 25000u);
   EXPECT_EQ(d->shred_manifest_chunk_items, 20000u);
   EXPECT_EQ(d->shred_inline_manifest_items, 200000u);
   auto c = LoadConfigFromString("[shred]\nepoch_items = 64\nmanifest_chunk_items = 50\ninline_manifest_items = 0\n",
