@@ -252,12 +252,7 @@ class UploadPipeline {
 
 Upload::~Upload() { pipeline_.reset(); }
 
-absl::Status Upload::Append(std::string&& data) {
-  if (!pipeline_) {
-    absl::Status s = Append(std::string_view(data));
-    sodium_memzero(data.data(), data.size());
-    return s;
-  }
+absl::Status Upload::Accept(std::string_view data) {
   if (done_) return absl::FailedPreconditionError("upload already finished");
   if (received_ + data.size() > declared_.size) {
     return absl::InvalidArgumentError(StrCat("received more than the declared size of ",
@@ -265,6 +260,16 @@ absl::Status Upload::Append(std::string&& data) {
   }
   received_ += data.size();
   hasher_.Update(data);
+  return absl::OkStatus();
+}
+
+absl::Status Upload::Append(std::string&& data) {
+  if (!pipeline_) {
+    absl::Status s = Append(std::string_view(data));
+    sodium_memzero(data.data(), data.size());
+    return s;
+  }
+  if (auto s = Accept(data); !s.ok()) return s;
   return pipeline_->Push(std::move(data));
 }
 
@@ -290,13 +295,7 @@ absl::Status Upload::DeclareDigest(const ContentDigest& digest) {
 
 absl::Status Upload::Append(std::string_view data) {
   if (pipeline_) return Append(std::string(data));
-  if (done_) return absl::FailedPreconditionError("upload already finished");
-  if (received_ + data.size() > declared_.size) {
-    return absl::InvalidArgumentError(StrCat("received more than the declared size of ",
-                                                   declared_.size, " bytes"));
-  }
-  received_ += data.size();
-  hasher_.Update(data);
+  if (auto s = Accept(data); !s.ok()) return s;
   const uint32_t cs = store_->options_.chunk_size;
   while (!data.empty()) {
     size_t take = std::min<size_t>(cs - pending_.size(), data.size());

@@ -72,6 +72,8 @@ class Upload {
 class TransparencyLog;
 using LogEntries = std::function<absl::StatusOr<std::vector<std::string>>(uint64_t first_index)>;
   Upload() = default;
+  // Checks `data` against the declared size, counts and hashes it.
+  absl::Status Accept(std::string_view data);
   absl::Status SealChunk();
 
   ItemStore* store_ = nullptr;
