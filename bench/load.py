@@ -25,7 +25,7 @@ error.
   bench/load.py [--clients 16] [--duration 180] [--build-dir build]
                 [--server unix:PATH --pid PID [--metrics-url URL]]
                 [--daemon-arg=--memory-budget-mib=64 ...] [--daemon-env K=V ...]
-                [--json-out FILE]
+                [--max-items N] [--json-out FILE]
 
 Without --server it starts its own daemon on a temp data dir, with metrics on
 a free loopback port; --daemon-arg / --daemon-env add flags / environment to
@@ -74,9 +74,11 @@ def digest_of(data):
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def client(idx, address, duration, build_dir, seed, out_q):
+def client(idx, address, duration, build_dir, seed, max_items, out_q):
     """One client process: runs the mix until the deadline, sends back
-    [(kind, seconds, ok)] and the first few error messages."""
+    [(kind, seconds, ok)] and the first few error messages. With max_items,
+    an order over the cap also deletes the client's oldest items down to it
+    (steady state: the data stops growing)."""
     set_env(build_dir)
     grpc, pb, pb_grpc, opb, opb_grpc = import_api()
     ch = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 64 << 20),
@@ -149,6 +151,9 @@ def client(idx, address, duration, build_dir, seed, out_q):
             while len(mine) < 4:
                 put(rng.randint(100, 5000))
             victims = rng.sample(list(mine), rng.randint(1, 3))
+            if max_items and len(mine) > max_items:
+                oldest = [d for d in list(mine)[:len(mine) - max_items + len(victims)] if d not in victims]
+                victims += oldest[:len(mine) - max_items]
             n_orders += 1
             oid = "load-%d-%d-%d" % (idx, seed, n_orders)
             orders.SubmitOrder(opb.OrderSpec(id=oid, basis=opb.GDPR_ART17, reference="load test",
@@ -252,6 +257,9 @@ def main():
     ap.add_argument("--daemon-arg", action="append", default=[], help="extra flag for the daemon it starts")
     ap.add_argument("--daemon-env", action="append", default=[], help="KEY=VALUE for the daemon it starts")
     ap.add_argument("--seed", type=int, default=int(time.time()))
+    ap.add_argument("--max-items", type=int, default=0,
+                    help="per client: orders also delete the oldest items above this many (steady state; "
+                         "default 0: the data grows through the run)")
     ap.add_argument("--json-out")
     a = ap.parse_args()
     set_env(a.build_dir)
@@ -277,7 +285,7 @@ def main():
 
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    procs = [ctx.Process(target=client, args=(i, address, a.duration, a.build_dir, a.seed * 1000 + i, q))
+    procs = [ctx.Process(target=client, args=(i, address, a.duration, a.build_dir, a.seed * 1000 + i, a.max_items, q))
              for i in range(a.clients)]
     rss, memory = [], []
     t0 = time.monotonic()
@@ -335,7 +343,7 @@ def main():
     warm = [p for p in rss if p[0] >= a.warmup] or rss
     half = [p for p in rss if p[0] >= a.duration / 2] or rss
     summary = {
-        "clients": a.clients, "duration_s": a.duration, "elapsed_s": round(elapsed, 1),
+        "clients": a.clients, "duration_s": a.duration, "max_items": a.max_items, "elapsed_s": round(elapsed, 1),
         "ops": len(samples), "errors": n_err, "error_samples": errors[:10],
         "ops_per_s": round(len(samples) / a.duration, 1),
         "per_kind": per_kind,

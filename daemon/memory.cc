@@ -2,13 +2,36 @@
 
 #include <malloc.h>
 
+#if defined(SHREDD_WITH_JEMALLOC)
+#include <jemalloc/jemalloc.h>
+#endif
+
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <string>
 
+#if defined(SHREDD_WITH_JEMALLOC)
+// jemalloc's compile-time options (read at its first allocation, before main;
+// MALLOC_CONF in the environment takes precedence). See memory.h.
+extern "C" {
+// NOLINTNEXTLINE: the name is jemalloc's interface.
+extern const char* malloc_conf;
+const char* malloc_conf = shredd::kJemallocConf;
+}
+#endif
+
 namespace shredd {
 namespace {
+
+#if defined(SHREDD_WITH_JEMALLOC)
+uint64_t JemallocStat(const char* name) {
+  size_t v = 0;
+  size_t len = sizeof(v);
+  if (mallctl(name, &v, &len, nullptr, 0) != 0) return 0;
+  return v;
+}
+#endif
 
 // True if the environment already chooses this malloc setting.
 bool SetByEnvironment(const char* env_name, const char* tunable) {
@@ -24,8 +47,17 @@ bool AllocatorTuningEnabled() {
   return v == nullptr || std::strcmp(v, "off") != 0;
 }
 
+bool UsingJemalloc() {
+#if defined(SHREDD_WITH_JEMALLOC)
+  return true;
+#else
+  return false;
+#endif
+}
+
 void TuneAllocator() {
-  if (!AllocatorTuningEnabled()) return;
+  // jemalloc is configured by malloc_conf above, before main runs.
+  if (UsingJemalloc() || !AllocatorTuningEnabled()) return;
   if (!SetByEnvironment("MALLOC_ARENA_MAX", "glibc.malloc.arena_max")) mallopt(M_ARENA_MAX, kMallocArenas);
   if (!SetByEnvironment("MALLOC_MMAP_THRESHOLD_", "glibc.malloc.mmap_threshold")) {
     mallopt(M_MMAP_THRESHOLD, kMmapThreshold);
@@ -33,12 +65,33 @@ void TuneAllocator() {
 }
 
 AllocatorStats ReadAllocatorStats() {
-  struct mallinfo2 mi = mallinfo2();
   AllocatorStats s;
+#if defined(SHREDD_WITH_JEMALLOC)
+  // jemalloc's statistics are refreshed by writing its "epoch".
+  uint64_t epoch = 1;
+  size_t len = sizeof(epoch);
+  mallctl("epoch", &epoch, &len, &epoch, len);
+  s.in_use = JemallocStat("stats.allocated");
+  const uint64_t resident = JemallocStat("stats.resident");
+  s.free_held = resident > s.in_use ? resident - s.in_use : 0;
+  s.mmapped = 0;
+#else
+  struct mallinfo2 mi = mallinfo2();
   s.in_use = mi.uordblks + mi.hblkhd;
   s.free_held = mi.fordblks;
   s.mmapped = mi.hblkhd;
+#endif
   return s;
+}
+
+void TrimHeap() {
+#if defined(SHREDD_WITH_JEMALLOC)
+  // Purge every arena's unused dirty pages now ("arena.<MALLCTL_ARENAS_ALL>").
+  static_assert(MALLCTL_ARENAS_ALL == 4096);
+  mallctl("arena.4096.purge", nullptr, nullptr, nullptr, 0);
+#else
+  malloc_trim(0);
+#endif
 }
 
 uint64_t ResidentBytes() {
@@ -67,7 +120,7 @@ void MemoryTrimmer::Loop() {
   while (!cv_.wait_for(l, interval_, [this] { return stop_; })) {
     l.unlock();
     auto t0 = std::chrono::steady_clock::now();
-    malloc_trim(0);
+    TrimHeap();
     trim_ns_ += static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
     ++trims_;

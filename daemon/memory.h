@@ -2,12 +2,16 @@
 // (docs/RELIABILITY.md, section 4).
 //
 // Two sources of growth are bounded here:
-//   - glibc malloc keeping freed memory: gRPC's threads allocate and free the
-//     1 MiB content chunks in different arenas (by default 8 per core), and
-//     after the first such chunk is freed glibc raises its mmap threshold, so
-//     later chunks come from the arenas and fragment them. TuneAllocator()
-//     caps the arenas and pins the mmap threshold; MemoryTrimmer hands free
-//     pages back to the kernel periodically.
+//   - the allocator keeping freed memory. The daemon is linked with jemalloc
+//     (Debian's libjemalloc2; CMake option SHREDD_JEMALLOC, off under the
+//     sanitizers): its size classes and per-arena extents fragment far less
+//     than glibc malloc under gRPC's pattern of 1 MiB content chunks
+//     allocated on one thread and freed on another, and its background
+//     thread returns unused pages after kJemallocConf's decay time. With
+//     glibc malloc (SHREDD_JEMALLOC=OFF) TuneAllocator() caps the arenas and
+//     pins the mmap threshold instead (glibc otherwise raises it past 1 MiB
+//     after the first such chunk is freed). Either way MemoryTrimmer hands
+//     free pages back to the kernel periodically.
 //   - RocksDB: its memory is bounded by [storage] memory_budget_mib
 //     (ApplyRocksDbMemoryBudget in rocks_util.h).
 #ifndef SHREDD_DAEMON_MEMORY_H_
@@ -24,9 +28,18 @@
 namespace shredd {
 
 // False if the environment says SHREDD_MALLOC_TUNING=off: then neither
-// TuneAllocator() nor the daemon's MemoryTrimmer do anything (glibc's
-// defaults; for comparisons, see docs/SERVICE.md).
+// TuneAllocator() nor the daemon's MemoryTrimmer do anything (the
+// allocator's defaults; for comparisons, see docs/SERVICE.md). jemalloc's
+// options are fixed at link time; MALLOC_CONF overrides them.
 bool AllocatorTuningEnabled();
+
+// True if this build's allocator is jemalloc (SHREDD_WITH_JEMALLOC).
+bool UsingJemalloc();
+
+// jemalloc options (its malloc_conf): two arenas like glibc's setting below;
+// a background thread purges pages unused for 5 s (dirty) straight back to
+// the kernel (muzzy decay 0: no MADV_FREE stage, so RSS shows it at once).
+inline constexpr char kJemallocConf[] = "narenas:2,background_thread:true,dirty_decay_ms:5000,muzzy_decay_ms:0";
 
 // Allocator settings. Call first thing in main, before any thread starts.
 // Each setting is skipped if the environment sets it already
@@ -40,19 +53,25 @@ inline constexpr int kMallocArenas = 2;
 inline constexpr int kMmapThreshold = 256 * 1024;
 void TuneAllocator();
 
-// What malloc holds (mallinfo2: every arena, plus mmapped chunks).
+// What malloc holds. glibc (mallinfo2): every arena plus mmapped chunks;
+// jemalloc: stats.allocated, and stats.resident minus that (free pages not
+// yet purged, and the allocator's own metadata).
 struct AllocatorStats {
   uint64_t in_use = 0;     // allocated and not yet freed, including mmapped chunks
-  uint64_t free_held = 0;  // freed but kept in the arenas (resident or not)
-  uint64_t mmapped = 0;    // in chunks served by mmap (part of in_use)
+  uint64_t free_held = 0;  // freed but kept by the allocator (glibc: resident or not; jemalloc: resident)
+  uint64_t mmapped = 0;    // glibc: in chunks served by mmap (part of in_use); jemalloc: 0
 };
 AllocatorStats ReadAllocatorStats();
 
 // The process's resident set size (VmRSS), in bytes; 0 if unreadable.
 uint64_t ResidentBytes();
 
-// A thread that calls malloc_trim(0) every `interval`: free pages inside the
-// arenas (not only at their top) go back to the kernel. Runs with or without
+// Hands free pages back to the kernel now: malloc_trim(0) under glibc (free
+// pages inside the arenas, not only at their top), a purge of every arena
+// under jemalloc.
+void TrimHeap();
+
+// A thread that calls TrimHeap() every `interval`. Runs with or without
 // systemd; stops when destroyed.
 class MemoryTrimmer {
  public:

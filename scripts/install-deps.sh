@@ -10,6 +10,8 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   librocksdb-dev libsodium-dev libssl-dev libabsl-dev libsystemd-dev
   nlohmann-json3-dev libcli11-dev libp11-kit-dev
+  # the daemon's allocator (daemon/memory.h)
+  libjemalloc-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   softhsm2 opensc openssl python3 python3-nacl python3-grpcio python3-protobuf

@@ -2,6 +2,10 @@
 // allocator statistics and the periodic trim.
 #include "daemon/memory.h"
 
+#if defined(SHREDD_WITH_JEMALLOC)
+#include <jemalloc/jemalloc.h>
+#endif
+
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
@@ -76,6 +80,36 @@ TEST(MemoryBudget, AllocatorStatsSeeAllocations) {
   std::free(block);
   EXPECT_GT(ResidentBytes(), 0u);
 }
+
+#if defined(SHREDD_WITH_JEMALLOC)
+// The build links jemalloc and its options (kJemallocConf, given through the
+// malloc_conf symbol in memory.cc) are the ones in force.
+TEST(MemoryBudget, JemallocRunsWithTheDaemonsOptions) {
+  ASSERT_TRUE(UsingJemalloc());
+  if (std::getenv("MALLOC_CONF") != nullptr) GTEST_SKIP() << "MALLOC_CONF overrides the compiled options";
+  unsigned narenas = 0;
+  size_t len = sizeof(narenas);
+  ASSERT_EQ(mallctl("opt.narenas", &narenas, &len, nullptr, 0), 0);
+  EXPECT_EQ(narenas, 2u);
+  bool background = false;
+  len = sizeof(background);
+  ASSERT_EQ(mallctl("opt.background_thread", &background, &len, nullptr, 0), 0);
+  EXPECT_TRUE(background);
+  ssize_t muzzy = -2;
+  len = sizeof(muzzy);
+  ASSERT_EQ(mallctl("opt.muzzy_decay_ms", &muzzy, &len, nullptr, 0), 0);
+  EXPECT_EQ(muzzy, 0);
+  // A freed 64 MiB block leaves the resident set after a purge.
+  const uint64_t base = ResidentBytes();
+  auto* block = static_cast<char*>(std::malloc(64 << 20));
+  ASSERT_NE(block, nullptr);
+  std::memset(block, 1, 64 << 20);
+  EXPECT_GE(ResidentBytes(), base + (48 << 20));
+  std::free(block);
+  TrimHeap();
+  EXPECT_LT(ResidentBytes(), base + (16 << 20));
+}
+#endif
 
 TEST(MemoryBudget, TrimmerTrimsPeriodicallyAndStops) {
   auto t0 = std::chrono::steady_clock::now();
