@@ -145,8 +145,10 @@ def client(idx, address, duration, build_dir, seed, max_items, out_q):
                 put(1000)
             plan = orders.PlanOrder(opb.OrderSpec(id="plan-%d" % idx, basis=opb.OTHER, reference="load",
                                                   datasets=[dataset]), timeout=60)
-            if len(plan.selected) != len(mine):
-                raise RuntimeError("plan selected %d items, the dataset holds %d" % (len(plan.selected), len(mine)))
+            listed = {p.digest.hash for p in plan.selected}
+            if plan.selected_count != len(mine) or len(listed) != min(len(mine), 10000) or not listed <= set(mine):
+                raise RuntimeError("plan selected %d items (%d listed), the dataset holds %d" % (
+                    plan.selected_count, len(listed), len(mine)))
         elif kind == "order":
             while len(mine) < 4:
                 put(rng.randint(100, 5000))

@@ -1,4 +1,5 @@
 // shredctl commands for datasets, lineage, orders, holds and suppression.
+#include <algorithm>
 #include <CLI/CLI.hpp>
 #include <filesystem>
 #include <iostream>
@@ -127,20 +128,27 @@ int CmdPlan(const Global& g, const OrderArgs& a) {
   grpc::Status s = stub->PlanOrder(&ctx, SpecOf(a), &plan);
   if (!s.ok()) throw FromGrpc(s, "plan failed");
   json j{{"orderId", plan.order_id()}, {"selected", json::array()}, {"derived", json::array()},
-         {"retained", json::array()}, {"unmatched", plan.unmatched()}};
+         {"retained", json::array()}, {"unmatched", plan.unmatched()},
+         {"selectedCount", plan.selected_count()}, {"derivedCount", plan.derived_count()},
+         {"retainedCount", plan.retained_count()}, {"truncated", plan.truncated()}};
   for (const auto& p : plan.selected()) j["selected"].push_back(PlannedJson(p));
   for (const auto& p : plan.derived()) j["derived"].push_back(PlannedJson(p));
   for (const auto& p : plan.retained()) j["retained"].push_back(PlannedJson(p));
   std::ostringstream t;
-  t << "order " << plan.order_id() << ": " << plan.selected_size() << " selected, " << plan.derived_size()
-    << " derived models, " << plan.retained_size() << " retained under legal hold\n";
+  t << "order " << plan.order_id() << ": " << plan.selected_count() << " selected, " << plan.derived_count()
+    << " derived models, " << plan.retained_count() << " retained under legal hold\n";
+  if (plan.truncated()) {
+    t << "  (the lists below are cut to the first " << std::max({plan.selected_size(), plan.derived_size(),
+                                                                 plan.retained_size()})
+      << " items of each kind; the certificate's manifest will list every item)\n";
+  }
   for (const auto& p : plan.selected()) t << "  shred   " << p.digest().hash() << " " << KindName(p.kind()) << "  (" << p.reason() << ")\n";
   for (const auto& p : plan.derived()) t << "  shred   " << p.digest().hash() << " model  (" << p.reason() << ")\n";
   for (const auto& p : plan.retained()) {
     t << "  retain  " << p.digest().hash() << " " << KindName(p.kind()) << "  (hold " << p.hold_id() << ": " << p.hold_reason() << ")\n";
   }
   for (const auto& u : plan.unmatched()) t << "  unmatched: " << u << "\n";
-  if (plan.selected_size() + plan.derived_size() == 0) t << "  nothing to shred: submitting this order would issue no certificate\n";
+  if (plan.selected_count() + plan.derived_count() == 0) t << "  nothing to shred: submitting this order would issue no certificate\n";
   std::string text = t.str();
   text.pop_back();
   Emit(g, j, text);

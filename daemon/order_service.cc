@@ -208,6 +208,10 @@ grpc::Status OrdersService::PlanOrder(grpc::ServerContext* ctx, const v1::OrderS
   for (const auto& p : plan->derived) PlannedToProto(p, resp->add_derived());
   for (const auto& p : plan->retained) PlannedToProto(p, resp->add_retained());
   for (const auto& u : plan->unmatched) resp->add_unmatched(u);
+  resp->set_selected_count(static_cast<int64_t>(plan->selected_count));
+  resp->set_derived_count(static_cast<int64_t>(plan->derived_count));
+  resp->set_retained_count(static_cast<int64_t>(plan->retained_count));
+  resp->set_truncated(plan->truncated());
   return grpc::Status::OK;
 }
 

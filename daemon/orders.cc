@@ -382,18 +382,38 @@ absl::Status OrderBook::Closure(const OrderSpec& spec, std::vector<std::string>*
   return absl::OkStatus();
 }
 
-absl::StatusOr<OrderPlan> OrderBook::Plan(const OrderSpec& spec) {
+absl::StatusOr<OrderPlan> OrderBook::Plan(const OrderSpec& spec, size_t list_limit) {
   OrderPlan plan;
+  // Each list is a max-heap by item key while the closure streams in, cut to
+  // list_limit: it keeps the smallest keys whatever the closure's order.
+  auto by_key = [](const PlannedItem& a, const PlannedItem& b) { return a.key < b.key; };
+  auto keep = [&](std::vector<PlannedItem>& list, PlannedItem&& p) {
+    if (list.size() < list_limit) {
+      list.push_back(std::move(p));
+      std::push_heap(list.begin(), list.end(), by_key);
+    } else if (list_limit > 0 && by_key(p, list.front())) {
+      std::pop_heap(list.begin(), list.end(), by_key);
+      list.back() = std::move(p);
+      std::push_heap(list.begin(), list.end(), by_key);
+    }
+  };
   auto s = Closure(spec, &plan.unmatched, [&](const StoredItem&, PlannedItem& p, Role role) -> absl::Status {
-    (role == Role::kRetained ? plan.retained : role == Role::kSelected ? plan.selected : plan.derived)
-        .push_back(std::move(p));
+    if (role == Role::kRetained) {
+      ++plan.retained_count;
+      keep(plan.retained, std::move(p));
+    } else if (role == Role::kSelected) {
+      ++plan.selected_count;
+      keep(plan.selected, std::move(p));
+    } else {
+      ++plan.derived_count;
+      keep(plan.derived, std::move(p));
+    }
     return absl::OkStatus();
   });
   if (!s.ok()) return s;
-  auto by_key = [](const PlannedItem& a, const PlannedItem& b) { return a.key < b.key; };
-  std::sort(plan.selected.begin(), plan.selected.end(), by_key);
-  std::sort(plan.derived.begin(), plan.derived.end(), by_key);
-  std::sort(plan.retained.begin(), plan.retained.end(), by_key);
+  std::sort_heap(plan.selected.begin(), plan.selected.end(), by_key);
+  std::sort_heap(plan.derived.begin(), plan.derived.end(), by_key);
+  std::sort_heap(plan.retained.begin(), plan.retained.end(), by_key);
   return plan;
 }
 

@@ -67,10 +67,18 @@ struct PlannedItem {
   std::string hold_id, hold_reason;
 };
 
+// A dry run's result. The lists hold at most kPlanListLimit items each (the
+// smallest item keys, sorted), so a plan over millions of items fits in a
+// reply and in memory; the counts are exact.
+inline constexpr size_t kPlanListLimit = 10000;
 struct OrderPlan {
   std::vector<PlannedItem> selected, derived, retained;
   std::vector<std::string> unmatched;
-  bool empty() const { return selected.empty() && derived.empty(); }
+  uint64_t selected_count = 0, derived_count = 0, retained_count = 0;
+  bool truncated() const {
+    return selected.size() < selected_count || derived.size() < derived_count || retained.size() < retained_count;
+  }
+  bool empty() const { return selected_count == 0 && derived_count == 0; }
 };
 
 enum class OrderState { kPending = 1, kRunning = 2, kDone = 3, kEmpty = 4, kFailed = 5 };
@@ -93,8 +101,9 @@ class OrderBook {
   OrderBook(const OrderBook&) = delete;
   OrderBook& operator=(const OrderBook&) = delete;
 
-  // Dry run. INVALID_ARGUMENT for a malformed spec.
-  absl::StatusOr<OrderPlan> Plan(const OrderSpec& spec);
+  // Dry run. INVALID_ARGUMENT for a malformed spec. Lists at most
+  // `list_limit` items per category (see OrderPlan).
+  absl::StatusOr<OrderPlan> Plan(const OrderSpec& spec, size_t list_limit = kPlanListLimit);
   // Accepts and queues an order. Same id and spec: the existing status.
   // Same id, another spec: ALREADY_EXISTS naming the original.
   absl::StatusOr<OrderStatus> Submit(OrderSpec spec);

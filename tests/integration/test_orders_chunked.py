@@ -147,6 +147,43 @@ class ChunkedOrderTest(DaemonTest):
         self.assertEqual(len(resp.receipts), 80)
         self.assertEqual(json.loads(resp.manifest), read_json(cert[:-5] + ".manifest.json"))
 
+    def test_a_plan_over_many_items_lists_ten_thousand_and_counts_all(self):
+        # A dry run over a dataset larger than a reply's list (10,000 per
+        # kind): exact counts, a list cut to distinct stored items, and
+        # nothing changes; the order itself still shreds every item.
+        self.start(epoch_items=4096)
+        photos = self.photos(10007, "big")
+        model = self.model("big")
+        spec = opb.OrderSpec(id="p-big", basis=opb.OTHER, reference="r", datasets=["big"])
+        plan = opb_grpc.OrdersStub(self.d.channel()).PlanOrder(spec, timeout=300)
+        self.assertEqual(plan.selected_count, 10007)
+        self.assertEqual(plan.derived_count, 1)
+        self.assertTrue(plan.truncated)
+        listed = [p.digest.hash for p in plan.selected]
+        self.assertEqual(len(listed), 10000)
+        self.assertEqual(len(set(listed)), 10000)
+        self.assertLessEqual(set(listed), set(photos))
+        self.assertEqual([p.digest.hash for p in plan.derived], [model])
+        # The same plan twice lists the same items (the smallest item keys).
+        again = opb_grpc.OrdersStub(self.d.channel()).PlanOrder(spec, timeout=300)
+        self.assertEqual([p.digest.hash for p in again.selected], listed)
+        _, lines = self.d.ctl("order", "plan", "--id", "p-big", "--basis", "other", "--reference", "r",
+                              "--dataset", "big", json_out=True)
+        self.assertEqual((lines[0]["selectedCount"], lines[0]["derivedCount"], lines[0]["truncated"]),
+                         (10007, 1, True))
+        self.assertEqual(len(lines[0]["selected"]), 10000)
+        text = self.d.ctl("order", "plan", "--id", "p-big", "--basis", "other", "--reference", "r",
+                          "--dataset", "big").stdout.decode()
+        self.assertIn("10007 selected, 1 derived models", text)
+        self.assertIn("cut to the first 10000", text)
+        self.assertEqual(self.d.get_bytes(photos[0])[:6], b"photo ")  # a plan changes nothing
+        # A small plan is not cut.
+        small = self.photos(3, "few")
+        plan = opb_grpc.OrdersStub(self.d.channel()).PlanOrder(
+            opb.OrderSpec(id="p-few", basis=opb.OTHER, reference="r", datasets=["few"]), timeout=60)
+        self.assertEqual((plan.selected_count, len(plan.selected), plan.truncated), (3, 3, False))
+        self.assertEqual(sorted(p.digest.hash for p in plan.selected), sorted(small))
+
     def test_kill_during_the_destruction_resumes_to_one_certificate(self):
         # 2,000 photos in epochs of 8: 250 synced epochs, long enough to kill
         # the daemon in the middle.
