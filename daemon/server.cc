@@ -115,7 +115,8 @@ std::string RenderMetrics(ItemStore* store, OrderBook* orders, TransparencyLog* 
                      {"rocksdb_block_cache_pinned", static_cast<double>(rocks.block_cache_pinned)}});
   e.AddGauge("shredd_memory_budget_bytes", "RocksDB memory budget ([storage] memory_budget_mib).",
              static_cast<double>(memory_budget_bytes));
-  e.AddCounter("shredd_malloc_trims_total", "Periodic malloc_trim calls (free heap pages handed back to the kernel).",
+  e.AddCounter("shredd_malloc_trims_total",
+               "Periodic heap trims (jemalloc purge or malloc_trim: free pages handed back to the kernel).",
                trimmer ? trimmer->trims() : 0);
   e.AddGauge("shredd_malloc_trim_seconds_total", "Time spent in the periodic malloc_trim calls.",
              trimmer ? trimmer->trim_seconds() : 0.0);
