@@ -462,29 +462,13 @@ int CmdVerify(const Global& g, const std::string& cert_path, const std::string& 
 }
 
 int CmdReceipt(const Global& g, const std::string& manifest_path, const std::string& item, const std::string& out) {
-  json m = json::parse(ReadFileOrThrow(manifest_path), nullptr, false);
-  if (m.is_discarded() || !m.contains("items") || !m["items"].is_array()) {
-    throw Failure{kFail, StrCat(manifest_path, " is not a shredd manifest"), ""};
-  }
-  std::vector<verify::ItemEntry> entries;
-  try {
-    for (const auto& e : m["items"]) {
-      verify::ItemEntry ie{e.at("kind"), e.at("digest"), e.at("size"), {}};
-      auto salt = verify::HexDecode(e.at("salt").get<std::string>());
-      if (!salt.ok() || salt->size() != 32) throw Failure{kFail, "manifest holds a malformed salt", ""};
-      std::memcpy(ie.salt.data(), salt->data(), 32);
-      entries.push_back(std::move(ie));
-    }
-  } catch (const json::exception& e) {
-    throw Failure{kFail, StrCat(manifest_path, " is malformed: ", e.what()), ""};
-  }
-  auto c = verify::ItemCommitment::Create(std::move(entries));
-  if (!c.ok()) throw FromStatus(c.status(), kFail);
+  // Streaming: bounded memory for a manifest of any size (client/verify/manifest.h).
   std::string digest = DigestArg(item);
-  auto idx = c->IndexOf(digest);
-  if (!idx) throw Failure{kNotFound, StrCat(digest, " is not in ", manifest_path), ""};
-  auto r = c->ReceiptJson(m.value("certificateId", ""), *idx);
-  if (!r.ok()) throw FromStatus(r.status(), kFail);
+  auto r = verify::ReceiptFromManifestFile(manifest_path, digest);
+  if (absl::IsNotFound(r.status()) && std::filesystem::exists(manifest_path)) {
+    throw Failure{kNotFound, StrCat(digest, " is not in ", manifest_path), ""};
+  }
+  if (!r.ok()) throw Failure{kFail, StrCat(manifest_path, ": ", r.status().message()), ""};
   if (out.empty()) std::cout << *r << "\n"; else WriteFileOrThrow(out, *r);
   return kOk;
 }

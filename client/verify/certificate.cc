@@ -432,17 +432,24 @@ absl::StatusOr<std::string> ItemCommitment::ReceiptJson(
     return absl::OutOfRangeError(
         Cat("receipt index ", index, " is outside the ", size(), " items"));
   }
+  const std::vector<Hash> path = tree_.InclusionProof(index);
+  return ReceiptJsonFor(certificate_id, root(), size(), index, entries_[index],
+                        path);
+}
+
+std::string ReceiptJsonFor(std::string_view certificate_id, const Hash& root,
+                           uint64_t tree_size, uint64_t index,
+                           const ItemEntry& entry,
+                           std::span<const Hash> path) {
   ordered_json doc;
   doc["type"] = kReceiptType;
   doc["certificateId"] = certificate_id;
-  doc["merkleRoot"] = HexEncode(root());
-  doc["treeSize"] = size();
+  doc["merkleRoot"] = HexEncode(root);
+  doc["treeSize"] = tree_size;
   doc["leafIndex"] = index;
-  doc["item"] = ItemJson(entries_[index]);
+  doc["item"] = ItemJson(entry);
   doc["inclusionPath"] = ordered_json::array();
-  for (const Hash& h : tree_.InclusionProof(index)) {
-    doc["inclusionPath"].push_back(HexEncode(h));
-  }
+  for (const Hash& h : path) doc["inclusionPath"].push_back(HexEncode(h));
   return doc.dump(-1, ' ', false, ordered_json::error_handler_t::replace);
 }
 

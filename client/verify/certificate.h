@@ -24,6 +24,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -108,6 +109,14 @@ class ItemCommitment {
   std::vector<ItemEntry> entries_;
   MerkleTree tree_;
 };
+
+// A receipt (compact JSON, docs/FORMATS.md): `entry` is leaf `index` of a
+// tree of `tree_size` leaves with root `root`; `path` its RFC 6962
+// inclusion path. Used by ItemCommitment::ReceiptJson and by
+// ReceiptFromManifestFile (manifest.h).
+std::string ReceiptJsonFor(std::string_view certificate_id, const Hash& root,
+                           uint64_t tree_size, uint64_t index,
+                           const ItemEntry& entry, std::span<const Hash> path);
 
 // Wraps `predicate` (built by the daemon; its "certificateId" and
 // "items"."merkleRoot" must be strings) into the in-toto Statement and

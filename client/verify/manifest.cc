@@ -695,6 +695,25 @@ class MerkleStack {
   std::vector<std::pair<Hash, uint64_t>> stack_;
 };
 
+// Sees each well-formed item's leaf, in manifest order (receipts).
+class LeafVisitor {
+ public:
+  virtual ~LeafVisitor() = default;
+  // The item at manifest position `index`; `salt` is 64 lowercase hex.
+  virtual void Leaf(uint64_t index, const Hash& leaf, std::string_view kind,
+                    std::string_view digest, uint64_t size,
+                    std::string_view salt) = 0;
+};
+
+absl::Status StringMember(const StringField& f, std::string_view name) {
+  if (!f.present) return Invalid(Cat("manifest has no \"", name, "\""));
+  if (f.other_type != nullptr) {
+    return Invalid(
+        Cat("manifest.", name, " is a ", f.other_type, ", not a string"));
+  }
+  return absl::OkStatus();
+}
+
 // One pass over a manifest: everything the final verdict needs, and
 // nothing per item except 8 bytes of its digest.
 class ManifestPass {
@@ -737,6 +756,16 @@ class ManifestPass {
 
   uint64_t items() const { return count_; }
   uint64_t bytes() const { return bytes_; }
+  Hash root() const { return tree_.Root(); }
+  const std::string& certificate_id() const { return certificate_id_.value; }
+
+  // Without a certificate: OK iff the manifest is well formed, its items are
+  // in tree order and its root is the merkleRoot it states.
+  absl::Status Wellformed() const;
+
+  // Called for every well-formed item; set before Run(). A pass with a
+  // visitor keeps no digest prefixes (Verdict's repeat check needs them).
+  void set_visitor(LeafVisitor* v) { visitor_ = v; }
 
  private:
   void Duplicate(std::string where, std::string_view name) {
@@ -977,6 +1006,7 @@ class ManifestPass {
     }
     prev_leaf_ = leaf;
     tree_.Push(leaf);
+    if (visitor_ != nullptr) visitor_->Leaf(valid_, leaf, kind, digest, size_, salt);
     ++valid_;
     if (kind == kKindPhoto) {
       ++photos_;
@@ -990,7 +1020,7 @@ class ManifestPass {
                    digest[kDigestPrefix.size() + i])));
     }
     if (collect_ == nullptr) {
-      prefixes_.push_back(prefix);
+      if (visitor_ == nullptr) prefixes_.push_back(prefix);
     } else if (std::binary_search(collect_->begin(), collect_->end(), prefix)) {
       collected_.push_back(digest);
     }
@@ -1002,6 +1032,7 @@ class ManifestPass {
 
   Scanner sc_;
   const std::vector<uint64_t>* collect_;
+  LeafVisitor* visitor_ = nullptr;
   std::string key_;
   uint64_t bytes_ = 0;
 
@@ -1028,16 +1059,45 @@ class ManifestPass {
   std::vector<std::string> collected_;  // second pass: colliding digests
 };
 
+absl::Status ManifestPass::Wellformed() const {
+  if (not_object_) return Invalid("manifest is not a JSON object");
+  if (!dup_error_.ok()) return dup_error_;
+  if (absl::Status s = StringMember(type_, "type"); !s.ok()) return s;
+  if (type_.value != kManifestType) {
+    return Invalid(Cat("manifest.type is \"", type_.value, "\", expected \"",
+                       kManifestType, "\""));
+  }
+  if (absl::Status s = StringMember(certificate_id_, "certificateId");
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = StringMember(merkle_root_, "merkleRoot"); !s.ok()) {
+    return s;
+  }
+  absl::StatusOr<Hash> stated = ParseHash(merkle_root_.value);
+  if (!stated.ok()) {
+    return Invalid(Cat("manifest.merkleRoot: ", stated.status().message()));
+  }
+  if (!items_present_) return Invalid("manifest has no \"items\"");
+  if (items_type_ != nullptr) {
+    return Invalid(
+        Cat("manifest.items is a ", items_type_, ", not an array"));
+  }
+  if (!item_error_.ok()) return item_error_;
+  if (order_error_at_ >= 0) {
+    return Invalid(Cat("manifest.items[", order_error_at_,
+                       "] is out of tree order (leaf hashes must ascend)"));
+  }
+  if (tree_.Root() != *stated) {
+    return Invalid(Cat("manifest Merkle root ", HexEncode(tree_.Root()),
+                       " does not match its stated merkleRoot ",
+                       HexEncode(*stated)));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ManifestPass::CheckHeader(const VerifiedCertificate& cert) const {
-  auto string_member = [](const StringField& f,
-                          std::string_view name) -> absl::Status {
-    if (!f.present) return Invalid(Cat("manifest has no \"", name, "\""));
-    if (f.other_type != nullptr) {
-      return Invalid(
-          Cat("manifest.", name, " is a ", f.other_type, ", not a string"));
-    }
-    return absl::OkStatus();
-  };
+  auto string_member = StringMember;
   if (absl::Status s = string_member(type_, "type"); !s.ok()) return s;
   if (type_.value != kManifestType) {
     return Invalid(Cat("manifest.type is \"", type_.value, "\", expected \"",
@@ -1216,7 +1276,131 @@ absl::Status Verify(const VerifiedCertificate& cert, Input* in,
   }
 }
 
+// The ranges [lo, hi) whose subtree hashes make up PATH(m, D[lo:hi]) of
+// RFC 6962 section 2.1.1, in path order (leaf's sibling first).
+void PathRanges(uint64_t m, uint64_t lo, uint64_t hi,
+                std::vector<std::pair<uint64_t, uint64_t>>* out) {
+  if (hi - lo <= 1) return;
+  uint64_t k = 1;
+  while (k << 1 < hi - lo) k <<= 1;
+  if (m < lo + k) {
+    PathRanges(m, lo, lo + k, out);
+    out->emplace_back(lo + k, hi);
+  } else {
+    PathRanges(m, lo + k, hi, out);
+    out->emplace_back(lo, lo + k);
+  }
+}
+
+// First pass: where the item is.
+class FindItem final : public LeafVisitor {
+ public:
+  explicit FindItem(std::string_view digest) : digest_(digest) {}
+  void Leaf(uint64_t index, const Hash&, std::string_view kind,
+            std::string_view digest, uint64_t size,
+            std::string_view salt) override {
+    if (digest != digest_) return;
+    ++found;
+    this->index = index;
+    entry.kind = std::string(kind);
+    entry.digest = std::string(digest);
+    entry.size = size;
+    absl::StatusOr<std::string> s = HexDecode(salt);  // 64 hex: checked
+    if (s.ok() && s->size() == entry.salt.size()) {
+      std::memcpy(entry.salt.data(), s->data(), entry.salt.size());
+    }
+  }
+  int found = 0;
+  uint64_t index = 0;
+  ItemEntry entry;
+
+ private:
+  std::string_view digest_;
+};
+
+// Second pass: the subtree hash of every range of the path, each folded
+// with its own stack as its leaves stream past (O(log^2 n) hashes).
+class FoldRanges final : public LeafVisitor {
+ public:
+  explicit FoldRanges(std::vector<std::pair<uint64_t, uint64_t>> ranges)
+      : ranges_(std::move(ranges)), stacks_(ranges_.size()) {}
+  void Leaf(uint64_t index, const Hash& leaf, std::string_view,
+            std::string_view, uint64_t, std::string_view) override {
+    for (size_t i = 0; i < ranges_.size(); ++i) {
+      if (index >= ranges_[i].first && index < ranges_[i].second) {
+        stacks_[i].Push(leaf);
+        return;
+      }
+    }
+  }
+  std::vector<Hash> Path() const {
+    std::vector<Hash> path;
+    for (const MerkleStack& s : stacks_) path.push_back(s.Root());
+    return path;
+  }
+
+ private:
+  std::vector<std::pair<uint64_t, uint64_t>> ranges_;
+  std::vector<MerkleStack> stacks_;
+};
+
+absl::StatusOr<std::string> Receipt(Input* in, std::string_view digest) {
+  ManifestPass first(in, 0, nullptr);
+  FindItem find(digest);
+  first.set_visitor(&find);
+  try {
+    first.Run();
+  } catch (const SyntaxError& e) {
+    return Invalid(Cat("manifest is not valid JSON: ", e.what));
+  } catch (const IoError& e) {
+    return e.status;
+  }
+  if (absl::Status s = first.Wellformed(); !s.ok()) return s;
+  if (find.found == 0) {
+    return absl::NotFoundError(Cat(digest, " is not in the manifest"));
+  }
+  if (find.found > 1) {
+    return Invalid(Cat("manifest lists item ", digest, " twice"));
+  }
+  const uint64_t n = first.items();
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;
+  PathRanges(find.index, 0, n, &ranges);
+  if (absl::Status s = in->Rewind(); !s.ok()) return s;
+  ManifestPass second(in, 0, nullptr);
+  FoldRanges fold(ranges);
+  second.set_visitor(&fold);
+  try {
+    second.Run();
+  } catch (const SyntaxError&) {
+    return Invalid("manifest changed while it was being read");
+  } catch (const IoError& e) {
+    return e.status;
+  }
+  if (second.items() != n || second.root() != first.root() ||
+      !second.Wellformed().ok()) {
+    return Invalid("manifest changed while it was being read");
+  }
+  const std::vector<Hash> path = fold.Path();
+  return ReceiptJsonFor(first.certificate_id(), first.root(), n, find.index,
+                        find.entry, path);
+}
+
 }  // namespace
+
+absl::StatusOr<std::string> ReceiptFromManifestFile(const std::string& path,
+                                                    std::string_view digest,
+                                                    size_t buffer_bytes) {
+  absl::StatusOr<std::unique_ptr<FileInput>> in =
+      FileInput::Open(path, buffer_bytes);
+  if (!in.ok()) return in.status();
+  return Receipt(in->get(), digest);
+}
+
+absl::StatusOr<std::string> ReceiptFromManifestText(
+    std::string_view manifest_json, std::string_view digest) {
+  MemoryInput in(manifest_json);
+  return Receipt(&in, digest);
+}
 
 absl::Status VerifyManifestFile(const VerifiedCertificate& certificate,
                                 const std::string& path, ManifestStats* stats,

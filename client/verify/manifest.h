@@ -40,6 +40,7 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "client/verify/certificate.h"
 
 namespace shredd::verify {
@@ -67,6 +68,21 @@ absl::Status VerifyManifestFile(const VerifiedCertificate& certificate,
 absl::Status VerifyManifestText(const VerifiedCertificate& certificate,
                                 std::string_view manifest_json,
                                 ManifestStats* stats = nullptr);
+
+// The receipt (docs/FORMATS.md) of the item with `digest` ("sha256:<hex>"),
+// derived from a private manifest in two streaming passes: the first finds
+// the item's tree index and checks the manifest (well formed, items in tree
+// order, root equal to its stated merkleRoot; no certificate is needed: the
+// receipt is checked against one by VerifyReceipt), the second folds the
+// subtree hashes of the item's inclusion path. Memory: one read piece and
+// O(log^2 n) hashes, so a 3,000,000-item manifest needs a few MiB.
+// NotFound if the manifest does not list the digest; InvalidArgument for a
+// malformed manifest or one that changed between the passes.
+absl::StatusOr<std::string> ReceiptFromManifestFile(
+    const std::string& path, std::string_view digest,
+    size_t buffer_bytes = kManifestReadBuffer);
+absl::StatusOr<std::string> ReceiptFromManifestText(
+    std::string_view manifest_json, std::string_view digest);
 
 }  // namespace shredd::verify
 

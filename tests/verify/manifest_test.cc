@@ -604,5 +604,60 @@ TEST(StreamingManifest, ThousandsOfItemsFromFile) {
   EXPECT_TRUE(dom_reference::VerifyManifest(f.cert, f.manifest).ok());
 }
 
+// --- receipts from a manifest (streaming) --------------------------------
+
+// Every item of manifests of 1..70 items: the streamed receipt is the one
+// the in-memory commitment builds, from memory and from a file with small
+// read pieces, and it verifies against the certificate.
+TEST(StreamingReceipt, EqualsTheInMemoryReceiptForEveryItem) {
+  for (size_t n : {size_t{1}, size_t{2}, size_t{3}, size_t{5}, size_t{8},
+                   size_t{13}, size_t{33}, size_t{70}}) {
+    const Fixture f = MakeFixture(n - n / 3, n / 3, "cert-r");
+    absl::StatusOr<ItemCommitment> c = ItemCommitment::Create(f.entries);
+    ASSERT_TRUE(c.ok());
+    const std::string path = WriteTemp("receipt.json", f.manifest);
+    for (uint64_t i = 0; i < n; ++i) {
+      const std::string& digest = f.entries[i].digest;
+      absl::StatusOr<std::string> want = c->ReceiptJson("cert-r", i);
+      ASSERT_TRUE(want.ok());
+      absl::StatusOr<std::string> got = ReceiptFromManifestText(f.manifest, digest);
+      ASSERT_TRUE(got.ok()) << got.status();
+      EXPECT_EQ(*got, *want) << "n=" << n << " i=" << i;
+      absl::StatusOr<std::string> file = ReceiptFromManifestFile(path, digest, 7);
+      ASSERT_TRUE(file.ok()) << file.status();
+      EXPECT_EQ(*file, *want);
+      EXPECT_TRUE(VerifyReceipt(f.cert, *got, digest).ok());
+    }
+  }
+}
+
+TEST(StreamingReceipt, RefusesMissingItemsAndBadManifests) {
+  const Fixture f = MakeFixture(6, 1, "cert-x");
+  const ItemEntry other = RandomItem("photo", "not in it");
+  absl::StatusOr<std::string> r = ReceiptFromManifestText(f.manifest, other.digest);
+  EXPECT_TRUE(absl::IsNotFound(r.status())) << r.status();
+
+  json swapped = json::parse(f.manifest);
+  std::swap(swapped["items"][1], swapped["items"][2]);
+  r = ReceiptFromManifestText(swapped.dump(), f.entries[0].digest);
+  ExpectFailure(r.status(), "out of tree order");
+
+  json rooted = json::parse(f.manifest);
+  rooted["merkleRoot"] = HexEncode(Hash{});
+  r = ReceiptFromManifestText(rooted.dump(), f.entries[0].digest);
+  ExpectFailure(r.status(), "does not match its stated merkleRoot");
+
+  json bad = json::parse(f.manifest);
+  bad["items"][4]["salt"] = "00";
+  r = ReceiptFromManifestText(bad.dump(), f.entries[0].digest);
+  ExpectFailure(r.status(), "manifest.items[4].salt");
+
+  r = ReceiptFromManifestText(f.manifest.substr(0, f.manifest.size() / 2), f.entries[0].digest);
+  ExpectFailure(r.status(), "not valid JSON");
+
+  r = ReceiptFromManifestFile(::testing::TempDir() + "/no-such-manifest.json", f.entries[0].digest);
+  EXPECT_FALSE(r.ok());
+}
+
 }  // namespace
 }  // namespace shredd::verify
