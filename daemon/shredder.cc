@@ -236,7 +236,7 @@ absl::StatusOr<CertificateBundle> Shredder::Shred(const ShredSpec& spec) {
 absl::Status PlanSink::Add(const StoredItem& item) {
   pending_.push_back(item);
   ++count_;
-  if (pending_.size() >= 8192) return Flush();
+  if (pending_.size() >= batch_items_) return Flush();
   return absl::OkStatus();
 }
 
@@ -281,13 +281,16 @@ absl::Status PlanSink::Flush() {
   std::sort(puts.begin(), puts.end());
   rocksdb::WriteBatch batch;
   for (const auto& [k, v] : puts) batch.Put(rocksdb::Slice(k.data(), k.size()), rocksdb::Slice(v.data(), v.size()));
-  // Not synced, and not even logged: a plan lost in a crash is simply made
-  // again (the next start drops staged records without a "P" record), and
-  // before the first epoch commits "P", ExecutePlanned flushes the memtable,
-  // which makes every staged record durable (docs/PERFORMANCE.md). Skipping
-  // the WAL saves writing ~300 bytes per item twice.
+  // Not synced: a plan lost in a crash is simply made again (the next start
+  // drops staged records without a "P" record). The first logged_items_ go
+  // through the WAL, so the synced write of "P" makes them durable; a large
+  // plan's other records skip it (saving ~400 bytes per item written twice),
+  // and ExecutePlanned flushes the memtable (synced tables) before the first
+  // epoch commits "P" (docs/PERFORMANCE.md).
   rocksdb::WriteOptions wo;
-  wo.disableWAL = true;
+  wo.disableWAL = written_ >= logged_items_;
+  unlogged_ = unlogged_ || wo.disableWAL;
+  written_ += out.size();
   return FromRocks(store_->db()->Write(wo, &batch), "staging a shred plan");
 }
 
@@ -339,6 +342,8 @@ absl::StatusOr<CertificateBundle> Shredder::ExecutePlanned(ShredJob job, const P
   const std::string cert_id = NewCertificateId();
   PlanSink sink(store_, ScopeOf(cert_id));
   sink.salt_key_ = SecretBytes::Random(32);
+  sink.batch_items_ = std::min<uint64_t>(8192, options_.epoch_items);
+  sink.logged_items_ = options_.epoch_items;
   absl::Status planned = planner(sink, job);
   if (planned.ok()) planned = sink.Flush();
   if (planned.ok() && sink.count() == 0) planned = absl::NotFoundError("nothing left to shred");
@@ -376,11 +381,13 @@ absl::StatusOr<CertificateBundle> Shredder::ExecutePlanned(ShredJob job, const P
                             {"items", sink.count()},
                             {"seconds", absl::ToDoubleSeconds(destroy_start - plan_start)},
                             {"cpu_seconds", destroy_cpu - plan_cpu}});
-  // The staged records were written without the WAL: flush them to sorted
-  // tables (synced) before anything can depend on them.
-  if (auto s = FromRocks(store_->db()->Flush(rocksdb::FlushOptions()), "flushing a staged shred plan"); !s.ok()) {
-    (void)DropStaged(sink.scope_, false);
-    return s;
+  // Staged records written without the WAL: flush them to sorted tables
+  // (synced) before anything can depend on them.
+  if (sink.unlogged_) {
+    if (auto s = FromRocks(store_->db()->Flush(rocksdb::FlushOptions()), "flushing a staged shred plan"); !s.ok()) {
+      (void)DropStaged(sink.scope_, false);
+      return s;
+    }
   }
   // The "P" and "r" records commit with the first epoch: before it, a crash
   // leaves only staged records, which the next start drops.
