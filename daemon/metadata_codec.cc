@@ -78,7 +78,9 @@ absl::Status DecodeBinary(std::string_view text, ContentDigest* d, ItemMetadata*
   for (uint64_t i = 0; r.ok && i < n; ++i) {
     std::string k = r.Bytes();
     std::string v = r.ok ? r.Bytes() : std::string();
-    if (r.ok && !labels.emplace(std::move(k), std::move(v)).second) r.ok = false;  // duplicate key
+    // Strictly ascending keys (as written): no duplicates, one spelling per record.
+    if (r.ok && !labels.empty() && !(labels.rbegin()->first < k)) r.ok = false;
+    if (r.ok) labels.emplace_hint(labels.end(), std::move(k), std::move(v));
   }
   std::string name = r.ok ? r.Bytes() : std::string();
   if (!r.ok || !r.in.empty()) return bad();

@@ -7,8 +7,9 @@
 //    when a large order is planned);
 //  * JSON (first byte '{'), as written before: {"h":hex,"s":[..],"d":[..],
 //    "l":{..},"n":".."}. Stores written by older versions hold these.
-// The decoder is strict: trailing bytes, truncation, duplicate labels or an
-// unknown first byte are DATA_LOSS. Kind, size and the storage fields live in
+// The decoder is strict: trailing bytes, truncation, non-canonical varints,
+// label keys not in strictly ascending order or an unknown first byte are
+// DATA_LOSS (so a binary record has exactly one spelling). Kind, size and the storage fields live in
 // the item record's clear header, not here.
 #ifndef SHREDD_DAEMON_METADATA_CODEC_H_
 #define SHREDD_DAEMON_METADATA_CODEC_H_

@@ -101,6 +101,11 @@ TEST(MetadataCodec, MalformedIsDataLoss) {
   one += std::string(32, '\0');
   one += std::string("\x00\x00\x01\x01k\x01v\x00", 8);
   EXPECT_TRUE(DecodeMetadata(one, &d, &m).ok());
+  // Label keys out of order.
+  std::string unordered(1, static_cast<char>(kMetadataBinaryV1));
+  unordered += std::string(32, '\0');
+  unordered += std::string("\x00\x00\x02\x01m\x01v\x01k\x01w\x00", 12);
+  EXPECT_TRUE(absl::IsDataLoss(DecodeMetadata(unordered, &d, &m)));
   // A count larger than the bytes left.
   std::string big(1, static_cast<char>(kMetadataBinaryV1));
   big += std::string(32, '\0');
