@@ -72,6 +72,9 @@ namespace {
 
 constexpr std::string_view kSlotPrefix = "qs";
 constexpr std::string_view kLeafPrefix = "ql";
+// Chunks of at least this many staged records (or full chunks of a smaller
+// epoch_items, as in tests) are deleted with one range deletion (see Destroy).
+constexpr size_t kRangeDeleteMin = 1024;
 
 std::string ScopeOf(std::string_view cert_id) {
   auto raw = HexDecode(cert_id);
@@ -455,11 +458,15 @@ absl::Status Shredder::Destroy(const std::string& cert_id, const json* fresh) {
     if (!it->status().ok()) return FromRocks(it->status(), "reading staged shred records");
     it.reset();
     if (raw.empty()) return absl::OkStatus();
-    // The chunk's staged records are exactly the keys in [first, last]: one
-    // range deletion instead of a tombstone per item.
+    // The chunk's staged records are exactly the keys in [first, last]: a
+    // large chunk deletes them with one range deletion instead of a
+    // tombstone per item. Small ones (a one-item shred) keep point
+    // deletions, so frequent small shreds do not pile up range tombstones
+    // that every later read would have to consult.
     const std::string chunk_begin = raw.front().first;
     std::string chunk_end = raw.back().first;
     chunk_end.push_back('\0');  // the next key after the chunk's last
+    const bool range_delete = raw.size() >= std::min<uint64_t>(kRangeDeleteMin, options_.epoch_items);
     std::vector<absl::StatusOr<Staged>> staged(raw.size(), absl::UnknownError("not read"));
     ParallelFor(raw.size(), [&](size_t b, size_t e) {
       for (size_t i = b; i < e; ++i) {
@@ -481,8 +488,9 @@ absl::Status Shredder::Destroy(const std::string& cert_id, const json* fresh) {
         catalog_->AddEdgeDeletions(staged[i]->item_key, &batch);
       }
       if (!staged[i]->inline_content) blobs.push_back(staged[i]->object_id);
+      if (!range_delete) ops.emplace_back(std::move(raw[i].first), false);
     }
-    batch.DeleteRange(chunk_begin, chunk_end);
+    if (range_delete) batch.DeleteRange(chunk_begin, chunk_end);
     std::sort(ops.begin(), ops.end());
     for (const auto& [k, put] : ops) {
       if (put) {
