@@ -56,6 +56,13 @@ absl::StatusOr<SecretBytes> OpenSecret(KeyView key, std::string_view sealed,
   return out;
 }
 
+absl::Status OpenSecretInto(KeyView key, std::string_view sealed, std::string_view ad, std::span<uint8_t> out) {
+  if (sealed.size() != out.size() + kWrapOverhead) {
+    return absl::DataLossError("wrapped key has the wrong size");
+  }
+  return OpenInto(key, sealed, ad, out.data());
+}
+
 absl::StatusOr<std::string> OpenData(KeyView key, std::string_view sealed,
                                      std::string_view ad) {
   if (sealed.size() < kWrapOverhead) {

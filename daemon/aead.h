@@ -40,6 +40,10 @@ inline std::string SealWithKey(KeyView key, std::string_view plaintext, std::str
 // Decrypts into secure memory. DATA_LOSS if the record was altered or `ad` differs.
 absl::StatusOr<SecretBytes> OpenSecret(KeyView key, std::string_view sealed,
                                        std::string_view ad);
+// Decrypts a sealed key of exactly out.size() bytes into `out` (secure
+// memory the caller owns, e.g. a slice of a SecretBytes arena). DATA_LOSS if
+// it was altered, `ad` differs or the size does not match.
+absl::Status OpenSecretInto(KeyView key, std::string_view sealed, std::string_view ad, std::span<uint8_t> out);
 // Decrypts non-key data (e.g. metadata). DATA_LOSS on any alteration.
 absl::StatusOr<std::string> OpenData(KeyView key, std::string_view sealed,
                                      std::string_view ad);

@@ -19,6 +19,8 @@
 #include "absl/time/clock.h"
 #include "daemon/aead.h"
 #include "daemon/fs_util.h"
+#include "daemon/metadata_codec.h"
+#include "daemon/parallel.h"
 #include "daemon/rocks_util.h"
 #include "daemon/transparency_log.h"
 
@@ -42,32 +44,6 @@ std::string IndexKey(char type, const ItemKey& value_hash, const ItemKey& item) 
   return k;
 }
 std::string MetadataAd(const ItemKey& k) { return "shredd/meta/v1" + KeyString(k); }
-
-std::string EncodeMetadata(const ContentDigest& d, const ItemMetadata& m) {
-  nlohmann::json j;
-  j["h"] = HexEncode(d.hash);
-  j["s"] = m.subject_ids;
-  j["d"] = m.datasets;
-  j["l"] = m.labels;
-  j["n"] = m.name;
-  return j.dump();
-}
-
-absl::Status DecodeMetadata(std::string_view text, ContentDigest* d, ItemMetadata* m) {
-  try {
-    auto j = nlohmann::json::parse(text);
-    auto h = ParseDigestHash(StrCat("sha256:", j.at("h").get<std::string>()));
-    if (!h.ok()) return absl::DataLossError("stored metadata holds a malformed digest");
-    d->hash = *h;
-    m->subject_ids = j.at("s").get<std::vector<std::string>>();
-    m->datasets = j.at("d").get<std::vector<std::string>>();
-    m->labels = j.at("l").get<std::map<std::string, std::string>>();
-    m->name = j.at("n").get<std::string>();
-  } catch (const std::exception& e) {
-    return absl::DataLossError(StrCat("stored metadata is unreadable: ", e.what()));
-  }
-  return absl::OkStatus();
-}
 
 std::string RandomObjectId() {
   std::string id(kObjectIdSize, '\0');
@@ -866,6 +842,21 @@ absl::StatusOr<ItemInfo> ItemStore::DecodeInfo(const ItemKey& key, std::string_v
   if (rec.size() < kRecordHeader || static_cast<uint8_t>(rec[0]) != kRecordVersion) {
     return absl::DataLossError("item record is corrupt");
   }
+  auto dek = tree_->GetDek(absl::big_endian::Load64(rec.data() + 8));
+  if (!dek.ok()) {
+    if (absl::IsNotFound(dek.status())) return absl::DataLossError("the item's data key is missing");
+    return dek.status();
+  }
+  SecretBytes meta_key(kKeySize);
+  return DecodeInfoWithDek(key, rec, *dek, &meta_key, slot, object_id, inline_content);
+}
+
+absl::StatusOr<ItemInfo> ItemStore::DecodeInfoWithDek(const ItemKey& key, std::string_view rec, KeyView dek,
+                                                       SecretBytes* meta_key, uint64_t* slot, std::string* object_id,
+                                                       bool* inline_content) {
+  if (rec.size() < kRecordHeader || static_cast<uint8_t>(rec[0]) != kRecordVersion) {
+    return absl::DataLossError("item record is corrupt");
+  }
   ItemInfo info;
   uint8_t kind = static_cast<uint8_t>(rec[1]);
   if (kind != 1 && kind != 2) return absl::DataLossError("item record has an unknown kind");
@@ -877,13 +868,8 @@ absl::StatusOr<ItemInfo> ItemStore::DecodeInfo(const ItemKey& key, std::string_v
   info.stored_unix_nanos = static_cast<int64_t>(absl::big_endian::Load64(rec.data() + 24));
   object_id->assign(rec.data() + 32, kObjectIdSize);
   if (info.chunk_size == 0) return absl::DataLossError("item record is corrupt (chunk size 0)");
-  auto dek = tree_->GetDek(*slot);
-  if (!dek.ok()) {
-    if (absl::IsNotFound(dek.status())) return absl::DataLossError("the item's data key is missing");
-    return dek.status();
-  }
-  SecretBytes meta_key = DeriveSubkey(*dek, Subkey::kMetadata);
-  auto meta = OpenData(meta_key, rec.substr(kRecordHeader), MetadataAd(key));
+  DeriveSubkeyInto(dek, Subkey::kMetadata, meta_key->mutable_span());
+  auto meta = OpenData(*meta_key, rec.substr(kRecordHeader), MetadataAd(key));
   if (!meta.ok()) return absl::DataLossError("the item's metadata does not authenticate (altered on disk)");
   auto s = DecodeMetadata(*meta, &info.digest, &info.metadata);
   sodium_memzero(meta->data(), meta->size());
@@ -1159,6 +1145,68 @@ absl::StatusOr<StoredItem> ItemStore::LookupByKey(const ItemKey& key) {
   if (!info.ok()) return info.status();
   item.info = std::move(*info);
   return item;
+}
+
+std::vector<absl::StatusOr<StoredItem>> ItemStore::LookupByKeys(std::span<const ItemKey> keys) {
+  std::vector<absl::StatusOr<StoredItem>> out(keys.size(), absl::UnknownError("not read"));
+  if (keys.empty()) return out;
+  // Item records: one MultiGet, in key order.
+  std::vector<size_t> order(keys.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return keys[a] < keys[b]; });
+  std::vector<std::string> rkeys(keys.size());
+  std::vector<rocksdb::Slice> rslices(keys.size());
+  for (size_t j = 0; j < order.size(); ++j) {
+    rkeys[j] = ItemRecordKey(keys[order[j]]);
+    rslices[j] = rkeys[j];
+  }
+  std::vector<rocksdb::PinnableSlice> recs(keys.size());
+  std::vector<rocksdb::Status> rs(keys.size());
+  db_->MultiGet(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), rslices.size(), rslices.data(), recs.data(),
+                rs.data(), /*sorted_input=*/true);
+  // Clear headers first; then the DEKs of the items found, in one batch.
+  std::vector<size_t> found;  // indexes into order/recs
+  std::vector<uint64_t> slots;
+  for (size_t j = 0; j < order.size(); ++j) {
+    const size_t i = order[j];
+    if (rs[j].IsNotFound()) {
+      out[i] = absl::NotFoundError("item is not stored");
+      continue;
+    }
+    if (!rs[j].ok()) {
+      out[i] = FromRocks(rs[j], "reading an item record");
+      continue;
+    }
+    std::string_view rec = recs[j].ToStringView();
+    if (rec.size() < kRecordHeader || static_cast<uint8_t>(rec[0]) != kRecordVersion) {
+      out[i] = absl::DataLossError("item record is corrupt");
+      continue;
+    }
+    found.push_back(j);
+    slots.push_back(absl::big_endian::Load64(rec.data() + 8));
+  }
+  SecretBytes deks(std::max<size_t>(1, slots.size()) * kKeySize);
+  std::vector<absl::Status> dek_status = tree_->GetDeks(slots, {deks.data(), slots.size() * kKeySize});
+  SecretBytes meta_key(kKeySize);
+  for (size_t f = 0; f < found.size(); ++f) {
+    const size_t j = found[f];
+    const size_t i = order[j];
+    if (!dek_status[f].ok()) {
+      out[i] = absl::IsNotFound(dek_status[f]) ? absl::DataLossError("the item's data key is missing") : dek_status[f];
+      continue;
+    }
+    StoredItem item;
+    item.item_key = keys[i];
+    auto info = DecodeInfoWithDek(keys[i], recs[j].ToStringView(), {deks.data() + kKeySize * f, kKeySize}, &meta_key,
+                                  &item.slot, &item.object_id, &item.inline_content);
+    if (!info.ok()) {
+      out[i] = info.status();
+      continue;
+    }
+    item.info = std::move(*info);
+    out[i] = std::move(item);
+  }
+  return out;
 }
 
 std::vector<ItemKey> ItemStore::ItemsIndexedBy(char type, std::string_view value) {

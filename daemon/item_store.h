@@ -185,6 +185,9 @@ class ItemStore {
   absl::StatusOr<StoredItem> Lookup(const Sha256& hash);
   // By item key (from an index or a lineage edge). NOT_FOUND if absent.
   absl::StatusOr<StoredItem> LookupByKey(const ItemKey& key);
+  // The same for many keys, with one MultiGet for the item records and one
+  // for the wrapped DEKs (the order planner's path). out[i] is for keys[i].
+  std::vector<absl::StatusOr<StoredItem>> LookupByKeys(std::span<const ItemKey> keys);
   ItemKey ItemKeyFor(const Sha256& hash) const;
   // Item keys listed under a lookup index: type 's' (subject), 'd' (dataset),
   // 'l' (label, value "k=v").
@@ -291,6 +294,9 @@ class ItemStore {
   absl::StatusOr<std::unique_ptr<Upload>> StartUpload(const ContentDigest& declared, ItemMetadata metadata);
   absl::StatusOr<ItemInfo> DecodeInfo(const ItemKey& key, std::string_view record, uint64_t* slot,
                                       std::string* object_id, bool* inline_content);
+  absl::StatusOr<ItemInfo> DecodeInfoWithDek(const ItemKey& key, std::string_view record, KeyView dek,
+                                             SecretBytes* meta_key, uint64_t* slot, std::string* object_id,
+                                             bool* inline_content);
   std::mutex& StripeFor(const ItemKey& key) { return stripes_[key[0] % stripes_.size()]; }
 
   Options options_;

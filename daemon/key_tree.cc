@@ -221,6 +221,64 @@ absl::StatusOr<SecretBytes> KeyTree::GetDekLocked(const WriteLease& lease, uint6
   return dek;
 }
 
+std::vector<absl::Status> KeyTree::GetDeks(std::span<const uint64_t> slots, std::span<uint8_t> out) {
+  std::vector<absl::Status> status(slots.size());
+  if (slots.empty()) return status;
+  WriteLease lease(&epoch_mu_);
+  // Sorted keys: MultiGet then walks each table's blocks in order.
+  std::vector<size_t> order(slots.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return slots[a] < slots[b]; });
+  std::vector<std::string> keys(slots.size());
+  std::vector<rocksdb::Slice> key_slices(slots.size());
+  for (size_t j = 0; j < order.size(); ++j) {
+    keys[j] = DekRecordKey(slots[order[j]]);
+    key_slices[j] = keys[j];
+  }
+  std::vector<rocksdb::PinnableSlice> values(slots.size());
+  std::vector<rocksdb::Status> rs(slots.size());
+  db_->MultiGet(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), key_slices.size(), key_slices.data(),
+                values.data(), rs.data(), /*sorted_input=*/true);
+  SecretBytes bucket_key(kKeySize);
+  uint64_t bucket = ~uint64_t{0};
+  absl::Status bucket_status;
+  for (size_t j = 0; j < order.size(); ++j) {
+    const size_t i = order[j];
+    const uint64_t slot = slots[i];
+    if (rs[j].IsNotFound()) {
+      status[i] = absl::NotFoundError(StrCat("slot ", slot, " holds no key"));
+      continue;
+    }
+    if (!rs[j].ok()) {
+      status[i] = FromRocks(rs[j], "reading a wrapped data key");
+      continue;
+    }
+    if (Ancestor(slot, 0) != bucket) {
+      bucket = Ancestor(slot, 0);
+      std::lock_guard lock(cache_mu_);
+      auto k = NodeKeyLocked(0, bucket, false);
+      if (k.ok()) {
+        bucket_status = absl::OkStatus();
+        std::memcpy(bucket_key.data(), k->data(), kKeySize);
+      } else if (absl::IsNotFound(k.status())) {
+        bucket_status = absl::DataLossError(StrCat("the bucket key above slot ", slot, " is missing"));
+      } else {
+        bucket_status = k.status();
+      }
+    }
+    if (!bucket_status.ok()) {
+      status[i] = bucket_status;
+      continue;
+    }
+    if (!OpenSecretInto(bucket_key, values[j].ToStringView(), DekAssociatedData(slot), out.subspan(kKeySize * i, kKeySize))
+             .ok()) {
+      status[i] = absl::DataLossError(
+          StrCat("wrapped data key of slot ", slot, " does not authenticate (altered on disk)"));
+    }
+  }
+  return status;
+}
+
 void KeyTree::DropNonDurableLocked() {
   for (auto it = nodes_.begin(); it != nodes_.end();) {
     if (!it->second.durable) {

@@ -108,6 +108,11 @@ class KeyTree {
   absl::StatusOr<SecretBytes> GetDek(uint64_t slot);
   // Same, for a caller that already holds a WriteLease.
   absl::StatusOr<SecretBytes> GetDekLocked(const WriteLease& lease, uint64_t slot);
+  // Unwraps the DEKs of many slots (one MultiGet, one bucket-key lookup per
+  // bucket) into `out` (32 bytes per slot, slot i at offset 32 * i; e.g. a
+  // SecretBytes arena). status[i] as GetDek would return for slots[i].
+  // For the order planner, which reads hundreds of thousands of DEKs.
+  std::vector<absl::Status> GetDeks(std::span<const uint64_t> slots, std::span<uint8_t> out);
 
   struct EpochResult {
     uint64_t destroyed_epoch = 0;

@@ -9,11 +9,14 @@
 // works in bounded memory (docs/PERFORMANCE.md):
 //  1. Plan: the planner stages every item as two order-scoped records, one
 //     by key-tree slot (what to delete) and one by leaf hash (what the
-//     manifest lists, already in tree order), unsynced. A crash now leaves
-//     only staged records, which the next start drops.
+//     manifest lists, already in tree order), unsynced; beyond the first
+//     epoch_items items without the WAL, made durable by one memtable flush
+//     (synced tables) before step 2. A crash now leaves only staged
+//     records, which the next start drops.
 //  2. Destroy: the slot records are consumed in chunks of
 //     Options::epoch_items, each chunk one key-tree epoch whose batch deletes
-//     the chunk's records and slot records and writes "P" (the pending
+//     the chunk's records and (with one range deletion) its slot records and
+//     writes "P" (the pending
 //     certification: header, first destroyed and last installed epoch); the
 //     first chunk's batch also maps the request id ("r"). From the first
 //     commit on, the destruction will complete: a crash resumes at the first
@@ -109,10 +112,18 @@ class PlanSink {
   // Seals the pending items' records (on several threads) and writes them.
   absl::Status Flush();
   ItemStore* store_;
+  // Items sealed and written per batch, and how many are written through
+  // the WAL before the rest skip it: a plan of up to one epoch (e.g. a
+  // one-item shred) never needs the memtable flush. Both follow
+  // Options::epoch_items, so tests with small epochs cover the unlogged path.
+  uint64_t batch_items_ = 8192;
+  uint64_t logged_items_ = 8192;
   std::string scope_;  // 16 raw bytes of the certificate id
   SecretBytes salt_key_;
   std::vector<StoredItem> pending_;
   uint64_t count_ = 0;
+  uint64_t written_ = 0;
+  bool unlogged_ = false;  // some records skipped the WAL: flush the memtable before committing
 };
 // Stages the items of `job` into the sink and may fill job.derived_models and
 // job.retained. A non-OK status abandons the destruction (nothing changed).

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "client/verify/dsse.h"
+#include "daemon/metadata_codec.h"
 #include "fuzz/fuzz_fixture.h"
 
 namespace fs = std::filesystem;
@@ -220,6 +221,21 @@ int main(int argc, char** argv) {
   Seed("digest", "valid", fuzz::DigestOf("photo 1"));
   Seed("digest", "upper", "sha256:" + std::string(64, 'A'));
   Seed("digest", "short", "sha256:abc");
+  {
+    ContentDigest d;
+    for (size_t i = 0; i < d.hash.size(); ++i) d.hash[i] = static_cast<uint8_t>(i * 7);
+    ItemMetadata m;
+    m.subject_ids = {"alice", "bob"};
+    m.datasets = {"faces-2014"};
+    m.labels = {{"age", "31"}, {"sex", "f"}};
+    m.name = "IMG_0001.jpg";
+    const std::string bin = EncodeMetadata(d, m);
+    Seed("metadata", "binary", bin);
+    Seed("metadata", "binary-empty", EncodeMetadata(d, ItemMetadata{}));
+    Seed("metadata", "json", EncodeMetadataJson(d, m));
+    Seed("metadata", "truncated", bin.substr(0, bin.size() - 3));
+    Seed("metadata", "dup-label", std::string(1, '\x01') + std::string(32, 'h') + std::string("\x00\x00\x02\x01k\x01v\x01k\x01w\x00", 12));
+  }
   Seed("digest", "sha512", "sha512:" + std::string(128, 'a'));
 
   // config (TOML)
