@@ -13,7 +13,8 @@
 //   "s" item_key(32)                    suppression: shredded, by which certificate
 //
 // Durability: an upload is acknowledged only after its ciphertext is synced
-// and its records are committed with a synced write.
+// and its records are committed with a synced write (BatchPut: a write whose
+// WAL sync concurrent batches share, see TransparencyLog::Append).
 #ifndef SHREDD_DAEMON_ITEM_STORE_H_
 #define SHREDD_DAEMON_ITEM_STORE_H_
 
@@ -212,8 +213,15 @@ class ItemStore {
   // `entries` may add records to `batch`); without one (unit tests), just
   // the batch. Returns the index of the first entry (0 without a log).
   // `fresh_entries`: see TransparencyLog::Append.
+  // `durable_at`: group commit, see TransparencyLog::Append; the caller
+  // must call WaitDurable(*durable_at) before acknowledging.
   absl::StatusOr<uint64_t> Commit(rocksdb::WriteBatch* batch, const LogEntries& entries,
-                                  bool fresh_entries = false);
+                                  bool fresh_entries = false, uint64_t* durable_at = nullptr);
+  absl::Status WaitDurable(uint64_t durable_at);
+  // Before acknowledging an item as already present on the strength of a
+  // record read from the database: that record may belong to a batch that
+  // is written but not synced yet; waits until it is.
+  absl::Status WaitForRecordsRead();
   void set_log(TransparencyLog* log) { log_ = log; }
   TransparencyLog* log() { return log_; }
   // Public commitments used in log entries (docs/FORMATS.md):

@@ -47,6 +47,14 @@ void ApplyRocksDbMemoryBudget(uint64_t budget_bytes, rocksdb::Options* options,
   options->max_open_files = kRocksDbMaxOpenFiles;
 }
 
+void ApplyRocksDbWriteTuning(rocksdb::Options* options) {
+  options->memtable_whole_key_filtering = true;
+  options->memtable_prefix_bloom_size_ratio = 0.02;
+  options->compression_per_level = {rocksdb::kNoCompression, rocksdb::kNoCompression, rocksdb::kLZ4Compression,
+                                    rocksdb::kLZ4Compression, rocksdb::kLZ4Compression, rocksdb::kLZ4Compression,
+                                    rocksdb::kLZ4Compression};
+}
+
 RocksDbMemory ReadRocksDbMemory(rocksdb::DB* db) {
   RocksDbMemory m;
   auto prop = [db](const std::string& name) {

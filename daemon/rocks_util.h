@@ -35,6 +35,19 @@ inline constexpr int kRocksDbMaxOpenFiles = 512;
 void ApplyRocksDbMemoryBudget(uint64_t budget_bytes, rocksdb::Options* options,
                               rocksdb::BlockBasedTableOptions* table);
 
+// Write-path options of the item store's database (bulk ingest, issue 6;
+// docs/PERFORMANCE.md "Bulk ingest"):
+//   - a whole-key bloom filter on each memtable (2% of its size, charged to
+//     the write buffer), so the existence and suppression MultiGets of a
+//     batch, which almost always miss, skip the memtable's skip list;
+//   - no block compression on levels 0 and 1 (what a bulk ingest writes is
+//     mostly ciphertext, sealed records and hashes, which do not compress:
+//     flush and the first compactions spent CPU on Snappy for nothing), LZ4
+//     below.
+// Integrated BlobDB for the inline ciphertext was measured and not kept
+// (docs/PERFORMANCE.md).
+void ApplyRocksDbWriteTuning(rocksdb::Options* options);
+
 // RocksDB's memory, from its properties (bytes). `block_cache` includes the
 // memtables' reservation in the shared cache.
 struct RocksDbMemory {

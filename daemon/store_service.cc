@@ -245,10 +245,21 @@ grpc::Status StoreService::Stat(grpc::ServerContext* ctx, const v1::StatRequest*
 grpc::Status StoreService::FindMissing(grpc::ServerContext* ctx, const v1::FindMissingRequest* request,
                                        v1::FindMissingResponse* response) {
   SHREDD_AUTHORIZE(ctx);
+  bool present = false;
   for (const auto& d : request->digests()) {
     auto hash = ParseDigestHash(d.hash());
     if (!hash.ok()) return ToGrpc(hash.status());
-    if (!store_->Contains(*hash)) *response->add_missing() = d;
+    if (!store_->Contains(*hash)) {
+      *response->add_missing() = d;
+    } else {
+      present = true;
+    }
+  }
+  // A client skips uploading what is not missing: a present item may be in
+  // a batch that is written but not synced yet (group commit); answer once
+  // it is durable.
+  if (present) {
+    if (auto s = store_->WaitForRecordsRead(); !s.ok()) return ToGrpc(s);
   }
   return grpc::Status::OK;
 }

@@ -113,6 +113,8 @@ absl::Status TransparencyLog::Load() {
     start += width;
   }
   size_.store(size, std::memory_order_release);
+  written_ = size;
+  synced_ = size;
 
   // The latest stored checkpoint must describe this tree.
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
@@ -151,10 +153,10 @@ absl::Status TransparencyLog::Load() {
 }
 
 absl::StatusOr<uint64_t> TransparencyLog::Append(rocksdb::WriteBatch* batch, const MakeEntries& make_entries,
-                                                 bool fresh_entries) {
-  std::lock_guard lock(append_mu_);
+                                                 bool fresh_entries, uint64_t* durable_at) {
+  std::unique_lock lock(append_mu_);
   if (!broken_.ok()) return broken_;
-  const uint64_t first = size();
+  const uint64_t first = written_;
   absl::StatusOr<std::vector<std::string>> entries = make_entries(first);
   if (!entries.ok()) return entries.status();
   for (size_t i = 0; i < entries->size(); ++i) {
@@ -177,8 +179,7 @@ absl::StatusOr<uint64_t> TransparencyLog::Append(rocksdb::WriteBatch* batch, con
   uint64_t n = first;
   for (const std::string& entry : *entries) {
     const verify::Hash leaf = verify::LeafHash(entry);
-    batch->Put(LogEntryKey(n), entry);
-    hashes.emplace_back(LogHashKey(0, n), HashBytes(leaf));
+    batch->Put(LogEntryKey(n), entry);  // its leaf hash is computed from it when needed
     if (fresh_entries) {
       // Not indexed by leaf hash: such entries are found by index.
     } else if (new_leaves.insert(leaf).second) {
@@ -206,14 +207,79 @@ absl::StatusOr<uint64_t> TransparencyLog::Append(rocksdb::WriteBatch* batch, con
   std::sort(leaf_index.begin(), leaf_index.end());
   for (const auto& [k, v] : leaf_index) batch->Put(k, v);
   batch->Put(kLogSizeKey, Encode64(n));
-  if (auto s = SyncWrite(db_, batch); !s.ok()) {
+  // Batches reach the WAL in index order (under append_mu_). Whatever syncs
+  // the WAL makes every earlier write durable too (the WAL is one sequence),
+  // so a durable batch implies all batches before it are.
+  absl::Status s;
+  if (durable_at != nullptr) {
+    rocksdb::WriteOptions wo;
+    wo.sync = false;
+    s = FromRocks(db_->Write(wo, batch), "committing to RocksDB");
+  } else {
+    s = SyncWrite(db_, batch);
+  }
+  if (!s.ok()) {
     broken_ = absl::InternalError(StrCat("the transparency log refuses appends after a failed write (", s.message(),
                                          "); restart the daemon"));
     return s;
   }
   peaks_ = std::move(peaks);
-  size_.store(n, std::memory_order_release);
+  written_ = n;
+  lock.unlock();
+  if (durable_at != nullptr) {
+    *durable_at = n;
+  } else {
+    {
+      std::lock_guard l(sync_mu_);
+      synced_ = std::max(synced_, n);
+    }
+    PublishDurable(n);
+  }
   return first;
+}
+
+void TransparencyLog::PublishDurable(uint64_t n) {
+  uint64_t cur = size_.load(std::memory_order_acquire);
+  while (cur < n && !size_.compare_exchange_weak(cur, n, std::memory_order_acq_rel)) {
+  }
+}
+
+uint64_t TransparencyLog::WrittenSize() {
+  std::lock_guard lock(append_mu_);
+  return written_;
+}
+
+absl::Status TransparencyLog::WaitDurable(uint64_t target) {
+  std::unique_lock l(sync_mu_);
+  for (;;) {
+    if (!sync_error_.ok()) return sync_error_;
+    if (synced_ >= target) return absl::OkStatus();
+    if (!syncing_) break;
+    sync_cv_.wait(l);
+  }
+  // This thread syncs for everyone: every batch written so far (its Write
+  // returned before written_ was read) is in the WAL and is covered.
+  syncing_ = true;
+  l.unlock();
+  const uint64_t upto = WrittenSize();
+  absl::Status s = FromRocks(db_->SyncWAL(), "syncing the RocksDB WAL");
+  if (!s.ok()) {
+    std::lock_guard a(append_mu_);
+    broken_ = absl::InternalError(StrCat("the transparency log refuses appends after a failed WAL sync (",
+                                         s.message(), "); restart the daemon"));
+  } else {
+    PublishDurable(upto);
+  }
+  l.lock();
+  syncing_ = false;
+  if (!s.ok()) {
+    sync_error_ = s;
+  } else {
+    synced_ = std::max(synced_, upto);
+  }
+  sync_cv_.notify_all();
+  if (!s.ok()) return s;
+  return synced_ >= target ? absl::OkStatus() : absl::InternalError("WAL sync did not cover the batch");
 }
 
 absl::StatusOr<std::string> TransparencyLog::Entry(uint64_t index) {
@@ -245,6 +311,14 @@ absl::StatusOr<uint64_t> TransparencyLog::IndexOfLeafHash(const verify::Hash& le
 
 absl::StatusOr<verify::Hash> TransparencyLog::StoredHash(int level, uint64_t index) {
   std::string v;
+  if (level == 0) {
+    // Leaf hashes are not stored (logs written before kept them under "Lh"
+    // level 0; those records are no longer read): hash the entry.
+    rocksdb::Status rs = db_->Get(rocksdb::ReadOptions(), LogEntryKey(index), &v);
+    if (rs.IsNotFound()) return absl::DataLossError(StrCat("transparency log entry ", index, " is missing"));
+    if (auto s = FromRocks(rs, "reading a transparency log entry"); !s.ok()) return s;
+    return verify::LeafHash(v);
+  }
   rocksdb::Status rs = db_->Get(rocksdb::ReadOptions(), LogHashKey(level, index), &v);
   if (rs.IsNotFound()) {
     return absl::DataLossError(StrCat("transparency log subtree hash ", level, "/", index, " is missing"));

@@ -11,8 +11,10 @@
 //   "Ls"                        tree size (8 bytes, big-endian)
 //   "Le" index(8)               entry bytes, exactly as appended
 //   "Lh" level(1) index(8)      hash of the complete subtree of 2^level leaves
-//                               [index * 2^level, (index + 1) * 2^level);
-//                               level 0 holds the leaf hashes
+//                               [index * 2^level, (index + 1) * 2^level),
+//                               level >= 1; leaf hashes (level 0) are
+//                               computed from "Le" (logs written before kept
+//                               them here too; such records are ignored)
 //   "Li" leaf hash(32)          index(8) of the first entry with that leaf hash
 //                               (not written for entries appended with
 //                               fresh_entries, i.e. item-stored entries)
@@ -36,6 +38,7 @@
 #include <rocksdb/write_batch.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -90,8 +93,27 @@ class TransparencyLog {
   // point lookup and a random-key insert per entry on bulk ingest), so
   // IndexOfLeafHash does not find them. Certificates, which are looked up by
   // hash, are never appended this way.
+  //
+  // `durable_at` (group commit): if given, the write is not synced; Append
+  // returns once the batch is written (visible to readers of the database,
+  // not yet to readers of the log) and sets *durable_at. The caller must then
+  // release its own locks and call WaitDurable(*durable_at) before it
+  // acknowledges anything: one WAL sync then covers every batch written
+  // before it, so concurrent batches share an fsync, and the next batch's
+  // locked work overlaps this one's sync.
   absl::StatusOr<uint64_t> Append(rocksdb::WriteBatch* batch, const MakeEntries& make_entries,
-                                  bool fresh_entries = false);
+                                  bool fresh_entries = false, uint64_t* durable_at = nullptr);
+
+  // Waits until everything written by Append with `durable_at` up to log size
+  // `target` is synced (one thread syncs for all waiters), then publishes it
+  // in size(). An error if the sync failed; the log then refuses appends
+  // until the daemon restarts, like a failed synced write.
+  absl::Status WaitDurable(uint64_t target);
+  // The log size including written but not yet synced batches. A caller that
+  // read a record another batch may have written unsynced (a duplicate
+  // upload's existing item record) calls WaitDurable(WrittenSize()) before
+  // it acknowledges.
+  uint64_t WrittenSize();
 
   // Number of committed entries.
   uint64_t size() const { return size_.load(std::memory_order_acquire); }
@@ -154,6 +176,15 @@ class TransparencyLog {
   std::mutex append_mu_;
   std::vector<Peak> peaks_;  // guarded by append_mu_; levels strictly decreasing
   absl::Status broken_;      // guarded by append_mu_
+  uint64_t written_ = 0;     // guarded by append_mu_; >= size_
+
+  std::mutex sync_mu_;
+  std::condition_variable sync_cv_;
+  uint64_t synced_ = 0;   // guarded by sync_mu_
+  bool syncing_ = false;  // guarded by sync_mu_
+  absl::Status sync_error_;  // guarded by sync_mu_
+  // Publishes `n` (durable) in size_ if larger.
+  void PublishDurable(uint64_t n);
 
   std::mutex checkpoint_mu_;
   uint64_t checkpoint_size_ = 0;  // guarded by checkpoint_mu_

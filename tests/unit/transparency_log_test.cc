@@ -374,6 +374,78 @@ TEST_F(TransparencyLogTest, ConcurrentAppendsAreDenseAndInCommitOrder) {
   EXPECT_EQ(*log_->Root(log_->size()), verify::RootFromLeafHashes(leaves));
 }
 
+TEST_F(TransparencyLogTest, GroupCommitPublishesOnlyWhatIsSynced) {
+  AppendAll({"a"});
+  rocksdb::WriteBatch b1, b2;
+  b1.Put("user-1", "x");
+  uint64_t d1 = 0, d2 = 0;
+  auto f1 = log_->Append(&b1, [](uint64_t) -> absl::StatusOr<Entries> { return Entries{"b", "c"}; }, false, &d1);
+  ASSERT_TRUE(f1.ok()) << f1.status();
+  EXPECT_EQ(*f1, 1u);
+  EXPECT_EQ(d1, 3u);
+  // Written (the caller's records are in the database) but not published.
+  EXPECT_EQ(log_->size(), 1u);
+  EXPECT_EQ(log_->WrittenSize(), 3u);
+  std::string v;
+  EXPECT_TRUE(db_->Get(rocksdb::ReadOptions(), "user-1", &v).ok());
+  EXPECT_EQ(log_->Entry(1).status().code(), absl::StatusCode::kOutOfRange);
+  // The next batch gets the next indices before the first is synced.
+  auto f2 = log_->Append(&b2, [](uint64_t first) -> absl::StatusOr<Entries> {
+    return Entries{"d at " + std::to_string(first)};
+  }, false, &d2);
+  ASSERT_TRUE(f2.ok());
+  EXPECT_EQ(*f2, 3u);
+  // One sync covers both.
+  ASSERT_TRUE(log_->WaitDurable(d1).ok());
+  EXPECT_EQ(log_->size(), 4u);
+  ASSERT_TRUE(log_->WaitDurable(d2).ok());
+  for (std::string e : {"b", "c", "d at 3"}) all_.push_back(e), leaves_.push_back(verify::LeafHash(e));
+  EXPECT_EQ(*log_->Root(4), verify::RootFromLeafHashes(leaves_));
+  // A synced append after an unsynced one publishes both.
+  rocksdb::WriteBatch b3;
+  uint64_t d3 = 0;
+  ASSERT_TRUE(log_->Append(&b3, [](uint64_t) -> absl::StatusOr<Entries> { return Entries{"e"}; }, false, &d3).ok());
+  all_.push_back("e");
+  leaves_.push_back(verify::LeafHash("e"));
+  AppendAll({"f"});
+  EXPECT_EQ(log_->size(), 6u);
+  EXPECT_TRUE(log_->WaitDurable(d3).ok());
+  Reopen();
+  EXPECT_EQ(log_->size(), 6u);
+  EXPECT_EQ(*log_->Root(6), verify::RootFromLeafHashes(leaves_));
+}
+
+TEST_F(TransparencyLogTest, ConcurrentGroupCommitsAreDenseAndDurable) {
+  constexpr int kThreads = 4, kPerThread = 40;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        rocksdb::WriteBatch batch;
+        uint64_t durable = 0;
+        auto r = log_->Append(&batch, [&](uint64_t first) -> absl::StatusOr<Entries> {
+          return Entries{"t" + std::to_string(t) + " i" + std::to_string(i) + " at " + std::to_string(first)};
+        }, true, &durable);
+        ASSERT_TRUE(r.ok());
+        ASSERT_TRUE(log_->WaitDurable(durable).ok());
+        EXPECT_GE(log_->size(), *r + 1);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  ASSERT_EQ(log_->size(), uint64_t{kThreads * kPerThread});
+  Reopen();
+  ASSERT_EQ(log_->size(), uint64_t{kThreads * kPerThread});
+  std::vector<Hash> leaves;
+  for (uint64_t i = 0; i < log_->size(); ++i) {
+    auto e = log_->Entry(i);
+    ASSERT_TRUE(e.ok());
+    EXPECT_TRUE(e->ends_with(" at " + std::to_string(i))) << *e;
+    leaves.push_back(verify::LeafHash(*e));
+  }
+  EXPECT_EQ(*log_->Root(log_->size()), verify::RootFromLeafHashes(leaves));
+}
+
 TEST_F(TransparencyLogTest, StateSurvivesReopen) {
   AppendAll({"a", "b", "c", "d", "e"});
   const Hash root = *log_->Root(5);
@@ -384,6 +456,29 @@ TEST_F(TransparencyLogTest, StateSurvivesReopen) {
   Reopen();
   EXPECT_EQ(*log_->Root(7), verify::RootFromLeafHashes(leaves_));
   EXPECT_EQ(*log_->Root(5), root);
+}
+
+TEST_F(TransparencyLogTest, LeafHashesAreNotStoredAndOldLeafHashRecordsAreHarmless) {
+  AppendAll({"a", "b", "c", "d", "e"});
+  for (uint64_t i = 0; i < 5; ++i) {
+    std::string v;
+    EXPECT_TRUE(db_->Get(rocksdb::ReadOptions(), LogHashKey(0, i), &v).IsNotFound()) << i;
+  }
+  // A log written before this change also holds "Lh" level-0 records (the
+  // leaf hashes): it opens, and proofs and roots are the same.
+  for (uint64_t i = 0; i < 5; ++i) {
+    ASSERT_TRUE(db_->Put(rocksdb::WriteOptions(), LogHashKey(0, i),
+                         std::string(reinterpret_cast<const char*>(leaves_[i].data()), leaves_[i].size()))
+                    .ok());
+  }
+  Reopen();
+  AppendAll({"f", "g"});
+  EXPECT_EQ(*log_->Root(7), verify::RootFromLeafHashes(leaves_));
+  for (uint64_t i = 0; i < 7; ++i) {
+    auto proof = log_->InclusionProof(i, 7);
+    ASSERT_TRUE(proof.ok()) << proof.status();
+    EXPECT_EQ(*proof, verify::InclusionProof(leaves_, i)) << i;
+  }
 }
 
 TEST_F(TransparencyLogTest, OpenRejectsBadOriginsAndDamagedRecords) {
@@ -399,16 +494,22 @@ TEST_F(TransparencyLogTest, OpenRejectsBadOriginsAndDamagedRecords) {
   Open();
   AppendAll({"a", "b", "c"});
   ASSERT_TRUE(log_->SignedCheckpoint().ok());
-  // A missing right-edge subtree hash.
+  // A missing right-edge entry (leaf hashes are computed from entries).
   Close();
   db_ = OpenDb(dir_ / "db");
   std::string saved;
-  ASSERT_TRUE(db_->Get(rocksdb::ReadOptions(), LogHashKey(0, 2), &saved).ok());
-  ASSERT_TRUE(db_->Delete(rocksdb::WriteOptions(), LogHashKey(0, 2)).ok());
+  ASSERT_TRUE(db_->Get(rocksdb::ReadOptions(), LogEntryKey(2), &saved).ok());
+  ASSERT_TRUE(db_->Delete(rocksdb::WriteOptions(), LogEntryKey(2)).ok());
   vault_ = OpenFileVaultOrDie(dir_ / "vault");
   auto l = TransparencyLog::Open(db_.get(), vault_.get(), "example.test/log");
   EXPECT_EQ(l.status().code(), absl::StatusCode::kDataLoss) << l.status();
-  ASSERT_TRUE(db_->Put(rocksdb::WriteOptions(), LogHashKey(0, 2), saved).ok());
+  ASSERT_TRUE(db_->Put(rocksdb::WriteOptions(), LogEntryKey(2), saved).ok());
+  // A missing right-edge subtree hash.
+  ASSERT_TRUE(db_->Get(rocksdb::ReadOptions(), LogHashKey(1, 0), &saved).ok());
+  ASSERT_TRUE(db_->Delete(rocksdb::WriteOptions(), LogHashKey(1, 0)).ok());
+  l = TransparencyLog::Open(db_.get(), vault_.get(), "example.test/log");
+  EXPECT_EQ(l.status().code(), absl::StatusCode::kDataLoss) << l.status();
+  ASSERT_TRUE(db_->Put(rocksdb::WriteOptions(), LogHashKey(1, 0), saved).ok());
   // A stored checkpoint whose root does not match the tree.
   std::string cp;
   ASSERT_TRUE(db_->Get(rocksdb::ReadOptions(), LogCheckpointKey(3), &cp).ok());
