@@ -15,7 +15,9 @@
 #   for i in 1 2 3; do bench/order_scale.sh --bin /tmp/old/bin; bench/order_scale.sh --bin build-release/bin; done
 # daemon_cpu_s (user + system CPU of the daemon, start-up included) is the
 # steadier figure on a shared machine. ORDER_PERF=FILE records a perf
-# profile (perf record -g) of the daemon during the order.
+# profile (perf record -g) of the daemon during the order;
+# ORDER_METRICS=127.0.0.1:PORT has the daemon serve its metrics there
+# (e.g. to sample shredd_memory_bytes during the order).
 set -euo pipefail
 
 BIN=build-release/bin
@@ -46,6 +48,9 @@ start_daemon() {  # $1: root dir
   if [[ -n $EPOCH_ITEMS ]]; then
     printf '[shred]\nepoch_items = %s\n' "$EPOCH_ITEMS" >"$root/shredd.toml"
     config=(--config "$root/shredd.toml")
+  fi
+  if [[ -n ${ORDER_METRICS:-} ]]; then  # ORDER_METRICS=HOST:PORT: the daemon serves /metrics there
+    config+=(--metrics-listen "$ORDER_METRICS")
   fi
   "$BIN/shredd" "${config[@]}" --data-dir "$root/data" --vault "file:$root/vault" --listen "unix:$root/s.sock" \
     >/dev/null 2>>"$root/log" &

@@ -65,7 +65,7 @@ struct DaemonConfig {
   LogFormat log_format = LogFormat::kText;
   // [storage]: RocksDB's memory budget in MiB (block cache, index and filter
   // blocks, memtables); kMinMemoryBudgetMib..kMaxMemoryBudgetMib.
-  uint64_t memory_budget_mib = 128;
+  uint64_t memory_budget_mib = 64;
   // [tls]: PEM file paths; all three or none.
   std::string tls_cert;
   std::string tls_key;

@@ -36,7 +36,7 @@ TEST(ConfigTest, EmptyFileIsTheDefaults) {
   EXPECT_EQ(c->metrics_listen, "");
   EXPECT_EQ(c->log_format, LogFormat::kText);
   EXPECT_EQ(c->log_origin, "");
-  EXPECT_EQ(c->memory_budget_mib, 128u);
+  EXPECT_EQ(c->memory_budget_mib, 64u);
   EXPECT_TRUE(c->tls_cert.empty() && c->tls_key.empty() && c->tls_client_ca.empty());
   EXPECT_TRUE(c->local_roles.empty());
   EXPECT_TRUE(c->tls_roles.empty());
