@@ -375,6 +375,17 @@ std::string TlogProofPath(const std::string& cert_path) {
   return base + ".tlog-proof";
 }
 
+grpc::Status StreamManifest(shredd::v1::Shredder::Stub* stub, const std::string& certificate_id,
+                            const std::function<void(std::string_view)>& sink) {
+  grpc::ClientContext ctx;
+  shredd::v1::GetCertificateRequest req;
+  req.set_certificate_id(certificate_id);
+  auto reader = stub->GetManifest(&ctx, req);
+  shredd::v1::ManifestChunk chunk;
+  while (reader->Read(&chunk)) sink(chunk.data());
+  return reader->Finish();
+}
+
 int WriteCertificate(const Global& g, const std::string& certificate_id, const std::string& out,
                      std::string manifest_out) {
   auto stub = shredd::v1::Shredder::NewStub(Connect(g));
@@ -394,16 +405,12 @@ int WriteCertificate(const Global& g, const std::string& certificate_id, const s
   if (!manifest_out.empty() && !resp.manifest().empty()) WriteFileOrThrow(manifest_out, resp.manifest());
   if (!manifest_out.empty() && resp.manifest_omitted()) {
     // Too large for one message: stream it into the file.
-    grpc::ClientContext mctx;
-    shredd::v1::GetCertificateRequest mreq;
-    mreq.set_certificate_id(resp.certificate_id());
-    auto reader = stub->GetManifest(&mctx, mreq);
     const std::string tmp = manifest_out + ".part";
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
     if (!f) throw Failure{kFail, StrCat("cannot write ", tmp), ""};
-    shredd::v1::ManifestChunk chunk;
-    while (reader->Read(&chunk)) f.write(chunk.data().data(), static_cast<std::streamsize>(chunk.data().size()));
-    grpc::Status ms = reader->Finish();
+    grpc::Status ms = StreamManifest(stub.get(), resp.certificate_id(), [&](std::string_view piece) {
+      f.write(piece.data(), static_cast<std::streamsize>(piece.size()));
+    });
     f.close();
     if (!ms.ok() || !f) {
       std::remove(tmp.c_str());

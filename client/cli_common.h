@@ -118,6 +118,10 @@ class OutputWriter {
 };
 // CERT.json -> CERT.tlog-proof (where `shred -o` puts the log proof).
 std::string TlogProofPath(const std::string& cert_path);
+// Streams a certificate's private manifest (GetManifest, any size) into
+// `sink`, piece by piece; the call's status.
+grpc::Status StreamManifest(shredd::v1::Shredder::Stub* stub, const std::string& certificate_id,
+                            const std::function<void(std::string_view)>& sink);
 // Fetches a certificate (and manifest) and writes them like `shred -o`.
 int WriteCertificate(const Global& g, const std::string& certificate_id, const std::string& out,
                      std::string manifest_out);

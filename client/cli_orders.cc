@@ -618,11 +618,18 @@ int CmdAudit(const Global& g, const AuditArgs& a) {
         grpc::ClientContext c3;
         grpc::Status s = shredder->GetCertificate(&c3, cr, &cresp);
         if (!s.ok()) throw FromGrpc(s, StrCat("cannot fetch the manifest of certificate ", cert_id));
-        if (cresp.manifest().empty()) {
+        if (cresp.manifest_omitted()) {
+          // Too large for one reply (over [shred] inline_manifest_items): streamed.
+          grpc::Status ms = StreamManifest(shredder.get(), cert_id, [&](std::string_view piece) {
+            cert_manifest.append(piece.data(), piece.size());
+          });
+          if (!ms.ok()) throw FromGrpc(ms, StrCat("cannot fetch the manifest of certificate ", cert_id));
+        } else if (cresp.manifest().empty()) {
           throw Failure{kRefused, StrCat("the daemon gives this caller no private manifest for certificate ", cert_id,
                                          " (auditors get none): pass it with --cert-manifest"), ""};
+        } else {
+          cert_manifest = cresp.manifest();
         }
-        cert_manifest = cresp.manifest();
       }
       if (auto st = verify::VerifyManifest(*cert, cert_manifest); !st.ok()) {
         throw Failure{kVerifyFailed, StrCat("manifest of certificate ", cert_id, ": ", st.message()), ""};

@@ -184,6 +184,24 @@ class ChunkedOrderTest(DaemonTest):
         self.assertEqual((plan.selected_count, len(plan.selected), plan.truncated), (3, 3, False))
         self.assertEqual(sorted(p.digest.hash for p in plan.selected), sorted(small))
 
+    def test_audit_fetches_a_streamed_manifest(self):
+        # The certificate's manifest (150 items) is over inline_manifest_items
+        # (100): `log audit` must stream it with GetManifest.
+        self.start(epoch_items=64)
+        photos = self.photos(150, "aud")
+        cert = os.path.join(self.tmp, "aud.json")
+        self.d.ctl("order", "submit", "--id", "a-1", "--basis", "other", "--reference", "r",
+                   "--dataset", "aud", "-o", cert)
+        resp = spb_grpc.ShredderStub(self.d.channel()).GetCertificate(
+            pb.GetCertificateRequest(certificate_id=payload(cert)["predicate"]["certificateId"]))
+        self.assertTrue(resp.manifest_omitted)
+        vkey = os.path.join(self.tmp, "log.vkey")
+        self.d.ctl("pubkey", "--format", "vkey", "-o", vkey)
+        p, lines = self.d.ctl("log", "audit", "--dataset", "aud", "--vkey", vkey, check=False, json_out=True)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual((lines[0]["members"], lines[0]["deleted"], lines[0]["notDeleted"]), (150, 150, []))
+        self.assertTrue(all(self.gone(d) for d in photos[:3]))
+
     def test_kill_during_the_destruction_resumes_to_one_certificate(self):
         # 2,000 photos in epochs of 8: 250 synced epochs, long enough to kill
         # the daemon in the middle.
