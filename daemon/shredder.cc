@@ -419,15 +419,9 @@ absl::Status Shredder::Destroy(const std::string& cert_id, const json* fresh) {
   if (fresh != nullptr) {
     pending = *fresh;
   } else {
-    std::string sealed;
-    if (auto s = FromRocks(db->Get(rocksdb::ReadOptions(), PendingKey(cert_id), &sealed), "reading a pending certification");
-        !s.ok()) {
-      return s;
-    }
-    auto plain = store_->OpenSystem(sealed, PendingAd(cert_id));
-    if (!plain.ok()) return plain.status();
-    pending = json::parse(*plain, nullptr, false);
-    if (pending.is_discarded()) return absl::DataLossError("pending certification is unreadable");
+    auto stored = LoadPending(cert_id);
+    if (!stored.ok()) return stored.status();
+    pending = std::move(*stored);
   }
   const std::string by = pending.value("suppressedBy", StrCat("certificate ", cert_id));
   bool first = fresh != nullptr;  // nothing committed yet
@@ -533,10 +527,10 @@ absl::Status Shredder::Destroy(const std::string& cert_id, const json* fresh) {
   }
 }
 
-absl::StatusOr<CertificateBundle> Shredder::Certify(const std::string& cert_id) {
-  rocksdb::DB* db = store_->db();
+absl::StatusOr<json> Shredder::LoadPending(const std::string& cert_id) {
   std::string sealed;
-  if (auto s = FromRocks(db->Get(rocksdb::ReadOptions(), PendingKey(cert_id), &sealed), "reading a pending certification");
+  if (auto s = FromRocks(store_->db()->Get(rocksdb::ReadOptions(), PendingKey(cert_id), &sealed),
+                         "reading a pending certification");
       !s.ok()) {
     return s;
   }
@@ -544,6 +538,14 @@ absl::StatusOr<CertificateBundle> Shredder::Certify(const std::string& cert_id) 
   if (!plain.ok()) return plain.status();
   json pending = json::parse(*plain, nullptr, false);
   if (pending.is_discarded()) return absl::DataLossError("pending certification is unreadable");
+  return pending;
+}
+
+absl::StatusOr<CertificateBundle> Shredder::Certify(const std::string& cert_id) {
+  rocksdb::DB* db = store_->db();
+  auto loaded = LoadPending(cert_id);
+  if (!loaded.ok()) return loaded.status();
+  json pending = std::move(*loaded);
   if (!pending.contains("installedEpoch")) return absl::InternalError("pending certification destroyed nothing");
   // No certificate unless the old roots are gone: every root the vault
   // still holds must be the current one.

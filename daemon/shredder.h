@@ -183,6 +183,8 @@ class Shredder {
   // resume one from its "P" record.
   absl::Status Destroy(const std::string& certificate_id, const nlohmann::json* fresh = nullptr);
   absl::StatusOr<CertificateBundle> Certify(const std::string& certificate_id);
+  // The sealed pending-certification record ("P"), opened and parsed.
+  absl::StatusOr<nlohmann::json> LoadPending(const std::string& certificate_id);
   absl::Status DropStaged(std::string_view scope, bool sync);
   absl::StatusOr<CertificateBundle> Load(const std::string& certificate_id, bool include_receipts);
 
