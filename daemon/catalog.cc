@@ -18,8 +18,8 @@ namespace {
 using nlohmann::json;
 
 std::string Bytes(const ItemKey& k) { return std::string(reinterpret_cast<const char*>(k.data()), k.size()); }
-std::string DatasetRecordKey(const ItemKey& k) { return "D" + Bytes(k); }
-std::string DatasetAd(const ItemKey& k) { return "shredd/dataset/v1" + Bytes(k); }
+std::string DatasetRecordKey(const ItemKey& k) { return ItemStore::DatasetRecordKey(k); }
+std::string DatasetAd(const ItemKey& k) { return ItemStore::DatasetAd(k); }
 std::string RefBytes(const ParentRef& p) { return std::string(1, p.type) + Bytes(p.key); }
 std::string ForwardKey(const ItemKey& child, const ParentRef& p) { return "E" + Bytes(child) + RefBytes(p); }
 std::string ReverseKey(const ParentRef& p, const ItemKey& child) { return "e" + RefBytes(p) + Bytes(child); }
@@ -54,17 +54,7 @@ std::string_view EdgeTypeName(EdgeType t) { return t == EdgeType::kTrainedOn ? "
 
 ItemKey Catalog::DatasetKey(std::string_view name) const { return store_->DatasetKeyOf(name); }
 
-bool Catalog::DatasetExists(std::string_view name) {
-  std::string v;
-  return store_->db()->Get(rocksdb::ReadOptions(), DatasetRecordKey(DatasetKey(name)), &v).ok();
-}
-
-std::vector<std::pair<std::string, std::string>> Catalog::DatasetRecords(std::string_view name) {
-  if (DatasetExists(name)) return {};
-  ItemKey k = DatasetKey(name);
-  json j{{"name", name}, {"created", absl::GetCurrentTimeNanos()}};
-  return {{DatasetRecordKey(k), store_->SealSystem(j.dump(), DatasetAd(k))}};
-}
+bool Catalog::DatasetExists(std::string_view name) { return store_->DatasetExists(name); }
 
 std::optional<std::string> Catalog::DatasetName(const ItemKey& key) {
   std::string sealed;
@@ -77,22 +67,17 @@ std::optional<std::string> Catalog::DatasetName(const ItemKey& key) {
 }
 
 absl::Status Catalog::EnsureDatasets(const std::vector<std::string>& names) {
-  std::lock_guard lock(mu_);
-  rocksdb::WriteBatch batch;
-  std::vector<std::string> entries;
-  std::set<std::string> seen;
   for (const auto& n : names) {
-    if (!seen.insert(n).second) continue;
-    auto records = DatasetRecords(n);
-    if (records.empty()) continue;
-    for (const auto& [k, v] : records) batch.Put(k, v);
-    entries.push_back(json{{"type", "dataset-registered"},
-                           {"dataset", store_->DatasetCommitment(n)},
-                           {"time", absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone())}}
-                          .dump());
+    ItemMetadata probe;
+    probe.datasets = {n};
+    if (auto s = probe.Validate(); !s.ok()) return s;
   }
-  if (entries.empty()) return absl::OkStatus();
-  return store_->Commit(&batch, [&](uint64_t) -> absl::StatusOr<std::vector<std::string>> { return entries; })
+  rocksdb::WriteBatch batch;
+  return store_->Commit(&batch, [&](uint64_t) -> absl::StatusOr<std::vector<std::string>> {
+                  std::vector<std::string> entries;
+                  store_->AddNewDatasets(names, &batch, &entries);
+                  return entries;
+                })
       .status();
 }
 
@@ -109,10 +94,9 @@ absl::StatusOr<DatasetInfo> Catalog::RegisterDataset(std::string_view name, cons
     }
     return absl::NotFoundError(StrCat(ContentDigest{h, 0}.HashString(), " is not stored; nothing was registered"));
   }
-  lock.unlock();  // EnsureDatasets takes mu_ itself
-  absl::Status ensured = EnsureDatasets({std::string(name)});
-  lock.lock();
-  if (!ensured.ok()) return ensured;
+  if (digests.empty()) {  // an empty dataset; otherwise the first item's write registers it
+    if (auto s = EnsureDatasets({std::string(name)}); !s.ok()) return s;
+  }
   ItemMetadata add;
   add.datasets = {std::string(name)};
   for (const auto& h : digests) {
@@ -301,6 +285,7 @@ absl::StatusOr<Catalog::PreparedLineage> Catalog::PrepareLineage(const Sha256& m
     } else {
       return absl::InvalidArgumentError("a lineage edge needs a dataset or a digest");
     }
+    if (parent.type == 'i') out.parent_items.push_back(parent.key);
     std::string v = EdgeValue(spec.type, spec.relation);
     records.emplace_back(ForwardKey(child, parent), v);
     records.emplace_back(ReverseKey(parent, child), v);
@@ -315,21 +300,19 @@ absl::Status Catalog::AddLineage(const Sha256& model, const std::vector<LineageS
   if (!item.ok()) return item.status();
   auto prepared = PrepareLineage(model, item->info.metadata.kind, edges);
   if (!prepared.ok()) return prepared.status();
-  rocksdb::WriteBatch batch;
-  for (const auto& [k, v] : prepared->records) batch.Put(k, v);
-  auto custody = store_->LatestCustody(item->item_key);
-  const std::string commitment =
-      custody ? ItemStore::ItemCommitment(item->info.digest.HashString(), custody->salt_hex) : "";
-  return store_->Commit(&batch, [&](uint64_t) -> absl::StatusOr<std::vector<std::string>> {
-                  return std::vector<std::string>{
-                      ItemStore::LineageEntry(item->info.digest, commitment, prepared->edges_json)};
-                })
+  ItemMetadata kind_only;
+  kind_only.kind = item->info.metadata.kind;
+  // Committed under the locks a shred excludes, re-checking that neither
+  // the model nor a parent was shredded since PrepareLineage looked.
+  return store_->MergeIntoExisting(item->info.digest, kind_only, prepared->records, prepared->edges_json,
+                                   prepared->parent_items)
       .status();
 }
 
 absl::StatusOr<Hold> Catalog::AddHold(Hold hold) {
   if (hold.reason.empty()) return absl::InvalidArgumentError("a legal hold needs a reason");
   if (hold.reason.size() > 4096) return absl::InvalidArgumentError("hold reason is longer than 4096 bytes");
+  std::unique_lock no_destruction(holds_mu_);  // waits for a destruction in progress (HoldsStable)
   std::lock_guard lock(mu_);
   ParentRef target;
   if (hold.digest) {

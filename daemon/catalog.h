@@ -17,6 +17,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <shared_mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -75,9 +76,9 @@ class Catalog {
 
   ItemKey DatasetKey(std::string_view name) const;
   bool DatasetExists(std::string_view name);
-  // Records for a dataset that may not exist yet (empty if it does).
-  std::vector<std::pair<std::string, std::string>> DatasetRecords(std::string_view name);
-  // Registers datasets named at upload time, if new (one synced write).
+  // Registers datasets, if new (one synced write). Uploads and tags do not
+  // call this: they register their datasets in the write that stores the
+  // item (ItemStore::AddNewDatasets), so a refused call registers nothing.
   absl::Status EnsureDatasets(const std::vector<std::string>& names);
   // Adds stored items to a dataset (created if new). NOT_FOUND naming the
   // first unknown digest, FAILED_PRECONDITION for a shredded one; nothing
@@ -95,6 +96,7 @@ class Catalog {
   struct PreparedLineage {
     std::vector<std::pair<std::string, std::string>> records;
     std::string edges_json;  // JSON array for the "lineage" log entry; empty if no edges
+    std::vector<ItemKey> parent_items;  // item parents, re-checked for suppression at commit
   };
   absl::StatusOr<PreparedLineage> PrepareLineage(const Sha256& model, ItemKind kind,
                                                  const std::vector<LineageSpec>& edges);
@@ -112,6 +114,10 @@ class Catalog {
   // Deletes the lineage records in which `child` is the child.
   void AddEdgeDeletions(const ItemKey& child, rocksdb::WriteBatch* batch);
 
+  // While the returned lock is held no hold can be added: a destruction
+  // holds it from planning to its last epoch, so a hold that exists when it
+  // plans binds it, and one added later waits for it to finish.
+  std::shared_lock<std::shared_mutex> HoldsStable() { return std::shared_lock(holds_mu_); }
   absl::StatusOr<Hold> AddHold(Hold hold);
   absl::Status RemoveHold(std::string_view id);
   absl::StatusOr<std::vector<Hold>> ListHolds();
@@ -126,6 +132,7 @@ class Catalog {
 
   ItemStore* const store_;
   std::mutex mu_;  // serialises lineage validation + commit, holds
+  std::shared_mutex holds_mu_;  // exclusive: AddHold; shared: a destruction (HoldsStable)
 };
 
 }  // namespace shredd

@@ -92,6 +92,10 @@ std::string ItemStoredEntry(const ContentDigest& digest, ItemKind kind, std::str
 
 uint64_t ChunkCount(uint64_t size, uint32_t chunk) { return size == 0 ? 1 : (size + chunk - 1) / chunk; }
 
+// A re-upload that names no subject, dataset or label adds nothing to a
+// stored item (the original file name is not merged: it selects nothing).
+bool HasNoSelectors(const ItemMetadata& m) { return m.subject_ids.empty() && m.datasets.empty() && m.labels.empty(); }
+
 }  // namespace
 
 // ------------------------------------------------------------------ UploadPipeline
@@ -323,7 +327,7 @@ absl::StatusOr<PutResult> Upload::Commit() {
     if (auto s = SealChunk(); !s.ok()) return s;
   }
   return store_->CommitItem(declared_, metadata_, dek_, object_id_, std::move(inline_ciphertext_),
-                            blob_.get(), extra_, lineage_edges_);
+                            blob_.get(), extra_, lineage_edges_, lineage_parents_);
 }
 
 // ------------------------------------------------------------------ ItemReader
@@ -521,34 +525,33 @@ absl::StatusOr<PutResult> ItemStore::CommitItem(const ContentDigest& digest, con
                                                 const SecretBytes& dek, const std::string& object_id,
                                                 std::string inline_ciphertext, BlobWriter* blob,
                                                 const std::vector<std::pair<std::string, std::string>>& extra,
-                                                const std::string& lineage_edges) {
+                                                const std::string& lineage_edges,
+                                                std::span<const ItemKey> lineage_parents) {
   ItemKey key = ItemKeyOf(*this, digest.hash);
-  std::lock_guard stripe(StripeFor(key));
+  std::unique_lock stripe(StripeFor(key));
+  // From here on no shred epoch can commit: suppression and existence are
+  // decided together with the write (see the header, "Ingest and shred").
+  std::optional<KeyTree::WriteLease> lease(tree_->BeginWrite());
+  if (auto s = CheckNotSuppressedLocked(key, digest, lineage_parents); !s.ok()) return s;
   std::string existing;
-  if (db_->Get(rocksdb::ReadOptions(), ItemRecordKey(key), &existing).ok()) {
-    if (!extra.empty()) {  // e.g. lineage for a model that was already stored
-      rocksdb::WriteBatch batch;
-      for (const auto& [k, v] : extra) batch.Put(k, v);
-      auto custody = LatestCustody(key);
-      auto committed = Commit(&batch, [&](uint64_t) -> absl::StatusOr<std::vector<std::string>> {
-        if (lineage_edges.empty()) return std::vector<std::string>{};
-        return std::vector<std::string>{LineageEntry(digest, custody ? ItemCommitment(digest.HashString(), custody->salt_hex) : "",
-                                                     lineage_edges)};
-      });
-      if (!committed.ok()) return committed.status();
-    } else if (auto s = WaitForRecordsRead(); !s.ok()) {
-      return s;
-    }
+  rocksdb::Status found = db_->Get(rocksdb::ReadOptions(), ItemRecordKey(key), &existing);
+  if (found.ok()) {
+    auto merged = MergeLocked(*lease, key, digest.hash, std::move(existing), metadata, metadata.kind, extra,
+                              lineage_edges);
+    if (!merged.ok()) return merged.status();
+    lease.reset();
+    stripe.unlock();
+    if (auto s = WaitForRecordsRead(); !s.ok()) return s;
     return PutResult{digest, true};  // the writer's destructor removes the temp file
   }
+  if (!found.IsNotFound()) return FromRocks(found, "reading an item record");
   if (blob != nullptr) {
     if (auto s = blob->Publish(); !s.ok()) return s;
   }
-  auto lease = tree_->BeginWrite();
   auto slot = tree_->AllocateSlot();
   if (!slot.ok()) return slot.status();
   rocksdb::WriteBatch batch;
-  auto pending = tree_->AddDek(lease, *slot, dek, &batch);
+  auto pending = tree_->AddDek(*lease, *slot, dek, &batch);
   if (!pending.ok()) return pending.status();
 
   std::string rec(kRecordHeader, '\0');
@@ -578,8 +581,10 @@ absl::StatusOr<PutResult> ItemStore::CommitItem(const ContentDigest& digest, con
   for (const auto& [k, v] : extra) batch.Put(k, v);
   auto committed = Commit(&batch, [&](uint64_t first) -> absl::StatusOr<std::vector<std::string>> {
     std::vector<std::string> entries;
+    AddNewDatasets(metadata.datasets, &batch, &entries);
     std::string salt;
-    entries.push_back(CustodyEntry(digest, metadata, key, first, &batch, &salt));
+    const uint64_t index = first + entries.size();
+    entries.push_back(CustodyEntry(digest, metadata, key, index, &batch, &salt));
     if (!lineage_edges.empty()) {
       entries.push_back(LineageEntry(digest, ItemCommitment(digest.HashString(), salt), lineage_edges));
     }
@@ -671,33 +676,14 @@ std::vector<absl::StatusOr<PutResult>> ItemStore::PutBatch(std::span<const Batch
     keys[i] = ItemKeyOf(*this, e.declared.hash);
     candidates.push_back(i);
   }
-  // 2. Suppression (shredded digests are refused), one MultiGet.
+  // 2. Duplicates within the batch: the first occurrence is stored, the
+  // others are merged into it afterwards (their kind and metadata count).
+  std::vector<size_t> dup_merge;
   {
-    std::vector<std::string> skeys;
-    skeys.reserve(candidates.size());
-    for (size_t i : candidates) skeys.push_back(SuppressionKey(keys[i]));
-    std::vector<rocksdb::Slice> slices(skeys.begin(), skeys.end());
-    std::vector<rocksdb::PinnableSlice> values(skeys.size());
-    std::vector<rocksdb::Status> statuses(skeys.size());
-    if (!skeys.empty()) {
-      db_->MultiGet(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), skeys.size(), slices.data(),
-                    values.data(), statuses.data());
-    }
-    for (size_t j = 0; j < candidates.size(); ++j) {
-      const size_t i = candidates[j];
+    for (size_t i : candidates) {
       const BatchEntry& e = entries[i];
-      if (statuses[j].ok()) {
-        results[i] = absl::FailedPreconditionError(StrCat(
-            e.declared.HashString(), " was shredded (", values[j].ToStringView(),
-            "); it cannot be stored again unless an admin lifts the suppression"));
-        continue;
-      }
-      if (!statuses[j].IsNotFound()) {
-        results[i] = FromRocks(statuses[j], "reading a suppression record");
-        continue;
-      }
       if (!seen.insert(keys[i]).second) {
-        results[i] = PutResult{e.declared, true};
+        dup_merge.push_back(i);  // merged into the first occurrence once it is stored
         continue;
       }
       // 3. Everything that needs no slot and no log index.
@@ -746,7 +732,10 @@ std::vector<absl::StatusOr<PutResult>> ItemStore::PutBatch(std::span<const Batch
       ready.push_back(std::move(r));
     }
   }
-  if (ready.empty()) return results;
+  if (ready.empty()) {
+    for (size_t i : dup_merge) results[i] = MergeIntoExisting(entries[i].declared, entries[i].metadata, {}, "");
+    return results;
+  }
 
   // 4. Under the stripe locks and the key tree's write lease: existence
   // check, slots, wrapped DEKs, records, the write. The locks are released
@@ -757,14 +746,21 @@ std::vector<absl::StatusOr<PutResult>> ItemStore::PutBatch(std::span<const Batch
   for (size_t s : stripe_ids) locks.emplace_back(stripes_[s]);
   std::optional<KeyTree::WriteLease> lease(tree_->BeginWrite());
   bool seen_existing = false;  // acknowledged as present: found in the database
+  // Suppression and existence are read here, under the locks, with one
+  // MultiGet: a shred epoch cannot commit between this read and the write.
+  const size_t n_ready = ready.size();
+  std::vector<std::string> skeys;
+  skeys.reserve(n_ready);
+  for (const Ready& r : ready) skeys.push_back(SuppressionKey(r.key));
   std::vector<rocksdb::Slice> rkeys;
-  rkeys.reserve(ready.size());
+  rkeys.reserve(2 * n_ready);
   for (const Ready& r : ready) rkeys.emplace_back(r.record_key);
-  std::vector<rocksdb::PinnableSlice> rvalues(ready.size());
-  std::vector<rocksdb::Status> rstatuses(ready.size());
+  for (const std::string& k : skeys) rkeys.emplace_back(k);
+  std::vector<rocksdb::PinnableSlice> rvalues(2 * n_ready);
+  std::vector<rocksdb::Status> rstatuses(2 * n_ready);
   db_->MultiGet(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), rkeys.size(), rkeys.data(), rvalues.data(),
                 rstatuses.data());
-  rvalues.clear();
+  std::vector<size_t> to_merge;  // ready[] entries already stored whose metadata may add something
   // Room for the whole batch up front (it grew by doubling: copies and page
   // faults of a ~2 MB buffer per request): content, records and log records
   // are about 1 KiB per item plus the content.
@@ -782,9 +778,24 @@ std::vector<absl::StatusOr<PutResult>> ItemStore::PutBatch(std::span<const Batch
   for (size_t j = 0; j < ready.size(); ++j) {
     Ready& r = ready[j];
     const BatchEntry& e = entries[r.index];
+    if (rstatuses[n_ready + j].ok()) {
+      results[r.index] = absl::FailedPreconditionError(StrCat(
+          e.declared.HashString(), " was shredded (", rvalues[n_ready + j].ToStringView(),
+          "); it cannot be stored again unless an admin lifts the suppression; nothing was stored"));
+      continue;
+    }
+    if (!rstatuses[n_ready + j].IsNotFound()) {
+      results[r.index] = FromRocks(rstatuses[n_ready + j], "reading a suppression record");
+      continue;
+    }
     if (rstatuses[j].ok()) {
-      results[r.index] = PutResult{e.declared, true};
-      seen_existing = true;
+      std::string_view rec = rvalues[j].ToStringView();
+      if (rec.size() > 1 && static_cast<ItemKind>(rec[1]) == e.metadata.kind && HasNoSelectors(e.metadata)) {
+        results[r.index] = PutResult{e.declared, true};
+        seen_existing = true;
+      } else {
+        to_merge.push_back(j);  // a kind conflict or metadata to merge: after this batch
+      }
       continue;
     }
     if (!rstatuses[j].IsNotFound()) {
@@ -808,6 +819,11 @@ std::vector<absl::StatusOr<PutResult>> ItemStore::PutBatch(std::span<const Batch
     for (const auto& k : r.index_keys) puts.emplace_back(k, std::string_view());
     committed.push_back(&r);
   }
+  rvalues.clear();
+  auto merge_existing = [&] {
+    for (size_t j : to_merge) dup_merge.push_back(ready[j].index);
+    for (size_t i : dup_merge) results[i] = MergeIntoExisting(entries[i].declared, entries[i].metadata, {}, "");
+  };
   if (committed.empty()) {
     locks.clear();
     lease.reset();
@@ -818,21 +834,31 @@ std::vector<absl::StatusOr<PutResult>> ItemStore::PutBatch(std::span<const Batch
         }
       }
     }
+    merge_existing();
     return results;
   }
   std::sort(puts.begin(), puts.end());
   for (const auto& [k, v] : puts) batch.Put(k, v);
+  // Datasets first named by this batch are registered in the same write.
+  std::vector<std::string> new_dataset_names;
+  for (const Ready* r : committed) {
+    for (const auto& d : entries[r->index].metadata.datasets) new_dataset_names.push_back(d);
+  }
+  std::sort(new_dataset_names.begin(), new_dataset_names.end());
+  new_dataset_names.erase(std::unique(new_dataset_names.begin(), new_dataset_names.end()), new_dataset_names.end());
   // 5. The custody entries, in one write with the records.
   uint64_t durable_at = 0;
   auto appended = Commit(
       &batch,
       [&](uint64_t first) -> absl::StatusOr<std::vector<std::string>> {
         std::vector<std::string> out;
-        out.reserve(committed.size());
+        out.reserve(committed.size() + new_dataset_names.size());
+        AddNewDatasets(new_dataset_names, &batch, &out);
+        const uint64_t first_item = first + out.size();
         std::vector<std::pair<std::string, std::string>> custody;  // key order, as above
         for (size_t j = 0; j < committed.size(); ++j) {
           Ready& r = *committed[j];
-          const std::string index = Be64(first + j);
+          const std::string index = Be64(first_item + j);
           custody.emplace_back(CustodyKeyPrefix(r.key) + index, std::move(r.custody_sealed));
           for (const auto& d : r.dataset_keys) custody.emplace_back(MemberKey(d, r.key), index);
           out.push_back(std::move(r.entry));
@@ -862,6 +888,7 @@ std::vector<absl::StatusOr<PutResult>> ItemStore::PutBatch(std::span<const Batch
       if (r.ok()) r = s;
     }
   }
+  merge_existing();
   return results;
 }
 
@@ -938,7 +965,14 @@ absl::StatusOr<StoredItem> ItemStore::Lookup(const Sha256& hash) {
   }
   if (!rs.ok()) return FromRocks(rs, "reading an item record");
   auto info = DecodeInfo(item.item_key, rec, &item.slot, &item.object_id, &item.inline_content);
-  if (!info.ok()) return info.status();
+  if (!info.ok()) {
+    // Read without the write lease: a shred epoch may have committed between
+    // reading the record and its key. That is "shredded", not data loss.
+    if (auto by = SuppressedBy(hash)) {
+      return absl::NotFoundError(StrCat(ContentDigest{hash, 0}.HashString(), " was shredded (", *by, ")"));
+    }
+    return info.status();
+  }
   if (info->digest.hash != hash) return absl::DataLossError("item record belongs to another digest");
   item.info = std::move(*info);
   return item;
@@ -1021,7 +1055,10 @@ absl::StatusOr<ItemStore::ListPage> ItemStore::List(const ListFilter& filter, si
     std::string oid;
     bool inl;
     auto info = DecodeInfo(key, rec, &slot, &oid, &inl);
-    if (!info.ok()) return info.status();
+    if (!info.ok()) {
+      if (IsSuppressed(key)) continue;  // shredded while we listed (see Lookup)
+      return info.status();
+    }
     const auto& m = info->metadata;
     bool match = (!filter.kind || m.kind == *filter.kind) &&
                  (filter.subject_id.empty() ||
@@ -1182,9 +1219,10 @@ std::vector<std::pair<ItemKey, uint64_t>> ItemStore::DatasetMembersEver(std::str
 ItemKey ItemStore::ItemKeyFor(const Sha256& hash) const { return ItemKeyOf(*this, hash); }
 
 void ItemStore::SetUploadExtras(Upload* upload, std::vector<std::pair<std::string, std::string>> extra,
-                                std::string lineage_edges_json) {
+                                std::string lineage_edges_json, std::vector<ItemKey> lineage_parents) {
   upload->extra_ = std::move(extra);
   upload->lineage_edges_ = std::move(lineage_edges_json);
+  upload->lineage_parents_ = std::move(lineage_parents);
 }
 
 absl::StatusOr<StoredItem> ItemStore::LookupByKey(const ItemKey& key) {
@@ -1195,7 +1233,10 @@ absl::StatusOr<StoredItem> ItemStore::LookupByKey(const ItemKey& key) {
   if (rs.IsNotFound()) return absl::NotFoundError("item is not stored");
   if (!rs.ok()) return FromRocks(rs, "reading an item record");
   auto info = DecodeInfo(key, rec, &item.slot, &item.object_id, &item.inline_content);
-  if (!info.ok()) return info.status();
+  if (!info.ok()) {
+    if (IsSuppressed(key)) return absl::NotFoundError("item was shredded");  // after the record was read (see Lookup)
+    return info.status();
+  }
   item.info = std::move(*info);
   return item;
 }
@@ -1308,10 +1349,65 @@ absl::StatusOr<ItemInfo> ItemStore::AddMetadata(const Sha256& hash, const ItemMe
       return absl::FailedPreconditionError(StrCat(ContentDigest{hash, 0}.HashString(), " was shredded (",
                                                   *by, ")"));
     }
-    return absl::NotFoundError(StrCat(ContentDigest{hash, 0}.HashString(), " is not stored"));
+    return absl::NotFoundError(StrCat(ContentDigest{hash, 0}.HashString(), " is not stored; nothing was changed"));
   }
   if (!rs.ok()) return FromRocks(rs, "reading an item record");
-  if (rec.size() < kRecordHeader) return absl::DataLossError("item record is corrupt");
+  return MergeLocked(lease, key, hash, std::move(rec), add, std::nullopt, extra, "");
+}
+
+bool ItemStore::IsSuppressed(const ItemKey& key) {
+  std::string by;
+  return db_->Get(rocksdb::ReadOptions(), SuppressionKey(key), &by).ok();
+}
+
+absl::Status ItemStore::CheckNotSuppressedLocked(const ItemKey& key, const ContentDigest& digest,
+                                                 std::span<const ItemKey> parents) {
+  std::string by;
+  if (db_->Get(rocksdb::ReadOptions(), SuppressionKey(key), &by).ok()) {
+    return absl::FailedPreconditionError(StrCat(
+        digest.HashString(), " was shredded (", by,
+        "); it cannot be stored again unless an admin lifts the suppression; nothing was stored"));
+  }
+  for (const ItemKey& parent : parents) {
+    if (db_->Get(rocksdb::ReadOptions(), SuppressionKey(parent), &by).ok()) {
+      return absl::FailedPreconditionError(StrCat(
+          "a lineage parent of ", digest.HashString(), " was shredded (", by,
+          ") while the upload was in flight; nothing was stored"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+// True if `stored` already holds every subject, dataset and label of `add`.
+bool Covers(const ItemMetadata& stored, const ItemMetadata& add) {
+  auto has_all = [](const std::vector<std::string>& in, const std::vector<std::string>& want) {
+    return std::all_of(want.begin(), want.end(),
+                       [&](const std::string& v) { return std::find(in.begin(), in.end(), v) != in.end(); });
+  };
+  if (!has_all(stored.subject_ids, add.subject_ids) || !has_all(stored.datasets, add.datasets)) return false;
+  return std::all_of(add.labels.begin(), add.labels.end(), [&](const auto& kv) {
+    auto it = stored.labels.find(kv.first);
+    return it != stored.labels.end() && it->second == kv.second;
+  });
+}
+}  // namespace
+
+absl::StatusOr<ItemInfo> ItemStore::MergeLocked(const KeyTree::WriteLease& lease, const ItemKey& key,
+                                                const Sha256& hash, std::string rec, const ItemMetadata& add,
+                                                std::optional<ItemKind> kind,
+                                                const std::vector<std::pair<std::string, std::string>>& extra,
+                                                const std::string& lineage_edges) {
+  if (rec.size() < kRecordHeader || static_cast<uint8_t>(rec[0]) != kRecordVersion) {
+    return absl::DataLossError("item record is corrupt");
+  }
+  const auto stored_kind = static_cast<ItemKind>(rec[1]);
+  if (kind && *kind != stored_kind) {
+    return absl::FailedPreconditionError(StrCat(
+        ContentDigest{hash, 0}.HashString(), " is already stored as a ", KindName(stored_kind),
+        "; the kind of stored content is fixed when it is first stored, so it cannot be stored as a ",
+        KindName(*kind), "; nothing was stored"));
+  }
   uint64_t slot = absl::big_endian::Load64(rec.data() + 8);
   // The lease is held; GetDekLocked does not take the epoch lock again.
   auto dek = tree_->GetDekLocked(lease, slot);
@@ -1320,12 +1416,14 @@ absl::StatusOr<ItemInfo> ItemStore::AddMetadata(const Sha256& hash, const ItemMe
   auto meta = OpenData(meta_key, std::string_view(rec).substr(kRecordHeader), MetadataAd(key));
   if (!meta.ok()) return absl::DataLossError("the item's metadata does not authenticate (altered on disk)");
   ItemInfo info;
-  if (auto s = DecodeMetadata(*meta, &info.digest, &info.metadata); !s.ok()) return s;
+  absl::Status decoded = DecodeMetadata(*meta, &info.digest, &info.metadata);
   sodium_memzero(meta->data(), meta->size());
+  if (!decoded.ok()) return decoded;
   info.digest.size = absl::big_endian::Load64(rec.data() + 16);
-  info.metadata.kind = static_cast<ItemKind>(rec[1]);
+  info.metadata.kind = stored_kind;
   info.chunk_size = absl::big_endian::Load32(rec.data() + 4);
   info.stored_unix_nanos = static_cast<int64_t>(absl::big_endian::Load64(rec.data() + 24));
+  if (Covers(info.metadata, add) && extra.empty()) return info;  // nothing to write
   rocksdb::WriteBatch batch;
   auto merge = [](std::vector<std::string>& into, const std::vector<std::string>& more) {
     std::vector<std::string> added;
@@ -1361,17 +1459,60 @@ absl::StatusOr<ItemInfo> ItemStore::AddMetadata(const Sha256& hash, const ItemMe
   const std::string item_commitment = custody ? ItemCommitment(info.digest.HashString(), custody->salt_hex) : "";
   auto committed = Commit(&batch, [&](uint64_t first) -> absl::StatusOr<std::vector<std::string>> {
     std::vector<std::string> out;
-    for (size_t j = 0; j < new_datasets.size(); ++j) {
-      batch.Put(MemberKey(DatasetKeyOf(new_datasets[j]), key), Be64(first + j));
+    AddNewDatasets(new_datasets, &batch, &out);
+    for (const auto& d : new_datasets) {
+      batch.Put(MemberKey(DatasetKeyOf(d), key), Be64(first + out.size()));
       out.push_back(nlohmann::json{{"type", "dataset-member"},
-                                   {"dataset", DatasetCommitment(new_datasets[j])},
+                                   {"dataset", DatasetCommitment(d)},
                                    {"item", item_commitment},
                                    {"time", NowRfc3339()}}.dump());
     }
+    if (!lineage_edges.empty()) out.push_back(LineageEntry(info.digest, item_commitment, lineage_edges));
     return out;
   });
   if (!committed.ok()) return committed.status();
   return info;
+}
+
+absl::StatusOr<PutResult> ItemStore::MergeIntoExisting(const ContentDigest& digest, const ItemMetadata& metadata,
+                                                       const std::vector<std::pair<std::string, std::string>>& extra,
+                                                       const std::string& lineage_edges,
+                                                       std::span<const ItemKey> lineage_parents) {
+  ItemKey key = ItemKeyOf(*this, digest.hash);
+  std::unique_lock stripe(StripeFor(key));
+  std::optional<KeyTree::WriteLease> lease(tree_->BeginWrite());
+  if (auto s = CheckNotSuppressedLocked(key, digest, lineage_parents); !s.ok()) return s;
+  std::string rec;
+  rocksdb::Status rs = db_->Get(rocksdb::ReadOptions(), ItemRecordKey(key), &rec);
+  if (!rs.ok()) return FromRocks(rs, "reading an item record");  // NotFound: not reachable (only shreds delete)
+  auto merged = MergeLocked(*lease, key, digest.hash, std::move(rec), metadata, metadata.kind, extra, lineage_edges);
+  if (!merged.ok()) return merged.status();
+  lease.reset();
+  stripe.unlock();
+  if (auto s = WaitForRecordsRead(); !s.ok()) return s;
+  return PutResult{digest, true};
+}
+
+std::string ItemStore::DatasetRecordKey(const ItemKey& dataset_key) { return "D" + KeyString(dataset_key); }
+std::string ItemStore::DatasetAd(const ItemKey& dataset_key) { return "shredd/dataset/v1" + KeyString(dataset_key); }
+
+bool ItemStore::DatasetExists(std::string_view name) {
+  std::string v;
+  return db_->Get(rocksdb::ReadOptions(), DatasetRecordKey(DatasetKeyOf(name)), &v).ok();
+}
+
+void ItemStore::AddNewDatasets(std::span<const std::string> names, rocksdb::WriteBatch* batch,
+                               std::vector<std::string>* entries) {
+  std::set<std::string_view> seen;
+  for (const std::string& name : names) {
+    if (!seen.insert(name).second || DatasetExists(name)) continue;
+    const ItemKey k = DatasetKeyOf(name);
+    nlohmann::json record{{"name", name}, {"created", absl::GetCurrentTimeNanos()}};
+    batch->Put(DatasetRecordKey(k), SealSystem(record.dump(), DatasetAd(k)));
+    entries->push_back(nlohmann::json{{"type", "dataset-registered"},
+                                      {"dataset", DatasetCommitment(name)},
+                                      {"time", NowRfc3339()}}.dump());
+  }
 }
 
 void ItemStore::DropBlob(const StoredItem& item) {

@@ -11,6 +11,18 @@
 //   "o" object_id(16)                   item_key of a file-backed item (GC)
 //   "x" type(1) keyed_hash(32) item_key lookup index: s=subject d=dataset l=label
 //   "s" item_key(32)                    suppression: shredded, by which certificate
+//   "Y" item_key(32) index(8)           sealed custody record (kept after a shred, for audits)
+//   "Z" dataset_key(32) item_key(32)    dataset membership -> log index (kept, for audits)
+//   "D" dataset_key(32)                 sealed dataset record {name, created}
+//
+// Ingest and shred (invariant 7): every commit of an upload, a batch or a
+// metadata change re-checks suppression and existence while it holds the
+// item's stripe lock and a KeyTree::WriteLease; a shred epoch commits under
+// the key tree's exclusive lock. So a shred and an upload of the same content
+// are ordered: either the upload lands first (and the shred destroys it), or
+// the shred does (and the upload is refused) -- never a resurrection.
+// Datasets named by an upload are registered in the same write as the item,
+// so a refused upload leaves no trace.
 //
 // Durability: an upload is acknowledged only after its ciphertext is synced
 // and its records are committed with a synced write (BatchPut: a write whose
@@ -26,6 +38,8 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -70,8 +84,6 @@ class Upload {
 
  private:
   friend class ItemStore;
-class TransparencyLog;
-using LogEntries = std::function<absl::StatusOr<std::vector<std::string>>(uint64_t first_index)>;
   Upload() = default;
   // Checks `data` against the declared size, counts and hashes it.
   absl::Status Accept(std::string_view data);
@@ -91,6 +103,7 @@ using LogEntries = std::function<absl::StatusOr<std::vector<std::string>>(uint64
   uint64_t received_ = 0;
   std::vector<std::pair<std::string, std::string>> extra_;  // committed with the item
   std::string lineage_edges_;  // JSON array for the lineage log entry, if any
+  std::vector<ItemKey> lineage_parents_;  // items named by the lineage: re-checked at commit
   Sha256Hasher hasher_;
   bool done_ = false;
   bool digest_declared_ = true;
@@ -117,8 +130,6 @@ class ItemReader {
 
  private:
   friend class ItemStore;
-class TransparencyLog;
-using LogEntries = std::function<absl::StatusOr<std::vector<std::string>>(uint64_t first_index)>;
   ItemReader() = default;
   uint64_t size_ = 0;
   uint32_t chunk_size_ = 0;
@@ -197,15 +208,34 @@ class ItemStore {
   // error (returned). For indexes of millions of items.
   absl::Status ForEachIndexed(char type, std::string_view value,
                               const std::function<absl::StatusOr<bool>(const ItemKey&)>& fn);
+  // For an upload of content that is already stored (or new lineage of a
+  // stored model): merges its metadata and commits `extra` and the lineage
+  // log entry with it, under the same locks a shred excludes. Refuses a
+  // kind change, and (FAILED_PRECONDITION) lineage to a parent in
+  // `lineage_parents` that was shredded meanwhile.
+  absl::StatusOr<PutResult> MergeIntoExisting(const ContentDigest& digest, const ItemMetadata& metadata,
+                                              const std::vector<std::pair<std::string, std::string>>& extra,
+                                              const std::string& lineage_edges,
+                                              std::span<const ItemKey> lineage_parents = {});
   // Adds subject ids, datasets and labels to a stored item (re-sealing its
   // metadata and adding index entries) together with `extra` records, in one
   // synced write. Returns the new info.
   absl::StatusOr<ItemInfo> AddMetadata(const Sha256& hash, const ItemMetadata& add,
                                        const std::vector<std::pair<std::string, std::string>>& extra);
-  // Records to commit with an upload (lineage edges), and the edges as a
-  // JSON array for the upload's "lineage" log entry (empty: none).
+  // Records to commit with an upload (lineage edges), the edges as a JSON
+  // array for the upload's "lineage" log entry (empty: none), and the items
+  // the edges name (the commit refuses the upload if one was shredded
+  // meanwhile).
   void SetUploadExtras(Upload* upload, std::vector<std::pair<std::string, std::string>> extra,
-                       std::string lineage_edges_json);
+                       std::string lineage_edges_json, std::vector<ItemKey> lineage_parents = {});
+  // Dataset records: key, and (for names not registered yet) the sealed
+  // record and its "dataset-registered" log entry. Called inside a Commit's
+  // entry callback, so registrations are ordered by the log's append lock.
+  static std::string DatasetRecordKey(const ItemKey& dataset_key);
+  static std::string DatasetAd(const ItemKey& dataset_key);
+  bool DatasetExists(std::string_view name);
+  void AddNewDatasets(std::span<const std::string> names, rocksdb::WriteBatch* batch,
+                      std::vector<std::string>* entries);
 
   // --- custody and the transparency log ---
   // Every custody event commits through here: with a log, `batch` and the
@@ -294,7 +324,7 @@ class ItemStore {
                                        const SecretBytes& dek, const std::string& object_id,
                                        std::string inline_ciphertext, BlobWriter* blob,
                                        const std::vector<std::pair<std::string, std::string>>& extra,
-                                       const std::string& lineage_edges);
+                                       const std::string& lineage_edges, std::span<const ItemKey> lineage_parents);
   std::string CustodyEntry(const ContentDigest& digest, const ItemMetadata& metadata, const ItemKey& key,
                            uint64_t index, rocksdb::WriteBatch* batch, std::string* salt_hex = nullptr);
   absl::Status CheckUploadable(const ContentDigest& declared, const ItemMetadata& metadata);
@@ -306,6 +336,20 @@ class ItemStore {
                                              SecretBytes* meta_key, uint64_t* slot, std::string* object_id,
                                              bool* inline_content);
   std::mutex& StripeFor(const ItemKey& key) { return stripes_[key[0] % stripes_.size()]; }
+  bool IsSuppressed(const ItemKey& key);
+  // Under the item's stripe lock and a write lease: FAILED_PRECONDITION if
+  // `key` or one of `parents` is suppressed (shredded).
+  absl::Status CheckNotSuppressedLocked(const ItemKey& key, const ContentDigest& digest,
+                                        std::span<const ItemKey> parents);
+  // Under the item's stripe lock and `lease`: merges `add` into the stored
+  // item whose record is `rec` (re-sealing its metadata, new index and
+  // membership entries, datasets registered), commits `extra` and the
+  // lineage log entry with it. FAILED_PRECONDITION if `kind` is given and
+  // differs from the stored kind.
+  absl::StatusOr<ItemInfo> MergeLocked(const KeyTree::WriteLease& lease, const ItemKey& key, const Sha256& hash,
+                                       std::string rec, const ItemMetadata& add, std::optional<ItemKind> kind,
+                                       const std::vector<std::pair<std::string, std::string>>& extra,
+                                       const std::string& lineage_edges);
 
   Options options_;
   std::unique_ptr<rocksdb::DB> db_;

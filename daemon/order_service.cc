@@ -140,8 +140,7 @@ grpc::Status CatalogService::UpdateItem(grpc::ServerContext* ctx, const v1::Upda
   add.datasets.assign(req->add_datasets().begin(), req->add_datasets().end());
   for (const auto& [k, v] : req->add_labels()) add.labels.emplace(k, v);
   if (auto s = add.Validate(); !s.ok()) return ToGrpc(s);
-  if (auto s = catalog_->EnsureDatasets(add.datasets); !s.ok()) return ToGrpc(s);
-  auto info = store_->AddMetadata(*h, add, {});
+  auto info = store_->AddMetadata(*h, add, {});  // registers new datasets in the same write
   if (!info.ok()) return ToGrpc(info.status());
   ToProto(*info, resp);
   return grpc::Status::OK;

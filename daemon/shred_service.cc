@@ -42,6 +42,13 @@ grpc::Status ShredService::GetCertificate(grpc::ServerContext* ctx, const v1::Ge
   // who may order deletions. An auditor gets the public envelope and the
   // log proof (docs/SECURITY.md).
   const bool private_parts = (caller.roles & (auth::kDeleter | auth::kAdmin)) != 0;
+  // Derived request ids come from content (keyed, but still): a lookup by
+  // one is for those who may know the content (invariant 6).
+  if (!private_parts && request->certificate_id().empty() && request->request_id().starts_with(kAutoRequestPrefix)) {
+    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                        "looking a certificate up by a derived (auto:) request id needs the deleter or admin role; "
+                        "auditors look certificates up by certificate id");
+  }
   auto b = shredder_->GetCertificate(request->certificate_id(), request->request_id(),
                                      request->include_receipts() && private_parts);
   if (!b.ok()) return ToGrpc(b.status());

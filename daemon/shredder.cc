@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <set>
+#include <shared_mutex>
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/escaping.h"
@@ -217,15 +218,18 @@ absl::StatusOr<CertificateBundle> Shredder::Shred(const ShredSpec& spec) {
   if (job.request_id.empty()) {
     // Derived from the digests and their custody records, so repeating a
     // request returns its certificate, while content stored again after a
-    // suppression lift (a new custody record) is a new destruction.
-    Sha256Hasher h;
-    h.Update("shredd/auto-request/v2");
+    // suppression lift (a new custody record) is a new destruction. The id
+    // is public (it is in the certificate): keyed with the daemon's index
+    // key, so nobody who merely holds the content can compute it
+    // (invariant 6).
+    std::string material;
     for (const auto& x : job.hashes) {
-      h.Update({reinterpret_cast<const char*>(x.data()), x.size()});
+      material.append(reinterpret_cast<const char*>(x.data()), x.size());
       auto custody = store_->LatestCustody(store_->ItemKeyFor(x));
-      h.Update(StrCat(" ", custody ? custody->index : 0, ";"));
+      material += StrCat(" ", custody ? custody->index : 0, ";");
     }
-    job.request_id = "auto:" + HexEncode(h.Finish());
+    const ItemKey id = store_->KeyedHash("shredd/auto-request/v3", material);
+    job.request_id = StrCat(kAutoRequestPrefix, HexEncode(std::span<const uint8_t>(id.data(), id.size())));
   }
   job.reason = spec.reason;
   auto b = Execute(std::move(job));
@@ -309,6 +313,15 @@ absl::Status Shredder::DropStaged(std::string_view scope, bool sync) {
 
 // ------------------------------------------------------------------ execute
 
+absl::Status Shredder::RefuseIfHeld(const StoredItem& item) {
+  if (catalog_ == nullptr) return absl::OkStatus();
+  auto hold = catalog_->HoldFor(item);
+  if (!hold) return absl::OkStatus();
+  return absl::FailedPreconditionError(StrCat(item.info.digest.HashString(), " is under legal hold ", hold->id,
+                                              "; a held item is never destroyed (remove the hold first); "
+                                              "nothing was shredded"));
+}
+
 absl::StatusOr<CertificateBundle> Shredder::Execute(ShredJob job) {
   std::vector<Sha256> hashes = std::move(job.hashes);
   const bool order = !job.order_id.empty();
@@ -324,6 +337,7 @@ absl::StatusOr<CertificateBundle> Shredder::Execute(ShredJob job) {
         if (absl::IsNotFound(item.status()) && order) continue;
         return item.status();
       }
+      if (auto s = RefuseIfHeld(*item); !s.ok()) return s;
       if (auto s = sink.Add(*item); !s.ok()) return s;
     }
     return absl::OkStatus();
@@ -336,6 +350,11 @@ absl::StatusOr<CertificateBundle> Shredder::ExecutePlanned(ShredJob job, const P
     return absl::InvalidArgumentError("request id must be 1..256 bytes");
   }
   std::lock_guard lock(mu_);
+  // No hold can be added from planning to the last epoch: a hold either
+  // exists when the planner looks (and binds it) or comes after the
+  // destruction (catalog.h, HoldsStable).
+  std::shared_lock<std::shared_mutex> holds_stable;
+  if (catalog_ != nullptr) holds_stable = catalog_->HoldsStable();
   std::string existing;
   if (store_->db()->Get(rocksdb::ReadOptions(), RequestKey(job.request_id), &existing).ok()) {
     return GetCertificate(existing, "", false);
@@ -848,6 +867,7 @@ absl::StatusOr<CertificateBundle> Shredder::GetCertificate(std::string_view cert
   std::string id(certificate_id);
   if (id.empty()) {
     if (request_id.empty()) return absl::InvalidArgumentError("give a certificate id or a request id");
+    if (request_id.size() > 256) return absl::InvalidArgumentError("request id is longer than 256 bytes");
     rocksdb::Status rs = store_->db()->Get(rocksdb::ReadOptions(), RequestKey(request_id), &id);
     if (rs.IsNotFound()) return absl::NotFoundError(StrCat("no certificate for request ", request_id));
     if (!rs.ok()) return FromRocks(rs, "reading a request record");

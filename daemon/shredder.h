@@ -59,6 +59,10 @@
 
 namespace shredd {
 
+// Request ids the shredder derives itself (keyed, see Shred) start so; only
+// callers who may know the content may look certificates up by them.
+inline constexpr std::string_view kAutoRequestPrefix = "auto:";
+
 struct ShredSpec {
   std::vector<Sha256> hashes;
   std::string reason;
@@ -147,7 +151,8 @@ class Shredder {
   // Shreds the items in one epoch and returns the certificate.
   // NOT_FOUND: a digest is not stored. FAILED_PRECONDITION: a digest was
   // already shredded (names the certificate). A repeated request id returns
-  // the certificate already issued for it.
+  // the certificate already issued for it. FAILED_PRECONDITION if an item
+  // is under a legal hold (nothing is shredded then).
   absl::StatusOr<CertificateBundle> Shred(const ShredSpec& spec);
   // Executes a job (one epoch, one certificate). A request id seen before
   // returns that certificate. Digests that are not stored are skipped if
@@ -177,6 +182,8 @@ class Shredder {
   Shredder(ItemStore* store, Catalog* catalog, TransparencyLog* log, Options options)
       : store_(store), catalog_(catalog), log_(log), options_(options) {}
   absl::StatusOr<std::string> TlogProofFor(std::string_view envelope);
+  // FAILED_PRECONDITION naming the hold if `item` is held.
+  absl::Status RefuseIfHeld(const StoredItem& item);
   absl::Status CompletePending();
   // Destroys the staged items chunk by chunk. `fresh`: the pending record of
   // a destruction not committed yet (written with the first chunk); null to

@@ -41,13 +41,12 @@ grpc::Status StoreService::Put(grpc::ServerContext* ctx, grpc::ServerReader<v1::
   if (digest) {  // lineage is checked before any byte is stored
     auto edges = catalog_->PrepareLineage(digest->hash, kind, *lineage);
     if (!edges.ok()) return ToGrpc(edges.status());
-    if (auto s = catalog_->EnsureDatasets(meta->datasets); !s.ok()) return ToGrpc(s);
     auto up = store_->BeginUpload(*digest, std::move(*meta));
     if (!up.ok()) return ToGrpc(up.status());
-    store_->SetUploadExtras(up->get(), std::move(edges->records), std::move(edges->edges_json));
+    store_->SetUploadExtras(up->get(), std::move(edges->records), std::move(edges->edges_json),
+                            std::move(edges->parent_items));
     return ReceiveUpload(ctx, reader, std::move(*up), nullptr, response);
   }
-  if (auto s = catalog_->EnsureDatasets(meta->datasets); !s.ok()) return ToGrpc(s);
   auto up = store_->BeginUploadOfSize(static_cast<uint64_t>(req.header().digest().size_bytes()), std::move(*meta));
   if (!up.ok()) return ToGrpc(up.status());
   // Lineage needs the model's digest: checked once the trailer names it,
@@ -55,7 +54,8 @@ grpc::Status StoreService::Put(grpc::ServerContext* ctx, grpc::ServerReader<v1::
   auto before_commit = [&](Upload* u) -> absl::Status {
     auto edges = catalog_->PrepareLineage(u->declared().hash, kind, *lineage);
     if (!edges.ok()) return edges.status();
-    store_->SetUploadExtras(u, std::move(edges->records), std::move(edges->edges_json));
+    store_->SetUploadExtras(u, std::move(edges->records), std::move(edges->edges_json),
+                            std::move(edges->parent_items));
     return absl::OkStatus();
   };
   return ReceiveUpload(ctx, reader, std::move(*up), before_commit, response);
@@ -110,9 +110,7 @@ grpc::Status StoreService::BatchPut(grpc::ServerContext* ctx, const v1::BatchPut
   std::vector<absl::Status> early(request->entries_size());
   entries.reserve(request->entries_size());
   std::vector<int> index_of;  // entries[i] -> request index
-  // Datasets are registered once per distinct name in the batch, not once per
-  // entry (bulk ingest puts thousands of items into one dataset).
-  std::map<std::string, absl::Status, std::less<>> ensured;
+  // Datasets are registered by the write that stores the batch's items.
   for (int i = 0; i < request->entries_size(); ++i) {
     const auto& e = request->entries(i);
     Metrics().bytes_received.Add(e.data().size());
@@ -128,19 +126,6 @@ grpc::Status StoreService::BatchPut(grpc::ServerContext* ctx, const v1::BatchPut
     }
     if (e.header().lineage_size() > 0) {
       early[i] = absl::InvalidArgumentError("lineage is not accepted in BatchPut; upload models with Put");
-      continue;
-    }
-    absl::Status dataset_status;
-    for (const auto& name : m->datasets) {
-      auto it = ensured.find(name);
-      if (it == ensured.end()) it = ensured.emplace(name, catalog_->EnsureDatasets({name})).first;
-      if (!it->second.ok()) {
-        dataset_status = it->second;
-        break;
-      }
-    }
-    if (!dataset_status.ok()) {
-      early[i] = dataset_status;
       continue;
     }
     entries.push_back({*d, std::move(*m), e.data()});

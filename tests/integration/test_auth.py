@@ -8,6 +8,7 @@ do nothing else.
 Certificates come from a throwaway CA made with openssl here. Tests that run
 shredctl as another user need root (setpriv); they are skipped otherwise.
 """
+import base64
 import json
 import os
 import shutil
@@ -182,6 +183,22 @@ class TlsAuthTest(unittest.TestCase):
         v = subprocess.run([SHREDCTL, "log", "verify", "--entry", "cert.json", "--proof", "cert.tlog-proof",
                             "--vkey", "shredd.vkey"], cwd=w, capture_output=True, timeout=60)
         self.assertEqual(v.returncode, 0, v.stderr.decode())
+
+    def test_auditor_cannot_look_up_certificates_by_derived_request_ids(self):
+        # Issue 12, defect 2: an auto: request id is derived from content;
+        # a lookup by it is for roles that may know the content.
+        op = self.d.shredder()
+        env = json.loads(op.GetCertificate(pb.GetCertificateRequest(certificate_id=self.cert_id)).certificate)
+        rid = json.loads(base64.b64decode(env["payload"]))["predicate"]["request"]["id"]
+        self.assertTrue(rid.startswith("auto:"), rid)
+        stub = pb_grpc.ShredderStub(self.tls_channel("auditor"))
+        with self.assertRaises(grpc.RpcError) as cm:
+            stub.GetCertificate(pb.GetCertificateRequest(request_id=rid), timeout=10)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.PERMISSION_DENIED, cm.exception.details())
+        self.assertIn("auto:", cm.exception.details())
+        self.assertEqual(stub.GetCertificate(pb.GetCertificateRequest(certificate_id=self.cert_id),
+                                             timeout=10).certificate_id, self.cert_id)
+        self.assertEqual(op.GetCertificate(pb.GetCertificateRequest(request_id=rid)).certificate_id, self.cert_id)
 
     def test_auditor_can_do_nothing_else_and_nothing_changes(self):
         before = self.state()
