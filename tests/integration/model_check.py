@@ -123,6 +123,9 @@ class Content:
         self.certs = []  # certificates that destroyed it
         self.lifts = 0
         self.introduced = False  # sent to the daemon at least once
+        self.kind_reported = False  # keep_going: a kind change was reported once
+        self.resurrected = False  # keep_going: reported readable after its certificate
+        self.lineage_reported = False  # keep_going: lineage on this photo reported once
 
     def short(self):
         return "%s#%d(%s..)" % (self.kind, self.idx, self.hex[:12])
@@ -231,8 +234,10 @@ class ModelRun:
         ("race_reuploads", 3), ("race_parallel_puts", 2), ("lift", 1), ("restart", 2), ("kill9", 3),
     ]
 
-    def __init__(self, seed, steps=120, root=None, log=None, full_every=8, extra_args=()):
+    def __init__(self, seed, steps=120, root=None, log=None, full_every=8, extra_args=(), keep_going=False):
         self.seed = seed
+        self.keep_going = keep_going  # diagnostic: record violations, resync the model, go on
+        self.violations = []
         self.steps = steps
         self.full_every = full_every
         self.log = log or (lambda *a: None)
@@ -413,24 +418,85 @@ class ModelRun:
 
     # ------------------------------------------------------------------ steps
     def run(self):
+        """Runs all steps; raises the first Violation (or, with keep_going,
+        records each, resyncs the model from the daemon and goes on)."""
         self.d.start()
         try:
-            self.check(full=True)
+            self.guarded(lambda: self.check(full=True))
             for self.step in range(1, self.steps + 1):
                 r = random.Random("%s/step/%d" % (self.seed, self.step))
                 names = [n for n, _ in self.OPS]
                 weights = [w for _, w in self.OPS]
                 self.op = r.choices(names, weights)[0]
                 self.touched = set()
-                full = getattr(self, "op_" + self.op)(r)
                 self.stats.steps += 1
                 self.stats.op_counts[self.op] = self.stats.op_counts.get(self.op, 0) + 1
-                self.check(full=bool(full) or self.step % self.full_every == 0, r=r)
+
+                def one():
+                    full = getattr(self, "op_" + self.op)(r)
+                    self.check(full=bool(full) or self.step % self.full_every == 0, r=r)
+                self.guarded(one)
             self.op = "final"
-            self.check(full=True)
+            self.guarded(lambda: self.check(full=True))
             return self.stats
         finally:
             self.close()
+
+    def guarded(self, fn):
+        try:
+            fn()
+        except Violation as v:
+            if not self.keep_going:
+                raise
+            self.violations.append(v)
+            self.log("  %s" % str(v).splitlines()[0])
+            self.resync()
+
+    def resync(self):
+        """After a recorded violation (keep_going only): make the model agree
+        with the daemon again, so that later steps find other bugs."""
+        if self.d.proc is None or self.d.proc.poll() is not None:
+            self.d.kill()
+            self.d.start(timeout=60)
+        for _ in range(3):
+            try:
+                self.check_log()
+                break
+            except Violation:
+                continue
+        for c in self.m.contents:
+            if not c.introduced:
+                continue
+            st = call(self.store().Stat, pb.StatRequest(digest=pb.Digest(hash=c.digest)))
+            if st.ok:
+                md = st.value.metadata
+                if c.state == "shredded":
+                    self.violations.append(Violation(self.seed, self.step, "a", "shredded %s (certificate %s) is "
+                                                     "readable again (found when resyncing)" % (
+                                                         c.short(), c.certs[-1] if c.certs else "?"), self.op))
+                    c.resurrected = True
+                if KIND_NAME.get(md.kind) != c.kind:
+                    c.kind_reported = True
+                c.state = "present"
+                c.subjects, c.datasets, c.labels = set(md.subject_ids), set(md.datasets), dict(md.labels)
+                lin = call(self.catalog().GetLineage, opb.LineageRequest(digest=pb.Digest(hash=c.digest)))
+                if lin.ok and c.kind == "photo" and lin.value.comes_from:
+                    c.lineage_reported = True
+                if lin.ok and c.kind == "model":
+                    c.edges = {("d", x.dataset) if x.dataset else ("i", x.digest.hash) for x in lin.value.comes_from}
+            elif c.state in ("present", "maybe"):
+                c.state = "shredded" if "shredded" in st.details else "absent"
+        ds = call(self.catalog().ListDatasets, opb.ListDatasetsRequest())
+        if ds.ok:
+            self.m.datasets = {d.name for d in ds.value.datasets}
+        holds = call(self.orders().ListHolds, opb.ListHoldsRequest())
+        if holds.ok:
+            self.m.holds = {h.id: (("i", h.digest.hash) if h.digest.hash else ("d", h.dataset))
+                            for h in holds.value.holds}
+        for oid, o in self.m.orders.items():
+            g = call(self.orders().GetOrder, opb.GetOrderRequest(order_id=oid))
+            if g.ok:
+                o["state"], o["cert"] = g.value.state, (g.value.certificate_id or None)
 
     def close(self):
         try:
@@ -566,13 +632,18 @@ class ModelRun:
             c.datasets.add(name)
             self.touched.add(c.digest)
 
+    def usable_datasets(self):
+        """Registered datasets the generator may name (a buggy daemon may have
+        registered refused names; the model mirrors them, never uses them)."""
+        return sorted(d for d in self.m.datasets if d in self.dataset_pool)
+
     def r_lineage(self, r, for_model=None):
         """Valid lineage edges from the model: datasets, present photos, present models."""
         edges = set()
         for _ in range(r.randint(1, 3)):
             x = r.random()
-            if x < 0.45 and self.m.datasets:
-                edges.add(("d", r.choice(sorted(self.m.datasets))))
+            if x < 0.45 and self.usable_datasets():
+                edges.add(("d", r.choice(self.usable_datasets())))
             elif x < 0.75 and self.m.present("photo"):
                 edges.add(("i", r.choice(self.m.present("photo")).digest))
             else:
@@ -616,10 +687,10 @@ class ModelRun:
     def op_photo_as_model(self, r):
         """Defect 3: a stored photo's bytes uploaded as a model with lineage."""
         photos = self.m.present("photo")
-        if not photos or not self.m.datasets:
+        if not photos or not self.usable_datasets():
             return self.op_put_new(r)
         c = r.choice(photos)
-        edges = {("d", r.choice(sorted(self.m.datasets)))}
+        edges = {("d", r.choice(self.usable_datasets()))}
         res = self.put_stream(c, "model", lineage=edges, trailer=r.random() < 0.3)
         self.stats.ops += 1
         self.expect_put(c, "model", res, (), (), {}, lineage=edges, what="photo re-uploaded as a model")
@@ -634,8 +705,8 @@ class ModelRun:
             c = r.choice(self.m.present())
             target = ("i", c.digest)
             hold = opb.Hold(id=hid, digest=pb.Digest(hash=c.digest), reason="litigation %d" % self.step)
-        elif self.m.datasets:
-            name = r.choice(sorted(self.m.datasets))
+        elif self.usable_datasets():
+            name = r.choice(self.usable_datasets())
             target = ("d", name)
             hold = opb.Hold(id=hid, dataset=name, reason="preservation %d" % self.step)
         else:
@@ -679,58 +750,64 @@ class ModelRun:
         pred = payload["predicate"]
         man = json.loads(manifest)
         items = {}
+        problems = []  # reported after the certificate is recorded (so a kept-going run stays in sync)
         for it in man["items"]:
             if it["digest"] in items:
-                self.fail("b", "certificate %s lists %s twice" % (cid, it["digest"]))
+                problems.append(("b", "certificate %s lists %s twice" % (cid, it["digest"])))
             items[it["digest"]] = it["kind"]
-        if pred["certificateId"] != cid or man.get("certificateId") != cid:
-            self.fail("b", "certificate %s names itself %s (manifest %s)" % (cid, pred["certificateId"],
-                                                                          man.get("certificateId")))
         req = pred["request"]["id"]
-        if expect_request is not None and req != expect_request:
-            self.fail("e", "certificate %s has request id %r, expected %r" % (cid, req, expect_request))
-        if req in self.m.requests and self.m.requests[req] != cid:
-            self.fail("b", "request %s has two certificates: %s and %s" % (req, self.m.requests[req], cid))
-        counts = pred["items"]
-        if counts["count"] != len(items):
-            self.fail("b", "certificate %s counts %d items, its manifest lists %d" % (cid, counts["count"], len(items)))
-        want_kinds = {"photo": 0, "model": 0}
-        for d in items:
-            c = self.m.by_digest.get(d)
-            if c is None:
-                self.fail("b", "certificate %s destroys %s, which the model never stored" % (cid, d))
-            want_kinds[c.kind] += 1
-            if items[d] != c.kind:
-                self.fail("h", "certificate %s lists %s as a %s; it was first stored as a %s" %
-                          (cid, c.short(), items[d], c.kind))
-        if counts["byKind"] != want_kinds:
-            self.fail("b", "certificate %s byKind %s, but it destroyed %s" % (cid, counts["byKind"], want_kinds))
-        for dm in pred.get("derivedModels", []):
-            c = self.m.by_digest.get(dm.get("digest"))
-            if c is not None and c.kind != "model":
-                self.fail("f", "certificate %s names photo %s under derivedModels" % (cid, c.short()))
         cert = dict(envelope=envelope, request=req, order=(pred.get("order") or {}).get("id"), items=set(items),
                     payload=payload, pred=pred)
+        if req in self.m.requests and self.m.requests[req] != cid:
+            problems.append(("b", "request %s has two certificates: %s and %s" % (req, self.m.requests[req], cid)))
         self.m.certs[cid] = cert
         self.m.requests[req] = cid
         if req.startswith("auto:"):
             self.m.auto_sets[frozenset(items)] = cid
         self.stats.certificates += 1
-        self.scan_public(envelope, "certificate %s envelope" % cid)
-        self.scan_public(json.dumps(payload).encode(), "certificate %s payload" % cid)
-        self.scan_public(cid.encode() + b" " + req.encode(), "certificate/request id of %s" % cid)
+        unknown = [d for d in items if d not in self.m.by_digest]
+        if unknown:
+            problems.append(("b", "certificate %s destroys %s, which the model never stored" % (cid, unknown)))
         for d in items:
-            c = self.m.by_digest[d]
+            c = self.m.by_digest.get(d)
+            if c is None:
+                continue
             self.touched.add(d)
-            if c.state == "shredded" and c.certs and c.certs[-1] != cid:
-                if len(c.certs) > c.lifts:
-                    self.fail("b", "%s destroyed by certificate %s and again by %s" % (c.short(), c.certs[-1], cid))
+            if c.state == "shredded" and c.certs and c.certs[-1] != cid and len(c.certs) > c.lifts:
+                problems.append(("b", "%s destroyed by certificate %s and again by %s" % (c.short(), c.certs[-1], cid)))
             hid = self.m.held_by(c)
             if hid is not None:
-                self.fail("c", "%s under hold %s destroyed by certificate %s (request %s)" % (c.short(), hid, cid, req))
+                problems.append(("c", "%s under hold %s destroyed by certificate %s (request %s)" % (
+                    c.short(), hid, cid, req)))
             c.state = "shredded"
             if cid not in c.certs:
                 c.certs.append(cid)
+        for inv, msg in problems:
+            self.fail(inv, msg)
+        if pred["certificateId"] != cid or man.get("certificateId") != cid:
+            self.fail("b", "certificate %s names itself %s (manifest %s)" % (cid, pred["certificateId"],
+                                                                          man.get("certificateId")))
+        if expect_request is not None and req != expect_request:
+            self.fail("e", "certificate %s has request id %r, expected %r" % (cid, req, expect_request))
+        counts = pred["items"]
+        if counts["count"] != len(items):
+            self.fail("b", "certificate %s counts %d items, its manifest lists %d" % (cid, counts["count"], len(items)))
+        want_kinds = {"photo": 0, "model": 0}
+        for d in items:
+            c = self.m.by_digest[d]
+            want_kinds[c.kind] += 1
+            if items[d] != c.kind:
+                self.fail("h", "certificate %s lists %s as a %s; it was first stored as a %s" %
+                          (cid, c.short(), items[d], c.kind))
+        for dm in pred.get("derivedModels", []):
+            c = self.m.by_digest.get(dm.get("digest"))
+            if c is not None and c.kind != "model":
+                self.fail("f", "certificate %s names photo %s under derivedModels" % (cid, c.short()))
+        if counts["byKind"] != want_kinds:
+            self.fail("b", "certificate %s byKind %s, but it destroyed %s" % (cid, counts["byKind"], want_kinds))
+        self.scan_public(envelope, "certificate %s envelope" % cid)
+        self.scan_public(json.dumps(payload).encode(), "certificate %s payload" % cid)
+        self.scan_public(cid.encode() + b" " + req.encode(), "certificate/request id of %s" % cid)
         self.check_auto_request(cid)
         return cert["items"]
 
@@ -1026,7 +1103,7 @@ class ModelRun:
                 received="yesterday", subject_ids=[r.choice(self.subject_pool)]))
         elif kind == "hold_bad":
             x = r.choice(["noreason", "unknown_digest", "unknown_dataset"])
-            hold = {"noreason": opb.Hold(dataset=r.choice(sorted(self.m.datasets)) if self.m.datasets else "x"),
+            hold = {"noreason": opb.Hold(dataset=r.choice(self.usable_datasets()) if self.usable_datasets() else "x"),
                     "unknown_digest": opb.Hold(digest=pb.Digest(hash=c.digest), reason="r"),
                     "unknown_dataset": opb.Hold(dataset=new_ds[0], reason="r")}[x]
             res = call(self.orders().AddHold, opb.AddHoldRequest(hold=hold))
@@ -1036,11 +1113,11 @@ class ModelRun:
                 name=new_ds[0], digests=[pb.Digest(hash=d) for d in ds]))
         elif kind == "lineage_on_photo":
             photos = self.m.present("photo")
-            if not photos or not self.m.datasets:
+            if not photos or not self.usable_datasets():
                 return self.op_put_new(r)
             p = r.choice(photos)
             res = call(self.catalog().AddLineage, opb.AddLineageRequest(
-                model=pb.Digest(hash=p.digest), edges=self.edges_pb({("d", r.choice(sorted(self.m.datasets)))})))
+                model=pb.Digest(hash=p.digest), edges=self.edges_pb({("d", r.choice(self.usable_datasets()))})))
             self.touched.add(p.digest)
         elif kind == "batch_all_bad":
             c2 = self.new_content("photo")
@@ -1539,8 +1616,6 @@ class ModelRun:
                     self.fail("b", "log entry %d is not JSON" % idx)
                 if "payloadType" in j:
                     payload = json.loads(base64.b64decode(j["payload"]))
-                    self.scan_public(json.dumps(payload).encode(), "log entry %d (certificate payload)" % idx,
-                                     log_entry=False)
                     cid = payload["predicate"]["certificateId"]
                     self.log_cert_index.setdefault(cid, []).append(idx)
                     if len(self.log_cert_index[cid]) > 1:
@@ -1550,6 +1625,8 @@ class ModelRun:
                         self.learn_certificate(cid)
                     if e != self.m.certs[cid]["envelope"]:
                         self.fail("b", "log entry %d differs from certificate %s as served" % (idx, cid))
+                    self.scan_public(json.dumps(payload).encode(), "log entry %d (certificate payload)" % idx,
+                                     log_entry=False)
                 elif j.get("type") == "lineage":
                     c = self.m.by_digest.get(j.get("model"))
                     if c is not None and c.kind != "model":
@@ -1569,8 +1646,13 @@ class ModelRun:
             rr = r or random.Random(self.step)
             sample = rr.sample(self.m.contents, min(6, len(self.m.contents)))
             subset = [c for c in self.m.contents if c.digest in self.touched] + sample
+        # Safety first: what must be gone, then what must be there.
         for c in subset:
-            self.check_item(c, full)
+            if c.state != "present":
+                self.check_item(c, full)
+        for c in subset:
+            if c.state == "present":
+                self.check_item(c, full)
         self.check_lists()
         self.check_holds()
         if full:
@@ -1589,7 +1671,7 @@ class ModelRun:
                 self.fail("b", "acknowledged %s disappeared without a certificate: %s" % (c.short(), st))
             md = st.value.metadata
             got_kind = KIND_NAME.get(md.kind)
-            if got_kind != c.kind:
+            if got_kind != c.kind and not c.kind_reported:
                 self.fail("h", "%s first stored as a %s is now a %s" % (c.short(), c.kind, got_kind))
             got = (set(md.subject_ids), set(md.datasets), dict(md.labels))
             want = (c.subjects, c.datasets, c.labels)
@@ -1611,7 +1693,7 @@ class ModelRun:
                 comes = set()
                 for link in lin.value.comes_from:
                     comes.add(("d", link.dataset) if link.dataset else ("i", link.digest.hash))
-                if c.kind == "photo" and comes:
+                if c.kind == "photo" and comes and not c.lineage_reported:
                     self.fail("f", "lineage attached to photo %s: %s" % (c.short(), sorted(comes)))
                 if c.kind == "model" and comes != c.edges:
                     self.fail("h", "lineage of %s is %s, the model says %s" % (c.short(), sorted(comes), sorted(c.edges)))
@@ -1689,7 +1771,7 @@ class ModelRun:
             self.scan_public(res.value.tlog_proof, "tlog proof of %s" % cid)
             for d in cert["items"]:
                 c = self.m.by_digest[d]
-                if c.state != "shredded" and c.lifts == 0:
+                if c.state != "shredded" and c.lifts == 0 and not c.resurrected:
                     self.fail("b", "%s is covered by certificate %s but the model has it %s" % (c.short(), cid, c.state))
 
     def check_orders(self):

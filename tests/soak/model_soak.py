@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import random
+import re
 import sys
 import time
 import traceback
@@ -36,6 +37,16 @@ sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 import model_check  # noqa: E402
 
 
+def signature(msg):
+    """A violation message with its ids, digests, names and numbers blanked."""
+    m = re.sub(r"(photo|model)#\d+\([0-9a-f]+\.\.\)", r"\1#N", msg)
+    m = re.sub(r"[0-9a-f]{16,}", "H", m)
+    m = re.sub(r"\[[^\]]*\]", "[..]", m)
+    m = re.sub(r"(subj|ds|order|req|hold)-[\w-]+", r"\1-X", m)
+    m = re.sub(r"\d+", "N", m)
+    return m
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float)
@@ -46,7 +57,9 @@ def main():
     ap.add_argument("--build-dir")
     ap.add_argument("--json-out")
     ap.add_argument("--stop-on-violation", action="store_true")
-    ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--keep-going", action="store_true",
+                    help="diagnostic: record every violation of a seed, resync the model from the daemon and go on "
+                         "(finds the bugs a first, frequent one would hide)")
     a = ap.parse_args()
 
     if a.seed is not None and a.minutes is None and a.seeds is None:
@@ -60,6 +73,7 @@ def main():
     total = dict(sequences=0, steps=0, ops=0, faults=0, kills=0, restarts=0, races=0, refused=0,
                  certificates=0, violations=0)
     by_inv = {}
+    kinds = {}  # (invariant, normalized message) -> [(seed, step, op)]
     failing = []
     rows = []
     t0 = time.time()
@@ -68,7 +82,8 @@ def main():
             break
         if deadline is not None and time.time() >= deadline:
             break
-        run = model_check.ModelRun(seed, steps=a.steps)
+        run = model_check.ModelRun(seed, steps=a.steps, keep_going=a.keep_going,
+                                   log=(lambda m: print(m, flush=True)) if a.keep_going else None)
         start = time.time()
         verdict, v = "ok", None
         try:
@@ -86,9 +101,17 @@ def main():
             total[k] += getattr(st, k)
         row = dict(seed=seed, steps=st.steps, ops=st.ops, faults=st.faults, kills=st.kills,
                    certificates=st.certificates, seconds=round(secs, 1), verdict=verdict)
+        if run.violations:
+            verdict, v = "VIOLATION", run.violations[0]
+            row["verdict"] = verdict
+            row["all"] = [dict(step=x.step, op=x.op, invariant=x.inv, message=x.msg) for x in run.violations]
+            for x in run.violations:
+                sig = (x.inv, signature(x.msg))
+                kinds.setdefault(sig, []).append((seed, x.step, x.op))
         if isinstance(v, model_check.Violation):
             total["violations"] += 1
-            by_inv[v.inv] = by_inv.get(v.inv, 0) + 1
+            for x in (run.violations or [v]):
+                by_inv[x.inv] = by_inv.get(x.inv, 0) + 1
             row.update(step=v.step, op=v.op, invariant=v.inv, message=v.msg)
             failing.append(row)
         elif v is not None:
@@ -106,12 +129,18 @@ def main():
           "%(certificates)d certificates, %(violations)d violations, %(seconds).0f s" % total)
     if by_inv:
         print("violations by invariant: " + ", ".join("(%s) %d" % kv for kv in sorted(by_inv.items())))
+    if kinds:
+        print("distinct violations (invariant, message shape: seed/step/op of each):")
+        for (inv, sig), where in sorted(kinds.items(), key=lambda kv: -len(kv[1])):
+            print("  (%s) %s\n      %d x: %s" % (inv, sig[:160], len(where), ", ".join(
+                "%s/%s/%s" % w for w in where[:8])))
     for row in failing:
         print("  failing seed %s at step %s (%s): (%s) %s" % (row["seed"], row.get("step"), row.get("op"),
                                                            row.get("invariant", "error"), row.get("message", "")[:300]))
     if a.json_out:
         with open(a.json_out, "w") as f:
-            json.dump(dict(total=total, by_invariant=by_inv, seeds=rows), f, indent=1)
+            json.dump(dict(total=total, by_invariant=by_inv, seeds=rows,
+                           distinct=[dict(invariant=k[0], shape=k[1], where=w) for k, w in kinds.items()]), f, indent=1)
     return 1 if failing else 0
 
 
