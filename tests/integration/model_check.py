@@ -181,7 +181,7 @@ class Model:
         while refs:
             ref = refs.pop()
             for m in present:
-                if m.kind == "model" and ref in m.edges and m.digest not in chosen:
+                if ref in m.edges and m.digest not in chosen:  # (photos have none, unless a bug attached some)
                     choose(m, "derived")
         destroyed = {d for d in chosen if self.held_by(self.by_digest[d]) is None}
         retained = set(chosen) - destroyed
@@ -238,6 +238,7 @@ class ModelRun:
         self.seed = seed
         self.keep_going = keep_going  # diagnostic: record violations, resync the model, go on
         self.violations = []
+        self._seen_violations = set()
         self.steps = steps
         self.full_every = full_every
         self.log = log or (lambda *a: None)
@@ -272,6 +273,19 @@ class ModelRun:
     # ------------------------------------------------------------------ basics
     def fail(self, inv, msg):
         raise Violation(self.seed, self.step, inv, msg, self.op)
+
+    @staticmethod
+    def each(thunks):
+        """Runs every judgement, then raises the first violation: one bad
+        entry of a batch must not keep the model from applying the others."""
+        first = None
+        for t in thunks:
+            try:
+                t()
+            except Violation as v:
+                first = first or v
+        if first is not None:
+            raise first
 
     def ch(self):
         return self.d.channel()
@@ -448,8 +462,10 @@ class ModelRun:
         except Violation as v:
             if not self.keep_going:
                 raise
-            self.violations.append(v)
-            self.log("  %s" % str(v).splitlines()[0])
+            if (v.inv, v.msg) not in self._seen_violations:  # a persisting one is recorded once
+                self._seen_violations.add((v.inv, v.msg))
+                self.violations.append(v)
+                self.log("  %s" % str(v).splitlines()[0])
             self.resync()
 
     def resync(self):
@@ -482,7 +498,7 @@ class ModelRun:
                 lin = call(self.catalog().GetLineage, opb.LineageRequest(digest=pb.Digest(hash=c.digest)))
                 if lin.ok and c.kind == "photo" and lin.value.comes_from:
                     c.lineage_reported = True
-                if lin.ok and c.kind == "model":
+                if lin.ok:
                     c.edges = {("d", x.dataset) if x.dataset else ("i", x.digest.hash) for x in lin.value.comes_from}
             elif c.state in ("present", "maybe"):
                 c.state = "shredded" if "shredded" in st.details else "absent"
@@ -526,10 +542,10 @@ class ModelRun:
         entries, plan = [], []
         for _ in range(n):
             x = r.random()
-            if x < 0.6 or not self.m.present("photo"):
+            if x < 0.6 or not self.live("photo"):
                 c = self.new_content("photo")
             elif x < 0.85:
-                c = r.choice(self.m.present("photo"))
+                c = r.choice(self.live("photo"))
             else:
                 shredded = [c for c in self.m.contents if c.state == "shredded" and c.kind == "photo"]
                 c = r.choice(shredded) if shredded else self.new_content("photo")
@@ -542,12 +558,15 @@ class ModelRun:
         self.stats.ops += 1
         if not res.ok:
             self.fail("h", "BatchPut failed as a whole: %s" % res)
+        thunks = []
         for (c, subj, ds, lab), e in zip(plan, res.value.results):
             er = R(True, e) if e.code == 0 else R(False, code=grpc.StatusCode.UNKNOWN, details="%d %s" % (e.code, e.message))
-            self.expect_put(c, "photo", er, subj, ds, lab, what="batch put")
+            thunks.append(lambda c=c, er=er, subj=subj, ds=ds, lab=lab: self.expect_put(
+                c, "photo", er, subj, ds, lab, what="batch put"))
+        self.each(thunks)
 
     def op_reupload(self, r):
-        present = self.m.present()
+        present = self.live()
         if not present:
             return self.op_put_new(r)
         c = r.choice(present)
@@ -602,7 +621,7 @@ class ModelRun:
         self.touched.add(c.digest)
 
     def op_tag(self, r):
-        present = self.m.present()
+        present = self.live()
         if not present:
             return self.op_put_new(r)
         c = r.choice(present)
@@ -617,7 +636,7 @@ class ModelRun:
         self.apply_put_ok(c, c.kind, subj, ds, lab)
 
     def op_register_dataset(self, r):
-        present = self.m.present()
+        present = self.live()
         if not present:
             return self.op_put_new(r)
         name = r.choice(self.dataset_pool)
@@ -632,6 +651,12 @@ class ModelRun:
             c.datasets.add(name)
             self.touched.add(c.digest)
 
+    def live(self, kind=None):
+        """Present items the generator may pick. Without keep_going this is
+        every present item; with it, items whose violation was reported
+        (resurrected, kind changed) are left alone."""
+        return [c for c in self.m.present(kind) if not (c.resurrected or c.kind_reported)]
+
     def usable_datasets(self):
         """Registered datasets the generator may name (a buggy daemon may have
         registered refused names; the model mirrors them, never uses them)."""
@@ -644,10 +669,10 @@ class ModelRun:
             x = r.random()
             if x < 0.45 and self.usable_datasets():
                 edges.add(("d", r.choice(self.usable_datasets())))
-            elif x < 0.75 and self.m.present("photo"):
-                edges.add(("i", r.choice(self.m.present("photo")).digest))
+            elif x < 0.75 and self.live("photo"):
+                edges.add(("i", r.choice(self.live("photo")).digest))
             else:
-                models = [m for m in self.m.present("model") if for_model is None or
+                models = [m for m in self.live("model") if for_model is None or
                           (m.digest != for_model.digest and not self.m.reaches(m.digest, for_model.digest))]
                 if models:
                     edges.add(("m", r.choice(models).digest))
@@ -663,7 +688,7 @@ class ModelRun:
         self.expect_put(m, "model", res, (), ds, lab, lineage=edges, what="model register")
 
     def op_add_lineage(self, r):
-        models = self.m.present("model")
+        models = self.live("model")
         if not models:
             return self.op_model_register(r)
         m = r.choice(models)
@@ -686,7 +711,7 @@ class ModelRun:
 
     def op_photo_as_model(self, r):
         """Defect 3: a stored photo's bytes uploaded as a model with lineage."""
-        photos = self.m.present("photo")
+        photos = self.live("photo")
         if not photos or not self.usable_datasets():
             return self.op_put_new(r)
         c = r.choice(photos)
@@ -701,8 +726,8 @@ class ModelRun:
     def op_hold_add(self, r):
         hid = "hold-%s-%d" % (self.seed, self.next_hold) if r.random() < 0.7 else ""
         self.next_hold += 1
-        if r.random() < 0.65 and self.m.present():
-            c = r.choice(self.m.present())
+        if r.random() < 0.65 and self.live():
+            c = r.choice(self.live())
             target = ("i", c.digest)
             hold = opb.Hold(id=hid, digest=pb.Digest(hash=c.digest), reason="litigation %d" % self.step)
         elif self.usable_datasets():
@@ -878,7 +903,7 @@ class ModelRun:
                 self.expect_unchanged(before, "refused shred of %d digests" % len(digests))
 
     def op_shred(self, r):
-        present = self.m.present()
+        present = self.live()
         if not present:
             return self.op_put_new(r)
         targets = r.sample(present, min(len(present), r.choice([1, 1, 1, 2, 3])))
@@ -896,8 +921,8 @@ class ModelRun:
             return self.op_shred(r)
         cert = self.m.certs[self.m.requests[req]]
         digests = sorted(cert["items"])
-        if r.random() < 0.3 and self.m.present():
-            digests = [r.choice(self.m.present()).digest]
+        if r.random() < 0.3 and self.live():
+            digests = [r.choice(self.live()).digest]
         self.do_shred(digests, "" if req.startswith("auto:") else req)
         return True
 
@@ -910,7 +935,7 @@ class ModelRun:
         kinds = r.sample(["digest", "subject", "dataset", "label"], r.choice([1, 1, 1, 2]))
         for k in kinds:
             if k == "digest":
-                pool = self.m.present() or self.m.contents
+                pool = self.live() or self.m.contents
                 if pool:
                     spec.digests.extend(pb.Digest(hash=c.digest) for c in r.sample(pool, min(len(pool), r.randint(1, 2))))
             elif k == "subject":
@@ -970,7 +995,9 @@ class ModelRun:
             self.fail("h", "order %s destroyed the wrong closure: missing %s, extra %s" % (oid, missing, extra))
         kept = cert["pred"].get("retainedUnderHold", [])
         if len(kept) != len(retained):
-            self.fail("c", "order %s's certificate retains %d items, the model %d" % (oid, len(kept), len(retained)))
+            self.fail("h", "order %s's certificate retains %d items (%s), the model %d (%s)" % (
+                oid, len(kept), [(k.get("kind"), k.get("holdId"), k.get("digest", "")[:19]) for k in kept],
+                len(retained), [(self.m.by_digest[d].short(), self.m.held_by(self.m.by_digest[d])) for d in retained]))
 
     def op_order(self, r):
         spec = self.r_spec(r)
@@ -1074,11 +1101,11 @@ class ModelRun:
             res = call(self.catalog().UpdateItem, opb.UpdateItemRequest(
                 digest=pb.Digest(hash=c.digest), add_subject_ids=subj, add_datasets=new_ds))
         elif kind == "tag_bad":
-            t = r.choice(self.m.present()) if self.m.present() else c
+            t = r.choice(self.live()) if self.live() else c
             res = call(self.catalog().UpdateItem, opb.UpdateItemRequest(
                 digest=pb.Digest(hash=t.digest), add_subject_ids=[r.choice(bad_names)], add_datasets=new_ds))
         elif kind == "shred_unknown":
-            ds = [c.digest] + ([r.choice(self.m.present()).digest] if self.m.present() else [])
+            ds = [c.digest] + ([r.choice(self.live()).digest] if self.live() else [])
             res = call(self.shredder().Shred, pb.ShredRequest(digests=[pb.Digest(hash=d) for d in ds]))
         elif kind == "shred_malformed":
             res = call(self.shredder().Shred, pb.ShredRequest(digests=[pb.Digest(hash="sha256:" + c.hex[:40])]))
@@ -1088,7 +1115,7 @@ class ModelRun:
             edge = r.choice([("d", "ds-never-%s-%d" % (self.seed, self.step)), ("i", c.digest), ("m", c.digest)])
             res = self.put_stream(m, "model", (), new_ds, lineage={edge}, trailer=r.random() < 0.4)
         elif kind == "derived_from_photo":
-            photos = self.m.present("photo")
+            photos = self.live("photo")
             if not photos:
                 return self.op_put_new(r)
             m = self.new_content("model")
@@ -1108,11 +1135,11 @@ class ModelRun:
                     "unknown_dataset": opb.Hold(dataset=new_ds[0], reason="r")}[x]
             res = call(self.orders().AddHold, opb.AddHoldRequest(hold=hold))
         elif kind == "dataset_unknown_digest":
-            ds = [c.digest] + ([r.choice(self.m.present()).digest] if self.m.present() else [])
+            ds = [c.digest] + ([r.choice(self.live()).digest] if self.live() else [])
             res = call(self.catalog().RegisterDataset, opb.RegisterDatasetRequest(
                 name=new_ds[0], digests=[pb.Digest(hash=d) for d in ds]))
         elif kind == "lineage_on_photo":
-            photos = self.m.present("photo")
+            photos = self.live("photo")
             if not photos or not self.usable_datasets():
                 return self.op_put_new(r)
             p = r.choice(photos)
@@ -1166,7 +1193,7 @@ class ModelRun:
     def op_race_reupload_shred(self, r):
         """Re-uploads of X (slow streamed put that commits after the shred,
         trailer put, batch puts) racing a shred or an order of X."""
-        present = [c for c in self.m.present()]
+        present = [c for c in self.live()]
         if not present:
             return self.op_put_new(r)
         x = r.choice(present)
@@ -1273,7 +1300,7 @@ class ModelRun:
 
     def op_race_reuploads(self, r):
         """Concurrent re-uploads of one present content with different metadata."""
-        present = self.m.present()
+        present = self.live()
         if not present:
             return self.op_put_new(r)
         x = r.choice(present)
@@ -1308,9 +1335,9 @@ class ModelRun:
         for chn in channels:
             chn.close()
         self.stats.ops += n
-        for i, path, kind, subj, ds, lab in plans:
-            self.expect_put(x, kind, results.get(i) or R(False, details="no reply"), subj, ds, lab,
-                            what="racing %s re-upload (as %s)" % (path, kind))
+        self.each([lambda i=i, path=path, kind=kind, subj=subj, ds=ds, lab=lab: self.expect_put(
+            x, kind, results.get(i) or R(False, details="no reply"), subj, ds, lab,
+            what="racing %s re-upload (as %s)" % (path, kind)) for i, path, kind, subj, ds, lab in plans])
         return True
 
     def op_race_parallel_puts(self, r, kill_after=None):
@@ -1354,6 +1381,7 @@ class ModelRun:
         for chn in channels:
             chn.close()
         self.stats.ops += n
+        refused = []
         for i, path, cs, fresh in plans:
             res = results.get(i)
             outs = []
@@ -1375,7 +1403,12 @@ class ModelRun:
                     c.state = "maybe"
                     c.maybe_subjects = {fresh}
                 else:
-                    self.fail("h", "parallel %s upload of new %s refused: %s" % (path, c.short(), one))
+                    c.state = "maybe"  # resolved below, so that the model stays in sync
+                    c.maybe_subjects = {fresh}
+                    refused.append("parallel %s upload of new %s refused: %s" % (path, c.short(), one))
+        if refused:
+            self.resolve_after_fault()
+            self.fail("h", "; ".join(refused))
         return True
 
     # -- faults
@@ -1404,7 +1437,7 @@ class ModelRun:
         elif what == "puts":
             self.op_race_parallel_puts(r, kill_after=r.uniform(0.0, 0.25))
         elif what == "shred":
-            present = [c for c in self.m.present() if self.m.held_by(c) is None]
+            present = [c for c in self.live() if self.m.held_by(c) is None]
             if not present:
                 self.d.kill()
             else:
@@ -1695,8 +1728,10 @@ class ModelRun:
                     comes.add(("d", link.dataset) if link.dataset else ("i", link.digest.hash))
                 if c.kind == "photo" and comes and not c.lineage_reported:
                     self.fail("f", "lineage attached to photo %s: %s" % (c.short(), sorted(comes)))
-                if c.kind == "model" and comes != c.edges:
-                    self.fail("h", "lineage of %s is %s, the model says %s" % (c.short(), sorted(comes), sorted(c.edges)))
+                want_edges = {("i", "(shredded)") if k == "i" and self.m.by_digest.get(t) is not None and
+                              self.m.by_digest[t].state != "present" else (k, t) for k, t in c.edges}
+                if c.kind == "model" and comes != want_edges:
+                    self.fail("h", "lineage of %s is %s, the model says %s" % (c.short(), sorted(comes), sorted(want_edges)))
         elif c.state == "shredded":
             if st.ok:
                 self.fail("a", "shredded %s (certificate %s) is readable again: Stat answers %s with subjects %s" % (
