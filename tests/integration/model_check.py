@@ -85,6 +85,7 @@ RPC_TIMEOUT = 60
 
 class Violation(AssertionError):
     def __init__(self, seed, step, inv, msg, op=None):
+        msg = re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", lambda m: "\\x%02x" % ord(m.group(0)), msg).replace("\n", "\\n")
         self.seed, self.step, self.inv, self.msg, self.op = seed, step, inv, msg, op
         super().__init__("seed %s step %s%s: invariant (%s) %s violated: %s\n  replay: "
                          "python3 tests/soak/model_soak.py --seed %s" %
@@ -882,8 +883,9 @@ class ModelRun:
             items = self.learn_certificate(cid, res.value.certificate, res.value.manifest)
             if not new:
                 self.fail("h", "shred of %s answered old certificate %s" % (digests, cid))
-            if exp == "refuse-held":
-                self.fail("c", "shred of held items was certified (%s)" % cid)  # learn_certificate names the hold
+            if exp == "refuse-held":  # (learn_certificate reported a held item it destroyed)
+                self.fail("h", "shred naming a held item answered OK with certificate %s; expected "
+                          "FAILED_PRECONDITION naming the hold" % cid)
             if exp != "ok":
                 self.fail("h", "shred that had to be refused (%s) was certified: %s" % (exp, cid))
             if items != set(digests):

@@ -14,17 +14,20 @@ import model_check
 from harness import pb
 from model_check import ModelRun, Violation
 
-SEEDS = [int(s) for s in os.environ.get("SHREDD_MODEL_SEEDS", "1,2,3").split(",") if s.strip()]
-STEPS = int(os.environ.get("SHREDD_MODEL_STEPS", "90"))
+SEEDS = [int(s) for s in os.environ.get("SHREDD_MODEL_SEEDS", "3,6,9").split(",") if s.strip()]
+STEPS = int(os.environ.get("SHREDD_MODEL_STEPS", "100"))
 
 
 class ModelBasedTest(unittest.TestCase):
     def run_seed(self, seed):
         run = ModelRun(seed, steps=STEPS)
+        failure = None
         try:
             st = run.run()
         except Violation as v:
-            self.fail(str(v))
+            failure = str(v)
+        if failure:
+            self.fail(failure)
         print("seed %d: %d steps, %d operations, %d faults (%d kill -9), %d certificates, %d refused calls" % (
             seed, st.steps, st.ops, st.faults, st.kills, st.certificates, st.refused))
         self.assertEqual(st.steps, STEPS)
