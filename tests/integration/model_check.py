@@ -499,8 +499,11 @@ class ModelRun:
                 lin = call(self.catalog().GetLineage, opb.LineageRequest(digest=pb.Digest(hash=c.digest)))
                 if lin.ok and c.kind == "photo" and lin.value.comes_from:
                     c.lineage_reported = True
-                if lin.ok:
-                    c.edges = {("d", x.dataset) if x.dataset else ("i", x.digest.hash) for x in lin.value.comes_from}
+                if lin.ok:  # edges to what is gone show as "(shredded)": keep the model's own for those
+                    gone = {(k, t) for k, t in c.edges if k == "i" and (self.m.by_digest.get(t) is None or
+                                                                      self.m.by_digest[t].state != "present")}
+                    c.edges = {("d", x.dataset) if x.dataset else ("i", x.digest.hash) for x in lin.value.comes_from
+                               if x.digest.hash != "(shredded)"} | gone
             elif c.state in ("present", "maybe"):
                 c.state = "shredded" if "shredded" in st.details else "absent"
         ds = call(self.catalog().ListDatasets, opb.ListDatasetsRequest())
@@ -853,7 +856,7 @@ class ModelRun:
         cs = [self.m.by_digest.get(d) for d in digests]
         if any(c is None or c.state == "absent" for c in cs):
             return "refuse"
-        if any(c.state == "shredded" for c in cs):
+        if any(c.state == "shredded" or c.resurrected for c in cs):
             if not request_id and frozenset(digests) in self.m.auto_sets:
                 return "same-or-refuse:" + self.m.auto_sets[frozenset(digests)]
             return "refuse"
