@@ -11,7 +11,10 @@ later, holds added and removed, bare shreds (explicit and automatic request
 ids, repeated), deletion orders by digest, subject, dataset and label,
 re-submitted orders (same and changed fields), suppression lifts, refused
 calls of every kind, and faults: a graceful restart and `kill -9` (idle, or
-in the middle of uploads, a shred or an order) followed by a restart. Some
+in the middle of uploads, a shred or an order) followed by a restart, and
+(with full_disk, data dir on a small tmpfs) a full disk: uploads while it is
+full, reads and the log still served, writes back by themselves once space
+returns. Some
 steps run several clients at once on their own channels (a re-upload racing
 a shred of the same content, parallel uploads).
 
@@ -38,7 +41,8 @@ faults and every few steps; the touched items and a sample otherwise):
       request id is computable from the content alone (the known unkeyed
       constructions are recomputed for every custody index the public tree
       size allows); lineage never attaches to a photo;
-  (g) acknowledged puts survive kill -9 byte for byte;
+  (g) acknowledged puts survive kill -9 byte for byte, and the daemon survives
+      the faults it must survive (it never dies by itself, also on a full disk);
   (h) the daemon's state agrees with the model: kind fixed at first store,
       acknowledged metadata kept (Stat, List), lineage as registered, an
       order destroys exactly its expected closure minus what is held.
@@ -54,6 +58,7 @@ import os
 import random
 import re
 import shutil
+import subprocess
 import tempfile
 import threading
 import time
@@ -72,7 +77,7 @@ INVARIANTS = {
     "d": "a refused call changes nothing (log included)",
     "e": "order status agrees with its certificate",
     "f": "nothing public holds a photo digest, personal metadata or a value computable from content alone",
-    "g": "acknowledged puts survive kill -9",
+    "g": "nothing acknowledged is lost, and the daemon survives the faults it must (kill -9, restart, full disk)",
     "h": "the daemon's state agrees with the reference model",
 }
 
@@ -81,6 +86,8 @@ KIND_NAME = {pb.KIND_PHOTO: "photo", pb.KIND_MODEL: "model"}
 INLINE_MAX = 64 * 1024
 RECEIVED = "2026-12-01"
 RPC_TIMEOUT = 60
+FULL_DISK_MB = 24
+RESUME_SECONDS = 20  # writes must resume by themselves this soon after space comes back
 
 
 class Violation(AssertionError):
@@ -206,12 +213,12 @@ class Model:
 
 class Stats:
     def __init__(self):
-        self.steps = self.ops = self.faults = self.kills = self.restarts = self.races = 0
+        self.steps = self.ops = self.faults = self.kills = self.restarts = self.races = self.full_disks = 0
         self.refused = self.certificates = self.checks = 0
         self.op_counts = {}
 
     def as_dict(self):
-        return dict(steps=self.steps, ops=self.ops, faults=self.faults, kills=self.kills,
+        return dict(steps=self.steps, ops=self.ops, faults=self.faults, kills=self.kills, full_disks=self.full_disks,
                     restarts=self.restarts, races=self.races, refused=self.refused,
                     certificates=self.certificates, checks=self.checks, op_counts=dict(self.op_counts))
 
@@ -234,9 +241,12 @@ class ModelRun:
         ("order", 7), ("order_resubmit", 3), ("invalid", 10), ("race_reupload_shred", 5),
         ("race_reuploads", 3), ("race_parallel_puts", 2), ("lift", 1), ("restart", 2), ("kill9", 3),
     ]
+    FULL_DISK_OPS = [("disk_full", 3)]
 
-    def __init__(self, seed, steps=120, root=None, log=None, full_every=8, extra_args=(), keep_going=False):
+    def __init__(self, seed, steps=120, root=None, log=None, full_every=8, extra_args=(), keep_going=False,
+                 full_disk=False):
         self.seed = seed
+        self.full_disk = full_disk  # data dir on a small tmpfs; adds the disk_full fault (needs mount rights)
         self.keep_going = keep_going  # diagnostic: record violations, resync the model, go on
         self.violations = []
         self._seen_violations = set()
@@ -245,7 +255,15 @@ class ModelRun:
         self.log = log or (lambda *a: None)
         self.own_root = root is None
         self.root = root or tempfile.mkdtemp(prefix="shredd-model-")
-        self.d = Daemon(self.root, extra_args=list(extra_args))
+        self.mount = None
+        data_dir = None
+        if full_disk:
+            self.mount = os.path.join(self.root, "data-mnt")
+            os.makedirs(self.mount, exist_ok=True)
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%dm,mode=0700" % FULL_DISK_MB, "tmpfs", self.mount],
+                           check=True, capture_output=True)
+            data_dir = os.path.join(self.mount, "data")
+        self.d = Daemon(self.root, data_dir=data_dir, extra_args=list(extra_args))
         self.m = Model()
         self.stats = Stats()
         self.step = 0
@@ -440,8 +458,9 @@ class ModelRun:
             self.guarded(lambda: self.check(full=True))
             for self.step in range(1, self.steps + 1):
                 r = random.Random("%s/step/%d" % (self.seed, self.step))
-                names = [n for n, _ in self.OPS]
-                weights = [w for _, w in self.OPS]
+                ops = self.OPS + (self.FULL_DISK_OPS if self.full_disk else [])
+                names = [n for n, _ in ops]
+                weights = [w for _, w in ops]
                 self.op = r.choices(names, weights)[0]
                 self.touched = set()
                 self.stats.steps += 1
@@ -523,6 +542,9 @@ class ModelRun:
             self.d.kill()
         except Exception:
             pass
+        if self.mount:
+            subprocess.run(["umount", "-l", self.mount], capture_output=True)
+            self.mount = None
         if self.own_root and not os.environ.get("SHREDD_KEEP_TMP"):
             shutil.rmtree(self.root, ignore_errors=True)
 
@@ -1417,6 +1439,92 @@ class ModelRun:
         return True
 
     # -- faults
+    def fill_disk(self):
+        path = os.path.join(self.mount, "filler-%d" % self.step)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            for size in (1 << 20, 64 << 10, 4096, 512):
+                while True:
+                    try:
+                        os.write(fd, b"\0" * size)
+                    except OSError:
+                        break
+        finally:
+            os.close(fd)
+        return path
+
+    def op_disk_full(self, r):
+        """The data dir's filesystem fills up: the daemon must stay up, keep
+        serving reads (and the log), refuse writes without leaving traces, and
+        take writes again by itself once space is back (issue 12, defect 7)."""
+        self.stats.faults += 1
+        self.stats.full_disks += 1
+        filler = self.fill_disk()
+        try:
+            # one large upload (a blob file), judged call by call
+            c = self.new_content("photo", size=r.randint(INLINE_MAX + 1, 300000))
+            c.introduced = True
+            subj, ds, lab = self.r_meta(r, "photo")
+            before = self.snapshot()
+            res = self.put_stream(c, "photo", subj, ds, lab)
+            self.stats.ops += 1
+            self.alive_on_full_disk()
+            if res.ok:
+                self.expect_put(c, "photo", res, subj, ds, lab, what="put on a full disk")
+            else:
+                self.stats.refused += 1
+                self.expect_unchanged(before, "put refused on a full disk (%s)" % res)
+            # bulk ingest until the daemon's own preallocated space runs out
+            fresh = "subj-full-%s-%d" % (self.seed, self.step)
+            self.extra_subjects.append(fresh)
+            refused_batches = 0
+            for _ in range(12):
+                cs = [self.new_content("photo", size=r.randint(4000, 16000)) for _ in range(30)]
+                b = call(self.store().BatchPut, pb.BatchPutRequest(
+                    entries=[self.batch_entry(x, "photo", (fresh,), ()) for x in cs]), timeout=RPC_TIMEOUT)
+                self.stats.ops += 1
+                self.alive_on_full_disk()
+                for x in cs:
+                    x.introduced = True
+                if not b.ok:
+                    refused_batches += 1
+                    continue  # nothing acknowledged: the check below finds anything left behind
+                oks = 0
+                for x, e in zip(cs, b.value.results):
+                    if e.code == 0:
+                        x.state, x.subjects = "present", {fresh}
+                        oks += 1
+                refused_batches = refused_batches + 1 if oks == 0 else 0
+                if refused_batches >= 2:
+                    break
+            ck = call(self.logapi().GetCheckpoint, lpb.GetCheckpointRequest())
+            if not ck.ok:
+                self.fail("h", "GetCheckpoint fails on a full disk: %s" % ck)
+            present = self.live()
+            if present:
+                x = r.choice(present)
+                got = self.get_bytes(x)
+                if got != x.data:
+                    self.fail("h", "reads fail on a full disk: %s gives %s" % (x.short(), self.describe_get(got)))
+        finally:
+            os.remove(filler)
+        deadline = time.time() + RESUME_SECONDS
+        c = self.new_content("photo")
+        c.introduced = True
+        last = None
+        while time.time() < deadline:
+            last = self.put_stream(c, "photo")
+            if last.ok:
+                self.expect_put(c, "photo", last, (), (), {}, what="put after space came back")
+                return True
+            time.sleep(1)
+        self.fail("h", "writes did not resume within %d s after space came back: %s" % (RESUME_SECONDS, last))
+
+    def alive_on_full_disk(self):
+        if self.d.proc.poll() is not None:
+            self.fail("g", "the daemon died on a full disk (exit %s): %s" % (
+                self.d.proc.returncode, self.d.log()[-1500:].replace("\n", " | ")))
+
     def op_restart(self, r):
         rc = self.d.stop()
         self.stats.faults += 1

@@ -3,7 +3,8 @@ model_check.ModelRun against the real daemon, plus negative controls that
 plant one violation of each kind and check that the checker reports it.
 
 SHREDD_MODEL_SEEDS (comma-separated) and SHREDD_MODEL_STEPS override the
-fixed seeds and steps; tests/soak/model_soak.py runs new seeds for as long as
+fixed seeds and steps, SHREDD_MODEL_FULL_DISK=1 adds the full-disk fault (it
+mounts a tmpfs: root only); tests/soak/model_soak.py runs new seeds for as long as
 asked. A failure names the seed and the step:
     python3 tests/soak/model_soak.py --seed N [--steps S]
 """
@@ -16,11 +17,13 @@ from model_check import ModelRun, Violation
 
 SEEDS = [int(s) for s in os.environ.get("SHREDD_MODEL_SEEDS", "3,6,9").split(",") if s.strip()]
 STEPS = int(os.environ.get("SHREDD_MODEL_STEPS", "100"))
+# The full-disk fault mounts a tmpfs (root only): SHREDD_MODEL_FULL_DISK=1 adds it.
+FULL_DISK = os.environ.get("SHREDD_MODEL_FULL_DISK") == "1"
 
 
 class ModelBasedTest(unittest.TestCase):
     def run_seed(self, seed):
-        run = ModelRun(seed, steps=STEPS)
+        run = ModelRun(seed, steps=STEPS, full_disk=FULL_DISK)
         failure = None
         try:
             st = run.run()

@@ -7,6 +7,10 @@ summary. A violation names its seed and step; replay it with --seed.
 
 Usage: tests/soak/model_soak.py [--minutes 30] [--seed S] [--seeds N] [--steps 200]
        [--build-dir build] [--json-out FILE] [--stop-on-violation]
+       [--full-disk] [--keep-going]
+  --full-disk puts the data dir on a small tmpfs (root only) and adds the
+  full-disk fault; --keep-going (diagnostic) records every violation of a
+  seed, resyncs the model from the daemon and goes on.
   --seed S alone replays that one seed (--repeat N to run it N times);
   with --minutes it is the first of consecutive seeds.
 Exits 1 if any seed found a violation.
@@ -57,6 +61,8 @@ def main():
     ap.add_argument("--build-dir")
     ap.add_argument("--json-out")
     ap.add_argument("--stop-on-violation", action="store_true")
+    ap.add_argument("--full-disk", action="store_true",
+                    help="data dir on a %d MB tmpfs (needs mount rights) and the disk_full fault" % model_check.FULL_DISK_MB)
     ap.add_argument("--keep-going", action="store_true",
                     help="diagnostic: record every violation of a seed, resync the model from the daemon and go on "
                          "(finds the bugs a first, frequent one would hide)")
@@ -70,7 +76,7 @@ def main():
     deadline = time.time() + 60 * a.minutes if a.minutes else None
     limit = a.seeds
 
-    total = dict(sequences=0, steps=0, ops=0, faults=0, kills=0, restarts=0, races=0, refused=0,
+    total = dict(sequences=0, steps=0, ops=0, faults=0, kills=0, restarts=0, full_disks=0, races=0, refused=0,
                  certificates=0, violations=0)
     by_inv = {}
     kinds = {}  # (invariant, normalized message) -> [(seed, step, op)]
@@ -82,7 +88,7 @@ def main():
             break
         if deadline is not None and time.time() >= deadline:
             break
-        run = model_check.ModelRun(seed, steps=a.steps, keep_going=a.keep_going,
+        run = model_check.ModelRun(seed, steps=a.steps, keep_going=a.keep_going, full_disk=a.full_disk,
                                    log=(lambda m: print(m, flush=True)) if a.keep_going else None)
         start = time.time()
         verdict, v = "ok", None
@@ -97,7 +103,7 @@ def main():
         st = run.stats
         secs = time.time() - start
         total["sequences"] += 1
-        for k in ("steps", "ops", "faults", "kills", "restarts", "races", "refused", "certificates"):
+        for k in ("steps", "ops", "faults", "kills", "restarts", "full_disks", "races", "refused", "certificates"):
             total[k] += getattr(st, k)
         row = dict(seed=seed, steps=st.steps, ops=st.ops, faults=st.faults, kills=st.kills,
                    certificates=st.certificates, seconds=round(secs, 1), verdict=verdict)
@@ -125,7 +131,7 @@ def main():
             break
     total["seconds"] = round(time.time() - t0, 1)
     print("\nsummary: %(sequences)d sequences, %(steps)d steps, %(ops)d operations, %(faults)d faults injected "
-          "(%(kills)d kill -9, %(restarts)d restarts), %(races)d concurrent steps, %(refused)d refused calls, "
+          "(%(kills)d kill -9, %(restarts)d restarts, %(full_disks)d full disks), %(races)d concurrent steps, %(refused)d refused calls, "
           "%(certificates)d certificates, %(violations)d violations, %(seconds).0f s" % total)
     if by_inv:
         print("violations by invariant: " + ", ".join("(%s) %d" % kv for kv in sorted(by_inv.items())))
