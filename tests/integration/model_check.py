@@ -63,7 +63,6 @@ import tempfile
 import threading
 import time
 
-import harness  # noqa: F401  (sets sys.path for the generated stubs)
 from harness import Daemon, grpc, pb, pb_grpc, sha256_digest
 from shredd.v1 import log_pb2 as lpb
 from shredd.v1 import log_pb2_grpc as lpb_grpc
