@@ -1521,8 +1521,9 @@ class ModelRun:
 
     def alive_on_full_disk(self):
         if self.d.proc.poll() is not None:
-            self.fail("g", "the daemon died on a full disk (exit %s): %s" % (
-                self.d.proc.returncode, self.d.log()[-1500:].replace("\n", " | ")))
+            lines = self.d.log().splitlines()
+            why = [l for l in lines if re.search(r"Assertion|abort|terminate|fatal|FATAL", l)] or lines[-3:]
+            self.fail("g", "the daemon died on a full disk (exit %s): %s" % (self.d.proc.returncode, " | ".join(why[-2:])))
 
     def op_restart(self, r):
         rc = self.d.stop()
