@@ -490,7 +490,8 @@ class ModelRun:
     def resync(self):
         """After a recorded violation (keep_going only): make the model agree
         with the daemon again, so that later steps find other bugs."""
-        if self.d.proc is None or self.d.proc.poll() is not None:
+        if self.d.proc is None or self.d.proc.poll() is not None or getattr(self, "_wedged", False):
+            self._wedged = False
             self.d.kill()
             self.d.start(timeout=60)
         for _ in range(3):
@@ -1517,6 +1518,7 @@ class ModelRun:
                 self.expect_put(c, "photo", last, (), (), {}, what="put after space came back")
                 return True
             time.sleep(1)
+        self._wedged = True  # keep_going: only a restart brings such a daemon back
         self.fail("h", "writes did not resume within %d s after space came back: %s" % (RESUME_SECONDS, last))
 
     def alive_on_full_disk(self):
