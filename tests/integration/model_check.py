@@ -87,6 +87,7 @@ RECEIVED = "2026-12-01"
 RPC_TIMEOUT = 60
 FULL_DISK_MB = 24
 RESUME_SECONDS = 20  # writes must resume by themselves this soon after space comes back
+PAUSE_SECONDS = 3  # a slow racing upload waits this long (at most) for the shred to finish
 
 
 class Violation(AssertionError):
@@ -372,7 +373,7 @@ class ModelRun:
     def put_stream(self, c, kind, subjects=(), datasets=(), labels=None, lineage=(), trailer=False,
                    ch=None, pause=None, pause_after=None, data=None, declared=None, size=None,
                    trailer_digest=None, name=""):
-        """Streamed Put. `pause`: an Event waited on (at most 10 s) after the
+        """Streamed Put. `pause`: an Event waited on (at most PAUSE_SECONDS) after the
         header and the first part of the data; `pause_after` is set then."""
         data = c.data if data is None else data
         size = len(data) if size is None else size
@@ -390,11 +391,11 @@ class ModelRun:
                     first = False
                     if pause_after is not None:
                         pause_after.set()
-                    pause.wait(10)
+                    pause.wait(PAUSE_SECONDS)
             if pause is not None and first:
                 if pause_after is not None:
                     pause_after.set()
-                pause.wait(10)
+                pause.wait(PAUSE_SECONDS)
             if trailer:
                 yield pb.PutRequest(trailer=pb.PutTrailer(digest=pb.Digest(
                     hash=trailer_digest or c.digest, size_bytes=size)))
@@ -444,9 +445,14 @@ class ModelRun:
                 self.touched.add(c.digest)
             self.apply_put_ok(c, kind, subjects, datasets, labels, lineage if c.kind == kind else ())
         else:
+            # Refusing is allowed for a conflicting kind, for lineage, and for
+            # new metadata (issue 12: "merge ... or refuse; never answer
+            # success and drop them"); the checks then find anything changed.
             self.stats.refused += 1
-            if kind == c.kind and not lineage:
-                self.fail("h", "%s re-upload of present %s refused: %s" % (what, c.short(), res))
+            new_meta = (set(subjects) - c.subjects or set(datasets) - c.datasets or
+                        any(c.labels.get(k) != v for k, v in (labels or {}).items()))
+            if kind == c.kind and not lineage and not new_meta:
+                self.fail("h", "%s re-upload of present %s (nothing new) refused: %s" % (what, c.short(), res))
 
     # ------------------------------------------------------------------ steps
     def run(self):
