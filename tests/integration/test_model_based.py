@@ -90,6 +90,14 @@ class CheckerControlTest(unittest.TestCase):
         self.run.m.holds["planted-hold"] = ("i", c.digest)  # the daemon does not know it
         self.expect("c", self.run.do_shred, [c.digest], "req-planted")
 
+    def test_changed_certificate_is_reported(self):
+        c = self.photo()
+        res, _ = self.run.do_shred([c.digest], "req-control")
+        self.assertTrue(res.ok, res)
+        cert = self.run.m.certs[res.value.certificate_id]
+        cert["envelope"] = cert["envelope"].replace(b'"signatures"', b'"signatures" ')  # what it saw "before"
+        self.expect("b", self.run.check, True)
+
     def test_lost_put_after_kill_is_reported(self):
         self.run.d.kill()
         self.run.stats.kills += 1
