@@ -1240,7 +1240,9 @@ class ModelRun:
         for i in range(n):
             kind = x.kind if r.random() < 0.8 else ("model" if x.kind == "photo" else "photo")
             subj = {r.choice(self.subject_pool)}
-            ds = {r.choice(self.dataset_pool)} if (not use_order and r.random() < 0.4) else set()
+            # (never a held dataset: that would make the shred's expectation depend on the interleaving)
+            unheld = [d for d in self.dataset_pool if ("d", d) not in self.m.holds.values()]
+            ds = {r.choice(unheld)} if (not use_order and unheld and r.random() < 0.4) else set()
             path = ["slow", "batch", "trailer", "stream"][i] if i < 4 else r.choice(["batch", "stream"])
             plans.append((i, path, kind, subj, ds))
         spec = None
