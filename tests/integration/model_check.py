@@ -527,6 +527,8 @@ class ModelRun:
                 if lin.ok:  # edges to what is gone show as "(shredded)": keep the model's own for those
                     gone = {(k, t) for k, t in c.edges if k == "i" and (self.m.by_digest.get(t) is None or
                                                                       self.m.by_digest[t].state != "present")}
+                    if not any(x.digest.hash == "(shredded)" for x in lin.value.comes_from):
+                        gone = set()  # (e.g. a resurrected model: its old lineage went with its shred)
                     c.edges = {("d", x.dataset) if x.dataset else ("i", x.digest.hash) for x in lin.value.comes_from
                                if x.digest.hash != "(shredded)"} | gone
             elif c.state in ("present", "maybe"):
