@@ -1665,12 +1665,15 @@ class ModelRun:
         for k in ("log", "datasets", "items", "holds"):
             if before[k] != after[k]:
                 if k == "log":
-                    diffs.append("log tree %d -> %d" % (before[k][0], after[k][0]))
+                    diffs.append("log tree %d -> %d%s" % (before[k][0], after[k][0],
+                                                          " (root changed)" if before[k][0] == after[k][0] else ""))
                 elif k == "datasets":
                     b, a = dict(before[k]), dict(after[k])
                     new = sorted(set(a) - set(b))
-                    diffs.append("datasets: %d new (%s)%s" % (len(new), ", ".join(n[:40] for n in new[:3]),
-                                                             "" if set(a) != set(b) or True else ""))
+                    if new:
+                        diffs.append("datasets: %d new (%s)" % (len(new), ", ".join(n[:40] for n in new[:3])))
+                    else:
+                        diffs.append("datasets changed (%s)" % sorted(set(before[k]) ^ set(after[k]))[:4])
                 elif k == "items":
                     diffs.append("items: %d -> %d (or metadata changed)" % (len(before[k]), len(after[k])))
                 else:
@@ -1689,7 +1692,7 @@ class ModelRun:
                     raw = bytes.fromhex(c.hex)
                     ns.update([c.hex, c.hex.upper(), _b64(raw), _b64u(raw)])
             ns.update(self.subject_pool + self.extra_subjects + list(self.label_value.values()) + [self.requester])
-            ns.update("subj-refused-%s-" % self.seed for _ in [0])
+            ns.add("subj-refused-%s-" % self.seed)
             pat = "|".join(re.escape(n) for n in sorted(ns, key=len, reverse=True))
             self._needles_re = re.compile(pat.encode())
             log_ns = ns | set(self.dataset_pool) | {"ds-refused-%s-" % self.seed, "ds-many-%s-" % self.seed}
