@@ -535,14 +535,8 @@ absl::StatusOr<PutResult> ItemStore::CommitItem(const ContentDigest& digest, con
   if (auto s = CheckNotSuppressedLocked(key, digest, lineage_parents); !s.ok()) return s;
   std::string existing;
   rocksdb::Status found = db_->Get(rocksdb::ReadOptions(), ItemRecordKey(key), &existing);
-  if (found.ok()) {
-    auto merged = MergeLocked(*lease, key, digest.hash, std::move(existing), metadata, metadata.kind, extra,
-                              lineage_edges);
-    if (!merged.ok()) return merged.status();
-    lease.reset();
-    stripe.unlock();
-    if (auto s = WaitForRecordsRead(); !s.ok()) return s;
-    return PutResult{digest, true};  // the writer's destructor removes the temp file
+  if (found.ok()) {  // the writer's destructor removes the temp file
+    return MergeAndAcknowledge(stripe, lease, key, digest, std::move(existing), metadata, extra, lineage_edges);
   }
   if (!found.IsNotFound()) return FromRocks(found, "reading an item record");
   if (blob != nullptr) {
@@ -1485,10 +1479,18 @@ absl::StatusOr<PutResult> ItemStore::MergeIntoExisting(const ContentDigest& dige
   std::string rec;
   rocksdb::Status rs = db_->Get(rocksdb::ReadOptions(), ItemRecordKey(key), &rec);
   if (!rs.ok()) return FromRocks(rs, "reading an item record");  // NotFound: not reachable (only shreds delete)
+  return MergeAndAcknowledge(stripe, lease, key, digest, std::move(rec), metadata, extra, lineage_edges);
+}
+
+absl::StatusOr<PutResult> ItemStore::MergeAndAcknowledge(
+    std::unique_lock<std::mutex>& stripe, std::optional<KeyTree::WriteLease>& lease, const ItemKey& key,
+    const ContentDigest& digest, std::string rec, const ItemMetadata& metadata,
+    const std::vector<std::pair<std::string, std::string>>& extra, const std::string& lineage_edges) {
   auto merged = MergeLocked(*lease, key, digest.hash, std::move(rec), metadata, metadata.kind, extra, lineage_edges);
   if (!merged.ok()) return merged.status();
   lease.reset();
   stripe.unlock();
+  // The record read may belong to a batch written but not synced yet.
   if (auto s = WaitForRecordsRead(); !s.ok()) return s;
   return PutResult{digest, true};
 }

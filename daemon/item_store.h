@@ -337,6 +337,14 @@ class ItemStore {
                                              bool* inline_content);
   std::mutex& StripeFor(const ItemKey& key) { return stripes_[key[0] % stripes_.size()]; }
   bool IsSuppressed(const ItemKey& key);
+  // MergeLocked with the kind of `metadata`, then releases the locks and
+  // acknowledges the content as present once what was read is durable.
+  absl::StatusOr<PutResult> MergeAndAcknowledge(std::unique_lock<std::mutex>& stripe,
+                                                std::optional<KeyTree::WriteLease>& lease, const ItemKey& key,
+                                                const ContentDigest& digest, std::string rec,
+                                                const ItemMetadata& metadata,
+                                                const std::vector<std::pair<std::string, std::string>>& extra,
+                                                const std::string& lineage_edges);
   // Under the item's stripe lock and a write lease: FAILED_PRECONDITION if
   // `key` or one of `parents` is suppressed (shredded).
   absl::Status CheckNotSuppressedLocked(const ItemKey& key, const ContentDigest& digest,
