@@ -503,6 +503,7 @@ void AddOrderCommands(Commands cmds) {
 
 #include "client/verify/certificate.h"
 #include "client/verify/keys.h"
+#include "client/verify/strict_json.h"
 #include "client/verify/tlog.h"
 #include "shredd/v1/log.grpc.pb.h"
 
@@ -539,8 +540,11 @@ int CmdAudit(const Global& g, const AuditArgs& a) {
     if (!s.ok()) throw FromGrpc(s, "cannot fetch the dataset manifest");
     manifest_text = resp.manifest();
   }
-  json m = json::parse(manifest_text, nullptr, false);
-  if (m.is_discarded() || m.value("type", "") != "shredd-dataset-manifest-v1" || !m.contains("members")) {
+  // One reading only (docs/FORMATS.md): no duplicate members, nothing after the document.
+  auto parsed = verify::ParseStrictJson(manifest_text, "the dataset manifest");
+  if (!parsed.ok()) throw Failure{kFail, std::string(parsed.status().message()), ""};
+  const json& m = *parsed;
+  if (!m.is_object() || m.value("type", "") != "shredd-dataset-manifest-v1" || !m.contains("members")) {
     throw Failure{kFail, "not a shredd dataset manifest", ""};
   }
   if (m.value("dataset", "") != a.dataset) {
