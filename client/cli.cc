@@ -15,6 +15,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -57,6 +58,7 @@ struct PutOptions {
   std::vector<std::string> paths;
   std::string kind = "photo";
   std::vector<std::string> subjects, datasets, labels;
+  bool follow_symlinks = false;
 };
 
 void FillMetadata(const PutOptions& o, const std::string& path, v1::ItemMetadata* m) {
@@ -73,7 +75,99 @@ void FillMetadata(const PutOptions& o, const std::string& path, v1::ItemMetadata
 struct PutItem {
   std::string path;
   FileDigest digest;
+  bool follow = true;  // named on the command line, or --follow-symlinks
 };
+
+void NoteSkipped(const Global& g, const std::string& path, std::string_view why) {
+  std::cerr << "shredctl: skipping " << Shown(path) << ": " << why << "\n";
+  if (g.json) std::cout << DumpJson(json{{"path", path}, {"status", "skipped"}, {"reason", why}}) << "\n";
+}
+
+// The regular files under `dir`, sorted. Symlinks are skipped with a note
+// unless `follow` (then followed, each directory walked once); FIFOs,
+// sockets and devices are skipped with a note.
+std::vector<std::string> WalkDirectory(const Global& g, const std::string& dir, bool follow) {
+  std::vector<std::string> files;
+  std::set<std::pair<dev_t, ino_t>> walked;
+  struct stat st;
+  if (stat(dir.c_str(), &st) == 0) walked.insert({st.st_dev, st.st_ino});
+  const auto options = follow ? fs::directory_options::follow_directory_symlink : fs::directory_options::none;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, options, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    const std::string path = it->path().string();
+    if (lstat(path.c_str(), &st) != 0) {
+      NoteSkipped(g, path, std::strerror(errno));
+      continue;
+    }
+    if (S_ISLNK(st.st_mode)) {
+      if (!follow) {
+        NoteSkipped(g, path, "a symbolic link (--follow-symlinks uploads what links point to)");
+        continue;
+      }
+      if (stat(path.c_str(), &st) != 0) {
+        NoteSkipped(g, path, "a dangling symbolic link");
+        continue;
+      }
+    }
+    if (S_ISDIR(st.st_mode)) {
+      if (!walked.insert({st.st_dev, st.st_ino}).second) {
+        it.disable_recursion_pending();
+        NoteSkipped(g, path, "a directory walked already (a symlink loop)");
+      }
+    } else if (S_ISREG(st.st_mode)) {
+      files.push_back(path);
+    } else {
+      NoteSkipped(g, path, FileTypeName(st.st_mode));
+    }
+  }
+  if (ec) throw Failure{kFail, StrCat("cannot walk ", dir, ": ", ec.message()), ""};
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+// The upload's items: files named on the command line (symlinks to them
+// followed), and the regular files under directories named there.
+std::vector<PutItem> CollectPutItems(const Global& g, const PutOptions& o) {
+  std::vector<PutItem> items;
+  for (const auto& p : o.paths) {
+    struct stat st;
+    if (stat(p.c_str(), &st) != 0) {
+      const int err = errno;
+      struct stat lst;
+      if (lstat(p.c_str(), &lst) == 0) throw Failure{kFail, StrCat(p, " is a dangling symbolic link"), ""};
+      throw Failure{kFail, StrCat(p, ": ", std::strerror(err)), ""};
+    }
+    if (S_ISDIR(st.st_mode)) {
+      for (auto& f : WalkDirectory(g, p, o.follow_symlinks)) items.push_back({f, {}, o.follow_symlinks});
+    } else if (S_ISREG(st.st_mode)) {
+      items.push_back({p, {}, true});
+    } else {
+      throw Failure{kFail, StrCat(p, " is ", FileTypeName(st.st_mode),
+                                  "; only regular files and directories are uploaded"), ""};
+    }
+  }
+  return items;
+}
+
+std::string ReadRegularFile(const PutItem& it) {
+  int fd = OpenRegularFile(it.path, it.follow);
+  std::string data;
+  char buf[1 << 16];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      close(fd);
+      throw Failure{kFail, StrCat("cannot read ", it.path, ": ", std::strerror(err)), ""};
+    }
+    if (n == 0) break;
+    data.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  return data;
+}
 
 int CmdPut(const Global& g, const PutOptions& o) {
   if (o.kind != "photo" && o.kind != "model") throw Failure{kUsage, "--kind must be photo or model", ""};
@@ -82,23 +176,7 @@ int CmdPut(const Global& g, const PutOptions& o) {
       throw Failure{kUsage, StrCat("--label \"", l, "\" is not key=value"), ""};
     }
   }
-  std::vector<PutItem> items;
-  for (const auto& p : o.paths) {
-    std::error_code ec;
-    if (fs::is_directory(p, ec)) {
-      std::vector<std::string> files;
-      for (auto it = fs::recursive_directory_iterator(p, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-        if (it->is_regular_file()) files.push_back(it->path().string());
-      }
-      if (ec) throw Failure{kFail, StrCat("cannot walk ", p, ": ", ec.message()), ""};
-      std::sort(files.begin(), files.end());
-      for (auto& f : files) items.push_back({f, {}});
-    } else if (fs::is_regular_file(p, ec)) {
-      items.push_back({p, {}});
-    } else {
-      throw Failure{kFail, StrCat(p, ": no such file or directory"), ""};
-    }
-  }
+  std::vector<PutItem> items = CollectPutItems(g, o);
   // Small files are hashed now (BatchPut declares each digest up front);
   // large ones while they are sent (the digest goes in the upload's trailer).
   uint64_t total_bytes = 0;
@@ -107,7 +185,7 @@ int CmdPut(const Global& g, const PutOptions& o) {
     uint64_t size = fs::file_size(it.path, ec);
     if (ec) throw Failure{kFail, StrCat("cannot stat ", it.path, ": ", ec.message()), ""};
     if (size <= kBatchItemMax) {
-      it.digest = DigestFile(it.path);
+      it.digest = DigestFile(it.path, it.follow);
     } else {
       it.digest.size = size;
     }
@@ -122,11 +200,11 @@ int CmdPut(const Global& g, const PutOptions& o) {
     if (!error.empty()) j["error"] = error;
     if (!error.empty()) {
       ++failures;
-      std::cerr << "shredctl: " << it.path << ": " << error << "\n";
-      if (g.json) std::cout << j.dump() << "\n";
+      std::cerr << "shredctl: " << Shown(it.path) << ": " << Shown(error) << "\n";
+      if (g.json) std::cout << DumpJson(j) << "\n";
       return;
     }
-    Emit(g, j, StrCat(it.digest.hash, " ", it.digest.size, " ", status, " ", it.path));
+    Emit(g, j, StrCat(it.digest.hash, " ", it.digest.size, " ", status, " ", Shown(it.path)));
   };
 
   // Batch the small files.
@@ -143,7 +221,7 @@ int CmdPut(const Global& g, const PutOptions& o) {
       e->mutable_header()->mutable_digest()->set_hash(it->digest.hash);
       e->mutable_header()->mutable_digest()->set_size_bytes(static_cast<int64_t>(it->digest.size));
       FillMetadata(o, it->path, e->mutable_header()->mutable_metadata());
-      e->set_data(ReadFileOrThrow(it->path));
+      e->set_data(ReadRegularFile(*it));
       bytes += it->digest.size + 512;
       in_batch.push_back(it);
     }
@@ -167,7 +245,7 @@ int CmdPut(const Global& g, const PutOptions& o) {
     v1::PutHeader header;
     FillMetadata(o, it.path, header.mutable_metadata());
     UploadResult r = StreamFileHashing(g, it.path, it.digest.size, std::move(header),
-                                       [&](uint64_t n) { progress.Add(n); }, &it.digest);
+                                       [&](uint64_t n) { progress.Add(n); }, &it.digest, it.follow);
     if (!r.status.ok()) {
       if (r.status.error_code() == grpc::UNAVAILABLE) throw FromGrpc(r.status, "upload failed");
       report(it, "failed", StrCat(CodeName(r.status.error_code()), ": ", r.status.error_message()));
@@ -182,6 +260,16 @@ int CmdPut(const Global& g, const PutOptions& o) {
 // ---------------------------------------------------------------- get
 
 int CmdGet(const Global& g, const std::string& digest, const std::string& out_path, int64_t offset, int64_t length) {
+  // Plaintext: a private file (0600) that gets its name only once every
+  // byte is written and checked; nothing is left behind on a failure.
+  std::optional<OutputFile> file;
+  int fd = STDOUT_FILENO;
+  bool direct = false;
+  if (!out_path.empty()) {
+    file.emplace(out_path, Privacy::kPrivate, true);
+    fd = file->fd();
+    direct = file->direct();
+  }
   auto stub = v1::Store::NewStub(Connect(g));
   grpc::ClientContext ctx;
   v1::GetRequest req;
@@ -190,15 +278,6 @@ int CmdGet(const Global& g, const std::string& digest, const std::string& out_pa
   req.set_limit(length);
   auto reader = stub->Get(&ctx, req);
   const bool whole = offset == 0 && length == 0;
-  std::string tmp = out_path.empty() ? "" : out_path + ".part";
-  int fd = STDOUT_FILENO;
-  bool direct = false;
-  if (!out_path.empty()) {
-    fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0644);
-    direct = fd >= 0;
-    if (fd < 0 && errno == EINVAL) fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) throw Failure{kFail, StrCat("cannot create ", tmp, ": ", std::strerror(errno)), ""};
-  }
   EVP_MD_CTX* md = EVP_MD_CTX_new();
   EVP_DigestInit_ex(md, EVP_sha256(), nullptr);
   // This thread receives; a writer thread hashes and writes (and starts
@@ -248,13 +327,7 @@ int CmdGet(const Global& g, const std::string& digest, const std::string& out_pa
   EVP_DigestFinal_ex(md, h, &hl);
   EVP_MD_CTX_free(md);
   if (progress) progress->Finish();
-  auto fail = [&](Failure f) {
-    if (!out_path.empty()) {
-      close(fd);
-      unlink(tmp.c_str());
-    }
-    throw f;
-  };
+  auto fail = [](Failure f) { throw f; };  // ~OutputFile discards the bytes
   if (write_error) fail(Failure{kFail, StrCat("cannot write output: ", std::strerror(write_errno)), ""});
   if (!s.ok()) fail(FromGrpc(s, "download failed"));
   if (whole) {
@@ -263,12 +336,9 @@ int CmdGet(const Global& g, const std::string& digest, const std::string& out_pa
       fail(Failure{kFail, StrCat("downloaded bytes hash to ", got, ", not ", digest, "; discarded"), "DATA_LOSS"});
     }
   }
-  if (!out_path.empty()) {
-    if (fsync(fd) != 0 || close(fd) != 0) fail(Failure{kFail, "cannot write output", ""});
-    std::error_code ec;
-    fs::rename(tmp, out_path, ec);
-    if (ec) throw Failure{kFail, StrCat("cannot rename to ", out_path), ""};
-    if (g.json) std::cout << json{{"digest", digest}, {"path", out_path}, {"bytes", received}}.dump() << "\n";
+  if (file) {
+    file->Commit();
+    if (g.json) std::cout << DumpJson(json{{"digest", digest}, {"path", out_path}, {"bytes", received}}) << "\n";
   }
   return kOk;
 }
@@ -285,11 +355,11 @@ int CmdStat(const Global& g, const std::string& digest) {
   if (!s.ok()) throw FromGrpc(s, "stat failed");
   json j = InfoJson(info);
   std::ostringstream t;
-  t << "digest:   " << j["digest"].get<std::string>() << "\nsize:     " << info.digest().size_bytes()
-    << "\nkind:     " << j["kind"].get<std::string>() << "\nname:     " << info.metadata().name();
-  for (const auto& sj : info.metadata().subject_ids()) t << "\nsubject:  " << sj;
-  for (const auto& d : info.metadata().datasets()) t << "\ndataset:  " << d;
-  for (const auto& [k, v] : info.metadata().labels()) t << "\nlabel:    " << k << "=" << v;
+  t << "digest:   " << Shown(info.digest().hash()) << "\nsize:     " << info.digest().size_bytes()
+    << "\nkind:     " << j["kind"].get<std::string>() << "\nname:     " << Shown(info.metadata().name());
+  for (const auto& sj : info.metadata().subject_ids()) t << "\nsubject:  " << Shown(sj);
+  for (const auto& d : info.metadata().datasets()) t << "\ndataset:  " << Shown(d);
+  for (const auto& [k, v] : info.metadata().labels()) t << "\nlabel:    " << Shown(k) << "=" << Shown(v);
   Emit(g, j, t.str());
   return kOk;
 }
@@ -317,8 +387,8 @@ int CmdLs(const Global& g, const std::string& kind, const std::string& subject, 
     for (const auto& info : resp.items()) {
       if (limit > 0 && shown >= limit) return kOk;
       json j = InfoJson(info);
-      Emit(g, j, StrCat(info.digest().hash(), " ", info.digest().size_bytes(), " ", j["kind"].get<std::string>(), " ",
-                              info.metadata().name()));
+      Emit(g, j, StrCat(Shown(info.digest().hash()), " ", info.digest().size_bytes(), " ",
+                        j["kind"].get<std::string>(), " ", Shown(info.metadata().name())));
       ++shown;
     }
     req.set_page_token(resp.next_page_token());
@@ -339,12 +409,12 @@ int WriteBundle(const Global& g, const v1::ShredResponse& resp, const std::strin
   // An auditor gets the public certificate only (docs/SECURITY.md): no
   // private manifest to write.
   if (resp.manifest().empty()) manifest_out.clear();
-  if (!out.empty()) WriteFileOrThrow(out, resp.certificate());
-  if (!manifest_out.empty()) WriteFileOrThrow(manifest_out, resp.manifest());
+  if (!out.empty()) WriteFileOrThrow(out, resp.certificate(), Privacy::kPublic);
+  if (!manifest_out.empty()) WriteFileOrThrow(manifest_out, resp.manifest(), Privacy::kPrivate);
   std::string proof_out;
   if (!out.empty() && !resp.tlog_proof().empty()) {
     proof_out = TlogProofPath(out);
-    WriteFileOrThrow(proof_out, resp.tlog_proof());
+    WriteFileOrThrow(proof_out, resp.tlog_proof(), Privacy::kPublic);
   }
   json j{{"certificateId", resp.certificate_id()}};
   if (!proof_out.empty()) j["tlogProof"] = proof_out;
@@ -353,13 +423,13 @@ int WriteBundle(const Global& g, const v1::ShredResponse& resp, const std::strin
   if (out.empty()) {
     if (g.json) {
       j["envelope"] = json::parse(resp.certificate());
-      std::cout << j.dump() << "\n";
+      std::cout << DumpJson(j) << "\n";
     } else {
       std::cout << resp.certificate() << "\n";
     }
   } else {
-    Emit(g, j, StrCat("certificate ", resp.certificate_id(), " written to ", out,
-                            manifest_out.empty() ? "" : StrCat(" (private manifest: ", manifest_out, ")")));
+    Emit(g, j, StrCat("certificate ", Shown(resp.certificate_id()), " written to ", Shown(out),
+                      manifest_out.empty() ? "" : StrCat(" (private manifest: ", Shown(manifest_out), ")")));
   }
   return kOk;
 }
@@ -402,10 +472,10 @@ int CmdPubkey(const Global& g, const std::string& format, const std::string& out
   else if (format == "hex") text = verify::HexEncode(resp.ed25519_public_key()) + "\n";
   else throw Failure{kUsage, "--format must be pem, vkey or hex", ""};
   if (!out.empty()) {
-    WriteFileOrThrow(out, text);
+    WriteFileOrThrow(out, text, Privacy::kPublic);
   } else if (g.json) {
-    std::cout << json{{"keyName", resp.key_name()}, {"pem", resp.spki_pem()}, {"vkey", resp.note_verifier_key()},
-                      {"hex", verify::HexEncode(resp.ed25519_public_key())}}.dump() << "\n";
+    std::cout << DumpJson(json{{"keyName", resp.key_name()}, {"pem", resp.spki_pem()}, {"vkey", resp.note_verifier_key()},
+                               {"hex", verify::HexEncode(resp.ed25519_public_key())}}) << "\n";
   } else {
     std::cout << text;
   }
@@ -425,8 +495,8 @@ int CmdVerify(const Global& g, const std::string& cert_path, const std::string& 
     report["valid"] = false;
     report["stage"] = stage;
     report["reason"] = std::string(s.message());
-    if (g.json) std::cout << report.dump() << "\n";
-    std::cerr << "shredctl: verification FAILED (" << stage << "): " << s.message() << "\n";
+    if (g.json) std::cout << DumpJson(report) << "\n";
+    std::cerr << "shredctl: verification FAILED (" << stage << "): " << Shown(s.message()) << "\n";
     return kVerifyFailed;
   };
   auto cert = verify::VerifyCertificate(ReadFileOrThrow(cert_path), *key);
@@ -436,7 +506,7 @@ int CmdVerify(const Global& g, const std::string& cert_path, const std::string& 
   report["byKind"] = cert->count_by_kind;
   report["merkleRoot"] = verify::HexEncode(std::string_view(reinterpret_cast<const char*>(cert->merkle_root.data()), 32));
   report["keyid"] = cert->keyid;
-  std::string text = StrCat("certificate ", cert->certificate_id, ": signature OK (", cert->keyid, "), ",
+  std::string text = StrCat("certificate ", Shown(cert->certificate_id), ": signature OK (", cert->keyid, "), ",
                                   cert->item_count, " items");
   if (!manifest_path.empty()) {
     // Streamed from the file in pieces: a manifest of millions of items is
@@ -469,7 +539,7 @@ int CmdReceipt(const Global& g, const std::string& manifest_path, const std::str
     throw Failure{kNotFound, StrCat(digest, " is not in ", manifest_path), ""};
   }
   if (!r.ok()) throw Failure{kFail, StrCat(manifest_path, ": ", r.status().message()), ""};
-  if (out.empty()) std::cout << *r << "\n"; else WriteFileOrThrow(out, *r);
+  if (out.empty()) std::cout << *r << "\n"; else WriteFileOrThrow(out, *r, Privacy::kPrivate);
   return kOk;
 }
 
@@ -519,6 +589,8 @@ int Run(int argc, char** argv) {
   c_put->add_option("--subject", put.subjects, "data subject id (repeatable)");
   c_put->add_option("--dataset", put.datasets, "dataset name (repeatable)");
   c_put->add_option("--label", put.labels, "label key=value (repeatable)");
+  c_put->add_flag("--follow-symlinks", put.follow_symlinks,
+                  "in directories, upload what symbolic links point to (default: skip links, with a note)");
   c_put->callback([&] { action = [&] { return CmdPut(g, put); }; });
 
   std::string digest, out, manifest_out, reason, request_id, kind, subject, dataset, format = "pem";
@@ -587,17 +659,17 @@ int Run(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);
-    std::cerr << "shredctl: " << e.what() << " (see shredctl --help)\n";
+    std::cerr << "shredctl: " << Shown(e.what()) << " (see shredctl --help)\n";
     return kUsage;
   }
   try {
     return action();
   } catch (const Failure& f) {
-    std::cerr << "shredctl: " << f.message << "\n";
+    std::cerr << "shredctl: " << Shown(f.message) << "\n";
     if (g.json) {
       json j{{"error", f.message}};
       if (!f.status.empty()) j["code"] = f.status;
-      std::cout << j.dump() << "\n";
+      std::cout << DumpJson(j) << "\n";
     }
     return f.code;
   }

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "client/verify/encoding.h"
+#include "client/verify/text.h"
 #include "daemon/bounded_queue.h"
 #include "daemon/strings.h"
 
@@ -70,22 +71,8 @@ std::string ReadFileOrThrow(const std::string& path) {
   return ss.str();
 }
 
-void WriteFileOrThrow(const std::string& path, std::string_view data) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw Failure{kFail, StrCat("cannot write ", path), ""};
-    out.write(data.data(), static_cast<std::streamsize>(data.size()));
-    if (!out) throw Failure{kFail, StrCat("cannot write ", path), ""};
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) throw Failure{kFail, StrCat("cannot write ", path, ": ", ec.message()), ""};
-}
-
-FileDigest DigestFile(const std::string& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Failure{kFail, StrCat("cannot open ", path, ": ", std::strerror(errno)), ""};
+FileDigest DigestFile(const std::string& path, bool follow) {
+  int fd = OpenRegularFile(path, follow);
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
   std::vector<char> buf(kStreamChunk);
@@ -145,11 +132,19 @@ std::shared_ptr<grpc::Channel> Connect(const Global& g) {
   return grpc::CreateCustomChannel(target, creds, args);
 }
 
+std::string Shown(std::string_view s) { return verify::EscapeText(s); }
+
+std::string DumpJson(const json& j) { return j.dump(-1, ' ', true, json::error_handler_t::replace); }
+
 void Emit(const Global& g, const json& j, const std::string& text) {
   if (g.json) {
-    std::cout << j.dump() << "\n";
+    std::cout << DumpJson(j) << "\n";
   } else if (!text.empty()) {
-    std::cout << text << "\n";
+    std::string_view rest = text;
+    for (size_t nl; (nl = rest.find('\n')) != std::string_view::npos; rest.remove_prefix(nl + 1)) {
+      std::cout << Shown(rest.substr(0, nl)) << "\n";
+    }
+    std::cout << Shown(rest) << "\n";
   }
 }
 
@@ -168,8 +163,7 @@ UploadResult StreamFile(const Global& g, const std::string& path, const FileDige
   header.mutable_digest()->set_size_bytes(static_cast<int64_t>(digest.size));
   *req.mutable_header() = std::move(header);
   bool ok = writer->Write(req);
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Failure{kFail, StrCat("cannot open ", path, ": ", std::strerror(errno)), ""};
+  int fd = OpenRegularFile(path, true);
   std::string buf(kStreamChunk, '\0');
   while (ok) {
     ssize_t n = read(fd, buf.data(), buf.size());
@@ -187,9 +181,8 @@ UploadResult StreamFile(const Global& g, const std::string& path, const FileDige
 
 UploadResult StreamFileHashing(const Global& g, const std::string& path, uint64_t size,
                                shredd::v1::PutHeader header, const std::function<void(uint64_t)>& on_bytes,
-                               FileDigest* digest) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Failure{kFail, StrCat("cannot open ", path, ": ", std::strerror(errno)), ""};
+                               FileDigest* digest, bool follow) {
+  int fd = OpenRegularFile(path, follow);
   (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
   auto stub = shredd::v1::Store::NewStub(Connect(g));
   grpc::ClientContext ctx;
@@ -400,26 +393,26 @@ int WriteCertificate(const Global& g, const std::string& certificate_id, const s
     if (manifest_out.ends_with(".json")) manifest_out.resize(manifest_out.size() - 5);
     manifest_out += ".manifest.json";
   }
-  if (!out.empty()) WriteFileOrThrow(out, resp.certificate());
+  if (!out.empty()) WriteFileOrThrow(out, resp.certificate(), Privacy::kPublic);
   // An auditor gets no private manifest (docs/SECURITY.md): write none.
-  if (!manifest_out.empty() && !resp.manifest().empty()) WriteFileOrThrow(manifest_out, resp.manifest());
+  if (!manifest_out.empty() && !resp.manifest().empty()) {
+    WriteFileOrThrow(manifest_out, resp.manifest(), Privacy::kPrivate);
+  }
   if (!manifest_out.empty() && resp.manifest_omitted()) {
     // Too large for one message: stream it into the file.
-    const std::string tmp = manifest_out + ".part";
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw Failure{kFail, StrCat("cannot write ", tmp), ""};
+    OutputFile f(manifest_out, Privacy::kPrivate);
+    bool written = true;
     grpc::Status ms = StreamManifest(stub.get(), resp.certificate_id(), [&](std::string_view piece) {
-      f.write(piece.data(), static_cast<std::streamsize>(piece.size()));
+      OutputWriter w(f.fd(), false, false);
+      written = written && w.Write(piece);
     });
-    f.close();
-    if (!ms.ok() || !f) {
-      std::remove(tmp.c_str());
-      if (!ms.ok()) throw FromGrpc(ms, "manifest download failed");
-      throw Failure{kFail, StrCat("cannot write ", manifest_out), ""};
-    }
-    if (std::rename(tmp.c_str(), manifest_out.c_str()) != 0) throw Failure{kFail, StrCat("cannot write ", manifest_out), ""};
+    if (!ms.ok()) throw FromGrpc(ms, "manifest download failed");
+    if (!written) throw Failure{kFail, StrCat("cannot write ", manifest_out, ": ", std::strerror(errno)), ""};
+    f.Commit();
   }
-  if (!out.empty() && !resp.tlog_proof().empty()) WriteFileOrThrow(TlogProofPath(out), resp.tlog_proof());
+  if (!out.empty() && !resp.tlog_proof().empty()) {
+    WriteFileOrThrow(TlogProofPath(out), resp.tlog_proof(), Privacy::kPublic);
+  }
   if (out.empty()) std::cout << resp.certificate() << "\n";
   return kOk;
 }

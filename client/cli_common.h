@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "client/file_io.h"
 #include "shredd/v1/shredd.grpc.pb.h"
 
 namespace shredd::cli {
@@ -55,14 +56,14 @@ const char* CodeName(grpc::StatusCode c);
 Failure FromGrpc(const grpc::Status& s, std::string_view what);
 Failure FromStatus(const absl::Status& s, int code);
 std::string ReadFileOrThrow(const std::string& path);
-// Atomic: writes PATH.tmp, then renames.
-void WriteFileOrThrow(const std::string& path, std::string_view data);
+// Writing files: WriteFileOrThrow and OutputFile in client/file_io.h.
 
 struct FileDigest {
   std::string hash;  // sha256:<hex>
   uint64_t size = 0;
 };
-FileDigest DigestFile(const std::string& path);
+// Regular files only (OpenRegularFile); symlinks followed if `follow`.
+FileDigest DigestFile(const std::string& path, bool follow = true);
 bool LooksLikeDigest(std::string_view s);
 // A digest argument: "sha256:<hex>" as given, or the digest of a local file.
 std::string DigestArg(const std::string& arg);
@@ -88,7 +89,7 @@ UploadResult StreamFile(const Global& g, const std::string& path, const FileDige
 // nothing stored) if the file does not have `size` bytes any more.
 UploadResult StreamFileHashing(const Global& g, const std::string& path, uint64_t size,
                                shredd::v1::PutHeader header, const std::function<void(uint64_t)>& on_bytes,
-                               FileDigest* digest);
+                               FileDigest* digest, bool follow);
 // Writes a download to a file descriptor. For a file opened with O_DIRECT
 // (`direct`): through an aligned 8 MiB buffer, the tail padded and then
 // truncated (fresh page-cache pages are what made buffered writes slow on
@@ -129,8 +130,22 @@ int WriteCertificate(const Global& g, const std::string& certificate_id, const s
 void AddOrderCommands(Commands cmds);
 void AddAuditCommand(Commands cmds);  // `log audit`; after AddLogCommands
 
-// Prints `j` (with --json) or `text` (otherwise; nothing if empty).
+// Text from the daemon, a file or an argument, made safe for a terminal:
+// control, bidi and line-separator characters and bytes that are not UTF-8
+// are shown escaped ("\n", "\x1b", "\u{202E}"; client/verify/text.h).
+// Every such string in human-readable output goes through it.
+std::string Shown(std::string_view s);
+inline std::string Shown(absl::string_view s) { return Shown(std::string_view(s.data(), s.size())); }
+inline std::string Shown(const std::string& s) { return Shown(std::string_view(s)); }
+inline std::string Shown(const char* s) { return Shown(std::string_view(s)); }
+
+// Prints `j` (with --json: ASCII-only JSON, so nothing in it can drive a
+// terminal) or `text` (otherwise; nothing if empty; each line escaped again
+// as a backstop, see Shown).
 void Emit(const Global& g, const nlohmann::json& j, const std::string& text);
+// JSON text that never throws on strings that are not UTF-8 (they become
+// U+FFFD) and holds only ASCII.
+std::string DumpJson(const nlohmann::json& j);
 
 // Command groups in their own files.
 void AddLogCommands(Commands cmds);  // cli_log.cc: shredctl log ...

@@ -39,8 +39,8 @@ using nlohmann::json;
 std::string Hex(const verify::Hash& h) { return verify::HexEncode(h); }
 
 // JSON text that never throws: what the daemon sends is not trusted to be
-// UTF-8 (invalid sequences become U+FFFD).
-std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+// UTF-8 (invalid sequences become U+FFFD). ASCII only (cli_common.h).
+std::string Dump(const json& j) { return DumpJson(j); }
 
 void SetDeadline(grpc::ClientContext* ctx) {
   ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
@@ -106,7 +106,7 @@ v1::GetCheckpointResponse FetchCheckpoint(v1::Log::Stub* stub) {
 int CmdCheckpoint(const Global& g, const std::string& out) {
   auto stub = LogStub(g);
   v1::GetCheckpointResponse resp = FetchCheckpoint(stub.get());
-  if (!out.empty()) WriteFileOrThrow(out, resp.checkpoint());
+  if (!out.empty()) WriteFileOrThrow(out, resp.checkpoint(), Privacy::kPublic);
   if (g.json) {
     std::cout << Dump(json{{"checkpoint", resp.checkpoint()},
                       {"origin", resp.origin()},
@@ -132,7 +132,7 @@ int CmdEntry(const Global& g, uint64_t index, const std::string& out) {
   if (!s.ok()) throw FromGrpc(s, StrCat("fetching entry ", index, " failed"));
   if (resp.entries_size() != 1) throw Failure{kFail, StrCat("the daemon returned no entry ", index), ""};
   const std::string& entry = resp.entries(0);
-  if (!out.empty()) WriteFileOrThrow(out, entry);
+  if (!out.empty()) WriteFileOrThrow(out, entry, Privacy::kPublic);
   if (g.json) {
     std::cout << Dump(json{{"index", index},
                            {"treeSize", resp.tree_size()},
@@ -155,7 +155,7 @@ int CmdProof(const Global& g, uint64_t index, const std::string& out) {
   v1::GetTlogProofResponse resp;
   grpc::Status s = stub->GetTlogProof(&ctx, req, &resp);
   if (!s.ok()) throw FromGrpc(s, StrCat("fetching the proof for entry ", index, " failed"));
-  if (!out.empty()) WriteFileOrThrow(out, resp.proof());
+  if (!out.empty()) WriteFileOrThrow(out, resp.proof(), Privacy::kPublic);
   if (g.json) {
     std::cout << Dump(json{{"index", resp.index()}, {"treeSize", resp.tree_size()}, {"proof", resp.proof()}}) << "\n";
   } else if (out.empty()) {
@@ -176,7 +176,7 @@ int CmdLogVerify(const Global& g, const std::string& entry_path, const std::stri
     if (g.json) {
       std::cout << Dump(json{{"valid", false}, {"reason", std::string(r.status().message())}}) << "\n";
     }
-    std::cerr << "shredctl: log proof verification FAILED: " << r.status().message() << "\n";
+    std::cerr << "shredctl: log proof verification FAILED: " << Shown(r.status().message()) << "\n";
     return kVerifyFailed;
   }
   const verify::Checkpoint& cp = r->checkpoint;
@@ -187,7 +187,7 @@ int CmdLogVerify(const Global& g, const std::string& entry_path, const std::stri
             {"origin", cp.origin},
             {"rootHash", Hex(cp.root)},
             {"leafHash", Hex(verify::LeafHash(entry))}},
-       StrCat("OK: entry is index ", r->index, " of ", cp.origin, " (tree size ", cp.size, ", root ", Hex(cp.root),
+       StrCat("OK: entry is index ", r->index, " of ", Shown(cp.origin), " (tree size ", cp.size, ", root ", Hex(cp.root),
               "), checkpoint signed by ", vkey.name));
   return kOk;
 }
@@ -216,7 +216,7 @@ int CmdMonitor(const Global& g, const std::string& state_path, const std::string
       std::cout << Dump(json{{"status", "invalid-checkpoint"}, {"reason", std::string(latest.status().message())}})
                 << "\n";
     }
-    std::cerr << "shredctl: the daemon's checkpoint does NOT verify: " << latest.status().message() << "\n";
+    std::cerr << "shredctl: the daemon's checkpoint does NOT verify: " << Shown(latest.status().message()) << "\n";
     return kVerifyFailed;
   }
   json report{{"origin", latest->origin}, {"treeSize", latest->size}, {"rootHash", Hex(latest->root)},
@@ -226,7 +226,7 @@ int CmdMonitor(const Global& g, const std::string& state_path, const std::string
     report["status"] = "first";
     report["trustOnFirstUse"] = true;
     Emit(g, report,
-         StrCat("trust on first use: no earlier checkpoint in ", state_path, "; stored ", latest->origin,
+         StrCat("trust on first use: no earlier checkpoint in ", Shown(state_path), "; stored ", Shown(latest->origin),
                 " at tree size ", latest->size, " (root ", Hex(latest->root),
                 "). Later runs check that the log only grows from here."));
     return kOk;
@@ -261,19 +261,19 @@ int CmdMonitor(const Global& g, const std::string& state_path, const std::string
     report["reason"] = std::string(s.message());
     report["evidence"] = evidence;
     if (g.json) std::cout << Dump(report) << "\n";
-    std::cerr << "shredctl: FORK/ROLLBACK DETECTED: " << s.message() << " (kept " << state_path
+    std::cerr << "shredctl: FORK/ROLLBACK DETECTED: " << Shown(s.message()) << " (kept " << Shown(state_path)
               << "; the conflicting signed checkpoint is in " << evidence << ")\n";
     return kForkDetected;
   }
   if (latest->size == old->size) {
     report["status"] = "unchanged";
-    Emit(g, report, StrCat("unchanged: ", latest->origin, " still at tree size ", latest->size));
+    Emit(g, report, StrCat("unchanged: ", Shown(latest->origin), " still at tree size ", latest->size));
     return kOk;
   }
   WriteFileDurably(state_path, latest->signed_note);
   report["status"] = "grown";
   Emit(g, report,
-       StrCat("consistent: ", latest->origin, " grew from ", old->size, " to ", latest->size,
+       StrCat("consistent: ", Shown(latest->origin), " grew from ", old->size, " to ", latest->size,
               " entries (consistency proof verified); stored the new checkpoint in ", state_path));
   return kOk;
 }

@@ -135,19 +135,24 @@ int CmdPlan(const Global& g, const OrderArgs& a) {
   for (const auto& p : plan.derived()) j["derived"].push_back(PlannedJson(p));
   for (const auto& p : plan.retained()) j["retained"].push_back(PlannedJson(p));
   std::ostringstream t;
-  t << "order " << plan.order_id() << ": " << plan.selected_count() << " selected, " << plan.derived_count()
+  t << "order " << Shown(plan.order_id()) << ": " << plan.selected_count() << " selected, " << plan.derived_count()
     << " derived models, " << plan.retained_count() << " retained under legal hold\n";
   if (plan.truncated()) {
     t << "  (the lists below are cut to the first " << std::max({plan.selected_size(), plan.derived_size(),
                                                                  plan.retained_size()})
       << " items of each kind; the certificate's manifest will list every item)\n";
   }
-  for (const auto& p : plan.selected()) t << "  shred   " << p.digest().hash() << " " << KindName(p.kind()) << "  (" << p.reason() << ")\n";
-  for (const auto& p : plan.derived()) t << "  shred   " << p.digest().hash() << " model  (" << p.reason() << ")\n";
-  for (const auto& p : plan.retained()) {
-    t << "  retain  " << p.digest().hash() << " " << KindName(p.kind()) << "  (hold " << p.hold_id() << ": " << p.hold_reason() << ")\n";
+  for (const auto& p : plan.selected()) {
+    t << "  shred   " << Shown(p.digest().hash()) << " " << KindName(p.kind()) << "  (" << Shown(p.reason()) << ")\n";
   }
-  for (const auto& u : plan.unmatched()) t << "  unmatched: " << u << "\n";
+  for (const auto& p : plan.derived()) {
+    t << "  shred   " << Shown(p.digest().hash()) << " model  (" << Shown(p.reason()) << ")\n";
+  }
+  for (const auto& p : plan.retained()) {
+    t << "  retain  " << Shown(p.digest().hash()) << " " << KindName(p.kind()) << "  (hold " << Shown(p.hold_id())
+      << ": " << Shown(p.hold_reason()) << ")\n";
+  }
+  for (const auto& u : plan.unmatched()) t << "  unmatched: " << Shown(u) << "\n";
   if (plan.selected_count() + plan.derived_count() == 0) t << "  nothing to shred: submitting this order would issue no certificate\n";
   std::string text = t.str();
   text.pop_back();
@@ -179,14 +184,14 @@ v1::OrderStatus Wait(const Global& g, const std::string& id, double timeout) {
 int Finish(const Global& g, const v1::OrderStatus& st, const std::string& out, const std::string& manifest) {
   if (st.state() == v1::ORDER_FAILED) throw Failure{kFail, StrCat("order ", st.order_id(), " failed: ", st.message()), ""};
   if (st.state() == v1::ORDER_EMPTY) {
-    Emit(g, StatusJson(st), StrCat("order ", st.order_id(), ": ", st.message()));
+    Emit(g, StatusJson(st), StrCat("order ", Shown(st.order_id()), ": ", Shown(st.message())));
     return kNotFound;
   }
   if (!out.empty()) WriteCertificate(g, st.certificate_id(), out, manifest);
   json j = StatusJson(st);
   if (!out.empty()) j["certificate"] = out;
-  Emit(g, j, StrCat("order ", st.order_id(), " done: ", st.items_shredded(), " items shredded, certificate ",
-                    st.certificate_id(), out.empty() ? "" : StrCat(" written to ", out)));
+  Emit(g, j, StrCat("order ", Shown(st.order_id()), " done: ", st.items_shredded(), " items shredded, certificate ",
+                    Shown(st.certificate_id()), out.empty() ? "" : StrCat(" written to ", Shown(out))));
   return kOk;
 }
 
@@ -197,8 +202,8 @@ int CmdSubmit(const Global& g, const OrderArgs& a) {
   grpc::Status s = stub->SubmitOrder(&ctx, SpecOf(a), &st);
   if (!s.ok()) throw FromGrpc(s, "submit failed");
   if (a.out.empty()) {
-    Emit(g, StatusJson(st), StrCat("order ", st.order_id(), " accepted (", StateName(st.state()),
-                                   "); follow it with: shredctl order wait ", st.order_id()));
+    Emit(g, StatusJson(st), StrCat("order ", Shown(st.order_id()), " accepted (", StateName(st.state()),
+                                   "); follow it with: shredctl order wait ", Shown(st.order_id())));
     return kOk;
   }
   return Finish(g, Wait(g, st.order_id(), a.timeout), a.out, a.manifest);
@@ -212,9 +217,9 @@ int CmdStatus(const Global& g, const std::string& id) {
   v1::OrderStatus st;
   grpc::Status s = stub->GetOrder(&ctx, req, &st);
   if (!s.ok()) throw FromGrpc(s, "order status failed");
-  Emit(g, StatusJson(st), StrCat("order ", id, ": ", StateName(st.state()), " (", st.message(), "), ",
+  Emit(g, StatusJson(st), StrCat("order ", Shown(id), ": ", StateName(st.state()), " (", Shown(st.message()), "), ",
                                  st.items_shredded(), "/", st.items_planned(), " items shredded",
-                                 st.certificate_id().empty() ? "" : StrCat(", certificate ", st.certificate_id())));
+                                 st.certificate_id().empty() ? "" : StrCat(", certificate ", Shown(st.certificate_id()))));
   return kOk;
 }
 
@@ -244,7 +249,7 @@ int CmdModelRegister(const Global& g, const std::string& file, const std::vector
   }
   PutOutcome r = UploadFile(g, file, d, std::move(h));
   Emit(g, json{{"path", file}, {"digest", d.hash}, {"size", d.size}, {"status", r.already_present ? "present" : "stored"}},
-       StrCat(d.hash, " ", d.size, " ", r.already_present ? "present" : "stored", " ", file));
+       StrCat(d.hash, " ", d.size, " ", r.already_present ? "present" : "stored", " ", Shown(file)));
   return kOk;
 }
 
@@ -265,18 +270,19 @@ int CmdLineage(const Global& g, const std::string& digest) {
   };
   json j{{"digest", resp.digest().hash()}, {"kind", KindName(resp.kind())}, {"comesFrom", json::array()}, {"feeds", json::array()}};
   std::ostringstream t;
-  t << resp.digest().hash() << " (" << KindName(resp.kind()) << ")";
+  t << Shown(resp.digest().hash()) << " (" << KindName(resp.kind()) << ")";
   for (const auto& l : resp.comes_from()) {
     j["comesFrom"].push_back(link(l));
     t << "\n  comes from: " << EdgeName(l.type()) << " "
-      << (l.dataset().empty() ? l.digest().hash() + " (" + KindName(l.kind()) + ")" : "dataset " + l.dataset())
-      << (l.relation().empty() ? "" : " [" + l.relation() + "]");
+      << (l.dataset().empty() ? Shown(l.digest().hash()) + " (" + KindName(l.kind()) + ")"
+                              : "dataset " + Shown(l.dataset()))
+      << (l.relation().empty() ? "" : " [" + Shown(l.relation()) + "]");
   }
   for (const auto& l : resp.feeds()) {
     j["feeds"].push_back(link(l));
-    t << "\n  feeds:      " << l.digest().hash() << " (" << EdgeName(l.type())
-      << (l.via_dataset().empty() ? "" : " via dataset " + l.via_dataset())
-      << (l.relation().empty() ? "" : ", " + l.relation()) << ")";
+    t << "\n  feeds:      " << Shown(l.digest().hash()) << " (" << EdgeName(l.type())
+      << (l.via_dataset().empty() ? "" : " via dataset " + Shown(l.via_dataset()))
+      << (l.relation().empty() ? "" : ", " + Shown(l.relation())) << ")";
   }
   if (resp.comes_from_size() + resp.feeds_size() == 0) t << "\n  no lineage";
   Emit(g, j, t.str());
@@ -315,7 +321,7 @@ void AddOrderCommands(Commands cmds) {
       grpc::Status s = v1::Catalog::NewStub(Connect(g))->RegisterDataset(&ctx, req, &resp);
       if (!s.ok()) throw FromGrpc(s, "dataset register failed");
       Emit(g, json{{"dataset", resp.name()}, {"items", resp.item_count()}},
-           StrCat("dataset ", resp.name(), ": ", resp.item_count(), " items"));
+           StrCat("dataset ", Shown(resp.name()), ": ", resp.item_count(), " items"));
       return static_cast<int>(kOk);
     };
   });
@@ -326,7 +332,7 @@ void AddOrderCommands(Commands cmds) {
       grpc::Status s = v1::Catalog::NewStub(Connect(g))->ListDatasets(&ctx, v1::ListDatasetsRequest(), &resp);
       if (!s.ok()) throw FromGrpc(s, "dataset ls failed");
       for (const auto& d : resp.datasets()) {
-        Emit(g, json{{"dataset", d.name()}, {"items", d.item_count()}}, StrCat(d.name(), " ", d.item_count()));
+        Emit(g, json{{"dataset", d.name()}, {"items", d.item_count()}}, StrCat(Shown(d.name()), " ", d.item_count()));
       }
       return static_cast<int>(kOk);
     };
@@ -351,7 +357,7 @@ void AddOrderCommands(Commands cmds) {
       v1::ItemInfo info;
       grpc::Status s = v1::Catalog::NewStub(Connect(g))->UpdateItem(&ctx, req, &info);
       if (!s.ok()) throw FromGrpc(s, "tag failed");
-      Emit(g, json{{"digest", info.digest().hash()}, {"status", "updated"}}, StrCat(info.digest().hash(), " updated"));
+      Emit(g, json{{"digest", info.digest().hash()}, {"status", "updated"}}, StrCat(Shown(info.digest().hash()), " updated"));
       return static_cast<int>(kOk);
     };
   });
@@ -435,7 +441,7 @@ void AddOrderCommands(Commands cmds) {
       v1::Hold resp;
       grpc::Status s = v1::Orders::NewStub(Connect(g))->AddHold(&ctx, req, &resp);
       if (!s.ok()) throw FromGrpc(s, "hold add failed");
-      Emit(g, json{{"holdId", resp.id()}}, StrCat("hold ", resp.id(), " placed"));
+      Emit(g, json{{"holdId", resp.id()}}, StrCat("hold ", Shown(resp.id()), " placed"));
       return static_cast<int>(kOk);
     };
   });
@@ -449,7 +455,7 @@ void AddOrderCommands(Commands cmds) {
       v1::RemoveHoldResponse resp;
       grpc::Status s = v1::Orders::NewStub(Connect(g))->RemoveHold(&ctx, req, &resp);
       if (!s.ok()) throw FromGrpc(s, "hold rm failed");
-      Emit(g, json{{"holdId", h_id}, {"status", "removed"}}, StrCat("hold ", h_id, " removed"));
+      Emit(g, json{{"holdId", h_id}, {"status", "removed"}}, StrCat("hold ", Shown(h_id), " removed"));
       return static_cast<int>(kOk);
     };
   });
@@ -462,7 +468,7 @@ void AddOrderCommands(Commands cmds) {
       for (const auto& h : resp.holds()) {
         std::string target = h.has_digest() ? h.digest().hash() : "dataset " + h.dataset();
         Emit(g, json{{"holdId", h.id()}, {"target", target}, {"reason", h.reason()}},
-             StrCat(h.id(), " ", target, " (", h.reason(), ")"));
+             StrCat(Shown(h.id()), " ", Shown(target), " (", Shown(h.reason()), ")"));
       }
       return static_cast<int>(kOk);
     };
@@ -485,7 +491,7 @@ void AddOrderCommands(Commands cmds) {
       grpc::Status s = v1::Orders::NewStub(Connect(g))->LiftSuppression(&ctx, req, &resp);
       if (!s.ok()) throw FromGrpc(s, "suppression lift failed");
       Emit(g, json{{"digest", req.digest().hash()}, {"lifted", resp.lifted_order()}},
-           StrCat("suppression of ", req.digest().hash(), " lifted (was: ", resp.lifted_order(), ")"));
+           StrCat("suppression of ", Shown(req.digest().hash()), " lifted (was: ", Shown(resp.lifted_order()), ")"));
       return static_cast<int>(kOk);
     };
   });
@@ -497,6 +503,7 @@ void AddOrderCommands(Commands cmds) {
 
 #include "client/verify/certificate.h"
 #include "client/verify/keys.h"
+#include "client/verify/strict_json.h"
 #include "client/verify/tlog.h"
 #include "shredd/v1/log.grpc.pb.h"
 
@@ -533,8 +540,11 @@ int CmdAudit(const Global& g, const AuditArgs& a) {
     if (!s.ok()) throw FromGrpc(s, "cannot fetch the dataset manifest");
     manifest_text = resp.manifest();
   }
-  json m = json::parse(manifest_text, nullptr, false);
-  if (m.is_discarded() || m.value("type", "") != "shredd-dataset-manifest-v1" || !m.contains("members")) {
+  // One reading only (docs/FORMATS.md): no duplicate members, nothing after the document.
+  auto parsed = verify::ParseStrictJson(manifest_text, "the dataset manifest");
+  if (!parsed.ok()) throw Failure{kFail, std::string(parsed.status().message()), ""};
+  const json& m = *parsed;
+  if (!m.is_object() || m.value("type", "") != "shredd-dataset-manifest-v1" || !m.contains("members")) {
     throw Failure{kFail, "not a shredd dataset manifest", ""};
   }
   if (m.value("dataset", "") != a.dataset) {
@@ -647,10 +657,10 @@ int CmdAudit(const Global& g, const AuditArgs& a) {
   report["members"] = members;
   report["deleted"] = deleted;
   std::ostringstream t;
-  t << "dataset " << a.dataset << ": " << members << " custody entries, " << deleted
+  t << "dataset " << Shown(a.dataset) << ": " << members << " custody entries, " << deleted
     << " with a later verified deletion entry";
   for (const auto& nd : report["notDeleted"]) {
-    t << "\n  NOT DELETED: " << nd["digest"].get<std::string>() << " (custody entry " << nd["custodyIndex"] << ")";
+    t << "\n  NOT DELETED: " << Shown(nd["digest"].get<std::string>()) << " (custody entry " << nd["custodyIndex"] << ")";
   }
   Emit(g, report, t.str());
   return deleted == members ? kOk : kFail;

@@ -9,6 +9,7 @@
 
 #include "absl/time/clock.h"
 #include "client/verify/encoding.h"
+#include "daemon/field_rules.h"
 #include "daemon/rocks_util.h"
 #include "daemon/strings.h"
 
@@ -132,7 +133,7 @@ absl::StatusOr<std::vector<DatasetInfo>> Catalog::ListDatasets() {
 }
 
 absl::StatusOr<std::string> Catalog::DatasetManifest(std::string_view name) {
-  if (!DatasetExists(name)) return absl::NotFoundError(StrCat("unknown dataset \"", name, "\""));
+  if (!DatasetExists(name)) return absl::NotFoundError(StrCat("unknown dataset ", QuoteForError(name)));
   json members = json::array();
   for (const auto& [key, member_index] : store_->DatasetMembersEver(name)) {
     auto custody = store_->LatestCustody(key);
@@ -227,14 +228,14 @@ absl::StatusOr<Catalog::PreparedLineage> Catalog::PrepareLineage(const Sha256& m
   const ItemKey child = store_->ItemKeyFor(model);
   for (const auto& spec : edges) {
     ParentRef parent;
-    if (spec.relation.size() > 256) return absl::InvalidArgumentError("lineage relation is longer than 256 bytes");
+    if (auto s = CheckTextField("lineage relation", spec.relation, kMaxRelationBytes); !s.ok()) return s;
     if (!spec.dataset.empty()) {
       if (spec.type != EdgeType::kTrainedOn) {
-        return absl::InvalidArgumentError(StrCat("a model can be derived from models only, not from dataset \"",
-                                                 spec.dataset, "\""));
+        return absl::InvalidArgumentError(
+            StrCat("a model can be derived from models only, not from dataset ", QuoteForError(spec.dataset)));
       }
       if (!DatasetExists(spec.dataset)) {
-        return absl::NotFoundError(StrCat("unknown dataset \"", spec.dataset, "\"; nothing was stored"));
+        return absl::NotFoundError(StrCat("unknown dataset ", QuoteForError(spec.dataset), "; nothing was stored"));
       }
       parent = {'d', DatasetKey(spec.dataset)};
       log_edges.push_back({{"type", EdgeTypeName(spec.type)}, {"relation", spec.relation},
@@ -311,7 +312,10 @@ absl::Status Catalog::AddLineage(const Sha256& model, const std::vector<LineageS
 
 absl::StatusOr<Hold> Catalog::AddHold(Hold hold) {
   if (hold.reason.empty()) return absl::InvalidArgumentError("a legal hold needs a reason");
-  if (hold.reason.size() > 4096) return absl::InvalidArgumentError("hold reason is longer than 4096 bytes");
+  if (auto s = CheckTextField("hold reason", hold.reason, kMaxReasonBytes); !s.ok()) return s;
+  if (!hold.id.empty()) {
+    if (auto s = CheckIdField("hold id", hold.id); !s.ok()) return s;
+  }
   std::unique_lock no_destruction(holds_mu_);  // waits for a destruction in progress (HoldsStable)
   std::lock_guard lock(mu_);
   ParentRef target;
@@ -321,13 +325,14 @@ absl::StatusOr<Hold> Catalog::AddHold(Hold hold) {
     target = {'i', item->item_key};
     hold.digest->size = item->info.digest.size;
   } else if (!hold.dataset.empty()) {
-    if (!DatasetExists(hold.dataset)) return absl::NotFoundError(StrCat("unknown dataset \"", hold.dataset, "\""));
+    if (!DatasetExists(hold.dataset)) {
+      return absl::NotFoundError(StrCat("unknown dataset ", QuoteForError(hold.dataset)));
+    }
     target = {'d', DatasetKey(hold.dataset)};
   } else {
     return absl::InvalidArgumentError("a legal hold needs a digest or a dataset");
   }
   if (hold.id.empty()) hold.id = NewId("hold-");
-  if (hold.id.size() > 128) return absl::InvalidArgumentError("hold id is longer than 128 bytes");
   std::string existing;
   if (store_->db()->Get(rocksdb::ReadOptions(), HoldKey(hold.id), &existing).ok()) {
     return absl::AlreadyExistsError(StrCat("hold ", hold.id, " already exists"));
@@ -347,7 +352,7 @@ absl::StatusOr<Hold> Catalog::AddHold(Hold hold) {
 absl::StatusOr<Hold> Catalog::LoadHold(std::string_view id) {
   std::string sealed;
   rocksdb::Status rs = store_->db()->Get(rocksdb::ReadOptions(), HoldKey(id), &sealed);
-  if (rs.IsNotFound()) return absl::NotFoundError(StrCat("no hold ", id));
+  if (rs.IsNotFound()) return absl::NotFoundError(StrCat("no hold ", QuoteForError(id)));
   if (!rs.ok()) return FromRocks(rs, "reading a hold");
   auto plain = store_->OpenSystem(sealed, HoldAd(id));
   if (!plain.ok()) return absl::DataLossError("a hold record does not authenticate");
@@ -455,6 +460,7 @@ std::optional<Hold> Catalog::HoldFor(const StoredItem& item) {
 
 absl::StatusOr<std::string> Catalog::LiftSuppression(const Sha256& hash, std::string_view reason) {
   if (reason.empty()) return absl::InvalidArgumentError("lifting a suppression needs a reason");
+  if (auto s = CheckTextField("reason", reason, kMaxReasonBytes); !s.ok()) return s;
   std::string id = NewId("lift-");
   json j{{"digest", ContentDigest{hash, 0}.HashString()}, {"reason", reason}, {"time", absl::GetCurrentTimeNanos()}};
   std::string sealed = store_->SealSystem(j.dump(), StrCat("shredd/lift/v1", id));

@@ -1,6 +1,7 @@
 #include "daemon/digest.h"
 
 #include "client/verify/encoding.h"
+#include "client/verify/text.h"
 
 #include "daemon/strings.h"
 
@@ -40,13 +41,13 @@ std::string ContentDigest::HashString() const {
 absl::StatusOr<Sha256> ParseDigestHash(std::string_view text) {
   if (!text.starts_with(kPrefix)) {
     return absl::InvalidArgumentError(StrCat(
-        "malformed digest \"", text.substr(0, 80),
-        "\": expected \"sha256:\" followed by 64 lowercase hex characters"));
+        "malformed digest ", verify::QuoteText(text, 80),
+        ": expected \"sha256:\" followed by 64 lowercase hex characters"));
   }
   std::string_view hex = text.substr(kPrefix.size());
   if (hex.size() != 64) {
     return absl::InvalidArgumentError(StrCat(
-        "malformed digest \"", text.substr(0, 80), "\": expected 64 hex characters after \"sha256:\", got ",
+        "malformed digest ", verify::QuoteText(text, 80), ": expected 64 hex characters after \"sha256:\", got ",
         hex.size()));
   }
   Sha256 out;
@@ -54,8 +55,8 @@ absl::StatusOr<Sha256> ParseDigestHash(std::string_view text) {
     int hi = HexValue(hex[2 * i]), lo = HexValue(hex[2 * i + 1]);
     if (hi < 0 || lo < 0) {
       return absl::InvalidArgumentError(StrCat(
-          "malformed digest \"", text.substr(0, 80),
-          "\": only lowercase hex characters [0-9a-f] are allowed"));
+          "malformed digest ", verify::QuoteText(text, 80),
+          ": only lowercase hex characters [0-9a-f] are allowed"));
     }
     out[i] = static_cast<uint8_t>(hi << 4 | lo);
   }

@@ -1,5 +1,6 @@
 #include "daemon/item.h"
 
+#include "daemon/field_rules.h"
 #include "daemon/strings.h"
 
 namespace shredd {
@@ -7,17 +8,9 @@ namespace {
 constexpr size_t kMaxValue = 1024;
 constexpr size_t kMaxEntries = 256;
 
+// The one rule for text fields (daemon/field_rules.h).
 absl::Status CheckText(std::string_view field, std::string_view v, bool allow_empty = false) {
-  if (v.empty() && !allow_empty) return absl::InvalidArgumentError(StrCat(field, " must not be empty"));
-  if (v.size() > kMaxValue) {
-    return absl::InvalidArgumentError(StrCat(field, " is longer than ", kMaxValue, " bytes"));
-  }
-  for (unsigned char c : v) {
-    if (c < 0x20 || c == 0x7f) {
-      return absl::InvalidArgumentError(StrCat(field, " contains a control character"));
-    }
-  }
-  return absl::OkStatus();
+  return CheckTextField(field, v, kMaxValue, allow_empty ? Empty::kAllowed : Empty::kRefused);
 }
 }  // namespace
 
@@ -26,7 +19,7 @@ std::string_view KindName(ItemKind kind) { return kind == ItemKind::kModel ? "mo
 absl::StatusOr<ItemKind> ParseKind(std::string_view name) {
   if (name == "photo") return ItemKind::kPhoto;
   if (name == "model") return ItemKind::kModel;
-  return absl::InvalidArgumentError(StrCat("unknown kind \"", name, "\": expected photo or model"));
+  return absl::InvalidArgumentError(StrCat("unknown kind ", QuoteForError(name), ": expected photo or model"));
 }
 
 absl::Status ItemMetadata::Validate() const {

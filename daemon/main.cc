@@ -9,6 +9,7 @@
 #include <iostream>
 
 #include "daemon/config.h"
+#include "daemon/data_dir_lock.h"
 #include "daemon/logging.h"
 #include "daemon/memory.h"
 #include "daemon/server.h"
@@ -177,6 +178,11 @@ int main(int argc, char** argv) {
     return 1;
   }
   shredd::SetLogFormat(config->log_format);
+  // Before the vault and RocksDB are opened; held until exit.
+  if (auto lock = shredd::LockDataDir(config->data_dir); !lock.ok()) {
+    shredd::LogError(shredd::StdView(lock.status().message()));
+    return 1;
+  }
   shredd::DaemonOptions options;
   static_cast<shredd::DaemonConfig&>(options) = *std::move(config);
   if (!config_path.empty()) options.reload = load;

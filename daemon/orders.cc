@@ -8,6 +8,7 @@
 #include "absl/container/flat_hash_set.h"
 
 #include "absl/time/clock.h"
+#include "daemon/field_rules.h"
 #include "daemon/logging.h"
 #include "daemon/parallel.h"
 #include "daemon/rocks_util.h"
@@ -27,14 +28,6 @@ bool ValidDate(std::string_view s) {
   std::string err;
   return absl::ParseTime("%Y-%m-%d", std::string(s), &t, &err) ||
          absl::ParseTime(absl::RFC3339_full, std::string(s), &t, &err);
-}
-
-absl::Status CheckText(std::string_view field, std::string_view v, size_t max) {
-  if (v.size() > max) return absl::InvalidArgumentError(StrCat(field, " is longer than ", max, " bytes"));
-  for (unsigned char c : v) {
-    if (c < 0x20) return absl::InvalidArgumentError(StrCat(field, " contains a control character"));
-  }
-  return absl::OkStatus();
 }
 
 json SpecJson(const OrderSpec& s, bool with_received) {
@@ -98,7 +91,7 @@ absl::StatusOr<LegalBasis> ParseLegalBasis(std::string_view name) {
     if (LegalBasisName(b) == name) return b;
   }
   return absl::InvalidArgumentError(
-      StrCat("unknown legal basis \"", name, "\": expected ftc-order, gdpr-art17, ccpa, contract or other"));
+      StrCat("unknown legal basis ", QuoteForError(name), ": expected ftc-order, gdpr-art17, ccpa, contract or other"));
 }
 
 std::string_view OrderStateName(OrderState s) {
@@ -114,15 +107,16 @@ std::string_view OrderStateName(OrderState s) {
 
 absl::Status OrderSpec::Validate() const {
   if (id.empty()) return absl::InvalidArgumentError("an order needs an id");
-  if (auto s = CheckText("order id", id, 128); !s.ok()) return s;
+  if (auto s = CheckIdField("order id", id); !s.ok()) return s;
   if (reference.empty()) return absl::InvalidArgumentError("an order needs a reference (e.g. docket or request id)");
-  if (auto s = CheckText("reference", reference, 1024); !s.ok()) return s;
-  if (auto s = CheckText("requester", requester, 1024); !s.ok()) return s;
+  if (auto s = CheckTextField("reference", reference, kMaxReferenceBytes); !s.ok()) return s;
+  if (auto s = CheckTextField("requester", requester, kMaxReferenceBytes); !s.ok()) return s;
   if (!received.empty() && !ValidDate(received)) {
-    return absl::InvalidArgumentError(StrCat("received \"", received, "\" is not a date (YYYY-MM-DD or RFC 3339)"));
+    return absl::InvalidArgumentError(
+        StrCat("received ", QuoteForError(received), " is not a date (YYYY-MM-DD or RFC 3339)"));
   }
   if (!due.empty() && !ValidDate(due)) {
-    return absl::InvalidArgumentError(StrCat("due \"", due, "\" is not a date (YYYY-MM-DD or RFC 3339)"));
+    return absl::InvalidArgumentError(StrCat("due ", QuoteForError(due), " is not a date (YYYY-MM-DD or RFC 3339)"));
   }
   if (digests.empty() && subject_ids.empty() && datasets.empty() && labels.empty()) {
     return absl::InvalidArgumentError("an order needs at least one selector (digest, subject, dataset or label)");
@@ -173,7 +167,7 @@ OrderBook::~OrderBook() {
 absl::StatusOr<OrderStatus> OrderBook::Load(std::string_view id) {
   std::string sealed;
   rocksdb::Status rs = store_->db()->Get(rocksdb::ReadOptions(), OrderKey(id), &sealed);
-  if (rs.IsNotFound()) return absl::NotFoundError(StrCat("no order \"", id, "\""));
+  if (rs.IsNotFound()) return absl::NotFoundError(StrCat("no order ", QuoteForError(id)));
   if (!rs.ok()) return FromRocks(rs, "reading an order");
   auto plain = store_->OpenSystem(sealed, OrderAd(id));
   if (!plain.ok()) return absl::DataLossError(StrCat("order record ", id, " does not authenticate"));

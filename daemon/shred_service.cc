@@ -1,6 +1,7 @@
 #include "daemon/shred_service.h"
 
 #include "daemon/auth.h"
+#include "daemon/field_rules.h"
 #include "daemon/status_map.h"
 
 namespace shredd {
@@ -24,6 +25,11 @@ grpc::Status ShredService::Shred(grpc::ServerContext* ctx, const v1::ShredReques
     auto h = ParseDigestHash(d.hash());
     if (!h.ok()) return ToGrpc(h.status());
     spec.hashes.push_back(*h);
+  }
+  // Both go into the public certificate (docs/FORMATS.md, "Text fields").
+  if (auto s = CheckTextField("reason", request->reason(), kMaxReasonBytes); !s.ok()) return ToGrpc(s);
+  if (!request->request_id().empty()) {
+    if (auto s = CheckIdField("request id", request->request_id(), kMaxRequestIdBytes); !s.ok()) return ToGrpc(s);
   }
   spec.reason = request->reason();
   spec.request_id = request->request_id();

@@ -16,6 +16,7 @@
 #include "client/verify/dsse.h"
 #include "client/verify/keys.h"
 #include "client/verify/tlog.h"
+#include "daemon/field_rules.h"
 #include "daemon/logging.h"
 #include "daemon/metrics.h"
 #include "daemon/parallel.h"
@@ -869,7 +870,7 @@ absl::StatusOr<CertificateBundle> Shredder::GetCertificate(std::string_view cert
     if (request_id.empty()) return absl::InvalidArgumentError("give a certificate id or a request id");
     if (request_id.size() > 256) return absl::InvalidArgumentError("request id is longer than 256 bytes");
     rocksdb::Status rs = store_->db()->Get(rocksdb::ReadOptions(), RequestKey(request_id), &id);
-    if (rs.IsNotFound()) return absl::NotFoundError(StrCat("no certificate for request ", request_id));
+    if (rs.IsNotFound()) return absl::NotFoundError(StrCat("no certificate for request ", QuoteForError(request_id)));
     if (!rs.ok()) return FromRocks(rs, "reading a request record");
   }
   if (id.size() > 64) return absl::InvalidArgumentError("malformed certificate id");

@@ -1,7 +1,9 @@
 // Fuzz target: DSSE envelope JSON (verify::ParseEnvelope), the first thing a
 // verifier does with a certificate it was handed.
 // Property: whatever parses survives SerializeEnvelope -> ParseEnvelope
-// unchanged, and PAE lengths are consistent.
+// unchanged, and PAE lengths are consistent; and it has one reading only:
+// no NUL byte, and nothing can be appended to it (a NUL and a second
+// document, or any other non-whitespace) and still parse.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -14,6 +16,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto env = verify::ParseEnvelope(fuzz::AsView(data, size));
   if (!env.ok()) return 0;
   FUZZ_CHECK(!env->signatures.empty());
+  const std::string_view input = fuzz::AsView(data, size);
+  FUZZ_CHECK(input.find('\0') == std::string_view::npos);
+  FUZZ_CHECK(!verify::ParseEnvelope(std::string(input) + std::string("\0{}", 3)).ok());
+  FUZZ_CHECK(!verify::ParseEnvelope(std::string(input) + " {}").ok());
+  FUZZ_CHECK(verify::ParseEnvelope(std::string(input) + "\n").ok());
   const std::string again = verify::SerializeEnvelope(*env);
   auto env2 = verify::ParseEnvelope(again);
   FUZZ_CHECK(env2.ok());

@@ -70,6 +70,16 @@ int main(int argc, char** argv) {
   Seed("dsse", "unicode", "{\"payloadType\":\"\\u00e9\\ud83d\\ude00\",\"payload\":\"\",\"extra\":[1,2,{}],"
                          "\"signatures\":[{\"sig\":\"\"}]}");
 
+  Seed("dsse", "trailing-nul", f.envelope + std::string("\0", 1) + f.envelope);
+  Seed("dsse", "duplicate-payload", Replace(f.envelope, "\"payload\":", "\"payload\":\"aGk=\",\"payload\":"));
+  Seed("dsse", "duplicate-sig", Replace(f.envelope, "\"sig\":", "\"sig\":\"AA==\",\"sig\":"));
+
+  // strict_json
+  Seed("strict_json", "nested", R"({"a":{"k":1},"b":[{"k":2},{"k":[true,null,-1.5e3]}],"c":"\u00e9"})");
+  Seed("strict_json", "duplicate", R"({"a":1,"b":{"x":1,"x":2}})");
+  Seed("strict_json", "escaped-duplicate", R"({"ab":1,"a\u0062":2})");
+  Seed("strict_json", "trailing", std::string(R"({"a":1})") + std::string("\0{\"a\":2}", 8));
+
   // certificate: envelopes and bare statements (the target signs those)
   Seed("certificate", "valid", f.envelope);
   Seed("certificate", "statement", f.statement);
@@ -151,6 +161,8 @@ int main(int argc, char** argv) {
     t["inclusionPath"] = nlohmann::ordered_json::array({1, 2});
     Seed("receipt", "path-numbers", t.dump());
   }
+  Seed("receipt", "trailing-nul", f.receipts[2] + std::string("\0", 1) + f.receipts[3]);
+  Seed("receipt", "duplicate-index", Replace(f.receipts[2], "\"leafIndex\":", "\"leafIndex\":0,\"leafIndex\":"));
 
   // checkpoint: signed notes, checkpoint texts
   Seed("checkpoint", "signed", f.checkpoint);

@@ -14,6 +14,7 @@
 #include "client/verify/dsse.h"
 #include "client/verify/encoding.h"
 #include "client/verify/str_util.h"
+#include "client/verify/strict_json.h"
 
 namespace shredd::verify {
 
@@ -89,11 +90,7 @@ absl::Status ExpectString(const json& obj, std::string_view where,
 }
 
 absl::StatusOr<json> ParseJson(std::string_view text, std::string_view what) {
-  try {
-    return json::parse(text);
-  } catch (const json::exception& e) {
-    return Invalid(Cat(what, " is not valid JSON: ", e.what()));
-  }
+  return ParseStrictJson(text, what);
 }
 
 absl::StatusOr<Hash> GetHash(const json& obj, std::string_view where,

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/verify/encoding.h"
 #include "client/verify/str_util.h"
+#include "client/verify/strict_json.h"
 
 namespace shredd::verify {
 
@@ -51,13 +52,9 @@ std::string PreAuthEncoding(std::string_view type, std::string_view body) {
 }
 
 absl::StatusOr<Envelope> ParseEnvelope(std::string_view text) {
-  json doc;
-  try {
-    doc = json::parse(text);
-  } catch (const json::exception& e) {
-    return absl::InvalidArgumentError(
-        Cat("envelope is not valid JSON: ", e.what()));
-  }
+  absl::StatusOr<json> parsed = ParseStrictJson(text, "envelope");
+  if (!parsed.ok()) return parsed.status();
+  const json& doc = *parsed;
   if (!doc.is_object()) {
     return absl::InvalidArgumentError("envelope is not a JSON object");
   }

@@ -1,0 +1,69 @@
+"""`shredctl verify` reads one certificate per file (issue 12, defect 11):
+a genuine certificate followed by a NUL and another document, or with a
+member given twice, is refused (exit 3), and so is such a receipt."""
+import json
+import os
+import unittest
+
+from harness import DaemonTest, ctl_offline
+
+
+class VerifyFilesTest(DaemonTest):
+    def setUp(self):
+        super().setUp()
+        self.pem = os.path.join(self.tmp, "pub.pem")
+        self.d.ctl("pubkey", "-o", self.pem)
+        self.digests = [self.d.put_bytes(b"verify-files photo %d" % i) for i in range(2)]
+        self.cert = os.path.join(self.tmp, "a.json")
+        self.other = os.path.join(self.tmp, "b.json")
+        self.d.ctl("shred", self.digests[0], "--reason", "first", "-o", self.cert)
+        self.d.ctl("shred", self.digests[1], "--reason", "second", "-o", self.other)
+        self.receipt = os.path.join(self.tmp, "r.json")
+        self.d.ctl("receipt", "--manifest", os.path.join(self.tmp, "a.manifest.json"), "--item", self.digests[0],
+                   "-o", self.receipt)
+
+    def write(self, name, data):
+        path = os.path.join(self.tmp, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        return path
+
+    def read(self, path):
+        with open(path, "rb") as f:
+            return f.read()
+
+    def verify(self, cert, *extra):
+        return ctl_offline("verify", cert, "--pubkey", self.pem, *extra, check=False)
+
+    def test_genuine_files_verify(self):
+        self.assertEqual(self.verify(self.cert).returncode, 0)
+        self.assertEqual(self.verify(self.write("nl.json", self.read(self.cert) + b"\n")).returncode, 0)
+        p = self.verify(self.cert, "--receipt", self.receipt, "--item", self.digests[0])
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_certificate_with_a_nul_and_a_second_document_is_refused(self):
+        smuggled = self.write("smuggled.json", self.read(self.cert).rstrip(b"\n") + b"\0" + self.read(self.other))
+        p = self.verify(smuggled)
+        self.assertEqual(p.returncode, 3, (p.stdout, p.stderr))
+        self.assertIn(b"NUL", p.stderr)
+
+    def test_duplicate_envelope_members_are_refused(self):
+        env = json.loads(self.read(self.cert))
+        other = json.loads(self.read(self.other))
+        text = json.dumps(env, separators=(",", ":"))
+        dup = text.replace('"payload":', '"payload":%s,"payload":' % json.dumps(other["payload"]), 1)
+        p = self.verify(self.write("dup.json", dup.encode()))
+        self.assertEqual(p.returncode, 3, (p.stdout, p.stderr))
+        self.assertIn(b"duplicate member", p.stderr)
+
+    def test_receipt_with_a_duplicate_member_or_trailing_bytes_is_refused(self):
+        good = self.read(self.receipt).rstrip(b"\n")
+        for name, data in (("dup-receipt.json", b'{"leafIndex":0,' + good[1:]),
+                           ("nul-receipt.json", good + b"\0{}")):
+            with self.subTest(name):
+                p = self.verify(self.cert, "--receipt", self.write(name, data), "--item", self.digests[0])
+                self.assertEqual(p.returncode, 3, (p.stdout, p.stderr))
+
+
+if __name__ == "__main__":
+    unittest.main()
