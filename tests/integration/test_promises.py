@@ -131,9 +131,13 @@ class PromisesTest(DaemonTest):
             digest = sha256_digest(data)
             store.BatchPut(batch_request([(data, ["carol"], [])]), timeout=30)
             results = {}
+            # Fresh fillers make the batch's unlocked work (hashing, sealing)
+            # long enough for the shred to commit in the middle of it.
+            fillers = [(b"filler %d %d " % (i, j) * 30, ["carol"], []) for j in range(400)]
+            req = batch_request([(data, ["carol"], [])] + fillers)
 
             def put():
-                results["put"] = store.BatchPut(batch_request([(data, ["carol"], [])]), timeout=30).results[0]
+                results["put"] = store.BatchPut(req, timeout=30).results[0]
 
             def shred():
                 try:
