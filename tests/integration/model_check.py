@@ -884,6 +884,12 @@ class ModelRun:
         if request_id and request_id in self.m.requests:
             return "same:" + self.m.requests[request_id]
         cs = [self.m.by_digest.get(d) for d in digests]
+        if (not request_id and frozenset(digests) in self.m.auto_sets and
+                all(c is not None and c.state in ("absent", "shredded") for c in cs)):
+            # The same auto request again: its id (digests + custody) is the
+            # same unless content was stored anew since, which a lift without
+            # a re-upload does not do; the daemon may answer the certificate.
+            return "same-or-refuse:" + self.m.auto_sets[frozenset(digests)]
         if any(c is None or c.state == "absent" for c in cs):
             return "refuse"
         if any(c.state == "shredded" or c.resurrected for c in cs):
