@@ -29,8 +29,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// proto/shredd/v1 next to this file's tests/unit/.
-fs::path ProtoDir() { return fs::path(__FILE__).parent_path().parent_path().parent_path() / "proto" / "shredd" / "v1"; }
+// proto/shredd/v1 of the source tree (not found through __FILE__, which a
+// compiler cache may make relative to the build directory).
+fs::path ProtoDir() { return fs::path(SHREDD_SOURCE_DIR) / "proto" / "shredd" / "v1"; }
 
 // Every RPC of every service in proto/shredd/v1/*.proto, as gRPC names it.
 std::set<std::string> AllRpcs() {
