@@ -36,6 +36,7 @@
 #include "daemon/item.h"
 #include "daemon/key_tree.h"
 #include "daemon/secret.h"
+#include "daemon/storage_health.h"
 
 namespace shredd {
 
@@ -148,6 +149,9 @@ class ItemStore {
     // RocksDB's memory budget ([storage] memory_budget_mib): block cache,
     // index and filter blocks, memtables (see ApplyRocksDbMemoryBudget).
     uint64_t memory_budget_bytes = uint64_t{128} << 20;
+    // If set, becomes RocksDB's info log, listener and SstFileManager
+    // (daemon/storage_health.h); if not, RocksDB writes its LOG file itself.
+    std::shared_ptr<StorageHealth> storage_health;
   };
 
   // Opens the store: RocksDB in data_dir/db, blobs in data_dir/blobs, the key
