@@ -23,7 +23,6 @@ class BackoffRetrier {
   // `attempt` returns OK when there is nothing (left) to do; the thread then
   // sleeps until Kick(). It starts idle.
   BackoffRetrier(std::function<absl::Status()> attempt, Options options);
-  explicit BackoffRetrier(std::function<absl::Status()> attempt) : BackoffRetrier(std::move(attempt), Options{}) {}
   ~BackoffRetrier();  // stops (after an attempt in progress) and joins
   BackoffRetrier(const BackoffRetrier&) = delete;
   BackoffRetrier& operator=(const BackoffRetrier&) = delete;

@@ -23,6 +23,7 @@
 #include "daemon/metadata_codec.h"
 #include "daemon/parallel.h"
 #include "daemon/rocks_util.h"
+#include "daemon/storage_health.h"
 #include "daemon/transparency_log.h"
 
 namespace shredd {

@@ -36,11 +36,12 @@
 #include "daemon/item.h"
 #include "daemon/key_tree.h"
 #include "daemon/secret.h"
-#include "daemon/storage_health.h"
 
 namespace shredd {
 
 using ItemKey = std::array<uint8_t, 32>;
+
+class StorageHealth;  // daemon/storage_health.h
 
 class ItemStore;
 class TransparencyLog;
@@ -149,7 +150,7 @@ class ItemStore {
     // RocksDB's memory budget ([storage] memory_budget_mib): block cache,
     // index and filter blocks, memtables (see ApplyRocksDbMemoryBudget).
     uint64_t memory_budget_bytes = uint64_t{128} << 20;
-    // If set, becomes RocksDB's info log, listener and SstFileManager
+    // If set, becomes RocksDB's info log and listener
     // (daemon/storage_health.h); if not, RocksDB writes its LOG file itself.
     std::shared_ptr<StorageHealth> storage_health;
   };

@@ -858,9 +858,10 @@ absl::StatusOr<CertificateBundle> Shredder::GetCertificate(std::string_view cert
   }
   if (id.size() > 64) return absl::InvalidArgumentError("malformed certificate id");
   if (HasPending(id)) {
-    // Pending: finish it now unless a shred holds the lock (the background
-    // retry then gets to it soon).
-    std::unique_lock lock(mu_, std::try_to_lock);
+    // Pending: finish it now, unless a destruction holds the lock for long
+    // (the background retry then gets to it soon). The retry's own attempts
+    // take well under this wait.
+    std::unique_lock lock(mu_, std::chrono::seconds(5));
     if (lock.owns_lock()) {
       (void)FinishPendingLocked(id);
     } else {

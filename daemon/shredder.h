@@ -228,7 +228,7 @@ class Shredder {
   TransparencyLog* const log_;
   const Options options_;
   std::atomic<bool> stop_{false};
-  std::mutex mu_;  // one shred at a time
+  std::timed_mutex mu_;  // one shred at a time (timed: see GetCertificate)
   std::atomic<uint64_t> pending_count_{0};  // "P" records, as last counted
   // Last member: stopped before what its attempts use.
   std::unique_ptr<BackoffRetrier> retrier_;

@@ -1,8 +1,8 @@
 #include "daemon/storage_health.h"
 
-#include <rocksdb/sst_file_manager.h>
-
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <string_view>
 
 #include "daemon/logging.h"
@@ -56,12 +56,24 @@ void RocksInfoLogger::Logv(const rocksdb::InfoLogLevel level, const char* format
 // ------------------------------------------------------------ listener
 
 void StorageHealth::Install(const std::shared_ptr<StorageHealth>& self, rocksdb::Options* options) {
-  options->info_log = std::make_shared<RocksInfoLogger>();
-  options->info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  // SHREDD_ROCKSDB_LOG=info: RocksDB's running commentary too (diagnosis).
+  const char* env = std::getenv("SHREDD_ROCKSDB_LOG");
+  const auto level = env != nullptr && std::string_view(env) == "info" ? rocksdb::InfoLogLevel::INFO_LEVEL
+                                                                        : rocksdb::InfoLogLevel::WARN_LEVEL;
+  auto logger = std::make_shared<RocksInfoLogger>();
+  logger->SetInfoLogLevel(level);
+  options->info_log = logger;
+  options->info_log_level = level;
   options->listeners.push_back(self);
-  // RocksDB resumes after a no-space error only with an SstFileManager,
-  // which polls the free space (every few seconds) and then recovers.
-  options->sst_file_manager.reset(rocksdb::NewSstFileManager(options->env));
+}
+
+void StorageHealth::OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason, rocksdb::Status, bool* auto_recovery) {
+  // RocksDB would leave the recovery from a no-space error to its
+  // SstFileManager, which (in the 7.8 build here) polled for ever and never
+  // resumed after space was freed, while refusing manual DB::Resume() calls
+  // as "busy". The StorageMonitor's DB::Resume() every few seconds does it
+  // instead (tests/integration/test_disk_full.py).
+  if (auto_recovery != nullptr) *auto_recovery = false;
 }
 
 StorageState StorageHealth::state() const {
@@ -85,24 +97,27 @@ void StorageHealth::OnBackgroundError(rocksdb::BackgroundErrorReason reason, roc
     return;
   }
   // Anything else may stop writes; the monitor's DB::Resume() finds out
-  // (it answers OK at once for a database that takes writes).
+  // (it answers OK at once for a database that takes writes). Logged when
+  // writes stop; the failures of each resume attempt are only counted.
   const bool recoverable = severity < rocksdb::Status::Severity::kFatalError;
-  LogError("storage: writes are stopped", {{"during", ReasonName(reason)},
-                                           {"severity", SeverityName(severity)},
-                                           {"reason", what},
-                                           {"recovery", recoverable ? "automatic, once the cause is gone (e.g. "
-                                                                      "space freed in the data dir)"
-                                                                    : "none: restart the daemon"}});
+  // (DB::Resume() refuses fatal and unrecoverable errors: only a restart helps.)
   std::lock_guard lock(mu_);
+  if (state_.writable || (state_.recoverable && !recoverable)) {
+    LogError("storage: writes are stopped",
+             {{"during", ReasonName(reason)},
+              {"severity", SeverityName(severity)},
+              {"reason", what},
+              {"recovery", recoverable ? "automatic, once the cause is gone (e.g. space freed in the data dir)"
+                                       : "none: restart the daemon"}});
+  }
   state_.writable = false;
   state_.recoverable = state_.recoverable && recoverable;
   state_.reason = what;
   Changed();
 }
-
 void StorageHealth::OnErrorRecoveryEnd(const rocksdb::BackgroundErrorRecoveryInfo& info) {
   if (info.new_bg_error.ok()) {
-    MarkWritable("RocksDB's automatic recovery");
+    MarkWritable("RocksDB's recovery");
     return;
   }
   std::lock_guard lock(mu_);
@@ -145,6 +160,7 @@ StorageMonitor::~StorageMonitor() {
 void StorageMonitor::Loop() {
   bool first = true;
   StorageState reported;
+  auto next_resume_log = std::chrono::steady_clock::now();
   while (!stop_.load()) {
     const uint64_t seen = health_->version();
     StorageState st = health_->state();
@@ -154,6 +170,12 @@ void StorageMonitor::Loop() {
       if (s.ok()) {
         health_->MarkWritable("DB::Resume");
         continue;
+      }
+      // Logged at most once a minute: on a disk still full every attempt fails.
+      const auto now = std::chrono::steady_clock::now();
+      if (!s.IsBusy() && now >= next_resume_log) {
+        next_resume_log = now + std::chrono::minutes(1);
+        LogWarning("storage: resuming writes failed; retrying every few seconds", {{"reason", s.ToString()}});
       }
     }
     if (first || st.writable != reported.writable || st.recoverable != reported.recoverable) {

@@ -8,10 +8,9 @@
 //     disk that file's writer aborted the process);
 //   - records background errors and their recovery (StorageHealth, a
 //     RocksDB EventListener), logging both;
-//   - installs an SstFileManager, with which RocksDB polls the free space
-//     after a no-space error and resumes writes by itself once there is room;
 //   - runs StorageMonitor, a thread that, while writes are stopped, asks
-//     RocksDB to resume (DB::Resume) every few seconds and reports each change
+//     RocksDB to resume (DB::Resume) every few seconds (RocksDB's own
+//     no-space recovery is turned off: it never resumed here) and reports each change
 //     of state (the daemon sets its gRPC health status and systemd STATUS from
 //     it, see server.cc and docs/SERVICE.md "Full disk").
 #ifndef SHREDD_DAEMON_STORAGE_HEALTH_H_
@@ -56,7 +55,7 @@ struct StorageState {
 
 class StorageHealth final : public rocksdb::EventListener {
  public:
-  // Sets `options`' info log, listener and SstFileManager. `self` must be
+  // Sets `options`' info log and listener. `self` must be
   // this object (RocksDB keeps a shared_ptr to its listeners).
   static void Install(const std::shared_ptr<StorageHealth>& self, rocksdb::Options* options);
 
@@ -73,6 +72,8 @@ class StorageHealth final : public rocksdb::EventListener {
   // rocksdb::EventListener
   const char* Name() const override { return "shredd.StorageHealth"; }
   void OnBackgroundError(rocksdb::BackgroundErrorReason reason, rocksdb::Status* bg_error) override;
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason reason, rocksdb::Status bg_error,
+                            bool* auto_recovery) override;
   void OnErrorRecoveryEnd(const rocksdb::BackgroundErrorRecoveryInfo& info) override;
 
  private:

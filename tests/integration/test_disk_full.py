@@ -18,7 +18,10 @@ from shredd.v1 import log_pb2 as lpb  # noqa: E402
 from shredd.v1 import log_pb2_grpc as lpb_grpc  # noqa: E402
 
 FS_MIB = 20
-FILLER_MIB = 4
+# Freed later. Larger than what the items will take: to resume, RocksDB
+# first flushes its memtable (everything written so far, ~ the WAL) to a
+# table file, which needs that much free space.
+FILLER_MIB = 12
 ITEM = 60 * 1024  # inline items (BatchPut, <= 64 KiB)
 PER_BATCH = 8
 RESOURCE_EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]  # 8
@@ -114,6 +117,9 @@ class DiskFullTest(DaemonTest):
         self.assertEqual(self.d.store().Stat(pb.StatRequest(digest=pb.Digest(hash=first)), timeout=10).digest.hash,
                          first)
         self.checkpoint()  # a read: must not fail while writes are stuck
+        deadline = time.time() + 10
+        while time.time() < deadline and health(self.d) != NOT_SERVING:
+            time.sleep(0.1)
         self.assertEqual(health(self.d), NOT_SERVING)
         self.assertIn("writes are stopped", self.d.log())
         self.assertFalse(os.path.exists(os.path.join(self.fs, "data", "db", "LOG")),
