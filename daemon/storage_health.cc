@@ -46,6 +46,8 @@ void RocksInfoLogger::Logv(const rocksdb::InfoLogLevel level, const char* format
   int n = std::vsnprintf(buf, sizeof buf, format, ap);
   if (n < 0) return;
   std::string_view text(buf, std::min<size_t>(static_cast<size_t>(n), sizeof buf - 1));
+  // The daemon reports a failed open itself (one line, with the reason).
+  if (text.find("DB::Open() failed") != std::string_view::npos) return;
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.remove_suffix(1);
   const LogLevel l = level >= rocksdb::InfoLogLevel::ERROR_LEVEL  ? LogLevel::kError
                      : level == rocksdb::InfoLogLevel::WARN_LEVEL ? LogLevel::kWarning
@@ -158,8 +160,7 @@ StorageMonitor::~StorageMonitor() {
 }
 
 void StorageMonitor::Loop() {
-  bool first = true;
-  StorageState reported;
+  StorageState reported;  // writable: what the daemon says when it starts serving
   auto next_resume_log = std::chrono::steady_clock::now();
   while (!stop_.load()) {
     const uint64_t seen = health_->version();
@@ -178,10 +179,9 @@ void StorageMonitor::Loop() {
         LogWarning("storage: resuming writes failed; retrying every few seconds", {{"reason", s.ToString()}});
       }
     }
-    if (first || st.writable != reported.writable || st.recoverable != reported.recoverable) {
+    if (st.writable != reported.writable || st.recoverable != reported.recoverable) {
       on_change_(st);
       reported = st;
-      first = false;
     }
     health_->WaitForChange(st.writable ? std::chrono::milliseconds(60000) : resume_interval_, seen);
   }

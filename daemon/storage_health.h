@@ -91,7 +91,7 @@ class StorageMonitor {
  public:
   using OnChange = std::function<void(const StorageState&)>;
   // `db` and `health` must outlive the monitor. `on_change` runs on the
-  // monitor's thread, once at start and after every change of state.
+  // monitor's thread after every change of state (writes stop, resume).
   StorageMonitor(rocksdb::DB* db, StorageHealth* health, OnChange on_change,
                  std::chrono::milliseconds resume_interval = std::chrono::seconds(2));
   ~StorageMonitor();  // stops the thread
