@@ -149,8 +149,9 @@ struct ShredderOptions {
 class Shredder {
  public:
   using Options = ShredderOptions;
-  // Finishes any certification left pending by a crash. `catalog` may be
-  // null (no lineage records to clean up).
+  // Finishes any certification left pending by a crash; one the vault
+  // cannot finish now is left to the background retry (only DATA_LOSS fails
+  // Create). `catalog` may be null (no lineage records to clean up).
   // `log` may be null (no transparency log: certificates carry no position).
   static absl::StatusOr<std::unique_ptr<Shredder>> Create(ItemStore* store, Catalog* catalog,
                                                           TransparencyLog* log, Options options = {});
