@@ -7,6 +7,7 @@ everything acknowledged before intact.
 Needs root (mount -t tmpfs); skipped otherwise."""
 import os
 import random
+import shutil
 import subprocess
 import time
 import unittest
@@ -45,18 +46,24 @@ class DiskFullTest(DaemonTest):
 
     def setUp(self):
         super().setUp()
-        if os.geteuid() != 0:
-            self.skipTest("needs root to mount a small tmpfs")
         self.fs = os.path.join(self.tmp, "smallfs")
-        if not mount_tmpfs(self.fs, FS_MIB):
-            self.skipTest("cannot mount tmpfs here")
-        self.addCleanup(subprocess.run, ["umount", "-l", self.fs], capture_output=True, timeout=30)
+        if os.geteuid() != 0 or not mount_tmpfs(self.fs, FS_MIB):
+            shutil.rmtree(self.tmp, ignore_errors=True)  # tearDown does not run after a skip in setUp
+            self.skipTest("needs root and a mountable tmpfs")
         # Data dir on the small filesystem, vault (and socket, log) outside it.
         self.d = Daemon(self.tmp, data_dir=os.path.join(self.fs, "data"))
         self.filler = os.path.join(self.fs, "filler")
         with open(self.filler, "wb") as f:
             f.write(b"\0" * (FILLER_MIB << 20))
         self.rng = random.Random(0xD15C)
+
+    def tearDown(self):
+        # Unmount first, so that the harness can remove the temp dir.
+        if self.d.proc is not None:
+            self.d.kill()
+        if getattr(self, "fs", None) and os.path.ismount(self.fs):
+            subprocess.run(["umount", "-l", self.fs], capture_output=True, timeout=30)
+        super().tearDown()
 
     def batch(self, n):
         entries, items = [], {}

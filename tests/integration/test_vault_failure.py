@@ -7,9 +7,9 @@ logged and counted, and the shred's request id then answers the certificate.
 
 Needs root and a filesystem with immutable files (chattr); skipped otherwise."""
 import glob
-import json
 import os
 import re
+import shutil
 import subprocess
 import time
 import unittest
@@ -32,6 +32,7 @@ class VaultFailureTest(DaemonTest):
         probe = os.path.join(self.tmp, "probe")
         open(probe, "w").close()
         if os.geteuid() != 0 or not chattr("+i", probe):
+            shutil.rmtree(self.tmp, ignore_errors=True)  # tearDown does not run after a skip in setUp
             self.skipTest("needs root and chattr +i")
         chattr("-i", probe)
         self.locked = []
