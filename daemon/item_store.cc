@@ -23,6 +23,7 @@
 #include "daemon/metadata_codec.h"
 #include "daemon/parallel.h"
 #include "daemon/rocks_util.h"
+#include "daemon/storage_health.h"
 #include "daemon/transparency_log.h"
 
 namespace shredd {
@@ -402,6 +403,7 @@ absl::StatusOr<std::unique_ptr<ItemStore>> ItemStore::Open(const Options& option
   ApplyRocksDbMemoryBudget(options.memory_budget_bytes, &ro, &table);
   ApplyRocksDbWriteTuning(&ro);
   ro.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  if (options.storage_health) StorageHealth::Install(options.storage_health, &ro);
   rocksdb::DB* raw = nullptr;
   if (auto s = FromRocks(rocksdb::DB::Open(ro, options.data_dir + "/db", &raw),
                          "opening RocksDB in " + options.data_dir + "/db");

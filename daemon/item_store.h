@@ -55,6 +55,8 @@ namespace shredd {
 
 using ItemKey = std::array<uint8_t, 32>;
 
+class StorageHealth;  // daemon/storage_health.h
+
 class ItemStore;
 class TransparencyLog;
 using LogEntries = std::function<absl::StatusOr<std::vector<std::string>>(uint64_t first_index)>;
@@ -159,6 +161,9 @@ class ItemStore {
     // RocksDB's memory budget ([storage] memory_budget_mib): block cache,
     // index and filter blocks, memtables (see ApplyRocksDbMemoryBudget).
     uint64_t memory_budget_bytes = uint64_t{128} << 20;
+    // If set, becomes RocksDB's info log and listener
+    // (daemon/storage_health.h); if not, RocksDB writes its LOG file itself.
+    std::shared_ptr<StorageHealth> storage_health;
   };
 
   // Opens the store: RocksDB in data_dir/db, blobs in data_dir/blobs, the key

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "absl/base/internal/endian.h"
+#include "daemon/logging.h"
 #include "daemon/strings.h"
 #include "daemon/rocks_util.h"
 
@@ -90,10 +91,17 @@ absl::Status KeyTree::Recover() {
         "or belongs to another vault; its shredded and unshredded items alike are unreadable"));
   }
   // Roots other than the committed one are leftovers of an epoch interrupted
-  // by a crash: older ones were replaced, newer ones never committed.
+  // by a crash: older ones were replaced, newer ones never committed. An
+  // older one the vault fails to destroy belongs to a destruction whose
+  // certification is pending: the shredder keeps trying (and issues no
+  // certificate until it is gone); the daemon serves meanwhile.
   for (uint64_t r : *roots) {
     if (r == e) continue;
-    if (auto s = vault_->DestroyRoot(r); !s.ok()) return s;
+    if (auto s = vault_->DestroyRoot(r); !s.ok()) {
+      if (r > e) return s;
+      LogError("cannot destroy an old root key; its certificate stays pending",
+               {{"epoch", r}, {"reason", StdView(s.message())}});
+    }
   }
   epoch_ = e;
   // Next slot: one past the highest slot that holds a DEK.

@@ -59,7 +59,9 @@ class KeyTree {
 
   // Opens the tree stored in `db` (not owned; must outlive the tree). On a
   // fresh database creates epoch 1 and the system key. Recovers from a crash
-  // mid-epoch by destroying every vault root other than the committed one.
+  // mid-epoch by destroying every vault root other than the committed one
+  // (an older root the vault fails to destroy is logged and left to the
+  // shredder, whose pending certification keeps retrying it).
   // FAILED_PRECONDITION if the vault lacks the committed root (e.g. the data
   // dir was restored from a copy older than the last shred): nothing is
   // touched in that case.
@@ -126,7 +128,7 @@ class KeyTree {
   // On return the old root is destroyed in the vault. NOT_FOUND if a slot
   // holds no DEK (nothing changes). If the old root cannot be destroyed the
   // new tree is committed and the error is returned: the caller must not
-  // certify; the next start-up retries the destruction.
+  // certify; the shredder retries the destruction (shredder_pending.cc).
   absl::StatusOr<EpochResult> Shred(std::span<const uint64_t> slots, rocksdb::WriteBatch* batch);
 
   // Number of node keys currently held in memory (for metrics and tests).

@@ -12,6 +12,7 @@
 #include "daemon/data_dir_lock.h"
 #include "daemon/logging.h"
 #include "daemon/memory.h"
+#include "daemon/path_safety.h"
 #include "daemon/server.h"
 #include "daemon/strings.h"
 
@@ -41,6 +42,7 @@ int main(int argc, char** argv) {
   shredd::DaemonConfig opt;
   std::string config_path, log_format;
   bool check_config = false;
+  bool new_signing_key = false;
   CLI::App app{"shredd: stores photos and model weights, deletes them by cryptographic shredding, "
                "and certifies every deletion"};
   app.add_option("--config", config_path, "TOML config file (docs/CONFIG.md); flags override its keys");
@@ -74,6 +76,9 @@ int main(int argc, char** argv) {
   app.add_option("--grant-tls", grant_tls,
                  "[subject:|san:]NAME=role,role: roles of a TLS client by certificate subject DN (RFC 2253) or "
                  "subjectAltName; without a prefix, a NAME containing '=' is a subject (repeatable)");
+  app.add_flag("--new-signing-key", new_signing_key,
+               "rotate the transparency log's signing key on purpose: only when the vault holds none; the log "
+               "continues under the new key and a new default origin (docs/VAULT.md)");
   app.add_flag_callback("--version", [] {
     std::cout << "shredd " << SHREDD_VERSION << "\n";
     std::exit(0);
@@ -164,11 +169,15 @@ int main(int argc, char** argv) {
   auto config = load();
   absl::Status s = config.status();
   if (s.ok()) s = shredd::ValidateConfig(*config);
+  // Where data and vault live, and their modes (daemon/path_safety.h).
+  std::vector<std::string> warnings;
+  if (s.ok()) s = shredd::CheckStoragePaths(*config, &warnings);
   if (check_config) {
     if (!s.ok()) {
       std::cerr << "shredd: " << s.message() << "\n";
       return 1;
     }
+    for (const auto& w : warnings) std::cerr << "shredd: warning: " << w << "\n";
     std::cout << "shredd: " << (config_path.empty() ? std::string("the default config") : config_path)
               << " is valid\n";
     return 0;
@@ -178,6 +187,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   shredd::SetLogFormat(config->log_format);
+  for (const auto& w : warnings) shredd::LogWarning(w);
   // Before the vault and RocksDB are opened; held until exit.
   if (auto lock = shredd::LockDataDir(config->data_dir); !lock.ok()) {
     shredd::LogError(shredd::StdView(lock.status().message()));
@@ -186,6 +196,7 @@ int main(int argc, char** argv) {
   shredd::DaemonOptions options;
   static_cast<shredd::DaemonConfig&>(options) = *std::move(config);
   if (!config_path.empty()) options.reload = load;
+  options.new_signing_key = new_signing_key;
   s = shredd::RunDaemon(options);
   if (!s.ok()) {
     shredd::LogError(shredd::StdView(s.message()));

@@ -159,6 +159,13 @@ void ExposeDaemonMetrics(const DaemonMetrics& m, Exposition* e) {
   e->AddHistogram("shredd_shred_epoch_seconds",
                "Duration of shred epochs (re-key, commit, destroy the old root), in seconds.",
                m.shred_epoch_seconds);
+  e->AddGauge("shredd_pending_certifications",
+              "Destructions committed whose certificate is not issued yet (an old root not destroyed, or "
+              "certifying failed); retried in the background.",
+              static_cast<double>(m.pending_certifications.value()));
+  e->AddCounter("shredd_pending_certification_failures_total",
+                "Failed attempts to finish a pending certification (destroying old roots, certifying).",
+                m.pending_certification_failures.value());
 }
 
 // ---------------------------------------------------------------- HTTP

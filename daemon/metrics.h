@@ -33,6 +33,15 @@ class Counter {
   std::atomic<uint64_t> v_{0};
 };
 
+class Gauge {
+ public:
+  void Set(int64_t v) { v_.store(v, std::memory_order_relaxed); }
+  int64_t value() const { return v_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<int64_t> v_{0};
+};
+
 // Fixed upper bounds (seconds, ascending); counts are cumulative on output.
 class Histogram {
  public:
@@ -79,6 +88,8 @@ struct DaemonMetrics {
   Counter bytes_received;                           // shredd_bytes_received_total
   Counter bytes_sent;                               // shredd_bytes_sent_total
   Histogram shred_epoch_seconds{{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}};
+  Gauge pending_certifications;            // shredd_pending_certifications
+  Counter pending_certification_failures;  // shredd_pending_certification_failures_total
 };
 // Process-wide: metrics describe the process, like Prometheus' default registry.
 DaemonMetrics& Metrics();

@@ -12,7 +12,14 @@ absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
   std::string msg = StrCat(what, ": ", s.ToString());
   if (s.IsNotFound()) return absl::NotFoundError(msg);
   if (s.IsCorruption()) return absl::DataLossError(msg);
-  if (s.IsNoSpace()) return absl::ResourceExhaustedError(msg);
+  // Out of space: IOError/NoSpace (ENOSPC), IOError/SpaceLimit (the
+  // SstFileManager's limit), and a database whose writes a full disk stopped
+  // (it answers every write with that background error, whatever its
+  // wrapping; docs/SERVICE.md "Full disk").
+  if (s.IsNoSpace() || (s.IsIOError() && s.subcode() == rocksdb::Status::kSpaceLimit) ||
+      (s.IsIOError() && msg.find("No space left on device") != std::string::npos)) {
+    return absl::ResourceExhaustedError(msg);
+  }
   if (s.IsBusy() || s.IsTryAgain() || s.IsTimedOut()) return absl::UnavailableError(msg);
   return absl::InternalError(msg);
 }

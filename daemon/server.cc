@@ -27,6 +27,7 @@
 #include "daemon/rocks_util.h"
 #include "daemon/shred_service.h"
 #include "daemon/shredder.h"
+#include "daemon/storage_health.h"
 #include "daemon/store_service.h"
 #include "daemon/transparency_log.h"
 #include "daemon/vault.h"
@@ -84,7 +85,7 @@ absl::StatusOr<std::string> ListenAddress(const std::string& spec, bool tls) {
 
 // The scrape: the process-wide instruments plus gauges read from their owners.
 std::string RenderMetrics(ItemStore* store, OrderBook* orders, TransparencyLog* log, uint64_t memory_budget_bytes,
-                          const MemoryTrimmer* trimmer) {
+                          const MemoryTrimmer* trimmer, const StorageHealth* storage) {
   Exposition e;
   ExposeDaemonMetrics(Metrics(), &e);
   e.AddGauge("shredd_items_stored", "Items (photos and models) held now.", static_cast<double>(store->item_count()));
@@ -96,6 +97,11 @@ std::string RenderMetrics(ItemStore* store, OrderBook* orders, TransparencyLog* 
   }
   e.AddLabeledGauge("shredd_orders", "Deletion orders known to the daemon, by state.", "state", by_state);
   e.AddGauge("shredd_log_size", "Entries in the transparency log.", static_cast<double>(log->size()));
+  e.AddGauge("shredd_storage_writable",
+             "1 if RocksDB takes writes, 0 while they are stopped (e.g. a full disk; reads go on).",
+             storage->state().writable ? 1.0 : 0.0);
+  e.AddCounter("shredd_storage_errors_total",
+               "Background errors RocksDB reported (failed writes, flushes, compactions).", storage->errors());
   e.AddGauge("shredd_root_epoch", "Current root key epoch of the key tree (one per shred epoch).",
              static_cast<double>(store->key_tree().epoch()));
   // Memory: where the resident set goes (docs/SERVICE.md#metrics).
@@ -128,8 +134,10 @@ std::string RenderMetrics(ItemStore* store, OrderBook* orders, TransparencyLog* 
 // The watchdog's proof of service: a gRPC health check through the server's
 // own request path (an in-process channel: the same threads, interceptors
 // and services as socket calls, whatever the listeners' credentials), then a
-// RocksDB read.
-absl::Status ProbeService(grpc::GenericStub* health, ItemStore* store) {
+// RocksDB read. NOT_SERVING passes while writes are stopped by an error
+// RocksDB recovers from by itself (a full disk): the daemon serves reads,
+// and a restart would not free space (docs/SERVICE.md "Full disk").
+absl::Status ProbeService(grpc::GenericStub* health, ItemStore* store, const StorageHealth* storage) {
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
   grpc::Slice empty_request("");  // HealthCheckRequest{service: ""}: the whole server
@@ -143,7 +151,12 @@ absl::Status ProbeService(grpc::GenericStub* health, ItemStore* store) {
   (void)response.Dump(&slices);
   std::string bytes;
   for (const auto& slice : slices) bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
-  if (bytes != std::string("\x08\x01", 2)) return absl::UnavailableError("health check: not SERVING");
+  if (bytes != std::string("\x08\x01", 2)) {
+    const StorageState st = storage->state();
+    if (st.writable || !st.recoverable) {
+      return absl::UnavailableError(StrCat("health check: not SERVING", st.reason.empty() ? "" : ": ", st.reason));
+    }
+  }
   auto stat = store->Stat(Sha256{});  // a real RocksDB read; NOT_FOUND is the healthy answer
   if (!stat.ok() && !absl::IsNotFound(stat.status())) return stat.status();
   return absl::OkStatus();
@@ -190,8 +203,13 @@ absl::Status RunDaemon(const DaemonOptions& options) {
   so.data_dir = options.data_dir;
   so.inline_threshold = options.inline_threshold;
   so.memory_budget_bytes = options.memory_budget_mib << 20;
+  auto storage = std::make_shared<StorageHealth>();
+  so.storage_health = storage;
   auto store = ItemStore::Open(so, vault->get());
   if (!store.ok()) return store.status();
+  if (auto s = TransparencyLog::CheckSigningKey((*store)->db(), vault->get(), options.new_signing_key); !s.ok()) {
+    return s;
+  }
   std::string origin = options.log_origin;
   if (origin.empty()) {
     auto pub = (*vault)->SigningPublicKey();
@@ -200,6 +218,13 @@ absl::Status RunDaemon(const DaemonOptions& options) {
   }
   absl::StatusOr<std::unique_ptr<TransparencyLog>> log = TransparencyLog::Open((*store)->db(), vault->get(), origin);
   if (!log.ok()) return log.status();
+  if (options.new_signing_key) {
+    // The latest stored checkpoint is signed with the new key from now on
+    // (the next start checks it).
+    auto cp = (*log)->SignedCheckpoint();
+    if (!cp.ok()) return cp.status();
+    LogWarning("new signing key in use", {{"log_origin", (*log)->origin()}, {"log_size", (*log)->size()}});
+  }
   (*store)->set_log(log->get());
   Catalog catalog(store->get());
   Shredder::Options shred_options;
@@ -290,8 +315,9 @@ absl::Status RunDaemon(const DaemonOptions& options) {
   std::unique_ptr<MetricsServer> metrics;
   if (!options.metrics_listen.empty()) {
     auto m = MetricsServer::Start(options.metrics_listen, [s = store->get(), o = orders->get(), l = log->get(),
-                                                           budget = so.memory_budget_bytes, t = trimmer.get()] {
-      return RenderMetrics(s, o, l, budget, t);
+                                                           budget = so.memory_budget_bytes, t = trimmer.get(),
+                                                           h = storage.get()] {
+      return RenderMetrics(s, o, l, budget, t, h);
     });
     if (!m.ok()) {
       server->Shutdown();
@@ -313,8 +339,17 @@ absl::Status RunDaemon(const DaemonOptions& options) {
     LogInfo("metrics", {{"url", StrCat("http://", host, ":", metrics->port(), "/metrics")}});
   }
   sd_notify(0, "READY=1\nSTATUS=serving");
+  // gRPC health: NOT_SERVING while writes are stopped (docs/SERVICE.md).
+  auto storage_monitor = std::make_unique<StorageMonitor>(
+      (*store)->db(), storage.get(), [health = server->GetHealthCheckService()](const StorageState& st) {
+        if (health != nullptr) health->SetServingStatus(st.writable);
+        const std::string status = st.writable ? std::string("STATUS=serving")
+                                               : StrCat("STATUS=serving reads only: writes are stopped (", st.reason, ")");
+        sd_notify(0, status.c_str());
+      });
   grpc::GenericStub health(server->InProcessChannel(grpc::ChannelArguments()));
-  auto watchdog = ServiceWatchdog::StartIfEnabled([&health, s = store->get()] { return ProbeService(&health, s); });
+  auto watchdog = ServiceWatchdog::StartIfEnabled(
+      [&health, s = store->get(), h = storage.get()] { return ProbeService(&health, s, h); });
   if (watchdog) LogInfo("watchdog", {{"interval_ms", std::chrono::duration_cast<std::chrono::milliseconds>(watchdog->interval()).count()}});
 
   sigset_t set;
@@ -335,6 +370,7 @@ absl::Status RunDaemon(const DaemonOptions& options) {
   for (auto& l : unix_listeners) l->Stop();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
   server->Wait();
+  storage_monitor.reset();
   for (const auto& l : options.listen) {
     if (l.starts_with("unix:")) unlink(l.substr(5).c_str());
   }

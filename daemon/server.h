@@ -19,6 +19,9 @@ struct DaemonOptions : DaemonConfig {
   // Reads the config again: the same file, then the same command-line
   // overrides. Empty (no --config): SIGHUP has nothing to re-read.
   std::function<absl::StatusOr<DaemonConfig>()> reload;
+  // --new-signing-key: a deliberate rotation of the log's signing key (only
+  // on the command line, never in the file; see TransparencyLog::CheckSigningKey).
+  bool new_signing_key = false;
 };
 
 // Runs until SIGTERM or SIGINT; SIGHUP reloads the config (roles and

@@ -169,41 +169,41 @@ absl::StatusOr<std::unique_ptr<Shredder>> Shredder::Create(ItemStore* store, Cat
   options.epoch_items = std::max<uint64_t>(options.epoch_items, 1);
   options.manifest_chunk_items = std::max<uint64_t>(options.manifest_chunk_items, 1);
   std::unique_ptr<Shredder> s(new Shredder(store, catalog, log, options));
+  s->retrier_ = std::make_unique<BackoffRetrier>([p = s.get()] { return p->RetryPending(); }, options.pending_retry);
   if (auto st = s->CompletePending(); !st.ok()) return st;
   return s;
 }
 
-absl::Status Shredder::CompletePending() {
-  rocksdb::DB* db = store_->db();
+absl::StatusOr<std::vector<std::string>> Shredder::PendingIds() {
   std::vector<std::string> ids;
+  std::unique_ptr<rocksdb::Iterator> it(store_->db()->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek("P"); it->Valid() && it->key().starts_with("P"); it->Next()) ids.push_back(it->key().ToString().substr(1));
+  if (auto s = FromRocks(it->status(), "listing pending certifications"); !s.ok()) return s;
+  return ids;
+}
+
+bool Shredder::HasPending(std::string_view cert_id) {
+  std::string v;
+  return store_->db()->Get(rocksdb::ReadOptions(), PendingKey(cert_id), &v).ok();
+}
+
+absl::Status Shredder::DropUncommittedPlans(const std::vector<std::string>& pending_ids) {
   std::set<std::string> scopes;
-  {
-    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
-    for (it->Seek("P"); it->Valid() && it->key().starts_with("P"); it->Next()) {
-      ids.push_back(it->key().ToString().substr(1));
-      scopes.insert(ScopeOf(ids.back()));
-    }
-    // Staged records of plans that never committed their "P" record.
-    for (std::string_view p : {kSlotPrefix, kLeafPrefix}) {
-      for (it->Seek(std::string(p)); it->Valid() && it->key().starts_with(p);) {
-        std::string_view k = it->key().ToStringView();
-        if (k.size() < p.size() + 16) {
-          it->Next();
-          continue;
-        }
-        std::string scope(k.substr(p.size(), 16));
-        if (!scopes.count(scope)) {
-          if (auto s = DropStaged(scope, true); !s.ok()) return s;
-        }
-        it->Seek(RangeEnd(StrCat(p, scope)));
+  for (const auto& id : pending_ids) scopes.insert(ScopeOf(id));
+  std::unique_ptr<rocksdb::Iterator> it(store_->db()->NewIterator(rocksdb::ReadOptions()));
+  for (std::string_view p : {kSlotPrefix, kLeafPrefix}) {
+    for (it->Seek(std::string(p)); it->Valid() && it->key().starts_with(p);) {
+      std::string_view k = it->key().ToStringView();
+      if (k.size() < p.size() + 16) {
+        it->Next();
+        continue;
       }
+      std::string scope(k.substr(p.size(), 16));
+      if (!scopes.count(scope)) {
+        if (auto s = DropStaged(scope, true); !s.ok()) return s;
+      }
+      it->Seek(RangeEnd(StrCat(p, scope)));
     }
-  }
-  for (const auto& id : ids) {
-    auto s = Destroy(id);
-    if (!s.ok()) return absl::Status(s.code(), StrCat("finishing the destruction of certificate ", id, ": ", s.message()));
-    auto c = Certify(id);
-    if (!c.ok()) return absl::Status(c.status().code(), StrCat("finishing certificate ", id, ": ", c.status().message()));
   }
   return absl::OkStatus();
 }
@@ -358,8 +358,11 @@ absl::StatusOr<CertificateBundle> Shredder::ExecutePlanned(ShredJob job, const P
   if (catalog_ != nullptr) holds_stable = catalog_->HoldsStable();
   std::string existing;
   if (store_->db()->Get(rocksdb::ReadOptions(), RequestKey(job.request_id), &existing).ok()) {
-    return GetCertificate(existing, "", false);
+    return LoadFinishingLocked(existing);
   }
+  // Certifications left pending by a vault failure go first (they may
+  // have old roots to destroy that this destruction would also meet).
+  if (pending_count_.load() > 0) (void)FinishPendingLocked();
   const absl::Time plan_start = absl::Now();
   const double plan_cpu = ProcessCpuSeconds();
   const std::string cert_id = NewCertificateId();
@@ -414,10 +417,11 @@ absl::StatusOr<CertificateBundle> Shredder::ExecutePlanned(ShredJob job, const P
   }
   // The "P" and "r" records commit with the first epoch: before it, a crash
   // leaves only staged records, which the next start drops.
-  if (auto s = Destroy(cert_id, &pending); !s.ok()) return s;
+  if (auto s = Destroy(cert_id, &pending); !s.ok()) return AfterFailure(cert_id, s);
   const absl::Time certify_start = absl::Now();
   const double certify_cpu = ProcessCpuSeconds();
   auto bundle = Certify(cert_id);
+  if (!bundle.ok()) return AfterFailure(cert_id, bundle.status());
   if (bundle.ok()) {
     LogInfo("certificate issued", {{"certificate", cert_id},
                                    {"order", job.order_id},
@@ -874,6 +878,17 @@ absl::StatusOr<CertificateBundle> Shredder::GetCertificate(std::string_view cert
     if (!rs.ok()) return FromRocks(rs, "reading a request record");
   }
   if (id.size() > 64) return absl::InvalidArgumentError("malformed certificate id");
+  if (HasPending(id)) {
+    // Pending: finish it now, unless a destruction holds the lock for long
+    // (the background retry then gets to it soon). The retry's own attempts
+    // take well under this wait.
+    std::unique_lock lock(mu_, std::chrono::seconds(5));
+    if (lock.owns_lock()) {
+      (void)FinishPendingLocked(id);
+    } else {
+      retrier_->Kick();
+    }
+  }
   return Load(id, include_receipts);
 }
 

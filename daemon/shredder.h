@@ -28,6 +28,15 @@
 // Create() finishes steps 2-3 for every "P" left by a crash before the
 // daemon serves, and drops staged records of plans that never committed.
 //
+// A "P" that cannot be finished (the vault does not destroy an old root, or
+// certifying fails) stays pending: no certificate exists until the old
+// roots are gone. It is finished by a background retry with backoff
+// (BackoffRetrier; shredder_pending.cc), by the next shred, or by a
+// GetCertificate for it, whichever comes first; each failure is logged and
+// counted (shredd_pending_certification_failures_total), and
+// shredd_pending_certifications says how many wait. Meanwhile the shred and
+// GetCertificate answer UNAVAILABLE naming the certificate.
+//
 // Records:
 //   "r" request_id             -> certificate id
 //   "P" certificate_id         -> pending certification header, sealed under the system key
@@ -53,6 +62,7 @@
 #include "absl/status/statusor.h"
 #include <nlohmann/json.hpp>
 
+#include "daemon/backoff_retry.h"
 #include "daemon/catalog.h"
 #include "daemon/item_store.h"
 #include "daemon/transparency_log.h"
@@ -137,13 +147,15 @@ struct ShredderOptions {
   uint64_t epoch_items = 25000;             // items per key-tree epoch in a large destruction
   uint64_t manifest_chunk_items = 20000;    // items per sealed manifest record
   uint64_t inline_manifest_items = 200000;  // larger manifests are served by StreamManifest only
+  BackoffRetrier::Options pending_retry;     // retrying pending certifications
 };
 
 class Shredder {
  public:
   using Options = ShredderOptions;
-  // Finishes any certification left pending by a crash. `catalog` may be
-  // null (no lineage records to clean up).
+  // Finishes any certification left pending by a crash; one the vault
+  // cannot finish now is left to the background retry (only DATA_LOSS fails
+  // Create). `catalog` may be null (no lineage records to clean up).
   // `log` may be null (no transparency log: certificates carry no position).
   static absl::StatusOr<std::unique_ptr<Shredder>> Create(ItemStore* store, Catalog* catalog,
                                                           TransparencyLog* log, Options options = {});
@@ -184,7 +196,31 @@ class Shredder {
   absl::StatusOr<std::string> TlogProofFor(std::string_view envelope);
   // FAILED_PRECONDITION naming the hold if `item` is held.
   absl::Status RefuseIfHeld(const StoredItem& item);
+  // --- pending certifications (shredder_pending.cc) ---
+  // At start-up: drops staged records of plans that never committed, then
+  // tries to finish every pending certification. Only DATA_LOSS fails it;
+  // other failures are left to the background retry.
   absl::Status CompletePending();
+  // Finishes every pending certification (or only `only`), destroying any
+  // old root left in the vault. Requires mu_. The first failure, if any.
+  absl::Status FinishPendingLocked(std::string_view only = {});
+  // The background retry's attempt: takes mu_ and finishes what is pending.
+  absl::Status RetryPending();
+  bool HasPending(std::string_view certificate_id);
+  absl::StatusOr<std::vector<std::string>> PendingIds();
+  // Drops the staged records of plans whose "P" record never committed.
+  absl::Status DropUncommittedPlans(const std::vector<std::string>& pending_ids);
+  // After Destroy or Certify of a fresh destruction failed: if it committed
+  // (its "P" record exists), logs and counts the failure, starts the
+  // background retry, and returns UNAVAILABLE naming the certificate;
+  // otherwise returns `s`.
+  absl::Status AfterFailure(const std::string& certificate_id, const absl::Status& s);
+  void NotePendingFailure(std::string_view certificate_id, const absl::Status& s);
+  // Counts the "P" records into pending_count_ and the metric.
+  absl::Status UpdatePendingCount();
+  // The certificate of `certificate_id`, finishing it first if pending.
+  // Requires mu_.
+  absl::StatusOr<CertificateBundle> LoadFinishingLocked(const std::string& certificate_id);
   // Destroys the staged items chunk by chunk. `fresh`: the pending record of
   // a destruction not committed yet (written with the first chunk); null to
   // resume one from its "P" record.
@@ -200,7 +236,10 @@ class Shredder {
   TransparencyLog* const log_;
   const Options options_;
   std::atomic<bool> stop_{false};
-  std::mutex mu_;  // one shred at a time
+  std::timed_mutex mu_;  // one shred at a time (timed: see GetCertificate)
+  std::atomic<uint64_t> pending_count_{0};  // "P" records, as last counted
+  // Last member: stopped before what its attempts use.
+  std::unique_ptr<BackoffRetrier> retrier_;
 };
 
 }  // namespace shredd

@@ -9,6 +9,7 @@
 #include "client/verify/encoding.h"
 #include "client/verify/note.h"
 #include "client/verify/tlog.h"
+#include "daemon/logging.h"
 #include "daemon/rocks_util.h"
 #include "daemon/strings.h"
 
@@ -84,34 +85,60 @@ absl::StatusOr<std::unique_ptr<TransparencyLog>> TransparencyLog::Open(rocksdb::
   return log;
 }
 
+absl::Status TransparencyLog::CheckSigningKey(rocksdb::DB* db, Vault* vault, bool new_key) {
+  auto has = vault->HasSigningKey();
+  if (!has.ok()) return has.status();
+  if (new_key) {
+    if (*has) {
+      return absl::FailedPreconditionError(StrCat(
+          "--new-signing-key: ", vault->Describe(),
+          " already holds a signing key; to rotate, move it out of the vault first (docs/VAULT.md), "
+          "or start without the flag"));
+    }
+    LogWarning("new signing key: the transparency log continues under a new key and (by default) a new origin; "
+               "publish the new public key (shredctl pubkey) to every monitor and verifier",
+               {{"vault", vault->Describe()}});
+    return absl::OkStatus();
+  }
+  std::string v;
+  rocksdb::Status rs = db->Get(rocksdb::ReadOptions(), kLogSizeKey, &v);
+  if (rs.IsNotFound()) return absl::OkStatus();  // no log yet: the key is made on first use
+  if (auto s = FromRocks(rs, "reading the transparency log size"); !s.ok()) return s;
+  const uint64_t size = v.size() == 8 ? GetBigEndian(v) : 0;
+  if (!*has) {
+    return absl::FailedPreconditionError(StrCat(
+        "the data dir holds a transparency log of ", size, " entries but ", vault->Describe(),
+        " holds no signing key (lost, or the wrong vault): refusing to make a new one, which would give the log "
+        "a new identity that every monitor rejects. Restore the signing key, or rotate deliberately with "
+        "--new-signing-key (docs/VAULT.md)"));
+  }
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+  it->SeekForPrev(LogCheckpointKey(std::numeric_limits<uint64_t>::max()));
+  if (!it->Valid() || !it->key().starts_with("Lc")) return FromRocks(it->status(), "reading the latest checkpoint");
+  auto pub = vault->SigningPublicKey();
+  if (!pub.ok()) return pub.status();
+  const std::string note_text = it->value().ToString();
+  auto note = verify::ParseNote(note_text);
+  auto cp = note.ok() ? verify::ParseCheckpointText(note->text) : absl::StatusOr<verify::Checkpoint>(note.status());
+  if (!cp.ok()) return absl::DataLossError(StrCat("stored checkpoint is unreadable: ", cp.status().message()));
+  verify::NoteVerifier key{cp->origin, verify::NoteKeyHash(cp->origin, *pub), *pub};
+  if (!verify::OpenNote(note_text, key).ok()) {
+    return absl::FailedPreconditionError(StrCat(
+        "the latest stored checkpoint (tree size ", cp->size, ", origin ", cp->origin, ") does not verify with the "
+        "signing key of ", vault->Describe(), ": the key was replaced, or this is the wrong vault. Restore the "
+        "signing key, or rotate deliberately with --new-signing-key (docs/VAULT.md)"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status TransparencyLog::Load() {
   auto pub = vault_->SigningPublicKey();
   if (!pub.ok()) return pub.status();
   public_key_ = *pub;
   key_id_ = verify::NoteKeyHash(origin_, public_key_);
 
-  std::string v;
-  rocksdb::Status rs = db_->Get(rocksdb::ReadOptions(), kLogSizeKey, &v);
   uint64_t size = 0;
-  if (rs.ok()) {
-    if (v.size() != 8) return absl::DataLossError("transparency log size record is malformed");
-    size = GetBigEndian(v);
-  } else if (!rs.IsNotFound()) {
-    return FromRocks(rs, "reading the transparency log size");
-  }
-  // The right edge of the tree: one complete subtree per set bit of size.
-  uint64_t start = 0;
-  for (int level = 63; level >= 0; --level) {
-    const uint64_t width = uint64_t{1} << level;
-    if ((size & width) == 0) continue;
-    auto h = StoredHash(level, start >> level);
-    if (!h.ok()) {
-      return absl::DataLossError(StrCat("transparency log of size ", size, " is missing subtree hash ", level, "/",
-                                        start >> level, ": ", h.status().message()));
-    }
-    peaks_.push_back({level, *h});
-    start += width;
-  }
+  if (auto s = LoadTree(&size, &peaks_); !s.ok()) return s;
   size_.store(size, std::memory_order_release);
   written_ = size;
   synced_ = size;
@@ -152,10 +179,56 @@ absl::Status TransparencyLog::Load() {
   return absl::OkStatus();
 }
 
+absl::Status TransparencyLog::LoadTree(uint64_t* size_out, std::vector<Peak>* peaks) {
+  std::string v;
+  rocksdb::Status rs = db_->Get(rocksdb::ReadOptions(), kLogSizeKey, &v);
+  uint64_t size = 0;
+  if (rs.ok()) {
+    if (v.size() != 8) return absl::DataLossError("transparency log size record is malformed");
+    size = GetBigEndian(v);
+  } else if (!rs.IsNotFound()) {
+    return FromRocks(rs, "reading the transparency log size");
+  }
+  // The right edge of the tree: one complete subtree per set bit of size.
+  peaks->clear();
+  uint64_t start = 0;
+  for (int level = 63; level >= 0; --level) {
+    const uint64_t width = uint64_t{1} << level;
+    if ((size & width) == 0) continue;
+    auto h = StoredHash(level, start >> level);
+    if (!h.ok()) {
+      return absl::DataLossError(StrCat("transparency log of size ", size, " is missing subtree hash ", level, "/",
+                                        start >> level, ": ", h.status().message()));
+    }
+    peaks->push_back({level, *h});
+    start += width;
+  }
+  *size_out = size;
+  return absl::OkStatus();
+}
+
+absl::Status TransparencyLog::ReloadAfterFailedWriteLocked() {
+  uint64_t size = 0;
+  std::vector<Peak> peaks;
+  if (auto s = LoadTree(&size, &peaks); !s.ok()) return s;
+  if (size < written_) {
+    return absl::DataLossError(StrCat("the transparency log shrank from ", written_, " to ", size,
+                                      " entries after a failed write"));
+  }
+  peaks_ = std::move(peaks);
+  written_ = size;
+  broken_ = absl::OkStatus();
+  std::lock_guard l(sync_mu_);
+  sync_error_ = absl::OkStatus();  // the next WaitDurable syncs the WAL again
+  return absl::OkStatus();
+}
+
 absl::StatusOr<uint64_t> TransparencyLog::Append(rocksdb::WriteBatch* batch, const MakeEntries& make_entries,
                                                  bool fresh_entries, uint64_t* durable_at) {
   std::unique_lock lock(append_mu_);
-  if (!broken_.ok()) return broken_;
+  if (!broken_.ok()) {
+    if (auto s = ReloadAfterFailedWriteLocked(); !s.ok()) return s;
+  }
   const uint64_t first = written_;
   absl::StatusOr<std::vector<std::string>> entries = make_entries(first);
   if (!entries.ok()) return entries.status();
@@ -219,8 +292,7 @@ absl::StatusOr<uint64_t> TransparencyLog::Append(rocksdb::WriteBatch* batch, con
     s = SyncWrite(db_, batch);
   }
   if (!s.ok()) {
-    broken_ = absl::InternalError(StrCat("the transparency log refuses appends after a failed write (", s.message(),
-                                         "); restart the daemon"));
+    broken_ = s;  // the next append re-reads the tree from the database first
     return s;
   }
   peaks_ = std::move(peaks);
@@ -265,8 +337,7 @@ absl::Status TransparencyLog::WaitDurable(uint64_t target) {
   absl::Status s = FromRocks(db_->SyncWAL(), "syncing the RocksDB WAL");
   if (!s.ok()) {
     std::lock_guard a(append_mu_);
-    broken_ = absl::InternalError(StrCat("the transparency log refuses appends after a failed WAL sync (",
-                                         s.message(), "); restart the daemon"));
+    broken_ = s;
   } else {
     PublishDurable(upto);
   }
@@ -431,7 +502,13 @@ absl::StatusOr<std::string> TransparencyLog::SignedCheckpoint() {
       text, origin_, key_id_, std::string_view(reinterpret_cast<const char*>(sig->data()), sig->size()));
   rocksdb::WriteBatch batch;
   batch.Put(LogCheckpointKey(n), note);
-  if (auto s = SyncWrite(db_, &batch); !s.ok()) return s;
+  if (auto s = SyncWrite(db_, &batch); !s.ok()) {
+    // Writes are stopped (a full disk): the tree of size n is durable all
+    // the same (size() counts durable entries only), so the note may be
+    // handed out; it is stored by a later call. Ed25519 signatures are
+    // deterministic, so that call returns these very bytes.
+    return note;
+  }
   checkpoint_size_ = n;
   checkpoint_ = note;
   return note;

@@ -68,6 +68,14 @@ class TransparencyLog {
   // does not match the stored tree).
   static absl::StatusOr<std::unique_ptr<TransparencyLog>> Open(rocksdb::DB* db, Vault* vault,
                                                                std::string origin);
+  // Before Open (which makes the vault's signing key if it has none): the
+  // log's identity must not change by accident. FAILED_PRECONDITION if the
+  // database holds a log but the vault no signing key (lost, or the wrong
+  // vault), or if the latest stored checkpoint does not verify with the
+  // vault's key (replaced). With `new_key` (--new-signing-key, a deliberate
+  // rotation, docs/VAULT.md) the vault must hold no key: one is made and the
+  // log continues under it, with a new default origin.
+  static absl::Status CheckSigningKey(rocksdb::DB* db, Vault* vault, bool new_key);
 
   TransparencyLog(const TransparencyLog&) = delete;
   TransparencyLog& operator=(const TransparencyLog&) = delete;
@@ -157,6 +165,12 @@ class TransparencyLog {
   };
 
   absl::Status Load();
+  // Reads the stored tree size and right edge.
+  absl::Status LoadTree(uint64_t* size, std::vector<Peak>* peaks);
+  // After a failed write or WAL sync (broken_), before the next append:
+  // takes the tree from the database again (what RocksDB holds, whatever the
+  // failed call left in it) and clears the sync error. Requires append_mu_.
+  absl::Status ReloadAfterFailedWriteLocked();
   // Hash of the complete subtree (level, index), read from the database.
   absl::StatusOr<verify::Hash> StoredHash(int level, uint64_t index);
   // MTH(D[lo:hi]) for hi <= a committed size, where lo is a multiple of the
@@ -175,7 +189,7 @@ class TransparencyLog {
 
   std::mutex append_mu_;
   std::vector<Peak> peaks_;  // guarded by append_mu_; levels strictly decreasing
-  absl::Status broken_;      // guarded by append_mu_
+  absl::Status broken_;      // guarded by append_mu_; the last write failed
   uint64_t written_ = 0;     // guarded by append_mu_; >= size_
 
   std::mutex sync_mu_;

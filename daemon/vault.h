@@ -62,6 +62,10 @@ class Vault {
 
   // The daemon's Ed25519 identity; created on first use and kept for life.
   virtual absl::StatusOr<Ed25519PublicKey> SigningPublicKey() = 0;
+  // Whether the signing identity exists already (without creating it): a
+  // data dir with a log must not get a new one silently
+  // (TransparencyLog::CheckSigningKey).
+  virtual absl::StatusOr<bool> HasSigningKey() = 0;
   // Pure Ed25519 (RFC 8032) signature over `message`.
   virtual absl::StatusOr<Ed25519Signature> Sign(std::string_view message) = 0;
 };

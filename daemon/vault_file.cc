@@ -73,6 +73,15 @@ class FileVault final : public Vault {
     return public_key_;
   }
 
+  absl::StatusOr<bool> HasSigningKey() override {
+    std::lock_guard lock(mu_);
+    if (!signing_secret_.empty()) return true;
+    const std::string path = dir_ + "/signing.key";
+    if (access(path.c_str(), F_OK) == 0) return true;
+    if (errno == ENOENT) return false;
+    return ErrnoStatus("cannot check", path, errno);
+  }
+
   absl::StatusOr<Ed25519Signature> Sign(std::string_view message) override {
     std::lock_guard lock(mu_);
     if (auto s = LoadSigningKeyLocked(); !s.ok()) return s;

@@ -778,6 +778,16 @@ class Pkcs11Vault final : public Vault {
     return signing_->public_key;
   }
 
+  absl::StatusOr<bool> HasSigningKey() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (signing_) return true;
+    absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> priv = FindSigning(CKO_PRIVATE_KEY);
+    if (!priv.ok()) return priv.status();
+    absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> pub = FindSigning(CKO_PUBLIC_KEY);
+    if (!pub.ok()) return pub.status();
+    return !priv->empty() || !pub->empty();
+  }
+
   absl::StatusOr<Ed25519Signature> Sign(std::string_view message) override {
     std::lock_guard<std::mutex> lock(mu_);
     absl::Status s = EnsureSigningKey();
