@@ -466,14 +466,22 @@ void OrderBook::Worker() {
       id = queue_.front();
       queue_.pop_front();
     }
-    Run(id);
+    if (Run(id)) {
+      // The order's keys are destroyed, its certificate waits for the vault
+      // (the shredder retries by itself): ask again after a pause, other
+      // orders first.
+      std::unique_lock lock(mu_);
+      changed_.wait_for(lock, kPendingRecheck, [&] { return stopping_ || !queue_.empty(); });
+      if (stopping_) return;
+      queue_.push_back(id);
+    }
     changed_.notify_all();
   }
 }
 
-void OrderBook::Run(const std::string& id) {
+bool OrderBook::Run(const std::string& id) {
   auto loaded = Load(id);
-  if (!loaded.ok()) return;
+  if (!loaded.ok()) return false;
   OrderStatus st = std::move(*loaded);
   auto update = [&](OrderState state, std::string message) {
     std::lock_guard lock(mu_);
@@ -495,8 +503,13 @@ void OrderBook::Run(const std::string& id) {
   auto done = shredder_->GetCertificate("", request_id, false);
   if (done.ok()) {
     st.certificate_id = done->certificate_id;
+    st.items_shredded = static_cast<int64_t>(done->item_count);
     update(OrderState::kDone, "certified");
-    return;
+    return false;
+  }
+  if (absl::IsUnavailable(done.status())) {  // still pending: see below
+    update(OrderState::kRunning, StrCat("keys destroyed; the certificate is pending: ", done.status().message()));
+    return true;
   }
   update(OrderState::kRunning, "planning and destroying keys");
   ShredJob job;
@@ -561,21 +574,28 @@ void OrderBook::Run(const std::string& id) {
     // RUNNING stays: the next start finishes a destruction that committed
     // an epoch (before serving) or plans the order again.
     LogInfo("order left for the next start", {{"order", id}});
-    return;
+    return false;
   }
   st.items_planned = planned;
   if (!cert.ok() && planned == 0 && absl::IsNotFound(cert.status())) {
     update(OrderState::kEmpty, retained == 0 ? "selectors matched nothing: no certificate"
                                              : "every match is under a legal hold: no certificate");
-    return;
+    return false;
+  }
+  if (!cert.ok() && absl::IsUnavailable(cert.status())) {
+    // Committed, not yet certified (Shredder: a pending certification):
+    // FAILED would say nothing was destroyed. RUNNING until it is issued.
+    update(OrderState::kRunning, StrCat("keys destroyed; the certificate is pending: ", cert.status().message()));
+    return true;
   }
   if (!cert.ok()) {
     update(OrderState::kFailed, std::string(cert.status().message()));
-    return;
+    return false;
   }
   st.certificate_id = cert->certificate_id;
   st.items_shredded = st.items_planned;
   update(OrderState::kDone, "certified");
+  return false;
 }
 
 }  // namespace shredd

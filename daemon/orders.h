@@ -12,6 +12,7 @@
 #define SHREDD_DAEMON_ORDERS_H_
 
 #include <condition_variable>
+#include <chrono>
 #include <deque>
 #include <functional>
 #include <map>
@@ -124,7 +125,11 @@ class OrderBook {
   // matched nothing to `unmatched`.
   absl::Status Closure(const OrderSpec& spec, std::vector<std::string>* unmatched, const Visit& visit);
   void Worker();
-  void Run(const std::string& id);
+  // Runs one order. True if its keys are destroyed but its certificate is
+  // pending (a vault failure the shredder retries): the worker asks again
+  // after kPendingRecheck, the order staying RUNNING.
+  bool Run(const std::string& id);
+  static constexpr std::chrono::seconds kPendingRecheck{2};
   absl::StatusOr<OrderStatus> Load(std::string_view id);
   absl::Status Save(const OrderStatus& status);
 

@@ -156,6 +156,32 @@ class VaultFailureTest(DaemonTest):
         self.assertIsNotNone(cert)
         self.verify(cert.certificate)
 
+    def test_an_order_whose_certificate_is_pending_ends_done_not_failed(self):
+        # The order's keys are destroyed, its certificate waits for the
+        # vault: the order must not say FAILED (its items are gone) and must
+        # reach DONE with the certificate once the vault works again.
+        from shredd.v1 import orders_pb2 as opb, orders_pb2_grpc as opb_grpc
+        orders = opb_grpc.OrdersStub(self.d.channel())
+        data = b"ordered photo " * 50
+        digest = self.d.put_bytes(data, datasets=["vault-ds"])
+        root = self.lock_current_root()
+        orders.SubmitOrder(opb.OrderSpec(id="vo", basis=opb.OTHER, reference="r", datasets=["vault-ds"]), timeout=30)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            st = orders.GetOrder(opb.GetOrderRequest(order_id="vo"), timeout=10)
+            if "pending" in st.message or st.state != opb.ORDER_PENDING and st.state != opb.ORDER_RUNNING:
+                break
+            time.sleep(0.2)
+        self.assertEqual(st.state, opb.ORDER_RUNNING, st.message)
+        self.assertIn("certificate is pending", st.message)
+        self.assertRpcError(grpc.StatusCode.NOT_FOUND, lambda: self.d.get_bytes(digest))
+        self.unlock(root)
+        final = orders.GetOrder(opb.GetOrderRequest(order_id="vo", wait=True), timeout=90)
+        self.assertEqual(final.state, opb.ORDER_DONE, final.message)
+        self.assertTrue(final.certificate_id)
+        cert = self.d.shredder().GetCertificate(pb.GetCertificateRequest(certificate_id=final.certificate_id))
+        self.verify(cert.certificate)
+
 
 if __name__ == "__main__":
     unittest.main()
