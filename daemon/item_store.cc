@@ -530,24 +530,19 @@ absl::StatusOr<PutResult> ItemStore::CommitItem(const ContentDigest& digest, con
                                                 const std::string& lineage_edges,
                                                 std::span<const ItemKey> lineage_parents) {
   ItemKey key = ItemKeyOf(*this, digest.hash);
-  std::unique_lock stripe(StripeFor(key));
-  // From here on no shred epoch can commit: suppression and existence are
-  // decided together with the write (see the header, "Ingest and shred").
-  std::optional<KeyTree::WriteLease> lease(tree_->BeginWrite());
-  if (auto s = CheckNotSuppressedLocked(key, digest, lineage_parents); !s.ok()) return s;
-  std::string existing;
-  rocksdb::Status found = db_->Get(rocksdb::ReadOptions(), ItemRecordKey(key), &existing);
-  if (found.ok()) {  // the writer's destructor removes the temp file
-    return MergeAndAcknowledge(stripe, lease, key, digest, std::move(existing), metadata, extra, lineage_edges);
+  CommitLocks locks;
+  if (auto s = LockForCommit(key, digest, lineage_parents, &locks); !s.ok()) return s;
+  if (locks.record) {  // the writer's destructor removes the temp file
+    return MergeAndAcknowledge(locks, key, digest, metadata, extra, lineage_edges);
   }
-  if (!found.IsNotFound()) return FromRocks(found, "reading an item record");
+  const KeyTree::WriteLease& lease = *locks.lease;
   if (blob != nullptr) {
     if (auto s = blob->Publish(); !s.ok()) return s;
   }
   auto slot = tree_->AllocateSlot();
   if (!slot.ok()) return slot.status();
   rocksdb::WriteBatch batch;
-  auto pending = tree_->AddDek(*lease, *slot, dek, &batch);
+  auto pending = tree_->AddDek(lease, *slot, dek, &batch);
   if (!pending.ok()) return pending.status();
 
   std::string rec(kRecordHeader, '\0');
@@ -1475,23 +1470,39 @@ absl::StatusOr<PutResult> ItemStore::MergeIntoExisting(const ContentDigest& dige
                                                        const std::string& lineage_edges,
                                                        std::span<const ItemKey> lineage_parents) {
   ItemKey key = ItemKeyOf(*this, digest.hash);
-  std::unique_lock stripe(StripeFor(key));
-  std::optional<KeyTree::WriteLease> lease(tree_->BeginWrite());
-  if (auto s = CheckNotSuppressedLocked(key, digest, lineage_parents); !s.ok()) return s;
+  CommitLocks locks;
+  if (auto s = LockForCommit(key, digest, lineage_parents, &locks); !s.ok()) return s;
+  if (!locks.record) {  // not reachable: only a shred deletes an item record, and it suppresses
+    return absl::NotFoundError(StrCat(digest.HashString(), " is not stored"));
+  }
+  return MergeAndAcknowledge(locks, key, digest, metadata, extra, lineage_edges);
+}
+
+absl::Status ItemStore::LockForCommit(const ItemKey& key, const ContentDigest& digest,
+                                      std::span<const ItemKey> parents, CommitLocks* locks) {
+  locks->stripe = std::unique_lock(StripeFor(key));
+  // From here on no shred epoch can commit: suppression and existence are
+  // decided together with the write (see the header, "Ingest and shred").
+  locks->lease.emplace(tree_->BeginWrite());
+  if (auto s = CheckNotSuppressedLocked(key, digest, parents); !s.ok()) return s;
   std::string rec;
   rocksdb::Status rs = db_->Get(rocksdb::ReadOptions(), ItemRecordKey(key), &rec);
-  if (!rs.ok()) return FromRocks(rs, "reading an item record");  // NotFound: not reachable (only shreds delete)
-  return MergeAndAcknowledge(stripe, lease, key, digest, std::move(rec), metadata, extra, lineage_edges);
+  if (rs.ok()) {
+    locks->record = std::move(rec);
+  } else if (!rs.IsNotFound()) {
+    return FromRocks(rs, "reading an item record");
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<PutResult> ItemStore::MergeAndAcknowledge(
-    std::unique_lock<std::mutex>& stripe, std::optional<KeyTree::WriteLease>& lease, const ItemKey& key,
-    const ContentDigest& digest, std::string rec, const ItemMetadata& metadata,
+    CommitLocks& locks, const ItemKey& key, const ContentDigest& digest, const ItemMetadata& metadata,
     const std::vector<std::pair<std::string, std::string>>& extra, const std::string& lineage_edges) {
-  auto merged = MergeLocked(*lease, key, digest.hash, std::move(rec), metadata, metadata.kind, extra, lineage_edges);
+  auto merged = MergeLocked(*locks.lease, key, digest.hash, std::move(*locks.record), metadata, metadata.kind, extra,
+                            lineage_edges);
   if (!merged.ok()) return merged.status();
-  lease.reset();
-  stripe.unlock();
+  locks.lease.reset();
+  locks.stripe.unlock();
   // The record read may belong to a batch written but not synced yet.
   if (auto s = WaitForRecordsRead(); !s.ok()) return s;
   return PutResult{digest, true};

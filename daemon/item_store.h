@@ -342,11 +342,21 @@ class ItemStore {
                                              bool* inline_content);
   std::mutex& StripeFor(const ItemKey& key) { return stripes_[key[0] % stripes_.size()]; }
   bool IsSuppressed(const ItemKey& key);
-  // MergeLocked with the kind of `metadata`, then releases the locks and
-  // acknowledges the content as present once what was read is durable.
-  absl::StatusOr<PutResult> MergeAndAcknowledge(std::unique_lock<std::mutex>& stripe,
-                                                std::optional<KeyTree::WriteLease>& lease, const ItemKey& key,
-                                                const ContentDigest& digest, std::string rec,
+  // What a commit of an item holds while it decides and writes.
+  struct CommitLocks {
+    std::unique_lock<std::mutex> stripe;
+    std::optional<KeyTree::WriteLease> lease;
+    std::optional<std::string> record;  // the item record, if the item is stored
+  };
+  // Takes the item's stripe lock and a write lease (a shred epoch cannot
+  // commit until both are released), refuses content or lineage parents
+  // that are suppressed, and reads the item record.
+  absl::Status LockForCommit(const ItemKey& key, const ContentDigest& digest, std::span<const ItemKey> parents,
+                             CommitLocks* locks);
+  // MergeLocked of locks.record with the kind of `metadata`, then releases
+  // the locks and acknowledges the content as present once what was read is
+  // durable.
+  absl::StatusOr<PutResult> MergeAndAcknowledge(CommitLocks& locks, const ItemKey& key, const ContentDigest& digest,
                                                 const ItemMetadata& metadata,
                                                 const std::vector<std::pair<std::string, std::string>>& extra,
                                                 const std::string& lineage_edges);

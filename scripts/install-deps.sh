@@ -16,6 +16,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   softhsm2 opensc openssl python3 python3-nacl python3-grpcio python3-protobuf
   age xxd systemd
+  # the full-disk and vault-failure tests: mount (tmpfs), chattr +i
+  mount e2fsprogs
   # fuzzing: libFuzzer targets in fuzz/ (preset "fuzz", docs/RELIABILITY.md)
   clang libclang-rt-14-dev
   # independent transparency-log verifier (tests/tools/tlog_verify.go)
