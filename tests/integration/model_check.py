@@ -90,6 +90,14 @@ RESUME_SECONDS = 20  # writes must resume by themselves this soon after space co
 PAUSE_SECONDS = 3  # a slow racing upload waits this long (at most) for the shred to finish
 
 
+
+def spec_key(spec):
+    """An order spec as the daemon compares re-submissions: selector lists
+    are sets (sorted, duplicates dropped)."""
+    return (spec.id, spec.basis, spec.reference, spec.requester, spec.due,
+            tuple(sorted({d.hash for d in spec.digests})), tuple(sorted(set(spec.subject_ids))),
+            tuple(sorted(set(spec.datasets))), tuple(sorted(spec.labels.items())))
+
 class Violation(AssertionError):
     def __init__(self, seed, step, inv, msg, op=None):
         msg = re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", lambda m: "\\x%02x" % ord(m.group(0)), msg).replace("\n", "\\n")
@@ -1068,8 +1076,8 @@ class ModelRun:
                 spec.datasets.append(r.choice(self.dataset_pool))
             else:
                 spec.requester = self.requester + "-2"
-        if spec == o["spec"]:
-            changed = False
+        if spec_key(spec) == spec_key(o["spec"]):
+            changed = False  # selectors are sets: a repeated selector changes nothing (docs/ORDERS.md)
         before = self.snapshot()
         res = call(self.orders().SubmitOrder, spec, timeout=RPC_TIMEOUT)
         self.stats.ops += 1
