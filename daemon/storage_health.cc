@@ -165,7 +165,16 @@ void StorageMonitor::Loop() {
   while (!stop_.load()) {
     const uint64_t seen = health_->version();
     StorageState st = health_->state();
-    if (!st.writable && st.recoverable) {
+    // A stop is reported before the first DB::Resume(), which comes one
+    // resume interval later: on a disk that stays full every write stops the
+    // database again at once, and reporting only after a failed Resume left
+    // health saying SERVING through most of it.
+    const bool changed = st.writable != reported.writable || st.recoverable != reported.recoverable;
+    if (changed) {
+      on_change_(st);
+      reported = st;
+    }
+    if (!st.writable && st.recoverable && !changed) {
       // OK: writes work (again). Busy: RocksDB's own recovery is running.
       rocksdb::Status s = db_->Resume();
       if (s.ok()) {
@@ -178,10 +187,6 @@ void StorageMonitor::Loop() {
         next_resume_log = now + std::chrono::minutes(1);
         LogWarning("storage: resuming writes failed; retrying every few seconds", {{"reason", s.ToString()}});
       }
-    }
-    if (st.writable != reported.writable || st.recoverable != reported.recoverable) {
-      on_change_(st);
-      reported = st;
     }
     health_->WaitForChange(st.writable ? std::chrono::milliseconds(60000) : resume_interval_, seen);
   }
