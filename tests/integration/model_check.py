@@ -91,6 +91,17 @@ PAUSE_SECONDS = 3  # a slow racing upload waits this long (at most) for the shre
 
 
 
+
+def run_concurrently(threads, channels, timeout):
+    """Starts the client threads of a concurrent step, waits for them (each
+    at most `timeout` s) and closes their channels."""
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    for chn in channels:
+        chn.close()
+
 def spec_key(spec):
     """An order spec as the daemon compares re-submissions: selector lists
     are sets (sorted, duplicates dropped)."""
@@ -1311,13 +1322,8 @@ class ModelRun:
 
         if use_order:
             destroyed, retained = self.expected_of(spec)
-        threads = [threading.Thread(target=uploader, args=p) for p in plans] + [threading.Thread(target=shredder)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(90)
-        for chn in channels:
-            chn.close()
+        run_concurrently([threading.Thread(target=uploader, args=p) for p in plans] +
+                         [threading.Thread(target=shredder)], channels, 90)
         self.stats.ops += n + 1
         # Apply the uploads that were acknowledged (all linearize before the
         # shred if they were, or the shred covers them anyway).
@@ -1378,13 +1384,7 @@ class ModelRun:
             else:
                 results[i] = self.put_stream(x, kind, subj, ds, lab, ch=channels[i], trailer=(path == "trailer"))
 
-        ts = [threading.Thread(target=up, args=p) for p in plans]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join(60)
-        for chn in channels:
-            chn.close()
+        run_concurrently([threading.Thread(target=up, args=p) for p in plans], channels, 60)
         self.stats.ops += n
         self.each([lambda i=i, path=path, kind=kind, subj=subj, ds=ds, lab=lab: self.expect_put(
             x, kind, results.get(i) or R(False, details="no reply"), subj, ds, lab,
