@@ -16,7 +16,7 @@
 #include <thread>
 #include <vector>
 
-#include "client/verify/encoding.h"
+#include "formats/encoding.h"
 #include "shredd/v1/shredd.grpc.pb.h"
 
 namespace v1 = shredd::v1;

@@ -13,7 +13,7 @@
 #include <cstdio>
 #include <vector>
 
-#include "client/verify/encoding.h"
+#include "formats/encoding.h"
 #include "shredd/v1/shredd.grpc.pb.h"
 
 namespace v1 = shredd::v1;

@@ -30,11 +30,11 @@
 #include <utility>
 #include <vector>
 
-#include "client/verify/certificate.h"
-#include "client/verify/encoding.h"
-#include "client/verify/keys.h"
-#include "client/verify/manifest.h"
-#include "client/verify/merkle.h"
+#include "formats/certificate.h"
+#include "formats/encoding.h"
+#include "formats/keys.h"
+#include "formats/manifest.h"
+#include "formats/merkle.h"
 
 namespace {
 

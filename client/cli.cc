@@ -24,10 +24,10 @@
 #include "daemon/strings.h"
 #include "client/cli_common.h"
 #include "client/progress.h"
-#include "client/verify/certificate.h"
-#include "client/verify/encoding.h"
-#include "client/verify/keys.h"
-#include "client/verify/manifest.h"
+#include "formats/certificate.h"
+#include "formats/encoding.h"
+#include "formats/keys.h"
+#include "formats/manifest.h"
 #include "daemon/bounded_queue.h"
 #include "shredd/v1/shredd.grpc.pb.h"
 
@@ -532,7 +532,7 @@ int CmdVerify(const Global& g, const std::string& cert_path, const std::string& 
 }
 
 int CmdReceipt(const Global& g, const std::string& manifest_path, const std::string& item, const std::string& out) {
-  // Streaming: bounded memory for a manifest of any size (client/verify/manifest.h).
+  // Streaming: bounded memory for a manifest of any size (formats/manifest.h).
   std::string digest = DigestArg(item);
   auto r = verify::ReceiptFromManifestFile(manifest_path, digest);
   if (absl::IsNotFound(r.status()) && std::filesystem::exists(manifest_path)) {

@@ -13,8 +13,8 @@
 #include <thread>
 #include <vector>
 
-#include "client/verify/encoding.h"
-#include "client/verify/text.h"
+#include "formats/encoding.h"
+#include "formats/text.h"
 #include "daemon/bounded_queue.h"
 #include "daemon/strings.h"
 

@@ -132,7 +132,7 @@ void AddAuditCommand(Commands cmds);  // `log audit`; after AddLogCommands
 
 // Text from the daemon, a file or an argument, made safe for a terminal:
 // control, bidi and line-separator characters and bytes that are not UTF-8
-// are shown escaped ("\n", "\x1b", "\u{202E}"; client/verify/text.h).
+// are shown escaped ("\n", "\x1b", "\u{202E}"; formats/text.h).
 // Every such string in human-readable output goes through it.
 std::string Shown(std::string_view s);
 inline std::string Shown(absl::string_view s) { return Shown(std::string_view(s.data(), s.size())); }

@@ -20,11 +20,11 @@
 #include <vector>
 
 #include "client/cli_common.h"
-#include "client/verify/encoding.h"
-#include "client/verify/keys.h"
-#include "client/verify/merkle.h"
-#include "client/verify/note.h"
-#include "client/verify/tlog.h"
+#include "formats/encoding.h"
+#include "formats/keys.h"
+#include "formats/merkle.h"
+#include "formats/note.h"
+#include "formats/tlog.h"
 #include "daemon/strings.h"
 #include "shredd/v1/log.grpc.pb.h"
 

@@ -501,10 +501,10 @@ void AddOrderCommands(Commands cmds) {
 
 // ---------------------------------------------------------------- log audit
 
-#include "client/verify/certificate.h"
-#include "client/verify/keys.h"
-#include "client/verify/strict_json.h"
-#include "client/verify/tlog.h"
+#include "formats/certificate.h"
+#include "formats/keys.h"
+#include "formats/strict_json.h"
+#include "formats/tlog.h"
 #include "shredd/v1/log.grpc.pb.h"
 
 namespace shredd::cli {

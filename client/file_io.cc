@@ -10,7 +10,7 @@
 #include <filesystem>
 
 #include "client/cli_common.h"
-#include "client/verify/encoding.h"
+#include "formats/encoding.h"
 #include "daemon/strings.h"
 
 namespace shredd::cli {

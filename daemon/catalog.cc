@@ -8,7 +8,7 @@
 #include <set>
 
 #include "absl/time/clock.h"
-#include "client/verify/encoding.h"
+#include "formats/encoding.h"
 #include "daemon/field_rules.h"
 #include "daemon/rocks_util.h"
 #include "daemon/strings.h"

@@ -1,7 +1,7 @@
 #include "daemon/digest.h"
 
-#include "client/verify/encoding.h"
-#include "client/verify/text.h"
+#include "formats/encoding.h"
+#include "formats/text.h"
 
 #include "daemon/strings.h"
 

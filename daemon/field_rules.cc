@@ -1,7 +1,7 @@
 #include "daemon/field_rules.h"
 
 #include "absl/strings/ascii.h"
-#include "client/verify/text.h"
+#include "formats/text.h"
 #include "daemon/strings.h"
 
 namespace shredd {

@@ -5,7 +5,7 @@
 //
 //  * Text (reasons, references, relations, names, subject ids, labels):
 //    well-formed UTF-8 with no control, bidi-formatting or line-separator
-//    characters (client/verify/text.h), at most a per-field number of bytes.
+//    characters (formats/text.h), at most a per-field number of bytes.
 //  * Ids (order, hold and request ids): 1..max bytes of ASCII letters,
 //    digits and . _ : @ / + -, starting with a letter or digit.
 //

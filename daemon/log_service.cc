@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
-#include "client/verify/note.h"
-#include "client/verify/tlog.h"
+#include "formats/note.h"
+#include "formats/tlog.h"
 #include "daemon/auth.h"
 #include "daemon/status_map.h"
 #include "daemon/strings.h"

@@ -6,9 +6,9 @@
 #include <limits>
 #include <set>
 
-#include "client/verify/encoding.h"
-#include "client/verify/note.h"
-#include "client/verify/tlog.h"
+#include "formats/encoding.h"
+#include "formats/note.h"
+#include "formats/tlog.h"
 #include "daemon/logging.h"
 #include "daemon/rocks_util.h"
 #include "daemon/strings.h"

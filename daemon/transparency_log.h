@@ -48,8 +48,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "client/verify/keys.h"
-#include "client/verify/merkle.h"
+#include "formats/keys.h"
+#include "formats/merkle.h"
 #include "daemon/vault.h"
 
 namespace shredd {

@@ -13,7 +13,7 @@
 #include <cstdint>
 #include <string>
 
-#include "client/verify/certificate.h"
+#include "formats/certificate.h"
 #include "fuzz/fuzz_fixture.h"
 
 namespace {

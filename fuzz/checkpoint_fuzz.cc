@@ -1,4 +1,4 @@
-// Fuzz target: signed notes and checkpoints (client/verify/note.h, tlog.h):
+// Fuzz target: signed notes and checkpoints (formats/note.h, tlog.h):
 // ParseNote, OpenNote and VerifyCheckpoint under the fixture's verifier key,
 // ParseCheckpointText, and checkpoint text signed by the harness so the
 // checkpoint parser behind the signature is reached with arbitrary text.

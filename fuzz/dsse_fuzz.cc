@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <string>
 
-#include "client/verify/dsse.h"
+#include "formats/dsse.h"
 #include "fuzz/fuzz_fixture.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -22,12 +22,12 @@
 #include <string_view>
 #include <vector>
 
-#include "client/verify/certificate.h"
-#include "client/verify/encoding.h"
-#include "client/verify/keys.h"
-#include "client/verify/merkle.h"
-#include "client/verify/note.h"
-#include "client/verify/tlog.h"
+#include "formats/certificate.h"
+#include "formats/encoding.h"
+#include "formats/keys.h"
+#include "formats/merkle.h"
+#include "formats/note.h"
+#include "formats/tlog.h"
 
 namespace shredd::fuzz {
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "client/verify/dsse.h"
+#include "formats/dsse.h"
 #include "daemon/metadata_codec.h"
 #include "fuzz/fuzz_fixture.h"
 

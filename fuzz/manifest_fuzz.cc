@@ -2,7 +2,7 @@
 // valid fixture certificate). A manifest comes from whoever hands it over
 // (the daemon, a regulator's file share): untrusted.
 // Properties: the streaming verifier agrees with the old DOM verifier
-// (tests/verify/manifest_dom_reference.h); an accepted manifest lists exactly
+// (tests/formats/manifest_dom_reference.h); an accepted manifest lists exactly
 // the certificate's item count and its items rebuild the certificate's
 // Merkle root.
 #include <cstddef>
@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "client/verify/certificate.h"
+#include "formats/certificate.h"
 #include "fuzz/fuzz_fixture.h"
-#include "tests/verify/manifest_dom_reference.h"
+#include "tests/formats/manifest_dom_reference.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace shredd;

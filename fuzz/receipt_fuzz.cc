@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <string>
 
-#include "client/verify/certificate.h"
+#include "formats/certificate.h"
 #include "fuzz/fuzz_fixture.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <string>
 
-#include "client/verify/strict_json.h"
+#include "formats/strict_json.h"
 #include "fuzz/fuzz_fixture.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

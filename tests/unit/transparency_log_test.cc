@@ -1,5 +1,5 @@
 // TransparencyLog: the RFC 6962 known answers, every (index, size) and
-// (m, n) up to 150 against the in-memory reference in client/verify/merkle,
+// (m, n) up to 150 against the in-memory reference in formats/merkle,
 // atomicity with the caller's batch, reopening, kill -9 while appending,
 // concurrency, and signed checkpoints.
 #include "daemon/transparency_log.h"
@@ -17,9 +17,9 @@
 #include <set>
 #include <thread>
 
-#include "client/verify/encoding.h"
-#include "client/verify/note.h"
-#include "client/verify/tlog.h"
+#include "formats/encoding.h"
+#include "formats/note.h"
+#include "formats/tlog.h"
 #include "daemon/rocks_util.h"
 #include "tests/unit/test_util.h"
 
@@ -96,7 +96,7 @@ class TransparencyLogTest : public ::testing::Test {
 // ---------------------------------------------------------------- RFC 6962 vectors
 
 // Leaf inputs and roots of trees of size 1..8 from certificate-transparency
-// (also in tests/verify/merkle_test.cc, which checks client/verify).
+// (also in tests/formats/merkle_test.cc, which checks formats).
 const Entries kCtInputs = {
     std::string(""),
     std::string("\x00", 1),

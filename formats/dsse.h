@@ -1,0 +1,49 @@
+// DSSE (Dead Simple Signing Envelope, github.com/secure-systems-lab/dsse,
+// protocol v1.0.0) in its JSON envelope form.
+//
+//   {"payloadType":"<type>","payload":"<base64>",
+//    "signatures":[{"keyid":"<id>","sig":"<base64>"}]}
+//
+// Signatures are computed over PAE(payloadType, payload), never over the
+// JSON. Base64 is standard with padding (RFC 4648 section 4).
+
+#ifndef SHREDD_FORMATS_DSSE_H_
+#define SHREDD_FORMATS_DSSE_H_
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace shredd::verify {
+
+// "DSSEv1" SP len(type) SP type SP len(body) SP body, with the lengths as
+// ASCII decimal byte counts without leading zeros.
+std::string PreAuthEncoding(std::string_view type, std::string_view body);
+
+struct Signature {
+  std::string keyid;  // optional, unauthenticated hint; empty = absent
+  std::string sig;    // raw signature bytes
+};
+
+struct Envelope {
+  std::string payload_type;
+  std::string payload;  // raw (base64-decoded) bytes
+  std::vector<Signature> signatures;
+};
+
+// Parses a JSON envelope. Fails with InvalidArgument (naming the field) if
+// the input is not a JSON object, if payloadType, payload or signatures is
+// missing or of the wrong JSON type, if any base64 is invalid, if
+// signatures is empty, or if a signature lacks a string "sig" or has a
+// non-string "keyid". Unknown members are ignored.
+absl::StatusOr<Envelope> ParseEnvelope(std::string_view json);
+
+// Compact JSON, members in the order payloadType, payload, signatures;
+// each signature as {"keyid","sig"} ("keyid" omitted when empty).
+std::string SerializeEnvelope(const Envelope& envelope);
+
+}  // namespace shredd::verify
+
+#endif  // SHREDD_FORMATS_DSSE_H_
