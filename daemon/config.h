@@ -66,6 +66,10 @@ struct DaemonConfig {
   // [storage]: RocksDB's memory budget in MiB (block cache, index and filter
   // blocks, memtables); kMinMemoryBudgetMib..kMaxMemoryBudgetMib.
   uint64_t memory_budget_mib = 64;
+  // [storage] min_free_mib: writes that add data are refused below this much
+  // free space on the data dir's filesystem, erasures below a quarter of it
+  // (daemon/space_guard.h); 0 turns the guard off. Reloaded on SIGHUP.
+  uint64_t min_free_mib = 256;
   // [tls]: PEM file paths; all three or none.
   std::string tls_cert;
   std::string tls_key;
@@ -102,7 +106,8 @@ absl::Status ValidateConfig(const DaemonConfig& config, bool check_files = true)
 absl::Status CheckListenSpec(std::string_view spec);     // unix:PATH | tcp:HOST:PORT
 absl::Status CheckVaultSpec(std::string_view spec);      // file:PATH | pkcs11:... (never echoes the spec)
 absl::Status CheckMetricsListen(std::string_view spec);  // "" | loopback HOST:PORT
-absl::Status CheckMemoryBudgetMib(uint64_t mib);         // kMinMemoryBudgetMib..kMaxMemoryBudgetMib
+absl::Status CheckMemoryBudgetMib(uint64_t mib);
+inline constexpr uint64_t kMaxMinFreeMib = 1024 * 1024;         // kMinMemoryBudgetMib..kMaxMemoryBudgetMib
 absl::StatusOr<LogFormat> ParseLogFormat(std::string_view name);
 std::string_view LogFormatName(LogFormat f);
 // True for 127.0.0.0/8, ::1 and localhost.

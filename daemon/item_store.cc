@@ -16,6 +16,7 @@
 
 #include "absl/base/internal/endian.h"
 #include "absl/strings/escaping.h"
+#include "daemon/space_guard.h"
 #include "daemon/strings.h"
 #include "absl/time/clock.h"
 #include "daemon/aead.h"
@@ -503,6 +504,8 @@ absl::StatusOr<std::unique_ptr<Upload>> ItemStore::BeginUploadOfSize(uint64_t si
 
 absl::StatusOr<std::unique_ptr<Upload>> ItemStore::StartUpload(const ContentDigest& declared,
                                                                 ItemMetadata metadata) {
+  // Refused before any ciphertext is written (the commit checks again).
+  if (auto s = CheckFreeSpace(); !s.ok()) return s;
   std::unique_ptr<Upload> up(new Upload());
   up->store_ = this;
   up->declared_ = declared;

@@ -63,6 +63,9 @@ int main(int argc, char** argv) {
   app.add_option("--memory-budget-mib", opt.memory_budget_mib,
                  "RocksDB memory budget in MiB: block cache, index and filter blocks, memtables")
       ->capture_default_str();
+  app.add_option("--min-free-mib", opt.min_free_mib,
+                 "refuse writes below this much free space on the data dir's filesystem (MiB; erasures: a quarter; 0: off)")
+      ->capture_default_str();
   app.add_option("--log-origin", opt.log_origin,
                  "transparency log origin, also its checkpoints' key name "
                  "(default: shredd.local/<first 16 hex of the signing key id>)");
@@ -147,6 +150,7 @@ int main(int argc, char** argv) {
   if (given("--memory-budget-mib")) {
     overrides.push_back([v = opt.memory_budget_mib](auto& c) { c.memory_budget_mib = v; });
   }
+  if (given("--min-free-mib")) overrides.push_back([v = opt.min_free_mib](auto& c) { c.min_free_mib = v; });
   if (given("--log-origin")) overrides.push_back([v = opt.log_origin](auto& c) { c.log_origin = v; });
   if (given("--metrics-listen")) overrides.push_back([v = opt.metrics_listen](auto& c) { c.metrics_listen = v; });
   if (given("--log-format")) overrides.push_back([v = opt.log_format](auto& c) { c.log_format = v; });

@@ -3,6 +3,7 @@
 #include <rocksdb/cache.h>
 #include <rocksdb/write_buffer_manager.h>
 
+#include "daemon/space_guard.h"
 #include "daemon/strings.h"
 
 namespace shredd {
@@ -24,10 +25,16 @@ absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
   return absl::InternalError(msg);
 }
 
+absl::Status GuardedWrite(rocksdb::DB* db, const rocksdb::WriteOptions& wo, rocksdb::WriteBatch* batch,
+                          std::string_view what) {
+  if (auto s = CheckFreeSpace(); !s.ok()) return s;
+  return FromRocks(db->Write(wo, batch), what);
+}
+
 absl::Status SyncWrite(rocksdb::DB* db, rocksdb::WriteBatch* batch) {
   rocksdb::WriteOptions wo;
   wo.sync = true;
-  return FromRocks(db->Write(wo, batch), "committing to RocksDB");
+  return GuardedWrite(db, wo, batch, "committing to RocksDB");
 }
 
 void ApplyRocksDbMemoryBudget(uint64_t budget_bytes, rocksdb::Options* options,

@@ -15,7 +15,13 @@
 namespace shredd {
 
 absl::Status FromRocks(const rocksdb::Status& s, std::string_view what);
-// Commits `batch` with WAL sync: durable when this returns OK.
+// Every foreground write of the daemon goes through GuardedWrite: it checks
+// the free-space guard first (space_guard.h: RESOURCE_EXHAUSTED, nothing
+// written, below the floor), then writes `batch` with `wo`.
+absl::Status GuardedWrite(rocksdb::DB* db, const rocksdb::WriteOptions& wo, rocksdb::WriteBatch* batch,
+                          std::string_view what);
+// Commits `batch` with WAL sync (through GuardedWrite): durable when this
+// returns OK.
 absl::Status SyncWrite(rocksdb::DB* db, rocksdb::WriteBatch* batch);
 
 // Bounds RocksDB's memory by `budget_bytes` ([storage] memory_budget_mib,

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <future>
 #include <iostream>
+#include <optional>
 
 #include "daemon/strings.h"
 #include "daemon/auth.h"
@@ -26,6 +27,7 @@
 #include "daemon/log_service.h"
 #include "daemon/rocks_util.h"
 #include "daemon/shred_service.h"
+#include "daemon/space_guard.h"
 #include "daemon/shredder.h"
 #include "daemon/storage_health.h"
 #include "daemon/store_service.h"
@@ -98,8 +100,11 @@ std::string RenderMetrics(ItemStore* store, OrderBook* orders, TransparencyLog* 
   e.AddLabeledGauge("shredd_orders", "Deletion orders known to the daemon, by state.", "state", by_state);
   e.AddGauge("shredd_log_size", "Entries in the transparency log.", static_cast<double>(log->size()));
   e.AddGauge("shredd_storage_writable",
-             "1 if RocksDB takes writes, 0 while they are stopped (e.g. a full disk; reads go on).",
-             storage->state().writable ? 1.0 : 0.0);
+             "1 if writes are taken, 0 while they are stopped (a full disk, or below [storage] min_free_mib; reads go on).",
+             storage->state().writable && !storage->guard_stopped() ? 1.0 : 0.0);
+  e.AddGauge("shredd_data_dir_free_bytes",
+             "Free bytes on the data dir's filesystem, as the free-space guard sees them ([storage] min_free_mib).",
+             static_cast<double>(GuardedFreeBytes()));
   e.AddCounter("shredd_storage_errors_total",
                "Background errors RocksDB reported (failed writes, flushes, compactions).", storage->errors());
   e.AddGauge("shredd_root_epoch", "Current root key epoch of the key tree (one per shred epoch).",
@@ -135,7 +140,8 @@ std::string RenderMetrics(ItemStore* store, OrderBook* orders, TransparencyLog* 
 // own request path (an in-process channel: the same threads, interceptors
 // and services as socket calls, whatever the listeners' credentials), then a
 // RocksDB read. NOT_SERVING passes while writes are stopped by an error
-// RocksDB recovers from by itself (a full disk): the daemon serves reads,
+// RocksDB recovers from by itself (a full disk), or by the free-space guard
+// (space_guard.h): the daemon serves reads and erasures,
 // and a restart would not free space (docs/SERVICE.md "Full disk").
 absl::Status ProbeService(grpc::GenericStub* health, ItemStore* store, const StorageHealth* storage) {
   grpc::ClientContext ctx;
@@ -153,7 +159,7 @@ absl::Status ProbeService(grpc::GenericStub* health, ItemStore* store, const Sto
   for (const auto& slice : slices) bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
   if (bytes != std::string("\x08\x01", 2)) {
     const StorageState st = storage->state();
-    if (st.writable || !st.recoverable) {
+    if ((st.writable && !storage->guard_stopped()) || !st.recoverable) {
       return absl::UnavailableError(StrCat("health check: not SERVING", st.reason.empty() ? "" : ": ", st.reason));
     }
   }
@@ -187,8 +193,11 @@ void ReloadConfig(const DaemonOptions& options, DaemonConfig* running, auth::Aut
   running->local_roles = loaded->local_roles;
   running->tls_roles = loaded->tls_roles;
   running->log_format = loaded->log_format;
+  running->min_free_mib = loaded->min_free_mib;
+  SetSpaceGuardFloor(running->min_free_mib << 20);
   LogInfo("config reloaded", {{"local_grants", running->local_roles.size()},
                               {"tls_grants", running->tls_roles.size()},
+                              {"min_free_mib", running->min_free_mib},
                               {"log_format", LogFormatName(running->log_format)}});
   sd_notify(0, "READY=1\nSTATUS=serving");
 }
@@ -205,6 +214,12 @@ absl::Status RunDaemon(const DaemonOptions& options) {
   so.memory_budget_bytes = options.memory_budget_mib << 20;
   auto storage = std::make_shared<StorageHealth>();
   so.storage_health = storage;
+  // Before the store opens: its first writes are guarded too. Start-up's
+  // own writes (a new key tree and log, finishing pending certifications)
+  // keep only the erasure reserve: a daemon must come up on a disk that
+  // ingest filled, to serve reads and clean it.
+  InstallSpaceGuard(options.data_dir, options.min_free_mib << 20);
+  std::optional<ErasureWrites> start_up_writes(std::in_place);
   auto store = ItemStore::Open(so, vault->get());
   if (!store.ok()) return store.status();
   if (auto s = TransparencyLog::CheckSigningKey((*store)->db(), vault->get(), options.new_signing_key); !s.ok()) {
@@ -352,6 +367,7 @@ absl::Status RunDaemon(const DaemonOptions& options) {
       [&health, s = store->get(), h = storage.get()] { return ProbeService(&health, s, h); });
   if (watchdog) LogInfo("watchdog", {{"interval_ms", std::chrono::duration_cast<std::chrono::milliseconds>(watchdog->interval()).count()}});
 
+  start_up_writes.reset();
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);

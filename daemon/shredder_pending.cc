@@ -4,11 +4,13 @@
 #include "daemon/logging.h"
 #include "daemon/metrics.h"
 #include "daemon/shredder.h"
+#include "daemon/space_guard.h"
 #include "daemon/strings.h"
 
 namespace shredd {
 
 absl::Status Shredder::CompletePending() {
+  ErasureWrites erasure;  // deletion keeps working on a nearly full disk (space_guard.h)
   auto ids = PendingIds();
   if (!ids.ok()) return ids.status();
   if (auto s = DropUncommittedPlans(*ids); !s.ok()) return s;
@@ -51,6 +53,7 @@ absl::Status Shredder::UpdatePendingCount() {
 }
 
 absl::Status Shredder::RetryPending() {
+  ErasureWrites erasure;  // deletion keeps working on a nearly full disk (space_guard.h)
   if (stop_.load()) return absl::OkStatus();  // stopping: the next start finishes it
   std::lock_guard lock(mu_);
   return FinishPendingLocked();

@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "daemon/logging.h"
+#include "daemon/space_guard.h"
 
 namespace shredd {
 namespace {
@@ -150,10 +151,12 @@ void StorageHealth::Wake() {
 StorageMonitor::StorageMonitor(rocksdb::DB* db, StorageHealth* health, OnChange on_change,
                                std::chrono::milliseconds resume_interval)
     : db_(db), health_(health), on_change_(std::move(on_change)), resume_interval_(resume_interval) {
+  SetSpaceGuardListener([health] { health->Wake(); });
   thread_ = std::thread([this] { Loop(); });
 }
 
 StorageMonitor::~StorageMonitor() {
+  SetSpaceGuardListener(nullptr);
   stop_.store(true);
   health_->Wake();
   if (thread_.joinable()) thread_.join();
@@ -165,16 +168,28 @@ void StorageMonitor::Loop() {
   while (!stop_.load()) {
     const uint64_t seen = health_->version();
     StorageState st = health_->state();
+    // The free-space guard refusing writes (space_guard.h) is a stop too,
+    // one that needs no DB::Resume: it ends when space is freed.
+    bool guard_stop = false;
+    if (st.writable) {
+      if (auto refusal = SpaceGuardRefusal()) {
+        st.writable = false;
+        st.reason = *refusal;
+        guard_stop = true;
+      }
+    }
     // A stop is reported before the first DB::Resume(), which comes one
     // resume interval later: on a disk that stays full every write stops the
     // database again at once, and reporting only after a failed Resume left
     // health saying SERVING through most of it.
     const bool changed = st.writable != reported.writable || st.recoverable != reported.recoverable;
     if (changed) {
+      if (guard_stop) health_->set_guard_stopped(true);
       on_change_(st);
+      if (!guard_stop) health_->set_guard_stopped(false);
       reported = st;
     }
-    if (!st.writable && st.recoverable && !changed) {
+    if (!st.writable && st.recoverable && !changed && !guard_stop) {
       // OK: writes work (again). Busy: RocksDB's own recovery is running.
       rocksdb::Status s = db_->Resume();
       if (s.ok()) {

@@ -68,6 +68,12 @@ class StorageHealth final : public rocksdb::EventListener {
   void WaitForChange(std::chrono::milliseconds timeout, uint64_t seen);
   void Wake();
   uint64_t version() const { return version_.load(); }
+  // Whether the free-space guard (space_guard.h) stops writes that add data,
+  // as last reported to health checks by the StorageMonitor: set before it
+  // reports NOT_SERVING, cleared after it reports SERVING again, so a probe
+  // that sees NOT_SERVING also sees why.
+  bool guard_stopped() const { return guard_stopped_.load(); }
+  void set_guard_stopped(bool stopped) { guard_stopped_.store(stopped); }
 
   // rocksdb::EventListener
   const char* Name() const override { return "shredd.StorageHealth"; }
@@ -84,6 +90,7 @@ class StorageHealth final : public rocksdb::EventListener {
   StorageState state_;  // guarded by mu_
   std::atomic<uint64_t> version_{0};
   std::atomic<uint64_t> errors_{0};
+  std::atomic<bool> guard_stopped_{false};
 };
 
 // Watches a StorageHealth; see the file comment.

@@ -287,7 +287,7 @@ absl::StatusOr<uint64_t> TransparencyLog::Append(rocksdb::WriteBatch* batch, con
   if (durable_at != nullptr) {
     rocksdb::WriteOptions wo;
     wo.sync = false;
-    s = FromRocks(db_->Write(wo, batch), "committing to RocksDB");
+    s = GuardedWrite(db_, wo, batch, "committing to RocksDB");
   } else {
     s = SyncWrite(db_, batch);
   }

@@ -282,6 +282,9 @@ class ModelRun:
             subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%dm,mode=0700" % FULL_DISK_MB, "tmpfs", self.mount],
                            check=True, capture_output=True)
             data_dir = os.path.join(self.mount, "data")
+            # The free-space guard's floor, scaled to the small filesystem:
+            # writes stop below 4 MiB free, erasures below 1 MiB.
+            extra_args = list(extra_args) + ["--min-free-mib", "4"]
         self.d = Daemon(self.root, data_dir=data_dir, extra_args=list(extra_args))
         self.m = Model()
         self.stats = Stats()

@@ -2,7 +2,10 @@
 vault outside it. BatchPuts fill it until RESOURCE_EXHAUSTED; the daemon must
 stay alive, keep serving reads, say NOT_SERVING to health checks, log why,
 and take writes again by itself (no restart) once space is freed, with
-everything acknowledged before intact.
+everything acknowledged before intact. The free-space guard
+([storage] min_free_mib, daemon/space_guard.h) refuses writes that add data
+before RocksDB meets the full disk, and keeps a quarter of the floor for
+erasures: a shred still works on a disk that ingest has filled.
 
 Needs root (mount -t tmpfs); skipped otherwise."""
 import os
@@ -21,10 +24,12 @@ from shredd.v1 import log_pb2_grpc as lpb_grpc  # noqa: E402
 FS_MIB = 20
 # Freed later. Larger than what the items will take: to resume, RocksDB
 # first flushes its memtable (everything written so far, ~ the WAL) to a
-# table file, which needs that much free space.
-FILLER_MIB = 12
+# table file, which needs that much free space. RocksDB takes ~5 MiB at open
+# (its MANIFEST is preallocated), which leaves ~7 MiB, 3 above the floor.
+FILLER_MIB = 8
 ITEM = 60 * 1024  # inline items (BatchPut, <= 64 KiB)
 PER_BATCH = 8
+MIN_FREE_MIB = 4  # [storage] min_free_mib: writes stop below 4 MiB, erasures below 1 MiB
 RESOURCE_EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]  # 8
 SERVING, NOT_SERVING = b"\x08\x01", b"\x08\x02"
 
@@ -51,7 +56,8 @@ class DiskFullTest(DaemonTest):
             shutil.rmtree(self.tmp, ignore_errors=True)  # tearDown does not run after a skip in setUp
             self.skipTest("needs root and a mountable tmpfs")
         # Data dir on the small filesystem, vault (and socket, log) outside it.
-        self.d = Daemon(self.tmp, data_dir=os.path.join(self.fs, "data"))
+        self.d = Daemon(self.tmp, data_dir=os.path.join(self.fs, "data"),
+                        extra_args=["--min-free-mib", str(MIN_FREE_MIB)])
         self.filler = os.path.join(self.fs, "filler")
         with open(self.filler, "wb") as f:
             f.write(b"\0" * (FILLER_MIB << 20))
@@ -94,6 +100,73 @@ class DiskFullTest(DaemonTest):
 
     def checkpoint(self):
         return lpb_grpc.LogStub(self.d.channel()).GetCheckpoint(lpb.GetCheckpointRequest(), timeout=10)
+
+    def free_mib(self):
+        st = os.statvfs(self.fs)
+        return st.f_bavail * st.f_frsize / (1 << 20)
+
+    def fill_to(self, free_mib, name):
+        """Writes a file that leaves about `free_mib` MiB free on the small fs."""
+        path = os.path.join(self.fs, name)
+        with open(path, "wb") as f:
+            while self.free_mib() > free_mib + 0.25:
+                f.write(b"\0" * (256 << 10))
+                f.flush()
+        return path
+
+    def shred(self, digest):
+        try:
+            return self.d.shredder().Shred(pb.ShredRequest(digests=[pb.Digest(hash=digest)]), timeout=60), None
+        except grpc.RpcError as e:
+            return None, e
+
+    def test_erasures_keep_a_reserve_that_ingest_cannot_take(self):
+        os.unlink(self.filler)
+        self.d.start()
+        stored = {}
+        for _ in range(3):
+            acked, refused = self.put_batch(2)
+            self.assertFalse(refused, refused)
+            stored.update(acked)
+        victims = list(stored)
+        # Between the two floors: ingest is refused with a reason, erasure works.
+        big = self.fill_to(MIN_FREE_MIB - 1.5, "big")
+        self.assertLess(self.free_mib(), MIN_FREE_MIB)
+        self.assertGreater(self.free_mib(), MIN_FREE_MIB / 4)
+        acked, refused = self.put_batch(1)
+        self.assertEqual(acked, {})
+        self.assertEqual({c for c, _ in refused}, {RESOURCE_EXHAUSTED}, refused)
+        self.assertTrue(all("not enough free space" in m and "min_free_mib" in m for _, m in refused), refused)
+        cert, err = self.shred(victims[0])
+        self.assertIsNone(err, err and err.details())
+        self.assertTrue(cert.certificate_id)
+        with self.assertRaises(grpc.RpcError) as ctx:
+            self.d.get_bytes(victims[0])
+        self.assertEqual(ctx.exception.code(), grpc.StatusCode.NOT_FOUND)
+        self.assertAlive()
+
+        # Below the erasure reserve: a shred is refused too, and changes nothing.
+        size_before = self.checkpoint().tree_size
+        last = self.fill_to(0.4, "last")
+        cert, err = self.shred(victims[1])
+        self.assertIsNone(cert)
+        self.assertEqual(err.code(), grpc.StatusCode.RESOURCE_EXHAUSTED, err.details())
+        self.assertIn("erasures keep", err.details())
+        self.assertEqual(self.d.get_bytes(victims[1]), stored[victims[1]])
+        self.assertEqual(self.checkpoint().tree_size, size_before)
+        self.assertAlive()
+
+        # Space back: the same shred goes through, without a restart.
+        os.unlink(last)
+        os.unlink(big)
+        cert, err = self.shred(victims[1])
+        self.assertIsNone(err, err and err.details())
+        with self.assertRaises(grpc.RpcError):
+            self.d.get_bytes(victims[1])
+        acked, refused = self.put_batch(1)
+        self.assertTrue(acked, refused)
+        for d in victims[2:]:
+            self.assertEqual(self.d.get_bytes(d), stored[d])
 
     def test_full_disk_refuses_writes_keeps_reads_and_recovers_without_restart(self):
         self.d.start()

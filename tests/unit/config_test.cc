@@ -356,5 +356,26 @@ TEST(ConfigTest, MemoryBudget) {
       << s;
 }
 
+TEST(ConfigTest, MinFreeMib) {
+  auto d = LoadConfigFromString("", "test.toml");
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->min_free_mib, 256u);
+  for (uint64_t mib : {uint64_t{0}, uint64_t{4}, kMaxMinFreeMib}) {
+    auto c = LoadConfigFromString(StrCat("[storage]\nmin_free_mib = ", mib, "\n"), "test.toml");
+    ASSERT_TRUE(c.ok()) << c.status();
+    EXPECT_EQ(c->min_free_mib, mib);
+    EXPECT_TRUE(ValidateConfig(*c).ok());
+  }
+  for (const char* bad : {"-1", "2097152", "\"big\""}) {
+    auto s = LoadError(StrCat("[storage]\nmin_free_mib = ", bad, "\n"));
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(Message(s).find("storage.min_free_mib"), std::string::npos) << s;
+  }
+  // Applied by a reload: not among the keys that need a restart.
+  DaemonConfig a, b;
+  b.min_free_mib = 1;
+  EXPECT_TRUE(KeysNeedingRestart(a, b).empty());
+}
+
 }  // namespace
 }  // namespace shredd
