@@ -6,6 +6,8 @@ set -euo pipefail
 PACKAGES=(
   # toolchain
   build-essential cmake ninja-build pkg-config git
+  # style: clang-format (the "format" test), clang-tidy (scripts/tidy.sh)
+  clang-format clang-tidy
   # libraries
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   librocksdb-dev libsodium-dev libssl-dev libabsl-dev libsystemd-dev

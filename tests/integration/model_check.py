@@ -284,7 +284,9 @@ class ModelRun:
             data_dir = os.path.join(self.mount, "data")
             # The free-space guard's floor, scaled to the small filesystem:
             # writes stop below 4 MiB free, erasures below 1 MiB.
-            extra_args = list(extra_args) + ["--min-free-mib", "4"]
+            # SHREDD_MODEL_MIN_FREE_MIB=0 turns the guard off (to see the
+            # abort it prevents).
+            extra_args = list(extra_args) + ["--min-free-mib", os.environ.get("SHREDD_MODEL_MIN_FREE_MIB", "4")]
         self.d = Daemon(self.root, data_dir=data_dir, extra_args=list(extra_args))
         self.m = Model()
         self.stats = Stats()

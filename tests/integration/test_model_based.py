@@ -41,6 +41,23 @@ for _seed in SEEDS:
     setattr(ModelBasedTest, "test_seed_%d" % _seed, lambda self, s=_seed: self.run_seed(s))
 
 
+class FullDiskSeedTest(unittest.TestCase):
+    """Issue 12, defect 7: seed 101 with the full-disk fault aborted the
+    daemon at step 37 (RocksDB's WAL writer after ENOSPC) every time before
+    the free-space guard (daemon/space_guard.h). Root only (tmpfs)."""
+
+    def test_seed_101_full_disk(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root to mount a tmpfs")
+        run = ModelRun(101, steps=80, full_disk=True)
+        try:
+            st = run.run()
+        except Violation as v:
+            self.fail(str(v))
+        self.assertEqual(st.steps, 80)
+        self.assertGreater(st.full_disks, 0)
+
+
 class CheckerControlTest(unittest.TestCase):
     """The checker is not hollow: each planted violation is reported with
     the right invariant."""
