@@ -1,0 +1,145 @@
+// Catalog (daemon/catalog.h): datasets, lineage and legal holds, without a
+// server. The lineage rules are the ones the promises rest on: only models
+// get lineage (defect 3), parents must exist and be alive, no cycles.
+#include "daemon/catalog.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <string>
+
+#include "tests/unit/domain_fixture.h"
+
+namespace shredd {
+namespace {
+
+using testing::Domain;
+using testing::TempDir;
+
+ItemMetadata InDataset(const std::string& name) {
+  ItemMetadata m;
+  m.datasets = {name};
+  return m;
+}
+
+LineageSpec TrainedOn(const std::string& dataset) {
+  LineageSpec s;
+  s.type = EdgeType::kTrainedOn;
+  s.dataset = dataset;
+  return s;
+}
+
+LineageSpec DerivedFrom(const Sha256& parent) {
+  LineageSpec s;
+  s.type = EdgeType::kDerivedFrom;
+  s.digest = parent;
+  s.relation = "fine-tuned";
+  return s;
+}
+
+TEST(CatalogTest, DatasetsAreRegisteredWithTheirItemsAndListed) {
+  TempDir dir;
+  Domain d(dir.path());
+  d.Put("a", InDataset("faces-2026"));
+  Sha256 b = d.Put("b");
+  EXPECT_TRUE(d.catalog()->DatasetExists("faces-2026"));
+  EXPECT_FALSE(d.catalog()->DatasetExists("faces-2027"));
+  auto reg = d.catalog()->RegisterDataset("faces-2027", {b});
+  ASSERT_TRUE(reg.ok()) << reg.status();
+  Sha256 unknown = Sha256Hasher::Of("never stored");
+  auto bad = d.catalog()->RegisterDataset("faces-2028", {unknown});
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kNotFound) << bad.status();
+  EXPECT_FALSE(d.catalog()->DatasetExists("faces-2028"));  // a refused call registers nothing
+  auto list = d.catalog()->ListDatasets();
+  ASSERT_TRUE(list.ok()) << list.status();
+  std::vector<std::string> names;
+  for (const auto& ds : *list) names.push_back(ds.name);
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"faces-2026", "faces-2027"}));
+  EXPECT_EQ(d.catalog()->DatasetName(d.catalog()->DatasetKey("faces-2026")), "faces-2026");
+}
+
+TEST(CatalogTest, LineageLinksModelsToDatasetsAndModels) {
+  TempDir dir;
+  Domain d(dir.path());
+  d.Put("photo", InDataset("train"));
+  Sha256 base = d.PutModel("base weights");
+  Sha256 tuned = d.PutModel("tuned weights");
+  ASSERT_TRUE(d.catalog()->AddLineage(base, {TrainedOn("train")}).ok());
+  ASSERT_TRUE(d.catalog()->AddLineage(tuned, {DerivedFrom(base)}).ok());
+  const ItemKey base_key = d.store()->ItemKeyFor(base), tuned_key = d.store()->ItemKeyFor(tuned);
+  auto parents = d.catalog()->ParentsOf(tuned_key);
+  ASSERT_EQ(parents.size(), 1u);
+  EXPECT_EQ(parents[0].type, EdgeType::kDerivedFrom);
+  EXPECT_EQ(parents[0].parent, (ParentRef{'i', base_key}));
+  EXPECT_EQ(parents[0].relation, "fine-tuned");
+  auto children = d.catalog()->ChildrenOf(ParentRef{'d', d.catalog()->DatasetKey("train")});
+  ASSERT_EQ(children.size(), 1u);
+  EXPECT_EQ(children[0].child, base_key);
+  auto with_children = d.catalog()->ParentsWithChildren();
+  EXPECT_EQ(with_children.size(), 2u);
+}
+
+TEST(CatalogTest, LineageIsRefusedWhereItWouldBreakAPromise) {
+  TempDir dir;
+  Domain d(dir.path());
+  Sha256 photo = d.Put("a photo", InDataset("train"));
+  Sha256 model = d.PutModel("weights");
+  // Only models have lineage: a photo's digest must never land among
+  // derivedModels of a certificate (issue 12, defect 3).
+  absl::Status s = d.catalog()->AddLineage(photo, {TrainedOn("train")});
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_NE(s.message().find("kind model"), std::string::npos) << s;
+  // A model derives from models only, not from a photo.
+  s = d.catalog()->AddLineage(model, {DerivedFrom(photo)});
+  EXPECT_FALSE(s.ok());
+  // Unknown parents, and cycles.
+  s = d.catalog()->AddLineage(model, {TrainedOn("no-such-dataset")});
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound) << s;
+  s = d.catalog()->AddLineage(model, {DerivedFrom(model)});
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  // None of the refused calls left an edge.
+  EXPECT_TRUE(d.catalog()->ParentsOf(d.store()->ItemKeyFor(model)).empty());
+  EXPECT_TRUE(d.catalog()->ParentsOf(d.store()->ItemKeyFor(photo)).empty());
+}
+
+TEST(CatalogTest, HoldsBindItemsAndDatasetsUntilRemoved) {
+  TempDir dir;
+  Domain d(dir.path());
+  Sha256 a = d.Put("a", InDataset("evidence"));
+  Sha256 b = d.Put("b");
+  Hold on_dataset;
+  on_dataset.id = "hold-dataset";
+  on_dataset.dataset = "evidence";
+  on_dataset.reason = "litigation 42";
+  ASSERT_TRUE(d.catalog()->AddHold(on_dataset).ok());
+  Hold on_item;
+  on_item.digest = ContentDigest{b, 0};
+  on_item.reason = "regulator inquiry";
+  auto item_hold = d.catalog()->AddHold(on_item);
+  ASSERT_TRUE(item_hold.ok()) << item_hold.status();
+  EXPECT_EQ(item_hold->digest->size, 1u);  // filled from the stored item
+  EXPECT_EQ(d.catalog()->AddHold(on_dataset).status().code(), absl::StatusCode::kAlreadyExists);
+  Hold no_reason;
+  no_reason.dataset = "evidence";
+  EXPECT_EQ(d.catalog()->AddHold(no_reason).status().code(), absl::StatusCode::kInvalidArgument);
+  Hold nowhere;
+  nowhere.dataset = "unknown";
+  nowhere.reason = "x";
+  EXPECT_EQ(d.catalog()->AddHold(nowhere).status().code(), absl::StatusCode::kNotFound);
+
+  auto held_a = d.catalog()->HoldFor(*d.store()->Lookup(a));
+  ASSERT_TRUE(held_a.has_value());
+  EXPECT_EQ(held_a->id, "hold-dataset");
+  ASSERT_TRUE(d.catalog()->HoldFor(*d.store()->Lookup(b)).has_value());
+  auto list = d.catalog()->ListHolds();
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(list->size(), 2u);
+
+  ASSERT_TRUE(d.catalog()->RemoveHold("hold-dataset").ok());
+  EXPECT_FALSE(d.catalog()->HoldFor(*d.store()->Lookup(a)).has_value());
+  EXPECT_EQ(d.catalog()->RemoveHold("hold-dataset").code(), absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace shredd

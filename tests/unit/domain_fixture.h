@@ -1,0 +1,115 @@
+// The daemon's domain objects over a temp dir, as RunDaemon assembles them
+// (file vault, ItemStore, TransparencyLog, Catalog, Shredder, OrderBook),
+// without gRPC: the fixture of the Shredder, OrderBook and Catalog tests.
+#ifndef SHREDD_TESTS_UNIT_DOMAIN_FIXTURE_H_
+#define SHREDD_TESTS_UNIT_DOMAIN_FIXTURE_H_
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "daemon/catalog.h"
+#include "daemon/digest.h"
+#include "daemon/item_store.h"
+#include "daemon/orders.h"
+#include "daemon/shredder.h"
+#include "daemon/transparency_log.h"
+#include "formats/certificate.h"
+#include "tests/unit/test_util.h"
+
+namespace shredd::testing {
+
+class Domain {
+ public:
+  explicit Domain(const std::string& root, Shredder::Options shred_options = {}) : root_(root) {
+    vault_ = OpenFileVaultOrDie(root + "/vault");
+    Open(shred_options);
+  }
+  ~Domain() { Close(); }
+
+  // Like a restart: everything is closed and opened again over the same dirs.
+  void Reopen(Shredder::Options shred_options = {}) {
+    Close();
+    vault_ = OpenFileVaultOrDie(root_ + "/vault");
+    Open(shred_options);
+  }
+
+  // Stores `data` with `metadata`; the digest.
+  Sha256 Put(const std::string& data, ItemMetadata metadata = {}) {
+    ItemStore::BatchEntry e;
+    e.declared = {Sha256Hasher::Of(data), data.size()};
+    e.metadata = std::move(metadata);
+    e.data = data;
+    auto r = store_->PutBatch(std::span<const ItemStore::BatchEntry>(&e, 1));
+    EXPECT_TRUE(r[0].ok()) << r[0].status();
+    return e.declared.hash;
+  }
+  Sha256 PutModel(const std::string& data) {
+    ItemMetadata m;
+    m.kind = ItemKind::kModel;
+    return Put(data, m);
+  }
+  bool Readable(const Sha256& hash) { return store_->Lookup(hash).ok(); }
+
+  // Verifies an envelope with the vault's signing key (the offline verifier).
+  absl::StatusOr<verify::VerifiedCertificate> Verify(const std::string& envelope) {
+    auto pub = shredder_->PublicKey();
+    if (!pub.ok()) return pub.status();
+    auto key = verify::ParseSpkiPem(pub->spki_pem);
+    if (!key.ok()) return key.status();
+    return verify::VerifyCertificate(envelope, *key);
+  }
+
+  Vault* vault() { return vault_.get(); }
+  ItemStore* store() { return store_.get(); }
+  TransparencyLog* log() { return log_.get(); }
+  Catalog* catalog() { return catalog_.get(); }
+  Shredder* shredder() { return shredder_.get(); }
+  OrderBook* orders() { return orders_.get(); }
+  // Opened by Open(); a Create error is kept here instead of failing it.
+  absl::Status open_status;
+
+ private:
+  void Open(const Shredder::Options& shred_options) {
+    ItemStore::Options o;
+    o.data_dir = root_ + "/data";
+    auto store = ItemStore::Open(o, vault_.get());
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = std::move(*store);
+    auto log = TransparencyLog::Open(store_->db(), vault_.get(), "test.example/log");
+    ASSERT_TRUE(log.ok()) << log.status();
+    log_ = std::move(*log);
+    store_->set_log(log_.get());
+    catalog_ = std::make_unique<Catalog>(store_.get());
+    auto shredder = Shredder::Create(store_.get(), catalog_.get(), log_.get(), shred_options);
+    open_status = shredder.status();
+    if (!shredder.ok()) return;
+    shredder_ = std::move(*shredder);
+    auto orders = OrderBook::Create(store_.get(), catalog_.get(), shredder_.get());
+    ASSERT_TRUE(orders.ok()) << orders.status();
+    orders_ = std::move(*orders);
+  }
+  void Close() {
+    orders_.reset();
+    shredder_.reset();
+    catalog_.reset();
+    if (store_) store_->set_log(nullptr);
+    log_.reset();
+    store_.reset();
+    vault_.reset();
+  }
+
+  std::string root_;
+  std::unique_ptr<Vault> vault_;
+  std::unique_ptr<ItemStore> store_;
+  std::unique_ptr<TransparencyLog> log_;
+  std::unique_ptr<Catalog> catalog_;
+  std::unique_ptr<Shredder> shredder_;
+  std::unique_ptr<OrderBook> orders_;
+};
+
+}  // namespace shredd::testing
+
+#endif  // SHREDD_TESTS_UNIT_DOMAIN_FIXTURE_H_

@@ -1,0 +1,134 @@
+// OrderBook (daemon/orders.h) without a server: the closure of an order
+// (selected items, models derived from them, holds retained), its execution
+// as one certificate, idempotent submission, and orders that match nothing.
+#include "daemon/orders.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "absl/time/clock.h"
+#include "tests/unit/domain_fixture.h"
+
+namespace shredd {
+namespace {
+
+using testing::Domain;
+using testing::TempDir;
+
+ItemMetadata Photo(const std::string& subject, const std::string& dataset) {
+  ItemMetadata m;
+  m.subject_ids = {subject};
+  m.datasets = {dataset};
+  return m;
+}
+
+OrderSpec ForSubject(const std::string& id, const std::string& subject) {
+  OrderSpec s;
+  s.id = id;
+  s.basis = LegalBasis::kGdprArt17;
+  s.requester = "dpo@example.com";
+  s.reference = "DSR-2026-" + id;
+  s.subject_ids = {subject};
+  return s;
+}
+
+struct Scene {
+  Sha256 alice1, alice2, bob, model, unrelated_model;
+};
+
+Scene Build(Domain& d) {
+  Scene s;
+  s.alice1 = d.Put("alice 1", Photo("alice", "train"));
+  s.alice2 = d.Put("alice 2", Photo("alice", "other"));
+  s.bob = d.Put("bob", Photo("bob", "train"));
+  s.model = d.PutModel("model trained on train");
+  s.unrelated_model = d.PutModel("model trained elsewhere");
+  LineageSpec edge;
+  edge.dataset = "train";
+  EXPECT_TRUE(d.catalog()->AddLineage(s.model, {edge}).ok());
+  return s;
+}
+
+TEST(OrdersTest, PlanSelectsTheSubjectDerivesItsModelsAndRetainsHolds) {
+  TempDir dir;
+  Domain d(dir.path());
+  Scene s = Build(d);
+  Hold hold;
+  hold.id = "hold-alice2";
+  hold.digest = ContentDigest{s.alice2, 0};
+  hold.reason = "litigation";
+  ASSERT_TRUE(d.catalog()->AddHold(hold).ok());
+  auto plan = d.orders()->Plan(ForSubject("o-plan", "alice"));
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->selected_count, 1u);
+  ASSERT_EQ(plan->selected.size(), 1u);
+  EXPECT_EQ(plan->selected[0].digest.hash, s.alice1);
+  EXPECT_EQ(plan->derived_count, 1u);  // alice 1 is in "train", the model was trained on it
+  ASSERT_EQ(plan->derived.size(), 1u);
+  EXPECT_EQ(plan->derived[0].digest.hash, s.model);
+  EXPECT_EQ(plan->derived[0].edge_dataset, "train");
+  EXPECT_EQ(plan->retained_count, 1u);
+  EXPECT_EQ(plan->retained[0].hold_id, "hold-alice2");
+  // A dry run changes nothing.
+  EXPECT_TRUE(d.Readable(s.alice1));
+  EXPECT_TRUE(d.Readable(s.model));
+}
+
+TEST(OrdersTest, AnOrderRunsToOneVerifiedCertificate) {
+  TempDir dir;
+  Domain d(dir.path());
+  Scene s = Build(d);
+  auto submitted = d.orders()->Submit(ForSubject("o-run", "alice"));
+  ASSERT_TRUE(submitted.ok()) << submitted.status();
+  auto done = d.orders()->Get("o-run", absl::Now() + absl::Seconds(30));
+  ASSERT_TRUE(done.ok()) << done.status();
+  ASSERT_EQ(done->state, OrderState::kDone) << done->message;
+  EXPECT_EQ(done->items_shredded, 3);  // alice's two photos and the model
+  for (const Sha256& h : {s.alice1, s.alice2, s.model}) EXPECT_FALSE(d.Readable(h));
+  for (const Sha256& h : {s.bob, s.unrelated_model}) EXPECT_TRUE(d.Readable(h));
+  auto cert = d.shredder()->GetCertificate(done->certificate_id, "", false);
+  ASSERT_TRUE(cert.ok()) << cert.status();
+  auto verified = d.Verify(cert->envelope);
+  ASSERT_TRUE(verified.ok()) << verified.status();
+  EXPECT_EQ(verified->item_count, 3u);
+  EXPECT_EQ(verified->count_by_kind.at("photo"), 2u);
+  EXPECT_EQ(verified->count_by_kind.at("model"), 1u);
+}
+
+TEST(OrdersTest, SubmissionIsIdempotentAndAChangedOrderIsRefused) {
+  TempDir dir;
+  Domain d(dir.path());
+  Build(d);
+  OrderSpec spec = ForSubject("o-idem", "bob");
+  spec.received = "2026-12-01T00:00:00Z";
+  auto first = d.orders()->Submit(spec);
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto again = d.orders()->Submit(spec);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->spec.id, "o-idem");
+  OrderSpec changed = spec;
+  changed.subject_ids = {"alice"};
+  auto refused = d.orders()->Submit(changed);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kAlreadyExists) << refused.status();
+  OrderSpec invalid = spec;
+  invalid.id = "";
+  EXPECT_EQ(d.orders()->Submit(invalid).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(OrdersTest, AnOrderThatMatchesNothingEndsEmptyWithoutACertificate) {
+  TempDir dir;
+  Domain d(dir.path());
+  Build(d);
+  const uint64_t log_before = d.log()->size();
+  auto submitted = d.orders()->Submit(ForSubject("o-empty", "nobody"));
+  ASSERT_TRUE(submitted.ok()) << submitted.status();
+  auto done = d.orders()->Get("o-empty", absl::Now() + absl::Seconds(30));
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_EQ(done->state, OrderState::kEmpty);
+  EXPECT_TRUE(done->certificate_id.empty());
+  EXPECT_EQ(d.log()->size(), log_before);
+}
+
+}  // namespace
+}  // namespace shredd

@@ -1,0 +1,165 @@
+// Shredder (daemon/shredder.h) without a server: a shred destroys exactly
+// what it names and returns a certificate the offline verifier accepts;
+// requests are idempotent; held items are refused; a certification left
+// pending by a vault that cannot destroy the old root is finished by the
+// next start (crash recovery), never lost and never doubled.
+#include "daemon/shredder.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include "tests/unit/domain_fixture.h"
+
+namespace shredd {
+namespace {
+
+using testing::Domain;
+using testing::TempDir;
+
+ShredSpec SpecFor(std::vector<Sha256> hashes, std::string request_id = "") {
+  ShredSpec s;
+  s.hashes = std::move(hashes);
+  s.reason = "unit test";
+  s.request_id = std::move(request_id);
+  return s;
+}
+
+TEST(ShredderTest, ShredDestroysExactlyTheNamedItemsWithAVerifiableCertificate) {
+  TempDir dir;
+  Domain d(dir.path());
+  Sha256 a = d.Put("alice's photo"), b = d.Put("bob's photo"), keep = d.Put("carol's photo");
+  const uint64_t log_before = d.log()->size();
+  auto cert = d.shredder()->Shred(SpecFor({a, b}, "req-1"));
+  ASSERT_TRUE(cert.ok()) << cert.status();
+  EXPECT_EQ(cert->item_count, 2u);
+  EXPECT_FALSE(d.Readable(a));
+  EXPECT_FALSE(d.Readable(b));
+  EXPECT_TRUE(d.Readable(keep));
+  auto verified = d.Verify(cert->envelope);
+  ASSERT_TRUE(verified.ok()) << verified.status();
+  EXPECT_EQ(verified->certificate_id, cert->certificate_id);
+  EXPECT_EQ(verified->item_count, 2u);
+  EXPECT_TRUE(verify::VerifyManifest(*verified, cert->manifest).ok());
+  EXPECT_EQ(d.log()->size(), log_before + 1);  // the certificate is one log entry
+  EXPECT_FALSE(cert->tlog_proof.empty());
+  // The public certificate holds no digest of what it destroyed (invariant 6).
+  for (const Sha256& h : {a, b}) {
+    EXPECT_EQ(cert->envelope.find(ContentDigest{h, 0}.HashString().substr(7)), std::string::npos);
+  }
+}
+
+TEST(ShredderTest, ARepeatedRequestReturnsItsCertificateAndANewOneIsRefused) {
+  TempDir dir;
+  Domain d(dir.path());
+  Sha256 a = d.Put("a");
+  auto first = d.shredder()->Shred(SpecFor({a}, "req-a"));
+  ASSERT_TRUE(first.ok()) << first.status();
+  const uint64_t log_after = d.log()->size();
+  auto again = d.shredder()->Shred(SpecFor({a}, "req-a"));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->certificate_id, first->certificate_id);
+  EXPECT_EQ(again->envelope, first->envelope);
+  auto other = d.shredder()->Shred(SpecFor({a}, "req-b"));
+  EXPECT_EQ(other.status().code(), absl::StatusCode::kFailedPrecondition) << other.status();
+  EXPECT_NE(other.status().message().find(first->certificate_id), std::string::npos) << other.status();
+  EXPECT_EQ(d.log()->size(), log_after);  // neither call appended anything
+  auto by_request = d.shredder()->GetCertificate("", "req-a", false);
+  ASSERT_TRUE(by_request.ok()) << by_request.status();
+  EXPECT_EQ(by_request->certificate_id, first->certificate_id);
+}
+
+TEST(ShredderTest, UnknownOrHeldItemsAreRefusedAndNothingIsShredded) {
+  TempDir dir;
+  Domain d(dir.path());
+  Sha256 a = d.Put("a"), held = d.Put("held");
+  const uint64_t log_before = d.log()->size();
+  auto unknown = d.shredder()->Shred(SpecFor({a, Sha256Hasher::Of("never stored")}));
+  EXPECT_EQ(unknown.status().code(), absl::StatusCode::kNotFound) << unknown.status();
+  Hold hold;
+  hold.id = "hold-1";
+  hold.digest = ContentDigest{held, 0};
+  hold.reason = "litigation";
+  ASSERT_TRUE(d.catalog()->AddHold(hold).ok());
+  const uint64_t log_held = d.log()->size();
+  auto refused = d.shredder()->Shred(SpecFor({a, held}));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition) << refused.status();
+  EXPECT_NE(refused.status().message().find("hold-1"), std::string::npos) << refused.status();
+  EXPECT_TRUE(d.Readable(a));
+  EXPECT_TRUE(d.Readable(held));
+  EXPECT_EQ(d.log()->size(), log_held);
+  EXPECT_GE(log_held, log_before);
+}
+
+TEST(ShredderTest, ADestructionOfManyEpochsIsOneCertificate) {
+  TempDir dir;
+  Shredder::Options o;
+  o.epoch_items = 3;
+  o.manifest_chunk_items = 2;
+  Domain d(dir.path(), o);
+  std::vector<Sha256> items;
+  for (int i = 0; i < 10; ++i) items.push_back(d.Put("item " + std::to_string(i)));
+  const uint64_t epoch_before = d.store()->key_tree().epoch();
+  auto cert = d.shredder()->Shred(SpecFor(items, "req-many"));
+  ASSERT_TRUE(cert.ok()) << cert.status();
+  EXPECT_EQ(cert->item_count, 10u);
+  EXPECT_GE(d.store()->key_tree().epoch(), epoch_before + 4);  // ceil(10 / 3) epochs
+  for (const auto& h : items) EXPECT_FALSE(d.Readable(h));
+  auto verified = d.Verify(cert->envelope);
+  ASSERT_TRUE(verified.ok()) << verified.status();
+  EXPECT_TRUE(verify::VerifyManifest(*verified, cert->manifest).ok());
+}
+
+bool Chattr(const char* flag, const std::string& path) {
+  return std::system(("chattr " + std::string(flag) + " '" + path + "' 2>/dev/null").c_str()) == 0;
+}
+
+std::vector<std::string> RootFiles(const std::string& vault_dir) {
+  std::vector<std::string> out;
+  for (const auto& e : std::filesystem::directory_iterator(vault_dir)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("root-", 0) == 0) out.push_back(e.path().string());
+  }
+  return out;
+}
+
+TEST(ShredderTest, APendingCertificationIsFinishedByTheNextStart) {
+  TempDir dir;
+  Domain d(dir.path());
+  Sha256 a = d.Put("a");
+  auto roots = RootFiles(dir / "vault");
+  ASSERT_EQ(roots.size(), 1u);
+  if (geteuid() != 0 || !Chattr("+i", roots[0])) GTEST_SKIP() << "needs root and chattr +i";
+  // The old root cannot be destroyed: the destruction commits, the
+  // certificate waits (no certificate may exist while the old root does).
+  auto cert = d.shredder()->Shred(SpecFor({a}, "req-pending"));
+  EXPECT_FALSE(cert.ok());
+  EXPECT_FALSE(d.Readable(a));  // destroyed all the same
+  auto pending = d.shredder()->GetCertificate("", "req-pending", false);
+  EXPECT_EQ(pending.status().code(), absl::StatusCode::kUnavailable) << pending.status();
+  // A start with the vault still broken comes up and keeps it pending.
+  d.Reopen();
+  ASSERT_TRUE(d.open_status.ok()) << d.open_status;
+  EXPECT_EQ(d.shredder()->GetCertificate("", "req-pending", false).status().code(),
+            absl::StatusCode::kUnavailable);
+  // The vault works again: the next start issues the certificate, once.
+  ASSERT_TRUE(Chattr("-i", roots[0]));
+  const uint64_t log_before = d.log()->size();
+  d.Reopen();
+  ASSERT_TRUE(d.open_status.ok()) << d.open_status;
+  auto issued = d.shredder()->GetCertificate("", "req-pending", false);
+  ASSERT_TRUE(issued.ok()) << issued.status();
+  EXPECT_EQ(issued->item_count, 1u);
+  ASSERT_TRUE(d.Verify(issued->envelope).ok());
+  EXPECT_EQ(d.log()->size(), log_before + 1);
+  EXPECT_EQ(RootFiles(dir / "vault").size(), 1u);  // the old root is gone, the new one stays
+  auto again = d.shredder()->Shred(SpecFor({a}, "req-pending"));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->certificate_id, issued->certificate_id);
+}
+
+}  // namespace
+}  // namespace shredd
