@@ -295,6 +295,34 @@ absl::StatusOr<Catalog::PreparedLineage> Catalog::PrepareLineage(const Sha256& m
   return out;
 }
 
+absl::StatusOr<LineageView> Catalog::Lineage(const Sha256& hash) {
+  auto item = store_->Lookup(hash);
+  if (!item.ok()) return item.status();
+  LineageView view{item->info.digest, item->info.metadata.kind, {}, {}};
+  auto link = [&](const Edge& e, const ParentRef& end, std::string via) {
+    LineageLink l;
+    l.type = e.type;
+    l.relation = e.relation;
+    l.via_dataset = std::move(via);
+    if (end.type == 'd') {
+      l.dataset = DatasetName(end.key).value_or("?");
+    } else if (auto other = store_->LookupByKey(end.key); other.ok()) {
+      l.digest = other->info.digest;
+      l.kind = other->info.metadata.kind;
+    } else {
+      l.shredded = true;
+    }
+    return l;
+  };
+  for (const Edge& e : ParentsOf(item->item_key)) view.comes_from.push_back(link(e, e.parent, ""));
+  auto feeds = [&](const ParentRef& ref, const std::string& via) {
+    for (const Edge& e : ChildrenOf(ref)) view.feeds.push_back(link(e, {'i', e.child}, via));
+  };
+  feeds({'i', item->item_key}, "");
+  for (const auto& d : item->info.metadata.datasets) feeds({'d', DatasetKey(d)}, d);
+  return view;
+}
+
 absl::Status Catalog::AddLineage(const Sha256& model, const std::vector<LineageSpec>& edges) {
   std::lock_guard lock(mu_);
   auto item = store_->Lookup(model);

@@ -68,6 +68,27 @@ struct Hold {
   int64_t created_unix_nanos = 0;
 };
 
+// One end of an edge as GetLineage shows it: a dataset (by name), a stored
+// item (digest and kind), or an item shredded since (neither).
+struct LineageLink {
+  EdgeType type = EdgeType::kTrainedOn;
+  std::string relation;
+  std::string dataset;                  // a dataset end ("?" if its record is gone)
+  std::optional<ContentDigest> digest;  // an item end that is still stored
+  ItemKind kind = ItemKind::kPhoto;     // with digest
+  bool shredded = false;                // an item end shredded since
+  std::string via_dataset;              // feeds: the item's dataset the child was trained on
+};
+
+// An item's lineage: where it comes from (its parents) and what it feeds
+// (children of the item itself and of each of its datasets).
+struct LineageView {
+  ContentDigest digest;
+  ItemKind kind = ItemKind::kPhoto;
+  std::vector<LineageLink> comes_from;
+  std::vector<LineageLink> feeds;
+};
+
 class Catalog {
  public:
   explicit Catalog(ItemStore* store) : store_(store) {}
@@ -101,6 +122,8 @@ class Catalog {
   absl::StatusOr<PreparedLineage> PrepareLineage(const Sha256& model, ItemKind kind,
                                                  const std::vector<LineageSpec>& edges);
   absl::Status AddLineage(const Sha256& model, const std::vector<LineageSpec>& edges);
+  // NOT_FOUND if `hash` is not stored (or was shredded).
+  absl::StatusOr<LineageView> Lineage(const Sha256& hash);
   std::vector<Edge> ParentsOf(const ItemKey& child);
   std::vector<Edge> ChildrenOf(const ParentRef& parent);
   // Every lineage parent that has at least one child (one scan of the

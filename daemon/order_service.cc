@@ -85,6 +85,23 @@ void StatusToProto(const OrderStatus& s, v1::OrderStatus* p) {
   SpecToProto(s.spec, p->mutable_spec());
 }
 
+// The old reply shape is kept: a shredded end has an empty dataset and the
+// digest hash "(shredded)".
+void LinkToProto(const LineageLink& l, v1::LineageLink* p) {
+  p->set_type(EdgeToProto(l.type));
+  p->set_relation(l.relation);
+  if (l.digest) {
+    ToProto(*l.digest, p->mutable_digest());
+    p->set_kind(KindToProto(l.kind));
+  } else if (l.shredded) {
+    p->set_dataset("");
+    p->mutable_digest()->set_hash("(shredded)");
+  } else {
+    p->set_dataset(l.dataset);
+  }
+  p->set_via_dataset(l.via_dataset);
+}
+
 void HoldToProto(const Hold& h, v1::Hold* p) {
   p->set_id(h.id);
   if (h.digest) ToProto(*h.digest, p->mutable_digest());
@@ -161,38 +178,12 @@ grpc::Status CatalogService::GetLineage(grpc::ServerContext* ctx, const v1::Line
   SHREDD_AUTHORIZE(ctx);
   auto h = ParseDigestHash(req->digest().hash());
   if (!h.ok()) return ToGrpc(h.status());
-  auto item = store_->Lookup(*h);
-  if (!item.ok()) return ToGrpc(item.status());
-  ToProto(item->info.digest, resp->mutable_digest());
-  resp->set_kind(KindToProto(item->info.metadata.kind));
-  auto describe = [&](const ParentRef& ref, v1::LineageLink* link) {
-    if (ref.type == 'd') {
-      link->set_dataset(catalog_->DatasetName(ref.key).value_or("?"));
-    } else if (auto other = store_->LookupByKey(ref.key); other.ok()) {
-      ToProto(other->info.digest, link->mutable_digest());
-      link->set_kind(KindToProto(other->info.metadata.kind));
-    } else {
-      link->set_dataset("");  // the other end was shredded
-      link->mutable_digest()->set_hash("(shredded)");
-    }
-  };
-  for (const Edge& e : catalog_->ParentsOf(item->item_key)) {
-    auto* l = resp->add_comes_from();
-    l->set_type(EdgeToProto(e.type));
-    l->set_relation(e.relation);
-    describe(e.parent, l);
-  }
-  auto feeds = [&](const ParentRef& ref, const std::string& via) {
-    for (const Edge& e : catalog_->ChildrenOf(ref)) {
-      auto* l = resp->add_feeds();
-      l->set_type(EdgeToProto(e.type));
-      l->set_relation(e.relation);
-      describe({'i', e.child}, l);
-      l->set_via_dataset(via);
-    }
-  };
-  feeds({'i', item->item_key}, "");
-  for (const auto& d : item->info.metadata.datasets) feeds({'d', catalog_->DatasetKey(d)}, d);
+  auto view = catalog_->Lineage(*h);
+  if (!view.ok()) return ToGrpc(view.status());
+  ToProto(view->digest, resp->mutable_digest());
+  resp->set_kind(KindToProto(view->kind));
+  for (const LineageLink& l : view->comes_from) LinkToProto(l, resp->add_comes_from());
+  for (const LineageLink& l : view->feeds) LinkToProto(l, resp->add_feeds());
   return grpc::Status::OK;
 }
 

@@ -80,6 +80,44 @@ TEST(CatalogTest, LineageLinksModelsToDatasetsAndModels) {
   EXPECT_EQ(with_children.size(), 2u);
 }
 
+TEST(CatalogTest, LineageViewWalksBothWaysAndMarksShreddedEnds) {
+  TempDir dir;
+  Domain d(dir.path());
+  Sha256 photo = d.Put("photo", InDataset("train"));
+  Sha256 base = d.PutModel("base");
+  Sha256 tuned = d.PutModel("tuned");
+  ASSERT_TRUE(d.catalog()->AddLineage(base, {TrainedOn("train")}).ok());
+  ASSERT_TRUE(d.catalog()->AddLineage(tuned, {DerivedFrom(base)}).ok());
+  // A photo of the dataset feeds the model trained on it, via the dataset.
+  auto of_photo = d.catalog()->Lineage(photo);
+  ASSERT_TRUE(of_photo.ok()) << of_photo.status();
+  EXPECT_EQ(of_photo->kind, ItemKind::kPhoto);
+  EXPECT_TRUE(of_photo->comes_from.empty());
+  ASSERT_EQ(of_photo->feeds.size(), 1u);
+  EXPECT_EQ(of_photo->feeds[0].digest->hash, base);
+  EXPECT_EQ(of_photo->feeds[0].via_dataset, "train");
+  // The base model comes from the dataset and feeds the tuned one.
+  auto of_base = d.catalog()->Lineage(base);
+  ASSERT_TRUE(of_base.ok()) << of_base.status();
+  ASSERT_EQ(of_base->comes_from.size(), 1u);
+  EXPECT_EQ(of_base->comes_from[0].dataset, "train");
+  ASSERT_EQ(of_base->feeds.size(), 1u);
+  EXPECT_EQ(of_base->feeds[0].digest->hash, tuned);
+  EXPECT_EQ(of_base->feeds[0].kind, ItemKind::kModel);
+  // Once the parent is shredded, the tuned model's edge shows a shredded end.
+  ShredSpec spec;
+  spec.hashes = {base};
+  spec.reason = "test";
+  auto cert = d.shredder()->Shred(spec);
+  ASSERT_TRUE(cert.ok()) << cert.status();
+  EXPECT_EQ(d.catalog()->Lineage(base).status().code(), absl::StatusCode::kNotFound);
+  auto of_tuned = d.catalog()->Lineage(tuned);
+  ASSERT_TRUE(of_tuned.ok()) << of_tuned.status();
+  ASSERT_EQ(of_tuned->comes_from.size(), 1u);
+  EXPECT_TRUE(of_tuned->comes_from[0].shredded);
+  EXPECT_FALSE(of_tuned->comes_from[0].digest.has_value());
+}
+
 TEST(CatalogTest, LineageIsRefusedWhereItWouldBreakAPromise) {
   TempDir dir;
   Domain d(dir.path());
