@@ -15,9 +15,9 @@
 #include <string>
 #include <vector>
 
-#include "daemon/key_tree.h"
-#include "daemon/rocks_util.h"
-#include "daemon/vault.h"
+#include "daemon/keys/key_tree.h"
+#include "daemon/storage/rocks_util.h"
+#include "daemon/keys/vault.h"
 
 using namespace shredd;
 

@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "daemon/transparency_log.h"
-#include "daemon/vault.h"
+#include "daemon/log/transparency_log.h"
+#include "daemon/keys/vault.h"
 
 namespace {
 double Now() {

@@ -21,14 +21,14 @@
 #include <thread>
 #include <vector>
 
-#include "daemon/strings.h"
+#include "daemon/base/strings.h"
 #include "client/cli_common.h"
 #include "client/progress.h"
 #include "formats/certificate.h"
 #include "formats/encoding.h"
 #include "formats/keys.h"
 #include "formats/manifest.h"
-#include "daemon/bounded_queue.h"
+#include "daemon/base/bounded_queue.h"
 #include "shredd/v1/shredd.grpc.pb.h"
 
 namespace shredd::cli {

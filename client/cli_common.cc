@@ -15,8 +15,8 @@
 
 #include "formats/encoding.h"
 #include "formats/text.h"
-#include "daemon/bounded_queue.h"
-#include "daemon/strings.h"
+#include "daemon/base/bounded_queue.h"
+#include "daemon/base/strings.h"
 
 namespace shredd::cli {
 

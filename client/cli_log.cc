@@ -25,7 +25,7 @@
 #include "formats/merkle.h"
 #include "formats/note.h"
 #include "formats/tlog.h"
-#include "daemon/strings.h"
+#include "daemon/base/strings.h"
 #include "shredd/v1/log.grpc.pb.h"
 
 namespace shredd::cli {

@@ -9,7 +9,7 @@
 #include <sstream>
 
 #include "client/cli_common.h"
-#include "daemon/strings.h"
+#include "daemon/base/strings.h"
 #include "shredd/v1/orders.grpc.pb.h"
 
 namespace shredd::cli {

@@ -11,7 +11,7 @@
 
 #include "client/cli_common.h"
 #include "formats/encoding.h"
-#include "daemon/strings.h"
+#include "daemon/base/strings.h"
 
 namespace shredd::cli {
 namespace {

@@ -8,13 +8,13 @@
 #include <functional>
 #include <iostream>
 
-#include "daemon/config.h"
-#include "daemon/data_dir_lock.h"
-#include "daemon/logging.h"
-#include "daemon/memory.h"
-#include "daemon/path_safety.h"
-#include "daemon/server.h"
-#include "daemon/strings.h"
+#include "daemon/config/config.h"
+#include "daemon/base/data_dir_lock.h"
+#include "daemon/base/logging.h"
+#include "daemon/app/memory.h"
+#include "daemon/app/path_safety.h"
+#include "daemon/app/server.h"
+#include "daemon/base/strings.h"
 
 int main(int argc, char** argv) {
   // malloc settings must precede any thread (docs/RELIABILITY.md, load).
@@ -173,7 +173,7 @@ int main(int argc, char** argv) {
   auto config = load();
   absl::Status s = config.status();
   if (s.ok()) s = shredd::ValidateConfig(*config);
-  // Where data and vault live, and their modes (daemon/path_safety.h).
+  // Where data and vault live, and their modes (daemon/app/path_safety.h).
   std::vector<std::string> warnings;
   if (s.ok()) s = shredd::CheckStoragePaths(*config, &warnings);
   if (check_config) {

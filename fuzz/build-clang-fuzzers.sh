@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # build-clang-fuzzers.sh SOURCE_DIR BUILD_DIR CLANG CLANGXX
 # Configures SOURCE_DIR with clang and SHREDD_FUZZ=ON into BUILD_DIR and
-# builds only the fuzz targets (the shredd_formats library, daemon/digest.cc
+# builds only the fuzz targets (the shredd_formats library, daemon/crypto/digest.cc
 # and fuzz/*.cc). Used by the suite's fuzz.libfuzzer.build test; incremental.
 set -euo pipefail
 src=$1 dir=$2 cc=$3 cxx=$4

@@ -1,5 +1,5 @@
 // Fuzz target: the daemon's TOML config (shredd::LoadConfigFromString,
-// daemon/config.h, over toml++), then ValidateConfig without touching files,
+// daemon/config/config.h, over toml++), then ValidateConfig without touching files,
 // KeysNeedingRestart against the defaults, and the single-value checks the
 // flag parser shares (listen, vault, metrics, host:port, log format) on the
 // raw input.
@@ -11,7 +11,7 @@
 #include <set>
 #include <string>
 
-#include "daemon/config.h"
+#include "daemon/config/config.h"
 #include "fuzz/fuzz_fixture.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -1,5 +1,5 @@
 // Fuzz target: content digests as clients send them to the daemon
-// (shredd::ParseDigestHash, daemon/digest.h), and the daemon's lenient hex
+// (shredd::ParseDigestHash, daemon/crypto/digest.h), and the daemon's lenient hex
 // decoder (shredd::HexDecode).
 // Properties: an accepted digest is exactly "sha256:" + the lowercase hex of
 // the parsed bytes (one spelling per item); HexDecode accepts exactly the
@@ -9,7 +9,7 @@
 #include <cstdint>
 #include <string>
 
-#include "daemon/digest.h"
+#include "daemon/crypto/digest.h"
 #include "fuzz/fuzz_fixture.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "formats/dsse.h"
-#include "daemon/metadata_codec.h"
+#include "daemon/items/metadata_codec.h"
 #include "fuzz/fuzz_fixture.h"
 
 namespace fs = std::filesystem;

@@ -1,5 +1,5 @@
 // Fuzz target: the decoder of an item's stored metadata plaintext
-// (shredd::DecodeMetadata, daemon/metadata_codec.h): binary v1 and the JSON
+// (shredd::DecodeMetadata, daemon/items/metadata_codec.h): binary v1 and the JSON
 // form older versions wrote. It only ever sees plaintext that authenticated
 // under the item's key, but a bug in it must never crash the daemon.
 // Properties: no crash; an accepted binary record re-encodes to exactly the
@@ -9,7 +9,7 @@
 #include <cstdint>
 #include <string>
 
-#include "daemon/metadata_codec.h"
+#include "daemon/items/metadata_codec.h"
 #include "fuzz/fuzz_fixture.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

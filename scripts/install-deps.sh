@@ -12,7 +12,7 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   librocksdb-dev libsodium-dev libssl-dev libabsl-dev libsystemd-dev
   nlohmann-json3-dev libcli11-dev libp11-kit-dev
-  # the daemon's allocator (daemon/memory.h)
+  # the daemon's allocator (daemon/app/memory.h)
   libjemalloc-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev

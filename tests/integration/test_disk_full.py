@@ -3,7 +3,7 @@ vault outside it. BatchPuts fill it until RESOURCE_EXHAUSTED; the daemon must
 stay alive, keep serving reads, say NOT_SERVING to health checks, log why,
 and take writes again by itself (no restart) once space is freed, with
 everything acknowledged before intact. The free-space guard
-([storage] min_free_mib, daemon/space_guard.h) refuses writes that add data
+([storage] min_free_mib, daemon/storage/space_guard.h) refuses writes that add data
 before RocksDB meets the full disk, and keeps a quarter of the floor for
 erasures: a shred still works on a disk that ingest has filled.
 

@@ -44,7 +44,7 @@ for _seed in SEEDS:
 class FullDiskSeedTest(unittest.TestCase):
     """Issue 12, defect 7: seed 101 with the full-disk fault aborted the
     daemon at step 37 (RocksDB's WAL writer after ENOSPC) every time before
-    the free-space guard (daemon/space_guard.h). Root only (tmpfs)."""
+    the free-space guard (daemon/storage/space_guard.h). Root only (tmpfs)."""
 
     def test_seed_101_full_disk(self):
         if os.geteuid() != 0:

@@ -6,7 +6,7 @@
 // the object really gone? is the key really non-extractable?) use either a raw
 // PKCS#11 session of their own (only while no vault is open, because
 // C_Initialize/C_Finalize are per process) or pkcs11-tool in a child process.
-#include "daemon/vault_pkcs11.h"
+#include "daemon/keys/vault_pkcs11.h"
 
 #include <dlfcn.h>
 #include <sodium.h>
@@ -28,8 +28,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
-#include "daemon/secret.h"
-#include "daemon/vault.h"
+#include "daemon/base/secret.h"
+#include "daemon/keys/vault.h"
 #include "gtest/gtest.h"
 
 // Last: leaves lower-case helper macros defined (see vault_pkcs11.cc).

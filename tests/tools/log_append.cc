@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "daemon/transparency_log.h"
-#include "daemon/vault.h"
+#include "daemon/log/transparency_log.h"
+#include "daemon/keys/vault.h"
 
 int main(int argc, char** argv) {
   if (argc < 4 || argc > 5 || sodium_init() < 0) {

@@ -1,7 +1,7 @@
 // The batch path's crypto helpers must produce exactly what the stream path
 // produces, so that readers (ItemReader, ChunkCipher::Open) cannot tell them
 // apart.
-#include "daemon/aead.h"
+#include "daemon/crypto/aead.h"
 
 #include <gtest/gtest.h>
 

@@ -1,7 +1,7 @@
-// Who may do what (daemon/auth.h): the role table covers every RPC, the
+// Who may do what (daemon/api/auth.h): the role table covers every RPC, the
 // decisions and their messages, identities from uid and certificates, and
 // the unix socket path (own accept loop -> gRPC "fd:<fd>" peer -> uid).
-#include "daemon/auth.h"
+#include "daemon/api/auth.h"
 
 #include <arpa/inet.h>
 #include <google/protobuf/descriptor.h>
@@ -18,7 +18,7 @@
 #include <set>
 #include <string>
 
-#include "daemon/unix_listener.h"
+#include "daemon/api/unix_listener.h"
 #include "shredd/v1/log.grpc.pb.h"
 #include "shredd/v1/orders.grpc.pb.h"
 #include "shredd/v1/shredd.grpc.pb.h"

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "daemon/blob_backend.h"
+#include "daemon/storage/blob_backend.h"
 #include "tests/unit/test_util.h"
 
 namespace shredd {

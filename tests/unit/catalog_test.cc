@@ -1,7 +1,7 @@
 // Catalog (daemon/catalog.h): datasets, lineage and legal holds, without a
 // server. The lineage rules are the ones the promises rest on: only models
 // get lineage (defect 3), parents must exist and be alive, no cycles.
-#include "daemon/catalog.h"
+#include "daemon/lineage/catalog.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // Config file: the full schema, defaults, and every kind of error naming its
 // key and line; cross-key checks; TLS file checks.
-#include "daemon/config.h"
+#include "daemon/config/config.h"
 
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
@@ -11,7 +11,7 @@
 #include <fstream>
 #include <string>
 
-#include "daemon/strings.h"
+#include "daemon/base/strings.h"
 #include "tests/unit/test_util.h"
 
 namespace shredd {
@@ -342,7 +342,7 @@ TEST(ConfigTest, MemoryBudget) {
             std::string::npos)
       << s;
   s = LoadError("[storage]\nmemory_budget = 128\n");
-  EXPECT_NE(Message(s).find("test.toml:2: storage.memory_budget: unknown key (known: memory_budget_mib)"),
+  EXPECT_NE(Message(s).find("test.toml:2: storage.memory_budget: unknown key (known: memory_budget_mib, min_free_mib)"),
             std::string::npos)
       << s;
   s = LoadError("storage = 128\n");

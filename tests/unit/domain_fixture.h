@@ -10,12 +10,12 @@
 #include <string>
 #include <vector>
 
-#include "daemon/catalog.h"
-#include "daemon/digest.h"
-#include "daemon/item_store.h"
-#include "daemon/orders.h"
-#include "daemon/shredder.h"
-#include "daemon/transparency_log.h"
+#include "daemon/lineage/catalog.h"
+#include "daemon/crypto/digest.h"
+#include "daemon/items/item_store.h"
+#include "daemon/orders/orders.h"
+#include "daemon/shred/shredder.h"
+#include "daemon/log/transparency_log.h"
 #include "formats/certificate.h"
 #include "tests/unit/test_util.h"
 

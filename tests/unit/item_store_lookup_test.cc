@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "daemon/item_store.h"
+#include "daemon/items/item_store.h"
 #include "tests/unit/test_util.h"
 
 namespace shredd {

@@ -1,4 +1,4 @@
-#include "daemon/key_tree.h"
+#include "daemon/keys/key_tree.h"
 
 #include <gtest/gtest.h>
 
@@ -7,7 +7,7 @@
 #include <thread>
 
 #include "absl/base/internal/endian.h"
-#include "daemon/rocks_util.h"
+#include "daemon/storage/rocks_util.h"
 #include "tests/unit/test_util.h"
 
 namespace shredd {

@@ -1,5 +1,5 @@
 // Structured log lines: text and JSON forms.
-#include "daemon/logging.h"
+#include "daemon/base/logging.h"
 
 #include <gtest/gtest.h>
 

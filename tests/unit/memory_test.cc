@@ -1,6 +1,6 @@
 // The memory bounds of docs/RELIABILITY.md (load): RocksDB's budget, the
 // allocator statistics and the periodic trim.
-#include "daemon/memory.h"
+#include "daemon/app/memory.h"
 
 #if defined(SHREDD_WITH_JEMALLOC)
 #include <jemalloc/jemalloc.h>
@@ -16,7 +16,7 @@
 #include <memory>
 #include <thread>
 
-#include "daemon/rocks_util.h"
+#include "daemon/storage/rocks_util.h"
 #include "tests/unit/test_util.h"
 
 namespace shredd {

@@ -1,4 +1,4 @@
-#include "daemon/metadata_codec.h"
+#include "daemon/items/metadata_codec.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // Metrics: instruments, the Prometheus text format, and the HTTP responder
 // (paths, methods, limits, slow clients, stop).
-#include "daemon/metrics.h"
+#include "daemon/app/metrics_server.h"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>

@@ -9,9 +9,9 @@
 #include <chrono>
 #include <thread>
 
-#include "daemon/backoff_retry.h"
-#include "daemon/path_safety.h"
-#include "daemon/rocks_util.h"
+#include "daemon/base/backoff_retry.h"
+#include "daemon/app/path_safety.h"
+#include "daemon/storage/rocks_util.h"
 #include "tests/unit/test_util.h"
 
 namespace shredd {

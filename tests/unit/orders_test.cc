@@ -1,7 +1,7 @@
 // OrderBook (daemon/orders.h) without a server: the closure of an order
 // (selected items, models derived from them, holds retained), its execution
 // as one certificate, idempotent submission, and orders that match nothing.
-#include "daemon/orders.h"
+#include "daemon/orders/orders.h"
 
 #include <gtest/gtest.h>
 

@@ -1,12 +1,12 @@
 // proto_convert (daemon/proto_convert.h): the API messages and the domain
 // types round-trip, and malformed input is INVALID_ARGUMENT with a reason.
-#include "daemon/proto_convert.h"
+#include "daemon/api/proto_convert.h"
 
 #include <gtest/gtest.h>
 
 #include <string>
 
-#include "daemon/digest.h"
+#include "daemon/crypto/digest.h"
 
 namespace shredd {
 namespace {

@@ -1,4 +1,4 @@
-#include "daemon/secret.h"
+#include "daemon/base/secret.h"
 
 #include <gtest/gtest.h>
 

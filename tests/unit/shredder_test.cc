@@ -3,7 +3,7 @@
 // requests are idempotent; held items are refused; a certification left
 // pending by a vault that cannot destroy the old root is finished by the
 // next start (crash recovery), never lost and never doubled.
-#include "daemon/shredder.h"
+#include "daemon/shred/shredder.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

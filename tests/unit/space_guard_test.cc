@@ -1,7 +1,7 @@
-// The free-space guard (daemon/space_guard.h): the floors of the two write
+// The free-space guard (daemon/storage/space_guard.h): the floors of the two write
 // classes, the refusal's reason, and GuardedWrite writing nothing when it
 // refuses. The real full disk is tests/integration/test_disk_full.py.
-#include "daemon/space_guard.h"
+#include "daemon/storage/space_guard.h"
 
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
@@ -10,7 +10,7 @@
 #include <memory>
 #include <string>
 
-#include "daemon/rocks_util.h"
+#include "daemon/storage/rocks_util.h"
 #include "tests/unit/test_util.h"
 
 namespace shredd {

@@ -11,7 +11,7 @@
 #include <memory>
 #include <string>
 
-#include "daemon/vault.h"
+#include "daemon/keys/vault.h"
 
 namespace shredd::testing {
 

@@ -1,15 +1,15 @@
-// The TOML hazard guard (daemon/toml_guard.h): input that makes toml++ 3.3.0
+// The TOML hazard guard (daemon/config/toml_guard.h): input that makes toml++ 3.3.0
 // reach __builtin_unreachable() is refused before parsing (found by
 // fuzz/config_fuzz.cc; under the asan preset, UBSan aborts this test if the
 // guard lets one through), while non-ASCII text inside strings and comments
 // still loads.
-#include "daemon/toml_guard.h"
+#include "daemon/config/toml_guard.h"
 
 #include <gtest/gtest.h>
 
 #include <string>
 
-#include "daemon/config.h"
+#include "daemon/config/config.h"
 
 namespace shredd {
 namespace {

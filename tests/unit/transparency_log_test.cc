@@ -2,7 +2,7 @@
 // (m, n) up to 150 against the in-memory reference in formats/merkle,
 // atomicity with the caller's batch, reopening, kill -9 while appending,
 // concurrency, and signed checkpoints.
-#include "daemon/transparency_log.h"
+#include "daemon/log/transparency_log.h"
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -20,7 +20,7 @@
 #include "formats/encoding.h"
 #include "formats/note.h"
 #include "formats/tlog.h"
-#include "daemon/rocks_util.h"
+#include "daemon/storage/rocks_util.h"
 #include "tests/unit/test_util.h"
 
 namespace shredd {

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "daemon/vault_file.h"
+#include "daemon/keys/vault_file.h"
 #include "tests/unit/test_util.h"
 
 namespace shredd {

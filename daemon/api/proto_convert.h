@@ -1,0 +1,22 @@
+// Translation between API messages (shredd.v1) and domain types.
+#ifndef SHREDD_DAEMON_PROTO_CONVERT_H_
+#define SHREDD_DAEMON_PROTO_CONVERT_H_
+
+#include "absl/status/statusor.h"
+#include "daemon/lineage/catalog.h"
+#include "daemon/items/item.h"
+#include "shredd/v1/shredd.pb.h"
+
+namespace shredd {
+
+// INVALID_ARGUMENT for a malformed hash or a negative size.
+absl::StatusOr<ContentDigest> FromProto(const v1::Digest& d);
+absl::StatusOr<ItemMetadata> FromProto(const v1::ItemMetadata& m);
+void ToProto(const ContentDigest& d, v1::Digest* out);
+absl::StatusOr<std::vector<LineageSpec>> LineageFromProto(
+    const google::protobuf::RepeatedPtrField<v1::LineageEdge>& edges);
+void ToProto(const ItemInfo& info, v1::ItemInfo* out);
+
+}  // namespace shredd
+
+#endif  // SHREDD_DAEMON_PROTO_CONVERT_H_

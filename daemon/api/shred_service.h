@@ -1,0 +1,28 @@
+// gRPC front of the Shredder.
+#ifndef SHREDD_DAEMON_SHRED_SERVICE_H_
+#define SHREDD_DAEMON_SHRED_SERVICE_H_
+
+#include "daemon/shred/shredder.h"
+#include "shredd/v1/shredd.grpc.pb.h"
+
+namespace shredd {
+
+class ShredService final : public v1::Shredder::Service {
+ public:
+  explicit ShredService(Shredder* shredder) : shredder_(shredder) {}
+  grpc::Status Shred(grpc::ServerContext* ctx, const v1::ShredRequest* request,
+                     v1::ShredResponse* response) override;
+  grpc::Status GetCertificate(grpc::ServerContext* ctx, const v1::GetCertificateRequest* request,
+                              v1::ShredResponse* response) override;
+  grpc::Status GetManifest(grpc::ServerContext* ctx, const v1::GetCertificateRequest* request,
+                           grpc::ServerWriter<v1::ManifestChunk>* writer) override;
+  grpc::Status GetPublicKey(grpc::ServerContext* ctx, const v1::GetPublicKeyRequest* request,
+                            v1::GetPublicKeyResponse* response) override;
+
+ private:
+  Shredder* const shredder_;
+};
+
+}  // namespace shredd
+
+#endif  // SHREDD_DAEMON_SHRED_SERVICE_H_

@@ -1,0 +1,44 @@
+// gRPC front of the ItemStore: translates messages and statuses, nothing else.
+#ifndef SHREDD_DAEMON_STORE_SERVICE_H_
+#define SHREDD_DAEMON_STORE_SERVICE_H_
+
+#include <functional>
+#include <memory>
+
+#include "daemon/lineage/catalog.h"
+#include "daemon/items/item_store.h"
+#include "shredd/v1/shredd.grpc.pb.h"
+
+namespace shredd {
+
+class StoreService final : public v1::Store::Service {
+ public:
+  StoreService(ItemStore* store, Catalog* catalog) : store_(store), catalog_(catalog) {}
+
+  grpc::Status Put(grpc::ServerContext* ctx, grpc::ServerReader<v1::PutRequest>* reader,
+                   v1::PutResponse* response) override;
+  grpc::Status BatchPut(grpc::ServerContext* ctx, const v1::BatchPutRequest* request,
+                        v1::BatchPutResponse* response) override;
+  grpc::Status Get(grpc::ServerContext* ctx, const v1::GetRequest* request,
+                   grpc::ServerWriter<v1::GetResponse>* writer) override;
+  grpc::Status Stat(grpc::ServerContext* ctx, const v1::StatRequest* request,
+                    v1::ItemInfo* response) override;
+  grpc::Status FindMissing(grpc::ServerContext* ctx, const v1::FindMissingRequest* request,
+                           v1::FindMissingResponse* response) override;
+  grpc::Status List(grpc::ServerContext* ctx, const v1::ListRequest* request,
+                    v1::ListResponse* response) override;
+
+ private:
+  // Reads an upload's data (and trailer) into `upload` and commits it.
+  grpc::Status ReceiveUpload(grpc::ServerContext* ctx, grpc::ServerReader<v1::PutRequest>* reader,
+                             std::unique_ptr<Upload> upload,
+                             const std::function<absl::Status(Upload*)>& before_commit,
+                             v1::PutResponse* response);
+
+  ItemStore* const store_;
+  Catalog* const catalog_;
+};
+
+}  // namespace shredd
+
+#endif  // SHREDD_DAEMON_STORE_SERVICE_H_

@@ -1,0 +1,123 @@
+// The daemon's configuration: a TOML file (--config), command-line flags that
+// override it, and embedded defaults. Every key is documented with its
+// default in docs/CONFIG.md; systemd/shredd.toml is the commented example.
+//
+//   [server]  data_dir, vault, listen, log_origin, inline_threshold,
+//             metrics_listen, log_format
+//   [storage] memory_budget_mib
+//   [tls]     cert, key, client_ca
+//   [[roles.local]]  uid, roles        (unix socket callers, by SO_PEERCRED uid)
+//   [[roles.tls]]    subject, san, roles  (TCP clients, by certificate)
+//
+// Parsing never touches the filesystem beyond reading the file itself;
+// ValidateConfig() reads (never writes) the TLS files it names.
+#ifndef SHREDD_DAEMON_CONFIG_H_
+#define SHREDD_DAEMON_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "daemon/base/logging.h"  // LogFormat
+
+namespace shredd {
+
+// Bounds of [storage] memory_budget_mib (MiB): 16 MiB .. 1 TiB.
+inline constexpr uint64_t kMinMemoryBudgetMib = 16;
+inline constexpr uint64_t kMaxMemoryBudgetMib = 1024 * 1024;
+
+// The roles of docs/CONFIG.md. Anything else in a config is an error.
+inline constexpr std::string_view kRoleNames[] = {"writer", "deleter", "auditor", "admin"};
+bool IsRoleName(std::string_view name);
+
+// [[roles.local]]: a caller on the unix socket whose SO_PEERCRED uid is `uid`
+// holds `roles`. At most one grant per uid.
+struct LocalRoleGrant {
+  uint32_t uid = 0;
+  std::vector<std::string> roles;  // each in kRoleNames, non-empty, no duplicates
+};
+
+// [[roles.tls]]: a TCP client whose certificate matches holds `roles`. At
+// least one of `subject` and `san` is set; when both are, both must match.
+// `subject` is the certificate subject as an RFC 4514-style string
+// ("CN=regulator,O=FTC"); `san` one subjectAltName value (DNS name, URI or
+// e-mail address).
+struct TlsRoleGrant {
+  std::string subject;
+  std::string san;
+  std::vector<std::string> roles;
+};
+
+struct DaemonConfig {
+  // [server]
+  std::string data_dir = "./var/shredd/data";
+  std::string vault = "file:./var/shredd/vault";  // may hold a PKCS#11 PIN: never log it
+  std::vector<std::string> listen = {"unix:./var/shredd/shredd.sock"};
+  // Origin of the transparency log (its checkpoints' first line and note key
+  // name). Empty: "shredd.local/" + the first 16 hex of the signing KeyId.
+  std::string log_origin;
+  uint64_t inline_threshold = 64 * 1024;
+  std::string metrics_listen;  // "HOST:PORT" on loopback; empty: no metrics endpoint
+  LogFormat log_format = LogFormat::kText;
+  // [storage]: RocksDB's memory budget in MiB (block cache, index and filter
+  // blocks, memtables); kMinMemoryBudgetMib..kMaxMemoryBudgetMib.
+  uint64_t memory_budget_mib = 64;
+  // [storage] min_free_mib: writes that add data are refused below this much
+  // free space on the data dir's filesystem, erasures below a quarter of it
+  // (daemon/storage/space_guard.h); 0 turns the guard off. Reloaded on SIGHUP.
+  uint64_t min_free_mib = 256;
+  // [tls]: PEM file paths; all three or none.
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_client_ca;
+  // [shred]: how large destructions are split (docs/PERFORMANCE.md)
+  uint64_t shred_epoch_items = 25000;            // items per key-tree epoch
+  uint64_t shred_manifest_chunk_items = 20000;   // items per stored manifest chunk
+  uint64_t shred_inline_manifest_items = 200000; // larger manifests: GetManifest only
+  // [[roles.local]], [[roles.tls]]
+  std::vector<LocalRoleGrant> local_roles;
+  std::vector<TlsRoleGrant> tls_roles;
+
+  // Not in the file: limits of the gRPC server.
+  int max_message_bytes = 8 * 1024 * 1024;
+};
+
+// Parses a config file. Keys absent from the file keep their defaults.
+// INVALID_ARGUMENT, with "PATH:LINE: " and the key, for a syntax error, an
+// unknown key, a wrong type or a bad value; NOT_FOUND / PERMISSION_DENIED if
+// the file cannot be read. Does not run the cross-key checks of
+// ValidateConfig() (flags may still change the values).
+absl::StatusOr<DaemonConfig> LoadConfig(const std::string& path);
+// The same over text; `source` names it in messages.
+absl::StatusOr<DaemonConfig> LoadConfigFromString(std::string_view toml, std::string_view source = "config");
+
+// Checks a complete config (file merged with flags): every value on its own
+// (as LoadConfig does) and the rules between keys (TLS all-or-none, TCP
+// beyond loopback only with TLS, one grant per uid). With `check_files`, also
+// reads the TLS files and checks they hold a certificate chain, a private key
+// matching it, and CA certificates. Writes nothing.
+absl::Status ValidateConfig(const DaemonConfig& config, bool check_files = true);
+
+// Single-value checks, shared with the flag parser.
+absl::Status CheckListenSpec(std::string_view spec);     // unix:PATH | tcp:HOST:PORT
+absl::Status CheckVaultSpec(std::string_view spec);      // file:PATH | pkcs11:... (never echoes the spec)
+absl::Status CheckMetricsListen(std::string_view spec);  // "" | loopback HOST:PORT
+absl::Status CheckMemoryBudgetMib(uint64_t mib);
+inline constexpr uint64_t kMaxMinFreeMib = 1024 * 1024;         // kMinMemoryBudgetMib..kMaxMemoryBudgetMib
+absl::StatusOr<LogFormat> ParseLogFormat(std::string_view name);
+std::string_view LogFormatName(LogFormat f);
+// True for 127.0.0.0/8, ::1 and localhost.
+bool IsLoopbackHost(std::string_view host);
+// Splits "HOST:PORT" / "[V6]:PORT". INVALID_ARGUMENT if malformed.
+absl::Status SplitHostPort(std::string_view hostport, std::string* host, uint16_t* port);
+
+// Keys whose new value a SIGHUP cannot apply (the daemon keeps the old value
+// and logs that a restart is needed): names like "server.data_dir".
+std::vector<std::string> KeysNeedingRestart(const DaemonConfig& running, const DaemonConfig& loaded);
+
+}  // namespace shredd
+
+#endif  // SHREDD_DAEMON_CONFIG_H_

@@ -1,0 +1,234 @@
+#include "daemon/crypto/aead.h"
+
+#include <sodium.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/base/internal/endian.h"
+#include "daemon/base/strings.h"
+
+namespace shredd {
+namespace {
+constexpr size_t kNonce = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
+constexpr size_t kTag = crypto_aead_xchacha20poly1305_ietf_ABYTES;
+static_assert(kNonce + kTag == kWrapOverhead);
+
+const unsigned char* U(std::string_view s) {
+  return reinterpret_cast<const unsigned char*>(s.data());
+}
+
+// Opens into caller-provided memory of size sealed.size() - overhead.
+absl::Status OpenInto(KeyView key, std::string_view sealed, std::string_view ad,
+                      unsigned char* out) {
+  if (key.size() != kKeySize) return absl::InternalError("key of wrong size");
+  if (sealed.size() < kWrapOverhead) {
+    return absl::DataLossError("sealed record is shorter than its nonce and tag");
+  }
+  unsigned long long out_len = 0;
+  if (crypto_aead_xchacha20poly1305_ietf_decrypt(
+          out, &out_len, nullptr, U(sealed) + kNonce, sealed.size() - kNonce, U(ad), ad.size(),
+          U(sealed), key.data()) != 0) {
+    return absl::DataLossError("sealed record does not authenticate (altered or wrong key)");
+  }
+  return absl::OkStatus();
+}
+}  // namespace
+
+std::string SealWithKey(KeyView key, std::span<const uint8_t> plaintext, std::string_view ad) {
+  std::string out(kNonce + plaintext.size() + kTag, '\0');
+  auto* o = reinterpret_cast<unsigned char*>(out.data());
+  randombytes_buf(o, kNonce);
+  unsigned long long clen = 0;
+  crypto_aead_xchacha20poly1305_ietf_encrypt(o + kNonce, &clen, plaintext.data(),
+                                             plaintext.size(), U(ad), ad.size(), nullptr, o,
+                                             key.data());
+  return out;
+}
+
+absl::StatusOr<SecretBytes> OpenSecret(KeyView key, std::string_view sealed,
+                                       std::string_view ad) {
+  if (sealed.size() < kWrapOverhead) {
+    return absl::DataLossError("wrapped key is shorter than its nonce and tag");
+  }
+  SecretBytes out(sealed.size() - kWrapOverhead);
+  if (auto s = OpenInto(key, sealed, ad, out.data()); !s.ok()) return s;
+  return out;
+}
+
+absl::Status OpenSecretInto(KeyView key, std::string_view sealed, std::string_view ad, std::span<uint8_t> out) {
+  if (sealed.size() != out.size() + kWrapOverhead) {
+    return absl::DataLossError("wrapped key has the wrong size");
+  }
+  return OpenInto(key, sealed, ad, out.data());
+}
+
+absl::StatusOr<std::string> OpenData(KeyView key, std::string_view sealed,
+                                     std::string_view ad) {
+  if (sealed.size() < kWrapOverhead) {
+    return absl::DataLossError("sealed record is shorter than its nonce and tag");
+  }
+  std::string out(sealed.size() - kWrapOverhead, '\0');
+  if (auto s = OpenInto(key, sealed, ad, reinterpret_cast<unsigned char*>(out.data())); !s.ok()) {
+    return s;
+  }
+  return out;
+}
+
+SecretBytes DeriveSubkey(KeyView dek, Subkey which) {
+  SecretBytes out(kKeySize);
+  crypto_kdf_derive_from_key(out.data(), out.size(), static_cast<uint64_t>(which), "shreddv1",
+                             dek.data());
+  return out;
+}
+
+void DeriveSubkeyInto(KeyView dek, Subkey which, std::span<uint8_t> out) {
+  crypto_kdf_derive_from_key(out.data(), out.size(), static_cast<uint64_t>(which), "shreddv1", dek.data());
+}
+
+ChunkCipher::ChunkCipher(KeyView content_key, std::string_view object_id,
+                         uint64_t total_size)
+    : enc_(EVP_CIPHER_CTX_new()),
+      dec_(EVP_CIPHER_CTX_new()),
+      object_id_(object_id),
+      total_size_(total_size) {
+  if (enc_ == nullptr || dec_ == nullptr ||
+      EVP_EncryptInit_ex(enc_, EVP_aes_256_gcm(), nullptr, content_key.data(), nullptr) != 1 ||
+      EVP_DecryptInit_ex(dec_, EVP_aes_256_gcm(), nullptr, content_key.data(), nullptr) != 1) {
+    abort();
+  }
+}
+
+ChunkCipher::~ChunkCipher() {
+  EVP_CIPHER_CTX_free(enc_);
+  EVP_CIPHER_CTX_free(dec_);
+}
+
+std::array<uint8_t, 32> ChunkCipher::AssociatedData(uint64_t index) const {
+  std::array<uint8_t, 32> ad{};
+  std::memcpy(ad.data(), object_id_.data(), std::min<size_t>(16, object_id_.size()));
+  absl::big_endian::Store64(ad.data() + 16, index);
+  absl::big_endian::Store64(ad.data() + 24, total_size_);
+  return ad;
+}
+
+namespace {
+std::array<uint8_t, 12> ChunkNonce(uint64_t index) {
+  std::array<uint8_t, 12> iv{};
+  absl::big_endian::Store64(iv.data() + 4, index);
+  return iv;
+}
+}  // namespace
+
+void ChunkCipher::Seal(uint64_t index, std::string_view plaintext, std::string* out) {
+  auto iv = ChunkNonce(index);
+  auto ad = AssociatedData(index);
+  size_t base = out->size();
+  out->resize(base + plaintext.size() + kChunkTagSize);
+  auto* o = reinterpret_cast<unsigned char*>(out->data() + base);
+  int len = 0;
+  EVP_EncryptInit_ex(enc_, nullptr, nullptr, nullptr, iv.data());
+  EVP_EncryptUpdate(enc_, nullptr, &len, ad.data(), ad.size());
+  EVP_EncryptUpdate(enc_, o, &len, U(plaintext), static_cast<int>(plaintext.size()));
+  EVP_EncryptFinal_ex(enc_, o + len, &len);
+  EVP_CIPHER_CTX_ctrl(enc_, EVP_CTRL_GCM_GET_TAG, kChunkTagSize, o + plaintext.size());
+}
+
+ChunkSealer::ChunkSealer() : ctx_(EVP_CIPHER_CTX_new()) {
+  if (ctx_ == nullptr || EVP_EncryptInit_ex(ctx_, EVP_aes_256_gcm(), nullptr, nullptr, nullptr) != 1) abort();
+}
+
+ChunkSealer::~ChunkSealer() { EVP_CIPHER_CTX_free(ctx_); }
+
+void ChunkSealer::Seal(KeyView content_key, std::string_view object_id, uint64_t total_size, uint64_t index,
+                       std::string_view plaintext, std::string* out) {
+  auto iv = ChunkNonce(index);
+  std::array<uint8_t, 32> ad{};
+  std::memcpy(ad.data(), object_id.data(), std::min<size_t>(16, object_id.size()));
+  absl::big_endian::Store64(ad.data() + 16, index);
+  absl::big_endian::Store64(ad.data() + 24, total_size);
+  size_t base = out->size();
+  out->resize(base + plaintext.size() + kChunkTagSize);
+  auto* o = reinterpret_cast<unsigned char*>(out->data() + base);
+  int len = 0;
+  if (EVP_EncryptInit_ex(ctx_, nullptr, nullptr, content_key.data(), iv.data()) != 1) abort();
+  EVP_EncryptUpdate(ctx_, nullptr, &len, ad.data(), ad.size());
+  EVP_EncryptUpdate(ctx_, o, &len, U(plaintext), static_cast<int>(plaintext.size()));
+  EVP_EncryptFinal_ex(ctx_, o + len, &len);
+  EVP_CIPHER_CTX_ctrl(ctx_, EVP_CTRL_GCM_GET_TAG, kChunkTagSize, o + plaintext.size());
+}
+
+absl::Status ChunkCipher::Open(uint64_t index, std::string_view sealed, std::string* out) {
+  if (sealed.size() < kChunkTagSize) {
+    return absl::DataLossError(StrCat("chunk ", index, " is truncated"));
+  }
+  size_t plen = sealed.size() - kChunkTagSize;
+  auto iv = ChunkNonce(index);
+  auto ad = AssociatedData(index);
+  size_t base = out->size();
+  out->resize(base + plen);
+  auto* o = reinterpret_cast<unsigned char*>(out->data() + base);
+  int len = 0;
+  EVP_DecryptInit_ex(dec_, nullptr, nullptr, nullptr, iv.data());
+  EVP_DecryptUpdate(dec_, nullptr, &len, ad.data(), ad.size());
+  EVP_DecryptUpdate(dec_, o, &len, U(sealed), static_cast<int>(plen));
+  EVP_CIPHER_CTX_ctrl(dec_, EVP_CTRL_GCM_SET_TAG, kChunkTagSize,
+                      const_cast<char*>(sealed.data() + plen));
+  if (EVP_DecryptFinal_ex(dec_, o + len, &len) != 1) {
+    sodium_memzero(out->data() + base, plen);
+    out->resize(base);
+    return absl::DataLossError(
+        StrCat("chunk ", index, " does not authenticate: stored ciphertext was altered"));
+  }
+  return absl::OkStatus();
+}
+
+void ChunkCipher::BeginSeal(uint64_t index) {
+  auto iv = ChunkNonce(index);
+  auto ad = AssociatedData(index);
+  int len = 0;
+  EVP_EncryptInit_ex(enc_, nullptr, nullptr, nullptr, iv.data());
+  EVP_EncryptUpdate(enc_, nullptr, &len, ad.data(), ad.size());
+}
+
+void ChunkCipher::SealInPlace(char* data, size_t size) {
+  auto* p = reinterpret_cast<unsigned char*>(data);
+  while (size > 0) {  // EVP lengths are int
+    int n = static_cast<int>(std::min<size_t>(size, size_t{1} << 30));
+    int len = 0;
+    EVP_EncryptUpdate(enc_, p, &len, p, n);
+    p += n;
+    size -= static_cast<size_t>(n);
+  }
+}
+
+void ChunkCipher::FinishSeal(uint8_t* tag) {
+  unsigned char none[16];
+  int len = 0;
+  EVP_EncryptFinal_ex(enc_, none, &len);  // GCM: no output
+  EVP_CIPHER_CTX_ctrl(enc_, EVP_CTRL_GCM_GET_TAG, kChunkTagSize, tag);
+}
+
+absl::Status ChunkCipher::OpenInPlace(uint64_t index, char* data, size_t sealed_size) {
+  if (sealed_size < kChunkTagSize) {
+    return absl::DataLossError(StrCat("chunk ", index, " is truncated"));
+  }
+  size_t plen = sealed_size - kChunkTagSize;
+  auto iv = ChunkNonce(index);
+  auto ad = AssociatedData(index);
+  auto* o = reinterpret_cast<unsigned char*>(data);
+  int len = 0;
+  EVP_DecryptInit_ex(dec_, nullptr, nullptr, nullptr, iv.data());
+  EVP_DecryptUpdate(dec_, nullptr, &len, ad.data(), ad.size());
+  EVP_DecryptUpdate(dec_, o, &len, o, static_cast<int>(plen));
+  EVP_CIPHER_CTX_ctrl(dec_, EVP_CTRL_GCM_SET_TAG, kChunkTagSize, o + plen);
+  unsigned char none[16];
+  if (EVP_DecryptFinal_ex(dec_, none, &len) != 1) {
+    sodium_memzero(data, sealed_size);
+    return absl::DataLossError(
+        StrCat("chunk ", index, " does not authenticate: stored ciphertext was altered"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace shredd

@@ -1,0 +1,435 @@
+#include "daemon/keys/key_tree.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "absl/base/internal/endian.h"
+#include "daemon/base/logging.h"
+#include "daemon/base/strings.h"
+#include "daemon/storage/rocks_util.h"
+
+namespace shredd {
+namespace {
+
+constexpr std::string_view kEpochKey = "te";
+
+uint64_t NodeId(int level, uint64_t index) { return (uint64_t{static_cast<uint8_t>(level)} << 56) | index; }
+
+// Index of the level-`level` node above `slot`.
+uint64_t Ancestor(uint64_t slot, int level) {
+  uint64_t v = slot / KeyTree::kFanout;
+  for (int l = 0; l < level; ++l) v /= KeyTree::kFanout;
+  return v;
+}
+
+std::string Be64(uint64_t v) {
+  std::string s(8, '\0');
+  absl::big_endian::Store64(s.data(), v);
+  return s;
+}
+
+uint64_t ReadBe64(std::string_view s) { return absl::big_endian::Load64(s.data()); }
+
+}  // namespace
+
+std::string NodeRecordKey(int level, uint64_t index) {
+  std::string k = "n";
+  k.push_back(static_cast<char>(level));
+  k += Be64(index);
+  return k;
+}
+std::string DekRecordKey(uint64_t slot) { return "k" + Be64(slot); }
+std::string NodeAssociatedData(int level, uint64_t index) {
+  std::string ad = "shredd/node/v1";
+  ad.push_back(static_cast<char>(level));
+  ad += Be64(index);
+  return ad;
+}
+std::string DekAssociatedData(uint64_t slot) { return "shredd/dek/v1" + Be64(slot); }
+
+absl::StatusOr<std::unique_ptr<KeyTree>> KeyTree::Open(rocksdb::DB* db, Vault* vault) {
+  std::unique_ptr<KeyTree> tree(new KeyTree(db, vault));
+  if (auto s = tree->Recover(); !s.ok()) return s;
+  return tree;
+}
+
+absl::Status KeyTree::Recover() {
+  std::string value;
+  rocksdb::Status rs = db_->Get(rocksdb::ReadOptions(), kEpochKey, &value);
+  auto roots = vault_->ListRoots();
+  if (!roots.ok()) return roots.status();
+  if (rs.IsNotFound()) {
+    if (!roots->empty()) {
+      return absl::FailedPreconditionError(StrCat(
+          "the data dir is new but ", vault_->Describe(), " already holds root keys (epochs ",
+          roots->front(), "..", roots->back(),
+          "): it belongs to another data dir. Use a fresh vault, or restore the matching data dir"));
+    }
+    if (auto s = vault_->CreateRoot(1); !s.ok()) return s;
+    epoch_ = 1;
+    // The system key, in slot 0, never shredded.
+    SecretBytes system_key = SecretBytes::Random(kKeySize);
+    rocksdb::WriteBatch batch;
+    batch.Put(kEpochKey, Be64(1));
+    WriteLease lease = BeginWrite();
+    auto pending = AddDek(lease, kSystemSlot, system_key, &batch);
+    if (!pending.ok()) return pending.status();
+    if (auto s = SyncWrite(db_, &batch); !s.ok()) return s;
+    Committed(*pending);
+    next_slot_ = 1;
+    return absl::OkStatus();
+  }
+  if (!rs.ok()) return FromRocks(rs, "reading the key tree epoch");
+  if (value.size() != 8) return absl::DataLossError("key tree epoch record is corrupt");
+  uint64_t e = ReadBe64(value);
+  if (!std::binary_search(roots->begin(), roots->end(), e)) {
+    return absl::FailedPreconditionError(StrCat(
+        "the data dir needs the root key of epoch ", e, " but ", vault_->Describe(),
+        " does not hold it (it holds ", roots->empty() ? "none" : StrCat("epochs ", roots->front(), "..", roots->back()),
+        "). The data dir is older than the vault (restored from a copy taken before a shred?) "
+        "or belongs to another vault; its shredded and unshredded items alike are unreadable"));
+  }
+  // Roots other than the committed one are leftovers of an epoch interrupted
+  // by a crash: older ones were replaced, newer ones never committed. An
+  // older one the vault fails to destroy belongs to a destruction whose
+  // certification is pending: the shredder keeps trying (and issues no
+  // certificate until it is gone); the daemon serves meanwhile.
+  for (uint64_t r : *roots) {
+    if (r == e) continue;
+    if (auto s = vault_->DestroyRoot(r); !s.ok()) {
+      if (r > e) return s;
+      LogError("cannot destroy an old root key; its certificate stays pending",
+               {{"epoch", r}, {"reason", StdView(s.message())}});
+    }
+  }
+  epoch_ = e;
+  // Next slot: one past the highest slot that holds a DEK.
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  it->SeekForPrev(DekRecordKey(~uint64_t{0}));
+  if (it->Valid() && it->key().starts_with("k") && it->key().size() == 9) {
+    next_slot_ = ReadBe64(it->key().ToStringView().substr(1)) + 1;
+  } else {
+    next_slot_ = 1;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> KeyTree::AllocateSlot() {
+  uint64_t s = next_slot_.fetch_add(1);
+  if (s >= kCapacity) return absl::ResourceExhaustedError("key tree is full");
+  return s;
+}
+
+absl::StatusOr<KeyView> KeyTree::NodeKeyLocked(int level, uint64_t index, bool create) {
+  uint64_t id = NodeId(level, index);
+  if (auto it = nodes_.find(id); it != nodes_.end()) return pool_.Get(it->second.key_slot);
+  std::string wrapped;
+  rocksdb::Status rs = db_->Get(rocksdb::ReadOptions(), NodeRecordKey(level, index), &wrapped);
+  bool top = level == kLevels - 1;
+  if (rs.ok()) {
+    absl::StatusOr<SecretBytes> key = absl::InternalError("unset");
+    if (top) {
+      key = vault_->UnwrapWithRoot(epoch_, wrapped, NodeAssociatedData(level, index));
+    } else {
+      auto parent = NodeKeyLocked(level + 1, index / kFanout, false);
+      if (!parent.ok()) return parent.status();
+      key = OpenSecret(*parent, wrapped, NodeAssociatedData(level, index));
+    }
+    if (!key.ok()) {
+      if (absl::IsDataLoss(key.status())) {
+        return absl::DataLossError(StrCat("key tree node ", level, "/", index,
+                                                " does not authenticate: ", key.status().message()));
+      }
+      return key.status();
+    }
+    if (key->size() != kKeySize) return absl::DataLossError("key tree node has a key of wrong size");
+    uint32_t slot = pool_.Add(*key);
+    nodes_.emplace(id, Node{slot, true, {}});
+    return pool_.Get(slot);
+  }
+  if (!rs.IsNotFound()) return FromRocks(rs, "reading a key tree node");
+  if (!create) {
+    return absl::NotFoundError(StrCat("key tree node ", level, "/", index, " does not exist"));
+  }
+  SecretBytes key = SecretBytes::Random(kKeySize);
+  if (top) {
+    auto w = vault_->WrapWithRoot(epoch_, key, NodeAssociatedData(level, index));
+    if (!w.ok()) return w.status();
+    wrapped = std::move(*w);
+  } else {
+    auto parent = NodeKeyLocked(level + 1, index / kFanout, true);
+    if (!parent.ok()) return parent.status();
+    wrapped = SealWithKey(*parent, key, NodeAssociatedData(level, index));
+  }
+  uint32_t slot = pool_.Add(key);
+  nodes_.emplace(id, Node{slot, false, std::move(wrapped)});
+  return pool_.Get(slot);
+}
+
+absl::StatusOr<KeyTree::PendingNodes> KeyTree::AddDek(const WriteLease& lease, uint64_t slot,
+                                                       KeyView dek, rocksdb::WriteBatch* batch) {
+  std::lock_guard lock(cache_mu_);
+  auto bucket = NodeKeyLocked(0, Ancestor(slot, 0), true);
+  if (!bucket.ok()) return bucket.status();
+  batch->Put(DekRecordKey(slot), SealWithKey(*bucket, dek, DekAssociatedData(slot)));
+  PendingNodes pending;
+  for (int level = 0; level < kLevels; ++level) {
+    uint64_t index = Ancestor(slot, level);
+    auto it = nodes_.find(NodeId(level, index));
+    if (it != nodes_.end() && !it->second.durable) {
+      batch->Put(NodeRecordKey(level, index), it->second.wrapped);
+      pending.node_ids.push_back(NodeId(level, index));
+    }
+  }
+  return pending;
+}
+
+void KeyTree::Committed(const PendingNodes& pending) {
+  if (pending.node_ids.empty()) return;
+  std::lock_guard lock(cache_mu_);
+  for (uint64_t id : pending.node_ids) {
+    auto it = nodes_.find(id);
+    if (it != nodes_.end()) {
+      it->second.durable = true;
+      std::string().swap(it->second.wrapped);
+    }
+  }
+}
+
+absl::StatusOr<SecretBytes> KeyTree::GetDek(uint64_t slot) {
+  WriteLease lease(&epoch_mu_);
+  return GetDekLocked(lease, slot);
+}
+
+absl::StatusOr<SecretBytes> KeyTree::GetDekLocked(const WriteLease& lease, uint64_t slot) {
+  std::string wrapped;
+  rocksdb::Status rs = db_->Get(rocksdb::ReadOptions(), DekRecordKey(slot), &wrapped);
+  if (rs.IsNotFound()) return absl::NotFoundError(StrCat("slot ", slot, " holds no key"));
+  if (!rs.ok()) return FromRocks(rs, "reading a wrapped data key");
+  SecretBytes bucket_key;
+  {
+    // Copy the bucket key out (a pooled slot: cheap) and unwrap outside the
+    // cache lock, so readers on several threads do not queue on it.
+    std::lock_guard lock(cache_mu_);
+    auto bucket = NodeKeyLocked(0, Ancestor(slot, 0), false);
+    if (!bucket.ok()) {
+      if (absl::IsNotFound(bucket.status())) {
+        return absl::DataLossError(StrCat("the bucket key above slot ", slot, " is missing"));
+      }
+      return bucket.status();
+    }
+    bucket_key = SecretBytes::CopyOf(*bucket);
+  }
+  auto dek = OpenSecret(bucket_key, wrapped, DekAssociatedData(slot));
+  if (!dek.ok()) {
+    return absl::DataLossError(
+        StrCat("wrapped data key of slot ", slot, " does not authenticate (altered on disk)"));
+  }
+  return dek;
+}
+
+std::vector<absl::Status> KeyTree::GetDeks(std::span<const uint64_t> slots, std::span<uint8_t> out) {
+  std::vector<absl::Status> status(slots.size());
+  if (slots.empty()) return status;
+  WriteLease lease(&epoch_mu_);
+  // Sorted keys: MultiGet then walks each table's blocks in order.
+  std::vector<size_t> order(slots.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return slots[a] < slots[b]; });
+  std::vector<std::string> keys(slots.size());
+  std::vector<rocksdb::Slice> key_slices(slots.size());
+  for (size_t j = 0; j < order.size(); ++j) {
+    keys[j] = DekRecordKey(slots[order[j]]);
+    key_slices[j] = keys[j];
+  }
+  std::vector<rocksdb::PinnableSlice> values(slots.size());
+  std::vector<rocksdb::Status> rs(slots.size());
+  db_->MultiGet(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), key_slices.size(), key_slices.data(),
+                values.data(), rs.data(), /*sorted_input=*/true);
+  SecretBytes bucket_key(kKeySize);
+  uint64_t bucket = ~uint64_t{0};
+  absl::Status bucket_status;
+  for (size_t j = 0; j < order.size(); ++j) {
+    const size_t i = order[j];
+    const uint64_t slot = slots[i];
+    if (rs[j].IsNotFound()) {
+      status[i] = absl::NotFoundError(StrCat("slot ", slot, " holds no key"));
+      continue;
+    }
+    if (!rs[j].ok()) {
+      status[i] = FromRocks(rs[j], "reading a wrapped data key");
+      continue;
+    }
+    if (Ancestor(slot, 0) != bucket) {
+      bucket = Ancestor(slot, 0);
+      std::lock_guard lock(cache_mu_);
+      auto k = NodeKeyLocked(0, bucket, false);
+      if (k.ok()) {
+        bucket_status = absl::OkStatus();
+        std::memcpy(bucket_key.data(), k->data(), kKeySize);
+      } else if (absl::IsNotFound(k.status())) {
+        bucket_status = absl::DataLossError(StrCat("the bucket key above slot ", slot, " is missing"));
+      } else {
+        bucket_status = k.status();
+      }
+    }
+    if (!bucket_status.ok()) {
+      status[i] = bucket_status;
+      continue;
+    }
+    if (!OpenSecretInto(bucket_key, values[j].ToStringView(), DekAssociatedData(slot), out.subspan(kKeySize * i, kKeySize))
+             .ok()) {
+      status[i] = absl::DataLossError(
+          StrCat("wrapped data key of slot ", slot, " does not authenticate (altered on disk)"));
+    }
+  }
+  return status;
+}
+
+void KeyTree::DropNonDurableLocked() {
+  for (auto it = nodes_.begin(); it != nodes_.end();) {
+    if (!it->second.durable) {
+      pool_.Release(it->second.key_slot);
+      nodes_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+}
+
+size_t KeyTree::cached_node_keys() {
+  std::lock_guard lock(cache_mu_);
+  return nodes_.size();
+}
+
+absl::StatusOr<KeyTree::EpochResult> KeyTree::Shred(std::span<const uint64_t> slots,
+                                                     rocksdb::WriteBatch* batch_in) {
+  absl::MutexLock exclusive(&epoch_mu_);
+  std::lock_guard lock(cache_mu_);
+  DropNonDurableLocked();  // leftovers of failed puts; no DEK refers to them
+
+  std::set<uint64_t> doomed(slots.begin(), slots.end());
+  if (doomed.count(kSystemSlot)) return absl::InvalidArgumentError("the system slot cannot be shredded");
+  // Touched nodes per level, and fresh keys for each.
+  std::array<std::set<uint64_t>, kLevels> touched;
+  for (uint64_t s : doomed) {
+    for (int l = 0; l < kLevels; ++l) touched[l].insert(Ancestor(s, l));
+  }
+  std::map<uint64_t, SecretBytes> fresh;  // NodeId -> new key
+  for (int l = 0; l < kLevels; ++l) {
+    for (uint64_t i : touched[l]) fresh.emplace(NodeId(l, i), SecretBytes::Random(kKeySize));
+  }
+
+  rocksdb::WriteBatch& batch = *batch_in;
+  EpochResult result;
+  result.destroyed_epoch = epoch_;
+  result.installed_epoch = epoch_ + 1;
+  result.nodes_rekeyed = fresh.size();
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+
+  // Buckets: drop doomed DEKs, re-wrap survivors under the bucket's new key.
+  size_t found = 0;
+  for (uint64_t b : touched[0]) {
+    auto old_key = NodeKeyLocked(0, b, false);
+    if (!old_key.ok()) return old_key.status();
+    const SecretBytes& new_key = fresh.at(NodeId(0, b));
+    std::string end = DekRecordKey((b + 1) * kFanout);
+    for (it->Seek(DekRecordKey(b * kFanout)); it->Valid() && it->key().compare(end) < 0; it->Next()) {
+      uint64_t s = ReadBe64(it->key().ToStringView().substr(1));
+      if (doomed.count(s)) {
+        batch.Delete(it->key());
+        ++found;
+        continue;
+      }
+      auto dek = OpenSecret(*old_key, it->value().ToStringView(), DekAssociatedData(s));
+      if (!dek.ok()) {
+        return absl::DataLossError(StrCat("wrapped data key of slot ", s,
+                                                " does not authenticate; refusing to re-key its bucket"));
+      }
+      batch.Put(it->key(), SealWithKey(new_key, *dek, DekAssociatedData(s)));
+      ++result.keys_rewrapped;
+    }
+    if (!it->status().ok()) return FromRocks(it->status(), "scanning a bucket");
+  }
+  if (found != doomed.size()) {
+    return absl::NotFoundError(StrCat(doomed.size() - found, " of the ", doomed.size(),
+                                            " slots to shred hold no key"));
+  }
+  // Inner nodes: wrap every existing child under the parent's new key.
+  for (int l = 1; l < kLevels; ++l) {
+    for (uint64_t n : touched[l]) {
+      const SecretBytes& new_key = fresh.at(NodeId(l, n));
+      std::string end = NodeRecordKey(l - 1, (n + 1) * kFanout);
+      std::vector<std::pair<uint64_t, std::string>> children;
+      for (it->Seek(NodeRecordKey(l - 1, n * kFanout)); it->Valid() && it->key().compare(end) < 0;
+           it->Next()) {
+        children.emplace_back(ReadBe64(it->key().ToStringView().substr(2)), it->key().ToString());
+      }
+      if (!it->status().ok()) return FromRocks(it->status(), "scanning key tree nodes");
+      for (auto& [c, key] : children) {
+        auto f = fresh.find(NodeId(l - 1, c));
+        if (f != fresh.end()) {
+          batch.Put(key, SealWithKey(new_key, f->second, NodeAssociatedData(l - 1, c)));
+        } else {
+          auto child = NodeKeyLocked(l - 1, c, false);
+          if (!child.ok()) return child.status();
+          batch.Put(key, SealWithKey(new_key, *child, NodeAssociatedData(l - 1, c)));
+          ++result.keys_rewrapped;
+        }
+      }
+    }
+  }
+  // Top nodes: all of them go under the new root.
+  std::vector<std::pair<uint64_t, SecretBytes>> tops;
+  {
+    std::string end = NodeRecordKey(kLevels, 0);
+    for (it->Seek(NodeRecordKey(kLevels - 1, 0)); it->Valid() && it->key().compare(end) < 0; it->Next()) {
+      uint64_t t = ReadBe64(it->key().ToStringView().substr(2));
+      auto f = fresh.find(NodeId(kLevels - 1, t));
+      if (f != fresh.end()) {
+        tops.emplace_back(t, f->second.Clone());
+      } else {
+        auto k = NodeKeyLocked(kLevels - 1, t, false);
+        if (!k.ok()) return k.status();
+        tops.emplace_back(t, SecretBytes::CopyOf(*k));
+        ++result.keys_rewrapped;
+      }
+    }
+    if (!it->status().ok()) return FromRocks(it->status(), "scanning key tree top nodes");
+  }
+  it.reset();
+  const uint64_t old_epoch = epoch_, new_epoch = epoch_ + 1;
+  if (auto s = vault_->CreateRoot(new_epoch); !s.ok()) return s;
+  for (auto& [t, key] : tops) {
+    auto w = vault_->WrapWithRoot(new_epoch, key, NodeAssociatedData(kLevels - 1, t));
+    if (!w.ok()) {
+      (void)vault_->DestroyRoot(new_epoch);
+      return w.status();
+    }
+    batch.Put(NodeRecordKey(kLevels - 1, t), *w);
+  }
+  batch.Put(kEpochKey, Be64(new_epoch));
+  if (auto s = SyncWrite(db_, &batch); !s.ok()) {
+    (void)vault_->DestroyRoot(new_epoch);  // nothing committed; the old tree stands
+    return s;
+  }
+  // Committed. Swap the cached keys, then destroy the old root.
+  epoch_ = new_epoch;
+  for (auto& [id, key] : fresh) {
+    auto n = nodes_.find(id);
+    if (n != nodes_.end()) {
+      pool_.Release(n->second.key_slot);
+      n->second.key_slot = pool_.Add(key);
+    } else {
+      nodes_.emplace(id, Node{pool_.Add(key), true, {}});
+    }
+  }
+  if (auto s = vault_->DestroyRoot(old_epoch); !s.ok()) {
+    return absl::InternalError(StrCat("epoch ", new_epoch, " committed but destroying root ",
+                                            old_epoch, " failed: ", s.message()));
+  }
+  return result;
+}
+
+}  // namespace shredd

@@ -1,0 +1,163 @@
+// Catalog: datasets, model lineage and legal holds.
+//
+// Records (RocksDB; names and reasons sealed under the system key, lookups
+// by keyed hash):
+//   "D" dataset_key(32)                        sealed {name, created}
+//   "E" child_item(32) ptype(1) parent(32)     lineage edge, forward
+//   "e" ptype(1) parent(32) child_item(32)     lineage edge, reverse
+//   "H" hold_id                                sealed hold
+//   "h" ptype(1) target(32) hold_id            hold lookup
+// ptype is 'i' (an item, keyed by its item key) or 'd' (a dataset).
+//
+// A model "trained on dataset D" is treated as trained on every item D ever
+// holds: deleting any item of D pulls the model in (docs/ORDERS.md says why).
+#ifndef SHREDD_DAEMON_CATALOG_H_
+#define SHREDD_DAEMON_CATALOG_H_
+
+#include <map>
+#include <mutex>
+#include <set>
+#include <shared_mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "daemon/items/item_store.h"
+
+namespace shredd {
+
+enum class EdgeType : uint8_t { kTrainedOn = 1, kDerivedFrom = 2 };
+std::string_view EdgeTypeName(EdgeType t);  // "trained-on" | "derived-from"
+
+// One end of a lineage edge.
+struct ParentRef {
+  char type = 'i';  // 'i' item, 'd' dataset
+  ItemKey key{};
+  bool operator==(const ParentRef&) const = default;
+  bool operator<(const ParentRef& o) const { return std::tie(type, key) < std::tie(o.type, o.key); }
+};
+
+// Lineage as given by a client: to a dataset (by name) or an item (by digest).
+struct LineageSpec {
+  EdgeType type = EdgeType::kTrainedOn;
+  std::string dataset;           // set for dataset targets
+  std::optional<Sha256> digest;  // set for item targets
+  std::string relation;
+};
+
+struct Edge {
+  EdgeType type;
+  std::string relation;
+  ParentRef parent;
+  ItemKey child{};
+};
+
+struct DatasetInfo {
+  std::string name;
+  int64_t created_unix_nanos = 0;
+  int64_t item_count = 0;
+};
+
+struct Hold {
+  std::string id;
+  std::optional<ContentDigest> digest;  // item hold
+  std::string dataset;                  // dataset hold
+  std::string reason;
+  int64_t created_unix_nanos = 0;
+};
+
+// One end of an edge as GetLineage shows it: a dataset (by name), a stored
+// item (digest and kind), or an item shredded since (neither).
+struct LineageLink {
+  EdgeType type = EdgeType::kTrainedOn;
+  std::string relation;
+  std::string dataset;                  // a dataset end ("?" if its record is gone)
+  std::optional<ContentDigest> digest;  // an item end that is still stored
+  ItemKind kind = ItemKind::kPhoto;     // with digest
+  bool shredded = false;                // an item end shredded since
+  std::string via_dataset;              // feeds: the item's dataset the child was trained on
+};
+
+// An item's lineage: where it comes from (its parents) and what it feeds
+// (children of the item itself and of each of its datasets).
+struct LineageView {
+  ContentDigest digest;
+  ItemKind kind = ItemKind::kPhoto;
+  std::vector<LineageLink> comes_from;
+  std::vector<LineageLink> feeds;
+};
+
+class Catalog {
+ public:
+  explicit Catalog(ItemStore* store) : store_(store) {}
+  Catalog(const Catalog&) = delete;
+  Catalog& operator=(const Catalog&) = delete;
+
+  ItemKey DatasetKey(std::string_view name) const;
+  bool DatasetExists(std::string_view name);
+  // Registers datasets, if new (one synced write). Uploads and tags do not
+  // call this: they register their datasets in the write that stores the
+  // item (ItemStore::AddNewDatasets), so a refused call registers nothing.
+  absl::Status EnsureDatasets(const std::vector<std::string>& names);
+  // Adds stored items to a dataset (created if new). NOT_FOUND naming the
+  // first unknown digest, FAILED_PRECONDITION for a shredded one; nothing
+  // changes then.
+  absl::StatusOr<DatasetInfo> RegisterDataset(std::string_view name, const std::vector<Sha256>& digests);
+  absl::StatusOr<std::vector<DatasetInfo>> ListDatasets();
+  // JSON manifest of every item that ever was in the dataset (see
+  // docs/LOG.md, "Audit"). NOT_FOUND for an unknown dataset.
+  absl::StatusOr<std::string> DatasetManifest(std::string_view name);
+
+  // Validates lineage for `model` (kind must be model) and returns the
+  // records to commit with it. NOT_FOUND: unknown digest or dataset.
+  // FAILED_PRECONDITION: a shredded parent (naming what shredded it), a
+  // derived-from parent that is not a model, a cycle, or a non-model child.
+  struct PreparedLineage {
+    std::vector<std::pair<std::string, std::string>> records;
+    std::string edges_json;  // JSON array for the "lineage" log entry; empty if no edges
+    std::vector<ItemKey> parent_items;  // item parents, re-checked for suppression at commit
+  };
+  absl::StatusOr<PreparedLineage> PrepareLineage(const Sha256& model, ItemKind kind,
+                                                 const std::vector<LineageSpec>& edges);
+  absl::Status AddLineage(const Sha256& model, const std::vector<LineageSpec>& edges);
+  // NOT_FOUND if `hash` is not stored (or was shredded).
+  absl::StatusOr<LineageView> Lineage(const Sha256& hash);
+  std::vector<Edge> ParentsOf(const ItemKey& child);
+  std::vector<Edge> ChildrenOf(const ParentRef& parent);
+  // Every lineage parent that has at least one child (one scan of the
+  // reverse edges), so a planner touching millions of items seeks only
+  // where an edge exists.
+  std::set<ParentRef> ParentsWithChildren();
+  // Holds by target, the one HoldFor would pick (lowest id) for each.
+  absl::StatusOr<std::map<ParentRef, Hold>> HoldsByTarget();
+  // Name of a dataset from its key (sealed record), if registered.
+  std::optional<std::string> DatasetName(const ItemKey& key);
+  // Deletes the lineage records in which `child` is the child.
+  void AddEdgeDeletions(const ItemKey& child, rocksdb::WriteBatch* batch);
+
+  // While the returned lock is held no hold can be added: a destruction
+  // holds it from planning to its last epoch, so a hold that exists when it
+  // plans binds it, and one added later waits for it to finish.
+  std::shared_lock<std::shared_mutex> HoldsStable() { return std::shared_lock(holds_mu_); }
+  absl::StatusOr<Hold> AddHold(Hold hold);
+  absl::Status RemoveHold(std::string_view id);
+  absl::StatusOr<std::vector<Hold>> ListHolds();
+  // The first hold on the item itself or on one of its datasets.
+  std::optional<Hold> HoldFor(const StoredItem& item);
+
+  // Admin: lets shredded content be stored again. Records the lift.
+  absl::StatusOr<std::string> LiftSuppression(const Sha256& hash, std::string_view reason);
+
+ private:
+  absl::StatusOr<Hold> LoadHold(std::string_view id);
+
+  ItemStore* const store_;
+  std::mutex mu_;  // serialises lineage validation + commit, holds
+  std::shared_mutex holds_mu_;  // exclusive: AddHold; shared: a destruction (HoldsStable)
+};
+
+}  // namespace shredd
+
+#endif  // SHREDD_DAEMON_CATALOG_H_

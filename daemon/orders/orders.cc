@@ -1,0 +1,604 @@
+#include "daemon/orders/orders.h"
+
+#include <algorithm>
+#include <deque>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "absl/container/flat_hash_set.h"
+
+#include "absl/time/clock.h"
+#include "daemon/base/field_rules.h"
+#include "daemon/base/logging.h"
+#include "daemon/base/parallel.h"
+#include "daemon/storage/rocks_util.h"
+#include "daemon/base/strings.h"
+#include "daemon/storage/space_guard.h"
+
+namespace shredd {
+namespace {
+
+using nlohmann::json;
+using nlohmann::ordered_json;
+
+std::string OrderKey(std::string_view id) { return StrCat("O", id); }
+std::string OrderAd(std::string_view id) { return StrCat("shredd/order/v1", id); }
+
+bool ValidDate(std::string_view s) {
+  absl::Time t;
+  std::string err;
+  return absl::ParseTime("%Y-%m-%d", std::string(s), &t, &err) ||
+         absl::ParseTime(absl::RFC3339_full, std::string(s), &t, &err);
+}
+
+json SpecJson(const OrderSpec& s, bool with_received) {
+  std::vector<std::string> digests;
+  for (const auto& d : s.digests) digests.push_back(ContentDigest{d, 0}.HashString());
+  auto sorted = [](std::vector<std::string> v) {
+    std::sort(v.begin(), v.end());
+    v.erase(std::unique(v.begin(), v.end()), v.end());
+    return v;
+  };
+  json j{{"id", s.id},
+         {"basis", LegalBasisName(s.basis)},
+         {"reference", s.reference},
+         {"requester", s.requester},
+         {"due", s.due},
+         {"digests", sorted(digests)},
+         {"subjects", sorted(s.subject_ids)},
+         {"datasets", sorted(s.datasets)},
+         {"labels", s.labels}};
+  if (with_received) j["received"] = s.received;
+  return j;
+}
+
+absl::StatusOr<OrderSpec> SpecFromJson(const json& j) {
+  OrderSpec s;
+  s.id = j.at("id").get<std::string>();
+  auto b = ParseLegalBasis(j.at("basis").get<std::string>());
+  if (!b.ok()) return b.status();
+  s.basis = *b;
+  s.reference = j.at("reference").get<std::string>();
+  s.requester = j.at("requester").get<std::string>();
+  s.due = j.at("due").get<std::string>();
+  s.received = j.value("received", "");
+  for (const auto& d : j.at("digests")) {
+    auto h = ParseDigestHash(d.get<std::string>());
+    if (!h.ok()) return h.status();
+    s.digests.push_back(*h);
+  }
+  s.subject_ids = j.at("subjects").get<std::vector<std::string>>();
+  s.datasets = j.at("datasets").get<std::vector<std::string>>();
+  s.labels = j.at("labels").get<std::map<std::string, std::string>>();
+  return s;
+}
+
+}  // namespace
+
+std::string_view LegalBasisName(LegalBasis b) {
+  switch (b) {
+    case LegalBasis::kFtcOrder: return "ftc-order";
+    case LegalBasis::kGdprArt17: return "gdpr-art17";
+    case LegalBasis::kCcpa: return "ccpa";
+    case LegalBasis::kContract: return "contract";
+    case LegalBasis::kOther: return "other";
+  }
+  return "other";
+}
+
+absl::StatusOr<LegalBasis> ParseLegalBasis(std::string_view name) {
+  for (auto b : {LegalBasis::kFtcOrder, LegalBasis::kGdprArt17, LegalBasis::kCcpa, LegalBasis::kContract,
+                 LegalBasis::kOther}) {
+    if (LegalBasisName(b) == name) return b;
+  }
+  return absl::InvalidArgumentError(
+      StrCat("unknown legal basis ", QuoteForError(name), ": expected ftc-order, gdpr-art17, ccpa, contract or other"));
+}
+
+std::string_view OrderStateName(OrderState s) {
+  switch (s) {
+    case OrderState::kPending: return "pending";
+    case OrderState::kRunning: return "running";
+    case OrderState::kDone: return "done";
+    case OrderState::kEmpty: return "empty";
+    case OrderState::kFailed: return "failed";
+  }
+  return "unknown";
+}
+
+absl::Status OrderSpec::Validate() const {
+  if (id.empty()) return absl::InvalidArgumentError("an order needs an id");
+  if (auto s = CheckIdField("order id", id); !s.ok()) return s;
+  if (reference.empty()) return absl::InvalidArgumentError("an order needs a reference (e.g. docket or request id)");
+  if (auto s = CheckTextField("reference", reference, kMaxReferenceBytes); !s.ok()) return s;
+  if (auto s = CheckTextField("requester", requester, kMaxReferenceBytes); !s.ok()) return s;
+  if (!received.empty() && !ValidDate(received)) {
+    return absl::InvalidArgumentError(
+        StrCat("received ", QuoteForError(received), " is not a date (YYYY-MM-DD or RFC 3339)"));
+  }
+  if (!due.empty() && !ValidDate(due)) {
+    return absl::InvalidArgumentError(StrCat("due ", QuoteForError(due), " is not a date (YYYY-MM-DD or RFC 3339)"));
+  }
+  if (digests.empty() && subject_ids.empty() && datasets.empty() && labels.empty()) {
+    return absl::InvalidArgumentError("an order needs at least one selector (digest, subject, dataset or label)");
+  }
+  ItemMetadata probe;
+  probe.subject_ids = subject_ids;
+  probe.datasets = datasets;
+  probe.labels = labels;
+  return probe.Validate();
+}
+
+std::string OrderSpec::CanonicalJson() const { return SpecJson(*this, false).dump(); }
+
+// ---------------------------------------------------------------- OrderBook
+
+absl::StatusOr<std::unique_ptr<OrderBook>> OrderBook::Create(ItemStore* store, Catalog* catalog, Shredder* shredder) {
+  std::unique_ptr<OrderBook> book(new OrderBook(store, catalog, shredder));
+  // Resume what a stop or crash interrupted, oldest first.
+  std::vector<std::pair<std::string, std::string>> resume;  // (received, id)
+  std::unique_ptr<rocksdb::Iterator> it(store->db()->NewIterator(rocksdb::ReadOptions()));
+  std::vector<std::string> ids;
+  for (it->Seek("O"); it->Valid() && it->key().starts_with("O"); it->Next()) ids.push_back(it->key().ToString().substr(1));
+  it.reset();
+  for (const auto& id : ids) {
+    auto st = book->Load(id);
+    if (!st.ok()) return st.status();
+    ++book->state_counts_[st->state];
+    if (st->state == OrderState::kPending || st->state == OrderState::kRunning) {
+      resume.emplace_back(st->spec.received, id);
+    }
+  }
+  std::sort(resume.begin(), resume.end());
+  for (auto& [r, id] : resume) book->queue_.push_back(id);
+  book->worker_ = std::thread([b = book.get()] { b->Worker(); });
+  return book;
+}
+
+OrderBook::~OrderBook() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  shredder_->RequestStop();  // a large destruction stops after its current epoch
+  changed_.notify_all();
+  if (worker_.joinable()) worker_.join();
+}
+
+absl::StatusOr<OrderStatus> OrderBook::Load(std::string_view id) {
+  std::string sealed;
+  rocksdb::Status rs = store_->db()->Get(rocksdb::ReadOptions(), OrderKey(id), &sealed);
+  if (rs.IsNotFound()) return absl::NotFoundError(StrCat("no order ", QuoteForError(id)));
+  if (!rs.ok()) return FromRocks(rs, "reading an order");
+  auto plain = store_->OpenSystem(sealed, OrderAd(id));
+  if (!plain.ok()) return absl::DataLossError(StrCat("order record ", id, " does not authenticate"));
+  try {
+    json j = json::parse(*plain);
+    auto spec = SpecFromJson(j.at("spec"));
+    if (!spec.ok()) return spec.status();
+    OrderStatus st;
+    st.spec = std::move(*spec);
+    st.state = static_cast<OrderState>(j.at("state").get<int>());
+    st.message = j.value("message", "");
+    st.items_planned = j.value("planned", int64_t{0});
+    st.items_shredded = j.value("shredded", int64_t{0});
+    st.certificate_id = j.value("certificate", "");
+    return st;
+  } catch (const std::exception& e) {
+    return absl::DataLossError(StrCat("order record ", id, " is unreadable: ", e.what()));
+  }
+}
+
+absl::Status OrderBook::Save(const OrderStatus& st) {
+  json j{{"spec", SpecJson(st.spec, true)},
+         {"state", static_cast<int>(st.state)},
+         {"message", st.message},
+         {"planned", st.items_planned},
+         {"shredded", st.items_shredded},
+         {"certificate", st.certificate_id}};
+  rocksdb::WriteBatch batch;
+  batch.Put(OrderKey(st.spec.id), store_->SealSystem(j.dump(), OrderAd(st.spec.id)));
+  return SyncWrite(store_->db(), &batch);
+}
+
+namespace {
+
+// Whether `item` matches one of the order's own selectors.
+bool SelectedBySpec(const OrderSpec& spec, const StoredItem& item) {
+  const auto& m = item.info.metadata;
+  for (const auto& h : spec.digests) {
+    if (h == item.info.digest.hash) return true;
+  }
+  for (const auto& s : spec.subject_ids) {
+    if (std::find(m.subject_ids.begin(), m.subject_ids.end(), s) != m.subject_ids.end()) return true;
+  }
+  for (const auto& d : spec.datasets) {
+    if (std::find(m.datasets.begin(), m.datasets.end(), d) != m.datasets.end()) return true;
+  }
+  for (const auto& [k, v] : spec.labels) {
+    auto it = m.labels.find(k);
+    if (it != m.labels.end() && it->second == v) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+absl::Status OrderBook::Closure(const OrderSpec& spec, std::vector<std::string>* unmatched, const Visit& visit) {
+  if (auto s = spec.Validate(); !s.ok()) return s;
+  auto holds = catalog_->HoldsByTarget();
+  if (!holds.ok()) return holds.status();
+  const std::set<ParentRef> parents = catalog_->ParentsWithChildren();
+  // Index entries are unique per selector, so one selector needs no key set;
+  // several may overlap (44 bytes per item, see docs/PERFORMANCE.md).
+  const bool overlap = spec.digests.size() + spec.subject_ids.size() + spec.datasets.size() + spec.labels.size() > 1;
+  absl::flat_hash_set<ItemKey> seen;
+  std::set<ItemKey> derived;
+  std::set<ParentRef> queued;
+  std::vector<ParentRef> frontier;
+  std::map<ItemKey, std::pair<ContentDigest, ItemKind>> parent_items;  // chosen items that have children
+
+  auto consider = [&](const StoredItem& item, PlannedItem& p, bool selected) -> absl::Status {
+    const ParentRef self{'i', item.item_key};
+    if (parents.count(self) && queued.insert(self).second) {
+      frontier.push_back(self);
+      parent_items[item.item_key] = {item.info.digest, item.info.metadata.kind};
+    }
+    const Hold* hold = nullptr;
+    if (auto h = holds->find(self); h != holds->end()) hold = &h->second;
+    for (const auto& d : item.info.metadata.datasets) {
+      const ParentRef ref{'d', catalog_->DatasetKey(d)};
+      if (parents.count(ref) && queued.insert(ref).second) frontier.push_back(ref);
+      if (hold == nullptr) {
+        if (auto h = holds->find(ref); h != holds->end()) hold = &h->second;
+      }
+    }
+    Role role = selected ? Role::kSelected : Role::kDerived;
+    if (hold != nullptr) {
+      p.hold_id = hold->id;
+      p.hold_reason = hold->reason;
+      role = Role::kRetained;
+    }
+    return visit(item, p, role);
+  };
+  auto select = [&](const ItemKey& key, const std::string& reason) -> absl::StatusOr<bool> {
+    if (overlap && !seen.insert(key).second) return true;
+    auto item = store_->LookupByKey(key);
+    if (!item.ok()) return false;  // gone meanwhile (a stale index entry)
+    PlannedItem p;
+    p.key = key;
+    p.digest = item->info.digest;
+    p.kind = item->info.metadata.kind;
+    p.reason = reason;
+    if (auto s = consider(*item, p, true); !s.ok()) return s;
+    return true;
+  };
+  // An index may list millions of items: read and decrypt them in batches,
+  // on several threads, then visit them in index order.
+  auto scan = [&](char type, const std::string& value, const std::string& reason) -> absl::StatusOr<size_t> {
+    size_t n = 0;
+    std::vector<ItemKey> keys;
+    std::vector<absl::StatusOr<StoredItem>> items;
+    auto flush = [&]() -> absl::Status {
+      // Each thread reads its share with two MultiGets (item records, then
+      // wrapped DEKs) and decrypts it.
+      items.assign(keys.size(), absl::UnknownError("not read"));
+      ParallelFor(keys.size(), [&](size_t b, size_t e) {
+        auto part = store_->LookupByKeys(std::span<const ItemKey>(keys).subspan(b, e - b));
+        for (size_t i = b; i < e; ++i) items[i] = std::move(part[i - b]);
+      }, 512);
+      for (size_t i = 0; i < keys.size(); ++i) {
+        if (!items[i].ok()) continue;  // gone meanwhile (a stale index entry)
+        PlannedItem p;
+        p.key = keys[i];
+        p.digest = items[i]->info.digest;
+        p.kind = items[i]->info.metadata.kind;
+        p.reason = reason;
+        if (auto s = consider(*items[i], p, true); !s.ok()) return s;
+        ++n;
+      }
+      keys.clear();
+      items.clear();
+      return absl::OkStatus();
+    };
+    auto s = store_->ForEachIndexed(type, value, [&](const ItemKey& k) -> absl::StatusOr<bool> {
+      if (overlap && !seen.insert(k).second) {
+        ++n;  // matched, and chosen already
+        return true;
+      }
+      keys.push_back(k);
+      if (keys.size() >= 4096) {
+        if (auto f = flush(); !f.ok()) return f;
+      }
+      return true;
+    });
+    if (s.ok()) s = flush();
+    if (!s.ok()) return s;
+    return n;
+  };
+  for (const auto& h : spec.digests) {
+    const std::string name = ContentDigest{h, 0}.HashString();
+    auto ok = select(store_->ItemKeyFor(h), "selected by digest");
+    if (!ok.ok()) return ok.status();
+    if (!*ok) {
+      auto by = store_->SuppressedBy(h);
+      unmatched->push_back(by ? StrCat("digest ", name, " (already shredded: ", *by, ")")
+                              : StrCat("digest ", name, " (not stored)"));
+    }
+  }
+  for (const auto& s : spec.subject_ids) {
+    auto n = scan('s', s, StrCat("subject ", s));
+    if (!n.ok()) return n.status();
+    if (*n == 0) unmatched->push_back(StrCat("subject ", s, " (no stored items)"));
+  }
+  for (const auto& d : spec.datasets) {
+    if (!catalog_->DatasetExists(d)) {
+      unmatched->push_back(StrCat("dataset ", d, " (unknown dataset)"));
+      continue;
+    }
+    auto n = scan('d', d, StrCat("dataset ", d));
+    if (!n.ok()) return n.status();
+    const ParentRef ref{'d', catalog_->DatasetKey(d)};
+    if (queued.insert(ref).second) frontier.push_back(ref);
+    if (*n == 0) unmatched->push_back(StrCat("dataset ", d, " (no stored items)"));
+  }
+  for (const auto& [k, v] : spec.labels) {
+    auto n = scan('l', StrCat(k, "=", v), StrCat("label ", k, "=", v));
+    if (!n.ok()) return n.status();
+    if (*n == 0) unmatched->push_back(StrCat("label ", k, "=", v, " (no stored items)"));
+  }
+  // Closure over lineage: everything trained on or derived from what is chosen.
+  while (!frontier.empty()) {
+    ParentRef ref = frontier.back();
+    frontier.pop_back();
+    for (const Edge& e : catalog_->ChildrenOf(ref)) {
+      if (derived.count(e.child) || (overlap && seen.count(e.child))) continue;
+      auto child = store_->LookupByKey(e.child);
+      if (!child.ok()) continue;  // the child is gone already
+      if (SelectedBySpec(spec, *child)) continue;  // chosen as selected already
+      derived.insert(e.child);
+      if (overlap) seen.insert(e.child);
+      PlannedItem p;
+      p.key = e.child;
+      p.digest = child->info.digest;
+      p.kind = child->info.metadata.kind;
+      p.edge_type = e.type;
+      p.edge_relation = e.relation;
+      p.reason = StrCat(EdgeTypeName(e.type), " ");
+      if (ref.type == 'd') {
+        p.edge_dataset = catalog_->DatasetName(ref.key).value_or("?");
+        p.reason += StrCat("dataset ", p.edge_dataset);
+      } else {
+        const auto& [digest, kind] = parent_items.at(ref.key);
+        p.edge_parent = digest;
+        p.edge_parent_kind = kind;
+        p.reason += StrCat(KindName(kind), " ", digest.HashString());
+      }
+      if (auto s = consider(*child, p, false); !s.ok()) return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<OrderPlan> OrderBook::Plan(const OrderSpec& spec, size_t list_limit) {
+  OrderPlan plan;
+  // Each list is a max-heap by item key while the closure streams in, cut to
+  // list_limit: it keeps the smallest keys whatever the closure's order.
+  auto by_key = [](const PlannedItem& a, const PlannedItem& b) { return a.key < b.key; };
+  auto keep = [&](std::vector<PlannedItem>& list, PlannedItem&& p) {
+    if (list.size() < list_limit) {
+      list.push_back(std::move(p));
+      std::push_heap(list.begin(), list.end(), by_key);
+    } else if (list_limit > 0 && by_key(p, list.front())) {
+      std::pop_heap(list.begin(), list.end(), by_key);
+      list.back() = std::move(p);
+      std::push_heap(list.begin(), list.end(), by_key);
+    }
+  };
+  auto s = Closure(spec, &plan.unmatched, [&](const StoredItem&, PlannedItem& p, Role role) -> absl::Status {
+    if (role == Role::kRetained) {
+      ++plan.retained_count;
+      keep(plan.retained, std::move(p));
+    } else if (role == Role::kSelected) {
+      ++plan.selected_count;
+      keep(plan.selected, std::move(p));
+    } else {
+      ++plan.derived_count;
+      keep(plan.derived, std::move(p));
+    }
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  std::sort_heap(plan.selected.begin(), plan.selected.end(), by_key);
+  std::sort_heap(plan.derived.begin(), plan.derived.end(), by_key);
+  std::sort_heap(plan.retained.begin(), plan.retained.end(), by_key);
+  return plan;
+}
+
+absl::StatusOr<OrderStatus> OrderBook::Submit(OrderSpec spec) {
+  ErasureWrites erasure;  // deletion keeps working on a nearly full disk (space_guard.h)
+  if (auto s = spec.Validate(); !s.ok()) return s;
+  std::lock_guard lock(mu_);
+  auto existing = Load(spec.id);
+  if (existing.ok()) {
+    if (existing->spec.CanonicalJson() != spec.CanonicalJson()) {
+      return absl::AlreadyExistsError(StrCat("order \"", spec.id, "\" already exists with different fields: ",
+                                             SpecJson(existing->spec, true).dump()));
+    }
+    return *existing;
+  }
+  if (!absl::IsNotFound(existing.status())) return existing.status();
+  if (spec.received.empty()) spec.received = absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::Now(), absl::UTCTimeZone());
+  OrderStatus st;
+  st.spec = std::move(spec);
+  st.state = OrderState::kPending;
+  if (auto s = Save(st); !s.ok()) return s;
+  ++state_counts_[OrderState::kPending];
+  LogInfo("order accepted", {{"order", st.spec.id}, {"state", OrderStateName(st.state)}});
+  queue_.push_back(st.spec.id);
+  changed_.notify_all();
+  return st;
+}
+
+absl::StatusOr<OrderStatus> OrderBook::Get(std::string_view id, std::optional<absl::Time> wait_until) {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    auto st = Load(id);
+    if (!st.ok()) return st;
+    bool finished = st->state == OrderState::kDone || st->state == OrderState::kEmpty ||
+                    st->state == OrderState::kFailed;
+    if (finished || !wait_until || absl::Now() >= *wait_until) return st;
+    changed_.wait_for(lock, std::min(absl::ToChronoNanoseconds(*wait_until - absl::Now()),
+                                     std::chrono::nanoseconds(std::chrono::milliseconds(500))));
+  }
+}
+
+std::map<OrderState, int64_t> OrderBook::CountByState() {
+  std::lock_guard lock(mu_);
+  return state_counts_;
+}
+
+void OrderBook::Worker() {
+  for (;;) {
+    std::string id;
+    {
+      std::unique_lock lock(mu_);
+      changed_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (stopping_) return;
+      id = queue_.front();
+      queue_.pop_front();
+    }
+    if (Run(id)) {
+      // The order's keys are destroyed, its certificate waits for the vault
+      // (the shredder retries by itself): ask again after a pause, other
+      // orders first.
+      std::unique_lock lock(mu_);
+      changed_.wait_for(lock, kPendingRecheck, [&] { return stopping_ || !queue_.empty(); });
+      if (stopping_) return;
+      queue_.push_back(id);
+    }
+    changed_.notify_all();
+  }
+}
+
+bool OrderBook::Run(const std::string& id) {
+  ErasureWrites erasure;  // deletion keeps working on a nearly full disk (space_guard.h)
+  auto loaded = Load(id);
+  if (!loaded.ok()) return false;
+  OrderStatus st = std::move(*loaded);
+  auto update = [&](OrderState state, std::string message) {
+    std::lock_guard lock(mu_);
+    const OrderState before = st.state;
+    st.state = state;
+    st.message = std::move(message);
+    if (!Save(st).ok()) return;
+    --state_counts_[before];
+    ++state_counts_[state];
+    // The order id and the state only: messages may name selectors.
+    if (state == OrderState::kFailed) {
+      LogWarning("order state", {{"order", id}, {"state", OrderStateName(state)}});
+    } else {
+      LogInfo("order state", {{"order", id}, {"state", OrderStateName(state)}});
+    }
+  };
+  // A destruction that committed before a crash is certified, not re-planned.
+  const std::string request_id = StrCat("order:", id);
+  auto done = shredder_->GetCertificate("", request_id, false);
+  if (done.ok()) {
+    st.certificate_id = done->certificate_id;
+    st.items_shredded = static_cast<int64_t>(done->item_count);
+    update(OrderState::kDone, "certified");
+    return false;
+  }
+  if (absl::IsUnavailable(done.status())) {  // still pending: see below
+    update(OrderState::kRunning, StrCat("keys destroyed; the certificate is pending: ", done.status().message()));
+    return true;
+  }
+  update(OrderState::kRunning, "planning and destroying keys");
+  ShredJob job;
+  job.request_id = request_id;
+  job.order_id = id;
+  job.reason = StrCat(LegalBasisName(st.spec.basis), ": ", st.spec.reference);
+  job.order_public = {{"id", st.spec.id},
+                      {"basis", LegalBasisName(st.spec.basis)},
+                      {"reference", st.spec.reference},
+                      {"received", st.spec.received},
+                      {"due", st.spec.due}};
+  json priv = SpecJson(st.spec, false);
+  job.order_private = json{{"requester", st.spec.requester},
+                           {"selectors", {{"digests", priv["digests"]},
+                                          {"subjects", priv["subjects"]},
+                                          {"datasets", priv["datasets"]},
+                                          {"labels", priv["labels"]}}}}.dump();
+  int64_t planned = 0, retained = 0;
+  bool stopped = false;
+  // Planning streams the closure into the shredder's staged records (under
+  // its lock); the destruction then runs in chunks and ends in one
+  // certificate.
+  auto cert = shredder_->ExecutePlanned(std::move(job), [&](PlanSink& sink, ShredJob& j) -> absl::Status {
+    std::vector<std::string> unmatched;
+    auto s = Closure(st.spec, &unmatched, [&](const StoredItem& item, PlannedItem& p, Role role) -> absl::Status {
+      if (role == Role::kRetained) {
+        ordered_json r{{"kind", KindName(p.kind)}, {"holdId", p.hold_id}, {"reason", p.hold_reason}};
+        if (p.kind == ItemKind::kModel) r["digest"] = p.digest.HashString();
+        j.retained.push_back(std::move(r));
+        ++retained;
+        return absl::OkStatus();
+      }
+      if (role == Role::kDerived) {
+        ordered_json edge{{"type", EdgeTypeName(*p.edge_type)}, {"relation", p.edge_relation}};
+        if (!p.edge_dataset.empty()) {
+          edge["dataset"] = p.edge_dataset;
+        } else if (p.edge_parent && p.edge_parent_kind == ItemKind::kModel) {
+          edge["model"] = p.edge_parent->HashString();
+        } else {
+          edge["item"] = "photo";  // personal: named only in the private manifest
+        }
+        j.derived_models.push_back({{"digest", p.digest.HashString()}, {"size", p.digest.size}, {"pulledInBy", edge}});
+      }
+      if (++planned % 8192 == 0) {
+        std::lock_guard lock(mu_);
+        if (stopping_) return absl::CancelledError("stopping");
+      }
+      return sink.Add(item);
+    });
+    if (absl::IsCancelled(s)) stopped = true;
+    if (!s.ok()) return s;
+    // Stopping: leave the order checkpointed (RUNNING, nothing destroyed);
+    // the next start plans and runs it again.
+    std::lock_guard lock(mu_);
+    if (stopping_) {
+      stopped = true;
+      return absl::CancelledError("stopping");
+    }
+    return absl::OkStatus();
+  });
+  if (stopped || (!cert.ok() && absl::IsCancelled(cert.status()))) {
+    // RUNNING stays: the next start finishes a destruction that committed
+    // an epoch (before serving) or plans the order again.
+    LogInfo("order left for the next start", {{"order", id}});
+    return false;
+  }
+  st.items_planned = planned;
+  if (!cert.ok() && planned == 0 && absl::IsNotFound(cert.status())) {
+    update(OrderState::kEmpty, retained == 0 ? "selectors matched nothing: no certificate"
+                                             : "every match is under a legal hold: no certificate");
+    return false;
+  }
+  if (!cert.ok() && absl::IsUnavailable(cert.status())) {
+    // Committed, not yet certified (Shredder: a pending certification):
+    // FAILED would say nothing was destroyed. RUNNING until it is issued.
+    update(OrderState::kRunning, StrCat("keys destroyed; the certificate is pending: ", cert.status().message()));
+    return true;
+  }
+  if (!cert.ok()) {
+    update(OrderState::kFailed, std::string(cert.status().message()));
+    return false;
+  }
+  st.certificate_id = cert->certificate_id;
+  st.items_shredded = st.items_planned;
+  update(OrderState::kDone, "certified");
+  return false;
+}
+
+}  // namespace shredd

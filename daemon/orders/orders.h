@@ -1,0 +1,149 @@
+// Deletion orders: plan the closure (selected items plus every model derived
+// from them, minus legal holds), then execute it as one shred with one
+// certificate, in the background, surviving restarts.
+//
+// Records: "O" order_id -> order record, sealed under the system key (it
+// holds selectors such as subject ids). State machine:
+//   PENDING -> RUNNING -> DONE (certified) | EMPTY (matched nothing) | FAILED
+// PENDING and RUNNING orders are resumed on start-up; the shred runs with
+// request id "order:<id>", so a destruction that committed before a crash is
+// certified, never repeated.
+#ifndef SHREDD_DAEMON_ORDERS_H_
+#define SHREDD_DAEMON_ORDERS_H_
+
+#include <condition_variable>
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "daemon/lineage/catalog.h"
+#include "daemon/items/item_store.h"
+#include "daemon/shred/shredder.h"
+
+namespace shredd {
+
+enum class LegalBasis { kFtcOrder = 1, kGdprArt17 = 2, kCcpa = 3, kContract = 4, kOther = 5 };
+std::string_view LegalBasisName(LegalBasis b);  // "ftc-order", "gdpr-art17", ...
+absl::StatusOr<LegalBasis> ParseLegalBasis(std::string_view name);
+
+struct OrderSpec {
+  std::string id;
+  LegalBasis basis = LegalBasis::kOther;
+  std::string reference;
+  std::string requester;
+  std::string received;  // RFC 3339; filled with the submission time if empty
+  std::string due;
+  std::vector<Sha256> digests;
+  std::vector<std::string> subject_ids;
+  std::vector<std::string> datasets;
+  std::map<std::string, std::string> labels;
+
+  absl::Status Validate() const;
+  // Canonical form for idempotency checks (selectors sorted, received excluded
+  // if it was defaulted).
+  std::string CanonicalJson() const;
+};
+
+struct PlannedItem {
+  ItemKey key{};
+  ContentDigest digest;
+  ItemKind kind = ItemKind::kPhoto;
+  std::string reason;
+  // For derived models: the edge that pulled it in.
+  std::optional<EdgeType> edge_type;
+  std::string edge_relation;
+  std::optional<ContentDigest> edge_parent;
+  ItemKind edge_parent_kind = ItemKind::kPhoto;
+  std::string edge_dataset;
+  // Set if retained under a legal hold.
+  std::string hold_id, hold_reason;
+};
+
+// A dry run's result. The lists hold at most kPlanListLimit items each (the
+// smallest item keys, sorted), so a plan over millions of items fits in a
+// reply and in memory; the counts are exact.
+inline constexpr size_t kPlanListLimit = 10000;
+struct OrderPlan {
+  std::vector<PlannedItem> selected, derived, retained;
+  std::vector<std::string> unmatched;
+  uint64_t selected_count = 0, derived_count = 0, retained_count = 0;
+  bool truncated() const {
+    return selected.size() < selected_count || derived.size() < derived_count || retained.size() < retained_count;
+  }
+  bool empty() const { return selected_count == 0 && derived_count == 0; }
+};
+
+enum class OrderState { kPending = 1, kRunning = 2, kDone = 3, kEmpty = 4, kFailed = 5 };
+std::string_view OrderStateName(OrderState s);
+
+struct OrderStatus {
+  OrderSpec spec;
+  OrderState state = OrderState::kPending;
+  std::string message;
+  int64_t items_planned = 0;
+  int64_t items_shredded = 0;
+  std::string certificate_id;
+};
+
+class OrderBook {
+ public:
+  // Starts the background worker and resumes unfinished orders.
+  static absl::StatusOr<std::unique_ptr<OrderBook>> Create(ItemStore* store, Catalog* catalog, Shredder* shredder);
+  ~OrderBook();  // stops the worker after the order in progress
+  OrderBook(const OrderBook&) = delete;
+  OrderBook& operator=(const OrderBook&) = delete;
+
+  // Dry run. INVALID_ARGUMENT for a malformed spec. Lists at most
+  // `list_limit` items per category (see OrderPlan).
+  absl::StatusOr<OrderPlan> Plan(const OrderSpec& spec, size_t list_limit = kPlanListLimit);
+  // Accepts and queues an order. Same id and spec: the existing status.
+  // Same id, another spec: ALREADY_EXISTS naming the original.
+  absl::StatusOr<OrderStatus> Submit(OrderSpec spec);
+  // NOT_FOUND if unknown. With `wait_until`, blocks until the order finishes
+  // or the time passes.
+  absl::StatusOr<OrderStatus> Get(std::string_view id, std::optional<absl::Time> wait_until);
+  // Orders known to the daemon, by state (for the shredd_orders gauge).
+  std::map<OrderState, int64_t> CountByState();
+
+ private:
+  OrderBook(ItemStore* store, Catalog* catalog, Shredder* shredder)
+      : store_(store), catalog_(catalog), shredder_(shredder) {}
+  enum class Role { kSelected, kDerived, kRetained };
+  using Visit = std::function<absl::Status(const StoredItem& item, PlannedItem& planned, Role role)>;
+  // The closure of an order: calls `visit` once per item it selects, pulls
+  // in by lineage, or retains under a hold, streaming (no per-item state
+  // except a key set when several selectors may overlap). Appends what
+  // matched nothing to `unmatched`.
+  absl::Status Closure(const OrderSpec& spec, std::vector<std::string>* unmatched, const Visit& visit);
+  void Worker();
+  // Runs one order. True if its keys are destroyed but its certificate is
+  // pending (a vault failure the shredder retries): the worker asks again
+  // after kPendingRecheck, the order staying RUNNING.
+  bool Run(const std::string& id);
+  static constexpr std::chrono::seconds kPendingRecheck{2};
+  absl::StatusOr<OrderStatus> Load(std::string_view id);
+  absl::Status Save(const OrderStatus& status);
+
+  ItemStore* const store_;
+  Catalog* const catalog_;
+  Shredder* const shredder_;
+  std::mutex mu_;
+  std::condition_variable changed_;  // an order changed state or was queued
+  std::deque<std::string> queue_;    // guarded by mu_
+  bool stopping_ = false;            // guarded by mu_
+  std::map<OrderState, int64_t> state_counts_;  // guarded by mu_
+  std::thread worker_;
+};
+
+}  // namespace shredd
+
+#endif  // SHREDD_DAEMON_ORDERS_H_

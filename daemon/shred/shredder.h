@@ -1,0 +1,247 @@
+// Shredder: executes shred requests as key-tree epochs and issues
+// certificates.
+//
+// Invariant 2 of the design: a certificate is signed only after the old
+// roots are destroyed; every committed destruction is certified, if need be
+// on the next start.
+//
+// A destruction runs in three steps, so that an order for millions of items
+// works in bounded memory (docs/PERFORMANCE.md):
+//  1. Plan: the planner stages every item as two order-scoped records, one
+//     by key-tree slot (what to delete) and one by leaf hash (what the
+//     manifest lists, already in tree order), unsynced; beyond the first
+//     epoch_items items without the WAL, made durable by one memtable flush
+//     (synced tables) before step 2. A crash now leaves only staged
+//     records, which the next start drops.
+//  2. Destroy: the slot records are consumed in chunks of
+//     Options::epoch_items, each chunk one key-tree epoch whose batch deletes
+//     the chunk's records and (with one range deletion) its slot records and
+//     writes "P" (the pending
+//     certification: header, first destroyed and last installed epoch); the
+//     first chunk's batch also maps the request id ("r"). From the first
+//     commit on, the destruction will complete: a crash resumes at the first
+//     slot record left.
+//  3. Certify: one pass over the leaf records computes the Merkle root
+//     (O(log n) memory) and writes the manifest in sealed chunks; the
+//     certificate is signed, appended to the log and stored with the
+//     manifest header in one synced write that also drops the leaf records.
+// Create() finishes steps 2-3 for every "P" left by a crash before the
+// daemon serves, and drops staged records of plans that never committed.
+//
+// A "P" that cannot be finished (the vault does not destroy an old root, or
+// certifying fails) stays pending: no certificate exists until the old
+// roots are gone. It is finished by a background retry with backoff
+// (BackoffRetrier; shredder_pending.cc), by the next shred, or by a
+// GetCertificate for it, whichever comes first; each failure is logged and
+// counted (shredd_pending_certification_failures_total), and
+// shredd_pending_certifications says how many wait. Meanwhile the shred and
+// GetCertificate answer UNAVAILABLE naming the certificate.
+//
+// Records:
+//   "r" request_id             -> certificate id
+//   "P" certificate_id         -> pending certification header, sealed under the system key
+//   "qs" cert(16) slot(8)      -> staged item (sealed): what its destruction deletes
+//   "ql" cert(16) leaf_hash(32)-> staged manifest entry (sealed): kind, size, digest, salt
+//   "C" certificate_id         -> DSSE envelope (public)
+//   "M" certificate_id         -> private manifest header, sealed under the system key
+//   "m" certificate_id seq(4)  -> private manifest items, sealed, in chunks
+// With a transparency log, the certificate is the log entry itself (its
+// exact envelope bytes), appended in the same write as the "C" record; its
+// predicate names the entry's index, and a signed checkpoint covering it
+// exists before Shred() returns.
+#ifndef SHREDD_DAEMON_SHREDDER_H_
+#define SHREDD_DAEMON_SHREDDER_H_
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include <nlohmann/json.hpp>
+
+#include "daemon/base/backoff_retry.h"
+#include "daemon/lineage/catalog.h"
+#include "daemon/items/item_store.h"
+#include "daemon/log/transparency_log.h"
+
+namespace shredd {
+
+// Request ids the shredder derives itself (keyed, see Shred) start so; only
+// callers who may know the content may look certificates up by them.
+inline constexpr std::string_view kAutoRequestPrefix = "auto:";
+
+struct ShredSpec {
+  std::vector<Sha256> hashes;
+  std::string reason;
+  std::string request_id;  // empty: derived from the sorted digests
+  bool include_receipts = false;
+};
+
+// One destruction, as the order machinery hands it to the shredder.
+struct ShredJob {
+  std::vector<Sha256> hashes;  // the items to destroy (selected + derived)
+  std::string request_id;      // idempotency key
+  std::string reason;
+  std::string order_id;                // empty for a bare shred request
+  nlohmann::ordered_json order_public; // predicate.order (without privateCommitment)
+  std::string order_private;           // JSON text: requester, selectors (manifest only)
+  nlohmann::ordered_json derived_models = nlohmann::ordered_json::array();
+  nlohmann::ordered_json retained = nlohmann::ordered_json::array();
+};
+
+struct CertificateBundle {
+  std::string certificate_id;
+  std::string envelope;  // DSSE JSON
+  std::string manifest;  // private manifest JSON (empty if manifest_omitted)
+  // Set when the manifest has more than Options::inline_manifest_items items: fetch it
+  // with StreamManifest (the GetManifest RPC).
+  bool manifest_omitted = false;
+  uint64_t item_count = 0;
+  std::vector<std::string> receipts;
+  // c2sp.org/tlog-proof@v1 of the certificate's log entry (the envelope
+  // bytes) against a checkpoint that covers it. Empty without a log.
+  std::string tlog_proof;
+};
+
+struct PublicKeyInfo {
+  Ed25519PublicKey raw{};
+  std::string spki_pem;
+  std::string note_verifier_key;
+  std::string key_name;
+};
+
+// Handed to a planner: stages the items one destruction will shred.
+class PlanSink {
+ public:
+  // Stages `item`. Staging the same item twice is harmless (same records).
+  absl::Status Add(const StoredItem& item);
+  uint64_t count() const { return count_; }
+
+ private:
+  friend class Shredder;
+  PlanSink(ItemStore* store, std::string scope) : store_(store), scope_(std::move(scope)) {}
+  // Seals the pending items' records (on several threads) and writes them.
+  absl::Status Flush();
+  ItemStore* store_;
+  // Items sealed and written per batch, and how many are written through
+  // the WAL before the rest skip it: a plan of up to one epoch (e.g. a
+  // one-item shred) never needs the memtable flush. Both follow
+  // Options::epoch_items, so tests with small epochs cover the unlogged path.
+  uint64_t batch_items_ = 8192;
+  uint64_t logged_items_ = 8192;
+  std::string scope_;  // 16 raw bytes of the certificate id
+  SecretBytes salt_key_;
+  std::vector<StoredItem> pending_;
+  uint64_t count_ = 0;
+  uint64_t written_ = 0;
+  bool unlogged_ = false;  // some records skipped the WAL: flush the memtable before committing
+};
+// Stages the items of `job` into the sink and may fill job.derived_models and
+// job.retained. A non-OK status abandons the destruction (nothing changed).
+using Planner = std::function<absl::Status(PlanSink& sink, ShredJob& job)>;
+
+struct ShredderOptions {
+  uint64_t epoch_items = 25000;             // items per key-tree epoch in a large destruction
+  uint64_t manifest_chunk_items = 20000;    // items per sealed manifest record
+  uint64_t inline_manifest_items = 200000;  // larger manifests are served by StreamManifest only
+  BackoffRetrier::Options pending_retry;     // retrying pending certifications
+};
+
+class Shredder {
+ public:
+  using Options = ShredderOptions;
+  // Finishes any certification left pending by a crash; one the vault
+  // cannot finish now is left to the background retry (only DATA_LOSS fails
+  // Create). `catalog` may be null (no lineage records to clean up).
+  // `log` may be null (no transparency log: certificates carry no position).
+  static absl::StatusOr<std::unique_ptr<Shredder>> Create(ItemStore* store, Catalog* catalog,
+                                                          TransparencyLog* log, Options options = {});
+
+  // Shreds the items in one epoch and returns the certificate.
+  // NOT_FOUND: a digest is not stored. FAILED_PRECONDITION: a digest was
+  // already shredded (names the certificate). A repeated request id returns
+  // the certificate already issued for it. FAILED_PRECONDITION if an item
+  // is under a legal hold (nothing is shredded then).
+  absl::StatusOr<CertificateBundle> Shred(const ShredSpec& spec);
+  // Executes a job (one epoch, one certificate). A request id seen before
+  // returns that certificate. Digests that are not stored are skipped if
+  // `job.order_id` is set (an order re-planned after a concurrent change);
+  // for a bare request they are NOT_FOUND.
+  absl::StatusOr<CertificateBundle> Execute(ShredJob job);
+  // Plans and executes one destruction: `planner` stages the items (under
+  // the shredder's lock, so nothing else shreds meanwhile). A request id
+  // seen before returns that certificate without planning. NOT_FOUND
+  // "nothing to shred" if the planner staged nothing.
+  absl::StatusOr<CertificateBundle> ExecutePlanned(ShredJob job, const Planner& planner);
+  // Streams the private manifest of a certificate in pieces (concatenated:
+  // the manifest JSON). `sink` returns false to stop.
+  absl::Status StreamManifest(std::string_view certificate_id,
+                              const std::function<bool(std::string_view)>& sink);
+  // By certificate id or request id. NOT_FOUND if none.
+  absl::StatusOr<CertificateBundle> GetCertificate(std::string_view certificate_id,
+                                                   std::string_view request_id, bool include_receipts);
+  absl::StatusOr<PublicKeyInfo> PublicKey();
+  // Asks a destruction in progress to stop after its current epoch (for a
+  // fast, clean SIGTERM): it returns CANCELLED, its "P" record stays, and the
+  // next start finishes it before serving. A destruction that has committed
+  // no epoch yet is abandoned (its staged records dropped).
+  void RequestStop() { stop_.store(true); }
+
+ private:
+  Shredder(ItemStore* store, Catalog* catalog, TransparencyLog* log, Options options)
+      : store_(store), catalog_(catalog), log_(log), options_(options) {}
+  absl::StatusOr<std::string> TlogProofFor(std::string_view envelope);
+  // FAILED_PRECONDITION naming the hold if `item` is held.
+  absl::Status RefuseIfHeld(const StoredItem& item);
+  // --- pending certifications (shredder_pending.cc) ---
+  // At start-up: drops staged records of plans that never committed, then
+  // tries to finish every pending certification. Only DATA_LOSS fails it;
+  // other failures are left to the background retry.
+  absl::Status CompletePending();
+  // Finishes every pending certification (or only `only`), destroying any
+  // old root left in the vault. Requires mu_. The first failure, if any.
+  absl::Status FinishPendingLocked(std::string_view only = {});
+  // The background retry's attempt: takes mu_ and finishes what is pending.
+  absl::Status RetryPending();
+  bool HasPending(std::string_view certificate_id);
+  absl::StatusOr<std::vector<std::string>> PendingIds();
+  // Drops the staged records of plans whose "P" record never committed.
+  absl::Status DropUncommittedPlans(const std::vector<std::string>& pending_ids);
+  // After Destroy or Certify of a fresh destruction failed: if it committed
+  // (its "P" record exists), logs and counts the failure, starts the
+  // background retry, and returns UNAVAILABLE naming the certificate;
+  // otherwise returns `s`.
+  absl::Status AfterFailure(const std::string& certificate_id, const absl::Status& s);
+  void NotePendingFailure(std::string_view certificate_id, const absl::Status& s);
+  // Counts the "P" records into pending_count_ and the metric.
+  absl::Status UpdatePendingCount();
+  // The certificate of `certificate_id`, finishing it first if pending.
+  // Requires mu_.
+  absl::StatusOr<CertificateBundle> LoadFinishingLocked(const std::string& certificate_id);
+  // Destroys the staged items chunk by chunk. `fresh`: the pending record of
+  // a destruction not committed yet (written with the first chunk); null to
+  // resume one from its "P" record.
+  absl::Status Destroy(const std::string& certificate_id, const nlohmann::json* fresh = nullptr);
+  absl::StatusOr<CertificateBundle> Certify(const std::string& certificate_id);
+  // The sealed pending-certification record ("P"), opened and parsed.
+  absl::StatusOr<nlohmann::json> LoadPending(const std::string& certificate_id);
+  absl::Status DropStaged(std::string_view scope, bool sync);
+  absl::StatusOr<CertificateBundle> Load(const std::string& certificate_id, bool include_receipts);
+
+  ItemStore* const store_;
+  Catalog* const catalog_;
+  TransparencyLog* const log_;
+  const Options options_;
+  std::atomic<bool> stop_{false};
+  std::timed_mutex mu_;  // one shred at a time (timed: see GetCertificate)
+  std::atomic<uint64_t> pending_count_{0};  // "P" records, as last counted
+  // Last member: stopped before what its attempts use.
+  std::unique_ptr<BackoffRetrier> retrier_;
+};
+
+}  // namespace shredd
+
+#endif  // SHREDD_DAEMON_SHREDDER_H_
