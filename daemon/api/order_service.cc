@@ -11,7 +11,6 @@
 namespace shredd {
 namespace {
 
-v1::Kind KindToProto(ItemKind k) { return k == ItemKind::kModel ? v1::KIND_MODEL : v1::KIND_PHOTO; }
 v1::LineageEdge::Type EdgeToProto(EdgeType t) {
   return t == EdgeType::kTrainedOn ? v1::LineageEdge::TRAINED_ON : v1::LineageEdge::DERIVED_FROM;
 }

@@ -56,10 +56,12 @@ void ToProto(const ContentDigest& d, v1::Digest* out) {
   out->set_size_bytes(static_cast<int64_t>(d.size));
 }
 
+v1::Kind KindToProto(ItemKind k) { return k == ItemKind::kModel ? v1::KIND_MODEL : v1::KIND_PHOTO; }
+
 void ToProto(const ItemInfo& info, v1::ItemInfo* out) {
   ToProto(info.digest, out->mutable_digest());
   auto* m = out->mutable_metadata();
-  m->set_kind(info.metadata.kind == ItemKind::kModel ? v1::KIND_MODEL : v1::KIND_PHOTO);
+  m->set_kind(KindToProto(info.metadata.kind));
   for (const auto& s : info.metadata.subject_ids) m->add_subject_ids(s);
   for (const auto& d : info.metadata.datasets) m->add_datasets(d);
   for (const auto& [k, v] : info.metadata.labels) (*m->mutable_labels())[k] = v;

@@ -16,6 +16,9 @@ void ToProto(const ContentDigest& d, v1::Digest* out);
 absl::StatusOr<std::vector<LineageSpec>> LineageFromProto(
     const google::protobuf::RepeatedPtrField<v1::LineageEdge>& edges);
 void ToProto(const ItemInfo& info, v1::ItemInfo* out);
+// The one mapping of ItemKind to the API (the reverse differs by caller: an
+// upload takes KIND_UNSPECIFIED as a photo, a List filter as no filter).
+v1::Kind KindToProto(ItemKind k);
 
 }  // namespace shredd
 

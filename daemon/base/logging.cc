@@ -1,5 +1,7 @@
 #include "daemon/base/logging.h"
 
+#include "daemon/base/coding.h"
+
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -84,7 +86,7 @@ std::string FormatLogLine(LogFormat format, LogLevel level, std::string_view msg
   std::string line;
   if (format == LogFormat::kJson) {
     nlohmann::ordered_json j;
-    j["ts"] = absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone());
+    j["ts"] = FormatRfc3339(absl::Now());
     j["level"] = LevelName(level);
     j["msg"] = msg;
     for (const auto& f : fields) {

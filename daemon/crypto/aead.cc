@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "absl/base/internal/endian.h"
+#include "daemon/base/coding.h"
 #include "daemon/base/strings.h"
 
 namespace shredd {
@@ -107,15 +107,15 @@ ChunkCipher::~ChunkCipher() {
 std::array<uint8_t, 32> ChunkCipher::AssociatedData(uint64_t index) const {
   std::array<uint8_t, 32> ad{};
   std::memcpy(ad.data(), object_id_.data(), std::min<size_t>(16, object_id_.size()));
-  absl::big_endian::Store64(ad.data() + 16, index);
-  absl::big_endian::Store64(ad.data() + 24, total_size_);
+  StoreBigEndian64(ad.data() + 16, index);
+  StoreBigEndian64(ad.data() + 24, total_size_);
   return ad;
 }
 
 namespace {
 std::array<uint8_t, 12> ChunkNonce(uint64_t index) {
   std::array<uint8_t, 12> iv{};
-  absl::big_endian::Store64(iv.data() + 4, index);
+  StoreBigEndian64(iv.data() + 4, index);
   return iv;
 }
 }  // namespace
@@ -145,8 +145,8 @@ void ChunkSealer::Seal(KeyView content_key, std::string_view object_id, uint64_t
   auto iv = ChunkNonce(index);
   std::array<uint8_t, 32> ad{};
   std::memcpy(ad.data(), object_id.data(), std::min<size_t>(16, object_id.size()));
-  absl::big_endian::Store64(ad.data() + 16, index);
-  absl::big_endian::Store64(ad.data() + 24, total_size);
+  StoreBigEndian64(ad.data() + 16, index);
+  StoreBigEndian64(ad.data() + 24, total_size);
   size_t base = out->size();
   out->resize(base + plaintext.size() + kChunkTagSize);
   auto* o = reinterpret_cast<unsigned char*>(out->data() + base);

@@ -14,8 +14,8 @@
 #include <set>
 #include <thread>
 
-#include "absl/base/internal/endian.h"
 #include "absl/strings/escaping.h"
+#include "daemon/base/coding.h"
 #include "daemon/base/strings.h"
 #include "daemon/storage/space_guard.h"
 #include "absl/time/clock.h"
@@ -24,6 +24,7 @@
 #include "daemon/items/metadata_codec.h"
 #include "daemon/base/parallel.h"
 #include "daemon/storage/rocks_util.h"
+#include "daemon/storage/keyspace.h"
 #include "daemon/storage/storage_health.h"
 #include "daemon/log/transparency_log.h"
 
@@ -35,12 +36,12 @@ constexpr size_t kRecordHeader = 1 + 1 + 1 + 1 + 4 + 8 + 8 + 8 + 16;
 constexpr size_t kObjectIdSize = 16;
 
 std::string KeyString(const ItemKey& k) { return std::string(reinterpret_cast<const char*>(k.data()), k.size()); }
-std::string ItemRecordKey(const ItemKey& k) { return "i" + KeyString(k); }
-std::string SuppressionKey(const ItemKey& k) { return "s" + KeyString(k); }
-std::string InlineKey(std::string_view oid) { return StrCat("c", oid); }
-std::string ObjectKey(std::string_view oid) { return StrCat("o", oid); }
+std::string ItemRecordKey(const ItemKey& k) { return StrCat(keyspace::kItem, KeyString(k)); }
+std::string SuppressionKey(const ItemKey& k) { return StrCat(keyspace::kSuppression, KeyString(k)); }
+std::string InlineKey(std::string_view oid) { return StrCat(keyspace::kInline, oid); }
+std::string ObjectKey(std::string_view oid) { return StrCat(keyspace::kObject, oid); }
 std::string IndexKey(char type, const ItemKey& value_hash, const ItemKey& item) {
-  std::string k = "x";
+  std::string k(keyspace::kIndex);
   k.push_back(type);
   k += KeyString(value_hash);
   k += KeyString(item);
@@ -54,15 +55,9 @@ std::string RandomObjectId() {
   return id;
 }
 
-std::string MemberKey(const ItemKey& dataset, const ItemKey& item) { return "Z" + KeyString(dataset) + KeyString(item); }
-std::string CustodyKeyPrefix(const ItemKey& item) { return "Y" + KeyString(item); }
+std::string MemberKey(const ItemKey& dataset, const ItemKey& item) { return StrCat(keyspace::kMember, KeyString(dataset), KeyString(item)); }
+std::string CustodyKeyPrefix(const ItemKey& item) { return StrCat(keyspace::kCustody, KeyString(item)); }
 std::string CustodyAd(const ItemKey& item) { return "shredd/custody/v1" + KeyString(item); }
-std::string Be64(uint64_t v) {
-  std::string s(8, '\0');
-  absl::big_endian::Store64(s.data(), v);
-  return s;
-}
-std::string NowRfc3339() { return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone()); }
 
 // The sealed custody record of an item ("Y" records), as compact JSON with
 // members in nlohmann's (sorted) order, byte-identical to what
@@ -552,10 +547,10 @@ absl::StatusOr<PutResult> ItemStore::CommitItem(const ContentDigest& digest, con
   rec[0] = static_cast<char>(kRecordVersion);
   rec[1] = static_cast<char>(metadata.kind);
   rec[2] = blob ? 1 : 0;
-  absl::big_endian::Store32(rec.data() + 4, options_.chunk_size);
-  absl::big_endian::Store64(rec.data() + 8, *slot);
-  absl::big_endian::Store64(rec.data() + 16, digest.size);
-  absl::big_endian::Store64(rec.data() + 24, static_cast<uint64_t>(absl::GetCurrentTimeNanos()));
+  StoreBigEndian32(rec.data() + 4, options_.chunk_size);
+  StoreBigEndian64(rec.data() + 8, *slot);
+  StoreBigEndian64(rec.data() + 16, digest.size);
+  StoreBigEndian64(rec.data() + 24, static_cast<uint64_t>(absl::GetCurrentTimeNanos()));
   std::memcpy(rec.data() + 32, object_id.data(), kObjectIdSize);
   SecretBytes meta_key = DeriveSubkey(dek, Subkey::kMetadata);
   std::string meta = EncodeMetadata(digest, metadata);
@@ -567,10 +562,10 @@ absl::StatusOr<PutResult> ItemStore::CommitItem(const ContentDigest& digest, con
   } else {
     batch.Put(InlineKey(object_id), inline_ciphertext);
   }
-  for (const auto& s : metadata.subject_ids) batch.Put(IndexKey('s', KeyedHash("subject", s), key), "");
-  for (const auto& d : metadata.datasets) batch.Put(IndexKey('d', KeyedHash("dataset", d), key), "");
+  for (const auto& s : metadata.subject_ids) batch.Put(IndexKey(keyspace::kIndexSubject, KeyedHash("subject", s), key), "");
+  for (const auto& d : metadata.datasets) batch.Put(IndexKey(keyspace::kIndexDataset, KeyedHash("dataset", d), key), "");
   for (const auto& [k, v] : metadata.labels) {
-    batch.Put(IndexKey('l', KeyedHash("label", StrCat(k, "=", v)), key), "");
+    batch.Put(IndexKey(keyspace::kIndexLabel, KeyedHash("label", StrCat(k, "=", v)), key), "");
   }
   for (const auto& [k, v] : extra) batch.Put(k, v);
   auto committed = Commit(&batch, [&](uint64_t first) -> absl::StatusOr<std::vector<std::string>> {
@@ -629,7 +624,7 @@ std::vector<absl::StatusOr<PutResult>> ItemStore::PutBatch(std::span<const Batch
   randombytes_buf(random_bits.data(), random_bits.size());
   ChunkSealer sealer;
   std::map<std::string, DatasetBits, std::less<>> datasets;
-  const std::string now = NowRfc3339();
+  const std::string now = FormatRfc3339(absl::Now());
   std::set<size_t> stripe_ids;
   std::set<ItemKey> seen;
   auto dek_of = [&](size_t i) { return KeyView(deks.data() + i * kKeySize, kKeySize); };
@@ -696,27 +691,27 @@ std::vector<absl::StatusOr<PutResult>> ItemStore::PutBatch(std::span<const Batch
       r.record[0] = static_cast<char>(kRecordVersion);
       r.record[1] = static_cast<char>(e.metadata.kind);
       r.record[2] = 0;
-      absl::big_endian::Store32(r.record.data() + 4, options_.chunk_size);
-      absl::big_endian::Store64(r.record.data() + 16, e.declared.size);
-      absl::big_endian::Store64(r.record.data() + 24, static_cast<uint64_t>(absl::GetCurrentTimeNanos()));
+      StoreBigEndian32(r.record.data() + 4, options_.chunk_size);
+      StoreBigEndian64(r.record.data() + 16, e.declared.size);
+      StoreBigEndian64(r.record.data() + 24, static_cast<uint64_t>(absl::GetCurrentTimeNanos()));
       std::memcpy(r.record.data() + 32, object_id.data(), kObjectIdSize);
       DeriveSubkeyInto(dek, Subkey::kMetadata, subkey.mutable_span());
       std::string meta = EncodeMetadata(e.declared, e.metadata);
       r.record += SealWithKey(subkey, meta, MetadataAd(r.key));
       sodium_memzero(meta.data(), meta.size());
-      for (const auto& s : e.metadata.subject_ids) r.index_keys.push_back(IndexKey('s', KeyedHash("subject", s), r.key));
+      for (const auto& s : e.metadata.subject_ids) r.index_keys.push_back(IndexKey(keyspace::kIndexSubject, KeyedHash("subject", s), r.key));
       std::vector<std::string_view> commitments;
       for (const auto& d : e.metadata.datasets) {
         auto it = datasets.find(d);
         if (it == datasets.end()) {
           it = datasets.emplace(d, DatasetBits{KeyedHash("dataset", d), DatasetKeyOf(d), DatasetCommitment(d)}).first;
         }
-        r.index_keys.push_back(IndexKey('d', it->second.index_hash, r.key));
+        r.index_keys.push_back(IndexKey(keyspace::kIndexDataset, it->second.index_hash, r.key));
         r.dataset_keys.push_back(it->second.record_key);
         commitments.push_back(it->second.commitment);
       }
       for (const auto& [k, v] : e.metadata.labels) {
-        r.index_keys.push_back(IndexKey('l', KeyedHash("label", StrCat(k, "=", v)), r.key));
+        r.index_keys.push_back(IndexKey(keyspace::kIndexLabel, KeyedHash("label", StrCat(k, "=", v)), r.key));
       }
       const std::string salt_hex = HexEncode(std::span<const uint8_t>(salt, kSaltSize));
       r.custody_sealed = SealSystem(CustodyRecordText(e.declared, e.metadata.kind, salt_hex), CustodyAd(r.key));
@@ -807,7 +802,7 @@ std::vector<absl::StatusOr<PutResult>> ItemStore::PutBatch(std::span<const Batch
       continue;
     }
     all_pending.node_ids.insert(all_pending.node_ids.end(), pending->node_ids.begin(), pending->node_ids.end());
-    absl::big_endian::Store64(r.record.data() + 8, *slot);
+    StoreBigEndian64(r.record.data() + 8, *slot);
     puts.emplace_back(r.record_key, r.record);
     puts.emplace_back(r.inline_key, r.inline_ct);
     for (const auto& k : r.index_keys) puts.emplace_back(k, std::string_view());
@@ -852,7 +847,7 @@ std::vector<absl::StatusOr<PutResult>> ItemStore::PutBatch(std::span<const Batch
         std::vector<std::pair<std::string, std::string>> custody;  // key order, as above
         for (size_t j = 0; j < committed.size(); ++j) {
           Ready& r = *committed[j];
-          const std::string index = Be64(first_item + j);
+          const std::string index = BigEndian64(first_item + j);
           custody.emplace_back(CustodyKeyPrefix(r.key) + index, std::move(r.custody_sealed));
           for (const auto& d : r.dataset_keys) custody.emplace_back(MemberKey(d, r.key), index);
           out.push_back(std::move(r.entry));
@@ -889,12 +884,13 @@ std::vector<absl::StatusOr<PutResult>> ItemStore::PutBatch(std::span<const Batch
 absl::StatusOr<uint64_t> ItemStore::CountItems() {
   rocksdb::ReadOptions ro;
   ro.fill_cache = false;  // a one-off scan should not evict the working set
-  const std::string upper = "j";  // just past the "i" prefix
+  std::string upper(keyspace::kItem);
+  ++upper.back();  // just past the item records
   rocksdb::Slice upper_slice(upper);
   ro.iterate_upper_bound = &upper_slice;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
   int64_t n = 0;
-  for (it->Seek("i"); it->Valid(); it->Next()) ++n;
+  for (it->Seek(keyspace::kItem); it->Valid(); it->Next()) ++n;
   if (auto s = FromRocks(it->status(), "counting items"); !s.ok()) return s;
   item_count_.store(n);
   return static_cast<uint64_t>(n);
@@ -905,7 +901,7 @@ absl::StatusOr<ItemInfo> ItemStore::DecodeInfo(const ItemKey& key, std::string_v
   if (rec.size() < kRecordHeader || static_cast<uint8_t>(rec[0]) != kRecordVersion) {
     return absl::DataLossError("item record is corrupt");
   }
-  auto dek = tree_->GetDek(absl::big_endian::Load64(rec.data() + 8));
+  auto dek = tree_->GetDek(LoadBigEndian64(rec.data() + 8));
   if (!dek.ok()) {
     if (absl::IsNotFound(dek.status())) return absl::DataLossError("the item's data key is missing");
     return dek.status();
@@ -925,10 +921,10 @@ absl::StatusOr<ItemInfo> ItemStore::DecodeInfoWithDek(const ItemKey& key, std::s
   if (kind != 1 && kind != 2) return absl::DataLossError("item record has an unknown kind");
   info.metadata.kind = static_cast<ItemKind>(kind);
   *inline_content = rec[2] == 0;
-  info.chunk_size = absl::big_endian::Load32(rec.data() + 4);
-  *slot = absl::big_endian::Load64(rec.data() + 8);
-  info.digest.size = absl::big_endian::Load64(rec.data() + 16);
-  info.stored_unix_nanos = static_cast<int64_t>(absl::big_endian::Load64(rec.data() + 24));
+  info.chunk_size = LoadBigEndian32(rec.data() + 4);
+  *slot = LoadBigEndian64(rec.data() + 8);
+  info.digest.size = LoadBigEndian64(rec.data() + 16);
+  info.stored_unix_nanos = static_cast<int64_t>(LoadBigEndian64(rec.data() + 24));
   object_id->assign(rec.data() + 32, kObjectIdSize);
   if (info.chunk_size == 0) return absl::DataLossError("item record is corrupt (chunk size 0)");
   DeriveSubkeyInto(dek, Subkey::kMetadata, meta_key->mutable_span());
@@ -1011,22 +1007,22 @@ absl::StatusOr<ItemStore::ListPage> ItemStore::List(const ListFilter& filter, si
     start = std::move(*decoded);
   }
   // Pick the most selective index, or scan all items.
-  std::string prefix = "i";
-  size_t key_offset = 1;
+  std::string prefix(keyspace::kItem);
+  size_t key_offset = prefix.size();
   if (!filter.subject_id.empty() || !filter.dataset.empty() || !filter.labels.empty()) {
     char type;
     ItemKey h;
     if (!filter.subject_id.empty()) {
-      type = 's';
+      type = keyspace::kIndexSubject;
       h = KeyedHash("subject", filter.subject_id);
     } else if (!filter.dataset.empty()) {
-      type = 'd';
+      type = keyspace::kIndexDataset;
       h = KeyedHash("dataset", filter.dataset);
     } else {
-      type = 'l';
+      type = keyspace::kIndexLabel;
       h = KeyedHash("label", StrCat(filter.labels.begin()->first, "=", filter.labels.begin()->second));
     }
-    prefix = "x";
+    prefix = keyspace::kIndex;
     prefix.push_back(type);
     prefix += KeyString(h);
     key_offset = prefix.size();
@@ -1078,10 +1074,10 @@ std::vector<std::string> ItemStore::ShredDeleteKeys(const StoredItem& item) cons
   keys.push_back(ItemRecordKey(item.item_key));
   keys.push_back(item.inline_content ? InlineKey(item.object_id) : ObjectKey(item.object_id));
   const auto& m = item.info.metadata;
-  for (const auto& s : m.subject_ids) keys.push_back(IndexKey('s', KeyedHash("subject", s), item.item_key));
-  for (const auto& d : m.datasets) keys.push_back(IndexKey('d', KeyedHash("dataset", d), item.item_key));
+  for (const auto& s : m.subject_ids) keys.push_back(IndexKey(keyspace::kIndexSubject, KeyedHash("subject", s), item.item_key));
+  for (const auto& d : m.datasets) keys.push_back(IndexKey(keyspace::kIndexDataset, KeyedHash("dataset", d), item.item_key));
   for (const auto& [k, v] : m.labels) {
-    keys.push_back(IndexKey('l', KeyedHash("label", StrCat(k, "=", v)), item.item_key));
+    keys.push_back(IndexKey(keyspace::kIndexLabel, KeyedHash("label", StrCat(k, "=", v)), item.item_key));
   }
   return keys;
 }
@@ -1159,22 +1155,22 @@ std::string ItemStore::CustodyEntry(const ContentDigest& digest, const ItemMetad
   randombytes_buf(salt, sizeof salt);
   const std::string last_salt = HexEncode(salt);
   if (salt_hex != nullptr) *salt_hex = last_salt;
-  batch->Put(CustodyKeyPrefix(key) + Be64(index),
+  batch->Put(CustodyKeyPrefix(key) + BigEndian64(index),
              SealSystem(CustodyRecordText(digest, metadata.kind, last_salt), CustodyAd(key)));
   std::vector<std::string> datasets;
   for (const auto& d : metadata.datasets) {
     datasets.push_back(DatasetCommitment(d));
-    batch->Put(MemberKey(DatasetKeyOf(d), key), Be64(index));
+    batch->Put(MemberKey(DatasetKeyOf(d), key), BigEndian64(index));
   }
   return ItemStoredEntry(digest, metadata.kind, ItemCommitment(digest.HashString(), last_salt),
-                         std::vector<std::string_view>(datasets.begin(), datasets.end()), NowRfc3339());
+                         std::vector<std::string_view>(datasets.begin(), datasets.end()), FormatRfc3339(absl::Now()));
 }
 
 std::string ItemStore::LineageEntry(const ContentDigest& model, const std::string& model_commitment,
                                     const std::string& edges_json) {
   nlohmann::json entry{{"type", "lineage"}, {"model", model.HashString()}, {"item", model_commitment}};
   entry["edges"] = nlohmann::json::parse(edges_json, nullptr, false);
-  entry["time"] = NowRfc3339();
+  entry["time"] = FormatRfc3339(absl::Now());
   return entry.dump();
 }
 
@@ -1193,19 +1189,19 @@ std::optional<ItemStore::Custody> ItemStore::LatestCustody(const ItemKey& key) {
   c.digest = ContentDigest{*h, j.value("size", uint64_t{0})};
   c.kind = j.value("kind", "photo") == "model" ? ItemKind::kModel : ItemKind::kPhoto;
   c.salt_hex = j.value("salt", "");
-  c.index = absl::big_endian::Load64(it->key().data() + prefix.size());
+  c.index = LoadBigEndian64(it->key().data() + prefix.size());
   return c;
 }
 
 std::vector<std::pair<ItemKey, uint64_t>> ItemStore::DatasetMembersEver(std::string_view dataset) {
   std::vector<std::pair<ItemKey, uint64_t>> out;
-  std::string prefix = "Z" + KeyString(DatasetKeyOf(dataset));
+  std::string prefix = StrCat(keyspace::kMember, KeyString(DatasetKeyOf(dataset)));
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     if (it->key().size() != prefix.size() + 32 || it->value().size() != 8) continue;
     ItemKey k;
     std::memcpy(k.data(), it->key().data() + prefix.size(), 32);
-    out.emplace_back(k, absl::big_endian::Load64(it->value().data()));
+    out.emplace_back(k, LoadBigEndian64(it->value().data()));
   }
   return out;
 }
@@ -1271,7 +1267,7 @@ std::vector<absl::StatusOr<StoredItem>> ItemStore::LookupByKeys(std::span<const 
       continue;
     }
     found.push_back(j);
-    slots.push_back(absl::big_endian::Load64(rec.data() + 8));
+    slots.push_back(LoadBigEndian64(rec.data() + 8));
   }
   SecretBytes deks(std::max<size_t>(1, slots.size()) * kKeySize);
   std::vector<absl::Status> dek_status = tree_->GetDeks(slots, {deks.data(), slots.size() * kKeySize});
@@ -1308,8 +1304,8 @@ std::vector<ItemKey> ItemStore::ItemsIndexedBy(char type, std::string_view value
 
 absl::Status ItemStore::ForEachIndexed(char type, std::string_view value,
                                        const std::function<absl::StatusOr<bool>(const ItemKey&)>& fn) {
-  const char* domain = type == 's' ? "subject" : type == 'd' ? "dataset" : "label";
-  std::string prefix = "x";
+  const char* domain = type == keyspace::kIndexSubject ? "subject" : type == keyspace::kIndexDataset ? "dataset" : "label";
+  std::string prefix(keyspace::kIndex);
   prefix.push_back(type);
   prefix += KeyString(KeyedHash(domain, value));
   rocksdb::ReadOptions ro;
@@ -1402,7 +1398,7 @@ absl::StatusOr<ItemInfo> ItemStore::MergeLocked(const KeyTree::WriteLease& lease
         "; the kind of stored content is fixed when it is first stored, so it cannot be stored as a ",
         KindName(*kind), "; nothing was stored"));
   }
-  uint64_t slot = absl::big_endian::Load64(rec.data() + 8);
+  uint64_t slot = LoadBigEndian64(rec.data() + 8);
   // The lease is held; GetDekLocked does not take the epoch lock again.
   auto dek = tree_->GetDekLocked(lease, slot);
   if (!dek.ok()) return dek.status();
@@ -1413,10 +1409,10 @@ absl::StatusOr<ItemInfo> ItemStore::MergeLocked(const KeyTree::WriteLease& lease
   absl::Status decoded = DecodeMetadata(*meta, &info.digest, &info.metadata);
   sodium_memzero(meta->data(), meta->size());
   if (!decoded.ok()) return decoded;
-  info.digest.size = absl::big_endian::Load64(rec.data() + 16);
+  info.digest.size = LoadBigEndian64(rec.data() + 16);
   info.metadata.kind = stored_kind;
-  info.chunk_size = absl::big_endian::Load32(rec.data() + 4);
-  info.stored_unix_nanos = static_cast<int64_t>(absl::big_endian::Load64(rec.data() + 24));
+  info.chunk_size = LoadBigEndian32(rec.data() + 4);
+  info.stored_unix_nanos = static_cast<int64_t>(LoadBigEndian64(rec.data() + 24));
   if (Covers(info.metadata, add) && extra.empty()) return info;  // nothing to write
   rocksdb::WriteBatch batch;
   auto merge = [](std::vector<std::string>& into, const std::vector<std::string>& more) {
@@ -1430,17 +1426,17 @@ absl::StatusOr<ItemInfo> ItemStore::MergeLocked(const KeyTree::WriteLease& lease
     return added;
   };
   for (const auto& s : merge(info.metadata.subject_ids, add.subject_ids)) {
-    batch.Put(IndexKey('s', KeyedHash("subject", s), key), "");
+    batch.Put(IndexKey(keyspace::kIndexSubject, KeyedHash("subject", s), key), "");
   }
   std::vector<std::string> new_datasets = merge(info.metadata.datasets, add.datasets);
-  for (const auto& d : new_datasets) batch.Put(IndexKey('d', KeyedHash("dataset", d), key), "");
+  for (const auto& d : new_datasets) batch.Put(IndexKey(keyspace::kIndexDataset, KeyedHash("dataset", d), key), "");
   for (const auto& [k, v] : add.labels) {
     auto old = info.metadata.labels.find(k);
     if (old != info.metadata.labels.end()) {
-      batch.Delete(IndexKey('l', KeyedHash("label", StrCat(k, "=", old->second)), key));
+      batch.Delete(IndexKey(keyspace::kIndexLabel, KeyedHash("label", StrCat(k, "=", old->second)), key));
     }
     info.metadata.labels[k] = v;
-    batch.Put(IndexKey('l', KeyedHash("label", StrCat(k, "=", v)), key), "");
+    batch.Put(IndexKey(keyspace::kIndexLabel, KeyedHash("label", StrCat(k, "=", v)), key), "");
   }
   if (auto s = info.metadata.Validate(); !s.ok()) return s;
   std::string plain = EncodeMetadata(info.digest, info.metadata);
@@ -1455,11 +1451,11 @@ absl::StatusOr<ItemInfo> ItemStore::MergeLocked(const KeyTree::WriteLease& lease
     std::vector<std::string> out;
     AddNewDatasets(new_datasets, &batch, &out);
     for (const auto& d : new_datasets) {
-      batch.Put(MemberKey(DatasetKeyOf(d), key), Be64(first + out.size()));
+      batch.Put(MemberKey(DatasetKeyOf(d), key), BigEndian64(first + out.size()));
       out.push_back(nlohmann::json{{"type", "dataset-member"},
                                    {"dataset", DatasetCommitment(d)},
                                    {"item", item_commitment},
-                                   {"time", NowRfc3339()}}.dump());
+                                   {"time", FormatRfc3339(absl::Now())}}.dump());
     }
     if (!lineage_edges.empty()) out.push_back(LineageEntry(info.digest, item_commitment, lineage_edges));
     return out;
@@ -1511,7 +1507,7 @@ absl::StatusOr<PutResult> ItemStore::MergeAndAcknowledge(
   return PutResult{digest, true};
 }
 
-std::string ItemStore::DatasetRecordKey(const ItemKey& dataset_key) { return "D" + KeyString(dataset_key); }
+std::string ItemStore::DatasetRecordKey(const ItemKey& dataset_key) { return StrCat(keyspace::kDataset, KeyString(dataset_key)); }
 std::string ItemStore::DatasetAd(const ItemKey& dataset_key) { return "shredd/dataset/v1" + KeyString(dataset_key); }
 
 bool ItemStore::DatasetExists(std::string_view name) {
@@ -1529,7 +1525,7 @@ void ItemStore::AddNewDatasets(std::span<const std::string> names, rocksdb::Writ
     batch->Put(DatasetRecordKey(k), SealSystem(record.dump(), DatasetAd(k)));
     entries->push_back(nlohmann::json{{"type", "dataset-registered"},
                                       {"dataset", DatasetCommitment(name)},
-                                      {"time", NowRfc3339()}}.dump());
+                                      {"time", FormatRfc3339(absl::Now())}}.dump());
   }
 }
 

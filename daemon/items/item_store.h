@@ -14,6 +14,7 @@
 //   "Y" item_key(32) index(8)           sealed custody record (kept after a shred, for audits)
 //   "Z" dataset_key(32) item_key(32)    dataset membership -> log index (kept, for audits)
 //   "D" dataset_key(32)                 sealed dataset record {name, created}
+// (prefixes: daemon/storage/keyspace.h, the one list of them)
 //
 // Ingest and shred (invariant 7): every commit of an upload, a batch or a
 // metadata change re-checks suppression and existence while it holds the
@@ -206,8 +207,8 @@ class ItemStore {
   // for the wrapped DEKs (the order planner's path). out[i] is for keys[i].
   std::vector<absl::StatusOr<StoredItem>> LookupByKeys(std::span<const ItemKey> keys);
   ItemKey ItemKeyFor(const Sha256& hash) const;
-  // Item keys listed under a lookup index: type 's' (subject), 'd' (dataset),
-  // 'l' (label, value "k=v").
+  // Item keys listed under a lookup index: type keyspace::kIndexSubject,
+  // kIndexDataset or kIndexLabel (value "k=v"), from daemon/storage/keyspace.h.
   std::vector<ItemKey> ItemsIndexedBy(char type, std::string_view value);
   // Same, streaming: calls `fn` per item key until it returns false or an
   // error (returned). For indexes of millions of items.

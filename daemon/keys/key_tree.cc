@@ -4,15 +4,14 @@
 #include <map>
 #include <set>
 
-#include "absl/base/internal/endian.h"
 #include "daemon/base/logging.h"
+#include "daemon/base/coding.h"
 #include "daemon/base/strings.h"
+#include "daemon/storage/keyspace.h"
 #include "daemon/storage/rocks_util.h"
 
 namespace shredd {
 namespace {
-
-constexpr std::string_view kEpochKey = "te";
 
 uint64_t NodeId(int level, uint64_t index) { return (uint64_t{static_cast<uint8_t>(level)} << 56) | index; }
 
@@ -23,30 +22,23 @@ uint64_t Ancestor(uint64_t slot, int level) {
   return v;
 }
 
-std::string Be64(uint64_t v) {
-  std::string s(8, '\0');
-  absl::big_endian::Store64(s.data(), v);
-  return s;
-}
-
-uint64_t ReadBe64(std::string_view s) { return absl::big_endian::Load64(s.data()); }
 
 }  // namespace
 
 std::string NodeRecordKey(int level, uint64_t index) {
-  std::string k = "n";
+  std::string k(keyspace::kNode);
   k.push_back(static_cast<char>(level));
-  k += Be64(index);
+  k += BigEndian64(index);
   return k;
 }
-std::string DekRecordKey(uint64_t slot) { return "k" + Be64(slot); }
+std::string DekRecordKey(uint64_t slot) { return StrCat(keyspace::kDek, BigEndian64(slot)); }
 std::string NodeAssociatedData(int level, uint64_t index) {
   std::string ad = "shredd/node/v1";
   ad.push_back(static_cast<char>(level));
-  ad += Be64(index);
+  ad += BigEndian64(index);
   return ad;
 }
-std::string DekAssociatedData(uint64_t slot) { return "shredd/dek/v1" + Be64(slot); }
+std::string DekAssociatedData(uint64_t slot) { return "shredd/dek/v1" + BigEndian64(slot); }
 
 absl::StatusOr<std::unique_ptr<KeyTree>> KeyTree::Open(rocksdb::DB* db, Vault* vault) {
   std::unique_ptr<KeyTree> tree(new KeyTree(db, vault));
@@ -56,7 +48,7 @@ absl::StatusOr<std::unique_ptr<KeyTree>> KeyTree::Open(rocksdb::DB* db, Vault* v
 
 absl::Status KeyTree::Recover() {
   std::string value;
-  rocksdb::Status rs = db_->Get(rocksdb::ReadOptions(), kEpochKey, &value);
+  rocksdb::Status rs = db_->Get(rocksdb::ReadOptions(), keyspace::kEpoch, &value);
   auto roots = vault_->ListRoots();
   if (!roots.ok()) return roots.status();
   if (rs.IsNotFound()) {
@@ -71,7 +63,7 @@ absl::Status KeyTree::Recover() {
     // The system key, in slot 0, never shredded.
     SecretBytes system_key = SecretBytes::Random(kKeySize);
     rocksdb::WriteBatch batch;
-    batch.Put(kEpochKey, Be64(1));
+    batch.Put(keyspace::kEpoch, BigEndian64(1));
     WriteLease lease = BeginWrite();
     auto pending = AddDek(lease, kSystemSlot, system_key, &batch);
     if (!pending.ok()) return pending.status();
@@ -82,7 +74,7 @@ absl::Status KeyTree::Recover() {
   }
   if (!rs.ok()) return FromRocks(rs, "reading the key tree epoch");
   if (value.size() != 8) return absl::DataLossError("key tree epoch record is corrupt");
-  uint64_t e = ReadBe64(value);
+  uint64_t e = ReadBigEndian64(value);
   if (!std::binary_search(roots->begin(), roots->end(), e)) {
     return absl::FailedPreconditionError(StrCat(
         "the data dir needs the root key of epoch ", e, " but ", vault_->Describe(),
@@ -107,8 +99,8 @@ absl::Status KeyTree::Recover() {
   // Next slot: one past the highest slot that holds a DEK.
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   it->SeekForPrev(DekRecordKey(~uint64_t{0}));
-  if (it->Valid() && it->key().starts_with("k") && it->key().size() == 9) {
-    next_slot_ = ReadBe64(it->key().ToStringView().substr(1)) + 1;
+  if (it->Valid() && it->key().starts_with(keyspace::kDek) && it->key().size() == keyspace::kDek.size() + 8) {
+    next_slot_ = ReadBigEndian64(it->key().ToStringView().substr(1)) + 1;
   } else {
     next_slot_ = 1;
   }
@@ -336,7 +328,7 @@ absl::StatusOr<KeyTree::EpochResult> KeyTree::Shred(std::span<const uint64_t> sl
     const SecretBytes& new_key = fresh.at(NodeId(0, b));
     std::string end = DekRecordKey((b + 1) * kFanout);
     for (it->Seek(DekRecordKey(b * kFanout)); it->Valid() && it->key().compare(end) < 0; it->Next()) {
-      uint64_t s = ReadBe64(it->key().ToStringView().substr(1));
+      uint64_t s = ReadBigEndian64(it->key().ToStringView().substr(1));
       if (doomed.count(s)) {
         batch.Delete(it->key());
         ++found;
@@ -364,7 +356,7 @@ absl::StatusOr<KeyTree::EpochResult> KeyTree::Shred(std::span<const uint64_t> sl
       std::vector<std::pair<uint64_t, std::string>> children;
       for (it->Seek(NodeRecordKey(l - 1, n * kFanout)); it->Valid() && it->key().compare(end) < 0;
            it->Next()) {
-        children.emplace_back(ReadBe64(it->key().ToStringView().substr(2)), it->key().ToString());
+        children.emplace_back(ReadBigEndian64(it->key().ToStringView().substr(2)), it->key().ToString());
       }
       if (!it->status().ok()) return FromRocks(it->status(), "scanning key tree nodes");
       for (auto& [c, key] : children) {
@@ -385,7 +377,7 @@ absl::StatusOr<KeyTree::EpochResult> KeyTree::Shred(std::span<const uint64_t> sl
   {
     std::string end = NodeRecordKey(kLevels, 0);
     for (it->Seek(NodeRecordKey(kLevels - 1, 0)); it->Valid() && it->key().compare(end) < 0; it->Next()) {
-      uint64_t t = ReadBe64(it->key().ToStringView().substr(2));
+      uint64_t t = ReadBigEndian64(it->key().ToStringView().substr(2));
       auto f = fresh.find(NodeId(kLevels - 1, t));
       if (f != fresh.end()) {
         tops.emplace_back(t, f->second.Clone());
@@ -409,7 +401,7 @@ absl::StatusOr<KeyTree::EpochResult> KeyTree::Shred(std::span<const uint64_t> sl
     }
     batch.Put(NodeRecordKey(kLevels - 1, t), *w);
   }
-  batch.Put(kEpochKey, Be64(new_epoch));
+  batch.Put(keyspace::kEpoch, BigEndian64(new_epoch));
   if (auto s = SyncWrite(db_, &batch); !s.ok()) {
     (void)vault_->DestroyRoot(new_epoch);  // nothing committed; the old tree stands
     return s;

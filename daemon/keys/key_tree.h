@@ -16,7 +16,7 @@
 // for k slots), plus 64 re-wraps under the new root; it does not depend on
 // how many slots the tree holds.
 //
-// Records (RocksDB default column family):
+// Records (RocksDB default column family; prefixes: daemon/storage/keyspace.h):
 //   "te"                     committed root epoch (8 bytes, big-endian)
 //   "n" level(1) index(8)    node key wrapped under its parent (level 3: under the root)
 //   "k" slot(8)              DEK wrapped under its bucket key

@@ -10,7 +10,9 @@
 #include "absl/time/clock.h"
 #include "formats/encoding.h"
 #include "daemon/base/field_rules.h"
+#include "daemon/storage/keyspace.h"
 #include "daemon/storage/rocks_util.h"
+#include "daemon/base/coding.h"
 #include "daemon/base/strings.h"
 
 namespace shredd {
@@ -22,12 +24,12 @@ std::string Bytes(const ItemKey& k) { return std::string(reinterpret_cast<const 
 std::string DatasetRecordKey(const ItemKey& k) { return ItemStore::DatasetRecordKey(k); }
 std::string DatasetAd(const ItemKey& k) { return ItemStore::DatasetAd(k); }
 std::string RefBytes(const ParentRef& p) { return std::string(1, p.type) + Bytes(p.key); }
-std::string ForwardKey(const ItemKey& child, const ParentRef& p) { return "E" + Bytes(child) + RefBytes(p); }
-std::string ReverseKey(const ParentRef& p, const ItemKey& child) { return "e" + RefBytes(p) + Bytes(child); }
-std::string HoldKey(std::string_view id) { return StrCat("H", id); }
+std::string ForwardKey(const ItemKey& child, const ParentRef& p) { return StrCat(keyspace::kEdgeForward, Bytes(child), RefBytes(p)); }
+std::string ReverseKey(const ParentRef& p, const ItemKey& child) { return StrCat(keyspace::kEdgeReverse, RefBytes(p), Bytes(child)); }
+std::string HoldKey(std::string_view id) { return StrCat(keyspace::kHold, id); }
 std::string HoldAd(std::string_view id) { return StrCat("shredd/hold/v1", id); }
-std::string HoldLookupKey(const ParentRef& t, std::string_view id) { return StrCat("h", RefBytes(t), id); }
-std::string LiftKey(std::string_view id) { return StrCat("U", id); }
+std::string HoldLookupKey(const ParentRef& t, std::string_view id) { return StrCat(keyspace::kHoldLookup, RefBytes(t), id); }
+std::string LiftKey(std::string_view id) { return StrCat(keyspace::kLift, id); }
 
 std::string EdgeValue(EdgeType type, std::string_view relation) {
   return json{{"t", static_cast<int>(type)}, {"r", relation}}.dump();
@@ -106,14 +108,14 @@ absl::StatusOr<DatasetInfo> Catalog::RegisterDataset(std::string_view name, cons
   }
   DatasetInfo out;
   out.name = std::string(name);
-  out.item_count = static_cast<int64_t>(store_->ItemsIndexedBy('d', name).size());
+  out.item_count = static_cast<int64_t>(store_->ItemsIndexedBy(keyspace::kIndexDataset, name).size());
   return out;
 }
 
 absl::StatusOr<std::vector<DatasetInfo>> Catalog::ListDatasets() {
   std::vector<DatasetInfo> out;
   std::unique_ptr<rocksdb::Iterator> it(store_->db()->NewIterator(rocksdb::ReadOptions()));
-  for (it->Seek("D"); it->Valid() && it->key().starts_with("D"); it->Next()) {
+  for (it->Seek(keyspace::kDataset); it->Valid() && it->key().starts_with(keyspace::kDataset); it->Next()) {
     if (it->key().size() != 33) continue;
     ItemKey k;
     std::memcpy(k.data(), it->key().data() + 1, 32);
@@ -127,7 +129,7 @@ absl::StatusOr<std::vector<DatasetInfo>> Catalog::ListDatasets() {
     out.push_back(std::move(d));
   }
   it.reset();
-  for (auto& d : out) d.item_count = static_cast<int64_t>(store_->ItemsIndexedBy('d', d.name).size());
+  for (auto& d : out) d.item_count = static_cast<int64_t>(store_->ItemsIndexedBy(keyspace::kIndexDataset, d.name).size());
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
   return out;
 }
@@ -152,7 +154,7 @@ absl::StatusOr<std::string> Catalog::DatasetManifest(std::string_view name) {
         std::string cert_id = by->substr(pos + 12);
         json d{{"certificateId", cert_id}};
         std::string env;
-        if (store_->db()->Get(rocksdb::ReadOptions(), "C" + cert_id, &env).ok()) {
+        if (store_->db()->Get(rocksdb::ReadOptions(), StrCat(keyspace::kCertificate, cert_id), &env).ok()) {
           json e = json::parse(env, nullptr, false);
           if (!e.is_discarded() && e.contains("payload")) {
             auto payload = verify::Base64Decode(e["payload"].get<std::string>());
@@ -176,7 +178,7 @@ absl::StatusOr<std::string> Catalog::DatasetManifest(std::string_view name) {
 
 std::vector<Edge> Catalog::ParentsOf(const ItemKey& child) {
   std::vector<Edge> out;
-  std::string prefix = "E" + Bytes(child);
+  std::string prefix = StrCat(keyspace::kEdgeForward, Bytes(child));
   std::unique_ptr<rocksdb::Iterator> it(store_->db()->NewIterator(rocksdb::ReadOptions()));
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     std::string_view rest = it->key().ToStringView().substr(prefix.size());
@@ -192,7 +194,7 @@ std::vector<Edge> Catalog::ParentsOf(const ItemKey& child) {
 
 std::vector<Edge> Catalog::ChildrenOf(const ParentRef& parent) {
   std::vector<Edge> out;
-  std::string prefix = "e" + RefBytes(parent);
+  std::string prefix = StrCat(keyspace::kEdgeReverse, RefBytes(parent));
   std::unique_ptr<rocksdb::Iterator> it(store_->db()->NewIterator(rocksdb::ReadOptions()));
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     std::string_view rest = it->key().ToStringView().substr(prefix.size());
@@ -417,7 +419,7 @@ absl::Status Catalog::RemoveHold(std::string_view id) {
 std::set<ParentRef> Catalog::ParentsWithChildren() {
   std::set<ParentRef> out;
   std::unique_ptr<rocksdb::Iterator> it(store_->db()->NewIterator(rocksdb::ReadOptions()));
-  for (it->Seek("e"); it->Valid() && it->key().starts_with("e"); it->Next()) {
+  for (it->Seek(keyspace::kEdgeReverse); it->Valid() && it->key().starts_with(keyspace::kEdgeReverse); it->Next()) {
     std::string_view k = it->key().ToStringView();
     if (k.size() != 1 + 1 + 32 + 32) continue;
     ParentRef p;
@@ -437,7 +439,7 @@ std::set<ParentRef> Catalog::ParentsWithChildren() {
 absl::StatusOr<std::map<ParentRef, Hold>> Catalog::HoldsByTarget() {
   std::map<ParentRef, std::string> ids;
   std::unique_ptr<rocksdb::Iterator> it(store_->db()->NewIterator(rocksdb::ReadOptions()));
-  for (it->Seek("h"); it->Valid() && it->key().starts_with("h"); it->Next()) {
+  for (it->Seek(keyspace::kHoldLookup); it->Valid() && it->key().starts_with(keyspace::kHoldLookup); it->Next()) {
     std::string_view k = it->key().ToStringView();
     if (k.size() <= 34) continue;
     ParentRef p;
@@ -457,7 +459,7 @@ absl::StatusOr<std::map<ParentRef, Hold>> Catalog::HoldsByTarget() {
 absl::StatusOr<std::vector<Hold>> Catalog::ListHolds() {
   std::vector<std::string> ids;
   std::unique_ptr<rocksdb::Iterator> it(store_->db()->NewIterator(rocksdb::ReadOptions()));
-  for (it->Seek("H"); it->Valid() && it->key().starts_with("H"); it->Next()) {
+  for (it->Seek(keyspace::kHold); it->Valid() && it->key().starts_with(keyspace::kHold); it->Next()) {
     ids.push_back(it->key().ToString().substr(1));
   }
   it.reset();
@@ -475,7 +477,7 @@ std::optional<Hold> Catalog::HoldFor(const StoredItem& item) {
   for (const auto& d : item.info.metadata.datasets) targets.push_back({'d', DatasetKey(d)});
   std::unique_ptr<rocksdb::Iterator> it(store_->db()->NewIterator(rocksdb::ReadOptions()));
   for (const auto& t : targets) {
-    std::string prefix = "h" + RefBytes(t);
+    std::string prefix = StrCat(keyspace::kHoldLookup, RefBytes(t));
     it->Seek(prefix);
     if (it->Valid() && it->key().starts_with(prefix)) {
       std::string id = it->key().ToString().substr(prefix.size());
@@ -496,7 +498,7 @@ absl::StatusOr<std::string> Catalog::LiftSuppression(const Sha256& hash, std::st
   std::string entry = json{{"type", "suppression-lifted"},
                            {"item", custody ? ItemStore::ItemCommitment(custody->digest.HashString(), custody->salt_hex) : ""},
                            {"lift", id},
-                           {"time", absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone())}}
+                           {"time", FormatRfc3339(absl::Now())}}
                           .dump();
   return store_->RemoveSuppression(hash, {{LiftKey(id), sealed}}, entry);
 }

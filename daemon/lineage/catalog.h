@@ -7,6 +7,8 @@
 //   "e" ptype(1) parent(32) child_item(32)     lineage edge, reverse
 //   "H" hold_id                                sealed hold
 //   "h" ptype(1) target(32) hold_id            hold lookup
+//   "U" hold_id                                sealed record of a lifted hold
+// (prefixes: daemon/storage/keyspace.h; "D" is ItemStore's record, read here)
 // ptype is 'i' (an item, keyed by its item key) or 'd' (a dataset).
 //
 // A model "trained on dataset D" is treated as trained on every item D ever

@@ -10,7 +10,9 @@
 #include "formats/note.h"
 #include "formats/tlog.h"
 #include "daemon/base/logging.h"
+#include "daemon/storage/keyspace.h"
 #include "daemon/storage/rocks_util.h"
+#include "daemon/base/coding.h"
 #include "daemon/base/strings.h"
 
 namespace shredd {
@@ -18,27 +20,11 @@ namespace {
 
 constexpr size_t kHashSize = 32;
 
-void PutBigEndian(std::string* out, uint64_t v) {
-  for (int shift = 56; shift >= 0; shift -= 8) out->push_back(static_cast<char>((v >> shift) & 0xff));
-}
-
-uint64_t GetBigEndian(std::string_view s) {
-  uint64_t v = 0;
-  for (size_t i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(s[i]);
-  return v;
-}
-
-std::string Encode64(uint64_t v) {
-  std::string s;
-  PutBigEndian(&s, v);
-  return s;
-}
-
 std::string_view HashBytes(const verify::Hash& h) {
   return std::string_view(reinterpret_cast<const char*>(h.data()), h.size());
 }
 
-std::string LeafIndexKey(const verify::Hash& leaf_hash) { return StrCat("Li", HashBytes(leaf_hash)); }
+std::string LeafIndexKey(const verify::Hash& leaf_hash) { return StrCat(keyspace::kLogLeafIndex, HashBytes(leaf_hash)); }
 
 // Largest power of two strictly smaller than n (n >= 2).
 uint64_t SplitPoint(uint64_t n) { return std::bit_floor(n - 1); }
@@ -58,16 +44,16 @@ absl::Status OutOfRange(std::string_view what, uint64_t asked, uint64_t size) {
 
 }  // namespace
 
-std::string LogEntryKey(uint64_t index) { return StrCat("Le", Encode64(index)); }
+std::string LogEntryKey(uint64_t index) { return StrCat(keyspace::kLogEntry, BigEndian64(index)); }
 
 std::string LogHashKey(int level, uint64_t index) {
-  std::string k = "Lh";
+  std::string k(keyspace::kLogHash);
   k.push_back(static_cast<char>(level));
-  PutBigEndian(&k, index);
+  AppendBigEndian64(&k, index);
   return k;
 }
 
-std::string LogCheckpointKey(uint64_t size) { return StrCat("Lc", Encode64(size)); }
+std::string LogCheckpointKey(uint64_t size) { return StrCat(keyspace::kLogCheckpoint, BigEndian64(size)); }
 
 std::string DefaultLogOrigin(const verify::PublicKey& key) {
   return StrCat("shredd.local/", verify::KeyId(key).substr(7, 16));
@@ -101,10 +87,10 @@ absl::Status TransparencyLog::CheckSigningKey(rocksdb::DB* db, Vault* vault, boo
     return absl::OkStatus();
   }
   std::string v;
-  rocksdb::Status rs = db->Get(rocksdb::ReadOptions(), kLogSizeKey, &v);
+  rocksdb::Status rs = db->Get(rocksdb::ReadOptions(), keyspace::kLogSize, &v);
   if (rs.IsNotFound()) return absl::OkStatus();  // no log yet: the key is made on first use
   if (auto s = FromRocks(rs, "reading the transparency log size"); !s.ok()) return s;
-  const uint64_t size = v.size() == 8 ? GetBigEndian(v) : 0;
+  const uint64_t size = v.size() == 8 ? ReadBigEndian64(v) : 0;
   if (!*has) {
     return absl::FailedPreconditionError(StrCat(
         "the data dir holds a transparency log of ", size, " entries but ", vault->Describe(),
@@ -114,7 +100,7 @@ absl::Status TransparencyLog::CheckSigningKey(rocksdb::DB* db, Vault* vault, boo
   }
   std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
   it->SeekForPrev(LogCheckpointKey(std::numeric_limits<uint64_t>::max()));
-  if (!it->Valid() || !it->key().starts_with("Lc")) return FromRocks(it->status(), "reading the latest checkpoint");
+  if (!it->Valid() || !it->key().starts_with(keyspace::kLogCheckpoint)) return FromRocks(it->status(), "reading the latest checkpoint");
   auto pub = vault->SigningPublicKey();
   if (!pub.ok()) return pub.status();
   const std::string note_text = it->value().ToString();
@@ -146,14 +132,14 @@ absl::Status TransparencyLog::Load() {
   // The latest stored checkpoint must describe this tree.
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   it->SeekForPrev(LogCheckpointKey(std::numeric_limits<uint64_t>::max()));
-  if (it->Valid() && it->key().starts_with("Lc")) {
+  if (it->Valid() && it->key().starts_with(keyspace::kLogCheckpoint)) {
     const std::string note_text = it->value().ToString();
     const std::string key = it->key().ToString();
     auto note = verify::ParseNote(note_text);
     absl::StatusOr<verify::Checkpoint> cp =
         note.ok() ? verify::ParseCheckpointText(note->text) : absl::StatusOr<verify::Checkpoint>(note.status());
     if (!cp.ok()) return absl::DataLossError(StrCat("stored checkpoint is unreadable: ", cp.status().message()));
-    if (key.size() != 10 || GetBigEndian(std::string_view(key).substr(2)) != cp->size) {
+    if (key.size() != 10 || ReadBigEndian64(std::string_view(key).substr(2)) != cp->size) {
       return absl::DataLossError("stored checkpoint is filed under the wrong tree size");
     }
     if (cp->size > size) {
@@ -181,11 +167,11 @@ absl::Status TransparencyLog::Load() {
 
 absl::Status TransparencyLog::LoadTree(uint64_t* size_out, std::vector<Peak>* peaks) {
   std::string v;
-  rocksdb::Status rs = db_->Get(rocksdb::ReadOptions(), kLogSizeKey, &v);
+  rocksdb::Status rs = db_->Get(rocksdb::ReadOptions(), keyspace::kLogSize, &v);
   uint64_t size = 0;
   if (rs.ok()) {
     if (v.size() != 8) return absl::DataLossError("transparency log size record is malformed");
-    size = GetBigEndian(v);
+    size = ReadBigEndian64(v);
   } else if (!rs.IsNotFound()) {
     return FromRocks(rs, "reading the transparency log size");
   }
@@ -259,7 +245,7 @@ absl::StatusOr<uint64_t> TransparencyLog::Append(rocksdb::WriteBatch* batch, con
       std::string ignored;
       rocksdb::Status rs = db_->Get(rocksdb::ReadOptions(), LeafIndexKey(leaf), &ignored);
       if (rs.IsNotFound()) {
-        leaf_index.emplace_back(LeafIndexKey(leaf), Encode64(n));
+        leaf_index.emplace_back(LeafIndexKey(leaf), BigEndian64(n));
       } else if (!rs.ok()) {
         return FromRocks(rs, "reading the transparency log's leaf index");
       }
@@ -279,7 +265,7 @@ absl::StatusOr<uint64_t> TransparencyLog::Append(rocksdb::WriteBatch* batch, con
   for (const auto& [k, v] : hashes) batch->Put(k, v);
   std::sort(leaf_index.begin(), leaf_index.end());
   for (const auto& [k, v] : leaf_index) batch->Put(k, v);
-  batch->Put(kLogSizeKey, Encode64(n));
+  batch->Put(keyspace::kLogSize, BigEndian64(n));
   // Batches reach the WAL in index order (under append_mu_). Whatever syncs
   // the WAL makes every earlier write durable too (the WAL is one sequence),
   // so a durable batch implies all batches before it are.
@@ -371,7 +357,7 @@ absl::StatusOr<uint64_t> TransparencyLog::IndexOfLeafHash(const verify::Hash& le
   }
   if (auto s = FromRocks(rs, "reading the transparency log's leaf index"); !s.ok()) return s;
   if (v.size() != 8) return absl::DataLossError("transparency log leaf index record is malformed");
-  const uint64_t index = GetBigEndian(v);
+  const uint64_t index = ReadBigEndian64(v);
   // An index written by a batch that is committed is always below size();
   // a concurrent append may have committed after we read size.
   if (index >= size()) {

@@ -7,7 +7,7 @@
 //                key name = origin (see docs/LOG.md).
 //
 // Records (RocksDB default column family, in the caller's database; every
-// key starts with "L", which nothing else uses):
+// key starts with "L", which nothing else uses; daemon/storage/keyspace.h):
 //   "Ls"                        tree size (8 bytes, big-endian)
 //   "Le" index(8)               entry bytes, exactly as appended
 //   "Lh" level(1) index(8)      hash of the complete subtree of 2^level leaves
@@ -209,7 +209,6 @@ class TransparencyLog {
 std::string LogEntryKey(uint64_t index);
 std::string LogHashKey(int level, uint64_t index);
 std::string LogCheckpointKey(uint64_t size);
-inline constexpr char kLogSizeKey[] = "Ls";
 
 // The default origin for a daemon whose signing key is `key`:
 // "shredd.local/" + the first 16 hex characters of KeyId(key) after "shredd:".

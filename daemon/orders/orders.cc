@@ -11,7 +11,9 @@
 #include "daemon/base/field_rules.h"
 #include "daemon/base/logging.h"
 #include "daemon/base/parallel.h"
+#include "daemon/storage/keyspace.h"
 #include "daemon/storage/rocks_util.h"
+#include "daemon/base/coding.h"
 #include "daemon/base/strings.h"
 #include "daemon/storage/space_guard.h"
 
@@ -21,7 +23,7 @@ namespace {
 using nlohmann::json;
 using nlohmann::ordered_json;
 
-std::string OrderKey(std::string_view id) { return StrCat("O", id); }
+std::string OrderKey(std::string_view id) { return StrCat(keyspace::kOrder, id); }
 std::string OrderAd(std::string_view id) { return StrCat("shredd/order/v1", id); }
 
 bool ValidDate(std::string_view s) {
@@ -139,7 +141,7 @@ absl::StatusOr<std::unique_ptr<OrderBook>> OrderBook::Create(ItemStore* store, C
   std::vector<std::pair<std::string, std::string>> resume;  // (received, id)
   std::unique_ptr<rocksdb::Iterator> it(store->db()->NewIterator(rocksdb::ReadOptions()));
   std::vector<std::string> ids;
-  for (it->Seek("O"); it->Valid() && it->key().starts_with("O"); it->Next()) ids.push_back(it->key().ToString().substr(1));
+  for (it->Seek(keyspace::kOrder); it->Valid() && it->key().starts_with(keyspace::kOrder); it->Next()) ids.push_back(it->key().ToString().substr(1));
   it.reset();
   for (const auto& id : ids) {
     auto st = book->Load(id);
@@ -327,7 +329,7 @@ absl::Status OrderBook::Closure(const OrderSpec& spec, std::vector<std::string>*
     }
   }
   for (const auto& s : spec.subject_ids) {
-    auto n = scan('s', s, StrCat("subject ", s));
+    auto n = scan(keyspace::kIndexSubject, s, StrCat("subject ", s));
     if (!n.ok()) return n.status();
     if (*n == 0) unmatched->push_back(StrCat("subject ", s, " (no stored items)"));
   }
@@ -336,14 +338,14 @@ absl::Status OrderBook::Closure(const OrderSpec& spec, std::vector<std::string>*
       unmatched->push_back(StrCat("dataset ", d, " (unknown dataset)"));
       continue;
     }
-    auto n = scan('d', d, StrCat("dataset ", d));
+    auto n = scan(keyspace::kIndexDataset, d, StrCat("dataset ", d));
     if (!n.ok()) return n.status();
     const ParentRef ref{'d', catalog_->DatasetKey(d)};
     if (queued.insert(ref).second) frontier.push_back(ref);
     if (*n == 0) unmatched->push_back(StrCat("dataset ", d, " (no stored items)"));
   }
   for (const auto& [k, v] : spec.labels) {
-    auto n = scan('l', StrCat(k, "=", v), StrCat("label ", k, "=", v));
+    auto n = scan(keyspace::kIndexLabel, StrCat(k, "=", v), StrCat("label ", k, "=", v));
     if (!n.ok()) return n.status();
     if (*n == 0) unmatched->push_back(StrCat("label ", k, "=", v, " (no stored items)"));
   }
@@ -428,7 +430,7 @@ absl::StatusOr<OrderStatus> OrderBook::Submit(OrderSpec spec) {
     return *existing;
   }
   if (!absl::IsNotFound(existing.status())) return existing.status();
-  if (spec.received.empty()) spec.received = absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::Now(), absl::UTCTimeZone());
+  if (spec.received.empty()) spec.received = FormatRfc3339(absl::Now(), TimePrecision::kSeconds);
   OrderStatus st;
   st.spec = std::move(spec);
   st.state = OrderState::kPending;

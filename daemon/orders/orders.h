@@ -2,7 +2,7 @@
 // from them, minus legal holds), then execute it as one shred with one
 // certificate, in the background, surviving restarts.
 //
-// Records: "O" order_id -> order record, sealed under the system key (it
+// Records (prefix in daemon/storage/keyspace.h): "O" order_id -> order record, sealed under the system key (it
 // holds selectors such as subject ids). State machine:
 //   PENDING -> RUNNING -> DONE (certified) | EMPTY (matched nothing) | FAILED
 // PENDING and RUNNING orders are resumed on start-up; the shred runs with

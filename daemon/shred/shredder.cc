@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/escaping.h"
+#include "daemon/base/coding.h"
 #include "daemon/base/strings.h"
 #include "daemon/storage/space_guard.h"
 #include "absl/time/clock.h"
@@ -21,6 +22,7 @@
 #include "daemon/base/logging.h"
 #include "daemon/base/metrics.h"
 #include "daemon/base/parallel.h"
+#include "daemon/storage/keyspace.h"
 #include "daemon/storage/rocks_util.h"
 
 namespace shredd {
@@ -38,13 +40,10 @@ double ProcessCpuSeconds() {
          static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
-std::string Rfc3339(absl::Time t) {
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", t, absl::UTCTimeZone());
-}
-std::string RequestKey(std::string_view id) { return StrCat("r", id); }
-std::string PendingKey(std::string_view id) { return StrCat("P", id); }
-std::string CertKey(std::string_view id) { return StrCat("C", id); }
-std::string ManifestKey(std::string_view id) { return StrCat("M", id); }
+std::string RequestKey(std::string_view id) { return StrCat(keyspace::kRequest, id); }
+std::string PendingKey(std::string_view id) { return StrCat(keyspace::kPending, id); }
+std::string CertKey(std::string_view id) { return StrCat(keyspace::kCertificate, id); }
+std::string ManifestKey(std::string_view id) { return StrCat(keyspace::kManifest, id); }
 std::string PendingAd(std::string_view id) { return StrCat("shredd/pending/v1", id); }
 std::string ManifestAd(std::string_view id) { return StrCat("shredd/manifest/v1", id); }
 
@@ -73,8 +72,6 @@ absl::StatusOr<verify::ItemCommitment> CommitmentFrom(const json& items) {
 
 namespace {
 
-constexpr std::string_view kSlotPrefix = "qs";
-constexpr std::string_view kLeafPrefix = "ql";
 // Chunks of at least this many staged records (or full chunks of a smaller
 // epoch_items, as in tests) are deleted with one range deletion (see Destroy).
 constexpr size_t kRangeDeleteMin = 1024;
@@ -85,21 +82,10 @@ std::string ScopeOf(std::string_view cert_id) {
   const Sha256 h = Sha256Hasher::Of(cert_id);
   return std::string(reinterpret_cast<const char*>(h.data()), 16);
 }
-std::string Be64(uint64_t v) {
-  std::string b(8, '\0');
-  for (int i = 7; i >= 0; --i, v >>= 8) b[i] = static_cast<char>(v & 0xff);
-  return b;
-}
-uint64_t LoadBe64(std::string_view b) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(b[i]);
-  return v;
-}
-std::string Be32(uint32_t v) { return Be64(v).substr(4); }
 std::string StagedAd(std::string_view key) { return StrCat("shredd/staged/v1", key); }
-std::string ManifestChunkKey(std::string_view cert_id, uint32_t seq) { return StrCat("m", cert_id, Be32(seq)); }
+std::string ManifestChunkKey(std::string_view cert_id, uint32_t seq) { return StrCat(keyspace::kManifestChunk, cert_id, BigEndian32(seq)); }
 std::string ManifestChunkAd(std::string_view cert_id, uint32_t seq) {
-  return StrCat("shredd/manifest-chunk/v1", cert_id, Be32(seq));
+  return StrCat("shredd/manifest-chunk/v1", cert_id, BigEndian32(seq));
 }
 // The end of a key range that starts with `prefix` (prefix + 0xff...).
 std::string RangeEnd(std::string_view prefix) { return StrCat(prefix, std::string(40, '\xff')); }
@@ -152,7 +138,7 @@ absl::StatusOr<Staged> DecodeStaged(std::string_view v) {
 std::string EncodeEntry(ItemKind kind, uint64_t size, const Sha256& hash, const uint8_t salt[32]) {
   std::string v;
   v.push_back(static_cast<char>(kind));
-  v += Be64(size);
+  v += BigEndian64(size);
   v.append(reinterpret_cast<const char*>(hash.data()), 32);
   v.append(reinterpret_cast<const char*>(salt), 32);
   return v;
@@ -178,7 +164,7 @@ absl::StatusOr<std::unique_ptr<Shredder>> Shredder::Create(ItemStore* store, Cat
 absl::StatusOr<std::vector<std::string>> Shredder::PendingIds() {
   std::vector<std::string> ids;
   std::unique_ptr<rocksdb::Iterator> it(store_->db()->NewIterator(rocksdb::ReadOptions()));
-  for (it->Seek("P"); it->Valid() && it->key().starts_with("P"); it->Next()) ids.push_back(it->key().ToString().substr(1));
+  for (it->Seek(keyspace::kPending); it->Valid() && it->key().starts_with(keyspace::kPending); it->Next()) ids.push_back(it->key().ToString().substr(1));
   if (auto s = FromRocks(it->status(), "listing pending certifications"); !s.ok()) return s;
   return ids;
 }
@@ -192,7 +178,7 @@ absl::Status Shredder::DropUncommittedPlans(const std::vector<std::string>& pend
   std::set<std::string> scopes;
   for (const auto& id : pending_ids) scopes.insert(ScopeOf(id));
   std::unique_ptr<rocksdb::Iterator> it(store_->db()->NewIterator(rocksdb::ReadOptions()));
-  for (std::string_view p : {kSlotPrefix, kLeafPrefix}) {
+  for (std::string_view p : {keyspace::kStagedItem, keyspace::kStagedLeaf}) {
     for (it->Seek(std::string(p)); it->Valid() && it->key().starts_with(p);) {
       std::string_view k = it->key().ToStringView();
       if (k.size() < p.size() + 16) {
@@ -273,8 +259,8 @@ absl::Status PlanSink::Flush() {
       std::memcpy(e.salt.data(), salt, 32);
       const verify::Hash leaf = verify::ItemLeafHash(e);
       Records& r = out[i];
-      r.slot_key = StrCat(kSlotPrefix, scope_, Be64(item.slot));
-      r.leaf_key = StrCat(kLeafPrefix, scope_, std::string_view(reinterpret_cast<const char*>(leaf.data()), 32));
+      r.slot_key = StrCat(keyspace::kStagedItem, scope_, BigEndian64(item.slot));
+      r.leaf_key = StrCat(keyspace::kStagedLeaf, scope_, std::string_view(reinterpret_cast<const char*>(leaf.data()), 32));
       r.slot_value = store_->SealSystem(EncodeStaged(item, store_->ShredDeleteKeys(item)), StagedAd(r.slot_key));
       r.leaf_value = store_->SealSystem(EncodeEntry(item.info.metadata.kind, d.size, d.hash, salt), StagedAd(r.leaf_key));
       sodium_memzero(salt, sizeof salt);
@@ -306,7 +292,7 @@ absl::Status PlanSink::Flush() {
 
 absl::Status Shredder::DropStaged(std::string_view scope, bool sync) {
   rocksdb::WriteBatch batch;
-  for (std::string_view p : {kSlotPrefix, kLeafPrefix}) {
+  for (std::string_view p : {keyspace::kStagedItem, keyspace::kStagedLeaf}) {
     std::string begin = StrCat(p, scope);
     batch.DeleteRange(begin, RangeEnd(begin));
   }
@@ -388,7 +374,7 @@ absl::StatusOr<CertificateBundle> Shredder::ExecutePlanned(ShredJob job, const P
   json pending;
   pending["requestId"] = job.request_id;
   pending["reason"] = job.reason;
-  pending["requested"] = Rfc3339(requested);
+  pending["requested"] = FormatRfc3339(requested);
   pending["vault"] = store_->key_tree().vault().BackendName();
   pending["orderId"] = job.order_id;
   pending["suppressedBy"] =
@@ -441,7 +427,7 @@ absl::StatusOr<CertificateBundle> Shredder::ExecutePlanned(ShredJob job, const P
 absl::Status Shredder::Destroy(const std::string& cert_id, const json* fresh) {
   rocksdb::DB* db = store_->db();
   const std::string scope = ScopeOf(cert_id);
-  const std::string begin = StrCat(kSlotPrefix, scope);
+  const std::string begin = StrCat(keyspace::kStagedItem, scope);
   const std::string end = RangeEnd(begin);
   json pending;
   if (fresh != nullptr) {
@@ -503,7 +489,7 @@ absl::Status Shredder::Destroy(const std::string& cert_id, const json* fresh) {
     std::vector<std::pair<std::string, bool>> ops;  // key, is a put (of `by`)
     for (size_t i = 0; i < raw.size(); ++i) {
       if (!staged[i].ok()) return staged[i].status();
-      slots.push_back(LoadBe64(std::string_view(raw[i].first).substr(begin.size())));
+      slots.push_back(ReadBigEndian64(std::string_view(raw[i].first).substr(begin.size())));
       for (auto& k : staged[i]->delete_keys) ops.emplace_back(std::move(k), false);
       ops.emplace_back(ItemStore::SuppressionRecordKey(staged[i]->item_key), true);
       if (catalog_ != nullptr && staged[i]->kind == ItemKind::kModel) {
@@ -594,7 +580,7 @@ absl::StatusOr<CertificateBundle> Shredder::Certify(const std::string& cert_id) 
   // One pass over the manifest entries, in tree order: Merkle root with a
   // stack of subtree roots (RFC 6962), counts, and the manifest in chunks.
   const std::string scope = ScopeOf(cert_id);
-  const std::string begin = StrCat(kLeafPrefix, scope);
+  const std::string begin = StrCat(keyspace::kStagedLeaf, scope);
   const std::string end = RangeEnd(begin);
   struct Peak {
     int level;
@@ -640,7 +626,7 @@ absl::StatusOr<CertificateBundle> Shredder::Certify(const std::string& cert_id) 
           Opened& o = opened[i];
           o.kind = static_cast<ItemKind>((*v)[0]);
           o.entry.kind = std::string(KindName(o.kind));
-          o.entry.size = LoadBe64(std::string_view(*v).substr(1, 8));
+          o.entry.size = ReadBigEndian64(std::string_view(*v).substr(1, 8));
           Sha256 hash;
           std::memcpy(hash.data(), v->data() + 9, 32);
           o.entry.digest = ContentDigest{hash, o.entry.size}.HashString();
@@ -705,8 +691,8 @@ absl::StatusOr<CertificateBundle> Shredder::Certify(const std::string& cert_id) 
                          {"rootEpochDestroyed", pending["destroyedEpoch"]},
                          {"rootEpochInstalled", pending["installedEpoch"]}};
   pred["times"] = {{"requested", pending["requested"]},
-                   {"destroyed", Rfc3339(destroyed)},
-                   {"issued", Rfc3339(absl::Now())}};
+                   {"destroyed", FormatRfc3339(destroyed)},
+                   {"issued", FormatRfc3339(absl::Now())}};
   pred["items"] = {{"count", count},
                    {"byKind", {{verify::kKindPhoto, photos}, {verify::kKindModel, models}}},
                    {"merkleRoot", root_hex},

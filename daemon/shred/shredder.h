@@ -37,7 +37,7 @@
 // shredd_pending_certifications says how many wait. Meanwhile the shred and
 // GetCertificate answer UNAVAILABLE naming the certificate.
 //
-// Records:
+// Records (prefixes: daemon/storage/keyspace.h):
 //   "r" request_id             -> certificate id
 //   "P" certificate_id         -> pending certification header, sealed under the system key
 //   "qs" cert(16) slot(8)      -> staged item (sealed): what its destruction deletes

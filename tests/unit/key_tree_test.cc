@@ -6,7 +6,7 @@
 #include <set>
 #include <thread>
 
-#include "absl/base/internal/endian.h"
+#include "daemon/base/coding.h"
 #include "daemon/storage/rocks_util.h"
 #include "tests/unit/test_util.h"
 
@@ -152,7 +152,7 @@ TEST_F(KeyTreeTest, OldCopiesAreUselessWithTheVaultAfterTheShred) {
   for (auto* image : {&before, &after}) {
     for (const auto& [k, v] : *image) {
       if (k.size() != 10 || k[0] != 'n' || k[1] != KeyTree::kLevels - 1) continue;
-      uint64_t index = absl::big_endian::Load64(k.data() + 2);
+      uint64_t index = LoadBigEndian64(k.data() + 2);
       for (uint64_t e : *roots) {
         auto key = vault_->UnwrapWithRoot(e, v, NodeAssociatedData(KeyTree::kLevels - 1, index));
         if (key.ok()) known.push_back(std::move(*key));
@@ -170,7 +170,7 @@ TEST_F(KeyTreeTest, OldCopiesAreUselessWithTheVaultAfterTheShred) {
         if (k.size() != 10 || k[0] != 'n') continue;
         std::string id = k + v;
         if (opened.count(id)) continue;
-        uint64_t index = absl::big_endian::Load64(k.data() + 2);
+        uint64_t index = LoadBigEndian64(k.data() + 2);
         for (size_t i = 0; i < known.size(); ++i) {
           auto key = OpenSecret(known[i], v, NodeAssociatedData(k[1], index));
           if (key.ok()) {
