@@ -422,7 +422,9 @@ int WriteBundle(const Global& g, const v1::ShredResponse& resp, const std::strin
   if (!manifest_out.empty()) j["manifest"] = manifest_out;
   if (out.empty()) {
     if (g.json) {
-      j["envelope"] = json::parse(resp.certificate());
+      // The daemon's bytes: kept as a string if they are not JSON.
+      json env = json::parse(resp.certificate(), nullptr, false);
+      j["envelope"] = env.is_discarded() ? json(resp.certificate()) : std::move(env);
       std::cout << DumpJson(j) << "\n";
     } else {
       std::cout << resp.certificate() << "\n";
@@ -672,6 +674,12 @@ int Run(int argc, char** argv) {
       std::cout << DumpJson(j) << "\n";
     }
     return f.code;
+  } catch (const std::exception& e) {
+    // A backstop, not the way errors travel: every parser of untrusted
+    // input returns a status. Whatever escaped still ends in one line and
+    // a documented exit code instead of std::terminate (exit 134).
+    std::cerr << "shredctl: internal error: " << Shown(e.what()) << "\n";
+    return kFail;
   }
 }
 

@@ -27,26 +27,34 @@ std::string EdgeName(v1::LineageEdge::Type t) {
 
 // Digests from a manifest file: one per line ("sha256:<hex>", optionally
 // followed by anything), or JSON lines with a "digest" field (shredctl put
-// --json output), or a JSON array of digests or of such objects.
+// --json output), or a JSON array of digests or of such objects. A "digest"
+// that is not a string is refused (exit 2) rather than guessed at.
 std::vector<std::string> ReadDigestList(const std::string& path) {
   std::string text = ReadFileOrThrow(path);
   std::vector<std::string> out;
   json whole = json::parse(text, nullptr, false);
-  auto take = [&](const json& j) {
-    if (j.is_string()) out.push_back(j.get<std::string>());
-    else if (j.is_object() && j.contains("digest")) out.push_back(j["digest"].get<std::string>());
+  auto take = [&](const json& j, std::string_view where) {
+    if (j.is_string()) {
+      out.push_back(j.get<std::string>());
+    } else if (j.is_object() && j.contains("digest")) {
+      const json& d = j["digest"];
+      if (!d.is_string()) {
+        throw Failure{kUsage, StrCat(path, ": ", where, ": \"digest\" is a ", d.type_name(), ", not a string"), ""};
+      }
+      out.push_back(d.get<std::string>());
+    }
   };
   if (!whole.is_discarded() && whole.is_array()) {
-    for (const auto& j : whole) take(j);
+    for (size_t i = 0; i < whole.size(); ++i) take(whole[i], StrCat("element ", i));
     return out;
   }
   std::istringstream in(text);
   std::string line;
-  while (std::getline(in, line)) {
+  for (size_t n = 1; std::getline(in, line); ++n) {
     if (line.empty() || line[0] == '#') continue;
     json j = json::parse(line, nullptr, false);
     if (!j.is_discarded() && j.is_object()) {
-      take(j);
+      take(j, StrCat("line ", n));
     } else {
       out.push_back(line.substr(0, line.find_first_of(" \t")));
     }
@@ -502,8 +510,9 @@ void AddOrderCommands(Commands cmds) {
 // ---------------------------------------------------------------- log audit
 
 #include "formats/certificate.h"
+#include "formats/dataset_manifest.h"
 #include "formats/keys.h"
-#include "formats/strict_json.h"
+#include "formats/manifest.h"
 #include "formats/tlog.h"
 #include "shredd/v1/log.grpc.pb.h"
 
@@ -540,15 +549,14 @@ int CmdAudit(const Global& g, const AuditArgs& a) {
     if (!s.ok()) throw FromGrpc(s, "cannot fetch the dataset manifest");
     manifest_text = resp.manifest();
   }
-  // One reading only (docs/FORMATS.md): no duplicate members, nothing after the document.
-  auto parsed = verify::ParseStrictJson(manifest_text, "the dataset manifest");
-  if (!parsed.ok()) throw Failure{kFail, std::string(parsed.status().message()), ""};
-  const json& m = *parsed;
-  if (!m.is_object() || m.value("type", "") != "shredd-dataset-manifest-v1" || !m.contains("members")) {
-    throw Failure{kFail, "not a shredd dataset manifest", ""};
-  }
-  if (m.value("dataset", "") != a.dataset) {
-    throw Failure{kFail, StrCat("the manifest is for dataset \"", m.value("dataset", ""), "\", not \"", a.dataset, "\""), ""};
+  // Untrusted (from the daemon or the auditor's file): a malformed manifest
+  // is a story that does not check, exit 3 like any other (exit 1 would
+  // read as "some members not deleted").
+  auto parsed = verify::ParseDatasetManifest(manifest_text);
+  if (!parsed.ok()) throw Failure{kVerifyFailed, std::string(parsed.status().message()), ""};
+  const verify::DatasetManifest& m = *parsed;
+  if (m.dataset != a.dataset) {
+    throw Failure{kVerifyFailed, StrCat("the manifest is for dataset \"", m.dataset, "\", not \"", a.dataset, "\""), ""};
   }
   auto log = v1::Log::NewStub(Connect(g));
   auto shredder = v1::Shredder::NewStub(Connect(g));
@@ -572,43 +580,49 @@ int CmdAudit(const Global& g, const AuditArgs& a) {
     return eresp.entries(0);
   };
   const std::string dataset_commitment =
-      Sha256Hex(StrCat("shredd-dataset-v1 ", a.dataset, " ", m.value("datasetSalt", "")));
+      Sha256Hex(StrCat("shredd-dataset-v1 ", a.dataset, " ", m.dataset_salt));
   std::map<std::string, std::set<std::string>> cert_digests;  // certificate id -> digests it covers
   // Certificates' private manifests handed over out of band (an auditor gets
   // none from the daemon; docs/SECURITY.md), by certificate id.
   std::map<std::string, std::string> local_cert_manifests;
   for (const auto& path : a.cert_manifest_paths) {
     std::string text = ReadFileOrThrow(path);
-    json cm = json::parse(text, nullptr, false);
-    if (cm.is_discarded() || cm.value("certificateId", "").empty()) {
-      throw Failure{kFail, StrCat(path, " is not a certificate's private manifest"), ""};
+    auto id = verify::ManifestCertificateId(text);
+    if (!id.ok()) {
+      throw Failure{kVerifyFailed, StrCat(path, " is not a certificate's private manifest: ", id.status().message()), ""};
     }
-    local_cert_manifests[cm.value("certificateId", "")] = std::move(text);
+    local_cert_manifests[*id] = std::move(text);
   }
   json report{{"dataset", a.dataset}, {"members", 0}, {"deleted", 0}, {"notDeleted", json::array()}};
   int members = 0, deleted = 0;
-  for (const auto& mem : m["members"]) {
+  // A log entry's string member, or "" (entries are the daemon's word too).
+  auto string_of = [](const json& e, const char* name) {
+    auto it = e.find(name);
+    return it != e.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  for (const verify::DatasetMember& mem : m.members) {
     ++members;
-    const std::string digest = mem.value("digest", "");
-    const uint64_t member_index = mem.value("memberIndex", uint64_t{0});
-    const std::string item_commitment = Sha256Hex(StrCat("shredd-custody-v1 ", digest, " ", mem.value("custodySalt", "")));
+    const std::string& digest = mem.digest;
+    const uint64_t member_index = mem.member_index;
+    const std::string item_commitment = Sha256Hex(StrCat("shredd-custody-v1 ", digest, " ", mem.custody_salt));
     // 1. The custody entry that put the item in the dataset commits to it.
     json e = json::parse(proven_entry(member_index), nullptr, false);
-    bool in_entry = !e.is_discarded() && e.value("item", "") == item_commitment &&
-                    ((e.value("type", "") == "item-stored" && e.contains("datasets") &&
-                      std::find(e["datasets"].begin(), e["datasets"].end(), dataset_commitment) != e["datasets"].end()) ||
-                     (e.value("type", "") == "dataset-member" && e.value("dataset", "") == dataset_commitment));
+    if (!e.is_object()) e = json::object();
+    const json datasets = e.contains("datasets") && e["datasets"].is_array() ? e["datasets"] : json::array();
+    bool in_entry = string_of(e, "item") == item_commitment &&
+                    ((string_of(e, "type") == "item-stored" &&
+                      std::find(datasets.begin(), datasets.end(), dataset_commitment) != datasets.end()) ||
+                     (string_of(e, "type") == "dataset-member" && string_of(e, "dataset") == dataset_commitment));
     if (!in_entry) {
       throw Failure{kVerifyFailed, StrCat("log entry ", member_index, " does not record ", digest, " in dataset ", a.dataset), ""};
     }
     // 2. A later certificate entry covers it.
-    const json& del = mem["deletion"];
-    if (del.is_null() || !del.contains("logIndex")) {
+    if (!mem.deletion) {
       report["notDeleted"].push_back({{"digest", digest}, {"custodyIndex", member_index}});
       continue;
     }
-    const uint64_t cert_index = del["logIndex"].get<uint64_t>();
-    const std::string cert_id = del.value("certificateId", "");
+    const uint64_t cert_index = mem.deletion->log_index;
+    const std::string& cert_id = mem.deletion->certificate_id;
     if (cert_index <= member_index) {
       throw Failure{kVerifyFailed, StrCat("the deletion of ", digest, " (log entry ", cert_index,
                                           ") is not later than its custody entry ", member_index), ""};

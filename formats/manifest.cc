@@ -1402,6 +1402,21 @@ absl::StatusOr<std::string> ReceiptFromManifestText(
   return Receipt(&in, digest);
 }
 
+absl::StatusOr<std::string> ManifestCertificateId(
+    std::string_view manifest_json) {
+  MemoryInput in(manifest_json);
+  ManifestPass pass(&in, 0, nullptr);
+  try {
+    pass.Run();
+  } catch (const SyntaxError& e) {
+    return Invalid(Cat("manifest is not valid JSON: ", e.what));
+  } catch (const IoError& e) {
+    return e.status;
+  }
+  if (absl::Status s = pass.Wellformed(); !s.ok()) return s;
+  return pass.certificate_id();
+}
+
 absl::Status VerifyManifestFile(const VerifiedCertificate& certificate,
                                 const std::string& path, ManifestStats* stats,
                                 size_t buffer_bytes) {

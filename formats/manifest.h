@@ -84,6 +84,12 @@ absl::StatusOr<std::string> ReceiptFromManifestFile(
 absl::StatusOr<std::string> ReceiptFromManifestText(
     std::string_view manifest_json, std::string_view digest);
 
+// The certificateId of a private manifest that is well formed (as for
+// ReceiptFromManifestText: items in tree order, root equal to its stated
+// merkleRoot), to match a manifest handed over out of band with its
+// certificate. InvalidArgument naming the defect otherwise.
+absl::StatusOr<std::string> ManifestCertificateId(std::string_view manifest_json);
+
 }  // namespace shredd::verify
 
 #endif  // SHREDD_FORMATS_MANIFEST_H_
