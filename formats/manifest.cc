@@ -11,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "formats/compact_range.h"
 #include "formats/encoding.h"
 #include "formats/manifest_reader.h"
 #include "formats/merkle.h"
@@ -24,7 +25,6 @@ using manifest_internal::Input;
 using manifest_internal::LeafVisitor;
 using manifest_internal::ManifestFacts;
 using manifest_internal::MemoryInput;
-using manifest_internal::MerkleStack;
 using manifest_internal::ReadManifest;
 using manifest_internal::ReadOptions;
 using manifest_internal::StringMember;
@@ -252,7 +252,7 @@ class FindItem final : public LeafVisitor {
 };
 
 // Second pass: the subtree hash of every range of the path, each folded
-// with its own stack as its leaves stream past (O(log^2 n) hashes).
+// with its own compact range as its leaves stream past (O(log^2 n) hashes).
 class FoldRanges final : public LeafVisitor {
  public:
   explicit FoldRanges(std::vector<std::pair<uint64_t, uint64_t>> ranges)
@@ -261,20 +261,20 @@ class FoldRanges final : public LeafVisitor {
             std::string_view) override {
     for (size_t i = 0; i < ranges_.size(); ++i) {
       if (index >= ranges_[i].first && index < ranges_[i].second) {
-        trees_[i].Push(leaf);
+        trees_[i].Append(leaf);
         return;
       }
     }
   }
   std::vector<Hash> Path() const {
     std::vector<Hash> path;
-    for (const MerkleStack& t : trees_) path.push_back(t.Root());
+    for (const CompactRange& t : trees_) path.push_back(t.Root());
     return path;
   }
 
  private:
   std::vector<std::pair<uint64_t, uint64_t>> ranges_;
-  std::vector<MerkleStack> trees_;
+  std::vector<CompactRange> trees_;
 };
 
 absl::StatusOr<std::string> Receipt(Input* in, std::string_view digest) {

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "formats/certificate.h"
+#include "formats/compact_range.h"
 #include "formats/encoding.h"
 #include "formats/str_util.h"
 
@@ -384,7 +385,7 @@ class ManifestHandler {
   bool size_present_ = false, size_unsigned_ = false;
   uint64_t size_ = 0;
   Hash prev_leaf_{};
-  MerkleStack tree_;
+  CompactRange tree_;
 };
 
 absl::Status ManifestHandler::CheckItem() {
@@ -438,7 +439,7 @@ void ManifestHandler::AddLeaf(const Hash& leaf) {
     f_.order_error_at = static_cast<int64_t>(f_.count);
   }
   prev_leaf_ = leaf;
-  tree_.Push(leaf);
+  tree_.Append(leaf);
   if (opt_.visitor != nullptr) opt_.visitor->Leaf(f_.valid, leaf, kind_.value, digest, size_, salt_.value);
   ++f_.valid;
   ++(kind_.value == kKindPhoto ? f_.photos : f_.models);

@@ -36,7 +36,6 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -83,31 +82,6 @@ class FileInput final : public Input {
   std::string path_;
   std::unique_ptr<char[]> buf_;
   size_t cap_;
-};
-
-// RFC 6962 MTH computed leaf by leaf: a stack of roots of perfect subtrees
-// of strictly decreasing size (the binary digits of n), O(log n) hashes.
-class MerkleStack {
- public:
-  void Push(const Hash& leaf) {
-    Hash cur = leaf;
-    uint64_t size = 1;
-    while (!stack_.empty() && stack_.back().second == size) {
-      cur = NodeHash(stack_.back().first, cur);
-      size <<= 1;
-      stack_.pop_back();
-    }
-    stack_.emplace_back(cur, size);
-  }
-  Hash Root() const {
-    if (stack_.empty()) return EmptyRoot();
-    Hash r = stack_.back().first;
-    for (size_t i = stack_.size() - 1; i-- > 0;) r = NodeHash(stack_[i].first, r);
-    return r;
-  }
-
- private:
-  std::vector<std::pair<Hash, uint64_t>> stack_;
 };
 
 // A member read as a string: absent, a string, or some other JSON type.
