@@ -277,6 +277,14 @@ class FoldRanges final : public LeafVisitor {
   std::vector<CompactRange> trees_;
 };
 
+class CollectDigests final : public LeafVisitor {
+ public:
+  void Leaf(uint64_t, const Hash&, std::string_view, std::string_view digest, uint64_t, std::string_view) override {
+    digests.emplace_back(digest);
+  }
+  std::vector<std::string> digests;
+};
+
 absl::StatusOr<std::string> Receipt(Input* in, std::string_view digest) {
   ManifestFacts first;
   FindItem find(digest);
@@ -309,6 +317,16 @@ absl::StatusOr<std::string> ReceiptFromManifestFile(const std::string& path, std
 absl::StatusOr<std::string> ReceiptFromManifestText(std::string_view manifest_json, std::string_view digest) {
   MemoryInput in(manifest_json);
   return Receipt(&in, digest);
+}
+
+absl::StatusOr<std::vector<std::string>> VerifyManifestDigests(const VerifiedCertificate& certificate,
+                                                               std::string_view manifest_json) {
+  if (absl::Status s = VerifyManifestText(certificate, manifest_json); !s.ok()) return s;
+  MemoryInput in(manifest_json);
+  ManifestFacts facts;
+  CollectDigests collect;
+  if (absl::Status s = ReadManifest(&in, {.visitor = &collect}, &facts); !s.ok()) return s;
+  return std::move(collect.digests);
 }
 
 absl::StatusOr<std::string> ManifestCertificateId(std::string_view manifest_json) {

@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -75,6 +76,11 @@ absl::StatusOr<std::string> ReceiptFromManifestFile(
     size_t buffer_bytes = kManifestReadBuffer);
 absl::StatusOr<std::string> ReceiptFromManifestText(
     std::string_view manifest_json, std::string_view digest);
+
+// VerifyManifestText, then the digests of the manifest's items in tree
+// order (a second pass over the text; for the dataset audit).
+absl::StatusOr<std::vector<std::string>> VerifyManifestDigests(
+    const VerifiedCertificate& certificate, std::string_view manifest_json);
 
 // The certificateId of a private manifest that is well formed (as for
 // ReceiptFromManifestText: items in tree order, root equal to its stated
