@@ -437,16 +437,20 @@ absl::StatusOr<std::string> StatementJson(const ordered_json& predicate) {
   }
 }
 
+absl::StatusOr<std::string> SignCertificate(std::string_view statement_json,
+                                            const PublicKey& key,
+                                            EnvelopeSigner sign) {
+  return SignEnvelope(kCertificatePayloadType, statement_json, KeyId(key),
+                      sign);
+}
+
 std::string SignCertificate(std::string_view statement_json,
                             SecretKeySpan secret_key) {
-  Envelope env;
-  env.payload_type = std::string(kCertificatePayloadType);
-  env.payload = std::string(statement_json);
-  env.signatures.push_back(
-      {KeyId(PublicKeyOf(secret_key)),
-       SignEd25519(secret_key,
-                   PreAuthEncoding(env.payload_type, env.payload))});
-  return SerializeEnvelope(env);
+  // Signing with a key in memory cannot fail.
+  return *SignCertificate(statement_json, PublicKeyOf(secret_key),
+                          [&](std::string_view pae) -> absl::StatusOr<std::string> {
+                            return SignEd25519(secret_key, pae);
+                          });
 }
 
 absl::StatusOr<VerifiedCertificate> VerifyCertificate(
