@@ -297,14 +297,10 @@ int CmdLineage(const Global& g, const std::string& digest) {
   return kOk;
 }
 
-}  // namespace
-
-void AddOrderCommands(Commands cmds) {
-  CLI::App& app = cmds.app;
-  const Global& g = cmds.global;
-  auto& action = cmds.action;
-
-  // dataset
+// Each group registers its subcommands; option storage is static (the
+// callbacks run after this returns, while the app lives).
+// dataset register / ls
+void AddDatasetCommands(CLI::App& app, const Global& g, std::function<int()>& action) {
   auto* ds = app.add_subcommand("dataset", "register and list datasets");
   ds->require_subcommand(1);
   static std::string ds_name, ds_manifest;
@@ -345,8 +341,10 @@ void AddOrderCommands(Commands cmds) {
       return static_cast<int>(kOk);
     };
   });
+}
 
-  // tag
+// tag: metadata for a stored item
+void AddTagCommand(CLI::App& app, const Global& g, std::function<int()>& action) {
   static std::string tag_digest;
   static std::vector<std::string> tag_subjects, tag_datasets, tag_labels;
   auto* tag = app.add_subcommand("tag", "add subject ids, datasets or labels to a stored item");
@@ -369,8 +367,10 @@ void AddOrderCommands(Commands cmds) {
       return static_cast<int>(kOk);
     };
   });
+}
 
-  // model register
+// model register, lineage
+void AddModelCommands(CLI::App& app, const Global& g, std::function<int()>& action) {
   auto* model = app.add_subcommand("model", "register model weights with their lineage");
   model->require_subcommand(1);
   static std::string m_file, m_relation = "derived";
@@ -391,8 +391,10 @@ void AddOrderCommands(Commands cmds) {
   auto* lin = app.add_subcommand("lineage", "show what an item feeds and what a model comes from");
   lin->add_option("digest", lin_digest, "sha256:<hex> or a file")->required();
   lin->callback([&] { action = [&] { return CmdLineage(g, lin_digest); }; });
+}
 
-  // order
+// order plan / submit / status / wait
+void AddOrderSubcommands(CLI::App& app, const Global& g, std::function<int()>& action) {
   static OrderArgs oa;
   auto* order = app.add_subcommand("order", "plan, submit and follow deletion orders");
   order->require_subcommand(1);
@@ -427,8 +429,10 @@ void AddOrderCommands(Commands cmds) {
   wait->add_option("--manifest", oa.manifest, "write the private manifest to FILE (default: next to -o)");
   wait->add_option("--timeout", oa.timeout, "seconds to wait")->capture_default_str();
   wait->callback([&] { action = [&] { return Finish(g, Wait(g, order_id, oa.timeout), oa.out, oa.manifest); }; });
+}
 
-  // hold
+// hold add / rm / ls
+void AddHoldCommands(CLI::App& app, const Global& g, std::function<int()>& action) {
   auto* hold = app.add_subcommand("hold", "legal holds: items or datasets that orders must not shred");
   hold->require_subcommand(1);
   static std::string h_digest, h_dataset, h_reason, h_id;
@@ -481,8 +485,10 @@ void AddOrderCommands(Commands cmds) {
       return static_cast<int>(kOk);
     };
   });
+}
 
-  // suppression
+// suppression lift
+void AddSuppressionCommands(CLI::App& app, const Global& g, std::function<int()>& action) {
   auto* sup = app.add_subcommand("suppression", "shredded content is refused on re-ingest; admins may lift that");
   sup->require_subcommand(1);
   static std::string s_digest, s_reason;
@@ -503,6 +509,17 @@ void AddOrderCommands(Commands cmds) {
       return static_cast<int>(kOk);
     };
   });
+}
+
+}  // namespace
+
+void AddOrderCommands(Commands cmds) {
+  AddDatasetCommands(cmds.app, cmds.global, cmds.action);
+  AddTagCommand(cmds.app, cmds.global, cmds.action);
+  AddModelCommands(cmds.app, cmds.global, cmds.action);
+  AddOrderSubcommands(cmds.app, cmds.global, cmds.action);
+  AddHoldCommands(cmds.app, cmds.global, cmds.action);
+  AddSuppressionCommands(cmds.app, cmds.global, cmds.action);
 }
 
 }  // namespace shredd::cli
