@@ -422,7 +422,9 @@ int WriteBundle(const Global& g, const v1::ShredResponse& resp, const std::strin
   if (!manifest_out.empty()) j["manifest"] = manifest_out;
   if (out.empty()) {
     if (g.json) {
-      j["envelope"] = json::parse(resp.certificate());
+      // The daemon's bytes: kept as a string if they are not JSON.
+      json env = json::parse(resp.certificate(), nullptr, false);
+      j["envelope"] = env.is_discarded() ? json(resp.certificate()) : std::move(env);
       std::cout << DumpJson(j) << "\n";
     } else {
       std::cout << resp.certificate() << "\n";
@@ -543,18 +545,10 @@ int CmdReceipt(const Global& g, const std::string& manifest_path, const std::str
   return kOk;
 }
 
-}  // namespace
-
-int Run(int argc, char** argv) {
-  if (sodium_init() < 0) {
-    std::cerr << "shredctl: libsodium failed to initialise\n";
-    return kFail;
-  }
-  Global g;
+// Global flags, with their environment defaults.
+void AddGlobalOptions(CLI::App& app, Global& g) {
   const char* env = std::getenv("SHREDD_SERVER");
   g.server = env && *env ? env : "unix:./var/shredd/shredd.sock";
-  CLI::App app{"shredctl: store, shred and verify with shredd"};
-  app.require_subcommand(1);
   app.add_option("--server", g.server, "daemon address: unix:PATH or tcp:HOST:PORT (env SHREDD_SERVER)")
       ->capture_default_str();
   auto env_or = [](const char* name) {
@@ -576,13 +570,12 @@ int Run(int argc, char** argv) {
     std::cout << "shredctl " << SHREDD_VERSION << "\n";
     std::exit(0);
   }, "print the version and exit");
+}
 
-  std::function<int()> action;
-  AddOrderCommands({app, g, action});
-  AddLogCommands({app, g, action});
-  AddAuditCommand({app, g, action});
-
-  PutOptions put;
+// put, get, stat, ls. Option storage is static: the callbacks run after
+// this returns, while the app lives.
+void AddItemCommands(CLI::App& app, const Global& g, std::function<int()>& action) {
+  static PutOptions put;
   auto* c_put = app.add_subcommand("put", "upload files or directories (recursively)");
   c_put->add_option("paths", put.paths, "files or directories")->required();
   c_put->add_option("--kind", put.kind, "photo or model")->capture_default_str();
@@ -593,9 +586,9 @@ int Run(int argc, char** argv) {
                   "in directories, upload what symbolic links point to (default: skip links, with a note)");
   c_put->callback([&] { action = [&] { return CmdPut(g, put); }; });
 
-  std::string digest, out, manifest_out, reason, request_id, kind, subject, dataset, format = "pem";
-  int64_t offset = 0, length = 0, limit = 0;
-  std::vector<std::string> labels, digests;
+  static std::string digest, out, kind, subject, dataset;
+  static int64_t offset = 0, length = 0, limit = 0;
+  static std::vector<std::string> labels;
   auto* c_get = app.add_subcommand("get", "download an item (or a byte range)");
   c_get->add_option("digest", digest, "sha256:<hex>")->required();
   c_get->add_option("-o,--output", out, "write to FILE instead of stdout");
@@ -614,7 +607,12 @@ int Run(int argc, char** argv) {
   c_ls->add_option("--label", labels, "only items with label key=value (repeatable)");
   c_ls->add_option("--limit", limit, "at most N items")->check(CLI::NonNegativeNumber);
   c_ls->callback([&] { action = [&] { return CmdLs(g, kind, subject, dataset, labels, limit); }; });
+}
 
+// shred, certificate, pubkey, and the offline verify and receipt.
+void AddCertificateCommands(CLI::App& app, const Global& g, std::function<int()>& action) {
+  static std::string out, manifest_out, reason, request_id, format = "pem";
+  static std::vector<std::string> digests;
   auto* c_shred = app.add_subcommand("shred", "shred items and write the deletion certificate");
   c_shred->add_option("digests", digests, "sha256:<hex> or a local file whose digest to use")->required();
   c_shred->add_option("--reason", reason, "why (goes into the certificate)");
@@ -623,7 +621,7 @@ int Run(int argc, char** argv) {
   c_shred->add_option("--manifest", manifest_out, "write the private manifest to FILE (default: next to -o)");
   c_shred->callback([&] { action = [&] { return CmdShred(g, digests, reason, request_id, out, manifest_out); }; });
 
-  std::string cert_id;
+  static std::string cert_id;
   auto* c_cert = app.add_subcommand("certificate", "fetch a certificate issued earlier");
   c_cert->add_option("id", cert_id, "certificate id");
   c_cert->add_option("--request-id", request_id, "look up by request id instead");
@@ -640,7 +638,7 @@ int Run(int argc, char** argv) {
   c_pub->add_option("-o,--output", out, "write to FILE");
   c_pub->callback([&] { action = [&] { return CmdPubkey(g, format, out); }; });
 
-  std::string cert_path, pubkey_path, manifest_path, receipt_path, item;
+  static std::string cert_path, pubkey_path, manifest_path, receipt_path, item;
   auto* c_verify = app.add_subcommand("verify", "verify a certificate offline (no daemon needed)");
   c_verify->add_option("certificate", cert_path, "certificate (DSSE envelope JSON)")->required()->check(CLI::ExistingFile);
   c_verify->add_option("--pubkey", pubkey_path, "daemon public key (PEM or vkey)")->required()->check(CLI::ExistingFile);
@@ -654,6 +652,26 @@ int Run(int argc, char** argv) {
   c_receipt->add_option("--item", item, "a file or sha256:<hex>")->required();
   c_receipt->add_option("-o,--output", out, "write to FILE");
   c_receipt->callback([&] { action = [&] { return CmdReceipt(g, manifest_path, item, out); }; });
+}
+
+}  // namespace
+
+int Run(int argc, char** argv) {
+  if (sodium_init() < 0) {
+    std::cerr << "shredctl: libsodium failed to initialise\n";
+    return kFail;
+  }
+  Global g;
+  CLI::App app{"shredctl: store, shred and verify with shredd"};
+  app.require_subcommand(1);
+  AddGlobalOptions(app, g);
+
+  std::function<int()> action;
+  AddOrderCommands({app, g, action});
+  AddLogCommands({app, g, action});
+  AddAuditCommand({app, g, action});
+  AddItemCommands(app, g, action);
+  AddCertificateCommands(app, g, action);
 
   try {
     app.parse(argc, argv);
@@ -672,6 +690,12 @@ int Run(int argc, char** argv) {
       std::cout << DumpJson(j) << "\n";
     }
     return f.code;
+  } catch (const std::exception& e) {
+    // A backstop, not the way errors travel: every parser of untrusted
+    // input returns a status. Whatever escaped still ends in one line and
+    // a documented exit code instead of std::terminate (exit 134).
+    std::cerr << "shredctl: internal error: " << Shown(e.what()) << "\n";
+    return kFail;
   }
 }
 

@@ -27,26 +27,34 @@ std::string EdgeName(v1::LineageEdge::Type t) {
 
 // Digests from a manifest file: one per line ("sha256:<hex>", optionally
 // followed by anything), or JSON lines with a "digest" field (shredctl put
-// --json output), or a JSON array of digests or of such objects.
+// --json output), or a JSON array of digests or of such objects. A "digest"
+// that is not a string is refused (exit 2) rather than guessed at.
 std::vector<std::string> ReadDigestList(const std::string& path) {
   std::string text = ReadFileOrThrow(path);
   std::vector<std::string> out;
   json whole = json::parse(text, nullptr, false);
-  auto take = [&](const json& j) {
-    if (j.is_string()) out.push_back(j.get<std::string>());
-    else if (j.is_object() && j.contains("digest")) out.push_back(j["digest"].get<std::string>());
+  auto take = [&](const json& j, std::string_view where) {
+    if (j.is_string()) {
+      out.push_back(j.get<std::string>());
+    } else if (j.is_object() && j.contains("digest")) {
+      const json& d = j["digest"];
+      if (!d.is_string()) {
+        throw Failure{kUsage, StrCat(path, ": ", where, ": \"digest\" is a ", d.type_name(), ", not a string"), ""};
+      }
+      out.push_back(d.get<std::string>());
+    }
   };
   if (!whole.is_discarded() && whole.is_array()) {
-    for (const auto& j : whole) take(j);
+    for (size_t i = 0; i < whole.size(); ++i) take(whole[i], StrCat("element ", i));
     return out;
   }
   std::istringstream in(text);
   std::string line;
-  while (std::getline(in, line)) {
+  for (size_t n = 1; std::getline(in, line); ++n) {
     if (line.empty() || line[0] == '#') continue;
     json j = json::parse(line, nullptr, false);
     if (!j.is_discarded() && j.is_object()) {
-      take(j);
+      take(j, StrCat("line ", n));
     } else {
       out.push_back(line.substr(0, line.find_first_of(" \t")));
     }
@@ -289,14 +297,10 @@ int CmdLineage(const Global& g, const std::string& digest) {
   return kOk;
 }
 
-}  // namespace
-
-void AddOrderCommands(Commands cmds) {
-  CLI::App& app = cmds.app;
-  const Global& g = cmds.global;
-  auto& action = cmds.action;
-
-  // dataset
+// Each group registers its subcommands; option storage is static (the
+// callbacks run after this returns, while the app lives).
+// dataset register / ls
+void AddDatasetCommands(CLI::App& app, const Global& g, std::function<int()>& action) {
   auto* ds = app.add_subcommand("dataset", "register and list datasets");
   ds->require_subcommand(1);
   static std::string ds_name, ds_manifest;
@@ -337,8 +341,10 @@ void AddOrderCommands(Commands cmds) {
       return static_cast<int>(kOk);
     };
   });
+}
 
-  // tag
+// tag: metadata for a stored item
+void AddTagCommand(CLI::App& app, const Global& g, std::function<int()>& action) {
   static std::string tag_digest;
   static std::vector<std::string> tag_subjects, tag_datasets, tag_labels;
   auto* tag = app.add_subcommand("tag", "add subject ids, datasets or labels to a stored item");
@@ -361,8 +367,10 @@ void AddOrderCommands(Commands cmds) {
       return static_cast<int>(kOk);
     };
   });
+}
 
-  // model register
+// model register, lineage
+void AddModelCommands(CLI::App& app, const Global& g, std::function<int()>& action) {
   auto* model = app.add_subcommand("model", "register model weights with their lineage");
   model->require_subcommand(1);
   static std::string m_file, m_relation = "derived";
@@ -383,8 +391,10 @@ void AddOrderCommands(Commands cmds) {
   auto* lin = app.add_subcommand("lineage", "show what an item feeds and what a model comes from");
   lin->add_option("digest", lin_digest, "sha256:<hex> or a file")->required();
   lin->callback([&] { action = [&] { return CmdLineage(g, lin_digest); }; });
+}
 
-  // order
+// order plan / submit / status / wait
+void AddOrderSubcommands(CLI::App& app, const Global& g, std::function<int()>& action) {
   static OrderArgs oa;
   auto* order = app.add_subcommand("order", "plan, submit and follow deletion orders");
   order->require_subcommand(1);
@@ -419,8 +429,10 @@ void AddOrderCommands(Commands cmds) {
   wait->add_option("--manifest", oa.manifest, "write the private manifest to FILE (default: next to -o)");
   wait->add_option("--timeout", oa.timeout, "seconds to wait")->capture_default_str();
   wait->callback([&] { action = [&] { return Finish(g, Wait(g, order_id, oa.timeout), oa.out, oa.manifest); }; });
+}
 
-  // hold
+// hold add / rm / ls
+void AddHoldCommands(CLI::App& app, const Global& g, std::function<int()>& action) {
   auto* hold = app.add_subcommand("hold", "legal holds: items or datasets that orders must not shred");
   hold->require_subcommand(1);
   static std::string h_digest, h_dataset, h_reason, h_id;
@@ -473,8 +485,10 @@ void AddOrderCommands(Commands cmds) {
       return static_cast<int>(kOk);
     };
   });
+}
 
-  // suppression
+// suppression lift
+void AddSuppressionCommands(CLI::App& app, const Global& g, std::function<int()>& action) {
   auto* sup = app.add_subcommand("suppression", "shredded content is refused on re-ingest; admins may lift that");
   sup->require_subcommand(1);
   static std::string s_digest, s_reason;
@@ -497,193 +511,15 @@ void AddOrderCommands(Commands cmds) {
   });
 }
 
-}  // namespace shredd::cli
-
-// ---------------------------------------------------------------- log audit
-
-#include "formats/certificate.h"
-#include "formats/keys.h"
-#include "formats/strict_json.h"
-#include "formats/tlog.h"
-#include "shredd/v1/log.grpc.pb.h"
-
-namespace shredd::cli {
-namespace {
-
-std::string Sha256Hex(std::string_view s) {
-  auto h = verify::Sha256(s);
-  return verify::HexEncode(std::string_view(reinterpret_cast<const char*>(h.data()), h.size()));
-}
-
-struct AuditArgs {
-  std::string dataset, vkey_path, manifest_path;
-  std::vector<std::string> cert_manifest_paths;  // private manifests of certificates, given locally
-};
-
-// Proves from the log that every custody entry of a dataset has a later
-// deletion entry. Every entry used is checked with a tlog-proof against a
-// checkpoint signed by the vkey; certificates are verified under the same key.
-int CmdAudit(const Global& g, const AuditArgs& a) {
-  std::string vkey_text = ReadFileOrThrow(a.vkey_path);
-  while (!vkey_text.empty() && std::isspace(static_cast<unsigned char>(vkey_text.back()))) vkey_text.pop_back();
-  auto verifier = verify::ParseNoteVerifierKey(vkey_text);
-  if (!verifier.ok()) throw Failure{kUsage, StrCat("--vkey: ", verifier.status().message()), ""};
-  std::string manifest_text;
-  if (!a.manifest_path.empty()) {
-    manifest_text = ReadFileOrThrow(a.manifest_path);
-  } else {
-    v1::DatasetManifestRequest req;
-    req.set_name(a.dataset);
-    grpc::ClientContext ctx;
-    v1::DatasetManifestResponse resp;
-    grpc::Status s = v1::Catalog::NewStub(Connect(g))->GetDatasetManifest(&ctx, req, &resp);
-    if (!s.ok()) throw FromGrpc(s, "cannot fetch the dataset manifest");
-    manifest_text = resp.manifest();
-  }
-  // One reading only (docs/FORMATS.md): no duplicate members, nothing after the document.
-  auto parsed = verify::ParseStrictJson(manifest_text, "the dataset manifest");
-  if (!parsed.ok()) throw Failure{kFail, std::string(parsed.status().message()), ""};
-  const json& m = *parsed;
-  if (!m.is_object() || m.value("type", "") != "shredd-dataset-manifest-v1" || !m.contains("members")) {
-    throw Failure{kFail, "not a shredd dataset manifest", ""};
-  }
-  if (m.value("dataset", "") != a.dataset) {
-    throw Failure{kFail, StrCat("the manifest is for dataset \"", m.value("dataset", ""), "\", not \"", a.dataset, "\""), ""};
-  }
-  auto log = v1::Log::NewStub(Connect(g));
-  auto shredder = v1::Shredder::NewStub(Connect(g));
-  // Fetches entry `index` and proves it is in the log.
-  auto proven_entry = [&](uint64_t index) -> std::string {
-    v1::GetEntriesRequest er;
-    er.set_start(index);
-    er.set_end(index + 1);
-    v1::GetEntriesResponse eresp;
-    grpc::ClientContext c1;
-    grpc::Status s = log->GetEntries(&c1, er, &eresp);
-    if (!s.ok() || eresp.entries_size() != 1) throw FromGrpc(s, StrCat("cannot fetch log entry ", index));
-    v1::GetTlogProofRequest pr;
-    pr.set_index(index);
-    v1::GetTlogProofResponse presp;
-    grpc::ClientContext c2;
-    s = log->GetTlogProof(&c2, pr, &presp);
-    if (!s.ok()) throw FromGrpc(s, StrCat("cannot fetch a proof for log entry ", index));
-    auto v = verify::VerifyTlogProof(presp.proof(), eresp.entries(0), *verifier, index);
-    if (!v.ok()) throw Failure{kVerifyFailed, StrCat("log entry ", index, ": ", v.status().message()), ""};
-    return eresp.entries(0);
-  };
-  const std::string dataset_commitment =
-      Sha256Hex(StrCat("shredd-dataset-v1 ", a.dataset, " ", m.value("datasetSalt", "")));
-  std::map<std::string, std::set<std::string>> cert_digests;  // certificate id -> digests it covers
-  // Certificates' private manifests handed over out of band (an auditor gets
-  // none from the daemon; docs/SECURITY.md), by certificate id.
-  std::map<std::string, std::string> local_cert_manifests;
-  for (const auto& path : a.cert_manifest_paths) {
-    std::string text = ReadFileOrThrow(path);
-    json cm = json::parse(text, nullptr, false);
-    if (cm.is_discarded() || cm.value("certificateId", "").empty()) {
-      throw Failure{kFail, StrCat(path, " is not a certificate's private manifest"), ""};
-    }
-    local_cert_manifests[cm.value("certificateId", "")] = std::move(text);
-  }
-  json report{{"dataset", a.dataset}, {"members", 0}, {"deleted", 0}, {"notDeleted", json::array()}};
-  int members = 0, deleted = 0;
-  for (const auto& mem : m["members"]) {
-    ++members;
-    const std::string digest = mem.value("digest", "");
-    const uint64_t member_index = mem.value("memberIndex", uint64_t{0});
-    const std::string item_commitment = Sha256Hex(StrCat("shredd-custody-v1 ", digest, " ", mem.value("custodySalt", "")));
-    // 1. The custody entry that put the item in the dataset commits to it.
-    json e = json::parse(proven_entry(member_index), nullptr, false);
-    bool in_entry = !e.is_discarded() && e.value("item", "") == item_commitment &&
-                    ((e.value("type", "") == "item-stored" && e.contains("datasets") &&
-                      std::find(e["datasets"].begin(), e["datasets"].end(), dataset_commitment) != e["datasets"].end()) ||
-                     (e.value("type", "") == "dataset-member" && e.value("dataset", "") == dataset_commitment));
-    if (!in_entry) {
-      throw Failure{kVerifyFailed, StrCat("log entry ", member_index, " does not record ", digest, " in dataset ", a.dataset), ""};
-    }
-    // 2. A later certificate entry covers it.
-    const json& del = mem["deletion"];
-    if (del.is_null() || !del.contains("logIndex")) {
-      report["notDeleted"].push_back({{"digest", digest}, {"custodyIndex", member_index}});
-      continue;
-    }
-    const uint64_t cert_index = del["logIndex"].get<uint64_t>();
-    const std::string cert_id = del.value("certificateId", "");
-    if (cert_index <= member_index) {
-      throw Failure{kVerifyFailed, StrCat("the deletion of ", digest, " (log entry ", cert_index,
-                                          ") is not later than its custody entry ", member_index), ""};
-    }
-    if (!cert_digests.count(cert_id)) {
-      std::string envelope = proven_entry(cert_index);
-      auto cert = verify::VerifyCertificate(envelope, verifier->key);
-      if (!cert.ok()) throw Failure{kVerifyFailed, StrCat("certificate at log entry ", cert_index, ": ", cert.status().message()), ""};
-      if (cert->certificate_id != cert_id) throw Failure{kVerifyFailed, "certificate id does not match the manifest", ""};
-      std::string cert_manifest;
-      if (auto it = local_cert_manifests.find(cert_id); it != local_cert_manifests.end()) {
-        cert_manifest = it->second;
-      } else {
-        v1::GetCertificateRequest cr;
-        cr.set_certificate_id(cert_id);
-        v1::ShredResponse cresp;
-        grpc::ClientContext c3;
-        grpc::Status s = shredder->GetCertificate(&c3, cr, &cresp);
-        if (!s.ok()) throw FromGrpc(s, StrCat("cannot fetch the manifest of certificate ", cert_id));
-        if (cresp.manifest_omitted()) {
-          // Too large for one reply (over [shred] inline_manifest_items): streamed.
-          grpc::Status ms = StreamManifest(shredder.get(), cert_id, [&](std::string_view piece) {
-            cert_manifest.append(piece.data(), piece.size());
-          });
-          if (!ms.ok()) throw FromGrpc(ms, StrCat("cannot fetch the manifest of certificate ", cert_id));
-        } else if (cresp.manifest().empty()) {
-          throw Failure{kRefused, StrCat("the daemon gives this caller no private manifest for certificate ", cert_id,
-                                         " (auditors get none): pass it with --cert-manifest"), ""};
-        } else {
-          cert_manifest = cresp.manifest();
-        }
-      }
-      if (auto st = verify::VerifyManifest(*cert, cert_manifest); !st.ok()) {
-        throw Failure{kVerifyFailed, StrCat("manifest of certificate ", cert_id, ": ", st.message()), ""};
-      }
-      std::set<std::string> ds;
-      const json cm = json::parse(cert_manifest);
-      for (const auto& it : cm["items"]) ds.insert(it.value("digest", ""));
-      cert_digests[cert_id] = std::move(ds);
-    }
-    if (!cert_digests[cert_id].count(digest)) {
-      throw Failure{kVerifyFailed, StrCat("certificate ", cert_id, " does not cover ", digest), ""};
-    }
-    ++deleted;
-  }
-  report["members"] = members;
-  report["deleted"] = deleted;
-  std::ostringstream t;
-  t << "dataset " << Shown(a.dataset) << ": " << members << " custody entries, " << deleted
-    << " with a later verified deletion entry";
-  for (const auto& nd : report["notDeleted"]) {
-    t << "\n  NOT DELETED: " << Shown(nd["digest"].get<std::string>()) << " (custody entry " << nd["custodyIndex"] << ")";
-  }
-  Emit(g, report, t.str());
-  return deleted == members ? kOk : kFail;
-}
-
 }  // namespace
 
-void AddAuditCommand(Commands cmds) {
-  CLI::App* log = cmds.app.get_subcommand("log");
-  static AuditArgs aa;
-  auto* audit = log->add_subcommand("audit", "prove from the log that a dataset's custody entries all have later deletions");
-  audit->add_option("--dataset", aa.dataset, "dataset name")->required();
-  audit->add_option("--vkey", aa.vkey_path, "the log's note verifier key (shredctl pubkey --format vkey)")
-      ->required()->check(CLI::ExistingFile);
-  audit->add_option("--manifest", aa.manifest_path, "the dataset's private manifest (default: fetched from the daemon)")
-      ->check(CLI::ExistingFile);
-  audit->add_option("--cert-manifest", aa.cert_manifest_paths,
-                    "a certificate's private manifest, instead of fetching it (repeatable; for auditors, who get "
-                    "none from the daemon)")
-      ->check(CLI::ExistingFile);
-  const Global& g = cmds.global;
-  auto& action = cmds.action;
-  audit->callback([&] { action = [&] { return CmdAudit(g, aa); }; });
+void AddOrderCommands(Commands cmds) {
+  AddDatasetCommands(cmds.app, cmds.global, cmds.action);
+  AddTagCommand(cmds.app, cmds.global, cmds.action);
+  AddModelCommands(cmds.app, cmds.global, cmds.action);
+  AddOrderSubcommands(cmds.app, cmds.global, cmds.action);
+  AddHoldCommands(cmds.app, cmds.global, cmds.action);
+  AddSuppressionCommands(cmds.app, cmds.global, cmds.action);
 }
 
 }  // namespace shredd::cli

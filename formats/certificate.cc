@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "formats/dsse.h"
 #include "formats/encoding.h"
+#include "formats/json_fields.h"
 #include "formats/str_util.h"
 #include "formats/strict_json.h"
 
@@ -32,51 +33,10 @@ absl::Status Invalid(const std::string& what) {
   return absl::InvalidArgumentError(what);
 }
 
-// --- Typed access to parsed JSON, each failure naming the JSON path. ------
-
-absl::StatusOr<const json*> Member(const json& obj, std::string_view where,
-                                   const char* name) {
-  if (!obj.is_object()) {
-    return Invalid(Cat(where, " is not a JSON object"));
-  }
-  auto it = obj.find(name);
-  if (it == obj.end()) {
-    return Invalid(Cat(where, " has no \"", name, "\""));
-  }
-  return &*it;
-}
-
-absl::StatusOr<std::string> GetString(const json& obj, std::string_view where,
-                                      const char* name) {
-  absl::StatusOr<const json*> v = Member(obj, where, name);
-  if (!v.ok()) return v.status();
-  if (!(*v)->is_string()) {
-    return Invalid(
-        Cat(where, ".", name, " is a ", (*v)->type_name(), ", not a string"));
-  }
-  return (*v)->get<std::string>();
-}
-
-absl::StatusOr<uint64_t> GetUint(const json& obj, std::string_view where,
-                                 const char* name) {
-  absl::StatusOr<const json*> v = Member(obj, where, name);
-  if (!v.ok()) return v.status();
-  if (!(*v)->is_number_unsigned()) {
-    return Invalid(Cat(where, ".", name, " is not a non-negative integer"));
-  }
-  return (*v)->get<uint64_t>();
-}
-
-absl::StatusOr<const json*> GetTyped(const json& obj, std::string_view where,
-                                     const char* name, json::value_t type) {
-  absl::StatusOr<const json*> v = Member(obj, where, name);
-  if (!v.ok()) return v.status();
-  if ((*v)->type() != type) {
-    return Invalid(Cat(where, ".", name, " is a ", (*v)->type_name(),
-                       ", not an ", json(type).type_name()));
-  }
-  return v;
-}
+using internal::GetString;
+using internal::GetTyped;
+using internal::GetUint;
+using internal::Member;
 
 absl::Status ExpectString(const json& obj, std::string_view where,
                           const char* name, std::string_view want) {
@@ -477,16 +437,20 @@ absl::StatusOr<std::string> StatementJson(const ordered_json& predicate) {
   }
 }
 
+absl::StatusOr<std::string> SignCertificate(std::string_view statement_json,
+                                            const PublicKey& key,
+                                            EnvelopeSigner sign) {
+  return SignEnvelope(kCertificatePayloadType, statement_json, KeyId(key),
+                      sign);
+}
+
 std::string SignCertificate(std::string_view statement_json,
                             SecretKeySpan secret_key) {
-  Envelope env;
-  env.payload_type = std::string(kCertificatePayloadType);
-  env.payload = std::string(statement_json);
-  env.signatures.push_back(
-      {KeyId(PublicKeyOf(secret_key)),
-       SignEd25519(secret_key,
-                   PreAuthEncoding(env.payload_type, env.payload))});
-  return SerializeEnvelope(env);
+  // Signing with a key in memory cannot fail.
+  return *SignCertificate(statement_json, PublicKeyOf(secret_key),
+                          [&](std::string_view pae) -> absl::StatusOr<std::string> {
+                            return SignEd25519(secret_key, pae);
+                          });
 }
 
 absl::StatusOr<VerifiedCertificate> VerifyCertificate(

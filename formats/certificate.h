@@ -32,6 +32,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "formats/dsse.h"
 #include "formats/keys.h"
 #include "formats/merkle.h"
 
@@ -126,8 +127,15 @@ std::string ReceiptJsonFor(std::string_view certificate_id, const Hash& root,
 absl::StatusOr<std::string> StatementJson(
     const nlohmann::ordered_json& predicate);
 
-// Signs `statement_json` as a DSSE envelope with one Ed25519 signature whose
-// keyid is KeyId(PublicKeyOf(secret_key)); returns the envelope JSON.
+// Signs `statement_json` as a DSSE envelope (SignEnvelope, payloadType
+// kCertificatePayloadType) with one Ed25519 signature made by `sign` under
+// the key `key` (keyid KeyId(key)); returns the envelope JSON or the
+// signer's error. The daemon passes its vault's Sign here.
+absl::StatusOr<std::string> SignCertificate(std::string_view statement_json,
+                                            const PublicKey& key,
+                                            EnvelopeSigner sign);
+
+// The same with a secret key in memory (tests, tools, benchmarks).
 std::string SignCertificate(std::string_view statement_json,
                             SecretKeySpan secret_key);
 

@@ -95,6 +95,17 @@ absl::StatusOr<Envelope> ParseEnvelope(std::string_view text) {
   return env;
 }
 
+absl::StatusOr<std::string> SignEnvelope(std::string_view payload_type, std::string_view payload,
+                                         std::string_view keyid, EnvelopeSigner sign) {
+  Envelope env;
+  env.payload_type = std::string(payload_type);
+  env.payload = std::string(payload);
+  absl::StatusOr<std::string> sig = sign(PreAuthEncoding(env.payload_type, env.payload));
+  if (!sig.ok()) return sig.status();
+  env.signatures.push_back({std::string(keyid), *std::move(sig)});
+  return SerializeEnvelope(env);
+}
+
 std::string SerializeEnvelope(const Envelope& envelope) {
   nlohmann::ordered_json doc;
   doc["payloadType"] = envelope.payload_type;

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 
 namespace shredd::verify {
@@ -39,6 +40,16 @@ struct Envelope {
 // signatures is empty, or if a signature lacks a string "sig" or has a
 // non-string "keyid". Unknown members are ignored.
 absl::StatusOr<Envelope> ParseEnvelope(std::string_view json);
+
+// Makes a raw signature over `message` (the PAE bytes): a local key, or the
+// daemon's vault, which may fail.
+using EnvelopeSigner = absl::FunctionRef<absl::StatusOr<std::string>(std::string_view message)>;
+
+// The one way shredd signs an envelope: PAE(payload_type, payload) signed by
+// `sign`, as one signature with `keyid`, serialized by SerializeEnvelope.
+// Fails with the signer's status.
+absl::StatusOr<std::string> SignEnvelope(std::string_view payload_type, std::string_view payload,
+                                         std::string_view keyid, EnvelopeSigner sign);
 
 // Compact JSON, members in the order payloadType, payload, signatures;
 // each signature as {"keyid","sig"} ("keyid" omitted when empty).

@@ -1,30 +1,22 @@
 // Streaming verification of private manifests (docs/FORMATS.md, "Private
 // manifest") in bounded memory.
 //
-// A manifest of n items is read in pieces (4 MiB by default) by a strict
-// hand-written JSON scanner that keeps no document tree. Per item it checks
-// the item, hashes its leaf, folds the leaf into an RFC 6962 stack of subtree
-// roots (O(log n) hashes) and checks that leaf hashes strictly ascend. To
-// find a repeated digest it keeps only the first 8 bytes of every digest
-// (8n bytes: 24 MB at 3,000,000 items), sorts them at the end, and only if
-// two prefixes collide reads the manifest a second time to compare the full
-// digests of the colliding items (the second pass also recomputes the root
-// and counts, so a file that changed in between is refused).
+// A manifest of n items is read in pieces (4 MiB by default) by RapidJSON's
+// SAX Reader with a handler that keeps no document tree (manifest_reader.h
+// says how it is configured and what it accepts: exactly what
+// nlohmann::json::parse accepted, except a repeated member that the verifier
+// reads and a raw NUL after the document). Per item it checks the item,
+// hashes its leaf, folds the leaf into an RFC 6962 root (O(log n) hashes)
+// and checks that leaf hashes strictly ascend. To find a repeated digest it
+// keeps only the first 8 bytes of every digest (8n bytes: 24 MB at
+// 3,000,000 items), sorts them at the end, and only if two prefixes collide
+// reads the manifest a second time to compare the full digests of the
+// colliding items (the second pass also recomputes the root and counts, so a
+// file that changed in between is refused).
 //
-// Accepts exactly the JSON texts that nlohmann::json::parse accepts (any
-// member order, any whitespace, escapes, a leading UTF-8 BOM, unknown
-// members), with one deliberate strictness: a member that the verifier reads
-// ("type", "certificateId", "merkleRoot", "items", "order" and, inside them,
-// "kind", "digest", "size", "salt", "private") may not appear twice in one
-// object, since a DOM parser would silently keep one of them; and a raw NUL
-// byte after the manifest is refused like any other trailing byte
-// (nlohmann's parser took it for the end of its input).
-//
-// Memory: one read piece, O(log n) hashes, 8 bytes per item, and the header
-// strings (type, certificateId, merkleRoot, order.private, order.salt). Other
-// strings are validated but kept only up to 64 bytes (member names) or 4 KiB
-// (an item's kind, digest, salt; a longer one is wrong anyway and its error
-// message quotes only its beginning), and skipped values are not kept.
+// Memory: one read piece, O(log n) hashes, 8 bytes per item, the header
+// strings (type, certificateId, merkleRoot, order.private, order.salt) and
+// the string being parsed.
 //
 // When a manifest has several faults, the error reported is the one the old
 // DOM verifier reported: invalid JSON first, then the header, then the first
@@ -38,6 +30,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -83,6 +76,17 @@ absl::StatusOr<std::string> ReceiptFromManifestFile(
     size_t buffer_bytes = kManifestReadBuffer);
 absl::StatusOr<std::string> ReceiptFromManifestText(
     std::string_view manifest_json, std::string_view digest);
+
+// VerifyManifestText, then the digests of the manifest's items in tree
+// order (a second pass over the text; for the dataset audit).
+absl::StatusOr<std::vector<std::string>> VerifyManifestDigests(
+    const VerifiedCertificate& certificate, std::string_view manifest_json);
+
+// The certificateId of a private manifest that is well formed (as for
+// ReceiptFromManifestText: items in tree order, root equal to its stated
+// merkleRoot), to match a manifest handed over out of band with its
+// certificate. InvalidArgument naming the defect otherwise.
+absl::StatusOr<std::string> ManifestCertificateId(std::string_view manifest_json);
 
 }  // namespace shredd::verify
 

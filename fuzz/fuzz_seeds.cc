@@ -144,6 +144,27 @@ int main(int argc, char** argv) {
   }
   Seed("manifest", "not-json", "{\"type\":\"shredd-manifest-v1\",\"items\":[");
 
+  // dataset_manifest (shredctl log audit's input)
+  {
+    const std::string salt(64, 'a');
+    nlohmann::ordered_json m = {{"type", "shredd-dataset-manifest-v1"}, {"dataset", "faces"},
+                                {"datasetSalt", std::string(64, 'b')}, {"members", nlohmann::ordered_json::array()}};
+    m["members"].push_back({{"digest", "sha256:" + std::string(64, 'c')}, {"size", 3}, {"kind", "photo"},
+                            {"custodySalt", salt}, {"custodyIndex", 4}, {"memberIndex", 4}, {"deletion", nullptr}});
+    m["members"].push_back({{"digest", "sha256:" + std::string(64, 'd')}, {"size", 5}, {"kind", "model"},
+                            {"custodySalt", salt}, {"custodyIndex", 5}, {"memberIndex", 6},
+                            {"deletion", {{"certificateId", "cert-1"}, {"logIndex", 9}}}});
+    Seed("dataset_manifest", "valid", m.dump());
+    nlohmann::ordered_json t = m;
+    t["members"][1]["deletion"]["logIndex"] = "9";
+    Seed("dataset_manifest", "string-log-index", t.dump());
+    t = m;
+    t["members"][0] = nlohmann::ordered_json::array();
+    Seed("dataset_manifest", "member-array", t.dump());
+    Seed("dataset_manifest", "truncated", m.dump().substr(0, 80));
+    Seed("dataset_manifest", "entry", "{\"type\":\"item-stored\",\"item\":\"x\",\"datasets\":[\"y\"]}");
+  }
+
   // receipt
   for (size_t i = 0; i < f.receipts.size(); ++i) Seed("receipt", "valid-" + std::to_string(i), f.receipts[i]);
   {

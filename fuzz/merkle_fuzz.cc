@@ -4,6 +4,7 @@
 // built from a real tree.
 // Input layout: 8 bytes m, 8 bytes n, 1 byte selector, then 32-byte hashes.
 // Properties: proofs generated for a real tree of <= 300 leaves verify;
+// CompactRange folds the same roots (at m and at n) as RootFromLeafHashes;
 // flipping any bit of them, or changing m/n, makes them fail; nothing
 // crashes or overflows for any (m, n) in uint64.
 #include <cstddef>
@@ -11,6 +12,7 @@
 #include <cstring>
 #include <vector>
 
+#include "formats/compact_range.h"
 #include "fuzz/fuzz_fixture.h"
 
 namespace {
@@ -55,6 +57,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   const verify::Hash root_n = verify::RootFromLeafHashes(leaves);
   const verify::Hash root_m = verify::RootFromLeafHashes(std::span(leaves).first(m));
+  verify::CompactRange range;
+  for (uint64_t i = 0; i < n; ++i) {
+    if (i == m) FUZZ_CHECK(range.Root() == root_m);
+    range.Append(leaves[i]);
+  }
+  FUZZ_CHECK(range.size() == n && range.Root() == root_n);
   std::vector<verify::Hash> cons = verify::ConsistencyProof(leaves, m);
   FUZZ_CHECK(verify::VerifyConsistency(m, n, root_m, root_n, cons).ok());
   if (!cons.empty()) {

@@ -12,6 +12,8 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   librocksdb-dev libsodium-dev libssl-dev libabsl-dev libsystemd-dev
   nlohmann-json3-dev libcli11-dev libp11-kit-dev
+  # the streaming manifest parser (formats/manifest_reader.cc)
+  rapidjson-dev
   # the daemon's allocator (daemon/app/memory.h)
   libjemalloc-dev
   # tests and benchmarks

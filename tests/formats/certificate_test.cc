@@ -587,3 +587,25 @@ TEST(VerifyReceipt, TamperedReceiptsFail) {
 
 }  // namespace
 }  // namespace shredd::verify
+
+namespace shredd::verify {
+namespace {
+
+// The daemon signs through a signer (its vault): the envelope it gets is the
+// one a key in memory makes, and it verifies.
+TEST(SignCertificate, WithASignerEqualsWithTheKey) {
+  const testing_fixture::SignedCertificate c = testing_fixture::MakeCertificate();
+  int calls = 0;
+  absl::StatusOr<std::string> env =
+      SignCertificate(c.statement, c.pub, [&](std::string_view pae) -> absl::StatusOr<std::string> {
+        ++calls;
+        return SignEd25519(c.secret(), pae);
+      });
+  ASSERT_TRUE(env.ok()) << env.status();
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(*env, c.envelope);  // Ed25519 is deterministic
+  EXPECT_TRUE(VerifyCertificate(*env, c.pub).ok());
+}
+
+}  // namespace
+}  // namespace shredd::verify

@@ -105,6 +105,22 @@ TEST(Dsse, PaeMatchesSpecExample) {
   EXPECT_EQ(PreAuthEncoding("t", "\xc3\xa9"), "DSSEv1 1 t 2 \xc3\xa9");
 }
 
+TEST(Dsse, SignEnvelopeSignsThePaeWithTheSigner) {
+  std::string seen;
+  absl::StatusOr<std::string> env =
+      SignEnvelope("text/plain", "hi", "k1", [&](std::string_view m) -> absl::StatusOr<std::string> {
+        seen = std::string(m);
+        return std::string("\x01\x02");
+      });
+  ASSERT_TRUE(env.ok()) << env.status();
+  EXPECT_EQ(seen, PreAuthEncoding("text/plain", "hi"));
+  EXPECT_EQ(*env, SerializeEnvelope(Envelope{"text/plain", "hi", {{"k1", "\x01\x02"}}}));
+  // A signer that fails (a vault) fails the envelope; nothing is made up.
+  absl::StatusOr<std::string> failed = SignEnvelope(
+      "t", "p", "k", [](std::string_view) -> absl::StatusOr<std::string> { return absl::UnavailableError("hsm"); });
+  EXPECT_EQ(failed.status(), absl::UnavailableError("hsm"));
+}
+
 TEST(Dsse, SerializeIsCompactAndOrdered) {
   Envelope env{"text/plain", "hi", {{"k1", "\x01\x02"}, {"", "\x03"}}};
   EXPECT_EQ(SerializeEnvelope(env),

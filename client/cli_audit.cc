@@ -1,0 +1,186 @@
+// shredctl log audit: proves from the log that every custody entry of a
+// dataset has a later deletion entry (docs/LOG.md, "Audit"). The algorithm
+// and the commitment formulas are formats/commitment.h; this file fetches
+// what it reads from the daemon and reports.
+#include <grpcpp/grpcpp.h>
+
+#include <CLI/CLI.hpp>
+#include <cctype>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "client/cli_common.h"
+#include "daemon/base/strings.h"
+#include "formats/commitment.h"
+#include "formats/keys.h"
+#include "formats/manifest.h"
+#include "shredd/v1/log.grpc.pb.h"
+#include "shredd/v1/orders.grpc.pb.h"
+
+namespace shredd::cli {
+namespace {
+
+namespace v1 = shredd::v1;
+using nlohmann::json;
+using ::shredd::StrCat;
+
+struct AuditArgs {
+  std::string dataset, vkey_path, manifest_path;
+  std::vector<std::string> cert_manifest_paths;  // private manifests of certificates, given locally
+};
+
+// The log and the certificates' private manifests, from the daemon (or, for
+// manifests, from files given with --cert-manifest). A failure is kept as
+// the Failure shredctl ends with (its exit code says daemon, refusal, ...);
+// AuditDataset hands the status back unchanged.
+class DaemonAuditSource final : public verify::AuditSource {
+ public:
+  DaemonAuditSource(const Global& g, std::map<std::string, std::string> local_manifests)
+      : log_(v1::Log::NewStub(Connect(g))),
+        shredder_(v1::Shredder::NewStub(Connect(g))),
+        local_(std::move(local_manifests)) {}
+
+  absl::StatusOr<ProvenEntry> Entry(uint64_t index) override {
+    v1::GetEntriesRequest er;
+    er.set_start(index);
+    er.set_end(index + 1);
+    v1::GetEntriesResponse eresp;
+    grpc::ClientContext c1;
+    grpc::Status s = log_->GetEntries(&c1, er, &eresp);
+    if (!s.ok() || eresp.entries_size() != 1) return Fail(FromGrpc(s, StrCat("cannot fetch log entry ", index)));
+    v1::GetTlogProofRequest pr;
+    pr.set_index(index);
+    v1::GetTlogProofResponse presp;
+    grpc::ClientContext c2;
+    s = log_->GetTlogProof(&c2, pr, &presp);
+    if (!s.ok()) return Fail(FromGrpc(s, StrCat("cannot fetch a proof for log entry ", index)));
+    return ProvenEntry{eresp.entries(0), presp.proof()};
+  }
+
+  absl::StatusOr<std::string> CertificateManifest(const std::string& id) override {
+    if (auto it = local_.find(id); it != local_.end()) return it->second;
+    v1::GetCertificateRequest cr;
+    cr.set_certificate_id(id);
+    v1::ShredResponse cresp;
+    grpc::ClientContext ctx;
+    grpc::Status s = shredder_->GetCertificate(&ctx, cr, &cresp);
+    if (!s.ok()) return Fail(FromGrpc(s, StrCat("cannot fetch the manifest of certificate ", id)));
+    if (cresp.manifest_omitted()) {
+      // Too large for one reply (over [shred] inline_manifest_items): streamed.
+      std::string manifest;
+      grpc::Status ms = StreamManifest(shredder_.get(), id, [&](std::string_view piece) { manifest += piece; });
+      if (!ms.ok()) return Fail(FromGrpc(ms, StrCat("cannot fetch the manifest of certificate ", id)));
+      return manifest;
+    }
+    if (cresp.manifest().empty()) {
+      return Fail(Failure{kRefused, StrCat("the daemon gives this caller no private manifest for certificate ", id,
+                                           " (auditors get none): pass it with --cert-manifest"), ""});
+    }
+    return cresp.manifest();
+  }
+
+  const std::optional<Failure>& failure() const { return failure_; }
+
+ private:
+  absl::Status Fail(Failure f) {
+    failure_ = f;
+    return absl::UnknownError(f.message);
+  }
+
+  std::unique_ptr<v1::Log::Stub> log_;
+  std::unique_ptr<v1::Shredder::Stub> shredder_;
+  std::map<std::string, std::string> local_;
+  std::optional<Failure> failure_;
+};
+
+verify::NoteVerifier ReadAuditKey(const std::string& path) {
+  std::string text = ReadFileOrThrow(path);
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
+  auto verifier = verify::ParseNoteVerifierKey(text);
+  if (!verifier.ok()) throw Failure{kUsage, StrCat("--vkey: ", verifier.status().message()), ""};
+  return *verifier;
+}
+
+std::string DatasetManifestText(const Global& g, const AuditArgs& a) {
+  if (!a.manifest_path.empty()) return ReadFileOrThrow(a.manifest_path);
+  v1::DatasetManifestRequest req;
+  req.set_name(a.dataset);
+  grpc::ClientContext ctx;
+  v1::DatasetManifestResponse resp;
+  grpc::Status s = v1::Catalog::NewStub(Connect(g))->GetDatasetManifest(&ctx, req, &resp);
+  if (!s.ok()) throw FromGrpc(s, "cannot fetch the dataset manifest");
+  return resp.manifest();
+}
+
+// Certificates' private manifests handed over out of band (an auditor gets
+// none from the daemon; docs/SECURITY.md), by certificate id.
+std::map<std::string, std::string> LocalCertManifests(const std::vector<std::string>& paths) {
+  std::map<std::string, std::string> out;
+  for (const auto& path : paths) {
+    std::string text = ReadFileOrThrow(path);
+    auto id = verify::ManifestCertificateId(text);
+    if (!id.ok()) {
+      throw Failure{kVerifyFailed, StrCat(path, " is not a certificate's private manifest: ", id.status().message()),
+                    ""};
+    }
+    out[*id] = std::move(text);
+  }
+  return out;
+}
+
+int Report(const Global& g, const std::string& dataset, const verify::DatasetAudit& audit) {
+  json report{{"dataset", dataset}, {"members", audit.members}, {"deleted", audit.deleted},
+              {"notDeleted", json::array()}};
+  std::ostringstream t;
+  t << "dataset " << Shown(dataset) << ": " << audit.members << " custody entries, " << audit.deleted
+    << " with a later verified deletion entry";
+  for (const auto& nd : audit.not_deleted) {
+    report["notDeleted"].push_back({{"digest", nd.digest}, {"custodyIndex", nd.custody_index}});
+    t << "\n  NOT DELETED: " << Shown(nd.digest) << " (custody entry " << nd.custody_index << ")";
+  }
+  Emit(g, report, t.str());
+  return audit.deleted == audit.members ? kOk : kFail;
+}
+
+// Every entry used is checked with a tlog-proof against a checkpoint signed
+// by the vkey; certificates are verified under the same key. The dataset
+// manifest is untrusted: a malformed one is a story that does not check,
+// exit 3 like any other (exit 1 would read as "some members not deleted").
+int CmdAudit(const Global& g, const AuditArgs& a) {
+  const verify::NoteVerifier key = ReadAuditKey(a.vkey_path);
+  const std::string manifest = DatasetManifestText(g, a);
+  DaemonAuditSource source(g, LocalCertManifests(a.cert_manifest_paths));
+  absl::StatusOr<verify::DatasetAudit> audit = verify::AuditDataset(a.dataset, manifest, key, source);
+  if (!audit.ok()) {
+    if (source.failure()) throw *source.failure();
+    throw Failure{kVerifyFailed, std::string(audit.status().message()), ""};
+  }
+  return Report(g, a.dataset, *audit);
+}
+
+}  // namespace
+
+void AddAuditCommand(Commands cmds) {
+  CLI::App* log = cmds.app.get_subcommand("log");
+  static AuditArgs aa;
+  auto* audit = log->add_subcommand("audit", "prove from the log that a dataset's custody entries all have later deletions");
+  audit->add_option("--dataset", aa.dataset, "dataset name")->required();
+  audit->add_option("--vkey", aa.vkey_path, "the log's note verifier key (shredctl pubkey --format vkey)")
+      ->required()->check(CLI::ExistingFile);
+  audit->add_option("--manifest", aa.manifest_path, "the dataset's private manifest (default: fetched from the daemon)")
+      ->check(CLI::ExistingFile);
+  audit->add_option("--cert-manifest", aa.cert_manifest_paths,
+                    "a certificate's private manifest, instead of fetching it (repeatable; for auditors, who get "
+                    "none from the daemon)")
+      ->check(CLI::ExistingFile);
+  const Global& g = cmds.global;
+  auto& action = cmds.action;
+  audit->callback([&] { action = [&] { return CmdAudit(g, aa); }; });
+}
+
+}  // namespace shredd::cli

@@ -1,0 +1,171 @@
+// formats/commitment.h: the commitment formulas (known answers computed
+// with Python's hashlib from docs/FORMATS.md), which log entries record a
+// member, and the dataset audit against an in-memory log signed like the
+// daemon's (every proof, signature and commitment is really checked).
+#include "formats/commitment.h"
+
+#include <gtest/gtest.h>
+#include <sodium.h>
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "formats/keys.h"
+#include "formats/merkle.h"
+#include "formats/note.h"
+#include "formats/tlog.h"
+#include "tests/formats/cert_fixture.h"
+
+namespace shredd::verify {
+namespace {
+
+using nlohmann::json;
+using testing_fixture::DigestOf;
+
+std::string Repeat(std::string_view two, int n) {
+  std::string s;
+  for (int i = 0; i < n; ++i) s += two;
+  return s;
+}
+
+TEST(Commitment, KnownAnswers) {
+  EXPECT_EQ(CustodyCommitment("sha256:" + Repeat("ab", 32), Repeat("cd", 32)),
+            "aace96a04deb4f34ec9c868179c07125a0396ddab254f83fc870b09b902195ab");
+  EXPECT_EQ(DatasetCommitment("faces-2014", Repeat("ef", 32)),
+            "f47acb85ac40401528b464bc3a3cecef3b6a133e10e8294d087289a333eecc8d");
+}
+
+TEST(Commitment, EntryRecordsMember) {
+  const std::string item = CustodyCommitment("sha256:x", "s"), ds = DatasetCommitment("d", "t");
+  EXPECT_TRUE(EntryRecordsMember(json{{"type", "item-stored"}, {"item", item}, {"datasets", {"z", ds}}}.dump(), item,
+                                 ds));
+  EXPECT_TRUE(EntryRecordsMember(json{{"type", "dataset-member"}, {"item", item}, {"dataset", ds}}.dump(), item, ds));
+  EXPECT_FALSE(EntryRecordsMember(json{{"type", "item-stored"}, {"item", item}, {"datasets", {"z"}}}.dump(), item, ds));
+  EXPECT_FALSE(EntryRecordsMember(json{{"type", "dataset-member"}, {"item", "other"}, {"dataset", ds}}.dump(), item,
+                                  ds));
+  EXPECT_FALSE(EntryRecordsMember(json{{"type", "lineage"}, {"item", item}, {"dataset", ds}}.dump(), item, ds));
+  // Wrong types and garbage are "does not record", never an exception.
+  for (const char* bad : {"", "[]", "7", "{\"item\":5}", "{\"type\":\"item-stored\",\"item\":[],\"datasets\":5}",
+                          "{\"type\":\"item-stored\",\"datasets\":[1,null]}", "\xff{"}) {
+    EXPECT_FALSE(EntryRecordsMember(bad, item, ds)) << bad;
+  }
+}
+
+// A log of JSON entries and one certificate, with tlog-proofs signed by the
+// certificate's key, as the daemon serves them.
+class AuditTest : public ::testing::Test, public AuditSource {
+ protected:
+  void SetUp() override {
+    cert_ = testing_fixture::MakeCertificate("cert-a");
+    key_ = *ParseNoteVerifierKey(NoteVerifierKey("test.log", cert_.pub));
+    salt_ = std::string(64, '1');
+    dataset_salt_ = std::string(64, '2');
+    const std::string ds = DatasetCommitment("faces", dataset_salt_);
+    for (const char* photo : {"photo 1", "photo 2"}) {
+      entries_.push_back(json{{"type", "item-stored"},
+                              {"item", CustodyCommitment(DigestOf(photo), salt_)},
+                              {"datasets", {ds}}}
+                             .dump());
+    }
+    entries_.push_back(cert_.envelope);  // index 2
+  }
+
+  absl::StatusOr<ProvenEntry> Entry(uint64_t index) override {
+    if (!source_error_.ok()) return source_error_;
+    if (index >= entries_.size()) return absl::OutOfRangeError("beyond the log");
+    std::vector<Hash> leaves;
+    for (const std::string& e : entries_) leaves.push_back(LeafHash(e));
+    TlogProof p;
+    p.index = index;
+    p.path = InclusionProof(leaves, index);
+    p.checkpoint = SignNoteEd25519(FormatCheckpointText("test.log", leaves.size(), RootFromLeafHashes(leaves)),
+                                   "test.log", signer_ ? signer_->secret() : cert_.secret());
+    return ProvenEntry{entries_[index], FormatTlogProof(p)};
+  }
+  absl::StatusOr<std::string> CertificateManifest(const std::string& id) override {
+    if (id != "cert-a") return absl::NotFoundError("no such certificate");
+    return cert_.manifest;
+  }
+
+  json Manifest(bool deleted) const {
+    json m{{"type", "shredd-dataset-manifest-v1"}, {"dataset", "faces"}, {"datasetSalt", dataset_salt_},
+           {"members", json::array()}};
+    for (int i = 0; i < 2; ++i) {
+      json mem{{"digest", DigestOf(i == 0 ? "photo 1" : "photo 2")}, {"custodySalt", salt_}, {"memberIndex", i},
+               {"deletion", nullptr}};
+      if (deleted) mem["deletion"] = {{"certificateId", "cert-a"}, {"logIndex", 2}};
+      m["members"].push_back(mem);
+    }
+    return m;
+  }
+
+  absl::StatusOr<DatasetAudit> Run(const json& m) { return AuditDataset("faces", m.dump(), key_, *this); }
+
+  testing_fixture::SignedCertificate cert_;
+  std::optional<testing_fixture::SignedCertificate> signer_;
+  NoteVerifier key_;
+  std::string salt_, dataset_salt_;
+  std::vector<std::string> entries_;
+  absl::Status source_error_;
+};
+
+void ExpectFailure(const absl::StatusOr<DatasetAudit>& r, std::string_view needle) {
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(std::string(r.status().message()).find(needle), std::string::npos) << r.status();
+}
+
+TEST_F(AuditTest, NothingDeletedIsListed) {
+  absl::StatusOr<DatasetAudit> r = Run(Manifest(false));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->members, 2u);
+  EXPECT_EQ(r->deleted, 0u);
+  ASSERT_EQ(r->not_deleted.size(), 2u);
+  EXPECT_EQ(r->not_deleted[1].digest, DigestOf("photo 2"));
+  EXPECT_EQ(r->not_deleted[1].custody_index, 1u);
+}
+
+TEST_F(AuditTest, DeletionsCoveredByTheCertificate) {
+  absl::StatusOr<DatasetAudit> r = Run(Manifest(true));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->deleted, 2u);
+  EXPECT_TRUE(r->not_deleted.empty());
+}
+
+TEST_F(AuditTest, RefusesWhatDoesNotCheck) {
+  json m = Manifest(true);
+  m["members"][0]["custodySalt"] = std::string(64, '0');
+  ExpectFailure(Run(m), "log entry 0 does not record");
+  m = Manifest(true);
+  m["members"][1]["deletion"]["logIndex"] = 1;
+  ExpectFailure(Run(m), "is not later than its custody entry 1");
+  m = Manifest(true);
+  m["members"][1]["digest"] = DigestOf("photo 9");
+  ExpectFailure(Run(m), "does not record");
+  m = Manifest(true);
+  m["members"][0]["deletion"]["certificateId"] = "cert-b";
+  ExpectFailure(Run(m), "not \"cert-b\"");
+  m = Manifest(true);
+  m["dataset"] = "other";
+  ExpectFailure(Run(m), "for dataset \"other\"");
+  signer_ = testing_fixture::MakeCertificate("another key");
+  ExpectFailure(Run(Manifest(false)), "log entry 0: ");
+}
+
+TEST_F(AuditTest, MalformedManifestNamesTheMember) {
+  json m = Manifest(true);
+  m["members"][0]["deletion"]["logIndex"] = "2";
+  ExpectFailure(Run(m), "members[0].deletion.logIndex is not a non-negative integer");
+  ExpectFailure(AuditDataset("faces", "[", key_, *this), "not valid JSON");
+  ExpectFailure(AuditDataset("faces", "[]", key_, *this), "is not a JSON object");
+}
+
+TEST_F(AuditTest, SourceFailureIsReturnedUnchanged) {
+  source_error_ = absl::UnavailableError("daemon down");
+  absl::StatusOr<DatasetAudit> r = Run(Manifest(false));
+  EXPECT_EQ(r.status(), absl::UnavailableError("daemon down"));
+}
+
+}  // namespace
+}  // namespace shredd::verify
