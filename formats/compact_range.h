@@ -11,7 +11,10 @@
 #define SHREDD_FORMATS_COMPACT_RANGE_H_
 
 #include <cstdint>
+#include <functional>
 #include <vector>
+
+#include "absl/status/statusor.h"
 
 #include "formats/merkle.h"
 
@@ -19,8 +22,23 @@ namespace shredd::verify {
 
 class CompactRange {
  public:
-  // Adds the next leaf (a leaf hash, LeafHash(input), not the input).
-  void Append(const Hash& leaf_hash);
+  // Called for each node an Append completes: the root of the perfect
+  // subtree at `level` (leaves are level 0) and `index` (its position among
+  // that level's nodes, from the left). The transparency log stores them.
+  using Visitor = std::function<void(int level, uint64_t index, const Hash& hash)>;
+
+  CompactRange() = default;
+  // The range of `size` leaves whose perfect subtree roots are `subtrees`
+  // (largest first, one per 1-bit of size). INVALID_ARGUMENT if the count
+  // does not match the bits of size.
+  static absl::StatusOr<CompactRange> FromSubtrees(uint64_t size, std::vector<Hash> subtrees);
+
+  // Adds the next leaf (a leaf hash, LeafHash(input), not the input);
+  // `visit`, if given, sees every subtree root the leaf completes (not the
+  // leaf itself).
+  void Append(const Hash& leaf_hash, const Visitor& visit = nullptr);
+  // The perfect subtree roots, largest first.
+  const std::vector<Hash>& subtrees() const { return subtrees_; }
 
   // Leaves appended so far.
   uint64_t size() const { return size_; }

@@ -123,8 +123,10 @@ absl::Status TransparencyLog::Load() {
   public_key_ = *pub;
   key_id_ = verify::NoteKeyHash(origin_, public_key_);
 
-  uint64_t size = 0;
-  if (auto s = LoadTree(&size, &peaks_); !s.ok()) return s;
+  auto tree = LoadTree();
+  if (!tree.ok()) return tree.status();
+  tree_ = std::move(*tree);
+  const uint64_t size = tree_.size();
   size_.store(size, std::memory_order_release);
   written_ = size;
   synced_ = size;
@@ -165,7 +167,7 @@ absl::Status TransparencyLog::Load() {
   return absl::OkStatus();
 }
 
-absl::Status TransparencyLog::LoadTree(uint64_t* size_out, std::vector<Peak>* peaks) {
+absl::StatusOr<verify::CompactRange> TransparencyLog::LoadTree() {
   std::string v;
   rocksdb::Status rs = db_->Get(rocksdb::ReadOptions(), keyspace::kLogSize, &v);
   uint64_t size = 0;
@@ -176,7 +178,7 @@ absl::Status TransparencyLog::LoadTree(uint64_t* size_out, std::vector<Peak>* pe
     return FromRocks(rs, "reading the transparency log size");
   }
   // The right edge of the tree: one complete subtree per set bit of size.
-  peaks->clear();
+  std::vector<verify::Hash> subtrees;
   uint64_t start = 0;
   for (int level = 63; level >= 0; --level) {
     const uint64_t width = uint64_t{1} << level;
@@ -186,22 +188,21 @@ absl::Status TransparencyLog::LoadTree(uint64_t* size_out, std::vector<Peak>* pe
       return absl::DataLossError(StrCat("transparency log of size ", size, " is missing subtree hash ", level, "/",
                                         start >> level, ": ", h.status().message()));
     }
-    peaks->push_back({level, *h});
+    subtrees.push_back(*h);
     start += width;
   }
-  *size_out = size;
-  return absl::OkStatus();
+  return verify::CompactRange::FromSubtrees(size, std::move(subtrees));
 }
 
 absl::Status TransparencyLog::ReloadAfterFailedWriteLocked() {
-  uint64_t size = 0;
-  std::vector<Peak> peaks;
-  if (auto s = LoadTree(&size, &peaks); !s.ok()) return s;
+  auto tree = LoadTree();
+  if (!tree.ok()) return tree.status();
+  const uint64_t size = tree->size();
   if (size < written_) {
     return absl::DataLossError(StrCat("the transparency log shrank from ", written_, " to ", size,
                                       " entries after a failed write"));
   }
-  peaks_ = std::move(peaks);
+  tree_ = std::move(*tree);
   written_ = size;
   broken_ = absl::OkStatus();
   std::lock_guard l(sync_mu_);
@@ -227,7 +228,7 @@ absl::StatusOr<uint64_t> TransparencyLog::Append(rocksdb::WriteBatch* batch, con
   if (entries->size() > std::numeric_limits<uint64_t>::max() / 2 - first) {
     return absl::ResourceExhaustedError("the transparency log is full");
   }
-  std::vector<Peak> peaks = peaks_;
+  verify::CompactRange tree = tree_;
   std::set<verify::Hash> new_leaves;
   // The log's records go into the batch grouped by key prefix and ascending
   // (entries, then subtree hashes level by level, then the leaf index):
@@ -251,15 +252,9 @@ absl::StatusOr<uint64_t> TransparencyLog::Append(rocksdb::WriteBatch* batch, con
       }
     }
     ++n;
-    peaks.push_back({0, leaf});
-    while (peaks.size() >= 2 && peaks[peaks.size() - 2].level == peaks.back().level) {
-      const Peak right = peaks.back();
-      peaks.pop_back();
-      Peak& left = peaks.back();
-      left.hash = verify::NodeHash(left.hash, right.hash);
-      left.level += 1;
-      hashes.emplace_back(LogHashKey(left.level, (n >> left.level) - 1), HashBytes(left.hash));
-    }
+    tree.Append(leaf, [&hashes](int level, uint64_t index, const verify::Hash& hash) {
+      hashes.emplace_back(LogHashKey(level, index), HashBytes(hash));
+    });
   }
   std::sort(hashes.begin(), hashes.end());
   for (const auto& [k, v] : hashes) batch->Put(k, v);
@@ -281,7 +276,7 @@ absl::StatusOr<uint64_t> TransparencyLog::Append(rocksdb::WriteBatch* batch, con
     broken_ = s;  // the next append re-reads the tree from the database first
     return s;
   }
-  peaks_ = std::move(peaks);
+  tree_ = std::move(tree);
   written_ = n;
   lock.unlock();
   if (durable_at != nullptr) {

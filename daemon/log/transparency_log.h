@@ -48,6 +48,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "formats/compact_range.h"
 #include "formats/keys.h"
 #include "formats/merkle.h"
 #include "daemon/keys/vault.h"
@@ -159,14 +160,9 @@ class TransparencyLog {
   TransparencyLog(rocksdb::DB* db, Vault* vault, std::string origin)
       : db_(db), vault_(vault), origin_(std::move(origin)) {}
 
-  struct Peak {  // a complete subtree on the right edge of the tree
-    int level;
-    verify::Hash hash;
-  };
-
   absl::Status Load();
-  // Reads the stored tree size and right edge.
-  absl::Status LoadTree(uint64_t* size, std::vector<Peak>* peaks);
+  // Reads the stored tree: its size and right edge.
+  absl::StatusOr<verify::CompactRange> LoadTree();
   // After a failed write or WAL sync (broken_), before the next append:
   // takes the tree from the database again (what RocksDB holds, whatever the
   // failed call left in it) and clears the sync error. Requires append_mu_.
@@ -188,7 +184,7 @@ class TransparencyLog {
   std::atomic<uint64_t> size_{0};
 
   std::mutex append_mu_;
-  std::vector<Peak> peaks_;  // guarded by append_mu_; levels strictly decreasing
+  verify::CompactRange tree_;  // guarded by append_mu_; the right edge of what was written
   absl::Status broken_;      // guarded by append_mu_; the last write failed
   uint64_t written_ = 0;     // guarded by append_mu_; >= size_
 

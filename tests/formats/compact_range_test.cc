@@ -41,6 +41,35 @@ TEST(CompactRange, EqualsRootFromLeafHashesAtEveryStep) {
   }
 }
 
+TEST(CompactRange, VisitsEveryCompletedSubtreeWithItsPosition) {
+  const std::vector<Hash> leaves = Leaves(77);
+  CompactRange r;
+  uint64_t visited = 0;
+  for (const Hash& leaf : leaves) {
+    r.Append(leaf, [&](int level, uint64_t index, const Hash& hash) {
+      const uint64_t width = uint64_t{1} << level;
+      ASSERT_LE((index + 1) * width, r.size() + 1);
+      EXPECT_EQ(hash, RootFromLeafHashes(std::span<const Hash>(leaves.data() + index * width, width)))
+          << "level " << level << " index " << index;
+      ++visited;
+    });
+  }
+  EXPECT_EQ(visited, 77u - __builtin_popcount(77));  // n leaves complete n - popcount(n) inner nodes
+}
+
+TEST(CompactRange, ResumesFromItsSubtrees) {
+  const std::vector<Hash> leaves = Leaves(100);
+  for (uint64_t split : {0u, 1u, 37u, 64u, 99u}) {
+    CompactRange head;
+    for (uint64_t i = 0; i < split; ++i) head.Append(leaves[i]);
+    auto resumed = CompactRange::FromSubtrees(split, head.subtrees());
+    ASSERT_TRUE(resumed.ok()) << resumed.status();
+    for (uint64_t i = split; i < leaves.size(); ++i) resumed->Append(leaves[i]);
+    EXPECT_EQ(resumed->Root(), RootFromLeafHashes(leaves)) << "split " << split;
+  }
+  EXPECT_FALSE(CompactRange::FromSubtrees(3, {LeafHash("a")}).ok());  // 3 needs two subtrees
+}
+
 TEST(CompactRange, EqualsMerkleTreeAroundPowersOfTwo) {
   for (uint64_t p = 2; p <= 4096; p *= 2) {
     for (uint64_t n : {p - 1, p, p + 1}) {
