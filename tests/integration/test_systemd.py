@@ -304,7 +304,7 @@ class ReloadTest(NotifySocket):
         log = self.d.log()
         self.assertIn("shredd: warning: config key changed; it takes effect at the next start "
                       "key=server.inline_threshold", log)
-        self.assertIn("shredd: config reloaded local_grants=0 tls_grants=0 log_format=text", log)
+        self.assertIn("shredd: config reloaded local_grants=0 tls_grants=0 min_free_mib=256 log_format=text", log)
 
         # 4. The file is gone: logged, still serving.
         os.unlink(config)
