@@ -66,6 +66,11 @@
 #include "daemon/lineage/catalog.h"
 #include "daemon/items/item_store.h"
 #include "daemon/log/transparency_log.h"
+#include "daemon/shred/certificate_builder.h"
+#include "daemon/shred/pending_record.h"
+#include "formats/certificate.h"
+#include "formats/compact_range.h"
+#include "absl/time/time.h"
 
 namespace shredd {
 
@@ -224,10 +229,31 @@ class Shredder {
   // Destroys the staged items chunk by chunk. `fresh`: the pending record of
   // a destruction not committed yet (written with the first chunk); null to
   // resume one from its "P" record.
-  absl::Status Destroy(const std::string& certificate_id, const nlohmann::json* fresh = nullptr);
+  absl::Status Destroy(const std::string& certificate_id, const PendingRecord* fresh = nullptr);
   absl::StatusOr<CertificateBundle> Certify(const std::string& certificate_id);
   // The sealed pending-certification record ("P"), opened and parsed.
-  absl::StatusOr<nlohmann::json> LoadPending(const std::string& certificate_id);
+  absl::StatusOr<PendingRecord> LoadPending(const std::string& certificate_id);
+  // --- certifying (shredder_certify.cc), the phases of Certify ---
+  struct FoldedManifest {
+    verify::CompactRange range;  // the items' leaves, in tree order
+    uint64_t photos = 0, models = 0;
+    uint32_t chunks = 0;  // sealed manifest chunks written
+    std::string root_hex;
+  };
+  struct OpenedEntry {
+    verify::ItemEntry entry;
+    ItemKind kind = ItemKind::kPhoto;
+    verify::Hash leaf{};
+  };
+  absl::Status DestroyOldRoots(const PendingRecord& pending);
+  absl::StatusOr<FoldedManifest> FoldManifest(const std::string& certificate_id, rocksdb::WriteBatch* batch);
+  absl::StatusOr<std::vector<OpenedEntry>> OpenEntries(size_t prefix_size,
+                                                       const std::vector<std::pair<std::string, std::string>>& raw);
+  absl::StatusOr<CertificateBuilder> BuilderFor(const std::string& certificate_id, const PendingRecord& pending,
+                                                const FoldedManifest& folded, absl::Time destroyed);
+  absl::StatusOr<CertificateBundle> CommitCertificate(const std::string& certificate_id,
+                                                      const PendingRecord& pending, const FoldedManifest& folded,
+                                                      const CertificateBuilder& builder, rocksdb::WriteBatch* batch);
   absl::Status DropStaged(std::string_view scope, bool sync);
   absl::StatusOr<CertificateBundle> Load(const std::string& certificate_id, bool include_receipts);
 
