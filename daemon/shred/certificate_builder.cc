@@ -45,14 +45,12 @@ absl::StatusOr<std::string> CertificateBuilder::Envelope(std::optional<LogPositi
   p.log = std::move(log);
   auto statement = verify::StatementJson(DeletionPredicateJson(p));
   if (!statement.ok()) return statement.status();
-  auto sig = sign_(verify::PreAuthEncoding(verify::kCertificatePayloadType, *statement));
-  if (!sig.ok()) return sig.status();
-  verify::Envelope env;
-  env.payload_type = std::string(verify::kCertificatePayloadType);
-  env.payload = *statement;
-  env.signatures.push_back(
-      {verify::KeyId(key_), std::string(reinterpret_cast<const char*>(sig->data()), sig->size())});
-  return verify::SerializeEnvelope(env);
+  // The one envelope signer of formats/, with the vault's signature.
+  return verify::SignCertificate(*statement, key_, [this](std::string_view pae) -> absl::StatusOr<std::string> {
+    auto sig = sign_(pae);
+    if (!sig.ok()) return sig.status();
+    return std::string(reinterpret_cast<const char*>(sig->data()), sig->size());
+  });
 }
 
 }  // namespace shredd
