@@ -5,10 +5,6 @@
 //
 // Usage: bench_ingest --server unix:PATH [--items N] [--size BYTES]
 //                     [--batch N] [--threads T] [--dataset NAME] [--seed S]
-#include <grpcpp/grpcpp.h>
-#include <openssl/evp.h>
-
-#include <CLI/CLI.hpp>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -16,8 +12,12 @@
 #include <thread>
 #include <vector>
 
-#include "formats/encoding.h"
 #include "shredd/v1/shredd.grpc.pb.h"
+#include <CLI/CLI.hpp>
+#include <grpcpp/grpcpp.h>
+#include <openssl/evp.h>
+
+#include "formats/encoding.h"
 
 namespace v1 = shredd::v1;
 

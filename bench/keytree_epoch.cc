@@ -3,7 +3,6 @@
 // Usage: keytree_epoch [N ...]   (default: 10 1000000)
 // Uses a file vault and RocksDB in a temp dir; every epoch is fsync'd and
 // rotates the vault root, as in the daemon.
-#include <rocksdb/db.h>
 #include <sodium.h>
 #include <stdlib.h>
 
@@ -15,9 +14,11 @@
 #include <string>
 #include <vector>
 
+#include <rocksdb/db.h>
+
 #include "daemon/keys/key_tree.h"
-#include "daemon/storage/rocks_util.h"
 #include "daemon/keys/vault.h"
+#include "daemon/storage/rocks_util.h"
 
 using namespace shredd;
 

@@ -3,7 +3,6 @@
 // synced batches of B, as bulk ingest appends them, and a run of single-entry
 // synced appends (one certificate or one upload at a time).
 // Usage: bench_log_append DIR [N] [B]   -> one JSON line
-#include <rocksdb/db.h>
 #include <sodium.h>
 
 #include <chrono>
@@ -13,13 +12,13 @@
 #include <string>
 #include <vector>
 
-#include "daemon/log/transparency_log.h"
+#include <rocksdb/db.h>
+
 #include "daemon/keys/vault.h"
+#include "daemon/log/transparency_log.h"
 
 namespace {
-double Now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+double Now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 }  // namespace
 
 int main(int argc, char** argv) {

@@ -1,12 +1,12 @@
 // Peer for the order benchmark: a bare RocksDB batched delete of N keys
 // (written first), synced, timed. Prints {"keys","seconds","keys_per_s"}.
 // Usage: bench_rocks_delete DIR N
-#include <rocksdb/db.h>
-#include <rocksdb/write_batch.h>
-
 #include <chrono>
 #include <cstdio>
 #include <string>
+
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
 
 int main(int argc, char** argv) {
   if (argc != 3) {

@@ -3,18 +3,19 @@
 // certificate signed, logged and covered by a checkpoint). Repeats --count
 // times; prints {"count","median_ms","min_ms","max_ms"}.
 // Usage: bench_shred_latency --server unix:PATH [--count N]
-#include <grpcpp/grpcpp.h>
-#include <openssl/evp.h>
 #include <sodium.h>
 
-#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <vector>
 
-#include "formats/encoding.h"
 #include "shredd/v1/shredd.grpc.pb.h"
+#include <CLI/CLI.hpp>
+#include <grpcpp/grpcpp.h>
+#include <openssl/evp.h>
+
+#include "formats/encoding.h"
 
 namespace v1 = shredd::v1;
 

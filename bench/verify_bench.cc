@@ -24,11 +24,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "formats/certificate.h"
 #include "formats/encoding.h"
@@ -79,8 +80,7 @@ SynthItem MakeItem(const std::string& seed, uint64_t i) {
 }
 
 std::string LeafInput(const SynthItem& it) {
-  return std::string(v::kLeafFormat) + " " + it.kind + " " + it.digest + " " +
-         std::to_string(it.size) + " " + it.salt;
+  return std::string(v::kLeafFormat) + " " + it.kind + " " + it.digest + " " + std::to_string(it.size) + " " + it.salt;
 }
 
 int Synthesize(uint64_t n, const std::string& dir) {
@@ -120,8 +120,8 @@ int Synthesize(uint64_t n, const std::string& dir) {
                std::string(v::kManifestType).c_str(), id.c_str(), v::HexEncode(root).c_str());
   for (uint64_t k = 0; k < n; ++k) {
     const SynthItem it = MakeItem(seed, order[k].second);
-    std::fprintf(f, "%s{\"kind\":\"%s\",\"digest\":\"%s\",\"size\":%llu,\"salt\":\"%s\"}", k ? "," : "",
-                 it.kind, it.digest.c_str(), static_cast<unsigned long long>(it.size), it.salt.c_str());
+    std::fprintf(f, "%s{\"kind\":\"%s\",\"digest\":\"%s\",\"size\":%llu,\"salt\":\"%s\"}", k ? "," : "", it.kind,
+                 it.digest.c_str(), static_cast<unsigned long long>(it.size), it.salt.c_str());
   }
   std::fputs("]}", f);
   if (std::fclose(f) != 0) {
@@ -132,9 +132,8 @@ int Synthesize(uint64_t n, const std::string& dir) {
   nlohmann::ordered_json p;
   p["certificateId"] = id;
   p["request"] = {{"id", "synthetic"}, {"reason", "bench_verify --synthesize"}};
-  p["method"] = {{"technique", "cryptographic-erase"},
-                 {"standard", "NIST SP 800-88 Rev. 1"},
-                 {"sanitization", "purge"}};
+  p["method"] = {
+      {"technique", "cryptographic-erase"}, {"standard", "NIST SP 800-88 Rev. 1"}, {"sanitization", "purge"}};
   p["destruction"] = {{"vaultBackend", "file"}, {"rootEpochDestroyed", 1}, {"rootEpochInstalled", 2}};
   p["times"] = {{"requested", "2026-11-26T04:20:00Z"},
                 {"destroyed", "2026-11-26T04:27:09.123Z"},
@@ -155,8 +154,10 @@ int Synthesize(uint64_t n, const std::string& dir) {
   sodium_memzero(sk.data(), sk.size());
   std::ofstream(dir + "/synthetic.json", std::ios::binary) << envelope;
   std::ofstream(dir + "/synthetic.pub.pem", std::ios::binary) << v::ToSpkiPem(pub);
-  std::printf("{\"items\":%llu,\"certificate\":\"%s/synthetic.json\",\"manifest\":\"%s\",\"pubkey\":\"%s/synthetic.pub.pem\"}\n",
-              static_cast<unsigned long long>(n), dir.c_str(), manifest_path.c_str(), dir.c_str());
+  std::printf(
+      "{\"items\":%llu,\"certificate\":\"%s/synthetic.json\",\"manifest\":\"%s\",\"pubkey\":\"%s/"
+      "synthetic.pub.pem\"}\n",
+      static_cast<unsigned long long>(n), dir.c_str(), manifest_path.c_str(), dir.c_str());
   return 0;
 }
 

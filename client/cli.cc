@@ -1,19 +1,15 @@
 #include "client/cli.h"
 
 #include <fcntl.h>
-#include <grpcpp/grpcpp.h>
-#include <openssl/evp.h>
 #include <sodium.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -21,15 +17,20 @@
 #include <thread>
 #include <vector>
 
-#include "daemon/base/strings.h"
+#include "shredd/v1/shredd.grpc.pb.h"
+#include <CLI/CLI.hpp>
+#include <grpcpp/grpcpp.h>
+#include <nlohmann/json.hpp>
+#include <openssl/evp.h>
+
 #include "client/cli_common.h"
 #include "client/progress.h"
+#include "daemon/base/bounded_queue.h"
+#include "daemon/base/strings.h"
 #include "formats/certificate.h"
 #include "formats/encoding.h"
 #include "formats/keys.h"
 #include "formats/manifest.h"
-#include "daemon/base/bounded_queue.h"
-#include "shredd/v1/shredd.grpc.pb.h"
 
 namespace shredd::cli {
 using ::shredd::StrCat;
@@ -143,8 +144,8 @@ std::vector<PutItem> CollectPutItems(const Global& g, const PutOptions& o) {
     } else if (S_ISREG(st.st_mode)) {
       items.push_back({p, {}, true});
     } else {
-      throw Failure{kFail, StrCat(p, " is ", FileTypeName(st.st_mode),
-                                  "; only regular files and directories are uploaded"), ""};
+      throw Failure{
+          kFail, StrCat(p, " is ", FileTypeName(st.st_mode), "; only regular files and directories are uploaded"), ""};
     }
   }
   return items;
@@ -209,7 +210,8 @@ int CmdPut(const Global& g, const PutOptions& o) {
 
   // Batch the small files.
   std::vector<const PutItem*> small;
-  for (const auto& it : items) if (it.digest.size <= kBatchItemMax) small.push_back(&it);
+  for (const auto& it : items)
+    if (it.digest.size <= kBatchItemMax) small.push_back(&it);
   size_t i = 0;
   while (i < small.size()) {
     v1::BatchPutRequest req;
@@ -244,8 +246,8 @@ int CmdPut(const Global& g, const PutOptions& o) {
     if (it.digest.size <= kBatchItemMax) continue;
     v1::PutHeader header;
     FillMetadata(o, it.path, header.mutable_metadata());
-    UploadResult r = StreamFileHashing(g, it.path, it.digest.size, std::move(header),
-                                       [&](uint64_t n) { progress.Add(n); }, &it.digest, it.follow);
+    UploadResult r = StreamFileHashing(
+        g, it.path, it.digest.size, std::move(header), [&](uint64_t n) { progress.Add(n); }, &it.digest, it.follow);
     if (!r.status.ok()) {
       if (r.status.error_code() == grpc::UNAVAILABLE) throw FromGrpc(r.status, "upload failed");
       report(it, "failed", StrCat(CodeName(r.status.error_code()), ": ", r.status.error_message()));
@@ -368,9 +370,12 @@ int CmdLs(const Global& g, const std::string& kind, const std::string& subject, 
           const std::vector<std::string>& labels, int64_t limit) {
   auto stub = v1::Store::NewStub(Connect(g));
   v1::ListRequest req;
-  if (kind == "photo") req.set_kind(v1::KIND_PHOTO);
-  else if (kind == "model") req.set_kind(v1::KIND_MODEL);
-  else if (!kind.empty()) throw Failure{kUsage, "--kind must be photo or model", ""};
+  if (kind == "photo")
+    req.set_kind(v1::KIND_PHOTO);
+  else if (kind == "model")
+    req.set_kind(v1::KIND_MODEL);
+  else if (!kind.empty())
+    throw Failure{kUsage, "--kind must be photo or model", ""};
   req.set_subject_id(subject);
   req.set_dataset(dataset);
   for (const auto& l : labels) {
@@ -387,8 +392,9 @@ int CmdLs(const Global& g, const std::string& kind, const std::string& subject, 
     for (const auto& info : resp.items()) {
       if (limit > 0 && shown >= limit) return kOk;
       json j = InfoJson(info);
-      Emit(g, j, StrCat(Shown(info.digest().hash()), " ", info.digest().size_bytes(), " ",
-                        j["kind"].get<std::string>(), " ", Shown(info.metadata().name())));
+      Emit(g, j,
+           StrCat(Shown(info.digest().hash()), " ", info.digest().size_bytes(), " ", j["kind"].get<std::string>(), " ",
+                  Shown(info.metadata().name())));
       ++shown;
     }
     req.set_page_token(resp.next_page_token());
@@ -430,8 +436,9 @@ int WriteBundle(const Global& g, const v1::ShredResponse& resp, const std::strin
       std::cout << resp.certificate() << "\n";
     }
   } else {
-    Emit(g, j, StrCat("certificate ", Shown(resp.certificate_id()), " written to ", Shown(out),
-                      manifest_out.empty() ? "" : StrCat(" (private manifest: ", Shown(manifest_out), ")")));
+    Emit(g, j,
+         StrCat("certificate ", Shown(resp.certificate_id()), " written to ", Shown(out),
+                manifest_out.empty() ? "" : StrCat(" (private manifest: ", Shown(manifest_out), ")")));
   }
   return kOk;
 }
@@ -454,7 +461,10 @@ int CmdCertificateGet(const Global& g, const std::string& id, const std::string&
                       const std::string& manifest_out) {
   auto stub = v1::Shredder::NewStub(Connect(g));
   v1::GetCertificateRequest req;
-  if (!id.empty()) req.set_certificate_id(id); else req.set_request_id(request_id);
+  if (!id.empty())
+    req.set_certificate_id(id);
+  else
+    req.set_request_id(request_id);
   grpc::ClientContext ctx;
   v1::ShredResponse resp;
   grpc::Status s = stub->GetCertificate(&ctx, req, &resp);
@@ -469,15 +479,22 @@ int CmdPubkey(const Global& g, const std::string& format, const std::string& out
   grpc::Status s = stub->GetPublicKey(&ctx, v1::GetPublicKeyRequest(), &resp);
   if (!s.ok()) throw FromGrpc(s, "cannot fetch the public key");
   std::string text;
-  if (format == "pem") text = resp.spki_pem();
-  else if (format == "vkey") text = resp.note_verifier_key() + "\n";
-  else if (format == "hex") text = verify::HexEncode(resp.ed25519_public_key()) + "\n";
-  else throw Failure{kUsage, "--format must be pem, vkey or hex", ""};
+  if (format == "pem")
+    text = resp.spki_pem();
+  else if (format == "vkey")
+    text = resp.note_verifier_key() + "\n";
+  else if (format == "hex")
+    text = verify::HexEncode(resp.ed25519_public_key()) + "\n";
+  else
+    throw Failure{kUsage, "--format must be pem, vkey or hex", ""};
   if (!out.empty()) {
     WriteFileOrThrow(out, text, Privacy::kPublic);
   } else if (g.json) {
-    std::cout << DumpJson(json{{"keyName", resp.key_name()}, {"pem", resp.spki_pem()}, {"vkey", resp.note_verifier_key()},
-                               {"hex", verify::HexEncode(resp.ed25519_public_key())}}) << "\n";
+    std::cout << DumpJson(json{{"keyName", resp.key_name()},
+                               {"pem", resp.spki_pem()},
+                               {"vkey", resp.note_verifier_key()},
+                               {"hex", verify::HexEncode(resp.ed25519_public_key())}})
+              << "\n";
   } else {
     std::cout << text;
   }
@@ -489,7 +506,8 @@ int CmdPubkey(const Global& g, const std::string& format, const std::string& out
 int CmdVerify(const Global& g, const std::string& cert_path, const std::string& pubkey_path,
               const std::string& manifest_path, const std::string& receipt_path, const std::string& item) {
   if (!receipt_path.empty() && item.empty()) throw Failure{kUsage, "--receipt needs --item FILE_OR_DIGEST", ""};
-  if (!manifest_path.empty() && !receipt_path.empty()) throw Failure{kUsage, "give --manifest or --receipt, not both", ""};
+  if (!manifest_path.empty() && !receipt_path.empty())
+    throw Failure{kUsage, "give --manifest or --receipt, not both", ""};
   auto key = verify::ParsePublicKey(ReadFileOrThrow(pubkey_path));
   if (!key.ok()) throw Failure{kUsage, StrCat("public key ", pubkey_path, ": ", key.status().message()), ""};
   json report{{"certificate", cert_path}};
@@ -506,14 +524,16 @@ int CmdVerify(const Global& g, const std::string& cert_path, const std::string& 
   report["certificateId"] = cert->certificate_id;
   report["items"] = cert->item_count;
   report["byKind"] = cert->count_by_kind;
-  report["merkleRoot"] = verify::HexEncode(std::string_view(reinterpret_cast<const char*>(cert->merkle_root.data()), 32));
+  report["merkleRoot"] =
+      verify::HexEncode(std::string_view(reinterpret_cast<const char*>(cert->merkle_root.data()), 32));
   report["keyid"] = cert->keyid;
   std::string text = StrCat("certificate ", Shown(cert->certificate_id), ": signature OK (", cert->keyid, "), ",
-                                  cert->item_count, " items");
+                            cert->item_count, " items");
   if (!manifest_path.empty()) {
     // Streamed from the file in pieces: a manifest of millions of items is
     // hundreds of MB of JSON and is never held in memory whole.
-    if (!std::ifstream(manifest_path, std::ios::binary)) throw Failure{kFail, StrCat("cannot read ", manifest_path), ""};
+    if (!std::ifstream(manifest_path, std::ios::binary))
+      throw Failure{kFail, StrCat("cannot read ", manifest_path), ""};
     if (auto s = verify::VerifyManifestFile(*cert, manifest_path); !s.ok()) {
       if (s.code() != absl::StatusCode::kInvalidArgument) throw Failure{kFail, std::string(s.message()), ""};
       return fail(s, "manifest");
@@ -523,7 +543,8 @@ int CmdVerify(const Global& g, const std::string& cert_path, const std::string& 
   }
   if (!receipt_path.empty()) {
     std::string digest = DigestArg(item);
-    if (auto s = verify::VerifyReceipt(*cert, ReadFileOrThrow(receipt_path), digest); !s.ok()) return fail(s, "receipt");
+    if (auto s = verify::VerifyReceipt(*cert, ReadFileOrThrow(receipt_path), digest); !s.ok())
+      return fail(s, "receipt");
     report["receipt"] = "ok";
     report["item"] = digest;
     text += StrCat("; receipt OK: ", digest, " is covered");
@@ -541,7 +562,10 @@ int CmdReceipt(const Global& g, const std::string& manifest_path, const std::str
     throw Failure{kNotFound, StrCat(digest, " is not in ", manifest_path), ""};
   }
   if (!r.ok()) throw Failure{kFail, StrCat(manifest_path, ": ", r.status().message()), ""};
-  if (out.empty()) std::cout << *r << "\n"; else WriteFileOrThrow(out, *r, Privacy::kPrivate);
+  if (out.empty())
+    std::cout << *r << "\n";
+  else
+    WriteFileOrThrow(out, *r, Privacy::kPrivate);
   return kOk;
 }
 
@@ -566,10 +590,13 @@ void AddGlobalOptions(CLI::App& app, Global& g) {
                  "name to check the daemon's certificate against instead of HOST (env SHREDD_TLS_SERVER_NAME)");
   app.add_flag("--json", g.json, "machine-readable output (one JSON object per line)");
   app.add_flag("-q,--quiet", g.quiet, "no progress bar");
-  app.add_flag_callback("--version", [] {
-    std::cout << "shredctl " << SHREDD_VERSION << "\n";
-    std::exit(0);
-  }, "print the version and exit");
+  app.add_flag_callback(
+      "--version",
+      [] {
+        std::cout << "shredctl " << SHREDD_VERSION << "\n";
+        std::exit(0);
+      },
+      "print the version and exit");
 }
 
 // put, get, stat, ls. Option storage is static: the callbacks run after
@@ -640,12 +667,17 @@ void AddCertificateCommands(CLI::App& app, const Global& g, std::function<int()>
 
   static std::string cert_path, pubkey_path, manifest_path, receipt_path, item;
   auto* c_verify = app.add_subcommand("verify", "verify a certificate offline (no daemon needed)");
-  c_verify->add_option("certificate", cert_path, "certificate (DSSE envelope JSON)")->required()->check(CLI::ExistingFile);
-  c_verify->add_option("--pubkey", pubkey_path, "daemon public key (PEM or vkey)")->required()->check(CLI::ExistingFile);
+  c_verify->add_option("certificate", cert_path, "certificate (DSSE envelope JSON)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  c_verify->add_option("--pubkey", pubkey_path, "daemon public key (PEM or vkey)")
+      ->required()
+      ->check(CLI::ExistingFile);
   c_verify->add_option("--manifest", manifest_path, "also check the private manifest")->check(CLI::ExistingFile);
   c_verify->add_option("--receipt", receipt_path, "also check a per-item receipt")->check(CLI::ExistingFile);
   c_verify->add_option("--item", item, "the item the receipt is for: a file or sha256:<hex>");
-  c_verify->callback([&] { action = [&] { return CmdVerify(g, cert_path, pubkey_path, manifest_path, receipt_path, item); }; });
+  c_verify->callback(
+      [&] { action = [&] { return CmdVerify(g, cert_path, pubkey_path, manifest_path, receipt_path, item); }; });
 
   auto* c_receipt = app.add_subcommand("receipt", "derive one item's receipt from a private manifest (offline)");
   c_receipt->add_option("--manifest", manifest_path, "private manifest")->required()->check(CLI::ExistingFile);

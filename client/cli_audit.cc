@@ -2,25 +2,25 @@
 // dataset has a later deletion entry (docs/LOG.md, "Audit"). The algorithm
 // and the commitment formulas are formats/commitment.h; this file fetches
 // what it reads from the daemon and reports.
-#include <grpcpp/grpcpp.h>
-
-#include <CLI/CLI.hpp>
 #include <cctype>
 #include <iostream>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include "shredd/v1/log.grpc.pb.h"
+#include "shredd/v1/orders.grpc.pb.h"
+#include <CLI/CLI.hpp>
+#include <grpcpp/grpcpp.h>
+#include <nlohmann/json.hpp>
 
 #include "client/cli_common.h"
 #include "daemon/base/strings.h"
 #include "formats/commitment.h"
 #include "formats/keys.h"
 #include "formats/manifest.h"
-#include "shredd/v1/log.grpc.pb.h"
-#include "shredd/v1/orders.grpc.pb.h"
 
 namespace shredd::cli {
 namespace {
@@ -78,8 +78,10 @@ class DaemonAuditSource final : public verify::AuditSource {
       return manifest;
     }
     if (cresp.manifest().empty()) {
-      return Fail(Failure{kRefused, StrCat("the daemon gives this caller no private manifest for certificate ", id,
-                                           " (auditors get none): pass it with --cert-manifest"), ""});
+      return Fail(Failure{kRefused,
+                          StrCat("the daemon gives this caller no private manifest for certificate ", id,
+                                 " (auditors get none): pass it with --cert-manifest"),
+                          ""});
     }
     return cresp.manifest();
   }
@@ -134,8 +136,8 @@ std::map<std::string, std::string> LocalCertManifests(const std::vector<std::str
 }
 
 int Report(const Global& g, const std::string& dataset, const verify::DatasetAudit& audit) {
-  json report{{"dataset", dataset}, {"members", audit.members}, {"deleted", audit.deleted},
-              {"notDeleted", json::array()}};
+  json report{
+      {"dataset", dataset}, {"members", audit.members}, {"deleted", audit.deleted}, {"notDeleted", json::array()}};
   std::ostringstream t;
   t << "dataset " << Shown(dataset) << ": " << audit.members << " custody entries, " << audit.deleted
     << " with a later verified deletion entry";
@@ -168,15 +170,18 @@ int CmdAudit(const Global& g, const AuditArgs& a) {
 void AddAuditCommand(Commands cmds) {
   CLI::App* log = cmds.app.get_subcommand("log");
   static AuditArgs aa;
-  auto* audit = log->add_subcommand("audit", "prove from the log that a dataset's custody entries all have later deletions");
+  auto* audit =
+      log->add_subcommand("audit", "prove from the log that a dataset's custody entries all have later deletions");
   audit->add_option("--dataset", aa.dataset, "dataset name")->required();
   audit->add_option("--vkey", aa.vkey_path, "the log's note verifier key (shredctl pubkey --format vkey)")
-      ->required()->check(CLI::ExistingFile);
+      ->required()
+      ->check(CLI::ExistingFile);
   audit->add_option("--manifest", aa.manifest_path, "the dataset's private manifest (default: fetched from the daemon)")
       ->check(CLI::ExistingFile);
-  audit->add_option("--cert-manifest", aa.cert_manifest_paths,
-                    "a certificate's private manifest, instead of fetching it (repeatable; for auditors, who get "
-                    "none from the daemon)")
+  audit
+      ->add_option("--cert-manifest", aa.cert_manifest_paths,
+                   "a certificate's private manifest, instead of fetching it (repeatable; for auditors, who get "
+                   "none from the daemon)")
       ->check(CLI::ExistingFile);
   const Global& g = cmds.global;
   auto& action = cmds.action;

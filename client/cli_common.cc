@@ -1,7 +1,6 @@
 #include "client/cli_common.h"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,10 +12,12 @@
 #include <thread>
 #include <vector>
 
-#include "formats/encoding.h"
-#include "formats/text.h"
+#include <openssl/evp.h>
+
 #include "daemon/base/bounded_queue.h"
 #include "daemon/base/strings.h"
+#include "formats/encoding.h"
+#include "formats/text.h"
 
 namespace shredd::cli {
 
@@ -26,35 +27,59 @@ using ::shredd::StrCat;
 
 const char* CodeName(grpc::StatusCode c) {
   switch (c) {
-    case grpc::OK: return "OK";
-    case grpc::CANCELLED: return "CANCELLED";
-    case grpc::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-    case grpc::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
-    case grpc::NOT_FOUND: return "NOT_FOUND";
-    case grpc::ALREADY_EXISTS: return "ALREADY_EXISTS";
-    case grpc::PERMISSION_DENIED: return "PERMISSION_DENIED";
-    case grpc::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
-    case grpc::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
-    case grpc::ABORTED: return "ABORTED";
-    case grpc::OUT_OF_RANGE: return "OUT_OF_RANGE";
-    case grpc::UNIMPLEMENTED: return "UNIMPLEMENTED";
-    case grpc::INTERNAL: return "INTERNAL";
-    case grpc::UNAVAILABLE: return "UNAVAILABLE";
-    case grpc::DATA_LOSS: return "DATA_LOSS";
-    case grpc::UNAUTHENTICATED: return "UNAUTHENTICATED";
-    default: return "UNKNOWN";
+    case grpc::OK:
+      return "OK";
+    case grpc::CANCELLED:
+      return "CANCELLED";
+    case grpc::INVALID_ARGUMENT:
+      return "INVALID_ARGUMENT";
+    case grpc::DEADLINE_EXCEEDED:
+      return "DEADLINE_EXCEEDED";
+    case grpc::NOT_FOUND:
+      return "NOT_FOUND";
+    case grpc::ALREADY_EXISTS:
+      return "ALREADY_EXISTS";
+    case grpc::PERMISSION_DENIED:
+      return "PERMISSION_DENIED";
+    case grpc::RESOURCE_EXHAUSTED:
+      return "RESOURCE_EXHAUSTED";
+    case grpc::FAILED_PRECONDITION:
+      return "FAILED_PRECONDITION";
+    case grpc::ABORTED:
+      return "ABORTED";
+    case grpc::OUT_OF_RANGE:
+      return "OUT_OF_RANGE";
+    case grpc::UNIMPLEMENTED:
+      return "UNIMPLEMENTED";
+    case grpc::INTERNAL:
+      return "INTERNAL";
+    case grpc::UNAVAILABLE:
+      return "UNAVAILABLE";
+    case grpc::DATA_LOSS:
+      return "DATA_LOSS";
+    case grpc::UNAUTHENTICATED:
+      return "UNAUTHENTICATED";
+    default:
+      return "UNKNOWN";
   }
 }
 
 Failure FromGrpc(const grpc::Status& s, std::string_view what) {
   int code = kFail;
   switch (s.error_code()) {
-    case grpc::NOT_FOUND: code = kNotFound; break;
-    case grpc::UNAVAILABLE: code = kUnavailable; break;
+    case grpc::NOT_FOUND:
+      code = kNotFound;
+      break;
+    case grpc::UNAVAILABLE:
+      code = kUnavailable;
+      break;
     case grpc::FAILED_PRECONDITION:
     case grpc::ALREADY_EXISTS:
-    case grpc::PERMISSION_DENIED: code = kRefused; break;
-    default: break;
+    case grpc::PERMISSION_DENIED:
+      code = kRefused;
+      break;
+    default:
+      break;
   }
   std::string msg = StrCat(what, ": ", s.error_message());
   if (s.error_code() == grpc::UNAVAILABLE) msg += " (is shredd running? check --server / SHREDD_SERVER)";
@@ -117,7 +142,8 @@ std::shared_ptr<grpc::Channel> Connect(const Global& g) {
     if (tls) {
       // Mutual TLS: the daemon's CA, and our certificate and key (the daemon
       // takes our roles from the certificate; docs/SECURITY.md).
-      if (g.tls_ca.empty()) throw Failure{kUsage, "TLS needs --tls-ca (the CA that signed the daemon's certificate)", ""};
+      if (g.tls_ca.empty())
+        throw Failure{kUsage, "TLS needs --tls-ca (the CA that signed the daemon's certificate)", ""};
       if (g.tls_cert.empty() != g.tls_key.empty()) throw Failure{kUsage, "--tls-cert and --tls-key go together", ""};
       grpc::SslCredentialsOptions opts;
       opts.pem_root_certs = ReadFileOrThrow(g.tls_ca);
@@ -179,9 +205,8 @@ UploadResult StreamFile(const Global& g, const std::string& path, const FileDige
   return {writer->Finish(), resp.already_present()};
 }
 
-UploadResult StreamFileHashing(const Global& g, const std::string& path, uint64_t size,
-                               shredd::v1::PutHeader header, const std::function<void(uint64_t)>& on_bytes,
-                               FileDigest* digest, bool follow) {
+UploadResult StreamFileHashing(const Global& g, const std::string& path, uint64_t size, shredd::v1::PutHeader header,
+                               const std::function<void(uint64_t)>& on_bytes, FileDigest* digest, bool follow) {
   int fd = OpenRegularFile(path, follow);
   (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
   auto stub = shredd::v1::Store::NewStub(Connect(g));
@@ -229,7 +254,8 @@ UploadResult StreamFileHashing(const Global& g, const std::string& path, uint64_
     if (read_error.empty() && left == 0) {
       char extra;
       ssize_t n;
-      do n = read(fd, &extra, 1); while (n < 0 && errno == EINTR);
+      do n = read(fd, &extra, 1);
+      while (n < 0 && errno == EINTR);
       if (n > 0) read_error = StrCat(path, " grew while it was being uploaded");
     }
     queue.Close();

@@ -4,28 +4,36 @@
 #ifndef SHREDD_CLIENT_CLI_COMMON_H_
 #define SHREDD_CLIENT_CLI_COMMON_H_
 
-#include <grpcpp/grpcpp.h>
-
-#include <CLI/CLI.hpp>
 #include <functional>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 
 #include "absl/status/status.h"
-#include "client/file_io.h"
 #include "shredd/v1/shredd.grpc.pb.h"
+#include <CLI/CLI.hpp>
+#include <grpcpp/grpcpp.h>
+#include <nlohmann/json.hpp>
+
+#include "client/file_io.h"
 
 namespace shredd::cli {
 
-enum Exit { kOk = 0, kFail = 1, kUsage = 2, kVerifyFailed = 3, kNotFound = 4, kUnavailable = 5, kRefused = 6,
-            kForkDetected = 7 };
+enum Exit {
+  kOk = 0,
+  kFail = 1,
+  kUsage = 2,
+  kVerifyFailed = 3,
+  kNotFound = 4,
+  kUnavailable = 5,
+  kRefused = 6,
+  kForkDetected = 7
+};
 
-inline constexpr size_t kStreamChunk = 1 << 20;          // read size for hashing; Put message with a header digest
-inline constexpr size_t kUploadMessage = 4 << 20;        // bytes per Put message when hashing while sending
-inline constexpr uint64_t kBatchItemMax = 64 * 1024;     // files up to this go through BatchPut
-inline constexpr size_t kBatchBytes = 3 * 1024 * 1024;   // below the daemon's 8 MiB message limit
+inline constexpr size_t kStreamChunk = 1 << 20;         // read size for hashing; Put message with a header digest
+inline constexpr size_t kUploadMessage = 4 << 20;       // bytes per Put message when hashing while sending
+inline constexpr uint64_t kBatchItemMax = 64 * 1024;    // files up to this go through BatchPut
+inline constexpr size_t kBatchBytes = 3 * 1024 * 1024;  // below the daemon's 8 MiB message limit
 inline constexpr size_t kBatchEntries = 1000;
 
 struct Global {
@@ -73,8 +81,7 @@ std::shared_ptr<grpc::Channel> Connect(const Global& g);
 struct PutOutcome {
   bool already_present = false;
 };
-PutOutcome UploadFile(const Global& g, const std::string& path, const FileDigest& digest,
-                      shredd::v1::PutHeader header);
+PutOutcome UploadFile(const Global& g, const std::string& path, const FileDigest& digest, shredd::v1::PutHeader header);
 // The same, returning the call's status instead of throwing, and reporting
 // each run of bytes sent to `on_bytes`.
 struct UploadResult {
@@ -87,9 +94,8 @@ UploadResult StreamFile(const Global& g, const std::string& path, const FileDige
 // reader thread while they are sent, and declares the digest in a trailer
 // (no separate hashing pass). Sets *digest. Fails (status INVALID_ARGUMENT,
 // nothing stored) if the file does not have `size` bytes any more.
-UploadResult StreamFileHashing(const Global& g, const std::string& path, uint64_t size,
-                               shredd::v1::PutHeader header, const std::function<void(uint64_t)>& on_bytes,
-                               FileDigest* digest, bool follow);
+UploadResult StreamFileHashing(const Global& g, const std::string& path, uint64_t size, shredd::v1::PutHeader header,
+                               const std::function<void(uint64_t)>& on_bytes, FileDigest* digest, bool follow);
 // Writes a download to a file descriptor. For a file opened with O_DIRECT
 // (`direct`): through an aligned 8 MiB buffer, the tail padded and then
 // truncated (fresh page-cache pages are what made buffered writes slow on

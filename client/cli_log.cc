@@ -6,7 +6,6 @@
 //   log verify --entry --proof --vkey      offline inclusion check
 //   log monitor --state --vkey      witness: the log only ever grows
 #include <fcntl.h>
-#include <grpcpp/grpcpp.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -14,19 +13,21 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "shredd/v1/log.grpc.pb.h"
+#include <grpcpp/grpcpp.h>
+#include <nlohmann/json.hpp>
+
 #include "client/cli_common.h"
+#include "daemon/base/strings.h"
 #include "formats/encoding.h"
 #include "formats/keys.h"
 #include "formats/merkle.h"
 #include "formats/note.h"
 #include "formats/tlog.h"
-#include "daemon/base/strings.h"
-#include "shredd/v1/log.grpc.pb.h"
 
 namespace shredd::cli {
 using ::shredd::StrCat;
@@ -54,8 +55,9 @@ verify::NoteVerifier ReadVkey(const std::string& path) {
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) text.pop_back();
   if (text.find("-----BEGIN") != std::string::npos) {
     throw Failure{kUsage,
-                  StrCat(path, " is a PEM key; the log needs its signed-note verifier key "
-                               "(<origin>+<hash>+<base64>, see `shredctl log checkpoint --json`)"),
+                  StrCat(path,
+                         " is a PEM key; the log needs its signed-note verifier key "
+                         "(<origin>+<hash>+<base64>, see `shredctl log checkpoint --json`)"),
                   ""};
   }
   auto v = verify::ParseNoteVerifierKey(text);
@@ -109,10 +111,10 @@ int CmdCheckpoint(const Global& g, const std::string& out) {
   if (!out.empty()) WriteFileOrThrow(out, resp.checkpoint(), Privacy::kPublic);
   if (g.json) {
     std::cout << Dump(json{{"checkpoint", resp.checkpoint()},
-                      {"origin", resp.origin()},
-                      {"treeSize", resp.tree_size()},
-                      {"rootHash", verify::HexEncode(resp.root_hash())},
-                      {"verifierKey", resp.note_verifier_key()}})
+                           {"origin", resp.origin()},
+                           {"treeSize", resp.tree_size()},
+                           {"rootHash", verify::HexEncode(resp.root_hash())},
+                           {"verifierKey", resp.note_verifier_key()}})
               << "\n";
   } else if (out.empty()) {
     std::cout << resp.checkpoint();
@@ -187,8 +189,8 @@ int CmdLogVerify(const Global& g, const std::string& entry_path, const std::stri
             {"origin", cp.origin},
             {"rootHash", Hex(cp.root)},
             {"leafHash", Hex(verify::LeafHash(entry))}},
-       StrCat("OK: entry is index ", r->index, " of ", Shown(cp.origin), " (tree size ", cp.size, ", root ", Hex(cp.root),
-              "), checkpoint signed by ", vkey.name));
+       StrCat("OK: entry is index ", r->index, " of ", Shown(cp.origin), " (tree size ", cp.size, ", root ",
+              Hex(cp.root), "), checkpoint signed by ", vkey.name));
   return kOk;
 }
 
@@ -219,8 +221,8 @@ int CmdMonitor(const Global& g, const std::string& state_path, const std::string
     std::cerr << "shredctl: the daemon's checkpoint does NOT verify: " << Shown(latest.status().message()) << "\n";
     return kVerifyFailed;
   }
-  json report{{"origin", latest->origin}, {"treeSize", latest->size}, {"rootHash", Hex(latest->root)},
-              {"state", state_path}};
+  json report{
+      {"origin", latest->origin}, {"treeSize", latest->size}, {"rootHash", Hex(latest->root)}, {"state", state_path}};
   if (!old) {
     WriteFileDurably(state_path, latest->signed_note);
     report["status"] = "first";
@@ -320,8 +322,8 @@ void AddLogCommands(Commands cmds) {
     action = [op, &g] { return CmdLogVerify(g, op->entry, op->proof, op->vkey, op->verify_index); };
   });
 
-  auto* c_mon = log->add_subcommand(
-      "monitor", "check that the log only grew since the last run (exit 7 on a fork or rollback)");
+  auto* c_mon =
+      log->add_subcommand("monitor", "check that the log only grew since the last run (exit 7 on a fork or rollback)");
   c_mon->add_option("--state", o.state, "file holding the last checkpoint seen (created on first use)")->required();
   c_mon->add_option("--vkey", o.vkey, "the log's signed-note verifier key")->required()->check(CLI::ExistingFile);
   c_mon->callback([op, &g, &action] { action = [op, &g] { return CmdMonitor(g, op->state, op->vkey); }; });

@@ -1,16 +1,17 @@
 // shredctl commands for datasets, lineage, orders, holds and suppression.
 #include <algorithm>
-#include <CLI/CLI.hpp>
 #include <filesystem>
 #include <iostream>
-#include <nlohmann/json.hpp>
 #include <map>
 #include <set>
 #include <sstream>
 
+#include "shredd/v1/orders.grpc.pb.h"
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
 #include "client/cli_common.h"
 #include "daemon/base/strings.h"
-#include "shredd/v1/orders.grpc.pb.h"
 
 namespace shredd::cli {
 namespace {
@@ -81,12 +82,18 @@ v1::LegalBasis BasisFromName(const std::string& s) {
 
 std::string StateName(v1::OrderState s) {
   switch (s) {
-    case v1::ORDER_PENDING: return "pending";
-    case v1::ORDER_RUNNING: return "running";
-    case v1::ORDER_DONE: return "done";
-    case v1::ORDER_EMPTY: return "empty";
-    case v1::ORDER_FAILED: return "failed";
-    default: return "unknown";
+    case v1::ORDER_PENDING:
+      return "pending";
+    case v1::ORDER_RUNNING:
+      return "running";
+    case v1::ORDER_DONE:
+      return "done";
+    case v1::ORDER_EMPTY:
+      return "empty";
+    case v1::ORDER_FAILED:
+      return "failed";
+    default:
+      return "unknown";
   }
 }
 
@@ -103,9 +110,12 @@ json PlannedJson(const v1::PlannedItem& p) {
 }
 
 json StatusJson(const v1::OrderStatus& s) {
-  return {{"orderId", s.order_id()},       {"state", StateName(s.state())},
-          {"message", s.message()},        {"itemsPlanned", s.items_planned()},
-          {"itemsShredded", s.items_shredded()}, {"certificateId", s.certificate_id()}};
+  return {{"orderId", s.order_id()},
+          {"state", StateName(s.state())},
+          {"message", s.message()},
+          {"itemsPlanned", s.items_planned()},
+          {"itemsShredded", s.items_shredded()},
+          {"certificateId", s.certificate_id()}};
 }
 
 struct OrderArgs {
@@ -135,10 +145,15 @@ int CmdPlan(const Global& g, const OrderArgs& a) {
   v1::Plan plan;
   grpc::Status s = stub->PlanOrder(&ctx, SpecOf(a), &plan);
   if (!s.ok()) throw FromGrpc(s, "plan failed");
-  json j{{"orderId", plan.order_id()}, {"selected", json::array()}, {"derived", json::array()},
-         {"retained", json::array()}, {"unmatched", plan.unmatched()},
-         {"selectedCount", plan.selected_count()}, {"derivedCount", plan.derived_count()},
-         {"retainedCount", plan.retained_count()}, {"truncated", plan.truncated()}};
+  json j{{"orderId", plan.order_id()},
+         {"selected", json::array()},
+         {"derived", json::array()},
+         {"retained", json::array()},
+         {"unmatched", plan.unmatched()},
+         {"selectedCount", plan.selected_count()},
+         {"derivedCount", plan.derived_count()},
+         {"retainedCount", plan.retained_count()},
+         {"truncated", plan.truncated()}};
   for (const auto& p : plan.selected()) j["selected"].push_back(PlannedJson(p));
   for (const auto& p : plan.derived()) j["derived"].push_back(PlannedJson(p));
   for (const auto& p : plan.retained()) j["retained"].push_back(PlannedJson(p));
@@ -146,8 +161,8 @@ int CmdPlan(const Global& g, const OrderArgs& a) {
   t << "order " << Shown(plan.order_id()) << ": " << plan.selected_count() << " selected, " << plan.derived_count()
     << " derived models, " << plan.retained_count() << " retained under legal hold\n";
   if (plan.truncated()) {
-    t << "  (the lists below are cut to the first " << std::max({plan.selected_size(), plan.derived_size(),
-                                                                 plan.retained_size()})
+    t << "  (the lists below are cut to the first "
+      << std::max({plan.selected_size(), plan.derived_size(), plan.retained_size()})
       << " items of each kind; the certificate's manifest will list every item)\n";
   }
   for (const auto& p : plan.selected()) {
@@ -161,7 +176,8 @@ int CmdPlan(const Global& g, const OrderArgs& a) {
       << ": " << Shown(p.hold_reason()) << ")\n";
   }
   for (const auto& u : plan.unmatched()) t << "  unmatched: " << Shown(u) << "\n";
-  if (plan.selected_count() + plan.derived_count() == 0) t << "  nothing to shred: submitting this order would issue no certificate\n";
+  if (plan.selected_count() + plan.derived_count() == 0)
+    t << "  nothing to shred: submitting this order would issue no certificate\n";
   std::string text = t.str();
   text.pop_back();
   Emit(g, j, text);
@@ -184,13 +200,16 @@ v1::OrderStatus Wait(const Global& g, const std::string& id, double timeout) {
       return st;
     }
     if (std::chrono::system_clock::now() >= end) {
-      throw Failure{kFail, StrCat("order ", id, " did not finish within ", timeout, " s (state ", StateName(st.state()), ")"), "DEADLINE_EXCEEDED"};
+      throw Failure{kFail,
+                    StrCat("order ", id, " did not finish within ", timeout, " s (state ", StateName(st.state()), ")"),
+                    "DEADLINE_EXCEEDED"};
     }
   }
 }
 
 int Finish(const Global& g, const v1::OrderStatus& st, const std::string& out, const std::string& manifest) {
-  if (st.state() == v1::ORDER_FAILED) throw Failure{kFail, StrCat("order ", st.order_id(), " failed: ", st.message()), ""};
+  if (st.state() == v1::ORDER_FAILED)
+    throw Failure{kFail, StrCat("order ", st.order_id(), " failed: ", st.message()), ""};
   if (st.state() == v1::ORDER_EMPTY) {
     Emit(g, StatusJson(st), StrCat("order ", Shown(st.order_id()), ": ", Shown(st.message())));
     return kNotFound;
@@ -198,8 +217,9 @@ int Finish(const Global& g, const v1::OrderStatus& st, const std::string& out, c
   if (!out.empty()) WriteCertificate(g, st.certificate_id(), out, manifest);
   json j = StatusJson(st);
   if (!out.empty()) j["certificate"] = out;
-  Emit(g, j, StrCat("order ", Shown(st.order_id()), " done: ", st.items_shredded(), " items shredded, certificate ",
-                    Shown(st.certificate_id()), out.empty() ? "" : StrCat(" written to ", Shown(out))));
+  Emit(g, j,
+       StrCat("order ", Shown(st.order_id()), " done: ", st.items_shredded(), " items shredded, certificate ",
+              Shown(st.certificate_id()), out.empty() ? "" : StrCat(" written to ", Shown(out))));
   return kOk;
 }
 
@@ -210,8 +230,9 @@ int CmdSubmit(const Global& g, const OrderArgs& a) {
   grpc::Status s = stub->SubmitOrder(&ctx, SpecOf(a), &st);
   if (!s.ok()) throw FromGrpc(s, "submit failed");
   if (a.out.empty()) {
-    Emit(g, StatusJson(st), StrCat("order ", Shown(st.order_id()), " accepted (", StateName(st.state()),
-                                   "); follow it with: shredctl order wait ", Shown(st.order_id())));
+    Emit(g, StatusJson(st),
+         StrCat("order ", Shown(st.order_id()), " accepted (", StateName(st.state()),
+                "); follow it with: shredctl order wait ", Shown(st.order_id())));
     return kOk;
   }
   return Finish(g, Wait(g, st.order_id(), a.timeout), a.out, a.manifest);
@@ -225,9 +246,10 @@ int CmdStatus(const Global& g, const std::string& id) {
   v1::OrderStatus st;
   grpc::Status s = stub->GetOrder(&ctx, req, &st);
   if (!s.ok()) throw FromGrpc(s, "order status failed");
-  Emit(g, StatusJson(st), StrCat("order ", Shown(id), ": ", StateName(st.state()), " (", Shown(st.message()), "), ",
-                                 st.items_shredded(), "/", st.items_planned(), " items shredded",
-                                 st.certificate_id().empty() ? "" : StrCat(", certificate ", Shown(st.certificate_id()))));
+  Emit(g, StatusJson(st),
+       StrCat("order ", Shown(id), ": ", StateName(st.state()), " (", Shown(st.message()), "), ", st.items_shredded(),
+              "/", st.items_planned(), " items shredded",
+              st.certificate_id().empty() ? "" : StrCat(", certificate ", Shown(st.certificate_id()))));
   return kOk;
 }
 
@@ -246,8 +268,10 @@ int CmdModelRegister(const Global& g, const std::string& file, const std::vector
   for (const auto& t : trained_on) {
     auto* e = h.add_lineage();
     e->set_type(v1::LineageEdge::TRAINED_ON);
-    if (LooksLikeDigest(t) || fs::is_regular_file(t)) e->mutable_digest()->set_hash(DigestArg(t));
-    else e->set_dataset(t);
+    if (LooksLikeDigest(t) || fs::is_regular_file(t))
+      e->mutable_digest()->set_hash(DigestArg(t));
+    else
+      e->set_dataset(t);
   }
   for (const auto& m : derived_from) {
     auto* e = h.add_lineage();
@@ -256,7 +280,8 @@ int CmdModelRegister(const Global& g, const std::string& file, const std::vector
     e->set_relation(relation);
   }
   PutOutcome r = UploadFile(g, file, d, std::move(h));
-  Emit(g, json{{"path", file}, {"digest", d.hash}, {"size", d.size}, {"status", r.already_present ? "present" : "stored"}},
+  Emit(g,
+       json{{"path", file}, {"digest", d.hash}, {"size", d.size}, {"status", r.already_present ? "present" : "stored"}},
        StrCat(d.hash, " ", d.size, " ", r.already_present ? "present" : "stored", " ", Shown(file)));
   return kOk;
 }
@@ -276,7 +301,10 @@ int CmdLineage(const Global& g, const std::string& digest) {
     if (!l.via_dataset().empty()) j["viaDataset"] = l.via_dataset();
     return j;
   };
-  json j{{"digest", resp.digest().hash()}, {"kind", KindName(resp.kind())}, {"comesFrom", json::array()}, {"feeds", json::array()}};
+  json j{{"digest", resp.digest().hash()},
+         {"kind", KindName(resp.kind())},
+         {"comesFrom", json::array()},
+         {"feeds", json::array()}};
   std::ostringstream t;
   t << Shown(resp.digest().hash()) << " (" << KindName(resp.kind()) << ")";
   for (const auto& l : resp.comes_from()) {
@@ -363,7 +391,8 @@ void AddTagCommand(CLI::App& app, const Global& g, std::function<int()>& action)
       v1::ItemInfo info;
       grpc::Status s = v1::Catalog::NewStub(Connect(g))->UpdateItem(&ctx, req, &info);
       if (!s.ok()) throw FromGrpc(s, "tag failed");
-      Emit(g, json{{"digest", info.digest().hash()}, {"status", "updated"}}, StrCat(Shown(info.digest().hash()), " updated"));
+      Emit(g, json{{"digest", info.digest().hash()}, {"status", "updated"}},
+           StrCat(Shown(info.digest().hash()), " updated"));
       return static_cast<int>(kOk);
     };
   });
@@ -447,8 +476,10 @@ void AddHoldCommands(CLI::App& app, const Global& g, std::function<int()>& actio
       v1::AddHoldRequest req;
       req.mutable_hold()->set_id(h_id);
       req.mutable_hold()->set_reason(h_reason);
-      if (!h_digest.empty()) req.mutable_hold()->mutable_digest()->set_hash(DigestArg(h_digest));
-      else req.mutable_hold()->set_dataset(h_dataset);
+      if (!h_digest.empty())
+        req.mutable_hold()->mutable_digest()->set_hash(DigestArg(h_digest));
+      else
+        req.mutable_hold()->set_dataset(h_dataset);
       grpc::ClientContext ctx;
       v1::Hold resp;
       grpc::Status s = v1::Orders::NewStub(Connect(g))->AddHold(&ctx, req, &resp);

@@ -10,8 +10,8 @@
 #include <filesystem>
 
 #include "client/cli_common.h"
-#include "formats/encoding.h"
 #include "daemon/base/strings.h"
+#include "formats/encoding.h"
 
 namespace shredd::cli {
 namespace {
@@ -131,8 +131,10 @@ int OpenRegularFile(const std::string& path, bool follow) {
   if (fd < 0) {
     const int err = errno;
     if (lstat(path.c_str(), &st) == 0 && (err == ELOOP || !S_ISREG(st.st_mode))) {
-      throw Failure{kFail, StrCat(path, " is ", FileTypeName(st.st_mode), "; not uploaded",
-                                  S_ISLNK(st.st_mode) ? " (--follow-symlinks uploads what links point to)" : ""), ""};
+      throw Failure{kFail,
+                    StrCat(path, " is ", FileTypeName(st.st_mode), "; not uploaded",
+                           S_ISLNK(st.st_mode) ? " (--follow-symlinks uploads what links point to)" : ""),
+                    ""};
     }
     throw Failure{kFail, StrCat("cannot open ", path, ": ", std::strerror(err)), ""};
   }

@@ -4,17 +4,18 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
-#include <CLI/CLI.hpp>
 #include <functional>
 #include <iostream>
 
-#include "daemon/config/config.h"
-#include "daemon/base/data_dir_lock.h"
-#include "daemon/base/logging.h"
+#include <CLI/CLI.hpp>
+
 #include "daemon/app/memory.h"
 #include "daemon/app/path_safety.h"
 #include "daemon/app/server.h"
+#include "daemon/base/data_dir_lock.h"
+#include "daemon/base/logging.h"
 #include "daemon/base/strings.h"
+#include "daemon/config/config.h"
 
 int main(int argc, char** argv) {
   // malloc settings must precede any thread (docs/RELIABILITY.md, load).
@@ -43,8 +44,9 @@ int main(int argc, char** argv) {
   std::string config_path, log_format;
   bool check_config = false;
   bool new_signing_key = false;
-  CLI::App app{"shredd: stores photos and model weights, deletes them by cryptographic shredding, "
-               "and certifies every deletion"};
+  CLI::App app{
+      "shredd: stores photos and model weights, deletes them by cryptographic shredding, "
+      "and certifies every deletion"};
   app.add_option("--config", config_path, "TOML config file (docs/CONFIG.md); flags override its keys");
   app.add_flag("--check-config", check_config,
                "validate the config (file and flags), print why it is wrong if it is, exit 0 or 1; "
@@ -53,18 +55,17 @@ int main(int argc, char** argv) {
                  "serve Prometheus metrics at http://HOST:PORT/metrics (loopback only)");
   app.add_option("--log-format", log_format, "text or json (default: text)");
   app.add_option("--data-dir", opt.data_dir, "RocksDB and ciphertext directory")->capture_default_str();
-  app.add_option("--listen", opt.listen, "unix:PATH or tcp:HOST:PORT (loopback); repeatable")
-      ->capture_default_str();
+  app.add_option("--listen", opt.listen, "unix:PATH or tcp:HOST:PORT (loopback); repeatable")->capture_default_str();
   app.add_option("--vault", opt.vault, "root key vault: file:DIR or pkcs11:module=...;token=...;pin=...")
       ->capture_default_str();
-  app.add_option("--inline-threshold", opt.inline_threshold,
-                 "items up to this many bytes are stored inside RocksDB")
+  app.add_option("--inline-threshold", opt.inline_threshold, "items up to this many bytes are stored inside RocksDB")
       ->capture_default_str();
   app.add_option("--memory-budget-mib", opt.memory_budget_mib,
                  "RocksDB memory budget in MiB: block cache, index and filter blocks, memtables")
       ->capture_default_str();
-  app.add_option("--min-free-mib", opt.min_free_mib,
-                 "refuse writes below this much free space on the data dir's filesystem (MiB; erasures: a quarter; 0: off)")
+  app.add_option(
+         "--min-free-mib", opt.min_free_mib,
+         "refuse writes below this much free space on the data dir's filesystem (MiB; erasures: a quarter; 0: off)")
       ->capture_default_str();
   app.add_option("--log-origin", opt.log_origin,
                  "transparency log origin, also its checkpoints' key name "
@@ -82,10 +83,13 @@ int main(int argc, char** argv) {
   app.add_flag("--new-signing-key", new_signing_key,
                "rotate the transparency log's signing key on purpose: only when the vault holds none; the log "
                "continues under the new key and a new default origin (docs/VAULT.md)");
-  app.add_flag_callback("--version", [] {
-    std::cout << "shredd " << SHREDD_VERSION << "\n";
-    std::exit(0);
-  }, "print the version and exit");
+  app.add_flag_callback(
+      "--version",
+      [] {
+        std::cout << "shredd " << SHREDD_VERSION << "\n";
+        std::exit(0);
+      },
+      "print the version and exit");
   CLI11_PARSE(app, argc, argv);
   // NAME=role,role, split at the last '=' (a subject DN contains '=' itself).
   auto split_grant = [](const std::string& spec, std::string* name, std::vector<std::string>* roles) {
@@ -182,8 +186,7 @@ int main(int argc, char** argv) {
       return 1;
     }
     for (const auto& w : warnings) std::cerr << "shredd: warning: " << w << "\n";
-    std::cout << "shredd: " << (config_path.empty() ? std::string("the default config") : config_path)
-              << " is valid\n";
+    std::cout << "shredd: " << (config_path.empty() ? std::string("the default config") : config_path) << " is valid\n";
     return 0;
   }
   if (!s.ok()) {

@@ -22,7 +22,6 @@
 #include <array>
 #include <cstdint>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <span>
 #include <string>
@@ -32,18 +31,17 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include <nlohmann/json.hpp>
+
 #include "formats/dsse.h"
 #include "formats/keys.h"
 #include "formats/merkle.h"
 
 namespace shredd::verify {
 
-inline constexpr std::string_view kCertificatePayloadType =
-    "application/vnd.in-toto+json";
-inline constexpr std::string_view kStatementType =
-    "https://in-toto.io/Statement/v1";
-inline constexpr std::string_view kDeletionPredicateType =
-    "https://shredd.dev/attestations/deletion/v1";
+inline constexpr std::string_view kCertificatePayloadType = "application/vnd.in-toto+json";
+inline constexpr std::string_view kStatementType = "https://in-toto.io/Statement/v1";
+inline constexpr std::string_view kDeletionPredicateType = "https://shredd.dev/attestations/deletion/v1";
 inline constexpr std::string_view kSubjectNamePrefix = "shredd-deletion:";
 inline constexpr std::string_view kLeafFormat = "shredd-item-v1";
 inline constexpr std::string_view kManifestType = "shredd-manifest-v1";
@@ -53,9 +51,9 @@ inline constexpr std::string_view kKindModel = "model";
 
 // One shredded item as committed to by a certificate.
 struct ItemEntry {
-  std::string kind;    // kKindPhoto or kKindModel
-  std::string digest;  // "sha256:" + 64 lowercase hex of the plaintext
-  uint64_t size = 0;   // plaintext length in bytes
+  std::string kind;                // kKindPhoto or kKindModel
+  std::string digest;              // "sha256:" + 64 lowercase hex of the plaintext
+  uint64_t size = 0;               // plaintext length in bytes
   std::array<uint8_t, 32> salt{};  // fresh random bytes per item and order
 };
 
@@ -100,8 +98,7 @@ class ItemCommitment {
 
   // The receipt for the entry at tree `index` (compact JSON). OutOfRange if
   // index >= size(). O(log n).
-  absl::StatusOr<std::string> ReceiptJson(std::string_view certificate_id,
-                                          uint64_t index) const;
+  absl::StatusOr<std::string> ReceiptJson(std::string_view certificate_id, uint64_t index) const;
 
  private:
   ItemCommitment(std::vector<ItemEntry> entries, MerkleTree tree)
@@ -115,8 +112,7 @@ class ItemCommitment {
 // tree of `tree_size` leaves with root `root`; `path` its RFC 6962
 // inclusion path. Used by ItemCommitment::ReceiptJson and by
 // ReceiptFromManifestFile (manifest.h).
-std::string ReceiptJsonFor(std::string_view certificate_id, const Hash& root,
-                           uint64_t tree_size, uint64_t index,
+std::string ReceiptJsonFor(std::string_view certificate_id, const Hash& root, uint64_t tree_size, uint64_t index,
                            const ItemEntry& entry, std::span<const Hash> path);
 
 // Wraps `predicate` (built by the daemon; its "certificateId" and
@@ -124,20 +120,16 @@ std::string ReceiptJsonFor(std::string_view certificate_id, const Hash& root,
 // returns it as compact UTF-8 JSON. The subject is derived from those two
 // fields, so it cannot disagree with the predicate. InvalidArgument if they
 // are missing or if a string in the predicate is not valid UTF-8.
-absl::StatusOr<std::string> StatementJson(
-    const nlohmann::ordered_json& predicate);
+absl::StatusOr<std::string> StatementJson(const nlohmann::ordered_json& predicate);
 
 // Signs `statement_json` as a DSSE envelope (SignEnvelope, payloadType
 // kCertificatePayloadType) with one Ed25519 signature made by `sign` under
 // the key `key` (keyid KeyId(key)); returns the envelope JSON or the
 // signer's error. The daemon passes its vault's Sign here.
-absl::StatusOr<std::string> SignCertificate(std::string_view statement_json,
-                                            const PublicKey& key,
-                                            EnvelopeSigner sign);
+absl::StatusOr<std::string> SignCertificate(std::string_view statement_json, const PublicKey& key, EnvelopeSigner sign);
 
 // The same with a secret key in memory (tests, tools, benchmarks).
-std::string SignCertificate(std::string_view statement_json,
-                            SecretKeySpan secret_key);
+std::string SignCertificate(std::string_view statement_json, SecretKeySpan secret_key);
 
 // What VerifyCertificate established.
 struct VerifiedCertificate {
@@ -145,8 +137,8 @@ struct VerifiedCertificate {
   Hash merkle_root{};
   uint64_t item_count = 0;
   std::map<std::string, uint64_t> count_by_kind;  // as listed in byKind
-  std::string keyid;      // KeyId of the key that verified
-  std::string statement;  // the signed payload bytes
+  std::string keyid;                              // KeyId of the key that verified
+  std::string statement;                          // the signed payload bytes
   nlohmann::json predicate;
 };
 
@@ -162,8 +154,7 @@ struct VerifiedCertificate {
 //  * the predicate has the v1 fields with the right JSON types, times are
 //    RFC 3339 UTC, items.leafFormat is "shredd-item-v1", items.count equals
 //    the sum of items.byKind, and a zero count has root EmptyRoot().
-absl::StatusOr<VerifiedCertificate> VerifyCertificate(
-    std::string_view envelope_json, const PublicKey& key);
+absl::StatusOr<VerifiedCertificate> VerifyCertificate(std::string_view envelope_json, const PublicKey& key);
 
 // Verifies a private manifest against a verified certificate: type,
 // certificateId and merkleRoot match; every item is well-formed; items are
@@ -172,15 +163,13 @@ absl::StatusOr<VerifiedCertificate> VerifyCertificate(
 // Merkle root recomputed from the items equals the certificate's root.
 // Implemented by the streaming verifier in manifest.h (bounded memory;
 // VerifyManifestFile reads a manifest file in pieces).
-absl::Status VerifyManifest(const VerifiedCertificate& certificate,
-                            std::string_view manifest_json);
+absl::Status VerifyManifest(const VerifiedCertificate& certificate, std::string_view manifest_json);
 
 // Verifies that `receipt_json` proves that the item with `item_digest`
 // ("sha256:<hex>") is committed to by `certificate`: type, certificateId,
 // merkleRoot and treeSize (== item count) match; item.digest == item_digest;
 // and the inclusion path for leafIndex verifies against the root.
-absl::Status VerifyReceipt(const VerifiedCertificate& certificate,
-                           std::string_view receipt_json,
+absl::Status VerifyReceipt(const VerifiedCertificate& certificate, std::string_view receipt_json,
                            std::string_view item_digest);
 
 }  // namespace shredd::verify

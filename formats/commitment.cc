@@ -2,11 +2,12 @@
 
 #include <algorithm>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <set>
 #include <utility>
 
 #include "absl/status/status.h"
+#include <nlohmann/json.hpp>
+
 #include "formats/certificate.h"
 #include "formats/dataset_manifest.h"
 #include "formats/encoding.h"
@@ -113,8 +114,8 @@ class Audit {
     absl::StatusOr<VerifiedCertificate> cert = VerifyCertificate(*envelope, key_.key);
     if (!cert.ok()) return Failed(Cat("certificate at log entry ", del.log_index, ": ", cert.status().message()));
     if (cert->certificate_id != del.certificate_id) {
-      return Failed(Cat("certificate at log entry ", del.log_index, " is \"", cert->certificate_id,
-                        "\", not \"", del.certificate_id, "\" as the manifest says"));
+      return Failed(Cat("certificate at log entry ", del.log_index, " is \"", cert->certificate_id, "\", not \"",
+                        del.certificate_id, "\" as the manifest says"));
     }
     absl::StatusOr<std::string> manifest = source_.CertificateManifest(del.certificate_id);
     if (!manifest.ok()) return manifest.status();
@@ -134,8 +135,7 @@ class Audit {
 
 }  // namespace
 
-bool EntryRecordsMember(std::string_view entry, std::string_view item_commitment,
-                        std::string_view dataset_commitment) {
+bool EntryRecordsMember(std::string_view entry, std::string_view item_commitment, std::string_view dataset_commitment) {
   const json e = json::parse(entry, nullptr, /*allow_exceptions=*/false);
   if (!e.is_object() || StringOf(e, "item") != item_commitment) return false;
   const std::string_view type = StringOf(e, "type");

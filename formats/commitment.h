@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+
 #include "formats/keys.h"
 
 namespace shredd::verify {
@@ -30,8 +31,7 @@ std::string DatasetCommitment(std::string_view dataset, std::string_view dataset
 // `item_commitment` and whose "datasets" lists `dataset_commitment`, or a
 // "dataset-member" entry with both. Any other entry, or one that is not a
 // JSON object, is false (never throws).
-bool EntryRecordsMember(std::string_view entry, std::string_view item_commitment,
-                        std::string_view dataset_commitment);
+bool EntryRecordsMember(std::string_view entry, std::string_view item_commitment, std::string_view dataset_commitment);
 
 // What the audit reads, supplied by the caller (shredctl over gRPC; tests
 // from memory). A failure of the source is returned by AuditDataset

@@ -1,9 +1,10 @@
 #include "formats/dataset_manifest.h"
 
-#include <nlohmann/json.hpp>
 #include <utility>
 
 #include "absl/status/status.h"
+#include <nlohmann/json.hpp>
+
 #include "formats/json_fields.h"
 #include "formats/str_util.h"
 #include "formats/strict_json.h"

@@ -25,9 +25,9 @@ struct DatasetDeletion {
 };
 
 struct DatasetMember {
-  std::string digest;        // "sha256:<hex>" as listed (the log entry proves it)
-  std::string custody_salt;  // hex, opens the custody commitment
-  uint64_t member_index = 0;  // the entry that put the item in the dataset
+  std::string digest;                       // "sha256:<hex>" as listed (the log entry proves it)
+  std::string custody_salt;                 // hex, opens the custody commitment
+  uint64_t member_index = 0;                // the entry that put the item in the dataset
   std::optional<DatasetDeletion> deletion;  // absent or null: not deleted
 };
 

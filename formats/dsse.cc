@@ -1,11 +1,12 @@
 #include "formats/dsse.h"
 
-#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include <nlohmann/json.hpp>
+
 #include "formats/encoding.h"
 #include "formats/str_util.h"
 #include "formats/strict_json.h"
@@ -20,27 +21,23 @@ namespace {
 using nlohmann::json;
 
 // Returns the string member `name` of `obj`, or InvalidArgument.
-absl::StatusOr<std::string> StringMember(const json& obj, const char* name,
-                                         std::string_view where) {
+absl::StatusOr<std::string> StringMember(const json& obj, const char* name, std::string_view where) {
   auto it = obj.find(name);
   if (it == obj.end()) {
     return absl::InvalidArgumentError(Cat(where, " has no \"", name, "\""));
   }
   if (!it->is_string()) {
-    return absl::InvalidArgumentError(Cat(where, " member \"", name, "\" is a ",
-                                          it->type_name(), ", not a string"));
+    return absl::InvalidArgumentError(Cat(where, " member \"", name, "\" is a ", it->type_name(), ", not a string"));
   }
   return it->get<std::string>();
 }
 
-absl::StatusOr<std::string> Base64Member(const json& obj, const char* name,
-                                         std::string_view where) {
+absl::StatusOr<std::string> Base64Member(const json& obj, const char* name, std::string_view where) {
   absl::StatusOr<std::string> text = StringMember(obj, name, where);
   if (!text.ok()) return text.status();
   absl::StatusOr<std::string> raw = Base64Decode(*text);
   if (!raw.ok()) {
-    return absl::InvalidArgumentError(
-        Cat(where, " member \"", name, "\": ", raw.status().message()));
+    return absl::InvalidArgumentError(Cat(where, " member \"", name, "\": ", raw.status().message()));
   }
   return raw;
 }
@@ -59,12 +56,10 @@ absl::StatusOr<Envelope> ParseEnvelope(std::string_view text) {
     return absl::InvalidArgumentError("envelope is not a JSON object");
   }
   Envelope env;
-  absl::StatusOr<std::string> type =
-      StringMember(doc, "payloadType", "envelope");
+  absl::StatusOr<std::string> type = StringMember(doc, "payloadType", "envelope");
   if (!type.ok()) return type.status();
   env.payload_type = *std::move(type);
-  absl::StatusOr<std::string> payload =
-      Base64Member(doc, "payload", "envelope");
+  absl::StatusOr<std::string> payload = Base64Member(doc, "payload", "envelope");
   if (!payload.ok()) return payload.status();
   env.payload = *std::move(payload);
 
@@ -119,8 +114,7 @@ std::string SerializeEnvelope(const Envelope& envelope) {
   }
   // Invalid UTF-8 in payloadType or keyid is replaced rather than thrown on;
   // shredd only ever writes ASCII there.
-  return doc.dump(-1, ' ', false,
-                  nlohmann::ordered_json::error_handler_t::replace);
+  return doc.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
 }  // namespace shredd::verify

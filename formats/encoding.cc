@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+
 #include "formats/str_util.h"
 
 namespace shredd::verify {
@@ -34,14 +35,12 @@ std::string HexEncode(std::span<const uint8_t> bytes) {
 }
 
 std::string HexEncode(std::string_view bytes) {
-  return HexEncode(std::span<const uint8_t>(
-      reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+  return HexEncode(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
 }
 
 absl::StatusOr<std::string> HexDecode(std::string_view hex) {
   if (hex.size() % 2 != 0) {
-    return absl::InvalidArgumentError(
-        Cat("hex string has odd length ", hex.size()));
+    return absl::InvalidArgumentError(Cat("hex string has odd length ", hex.size()));
   }
   std::string out;
   out.reserve(hex.size() / 2);
@@ -50,8 +49,7 @@ absl::StatusOr<std::string> HexDecode(std::string_view hex) {
     const int lo = HexValue(hex[i + 1]);
     if (hi < 0 || lo < 0) {
       return absl::InvalidArgumentError(
-          Cat("invalid character in lowercase hex string at offset ",
-              hi < 0 ? i : i + 1));
+          Cat("invalid character in lowercase hex string at offset ", hi < 0 ? i : i + 1));
     }
     out.push_back(static_cast<char>((hi << 4) | lo));
   }
@@ -61,39 +59,33 @@ absl::StatusOr<std::string> HexDecode(std::string_view hex) {
 std::string Base64Encode(std::string_view bytes) {
   const int variant = sodium_base64_VARIANT_ORIGINAL;
   std::string out(sodium_base64_ENCODED_LEN(bytes.size(), variant), '\0');
-  sodium_bin2base64(out.data(), out.size(),
-                    reinterpret_cast<const unsigned char*>(bytes.data()),
-                    bytes.size(), variant);
+  sodium_bin2base64(out.data(), out.size(), reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(),
+                    variant);
   out.resize(out.size() - 1);  // drop the NUL terminator libsodium writes
   return out;
 }
 
 absl::StatusOr<std::string> Base64Decode(std::string_view text) {
   if (text.size() % 4 != 0) {
-    return absl::InvalidArgumentError(
-        Cat("base64 text length ", text.size(), " is not a multiple of 4"));
+    return absl::InvalidArgumentError(Cat("base64 text length ", text.size(), " is not a multiple of 4"));
   }
   // libsodium 1.0.18 (Debian 12) accepts any byte >= 0x80 as a base64
   // character (found by fuzz/encoding_fuzz.cc), which would give one byte
   // string many spellings; so check the alphabet here first.
   for (size_t i = 0; i < text.size(); ++i) {
     const char c = text[i];
-    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-          (c >= '0' && c <= '9') || c == '+' || c == '/' || c == '=')) {
-      return absl::InvalidArgumentError(
-          Cat("invalid character in standard base64 at offset ", i));
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/' ||
+          c == '=')) {
+      return absl::InvalidArgumentError(Cat("invalid character in standard base64 at offset ", i));
     }
   }
   std::string out(text.size() / 4 * 3, '\0');
   size_t out_len = 0;
   const char* end = nullptr;
-  if (sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()),
-                        out.size(), text.data(), text.size(),
-                        /*ignore=*/nullptr, &out_len, &end,
-                        sodium_base64_VARIANT_ORIGINAL) != 0 ||
+  if (sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), text.data(), text.size(),
+                        /*ignore=*/nullptr, &out_len, &end, sodium_base64_VARIANT_ORIGINAL) != 0 ||
       end != text.data() + text.size()) {
-    return absl::InvalidArgumentError(
-        "invalid standard base64 (RFC 4648 section 4, padded)");
+    return absl::InvalidArgumentError("invalid standard base64 (RFC 4648 section 4, padded)");
   }
   out.resize(out_len);
   return out;

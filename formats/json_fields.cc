@@ -31,8 +31,7 @@ absl::StatusOr<uint64_t> GetUint(const json& obj, std::string_view where, const 
   return (*v)->get<uint64_t>();
 }
 
-absl::StatusOr<const json*> GetTyped(const json& obj, std::string_view where, const char* name,
-                                     json::value_t type) {
+absl::StatusOr<const json*> GetTyped(const json& obj, std::string_view where, const char* name, json::value_t type) {
   absl::StatusOr<const json*> v = Member(obj, where, name);
   if (!v.ok()) return v.status();
   if ((*v)->type() != type) {

@@ -5,12 +5,12 @@
 #define SHREDD_FORMATS_JSON_FIELDS_H_
 
 #include <cstdint>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include <nlohmann/json.hpp>
 
 namespace shredd::verify::internal {
 

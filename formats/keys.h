@@ -66,8 +66,7 @@ absl::StatusOr<NoteVerifier> ParseNoteVerifierKey(std::string_view vkey);
 // OK iff `signature` (64 bytes) is a valid Ed25519 signature of `message`
 // under `key`. Otherwise Unauthenticated (bad signature) or InvalidArgument
 // (wrong signature length).
-absl::Status VerifyEd25519(const PublicKey& key, std::string_view message,
-                           std::string_view signature);
+absl::Status VerifyEd25519(const PublicKey& key, std::string_view message, std::string_view signature);
 
 // The public half of a libsodium secret key.
 PublicKey PublicKeyOf(SecretKeySpan secret_key);

@@ -11,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+
 #include "formats/compact_range.h"
 #include "formats/encoding.h"
 #include "formats/manifest_reader.h"
@@ -87,8 +88,8 @@ absl::Status CheckHeader(const ManifestFacts& f, const VerifiedCertificate& cert
   absl::StatusOr<Hash> root = ParseHash(f.merkle_root.value);
   if (!root.ok()) return Invalid(Cat("manifest.merkleRoot: ", root.status().message()));
   if (*root != cert.merkle_root) {
-    return Invalid(Cat("manifest states Merkle root ", Short(*root), " but the certificate root is ",
-                       Short(cert.merkle_root)));
+    return Invalid(
+        Cat("manifest states Merkle root ", Short(*root), " but the certificate root is ", Short(cert.merkle_root)));
   }
   if (!f.items_present) return Invalid("manifest has no \"items\"");
   if (f.items_type != nullptr) return Invalid(Cat("manifest.items is a ", f.items_type, ", not an array"));
@@ -150,8 +151,7 @@ absl::Status CheckRepeats(ManifestFacts& f, Input* in, ManifestStats* stats) {
     return Invalid("manifest changed while it was being read");
   }
   std::sort(second.collected.begin(), second.collected.end());
-  if (auto dup = std::adjacent_find(second.collected.begin(), second.collected.end());
-      dup != second.collected.end()) {
+  if (auto dup = std::adjacent_find(second.collected.begin(), second.collected.end()); dup != second.collected.end()) {
     return Invalid(Cat("manifest lists item ", *dup, " twice"));
   }
   return absl::OkStatus();
@@ -257,8 +257,7 @@ class FoldRanges final : public LeafVisitor {
  public:
   explicit FoldRanges(std::vector<std::pair<uint64_t, uint64_t>> ranges)
       : ranges_(std::move(ranges)), trees_(ranges_.size()) {}
-  void Leaf(uint64_t index, const Hash& leaf, std::string_view, std::string_view, uint64_t,
-            std::string_view) override {
+  void Leaf(uint64_t index, const Hash& leaf, std::string_view, std::string_view, uint64_t, std::string_view) override {
     for (size_t i = 0; i < ranges_.size(); ++i) {
       if (index >= ranges_[i].first && index < ranges_[i].second) {
         trees_[i].Append(leaf);
@@ -337,8 +336,8 @@ absl::StatusOr<std::string> ManifestCertificateId(std::string_view manifest_json
   return facts.certificate_id.value;
 }
 
-absl::Status VerifyManifestFile(const VerifiedCertificate& certificate, const std::string& path,
-                                ManifestStats* stats, size_t buffer_bytes) {
+absl::Status VerifyManifestFile(const VerifiedCertificate& certificate, const std::string& path, ManifestStats* stats,
+                                size_t buffer_bytes) {
   absl::StatusOr<std::unique_ptr<FileInput>> in = FileInput::Open(path, buffer_bytes);
   if (!in.ok()) return in.status();
   return Verify(certificate, in->get(), stats);

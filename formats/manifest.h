@@ -34,6 +34,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+
 #include "formats/certificate.h"
 
 namespace shredd::verify {
@@ -42,24 +43,21 @@ inline constexpr size_t kManifestReadBuffer = 4 << 20;
 
 // Statistics of one verification, for benchmarks and progress reports.
 struct ManifestStats {
-  uint64_t items = 0;        // items seen (first pass)
-  uint64_t bytes = 0;        // manifest bytes read (first pass)
-  int passes = 0;            // 1, or 2 after a digest-prefix collision
+  uint64_t items = 0;              // items seen (first pass)
+  uint64_t bytes = 0;              // manifest bytes read (first pass)
+  int passes = 0;                  // 1, or 2 after a digest-prefix collision
   uint64_t prefix_collisions = 0;  // adjacent equal 8-byte digest prefixes
 };
 
 // Verifies the manifest stored in the file at `path`, reading it in pieces
 // of `buffer_bytes`. Same checks and messages as VerifyManifest(); fails with
 // NotFound / Internal-style errors (naming the path) if it cannot be read.
-absl::Status VerifyManifestFile(const VerifiedCertificate& certificate,
-                                const std::string& path,
-                                ManifestStats* stats = nullptr,
-                                size_t buffer_bytes = kManifestReadBuffer);
+absl::Status VerifyManifestFile(const VerifiedCertificate& certificate, const std::string& path,
+                                ManifestStats* stats = nullptr, size_t buffer_bytes = kManifestReadBuffer);
 
 // Verifies an in-memory manifest with the same scanner (no copy is made).
 // VerifyManifest() in certificate.h is this function.
-absl::Status VerifyManifestText(const VerifiedCertificate& certificate,
-                                std::string_view manifest_json,
+absl::Status VerifyManifestText(const VerifiedCertificate& certificate, std::string_view manifest_json,
                                 ManifestStats* stats = nullptr);
 
 // The receipt (docs/FORMATS.md) of the item with `digest` ("sha256:<hex>"),
@@ -71,16 +69,14 @@ absl::Status VerifyManifestText(const VerifiedCertificate& certificate,
 // O(log^2 n) hashes, so a 3,000,000-item manifest needs a few MiB.
 // NotFound if the manifest does not list the digest; InvalidArgument for a
 // malformed manifest or one that changed between the passes.
-absl::StatusOr<std::string> ReceiptFromManifestFile(
-    const std::string& path, std::string_view digest,
-    size_t buffer_bytes = kManifestReadBuffer);
-absl::StatusOr<std::string> ReceiptFromManifestText(
-    std::string_view manifest_json, std::string_view digest);
+absl::StatusOr<std::string> ReceiptFromManifestFile(const std::string& path, std::string_view digest,
+                                                    size_t buffer_bytes = kManifestReadBuffer);
+absl::StatusOr<std::string> ReceiptFromManifestText(std::string_view manifest_json, std::string_view digest);
 
 // VerifyManifestText, then the digests of the manifest's items in tree
 // order (a second pass over the text; for the dataset audit).
-absl::StatusOr<std::vector<std::string>> VerifyManifestDigests(
-    const VerifiedCertificate& certificate, std::string_view manifest_json);
+absl::StatusOr<std::vector<std::string>> VerifyManifestDigests(const VerifiedCertificate& certificate,
+                                                               std::string_view manifest_json);
 
 // The certificateId of a private manifest that is well formed (as for
 // ReceiptFromManifestText: items in tree order, root equal to its stated

@@ -193,7 +193,18 @@ class ManifestHandler {
  private:
   enum class Ctx : uint8_t { kTop, kRoot, kItems, kItem, kOrder, kDone };
   enum class Slot : uint8_t {
-    kNone, kType, kCertificateId, kMerkleRoot, kItems, kOrder, kPrivate, kOrderSalt, kKind, kDigest, kSalt, kSize
+    kNone,
+    kType,
+    kCertificateId,
+    kMerkleRoot,
+    kItems,
+    kOrder,
+    kPrivate,
+    kOrderSalt,
+    kKind,
+    kDigest,
+    kSalt,
+    kSize
   };
 
   bool Fail(std::string what) {
@@ -203,15 +214,24 @@ class ManifestHandler {
 
   StringField* Field(Slot s) {
     switch (s) {
-      case Slot::kType: return &f_.type;
-      case Slot::kCertificateId: return &f_.certificate_id;
-      case Slot::kMerkleRoot: return &f_.merkle_root;
-      case Slot::kPrivate: return &f_.order_private;
-      case Slot::kOrderSalt: return &f_.order_salt;
-      case Slot::kKind: return &kind_;
-      case Slot::kDigest: return &digest_;
-      case Slot::kSalt: return &salt_;
-      default: return nullptr;
+      case Slot::kType:
+        return &f_.type;
+      case Slot::kCertificateId:
+        return &f_.certificate_id;
+      case Slot::kMerkleRoot:
+        return &f_.merkle_root;
+      case Slot::kPrivate:
+        return &f_.order_private;
+      case Slot::kOrderSalt:
+        return &f_.order_salt;
+      case Slot::kKind:
+        return &kind_;
+      case Slot::kDigest:
+        return &digest_;
+      case Slot::kSalt:
+        return &salt_;
+      default:
+        return nullptr;
     }
   }
   static size_t Limit(Slot s) {
@@ -228,26 +248,26 @@ class ManifestHandler {
     slot_ = Slot::kNone;
     Slot s = Slot::kNone;
     if (ctx_ == Ctx::kRoot) {
-      s = Is(key, "type") ? Slot::kType
+      s = Is(key, "type")            ? Slot::kType
           : Is(key, "certificateId") ? Slot::kCertificateId
-          : Is(key, "merkleRoot") ? Slot::kMerkleRoot
-          : Is(key, "items") ? Slot::kItems
-          : Is(key, "order") ? Slot::kOrder
-                             : Slot::kNone;
+          : Is(key, "merkleRoot")    ? Slot::kMerkleRoot
+          : Is(key, "items")         ? Slot::kItems
+          : Is(key, "order")         ? Slot::kOrder
+                                     : Slot::kNone;
     } else if (ctx_ == Ctx::kOrder) {
       s = Is(key, "private") ? Slot::kPrivate : Is(key, "salt") ? Slot::kOrderSalt : Slot::kNone;
     } else if (ctx_ == Ctx::kItem) {
-      s = Is(key, "kind") ? Slot::kKind
+      s = Is(key, "kind")     ? Slot::kKind
           : Is(key, "digest") ? Slot::kDigest
-          : Is(key, "salt") ? Slot::kSalt
-          : Is(key, "size") ? Slot::kSize
-                            : Slot::kNone;
+          : Is(key, "salt")   ? Slot::kSalt
+          : Is(key, "size")   ? Slot::kSize
+                              : Slot::kNone;
     }
     if (s == Slot::kNone) return;
-    const bool seen = s == Slot::kItems ? f_.items_present
+    const bool seen = s == Slot::kItems   ? f_.items_present
                       : s == Slot::kOrder ? f_.order_present
-                      : s == Slot::kSize ? size_present_
-                                         : Field(s)->present;
+                      : s == Slot::kSize  ? size_present_
+                                          : Field(s)->present;
     if (seen) {
       if (f_.dup_error.ok()) {
         const std::string where = ctx_ == Ctx::kItem ? Where() : ctx_ == Ctx::kOrder ? "manifest.order" : "manifest";
@@ -506,8 +526,7 @@ FileInput::~FileInput() { ::close(fd_); }
 
 absl::Status FileInput::Rewind() {
   if (::lseek(fd_, 0, SEEK_SET) != 0) {
-    return absl::FailedPreconditionError(
-        Cat("cannot read manifest ", path_, " a second time: ", std::strerror(errno)));
+    return absl::FailedPreconditionError(Cat("cannot read manifest ", path_, " a second time: ", std::strerror(errno)));
   }
   return absl::OkStatus();
 }
@@ -575,8 +594,8 @@ absl::Status Wellformed(const ManifestFacts& f) {
     return Invalid(Cat("manifest.items[", f.order_error_at, "] is out of tree order (leaf hashes must ascend)"));
   }
   if (f.root != *stated) {
-    return Invalid(Cat("manifest Merkle root ", HexEncode(f.root), " does not match its stated merkleRoot ",
-                       HexEncode(*stated)));
+    return Invalid(
+        Cat("manifest Merkle root ", HexEncode(f.root), " does not match its stated merkleRoot ", HexEncode(*stated)));
   }
   return absl::OkStatus();
 }

@@ -40,6 +40,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+
 #include "formats/merkle.h"
 
 namespace shredd::verify::manifest_internal {
@@ -122,14 +123,14 @@ struct ManifestFacts {
   const char* items_type = nullptr;  // set iff "items" is not an array
   bool order_present = false, order_is_object = false;
   StringField order_private, order_salt;
-  uint64_t count = 0;         // items seen
-  uint64_t valid = 0;         // well-formed items hashed (== count if no error)
-  absl::Status item_error;    // the first malformed item
+  uint64_t count = 0;       // items seen
+  uint64_t valid = 0;       // well-formed items hashed (== count if no error)
+  absl::Status item_error;  // the first malformed item
   uint64_t photos = 0, models = 0;
-  int64_t order_error_at = -1;  // first item whose leaf does not ascend
-  Hash root{};                  // RFC 6962 root of the well-formed items
-  std::vector<uint64_t> prefixes;       // first 8 bytes of every digest
-  std::vector<std::string> collected;   // full digests asked for by `collect`
+  int64_t order_error_at = -1;         // first item whose leaf does not ascend
+  Hash root{};                         // RFC 6962 root of the well-formed items
+  std::vector<uint64_t> prefixes;      // first 8 bytes of every digest
+  std::vector<std::string> collected;  // full digests asked for by `collect`
 };
 
 // Reads the whole input once. InvalidArgument "manifest is not valid JSON:

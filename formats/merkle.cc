@@ -1,7 +1,5 @@
 #include "formats/merkle.h"
 
-#include <openssl/evp.h>
-
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -10,6 +8,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include <openssl/evp.h>
+
 #include "formats/str_util.h"
 
 namespace shredd::verify {
@@ -24,8 +24,7 @@ namespace {
 const EVP_MD* Sha256Md() {
   static const EVP_MD* const md = [] {
     EVP_MD* fetched = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-    return fetched != nullptr ? static_cast<const EVP_MD*>(fetched)
-                              : EVP_sha256();
+    return fetched != nullptr ? static_cast<const EVP_MD*>(fetched) : EVP_sha256();
   }();
   return md;
 }
@@ -48,8 +47,8 @@ Hash Digest(std::string_view prefix, std::string_view data) {
   // a wrong hash would be worse than stopping.
   if (ctx == nullptr || EVP_DigestInit_ex(ctx, Sha256Md(), nullptr) != 1 ||
       EVP_DigestUpdate(ctx, prefix.data(), prefix.size()) != 1 ||
-      EVP_DigestUpdate(ctx, data.data(), data.size()) != 1 ||
-      EVP_DigestFinal_ex(ctx, out.data(), &len) != 1 || len != out.size()) {
+      EVP_DigestUpdate(ctx, data.data(), data.size()) != 1 || EVP_DigestFinal_ex(ctx, out.data(), &len) != 1 ||
+      len != out.size()) {
     std::abort();
   }
   return out;
@@ -63,8 +62,7 @@ uint64_t SplitPoint(uint64_t n) {
 }
 
 // SUBPROOF(m, D[n], b) from RFC 9162 2.1.4.1, appending to `out`.
-void SubProof(uint64_t m, std::span<const Hash> d, bool b,
-              std::vector<Hash>& out) {
+void SubProof(uint64_t m, std::span<const Hash> d, bool b, std::vector<Hash>& out) {
   const uint64_t n = d.size();
   if (m == n) {
     if (!b) out.push_back(RootFromLeafHashes(d));
@@ -88,8 +86,7 @@ Hash Sha256(std::string_view data) { return Digest({}, data); }
 
 absl::StatusOr<Hash> ParseHash(std::string_view hex) {
   if (hex.size() != 64) {
-    return absl::InvalidArgumentError(
-        Cat("hash must be 64 lowercase hex characters, got ", hex.size()));
+    return absl::InvalidArgumentError(Cat("hash must be 64 lowercase hex characters, got ", hex.size()));
   }
   absl::StatusOr<std::string> raw = HexDecode(hex);
   if (!raw.ok()) return raw.status();
@@ -98,9 +95,7 @@ absl::StatusOr<Hash> ParseHash(std::string_view hex) {
   return h;
 }
 
-Hash LeafHash(std::string_view leaf_input) {
-  return Digest(std::string_view("\x00", 1), leaf_input);
-}
+Hash LeafHash(std::string_view leaf_input) { return Digest(std::string_view("\x00", 1), leaf_input); }
 
 Hash NodeHash(const Hash& left, const Hash& right) {
   char buf[1 + 2 * 32];
@@ -120,35 +115,29 @@ Hash RootFromLeafHashes(std::span<const Hash> leaf_hashes) {
   while (level.size() > 1) {
     size_t out = 0;
     for (size_t i = 0; i < level.size(); i += 2) {
-      level[out++] =
-          i + 1 < level.size() ? NodeHash(level[i], level[i + 1]) : level[i];
+      level[out++] = i + 1 < level.size() ? NodeHash(level[i], level[i + 1]) : level[i];
     }
     level.resize(out);
   }
   return level.front();
 }
 
-std::vector<Hash> InclusionProof(std::span<const Hash> leaf_hashes,
-                                 uint64_t index) {
+std::vector<Hash> InclusionProof(std::span<const Hash> leaf_hashes, uint64_t index) {
   if (index >= leaf_hashes.size()) return {};
-  return MerkleTree(std::vector<Hash>(leaf_hashes.begin(), leaf_hashes.end()))
-      .InclusionProof(index);
+  return MerkleTree(std::vector<Hash>(leaf_hashes.begin(), leaf_hashes.end())).InclusionProof(index);
 }
 
-std::vector<Hash> ConsistencyProof(std::span<const Hash> leaf_hashes,
-                                   uint64_t m) {
+std::vector<Hash> ConsistencyProof(std::span<const Hash> leaf_hashes, uint64_t m) {
   std::vector<Hash> proof;
   if (m == 0 || m >= leaf_hashes.size()) return proof;
   SubProof(m, leaf_hashes, /*b=*/true, proof);
   return proof;
 }
 
-absl::StatusOr<Hash> RootFromInclusion(uint64_t index, uint64_t size,
-                                       const Hash& leaf_hash,
+absl::StatusOr<Hash> RootFromInclusion(uint64_t index, uint64_t size, const Hash& leaf_hash,
                                        std::span<const Hash> proof) {
   if (index >= size) {
-    return absl::InvalidArgumentError(
-        Cat("leaf index ", index, " is outside a tree of size ", size));
+    return absl::InvalidArgumentError(Cat("leaf index ", index, " is outside a tree of size ", size));
   }
   // RFC 9162 2.1.3.2.
   uint64_t fn = index;
@@ -156,9 +145,8 @@ absl::StatusOr<Hash> RootFromInclusion(uint64_t index, uint64_t size,
   Hash r = leaf_hash;
   for (const Hash& p : proof) {
     if (sn == 0) {
-      return absl::InvalidArgumentError(
-          Cat("inclusion proof has too many hashes (", proof.size(),
-              ") for leaf ", index, " of a tree of size ", size));
+      return absl::InvalidArgumentError(Cat("inclusion proof has too many hashes (", proof.size(), ") for leaf ", index,
+                                            " of a tree of size ", size));
     }
     if ((fn & 1) == 1 || fn == sn) {
       r = NodeHash(p, r);
@@ -174,53 +162,43 @@ absl::StatusOr<Hash> RootFromInclusion(uint64_t index, uint64_t size,
   }
   if (sn != 0) {
     return absl::InvalidArgumentError(
-        Cat("inclusion proof has too few hashes (", proof.size(), ") for leaf ",
-            index, " of a tree of size ", size));
+        Cat("inclusion proof has too few hashes (", proof.size(), ") for leaf ", index, " of a tree of size ", size));
   }
   return r;
 }
 
-absl::Status VerifyInclusion(uint64_t index, uint64_t size,
-                             const Hash& leaf_hash, std::span<const Hash> proof,
+absl::Status VerifyInclusion(uint64_t index, uint64_t size, const Hash& leaf_hash, std::span<const Hash> proof,
                              const Hash& root) {
-  absl::StatusOr<Hash> computed =
-      RootFromInclusion(index, size, leaf_hash, proof);
+  absl::StatusOr<Hash> computed = RootFromInclusion(index, size, leaf_hash, proof);
   if (!computed.ok()) return computed.status();
   if (*computed != root) {
-    return absl::InvalidArgumentError(
-        Cat("inclusion proof for leaf ", index, " of tree size ", size,
-            " leads to root ", Short(*computed), ", expected ", Short(root)));
+    return absl::InvalidArgumentError(Cat("inclusion proof for leaf ", index, " of tree size ", size, " leads to root ",
+                                          Short(*computed), ", expected ", Short(root)));
   }
   return absl::OkStatus();
 }
 
-absl::Status VerifyConsistency(uint64_t m, uint64_t n, const Hash& root_m,
-                               const Hash& root_n,
+absl::Status VerifyConsistency(uint64_t m, uint64_t n, const Hash& root_m, const Hash& root_n,
                                std::span<const Hash> proof) {
   if (m > n) {
-    return absl::InvalidArgumentError(
-        Cat("tree cannot shrink: old size ", m, " > new size ", n));
+    return absl::InvalidArgumentError(Cat("tree cannot shrink: old size ", m, " > new size ", n));
   }
   if (m == n || m == 0) {
     if (!proof.empty()) {
-      return absl::InvalidArgumentError(Cat("consistency proof from size ", m,
-                                            " to ", n, " must be empty, has ",
-                                            proof.size(), " hashes"));
+      return absl::InvalidArgumentError(
+          Cat("consistency proof from size ", m, " to ", n, " must be empty, has ", proof.size(), " hashes"));
     }
     if (m == 0 && root_m != EmptyRoot()) {
-      return absl::InvalidArgumentError(
-          "root of the empty tree is not SHA-256(\"\")");
+      return absl::InvalidArgumentError("root of the empty tree is not SHA-256(\"\")");
     }
     if (m == n && root_m != root_n) {
       return absl::InvalidArgumentError(
-          Cat("trees of equal size ", m, " have different roots ",
-              Short(root_m), " and ", Short(root_n)));
+          Cat("trees of equal size ", m, " have different roots ", Short(root_m), " and ", Short(root_n)));
     }
     return absl::OkStatus();
   }
   if (proof.empty()) {
-    return absl::InvalidArgumentError(
-        Cat("consistency proof from size ", m, " to ", n, " is empty"));
+    return absl::InvalidArgumentError(Cat("consistency proof from size ", m, " to ", n, " is empty"));
   }
   // RFC 9162 2.1.4.2. Step 1: if m is a power of two, root_m starts the path.
   std::vector<Hash> path;
@@ -239,9 +217,8 @@ absl::Status VerifyConsistency(uint64_t m, uint64_t n, const Hash& root_m,
   for (size_t i = 1; i < path.size(); ++i) {
     const Hash& c = path[i];
     if (sn == 0) {
-      return absl::InvalidArgumentError(Cat("consistency proof from size ", m,
-                                            " to ", n, " has too many hashes (",
-                                            proof.size(), ")"));
+      return absl::InvalidArgumentError(
+          Cat("consistency proof from size ", m, " to ", n, " has too many hashes (", proof.size(), ")"));
     }
     if ((fn & 1) == 1 || fn == sn) {
       fr = NodeHash(c, fr);
@@ -257,19 +234,16 @@ absl::Status VerifyConsistency(uint64_t m, uint64_t n, const Hash& root_m,
     sn >>= 1;
   }
   if (sn != 0) {
-    return absl::InvalidArgumentError(Cat("consistency proof from size ", m,
-                                          " to ", n, " has too few hashes (",
-                                          proof.size(), ")"));
+    return absl::InvalidArgumentError(
+        Cat("consistency proof from size ", m, " to ", n, " has too few hashes (", proof.size(), ")"));
   }
   if (fr != root_m) {
-    return absl::InvalidArgumentError(Cat("consistency proof yields old root ",
-                                          Short(fr), ", expected ",
-                                          Short(root_m)));
+    return absl::InvalidArgumentError(
+        Cat("consistency proof yields old root ", Short(fr), ", expected ", Short(root_m)));
   }
   if (sr != root_n) {
-    return absl::InvalidArgumentError(Cat("consistency proof yields new root ",
-                                          Short(sr), ", expected ",
-                                          Short(root_n)));
+    return absl::InvalidArgumentError(
+        Cat("consistency proof yields new root ", Short(sr), ", expected ", Short(root_n)));
   }
   return absl::OkStatus();
 }
@@ -281,8 +255,7 @@ MerkleTree::MerkleTree(std::vector<Hash> leaf_hashes) {
     std::vector<Hash> above;
     above.reserve((below.size() + 1) / 2);
     for (size_t i = 0; i < below.size(); i += 2) {
-      above.push_back(i + 1 < below.size() ? NodeHash(below[i], below[i + 1])
-                                           : below[i]);
+      above.push_back(i + 1 < below.size() ? NodeHash(below[i], below[i + 1]) : below[i]);
     }
     levels_.push_back(std::move(above));
   }

@@ -6,6 +6,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_format.h"
+
 #include "formats/encoding.h"
 #include "formats/str_util.h"
 
@@ -58,8 +59,7 @@ absl::Status CheckNoteCharacters(std::string_view s) {
       continue;
     }
     if (c < 0x20 || c == 0x7f) {
-      return absl::InvalidArgumentError(
-          absl::StrFormat("note has a control character 0x%02x on line %d", c, line));
+      return absl::InvalidArgumentError(absl::StrFormat("note has a control character 0x%02x on line %d", c, line));
     }
     const size_t n = Utf8SequenceLength(s, i);
     if (n == 0) return absl::InvalidArgumentError(Cat("note is not valid UTF-8 (line ", line, ")"));
@@ -112,8 +112,8 @@ absl::StatusOr<Note> ParseNote(std::string_view msg) {
       return absl::InvalidArgumentError(Cat("note has more than ", kMaxNoteSignatures, " signatures"));
     }
     if (!line.starts_with(kEmDashSpace)) {
-      return absl::InvalidArgumentError(Cat("signature line ", line_no, " does not start with \"— \": \"",
-                                            Printable(line), "\""));
+      return absl::InvalidArgumentError(
+          Cat("signature line ", line_no, " does not start with \"— \": \"", Printable(line), "\""));
     }
     const std::string_view rest = line.substr(kEmDashSpace.size());
     const size_t sp = rest.find(' ');
@@ -122,8 +122,8 @@ absl::StatusOr<Note> ParseNote(std::string_view msg) {
     }
     const std::string_view name = rest.substr(0, sp);
     if (!IsValidSignatureName(name)) {
-      return absl::InvalidArgumentError(Cat("signature line ", line_no, " has an invalid key name \"",
-                                            Printable(name), "\""));
+      return absl::InvalidArgumentError(
+          Cat("signature line ", line_no, " has an invalid key name \"", Printable(name), "\""));
     }
     absl::StatusOr<std::string> raw = Base64Decode(rest.substr(sp + 1));
     if (!raw.ok()) {
@@ -169,17 +169,16 @@ absl::StatusOr<Note> OpenNote(std::string_view signed_note, const NoteVerifier& 
   // Say as precisely as possible why no signature applied.
   for (const NoteSignature& sig : note->signatures) {
     if (sig.name == verifier.name) {
-      return absl::UnauthenticatedError(absl::StrFormat(
-          "note is signed by a different key named %s (key ID %08x, the verifier key has %08x): wrong "
-          "verifier key, or a key the log does not hold",
-          verifier.name, sig.key_id, verifier.key_hash));
+      return absl::UnauthenticatedError(
+          absl::StrFormat("note is signed by a different key named %s (key ID %08x, the verifier key has %08x): wrong "
+                          "verifier key, or a key the log does not hold",
+                          verifier.name, sig.key_id, verifier.key_hash));
     }
   }
   std::string names;
   for (const auto& n : other_ids) names += (names.empty() ? "" : ", ") + n;
-  return absl::UnauthenticatedError(
-      Cat("unknown key name: the note carries no signature by ", verifier.name, " (it is signed by ", names,
-          "); wrong verifier key or wrong log?"));
+  return absl::UnauthenticatedError(Cat("unknown key name: the note carries no signature by ", verifier.name,
+                                        " (it is signed by ", names, "); wrong verifier key or wrong log?"));
 }
 
 std::string NoteSignatureLine(std::string_view name, uint32_t key_id, std::string_view signature) {

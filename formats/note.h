@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+
 #include "formats/keys.h"
 
 namespace shredd::verify {

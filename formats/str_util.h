@@ -16,9 +16,7 @@
 
 namespace shredd::verify::internal {
 
-inline absl::string_view Sv(std::string_view s) {
-  return absl::string_view(s.data(), s.size());
-}
+inline absl::string_view Sv(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
 template <typename T>
 decltype(auto) CatArg(const T& v) {

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/escaping.h"
+
 #include "formats/str_util.h"
 
 namespace shredd::verify {

@@ -11,10 +11,10 @@
 #ifndef SHREDD_FORMATS_STRICT_JSON_H_
 #define SHREDD_FORMATS_STRICT_JSON_H_
 
-#include <nlohmann/json.hpp>
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include <nlohmann/json.hpp>
 
 namespace shredd::verify {
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/escaping.h"
+
 #include "formats/encoding.h"
 #include "formats/note.h"
 #include "formats/str_util.h"
@@ -52,8 +53,8 @@ absl::StatusOr<uint64_t> ParseDecimal(std::string_view s, std::string_view what)
 absl::StatusOr<Hash> ParseB64Hash(std::string_view s, std::string_view what) {
   absl::StatusOr<std::string> raw = Base64Decode(s);
   if (!raw.ok()) {
-    return absl::InvalidArgumentError(Cat(what, " is not valid base64 (", raw.status().message(), "): \"",
-                                          Printable(s), "\""));
+    return absl::InvalidArgumentError(
+        Cat(what, " is not valid base64 (", raw.status().message(), "): \"", Printable(s), "\""));
   }
   if (raw->size() != 32) {
     return absl::InvalidArgumentError(Cat(what, " decodes to ", raw->size(), " bytes, not 32"));
@@ -109,8 +110,8 @@ absl::StatusOr<Checkpoint> VerifyCheckpoint(std::string_view signed_note, const 
   if (!c.ok()) return c.status();
   const std::string_view want = expected_origin.empty() ? std::string_view(verifier.name) : expected_origin;
   if (c->origin != want) {
-    return absl::FailedPreconditionError(Cat("wrong origin: the checkpoint is for log \"", Printable(c->origin),
-                                             "\", expected \"", want, "\""));
+    return absl::FailedPreconditionError(
+        Cat("wrong origin: the checkpoint is for log \"", Printable(c->origin), "\", expected \"", want, "\""));
   }
   c->signed_note = std::string(signed_note);
   return c;
@@ -170,7 +171,8 @@ absl::StatusOr<TlogProof> ParseTlogProof(std::string_view text) {
   for (;;) {
     line = next_line();
     if (!line) {
-      return truncated(Cat("inside the inclusion path, after ", proof.path.size(), " hashes and before the checkpoint"));
+      return truncated(
+          Cat("inside the inclusion path, after ", proof.path.size(), " hashes and before the checkpoint"));
     }
     if (line->empty()) break;
     if (proof.path.size() >= kMaxProofHashes) {
@@ -186,8 +188,7 @@ absl::StatusOr<TlogProof> ParseTlogProof(std::string_view text) {
 }
 
 absl::StatusOr<VerifiedInclusion> VerifyTlogProof(std::string_view proof_file, std::string_view entry,
-                                                  const NoteVerifier& verifier,
-                                                  std::optional<uint64_t> expected_index,
+                                                  const NoteVerifier& verifier, std::optional<uint64_t> expected_index,
                                                   std::string_view expected_origin) {
   absl::StatusOr<TlogProof> proof = ParseTlogProof(proof_file);
   if (!proof.ok()) return proof.status();
@@ -198,8 +199,8 @@ absl::StatusOr<VerifiedInclusion> VerifyTlogProof(std::string_view proof_file, s
         Cat("the proof is for index ", proof->index, ", not for index ", *expected_index));
   }
   if (proof->index >= cp->size) {
-    return absl::InvalidArgumentError(Cat("the proof is for index ", proof->index,
-                                          " but its checkpoint covers only ", cp->size, " entries"));
+    return absl::InvalidArgumentError(
+        Cat("the proof is for index ", proof->index, " but its checkpoint covers only ", cp->size, " entries"));
   }
   if (auto s = VerifyInclusion(proof->index, cp->size, LeafHash(entry), proof->path, cp->root); !s.ok()) {
     return absl::InvalidArgumentError(Cat("the proof does not prove this entry at index ", proof->index,
@@ -214,8 +215,8 @@ absl::StatusOr<VerifiedInclusion> VerifyTlogProof(std::string_view proof_file, s
 absl::Status VerifyCheckpointConsistency(const Checkpoint& older, const Checkpoint& newer,
                                          std::span<const Hash> proof) {
   if (older.origin != newer.origin) {
-    return absl::InvalidArgumentError(Cat("checkpoints are of different logs: \"", Printable(older.origin),
-                                          "\" and \"", Printable(newer.origin), "\""));
+    return absl::InvalidArgumentError(Cat("checkpoints are of different logs: \"", Printable(older.origin), "\" and \"",
+                                          Printable(newer.origin), "\""));
   }
   if (newer.size < older.size) {
     return absl::FailedPreconditionError(Cat("ROLLBACK: the log shrank from ", older.size, " to ", newer.size,
@@ -234,8 +235,7 @@ absl::Status VerifyCheckpointConsistency(const Checkpoint& older, const Checkpoi
   }
   if (auto s = VerifyConsistency(older.size, newer.size, older.root, newer.root, proof); !s.ok()) {
     return absl::FailedPreconditionError(Cat("FORK: the tree of size ", newer.size,
-                                             " does not extend the tree of size ", older.size, ": ",
-                                             s.message()));
+                                             " does not extend the tree of size ", older.size, ": ", s.message()));
   }
   return absl::OkStatus();
 }

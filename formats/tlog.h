@@ -24,6 +24,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+
 #include "formats/keys.h"
 #include "formats/merkle.h"
 
@@ -99,8 +100,7 @@ absl::StatusOr<VerifiedInclusion> VerifyTlogProof(std::string_view proof_file, s
 // FailedPrecondition with a message starting "ROLLBACK" (newer is smaller)
 // or "FORK" (same size, different root; or a proof that does not verify);
 // InvalidArgument if the origins differ.
-absl::Status VerifyCheckpointConsistency(const Checkpoint& older, const Checkpoint& newer,
-                                         std::span<const Hash> proof);
+absl::Status VerifyCheckpointConsistency(const Checkpoint& older, const Checkpoint& newer, std::span<const Hash> proof);
 
 }  // namespace shredd::verify
 

@@ -7,8 +7,9 @@
 // a member is recognised and a changed commitment is not.
 #include <cstddef>
 #include <cstdint>
-#include <nlohmann/json.hpp>
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 #include "formats/commitment.h"
 #include "formats/dataset_manifest.h"
@@ -21,12 +22,17 @@ using nlohmann::json;
 using shredd::verify::DatasetManifest;
 
 std::string Serialize(const DatasetManifest& m) {
-  json doc{{"type", "shredd-dataset-manifest-v1"}, {"dataset", m.dataset}, {"datasetSalt", m.dataset_salt},
+  json doc{{"type", "shredd-dataset-manifest-v1"},
+           {"dataset", m.dataset},
+           {"datasetSalt", m.dataset_salt},
            {"members", json::array()}};
   for (const auto& mem : m.members) {
-    json j{{"digest", mem.digest}, {"custodySalt", mem.custody_salt}, {"memberIndex", mem.member_index},
+    json j{{"digest", mem.digest},
+           {"custodySalt", mem.custody_salt},
+           {"memberIndex", mem.member_index},
            {"deletion", nullptr}};
-    if (mem.deletion) j["deletion"] = {{"certificateId", mem.deletion->certificate_id}, {"logIndex", mem.deletion->log_index}};
+    if (mem.deletion)
+      j["deletion"] = {{"certificateId", mem.deletion->certificate_id}, {"logIndex", mem.deletion->log_index}};
     doc["members"].push_back(j);
   }
   return doc.dump(-1, ' ', false, json::error_handler_t::replace);

@@ -17,10 +17,11 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "formats/certificate.h"
 #include "formats/encoding.h"
@@ -37,8 +38,8 @@ namespace shredd::fuzz {
   std::fprintf(stderr, "fuzz property violated: %s\n", what);
   std::abort();
 }
-#define FUZZ_CHECK(cond)                                     \
-  do {                                                       \
+#define FUZZ_CHECK(cond)                                             \
+  do {                                                               \
     if (!(cond)) ::shredd::fuzz::Violation(#cond " (" __FILE__ ")"); \
   } while (0)
 
@@ -58,23 +59,21 @@ struct Fixture {
   std::string statement;
   std::string envelope;
   std::string manifest;
-  std::vector<std::string> receipts;  // one per tree index
+  std::vector<std::string> receipts;      // one per tree index
   std::vector<std::string> item_digests;  // tree order
   verify::VerifiedCertificate certificate;
 
   // Transparency log.
   std::vector<std::string> log_entries;
   std::vector<verify::Hash> log_leaves;
-  std::string checkpoint;        // signed, tree of kLogSize
-  std::string small_checkpoint;  // signed, tree of 5
+  std::string checkpoint;           // signed, tree of kLogSize
+  std::string small_checkpoint;     // signed, tree of 5
   std::vector<std::string> proofs;  // tlog-proof for each entry vs checkpoint
 
   verify::SecretKeySpan secret() const { return verify::SecretKeySpan(sk.data(), sk.size()); }
 };
 
-inline std::string DigestOf(std::string_view content) {
-  return "sha256:" + verify::HexEncode(verify::Sha256(content));
-}
+inline std::string DigestOf(std::string_view content) { return "sha256:" + verify::HexEncode(verify::Sha256(content)); }
 
 inline Fixture BuildFixture() {
   if (sodium_init() < 0) std::abort();
@@ -114,9 +113,8 @@ inline Fixture BuildFixture() {
   p["certificateId"] = kCertificateId;
   p["request"] = {{"id", "order-fuzz"}, {"reason", "fuzz fixture"}};
   p["order"] = {{"id", "order-fuzz"}, {"basis", "ftc-order"}, {"privateCommitment", commitment_hex}};
-  p["method"] = {{"technique", "cryptographic-erase"},
-                 {"standard", "NIST SP 800-88 Rev. 1"},
-                 {"sanitization", "purge"}};
+  p["method"] = {
+      {"technique", "cryptographic-erase"}, {"standard", "NIST SP 800-88 Rev. 1"}, {"sanitization", "purge"}};
   p["destruction"] = {{"vaultBackend", "file"}, {"rootEpochDestroyed", 41}, {"rootEpochInstalled", 42}};
   p["times"] = {{"requested", "2026-11-26T04:20:00Z"},
                 {"destroyed", "2026-11-26T04:27:09.123Z"},
@@ -177,9 +175,7 @@ inline const Fixture& GetFixture() {
   return *fixture;
 }
 
-inline std::string_view AsView(const uint8_t* data, size_t size) {
-  return {reinterpret_cast<const char*>(data), size};
-}
+inline std::string_view AsView(const uint8_t* data, size_t size) { return {reinterpret_cast<const char*>(data), size}; }
 
 }  // namespace shredd::fuzz
 

@@ -5,12 +5,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
-#include "formats/dsse.h"
+#include <nlohmann/json.hpp>
+
 #include "daemon/items/metadata_codec.h"
+#include "formats/dsse.h"
 #include "fuzz/fuzz_fixture.h"
 
 namespace fs = std::filesystem;
@@ -67,8 +68,9 @@ int main(int argc, char** argv) {
   Seed("dsse", "bad-b64", R"({"payloadType":"t","payload":"aGk","signatures":[{"sig":"AA=="}]})");
   Seed("dsse", "keyid-number", R"({"payloadType":"t","payload":"","signatures":[{"keyid":7,"sig":""}]})");
   Seed("dsse", "array", R"([{"payloadType":"t"}])");
-  Seed("dsse", "unicode", "{\"payloadType\":\"\\u00e9\\ud83d\\ude00\",\"payload\":\"\",\"extra\":[1,2,{}],"
-                         "\"signatures\":[{\"sig\":\"\"}]}");
+  Seed("dsse", "unicode",
+       "{\"payloadType\":\"\\u00e9\\ud83d\\ude00\",\"payload\":\"\",\"extra\":[1,2,{}],"
+       "\"signatures\":[{\"sig\":\"\"}]}");
 
   Seed("dsse", "trailing-nul", f.envelope + std::string("\0", 1) + f.envelope);
   Seed("dsse", "duplicate-payload", Replace(f.envelope, "\"payload\":", "\"payload\":\"aGk=\",\"payload\":"));
@@ -91,8 +93,10 @@ int main(int argc, char** argv) {
     auto& p = st["predicate"];
     nlohmann::ordered_json z = st;
     const std::string empty_root = verify::HexEncode(verify::EmptyRoot());
-    z["predicate"]["items"] = {{"count", 0}, {"byKind", {{"photo", 0}, {"model", 0}}},
-                               {"merkleRoot", empty_root}, {"leafFormat", "shredd-item-v1"}};
+    z["predicate"]["items"] = {{"count", 0},
+                               {"byKind", {{"photo", 0}, {"model", 0}}},
+                               {"merkleRoot", empty_root},
+                               {"leafFormat", "shredd-item-v1"}};
     z["subject"][0]["digest"]["sha256"] = empty_root;
     Seed("certificate", "statement-empty", z.dump());
     nlohmann::ordered_json t = st;
@@ -147,12 +151,23 @@ int main(int argc, char** argv) {
   // dataset_manifest (shredctl log audit's input)
   {
     const std::string salt(64, 'a');
-    nlohmann::ordered_json m = {{"type", "shredd-dataset-manifest-v1"}, {"dataset", "faces"},
-                                {"datasetSalt", std::string(64, 'b')}, {"members", nlohmann::ordered_json::array()}};
-    m["members"].push_back({{"digest", "sha256:" + std::string(64, 'c')}, {"size", 3}, {"kind", "photo"},
-                            {"custodySalt", salt}, {"custodyIndex", 4}, {"memberIndex", 4}, {"deletion", nullptr}});
-    m["members"].push_back({{"digest", "sha256:" + std::string(64, 'd')}, {"size", 5}, {"kind", "model"},
-                            {"custodySalt", salt}, {"custodyIndex", 5}, {"memberIndex", 6},
+    nlohmann::ordered_json m = {{"type", "shredd-dataset-manifest-v1"},
+                                {"dataset", "faces"},
+                                {"datasetSalt", std::string(64, 'b')},
+                                {"members", nlohmann::ordered_json::array()}};
+    m["members"].push_back({{"digest", "sha256:" + std::string(64, 'c')},
+                            {"size", 3},
+                            {"kind", "photo"},
+                            {"custodySalt", salt},
+                            {"custodyIndex", 4},
+                            {"memberIndex", 4},
+                            {"deletion", nullptr}});
+    m["members"].push_back({{"digest", "sha256:" + std::string(64, 'd')},
+                            {"size", 5},
+                            {"kind", "model"},
+                            {"custodySalt", salt},
+                            {"custodyIndex", 5},
+                            {"memberIndex", 6},
                             {"deletion", {{"certificateId", "cert-1"}, {"logIndex", 9}}}});
     Seed("dataset_manifest", "valid", m.dump());
     nlohmann::ordered_json t = m;
@@ -200,7 +215,8 @@ int main(int argc, char** argv) {
     verify::PublicKey opub;
     crypto_sign_seed_keypair(opub.data(), other.data(), seed.data());
     const verify::SecretKeySpan osk(other.data(), other.size());
-    std::string cosigned = f.checkpoint + verify::SignNoteEd25519(text, "witness.example/w1", osk).substr(text.size() + 1);
+    std::string cosigned =
+        f.checkpoint + verify::SignNoteEd25519(text, "witness.example/w1", osk).substr(text.size() + 1);
     Seed("checkpoint", "cosigned", cosigned);
     Seed("checkpoint", "wrong-key", verify::SignNoteEd25519(text, fuzz::kLogOrigin, osk));
     Seed("checkpoint", "leading-zero", Replace(text, "\n13\n", "\n013\n"));
@@ -209,7 +225,8 @@ int main(int argc, char** argv) {
   Seed("checkpoint", "go-note",
        "If you think cryptography is the answer to your problem,\n"
        "then you don't know what your problem is.\n\n"
-       "\xe2\x80\x94 PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n");
+       "\xe2\x80\x94 PeterNeumann "
+       "x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n");
   Seed("checkpoint", "bad-utf8", "o\xc3\x28\n1\nAAAA\n\n\xe2\x80\x94 o AAAAAAAA\n");
 
   // tlog-proof
@@ -267,7 +284,8 @@ int main(int argc, char** argv) {
     Seed("metadata", "binary-empty", EncodeMetadata(d, ItemMetadata{}));
     Seed("metadata", "json", EncodeMetadataJson(d, m));
     Seed("metadata", "truncated", bin.substr(0, bin.size() - 3));
-    Seed("metadata", "dup-label", std::string(1, '\x01') + std::string(32, 'h') + std::string("\x00\x00\x02\x01k\x01v\x01k\x01w\x00", 12));
+    Seed("metadata", "dup-label",
+         std::string(1, '\x01') + std::string(32, 'h') + std::string("\x00\x00\x02\x01k\x01v\x01k\x01w\x00", 12));
   }
   Seed("digest", "sha512", "sha512:" + std::string(128, 'a'));
 
@@ -289,15 +307,18 @@ int main(int argc, char** argv) {
        "\n[[roles.local]]\nuid = 1000\nroles = [\"writer\"]\n"
        "\n[[roles.tls]]\nsubject = \"CN=regulator,O=FTC\"\nroles = [\"auditor\"]\n"
        "\n[[roles.tls]]\nsan = \"ops.example.com\"\nsubject = \"CN=ops\"\nroles = [\"deleter\"]\n");
-  Seed("config", "pkcs11", "[server]\nvault = \"pkcs11:token=shredd;pin-value=1234?module-path=/usr/lib/softhsm/libsofthsm2.so\"\n");
+  Seed("config", "pkcs11",
+       "[server]\nvault = \"pkcs11:token=shredd;pin-value=1234?module-path=/usr/lib/softhsm/libsofthsm2.so\"\n");
   Seed("config", "unknown-key", "[server]\ndata_dirs = \"x\"\n");
   Seed("config", "wrong-type", "[server]\ninline_threshold = \"big\"\nlisten = 7\n");
   Seed("config", "bad-role", "[[roles.local]]\nuid = -1\nroles = [\"root\", \"writer\", \"writer\"]\n");
-  Seed("config", "dup-uid", "[[roles.local]]\nuid = 5\nroles = [\"writer\"]\n[[roles.local]]\nuid = 5\nroles = [\"admin\"]\n");
+  Seed("config", "dup-uid",
+       "[[roles.local]]\nuid = 5\nroles = [\"writer\"]\n[[roles.local]]\nuid = 5\nroles = [\"admin\"]\n");
   Seed("config", "tcp-no-tls", "[server]\nlisten = [\"tcp:0.0.0.0:7443\", \"tcp:[::1]:1\", \"unix:\"]\n");
   Seed("config", "syntax", "[server\ndata_dir = \"unterminated\n[[roles.tls]]\nroles = []\n");
-  Seed("config", "inline-tables", "server = { data_dir = \"d\", inline_threshold = 18446744073709551615 }\n"
-                                  "roles = { local = [ { uid = 4294967296, roles = [\"admin\"] } ] }\n");
+  Seed("config", "inline-tables",
+       "server = { data_dir = \"d\", inline_threshold = 18446744073709551615 }\n"
+       "roles = { local = [ { uid = 4294967296, roles = [\"admin\"] } ] }\n");
 
   std::printf("fuzz_seeds: wrote %d seed files under %s\n", g_files, g_out.c_str());
   return 0;

@@ -7,9 +7,10 @@
 // Merkle root.
 #include <cstddef>
 #include <cstdint>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "formats/certificate.h"
 #include "fuzz/fuzz_fixture.h"
@@ -23,13 +24,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // verifier it replaced refused, and refuses what that one accepted only
   // for a repeated member or a raw NUL byte (deliberately stricter).
   const absl::Status got = verify::VerifyManifest(f.certificate, input);
-  const absl::Status ref =
-      verify::dom_reference::VerifyManifest(f.certificate, input);
+  const absl::Status ref = verify::dom_reference::VerifyManifest(f.certificate, input);
   FUZZ_CHECK(!got.ok() || ref.ok());
   if (ref.ok() && !got.ok()) {
     const std::string_view msg(got.message().data(), got.message().size());
-    FUZZ_CHECK(msg.find("\" twice") != std::string_view::npos ||
-               input.find('\0') != std::string_view::npos);
+    FUZZ_CHECK(msg.find("\" twice") != std::string_view::npos || input.find('\0') != std::string_view::npos);
   }
   if (!got.ok()) return 0;
   // Accepted: independently recompute the root from the items.

@@ -83,7 +83,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     bad[sel % bad.size()][(sel / 8) % 32] ^= static_cast<uint8_t>(1u << (sel % 8));
     FUZZ_CHECK(!verify::VerifyInclusion(idx, n, leaves[idx], bad, root_n).ok());
   }
-  if (n > 1) FUZZ_CHECK(!verify::VerifyInclusion((idx + 1) % n, n, leaves[idx], inc, root_n).ok() ||
-                        leaves[(idx + 1) % n] == leaves[idx]);
+  if (n > 1)
+    FUZZ_CHECK(!verify::VerifyInclusion((idx + 1) % n, n, leaves[idx], inc, root_n).ok() ||
+               leaves[(idx + 1) % n] == leaves[idx]);
   return 0;
 }

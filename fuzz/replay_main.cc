@@ -42,8 +42,8 @@ std::string Mutate(std::string s, std::mt19937_64& rng) {
       if (!s.empty()) s[pick(s.size())] ^= static_cast<char>(1u << pick(8));
       break;
     case 2: {  // insert an interesting byte
-      static const char kBytes[] = {'\0', '\n', '"', '\\', '{', '}', '[', ']', ',', ':', '=', '+', '-', '0', '9',
-                                    ' ', '\x7f', '\xff', '\xe2', 'A'};
+      static const char kBytes[] = {'\0', '\n', '"', '\\', '{', '}', '[',    ']',    ',',    ':',
+                                    '=',  '+',  '-', '0',  '9', ' ', '\x7f', '\xff', '\xe2', 'A'};
       s.insert(s.begin() + static_cast<ptrdiff_t>(pick(s.size() + 1)), kBytes[pick(sizeof kBytes)]);
       break;
     }

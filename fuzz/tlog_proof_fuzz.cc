@@ -19,8 +19,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string again = verify::FormatTlogProof(*proof);
   auto proof2 = verify::ParseTlogProof(again);
   FUZZ_CHECK(proof2.ok());
-  FUZZ_CHECK(proof2->index == proof->index && proof2->path == proof->path &&
-             proof2->checkpoint == proof->checkpoint && proof2->extra == proof->extra);
+  FUZZ_CHECK(proof2->index == proof->index && proof2->path == proof->path && proof2->checkpoint == proof->checkpoint &&
+             proof2->extra == proof->extra);
   FUZZ_CHECK(again == input);  // one spelling per proof
 
   int verified = 0;

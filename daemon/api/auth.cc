@@ -1,8 +1,6 @@
 #include "daemon/api/auth.h"
 
 #include <arpa/inet.h>
-#include <grpc/grpc_security_constants.h>
-#include <grpcpp/security/server_credentials.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -11,6 +9,9 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+
+#include <grpc/grpc_security_constants.h>
+#include <grpcpp/security/server_credentials.h>
 
 #include "daemon/base/logging.h"
 #include "daemon/base/strings.h"
@@ -24,7 +25,8 @@ struct RoleName {
   Role role;
   const char* name;
 };
-constexpr RoleName kRoleTable[] = {{kWriter, "writer"}, {kDeleter, "deleter"}, {kAuditor, "auditor"}, {kAdmin, "admin"}};
+constexpr RoleName kRoleTable[] = {
+    {kWriter, "writer"}, {kDeleter, "deleter"}, {kAuditor, "auditor"}, {kAdmin, "admin"}};
 
 // "/shredd.v1.Orders/SubmitOrder" -> "Orders.SubmitOrder".
 std::string ShortMethod(std::string_view method) {
@@ -66,8 +68,7 @@ class AuthInterceptor final : public grpc::experimental::Interceptor {
   }
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
-    if (methods->QueryInterceptionHookPoint(
-            grpc::experimental::InterceptionHookPoints::POST_RECV_INITIAL_METADATA) &&
+    if (methods->QueryInterceptionHookPoint(grpc::experimental::InterceptionHookPoints::POST_RECV_INITIAL_METADATA) &&
         !registered_) {
       const grpc::ServerContextBase* ctx = info_->server_context();
       Verdict v;
@@ -141,8 +142,7 @@ absl::StatusOr<RoleSet> ParseRoles(const std::vector<std::string>& names) {
       }
     }
     if (!found) {
-      return absl::InvalidArgumentError(
-          StrCat("unknown role \"", n, "\" (roles: writer, deleter, auditor, admin)"));
+      return absl::InvalidArgumentError(StrCat("unknown role \"", n, "\" (roles: writer, deleter, auditor, admin)"));
     }
   }
   return out;
@@ -226,9 +226,9 @@ grpc::Status Decide(std::string_view method, const Caller& caller) {
                                caller.who, has));
   }
   if ((*need & kAnyone) || (*need & caller.roles)) return grpc::Status::OK;
-  return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                      StrCat(ShortMethod(method), " needs role ", RoleNames(*need, " or "),
-                             "; caller ", caller.who, has));
+  return grpc::Status(
+      grpc::StatusCode::PERMISSION_DENIED,
+      StrCat(ShortMethod(method), " needs role ", RoleNames(*need, " or "), "; caller ", caller.who, has));
 }
 
 absl::Status ValidatePolicy(const Policy& policy) {
@@ -265,8 +265,9 @@ RoleSet RolesForCertificate(const Policy& policy, std::string_view subject, cons
   return out;
 }
 
-absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MutualTlsServerCredentials(
-    const std::string& cert_file, const std::string& key_file, const std::string& client_ca_file) {
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MutualTlsServerCredentials(const std::string& cert_file,
+                                                                                    const std::string& key_file,
+                                                                                    const std::string& client_ca_file) {
   auto read = [](const std::string& what, const std::string& path, std::string* out) -> absl::Status {
     std::ifstream in(path, std::ios::binary);
     if (!in) return absl::FailedPreconditionError(StrCat("cannot read ", what, " ", path));
@@ -345,7 +346,8 @@ Caller Authorizer::Identify(const grpc::ServerContextBase& ctx) const {
   std::shared_ptr<const grpc::AuthContext> ac = ctx.auth_context();
   std::string security;
   if (ac) {
-    for (const auto& v : ac->FindPropertyValues(GRPC_TRANSPORT_SECURITY_TYPE_PROPERTY_NAME)) security.assign(v.data(), v.size());
+    for (const auto& v : ac->FindPropertyValues(GRPC_TRANSPORT_SECURITY_TYPE_PROPERTY_NAME))
+      security.assign(v.data(), v.size());
   }
   if (security == GRPC_SSL_TRANSPORT_SECURITY_TYPE) {
     // Only reachable through a port that demands and verifies a client
@@ -392,9 +394,21 @@ std::optional<uid_t> LoopbackPeerUid(std::string_view peer, const absl::flat_has
   for (size_t i = 0; i < peer.size(); ++i) {
     if (peer[i] == '%' && i + 2 < peer.size()) {
       std::string hex(peer.substr(i + 1, 2));
-      if (hex == "5B" || hex == "5b") { p += '['; i += 2; continue; }
-      if (hex == "5D" || hex == "5d") { p += ']'; i += 2; continue; }
-      if (hex == "25") { p += '%'; i += 2; continue; }
+      if (hex == "5B" || hex == "5b") {
+        p += '[';
+        i += 2;
+        continue;
+      }
+      if (hex == "5D" || hex == "5d") {
+        p += ']';
+        i += 2;
+        continue;
+      }
+      if (hex == "25") {
+        p += '%';
+        i += 2;
+        continue;
+      }
     }
     p += peer[i];
   }

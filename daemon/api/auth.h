@@ -13,10 +13,6 @@
 #ifndef SHREDD_DAEMON_AUTH_H_
 #define SHREDD_DAEMON_AUTH_H_
 
-#include <grpcpp/security/server_credentials.h>
-#include <grpcpp/server_context.h>
-#include <grpcpp/support/server_interceptor.h>
-#include <grpcpp/support/status.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -31,6 +27,11 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server_context.h>
+#include <grpcpp/support/server_interceptor.h>
+#include <grpcpp/support/status.h>
+
 #include "daemon/config/config.h"
 
 namespace shredd {
@@ -80,8 +81,9 @@ absl::Status ValidatePolicy(const Policy& policy);
 // Server credentials for every tcp: listener when TLS is configured: the
 // certificate chain and key from the PEM files, and client certificates
 // required and verified against `client_ca_file`.
-absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MutualTlsServerCredentials(
-    const std::string& cert_file, const std::string& key_file, const std::string& client_ca_file);
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MutualTlsServerCredentials(const std::string& cert_file,
+                                                                                    const std::string& key_file,
+                                                                                    const std::string& client_ca_file);
 
 // Roles of a local user (unix socket, loopback TCP).
 RoleSet RolesForUid(const Policy& policy, uid_t uid);
@@ -145,10 +147,9 @@ std::optional<uid_t> LoopbackPeerUid(std::string_view peer, const absl::flat_has
 
 // First statement of every handler: returns PERMISSION_DENIED unless the
 // caller holds a role the method's table entry names.
-#define SHREDD_AUTHORIZE(ctx)                                                   \
-  do {                                                                          \
-    if (::grpc::Status shredd_auth_ = ::shredd::auth::Authorized(ctx); !shredd_auth_.ok()) \
-      return shredd_auth_;                                                      \
+#define SHREDD_AUTHORIZE(ctx)                                                                                   \
+  do {                                                                                                          \
+    if (::grpc::Status shredd_auth_ = ::shredd::auth::Authorized(ctx); !shredd_auth_.ok()) return shredd_auth_; \
   } while (0)
 
 #endif  // SHREDD_DAEMON_AUTH_H_

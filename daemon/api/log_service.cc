@@ -3,11 +3,11 @@
 #include <algorithm>
 #include <cstring>
 
-#include "formats/note.h"
-#include "formats/tlog.h"
 #include "daemon/api/auth.h"
 #include "daemon/api/status_map.h"
 #include "daemon/base/strings.h"
+#include "formats/note.h"
+#include "formats/tlog.h"
 
 namespace shredd {
 namespace {
@@ -79,8 +79,8 @@ grpc::Status LogService::GetInclusionProof(grpc::ServerContext* ctx, const v1::G
       break;
     case v1::GetInclusionProofRequest::kLeafHash: {
       if (request->leaf_hash().size() != 32) {
-        return ToGrpc(absl::InvalidArgumentError(
-            StrCat("leaf_hash must be 32 bytes, got ", request->leaf_hash().size())));
+        return ToGrpc(
+            absl::InvalidArgumentError(StrCat("leaf_hash must be 32 bytes, got ", request->leaf_hash().size())));
       }
       verify::Hash h;
       std::memcpy(h.data(), request->leaf_hash().data(), 32);
@@ -110,8 +110,8 @@ grpc::Status LogService::GetConsistencyProof(grpc::ServerContext* ctx, const v1:
   const uint64_t size = log_->size();
   const uint64_t second = request->second() == 0 ? size : request->second();
   if (request->first() > size) {
-    return ToGrpc(absl::OutOfRangeError(
-        StrCat("tree size ", request->first(), " is beyond the log's tree size of ", size)));
+    return ToGrpc(
+        absl::OutOfRangeError(StrCat("tree size ", request->first(), " is beyond the log's tree size of ", size)));
   }
   auto proof = log_->ConsistencyProof(request->first(), second);
   if (!proof.ok()) return ToGrpc(proof.status());

@@ -3,8 +3,9 @@
 #ifndef SHREDD_DAEMON_LOG_SERVICE_H_
 #define SHREDD_DAEMON_LOG_SERVICE_H_
 
-#include "daemon/log/transparency_log.h"
 #include "shredd/v1/log.grpc.pb.h"
+
+#include "daemon/log/transparency_log.h"
 
 namespace shredd {
 

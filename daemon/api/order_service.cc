@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "absl/time/clock.h"
+
 #include "daemon/api/auth.h"
 #include "daemon/api/proto_convert.h"
 #include "daemon/api/status_map.h"
@@ -29,12 +30,23 @@ absl::StatusOr<OrderSpec> SpecFromProto(const v1::OrderSpec& p) {
   OrderSpec s;
   s.id = p.id();
   switch (p.basis()) {
-    case v1::FTC_ORDER: s.basis = LegalBasis::kFtcOrder; break;
-    case v1::GDPR_ART17: s.basis = LegalBasis::kGdprArt17; break;
-    case v1::CCPA: s.basis = LegalBasis::kCcpa; break;
-    case v1::CONTRACT: s.basis = LegalBasis::kContract; break;
-    case v1::OTHER: s.basis = LegalBasis::kOther; break;
-    default: return absl::InvalidArgumentError("an order needs a legal basis (ftc-order, gdpr-art17, ccpa, contract, other)");
+    case v1::FTC_ORDER:
+      s.basis = LegalBasis::kFtcOrder;
+      break;
+    case v1::GDPR_ART17:
+      s.basis = LegalBasis::kGdprArt17;
+      break;
+    case v1::CCPA:
+      s.basis = LegalBasis::kCcpa;
+      break;
+    case v1::CONTRACT:
+      s.basis = LegalBasis::kContract;
+      break;
+    case v1::OTHER:
+      s.basis = LegalBasis::kOther;
+      break;
+    default:
+      return absl::InvalidArgumentError("an order needs a legal basis (ftc-order, gdpr-art17, ccpa, contract, other)");
   }
   s.reference = p.reference();
   s.requester = p.requester();
@@ -147,7 +159,8 @@ grpc::Status CatalogService::GetDatasetManifest(grpc::ServerContext* ctx, const 
   return grpc::Status::OK;
 }
 
-grpc::Status CatalogService::UpdateItem(grpc::ServerContext* ctx, const v1::UpdateItemRequest* req, v1::ItemInfo* resp) {
+grpc::Status CatalogService::UpdateItem(grpc::ServerContext* ctx, const v1::UpdateItemRequest* req,
+                                        v1::ItemInfo* resp) {
   SHREDD_AUTHORIZE(ctx);
   auto h = ParseDigestHash(req->digest().hash());
   if (!h.ok()) return ToGrpc(h.status());
@@ -173,7 +186,8 @@ grpc::Status CatalogService::AddLineage(grpc::ServerContext* ctx, const v1::AddL
   return ToGrpc(catalog_->AddLineage(*h, *edges));
 }
 
-grpc::Status CatalogService::GetLineage(grpc::ServerContext* ctx, const v1::LineageRequest* req, v1::LineageResponse* resp) {
+grpc::Status CatalogService::GetLineage(grpc::ServerContext* ctx, const v1::LineageRequest* req,
+                                        v1::LineageResponse* resp) {
   SHREDD_AUTHORIZE(ctx);
   auto h = ParseDigestHash(req->digest().hash());
   if (!h.ok()) return ToGrpc(h.status());
@@ -226,7 +240,8 @@ grpc::Status OrdersService::GetOrder(grpc::ServerContext* ctx, const v1::GetOrde
     std::optional<absl::Time> step = until ? std::optional(std::min(*until, absl::Now() + absl::Seconds(1))) : until;
     auto st = book_->Get(req->order_id(), step);
     if (!st.ok()) return ToGrpc(st.status());
-    bool finished = st->state == OrderState::kDone || st->state == OrderState::kEmpty || st->state == OrderState::kFailed;
+    bool finished =
+        st->state == OrderState::kDone || st->state == OrderState::kEmpty || st->state == OrderState::kFailed;
     if (finished || !until || absl::Now() >= *until || ctx->IsCancelled()) {
       StatusToProto(*st, resp);
       return grpc::Status::OK;
@@ -251,12 +266,14 @@ grpc::Status OrdersService::AddHold(grpc::ServerContext* ctx, const v1::AddHoldR
   return grpc::Status::OK;
 }
 
-grpc::Status OrdersService::RemoveHold(grpc::ServerContext* ctx, const v1::RemoveHoldRequest* req, v1::RemoveHoldResponse*) {
+grpc::Status OrdersService::RemoveHold(grpc::ServerContext* ctx, const v1::RemoveHoldRequest* req,
+                                       v1::RemoveHoldResponse*) {
   SHREDD_AUTHORIZE(ctx);
   return ToGrpc(catalog_->RemoveHold(req->id()));
 }
 
-grpc::Status OrdersService::ListHolds(grpc::ServerContext* ctx, const v1::ListHoldsRequest*, v1::ListHoldsResponse* resp) {
+grpc::Status OrdersService::ListHolds(grpc::ServerContext* ctx, const v1::ListHoldsRequest*,
+                                      v1::ListHoldsResponse* resp) {
   SHREDD_AUTHORIZE(ctx);
   auto holds = catalog_->ListHolds();
   if (!holds.ok()) return ToGrpc(holds.status());

@@ -3,9 +3,10 @@
 #ifndef SHREDD_DAEMON_ORDER_SERVICE_H_
 #define SHREDD_DAEMON_ORDER_SERVICE_H_
 
+#include "shredd/v1/orders.grpc.pb.h"
+
 #include "daemon/lineage/catalog.h"
 #include "daemon/orders/orders.h"
-#include "shredd/v1/orders.grpc.pb.h"
 
 namespace shredd {
 

@@ -15,9 +15,14 @@ absl::StatusOr<ItemMetadata> FromProto(const v1::ItemMetadata& m) {
   ItemMetadata out;
   switch (m.kind()) {
     case v1::KIND_UNSPECIFIED:
-    case v1::KIND_PHOTO: out.kind = ItemKind::kPhoto; break;
-    case v1::KIND_MODEL: out.kind = ItemKind::kModel; break;
-    default: return absl::InvalidArgumentError(StrCat("unknown kind ", m.kind()));
+    case v1::KIND_PHOTO:
+      out.kind = ItemKind::kPhoto;
+      break;
+    case v1::KIND_MODEL:
+      out.kind = ItemKind::kModel;
+      break;
+    default:
+      return absl::InvalidArgumentError(StrCat("unknown kind ", m.kind()));
   }
   out.subject_ids.assign(m.subject_ids().begin(), m.subject_ids().end());
   out.datasets.assign(m.datasets().begin(), m.datasets().end());
@@ -32,9 +37,14 @@ absl::StatusOr<std::vector<LineageSpec>> LineageFromProto(
   for (const auto& e : edges) {
     LineageSpec l;
     switch (e.type()) {
-      case v1::LineageEdge::TRAINED_ON: l.type = EdgeType::kTrainedOn; break;
-      case v1::LineageEdge::DERIVED_FROM: l.type = EdgeType::kDerivedFrom; break;
-      default: return absl::InvalidArgumentError("a lineage edge needs a type (TRAINED_ON or DERIVED_FROM)");
+      case v1::LineageEdge::TRAINED_ON:
+        l.type = EdgeType::kTrainedOn;
+        break;
+      case v1::LineageEdge::DERIVED_FROM:
+        l.type = EdgeType::kDerivedFrom;
+        break;
+      default:
+        return absl::InvalidArgumentError("a lineage edge needs a type (TRAINED_ON or DERIVED_FROM)");
     }
     if (e.has_digest()) {
       auto d = ParseDigestHash(e.digest().hash());

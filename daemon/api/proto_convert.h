@@ -3,9 +3,10 @@
 #define SHREDD_DAEMON_PROTO_CONVERT_H_
 
 #include "absl/status/statusor.h"
-#include "daemon/lineage/catalog.h"
-#include "daemon/items/item.h"
 #include "shredd/v1/shredd.pb.h"
+
+#include "daemon/items/item.h"
+#include "daemon/lineage/catalog.h"
 
 namespace shredd {
 

@@ -3,9 +3,9 @@
 #ifndef SHREDD_DAEMON_REQUEST_METRICS_H_
 #define SHREDD_DAEMON_REQUEST_METRICS_H_
 
-#include <grpcpp/support/server_interceptor.h>
-
 #include <string_view>
+
+#include <grpcpp/support/server_interceptor.h>
 
 namespace shredd {
 

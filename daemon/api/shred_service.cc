@@ -1,8 +1,8 @@
 #include "daemon/api/shred_service.h"
 
 #include "daemon/api/auth.h"
-#include "daemon/base/field_rules.h"
 #include "daemon/api/status_map.h"
+#include "daemon/base/field_rules.h"
 
 namespace shredd {
 namespace {

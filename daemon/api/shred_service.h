@@ -2,16 +2,16 @@
 #ifndef SHREDD_DAEMON_SHRED_SERVICE_H_
 #define SHREDD_DAEMON_SHRED_SERVICE_H_
 
-#include "daemon/shred/shredder.h"
 #include "shredd/v1/shredd.grpc.pb.h"
+
+#include "daemon/shred/shredder.h"
 
 namespace shredd {
 
 class ShredService final : public v1::Shredder::Service {
  public:
   explicit ShredService(Shredder* shredder) : shredder_(shredder) {}
-  grpc::Status Shred(grpc::ServerContext* ctx, const v1::ShredRequest* request,
-                     v1::ShredResponse* response) override;
+  grpc::Status Shred(grpc::ServerContext* ctx, const v1::ShredRequest* request, v1::ShredResponse* response) override;
   grpc::Status GetCertificate(grpc::ServerContext* ctx, const v1::GetCertificateRequest* request,
                               v1::ShredResponse* response) override;
   grpc::Status GetManifest(grpc::ServerContext* ctx, const v1::GetCertificateRequest* request,

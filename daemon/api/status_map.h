@@ -2,11 +2,10 @@
 #ifndef SHREDD_DAEMON_STATUS_MAP_H_
 #define SHREDD_DAEMON_STATUS_MAP_H_
 
-#include <grpcpp/support/status.h>
-
 #include <string>
 
 #include "absl/status/status.h"
+#include <grpcpp/support/status.h>
 
 namespace shredd {
 

@@ -2,15 +2,15 @@
 
 #include <sodium.h>
 
-#include <thread>
 #include <map>
+#include <thread>
 
 #include "daemon/api/auth.h"
+#include "daemon/api/proto_convert.h"
+#include "daemon/api/status_map.h"
 #include "daemon/base/bounded_queue.h"
 #include "daemon/base/metrics.h"
 #include "daemon/base/strings.h"
-#include "daemon/api/proto_convert.h"
-#include "daemon/api/status_map.h"
 
 namespace shredd {
 
@@ -54,8 +54,7 @@ grpc::Status StoreService::Put(grpc::ServerContext* ctx, grpc::ServerReader<v1::
   auto before_commit = [&](Upload* u) -> absl::Status {
     auto edges = catalog_->PrepareLineage(u->declared().hash, kind, *lineage);
     if (!edges.ok()) return edges.status();
-    store_->SetUploadExtras(u, std::move(edges->records), std::move(edges->edges_json),
-                            std::move(edges->parent_items));
+    store_->SetUploadExtras(u, std::move(edges->records), std::move(edges->edges_json), std::move(edges->parent_items));
     return absl::OkStatus();
   };
   return ReceiveUpload(ctx, reader, std::move(*up), before_commit, response);
@@ -72,7 +71,8 @@ grpc::Status StoreService::ReceiveUpload(grpc::ServerContext* ctx, grpc::ServerR
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a second header in one upload stream");
     }
     if (req.has_trailer()) {
-      if (trailer_seen) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a second trailer in one upload stream");
+      if (trailer_seen)
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a second trailer in one upload stream");
       trailer_seen = true;
       auto d = FromProto(req.trailer().digest());
       if (!d.ok()) return ToGrpc(d.status());
@@ -166,8 +166,8 @@ grpc::Status StoreService::Get(grpc::ServerContext* ctx, const v1::GetRequest* r
   if (request->digest().size_bytes() != 0 &&
       static_cast<uint64_t>(request->digest().size_bytes()) != (*reader)->size()) {
     return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                        StrCat(request->digest().hash(), " is stored with size ", (*reader)->size(),
-                                     ", not ", request->digest().size_bytes()));
+                        StrCat(request->digest().hash(), " is stored with size ", (*reader)->size(), ", not ",
+                               request->digest().size_bytes()));
   }
   // Read ahead: a second thread reads and decrypts the next chunks while
   // this one sends, with at most kAhead chunks of plaintext queued.
@@ -216,8 +216,7 @@ grpc::Status StoreService::Get(grpc::ServerContext* ctx, const v1::GetRequest* r
   return grpc::Status::OK;
 }
 
-grpc::Status StoreService::Stat(grpc::ServerContext* ctx, const v1::StatRequest* request,
-                                v1::ItemInfo* response) {
+grpc::Status StoreService::Stat(grpc::ServerContext* ctx, const v1::StatRequest* request, v1::ItemInfo* response) {
   SHREDD_AUTHORIZE(ctx);
   auto hash = ParseDigestHash(request->digest().hash());
   if (!hash.ok()) return ToGrpc(hash.status());
@@ -249,8 +248,7 @@ grpc::Status StoreService::FindMissing(grpc::ServerContext* ctx, const v1::FindM
   return grpc::Status::OK;
 }
 
-grpc::Status StoreService::List(grpc::ServerContext* ctx, const v1::ListRequest* request,
-                                v1::ListResponse* response) {
+grpc::Status StoreService::List(grpc::ServerContext* ctx, const v1::ListRequest* request, v1::ListResponse* response) {
   SHREDD_AUTHORIZE(ctx);
   ListFilter f;
   if (request->kind() == v1::KIND_PHOTO) f.kind = ItemKind::kPhoto;

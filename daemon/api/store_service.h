@@ -5,9 +5,10 @@
 #include <functional>
 #include <memory>
 
-#include "daemon/lineage/catalog.h"
-#include "daemon/items/item_store.h"
 #include "shredd/v1/shredd.grpc.pb.h"
+
+#include "daemon/items/item_store.h"
+#include "daemon/lineage/catalog.h"
 
 namespace shredd {
 
@@ -21,18 +22,15 @@ class StoreService final : public v1::Store::Service {
                         v1::BatchPutResponse* response) override;
   grpc::Status Get(grpc::ServerContext* ctx, const v1::GetRequest* request,
                    grpc::ServerWriter<v1::GetResponse>* writer) override;
-  grpc::Status Stat(grpc::ServerContext* ctx, const v1::StatRequest* request,
-                    v1::ItemInfo* response) override;
+  grpc::Status Stat(grpc::ServerContext* ctx, const v1::StatRequest* request, v1::ItemInfo* response) override;
   grpc::Status FindMissing(grpc::ServerContext* ctx, const v1::FindMissingRequest* request,
                            v1::FindMissingResponse* response) override;
-  grpc::Status List(grpc::ServerContext* ctx, const v1::ListRequest* request,
-                    v1::ListResponse* response) override;
+  grpc::Status List(grpc::ServerContext* ctx, const v1::ListRequest* request, v1::ListResponse* response) override;
 
  private:
   // Reads an upload's data (and trailer) into `upload` and commits it.
   grpc::Status ReceiveUpload(grpc::ServerContext* ctx, grpc::ServerReader<v1::PutRequest>* reader,
-                             std::unique_ptr<Upload> upload,
-                             const std::function<absl::Status(Upload*)>& before_commit,
+                             std::unique_ptr<Upload> upload, const std::function<absl::Status(Upload*)>& before_commit,
                              v1::PutResponse* response);
 
   ItemStore* const store_;

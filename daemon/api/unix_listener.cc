@@ -1,7 +1,6 @@
 #include "daemon/api/unix_listener.h"
 
 #include <fcntl.h>
-#include <grpcpp/server_posix.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -13,6 +12,8 @@
 #include <chrono>
 #include <cstring>
 #include <iostream>
+
+#include <grpcpp/server_posix.h>
 
 #include "daemon/base/strings.h"
 

@@ -6,13 +6,13 @@
 #ifndef SHREDD_DAEMON_UNIX_LISTENER_H_
 #define SHREDD_DAEMON_UNIX_LISTENER_H_
 
-#include <grpcpp/server.h>
-
 #include <memory>
 #include <string>
 #include <thread>
 
 #include "absl/status/statusor.h"
+#include <grpcpp/server.h>
+
 #include "daemon/api/auth.h"
 
 namespace shredd {

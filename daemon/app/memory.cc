@@ -103,8 +103,7 @@ uint64_t ResidentBytes() {
   return 0;
 }
 
-MemoryTrimmer::MemoryTrimmer(std::chrono::milliseconds interval)
-    : interval_(interval), thread_([this] { Loop(); }) {}
+MemoryTrimmer::MemoryTrimmer(std::chrono::milliseconds interval) : interval_(interval), thread_([this] { Loop(); }) {}
 
 MemoryTrimmer::~MemoryTrimmer() {
   {

@@ -9,15 +9,15 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <charconv>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 
-#include "daemon/config/config.h"
 #include "daemon/base/strings.h"
+#include "daemon/config/config.h"
 
 namespace shredd {
 
@@ -65,7 +65,7 @@ void Exposition::AddGauge(std::string_view name, std::string_view help, double v
 }
 
 void Exposition::AddLabeledGauge(std::string_view name, std::string_view help, std::string_view label,
-                              const std::vector<std::pair<std::string, double>>& series) {
+                                 const std::vector<std::pair<std::string, double>>& series) {
   Header(name, help, "gauge");
   for (const auto& [v, x] : series) {
     out_ += StrCat(name, "{", label, "=\"", EscapeLabelValue(v), "\"} ", FormatDouble(x), "\n");
@@ -98,11 +98,11 @@ void Exposition::AddHistogram(std::string_view name, std::string_view help, cons
 void ExposeDaemonMetrics(const DaemonMetrics& m, Exposition* e) {
   e->AddFamily("shredd_requests_total", "gRPC calls handled, by full method name and status code.", m.requests);
   e->AddCounter("shredd_bytes_received_total", "Content bytes received in uploads (Put, BatchPut).",
-             m.bytes_received.value());
+                m.bytes_received.value());
   e->AddCounter("shredd_bytes_sent_total", "Content bytes sent in downloads (Get).", m.bytes_sent.value());
   e->AddHistogram("shredd_shred_epoch_seconds",
-               "Duration of shred epochs (re-key, commit, destroy the old root), in seconds.",
-               m.shred_epoch_seconds);
+                  "Duration of shred epochs (re-key, commit, destroy the old root), in seconds.",
+                  m.shred_epoch_seconds);
   e->AddGauge("shredd_pending_certifications",
               "Destructions committed whose certificate is not issued yet (an old root not destroyed, or "
               "certifying failed); retried in the background.",

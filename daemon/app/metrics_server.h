@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+
 #include "daemon/base/metrics.h"
 
 namespace shredd {
@@ -28,7 +29,7 @@ class Exposition {
   void AddGauge(std::string_view name, std::string_view help, double value);
   // One family with one label; `series` = (label value, value).
   void AddLabeledGauge(std::string_view name, std::string_view help, std::string_view label,
-                    const std::vector<std::pair<std::string, double>>& series);
+                       const std::vector<std::pair<std::string, double>>& series);
   void AddFamily(std::string_view name, std::string_view help, const CounterFamily& family);
   void AddHistogram(std::string_view name, std::string_view help, const Histogram& h);
   const std::string& text() const { return out_; }
@@ -50,7 +51,7 @@ class MetricsServer {
   // Binds HOST:PORT (port 0: any free port, see port()). `render` is called
   // on the server thread for every scrape.
   static absl::StatusOr<std::unique_ptr<MetricsServer>> Start(std::string_view hostport,
-                                                               std::function<std::string()> render);
+                                                              std::function<std::string()> render);
   ~MetricsServer();  // stops the thread; no render call runs after it returns
   MetricsServer(const MetricsServer&) = delete;
   MetricsServer& operator=(const MetricsServer&) = delete;

@@ -43,18 +43,19 @@ absl::Status CheckOverlap(const DaemonConfig& c, const std::string& vault_dir) {
   if (!data.ok()) return data.status();
   auto vault = CanonicalPath(vault_dir);
   if (!vault.ok()) return vault.status();
-  const std::string where = StrCat(" (vault ", vault_dir, " is ", *vault, ", data dir ", c.data_dir, " is ", *data, ")");
+  const std::string where =
+      StrCat(" (vault ", vault_dir, " is ", *vault, ", data dir ", c.data_dir, " is ", *data, ")");
   if (PathWithin(*vault, *data)) {
-    return absl::FailedPreconditionError(StrCat(
-        "refusing a vault inside the data dir", where,
-        ": every copy or backup of the data dir would hold the root key, and shredding could not be trusted. "
-        "Put the vault outside the data dir (docs/CONFIG.md)"));
+    return absl::FailedPreconditionError(
+        StrCat("refusing a vault inside the data dir", where,
+               ": every copy or backup of the data dir would hold the root key, and shredding could not be trusted. "
+               "Put the vault outside the data dir (docs/CONFIG.md)"));
   }
   if (PathWithin(*data, *vault)) {
-    return absl::FailedPreconditionError(StrCat(
-        "refusing a data dir inside the vault", where,
-        ": every copy or backup of the data dir's parent would hold the root key with the data. "
-        "Keep the two apart (docs/CONFIG.md)"));
+    return absl::FailedPreconditionError(
+        StrCat("refusing a data dir inside the vault", where,
+               ": every copy or backup of the data dir's parent would hold the root key with the data. "
+               "Keep the two apart (docs/CONFIG.md)"));
   }
   return absl::OkStatus();
 }

@@ -22,6 +22,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+
 #include "daemon/config/config.h"
 
 namespace shredd {

@@ -1,14 +1,9 @@
 #include "daemon/app/server.h"
 
-#include <grpcpp/ext/proto_server_reflection_plugin.h>
-#include <grpcpp/generic/generic_stub.h>
-#include <grpcpp/grpcpp.h>
-#include <grpcpp/health_check_service_interface.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -16,28 +11,34 @@
 #include <iostream>
 #include <optional>
 
-#include "daemon/base/strings.h"
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <systemd/sd-daemon.h>
+
 #include "daemon/api/auth.h"
-#include "daemon/api/unix_listener.h"
-#include "daemon/lineage/catalog.h"
-#include "daemon/base/fs_util.h"
-#include "daemon/api/order_service.h"
-#include "daemon/orders/orders.h"
-#include "daemon/items/item_store.h"
 #include "daemon/api/log_service.h"
-#include "daemon/storage/rocks_util.h"
+#include "daemon/api/order_service.h"
+#include "daemon/api/request_metrics.h"
 #include "daemon/api/shred_service.h"
-#include "daemon/shred/shredder.h"
-#include "daemon/storage/storage_health.h"
 #include "daemon/api/store_service.h"
-#include "daemon/log/transparency_log.h"
-#include "daemon/keys/vault.h"
-#include "daemon/base/logging.h"
+#include "daemon/api/unix_listener.h"
 #include "daemon/app/memory.h"
 #include "daemon/app/metrics_server.h"
-#include "daemon/api/request_metrics.h"
 #include "daemon/app/watchdog.h"
+#include "daemon/base/fs_util.h"
+#include "daemon/base/logging.h"
+#include "daemon/base/strings.h"
+#include "daemon/items/item_store.h"
+#include "daemon/keys/vault.h"
+#include "daemon/lineage/catalog.h"
+#include "daemon/log/transparency_log.h"
+#include "daemon/orders/orders.h"
+#include "daemon/shred/shredder.h"
+#include "daemon/storage/rocks_util.h"
 #include "daemon/storage/space_guard.h"
+#include "daemon/storage/storage_health.h"
 
 namespace shredd {
 namespace {
@@ -81,8 +82,8 @@ absl::StatusOr<std::string> ListenAddress(const std::string& spec, bool tls) {
     }
     return hostport;
   }
-  return absl::InvalidArgumentError(StrCat("unknown listen address \"", spec,
-                                                 "\": expected unix:PATH or tcp:HOST:PORT"));
+  return absl::InvalidArgumentError(
+      StrCat("unknown listen address \"", spec, "\": expected unix:PATH or tcp:HOST:PORT"));
 }
 
 // The scrape: the process-wide instruments plus gauges read from their owners.
@@ -93,15 +94,16 @@ std::string RenderMetrics(ItemStore* store, OrderBook* orders, TransparencyLog* 
   e.AddGauge("shredd_items_stored", "Items (photos and models) held now.", static_cast<double>(store->item_count()));
   auto counts = orders->CountByState();
   std::vector<std::pair<std::string, double>> by_state;
-  for (OrderState st : {OrderState::kPending, OrderState::kRunning, OrderState::kDone, OrderState::kEmpty,
-                        OrderState::kFailed}) {
+  for (OrderState st :
+       {OrderState::kPending, OrderState::kRunning, OrderState::kDone, OrderState::kEmpty, OrderState::kFailed}) {
     by_state.emplace_back(std::string(OrderStateName(st)), static_cast<double>(counts[st]));
   }
   e.AddLabeledGauge("shredd_orders", "Deletion orders known to the daemon, by state.", "state", by_state);
   e.AddGauge("shredd_log_size", "Entries in the transparency log.", static_cast<double>(log->size()));
-  e.AddGauge("shredd_storage_writable",
-             "1 if writes are taken, 0 while they are stopped (a full disk, or below [storage] min_free_mib; reads go on).",
-             storage->state().writable && !storage->guard_stopped() ? 1.0 : 0.0);
+  e.AddGauge(
+      "shredd_storage_writable",
+      "1 if writes are taken, 0 while they are stopped (a full disk, or below [storage] min_free_mib; reads go on).",
+      storage->state().writable && !storage->guard_stopped() ? 1.0 : 0.0);
   e.AddGauge("shredd_data_dir_free_bytes",
              "Free bytes on the data dir's filesystem, as the free-space guard sees them ([storage] min_free_mib).",
              static_cast<double>(GuardedFreeBytes()));
@@ -171,8 +173,9 @@ absl::Status ProbeService(grpc::GenericStub* health, ItemStore* store, const Sto
 // SIGHUP: applies what can change at run time, keeps the rest.
 void ReloadConfig(const DaemonOptions& options, DaemonConfig* running, auth::Authorizer* authorizer) {
   sd_notify(0, "RELOADING=1\nSTATUS=reloading the configuration");
-  auto loaded = options.reload ? options.reload() : absl::StatusOr<DaemonConfig>(absl::FailedPreconditionError(
-                                                        "no --config file to reload"));
+  auto loaded = options.reload
+                    ? options.reload()
+                    : absl::StatusOr<DaemonConfig>(absl::FailedPreconditionError("no --config file to reload"));
   absl::Status s = loaded.status();
   if (s.ok()) s = ValidateConfig(*loaded);
   auth::Policy policy;
@@ -329,11 +332,10 @@ absl::Status RunDaemon(const DaemonOptions& options) {
   if (AllocatorTuningEnabled()) trimmer = std::make_unique<MemoryTrimmer>();
   std::unique_ptr<MetricsServer> metrics;
   if (!options.metrics_listen.empty()) {
-    auto m = MetricsServer::Start(options.metrics_listen, [s = store->get(), o = orders->get(), l = log->get(),
-                                                           budget = so.memory_budget_bytes, t = trimmer.get(),
-                                                           h = storage.get()] {
-      return RenderMetrics(s, o, l, budget, t, h);
-    });
+    auto m =
+        MetricsServer::Start(options.metrics_listen,
+                             [s = store->get(), o = orders->get(), l = log->get(), budget = so.memory_budget_bytes,
+                              t = trimmer.get(), h = storage.get()] { return RenderMetrics(s, o, l, budget, t, h); });
     if (!m.ok()) {
       server->Shutdown();
       return m.status();
@@ -358,14 +360,17 @@ absl::Status RunDaemon(const DaemonOptions& options) {
   auto storage_monitor = std::make_unique<StorageMonitor>(
       (*store)->db(), storage.get(), [health = server->GetHealthCheckService()](const StorageState& st) {
         if (health != nullptr) health->SetServingStatus(st.writable);
-        const std::string status = st.writable ? std::string("STATUS=serving")
-                                               : StrCat("STATUS=serving reads only: writes are stopped (", st.reason, ")");
+        const std::string status = st.writable
+                                       ? std::string("STATUS=serving")
+                                       : StrCat("STATUS=serving reads only: writes are stopped (", st.reason, ")");
         sd_notify(0, status.c_str());
       });
   grpc::GenericStub health(server->InProcessChannel(grpc::ChannelArguments()));
   auto watchdog = ServiceWatchdog::StartIfEnabled(
       [&health, s = store->get(), h = storage.get()] { return ProbeService(&health, s, h); });
-  if (watchdog) LogInfo("watchdog", {{"interval_ms", std::chrono::duration_cast<std::chrono::milliseconds>(watchdog->interval()).count()}});
+  if (watchdog)
+    LogInfo("watchdog",
+            {{"interval_ms", std::chrono::duration_cast<std::chrono::milliseconds>(watchdog->interval()).count()}});
 
   start_up_writes.reset();
   sigset_t set;

@@ -1,8 +1,8 @@
 #include "daemon/app/watchdog.h"
 
-#include <systemd/sd-daemon.h>
-
 #include <string>
+
+#include <systemd/sd-daemon.h>
 
 #include "daemon/base/logging.h"
 

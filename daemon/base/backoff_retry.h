@@ -39,8 +39,8 @@ class BackoffRetrier {
   const Options options_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  bool kicked_ = false;  // guarded by mu_
-  bool stop_ = false;    // guarded by mu_
+  bool kicked_ = false;    // guarded by mu_
+  bool stop_ = false;      // guarded by mu_
   uint64_t attempts_ = 0;  // guarded by mu_
   std::thread thread_;
 };

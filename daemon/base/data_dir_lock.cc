@@ -7,6 +7,7 @@
 #include <cerrno>
 
 #include "absl/strings/ascii.h"
+
 #include "daemon/base/fs_util.h"
 #include "daemon/base/strings.h"
 
@@ -25,9 +26,9 @@ absl::StatusOr<int> LockDataDir(const std::string& data_dir) {
     if (err != EWOULDBLOCK) return ErrnoStatus("locking the data dir", path, err);
     std::string pid(buf, n > 0 ? static_cast<size_t>(n) : 0);
     absl::StripAsciiWhitespace(&pid);
-    return absl::FailedPreconditionError(
-        StrCat("another shredd is running on data dir ", data_dir, pid.empty() ? "" : StrCat(" (pid ", pid, ")"),
-               ": it holds ", path, "; stop it first (nothing was opened or changed)"));
+    return absl::FailedPreconditionError(StrCat("another shredd is running on data dir ", data_dir,
+                                                pid.empty() ? "" : StrCat(" (pid ", pid, ")"), ": it holds ", path,
+                                                "; stop it first (nothing was opened or changed)"));
   }
   const std::string me = StrCat(getpid(), "\n");
   if (ftruncate(fd, 0) != 0 || pwrite(fd, me.data(), me.size(), 0) < 0) {

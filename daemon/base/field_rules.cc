@@ -1,8 +1,9 @@
 #include "daemon/base/field_rules.h"
 
 #include "absl/strings/ascii.h"
-#include "formats/text.h"
+
 #include "daemon/base/strings.h"
+#include "formats/text.h"
 
 namespace shredd {
 namespace {
@@ -22,13 +23,13 @@ absl::Status CheckTextField(std::string_view field, std::string_view value, size
     return absl::InvalidArgumentError(StrCat(field, " must not be empty"));
   }
   if (value.size() > max_bytes) {
-    return absl::InvalidArgumentError(
-        StrCat(field, " is longer than ", max_bytes, " bytes: ", QuoteForError(value)));
+    return absl::InvalidArgumentError(StrCat(field, " is longer than ", max_bytes, " bytes: ", QuoteForError(value)));
   }
   if (auto at = verify::FindUnsafeText(value)) {
-    return absl::InvalidArgumentError(
-        StrCat(field, " ", QuoteForError(value), " holds a control character, a bidi or line-separator "
-               "character, or bytes that are not UTF-8 (at byte ", *at, ")"));
+    return absl::InvalidArgumentError(StrCat(field, " ", QuoteForError(value),
+                                             " holds a control character, a bidi or line-separator "
+                                             "character, or bytes that are not UTF-8 (at byte ",
+                                             *at, ")"));
   }
   return absl::OkStatus();
 }
@@ -36,8 +37,7 @@ absl::Status CheckTextField(std::string_view field, std::string_view value, size
 absl::Status CheckIdField(std::string_view field, std::string_view value, size_t max_bytes) {
   if (value.empty()) return absl::InvalidArgumentError(StrCat(field, " must not be empty"));
   if (value.size() > max_bytes) {
-    return absl::InvalidArgumentError(
-        StrCat(field, " is longer than ", max_bytes, " bytes: ", QuoteForError(value)));
+    return absl::InvalidArgumentError(StrCat(field, " is longer than ", max_bytes, " bytes: ", QuoteForError(value)));
   }
   bool ok = absl::ascii_isalnum(static_cast<unsigned char>(value[0]));
   for (char c : value) ok = ok && IdChar(c);

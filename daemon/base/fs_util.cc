@@ -15,13 +15,18 @@ namespace shredd {
 absl::Status ErrnoStatus(std::string_view what, std::string_view path, int err) {
   std::string msg = StrCat(what, " ", path, ": ", std::strerror(err));
   switch (err) {
-    case ENOENT: return absl::NotFoundError(msg);
+    case ENOENT:
+      return absl::NotFoundError(msg);
     case EACCES:
-    case EPERM: return absl::PermissionDeniedError(msg);
+    case EPERM:
+      return absl::PermissionDeniedError(msg);
     case ENOSPC:
-    case EDQUOT: return absl::ResourceExhaustedError(msg);
-    case EEXIST: return absl::AlreadyExistsError(msg);
-    default: return absl::InternalError(msg);
+    case EDQUOT:
+      return absl::ResourceExhaustedError(msg);
+    case EEXIST:
+      return absl::AlreadyExistsError(msg);
+    default:
+      return absl::InternalError(msg);
   }
 }
 

@@ -1,7 +1,5 @@
 #include "daemon/base/logging.h"
 
-#include "daemon/base/coding.h"
-
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,10 +7,12 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
-#include <nlohmann/json.hpp>
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include <nlohmann/json.hpp>
+
+#include "daemon/base/coding.h"
 
 namespace shredd {
 namespace {
@@ -35,9 +35,12 @@ bool StderrIsJournal() {
 
 std::string_view LevelName(LogLevel l) {
   switch (l) {
-    case LogLevel::kInfo: return "info";
-    case LogLevel::kWarning: return "warning";
-    case LogLevel::kError: return "error";
+    case LogLevel::kInfo:
+      return "info";
+    case LogLevel::kWarning:
+      return "warning";
+    case LogLevel::kError:
+      return "error";
   }
   return "info";
 }
@@ -45,9 +48,12 @@ std::string_view LevelName(LogLevel l) {
 // sd-daemon(3) priority prefixes: <3> error, <4> warning, <6> info.
 std::string_view JournalPrefix(LogLevel l) {
   switch (l) {
-    case LogLevel::kInfo: return "<6>";
-    case LogLevel::kWarning: return "<4>";
-    case LogLevel::kError: return "<3>";
+    case LogLevel::kInfo:
+      return "<6>";
+    case LogLevel::kWarning:
+      return "<4>";
+    case LogLevel::kError:
+      return "<3>";
   }
   return "<6>";
 }

@@ -20,7 +20,6 @@
 #include <string_view>
 #include <type_traits>
 
-
 namespace shredd {
 
 enum class LogLevel { kInfo, kWarning, kError };
@@ -36,8 +35,8 @@ class LogField {
   LogField(std::string_view key, const std::string& value) : LogField(key, std::string_view(value)) {}
   LogField(std::string_view key, bool value) : key_(key), text_(value ? "true" : "false"), quoted_(false) {}
   template <typename T>
-    requires(std::is_integral_v<T> && !std::is_same_v<T, bool>)
-  LogField(std::string_view key, T value) : key_(key), text_(std::to_string(value)), quoted_(false) {}
+  requires(std::is_integral_v<T> && !std::is_same_v<T, bool>) LogField(std::string_view key, T value)
+      : key_(key), text_(std::to_string(value)), quoted_(false) {}
   LogField(std::string_view key, double value);
 
   std::string_view key() const { return key_; }

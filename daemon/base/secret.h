@@ -64,8 +64,7 @@ class SecretBytes {
 
   SecretBytes(const SecretBytes&) = delete;
   SecretBytes& operator=(const SecretBytes&) = delete;
-  SecretBytes(SecretBytes&& o) noexcept
-      : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)) {}
+  SecretBytes(SecretBytes&& o) noexcept : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)) {}
   SecretBytes& operator=(SecretBytes&& o) noexcept {
     if (this != &o) {
       Reset();
@@ -141,9 +140,7 @@ class SecretKeyPool {
   size_t live() const { return next_ - free_.size(); }
 
  private:
-  uint8_t* Mutable(uint32_t slot) {
-    return blocks_[slot / kKeysPerBlock].data() + (slot % kKeysPerBlock) * kKeySize;
-  }
+  uint8_t* Mutable(uint32_t slot) { return blocks_[slot / kKeysPerBlock].data() + (slot % kKeysPerBlock) * kKeySize; }
   std::vector<SecretBytes> blocks_;
   std::vector<uint32_t> free_;
   uint32_t next_ = 0;

@@ -1,8 +1,5 @@
 #include "daemon/config/config.h"
 
-#include <openssl/err.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 
@@ -13,6 +10,10 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 // toml++ is used header-only, in this file alone.
 #include <toml++/toml.h>
@@ -27,16 +28,26 @@ constexpr uint64_t kMaxInlineThreshold = 1024 * 1024;  // one content chunk: see
 
 std::string_view TypeName(toml::node_type t) {
   switch (t) {
-    case toml::node_type::table: return "a table";
-    case toml::node_type::array: return "an array";
-    case toml::node_type::string: return "a string";
-    case toml::node_type::integer: return "an integer";
-    case toml::node_type::floating_point: return "a float";
-    case toml::node_type::boolean: return "a boolean";
-    case toml::node_type::date: return "a date";
-    case toml::node_type::time: return "a time";
-    case toml::node_type::date_time: return "a date-time";
-    default: return "nothing";
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a float";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::date:
+      return "a date";
+    case toml::node_type::time:
+      return "a time";
+    case toml::node_type::date_time:
+      return "a date-time";
+    default:
+      return "nothing";
   }
 }
 
@@ -51,8 +62,7 @@ class ConfigParser {
     try {
       root = toml::parse(text, source_);
     } catch (const toml::parse_error& e) {
-      return absl::InvalidArgumentError(
-          StrCat(source_, ":", e.source().begin.line, ": ", e.description()));
+      return absl::InvalidArgumentError(StrCat(source_, ":", e.source().begin.line, ": ", e.description()));
     }
     DaemonConfig c;
     for (auto&& [key, node] : root) {
@@ -118,7 +128,8 @@ class ConfigParser {
   }
   absl::Status Roles(const toml::node& node, std::string_view key, std::vector<std::string>* out) const {
     if (auto s = StringArray(node, key, out); !s.ok()) return s;
-    if (out->empty()) return Error(node.source(), key, "grants no role (give at least one of writer, deleter, auditor, admin)");
+    if (out->empty())
+      return Error(node.source(), key, "grants no role (give at least one of writer, deleter, auditor, admin)");
     std::set<std::string> seen;
     for (const auto& r : *out) {
       if (!IsRoleName(r)) {
@@ -227,8 +238,7 @@ class ConfigParser {
       const std::string name = StrCat("storage.", k);
       if (k == "memory_budget_mib") {
         int64_t n = 0;
-        s = Integer(v, name, static_cast<int64_t>(kMinMemoryBudgetMib), static_cast<int64_t>(kMaxMemoryBudgetMib),
-                    &n);
+        s = Integer(v, name, static_cast<int64_t>(kMinMemoryBudgetMib), static_cast<int64_t>(kMaxMemoryBudgetMib), &n);
         if (s.ok()) c->memory_budget_mib = static_cast<uint64_t>(n);
       } else if (k == "min_free_mib") {
         int64_t n = 0;
@@ -385,15 +395,14 @@ absl::Status CheckTlsFiles(const DaemonConfig& c) {
   OPENSSL_cleanse(key_pem.data(), key_pem.size());
   absl::Status result;
   if (pkey == nullptr) {
-    result = absl::InvalidArgumentError(
-        StrCat("tls.key: ", c.tls_key, " holds no unencrypted PEM private key"));
+    result = absl::InvalidArgumentError(StrCat("tls.key: ", c.tls_key, " holds no unencrypted PEM private key"));
   } else {
     BIO* cb = BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size()));
     X509* leaf = PEM_read_bio_X509(cb, nullptr, nullptr, nullptr);
     BIO_free(cb);
     if (leaf == nullptr || X509_check_private_key(leaf, pkey) != 1) {
-      result = absl::InvalidArgumentError(StrCat("tls.key: ", c.tls_key, " does not match the first certificate of ",
-                                                 c.tls_cert));
+      result = absl::InvalidArgumentError(
+          StrCat("tls.key: ", c.tls_key, " does not match the first certificate of ", c.tls_cert));
     }
     X509_free(leaf);
     EVP_PKEY_free(pkey);
@@ -503,14 +512,13 @@ absl::Status CheckVaultSpec(std::string_view spec) {
     }
     return absl::OkStatus();
   }
-  return absl::InvalidArgumentError(
-      "unknown vault scheme: expected file:PATH or pkcs11:module=...;token=...;pin=...");
+  return absl::InvalidArgumentError("unknown vault scheme: expected file:PATH or pkcs11:module=...;token=...;pin=...");
 }
 
 absl::Status CheckMemoryBudgetMib(uint64_t mib) {
   if (mib < kMinMemoryBudgetMib || mib > kMaxMemoryBudgetMib) {
-    return absl::InvalidArgumentError(StrCat("storage.memory_budget_mib must be between ", kMinMemoryBudgetMib,
-                                             " and ", kMaxMemoryBudgetMib, " (MiB), got ", mib));
+    return absl::InvalidArgumentError(StrCat("storage.memory_budget_mib must be between ", kMinMemoryBudgetMib, " and ",
+                                             kMaxMemoryBudgetMib, " (MiB), got ", mib));
   }
   return absl::OkStatus();
 }
@@ -519,7 +527,8 @@ absl::Status CheckMetricsListen(std::string_view spec) {
   if (spec.empty()) return absl::OkStatus();
   std::string host;
   uint16_t port = 0;
-  if (auto s = SplitHostPort(spec, &host, &port); !s.ok()) return absl::InvalidArgumentError(StrCat("metrics_listen ", s.message()));
+  if (auto s = SplitHostPort(spec, &host, &port); !s.ok())
+    return absl::InvalidArgumentError(StrCat("metrics_listen ", s.message()));
   if (!IsLoopbackHost(host)) {
     return absl::InvalidArgumentError(StrCat("metrics_listen ", spec,
                                              ": the metrics endpoint has no TLS and serves loopback only "
@@ -583,14 +592,16 @@ absl::Status ValidateConfig(const DaemonConfig& c, bool check_files) {
   }
   std::set<uint32_t> uids;
   for (const auto& g : c.local_roles) {
-    if (!uids.insert(g.uid).second) return absl::InvalidArgumentError(StrCat("roles.local: uid ", g.uid, " has two grants"));
+    if (!uids.insert(g.uid).second)
+      return absl::InvalidArgumentError(StrCat("roles.local: uid ", g.uid, " has two grants"));
     if (g.roles.empty()) return absl::InvalidArgumentError(StrCat("roles.local: uid ", g.uid, " grants no role"));
     for (const auto& r : g.roles) {
       if (!IsRoleName(r)) return absl::InvalidArgumentError(StrCat("roles.local: unknown role \"", r, "\""));
     }
   }
   for (const auto& g : c.tls_roles) {
-    if (g.subject.empty() && g.san.empty()) return absl::InvalidArgumentError("roles.tls: a grant needs subject or san");
+    if (g.subject.empty() && g.san.empty())
+      return absl::InvalidArgumentError("roles.tls: a grant needs subject or san");
     if (g.roles.empty()) return absl::InvalidArgumentError("roles.tls: a grant names no role");
     for (const auto& r : g.roles) {
       if (!IsRoleName(r)) return absl::InvalidArgumentError(StrCat("roles.tls: unknown role \"", r, "\""));

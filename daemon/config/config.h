@@ -21,6 +21,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+
 #include "daemon/base/logging.h"  // LogFormat
 
 namespace shredd {
@@ -74,9 +75,9 @@ struct DaemonConfig {
   std::string tls_key;
   std::string tls_client_ca;
   // [shred]: how large destructions are split (docs/PERFORMANCE.md)
-  uint64_t shred_epoch_items = 25000;            // items per key-tree epoch
-  uint64_t shred_manifest_chunk_items = 20000;   // items per stored manifest chunk
-  uint64_t shred_inline_manifest_items = 200000; // larger manifests: GetManifest only
+  uint64_t shred_epoch_items = 25000;             // items per key-tree epoch
+  uint64_t shred_manifest_chunk_items = 20000;    // items per stored manifest chunk
+  uint64_t shred_inline_manifest_items = 200000;  // larger manifests: GetManifest only
   // [[roles.local]], [[roles.tls]]
   std::vector<LocalRoleGrant> local_roles;
   std::vector<TlsRoleGrant> tls_roles;
@@ -106,7 +107,7 @@ absl::Status CheckListenSpec(std::string_view spec);     // unix:PATH | tcp:HOST
 absl::Status CheckVaultSpec(std::string_view spec);      // file:PATH | pkcs11:... (never echoes the spec)
 absl::Status CheckMetricsListen(std::string_view spec);  // "" | loopback HOST:PORT
 absl::Status CheckMemoryBudgetMib(uint64_t mib);
-inline constexpr uint64_t kMaxMinFreeMib = 1024 * 1024;         // kMinMemoryBudgetMib..kMaxMemoryBudgetMib
+inline constexpr uint64_t kMaxMinFreeMib = 1024 * 1024;  // kMinMemoryBudgetMib..kMaxMemoryBudgetMib
 absl::StatusOr<LogFormat> ParseLogFormat(std::string_view name);
 std::string_view LogFormatName(LogFormat f);
 // True for 127.0.0.0/8, ::1 and localhost.

@@ -117,9 +117,9 @@ absl::Status CheckTomlForParserHazards(std::string_view text, std::string_view s
                " (non-ASCII characters are allowed only inside strings and comments; shown as '?')"));
   }
   if (size_t line = MultiLineEscapeHazardLine(text); line != 0) {
-    return absl::InvalidArgumentError(
-        StrCat(source, ":", line, ": non-ASCII character right after a backslash or a line-ending "
-                                  "backslash in a multi-line string (not supported)"));
+    return absl::InvalidArgumentError(StrCat(source, ":", line,
+                                             ": non-ASCII character right after a backslash or a line-ending "
+                                             "backslash in a multi-line string (not supported)"));
   }
   return absl::OkStatus();
 }

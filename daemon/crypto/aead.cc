@@ -14,21 +14,17 @@ constexpr size_t kNonce = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
 constexpr size_t kTag = crypto_aead_xchacha20poly1305_ietf_ABYTES;
 static_assert(kNonce + kTag == kWrapOverhead);
 
-const unsigned char* U(std::string_view s) {
-  return reinterpret_cast<const unsigned char*>(s.data());
-}
+const unsigned char* U(std::string_view s) { return reinterpret_cast<const unsigned char*>(s.data()); }
 
 // Opens into caller-provided memory of size sealed.size() - overhead.
-absl::Status OpenInto(KeyView key, std::string_view sealed, std::string_view ad,
-                      unsigned char* out) {
+absl::Status OpenInto(KeyView key, std::string_view sealed, std::string_view ad, unsigned char* out) {
   if (key.size() != kKeySize) return absl::InternalError("key of wrong size");
   if (sealed.size() < kWrapOverhead) {
     return absl::DataLossError("sealed record is shorter than its nonce and tag");
   }
   unsigned long long out_len = 0;
-  if (crypto_aead_xchacha20poly1305_ietf_decrypt(
-          out, &out_len, nullptr, U(sealed) + kNonce, sealed.size() - kNonce, U(ad), ad.size(),
-          U(sealed), key.data()) != 0) {
+  if (crypto_aead_xchacha20poly1305_ietf_decrypt(out, &out_len, nullptr, U(sealed) + kNonce, sealed.size() - kNonce,
+                                                 U(ad), ad.size(), U(sealed), key.data()) != 0) {
     return absl::DataLossError("sealed record does not authenticate (altered or wrong key)");
   }
   return absl::OkStatus();
@@ -40,14 +36,12 @@ std::string SealWithKey(KeyView key, std::span<const uint8_t> plaintext, std::st
   auto* o = reinterpret_cast<unsigned char*>(out.data());
   randombytes_buf(o, kNonce);
   unsigned long long clen = 0;
-  crypto_aead_xchacha20poly1305_ietf_encrypt(o + kNonce, &clen, plaintext.data(),
-                                             plaintext.size(), U(ad), ad.size(), nullptr, o,
-                                             key.data());
+  crypto_aead_xchacha20poly1305_ietf_encrypt(o + kNonce, &clen, plaintext.data(), plaintext.size(), U(ad), ad.size(),
+                                             nullptr, o, key.data());
   return out;
 }
 
-absl::StatusOr<SecretBytes> OpenSecret(KeyView key, std::string_view sealed,
-                                       std::string_view ad) {
+absl::StatusOr<SecretBytes> OpenSecret(KeyView key, std::string_view sealed, std::string_view ad) {
   if (sealed.size() < kWrapOverhead) {
     return absl::DataLossError("wrapped key is shorter than its nonce and tag");
   }
@@ -63,8 +57,7 @@ absl::Status OpenSecretInto(KeyView key, std::string_view sealed, std::string_vi
   return OpenInto(key, sealed, ad, out.data());
 }
 
-absl::StatusOr<std::string> OpenData(KeyView key, std::string_view sealed,
-                                     std::string_view ad) {
+absl::StatusOr<std::string> OpenData(KeyView key, std::string_view sealed, std::string_view ad) {
   if (sealed.size() < kWrapOverhead) {
     return absl::DataLossError("sealed record is shorter than its nonce and tag");
   }
@@ -77,8 +70,7 @@ absl::StatusOr<std::string> OpenData(KeyView key, std::string_view sealed,
 
 SecretBytes DeriveSubkey(KeyView dek, Subkey which) {
   SecretBytes out(kKeySize);
-  crypto_kdf_derive_from_key(out.data(), out.size(), static_cast<uint64_t>(which), "shreddv1",
-                             dek.data());
+  crypto_kdf_derive_from_key(out.data(), out.size(), static_cast<uint64_t>(which), "shreddv1", dek.data());
   return out;
 }
 
@@ -86,12 +78,8 @@ void DeriveSubkeyInto(KeyView dek, Subkey which, std::span<uint8_t> out) {
   crypto_kdf_derive_from_key(out.data(), out.size(), static_cast<uint64_t>(which), "shreddv1", dek.data());
 }
 
-ChunkCipher::ChunkCipher(KeyView content_key, std::string_view object_id,
-                         uint64_t total_size)
-    : enc_(EVP_CIPHER_CTX_new()),
-      dec_(EVP_CIPHER_CTX_new()),
-      object_id_(object_id),
-      total_size_(total_size) {
+ChunkCipher::ChunkCipher(KeyView content_key, std::string_view object_id, uint64_t total_size)
+    : enc_(EVP_CIPHER_CTX_new()), dec_(EVP_CIPHER_CTX_new()), object_id_(object_id), total_size_(total_size) {
   if (enc_ == nullptr || dec_ == nullptr ||
       EVP_EncryptInit_ex(enc_, EVP_aes_256_gcm(), nullptr, content_key.data(), nullptr) != 1 ||
       EVP_DecryptInit_ex(dec_, EVP_aes_256_gcm(), nullptr, content_key.data(), nullptr) != 1) {
@@ -172,13 +160,11 @@ absl::Status ChunkCipher::Open(uint64_t index, std::string_view sealed, std::str
   EVP_DecryptInit_ex(dec_, nullptr, nullptr, nullptr, iv.data());
   EVP_DecryptUpdate(dec_, nullptr, &len, ad.data(), ad.size());
   EVP_DecryptUpdate(dec_, o, &len, U(sealed), static_cast<int>(plen));
-  EVP_CIPHER_CTX_ctrl(dec_, EVP_CTRL_GCM_SET_TAG, kChunkTagSize,
-                      const_cast<char*>(sealed.data() + plen));
+  EVP_CIPHER_CTX_ctrl(dec_, EVP_CTRL_GCM_SET_TAG, kChunkTagSize, const_cast<char*>(sealed.data() + plen));
   if (EVP_DecryptFinal_ex(dec_, o + len, &len) != 1) {
     sodium_memzero(out->data() + base, plen);
     out->resize(base);
-    return absl::DataLossError(
-        StrCat("chunk ", index, " does not authenticate: stored ciphertext was altered"));
+    return absl::DataLossError(StrCat("chunk ", index, " does not authenticate: stored ciphertext was altered"));
   }
   return absl::OkStatus();
 }
@@ -225,8 +211,7 @@ absl::Status ChunkCipher::OpenInPlace(uint64_t index, char* data, size_t sealed_
   unsigned char none[16];
   if (EVP_DecryptFinal_ex(dec_, none, &len) != 1) {
     sodium_memzero(data, sealed_size);
-    return absl::DataLossError(
-        StrCat("chunk ", index, " does not authenticate: stored ciphertext was altered"));
+    return absl::DataLossError(StrCat("chunk ", index, " does not authenticate: stored ciphertext was altered"));
   }
   return absl::OkStatus();
 }

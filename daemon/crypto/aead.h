@@ -11,8 +11,6 @@
 #ifndef SHREDD_DAEMON_AEAD_H_
 #define SHREDD_DAEMON_AEAD_H_
 
-#include <openssl/evp.h>
-
 #include <array>
 #include <cstdint>
 #include <span>
@@ -20,6 +18,8 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include <openssl/evp.h>
+
 #include "daemon/base/secret.h"
 
 namespace shredd {
@@ -34,19 +34,16 @@ using KeyView = std::span<const uint8_t>;
 
 std::string SealWithKey(KeyView key, std::span<const uint8_t> plaintext, std::string_view ad);
 inline std::string SealWithKey(KeyView key, std::string_view plaintext, std::string_view ad) {
-  return SealWithKey(key, {reinterpret_cast<const uint8_t*>(plaintext.data()), plaintext.size()},
-                     ad);
+  return SealWithKey(key, {reinterpret_cast<const uint8_t*>(plaintext.data()), plaintext.size()}, ad);
 }
 // Decrypts into secure memory. DATA_LOSS if the record was altered or `ad` differs.
-absl::StatusOr<SecretBytes> OpenSecret(KeyView key, std::string_view sealed,
-                                       std::string_view ad);
+absl::StatusOr<SecretBytes> OpenSecret(KeyView key, std::string_view sealed, std::string_view ad);
 // Decrypts a sealed key of exactly out.size() bytes into `out` (secure
 // memory the caller owns, e.g. a slice of a SecretBytes arena). DATA_LOSS if
 // it was altered, `ad` differs or the size does not match.
 absl::Status OpenSecretInto(KeyView key, std::string_view sealed, std::string_view ad, std::span<uint8_t> out);
 // Decrypts non-key data (e.g. metadata). DATA_LOSS on any alteration.
-absl::StatusOr<std::string> OpenData(KeyView key, std::string_view sealed,
-                                     std::string_view ad);
+absl::StatusOr<std::string> OpenData(KeyView key, std::string_view sealed, std::string_view ad);
 
 // Subkeys of an item's data key (DEK): one for content, one for metadata.
 enum class Subkey : uint64_t { kContent = 1, kMetadata = 2, kIndex = 3 };

@@ -1,9 +1,8 @@
 #include "daemon/crypto/digest.h"
 
+#include "daemon/base/strings.h"
 #include "formats/encoding.h"
 #include "formats/text.h"
-
-#include "daemon/base/strings.h"
 
 namespace shredd {
 namespace {
@@ -34,29 +33,24 @@ std::optional<std::string> HexDecode(std::string_view hex) {
   return out;
 }
 
-std::string ContentDigest::HashString() const {
-  return StrCat(kPrefix, HexEncode(hash));
-}
+std::string ContentDigest::HashString() const { return StrCat(kPrefix, HexEncode(hash)); }
 
 absl::StatusOr<Sha256> ParseDigestHash(std::string_view text) {
   if (!text.starts_with(kPrefix)) {
-    return absl::InvalidArgumentError(StrCat(
-        "malformed digest ", verify::QuoteText(text, 80),
-        ": expected \"sha256:\" followed by 64 lowercase hex characters"));
+    return absl::InvalidArgumentError(StrCat("malformed digest ", verify::QuoteText(text, 80),
+                                             ": expected \"sha256:\" followed by 64 lowercase hex characters"));
   }
   std::string_view hex = text.substr(kPrefix.size());
   if (hex.size() != 64) {
-    return absl::InvalidArgumentError(StrCat(
-        "malformed digest ", verify::QuoteText(text, 80), ": expected 64 hex characters after \"sha256:\", got ",
-        hex.size()));
+    return absl::InvalidArgumentError(StrCat("malformed digest ", verify::QuoteText(text, 80),
+                                             ": expected 64 hex characters after \"sha256:\", got ", hex.size()));
   }
   Sha256 out;
   for (size_t i = 0; i < 32; ++i) {
     int hi = HexValue(hex[2 * i]), lo = HexValue(hex[2 * i + 1]);
     if (hi < 0 || lo < 0) {
-      return absl::InvalidArgumentError(StrCat(
-          "malformed digest ", verify::QuoteText(text, 80),
-          ": only lowercase hex characters [0-9a-f] are allowed"));
+      return absl::InvalidArgumentError(StrCat("malformed digest ", verify::QuoteText(text, 80),
+                                               ": only lowercase hex characters [0-9a-f] are allowed"));
     }
     out[i] = static_cast<uint8_t>(hi << 4 | lo);
   }
@@ -71,9 +65,7 @@ Sha256Hasher::Sha256Hasher() : ctx_(EVP_MD_CTX_new()) {
 
 Sha256Hasher::~Sha256Hasher() { EVP_MD_CTX_free(ctx_); }
 
-void Sha256Hasher::Update(std::string_view bytes) {
-  EVP_DigestUpdate(ctx_, bytes.data(), bytes.size());
-}
+void Sha256Hasher::Update(std::string_view bytes) { EVP_DigestUpdate(ctx_, bytes.data(), bytes.size()); }
 
 Sha256 Sha256Hasher::Finish() {
   Sha256 out;

@@ -2,8 +2,6 @@
 #ifndef SHREDD_DAEMON_DIGEST_H_
 #define SHREDD_DAEMON_DIGEST_H_
 
-#include <openssl/evp.h>
-
 #include <array>
 #include <cstdint>
 #include <optional>
@@ -12,6 +10,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include <openssl/evp.h>
 
 namespace shredd {
 

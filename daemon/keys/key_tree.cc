@@ -4,8 +4,8 @@
 #include <map>
 #include <set>
 
-#include "daemon/base/logging.h"
 #include "daemon/base/coding.h"
+#include "daemon/base/logging.h"
 #include "daemon/base/strings.h"
 #include "daemon/storage/keyspace.h"
 #include "daemon/storage/rocks_util.h"
@@ -21,7 +21,6 @@ uint64_t Ancestor(uint64_t slot, int level) {
   for (int l = 0; l < level; ++l) v /= KeyTree::kFanout;
   return v;
 }
-
 
 }  // namespace
 
@@ -54,9 +53,8 @@ absl::Status KeyTree::Recover() {
   if (rs.IsNotFound()) {
     if (!roots->empty()) {
       return absl::FailedPreconditionError(StrCat(
-          "the data dir is new but ", vault_->Describe(), " already holds root keys (epochs ",
-          roots->front(), "..", roots->back(),
-          "): it belongs to another data dir. Use a fresh vault, or restore the matching data dir"));
+          "the data dir is new but ", vault_->Describe(), " already holds root keys (epochs ", roots->front(), "..",
+          roots->back(), "): it belongs to another data dir. Use a fresh vault, or restore the matching data dir"));
     }
     if (auto s = vault_->CreateRoot(1); !s.ok()) return s;
     epoch_ = 1;
@@ -77,8 +75,8 @@ absl::Status KeyTree::Recover() {
   uint64_t e = ReadBigEndian64(value);
   if (!std::binary_search(roots->begin(), roots->end(), e)) {
     return absl::FailedPreconditionError(StrCat(
-        "the data dir needs the root key of epoch ", e, " but ", vault_->Describe(),
-        " does not hold it (it holds ", roots->empty() ? "none" : StrCat("epochs ", roots->front(), "..", roots->back()),
+        "the data dir needs the root key of epoch ", e, " but ", vault_->Describe(), " does not hold it (it holds ",
+        roots->empty() ? "none" : StrCat("epochs ", roots->front(), "..", roots->back()),
         "). The data dir is older than the vault (restored from a copy taken before a shred?) "
         "or belongs to another vault; its shredded and unshredded items alike are unreadable"));
   }
@@ -130,8 +128,8 @@ absl::StatusOr<KeyView> KeyTree::NodeKeyLocked(int level, uint64_t index, bool c
     }
     if (!key.ok()) {
       if (absl::IsDataLoss(key.status())) {
-        return absl::DataLossError(StrCat("key tree node ", level, "/", index,
-                                                " does not authenticate: ", key.status().message()));
+        return absl::DataLossError(
+            StrCat("key tree node ", level, "/", index, " does not authenticate: ", key.status().message()));
       }
       return key.status();
     }
@@ -159,8 +157,8 @@ absl::StatusOr<KeyView> KeyTree::NodeKeyLocked(int level, uint64_t index, bool c
   return pool_.Get(slot);
 }
 
-absl::StatusOr<KeyTree::PendingNodes> KeyTree::AddDek(const WriteLease& lease, uint64_t slot,
-                                                       KeyView dek, rocksdb::WriteBatch* batch) {
+absl::StatusOr<KeyTree::PendingNodes> KeyTree::AddDek(const WriteLease& lease, uint64_t slot, KeyView dek,
+                                                      rocksdb::WriteBatch* batch) {
   std::lock_guard lock(cache_mu_);
   auto bucket = NodeKeyLocked(0, Ancestor(slot, 0), true);
   if (!bucket.ok()) return bucket.status();
@@ -215,8 +213,7 @@ absl::StatusOr<SecretBytes> KeyTree::GetDekLocked(const WriteLease& lease, uint6
   }
   auto dek = OpenSecret(bucket_key, wrapped, DekAssociatedData(slot));
   if (!dek.ok()) {
-    return absl::DataLossError(
-        StrCat("wrapped data key of slot ", slot, " does not authenticate (altered on disk)"));
+    return absl::DataLossError(StrCat("wrapped data key of slot ", slot, " does not authenticate (altered on disk)"));
   }
   return dek;
 }
@@ -237,8 +234,8 @@ std::vector<absl::Status> KeyTree::GetDeks(std::span<const uint64_t> slots, std:
   }
   std::vector<rocksdb::PinnableSlice> values(slots.size());
   std::vector<rocksdb::Status> rs(slots.size());
-  db_->MultiGet(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), key_slices.size(), key_slices.data(),
-                values.data(), rs.data(), /*sorted_input=*/true);
+  db_->MultiGet(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), key_slices.size(), key_slices.data(), values.data(),
+                rs.data(), /*sorted_input=*/true);
   SecretBytes bucket_key(kKeySize);
   uint64_t bucket = ~uint64_t{0};
   absl::Status bucket_status;
@@ -270,10 +267,11 @@ std::vector<absl::Status> KeyTree::GetDeks(std::span<const uint64_t> slots, std:
       status[i] = bucket_status;
       continue;
     }
-    if (!OpenSecretInto(bucket_key, values[j].ToStringView(), DekAssociatedData(slot), out.subspan(kKeySize * i, kKeySize))
+    if (!OpenSecretInto(bucket_key, values[j].ToStringView(), DekAssociatedData(slot),
+                        out.subspan(kKeySize * i, kKeySize))
              .ok()) {
-      status[i] = absl::DataLossError(
-          StrCat("wrapped data key of slot ", slot, " does not authenticate (altered on disk)"));
+      status[i] =
+          absl::DataLossError(StrCat("wrapped data key of slot ", slot, " does not authenticate (altered on disk)"));
     }
   }
   return status;
@@ -295,8 +293,7 @@ size_t KeyTree::cached_node_keys() {
   return nodes_.size();
 }
 
-absl::StatusOr<KeyTree::EpochResult> KeyTree::Shred(std::span<const uint64_t> slots,
-                                                     rocksdb::WriteBatch* batch_in) {
+absl::StatusOr<KeyTree::EpochResult> KeyTree::Shred(std::span<const uint64_t> slots, rocksdb::WriteBatch* batch_in) {
   absl::MutexLock exclusive(&epoch_mu_);
   std::lock_guard lock(cache_mu_);
   DropNonDurableLocked();  // leftovers of failed puts; no DEK refers to them
@@ -336,8 +333,8 @@ absl::StatusOr<KeyTree::EpochResult> KeyTree::Shred(std::span<const uint64_t> sl
       }
       auto dek = OpenSecret(*old_key, it->value().ToStringView(), DekAssociatedData(s));
       if (!dek.ok()) {
-        return absl::DataLossError(StrCat("wrapped data key of slot ", s,
-                                                " does not authenticate; refusing to re-key its bucket"));
+        return absl::DataLossError(
+            StrCat("wrapped data key of slot ", s, " does not authenticate; refusing to re-key its bucket"));
       }
       batch.Put(it->key(), SealWithKey(new_key, *dek, DekAssociatedData(s)));
       ++result.keys_rewrapped;
@@ -345,8 +342,7 @@ absl::StatusOr<KeyTree::EpochResult> KeyTree::Shred(std::span<const uint64_t> sl
     if (!it->status().ok()) return FromRocks(it->status(), "scanning a bucket");
   }
   if (found != doomed.size()) {
-    return absl::NotFoundError(StrCat(doomed.size() - found, " of the ", doomed.size(),
-                                            " slots to shred hold no key"));
+    return absl::NotFoundError(StrCat(doomed.size() - found, " of the ", doomed.size(), " slots to shred hold no key"));
   }
   // Inner nodes: wrap every existing child under the parent's new key.
   for (int l = 1; l < kLevels; ++l) {
@@ -354,8 +350,7 @@ absl::StatusOr<KeyTree::EpochResult> KeyTree::Shred(std::span<const uint64_t> sl
       const SecretBytes& new_key = fresh.at(NodeId(l, n));
       std::string end = NodeRecordKey(l - 1, (n + 1) * kFanout);
       std::vector<std::pair<uint64_t, std::string>> children;
-      for (it->Seek(NodeRecordKey(l - 1, n * kFanout)); it->Valid() && it->key().compare(end) < 0;
-           it->Next()) {
+      for (it->Seek(NodeRecordKey(l - 1, n * kFanout)); it->Valid() && it->key().compare(end) < 0; it->Next()) {
         children.emplace_back(ReadBigEndian64(it->key().ToStringView().substr(2)), it->key().ToString());
       }
       if (!it->status().ok()) return FromRocks(it->status(), "scanning key tree nodes");
@@ -418,8 +413,8 @@ absl::StatusOr<KeyTree::EpochResult> KeyTree::Shred(std::span<const uint64_t> sl
     }
   }
   if (auto s = vault_->DestroyRoot(old_epoch); !s.ok()) {
-    return absl::InternalError(StrCat("epoch ", new_epoch, " committed but destroying root ",
-                                            old_epoch, " failed: ", s.message()));
+    return absl::InternalError(
+        StrCat("epoch ", new_epoch, " committed but destroying root ", old_epoch, " failed: ", s.message()));
   }
   return result;
 }

@@ -27,9 +27,6 @@
 #ifndef SHREDD_DAEMON_KEY_TREE_H_
 #define SHREDD_DAEMON_KEY_TREE_H_
 
-#include <rocksdb/db.h>
-#include <rocksdb/write_batch.h>
-
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -43,8 +40,11 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "daemon/crypto/aead.h"
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
 #include "daemon/base/secret.h"
+#include "daemon/crypto/aead.h"
 #include "daemon/keys/vault.h"
 
 namespace shredd {
@@ -101,8 +101,7 @@ class KeyTree {
   struct PendingNodes {
     std::vector<uint64_t> node_ids;
   };
-  absl::StatusOr<PendingNodes> AddDek(const WriteLease& lease, uint64_t slot, KeyView dek,
-                                      rocksdb::WriteBatch* batch);
+  absl::StatusOr<PendingNodes> AddDek(const WriteLease& lease, uint64_t slot, KeyView dek, rocksdb::WriteBatch* batch);
   void Committed(const PendingNodes& pending);
 
   // Unwraps the DEK of `slot`. NOT_FOUND if the slot holds no DEK (shredded);
@@ -156,7 +155,7 @@ class KeyTree {
   absl::Mutex epoch_mu_;  // shared: writers and readers; exclusive: Shred
   std::mutex cache_mu_;
   absl::flat_hash_map<uint64_t, Node> nodes_;  // guarded by cache_mu_
-  SecretKeyPool pool_;                          // guarded by cache_mu_
+  SecretKeyPool pool_;                         // guarded by cache_mu_
 };
 
 // Key encodings, exposed for tests and forensic tools.

@@ -10,8 +10,7 @@ absl::StatusOr<std::unique_ptr<Vault>> OpenVault(std::string_view spec) {
   if (spec.starts_with("file:")) return OpenFileVault(spec.substr(5));
   if (spec.starts_with("pkcs11:")) return OpenPkcs11Vault(spec.substr(7));
   // The spec may hold a PIN: never echo it.
-  return absl::InvalidArgumentError(
-      "unknown vault scheme: expected file:PATH or pkcs11:module=...;token=...;pin=...");
+  return absl::InvalidArgumentError("unknown vault scheme: expected file:PATH or pkcs11:module=...;token=...;pin=...");
 }
 
 }  // namespace shredd

@@ -23,6 +23,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+
 #include "daemon/base/secret.h"
 
 namespace shredd {
@@ -51,14 +52,12 @@ class Vault {
   // Authenticated encryption of a small secret (a child key) under the root of
   // `epoch`, bound to `associated_data`. The output is self-contained (nonce,
   // ciphertext, tag). NOT_FOUND if the root does not exist.
-  virtual absl::StatusOr<std::string> WrapWithRoot(
-      uint64_t epoch, std::span<const uint8_t> plaintext,
-      std::string_view associated_data) = 0;
+  virtual absl::StatusOr<std::string> WrapWithRoot(uint64_t epoch, std::span<const uint8_t> plaintext,
+                                                   std::string_view associated_data) = 0;
   // Inverse of WrapWithRoot. DATA_LOSS if the ciphertext or associated data
   // was altered; NOT_FOUND if the root does not exist (e.g. destroyed).
-  virtual absl::StatusOr<SecretBytes> UnwrapWithRoot(
-      uint64_t epoch, std::string_view wrapped,
-      std::string_view associated_data) = 0;
+  virtual absl::StatusOr<SecretBytes> UnwrapWithRoot(uint64_t epoch, std::string_view wrapped,
+                                                     std::string_view associated_data) = 0;
 
   // The daemon's Ed25519 identity; created on first use and kept for life.
   virtual absl::StatusOr<Ed25519PublicKey> SigningPublicKey() = 0;

@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "daemon/base/fs_util.h"
 #include "daemon/base/strings.h"
 #include "daemon/crypto/aead.h"
-#include "daemon/base/fs_util.h"
 
 namespace shredd {
 namespace {
@@ -59,8 +59,7 @@ class FileVault final : public Vault {
     return SealWithKey(**root, plaintext, ad);
   }
 
-  absl::StatusOr<SecretBytes> UnwrapWithRoot(uint64_t epoch, std::string_view wrapped,
-                                             std::string_view ad) override {
+  absl::StatusOr<SecretBytes> UnwrapWithRoot(uint64_t epoch, std::string_view wrapped, std::string_view ad) override {
     std::lock_guard lock(mu_);
     auto root = LoadRootLocked(epoch);
     if (!root.ok()) return root.status();
@@ -86,15 +85,13 @@ class FileVault final : public Vault {
     std::lock_guard lock(mu_);
     if (auto s = LoadSigningKeyLocked(); !s.ok()) return s;
     Ed25519Signature sig;
-    crypto_sign_detached(sig.data(), nullptr, reinterpret_cast<const unsigned char*>(message.data()),
-                         message.size(), signing_secret_.data());
+    crypto_sign_detached(sig.data(), nullptr, reinterpret_cast<const unsigned char*>(message.data()), message.size(),
+                         signing_secret_.data());
     return sig;
   }
 
  private:
-  std::string RootPath(uint64_t epoch) const {
-    return StrCat(dir_, "/", kRootPrefix, epoch, kRootSuffix);
-  }
+  std::string RootPath(uint64_t epoch) const { return StrCat(dir_, "/", kRootPrefix, epoch, kRootSuffix); }
 
   absl::StatusOr<std::vector<uint64_t>> ListRootsLocked() {
     DIR* d = opendir(dir_.c_str());
@@ -119,8 +116,7 @@ class FileVault final : public Vault {
     auto bytes = ReadSmallFile(RootPath(epoch), 64);
     if (!bytes.ok()) {
       if (absl::IsNotFound(bytes.status())) {
-        return absl::NotFoundError(StrCat("vault holds no root for epoch ", epoch,
-                                                " (destroyed or never created)"));
+        return absl::NotFoundError(StrCat("vault holds no root for epoch ", epoch, " (destroyed or never created)"));
       }
       return bytes.status();
     }
@@ -128,8 +124,7 @@ class FileVault final : public Vault {
       sodium_memzero(bytes->data(), bytes->size());
       return absl::DataLossError(StrCat("root key file of epoch ", epoch, " is corrupt"));
     }
-    SecretBytes key = SecretBytes::CopyOf(
-        {reinterpret_cast<const uint8_t*>(bytes->data()), bytes->size()});
+    SecretBytes key = SecretBytes::CopyOf({reinterpret_cast<const uint8_t*>(bytes->data()), bytes->size()});
     sodium_memzero(bytes->data(), bytes->size());
     return &(roots_[epoch] = std::move(key));
   }

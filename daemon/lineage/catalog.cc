@@ -4,16 +4,17 @@
 
 #include <algorithm>
 #include <deque>
-#include <nlohmann/json.hpp>
 #include <set>
 
 #include "absl/time/clock.h"
-#include "formats/encoding.h"
+#include <nlohmann/json.hpp>
+
+#include "daemon/base/coding.h"
 #include "daemon/base/field_rules.h"
+#include "daemon/base/strings.h"
 #include "daemon/storage/keyspace.h"
 #include "daemon/storage/rocks_util.h"
-#include "daemon/base/coding.h"
-#include "daemon/base/strings.h"
+#include "formats/encoding.h"
 
 namespace shredd {
 namespace {
@@ -24,11 +25,17 @@ std::string Bytes(const ItemKey& k) { return std::string(reinterpret_cast<const 
 std::string DatasetRecordKey(const ItemKey& k) { return ItemStore::DatasetRecordKey(k); }
 std::string DatasetAd(const ItemKey& k) { return ItemStore::DatasetAd(k); }
 std::string RefBytes(const ParentRef& p) { return std::string(1, p.type) + Bytes(p.key); }
-std::string ForwardKey(const ItemKey& child, const ParentRef& p) { return StrCat(keyspace::kEdgeForward, Bytes(child), RefBytes(p)); }
-std::string ReverseKey(const ParentRef& p, const ItemKey& child) { return StrCat(keyspace::kEdgeReverse, RefBytes(p), Bytes(child)); }
+std::string ForwardKey(const ItemKey& child, const ParentRef& p) {
+  return StrCat(keyspace::kEdgeForward, Bytes(child), RefBytes(p));
+}
+std::string ReverseKey(const ParentRef& p, const ItemKey& child) {
+  return StrCat(keyspace::kEdgeReverse, RefBytes(p), Bytes(child));
+}
 std::string HoldKey(std::string_view id) { return StrCat(keyspace::kHold, id); }
 std::string HoldAd(std::string_view id) { return StrCat("shredd/hold/v1", id); }
-std::string HoldLookupKey(const ParentRef& t, std::string_view id) { return StrCat(keyspace::kHoldLookup, RefBytes(t), id); }
+std::string HoldLookupKey(const ParentRef& t, std::string_view id) {
+  return StrCat(keyspace::kHoldLookup, RefBytes(t), id);
+}
 std::string LiftKey(std::string_view id) { return StrCat(keyspace::kLift, id); }
 
 std::string EdgeValue(EdgeType type, std::string_view relation) {
@@ -76,11 +83,13 @@ absl::Status Catalog::EnsureDatasets(const std::vector<std::string>& names) {
     if (auto s = probe.Validate(); !s.ok()) return s;
   }
   rocksdb::WriteBatch batch;
-  return store_->Commit(&batch, [&](uint64_t) -> absl::StatusOr<std::vector<std::string>> {
-                  std::vector<std::string> entries;
-                  store_->AddNewDatasets(names, &batch, &entries);
-                  return entries;
-                })
+  return store_
+      ->Commit(&batch,
+               [&](uint64_t) -> absl::StatusOr<std::vector<std::string>> {
+                 std::vector<std::string> entries;
+                 store_->AddNewDatasets(names, &batch, &entries);
+                 return entries;
+               })
       .status();
 }
 
@@ -129,7 +138,8 @@ absl::StatusOr<std::vector<DatasetInfo>> Catalog::ListDatasets() {
     out.push_back(std::move(d));
   }
   it.reset();
-  for (auto& d : out) d.item_count = static_cast<int64_t>(store_->ItemsIndexedBy(keyspace::kIndexDataset, d.name).size());
+  for (auto& d : out)
+    d.item_count = static_cast<int64_t>(store_->ItemsIndexedBy(keyspace::kIndexDataset, d.name).size());
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
   return out;
 }
@@ -215,7 +225,7 @@ void Catalog::AddEdgeDeletions(const ItemKey& child, rocksdb::WriteBatch* batch)
 }
 
 absl::StatusOr<Catalog::PreparedLineage> Catalog::PrepareLineage(const Sha256& model, ItemKind kind,
-                                                                  const std::vector<LineageSpec>& edges) {
+                                                                 const std::vector<LineageSpec>& edges) {
   PreparedLineage out;
   auto& records = out.records;
   json log_edges = json::array();
@@ -240,7 +250,8 @@ absl::StatusOr<Catalog::PreparedLineage> Catalog::PrepareLineage(const Sha256& m
         return absl::NotFoundError(StrCat("unknown dataset ", QuoteForError(spec.dataset), "; nothing was stored"));
       }
       parent = {'d', DatasetKey(spec.dataset)};
-      log_edges.push_back({{"type", EdgeTypeName(spec.type)}, {"relation", spec.relation},
+      log_edges.push_back({{"type", EdgeTypeName(spec.type)},
+                           {"relation", spec.relation},
                            {"dataset", store_->DatasetCommitment(spec.dataset)}});
     } else if (spec.digest) {
       const std::string name = ContentDigest{*spec.digest, 0}.HashString();
@@ -335,8 +346,8 @@ absl::Status Catalog::AddLineage(const Sha256& model, const std::vector<LineageS
   kind_only.kind = item->info.metadata.kind;
   // Committed under the locks a shred excludes, re-checking that neither
   // the model nor a parent was shredded since PrepareLineage looked.
-  return store_->MergeIntoExisting(item->info.digest, kind_only, prepared->records, prepared->edges_json,
-                                   prepared->parent_items)
+  return store_
+      ->MergeIntoExisting(item->info.digest, kind_only, prepared->records, prepared->edges_json, prepared->parent_items)
       .status();
 }
 
@@ -368,8 +379,11 @@ absl::StatusOr<Hold> Catalog::AddHold(Hold hold) {
     return absl::AlreadyExistsError(StrCat("hold ", hold.id, " already exists"));
   }
   hold.created_unix_nanos = absl::GetCurrentTimeNanos();
-  json j{{"id", hold.id}, {"reason", hold.reason}, {"created", hold.created_unix_nanos},
-         {"type", std::string(1, target.type)}, {"target", HexEncode(Bytes(target.key))}};
+  json j{{"id", hold.id},
+         {"reason", hold.reason},
+         {"created", hold.created_unix_nanos},
+         {"type", std::string(1, target.type)},
+         {"target", HexEncode(Bytes(target.key))}};
   if (hold.digest) j["digest"] = hold.digest->HashString(), j["size"] = hold.digest->size;
   if (!hold.dataset.empty()) j["dataset"] = hold.dataset;
   rocksdb::WriteBatch batch;
@@ -495,11 +509,12 @@ absl::StatusOr<std::string> Catalog::LiftSuppression(const Sha256& hash, std::st
   json j{{"digest", ContentDigest{hash, 0}.HashString()}, {"reason", reason}, {"time", absl::GetCurrentTimeNanos()}};
   std::string sealed = store_->SealSystem(j.dump(), StrCat("shredd/lift/v1", id));
   auto custody = store_->LatestCustody(store_->ItemKeyFor(hash));
-  std::string entry = json{{"type", "suppression-lifted"},
-                           {"item", custody ? ItemStore::ItemCommitment(custody->digest.HashString(), custody->salt_hex) : ""},
-                           {"lift", id},
-                           {"time", FormatRfc3339(absl::Now())}}
-                          .dump();
+  std::string entry =
+      json{{"type", "suppression-lifted"},
+           {"item", custody ? ItemStore::ItemCommitment(custody->digest.HashString(), custody->salt_hex) : ""},
+           {"lift", id},
+           {"time", FormatRfc3339(absl::Now())}}
+          .dump();
   return store_->RemoveSuppression(hash, {{LiftKey(id), sealed}}, entry);
 }
 

@@ -18,14 +18,15 @@
 
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <shared_mutex>
-#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
+
 #include "daemon/items/item_store.h"
 
 namespace shredd {
@@ -118,7 +119,7 @@ class Catalog {
   // derived-from parent that is not a model, a cycle, or a non-model child.
   struct PreparedLineage {
     std::vector<std::pair<std::string, std::string>> records;
-    std::string edges_json;  // JSON array for the "lineage" log entry; empty if no edges
+    std::string edges_json;             // JSON array for the "lineage" log entry; empty if no edges
     std::vector<ItemKey> parent_items;  // item parents, re-checked for suppression at commit
   };
   absl::StatusOr<PreparedLineage> PrepareLineage(const Sha256& model, ItemKind kind,
@@ -156,7 +157,7 @@ class Catalog {
   absl::StatusOr<Hold> LoadHold(std::string_view id);
 
   ItemStore* const store_;
-  std::mutex mu_;  // serialises lineage validation + commit, holds
+  std::mutex mu_;               // serialises lineage validation + commit, holds
   std::shared_mutex holds_mu_;  // exclusive: AddHold; shared: a destruction (HoldsStable)
 };
 

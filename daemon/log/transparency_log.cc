@@ -6,14 +6,14 @@
 #include <limits>
 #include <set>
 
+#include "daemon/base/coding.h"
+#include "daemon/base/logging.h"
+#include "daemon/base/strings.h"
+#include "daemon/storage/keyspace.h"
+#include "daemon/storage/rocks_util.h"
 #include "formats/encoding.h"
 #include "formats/note.h"
 #include "formats/tlog.h"
-#include "daemon/base/logging.h"
-#include "daemon/storage/keyspace.h"
-#include "daemon/storage/rocks_util.h"
-#include "daemon/base/coding.h"
-#include "daemon/base/strings.h"
 
 namespace shredd {
 namespace {
@@ -24,7 +24,9 @@ std::string_view HashBytes(const verify::Hash& h) {
   return std::string_view(reinterpret_cast<const char*>(h.data()), h.size());
 }
 
-std::string LeafIndexKey(const verify::Hash& leaf_hash) { return StrCat(keyspace::kLogLeafIndex, HashBytes(leaf_hash)); }
+std::string LeafIndexKey(const verify::Hash& leaf_hash) {
+  return StrCat(keyspace::kLogLeafIndex, HashBytes(leaf_hash));
+}
 
 // Largest power of two strictly smaller than n (n >= 2).
 uint64_t SplitPoint(uint64_t n) { return std::bit_floor(n - 1); }
@@ -76,14 +78,15 @@ absl::Status TransparencyLog::CheckSigningKey(rocksdb::DB* db, Vault* vault, boo
   if (!has.ok()) return has.status();
   if (new_key) {
     if (*has) {
-      return absl::FailedPreconditionError(StrCat(
-          "--new-signing-key: ", vault->Describe(),
-          " already holds a signing key; to rotate, move it out of the vault first (docs/VAULT.md), "
-          "or start without the flag"));
+      return absl::FailedPreconditionError(
+          StrCat("--new-signing-key: ", vault->Describe(),
+                 " already holds a signing key; to rotate, move it out of the vault first (docs/VAULT.md), "
+                 "or start without the flag"));
     }
-    LogWarning("new signing key: the transparency log continues under a new key and (by default) a new origin; "
-               "publish the new public key (shredctl pubkey) to every monitor and verifier",
-               {{"vault", vault->Describe()}});
+    LogWarning(
+        "new signing key: the transparency log continues under a new key and (by default) a new origin; "
+        "publish the new public key (shredctl pubkey) to every monitor and verifier",
+        {{"vault", vault->Describe()}});
     return absl::OkStatus();
   }
   std::string v;
@@ -92,15 +95,16 @@ absl::Status TransparencyLog::CheckSigningKey(rocksdb::DB* db, Vault* vault, boo
   if (auto s = FromRocks(rs, "reading the transparency log size"); !s.ok()) return s;
   const uint64_t size = v.size() == 8 ? ReadBigEndian64(v) : 0;
   if (!*has) {
-    return absl::FailedPreconditionError(StrCat(
-        "the data dir holds a transparency log of ", size, " entries but ", vault->Describe(),
-        " holds no signing key (lost, or the wrong vault): refusing to make a new one, which would give the log "
-        "a new identity that every monitor rejects. Restore the signing key, or rotate deliberately with "
-        "--new-signing-key (docs/VAULT.md)"));
+    return absl::FailedPreconditionError(
+        StrCat("the data dir holds a transparency log of ", size, " entries but ", vault->Describe(),
+               " holds no signing key (lost, or the wrong vault): refusing to make a new one, which would give the log "
+               "a new identity that every monitor rejects. Restore the signing key, or rotate deliberately with "
+               "--new-signing-key (docs/VAULT.md)"));
   }
   std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
   it->SeekForPrev(LogCheckpointKey(std::numeric_limits<uint64_t>::max()));
-  if (!it->Valid() || !it->key().starts_with(keyspace::kLogCheckpoint)) return FromRocks(it->status(), "reading the latest checkpoint");
+  if (!it->Valid() || !it->key().starts_with(keyspace::kLogCheckpoint))
+    return FromRocks(it->status(), "reading the latest checkpoint");
   auto pub = vault->SigningPublicKey();
   if (!pub.ok()) return pub.status();
   const std::string note_text = it->value().ToString();
@@ -109,10 +113,13 @@ absl::Status TransparencyLog::CheckSigningKey(rocksdb::DB* db, Vault* vault, boo
   if (!cp.ok()) return absl::DataLossError(StrCat("stored checkpoint is unreadable: ", cp.status().message()));
   verify::NoteVerifier key{cp->origin, verify::NoteKeyHash(cp->origin, *pub), *pub};
   if (!verify::OpenNote(note_text, key).ok()) {
-    return absl::FailedPreconditionError(StrCat(
-        "the latest stored checkpoint (tree size ", cp->size, ", origin ", cp->origin, ") does not verify with the "
-        "signing key of ", vault->Describe(), ": the key was replaced, or this is the wrong vault. Restore the "
-        "signing key, or rotate deliberately with --new-signing-key (docs/VAULT.md)"));
+    return absl::FailedPreconditionError(
+        StrCat("the latest stored checkpoint (tree size ", cp->size, ", origin ", cp->origin,
+               ") does not verify with the "
+               "signing key of ",
+               vault->Describe(),
+               ": the key was replaced, or this is the wrong vault. Restore the "
+               "signing key, or rotate deliberately with --new-signing-key (docs/VAULT.md)"));
   }
   return absl::OkStatus();
 }
@@ -145,14 +152,14 @@ absl::Status TransparencyLog::Load() {
       return absl::DataLossError("stored checkpoint is filed under the wrong tree size");
     }
     if (cp->size > size) {
-      return absl::DataLossError(StrCat("stored checkpoint for tree size ", cp->size,
-                                        " is ahead of the stored log (size ", size, ")"));
+      return absl::DataLossError(
+          StrCat("stored checkpoint for tree size ", cp->size, " is ahead of the stored log (size ", size, ")"));
     }
     auto root = Root(cp->size);
     if (!root.ok()) return root.status();
     if (*root != cp->root) {
-      return absl::DataLossError(StrCat("stored checkpoint for tree size ", cp->size,
-                                        " does not match the stored log's root"));
+      return absl::DataLossError(
+          StrCat("stored checkpoint for tree size ", cp->size, " does not match the stored log's root"));
     }
     if (cp->origin == origin_ && cp->size == size) {
       verify::NoteVerifier self{origin_, key_id_, public_key_};
@@ -199,8 +206,8 @@ absl::Status TransparencyLog::ReloadAfterFailedWriteLocked() {
   if (!tree.ok()) return tree.status();
   const uint64_t size = tree->size();
   if (size < written_) {
-    return absl::DataLossError(StrCat("the transparency log shrank from ", written_, " to ", size,
-                                      " entries after a failed write"));
+    return absl::DataLossError(
+        StrCat("the transparency log shrank from ", written_, " to ", size, " entries after a failed write"));
   }
   tree_ = std::move(*tree);
   written_ = size;
@@ -434,8 +441,7 @@ absl::StatusOr<std::vector<verify::Hash>> TransparencyLog::InclusionProof(uint64
   return proof;
 }
 
-absl::Status TransparencyLog::SubProof(uint64_t m, uint64_t lo, uint64_t hi, bool b,
-                                       std::vector<verify::Hash>* out) {
+absl::Status TransparencyLog::SubProof(uint64_t m, uint64_t lo, uint64_t hi, bool b, std::vector<verify::Hash>* out) {
   const uint64_t n = hi - lo;
   if (m == n) {
     if (b) return absl::OkStatus();

@@ -34,9 +34,6 @@
 #ifndef SHREDD_DAEMON_TRANSPARENCY_LOG_H_
 #define SHREDD_DAEMON_TRANSPARENCY_LOG_H_
 
-#include <rocksdb/db.h>
-#include <rocksdb/write_batch.h>
-
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -48,10 +45,13 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
+#include "daemon/keys/vault.h"
 #include "formats/compact_range.h"
 #include "formats/keys.h"
 #include "formats/merkle.h"
-#include "daemon/keys/vault.h"
 
 namespace shredd {
 
@@ -67,8 +67,7 @@ class TransparencyLog {
   // INVALID_ARGUMENT for a bad origin; DATA_LOSS if the stored records are
   // inconsistent (a subtree hash is missing, or the latest stored checkpoint
   // does not match the stored tree).
-  static absl::StatusOr<std::unique_ptr<TransparencyLog>> Open(rocksdb::DB* db, Vault* vault,
-                                                               std::string origin);
+  static absl::StatusOr<std::unique_ptr<TransparencyLog>> Open(rocksdb::DB* db, Vault* vault, std::string origin);
   // Before Open (which makes the vault's signing key if it has none): the
   // log's identity must not change by accident. FAILED_PRECONDITION if the
   // database holds a log but the vault no signing key (lost, or the wrong
@@ -185,13 +184,13 @@ class TransparencyLog {
 
   std::mutex append_mu_;
   verify::CompactRange tree_;  // guarded by append_mu_; the right edge of what was written
-  absl::Status broken_;      // guarded by append_mu_; the last write failed
-  uint64_t written_ = 0;     // guarded by append_mu_; >= size_
+  absl::Status broken_;        // guarded by append_mu_; the last write failed
+  uint64_t written_ = 0;       // guarded by append_mu_; >= size_
 
   std::mutex sync_mu_;
   std::condition_variable sync_cv_;
-  uint64_t synced_ = 0;   // guarded by sync_mu_
-  bool syncing_ = false;  // guarded by sync_mu_
+  uint64_t synced_ = 0;      // guarded by sync_mu_
+  bool syncing_ = false;     // guarded by sync_mu_
   absl::Status sync_error_;  // guarded by sync_mu_
   // Publishes `n` (durable) in size_ if larger.
   void PublishDurable(uint64_t n);

@@ -2,19 +2,19 @@
 
 #include <algorithm>
 #include <deque>
-#include <nlohmann/json.hpp>
 #include <set>
 
 #include "absl/container/flat_hash_set.h"
-
 #include "absl/time/clock.h"
+#include <nlohmann/json.hpp>
+
+#include "daemon/base/coding.h"
 #include "daemon/base/field_rules.h"
 #include "daemon/base/logging.h"
 #include "daemon/base/parallel.h"
+#include "daemon/base/strings.h"
 #include "daemon/storage/keyspace.h"
 #include "daemon/storage/rocks_util.h"
-#include "daemon/base/coding.h"
-#include "daemon/base/strings.h"
 #include "daemon/storage/space_guard.h"
 
 namespace shredd {
@@ -79,18 +79,23 @@ absl::StatusOr<OrderSpec> SpecFromJson(const json& j) {
 
 std::string_view LegalBasisName(LegalBasis b) {
   switch (b) {
-    case LegalBasis::kFtcOrder: return "ftc-order";
-    case LegalBasis::kGdprArt17: return "gdpr-art17";
-    case LegalBasis::kCcpa: return "ccpa";
-    case LegalBasis::kContract: return "contract";
-    case LegalBasis::kOther: return "other";
+    case LegalBasis::kFtcOrder:
+      return "ftc-order";
+    case LegalBasis::kGdprArt17:
+      return "gdpr-art17";
+    case LegalBasis::kCcpa:
+      return "ccpa";
+    case LegalBasis::kContract:
+      return "contract";
+    case LegalBasis::kOther:
+      return "other";
   }
   return "other";
 }
 
 absl::StatusOr<LegalBasis> ParseLegalBasis(std::string_view name) {
-  for (auto b : {LegalBasis::kFtcOrder, LegalBasis::kGdprArt17, LegalBasis::kCcpa, LegalBasis::kContract,
-                 LegalBasis::kOther}) {
+  for (auto b :
+       {LegalBasis::kFtcOrder, LegalBasis::kGdprArt17, LegalBasis::kCcpa, LegalBasis::kContract, LegalBasis::kOther}) {
     if (LegalBasisName(b) == name) return b;
   }
   return absl::InvalidArgumentError(
@@ -99,11 +104,16 @@ absl::StatusOr<LegalBasis> ParseLegalBasis(std::string_view name) {
 
 std::string_view OrderStateName(OrderState s) {
   switch (s) {
-    case OrderState::kPending: return "pending";
-    case OrderState::kRunning: return "running";
-    case OrderState::kDone: return "done";
-    case OrderState::kEmpty: return "empty";
-    case OrderState::kFailed: return "failed";
+    case OrderState::kPending:
+      return "pending";
+    case OrderState::kRunning:
+      return "running";
+    case OrderState::kDone:
+      return "done";
+    case OrderState::kEmpty:
+      return "empty";
+    case OrderState::kFailed:
+      return "failed";
   }
   return "unknown";
 }
@@ -141,7 +151,8 @@ absl::StatusOr<std::unique_ptr<OrderBook>> OrderBook::Create(ItemStore* store, C
   std::vector<std::pair<std::string, std::string>> resume;  // (received, id)
   std::unique_ptr<rocksdb::Iterator> it(store->db()->NewIterator(rocksdb::ReadOptions()));
   std::vector<std::string> ids;
-  for (it->Seek(keyspace::kOrder); it->Valid() && it->key().starts_with(keyspace::kOrder); it->Next()) ids.push_back(it->key().ToString().substr(1));
+  for (it->Seek(keyspace::kOrder); it->Valid() && it->key().starts_with(keyspace::kOrder); it->Next())
+    ids.push_back(it->key().ToString().substr(1));
   it.reset();
   for (const auto& id : ids) {
     auto st = book->Load(id);
@@ -192,12 +203,8 @@ absl::StatusOr<OrderStatus> OrderBook::Load(std::string_view id) {
 }
 
 absl::Status OrderBook::Save(const OrderStatus& st) {
-  json j{{"spec", SpecJson(st.spec, true)},
-         {"state", static_cast<int>(st.state)},
-         {"message", st.message},
-         {"planned", st.items_planned},
-         {"shredded", st.items_shredded},
-         {"certificate", st.certificate_id}};
+  json j{{"spec", SpecJson(st.spec, true)}, {"state", static_cast<int>(st.state)}, {"message", st.message},
+         {"planned", st.items_planned},     {"shredded", st.items_shredded},       {"certificate", st.certificate_id}};
   rocksdb::WriteBatch batch;
   batch.Put(OrderKey(st.spec.id), store_->SealSystem(j.dump(), OrderAd(st.spec.id)));
   return SyncWrite(store_->db(), &batch);
@@ -285,10 +292,13 @@ absl::Status OrderBook::Closure(const OrderSpec& spec, std::vector<std::string>*
       // Each thread reads its share with two MultiGets (item records, then
       // wrapped DEKs) and decrypts it.
       items.assign(keys.size(), absl::UnknownError("not read"));
-      ParallelFor(keys.size(), [&](size_t b, size_t e) {
-        auto part = store_->LookupByKeys(std::span<const ItemKey>(keys).subspan(b, e - b));
-        for (size_t i = b; i < e; ++i) items[i] = std::move(part[i - b]);
-      }, 512);
+      ParallelFor(
+          keys.size(),
+          [&](size_t b, size_t e) {
+            auto part = store_->LookupByKeys(std::span<const ItemKey>(keys).subspan(b, e - b));
+            for (size_t i = b; i < e; ++i) items[i] = std::move(part[i - b]);
+          },
+          512);
       for (size_t i = 0; i < keys.size(); ++i) {
         if (!items[i].ok()) continue;  // gone meanwhile (a stale index entry)
         PlannedItem p;
@@ -356,7 +366,7 @@ absl::Status OrderBook::Closure(const OrderSpec& spec, std::vector<std::string>*
     for (const Edge& e : catalog_->ChildrenOf(ref)) {
       if (derived.count(e.child) || (overlap && seen.count(e.child))) continue;
       auto child = store_->LookupByKey(e.child);
-      if (!child.ok()) continue;  // the child is gone already
+      if (!child.ok()) continue;                   // the child is gone already
       if (SelectedBySpec(spec, *child)) continue;  // chosen as selected already
       derived.insert(e.child);
       if (overlap) seen.insert(e.child);
@@ -424,8 +434,8 @@ absl::StatusOr<OrderStatus> OrderBook::Submit(OrderSpec spec) {
   auto existing = Load(spec.id);
   if (existing.ok()) {
     if (existing->spec.CanonicalJson() != spec.CanonicalJson()) {
-      return absl::AlreadyExistsError(StrCat("order \"", spec.id, "\" already exists with different fields: ",
-                                             SpecJson(existing->spec, true).dump()));
+      return absl::AlreadyExistsError(StrCat(
+          "order \"", spec.id, "\" already exists with different fields: ", SpecJson(existing->spec, true).dump()));
     }
     return *existing;
   }
@@ -447,8 +457,8 @@ absl::StatusOr<OrderStatus> OrderBook::Get(std::string_view id, std::optional<ab
   for (;;) {
     auto st = Load(id);
     if (!st.ok()) return st;
-    bool finished = st->state == OrderState::kDone || st->state == OrderState::kEmpty ||
-                    st->state == OrderState::kFailed;
+    bool finished =
+        st->state == OrderState::kDone || st->state == OrderState::kEmpty || st->state == OrderState::kFailed;
     if (finished || !wait_until || absl::Now() >= *wait_until) return st;
     changed_.wait_for(lock, std::min(absl::ToChronoNanoseconds(*wait_until - absl::Now()),
                                      std::chrono::nanoseconds(std::chrono::milliseconds(500))));
@@ -528,10 +538,12 @@ bool OrderBook::Run(const std::string& id) {
                       {"due", st.spec.due}};
   json priv = SpecJson(st.spec, false);
   job.order_private = json{{"requester", st.spec.requester},
-                           {"selectors", {{"digests", priv["digests"]},
-                                          {"subjects", priv["subjects"]},
-                                          {"datasets", priv["datasets"]},
-                                          {"labels", priv["labels"]}}}}.dump();
+                           {"selectors",
+                            {{"digests", priv["digests"]},
+                             {"subjects", priv["subjects"]},
+                             {"datasets", priv["datasets"]},
+                             {"labels", priv["labels"]}}}}
+                          .dump();
   int64_t planned = 0, retained = 0;
   bool stopped = false;
   // Planning streams the closure into the shredder's staged records (under

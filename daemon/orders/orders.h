@@ -11,8 +11,8 @@
 #ifndef SHREDD_DAEMON_ORDERS_H_
 #define SHREDD_DAEMON_ORDERS_H_
 
-#include <condition_variable>
 #include <chrono>
+#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <map>
@@ -25,8 +25,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "daemon/lineage/catalog.h"
+
 #include "daemon/items/item_store.h"
+#include "daemon/lineage/catalog.h"
 #include "daemon/shred/shredder.h"
 
 namespace shredd {
@@ -137,9 +138,9 @@ class OrderBook {
   Catalog* const catalog_;
   Shredder* const shredder_;
   std::mutex mu_;
-  std::condition_variable changed_;  // an order changed state or was queued
-  std::deque<std::string> queue_;    // guarded by mu_
-  bool stopping_ = false;            // guarded by mu_
+  std::condition_variable changed_;             // an order changed state or was queued
+  std::deque<std::string> queue_;               // guarded by mu_
+  bool stopping_ = false;                       // guarded by mu_
   std::map<OrderState, int64_t> state_counts_;  // guarded by mu_
   std::thread worker_;
 };

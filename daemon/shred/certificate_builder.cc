@@ -18,9 +18,8 @@ ordered_json DeletionPredicateJson(const DeletionPredicate& p) {
     pred["order"] = *p.order;
     pred["order"]["privateCommitment"] = p.order_private_commitment;
   }
-  pred["method"] = {{"technique", "cryptographic-erase"},
-                    {"standard", "NIST SP 800-88 Rev. 1"},
-                    {"sanitization", "purge"}};
+  pred["method"] = {
+      {"technique", "cryptographic-erase"}, {"standard", "NIST SP 800-88 Rev. 1"}, {"sanitization", "purge"}};
   pred["destruction"] = {{"vaultBackend", p.vault_backend},
                          {"rootEpochDestroyed", p.root_epoch_destroyed},
                          {"rootEpochInstalled", p.root_epoch_installed}};

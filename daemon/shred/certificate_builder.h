@@ -8,12 +8,13 @@
 
 #include <cstdint>
 #include <functional>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include <nlohmann/json.hpp>
+
 #include "daemon/keys/vault.h"
 
 namespace shredd {

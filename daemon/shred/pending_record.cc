@@ -73,9 +73,9 @@ absl::StatusOr<PendingRecord> DecodePendingRecord(std::string_view text, std::st
   if (!j.is_object()) return absl::DataLossError("pending certification is not a JSON object");
   PendingRecord r;
   r.suppressed_by = StrCat("certificate ", cert_id);
-  for (auto [member, out] : {std::pair{"requestId", &r.request_id}, std::pair{"reason", &r.reason},
-                             std::pair{"requested", &r.requested}, std::pair{"vault", &r.vault},
-                             std::pair{"orderId", &r.order_id}, std::pair{"suppressedBy", &r.suppressed_by}}) {
+  for (auto [member, out] :
+       {std::pair{"requestId", &r.request_id}, std::pair{"reason", &r.reason}, std::pair{"requested", &r.requested},
+        std::pair{"vault", &r.vault}, std::pair{"orderId", &r.order_id}, std::pair{"suppressedBy", &r.suppressed_by}}) {
     if (auto s = ReadString(j, member, out); !s.ok()) return s;
   }
   if (auto s = ReadCount(j, "planned", &r.planned); !s.ok()) return s;

@@ -12,12 +12,12 @@
 #define SHREDD_DAEMON_SHRED_PENDING_RECORD_H_
 
 #include <cstdint>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include <nlohmann/json.hpp>
 
 namespace shredd {
 

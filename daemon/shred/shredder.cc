@@ -6,33 +6,34 @@
 #include <algorithm>
 #include <set>
 #include <shared_mutex>
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/escaping.h"
-#include "daemon/base/coding.h"
-#include "daemon/base/strings.h"
-#include "daemon/storage/space_guard.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "formats/certificate.h"
-#include "formats/dsse.h"
-#include "formats/keys.h"
-#include "formats/tlog.h"
+#include <nlohmann/json.hpp>
+
+#include "daemon/base/coding.h"
 #include "daemon/base/field_rules.h"
 #include "daemon/base/logging.h"
 #include "daemon/base/metrics.h"
 #include "daemon/base/parallel.h"
-#include "daemon/storage/keyspace.h"
-#include "daemon/storage/rocks_util.h"
+#include "daemon/base/strings.h"
 #include "daemon/shred/pending_record.h"
 #include "daemon/shred/shredder_records.h"
+#include "daemon/storage/keyspace.h"
+#include "daemon/storage/rocks_util.h"
+#include "daemon/storage/space_guard.h"
+#include "formats/certificate.h"
+#include "formats/dsse.h"
+#include "formats/keys.h"
+#include "formats/tlog.h"
 
 namespace shredd {
 
 using namespace shred_internal;  // NOLINT: this library's internal helpers
 
-absl::StatusOr<std::unique_ptr<Shredder>> Shredder::Create(ItemStore* store, Catalog* catalog,
-                                                             TransparencyLog* log, Options options) {
+absl::StatusOr<std::unique_ptr<Shredder>> Shredder::Create(ItemStore* store, Catalog* catalog, TransparencyLog* log,
+                                                           Options options) {
   options.epoch_items = std::max<uint64_t>(options.epoch_items, 1);
   options.manifest_chunk_items = std::max<uint64_t>(options.manifest_chunk_items, 1);
   std::unique_ptr<Shredder> s(new Shredder(store, catalog, log, options));
@@ -44,7 +45,8 @@ absl::StatusOr<std::unique_ptr<Shredder>> Shredder::Create(ItemStore* store, Cat
 absl::StatusOr<std::vector<std::string>> Shredder::PendingIds() {
   std::vector<std::string> ids;
   std::unique_ptr<rocksdb::Iterator> it(store_->db()->NewIterator(rocksdb::ReadOptions()));
-  for (it->Seek(keyspace::kPending); it->Valid() && it->key().starts_with(keyspace::kPending); it->Next()) ids.push_back(it->key().ToString().substr(1));
+  for (it->Seek(keyspace::kPending); it->Valid() && it->key().starts_with(keyspace::kPending); it->Next())
+    ids.push_back(it->key().ToString().substr(1));
   if (auto s = FromRocks(it->status(), "listing pending certifications"); !s.ok()) return s;
   return ids;
 }
@@ -108,7 +110,6 @@ absl::StatusOr<CertificateBundle> Shredder::Shred(const ShredSpec& spec) {
 
 // ------------------------------------------------------------------ staging
 
-
 absl::Status PlanSink::Add(const StoredItem& item) {
   pending_.push_back(item);
   ++count_;
@@ -140,9 +141,11 @@ absl::Status PlanSink::Flush() {
       const verify::Hash leaf = verify::ItemLeafHash(e);
       Records& r = out[i];
       r.slot_key = StrCat(keyspace::kStagedItem, scope_, BigEndian64(item.slot));
-      r.leaf_key = StrCat(keyspace::kStagedLeaf, scope_, std::string_view(reinterpret_cast<const char*>(leaf.data()), 32));
+      r.leaf_key =
+          StrCat(keyspace::kStagedLeaf, scope_, std::string_view(reinterpret_cast<const char*>(leaf.data()), 32));
       r.slot_value = store_->SealSystem(EncodeStaged(item, store_->ShredDeleteKeys(item)), StagedAd(r.slot_key));
-      r.leaf_value = store_->SealSystem(EncodeEntry(item.info.metadata.kind, d.size, d.hash, salt), StagedAd(r.leaf_key));
+      r.leaf_value =
+          store_->SealSystem(EncodeEntry(item.info.metadata.kind, d.size, d.hash, salt), StagedAd(r.leaf_key));
       sodium_memzero(salt, sizeof salt);
     }
   });
@@ -257,8 +260,8 @@ absl::StatusOr<CertificateBundle> Shredder::ExecutePlanned(ShredJob job, const P
   pending.requested = FormatRfc3339(requested);
   pending.vault = store_->key_tree().vault().BackendName();
   pending.order_id = job.order_id;
-  pending.suppressed_by =
-      job.order_id.empty() ? StrCat("certificate ", cert_id) : StrCat("order ", job.order_id, ", certificate ", cert_id);
+  pending.suppressed_by = job.order_id.empty() ? StrCat("certificate ", cert_id)
+                                               : StrCat("order ", job.order_id, ", certificate ", cert_id);
   pending.planned = sink.count();
   if (!job.order_public.is_null()) {
     uint8_t order_salt[32];
@@ -358,8 +361,9 @@ absl::Status Shredder::Destroy(const std::string& cert_id, const PendingRecord* 
     ParallelFor(raw.size(), [&](size_t b, size_t e) {
       for (size_t i = b; i < e; ++i) {
         auto open = store_->OpenSystem(raw[i].second, StagedAd(raw[i].first));
-        staged[i] = open.ok() ? DecodeStaged(*open)
-                              : absl::StatusOr<Staged>(absl::DataLossError("a staged shred record does not authenticate"));
+        staged[i] = open.ok()
+                        ? DecodeStaged(*open)
+                        : absl::StatusOr<Staged>(absl::DataLossError("a staged shred record does not authenticate"));
       }
     });
     // The chunk's operations go into the batch sorted by key: RocksDB's

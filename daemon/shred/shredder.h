@@ -60,17 +60,17 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include <nlohmann/json.hpp>
 
 #include "daemon/base/backoff_retry.h"
-#include "daemon/lineage/catalog.h"
 #include "daemon/items/item_store.h"
+#include "daemon/lineage/catalog.h"
 #include "daemon/log/transparency_log.h"
 #include "daemon/shred/certificate_builder.h"
 #include "daemon/shred/pending_record.h"
 #include "formats/certificate.h"
 #include "formats/compact_range.h"
-#include "absl/time/time.h"
 
 namespace shredd {
 
@@ -90,9 +90,9 @@ struct ShredJob {
   std::vector<Sha256> hashes;  // the items to destroy (selected + derived)
   std::string request_id;      // idempotency key
   std::string reason;
-  std::string order_id;                // empty for a bare shred request
-  nlohmann::ordered_json order_public; // predicate.order (without privateCommitment)
-  std::string order_private;           // JSON text: requester, selectors (manifest only)
+  std::string order_id;                 // empty for a bare shred request
+  nlohmann::ordered_json order_public;  // predicate.order (without privateCommitment)
+  std::string order_private;            // JSON text: requester, selectors (manifest only)
   nlohmann::ordered_json derived_models = nlohmann::ordered_json::array();
   nlohmann::ordered_json retained = nlohmann::ordered_json::array();
 };
@@ -152,7 +152,7 @@ struct ShredderOptions {
   uint64_t epoch_items = 25000;             // items per key-tree epoch in a large destruction
   uint64_t manifest_chunk_items = 20000;    // items per sealed manifest record
   uint64_t inline_manifest_items = 200000;  // larger manifests are served by StreamManifest only
-  BackoffRetrier::Options pending_retry;     // retrying pending certifications
+  BackoffRetrier::Options pending_retry;    // retrying pending certifications
 };
 
 class Shredder {
@@ -162,8 +162,8 @@ class Shredder {
   // cannot finish now is left to the background retry (only DATA_LOSS fails
   // Create). `catalog` may be null (no lineage records to clean up).
   // `log` may be null (no transparency log: certificates carry no position).
-  static absl::StatusOr<std::unique_ptr<Shredder>> Create(ItemStore* store, Catalog* catalog,
-                                                          TransparencyLog* log, Options options = {});
+  static absl::StatusOr<std::unique_ptr<Shredder>> Create(ItemStore* store, Catalog* catalog, TransparencyLog* log,
+                                                          Options options = {});
 
   // Shreds the items in one epoch and returns the certificate.
   // NOT_FOUND: a digest is not stored. FAILED_PRECONDITION: a digest was
@@ -183,11 +183,10 @@ class Shredder {
   absl::StatusOr<CertificateBundle> ExecutePlanned(ShredJob job, const Planner& planner);
   // Streams the private manifest of a certificate in pieces (concatenated:
   // the manifest JSON). `sink` returns false to stop.
-  absl::Status StreamManifest(std::string_view certificate_id,
-                              const std::function<bool(std::string_view)>& sink);
+  absl::Status StreamManifest(std::string_view certificate_id, const std::function<bool(std::string_view)>& sink);
   // By certificate id or request id. NOT_FOUND if none.
-  absl::StatusOr<CertificateBundle> GetCertificate(std::string_view certificate_id,
-                                                   std::string_view request_id, bool include_receipts);
+  absl::StatusOr<CertificateBundle> GetCertificate(std::string_view certificate_id, std::string_view request_id,
+                                                   bool include_receipts);
   absl::StatusOr<PublicKeyInfo> PublicKey();
   // Asks a destruction in progress to stop after its current epoch (for a
   // fast, clean SIGTERM): it returns CANCELLED, its "P" record stays, and the
@@ -251,9 +250,9 @@ class Shredder {
                                                        const std::vector<std::pair<std::string, std::string>>& raw);
   absl::StatusOr<CertificateBuilder> BuilderFor(const std::string& certificate_id, const PendingRecord& pending,
                                                 const FoldedManifest& folded, absl::Time destroyed);
-  absl::StatusOr<CertificateBundle> CommitCertificate(const std::string& certificate_id,
-                                                      const PendingRecord& pending, const FoldedManifest& folded,
-                                                      const CertificateBuilder& builder, rocksdb::WriteBatch* batch);
+  absl::StatusOr<CertificateBundle> CommitCertificate(const std::string& certificate_id, const PendingRecord& pending,
+                                                      const FoldedManifest& folded, const CertificateBuilder& builder,
+                                                      rocksdb::WriteBatch* batch);
   absl::Status DropStaged(std::string_view scope, bool sync);
   absl::StatusOr<CertificateBundle> Load(const std::string& certificate_id, bool include_receipts);
 
@@ -262,7 +261,7 @@ class Shredder {
   TransparencyLog* const log_;
   const Options options_;
   std::atomic<bool> stop_{false};
-  std::timed_mutex mu_;  // one shred at a time (timed: see GetCertificate)
+  std::timed_mutex mu_;                     // one shred at a time (timed: see GetCertificate)
   std::atomic<uint64_t> pending_count_{0};  // "P" records, as last counted
   // Last member: stopped before what its attempts use.
   std::unique_ptr<BackoffRetrier> retrier_;

@@ -1,11 +1,12 @@
 // Certifying a destruction (Certify and its phases) and reading
 // certificates and manifests back. Plans and epochs are in shredder.cc.
 #include <cstring>
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/escaping.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include <nlohmann/json.hpp>
+
 #include "daemon/base/coding.h"
 #include "daemon/base/field_rules.h"
 #include "daemon/base/parallel.h"
@@ -60,7 +61,7 @@ absl::Status Shredder::DestroyOldRoots(const PendingRecord& pending) {
 // CompactRange), counts by kind, and the manifest in sealed chunks. Full
 // batches of chunks are written as they fill; the rest stay in *batch.
 absl::StatusOr<Shredder::FoldedManifest> Shredder::FoldManifest(const std::string& cert_id,
-                                                                 rocksdb::WriteBatch* batch) {
+                                                                rocksdb::WriteBatch* batch) {
   rocksdb::DB* db = store_->db();
   const std::string begin = StrCat(keyspace::kStagedLeaf, ScopeOf(cert_id));
   const std::string end = RangeEnd(begin);
@@ -68,8 +69,7 @@ absl::StatusOr<Shredder::FoldedManifest> Shredder::FoldManifest(const std::strin
   std::string chunk;
   auto flush_chunk = [&]() -> absl::Status {
     if (chunk.empty()) return absl::OkStatus();
-    batch->Put(ManifestChunkKey(cert_id, out.chunks),
-               store_->SealSystem(chunk, ManifestChunkAd(cert_id, out.chunks)));
+    batch->Put(ManifestChunkKey(cert_id, out.chunks), store_->SealSystem(chunk, ManifestChunkAd(cert_id, out.chunks)));
     ++out.chunks;
     chunk.clear();
     if (batch->GetDataSize() < (16u << 20)) return absl::OkStatus();
@@ -178,8 +178,7 @@ absl::StatusOr<CertificateBuilder> Shredder::BuilderFor(const std::string& cert_
 // Commits the certificate ("C"), the manifest header ("M") and the last
 // manifest chunks, drops the "P" record and the staged entries, all in one
 // write, which with a log is the write that appends the certificate.
-absl::StatusOr<CertificateBundle> Shredder::CommitCertificate(const std::string& cert_id,
-                                                              const PendingRecord& pending,
+absl::StatusOr<CertificateBundle> Shredder::CommitCertificate(const std::string& cert_id, const PendingRecord& pending,
                                                               const FoldedManifest& folded,
                                                               const CertificateBuilder& builder,
                                                               rocksdb::WriteBatch* batch) {
@@ -241,7 +240,8 @@ absl::Status Shredder::StreamManifest(std::string_view cert_id, const std::funct
     sink(*m);
     return absl::OkStatus();
   }
-  if (!sink(StrCat("{\"type\":", json(header["type"]).dump(), ",\"certificateId\":", json(header["certificateId"]).dump(),
+  if (!sink(StrCat("{\"type\":", json(header["type"]).dump(),
+                   ",\"certificateId\":", json(header["certificateId"]).dump(),
                    ",\"merkleRoot\":", json(header["merkleRoot"]).dump(), ",\"items\":["))) {
     return absl::OkStatus();
   }
@@ -249,7 +249,8 @@ absl::Status Shredder::StreamManifest(std::string_view cert_id, const std::funct
   const uint32_t chunks = header["chunks"].get<uint32_t>();
   for (uint32_t i = 0; i < chunks; ++i) {
     std::string c;
-    if (auto s = FromRocks(db->Get(rocksdb::ReadOptions(), ManifestChunkKey(cert_id, i), &c), "reading a manifest chunk");
+    if (auto s =
+            FromRocks(db->Get(rocksdb::ReadOptions(), ManifestChunkKey(cert_id, i), &c), "reading a manifest chunk");
         !s.ok()) {
       return s;
     }
@@ -285,7 +286,8 @@ absl::StatusOr<CertificateBundle> Shredder::Load(const std::string& cert_id, boo
   }
   if (!rs.ok()) return FromRocks(rs, "reading a certificate");
   std::string sealed;
-  if (auto s = FromRocks(db->Get(rocksdb::ReadOptions(), ManifestKey(cert_id), &sealed), "reading a manifest"); !s.ok()) {
+  if (auto s = FromRocks(db->Get(rocksdb::ReadOptions(), ManifestKey(cert_id), &sealed), "reading a manifest");
+      !s.ok()) {
     return s;
   }
   auto header = store_->OpenSystem(sealed, ManifestAd(cert_id));
@@ -329,8 +331,8 @@ absl::StatusOr<CertificateBundle> Shredder::Load(const std::string& cert_id, boo
   return b;
 }
 
-absl::StatusOr<CertificateBundle> Shredder::GetCertificate(std::string_view certificate_id,
-                                                           std::string_view request_id, bool include_receipts) {
+absl::StatusOr<CertificateBundle> Shredder::GetCertificate(std::string_view certificate_id, std::string_view request_id,
+                                                           bool include_receipts) {
   ErasureWrites erasure;  // deletion keeps working on a nearly full disk (space_guard.h)
   std::string id(certificate_id);
   if (id.empty()) {

@@ -3,8 +3,8 @@
 // be destroyed"). See the Shredder class comment.
 #include "daemon/base/logging.h"
 #include "daemon/base/metrics.h"
-#include "daemon/shred/shredder.h"
 #include "daemon/base/strings.h"
+#include "daemon/shred/shredder.h"
 #include "daemon/storage/space_guard.h"
 
 namespace shredd {
@@ -53,7 +53,7 @@ absl::Status Shredder::UpdatePendingCount() {
 }
 
 absl::Status Shredder::RetryPending() {
-  ErasureWrites erasure;  // deletion keeps working on a nearly full disk (space_guard.h)
+  ErasureWrites erasure;                      // deletion keeps working on a nearly full disk (space_guard.h)
   if (stop_.load()) return absl::OkStatus();  // stopping: the next start finishes it
   std::lock_guard lock(mu_);
   return FinishPendingLocked();
@@ -70,8 +70,8 @@ absl::Status Shredder::AfterFailure(const std::string& cert_id, const absl::Stat
   NotePendingFailure(cert_id, s);
   (void)UpdatePendingCount();
   retrier_->Kick();
-  return absl::UnavailableError(StrCat("certificate ", cert_id,
-                                       " is not issued yet: the destruction committed, but ", s.message(),
+  return absl::UnavailableError(StrCat("certificate ", cert_id, " is not issued yet: the destruction committed, but ",
+                                       s.message(),
                                        ". The daemon retries by itself; ask again with the same request "
                                        "or GetCertificate"));
 }

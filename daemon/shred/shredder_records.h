@@ -8,12 +8,13 @@
 #include <sys/resource.h>
 
 #include <cstring>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include <nlohmann/json.hpp>
+
 #include "daemon/base/coding.h"
 #include "daemon/base/strings.h"
 #include "daemon/crypto/digest.h"
@@ -76,7 +77,6 @@ inline absl::StatusOr<verify::ItemCommitment> CommitmentFrom(const json& items) 
   return verify::ItemCommitment::Create(std::move(entries));
 }
 
-
 // Chunks of at least this many staged records (or full chunks of a smaller
 // epoch_items, as in tests) are deleted with one range deletion (see Destroy).
 constexpr size_t kRangeDeleteMin = 1024;
@@ -88,7 +88,9 @@ inline std::string ScopeOf(std::string_view cert_id) {
   return std::string(reinterpret_cast<const char*>(h.data()), 16);
 }
 inline std::string StagedAd(std::string_view key) { return StrCat("shredd/staged/v1", key); }
-inline std::string ManifestChunkKey(std::string_view cert_id, uint32_t seq) { return StrCat(keyspace::kManifestChunk, cert_id, BigEndian32(seq)); }
+inline std::string ManifestChunkKey(std::string_view cert_id, uint32_t seq) {
+  return StrCat(keyspace::kManifestChunk, cert_id, BigEndian32(seq));
+}
 inline std::string ManifestChunkAd(std::string_view cert_id, uint32_t seq) {
   return StrCat("shredd/manifest-chunk/v1", cert_id, BigEndian32(seq));
 }

@@ -11,10 +11,10 @@
 #include <cstring>
 #include <vector>
 
-#include "daemon/base/strings.h"
-#include "daemon/storage/blob_backend.h"
-#include "daemon/crypto/digest.h"
 #include "daemon/base/fs_util.h"
+#include "daemon/base/strings.h"
+#include "daemon/crypto/digest.h"
+#include "daemon/storage/blob_backend.h"
 
 namespace shredd {
 namespace {
@@ -228,8 +228,8 @@ class FileBlobReader final : public BlobReader {
     win_off_ = pos / kDirectAlign * kDirectAlign;
     win_len_ = 0;
     while (win_len_ < kDirectBuffer) {
-      ssize_t n = pread(fd_, window_.data() + win_len_, kDirectBuffer - win_len_,
-                        static_cast<off_t>(win_off_ + win_len_));
+      ssize_t n =
+          pread(fd_, window_.data() + win_len_, kDirectBuffer - win_len_, static_cast<off_t>(win_off_ + win_len_));
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && errno == EINVAL) {
         int fl = fcntl(fd_, F_GETFL);
@@ -304,9 +304,7 @@ class FileBlobBackend final : public BlobBackend {
     return absl::OkStatus();
   }
 
-  std::string Path(std::string_view id) const {
-    return StrCat(root_, "/blobs/", id.substr(0, 2), "/", id);
-  }
+  std::string Path(std::string_view id) const { return StrCat(root_, "/blobs/", id.substr(0, 2), "/", id); }
 
  private:
   static std::vector<std::string> ListDir(const std::string& dir) {

@@ -62,11 +62,10 @@ inline constexpr std::string_view kOrder = "O";  // order_id: sealed order recor
 
 // Every prefix above, for the test that keeps them apart.
 inline constexpr std::string_view kAll[] = {
-    kEpoch,        kNode,         kDek,       kLogSize,     kLogEntry,   kLogHash,      kLogLeafIndex,
-    kLogCheckpoint, kItem,        kInline,    kObject,      kIndex,      kSuppression,  kCustody,
-    kMember,       kDataset,      kEdgeForward, kEdgeReverse, kHold,     kHoldLookup,   kLift,
-    kRequest,      kPending,      kStagedItem, kStagedLeaf, kCertificate, kManifest,    kManifestChunk,
-    kOrder,
+    kEpoch,       kNode,        kDek,      kLogSize,       kLogEntry,    kLogHash, kLogLeafIndex, kLogCheckpoint,
+    kItem,        kInline,      kObject,   kIndex,         kSuppression, kCustody, kMember,       kDataset,
+    kEdgeForward, kEdgeReverse, kHold,     kHoldLookup,    kLift,        kRequest, kPending,      kStagedItem,
+    kStagedLeaf,  kCertificate, kManifest, kManifestChunk, kOrder,
 };
 
 }  // namespace shredd::keyspace

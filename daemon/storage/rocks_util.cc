@@ -64,7 +64,7 @@ void ApplyRocksDbMemoryBudget(uint64_t budget_bytes, rocksdb::Options* options,
 void ApplyRocksDbWriteTuning(rocksdb::Options* options) {
   options->memtable_whole_key_filtering = true;
   options->memtable_prefix_bloom_size_ratio = 0.02;
-  options->compression_per_level = {rocksdb::kNoCompression, rocksdb::kNoCompression, rocksdb::kLZ4Compression,
+  options->compression_per_level = {rocksdb::kNoCompression,  rocksdb::kNoCompression,  rocksdb::kLZ4Compression,
                                     rocksdb::kLZ4Compression, rocksdb::kLZ4Compression, rocksdb::kLZ4Compression,
                                     rocksdb::kLZ4Compression};
 }

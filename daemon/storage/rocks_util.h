@@ -2,15 +2,14 @@
 #ifndef SHREDD_DAEMON_ROCKS_UTIL_H_
 #define SHREDD_DAEMON_ROCKS_UTIL_H_
 
-#include <rocksdb/db.h>
-#include <rocksdb/options.h>
-#include <rocksdb/table.h>
-#include <rocksdb/write_batch.h>
-
 #include <cstdint>
 #include <string_view>
 
 #include "absl/status/status.h"
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
 
 namespace shredd {
 
@@ -38,8 +37,7 @@ absl::Status SyncWrite(rocksdb::DB* db, rocksdb::WriteBatch* batch);
 // What is not charged comes on top: table reader objects, blocks pinned by
 // live iterators, compaction buffers.
 inline constexpr int kRocksDbMaxOpenFiles = 512;
-void ApplyRocksDbMemoryBudget(uint64_t budget_bytes, rocksdb::Options* options,
-                              rocksdb::BlockBasedTableOptions* table);
+void ApplyRocksDbMemoryBudget(uint64_t budget_bytes, rocksdb::Options* options, rocksdb::BlockBasedTableOptions* table);
 
 // Write-path options of the item store's database (bulk ingest, issue 6;
 // docs/PERFORMANCE.md "Bulk ingest"):
@@ -57,9 +55,9 @@ void ApplyRocksDbWriteTuning(rocksdb::Options* options);
 // RocksDB's memory, from its properties (bytes). `block_cache` includes the
 // memtables' reservation in the shared cache.
 struct RocksDbMemory {
-  uint64_t memtables = 0;       // rocksdb.cur-size-all-mem-tables
-  uint64_t table_readers = 0;   // rocksdb.estimate-table-readers-mem (outside the cache)
-  uint64_t block_cache = 0;     // rocksdb.block-cache-usage
+  uint64_t memtables = 0;           // rocksdb.cur-size-all-mem-tables
+  uint64_t table_readers = 0;       // rocksdb.estimate-table-readers-mem (outside the cache)
+  uint64_t block_cache = 0;         // rocksdb.block-cache-usage
   uint64_t block_cache_pinned = 0;  // rocksdb.block-cache-pinned-usage
   uint64_t block_cache_capacity = 0;
 };

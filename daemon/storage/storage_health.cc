@@ -13,25 +13,38 @@ namespace {
 
 std::string_view ReasonName(rocksdb::BackgroundErrorReason r) {
   switch (r) {
-    case rocksdb::BackgroundErrorReason::kFlush: return "flush";
-    case rocksdb::BackgroundErrorReason::kCompaction: return "compaction";
-    case rocksdb::BackgroundErrorReason::kWriteCallback: return "write";
-    case rocksdb::BackgroundErrorReason::kMemTable: return "memtable";
-    case rocksdb::BackgroundErrorReason::kManifestWrite: return "manifest write";
-    case rocksdb::BackgroundErrorReason::kFlushNoWAL: return "flush";
-    case rocksdb::BackgroundErrorReason::kManifestWriteNoWAL: return "manifest write";
+    case rocksdb::BackgroundErrorReason::kFlush:
+      return "flush";
+    case rocksdb::BackgroundErrorReason::kCompaction:
+      return "compaction";
+    case rocksdb::BackgroundErrorReason::kWriteCallback:
+      return "write";
+    case rocksdb::BackgroundErrorReason::kMemTable:
+      return "memtable";
+    case rocksdb::BackgroundErrorReason::kManifestWrite:
+      return "manifest write";
+    case rocksdb::BackgroundErrorReason::kFlushNoWAL:
+      return "flush";
+    case rocksdb::BackgroundErrorReason::kManifestWriteNoWAL:
+      return "manifest write";
   }
   return "other";
 }
 
 std::string_view SeverityName(rocksdb::Status::Severity s) {
   switch (s) {
-    case rocksdb::Status::Severity::kNoError: return "unclassified";
-    case rocksdb::Status::Severity::kSoftError: return "soft";
-    case rocksdb::Status::Severity::kHardError: return "hard";
-    case rocksdb::Status::Severity::kFatalError: return "fatal";
-    case rocksdb::Status::Severity::kUnrecoverableError: return "unrecoverable";
-    default: return "unknown";
+    case rocksdb::Status::Severity::kNoError:
+      return "unclassified";
+    case rocksdb::Status::Severity::kSoftError:
+      return "soft";
+    case rocksdb::Status::Severity::kHardError:
+      return "hard";
+    case rocksdb::Status::Severity::kFatalError:
+      return "fatal";
+    case rocksdb::Status::Severity::kUnrecoverableError:
+      return "unrecoverable";
+    default:
+      return "unknown";
   }
 }
 
@@ -62,7 +75,7 @@ void StorageHealth::Install(const std::shared_ptr<StorageHealth>& self, rocksdb:
   // SHREDD_ROCKSDB_LOG=info: RocksDB's running commentary too (diagnosis).
   const char* env = std::getenv("SHREDD_ROCKSDB_LOG");
   const auto level = env != nullptr && std::string_view(env) == "info" ? rocksdb::InfoLogLevel::INFO_LEVEL
-                                                                        : rocksdb::InfoLogLevel::WARN_LEVEL;
+                                                                       : rocksdb::InfoLogLevel::WARN_LEVEL;
   auto logger = std::make_shared<RocksInfoLogger>();
   logger->SetInfoLogLevel(level);
   options->info_log = logger;

@@ -16,11 +16,6 @@
 #ifndef SHREDD_DAEMON_STORAGE_HEALTH_H_
 #define SHREDD_DAEMON_STORAGE_HEALTH_H_
 
-#include <rocksdb/db.h>
-#include <rocksdb/env.h>
-#include <rocksdb/listener.h>
-#include <rocksdb/options.h>
-
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -30,6 +25,11 @@
 #include <mutex>
 #include <string>
 #include <thread>
+
+#include <rocksdb/db.h>
+#include <rocksdb/env.h>
+#include <rocksdb/listener.h>
+#include <rocksdb/options.h>
 
 namespace shredd {
 

@@ -4,23 +4,22 @@
 #ifndef SHREDD_TESTS_VERIFY_CERT_FIXTURE_H_
 #define SHREDD_TESTS_VERIFY_CERT_FIXTURE_H_
 
-#include <gtest/gtest.h>
 #include <sodium.h>
 
 #include <array>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "formats/certificate.h"
 #include "formats/keys.h"
 
 namespace shredd::verify::testing_fixture {
 
-inline std::string DigestOf(std::string_view content) {
-  return "sha256:" + HexEncode(Sha256(content));
-}
+inline std::string DigestOf(std::string_view content) { return "sha256:" + HexEncode(Sha256(content)); }
 
 inline ItemEntry RandomItem(std::string kind, std::string_view content) {
   ItemEntry e;
@@ -32,18 +31,13 @@ inline ItemEntry RandomItem(std::string kind, std::string_view content) {
 }
 
 // The predicate the daemon emits for `commitment` (see docs/FORMATS.md).
-inline nlohmann::ordered_json ExamplePredicate(
-    const std::string& certificate_id, const ItemCommitment& commitment) {
+inline nlohmann::ordered_json ExamplePredicate(const std::string& certificate_id, const ItemCommitment& commitment) {
   nlohmann::ordered_json p;
   p["certificateId"] = certificate_id;
-  p["request"] = {{"id", "order-2026-0042"},
-                  {"reason", "FTC order: delete photos and derived models"}};
-  p["method"] = {{"technique", "cryptographic-erase"},
-                 {"standard", "NIST SP 800-88 Rev. 1"},
-                 {"sanitization", "purge"}};
-  p["destruction"] = {{"vaultBackend", "file"},
-                      {"rootEpochDestroyed", 41},
-                      {"rootEpochInstalled", 42}};
+  p["request"] = {{"id", "order-2026-0042"}, {"reason", "FTC order: delete photos and derived models"}};
+  p["method"] = {
+      {"technique", "cryptographic-erase"}, {"standard", "NIST SP 800-88 Rev. 1"}, {"sanitization", "purge"}};
+  p["destruction"] = {{"vaultBackend", "file"}, {"rootEpochDestroyed", 41}, {"rootEpochInstalled", 42}};
   p["times"] = {{"requested", "2026-11-26T04:20:00Z"},
                 {"destroyed", "2026-11-26T04:27:09.123Z"},
                 {"issued", "2026-11-26T04:27:09.200Z"}};
@@ -71,16 +65,13 @@ inline SignedCertificate MakeCertificate(std::string id = "cert-7f3a") {
   SignedCertificate c;
   c.certificate_id = std::move(id);
   crypto_sign_keypair(c.pub.data(), c.sk.data());
-  std::vector<ItemEntry> items = {
-      RandomItem("photo", "photo 1"), RandomItem("photo", "photo 2"),
-      RandomItem("photo", "photo 3"), RandomItem("model", "face-age-v1"),
-      RandomItem("model", "face-age-v1-distilled")};
-  absl::StatusOr<ItemCommitment> commitment =
-      ItemCommitment::Create(std::move(items));
+  std::vector<ItemEntry> items = {RandomItem("photo", "photo 1"), RandomItem("photo", "photo 2"),
+                                  RandomItem("photo", "photo 3"), RandomItem("model", "face-age-v1"),
+                                  RandomItem("model", "face-age-v1-distilled")};
+  absl::StatusOr<ItemCommitment> commitment = ItemCommitment::Create(std::move(items));
   EXPECT_TRUE(commitment.ok()) << commitment.status();
   c.commitment = *commitment;
-  absl::StatusOr<std::string> statement =
-      StatementJson(ExamplePredicate(c.certificate_id, *commitment));
+  absl::StatusOr<std::string> statement = StatementJson(ExamplePredicate(c.certificate_id, *commitment));
   EXPECT_TRUE(statement.ok()) << statement.status();
   c.statement = *statement;
   c.envelope = SignCertificate(c.statement, c.secret());

@@ -4,13 +4,14 @@
 // daemon's (every proof, signature and commitment is really checked).
 #include "formats/commitment.h"
 
-#include <gtest/gtest.h>
 #include <sodium.h>
 
 #include <map>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "formats/keys.h"
 #include "formats/merkle.h"
@@ -39,12 +40,12 @@ TEST(Commitment, KnownAnswers) {
 
 TEST(Commitment, EntryRecordsMember) {
   const std::string item = CustodyCommitment("sha256:x", "s"), ds = DatasetCommitment("d", "t");
-  EXPECT_TRUE(EntryRecordsMember(json{{"type", "item-stored"}, {"item", item}, {"datasets", {"z", ds}}}.dump(), item,
-                                 ds));
+  EXPECT_TRUE(
+      EntryRecordsMember(json{{"type", "item-stored"}, {"item", item}, {"datasets", {"z", ds}}}.dump(), item, ds));
   EXPECT_TRUE(EntryRecordsMember(json{{"type", "dataset-member"}, {"item", item}, {"dataset", ds}}.dump(), item, ds));
   EXPECT_FALSE(EntryRecordsMember(json{{"type", "item-stored"}, {"item", item}, {"datasets", {"z"}}}.dump(), item, ds));
-  EXPECT_FALSE(EntryRecordsMember(json{{"type", "dataset-member"}, {"item", "other"}, {"dataset", ds}}.dump(), item,
-                                  ds));
+  EXPECT_FALSE(
+      EntryRecordsMember(json{{"type", "dataset-member"}, {"item", "other"}, {"dataset", ds}}.dump(), item, ds));
   EXPECT_FALSE(EntryRecordsMember(json{{"type", "lineage"}, {"item", item}, {"dataset", ds}}.dump(), item, ds));
   // Wrong types and garbage are "does not record", never an exception.
   for (const char* bad : {"", "[]", "7", "{\"item\":5}", "{\"type\":\"item-stored\",\"item\":[],\"datasets\":5}",
@@ -64,10 +65,10 @@ class AuditTest : public ::testing::Test, public AuditSource {
     dataset_salt_ = std::string(64, '2');
     const std::string ds = DatasetCommitment("faces", dataset_salt_);
     for (const char* photo : {"photo 1", "photo 2"}) {
-      entries_.push_back(json{{"type", "item-stored"},
-                              {"item", CustodyCommitment(DigestOf(photo), salt_)},
-                              {"datasets", {ds}}}
-                             .dump());
+      entries_.push_back(json{
+          {"type", "item-stored"},
+          {"item", CustodyCommitment(DigestOf(photo), salt_)},
+          {"datasets", {ds}}}.dump());
     }
     entries_.push_back(cert_.envelope);  // index 2
   }
@@ -90,10 +91,14 @@ class AuditTest : public ::testing::Test, public AuditSource {
   }
 
   json Manifest(bool deleted) const {
-    json m{{"type", "shredd-dataset-manifest-v1"}, {"dataset", "faces"}, {"datasetSalt", dataset_salt_},
+    json m{{"type", "shredd-dataset-manifest-v1"},
+           {"dataset", "faces"},
+           {"datasetSalt", dataset_salt_},
            {"members", json::array()}};
     for (int i = 0; i < 2; ++i) {
-      json mem{{"digest", DigestOf(i == 0 ? "photo 1" : "photo 2")}, {"custodySalt", salt_}, {"memberIndex", i},
+      json mem{{"digest", DigestOf(i == 0 ? "photo 1" : "photo 2")},
+               {"custodySalt", salt_},
+               {"memberIndex", i},
                {"deletion", nullptr}};
       if (deleted) mem["deletion"] = {{"certificateId", "cert-a"}, {"logIndex", 2}};
       m["members"].push_back(mem);

@@ -2,10 +2,10 @@
 // to 300 and around powers of two, and at every step of one growing list.
 #include "formats/compact_range.h"
 
-#include <gtest/gtest.h>
-
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "formats/merkle.h"
 

@@ -2,10 +2,11 @@
 // published vectors: RFC 4648 base64, the DSSE spec's PAE example, and the
 // "PeterNeumann" key and signed note from golang.org/x/mod/sumdb/note.
 
-#include <gtest/gtest.h>
 #include <sodium.h>
 
 #include <string>
+
+#include <gtest/gtest.h>
 
 #include "formats/dsse.h"
 #include "formats/encoding.h"
@@ -14,10 +15,8 @@
 namespace shredd::verify {
 namespace {
 
-constexpr char kPeterVkey[] =
-    "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW";
-constexpr char kPeterKeyHex[] =
-    "1a5cd907143c384c41e830c5bce12aa8817ec5649aaabf2c31388b35b2d744d6";
+constexpr char kPeterVkey[] = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW";
+constexpr char kPeterKeyHex[] = "1a5cd907143c384c41e830c5bce12aa8817ec5649aaabf2c31388b35b2d744d6";
 // The note text and its signature line's base64 (4-byte key hash || sig).
 constexpr char kPeterText[] =
     "If you think cryptography is the answer to your problem,\n"
@@ -44,8 +43,7 @@ PublicKey PeterKey() {
 }
 
 bool Contains(const absl::Status& s, std::string_view needle) {
-  return std::string_view(s.message().data(), s.message().size())
-             .find(needle) != std::string_view::npos;
+  return std::string_view(s.message().data(), s.message().size()).find(needle) != std::string_view::npos;
 }
 
 // --- encoding ------------------------------------------------------------
@@ -61,14 +59,13 @@ TEST(Encoding, HexRoundTripAndStrictness) {
 }
 
 TEST(Encoding, Base64Rfc4648Vectors) {
-  const std::pair<const char*, const char*> vectors[] = {
-      {"", ""},
-      {"f", "Zg=="},
-      {"fo", "Zm8="},
-      {"foo", "Zm9v"},
-      {"foob", "Zm9vYg=="},
-      {"fooba", "Zm9vYmE="},
-      {"foobar", "Zm9vYmFy"}};
+  const std::pair<const char*, const char*> vectors[] = {{"", ""},
+                                                         {"f", "Zg=="},
+                                                         {"fo", "Zm8="},
+                                                         {"foo", "Zm9v"},
+                                                         {"foob", "Zm9vYg=="},
+                                                         {"fooba", "Zm9vYmE="},
+                                                         {"foobar", "Zm9vYmFy"}};
   for (const auto& [plain, encoded] : vectors) {
     EXPECT_EQ(Base64Encode(plain), encoded);
     absl::StatusOr<std::string> decoded = Base64Decode(encoded);
@@ -123,9 +120,8 @@ TEST(Dsse, SignEnvelopeSignsThePaeWithTheSigner) {
 
 TEST(Dsse, SerializeIsCompactAndOrdered) {
   Envelope env{"text/plain", "hi", {{"k1", "\x01\x02"}, {"", "\x03"}}};
-  EXPECT_EQ(SerializeEnvelope(env),
-            R"({"payloadType":"text/plain","payload":"aGk=",)"
-            R"("signatures":[{"keyid":"k1","sig":"AQI="},{"sig":"Aw=="}]})");
+  EXPECT_EQ(SerializeEnvelope(env), R"({"payloadType":"text/plain","payload":"aGk=",)"
+                                    R"("signatures":[{"keyid":"k1","sig":"AQI="},{"sig":"Aw=="}]})");
   absl::StatusOr<Envelope> back = ParseEnvelope(SerializeEnvelope(env));
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(back->payload_type, "text/plain");
@@ -143,29 +139,21 @@ TEST(Dsse, ParseRejectsMalformedEnvelopes) {
       {"[]", "not a JSON object"},
       {R"({"payload":"aGk=","signatures":[{"sig":"AQ=="}]})", "payloadType"},
       {R"({"payloadType":"t","signatures":[{"sig":"AQ=="}]})", "payload"},
-      {R"({"payloadType":7,"payload":"aGk=","signatures":[{"sig":"AQ=="}]})",
-       "not a string"},
-      {R"({"payloadType":"t","payload":"aGk","signatures":[{"sig":"AQ=="}]})",
-       "base64"},
+      {R"({"payloadType":7,"payload":"aGk=","signatures":[{"sig":"AQ=="}]})", "not a string"},
+      {R"({"payloadType":"t","payload":"aGk","signatures":[{"sig":"AQ=="}]})", "base64"},
       {R"({"payloadType":"t","payload":"aGk="})", "signatures"},
       {R"({"payloadType":"t","payload":"aGk=","signatures":{}})", "signatures"},
-      {R"({"payloadType":"t","payload":"aGk=","signatures":[]})",
-       "no signatures"},
-      {R"({"payloadType":"t","payload":"aGk=","signatures":["AQ=="]})",
-       "signatures[0]"},
-      {R"({"payloadType":"t","payload":"aGk=","signatures":[{"keyid":"k"}]})",
-       "sig"},
-      {R"({"payloadType":"t","payload":"aGk=","signatures":[{"keyid":1,"sig":"AQ=="}]})",
-       "keyid"},
-      {R"({"payloadType":"t","payload":"aGk=","signatures":[{"sig":"A_=="}]})",
-       "base64"},
+      {R"({"payloadType":"t","payload":"aGk=","signatures":[]})", "no signatures"},
+      {R"({"payloadType":"t","payload":"aGk=","signatures":["AQ=="]})", "signatures[0]"},
+      {R"({"payloadType":"t","payload":"aGk=","signatures":[{"keyid":"k"}]})", "sig"},
+      {R"({"payloadType":"t","payload":"aGk=","signatures":[{"keyid":1,"sig":"AQ=="}]})", "keyid"},
+      {R"({"payloadType":"t","payload":"aGk=","signatures":[{"sig":"A_=="}]})", "base64"},
   };
   for (const auto& [json, reason] : cases) {
     absl::StatusOr<Envelope> env = ParseEnvelope(json);
     ASSERT_FALSE(env.ok()) << json;
     EXPECT_EQ(env.status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_TRUE(Contains(env.status(), reason))
-        << json << " -> " << env.status();
+    EXPECT_TRUE(Contains(env.status(), reason)) << json << " -> " << env.status();
   }
 }
 
@@ -192,8 +180,7 @@ TEST(Keys, NoteSignatureFromGoTestsVerifies) {
   absl::Status s = VerifyEd25519(PeterKey(), altered, sig);
   EXPECT_EQ(s.code(), absl::StatusCode::kUnauthenticated);
   EXPECT_TRUE(Contains(s, "does not verify"));
-  EXPECT_EQ(VerifyEd25519(PeterKey(), kPeterText, sig.substr(1)).code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(VerifyEd25519(PeterKey(), kPeterText, sig.substr(1)).code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(Keys, NoteVerifierKeyRejectsManglings) {
@@ -233,8 +220,7 @@ TEST(Keys, SpkiPemKnownVectorAndRoundTrip) {
   std::copy(pk, pk + 32, key.begin());
   EXPECT_EQ(*ParseSpkiPem(ToSpkiPem(key)), key);
   EXPECT_EQ(PublicKeyOf(SecretKeySpan(sk, 64)), key);
-  absl::StatusOr<NoteVerifier> v =
-      ParseNoteVerifierKey(NoteVerifierKey("shredd.example/log", key));
+  absl::StatusOr<NoteVerifier> v = ParseNoteVerifierKey(NoteVerifierKey("shredd.example/log", key));
   ASSERT_TRUE(v.ok()) << v.status();
   EXPECT_EQ(v->key, key);
   EXPECT_EQ(v->name, "shredd.example/log");

@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,6 +16,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
+#include <nlohmann/json.hpp>
+
 #include "formats/certificate.h"
 #include "formats/encoding.h"
 #include "formats/merkle.h"
@@ -30,14 +31,11 @@ using nlohmann::json;
 
 inline constexpr std::string_view kDigestPrefix = "sha256:";
 
-inline absl::Status Invalid(const std::string& what) {
-  return absl::InvalidArgumentError(what);
-}
+inline absl::Status Invalid(const std::string& what) { return absl::InvalidArgumentError(what); }
 
 // --- Typed access to parsed JSON, each failure naming the JSON path. ------
 
-inline absl::StatusOr<const json*> Member(const json& obj, std::string_view where,
-                                   const char* name) {
+inline absl::StatusOr<const json*> Member(const json& obj, std::string_view where, const char* name) {
   if (!obj.is_object()) {
     return Invalid(Cat(where, " is not a JSON object"));
   }
@@ -48,19 +46,16 @@ inline absl::StatusOr<const json*> Member(const json& obj, std::string_view wher
   return &*it;
 }
 
-inline absl::StatusOr<std::string> GetString(const json& obj, std::string_view where,
-                                      const char* name) {
+inline absl::StatusOr<std::string> GetString(const json& obj, std::string_view where, const char* name) {
   absl::StatusOr<const json*> v = Member(obj, where, name);
   if (!v.ok()) return v.status();
   if (!(*v)->is_string()) {
-    return Invalid(
-        Cat(where, ".", name, " is a ", (*v)->type_name(), ", not a string"));
+    return Invalid(Cat(where, ".", name, " is a ", (*v)->type_name(), ", not a string"));
   }
   return (*v)->get<std::string>();
 }
 
-inline absl::StatusOr<uint64_t> GetUint(const json& obj, std::string_view where,
-                                 const char* name) {
+inline absl::StatusOr<uint64_t> GetUint(const json& obj, std::string_view where, const char* name) {
   absl::StatusOr<const json*> v = Member(obj, where, name);
   if (!v.ok()) return v.status();
   if (!(*v)->is_number_unsigned()) {
@@ -69,24 +64,21 @@ inline absl::StatusOr<uint64_t> GetUint(const json& obj, std::string_view where,
   return (*v)->get<uint64_t>();
 }
 
-inline absl::StatusOr<const json*> GetTyped(const json& obj, std::string_view where,
-                                     const char* name, json::value_t type) {
+inline absl::StatusOr<const json*> GetTyped(const json& obj, std::string_view where, const char* name,
+                                            json::value_t type) {
   absl::StatusOr<const json*> v = Member(obj, where, name);
   if (!v.ok()) return v.status();
   if ((*v)->type() != type) {
-    return Invalid(Cat(where, ".", name, " is a ", (*v)->type_name(),
-                       ", not an ", json(type).type_name()));
+    return Invalid(Cat(where, ".", name, " is a ", (*v)->type_name(), ", not an ", json(type).type_name()));
   }
   return v;
 }
 
-inline absl::Status ExpectString(const json& obj, std::string_view where,
-                          const char* name, std::string_view want) {
+inline absl::Status ExpectString(const json& obj, std::string_view where, const char* name, std::string_view want) {
   absl::StatusOr<std::string> got = GetString(obj, where, name);
   if (!got.ok()) return got.status();
   if (*got != want) {
-    return Invalid(
-        Cat(where, ".", name, " is \"", *got, "\", expected \"", want, "\""));
+    return Invalid(Cat(where, ".", name, " is \"", *got, "\", expected \"", want, "\""));
   }
   return absl::OkStatus();
 }
@@ -99,8 +91,7 @@ inline absl::StatusOr<json> ParseJson(std::string_view text, std::string_view wh
   }
 }
 
-inline absl::StatusOr<Hash> GetHash(const json& obj, std::string_view where,
-                             const char* name) {
+inline absl::StatusOr<Hash> GetHash(const json& obj, std::string_view where, const char* name) {
   absl::StatusOr<std::string> hex = GetString(obj, where, name);
   if (!hex.ok()) return hex.status();
   absl::StatusOr<Hash> h = ParseHash(*hex);
@@ -141,30 +132,27 @@ inline absl::StatusOr<ItemEntry> ParseItem(const json& obj, std::string_view whe
 inline std::string Short(const Hash& h) { return HexEncode(h).substr(0, 16) + ".."; }
 
 // Checks the certificate header fields shared by manifests and receipts.
-inline absl::Status CheckHeader(const VerifiedCertificate& cert, const json& doc,
-                         std::string_view what, std::string_view type) {
+inline absl::Status CheckHeader(const VerifiedCertificate& cert, const json& doc, std::string_view what,
+                                std::string_view type) {
   if (!doc.is_object()) return Invalid(Cat(what, " is not a JSON object"));
   if (absl::Status s = ExpectString(doc, what, "type", type); !s.ok()) return s;
   absl::StatusOr<std::string> id = GetString(doc, what, "certificateId");
   if (!id.ok()) return id.status();
   if (*id != cert.certificate_id) {
-    return Invalid(Cat(what, " is for certificate \"", *id, "\", not \"",
-                       cert.certificate_id, "\""));
+    return Invalid(Cat(what, " is for certificate \"", *id, "\", not \"", cert.certificate_id, "\""));
   }
   absl::StatusOr<Hash> root = GetHash(doc, what, "merkleRoot");
   if (!root.ok()) return root.status();
   if (*root != cert.merkle_root) {
-    return Invalid(Cat(what, " states Merkle root ", Short(*root),
-                       " but the certificate root is ",
-                       Short(cert.merkle_root)));
+    return Invalid(
+        Cat(what, " states Merkle root ", Short(*root), " but the certificate root is ", Short(cert.merkle_root)));
   }
   return absl::OkStatus();
 }
 
 inline absl::Status VerifyOrderPrivate(const VerifiedCertificate& cert, const json& manifest) {
   const json& pred = cert.predicate;
-  if (!pred.contains("order") || !pred["order"].is_object() ||
-      !pred["order"].contains("privateCommitment")) {
+  if (!pred.contains("order") || !pred["order"].is_object() || !pred["order"].contains("privateCommitment")) {
     return absl::OkStatus();
   }
   if (!pred["order"]["privateCommitment"].is_string()) {
@@ -181,22 +169,20 @@ inline absl::Status VerifyOrderPrivate(const VerifiedCertificate& cert, const js
   if (!salt.ok() || salt->size() != 32) return Invalid("manifest.order.salt is not 64 hex characters");
   const Hash h = Sha256(*salt + o["private"].get<std::string>());
   if (HexEncode(h) != pred["order"]["privateCommitment"].get<std::string>()) {
-    return Invalid("manifest.order does not match the certificate's privateCommitment (altered requester or selectors)");
+    return Invalid(
+        "manifest.order does not match the certificate's privateCommitment (altered requester or selectors)");
   }
   return absl::OkStatus();
 }
 
-inline absl::Status VerifyManifest(const VerifiedCertificate& cert,
-                            std::string_view manifest_json) {
+inline absl::Status VerifyManifest(const VerifiedCertificate& cert, std::string_view manifest_json) {
   absl::StatusOr<json> doc = ParseJson(manifest_json, "manifest");
   if (!doc.ok()) return doc.status();
   try {
-    if (absl::Status s = CheckHeader(cert, *doc, "manifest", kManifestType);
-        !s.ok()) {
+    if (absl::Status s = CheckHeader(cert, *doc, "manifest", kManifestType); !s.ok()) {
       return s;
     }
-    absl::StatusOr<const json*> items =
-        GetTyped(*doc, "manifest", "items", json::value_t::array);
+    absl::StatusOr<const json*> items = GetTyped(*doc, "manifest", "items", json::value_t::array);
     if (!items.ok()) return items.status();
 
     std::vector<Hash> leaves;
@@ -204,34 +190,29 @@ inline absl::Status VerifyManifest(const VerifiedCertificate& cert,
     std::map<std::string, uint64_t> by_kind;
     leaves.reserve((*items)->size());
     for (size_t i = 0; i < (*items)->size(); ++i) {
-      absl::StatusOr<ItemEntry> e =
-          ParseItem((**items)[i], Cat("manifest.items[", i, "]"));
+      absl::StatusOr<ItemEntry> e = ParseItem((**items)[i], Cat("manifest.items[", i, "]"));
       if (!e.ok()) return e.status();
       leaves.push_back(ItemLeafHash(*e));
       digests.push_back((**items)[i]["digest"].get_ref<const std::string&>());
       ++by_kind[e->kind];
     }
     if (leaves.size() != cert.item_count) {
-      return Invalid(Cat("manifest lists ", leaves.size(),
-                         " items, certificate counts ", cert.item_count));
+      return Invalid(Cat("manifest lists ", leaves.size(), " items, certificate counts ", cert.item_count));
     }
     std::sort(digests.begin(), digests.end());
-    if (auto dup = std::adjacent_find(digests.begin(), digests.end());
-        dup != digests.end()) {
+    if (auto dup = std::adjacent_find(digests.begin(), digests.end()); dup != digests.end()) {
       return Invalid(Cat("manifest lists item ", *dup, " twice"));
     }
     for (const auto& [kind, n] : by_kind) {
       auto it = cert.count_by_kind.find(kind);
       const uint64_t want = it == cert.count_by_kind.end() ? 0 : it->second;
       if (n != want) {
-        return Invalid(Cat("manifest lists ", n, " items of kind ", kind,
-                           ", certificate counts ", want));
+        return Invalid(Cat("manifest lists ", n, " items of kind ", kind, ", certificate counts ", want));
       }
     }
     for (const auto& [kind, n] : cert.count_by_kind) {
       if (n != 0 && !by_kind.contains(kind)) {
-        return Invalid(Cat("manifest lists no items of kind ", kind,
-                           ", certificate counts ", n));
+        return Invalid(Cat("manifest lists no items of kind ", kind, ", certificate counts ", n));
       }
     }
     // Tree order: strictly ascending leaf hashes. Checked even when the root
@@ -239,17 +220,14 @@ inline absl::Status VerifyManifest(const VerifiedCertificate& cert,
     std::string order_error;
     for (size_t i = 1; i < leaves.size(); ++i) {
       if (!(leaves[i - 1] < leaves[i])) {
-        order_error = Cat("manifest.items[", i,
-                          "] is out of tree order (leaf hashes must ascend)");
+        order_error = Cat("manifest.items[", i, "] is out of tree order (leaf hashes must ascend)");
         break;
       }
     }
     const Hash root = RootFromLeafHashes(leaves);
     if (root != cert.merkle_root) {
-      return Invalid(Cat("manifest Merkle root ", HexEncode(root),
-                         " does not match certificate root ",
-                         HexEncode(cert.merkle_root),
-                         order_error.empty() ? "" : "; ", order_error));
+      return Invalid(Cat("manifest Merkle root ", HexEncode(root), " does not match certificate root ",
+                         HexEncode(cert.merkle_root), order_error.empty() ? "" : "; ", order_error));
     }
     if (!order_error.empty()) return Invalid(order_error);
     return VerifyOrderPrivate(cert, *doc);

@@ -5,7 +5,6 @@
 
 #include "formats/manifest.h"
 
-#include <gtest/gtest.h>
 #include <sodium.h>
 #include <unistd.h>
 
@@ -15,10 +14,12 @@
 #include <fstream>
 #include <functional>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "formats/certificate.h"
 #include "formats/encoding.h"
@@ -33,14 +34,11 @@ using nlohmann::json;
 using nlohmann::ordered_json;
 using testing_fixture::RandomItem;
 
-std::string Msg(const absl::Status& s) {
-  return std::string(s.message().data(), s.message().size());
-}
+std::string Msg(const absl::Status& s) { return std::string(s.message().data(), s.message().size()); }
 
 void ExpectFailure(const absl::Status& s, std::string_view needle) {
   EXPECT_FALSE(s.ok()) << "expected failure mentioning \"" << needle << "\"";
-  EXPECT_NE(Msg(s).find(needle), std::string::npos)
-      << "message \"" << Msg(s) << "\" lacks \"" << needle << "\"";
+  EXPECT_NE(Msg(s).find(needle), std::string::npos) << "message \"" << Msg(s) << "\" lacks \"" << needle << "\"";
 }
 
 // A certificate (as VerifyCertificate would report it) and its manifest.
@@ -82,25 +80,20 @@ struct TempFiles {
 // A file of this process's own (ctest runs test cases in parallel).
 std::string WriteTemp(const std::string& name, std::string_view text) {
   static TempFiles files;
-  const std::string path = ::testing::TempDir() + "/shredd-" +
-                           std::to_string(::getpid()) + "-" + name;
-  if (std::find(files.paths.begin(), files.paths.end(), path) ==
-      files.paths.end()) {
+  const std::string path = ::testing::TempDir() + "/shredd-" + std::to_string(::getpid()) + "-" + name;
+  if (std::find(files.paths.begin(), files.paths.end(), path) == files.paths.end()) {
     files.paths.push_back(path);
   }
-  std::ofstream(path, std::ios::binary | std::ios::trunc)
-      .write(text.data(), static_cast<std::streamsize>(text.size()));
+  std::ofstream(path, std::ios::binary | std::ios::trunc).write(text.data(), static_cast<std::streamsize>(text.size()));
   return path;
 }
 
 // Runs the streaming verifier in memory and from a file with several buffer
 // sizes, checks that they agree, and returns the in-memory result.
-absl::Status VerifyAllWays(const VerifiedCertificate& cert,
-                           const std::string& manifest) {
+absl::Status VerifyAllWays(const VerifiedCertificate& cert, const std::string& manifest) {
   const absl::Status mem = VerifyManifestText(cert, manifest);
   const std::string path = WriteTemp("manifest_test.json", manifest);
-  for (size_t buffer : {size_t{1}, size_t{3}, size_t{7}, size_t{64},
-                        kManifestReadBuffer}) {
+  for (size_t buffer : {size_t{1}, size_t{3}, size_t{7}, size_t{64}, kManifestReadBuffer}) {
     const absl::Status file = VerifyManifestFile(cert, path, nullptr, buffer);
     EXPECT_EQ(file.ok(), mem.ok()) << "buffer " << buffer << ": " << file;
     EXPECT_EQ(Msg(file), Msg(mem)) << "buffer " << buffer;
@@ -109,18 +102,14 @@ absl::Status VerifyAllWays(const VerifiedCertificate& cert,
 }
 
 json ItemJson(const ItemEntry& e) {
-  return json{{"kind", e.kind},
-              {"digest", e.digest},
-              {"size", e.size},
-              {"salt", HexEncode(e.salt)}};
+  return json{{"kind", e.kind}, {"digest", e.digest}, {"size", e.size}, {"salt", HexEncode(e.salt)}};
 }
 
 // --- accepts ----------------------------------------------------------------
 
 TEST(StreamingManifest, AcceptsGenuineManifest) {
   const Fixture f = MakeFixture(6, 3);
-  EXPECT_TRUE(VerifyAllWays(f.cert, f.manifest).ok())
-      << VerifyManifestText(f.cert, f.manifest);
+  EXPECT_TRUE(VerifyAllWays(f.cert, f.manifest).ok()) << VerifyManifestText(f.cert, f.manifest);
   ManifestStats stats;
   const std::string path = WriteTemp("genuine.json", f.manifest);
   ASSERT_TRUE(VerifyManifestFile(f.cert, path, &stats).ok());
@@ -132,8 +121,7 @@ TEST(StreamingManifest, AcceptsGenuineManifest) {
 TEST(StreamingManifest, AcceptsEmptyManifestOfEmptyCertificate) {
   const Fixture f = MakeFixture(0, 0);
   EXPECT_EQ(f.cert.merkle_root, EmptyRoot());
-  EXPECT_TRUE(VerifyAllWays(f.cert, f.manifest).ok())
-      << VerifyManifestText(f.cert, f.manifest);
+  EXPECT_TRUE(VerifyAllWays(f.cert, f.manifest).ok()) << VerifyManifestText(f.cert, f.manifest);
 }
 
 TEST(StreamingManifest, AcceptsReformattedManifests) {
@@ -145,9 +133,8 @@ TEST(StreamingManifest, AcceptsReformattedManifests) {
   for (size_t i = 0; i < f.entries.size(); ++i) {
     const ItemEntry& e = f.entries[i];
     reordered += (i ? "," : "");
-    reordered += "{\"salt\":\"" + HexEncode(e.salt) + "\",\"size\":" +
-                 std::to_string(e.size) + ",\"digest\":\"" + e.digest +
-                 "\",\"kind\":\"" + e.kind + "\"}";
+    reordered += "{\"salt\":\"" + HexEncode(e.salt) + "\",\"size\":" + std::to_string(e.size) + ",\"digest\":\"" +
+                 e.digest + "\",\"kind\":\"" + e.kind + "\"}";
   }
   reordered += "],\"merkleRoot\":\"" + HexEncode(f.cert.merkle_root) +
                "\",\"certificateId\":\"cert-m\",\"type\":\"shredd-manifest-v1\"}";
@@ -155,16 +142,15 @@ TEST(StreamingManifest, AcceptsReformattedManifests) {
   // Escapes that decode to the same strings, and unknown members of every
   // JSON type (the DOM verifier ignored them).
   std::string escaped = f.manifest;
-  auto replace_all = [](std::string& s, std::string_view from,
-                        std::string_view to) {
-    for (size_t p = s.find(from); p != std::string::npos;
-         p = s.find(from, p + to.size())) {
+  auto replace_all = [](std::string& s, std::string_view from, std::string_view to) {
+    for (size_t p = s.find(from); p != std::string::npos; p = s.find(from, p + to.size())) {
       s.replace(p, from.size(), to);
     }
   };
   replace_all(escaped, "\"kind\":\"photo\"", "\"kind\":\"\\u0070hoto\"");
   replace_all(escaped, "\"kind\":\"model\"", "\"\\u006bind\":\"model\"");
-  replace_all(escaped, "\"type\":", "\"note\":{\"a\":[1,-2.5e3,true,false,null,\"\\ud83d\\ude00 \xc3\xa9\\/\"],\"b\":{}},\"type\":");
+  replace_all(escaped, "\"type\":",
+              "\"note\":{\"a\":[1,-2.5e3,true,false,null,\"\\ud83d\\ude00 \xc3\xa9\\/\"],\"b\":{}},\"type\":");
   replace_all(escaped, "\"size\":", "\"extra\":[[],[{}]],\"size\":");
 
   const std::vector<std::pair<const char*, std::string>> cases = {
@@ -209,8 +195,7 @@ TEST(StreamingManifest, RejectsWrongRoot) {
   json m = json::parse(other.manifest);
   m["certificateId"] = "cert-m";
   m["merkleRoot"] = HexEncode(f.cert.merkle_root);
-  ExpectFailure(VerifyAllWays(f.cert, m.dump()),
-                "does not match certificate root");
+  ExpectFailure(VerifyAllWays(f.cert, m.dump()), "does not match certificate root");
   // The certificate commits to a different root than the manifest states.
   f.cert.merkle_root = other.cert.merkle_root;
   ExpectFailure(VerifyAllWays(f.cert, f.manifest), "states Merkle root");
@@ -242,9 +227,7 @@ TEST(StreamingManifest, RejectsOutOfOrderLeaves) {
 // order here), bypassing ItemCommitment's own duplicate check.
 Fixture RawFixture(std::vector<ItemEntry> entries) {
   std::sort(entries.begin(), entries.end(),
-            [](const ItemEntry& a, const ItemEntry& b) {
-              return ItemLeafHash(a) < ItemLeafHash(b);
-            });
+            [](const ItemEntry& a, const ItemEntry& b) { return ItemLeafHash(a) < ItemLeafHash(b); });
   Fixture f;
   std::vector<Hash> leaves;
   json items = json::array();
@@ -272,8 +255,7 @@ Fixture RawFixture(std::vector<ItemEntry> entries) {
 TEST(StreamingManifest, RejectsRepeatedDigestWithDifferentSalts) {
   std::vector<ItemEntry> entries;
   for (int i = 0; i < 200; ++i) {
-    entries.push_back(RandomItem(i % 3 ? "photo" : "model",
-                                 "content " + std::to_string(i)));
+    entries.push_back(RandomItem(i % 3 ? "photo" : "model", "content " + std::to_string(i)));
   }
   ItemEntry again = entries[77];
   randombytes_buf(again.salt.data(), again.salt.size());  // a fresh salt
@@ -304,8 +286,7 @@ TEST(StreamingManifest, RejectsRepeatedDigestAmongManyItems) {
   entries.push_back(again);
   const Fixture f = RawFixture(entries);
   const std::string path = WriteTemp("many.json", f.manifest);
-  ExpectFailure(VerifyManifestFile(f.cert, path, &stats),
-                "manifest lists item " + again.digest + " twice");
+  ExpectFailure(VerifyManifestFile(f.cert, path, &stats), "manifest lists item " + again.digest + " twice");
   EXPECT_EQ(stats.passes, 2);
 }
 
@@ -339,27 +320,17 @@ TEST(StreamingManifest, MalformedItemIsNamedByIndex) {
     const char* reason;
   };
   const std::vector<Case> cases = {
-      {"no kind", [](json& it) { it.erase("kind"); },
-       "manifest.items[4] has no \"kind\""},
-      {"kind a number", [](json& it) { it["kind"] = 3; },
-       "manifest.items[4].kind is a number, not a string"},
-      {"unknown kind", [](json& it) { it["kind"] = "video"; },
-       "manifest.items[4]: item kind \"video\" is neither"},
+      {"no kind", [](json& it) { it.erase("kind"); }, "manifest.items[4] has no \"kind\""},
+      {"kind a number", [](json& it) { it["kind"] = 3; }, "manifest.items[4].kind is a number, not a string"},
+      {"unknown kind", [](json& it) { it["kind"] = "video"; }, "manifest.items[4]: item kind \"video\" is neither"},
       {"short digest", [](json& it) { it["digest"] = "sha256:abcd"; },
        "manifest.items[4]: item digest \"sha256:abcd\" is not"},
-      {"digest without prefix",
-       [](json& it) {
-         it["digest"] = it["digest"].get<std::string>().substr(7);
-       },
+      {"digest without prefix", [](json& it) { it["digest"] = it["digest"].get<std::string>().substr(7); },
        "manifest.items[4]: item digest"},
-      {"negative size", [](json& it) { it["size"] = -1; },
-       "manifest.items[4].size is not a non-negative integer"},
-      {"fractional size", [](json& it) { it["size"] = 1.5; },
-       "manifest.items[4].size is not a non-negative integer"},
-      {"size null", [](json& it) { it["size"] = nullptr; },
-       "manifest.items[4].size is not a non-negative integer"},
-      {"no size", [](json& it) { it.erase("size"); },
-       "manifest.items[4] has no \"size\""},
+      {"negative size", [](json& it) { it["size"] = -1; }, "manifest.items[4].size is not a non-negative integer"},
+      {"fractional size", [](json& it) { it["size"] = 1.5; }, "manifest.items[4].size is not a non-negative integer"},
+      {"size null", [](json& it) { it["size"] = nullptr; }, "manifest.items[4].size is not a non-negative integer"},
+      {"no size", [](json& it) { it.erase("size"); }, "manifest.items[4] has no \"size\""},
       {"uppercase salt",
        [](json& it) {
          std::string s = it["salt"];
@@ -371,8 +342,7 @@ TEST(StreamingManifest, MalformedItemIsNamedByIndex) {
        "manifest.items[4].salt: hash must be 64 lowercase hex characters"},
       {"salt an array", [](json& it) { it["salt"] = json::array(); },
        "manifest.items[4].salt is a array, not a string"},
-      {"item a string", [](json& it) { it = "photo"; },
-       "manifest.items[4] is not a JSON object"},
+      {"item a string", [](json& it) { it = "photo"; }, "manifest.items[4] is not a JSON object"},
   };
   for (const Case& k : cases) {
     SCOPED_TRACE(k.what);
@@ -389,16 +359,13 @@ TEST(StreamingManifest, RejectsWrongCounts) {
   VerifiedCertificate more = f.cert;
   more.item_count = 7;
   more.count_by_kind["photo"] = 5;
-  ExpectFailure(VerifyAllWays(more, f.manifest),
-                "manifest lists 6 items, certificate counts 7");
+  ExpectFailure(VerifyAllWays(more, f.manifest), "manifest lists 6 items, certificate counts 7");
   VerifiedCertificate kinds = f.cert;
   kinds.count_by_kind = {{"photo", 3}, {"model", 3}};
-  ExpectFailure(VerifyAllWays(kinds, f.manifest),
-                "manifest lists 2 items of kind model, certificate counts 3");
+  ExpectFailure(VerifyAllWays(kinds, f.manifest), "manifest lists 2 items of kind model, certificate counts 3");
   json m = json::parse(f.manifest);
   m["items"].erase(m["items"].begin());
-  ExpectFailure(VerifyAllWays(f.cert, m.dump()),
-                "manifest lists 5 items, certificate counts 6");
+  ExpectFailure(VerifyAllWays(f.cert, m.dump()), "manifest lists 5 items, certificate counts 6");
 }
 
 TEST(StreamingManifest, RejectsEveryTruncation) {
@@ -408,20 +375,16 @@ TEST(StreamingManifest, RejectsEveryTruncation) {
     const absl::Status s = VerifyManifestText(f.cert, f.manifest.substr(0, n));
     ExpectFailure(s, "manifest is not valid JSON");
   }
-  const std::string path =
-      WriteTemp("truncated.json", f.manifest.substr(0, f.manifest.size() / 2));
-  ExpectFailure(VerifyManifestFile(f.cert, path, nullptr, 16),
-                "manifest is not valid JSON: ");
+  const std::string path = WriteTemp("truncated.json", f.manifest.substr(0, f.manifest.size() / 2));
+  ExpectFailure(VerifyManifestFile(f.cert, path, nullptr, 16), "manifest is not valid JSON: ");
 }
 
 TEST(StreamingManifest, RejectsTrailingGarbage) {
   const Fixture f = MakeFixture(2, 1);
-  const std::vector<std::string> tails = {"x", "}", " {}", ",", "\n\"\"",
-                                          std::string(1, '\0'), "]"};
+  const std::vector<std::string> tails = {"x", "}", " {}", ",", "\n\"\"", std::string(1, '\0'), "]"};
   for (const std::string& tail : tails) {
     SCOPED_TRACE(tail);
-    ExpectFailure(VerifyAllWays(f.cert, f.manifest + tail),
-                  "manifest is not valid JSON");
+    ExpectFailure(VerifyAllWays(f.cert, f.manifest + tail), "manifest is not valid JSON");
   }
   const absl::Status s = VerifyManifestText(f.cert, f.manifest + " x");
   ExpectFailure(s, "at byte " + std::to_string(f.manifest.size() + 1));
@@ -443,8 +406,7 @@ TEST(StreamingManifest, RejectsRepeatedMembers) {
   std::string dup_item = f.manifest;
   const size_t p = dup_item.find("\"size\":");
   dup_item.insert(p, "\"size\":1,");
-  ExpectFailure(VerifyAllWays(f.cert, dup_item),
-                "manifest.items[0] has \"size\" twice");
+  ExpectFailure(VerifyAllWays(f.cert, dup_item), "manifest.items[0] has \"size\" twice");
   std::string dup_items = f.manifest;
   dup_items.insert(dup_items.size() - 1, ",\"items\":[]");
   ExpectFailure(VerifyAllWays(f.cert, dup_items), "manifest has \"items\" twice");
@@ -452,8 +414,7 @@ TEST(StreamingManifest, RejectsRepeatedMembers) {
 
 TEST(StreamingManifest, MissingFileIsNotFound) {
   const Fixture f = MakeFixture(1, 0);
-  const absl::Status s =
-      VerifyManifestFile(f.cert, ::testing::TempDir() + "/no-such-manifest");
+  const absl::Status s = VerifyManifestFile(f.cert, ::testing::TempDir() + "/no-such-manifest");
   EXPECT_EQ(s.code(), absl::StatusCode::kNotFound) << s;
 }
 
@@ -462,24 +423,20 @@ TEST(StreamingManifest, OrderPrivateFieldsAsBefore) {
   const std::string priv = R"({"requester":"FTC","selectors":["subject:42"]})";
   std::string salt(32, '\0');
   randombytes_buf(salt.data(), salt.size());
-  f.cert.predicate = {
-      {"order", {{"privateCommitment", HexEncode(Sha256(salt + priv))}}}};
+  f.cert.predicate = {{"order", {{"privateCommitment", HexEncode(Sha256(salt + priv))}}}};
   json m = json::parse(f.manifest);
   m["order"] = {{"private", priv}, {"salt", HexEncode(salt)}};
   EXPECT_TRUE(VerifyAllWays(f.cert, m.dump()).ok());
   EXPECT_TRUE(VerifyAllWays(f.cert, m.dump(2)).ok());
   json altered = m;
   altered["order"]["private"] = R"({"requester":"FTC","selectors":[]})";
-  ExpectFailure(VerifyAllWays(f.cert, altered.dump()),
-                "does not match the certificate's privateCommitment");
+  ExpectFailure(VerifyAllWays(f.cert, altered.dump()), "does not match the certificate's privateCommitment");
   json missing = m;
   missing.erase("order");
-  ExpectFailure(VerifyAllWays(f.cert, missing.dump()),
-                "manifest lacks the order's private fields");
+  ExpectFailure(VerifyAllWays(f.cert, missing.dump()), "manifest lacks the order's private fields");
   json bad_salt = m;
   bad_salt["order"]["salt"] = 7;
-  ExpectFailure(VerifyAllWays(f.cert, bad_salt.dump()),
-                "manifest.order needs string fields");
+  ExpectFailure(VerifyAllWays(f.cert, bad_salt.dump()), "manifest.order needs string fields");
 }
 
 // --- differential: the DOM reference and the streaming verifier agree ------
@@ -490,8 +447,7 @@ TEST(StreamingManifest, OrderPrivateFieldsAsBefore) {
 void ExpectSameVerdict(const VerifiedCertificate& cert, const std::string& text) {
   const absl::Status ref = dom_reference::VerifyManifest(cert, text);
   const absl::Status got = VerifyManifestText(cert, text);
-  if (Msg(got).find("\" twice") != std::string::npos &&
-      Msg(got).find("manifest lists item") == std::string::npos) {
+  if (Msg(got).find("\" twice") != std::string::npos && Msg(got).find("manifest lists item") == std::string::npos) {
     return;  // a repeated member
   }
   if (ref.ok() && text.find('\0') != std::string::npos) {
@@ -500,15 +456,11 @@ void ExpectSameVerdict(const VerifiedCertificate& cert, const std::string& text)
     EXPECT_EQ(Msg(got).rfind("manifest is not valid JSON", 0), 0u) << got;
     return;
   }
-  ASSERT_EQ(got.ok(), ref.ok()) << "streaming: " << got << "\nreference: " << ref
-                                << "\ninput: " << json(text).dump();
+  ASSERT_EQ(got.ok(), ref.ok()) << "streaming: " << got << "\nreference: " << ref << "\ninput: " << json(text).dump();
   if (!ref.ok()) {
-    const bool ref_syntax =
-        Msg(ref).rfind("manifest is not valid JSON", 0) == 0;
-    const bool got_syntax =
-        Msg(got).rfind("manifest is not valid JSON", 0) == 0;
-    ASSERT_EQ(got_syntax, ref_syntax)
-        << "streaming: " << got << "\nreference: " << ref;
+    const bool ref_syntax = Msg(ref).rfind("manifest is not valid JSON", 0) == 0;
+    const bool got_syntax = Msg(got).rfind("manifest is not valid JSON", 0) == 0;
+    ASSERT_EQ(got_syntax, ref_syntax) << "streaming: " << got << "\nreference: " << ref;
     if (!ref_syntax) {
       EXPECT_EQ(Msg(got), Msg(ref)) << "input: " << json(text).dump();
     }
@@ -525,35 +477,71 @@ TEST(StreamingManifestDifferential, HandPickedEdgeCases) {
     return s;
   };
   const std::vector<std::string> cases = {
-      "", " ", "{}", "[]", "null", "\"manifest\"", "1", "{\"type\":1}",
-      "\xEF\xBB", "\xEF\xBB\xBF", "\xEF\xBB\xBF{}", " \xEF\xBB\xBF{}",
-      with("{", "{\"x\":1e400,"), with("{", "{\"x\":-1e400,"),
-      with("{", "{\"x\":1e-400,"), with("{", "{\"x\":18446744073709551616,"),
-      with("{", "{\"x\":-9223372036854775809,"), with("{", "{\"x\":01,"),
-      with("{", "{\"x\":1.,"), with("{", "{\"x\":.5,"), with("{", "{\"x\":-,"),
-      with("{", "{\"x\":+1,"), with("{", "{\"x\":1E+2,"), with("{", "{\"x\":-0,"),
-      with("{", "{\"x\":tru,"), with("{", "{\"x\":nul,"), with("{", "{\"x\":True,"),
-      with("{", "{\"x\":\"\\ud800\","), with("{", "{\"x\":\"\\udc00\","),
-      with("{", "{\"x\":\"\\ud800\\u0041\","), with("{", "{\"x\":\"\\u12g4\","),
-      with("{", "{\"x\":\"\\x\","), with("{", "{\"x\":\"a\tb\","),
-      with("{", "{\"x\":\"\x7f\","), with("{", "{\"x\":\"\xc0\xaf\","),
-      with("{", "{\"x\":\"\xed\xa0\x80\","), with("{", "{\"x\":\"\xf4\x90\x80\x80\","),
-      with("{", "{\"x\":\"\xe2\x82\xac\","), with("{", "{\"x\":\"\xf0\x9f\x98\x80\","),
-      with("{", "{\"x\":\"\xe2\x82\","), with("{", "{\"x\":[1,],"),
-      with("{", "{\"x\":{\"a\":1,},"), with("{", "{\"x\":[[[[[[[[]]]]]]]],"),
-      with("{", "{,"), with("{", "{\"x\" 1,"), with("{", "{'x':1,"),
-      with("{", "{\"\\u0000\":1,"), with("\"size\":", "\"size\":-0,\"y\":"),
-      with("\"size\":", "\"size\" : "), with("\"size\":", "\"size\":\n"),
-      with("\"items\":[", "\"items\":[ "), with("\"items\":[", "\"items\":{"),
-      with("\"items\":[", "\"items\":[1,"), with("\"items\":[", "\"items\":[[],"),
+      "",
+      " ",
+      "{}",
+      "[]",
+      "null",
+      "\"manifest\"",
+      "1",
+      "{\"type\":1}",
+      "\xEF\xBB",
+      "\xEF\xBB\xBF",
+      "\xEF\xBB\xBF{}",
+      " \xEF\xBB\xBF{}",
+      with("{", "{\"x\":1e400,"),
+      with("{", "{\"x\":-1e400,"),
+      with("{", "{\"x\":1e-400,"),
+      with("{", "{\"x\":18446744073709551616,"),
+      with("{", "{\"x\":-9223372036854775809,"),
+      with("{", "{\"x\":01,"),
+      with("{", "{\"x\":1.,"),
+      with("{", "{\"x\":.5,"),
+      with("{", "{\"x\":-,"),
+      with("{", "{\"x\":+1,"),
+      with("{", "{\"x\":1E+2,"),
+      with("{", "{\"x\":-0,"),
+      with("{", "{\"x\":tru,"),
+      with("{", "{\"x\":nul,"),
+      with("{", "{\"x\":True,"),
+      with("{", "{\"x\":\"\\ud800\","),
+      with("{", "{\"x\":\"\\udc00\","),
+      with("{", "{\"x\":\"\\ud800\\u0041\","),
+      with("{", "{\"x\":\"\\u12g4\","),
+      with("{", "{\"x\":\"\\x\","),
+      with("{", "{\"x\":\"a\tb\","),
+      with("{", "{\"x\":\"\x7f\","),
+      with("{", "{\"x\":\"\xc0\xaf\","),
+      with("{", "{\"x\":\"\xed\xa0\x80\","),
+      with("{", "{\"x\":\"\xf4\x90\x80\x80\","),
+      with("{", "{\"x\":\"\xe2\x82\xac\","),
+      with("{", "{\"x\":\"\xf0\x9f\x98\x80\","),
+      with("{", "{\"x\":\"\xe2\x82\","),
+      with("{", "{\"x\":[1,],"),
+      with("{", "{\"x\":{\"a\":1,},"),
+      with("{", "{\"x\":[[[[[[[[]]]]]]]],"),
+      with("{", "{,"),
+      with("{", "{\"x\" 1,"),
+      with("{", "{'x':1,"),
+      with("{", "{\"\\u0000\":1,"),
+      with("\"size\":", "\"size\":-0,\"y\":"),
+      with("\"size\":", "\"size\" : "),
+      with("\"size\":", "\"size\":\n"),
+      with("\"items\":[", "\"items\":[ "),
+      with("\"items\":[", "\"items\":{"),
+      with("\"items\":[", "\"items\":[1,"),
+      with("\"items\":[", "\"items\":[[],"),
       with("\"type\":\"shredd-manifest-v1\"", "\"type\":null"),
       with("\"type\":\"shredd-manifest-v1\",", ""),
       with("\"certificateId\":\"cert-m\"", "\"certificateId\":[]"),
       with("\"merkleRoot\":\"", "\"merkleRoot\":\"0"),
       with("\"merkleRoot\":", "\"merkleRoot\":true,\"z\":"),
       with("\"size\":", "\"size\":12345678901234567890123,\"q\":"),
-      with("\"kind\":\"", "\"kind\":\"\\u0070"), m + std::string(1, '\0'), m + "\n",
-      with("{", "{\"order\":5,"), with("{", "{\"order\":{\"private\":1},"),
+      with("\"kind\":\"", "\"kind\":\"\\u0070"),
+      m + std::string(1, '\0'),
+      m + "\n",
+      with("{", "{\"order\":5,"),
+      with("{", "{\"order\":{\"private\":1},"),
   };
   for (size_t i = 0; i < cases.size(); ++i) {
     SCOPED_TRACE(i);
@@ -610,8 +598,7 @@ TEST(StreamingManifest, ThousandsOfItemsFromFile) {
 // the in-memory commitment builds, from memory and from a file with small
 // read pieces, and it verifies against the certificate.
 TEST(StreamingReceipt, EqualsTheInMemoryReceiptForEveryItem) {
-  for (size_t n : {size_t{1}, size_t{2}, size_t{3}, size_t{5}, size_t{8},
-                   size_t{13}, size_t{33}, size_t{70}}) {
+  for (size_t n : {size_t{1}, size_t{2}, size_t{3}, size_t{5}, size_t{8}, size_t{13}, size_t{33}, size_t{70}}) {
     const Fixture f = MakeFixture(n - n / 3, n / 3, "cert-r");
     absl::StatusOr<ItemCommitment> c = ItemCommitment::Create(f.entries);
     ASSERT_TRUE(c.ok());

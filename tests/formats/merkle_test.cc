@@ -5,12 +5,12 @@
 
 #include "formats/merkle.h"
 
-#include <gtest/gtest.h>
-
 #include <cstdint>
 #include <span>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 namespace shredd::verify {
 namespace {
@@ -57,8 +57,7 @@ std::vector<Hash> CtLeafHashes() {
 }
 
 TEST(MerkleKat, EmptyTreeRootIsSha256OfNothing) {
-  EXPECT_EQ(HexEncode(EmptyRoot()),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(HexEncode(EmptyRoot()), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
   EXPECT_EQ(RootFromLeafHashes({}), EmptyRoot());
 }
 
@@ -77,13 +76,8 @@ TEST(MerkleKat, HashPrimitivesUseDomainSeparation) {
 TEST(MerkleKat, RootsOfEveryPrefix) {
   const std::vector<Hash> leaves = CtLeafHashes();
   for (size_t n = 1; n <= 8; ++n) {
-    EXPECT_EQ(HexEncode(RootFromLeafHashes(std::span(leaves).first(n))),
-              kCtRoots[n - 1])
-        << "size " << n;
-    EXPECT_EQ(HexEncode(MerkleTree(std::vector<Hash>(leaves.begin(),
-                                                     leaves.begin() + n))
-                            .root()),
-              kCtRoots[n - 1])
+    EXPECT_EQ(HexEncode(RootFromLeafHashes(std::span(leaves).first(n))), kCtRoots[n - 1]) << "size " << n;
+    EXPECT_EQ(HexEncode(MerkleTree(std::vector<Hash>(leaves.begin(), leaves.begin() + n)).root()), kCtRoots[n - 1])
         << "size " << n;
   }
 }
@@ -107,9 +101,7 @@ TEST(MerkleKat, InclusionProofs) {
        {"bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
         "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
         "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"}},
-      {2,
-       3,
-       {"fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125"}},
+      {2, 3, {"fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125"}},
       {1,
        5,
        {"6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
@@ -118,17 +110,14 @@ TEST(MerkleKat, InclusionProofs) {
   };
   const std::vector<Hash> leaves = CtLeafHashes();
   for (const InclusionVector& v : vectors) {
-    SCOPED_TRACE(testing::Message()
-                 << "leaf " << v.index << " size " << v.size);
+    SCOPED_TRACE(testing::Message() << "leaf " << v.index << " size " << v.size);
     std::vector<Hash> want;
     for (const char* h : v.proof) want.push_back(H(h));
     const auto tree = std::span(leaves).first(v.size);
     EXPECT_EQ(InclusionProof(tree, v.index), want);
     const Hash root = H(kCtRoots[v.size - 1]);
-    EXPECT_TRUE(
-        VerifyInclusion(v.index, v.size, leaves[v.index], want, root).ok());
-    absl::StatusOr<Hash> computed =
-        RootFromInclusion(v.index, v.size, leaves[v.index], want);
+    EXPECT_TRUE(VerifyInclusion(v.index, v.size, leaves[v.index], want, root).ok());
+    absl::StatusOr<Hash> computed = RootFromInclusion(v.index, v.size, leaves[v.index], want);
     ASSERT_TRUE(computed.ok()) << computed.status();
     EXPECT_EQ(*computed, root);
   }
@@ -168,9 +157,7 @@ TEST(MerkleKat, ConsistencyProofs) {
     std::vector<Hash> want;
     for (const char* h : v.proof) want.push_back(H(h));
     EXPECT_EQ(ConsistencyProof(std::span(leaves).first(v.n), v.m), want);
-    EXPECT_TRUE(VerifyConsistency(v.m, v.n, H(kCtRoots[v.m - 1]),
-                                  H(kCtRoots[v.n - 1]), want)
-                    .ok());
+    EXPECT_TRUE(VerifyConsistency(v.m, v.n, H(kCtRoots[v.m - 1]), H(kCtRoots[v.n - 1]), want).ok());
   }
 }
 
@@ -182,8 +169,7 @@ TEST(MerkleKat, DegenerateConsistencyCases) {
   EXPECT_FALSE(VerifyConsistency(0, 5, a, b, {}).ok());  // not the empty root
   EXPECT_FALSE(VerifyConsistency(3, 3, a, b, {}).ok());  // same size, 2 roots
   EXPECT_FALSE(VerifyConsistency(3, 3, a, a, std::vector<Hash>{a}).ok());
-  EXPECT_FALSE(
-      VerifyConsistency(0, 5, EmptyRoot(), b, std::vector<Hash>{a}).ok());
+  EXPECT_FALSE(VerifyConsistency(0, 5, EmptyRoot(), b, std::vector<Hash>{a}).ok());
   EXPECT_FALSE(VerifyConsistency(2, 1, a, b, {}).ok());  // shrinking
   EXPECT_FALSE(VerifyConsistency(1, 2, a, b, {}).ok());  // empty proof
 }
@@ -279,9 +265,7 @@ TEST(MerkleProperty, RootsMatchRecursiveDefinition) {
   for (size_t n = 0; n <= kMaxSize; ++n) {
     const auto d = std::span(all).first(n);
     EXPECT_EQ(RootFromLeafHashes(d), RefMth(d)) << n;
-    EXPECT_EQ(MerkleTree(std::vector<Hash>(d.begin(), d.end())).root(),
-              RefMth(d))
-        << n;
+    EXPECT_EQ(MerkleTree(std::vector<Hash>(d.begin(), d.end())).root(), RefMth(d)) << n;
   }
 }
 
@@ -309,8 +293,7 @@ TEST(MerkleProperty, InclusionProofsVerifyAndCorruptionsFail) {
       EXPECT_FALSE(VerifyInclusion(i, n, d[i], proof, bad_root).ok());
       for (uint64_t j = 0; j < n; ++j) {
         if (j != i) {
-          EXPECT_FALSE(VerifyInclusion(j, n, d[i], proof, root).ok())
-              << "wrong index " << j;
+          EXPECT_FALSE(VerifyInclusion(j, n, d[i], proof, root).ok()) << "wrong index " << j;
         }
       }
       EXPECT_FALSE(VerifyInclusion(n, n, d[i], proof, root).ok());
@@ -394,8 +377,7 @@ TEST(MerkleProperty, FailuresSayWhatFailed) {
   s = VerifyInclusion(2, 5, d[2], proof, root);
   EXPECT_NE(s.message().find("too many hashes"), std::string::npos) << s;
   s = VerifyInclusion(5, 5, d[2], {}, root);
-  EXPECT_NE(s.message().find("outside a tree of size 5"), std::string::npos)
-      << s;
+  EXPECT_NE(s.message().find("outside a tree of size 5"), std::string::npos) << s;
 }
 
 }  // namespace

@@ -4,12 +4,13 @@
 // issue lists (tampered checkpoint, wrong key, unknown key name, wrong index
 // or size, truncated proof, bad base64, wrong origin, rollback, fork).
 
-#include <gtest/gtest.h>
 #include <sodium.h>
 
 #include <array>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "formats/encoding.h"
 #include "formats/keys.h"
@@ -58,9 +59,7 @@ NoteVerifier Vkey(std::string_view vkey) {
   return v.ok() ? *v : NoteVerifier{};
 }
 
-NoteVerifier VkeyOf(std::string_view name, const SecretKey& sk) {
-  return Vkey(NoteVerifierKey(name, PublicKeyOf(sk)));
-}
+NoteVerifier VkeyOf(std::string_view name, const SecretKey& sk) { return Vkey(NoteVerifierKey(name, PublicKeyOf(sk))); }
 
 void ExpectError(const absl::Status& s, absl::StatusCode code, std::string_view needle) {
   EXPECT_EQ(s.code(), code) << s;
@@ -269,8 +268,7 @@ TEST_F(TlogProofTest, RejectsWrongEntryIndexAndSize) {
               "does not prove");
   std::string beyond = ProofFile(4);
   beyond.replace(beyond.find("index 4"), 7, "index 13");
-  ExpectError(VerifyTlogProof(beyond, Entry(13), v_).status(), absl::StatusCode::kInvalidArgument,
-              "covers only 13");
+  ExpectError(VerifyTlogProof(beyond, Entry(13), v_).status(), absl::StatusCode::kInvalidArgument, "covers only 13");
 }
 
 TEST_F(TlogProofTest, RejectsTruncatedAndMalformedProofs) {
@@ -294,8 +292,7 @@ TEST_F(TlogProofTest, RejectsTruncatedAndMalformedProofs) {
   ExpectError(VerifyTlogProof(bad_b64, Entry(6), v_).status(), absl::StatusCode::kInvalidArgument, "base64");
   std::string header = file;
   header.replace(0, 22, "c2sp.org/tlog-proof@v2");
-  ExpectError(VerifyTlogProof(header, Entry(6), v_).status(), absl::StatusCode::kInvalidArgument,
-              "not a tlog-proof");
+  ExpectError(VerifyTlogProof(header, Entry(6), v_).status(), absl::StatusCode::kInvalidArgument, "not a tlog-proof");
   std::string index = file;
   index.replace(index.find("index 6"), 7, "index 06");
   ExpectError(VerifyTlogProof(index, Entry(6), v_).status(), absl::StatusCode::kInvalidArgument, "leading zero");
@@ -305,8 +302,7 @@ TEST_F(TlogProofTest, RejectsTamperedCheckpointAndWrongKey) {
   std::string file = ProofFile(2);
   std::string tampered = file;
   tampered.replace(tampered.find("\n13\n"), 4, "\n14\n");
-  ExpectError(VerifyTlogProof(tampered, Entry(2), v_).status(), absl::StatusCode::kUnauthenticated,
-              "does not verify");
+  ExpectError(VerifyTlogProof(tampered, Entry(2), v_).status(), absl::StatusCode::kUnauthenticated, "does not verify");
   ExpectError(VerifyTlogProof(file, Entry(2), VkeyOf(kOrigin, TestKey('z'))).status(),
               absl::StatusCode::kUnauthenticated, "different key");
 }

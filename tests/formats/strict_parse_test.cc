@@ -3,10 +3,10 @@
 // the README's openssl recipe saw different certificates in one file), and
 // no duplicate members (last-wins let two readers disagree). Issue 12, #11.
 
-#include <gtest/gtest.h>
-
-#include <nlohmann/json.hpp>
 #include <string>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "formats/certificate.h"
 #include "formats/dsse.h"

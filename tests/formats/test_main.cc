@@ -1,9 +1,10 @@
 // main() for the shredd_formats tests: libsodium must be initialised once
 // before any signing or verification, as shredd's own mains do.
-#include <gtest/gtest.h>
 #include <sodium.h>
 
 #include <cstdio>
+
+#include <gtest/gtest.h>
 
 int main(int argc, char** argv) {
   if (sodium_init() < 0) {

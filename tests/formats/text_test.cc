@@ -1,18 +1,18 @@
 // The one rule for text shown to people (formats/text.h): what is
 // unsafe, how it is escaped, and how error messages quote input.
 
-#include <gtest/gtest.h>
+#include "formats/text.h"
 
 #include <string>
 
-#include "formats/text.h"
+#include <gtest/gtest.h>
 
 namespace shredd::verify {
 namespace {
 
 TEST(Text, SafeTextIsKept) {
-  for (std::string s : {"", "plain ascii", "FTC C-4765 / docket 2026", "caf\u00e9 \u65e5\u672c \U0001F600",
-                        "tab-free, newline-free"}) {
+  for (std::string s :
+       {"", "plain ascii", "FTC C-4765 / docket 2026", "caf\u00e9 \u65e5\u672c \U0001F600", "tab-free, newline-free"}) {
     EXPECT_EQ(FindUnsafeText(s), std::nullopt) << s;
     EXPECT_EQ(EscapeText(s), s);
   }
@@ -32,9 +32,9 @@ TEST(Text, UnsafeCharactersAreFoundAndEscaped) {
       {std::string("a\u200fb"), "a\\u{200F}b"},
       {std::string("a\u2028b"), "a\\u{2028}b"},
       {std::string("a\xff"), "a\\xff"},
-      {std::string("a\xc0\xaf"), "a\\xc0\\xaf"},          // overlong '/'
-      {std::string("a\xed\xa0\x80"), "a\\xed\\xa0\\x80"},  // a surrogate
-      {std::string("a\xe2\x82"), "a\\xe2\\x82"},          // cut off
+      {std::string("a\xc0\xaf"), "a\\xc0\\xaf"},                    // overlong '/'
+      {std::string("a\xed\xa0\x80"), "a\\xed\\xa0\\x80"},           // a surrogate
+      {std::string("a\xe2\x82"), "a\\xe2\\x82"},                    // cut off
       {std::string("a\xf4\x90\x80\x80"), "a\\xf4\\x90\\x80\\x80"},  // > U+10FFFF
   };
   for (const auto& [in, out] : cases) {

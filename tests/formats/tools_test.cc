@@ -4,7 +4,6 @@
 //   tests/tools/openssl_verify.sh - openssl pkeyutl + POSIX shell.
 // Genuine artefacts must pass both; tampered ones must fail both.
 
-#include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,8 +11,10 @@
 #include <cstdio>
 #include <fstream>
 #include <functional>
-#include <nlohmann/json.hpp>
 #include <string>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "formats/certificate.h"
 #include "formats/dsse.h"
@@ -62,31 +63,25 @@ class IndependentVerifiers : public ::testing::Test {
     Write("pub.pem", ToSpkiPem(cert_.pub));
     Write("pub.vkey", NoteVerifierKey("shredd.test", cert_.pub) + "\n");
     Write("manifest.json", cert_.manifest);
-    Write("receipt.json",
-          *cert_.commitment->ReceiptJson(cert_.certificate_id, 2));
+    Write("receipt.json", *cert_.commitment->ReceiptJson(cert_.certificate_id, 2));
     Write("other.pem", ToSpkiPem(MakeCertificate().pub));
   }
   void TearDown() override { RunCommand("rm -rf " + Quote(dir_)); }
 
   std::string Path(const std::string& name) const { return dir_ + "/" + name; }
 
-  void Write(const std::string& name, const std::string& data) {
-    std::ofstream(Path(name), std::ios::binary) << data;
-  }
+  void Write(const std::string& name, const std::string& data) { std::ofstream(Path(name), std::ios::binary) << data; }
 
   RunResult Python(const std::string& cert, const std::string& args) {
-    return RunCommand("/usr/bin/python3 " +
-                      Quote(kSourceDir + "/tests/tools/verify_cert.py") + " " +
+    return RunCommand("/usr/bin/python3 " + Quote(kSourceDir + "/tests/tools/verify_cert.py") + " " +
                       Quote(Path(cert)) + " " + args);
   }
   RunResult OpenSsl(const std::string& cert, const std::string& pem) {
-    return RunCommand("sh " +
-                      Quote(kSourceDir + "/tests/tools/openssl_verify.sh") +
-                      " " + Quote(Path(cert)) + " " + Quote(Path(pem)));
+    return RunCommand("sh " + Quote(kSourceDir + "/tests/tools/openssl_verify.sh") + " " + Quote(Path(cert)) + " " +
+                      Quote(Path(pem)));
   }
   // A copy of the certificate whose envelope was altered by `mutate`.
-  std::string Tampered(const std::string& name,
-                       const std::function<void(Envelope&)>& mutate) {
+  std::string Tampered(const std::string& name, const std::function<void(Envelope&)>& mutate) {
     Envelope env = *ParseEnvelope(cert_.envelope);
     mutate(env);
     Write(name, SerializeEnvelope(env));
@@ -104,8 +99,7 @@ TEST_F(IndependentVerifiers, PythonHasPyNaCl) {
 
 TEST_F(IndependentVerifiers, GenuineCertificatePassesBoth) {
   RunResult py =
-      Python("cert.json", "--pubkey " + Quote(Path("pub.pem")) +
-                              " --manifest " + Quote(Path("manifest.json")));
+      Python("cert.json", "--pubkey " + Quote(Path("pub.pem")) + " --manifest " + Quote(Path("manifest.json")));
   EXPECT_EQ(py.exit_code, 0) << py.output;
   EXPECT_NE(py.output.find("OK manifest"), std::string::npos) << py.output;
 
@@ -113,44 +107,34 @@ TEST_F(IndependentVerifiers, GenuineCertificatePassesBoth) {
   EXPECT_EQ(vkey.exit_code, 0) << vkey.output;
 
   const std::string digest = cert_.commitment->entries()[2].digest;
-  RunResult receipt = Python(
-      "cert.json", "--pubkey " + Quote(Path("pub.pem")) + " --receipt " +
-                       Quote(Path("receipt.json")) + " --item " + digest);
+  RunResult receipt = Python("cert.json", "--pubkey " + Quote(Path("pub.pem")) + " --receipt " +
+                                              Quote(Path("receipt.json")) + " --item " + digest);
   EXPECT_EQ(receipt.exit_code, 0) << receipt.output;
 
   RunResult ossl = OpenSsl("cert.json", "pub.pem");
   EXPECT_EQ(ossl.exit_code, 0) << ossl.output;
-  EXPECT_NE(ossl.output.find("Signature Verified Successfully"),
-            std::string::npos)
-      << ossl.output;
-  EXPECT_NE(ossl.output.find(cert_.statement), std::string::npos)
-      << ossl.output;
+  EXPECT_NE(ossl.output.find("Signature Verified Successfully"), std::string::npos) << ossl.output;
+  EXPECT_NE(ossl.output.find(cert_.statement), std::string::npos) << ossl.output;
 }
 
 TEST_F(IndependentVerifiers, FlippedPayloadByteFailsBoth) {
-  const std::string bad =
-      Tampered("bad.json", [](Envelope& e) { e.payload[20] ^= 1; });
+  const std::string bad = Tampered("bad.json", [](Envelope& e) { e.payload[20] ^= 1; });
   RunResult py = Python(bad, "--pubkey " + Quote(Path("pub.pem")));
   EXPECT_EQ(py.exit_code, 1) << py.output;
-  EXPECT_NE(py.output.find("signature does not verify"), std::string::npos)
-      << py.output;
+  EXPECT_NE(py.output.find("signature does not verify"), std::string::npos) << py.output;
   RunResult ossl = OpenSsl(bad, "pub.pem");
   EXPECT_NE(ossl.exit_code, 0) << ossl.output;
-  EXPECT_NE(ossl.output.find("Signature Verification Failure"),
-            std::string::npos)
-      << ossl.output;
+  EXPECT_NE(ossl.output.find("Signature Verification Failure"), std::string::npos) << ossl.output;
 }
 
 TEST_F(IndependentVerifiers, FlippedSignatureFailsBoth) {
-  const std::string bad = Tampered(
-      "badsig.json", [](Envelope& e) { e.signatures[0].sig[5] ^= 0x40; });
+  const std::string bad = Tampered("badsig.json", [](Envelope& e) { e.signatures[0].sig[5] ^= 0x40; });
   EXPECT_EQ(Python(bad, "--pubkey " + Quote(Path("pub.pem"))).exit_code, 1);
   EXPECT_NE(OpenSsl(bad, "pub.pem").exit_code, 0);
 }
 
 TEST_F(IndependentVerifiers, ChangedPayloadTypeFailsBoth) {
-  const std::string bad = Tampered(
-      "type.json", [](Envelope& e) { e.payload_type = "application/json"; });
+  const std::string bad = Tampered("type.json", [](Envelope& e) { e.payload_type = "application/json"; });
   RunResult py = Python(bad, "--pubkey " + Quote(Path("pub.pem")));
   EXPECT_EQ(py.exit_code, 1) << py.output;
   EXPECT_NE(py.output.find("payloadType"), std::string::npos) << py.output;
@@ -171,45 +155,37 @@ TEST_F(IndependentVerifiers, TamperedManifestAndReceiptFailInPython) {
   salt[0] = salt[0] == 'a' ? 'b' : 'a';
   m["items"][1]["salt"] = salt;
   Write("bad_manifest.json", m.dump());
-  RunResult py = Python("cert.json", "--pubkey " + Quote(Path("pub.pem")) +
-                                         " --manifest " +
-                                         Quote(Path("bad_manifest.json")));
+  RunResult py =
+      Python("cert.json", "--pubkey " + Quote(Path("pub.pem")) + " --manifest " + Quote(Path("bad_manifest.json")));
   EXPECT_EQ(py.exit_code, 1) << py.output;
 
   json r = json::parse(*cert_.commitment->ReceiptJson(cert_.certificate_id, 2));
   r["inclusionPath"].erase(r["inclusionPath"].begin());
   Write("bad_receipt.json", r.dump());
-  py = Python("cert.json", "--pubkey " + Quote(Path("pub.pem")) +
-                               " --receipt " + Quote(Path("bad_receipt.json")));
+  py = Python("cert.json", "--pubkey " + Quote(Path("pub.pem")) + " --receipt " + Quote(Path("bad_receipt.json")));
   EXPECT_EQ(py.exit_code, 1) << py.output;
 
-  py =
-      Python("cert.json", "--pubkey " + Quote(Path("pub.pem")) + " --receipt " +
-                              Quote(Path("receipt.json")) + " --item " +
-                              cert_.commitment->entries()[0].digest);
+  py = Python("cert.json", "--pubkey " + Quote(Path("pub.pem")) + " --receipt " + Quote(Path("receipt.json")) +
+                               " --item " + cert_.commitment->entries()[0].digest);
   EXPECT_EQ(py.exit_code, 1) << py.output;
 }
 
 TEST_F(IndependentVerifiers, PythonAgreesOnEveryReceiptAndOnEmptyCertificates) {
   for (uint64_t i = 0; i < cert_.commitment->size(); ++i) {
     Write("r.json", *cert_.commitment->ReceiptJson(cert_.certificate_id, i));
-    RunResult py = Python("cert.json",
-                          "--pubkey " + Quote(Path("pub.pem")) + " --receipt " +
-                              Quote(Path("r.json")) + " --item " +
-                              cert_.commitment->entries()[i].digest);
+    RunResult py = Python("cert.json", "--pubkey " + Quote(Path("pub.pem")) + " --receipt " + Quote(Path("r.json")) +
+                                           " --item " + cert_.commitment->entries()[i].digest);
     EXPECT_EQ(py.exit_code, 0) << i << ": " << py.output;
   }
   // A certificate over zero items (root = SHA-256("")).
   absl::StatusOr<ItemCommitment> empty = ItemCommitment::Create({});
   ASSERT_TRUE(empty.ok());
-  absl::StatusOr<std::string> st =
-      StatementJson(testing_fixture::ExamplePredicate("cert-empty", *empty));
+  absl::StatusOr<std::string> st = StatementJson(testing_fixture::ExamplePredicate("cert-empty", *empty));
   ASSERT_TRUE(st.ok()) << st.status();
   Write("empty.json", SignCertificate(*st, cert_.secret()));
   Write("empty_manifest.json", empty->ManifestJson("cert-empty"));
-  RunResult py = Python("empty.json", "--pubkey " + Quote(Path("pub.pem")) +
-                                          " --manifest " +
-                                          Quote(Path("empty_manifest.json")));
+  RunResult py =
+      Python("empty.json", "--pubkey " + Quote(Path("pub.pem")) + " --manifest " + Quote(Path("empty_manifest.json")));
   EXPECT_EQ(py.exit_code, 0) << py.output;
   EXPECT_EQ(OpenSsl("empty.json", "pub.pem").exit_code, 0);
 }

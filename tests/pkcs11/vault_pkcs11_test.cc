@@ -28,9 +28,10 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+
 #include "daemon/base/secret.h"
 #include "daemon/keys/vault.h"
-#include "gtest/gtest.h"
 
 // Last: leaves lower-case helper macros defined (see vault_pkcs11.cc).
 #include <p11-kit/pkcs11.h>
@@ -49,17 +50,14 @@ class SodiumEnv : public ::testing::Environment {
  public:
   void SetUp() override { ASSERT_GE(sodium_init(), 0); }
 };
-const auto* const kSodiumEnv =
-    ::testing::AddGlobalTestEnvironment(new SodiumEnv);
+const auto* const kSodiumEnv = ::testing::AddGlobalTestEnvironment(new SodiumEnv);
 
 std::string ModulePath() {
   const char* m = std::getenv("SHREDD_TEST_PKCS11_MODULE");
   return m != nullptr ? m : kDefaultModule;
 }
 
-std::span<const uint8_t> Bytes(std::string_view s) {
-  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
-}
+std::span<const uint8_t> Bytes(std::string_view s) { return {reinterpret_cast<const uint8_t*>(s.data()), s.size()}; }
 
 // Runs a shell command, returns (exit status, stdout).
 std::pair<int, std::string> RunShell(const std::string& cmd) {
@@ -80,8 +78,7 @@ class RawSession {
   explicit RawSession(const std::string& module) {
     dl_ = ::dlopen(module.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (dl_ == nullptr) return;
-    auto get = reinterpret_cast<CK_C_GetFunctionList>(
-        ::dlsym(dl_, "C_GetFunctionList"));
+    auto get = reinterpret_cast<CK_C_GetFunctionList>(::dlsym(dl_, "C_GetFunctionList"));
     if (get == nullptr || get(&f_) != CKR_OK) return;
     if (f_->C_Initialize(nullptr) != CKR_OK) return;
     initialized_ = true;
@@ -91,17 +88,13 @@ class RawSession {
     for (CK_ULONG i = 0; i < n; ++i) {
       CK_TOKEN_INFO info;
       if (f_->C_GetTokenInfo(slots[i], &info) != CKR_OK) continue;
-      if (std::string(reinterpret_cast<char*>(info.label), 6) != "shredd" ||
-          info.label[6] != ' ') {
+      if (std::string(reinterpret_cast<char*>(info.label), 6) != "shredd" || info.label[6] != ' ') {
         continue;
       }
-      if (f_->C_OpenSession(slots[i], CKF_SERIAL_SESSION, nullptr, nullptr,
-                            &session_) != CKR_OK) {
+      if (f_->C_OpenSession(slots[i], CKF_SERIAL_SESSION, nullptr, nullptr, &session_) != CKR_OK) {
         return;
       }
-      ok_ = f_->C_Login(session_, CKU_USER,
-                        reinterpret_cast<CK_UTF8CHAR*>(const_cast<char*>(kPin)),
-                        4) == CKR_OK;
+      ok_ = f_->C_Login(session_, CKU_USER, reinterpret_cast<CK_UTF8CHAR*>(const_cast<char*>(kPin)), 4) == CKR_OK;
       return;
     }
   }
@@ -114,8 +107,7 @@ class RawSession {
   CK_SESSION_HANDLE session() const { return session_; }
 
   std::vector<CK_OBJECT_HANDLE> FindByLabel(std::string_view label) {
-    CK_ATTRIBUTE t[] = {
-        {CKA_LABEL, const_cast<char*>(label.data()), label.size()}};
+    CK_ATTRIBUTE t[] = {{CKA_LABEL, const_cast<char*>(label.data()), label.size()}};
     std::vector<CK_OBJECT_HANDLE> out;
     if (f_->C_FindObjectsInit(session_, t, 1) != CKR_OK) return out;
     CK_OBJECT_HANDLE h[32];
@@ -168,8 +160,7 @@ class Pkcs11VaultTest : public ::testing::Test {
     char tmpl[] = "/tmp/shredd-p11-test-XXXXXX";
     ASSERT_NE(::mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
-    auto [rc, out] = RunShell(absl::StrCat(
-        SHREDD_SOURCE_DIR, "/scripts/softhsm-token.sh ", dir_, " 2>/dev/null"));
+    auto [rc, out] = RunShell(absl::StrCat(SHREDD_SOURCE_DIR, "/scripts/softhsm-token.sh ", dir_, " 2>/dev/null"));
     ASSERT_EQ(rc, 0) << out;
     conf_ = dir_ + "/softhsm2.conf";
     ASSERT_EQ(out, absl::StrCat("export SOFTHSM2_CONF='", conf_, "'\n"));
@@ -182,8 +173,7 @@ class Pkcs11VaultTest : public ::testing::Test {
     if (!dir_.empty()) std::filesystem::remove_all(dir_);
   }
 
-  std::string Params(const std::string& pin = kPin,
-                     const std::string& token = "shredd") const {
+  std::string Params(const std::string& pin = kPin, const std::string& token = "shredd") const {
     return absl::StrCat("module=", module_, ";token=", token, ";pin=", pin);
   }
 
@@ -195,9 +185,8 @@ class Pkcs11VaultTest : public ::testing::Test {
 
   // pkcs11-tool in a child process: an independent view of the token.
   std::string ListObjectsWithTool() {
-    auto [rc, out] = RunShell(absl::StrCat(
-        "pkcs11-tool --module ", module_,
-        " --token-label shredd --login --pin ", kPin, " --list-objects 2>&1"));
+    auto [rc, out] = RunShell(absl::StrCat("pkcs11-tool --module ", module_, " --token-label shredd --login --pin ",
+                                           kPin, " --list-objects 2>&1"));
     EXPECT_EQ(rc, 0) << out;
     return out;
   }
@@ -250,8 +239,7 @@ TEST_F(Pkcs11VaultTest, EmptyPlaintextIsRejected) {
   auto v = Open();
   ASSERT_NE(v, nullptr);
   ASSERT_TRUE(v->CreateRoot(1).ok());
-  EXPECT_EQ(v->WrapWithRoot(1, {}, "ad").status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(v->WrapWithRoot(1, {}, "ad").status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(Pkcs11VaultTest, WrongAssociatedDataIsDataLoss) {
@@ -263,8 +251,7 @@ TEST_F(Pkcs11VaultTest, WrongAssociatedDataIsDataLoss) {
   ASSERT_TRUE(w.ok());
   absl::StatusOr<SecretBytes> u = v->UnwrapWithRoot(1, *w, "node:8");
   EXPECT_EQ(u.status().code(), absl::StatusCode::kDataLoss) << u.status();
-  EXPECT_EQ(v->UnwrapWithRoot(1, *w, "").status().code(),
-            absl::StatusCode::kDataLoss);
+  EXPECT_EQ(v->UnwrapWithRoot(1, *w, "").status().code(), absl::StatusCode::kDataLoss);
   // The session is usable after a failed decryption.
   EXPECT_TRUE(v->UnwrapWithRoot(1, *w, "node:7").ok());
 }
@@ -277,24 +264,17 @@ TEST_F(Pkcs11VaultTest, TamperedCiphertextIsDataLoss) {
   absl::StatusOr<std::string> w = v->WrapWithRoot(1, child.span(), "ad");
   ASSERT_TRUE(w.ok());
   // Flip one bit in the IV, the ciphertext, and the tag in turn.
-  for (size_t pos : {size_t{0}, size_t{11}, size_t{12}, size_t{30}, size_t{43},
-                     size_t{44}, w->size() - 1}) {
+  for (size_t pos : {size_t{0}, size_t{11}, size_t{12}, size_t{30}, size_t{43}, size_t{44}, w->size() - 1}) {
     std::string t = *w;
     t[pos] ^= 0x01;
     absl::StatusOr<SecretBytes> u = v->UnwrapWithRoot(1, t, "ad");
-    EXPECT_EQ(u.status().code(), absl::StatusCode::kDataLoss)
-        << "byte " << pos << ": " << u.status();
+    EXPECT_EQ(u.status().code(), absl::StatusCode::kDataLoss) << "byte " << pos << ": " << u.status();
   }
   // Truncated, extended, or too short to hold IV and tag.
-  EXPECT_EQ(
-      v->UnwrapWithRoot(1, w->substr(0, w->size() - 1), "ad").status().code(),
-      absl::StatusCode::kDataLoss);
-  EXPECT_EQ(v->UnwrapWithRoot(1, *w + "x", "ad").status().code(),
-            absl::StatusCode::kDataLoss);
-  EXPECT_EQ(v->UnwrapWithRoot(1, w->substr(0, 28), "ad").status().code(),
-            absl::StatusCode::kDataLoss);
-  EXPECT_EQ(v->UnwrapWithRoot(1, "", "ad").status().code(),
-            absl::StatusCode::kDataLoss);
+  EXPECT_EQ(v->UnwrapWithRoot(1, w->substr(0, w->size() - 1), "ad").status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(v->UnwrapWithRoot(1, *w + "x", "ad").status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(v->UnwrapWithRoot(1, w->substr(0, 28), "ad").status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(v->UnwrapWithRoot(1, "", "ad").status().code(), absl::StatusCode::kDataLoss);
   EXPECT_TRUE(v->UnwrapWithRoot(1, *w, "ad").ok());
 }
 
@@ -314,22 +294,18 @@ TEST_F(Pkcs11VaultTest, ListRootsAndAlreadyExists) {
   ASSERT_TRUE(roots.ok());
   EXPECT_EQ(*roots, (std::vector<uint64_t>{1, 10, 0xffffffffffffffffULL}));
   SecretBytes k = SecretBytes::Random(32);
-  absl::StatusOr<std::string> w =
-      v->WrapWithRoot(0xffffffffffffffffULL, k.span(), "ad");
+  absl::StatusOr<std::string> w = v->WrapWithRoot(0xffffffffffffffffULL, k.span(), "ad");
   ASSERT_TRUE(w.ok());
   // A wrap under one epoch does not open under another.
-  EXPECT_EQ(v->UnwrapWithRoot(10, *w, "ad").status().code(),
-            absl::StatusCode::kDataLoss);
+  EXPECT_EQ(v->UnwrapWithRoot(10, *w, "ad").status().code(), absl::StatusCode::kDataLoss);
 }
 
 TEST_F(Pkcs11VaultTest, MissingRootIsNotFound) {
   auto v = Open();
   ASSERT_NE(v, nullptr);
   SecretBytes k = SecretBytes::Random(32);
-  EXPECT_EQ(v->WrapWithRoot(5, k.span(), "ad").status().code(),
-            absl::StatusCode::kNotFound);
-  EXPECT_EQ(v->UnwrapWithRoot(5, std::string(60, 'x'), "ad").status().code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(v->WrapWithRoot(5, k.span(), "ad").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(v->UnwrapWithRoot(5, std::string(60, 'x'), "ad").status().code(), absl::StatusCode::kNotFound);
   EXPECT_TRUE(v->DestroyRoot(5).ok());
 }
 
@@ -351,8 +327,7 @@ TEST_F(Pkcs11VaultTest, DestroyedRootIsGoneForGood) {
     ASSERT_TRUE(v->DestroyRoot(1).ok());
     absl::StatusOr<SecretBytes> u = v->UnwrapWithRoot(1, w1, "ad1");
     EXPECT_EQ(u.status().code(), absl::StatusCode::kNotFound) << u.status();
-    EXPECT_EQ(v->WrapWithRoot(1, k1.span(), "ad1").status().code(),
-              absl::StatusCode::kNotFound);
+    EXPECT_EQ(v->WrapWithRoot(1, k1.span(), "ad1").status().code(), absl::StatusCode::kNotFound);
     EXPECT_TRUE(v->DestroyRoot(1).ok());  // Idempotent.
     EXPECT_EQ(*v->ListRoots(), (std::vector<uint64_t>{2}));
   }
@@ -375,8 +350,7 @@ TEST_F(Pkcs11VaultTest, DestroyedRootIsGoneForGood) {
   absl::StatusOr<SecretBytes> u2 = v->UnwrapWithRoot(2, w2, "ad2");
   ASSERT_TRUE(u2.ok()) << u2.status();
   EXPECT_EQ(0, sodium_memcmp(u2->data(), k2.data(), 32));
-  EXPECT_EQ(v->UnwrapWithRoot(1, w1, "ad1").status().code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(v->UnwrapWithRoot(1, w1, "ad1").status().code(), absl::StatusCode::kNotFound);
   auto pk2 = v->SigningPublicKey();
   ASSERT_TRUE(pk2.ok());
   EXPECT_EQ(*pk2, pk);
@@ -393,23 +367,19 @@ TEST_F(Pkcs11VaultTest, SignVerifiesWithLibsodiumAndPersists) {
     auto pkv = v->SigningPublicKey();
     ASSERT_TRUE(pkv.ok());
     pk = *pkv;
-    EXPECT_EQ(0, crypto_sign_verify_detached(sig->data(), Bytes(msg).data(),
-                                             msg.size(), pk.data()));
+    EXPECT_EQ(0, crypto_sign_verify_detached(sig->data(), Bytes(msg).data(), msg.size(), pk.data()));
     std::string other = msg + ".";
-    EXPECT_NE(0, crypto_sign_verify_detached(sig->data(), Bytes(other).data(),
-                                             other.size(), pk.data()));
+    EXPECT_NE(0, crypto_sign_verify_detached(sig->data(), Bytes(other).data(), other.size(), pk.data()));
     // Ed25519 is deterministic.
     EXPECT_EQ(*v->Sign(msg), *sig);
     // Empty and long messages.
     auto s0 = v->Sign("");
     ASSERT_TRUE(s0.ok()) << s0.status();
-    EXPECT_EQ(0,
-              crypto_sign_verify_detached(s0->data(), nullptr, 0, pk.data()));
+    EXPECT_EQ(0, crypto_sign_verify_detached(s0->data(), nullptr, 0, pk.data()));
     std::string big(1 << 20, 'z');
     auto sb = v->Sign(big);
     ASSERT_TRUE(sb.ok()) << sb.status();
-    EXPECT_EQ(0, crypto_sign_verify_detached(sb->data(), Bytes(big).data(),
-                                             big.size(), pk.data()));
+    EXPECT_EQ(0, crypto_sign_verify_detached(sb->data(), Bytes(big).data(), big.size(), pk.data()));
   }
   auto v = Open();
   ASSERT_NE(v, nullptr);
@@ -418,8 +388,7 @@ TEST_F(Pkcs11VaultTest, SignVerifiesWithLibsodiumAndPersists) {
   EXPECT_EQ(*pk2, pk);
   auto sig = v->Sign(msg);
   ASSERT_TRUE(sig.ok());
-  EXPECT_EQ(0, crypto_sign_verify_detached(sig->data(), Bytes(msg).data(),
-                                           msg.size(), pk.data()));
+  EXPECT_EQ(0, crypto_sign_verify_detached(sig->data(), Bytes(msg).data(), msg.size(), pk.data()));
   // Exactly one key pair in the token.
   v.reset();
   RawSession raw(module_);
@@ -460,13 +429,11 @@ TEST_F(Pkcs11VaultTest, KeysAreNotExtractable) {
   CK_ATTRIBUTE ia = {CKA_ID, id, sizeof id};
   ASSERT_EQ(raw.f()->C_GetAttributeValue(raw.session(), root, &ia, 1), CKR_OK);
   EXPECT_EQ(ia.ulValueLen, 8u);
-  EXPECT_EQ(std::string(reinterpret_cast<char*>(id), 8),
-            std::string("\0\0\0\0\0\0\0\x01", 8));
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(id), 8), std::string("\0\0\0\0\0\0\0\x01", 8));
 
   CK_OBJECT_CLASS priv_cls = CKO_PRIVATE_KEY;
   const char label[] = "shredd-signing";
-  CK_ATTRIBUTE t[] = {{CKA_CLASS, &priv_cls, sizeof priv_cls},
-                      {CKA_LABEL, const_cast<char*>(label), sizeof label - 1}};
+  CK_ATTRIBUTE t[] = {{CKA_CLASS, &priv_cls, sizeof priv_cls}, {CKA_LABEL, const_cast<char*>(label), sizeof label - 1}};
   ASSERT_EQ(raw.f()->C_FindObjectsInit(raw.session(), t, 2), CKR_OK);
   CK_OBJECT_HANDLE priv;
   CK_ULONG n = 0;
@@ -478,8 +445,7 @@ TEST_F(Pkcs11VaultTest, KeysAreNotExtractable) {
   EXPECT_EQ(raw.Bool(priv, CKA_LOCAL), CK_TRUE);
   EXPECT_EQ(raw.Bool(priv, CKA_PRIVATE), CK_TRUE);
   CK_ATTRIBUTE pa = {CKA_VALUE, value, sizeof value};
-  EXPECT_EQ(raw.f()->C_GetAttributeValue(raw.session(), priv, &pa, 1),
-            CKR_ATTRIBUTE_SENSITIVE);
+  EXPECT_EQ(raw.f()->C_GetAttributeValue(raw.session(), priv, &pa, 1), CKR_ATTRIBUTE_SENSITIVE);
 }
 
 TEST_F(Pkcs11VaultTest, PrivateObjectsNeedLogin) {
@@ -515,8 +481,7 @@ TEST_F(Pkcs11VaultTest, BadPinRefusedEvenWhileAnotherVaultIsLoggedIn) {
   ASSERT_NE(good, nullptr);
   absl::StatusOr<std::unique_ptr<Vault>> v = OpenPkcs11Vault(Params("4321"));
   ASSERT_FALSE(v.ok());
-  EXPECT_EQ(v.status().code(), absl::StatusCode::kUnauthenticated)
-      << v.status();
+  EXPECT_EQ(v.status().code(), absl::StatusCode::kUnauthenticated) << v.status();
   EXPECT_EQ(std::string(v.status().message()).find("4321"), std::string::npos);
   // And the failed attempt did not log the good vault out.
   EXPECT_TRUE(good->CreateRoot(1).ok());
@@ -524,8 +489,7 @@ TEST_F(Pkcs11VaultTest, BadPinRefusedEvenWhileAnotherVaultIsLoggedIn) {
 }
 
 TEST_F(Pkcs11VaultTest, UnknownTokenIsNotFound) {
-  absl::StatusOr<std::unique_ptr<Vault>> v =
-      OpenPkcs11Vault(Params(kPin, "nosuchtoken"));
+  absl::StatusOr<std::unique_ptr<Vault>> v = OpenPkcs11Vault(Params(kPin, "nosuchtoken"));
   ASSERT_FALSE(v.ok());
   EXPECT_EQ(v.status().code(), absl::StatusCode::kNotFound) << v.status();
   EXPECT_NE(v.status().message().find("nosuchtoken"), std::string::npos);
@@ -534,49 +498,37 @@ TEST_F(Pkcs11VaultTest, UnknownTokenIsNotFound) {
 }
 
 TEST_F(Pkcs11VaultTest, MissingOrBogusModuleIsAClearError) {
-  absl::StatusOr<std::unique_ptr<Vault>> v =
-      OpenPkcs11Vault("module=/nonexistent/libnope.so;token=shredd;pin=1234");
+  absl::StatusOr<std::unique_ptr<Vault>> v = OpenPkcs11Vault("module=/nonexistent/libnope.so;token=shredd;pin=1234");
   ASSERT_FALSE(v.ok());
   EXPECT_EQ(v.status().code(), absl::StatusCode::kNotFound) << v.status();
-  EXPECT_NE(v.status().message().find("/nonexistent/libnope.so"),
-            std::string::npos);
+  EXPECT_NE(v.status().message().find("/nonexistent/libnope.so"), std::string::npos);
   EXPECT_EQ(v.status().message().find("1234"), std::string::npos);
 
   // A file that is not a shared library at all.
   v = OpenPkcs11Vault(absl::StrCat("module=", conf_, ";token=shredd;pin=1234"));
   ASSERT_FALSE(v.ok());
-  EXPECT_EQ(v.status().code(), absl::StatusCode::kFailedPrecondition)
-      << v.status();
+  EXPECT_EQ(v.status().code(), absl::StatusCode::kFailedPrecondition) << v.status();
   EXPECT_NE(v.status().message().find("dlopen"), std::string::npos);
 
   // A shared library that is not a PKCS#11 module.
   v = OpenPkcs11Vault("module=/lib/x86_64-linux-gnu/libz.so.1;token=shredd");
   if (::access("/lib/x86_64-linux-gnu/libz.so.1", R_OK) == 0) {
     ASSERT_FALSE(v.ok());
-    EXPECT_EQ(v.status().code(), absl::StatusCode::kFailedPrecondition)
-        << v.status();
-    EXPECT_NE(v.status().message().find("C_GetFunctionList"),
-              std::string::npos);
+    EXPECT_EQ(v.status().code(), absl::StatusCode::kFailedPrecondition) << v.status();
+    EXPECT_NE(v.status().message().find("C_GetFunctionList"), std::string::npos);
   }
 }
 
 TEST_F(Pkcs11VaultTest, ParameterErrors) {
-  auto code = [](std::string_view p) {
-    return OpenPkcs11Vault(p).status().code();
-  };
+  auto code = [](std::string_view p) { return OpenPkcs11Vault(p).status().code(); };
   const std::string m = absl::StrCat("module=", module_);
   EXPECT_EQ(code("token=shredd;pin=1234"), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(code("module=libsofthsm2.so;token=shredd;pin=1234"),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(code("module=libsofthsm2.so;token=shredd;pin=1234"), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(code(m + ";pin=1234"), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(code(m + ";token=shredd;pin=1234;colour=blue"),
-            absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(code(m + ";token=shredd;token=shredd;pin=1234"),
-            absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(code(m + ";token=shredd;slot=abc;pin=1234"),
-            absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(code(m + ";token=shredd;pin=1234;pin-file=/dev/null"),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(code(m + ";token=shredd;pin=1234;colour=blue"), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(code(m + ";token=shredd;token=shredd;pin=1234"), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(code(m + ";token=shredd;slot=abc;pin=1234"), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(code(m + ";token=shredd;pin=1234;pin-file=/dev/null"), absl::StatusCode::kInvalidArgument);
   // A stray value without a key is not echoed (it may be a PIN).
   absl::Status s = OpenPkcs11Vault(m + ";token=shredd;s3cr3t").status();
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
@@ -585,8 +537,7 @@ TEST_F(Pkcs11VaultTest, ParameterErrors) {
   s = OpenPkcs11Vault(m + ";token=shredd").status();
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
   EXPECT_NE(s.message().find("SHREDD_PKCS11_PIN"), std::string::npos) << s;
-  EXPECT_EQ(code(m + ";token=shredd;pin-file=/nonexistent/pin"),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(code(m + ";token=shredd;pin-file=/nonexistent/pin"), absl::StatusCode::kNotFound);
 }
 
 TEST_F(Pkcs11VaultTest, PinFromFileEnvironmentAndSlot) {
@@ -610,8 +561,7 @@ TEST_F(Pkcs11VaultTest, PinFromFileEnvironmentAndSlot) {
     ASSERT_TRUE(v.ok()) << v.status();
   }
   // slot=N: find the slot id with pkcs11-tool, then open by slot alone.
-  auto [rc, out] =
-      RunShell(absl::StrCat("pkcs11-tool --module ", module_, " -L 2>&1"));
+  auto [rc, out] = RunShell(absl::StrCat("pkcs11-tool --module ", module_, " -L 2>&1"));
   ASSERT_EQ(rc, 0) << out;
   // "Slot 0 (0x1a2b3c): SoftHSM slot ID 0x1a2b3c" followed by "token label :
   // shredd"
@@ -627,8 +577,7 @@ TEST_F(Pkcs11VaultTest, PinFromFileEnvironmentAndSlot) {
     EXPECT_TRUE((*v)->CreateRoot(4).ok());
   }
   {
-    auto v = OpenPkcs11Vault(
-        absl::StrCat(m, ";slot=", slot + 1, ";token=shredd;pin=", kPin));
+    auto v = OpenPkcs11Vault(absl::StrCat(m, ";slot=", slot + 1, ";token=shredd;pin=", kPin));
     EXPECT_EQ(v.status().code(), absl::StatusCode::kNotFound) << v.status();
   }
 }
@@ -680,10 +629,8 @@ TEST_F(Pkcs11VaultTest, InstancesShareATokenWithoutSeeingEachOther) {
   EXPECT_NE(listing.find("shredd-b.2-root-3"), std::string::npos) << listing;
   EXPECT_NE(listing.find("shredd-a-signing"), std::string::npos) << listing;
 
-  for (const char* bad :
-       {"", "has-dash", "sp ace", "x/y", "123456789012345678901234567890123"}) {
-    EXPECT_EQ(OpenPkcs11Vault(Params() + ";instance=" + bad).status().code(),
-              absl::StatusCode::kInvalidArgument)
+  for (const char* bad : {"", "has-dash", "sp ace", "x/y", "123456789012345678901234567890123"}) {
+    EXPECT_EQ(OpenPkcs11Vault(Params() + ";instance=" + bad).status().code(), absl::StatusCode::kInvalidArgument)
         << bad;
   }
 }

@@ -6,7 +6,6 @@
 // usage: shredd_log_append DATA_DIR VAULT_SPEC COUNT [PREFIX]
 // Appends COUNT entries "PREFIX <index>" (in batches of 1..3) and prints the
 // new tree size.
-#include <rocksdb/db.h>
 #include <sodium.h>
 
 #include <cstdlib>
@@ -14,8 +13,10 @@
 #include <string>
 #include <vector>
 
-#include "daemon/log/transparency_log.h"
+#include <rocksdb/db.h>
+
 #include "daemon/keys/vault.h"
+#include "daemon/log/transparency_log.h"
 
 int main(int argc, char** argv) {
   if (argc < 4 || argc > 5 || sodium_init() < 0) {

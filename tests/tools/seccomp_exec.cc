@@ -24,8 +24,8 @@
 // check and exits 0 only if all hold.
 #include <errno.h>
 #include <linux/prctl.h>
-#include <seccomp.h>
 #include <sched.h>
+#include <seccomp.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -64,8 +64,7 @@ void LoadMemoryDenyWriteExecute() {
         "mprotect rule");
   Check(seccomp_rule_add(ctx, deny, SCMP_SYS(pkey_mprotect), 1, SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, PROT_EXEC)),
         "pkey_mprotect rule");
-  Check(seccomp_rule_add(ctx, deny, SCMP_SYS(shmat), 1, SCMP_A2(SCMP_CMP_MASKED_EQ, SHM_EXEC, SHM_EXEC)),
-        "shmat rule");
+  Check(seccomp_rule_add(ctx, deny, SCMP_SYS(shmat), 1, SCMP_A2(SCMP_CMP_MASKED_EQ, SHM_EXEC, SHM_EXEC)), "shmat rule");
   Check(seccomp_load(ctx), "loading the MemoryDenyWriteExecute filter");
   seccomp_release(ctx);
 }

@@ -3,9 +3,9 @@
 // apart.
 #include "daemon/crypto/aead.h"
 
-#include <gtest/gtest.h>
-
 #include <string>
+
+#include <gtest/gtest.h>
 
 namespace shredd {
 namespace {

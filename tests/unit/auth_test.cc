@@ -4,11 +4,6 @@
 #include "daemon/api/auth.h"
 
 #include <arpa/inet.h>
-#include <google/protobuf/descriptor.h>
-#include <grpcpp/generic/generic_stub.h>
-#include <grpcpp/grpcpp.h>
-#include <grpcpp/health_check_service_interface.h>
-#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -18,10 +13,16 @@
 #include <set>
 #include <string>
 
-#include "daemon/api/unix_listener.h"
 #include "shredd/v1/log.grpc.pb.h"
 #include "shredd/v1/orders.grpc.pb.h"
 #include "shredd/v1/shredd.grpc.pb.h"
+#include <google/protobuf/descriptor.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <gtest/gtest.h>
+
+#include "daemon/api/unix_listener.h"
 #include "tests/unit/test_util.h"
 
 namespace shredd::auth {
@@ -198,8 +199,7 @@ class RecordingFactory final : public grpc::experimental::ServerInterceptorFacto
    public:
     Recorder(RecordingFactory* f, grpc::experimental::ServerRpcInfo* info) : f_(f), info_(info) {}
     void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
-      if (methods->QueryInterceptionHookPoint(
-              grpc::experimental::InterceptionHookPoints::POST_RECV_INITIAL_METADATA)) {
+      if (methods->QueryInterceptionHookPoint(grpc::experimental::InterceptionHookPoints::POST_RECV_INITIAL_METADATA)) {
         const auto* ctx = info_->server_context();
         Caller c = f_->authorizer_->Identify(*ctx);
         absl::MutexLock lock(&f_->mu);

@@ -1,12 +1,13 @@
 // FileBlobBackend (daemon/blob_backend.h): the local home of large items'
 // ciphertext. Objects appear only when published, reads are exact, and
 // garbage collection removes unfinished uploads and dead objects only.
-#include <gtest/gtest.h>
 #include <sys/stat.h>
 
 #include <filesystem>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "daemon/storage/blob_backend.h"
 #include "tests/unit/test_util.h"
@@ -48,7 +49,7 @@ TEST(FileBlobBackend, PublishedObjectsReadBackExactly) {
   ASSERT_TRUE((*r)->ReadAt(0, all.size(), &out).ok());
   ASSERT_EQ(out.size(), all.size());
   EXPECT_TRUE(out == all);  // (not EXPECT_EQ: it would print 12 KiB of binary)
-  out.clear();  // ReadAt appends
+  out.clear();              // ReadAt appends
   ASSERT_TRUE((*r)->ReadAt(4095, 10, &out).ok());
   EXPECT_TRUE(out == all.substr(4095, 10));
   // Past the end: DATA_LOSS (the object is shorter than asked), not a short read.

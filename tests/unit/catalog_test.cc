@@ -3,10 +3,10 @@
 // get lineage (defect 3), parents must exist and be alive, no cycles.
 #include "daemon/lineage/catalog.h"
 
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <string>
+
+#include <gtest/gtest.h>
 
 #include "tests/unit/domain_fixture.h"
 

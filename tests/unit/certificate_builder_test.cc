@@ -4,9 +4,9 @@
 // versions wrote and never throws on a malformed one.
 #include "daemon/shred/certificate_builder.h"
 
-#include <gtest/gtest.h>
-
 #include <string>
+
+#include <gtest/gtest.h>
 
 #include "daemon/shred/pending_record.h"
 #include "formats/certificate.h"
@@ -113,9 +113,9 @@ TEST(PendingRecordTest, RoundTripsAndDecodesOlderRecords) {
 }
 
 TEST(PendingRecordTest, MalformedRecordsAreDataLossNotAnAbort) {
-  for (const char* bad : {R"([1,2])", "not json", R"({"installedEpoch":"7"})", R"({"destroyed":-1})",
-                          R"({"requestId":5})", R"({"order":"o-1"})", R"({"order":{},"orderPrivate":1})",
-                          R"({"retained":{}})"}) {
+  for (const char* bad :
+       {R"([1,2])", "not json", R"({"installedEpoch":"7"})", R"({"destroyed":-1})", R"({"requestId":5})",
+        R"({"order":"o-1"})", R"({"order":{},"orderPrivate":1})", R"({"retained":{}})"}) {
     auto r = DecodePendingRecord(bad, "c");
     EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss) << bad;
   }

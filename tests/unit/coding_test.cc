@@ -1,10 +1,9 @@
 #include "daemon/base/coding.h"
 
-#include <gtest/gtest.h>
-
 #include <string>
 
 #include "absl/time/time.h"
+#include <gtest/gtest.h>
 
 namespace shredd {
 namespace {

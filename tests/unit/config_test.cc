@@ -2,14 +2,14 @@
 // key and line; cross-key checks; TLS file checks.
 #include "daemon/config/config.h"
 
+#include <cstdio>
+#include <fstream>
+#include <string>
+
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
-
-#include <cstdio>
-#include <fstream>
-#include <string>
 
 #include "daemon/base/strings.h"
 #include "tests/unit/test_util.h"

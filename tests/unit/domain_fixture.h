@@ -4,18 +4,18 @@
 #ifndef SHREDD_TESTS_UNIT_DOMAIN_FIXTURE_H_
 #define SHREDD_TESTS_UNIT_DOMAIN_FIXTURE_H_
 
-#include <gtest/gtest.h>
-
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "daemon/lineage/catalog.h"
+#include <gtest/gtest.h>
+
 #include "daemon/crypto/digest.h"
 #include "daemon/items/item_store.h"
+#include "daemon/lineage/catalog.h"
+#include "daemon/log/transparency_log.h"
 #include "daemon/orders/orders.h"
 #include "daemon/shred/shredder.h"
-#include "daemon/log/transparency_log.h"
 #include "formats/certificate.h"
 #include "tests/unit/test_util.h"
 

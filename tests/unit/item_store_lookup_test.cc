@@ -1,9 +1,9 @@
 // ItemStore::LookupByKeys (the order planner's batched read) against the
 // one-at-a-time LookupByKey.
-#include <gtest/gtest.h>
-
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "daemon/items/item_store.h"
 #include "tests/unit/test_util.h"

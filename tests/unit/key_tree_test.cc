@@ -1,10 +1,10 @@
 #include "daemon/keys/key_tree.h"
 
-#include <gtest/gtest.h>
-
 #include <map>
 #include <set>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "daemon/base/coding.h"
 #include "daemon/storage/rocks_util.h"

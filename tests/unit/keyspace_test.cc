@@ -3,11 +3,11 @@
 // the bytes are the ones existing data directories hold.
 #include "daemon/storage/keyspace.h"
 
-#include <gtest/gtest.h>
-
 #include <set>
 #include <string>
 #include <string_view>
+
+#include <gtest/gtest.h>
 
 namespace shredd::keyspace {
 namespace {

@@ -1,10 +1,10 @@
 // Structured log lines: text and JSON forms.
 #include "daemon/base/logging.h"
 
-#include <gtest/gtest.h>
-
 #include <cstdint>
 #include <string>
+
+#include <gtest/gtest.h>
 
 namespace shredd {
 namespace {
@@ -15,7 +15,8 @@ TEST(LoggingTest, TextAndJsonLines) {
   EXPECT_EQ(t, "shredd: shred epoch order=ftc-1 items=3 seconds=0.5 note=\"two words\"");
   EXPECT_EQ(FormatLogLine(LogFormat::kText, LogLevel::kWarning, "w", {}, /*journald_prefix=*/true),
             "<4>shredd: warning: w");
-  std::string j = FormatLogLine(LogFormat::kJson, LogLevel::kError, "x\ny", {{"n", uint64_t{7}}, {"ok", true}, {"msg", "m"}});
+  std::string j =
+      FormatLogLine(LogFormat::kJson, LogLevel::kError, "x\ny", {{"n", uint64_t{7}}, {"ok", true}, {"msg", "m"}});
   EXPECT_TRUE(j.starts_with("{\"ts\":\"")) << j;
   EXPECT_NE(j.find("\"level\":\"error\",\"msg\":\"x\\ny\",\"n\":7,\"ok\":true,\"field_msg\":\"m\"}"), std::string::npos)
       << j;

@@ -1,5 +1,6 @@
-#include <gtest/gtest.h>
 #include <sodium.h>
+
+#include <gtest/gtest.h>
 
 int main(int argc, char** argv) {
   if (sodium_init() < 0) return 1;

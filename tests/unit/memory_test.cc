@@ -6,15 +6,15 @@
 #include <jemalloc/jemalloc.h>
 #endif
 
-#include <gtest/gtest.h>
-#include <rocksdb/db.h>
-#include <rocksdb/filter_policy.h>
-#include <rocksdb/write_buffer_manager.h>
-
 #include <chrono>
 #include <cstring>
 #include <memory>
 #include <thread>
+
+#include <gtest/gtest.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/write_buffer_manager.h>
 
 #include "daemon/storage/rocks_util.h"
 #include "tests/unit/test_util.h"

@@ -1,8 +1,8 @@
 #include "daemon/items/metadata_codec.h"
 
-#include <gtest/gtest.h>
-
 #include <string>
+
+#include <gtest/gtest.h>
 
 namespace shredd {
 namespace {
@@ -68,8 +68,8 @@ TEST(MetadataCodec, OldJsonRecordsStillDecode) {
   EXPECT_EQ(got.hash, d.hash);
   ExpectSame(gm, m);
   // A literal record as the previous versions wrote it.
-  const std::string literal =
-      "{\"d\":[\"source\"],\"h\":\"" + std::string(64, 'a') + "\",\"l\":{\"k\":\"v\"},\"n\":\"x.jpg\",\"s\":[\"subj\"]}";
+  const std::string literal = "{\"d\":[\"source\"],\"h\":\"" + std::string(64, 'a') +
+                              "\",\"l\":{\"k\":\"v\"},\"n\":\"x.jpg\",\"s\":[\"subj\"]}";
   ASSERT_TRUE(DecodeMetadata(literal, &got, &gm).ok());
   EXPECT_EQ(got.hash[0], 0xaa);
   EXPECT_EQ(gm.datasets, std::vector<std::string>{"source"});

@@ -1,9 +1,6 @@
 // Metrics: instruments, the Prometheus text format, and the HTTP responder
 // (paths, methods, limits, slow clients, stop).
-#include "daemon/app/metrics_server.h"
-
 #include <arpa/inet.h>
-#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -13,6 +10,10 @@
 #include <map>
 #include <string>
 #include <thread>
+
+#include <gtest/gtest.h>
+
+#include "daemon/app/metrics_server.h"
 
 namespace shredd {
 namespace {

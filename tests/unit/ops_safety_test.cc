@@ -1,7 +1,6 @@
 // Issue 12, defects 7-9: canonical path comparison (vault and data dir
 // apart), the status mapping of a full disk, and the retry loop that
 // finishes pending certifications.
-#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,8 +8,10 @@
 #include <chrono>
 #include <thread>
 
-#include "daemon/base/backoff_retry.h"
+#include <gtest/gtest.h>
+
 #include "daemon/app/path_safety.h"
+#include "daemon/base/backoff_retry.h"
 #include "daemon/storage/rocks_util.h"
 #include "tests/unit/test_util.h"
 
@@ -90,7 +91,7 @@ TEST(BackoffRetrierTest, RetriesWithBackoffUntilItSucceedsThenSleepsUntilKicked)
   while (r.attempts() > 0 && std::chrono::steady_clock::now() < deadline) {
     const int before = calls.load();
     std::this_thread::sleep_for(std::chrono::milliseconds(100));  // > max backoff
-    if (calls.load() == before) break;                             // settled: succeeded
+    if (calls.load() == before) break;                            // settled: succeeded
   }
   const int settled = calls.load();
   std::this_thread::sleep_for(std::chrono::milliseconds(150));

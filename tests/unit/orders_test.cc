@@ -3,11 +3,11 @@
 // as one certificate, idempotent submission, and orders that match nothing.
 #include "daemon/orders/orders.h"
 
-#include <gtest/gtest.h>
-
 #include <string>
 
 #include "absl/time/clock.h"
+#include <gtest/gtest.h>
+
 #include "tests/unit/domain_fixture.h"
 
 namespace shredd {

@@ -2,9 +2,9 @@
 // types round-trip, and malformed input is INVALID_ARGUMENT with a reason.
 #include "daemon/api/proto_convert.h"
 
-#include <gtest/gtest.h>
-
 #include <string>
+
+#include <gtest/gtest.h>
 
 #include "daemon/crypto/digest.h"
 

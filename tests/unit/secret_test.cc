@@ -1,16 +1,18 @@
 #include "daemon/base/secret.h"
 
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <set>
 #include <thread>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 namespace shredd {
 namespace {
 
-bool AllZero(const uint8_t* p, size_t n) { return std::all_of(p, p + n, [](uint8_t b) { return b == 0; }); }
+bool AllZero(const uint8_t* p, size_t n) {
+  return std::all_of(p, p + n, [](uint8_t b) { return b == 0; });
+}
 
 TEST(SecretBytesTest, PooledSlotsAreWipedBeforeReuse) {
   ASSERT_GE(sodium_init(), 0);

@@ -5,12 +5,13 @@
 // next start (crash recovery), never lost and never doubled.
 #include "daemon/shred/shredder.h"
 
-#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+
+#include <gtest/gtest.h>
 
 #include "tests/unit/domain_fixture.h"
 
@@ -143,8 +144,7 @@ TEST(ShredderTest, APendingCertificationIsFinishedByTheNextStart) {
   // A start with the vault still broken comes up and keeps it pending.
   d.Reopen();
   ASSERT_TRUE(d.open_status.ok()) << d.open_status;
-  EXPECT_EQ(d.shredder()->GetCertificate("", "req-pending", false).status().code(),
-            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(d.shredder()->GetCertificate("", "req-pending", false).status().code(), absl::StatusCode::kUnavailable);
   // The vault works again: the next start issues the certificate, once.
   ASSERT_TRUE(Chattr("-i", roots[0]));
   const uint64_t log_before = d.log()->size();

@@ -3,12 +3,13 @@
 // refuses. The real full disk is tests/integration/test_disk_full.py.
 #include "daemon/storage/space_guard.h"
 
-#include <gtest/gtest.h>
-#include <rocksdb/db.h>
 #include <sys/statvfs.h>
 
 #include <memory>
 #include <string>
+
+#include <gtest/gtest.h>
+#include <rocksdb/db.h>
 
 #include "daemon/storage/rocks_util.h"
 #include "tests/unit/test_util.h"

@@ -2,14 +2,15 @@
 #ifndef SHREDD_TESTS_UNIT_TEST_UTIL_H_
 #define SHREDD_TESTS_UNIT_TEST_UTIL_H_
 
-#include <gtest/gtest.h>
-#include <rocksdb/db.h>
 #include <sodium.h>
 #include <stdlib.h>
 
 #include <filesystem>
 #include <memory>
 #include <string>
+
+#include <gtest/gtest.h>
+#include <rocksdb/db.h>
 
 #include "daemon/keys/vault.h"
 

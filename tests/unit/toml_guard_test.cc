@@ -5,9 +5,9 @@
 // still loads.
 #include "daemon/config/toml_guard.h"
 
-#include <gtest/gtest.h>
-
 #include <string>
+
+#include <gtest/gtest.h>
 
 #include "daemon/config/config.h"
 
@@ -16,18 +16,18 @@ namespace {
 
 TEST(TomlGuard, RefusesWhatTomlppCannotClassify) {
   const std::string hazards[] = {
-      "\xc3\xa9 = 1\n",                                    // bare key
-      "[\xca\x85]\n",                                      // table header (the fuzzer's find)
-      "[server]\ndata_dir = \"d\" \xc2\xa7\n",             // after a value
-      "a = [1, \xc3\xa9]\n",                               // in an array
-      "s = \"\"\"\\\n\xc2\xa7\"\"\"\n",                    // after a line-ending backslash (#190)
-      "s = \"\"\"\\  \r\n   \n\t\xc2\xa7\"\"\"\n",         // same, more whitespace
-      "s = \"\"\"\\\xc3\xa9\"\"\"\n",                      // escaped non-ASCII, multi-line
-      "\xcc\xaa",                                          // upstream #295
-      "x = \"ok\"\n\xef\xbb\xbf\n",                        // a BOM-like character mid-file
-      "[server]\nvault =-v\"\"\"\xc5\x88\"\"\"\n",          // quote inside a bare token (fuzzer)
-      "[server]\nlisten =0~I.\"s\xd0\x9a\"\n",                 // same, after a dot (fuzzer)
-      "a = 0[\"\xc3\xa9\"]\n",                                  // same, after a bracket
+      "\xc3\xa9 = 1\n",                             // bare key
+      "[\xca\x85]\n",                               // table header (the fuzzer's find)
+      "[server]\ndata_dir = \"d\" \xc2\xa7\n",      // after a value
+      "a = [1, \xc3\xa9]\n",                        // in an array
+      "s = \"\"\"\\\n\xc2\xa7\"\"\"\n",             // after a line-ending backslash (#190)
+      "s = \"\"\"\\  \r\n   \n\t\xc2\xa7\"\"\"\n",  // same, more whitespace
+      "s = \"\"\"\\\xc3\xa9\"\"\"\n",               // escaped non-ASCII, multi-line
+      "\xcc\xaa",                                   // upstream #295
+      "x = \"ok\"\n\xef\xbb\xbf\n",                 // a BOM-like character mid-file
+      "[server]\nvault =-v\"\"\"\xc5\x88\"\"\"\n",  // quote inside a bare token (fuzzer)
+      "[server]\nlisten =0~I.\"s\xd0\x9a\"\n",      // same, after a dot (fuzzer)
+      "a = 0[\"\xc3\xa9\"]\n",                      // same, after a bracket
   };
   for (const std::string& doc : hazards) {
     absl::Status s = CheckTomlForParserHazards(doc, "t.toml");
@@ -44,11 +44,12 @@ TEST(TomlGuard, RefusesWhatTomlppCannotClassify) {
 
 TEST(TomlGuard, AllowsNonAsciiInStringsAndComments) {
   const std::string ok[] = {
-      "# donn\xc3\xa9" "es\n[server]\ndata_dir = \"/srv/donn\xc3\xa9\x65s\"  # \xc2\xa7\n",
+      "# donn\xc3\xa9"
+      "es\n[server]\ndata_dir = \"/srv/donn\xc3\xa9\x65s\"  # \xc2\xa7\n",
       "[server]\nlog_origin = 'caf\xc3\xa9'\n",
       "[server]\ndata_dir = \"\"\"/d\xc3\xa9\"\"\"\n",
       "[server]\ndata_dir = '''/d\xc3\xa9\\'''\n",
-      "[server]\ndata_dir = \"a\\\"\xc3\xa9\"\n",              // escaped quote, then non-ASCII, same string
+      "[server]\ndata_dir = \"a\\\"\xc3\xa9\"\n",            // escaped quote, then non-ASCII, same string
       "[server]\ndata_dir = \"\"\"a\\\\\xc3\xa9\"\"\"\n",    // escaped backslash, then non-ASCII
       "[server]\ndata_dir = \"\"\"x\"\"\"\"\n# \xc3\xa9\n",  // four closing quotes
   };

@@ -4,7 +4,6 @@
 // concurrency, and signed checkpoints.
 #include "daemon/log/transparency_log.h"
 
-#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,10 +16,12 @@
 #include <set>
 #include <thread>
 
+#include <gtest/gtest.h>
+
+#include "daemon/storage/rocks_util.h"
 #include "formats/encoding.h"
 #include "formats/note.h"
 #include "formats/tlog.h"
-#include "daemon/storage/rocks_util.h"
 #include "tests/unit/test_util.h"
 
 namespace shredd {
@@ -146,16 +147,22 @@ TEST_F(TransparencyLogTest, Rfc6962KnownAnswers) {
   };
   const std::vector<Inc> inc = {
       {0, 1, {}},
-      {0, 8, {"96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
-              "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
-              "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4"}},
-      {5, 8, {"bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
-              "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
-              "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"}},
+      {0,
+       8,
+       {"96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+        "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+        "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4"}},
+      {5,
+       8,
+       {"bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+        "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
+        "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"}},
       {2, 3, {"fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125"}},
-      {1, 5, {"6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
-              "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
-              "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b"}},
+      {1,
+       5,
+       {"6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+        "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+        "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b"}},
   };
   for (const auto& v : inc) {
     auto p = log_->InclusionProof(v.index, v.size);
@@ -169,17 +176,25 @@ TEST_F(TransparencyLogTest, Rfc6962KnownAnswers) {
   };
   const std::vector<Con> con = {
       {1, 1, {}},
-      {1, 8, {"96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
-              "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
-              "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4"}},
-      {6, 8, {"0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
-              "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
-              "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"}},
-      {2, 5, {"5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
-              "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b"}},
-      {6, 7, {"0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
-              "b08693ec2e721597130641e8211e7eedccb4c26413963eee6c1e2ed16ffb1a5f",
-              "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"}},
+      {1,
+       8,
+       {"96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+        "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+        "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4"}},
+      {6,
+       8,
+       {"0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
+        "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
+        "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"}},
+      {2,
+       5,
+       {"5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+        "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b"}},
+      {6,
+       7,
+       {"0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
+        "b08693ec2e721597130641e8211e7eedccb4c26413963eee6c1e2ed16ffb1a5f",
+        "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"}},
   };
   for (const auto& v : con) {
     auto p = log_->ConsistencyProof(v.m, v.n);
@@ -272,9 +287,8 @@ TEST_F(TransparencyLogTest, NothingIsWrittenWhenMakeEntriesFails) {
   AppendAll({"zero"});
   rocksdb::WriteBatch batch;
   batch.Put("xcaller", "value");
-  auto r = log_->Append(&batch, [](uint64_t) -> absl::StatusOr<Entries> {
-    return absl::FailedPreconditionError("signing failed");
-  });
+  auto r = log_->Append(
+      &batch, [](uint64_t) -> absl::StatusOr<Entries> { return absl::FailedPreconditionError("signing failed"); });
   EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
   std::string v;
   EXPECT_TRUE(db_->Get(rocksdb::ReadOptions(), "xcaller", &v).IsNotFound());
@@ -379,7 +393,12 @@ TEST_F(TransparencyLogTest, GroupCommitPublishesOnlyWhatIsSynced) {
   rocksdb::WriteBatch b1, b2;
   b1.Put("user-1", "x");
   uint64_t d1 = 0, d2 = 0;
-  auto f1 = log_->Append(&b1, [](uint64_t) -> absl::StatusOr<Entries> { return Entries{"b", "c"}; }, false, &d1);
+  auto f1 = log_->Append(
+      &b1,
+      [](uint64_t) -> absl::StatusOr<Entries> {
+        return Entries{"b", "c"};
+      },
+      false, &d1);
   ASSERT_TRUE(f1.ok()) << f1.status();
   EXPECT_EQ(*f1, 1u);
   EXPECT_EQ(d1, 3u);
@@ -390,9 +409,9 @@ TEST_F(TransparencyLogTest, GroupCommitPublishesOnlyWhatIsSynced) {
   EXPECT_TRUE(db_->Get(rocksdb::ReadOptions(), "user-1", &v).ok());
   EXPECT_EQ(log_->Entry(1).status().code(), absl::StatusCode::kOutOfRange);
   // The next batch gets the next indices before the first is synced.
-  auto f2 = log_->Append(&b2, [](uint64_t first) -> absl::StatusOr<Entries> {
-    return Entries{"d at " + std::to_string(first)};
-  }, false, &d2);
+  auto f2 = log_->Append(
+      &b2, [](uint64_t first) -> absl::StatusOr<Entries> { return Entries{"d at " + std::to_string(first)}; }, false,
+      &d2);
   ASSERT_TRUE(f2.ok());
   EXPECT_EQ(*f2, 3u);
   // One sync covers both.
@@ -404,7 +423,9 @@ TEST_F(TransparencyLogTest, GroupCommitPublishesOnlyWhatIsSynced) {
   // A synced append after an unsynced one publishes both.
   rocksdb::WriteBatch b3;
   uint64_t d3 = 0;
-  ASSERT_TRUE(log_->Append(&b3, [](uint64_t) -> absl::StatusOr<Entries> { return Entries{"e"}; }, false, &d3).ok());
+  ASSERT_TRUE(log_->Append(
+                      &b3, [](uint64_t) -> absl::StatusOr<Entries> { return Entries{"e"}; }, false, &d3)
+                  .ok());
   all_.push_back("e");
   leaves_.push_back(verify::LeafHash("e"));
   AppendAll({"f"});
@@ -423,9 +444,12 @@ TEST_F(TransparencyLogTest, ConcurrentGroupCommitsAreDenseAndDurable) {
       for (int i = 0; i < kPerThread; ++i) {
         rocksdb::WriteBatch batch;
         uint64_t durable = 0;
-        auto r = log_->Append(&batch, [&](uint64_t first) -> absl::StatusOr<Entries> {
-          return Entries{"t" + std::to_string(t) + " i" + std::to_string(i) + " at " + std::to_string(first)};
-        }, true, &durable);
+        auto r = log_->Append(
+            &batch,
+            [&](uint64_t first) -> absl::StatusOr<Entries> {
+              return Entries{"t" + std::to_string(t) + " i" + std::to_string(i) + " at " + std::to_string(first)};
+            },
+            true, &durable);
         ASSERT_TRUE(r.ok());
         ASSERT_TRUE(log_->WaitDurable(durable).ok());
         EXPECT_GE(log_->size(), *r + 1);
@@ -486,8 +510,7 @@ TEST_F(TransparencyLogTest, OpenRejectsBadOriginsAndDamagedRecords) {
   db_ = OpenDb(dir_ / "db");
   vault_ = OpenFileVaultOrDie(dir_ / "vault");
   for (const char* bad : {"", "has space", "plus+sign", "new\nline"}) {
-    EXPECT_EQ(TransparencyLog::Open(db_.get(), vault_.get(), bad).status().code(),
-              absl::StatusCode::kInvalidArgument)
+    EXPECT_EQ(TransparencyLog::Open(db_.get(), vault_.get(), bad).status().code(), absl::StatusCode::kInvalidArgument)
         << bad;
   }
   Close();
@@ -535,8 +558,9 @@ TEST_F(TransparencyLogTest, SignedCheckpointsVerifyAndAreStable) {
 
   auto empty = log_->SignedCheckpoint();
   ASSERT_TRUE(empty.ok());
-  EXPECT_TRUE(empty->starts_with("example.test/log\n0\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n\n"
-                                 "\xe2\x80\x94 example.test/log "))
+  EXPECT_TRUE(
+      empty->starts_with("example.test/log\n0\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n\n"
+                         "\xe2\x80\x94 example.test/log "))
       << *empty;
   AppendAll({"a", "b", "c"});
   auto note = log_->SignedCheckpoint();
@@ -592,9 +616,7 @@ TEST(TransparencyLogCrashChild, AppendsUntilKilled) {
   auto vault = OpenFileVaultOrDie(std::string(dir) + "/vault");
   auto log = TransparencyLog::Open(db.get(), vault.get(), "example.test/log");
   ASSERT_TRUE(log.ok());
-  {
-    std::ofstream ready(std::string(dir) + "/ready");
-  }
+  { std::ofstream ready(std::string(dir) + "/ready"); }
   for (uint64_t round = 0;; ++round) {
     rocksdb::WriteBatch batch;
     auto r = (*log)->Append(&batch, [&](uint64_t first) -> absl::StatusOr<Entries> {

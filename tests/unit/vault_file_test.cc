@@ -3,14 +3,15 @@
 // destroyed when the vault is opened; finished roots and unrelated files are
 // kept. Found by tests/soak/crash_torture.py (kill -9 during a shred left
 // root-(N+1).key.tmp next to root-N.key).
-#include <gtest/gtest.h>
+#include "daemon/keys/vault_file.h"
 
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
 
-#include "daemon/keys/vault_file.h"
+#include <gtest/gtest.h>
+
 #include "tests/unit/test_util.h"
 
 namespace shredd {
