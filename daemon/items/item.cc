@@ -24,11 +24,12 @@ absl::StatusOr<ItemKind> ParseKind(std::string_view name) {
 
 absl::Status ItemMetadata::Validate() const {
   if (subject_ids.size() > kMaxEntries || datasets.size() > kMaxEntries || labels.size() > kMaxEntries) {
-    return absl::InvalidArgumentError(StrCat("at most ", kMaxEntries,
-                                                   " subject ids, datasets or labels per item"));
+    return absl::InvalidArgumentError(StrCat("at most ", kMaxEntries, " subject ids, datasets or labels per item"));
   }
-  for (const auto& s : subject_ids) if (auto st = CheckText("subject id", s); !st.ok()) return st;
-  for (const auto& d : datasets) if (auto st = CheckText("dataset name", d); !st.ok()) return st;
+  for (const auto& s : subject_ids)
+    if (auto st = CheckText("subject id", s); !st.ok()) return st;
+  for (const auto& d : datasets)
+    if (auto st = CheckText("dataset name", d); !st.ok()) return st;
   for (const auto& [k, v] : labels) {
     if (auto st = CheckText("label key", k); !st.ok()) return st;
     if (k.find('=') != std::string::npos) return absl::InvalidArgumentError("label key must not contain '='");

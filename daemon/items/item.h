@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+
 #include "daemon/crypto/digest.h"
 
 namespace shredd {

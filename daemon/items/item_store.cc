@@ -1,7 +1,5 @@
 #include "daemon/items/item_store.h"
 
-#include <rocksdb/filter_policy.h>
-#include <rocksdb/table.h>
 #include <sodium.h>
 
 #include <algorithm>
@@ -10,23 +8,26 @@
 #include <deque>
 #include <map>
 #include <optional>
-#include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
 
 #include "absl/strings/escaping.h"
-#include "daemon/base/coding.h"
-#include "daemon/base/strings.h"
-#include "daemon/storage/space_guard.h"
 #include "absl/time/clock.h"
-#include "daemon/crypto/aead.h"
+#include <nlohmann/json.hpp>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
+
+#include "daemon/base/coding.h"
 #include "daemon/base/fs_util.h"
-#include "daemon/items/metadata_codec.h"
 #include "daemon/base/parallel.h"
-#include "daemon/storage/rocks_util.h"
-#include "daemon/storage/keyspace.h"
-#include "daemon/storage/storage_health.h"
+#include "daemon/base/strings.h"
+#include "daemon/crypto/aead.h"
+#include "daemon/items/metadata_codec.h"
 #include "daemon/log/transparency_log.h"
+#include "daemon/storage/keyspace.h"
+#include "daemon/storage/rocks_util.h"
+#include "daemon/storage/space_guard.h"
+#include "daemon/storage/storage_health.h"
 
 namespace shredd {
 namespace {
@@ -55,7 +56,9 @@ std::string RandomObjectId() {
   return id;
 }
 
-std::string MemberKey(const ItemKey& dataset, const ItemKey& item) { return StrCat(keyspace::kMember, KeyString(dataset), KeyString(item)); }
+std::string MemberKey(const ItemKey& dataset, const ItemKey& item) {
+  return StrCat(keyspace::kMember, KeyString(dataset), KeyString(item));
+}
 std::string CustodyKeyPrefix(const ItemKey& item) { return StrCat(keyspace::kCustody, KeyString(item)); }
 std::string CustodyAd(const ItemKey& item) { return "shredd/custody/v1" + KeyString(item); }
 
@@ -65,8 +68,8 @@ std::string CustodyAd(const ItemKey& item) { return "shredd/custody/v1" + KeyStr
 // wrote before: every value is hex, decimal or a fixed word, so nothing needs
 // escaping. Built by hand because it is on the bulk-ingest hot path.
 std::string CustodyRecordText(const ContentDigest& digest, ItemKind kind, std::string_view salt_hex) {
-  return StrCat("{\"digest\":\"", digest.HashString(), "\",\"kind\":\"", KindName(kind), "\",\"salt\":\"",
-                salt_hex, "\",\"size\":", digest.size, "}");
+  return StrCat("{\"digest\":\"", digest.HashString(), "\",\"kind\":\"", KindName(kind), "\",\"salt\":\"", salt_hex,
+                "\",\"size\":", digest.size, "}");
 }
 
 // The "item-stored" log entry (docs/FORMATS.md), byte-identical to the
@@ -233,8 +236,7 @@ Upload::~Upload() { pipeline_.reset(); }
 absl::Status Upload::Accept(std::string_view data) {
   if (done_) return absl::FailedPreconditionError("upload already finished");
   if (received_ + data.size() > declared_.size) {
-    return absl::InvalidArgumentError(StrCat("received more than the declared size of ",
-                                                   declared_.size, " bytes"));
+    return absl::InvalidArgumentError(StrCat("received more than the declared size of ", declared_.size, " bytes"));
   }
   received_ += data.size();
   hasher_.Update(data);
@@ -314,25 +316,23 @@ absl::StatusOr<PutResult> Upload::Commit() {
   }
   ContentDigest actual{hasher_.Finish(), received_};
   if (actual != declared_) {
-    return absl::InvalidArgumentError(StrCat(
-        "content does not match the declared digest: declared ", declared_.HashString(), " (",
-        declared_.size, " bytes), received ", actual.HashString(), " (", actual.size,
-        " bytes); nothing was stored"));
+    return absl::InvalidArgumentError(StrCat("content does not match the declared digest: declared ",
+                                             declared_.HashString(), " (", declared_.size, " bytes), received ",
+                                             actual.HashString(), " (", actual.size, " bytes); nothing was stored"));
   }
   // The last (possibly empty) chunk; a pipelined upload sealed it already.
   if (!pipelined) {
     if (auto s = SealChunk(); !s.ok()) return s;
   }
-  return store_->CommitItem(declared_, metadata_, dek_, object_id_, std::move(inline_ciphertext_),
-                            blob_.get(), extra_, lineage_edges_, lineage_parents_);
+  return store_->CommitItem(declared_, metadata_, dek_, object_id_, std::move(inline_ciphertext_), blob_.get(), extra_,
+                            lineage_edges_, lineage_parents_);
 }
 
 // ------------------------------------------------------------------ ItemReader
 
 ItemReader::~ItemReader() = default;
 
-absl::Status ItemReader::Read(uint64_t offset, uint64_t limit,
-                              const std::function<bool(std::string_view)>& sink) {
+absl::Status ItemReader::Read(uint64_t offset, uint64_t limit, const std::function<bool(std::string_view)>& sink) {
   return ReadOwned(offset, limit, [&](std::string&& plain) {
     bool more = sink(plain);
     sodium_memzero(plain.data(), plain.size());
@@ -340,8 +340,7 @@ absl::Status ItemReader::Read(uint64_t offset, uint64_t limit,
   });
 }
 
-absl::Status ItemReader::ReadOwned(uint64_t offset, uint64_t limit,
-                                   const std::function<bool(std::string&&)>& sink) {
+absl::Status ItemReader::ReadOwned(uint64_t offset, uint64_t limit, const std::function<bool(std::string&&)>& sink) {
   if (offset > size_) {
     return absl::OutOfRangeError(StrCat("offset ", offset, " is beyond the item's size of ", size_));
   }
@@ -465,23 +464,21 @@ std::optional<std::string> ItemStore::SuppressedBy(const Sha256& hash) {
 absl::Status ItemStore::CheckUploadable(const ContentDigest& declared, const ItemMetadata& metadata) {
   if (auto s = metadata.Validate(); !s.ok()) return s;
   if (declared.size > options_.max_item_size) {
-    return absl::InvalidArgumentError(StrCat("declared size ", declared.size,
-                                                   " exceeds the maximum item size of ", options_.max_item_size));
+    return absl::InvalidArgumentError(
+        StrCat("declared size ", declared.size, " exceeds the maximum item size of ", options_.max_item_size));
   }
   return CheckNotSuppressed(declared);
 }
 
 absl::Status ItemStore::CheckNotSuppressed(const ContentDigest& declared) {
   if (auto by = SuppressedBy(declared.hash)) {
-    return absl::FailedPreconditionError(StrCat(
-        declared.HashString(), " was shredded (", *by,
-        "); it cannot be stored again unless an admin lifts the suppression"));
+    return absl::FailedPreconditionError(StrCat(declared.HashString(), " was shredded (", *by,
+                                                "); it cannot be stored again unless an admin lifts the suppression"));
   }
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::unique_ptr<Upload>> ItemStore::BeginUpload(const ContentDigest& declared,
-                                                                ItemMetadata metadata) {
+absl::StatusOr<std::unique_ptr<Upload>> ItemStore::BeginUpload(const ContentDigest& declared, ItemMetadata metadata) {
   if (auto s = CheckUploadable(declared, metadata); !s.ok()) return s;
   return StartUpload(declared, std::move(metadata));
 }
@@ -489,16 +486,15 @@ absl::StatusOr<std::unique_ptr<Upload>> ItemStore::BeginUpload(const ContentDige
 absl::StatusOr<std::unique_ptr<Upload>> ItemStore::BeginUploadOfSize(uint64_t size, ItemMetadata metadata) {
   if (auto s = metadata.Validate(); !s.ok()) return s;
   if (size > options_.max_item_size) {
-    return absl::InvalidArgumentError(StrCat("declared size ", size, " exceeds the maximum item size of ",
-                                             options_.max_item_size));
+    return absl::InvalidArgumentError(
+        StrCat("declared size ", size, " exceeds the maximum item size of ", options_.max_item_size));
   }
   auto up = StartUpload(ContentDigest{Sha256{}, size}, std::move(metadata));
   if (up.ok()) (*up)->digest_declared_ = false;
   return up;
 }
 
-absl::StatusOr<std::unique_ptr<Upload>> ItemStore::StartUpload(const ContentDigest& declared,
-                                                                ItemMetadata metadata) {
+absl::StatusOr<std::unique_ptr<Upload>> ItemStore::StartUpload(const ContentDigest& declared, ItemMetadata metadata) {
   // Refused before any ciphertext is written (the commit checks again).
   if (auto s = CheckFreeSpace(); !s.ok()) return s;
   std::unique_ptr<Upload> up(new Upload());
@@ -513,8 +509,8 @@ absl::StatusOr<std::unique_ptr<Upload>> ItemStore::StartUpload(const ContentDige
     auto w = blobs_->Create(HexEncode(up->object_id_));
     if (!w.ok()) return w.status();
     up->blob_ = std::move(*w);
-    up->pipeline_ = std::make_unique<UploadPipeline>(up->cipher_.get(), up->blob_.get(), options_.chunk_size,
-                                                     declared.size);
+    up->pipeline_ =
+        std::make_unique<UploadPipeline>(up->cipher_.get(), up->blob_.get(), options_.chunk_size, declared.size);
   } else {
     up->pending_.reserve(std::min<uint64_t>(declared.size, options_.chunk_size));
   }
@@ -562,8 +558,10 @@ absl::StatusOr<PutResult> ItemStore::CommitItem(const ContentDigest& digest, con
   } else {
     batch.Put(InlineKey(object_id), inline_ciphertext);
   }
-  for (const auto& s : metadata.subject_ids) batch.Put(IndexKey(keyspace::kIndexSubject, KeyedHash("subject", s), key), "");
-  for (const auto& d : metadata.datasets) batch.Put(IndexKey(keyspace::kIndexDataset, KeyedHash("dataset", d), key), "");
+  for (const auto& s : metadata.subject_ids)
+    batch.Put(IndexKey(keyspace::kIndexSubject, KeyedHash("subject", s), key), "");
+  for (const auto& d : metadata.datasets)
+    batch.Put(IndexKey(keyspace::kIndexDataset, KeyedHash("dataset", d), key), "");
   for (const auto& [k, v] : metadata.labels) {
     batch.Put(IndexKey(keyspace::kIndexLabel, KeyedHash("label", StrCat(k, "=", v)), key), "");
   }
@@ -640,16 +638,15 @@ std::vector<absl::StatusOr<PutResult>> ItemStore::PutBatch(std::span<const Batch
       continue;
     }
     if (e.declared.size > options_.max_item_size) {
-      results[i] = absl::InvalidArgumentError(StrCat("declared size ", e.declared.size,
-                                                     " exceeds the maximum item size of ", options_.max_item_size));
+      results[i] = absl::InvalidArgumentError(
+          StrCat("declared size ", e.declared.size, " exceeds the maximum item size of ", options_.max_item_size));
       continue;
     }
     ContentDigest actual{Sha256Hasher::Of(e.data), e.data.size()};
     if (actual != e.declared) {
       results[i] = absl::InvalidArgumentError(StrCat(
-          "content does not match the declared digest: declared ", e.declared.HashString(), " (",
-          e.declared.size, " bytes), received ", actual.HashString(), " (", actual.size,
-          " bytes); nothing was stored"));
+          "content does not match the declared digest: declared ", e.declared.HashString(), " (", e.declared.size,
+          " bytes), received ", actual.HashString(), " (", actual.size, " bytes); nothing was stored"));
       continue;
     }
     if (e.data.size() > options_.inline_threshold) {
@@ -699,7 +696,8 @@ std::vector<absl::StatusOr<PutResult>> ItemStore::PutBatch(std::span<const Batch
       std::string meta = EncodeMetadata(e.declared, e.metadata);
       r.record += SealWithKey(subkey, meta, MetadataAd(r.key));
       sodium_memzero(meta.data(), meta.size());
-      for (const auto& s : e.metadata.subject_ids) r.index_keys.push_back(IndexKey(keyspace::kIndexSubject, KeyedHash("subject", s), r.key));
+      for (const auto& s : e.metadata.subject_ids)
+        r.index_keys.push_back(IndexKey(keyspace::kIndexSubject, KeyedHash("subject", s), r.key));
       std::vector<std::string_view> commitments;
       for (const auto& d : e.metadata.datasets) {
         auto it = datasets.find(d);
@@ -754,7 +752,8 @@ std::vector<absl::StatusOr<PutResult>> ItemStore::PutBatch(std::span<const Batch
   // faults of a ~2 MB buffer per request): content, records and log records
   // are about 1 KiB per item plus the content.
   size_t reserve = 0;
-  for (const Ready& r : ready) reserve += r.inline_ct.size() + r.record.size() + r.custody_sealed.size() + 2 * r.entry.size() + 512;
+  for (const Ready& r : ready)
+    reserve += r.inline_ct.size() + r.record.size() + r.custody_sealed.size() + 2 * r.entry.size() + 512;
   rocksdb::WriteBatch batch(reserve);
   KeyTree::PendingNodes all_pending;
   std::vector<Ready*> committed;
@@ -768,9 +767,9 @@ std::vector<absl::StatusOr<PutResult>> ItemStore::PutBatch(std::span<const Batch
     Ready& r = ready[j];
     const BatchEntry& e = entries[r.index];
     if (rstatuses[n_ready + j].ok()) {
-      results[r.index] = absl::FailedPreconditionError(StrCat(
-          e.declared.HashString(), " was shredded (", rvalues[n_ready + j].ToStringView(),
-          "); it cannot be stored again unless an admin lifts the suppression; nothing was stored"));
+      results[r.index] = absl::FailedPreconditionError(
+          StrCat(e.declared.HashString(), " was shredded (", rvalues[n_ready + j].ToStringView(),
+                 "); it cannot be stored again unless an admin lifts the suppression; nothing was stored"));
       continue;
     }
     if (!rstatuses[n_ready + j].IsNotFound()) {
@@ -897,7 +896,7 @@ absl::StatusOr<uint64_t> ItemStore::CountItems() {
 }
 
 absl::StatusOr<ItemInfo> ItemStore::DecodeInfo(const ItemKey& key, std::string_view rec, uint64_t* slot,
-                                                std::string* object_id, bool* inline_content) {
+                                               std::string* object_id, bool* inline_content) {
   if (rec.size() < kRecordHeader || static_cast<uint8_t>(rec[0]) != kRecordVersion) {
     return absl::DataLossError("item record is corrupt");
   }
@@ -911,8 +910,8 @@ absl::StatusOr<ItemInfo> ItemStore::DecodeInfo(const ItemKey& key, std::string_v
 }
 
 absl::StatusOr<ItemInfo> ItemStore::DecodeInfoWithDek(const ItemKey& key, std::string_view rec, KeyView dek,
-                                                       SecretBytes* meta_key, uint64_t* slot, std::string* object_id,
-                                                       bool* inline_content) {
+                                                      SecretBytes* meta_key, uint64_t* slot, std::string* object_id,
+                                                      bool* inline_content) {
   if (rec.size() < kRecordHeader || static_cast<uint8_t>(rec[0]) != kRecordVersion) {
     return absl::DataLossError("item record is corrupt");
   }
@@ -1050,11 +1049,11 @@ absl::StatusOr<ItemStore::ListPage> ItemStore::List(const ListFilter& filter, si
       return info.status();
     }
     const auto& m = info->metadata;
-    bool match = (!filter.kind || m.kind == *filter.kind) &&
-                 (filter.subject_id.empty() ||
-                  std::find(m.subject_ids.begin(), m.subject_ids.end(), filter.subject_id) != m.subject_ids.end()) &&
-                 (filter.dataset.empty() ||
-                  std::find(m.datasets.begin(), m.datasets.end(), filter.dataset) != m.datasets.end());
+    bool match =
+        (!filter.kind || m.kind == *filter.kind) &&
+        (filter.subject_id.empty() ||
+         std::find(m.subject_ids.begin(), m.subject_ids.end(), filter.subject_id) != m.subject_ids.end()) &&
+        (filter.dataset.empty() || std::find(m.datasets.begin(), m.datasets.end(), filter.dataset) != m.datasets.end());
     for (const auto& [lk, lv] : filter.labels) {
       auto f = m.labels.find(lk);
       if (f == m.labels.end() || f->second != lv) match = false;
@@ -1074,8 +1073,10 @@ std::vector<std::string> ItemStore::ShredDeleteKeys(const StoredItem& item) cons
   keys.push_back(ItemRecordKey(item.item_key));
   keys.push_back(item.inline_content ? InlineKey(item.object_id) : ObjectKey(item.object_id));
   const auto& m = item.info.metadata;
-  for (const auto& s : m.subject_ids) keys.push_back(IndexKey(keyspace::kIndexSubject, KeyedHash("subject", s), item.item_key));
-  for (const auto& d : m.datasets) keys.push_back(IndexKey(keyspace::kIndexDataset, KeyedHash("dataset", d), item.item_key));
+  for (const auto& s : m.subject_ids)
+    keys.push_back(IndexKey(keyspace::kIndexSubject, KeyedHash("subject", s), item.item_key));
+  for (const auto& d : m.datasets)
+    keys.push_back(IndexKey(keyspace::kIndexDataset, KeyedHash("dataset", d), item.item_key));
   for (const auto& [k, v] : m.labels) {
     keys.push_back(IndexKey(keyspace::kIndexLabel, KeyedHash("label", StrCat(k, "=", v)), item.item_key));
   }
@@ -1084,19 +1085,19 @@ std::vector<std::string> ItemStore::ShredDeleteKeys(const StoredItem& item) cons
 
 std::string ItemStore::SuppressionRecordKey(const ItemKey& item_key) { return SuppressionKey(item_key); }
 
-void ItemStore::AddShredOps(const ItemKey& item_key, const std::vector<std::string>& delete_keys,
-                            std::string_view by, rocksdb::WriteBatch* batch) {
+void ItemStore::AddShredOps(const ItemKey& item_key, const std::vector<std::string>& delete_keys, std::string_view by,
+                            rocksdb::WriteBatch* batch) {
   for (const auto& k : delete_keys) batch->Delete(k);
   batch->Put(SuppressionKey(item_key), rocksdb::Slice(by.data(), by.size()));
 }
 
-void ItemStore::AddShredOps(const StoredItem& item, std::string_view certificate_id,
-                            rocksdb::WriteBatch* batch) {
+void ItemStore::AddShredOps(const StoredItem& item, std::string_view certificate_id, rocksdb::WriteBatch* batch) {
   AddShredOps(item.item_key, ShredDeleteKeys(item), certificate_id, batch);
 }
 
-absl::StatusOr<std::string> ItemStore::RemoveSuppression(
-    const Sha256& hash, const std::vector<std::pair<std::string, std::string>>& extra, const std::string& log_entry) {
+absl::StatusOr<std::string> ItemStore::RemoveSuppression(const Sha256& hash,
+                                                         const std::vector<std::pair<std::string, std::string>>& extra,
+                                                         const std::string& log_entry) {
   ItemKey key = ItemKeyOf(*this, hash);
   std::lock_guard stripe(StripeFor(key));
   std::string by;
@@ -1113,8 +1114,8 @@ absl::StatusOr<std::string> ItemStore::RemoveSuppression(
   return by;
 }
 
-absl::StatusOr<uint64_t> ItemStore::Commit(rocksdb::WriteBatch* batch, const LogEntries& entries,
-                                           bool fresh_entries, uint64_t* durable_at) {
+absl::StatusOr<uint64_t> ItemStore::Commit(rocksdb::WriteBatch* batch, const LogEntries& entries, bool fresh_entries,
+                                           uint64_t* durable_at) {
   if (log_ != nullptr) return log_->Append(batch, entries, fresh_entries, durable_at);
   if (durable_at != nullptr) *durable_at = 0;
   auto e = entries(0);  // unit tests without a log: records only
@@ -1304,7 +1305,9 @@ std::vector<ItemKey> ItemStore::ItemsIndexedBy(char type, std::string_view value
 
 absl::Status ItemStore::ForEachIndexed(char type, std::string_view value,
                                        const std::function<absl::StatusOr<bool>(const ItemKey&)>& fn) {
-  const char* domain = type == keyspace::kIndexSubject ? "subject" : type == keyspace::kIndexDataset ? "dataset" : "label";
+  const char* domain = type == keyspace::kIndexSubject   ? "subject"
+                       : type == keyspace::kIndexDataset ? "dataset"
+                                                         : "label";
   std::string prefix(keyspace::kIndex);
   prefix.push_back(type);
   prefix += KeyString(KeyedHash(domain, value));
@@ -1336,8 +1339,7 @@ absl::StatusOr<ItemInfo> ItemStore::AddMetadata(const Sha256& hash, const ItemMe
   rocksdb::Status rs = db_->Get(rocksdb::ReadOptions(), ItemRecordKey(key), &rec);
   if (rs.IsNotFound()) {
     if (auto by = SuppressedBy(hash)) {
-      return absl::FailedPreconditionError(StrCat(ContentDigest{hash, 0}.HashString(), " was shredded (",
-                                                  *by, ")"));
+      return absl::FailedPreconditionError(StrCat(ContentDigest{hash, 0}.HashString(), " was shredded (", *by, ")"));
     }
     return absl::NotFoundError(StrCat(ContentDigest{hash, 0}.HashString(), " is not stored; nothing was changed"));
   }
@@ -1354,15 +1356,14 @@ absl::Status ItemStore::CheckNotSuppressedLocked(const ItemKey& key, const Conte
                                                  std::span<const ItemKey> parents) {
   std::string by;
   if (db_->Get(rocksdb::ReadOptions(), SuppressionKey(key), &by).ok()) {
-    return absl::FailedPreconditionError(StrCat(
-        digest.HashString(), " was shredded (", by,
-        "); it cannot be stored again unless an admin lifts the suppression; nothing was stored"));
+    return absl::FailedPreconditionError(
+        StrCat(digest.HashString(), " was shredded (", by,
+               "); it cannot be stored again unless an admin lifts the suppression; nothing was stored"));
   }
   for (const ItemKey& parent : parents) {
     if (db_->Get(rocksdb::ReadOptions(), SuppressionKey(parent), &by).ok()) {
-      return absl::FailedPreconditionError(StrCat(
-          "a lineage parent of ", digest.HashString(), " was shredded (", by,
-          ") while the upload was in flight; nothing was stored"));
+      return absl::FailedPreconditionError(StrCat("a lineage parent of ", digest.HashString(), " was shredded (", by,
+                                                  ") while the upload was in flight; nothing was stored"));
     }
   }
   return absl::OkStatus();
@@ -1393,10 +1394,10 @@ absl::StatusOr<ItemInfo> ItemStore::MergeLocked(const KeyTree::WriteLease& lease
   }
   const auto stored_kind = static_cast<ItemKind>(rec[1]);
   if (kind && *kind != stored_kind) {
-    return absl::FailedPreconditionError(StrCat(
-        ContentDigest{hash, 0}.HashString(), " is already stored as a ", KindName(stored_kind),
-        "; the kind of stored content is fixed when it is first stored, so it cannot be stored as a ",
-        KindName(*kind), "; nothing was stored"));
+    return absl::FailedPreconditionError(
+        StrCat(ContentDigest{hash, 0}.HashString(), " is already stored as a ", KindName(stored_kind),
+               "; the kind of stored content is fixed when it is first stored, so it cannot be stored as a ",
+               KindName(*kind), "; nothing was stored"));
   }
   uint64_t slot = LoadBigEndian64(rec.data() + 8);
   // The lease is held; GetDekLocked does not take the epoch lock again.
@@ -1455,7 +1456,8 @@ absl::StatusOr<ItemInfo> ItemStore::MergeLocked(const KeyTree::WriteLease& lease
       out.push_back(nlohmann::json{{"type", "dataset-member"},
                                    {"dataset", DatasetCommitment(d)},
                                    {"item", item_commitment},
-                                   {"time", FormatRfc3339(absl::Now())}}.dump());
+                                   {"time", FormatRfc3339(absl::Now())}}
+                        .dump());
     }
     if (!lineage_edges.empty()) out.push_back(LineageEntry(info.digest, item_commitment, lineage_edges));
     return out;
@@ -1477,8 +1479,8 @@ absl::StatusOr<PutResult> ItemStore::MergeIntoExisting(const ContentDigest& dige
   return MergeAndAcknowledge(locks, key, digest, metadata, extra, lineage_edges);
 }
 
-absl::Status ItemStore::LockForCommit(const ItemKey& key, const ContentDigest& digest,
-                                      std::span<const ItemKey> parents, CommitLocks* locks) {
+absl::Status ItemStore::LockForCommit(const ItemKey& key, const ContentDigest& digest, std::span<const ItemKey> parents,
+                                      CommitLocks* locks) {
   locks->stripe = std::unique_lock(StripeFor(key));
   // From here on no shred epoch can commit: suppression and existence are
   // decided together with the write (see the header, "Ingest and shred").
@@ -1494,9 +1496,10 @@ absl::Status ItemStore::LockForCommit(const ItemKey& key, const ContentDigest& d
   return absl::OkStatus();
 }
 
-absl::StatusOr<PutResult> ItemStore::MergeAndAcknowledge(
-    CommitLocks& locks, const ItemKey& key, const ContentDigest& digest, const ItemMetadata& metadata,
-    const std::vector<std::pair<std::string, std::string>>& extra, const std::string& lineage_edges) {
+absl::StatusOr<PutResult> ItemStore::MergeAndAcknowledge(CommitLocks& locks, const ItemKey& key,
+                                                         const ContentDigest& digest, const ItemMetadata& metadata,
+                                                         const std::vector<std::pair<std::string, std::string>>& extra,
+                                                         const std::string& lineage_edges) {
   auto merged = MergeLocked(*locks.lease, key, digest.hash, std::move(*locks.record), metadata, metadata.kind, extra,
                             lineage_edges);
   if (!merged.ok()) return merged.status();
@@ -1507,7 +1510,9 @@ absl::StatusOr<PutResult> ItemStore::MergeAndAcknowledge(
   return PutResult{digest, true};
 }
 
-std::string ItemStore::DatasetRecordKey(const ItemKey& dataset_key) { return StrCat(keyspace::kDataset, KeyString(dataset_key)); }
+std::string ItemStore::DatasetRecordKey(const ItemKey& dataset_key) {
+  return StrCat(keyspace::kDataset, KeyString(dataset_key));
+}
 std::string ItemStore::DatasetAd(const ItemKey& dataset_key) { return "shredd/dataset/v1" + KeyString(dataset_key); }
 
 bool ItemStore::DatasetExists(std::string_view name) {
@@ -1523,9 +1528,9 @@ void ItemStore::AddNewDatasets(std::span<const std::string> names, rocksdb::Writ
     const ItemKey k = DatasetKeyOf(name);
     nlohmann::json record{{"name", name}, {"created", absl::GetCurrentTimeNanos()}};
     batch->Put(DatasetRecordKey(k), SealSystem(record.dump(), DatasetAd(k)));
-    entries->push_back(nlohmann::json{{"type", "dataset-registered"},
-                                      {"dataset", DatasetCommitment(name)},
-                                      {"time", FormatRfc3339(absl::Now())}}.dump());
+    entries->push_back(nlohmann::json{
+        {"type", "dataset-registered"}, {"dataset", DatasetCommitment(name)}, {"time", FormatRfc3339(absl::Now())}}
+                           .dump());
   }
 }
 

@@ -31,8 +31,6 @@
 #ifndef SHREDD_DAEMON_ITEM_STORE_H_
 #define SHREDD_DAEMON_ITEM_STORE_H_
 
-#include <rocksdb/db.h>
-
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -45,12 +43,14 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include <rocksdb/db.h>
+
+#include "daemon/base/secret.h"
 #include "daemon/crypto/aead.h"
-#include "daemon/storage/blob_backend.h"
 #include "daemon/crypto/digest.h"
 #include "daemon/items/item.h"
 #include "daemon/keys/key_tree.h"
-#include "daemon/base/secret.h"
+#include "daemon/storage/blob_backend.h"
 
 namespace shredd {
 
@@ -105,8 +105,8 @@ class Upload {
   uint64_t chunk_index_ = 0;
   uint64_t received_ = 0;
   std::vector<std::pair<std::string, std::string>> extra_;  // committed with the item
-  std::string lineage_edges_;  // JSON array for the lineage log entry, if any
-  std::vector<ItemKey> lineage_parents_;  // items named by the lineage: re-checked at commit
+  std::string lineage_edges_;                               // JSON array for the lineage log entry, if any
+  std::vector<ItemKey> lineage_parents_;                    // items named by the lineage: re-checked at commit
   Sha256Hasher hasher_;
   bool done_ = false;
   bool digest_declared_ = true;
@@ -124,12 +124,10 @@ class ItemReader {
   // returns false. Only the chunks that overlap the range are decrypted.
   // DATA_LOSS if any stored byte was altered: nothing unauthenticated is
   // ever passed to `sink`. OUT_OF_RANGE if offset > size.
-  absl::Status Read(uint64_t offset, uint64_t limit,
-                    const std::function<bool(std::string_view)>& sink);
+  absl::Status Read(uint64_t offset, uint64_t limit, const std::function<bool(std::string_view)>& sink);
   // The same, handing each run (at most one chunk) over to `sink`, which
   // owns it (and should wipe it when done): decrypted in place, no copy.
-  absl::Status ReadOwned(uint64_t offset, uint64_t limit,
-                         const std::function<bool(std::string&&)>& sink);
+  absl::Status ReadOwned(uint64_t offset, uint64_t limit, const std::function<bool(std::string&&)>& sink);
 
  private:
   friend class ItemStore;
@@ -174,8 +172,7 @@ class ItemStore {
 
   // Starts an upload. FAILED_PRECONDITION if the digest was shredded (suppressed);
   // INVALID_ARGUMENT for bad metadata or sizes.
-  absl::StatusOr<std::unique_ptr<Upload>> BeginUpload(const ContentDigest& declared,
-                                                      ItemMetadata metadata);
+  absl::StatusOr<std::unique_ptr<Upload>> BeginUpload(const ContentDigest& declared, ItemMetadata metadata);
   // Starts an upload of `size` bytes whose digest is declared after the data
   // (Upload::DeclareDigest), so that a client can hash while it sends.
   absl::StatusOr<std::unique_ptr<Upload>> BeginUploadOfSize(uint64_t size, ItemMetadata metadata);
@@ -196,8 +193,7 @@ class ItemStore {
     std::vector<ItemInfo> items;
     std::string next_page_token;
   };
-  absl::StatusOr<ListPage> List(const ListFilter& filter, size_t page_size,
-                                std::string_view page_token);
+  absl::StatusOr<ListPage> List(const ListFilter& filter, size_t page_size, std::string_view page_token);
 
   // --- for the catalog and the shredder ---
   absl::StatusOr<StoredItem> Lookup(const Sha256& hash);
@@ -251,8 +247,8 @@ class ItemStore {
   // `fresh_entries`: see TransparencyLog::Append.
   // `durable_at`: group commit, see TransparencyLog::Append; the caller
   // must call WaitDurable(*durable_at) before acknowledging.
-  absl::StatusOr<uint64_t> Commit(rocksdb::WriteBatch* batch, const LogEntries& entries,
-                                  bool fresh_entries = false, uint64_t* durable_at = nullptr);
+  absl::StatusOr<uint64_t> Commit(rocksdb::WriteBatch* batch, const LogEntries& entries, bool fresh_entries = false,
+                                  uint64_t* durable_at = nullptr);
   absl::Status WaitDurable(uint64_t durable_at);
   // Before acknowledging an item as already present on the strength of a
   // record read from the database: that record may belong to a batch that
@@ -291,8 +287,8 @@ class ItemStore {
   // Key of the suppression record of `item_key`.
   static std::string SuppressionRecordKey(const ItemKey& item_key);
   // Deletes `delete_keys` and records `item_key` as suppressed by `by`.
-  static void AddShredOps(const ItemKey& item_key, const std::vector<std::string>& delete_keys,
-                          std::string_view by, rocksdb::WriteBatch* batch);
+  static void AddShredOps(const ItemKey& item_key, const std::vector<std::string>& delete_keys, std::string_view by,
+                          rocksdb::WriteBatch* batch);
   // Certificate id that shredded `hash`, if it is suppressed.
   std::optional<std::string> SuppressedBy(const Sha256& hash);
   // Deletes the suppression of `hash` with `extra` records (the lift's

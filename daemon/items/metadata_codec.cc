@@ -2,8 +2,9 @@
 
 #include <cstring>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "daemon/base/strings.h"
 

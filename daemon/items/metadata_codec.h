@@ -18,6 +18,7 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+
 #include "daemon/crypto/digest.h"
 #include "daemon/items/item.h"
 

@@ -45,6 +45,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+
 #include "daemon/base/secret.h"
 #include "daemon/base/strings.h"
 #include "daemon/keys/vault.h"
@@ -84,8 +85,7 @@ constexpr size_t kMaxWrapPlaintext = 1 << 20;
 // DER encodings of the Ed25519 curve for CKA_EC_PARAMS: the RFC 8410 OID
 // 1.3.101.112, and the PKCS#11 3.0 alternative PrintableString "edwards25519".
 constexpr uint8_t kEd25519Oid[] = {0x06, 0x03, 0x2b, 0x65, 0x70};
-constexpr uint8_t kEd25519Name[] = {0x13, 0x0c, 'e', 'd', 'w', 'a', 'r',
-                                    'd',  's',  '2', '5', '5', '1', '9'};
+constexpr uint8_t kEd25519Name[] = {0x13, 0x0c, 'e', 'd', 'w', 'a', 'r', 'd', 's', '2', '5', '5', '1', '9'};
 
 // Attribute helpers. PKCS#11 takes non-const pointers everywhere even for
 // input; the token does not write through them.
@@ -108,8 +108,8 @@ const CK_BBOOL kFalse = CK_FALSE;
 
 class Pkcs11Vault final : public Vault {
  public:
-  Pkcs11Vault(Module* module, CK_SLOT_ID slot, CK_SESSION_HANDLE session,
-              std::string token_label, std::string_view instance)
+  Pkcs11Vault(Module* module, CK_SLOT_ID slot, CK_SESSION_HANDLE session, std::string token_label,
+              std::string_view instance)
       : module_(module),
         f_(module->f),
         slot_(slot),
@@ -137,8 +137,7 @@ class Pkcs11Vault final : public Vault {
   absl::Status Login(const Params& p, bool protected_auth_path) {
     if (!p.have_pin && !protected_auth_path) {
       return absl::InvalidArgumentError(
-          StrCat("pkcs11: no PIN for token '", token_label_,
-                 "': give pin=, pin-file= or set ", kPinEnv));
+          StrCat("pkcs11: no PIN for token '", token_label_, "': give pin=, pin-file= or set ", kPinEnv));
     }
     std::lock_guard<std::mutex> reg(RegistryMutex());
     PinTag tag = TagPin(p.pin.span());
@@ -146,24 +145,19 @@ class Pkcs11Vault final : public Vault {
     if (it != module_->logins.end()) {
       // Already logged in by another vault of this process; the token would
       // not check the PIN again, so compare it with the one used then.
-      if (sodium_memcmp(tag.data(), it->second.pin_tag.data(), tag.size()) !=
-          0) {
-        return absl::UnauthenticatedError(
-            StrCat("pkcs11: C_Login failed: CKR_PIN_INCORRECT (0x",
-                   absl::Hex(CKR_PIN_INCORRECT),
-                   ") (the PIN differs from the one this process logged in to "
-                   "token '",
-                   token_label_, "' with)"));
+      if (sodium_memcmp(tag.data(), it->second.pin_tag.data(), tag.size()) != 0) {
+        return absl::UnauthenticatedError(StrCat("pkcs11: C_Login failed: CKR_PIN_INCORRECT (0x",
+                                                 absl::Hex(CKR_PIN_INCORRECT),
+                                                 ") (the PIN differs from the one this process logged in to "
+                                                 "token '",
+                                                 token_label_, "' with)"));
       }
       ++it->second.users;
       logged_in_ = true;
       return absl::OkStatus();
     }
-    CK_RV rv =
-        p.have_pin
-            ? f_->C_Login(session_, CKU_USER,
-                          const_cast<uint8_t*>(p.pin.data()), p.pin.size())
-            : f_->C_Login(session_, CKU_USER, nullptr, 0);  // PIN pad.
+    CK_RV rv = p.have_pin ? f_->C_Login(session_, CKU_USER, const_cast<uint8_t*>(p.pin.data()), p.pin.size())
+                          : f_->C_Login(session_, CKU_USER, nullptr, 0);  // PIN pad.
     if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) {
       return P11Error("C_Login", rv, StrCat("token '", token_label_, "'"));
     }
@@ -184,9 +178,7 @@ class Pkcs11Vault final : public Vault {
 
   std::string BackendName() const override { return "pkcs11"; }
 
-  std::string Describe() const override {
-    return StrCat("pkcs11 token '", token_label_, "' via ", module_->path);
-  }
+  std::string Describe() const override { return StrCat("pkcs11 token '", token_label_, "' via ", module_->path); }
 
   absl::StatusOr<std::vector<uint64_t>> ListRoots() override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -199,8 +191,7 @@ class Pkcs11Vault final : public Vault {
       absl::StatusOr<std::string> label = GetBytes(h, CKA_LABEL);
       if (absl::IsNotFound(label.status())) continue;  // Vanished meanwhile.
       if (!label.ok()) return label.status();
-      if (std::optional<uint64_t> e = ParseRootLabel(root_prefix_, *label))
-        epochs.insert(*e);
+      if (std::optional<uint64_t> e = ParseRootLabel(root_prefix_, *label)) epochs.insert(*e);
     }
     return std::vector<uint64_t>(epochs.begin(), epochs.end());
   }
@@ -211,9 +202,8 @@ class Pkcs11Vault final : public Vault {
     absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> existing = FindRoots(label);
     if (!existing.ok()) return existing.status();
     if (!existing->empty()) {
-      return absl::AlreadyExistsError(StrCat("pkcs11: root of epoch ", epoch,
-                                             " already exists in token '",
-                                             token_label_, "'"));
+      return absl::AlreadyExistsError(
+          StrCat("pkcs11: root of epoch ", epoch, " already exists in token '", token_label_, "'"));
     }
     const std::array<uint8_t, 8> id = EpochId(epoch);
     CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
@@ -242,8 +232,7 @@ class Pkcs11Vault final : public Vault {
     CK_OBJECT_HANDLE key = CK_INVALID_HANDLE;
     CK_RV rv = f_->C_GenerateKey(session_, &mech, tmpl, std::size(tmpl), &key);
     if (rv != CKR_OK) {
-      return P11Error("C_GenerateKey", rv,
-                      StrCat("AES-256 root of epoch ", epoch));
+      return P11Error("C_GenerateKey", rv, StrCat("AES-256 root of epoch ", epoch));
     }
     // Do not trust the template blindly: a token that silently made the key
     // extractable would defeat the point of this backend.
@@ -270,20 +259,16 @@ class Pkcs11Vault final : public Vault {
     objs = FindRoots(label);
     if (!objs.ok()) return objs.status();
     if (!objs->empty()) {
-      return absl::InternalError(
-          StrCat("pkcs11: root of epoch ", epoch,
-                 " is still present after C_DestroyObject"));
+      return absl::InternalError(StrCat("pkcs11: root of epoch ", epoch, " is still present after C_DestroyObject"));
     }
     return SyncStore(StrCat("destruction of root of epoch ", epoch));
   }
 
-  absl::StatusOr<std::string> WrapWithRoot(
-      uint64_t epoch, std::span<const uint8_t> plaintext,
-      std::string_view associated_data) override {
+  absl::StatusOr<std::string> WrapWithRoot(uint64_t epoch, std::span<const uint8_t> plaintext,
+                                           std::string_view associated_data) override {
     if (plaintext.empty() || plaintext.size() > kMaxWrapPlaintext) {
       return absl::InvalidArgumentError(
-          StrCat("pkcs11: can wrap 1 to ", kMaxWrapPlaintext, " bytes, got ",
-                 plaintext.size()));
+          StrCat("pkcs11: can wrap 1 to ", kMaxWrapPlaintext, " bytes, got ", plaintext.size()));
     }
     std::lock_guard<std::mutex> lock(mu_);
     absl::StatusOr<CK_OBJECT_HANDLE> key = FindRoot(epoch);
@@ -291,14 +276,11 @@ class Pkcs11Vault final : public Vault {
     return Encrypt(*key, epoch, plaintext, associated_data);
   }
 
-  absl::StatusOr<SecretBytes> UnwrapWithRoot(
-      uint64_t epoch, std::string_view wrapped,
-      std::string_view associated_data) override {
-    if (wrapped.size() <= kIvBytes + kTagBytes ||
-        wrapped.size() > kIvBytes + kMaxWrapPlaintext + kTagBytes) {
+  absl::StatusOr<SecretBytes> UnwrapWithRoot(uint64_t epoch, std::string_view wrapped,
+                                             std::string_view associated_data) override {
+    if (wrapped.size() <= kIvBytes + kTagBytes || wrapped.size() > kIvBytes + kMaxWrapPlaintext + kTagBytes) {
       return absl::DataLossError(
-          StrCat("pkcs11: wrapped key of ", wrapped.size(),
-                 " bytes is malformed (need IV, ciphertext and tag)"));
+          StrCat("pkcs11: wrapped key of ", wrapped.size(), " bytes is malformed (need IV, ciphertext and tag)"));
     }
     std::lock_guard<std::mutex> lock(mu_);
     absl::StatusOr<CK_OBJECT_HANDLE> key = FindRoot(epoch);
@@ -307,18 +289,16 @@ class Pkcs11Vault final : public Vault {
     CK_RV rv = Decrypt(*key, wrapped, associated_data, &out);
     if (rv == CKR_OK) return out;
     bool auth_failed = CodeFor(rv) == absl::StatusCode::kDataLoss;
-    if (!auth_failed &&
-        (rv == CKR_GENERAL_ERROR || rv == CKR_FUNCTION_FAILED)) {
+    if (!auth_failed && (rv == CKR_GENERAL_ERROR || rv == CKR_FUNCTION_FAILED)) {
       // SoftHSM 2.6 reports a GCM tag mismatch as CKR_GENERAL_ERROR. Tell an
       // authentication failure from a sick token by a self-test with the same
       // key: if a fresh wrap of a probe unwraps fine, the input was bad.
       auth_failed = SelfTest(*key, epoch);
     }
     if (auth_failed) {
-      return absl::DataLossError(
-          StrCat("pkcs11: wrapped key under root of epoch ", epoch,
-                 " failed authentication (C_Decrypt: ", CkrName(rv), " (0x",
-                 absl::Hex(rv), ")): ciphertext or associated data altered"));
+      return absl::DataLossError(StrCat("pkcs11: wrapped key under root of epoch ", epoch,
+                                        " failed authentication (C_Decrypt: ", CkrName(rv), " (0x", absl::Hex(rv),
+                                        ")): ciphertext or associated data altered"));
     }
     return EpochError("C_Decrypt", rv, epoch);
   }
@@ -356,9 +336,7 @@ class Pkcs11Vault final : public Vault {
   }
 
  private:
-  std::string RootLabel(uint64_t epoch) const {
-    return StrCat(root_prefix_, epoch);
-  }
+  std::string RootLabel(uint64_t epoch) const { return StrCat(root_prefix_, epoch); }
 
   struct SigningKey {
     CK_OBJECT_HANDLE private_key = CK_INVALID_HANDLE;
@@ -373,9 +351,7 @@ class Pkcs11Vault final : public Vault {
     gcm.pIv = iv;
     gcm.ulIvLen = kIvBytes;
     gcm.ulIvBits = kIvBytes * 8;
-    gcm.pAAD = aad.empty()
-                   ? &empty
-                   : reinterpret_cast<uint8_t*>(const_cast<char*>(aad.data()));
+    gcm.pAAD = aad.empty() ? &empty : reinterpret_cast<uint8_t*>(const_cast<char*>(aad.data()));
     gcm.ulAADLen = aad.size();
     gcm.ulTagBits = kTagBytes * 8;
     return gcm;
@@ -393,18 +369,16 @@ class Pkcs11Vault final : public Vault {
       ::close(fd);
     }
     if (err != 0) {
-      return absl::InternalError(
-          StrCat("pkcs11: ", what,
-                 " may not be durable: syncing SoftHSM token "
-                 "directory ",
-                 store_to_sync_, " failed: ", std::strerror(err)));
+      return absl::InternalError(StrCat("pkcs11: ", what,
+                                        " may not be durable: syncing SoftHSM token "
+                                        "directory ",
+                                        store_to_sync_, " failed: ", std::strerror(err)));
     }
     return absl::OkStatus();
   }
 
   // AES-256-GCM inside the token: IV || ciphertext || tag. Requires mu_.
-  absl::StatusOr<std::string> Encrypt(CK_OBJECT_HANDLE key, uint64_t epoch,
-                                      std::span<const uint8_t> plaintext,
+  absl::StatusOr<std::string> Encrypt(CK_OBJECT_HANDLE key, uint64_t epoch, std::span<const uint8_t> plaintext,
                                       std::string_view aad) {
     std::string out(kIvBytes + plaintext.size() + kTagBytes, '\0');
     uint8_t* iv = reinterpret_cast<uint8_t*>(out.data());
@@ -414,21 +388,18 @@ class Pkcs11Vault final : public Vault {
     CK_RV rv = f_->C_EncryptInit(session_, &mech, key);
     if (rv != CKR_OK) return EpochError("C_EncryptInit", rv, epoch);
     CK_ULONG out_len = plaintext.size() + kTagBytes;
-    rv = f_->C_Encrypt(session_, const_cast<uint8_t*>(plaintext.data()),
-                       plaintext.size(), iv + kIvBytes, &out_len);
+    rv = f_->C_Encrypt(session_, const_cast<uint8_t*>(plaintext.data()), plaintext.size(), iv + kIvBytes, &out_len);
     if (rv != CKR_OK) return EpochError("C_Encrypt", rv, epoch);
     if (out_len != plaintext.size() + kTagBytes) {
-      return absl::InternalError(
-          StrCat("pkcs11: C_Encrypt (CKM_AES_GCM) returned ", out_len,
-                 " bytes, expected ", plaintext.size() + kTagBytes));
+      return absl::InternalError(StrCat("pkcs11: C_Encrypt (CKM_AES_GCM) returned ", out_len, " bytes, expected ",
+                                        plaintext.size() + kTagBytes));
     }
     return out;
   }
 
   // Inverse of Encrypt; `wrapped` is longer than IV + tag. Returns the
   // token's CK_RV; CKR_OK only with the full plaintext in *out. Requires mu_.
-  CK_RV Decrypt(CK_OBJECT_HANDLE key, std::string_view wrapped,
-                std::string_view aad, SecretBytes* out) {
+  CK_RV Decrypt(CK_OBJECT_HANDLE key, std::string_view wrapped, std::string_view aad, SecretBytes* out) {
     // The IV is copied because CK_GCM_PARAMS wants a mutable pointer.
     std::array<uint8_t, kIvBytes> iv;
     std::memcpy(iv.data(), wrapped.data(), kIvBytes);
@@ -441,11 +412,8 @@ class Pkcs11Vault final : public Vault {
     // included), so decrypt into a secure buffer of that size and copy out.
     SecretBytes buf(ct_len);
     CK_ULONG out_len = buf.size();
-    rv = f_->C_Decrypt(
-        session_,
-        reinterpret_cast<uint8_t*>(const_cast<char*>(wrapped.data())) +
-            kIvBytes,
-        ct_len, buf.data(), &out_len);
+    rv = f_->C_Decrypt(session_, reinterpret_cast<uint8_t*>(const_cast<char*>(wrapped.data())) + kIvBytes, ct_len,
+                       buf.data(), &out_len);
     if (rv != CKR_OK) return rv;
     // A token that returns OK with the wrong length is not trusted either.
     if (out_len != ct_len - kTagBytes) return CKR_GENERAL_ERROR;
@@ -457,27 +425,22 @@ class Pkcs11Vault final : public Vault {
   bool SelfTest(CK_OBJECT_HANDLE key, uint64_t epoch) {
     static constexpr std::string_view kProbeAad = "shredd pkcs11 self-test";
     SecretBytes probe = SecretBytes::Random(32);
-    absl::StatusOr<std::string> w =
-        Encrypt(key, epoch, probe.span(), kProbeAad);
+    absl::StatusOr<std::string> w = Encrypt(key, epoch, probe.span(), kProbeAad);
     if (!w.ok()) return false;
     SecretBytes back;
     if (Decrypt(key, *w, kProbeAad, &back) != CKR_OK) return false;
-    return back.size() == probe.size() &&
-           sodium_memcmp(back.data(), probe.data(), probe.size()) == 0;
+    return back.size() == probe.size() && sodium_memcmp(back.data(), probe.data(), probe.size()) == 0;
   }
 
   absl::Status EpochError(std::string_view fn, CK_RV rv, uint64_t epoch) {
     if (rv == CKR_KEY_HANDLE_INVALID || rv == CKR_OBJECT_HANDLE_INVALID) {
-      return absl::NotFoundError(StrCat("pkcs11: root of epoch ", epoch,
-                                        " vanished (", fn, ": ", CkrName(rv),
-                                        ")"));
+      return absl::NotFoundError(StrCat("pkcs11: root of epoch ", epoch, " vanished (", fn, ": ", CkrName(rv), ")"));
     }
     return P11Error(fn, rv, StrCat("root of epoch ", epoch));
   }
 
   // Requires mu_.
-  absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> Find(
-      std::span<CK_ATTRIBUTE> tmpl) {
+  absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> Find(std::span<CK_ATTRIBUTE> tmpl) {
     CK_RV rv = f_->C_FindObjectsInit(session_, tmpl.data(), tmpl.size());
     if (rv != CKR_OK) return P11Error("C_FindObjectsInit", rv);
     std::vector<CK_OBJECT_HANDLE> found;
@@ -497,34 +460,28 @@ class Pkcs11Vault final : public Vault {
     return found;
   }
 
-  absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> FindRoots(
-      const std::string& label) {
+  absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> FindRoots(const std::string& label) {
     CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
-    CK_ATTRIBUTE tmpl[] = {Attr(CKA_CLASS, cls), Attr(CKA_TOKEN, kTrue),
-                           Attr(CKA_LABEL, std::string_view(label))};
+    CK_ATTRIBUTE tmpl[] = {Attr(CKA_CLASS, cls), Attr(CKA_TOKEN, kTrue), Attr(CKA_LABEL, std::string_view(label))};
     return Find(tmpl);
   }
 
   absl::StatusOr<CK_OBJECT_HANDLE> FindRoot(uint64_t epoch) {
-    absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> objs =
-        FindRoots(RootLabel(epoch));
+    absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> objs = FindRoots(RootLabel(epoch));
     if (!objs.ok()) return objs.status();
     if (objs->empty()) {
-      return absl::NotFoundError(StrCat("pkcs11: no root of epoch ", epoch,
-                                        " in token '", token_label_,
-                                        "' (destroyed or never created)"));
+      return absl::NotFoundError(
+          StrCat("pkcs11: no root of epoch ", epoch, " in token '", token_label_, "' (destroyed or never created)"));
     }
     if (objs->size() > 1) {
       return absl::FailedPreconditionError(
-          StrCat("pkcs11: token '", token_label_, "' holds ", objs->size(),
-                 " objects labelled ", RootLabel(epoch)));
+          StrCat("pkcs11: token '", token_label_, "' holds ", objs->size(), " objects labelled ", RootLabel(epoch)));
     }
     return objs->front();
   }
 
   // Value of a byte-string attribute. NOT_FOUND if the object is gone.
-  absl::StatusOr<std::string> GetBytes(CK_OBJECT_HANDLE h,
-                                       CK_ATTRIBUTE_TYPE type) {
+  absl::StatusOr<std::string> GetBytes(CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE type) {
     CK_ATTRIBUTE a = {type, nullptr, 0};
     CK_RV rv = f_->C_GetAttributeValue(session_, h, &a, 1);
     if (rv != CKR_OK) return P11Error("C_GetAttributeValue", rv);
@@ -547,16 +504,13 @@ class Pkcs11Vault final : public Vault {
     if (rv != CKR_OK) return P11Error("C_GetAttributeValue", rv);
     if (sensitive != CK_TRUE || extractable != CK_FALSE) {
       return absl::FailedPreconditionError(
-          StrCat("pkcs11: token '", token_label_,
-                 "' did not honour CKA_SENSITIVE=TRUE/CKA_EXTRACTABLE=FALSE"));
+          StrCat("pkcs11: token '", token_label_, "' did not honour CKA_SENSITIVE=TRUE/CKA_EXTRACTABLE=FALSE"));
     }
     return absl::OkStatus();
   }
 
-  absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> FindSigning(
-      CK_OBJECT_CLASS cls) {
-    CK_ATTRIBUTE tmpl[] = {Attr(CKA_CLASS, cls), Attr(CKA_TOKEN, kTrue),
-                           Attr(CKA_LABEL, signing_label_)};
+  absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> FindSigning(CK_OBJECT_CLASS cls) {
+    CK_ATTRIBUTE tmpl[] = {Attr(CKA_CLASS, cls), Attr(CKA_TOKEN, kTrue), Attr(CKA_LABEL, signing_label_)};
     return Find(tmpl);
   }
 
@@ -568,9 +522,8 @@ class Pkcs11Vault final : public Vault {
     // DER OCTET STRING 04 20 <32 bytes>.
     if (p.size() == 34 && p[0] == 0x04 && p[1] == 0x20) p.remove_prefix(2);
     if (p.size() != 32) {
-      return absl::FailedPreconditionError(
-          StrCat("pkcs11: CKA_EC_POINT of '", signing_label_, "' has ",
-                 point->size(), " bytes; not an Ed25519 public key"));
+      return absl::FailedPreconditionError(StrCat("pkcs11: CKA_EC_POINT of '", signing_label_, "' has ", point->size(),
+                                                  " bytes; not an Ed25519 public key"));
     }
     Ed25519PublicKey pk;
     std::memcpy(pk.data(), p.data(), pk.size());
@@ -579,46 +532,37 @@ class Pkcs11Vault final : public Vault {
 
   absl::Status GenerateSigningKey() {
     CK_MECHANISM_INFO info;
-    CK_RV rv =
-        f_->C_GetMechanismInfo(slot_, CKM_EC_EDWARDS_KEY_PAIR_GEN, &info);
+    CK_RV rv = f_->C_GetMechanismInfo(slot_, CKM_EC_EDWARDS_KEY_PAIR_GEN, &info);
     if (rv == CKR_MECHANISM_INVALID) {
       return absl::UnimplementedError(
-          StrCat("pkcs11: token '", token_label_,
-                 "' does not support Ed25519 (CKM_EC_EDWARDS_KEY_PAIR_GEN)"));
+          StrCat("pkcs11: token '", token_label_, "' does not support Ed25519 (CKM_EC_EDWARDS_KEY_PAIR_GEN)"));
     }
     if (rv != CKR_OK) return P11Error("C_GetMechanismInfo", rv);
 
     CK_RV last = CKR_OK;
     for (std::span<const uint8_t> curve :
-         {std::span<const uint8_t>(kEd25519Oid),
-          std::span<const uint8_t>(kEd25519Name)}) {
+         {std::span<const uint8_t>(kEd25519Oid), std::span<const uint8_t>(kEd25519Name)}) {
       CK_OBJECT_CLASS pub_cls = CKO_PUBLIC_KEY, priv_cls = CKO_PRIVATE_KEY;
       CK_KEY_TYPE type = CKK_EC_EDWARDS;
       CK_ATTRIBUTE pub_tmpl[] = {
-          Attr(CKA_CLASS, pub_cls),        Attr(CKA_KEY_TYPE, type),
-          Attr(CKA_TOKEN, kTrue),          Attr(CKA_PRIVATE, kFalse),
-          Attr(CKA_VERIFY, kTrue),         Attr(CKA_ENCRYPT, kFalse),
-          Attr(CKA_WRAP, kFalse),          Attr(CKA_EC_PARAMS, curve),
-          Attr(CKA_LABEL, signing_label_), Attr(CKA_ID, signing_label_),
+          Attr(CKA_CLASS, pub_cls),     Attr(CKA_KEY_TYPE, type),   Attr(CKA_TOKEN, kTrue),
+          Attr(CKA_PRIVATE, kFalse),    Attr(CKA_VERIFY, kTrue),    Attr(CKA_ENCRYPT, kFalse),
+          Attr(CKA_WRAP, kFalse),       Attr(CKA_EC_PARAMS, curve), Attr(CKA_LABEL, signing_label_),
+          Attr(CKA_ID, signing_label_),
       };
       CK_ATTRIBUTE priv_tmpl[] = {
-          Attr(CKA_CLASS, priv_cls),       Attr(CKA_KEY_TYPE, type),
-          Attr(CKA_TOKEN, kTrue),          Attr(CKA_PRIVATE, kTrue),
-          Attr(CKA_SENSITIVE, kTrue),      Attr(CKA_EXTRACTABLE, kFalse),
-          Attr(CKA_SIGN, kTrue),           Attr(CKA_DECRYPT, kFalse),
-          Attr(CKA_UNWRAP, kFalse),        Attr(CKA_DERIVE, kFalse),
-          Attr(CKA_LABEL, signing_label_), Attr(CKA_ID, signing_label_),
+          Attr(CKA_CLASS, priv_cls), Attr(CKA_KEY_TYPE, type),        Attr(CKA_TOKEN, kTrue),
+          Attr(CKA_PRIVATE, kTrue),  Attr(CKA_SENSITIVE, kTrue),      Attr(CKA_EXTRACTABLE, kFalse),
+          Attr(CKA_SIGN, kTrue),     Attr(CKA_DECRYPT, kFalse),       Attr(CKA_UNWRAP, kFalse),
+          Attr(CKA_DERIVE, kFalse),  Attr(CKA_LABEL, signing_label_), Attr(CKA_ID, signing_label_),
       };
       CK_MECHANISM mech = {CKM_EC_EDWARDS_KEY_PAIR_GEN, nullptr, 0};
       CK_OBJECT_HANDLE pub = CK_INVALID_HANDLE, priv = CK_INVALID_HANDLE;
-      last =
-          f_->C_GenerateKeyPair(session_, &mech, pub_tmpl, std::size(pub_tmpl),
-                                priv_tmpl, std::size(priv_tmpl), &pub, &priv);
+      last = f_->C_GenerateKeyPair(session_, &mech, pub_tmpl, std::size(pub_tmpl), priv_tmpl, std::size(priv_tmpl),
+                                   &pub, &priv);
       if (last == CKR_OK) return SyncStore("the new signing key");
       // Tokens differ in which curve name they accept; try the other one.
-      if (last != CKR_CURVE_NOT_SUPPORTED &&
-          last != CKR_DOMAIN_PARAMS_INVALID &&
-          last != CKR_ATTRIBUTE_VALUE_INVALID &&
+      if (last != CKR_CURVE_NOT_SUPPORTED && last != CKR_DOMAIN_PARAMS_INVALID && last != CKR_ATTRIBUTE_VALUE_INVALID &&
           last != CKR_TEMPLATE_INCONSISTENT) {
         break;
       }
@@ -630,11 +574,9 @@ class Pkcs11Vault final : public Vault {
   absl::Status EnsureSigningKey() {
     if (signing_) return absl::OkStatus();
     for (int attempt = 0; attempt < 2; ++attempt) {
-      absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> priv =
-          FindSigning(CKO_PRIVATE_KEY);
+      absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> priv = FindSigning(CKO_PRIVATE_KEY);
       if (!priv.ok()) return priv.status();
-      absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> pub =
-          FindSigning(CKO_PUBLIC_KEY);
+      absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> pub = FindSigning(CKO_PUBLIC_KEY);
       if (!pub.ok()) return pub.status();
       if (priv->empty() && pub->empty() && attempt == 0) {
         absl::Status s = GenerateSigningKey();
@@ -643,10 +585,8 @@ class Pkcs11Vault final : public Vault {
       }
       if (priv->size() != 1 || pub->size() != 1) {
         return absl::FailedPreconditionError(StrCat(
-            "pkcs11: token '", token_label_, "' holds ", priv->size(),
-            " private and ", pub->size(), " public keys labelled '",
-            signing_label_,
-            "'; expected one of each. Refusing to pick a signing identity"));
+            "pkcs11: token '", token_label_, "' holds ", priv->size(), " private and ", pub->size(),
+            " public keys labelled '", signing_label_, "'; expected one of each. Refusing to pick a signing identity"));
       }
       absl::StatusOr<Ed25519PublicKey> pk = ReadPublicKey(pub->front());
       if (!pk.ok()) return pk.status();
@@ -670,18 +610,15 @@ class Pkcs11Vault final : public Vault {
     if (rv != CKR_OK) return P11Error("C_SignInit", rv, "CKM_EDDSA");
     Ed25519Signature sig;
     CK_ULONG len = sig.size();
-    rv = f_->C_Sign(
-        session_, reinterpret_cast<uint8_t*>(const_cast<char*>(message.data())),
-        message.size(), sig.data(), &len);
+    rv = f_->C_Sign(session_, reinterpret_cast<uint8_t*>(const_cast<char*>(message.data())), message.size(), sig.data(),
+                    &len);
     if (rv != CKR_OK) return P11Error("C_Sign", rv, "CKM_EDDSA");
     if (len != sig.size()) {
-      return absl::InternalError(StrCat("pkcs11: C_Sign (CKM_EDDSA) returned ",
-                                        len, " bytes, expected 64"));
+      return absl::InternalError(StrCat("pkcs11: C_Sign (CKM_EDDSA) returned ", len, " bytes, expected 64"));
     }
     // A faulty token must not hand out a bad certificate signature.
-    if (crypto_sign_verify_detached(
-            sig.data(), reinterpret_cast<const uint8_t*>(message.data()),
-            message.size(), signing_->public_key.data()) != 0) {
+    if (crypto_sign_verify_detached(sig.data(), reinterpret_cast<const uint8_t*>(message.data()), message.size(),
+                                    signing_->public_key.data()) != 0) {
       return absl::InternalError(
           "pkcs11: token produced an Ed25519 signature that does not verify "
           "under its own public key");
@@ -705,8 +642,7 @@ class Pkcs11Vault final : public Vault {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Vault>> OpenPkcs11Vault(
-    std::string_view params) {
+absl::StatusOr<std::unique_ptr<Vault>> OpenPkcs11Vault(std::string_view params) {
   if (sodium_init() < 0) {
     return absl::InternalError("pkcs11: sodium_init failed");
   }
@@ -722,18 +658,14 @@ absl::StatusOr<std::unique_ptr<Vault>> OpenPkcs11Vault(
   }
   const std::string label = TrimLabel(slot->second.label);
   CK_SESSION_HANDLE session = CK_INVALID_HANDLE;
-  CK_RV rv =
-      (*m)->f->C_OpenSession(slot->first, CKF_SERIAL_SESSION | CKF_RW_SESSION,
-                             nullptr, nullptr, &session);
+  CK_RV rv = (*m)->f->C_OpenSession(slot->first, CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr, nullptr, &session);
   if (rv != CKR_OK) {
     ReleaseModule(*m);
     return P11Error("C_OpenSession", rv, StrCat("token '", label, "'"));
   }
   // From here the vault owns the session and the module reference.
-  auto vault = std::make_unique<Pkcs11Vault>(*m, slot->first, session, label,
-                                             p->instance);
-  absl::Status s = vault->Login(
-      *p, (slot->second.flags & CKF_PROTECTED_AUTHENTICATION_PATH) != 0);
+  auto vault = std::make_unique<Pkcs11Vault>(*m, slot->first, session, label, p->instance);
+  absl::Status s = vault->Login(*p, (slot->second.flags & CKF_PROTECTED_AUTHENTICATION_PATH) != 0);
   if (!s.ok()) return s;
   vault->SetStoreToSync(SoftHsmTokenDir(*m));
   return vault;

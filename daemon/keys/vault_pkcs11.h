@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+
 #include "daemon/keys/vault.h"
 
 namespace shredd {

@@ -25,6 +25,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+
 #include "daemon/base/secret.h"
 
 // Last: p11-kit's pkcs11.h (compat mode) leaves some lower-case helper macros
@@ -51,8 +52,7 @@ absl::StatusCode CodeFor(CK_RV rv);
 
 // "pkcs11: C_Login: CKR_PIN_INCORRECT (0xa0) (context)". Never pass secrets
 // in `context`.
-absl::Status P11Error(std::string_view function, CK_RV rv,
-                      std::string_view context = {});
+absl::Status P11Error(std::string_view function, CK_RV rv, std::string_view context = {});
 
 // ---------------------------------------------------------------------------
 // Parameters
@@ -124,8 +124,7 @@ std::string SigningLabel(std::string_view instance);
 
 // Epoch of a root label with the given prefix: canonical decimal only, so
 // that "shredd-root-" never matches another instance's "shredd-root-x-1".
-std::optional<uint64_t> ParseRootLabel(std::string_view prefix,
-                                       std::string_view label);
+std::optional<uint64_t> ParseRootLabel(std::string_view prefix, std::string_view label);
 
 // CKA_ID of the root of `epoch`: the epoch as 8 bytes big-endian.
 std::array<uint8_t, 8> EpochId(uint64_t epoch);
@@ -134,8 +133,7 @@ std::array<uint8_t, 8> EpochId(uint64_t epoch);
 // Slots
 
 // Finds the slot holding the wanted token. Returns its label too.
-absl::StatusOr<std::pair<CK_SLOT_ID, CK_TOKEN_INFO>> FindSlot(Module* m,
-                                                              const Params& p);
+absl::StatusOr<std::pair<CK_SLOT_ID, CK_TOKEN_INFO>> FindSlot(Module* m, const Params& p);
 
 // The token directory of a SoftHSM2 module with the file object store, read
 // from its configuration file (SOFTHSM2_CONF, else the packaged default), or

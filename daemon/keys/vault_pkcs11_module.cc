@@ -31,6 +31,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+
 #include "daemon/base/secret.h"
 #include "daemon/base/strings.h"
 
@@ -190,10 +191,8 @@ absl::StatusCode CodeFor(CK_RV rv) {
 
 // "pkcs11: C_Login: CKR_PIN_INCORRECT (0xa0) (context)". Never pass secrets
 // in `context`.
-absl::Status P11Error(std::string_view function, CK_RV rv,
-                      std::string_view context) {
-  std::string msg = StrCat("pkcs11: ", function, " failed: ", CkrName(rv),
-                           " (0x", absl::Hex(rv), ")");
+absl::Status P11Error(std::string_view function, CK_RV rv, std::string_view context) {
+  std::string msg = StrCat("pkcs11: ", function, " failed: ", CkrName(rv), " (0x", absl::Hex(rv), ")");
   if (!context.empty()) absl::StrAppend(&msg, " (", AbslView(context), ")");
   return absl::Status(CodeFor(rv), msg);
 }
@@ -207,10 +206,8 @@ absl::StatusOr<SecretBytes> ReadPinFile(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
   if (fd < 0) {
     int err = errno;
-    return absl::Status(err == ENOENT ? absl::StatusCode::kNotFound
-                                      : absl::StatusCode::kPermissionDenied,
-                        StrCat("pkcs11: cannot open pin-file ", path, ": ",
-                               std::strerror(err)));
+    return absl::Status(err == ENOENT ? absl::StatusCode::kNotFound : absl::StatusCode::kPermissionDenied,
+                        StrCat("pkcs11: cannot open pin-file ", path, ": ", std::strerror(err)));
   }
   SecretBytes buf(kMaxPinBytes + 1);
   size_t n = 0;
@@ -220,16 +217,14 @@ absl::StatusOr<SecretBytes> ReadPinFile(const std::string& path) {
     if (r < 0) {
       int err = errno;
       ::close(fd);
-      return absl::InternalError(StrCat("pkcs11: cannot read pin-file ", path,
-                                        ": ", std::strerror(err)));
+      return absl::InternalError(StrCat("pkcs11: cannot read pin-file ", path, ": ", std::strerror(err)));
     }
     if (r == 0) break;
     n += static_cast<size_t>(r);
   }
   ::close(fd);
   if (n > kMaxPinBytes) {
-    return absl::InvalidArgumentError(StrCat(
-        "pkcs11: pin-file ", path, " is longer than ", kMaxPinBytes, " bytes"));
+    return absl::InvalidArgumentError(StrCat("pkcs11: pin-file ", path, " is longer than ", kMaxPinBytes, " bytes"));
   }
   // One trailing newline (as written by echo) is not part of the PIN.
   if (n > 0 && buf.data()[n - 1] == '\n') --n;
@@ -238,8 +233,7 @@ absl::StatusOr<SecretBytes> ReadPinFile(const std::string& path) {
 }
 
 SecretBytes PinFromString(std::string_view s) {
-  return SecretBytes::CopyOf(
-      {reinterpret_cast<const uint8_t*>(s.data()), s.size()});
+  return SecretBytes::CopyOf({reinterpret_cast<const uint8_t*>(s.data()), s.size()});
 }
 
 }  // namespace
@@ -248,8 +242,7 @@ absl::StatusOr<Params> ParseParams(std::string_view text) {
   Params p;
   std::set<std::string, std::less<>> seen;
   std::optional<std::string> pin_file;
-  for (absl::string_view piece :
-       absl::StrSplit(AbslView(text), ';', absl::SkipEmpty())) {
+  for (absl::string_view piece : absl::StrSplit(AbslView(text), ';', absl::SkipEmpty())) {
     std::string_view part(piece.data(), piece.size());
     size_t eq = part.find('=');
     if (eq == std::string_view::npos) {
@@ -261,8 +254,7 @@ absl::StatusOr<Params> ParseParams(std::string_view text) {
     std::string_view key = part.substr(0, eq);
     std::string_view val = part.substr(eq + 1);
     if (!seen.insert(std::string(key)).second) {
-      return absl::InvalidArgumentError(
-          StrCat("pkcs11: parameter '", key, "' given twice"));
+      return absl::InvalidArgumentError(StrCat("pkcs11: parameter '", key, "' given twice"));
     }
     if (key == "module") {
       p.module = std::string(val);
@@ -270,24 +262,17 @@ absl::StatusOr<Params> ParseParams(std::string_view text) {
       p.token = std::string(val);
     } else if (key == "slot") {
       CK_SLOT_ID slot = 0;
-      auto [ptr, ec] =
-          std::from_chars(val.data(), val.data() + val.size(), slot);
+      auto [ptr, ec] = std::from_chars(val.data(), val.data() + val.size(), slot);
       if (val.empty() || ec != std::errc() || ptr != val.data() + val.size()) {
-        return absl::InvalidArgumentError(
-            StrCat("pkcs11: slot must be a number, got '", val, "'"));
+        return absl::InvalidArgumentError(StrCat("pkcs11: slot must be a number, got '", val, "'"));
       }
       p.slot = slot;
     } else if (key == "instance") {
-      const bool valid =
-          !val.empty() && val.size() <= 32 &&
-          std::all_of(val.begin(), val.end(), [](char c) {
-            return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                   (c >= '0' && c <= '9') || c == '_' || c == '.';
-          });
+      const bool valid = !val.empty() && val.size() <= 32 && std::all_of(val.begin(), val.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.';
+      });
       if (!valid) {
-        return absl::InvalidArgumentError(
-            StrCat("pkcs11: instance must be 1 to 32 of [A-Za-z0-9_.], got '",
-                   val, "'"));
+        return absl::InvalidArgumentError(StrCat("pkcs11: instance must be 1 to 32 of [A-Za-z0-9_.], got '", val, "'"));
       }
       p.instance = std::string(val);
     } else if (key == "pin") {
@@ -297,8 +282,7 @@ absl::StatusOr<Params> ParseParams(std::string_view text) {
       pin_file = std::string(val);
     } else {
       return absl::InvalidArgumentError(
-          StrCat("pkcs11: unknown parameter '", key,
-                 "' (known: module, token, slot, pin, pin-file, instance)"));
+          StrCat("pkcs11: unknown parameter '", key, "' (known: module, token, slot, pin, pin-file, instance)"));
     }
   }
   if (p.module.empty()) {
@@ -307,20 +291,16 @@ absl::StatusOr<Params> ParseParams(std::string_view text) {
         "/usr/lib/softhsm/libsofthsm2.so)");
   }
   if (p.module.front() != '/') {
-    return absl::InvalidArgumentError(
-        StrCat("pkcs11: module path must be absolute, got '", p.module, "'"));
+    return absl::InvalidArgumentError(StrCat("pkcs11: module path must be absolute, got '", p.module, "'"));
   }
   if (!p.token && !p.slot) {
-    return absl::InvalidArgumentError(
-        "pkcs11: missing token=LABEL (or slot=N)");
+    return absl::InvalidArgumentError("pkcs11: missing token=LABEL (or slot=N)");
   }
   if (p.token && p.token->size() > 32) {
-    return absl::InvalidArgumentError(
-        StrCat("pkcs11: token label '", *p.token, "' is longer than 32 bytes"));
+    return absl::InvalidArgumentError(StrCat("pkcs11: token label '", *p.token, "' is longer than 32 bytes"));
   }
   if (p.have_pin && pin_file) {
-    return absl::InvalidArgumentError(
-        "pkcs11: give either pin= or pin-file=, not both");
+    return absl::InvalidArgumentError("pkcs11: give either pin= or pin-file=, not both");
   }
   if (pin_file) {
     absl::StatusOr<SecretBytes> pin = ReadPinFile(*pin_file);
@@ -350,8 +330,7 @@ PinTag TagPin(std::span<const uint8_t> pin) {
     return k;
   }();
   PinTag tag;
-  crypto_generichash(tag.data(), tag.size(), pin.data(), pin.size(), key.data(),
-                     key.size());
+  crypto_generichash(tag.data(), tag.size(), pin.data(), pin.size(), key.data(), key.size());
   return tag;
 }
 
@@ -373,10 +352,8 @@ absl::StatusOr<Module*> AcquireModule(const std::string& path) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) {
     int err = errno;
-    return absl::Status(
-        err == ENOENT ? absl::StatusCode::kNotFound
-                      : absl::StatusCode::kFailedPrecondition,
-        StrCat("pkcs11: module ", path, ": ", std::strerror(err)));
+    return absl::Status(err == ENOENT ? absl::StatusCode::kNotFound : absl::StatusCode::kFailedPrecondition,
+                        StrCat("pkcs11: module ", path, ": ", std::strerror(err)));
   }
   std::lock_guard<std::mutex> lock(RegistryMutex());
   ::dlerror();
@@ -384,18 +361,15 @@ absl::StatusOr<Module*> AcquireModule(const std::string& path) {
   if (dl == nullptr) {
     const char* why = ::dlerror();
     return absl::FailedPreconditionError(
-        StrCat("pkcs11: cannot load module ", path,
-               ": dlopen: ", why != nullptr ? why : "unknown error"));
+        StrCat("pkcs11: cannot load module ", path, ": dlopen: ", why != nullptr ? why : "unknown error"));
   }
   auto& reg = Registry();
   auto it = reg.find(dl);
   if (it == reg.end()) {
-    auto get_list = reinterpret_cast<CK_C_GetFunctionList>(
-        ::dlsym(dl, "C_GetFunctionList"));
+    auto get_list = reinterpret_cast<CK_C_GetFunctionList>(::dlsym(dl, "C_GetFunctionList"));
     if (get_list == nullptr) {
       ::dlclose(dl);
-      return absl::FailedPreconditionError(StrCat(
-          "pkcs11: ", path, " is not a PKCS#11 module (no C_GetFunctionList)"));
+      return absl::FailedPreconditionError(StrCat("pkcs11: ", path, " is not a PKCS#11 module (no C_GetFunctionList)"));
     }
     CK_FUNCTION_LIST_PTR f = nullptr;
     CK_RV rv = get_list(&f);
@@ -448,27 +422,23 @@ std::string TrimLabel(const CK_UTF8CHAR (&label)[32]) {
 }
 
 std::string RootLabelPrefix(std::string_view instance) {
-  return instance.empty() ? StrCat(kLabelPrefix, "root-")
-                          : StrCat(kLabelPrefix, instance, "-root-");
+  return instance.empty() ? StrCat(kLabelPrefix, "root-") : StrCat(kLabelPrefix, instance, "-root-");
 }
 
 std::string SigningLabel(std::string_view instance) {
-  return instance.empty() ? StrCat(kLabelPrefix, "signing")
-                          : StrCat(kLabelPrefix, instance, "-signing");
+  return instance.empty() ? StrCat(kLabelPrefix, "signing") : StrCat(kLabelPrefix, instance, "-signing");
 }
 
 // Epoch of a root label with the given prefix: canonical decimal only, so
 // that "shredd-root-" never matches another instance's "shredd-root-x-1".
-std::optional<uint64_t> ParseRootLabel(std::string_view prefix,
-                                       std::string_view label) {
+std::optional<uint64_t> ParseRootLabel(std::string_view prefix, std::string_view label) {
   if (label.substr(0, prefix.size()) != prefix) return std::nullopt;
   std::string_view digits = label.substr(prefix.size());
   if (digits.empty() || (digits.size() > 1 && digits[0] == '0')) {
     return std::nullopt;
   }
   uint64_t epoch = 0;
-  auto [ptr, ec] =
-      std::from_chars(digits.data(), digits.data() + digits.size(), epoch);
+  auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), epoch);
   if (ec != std::errc() || ptr != digits.data() + digits.size()) {
     return std::nullopt;
   }
@@ -488,8 +458,7 @@ std::array<uint8_t, 8> EpochId(uint64_t epoch) {
 // Slots
 
 // Finds the slot holding the wanted token. Returns its label too.
-absl::StatusOr<std::pair<CK_SLOT_ID, CK_TOKEN_INFO>> FindSlot(Module* m,
-                                                              const Params& p) {
+absl::StatusOr<std::pair<CK_SLOT_ID, CK_TOKEN_INFO>> FindSlot(Module* m, const Params& p) {
   CK_FUNCTION_LIST_PTR f = m->f;
   CK_ULONG n = 0;
   CK_RV rv = f->C_GetSlotList(CK_TRUE, nullptr, &n);
@@ -513,31 +482,25 @@ absl::StatusOr<std::pair<CK_SLOT_ID, CK_TOKEN_INFO>> FindSlot(Module* m,
     if (p.token && label != *p.token) continue;
     matches.emplace_back(slot, info);
   }
-  std::string wanted = p.token ? StrCat("token '", *p.token, "'")
-                               : StrCat("a token in slot ", *p.slot);
+  std::string wanted = p.token ? StrCat("token '", *p.token, "'") : StrCat("a token in slot ", *p.slot);
   if (p.token && p.slot) absl::StrAppend(&wanted, " in slot ", *p.slot);
   if (matches.empty()) {
-    return absl::NotFoundError(
-        StrCat("pkcs11: no ", wanted, " in ", m->path, " (tokens present: ",
-               seen.empty() ? "none" : absl::StrJoin(seen, ", "), ")"));
+    return absl::NotFoundError(StrCat("pkcs11: no ", wanted, " in ", m->path,
+                                      " (tokens present: ", seen.empty() ? "none" : absl::StrJoin(seen, ", "), ")"));
   }
   if (matches.size() > 1) {
     return absl::FailedPreconditionError(
-        StrCat("pkcs11: ", matches.size(), " slots hold ", wanted, " in ",
-               m->path, "; add slot=N to choose"));
+        StrCat("pkcs11: ", matches.size(), " slots hold ", wanted, " in ", m->path, "; add slot=N to choose"));
   }
   const CK_TOKEN_INFO& info = matches.front().second;
   if (!(info.flags & CKF_TOKEN_INITIALIZED)) {
-    return absl::FailedPreconditionError(
-        StrCat("pkcs11: ", wanted, " is not initialised"));
+    return absl::FailedPreconditionError(StrCat("pkcs11: ", wanted, " is not initialised"));
   }
   if (!(info.flags & CKF_USER_PIN_INITIALIZED)) {
-    return absl::FailedPreconditionError(
-        StrCat("pkcs11: ", wanted, " has no user PIN set"));
+    return absl::FailedPreconditionError(StrCat("pkcs11: ", wanted, " has no user PIN set"));
   }
   if (info.flags & CKF_WRITE_PROTECTED) {
-    return absl::FailedPreconditionError(
-        StrCat("pkcs11: ", wanted, " is write-protected"));
+    return absl::FailedPreconditionError(StrCat("pkcs11: ", wanted, " is write-protected"));
   }
   return matches.front();
 }
@@ -550,8 +513,7 @@ std::string SoftHsmTokenDir(Module* m) {
   if (m->f->C_GetInfo(&info) != CKR_OK) return "";
   if (TrimLabel(info.manufacturerID).rfind("SoftHSM", 0) != 0) return "";
   const char* conf = std::getenv("SOFTHSM2_CONF");
-  FILE* f =
-      std::fopen(conf != nullptr ? conf : "/etc/softhsm/softhsm2.conf", "re");
+  FILE* f = std::fopen(conf != nullptr ? conf : "/etc/softhsm/softhsm2.conf", "re");
   if (f == nullptr) return "";
   std::string dir;
   char line[4096];
@@ -562,8 +524,7 @@ std::string SoftHsmTokenDir(Module* m) {
     auto trim = [](std::string_view v) {
       size_t b = v.find_first_not_of(" \t\r\n");
       size_t e = v.find_last_not_of(" \t\r\n");
-      return b == std::string_view::npos ? std::string_view()
-                                         : v.substr(b, e - b + 1);
+      return b == std::string_view::npos ? std::string_view() : v.substr(b, e - b + 1);
     };
     if (trim(l.substr(0, eq)) == "directories.tokendir") {
       dir = std::string(trim(l.substr(eq + 1)));
