@@ -3,8 +3,7 @@
 // the log entries commit to, and the algorithm that proves from the log that
 // every custody entry of a dataset has a later deletion entry. One home for
 // both: shredctl's `log audit` runs AuditDataset; the daemon computes the
-// same commitments when it writes the entries (daemon/item_store.cc still
-// has its own copy of the two formulas, to switch to these).
+// commitments it writes into log entries with these functions.
 #ifndef SHREDD_FORMATS_COMMITMENT_H_
 #define SHREDD_FORMATS_COMMITMENT_H_
 

@@ -10,7 +10,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "daemon/items/item_record.h"
 #include "daemon/items/metadata_codec.h"
+#include "daemon/shred/pending_record.h"
 #include "formats/dsse.h"
 #include "fuzz/fuzz_fixture.h"
 
@@ -288,6 +290,40 @@ int main(int argc, char** argv) {
          std::string(1, '\x01') + std::string(32, 'h') + std::string("\x00\x00\x02\x01k\x01v\x01k\x01w\x00", 12));
   }
   Seed("digest", "sha512", "sha512:" + std::string(128, 'a'));
+
+  // item records
+  {
+    const ItemRecordHeader h{ItemKind::kModel, true, 1 << 20, 77, 123456789, 1700000000000000000, "0123456789abcdef"};
+    const std::string rec = EncodeItemRecord(h, std::string(40, 's'));
+    Seed("item_record", "model-blob", rec);
+    Seed("item_record", "photo-inline",
+         EncodeItemRecord(ItemRecordHeader{ItemKind::kPhoto, false, 65536, 1, 10, 0, "fedcba9876543210"}, ""));
+    Seed("item_record", "truncated", rec.substr(0, kItemRecordHeaderSize - 1));
+    Seed("item_record", "version-2", Replace(rec, std::string(1, '\x01'), std::string(1, '\x02')));
+  }
+
+  // pending certification records
+  {
+    PendingRecord p;
+    p.request_id = "req-1";
+    p.reason = "erasure request";
+    p.requested = "2026-01-02T03:04:05.678Z";
+    p.vault = "file";
+    p.order_id = "ftc-1";
+    p.suppressed_by = "cert-1";
+    p.planned = 3;
+    p.destroyed = 2;
+    p.destroyed_epoch = 4;
+    p.installed_epoch = 5;
+    p.order = nlohmann::json{{"id", "ftc-1"}, {"basis", "ftc-order"}};
+    p.order_private = "{}";
+    p.order_salt = std::string(64, 'a');
+    const std::string text = EncodePendingRecord(p);
+    Seed("pending_record", "full", text);
+    Seed("pending_record", "bare", EncodePendingRecord(PendingRecord{}));
+    Seed("pending_record", "planned-string", Replace(text, "\"planned\":3", "\"planned\":\"3\""));
+    Seed("pending_record", "array", "[" + text + "]");
+  }
 
   // config (TOML)
   Seed("config", "empty", "");

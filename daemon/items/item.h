@@ -1,6 +1,6 @@
 // Domain types for stored items. No gRPC or protobuf here.
-#ifndef SHREDD_DAEMON_ITEM_H_
-#define SHREDD_DAEMON_ITEM_H_
+#ifndef SHREDD_DAEMON_ITEMS_ITEM_H_
+#define SHREDD_DAEMON_ITEMS_ITEM_H_
 
 #include <cstdint>
 #include <map>
@@ -54,4 +54,4 @@ struct ListFilter {
 
 }  // namespace shredd
 
-#endif  // SHREDD_DAEMON_ITEM_H_
+#endif  // SHREDD_DAEMON_ITEMS_ITEM_H_

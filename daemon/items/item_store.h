@@ -28,8 +28,8 @@
 // Durability: an upload is acknowledged only after its ciphertext is synced
 // and its records are committed with a synced write (BatchPut: a write whose
 // WAL sync concurrent batches share, see TransparencyLog::Append).
-#ifndef SHREDD_DAEMON_ITEM_STORE_H_
-#define SHREDD_DAEMON_ITEM_STORE_H_
+#ifndef SHREDD_DAEMON_ITEMS_ITEM_STORE_H_
+#define SHREDD_DAEMON_ITEMS_ITEM_STORE_H_
 
 #include <algorithm>
 #include <array>
@@ -256,10 +256,11 @@ class ItemStore {
   absl::Status WaitForRecordsRead();
   void set_log(TransparencyLog* log) { log_ = log; }
   TransparencyLog* log() { return log_; }
-  // Public commitments used in log entries (docs/FORMATS.md):
-  //   item:    hex SHA-256("shredd-custody-v1 " digest " " salt_hex)
-  //   dataset: hex SHA-256("shredd-dataset-v1 " name " " dataset_salt_hex)
-  static std::string ItemCommitment(std::string_view digest, std::string_view salt_hex);
+  // Public commitments used in log entries (docs/FORMATS.md; the formulas
+  // live in formats/commitment.h): an item's is
+  // verify::CustodyCommitment(digest, custody salt); a dataset's is
+  // verify::DatasetCommitment(name, DatasetSaltHex(name)), its salt a keyed
+  // hash so that the same name always commits the same way.
   std::string DatasetSaltHex(std::string_view dataset) const;
   std::string DatasetCommitment(std::string_view dataset) const;
   ItemKey DatasetKeyOf(std::string_view dataset) const;
@@ -321,6 +322,7 @@ class ItemStore {
 
  private:
   friend class Upload;
+  class BatchPut;  // PutBatch's phases (item_batch.cc)
   ItemStore() = default;
   absl::StatusOr<PutResult> CommitItem(const ContentDigest& digest, const ItemMetadata& metadata,
                                        const SecretBytes& dek, const std::string& object_id,
@@ -370,6 +372,15 @@ class ItemStore {
                                        std::string rec, const ItemMetadata& add, std::optional<ItemKind> kind,
                                        const std::vector<std::pair<std::string, std::string>>& extra,
                                        const std::string& lineage_edges);
+  // MergeLocked's first phase: decodes the stored record `rec` and opens its
+  // metadata (leaving the metadata key in *meta_key), refusing a `kind`
+  // that differs from the stored one.
+  absl::StatusOr<ItemInfo> OpenRecordLocked(const KeyTree::WriteLease& lease, const ItemKey& key, const Sha256& hash,
+                                            std::string_view rec, std::optional<ItemKind> kind, SecretBytes* meta_key);
+  // Adds to *stored what `add` brings and to `batch` the index entries for
+  // it (a label's old value is unindexed); returns the datasets new to it.
+  std::vector<std::string> StageMergedIndexes(const ItemKey& key, const ItemMetadata& add, ItemMetadata* stored,
+                                              rocksdb::WriteBatch* batch);
 
   Options options_;
   std::unique_ptr<rocksdb::DB> db_;
@@ -384,4 +395,4 @@ class ItemStore {
 
 }  // namespace shredd
 
-#endif  // SHREDD_DAEMON_ITEM_STORE_H_
+#endif  // SHREDD_DAEMON_ITEMS_ITEM_STORE_H_

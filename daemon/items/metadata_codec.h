@@ -11,8 +11,8 @@
 // label keys not in strictly ascending order or an unknown first byte are
 // DATA_LOSS (so a binary record has exactly one spelling). Kind, size and the storage fields live in
 // the item record's clear header, not here.
-#ifndef SHREDD_DAEMON_METADATA_CODEC_H_
-#define SHREDD_DAEMON_METADATA_CODEC_H_
+#ifndef SHREDD_DAEMON_ITEMS_METADATA_CODEC_H_
+#define SHREDD_DAEMON_ITEMS_METADATA_CODEC_H_
 
 #include <string>
 #include <string_view>
@@ -36,4 +36,4 @@ absl::Status DecodeMetadata(std::string_view text, ContentDigest* d, ItemMetadat
 
 }  // namespace shredd
 
-#endif  // SHREDD_DAEMON_METADATA_CODEC_H_
+#endif  // SHREDD_DAEMON_ITEMS_METADATA_CODEC_H_

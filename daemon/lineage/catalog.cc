@@ -14,6 +14,7 @@
 #include "daemon/base/strings.h"
 #include "daemon/storage/keyspace.h"
 #include "daemon/storage/rocks_util.h"
+#include "formats/commitment.h"
 #include "formats/encoding.h"
 
 namespace shredd {
@@ -278,7 +279,7 @@ absl::StatusOr<Catalog::PreparedLineage> Catalog::PrepareLineage(const Sha256& m
       if (p->info.metadata.kind == ItemKind::kModel) {
         le["model"] = name;
       } else if (auto c = store_->LatestCustody(p->item_key)) {
-        le["item"] = ItemStore::ItemCommitment(name, c->salt_hex);  // a photo: committed, never named
+        le["item"] = verify::CustodyCommitment(name, c->salt_hex);  // a photo: committed, never named
       }
       log_edges.push_back(std::move(le));
       // Cycle: the new child must not be an ancestor of the parent.
@@ -511,7 +512,7 @@ absl::StatusOr<std::string> Catalog::LiftSuppression(const Sha256& hash, std::st
   auto custody = store_->LatestCustody(store_->ItemKeyFor(hash));
   std::string entry =
       json{{"type", "suppression-lifted"},
-           {"item", custody ? ItemStore::ItemCommitment(custody->digest.HashString(), custody->salt_hex) : ""},
+           {"item", custody ? verify::CustodyCommitment(custody->digest.HashString(), custody->salt_hex) : ""},
            {"lift", id},
            {"time", FormatRfc3339(absl::Now())}}
           .dump();
