@@ -13,6 +13,7 @@
 #include "daemon/base/logging.h"
 #include "daemon/base/parallel.h"
 #include "daemon/base/strings.h"
+#include "daemon/orders/closure.h"
 #include "daemon/storage/keyspace.h"
 #include "daemon/storage/rocks_util.h"
 #include "daemon/storage/space_guard.h"
@@ -210,188 +211,6 @@ absl::Status OrderBook::Save(const OrderStatus& st) {
   return SyncWrite(store_->db(), &batch);
 }
 
-namespace {
-
-// Whether `item` matches one of the order's own selectors.
-bool SelectedBySpec(const OrderSpec& spec, const StoredItem& item) {
-  const auto& m = item.info.metadata;
-  for (const auto& h : spec.digests) {
-    if (h == item.info.digest.hash) return true;
-  }
-  for (const auto& s : spec.subject_ids) {
-    if (std::find(m.subject_ids.begin(), m.subject_ids.end(), s) != m.subject_ids.end()) return true;
-  }
-  for (const auto& d : spec.datasets) {
-    if (std::find(m.datasets.begin(), m.datasets.end(), d) != m.datasets.end()) return true;
-  }
-  for (const auto& [k, v] : spec.labels) {
-    auto it = m.labels.find(k);
-    if (it != m.labels.end() && it->second == v) return true;
-  }
-  return false;
-}
-
-}  // namespace
-
-absl::Status OrderBook::Closure(const OrderSpec& spec, std::vector<std::string>* unmatched, const Visit& visit) {
-  if (auto s = spec.Validate(); !s.ok()) return s;
-  auto holds = catalog_->HoldsByTarget();
-  if (!holds.ok()) return holds.status();
-  const std::set<ParentRef> parents = catalog_->ParentsWithChildren();
-  // Index entries are unique per selector, so one selector needs no key set;
-  // several may overlap (44 bytes per item, see docs/PERFORMANCE.md).
-  const bool overlap = spec.digests.size() + spec.subject_ids.size() + spec.datasets.size() + spec.labels.size() > 1;
-  absl::flat_hash_set<ItemKey> seen;
-  std::set<ItemKey> derived;
-  std::set<ParentRef> queued;
-  std::vector<ParentRef> frontier;
-  std::map<ItemKey, std::pair<ContentDigest, ItemKind>> parent_items;  // chosen items that have children
-
-  auto consider = [&](const StoredItem& item, PlannedItem& p, bool selected) -> absl::Status {
-    const ParentRef self{'i', item.item_key};
-    if (parents.count(self) && queued.insert(self).second) {
-      frontier.push_back(self);
-      parent_items[item.item_key] = {item.info.digest, item.info.metadata.kind};
-    }
-    const Hold* hold = nullptr;
-    if (auto h = holds->find(self); h != holds->end()) hold = &h->second;
-    for (const auto& d : item.info.metadata.datasets) {
-      const ParentRef ref{'d', catalog_->DatasetKey(d)};
-      if (parents.count(ref) && queued.insert(ref).second) frontier.push_back(ref);
-      if (hold == nullptr) {
-        if (auto h = holds->find(ref); h != holds->end()) hold = &h->second;
-      }
-    }
-    Role role = selected ? Role::kSelected : Role::kDerived;
-    if (hold != nullptr) {
-      p.hold_id = hold->id;
-      p.hold_reason = hold->reason;
-      role = Role::kRetained;
-    }
-    return visit(item, p, role);
-  };
-  auto select = [&](const ItemKey& key, const std::string& reason) -> absl::StatusOr<bool> {
-    if (overlap && !seen.insert(key).second) return true;
-    auto item = store_->LookupByKey(key);
-    if (!item.ok()) return false;  // gone meanwhile (a stale index entry)
-    PlannedItem p;
-    p.key = key;
-    p.digest = item->info.digest;
-    p.kind = item->info.metadata.kind;
-    p.reason = reason;
-    if (auto s = consider(*item, p, true); !s.ok()) return s;
-    return true;
-  };
-  // An index may list millions of items: read and decrypt them in batches,
-  // on several threads, then visit them in index order.
-  auto scan = [&](char type, const std::string& value, const std::string& reason) -> absl::StatusOr<size_t> {
-    size_t n = 0;
-    std::vector<ItemKey> keys;
-    std::vector<absl::StatusOr<StoredItem>> items;
-    auto flush = [&]() -> absl::Status {
-      // Each thread reads its share with two MultiGets (item records, then
-      // wrapped DEKs) and decrypts it.
-      items.assign(keys.size(), absl::UnknownError("not read"));
-      ParallelFor(
-          keys.size(),
-          [&](size_t b, size_t e) {
-            auto part = store_->LookupByKeys(std::span<const ItemKey>(keys).subspan(b, e - b));
-            for (size_t i = b; i < e; ++i) items[i] = std::move(part[i - b]);
-          },
-          512);
-      for (size_t i = 0; i < keys.size(); ++i) {
-        if (!items[i].ok()) continue;  // gone meanwhile (a stale index entry)
-        PlannedItem p;
-        p.key = keys[i];
-        p.digest = items[i]->info.digest;
-        p.kind = items[i]->info.metadata.kind;
-        p.reason = reason;
-        if (auto s = consider(*items[i], p, true); !s.ok()) return s;
-        ++n;
-      }
-      keys.clear();
-      items.clear();
-      return absl::OkStatus();
-    };
-    auto s = store_->ForEachIndexed(type, value, [&](const ItemKey& k) -> absl::StatusOr<bool> {
-      if (overlap && !seen.insert(k).second) {
-        ++n;  // matched, and chosen already
-        return true;
-      }
-      keys.push_back(k);
-      if (keys.size() >= 4096) {
-        if (auto f = flush(); !f.ok()) return f;
-      }
-      return true;
-    });
-    if (s.ok()) s = flush();
-    if (!s.ok()) return s;
-    return n;
-  };
-  for (const auto& h : spec.digests) {
-    const std::string name = ContentDigest{h, 0}.HashString();
-    auto ok = select(store_->ItemKeyFor(h), "selected by digest");
-    if (!ok.ok()) return ok.status();
-    if (!*ok) {
-      auto by = store_->SuppressedBy(h);
-      unmatched->push_back(by ? StrCat("digest ", name, " (already shredded: ", *by, ")")
-                              : StrCat("digest ", name, " (not stored)"));
-    }
-  }
-  for (const auto& s : spec.subject_ids) {
-    auto n = scan(keyspace::kIndexSubject, s, StrCat("subject ", s));
-    if (!n.ok()) return n.status();
-    if (*n == 0) unmatched->push_back(StrCat("subject ", s, " (no stored items)"));
-  }
-  for (const auto& d : spec.datasets) {
-    if (!catalog_->DatasetExists(d)) {
-      unmatched->push_back(StrCat("dataset ", d, " (unknown dataset)"));
-      continue;
-    }
-    auto n = scan(keyspace::kIndexDataset, d, StrCat("dataset ", d));
-    if (!n.ok()) return n.status();
-    const ParentRef ref{'d', catalog_->DatasetKey(d)};
-    if (queued.insert(ref).second) frontier.push_back(ref);
-    if (*n == 0) unmatched->push_back(StrCat("dataset ", d, " (no stored items)"));
-  }
-  for (const auto& [k, v] : spec.labels) {
-    auto n = scan(keyspace::kIndexLabel, StrCat(k, "=", v), StrCat("label ", k, "=", v));
-    if (!n.ok()) return n.status();
-    if (*n == 0) unmatched->push_back(StrCat("label ", k, "=", v, " (no stored items)"));
-  }
-  // Closure over lineage: everything trained on or derived from what is chosen.
-  while (!frontier.empty()) {
-    ParentRef ref = frontier.back();
-    frontier.pop_back();
-    for (const Edge& e : catalog_->ChildrenOf(ref)) {
-      if (derived.count(e.child) || (overlap && seen.count(e.child))) continue;
-      auto child = store_->LookupByKey(e.child);
-      if (!child.ok()) continue;                   // the child is gone already
-      if (SelectedBySpec(spec, *child)) continue;  // chosen as selected already
-      derived.insert(e.child);
-      if (overlap) seen.insert(e.child);
-      PlannedItem p;
-      p.key = e.child;
-      p.digest = child->info.digest;
-      p.kind = child->info.metadata.kind;
-      p.edge_type = e.type;
-      p.edge_relation = e.relation;
-      p.reason = StrCat(EdgeTypeName(e.type), " ");
-      if (ref.type == 'd') {
-        p.edge_dataset = catalog_->DatasetName(ref.key).value_or("?");
-        p.reason += StrCat("dataset ", p.edge_dataset);
-      } else {
-        const auto& [digest, kind] = parent_items.at(ref.key);
-        p.edge_parent = digest;
-        p.edge_parent_kind = kind;
-        p.reason += StrCat(KindName(kind), " ", digest.HashString());
-      }
-      if (auto s = consider(*child, p, false); !s.ok()) return s;
-    }
-  }
-  return absl::OkStatus();
-}
-
 absl::StatusOr<OrderPlan> OrderBook::Plan(const OrderSpec& spec, size_t list_limit) {
   OrderPlan plan;
   // Each list is a max-heap by item key while the closure streams in, cut to
@@ -407,19 +226,20 @@ absl::StatusOr<OrderPlan> OrderBook::Plan(const OrderSpec& spec, size_t list_lim
       std::push_heap(list.begin(), list.end(), by_key);
     }
   };
-  auto s = Closure(spec, &plan.unmatched, [&](const StoredItem&, PlannedItem& p, Role role) -> absl::Status {
-    if (role == Role::kRetained) {
-      ++plan.retained_count;
-      keep(plan.retained, std::move(p));
-    } else if (role == Role::kSelected) {
-      ++plan.selected_count;
-      keep(plan.selected, std::move(p));
-    } else {
-      ++plan.derived_count;
-      keep(plan.derived, std::move(p));
-    }
-    return absl::OkStatus();
-  });
+  auto s = PlanClosure(store_, catalog_, spec, &plan.unmatched,
+                       [&](const StoredItem&, PlannedItem& p, ClosureRole role) -> absl::Status {
+                         if (role == ClosureRole::kRetained) {
+                           ++plan.retained_count;
+                           keep(plan.retained, std::move(p));
+                         } else if (role == ClosureRole::kSelected) {
+                           ++plan.selected_count;
+                           keep(plan.selected, std::move(p));
+                         } else {
+                           ++plan.derived_count;
+                           keep(plan.derived, std::move(p));
+                         }
+                         return absl::OkStatus();
+                       });
   if (!s.ok()) return s;
   std::sort_heap(plan.selected.begin(), plan.selected.end(), by_key);
   std::sort_heap(plan.derived.begin(), plan.derived.end(), by_key);
@@ -493,125 +313,152 @@ void OrderBook::Worker() {
   }
 }
 
-bool OrderBook::Run(const std::string& id) {
-  ErasureWrites erasure;  // deletion keeps working on a nearly full disk (space_guard.h)
-  auto loaded = Load(id);
-  if (!loaded.ok()) return false;
-  OrderStatus st = std::move(*loaded);
-  auto update = [&](OrderState state, std::string message) {
-    std::lock_guard lock(mu_);
-    const OrderState before = st.state;
-    st.state = state;
-    st.message = std::move(message);
-    if (!Save(st).ok()) return;
-    --state_counts_[before];
-    ++state_counts_[state];
-    // The order id and the state only: messages may name selectors.
-    if (state == OrderState::kFailed) {
-      LogWarning("order state", {{"order", id}, {"state", OrderStateName(state)}});
-    } else {
-      LogInfo("order state", {{"order", id}, {"state", OrderStateName(state)}});
-    }
-  };
-  // A destruction that committed before a crash is certified, not re-planned.
-  const std::string request_id = StrCat("order:", id);
-  auto done = shredder_->GetCertificate("", request_id, false);
-  if (done.ok()) {
-    st.certificate_id = done->certificate_id;
-    st.items_shredded = static_cast<int64_t>(done->item_count);
-    update(OrderState::kDone, "certified");
-    return false;
+void OrderBook::Update(OrderStatus& st, OrderState state, std::string message) {
+  std::lock_guard lock(mu_);
+  const OrderState before = st.state;
+  st.state = state;
+  st.message = std::move(message);
+  if (!Save(st).ok()) return;
+  --state_counts_[before];
+  ++state_counts_[state];
+  // The order id and the state only: messages may name selectors.
+  if (state == OrderState::kFailed) {
+    LogWarning("order state", {{"order", st.spec.id}, {"state", OrderStateName(state)}});
+  } else {
+    LogInfo("order state", {{"order", st.spec.id}, {"state", OrderStateName(state)}});
   }
-  if (absl::IsUnavailable(done.status())) {  // still pending: see below
-    update(OrderState::kRunning, StrCat("keys destroyed; the certificate is pending: ", done.status().message()));
-    return true;
-  }
-  update(OrderState::kRunning, "planning and destroying keys");
+}
+
+namespace {
+
+// The shred job of an order: its public fields go into the certificate, its
+// selectors and requester only into the private manifest.
+ShredJob JobFor(const OrderSpec& spec, const std::string& request_id) {
   ShredJob job;
   job.request_id = request_id;
-  job.order_id = id;
-  job.reason = StrCat(LegalBasisName(st.spec.basis), ": ", st.spec.reference);
-  job.order_public = {{"id", st.spec.id},
-                      {"basis", LegalBasisName(st.spec.basis)},
-                      {"reference", st.spec.reference},
-                      {"received", st.spec.received},
-                      {"due", st.spec.due}};
-  json priv = SpecJson(st.spec, false);
-  job.order_private = json{{"requester", st.spec.requester},
+  job.order_id = spec.id;
+  job.reason = StrCat(LegalBasisName(spec.basis), ": ", spec.reference);
+  job.order_public = {{"id", spec.id},
+                      {"basis", LegalBasisName(spec.basis)},
+                      {"reference", spec.reference},
+                      {"received", spec.received},
+                      {"due", spec.due}};
+  json priv = SpecJson(spec, false);
+  job.order_private = json{{"requester", spec.requester},
                            {"selectors",
                             {{"digests", priv["digests"]},
                              {"subjects", priv["subjects"]},
                              {"datasets", priv["datasets"]},
                              {"labels", priv["labels"]}}}}
                           .dump();
-  int64_t planned = 0, retained = 0;
-  bool stopped = false;
+  return job;
+}
+
+// How a derived model was pulled in, as the certificate says it: a dataset
+// or a model is named, a photo never.
+ordered_json EdgeJson(const PlannedItem& p) {
+  ordered_json edge{{"type", EdgeTypeName(*p.edge_type)}, {"relation", p.edge_relation}};
+  if (!p.edge_dataset.empty()) {
+    edge["dataset"] = p.edge_dataset;
+  } else if (p.edge_parent && p.edge_parent_kind == ItemKind::kModel) {
+    edge["model"] = p.edge_parent->HashString();
+  } else {
+    edge["item"] = "photo";  // personal: named only in the private manifest
+  }
+  return edge;
+}
+
+}  // namespace
+
+absl::Status OrderBook::PlanInto(const OrderSpec& spec, PlanSink& sink, ShredJob& job, RunCounts* counts) {
+  std::vector<std::string> unmatched;
+  return PlanClosure(store_, catalog_, spec, &unmatched,
+                     [&](const StoredItem& item, PlannedItem& p, ClosureRole role) -> absl::Status {
+                       if (role == ClosureRole::kRetained) {
+                         ordered_json r{{"kind", KindName(p.kind)}, {"holdId", p.hold_id}, {"reason", p.hold_reason}};
+                         if (p.kind == ItemKind::kModel) r["digest"] = p.digest.HashString();
+                         job.retained.push_back(std::move(r));
+                         ++counts->retained;
+                         return absl::OkStatus();
+                       }
+                       if (role == ClosureRole::kDerived) {
+                         job.derived_models.push_back(
+                             {{"digest", p.digest.HashString()}, {"size", p.digest.size}, {"pulledInBy", EdgeJson(p)}});
+                       }
+                       if (++counts->planned % 8192 == 0) {
+                         std::lock_guard lock(mu_);
+                         if (stopping_) return absl::CancelledError("stopping");
+                       }
+                       return sink.Add(item);
+                     });
+}
+
+bool OrderBook::Run(const std::string& id) {
+  ErasureWrites erasure;  // deletion keeps working on a nearly full disk (space_guard.h)
+  auto loaded = Load(id);
+  if (!loaded.ok()) return false;
+  OrderStatus st = std::move(*loaded);
+  // A destruction that committed before a crash is certified, not re-planned.
+  const std::string request_id = StrCat("order:", id);
+  auto done = shredder_->GetCertificate("", request_id, false);
+  if (done.ok()) {
+    st.certificate_id = done->certificate_id;
+    st.items_shredded = static_cast<int64_t>(done->item_count);
+    Update(st, OrderState::kDone, "certified");
+    return false;
+  }
+  if (absl::IsUnavailable(done.status())) {  // still pending: see below
+    Update(st, OrderState::kRunning, StrCat("keys destroyed; the certificate is pending: ", done.status().message()));
+    return true;
+  }
+  Update(st, OrderState::kRunning, "planning and destroying keys");
+  RunCounts counts;
   // Planning streams the closure into the shredder's staged records (under
   // its lock); the destruction then runs in chunks and ends in one
   // certificate.
-  auto cert = shredder_->ExecutePlanned(std::move(job), [&](PlanSink& sink, ShredJob& j) -> absl::Status {
-    std::vector<std::string> unmatched;
-    auto s = Closure(st.spec, &unmatched, [&](const StoredItem& item, PlannedItem& p, Role role) -> absl::Status {
-      if (role == Role::kRetained) {
-        ordered_json r{{"kind", KindName(p.kind)}, {"holdId", p.hold_id}, {"reason", p.hold_reason}};
-        if (p.kind == ItemKind::kModel) r["digest"] = p.digest.HashString();
-        j.retained.push_back(std::move(r));
-        ++retained;
-        return absl::OkStatus();
-      }
-      if (role == Role::kDerived) {
-        ordered_json edge{{"type", EdgeTypeName(*p.edge_type)}, {"relation", p.edge_relation}};
-        if (!p.edge_dataset.empty()) {
-          edge["dataset"] = p.edge_dataset;
-        } else if (p.edge_parent && p.edge_parent_kind == ItemKind::kModel) {
-          edge["model"] = p.edge_parent->HashString();
-        } else {
-          edge["item"] = "photo";  // personal: named only in the private manifest
-        }
-        j.derived_models.push_back({{"digest", p.digest.HashString()}, {"size", p.digest.size}, {"pulledInBy", edge}});
-      }
-      if (++planned % 8192 == 0) {
-        std::lock_guard lock(mu_);
-        if (stopping_) return absl::CancelledError("stopping");
-      }
-      return sink.Add(item);
-    });
-    if (absl::IsCancelled(s)) stopped = true;
+  auto cert = shredder_->ExecutePlanned(JobFor(st.spec, request_id), [&](PlanSink& sink, ShredJob& j) -> absl::Status {
+    auto s = PlanInto(st.spec, sink, j, &counts);
+    if (absl::IsCancelled(s)) counts.stopped = true;
     if (!s.ok()) return s;
     // Stopping: leave the order checkpointed (RUNNING, nothing destroyed);
     // the next start plans and runs it again.
     std::lock_guard lock(mu_);
     if (stopping_) {
-      stopped = true;
+      counts.stopped = true;
       return absl::CancelledError("stopping");
     }
     return absl::OkStatus();
   });
-  if (stopped || (!cert.ok() && absl::IsCancelled(cert.status()))) {
+  return Finish(st, cert, counts);
+}
+
+bool OrderBook::Finish(OrderStatus& st, const absl::StatusOr<CertificateBundle>& cert, const RunCounts& counts) {
+  if (counts.stopped || (!cert.ok() && absl::IsCancelled(cert.status()))) {
     // RUNNING stays: the next start finishes a destruction that committed
     // an epoch (before serving) or plans the order again.
-    LogInfo("order left for the next start", {{"order", id}});
+    LogInfo("order left for the next start", {{"order", st.spec.id}});
     return false;
   }
-  st.items_planned = planned;
-  if (!cert.ok() && planned == 0 && absl::IsNotFound(cert.status())) {
-    update(OrderState::kEmpty, retained == 0 ? "selectors matched nothing: no certificate"
-                                             : "every match is under a legal hold: no certificate");
+  st.items_planned = counts.planned;
+  if (!cert.ok() && counts.planned == 0 && absl::IsNotFound(cert.status())) {
+    Update(st, OrderState::kEmpty,
+           counts.retained == 0 ? "selectors matched nothing: no certificate"
+                                : "every match is under a legal hold: no certificate");
     return false;
   }
   if (!cert.ok() && absl::IsUnavailable(cert.status())) {
     // Committed, not yet certified (Shredder: a pending certification):
     // FAILED would say nothing was destroyed. RUNNING until it is issued.
-    update(OrderState::kRunning, StrCat("keys destroyed; the certificate is pending: ", cert.status().message()));
+    Update(st, OrderState::kRunning, StrCat("keys destroyed; the certificate is pending: ", cert.status().message()));
     return true;
   }
   if (!cert.ok()) {
-    update(OrderState::kFailed, std::string(cert.status().message()));
+    Update(st, OrderState::kFailed, std::string(cert.status().message()));
     return false;
   }
   st.certificate_id = cert->certificate_id;
   st.items_shredded = st.items_planned;
-  update(OrderState::kDone, "certified");
+  Update(st, OrderState::kDone, "certified");
   return false;
 }
 

@@ -8,8 +8,8 @@
 // PENDING and RUNNING orders are resumed on start-up; the shred runs with
 // request id "order:<id>", so a destruction that committed before a crash is
 // certified, never repeated.
-#ifndef SHREDD_DAEMON_ORDERS_H_
-#define SHREDD_DAEMON_ORDERS_H_
+#ifndef SHREDD_DAEMON_ORDERS_ORDERS_H_
+#define SHREDD_DAEMON_ORDERS_ORDERS_H_
 
 #include <chrono>
 #include <condition_variable>
@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
@@ -118,18 +119,22 @@ class OrderBook {
  private:
   OrderBook(ItemStore* store, Catalog* catalog, Shredder* shredder)
       : store_(store), catalog_(catalog), shredder_(shredder) {}
-  enum class Role { kSelected, kDerived, kRetained };
-  using Visit = std::function<absl::Status(const StoredItem& item, PlannedItem& planned, Role role)>;
-  // The closure of an order: calls `visit` once per item it selects, pulls
-  // in by lineage, or retains under a hold, streaming (no per-item state
-  // except a key set when several selectors may overlap). Appends what
-  // matched nothing to `unmatched`.
-  absl::Status Closure(const OrderSpec& spec, std::vector<std::string>* unmatched, const Visit& visit);
   void Worker();
   // Runs one order. True if its keys are destroyed but its certificate is
   // pending (a vault failure the shredder retries): the worker asks again
   // after kPendingRecheck, the order staying RUNNING.
   bool Run(const std::string& id);
+  struct RunCounts {
+    int64_t planned = 0, retained = 0;
+    bool stopped = false;  // the daemon is stopping: the order stays RUNNING
+  };
+  // Run's planning phase: streams the order's closure into the shredder's
+  // `sink`, adding derived models and retained items to `job`.
+  absl::Status PlanInto(const OrderSpec& spec, PlanSink& sink, ShredJob& job, RunCounts* counts);
+  // Run's last phase: the order's state from the shred's outcome.
+  bool Finish(OrderStatus& st, const absl::StatusOr<CertificateBundle>& cert, const RunCounts& counts);
+  // Sets and saves the order's state, counts it, logs the change.
+  void Update(OrderStatus& st, OrderState state, std::string message);
   static constexpr std::chrono::seconds kPendingRecheck{2};
   absl::StatusOr<OrderStatus> Load(std::string_view id);
   absl::Status Save(const OrderStatus& status);
@@ -138,13 +143,13 @@ class OrderBook {
   Catalog* const catalog_;
   Shredder* const shredder_;
   std::mutex mu_;
-  std::condition_variable changed_;             // an order changed state or was queued
-  std::deque<std::string> queue_;               // guarded by mu_
-  bool stopping_ = false;                       // guarded by mu_
-  std::map<OrderState, int64_t> state_counts_;  // guarded by mu_
+  std::condition_variable changed_;  // an order changed state or was queued
+  std::deque<std::string> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::map<OrderState, int64_t> state_counts_ ABSL_GUARDED_BY(mu_);
   std::thread worker_;
 };
 
 }  // namespace shredd
 
-#endif  // SHREDD_DAEMON_ORDERS_H_
+#endif  // SHREDD_DAEMON_ORDERS_ORDERS_H_

@@ -1,0 +1,255 @@
+#include "daemon/orders/closure.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "absl/container/flat_hash_set.h"
+
+#include "daemon/base/parallel.h"
+#include "daemon/base/strings.h"
+#include "daemon/storage/keyspace.h"
+
+namespace shredd {
+namespace {
+
+// Whether `item` matches one of the order's own selectors.
+bool SelectedBySpec(const OrderSpec& spec, const StoredItem& item) {
+  const auto& m = item.info.metadata;
+  for (const auto& h : spec.digests) {
+    if (h == item.info.digest.hash) return true;
+  }
+  for (const auto& s : spec.subject_ids) {
+    if (std::find(m.subject_ids.begin(), m.subject_ids.end(), s) != m.subject_ids.end()) return true;
+  }
+  for (const auto& d : spec.datasets) {
+    if (std::find(m.datasets.begin(), m.datasets.end(), d) != m.datasets.end()) return true;
+  }
+  for (const auto& [k, v] : spec.labels) {
+    auto it = m.labels.find(k);
+    if (it != m.labels.end() && it->second == v) return true;
+  }
+  return false;
+}
+
+PlannedItem PlannedFor(const ItemKey& key, const StoredItem& item, std::string reason) {
+  PlannedItem p;
+  p.key = key;
+  p.digest = item.info.digest;
+  p.kind = item.info.metadata.kind;
+  p.reason = std::move(reason);
+  return p;
+}
+
+// One walk of PlanClosure, in its phases: the selectors (Select, Scan), then
+// the lineage (WalkLineage); Consider decides each item's role.
+class ClosurePlanner {
+ public:
+  ClosurePlanner(ItemStore* store, Catalog* catalog, const OrderSpec& spec, const ClosureVisit& visit)
+      : store_(store),
+        catalog_(catalog),
+        spec_(spec),
+        visit_(visit),
+        // Index entries are unique per selector, so one selector needs no
+        // key set; several may overlap.
+        overlap_(spec.digests.size() + spec.subject_ids.size() + spec.datasets.size() + spec.labels.size() > 1) {}
+
+  absl::Status Run(std::vector<std::string>* unmatched);
+
+ private:
+  absl::Status SelectDigests(std::vector<std::string>* unmatched);
+  absl::Status SelectIndexed(std::vector<std::string>* unmatched);
+  // Chooses the item `key` if stored; false if it is not (gone meanwhile).
+  absl::StatusOr<bool> Select(const ItemKey& key, const std::string& reason);
+  // Chooses every item of one lookup index; returns how many matched. An
+  // index may list millions of items: they are read and decrypted in
+  // batches, on several threads, then visited in index order.
+  absl::StatusOr<size_t> Scan(char type, const std::string& value, const std::string& reason);
+  absl::Status VisitBatch(std::vector<ItemKey>& keys, const std::string& reason, size_t* n);
+  // Everything trained on or derived from what is chosen, transitively.
+  absl::Status WalkLineage();
+  absl::Status VisitChild(const ParentRef& ref, const Edge& e);
+  // Queues the item and its datasets as lineage parents, finds a hold on
+  // either, and visits the item in its role.
+  absl::Status Consider(const StoredItem& item, PlannedItem& p, bool selected);
+  void Queue(const ParentRef& ref) {
+    if (parents_.count(ref) && queued_.insert(ref).second) frontier_.push_back(ref);
+  }
+
+  ItemStore* const store_;
+  Catalog* const catalog_;
+  const OrderSpec& spec_;
+  const ClosureVisit& visit_;
+  const bool overlap_;
+  std::map<ParentRef, Hold> holds_;
+  std::set<ParentRef> parents_;  // lineage parents that have children
+  absl::flat_hash_set<ItemKey> seen_;
+  std::set<ItemKey> derived_;
+  std::set<ParentRef> queued_;
+  std::vector<ParentRef> frontier_;
+  std::map<ItemKey, std::pair<ContentDigest, ItemKind>> parent_items_;  // chosen items that have children
+};
+
+absl::Status ClosurePlanner::Run(std::vector<std::string>* unmatched) {
+  if (auto s = spec_.Validate(); !s.ok()) return s;
+  auto holds = catalog_->HoldsByTarget();
+  if (!holds.ok()) return holds.status();
+  holds_ = std::move(*holds);
+  parents_ = catalog_->ParentsWithChildren();
+  if (auto s = SelectDigests(unmatched); !s.ok()) return s;
+  if (auto s = SelectIndexed(unmatched); !s.ok()) return s;
+  return WalkLineage();
+}
+
+absl::Status ClosurePlanner::SelectDigests(std::vector<std::string>* unmatched) {
+  for (const auto& h : spec_.digests) {
+    const std::string name = ContentDigest{h, 0}.HashString();
+    auto ok = Select(store_->ItemKeyFor(h), "selected by digest");
+    if (!ok.ok()) return ok.status();
+    if (!*ok) {
+      auto by = store_->SuppressedBy(h);
+      unmatched->push_back(by ? StrCat("digest ", name, " (already shredded: ", *by, ")")
+                              : StrCat("digest ", name, " (not stored)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ClosurePlanner::SelectIndexed(std::vector<std::string>* unmatched) {
+  for (const auto& s : spec_.subject_ids) {
+    auto n = Scan(keyspace::kIndexSubject, s, StrCat("subject ", s));
+    if (!n.ok()) return n.status();
+    if (*n == 0) unmatched->push_back(StrCat("subject ", s, " (no stored items)"));
+  }
+  for (const auto& d : spec_.datasets) {
+    if (!catalog_->DatasetExists(d)) {
+      unmatched->push_back(StrCat("dataset ", d, " (unknown dataset)"));
+      continue;
+    }
+    auto n = Scan(keyspace::kIndexDataset, d, StrCat("dataset ", d));
+    if (!n.ok()) return n.status();
+    Queue(ParentRef{'d', catalog_->DatasetKey(d)});
+    if (*n == 0) unmatched->push_back(StrCat("dataset ", d, " (no stored items)"));
+  }
+  for (const auto& [k, v] : spec_.labels) {
+    auto n = Scan(keyspace::kIndexLabel, StrCat(k, "=", v), StrCat("label ", k, "=", v));
+    if (!n.ok()) return n.status();
+    if (*n == 0) unmatched->push_back(StrCat("label ", k, "=", v, " (no stored items)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> ClosurePlanner::Select(const ItemKey& key, const std::string& reason) {
+  if (overlap_ && !seen_.insert(key).second) return true;
+  auto item = store_->LookupByKey(key);
+  if (!item.ok()) return false;  // gone meanwhile (a stale index entry)
+  PlannedItem p = PlannedFor(key, *item, reason);
+  if (auto s = Consider(*item, p, true); !s.ok()) return s;
+  return true;
+}
+
+absl::StatusOr<size_t> ClosurePlanner::Scan(char type, const std::string& value, const std::string& reason) {
+  size_t n = 0;
+  std::vector<ItemKey> keys;
+  auto s = store_->ForEachIndexed(type, value, [&](const ItemKey& k) -> absl::StatusOr<bool> {
+    if (overlap_ && !seen_.insert(k).second) {
+      ++n;  // matched, and chosen already
+      return true;
+    }
+    keys.push_back(k);
+    if (keys.size() >= 4096) {
+      if (auto f = VisitBatch(keys, reason, &n); !f.ok()) return f;
+    }
+    return true;
+  });
+  if (s.ok()) s = VisitBatch(keys, reason, &n);
+  if (!s.ok()) return s;
+  return n;
+}
+
+absl::Status ClosurePlanner::VisitBatch(std::vector<ItemKey>& keys, const std::string& reason, size_t* n) {
+  // Each thread reads its share with two MultiGets (item records, then
+  // wrapped DEKs) and decrypts it.
+  std::vector<absl::StatusOr<StoredItem>> items(keys.size(), absl::UnknownError("not read"));
+  ParallelFor(
+      keys.size(),
+      [&](size_t b, size_t e) {
+        auto part = store_->LookupByKeys(std::span<const ItemKey>(keys).subspan(b, e - b));
+        for (size_t i = b; i < e; ++i) items[i] = std::move(part[i - b]);
+      },
+      512);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (!items[i].ok()) continue;  // gone meanwhile (a stale index entry)
+    PlannedItem p = PlannedFor(keys[i], *items[i], reason);
+    if (auto s = Consider(*items[i], p, true); !s.ok()) return s;
+    ++*n;
+  }
+  keys.clear();
+  return absl::OkStatus();
+}
+
+absl::Status ClosurePlanner::WalkLineage() {
+  while (!frontier_.empty()) {
+    const ParentRef ref = frontier_.back();
+    frontier_.pop_back();
+    for (const Edge& e : catalog_->ChildrenOf(ref)) {
+      if (derived_.count(e.child) || (overlap_ && seen_.count(e.child))) continue;
+      if (auto s = VisitChild(ref, e); !s.ok()) return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ClosurePlanner::VisitChild(const ParentRef& ref, const Edge& e) {
+  auto child = store_->LookupByKey(e.child);
+  if (!child.ok()) return absl::OkStatus();                    // the child is gone already
+  if (SelectedBySpec(spec_, *child)) return absl::OkStatus();  // chosen as selected already
+  derived_.insert(e.child);
+  if (overlap_) seen_.insert(e.child);
+  PlannedItem p = PlannedFor(e.child, *child, StrCat(EdgeTypeName(e.type), " "));
+  p.edge_type = e.type;
+  p.edge_relation = e.relation;
+  if (ref.type == 'd') {
+    p.edge_dataset = catalog_->DatasetName(ref.key).value_or("?");
+    p.reason += StrCat("dataset ", p.edge_dataset);
+  } else {
+    const auto& [digest, kind] = parent_items_.at(ref.key);
+    p.edge_parent = digest;
+    p.edge_parent_kind = kind;
+    p.reason += StrCat(KindName(kind), " ", digest.HashString());
+  }
+  return Consider(*child, p, false);
+}
+
+absl::Status ClosurePlanner::Consider(const StoredItem& item, PlannedItem& p, bool selected) {
+  const ParentRef self{'i', item.item_key};
+  if (parents_.count(self) && queued_.insert(self).second) {
+    frontier_.push_back(self);
+    parent_items_[item.item_key] = {item.info.digest, item.info.metadata.kind};
+  }
+  const Hold* hold = nullptr;
+  if (auto h = holds_.find(self); h != holds_.end()) hold = &h->second;
+  for (const auto& d : item.info.metadata.datasets) {
+    const ParentRef ref{'d', catalog_->DatasetKey(d)};
+    Queue(ref);
+    if (hold == nullptr) {
+      if (auto h = holds_.find(ref); h != holds_.end()) hold = &h->second;
+    }
+  }
+  ClosureRole role = selected ? ClosureRole::kSelected : ClosureRole::kDerived;
+  if (hold != nullptr) {
+    p.hold_id = hold->id;
+    p.hold_reason = hold->reason;
+    role = ClosureRole::kRetained;
+  }
+  return visit_(item, p, role);
+}
+
+}  // namespace
+
+absl::Status PlanClosure(ItemStore* store, Catalog* catalog, const OrderSpec& spec, std::vector<std::string>* unmatched,
+                         const ClosureVisit& visit) {
+  return ClosurePlanner(store, catalog, spec, visit).Run(unmatched);
+}
+
+}  // namespace shredd
