@@ -10,8 +10,8 @@
 // denies when there is none. tests/integration/test_auth.py calls every RPC
 // of every service as a caller without roles, so a handler that forgets the
 // line fails the suite. docs/SECURITY.md has the table in prose.
-#ifndef SHREDD_DAEMON_AUTH_H_
-#define SHREDD_DAEMON_AUTH_H_
+#ifndef SHREDD_DAEMON_API_AUTH_H_
+#define SHREDD_DAEMON_API_AUTH_H_
 
 #include <sys/types.h>
 
@@ -152,4 +152,4 @@ std::optional<uid_t> LoopbackPeerUid(std::string_view peer, const absl::flat_has
     if (::grpc::Status shredd_auth_ = ::shredd::auth::Authorized(ctx); !shredd_auth_.ok()) return shredd_auth_; \
   } while (0)
 
-#endif  // SHREDD_DAEMON_AUTH_H_
+#endif  // SHREDD_DAEMON_API_AUTH_H_

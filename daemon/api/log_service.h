@@ -1,7 +1,7 @@
 // gRPC front of the TransparencyLog: translates requests and maps
 // absl::Status to grpc::Status (status_map.h). No log logic lives here.
-#ifndef SHREDD_DAEMON_LOG_SERVICE_H_
-#define SHREDD_DAEMON_LOG_SERVICE_H_
+#ifndef SHREDD_DAEMON_API_LOG_SERVICE_H_
+#define SHREDD_DAEMON_API_LOG_SERVICE_H_
 
 #include "shredd/v1/log.grpc.pb.h"
 
@@ -35,4 +35,4 @@ class LogService final : public v1::Log::Service {
 
 }  // namespace shredd
 
-#endif  // SHREDD_DAEMON_LOG_SERVICE_H_
+#endif  // SHREDD_DAEMON_API_LOG_SERVICE_H_

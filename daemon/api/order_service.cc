@@ -12,20 +12,6 @@
 namespace shredd {
 namespace {
 
-v1::LineageEdge::Type EdgeToProto(EdgeType t) {
-  return t == EdgeType::kTrainedOn ? v1::LineageEdge::TRAINED_ON : v1::LineageEdge::DERIVED_FROM;
-}
-
-absl::StatusOr<std::vector<Sha256>> Hashes(const google::protobuf::RepeatedPtrField<v1::Digest>& ds) {
-  std::vector<Sha256> out;
-  for (const auto& d : ds) {
-    auto h = ParseDigestHash(d.hash());
-    if (!h.ok()) return h.status();
-    out.push_back(*h);
-  }
-  return out;
-}
-
 absl::StatusOr<OrderSpec> SpecFromProto(const v1::OrderSpec& p) {
   OrderSpec s;
   s.id = p.id();
@@ -52,7 +38,7 @@ absl::StatusOr<OrderSpec> SpecFromProto(const v1::OrderSpec& p) {
   s.requester = p.requester();
   s.received = p.received();
   s.due = p.due();
-  auto h = Hashes(p.digests());
+  auto h = DigestHashesFromProto(p.digests());
   if (!h.ok()) return h.status();
   s.digests = std::move(*h);
   s.subject_ids.assign(p.subject_ids().begin(), p.subject_ids().end());
@@ -96,23 +82,6 @@ void StatusToProto(const OrderStatus& s, v1::OrderStatus* p) {
   SpecToProto(s.spec, p->mutable_spec());
 }
 
-// The old reply shape is kept: a shredded end has an empty dataset and the
-// digest hash "(shredded)".
-void LinkToProto(const LineageLink& l, v1::LineageLink* p) {
-  p->set_type(EdgeToProto(l.type));
-  p->set_relation(l.relation);
-  if (l.digest) {
-    ToProto(*l.digest, p->mutable_digest());
-    p->set_kind(KindToProto(l.kind));
-  } else if (l.shredded) {
-    p->set_dataset("");
-    p->mutable_digest()->set_hash("(shredded)");
-  } else {
-    p->set_dataset(l.dataset);
-  }
-  p->set_via_dataset(l.via_dataset);
-}
-
 void HoldToProto(const Hold& h, v1::Hold* p) {
   p->set_id(h.id);
   if (h.digest) ToProto(*h.digest, p->mutable_digest());
@@ -122,83 +91,6 @@ void HoldToProto(const Hold& h, v1::Hold* p) {
 }
 
 }  // namespace
-
-grpc::Status CatalogService::RegisterDataset(grpc::ServerContext* ctx, const v1::RegisterDatasetRequest* req,
-                                             v1::Dataset* resp) {
-  SHREDD_AUTHORIZE(ctx);
-  if (req->name().empty()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a dataset needs a name");
-  auto h = Hashes(req->digests());
-  if (!h.ok()) return ToGrpc(h.status());
-  auto d = catalog_->RegisterDataset(req->name(), *h);
-  if (!d.ok()) return ToGrpc(d.status());
-  resp->set_name(d->name);
-  resp->set_item_count(d->item_count);
-  return grpc::Status::OK;
-}
-
-grpc::Status CatalogService::ListDatasets(grpc::ServerContext* ctx, const v1::ListDatasetsRequest*,
-                                          v1::ListDatasetsResponse* resp) {
-  SHREDD_AUTHORIZE(ctx);
-  auto ds = catalog_->ListDatasets();
-  if (!ds.ok()) return ToGrpc(ds.status());
-  for (const auto& d : *ds) {
-    auto* p = resp->add_datasets();
-    p->set_name(d.name);
-    p->set_item_count(d.item_count);
-    p->set_created_unix_nanos(d.created_unix_nanos);
-  }
-  return grpc::Status::OK;
-}
-
-grpc::Status CatalogService::GetDatasetManifest(grpc::ServerContext* ctx, const v1::DatasetManifestRequest* req,
-                                                v1::DatasetManifestResponse* resp) {
-  SHREDD_AUTHORIZE(ctx);
-  auto m = catalog_->DatasetManifest(req->name());
-  if (!m.ok()) return ToGrpc(m.status());
-  resp->set_manifest(*m);
-  return grpc::Status::OK;
-}
-
-grpc::Status CatalogService::UpdateItem(grpc::ServerContext* ctx, const v1::UpdateItemRequest* req,
-                                        v1::ItemInfo* resp) {
-  SHREDD_AUTHORIZE(ctx);
-  auto h = ParseDigestHash(req->digest().hash());
-  if (!h.ok()) return ToGrpc(h.status());
-  ItemMetadata add;
-  add.subject_ids.assign(req->add_subject_ids().begin(), req->add_subject_ids().end());
-  add.datasets.assign(req->add_datasets().begin(), req->add_datasets().end());
-  for (const auto& [k, v] : req->add_labels()) add.labels.emplace(k, v);
-  if (auto s = add.Validate(); !s.ok()) return ToGrpc(s);
-  auto info = store_->AddMetadata(*h, add, {});  // registers new datasets in the same write
-  if (!info.ok()) return ToGrpc(info.status());
-  ToProto(*info, resp);
-  return grpc::Status::OK;
-}
-
-grpc::Status CatalogService::AddLineage(grpc::ServerContext* ctx, const v1::AddLineageRequest* req,
-                                        v1::AddLineageResponse*) {
-  SHREDD_AUTHORIZE(ctx);
-  auto h = ParseDigestHash(req->model().hash());
-  if (!h.ok()) return ToGrpc(h.status());
-  auto edges = LineageFromProto(req->edges());
-  if (!edges.ok()) return ToGrpc(edges.status());
-  if (edges->empty()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no lineage edges given");
-  return ToGrpc(catalog_->AddLineage(*h, *edges));
-}
-
-grpc::Status CatalogService::GetLineage(grpc::ServerContext* ctx, const v1::LineageRequest* req,
-                                        v1::LineageResponse* resp) {
-  SHREDD_AUTHORIZE(ctx);
-  auto h = ParseDigestHash(req->digest().hash());
-  if (!h.ok()) return ToGrpc(h.status());
-  auto view = catalog_->Lineage(*h);
-  if (!view.ok()) return ToGrpc(view.status());
-  ToProto(view->digest, resp->mutable_digest());
-  resp->set_kind(KindToProto(view->kind));
-  for (const LineageLink& l : view->comes_from) LinkToProto(l, resp->add_comes_from());
-  for (const LineageLink& l : view->feeds) LinkToProto(l, resp->add_feeds());
-  return grpc::Status::OK;
-}
 
 grpc::Status OrdersService::PlanOrder(grpc::ServerContext* ctx, const v1::OrderSpec* req, v1::Plan* resp) {
   SHREDD_AUTHORIZE(ctx);

@@ -68,6 +68,21 @@ void ToProto(const ContentDigest& d, v1::Digest* out) {
 
 v1::Kind KindToProto(ItemKind k) { return k == ItemKind::kModel ? v1::KIND_MODEL : v1::KIND_PHOTO; }
 
+v1::LineageEdge::Type EdgeToProto(EdgeType t) {
+  return t == EdgeType::kTrainedOn ? v1::LineageEdge::TRAINED_ON : v1::LineageEdge::DERIVED_FROM;
+}
+
+absl::StatusOr<std::vector<Sha256>> DigestHashesFromProto(
+    const google::protobuf::RepeatedPtrField<v1::Digest>& digests) {
+  std::vector<Sha256> out;
+  for (const auto& d : digests) {
+    auto h = ParseDigestHash(d.hash());
+    if (!h.ok()) return h.status();
+    out.push_back(*h);
+  }
+  return out;
+}
+
 void ToProto(const ItemInfo& info, v1::ItemInfo* out) {
   ToProto(info.digest, out->mutable_digest());
   auto* m = out->mutable_metadata();

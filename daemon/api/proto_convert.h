@@ -1,6 +1,6 @@
 // Translation between API messages (shredd.v1) and domain types.
-#ifndef SHREDD_DAEMON_PROTO_CONVERT_H_
-#define SHREDD_DAEMON_PROTO_CONVERT_H_
+#ifndef SHREDD_DAEMON_API_PROTO_CONVERT_H_
+#define SHREDD_DAEMON_API_PROTO_CONVERT_H_
 
 #include "absl/status/statusor.h"
 #include "shredd/v1/shredd.pb.h"
@@ -20,7 +20,11 @@ void ToProto(const ItemInfo& info, v1::ItemInfo* out);
 // The one mapping of ItemKind to the API (the reverse differs by caller: an
 // upload takes KIND_UNSPECIFIED as a photo, a List filter as no filter).
 v1::Kind KindToProto(ItemKind k);
+v1::LineageEdge::Type EdgeToProto(EdgeType t);
+// The hashes of `digests` (sizes ignored). INVALID_ARGUMENT for a malformed one.
+absl::StatusOr<std::vector<Sha256>> DigestHashesFromProto(
+    const google::protobuf::RepeatedPtrField<v1::Digest>& digests);
 
 }  // namespace shredd
 
-#endif  // SHREDD_DAEMON_PROTO_CONVERT_H_
+#endif  // SHREDD_DAEMON_API_PROTO_CONVERT_H_

@@ -1,7 +1,7 @@
 // A gRPC server interceptor that counts every call by full method name and
 // final status code (shredd_requests_total{method,code}).
-#ifndef SHREDD_DAEMON_REQUEST_METRICS_H_
-#define SHREDD_DAEMON_REQUEST_METRICS_H_
+#ifndef SHREDD_DAEMON_API_REQUEST_METRICS_H_
+#define SHREDD_DAEMON_API_REQUEST_METRICS_H_
 
 #include <string_view>
 
@@ -19,4 +19,4 @@ std::string_view StatusCodeName(int code);
 
 }  // namespace shredd
 
-#endif  // SHREDD_DAEMON_REQUEST_METRICS_H_
+#endif  // SHREDD_DAEMON_API_REQUEST_METRICS_H_

@@ -1,6 +1,6 @@
 // gRPC front of the Shredder.
-#ifndef SHREDD_DAEMON_SHRED_SERVICE_H_
-#define SHREDD_DAEMON_SHRED_SERVICE_H_
+#ifndef SHREDD_DAEMON_API_SHRED_SERVICE_H_
+#define SHREDD_DAEMON_API_SHRED_SERVICE_H_
 
 #include "shredd/v1/shredd.grpc.pb.h"
 
@@ -25,4 +25,4 @@ class ShredService final : public v1::Shredder::Service {
 
 }  // namespace shredd
 
-#endif  // SHREDD_DAEMON_SHRED_SERVICE_H_
+#endif  // SHREDD_DAEMON_API_SHRED_SERVICE_H_

@@ -1,6 +1,6 @@
 // The one place where absl::Status becomes grpc::Status.
-#ifndef SHREDD_DAEMON_STATUS_MAP_H_
-#define SHREDD_DAEMON_STATUS_MAP_H_
+#ifndef SHREDD_DAEMON_API_STATUS_MAP_H_
+#define SHREDD_DAEMON_API_STATUS_MAP_H_
 
 #include <string>
 
@@ -29,4 +29,4 @@ inline grpc::Status ToGrpc(const absl::Status& s) {
 
 }  // namespace shredd
 
-#endif  // SHREDD_DAEMON_STATUS_MAP_H_
+#endif  // SHREDD_DAEMON_API_STATUS_MAP_H_

@@ -1,6 +1,6 @@
 // gRPC front of the ItemStore: translates messages and statuses, nothing else.
-#ifndef SHREDD_DAEMON_STORE_SERVICE_H_
-#define SHREDD_DAEMON_STORE_SERVICE_H_
+#ifndef SHREDD_DAEMON_API_STORE_SERVICE_H_
+#define SHREDD_DAEMON_API_STORE_SERVICE_H_
 
 #include <functional>
 #include <memory>
@@ -39,4 +39,4 @@ class StoreService final : public v1::Store::Service {
 
 }  // namespace shredd
 
-#endif  // SHREDD_DAEMON_STORE_SERVICE_H_
+#endif  // SHREDD_DAEMON_API_STORE_SERVICE_H_

@@ -3,8 +3,8 @@
 // itself, records the peer's uid (SO_PEERCRED) with the Authorizer, and hands
 // each connection to gRPC with AddInsecureChannelFromFd; gRPC then names the
 // call's peer "fd:<fd>" and the Authorizer maps it back (daemon/api/auth.h).
-#ifndef SHREDD_DAEMON_UNIX_LISTENER_H_
-#define SHREDD_DAEMON_UNIX_LISTENER_H_
+#ifndef SHREDD_DAEMON_API_UNIX_LISTENER_H_
+#define SHREDD_DAEMON_API_UNIX_LISTENER_H_
 
 #include <memory>
 #include <string>
@@ -43,4 +43,4 @@ class UnixListener {
 
 }  // namespace shredd
 
-#endif  // SHREDD_DAEMON_UNIX_LISTENER_H_
+#endif  // SHREDD_DAEMON_API_UNIX_LISTENER_H_

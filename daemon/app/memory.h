@@ -14,8 +14,8 @@
 //     free pages back to the kernel periodically.
 //   - RocksDB: its memory is bounded by [storage] memory_budget_mib
 //     (ApplyRocksDbMemoryBudget in rocks_util.h).
-#ifndef SHREDD_DAEMON_MEMORY_H_
-#define SHREDD_DAEMON_MEMORY_H_
+#ifndef SHREDD_DAEMON_APP_MEMORY_H_
+#define SHREDD_DAEMON_APP_MEMORY_H_
 
 #include <atomic>
 #include <chrono>
@@ -24,6 +24,8 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+
+#include "absl/base/thread_annotations.h"
 
 namespace shredd {
 
@@ -94,10 +96,10 @@ class MemoryTrimmer {
   std::atomic<uint64_t> trim_ns_{0};
   std::mutex mu_;
   std::condition_variable cv_;
-  bool stop_ = false;  // guarded by mu_
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 
 }  // namespace shredd
 
-#endif  // SHREDD_DAEMON_MEMORY_H_
+#endif  // SHREDD_DAEMON_APP_MEMORY_H_

@@ -13,8 +13,8 @@
 //     only ciphertext, sealed records and keyed hashes (readable, it leaks
 //     sizes and counts; writable, tampering is detected as DATA_LOSS), and
 //     some sites share it with a backup group on purpose.
-#ifndef SHREDD_DAEMON_PATH_SAFETY_H_
-#define SHREDD_DAEMON_PATH_SAFETY_H_
+#ifndef SHREDD_DAEMON_APP_PATH_SAFETY_H_
+#define SHREDD_DAEMON_APP_PATH_SAFETY_H_
 
 #include <string>
 #include <string_view>
@@ -41,4 +41,4 @@ absl::Status CheckStoragePaths(const DaemonConfig& config, std::vector<std::stri
 
 }  // namespace shredd
 
-#endif  // SHREDD_DAEMON_PATH_SAFETY_H_
+#endif  // SHREDD_DAEMON_APP_PATH_SAFETY_H_

@@ -11,19 +11,13 @@
 #include <iostream>
 #include <optional>
 
-#include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <systemd/sd-daemon.h>
 
 #include "daemon/api/auth.h"
-#include "daemon/api/log_service.h"
-#include "daemon/api/order_service.h"
-#include "daemon/api/request_metrics.h"
-#include "daemon/api/shred_service.h"
-#include "daemon/api/store_service.h"
-#include "daemon/api/unix_listener.h"
+#include "daemon/api/grpc_server.h"
 #include "daemon/app/memory.h"
 #include "daemon/app/metrics_server.h"
 #include "daemon/app/watchdog.h"
@@ -42,49 +36,6 @@
 
 namespace shredd {
 namespace {
-
-// Turns a --listen value into a gRPC address; prepares unix socket paths.
-absl::StatusOr<std::string> ListenAddress(const std::string& spec, bool tls) {
-  if (spec.starts_with("unix:")) {
-    std::string path = spec.substr(5);
-    if (path.empty()) return absl::InvalidArgumentError("--listen unix: needs a path");
-    if (path.size() >= sizeof(sockaddr_un{}.sun_path)) {
-      return absl::InvalidArgumentError(StrCat("socket path too long: ", path));
-    }
-    if (auto s = MakeDirs(DirName(path), 0755); !s.ok()) return s;
-    struct stat st {};
-    if (lstat(path.c_str(), &st) == 0) {
-      if (!S_ISSOCK(st.st_mode)) {
-        return absl::FailedPreconditionError(StrCat(path, " exists and is not a socket"));
-      }
-      // A socket left by a previous run. If something answers there, refuse.
-      int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      sockaddr_un addr{};
-      addr.sun_family = AF_UNIX;
-      std::memcpy(addr.sun_path, path.c_str(), path.size());
-      bool live = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-      close(fd);
-      if (live) return absl::FailedPreconditionError(StrCat("another daemon is listening on ", path));
-      unlink(path.c_str());
-    }
-    return spec;
-  }
-  if (spec.starts_with("tcp:")) {
-    std::string hostport = spec.substr(4);
-    // With TLS configured every tcp: listener is mutual TLS. Without it,
-    // plaintext TCP only on loopback, callers identified by uid
-    // (docs/SECURITY.md).
-    if (!tls && !hostport.starts_with("127.") && !hostport.starts_with("localhost:") &&
-        !hostport.starts_with("[::1]:")) {
-      return absl::InvalidArgumentError(StrCat("refusing plaintext TCP on ", hostport,
-                                               ": only loopback addresses are allowed without TLS "
-                                               "(--tls-cert, --tls-key, --tls-client-ca)"));
-    }
-    return hostport;
-  }
-  return absl::InvalidArgumentError(
-      StrCat("unknown listen address \"", spec, "\": expected unix:PATH or tcp:HOST:PORT"));
-}
 
 // The scrape: the process-wide instruments plus gauges read from their owners.
 std::string RenderMetrics(ItemStore* store, OrderBook* orders, TransparencyLog* log, uint64_t memory_budget_bytes,
@@ -205,174 +156,152 @@ void ReloadConfig(const DaemonOptions& options, DaemonConfig* running, auth::Aut
   sd_notify(0, "READY=1\nSTATUS=serving");
 }
 
-}  // namespace
+// Everything the daemon serves, opened at start-up (OpenDomain), closed in
+// reverse order of dependency (Close).
+struct Domain {
+  std::unique_ptr<Vault> vault;
+  std::shared_ptr<StorageHealth> storage = std::make_shared<StorageHealth>();
+  uint64_t memory_budget_bytes = 0;
+  std::unique_ptr<ItemStore> store;
+  std::unique_ptr<TransparencyLog> log;
+  std::unique_ptr<Catalog> catalog;
+  std::unique_ptr<Shredder> shredder;
+  std::unique_ptr<OrderBook> orders;
 
-absl::Status RunDaemon(const DaemonOptions& options) {
-  SetLogFormat(options.log_format);
+  ApiDomain api() const { return {store.get(), catalog.get(), shredder.get(), orders.get(), log.get()}; }
+  // After the last call: finishes the order in progress, then closes the log
+  // and RocksDB cleanly.
+  void Close() {
+    orders.reset();
+    shredder.reset();
+    catalog.reset();
+    log.reset();
+    store.reset();
+  }
+};
+
+absl::Status OpenStore(const DaemonOptions& options, Domain* d) {
   auto vault = OpenVault(options.vault);
   if (!vault.ok()) return vault.status();
+  d->vault = std::move(*vault);
   ItemStore::Options so;
   so.data_dir = options.data_dir;
   so.inline_threshold = options.inline_threshold;
   so.memory_budget_bytes = options.memory_budget_mib << 20;
-  auto storage = std::make_shared<StorageHealth>();
-  so.storage_health = storage;
-  // Before the store opens: its first writes are guarded too. Start-up's
-  // own writes (a new key tree and log, finishing pending certifications)
-  // keep only the erasure reserve: a daemon must come up on a disk that
-  // ingest filled, to serve reads and clean it.
-  InstallSpaceGuard(options.data_dir, options.min_free_mib << 20);
-  std::optional<ErasureWrites> start_up_writes(std::in_place);
-  auto store = ItemStore::Open(so, vault->get());
+  so.storage_health = d->storage;
+  d->memory_budget_bytes = so.memory_budget_bytes;
+  auto store = ItemStore::Open(so, d->vault.get());
   if (!store.ok()) return store.status();
-  if (auto s = TransparencyLog::CheckSigningKey((*store)->db(), vault->get(), options.new_signing_key); !s.ok()) {
-    return s;
-  }
+  d->store = std::move(*store);
+  return TransparencyLog::CheckSigningKey(d->store->db(), d->vault.get(), options.new_signing_key);
+}
+
+absl::Status OpenLog(const DaemonOptions& options, Domain* d) {
   std::string origin = options.log_origin;
   if (origin.empty()) {
-    auto pub = (*vault)->SigningPublicKey();
+    auto pub = d->vault->SigningPublicKey();
     if (!pub.ok()) return pub.status();
     origin = DefaultLogOrigin(*pub);
   }
-  absl::StatusOr<std::unique_ptr<TransparencyLog>> log = TransparencyLog::Open((*store)->db(), vault->get(), origin);
+  auto log = TransparencyLog::Open(d->store->db(), d->vault.get(), origin);
   if (!log.ok()) return log.status();
+  d->log = std::move(*log);
   if (options.new_signing_key) {
     // The latest stored checkpoint is signed with the new key from now on
     // (the next start checks it).
-    auto cp = (*log)->SignedCheckpoint();
+    auto cp = d->log->SignedCheckpoint();
     if (!cp.ok()) return cp.status();
-    LogWarning("new signing key in use", {{"log_origin", (*log)->origin()}, {"log_size", (*log)->size()}});
+    LogWarning("new signing key in use", {{"log_origin", d->log->origin()}, {"log_size", d->log->size()}});
   }
-  (*store)->set_log(log->get());
-  Catalog catalog(store->get());
+  d->store->set_log(d->log.get());
+  return absl::OkStatus();
+}
+
+// The vault, the store, the log, the catalog, the shredder (which finishes
+// pending certifications) and the order book (which resumes orders).
+absl::Status OpenDomain(const DaemonOptions& options, Domain* d) {
+  if (auto s = OpenStore(options, d); !s.ok()) return s;
+  if (auto s = OpenLog(options, d); !s.ok()) return s;
+  d->catalog = std::make_unique<Catalog>(d->store.get());
   Shredder::Options shred_options;
   shred_options.epoch_items = options.shred_epoch_items;
   shred_options.manifest_chunk_items = options.shred_manifest_chunk_items;
   shred_options.inline_manifest_items = options.shred_inline_manifest_items;
-  auto shredder = Shredder::Create(store->get(), &catalog, log->get(), shred_options);
+  auto shredder = Shredder::Create(d->store.get(), d->catalog.get(), d->log.get(), shred_options);
   if (!shredder.ok()) return shredder.status();
+  d->shredder = std::move(*shredder);
   if (!options.metrics_listen.empty()) {
     // Before orders resume (they shred): the gauge starts exact.
-    if (auto n = (*store)->CountItems(); !n.ok()) return n.status();
+    if (auto n = d->store->CountItems(); !n.ok()) return n.status();
   }
-  auto orders = OrderBook::Create(store->get(), &catalog, shredder->get());
+  auto orders = OrderBook::Create(d->store.get(), d->catalog.get(), d->shredder.get());
   if (!orders.ok()) return orders.status();
+  d->orders = std::move(*orders);
+  return absl::OkStatus();
+}
 
-  StoreService store_service(store->get(), &catalog);
-  ShredService shred_service(shredder->get());
-  CatalogService catalog_service(store->get(), &catalog);
-  OrdersService orders_service(orders->get(), &catalog);
-  LogService log_service(log->get());
-  // Who may do what: one interceptor decides every call (daemon/api/auth.h).
-  auth::Policy policy{options.local_roles, options.tls_roles, getuid()};
-  if (auto s = auth::ValidatePolicy(policy); !s.ok()) return s;
-  auth::Authorizer authorizer(policy);
-  const int tls_set = !options.tls_cert.empty() + !options.tls_key.empty() + !options.tls_client_ca.empty();
-  if (tls_set != 0 && tls_set != 3) {
-    return absl::InvalidArgumentError("TLS needs a certificate, a key and a client CA, or none of them");
-  }
-  std::shared_ptr<grpc::ServerCredentials> tcp_creds = grpc::InsecureServerCredentials();
-  if (tls_set == 3) {
-    auto creds = auth::MutualTlsServerCredentials(options.tls_cert, options.tls_key, options.tls_client_ca);
-    if (!creds.ok()) return creds.status();
-    tcp_creds = *creds;
-  }
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  // The builder and the server are released, not destroyed, at exit: their
-  // destructors end in grpc_shutdown, which waits ~10 s for an idle executor
-  // thread. Storage is closed explicitly before that point.
-  // Held by a static (volatile: the store must not be optimised away)
-  // pointer so that it stays reachable: LeakSanitizer
-  // (scripts/test-sanitizers.sh) then knows it is kept on purpose.
-  static grpc::ServerBuilder* volatile builder_ptr;
-  builder_ptr = new grpc::ServerBuilder();
-  grpc::ServerBuilder& builder = *builder_ptr;
-  builder.SetMaxReceiveMessageSize(options.max_message_bytes);
-  // Replies may be large: the private manifest of an order of 100k items is
-  // ~18 MB. Until manifests stream (issue 6), allow replies up to 512 MiB.
-  builder.SetMaxSendMessageSize(512 * 1024 * 1024);
-  std::vector<int> ports(options.listen.size(), 0);
-  // unix: listeners are accepted by shredd itself (SO_PEERCRED, see
-  // unix_listener.h); tcp: ones by gRPC.
-  std::vector<std::unique_ptr<UnixListener>> unix_listeners;
-  for (size_t i = 0; i < options.listen.size(); ++i) {
-    auto addr = ListenAddress(options.listen[i], tls_set == 3);
-    if (!addr.ok()) return addr.status();
-    if (addr->starts_with("unix:")) {
-      auto l = UnixListener::Bind(addr->substr(5));
-      if (!l.ok()) return l.status();
-      unix_listeners.push_back(std::move(*l));
-    } else {
-      builder.AddListeningPort(*addr, tcp_creds, &ports[i]);
-    }
-  }
-  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
-  interceptors.push_back(std::make_unique<auth::AuthInterceptorFactory>(&authorizer));
-  interceptors.push_back(std::make_unique<RequestMetricsFactory>());
-  builder.experimental().SetInterceptorCreators(std::move(interceptors));
-  builder.RegisterService(&store_service);
-  builder.RegisterService(&shred_service);
-  builder.RegisterService(&catalog_service);
-  builder.RegisterService(&orders_service);
-  builder.RegisterService(&log_service);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (server == nullptr) return absl::UnavailableError("cannot start the gRPC server (address in use?)");
-  for (size_t i = 0; i < options.listen.size(); ++i) {
-    if (options.listen[i].starts_with("tcp:") && ports[i] == 0) {
-      server->Shutdown();
-      return absl::UnavailableError(StrCat("cannot bind ", options.listen[i]));
-    }
-    if (options.listen[i].starts_with("tcp:") && tls_set == 0) authorizer.AddPlaintextTcpPort(ports[i]);
-  }
-  for (auto& l : unix_listeners) l->Start(server.get(), &authorizer);
+// What watches the running daemon: the heap trimmer, the metrics endpoint,
+// the storage monitor (health NOT_SERVING while writes are stopped) and the
+// systemd watchdog. Destroyed in reverse order of declaration.
+struct Monitors {
+  std::unique_ptr<MemoryTrimmer> trimmer;
+  std::unique_ptr<MetricsServer> metrics;
+  std::unique_ptr<StorageMonitor> storage_monitor;
+  std::unique_ptr<grpc::GenericStub> health;
+  std::unique_ptr<ServiceWatchdog> watchdog;
+};
+
+absl::Status StartMetrics(const DaemonOptions& options, const Domain& d, Monitors* m) {
   // Hands freed heap pages back to the kernel every 10 s, with or without
   // systemd (daemon/app/memory.h). Outlives the metrics endpoint, which reads it.
-  std::unique_ptr<MemoryTrimmer> trimmer;
-  if (AllocatorTuningEnabled()) trimmer = std::make_unique<MemoryTrimmer>();
-  std::unique_ptr<MetricsServer> metrics;
-  if (!options.metrics_listen.empty()) {
-    auto m =
-        MetricsServer::Start(options.metrics_listen,
-                             [s = store->get(), o = orders->get(), l = log->get(), budget = so.memory_budget_bytes,
-                              t = trimmer.get(), h = storage.get()] { return RenderMetrics(s, o, l, budget, t, h); });
-    if (!m.ok()) {
-      server->Shutdown();
-      return m.status();
-    }
-    metrics = std::move(*m);
-  }
+  if (AllocatorTuningEnabled()) m->trimmer = std::make_unique<MemoryTrimmer>();
+  if (options.metrics_listen.empty()) return absl::OkStatus();
+  auto metrics = MetricsServer::Start(
+      options.metrics_listen,
+      [s = d.store.get(), o = d.orders.get(), l = d.log.get(), budget = d.memory_budget_bytes, t = m->trimmer.get(),
+       h = d.storage.get()] { return RenderMetrics(s, o, l, budget, t, h); });
+  if (!metrics.ok()) return metrics.status();
+  m->metrics = std::move(*metrics);
+  return absl::OkStatus();
+}
+
+void LogServing(const DaemonOptions& options, const Domain& d, const Monitors& m) {
   std::string listening;
   for (const auto& l : options.listen) listening += (listening.empty() ? "" : " ") + l;
   LogInfo("serving", {{"listen", listening},
-                      {"vault", (*vault)->Describe()},
+                      {"vault", d.vault->Describe()},
                       {"data_dir", options.data_dir},
-                      {"log_origin", (*log)->origin()},
-                      {"log_size", (*log)->size()},
-                      {"root_epoch", (*store)->key_tree().epoch()},
+                      {"log_origin", d.log->origin()},
+                      {"log_size", d.log->size()},
+                      {"root_epoch", d.store->key_tree().epoch()},
                       {"version", SHREDD_VERSION}});
-  if (metrics) {
+  if (m.metrics) {
     std::string host = options.metrics_listen.substr(0, options.metrics_listen.rfind(':'));
-    LogInfo("metrics", {{"url", StrCat("http://", host, ":", metrics->port(), "/metrics")}});
+    LogInfo("metrics", {{"url", StrCat("http://", host, ":", m.metrics->port(), "/metrics")}});
   }
-  sd_notify(0, "READY=1\nSTATUS=serving");
+}
+
+void StartWatchers(const Domain& d, grpc::Server* server, Monitors* m) {
   // gRPC health: NOT_SERVING while writes are stopped (docs/SERVICE.md).
-  auto storage_monitor = std::make_unique<StorageMonitor>(
-      (*store)->db(), storage.get(), [health = server->GetHealthCheckService()](const StorageState& st) {
+  m->storage_monitor = std::make_unique<StorageMonitor>(
+      d.store->db(), d.storage.get(), [health = server->GetHealthCheckService()](const StorageState& st) {
         if (health != nullptr) health->SetServingStatus(st.writable);
         const std::string status = st.writable
                                        ? std::string("STATUS=serving")
                                        : StrCat("STATUS=serving reads only: writes are stopped (", st.reason, ")");
         sd_notify(0, status.c_str());
       });
-  grpc::GenericStub health(server->InProcessChannel(grpc::ChannelArguments()));
-  auto watchdog = ServiceWatchdog::StartIfEnabled(
-      [&health, s = store->get(), h = storage.get()] { return ProbeService(&health, s, h); });
-  if (watchdog)
+  m->health = std::make_unique<grpc::GenericStub>(server->InProcessChannel(grpc::ChannelArguments()));
+  m->watchdog = ServiceWatchdog::StartIfEnabled(
+      [health = m->health.get(), s = d.store.get(), h = d.storage.get()] { return ProbeService(health, s, h); });
+  if (m->watchdog) {
     LogInfo("watchdog",
-            {{"interval_ms", std::chrono::duration_cast<std::chrono::milliseconds>(watchdog->interval()).count()}});
+            {{"interval_ms", std::chrono::duration_cast<std::chrono::milliseconds>(m->watchdog->interval()).count()}});
+  }
+}
 
-  start_up_writes.reset();
+// Until SIGTERM or SIGINT (returned); SIGHUP reloads the configuration.
+int WaitForStop(const DaemonOptions& options, auth::Authorizer* authorizer) {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
@@ -382,30 +311,41 @@ absl::Status RunDaemon(const DaemonOptions& options) {
   int sig = 0;
   for (;;) {
     sigwait(&set, &sig);
-    if (sig != SIGHUP) break;
-    ReloadConfig(options, &running, &authorizer);
+    if (sig != SIGHUP) return sig;
+    ReloadConfig(options, &running, authorizer);
   }
+}
+
+}  // namespace
+
+absl::Status RunDaemon(const DaemonOptions& options) {
+  SetLogFormat(options.log_format);
+  // Before the store opens: its first writes are guarded too. Start-up's
+  // own writes (a new key tree and log, finishing pending certifications)
+  // keep only the erasure reserve: a daemon must come up on a disk that
+  // ingest filled, to serve reads and clean it.
+  InstallSpaceGuard(options.data_dir, options.min_free_mib << 20);
+  std::optional<ErasureWrites> start_up_writes(std::in_place);
+  Domain domain;
+  if (auto s = OpenDomain(options, &domain); !s.ok()) return s;
+  auto grpc_server = GrpcServer::Start(options, domain.api());
+  if (!grpc_server.ok()) return grpc_server.status();
+  Monitors monitors;
+  if (auto s = StartMetrics(options, domain, &monitors); !s.ok()) return s;
+  LogServing(options, domain, monitors);
+  sd_notify(0, "READY=1\nSTATUS=serving");
+  StartWatchers(domain, (*grpc_server)->server(), &monitors);
+  start_up_writes.reset();
+
+  const int sig = WaitForStop(options, &(*grpc_server)->authorizer());
   sd_notify(0, "STOPPING=1\nSTATUS=draining");
   LogInfo("stopping: draining in-flight calls", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
-  watchdog.reset();
-  for (auto& l : unix_listeners) l->Stop();
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  server->Wait();
-  storage_monitor.reset();
-  for (const auto& l : options.listen) {
-    if (l.starts_with("unix:")) unlink(l.substr(5).c_str());
-  }
-  // No call is in flight any more: finish the order in progress, then close
-  // the log and RocksDB cleanly.
-  metrics.reset();
-  trimmer.reset();
-  orders->reset();
-  shredder->reset();
-  log->reset();
-  store->reset();
-  static grpc::Server* volatile kept_server;  // reachable until exit, like builder_ptr
-  kept_server = server.release();
-  (void)kept_server;
+  monitors.watchdog.reset();
+  grpc_server->reset();  // drains in-flight calls
+  monitors.storage_monitor.reset();
+  monitors.metrics.reset();
+  monitors.trimmer.reset();
+  domain.Close();
   LogInfo("stopped cleanly");
   return absl::OkStatus();
 }

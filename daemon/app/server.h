@@ -1,6 +1,6 @@
 // The shredd daemon: opens the vault and the store, serves gRPC until told to stop.
-#ifndef SHREDD_DAEMON_SERVER_H_
-#define SHREDD_DAEMON_SERVER_H_
+#ifndef SHREDD_DAEMON_APP_SERVER_H_
+#define SHREDD_DAEMON_APP_SERVER_H_
 
 #include <functional>
 #include <string>
@@ -37,4 +37,4 @@ absl::Status RunDaemon(const DaemonOptions& options);
 
 }  // namespace shredd
 
-#endif  // SHREDD_DAEMON_SERVER_H_
+#endif  // SHREDD_DAEMON_APP_SERVER_H_

@@ -1,7 +1,7 @@
 // systemd's service watchdog (WatchdogSec=): sends WATCHDOG=1 every half
 // interval, each time only after `probe` proves the daemon serves.
-#ifndef SHREDD_DAEMON_WATCHDOG_H_
-#define SHREDD_DAEMON_WATCHDOG_H_
+#ifndef SHREDD_DAEMON_APP_WATCHDOG_H_
+#define SHREDD_DAEMON_APP_WATCHDOG_H_
 
 #include <chrono>
 #include <condition_variable>
@@ -10,6 +10,7 @@
 #include <mutex>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 
 namespace shredd {
@@ -35,10 +36,10 @@ class ServiceWatchdog {
   const std::function<absl::Status()> probe_;
   std::mutex mu_;
   std::condition_variable stop_cv_;
-  bool stop_ = false;  // guarded by mu_
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 
 }  // namespace shredd
 
-#endif  // SHREDD_DAEMON_WATCHDOG_H_
+#endif  // SHREDD_DAEMON_APP_WATCHDOG_H_

@@ -1,0 +1,31 @@
+// gRPC front of the Catalog (datasets, item tags, lineage): translation and
+// status mapping only.
+#ifndef SHREDD_DAEMON_API_CATALOG_SERVICE_H_
+#define SHREDD_DAEMON_API_CATALOG_SERVICE_H_
+
+#include "shredd/v1/orders.grpc.pb.h"
+
+#include "daemon/items/item_store.h"
+#include "daemon/lineage/catalog.h"
+
+namespace shredd {
+
+class CatalogService final : public v1::Catalog::Service {
+ public:
+  CatalogService(ItemStore* store, Catalog* catalog) : store_(store), catalog_(catalog) {}
+  grpc::Status RegisterDataset(grpc::ServerContext*, const v1::RegisterDatasetRequest*, v1::Dataset*) override;
+  grpc::Status ListDatasets(grpc::ServerContext*, const v1::ListDatasetsRequest*, v1::ListDatasetsResponse*) override;
+  grpc::Status GetDatasetManifest(grpc::ServerContext*, const v1::DatasetManifestRequest*,
+                                  v1::DatasetManifestResponse*) override;
+  grpc::Status UpdateItem(grpc::ServerContext*, const v1::UpdateItemRequest*, v1::ItemInfo*) override;
+  grpc::Status AddLineage(grpc::ServerContext*, const v1::AddLineageRequest*, v1::AddLineageResponse*) override;
+  grpc::Status GetLineage(grpc::ServerContext*, const v1::LineageRequest*, v1::LineageResponse*) override;
+
+ private:
+  ItemStore* const store_;
+  Catalog* const catalog_;
+};
+
+}  // namespace shredd
+
+#endif  // SHREDD_DAEMON_API_CATALOG_SERVICE_H_

@@ -1,0 +1,177 @@
+#include "daemon/app/command_line.h"
+
+#include <iostream>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "daemon/base/logging.h"
+
+namespace shredd {
+
+bool SplitGrant(const std::string& spec, std::string* name, std::vector<std::string>* roles) {
+  auto eq = spec.rfind('=');
+  if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) return false;
+  *name = spec.substr(0, eq);
+  std::string list = spec.substr(eq + 1);
+  size_t start = 0;
+  while (start <= list.size()) {
+    size_t comma = list.find(',', start);
+    if (comma == std::string::npos) comma = list.size();
+    if (comma > start) roles->push_back(list.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return !roles->empty();
+}
+
+namespace {
+
+// What the flags set before they become overrides of a loaded config.
+struct Flags {
+  DaemonConfig opt;
+  std::string log_format;
+  std::vector<std::string> grant_uid, grant_tls;
+};
+
+void AddStorageFlags(CLI::App& app, Flags& f) {
+  DaemonConfig& opt = f.opt;
+  app.add_option("--metrics-listen", opt.metrics_listen,
+                 "serve Prometheus metrics at http://HOST:PORT/metrics (loopback only)");
+  app.add_option("--log-format", f.log_format, "text or json (default: text)");
+  app.add_option("--data-dir", opt.data_dir, "RocksDB and ciphertext directory")->capture_default_str();
+  app.add_option("--listen", opt.listen, "unix:PATH or tcp:HOST:PORT (loopback); repeatable")->capture_default_str();
+  app.add_option("--vault", opt.vault, "root key vault: file:DIR or pkcs11:module=...;token=...;pin=...")
+      ->capture_default_str();
+  app.add_option("--inline-threshold", opt.inline_threshold, "items up to this many bytes are stored inside RocksDB")
+      ->capture_default_str();
+  app.add_option("--memory-budget-mib", opt.memory_budget_mib,
+                 "RocksDB memory budget in MiB: block cache, index and filter blocks, memtables")
+      ->capture_default_str();
+  app.add_option(
+         "--min-free-mib", opt.min_free_mib,
+         "refuse writes below this much free space on the data dir's filesystem (MiB; erasures: a quarter; 0: off)")
+      ->capture_default_str();
+  app.add_option("--log-origin", opt.log_origin,
+                 "transparency log origin, also its checkpoints' key name "
+                 "(default: shredd.local/<first 16 hex of the signing key id>)");
+}
+
+// Roles and TLS (docs/SECURITY.md). The config file's [tls] and
+// [[roles.*]] set the same fields.
+void AddAccessFlags(CLI::App& app, Flags& f) {
+  app.add_option("--tls-cert", f.opt.tls_cert, "PEM certificate chain for tcp: listeners (mutual TLS)");
+  app.add_option("--tls-key", f.opt.tls_key, "PEM private key of --tls-cert");
+  app.add_option("--tls-client-ca", f.opt.tls_client_ca, "PEM CA certificates that client certificates must chain to");
+  app.add_option("--grant-uid", f.grant_uid, "UID=role,role: roles of a local user on the unix socket (repeatable)");
+  app.add_option("--grant-tls", f.grant_tls,
+                 "[subject:|san:]NAME=role,role: roles of a TLS client by certificate subject DN (RFC 2253) or "
+                 "subjectAltName; without a prefix, a NAME containing '=' is a subject (repeatable)");
+}
+
+absl::Status ParseGrants(Flags& f) {
+  for (const auto& g : f.grant_uid) {
+    LocalRoleGrant grant;
+    std::string uid;
+    if (!SplitGrant(g, &uid, &grant.roles) || uid.find_first_not_of("0123456789") != std::string::npos) {
+      return absl::InvalidArgumentError("--grant-uid wants UID=role,role, got \"" + g + "\"");
+    }
+    grant.uid = static_cast<uint32_t>(std::stoul(uid));
+    f.opt.local_roles.push_back(std::move(grant));
+  }
+  for (const auto& g : f.grant_tls) {
+    TlsRoleGrant grant;
+    std::string name;
+    if (!SplitGrant(g, &name, &grant.roles)) {
+      return absl::InvalidArgumentError("--grant-tls wants [subject:|san:]NAME=role,role, got \"" + g + "\"");
+    }
+    if (name.starts_with("subject:")) {
+      grant.subject = name.substr(8);
+    } else if (name.starts_with("san:")) {
+      grant.san = name.substr(4);
+    } else if (name.find('=') != std::string::npos) {
+      grant.subject = name;
+    } else {
+      grant.san = name;
+    }
+    f.opt.tls_roles.push_back(std::move(grant));
+  }
+  if (!f.log_format.empty()) {
+    auto format = ParseLogFormat(f.log_format);
+    if (!format.ok()) return absl::InvalidArgumentError("--log-format: " + std::string(format.status().message()));
+    f.opt.log_format = *format;
+  }
+  return absl::OkStatus();
+}
+
+using Override = std::function<void(DaemonConfig&)>;
+
+// The flags given on the command line, as edits of a loaded config.
+std::vector<Override> Overrides(const CLI::App& app, const DaemonConfig& opt) {
+  std::vector<Override> overrides;
+  auto given = [&app](const char* flag) { return app.count(flag) > 0; };
+  if (given("--data-dir")) overrides.push_back([v = opt.data_dir](auto& c) { c.data_dir = v; });
+  if (given("--listen")) overrides.push_back([v = opt.listen](auto& c) { c.listen = v; });
+  if (given("--vault")) overrides.push_back([v = opt.vault](auto& c) { c.vault = v; });
+  if (given("--inline-threshold")) overrides.push_back([v = opt.inline_threshold](auto& c) { c.inline_threshold = v; });
+  if (given("--memory-budget-mib")) {
+    overrides.push_back([v = opt.memory_budget_mib](auto& c) { c.memory_budget_mib = v; });
+  }
+  if (given("--min-free-mib")) overrides.push_back([v = opt.min_free_mib](auto& c) { c.min_free_mib = v; });
+  if (given("--log-origin")) overrides.push_back([v = opt.log_origin](auto& c) { c.log_origin = v; });
+  if (given("--metrics-listen")) overrides.push_back([v = opt.metrics_listen](auto& c) { c.metrics_listen = v; });
+  if (given("--log-format")) overrides.push_back([v = opt.log_format](auto& c) { c.log_format = v; });
+  if (given("--tls-cert")) overrides.push_back([v = opt.tls_cert](auto& c) { c.tls_cert = v; });
+  if (given("--tls-key")) overrides.push_back([v = opt.tls_key](auto& c) { c.tls_key = v; });
+  if (given("--tls-client-ca")) overrides.push_back([v = opt.tls_client_ca](auto& c) { c.tls_client_ca = v; });
+  if (given("--grant-uid")) overrides.push_back([v = opt.local_roles](auto& c) { c.local_roles = v; });
+  if (given("--grant-tls")) overrides.push_back([v = opt.tls_roles](auto& c) { c.tls_roles = v; });
+  return overrides;
+}
+
+}  // namespace
+
+std::optional<int> ParseCommandLine(int argc, char** argv, CommandLine* out) {
+  // Without --config, the embedded defaults (docs/CONFIG.md) stand in for the file.
+  CLI::App app{
+      "shredd: stores photos and model weights, deletes them by cryptographic shredding, "
+      "and certifies every deletion"};
+  app.add_option("--config", out->config_path, "TOML config file (docs/CONFIG.md); flags override its keys");
+  app.add_flag("--check-config", out->check_config,
+               "validate the config (file and flags), print why it is wrong if it is, exit 0 or 1; "
+               "touches nothing");
+  Flags f;
+  AddStorageFlags(app, f);
+  AddAccessFlags(app, f);
+  app.add_flag("--new-signing-key", out->new_signing_key,
+               "rotate the transparency log's signing key on purpose: only when the vault holds none; the log "
+               "continues under the new key and a new default origin (docs/VAULT.md)");
+  app.add_flag_callback(
+      "--version",
+      [] {
+        std::cout << "shredd " << SHREDD_VERSION << "\n";
+        std::exit(0);
+      },
+      "print the version and exit");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (auto s = ParseGrants(f); !s.ok()) {
+    std::cerr << "shredd: " << s.message() << "\n";
+    return 2;
+  }
+  out->load = [path = out->config_path, overrides = Overrides(app, f.opt)]() -> absl::StatusOr<DaemonConfig> {
+    DaemonConfig c;
+    if (!path.empty()) {
+      auto file = LoadConfig(path);
+      if (!file.ok()) return file.status();
+      c = *std::move(file);
+    }
+    for (const auto& apply : overrides) apply(c);
+    return c;
+  };
+  return std::nullopt;
+}
+
+}  // namespace shredd
