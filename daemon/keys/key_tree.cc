@@ -293,40 +293,29 @@ size_t KeyTree::cached_node_keys() {
   return nodes_.size();
 }
 
-absl::StatusOr<KeyTree::EpochResult> KeyTree::Shred(std::span<const uint64_t> slots, rocksdb::WriteBatch* batch_in) {
-  absl::MutexLock exclusive(&epoch_mu_);
-  std::lock_guard lock(cache_mu_);
-  DropNonDurableLocked();  // leftovers of failed puts; no DEK refers to them
-
-  std::set<uint64_t> doomed(slots.begin(), slots.end());
-  if (doomed.count(kSystemSlot)) return absl::InvalidArgumentError("the system slot cannot be shredded");
-  // Touched nodes per level, and fresh keys for each.
-  std::array<std::set<uint64_t>, kLevels> touched;
-  for (uint64_t s : doomed) {
-    for (int l = 0; l < kLevels; ++l) touched[l].insert(Ancestor(s, l));
+KeyTree::EpochPlan KeyTree::PlanEpoch(std::span<const uint64_t> slots) {
+  EpochPlan plan;
+  plan.doomed.insert(slots.begin(), slots.end());
+  for (uint64_t s : plan.doomed) {
+    for (int l = 0; l < kLevels; ++l) plan.touched[l].insert(Ancestor(s, l));
   }
-  std::map<uint64_t, SecretBytes> fresh;  // NodeId -> new key
   for (int l = 0; l < kLevels; ++l) {
-    for (uint64_t i : touched[l]) fresh.emplace(NodeId(l, i), SecretBytes::Random(kKeySize));
+    for (uint64_t i : plan.touched[l]) plan.fresh.emplace(NodeId(l, i), SecretBytes::Random(kKeySize));
   }
+  return plan;
+}
 
-  rocksdb::WriteBatch& batch = *batch_in;
-  EpochResult result;
-  result.destroyed_epoch = epoch_;
-  result.installed_epoch = epoch_ + 1;
-  result.nodes_rekeyed = fresh.size();
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
-
-  // Buckets: drop doomed DEKs, re-wrap survivors under the bucket's new key.
+absl::Status KeyTree::RekeyBucketsLocked(const EpochPlan& plan, rocksdb::Iterator* it, rocksdb::WriteBatch& batch,
+                                         EpochResult* result) {
   size_t found = 0;
-  for (uint64_t b : touched[0]) {
+  for (uint64_t b : plan.touched[0]) {
     auto old_key = NodeKeyLocked(0, b, false);
     if (!old_key.ok()) return old_key.status();
-    const SecretBytes& new_key = fresh.at(NodeId(0, b));
+    const SecretBytes& new_key = plan.fresh.at(NodeId(0, b));
     std::string end = DekRecordKey((b + 1) * kFanout);
     for (it->Seek(DekRecordKey(b * kFanout)); it->Valid() && it->key().compare(end) < 0; it->Next()) {
       uint64_t s = ReadBigEndian64(it->key().ToStringView().substr(1));
-      if (doomed.count(s)) {
+      if (plan.doomed.count(s)) {
         batch.Delete(it->key());
         ++found;
         continue;
@@ -337,17 +326,22 @@ absl::StatusOr<KeyTree::EpochResult> KeyTree::Shred(std::span<const uint64_t> sl
             StrCat("wrapped data key of slot ", s, " does not authenticate; refusing to re-key its bucket"));
       }
       batch.Put(it->key(), SealWithKey(new_key, *dek, DekAssociatedData(s)));
-      ++result.keys_rewrapped;
+      ++result->keys_rewrapped;
     }
     if (!it->status().ok()) return FromRocks(it->status(), "scanning a bucket");
   }
-  if (found != doomed.size()) {
-    return absl::NotFoundError(StrCat(doomed.size() - found, " of the ", doomed.size(), " slots to shred hold no key"));
+  if (found != plan.doomed.size()) {
+    return absl::NotFoundError(
+        StrCat(plan.doomed.size() - found, " of the ", plan.doomed.size(), " slots to shred hold no key"));
   }
-  // Inner nodes: wrap every existing child under the parent's new key.
+  return absl::OkStatus();
+}
+
+absl::Status KeyTree::RekeyInnerNodesLocked(const EpochPlan& plan, rocksdb::Iterator* it, rocksdb::WriteBatch& batch,
+                                            EpochResult* result) {
   for (int l = 1; l < kLevels; ++l) {
-    for (uint64_t n : touched[l]) {
-      const SecretBytes& new_key = fresh.at(NodeId(l, n));
+    for (uint64_t n : plan.touched[l]) {
+      const SecretBytes& new_key = plan.fresh.at(NodeId(l, n));
       std::string end = NodeRecordKey(l - 1, (n + 1) * kFanout);
       std::vector<std::pair<uint64_t, std::string>> children;
       for (it->Seek(NodeRecordKey(l - 1, n * kFanout)); it->Valid() && it->key().compare(end) < 0; it->Next()) {
@@ -355,37 +349,41 @@ absl::StatusOr<KeyTree::EpochResult> KeyTree::Shred(std::span<const uint64_t> sl
       }
       if (!it->status().ok()) return FromRocks(it->status(), "scanning key tree nodes");
       for (auto& [c, key] : children) {
-        auto f = fresh.find(NodeId(l - 1, c));
-        if (f != fresh.end()) {
+        auto f = plan.fresh.find(NodeId(l - 1, c));
+        if (f != plan.fresh.end()) {
           batch.Put(key, SealWithKey(new_key, f->second, NodeAssociatedData(l - 1, c)));
         } else {
           auto child = NodeKeyLocked(l - 1, c, false);
           if (!child.ok()) return child.status();
           batch.Put(key, SealWithKey(new_key, *child, NodeAssociatedData(l - 1, c)));
-          ++result.keys_rewrapped;
+          ++result->keys_rewrapped;
         }
       }
     }
   }
-  // Top nodes: all of them go under the new root.
-  std::vector<std::pair<uint64_t, SecretBytes>> tops;
-  {
-    std::string end = NodeRecordKey(kLevels, 0);
-    for (it->Seek(NodeRecordKey(kLevels - 1, 0)); it->Valid() && it->key().compare(end) < 0; it->Next()) {
-      uint64_t t = ReadBigEndian64(it->key().ToStringView().substr(2));
-      auto f = fresh.find(NodeId(kLevels - 1, t));
-      if (f != fresh.end()) {
-        tops.emplace_back(t, f->second.Clone());
-      } else {
-        auto k = NodeKeyLocked(kLevels - 1, t, false);
-        if (!k.ok()) return k.status();
-        tops.emplace_back(t, SecretBytes::CopyOf(*k));
-        ++result.keys_rewrapped;
-      }
+  return absl::OkStatus();
+}
+
+absl::Status KeyTree::CollectTopsLocked(const EpochPlan& plan, rocksdb::Iterator* it,
+                                        std::vector<std::pair<uint64_t, SecretBytes>>* tops, EpochResult* result) {
+  std::string end = NodeRecordKey(kLevels, 0);
+  for (it->Seek(NodeRecordKey(kLevels - 1, 0)); it->Valid() && it->key().compare(end) < 0; it->Next()) {
+    uint64_t t = ReadBigEndian64(it->key().ToStringView().substr(2));
+    auto f = plan.fresh.find(NodeId(kLevels - 1, t));
+    if (f != plan.fresh.end()) {
+      tops->emplace_back(t, f->second.Clone());
+    } else {
+      auto k = NodeKeyLocked(kLevels - 1, t, false);
+      if (!k.ok()) return k.status();
+      tops->emplace_back(t, SecretBytes::CopyOf(*k));
+      ++result->keys_rewrapped;
     }
-    if (!it->status().ok()) return FromRocks(it->status(), "scanning key tree top nodes");
   }
-  it.reset();
+  return FromRocks(it->status(), "scanning key tree top nodes");
+}
+
+absl::Status KeyTree::CommitEpochLocked(EpochPlan& plan, std::vector<std::pair<uint64_t, SecretBytes>>& tops,
+                                        rocksdb::WriteBatch& batch) {
   const uint64_t old_epoch = epoch_, new_epoch = epoch_ + 1;
   if (auto s = vault_->CreateRoot(new_epoch); !s.ok()) return s;
   for (auto& [t, key] : tops) {
@@ -403,7 +401,7 @@ absl::StatusOr<KeyTree::EpochResult> KeyTree::Shred(std::span<const uint64_t> sl
   }
   // Committed. Swap the cached keys, then destroy the old root.
   epoch_ = new_epoch;
-  for (auto& [id, key] : fresh) {
+  for (auto& [id, key] : plan.fresh) {
     auto n = nodes_.find(id);
     if (n != nodes_.end()) {
       pool_.Release(n->second.key_slot);
@@ -416,6 +414,33 @@ absl::StatusOr<KeyTree::EpochResult> KeyTree::Shred(std::span<const uint64_t> sl
     return absl::InternalError(
         StrCat("epoch ", new_epoch, " committed but destroying root ", old_epoch, " failed: ", s.message()));
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<KeyTree::EpochResult> KeyTree::Shred(std::span<const uint64_t> slots, rocksdb::WriteBatch* batch) {
+  absl::MutexLock exclusive(&epoch_mu_);
+  std::lock_guard lock(cache_mu_);
+  DropNonDurableLocked();  // leftovers of failed puts; no DEK refers to them
+  for (uint64_t s : slots) {
+    if (s == kSystemSlot) return absl::InvalidArgumentError("the system slot cannot be shredded");
+  }
+  // Touched nodes per level, and fresh keys for each.
+  EpochPlan plan = PlanEpoch(slots);
+  EpochResult result;
+  result.destroyed_epoch = epoch_;
+  result.installed_epoch = epoch_ + 1;
+  result.nodes_rekeyed = plan.fresh.size();
+  std::vector<std::pair<uint64_t, SecretBytes>> tops;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+    // Buckets: drop doomed DEKs, re-wrap survivors under the bucket's new key.
+    if (auto s = RekeyBucketsLocked(plan, it.get(), *batch, &result); !s.ok()) return s;
+    // Inner nodes: wrap every existing child under the parent's new key.
+    if (auto s = RekeyInnerNodesLocked(plan, it.get(), *batch, &result); !s.ok()) return s;
+    // Top nodes: all of them go under the new root.
+    if (auto s = CollectTopsLocked(plan, it.get(), &tops, &result); !s.ok()) return s;
+  }
+  if (auto s = CommitEpochLocked(plan, tops, *batch); !s.ok()) return s;
   return result;
 }
 

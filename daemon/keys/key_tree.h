@@ -24,18 +24,22 @@
 // Concurrency: writers (puts) hold a WriteLease from wrapping a DEK until their
 // batch commits; Shred waits for all leases, so no DEK is ever wrapped under a
 // bucket key that an epoch is about to replace.
-#ifndef SHREDD_DAEMON_KEY_TREE_H_
-#define SHREDD_DAEMON_KEY_TREE_H_
+#ifndef SHREDD_DAEMON_KEYS_KEY_TREE_H_
+#define SHREDD_DAEMON_KEYS_KEY_TREE_H_
 
+#include <array>
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <shared_mutex>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -147,6 +151,27 @@ class KeyTree {
   // with `create`, makes missing nodes (not durable). Requires cache_mu_.
   absl::StatusOr<KeyView> NodeKeyLocked(int level, uint64_t index, bool create);
   void DropNonDurableLocked();
+  // Shred's phases. The plan: the doomed slots, the nodes on their paths
+  // (per level) and a fresh key for each of those nodes.
+  struct EpochPlan {
+    std::set<uint64_t> doomed;
+    std::array<std::set<uint64_t>, kLevels> touched;
+    std::map<uint64_t, SecretBytes> fresh;  // NodeId -> new key
+  };
+  EpochPlan PlanEpoch(std::span<const uint64_t> slots);
+  // Drops the doomed DEKs, re-wraps the survivors of their buckets.
+  absl::Status RekeyBucketsLocked(const EpochPlan& plan, rocksdb::Iterator* it, rocksdb::WriteBatch& batch,
+                                  EpochResult* result);
+  // Wraps every child of a touched inner node under the node's new key.
+  absl::Status RekeyInnerNodesLocked(const EpochPlan& plan, rocksdb::Iterator* it, rocksdb::WriteBatch& batch,
+                                     EpochResult* result);
+  // Every top node's key (all of them go under the new root).
+  absl::Status CollectTopsLocked(const EpochPlan& plan, rocksdb::Iterator* it,
+                                 std::vector<std::pair<uint64_t, SecretBytes>>* tops, EpochResult* result);
+  // A new root in the vault, the tops wrapped under it, one synced write;
+  // then the cache swapped and the old root destroyed.
+  absl::Status CommitEpochLocked(EpochPlan& plan, std::vector<std::pair<uint64_t, SecretBytes>>& tops,
+                                 rocksdb::WriteBatch& batch);
 
   rocksdb::DB* const db_;
   Vault* const vault_;
@@ -154,8 +179,8 @@ class KeyTree {
   std::atomic<uint64_t> next_slot_{1};
   absl::Mutex epoch_mu_;  // shared: writers and readers; exclusive: Shred
   std::mutex cache_mu_;
-  absl::flat_hash_map<uint64_t, Node> nodes_;  // guarded by cache_mu_
-  SecretKeyPool pool_;                         // guarded by cache_mu_
+  absl::flat_hash_map<uint64_t, Node> nodes_ ABSL_GUARDED_BY(cache_mu_);
+  SecretKeyPool pool_ ABSL_GUARDED_BY(cache_mu_);
 };
 
 // Key encodings, exposed for tests and forensic tools.
@@ -166,4 +191,4 @@ std::string DekAssociatedData(uint64_t slot);
 
 }  // namespace shredd
 
-#endif  // SHREDD_DAEMON_KEY_TREE_H_
+#endif  // SHREDD_DAEMON_KEYS_KEY_TREE_H_

@@ -10,8 +10,8 @@
 // start-up the key tree destroys every root other than the committed one.
 //
 // Thread safety: implementations are safe for concurrent use.
-#ifndef SHREDD_DAEMON_VAULT_H_
-#define SHREDD_DAEMON_VAULT_H_
+#ifndef SHREDD_DAEMON_KEYS_VAULT_H_
+#define SHREDD_DAEMON_KEYS_VAULT_H_
 
 #include <array>
 #include <cstdint>
@@ -76,4 +76,4 @@ absl::StatusOr<std::unique_ptr<Vault>> OpenVault(std::string_view spec);
 
 }  // namespace shredd
 
-#endif  // SHREDD_DAEMON_VAULT_H_
+#endif  // SHREDD_DAEMON_KEYS_VAULT_H_

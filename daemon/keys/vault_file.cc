@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+
 #include "daemon/base/fs_util.h"
 #include "daemon/base/strings.h"
 #include "daemon/crypto/aead.h"
@@ -154,9 +156,9 @@ class FileVault final : public Vault {
 
   const std::string dir_;
   std::mutex mu_;
-  std::map<uint64_t, SecretBytes> roots_;  // guarded by mu_
-  SecretBytes signing_secret_;             // guarded by mu_
-  Ed25519PublicKey public_key_{};          // guarded by mu_
+  std::map<uint64_t, SecretBytes> roots_ ABSL_GUARDED_BY(mu_);
+  SecretBytes signing_secret_ ABSL_GUARDED_BY(mu_);
+  Ed25519PublicKey public_key_ ABSL_GUARDED_BY(mu_) = {};
 };
 
 }  // namespace

@@ -1,6 +1,6 @@
 // PKCS#11 vault backend (an HSM; SoftHSM2 in tests).
-#ifndef SHREDD_DAEMON_VAULT_PKCS11_H_
-#define SHREDD_DAEMON_VAULT_PKCS11_H_
+#ifndef SHREDD_DAEMON_KEYS_VAULT_PKCS11_H_
+#define SHREDD_DAEMON_KEYS_VAULT_PKCS11_H_
 
 #include <memory>
 #include <string_view>
@@ -17,4 +17,4 @@ absl::StatusOr<std::unique_ptr<Vault>> OpenPkcs11Vault(std::string_view params);
 
 }  // namespace shredd
 
-#endif  // SHREDD_DAEMON_VAULT_PKCS11_H_
+#endif  // SHREDD_DAEMON_KEYS_VAULT_PKCS11_H_

@@ -306,8 +306,70 @@ absl::StatusOr<CertificateBundle> Shredder::ExecutePlanned(ShredJob job, const P
   return bundle;
 }
 
+absl::Status Shredder::ReadChunk(const std::string& begin, const std::string& end, const std::string& resume,
+                                 const std::string& by, DestroyChunk* chunk) {
+  rocksdb::ReadOptions ro;
+  rocksdb::Slice upper(end);
+  ro.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(store_->db()->NewIterator(ro));
+  std::vector<std::pair<std::string, std::string>> raw;
+  for (it->Seek(resume); it->Valid() && raw.size() < options_.epoch_items; it->Next()) {
+    if (it->key().size() != begin.size() + 8) return absl::DataLossError("malformed staged shred record key");
+    raw.emplace_back(it->key().ToString(), it->value().ToString());
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "reading staged shred records");
+  it.reset();
+  if (raw.empty()) return absl::OkStatus();
+  // The chunk's staged records are exactly the keys in [first, last]: a
+  // large chunk deletes them with one range deletion instead of a
+  // tombstone per item. Small ones (a one-item shred) keep point
+  // deletions, so frequent small shreds do not pile up range tombstones
+  // that every later read would have to consult.
+  chunk->end = raw.back().first;
+  chunk->end.push_back('\0');  // the next key after the chunk's last
+  const bool range_delete = raw.size() >= std::min<uint64_t>(kRangeDeleteMin, options_.epoch_items);
+  if (range_delete) chunk->batch.DeleteRange(raw.front().first, chunk->end);
+  return StageChunkOps(raw, begin.size(), by, range_delete, chunk);
+}
+
+absl::Status Shredder::StageChunkOps(std::vector<std::pair<std::string, std::string>>& raw, size_t prefix_size,
+                                     const std::string& by, bool range_delete, DestroyChunk* chunk) {
+  std::vector<absl::StatusOr<Staged>> staged(raw.size(), absl::UnknownError("not read"));
+  ParallelFor(raw.size(), [&](size_t b, size_t e) {
+    for (size_t i = b; i < e; ++i) {
+      auto open = store_->OpenSystem(raw[i].second, StagedAd(raw[i].first));
+      staged[i] = open.ok()
+                      ? DecodeStaged(*open)
+                      : absl::StatusOr<Staged>(absl::DataLossError("a staged shred record does not authenticate"));
+    }
+  });
+  // The chunk's operations go into the batch sorted by key: RocksDB's
+  // memtable inserts a batch in order, and sorted inserts reuse the skip
+  // list's search path (random order cost most of an epoch's time).
+  std::vector<std::pair<std::string, bool>> ops;  // key, is a put (of `by`)
+  for (size_t i = 0; i < raw.size(); ++i) {
+    if (!staged[i].ok()) return staged[i].status();
+    chunk->slots.push_back(ReadBigEndian64(std::string_view(raw[i].first).substr(prefix_size)));
+    for (auto& k : staged[i]->delete_keys) ops.emplace_back(std::move(k), false);
+    ops.emplace_back(ItemStore::SuppressionRecordKey(staged[i]->item_key), true);
+    if (catalog_ != nullptr && staged[i]->kind == ItemKind::kModel) {
+      catalog_->AddEdgeDeletions(staged[i]->item_key, &chunk->batch);
+    }
+    if (!staged[i]->inline_content) chunk->blobs.push_back(staged[i]->object_id);
+    if (!range_delete) ops.emplace_back(std::move(raw[i].first), false);
+  }
+  std::sort(ops.begin(), ops.end());
+  for (const auto& [k, put] : ops) {
+    if (put) {
+      chunk->batch.Put(k, by);
+    } else {
+      chunk->batch.Delete(k);
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Shredder::Destroy(const std::string& cert_id, const PendingRecord* fresh) {
-  rocksdb::DB* db = store_->db();
   const std::string scope = ScopeOf(cert_id);
   const std::string begin = StrCat(keyspace::kStagedItem, scope);
   const std::string end = RangeEnd(begin);
@@ -333,67 +395,11 @@ absl::Status Shredder::Destroy(const std::string& cert_id, const PendingRecord* 
     }
 
     // One chunk, in slot order (neighbouring slots share key-tree nodes).
-    rocksdb::WriteBatch batch;
-    std::vector<uint64_t> slots;
-    std::vector<std::string> blobs;
-    rocksdb::ReadOptions ro;
-    rocksdb::Slice upper(end);
-    ro.iterate_upper_bound = &upper;
-    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro));
-    std::vector<std::pair<std::string, std::string>> raw;
-    for (it->Seek(resume); it->Valid() && raw.size() < options_.epoch_items; it->Next()) {
-      if (it->key().size() != begin.size() + 8) return absl::DataLossError("malformed staged shred record key");
-      raw.emplace_back(it->key().ToString(), it->value().ToString());
-    }
-    if (!it->status().ok()) return FromRocks(it->status(), "reading staged shred records");
-    it.reset();
-    if (raw.empty()) return absl::OkStatus();
-    // The chunk's staged records are exactly the keys in [first, last]: a
-    // large chunk deletes them with one range deletion instead of a
-    // tombstone per item. Small ones (a one-item shred) keep point
-    // deletions, so frequent small shreds do not pile up range tombstones
-    // that every later read would have to consult.
-    const std::string chunk_begin = raw.front().first;
-    std::string chunk_end = raw.back().first;
-    chunk_end.push_back('\0');  // the next key after the chunk's last
-    const bool range_delete = raw.size() >= std::min<uint64_t>(kRangeDeleteMin, options_.epoch_items);
-    std::vector<absl::StatusOr<Staged>> staged(raw.size(), absl::UnknownError("not read"));
-    ParallelFor(raw.size(), [&](size_t b, size_t e) {
-      for (size_t i = b; i < e; ++i) {
-        auto open = store_->OpenSystem(raw[i].second, StagedAd(raw[i].first));
-        staged[i] = open.ok()
-                        ? DecodeStaged(*open)
-                        : absl::StatusOr<Staged>(absl::DataLossError("a staged shred record does not authenticate"));
-      }
-    });
-    // The chunk's operations go into the batch sorted by key: RocksDB's
-    // memtable inserts a batch in order, and sorted inserts reuse the skip
-    // list's search path (random order cost most of an epoch's time).
-    std::vector<std::pair<std::string, bool>> ops;  // key, is a put (of `by`)
-    for (size_t i = 0; i < raw.size(); ++i) {
-      if (!staged[i].ok()) return staged[i].status();
-      slots.push_back(ReadBigEndian64(std::string_view(raw[i].first).substr(begin.size())));
-      for (auto& k : staged[i]->delete_keys) ops.emplace_back(std::move(k), false);
-      ops.emplace_back(ItemStore::SuppressionRecordKey(staged[i]->item_key), true);
-      if (catalog_ != nullptr && staged[i]->kind == ItemKind::kModel) {
-        catalog_->AddEdgeDeletions(staged[i]->item_key, &batch);
-      }
-      if (!staged[i]->inline_content) blobs.push_back(staged[i]->object_id);
-      if (!range_delete) ops.emplace_back(std::move(raw[i].first), false);
-    }
-    if (range_delete) batch.DeleteRange(chunk_begin, chunk_end);
-    std::sort(ops.begin(), ops.end());
-    for (const auto& [k, put] : ops) {
-      if (put) {
-        batch.Put(k, by);
-      } else {
-        batch.Delete(k);
-      }
-    }
-    ops.clear();
-    raw.clear();
-    staged.clear();
-
+    DestroyChunk chunk;
+    if (auto s = ReadChunk(begin, end, resume, by, &chunk); !s.ok()) return s;
+    if (chunk.slots.empty()) return absl::OkStatus();
+    rocksdb::WriteBatch& batch = chunk.batch;
+    const std::vector<uint64_t>& slots = chunk.slots;
     KeyTree& tree = store_->key_tree();
     if (!pending.destroyed_epoch) pending.destroyed_epoch = tree.epoch();
     pending.installed_epoch = tree.epoch() + 1;
@@ -419,8 +425,8 @@ absl::Status Shredder::Destroy(const std::string& cert_id, const PendingRecord* 
                             {"installed_epoch", epoch->installed_epoch},
                             {"items", slots.size()},
                             {"seconds", seconds}});
-    for (const auto& oid : blobs) store_->DropBlobObject(oid);
-    resume = chunk_end;
+    for (const auto& oid : chunk.blobs) store_->DropBlobObject(oid);
+    resume = chunk.end;
   }
 }
 

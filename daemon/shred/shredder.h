@@ -49,8 +49,8 @@
 // exact envelope bytes), appended in the same write as the "C" record; its
 // predicate names the entry's index, and a signed checkpoint covering it
 // exists before Shred() returns.
-#ifndef SHREDD_DAEMON_SHREDDER_H_
-#define SHREDD_DAEMON_SHREDDER_H_
+#ifndef SHREDD_DAEMON_SHRED_SHREDDER_H_
+#define SHREDD_DAEMON_SHRED_SHREDDER_H_
 
 #include <atomic>
 #include <functional>
@@ -229,6 +229,21 @@ class Shredder {
   // a destruction not committed yet (written with the first chunk); null to
   // resume one from its "P" record.
   absl::Status Destroy(const std::string& certificate_id, const PendingRecord* fresh = nullptr);
+  // One chunk of a destruction: its key-tree slots, the deletions and
+  // suppressions in `batch`, the blob objects to drop once it commits, and
+  // the key after its last staged record (where the next chunk starts).
+  struct DestroyChunk {
+    rocksdb::WriteBatch batch;
+    std::vector<uint64_t> slots;
+    std::vector<std::string> blobs;
+    std::string end;
+  };
+  // Reads up to epoch_items staged records from `resume` (in [begin, end))
+  // into `chunk`; no slots: nothing is left.
+  absl::Status ReadChunk(const std::string& begin, const std::string& end, const std::string& resume,
+                         const std::string& by, DestroyChunk* chunk);
+  absl::Status StageChunkOps(std::vector<std::pair<std::string, std::string>>& raw, size_t prefix_size,
+                             const std::string& by, bool range_delete, DestroyChunk* chunk);
   absl::StatusOr<CertificateBundle> Certify(const std::string& certificate_id);
   // The sealed pending-certification record ("P"), opened and parsed.
   absl::StatusOr<PendingRecord> LoadPending(const std::string& certificate_id);
@@ -269,4 +284,4 @@ class Shredder {
 
 }  // namespace shredd
 
-#endif  // SHREDD_DAEMON_SHREDDER_H_
+#endif  // SHREDD_DAEMON_SHRED_SHREDDER_H_
