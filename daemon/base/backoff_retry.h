@@ -1,8 +1,8 @@
 // BackoffRetrier: runs an attempt on its own thread until it succeeds,
 // waiting longer after each failure (exponential backoff), and again
 // whenever kicked.
-#ifndef SHREDD_DAEMON_BACKOFF_RETRY_H_
-#define SHREDD_DAEMON_BACKOFF_RETRY_H_
+#ifndef SHREDD_DAEMON_BASE_BACKOFF_RETRY_H_
+#define SHREDD_DAEMON_BASE_BACKOFF_RETRY_H_
 
 #include <chrono>
 #include <condition_variable>
@@ -10,6 +10,7 @@
 #include <mutex>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 
 namespace shredd {
@@ -39,12 +40,12 @@ class BackoffRetrier {
   const Options options_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  bool kicked_ = false;    // guarded by mu_
-  bool stop_ = false;      // guarded by mu_
-  uint64_t attempts_ = 0;  // guarded by mu_
+  bool kicked_ ABSL_GUARDED_BY(mu_) = false;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t attempts_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread thread_;
 };
 
 }  // namespace shredd
 
-#endif  // SHREDD_DAEMON_BACKOFF_RETRY_H_
+#endif  // SHREDD_DAEMON_BASE_BACKOFF_RETRY_H_

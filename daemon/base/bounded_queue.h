@@ -2,8 +2,8 @@
 // daemon's download prefetch, shredctl's reader and writer threads). It holds
 // at most `capacity` items, so a pipeline over a file of any size runs in
 // constant memory: the faster side blocks.
-#ifndef SHREDD_DAEMON_BOUNDED_QUEUE_H_
-#define SHREDD_DAEMON_BOUNDED_QUEUE_H_
+#ifndef SHREDD_DAEMON_BASE_BOUNDED_QUEUE_H_
+#define SHREDD_DAEMON_BASE_BOUNDED_QUEUE_H_
 
 #include <condition_variable>
 #include <cstddef>
@@ -38,23 +38,13 @@ class BoundedQueue {
   std::optional<T> Pop() {
     std::unique_lock l(mu_);
     ready_.wait(l, [&] { return cancelled_ || closed_ || !items_.empty(); });
-    if (cancelled_ || items_.empty()) return std::nullopt;
-    std::optional<T> out(std::move(items_.front()));
-    items_.pop_front();
-    l.unlock();
-    space_.notify_one();
-    return out;
+    return TakeFront(l);
   }
 
   // An item if one is queued, without waiting.
   std::optional<T> TryPop() {
     std::unique_lock l(mu_);
-    if (cancelled_ || items_.empty()) return std::nullopt;
-    std::optional<T> out(std::move(items_.front()));
-    items_.pop_front();
-    l.unlock();
-    space_.notify_one();
-    return out;
+    return TakeFront(l);
   }
 
   // The producer is done: Pop drains what is queued, then returns nullopt.
@@ -92,6 +82,16 @@ class BoundedQueue {
   }
 
  private:
+  // The front item, if any and not cancelled; releases `l` and wakes a
+  // producer waiting for space.
+  std::optional<T> TakeFront(std::unique_lock<std::mutex>& l) {
+    if (cancelled_ || items_.empty()) return std::nullopt;
+    std::optional<T> out(std::move(items_.front()));
+    items_.pop_front();
+    l.unlock();
+    space_.notify_one();
+    return out;
+  }
   const size_t capacity_;
   std::mutex mu_;
   std::condition_variable ready_, space_;
@@ -101,4 +101,4 @@ class BoundedQueue {
 
 }  // namespace shredd
 
-#endif  // SHREDD_DAEMON_BOUNDED_QUEUE_H_
+#endif  // SHREDD_DAEMON_BASE_BOUNDED_QUEUE_H_

@@ -2,8 +2,8 @@
 // RocksDB's own LOCK is taken only after it has rotated the info LOG, so a
 // second daemon started on a running one's data dir used to rotate the
 // running daemon's LOG away before it failed.
-#ifndef SHREDD_DAEMON_DATA_DIR_LOCK_H_
-#define SHREDD_DAEMON_DATA_DIR_LOCK_H_
+#ifndef SHREDD_DAEMON_BASE_DATA_DIR_LOCK_H_
+#define SHREDD_DAEMON_BASE_DATA_DIR_LOCK_H_
 
 #include <string>
 
@@ -19,4 +19,4 @@ absl::StatusOr<int> LockDataDir(const std::string& data_dir);
 
 }  // namespace shredd
 
-#endif  // SHREDD_DAEMON_DATA_DIR_LOCK_H_
+#endif  // SHREDD_DAEMON_BASE_DATA_DIR_LOCK_H_

@@ -11,8 +11,8 @@
 //
 // Refusals are INVALID_ARGUMENT naming the field; they quote at most a short,
 // escaped prefix of the value (QuoteForError), never the value itself.
-#ifndef SHREDD_DAEMON_FIELD_RULES_H_
-#define SHREDD_DAEMON_FIELD_RULES_H_
+#ifndef SHREDD_DAEMON_BASE_FIELD_RULES_H_
+#define SHREDD_DAEMON_BASE_FIELD_RULES_H_
 
 #include <cstddef>
 #include <string>
@@ -39,4 +39,4 @@ std::string QuoteForError(std::string_view value);
 
 }  // namespace shredd
 
-#endif  // SHREDD_DAEMON_FIELD_RULES_H_
+#endif  // SHREDD_DAEMON_BASE_FIELD_RULES_H_

@@ -1,6 +1,6 @@
 // Small POSIX file helpers with explicit durability.
-#ifndef SHREDD_DAEMON_FS_UTIL_H_
-#define SHREDD_DAEMON_FS_UTIL_H_
+#ifndef SHREDD_DAEMON_BASE_FS_UTIL_H_
+#define SHREDD_DAEMON_BASE_FS_UTIL_H_
 
 #include <string>
 #include <string_view>
@@ -23,4 +23,4 @@ std::string DirName(const std::string& path);
 
 }  // namespace shredd
 
-#endif  // SHREDD_DAEMON_FS_UTIL_H_
+#endif  // SHREDD_DAEMON_BASE_FS_UTIL_H_

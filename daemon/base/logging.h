@@ -11,8 +11,8 @@
 // the config. Never: key material, PINs, content digests of items, subject
 // ids, labels, dataset or file names. Callers are responsible; there is no
 // filter here.
-#ifndef SHREDD_DAEMON_LOGGING_H_
-#define SHREDD_DAEMON_LOGGING_H_
+#ifndef SHREDD_DAEMON_BASE_LOGGING_H_
+#define SHREDD_DAEMON_BASE_LOGGING_H_
 
 #include <cstdint>
 #include <initializer_list>
@@ -72,4 +72,4 @@ std::string FormatLogLine(LogFormat format, LogLevel level, std::string_view msg
 
 }  // namespace shredd
 
-#endif  // SHREDD_DAEMON_LOGGING_H_
+#endif  // SHREDD_DAEMON_BASE_LOGGING_H_

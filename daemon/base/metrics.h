@@ -7,8 +7,8 @@
 //
 // Labels carry gRPC method names, status codes and order states only: never
 // digests, subject ids, labels, names or anything secret.
-#ifndef SHREDD_DAEMON_METRICS_H_
-#define SHREDD_DAEMON_METRICS_H_
+#ifndef SHREDD_DAEMON_BASE_METRICS_H_
+#define SHREDD_DAEMON_BASE_METRICS_H_
 
 #include <atomic>
 #include <cstdint>
@@ -98,4 +98,4 @@ DaemonMetrics& Metrics();
 
 }  // namespace shredd
 
-#endif  // SHREDD_DAEMON_METRICS_H_
+#endif  // SHREDD_DAEMON_BASE_METRICS_H_

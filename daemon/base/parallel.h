@@ -1,8 +1,8 @@
 // ParallelFor: splits [0, n) into contiguous ranges run on a few threads (the
 // caller's included). For CPU-bound per-item work on the order path (sealing
 // and unsealing millions of small records); not a general scheduler.
-#ifndef SHREDD_DAEMON_PARALLEL_H_
-#define SHREDD_DAEMON_PARALLEL_H_
+#ifndef SHREDD_DAEMON_BASE_PARALLEL_H_
+#define SHREDD_DAEMON_BASE_PARALLEL_H_
 
 #include <algorithm>
 #include <cstddef>
@@ -37,4 +37,4 @@ inline void ParallelFor(size_t n, const std::function<void(size_t, size_t)>& fn,
 
 }  // namespace shredd
 
-#endif  // SHREDD_DAEMON_PARALLEL_H_
+#endif  // SHREDD_DAEMON_BASE_PARALLEL_H_

@@ -11,8 +11,8 @@
 // which dominated per-item costs at millions of items (docs/PERFORMANCE.md).
 // A pooled slot is wiped when released; the blocks are mlock'ed like any
 // sodium_malloc region and live until the process exits.
-#ifndef SHREDD_DAEMON_SECRET_H_
-#define SHREDD_DAEMON_SECRET_H_
+#ifndef SHREDD_DAEMON_BASE_SECRET_H_
+#define SHREDD_DAEMON_BASE_SECRET_H_
 
 #include <sodium.h>
 
@@ -148,4 +148,4 @@ class SecretKeyPool {
 
 }  // namespace shredd
 
-#endif  // SHREDD_DAEMON_SECRET_H_
+#endif  // SHREDD_DAEMON_BASE_SECRET_H_

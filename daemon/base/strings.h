@@ -1,8 +1,8 @@
 // String helpers. Debian's Abseil is built with ABSL_OPTION_USE_STD_STRING_VIEW=0,
 // so absl::string_view and std::string_view are distinct types; StrCat here
 // accepts both.
-#ifndef SHREDD_DAEMON_STRINGS_H_
-#define SHREDD_DAEMON_STRINGS_H_
+#ifndef SHREDD_DAEMON_BASE_STRINGS_H_
+#define SHREDD_DAEMON_BASE_STRINGS_H_
 
 #include <string>
 #include <string_view>
@@ -39,4 +39,4 @@ void StrAppend(std::string* out, const Args&... args) {
 
 }  // namespace shredd
 
-#endif  // SHREDD_DAEMON_STRINGS_H_
+#endif  // SHREDD_DAEMON_BASE_STRINGS_H_

@@ -11,8 +11,8 @@
 //
 // Parsing never touches the filesystem beyond reading the file itself;
 // ValidateConfig() reads (never writes) the TLS files it names.
-#ifndef SHREDD_DAEMON_CONFIG_H_
-#define SHREDD_DAEMON_CONFIG_H_
+#ifndef SHREDD_DAEMON_CONFIG_CONFIG_H_
+#define SHREDD_DAEMON_CONFIG_CONFIG_H_
 
 #include <cstdint>
 #include <string>
@@ -121,4 +121,4 @@ std::vector<std::string> KeysNeedingRestart(const DaemonConfig& running, const D
 
 }  // namespace shredd
 
-#endif  // SHREDD_DAEMON_CONFIG_H_
+#endif  // SHREDD_DAEMON_CONFIG_CONFIG_H_

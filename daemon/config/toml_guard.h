@@ -6,8 +6,8 @@
 // (upstream marzer/tomlplusplus#190 and #295, fixed by #305; found here by
 // fuzz/config_fuzz.cc under UBSan). Such input is invalid TOML anyway, except
 // the exotic `"""\<newline>§` case, which is refused too.
-#ifndef SHREDD_DAEMON_TOML_GUARD_H_
-#define SHREDD_DAEMON_TOML_GUARD_H_
+#ifndef SHREDD_DAEMON_CONFIG_TOML_GUARD_H_
+#define SHREDD_DAEMON_CONFIG_TOML_GUARD_H_
 
 #include <string_view>
 
@@ -25,4 +25,4 @@ absl::Status CheckTomlForParserHazards(std::string_view text, std::string_view s
 
 }  // namespace shredd
 
-#endif  // SHREDD_DAEMON_TOML_GUARD_H_
+#endif  // SHREDD_DAEMON_CONFIG_TOML_GUARD_H_

@@ -8,8 +8,8 @@
 //    content key encrypts exactly one immutable item, once. Every chunk is bound
 //    to the item's object id, its index and the item's total size, so chunks
 //    cannot be swapped, reordered, or the item truncated without detection.
-#ifndef SHREDD_DAEMON_AEAD_H_
-#define SHREDD_DAEMON_AEAD_H_
+#ifndef SHREDD_DAEMON_CRYPTO_AEAD_H_
+#define SHREDD_DAEMON_CRYPTO_AEAD_H_
 
 #include <array>
 #include <cstdint>
@@ -111,4 +111,4 @@ class ChunkSealer {
 
 }  // namespace shredd
 
-#endif  // SHREDD_DAEMON_AEAD_H_
+#endif  // SHREDD_DAEMON_CRYPTO_AEAD_H_

@@ -1,6 +1,6 @@
 // Content digests: "sha256:<64 lowercase hex>" of the plaintext, plus size.
-#ifndef SHREDD_DAEMON_DIGEST_H_
-#define SHREDD_DAEMON_DIGEST_H_
+#ifndef SHREDD_DAEMON_CRYPTO_DIGEST_H_
+#define SHREDD_DAEMON_CRYPTO_DIGEST_H_
 
 #include <array>
 #include <cstdint>
@@ -56,4 +56,4 @@ class Sha256Hasher {
 
 }  // namespace shredd
 
-#endif  // SHREDD_DAEMON_DIGEST_H_
+#endif  // SHREDD_DAEMON_CRYPTO_DIGEST_H_

@@ -13,8 +13,8 @@
 //
 // A model "trained on dataset D" is treated as trained on every item D ever
 // holds: deleting any item of D pulls the model in (docs/ORDERS.md says why).
-#ifndef SHREDD_DAEMON_CATALOG_H_
-#define SHREDD_DAEMON_CATALOG_H_
+#ifndef SHREDD_DAEMON_LINEAGE_CATALOG_H_
+#define SHREDD_DAEMON_LINEAGE_CATALOG_H_
 
 #include <map>
 #include <mutex>
@@ -163,4 +163,4 @@ class Catalog {
 
 }  // namespace shredd
 
-#endif  // SHREDD_DAEMON_CATALOG_H_
+#endif  // SHREDD_DAEMON_LINEAGE_CATALOG_H_

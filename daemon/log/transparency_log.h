@@ -31,8 +31,8 @@
 // Thread safety: all methods are safe for concurrent use. Appends are
 // serialised by an internal mutex; readers never block on appends and see a
 // committed prefix of the log (never a partially applied batch).
-#ifndef SHREDD_DAEMON_TRANSPARENCY_LOG_H_
-#define SHREDD_DAEMON_TRANSPARENCY_LOG_H_
+#ifndef SHREDD_DAEMON_LOG_TRANSPARENCY_LOG_H_
+#define SHREDD_DAEMON_LOG_TRANSPARENCY_LOG_H_
 
 #include <atomic>
 #include <condition_variable>
@@ -43,6 +43,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include <rocksdb/db.h>
@@ -183,21 +184,21 @@ class TransparencyLog {
   std::atomic<uint64_t> size_{0};
 
   std::mutex append_mu_;
-  verify::CompactRange tree_;  // guarded by append_mu_; the right edge of what was written
-  absl::Status broken_;        // guarded by append_mu_; the last write failed
-  uint64_t written_ = 0;       // guarded by append_mu_; >= size_
+  verify::CompactRange tree_ ABSL_GUARDED_BY(append_mu_);  // the right edge of what was written
+  absl::Status broken_ ABSL_GUARDED_BY(append_mu_);        // the last write failed
+  uint64_t written_ ABSL_GUARDED_BY(append_mu_) = 0;       // >= size_
 
   std::mutex sync_mu_;
   std::condition_variable sync_cv_;
-  uint64_t synced_ = 0;      // guarded by sync_mu_
-  bool syncing_ = false;     // guarded by sync_mu_
-  absl::Status sync_error_;  // guarded by sync_mu_
+  uint64_t synced_ ABSL_GUARDED_BY(sync_mu_) = 0;
+  bool syncing_ ABSL_GUARDED_BY(sync_mu_) = false;
+  absl::Status sync_error_ ABSL_GUARDED_BY(sync_mu_);
   // Publishes `n` (durable) in size_ if larger.
   void PublishDurable(uint64_t n);
 
   std::mutex checkpoint_mu_;
-  uint64_t checkpoint_size_ = 0;  // guarded by checkpoint_mu_
-  std::string checkpoint_;        // guarded by checkpoint_mu_; empty: none yet
+  uint64_t checkpoint_size_ ABSL_GUARDED_BY(checkpoint_mu_) = 0;
+  std::string checkpoint_ ABSL_GUARDED_BY(checkpoint_mu_);  // empty: none yet
 };
 
 // Key encodings, exposed for tests and forensic tools.
@@ -211,4 +212,4 @@ std::string DefaultLogOrigin(const verify::PublicKey& key);
 
 }  // namespace shredd
 
-#endif  // SHREDD_DAEMON_TRANSPARENCY_LOG_H_
+#endif  // SHREDD_DAEMON_LOG_TRANSPARENCY_LOG_H_

@@ -2,8 +2,8 @@
 // without the key tree, so it can sit on any storage; this interface is the
 // seam for an S3-compatible backend later. The local one keeps files under
 // DATA_DIR/blobs, and uploads in progress under DATA_DIR/tmp.
-#ifndef SHREDD_DAEMON_BLOB_BACKEND_H_
-#define SHREDD_DAEMON_BLOB_BACKEND_H_
+#ifndef SHREDD_DAEMON_STORAGE_BLOB_BACKEND_H_
+#define SHREDD_DAEMON_STORAGE_BLOB_BACKEND_H_
 
 #include <cstdint>
 #include <functional>
@@ -61,4 +61,4 @@ absl::StatusOr<std::unique_ptr<BlobBackend>> OpenFileBlobBackend(const std::stri
 
 }  // namespace shredd
 
-#endif  // SHREDD_DAEMON_BLOB_BACKEND_H_
+#endif  // SHREDD_DAEMON_STORAGE_BLOB_BACKEND_H_

@@ -1,6 +1,6 @@
 // RocksDB <-> absl::Status glue.
-#ifndef SHREDD_DAEMON_ROCKS_UTIL_H_
-#define SHREDD_DAEMON_ROCKS_UTIL_H_
+#ifndef SHREDD_DAEMON_STORAGE_ROCKS_UTIL_H_
+#define SHREDD_DAEMON_STORAGE_ROCKS_UTIL_H_
 
 #include <cstdint>
 #include <string_view>
@@ -65,4 +65,4 @@ RocksDbMemory ReadRocksDbMemory(rocksdb::DB* db);
 
 }  // namespace shredd
 
-#endif  // SHREDD_DAEMON_ROCKS_UTIL_H_
+#endif  // SHREDD_DAEMON_STORAGE_ROCKS_UTIL_H_

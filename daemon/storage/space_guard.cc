@@ -6,6 +6,8 @@
 #include <mutex>
 #include <utility>
 
+#include "absl/base/thread_annotations.h"
+
 #include "daemon/base/logging.h"
 #include "daemon/base/strings.h"
 
@@ -19,7 +21,7 @@ struct Guard {
   std::atomic<uint64_t> min_free{0};
   std::atomic<bool> refusing{false};  // writes that add data are refused
   std::mutex listener_mu;
-  std::function<void()> listener;  // guarded by listener_mu
+  std::function<void()> listener ABSL_GUARDED_BY(listener_mu);
 };
 
 Guard& TheGuard() {

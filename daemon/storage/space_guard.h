@@ -20,8 +20,8 @@
 // systemd restarts the daemon (Restart=on-failure) and RocksDB recovers the
 // WAL. Background flushes and compactions that meet a full disk stop writes
 // through RocksDB's own error handler, which StorageMonitor resumes.
-#ifndef SHREDD_DAEMON_SPACE_GUARD_H_
-#define SHREDD_DAEMON_SPACE_GUARD_H_
+#ifndef SHREDD_DAEMON_STORAGE_SPACE_GUARD_H_
+#define SHREDD_DAEMON_STORAGE_SPACE_GUARD_H_
 
 #include <cstdint>
 #include <functional>
@@ -68,4 +68,4 @@ class ErasureWrites {
 
 }  // namespace shredd
 
-#endif  // SHREDD_DAEMON_SPACE_GUARD_H_
+#endif  // SHREDD_DAEMON_STORAGE_SPACE_GUARD_H_

@@ -13,8 +13,8 @@
 //     no-space recovery is turned off: it never resumed here) and reports each change
 //     of state (the daemon sets its gRPC health status and systemd STATUS from
 //     it, see server.cc and docs/SERVICE.md "Full disk").
-#ifndef SHREDD_DAEMON_STORAGE_HEALTH_H_
-#define SHREDD_DAEMON_STORAGE_HEALTH_H_
+#ifndef SHREDD_DAEMON_STORAGE_STORAGE_HEALTH_H_
+#define SHREDD_DAEMON_STORAGE_STORAGE_HEALTH_H_
 
 #include <atomic>
 #include <chrono>
@@ -26,6 +26,7 @@
 #include <string>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
 #include <rocksdb/db.h>
 #include <rocksdb/env.h>
 #include <rocksdb/listener.h>
@@ -87,7 +88,7 @@ class StorageHealth final : public rocksdb::EventListener {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  StorageState state_;  // guarded by mu_
+  StorageState state_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> version_{0};
   std::atomic<uint64_t> errors_{0};
   std::atomic<bool> guard_stopped_{false};
@@ -118,4 +119,4 @@ class StorageMonitor {
 
 }  // namespace shredd
 
-#endif  // SHREDD_DAEMON_STORAGE_HEALTH_H_
+#endif  // SHREDD_DAEMON_STORAGE_STORAGE_HEALTH_H_
