@@ -75,6 +75,9 @@ int main(int argc, char** argv) {
   app.add_option("--tls-cert", opt.tls_cert, "PEM certificate chain for tcp: listeners (mutual TLS)");
   app.add_option("--tls-key", opt.tls_key, "PEM private key of --tls-cert");
   app.add_option("--tls-client-ca", opt.tls_client_ca, "PEM CA certificates that client certificates must chain to");
+  app.add_option("--object-store", opt.object_store.url,
+                 "s3://BUCKET[/PREFIX]: item ciphertext in an S3-compatible store ([object_store] in docs/CONFIG.md; "
+                 "credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)");
   std::vector<std::string> grant_uid, grant_tls;
   app.add_option("--grant-uid", grant_uid, "UID=role,role: roles of a local user on the unix socket (repeatable)");
   app.add_option("--grant-tls", grant_tls,
@@ -163,6 +166,14 @@ int main(int argc, char** argv) {
   if (given("--tls-client-ca")) overrides.push_back([v = opt.tls_client_ca](auto& c) { c.tls_client_ca = v; });
   if (given("--grant-uid")) overrides.push_back([v = opt.local_roles](auto& c) { c.local_roles = v; });
   if (given("--grant-tls")) overrides.push_back([v = opt.tls_roles](auto& c) { c.tls_roles = v; });
+  if (given("--object-store")) {
+    overrides.push_back([v = opt.object_store.url](auto& c) {
+      c.object_store.url = v;
+      c.object_store.bucket.clear();
+      c.object_store.prefix.clear();
+      (void)shredd::ParseObjectStoreUrl(v, &c.object_store.bucket, &c.object_store.prefix);  // ValidateConfig reports
+    });
+  }
   auto load = [config_path, overrides]() -> absl::StatusOr<shredd::DaemonConfig> {
     shredd::DaemonConfig c;
     if (!config_path.empty()) {
@@ -171,6 +182,9 @@ int main(int argc, char** argv) {
       c = *std::move(file);
     }
     for (const auto& apply : overrides) apply(c);
+    // AWS_* variables override the file's [object_store] region and endpoint,
+    // and are the only source of its credentials.
+    shredd::ApplyObjectStoreEnvironment(&c);
     return c;
   };
 
@@ -191,6 +205,12 @@ int main(int argc, char** argv) {
   }
   if (!s.ok()) {
     std::cerr << "shredd: " << s.message() << "\n";
+    return 1;
+  }
+  if (!config->object_store.url.empty()) {
+    // Parsed and checked (--check-config accepts it), not used yet: refuse
+    // rather than keep the ciphertext on local disk against the config.
+    std::cerr << "shredd: [object_store] / --object-store is not supported by this build yet (issue 14)\n";
     return 1;
   }
   shredd::SetLogFormat(config->log_format);
