@@ -29,6 +29,12 @@ PACKAGES=(
   # config file parser (header-only toml++), seccomp launcher for the
   # sandbox test (tests/tools/seccomp_exec.cc)
   libtomlplusplus-dev libseccomp-dev
+  # object-store backend (daemon/storage/s3_client.cc): libcurl signs SigV4,
+  # expat parses the S3 XML replies
+  libcurl4-openssl-dev libexpat1-dev
+  # a throwaway Ceph RGW for the S3 tests (tests/tools/ceph_cluster.py; no
+  # ceph-mgr needed), botocore signs its readiness probe; rclone for bench/
+  ceph-mon ceph-osd radosgw ceph-common python3-botocore rclone
 )
 
 missing=()

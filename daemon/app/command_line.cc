@@ -62,6 +62,9 @@ void AddAccessFlags(CLI::App& app, Flags& f) {
   app.add_option("--tls-cert", f.opt.tls_cert, "PEM certificate chain for tcp: listeners (mutual TLS)");
   app.add_option("--tls-key", f.opt.tls_key, "PEM private key of --tls-cert");
   app.add_option("--tls-client-ca", f.opt.tls_client_ca, "PEM CA certificates that client certificates must chain to");
+  app.add_option("--object-store", f.opt.object_store.url,
+                 "s3://BUCKET[/PREFIX]: item ciphertext in an S3-compatible store ([object_store] in docs/CONFIG.md; "
+                 "credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)");
   app.add_option("--grant-uid", f.grant_uid, "UID=role,role: roles of a local user on the unix socket (repeatable)");
   app.add_option("--grant-tls", f.grant_tls,
                  "[subject:|san:]NAME=role,role: roles of a TLS client by certificate subject DN (RFC 2253) or "
@@ -125,6 +128,14 @@ std::vector<Override> Overrides(const CLI::App& app, const DaemonConfig& opt) {
   if (given("--tls-client-ca")) overrides.push_back([v = opt.tls_client_ca](auto& c) { c.tls_client_ca = v; });
   if (given("--grant-uid")) overrides.push_back([v = opt.local_roles](auto& c) { c.local_roles = v; });
   if (given("--grant-tls")) overrides.push_back([v = opt.tls_roles](auto& c) { c.tls_roles = v; });
+  if (given("--object-store")) {
+    overrides.push_back([v = opt.object_store.url](auto& c) {
+      c.object_store.url = v;
+      c.object_store.bucket.clear();
+      c.object_store.prefix.clear();
+      (void)ParseObjectStoreUrl(v, &c.object_store.bucket, &c.object_store.prefix);  // ValidateConfig reports
+    });
+  }
   return overrides;
 }
 
@@ -169,6 +180,9 @@ std::optional<int> ParseCommandLine(int argc, char** argv, CommandLine* out) {
       c = *std::move(file);
     }
     for (const auto& apply : overrides) apply(c);
+    // AWS_* variables override the file's [object_store] region and endpoint,
+    // and are the only source of its credentials.
+    ApplyObjectStoreEnvironment(&c);
     return c;
   };
   return std::nullopt;

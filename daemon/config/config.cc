@@ -4,8 +4,10 @@
 #include <sys/un.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <set>
@@ -78,9 +80,12 @@ class ConfigParser {
         s = Roles(key, node, &c);
       } else if (k == "shred") {
         s = Shred(key, node, &c);
+      } else if (k == "object_store") {
+        s = ObjectStore(key, node, &c.object_store);
       } else {
         s = Error(key.source(), k,
-                  "unknown key (known sections: [server], [storage], [shred], [tls], [[roles.local]], [[roles.tls]])");
+                  "unknown key (known sections: [server], [storage], [shred], [object_store], [tls], "
+                  "[[roles.local]], [[roles.tls]])");
       }
       if (!s.ok()) return s;
     }
@@ -164,6 +169,48 @@ class ConfigParser {
         if (s.ok()) c->shred_inline_manifest_items = static_cast<uint64_t>(n);
       } else {
         s = Error(key.source(), name, "unknown key (known: epoch_items, manifest_chunk_items, inline_manifest_items)");
+      }
+      if (!s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status ObjectStore(const toml::key& tkey, const toml::node& node, ObjectStoreConfig* o) const {
+    absl::Status s;
+    const toml::table* t = Table(tkey, node, "object_store", &s);
+    if (t == nullptr) return s;
+    for (auto&& [key, v] : *t) {
+      const std::string k(key.str());
+      const std::string name = StrCat("object_store.", k);
+      int64_t n = 0;
+      if (k == "url") {
+        s = String(v, name, &o->url);
+        if (s.ok()) s = Wrap(v, name, ParseObjectStoreUrl(o->url, &o->bucket, &o->prefix));
+      } else if (k == "endpoint") {
+        s = String(v, name, &o->endpoint);
+        if (s.ok()) s = Wrap(v, name, CheckObjectStoreEndpoint(o->endpoint));
+      } else if (k == "region") {
+        s = String(v, name, &o->region);
+        if (s.ok() && o->region.empty()) s = Error(v.source(), name, "must not be empty");
+      } else if (k == "path_style") {
+        const auto* b = v.as_boolean();
+        s = b == nullptr ? WrongType(v, name, "a boolean") : absl::OkStatus();
+        if (s.ok()) o->path_style = b->get();
+      } else if (k == "ca_file") {
+        s = String(v, name, &o->ca_file);
+      } else if (k == "part_size_mib") {
+        s = Integer(v, name, 5, 5120, &n);
+        if (s.ok()) o->part_size_mib = static_cast<uint64_t>(n);
+      } else if (k == "concurrency") {
+        s = Integer(v, name, 1, 64, &n);
+        if (s.ok()) o->concurrency = static_cast<uint64_t>(n);
+      } else if (k.starts_with("aws_") || k.find("secret") != std::string::npos || k.find("key") != std::string::npos) {
+        s = Error(key.source(), name,
+                  "credentials are not read from the config file: set AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY "
+                  "(and AWS_SESSION_TOKEN) in the daemon's environment");
+      } else {
+        s = Error(key.source(), name,
+                  "unknown key (known: url, endpoint, region, path_style, ca_file, part_size_mib, concurrency)");
       }
       if (!s.ok()) return s;
     }
@@ -515,6 +562,121 @@ absl::Status CheckVaultSpec(std::string_view spec) {
   return absl::InvalidArgumentError("unknown vault scheme: expected file:PATH or pkcs11:module=...;token=...;pin=...");
 }
 
+absl::Status ParseObjectStoreUrl(std::string_view url, std::string* bucket, std::string* prefix) {
+  if (!url.starts_with("s3://")) {
+    return absl::InvalidArgumentError(StrCat("object store url \"", url, "\": expected s3://BUCKET[/PREFIX]"));
+  }
+  std::string_view rest = url.substr(5);
+  const size_t slash = rest.find('/');
+  std::string_view b = rest.substr(0, slash);
+  std::string_view p = slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
+  // S3's bucket naming rules (no dots: virtual-host style over TLS breaks on them).
+  bool ok = b.size() >= 3 && b.size() <= 63 && std::isalnum(static_cast<unsigned char>(b.front())) &&
+            std::isalnum(static_cast<unsigned char>(b.back()));
+  for (char ch : b)
+    ok = ok &&
+         (std::islower(static_cast<unsigned char>(ch)) || std::isdigit(static_cast<unsigned char>(ch)) || ch == '-');
+  if (!ok) {
+    return absl::InvalidArgumentError(StrCat("object store url \"", url, "\": bucket \"", b,
+                                             "\" must be 3-63 lowercase letters, digits or '-', starting and ending "
+                                             "with a letter or digit"));
+  }
+  while (p.ends_with("/")) p.remove_suffix(1);
+  for (char ch : p) {
+    if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.' || ch == '/')) {
+      return absl::InvalidArgumentError(
+          StrCat("object store url \"", url, "\": the prefix may hold only letters, digits, '-', '_', '.' and '/'"));
+    }
+  }
+  if (p.starts_with("/") || p.find("//") != std::string_view::npos) {
+    return absl::InvalidArgumentError(StrCat("object store url \"", url, "\": empty path segment in the prefix"));
+  }
+  *bucket = std::string(b);
+  *prefix = std::string(p);
+  return absl::OkStatus();
+}
+
+absl::Status CheckObjectStoreEndpoint(std::string_view endpoint) {
+  if (endpoint.empty()) return absl::OkStatus();
+  std::string_view e = endpoint;
+  if (e.starts_with("https://")) {
+    e.remove_prefix(8);
+  } else if (e.starts_with("http://")) {
+    e.remove_prefix(7);
+  } else {
+    return absl::InvalidArgumentError(
+        StrCat("object store endpoint \"", endpoint, "\": expected http(s)://HOST[:PORT]"));
+  }
+  while (e.ends_with("/")) e.remove_suffix(1);
+  if (e.empty() || e.find_first_of("/?#@ ") != std::string_view::npos) {
+    return absl::InvalidArgumentError(
+        StrCat("object store endpoint \"", endpoint, "\": expected http(s)://HOST[:PORT] without a path"));
+  }
+  return absl::OkStatus();
+}
+
+void ApplyObjectStoreEnvironment(DaemonConfig* c, const std::function<const char*(const char*)>& getenv_fn) {
+  auto env = [&](const char* name) -> std::string_view {
+    const char* v = getenv_fn ? getenv_fn(name) : std::getenv(name);
+    return v == nullptr ? std::string_view() : std::string_view(v);
+  };
+  ObjectStoreConfig& o = c->object_store;
+  if (auto r = env("AWS_REGION"); !r.empty()) {
+    o.region = std::string(r);
+  } else if (auto d = env("AWS_DEFAULT_REGION"); !d.empty()) {
+    o.region = std::string(d);
+  }
+  if (auto e = env("AWS_ENDPOINT_URL_S3"); !e.empty()) {
+    o.endpoint = std::string(e);
+  } else if (auto g = env("AWS_ENDPOINT_URL"); !g.empty()) {
+    o.endpoint = std::string(g);
+  }
+  if (o.url.empty()) return;  // no secrets held when they are not needed
+  auto secret = [](std::string_view v) -> std::shared_ptr<const SecretBytes> {
+    if (v.empty()) return nullptr;
+    return std::make_shared<const SecretBytes>(
+        SecretBytes::CopyOf({reinterpret_cast<const uint8_t*>(v.data()), v.size()}));
+  };
+  o.access_key_id = std::string(env("AWS_ACCESS_KEY_ID"));
+  o.secret_access_key = secret(env("AWS_SECRET_ACCESS_KEY"));
+  o.session_token = secret(env("AWS_SESSION_TOKEN"));
+}
+
+namespace {
+
+absl::Status CheckObjectStore(const ObjectStoreConfig& o, bool check_files) {
+  if (o.url.empty()) return absl::OkStatus();
+  std::string bucket, prefix;
+  if (auto s = ParseObjectStoreUrl(o.url, &bucket, &prefix); !s.ok()) return s;
+  if (bucket != o.bucket || prefix != o.prefix) {
+    return absl::InvalidArgumentError("object_store: bucket and prefix do not match the url");
+  }
+  if (auto s = CheckObjectStoreEndpoint(o.endpoint); !s.ok()) return s;
+  if (o.region.empty()) return absl::InvalidArgumentError("object_store.region must not be empty");
+  if (o.part_size_mib < 5 || o.part_size_mib > 5120) {
+    return absl::InvalidArgumentError(
+        StrCat("object_store.part_size_mib must be between 5 and 5120 (S3's part limits), got ", o.part_size_mib));
+  }
+  if (o.concurrency < 1 || o.concurrency > 64) {
+    return absl::InvalidArgumentError(StrCat("object_store.concurrency must be between 1 and 64, got ", o.concurrency));
+  }
+  if (o.access_key_id.empty() || o.secret_access_key == nullptr) {
+    return absl::InvalidArgumentError(StrCat("object store ", o.url,
+                                             ": no credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                                             "in the daemon's environment)"));
+  }
+  if (check_files && !o.ca_file.empty()) {
+    std::string pem;
+    if (auto s = ReadablePem("object_store.ca_file", o.ca_file, &pem); !s.ok()) return s;
+    if (CountCertificates(pem) == 0) {
+      return absl::InvalidArgumentError(StrCat("object_store.ca_file: ", o.ca_file, " holds no PEM certificate"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status CheckMemoryBudgetMib(uint64_t mib) {
   if (mib < kMinMemoryBudgetMib || mib > kMaxMemoryBudgetMib) {
     return absl::InvalidArgumentError(StrCat("storage.memory_budget_mib must be between ", kMinMemoryBudgetMib, " and ",
@@ -610,7 +772,7 @@ absl::Status ValidateConfig(const DaemonConfig& c, bool check_files) {
   if (check_files && tls_set == 3) {
     if (auto s = CheckTlsFiles(c); !s.ok()) return s;
   }
-  return absl::OkStatus();
+  return CheckObjectStore(c.object_store, check_files);
 }
 
 std::vector<std::string> KeysNeedingRestart(const DaemonConfig& a, const DaemonConfig& b) {
@@ -629,6 +791,11 @@ std::vector<std::string> KeysNeedingRestart(const DaemonConfig& a, const DaemonC
   if (a.tls_cert != b.tls_cert) out.push_back("tls.cert");
   if (a.tls_key != b.tls_key) out.push_back("tls.key");
   if (a.tls_client_ca != b.tls_client_ca) out.push_back("tls.client_ca");
+  const ObjectStoreConfig &oa = a.object_store, &ob = b.object_store;
+  if (oa.url != ob.url || oa.endpoint != ob.endpoint || oa.region != ob.region || oa.path_style != ob.path_style ||
+      oa.ca_file != ob.ca_file || oa.part_size_mib != ob.part_size_mib || oa.concurrency != ob.concurrency) {
+    out.push_back("object_store");
+  }
   return out;
 }
 

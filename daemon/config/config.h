@@ -6,6 +6,8 @@
 //             metrics_listen, log_format
 //   [storage] memory_budget_mib
 //   [tls]     cert, key, client_ca
+//   [object_store] url, endpoint, region, path_style, ca_file, part_size_mib,
+//             concurrency (credentials: from the environment only)
 //   [[roles.local]]  uid, roles        (unix socket callers, by SO_PEERCRED uid)
 //   [[roles.tls]]    subject, san, roles  (TCP clients, by certificate)
 //
@@ -15,6 +17,8 @@
 #define SHREDD_DAEMON_CONFIG_CONFIG_H_
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,6 +27,7 @@
 #include "absl/status/statusor.h"
 
 #include "daemon/base/logging.h"  // LogFormat
+#include "daemon/base/secret.h"
 
 namespace shredd {
 
@@ -52,6 +57,31 @@ struct TlsRoleGrant {
   std::vector<std::string> roles;
 };
 
+// [object_store]: item ciphertext in an S3-compatible bucket (issue 14).
+// Parsed and checked only: the daemon does not use it yet and refuses to
+// start with it set (daemon/main.cc). It will plug in where ItemStore::Open
+// picks its BlobBackend (daemon/items/item_store.cc, OpenFileBlobBackend):
+// RunDaemon would build an S3Client from this and pass OpenS3BlobBackend's
+// result through ItemStore::Options.
+struct ObjectStoreConfig {
+  std::string url;             // "s3://BUCKET[/PREFIX]"; empty: ciphertext stays under data_dir
+  std::string bucket, prefix;  // from url (prefix without leading or trailing '/')
+  // "http(s)://HOST[:PORT]"; empty: AWS (https://s3.REGION.amazonaws.com).
+  // AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL in the environment win.
+  std::string endpoint;
+  std::string region = "us-east-1";  // AWS_REGION (or AWS_DEFAULT_REGION) wins
+  bool path_style = false;           // true: http://HOST/BUCKET/KEY (Ceph RGW, MinIO)
+  std::string ca_file;               // PEM CA bundle for https; empty: the system's
+  uint64_t part_size_mib = 16;       // multipart part size, 5..5120
+  uint64_t concurrency = 4;          // parts in flight per upload, 1..64
+  // From the environment only (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+  // AWS_SESSION_TOKEN), never from the file or a flag, never printed. Shared
+  // pointers so that DaemonConfig stays copyable.
+  std::string access_key_id;
+  std::shared_ptr<const SecretBytes> secret_access_key;
+  std::shared_ptr<const SecretBytes> session_token;  // null: none
+};
+
 struct DaemonConfig {
   // [server]
   std::string data_dir = "./var/shredd/data";
@@ -78,6 +108,8 @@ struct DaemonConfig {
   uint64_t shred_epoch_items = 25000;             // items per key-tree epoch
   uint64_t shred_manifest_chunk_items = 20000;    // items per stored manifest chunk
   uint64_t shred_inline_manifest_items = 200000;  // larger manifests: GetManifest only
+  // [object_store]
+  ObjectStoreConfig object_store;
   // [[roles.local]], [[roles.tls]]
   std::vector<LocalRoleGrant> local_roles;
   std::vector<TlsRoleGrant> tls_roles;
@@ -114,6 +146,18 @@ std::string_view LogFormatName(LogFormat f);
 bool IsLoopbackHost(std::string_view host);
 // Splits "HOST:PORT" / "[V6]:PORT". INVALID_ARGUMENT if malformed.
 absl::Status SplitHostPort(std::string_view hostport, std::string* host, uint16_t* port);
+
+// Splits "s3://BUCKET[/PREFIX]". INVALID_ARGUMENT naming the problem (scheme,
+// bucket name rules, characters of the prefix).
+absl::Status ParseObjectStoreUrl(std::string_view url, std::string* bucket, std::string* prefix);
+// "" or http(s)://HOST[:PORT] without a path.
+absl::Status CheckObjectStoreEndpoint(std::string_view endpoint);
+// Applies the AWS conventions: AWS_REGION / AWS_DEFAULT_REGION and
+// AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL override the config's region and
+// endpoint; AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN are
+// the credentials (read only when object_store.url is set). `getenv` is
+// injectable for tests.
+void ApplyObjectStoreEnvironment(DaemonConfig* config, const std::function<const char*(const char*)>& getenv = nullptr);
 
 // Keys whose new value a SIGHUP cannot apply (the daemon keeps the old value
 // and logs that a restart is needed): names like "server.data_dir".

@@ -4,6 +4,9 @@
 
 #include <cstdio>
 #include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -375,6 +378,150 @@ TEST(ConfigTest, MinFreeMib) {
   DaemonConfig a, b;
   b.min_free_mib = 1;
   EXPECT_TRUE(KeysNeedingRestart(a, b).empty());
+}
+
+}  // namespace
+}  // namespace shredd
+
+namespace shredd {
+namespace {
+
+// A fake environment for ApplyObjectStoreEnvironment.
+std::function<const char*(const char*)> Env(std::map<std::string, std::string> vars) {
+  auto held = std::make_shared<std::map<std::string, std::string>>(std::move(vars));
+  return [held](const char* name) -> const char* {
+    auto it = held->find(name);
+    return it == held->end() ? nullptr : it->second.c_str();
+  };
+}
+
+TEST(ConfigTest, ObjectStoreSection) {
+  auto c = LoadConfigFromString(R"(
+[object_store]
+url = "s3://my-bucket/shredd/prod/"
+endpoint = "http://127.0.0.1:7480"
+region = "eu-west-3"
+path_style = true
+ca_file = "/etc/ssl/certs/ca-certificates.crt"
+part_size_mib = 64
+concurrency = 8
+)");
+  ASSERT_TRUE(c.ok()) << c.status();
+  const ObjectStoreConfig& o = c->object_store;
+  EXPECT_EQ(o.bucket, "my-bucket");
+  EXPECT_EQ(o.prefix, "shredd/prod");
+  EXPECT_EQ(o.endpoint, "http://127.0.0.1:7480");
+  EXPECT_EQ(o.region, "eu-west-3");
+  EXPECT_TRUE(o.path_style);
+  EXPECT_EQ(o.part_size_mib, 64u);
+  EXPECT_EQ(o.concurrency, 8u);
+  // Defaults.
+  auto d = LoadConfigFromString("[object_store]\nurl = \"s3://bkt\"\n");
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->object_store.prefix, "");
+  EXPECT_EQ(d->object_store.region, "us-east-1");
+  EXPECT_FALSE(d->object_store.path_style);
+  EXPECT_EQ(d->object_store.part_size_mib, 16u);
+  EXPECT_EQ(d->object_store.concurrency, 4u);
+  EXPECT_TRUE(LoadConfigFromString("").value().object_store.url.empty());
+}
+
+TEST(ConfigTest, ObjectStoreBadValues) {
+  struct Case {
+    const char* toml;
+    const char* want;
+  } cases[] = {
+      {"url = \"https://bucket/x\"", "expected s3://BUCKET[/PREFIX]"},
+      {"url = \"s3://\"", "must be 3-63 lowercase"},
+      {"url = \"s3://Upper\"", "must be 3-63 lowercase"},
+      {"url = \"s3://ab\"", "must be 3-63 lowercase"},
+      {"url = \"s3://-bucket\"", "must be 3-63 lowercase"},
+      {"url = \"s3://bucket/a b\"", "the prefix may hold only"},
+      {"url = \"s3://bucket//a\"", "empty path segment"},
+      {"endpoint = \"127.0.0.1:7480\"", "expected http(s)://HOST[:PORT]"},
+      {"endpoint = \"http://host/path\"", "without a path"},
+      {"region = \"\"", "must not be empty"},
+      {"path_style = \"yes\"", "expected a boolean"},
+      {"part_size_mib = 4", "between 5 and 5120"},
+      {"concurrency = 0", "between 1 and 64"},
+      {"secret_access_key = \"x\"", "credentials are not read from the config file"},
+      {"aws_access_key_id = \"x\"", "credentials are not read from the config file"},
+      {"bucket = \"x\"", "unknown key"},
+  };
+  for (const auto& k : cases) {
+    absl::Status s = LoadError(StrCat("[object_store]\n", k.toml, "\n"));
+    EXPECT_TRUE(absl::IsInvalidArgument(s)) << k.toml << ": " << s;
+    EXPECT_NE(Message(s).find(k.want), std::string::npos) << k.toml << ": " << s;
+    EXPECT_NE(Message(s).find("test.toml:2: object_store."), std::string::npos) << s;
+  }
+}
+
+TEST(ConfigTest, ObjectStoreEnvironmentOverridesTheFile) {
+  auto c = LoadConfigFromString(
+      "[object_store]\nurl = \"s3://bkt/p\"\nendpoint = \"http://file:1\"\nregion = \"file-region\"\n");
+  ASSERT_TRUE(c.ok()) << c.status();
+  ApplyObjectStoreEnvironment(&*c, Env({{"AWS_REGION", "env-region"},
+                                        {"AWS_ENDPOINT_URL", "http://env:2"},
+                                        {"AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"},
+                                        {"AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG"},
+                                        {"AWS_SESSION_TOKEN", "token123"}}));
+  const ObjectStoreConfig& o = c->object_store;
+  EXPECT_EQ(o.region, "env-region");
+  EXPECT_EQ(o.endpoint, "http://env:2");
+  EXPECT_EQ(o.access_key_id, "AKIDEXAMPLE");
+  ASSERT_NE(o.secret_access_key, nullptr);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(o.secret_access_key->data()), o.secret_access_key->size()),
+            "wJalrXUtnFEMI/K7MDENG");
+  ASSERT_NE(o.session_token, nullptr);
+  EXPECT_TRUE(ValidateConfig(*c, false).ok());
+  // The service-specific endpoint wins over the generic one; AWS_DEFAULT_REGION is the fallback.
+  DaemonConfig d = *c;
+  ApplyObjectStoreEnvironment(&d, Env({{"AWS_ENDPOINT_URL", "http://generic:1"},
+                                       {"AWS_ENDPOINT_URL_S3", "http://s3:1"},
+                                       {"AWS_DEFAULT_REGION", "default-region"}}));
+  EXPECT_EQ(d.object_store.endpoint, "http://s3:1");
+  EXPECT_EQ(d.object_store.region, "default-region");
+  // Without the environment the file's values stand.
+  auto f = LoadConfigFromString("[object_store]\nurl = \"s3://bkt\"\nregion = \"file-region\"\n");
+  ApplyObjectStoreEnvironment(&*f, Env({}));
+  EXPECT_EQ(f->object_store.region, "file-region");
+  EXPECT_EQ(f->object_store.secret_access_key, nullptr);
+}
+
+TEST(ConfigTest, ObjectStoreNeedsCredentialsAndNeverPrintsThem) {
+  auto c = LoadConfigFromString("[object_store]\nurl = \"s3://bkt\"\n");
+  ASSERT_TRUE(c.ok());
+  ApplyObjectStoreEnvironment(&*c, Env({}));
+  absl::Status s = ValidateConfig(*c, false);
+  EXPECT_TRUE(absl::IsInvalidArgument(s));
+  EXPECT_NE(Message(s).find("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"), std::string::npos) << s;
+  // A bad value with a secret in the environment: the message holds no secret.
+  ApplyObjectStoreEnvironment(
+      &*c, Env({{"AWS_ACCESS_KEY_ID", "AKID"}, {"AWS_SECRET_ACCESS_KEY", "TOPSECRET"}, {"AWS_ENDPOINT_URL", "bad"}}));
+  s = ValidateConfig(*c, false);
+  EXPECT_FALSE(s.ok());
+  EXPECT_EQ(Message(s).find("TOPSECRET"), std::string::npos) << s;
+  // Credentials are not read while no object store is configured.
+  DaemonConfig none;
+  ApplyObjectStoreEnvironment(&none, Env({{"AWS_ACCESS_KEY_ID", "AKID"}, {"AWS_SECRET_ACCESS_KEY", "TOPSECRET"}}));
+  EXPECT_EQ(none.object_store.secret_access_key, nullptr);
+  EXPECT_TRUE(ValidateConfig(none, false).ok());
+  // A change of the object store needs a restart.
+  DaemonConfig other = *c;
+  other.object_store.concurrency = 9;
+  EXPECT_EQ(KeysNeedingRestart(*c, other), std::vector<std::string>{"object_store"});
+}
+
+TEST(ConfigTest, ObjectStoreCaFileIsChecked) {
+  testing::TempDir dir;
+  const std::string junk = dir / "junk.pem";
+  std::ofstream(junk) << "not a certificate\n";
+  auto c = LoadConfigFromString(StrCat("[object_store]\nurl = \"s3://bkt\"\nca_file = \"", junk, "\"\n"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  ApplyObjectStoreEnvironment(&*c, Env({{"AWS_ACCESS_KEY_ID", "AKID"}, {"AWS_SECRET_ACCESS_KEY", "S"}}));
+  EXPECT_TRUE(ValidateConfig(*c, false).ok());
+  absl::Status s = ValidateConfig(*c, true);
+  EXPECT_NE(Message(s).find("object_store.ca_file"), std::string::npos) << s;
 }
 
 }  // namespace

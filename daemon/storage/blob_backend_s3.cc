@@ -1,0 +1,280 @@
+#include "daemon/storage/blob_backend_s3.h"
+
+#include <algorithm>
+#include <deque>
+#include <future>
+#include <mutex>
+#include <set>
+#include <utility>
+#include <vector>
+
+#include "daemon/base/strings.h"
+
+namespace shredd {
+namespace {
+
+// Multipart uploads this process is running: CollectGarbage leaves them be.
+class ActiveUploads {
+ public:
+  void Add(const std::string& id) {
+    std::lock_guard lock(mu_);
+    ids_.insert(id);
+  }
+  void Remove(const std::string& id) {
+    std::lock_guard lock(mu_);
+    ids_.erase(id);
+  }
+  bool Contains(const std::string& id) const {
+    std::lock_guard lock(mu_);
+    return ids_.contains(id);
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::set<std::string> ids_;
+};
+
+class S3BlobWriter final : public BlobWriter {
+ public:
+  S3BlobWriter(std::shared_ptr<S3Client> client, std::shared_ptr<ActiveUploads> active, std::string key,
+               S3BlobOptions options)
+      : client_(std::move(client)), active_(std::move(active)), key_(std::move(key)), options_(options) {}
+
+  ~S3BlobWriter() override {
+    DrainInFlight();
+    if (!upload_id_.empty() && !published_) {
+      (void)client_->AbortMultipartUpload(key_, upload_id_);
+      active_->Remove(upload_id_);
+    }
+  }
+
+  absl::Status Append(std::string_view data) override {
+    if (!error_.ok()) return error_;
+    if (published_) return absl::FailedPreconditionError("append to a published object");
+    while (!data.empty()) {
+      if (buffer_.capacity() < options_.part_size) buffer_.reserve(options_.part_size);
+      const size_t take = std::min<uint64_t>(data.size(), options_.part_size - buffer_.size());
+      buffer_.append(data.data(), take);
+      data.remove_prefix(take);
+      if (buffer_.size() == options_.part_size) {
+        if (auto s = SubmitPart(); !s.ok()) return s;
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Publish() override {
+    if (!error_.ok()) return error_;
+    if (published_) return absl::OkStatus();
+    if (upload_id_.empty()) {
+      auto put = client_->PutObject(key_, buffer_);
+      if (!put.ok()) return error_ = put.status();
+      published_ = true;
+      return absl::OkStatus();
+    }
+    if (!buffer_.empty()) {
+      if (auto s = SubmitPart(); !s.ok()) return s;
+    }
+    DrainInFlight();
+    if (!error_.ok()) return error_;
+    std::sort(done_.begin(), done_.end(), [](const auto& a, const auto& b) { return a.number < b.number; });
+    if (auto s = client_->CompleteMultipartUpload(key_, upload_id_, done_); !s.ok()) return error_ = s;
+    published_ = true;
+    active_->Remove(upload_id_);
+    return absl::OkStatus();
+  }
+
+ private:
+  struct PartResult {
+    absl::StatusOr<std::string> etag;
+    std::string buffer;  // handed back for reuse
+  };
+
+  // Sends buffer_ as the next part, after waiting for a slot.
+  absl::Status SubmitPart() {
+    if (upload_id_.empty()) {
+      auto id = client_->CreateMultipartUpload(key_);
+      if (!id.ok()) return error_ = id.status();
+      upload_id_ = *id;
+      active_->Add(upload_id_);
+    }
+    if (next_part_ > kS3MaxParts) {
+      return error_ = absl::ResourceExhaustedError(StrCat("object larger than ", kS3MaxParts, " parts of ",
+                                                          options_.part_size,
+                                                          " bytes (raise [object_store] part_size_mib)"));
+    }
+    while (in_flight_.size() >= static_cast<size_t>(options_.concurrency)) WaitOldest();
+    if (!error_.ok()) return error_;
+    std::string part = std::move(buffer_);
+    buffer_ = TakeSpare();
+    const int number = next_part_++;
+    in_flight_.push_back({number, std::async(std::launch::async, [c = client_, key = key_, id = upload_id_, number,
+                                                                  part = std::move(part)]() mutable {
+                            auto etag = c->UploadPart(key, id, number, part);
+                            part.clear();
+                            return PartResult{std::move(etag), std::move(part)};
+                          })});
+    return absl::OkStatus();
+  }
+
+  void WaitOldest() {
+    auto [number, future] = std::move(in_flight_.front());
+    in_flight_.pop_front();
+    PartResult r = future.get();
+    if (r.etag.ok()) {
+      done_.push_back({number, *std::move(r.etag)});
+    } else if (error_.ok()) {
+      error_ = r.etag.status();
+    }
+    if (spare_.empty()) spare_.push_back(std::move(r.buffer));
+  }
+
+  void DrainInFlight() {
+    while (!in_flight_.empty()) WaitOldest();
+  }
+
+  std::string TakeSpare() {
+    if (spare_.empty()) return {};
+    std::string s = std::move(spare_.back());
+    spare_.pop_back();
+    return s;
+  }
+
+  std::shared_ptr<S3Client> client_;
+  std::shared_ptr<ActiveUploads> active_;
+  const std::string key_;
+  const S3BlobOptions options_;
+  std::string buffer_;
+  std::vector<std::string> spare_;  // at most one buffer kept for reuse
+  std::string upload_id_;
+  int next_part_ = 1;
+  std::deque<std::pair<int, std::future<PartResult>>> in_flight_;
+  std::vector<S3CompletedPart> done_;
+  absl::Status error_;
+  bool published_ = false;
+};
+
+class S3BlobReader final : public BlobReader {
+ public:
+  S3BlobReader(std::shared_ptr<S3Client> client, std::string key, S3ObjectInfo info)
+      : client_(std::move(client)), key_(std::move(key)), info_(std::move(info)) {}
+  uint64_t size() const override { return info_.size; }
+
+  absl::Status ReadAt(uint64_t offset, size_t length, std::string* out) override {
+    if (length == 0) return absl::OkStatus();
+    if (offset > info_.size || length > info_.size - offset) return Truncated();
+    const size_t base = out->size();
+    absl::Status s = client_->GetObject(key_, offset, length, out, info_.etag);
+    if (s.ok() && out->size() - base == length) return s;
+    out->resize(base);
+    if (s.ok() || absl::IsOutOfRange(s)) return Truncated();
+    if (absl::IsNotFound(s) || absl::IsFailedPrecondition(s)) {
+      // Deleted or replaced since Open (If-Match failed), or the bucket is gone.
+      return absl::DataLossError(
+          StrCat("stored object ", Name(), " changed or vanished while being read (", s.message(), ")"));
+    }
+    return s;
+  }
+
+ private:
+  std::string Name() const { return StrCat("s3://", client_->config().bucket, "/", key_); }
+  absl::Status Truncated() const { return absl::DataLossError(StrCat("stored object ", Name(), " is truncated")); }
+
+  std::shared_ptr<S3Client> client_;
+  const std::string key_;
+  const S3ObjectInfo info_;
+};
+
+class S3BlobBackend final : public BlobBackend {
+ public:
+  S3BlobBackend(std::shared_ptr<S3Client> client, S3BlobOptions options)
+      : client_(std::move(client)), options_(options), active_(std::make_shared<ActiveUploads>()) {}
+
+  absl::StatusOr<std::unique_ptr<BlobWriter>> Create(std::string_view id) override {
+    return std::make_unique<S3BlobWriter>(client_, active_, client_->KeyFor(id), options_);
+  }
+
+  absl::StatusOr<std::unique_ptr<BlobReader>> Open(std::string_view id) override {
+    std::string key = client_->KeyFor(id);
+    auto info = client_->HeadObject(key);
+    if (absl::IsNotFound(info.status())) {
+      return absl::DataLossError(StrCat("stored object s3://", client_->config().bucket, "/", key, " is missing"));
+    }
+    if (!info.ok()) return info.status();
+    return std::make_unique<S3BlobReader>(client_, std::move(key), *std::move(info));
+  }
+
+  absl::Status Delete(std::string_view id) override {
+    const std::string key = client_->KeyFor(id);
+    std::vector<S3ObjectVersion> all;
+    auto s = client_->ForEachVersion(key, [&](const S3ObjectVersion& v) {
+      if (v.key == key) all.push_back(v);
+      return absl::OkStatus();
+    });
+    if (!s.ok()) return s;
+    return DeleteVersions(all);
+  }
+
+  absl::Status CollectGarbage(const std::function<bool(std::string_view)>& is_live) override {
+    if (auto s = AbortStaleUploads(); !s.ok()) return s;
+    const std::string dir = client_->KeyFor("");
+    std::vector<S3ObjectVersion> dead;
+    auto s = client_->ForEachVersion(dir, [&](const S3ObjectVersion& v) {
+      std::string_view name = std::string_view(v.key).substr(dir.size());
+      if (name.empty() || name.find('/') != std::string_view::npos || is_live(name)) return absl::OkStatus();
+      dead.push_back(v);
+      if (dead.size() < 1000) return absl::OkStatus();
+      absl::Status d = DeleteVersions(dead);
+      dead.clear();
+      return d;
+    });
+    if (!s.ok()) return s;
+    return DeleteVersions(dead);
+  }
+
+ private:
+  absl::Status DeleteVersions(std::span<const S3ObjectVersion> versions) {
+    for (size_t i = 0; i < versions.size(); i += 1000) {
+      auto batch = versions.subspan(i, std::min<size_t>(1000, versions.size() - i));
+      if (auto s = client_->DeleteObjects(batch); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status AbortStaleUploads() {
+    std::string key_marker, id_marker;
+    for (;;) {
+      auto page = client_->ListMultipartUploads(client_->KeyFor(""), key_marker, id_marker);
+      if (!page.ok()) return page.status();
+      for (const auto& u : page->uploads) {
+        if (active_->Contains(u.upload_id)) continue;
+        if (auto s = client_->AbortMultipartUpload(u.key, u.upload_id); !s.ok()) return s;
+      }
+      if (!page->truncated) return absl::OkStatus();
+      key_marker = page->next_key_marker;
+      id_marker = page->next_upload_id_marker;
+    }
+  }
+
+  std::shared_ptr<S3Client> client_;
+  const S3BlobOptions options_;
+  std::shared_ptr<ActiveUploads> active_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<BlobBackend>> OpenS3BlobBackend(std::shared_ptr<S3Client> client,
+                                                               S3BlobOptions options) {
+  if (client == nullptr) return absl::InvalidArgumentError("object store: no client");
+  if (options.part_size < kS3MinPartSize || options.part_size > kS3MaxPartSize) {
+    return absl::InvalidArgumentError(
+        StrCat("object store part size must be between 5 MiB and 5 GiB, got ", options.part_size, " bytes"));
+  }
+  if (options.concurrency < 1 || options.concurrency > 64) {
+    return absl::InvalidArgumentError(
+        StrCat("object store concurrency must be between 1 and 64, got ", options.concurrency));
+  }
+  return std::make_unique<S3BlobBackend>(std::move(client), options);
+}
+
+}  // namespace shredd
