@@ -67,12 +67,6 @@ int main(int argc, char** argv) {
     std::cerr << "shredd: " << s.message() << "\n";
     return 1;
   }
-  if (!config->object_store.url.empty()) {
-    // Parsed and checked (--check-config accepts it), not used yet: refuse
-    // rather than keep the ciphertext on local disk against the config.
-    std::cerr << "shredd: [object_store] / --object-store is not supported by this build yet (issue 14)\n";
-    return 1;
-  }
   shredd::SetLogFormat(config->log_format);
   for (const auto& w : warnings) shredd::LogWarning(w);
   // Before the vault and RocksDB are opened; held until exit.

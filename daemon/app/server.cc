@@ -30,7 +30,9 @@
 #include "daemon/log/transparency_log.h"
 #include "daemon/orders/orders.h"
 #include "daemon/shred/shredder.h"
+#include "daemon/storage/blob_backend_s3.h"
 #include "daemon/storage/rocks_util.h"
+#include "daemon/storage/s3_client.h"
 #include "daemon/storage/space_guard.h"
 #include "daemon/storage/storage_health.h"
 
@@ -60,6 +62,14 @@ std::string RenderMetrics(ItemStore* store, OrderBook* orders, TransparencyLog* 
              static_cast<double>(GuardedFreeBytes()));
   e.AddCounter("shredd_storage_errors_total",
                "Background errors RocksDB reported (failed writes, flushes, compactions).", storage->errors());
+  const BlobReaper::Stats drops = store->blob_deletions();
+  e.AddGauge("shredd_blob_deletions_pending",
+             "Ciphertext objects of shredded items still to delete from the blob store (deleted in the background).",
+             static_cast<double>(drops.pending));
+  e.AddCounter("shredd_blob_deletions_total", "Ciphertext objects of shredded items deleted since start.",
+               drops.deleted);
+  e.AddCounter("shredd_blob_deletion_failures_total",
+               "Failed attempts to delete a shredded item's ciphertext object (retried with backoff).", drops.failures);
   e.AddGauge("shredd_root_epoch", "Current root key epoch of the key tree (one per shred epoch).",
              static_cast<double>(store->key_tree().epoch()));
   // Memory: where the resident set goes (docs/SERVICE.md#metrics).
@@ -180,11 +190,61 @@ struct Domain {
   }
 };
 
+// [object_store] as the S3 client's settings.
+S3Config S3ConfigFrom(const ObjectStoreConfig& os) {
+  S3Config c;
+  c.endpoint = os.endpoint;
+  c.region = os.region;
+  c.bucket = os.bucket;
+  c.prefix = os.prefix;
+  c.path_style = os.path_style;
+  c.ca_file = os.ca_file;
+  auto creds = std::make_shared<S3Credentials>();
+  creds->access_key_id = os.access_key_id;
+  if (os.secret_access_key) creds->secret_access_key = os.secret_access_key->Clone();
+  if (os.session_token) creds->session_token = os.session_token->Clone();
+  c.credentials = std::move(creds);
+  return c;
+}
+
+// The object store, checked before anything is written: the endpoint
+// answers, the keys are accepted and the bucket exists (one
+// GetBucketVersioning call). Versioning is reported, not required: a
+// shredded item's objects are deleted with every version either way.
+absl::StatusOr<std::unique_ptr<BlobBackend>> OpenObjectStore(const ObjectStoreConfig& os) {
+  auto client = S3Client::Create(S3ConfigFrom(os));
+  if (!client.ok()) return client.status();
+  auto versioning = (*client)->GetBucketVersioning();
+  if (!versioning.ok()) {
+    return absl::Status(versioning.status().code(),
+                        StrCat("object store s3://", os.bucket, os.prefix.empty() ? "" : "/", os.prefix,
+                               " is not usable: ", versioning.status().message()));
+  }
+  LogInfo(
+      "object store",
+      {{"url", os.url}, {"endpoint", (*client)->config().endpoint}, {"versioning", *versioning ? "enabled" : "off"}});
+  S3BlobOptions blob_options;
+  blob_options.part_size = os.part_size_mib << 20;
+  blob_options.concurrency = static_cast<int>(os.concurrency);
+  return OpenS3BlobBackend(std::shared_ptr<S3Client>(std::move(*client)), blob_options);
+}
+
 absl::Status OpenStore(const DaemonOptions& options, Domain* d) {
+  ItemStore::Options so;
+  if (!options.object_store.url.empty()) {
+    // Checked before the vault and RocksDB open: an unusable store leaves
+    // the data dir and the vault as they were.
+    auto blobs = OpenObjectStore(options.object_store);
+    if (!blobs.ok()) return blobs.status();
+    auto held = std::make_shared<std::unique_ptr<BlobBackend>>(std::move(*blobs));
+    so.open_blobs = [held]() -> absl::StatusOr<std::unique_ptr<BlobBackend>> {
+      if (*held == nullptr) return absl::InternalError("the object store backend was opened twice");
+      return std::move(*held);
+    };
+  }
   auto vault = OpenVault(options.vault);
   if (!vault.ok()) return vault.status();
   d->vault = std::move(*vault);
-  ItemStore::Options so;
   so.data_dir = options.data_dir;
   so.inline_threshold = options.inline_threshold;
   so.memory_budget_bytes = options.memory_budget_mib << 20;

@@ -71,6 +71,7 @@ std::string ItemStoredEntry(const ContentDigest& digest, ItemKind kind, std::str
 using namespace items_internal;  // NOLINT(google-build-using-namespace): the layer's own helpers
 
 ItemStore::~ItemStore() {
+  reaper_.reset();
   tree_.reset();
   if (db_) (void)db_->Close();
 }
@@ -105,7 +106,7 @@ absl::StatusOr<std::unique_ptr<ItemStore>> ItemStore::Open(const Options& option
   }
   store->index_key_ = DeriveSubkey(*system_key, Subkey::kIndex);
   store->system_metadata_key_ = DeriveSubkey(*system_key, Subkey::kMetadata);
-  auto blobs = OpenFileBlobBackend(options.data_dir);
+  auto blobs = options.open_blobs ? options.open_blobs() : OpenFileBlobBackend(options.data_dir);
   if (!blobs.ok()) return blobs.status();
   store->blobs_ = std::move(*blobs);
   rocksdb::DB* db = raw;
@@ -116,6 +117,7 @@ absl::StatusOr<std::unique_ptr<ItemStore>> ItemStore::Open(const Options& option
     return db->Get(rocksdb::ReadOptions(), ObjectKey(*oid), &v).ok();
   });
   if (!gc.ok()) return gc;
+  store->reaper_ = std::make_unique<BlobReaper>(raw, store->blobs_.get());
   return store;
 }
 
@@ -626,10 +628,10 @@ void ItemStore::AddNewDatasets(std::span<const std::string> names, rocksdb::Writ
   }
 }
 
-void ItemStore::DropBlob(const StoredItem& item) {
-  if (!item.inline_content) DropBlobObject(item.object_id);
+void ItemStore::StageBlobDrop(std::string_view object_id, rocksdb::WriteBatch* batch) {
+  BlobReaper::StageDrop(object_id, batch);
 }
 
-void ItemStore::DropBlobObject(std::string_view object_id) { (void)blobs_->Delete(HexEncode(object_id)); }
+void ItemStore::BlobDropsCommitted(uint64_t n) { reaper_->Committed(n); }
 
 }  // namespace shredd

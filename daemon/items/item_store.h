@@ -48,6 +48,7 @@
 #include "daemon/base/secret.h"
 #include "daemon/crypto/aead.h"
 #include "daemon/crypto/digest.h"
+#include "daemon/items/blob_reaper.h"
 #include "daemon/items/item.h"
 #include "daemon/keys/key_tree.h"
 #include "daemon/storage/blob_backend.h"
@@ -163,6 +164,10 @@ class ItemStore {
     // If set, becomes RocksDB's info log and listener
     // (daemon/storage/storage_health.h); if not, RocksDB writes its LOG file itself.
     std::shared_ptr<StorageHealth> storage_health;
+    // Where blob-backed ciphertext lives. Empty: files under data_dir/blobs
+    // (OpenFileBlobBackend); the daemon sets an object store here
+    // ([object_store], daemon/storage/blob_backend_s3.h).
+    std::function<absl::StatusOr<std::unique_ptr<BlobBackend>>()> open_blobs;
   };
 
   // Opens the store: RocksDB in data_dir/db, blobs in data_dir/blobs, the key
@@ -298,9 +303,12 @@ class ItemStore {
   absl::StatusOr<std::string> RemoveSuppression(const Sha256& hash,
                                                 const std::vector<std::pair<std::string, std::string>>& extra,
                                                 const std::string& log_entry);
-  // Removes ciphertext files of shredded items (after their epoch committed).
-  void DropBlob(const StoredItem& item);
-  void DropBlobObject(std::string_view object_id);
+  // The ciphertext objects of shredded items are deleted in the background
+  // (BlobReaper): a shred stages the deletion of `object_id` in its epoch's
+  // batch, and reports the committed ones.
+  static void StageBlobDrop(std::string_view object_id, rocksdb::WriteBatch* batch);
+  void BlobDropsCommitted(uint64_t n);
+  BlobReaper::Stats blob_deletions() const { return reaper_->stats(); }
 
   // --- items held, for the shredd_items_stored gauge ---
   // Counts the item records with a key-only scan (O(items); the daemon does
@@ -386,6 +394,7 @@ class ItemStore {
   std::unique_ptr<rocksdb::DB> db_;
   std::unique_ptr<KeyTree> tree_;
   std::unique_ptr<BlobBackend> blobs_;
+  std::unique_ptr<BlobReaper> reaper_;  // after blobs_: destroyed (stopped) first
   SecretBytes index_key_;
   SecretBytes system_metadata_key_;
   std::array<std::mutex, 64> stripes_;  // serialise commits of the same digest

@@ -355,7 +355,10 @@ absl::Status Shredder::StageChunkOps(std::vector<std::pair<std::string, std::str
     if (catalog_ != nullptr && staged[i]->kind == ItemKind::kModel) {
       catalog_->AddEdgeDeletions(staged[i]->item_key, &chunk->batch);
     }
-    if (!staged[i]->inline_content) chunk->blobs.push_back(staged[i]->object_id);
+    if (!staged[i]->inline_content) {
+      ItemStore::StageBlobDrop(staged[i]->object_id, &chunk->batch);
+      ++chunk->blobs;
+    }
     if (!range_delete) ops.emplace_back(std::move(raw[i].first), false);
   }
   std::sort(ops.begin(), ops.end());
@@ -425,7 +428,7 @@ absl::Status Shredder::Destroy(const std::string& cert_id, const PendingRecord* 
                             {"installed_epoch", epoch->installed_epoch},
                             {"items", slots.size()},
                             {"seconds", seconds}});
-    for (const auto& oid : chunk.blobs) store_->DropBlobObject(oid);
+    store_->BlobDropsCommitted(chunk.blobs);  // deleted in the background
     resume = chunk.end;
   }
 }

@@ -230,12 +230,13 @@ class Shredder {
   // resume one from its "P" record.
   absl::Status Destroy(const std::string& certificate_id, const PendingRecord* fresh = nullptr);
   // One chunk of a destruction: its key-tree slots, the deletions and
-  // suppressions in `batch`, the blob objects to drop once it commits, and
+  // suppressions in `batch` (with the drop records of its blob objects), how
+  // many blob objects it drops, and
   // the key after its last staged record (where the next chunk starts).
   struct DestroyChunk {
     rocksdb::WriteBatch batch;
     std::vector<uint64_t> slots;
-    std::vector<std::string> blobs;
+    uint64_t blobs = 0;
     std::string end;
   };
   // Reads up to epoch_items staged records from `resume` (in [begin, end))

@@ -30,7 +30,8 @@ inline constexpr std::string_view kLogCheckpoint = "Lc";  // size(8): signed che
 // Items (daemon/items/item_store.h).
 inline constexpr std::string_view kItem = "i";         // item_key(32): item record
 inline constexpr std::string_view kInline = "c";       // object_id(16): inline ciphertext
-inline constexpr std::string_view kObject = "o";       // object_id(16): item key of a file-backed item
+inline constexpr std::string_view kObject = "o";       // object_id(16): item key of a blob-backed item
+inline constexpr std::string_view kBlobDrop = "b";     // object_id(16): blob of a shredded item, still to delete
 inline constexpr std::string_view kIndex = "x";        // type(1) keyed_hash(32) item_key(32): lookup index
 inline constexpr std::string_view kSuppression = "s";  // item_key(32): shredded, by which certificate
 inline constexpr std::string_view kCustody = "Y";      // item_key(32) index(8): sealed custody record
@@ -62,10 +63,10 @@ inline constexpr std::string_view kOrder = "O";  // order_id: sealed order recor
 
 // Every prefix above, for the test that keeps them apart.
 inline constexpr std::string_view kAll[] = {
-    kEpoch,       kNode,        kDek,      kLogSize,       kLogEntry,    kLogHash, kLogLeafIndex, kLogCheckpoint,
-    kItem,        kInline,      kObject,   kIndex,         kSuppression, kCustody, kMember,       kDataset,
-    kEdgeForward, kEdgeReverse, kHold,     kHoldLookup,    kLift,        kRequest, kPending,      kStagedItem,
-    kStagedLeaf,  kCertificate, kManifest, kManifestChunk, kOrder,
+    kEpoch,      kNode,        kDek,         kLogSize,  kLogEntry,      kLogHash,     kLogLeafIndex, kLogCheckpoint,
+    kBlobDrop,   kItem,        kInline,      kObject,   kIndex,         kSuppression, kCustody,      kMember,
+    kDataset,    kEdgeForward, kEdgeReverse, kHold,     kHoldLookup,    kLift,        kRequest,      kPending,
+    kStagedItem, kStagedLeaf,  kCertificate, kManifest, kManifestChunk, kOrder,
 };
 
 }  // namespace shredd::keyspace

@@ -123,8 +123,12 @@ class ChunkedOrderTest(DaemonTest):
             shredder.GetCertificate(pb.GetCertificateRequest(certificate_id=cid, include_receipts=True))
         self.assertEqual(cm.exception.code(), grpc.StatusCode.FAILED_PRECONDITION)
         # Re-uploading shredded content is refused, naming the order.
-        data_dir_blobs = glob.glob(os.path.join(self.d.data_dir, "blobs", "*", "*"))
-        self.assertEqual(data_dir_blobs, [])  # the model's ciphertext file is gone
+        # The model's ciphertext file goes in the background (BlobReaper).
+        blobs = lambda: glob.glob(os.path.join(self.d.data_dir, "blobs", "*", "*"))
+        deadline = time.monotonic() + 10
+        while blobs() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(blobs(), [])
         # The daemon restarts cleanly: nothing staged is left to finish.
         self.d.stop()
         self.d.start()

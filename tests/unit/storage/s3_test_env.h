@@ -1,8 +1,8 @@
 // The Ceph RGW the object-store tests run against: started by the ctest
 // fixture "ceph" (tests/tools/ceph_cluster.py), described in the JSON file
 // named by SHREDD_S3_CONFIG. Each test works in a bucket of its own.
-#ifndef SHREDD_TESTS_UNIT_S3_TEST_ENV_H_
-#define SHREDD_TESTS_UNIT_S3_TEST_ENV_H_
+#ifndef SHREDD_TESTS_UNIT_STORAGE_S3_TEST_ENV_H_
+#define SHREDD_TESTS_UNIT_STORAGE_S3_TEST_ENV_H_
 
 #include <sodium.h>
 
@@ -108,4 +108,4 @@ inline std::string RandomBytes(size_t n) {
 
 }  // namespace shredd::testing
 
-#endif  // SHREDD_TESTS_UNIT_S3_TEST_ENV_H_
+#endif  // SHREDD_TESTS_UNIT_STORAGE_S3_TEST_ENV_H_

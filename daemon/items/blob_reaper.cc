@@ -1,0 +1,88 @@
+#include "daemon/items/blob_reaper.h"
+
+#include <string>
+#include <vector>
+
+#include "daemon/base/logging.h"
+#include "daemon/base/strings.h"
+#include "daemon/crypto/digest.h"
+#include "daemon/storage/keyspace.h"
+#include "daemon/storage/rocks_util.h"
+#include "daemon/storage/space_guard.h"
+
+namespace shredd {
+namespace {
+
+constexpr size_t kObjectIdSize = 16;
+constexpr size_t kBatch = 256;  // records read per pass
+
+std::string DropKey(std::string_view object_id) { return StrCat(keyspace::kBlobDrop, object_id); }
+
+// Up to kBatch queued object ids (raw bytes), in key order.
+absl::StatusOr<std::vector<std::string>> ReadDrops(rocksdb::DB* db) {
+  std::vector<std::string> ids;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(keyspace::kBlobDrop); it->Valid() && it->key().starts_with(keyspace::kBlobDrop); it->Next()) {
+    std::string_view id = it->key().ToStringView().substr(keyspace::kBlobDrop.size());
+    if (id.size() == kObjectIdSize) ids.emplace_back(id);
+    if (ids.size() >= kBatch) break;
+  }
+  if (auto s = FromRocks(it->status(), "reading the blob deletion queue"); !s.ok()) return s;
+  return ids;
+}
+
+uint64_t CountDrops(rocksdb::DB* db) {
+  uint64_t n = 0;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(keyspace::kBlobDrop); it->Valid() && it->key().starts_with(keyspace::kBlobDrop); it->Next()) ++n;
+  return n;
+}
+
+}  // namespace
+
+BlobReaper::BlobReaper(rocksdb::DB* db, BlobBackend* blobs) : db_(db), blobs_(blobs) {
+  pending_.store(CountDrops(db));
+  retrier_ = std::make_unique<BackoffRetrier>(
+      [this] { return Drain(); },
+      BackoffRetrier::Options{std::chrono::milliseconds(500), std::chrono::milliseconds(30000)});
+  if (pending_.load() > 0) retrier_->Kick();
+}
+
+BlobReaper::~BlobReaper() { retrier_.reset(); }
+
+void BlobReaper::StageDrop(std::string_view object_id, rocksdb::WriteBatch* batch) {
+  batch->Put(DropKey(object_id), "");
+}
+
+void BlobReaper::Committed(uint64_t n) {
+  if (n == 0) return;
+  pending_.fetch_add(n);
+  retrier_->Kick();
+}
+
+BlobReaper::Stats BlobReaper::stats() const { return Stats{pending_.load(), deleted_.load(), failures_.load()}; }
+
+absl::Status BlobReaper::Drain() {
+  ErasureWrites erasure;  // removing queue records frees space (space_guard.h)
+  for (;;) {
+    auto ids = ReadDrops(db_);
+    if (!ids.ok()) return ids.status();
+    if (ids->empty()) return absl::OkStatus();
+    for (const std::string& id : *ids) {
+      if (auto s = blobs_->Delete(HexEncode(id)); !s.ok()) {
+        failures_.fetch_add(1);
+        LogWarning("blob deletion failed; retrying with backoff", {{"reason", std::string(s.message())}});
+        return s;
+      }
+      rocksdb::WriteBatch batch;
+      batch.Delete(DropKey(id));
+      // Not synced: a record lost in a crash only repeats a deletion.
+      if (auto s = GuardedWrite(db_, rocksdb::WriteOptions(), &batch, "removing a blob deletion record"); !s.ok())
+        return s;
+      deleted_.fetch_add(1);
+      if (pending_.load() > 0) pending_.fetch_sub(1);
+    }
+  }
+}
+
+}  // namespace shredd

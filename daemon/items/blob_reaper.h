@@ -1,0 +1,61 @@
+// BlobReaper: deletes the ciphertext objects of shredded items in the
+// background, every version of them where the backend keeps versions.
+//
+// A shred epoch commits, in its own write, one keyspace::kBlobDrop record per
+// blob-backed item it destroys (StageDrop). The reaper deletes each object
+// through the BlobBackend and then the record, so a crash or an unreachable
+// object store only delays the deletion: the records survive, and the
+// reaper retries with backoff and resumes at the next start. Nothing waits
+// for it: the keys are gone when the epoch commits, so the objects are
+// ciphertext no key opens any more (docs/OBJECT-STORE.md).
+#ifndef SHREDD_DAEMON_ITEMS_BLOB_REAPER_H_
+#define SHREDD_DAEMON_ITEMS_BLOB_REAPER_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
+#include "daemon/base/backoff_retry.h"
+#include "daemon/storage/blob_backend.h"
+
+namespace shredd {
+
+class BlobReaper {
+ public:
+  struct Stats {
+    uint64_t pending = 0;   // objects still to delete
+    uint64_t deleted = 0;   // objects deleted since start
+    uint64_t failures = 0;  // failed deletion attempts since start
+  };
+
+  // Counts the drops left by an earlier run and starts deleting them. `db`
+  // and `blobs` must outlive the reaper.
+  BlobReaper(rocksdb::DB* db, BlobBackend* blobs);
+  ~BlobReaper();  // stops after the deletion in progress; what is left stays queued
+  BlobReaper(const BlobReaper&) = delete;
+  BlobReaper& operator=(const BlobReaper&) = delete;
+
+  // Adds the drop record of `object_id` to a shred's batch.
+  static void StageDrop(std::string_view object_id, rocksdb::WriteBatch* batch);
+  // `n` drops were committed: delete them now.
+  void Committed(uint64_t n);
+  Stats stats() const;
+
+ private:
+  // Deletes every queued object; OK once none is left.
+  absl::Status Drain();
+
+  rocksdb::DB* const db_;
+  BlobBackend* const blobs_;
+  std::atomic<uint64_t> pending_{0}, deleted_{0}, failures_{0};
+  std::unique_ptr<BackoffRetrier> retrier_;  // last: its thread uses the members above
+};
+
+}  // namespace shredd
+
+#endif  // SHREDD_DAEMON_ITEMS_BLOB_REAPER_H_

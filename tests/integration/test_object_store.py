@@ -1,0 +1,216 @@
+"""Item ciphertext in an S3-compatible object store (issue 14), against the
+real Ceph RGW the ctest fixture "ceph" starts (tests/tools/ceph_cluster.py).
+
+The bucket is inspected with botocore, an S3 client independent of shredd's
+own (daemon/storage/s3_client.cc): what the bucket operator sees is read the
+way the bucket operator would read it.
+"""
+import json
+import os
+import tempfile
+import time
+import unittest
+import uuid
+
+import grpc
+
+from harness import DaemonTest, Daemon, pb, sha256_digest
+
+S3_CONFIG = os.environ.get("SHREDD_S3_CONFIG", "")
+PREFIX = "shredd"
+MIB = 1 << 20
+
+
+def ceph():
+    if not S3_CONFIG or not os.path.exists(S3_CONFIG):
+        raise unittest.SkipTest("SHREDD_S3_CONFIG is not set or missing: run through ctest (fixture \"ceph\")")
+    with open(S3_CONFIG) as f:
+        env = json.load(f)
+    if env.get("skip"):
+        raise unittest.SkipTest(env["skip"])
+    return env
+
+
+def s3_client(env, secret=None):
+    import botocore.config
+    import botocore.session
+    return botocore.session.get_session().create_client(
+        "s3", endpoint_url=env["endpoint"], region_name=env.get("region", "us-east-1"),
+        aws_access_key_id=env["access_key"], aws_secret_access_key=secret or env["secret_key"],
+        config=botocore.config.Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}))
+
+
+def rand(n, seed):
+    import random
+    return random.Random(seed).randbytes(n)
+
+
+class ObjectStoreTest(DaemonTest):
+    versioned = True
+
+    def setUp(self):
+        self.env = ceph()
+        self.s3 = s3_client(self.env)
+        self.bucket = "shredd-it-" + uuid.uuid4().hex[:12]
+        self.s3.create_bucket(Bucket=self.bucket)
+        if self.versioned:
+            self.s3.put_bucket_versioning(Bucket=self.bucket, VersioningConfiguration={"Status": "Enabled"})
+        self.tmp = tempfile.mkdtemp(prefix="shredd-test-")
+        self.d = Daemon(self.tmp, extra_args=["--config", self.write_config(self.tmp)], env=self.aws_env())
+        if self.start_daemon:
+            self.d.start()
+
+    def tearDown(self):
+        super().tearDown()
+        for v in self.versions():
+            self.s3.delete_object(Bucket=self.bucket, Key=v["Key"], VersionId=v["VersionId"])
+        self.s3.delete_bucket(Bucket=self.bucket)
+
+    def write_config(self, root, bucket=None):
+        path = os.path.join(root, "shredd.toml")
+        with open(path, "w") as f:
+            f.write("[object_store]\n"
+                    f"url = \"s3://{bucket or self.bucket}/{PREFIX}\"\n"
+                    f"endpoint = \"{self.env['endpoint']}\"\n"
+                    "path_style = true\n"
+                    "part_size_mib = 5\n"
+                    "concurrency = 2\n")
+        return path
+
+    def aws_env(self, secret=None):
+        return {"AWS_ACCESS_KEY_ID": self.env["access_key"],
+                "AWS_SECRET_ACCESS_KEY": secret or self.env["secret_key"],
+                "AWS_REGION": self.env.get("region", "us-east-1")}
+
+    def versions(self):
+        out = []
+        for page in self.s3.get_paginator("list_object_versions").paginate(Bucket=self.bucket):
+            out += page.get("Versions", []) + page.get("DeleteMarkers", [])
+        return out
+
+    def objects(self):
+        return sorted({v["Key"] for v in self.versions() if "Size" in v})
+
+    def put(self, data, kind=pb.KIND_MODEL, subjects=(), datasets=()):
+        self.d.put_bytes(data, kind=kind, subjects=subjects, datasets=datasets)
+        return sha256_digest(data)
+
+    def wait_for(self, what, predicate, timeout=20):
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                self.fail("timed out waiting for " + what)
+            time.sleep(0.1)
+
+
+class CiphertextInTheBucket(ObjectStoreTest):
+    def test_large_items_go_to_the_bucket_under_names_that_reveal_nothing(self):
+        data = rand(12 * MIB + 12345, 1)  # three 5 MiB parts
+        digest = self.put(data, subjects=["alice-0001"], datasets=["faces-2014"])
+        small = rand(1000, 2)
+        self.put(small, kind=pb.KIND_PHOTO, subjects=["alice-0001"])  # inline: stays in RocksDB
+        (key,) = self.objects()
+        name = key[len(PREFIX) + 1:]
+        self.assertTrue(key.startswith(PREFIX + "/"), key)
+        self.assertRegex(name, r"^[0-9a-f]{32}$")
+        for secret in (digest.split(":")[1], "alice", "faces", digest.split(":")[1][:16]):
+            self.assertNotIn(secret, key)
+        head = self.s3.head_object(Bucket=self.bucket, Key=key)
+        self.assertEqual(head.get("Metadata", {}), {})
+        body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        self.assertGreater(len(body), len(data))  # sealed chunks with tags
+        for off in (0, 5 * MIB, len(data) - 64):
+            self.assertNotIn(data[off:off + 64], body)
+        self.assertNotIn(b"alice-0001", body)
+        self.assertEqual(self.d.get_bytes(digest), data)
+        self.assertEqual(self.d.get_bytes(digest, offset=5 * MIB - 10, limit=100), data[5 * MIB - 10:5 * MIB + 90])
+        self.assertEqual(self.d.get_bytes(sha256_digest(small)), small)
+
+    def test_restart_reads_the_same_objects(self):
+        data = rand(7 * MIB, 3)
+        digest = self.put(data)
+        self.d.stop()
+        self.d.start()
+        self.assertEqual(self.d.get_bytes(digest), data)
+        self.assertEqual(len(self.objects()), 1)
+
+
+class ShredDeletesEveryVersion(ObjectStoreTest):
+    def test_every_version_goes_in_the_background(self):
+        data = rand(6 * MIB, 4)
+        digest = self.put(data, subjects=["bob"])
+        (key,) = self.objects()
+        # An older version of the same key (as a bucket replica or a
+        # re-upload by someone else would leave): plain DELETE would hide,
+        # not remove, them.
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=b"older version")
+        self.assertEqual(len([v for v in self.versions() if "Size" in v]), 2)
+        resp = self.d.shredder().Shred(pb.ShredRequest(digests=[pb.Digest(hash=digest)], reason="test"))
+        self.assertTrue(resp.certificate_id)
+        self.wait_for("every version and delete marker to be gone", lambda: self.versions() == [])
+        self.assertRpcError(grpc.StatusCode.NOT_FOUND, self.d.get_bytes, digest)
+
+    def test_deletion_resumes_after_a_restart(self):
+        digests = [self.put(rand(6 * MIB, 10 + i)) for i in range(3)]
+        self.assertEqual(len(self.objects()), 3)
+        self.d.shredder().Shred(pb.ShredRequest(digests=[pb.Digest(hash=h) for h in digests], reason="test"))
+        self.d.kill()  # the deletions may not have run yet
+        self.d.start()
+        self.wait_for("the shredded items' objects to be deleted", lambda: self.versions() == [])
+
+
+class Tampering(ObjectStoreTest):
+    def test_altered_or_swapped_objects_are_data_loss_naming_nothing_wrong(self):
+        a = rand(6 * MIB, 20)
+        b = rand(6 * MIB, 21)
+        da = self.put(a)
+        key_a = self.objects()[0]
+        db = self.put(b)
+        (key_b,) = [k for k in self.objects() if k != key_a]
+        body_a = self.s3.get_object(Bucket=self.bucket, Key=key_a)["Body"].read()
+        body_b = self.s3.get_object(Bucket=self.bucket, Key=key_b)["Body"].read()
+        # Swapped: A's key holds B's ciphertext.
+        self.s3.put_object(Bucket=self.bucket, Key=key_a, Body=body_b)
+        e = self.assertRpcError(grpc.StatusCode.DATA_LOSS, self.d.get_bytes, da)
+        self.assertNotIn(b[:32].hex(), e.details())
+        # One flipped byte.
+        flipped = bytearray(body_a)
+        flipped[len(flipped) // 2] ^= 1
+        self.s3.put_object(Bucket=self.bucket, Key=key_a, Body=bytes(flipped))
+        self.assertRpcError(grpc.StatusCode.DATA_LOSS, self.d.get_bytes, da)
+        # Truncated.
+        self.s3.put_object(Bucket=self.bucket, Key=key_a, Body=body_a[:-100])
+        self.assertRpcError(grpc.StatusCode.DATA_LOSS, self.d.get_bytes, da)
+        # B was never touched.
+        self.assertEqual(self.d.get_bytes(db), b)
+
+
+class UnusableStoreAtStart(ObjectStoreTest):
+    versioned = False
+    start_daemon = False
+
+    def start_fails(self, root, config, env):
+        d = Daemon(root, extra_args=["--config", config], env=env)
+        d.start(expect_fail=True)
+        self.assertNotEqual(d.proc.returncode, 0)
+        log = d.log()
+        self.assertFalse(os.path.exists(os.path.join(root, "vault")), "the vault was created")
+        self.assertFalse(os.path.exists(os.path.join(root, "data", "db")), "RocksDB was created")
+        return log
+
+    def test_wrong_secret_and_missing_bucket_are_refused_before_anything_is_written(self):
+        root = os.path.join(self.tmp, "bad-secret")
+        os.makedirs(root)
+        log = self.start_fails(root, self.write_config(root), self.aws_env(secret="wrong" * 8))
+        self.assertIn("not usable", log)
+        self.assertNotIn("wrong" * 8, log)
+        root = os.path.join(self.tmp, "no-bucket")
+        os.makedirs(root)
+        log = self.start_fails(root, self.write_config(root, bucket="no-such-bucket-" + uuid.uuid4().hex[:8]),
+                               self.aws_env())
+        self.assertIn("no-such-bucket-", log)
+        self.assertEqual(self.objects(), [])
+
+
+if __name__ == "__main__":
+    unittest.main()
