@@ -164,9 +164,10 @@ struct Domain {
   std::unique_ptr<Vault> vault;
   std::shared_ptr<StorageHealth> storage = std::make_shared<StorageHealth>();
   uint64_t memory_budget_bytes = 0;
-  // Declared before the store: destroyed after it (stopped in Close()).
-  std::unique_ptr<StateReplicator> replicator;  // i14-repl: state replication
   std::unique_ptr<ItemStore> store;
+  // i14-repl: state replication. Declared after the store, so destroyed
+  // before it (its last shipment reads the database); Close() stops it too.
+  std::unique_ptr<StateReplicator> replicator;
   std::unique_ptr<TransparencyLog> log;
   std::unique_ptr<Catalog> catalog;
   std::unique_ptr<Shredder> shredder;
