@@ -10,6 +10,7 @@
 #include "daemon/app/memory.h"
 #include "daemon/app/path_safety.h"
 #include "daemon/app/server.h"
+#include "daemon/app/state_replication.h"
 #include "daemon/base/data_dir_lock.h"
 #include "daemon/base/logging.h"
 #include "daemon/base/strings.h"
@@ -66,6 +67,15 @@ int main(int argc, char** argv) {
   if (!s.ok()) {
     std::cerr << "shredd: " << s.message() << "\n";
     return 1;
+  }
+  if (cl.restore) {
+    // Issue 14, part 2: before the data-dir lock (the dir must be empty; the
+    // restore refuses anything else).
+    if (auto r = shredd::RunRestore(*config); !r.ok()) {
+      std::cerr << "shredd restore: " << r.message() << "\n";
+      return 1;
+    }
+    return 0;
   }
   shredd::SetLogFormat(config->log_format);
   for (const auto& w : warnings) shredd::LogWarning(w);

@@ -156,6 +156,13 @@ std::optional<int> ParseCommandLine(int argc, char** argv, CommandLine* out) {
   app.add_flag("--new-signing-key", out->new_signing_key,
                "rotate the transparency log's signing key on purpose: only when the vault holds none; the log "
                "continues under the new key and a new default origin (docs/VAULT.md)");
+  // `shredd restore --object-store s3://B[/P] --data-dir EMPTY --vault V`:
+  // the flags are the daemon's own (fallthrough), read the same way.
+  CLI::App* restore = app.add_subcommand(
+      "restore",
+      "rebuild an empty --data-dir from the state replicated to --object-store (docs/RECOVERY.md), check it "
+      "against --vault, and exit 0; then start shredd on it");
+  restore->fallthrough();
   app.add_flag_callback(
       "--version",
       [] {
@@ -168,6 +175,7 @@ std::optional<int> ParseCommandLine(int argc, char** argv, CommandLine* out) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  out->restore = restore->parsed();
   if (auto s = ParseGrants(f); !s.ok()) {
     std::cerr << "shredd: " << s.message() << "\n";
     return 2;

@@ -18,6 +18,8 @@ struct CommandLine {
   std::string config_path;  // --config; empty: the embedded defaults
   bool check_config = false;
   bool new_signing_key = false;
+  // `shredd restore ...`: rebuild --data-dir from the object store, then exit.
+  bool restore = false;
   // The config file (if any) with the command line's flags applied.
   std::function<absl::StatusOr<DaemonConfig>()> load;
 };

@@ -20,6 +20,7 @@
 #include "daemon/api/grpc_server.h"
 #include "daemon/app/memory.h"
 #include "daemon/app/metrics_server.h"
+#include "daemon/app/state_replication.h"
 #include "daemon/app/watchdog.h"
 #include "daemon/base/fs_util.h"
 #include "daemon/base/logging.h"
@@ -34,6 +35,7 @@
 #include "daemon/storage/rocks_util.h"
 #include "daemon/storage/s3_client.h"
 #include "daemon/storage/space_guard.h"
+#include "daemon/storage/state_replicator.h"
 #include "daemon/storage/storage_health.h"
 
 namespace shredd {
@@ -173,6 +175,10 @@ struct Domain {
   std::shared_ptr<StorageHealth> storage = std::make_shared<StorageHealth>();
   uint64_t memory_budget_bytes = 0;
   std::unique_ptr<ItemStore> store;
+  // State replication (docs/RECOVERY.md). Declared after the store, so
+  // destroyed before it (its last shipment reads the database); Close()
+  // stops it too.
+  std::unique_ptr<StateReplicator> replicator;
   std::unique_ptr<TransparencyLog> log;
   std::unique_ptr<Catalog> catalog;
   std::unique_ptr<Shredder> shredder;
@@ -186,8 +192,10 @@ struct Domain {
     shredder.reset();
     catalog.reset();
     log.reset();
+    StopStateReplication(config, std::move(replicator));  // ships what is written, before RocksDB closes
     store.reset();
   }
+  DaemonConfig config;  // for StopStateReplication
 };
 
 // [object_store] as the S3 client's settings.
@@ -250,9 +258,16 @@ absl::Status OpenStore(const DaemonOptions& options, Domain* d) {
   so.memory_budget_bytes = options.memory_budget_mib << 20;
   so.storage_health = d->storage;
   d->memory_budget_bytes = so.memory_budget_bytes;
+  // State replication (docs/RECOVERY.md), registered before the
+  // store opens RocksDB (it archives the WAL for it), started once it has.
+  d->config = options;
+  auto replicator = PrepareStateReplication(options);
+  if (!replicator.ok()) return replicator.status();
+  d->replicator = std::move(*replicator);
   auto store = ItemStore::Open(so, d->vault.get());
   if (!store.ok()) return store.status();
   d->store = std::move(*store);
+  if (d->replicator) d->replicator->Start(d->store->db());
   return TransparencyLog::CheckSigningKey(d->store->db(), d->vault.get(), options.new_signing_key);
 }
 
@@ -317,9 +332,10 @@ absl::Status StartMetrics(const DaemonOptions& options, const Domain& d, Monitor
   if (AllocatorTuningEnabled()) m->trimmer = std::make_unique<MemoryTrimmer>();
   if (options.metrics_listen.empty()) return absl::OkStatus();
   auto metrics = MetricsServer::Start(
-      options.metrics_listen,
-      [s = d.store.get(), o = d.orders.get(), l = d.log.get(), budget = d.memory_budget_bytes, t = m->trimmer.get(),
-       h = d.storage.get()] { return RenderMetrics(s, o, l, budget, t, h); });
+      options.metrics_listen, [s = d.store.get(), o = d.orders.get(), l = d.log.get(), budget = d.memory_budget_bytes,
+                               t = m->trimmer.get(), h = d.storage.get(), r = d.replicator.get()] {
+        return RenderMetrics(s, o, l, budget, t, h) + StateReplicationMetrics(r, s->db());
+      });
   if (!metrics.ok()) return metrics.status();
   m->metrics = std::move(*metrics);
   return absl::OkStatus();

@@ -204,13 +204,22 @@ class ConfigParser {
       } else if (k == "concurrency") {
         s = Integer(v, name, 1, 64, &n);
         if (s.ok()) o->concurrency = static_cast<uint64_t>(n);
+      } else if (k == "state") {
+        s = String(v, name, &o->state);
+        if (s.ok() && o->state != "sync" && o->state != "async" && o->state != "off") {
+          s = Error(v.source(), name, StrCat("must be \"sync\", \"async\" or \"off\", got \"", o->state, "\""));
+        }
+      } else if (k == "state_lag_ms") {
+        s = Integer(v, name, 10, 600000, &n);
+        if (s.ok()) o->state_lag_ms = static_cast<uint64_t>(n);
       } else if (k.starts_with("aws_") || k.find("secret") != std::string::npos || k.find("key") != std::string::npos) {
         s = Error(key.source(), name,
                   "credentials are not read from the config file: set AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY "
                   "(and AWS_SESSION_TOKEN) in the daemon's environment");
       } else {
         s = Error(key.source(), name,
-                  "unknown key (known: url, endpoint, region, path_style, ca_file, part_size_mib, concurrency)");
+                  "unknown key (known: url, endpoint, region, path_style, ca_file, part_size_mib, concurrency, "
+                  "state, state_lag_ms)");
       }
       if (!s.ok()) return s;
     }
@@ -660,6 +669,14 @@ absl::Status CheckObjectStore(const ObjectStoreConfig& o, bool check_files) {
   if (o.concurrency < 1 || o.concurrency > 64) {
     return absl::InvalidArgumentError(StrCat("object_store.concurrency must be between 1 and 64, got ", o.concurrency));
   }
+  if (o.state != "sync" && o.state != "async" && o.state != "off") {
+    return absl::InvalidArgumentError(
+        StrCat("object_store.state must be \"sync\", \"async\" or \"off\", got \"", o.state, "\""));
+  }
+  if (o.state_lag_ms < 10 || o.state_lag_ms > 600000) {
+    return absl::InvalidArgumentError(
+        StrCat("object_store.state_lag_ms must be between 10 and 600000, got ", o.state_lag_ms));
+  }
   if (o.access_key_id.empty() || o.secret_access_key == nullptr) {
     return absl::InvalidArgumentError(StrCat("object store ", o.url,
                                              ": no credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
@@ -793,7 +810,8 @@ std::vector<std::string> KeysNeedingRestart(const DaemonConfig& a, const DaemonC
   if (a.tls_client_ca != b.tls_client_ca) out.push_back("tls.client_ca");
   const ObjectStoreConfig &oa = a.object_store, &ob = b.object_store;
   if (oa.url != ob.url || oa.endpoint != ob.endpoint || oa.region != ob.region || oa.path_style != ob.path_style ||
-      oa.ca_file != ob.ca_file || oa.part_size_mib != ob.part_size_mib || oa.concurrency != ob.concurrency) {
+      oa.ca_file != ob.ca_file || oa.part_size_mib != ob.part_size_mib || oa.concurrency != ob.concurrency ||
+      oa.state != ob.state || oa.state_lag_ms != ob.state_lag_ms) {
     out.push_back("object_store");
   }
   return out;

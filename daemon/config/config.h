@@ -74,6 +74,11 @@ struct ObjectStoreConfig {
   std::string ca_file;               // PEM CA bundle for https; empty: the system's
   uint64_t part_size_mib = 16;       // multipart part size, 5..5120
   uint64_t concurrency = 4;          // parts in flight per upload, 1..64
+  // Replication of the daemon's own state (RocksDB) under PREFIX/state/
+  // (docs/RECOVERY.md): "sync" (an acknowledged write is in the store before
+  // the reply), "async" (shipped within state_lag_ms), "off".
+  std::string state = "sync";
+  uint64_t state_lag_ms = 2000;  // async: 10..600000
   // From the environment only (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
   // AWS_SESSION_TOKEN), never from the file or a flag, never printed. Shared
   // pointers so that DaemonConfig stays copyable.

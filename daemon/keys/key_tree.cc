@@ -7,6 +7,7 @@
 #include "daemon/base/coding.h"
 #include "daemon/base/logging.h"
 #include "daemon/base/strings.h"
+#include "daemon/storage/durability.h"
 #include "daemon/storage/keyspace.h"
 #include "daemon/storage/rocks_util.h"
 
@@ -87,7 +88,13 @@ absl::Status KeyTree::Recover() {
   // certificate until it is gone); the daemon serves meanwhile.
   for (uint64_t r : *roots) {
     if (r == e) continue;
-    if (auto s = vault_->DestroyRoot(r); !s.ok()) {
+    absl::Status s = absl::OkStatus();
+    // An older root waits for the committed tree to be in the object store
+    // (durability.h); at start-up replication has not begun, so with it on
+    // the shredder's pending certification destroys such a root later.
+    if (r < e) s = WaitStateReplicated(db_, StrCat("root ", r, " is kept"));
+    if (s.ok()) s = vault_->DestroyRoot(r);
+    if (!s.ok()) {
       if (r > e) return s;
       LogError("cannot destroy an old root key; its certificate stays pending",
                {{"epoch", r}, {"reason", StdView(s.message())}});
@@ -409,6 +416,14 @@ absl::Status KeyTree::CommitEpochLocked(EpochPlan& plan, std::vector<std::pair<u
     } else {
       nodes_.emplace(id, Node{pool_.Add(key), true, {}});
     }
+  }
+  // The old root goes only once the new tree is in the object store (with
+  // state replication, durability.h): a restore must never hold a tree whose
+  // root is gone. Until then the root stays; the shredder's pending
+  // certification destroys it later (shredder_certify.cc, DestroyOldRoots).
+  if (auto s = WaitStateReplicated(db_, StrCat("epoch ", new_epoch, " committed; root ", old_epoch, " is kept"));
+      !s.ok()) {
+    return s;
   }
   if (auto s = vault_->DestroyRoot(old_epoch); !s.ok()) {
     return absl::InternalError(

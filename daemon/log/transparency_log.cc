@@ -9,6 +9,7 @@
 #include "daemon/base/coding.h"
 #include "daemon/base/logging.h"
 #include "daemon/base/strings.h"
+#include "daemon/storage/durability.h"
 #include "daemon/storage/keyspace.h"
 #include "daemon/storage/rocks_util.h"
 #include "formats/encoding.h"
@@ -294,6 +295,9 @@ absl::StatusOr<uint64_t> TransparencyLog::Append(rocksdb::WriteBatch* batch, con
       synced_ = std::max(synced_, n);
     }
     PublishDurable(n);
+    // "sync" state replication: the caller acknowledges what it appended
+    // (durability.h). UNAVAILABLE here means committed, not yet replicated.
+    if (auto r = WaitAcknowledgementReplicated(db_); !r.ok()) return r;
   }
   return first;
 }
@@ -313,7 +317,10 @@ absl::Status TransparencyLog::WaitDurable(uint64_t target) {
   std::unique_lock l(sync_mu_);
   for (;;) {
     if (!sync_error_.ok()) return sync_error_;
-    if (synced_ >= target) return absl::OkStatus();
+    if (synced_ >= target) {
+      l.unlock();
+      return WaitAcknowledgementReplicated(db_);
+    }
     if (!syncing_) break;
     sync_cv_.wait(l);
   }
@@ -338,7 +345,11 @@ absl::Status TransparencyLog::WaitDurable(uint64_t target) {
   }
   sync_cv_.notify_all();
   if (!s.ok()) return s;
-  return synced_ >= target ? absl::OkStatus() : absl::InternalError("WAL sync did not cover the batch");
+  if (synced_ < target) return absl::InternalError("WAL sync did not cover the batch");
+  l.unlock();
+  // "sync" state replication: no acknowledgement before the object store
+  // holds the batch (one shipment covers every waiter; durability.h).
+  return WaitAcknowledgementReplicated(db_);
 }
 
 absl::StatusOr<std::string> TransparencyLog::Entry(uint64_t index) {
@@ -480,6 +491,10 @@ absl::StatusOr<std::string> TransparencyLog::SignedCheckpoint() {
   std::lock_guard lock(checkpoint_mu_);
   const uint64_t n = size();
   if (!checkpoint_.empty() && checkpoint_size_ == n) return checkpoint_;
+  // Whatever the replication mode, no checkpoint leaves the daemon before the
+  // log it commits to is in the object store: a restore must never roll a
+  // monitor's checkpoint back (durability.h, docs/RECOVERY.md).
+  if (auto s = WaitStateReplicated(db_, "signing a checkpoint"); !s.ok()) return s;
   auto root = Root(n);
   if (!root.ok()) return root.status();
   const std::string text = verify::FormatCheckpointText(origin_, n, *root);

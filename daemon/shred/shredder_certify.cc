@@ -15,6 +15,7 @@
 #include "daemon/shred/pending_record.h"
 #include "daemon/shred/shredder.h"
 #include "daemon/shred/shredder_records.h"
+#include "daemon/storage/durability.h"
 #include "daemon/storage/keyspace.h"
 #include "daemon/storage/rocks_util.h"
 #include "daemon/storage/space_guard.h"
@@ -49,6 +50,8 @@ absl::Status Shredder::DestroyOldRoots(const PendingRecord& pending) {
   if (!roots.ok()) return roots.status();
   for (uint64_t r : *roots) {
     if (r >= current) continue;  // the current root, or one being prepared by nobody: Recover() handles it
+    // Not before the current tree is in the object store (durability.h).
+    if (auto s = WaitStateReplicated(store_->db(), StrCat("root ", r, " is kept")); !s.ok()) return s;
     if (auto s = vault.DestroyRoot(r); !s.ok()) return s;
   }
   if (current < *pending.installed_epoch) {

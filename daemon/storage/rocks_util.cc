@@ -4,6 +4,7 @@
 #include <rocksdb/write_buffer_manager.h>
 
 #include "daemon/base/strings.h"
+#include "daemon/storage/durability.h"
 #include "daemon/storage/space_guard.h"
 
 namespace shredd {
@@ -67,6 +68,14 @@ void ApplyRocksDbWriteTuning(rocksdb::Options* options) {
   options->compression_per_level = {rocksdb::kNoCompression,  rocksdb::kNoCompression,  rocksdb::kLZ4Compression,
                                     rocksdb::kLZ4Compression, rocksdb::kLZ4Compression, rocksdb::kLZ4Compression,
                                     rocksdb::kLZ4Compression};
+  if (StateReplicationWanted()) {
+    // The state replicator reads the WAL after the memtables that it holds
+    // were flushed (GetUpdatesSince): obsolete WAL files go to archive/ and
+    // stay there for an hour or up to 1 GiB. Were they gone before it caught
+    // up, it takes a snapshot instead (docs/RECOVERY.md).
+    options->WAL_ttl_seconds = 3600;
+    options->WAL_size_limit_MB = 1024;
+  }
 }
 
 RocksDbMemory ReadRocksDbMemory(rocksdb::DB* db) {

@@ -49,7 +49,8 @@ void ApplyRocksDbMemoryBudget(uint64_t budget_bytes, rocksdb::Options* options, 
 //     flush and the first compactions spent CPU on Snappy for nothing), LZ4
 //     below.
 // Integrated BlobDB for the inline ciphertext was measured and not kept
-// (docs/PERFORMANCE.md).
+// (docs/PERFORMANCE.md). With state replication (durability.h) obsolete WAL
+// files are archived for the replicator.
 void ApplyRocksDbWriteTuning(rocksdb::Options* options);
 
 // RocksDB's memory, from its properties (bytes). `block_cache` includes the

@@ -511,6 +511,29 @@ absl::Status S3Client::ForEachVersion(std::string_view prefix,
   }
 }
 
+absl::Status S3Client::ForEachObject(std::string_view prefix,
+                                     const std::function<absl::Status(const S3ObjectVersion&)>& each) {
+  std::string token;
+  for (;;) {
+    Request r{.op = "ListObjectsV2", .query = {{"list-type", "2"}, {"prefix", std::string(prefix)}}};
+    if (!token.empty()) r.query.emplace_back("continuation-token", token);
+    auto resp = Send(r);
+    if (!resp.ok()) return resp.status();
+    auto xml = ParseXml(resp->body);
+    if (!xml.ok()) return absl::InternalError(StrCat("ListObjectsV2: ", xml.status().message()));
+    for (const auto& e : (*xml)->children) {
+      if (e->name != "Contents") continue;
+      S3ObjectVersion v{.key = e->ChildText("Key")};
+      const std::string size = e->ChildText("Size");
+      std::from_chars(size.data(), size.data() + size.size(), v.size);
+      if (auto s = each(v); !s.ok()) return s;
+    }
+    if ((*xml)->ChildText("IsTruncated") != "true") return absl::OkStatus();
+    token = (*xml)->ChildText("NextContinuationToken");
+    if (token.empty()) return absl::InternalError("ListObjectsV2: a truncated page without NextContinuationToken");
+  }
+}
+
 absl::Status S3Client::DeleteObjects(std::span<const S3ObjectVersion> objects) {
   if (objects.empty()) return absl::OkStatus();
   if (objects.size() > 1000) return absl::InvalidArgumentError("DeleteObjects: more than 1000 keys");

@@ -134,6 +134,10 @@ class S3Client {
                                                    std::string_view version_id_marker = {});
   // Every page, in order; stops at the first error, or when `each` returns one.
   absl::Status ForEachVersion(std::string_view prefix, const std::function<absl::Status(const S3ObjectVersion&)>& each);
+  // The current objects under `prefix` (ListObjectsV2: no delete markers, no
+  // old versions), every page, in key order; stops at the first error, or
+  // when `each` returns one.
+  absl::Status ForEachObject(std::string_view prefix, const std::function<absl::Status(const S3ObjectVersion&)>& each);
   // Deletes up to 1000 (key, version) pairs in one call; an empty version id
   // deletes the current version. Fails naming the first key the store refused.
   absl::Status DeleteObjects(std::span<const S3ObjectVersion> objects);

@@ -10,6 +10,7 @@ One ceph-mon, one ceph-osd on memstore (RAM, capped), one radosgw (beast) on
 
     ceph_cluster.py start DIR [--env-file F] [--json F]   # prints export AWS_...=...
     ceph_cluster.py stop DIR
+    ceph_cluster.py stop-rgw DIR / start-rgw DIR --json F    # only radosgw: an unreachable store
     ceph_cluster.py available                              # exit 0 if Ceph is installed
 
 Daemons are stopped by the PIDs in their pid files (only if /proc/PID/cmdline
@@ -68,6 +69,17 @@ def signed_list_buckets(endpoint, access_key, secret_key):
         return 0
 
 
+def create_bucket(endpoint, access_key, secret_key, bucket):
+    """PUT /BUCKET; returns the HTTP status (200: made, 409: exists)."""
+    req = _sigv4_request("PUT", f"{endpoint}/{bucket}", access_key, secret_key)
+    try:
+        # RGW may take seconds to make a bucket on a loaded machine (8.6 s seen).
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
 def _sigv4_request(method, url, access_key, secret_key):
     try:
         from botocore.auth import S3SigV4Auth
@@ -81,14 +93,15 @@ def _sigv4_request(method, url, access_key, secret_key):
 
 
 def _tiny_sigv4_request(method, url, access_key, secret_key):
-    """SigV4 for a body-less request to '/' (test tooling only, no botocore)."""
+    """SigV4 for a body-less request without a query, to '/' or '/BUCKET' (test tooling only, no botocore)."""
     host = url.split("/")[2]
+    path = "/" + url.split("/", 3)[3] if url.count("/") >= 3 else "/"
     now = datetime.datetime.now(datetime.timezone.utc)
     amz_date, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
     empty = hashlib.sha256(b"").hexdigest()
     headers = {"host": host, "x-amz-content-sha256": empty, "x-amz-date": amz_date}
     signed = ";".join(sorted(headers))
-    canonical = "\n".join([method, "/", ""] + [f"{k}:{headers[k]}" for k in sorted(headers)] + ["", signed, empty])
+    canonical = "\n".join([method, path, ""] + [f"{k}:{headers[k]}" for k in sorted(headers)] + ["", signed, empty])
     scope = f"{day}/{REGION}/s3/aws4_request"
     to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
     import hmac
@@ -283,6 +296,29 @@ rgw thread pool size = 32
             time.sleep(0.1)
         raise CephError(f"radosgw did not answer an authenticated ListBuckets within {self.timeout} s")
 
+    def stop_rgw(self):
+        """Kills only radosgw (the store becomes unreachable; mon and OSD keep the data)."""
+        pid = self._pid("radosgw")
+        if pid and self._is_ours(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self._wait_gone(pid, 10)
+
+    def start_rgw(self, access_key, secret_key):
+        """Starts radosgw again on its old port (after stop_rgw) and waits until it answers."""
+        state = self._load_state()
+        self.endpoint, self.rgw_port = state["endpoint"], state["rgw_port"]
+        self.access_key, self.secret_key = access_key, secret_key
+        self._run("radosgw", "-c", self.conf, "-n", "client.rgw.shredd")
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            if signed_list_buckets(self.endpoint, access_key, secret_key) == 200:
+                return
+            time.sleep(0.1)
+        raise CephError(f"radosgw did not come back within {self.timeout} s")
+
     # -- state and processes ------------------------------------------------
     def _save_state(self):
         with open(self.state_file, "w") as f:
@@ -340,6 +376,11 @@ def main(argv):
     sp = sub.add_parser("stop", help="stop the cluster in DIR")
     sp.add_argument("dir")
     sp.add_argument("--json", help="remove this file too")
+    sr = sub.add_parser("stop-rgw", help="stop only radosgw (tests of an unreachable store)")
+    sr.add_argument("dir")
+    ss = sub.add_parser("start-rgw", help="start radosgw again after stop-rgw; keys from --json")
+    ss.add_argument("dir")
+    ss.add_argument("--json", required=True)
     sub.add_parser("available", help="exit 0 if Ceph's binaries are installed")
     a = ap.parse_args(argv)
     if a.cmd == "available":
@@ -347,6 +388,14 @@ def main(argv):
         if missing:
             print(f"missing: {' '.join(missing)}", file=sys.stderr)
         return 1 if missing else 0
+    if a.cmd == "stop-rgw":
+        CephCluster(a.dir).stop_rgw()
+        return 0
+    if a.cmd == "start-rgw":
+        with open(a.json) as f:
+            keys = json.load(f)
+        CephCluster(a.dir).start_rgw(keys["access_key"], keys["secret_key"])
+        return 0
     if a.cmd == "stop":
         t0 = time.monotonic()
         CephCluster(a.dir).stop()

@@ -405,6 +405,8 @@ path_style = true
 ca_file = "/etc/ssl/certs/ca-certificates.crt"
 part_size_mib = 64
 concurrency = 8
+state = "async"
+state_lag_ms = 500
 )");
   ASSERT_TRUE(c.ok()) << c.status();
   const ObjectStoreConfig& o = c->object_store;
@@ -415,6 +417,8 @@ concurrency = 8
   EXPECT_TRUE(o.path_style);
   EXPECT_EQ(o.part_size_mib, 64u);
   EXPECT_EQ(o.concurrency, 8u);
+  EXPECT_EQ(o.state, "async");
+  EXPECT_EQ(o.state_lag_ms, 500u);
   // Defaults.
   auto d = LoadConfigFromString("[object_store]\nurl = \"s3://bkt\"\n");
   ASSERT_TRUE(d.ok()) << d.status();
@@ -423,6 +427,8 @@ concurrency = 8
   EXPECT_FALSE(d->object_store.path_style);
   EXPECT_EQ(d->object_store.part_size_mib, 16u);
   EXPECT_EQ(d->object_store.concurrency, 4u);
+  EXPECT_EQ(d->object_store.state, "sync");
+  EXPECT_EQ(d->object_store.state_lag_ms, 2000u);
   EXPECT_TRUE(LoadConfigFromString("").value().object_store.url.empty());
 }
 
@@ -444,6 +450,9 @@ TEST(ConfigTest, ObjectStoreBadValues) {
       {"path_style = \"yes\"", "expected a boolean"},
       {"part_size_mib = 4", "between 5 and 5120"},
       {"concurrency = 0", "between 1 and 64"},
+      {"state = \"lazy\"", "must be \"sync\", \"async\" or \"off\""},
+      {"state = 1", "expected a string"},
+      {"state_lag_ms = 5", "between 10 and 600000"},
       {"secret_access_key = \"x\"", "credentials are not read from the config file"},
       {"aws_access_key_id = \"x\"", "credentials are not read from the config file"},
       {"bucket = \"x\"", "unknown key"},

@@ -1,0 +1,142 @@
+#include "daemon/app/state_replication.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <iostream>
+
+#include "daemon/app/metrics_server.h"
+#include "daemon/base/logging.h"
+#include "daemon/base/strings.h"
+#include "daemon/keys/vault.h"
+#include "daemon/storage/durability.h"
+#include "daemon/storage/keyspace.h"
+#include "daemon/storage/rocks_util.h"
+#include "daemon/storage/s3_client.h"
+#include "daemon/storage/state_replicator.h"
+
+namespace shredd {
+namespace {
+
+std::string DbPath(const DaemonConfig& c) { return c.data_dir + "/db"; }
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<S3Client>> MakeObjectStoreClient(const ObjectStoreConfig& o) {
+  if (o.access_key_id.empty() || o.secret_access_key == nullptr) {
+    return absl::InvalidArgumentError(
+        StrCat("object store ", o.url, ": no credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"));
+  }
+  auto creds = std::make_shared<S3Credentials>();
+  creds->access_key_id = o.access_key_id;
+  creds->secret_access_key = o.secret_access_key->Clone();
+  if (o.session_token) creds->session_token = o.session_token->Clone();
+  S3Config c;
+  c.endpoint = o.endpoint;
+  c.region = o.region;
+  c.bucket = o.bucket;
+  c.prefix = o.prefix;
+  c.path_style = o.path_style;
+  c.ca_file = o.ca_file;
+  c.credentials = std::move(creds);
+  // State shipments are small and retried by the replicator itself: give up
+  // sooner than blob uploads, so that a store that is down shows quickly.
+  c.max_attempts = 3;
+  c.connect_timeout = std::chrono::milliseconds(2000);
+  c.stall_timeout = std::chrono::milliseconds(10000);
+  auto client = S3Client::Create(std::move(c));
+  if (!client.ok()) return client.status();
+  return std::shared_ptr<S3Client>(std::move(*client));
+}
+
+absl::StatusOr<std::unique_ptr<StateReplicator>> PrepareStateReplication(const DaemonConfig& config) {
+  const ObjectStoreConfig& o = config.object_store;
+  if (o.url.empty() || o.state == "off") return std::unique_ptr<StateReplicator>();
+  auto client = MakeObjectStoreClient(o);
+  if (!client.ok()) return client.status();
+  StateReplicatorOptions ro;
+  ro.sync = o.state == "sync";
+  ro.lag = std::chrono::milliseconds(o.state_lag_ms);
+  ro.scratch_dir = config.data_dir + "/state-checkpoint";
+  auto r = StateReplicator::Create(std::move(*client), ro);
+  if (!r.ok()) return r.status();
+  RegisterDurability(DbPath(config), r->get());
+  LogInfo("state replication", {{"object_store", o.url}, {"mode", o.state}, {"lag_ms", o.state_lag_ms}});
+  return r;
+}
+
+void StopStateReplication(const DaemonConfig& config, std::unique_ptr<StateReplicator> replicator) {
+  if (!replicator) return;
+  replicator->Stop();
+  RegisterDurability(DbPath(config), nullptr);
+}
+
+namespace {
+
+// The restored key tree needs the vault's root of its epoch.
+absl::Status CheckAgainstVault(const DaemonConfig& config) {
+  auto vault = OpenVault(config.vault);
+  if (!vault.ok()) return vault.status();
+  auto roots = (*vault)->ListRoots();
+  if (!roots.ok()) return roots.status();
+  rocksdb::Options options;
+  rocksdb::DB* raw = nullptr;
+  if (auto s = FromRocks(rocksdb::DB::OpenForReadOnly(options, DbPath(config), &raw), "opening the restored state");
+      !s.ok()) {
+    return s;
+  }
+  std::unique_ptr<rocksdb::DB> db(raw);
+  std::string value;
+  auto s = FromRocks(db->Get(rocksdb::ReadOptions(), keyspace::kEpoch, &value), "reading the restored key tree");
+  if (!s.ok()) return s;
+  if (value.size() != 8) return absl::DataLossError("the restored key tree's epoch record is malformed");
+  uint64_t epoch = 0;
+  for (unsigned char c : value) epoch = (epoch << 8) | c;
+  if (!std::binary_search(roots->begin(), roots->end(), epoch)) {
+    return absl::FailedPreconditionError(StrCat("the restored state needs the root key of epoch ", epoch, " but ",
+                                                (*vault)->Describe(),
+                                                " does not hold it: wrong vault, or a state older than the vault"));
+  }
+  std::cout << "shredd restore: key tree epoch " << epoch << " matches " << (*vault)->Describe() << "\n";
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string StateReplicationMetrics(const StateReplicator* r, rocksdb::DB* db) {
+  if (r == nullptr) return "";
+  Exposition e;
+  const uint64_t latest = db->GetLatestSequenceNumber(), done = r->replicated_seq();
+  e.AddGauge("shredd_state_replication_lag_sequence",
+             "RocksDB sequence numbers written but not yet in the object store (state replication).",
+             static_cast<double>(latest > done ? latest - done : 0));
+  e.AddCounter("shredd_state_replication_bytes_total", "Bytes of state shipped to the object store.",
+               r->bytes_shipped());
+  e.AddCounter("shredd_state_snapshots_total", "State snapshots put in the object store.", r->snapshots());
+  e.AddCounter("shredd_state_wal_objects_total", "WAL objects put in the object store.", r->wal_objects());
+  e.AddGauge("shredd_state_replication_healthy", "1 if the last state shipment succeeded, 0 if it failed.",
+             r->last_error().ok() ? 1.0 : 0.0);
+  return e.text();
+}
+
+absl::Status RunRestore(const DaemonConfig& config) {
+  const ObjectStoreConfig& o = config.object_store;
+  if (o.url.empty()) return absl::InvalidArgumentError("restore needs --object-store s3://BUCKET[/PREFIX]");
+  std::error_code ec;
+  if (std::filesystem::exists(config.data_dir, ec) && !std::filesystem::is_empty(config.data_dir, ec)) {
+    return absl::FailedPreconditionError(
+        StrCat("--data-dir ", config.data_dir, " is not empty: restore only into an empty or new directory"));
+  }
+  auto client = MakeObjectStoreClient(o);
+  if (!client.ok()) return client.status();
+  auto report = RestoreState(**client, DbPath(config));
+  if (!report.ok()) {
+    std::filesystem::remove_all(DbPath(config), ec);  // nothing half-restored is left to start on
+    return report.status();
+  }
+  std::cout << "shredd restore: snapshot " << report->descriptor << " (sequence " << report->snapshot_seq << ") + "
+            << report->wal_objects << " WAL objects (" << report->batches << " batches): state at sequence "
+            << report->final_seq << " in " << DbPath(config) << "\n";
+  return CheckAgainstVault(config);
+}
+
+}  // namespace shredd

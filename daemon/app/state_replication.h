@@ -1,0 +1,40 @@
+// The daemon's side of state replication (issue 14, part 2; docs/RECOVERY.md):
+// the replicator started with the store, and `shredd restore`.
+#ifndef SHREDD_DAEMON_APP_STATE_REPLICATION_H_
+#define SHREDD_DAEMON_APP_STATE_REPLICATION_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include <rocksdb/db.h>
+
+#include "daemon/config/config.h"
+
+namespace shredd {
+
+class StateReplicator;
+class S3Client;
+
+// An S3 client for `o` (credentials from the environment, already in `o`).
+absl::StatusOr<std::shared_ptr<S3Client>> MakeObjectStoreClient(const ObjectStoreConfig& o);
+
+// Null when no object store is configured or [object_store] state = "off".
+// Otherwise a replicator registered (durability.h) for DATA_DIR/db, not yet
+// started: the caller opens the store, then calls Start(db).
+absl::StatusOr<std::unique_ptr<StateReplicator>> PrepareStateReplication(const DaemonConfig& config);
+// Unregisters and stops it (ships what is written first).
+void StopStateReplication(const DaemonConfig& config, std::unique_ptr<StateReplicator> replicator);
+
+// Prometheus text for the replicator (empty without one): the sequence lag,
+// bytes shipped, snapshots, WAL objects, 1/0 for the last attempt's outcome.
+std::string StateReplicationMetrics(const StateReplicator* r, rocksdb::DB* db);
+
+// `shredd restore`: rebuilds the empty config.data_dir from the object
+// store's state and checks it against the vault. Prints a summary on stdout.
+absl::Status RunRestore(const DaemonConfig& config);
+
+}  // namespace shredd
+
+#endif  // SHREDD_DAEMON_APP_STATE_REPLICATION_H_

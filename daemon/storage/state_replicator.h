@@ -1,0 +1,167 @@
+// StateReplicator: ships the daemon's RocksDB (key tree, item records,
+// catalog, orders, transparency log) to the object store, so that a fresh
+// machine + the vault + the bucket restore everything acknowledged
+// (RestoreState; docs/RECOVERY.md).
+//
+// Objects, under PREFIX/state/ (blobs live directly under PREFIX/; the blob
+// GC leaves keys with a further '/' alone):
+//   state/sst/<file stem>-<sha256/128 hex>.sst  table files, uploaded once each
+//   state/snap/<seq 20>-<ms 13>/<name>          a snapshot's MANIFEST, OPTIONS,
+//                                               CURRENT and WAL copies
+//   state/desc/<seq 20>-<ms 13>.json            the snapshot descriptor, last;
+//                                               the highest one wins
+//   state/wal/<first seq 20>-<last seq 20>      a run of write batches (WAL
+//                                               shipping), checksummed
+// A snapshot is a RocksDB Checkpoint (hard links, on the data dir's
+// filesystem). Writes after it are shipped from the WAL (GetUpdatesSince).
+// Where the WAL cannot say what happened (writes that skipped it, such as a
+// large shred plan's staging; WAL files already deleted), the replicator
+// takes a new snapshot instead, so the object store never holds a gap.
+#ifndef SHREDD_DAEMON_STORAGE_STATE_REPLICATOR_H_
+#define SHREDD_DAEMON_STORAGE_STATE_REPLICATOR_H_
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <span>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include <rocksdb/db.h>
+
+#include "daemon/storage/durability.h"
+#include "daemon/storage/s3_client.h"
+
+namespace shredd {
+
+struct StateReplicatorOptions {
+  // true: "sync", every acknowledgement waits for the object store;
+  // false: "async", shipped at least every `lag`/2.
+  bool sync = false;
+  std::chrono::milliseconds lag{2000};
+  // A new snapshot after this many bytes of shipped WAL, or this long.
+  uint64_t snapshot_wal_bytes = uint64_t{64} << 20;
+  std::chrono::seconds snapshot_interval{600};
+  // Where checkpoints are made: on the database's filesystem (hard links),
+  // removed after each upload.
+  std::string scratch_dir;
+  // How long WaitReplicated waits for a store that answers slowly.
+  std::chrono::milliseconds wait_timeout{60000};
+};
+
+// One write batch of the WAL: its first sequence number and its
+// WriteBatch::Data() representation.
+struct WalBatch {
+  uint64_t seq = 0;
+  uint32_t count = 0;  // sequence numbers it uses
+  std::string rep;
+  uint64_t last() const { return seq + (count == 0 ? 0 : count - 1); }
+};
+
+// "SHRDWAL1", first and last sequence, batch count, the batches (seq, count,
+// length, rep; big-endian), then SHA-256 of all of it.
+std::string EncodeWalObject(std::span<const WalBatch> batches);
+// DATA_LOSS naming `name` if the checksum or the framing is wrong.
+absl::StatusOr<std::vector<WalBatch>> DecodeWalObject(std::string_view body, std::string_view name);
+// "state/wal/<first>-<last>" (without the prefix).
+std::string WalObjectName(uint64_t first, uint64_t last);
+
+class StateReplicator : public Durability {
+ public:
+  static absl::StatusOr<std::unique_ptr<StateReplicator>> Create(std::shared_ptr<S3Client> client,
+                                                                 StateReplicatorOptions options);
+  ~StateReplicator() override;
+  StateReplicator(const StateReplicator&) = delete;
+  StateReplicator& operator=(const StateReplicator&) = delete;
+
+  // Starts the shipping thread on `db` (not owned; must outlive Stop()). Its
+  // first task is a snapshot: whatever the store held before, it then
+  // describes this database. Returns at once; a store that is down shows in
+  // WaitReplicated and last_error().
+  void Start(rocksdb::DB* db);
+  // Ships what is written (best effort, bounded by wait_timeout), then stops.
+  void Stop();
+
+  absl::Status WaitReplicated(uint64_t seq) override;
+  bool acknowledgements_wait() const override { return options_.sync; }
+
+  uint64_t replicated_seq() const;
+  uint64_t bytes_shipped() const { return bytes_shipped_.load(); }
+  uint64_t snapshots() const { return snapshots_.load(); }
+  uint64_t wal_objects() const { return wal_objects_.load(); }
+  absl::Status last_error() const;
+  // Takes a snapshot now (from the shipping thread) and waits for it.
+  absl::Status SnapshotNow();
+
+ private:
+  StateReplicator(std::shared_ptr<S3Client> client, StateReplicatorOptions options);
+  void Run();
+  absl::Status Step(bool snapshot_due);
+  // Ships the WAL after shipped_; NOT_FOUND-like gaps come back as
+  // FAILED_PRECONDITION ("take a snapshot").
+  absl::Status ShipWal();
+  absl::Status UploadWal(std::vector<WalBatch>& run, uint64_t* bytes);
+  absl::Status TakeSnapshot();
+  absl::Status UploadCheckpointFiles(const std::string& dir, const std::string& snap_id, std::string* files_json);
+  absl::Status CollectOldState();
+  void Published(uint64_t seq);
+  std::string Key(std::string_view name) const { return client_->KeyFor(name); }
+
+  const std::shared_ptr<S3Client> client_;
+  const StateReplicatorOptions options_;
+  rocksdb::DB* db_ = nullptr;
+  std::thread thread_;
+
+  mutable std::mutex mu_;
+  std::condition_variable work_cv_, done_cv_;
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  bool snapshot_requested_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t snapshot_generation_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t replicated_ ABSL_GUARDED_BY(mu_) = 0;  // everything <= is in the store
+  uint64_t wanted_ ABSL_GUARDED_BY(mu_) = 0;      // the highest seq a waiter waits for
+  uint64_t failures_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Status last_error_ ABSL_GUARDED_BY(mu_);
+  std::chrono::steady_clock::time_point last_failure_ ABSL_GUARDED_BY(mu_){};
+
+  // Shipping thread only.
+  bool have_base_ = false;  // a snapshot of this database is in the store
+  uint64_t shipped_ = 0;
+  uint64_t wal_since_snapshot_ = 0;
+  std::chrono::steady_clock::time_point last_snapshot_{};
+  bool listed_tables_ = false;
+  std::set<std::string> uploaded_tables_;                              // object keys
+  std::map<std::string, std::pair<uint64_t, std::string>> table_sha_;  // file name -> (size, sha256 hex)
+
+  std::atomic<uint64_t> bytes_shipped_{0}, snapshots_{0}, wal_objects_{0};
+};
+
+struct RestoreReport {
+  std::string descriptor;  // the object key of the snapshot used
+  uint64_t snapshot_seq = 0;
+  uint64_t wal_objects = 0;
+  uint64_t batches = 0;
+  uint64_t final_seq = 0;
+};
+
+// Rebuilds `db_dir` (must not exist or be empty: FAILED_PRECONDITION
+// otherwise) from the latest snapshot in the store and the WAL objects after
+// it, checking every file's SHA-256 and every WAL object's checksum
+// (DATA_LOSS naming the object) and the sequence's continuity (DATA_LOSS
+// naming the gap); then opens the database to check it. NOT_FOUND if the
+// store holds no snapshot.
+absl::StatusOr<RestoreReport> RestoreState(S3Client& client, const std::string& db_dir);
+
+}  // namespace shredd
+
+#endif  // SHREDD_DAEMON_STORAGE_STATE_REPLICATOR_H_

@@ -1,0 +1,285 @@
+// StateReplicator and RestoreState against a real Ceph RGW (fixture "ceph"):
+// snapshots plus shipped WAL restore the database exactly; writes that skip
+// the WAL are covered by a snapshot; a tampered WAL object or a missing one
+// makes the restore fail naming it; a non-empty target is refused; a store
+// that is down makes WaitReplicated UNAVAILABLE; the async lag is bounded.
+#include <chrono>
+#include <cstdio>
+#include <map>
+
+#include <gtest/gtest.h>
+#include <rocksdb/db.h>
+
+#include "daemon/base/strings.h"
+#include "daemon/storage/state_replicator.h"
+#include "tests/unit/storage/s3_test_env.h"
+#include "tests/unit/test_util.h"
+
+namespace shredd {
+namespace {
+
+using testing::NewBucketClient;
+using testing::RandomBytes;
+using testing::TempDir;
+using Clock = std::chrono::steady_clock;
+
+std::unique_ptr<rocksdb::DB> OpenArchivingDb(const std::string& path) {
+  rocksdb::Options o;
+  o.create_if_missing = true;
+  o.WAL_ttl_seconds = 3600;
+  o.WAL_size_limit_MB = 1024;
+  rocksdb::DB* db = nullptr;
+  auto s = rocksdb::DB::Open(o, path, &db);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  return std::unique_ptr<rocksdb::DB>(db);
+}
+
+std::unique_ptr<StateReplicator> Replicator(std::shared_ptr<S3Client> c, const TempDir& dir, bool sync,
+                                            int lag_ms = 2000) {
+  StateReplicatorOptions o;
+  o.sync = sync;
+  o.lag = std::chrono::milliseconds(lag_ms);
+  o.scratch_dir = dir / "checkpoint";
+  o.wait_timeout = std::chrono::milliseconds(20000);
+  auto r = StateReplicator::Create(std::move(c), o);
+  EXPECT_TRUE(r.ok()) << r.status();
+  return r.ok() ? *std::move(r) : nullptr;
+}
+
+void SyncPut(rocksdb::DB* db, const std::string& k, const std::string& v, bool wal = true) {
+  rocksdb::WriteOptions wo;
+  wo.sync = wal;
+  wo.disableWAL = !wal;
+  ASSERT_TRUE(db->Put(wo, k, v).ok());
+}
+
+std::map<std::string, std::string> Dump(rocksdb::DB* db) {
+  std::map<std::string, std::string> out;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) out[it->key().ToString()] = it->value().ToString();
+  return out;
+}
+
+std::map<std::string, std::string> Restored(S3Client& c, const std::string& dir, RestoreReport* report = nullptr) {
+  auto r = RestoreState(c, dir);
+  EXPECT_TRUE(r.ok()) << r.status();
+  if (!r.ok()) return {};
+  if (report != nullptr) *report = *r;
+  auto db = testing::OpenDb(dir);
+  return db ? Dump(db.get()) : std::map<std::string, std::string>{};
+}
+
+std::vector<std::string> Keys(S3Client& c, const std::string& under) {
+  std::vector<std::string> out;
+  EXPECT_TRUE(c.ForEachObject(c.KeyFor(under), [&](const S3ObjectVersion& o) {
+                 out.push_back(o.key);
+                 return absl::OkStatus();
+               }).ok());
+  return out;
+}
+
+TEST(StateWalObject, RoundTripsAndCatchesTampering) {
+  std::vector<WalBatch> batches = {{.seq = 5, .count = 2, .rep = "ab"}, {.seq = 7, .count = 1, .rep = "cde"}};
+  std::string body = EncodeWalObject(batches);
+  auto back = DecodeWalObject(body, "x");
+  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_EQ(back->size(), 2u);
+  EXPECT_EQ((*back)[1].seq, 7u);
+  EXPECT_EQ((*back)[1].rep, "cde");
+  body[body.size() / 2] ^= 1;
+  auto bad = DecodeWalObject(body, "state/wal/7");
+  EXPECT_TRUE(absl::IsDataLoss(bad.status()));
+  EXPECT_NE(bad.status().message().find("state/wal/7"), std::string::npos) << bad.status();
+  EXPECT_EQ(WalObjectName(1, 22), "state/wal/00000000000000000001-00000000000000000022");
+}
+
+TEST(StateReplicator, SnapshotPlusWalRestoresEverything) {
+  SHREDD_REQUIRE_CEPH();
+  auto c = NewBucketClient("p");
+  ASSERT_NE(c, nullptr);
+  TempDir dir;
+  auto db = OpenArchivingDb(dir / "db");
+  for (int i = 0; i < 100; ++i) SyncPut(db.get(), StrCat("before", i), RandomBytes(100));
+  ASSERT_TRUE(db->Flush(rocksdb::FlushOptions()).ok());
+  auto r = Replicator(c, dir, true);
+  r->Start(db.get());
+  ASSERT_TRUE(r->WaitReplicated(db->GetLatestSequenceNumber()).ok());
+  EXPECT_EQ(r->snapshots(), 1u);
+  for (int i = 0; i < 300; ++i) {
+    rocksdb::WriteBatch b;
+    b.Put(StrCat("k", i), RandomBytes(200));
+    b.Delete(StrCat("before", i % 100));
+    ASSERT_TRUE(db->Write(rocksdb::WriteOptions(), &b).ok());
+    if (i % 50 == 0) {
+      ASSERT_TRUE(r->WaitReplicated(db->GetLatestSequenceNumber()).ok());
+    }
+  }
+  ASSERT_TRUE(r->WaitReplicated(db->GetLatestSequenceNumber()).ok());
+  EXPECT_EQ(r->replicated_seq(), db->GetLatestSequenceNumber());
+  EXPECT_GE(r->wal_objects(), 2u);
+  EXPECT_EQ(r->snapshots(), 1u) << "the WAL carried the writes";
+  RestoreReport rep;
+  TempDir out;
+  EXPECT_EQ(Restored(*c, out / "db", &rep), Dump(db.get()));
+  EXPECT_EQ(rep.final_seq, db->GetLatestSequenceNumber());
+  EXPECT_GE(rep.wal_objects, 2u);
+  for (const auto& k : Keys(*c, "")) EXPECT_TRUE(k.starts_with("p/state/")) << k;
+  r->Stop();
+}
+
+// The shredder stages a large plan without the WAL, then flushes: the
+// replicator notices the gap and covers it with a snapshot.
+TEST(StateReplicator, WritesThatSkipTheWalAreCoveredByASnapshot) {
+  SHREDD_REQUIRE_CEPH();
+  auto c = NewBucketClient("p");
+  ASSERT_NE(c, nullptr);
+  TempDir dir;
+  auto db = OpenArchivingDb(dir / "db");
+  auto r = Replicator(c, dir, true);
+  r->Start(db.get());
+  SyncPut(db.get(), "a", "1");
+  ASSERT_TRUE(r->WaitReplicated(db->GetLatestSequenceNumber()).ok());
+  const uint64_t snaps = r->snapshots();
+  for (int i = 0; i < 50; ++i) SyncPut(db.get(), StrCat("staged", i), "x", /*wal=*/false);
+  ASSERT_TRUE(db->Flush(rocksdb::FlushOptions()).ok());
+  SyncPut(db.get(), "P", "pending record");
+  ASSERT_TRUE(r->WaitReplicated(db->GetLatestSequenceNumber()).ok()) << r->last_error();
+  EXPECT_EQ(r->snapshots(), snaps + 1);
+  SyncPut(db.get(), "after", "2");
+  ASSERT_TRUE(r->WaitReplicated(db->GetLatestSequenceNumber()).ok());
+  TempDir out;
+  auto restored = Restored(*c, out / "db");
+  EXPECT_EQ(restored, Dump(db.get()));
+  EXPECT_EQ(restored.count("staged49"), 1u);
+  EXPECT_EQ(restored.count("after"), 1u);
+  r->Stop();
+}
+
+TEST(StateReplicator, TamperedOrMissingWalObjectsFailTheRestoreNamingThem) {
+  SHREDD_REQUIRE_CEPH();
+  auto c = NewBucketClient("p");
+  ASSERT_NE(c, nullptr);
+  TempDir dir;
+  auto db = OpenArchivingDb(dir / "db");
+  auto r = Replicator(c, dir, true);
+  r->Start(db.get());
+  for (int i = 0; i < 3; ++i) {
+    SyncPut(db.get(), StrCat("k", i), "v");
+    ASSERT_TRUE(r->WaitReplicated(db->GetLatestSequenceNumber()).ok());
+  }
+  r->Stop();
+  auto wal = Keys(*c, "state/wal/");
+  ASSERT_EQ(wal.size(), 3u);
+  std::string body;
+  ASSERT_TRUE(c->GetObject(wal[1], 0, 0, &body).ok());
+  body[body.size() - 40] ^= 0x20;
+  ASSERT_TRUE(c->PutObject(wal[1], body).ok());
+  TempDir out;
+  auto bad = RestoreState(*c, out / "db");
+  EXPECT_TRUE(absl::IsDataLoss(bad.status())) << bad.status();
+  EXPECT_NE(bad.status().message().find(wal[1]), std::string::npos) << bad.status();
+  EXPECT_NE(bad.status().message().find("checksum"), std::string::npos) << bad.status();
+  ASSERT_TRUE(c->DeleteObject(wal[1]).ok());
+  TempDir out2;
+  auto gap = RestoreState(*c, out2 / "db");
+  EXPECT_TRUE(absl::IsDataLoss(gap.status())) << gap.status();
+  EXPECT_NE(gap.status().message().find("gap"), std::string::npos) << gap.status();
+  EXPECT_NE(gap.status().message().find(wal[2]), std::string::npos) << gap.status();
+}
+
+TEST(StateReplicator, RestoreRefusesANonEmptyDirAndAnEmptyStore) {
+  SHREDD_REQUIRE_CEPH();
+  auto c = NewBucketClient("p");
+  ASSERT_NE(c, nullptr);
+  TempDir out;
+  auto none = RestoreState(*c, out / "db");
+  EXPECT_TRUE(absl::IsNotFound(none.status())) << none.status();
+  std::filesystem::create_directories(out / "db");
+  std::FILE* f = std::fopen((out / "db/x").c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  std::fclose(f);
+  auto full = RestoreState(*c, out / "db");
+  EXPECT_TRUE(absl::IsFailedPrecondition(full.status())) << full.status();
+  EXPECT_NE(full.status().message().find("not empty"), std::string::npos);
+}
+
+TEST(StateReplicator, AStoreThatIsDownIsUnavailable) {
+  SHREDD_REQUIRE_CEPH();
+  S3Config cfg = testing::CephConfig("shredd-test-down", "p");
+  cfg.endpoint = "http://127.0.0.1:9";  // discard: nothing listens
+  cfg.max_attempts = 1;
+  cfg.connect_timeout = std::chrono::milliseconds(500);
+  auto c = S3Client::Create(cfg);
+  ASSERT_TRUE(c.ok());
+  TempDir dir;
+  auto db = OpenArchivingDb(dir / "db");
+  auto r = Replicator(std::shared_ptr<S3Client>(std::move(*c)), dir, true);
+  EXPECT_TRUE(absl::IsUnavailable(r->WaitReplicated(1))) << "not started";
+  r->Start(db.get());
+  SyncPut(db.get(), "a", "1");
+  const auto t0 = Clock::now();
+  absl::Status s = r->WaitReplicated(db->GetLatestSequenceNumber());
+  EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(10));
+  EXPECT_EQ(s.message().find('\n'), std::string::npos) << "one line";
+  EXPECT_EQ(r->replicated_seq(), 0u);
+  r->Stop();
+}
+
+// "async": how long after a write is it in the store? Reported, and bounded
+// by the lag (default 2 s) plus an upload.
+TEST(StateReplicator, AsyncLagIsBounded) {
+  SHREDD_REQUIRE_CEPH();
+  auto c = NewBucketClient("p");
+  ASSERT_NE(c, nullptr);
+  TempDir dir;
+  auto db = OpenArchivingDb(dir / "db");
+  auto r = Replicator(c, dir, false, 2000);
+  r->Start(db.get());
+  SyncPut(db.get(), "first", "x");
+  while (r->replicated_seq() < db->GetLatestSequenceNumber()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  double worst = 0, total = 0;
+  const int n = 8;
+  for (int i = 0; i < n; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(137 * i % 900));
+    SyncPut(db.get(), StrCat("k", i), RandomBytes(1000));
+    const uint64_t seq = db->GetLatestSequenceNumber();
+    const auto t0 = Clock::now();
+    while (r->replicated_seq() < seq) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    worst = std::max(worst, ms);
+    total += ms;
+  }
+  std::printf("async state replication lag (lag 2000 ms): mean %.0f ms, worst %.0f ms over %d writes\n", total / n,
+              worst, n);
+  EXPECT_LT(worst, 2000 + 1000);
+  r->Stop();
+}
+
+// "sync": what one acknowledged write costs (printed for docs/RECOVERY.md).
+TEST(StateReplicator, SyncWriteLatency) {
+  SHREDD_REQUIRE_CEPH();
+  auto c = NewBucketClient("p");
+  ASSERT_NE(c, nullptr);
+  TempDir dir;
+  auto db = OpenArchivingDb(dir / "db");
+  auto r = Replicator(c, dir, true);
+  r->Start(db.get());
+  SyncPut(db.get(), "first", "x");
+  ASSERT_TRUE(r->WaitReplicated(db->GetLatestSequenceNumber()).ok());
+  const int n = 50;
+  auto t0 = Clock::now();
+  for (int i = 0; i < n; ++i) SyncPut(db.get(), StrCat("l", i), RandomBytes(500));
+  const double local = std::chrono::duration<double, std::milli>(Clock::now() - t0).count() / n;
+  t0 = Clock::now();
+  for (int i = 0; i < n; ++i) {
+    SyncPut(db.get(), StrCat("s", i), RandomBytes(500));
+    ASSERT_TRUE(r->WaitReplicated(db->GetLatestSequenceNumber()).ok());
+  }
+  const double replicated = std::chrono::duration<double, std::milli>(Clock::now() - t0).count() / n;
+  std::printf("one synced write: local %.2f ms, with sync state replication %.2f ms\n", local, replicated);
+  r->Stop();
+}
+
+}  // namespace
+}  // namespace shredd
