@@ -163,13 +163,15 @@ TEST(StateReplicator, TamperedOrMissingWalObjectsFailTheRestoreNamingThem) {
   auto db = OpenArchivingDb(dir / "db");
   auto r = Replicator(c, dir, true);
   r->Start(db.get());
-  for (int i = 0; i < 3; ++i) {
+  // One WAL object per replicated write, except for writes the start-up
+  // snapshot may already cover: write until three exist.
+  for (int i = 0; i < 10 && Keys(*c, "state/wal/").size() < 3; ++i) {
     SyncPut(db.get(), StrCat("k", i), "v");
     ASSERT_TRUE(r->WaitReplicated(db->GetLatestSequenceNumber()).ok());
   }
   r->Stop();
   auto wal = Keys(*c, "state/wal/");
-  ASSERT_EQ(wal.size(), 3u);
+  ASSERT_GE(wal.size(), 3u);
   std::string body;
   ASSERT_TRUE(c->GetObject(wal[1], 0, 0, &body).ok());
   body[body.size() - 40] ^= 0x20;
