@@ -7,6 +7,8 @@ way the bucket operator would read it.
 """
 import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 import unittest
@@ -188,6 +190,62 @@ class Tampering(ObjectStoreTest):
         self.assertRpcError(grpc.StatusCode.DATA_LOSS, self.d.get_bytes, da)
         # B was never touched.
         self.assertEqual(self.d.get_bytes(db), b)
+
+
+CEPH_DIR = os.environ.get("SHREDD_CEPH_DIR", "")
+CEPH_TOOL = os.path.join(os.path.dirname(__file__), "..", "tools", "ceph_cluster.py")
+
+
+class StoreDownMidUpload(ObjectStoreTest):
+    def rgw(self, action):
+        args = [sys.executable, CEPH_TOOL, action, CEPH_DIR]
+        if action == "start-rgw":
+            args += ["--json", S3_CONFIG]
+        subprocess.run(args, check=True)
+
+    def test_radosgw_stopped_mid_upload_then_started_again(self):
+        if not CEPH_DIR:
+            self.skipTest("SHREDD_CEPH_DIR is not set")
+        before = rand(6 * MIB, 30)
+        before_d = self.put(before)
+        data = rand(16 * MIB, 31)  # four 5 MiB parts: the store goes away after the first
+        digest = sha256_digest(data)
+        header = pb.PutHeader(digest=pb.Digest(hash=digest, size_bytes=len(data)),
+                              metadata=pb.ItemMetadata(kind=pb.KIND_MODEL))
+        stopped = []
+
+        def gen():
+            yield pb.PutRequest(header=header)
+            for i in range(0, len(data), MIB):
+                if i == 7 * MIB and not stopped:
+                    self.rgw("stop-rgw")
+                    stopped.append(True)
+                yield pb.PutRequest(data=data[i:i + MIB])
+
+        try:
+            e = self.assertRpcError(grpc.StatusCode.UNAVAILABLE, self.d.store().Put, gen(), timeout=120)
+            self.assertIn("object store", e.details())
+            self.assertEqual(len(e.details().splitlines()), 1, e.details())
+            # A small item while the store is down: its acknowledgement waits
+            # for the replicated state (sync), so it fails the same way.
+            self.assertRpcError(grpc.StatusCode.UNAVAILABLE, self.put, rand(1000, 32), pb.KIND_PHOTO)
+        finally:
+            if stopped:
+                self.rgw("start-rgw")
+        self.assertTrue(stopped)
+        # Nothing of the failed upload counts as stored; what was acknowledged
+        # reads back byte-identical; the same upload now succeeds.
+        self.assertRpcError(grpc.StatusCode.NOT_FOUND, self.d.store().Stat,
+                            pb.StatRequest(digest=pb.Digest(hash=digest)))
+        self.assertEqual(self.d.get_bytes(before_d), before)
+        self.d.put_bytes(data, kind=pb.KIND_MODEL)
+        self.assertEqual(self.d.get_bytes(digest), data)
+        # No multipart upload is left behind in the bucket once restarted.
+        self.d.stop()
+        self.d.start()
+        self.wait_for("no unfinished multipart upload",
+                      lambda: self.s3.list_multipart_uploads(Bucket=self.bucket).get("Uploads", []) == [])
+        self.assertEqual(len(self.objects()), 2)
 
 
 class UnusableStoreAtStart(ObjectStoreTest):

@@ -1,7 +1,7 @@
 """Recovery from the object store (issue 14, part 2), against the real Ceph RGW
 of the ctest fixture "ceph" (SHREDD_S3_CONFIG names its endpoint and keys):
 
-- sync: ingest ~2,000 items across datasets, a model with lineage, an order;
+- sync: ingest 10,000 small items and a multi-part large one across datasets, a model with lineage, an order;
   kill -9; delete the data dir; `shredd restore` onto an empty dir with the
   same vault; start: every acknowledged unshredded item reads back
   byte-identical, every shredded one is NOT_FOUND, and `shredctl log monitor`
@@ -108,11 +108,15 @@ class RecoveryTest(DaemonTest):
     def test_restore_after_kill_9_sync(self):
         cfg = self.config("sync", epoch_items=300)
         d = self.daemon(cfg, os.path.join(self.tmp, "data"))
-        keep = [b"keep-%d-" % i + os.urandom(300) for i in range(1000)]
-        doomed = [b"doomed-%d-" % i + os.urandom(300) for i in range(1000)]
+        # 10,000 small items in two datasets (the issue's recovery test).
+        keep = [b"keep-%d-" % i + os.urandom(300) for i in range(5000)]
+        doomed = [b"doomed-%d-" % i + os.urandom(300) for i in range(5000)]
         keep_d = self.batch(d, keep, "stock")
         doomed_d = self.batch(d, doomed, "okc-2014")
-        single = [os.urandom(20_000) for _ in range(5)]
+        # Streamed puts; the last one is above inline_threshold and larger
+        # than one multipart part: its ciphertext is an object in the bucket,
+        # which the restored records must find again.
+        single = [os.urandom(20_000) for _ in range(5)] + [os.urandom(21 * (1 << 20) + 7)]
         single_d = [d.put_bytes(x, datasets=["stock"]) for x in single]
         model_path = os.path.join(self.tmp, "face.bin")
         with open(model_path, "wb") as f:
