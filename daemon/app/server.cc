@@ -198,23 +198,6 @@ struct Domain {
   DaemonConfig config;  // for StopStateReplication
 };
 
-// [object_store] as the S3 client's settings.
-S3Config S3ConfigFrom(const ObjectStoreConfig& os) {
-  S3Config c;
-  c.endpoint = os.endpoint;
-  c.region = os.region;
-  c.bucket = os.bucket;
-  c.prefix = os.prefix;
-  c.path_style = os.path_style;
-  c.ca_file = os.ca_file;
-  auto creds = std::make_shared<S3Credentials>();
-  creds->access_key_id = os.access_key_id;
-  if (os.secret_access_key) creds->secret_access_key = os.secret_access_key->Clone();
-  if (os.session_token) creds->session_token = os.session_token->Clone();
-  c.credentials = std::move(creds);
-  return c;
-}
-
 // The object store, checked before anything is written: the endpoint
 // answers, the keys are accepted and the bucket exists (one
 // GetBucketVersioning call). Versioning is reported, not required: a

@@ -21,15 +21,7 @@ std::string DbPath(const DaemonConfig& c) { return c.data_dir + "/db"; }
 
 }  // namespace
 
-absl::StatusOr<std::shared_ptr<S3Client>> MakeObjectStoreClient(const ObjectStoreConfig& o) {
-  if (o.access_key_id.empty() || o.secret_access_key == nullptr) {
-    return absl::InvalidArgumentError(
-        StrCat("object store ", o.url, ": no credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"));
-  }
-  auto creds = std::make_shared<S3Credentials>();
-  creds->access_key_id = o.access_key_id;
-  creds->secret_access_key = o.secret_access_key->Clone();
-  if (o.session_token) creds->session_token = o.session_token->Clone();
+S3Config S3ConfigFrom(const ObjectStoreConfig& o) {
   S3Config c;
   c.endpoint = o.endpoint;
   c.region = o.region;
@@ -37,7 +29,20 @@ absl::StatusOr<std::shared_ptr<S3Client>> MakeObjectStoreClient(const ObjectStor
   c.prefix = o.prefix;
   c.path_style = o.path_style;
   c.ca_file = o.ca_file;
+  auto creds = std::make_shared<S3Credentials>();
+  creds->access_key_id = o.access_key_id;
+  if (o.secret_access_key) creds->secret_access_key = o.secret_access_key->Clone();
+  if (o.session_token) creds->session_token = o.session_token->Clone();
   c.credentials = std::move(creds);
+  return c;
+}
+
+absl::StatusOr<std::shared_ptr<S3Client>> MakeObjectStoreClient(const ObjectStoreConfig& o) {
+  if (o.access_key_id.empty() || o.secret_access_key == nullptr) {
+    return absl::InvalidArgumentError(
+        StrCat("object store ", o.url, ": no credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"));
+  }
+  S3Config c = S3ConfigFrom(o);
   // State shipments are small and retried by the replicator itself: give up
   // sooner than blob uploads, so that a store that is down shows quickly.
   c.max_attempts = 3;

@@ -11,11 +11,15 @@
 #include <rocksdb/db.h>
 
 #include "daemon/config/config.h"
+#include "daemon/storage/s3_client.h"
 
 namespace shredd {
 
 class StateReplicator;
-class S3Client;
+
+// [object_store] as the S3 client's settings (endpoint, bucket, prefix,
+// credentials); callers adjust retries and timeouts.
+S3Config S3ConfigFrom(const ObjectStoreConfig& o);
 
 // An S3 client for `o` (credentials from the environment, already in `o`).
 absl::StatusOr<std::shared_ptr<S3Client>> MakeObjectStoreClient(const ObjectStoreConfig& o);

@@ -68,7 +68,7 @@ class ObjectStoreTest(DaemonTest):
             self.s3.delete_object(Bucket=self.bucket, Key=v["Key"], VersionId=v["VersionId"])
         self.s3.delete_bucket(Bucket=self.bucket)
 
-    def write_config(self, root, bucket=None):
+    def write_config(self, root, bucket=None, state="sync"):
         path = os.path.join(root, "shredd.toml")
         with open(path, "w") as f:
             f.write("[object_store]\n"
@@ -76,7 +76,8 @@ class ObjectStoreTest(DaemonTest):
                     f"endpoint = \"{self.env['endpoint']}\"\n"
                     "path_style = true\n"
                     "part_size_mib = 5\n"
-                    "concurrency = 2\n")
+                    "concurrency = 2\n"
+                    f"state = \"{state}\"\n")
         return path
 
     def aws_env(self, secret=None):

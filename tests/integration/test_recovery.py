@@ -11,8 +11,8 @@ of the ctest fixture "ceph" (SHREDD_S3_CONFIG names its endpoint and keys):
   state is replicated; the certificate arrives once the store is back;
 - restore refuses a non-empty dir.
 
-Items stay below the inline threshold: in this branch ciphertext above it is
-still in DATA_DIR/blobs (the S3 blob backend is wired separately).
+Ciphertext above the inline threshold is in the same bucket (objects
+directly under the prefix); the restored records find it there.
 """
 import json
 import os
