@@ -35,14 +35,21 @@ void HardenProcess() {
 }
 
 // --check-config: the verdict on the config, touching nothing.
-int CheckConfig(const shredd::CommandLine& cl, const absl::Status& s, const std::vector<std::string>& warnings) {
+int CheckConfig(const shredd::CommandLine& cl, absl::Status s, const std::vector<std::string>& warnings,
+                const shredd::DaemonConfig* config) {
+  std::string probed;
+  if (s.ok() && cl.probe && !config->object_store.url.empty()) {
+    auto versioning = shredd::ProbeObjectStore(config->object_store);
+    s = versioning.status();
+    if (s.ok()) probed = std::string(", and its object store answers (versioning ") + (*versioning ? "on)" : "off)");
+  }
   if (!s.ok()) {
     std::cerr << "shredd: " << s.message() << "\n";
     return 1;
   }
   for (const auto& w : warnings) std::cerr << "shredd: warning: " << w << "\n";
   std::cout << "shredd: " << (cl.config_path.empty() ? std::string("the default config") : cl.config_path)
-            << " is valid\n";
+            << " is valid" << probed << "\n";
   return 0;
 }
 
@@ -63,7 +70,7 @@ int main(int argc, char** argv) {
   // Where data and vault live, and their modes (daemon/app/path_safety.h).
   std::vector<std::string> warnings;
   if (s.ok()) s = shredd::CheckStoragePaths(*config, &warnings);
-  if (cl.check_config) return CheckConfig(cl, s, warnings);
+  if (cl.check_config) return CheckConfig(cl, s, warnings, config.ok() ? &*config : nullptr);
   if (!s.ok()) {
     std::cerr << "shredd: " << s.message() << "\n";
     return 1;

@@ -150,6 +150,9 @@ std::optional<int> ParseCommandLine(int argc, char** argv, CommandLine* out) {
   app.add_flag("--check-config", out->check_config,
                "validate the config (file and flags), print why it is wrong if it is, exit 0 or 1; "
                "touches nothing");
+  app.add_flag("--probe", out->probe,
+               "with --check-config: also ask the object store whether the keys and the bucket work (one read-only "
+               "request)");
   Flags f;
   AddStorageFlags(app, f);
   AddAccessFlags(app, f);

@@ -17,6 +17,7 @@ namespace shredd {
 struct CommandLine {
   std::string config_path;  // --config; empty: the embedded defaults
   bool check_config = false;
+  bool probe = false;  // with --check-config: also ask the object store
   bool new_signing_key = false;
   // `shredd restore ...`: rebuild --data-dir from the object store, then exit.
   bool restore = false;

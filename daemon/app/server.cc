@@ -198,19 +198,12 @@ struct Domain {
   DaemonConfig config;  // for StopStateReplication
 };
 
-// The object store, checked before anything is written: the endpoint
-// answers, the keys are accepted and the bucket exists (one
-// GetBucketVersioning call). Versioning is reported, not required: a
-// shredded item's objects are deleted with every version either way.
+// The object store, checked before anything is written (ProbeObjectStore).
 absl::StatusOr<std::unique_ptr<BlobBackend>> OpenObjectStore(const ObjectStoreConfig& os) {
   auto client = S3Client::Create(S3ConfigFrom(os));
   if (!client.ok()) return client.status();
-  auto versioning = (*client)->GetBucketVersioning();
-  if (!versioning.ok()) {
-    return absl::Status(versioning.status().code(),
-                        StrCat("object store s3://", os.bucket, os.prefix.empty() ? "" : "/", os.prefix,
-                               " is not usable: ", versioning.status().message()));
-  }
+  auto versioning = ProbeObjectStore(os, **client);
+  if (!versioning.ok()) return versioning.status();
   LogInfo(
       "object store",
       {{"url", os.url}, {"endpoint", (*client)->config().endpoint}, {"versioning", *versioning ? "enabled" : "off"}});

@@ -37,6 +37,22 @@ S3Config S3ConfigFrom(const ObjectStoreConfig& o) {
   return c;
 }
 
+absl::StatusOr<bool> ProbeObjectStore(const ObjectStoreConfig& o, S3Client& client) {
+  auto versioning = client.GetBucketVersioning();
+  if (!versioning.ok()) {
+    return absl::Status(versioning.status().code(),
+                        StrCat("object store s3://", o.bucket, o.prefix.empty() ? "" : "/", o.prefix,
+                               " is not usable: ", versioning.status().message()));
+  }
+  return *versioning;
+}
+
+absl::StatusOr<bool> ProbeObjectStore(const ObjectStoreConfig& o) {
+  auto client = S3Client::Create(S3ConfigFrom(o));
+  if (!client.ok()) return client.status();
+  return ProbeObjectStore(o, **client);
+}
+
 absl::StatusOr<std::shared_ptr<S3Client>> MakeObjectStoreClient(const ObjectStoreConfig& o) {
   if (o.access_key_id.empty() || o.secret_access_key == nullptr) {
     return absl::InvalidArgumentError(

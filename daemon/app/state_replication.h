@@ -22,6 +22,14 @@ class StateReplicator;
 S3Config S3ConfigFrom(const ObjectStoreConfig& o);
 
 // An S3 client for `o` (credentials from the environment, already in `o`).
+// Asks the store whether the bucket keeps versions (one GetBucketVersioning
+// call): it answers only if the endpoint is reachable, the keys are accepted
+// and the bucket exists. Versioning is reported, not required: a shredded
+// item's objects are deleted with every version either way. The error names
+// the bucket and says why it is not usable. With no client given, makes one.
+absl::StatusOr<bool> ProbeObjectStore(const ObjectStoreConfig& o, S3Client& client);
+absl::StatusOr<bool> ProbeObjectStore(const ObjectStoreConfig& o);
+
 absl::StatusOr<std::shared_ptr<S3Client>> MakeObjectStoreClient(const ObjectStoreConfig& o);
 
 // Null when no object store is configured or [object_store] state = "off".

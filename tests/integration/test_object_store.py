@@ -16,7 +16,7 @@ import uuid
 
 import grpc
 
-from harness import DaemonTest, Daemon, pb, sha256_digest
+from harness import SHREDD, DaemonTest, Daemon, pb, sha256_digest
 
 S3_CONFIG = os.environ.get("SHREDD_S3_CONFIG", "")
 PREFIX = "shredd"
@@ -273,6 +273,31 @@ class UnusableStoreAtStart(ObjectStoreTest):
         log = self.start_fails(root, self.write_config(root, bucket="no-such-bucket-" + uuid.uuid4().hex[:8]),
                                self.aws_env())
         self.assertIn("no-such-bucket-", log)
+        self.assertEqual(self.all_versions(), [])
+
+    def test_check_config_probe_asks_the_store_and_touches_nothing(self):
+        root = os.path.join(self.tmp, "probe")
+        os.makedirs(root)
+        cfg = self.write_config(root)
+        base = [SHREDD, "--config", cfg, "--data-dir", os.path.join(root, "data"), "--vault",
+                "file:" + os.path.join(root, "vault"), "--check-config"]
+
+        def run(args, secret=None):
+            return subprocess.run(base + args, capture_output=True, env=dict(os.environ, **self.aws_env(secret)),
+                                   timeout=120)
+
+        good = run(["--probe"])
+        self.assertEqual(good.returncode, 0, good.stderr.decode())
+        self.assertIn("object store answers", good.stdout.decode())
+        bad = run(["--probe"], secret="wrong" * 8)
+        self.assertEqual(bad.returncode, 1)
+        err = bad.stderr.decode()
+        self.assertIn("not usable", err)
+        self.assertEqual(len(err.strip().splitlines()), 1, err)
+        self.assertNotIn("wrong" * 8, err)
+        # Without --probe the store is not asked: the config itself is valid.
+        self.assertEqual(run([], secret="wrong" * 8).returncode, 0)
+        self.assertFalse(os.path.exists(os.path.join(root, "vault")))
         self.assertEqual(self.all_versions(), [])
 
 
