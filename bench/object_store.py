@@ -95,7 +95,10 @@ class Daemon:
 
 def rclone_env(c, crypt_bucket):
     obscured = sh(["rclone", "obscure", "bench-password"]).stdout.decode().strip()
-    return dict(os.environ, RCLONE_CONFIG_S3_TYPE="s3", RCLONE_CONFIG_S3_PROVIDER="Ceph",
+    # rclone's AWS SDK fails on AWS_CA_BUNDLE with its own transport; the
+    # local RGW is plain http anyway.
+    env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
+    return dict(env, RCLONE_CONFIG_S3_TYPE="s3", RCLONE_CONFIG_S3_PROVIDER="Ceph",
                 RCLONE_CONFIG_S3_ENDPOINT=c.endpoint, RCLONE_CONFIG_S3_ACCESS_KEY_ID=c.access_key,
                 RCLONE_CONFIG_S3_SECRET_ACCESS_KEY=c.secret_key, RCLONE_CONFIG_S3_REGION="us-east-1",
                 RCLONE_CONFIG_CRYPT_TYPE="crypt", RCLONE_CONFIG_CRYPT_REMOTE="s3:" + crypt_bucket,
