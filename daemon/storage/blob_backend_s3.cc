@@ -160,9 +160,36 @@ class S3BlobReader final : public BlobReader {
       : client_(std::move(client)), key_(std::move(key)), info_(std::move(info)) {}
   uint64_t size() const override { return info_.size; }
 
+  // A read that continues the previous one (a download, chunk after chunk)
+  // fetches a window of kReadAhead bytes with one ranged GET and serves the
+  // next chunks from it: one request round trip per window, not per chunk.
+  // Other reads fetch exactly what they ask for. The window holds
+  // ciphertext only, from the object version pinned at Open (If-Match).
   absl::Status ReadAt(uint64_t offset, size_t length, std::string* out) override {
     if (length == 0) return absl::OkStatus();
     if (offset > info_.size || length > info_.size - offset) return Truncated();
+    if (offset >= window_start_ && offset + length <= window_start_ + window_.size()) {
+      out->append(window_, offset - window_start_, length);
+      next_ = offset + length;
+      return absl::OkStatus();
+    }
+    const bool sequential = offset == next_ && length < kReadAhead;
+    next_ = offset + length;
+    if (!sequential) return Fetch(offset, length, out);
+    window_.clear();
+    window_start_ = offset;
+    if (auto s = Fetch(offset, std::min<uint64_t>(kReadAhead, info_.size - offset), &window_); !s.ok()) {
+      window_.clear();
+      return s;
+    }
+    out->append(window_, 0, length);
+    return absl::OkStatus();
+  }
+
+ private:
+  static constexpr uint64_t kReadAhead = 8 << 20;
+
+  absl::Status Fetch(uint64_t offset, uint64_t length, std::string* out) {
     const size_t base = out->size();
     absl::Status s = client_->GetObject(key_, offset, length, out, info_.etag);
     if (s.ok() && out->size() - base == length) return s;
@@ -176,13 +203,15 @@ class S3BlobReader final : public BlobReader {
     return s;
   }
 
- private:
   std::string Name() const { return StrCat("s3://", client_->config().bucket, "/", key_); }
   absl::Status Truncated() const { return absl::DataLossError(StrCat("stored object ", Name(), " is truncated")); }
 
   std::shared_ptr<S3Client> client_;
   const std::string key_;
   const S3ObjectInfo info_;
+  std::string window_;  // read-ahead: bytes [window_start_, window_start_ + size)
+  uint64_t window_start_ = 0;
+  uint64_t next_ = UINT64_MAX;  // where the previous read ended
 };
 
 class S3BlobBackend final : public BlobBackend {

@@ -98,6 +98,34 @@ TEST(S3BlobBackend, MultipartUploadReadsBackByteIdentical) {
   EXPECT_TRUE(back == data) << "read back differs";
 }
 
+// A download reads chunk after chunk: after the first, the reader fetches
+// 8 MiB windows, one GET each, instead of one GET per chunk. Reads that jump
+// around still return exactly the bytes asked for.
+TEST(S3BlobBackend, SequentialReadsShareRangedGets) {
+  SHREDD_REQUIRE_CEPH();
+  auto c = NewBucketClient();
+  ASSERT_NE(c, nullptr);
+  auto b = Backend(c, 5 << 20, 2);
+  const std::string data = RandomBytes((24 << 20) + 999);
+  ASSERT_TRUE(Write(b.get(), kLive, data, 4242).ok());
+  auto r = b->Open(kLive);
+  ASSERT_TRUE(r.ok()) << r.status();
+  const uint64_t before = c->requests();
+  std::string back;
+  const uint64_t chunk = (1 << 20) + 16;  // a sealed chunk and its tag
+  for (uint64_t off = 0; off < data.size(); off += chunk) {
+    ASSERT_TRUE((*r)->ReadAt(off, std::min<uint64_t>(chunk, data.size() - off), &back).ok());
+  }
+  EXPECT_TRUE(back == data) << "read back differs";
+  const uint64_t gets = c->requests() - before;
+  EXPECT_LE(gets, 6u) << "25 chunk reads took " << gets << " GETs";  // 1 + ceil(24 MiB / 8 MiB) (+ retries)
+  for (uint64_t off : {uint64_t{20} << 20, uint64_t{3}, uint64_t{9} << 20, data.size() - 10}) {
+    std::string part;
+    ASSERT_TRUE((*r)->ReadAt(off, std::min<uint64_t>(100, data.size() - off), &part).ok());
+    EXPECT_TRUE(part == data.substr(off, 100)) << off;
+  }
+}
+
 TEST(S3BlobBackend, DestroyingAnUnpublishedWriterAbortsItsUpload) {
   SHREDD_REQUIRE_CEPH();
   auto c = NewBucketClient();
