@@ -1,5 +1,7 @@
 #include "formats/dsse.h"
 
+#include <algorithm>
+#include <initializer_list>
 #include <string>
 #include <utility>
 
@@ -40,6 +42,50 @@ absl::StatusOr<std::string> Base64Member(const json& obj, const char* name, std:
     return absl::InvalidArgumentError(Cat(where, " member \"", name, "\": ", raw.status().message()));
   }
   return raw;
+}
+
+// Canonical form: `obj` has only members from `allowed`, and every string
+// member is printable ASCII other than '"' and '\\' (so JSON has one
+// spelling for it).
+absl::Status CheckCanonicalObject(const json& obj, std::initializer_list<std::string_view> allowed,
+                                  std::string_view where) {
+  for (const auto& [name, value] : obj.items()) {
+    if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
+      return absl::InvalidArgumentError(
+          Cat(where, " has member \"", name, "\", which a certificate envelope never has"));
+    }
+    if (!value.is_string()) continue;
+    for (const char c : value.get_ref<const std::string&>()) {
+      if (c < 0x20 || c > 0x7e || c == '"' || c == '\\') {
+        return absl::InvalidArgumentError(
+            Cat(where, " member \"", name, "\" holds a character outside printable ASCII or a quote or backslash"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckCanonicalMembers(const json& doc) {
+  if (!doc.is_object()) return absl::InvalidArgumentError("envelope is not a JSON object");
+  if (auto s = CheckCanonicalObject(doc, {"payloadType", "payload", "signatures"}, "envelope"); !s.ok()) return s;
+  const auto sigs = doc.find("signatures");
+  if (sigs == doc.end() || !sigs->is_array()) return absl::OkStatus();  // ParseEnvelope names it
+  for (size_t i = 0; i < sigs->size(); ++i) {
+    const json& s = (*sigs)[i];
+    const std::string where = Cat("signatures[", i, "]");
+    if (!s.is_object()) continue;
+    if (auto st = CheckCanonicalObject(s, {"keyid", "sig"}, where); !st.ok()) return st;
+    if (auto k = s.find("keyid"); k != s.end() && k->is_string() && k->get_ref<const std::string&>().empty()) {
+      return absl::InvalidArgumentError(Cat(where, " has an empty \"keyid\" (omit it instead)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Base64 text in its one canonical spelling (padding bits zero).
+absl::Status CheckCanonicalBase64(const json& text, std::string_view raw, std::string_view where) {
+  if (text.get_ref<const std::string&>() == Base64Encode(raw)) return absl::OkStatus();
+  return absl::InvalidArgumentError(Cat(where, " is not base64 in its canonical spelling"));
 }
 
 }  // namespace
@@ -115,6 +161,24 @@ std::string SerializeEnvelope(const Envelope& envelope) {
   // Invalid UTF-8 in payloadType or keyid is replaced rather than thrown on;
   // shredd only ever writes ASCII there.
   return doc.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+absl::StatusOr<std::string> CanonicalEnvelope(std::string_view text) {
+  absl::StatusOr<json> doc = ParseStrictJson(text, "envelope");
+  if (!doc.ok()) return doc.status();
+  if (auto s = CheckCanonicalMembers(*doc); !s.ok()) return s;
+  absl::StatusOr<Envelope> env = ParseEnvelope(text);
+  if (!env.ok()) return env.status();
+  if (auto s = CheckCanonicalBase64((*doc)["payload"], env->payload, "envelope member \"payload\""); !s.ok()) {
+    return s;
+  }
+  for (size_t i = 0; i < env->signatures.size(); ++i) {
+    const std::string where = Cat("signatures[", i, "] member \"sig\"");
+    if (auto s = CheckCanonicalBase64((*doc)["signatures"][i]["sig"], env->signatures[i].sig, where); !s.ok()) {
+      return s;
+    }
+  }
+  return SerializeEnvelope(*env);
 }
 
 }  // namespace shredd::verify

@@ -55,6 +55,17 @@ absl::StatusOr<std::string> SignEnvelope(std::string_view payload_type, std::str
 // each signature as {"keyid","sig"} ("keyid" omitted when empty).
 std::string SerializeEnvelope(const Envelope& envelope);
 
+// The bytes the transparency log holds for a certificate, recomputed from
+// any JSON spelling of it (docs/FORMATS.md "Canonical envelope"): the file
+// must be one JSON object (strict_json.h rules) with exactly the members
+// payloadType, payload and signatures, each signature exactly "sig" and an
+// optional non-empty "keyid"; string values printable ASCII without '"' or
+// '\\'; base64 in its one canonical spelling. The result is
+// SerializeEnvelope of what was read, which is what shredd issues, so a
+// certificate as issued is its own canonical form. Anything else fails with
+// InvalidArgument naming the member.
+absl::StatusOr<std::string> CanonicalEnvelope(std::string_view text);
+
 }  // namespace shredd::verify
 
 #endif  // SHREDD_FORMATS_DSSE_H_

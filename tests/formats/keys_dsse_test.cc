@@ -157,6 +157,50 @@ TEST(Dsse, ParseRejectsMalformedEnvelopes) {
   }
 }
 
+TEST(Dsse, CanonicalEnvelopeIsTheIssuedBytesWhateverTheSpelling) {
+  const std::string issued = SerializeEnvelope({"text/plain", "hi", {{"k1", "\x01\x02"}, {"", "\x03"}}});
+  const std::string spellings[] = {
+      issued,
+      issued + "\n",
+      R"( { "signatures" : [ { "sig" : "AQI=", "keyid" : "k1" }, {"sig":"Aw=="} ],
+            "payload" : "aGk=",
+            "payloadType" : "text/plain" } )",
+      R"({"payloadType":"text\/plain","payload":"aGk=","signatures":[{"keyid":"\u006b1","sig":"AQI="},{"sig":"Aw=="}]})",
+  };
+  for (const std::string& text : spellings) {
+    absl::StatusOr<std::string> c = CanonicalEnvelope(text);
+    ASSERT_TRUE(c.ok()) << text << " -> " << c.status();
+    EXPECT_EQ(*c, issued) << text;
+  }
+  // A change to anything signed or logged changes the canonical bytes.
+  absl::StatusOr<std::string> other_sig = CanonicalEnvelope(
+      R"({"payloadType":"text/plain","payload":"aGk=","signatures":[{"keyid":"k1","sig":"AQM="},{"sig":"Aw=="}]})");
+  ASSERT_TRUE(other_sig.ok()) << other_sig.status();
+  EXPECT_NE(*other_sig, issued);
+}
+
+TEST(Dsse, CanonicalEnvelopeRefusesWhatHasNoCanonicalForm) {
+  const std::pair<std::string, const char*> cases[] = {
+      {R"({"payloadType":"t","payload":"aGk=","signatures":[{"sig":"AQ=="}],"note":"x"})", "\"note\""},
+      {R"({"payloadType":"t","payload":"aGk=","signatures":[{"sig":"AQ==","by":"x"}]})", "\"by\""},
+      {R"({"payloadType":"t","payload":"aGk=","signatures":[{"keyid":"","sig":"AQ=="}]})", "empty \"keyid\""},
+      {R"({"payloadType":"t\u00e9","payload":"aGk=","signatures":[{"sig":"AQ=="}]})", "printable ASCII"},
+      {R"({"payloadType":"t\"","payload":"aGk=","signatures":[{"sig":"AQ=="}]})", "printable ASCII"},
+      {R"({"payloadType":"t","payload":"aGl=","signatures":[{"sig":"AQ=="}]})", "base64"},
+      {R"({"payloadType":"t","payload":"aGk=","signatures":[{"sig":"AR=="}]})", "base64"},
+      {R"({"payloadType":"t","payload":"aGk=","payload":"aGk=","signatures":[{"sig":"AQ=="}]})", "duplicate member"},
+      {std::string(R"({"payloadType":"t","payload":"aGk=","signatures":[{"sig":"AQ=="}]})") + std::string(1, '\0') +
+           "{}",
+       "NUL byte"},
+  };
+  for (const auto& [json, reason] : cases) {
+    absl::StatusOr<std::string> c = CanonicalEnvelope(json);
+    ASSERT_FALSE(c.ok()) << json;
+    EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_TRUE(Contains(c.status(), reason)) << json << " -> " << c.status();
+  }
+}
+
 // --- keys ----------------------------------------------------------------
 
 TEST(Keys, NoteVerifierKeyKnownVector) {

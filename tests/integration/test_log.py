@@ -11,6 +11,7 @@ the daemon's own custody entries.
 """
 import base64
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -225,6 +226,49 @@ class LogTest(DaemonTest):
         other_id = hashlib.sha256(b"other.example/log\n" + fake).digest()[:4].hex()
         rejected(good_entry, good_proof, self.write("unknown.vkey", "other.example/log+%s+%s\n" % (
             other_id, base64.b64encode(fake).decode())), "unknown key name")
+
+    def test_certificate_inclusion_survives_reformatting_but_not_alteration(self):
+        """Issue 15 part 4: the log holds a certificate's canonical envelope, so
+        a regulator's pretty-printed copy still proves inclusion (and is told it
+        was reformatted); an altered one never does."""
+        vkey_file = self.write("log.vkey", self.vkey() + "\n")
+        digest = self.d.put_bytes(os.urandom(3000))
+        cert = os.path.join(self.tmp, "cert.json")
+        self.d.ctl("shred", digest, "-o", cert)
+        proof = cert[:-len(".json")] + ".tlog-proof"
+        with open(cert, "rb") as f:
+            issued = f.read()
+        env = json.loads(issued)
+
+        def verify(entry_bytes, name):
+            entry = self.write(name, entry_bytes)
+            return ctl_offline("--json", "log", "verify", "--entry", entry, "--proof", proof, "--vkey", vkey_file,
+                               check=False)
+
+        p = verify(issued, "issued.json")
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        self.assertFalse(json.loads(p.stdout)["reformatted"])
+        for name, spelling in [("indent", json.dumps(env, indent=2) + "\n"),
+                               ("reordered", json.dumps(dict(reversed(list(env.items()))))),
+                               ("newline", issued + b"\n")]:
+            p = verify(spelling, name)
+            self.assertEqual(p.returncode, 0, "%s: %s" % (name, p.stderr.decode()))
+            self.assertTrue(json.loads(p.stdout)["reformatted"], name)
+        text = ctl_offline("log", "verify", "--entry", os.path.join(self.tmp, "indent"), "--proof", proof, "--vkey",
+                           vkey_file).stdout.decode()
+        self.assertIn("reformatted", text)
+
+        payload = base64.b64decode(env["payload"]).replace(b'"count":1', b'"count":2')
+        altered = dict(env, payload=base64.b64encode(payload).decode())
+        p = verify(json.dumps(altered, indent=2), "altered")
+        self.assertEqual(p.returncode, EXIT_VERIFY_FAILED)
+        self.assertIn("does not prove", p.stderr.decode())
+        p = verify(json.dumps(dict(env, comment="added")), "extra-member")
+        self.assertEqual(p.returncode, EXIT_VERIFY_FAILED)
+        self.assertIn("no canonical form", p.stderr.decode())
+        self.assertIn("comment", p.stderr.decode())
+        p = verify(issued + b"\0" + json.dumps(altered).encode(), "nul")
+        self.assertEqual(p.returncode, EXIT_VERIFY_FAILED)
 
     def test_consistency_proofs(self):
         vkey_file = self.write("log.vkey", self.vkey() + "\n")
