@@ -404,28 +404,13 @@ int CmdLs(const Global& g, const std::string& kind, const std::string& subject, 
 
 // ---------------------------------------------------------------- shred, certificates, keys
 
-std::string DefaultManifestPath(const std::string& cert_path) {
-  std::string base = cert_path;
-  if (base.ends_with(".json")) base.resize(base.size() - 5);
-  return base + ".manifest.json";
-}
-
-int WriteBundle(const Global& g, const v1::ShredResponse& resp, const std::string& out, std::string manifest_out) {
-  if (manifest_out.empty() && !out.empty()) manifest_out = DefaultManifestPath(out);
-  // An auditor gets the public certificate only (docs/SECURITY.md): no
-  // private manifest to write.
-  if (resp.manifest().empty()) manifest_out.clear();
-  if (!out.empty()) WriteFileOrThrow(out, resp.certificate(), Privacy::kPublic);
-  if (!manifest_out.empty()) WriteFileOrThrow(manifest_out, resp.manifest(), Privacy::kPrivate);
-  std::string proof_out;
-  if (!out.empty() && !resp.tlog_proof().empty()) {
-    proof_out = TlogProofPath(out);
-    WriteFileOrThrow(proof_out, resp.tlog_proof(), Privacy::kPublic);
-  }
+int WriteBundle(const Global& g, v1::Shredder::Stub* stub, const v1::ShredResponse& resp, const std::string& out,
+                const std::string& manifest_out) {
+  const std::vector<WrittenFile> files = WriteCertificateFiles(stub, resp, out, manifest_out);
   json j{{"certificateId", resp.certificate_id()}};
-  if (!proof_out.empty()) j["tlogProof"] = proof_out;
-  if (!out.empty()) j["certificate"] = out;
-  if (!manifest_out.empty()) j["manifest"] = manifest_out;
+  for (const WrittenFile& f : files) {
+    j[f.path == out ? "certificate" : f.is_private ? "manifest" : "tlogProof"] = f.path;
+  }
   if (out.empty()) {
     if (g.json) {
       // The daemon's bytes: kept as a string if they are not JSON.
@@ -434,12 +419,12 @@ int WriteBundle(const Global& g, const v1::ShredResponse& resp, const std::strin
       std::cout << DumpJson(j) << "\n";
     } else {
       std::cout << resp.certificate() << "\n";
+      if (!files.empty()) std::cerr << "files written:" << WrittenFilesText(files) << "\n";
     }
-  } else {
-    Emit(g, j,
-         StrCat("certificate ", Shown(resp.certificate_id()), " written to ", Shown(out),
-                manifest_out.empty() ? "" : StrCat(" (private manifest: ", Shown(manifest_out), ")")));
+    return kOk;
   }
+  j["files"] = WrittenFilesJson(files);
+  Emit(g, j, StrCat("certificate ", Shown(resp.certificate_id()), "; files written:", WrittenFilesText(files)));
   return kOk;
 }
 
@@ -454,7 +439,7 @@ int CmdShred(const Global& g, const std::vector<std::string>& digests, const std
   v1::ShredResponse resp;
   grpc::Status s = stub->Shred(&ctx, req, &resp);
   if (!s.ok()) throw FromGrpc(s, "shred failed");
-  return WriteBundle(g, resp, out, manifest_out);
+  return WriteBundle(g, stub.get(), resp, out, manifest_out);
 }
 
 int CmdCertificateGet(const Global& g, const std::string& id, const std::string& request_id, const std::string& out,
@@ -469,7 +454,7 @@ int CmdCertificateGet(const Global& g, const std::string& id, const std::string&
   v1::ShredResponse resp;
   grpc::Status s = stub->GetCertificate(&ctx, req, &resp);
   if (!s.ok()) throw FromGrpc(s, "certificate lookup failed");
-  return WriteBundle(g, resp, out, manifest_out);
+  return WriteBundle(g, stub.get(), resp, out, manifest_out);
 }
 
 int CmdPubkey(const Global& g, const std::string& format, const std::string& out) {
@@ -502,57 +487,6 @@ int CmdPubkey(const Global& g, const std::string& format, const std::string& out
 }
 
 // ---------------------------------------------------------------- offline: verify, receipt
-
-int CmdVerify(const Global& g, const std::string& cert_path, const std::string& pubkey_path,
-              const std::string& manifest_path, const std::string& receipt_path, const std::string& item) {
-  if (!receipt_path.empty() && item.empty()) throw Failure{kUsage, "--receipt needs --item FILE_OR_DIGEST", ""};
-  if (!manifest_path.empty() && !receipt_path.empty())
-    throw Failure{kUsage, "give --manifest or --receipt, not both", ""};
-  auto key = verify::ParsePublicKey(ReadFileOrThrow(pubkey_path));
-  if (!key.ok()) throw Failure{kUsage, StrCat("public key ", pubkey_path, ": ", key.status().message()), ""};
-  json report{{"certificate", cert_path}};
-  auto fail = [&](const absl::Status& s, std::string_view stage) -> int {
-    report["valid"] = false;
-    report["stage"] = stage;
-    report["reason"] = std::string(s.message());
-    if (g.json) std::cout << DumpJson(report) << "\n";
-    std::cerr << "shredctl: verification FAILED (" << stage << "): " << Shown(s.message()) << "\n";
-    return kVerifyFailed;
-  };
-  auto cert = verify::VerifyCertificate(ReadFileOrThrow(cert_path), *key);
-  if (!cert.ok()) return fail(cert.status(), "certificate");
-  report["certificateId"] = cert->certificate_id;
-  report["items"] = cert->item_count;
-  report["byKind"] = cert->count_by_kind;
-  report["merkleRoot"] =
-      verify::HexEncode(std::string_view(reinterpret_cast<const char*>(cert->merkle_root.data()), 32));
-  report["keyid"] = cert->keyid;
-  std::string text = StrCat("certificate ", Shown(cert->certificate_id), ": signature OK (", cert->keyid, "), ",
-                            cert->item_count, " items");
-  if (!manifest_path.empty()) {
-    // Streamed from the file in pieces: a manifest of millions of items is
-    // hundreds of MB of JSON and is never held in memory whole.
-    if (!std::ifstream(manifest_path, std::ios::binary))
-      throw Failure{kFail, StrCat("cannot read ", manifest_path), ""};
-    if (auto s = verify::VerifyManifestFile(*cert, manifest_path); !s.ok()) {
-      if (s.code() != absl::StatusCode::kInvalidArgument) throw Failure{kFail, std::string(s.message()), ""};
-      return fail(s, "manifest");
-    }
-    report["manifest"] = "ok";
-    text += "; manifest OK";
-  }
-  if (!receipt_path.empty()) {
-    std::string digest = DigestArg(item);
-    if (auto s = verify::VerifyReceipt(*cert, ReadFileOrThrow(receipt_path), digest); !s.ok())
-      return fail(s, "receipt");
-    report["receipt"] = "ok";
-    report["item"] = digest;
-    text += StrCat("; receipt OK: ", digest, " is covered");
-  }
-  report["valid"] = true;
-  Emit(g, report, text);
-  return kOk;
-}
 
 int CmdReceipt(const Global& g, const std::string& manifest_path, const std::string& item, const std::string& out) {
   // Streaming: bounded memory for a manifest of any size (formats/manifest.h).
@@ -665,20 +599,7 @@ void AddCertificateCommands(CLI::App& app, const Global& g, std::function<int()>
   c_pub->add_option("-o,--output", out, "write to FILE");
   c_pub->callback([&] { action = [&] { return CmdPubkey(g, format, out); }; });
 
-  static std::string cert_path, pubkey_path, manifest_path, receipt_path, item;
-  auto* c_verify = app.add_subcommand("verify", "verify a certificate offline (no daemon needed)");
-  c_verify->add_option("certificate", cert_path, "certificate (DSSE envelope JSON)")
-      ->required()
-      ->check(CLI::ExistingFile);
-  c_verify->add_option("--pubkey", pubkey_path, "daemon public key (PEM or vkey)")
-      ->required()
-      ->check(CLI::ExistingFile);
-  c_verify->add_option("--manifest", manifest_path, "also check the private manifest")->check(CLI::ExistingFile);
-  c_verify->add_option("--receipt", receipt_path, "also check a per-item receipt")->check(CLI::ExistingFile);
-  c_verify->add_option("--item", item, "the item the receipt is for: a file or sha256:<hex>");
-  c_verify->callback(
-      [&] { action = [&] { return CmdVerify(g, cert_path, pubkey_path, manifest_path, receipt_path, item); }; });
-
+  static std::string manifest_path, item;
   auto* c_receipt = app.add_subcommand("receipt", "derive one item's receipt from a private manifest (offline)");
   c_receipt->add_option("--manifest", manifest_path, "private manifest")->required()->check(CLI::ExistingFile);
   c_receipt->add_option("--item", item, "a file or sha256:<hex>")->required();
@@ -704,6 +625,7 @@ int Run(int argc, char** argv) {
   AddAuditCommand({app, g, action});
   AddItemCommands(app, g, action);
   AddCertificateCommands(app, g, action);
+  AddVerifyCommand({app, g, action});
 
   try {
     app.parse(argc, argv);

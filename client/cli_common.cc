@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -405,8 +406,75 @@ grpc::Status StreamManifest(shredd::v1::Shredder::Stub* stub, const std::string&
   return reader->Finish();
 }
 
-int WriteCertificate(const Global& g, const std::string& certificate_id, const std::string& out,
-                     std::string manifest_out) {
+namespace {
+
+std::string DefaultManifestPath(const std::string& cert_path) {
+  std::string base = cert_path;
+  if (base.ends_with(".json")) base.resize(base.size() - 5);
+  return base + ".manifest.json";
+}
+
+// A manifest too large for one message, streamed into its file.
+void StreamManifestTo(shredd::v1::Shredder::Stub* stub, const std::string& certificate_id, const std::string& path) {
+  OutputFile f(path, Privacy::kPrivate);
+  bool written = true;
+  grpc::Status ms = StreamManifest(stub, certificate_id, [&](std::string_view piece) {
+    OutputWriter w(f.fd(), false, false);
+    written = written && w.Write(piece);
+  });
+  if (!ms.ok()) throw FromGrpc(ms, "manifest download failed");
+  if (!written) throw Failure{kFail, StrCat("cannot write ", path, ": ", std::strerror(errno)), ""};
+  f.Commit();
+}
+
+}  // namespace
+
+std::vector<WrittenFile> WriteCertificateFiles(shredd::v1::Shredder::Stub* stub, const shredd::v1::ShredResponse& resp,
+                                               const std::string& out, std::string manifest_out) {
+  std::vector<WrittenFile> files;
+  if (out.empty() && manifest_out.empty()) return files;
+  if (manifest_out.empty()) manifest_out = DefaultManifestPath(out);
+  if (!out.empty()) {
+    WriteFileOrThrow(out, resp.certificate(), Privacy::kPublic);
+    files.push_back({out, false, "the signed deletion certificate"});
+  }
+  if (!out.empty() && !resp.tlog_proof().empty()) {
+    WriteFileOrThrow(TlogProofPath(out), resp.tlog_proof(), Privacy::kPublic);
+    files.push_back({TlogProofPath(out), false, "its transparency-log inclusion proof"});
+  }
+  // An auditor gets no private manifest (docs/SECURITY.md): write none.
+  if (!resp.manifest().empty()) {
+    WriteFileOrThrow(manifest_out, resp.manifest(), Privacy::kPrivate);
+  } else if (resp.manifest_omitted()) {
+    StreamManifestTo(stub, resp.certificate_id(), manifest_out);
+  } else {
+    return files;
+  }
+  files.push_back(
+      {manifest_out, true, "every deleted item's digest and salt; for the regulator and the operator only"});
+  return files;
+}
+
+std::string WrittenFilesText(const std::vector<WrittenFile>& files) {
+  size_t width = 0;
+  for (const WrittenFile& f : files) width = std::max(width, Shown(f.path).size());
+  std::string text;
+  for (const WrittenFile& f : files) {
+    std::string path = Shown(f.path);
+    path.resize(width, ' ');
+    StrAppend(&text, "\n  ", path, "  ", f.is_private ? "PRIVATE (mode 0600): " : "public: ", f.what);
+  }
+  return text;
+}
+
+nlohmann::json WrittenFilesJson(const std::vector<WrittenFile>& files) {
+  nlohmann::json j = nlohmann::json::array();
+  for (const WrittenFile& f : files) j.push_back({{"path", f.path}, {"private", f.is_private}, {"contents", f.what}});
+  return j;
+}
+
+std::vector<WrittenFile> WriteCertificate(const Global& g, const std::string& certificate_id, const std::string& out,
+                                          const std::string& manifest_out) {
   auto stub = shredd::v1::Shredder::NewStub(Connect(g));
   shredd::v1::GetCertificateRequest req;
   req.set_certificate_id(certificate_id);
@@ -414,33 +482,7 @@ int WriteCertificate(const Global& g, const std::string& certificate_id, const s
   shredd::v1::ShredResponse resp;
   grpc::Status s = stub->GetCertificate(&ctx, req, &resp);
   if (!s.ok()) throw FromGrpc(s, "certificate lookup failed");
-  if (manifest_out.empty() && !out.empty()) {
-    manifest_out = out;
-    if (manifest_out.ends_with(".json")) manifest_out.resize(manifest_out.size() - 5);
-    manifest_out += ".manifest.json";
-  }
-  if (!out.empty()) WriteFileOrThrow(out, resp.certificate(), Privacy::kPublic);
-  // An auditor gets no private manifest (docs/SECURITY.md): write none.
-  if (!manifest_out.empty() && !resp.manifest().empty()) {
-    WriteFileOrThrow(manifest_out, resp.manifest(), Privacy::kPrivate);
-  }
-  if (!manifest_out.empty() && resp.manifest_omitted()) {
-    // Too large for one message: stream it into the file.
-    OutputFile f(manifest_out, Privacy::kPrivate);
-    bool written = true;
-    grpc::Status ms = StreamManifest(stub.get(), resp.certificate_id(), [&](std::string_view piece) {
-      OutputWriter w(f.fd(), false, false);
-      written = written && w.Write(piece);
-    });
-    if (!ms.ok()) throw FromGrpc(ms, "manifest download failed");
-    if (!written) throw Failure{kFail, StrCat("cannot write ", manifest_out, ": ", std::strerror(errno)), ""};
-    f.Commit();
-  }
-  if (!out.empty() && !resp.tlog_proof().empty()) {
-    WriteFileOrThrow(TlogProofPath(out), resp.tlog_proof(), Privacy::kPublic);
-  }
-  if (out.empty()) std::cout << resp.certificate() << "\n";
-  return kOk;
+  return WriteCertificateFiles(stub.get(), resp, out, manifest_out);
 }
 
 }  // namespace shredd::cli

@@ -129,9 +129,23 @@ std::string TlogProofPath(const std::string& cert_path);
 // `sink`, piece by piece; the call's status.
 grpc::Status StreamManifest(shredd::v1::Shredder::Stub* stub, const std::string& certificate_id,
                             const std::function<void(std::string_view)>& sink);
+// One file `shred -o` / `order wait -o` wrote, and whether it is private.
+struct WrittenFile {
+  std::string path;
+  bool is_private = false;
+  std::string what;
+};
+// The one way certificates reach files: OUT (public), OUT's .tlog-proof
+// (public) and the manifest (private, 0600; MANIFEST_OUT or OUT's
+// .manifest.json; streamed when too large for one reply; none for an
+// auditor). Returns what was written, for the user to be told.
+std::vector<WrittenFile> WriteCertificateFiles(shredd::v1::Shredder::Stub* stub, const shredd::v1::ShredResponse& resp,
+                                               const std::string& out, std::string manifest_out);
+std::string WrittenFilesText(const std::vector<WrittenFile>& files);  // one indented line per file
+nlohmann::json WrittenFilesJson(const std::vector<WrittenFile>& files);
 // Fetches a certificate (and manifest) and writes them like `shred -o`.
-int WriteCertificate(const Global& g, const std::string& certificate_id, const std::string& out,
-                     std::string manifest_out);
+std::vector<WrittenFile> WriteCertificate(const Global& g, const std::string& certificate_id, const std::string& out,
+                                          const std::string& manifest_out);
 // Command groups (cli_orders.cc, ...).
 void AddOrderCommands(Commands cmds);
 void AddAuditCommand(Commands cmds);  // `log audit`; after AddLogCommands
@@ -154,7 +168,20 @@ void Emit(const Global& g, const nlohmann::json& j, const std::string& text);
 std::string DumpJson(const nlohmann::json& j);
 
 // Command groups in their own files.
-void AddLogCommands(Commands cmds);  // cli_log.cc: shredctl log ...
+void AddLogCommands(Commands cmds);    // cli_log.cc: shredctl log ...
+void AddVerifyCommand(Commands cmds);  // cli_verify.cc: shredctl verify
+
+// The bytes the log holds for an entry file (cli_log.cc). A certificate is
+// logged as its canonical envelope (docs/FORMATS.md), so any JSON spelling
+// of it proves the same inclusion; `note` says when the file is not those
+// bytes. Other entries are logged verbatim. `not_canonical` keeps the reason
+// a would-be certificate has no canonical form, for failure messages.
+struct LoggedEntry {
+  std::string bytes;
+  std::string note;
+  std::string not_canonical;
+};
+LoggedEntry LoggedEntryFrom(std::string file);
 
 }  // namespace shredd::cli
 

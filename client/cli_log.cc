@@ -23,6 +23,7 @@
 
 #include "client/cli_common.h"
 #include "daemon/base/strings.h"
+#include "formats/dsse.h"
 #include "formats/encoding.h"
 #include "formats/keys.h"
 #include "formats/merkle.h"
@@ -168,29 +169,51 @@ int CmdProof(const Global& g, uint64_t index, const std::string& out) {
 
 // ---------------------------------------------------------------- offline
 
+}  // namespace
+
+LoggedEntry LoggedEntryFrom(std::string file) {
+  absl::StatusOr<std::string> canonical = verify::CanonicalEnvelope(file);
+  if (!canonical.ok()) {
+    const bool envelope_like = file.find("\"payloadType\"") != std::string::npos;
+    return {std::move(file), "", envelope_like ? std::string(canonical.status().message()) : ""};
+  }
+  if (*canonical == file) return {std::move(file), "", ""};
+  return {*std::move(canonical),
+          "the file is not byte-identical to the logged certificate (it was reformatted); its canonical form "
+          "(docs/FORMATS.md \"Canonical envelope\") is what the log holds",
+          ""};
+}
+
+namespace {
+
 int CmdLogVerify(const Global& g, const std::string& entry_path, const std::string& proof_path,
                  const std::string& vkey_path, std::optional<uint64_t> index) {
   const verify::NoteVerifier vkey = ReadVkey(vkey_path);
-  const std::string entry = ReadFileOrThrow(entry_path);
+  const LoggedEntry entry = LoggedEntryFrom(ReadFileOrThrow(entry_path));
   const std::string proof = ReadFileOrThrow(proof_path);
-  auto r = verify::VerifyTlogProof(proof, entry, vkey, index);
+  auto r = verify::VerifyTlogProof(proof, entry.bytes, vkey, index);
   if (!r.ok()) {
-    if (g.json) {
-      std::cout << Dump(json{{"valid", false}, {"reason", std::string(r.status().message())}}) << "\n";
+    std::string reason(r.status().message());
+    if (!entry.not_canonical.empty()) {
+      reason +=
+          StrCat(" (", entry_path, " looks like a certificate but has no canonical form: ", entry.not_canonical, ")");
     }
-    std::cerr << "shredctl: log proof verification FAILED: " << Shown(r.status().message()) << "\n";
+    if (g.json) std::cout << Dump(json{{"valid", false}, {"reason", reason}}) << "\n";
+    std::cerr << "shredctl: log proof verification FAILED: " << Shown(reason) << "\n";
     return kVerifyFailed;
   }
   const verify::Checkpoint& cp = r->checkpoint;
-  Emit(g,
-       json{{"valid", true},
-            {"index", r->index},
-            {"treeSize", cp.size},
-            {"origin", cp.origin},
-            {"rootHash", Hex(cp.root)},
-            {"leafHash", Hex(verify::LeafHash(entry))}},
-       StrCat("OK: entry is index ", r->index, " of ", Shown(cp.origin), " (tree size ", cp.size, ", root ",
-              Hex(cp.root), "), checkpoint signed by ", vkey.name));
+  json report{{"valid", true},
+              {"index", r->index},
+              {"treeSize", cp.size},
+              {"origin", cp.origin},
+              {"rootHash", Hex(cp.root)},
+              {"leafHash", Hex(verify::LeafHash(entry.bytes))},
+              {"reformatted", !entry.note.empty()}};
+  std::string text = StrCat("OK: entry is index ", r->index, " of ", Shown(cp.origin), " (tree size ", cp.size,
+                            ", root ", Hex(cp.root), "), checkpoint signed by ", vkey.name);
+  if (!entry.note.empty()) text += StrCat("\nnote: ", entry.note);
+  Emit(g, report, text);
   return kOk;
 }
 

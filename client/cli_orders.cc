@@ -1,5 +1,6 @@
 // shredctl commands for datasets, lineage, orders, holds and suppression.
 #include <algorithm>
+#include <deque>
 #include <filesystem>
 #include <iostream>
 #include <map>
@@ -100,7 +101,8 @@ std::string StateName(v1::OrderState s) {
 json PlannedJson(const v1::PlannedItem& p) {
   json j{{"digest", p.digest().hash()}, {"kind", KindName(p.kind())}, {"reason", p.reason()}};
   if (p.edge_type() != v1::LineageEdge::TYPE_UNSPECIFIED) {
-    json e{{"type", EdgeName(p.edge_type())}, {"relation", p.edge_relation()}};
+    json e{{"type", EdgeName(p.edge_type())}};
+    if (!p.edge_relation().empty()) e["relation"] = p.edge_relation();
     if (!p.edge_dataset().empty()) e["dataset"] = p.edge_dataset();
     if (p.has_edge_parent()) e["parent"] = p.edge_parent().hash();
     j["edge"] = e;
@@ -214,12 +216,14 @@ int Finish(const Global& g, const v1::OrderStatus& st, const std::string& out, c
     Emit(g, StatusJson(st), StrCat("order ", Shown(st.order_id()), ": ", Shown(st.message())));
     return kNotFound;
   }
-  if (!out.empty()) WriteCertificate(g, st.certificate_id(), out, manifest);
+  const std::vector<WrittenFile> files =
+      out.empty() ? std::vector<WrittenFile>{} : WriteCertificate(g, st.certificate_id(), out, manifest);
   json j = StatusJson(st);
   if (!out.empty()) j["certificate"] = out;
+  if (!files.empty()) j["files"] = WrittenFilesJson(files);
   Emit(g, j,
        StrCat("order ", Shown(st.order_id()), " done: ", st.items_shredded(), " items shredded, certificate ",
-              Shown(st.certificate_id()), out.empty() ? "" : StrCat(" written to ", Shown(out))));
+              Shown(st.certificate_id()), files.empty() ? "" : StrCat("; files written:", WrittenFilesText(files))));
   return kOk;
 }
 
@@ -286,40 +290,78 @@ int CmdModelRegister(const Global& g, const std::string& file, const std::vector
   return kOk;
 }
 
-int CmdLineage(const Global& g, const std::string& digest) {
-  auto stub = v1::Catalog::NewStub(Connect(g));
+v1::LineageResponse FetchLineage(v1::Catalog::Stub* stub, const std::string& hash) {
   grpc::ClientContext ctx;
   v1::LineageRequest req;
-  req.mutable_digest()->set_hash(DigestArg(digest));
+  req.mutable_digest()->set_hash(hash);
   v1::LineageResponse resp;
   grpc::Status s = stub->GetLineage(&ctx, req, &resp);
-  if (!s.ok()) throw FromGrpc(s, "lineage failed");
-  auto link = [](const v1::LineageLink& l) {
-    json j{{"type", EdgeName(l.type())}, {"relation", l.relation()}};
-    if (!l.dataset().empty()) j["dataset"] = l.dataset();
-    if (l.has_digest()) j["digest"] = l.digest().hash(), j["kind"] = KindName(l.kind());
-    if (!l.via_dataset().empty()) j["viaDataset"] = l.via_dataset();
-    return j;
+  if (!s.ok()) throw FromGrpc(s, StrCat("lineage of ", hash, " failed"));
+  return resp;
+}
+
+json LinkJson(const v1::LineageLink& l) {
+  json j{{"type", EdgeName(l.type())}};
+  if (!l.relation().empty()) j["relation"] = l.relation();
+  if (!l.dataset().empty()) j["dataset"] = l.dataset();
+  if (l.has_digest()) j["digest"] = l.digest().hash(), j["kind"] = KindName(l.kind());
+  if (!l.via_dataset().empty()) j["viaDataset"] = l.via_dataset();
+  return j;
+}
+
+std::string FeedText(const v1::LineageLink& l) {
+  return StrCat(Shown(l.digest().hash()), " (", EdgeName(l.type()),
+                l.via_dataset().empty() ? "" : " via dataset " + Shown(l.via_dataset()),
+                l.relation().empty() ? "" : ", " + Shown(l.relation()), ")");
+}
+
+// Every model derived from the item, however indirectly (what an order on
+// it would pull in): breadth first, each model once, with the model it was
+// reached from and its depth. Direct feeds are depth 1.
+void AppendDownstream(v1::Catalog::Stub* stub, const v1::LineageResponse& root, json& closure, std::ostream& t) {
+  struct Pending {
+    v1::LineageLink link;
+    std::string parent;
+    int depth;
   };
+  std::deque<Pending> queue;
+  for (const auto& l : root.feeds()) queue.push_back({l, root.digest().hash(), 1});
+  std::set<std::string> seen{root.digest().hash()};
+  while (!queue.empty()) {
+    Pending p = std::move(queue.front());
+    queue.pop_front();
+    const std::string& hash = p.link.digest().hash();
+    if (!seen.insert(hash).second) continue;
+    json j = LinkJson(p.link);
+    j["from"] = p.parent;
+    j["depth"] = p.depth;
+    closure.push_back(std::move(j));
+    t << "\n  " << std::string(2 * static_cast<size_t>(p.depth - 1), ' ')
+      << (p.depth == 1 ? "feeds:      " : "└ feeds:    ") << FeedText(p.link);
+    const v1::LineageResponse below = FetchLineage(stub, hash);
+    for (const auto& l : below.feeds()) queue.push_back({l, hash, p.depth + 1});
+  }
+}
+
+int CmdLineage(const Global& g, const std::string& digest) {
+  auto stub = v1::Catalog::NewStub(Connect(g));
+  const v1::LineageResponse resp = FetchLineage(stub.get(), DigestArg(digest));
   json j{{"digest", resp.digest().hash()},
          {"kind", KindName(resp.kind())},
          {"comesFrom", json::array()},
-         {"feeds", json::array()}};
+         {"feeds", json::array()},
+         {"downstream", json::array()}};
   std::ostringstream t;
   t << Shown(resp.digest().hash()) << " (" << KindName(resp.kind()) << ")";
   for (const auto& l : resp.comes_from()) {
-    j["comesFrom"].push_back(link(l));
+    j["comesFrom"].push_back(LinkJson(l));
     t << "\n  comes from: " << EdgeName(l.type()) << " "
       << (l.dataset().empty() ? Shown(l.digest().hash()) + " (" + KindName(l.kind()) + ")"
                               : "dataset " + Shown(l.dataset()))
       << (l.relation().empty() ? "" : " [" + Shown(l.relation()) + "]");
   }
-  for (const auto& l : resp.feeds()) {
-    j["feeds"].push_back(link(l));
-    t << "\n  feeds:      " << Shown(l.digest().hash()) << " (" << EdgeName(l.type())
-      << (l.via_dataset().empty() ? "" : " via dataset " + Shown(l.via_dataset()))
-      << (l.relation().empty() ? "" : ", " + Shown(l.relation())) << ")";
-  }
+  for (const auto& l : resp.feeds()) j["feeds"].push_back(LinkJson(l));
+  AppendDownstream(stub.get(), resp, j["downstream"], t);
   if (resp.comes_from_size() + resp.feeds_size() == 0) t << "\n  no lineage";
   Emit(g, j, t.str());
   return kOk;

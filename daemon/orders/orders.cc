@@ -355,9 +355,10 @@ ShredJob JobFor(const OrderSpec& spec, const std::string& request_id) {
 }
 
 // How a derived model was pulled in, as the certificate says it: a dataset
-// or a model is named, a photo never.
+// or a model is named, a photo never; "relation" only when the edge has one.
 ordered_json EdgeJson(const PlannedItem& p) {
-  ordered_json edge{{"type", EdgeTypeName(*p.edge_type)}, {"relation", p.edge_relation}};
+  ordered_json edge{{"type", EdgeTypeName(*p.edge_type)}};
+  if (!p.edge_relation.empty()) edge["relation"] = p.edge_relation;  // trained-on edges have none
   if (!p.edge_dataset.empty()) {
     edge["dataset"] = p.edge_dataset;
   } else if (p.edge_parent && p.edge_parent_kind == ItemKind::kModel) {

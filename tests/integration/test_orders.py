@@ -94,7 +94,7 @@ class OrdersTest(DaemonTest):
         self.assertEqual(len(plan["selected"]), 1000)
         derived = {p["digest"]: p for p in plan["derived"]}
         self.assertEqual(set(derived), {face, tune})
-        self.assertEqual(derived[face]["edge"], {"type": "trained-on", "relation": "", "dataset": "okc-2014"})
+        self.assertEqual(derived[face]["edge"], {"type": "trained-on", "dataset": "okc-2014"})
         self.assertEqual(derived[tune]["edge"]["parent"], face)
         self.assertEqual(derived[tune]["edge"]["relation"], "fine-tune")
         self.assertTrue(all(self.stored(d) for d in digests[:5]))  # a plan changes nothing
@@ -110,8 +110,8 @@ class OrdersTest(DaemonTest):
         self.assertEqual(pred["order"]["reference"], "FTC C-4765")
         named = {m["digest"]: m["pulledInBy"] for m in pred["derivedModels"]}
         self.assertEqual(set(named), {face, tune})
-        self.assertEqual(named[face]["dataset"], "okc-2014")
-        self.assertEqual(named[tune]["model"], face)
+        self.assertEqual(named[face], {"type": "trained-on", "dataset": "okc-2014"})  # no empty "relation"
+        self.assertEqual(named[tune], {"type": "derived-from", "relation": "fine-tune", "model": face})
         # no subject id or photo digest in the public certificate
         text = json.dumps(pred)
         self.assertNotIn("subject-", text)
