@@ -5,6 +5,7 @@
 //   log proof INDEX                 a c2sp.org/tlog-proof@v1 file for it
 //   log verify --entry --proof --vkey      offline inclusion check
 //   log monitor --state --vkey      witness: the log only ever grows
+//   ... --tiles DIR_OR_URL          verify / monitor from the tiles alone (log_tiles.cc)
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -22,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "client/cli_common.h"
+#include "client/log_source.h"
 #include "daemon/base/strings.h"
 #include "formats/dsse.h"
 #include "formats/encoding.h"
@@ -49,6 +51,8 @@ void SetDeadline(grpc::ClientContext* ctx) {
 }
 
 std::unique_ptr<v1::Log::Stub> LogStub(const Global& g) { return v1::Log::NewStub(Connect(g)); }
+
+}  // namespace
 
 // A verifier key file: one line "<name>+<hash>+<base64>".
 verify::NoteVerifier ReadVkey(const std::string& path) {
@@ -94,6 +98,8 @@ void WriteFileDurably(const std::string& path, std::string_view data) {
     close(dfd);
   }
 }
+
+namespace {
 
 v1::GetCheckpointResponse FetchCheckpoint(v1::Log::Stub* stub) {
   grpc::ClientContext ctx;
@@ -191,6 +197,13 @@ int CmdLogVerify(const Global& g, const std::string& entry_path, const std::stri
   const verify::NoteVerifier vkey = ReadVkey(vkey_path);
   const LoggedEntry entry = LoggedEntryFrom(ReadFileOrThrow(entry_path));
   const std::string proof = ReadFileOrThrow(proof_path);
+  return ReportLogVerify(g, entry, entry_path, proof, vkey, index);
+}
+
+}  // namespace
+
+int ReportLogVerify(const Global& g, const LoggedEntry& entry, const std::string& entry_path, const std::string& proof,
+                    const verify::NoteVerifier& vkey, std::optional<uint64_t> index) {
   auto r = verify::VerifyTlogProof(proof, entry.bytes, vkey, index);
   if (!r.ok()) {
     std::string reason(r.status().message());
@@ -218,8 +231,9 @@ int CmdLogVerify(const Global& g, const std::string& entry_path, const std::stri
 }
 
 // ---------------------------------------------------------------- monitor
+// (RunMonitor: shared by the gRPC and the tiles source, log_source.h)
 
-int CmdMonitor(const Global& g, const std::string& state_path, const std::string& vkey_path) {
+int RunMonitor(const Global& g, const std::string& state_path, const std::string& vkey_path, LogSource& source) {
   const verify::NoteVerifier vkey = ReadVkey(vkey_path);
   std::optional<verify::Checkpoint> old;
   std::error_code ec;
@@ -233,17 +247,17 @@ int CmdMonitor(const Global& g, const std::string& state_path, const std::string
     }
     old = std::move(*c);
   }
-  auto stub = LogStub(g);
-  const v1::GetCheckpointResponse resp = FetchCheckpoint(stub.get());
-  auto latest = verify::VerifyCheckpoint(resp.checkpoint(), vkey);
+  auto latest = verify::VerifyCheckpoint(source.Checkpoint(), vkey);
   if (!latest.ok()) {
     if (g.json) {
       std::cout << Dump(json{{"status", "invalid-checkpoint"}, {"reason", std::string(latest.status().message())}})
                 << "\n";
     }
-    std::cerr << "shredctl: the daemon's checkpoint does NOT verify: " << Shown(latest.status().message()) << "\n";
+    std::cerr << "shredctl: " << source.Whose() << " checkpoint does NOT verify: " << Shown(latest.status().message())
+              << "\n";
     return kVerifyFailed;
   }
+  source.Check(*latest);
   json report{
       {"origin", latest->origin}, {"treeSize", latest->size}, {"rootHash", Hex(latest->root)}, {"state", state_path}};
   if (!old) {
@@ -259,24 +273,7 @@ int CmdMonitor(const Global& g, const std::string& state_path, const std::string
   report["previousTreeSize"] = old->size;
   report["previousRootHash"] = Hex(old->root);
   std::vector<verify::Hash> proof;
-  if (latest->size > old->size && old->size > 0) {
-    grpc::ClientContext ctx;
-    SetDeadline(&ctx);
-    v1::GetConsistencyProofRequest req;
-    req.set_first(old->size);
-    req.set_second(latest->size);
-    v1::GetConsistencyProofResponse pr;
-    grpc::Status s = stub->GetConsistencyProof(&ctx, req, &pr);
-    if (!s.ok()) {
-      throw FromGrpc(s, StrCat("fetching the consistency proof ", old->size, " -> ", latest->size, " failed"));
-    }
-    for (const auto& h : pr.hashes()) {
-      if (h.size() != 32) throw Failure{kFail, "the daemon sent a malformed consistency proof hash", ""};
-      verify::Hash x;
-      std::memcpy(x.data(), h.data(), 32);
-      proof.push_back(x);
-    }
-  }
+  if (latest->size > old->size && old->size > 0) proof = source.ConsistencyProof(old->size, *latest);
   if (auto s = verify::VerifyCheckpointConsistency(*old, *latest, proof); !s.ok()) {
     // Keep the evidence: the stored checkpoint stays, the conflicting signed
     // one is saved next to it.
@@ -303,6 +300,46 @@ int CmdMonitor(const Global& g, const std::string& state_path, const std::string
   return kOk;
 }
 
+namespace {
+
+// The daemon over gRPC.
+class GrpcLogSource : public LogSource {
+ public:
+  explicit GrpcLogSource(const Global& g) : stub_(LogStub(g)) {}
+  std::string Whose() const override { return "the daemon's"; }
+  std::string Checkpoint() override { return FetchCheckpoint(stub_.get()).checkpoint(); }
+  std::vector<verify::Hash> ConsistencyProof(uint64_t m, const verify::Checkpoint& latest) override {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    v1::GetConsistencyProofRequest req;
+    req.set_first(m);
+    req.set_second(latest.size);
+    v1::GetConsistencyProofResponse pr;
+    grpc::Status s = stub_->GetConsistencyProof(&ctx, req, &pr);
+    if (!s.ok()) throw FromGrpc(s, StrCat("fetching the consistency proof ", m, " -> ", latest.size, " failed"));
+    std::vector<verify::Hash> proof;
+    for (const auto& h : pr.hashes()) {
+      if (h.size() != 32) throw Failure{kFail, "the daemon sent a malformed consistency proof hash", ""};
+      verify::Hash x;
+      std::memcpy(x.data(), h.data(), 32);
+      proof.push_back(x);
+    }
+    return proof;
+  }
+
+ private:
+  std::unique_ptr<v1::Log::Stub> stub_;
+};
+
+int CmdMonitor(const Global& g, const std::string& state_path, const std::string& vkey_path, const std::string& tiles) {
+  if (!tiles.empty()) {
+    auto source = TilesLogSource(tiles);
+    return RunMonitor(g, state_path, vkey_path, *source);
+  }
+  GrpcLogSource source(g);
+  return RunMonitor(g, state_path, vkey_path, source);
+}
+
 }  // namespace
 
 void AddLogCommands(Commands cmds) {
@@ -316,7 +353,7 @@ void AddLogCommands(Commands cmds) {
   struct Opts {
     uint64_t index = 0;
     std::optional<uint64_t> verify_index;
-    std::string out, entry, proof, vkey, state;
+    std::string out, entry, proof, vkey, state, tiles;
   };
   auto op = std::make_shared<Opts>();
   Opts& o = *op;
@@ -336,20 +373,28 @@ void AddLogCommands(Commands cmds) {
   c_proof->add_option("-o,--output", o.out, "write to FILE instead of stdout");
   c_proof->callback([op, &g, &action] { action = [op, &g] { return CmdProof(g, op->index, op->out); }; });
 
-  auto* c_verify = log->add_subcommand("verify", "verify an entry against a tlog-proof offline (no daemon needed)");
+  auto* c_verify = log->add_subcommand(
+      "verify", "verify an entry against a tlog-proof, or against the log's tiles (no daemon needed)");
   c_verify->add_option("--entry", o.entry, "the entry's exact bytes")->required()->check(CLI::ExistingFile);
-  c_verify->add_option("--proof", o.proof, "the tlog-proof file")->required()->check(CLI::ExistingFile);
+  auto* proof_opt = c_verify->add_option("--proof", o.proof, "the tlog-proof file")->check(CLI::ExistingFile);
+  auto* tiles_opt = c_verify->add_option("--tiles", o.tiles, kTilesOptionHelp);
+  proof_opt->excludes(tiles_opt);
   c_verify->add_option("--vkey", o.vkey, "the log's signed-note verifier key")->required()->check(CLI::ExistingFile);
   c_verify->add_option("--index", o.verify_index, "require the proof to be for this index");
   c_verify->callback([op, &g, &action] {
-    action = [op, &g] { return CmdLogVerify(g, op->entry, op->proof, op->vkey, op->verify_index); };
+    if (op->proof.empty() && op->tiles.empty()) throw CLI::ValidationError("--proof or --tiles is required");
+    action = [op, &g] {
+      if (!op->tiles.empty()) return CmdLogVerifyTiles(g, op->entry, op->tiles, op->vkey, op->verify_index);
+      return CmdLogVerify(g, op->entry, op->proof, op->vkey, op->verify_index);
+    };
   });
 
   auto* c_mon =
       log->add_subcommand("monitor", "check that the log only grew since the last run (exit 7 on a fork or rollback)");
   c_mon->add_option("--state", o.state, "file holding the last checkpoint seen (created on first use)")->required();
   c_mon->add_option("--vkey", o.vkey, "the log's signed-note verifier key")->required()->check(CLI::ExistingFile);
-  c_mon->callback([op, &g, &action] { action = [op, &g] { return CmdMonitor(g, op->state, op->vkey); }; });
+  c_mon->add_option("--tiles", o.tiles, kTilesOptionHelp);
+  c_mon->callback([op, &g, &action] { action = [op, &g] { return CmdMonitor(g, op->state, op->vkey, op->tiles); }; });
 }
 
 }  // namespace shredd::cli

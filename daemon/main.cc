@@ -50,6 +50,10 @@ int CheckConfig(const shredd::CommandLine& cl, absl::Status s, const std::vector
   for (const auto& w : warnings) std::cerr << "shredd: warning: " << w << "\n";
   std::cout << "shredd: " << (cl.config_path.empty() ? std::string("the default config") : cl.config_path)
             << " is valid" << probed << "\n";
+  if (!config->log_tiles_dir.empty()) {
+    std::cout << "shredd: the transparency log is kept as tiles (c2sp.org/tlog-tiles) in " << config->log_tiles_dir
+              << "\n";
+  }
   return 0;
 }
 

@@ -54,6 +54,9 @@ void AddStorageFlags(CLI::App& app, Flags& f) {
   app.add_option("--log-origin", opt.log_origin,
                  "transparency log origin, also its checkpoints' key name "
                  "(default: shredd.local/<first 16 hex of the signing key id>)");
+  app.add_option("--log-tiles-dir", opt.log_tiles_dir,
+                 "keep a C2SP tlog-tiles copy of the transparency log in DIR, for any static web server to publish "
+                 "([log] tiles_dir; docs/LOG.md)");
 }
 
 // Roles and TLS (docs/SECURITY.md). The config file's [tls] and
@@ -121,6 +124,7 @@ std::vector<Override> Overrides(const CLI::App& app, const DaemonConfig& opt) {
   }
   if (given("--min-free-mib")) overrides.push_back([v = opt.min_free_mib](auto& c) { c.min_free_mib = v; });
   if (given("--log-origin")) overrides.push_back([v = opt.log_origin](auto& c) { c.log_origin = v; });
+  if (given("--log-tiles-dir")) overrides.push_back([v = opt.log_tiles_dir](auto& c) { c.log_tiles_dir = v; });
   if (given("--metrics-listen")) overrides.push_back([v = opt.metrics_listen](auto& c) { c.metrics_listen = v; });
   if (given("--log-format")) overrides.push_back([v = opt.log_format](auto& c) { c.log_format = v; });
   if (given("--tls-cert")) overrides.push_back([v = opt.tls_cert](auto& c) { c.tls_cert = v; });

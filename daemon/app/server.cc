@@ -28,6 +28,7 @@
 #include "daemon/items/item_store.h"
 #include "daemon/keys/vault.h"
 #include "daemon/lineage/catalog.h"
+#include "daemon/log/tile_writer.h"
 #include "daemon/log/transparency_log.h"
 #include "daemon/orders/orders.h"
 #include "daemon/shred/shredder.h"
@@ -43,7 +44,7 @@ namespace {
 
 // The scrape: the process-wide instruments plus gauges read from their owners.
 std::string RenderMetrics(ItemStore* store, OrderBook* orders, TransparencyLog* log, uint64_t memory_budget_bytes,
-                          const MemoryTrimmer* trimmer, const StorageHealth* storage) {
+                          const MemoryTrimmer* trimmer, const StorageHealth* storage, const TileWriter* tiles) {
   Exposition e;
   ExposeDaemonMetrics(Metrics(), &e);
   e.AddGauge("shredd_items_stored", "Items (photos and models) held now.", static_cast<double>(store->item_count()));
@@ -55,6 +56,20 @@ std::string RenderMetrics(ItemStore* store, OrderBook* orders, TransparencyLog* 
   }
   e.AddLabeledGauge("shredd_orders", "Deletion orders known to the daemon, by state.", "state", by_state);
   e.AddGauge("shredd_log_size", "Entries in the transparency log.", static_cast<double>(log->size()));
+  if (tiles != nullptr) {
+    const TileWriter::Stats ts = tiles->stats();
+    e.AddGauge("shredd_log_tiles_size",
+               "Tree size of the checkpoint last written to the tiles directory ([log] tiles_dir).",
+               static_cast<double>(ts.published_size));
+    e.AddGauge("shredd_log_tiles_failing", "1 if the last attempt to write the log's tiles failed (retried).",
+               ts.failing ? 1.0 : 0.0);
+    e.AddCounter("shredd_log_tiles_failures_total", "Failed attempts to write the log's tiles (each retried).",
+                 ts.failures);
+    e.AddCounter("shredd_log_tiles_oversized_entries_total",
+                 "Log entries too long (over 65535 bytes) for a tlog-tiles entry bundle; their bundles are not "
+                 "written.",
+                 ts.oversized_entries);
+  }
   e.AddGauge(
       "shredd_storage_writable",
       "1 if writes are taken, 0 while they are stopped (a full disk, or below [storage] min_free_mib; reads go on).",
@@ -180,6 +195,7 @@ struct Domain {
   // stops it too.
   std::unique_ptr<StateReplicator> replicator;
   std::unique_ptr<TransparencyLog> log;
+  std::unique_ptr<TileWriter> tiles;  // [log] tiles_dir: stopped before the log closes
   std::unique_ptr<Catalog> catalog;
   std::unique_ptr<Shredder> shredder;
   std::unique_ptr<OrderBook> orders;
@@ -191,6 +207,7 @@ struct Domain {
     orders.reset();
     shredder.reset();
     catalog.reset();
+    tiles.reset();
     log.reset();
     StopStateReplication(config, std::move(replicator));  // ships what is written, before RocksDB closes
     store.reset();
@@ -247,6 +264,26 @@ absl::Status OpenStore(const DaemonOptions& options, Domain* d) {
   return TransparencyLog::CheckSigningKey(d->store->db(), d->vault.get(), options.new_signing_key);
 }
 
+// [log] tiles_dir: the log's static copy (daemon/log/tile_writer.h), before
+// anything appends. A directory that cannot be made is an error at start;
+// later write failures are retried and never stop the log.
+absl::Status StartTileWriter(const DaemonOptions& options, Domain* d) {
+  if (options.log_tiles_dir.empty()) return absl::OkStatus();
+  std::string dir = options.log_tiles_dir;
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  if (auto s = MakeDirs(dir, 0755); !s.ok()) return s;
+  TileWriter::Options to;
+  to.dir = dir;
+  struct stat tiles_st {
+  }, data_st{};
+  to.guard_free_space = stat(dir.c_str(), &tiles_st) != 0 || stat(options.data_dir.c_str(), &data_st) != 0 ||
+                        tiles_st.st_dev == data_st.st_dev;
+  d->tiles = std::make_unique<TileWriter>(d->log.get(), to);
+  d->tiles->Start();
+  LogInfo("log tiles", {{"dir", dir}, {"free_space_guard", to.guard_free_space}});
+  return absl::OkStatus();
+}
+
 absl::Status OpenLog(const DaemonOptions& options, Domain* d) {
   std::string origin = options.log_origin;
   if (origin.empty()) {
@@ -265,7 +302,7 @@ absl::Status OpenLog(const DaemonOptions& options, Domain* d) {
     LogWarning("new signing key in use", {{"log_origin", d->log->origin()}, {"log_size", d->log->size()}});
   }
   d->store->set_log(d->log.get());
-  return absl::OkStatus();
+  return StartTileWriter(options, d);
 }
 
 // The vault, the store, the log, the catalog, the shredder (which finishes
@@ -309,8 +346,8 @@ absl::Status StartMetrics(const DaemonOptions& options, const Domain& d, Monitor
   if (options.metrics_listen.empty()) return absl::OkStatus();
   auto metrics = MetricsServer::Start(
       options.metrics_listen, [s = d.store.get(), o = d.orders.get(), l = d.log.get(), budget = d.memory_budget_bytes,
-                               t = m->trimmer.get(), h = d.storage.get(), r = d.replicator.get()] {
-        return RenderMetrics(s, o, l, budget, t, h) + StateReplicationMetrics(r, s->db());
+                               t = m->trimmer.get(), h = d.storage.get(), r = d.replicator.get(), w = d.tiles.get()] {
+        return RenderMetrics(s, o, l, budget, t, h, w) + StateReplicationMetrics(r, s->db());
       });
   if (!metrics.ok()) return metrics.status();
   m->metrics = std::move(*metrics);

@@ -9,6 +9,7 @@
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -82,9 +83,11 @@ class ConfigParser {
         s = Shred(key, node, &c);
       } else if (k == "object_store") {
         s = ObjectStore(key, node, &c.object_store);
+      } else if (k == "log") {
+        s = Log(key, node, &c);
       } else {
         s = Error(key.source(), k,
-                  "unknown key (known sections: [server], [storage], [shred], [object_store], [tls], "
+                  "unknown key (known sections: [server], [storage], [log], [shred], [object_store], [tls], "
                   "[[roles.local]], [[roles.tls]])");
       }
       if (!s.ok()) return s;
@@ -279,6 +282,23 @@ class ConfigParser {
         s = Error(key.source(), name,
                   "unknown key (known: data_dir, vault, listen, log_origin, inline_threshold, metrics_listen, "
                   "log_format)");
+      }
+      if (!s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Log(const toml::key& tkey, const toml::node& node, DaemonConfig* c) const {
+    absl::Status s;
+    const toml::table* t = Table(tkey, node, "log", &s);
+    if (t == nullptr) return s;
+    for (auto&& [key, v] : *t) {
+      const std::string k(key.str());
+      const std::string name = StrCat("log.", k);
+      if (k == "tiles_dir") {
+        s = String(v, name, &c->log_tiles_dir);
+      } else {
+        s = Error(key.source(), name, "unknown key (known: tiles_dir)");
       }
       if (!s.ok()) return s;
     }
@@ -702,6 +722,25 @@ absl::Status CheckMemoryBudgetMib(uint64_t mib) {
   return absl::OkStatus();
 }
 
+absl::Status CheckLogTilesDir(const std::string& tiles_dir, const std::string& data_dir) {
+  if (tiles_dir.empty()) return absl::OkStatus();
+  // The tiles are public: never inside the data dir (which holds sealed
+  // secrets), nor the data dir inside them.
+  std::error_code ec;
+  const std::filesystem::path t = std::filesystem::absolute(tiles_dir, ec).lexically_normal();
+  const std::filesystem::path d = std::filesystem::absolute(data_dir, ec).lexically_normal();
+  auto within = [](const std::filesystem::path& inner, const std::filesystem::path& outer) {
+    auto rel = inner.lexically_relative(outer);
+    return !rel.empty() && *rel.begin() != "..";
+  };
+  if (within(t, d) || within(d, t)) {
+    return absl::InvalidArgumentError(StrCat("log.tiles_dir ", tiles_dir,
+                                             " must be outside the data dir (the tiles are public, the data dir "
+                                             "is not), and the data dir outside it"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckMetricsListen(std::string_view spec) {
   if (spec.empty()) return absl::OkStatus();
   std::string host;
@@ -749,6 +788,7 @@ absl::Status ValidateConfig(const DaemonConfig& c, bool check_files) {
         StrCat("server.inline_threshold must be at most ", kMaxInlineThreshold, " (one content chunk)"));
   }
   if (auto s = CheckMetricsListen(c.metrics_listen); !s.ok()) return s;
+  if (auto s = CheckLogTilesDir(c.log_tiles_dir, c.data_dir); !s.ok()) return s;
   if (auto s = CheckMemoryBudgetMib(c.memory_budget_mib); !s.ok()) return s;
   if (c.min_free_mib > kMaxMinFreeMib) {
     return absl::InvalidArgumentError(StrCat("storage.min_free_mib must be at most ", kMaxMinFreeMib, " (MiB)"));
@@ -798,6 +838,7 @@ std::vector<std::string> KeysNeedingRestart(const DaemonConfig& a, const DaemonC
   if (a.vault != b.vault) out.push_back("server.vault");
   if (a.listen != b.listen) out.push_back("server.listen");
   if (a.log_origin != b.log_origin) out.push_back("server.log_origin");
+  if (a.log_tiles_dir != b.log_tiles_dir) out.push_back("log.tiles_dir");
   if (a.inline_threshold != b.inline_threshold) out.push_back("server.inline_threshold");
   if (a.metrics_listen != b.metrics_listen) out.push_back("server.metrics_listen");
   if (a.shred_epoch_items != b.shred_epoch_items) out.push_back("shred.epoch_items");

@@ -5,6 +5,7 @@
 //   [server]  data_dir, vault, listen, log_origin, inline_threshold,
 //             metrics_listen, log_format
 //   [storage] memory_budget_mib
+//   [log]     tiles_dir
 //   [tls]     cert, key, client_ca
 //   [object_store] url, endpoint, region, path_style, ca_file, part_size_mib,
 //             concurrency (credentials: from the environment only)
@@ -95,6 +96,9 @@ struct DaemonConfig {
   // Origin of the transparency log (its checkpoints' first line and note key
   // name). Empty: "shredd.local/" + the first 16 hex of the signing KeyId.
   std::string log_origin;
+  // [log] tiles_dir: a directory the daemon keeps a C2SP tlog-tiles copy of
+  // the transparency log in (docs/LOG.md "Tiles"); empty: none.
+  std::string log_tiles_dir;
   uint64_t inline_threshold = 64 * 1024;
   std::string metrics_listen;  // "HOST:PORT" on loopback; empty: no metrics endpoint
   LogFormat log_format = LogFormat::kText;
@@ -144,6 +148,8 @@ absl::Status CheckListenSpec(std::string_view spec);     // unix:PATH | tcp:HOST
 absl::Status CheckVaultSpec(std::string_view spec);      // file:PATH | pkcs11:... (never echoes the spec)
 absl::Status CheckMetricsListen(std::string_view spec);  // "" | loopback HOST:PORT
 absl::Status CheckMemoryBudgetMib(uint64_t mib);
+// "" or a directory outside `data_dir` (lexically), which is not inside it either.
+absl::Status CheckLogTilesDir(const std::string& tiles_dir, const std::string& data_dir);
 inline constexpr uint64_t kMaxMinFreeMib = 1024 * 1024;  // kMinMemoryBudgetMib..kMaxMemoryBudgetMib
 absl::StatusOr<LogFormat> ParseLogFormat(std::string_view name);
 std::string_view LogFormatName(LogFormat f);

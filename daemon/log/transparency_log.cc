@@ -306,6 +306,7 @@ void TransparencyLog::PublishDurable(uint64_t n) {
   uint64_t cur = size_.load(std::memory_order_acquire);
   while (cur < n && !size_.compare_exchange_weak(cur, n, std::memory_order_acq_rel)) {
   }
+  if (cur < n && growth_listener_) growth_listener_();
 }
 
 uint64_t TransparencyLog::WrittenSize() {
@@ -400,6 +401,15 @@ absl::StatusOr<verify::Hash> TransparencyLog::StoredHash(int level, uint64_t ind
   verify::Hash h;
   std::memcpy(h.data(), v.data(), kHashSize);
   return h;
+}
+
+absl::StatusOr<verify::Hash> TransparencyLog::CompleteSubtreeHash(int level, uint64_t index) {
+  const uint64_t n = size();
+  if (level < 0 || level >= 64 || (index >> (63 - level)) != 0 || ((index + 1) << level) > n) {
+    return absl::OutOfRangeError(
+        StrCat("subtree ", level, "/", index, " is not complete in the log's tree of size ", n));
+  }
+  return StoredHash(level, index);
 }
 
 absl::StatusOr<verify::Hash> TransparencyLog::SubtreeHash(uint64_t lo, uint64_t hi) {

@@ -134,6 +134,17 @@ class TransparencyLog {
   // none, and for entries appended with fresh_entries (see Append).
   absl::StatusOr<uint64_t> IndexOfLeafHash(const verify::Hash& leaf_hash);
 
+  // The hash of the complete subtree of 2^level leaves starting at leaf
+  // index << level (level 0: the leaf hash). OUT_OF_RANGE unless the subtree
+  // lies within size(). One point lookup (the tile writer reads tiles of
+  // level >= 1 with it).
+  absl::StatusOr<verify::Hash> CompleteSubtreeHash(int level, uint64_t index);
+
+  // Called after each increase of size() (entries durable), on the thread
+  // that made them durable; must be quick and must not call back into the
+  // log (the tile writer only wakes its thread). Set before appends start.
+  void SetGrowthListener(std::function<void()> listener) { growth_listener_ = std::move(listener); }
+
   // MTH of the first `size` entries (size 0: SHA-256("")). OUT_OF_RANGE if
   // size > size().
   absl::StatusOr<verify::Hash> Root(uint64_t size);
@@ -195,6 +206,7 @@ class TransparencyLog {
   absl::Status sync_error_ ABSL_GUARDED_BY(sync_mu_);
   // Publishes `n` (durable) in size_ if larger.
   void PublishDurable(uint64_t n);
+  std::function<void()> growth_listener_;
 
   std::mutex checkpoint_mu_;
   uint64_t checkpoint_size_ ABSL_GUARDED_BY(checkpoint_mu_) = 0;

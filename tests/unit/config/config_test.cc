@@ -535,3 +535,32 @@ TEST(ConfigTest, ObjectStoreCaFileIsChecked) {
 
 }  // namespace
 }  // namespace shredd
+
+namespace shredd {
+namespace {
+
+TEST(ConfigTest, LogTilesDir) {
+  auto c = LoadConfigFromString("[server]\ndata_dir = \"/srv/shredd/data\"\n[log]\ntiles_dir = \"/srv/www/log\"\n",
+                                "test.toml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->log_tiles_dir, "/srv/www/log");
+  EXPECT_TRUE(ValidateConfig(*c, /*check_files=*/false).ok());
+  auto unknown = LoadConfigFromString("[log]\ntile_dir = \"x\"\n", "test.toml");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(std::string(unknown.status().message()).find("log.tile_dir: unknown key (known: tiles_dir)"),
+            std::string::npos)
+      << unknown.status();
+  // The tiles are public: never inside the data dir, nor around it.
+  c->log_tiles_dir = "/srv/shredd/data/tiles";
+  EXPECT_FALSE(ValidateConfig(*c, false).ok());
+  c->log_tiles_dir = "/srv/shredd";
+  EXPECT_FALSE(ValidateConfig(*c, false).ok());
+  c->log_tiles_dir = "/srv/shredd/data-tiles";
+  EXPECT_TRUE(ValidateConfig(*c, false).ok());
+  DaemonConfig b = *c;
+  b.log_tiles_dir = "/elsewhere";
+  EXPECT_EQ(KeysNeedingRestart(*c, b), (std::vector<std::string>{"log.tiles_dir"}));
+}
+
+}  // namespace
+}  // namespace shredd

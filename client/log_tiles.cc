@@ -1,0 +1,241 @@
+// shredctl log monitor / log verify --tiles DIR_OR_URL: the transparency
+// log read from its C2SP tlog-tiles copy (formats/tiles.h), from a directory
+// or over http(s) with libcurl. No daemon, no gRPC, no TLS client
+// certificate (docs/LOG.md "Tiles").
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <iostream>
+#include <mutex>
+
+#include <curl/curl.h>
+
+#include "client/log_source.h"
+#include "daemon/base/strings.h"
+#include "formats/encoding.h"
+#include "formats/note.h"
+#include "formats/tiles.h"
+#include "formats/tlog.h"
+
+namespace shredd::cli {
+using ::shredd::StrCat;
+namespace {
+
+// Largest file read: a full entry bundle is at most 256 x (2 + 65535) bytes.
+constexpr size_t kMaxTilesFile = 17 << 20;
+
+bool IsUrl(const std::string& s) { return s.starts_with("http://") || s.starts_with("https://"); }
+
+std::string Joined(const std::string& base, const std::string& rel) {
+  std::string b = base;
+  while (b.size() > 1 && b.back() == '/') b.pop_back();
+  return StrCat(b, "/", rel);
+}
+
+absl::StatusOr<std::string> ReadLocal(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    const int err = errno;
+    std::string msg = StrCat("cannot open ", path, ": ", std::strerror(err));
+    if (err == ENOENT || err == ENOTDIR) return absl::NotFoundError(msg);
+    return absl::UnavailableError(msg);
+  }
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      close(fd);
+      return absl::UnavailableError(StrCat("cannot read ", path, ": ", std::strerror(err)));
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+    if (out.size() > kMaxTilesFile) {
+      close(fd);
+      return absl::FailedPreconditionError(StrCat(path, " is larger than any tiles file can be"));
+    }
+  }
+  close(fd);
+  return out;
+}
+
+size_t OnBody(char* data, size_t size, size_t n, void* user) {
+  auto* out = static_cast<std::string*>(user);
+  if (out->size() + size * n > kMaxTilesFile) return 0;  // aborts the transfer
+  out->append(data, size * n);
+  return size * n;
+}
+
+absl::StatusOr<std::string> ReadUrl(const std::string& url) {
+  static std::once_flag init;
+  std::call_once(init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  CURL* curl = curl_easy_init();
+  if (curl == nullptr) return absl::InternalError("libcurl failed to initialise");
+  std::string body;
+  char errbuf[CURL_ERROR_SIZE] = {0};
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+#if LIBCURL_VERSION_NUM >= 0x075500
+  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+#else
+  curl_easy_setopt(curl, CURLOPT_PROTOCOLS, CURLPROTO_HTTP | CURLPROTO_HTTPS);
+  curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS, CURLPROTO_HTTP | CURLPROTO_HTTPS);
+#endif
+  curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
+  curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 5L);
+  curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "");  // gzip, identity, ...: the spec asks for gzip
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 20L);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 120L);
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl, CURLOPT_USERAGENT, "shredctl/" SHREDD_VERSION);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, OnBody);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+  const CURLcode rc = curl_easy_perform(curl);
+  long status = 0;
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_cleanup(curl);
+  if (rc != CURLE_OK) {
+    return absl::UnavailableError(
+        StrCat("GET ", url, ": ", errbuf[0] != '\0' ? std::string(errbuf) : std::string(curl_easy_strerror(rc))));
+  }
+  if (status == 404 || status == 410) return absl::NotFoundError(StrCat("GET ", url, ": HTTP ", status));
+  if (status != 200) return absl::UnavailableError(StrCat("GET ", url, ": HTTP ", status));
+  return body;
+}
+
+class TilesSource : public LogSource {
+ public:
+  explicit TilesSource(std::string base) : base_(std::move(base)) {}
+
+  std::string Whose() const override { return StrCat("the tiles' (", base_, ")"); }
+
+  std::string Checkpoint() override {
+    auto text = FetchTilesFile(base_, std::string(verify::kCheckpointPath));
+    if (!text.ok()) {
+      throw Failure{kFail, StrCat("fetching the checkpoint failed: ", text.status().message()), ""};
+    }
+    return *std::move(text);
+  }
+
+  void Check(const verify::Checkpoint& latest) override {
+    verify::TileHashes& tiles = Tiles(latest.size);
+    auto root = tiles.Root();
+    if (!root.ok()) {
+      throw Failure{absl::IsDataLoss(root.status()) ? kVerifyFailed : kFail,
+                    StrCat("reading the hash tiles for tree size ", latest.size, " failed: ", root.status().message()),
+                    ""};
+    }
+    if (*root != latest.root) {
+      throw Failure{kVerifyFailed,
+                    StrCat("the tiles at ", base_, " do not match their checkpoint: their tree of size ", latest.size,
+                           " has root ", verify::HexEncode(*root), ", the signed checkpoint says ",
+                           verify::HexEncode(latest.root)),
+                    ""};
+    }
+  }
+
+  std::vector<verify::Hash> ConsistencyProof(uint64_t m, const verify::Checkpoint& latest) override {
+    auto proof = Tiles(latest.size).ConsistencyProof(m);
+    if (!proof.ok()) {
+      throw Failure{kFail,
+                    StrCat("computing the consistency proof ", m, " -> ", latest.size,
+                           " from the tiles failed: ", proof.status().message()),
+                    ""};
+    }
+    return *std::move(proof);
+  }
+
+  verify::TileHashes& Tiles(uint64_t size) {
+    if (!tiles_ || tiles_->tree_size() != size) {
+      tiles_ = std::make_unique<verify::TileHashes>(
+          size, [base = base_](const std::string& rel) { return FetchTilesFile(base, rel); });
+    }
+    return *tiles_;
+  }
+
+ private:
+  const std::string base_;
+  std::unique_ptr<verify::TileHashes> tiles_;
+};
+
+// The index of the first entry equal to `entry`, from the entry bundles of
+// a tree of `size` entries; nullopt if none.
+std::optional<uint64_t> FindInBundles(const std::string& base, uint64_t size, const std::string& entry) {
+  for (uint64_t n = 0; n * verify::kTileWidth < size; ++n) {
+    const unsigned width = verify::TileWidthAt(0, n, size);
+    auto data = FetchTilesFile(base, verify::EntryBundlePath(n, width));
+    if (!data.ok() && absl::IsNotFound(data.status()) && width < verify::kTileWidth) {
+      auto full = FetchTilesFile(base, verify::EntryBundlePath(n, verify::kTileWidth));
+      if (full.ok()) data = std::move(full);  // the partial may be gone; the full bundle starts the same
+    }
+    if (!data.ok()) {
+      throw Failure{kFail, StrCat("reading the entry bundles failed: ", data.status().message()), ""};
+    }
+    auto entries = verify::ParseEntryBundle(*data);
+    if (!entries.ok() || entries->size() < width) {
+      throw Failure{kVerifyFailed,
+                    StrCat("entry bundle ", verify::EntryBundlePath(n, width), " is malformed: ",
+                           entries.ok() ? StrCat("holds ", entries->size(), " entries, expected ", width)
+                                        : std::string(entries.status().message())),
+                    ""};
+    }
+    for (unsigned i = 0; i < width; ++i) {
+      if ((*entries)[i] == entry) return n * verify::kTileWidth + i;
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> FetchTilesFile(const std::string& dir_or_url, const std::string& rel_path) {
+  if (IsUrl(dir_or_url)) return ReadUrl(Joined(dir_or_url, rel_path));
+  std::string dir = dir_or_url;
+  if (dir.starts_with("file://")) dir = dir.substr(7);
+  return ReadLocal(Joined(dir, rel_path));
+}
+
+std::unique_ptr<LogSource> TilesLogSource(const std::string& dir_or_url) {
+  return std::make_unique<TilesSource>(dir_or_url);
+}
+
+int CmdLogVerifyTiles(const Global& g, const std::string& entry_path, const std::string& tiles,
+                      const std::string& vkey_path, std::optional<uint64_t> index) {
+  const verify::NoteVerifier vkey = ReadVkey(vkey_path);
+  const LoggedEntry entry = LoggedEntryFrom(ReadFileOrThrow(entry_path));
+  TilesSource source(tiles);
+  verify::TlogProof proof;
+  proof.checkpoint = source.Checkpoint();
+  proof.index = index.value_or(0);
+  auto cp = verify::VerifyCheckpoint(proof.checkpoint, vkey);
+  // A checkpoint that does not verify is reported as `log verify` reports it.
+  if (!cp.ok()) return ReportLogVerify(g, entry, entry_path, verify::FormatTlogProof(proof), vkey, index);
+  source.Check(*cp);
+  if (!index) {
+    index = FindInBundles(tiles, cp->size, entry.bytes);
+    if (!index) {
+      const std::string reason =
+          StrCat("no entry of the log's entry bundles (tree size ", cp->size, ") has these exact bytes");
+      if (g.json) std::cout << DumpJson(nlohmann::json{{"valid", false}, {"reason", reason}}) << "\n";
+      std::cerr << "shredctl: log proof verification FAILED: " << reason << "\n";
+      return kVerifyFailed;
+    }
+    proof.index = *index;
+  }
+  if (proof.index < cp->size) {
+    auto path = source.Tiles(cp->size).InclusionProof(proof.index);
+    if (!path.ok()) {
+      throw Failure{kFail, StrCat("computing the inclusion proof from the tiles failed: ", path.status().message()),
+                    ""};
+    }
+    proof.path = *std::move(path);
+  }
+  return ReportLogVerify(g, entry, entry_path, verify::FormatTlogProof(proof), vkey, index);
+}
+
+}  // namespace shredd::cli
