@@ -4,12 +4,16 @@ object store (issue 14), against the real Ceph RGW of the ctest fixture
 this backend (uploads racing a shred never resurrect content, refused calls
 leave no trace, ...), plus the race with a multipart upload: an upload of
 content shredded while its parts were going out is refused, and leaves no
-object, no unfinished multipart upload and nothing counted as stored.
+object, no unfinished multipart upload and nothing counted as stored; and a
+seed of the model-based test (test_model_based.py: re-uploads racing
+shreds and orders, kill -9, restarts, refused calls) on the object store.
 """
+import os
 import unittest
 
 import test_promises
 from harness import grpc, pb
+from model_check import ModelRun, Violation
 from test_object_store import MIB, PREFIX, ObjectStoreTest, rand
 
 
@@ -39,6 +43,30 @@ class PromisesOnObjectStore(test_promises.PromisesTest, ObjectStoreTest):
         self.assertEqual(self.listed(), [])
         self.assertShreddedForGood(data, "alice")
         self.assertNotIn(stored, [v["Key"] for v in self.versions()], "an object came back after the restart")
+
+
+class ModelBasedOnObjectStore(ObjectStoreTest):
+    start_daemon = False
+    SEED = int(os.environ.get("SHREDD_S3_MODEL_SEED", "6"))
+    STEPS = int(os.environ.get("SHREDD_S3_MODEL_STEPS", "60"))
+
+    def test_model_based_seed_on_the_object_store(self):
+        saved = dict(os.environ)
+        os.environ.update(self.aws_env())  # the model run's daemon inherits them
+        try:
+            run = ModelRun(self.SEED, steps=self.STEPS, extra_args=["--config", self.write_config(self.tmp)])
+            try:
+                st = run.run()
+            except Violation as v:
+                self.fail(str(v))
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        print("\nseed %d on the object store: %d steps, %d operations, %d races, %d kill -9, %d certificates"
+              % (self.SEED, st.steps, st.ops, st.races, st.kills, st.certificates))
+        self.assertEqual(st.steps, self.STEPS)
+        self.assertGreater(st.races, 0)
+        self.assertGreater(len(self.objects()) + len(self.versions()), 0, "nothing reached the bucket")
 
 
 if __name__ == "__main__":
