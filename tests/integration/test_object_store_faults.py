@@ -12,7 +12,10 @@ Ceph RGW of the ctest fixture "ceph":
   the background (every version);
 - during a 10,000-item order: after the restart the order completes with one
   certificate whose manifest names every item, none of them reads back, the
-  others do, and the order's objects are deleted.
+  others do, and the order's objects are deleted;
+- with the store refusing the daemon's state (a bucket policy): an upload
+  committed locally keeps its object, and a shred's objects stay until the
+  shred is in the store (a restore must never name an object that is gone).
 """
 import os
 import random
@@ -26,6 +29,10 @@ from test_object_store import MIB, PREFIX, ObjectStoreTest, rand
 
 from shredd.v1 import orders_pb2 as opb  # noqa: E402
 from shredd.v1 import orders_pb2_grpc as opb_grpc  # noqa: E402
+
+
+STATE_WRITES_DENIED = """{"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Principal": "*",
+  "Action": ["s3:PutObject"], "Resource": ["arn:aws:s3:::%s/%s/state/*"]}]}"""
 
 
 class FaultsTest(ObjectStoreTest):
@@ -50,6 +57,19 @@ class FaultsTest(ObjectStoreTest):
             self.s3.abort_multipart_upload(Bucket=self.bucket, Key=u["Key"], UploadId=u["UploadId"])
         self.s3.delete_bucket_policy(Bucket=self.bucket)
         super().tearDown()
+
+    def until_ok(self, fn, timeout=30):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return fn()
+            except grpc.RpcError as e:
+                if e.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+
+    def deny_state_writes(self):
+        self.s3.put_bucket_policy(Bucket=self.bucket, Policy=STATE_WRITES_DENIED % (self.bucket, PREFIX))
 
     def uploads(self):
         return self.s3.list_multipart_uploads(Bucket=self.bucket, Prefix=PREFIX + "/").get("Uploads", [])
@@ -320,6 +340,53 @@ class KillDuringLargeOrder(FaultsTest):
         self.wait_for("the order's objects to be deleted (every version)",
                       lambda: not doomed_keys & {v["Key"] for v in self.versions()}, timeout=60)
         self.assertEqual(set(self.objects()), keep_keys)
+
+
+class StateNotReplicated(FaultsTest):
+    """The store takes item objects but refuses the daemon's state (a bucket
+    policy denies PutObject under PREFIX/state/): what is committed locally
+    is not yet in the store."""
+
+    def test_upload_committed_but_not_replicated_keeps_its_object(self):
+        data = rand(7 * MIB, 400)
+        self.deny_state_writes()
+        # Committed locally, not replicated: UNAVAILABLE, and the item is
+        # stored all the same (a retry is "already present").
+        self.assertRpcError(grpc.StatusCode.UNAVAILABLE, self.put, data)
+        self.s3.delete_bucket_policy(Bucket=self.bucket)
+        self.until_ok(lambda: self.put(data))  # the retry: acknowledged once the state is replicated
+        self.assertEqual(self.d.get_bytes(sha256_digest(data)), data)
+        self.assertEqual(len(self.objects()), 1)
+        self.d.kill()
+        self.restore_onto_fresh_dir("restored")
+        self.assertEqual(self.d.get_bytes(sha256_digest(data)), data)
+
+    def test_objects_of_a_shred_not_in_the_store_stay_until_it_is(self):
+        data = rand(6 * MIB, 401)
+        digest = self.put(data)
+        (key,) = self.objects()
+        self.deny_state_writes()
+        e = self.assertRpcError(grpc.StatusCode.UNAVAILABLE, self.d.shredder().Shred,
+                                pb.ShredRequest(digests=[pb.Digest(hash=digest)], request_id="not-yet"), timeout=60)
+        self.assertIn("object store", e.details())
+        # Shredded locally (the epoch committed); a restart still cannot
+        # replicate it: neither start-up garbage collection nor the reaper
+        # may delete the object yet.
+        self.d.kill()
+        self.d.start(timeout=60)
+        time.sleep(3)  # the reaper's first attempts
+        self.assertEqual(self.objects(), [key])
+        # The machine is lost: the store's state predates the shred, and the
+        # vault still holds its root. The item is intact, not half-deleted.
+        self.d.kill()
+        self.s3.delete_bucket_policy(Bucket=self.bucket)
+        self.restore_onto_fresh_dir("restored")
+        self.assertEqual(self.d.get_bytes(digest), data)
+        self.assertIsNone(self.certificate("not-yet"))
+        # Shredding it now certifies, and then the object goes.
+        self.until_ok(lambda: self.d.shredder().Shred(
+            pb.ShredRequest(digests=[pb.Digest(hash=digest)], request_id="now"), timeout=60))
+        self.wait_for("the object to be deleted", lambda: self.versions() == [], timeout=60)
 
 
 if __name__ == "__main__":
