@@ -14,8 +14,9 @@ Ceph RGW of the ctest fixture "ceph":
   certificate whose manifest names every item, none of them reads back, the
   others do, and the order's objects are deleted;
 - with the store refusing the daemon's state (a bucket policy): an upload
-  committed locally keeps its object, and a shred's objects stay until the
-  shred is in the store (a restore must never name an object that is gone).
+  committed locally keeps its object, a shred's objects stay until the shred
+  is in the store (a restore must never name an object that is gone), and
+  in `async` mode no proof commits to a tree the store lacks.
 """
 import os
 import random
@@ -27,6 +28,7 @@ import unittest
 from harness import SHREDCTL, SHREDD, Daemon, ctl_offline, grpc, pb, read_json, sha256_digest
 from test_object_store import MIB, PREFIX, ObjectStoreTest, rand
 
+from shredd.v1 import log_pb2, log_pb2_grpc  # noqa: E402
 from shredd.v1 import orders_pb2 as opb  # noqa: E402
 from shredd.v1 import orders_pb2_grpc as opb_grpc  # noqa: E402
 
@@ -387,6 +389,38 @@ class StateNotReplicated(FaultsTest):
         self.until_ok(lambda: self.d.shredder().Shred(
             pb.ShredRequest(digests=[pb.Digest(hash=digest)], request_id="now"), timeout=60))
         self.wait_for("the object to be deleted", lambda: self.versions() == [], timeout=60)
+
+
+class AsyncProofs(FaultsTest):
+    """`async` replication: an acknowledgement does not wait for the store,
+    but no checkpoint and no proof may commit to a tree the store lacks."""
+
+    def write_config(self, root, bucket=None, state="sync"):
+        return super().write_config(root, bucket, "async")
+
+    def test_no_proof_for_a_tree_not_yet_in_the_store(self):
+        log = log_pb2_grpc.LogStub(self.d.channel())
+        self.d.put_bytes(b"before " + os.urandom(100))
+        old = self.until_ok(lambda: log.GetCheckpoint(log_pb2.GetCheckpointRequest(), timeout=30)).tree_size
+        self.deny_state_writes()
+        self.d.put_bytes(b"after " + os.urandom(100))  # acknowledged: async
+        n = log.GetEntries(log_pb2.GetEntriesRequest(start=0, end=1), timeout=30).tree_size
+        self.assertGreater(n, old)
+        calls = [
+            lambda: log.GetInclusionProof(log_pb2.GetInclusionProofRequest(index=n - 1, tree_size=n), timeout=60),
+            lambda: log.GetInclusionProof(log_pb2.GetInclusionProofRequest(index=0), timeout=60),
+            lambda: log.GetConsistencyProof(log_pb2.GetConsistencyProofRequest(first=old, second=n), timeout=60),
+            lambda: log.GetConsistencyProof(log_pb2.GetConsistencyProofRequest(first=old), timeout=60),
+            lambda: log.GetCheckpoint(log_pb2.GetCheckpointRequest(), timeout=60),
+        ]
+        for call in calls:
+            self.assertRpcError(grpc.StatusCode.UNAVAILABLE, call)
+        # A proof within a tree the store holds is given.
+        self.assertTrue(log.GetInclusionProof(log_pb2.GetInclusionProofRequest(index=0, tree_size=old),
+                                              timeout=60).hashes or old == 1)
+        self.s3.delete_bucket_policy(Bucket=self.bucket)
+        for call in calls:
+            self.until_ok(call)
 
 
 if __name__ == "__main__":
