@@ -671,6 +671,9 @@ absl::StatusOr<RestoreReport> RestoreState(S3Client& client, const std::string& 
   if (auto s = FromRocks(rocksdb::DB::Open(options, db_dir, &raw), "opening the restored snapshot"); !s.ok()) return s;
   std::unique_ptr<rocksdb::DB> db(raw);
   absl::Status s = ReplayWal(client, db.get(), &report);
+  if (!s.ok() && !report.skipped.empty()) {
+    s = absl::Status(s.code(), StrCat(s.message(), " (after skipping a damaged snapshot: ", report.skipped[0], ")"));
+  }
   if (s.ok()) s = FromRocks(db->FlushWAL(true), "syncing the restored database");
   if (s.ok()) s = FromRocks(db->Close(), "closing the restored database");
   if (!s.ok()) return s;
