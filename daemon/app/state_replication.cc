@@ -154,6 +154,9 @@ absl::Status RunRestore(const DaemonConfig& config) {
     std::filesystem::remove_all(DbPath(config), ec);  // nothing half-restored is left to start on
     return report.status();
   }
+  for (const std::string& k : report->skipped) {
+    std::cout << "shredd restore: skipped a damaged snapshot, using the one before it: " << k << "\n";
+  }
   std::cout << "shredd restore: snapshot " << report->descriptor << " (sequence " << report->snapshot_seq << ") + "
             << report->wal_objects << " WAL objects (" << report->batches << " batches): state at sequence "
             << report->final_seq << " in " << DbPath(config) << "\n";

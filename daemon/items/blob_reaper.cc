@@ -6,6 +6,7 @@
 #include "daemon/base/logging.h"
 #include "daemon/base/strings.h"
 #include "daemon/crypto/digest.h"
+#include "daemon/storage/durability.h"
 #include "daemon/storage/keyspace.h"
 #include "daemon/storage/rocks_util.h"
 #include "daemon/storage/space_guard.h"
@@ -54,6 +55,11 @@ void BlobReaper::StageDrop(std::string_view object_id, rocksdb::WriteBatch* batc
   batch->Put(DropKey(object_id), "");
 }
 
+bool BlobReaper::IsQueued(rocksdb::DB* db, std::string_view object_id) {
+  std::string v;
+  return db->Get(rocksdb::ReadOptions(), DropKey(object_id), &v).ok();
+}
+
 void BlobReaper::Committed(uint64_t n) {
   if (n == 0) return;
   pending_.fetch_add(n);
@@ -68,6 +74,9 @@ absl::Status BlobReaper::Drain() {
     auto ids = ReadDrops(db_);
     if (!ids.ok()) return ids.status();
     if (ids->empty()) return absl::OkStatus();
+    // The drops (and the shreds that made them) are in the object store
+    // first; until then a restore would need these objects.
+    if (auto s = WaitStateReplicated(db_, "deleting shredded items' objects"); !s.ok()) return s;
     for (const std::string& id : *ids) {
       if (auto s = blobs_->Delete(HexEncode(id)); !s.ok()) {
         failures_.fetch_add(1);

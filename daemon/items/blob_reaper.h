@@ -8,6 +8,12 @@
 // reaper retries with backoff and resumes at the next start. Nothing waits
 // for it: the keys are gone when the epoch commits, so the objects are
 // ciphertext no key opens any more (docs/OBJECT-STORE.md).
+//
+// With state replication (storage/durability.h) an object goes only once the
+// shred that dropped it is in the object store: a restore from the store
+// before that point would hold the item, unshredded, and must find its
+// object. Start-up garbage collection leaves queued objects to the reaper
+// for the same reason (IsQueued).
 #ifndef SHREDD_DAEMON_ITEMS_BLOB_REAPER_H_
 #define SHREDD_DAEMON_ITEMS_BLOB_REAPER_H_
 
@@ -42,6 +48,8 @@ class BlobReaper {
 
   // Adds the drop record of `object_id` to a shred's batch.
   static void StageDrop(std::string_view object_id, rocksdb::WriteBatch* batch);
+  // true if the object (raw id) waits for its deletion here.
+  static bool IsQueued(rocksdb::DB* db, std::string_view object_id);
   // `n` drops were committed: delete them now.
   void Committed(uint64_t n);
   Stats stats() const;

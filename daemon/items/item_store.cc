@@ -114,7 +114,8 @@ absl::StatusOr<std::unique_ptr<ItemStore>> ItemStore::Open(const Options& option
     auto oid = HexDecode(name);
     if (name.size() != 2 * kObjectIdSize || !oid) return false;
     std::string v;
-    return db->Get(rocksdb::ReadOptions(), ObjectKey(*oid), &v).ok();
+    // A queued drop is the reaper's: it deletes once the shred is replicated.
+    return db->Get(rocksdb::ReadOptions(), ObjectKey(*oid), &v).ok() || BlobReaper::IsQueued(db, *oid);
   });
   if (!gc.ok()) return gc;
   store->reaper_ = std::make_unique<BlobReaper>(raw, store->blobs_.get());

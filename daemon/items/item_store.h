@@ -332,6 +332,9 @@ class ItemStore {
   friend class Upload;
   class BatchPut;  // PutBatch's phases (item_batch.cc)
   ItemStore() = default;
+  // true if the record under `record_key` is in the database (a write that
+  // reported an error may have landed all the same).
+  bool Landed(const std::string& record_key);
   absl::StatusOr<PutResult> CommitItem(const ContentDigest& digest, const ItemMetadata& metadata,
                                        const SecretBytes& dek, const std::string& object_id,
                                        std::string inline_ciphertext, BlobWriter* blob,

@@ -400,13 +400,23 @@ absl::StatusOr<PutResult> ItemStore::CommitItem(const ContentDigest& digest, con
     }
     return entries;
   });
-  if (!committed.ok()) {
+  if (!committed.ok() && !Landed(blob ? ObjectKey(object_id) : InlineKey(object_id))) {
     if (blob) (void)blobs_->Delete(HexEncode(object_id));
     return committed.status();
   }
+  // Committed. An error now means the records are on the local disk but not
+  // yet in the object store ("sync" state replication): the item is stored
+  // all the same (a retry is answered "already present"), so its object
+  // must stay.
   tree_->Committed(*pending);
   item_count_.fetch_add(1);
+  if (!committed.ok()) return committed.status();
   return PutResult{digest, false};
+}
+
+bool ItemStore::Landed(const std::string& record_key) {
+  std::string v;
+  return db_->Get(rocksdb::ReadOptions(), record_key, &v).ok();
 }
 
 }  // namespace shredd

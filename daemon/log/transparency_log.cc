@@ -21,6 +21,12 @@ namespace {
 
 constexpr size_t kHashSize = 32;
 
+void RaiseTo(std::atomic<uint64_t>& a, uint64_t v) {
+  uint64_t prev = a.load();
+  while (prev < v && !a.compare_exchange_weak(prev, v)) {
+  }
+}
+
 std::string_view HashBytes(const verify::Hash& h) {
   return std::string_view(reinterpret_cast<const char*>(h.data()), h.size());
 }
@@ -457,9 +463,18 @@ absl::StatusOr<std::vector<verify::Hash>> TransparencyLog::InclusionProof(uint64
   if (index >= size) {
     return absl::OutOfRangeError(StrCat("leaf index ", index, " is not below tree size ", size));
   }
+  if (auto s = WaitTreeReplicated(size); !s.ok()) return s;
   std::vector<verify::Hash> proof;
   if (auto s = Path(index, 0, size, &proof); !s.ok()) return s;
   return proof;
+}
+
+absl::Status TransparencyLog::WaitTreeReplicated(uint64_t n) {
+  if (n <= replicated_size_.load(std::memory_order_acquire)) return absl::OkStatus();
+  const uint64_t covered = size();  // its entries are in the database now
+  if (auto s = WaitStateReplicated(db_, StrCat("a proof for tree size ", n)); !s.ok()) return s;
+  RaiseTo(replicated_size_, covered);
+  return absl::OkStatus();
 }
 
 absl::Status TransparencyLog::SubProof(uint64_t m, uint64_t lo, uint64_t hi, bool b, std::vector<verify::Hash>* out) {
@@ -491,6 +506,7 @@ absl::StatusOr<std::vector<verify::Hash>> TransparencyLog::ConsistencyProof(uint
   if (m > n) {
     return absl::InvalidArgumentError(StrCat("consistency proof from tree size ", m, " to the smaller size ", n));
   }
+  if (auto s = WaitTreeReplicated(n); !s.ok()) return s;
   std::vector<verify::Hash> proof;
   if (m == 0 || m == n) return proof;
   if (auto s = SubProof(m, 0, n, true, &proof); !s.ok()) return s;
@@ -505,6 +521,7 @@ absl::StatusOr<std::string> TransparencyLog::SignedCheckpoint() {
   // log it commits to is in the object store: a restore must never roll a
   // monitor's checkpoint back (durability.h, docs/RECOVERY.md).
   if (auto s = WaitStateReplicated(db_, "signing a checkpoint"); !s.ok()) return s;
+  RaiseTo(replicated_size_, n);
   auto root = Root(n);
   if (!root.ok()) return root.status();
   const std::string text = verify::FormatCheckpointText(origin_, n, *root);

@@ -150,11 +150,13 @@ class TransparencyLog {
   absl::StatusOr<verify::Hash> Root(uint64_t size);
 
   // RFC 9162 PATH(index, D[size]), leaf to root. OUT_OF_RANGE unless
-  // index < size <= size().
+  // index < size <= size(). Like a checkpoint, a proof commits to the tree
+  // of `size`: with state replication it waits until that tree is in the
+  // object store (UNAVAILABLE if it cannot be), in every mode.
   absl::StatusOr<std::vector<verify::Hash>> InclusionProof(uint64_t index, uint64_t size);
 
   // RFC 9162 PROOF(m, D[n]); empty when m == 0 or m == n. OUT_OF_RANGE if
-  // n > size(); INVALID_ARGUMENT if m > n.
+  // n > size(); INVALID_ARGUMENT if m > n. Waits as InclusionProof does.
   absl::StatusOr<std::vector<verify::Hash>> ConsistencyProof(uint64_t m, uint64_t n);
 
   // Signs (vault->Sign) a checkpoint for the current size if none exists for
@@ -207,6 +209,10 @@ class TransparencyLog {
   // Publishes `n` (durable) in size_ if larger.
   void PublishDurable(uint64_t n);
   std::function<void()> growth_listener_;
+
+  // Waits until the tree of size n is in the object store (durability.h).
+  absl::Status WaitTreeReplicated(uint64_t n);
+  std::atomic<uint64_t> replicated_size_{0};  // trees up to this size are in the store
 
   std::mutex checkpoint_mu_;
   uint64_t checkpoint_size_ ABSL_GUARDED_BY(checkpoint_mu_) = 0;

@@ -606,6 +606,42 @@ absl::Status ReplayWal(S3Client& client, rocksdb::DB* db, RestoreReport* report)
   return absl::OkStatus();
 }
 
+// Removes what a failed snapshot download left in `dir` (keeps `dir`).
+absl::Status EmptyDir(const std::string& dir) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    fs::remove_all(e.path(), ec);
+    if (ec) return absl::InternalError(StrCat("removing ", e.path().string(), ": ", ec.message()));
+  }
+  if (ec) return absl::InternalError(StrCat("listing ", dir, ": ", ec.message()));
+  return absl::OkStatus();
+}
+
+absl::Status DownloadDescribed(S3Client& client, const std::string& desc_key, const std::string& db_dir,
+                               RestoreReport* report) {
+  auto desc = ReadDescriptor(client, desc_key);
+  if (!desc.ok()) return desc.status();
+  report->descriptor = desc_key;
+  report->snapshot_seq = (*desc)["sequence"].get<uint64_t>();
+  return DownloadSnapshot(client, *desc, desc_key, db_dir);
+}
+
+// Downloads the newest snapshot that is intact. One that is damaged or
+// incomplete (DATA_LOSS, NOT_FOUND) is skipped, and named in the report, for
+// the one before it: the store keeps two, with the WAL after the older one.
+absl::Status DownloadNewestIntact(S3Client& client, const std::vector<Descriptor>& descs, const std::string& db_dir,
+                                  RestoreReport* report) {
+  for (auto it = descs.rbegin(); it != descs.rend(); ++it) {
+    absl::Status s = DownloadDescribed(client, it->key, db_dir, report);
+    if (s.ok() || (!absl::IsDataLoss(s) && !absl::IsNotFound(s))) return s;
+    report->skipped.push_back(StrCat(it->key, ": ", s.message()));
+    if (auto e = EmptyDir(db_dir); !e.ok()) return e;
+  }
+  std::string why;
+  for (const std::string& k : report->skipped) why += StrCat(why.empty() ? "" : "; ", k);
+  return absl::DataLossError(StrCat("no intact state snapshot in the object store (", why, ")"));
+}
+
 absl::Status CheckEmptyDir(const std::string& dir) {
   std::error_code ec;
   if (!fs::exists(dir, ec)) return absl::OkStatus();
@@ -627,18 +663,17 @@ absl::StatusOr<RestoreReport> RestoreState(S3Client& client, const std::string& 
         StrCat("no state snapshot under s3://", client.config().bucket, "/", client.KeyFor("state/desc/")));
   }
   RestoreReport report;
-  report.descriptor = descs->back().key;
-  auto desc = ReadDescriptor(client, report.descriptor);
-  if (!desc.ok()) return desc.status();
-  report.snapshot_seq = (*desc)["sequence"].get<uint64_t>();
   if (auto s = MakeDirs(db_dir, 0700); !s.ok()) return s;
-  if (auto s = DownloadSnapshot(client, *desc, report.descriptor, db_dir); !s.ok()) return s;
+  if (auto s = DownloadNewestIntact(client, *descs, db_dir, &report); !s.ok()) return s;
   rocksdb::Options options;
   options.create_if_missing = false;
   rocksdb::DB* raw = nullptr;
   if (auto s = FromRocks(rocksdb::DB::Open(options, db_dir, &raw), "opening the restored snapshot"); !s.ok()) return s;
   std::unique_ptr<rocksdb::DB> db(raw);
   absl::Status s = ReplayWal(client, db.get(), &report);
+  if (!s.ok() && !report.skipped.empty()) {
+    s = absl::Status(s.code(), StrCat(s.message(), " (after skipping a damaged snapshot: ", report.skipped[0], ")"));
+  }
   if (s.ok()) s = FromRocks(db->FlushWAL(true), "syncing the restored database");
   if (s.ok()) s = FromRocks(db->Close(), "closing the restored database");
   if (!s.ok()) return s;

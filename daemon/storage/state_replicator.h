@@ -152,14 +152,16 @@ struct RestoreReport {
   uint64_t wal_objects = 0;
   uint64_t batches = 0;
   uint64_t final_seq = 0;
+  std::vector<std::string> skipped;  // newer snapshots found damaged: "KEY: reason"
 };
 
 // Rebuilds `db_dir` (must not exist or be empty: FAILED_PRECONDITION
-// otherwise) from the latest snapshot in the store and the WAL objects after
-// it, checking every file's SHA-256 and every WAL object's checksum
-// (DATA_LOSS naming the object) and the sequence's continuity (DATA_LOSS
-// naming the gap); then opens the database to check it. NOT_FOUND if the
-// store holds no snapshot.
+// otherwise) from the latest intact snapshot in the store (a damaged newer
+// one is skipped and named in `skipped`) and the WAL objects after it,
+// checking every file's SHA-256 and every WAL object's checksum (DATA_LOSS
+// naming the object) and the sequence's continuity (DATA_LOSS naming the
+// gap); then opens the database to check it. NOT_FOUND if the store holds
+// no snapshot.
 absl::StatusOr<RestoreReport> RestoreState(S3Client& client, const std::string& db_dir);
 
 }  // namespace shredd

@@ -9,7 +9,8 @@ of the ctest fixture "ceph" (SHREDD_S3_CONFIG names its endpoint and keys):
 - async: what was acknowledged longer than the lag ago survives the loss;
 - a shred epoch while radosgw is stopped keeps the old vault root until the
   state is replicated; the certificate arrives once the store is back;
-- restore refuses a non-empty dir.
+- restore refuses a non-empty dir;
+- restore falls back to the previous snapshot when the newest is damaged.
 
 Ciphertext above the inline threshold is in the same bucket (objects
 directly under the prefix); the restored records find it there.
@@ -171,6 +172,42 @@ class RecoveryTest(DaemonTest):
         for digest, data in zip(digests, items):
             self.assertEqual(d2.get_bytes(digest), data)
         print("async (lag %d ms): everything acknowledged %.1f s before the loss was restored" % (lag_ms, age))
+        d2.stop()
+
+    def test_restore_falls_back_to_the_previous_snapshot_if_the_newest_is_damaged(self):
+        import botocore.config
+        import botocore.session
+        s3 = botocore.session.get_session().create_client(
+            "s3", endpoint_url=self.ceph["endpoint"], region_name=self.env["AWS_REGION"],
+            aws_access_key_id=self.ceph["access_key"], aws_secret_access_key=self.ceph["secret_key"],
+            config=botocore.config.Config(s3={"addressing_style": "path"}))
+        cfg = self.config("sync", prefix="fb")
+        data_dir = os.path.join(self.tmp, "data")
+        d = self.daemon(cfg, data_dir)  # snapshot 1
+        first = [b"first-%d-" % i + os.urandom(300) for i in range(50)]
+        first_d = self.batch(d, first, "stock")
+        d.stop()
+        d = self.daemon(cfg, data_dir)  # snapshot 2
+        second = [b"second-%d-" % i + os.urandom(300) for i in range(50)]
+        second_d = self.batch(d, second, "stock")
+
+        def descriptors():
+            keys = [o["Key"] for o in s3.list_objects_v2(Bucket=self.bucket, Prefix="fb/state/desc/")["Contents"]]
+            return sorted(keys, key=lambda k: tuple(int(x) for x in k.rsplit("/", 1)[1][:-5].split("-")))
+
+        self.assertEqual(len(descriptors()), 2)
+        self.lose_machine(d)
+        # The newest descriptor is damaged; then the newest snapshot loses a file.
+        newest = descriptors()[-1]
+        body = s3.get_object(Bucket=self.bucket, Key=newest)["Body"].read()
+        s3.put_object(Bucket=self.bucket, Key=newest, Body=body[:len(body) // 2])
+        fresh = os.path.join(self.tmp, "restored")
+        out = self.restore(cfg, fresh).stdout.decode()
+        self.assertIn("skipped a damaged snapshot", out)
+        self.assertIn(newest, out)
+        d2 = self.daemon(cfg, fresh)
+        for digest, data in zip(first_d + second_d, first + second):
+            self.assertEqual(d2.get_bytes(digest), data)
         d2.stop()
 
     def test_epoch_while_the_store_is_down_keeps_the_old_root(self):

@@ -1,0 +1,436 @@
+"""kill -9 at the worst moments with item ciphertext and the daemon's state
+in the object store (issue 14, "Bad input and faults"), against the real
+Ceph RGW of the ctest fixture "ceph":
+
+- during a multipart upload (the kill comes once RGW lists a part of it):
+  after the restart the item is absent, nothing of it is counted as stored,
+  the unfinished multipart upload is aborted, and the upload then works;
+- during shred epochs with `sync` state replication, at random moments:
+  after a restart on the same data dir, or after `shredd restore` onto a
+  fresh one with the same vault, every item is intact or shredded and
+  certified, never in between; the shredded items' objects are deleted in
+  the background (every version);
+- during a 10,000-item order: after the restart the order completes with one
+  certificate whose manifest names every item, none of them reads back, the
+  others do, and the order's objects are deleted;
+- with the store refusing the daemon's state (a bucket policy): an upload
+  committed locally keeps its object, a shred's objects stay until the shred
+  is in the store (a restore must never name an object that is gone), and
+  in `async` mode no proof commits to a tree the store lacks.
+"""
+import os
+import random
+import subprocess
+import threading
+import time
+import unittest
+
+from harness import SHREDCTL, SHREDD, Daemon, ctl_offline, grpc, pb, read_json, sha256_digest
+from test_object_store import MIB, PREFIX, ObjectStoreTest, rand
+
+from shredd.v1 import log_pb2, log_pb2_grpc  # noqa: E402
+from shredd.v1 import orders_pb2 as opb  # noqa: E402
+from shredd.v1 import orders_pb2_grpc as opb_grpc  # noqa: E402
+
+
+STATE_WRITES_DENIED = """{"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Principal": "*",
+  "Action": ["s3:PutObject"], "Resource": ["arn:aws:s3:::%s/%s/state/*"]}]}"""
+
+
+class FaultsTest(ObjectStoreTest):
+    extra_config = ""
+    daemon_args = ()
+    start_daemon = False  # started below, with daemon_args
+
+    def setUp(self):
+        super().setUp()
+        self.d.extra_args += list(self.daemon_args)
+        self.d.start(timeout=60)
+
+    def write_config(self, root, bucket=None, state="sync"):
+        path = super().write_config(root, bucket, state)
+        with open(path, "a") as f:
+            f.write(self.extra_config)
+        return path
+
+    def tearDown(self):
+        # An upload a test left unfinished would keep the bucket from going.
+        for u in self.s3.list_multipart_uploads(Bucket=self.bucket).get("Uploads", []):
+            self.s3.abort_multipart_upload(Bucket=self.bucket, Key=u["Key"], UploadId=u["UploadId"])
+        self.s3.delete_bucket_policy(Bucket=self.bucket)
+        super().tearDown()
+
+    def until_ok(self, fn, timeout=30):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return fn()
+            except grpc.RpcError as e:
+                if e.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+
+    def deny_state_writes(self):
+        self.s3.put_bucket_policy(Bucket=self.bucket, Policy=STATE_WRITES_DENIED % (self.bucket, PREFIX))
+
+    def uploads(self):
+        return self.s3.list_multipart_uploads(Bucket=self.bucket, Prefix=PREFIX + "/").get("Uploads", [])
+
+    def vault_roots(self):
+        vault = self.d.vault[len("file:"):]
+        return sorted(n for n in os.listdir(vault) if n.startswith("root-"))
+
+    def batch_put(self, items, dataset="", d=None):
+        out = []
+        for start in range(0, len(items), 500):
+            req = pb.BatchPutRequest()
+            for data in items[start:start + 500]:
+                e = req.entries.add()
+                e.header.digest.hash = sha256_digest(data)
+                e.header.digest.size_bytes = len(data)
+                e.header.metadata.kind = pb.KIND_PHOTO
+                if dataset:
+                    e.header.metadata.datasets.append(dataset)
+                e.data = data
+            for r in (d or self.d).store().BatchPut(req, timeout=120).results:
+                self.assertEqual(r.code, 0, r.message)
+        return out + [sha256_digest(x) for x in items]
+
+    def readable(self, digest, data):
+        """True if it reads back byte-identical, False if NOT_FOUND; anything else fails."""
+        try:
+            got = self.d.get_bytes(digest)
+        except grpc.RpcError as e:
+            self.assertEqual(e.code(), grpc.StatusCode.NOT_FOUND, "%s: %s" % (digest, e.details()))
+            return False
+        self.assertEqual(got, data, digest)
+        return True
+
+    def restore_onto_fresh_dir(self, name):
+        """The machine is lost: `shredd restore` onto an empty data dir, same vault, then start."""
+        fresh = os.path.join(self.tmp, name)
+        cfg = os.path.join(self.tmp, "shredd.toml")
+        p = subprocess.run([SHREDD, "restore", "--config", cfg, "--data-dir", fresh, "--vault", self.d.vault],
+                           capture_output=True, env=self.d.env, timeout=300)
+        self.assertEqual(p.returncode, 0, p.stdout.decode() + p.stderr.decode())
+        self.d = Daemon(self.tmp, vault=self.d.vault, data_dir=fresh, extra_args=self.d.extra_args, env=self.d.env)
+        self.d.start(timeout=60)
+
+    def certificate(self, request_id, timeout=60):
+        """The certificate of a request: None if NOT_FOUND. UNAVAILABLE (the
+        destruction waits for the state to be in the store) is retried."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self.d.shredder().GetCertificate(pb.GetCertificateRequest(request_id=request_id), timeout=60)
+            except grpc.RpcError as e:
+                if e.code() == grpc.StatusCode.NOT_FOUND:
+                    return None
+                if e.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def verify(self, resp, name, expected_digests):
+        pem = os.path.join(self.tmp, "pub.pem")
+        if not os.path.exists(pem):
+            self.d.ctl("pubkey", "-o", pem)
+        cert = os.path.join(self.tmp, name + ".json")
+        man = os.path.join(self.tmp, name + ".manifest.json")
+        with open(cert, "wb") as f:
+            f.write(resp.certificate)
+        with open(man, "wb") as f:
+            f.write(resp.manifest)
+        ctl_offline("verify", cert, "--pubkey", pem, "--manifest", man)
+        self.assertEqual(sorted(i["digest"] for i in read_json(man)["items"]), sorted(expected_digests))
+
+
+class KillDuringMultipartUpload(FaultsTest):
+    """The daemon starts a multipart upload when the first part_size of
+    ciphertext is buffered (5 MiB here), and sends each part as it fills:
+    an item of at most one part is one PutObject at the end. (An earlier
+    draft of this test used the default 16 MiB part size with a 16 MiB item:
+    nothing could be in RGW before the whole item had been sent.) So the
+    kill waits until RGW lists a finished part, while the client holds the
+    last 4 MiB back."""
+
+    daemon_args = ("--metrics-listen", "127.0.0.1:0")
+
+    def items_stored(self):
+        import re
+        import urllib.request
+        url = re.findall(r"metrics url=(http://127\.0\.0\.1:\d+/metrics)", self.d.log())[-1]
+        with urllib.request.urlopen(url, timeout=10) as r:
+            text = r.read().decode()
+        return int(float(re.search(r"^shredd_items_stored (\S+)$", text, re.M).group(1)))
+
+    def test_kill_9_mid_multipart_upload_then_restart(self):
+        before = rand(6 * MIB, 40)
+        before_d = self.put(before)
+        data = rand(24 * MIB, 41)  # five 5 MiB parts of ciphertext
+        digest = sha256_digest(data)
+        header = pb.PutHeader(digest=pb.Digest(hash=digest, size_bytes=len(data)),
+                              metadata=pb.ItemMetadata(kind=pb.KIND_MODEL))
+        killed = threading.Event()
+        sent = [0]
+        errors = []
+
+        def gen():
+            yield pb.PutRequest(header=header)
+            for i in range(0, len(data), MIB):
+                if killed.is_set():
+                    return
+                yield pb.PutRequest(data=data[i:i + MIB])
+                sent[0] = i + MIB
+                time.sleep(0.03)  # a slow client: the upload is in progress for a while
+                if sent[0] == 20 * MIB:
+                    killed.wait(60)  # the last 4 MiB never go before the kill
+
+        def upload():
+            try:
+                self.d.store().Put(gen(), timeout=120)
+            except grpc.RpcError as e:
+                errors.append(e)
+
+        t = threading.Thread(target=upload)
+        t.start()
+        # The kill comes while RGW holds the upload with some of its parts.
+        deadline = time.monotonic() + 60
+        parts = []
+        while not parts and time.monotonic() < deadline:
+            for u in self.uploads():
+                parts = self.s3.list_parts(Bucket=self.bucket, Key=u["Key"], UploadId=u["UploadId"]).get("Parts", [])
+            if not parts:
+                time.sleep(0.05)
+        at = sent[0]
+        self.d.kill()
+        killed.set()
+        t.join(60)
+        self.assertTrue(parts, "RGW never listed a part of the upload (%d MiB sent)" % (sent[0] // MIB))
+        self.assertLess(at, len(data), "the kill came after the whole item was sent")
+        print("\nkill -9 after %d of 24 MiB sent, with %d part(s) in RGW" % (at // MIB, len(parts)))
+        self.assertEqual(len(errors), 1, "the upload was acknowledged")
+        (left,) = self.uploads()  # the crash left the unfinished multipart upload behind
+
+        self.d.start()
+        # Start-up garbage collection aborted it (it runs before the daemon serves).
+        self.assertEqual(self.uploads(), [])
+        self.assertRpcError(grpc.StatusCode.NOT_FOUND, self.d.store().Stat,
+                            pb.StatRequest(digest=pb.Digest(hash=digest)))
+        self.assertEqual(self.items_stored(), 1)
+        self.assertEqual([i.digest.hash for i in self.d.store().List(pb.ListRequest(), timeout=10).items],
+                         [before_d])
+        self.assertEqual(len(self.objects()), 1)
+        self.assertEqual(self.d.get_bytes(before_d), before)
+        # The same upload now works, and reads back after another restart.
+        self.d.put_bytes(data, kind=pb.KIND_MODEL)
+        self.assertEqual(self.d.get_bytes(digest), data)
+        self.assertEqual(self.items_stored(), 2)
+        self.d.stop()
+        self.d.start()
+        self.assertEqual(self.d.get_bytes(digest), data)
+        self.assertEqual(len(self.objects()), 2)
+        self.assertNotIn(left["Key"], self.objects())
+
+
+class KillDuringShredEpochs(FaultsTest):
+    RUNS = int(os.environ.get("SHREDD_S3_CRASH_RUNS", "6"))
+
+    def test_kill_9_during_shred_epochs_then_restart_or_restore(self):
+        rng = random.Random(int(os.environ.get("SHREDD_CRASH_SEED", "1414")))
+        keep = [rng.randbytes(500) for _ in range(5)] + [rand(6 * MIB, 200)]
+        kept = dict(zip(self.batch_put(keep[:-1]) + [self.put(keep[-1])], keep))
+        kept_keys = set(self.objects())
+        # How long one shred takes here (shredctl's start included): two
+        # kills in three are spread over that time; every third comes as
+        # soon as the daemon logs the epoch.
+        calibrate = self.batch_put([rng.randbytes(1000) for _ in range(100)])
+        t0 = time.monotonic()
+        self.d.ctl("shred", *calibrate)
+        took = time.monotonic() - t0
+        doomed = {}  # digest -> data
+        doomed_keys = set()
+        outcomes = {"certified before the kill": 0, "certified after it": 0, "intact, then re-run": 0}
+        for run in range(self.RUNS):
+            before = set(self.objects())
+            items = [rng.randbytes(rng.randint(10, 3000)) for _ in range(100)] + [rand(6 * MIB, 100 + run)]
+            digests = self.batch_put(items[:-1]) + [self.put(items[-1])]
+            (key,) = set(self.objects()) - before
+            request = "s3-crash-%d" % run
+            epochs = self.d.log().count("shred epoch")
+            p = subprocess.Popen([SHREDCTL, "--server", self.d.address, "shred", "--request-id", request] + digests,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if run % 3 == 2:
+                # Right after the epoch (new tree replicated, old root gone),
+                # before the certificate: the restart must certify it.
+                deadline = time.monotonic() + 30
+                while self.d.log().count("shred epoch") == epochs and time.monotonic() < deadline:
+                    time.sleep(0.002)
+            else:
+                time.sleep(rng.uniform(0.3, 1.5) * took)
+            self.d.kill()
+            delivered = p.wait() == 0  # shredctl had the certificate
+            # Odd runs: the machine is lost; even runs: a restart.
+            if run % 2:
+                self.restore_onto_fresh_dir("restored-%d" % run)
+            else:
+                self.d.start(timeout=60)
+            resp = self.certificate(request)
+            states = [self.readable(dg, x) for dg, x in zip(digests, items)]
+            if resp is None:
+                self.assertTrue(all(states), "run %d: items lost without a certificate" % run)
+                outcomes["intact, then re-run"] += 1
+                resp = self.d.shredder().Shred(pb.ShredRequest(digests=[pb.Digest(hash=dg) for dg in digests],
+                                                               request_id=request), timeout=120)
+                states = [self.readable(dg, x) for dg, x in zip(digests, items)]
+            else:
+                outcomes["certified before the kill" if delivered else "certified after it"] += 1
+            self.assertFalse(any(states), "run %d: certified but still readable" % run)
+            self.verify(resp, "run-%d" % run, digests)
+            self.assertEqual(len(self.vault_roots()), 1, "run %d: %s" % (run, self.vault_roots()))
+            doomed.update(zip(digests, items))
+            doomed_keys.add(key)
+        # The last machine is lost too: the store's state has every outcome.
+        self.d.kill()
+        self.restore_onto_fresh_dir("restored-last")
+        for dg, x in doomed.items():
+            self.assertFalse(self.readable(dg, x), dg)
+        for dg, x in kept.items():
+            self.assertTrue(self.readable(dg, x), dg)
+        # The background deletion finished what the kills interrupted.
+        self.wait_for("every version of the shredded items' objects to be deleted",
+                      lambda: not doomed_keys & {v["Key"] for v in self.versions()}, timeout=60)
+        self.assertEqual(set(self.objects()), kept_keys)
+        print("\n%d kills during shreds (one takes %.0f ms): %s; violations 0"
+              % (self.RUNS, took * 1000, ", ".join("%s %d" % kv for kv in outcomes.items())))
+
+
+class KillDuringLargeOrder(FaultsTest):
+    extra_config = "[shred]\nepoch_items = 1000\n"
+
+    def test_kill_9_during_a_10000_item_order(self):
+        photos = [b"okc-%d-" % i + os.urandom(200) for i in range(10_000)]
+        doomed = self.batch_put(photos, dataset="okc-2014")
+        large = [rand(6 * MIB, 300), rand(6 * MIB, 301)]
+        doomed += [self.d.put_bytes(x, kind=pb.KIND_MODEL, datasets=["okc-2014"]) for x in large]
+        doomed_keys = set(self.objects())
+        keep = [b"stock-%d-" % i + os.urandom(200) for i in range(200)] + [rand(6 * MIB, 302)]
+        keep_d = self.batch_put(keep[:-1], dataset="stock") + [self.d.put_bytes(keep[-1], datasets=["stock"])]
+        keep_keys = set(self.objects()) - doomed_keys
+        orders = opb_grpc.OrdersStub(self.d.channel())
+        spec = opb.OrderSpec(id="ftc-s3", basis=opb.OTHER, reference="FTC C-4765", datasets=["okc-2014"])
+        orders.SubmitOrder(spec, timeout=60)
+        # GetOrder reports no progress until the order is done; the daemon's
+        # log has a line per epoch: kill once some epochs (not all 11) committed.
+        target = random.Random(int(os.environ.get("SHREDD_CRASH_SEED", "1414"))).randint(1, 9)
+        epochs = 0
+        deadline = time.monotonic() + 120
+        while epochs < target and time.monotonic() < deadline:
+            epochs = self.d.log().count("shred epoch")
+            time.sleep(0.01)
+        self.d.kill()
+        self.assertTrue(1 <= epochs < 11, "%d epochs at the kill" % epochs)
+        print("\nkill -9 after %d of 11 epochs" % epochs)
+
+        self.d.start(timeout=60)
+        cert = os.path.join(self.tmp, "order.json")
+        self.d.ctl("order", "wait", "ftc-s3", "-o", cert, "--timeout", "120")
+        pem = os.path.join(self.tmp, "pub.pem")
+        self.d.ctl("pubkey", "-o", pem)
+        manifest = cert[:-5] + ".manifest.json"
+        ctl_offline("verify", cert, "--pubkey", pem, "--manifest", manifest)
+        self.assertEqual(sorted(i["digest"] for i in read_json(manifest)["items"]), sorted(doomed))
+        # None of it reads back; everything else does.
+        for start in range(0, len(doomed), 1000):
+            req = pb.FindMissingRequest(digests=[pb.Digest(hash=dg) for dg in doomed[start:start + 1000]])
+            missing = self.d.store().FindMissing(req, timeout=60).missing
+            self.assertEqual(len(missing), len(doomed[start:start + 1000]))
+        for dg in doomed[:20] + doomed[-20:]:
+            self.assertRpcError(grpc.StatusCode.NOT_FOUND, self.d.get_bytes, dg)
+        for dg, x in zip(keep_d, keep):
+            self.assertEqual(self.d.get_bytes(dg), x)
+        self.wait_for("the order's objects to be deleted (every version)",
+                      lambda: not doomed_keys & {v["Key"] for v in self.versions()}, timeout=60)
+        self.assertEqual(set(self.objects()), keep_keys)
+
+
+class StateNotReplicated(FaultsTest):
+    """The store takes item objects but refuses the daemon's state (a bucket
+    policy denies PutObject under PREFIX/state/): what is committed locally
+    is not yet in the store."""
+
+    def test_upload_committed_but_not_replicated_keeps_its_object(self):
+        data = rand(7 * MIB, 400)
+        self.deny_state_writes()
+        # Committed locally, not replicated: UNAVAILABLE, and the item is
+        # stored all the same (a retry is "already present").
+        self.assertRpcError(grpc.StatusCode.UNAVAILABLE, self.put, data)
+        self.s3.delete_bucket_policy(Bucket=self.bucket)
+        self.until_ok(lambda: self.put(data))  # the retry: acknowledged once the state is replicated
+        self.assertEqual(self.d.get_bytes(sha256_digest(data)), data)
+        self.assertEqual(len(self.objects()), 1)
+        self.d.kill()
+        self.restore_onto_fresh_dir("restored")
+        self.assertEqual(self.d.get_bytes(sha256_digest(data)), data)
+
+    def test_objects_of_a_shred_not_in_the_store_stay_until_it_is(self):
+        data = rand(6 * MIB, 401)
+        digest = self.put(data)
+        (key,) = self.objects()
+        self.deny_state_writes()
+        e = self.assertRpcError(grpc.StatusCode.UNAVAILABLE, self.d.shredder().Shred,
+                                pb.ShredRequest(digests=[pb.Digest(hash=digest)], request_id="not-yet"), timeout=60)
+        self.assertIn("object store", e.details())
+        # Shredded locally (the epoch committed); a restart still cannot
+        # replicate it: neither start-up garbage collection nor the reaper
+        # may delete the object yet.
+        self.d.kill()
+        self.d.start(timeout=60)
+        time.sleep(3)  # the reaper's first attempts
+        self.assertEqual(self.objects(), [key])
+        # The machine is lost: the store's state predates the shred, and the
+        # vault still holds its root. The item is intact, not half-deleted.
+        self.d.kill()
+        self.s3.delete_bucket_policy(Bucket=self.bucket)
+        self.restore_onto_fresh_dir("restored")
+        self.assertEqual(self.d.get_bytes(digest), data)
+        self.assertIsNone(self.certificate("not-yet"))
+        # Shredding it now certifies, and then the object goes.
+        self.until_ok(lambda: self.d.shredder().Shred(
+            pb.ShredRequest(digests=[pb.Digest(hash=digest)], request_id="now"), timeout=60))
+        self.wait_for("the object to be deleted", lambda: self.versions() == [], timeout=60)
+
+
+class AsyncProofs(FaultsTest):
+    """`async` replication: an acknowledgement does not wait for the store,
+    but no checkpoint and no proof may commit to a tree the store lacks."""
+
+    def write_config(self, root, bucket=None, state="sync"):
+        return super().write_config(root, bucket, "async")
+
+    def test_no_proof_for_a_tree_not_yet_in_the_store(self):
+        log = log_pb2_grpc.LogStub(self.d.channel())
+        self.d.put_bytes(b"before " + os.urandom(100))
+        old = self.until_ok(lambda: log.GetCheckpoint(log_pb2.GetCheckpointRequest(), timeout=30)).tree_size
+        self.deny_state_writes()
+        self.d.put_bytes(b"after " + os.urandom(100))  # acknowledged: async
+        n = log.GetEntries(log_pb2.GetEntriesRequest(start=0, end=1), timeout=30).tree_size
+        self.assertGreater(n, old)
+        calls = [
+            lambda: log.GetInclusionProof(log_pb2.GetInclusionProofRequest(index=n - 1, tree_size=n), timeout=60),
+            lambda: log.GetInclusionProof(log_pb2.GetInclusionProofRequest(index=0), timeout=60),
+            lambda: log.GetConsistencyProof(log_pb2.GetConsistencyProofRequest(first=old, second=n), timeout=60),
+            lambda: log.GetConsistencyProof(log_pb2.GetConsistencyProofRequest(first=old), timeout=60),
+            lambda: log.GetCheckpoint(log_pb2.GetCheckpointRequest(), timeout=60),
+        ]
+        for call in calls:
+            self.assertRpcError(grpc.StatusCode.UNAVAILABLE, call)
+        # A proof within a tree the store holds is given.
+        self.assertTrue(log.GetInclusionProof(log_pb2.GetInclusionProofRequest(index=0, tree_size=old),
+                                              timeout=60).hashes or old == 1)
+        self.s3.delete_bucket_policy(Bucket=self.bucket)
+        for call in calls:
+            self.until_ok(call)
+
+
+if __name__ == "__main__":
+    unittest.main()
