@@ -25,6 +25,7 @@
 
 #include "client/cli_common.h"
 #include "client/progress.h"
+#include "client/web_verifier.h"
 #include "daemon/base/bounded_queue.h"
 #include "daemon/base/strings.h"
 #include "formats/certificate.h"
@@ -704,6 +705,7 @@ int Run(int argc, char** argv) {
   AddAuditCommand({app, g, action});
   AddItemCommands(app, g, action);
   AddCertificateCommands(app, g, action);
+  AddWebVerifierCommand({app, g, action});
 
   try {
     app.parse(argc, argv);

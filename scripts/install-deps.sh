@@ -35,6 +35,9 @@ PACKAGES=(
   # a throwaway Ceph RGW for the S3 tests (tests/tools/ceph_cluster.py; no
   # ceph-mgr needed), botocore signs its readiness probe; rclone for bench/
   ceph-mon ceph-osd radosgw ceph-common python3-botocore rclone
+  # the verification page's browser tests (tests/integration/test_web_verifier.py):
+  # headless Chromium driven by Selenium
+  chromium chromium-driver python3-selenium
 )
 
 missing=()
@@ -49,3 +52,4 @@ if ((${#missing[@]})); then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+

@@ -1,0 +1,300 @@
+"""The verification page (`shredctl web-verifier`, docs/VERIFY.md) in a real
+browser: headless Chromium from Debian, driven by Selenium, opens the page
+from file:// and is given real files made by the real daemon (an order over a
+dataset with two derived models, its tlog-proof, a data subject's receipt).
+Each case asserts the verdict (#verdict data-result and reason) and the
+summary, and that `shredctl verify` agrees; the page must make no network
+request (CSP, and Chromium's network log shows only the page itself)."""
+import base64
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import unittest
+
+import nacl.signing
+
+from harness import SHREDCTL, Daemon, ctl_offline, file_digest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+INPUTS = ["cert", "key", "proof", "receipt", "photo"]
+
+
+def missing_browser():
+    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not os.path.exists(p)]
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        missing.append("python3-selenium")
+    return missing
+
+
+class WebVerifierTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        # Fail, not skip: scripts/install-deps.sh installs them.
+        missing = missing_browser()
+        if missing:
+            raise AssertionError("missing %s: run scripts/install-deps.sh (chromium chromium-driver python3-selenium)"
+                                 % ", ".join(missing))
+        cls.tmp = tempfile.mkdtemp(prefix="shredd-web-")
+        try:
+            cls.make_files()
+            cls.start_browser()
+        except BaseException:
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        if getattr(cls, "driver", None):
+            cls.driver.quit()
+        if os.environ.get("SHREDD_KEEP_TMP"):
+            print("kept", cls.tmp)
+        else:
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    @classmethod
+    def path(cls, name):
+        return os.path.join(cls.tmp, name)
+
+    @classmethod
+    def write(cls, name, data):
+        with open(cls.path(name), "wb") as f:
+            f.write(data)
+        return cls.path(name)
+
+    @classmethod
+    def read(cls, name):
+        with open(cls.path(name), "rb") as f:
+            return f.read()
+
+    @classmethod
+    def make_files(cls):
+        d = Daemon(os.path.join(cls.tmp, "daemon"))
+        os.makedirs(d.root)
+        d.start()
+        try:
+            d.ctl("pubkey", "-o", cls.path("pub.pem"))
+            d.ctl("pubkey", "--format", "vkey", "-o", cls.path("log.vkey"))
+            _, cp = d.ctl("log", "checkpoint", json_out=True)
+            cls.origin = cp[0]["origin"]
+            photos = []
+            for i in range(3):
+                photos.append(cls.write("photo%d.jpg" % i, b"\xff\xd8 a person's photo %d " % i + os.urandom(64)))
+            d.ctl("put", *photos, "--dataset", "faces", "--subject", "alice")
+            face = cls.write("face.bin", b"face model " + os.urandom(4000))
+            _, lines = d.ctl("model", "register", face, "--trained-on", "faces", json_out=True)
+            cls.face = lines[0]["digest"]
+            tune = cls.write("tune.bin", b"fine-tune " + os.urandom(3000))
+            _, lines = d.ctl("model", "register", tune, "--derived-from", cls.face, "--relation", "fine-tune",
+                             json_out=True)
+            cls.tune = lines[0]["digest"]
+            d.ctl("order", "submit", "--id", "web-order-1", "--basis", "gdpr-art17", "--reference", "DPA-2026-042",
+                  "--requester", "the DPA", "--dataset", "faces", "-o", cls.path("cert.json"))
+            cls.photo_digest = file_digest(photos[0])
+            d.ctl("receipt", "--manifest", cls.path("cert.manifest.json"), "--item", photos[0],
+                  "-o", cls.path("receipt.json"))
+            # Another certificate, and its receipt: the wrong receipt for cert.json.
+            other = cls.write("other.jpg", b"another person's photo " + os.urandom(64))
+            d.ctl("put", other)
+            d.ctl("shred", other, "--reason", "another request", "-o", cls.path("other.json"))
+            d.ctl("receipt", "--manifest", cls.path("other.manifest.json"), "--item", other,
+                  "-o", cls.path("other-receipt.json"))
+        finally:
+            d.stop()
+        cls.page = cls.path("verify.html")
+        ctl_offline("web-verifier", "-o", cls.page)
+        # Derived inputs.
+        cert = cls.read("cert.json")
+        pretty = subprocess.run(["/usr/bin/python3", "-m", "json.tool", cls.path("cert.json")],
+                                capture_output=True, check=True).stdout
+        cls.write("pretty.json", pretty)
+        env = json.loads(cert)
+        statement = json.loads(base64.b64decode(env["payload"]))
+        statement["predicate"]["order"]["reference"] = "FORGED"
+        env["payload"] = base64.b64encode(json.dumps(statement, separators=(",", ":")).encode()).decode()
+        cls.write("tampered.json", json.dumps(env, separators=(",", ":")).encode())
+        cls.write("nul.json", cert + b"\0" + cls.read("other.json"))
+        other_payload = json.loads(cls.read("other.json"))["payload"]
+        cls.write("dup.json", cert.replace(b'"payload":', b'"payload":"%s","payload":' % other_payload.encode(), 1))
+        wrong = nacl.signing.SigningKey.generate().verify_key.encode()
+        der = bytes.fromhex("302a300506032b6570032100") + wrong
+        cls.write("wrong.pem", b"-----BEGIN PUBLIC KEY-----\n" + base64.b64encode(der) + b"\n-----END PUBLIC KEY-----\n")
+
+    @classmethod
+    def start_browser(cls):
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+        opts = webdriver.ChromeOptions()
+        opts.binary_location = CHROMIUM
+        for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                  "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                  "--disable-default-apps", "--disable-sync", "--user-data-dir=" + cls.path("chromium-profile")):
+            opts.add_argument(a)
+        opts.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
+        cls.driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+        cls.driver.set_page_load_timeout(30)
+
+    def open(self, **inputs):
+        """Loads the page, gives it the files, waits for the verdict.
+        Returns (result, verdict text, checks text, summary text)."""
+        from selenium.webdriver.common.by import By
+        drv = self.driver
+        drv.get_log("browser")  # drop what earlier tests left
+        drv.get("file://" + self.page)
+        for name in INPUTS:
+            if name in inputs:
+                drv.find_element(By.ID, name).send_keys(self.path(inputs[name]))
+        want = ",".join(n for n in INPUTS if n in inputs)
+        verdict = drv.find_element(By.ID, "verdict")
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if verdict.get_attribute("data-checked") == want and verdict.get_attribute("data-result") != "pending":
+                break
+            time.sleep(0.05)
+        result = verdict.get_attribute("data-result")
+        self.assertIn(result, ("valid", "invalid"), "no verdict for %s: %r" % (inputs, verdict.text))
+        errors = [e for e in drv.get_log("browser") if e["level"] == "SEVERE"]
+        self.assertEqual(errors, [], "console errors")
+        return (result, verdict.text, drv.find_element(By.ID, "checks").text,
+                drv.find_element(By.ID, "summary").text)
+
+    def shredctl_verify(self, cert, key="pub.pem", *extra):
+        return ctl_offline("verify", self.path(cert), "--pubkey", self.path(key), *extra, check=False).returncode
+
+    # ------------------------------------------------------------ the cases
+
+    def test_genuine_certificate_with_log_proof(self):
+        result, verdict, checks, summary = self.open(cert="cert.json", key="pub.pem", proof="cert.tlog-proof")
+        self.assertEqual(result, "valid", verdict)
+        self.assertIn("VALID", verdict)
+        self.assertIn("of log " + self.origin, verdict)
+        self.assertNotIn("reformatted", verdict + summary)
+        for text in ("Items 5 items: 3 photos, 2 models", "Derived models 2 models pulled in by lineage",
+                     '%s \u2190 trained-on dataset "faces"' % self.face,
+                     '%s \u2190 derived-from model %s (relation "fine-tune")' % (self.tune, self.face),
+                     "Technique cryptographic erase", "Standard NIST SP 800-88 Rev. 1, Purge",
+                     "Vault backend file", "Root key epochs destroyed epoch",
+                     "Requested 20", "Destroyed 20", "Certificate issued 20",
+                     "Order id web-order-1", "Legal basis GDPR Art. 17 (right to erasure) (gdpr-art17)",
+                     "Reference DPA-2026-042", "Request id order:web-order-1",
+                     "Log origin " + self.origin, "Checkpoint size", "Inclusion proven: the certificate is entry"):
+            self.assertIn(text, summary)
+        self.assertNotIn("alice", summary)  # no subject id in a public certificate
+        self.assertIn("Log checkpoint signed by shredd:", checks)
+        self.assertEqual(self.shredctl_verify("cert.json"), 0)
+
+    def test_pretty_printed_certificate_proves_inclusion_and_says_it_was_reformatted(self):
+        self.assertNotEqual(self.read("pretty.json"), self.read("cert.json"))
+        result, verdict, _, summary = self.open(cert="pretty.json", key="log.vkey", proof="cert.tlog-proof")
+        self.assertEqual(result, "valid", verdict)
+        self.assertIn("This file was reformatted; its canonical form is the logged certificate", verdict)
+        self.assertIn("This file was reformatted; its canonical form is the logged certificate", summary)
+        self.assertIn("Inclusion proven", summary)
+        self.assertEqual(self.shredctl_verify("pretty.json"), 0)
+
+    def test_tampered_payload_is_invalid_and_shows_no_summary(self):
+        result, verdict, _, summary = self.open(cert="tampered.json", key="pub.pem", proof="cert.tlog-proof")
+        self.assertEqual(result, "invalid")
+        self.assertIn("INVALID (certificate): signature does not verify under the given key shredd:", verdict)
+        self.assertEqual(summary, "")  # nothing of the forged payload is shown
+        self.assertEqual(self.shredctl_verify("tampered.json"), 3)
+
+    def test_wrong_key_is_invalid(self):
+        result, verdict, _, summary = self.open(cert="cert.json", key="wrong.pem", proof="cert.tlog-proof")
+        self.assertEqual(result, "invalid")
+        self.assertIn("INVALID (certificate): no signature is by the given key", verdict)
+        self.assertEqual(summary, "")
+        self.assertEqual(self.shredctl_verify("cert.json", "wrong.pem"), 3)
+
+    def test_nul_appended_certificate_is_invalid(self):
+        result, verdict, _, _ = self.open(cert="nul.json", key="pub.pem")
+        self.assertEqual(result, "invalid")
+        self.assertIn("a NUL byte at offset %d" % len(self.read("cert.json")), verdict)
+        self.assertEqual(self.shredctl_verify("nul.json"), 3)
+
+    def test_duplicate_member_is_invalid(self):
+        result, verdict, _, _ = self.open(cert="dup.json", key="pub.pem")
+        self.assertEqual(result, "invalid")
+        self.assertIn('envelope has a duplicate member "payload" in one object', verdict)
+        self.assertEqual(self.shredctl_verify("dup.json"), 3)
+
+    def test_photo_with_its_receipt_is_covered(self):
+        result, verdict, _, summary = self.open(cert="cert.json", key="pub.pem", proof="cert.tlog-proof",
+                                                receipt="receipt.json", photo="photo0.jpg")
+        self.assertEqual(result, "valid", verdict)
+        covered = "This file (%s) is covered by this deletion." % self.photo_digest
+        self.assertIn(covered, verdict)
+        self.assertIn(covered, summary)
+        self.assertEqual(self.shredctl_verify("cert.json", "pub.pem", "--receipt", self.path("receipt.json"),
+                                              "--item", self.path("photo0.jpg")), 0)
+
+    def test_wrong_photo_is_not_covered(self):
+        result, verdict, _, summary = self.open(cert="cert.json", key="pub.pem", receipt="receipt.json",
+                                                photo="photo1.jpg")
+        self.assertEqual(result, "invalid")
+        other = file_digest(self.path("photo1.jpg"))
+        self.assertIn("INVALID (receipt): receipt is for item %s, not %s" % (self.photo_digest, other), verdict)
+        self.assertIn("This file (%s) is NOT shown to be covered" % other, summary)
+        self.assertEqual(self.shredctl_verify("cert.json", "pub.pem", "--receipt", self.path("receipt.json"),
+                                              "--item", self.path("photo1.jpg")), 3)
+
+    def test_receipt_of_another_certificate_is_invalid(self):
+        result, verdict, _, _ = self.open(cert="cert.json", key="pub.pem", receipt="other-receipt.json",
+                                          photo="other.jpg")
+        self.assertEqual(result, "invalid")
+        self.assertIn("INVALID (receipt): receipt is for certificate", verdict)
+        self.assertEqual(self.shredctl_verify("cert.json", "pub.pem", "--receipt", self.path("other-receipt.json"),
+                                              "--item", self.path("other.jpg")), 3)
+
+    def test_proof_of_another_entry_is_invalid(self):
+        result, verdict, _, summary = self.open(cert="cert.json", key="pub.pem", proof="other.tlog-proof")
+        self.assertEqual(result, "invalid")
+        self.assertIn("INVALID (log proof): the proof is for index", verdict)
+        self.assertIn("Inclusion NOT proven", summary)
+
+    def test_page_makes_no_network_request(self):
+        from selenium.webdriver.common.by import By
+        self.open(cert="cert.json", key="pub.pem", proof="cert.tlog-proof", receipt="receipt.json",
+                  photo="photo0.jpg")
+        meta = self.driver.find_element(By.CSS_SELECTOR, 'meta[http-equiv="Content-Security-Policy"]')
+        policy = meta.get_attribute("content")
+        for directive in ("default-src 'none'", "connect-src 'none'", "img-src 'none'", "form-action 'none'"):
+            self.assertIn(directive, policy)
+        self.assertIn("script-src 'sha256-", policy)
+        self.assertNotIn("unsafe", policy)
+        # Chromium's network log while the page verified everything: the
+        # page's document asked for nothing but itself, and nothing at all
+        # went to the network (the browser's own chrome:// pages aside).
+        page_url = "file://" + self.page
+        by_page, network = set(), set()
+        for entry in self.driver.get_log("performance"):
+            msg = json.loads(entry["message"])["message"]
+            if msg.get("method") == "Network.requestWillBeSent":
+                url = msg["params"]["request"]["url"]
+                if msg["params"].get("documentURL") == page_url:
+                    by_page.add(url)
+                if not url.startswith(("file://", "data:", "chrome://", "chrome-untrusted://", "devtools://")):
+                    network.add(url)
+        self.assertEqual(by_page, {page_url})
+        self.assertEqual(network, set())
+        # And a fetch from the page is refused by the policy.
+        outcome = self.driver.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "fetch('http://127.0.0.1:9/x').then(() => done('fetched'), (e) => done('refused: ' + e));")
+        self.assertTrue(outcome.startswith("refused"), outcome)
+        log = " ".join(e["message"] for e in self.driver.get_log("browser"))
+        self.assertIn("violates the following Content Security Policy directive: \"connect-src 'none'\"", log)
+
+    def test_web_verifier_writes_the_same_page_to_stdout(self):
+        p = subprocess.run([SHREDCTL, "web-verifier"], capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout, self.read("verify.html"))
+
+
+if __name__ == "__main__":
+    unittest.main()
