@@ -25,6 +25,7 @@
 
 #include "client/cli_common.h"
 #include "client/progress.h"
+#include "client/sigstore_bundle.h"
 #include "client/web_verifier.h"
 #include "daemon/base/bounded_queue.h"
 #include "daemon/base/strings.h"
@@ -417,6 +418,7 @@ int WriteBundle(const Global& g, const v1::ShredResponse& resp, const std::strin
   // private manifest to write.
   if (resp.manifest().empty()) manifest_out.clear();
   if (!out.empty()) WriteFileOrThrow(out, resp.certificate(), Privacy::kPublic);
+  const std::string bundle_out = out.empty() ? "" : WriteSigstoreBundle(out, resp.certificate());
   if (!manifest_out.empty()) WriteFileOrThrow(manifest_out, resp.manifest(), Privacy::kPrivate);
   std::string proof_out;
   if (!out.empty() && !resp.tlog_proof().empty()) {
@@ -427,6 +429,7 @@ int WriteBundle(const Global& g, const v1::ShredResponse& resp, const std::strin
   if (!proof_out.empty()) j["tlogProof"] = proof_out;
   if (!out.empty()) j["certificate"] = out;
   if (!manifest_out.empty()) j["manifest"] = manifest_out;
+  if (!bundle_out.empty()) j["sigstoreBundle"] = bundle_out;
   if (out.empty()) {
     if (g.json) {
       // The daemon's bytes: kept as a string if they are not JSON.
@@ -520,7 +523,10 @@ int CmdVerify(const Global& g, const std::string& cert_path, const std::string& 
     std::cerr << "shredctl: verification FAILED (" << stage << "): " << Shown(s.message()) << "\n";
     return kVerifyFailed;
   };
-  auto cert = verify::VerifyCertificate(ReadFileOrThrow(cert_path), *key);
+  // A Sigstore bundle (CERT.sigstore.json) stands for the envelope it carries.
+  auto envelope = EnvelopeFromCertificateFile(ReadFileOrThrow(cert_path));
+  if (!envelope.ok()) return fail(envelope.status(), "certificate");
+  auto cert = verify::VerifyCertificate(*envelope, *key);
   if (!cert.ok()) return fail(cert.status(), "certificate");
   report["certificateId"] = cert->certificate_id;
   report["items"] = cert->item_count;
@@ -668,7 +674,7 @@ void AddCertificateCommands(CLI::App& app, const Global& g, std::function<int()>
 
   static std::string cert_path, pubkey_path, manifest_path, receipt_path, item;
   auto* c_verify = app.add_subcommand("verify", "verify a certificate offline (no daemon needed)");
-  c_verify->add_option("certificate", cert_path, "certificate (DSSE envelope JSON)")
+  c_verify->add_option("certificate", cert_path, "certificate (DSSE envelope JSON, or its .sigstore.json bundle)")
       ->required()
       ->check(CLI::ExistingFile);
   c_verify->add_option("--pubkey", pubkey_path, "daemon public key (PEM or vkey)")

@@ -14,6 +14,7 @@
 
 #include <openssl/evp.h>
 
+#include "client/sigstore_bundle.h"
 #include "daemon/base/bounded_queue.h"
 #include "daemon/base/strings.h"
 #include "formats/encoding.h"
@@ -420,6 +421,7 @@ int WriteCertificate(const Global& g, const std::string& certificate_id, const s
     manifest_out += ".manifest.json";
   }
   if (!out.empty()) WriteFileOrThrow(out, resp.certificate(), Privacy::kPublic);
+  if (!out.empty()) WriteSigstoreBundle(out, resp.certificate());
   // An auditor gets no private manifest (docs/SECURITY.md): write none.
   if (!manifest_out.empty() && !resp.manifest().empty()) {
     WriteFileOrThrow(manifest_out, resp.manifest(), Privacy::kPrivate);
