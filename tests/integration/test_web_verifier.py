@@ -160,6 +160,9 @@ class WebVerifierTest(unittest.TestCase):
         self.assertIn(result, ("valid", "invalid"), "no verdict for %s: %r" % (inputs, verdict.text))
         errors = [e for e in drv.get_log("browser") if e["level"] == "SEVERE"]
         self.assertEqual(errors, [], "console errors")
+        if os.environ.get("SHREDD_WEB_SCREENSHOT"):
+            drv.set_window_size(1000, 2600)
+            drv.save_screenshot(os.environ["SHREDD_WEB_SCREENSHOT"])
         return (result, verdict.text, drv.find_element(By.ID, "checks").text,
                 drv.find_element(By.ID, "summary").text)
 
@@ -196,6 +199,11 @@ class WebVerifierTest(unittest.TestCase):
         self.assertIn("This file was reformatted; its canonical form is the logged certificate", summary)
         self.assertIn("Inclusion proven", summary)
         self.assertEqual(self.shredctl_verify("pretty.json"), 0)
+        # One trailing newline is a reformatting too.
+        self.write("newline.json", self.read("cert.json") + b"\n")
+        result, verdict, _, _ = self.open(cert="newline.json", key="pub.pem", proof="cert.tlog-proof")
+        self.assertEqual(result, "valid", verdict)
+        self.assertIn("This file was reformatted", verdict)
 
     def test_tampered_payload_is_invalid_and_shows_no_summary(self):
         result, verdict, _, summary = self.open(cert="tampered.json", key="pub.pem", proof="cert.tlog-proof")
@@ -232,6 +240,15 @@ class WebVerifierTest(unittest.TestCase):
         self.assertIn(covered, summary)
         self.assertEqual(self.shredctl_verify("cert.json", "pub.pem", "--receipt", self.path("receipt.json"),
                                               "--item", self.path("photo0.jpg")), 0)
+
+    def test_receipt_without_the_file_and_file_without_a_receipt(self):
+        result, verdict, _, summary = self.open(cert="cert.json", key="pub.pem", receipt="receipt.json")
+        self.assertEqual(result, "valid", verdict)
+        self.assertIn("The receipt proves that an item %s is covered; give your file" % self.photo_digest, summary)
+        result, verdict, checks, _ = self.open(cert="cert.json", key="pub.pem", photo="photo0.jpg")
+        self.assertEqual(result, "valid", verdict)
+        self.assertIn("Your file was not checked: no receipt.", verdict)
+        self.assertIn("This file (%s) was not checked: a certificate names no item" % self.photo_digest, checks)
 
     def test_wrong_photo_is_not_covered(self):
         result, verdict, _, summary = self.open(cert="cert.json", key="pub.pem", receipt="receipt.json",
