@@ -6,6 +6,7 @@ Each case asserts the verdict (#verdict data-result and reason) and the
 summary, and that `shredctl verify` agrees; the page must make no network
 request (CSP, and Chromium's network log shows only the page itself)."""
 import base64
+import hashlib
 import json
 import os
 import shutil
@@ -306,6 +307,122 @@ class WebVerifierTest(unittest.TestCase):
         self.assertTrue(outcome.startswith("refused"), outcome)
         log = " ".join(e["message"] for e in self.driver.get_log("browser"))
         self.assertIn("violates the following Content Security Policy directive: \"connect-src 'none'\"", log)
+
+    def test_page_and_shredctl_agree_on_malformed_statements_and_envelopes(self):
+        """Statements and envelopes that break one rule each, signed with a
+        test key: the page and `shredctl verify` reach the same verdict, with
+        the same reason (JSON syntax errors aside, whose wording differs)."""
+        sk = nacl.signing.SigningKey(bytes(range(1, 33)))
+        pk = sk.verify_key.encode()
+        keyid = "shredd:" + hashlib.sha256(pk).hexdigest()
+        der = bytes.fromhex("302a300506032b6570032100") + pk
+        self.write("test.pem", b"-----BEGIN PUBLIC KEY-----\n" + base64.b64encode(der) + b"\n-----END PUBLIC KEY-----\n")
+        base = json.loads(base64.b64decode(json.loads(self.read("cert.json"))["payload"]))
+        pt = "application/vnd.in-toto+json"
+
+        def envelope(payload, sigs=None, payload_type=pt, extra=None):
+            pae = b"DSSEv1 %d %s %d " % (len(payload_type), payload_type.encode(), len(payload)) + payload
+            sig = base64.b64encode(sk.sign(pae).signature).decode()
+            env = {"payloadType": payload_type, "payload": base64.b64encode(payload).decode(),
+                   "signatures": [{"keyid": keyid, "sig": sig}] if sigs is None else sigs(sig)}
+            env.update(extra or {})
+            return json.dumps(env, separators=(",", ":")).encode()
+
+        def statement(mutate):
+            st = json.loads(json.dumps(base))
+            mutate(st, st["predicate"])
+            return json.dumps(st, separators=(",", ":")).encode()
+
+        def setp(path, value):
+            def f(st, p):
+                obj = st
+                for k in path[:-1]:
+                    obj = obj[k]
+                obj[path[-1]] = value
+            return f
+
+        def delp(path):
+            def f(st, p):
+                obj = st
+                for k in path[:-1]:
+                    obj = obj[k]
+                del obj[path[-1]]
+            return f
+
+        root = base["predicate"]["items"]["merkleRoot"]
+        count = base["predicate"]["items"]["count"]
+        text = json.dumps(base, separators=(",", ":")).encode()
+        cases = {
+            "genuine": statement(lambda st, p: None),
+            "_type": statement(setp(["_type"], "https://in-toto.io/Statement/v0.1")),
+            "predicateType": statement(setp(["predicateType"], "https://example.com/other")),
+            "two subjects": statement(lambda st, p: st["subject"].append(st["subject"][0])),
+            "subject name": statement(setp(["subject", 0, "name"], "shredd-deletion:other")),
+            "subject digest": statement(setp(["subject", 0, "digest", "sha256"], "0" * 64)),
+            "root uppercase": statement(lambda st, p: (setp(["subject", 0, "digest", "sha256"], root.upper())(st, p),
+                                                       setp(["predicate", "items", "merkleRoot"], root.upper())(st, p))),
+            "count sum": statement(setp(["predicate", "items", "count"], count + 1)),
+            "negative count": statement(setp(["predicate", "items", "count"], -1)),
+            "byKind string": statement(setp(["predicate", "items", "byKind", "photo"], "3")),
+            "byKind overflow": statement(setp(["predicate", "items", "byKind"],
+                                              {"photo": 2 ** 64 - 1, "model": 1})),
+            "empty with root": statement(lambda st, p: p["items"].update(count=0, byKind={"photo": 0, "model": 0})),
+            "leafFormat": statement(setp(["predicate", "items", "leafFormat"], "shredd-item-v2")),
+            "issued before destroyed": statement(setp(["predicate", "times", "issued"], "2000-01-01T00:00:00Z")),
+            "fractions compare as numbers": statement(lambda st, p: p["times"].update(
+                destroyed="2026-01-01T00:00:00.25Z", issued="2026-01-01T00:00:00.5Z")),
+            "fraction earlier": statement(lambda st, p: p["times"].update(
+                destroyed="2026-01-01T00:00:00.5Z", issued="2026-01-01T00:00:00.25Z")),
+            "time not RFC 3339": statement(setp(["predicate", "times", "requested"], "2026-01-01 00:00:00Z")),
+            "time not UTC": statement(setp(["predicate", "times", "requested"], "2026-01-01T00:00:00+01:00")),
+            "derivedModels object": statement(setp(["predicate", "derivedModels"], {})),
+            "log string": statement(setp(["predicate", "log"], "log")),
+            "no method": statement(delp(["predicate", "method"])),
+            "no request id": statement(delp(["predicate", "request", "id"])),
+            "empty certificateId": statement(lambda st, p: (p.update(certificateId=""),
+                                                            st["subject"][0].update(name="shredd-deletion:"))),
+            "count float": text.replace(b'"count":%d' % count, b'"count":%d.0' % count),
+            "duplicate member": b'{"_type":"x",' + text[1:],
+            "trailing bytes": text + b" x",
+            "statement NUL": text + b"\0",
+        }
+        envelopes = {name: envelope(payload) for name, payload in cases.items()}
+        genuine = cases["genuine"]
+        envelopes.update({
+            "extra envelope member": envelope(genuine, extra={"note": "hi"}),
+            "no keyid": envelope(genuine, sigs=lambda sig: [{"sig": sig}]),
+            "other signer first": envelope(genuine, sigs=lambda sig: [{"keyid": "shredd:" + "0" * 64, "sig": sig[:-4] + "AAA="},
+                                                                      {"keyid": keyid, "sig": sig}]),
+            "only another keyid": envelope(genuine, sigs=lambda sig: [{"keyid": "other", "sig": sig}]),
+            "no signatures": envelope(genuine, sigs=lambda sig: []),
+            "payloadType": envelope(genuine, payload_type="application/json"),
+            "keyid not a string": envelope(genuine, sigs=lambda sig: [{"keyid": 7, "sig": sig}]),
+        })
+        # Non-zero unused bits in the payload's last base64 character: the
+        # payload padded with spaces to 3n+1 bytes ("==", 4 unused bits).
+        padded = genuine + b" " * ((1 - len(genuine)) % 3)
+        env = json.loads(envelope(padded))
+        alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+        last = env["payload"][-3]
+        env["payload"] = env["payload"][:-3] + alphabet[alphabet.index(last) | 1] + "=="
+        envelopes["base64 unused bits"] = json.dumps(env, separators=(",", ":")).encode()
+        envelopes["payload padded"] = envelope(padded)
+        valid = {"genuine", "fractions compare as numbers", "extra envelope member", "no keyid", "other signer first",
+                 "payload padded"}
+        for name, env in envelopes.items():
+            with self.subTest(name):
+                path = self.write("case.json", env)
+                p = ctl_offline("verify", path, "--pubkey", self.path("test.pem"), check=False)
+                result, verdict, _, _ = self.open(cert="case.json", key="test.pem")
+                self.assertEqual(result, "valid" if name in valid else "invalid", verdict)
+                self.assertEqual(p.returncode, 0 if name in valid else 3, p.stderr)
+                if result == "invalid":
+                    reason = p.stderr.decode().strip().split("verification FAILED (certificate): ", 1)[1]
+                    page = verdict.split("INVALID (certificate): ", 1)[1]
+                    if "is not valid JSON" in reason:
+                        self.assertEqual(page.split(" is not valid JSON")[0], reason.split(" is not valid JSON")[0])
+                    else:
+                        self.assertEqual(page, reason)
 
     def test_web_verifier_writes_the_same_page_to_stdout(self):
         p = subprocess.run([SHREDCTL, "web-verifier"], capture_output=True, timeout=60)
