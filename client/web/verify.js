@@ -740,7 +740,8 @@
         continue;
       }
       if (!verifyEd25519(verifier.key, utf8(note.text), s.sig)) {
-        fail(`signature by ${verifier.name} does not verify: the note text was altered or the signature is corrupt`);
+        const why = s.sig.length !== 64 ? `Ed25519 signature must be 64 bytes, got ${s.sig.length}` : 'signature does not verify under the given key';
+        fail(`signature by ${verifier.name} does not verify: the note text was altered or the signature is corrupt (${why})`);
       }
       verified = true;
     }

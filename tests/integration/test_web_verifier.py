@@ -424,6 +424,107 @@ class WebVerifierTest(unittest.TestCase):
                     else:
                         self.assertEqual(page, reason)
 
+    def assertSameReason(self, verdict, stage, stderr, cxx_prefix):
+        page = verdict.split("INVALID (%s): " % stage, 1)[1]
+        reason = stderr.decode().strip().split(cxx_prefix, 1)[1]
+        if "is not valid JSON" in reason:
+            self.assertEqual(page.split(" is not valid JSON")[0], reason.split(" is not valid JSON")[0])
+        else:
+            self.assertEqual(page, reason)
+
+    def test_page_and_shredctl_agree_on_broken_receipts(self):
+        base = json.loads(self.read("receipt.json"))
+
+        def mutated(f):
+            r = json.loads(json.dumps(base))
+            f(r)
+            return json.dumps(r, separators=(",", ":")).encode()
+
+        def flip(h):
+            return ("0" if h[0] != "0" else "1") + h[1:]
+
+        text = json.dumps(base, separators=(",", ":")).encode()
+        cases = {
+            "genuine": text,
+            "pretty": json.dumps(base, indent=2).encode(),
+            "type": mutated(lambda r: r.update(type="shredd-receipt-v2")),
+            "certificateId": mutated(lambda r: r.update(certificateId="other")),
+            "merkleRoot": mutated(lambda r: r.update(merkleRoot=flip(r["merkleRoot"]))),
+            "treeSize": mutated(lambda r: r.update(treeSize=r["treeSize"] + 1)),
+            "leafIndex": mutated(lambda r: r.update(leafIndex=r["leafIndex"] + 1)),
+            "leafIndex string": mutated(lambda r: r.update(leafIndex=str(r["leafIndex"]))),
+            "path hash": mutated(lambda r: r["inclusionPath"].__setitem__(0, flip(r["inclusionPath"][0]))),
+            "path too long": mutated(lambda r: r["inclusionPath"].append(r["inclusionPath"][0])),
+            "path too short": mutated(lambda r: r["inclusionPath"].pop()),
+            "path number": mutated(lambda r: r["inclusionPath"].__setitem__(0, 7)),
+            "kind": mutated(lambda r: r["item"].update(kind="video")),
+            "digest uppercase": mutated(lambda r: r["item"].update(digest=r["item"]["digest"].upper())),
+            "size": mutated(lambda r: r["item"].update(size=r["item"]["size"] + 1)),
+            "salt short": mutated(lambda r: r["item"].update(salt=r["item"]["salt"][:62])),
+            "duplicate member": b'{"leafIndex":0,' + text[1:],
+            "NUL": text + b"\0{}",
+        }
+        self.assertGreaterEqual(len(base["inclusionPath"]), 1)
+        for name, data in cases.items():
+            with self.subTest(name):
+                path = self.write("case-receipt.json", data)
+                p = ctl_offline("verify", self.path("cert.json"), "--pubkey", self.path("pub.pem"), "--receipt", path,
+                                "--item", self.path("photo0.jpg"), check=False)
+                result, verdict, _, _ = self.open(cert="cert.json", key="pub.pem", receipt="case-receipt.json",
+                                                  photo="photo0.jpg")
+                want_valid = name in ("genuine", "pretty")
+                self.assertEqual(result, "valid" if want_valid else "invalid", verdict)
+                self.assertEqual(p.returncode, 0 if want_valid else 3, p.stderr)
+                if not want_valid:
+                    self.assertSameReason(verdict, "receipt", p.stderr, "verification FAILED (receipt): ")
+
+    def test_page_and_shredctl_log_verify_agree_on_broken_proofs(self):
+        proof = self.read("cert.tlog-proof").decode()
+        head, checkpoint = proof.split("\n\n", 1)
+        lines = head.split("\n")  # header, "index N", path hashes
+        index = json.loads(base64.b64decode(json.loads(self.read("cert.json"))["payload"]))["predicate"]["log"]["index"]
+        self.assertEqual(lines[1], "index %d" % index)
+        self.assertGreaterEqual(len(lines), 3)  # at least one path hash
+        cp_lines = checkpoint.split("\n")  # origin, size, root, "", signature, ""
+
+        def with_lines(ls, cp=checkpoint):
+            return "\n".join(ls) + "\n\n" + cp
+
+        def flip_b64(h):
+            return ("A" if h[0] != "A" else "B") + h[1:]
+
+        cases = {
+            "genuine": proof,
+            "extra line": with_lines(lines[:1] + ["extra AAAA"] + lines[1:]),
+            "header": with_lines(["c2sp.org/tlog-proof@v2"] + lines[1:]),
+            "index line": with_lines(lines[:1] + ["idx %d" % index] + lines[2:]),
+            "index leading zero": with_lines(lines[:1] + ["index 0%d" % index] + lines[2:]),
+            "other index": with_lines(lines[:1] + ["index %d" % (index - 1)] + lines[2:]),
+            "path hash": with_lines(lines[:2] + [flip_b64(lines[2])] + lines[3:]),
+            "path too long": with_lines(lines + [lines[2]]),
+            "path too short": with_lines(lines[:-1]),
+            "path not base64": with_lines(lines[:2] + ["!!!!"] + lines[3:]),
+            "path short hash": with_lines(lines[:2] + ["AAAA"] + lines[3:]),
+            "truncated": head + "\n",
+            "checkpoint root": with_lines(lines, "\n".join(cp_lines[:2] + [flip_b64(cp_lines[2])] + cp_lines[3:])),
+            "checkpoint size": with_lines(lines, "\n".join(cp_lines[:1] + [str(int(cp_lines[1]) + 1)] + cp_lines[2:])),
+            "signature name": with_lines(lines, checkpoint.replace("\u2014 " + self.origin, "\u2014 other.example/log")),
+            "signature bytes": with_lines(lines, checkpoint.replace(cp_lines[4][-6:], "AAAAA=" if cp_lines[4][-6:] != "AAAAA=" else "BBBBB=")),
+            "no signature": with_lines(lines, "\n".join(cp_lines[:4]) + "\n"),
+            "CRLF": proof.replace("\n", "\r\n"),
+        }
+        for name, data in cases.items():
+            with self.subTest(name):
+                path = self.write("case.tlog-proof", data.encode())
+                p = ctl_offline("log", "verify", "--entry", self.path("cert.json"), "--proof", path, "--vkey",
+                                self.path("log.vkey"), "--index", str(index), check=False)
+                result, verdict, _, _ = self.open(cert="cert.json", key="log.vkey", proof="case.tlog-proof")
+                want_valid = name in ("genuine", "extra line")
+                self.assertEqual(result, "valid" if want_valid else "invalid", verdict)
+                self.assertEqual(p.returncode, 0 if want_valid else 3, p.stderr)
+                if not want_valid:
+                    self.assertSameReason(verdict, "log proof", p.stderr, "log proof verification FAILED: ")
+
     def test_web_verifier_writes_the_same_page_to_stdout(self):
         p = subprocess.run([SHREDCTL, "web-verifier"], capture_output=True, timeout=60)
         self.assertEqual(p.returncode, 0, p.stderr)
