@@ -418,13 +418,14 @@ int WriteBundle(const Global& g, const v1::ShredResponse& resp, const std::strin
   // private manifest to write.
   if (resp.manifest().empty()) manifest_out.clear();
   if (!out.empty()) WriteFileOrThrow(out, resp.certificate(), Privacy::kPublic);
-  const std::string bundle_out = out.empty() ? "" : WriteSigstoreBundle(out, resp.certificate());
   if (!manifest_out.empty()) WriteFileOrThrow(manifest_out, resp.manifest(), Privacy::kPrivate);
   std::string proof_out;
   if (!out.empty() && !resp.tlog_proof().empty()) {
     proof_out = TlogProofPath(out);
     WriteFileOrThrow(proof_out, resp.tlog_proof(), Privacy::kPublic);
   }
+  // Last: the private manifest is on disk whatever happens here.
+  const std::string bundle_out = out.empty() ? "" : WriteSigstoreBundle(out, resp.certificate());
   json j{{"certificateId", resp.certificate_id()}};
   if (!proof_out.empty()) j["tlogProof"] = proof_out;
   if (!out.empty()) j["certificate"] = out;

@@ -421,7 +421,6 @@ int WriteCertificate(const Global& g, const std::string& certificate_id, const s
     manifest_out += ".manifest.json";
   }
   if (!out.empty()) WriteFileOrThrow(out, resp.certificate(), Privacy::kPublic);
-  if (!out.empty()) WriteSigstoreBundle(out, resp.certificate());
   // An auditor gets no private manifest (docs/SECURITY.md): write none.
   if (!manifest_out.empty() && !resp.manifest().empty()) {
     WriteFileOrThrow(manifest_out, resp.manifest(), Privacy::kPrivate);
@@ -441,6 +440,7 @@ int WriteCertificate(const Global& g, const std::string& certificate_id, const s
   if (!out.empty() && !resp.tlog_proof().empty()) {
     WriteFileOrThrow(TlogProofPath(out), resp.tlog_proof(), Privacy::kPublic);
   }
+  if (!out.empty()) WriteSigstoreBundle(out, resp.certificate());
   if (out.empty()) std::cout << resp.certificate() << "\n";
   return kOk;
 }
