@@ -25,6 +25,8 @@
 
 #include "client/cli_common.h"
 #include "client/progress.h"
+#include "client/sigstore_bundle.h"
+#include "client/web_verifier.h"
 #include "daemon/base/bounded_queue.h"
 #include "daemon/base/strings.h"
 #include "formats/certificate.h"
@@ -408,9 +410,7 @@ int WriteBundle(const Global& g, v1::Shredder::Stub* stub, const v1::ShredRespon
                 const std::string& manifest_out) {
   const std::vector<WrittenFile> files = WriteCertificateFiles(stub, resp, out, manifest_out);
   json j{{"certificateId", resp.certificate_id()}};
-  for (const WrittenFile& f : files) {
-    j[f.path == out ? "certificate" : f.is_private ? "manifest" : "tlogProof"] = f.path;
-  }
+  for (const WrittenFile& f : files) j[f.key] = f.path;
   if (out.empty()) {
     if (g.json) {
       // The daemon's bytes: kept as a string if they are not JSON.
@@ -626,6 +626,7 @@ int Run(int argc, char** argv) {
   AddItemCommands(app, g, action);
   AddCertificateCommands(app, g, action);
   AddVerifyCommand({app, g, action});
+  AddWebVerifierCommand({app, g, action});
 
   try {
     app.parse(argc, argv);

@@ -15,6 +15,7 @@
 
 #include <openssl/evp.h>
 
+#include "client/sigstore_bundle.h"
 #include "daemon/base/bounded_queue.h"
 #include "daemon/base/strings.h"
 #include "formats/encoding.h"
@@ -436,22 +437,28 @@ std::vector<WrittenFile> WriteCertificateFiles(shredd::v1::Shredder::Stub* stub,
   if (manifest_out.empty()) manifest_out = DefaultManifestPath(out);
   if (!out.empty()) {
     WriteFileOrThrow(out, resp.certificate(), Privacy::kPublic);
-    files.push_back({out, false, "the signed deletion certificate"});
+    files.push_back({"certificate", out, false, "the signed deletion certificate"});
   }
   if (!out.empty() && !resp.tlog_proof().empty()) {
     WriteFileOrThrow(TlogProofPath(out), resp.tlog_proof(), Privacy::kPublic);
-    files.push_back({TlogProofPath(out), false, "its transparency-log inclusion proof"});
+    files.push_back({"tlogProof", TlogProofPath(out), false, "its transparency-log inclusion proof"});
   }
   // An auditor gets no private manifest (docs/SECURITY.md): write none.
+  const bool has_manifest = !resp.manifest().empty() || resp.manifest_omitted();
   if (!resp.manifest().empty()) {
     WriteFileOrThrow(manifest_out, resp.manifest(), Privacy::kPrivate);
   } else if (resp.manifest_omitted()) {
     StreamManifestTo(stub, resp.certificate_id(), manifest_out);
-  } else {
-    return files;
   }
-  files.push_back(
-      {manifest_out, true, "every deleted item's digest and salt; for the regulator and the operator only"});
+  if (has_manifest) {
+    files.push_back({"manifest", manifest_out, true,
+                     "every deleted item's digest and salt; for the regulator and the operator only"});
+  }
+  // Last: the private manifest is on disk whatever happens here.
+  if (!out.empty()) {
+    files.push_back({"sigstoreBundle", WriteSigstoreBundle(out, resp.certificate()), false,
+                     "the certificate as a Sigstore bundle (cosign, sigstore-js)"});
+  }
   return files;
 }
 

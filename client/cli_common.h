@@ -131,14 +131,16 @@ grpc::Status StreamManifest(shredd::v1::Shredder::Stub* stub, const std::string&
                             const std::function<void(std::string_view)>& sink);
 // One file `shred -o` / `order wait -o` wrote, and whether it is private.
 struct WrittenFile {
+  std::string key;  // its --json member: certificate, tlogProof, manifest, sigstoreBundle
   std::string path;
   bool is_private = false;
   std::string what;
 };
 // The one way certificates reach files: OUT (public), OUT's .tlog-proof
-// (public) and the manifest (private, 0600; MANIFEST_OUT or OUT's
+// (public), the manifest (private, 0600; MANIFEST_OUT or OUT's
 // .manifest.json; streamed when too large for one reply; none for an
-// auditor). Returns what was written, for the user to be told.
+// auditor) and, last, OUT's .sigstore.json (public). Returns what was
+// written, for the user to be told.
 std::vector<WrittenFile> WriteCertificateFiles(shredd::v1::Shredder::Stub* stub, const shredd::v1::ShredResponse& resp,
                                                const std::string& out, std::string manifest_out);
 std::string WrittenFilesText(const std::vector<WrittenFile>& files);  // one indented line per file

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "client/cli_common.h"
+#include "client/sigstore_bundle.h"
 #include "client/verify_report.h"
 #include "daemon/base/strings.h"
 #include "formats/certificate.h"
@@ -84,7 +85,13 @@ VerifyReport BuildReport(const VerifyArgs& a, const verify::PublicKey& key) {
   r.certificate_path = a.cert;
   r.keyid = verify::KeyId(key);
   r.key_fingerprint = Fingerprint(key);
-  const std::string cert_bytes = ReadFileOrThrow(a.cert);
+  // A Sigstore bundle (CERT.sigstore.json) stands for the envelope it carries.
+  auto envelope = EnvelopeFromCertificateFile(ReadFileOrThrow(a.cert));
+  if (!envelope.ok()) {
+    r.checks.push_back({"signature", false, std::string(envelope.status().message())});
+    return r;
+  }
+  const std::string& cert_bytes = *envelope;
   auto cert = verify::VerifyCertificate(cert_bytes, key);
   if (!cert.ok()) {
     r.checks.push_back({"signature", false, std::string(cert.status().message())});
@@ -137,7 +144,8 @@ void AddVerifyCommand(Commands cmds) {
   const Global& g = cmds.global;
   std::function<int()>& action = cmds.action;
   auto* c = cmds.app.add_subcommand("verify", "verify a certificate offline (no daemon needed) and summarise it");
-  c->add_option("certificate", a.cert, "certificate (DSSE envelope JSON, any formatting)")
+  c->add_option("certificate", a.cert,
+                "certificate (DSSE envelope JSON in any formatting, or its .sigstore.json bundle)")
       ->required()
       ->check(CLI::ExistingFile);
   c->add_option("--pubkey", a.pubkey, "daemon public key (PEM or vkey)")->required()->check(CLI::ExistingFile);

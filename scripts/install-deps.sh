@@ -35,7 +35,13 @@ PACKAGES=(
   # a throwaway Ceph RGW for the S3 tests (tests/tools/ceph_cluster.py; no
   # ceph-mgr needed), botocore signs its readiness probe; rclone for bench/
   ceph-mon ceph-osd radosgw ceph-common python3-botocore rclone
+  # the verification page's browser tests (tests/integration/test_web_verifier.py):
+  # headless Chromium driven by Selenium
+  chromium chromium-driver python3-selenium
 )
+# Node.js runs sigstore-js (tests/js, test_sigstore_bundle.py). The machine
+# image ships a Node.js 20 as "nodejs" with npm; elsewhere take Debian's.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then PACKAGES+=(nodejs npm); fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -48,4 +54,12 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# sigstore-js for the Sigstore bundle test, exactly as pinned (with integrity
+# hashes) in tests/js/package-lock.json.
+js_dir="$(cd "$(dirname "$0")/.." && pwd)/tests/js"
+if [[ ! -d "$js_dir/node_modules/@sigstore/verify" || "$js_dir/package-lock.json" -nt "$js_dir/node_modules" ]]; then
+  echo "install-deps: npm ci in tests/js" >&2
+  (cd "$js_dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 fi

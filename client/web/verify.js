@@ -1,0 +1,1163 @@
+// shredd verification page: the checks of `shredctl verify` and
+// `shredctl log verify` (formats/), in the browser. docs/VERIFY.md describes
+// the page; docs/FORMATS.md and docs/LOG.md are the byte-exact specs.
+//
+// Cryptography comes only from the vendored libraries (`noble`, defined by
+// the build before this script): Ed25519 from @noble/ed25519 with SHA-512
+// and SHA-256 from @noble/hashes. Nothing here is a cryptographic primitive;
+// this file parses, compares and shows. Every string from a file reaches the
+// page through textContent, never as HTML.
+(() => {
+  'use strict';
+
+  const { sha256, sha512 } = noble.sha2;
+  const ed = noble.ed25519;
+  ed.hashes.sha512 = sha512;
+
+  // ------------------------------------------------------------ constants
+  const PAYLOAD_TYPE = 'application/vnd.in-toto+json';
+  const STATEMENT_TYPE = 'https://in-toto.io/Statement/v1';
+  const PREDICATE_TYPE = 'https://shredd.dev/attestations/deletion/v1';
+  const SUBJECT_PREFIX = 'shredd-deletion:';
+  const LEAF_FORMAT = 'shredd-item-v1';
+  const RECEIPT_TYPE = 'shredd-receipt-v1';
+  const TLOG_PROOF_HEADER = 'c2sp.org/tlog-proof@v1';
+  const MAX_NOTE_BYTES = 1 << 20;
+  const MAX_NOTE_SIGNATURES = 100;
+  const MAX_PROOF_HASHES = 64;
+  const INT63_MAX = (1n << 63n) - 1n;
+  const UINT64_MAX = (1n << 64n) - 1n;
+  const EM_DASH_SPACE = '\u2014 ';
+
+  class Failure extends Error {}
+  const fail = (msg) => {
+    throw new Failure(msg);
+  };
+
+  // ------------------------------------------------------------ bytes
+  const encoder = new TextEncoder();
+  const utf8 = (s) => encoder.encode(s);
+  const HEX = '0123456789abcdef';
+  const hex = (b) => {
+    let s = '';
+    for (const x of b) s += HEX[x >> 4] + HEX[x & 15];
+    return s;
+  };
+  const short = (h) => hex(h).slice(0, 16) + '..';
+  const concat = (...parts) => {
+    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let off = 0;
+    for (const p of parts) {
+      out.set(p, off);
+      off += p.length;
+    }
+    return out;
+  };
+  const equalBytes = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
+
+  // Lowercase hex only (formats/encoding.cc HexDecode).
+  function hexDecode(s) {
+    if (s.length % 2 !== 0) fail(`hex string has odd length ${s.length}`);
+    const out = new Uint8Array(s.length / 2);
+    for (let i = 0; i < s.length; i += 2) {
+      const hi = HEX.indexOf(s[i]);
+      const lo = HEX.indexOf(s[i + 1]);
+      if (hi < 0 || lo < 0) fail(`invalid character in lowercase hex string at offset ${hi < 0 ? i : i + 1}`);
+      out[i / 2] = (hi << 4) | lo;
+    }
+    return out;
+  }
+
+  // 64 lowercase hex characters (formats/merkle.cc ParseHash).
+  function parseHash(s) {
+    if (s.length !== 64) fail(`hash must be 64 lowercase hex characters, got ${s.length}`);
+    return hexDecode(s);
+  }
+
+  const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+  function b64encode(bytes) {
+    let out = '';
+    for (let i = 0; i < bytes.length; i += 3) {
+      const n = (bytes[i] << 16) | ((bytes[i + 1] ?? 0) << 8) | (bytes[i + 2] ?? 0);
+      out += B64[(n >> 18) & 63] + B64[(n >> 12) & 63];
+      out += i + 1 < bytes.length ? B64[(n >> 6) & 63] : '=';
+      out += i + 2 < bytes.length ? B64[n & 63] : '=';
+    }
+    return out;
+  }
+  // Standard base64, padded, canonical (formats/encoding.cc Base64Decode).
+  function b64decode(text) {
+    if (text.length % 4 !== 0) fail(`base64 text length ${text.length} is not a multiple of 4`);
+    for (let i = 0; i < text.length; ++i) {
+      if (!(B64.includes(text[i]) || text[i] === '=')) fail(`invalid character in standard base64 at offset ${i}`);
+    }
+    const bad = () => fail('invalid standard base64 (RFC 4648 section 4, padded)');
+    const pad = text.endsWith('==') ? 2 : text.endsWith('=') ? 1 : 0;
+    if (text.slice(0, text.length - pad).includes('=')) bad();
+    const out = [];
+    let acc = 0;
+    let bits = 0;
+    for (const c of text.slice(0, text.length - pad)) {
+      acc = (acc << 6) | B64.indexOf(c);
+      bits += 6;
+      if (bits >= 8) {
+        bits -= 8;
+        out.push((acc >> bits) & 255);
+        acc &= (1 << bits) - 1;
+      }
+    }
+    const bytes = Uint8Array.from(out);
+    if (b64encode(bytes) !== text) bad();  // unused bits must be zero
+    return bytes;
+  }
+
+  function decodeUtf8(bytes, what, { stripBom = false } = {}) {
+    try {
+      return new TextDecoder('utf-8', { fatal: true, ignoreBOM: !stripBom }).decode(bytes);
+    } catch (e) {
+      return fail(`${what} is not valid UTF-8`);
+    }
+  }
+
+  // Shows a string from a file: control characters, bidi formatting
+  // characters and line separators escaped (as shredctl prints them).
+  function shown(s) {
+    return String(s).replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) => {
+      const cp = c.codePointAt(0);
+      const named = { 10: '\\n', 13: '\\r', 9: '\\t' }[cp];
+      return named ?? (cp < 0x100 ? '\\x' + cp.toString(16).padStart(2, '0') : '\\u{' + cp.toString(16).toUpperCase() + '}');
+    });
+  }
+
+  // ------------------------------------------------------------ strict JSON
+  // One JSON document (RFC 8259) and nothing but whitespace after it, no NUL
+  // byte, no member name twice in one object (formats/strict_json.cc).
+  // Objects are JObject (a Map), integers keep their digits (JNumber).
+  class JObject {
+    constructor() {
+      this.map = new Map();
+    }
+    has(k) {
+      return this.map.has(k);
+    }
+    get(k) {
+      return this.map.get(k);
+    }
+    keys() {
+      return [...this.map.keys()];
+    }
+  }
+  class JNumber {
+    constructor(text) {
+      this.text = text;
+      // nlohmann's is_number_unsigned: a non-negative integer below 2^64.
+      this.unsigned = /^(0|[1-9][0-9]*)$/.test(text) && BigInt(text) <= UINT64_MAX ? BigInt(text) : null;
+    }
+  }
+  const typeName = (v) =>
+    v === null ? 'null' : v instanceof JObject ? 'object' : Array.isArray(v) ? 'array' : v instanceof JNumber ? 'number' : typeof v === 'string' ? 'string' : 'boolean';
+
+  function parseStrictJson(bytes, what) {
+    const nul = bytes.indexOf(0);
+    if (nul >= 0) fail(`${what} is not valid JSON: a NUL byte at offset ${nul} (nothing may follow the document)`);
+    let text;
+    try {
+      text = decodeUtf8(bytes, what, { stripBom: true });
+    } catch (e) {
+      fail(`${what} is not valid JSON: invalid UTF-8`);
+    }
+    let pos = 0;
+    let duplicate = null;
+    const err = (msg) => fail(`${what} is not valid JSON: ${msg} at offset ${pos}`);
+    const ws = () => {
+      while (pos < text.length && ' \t\n\r'.includes(text[pos])) ++pos;
+    };
+    const value = (depth) => {
+      if (depth > 10000) err('nesting too deep');
+      ws();
+      const c = text[pos];
+      if (c === '{') {
+        ++pos;
+        const obj = new JObject();
+        ws();
+        if (text[pos] === '}') {
+          ++pos;
+          return obj;
+        }
+        for (;;) {
+          ws();
+          if (text[pos] !== '"') err('expected a member name');
+          const k = string();
+          ws();
+          if (text[pos] !== ':') err("expected ':'");
+          ++pos;
+          const v = value(depth + 1);
+          if (obj.map.has(k) && duplicate === null) duplicate = k;
+          obj.map.set(k, v);
+          ws();
+          if (text[pos] === ',') {
+            ++pos;
+            continue;
+          }
+          if (text[pos] === '}') {
+            ++pos;
+            return obj;
+          }
+          err("expected ',' or '}'");
+        }
+      }
+      if (c === '[') {
+        ++pos;
+        const arr = [];
+        ws();
+        if (text[pos] === ']') {
+          ++pos;
+          return arr;
+        }
+        for (;;) {
+          arr.push(value(depth + 1));
+          ws();
+          if (text[pos] === ',') {
+            ++pos;
+            continue;
+          }
+          if (text[pos] === ']') {
+            ++pos;
+            return arr;
+          }
+          err("expected ',' or ']'");
+        }
+      }
+      if (c === '"') return string();
+      for (const [lit, v] of [['true', true], ['false', false], ['null', null]]) {
+        if (text.startsWith(lit, pos)) {
+          pos += lit.length;
+          return v;
+        }
+      }
+      const m = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/.exec(text.slice(pos, pos + 400));
+      if (m && m[0].length > 0 && m[0] !== '-') {
+        pos += m[0].length;
+        if (!/^-?(0|[1-9][0-9]*)$/.test(m[0]) && !Number.isFinite(Number(m[0]))) err('number overflow');
+        return new JNumber(m[0]);
+      }
+      return err(pos >= text.length ? 'unexpected end of input' : 'unexpected character');
+    };
+    const string = () => {
+      ++pos;  // opening quote
+      let out = '';
+      for (;;) {
+        if (pos >= text.length) err('unterminated string');
+        const c = text[pos];
+        const code = c.charCodeAt(0);
+        if (c === '"') {
+          ++pos;
+          return out;
+        }
+        if (code < 0x20) err('control character in a string');
+        if (c !== '\\') {
+          out += c;
+          ++pos;
+          continue;
+        }
+        const e = text[pos + 1];
+        const simple = { '"': '"', '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' }[e];
+        if (simple !== undefined) {
+          out += simple;
+          pos += 2;
+          continue;
+        }
+        if (e !== 'u') err('invalid escape');
+        const unit = (at) => {
+          const h = text.slice(at, at + 4);
+          if (!/^[0-9a-fA-F]{4}$/.test(h)) err('invalid \\u escape');
+          return parseInt(h, 16);
+        };
+        const u = unit(pos + 2);
+        pos += 6;
+        if (u >= 0xdc00 && u <= 0xdfff) err('lone low surrogate');
+        if (u >= 0xd800 && u <= 0xdbff) {
+          if (text[pos] !== '\\' || text[pos + 1] !== 'u') err('high surrogate not followed by a low surrogate');
+          const lo = unit(pos + 2);
+          if (lo < 0xdc00 || lo > 0xdfff) err('high surrogate not followed by a low surrogate');
+          pos += 6;
+          out += String.fromCharCode(u, lo);
+          continue;
+        }
+        out += String.fromCharCode(u);
+      }
+    };
+    let doc;
+    try {
+      doc = value(0);
+    } catch (e) {
+      if (e instanceof RangeError) fail(`${what} is not valid JSON: nesting too deep`);
+      throw e;
+    }
+    ws();
+    if (pos !== text.length) err('unexpected content after the document');
+    if (duplicate !== null) fail(`${what} has a duplicate member "${shown(duplicate.slice(0, 64))}" in one object`);
+    return doc;
+  }
+
+  // formats/json_fields.cc
+  function member(obj, where, name) {
+    if (!(obj instanceof JObject)) fail(`${where} is not a JSON object`);
+    if (!obj.has(name)) fail(`${where} has no "${name}"`);
+    return obj.get(name);
+  }
+  function getString(obj, where, name) {
+    const v = member(obj, where, name);
+    if (typeof v !== 'string') fail(`${where}.${name} is a ${typeName(v)}, not a string`);
+    return v;
+  }
+  function getUint(obj, where, name) {
+    const v = member(obj, where, name);
+    if (!(v instanceof JNumber) || v.unsigned === null) fail(`${where}.${name} is not a non-negative integer`);
+    return v.unsigned;
+  }
+  function getTyped(obj, where, name, type) {
+    const v = member(obj, where, name);
+    if (typeName(v) !== type) fail(`${where}.${name} is a ${typeName(v)}, not an ${type}`);
+    return v;
+  }
+  function getHash(obj, where, name) {
+    const s = getString(obj, where, name);
+    try {
+      return parseHash(s);
+    } catch (e) {
+      return fail(`${where}.${name}: ${e.message}`);
+    }
+  }
+  function expectString(obj, where, name, want) {
+    const got = getString(obj, where, name);
+    if (got !== want) fail(`${where}.${name} is "${shown(got)}", expected "${want}"`);
+  }
+
+  // ------------------------------------------------------------ keys
+  const keyId = (key) => 'shredd:' + hex(sha256(key));
+  function noteKeyHash(name, key) {
+    const h = sha256(concat(utf8(name), Uint8Array.of(0x0a, 0x01), key));
+    return ((h[0] << 24) | (h[1] << 16) | (h[2] << 8) | h[3]) >>> 0;
+  }
+  const hex8 = (n) => n.toString(16).padStart(8, '0');
+  const SPKI_PREFIX = hexDecode('302a300506032b6570032100');
+
+  // formats/keys.cc ParsePublicKey: an SPKI PEM or a signed-note verifier key.
+  function parsePublicKey(bytes) {
+    const text = new TextDecoder('latin1').decode(bytes);
+    if (text.includes('-----BEGIN')) {
+      const m = /-----BEGIN PUBLIC KEY-----\r?\n([A-Za-z0-9+/=\r\n]*)-----END PUBLIC KEY-----/.exec(text);
+      if (!m) fail('no PEM PUBLIC KEY (SubjectPublicKeyInfo) block could be read');
+      let der;
+      try {
+        der = b64decode(m[1].replace(/[\r\n]/g, ''));
+      } catch (e) {
+        fail(`no PEM PUBLIC KEY (SubjectPublicKeyInfo) block could be read: ${e.message}`);
+      }
+      if (der.length !== 44 || !equalBytes(der.subarray(0, 12), SPKI_PREFIX)) fail('public key is not an Ed25519 SubjectPublicKeyInfo (RFC 8410)');
+      return { key: der.slice(12), spelling: 'SPKI PEM' };
+    }
+    const vkey = text.replace(/^[ \t\n\v\f\r]+|[ \t\n\v\f\r]+$/g, '');
+    try {
+      return parseNoteVerifierKey(vkey);
+    } catch (e) {
+      return fail(`public key is neither an SPKI PEM nor a valid signed-note verifier key: ${e.message}`);
+    }
+  }
+
+  function parseNoteVerifierKey(vkey) {
+    const p1 = vkey.indexOf('+');
+    const p2 = p1 < 0 ? -1 : vkey.indexOf('+', p1 + 1);
+    if (p2 < 0) fail('verifier key must be <name>+<hash>+<base64 key>');
+    const name = vkey.slice(0, p1);
+    const hashHex = vkey.slice(p1 + 1, p2);
+    if (name.length === 0 || [...name].some((c) => c.charCodeAt(0) <= 0x20 || c.charCodeAt(0) >= 0x7f || c === '+')) {
+      fail(`invalid key name "${shown(name)}": must be non-empty printable ASCII without '+'`);
+    }
+    if (!/^[0-9a-fA-F]{8}$/.test(hashHex)) fail(`verifier key hash "${shown(hashHex)}" is not 8 hex digits`);
+    let typed;
+    try {
+      typed = b64decode(vkey.slice(p2 + 1));
+    } catch (e) {
+      fail(`verifier key material: ${e.message}`);
+    }
+    if (typed.length !== 33 || typed[0] !== 0x01) fail('verifier key is not an Ed25519 key (want 0x01 followed by 32 bytes)');
+    const key = typed.slice(1);
+    const want = parseInt(hashHex, 16) >>> 0;
+    const got = noteKeyHash(name, key);
+    if (got !== want) fail(`verifier key hash ${hex8(want)} does not match name and key (computed ${hex8(got)})`);
+    return { key, name, keyHash: got, spelling: 'signed-note verifier key' };
+  }
+
+  function verifyEd25519(key, message, signature) {
+    if (signature.length !== 64) return false;
+    try {
+      // RFC 8032 / FIPS 186-5 strict, as libsodium (not ZIP-215).
+      return ed.verify(signature, message, key, { zip215: false }) === true;
+    } catch (e) {
+      return false;
+    }
+  }
+
+  // ------------------------------------------------------------ envelope
+  const stringMember = (obj, name, where) => {
+    if (!obj.has(name)) fail(`${where} has no "${name}"`);
+    const v = obj.get(name);
+    if (typeof v !== 'string') fail(`${where} member "${name}" is a ${typeName(v)}, not a string`);
+    return v;
+  };
+  const base64Member = (obj, name, where) => {
+    const text = stringMember(obj, name, where);
+    try {
+      return b64decode(text);
+    } catch (e) {
+      return fail(`${where} member "${name}": ${e.message}`);
+    }
+  };
+
+  // formats/dsse.cc ParseEnvelope.
+  function parseEnvelope(bytes) {
+    const doc = parseStrictJson(bytes, 'envelope');
+    if (!(doc instanceof JObject)) fail('envelope is not a JSON object');
+    const env = { doc, signatures: [] };
+    env.payloadType = stringMember(doc, 'payloadType', 'envelope');
+    env.payload = base64Member(doc, 'payload', 'envelope');
+    const sigs = doc.get('signatures');
+    if (!Array.isArray(sigs)) fail('envelope has no "signatures" array');
+    if (sigs.length === 0) fail('envelope has no signatures');
+    sigs.forEach((s, i) => {
+      const where = `signatures[${i}]`;
+      if (!(s instanceof JObject)) fail(`${where} is not a JSON object`);
+      const keyid = s.has('keyid') ? stringMember(s, 'keyid', where) : '';
+      env.signatures.push({ keyid, sig: base64Member(s, 'sig', where) });
+    });
+    return env;
+  }
+
+  // The certificate's log entry: its canonical envelope (docs/FORMATS.md,
+  // "Canonical envelope"). Returns the bytes or throws why there are none.
+  function canonicalEnvelope(doc) {
+    const allowed = ['payloadType', 'payload', 'signatures'];
+    for (const k of doc.keys()) {
+      if (!allowed.includes(k)) fail(`not a shredd certificate envelope: it has a member "${shown(k)}"`);
+    }
+    for (const k of allowed) if (!doc.has(k)) fail(`not a shredd certificate envelope: it has no "${k}"`);
+    const plain = (s, where) => {
+      if (typeof s !== 'string') fail(`not a shredd certificate envelope: ${where} is not a string`);
+      for (const c of s) {
+        const u = c.codePointAt(0);
+        if (u < 0x20 || u > 0x7e || c === '"' || c === '\\') fail(`${where} has a character outside printable ASCII (or a quote or backslash): no canonical form`);
+      }
+      return s;
+    };
+    let out = `{"payloadType":"${plain(doc.get('payloadType'), 'payloadType')}","payload":"${plain(doc.get('payload'), 'payload')}","signatures":[`;
+    const sigs = doc.get('signatures');
+    if (!Array.isArray(sigs)) fail('not a shredd certificate envelope: "signatures" is not an array');
+    sigs.forEach((s, i) => {
+      const where = `signatures[${i}]`;
+      if (!(s instanceof JObject)) fail(`not a shredd certificate envelope: ${where} is not an object`);
+      for (const k of s.keys()) if (k !== 'sig' && k !== 'keyid') fail(`not a shredd certificate envelope: ${where} has a member "${shown(k)}"`);
+      if (!s.has('sig')) fail(`not a shredd certificate envelope: ${where} has no "sig"`);
+      out += (i ? ',' : '') + '{' + (s.has('keyid') ? `"keyid":"${plain(s.get('keyid'), where + '.keyid')}",` : '') + `"sig":"${plain(s.get('sig'), where + '.sig')}"}`;
+    });
+    return utf8(out + ']}');
+  }
+
+  const preAuthEncoding = (type, body) => {
+    const t = utf8(type);
+    return concat(utf8(`DSSEv1 ${t.length} `), t, utf8(` ${body.length} `), body);
+  };
+
+  // ------------------------------------------------------------ certificate
+  // "YYYY-MM-DDTHH:MM:SS[.fraction]Z" (formats/certificate.cc IsRfc3339Utc).
+  function isRfc3339Utc(s) {
+    const digits = (pos, n, lo, hi) => {
+      if (pos + n > s.length) return false;
+      const part = s.slice(pos, pos + n);
+      if (!/^[0-9]+$/.test(part)) return false;
+      const v = Number(part);
+      return v >= lo && v <= hi;
+    };
+    if (s.length < 20 || !digits(0, 4, 0, 9999) || s[4] !== '-' || !digits(5, 2, 1, 12) || s[7] !== '-' || !digits(8, 2, 1, 31) || s[10] !== 'T' ||
+        !digits(11, 2, 0, 23) || s[13] !== ':' || !digits(14, 2, 0, 59) || s[16] !== ':' || !digits(17, 2, 0, 60)) {
+      return false;
+    }
+    let pos = 19;
+    if (s[pos] === '.') {
+      ++pos;
+      const start = pos;
+      while (pos < s.length && s[pos] >= '0' && s[pos] <= '9') ++pos;
+      if (pos === start) return false;
+    }
+    return pos + 1 === s.length && s[pos] === 'Z';
+  }
+  function timeKey(t) {
+    let fraction = t.slice(19, -1);
+    if (fraction) fraction = fraction.slice(1);
+    return t.slice(0, 19) + fraction + '0'.repeat(Math.max(0, 32 - fraction.length));
+  }
+
+  const EMPTY_ROOT = sha256(new Uint8Array(0));
+
+  // formats/certificate.cc VerifyStatement + CheckPredicateShape.
+  function verifyStatement(statement) {
+    const doc = parseStrictJson(statement, 'certificate payload');
+    const st = 'statement';
+    if (!(doc instanceof JObject)) fail('statement is not a JSON object');
+    expectString(doc, st, '_type', STATEMENT_TYPE);
+    expectString(doc, st, 'predicateType', PREDICATE_TYPE);
+    const pred = getTyped(doc, st, 'predicate', 'object');
+    const subjects = getTyped(doc, st, 'subject', 'array');
+    if (subjects.length !== 1) fail(`statement has ${subjects.length} subjects, expected exactly 1`);
+    const subject = subjects[0];
+    const cert = {};
+    cert.id = getString(pred, 'predicate', 'certificateId');
+    if (cert.id === '') fail('predicate.certificateId is empty');
+    expectString(subject, 'subject[0]', 'name', SUBJECT_PREFIX + cert.id);
+    const sd = getTyped(subject, 'subject[0]', 'digest', 'object');
+    const subjectRoot = getHash(sd, 'subject[0].digest', 'sha256');
+    const items = getTyped(pred, 'predicate', 'items', 'object');
+    const it = 'predicate.items';
+    const root = getHash(items, it, 'merkleRoot');
+    if (!equalBytes(root, subjectRoot)) fail(`subject digest ${short(subjectRoot)} differs from predicate.items.merkleRoot ${short(root)}`);
+    cert.root = root;
+    expectString(items, it, 'leafFormat', LEAF_FORMAT);
+    cert.count = getUint(items, it, 'count');
+    const byKind = getTyped(items, it, 'byKind', 'object');
+    let sum = 0n;
+    cert.byKind = new Map();
+    for (const kind of byKind.keys()) {
+      const n = byKind.get(kind);
+      if (!(n instanceof JNumber) || n.unsigned === null) fail(`predicate.items.byKind.${shown(kind)} is not a non-negative integer`);
+      if (n.unsigned > UINT64_MAX - sum) fail('predicate.items.byKind overflows');
+      sum += n.unsigned;
+      cert.byKind.set(kind, n.unsigned);
+    }
+    if (sum !== cert.count) fail(`predicate.items.count is ${cert.count} but byKind adds up to ${sum}`);
+    if (cert.count === 0n && !equalBytes(root, EMPTY_ROOT)) fail('certificate lists no items but its Merkle root is not the empty-tree root');
+    // CheckPredicateShape
+    for (const name of ['request', 'method', 'destruction', 'times', 'shredd']) getTyped(pred, 'predicate', name, 'object');
+    getString(pred.get('request'), 'predicate.request', 'id');
+    const times = {};
+    for (const name of ['requested', 'destroyed', 'issued']) {
+      const t = getString(pred.get('times'), 'predicate.times', name);
+      if (!isRfc3339Utc(t)) fail(`predicate.times.${name} "${shown(t)}" is not an RFC 3339 UTC timestamp`);
+      times[name] = t;
+    }
+    if (timeKey(times.issued) < timeKey(times.destroyed)) fail(`predicate.times.issued ${times.issued} is before predicate.times.destroyed ${times.destroyed}`);
+    for (const name of ['derivedModels', 'retainedUnderHold']) {
+      if (pred.has(name) && !Array.isArray(pred.get(name))) fail(`predicate.${name} is not an array`);
+    }
+    if (pred.has('log') && !(pred.get('log') instanceof JObject)) fail('predicate.log is not an object');
+    cert.predicate = pred;
+    return cert;
+  }
+
+  // formats/certificate.cc VerifyCertificate.
+  function verifyCertificate(bytes, key) {
+    const env = parseEnvelope(bytes);
+    if (env.payloadType !== PAYLOAD_TYPE) fail(`envelope payloadType is "${shown(env.payloadType)}", expected "${PAYLOAD_TYPE}"`);
+    const kid = keyId(key);
+    const pae = preAuthEncoding(env.payloadType, env.payload);
+    const others = [];
+    let tried = 0;
+    let verified = false;
+    for (const s of env.signatures) {
+      if (s.keyid !== '' && s.keyid !== kid) {
+        others.push(shown(s.keyid));
+        continue;
+      }
+      ++tried;
+      if (verifyEd25519(key, pae, s.sig)) {
+        verified = true;
+        break;
+      }
+    }
+    if (!verified) {
+      if (tried === 0) fail(`no signature is by the given key ${kid} (signatures are by ${others.join(', ')})`);
+      fail(`signature does not verify under the given key ${kid}`);
+    }
+    const cert = verifyStatement(env.payload);
+    cert.keyid = kid;
+    cert.envelope = env;
+    return cert;
+  }
+
+  // ------------------------------------------------------------ Merkle trees
+  const leafHash = (data) => sha256(concat(Uint8Array.of(0), data));
+  const nodeHash = (l, r) => sha256(concat(Uint8Array.of(1), l, r));
+
+  // RFC 9162 2.1.3.2 (formats/merkle.cc RootFromInclusion); BigInt indices.
+  function rootFromInclusion(index, size, leaf, proof) {
+    if (index >= size) fail(`leaf index ${index} is outside a tree of size ${size}`);
+    let fn = index;
+    let sn = size - 1n;
+    let r = leaf;
+    for (const p of proof) {
+      if (sn === 0n) fail(`inclusion proof has too many hashes (${proof.length}) for leaf ${index} of a tree of size ${size}`);
+      if ((fn & 1n) === 1n || fn === sn) {
+        r = nodeHash(p, r);
+        while ((fn & 1n) === 0n && fn !== 0n) {
+          fn >>= 1n;
+          sn >>= 1n;
+        }
+      } else {
+        r = nodeHash(r, p);
+      }
+      fn >>= 1n;
+      sn >>= 1n;
+    }
+    if (sn !== 0n) fail(`inclusion proof has too few hashes (${proof.length}) for leaf ${index} of a tree of size ${size}`);
+    return r;
+  }
+  function verifyInclusion(index, size, leaf, proof, root) {
+    const computed = rootFromInclusion(index, size, leaf, proof);
+    if (!equalBytes(computed, root)) fail(`inclusion proof for leaf ${index} of tree size ${size} leads to root ${short(computed)}, expected ${short(root)}`);
+  }
+
+  // ------------------------------------------------------------ receipt
+  function isValidDigest(d) {
+    return d.startsWith('sha256:') && d.length === 71 && /^[0-9a-f]{64}$/.test(d.slice(7));
+  }
+  // formats/certificate.cc VerifyReceipt; `digest` null = the receipt's own item.
+  function verifyReceipt(cert, bytes, digest) {
+    const doc = parseStrictJson(bytes, 'receipt');
+    const what = 'receipt';
+    if (!(doc instanceof JObject)) fail('receipt is not a JSON object');
+    expectString(doc, what, 'type', RECEIPT_TYPE);
+    const id = getString(doc, what, 'certificateId');
+    if (id !== cert.id) fail(`receipt is for certificate "${shown(id)}", not "${shown(cert.id)}"`);
+    const root = getHash(doc, what, 'merkleRoot');
+    if (!equalBytes(root, cert.root)) fail(`receipt states Merkle root ${short(root)} but the certificate root is ${short(cert.root)}`);
+    const size = getUint(doc, what, 'treeSize');
+    if (size !== cert.count) fail(`receipt treeSize ${size} differs from the certificate's item count ${cert.count}`);
+    const index = getUint(doc, what, 'leafIndex');
+    const itemObj = getTyped(doc, what, 'item', 'object');
+    const item = {
+      kind: getString(itemObj, 'receipt.item', 'kind'),
+      digest: getString(itemObj, 'receipt.item', 'digest'),
+      size: getUint(itemObj, 'receipt.item', 'size'),
+      salt: getHash(itemObj, 'receipt.item', 'salt'),
+    };
+    if (item.kind !== 'photo' && item.kind !== 'model') fail(`receipt.item: item kind "${shown(item.kind)}" is neither "photo" nor "model"`);
+    if (!isValidDigest(item.digest)) fail(`receipt.item: item digest "${shown(item.digest)}" is not sha256:<64 lowercase hex>`);
+    if (digest !== null && item.digest !== digest) fail(`receipt is for item ${item.digest}, not ${digest}`);
+    const pathJson = getTyped(doc, what, 'inclusionPath', 'array');
+    const path = pathJson.map((h, i) => {
+      try {
+        if (typeof h !== 'string') fail('not a string');
+        return parseHash(h);
+      } catch (e) {
+        return fail(`receipt.inclusionPath[${i}]: ${e.message}`);
+      }
+    });
+    const leaf = leafHash(utf8(`${LEAF_FORMAT} ${item.kind} ${item.digest} ${item.size} ${hex(item.salt)}`));
+    try {
+      verifyInclusion(index, size, leaf, path, cert.root);
+    } catch (e) {
+      fail(`receipt does not prove inclusion: ${e.message}`);
+    }
+    return item;
+  }
+
+  // ------------------------------------------------------------ signed notes, checkpoints, tlog-proofs
+  const printable = (s) => shown(s.slice(0, 80)) + (s.length > 80 ? '...' : '');
+
+  // formats/tlog.cc ParseDecimal: no leading zeros, at most 2^63-1.
+  function parseDecimal(s, what) {
+    if (s === '') fail(`${what} is empty`);
+    if (s.length > 1 && s[0] === '0') fail(`${what} "${printable(s)}" has a leading zero`);
+    if (!/^[0-9]+$/.test(s)) fail(`${what} "${printable(s)}" is not a decimal number`);
+    const v = BigInt(s);
+    if (v > INT63_MAX) fail(`${what} "${printable(s)}" is too large`);
+    return v;
+  }
+  function parseB64Hash(s, what) {
+    let raw;
+    try {
+      raw = b64decode(s);
+    } catch (e) {
+      fail(`${what} is not valid base64 (${e.message}): "${printable(s)}"`);
+    }
+    if (raw.length !== 32) fail(`${what} decodes to ${raw.length} bytes, not 32`);
+    return raw;
+  }
+
+  // formats/note.cc ParseNote.
+  function parseNote(msg) {
+    if (utf8(msg).length > MAX_NOTE_BYTES) fail(`note is larger than ${MAX_NOTE_BYTES} bytes`);
+    if (msg === '') fail('note is empty');
+    let line = 1;
+    for (const c of msg) {
+      const u = c.codePointAt(0);
+      if (c === '\n') ++line;
+      else if (u < 0x20 || u === 0x7f) fail(`note has a control character 0x${u.toString(16).padStart(2, '0')} on line ${line}`);
+    }
+    if (!msg.endsWith('\n')) fail('note does not end in a newline (truncated?)');
+    const blank = msg.lastIndexOf('\n\n');
+    if (blank < 0) fail('note has no blank line between the text and its signatures');
+    const note = { text: msg.slice(0, blank + 1), signatures: [] };
+    let sigs = msg.slice(blank + 2);
+    if (sigs === '') fail('note has no signature lines');
+    let n = 0;
+    while (sigs !== '') {
+      ++n;
+      const nl = sigs.indexOf('\n');
+      const l = sigs.slice(0, nl);
+      sigs = sigs.slice(nl + 1);
+      if (note.signatures.length >= MAX_NOTE_SIGNATURES) fail(`note has more than ${MAX_NOTE_SIGNATURES} signatures`);
+      if (!l.startsWith(EM_DASH_SPACE)) fail(`signature line ${n} does not start with "\u2014 ": "${printable(l)}"`);
+      const rest = l.slice(EM_DASH_SPACE.length);
+      const sp = rest.indexOf(' ');
+      if (sp < 0) fail(`signature line ${n} has no signature after the key name`);
+      const name = rest.slice(0, sp);
+      if (name === '' || name.includes(' ') || name.includes('+')) fail(`signature line ${n} has an invalid key name "${printable(name)}"`);
+      let raw;
+      try {
+        raw = b64decode(rest.slice(sp + 1));
+      } catch (e) {
+        fail(`signature line ${n} (${shown(name)}): bad base64: ${e.message}`);
+      }
+      if (raw.length < 5) fail(`signature line ${n} (${shown(name)}) is too short: ${raw.length} bytes`);
+      note.signatures.push({ name, keyHash: ((raw[0] << 24) | (raw[1] << 16) | (raw[2] << 8) | raw[3]) >>> 0, sig: raw.slice(4) });
+    }
+    return note;
+  }
+
+  // formats/note.cc OpenNote.
+  function openNote(signedNote, verifier) {
+    const note = parseNote(signedNote);
+    let verified = false;
+    const others = [];
+    for (const s of note.signatures) {
+      if (s.name !== verifier.name) {
+        others.push(shown(s.name));
+        continue;
+      }
+      if (s.keyHash !== verifier.keyHash) {
+        others.push(`${shown(s.name)} (key ID ${hex8(s.keyHash)})`);
+        continue;
+      }
+      if (!verifyEd25519(verifier.key, utf8(note.text), s.sig)) {
+        const why = s.sig.length !== 64 ? `Ed25519 signature must be 64 bytes, got ${s.sig.length}` : 'signature does not verify under the given key';
+        fail(`signature by ${verifier.name} does not verify: the note text was altered or the signature is corrupt (${why})`);
+      }
+      verified = true;
+    }
+    if (verified) return note;
+    for (const s of note.signatures) {
+      if (s.name === verifier.name) {
+        fail(`note is signed by a different key named ${verifier.name} (key ID ${hex8(s.keyHash)}, the verifier key has ${hex8(verifier.keyHash)}): wrong verifier key, or a key the log does not hold`);
+      }
+    }
+    return fail(`unknown key name: the note carries no signature by ${verifier.name} (it is signed by ${others.join(', ')}); wrong verifier key or wrong log?`);
+  }
+
+  // formats/tlog.cc ParseCheckpointText.
+  function parseCheckpointText(text) {
+    if (text === '' || !text.endsWith('\n')) fail('checkpoint text does not end in a newline (truncated?)');
+    const lines = text.slice(0, -1).split('\n');
+    if (lines.length < 3) fail(`checkpoint has ${lines.length} lines; it needs origin, tree size and root hash`);
+    lines.forEach((l, i) => {
+      if (l === '') fail(`checkpoint line ${i + 1} is empty`);
+    });
+    return { origin: lines[0], size: parseDecimal(lines[1], 'checkpoint tree size'), root: parseB64Hash(lines[2], 'checkpoint root hash') };
+  }
+
+  function verifyCheckpoint(signedNote, verifier) {
+    let note;
+    try {
+      note = openNote(signedNote, verifier);
+    } catch (e) {
+      fail(`checkpoint: ${e.message}`);
+    }
+    const c = parseCheckpointText(note.text);
+    if (c.origin !== verifier.name) fail(`wrong origin: the checkpoint is for log "${printable(c.origin)}", expected "${verifier.name}"`);
+    return c;
+  }
+
+  // formats/tlog.cc ParseTlogProof.
+  function parseTlogProof(bytes) {
+    if (bytes.length > MAX_NOTE_BYTES + 64 * 1024) fail('tlog-proof is too large');
+    const text = decodeUtf8(bytes, 'tlog-proof');
+    let rest = text;
+    let lineNo = 0;
+    const next = () => {
+      const nl = rest.indexOf('\n');
+      if (nl < 0) return null;
+      const l = rest.slice(0, nl);
+      rest = rest.slice(nl + 1);
+      ++lineNo;
+      return l;
+    };
+    const truncated = (where) => fail(`tlog-proof is truncated: it ends ${where}`);
+    let l = next();
+    if (l === null) truncated('before its first line is complete');
+    if (l !== TLOG_PROOF_HEADER) fail(`not a tlog-proof: first line is "${printable(l)}", expected "${TLOG_PROOF_HEADER}"`);
+    const proof = { path: [] };
+    l = next();
+    if (l === null) truncated('after the header');
+    if (l.startsWith('extra ')) {
+      try {
+        b64decode(l.slice(6));
+      } catch (e) {
+        fail(`tlog-proof extra data is not valid base64: ${e.message}`);
+      }
+      l = next();
+      if (l === null) truncated('after the extra line');
+    }
+    if (!l.startsWith('index ')) fail(`tlog-proof line ${lineNo} should be "index N", is "${printable(l)}"`);
+    proof.index = parseDecimal(l.slice(6), 'tlog-proof index');
+    for (;;) {
+      l = next();
+      if (l === null) truncated(`inside the inclusion path, after ${proof.path.length} hashes and before the checkpoint`);
+      if (l === '') break;
+      if (proof.path.length >= MAX_PROOF_HASHES) fail(`tlog-proof has more than ${MAX_PROOF_HASHES} path hashes`);
+      proof.path.push(parseB64Hash(l, `tlog-proof path hash ${proof.path.length + 1}`));
+    }
+    if (rest === '') truncated('before the checkpoint');
+    proof.checkpoint = rest;
+    return proof;
+  }
+
+  // formats/tlog.cc VerifyTlogProof for the certificate's log entry.
+  function verifyTlogProof(bytes, entry, verifier, expectedIndex) {
+    const proof = parseTlogProof(bytes);
+    const cp = verifyCheckpoint(proof.checkpoint, verifier);
+    if (expectedIndex !== null && expectedIndex !== proof.index) fail(`the proof is for index ${proof.index}, not for index ${expectedIndex}`);
+    if (proof.index >= cp.size) fail(`the proof is for index ${proof.index} but its checkpoint covers only ${cp.size} entries`);
+    try {
+      verifyInclusion(proof.index, cp.size, leafHash(entry), proof.path, cp.root);
+    } catch (e) {
+      fail(`the proof does not prove this entry at index ${proof.index} of the tree of size ${cp.size}: ${e.message}`);
+    }
+    return { index: proof.index, checkpoint: cp };
+  }
+
+  // ------------------------------------------------------------ the page
+  const INPUTS = ['cert', 'key', 'proof', 'receipt', 'photo'];
+  const files = {};
+  let generation = 0;
+  const $ = (sel) => document.querySelector(sel);
+  const el = (tag, cls, text) => {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined) e.textContent = text;
+    return e;
+  };
+
+  async function readAll(file) {
+    return new Uint8Array(await file.arrayBuffer());
+  }
+  async function hashFile(file) {
+    const h = sha256.create();
+    const step = 4 << 20;
+    for (let off = 0; off < file.size; off += step) h.update(new Uint8Array(await file.slice(off, off + step).arrayBuffer()));
+    return 'sha256:' + hex(h.digest());
+  }
+
+  const str = (obj, name) => (obj instanceof JObject && typeof obj.get(name) === 'string' ? obj.get(name) : undefined);
+  const num = (obj, name) => (obj instanceof JObject && obj.get(name) instanceof JNumber ? obj.get(name).text : undefined);
+  const plural = (n, one, many) => `${n} ${n === 1n || n === 1 || n === '1' ? one : many}`;
+  const BASIS = {
+    'ftc-order': 'FTC order',
+    'gdpr-art17': 'GDPR Art. 17 (right to erasure)',
+    ccpa: 'CCPA deletion request',
+    contract: 'contract',
+    other: 'other',
+  };
+
+  function section(parent, title, rows) {
+    parent.append(el('h2', '', title));
+    const table = el('table');
+    for (const [k, v] of rows) {
+      if (v === undefined || v === null || v === '') continue;
+      const tr = el('tr');
+      tr.append(el('th', '', k));
+      const td = el('td');
+      if (v instanceof Node) td.append(v);
+      else td.textContent = shown(v);
+      tr.append(td);
+      table.append(tr);
+    }
+    parent.append(table);
+  }
+
+  function edgeText(p) {
+    if (!(p instanceof JObject)) return 'unknown edge';
+    const type = str(p, 'type') ?? '?';
+    const rel = str(p, 'relation');
+    const parent = str(p, 'dataset') !== undefined ? `dataset "${str(p, 'dataset')}"` : str(p, 'model') !== undefined ? `model ${str(p, 'model')}` : str(p, 'item') !== undefined ? `a ${str(p, 'item')} (not named)` : 'an unnamed parent';
+    return `${type} ${parent}` + (rel ? ` (relation "${rel}")` : '');
+  }
+
+  function renderSummary(r) {
+    const out = $('#summary');
+    const p = r.cert.predicate;
+    const items = p.get('items');
+    const kinds = [...r.cert.byKind].map(([k, n]) => plural(n, k, k + 's')).join(', ');
+    const derived = Array.isArray(p.get('derivedModels')) ? p.get('derivedModels') : [];
+    const held = Array.isArray(p.get('retainedUnderHold')) ? p.get('retainedUnderHold') : [];
+    const deleted = [
+      ['Items', `${plural(r.cert.count, 'item', 'items')}: ${kinds}`],
+      ['Merkle root', hex(r.cert.root)],
+      ['Leaf format', str(items, 'leafFormat')],
+      ['Derived models', derived.length ? plural(derived.length, 'model', 'models') + ' pulled in by lineage' : 'none'],
+    ];
+    derived.forEach((m, i) => {
+      deleted.push([`Model ${i + 1}`, `${str(m, 'digest') ?? '?'}` + (num(m, 'size') ? ` (${num(m, 'size')} bytes)` : '')]);
+      deleted.push([`Lineage edge ${i + 1}`, `${str(m, 'digest') ?? '?'} \u2190 ${edgeText(m instanceof JObject ? m.get('pulledInBy') : null)}`]);
+    });
+    deleted.push(['Retained under legal hold', held.length ? plural(held.length, 'item', 'items') : 'none']);
+    held.forEach((h, i) => {
+      deleted.push([`Hold ${i + 1}`, `${str(h, 'kind') ?? '?'}${str(h, 'digest') ? ' ' + str(h, 'digest') : ''}: hold ${str(h, 'holdId') ?? '?'}, "${str(h, 'reason') ?? ''}"`]);
+    });
+    section(out, 'What was deleted', deleted);
+
+    const method = p.get('method');
+    const dest = p.get('destruction');
+    const first = num(dest, 'rootEpochDestroyed');
+    const installed = num(dest, 'rootEpochInstalled');
+    let epochs;
+    if (first !== undefined && installed !== undefined && BigInt(installed) > BigInt(first)) {
+      const n = BigInt(installed) - BigInt(first);
+      epochs = n === 1n ? `epoch ${first} (1 epoch)` : `epochs ${first} to ${BigInt(installed) - 1n} (${n} epochs)`;
+      epochs += `; epoch ${installed} was in force when the certificate was signed`;
+    } else if (first !== undefined) {
+      epochs = `from epoch ${first}` + (installed !== undefined ? ` (installed: ${installed})` : '');
+    }
+    const san = str(method, 'sanitization');
+    section(out, 'How', [
+      ['Technique', str(method, 'technique') === 'cryptographic-erase' ? 'cryptographic erase (cryptographic-erase): the keys were destroyed' : str(method, 'technique')],
+      ['Standard', [str(method, 'standard'), san ? (san === 'purge' ? 'Purge' : san) : undefined].filter(Boolean).join(', ')],
+      ['Vault backend', str(dest, 'vaultBackend')],
+      ['Root key epochs destroyed', epochs],
+    ]);
+
+    const times = p.get('times');
+    section(out, 'When', [
+      ['Requested', str(times, 'requested')],
+      ['Destroyed', str(times, 'destroyed')],
+      ['Certificate issued', str(times, 'issued')],
+    ]);
+
+    const req = p.get('request');
+    const order = p.get('order');
+    const basis = [];
+    if (order instanceof JObject) {
+      basis.push(['Order id', str(order, 'id')]);
+      const b = str(order, 'basis');
+      basis.push(['Legal basis', b === undefined ? undefined : BASIS[b] ? `${BASIS[b]} (${b})` : b]);
+      basis.push(['Reference', str(order, 'reference')]);
+      basis.push(['Received', str(order, 'received')]);
+      basis.push(['Due', str(order, 'due')]);
+      basis.push(['Private part', str(order, 'privateCommitment') ? `committed to (${str(order, 'privateCommitment')}); opened by the private manifest` : undefined]);
+    } else {
+      basis.push(['Order', 'none (a direct shred request)']);
+    }
+    basis.push(['Request id', str(req, 'id')]);
+    basis.push(['Reason', str(req, 'reason')]);
+    section(out, 'On what basis', basis);
+
+    section(out, 'Certificate', [
+      ['Certificate id', r.cert.id],
+      ['Signed by key', r.cert.keyid],
+      ['Key given as', r.keySpelling],
+      ['shredd version', str(p.get('shredd'), 'version')],
+    ]);
+
+    const log = p.get('log');
+    const logRows = [
+      ['Log origin', str(log, 'origin') ?? (r.tlog ? r.tlog.checkpoint.origin : undefined)],
+      ['Entry index', num(log, 'index') ?? (r.tlog ? String(r.tlog.index) : undefined)],
+    ];
+    if (r.tlog) {
+      logRows.push(['Checkpoint size', `${r.tlog.checkpoint.size} entries`]);
+      logRows.push(['Checkpoint root', hex(r.tlog.checkpoint.root)]);
+      logRows.push(['Inclusion', `proven: the certificate is entry ${r.tlog.index} of the log's signed checkpoint of ${r.tlog.checkpoint.size} entries`]);
+    } else if (r.tlogError) {
+      logRows.push(['Inclusion', `NOT proven: ${r.tlogError}`]);
+    } else {
+      logRows.push(['Inclusion', 'not checked: give the certificate\'s .tlog-proof']);
+    }
+    if (r.reformatted) logRows.push(['Note', r.reformatted]);
+    section(out, 'Transparency log', logRows);
+
+    const mine = [];
+    if (r.fileLine) mine.push(['Your file', el('span', r.fileClass, r.fileLine)]);
+    if (r.receiptItem) mine.push(['Receipt item', `${r.receiptItem.kind} ${r.receiptItem.digest} (${r.receiptItem.size} bytes)`]);
+    if (mine.length) section(out, 'Your file', mine);
+  }
+
+  function setVerdict(result, text, checked) {
+    const v = $('#verdict');
+    v.textContent = text;
+    v.dataset.result = result;
+    v.dataset.checked = checked;
+  }
+
+  async function verifyInputs(gen) {
+    const given = INPUTS.filter((k) => files[k]);
+    const checked = given.join(',');
+    const checks = $('#checks');
+    const summary = $('#summary');
+    checks.replaceChildren();
+    summary.replaceChildren();
+    if (!files.cert || !files.key) {
+      setVerdict('pending', 'Give a certificate and a public key.', checked);
+      return;
+    }
+    setVerdict('pending', 'Checking\u2026', checked);
+    const data = {};
+    for (const k of ['cert', 'key', 'proof', 'receipt']) if (files[k]) data[k] = await readAll(files[k]);
+    const photoDigest = files.photo ? await hashFile(files.photo) : null;
+    if (gen !== generation) return;
+
+    const steps = [];
+    const pass = (t) => steps.push(['pass', t]);
+    const note = (t) => steps.push(['note', t]);
+    const r = {};
+    let failure = null;
+    const stage = (name, fn) => {
+      if (failure) return undefined;
+      try {
+        return fn();
+      } catch (e) {
+        if (!(e instanceof Failure)) throw e;
+        failure = { stage: name, reason: e.message };
+        steps.push(['fail', `${name}: ${e.message}`]);
+        return undefined;
+      }
+    };
+
+    const key = stage('public key', () => parsePublicKey(data.key));
+    if (key) {
+      r.keySpelling = key.spelling;
+      pass(`Public key read (${key.spelling}${key.name ? ', log ' + shown(key.name) : ''}): ${keyId(key.key)}`);
+    }
+    const cert = stage('certificate', () => verifyCertificate(data.cert, key.key));
+    if (cert) {
+      r.cert = cert;
+      pass(`Signature verifies under ${cert.keyid} (DSSE, Ed25519)`);
+      pass(`Statement: in-toto v1, predicate ${PREDICATE_TYPE}, one subject ${SUBJECT_PREFIX}${shown(cert.id)} with the Merkle root; ${cert.count} items = the sum of byKind`);
+    }
+
+    // The log entry is the canonical envelope (docs/FORMATS.md).
+    let canonical = null;
+    let canonicalError = null;
+    if (cert) {
+      try {
+        canonical = canonicalEnvelope(cert.envelope.doc);
+      } catch (e) {
+        if (!(e instanceof Failure)) throw e;
+        canonicalError = e.message;
+      }
+      if (canonical && !equalBytes(canonical, data.cert)) {
+        r.reformatted = 'This file was reformatted; its canonical form is the logged certificate (same signature and payload, different JSON spelling).';
+      }
+    }
+    if (cert && data.proof) {
+      const log = cert.predicate.get('log');
+      const origin = str(log, 'origin');
+      r.tlog = stage('log proof', () => {
+        if (canonical === null) fail(`the certificate has no canonical form, so no log entry: ${canonicalError}`);
+        if (log !== undefined && !(log instanceof JObject)) fail('predicate.log is not an object');
+        let expectedIndex = null;
+        if (log instanceof JObject && log.has('index')) expectedIndex = getUint(log, 'predicate.log', 'index');
+        let verifier;
+        if (key.name) {
+          verifier = key;
+          if (origin !== undefined && origin !== key.name) fail(`the certificate names log "${shown(origin)}" but the verifier key is for log "${shown(key.name)}"`);
+        } else {
+          // An SPKI key has no name: the log is the one the signed
+          // certificate names, else the one the checkpoint names; the
+          // checkpoint must still be signed by this key.
+          const name = origin ?? parseTlogProof(data.proof).checkpoint.split('\n')[0];
+          verifier = { key: key.key, name, keyHash: noteKeyHash(name, key.key) };
+        }
+        return verifyTlogProof(data.proof, canonical, verifier, expectedIndex);
+      });
+      if (r.tlog) {
+        pass(`Log checkpoint signed by ${keyId(key.key)} for log ${shown(r.tlog.checkpoint.origin)} (${r.tlog.checkpoint.size} entries)`);
+        pass(`Inclusion: the certificate's canonical envelope is entry ${r.tlog.index} of that checkpoint (RFC 9162)`);
+        if (r.reformatted) note(r.reformatted);
+      } else {
+        r.tlogError = failure.reason;
+      }
+    } else if (cert) {
+      note('Log inclusion not checked (no .tlog-proof given).');
+      if (r.reformatted) note(r.reformatted);
+    }
+
+    if (cert && data.receipt) {
+      const item = stage('receipt', () => verifyReceipt(cert, data.receipt, photoDigest));
+      if (item) {
+        r.receiptItem = item;
+        pass(`Receipt: ${item.digest} is a leaf of the certificate's Merkle tree (its RFC 9162 path verifies)`);
+        if (photoDigest) {
+          r.fileLine = `This file (${photoDigest}) is covered by this deletion.`;
+          r.fileClass = 'covered';
+        } else {
+          r.fileLine = `The receipt proves that an item ${item.digest} is covered; give your file to check that it is yours.`;
+        }
+      } else if (photoDigest) {
+        r.fileLine = `This file (${photoDigest}) is NOT shown to be covered: ${failure.reason}`;
+        r.fileClass = 'notcovered';
+      }
+    } else if (cert && photoDigest) {
+      r.fileLine = `This file (${photoDigest}) was not checked: a certificate names no item (that keeps deletions private); give the receipt the vendor gave you for it.`;
+      note(r.fileLine);
+    }
+
+    for (const [cls, text] of steps) checks.append(el('li', cls, text));
+    if (cert) renderSummary(r);
+    if (failure) {
+      setVerdict('invalid', `INVALID (${failure.stage}): ${failure.reason}`, checked);
+    } else {
+      let text = `VALID: certificate ${shown(cert.id)} is signed by ${cert.keyid}`;
+      if (r.tlog) text += `, and is entry ${r.tlog.index} of log ${shown(r.tlog.checkpoint.origin)}`;
+      if (r.fileClass === 'covered') text += `. ${r.fileLine}`;
+      else if (photoDigest) text += `. Your file was not checked: no receipt.`;
+      else text += '.';
+      if (r.reformatted && r.tlog) text += ' (This file was reformatted; its canonical form is the logged certificate.)';
+      setVerdict('valid', text, checked);
+    }
+  }
+
+  function changed() {
+    const gen = ++generation;
+    for (const k of INPUTS) {
+      const span = document.querySelector(`.file[data-name="${k}"]`);
+      span.textContent = files[k] ? `${shown(files[k].name)} (${files[k].size} bytes)` : '';
+    }
+    verifyInputs(gen).catch((e) => {
+      if (gen === generation) setVerdict('invalid', `INVALID (internal error): ${e && e.message ? e.message : e}`, INPUTS.filter((k) => files[k]).join(','));
+    });
+  }
+
+  for (const k of INPUTS) {
+    const input = document.getElementById(k);
+    input.addEventListener('change', () => {
+      files[k] = input.files && input.files[0] ? input.files[0] : null;
+      changed();
+    });
+    const box = document.querySelector(`.drop[data-for="${k}"]`);
+    box.addEventListener('dragover', (e) => {
+      e.preventDefault();
+      box.classList.add('over');
+    });
+    box.addEventListener('dragleave', () => box.classList.remove('over'));
+    box.addEventListener('drop', (e) => {
+      e.preventDefault();
+      box.classList.remove('over');
+      if (e.dataTransfer && e.dataTransfer.files.length) {
+        files[k] = e.dataTransfer.files[0];
+        changed();
+      }
+    });
+  }
+  // Files dropped outside a box must not make the browser navigate away.
+  window.addEventListener('dragover', (e) => e.preventDefault());
+  window.addEventListener('drop', (e) => e.preventDefault());
+})();

@@ -1,0 +1,535 @@
+"""The verification page (`shredctl web-verifier`, docs/VERIFY.md) in a real
+browser: headless Chromium from Debian, driven by Selenium, opens the page
+from file:// and is given real files made by the real daemon (an order over a
+dataset with two derived models, its tlog-proof, a data subject's receipt).
+Each case asserts the verdict (#verdict data-result and reason) and the
+summary, and that `shredctl verify` agrees; the page must make no network
+request (CSP, and Chromium's network log shows only the page itself)."""
+import base64
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import unittest
+
+import nacl.signing
+
+from harness import SHREDCTL, Daemon, ctl_offline, file_digest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+INPUTS = ["cert", "key", "proof", "receipt", "photo"]
+
+
+def missing_browser():
+    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not os.path.exists(p)]
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        missing.append("python3-selenium")
+    return missing
+
+
+class WebVerifierTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        # Fail, not skip: scripts/install-deps.sh installs them.
+        missing = missing_browser()
+        if missing:
+            raise AssertionError("missing %s: run scripts/install-deps.sh (chromium chromium-driver python3-selenium)"
+                                 % ", ".join(missing))
+        cls.tmp = tempfile.mkdtemp(prefix="shredd-web-")
+        try:
+            cls.make_files()
+            cls.start_browser()
+        except BaseException:
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        if getattr(cls, "driver", None):
+            cls.driver.quit()
+        if os.environ.get("SHREDD_KEEP_TMP"):
+            print("kept", cls.tmp)
+        else:
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    @classmethod
+    def path(cls, name):
+        return os.path.join(cls.tmp, name)
+
+    @classmethod
+    def write(cls, name, data):
+        with open(cls.path(name), "wb") as f:
+            f.write(data)
+        return cls.path(name)
+
+    @classmethod
+    def read(cls, name):
+        with open(cls.path(name), "rb") as f:
+            return f.read()
+
+    @classmethod
+    def make_files(cls):
+        d = Daemon(os.path.join(cls.tmp, "daemon"))
+        os.makedirs(d.root)
+        d.start()
+        try:
+            d.ctl("pubkey", "-o", cls.path("pub.pem"))
+            d.ctl("pubkey", "--format", "vkey", "-o", cls.path("log.vkey"))
+            _, cp = d.ctl("log", "checkpoint", json_out=True)
+            cls.origin = cp[0]["origin"]
+            photos = []
+            for i in range(3):
+                photos.append(cls.write("photo%d.jpg" % i, b"\xff\xd8 a person's photo %d " % i + os.urandom(64)))
+            d.ctl("put", *photos, "--dataset", "faces", "--subject", "alice")
+            face = cls.write("face.bin", b"face model " + os.urandom(4000))
+            _, lines = d.ctl("model", "register", face, "--trained-on", "faces", json_out=True)
+            cls.face = lines[0]["digest"]
+            tune = cls.write("tune.bin", b"fine-tune " + os.urandom(3000))
+            _, lines = d.ctl("model", "register", tune, "--derived-from", cls.face, "--relation", "fine-tune",
+                             json_out=True)
+            cls.tune = lines[0]["digest"]
+            d.ctl("order", "submit", "--id", "web-order-1", "--basis", "gdpr-art17", "--reference", "DPA-2026-042",
+                  "--requester", "the DPA", "--dataset", "faces", "-o", cls.path("cert.json"))
+            cls.photo_digest = file_digest(photos[0])
+            d.ctl("receipt", "--manifest", cls.path("cert.manifest.json"), "--item", photos[0],
+                  "-o", cls.path("receipt.json"))
+            # Another certificate, and its receipt: the wrong receipt for cert.json.
+            other = cls.write("other.jpg", b"another person's photo " + os.urandom(64))
+            d.ctl("put", other)
+            d.ctl("shred", other, "--reason", "another request", "-o", cls.path("other.json"))
+            d.ctl("receipt", "--manifest", cls.path("other.manifest.json"), "--item", other,
+                  "-o", cls.path("other-receipt.json"))
+        finally:
+            d.stop()
+        cls.page = cls.path("verify.html")
+        ctl_offline("web-verifier", "-o", cls.page)
+        # Derived inputs.
+        cert = cls.read("cert.json")
+        pretty = subprocess.run(["/usr/bin/python3", "-m", "json.tool", cls.path("cert.json")],
+                                capture_output=True, check=True).stdout
+        cls.write("pretty.json", pretty)
+        env = json.loads(cert)
+        statement = json.loads(base64.b64decode(env["payload"]))
+        statement["predicate"]["order"]["reference"] = "FORGED"
+        env["payload"] = base64.b64encode(json.dumps(statement, separators=(",", ":")).encode()).decode()
+        cls.write("tampered.json", json.dumps(env, separators=(",", ":")).encode())
+        cls.write("nul.json", cert + b"\0" + cls.read("other.json"))
+        other_payload = json.loads(cls.read("other.json"))["payload"]
+        cls.write("dup.json", cert.replace(b'"payload":', b'"payload":"%s","payload":' % other_payload.encode(), 1))
+        wrong = nacl.signing.SigningKey.generate().verify_key.encode()
+        der = bytes.fromhex("302a300506032b6570032100") + wrong
+        cls.write("wrong.pem", b"-----BEGIN PUBLIC KEY-----\n" + base64.b64encode(der) + b"\n-----END PUBLIC KEY-----\n")
+
+    @classmethod
+    def start_browser(cls):
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+        opts = webdriver.ChromeOptions()
+        opts.binary_location = CHROMIUM
+        for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                  "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                  "--disable-default-apps", "--disable-sync", "--user-data-dir=" + cls.path("chromium-profile")):
+            opts.add_argument(a)
+        opts.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
+        cls.driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+        cls.driver.set_page_load_timeout(30)
+
+    def open(self, **inputs):
+        """Loads the page, gives it the files, waits for the verdict.
+        Returns (result, verdict text, checks text, summary text)."""
+        from selenium.webdriver.common.by import By
+        drv = self.driver
+        drv.get_log("browser")  # drop what earlier tests left
+        drv.get("file://" + self.page)
+        for name in INPUTS:
+            if name in inputs:
+                drv.find_element(By.ID, name).send_keys(self.path(inputs[name]))
+        want = ",".join(n for n in INPUTS if n in inputs)
+        verdict = drv.find_element(By.ID, "verdict")
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if verdict.get_attribute("data-checked") == want and verdict.get_attribute("data-result") != "pending":
+                break
+            time.sleep(0.05)
+        result = verdict.get_attribute("data-result")
+        self.assertIn(result, ("valid", "invalid"), "no verdict for %s: %r" % (inputs, verdict.text))
+        errors = [e for e in drv.get_log("browser") if e["level"] == "SEVERE"]
+        self.assertEqual(errors, [], "console errors")
+        if os.environ.get("SHREDD_WEB_SCREENSHOT"):
+            drv.set_window_size(1000, 2600)
+            drv.save_screenshot(os.environ["SHREDD_WEB_SCREENSHOT"])
+        return (result, verdict.text, drv.find_element(By.ID, "checks").text,
+                drv.find_element(By.ID, "summary").text)
+
+    def shredctl_verify(self, cert, key="pub.pem", *extra):
+        return ctl_offline("verify", self.path(cert), "--pubkey", self.path(key), *extra, check=False).returncode
+
+    # ------------------------------------------------------------ the cases
+
+    def test_genuine_certificate_with_log_proof(self):
+        result, verdict, checks, summary = self.open(cert="cert.json", key="pub.pem", proof="cert.tlog-proof")
+        self.assertEqual(result, "valid", verdict)
+        self.assertIn("VALID", verdict)
+        self.assertIn("of log " + self.origin, verdict)
+        self.assertNotIn("reformatted", verdict + summary)
+        for text in ("Items 5 items: 3 photos, 2 models", "Derived models 2 models pulled in by lineage",
+                     '%s \u2190 trained-on dataset "faces"' % self.face,
+                     '%s \u2190 derived-from model %s (relation "fine-tune")' % (self.tune, self.face),
+                     "Technique cryptographic erase", "Standard NIST SP 800-88 Rev. 1, Purge",
+                     "Vault backend file", "Root key epochs destroyed epoch",
+                     "Requested 20", "Destroyed 20", "Certificate issued 20",
+                     "Order id web-order-1", "Legal basis GDPR Art. 17 (right to erasure) (gdpr-art17)",
+                     "Reference DPA-2026-042", "Request id order:web-order-1",
+                     "Log origin " + self.origin, "Checkpoint size", "Inclusion proven: the certificate is entry"):
+            self.assertIn(text, summary)
+        self.assertNotIn("alice", summary)  # no subject id in a public certificate
+        self.assertIn("Log checkpoint signed by shredd:", checks)
+        self.assertEqual(self.shredctl_verify("cert.json"), 0)
+
+    def test_pretty_printed_certificate_proves_inclusion_and_says_it_was_reformatted(self):
+        self.assertNotEqual(self.read("pretty.json"), self.read("cert.json"))
+        result, verdict, _, summary = self.open(cert="pretty.json", key="log.vkey", proof="cert.tlog-proof")
+        self.assertEqual(result, "valid", verdict)
+        self.assertIn("This file was reformatted; its canonical form is the logged certificate", verdict)
+        self.assertIn("This file was reformatted; its canonical form is the logged certificate", summary)
+        self.assertIn("Inclusion proven", summary)
+        self.assertEqual(self.shredctl_verify("pretty.json"), 0)
+        # One trailing newline is a reformatting too.
+        self.write("newline.json", self.read("cert.json") + b"\n")
+        result, verdict, _, _ = self.open(cert="newline.json", key="pub.pem", proof="cert.tlog-proof")
+        self.assertEqual(result, "valid", verdict)
+        self.assertIn("This file was reformatted", verdict)
+
+    def test_tampered_payload_is_invalid_and_shows_no_summary(self):
+        result, verdict, _, summary = self.open(cert="tampered.json", key="pub.pem", proof="cert.tlog-proof")
+        self.assertEqual(result, "invalid")
+        self.assertIn("INVALID (certificate): signature does not verify under the given key shredd:", verdict)
+        self.assertEqual(summary, "")  # nothing of the forged payload is shown
+        self.assertEqual(self.shredctl_verify("tampered.json"), 3)
+
+    def test_wrong_key_is_invalid(self):
+        result, verdict, _, summary = self.open(cert="cert.json", key="wrong.pem", proof="cert.tlog-proof")
+        self.assertEqual(result, "invalid")
+        self.assertIn("INVALID (certificate): no signature is by the given key", verdict)
+        self.assertEqual(summary, "")
+        self.assertEqual(self.shredctl_verify("cert.json", "wrong.pem"), 3)
+
+    def test_nul_appended_certificate_is_invalid(self):
+        result, verdict, _, _ = self.open(cert="nul.json", key="pub.pem")
+        self.assertEqual(result, "invalid")
+        self.assertIn("a NUL byte at offset %d" % len(self.read("cert.json")), verdict)
+        self.assertEqual(self.shredctl_verify("nul.json"), 3)
+
+    def test_duplicate_member_is_invalid(self):
+        result, verdict, _, _ = self.open(cert="dup.json", key="pub.pem")
+        self.assertEqual(result, "invalid")
+        self.assertIn('envelope has a duplicate member "payload" in one object', verdict)
+        self.assertEqual(self.shredctl_verify("dup.json"), 3)
+
+    def test_photo_with_its_receipt_is_covered(self):
+        result, verdict, _, summary = self.open(cert="cert.json", key="pub.pem", proof="cert.tlog-proof",
+                                                receipt="receipt.json", photo="photo0.jpg")
+        self.assertEqual(result, "valid", verdict)
+        covered = "This file (%s) is covered by this deletion." % self.photo_digest
+        self.assertIn(covered, verdict)
+        self.assertIn(covered, summary)
+        self.assertEqual(self.shredctl_verify("cert.json", "pub.pem", "--receipt", self.path("receipt.json"),
+                                              "--item", self.path("photo0.jpg")), 0)
+
+    def test_receipt_without_the_file_and_file_without_a_receipt(self):
+        result, verdict, _, summary = self.open(cert="cert.json", key="pub.pem", receipt="receipt.json")
+        self.assertEqual(result, "valid", verdict)
+        self.assertIn("The receipt proves that an item %s is covered; give your file" % self.photo_digest, summary)
+        result, verdict, checks, _ = self.open(cert="cert.json", key="pub.pem", photo="photo0.jpg")
+        self.assertEqual(result, "valid", verdict)
+        self.assertIn("Your file was not checked: no receipt.", verdict)
+        self.assertIn("This file (%s) was not checked: a certificate names no item" % self.photo_digest, checks)
+
+    def test_wrong_photo_is_not_covered(self):
+        result, verdict, _, summary = self.open(cert="cert.json", key="pub.pem", receipt="receipt.json",
+                                                photo="photo1.jpg")
+        self.assertEqual(result, "invalid")
+        other = file_digest(self.path("photo1.jpg"))
+        self.assertIn("INVALID (receipt): receipt is for item %s, not %s" % (self.photo_digest, other), verdict)
+        self.assertIn("This file (%s) is NOT shown to be covered" % other, summary)
+        self.assertEqual(self.shredctl_verify("cert.json", "pub.pem", "--receipt", self.path("receipt.json"),
+                                              "--item", self.path("photo1.jpg")), 3)
+
+    def test_receipt_of_another_certificate_is_invalid(self):
+        result, verdict, _, _ = self.open(cert="cert.json", key="pub.pem", receipt="other-receipt.json",
+                                          photo="other.jpg")
+        self.assertEqual(result, "invalid")
+        self.assertIn("INVALID (receipt): receipt is for certificate", verdict)
+        self.assertEqual(self.shredctl_verify("cert.json", "pub.pem", "--receipt", self.path("other-receipt.json"),
+                                              "--item", self.path("other.jpg")), 3)
+
+    def test_proof_of_another_entry_is_invalid(self):
+        result, verdict, _, summary = self.open(cert="cert.json", key="pub.pem", proof="other.tlog-proof")
+        self.assertEqual(result, "invalid")
+        self.assertIn("INVALID (log proof): the proof is for index", verdict)
+        self.assertIn("Inclusion NOT proven", summary)
+
+    def test_page_makes_no_network_request(self):
+        from selenium.webdriver.common.by import By
+        self.open(cert="cert.json", key="pub.pem", proof="cert.tlog-proof", receipt="receipt.json",
+                  photo="photo0.jpg")
+        meta = self.driver.find_element(By.CSS_SELECTOR, 'meta[http-equiv="Content-Security-Policy"]')
+        policy = meta.get_attribute("content")
+        for directive in ("default-src 'none'", "connect-src 'none'", "img-src 'none'", "form-action 'none'"):
+            self.assertIn(directive, policy)
+        self.assertIn("script-src 'sha256-", policy)
+        self.assertNotIn("unsafe", policy)
+        # Chromium's network log while the page verified everything: the
+        # page's document asked for nothing but itself, and nothing at all
+        # went to the network (the browser's own chrome:// pages aside).
+        page_url = "file://" + self.page
+        by_page, network = set(), set()
+        for entry in self.driver.get_log("performance"):
+            msg = json.loads(entry["message"])["message"]
+            if msg.get("method") == "Network.requestWillBeSent":
+                url = msg["params"]["request"]["url"]
+                if msg["params"].get("documentURL") == page_url:
+                    by_page.add(url)
+                if not url.startswith(("file://", "data:", "chrome://", "chrome-untrusted://", "devtools://")):
+                    network.add(url)
+        self.assertEqual(by_page, {page_url})
+        self.assertEqual(network, set())
+        # And a fetch from the page is refused by the policy.
+        outcome = self.driver.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "fetch('http://127.0.0.1:9/x').then(() => done('fetched'), (e) => done('refused: ' + e));")
+        self.assertTrue(outcome.startswith("refused"), outcome)
+        log = " ".join(e["message"] for e in self.driver.get_log("browser"))
+        self.assertIn("violates the following Content Security Policy directive: \"connect-src 'none'\"", log)
+
+    def test_page_and_shredctl_agree_on_malformed_statements_and_envelopes(self):
+        """Statements and envelopes that break one rule each, signed with a
+        test key: the page and `shredctl verify` reach the same verdict, with
+        the same reason (JSON syntax errors aside, whose wording differs)."""
+        sk = nacl.signing.SigningKey(bytes(range(1, 33)))
+        pk = sk.verify_key.encode()
+        keyid = "shredd:" + hashlib.sha256(pk).hexdigest()
+        der = bytes.fromhex("302a300506032b6570032100") + pk
+        self.write("test.pem", b"-----BEGIN PUBLIC KEY-----\n" + base64.b64encode(der) + b"\n-----END PUBLIC KEY-----\n")
+        base = json.loads(base64.b64decode(json.loads(self.read("cert.json"))["payload"]))
+        pt = "application/vnd.in-toto+json"
+
+        def envelope(payload, sigs=None, payload_type=pt, extra=None):
+            pae = b"DSSEv1 %d %s %d " % (len(payload_type), payload_type.encode(), len(payload)) + payload
+            sig = base64.b64encode(sk.sign(pae).signature).decode()
+            env = {"payloadType": payload_type, "payload": base64.b64encode(payload).decode(),
+                   "signatures": [{"keyid": keyid, "sig": sig}] if sigs is None else sigs(sig)}
+            env.update(extra or {})
+            return json.dumps(env, separators=(",", ":")).encode()
+
+        def statement(mutate):
+            st = json.loads(json.dumps(base))
+            mutate(st, st["predicate"])
+            return json.dumps(st, separators=(",", ":")).encode()
+
+        def setp(path, value):
+            def f(st, p):
+                obj = st
+                for k in path[:-1]:
+                    obj = obj[k]
+                obj[path[-1]] = value
+            return f
+
+        def delp(path):
+            def f(st, p):
+                obj = st
+                for k in path[:-1]:
+                    obj = obj[k]
+                del obj[path[-1]]
+            return f
+
+        root = base["predicate"]["items"]["merkleRoot"]
+        count = base["predicate"]["items"]["count"]
+        text = json.dumps(base, separators=(",", ":")).encode()
+        cases = {
+            "genuine": statement(lambda st, p: None),
+            "_type": statement(setp(["_type"], "https://in-toto.io/Statement/v0.1")),
+            "predicateType": statement(setp(["predicateType"], "https://example.com/other")),
+            "two subjects": statement(lambda st, p: st["subject"].append(st["subject"][0])),
+            "subject name": statement(setp(["subject", 0, "name"], "shredd-deletion:other")),
+            "subject digest": statement(setp(["subject", 0, "digest", "sha256"], "0" * 64)),
+            "root uppercase": statement(lambda st, p: (setp(["subject", 0, "digest", "sha256"], root.upper())(st, p),
+                                                       setp(["predicate", "items", "merkleRoot"], root.upper())(st, p))),
+            "count sum": statement(setp(["predicate", "items", "count"], count + 1)),
+            "negative count": statement(setp(["predicate", "items", "count"], -1)),
+            "byKind string": statement(setp(["predicate", "items", "byKind", "photo"], "3")),
+            "byKind overflow": statement(setp(["predicate", "items", "byKind"],
+                                              {"photo": 2 ** 64 - 1, "model": 1})),
+            "empty with root": statement(lambda st, p: p["items"].update(count=0, byKind={"photo": 0, "model": 0})),
+            "leafFormat": statement(setp(["predicate", "items", "leafFormat"], "shredd-item-v2")),
+            "issued before destroyed": statement(setp(["predicate", "times", "issued"], "2000-01-01T00:00:00Z")),
+            "fractions compare as numbers": statement(lambda st, p: p["times"].update(
+                destroyed="2026-01-01T00:00:00.25Z", issued="2026-01-01T00:00:00.5Z")),
+            "fraction earlier": statement(lambda st, p: p["times"].update(
+                destroyed="2026-01-01T00:00:00.5Z", issued="2026-01-01T00:00:00.25Z")),
+            "time not RFC 3339": statement(setp(["predicate", "times", "requested"], "2026-01-01 00:00:00Z")),
+            "time not UTC": statement(setp(["predicate", "times", "requested"], "2026-01-01T00:00:00+01:00")),
+            "derivedModels object": statement(setp(["predicate", "derivedModels"], {})),
+            "log string": statement(setp(["predicate", "log"], "log")),
+            "no method": statement(delp(["predicate", "method"])),
+            "no request id": statement(delp(["predicate", "request", "id"])),
+            "empty certificateId": statement(lambda st, p: (p.update(certificateId=""),
+                                                            st["subject"][0].update(name="shredd-deletion:"))),
+            "count float": text.replace(b'"count":%d' % count, b'"count":%d.0' % count),
+            "duplicate member": b'{"_type":"x",' + text[1:],
+            "trailing bytes": text + b" x",
+            "statement NUL": text + b"\0",
+        }
+        envelopes = {name: envelope(payload) for name, payload in cases.items()}
+        genuine = cases["genuine"]
+        envelopes.update({
+            "extra envelope member": envelope(genuine, extra={"note": "hi"}),
+            "no keyid": envelope(genuine, sigs=lambda sig: [{"sig": sig}]),
+            "other signer first": envelope(genuine, sigs=lambda sig: [{"keyid": "shredd:" + "0" * 64, "sig": sig[:-4] + "AAA="},
+                                                                      {"keyid": keyid, "sig": sig}]),
+            "only another keyid": envelope(genuine, sigs=lambda sig: [{"keyid": "other", "sig": sig}]),
+            "no signatures": envelope(genuine, sigs=lambda sig: []),
+            "payloadType": envelope(genuine, payload_type="application/json"),
+            "keyid not a string": envelope(genuine, sigs=lambda sig: [{"keyid": 7, "sig": sig}]),
+        })
+        # Non-zero unused bits in the payload's last base64 character: the
+        # payload padded with spaces to 3n+1 bytes ("==", 4 unused bits).
+        padded = genuine + b" " * ((1 - len(genuine)) % 3)
+        env = json.loads(envelope(padded))
+        alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+        last = env["payload"][-3]
+        env["payload"] = env["payload"][:-3] + alphabet[alphabet.index(last) | 1] + "=="
+        envelopes["base64 unused bits"] = json.dumps(env, separators=(",", ":")).encode()
+        envelopes["payload padded"] = envelope(padded)
+        valid = {"genuine", "fractions compare as numbers", "extra envelope member", "no keyid", "other signer first",
+                 "payload padded"}
+        for name, env in envelopes.items():
+            with self.subTest(name):
+                path = self.write("case.json", env)
+                p = ctl_offline("verify", path, "--pubkey", self.path("test.pem"), check=False)
+                result, verdict, _, _ = self.open(cert="case.json", key="test.pem")
+                self.assertEqual(result, "valid" if name in valid else "invalid", verdict)
+                self.assertEqual(p.returncode, 0 if name in valid else 3, p.stderr)
+                if result == "invalid":
+                    reason = p.stderr.decode().strip().split("verification FAILED (certificate): ", 1)[1]
+                    page = verdict.split("INVALID (certificate): ", 1)[1]
+                    if "is not valid JSON" in reason:
+                        self.assertEqual(page.split(" is not valid JSON")[0], reason.split(" is not valid JSON")[0])
+                    else:
+                        self.assertEqual(page, reason)
+
+    def assertSameReason(self, verdict, stage, stderr, cxx_prefix):
+        page = verdict.split("INVALID (%s): " % stage, 1)[1]
+        reason = stderr.decode().strip().split(cxx_prefix, 1)[1]
+        if "is not valid JSON" in reason:
+            self.assertEqual(page.split(" is not valid JSON")[0], reason.split(" is not valid JSON")[0])
+        else:
+            self.assertEqual(page, reason)
+
+    def test_page_and_shredctl_agree_on_broken_receipts(self):
+        base = json.loads(self.read("receipt.json"))
+
+        def mutated(f):
+            r = json.loads(json.dumps(base))
+            f(r)
+            return json.dumps(r, separators=(",", ":")).encode()
+
+        def flip(h):
+            return ("0" if h[0] != "0" else "1") + h[1:]
+
+        text = json.dumps(base, separators=(",", ":")).encode()
+        cases = {
+            "genuine": text,
+            "pretty": json.dumps(base, indent=2).encode(),
+            "type": mutated(lambda r: r.update(type="shredd-receipt-v2")),
+            "certificateId": mutated(lambda r: r.update(certificateId="other")),
+            "merkleRoot": mutated(lambda r: r.update(merkleRoot=flip(r["merkleRoot"]))),
+            "treeSize": mutated(lambda r: r.update(treeSize=r["treeSize"] + 1)),
+            "leafIndex": mutated(lambda r: r.update(leafIndex=r["leafIndex"] + 1)),
+            "leafIndex string": mutated(lambda r: r.update(leafIndex=str(r["leafIndex"]))),
+            "path hash": mutated(lambda r: r["inclusionPath"].__setitem__(0, flip(r["inclusionPath"][0]))),
+            "path too long": mutated(lambda r: r["inclusionPath"].append(r["inclusionPath"][0])),
+            "path too short": mutated(lambda r: r["inclusionPath"].pop()),
+            "path number": mutated(lambda r: r["inclusionPath"].__setitem__(0, 7)),
+            "kind": mutated(lambda r: r["item"].update(kind="video")),
+            "digest uppercase": mutated(lambda r: r["item"].update(digest=r["item"]["digest"].upper())),
+            "size": mutated(lambda r: r["item"].update(size=r["item"]["size"] + 1)),
+            "salt short": mutated(lambda r: r["item"].update(salt=r["item"]["salt"][:62])),
+            "duplicate member": b'{"leafIndex":0,' + text[1:],
+            "NUL": text + b"\0{}",
+        }
+        self.assertGreaterEqual(len(base["inclusionPath"]), 1)
+        for name, data in cases.items():
+            with self.subTest(name):
+                path = self.write("case-receipt.json", data)
+                p = ctl_offline("verify", self.path("cert.json"), "--pubkey", self.path("pub.pem"), "--receipt", path,
+                                "--item", self.path("photo0.jpg"), check=False)
+                result, verdict, _, _ = self.open(cert="cert.json", key="pub.pem", receipt="case-receipt.json",
+                                                  photo="photo0.jpg")
+                want_valid = name in ("genuine", "pretty")
+                self.assertEqual(result, "valid" if want_valid else "invalid", verdict)
+                self.assertEqual(p.returncode, 0 if want_valid else 3, p.stderr)
+                if not want_valid:
+                    self.assertSameReason(verdict, "receipt", p.stderr, "verification FAILED (receipt): ")
+
+    def test_page_and_shredctl_log_verify_agree_on_broken_proofs(self):
+        proof = self.read("cert.tlog-proof").decode()
+        head, checkpoint = proof.split("\n\n", 1)
+        lines = head.split("\n")  # header, "index N", path hashes
+        index = json.loads(base64.b64decode(json.loads(self.read("cert.json"))["payload"]))["predicate"]["log"]["index"]
+        self.assertEqual(lines[1], "index %d" % index)
+        self.assertGreaterEqual(len(lines), 3)  # at least one path hash
+        cp_lines = checkpoint.split("\n")  # origin, size, root, "", signature, ""
+
+        def with_lines(ls, cp=checkpoint):
+            return "\n".join(ls) + "\n\n" + cp
+
+        def flip_b64(h):
+            return ("A" if h[0] != "A" else "B") + h[1:]
+
+        cases = {
+            "genuine": proof,
+            "extra line": with_lines(lines[:1] + ["extra AAAA"] + lines[1:]),
+            "header": with_lines(["c2sp.org/tlog-proof@v2"] + lines[1:]),
+            "index line": with_lines(lines[:1] + ["idx %d" % index] + lines[2:]),
+            "index leading zero": with_lines(lines[:1] + ["index 0%d" % index] + lines[2:]),
+            "other index": with_lines(lines[:1] + ["index %d" % (index - 1)] + lines[2:]),
+            "path hash": with_lines(lines[:2] + [flip_b64(lines[2])] + lines[3:]),
+            "path too long": with_lines(lines + [lines[2]]),
+            "path too short": with_lines(lines[:-1]),
+            "path not base64": with_lines(lines[:2] + ["!!!!"] + lines[3:]),
+            "path short hash": with_lines(lines[:2] + ["AAAA"] + lines[3:]),
+            "truncated": head + "\n",
+            "checkpoint root": with_lines(lines, "\n".join(cp_lines[:2] + [flip_b64(cp_lines[2])] + cp_lines[3:])),
+            "checkpoint size": with_lines(lines, "\n".join(cp_lines[:1] + [str(int(cp_lines[1]) + 1)] + cp_lines[2:])),
+            "signature name": with_lines(lines, checkpoint.replace("\u2014 " + self.origin, "\u2014 other.example/log")),
+            "signature bytes": with_lines(lines, checkpoint.replace(cp_lines[4][-6:], "AAAAA=" if cp_lines[4][-6:] != "AAAAA=" else "BBBBB=")),
+            "no signature": with_lines(lines, "\n".join(cp_lines[:4]) + "\n"),
+            "CRLF": proof.replace("\n", "\r\n"),
+        }
+        for name, data in cases.items():
+            with self.subTest(name):
+                path = self.write("case.tlog-proof", data.encode())
+                p = ctl_offline("log", "verify", "--entry", self.path("cert.json"), "--proof", path, "--vkey",
+                                self.path("log.vkey"), "--index", str(index), check=False)
+                result, verdict, _, _ = self.open(cert="cert.json", key="log.vkey", proof="case.tlog-proof")
+                want_valid = name in ("genuine", "extra line")
+                self.assertEqual(result, "valid" if want_valid else "invalid", verdict)
+                self.assertEqual(p.returncode, 0 if want_valid else 3, p.stderr)
+                if not want_valid:
+                    self.assertSameReason(verdict, "log proof", p.stderr, "log proof verification FAILED: ")
+
+    def test_web_verifier_writes_the_same_page_to_stdout(self):
+        p = subprocess.run([SHREDCTL, "web-verifier"], capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout, self.read("verify.html"))
+
+
+if __name__ == "__main__":
+    unittest.main()
