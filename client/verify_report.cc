@@ -6,6 +6,7 @@
 
 #include "client/cli_common.h"
 #include "daemon/base/strings.h"
+#include "formats/text.h"
 
 namespace shredd::cli {
 
@@ -134,32 +135,6 @@ std::vector<Section> Summary(const VerifyReport& r) {
   return s;
 }
 
-std::string HtmlEscape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
 constexpr std::string_view kHtmlStyle = R"(
 body{font:11pt/1.4 "DejaVu Sans",Arial,sans-serif;color:#111;margin:0}
 section.report{padding:18mm 16mm;page-break-after:always;break-after:page}
@@ -176,21 +151,21 @@ th{width:18%}td.mono,.mono{font-family:"DejaVu Sans Mono",monospace;font-size:9p
 
 std::string HtmlSection(const VerifyReport& r) {
   const bool valid = r.valid();
-  std::string h =
-      StrCat("<section class=\"report\">\n<h1>Deletion certificate ", HtmlEscape(Field(r.predicate, "certificateId")),
-             "</h1>\n<p class=\"mono\">", HtmlEscape(r.certificate_path), "</p>\n<p class=\"verdict ",
-             valid ? "valid\" data-result=\"valid\">VALID" : "invalid\" data-result=\"invalid\">INVALID",
-             "</p>\n<h2>Checks</h2>\n<table class=\"checks\">\n");
+  std::string h = StrCat("<section class=\"report\">\n<h1>Deletion certificate ",
+                         verify::MarkupEscape(Field(r.predicate, "certificateId")), "</h1>\n<p class=\"mono\">",
+                         verify::MarkupEscape(r.certificate_path), "</p>\n<p class=\"verdict ",
+                         valid ? "valid\" data-result=\"valid\">VALID" : "invalid\" data-result=\"invalid\">INVALID",
+                         "</p>\n<h2>Checks</h2>\n<table class=\"checks\">\n");
   for (const ReportCheck& c : r.checks) {
-    StrAppend(&h, "<tr><th>", HtmlEscape(c.name), "</th><td class=\"", c.ok ? "ok\">passed" : "fail\">FAILED",
-              "</td><td class=\"mono\">", HtmlEscape(c.detail), "</td></tr>\n");
+    StrAppend(&h, "<tr><th>", verify::MarkupEscape(c.name), "</th><td class=\"", c.ok ? "ok\">passed" : "fail\">FAILED",
+              "</td><td class=\"mono\">", verify::MarkupEscape(c.detail), "</td></tr>\n");
   }
   h += "</table>\n";
   if (valid) {
     h += "<h2>Summary</h2>\n<table class=\"summary\">\n";
     for (const auto& [title, lines] : Summary(r)) {
-      StrAppend(&h, "<tr><th>", HtmlEscape(title), "</th><td>");
-      for (const std::string& line : lines) StrAppend(&h, HtmlEscape(line), "<br>");
+      StrAppend(&h, "<tr><th>", verify::MarkupEscape(title), "</th><td>");
+      for (const std::string& line : lines) StrAppend(&h, verify::MarkupEscape(line), "<br>");
       h += "</td></tr>\n";
     }
     h += "</table>\n";

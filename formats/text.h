@@ -34,6 +34,11 @@ std::string EscapeText(std::string_view s);
 // unbounded input.
 std::string QuoteText(std::string_view s, size_t max_bytes = 40);
 
+// `s` safe inside XML or HTML text and attribute values: & < > " ' as
+// character references (&amp; &lt; &gt; &quot; &apos;), nothing else changed.
+// Used for S3 request bodies and shredctl's HTML report.
+std::string MarkupEscape(std::string_view s);
+
 }  // namespace shredd::verify
 
 #endif  // SHREDD_FORMATS_TEXT_H_

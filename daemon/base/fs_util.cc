@@ -60,7 +60,6 @@ absl::Status FsyncDir(const std::string& dir) {
   return absl::OkStatus();
 }
 
-namespace {
 absl::Status WriteAll(int fd, std::string_view data, const std::string& path) {
   while (!data.empty()) {
     ssize_t n = write(fd, data.data(), data.size());
@@ -72,7 +71,6 @@ absl::Status WriteAll(int fd, std::string_view data, const std::string& path) {
   }
   return absl::OkStatus();
 }
-}  // namespace
 
 absl::Status WriteFileDurably(const std::string& path, std::string_view contents, int mode) {
   std::string tmp = path + ".tmp";

@@ -15,6 +15,8 @@ absl::Status MakeDirs(const std::string& path, int mode = 0700);
 absl::Status FsyncDir(const std::string& dir);
 // Writes `contents` to `path` atomically and durably: temp file, fsync, rename,
 // directory fsync. The file gets `mode`.
+// Writes all of `data` to `fd` (retrying short writes and EINTR).
+absl::Status WriteAll(int fd, std::string_view data, const std::string& path);
 absl::Status WriteFileDurably(const std::string& path, std::string_view contents, int mode = 0600);
 absl::StatusOr<std::string> ReadSmallFile(const std::string& path, size_t max_size = 1 << 20);
 // Overwrites the file with zeros, fsyncs, unlinks, and fsyncs the directory.

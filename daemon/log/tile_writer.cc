@@ -25,18 +25,6 @@ std::string_view HashBytes(const verify::Hash& h) {
   return std::string_view(reinterpret_cast<const char*>(h.data()), h.size());
 }
 
-absl::Status WriteAllFd(int fd, std::string_view data, const std::string& path) {
-  while (!data.empty()) {
-    ssize_t n = write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus("cannot write", path, errno);
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 TileWriter::TileWriter(TransparencyLog* log, Options options) : log_(log), options_(std::move(options)) {}
@@ -112,7 +100,7 @@ absl::Status TileWriter::WriteFileLocked(const std::string& rel, std::string_vie
   const std::string tmp = path + ".tmp";
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoStatus("cannot create", tmp, errno);
-  absl::Status s = WriteAllFd(fd, data, tmp);
+  absl::Status s = WriteAll(fd, data, tmp);
   if (s.ok() && fdatasync(fd) != 0) s = ErrnoStatus("cannot sync", tmp, errno);
   if (close(fd) != 0 && s.ok()) s = ErrnoStatus("cannot close", tmp, errno);
   if (s.ok() && rename(tmp.c_str(), path.c_str()) != 0) s = ErrnoStatus("cannot rename to", path, errno);

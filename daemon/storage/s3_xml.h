@@ -12,6 +12,8 @@
 
 #include "absl/status/statusor.h"
 
+#include "formats/text.h"
+
 namespace shredd {
 
 struct XmlElement {
@@ -28,8 +30,8 @@ struct XmlElement {
 // INVALID_ARGUMENT if `xml` is not well-formed or nests deeper than 32.
 absl::StatusOr<std::unique_ptr<XmlElement>> ParseXml(std::string_view xml);
 
-// Escapes & < > " ' for element text.
-std::string XmlEscape(std::string_view text);
+// Escapes & < > " ' for element text (one home: verify::MarkupEscape).
+inline std::string XmlEscape(std::string_view text) { return verify::MarkupEscape(text); }
 
 }  // namespace shredd
 
