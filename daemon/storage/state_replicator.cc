@@ -7,7 +7,6 @@
 
 #include "absl/time/clock.h"
 #include <nlohmann/json.hpp>
-#include <rocksdb/transaction_log.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
 
@@ -310,9 +309,30 @@ absl::Status StateReplicator::UploadWal(std::vector<WalBatch>& run, uint64_t* by
 absl::Status StateReplicator::ShipWal() {
   const uint64_t latest = db_->GetLatestSequenceNumber();
   if (latest <= shipped_) return absl::OkStatus();
-  std::unique_ptr<rocksdb::TransactionLogIterator> it;
-  rocksdb::Status rs = db_->GetUpdatesSince(shipped_ + 1, &it);
-  if (!rs.ok()) return absl::FailedPreconditionError(StrCat("the WAL after ", shipped_, ": ", rs.ToString()));
+  const bool resumed = wal_it_ != nullptr;
+  absl::Status s = ShipFromIterator(resumed);
+  if (s.ok() && resumed && shipped_ < latest) {
+    // The old iterator ended at its last WAL file; later ones need a new one.
+    s = ShipFromIterator(false);
+  }
+  if (s.ok() && shipped_ < latest) {
+    s = absl::FailedPreconditionError(StrCat("sequence ", shipped_ + 1, "..", latest,
+                                             " is not in the WAL (writes that skipped it; reading it: ",
+                                             wal_it_->status().ToString(), ")"));
+  }
+  if (!s.ok()) wal_it_.reset();
+  return s;
+}
+
+absl::Status StateReplicator::ShipFromIterator(bool resume) {
+  if (resume) {
+    wal_it_->Next();
+  } else {
+    wal_it_.reset();
+    rocksdb::Status rs = db_->GetUpdatesSince(shipped_ + 1, &wal_it_);
+    if (!rs.ok()) return absl::FailedPreconditionError(StrCat("the WAL after ", shipped_, ": ", rs.ToString()));
+  }
+  rocksdb::TransactionLogIterator* it = wal_it_.get();
   std::vector<WalBatch> run;
   uint64_t bytes = 0, expected = shipped_ + 1;
   for (; it->Valid(); it->Next()) {
@@ -333,18 +353,13 @@ absl::Status StateReplicator::ShipWal() {
       if (auto s = UploadWal(run, &bytes); !s.ok()) return s;
     }
   }
-  if (auto s = UploadWal(run, &bytes); !s.ok()) return s;
-  if (!it->status().ok() && shipped_ < latest) {
-    return absl::FailedPreconditionError(StrCat("reading the WAL after ", shipped_, ": ", it->status().ToString()));
-  }
-  if (shipped_ < latest) {
-    return absl::FailedPreconditionError(
-        StrCat("sequence ", shipped_ + 1, "..", latest, " is not in the WAL (writes that skipped it)"));
-  }
-  return absl::OkStatus();
+  // An iterator stops at the end of the WAL files it knows, OK or not (the
+  // WAL went on in a new file): ShipWal checks what was reached.
+  return UploadWal(run, &bytes);
 }
 
 absl::Status StateReplicator::TakeSnapshot() {
+  wal_it_.reset();  // positioned for the old shipped_
   std::error_code ec;
   fs::remove_all(options_.scratch_dir, ec);
   if (auto s = MakeDirs(DirName(options_.scratch_dir)); !s.ok()) return s;

@@ -38,6 +38,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include <rocksdb/db.h>
+#include <rocksdb/transaction_log.h>
 
 #include "daemon/storage/durability.h"
 #include "daemon/storage/s3_client.h"
@@ -110,6 +111,9 @@ class StateReplicator : public Durability {
   // Ships the WAL after shipped_; NOT_FOUND-like gaps come back as
   // FAILED_PRECONDITION ("take a snapshot").
   absl::Status ShipWal();
+  // Ships the batches `wal_it_` yields after shipped_: a fresh iterator
+  // (GetUpdatesSince), or the previous shipment's, read on (`resume`).
+  absl::Status ShipFromIterator(bool resume);
   absl::Status UploadWal(std::vector<WalBatch>& run, uint64_t* bytes);
   absl::Status TakeSnapshot();
   absl::Status UploadCheckpointFiles(const std::string& dir, const std::string& snap_id, std::string* files_json);
@@ -137,6 +141,11 @@ class StateReplicator : public Durability {
   // Shipping thread only.
   bool have_base_ = false;  // a snapshot of this database is in the store
   uint64_t shipped_ = 0;
+  // The WAL iterator of the previous shipment, positioned after shipped_: it
+  // reads on in the WAL file. A new one must read its first WAL file from
+  // the start to find shipped_ (at every shipment, that made shipping cost
+  // grow with the WAL file: 10-250 ms per shipment in a bulk ingest).
+  std::unique_ptr<rocksdb::TransactionLogIterator> wal_it_;
   uint64_t wal_since_snapshot_ = 0;
   std::chrono::steady_clock::time_point last_snapshot_{};
   bool listed_tables_ = false;

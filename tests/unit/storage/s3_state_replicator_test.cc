@@ -127,6 +127,31 @@ TEST(StateReplicator, SnapshotPlusWalRestoresEverything) {
   r->Stop();
 }
 
+// Shipments read on where the previous one stopped, also when the WAL goes
+// on in a new file (a memtable flush switches files) between them: no
+// snapshot is needed, and the restore has every write.
+TEST(StateReplicator, ShippingFollowsTheWalIntoNewFiles) {
+  SHREDD_REQUIRE_CEPH();
+  auto c = NewBucketClient("p");
+  ASSERT_NE(c, nullptr);
+  TempDir dir;
+  auto db = OpenArchivingDb(dir / "db");
+  auto r = Replicator(c, dir, true);
+  r->Start(db.get());
+  SyncPut(db.get(), "first", "1");
+  ASSERT_TRUE(r->WaitReplicated(db->GetLatestSequenceNumber()).ok());
+  for (int round = 0; round < 4; ++round) {
+    for (int i = 0; i < 20; ++i) SyncPut(db.get(), StrCat("r", round, "-", i), RandomBytes(300));
+    ASSERT_TRUE(r->WaitReplicated(db->GetLatestSequenceNumber()).ok()) << round;
+    if (round % 2 == 1) ASSERT_TRUE(db->Flush(rocksdb::FlushOptions()).ok());
+  }
+  EXPECT_EQ(r->snapshots(), 1u) << "the WAL carried every write";
+  EXPECT_GE(r->wal_objects(), 4u);
+  TempDir out;
+  EXPECT_EQ(Restored(*c, out / "db"), Dump(db.get()));
+  r->Stop();
+}
+
 // The shredder stages a large plan without the WAL, then flushes: the
 // replicator notices the gap and covers it with a snapshot.
 TEST(StateReplicator, WritesThatSkipTheWalAreCoveredByASnapshot) {
