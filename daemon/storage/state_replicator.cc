@@ -7,7 +7,6 @@
 
 #include "absl/time/clock.h"
 #include <nlohmann/json.hpp>
-#include <rocksdb/transaction_log.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
 
@@ -273,9 +272,11 @@ void StateReplicator::Run() {
     if (auto s = ShipWal(); !s.ok())
       LogWarning("state replication: last shipment failed", {{"reason", StdView(s.message())}});
   }
+  CollectBackgroundSnapshot(true);
 }
 
 absl::Status StateReplicator::Step(bool snapshot_due) {
+  CollectBackgroundSnapshot(false);
   if (!have_base_ || snapshot_due) return TakeSnapshot();
   absl::Status s = ShipWal();
   if (absl::IsFailedPrecondition(s)) {
@@ -285,11 +286,25 @@ absl::Status StateReplicator::Step(bool snapshot_due) {
     return TakeSnapshot();
   }
   if (!s.ok()) return s;
-  if (wal_since_snapshot_ >= options_.snapshot_wal_bytes ||
-      Clock::now() - last_snapshot_ >= options_.snapshot_interval) {
-    return TakeSnapshot();
+  if (!background_.valid() && (wal_since_snapshot_ >= options_.snapshot_wal_bytes ||
+                               Clock::now() - last_snapshot_ >= options_.snapshot_interval)) {
+    // The WAL is shipped meanwhile: waiters do not wait for the snapshot
+    // (taken this way, it stalled a bulk ingest for seconds each time).
+    wal_since_snapshot_ = 0;
+    last_snapshot_ = Clock::now();
+    background_ = std::async(std::launch::async, [this] { return MakeSnapshot().status(); });
   }
   return absl::OkStatus();
+}
+
+void StateReplicator::CollectBackgroundSnapshot(bool wait) {
+  if (!background_.valid()) return;
+  if (!wait && background_.wait_for(std::chrono::seconds(0)) != std::future_status::ready) return;
+  absl::Status s = background_.get();
+  if (s.ok()) return;
+  // The WAL objects carry the state meanwhile; try again after half the WAL.
+  wal_since_snapshot_ = options_.snapshot_wal_bytes / 2;
+  LogWarning("state replication: a periodic snapshot failed", {{"reason", StdView(s.message())}});
 }
 
 absl::Status StateReplicator::UploadWal(std::vector<WalBatch>& run, uint64_t* bytes) {
@@ -310,9 +325,30 @@ absl::Status StateReplicator::UploadWal(std::vector<WalBatch>& run, uint64_t* by
 absl::Status StateReplicator::ShipWal() {
   const uint64_t latest = db_->GetLatestSequenceNumber();
   if (latest <= shipped_) return absl::OkStatus();
-  std::unique_ptr<rocksdb::TransactionLogIterator> it;
-  rocksdb::Status rs = db_->GetUpdatesSince(shipped_ + 1, &it);
-  if (!rs.ok()) return absl::FailedPreconditionError(StrCat("the WAL after ", shipped_, ": ", rs.ToString()));
+  const bool resumed = wal_it_ != nullptr;
+  absl::Status s = ShipFromIterator(resumed);
+  if (s.ok() && resumed && shipped_ < latest) {
+    // The old iterator ended at its last WAL file; later ones need a new one.
+    s = ShipFromIterator(false);
+  }
+  if (s.ok() && shipped_ < latest) {
+    s = absl::FailedPreconditionError(StrCat("sequence ", shipped_ + 1, "..", latest,
+                                             " is not in the WAL (writes that skipped it; reading it: ",
+                                             wal_it_->status().ToString(), ")"));
+  }
+  if (!s.ok()) wal_it_.reset();
+  return s;
+}
+
+absl::Status StateReplicator::ShipFromIterator(bool resume) {
+  if (resume) {
+    wal_it_->Next();
+  } else {
+    wal_it_.reset();
+    rocksdb::Status rs = db_->GetUpdatesSince(shipped_ + 1, &wal_it_);
+    if (!rs.ok()) return absl::FailedPreconditionError(StrCat("the WAL after ", shipped_, ": ", rs.ToString()));
+  }
+  rocksdb::TransactionLogIterator* it = wal_it_.get();
   std::vector<WalBatch> run;
   uint64_t bytes = 0, expected = shipped_ + 1;
   for (; it->Valid(); it->Next()) {
@@ -333,18 +369,24 @@ absl::Status StateReplicator::ShipWal() {
       if (auto s = UploadWal(run, &bytes); !s.ok()) return s;
     }
   }
-  if (auto s = UploadWal(run, &bytes); !s.ok()) return s;
-  if (!it->status().ok() && shipped_ < latest) {
-    return absl::FailedPreconditionError(StrCat("reading the WAL after ", shipped_, ": ", it->status().ToString()));
-  }
-  if (shipped_ < latest) {
-    return absl::FailedPreconditionError(
-        StrCat("sequence ", shipped_ + 1, "..", latest, " is not in the WAL (writes that skipped it)"));
-  }
-  return absl::OkStatus();
+  // An iterator stops at the end of the WAL files it knows, OK or not (the
+  // WAL went on in a new file): ShipWal checks what was reached.
+  return UploadWal(run, &bytes);
 }
 
 absl::Status StateReplicator::TakeSnapshot() {
+  CollectBackgroundSnapshot(true);
+  wal_it_.reset();  // positioned for the old shipped_
+  auto seq = MakeSnapshot();
+  if (!seq.ok()) return seq.status();
+  have_base_ = true;
+  shipped_ = std::max(shipped_, *seq);
+  wal_since_snapshot_ = 0;
+  last_snapshot_ = Clock::now();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> StateReplicator::MakeSnapshot() {
   std::error_code ec;
   fs::remove_all(options_.scratch_dir, ec);
   if (auto s = MakeDirs(DirName(options_.scratch_dir)); !s.ok()) return s;
@@ -373,16 +415,12 @@ absl::Status StateReplicator::TakeSnapshot() {
   }
   bytes_shipped_.fetch_add(body.size());
   snapshots_.fetch_add(1);
-  have_base_ = true;
-  shipped_ = std::max(shipped_, seq);
-  wal_since_snapshot_ = 0;
-  last_snapshot_ = Clock::now();
   Published(seq);
   LogInfo("state snapshot in the object store", {{"sequence", seq}});
   if (auto gc = CollectOldState(); !gc.ok()) {
     LogWarning("state replication: removing old snapshots failed", {{"reason", StdView(gc.message())}});
   }
-  return absl::OkStatus();
+  return seq;
 }
 
 absl::Status StateReplicator::UploadCheckpointFiles(const std::string& dir, const std::string& snap_id,

@@ -99,8 +99,9 @@ TEST(S3BlobBackend, MultipartUploadReadsBackByteIdentical) {
 }
 
 // A download reads chunk after chunk: after the first, the reader fetches
-// 8 MiB windows, one GET each, instead of one GET per chunk. Reads that jump
-// around still return exactly the bytes asked for.
+// 8 MiB windows, one GET each (the next ones prefetched while the current
+// one is served), instead of one GET per chunk. Reads that jump around still
+// return exactly the bytes asked for, and drop the prefetched windows.
 TEST(S3BlobBackend, SequentialReadsShareRangedGets) {
   SHREDD_REQUIRE_CEPH();
   auto c = NewBucketClient();
