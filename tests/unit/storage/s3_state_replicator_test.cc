@@ -144,7 +144,9 @@ TEST(StateReplicator, ShippingFollowsTheWalIntoNewFiles) {
   for (int round = 0; round < 4; ++round) {
     for (int i = 0; i < 20; ++i) SyncPut(db.get(), StrCat("r", round, "-", i), RandomBytes(300));
     ASSERT_TRUE(r->WaitReplicated(db->GetLatestSequenceNumber()).ok()) << round;
-    if (round % 2 == 1) ASSERT_TRUE(db->Flush(rocksdb::FlushOptions()).ok());
+    if (round % 2 == 1) {
+      ASSERT_TRUE(db->Flush(rocksdb::FlushOptions()).ok());
+    }
   }
   EXPECT_EQ(r->snapshots(), 1u) << "the WAL carried every write";
   EXPECT_GE(r->wal_objects(), 4u);
