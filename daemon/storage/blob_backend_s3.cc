@@ -288,10 +288,10 @@ class S3BlobReader final : public BlobReader {
   std::shared_ptr<S3Client> client_;
   const std::string key_;
   const S3ObjectInfo info_;
-  Window current_;                                                // bytes [start, end())
+  Window current_;                                                 // bytes [start, end())
   std::deque<std::pair<uint64_t, std::future<Window>>> prefetch_;  // the windows after it, in order
   std::vector<std::string> spare_;                                 // emptied window buffers
-  uint64_t next_ = UINT64_MAX;                                    // where the previous read ended
+  uint64_t next_ = UINT64_MAX;                                     // where the previous read ended
 };
 
 class S3BlobBackend final : public BlobBackend {

@@ -332,9 +332,9 @@ absl::Status StateReplicator::ShipWal() {
     s = ShipFromIterator(false);
   }
   if (s.ok() && shipped_ < latest) {
-    s = absl::FailedPreconditionError(StrCat("sequence ", shipped_ + 1, "..", latest,
-                                             " is not in the WAL (writes that skipped it; reading it: ",
-                                             wal_it_->status().ToString(), ")"));
+    s = absl::FailedPreconditionError(
+        StrCat("sequence ", shipped_ + 1, "..", latest,
+               " is not in the WAL (writes that skipped it; reading it: ", wal_it_->status().ToString(), ")"));
   }
   if (!s.ok()) wal_it_.reset();
   return s;
