@@ -488,21 +488,6 @@ int CmdPubkey(const Global& g, const std::string& format, const std::string& out
 
 // ---------------------------------------------------------------- offline: verify, receipt
 
-int CmdReceipt(const Global& g, const std::string& manifest_path, const std::string& item, const std::string& out) {
-  // Streaming: bounded memory for a manifest of any size (formats/manifest.h).
-  std::string digest = DigestArg(item);
-  auto r = verify::ReceiptFromManifestFile(manifest_path, digest);
-  if (absl::IsNotFound(r.status()) && std::filesystem::exists(manifest_path)) {
-    throw Failure{kNotFound, StrCat(digest, " is not in ", manifest_path), ""};
-  }
-  if (!r.ok()) throw Failure{kFail, StrCat(manifest_path, ": ", r.status().message()), ""};
-  if (out.empty())
-    std::cout << *r << "\n";
-  else
-    WriteFileOrThrow(out, *r, Privacy::kPrivate);
-  return kOk;
-}
-
 // Global flags, with their environment defaults.
 void AddGlobalOptions(CLI::App& app, Global& g) {
   const char* env = std::getenv("SHREDD_SERVER");
@@ -599,12 +584,14 @@ void AddCertificateCommands(CLI::App& app, const Global& g, std::function<int()>
   c_pub->add_option("-o,--output", out, "write to FILE");
   c_pub->callback([&] { action = [&] { return CmdPubkey(g, format, out); }; });
 
-  static std::string manifest_path, item;
-  auto* c_receipt = app.add_subcommand("receipt", "derive one item's receipt from a private manifest (offline)");
+  static std::string manifest_path;
+  static std::vector<std::string> receipt_items;
+  auto* c_receipt =
+      app.add_subcommand("receipt", "derive items' receipts from a private manifest (offline; several: one bundle)");
   c_receipt->add_option("--manifest", manifest_path, "private manifest")->required()->check(CLI::ExistingFile);
-  c_receipt->add_option("--item", item, "a file or sha256:<hex>")->required();
+  c_receipt->add_option("--item", receipt_items, "a file or sha256:<hex> (repeatable)")->required();
   c_receipt->add_option("-o,--output", out, "write to FILE");
-  c_receipt->callback([&] { action = [&] { return CmdReceipt(g, manifest_path, item, out); }; });
+  c_receipt->callback([&] { action = [&] { return CmdReceipt(g, manifest_path, receipt_items, out); }; });
 }
 
 }  // namespace

@@ -407,14 +407,6 @@ grpc::Status StreamManifest(shredd::v1::Shredder::Stub* stub, const std::string&
   return reader->Finish();
 }
 
-namespace {
-
-std::string DefaultManifestPath(const std::string& cert_path) {
-  std::string base = cert_path;
-  if (base.ends_with(".json")) base.resize(base.size() - 5);
-  return base + ".manifest.json";
-}
-
 // A manifest too large for one message, streamed into its file.
 void StreamManifestTo(shredd::v1::Shredder::Stub* stub, const std::string& certificate_id, const std::string& path) {
   OutputFile f(path, Privacy::kPrivate);
@@ -426,6 +418,14 @@ void StreamManifestTo(shredd::v1::Shredder::Stub* stub, const std::string& certi
   if (!ms.ok()) throw FromGrpc(ms, "manifest download failed");
   if (!written) throw Failure{kFail, StrCat("cannot write ", path, ": ", std::strerror(errno)), ""};
   f.Commit();
+}
+
+namespace {
+
+std::string DefaultManifestPath(const std::string& cert_path) {
+  std::string base = cert_path;
+  if (base.ends_with(".json")) base.resize(base.size() - 5);
+  return base + ".manifest.json";
 }
 
 }  // namespace

@@ -129,6 +129,8 @@ std::string TlogProofPath(const std::string& cert_path);
 // `sink`, piece by piece; the call's status.
 grpc::Status StreamManifest(shredd::v1::Shredder::Stub* stub, const std::string& certificate_id,
                             const std::function<void(std::string_view)>& sink);
+// Streams a certificate's private manifest into the file `path` (0600).
+void StreamManifestTo(shredd::v1::Shredder::Stub* stub, const std::string& certificate_id, const std::string& path);
 // One file `shred -o` / `order wait -o` wrote, and whether it is private.
 struct WrittenFile {
   std::string key;  // its --json member: certificate, tlogProof, manifest, sigstoreBundle
@@ -151,6 +153,11 @@ std::vector<WrittenFile> WriteCertificate(const Global& g, const std::string& ce
 // Command groups (cli_orders.cc, ...).
 void AddOrderCommands(Commands cmds);
 void AddAuditCommand(Commands cmds);  // `log audit`; after AddLogCommands
+// `order receipts` under the `order` command (cli_receipts.cc).
+void AddOrderReceiptsCommand(CLI::App* order, const Global& g, std::function<int()>& action);
+// `receipt --manifest M --item X...` (cli_receipts.cc).
+int CmdReceipt(const Global& g, const std::string& manifest_path, const std::vector<std::string>& items,
+               const std::string& out);
 
 // Text from the daemon, a file or an argument, made safe for a terminal:
 // control, bidi and line-separator characters and bytes that are not UTF-8

@@ -124,6 +124,7 @@ struct OrderArgs {
   std::string id, basis, reference, requester, received, due, out, manifest;
   std::vector<std::string> datasets, subjects, digests, labels;
   double timeout = 3600;
+  bool keep_subject_map = false;
 };
 
 v1::OrderSpec SpecOf(const OrderArgs& a) {
@@ -138,6 +139,7 @@ v1::OrderSpec SpecOf(const OrderArgs& a) {
   for (const auto& x : a.subjects) s.add_subject_ids(x);
   for (const auto& d : a.digests) s.add_digests()->set_hash(DigestArg(d));
   AddLabels(a.labels, s.mutable_labels());
+  s.set_keep_subject_map(a.keep_subject_map);
   return s;
 }
 
@@ -489,6 +491,8 @@ void AddOrderSubcommands(CLI::App& app, const Global& g, std::function<int()>& a
   submit->add_option("-o,--output", oa.out, "wait, then write the certificate to FILE");
   submit->add_option("--manifest", oa.manifest, "write the private manifest to FILE (default: next to -o)");
   submit->add_option("--timeout", oa.timeout, "seconds to wait with -o")->capture_default_str();
+  submit->add_flag("--keep-subject-map", oa.keep_subject_map,
+                   "keep whose items were shredded, for `order receipts --by-subject` (released there)");
   submit->callback([&] { action = [&] { return CmdSubmit(g, oa); }; });
   static std::string order_id;
   auto* status = order->add_subcommand("status", "show an order's state and progress");
@@ -500,6 +504,7 @@ void AddOrderSubcommands(CLI::App& app, const Global& g, std::function<int()>& a
   wait->add_option("--manifest", oa.manifest, "write the private manifest to FILE (default: next to -o)");
   wait->add_option("--timeout", oa.timeout, "seconds to wait")->capture_default_str();
   wait->callback([&] { action = [&] { return Finish(g, Wait(g, order_id, oa.timeout), oa.out, oa.manifest); }; });
+  AddOrderReceiptsCommand(order, g, action);
 }
 
 // hold add / rm / ls

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "client/cli_common.h"
+#include "client/receipt_bundle.h"
 #include "client/sigstore_bundle.h"
 #include "client/verify_report.h"
 #include "daemon/base/strings.h"
@@ -48,7 +49,10 @@ void CheckManifest(const verify::VerifiedCertificate& cert, const std::string& p
 
 void CheckReceipt(const verify::VerifiedCertificate& cert, const VerifyArgs& a, VerifyReport& r) {
   const std::string digest = DigestArg(a.item);
-  absl::Status s = verify::VerifyReceipt(cert, ReadFileOrThrow(a.receipt), digest);
+  // A receipt, or a bundle (order receipts, receipt --item A --item B)
+  // holding the item's receipt.
+  absl::StatusOr<std::string> receipt = ReceiptFor(ReadFileOrThrow(a.receipt), digest);
+  absl::Status s = receipt.ok() ? verify::VerifyReceipt(cert, *receipt, digest) : receipt.status();
   r.checks.push_back({"receipt", s.ok(), s.ok() ? StrCat(digest, " is covered") : std::string(s.message())});
   if (s.ok()) r.covered_item = digest;
 }

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -304,6 +305,50 @@ absl::StatusOr<std::string> Receipt(Input* in, std::string_view digest) {
   return ReceiptJsonFor(first.certificate_id.value, first.root, n, find.index, find.entry, fold.Path());
 }
 
+// One pass for many receipts: every leaf hash (32 bytes an item) and the
+// entries of the wanted digests.
+class CollectLeaves final : public LeafVisitor {
+ public:
+  explicit CollectLeaves(const std::set<std::string>& wanted) : wanted_(wanted) {}
+  void Leaf(uint64_t index, const Hash& leaf, std::string_view kind, std::string_view digest, uint64_t size,
+            std::string_view salt) override {
+    leaves.push_back(leaf);
+    if (!wanted_.count(std::string(digest))) return;
+    auto [it, fresh] = found.try_emplace(std::string(digest));
+    if (!fresh) duplicate = std::string(digest);
+    it->second.first = index;
+    ItemEntry& e = it->second.second;
+    e.kind = std::string(kind);
+    e.digest = std::string(digest);
+    e.size = size;
+    absl::StatusOr<std::string> raw = HexDecode(salt);  // 64 hex: checked
+    if (raw.ok() && raw->size() == e.salt.size()) std::memcpy(e.salt.data(), raw->data(), e.salt.size());
+  }
+  std::vector<Hash> leaves;
+  std::map<std::string, std::pair<uint64_t, ItemEntry>> found;
+  std::string duplicate;
+
+ private:
+  const std::set<std::string>& wanted_;
+};
+
+absl::StatusOr<std::map<std::string, std::string>> Receipts(Input* in, const std::set<std::string>& digests) {
+  ManifestFacts facts;
+  CollectLeaves collect(digests);
+  if (absl::Status s = ReadManifest(in, {.visitor = &collect}, &facts); !s.ok()) return s;
+  if (absl::Status s = Wellformed(facts); !s.ok()) return s;
+  if (!collect.duplicate.empty()) return Invalid(Cat("manifest lists item ", collect.duplicate, " twice"));
+  if (collect.leaves.size() != facts.count) return Invalid("manifest items could not all be read");
+  const MerkleTree tree(std::move(collect.leaves));
+  if (tree.root() != facts.root) return Invalid("manifest items do not hash to its merkleRoot");
+  std::map<std::string, std::string> out;
+  for (const auto& [digest, at] : collect.found) {
+    out[digest] = ReceiptJsonFor(facts.certificate_id.value, facts.root, facts.count, at.first, at.second,
+                                 tree.InclusionProof(at.first));
+  }
+  return out;
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> ReceiptFromManifestFile(const std::string& path, std::string_view digest,
@@ -311,6 +356,13 @@ absl::StatusOr<std::string> ReceiptFromManifestFile(const std::string& path, std
   absl::StatusOr<std::unique_ptr<FileInput>> in = FileInput::Open(path, buffer_bytes);
   if (!in.ok()) return in.status();
   return Receipt(in->get(), digest);
+}
+
+absl::StatusOr<std::map<std::string, std::string>> ReceiptsFromManifestFile(const std::string& path,
+                                                                            const std::set<std::string>& digests) {
+  absl::StatusOr<std::unique_ptr<FileInput>> in = FileInput::Open(path, kManifestReadBuffer);
+  if (!in.ok()) return in.status();
+  return Receipts(in->get(), digests);
 }
 
 absl::StatusOr<std::string> ReceiptFromManifestText(std::string_view manifest_json, std::string_view digest) {

@@ -21,6 +21,7 @@
   const SUBJECT_PREFIX = 'shredd-deletion:';
   const LEAF_FORMAT = 'shredd-item-v1';
   const RECEIPT_TYPE = 'shredd-receipt-v1';
+  const BUNDLE_TYPE = 'shredd-receipt-bundle-v1';
   const TLOG_PROOF_HEADER = 'c2sp.org/tlog-proof@v1';
   const MAX_NOTE_BYTES = 1 << 20;
   const MAX_NOTE_SIGNATURES = 100;
@@ -620,9 +621,26 @@
   function isValidDigest(d) {
     return d.startsWith('sha256:') && d.length === 71 && /^[0-9a-f]{64}$/.test(d.slice(7));
   }
-  // formats/certificate.cc VerifyReceipt; `digest` null = the receipt's own item.
+  // A receipt, or a receipt bundle (client/receipt_bundle.h: the receipts a
+  // vendor hands one data subject): with a photo, the bundle's receipt for
+  // it; without, every receipt in the bundle is checked.
   function verifyReceipt(cert, bytes, digest) {
     const doc = parseStrictJson(bytes, 'receipt');
+    if (!(doc instanceof JObject) || doc.get('type') !== BUNDLE_TYPE) return verifyReceiptDoc(cert, doc, digest);
+    const list = getTyped(doc, 'receipt bundle', 'receipts', 'array');
+    if (list.length === 0) fail('the receipt bundle holds no receipts');
+    const itemDigest = (rc) => (rc instanceof JObject && rc.get('item') instanceof JObject ? rc.get('item').get('digest') : undefined);
+    if (digest !== null) {
+      const mine = list.filter((rc) => itemDigest(rc) === digest);
+      if (mine.length === 0) fail(`the receipt bundle (${list.length} receipts) holds no receipt for ${digest}`);
+      if (mine.length > 1) fail(`the receipt bundle lists ${digest} twice`);
+      return Object.assign(verifyReceiptDoc(cert, mine[0], digest), { bundle: list.length });
+    }
+    const items = list.map((rc) => verifyReceiptDoc(cert, rc, null));
+    return Object.assign(items[0], { bundle: list.length });
+  }
+  // formats/certificate.cc VerifyReceipt; `digest` null = the receipt's own item.
+  function verifyReceiptDoc(cert, doc, digest) {
     const what = 'receipt';
     if (!(doc instanceof JObject)) fail('receipt is not a JSON object');
     expectString(doc, what, 'type', RECEIPT_TYPE);
@@ -1099,7 +1117,9 @@
           r.fileLine = `This file (${photoDigest}) is covered by this deletion.`;
           r.fileClass = 'covered';
         } else {
-          r.fileLine = `The receipt proves that an item ${item.digest} is covered; give your file to check that it is yours.`;
+          r.fileLine = item.bundle
+            ? `The receipt bundle proves that its ${item.bundle} items are covered; give your file to check that it is one of them.`
+            : `The receipt proves that an item ${item.digest} is covered; give your file to check that it is yours.`;
         }
       } else if (photoDigest) {
         r.fileLine = `This file (${photoDigest}) is NOT shown to be covered: ${failure.reason}`;

@@ -44,6 +44,7 @@ absl::StatusOr<OrderSpec> SpecFromProto(const v1::OrderSpec& p) {
   s.subject_ids.assign(p.subject_ids().begin(), p.subject_ids().end());
   s.datasets.assign(p.datasets().begin(), p.datasets().end());
   for (const auto& [k, v] : p.labels()) s.labels.emplace(k, v);
+  s.keep_subject_map = p.keep_subject_map();
   return s;
 }
 
@@ -58,6 +59,7 @@ void SpecToProto(const OrderSpec& s, v1::OrderSpec* p) {
   for (const auto& x : s.subject_ids) p->add_subject_ids(x);
   for (const auto& x : s.datasets) p->add_datasets(x);
   for (const auto& [k, v] : s.labels) (*p->mutable_labels())[k] = v;
+  p->set_keep_subject_map(s.keep_subject_map);
 }
 
 void PlannedToProto(const PlannedItem& i, v1::PlannedItem* p) {
@@ -139,6 +141,44 @@ grpc::Status OrdersService::GetOrder(grpc::ServerContext* ctx, const v1::GetOrde
       return grpc::Status::OK;
     }
   }
+}
+
+grpc::Status OrdersService::GetSubjectMap(grpc::ServerContext* ctx, const v1::SubjectMapRequest* req,
+                                          grpc::ServerWriter<v1::SubjectMapChunk>* writer) {
+  SHREDD_AUTHORIZE(ctx);
+  v1::SubjectMapChunk chunk;
+  size_t items = 0;
+  bool sent_ok = true;
+  constexpr size_t kChunkItems = 16384;
+  auto s =
+      book_->ForEachSubject(req->order_id(), [&](const std::string& subject, const std::vector<SubjectMapItem>& list) {
+        auto* out = chunk.add_subjects();
+        out->set_subject_id(subject);
+        for (const auto& i : list) {
+          ToProto(i.digest, out->add_digests());
+          out->add_kinds(KindToProto(i.kind));
+        }
+        items += list.size();
+        if (items >= kChunkItems) {
+          sent_ok = writer->Write(chunk);
+          chunk.Clear();
+          items = 0;
+        }
+        return sent_ok && !ctx->IsCancelled();
+      });
+  if (!s.ok()) return ToGrpc(s);
+  if (!sent_ok) return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
+  if (chunk.subjects_size() > 0) writer->Write(chunk);
+  return grpc::Status::OK;
+}
+
+grpc::Status OrdersService::ReleaseSubjectMap(grpc::ServerContext* ctx, const v1::SubjectMapRequest* req,
+                                              v1::ReleaseSubjectMapResponse* resp) {
+  SHREDD_AUTHORIZE(ctx);
+  auto n = book_->ReleaseSubjectMap(req->order_id());
+  if (!n.ok()) return ToGrpc(n.status());
+  resp->set_subjects(*n);
+  return grpc::Status::OK;
 }
 
 grpc::Status OrdersService::AddHold(grpc::ServerContext* ctx, const v1::AddHoldRequest* req, v1::Hold* resp) {

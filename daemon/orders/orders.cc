@@ -52,6 +52,7 @@ json SpecJson(const OrderSpec& s, bool with_received) {
          {"datasets", sorted(s.datasets)},
          {"labels", s.labels}};
   if (with_received) j["received"] = s.received;
+  if (s.keep_subject_map) j["keepSubjectMap"] = true;  // absent in records of older orders
   return j;
 }
 
@@ -73,6 +74,7 @@ absl::StatusOr<OrderSpec> SpecFromJson(const json& j) {
   s.subject_ids = j.at("subjects").get<std::vector<std::string>>();
   s.datasets = j.at("datasets").get<std::vector<std::string>>();
   s.labels = j.at("labels").get<std::map<std::string, std::string>>();
+  s.keep_subject_map = j.value("keepSubjectMap", false);
   return s;
 }
 
@@ -285,6 +287,44 @@ absl::StatusOr<OrderStatus> OrderBook::Get(std::string_view id, std::optional<ab
   }
 }
 
+absl::Status OrderBook::ForEachSubject(
+    std::string_view id,
+    const std::function<bool(const std::string& subject, const std::vector<SubjectMapItem>& items)>& visit) {
+  auto st = Load(id);
+  if (!st.ok()) return st.status();
+  if (st->state != OrderState::kDone) {
+    return absl::FailedPreconditionError(StrCat("order ", QuoteForError(id), " is ", OrderStateName(st->state),
+                                                ": its subject map is served once it is done (certified)"));
+  }
+  return shredd::ForEachSubject(store_, id, visit);
+}
+
+absl::StatusOr<int64_t> OrderBook::ReleaseSubjectMap(std::string_view id) {
+  std::lock_guard release(release_mu_);
+  auto st = Load(id);
+  if (!st.ok()) return st.status();
+  if (st->state == OrderState::kPending || st->state == OrderState::kRunning) {
+    return absl::FailedPreconditionError(StrCat("order ", QuoteForError(id), " is ", OrderStateName(st->state),
+                                                ": release its subject map once it is done"));
+  }
+  int64_t subjects = 0;
+  if (auto s = shredd::ForEachSubject(store_, id,
+                                      [&](const std::string&, const std::vector<SubjectMapItem>&) {
+                                        ++subjects;
+                                        return true;
+                                      });
+      !s.ok()) {
+    return s;
+  }
+  rocksdb::WriteBatch batch;
+  auto slot = StageSubjectMapRelease(store_, id, &batch);
+  if (!slot.ok()) return slot.status();
+  const uint64_t slots[] = {*slot};
+  if (auto s = shredder_->DestroyKeys(slots, &batch); !s.ok()) return s;
+  LogInfo("order subject map released", {{"order", std::string(id)}, {"subjects", subjects}});
+  return subjects;
+}
+
 std::map<OrderState, int64_t> OrderBook::CountByState() {
   std::lock_guard lock(mu_);
   return state_counts_;
@@ -371,7 +411,8 @@ ordered_json EdgeJson(const PlannedItem& p) {
 
 }  // namespace
 
-absl::Status OrderBook::PlanInto(const OrderSpec& spec, PlanSink& sink, ShredJob& job, RunCounts* counts) {
+absl::Status OrderBook::PlanInto(const OrderSpec& spec, PlanSink& sink, ShredJob& job, RunCounts* counts,
+                                 SubjectMapWriter* subjects) {
   std::vector<std::string> unmatched;
   return PlanClosure(store_, catalog_, spec, &unmatched,
                      [&](const StoredItem& item, PlannedItem& p, ClosureRole role) -> absl::Status {
@@ -385,6 +426,9 @@ absl::Status OrderBook::PlanInto(const OrderSpec& spec, PlanSink& sink, ShredJob
                        if (role == ClosureRole::kDerived) {
                          job.derived_models.push_back(
                              {{"digest", p.digest.HashString()}, {"size", p.digest.size}, {"pulledInBy", EdgeJson(p)}});
+                       }
+                       if (subjects != nullptr) {
+                         if (auto s = subjects->Add(item); !s.ok()) return s;
                        }
                        if (++counts->planned % 8192 == 0) {
                          std::lock_guard lock(mu_);
@@ -413,12 +457,22 @@ bool OrderBook::Run(const std::string& id) {
     return true;
   }
   Update(st, OrderState::kRunning, "planning and destroying keys");
+  std::unique_ptr<SubjectMapWriter> subjects;
+  if (st.spec.keep_subject_map) {
+    auto w = SubjectMapWriter::Open(store_, id);
+    if (!w.ok()) {
+      Update(st, OrderState::kFailed, StrCat("subject map: ", w.status().message()));
+      return false;
+    }
+    subjects = std::move(*w);
+  }
   RunCounts counts;
   // Planning streams the closure into the shredder's staged records (under
   // its lock); the destruction then runs in chunks and ends in one
   // certificate.
   auto cert = shredder_->ExecutePlanned(JobFor(st.spec, request_id), [&](PlanSink& sink, ShredJob& j) -> absl::Status {
-    auto s = PlanInto(st.spec, sink, j, &counts);
+    auto s = PlanInto(st.spec, sink, j, &counts, subjects.get());
+    if (s.ok() && subjects) s = subjects->Flush();
     if (absl::IsCancelled(s)) counts.stopped = true;
     if (!s.ok()) return s;
     // Stopping: leave the order checkpointed (RUNNING, nothing destroyed);

@@ -29,6 +29,7 @@
 
 #include "daemon/items/item_store.h"
 #include "daemon/lineage/catalog.h"
+#include "daemon/orders/subject_map.h"
 #include "daemon/shred/shredder.h"
 
 namespace shredd {
@@ -48,6 +49,8 @@ struct OrderSpec {
   std::vector<std::string> subject_ids;
   std::vector<std::string> datasets;
   std::map<std::string, std::string> labels;
+  // Keep the order's subject map for per-subject receipts (subject_map.h).
+  bool keep_subject_map = false;
 
   absl::Status Validate() const;
   // Canonical form for idempotency checks (selectors sorted, received excluded
@@ -113,6 +116,15 @@ class OrderBook {
   // NOT_FOUND if unknown. With `wait_until`, blocks until the order finishes
   // or the time passes.
   absl::StatusOr<OrderStatus> Get(std::string_view id, std::optional<absl::Time> wait_until);
+  // The subject map of a DONE order (subject_map.h), one subject at a time.
+  // FAILED_PRECONDITION if the order is not DONE; NOT_FOUND if it kept no
+  // map or the map was released.
+  absl::Status ForEachSubject(
+      std::string_view id,
+      const std::function<bool(const std::string& subject, const std::vector<SubjectMapItem>& items)>& visit);
+  // Destroys the subject map of a finished order (its key shredded in an
+  // epoch); returns how many subjects it held. NOT_FOUND if there is none.
+  absl::StatusOr<int64_t> ReleaseSubjectMap(std::string_view id);
   // Orders known to the daemon, by state (for the shredd_orders gauge).
   std::map<OrderState, int64_t> CountByState();
 
@@ -130,7 +142,8 @@ class OrderBook {
   };
   // Run's planning phase: streams the order's closure into the shredder's
   // `sink`, adding derived models and retained items to `job`.
-  absl::Status PlanInto(const OrderSpec& spec, PlanSink& sink, ShredJob& job, RunCounts* counts);
+  absl::Status PlanInto(const OrderSpec& spec, PlanSink& sink, ShredJob& job, RunCounts* counts,
+                        SubjectMapWriter* subjects);
   // Run's last phase: the order's state from the shred's outcome.
   bool Finish(OrderStatus& st, const absl::StatusOr<CertificateBundle>& cert, const RunCounts& counts);
   // Sets and saves the order's state, counts it, logs the change.
@@ -147,6 +160,7 @@ class OrderBook {
   std::deque<std::string> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::map<OrderState, int64_t> state_counts_ ABSL_GUARDED_BY(mu_);
+  std::mutex release_mu_;  // one subject-map release at a time
   std::thread worker_;
 };
 

@@ -217,6 +217,16 @@ absl::StatusOr<CertificateBundle> Shredder::Execute(ShredJob job) {
   });
 }
 
+absl::Status Shredder::DestroyKeys(std::span<const uint64_t> slots, rocksdb::WriteBatch* batch) {
+  ErasureWrites erasure;
+  std::lock_guard lock(mu_);
+  auto epoch = store_->key_tree().Shred(slots, batch);
+  if (!epoch.ok()) return epoch.status();
+  LogInfo("key epoch without items",
+          {{"destroyed_epoch", epoch->destroyed_epoch}, {"installed_epoch", epoch->installed_epoch}});
+  return absl::OkStatus();
+}
+
 absl::StatusOr<CertificateBundle> Shredder::ExecutePlanned(ShredJob job, const Planner& planner) {
   ErasureWrites erasure;  // deletion keeps working on a nearly full disk (space_guard.h)
   const absl::Time requested = absl::Now();

@@ -181,6 +181,13 @@ class Shredder {
   // seen before returns that certificate without planning. NOT_FOUND
   // "nothing to shred" if the planner staged nothing.
   absl::StatusOr<CertificateBundle> ExecutePlanned(ShredJob job, const Planner& planner);
+  // Shreds key-tree slots that hold no item (an order's subject map key) in
+  // one epoch, with `batch` (the records they sealed, deleted), under the
+  // shredder's lock so no destruction is in flight. No certificate: nothing
+  // personal is certified by it. If the old root cannot be destroyed, the
+  // new tree stands and the error is returned; the next start destroys
+  // every root but the committed one (KeyTree::Open).
+  absl::Status DestroyKeys(std::span<const uint64_t> slots, rocksdb::WriteBatch* batch);
   // Streams the private manifest of a certificate in pieces (concatenated:
   // the manifest JSON). `sink` returns false to stop.
   absl::Status StreamManifest(std::string_view certificate_id, const std::function<bool(std::string_view)>& sink);

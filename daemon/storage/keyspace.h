@@ -59,14 +59,15 @@ inline constexpr std::string_view kManifest = "M";       // certificate_id: priv
 inline constexpr std::string_view kManifestChunk = "m";  // certificate_id seq(4): manifest items
 
 // Orders (daemon/orders/orders.h).
-inline constexpr std::string_view kOrder = "O";  // order_id: sealed order record
+inline constexpr std::string_view kOrder = "O";       // order_id: sealed order record
+inline constexpr std::string_view kSubjectMap = "J";  // order_id "\0" ...: an order's subject map (subject_map.h)
 
 // Every prefix above, for the test that keeps them apart.
 inline constexpr std::string_view kAll[] = {
     kEpoch,      kNode,        kDek,         kLogSize,  kLogEntry,      kLogHash,     kLogLeafIndex, kLogCheckpoint,
     kBlobDrop,   kItem,        kInline,      kObject,   kIndex,         kSuppression, kCustody,      kMember,
     kDataset,    kEdgeForward, kEdgeReverse, kHold,     kHoldLookup,    kLift,        kRequest,      kPending,
-    kStagedItem, kStagedLeaf,  kCertificate, kManifest, kManifestChunk, kOrder,
+    kStagedItem, kStagedLeaf,  kCertificate, kManifest, kManifestChunk, kOrder,       kSubjectMap,
 };
 
 }  // namespace shredd::keyspace

@@ -45,7 +45,10 @@ faults and every few steps; the touched items and a sample otherwise):
       the faults it must survive (it never dies by itself, also on a full disk);
   (h) the daemon's state agrees with the model: kind fixed at first store,
       acknowledged metadata kept (Stat, List), lineage as registered, an
-      order destroys exactly its expected closure minus what is held.
+      order destroys exactly its expected closure minus what is held;
+  (i) an order submitted with keep_subject_map serves exactly the subjects
+      of the items it destroyed (GetSubjectMap), until ReleaseSubjectMap,
+      after which it serves nothing, across restarts; other orders have none.
 
 A violation raises `Violation` naming the seed, the step and the invariant;
 `tests/soak/model_soak.py --seed N` replays the same sequence of operations
@@ -107,7 +110,7 @@ def spec_key(spec):
     are sets (sorted, duplicates dropped)."""
     return (spec.id, spec.basis, spec.reference, spec.requester, spec.due,
             tuple(sorted({d.hash for d in spec.digests})), tuple(sorted(set(spec.subject_ids))),
-            tuple(sorted(set(spec.datasets))), tuple(sorted(spec.labels.items())))
+            tuple(sorted(set(spec.datasets))), tuple(sorted(spec.labels.items())), spec.keep_subject_map)
 
 class Violation(AssertionError):
     def __init__(self, seed, step, inv, msg, op=None):
@@ -257,7 +260,7 @@ class ModelRun:
         ("put_new", 14), ("put_trailer", 5), ("batch_new", 8), ("reupload", 8), ("reupload_shredded", 4),
         ("tag", 6), ("register_dataset", 3), ("model_register", 8), ("add_lineage", 3),
         ("photo_as_model", 3), ("hold_add", 5), ("hold_remove", 3), ("shred", 7), ("shred_repeat", 2),
-        ("order", 7), ("order_resubmit", 3), ("invalid", 10), ("race_reupload_shred", 5),
+        ("order", 7), ("order_resubmit", 3), ("subject_map", 3), ("invalid", 10), ("race_reupload_shred", 5),
         ("race_reuploads", 3), ("race_parallel_puts", 2), ("lift", 1), ("restart", 2), ("kill9", 3),
     ]
     FULL_DISK_OPS = [("disk_full", 3)]
@@ -1012,6 +1015,7 @@ class ModelRun:
                 spec.labels[key] = self.label_value[key]
         if not (spec.digests or spec.subject_ids or spec.datasets or spec.labels):
             spec.subject_ids.append(r.choice(self.subject_pool))
+        spec.keep_subject_map = r.random() < 0.4
         return spec
 
     def expected_of(self, spec):
@@ -1023,7 +1027,8 @@ class ModelRun:
         res = call(self.orders(ch).SubmitOrder, spec, timeout=RPC_TIMEOUT)
         self.stats.ops += 1
         if res.ok:
-            self.m.orders[spec.id] = dict(spec=spec, state=None, cert=None, expect=(destroyed, retained))
+            self.m.orders[spec.id] = dict(spec=spec, state=None, cert=None, expect=(destroyed, retained),
+                                          subject_map=self.subject_map_of(spec, destroyed))
         return res
 
     def finish_order(self, oid, timeout=120):
@@ -1063,6 +1068,51 @@ class ModelRun:
             self.fail("h", "order %s's certificate retains %d items (%s), the model %d (%s)" % (
                 oid, len(kept), [(k.get("kind"), k.get("holdId"), k.get("digest", "")[:19]) for k in kept],
                 len(retained), [(self.m.by_digest[d].short(), self.m.held_by(self.m.by_digest[d])) for d in retained]))
+
+    def subject_map_of(self, spec, destroyed):
+        """What GetSubjectMap must serve for the order: {subject: {digests}}."""
+        if not spec.keep_subject_map:
+            return {}
+        out = {}
+        for d in destroyed:
+            for s in self.m.by_digest[d].subjects:
+                out.setdefault(s, set()).add(d)
+        return out
+
+    def op_subject_map(self, r):
+        """GetSubjectMap of a finished order against the model, then maybe release it."""
+        done = sorted(oid for oid, o in self.m.orders.items() if o["state"] == opb.ORDER_DONE)
+        if not done:
+            return self.op_order(r)
+        oid = r.choice(done)
+        o = self.m.orders[oid]
+        expect = o["subject_map"]
+        req = opb.SubjectMapRequest(order_id=oid)
+        res = call(lambda: {s.subject_id: set(d.hash for d in s.digests)
+                            for chunk in self.orders().GetSubjectMap(req, timeout=RPC_TIMEOUT) for s in chunk.subjects})
+        self.stats.ops += 1
+        if expect:
+            if not res.ok:
+                self.fail("i", "GetSubjectMap %s: %s; the model expects %d subjects" % (oid, res, len(expect)))
+            if res.value != expect:
+                self.fail("i", "order %s's subject map differs from the model: extra subjects %d, missing %d, "
+                          "differing %d" % (oid, len(set(res.value) - set(expect)), len(set(expect) - set(res.value)),
+                                            sum(1 for k in expect if k in res.value and res.value[k] != expect[k])))
+        elif res.ok or res.code != grpc.StatusCode.NOT_FOUND:
+            self.fail("i", "order %s (keep=%s, released=%s) should have no subject map: %s" % (
+                oid, o["spec"].keep_subject_map, o.get("released", False), res))
+        if r.random() < 0.5:
+            before = self.snapshot()
+            rel = call(self.orders().ReleaseSubjectMap, req, timeout=RPC_TIMEOUT)
+            self.stats.ops += 1
+            if expect and (not rel.ok or rel.value.subjects != len(expect)):
+                self.fail("i", "ReleaseSubjectMap %s: %s; the model expects %d subjects" % (oid, rel, len(expect)))
+            if not expect and (rel.ok or rel.code != grpc.StatusCode.NOT_FOUND):
+                self.fail("i", "ReleaseSubjectMap %s with no map: %s, expected NOT_FOUND" % (oid, rel))
+            o["subject_map"] = {}
+            o["released"] = True
+            self.expect_unchanged(before, "release of order %s's subject map" % oid)
+        return True
 
     def op_order(self, r):
         spec = self.r_spec(r)
@@ -1351,7 +1401,8 @@ class ModelRun:
             o = results.get("order")
             if o is None or not o.ok:
                 self.fail("h", "SubmitOrder in a race refused: %s" % o)
-            self.m.orders[spec.id] = dict(spec=spec, state=None, cert=None, expect=(destroyed, retained))
+            self.m.orders[spec.id] = dict(spec=spec, state=None, cert=None, expect=(destroyed, retained),
+                                          subject_map=self.subject_map_of(spec, destroyed))
             self.finish_order(spec.id)
         else:
             s = results.get("shred")

@@ -95,7 +95,10 @@ class WebVerifierTest(unittest.TestCase):
                              json_out=True)
             cls.tune = lines[0]["digest"]
             d.ctl("order", "submit", "--id", "web-order-1", "--basis", "gdpr-art17", "--reference", "DPA-2026-042",
-                  "--requester", "the DPA", "--dataset", "faces", "-o", cls.path("cert.json"))
+                  "--requester", "the DPA", "--dataset", "faces", "-o", cls.path("cert.json"), "--keep-subject-map")
+            # alice's bundle: her three photos' receipts (issue 15 part 5).
+            d.ctl("order", "receipts", "web-order-1", "--by-subject", "-o", cls.path("bundles"))
+            shutil.copy(os.path.join(cls.path("bundles"), "alice.receipts.json"), cls.path("bundle.json"))
             cls.photo_digest = file_digest(photos[0])
             d.ctl("receipt", "--manifest", cls.path("cert.manifest.json"), "--item", photos[0],
                   "-o", cls.path("receipt.json"))
@@ -250,6 +253,23 @@ class WebVerifierTest(unittest.TestCase):
         self.assertEqual(result, "valid", verdict)
         self.assertIn("Your file was not checked: no receipt.", verdict)
         self.assertIn("This file (%s) was not checked: a certificate names no item" % self.photo_digest, checks)
+
+    def test_a_subjects_bundle_covers_each_of_their_photos_and_no_other(self):
+        for photo in ("photo1.jpg", "photo2.jpg"):
+            result, verdict, _, summary = self.open(cert="cert.json", key="pub.pem", receipt="bundle.json", photo=photo)
+            self.assertEqual(result, "valid", verdict)
+            self.assertIn("This file (%s) is covered by this deletion." % file_digest(self.path(photo)), summary)
+        result, verdict, _, summary = self.open(cert="cert.json", key="pub.pem", receipt="bundle.json")
+        self.assertEqual(result, "valid", verdict)
+        self.assertIn("The receipt bundle proves that its 3 items are covered", summary)
+        result, verdict, _, _ = self.open(cert="cert.json", key="pub.pem", receipt="bundle.json", photo="other.jpg")
+        self.assertEqual(result, "invalid", verdict)
+        other = file_digest(self.path("other.jpg"))
+        self.assertIn("INVALID (receipt): the receipt bundle (3 receipts) holds no receipt for %s" % other, verdict)
+        self.assertEqual(self.shredctl_verify("cert.json", "pub.pem", "--receipt", self.path("bundle.json"),
+                                              "--item", self.path("photo2.jpg")), 0)
+        self.assertEqual(self.shredctl_verify("cert.json", "pub.pem", "--receipt", self.path("bundle.json"),
+                                              "--item", self.path("other.jpg")), 3)
 
     def test_wrong_photo_is_not_covered(self):
         result, verdict, _, summary = self.open(cert="cert.json", key="pub.pem", receipt="receipt.json",

@@ -1,0 +1,43 @@
+// Receipt bundles (docs/FORMATS.md "Receipt bundle"): the receipts of
+// several items of one certificate in one file, for one data subject
+// (`order receipts --by-subject`) or for the items asked for (`receipt
+// --item A --item B`). The one home of the format on the client side.
+#ifndef SHREDD_CLIENT_RECEIPT_BUNDLE_H_
+#define SHREDD_CLIENT_RECEIPT_BUNDLE_H_
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace shredd::cli {
+
+inline constexpr std::string_view kReceiptBundleType = "shredd-receipt-bundle-v1";
+
+struct ReceiptBundle {
+  std::string certificate_id;
+  std::string order_id;              // optional
+  std::string subject;               // optional: the data subject it is for
+  std::string certificate;           // optional: the DSSE envelope, as the daemon issued it
+  std::vector<std::string> receipts; // receipt JSON texts (shredd-receipt-v1)
+};
+
+// Pretty-printed JSON (the receipts sorted by item digest).
+std::string ReceiptBundleJson(const ReceiptBundle& bundle);
+
+// The receipt of `digest` ("sha256:<hex>") in `text`, which is a receipt
+// (returned as is: VerifyReceipt judges it) or a bundle holding one.
+// NOT_FOUND if the bundle has no receipt for it; INVALID_ARGUMENT if the
+// text is neither.
+absl::StatusOr<std::string> ReceiptFor(std::string_view text, std::string_view digest);
+
+// A file name for a subject's bundle: the subject id with every byte
+// outside [A-Za-z0-9._@+-] (and a leading '.') percent-encoded, so that
+// distinct subjects get distinct names; ids too long for a file name are
+// cut and get 16 hex of their SHA-256. Ends in ".receipts.json".
+std::string SubjectFileName(std::string_view subject);
+
+}  // namespace shredd::cli
+
+#endif  // SHREDD_CLIENT_RECEIPT_BUNDLE_H_
