@@ -5,7 +5,8 @@
 #   PREFIX/lib/sysusers.d/shredd.conf, PREFIX/lib/tmpfiles.d/shredd.conf
 #   SYSCONF/shredd/shredd.toml                 systemd/shredd.toml (SYSCONF: /etc
 #                                              for the /usr prefix, else PREFIX/etc)
-# Expects SHREDD_SOURCE_DIR and SHREDD_PACKAGING_DIR (set by the install(CODE) before it).
+# Expects SHREDD_SOURCE_DIR, SHREDD_PACKAGING_DIR and SHREDD_STAGING_DIR (set by the
+# install(CODE) before it).
 set(prefix "${CMAKE_INSTALL_PREFIX}")
 if(prefix STREQUAL "/usr")
   set(sysconf "/etc")
@@ -34,7 +35,7 @@ edit("Documentation=file:///usr/local/share/doc/shredd/README.md" "Documentation
 edit("DynamicUser=yes" "User=shredd\nGroup=shredd")
 string(REGEX REPLACE "# Install: [^\n]*\n(#[^\n]*\n)*# Local clients" "# Installed by the shredd package (docs/SERVICE.md \"Install the package\").\n# Local clients" unit "${unit}")
 
-set(staging "${CMAKE_CURRENT_BINARY_DIR}/shredd-service-staging")
+set(staging "${SHREDD_STAGING_DIR}")  # in the build tree, whatever the current directory
 file(WRITE "${staging}/shredd.service" "${unit}")
 file(INSTALL "${staging}/shredd.service" DESTINATION "${prefix}/lib/systemd/system" FILE_PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
 file(INSTALL "${SHREDD_PACKAGING_DIR}/shredd.sysusers" DESTINATION "${prefix}/lib/sysusers.d" RENAME shredd.conf
