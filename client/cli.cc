@@ -24,6 +24,9 @@
 #include <openssl/evp.h>
 
 #include "client/cli_common.h"
+#include "client/cli_config.h"
+#include "client/cli_usage.h"
+#include "client/completion.h"
 #include "client/progress.h"
 #include "client/sigstore_bundle.h"
 #include "client/web_verifier.h"
@@ -197,12 +200,16 @@ int CmdPut(const Global& g, const PutOptions& o) {
   auto channel = Connect(g);
   auto stub = v1::Store::NewStub(channel);
   Progress progress("put", total_bytes, !g.quiet);
-  int failures = 0;
-  auto report = [&](const PutItem& it, const std::string& status, const std::string& error) {
+  // Failed items: exit with their code when they all failed alike (content
+  // that was shredded: 6), 1 when reasons differ (docs/CLI.md "Exit codes").
+  int failed_exit = kOk;
+  auto report = [&](const PutItem& it, const std::string& status, const std::string& error,
+                    grpc::StatusCode code = grpc::OK) {
     json j{{"path", it.path}, {"digest", it.digest.hash}, {"size", it.digest.size}, {"status", status}};
     if (!error.empty()) j["error"] = error;
     if (!error.empty()) {
-      ++failures;
+      const int exit = code == grpc::OK ? kFail : ExitCodeFor(code);
+      failed_exit = failed_exit == kOk || failed_exit == exit ? exit : kFail;
       std::cerr << "shredctl: " << Shown(it.path) << ": " << Shown(error) << "\n";
       if (g.json) std::cout << DumpJson(j) << "\n";
       return;
@@ -236,7 +243,8 @@ int CmdPut(const Global& g, const PutOptions& o) {
     for (size_t k = 0; k < in_batch.size(); ++k) {
       const auto& r = resp.results(static_cast<int>(k));
       if (r.code() != 0) {
-        report(*in_batch[k], "failed", StrCat(CodeName(static_cast<grpc::StatusCode>(r.code())), ": ", r.message()));
+        const auto code = static_cast<grpc::StatusCode>(r.code());
+        report(*in_batch[k], "failed", StrCat(CodeName(code), ": ", r.message()), code);
       } else {
         report(*in_batch[k], r.already_present() ? "present" : "stored", "");
       }
@@ -252,13 +260,14 @@ int CmdPut(const Global& g, const PutOptions& o) {
         g, it.path, it.digest.size, std::move(header), [&](uint64_t n) { progress.Add(n); }, &it.digest, it.follow);
     if (!r.status.ok()) {
       if (r.status.error_code() == grpc::UNAVAILABLE) throw FromGrpc(r.status, "upload failed");
-      report(it, "failed", StrCat(CodeName(r.status.error_code()), ": ", r.status.error_message()));
+      report(it, "failed", StrCat(CodeName(r.status.error_code()), ": ", r.status.error_message()),
+             r.status.error_code());
     } else {
       report(it, r.already_present ? "present" : "stored", "");
     }
   }
   progress.Finish();
-  return failures == 0 ? kOk : kFail;
+  return failed_exit;
 }
 
 // ---------------------------------------------------------------- get
@@ -488,20 +497,13 @@ int CmdPubkey(const Global& g, const std::string& format, const std::string& out
 
 // ---------------------------------------------------------------- offline: verify, receipt
 
-// Global flags, with their environment defaults.
+// Global flags. They are accepted before or after the command (the app
+// falls through to them); what no flag gives comes from the environment,
+// the client config file or the default (client/cli_config.h).
 void AddGlobalOptions(CLI::App& app, Global& g) {
-  const char* env = std::getenv("SHREDD_SERVER");
-  g.server = env && *env ? env : "unix:./var/shredd/shredd.sock";
-  app.add_option("--server", g.server, "daemon address: unix:PATH or tcp:HOST:PORT (env SHREDD_SERVER)")
-      ->capture_default_str();
-  auto env_or = [](const char* name) {
-    const char* v = std::getenv(name);
-    return std::string(v && *v ? v : "");
-  };
-  g.tls_ca = env_or("SHREDD_TLS_CA");
-  g.tls_cert = env_or("SHREDD_TLS_CERT");
-  g.tls_key = env_or("SHREDD_TLS_KEY");
-  g.tls_server_name = env_or("SHREDD_TLS_SERVER_NAME");
+  app.add_option("--server", g.server,
+                 "daemon address: unix:PATH or tcp:HOST:PORT (env SHREDD_SERVER; default unix:./var/shredd/shredd.sock "
+                 "if it exists, else unix:/run/shredd/shredd.sock)");
   app.add_option("--tls-ca", g.tls_ca, "tcp: servers: PEM CA of the daemon's certificate (env SHREDD_TLS_CA)");
   app.add_option("--tls-cert", g.tls_cert, "tcp: servers: PEM client certificate (env SHREDD_TLS_CERT)");
   app.add_option("--tls-key", g.tls_key, "tcp: servers: PEM key of --tls-cert (env SHREDD_TLS_KEY)");
@@ -602,9 +604,13 @@ int Run(int argc, char** argv) {
     return kFail;
   }
   Global g;
-  CLI::App app{"shredctl: store, shred and verify with shredd"};
+  CLI::App app{"shredctl: store, shred and verify with shredd", "shredctl"};
   app.require_subcommand(1);
+  // Inherited by every subcommand: a flag a command does not know is tried
+  // as a global one, so `shredctl ls --json` works like `shredctl --json ls`.
+  app.fallthrough();
   AddGlobalOptions(app, g);
+  app.footer(kGlobalFlagsFooter);  // inherited by every command's --help
 
   std::function<int()> action;
   AddOrderCommands({app, g, action});
@@ -614,15 +620,22 @@ int Run(int argc, char** argv) {
   AddCertificateCommands(app, g, action);
   AddVerifyCommand({app, g, action});
   AddWebVerifierCommand({app, g, action});
+  AddConfigCommand({app, g, action});
+  AddCompletionCommands({app, g, action});
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);
-    std::cerr << "shredctl: " << Shown(e.what()) << " (see shredctl --help)\n";
+    std::string why = DiagnoseUsage(app, std::vector<std::string>(argv + 1, argv + argc));
+    if (why.empty()) why = e.what();
+    std::cerr << "shredctl: " << Shown(why) << " (see shredctl --help)\n";
     return kUsage;
   }
   try {
+    // Scripts for shells and the manual need no settings (a broken config
+    // file must not break every new shell).
+    if (!app.got_subcommand("completion") && !app.got_subcommand("man")) (void)ResolveSettings(app, g);
     return action();
   } catch (const Failure& f) {
     std::cerr << "shredctl: " << Shown(f.message) << "\n";

@@ -66,25 +66,28 @@ const char* CodeName(grpc::StatusCode c) {
   }
 }
 
-Failure FromGrpc(const grpc::Status& s, std::string_view what) {
-  int code = kFail;
-  switch (s.error_code()) {
+int ExitCodeFor(grpc::StatusCode c) {
+  switch (c) {
+    case grpc::OK:
+      return kOk;
     case grpc::NOT_FOUND:
-      code = kNotFound;
-      break;
+      return kNotFound;
     case grpc::UNAVAILABLE:
-      code = kUnavailable;
-      break;
+      return kUnavailable;
     case grpc::FAILED_PRECONDITION:
     case grpc::ALREADY_EXISTS:
     case grpc::PERMISSION_DENIED:
-      code = kRefused;
-      break;
+      return kRefused;
     default:
-      break;
+      return kFail;
   }
+}
+
+Failure FromGrpc(const grpc::Status& s, std::string_view what) {
+  const int code = ExitCodeFor(s.error_code());
   std::string msg = StrCat(what, ": ", s.error_message());
-  if (s.error_code() == grpc::UNAVAILABLE) msg += " (is shredd running? check --server / SHREDD_SERVER)";
+  if (s.error_code() == grpc::UNAVAILABLE)
+    msg += " (is shredd running? check --server, SHREDD_SERVER or shredctl config show)";
   return {code, msg, CodeName(s.error_code())};
 }
 

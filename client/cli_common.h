@@ -61,6 +61,8 @@ struct Commands {
 };
 
 const char* CodeName(grpc::StatusCode c);
+// The exit code for a call that failed with `c` (docs/CLI.md "Exit codes").
+int ExitCodeFor(grpc::StatusCode c);
 Failure FromGrpc(const grpc::Status& s, std::string_view what);
 Failure FromStatus(const absl::Status& s, int code);
 std::string ReadFileOrThrow(const std::string& path);

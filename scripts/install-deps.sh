@@ -35,6 +35,10 @@ PACKAGES=(
   # a throwaway Ceph RGW for the S3 tests (tests/tools/ceph_cluster.py; no
   # ceph-mgr needed), botocore signs its readiness probe; rclone for bench/
   ceph-mon ceph-osd radosgw ceph-common python3-botocore rclone
+  # the Debian package (packaging/, tests/integration/test_package.py):
+  # cpack's dpkg-shlibdeps, lintian, man to render the pages; zsh and fish
+  # for the completion tests (test_cli_manual.py)
+  dpkg-dev lintian man-db zsh fish
   # the verification page's browser tests (tests/integration/test_web_verifier.py):
   # headless Chromium driven by Selenium
   chromium chromium-driver python3-selenium

@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "daemon/base/logging.h"
+#include "daemon/base/man_page.h"
 
 namespace shredd {
 
@@ -143,6 +144,32 @@ std::vector<Override> Overrides(const CLI::App& app, const DaemonConfig& opt) {
   return overrides;
 }
 
+// shredd(8)'s sections after its flags.
+ManPage ShreddManPage() {
+  ManPage page{"shredd", 8, "the deletion daemon: stores, shreds, certifies", SHREDD_VERSION, {}};
+  page.sections.push_back(
+      {"CONFIGURATION",
+       {"Settings come from the embedded defaults, then the TOML file given with --config (shredd.toml(5); the "
+        "package installs /etc/shredd/shredd.toml), then the flags above, each overriding the one before."}});
+  page.sections.push_back(
+      {"SIGNALS",
+       {"TP:SIGHUP\tre-read the config file: roles and log_format apply at once, other keys at the next start",
+        "TP:SIGTERM, SIGINT\tstop: finish in-flight calls (up to 10 s), leave a running order checkpointed, exit 0"}});
+  page.sections.push_back({"EXIT STATUS",
+                           {"TP:0\tstopped cleanly; --check-config: the config is valid",
+                            "TP:1\tthe config is wrong, or storage, the vault or a listener failed (one line on "
+                            "stderr says which)",
+                            "TP:2\ta malformed flag"}});
+  page.sections.push_back({"FILES",
+                           {"TP:/etc/shredd/shredd.toml\tthe packaged service's config (shredd.toml(5))",
+                            "TP:/var/lib/shredd, /var/lib/shredd-vault\tthe packaged service's data dir and file vault",
+                            "TP:/run/shredd/shredd.sock\tthe packaged service's socket"}});
+  page.sections.push_back(
+      {"SEE ALSO",
+       {"shredctl(1), shredd.toml(5), systemd.exec(5); docs/SERVICE.md and docs/CONFIG.md in the sources."}});
+  return page;
+}
+
 }  // namespace
 
 std::optional<int> ParseCommandLine(int argc, char** argv, CommandLine* out) {
@@ -177,6 +204,13 @@ std::optional<int> ParseCommandLine(int argc, char** argv, CommandLine* out) {
         std::exit(0);
       },
       "print the version and exit");
+  // Hidden: the build writes shredd.8 with it, from the flags --help shows.
+  app.add_flag_callback("--man",
+                        [&app] {
+                          std::cout << RenderManPage(app, ShreddManPage());
+                          std::exit(0);
+                        })
+      ->group("");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -23,6 +23,11 @@ SHREDCTL = os.environ.get("SHREDCTL_BIN", os.path.join(BUILD_BIN, "shredctl"))
 PY_GEN = os.environ.get("SHREDD_PY_GEN", os.path.join(BUILD_BIN, "..", "proto", "gen", "py"))
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, PY_GEN)
+# No personal shredctl config (docs/CLI.md "Config file") reaches the tests:
+# a `json = true` or `server = ...` in ~/.config/shredd/shredctl.toml would
+# change every shredctl call they make.
+os.environ.pop("SHREDCTL_CONFIG", None)
+os.environ["XDG_CONFIG_HOME"] = os.path.join(tempfile.gettempdir(), "shredd-tests-no-client-config")
 
 import grpc  # noqa: E402
 from shredd.v1 import shredd_pb2 as pb  # noqa: E402

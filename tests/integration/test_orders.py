@@ -266,7 +266,7 @@ class OrdersTest(DaemonTest):
         _, ds = self.d.ctl("dataset", "ls", json_out=True)
         self.assertEqual({d["dataset"]: d["items"] for d in ds}["scraped"], 3)
         self.submit("--id", "s1", "--basis", "contract", "--reference", "c", "--dataset", "scraped")
-        self.assertEqual(self.d.ctl("put", files[0], check=False).returncode, 1)
+        self.assertEqual(self.d.ctl("put", files[0], check=False).returncode, 6)  # refused: shredded (docs/CLI.md)
         self.d.ctl("suppression", "lift", files[0], "--reason", "consent given again")
         self.d.ctl("put", files[0])
         self.assertTrue(self.stored(lines[0]["digest"]))
