@@ -21,6 +21,13 @@
 namespace shredd {
 namespace {
 
+// The shredder's request id for order `id`.
+std::string RequestIdOf(std::string_view id) { return StrCat("order:", id); }
+
+}  // namespace
+
+namespace {
+
 using nlohmann::json;
 using nlohmann::ordered_json;
 
@@ -277,11 +284,20 @@ absl::StatusOr<OrderStatus> OrderBook::Get(std::string_view id, std::optional<ab
   for (;;) {
     auto st = Load(id);
     if (!st.ok()) return st;
+    if (st->state == OrderState::kRunning) AddLiveProgressLocked(*st);
     bool finished =
         st->state == OrderState::kDone || st->state == OrderState::kEmpty || st->state == OrderState::kFailed;
     if (finished || !wait_until || absl::Now() >= *wait_until) return st;
     changed_.wait_for(lock, std::min(absl::ToChronoNanoseconds(*wait_until - absl::Now()),
                                      std::chrono::nanoseconds(std::chrono::milliseconds(500))));
+  }
+}
+
+void OrderBook::AddLiveProgressLocked(OrderStatus& st) {
+  if (planning_.first == st.spec.id) st.items_planned = std::max(st.items_planned, planning_.second);
+  if (auto p = shredder_->ProgressOf(RequestIdOf(st.spec.id))) {
+    st.items_planned = static_cast<int64_t>(p->planned);
+    st.items_shredded = static_cast<int64_t>(p->destroyed);
   }
 }
 
@@ -388,6 +404,7 @@ absl::Status OrderBook::PlanInto(const OrderSpec& spec, PlanSink& sink, ShredJob
                        }
                        if (++counts->planned % 8192 == 0) {
                          std::lock_guard lock(mu_);
+                         planning_ = {spec.id, counts->planned};
                          if (stopping_) return absl::CancelledError("stopping");
                        }
                        return sink.Add(item);
@@ -400,7 +417,7 @@ bool OrderBook::Run(const std::string& id) {
   if (!loaded.ok()) return false;
   OrderStatus st = std::move(*loaded);
   // A destruction that committed before a crash is certified, not re-planned.
-  const std::string request_id = StrCat("order:", id);
+  const std::string request_id = RequestIdOf(id);
   auto done = shredder_->GetCertificate("", request_id, false);
   if (done.ok()) {
     st.certificate_id = done->certificate_id;
