@@ -282,9 +282,10 @@ class ChunkedOrderTest(DaemonTest):
         deadline = time.time() + 120
         while time.time() < deadline:
             st = orders.GetOrder(opb.GetOrderRequest(order_id="progress-1"), timeout=30)
-            if st.state != opb.ORDER_RUNNING:
+            if st.state not in (opb.ORDER_PENDING, opb.ORDER_RUNNING):
                 break
-            seen.append((st.items_planned, st.items_shredded))
+            if st.state == opb.ORDER_RUNNING:
+                seen.append((st.items_planned, st.items_shredded))
             time.sleep(0.01)
         self.assertEqual(st.state, opb.ORDER_DONE, st.message)
         self.assertEqual((st.items_planned, st.items_shredded), (2000, 2000))
