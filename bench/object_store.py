@@ -14,6 +14,11 @@ Measures, each --repeat times (median, min, max):
   - bulk ingest of --items 1 KiB items (bench_ingest) with the object store
     configured against a local-only daemon (small items stay inline in
     RocksDB: this measures what the configuration costs them).
+  bench/object_store.py --base OLD/bin [--bin NEW/bin] measures ingest,
+  one-item shred latency (local vs sync) and download for both builds back
+  to back in each round, against one Ceph (ratios within each build).
+  bench/object_store.py --rss-gib 10 measures only the daemon's peak RSS
+  during one 10 GiB upload, against an RGW on bluestore (sparse file).
 Starts and stops its own throwaway Ceph (tests/tools/ceph_cluster.py).
 Prints one JSON object.
 """
@@ -141,14 +146,14 @@ def bench_transfer(args, c, work, f, digest):
     return res
 
 
-def bench_ingest(args, c, work):
+def bench_ingest(args, c, work, tag=""):
     res = {"local": [], "object_store": []}
     for i in range(args.repeat):
         for mode in ("local", "object_store"):
             root = tempfile.mkdtemp(dir=work)
             config, env = None, None
             if mode == "object_store":
-                bucket = "bench-ingest-%d" % i
+                bucket = "bench-ingest-%s%d" % (tag, i)
                 sh(["rclone", "mkdir", "s3:" + bucket], env=rclone_env(c, "bench-crypt"))
                 config, env = write_config(root, c, bucket), aws_env(c)
             d = Daemon(args.bin, root, config, env)
@@ -160,14 +165,128 @@ def bench_ingest(args, c, work):
     return res
 
 
+def bench_shred(bindir, c, work, rounds):
+    """One-item Shred RPC latency (ms), local vs `sync` state replication."""
+    sys.path.insert(0, os.path.join(bindir, "..", "proto", "gen", "py"))
+    import grpc
+    from shredd.v1 import shredd_pb2 as pb, shredd_pb2_grpc as pb_grpc
+    res = {}
+    for mode in ("local", "sync"):
+        root = tempfile.mkdtemp(dir=work)
+        config, env = None, None
+        if mode == "sync":
+            bucket = "bench-shred-" + os.path.basename(root).lower().replace("_", "-")
+            sh(["rclone", "mkdir", "s3:" + bucket], env=rclone_env(c, "bench-crypt"))
+            config, env = write_config(root, c, bucket), aws_env(c)
+        d = Daemon(bindir, root, config, env)
+        shredder = pb_grpc.ShredderStub(grpc.insecure_channel("unix:" + d.sock))
+        times = []
+        for i in range(rounds):
+            item = os.path.join(root, "item")
+            with open(item, "wb") as f:
+                f.write(b"lat-%d-" % i + os.urandom(500))
+            digest = "sha256:" + sh(["sha256sum", item]).stdout.split()[0].decode()
+            d.ctl("put", item)
+            t0 = time.perf_counter()
+            shredder.Shred(pb.ShredRequest(digests=[pb.Digest(hash=digest)], reason="lat"), timeout=60)
+            times.append((time.perf_counter() - t0) * 1000)
+        d.stop()
+        shutil.rmtree(root)
+        res[mode] = stats(times)
+    res["ratio_min"] = round(res["sync"]["min"] / res["local"]["min"], 2)
+    res["ratio_median"] = round(res["sync"]["median"] / res["local"]["median"], 2)
+    return res
+
+
+def bench_ab(args, work):
+    """--base BIN: the same benchmarks for the base build and --bin, back to
+    back in each round, against one Ceph: ingest, one-item shred, download."""
+    f = os.path.join(work, "weights.bin")
+    with open(f, "wb") as out:
+        for _ in range(args.size_mib):
+            out.write(os.urandom(1 << 20))
+    digest = "sha256:" + sh(["sha256sum", f]).stdout.split()[0].decode()
+    builds = {"base": args.base, "new": args.bin}
+    out = {name: {"ingest_local": [], "ingest_sync": [], "shred": [], "get": []} for name in builds}
+    out["rclone_crypt_get"], out["uptime"] = [], []
+    with CephCluster(os.path.join(work, "ceph"), memstore_bytes=(4 * args.size_mib + 4096) << 20) as c:
+        renv = rclone_env(c, "bench-crypt")
+        sh(["rclone", "mkdir", "s3:bench-crypt"], env=renv)
+        sh(["rclone", "copy", f, "crypt:ab"], env=renv)
+        for r in range(args.repeat):
+            out["uptime"].append(open("/proc/loadavg").read().split()[0])
+            for name, bindir in builds.items():
+                one = argparse.Namespace(bin=bindir, items=args.items, repeat=1)
+                ing = bench_ingest(one, c, work, tag="%s-%d" % (name, r))
+                out[name]["ingest_local"].append(ing["local"][0])
+                out[name]["ingest_sync"].append(ing["object_store"][0])
+                out[name]["shred"].append(bench_shred(bindir, c, work, args.shred_rounds))
+            for name, bindir in builds.items():
+                root = tempfile.mkdtemp(dir=work)
+                bucket = "bench-get-%s-%d" % (name, r)
+                sh(["rclone", "mkdir", "s3:" + bucket], env=renv)
+                d = Daemon(bindir, root, write_config(root, c, bucket), aws_env(c))
+                d.ctl("put", "--kind", "model", f)
+                out[name]["get"].append(timed(lambda: d.ctl("get", digest, "-o", f + ".out")))
+                d.stop()
+                sh(["cmp", f, f + ".out"])
+                os.remove(f + ".out")
+                shutil.rmtree(root)
+            rout = os.path.join(work, "rclone-out")
+            out["rclone_crypt_get"].append(timed(lambda: sh(["rclone", "copy", "crypt:ab", rout], env=renv)))
+            shutil.rmtree(rout)
+            out["uptime"].append(open("/proc/loadavg").read().split()[0])
+    crypt = statistics.median(out["rclone_crypt_get"])
+    for name in builds:
+        o = out[name]
+        o["ingest_ratio"] = round(statistics.median(o["ingest_sync"]) / statistics.median(o["ingest_local"]), 2)
+        o["shred_ratio_min"] = [x["ratio_min"] for x in o["shred"]]
+        o["shred_ratio_median"] = [x["ratio_median"] for x in o["shred"]]
+        o["get_vs_rclone_crypt"] = round(crypt / statistics.median(o["get"]), 2)
+    return out
+
+
+def bench_rss(args, work):
+    """Daemon peak RSS during one upload of --rss-gib GiB (a sparse file: the
+    content does not matter, the size does) into a bluestore-backed RGW:
+    memstore cannot hold that much here."""
+    f = os.path.join(work, "big.bin")
+    with open(f, "wb") as out:
+        out.truncate(args.rss_gib << 30)
+    with CephCluster(os.path.join(work, "ceph"), bluestore_bytes=(args.rss_gib * 3 // 2 + 8) << 30) as c:
+        sh(["rclone", "mkdir", "s3:bench-rss"], env=rclone_env(c, "bench-crypt"))
+        root = tempfile.mkdtemp(dir=work)
+        d = Daemon(args.bin, root, write_config(root, c, "bench-rss"), aws_env(c))
+        seconds = timed(lambda: d.ctl("put", "--kind", "model", f))
+        peak = round(d.peak, 1)
+        d.stop()
+    return {"rss_gib": args.rss_gib, "put_seconds": round(seconds, 1), "daemon_peak_rss_mib": peak}
+
+
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--rss-gib", type=int, default=0,
+                    help="only measure the daemon's peak RSS during an upload of this many GiB (bluestore RGW)")
     ap.add_argument("--size-mib", type=int, default=1024)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--items", type=int, default=100000)
     ap.add_argument("--bin", default=os.path.join(REPO, "build-release", "bin"))
+    ap.add_argument("--base", help="A/B mode: the base build's bin dir, measured against --bin back to back")
+    ap.add_argument("--shred-rounds", type=int, default=15)
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="shredd-osbench-")
+    if args.base:
+        try:
+            print(json.dumps(bench_ab(args, work), indent=1))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return
+    if args.rss_gib:
+        try:
+            print(json.dumps(bench_rss(args, work), indent=1))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return
     f = os.path.join(work, "weights.bin")
     with open(f, "wb") as out:
         for _ in range(args.size_mib):

@@ -25,6 +25,19 @@ absl::StatusOr<verify::Checkpoint> ParseOwnCheckpoint(const std::string& signed_
   return cp;
 }
 
+// The log's size if its tree is in the object store (at once without state
+// replication); if the store cannot take it now, the size it is known to
+// hold, as long as that covers `start` (UNAVAILABLE otherwise).
+absl::StatusOr<uint64_t> DurableTreeSize(TransparencyLog& log, uint64_t start) {
+  const uint64_t size = log.size();
+  absl::Status s = log.WaitTreeReplicated(size);
+  if (s.ok()) return size;
+  const uint64_t durable = std::min(size, log.replicated_size());
+  if (start < durable) return durable;
+  return absl::UnavailableError(
+      StrCat("log entries from index ", start, " on are not yet in the object store: ", s.message()));
+}
+
 }  // namespace
 
 grpc::Status LogService::GetCheckpoint(grpc::ServerContext* ctx, const v1::GetCheckpointRequest*,
@@ -45,16 +58,20 @@ grpc::Status LogService::GetCheckpoint(grpc::ServerContext* ctx, const v1::GetCh
 grpc::Status LogService::GetEntries(grpc::ServerContext* ctx, const v1::GetEntriesRequest* request,
                                     v1::GetEntriesResponse* response) {
   SHREDD_AUTHORIZE(ctx);
-  const uint64_t size = log_->size();
   const uint64_t start = request->start();
-  if (start >= size) {
-    return ToGrpc(absl::OutOfRangeError(StrCat("start index ", start, " is beyond the log's tree size of ", size)));
+  if (start >= log_->size()) {
+    return ToGrpc(
+        absl::OutOfRangeError(StrCat("start index ", start, " is beyond the log's tree size of ", log_->size())));
   }
+  // Entries a restore could roll back are not handed out (the rule of
+  // proofs and checkpoints, docs/RECOVERY.md): only the tree in the store.
+  auto size = DurableTreeSize(*log_, start);
+  if (!size.ok()) return ToGrpc(size.status());
   if (request->end() <= start) {
     return ToGrpc(absl::InvalidArgumentError(
         StrCat("end ", request->end(), " must be greater than start ", start, " (end is exclusive)")));
   }
-  uint64_t end = std::min(request->end(), size);
+  uint64_t end = std::min(request->end(), *size);
   end = std::min(end, start + kMaxEntriesPerCall);
   size_t bytes = 0;
   for (uint64_t i = start; i < end; ++i) {
@@ -64,7 +81,7 @@ grpc::Status LogService::GetEntries(grpc::ServerContext* ctx, const v1::GetEntri
     bytes += e->size();
     response->add_entries(std::move(*e));
   }
-  response->set_tree_size(size);
+  response->set_tree_size(*size);
   return grpc::Status::OK;
 }
 

@@ -157,6 +157,11 @@ absl::Status RunRestore(const DaemonConfig& config) {
   for (const std::string& k : report->skipped) {
     std::cout << "shredd restore: skipped a damaged snapshot, using the one before it: " << k << "\n";
   }
+  if (!report->gap.empty()) {
+    std::cout << "shredd restore: stopped at a gap a crash left (WAL objects that were in flight; nothing after it "
+                 "was acknowledged): "
+              << report->gap << "\n";
+  }
   std::cout << "shredd restore: snapshot " << report->descriptor << " (sequence " << report->snapshot_seq << ") + "
             << report->wal_objects << " WAL objects (" << report->batches << " batches): state at sequence "
             << report->final_seq << " in " << DbPath(config) << "\n";

@@ -159,6 +159,15 @@ class TransparencyLog {
   // n > size(); INVALID_ARGUMENT if m > n. Waits as InclusionProof does.
   absl::StatusOr<std::vector<verify::Hash>> ConsistencyProof(uint64_t m, uint64_t n);
 
+  // Waits until the tree of size n is in the object store (durability.h),
+  // in every mode: before anything that commits to it, or entries of it,
+  // leaves the daemon. OK at once without state replication; UNAVAILABLE
+  // if the store cannot take it now.
+  absl::Status WaitTreeReplicated(uint64_t n);
+  // Trees up to this size are known to be in the object store (only raised
+  // by WaitTreeReplicated: may lag behind what is there).
+  uint64_t replicated_size() const { return replicated_size_.load(std::memory_order_acquire); }
+
   // Signs (vault->Sign) a checkpoint for the current size if none exists for
   // it yet, stores it durably, and returns the signed note text. Every call
   // for one size returns the same text.
@@ -210,8 +219,6 @@ class TransparencyLog {
   void PublishDurable(uint64_t n);
   std::function<void()> growth_listener_;
 
-  // Waits until the tree of size n is in the object store (durability.h).
-  absl::Status WaitTreeReplicated(uint64_t n);
   std::atomic<uint64_t> replicated_size_{0};  // trees up to this size are in the store
 
   std::mutex checkpoint_mu_;

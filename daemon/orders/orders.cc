@@ -24,6 +24,9 @@ namespace {
 using nlohmann::json;
 using nlohmann::ordered_json;
 
+// The shredder's request id for order `id`.
+std::string RequestIdOf(std::string_view id) { return StrCat("order:", id); }
+
 std::string OrderKey(std::string_view id) { return StrCat(keyspace::kOrder, id); }
 std::string OrderAd(std::string_view id) { return StrCat("shredd/order/v1", id); }
 
@@ -279,6 +282,7 @@ absl::StatusOr<OrderStatus> OrderBook::Get(std::string_view id, std::optional<ab
   for (;;) {
     auto st = Load(id);
     if (!st.ok()) return st;
+    if (st->state == OrderState::kRunning) AddLiveProgressLocked(*st);
     bool finished =
         st->state == OrderState::kDone || st->state == OrderState::kEmpty || st->state == OrderState::kFailed;
     if (finished || !wait_until || absl::Now() >= *wait_until) return st;
@@ -323,6 +327,14 @@ absl::StatusOr<int64_t> OrderBook::ReleaseSubjectMap(std::string_view id) {
   if (auto s = shredder_->DestroyKeys(slots, &batch); !s.ok()) return s;
   LogInfo("order subject map released", {{"order", std::string(id)}, {"subjects", subjects}});
   return subjects;
+}
+
+void OrderBook::AddLiveProgressLocked(OrderStatus& st) {
+  if (planning_.first == st.spec.id) st.items_planned = std::max(st.items_planned, planning_.second);
+  if (auto p = shredder_->ProgressOf(RequestIdOf(st.spec.id))) {
+    st.items_planned = static_cast<int64_t>(p->planned);
+    st.items_shredded = static_cast<int64_t>(p->destroyed);
+  }
 }
 
 std::map<OrderState, int64_t> OrderBook::CountByState() {
@@ -432,6 +444,7 @@ absl::Status OrderBook::PlanInto(const OrderSpec& spec, PlanSink& sink, ShredJob
                        }
                        if (++counts->planned % 8192 == 0) {
                          std::lock_guard lock(mu_);
+                         planning_ = {spec.id, counts->planned};
                          if (stopping_) return absl::CancelledError("stopping");
                        }
                        return sink.Add(item);
@@ -444,7 +457,7 @@ bool OrderBook::Run(const std::string& id) {
   if (!loaded.ok()) return false;
   OrderStatus st = std::move(*loaded);
   // A destruction that committed before a crash is certified, not re-planned.
-  const std::string request_id = StrCat("order:", id);
+  const std::string request_id = RequestIdOf(id);
   auto done = shredder_->GetCertificate("", request_id, false);
   if (done.ok()) {
     st.certificate_id = done->certificate_id;

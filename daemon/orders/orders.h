@@ -21,6 +21,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -149,6 +150,10 @@ class OrderBook {
   // Sets and saves the order's state, counts it, logs the change.
   void Update(OrderStatus& st, OrderState state, std::string message);
   static constexpr std::chrono::seconds kPendingRecheck{2};
+  // A running order's progress, which its record only gets when it ends:
+  // items planned so far (every 8192) and, once epochs commit, items
+  // planned and destroyed (Shredder::ProgressOf). Requires mu_.
+  void AddLiveProgressLocked(OrderStatus& st);
   absl::StatusOr<OrderStatus> Load(std::string_view id);
   absl::Status Save(const OrderStatus& status);
 
@@ -161,6 +166,7 @@ class OrderBook {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::map<OrderState, int64_t> state_counts_ ABSL_GUARDED_BY(mu_);
   std::mutex release_mu_;  // one subject-map release at a time
+  std::pair<std::string, int64_t> planning_ ABSL_GUARDED_BY(mu_);  // order id, items planned so far
   std::thread worker_;
 };
 

@@ -431,6 +431,11 @@ absl::Status Shredder::Destroy(const std::string& cert_id, const PendingRecord* 
     first = false;
     const double seconds = absl::ToDoubleSeconds(absl::Now() - epoch_start);
     store_->NoteItemsShredded(slots.size());
+    {
+      std::lock_guard l(progress_mu_);
+      progress_request_ = pending.request_id;
+      progress_ = {.planned = pending.planned, .destroyed = pending.destroyed};
+    }
     Metrics().shred_epoch_seconds.Observe(seconds);
     LogInfo("shred epoch", {{"certificate", cert_id},
                             {"order", pending.order_id},
@@ -441,6 +446,12 @@ absl::Status Shredder::Destroy(const std::string& cert_id, const PendingRecord* 
     store_->BlobDropsCommitted(chunk.blobs);  // deleted in the background
     resume = chunk.end;
   }
+}
+
+std::optional<Shredder::Progress> Shredder::ProgressOf(std::string_view request_id) const {
+  std::lock_guard l(progress_mu_);
+  if (progress_request_.empty() || progress_request_ != request_id) return std::nullopt;
+  return progress_;
 }
 
 absl::StatusOr<PendingRecord> Shredder::LoadPending(const std::string& cert_id) {

@@ -56,9 +56,12 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include <nlohmann/json.hpp>
@@ -201,6 +204,15 @@ class Shredder {
   // no epoch yet is abandoned (its staged records dropped).
   void RequestStop() { stop_.store(true); }
 
+  // How far the destruction with request id `request_id` is (GetOrder's
+  // progress while an order runs): items staged and items destroyed so far,
+  // as of its last committed epoch. nullopt if no destruction with that id
+  // committed an epoch since the daemon started.
+  struct Progress {
+    uint64_t planned = 0, destroyed = 0;
+  };
+  std::optional<Progress> ProgressOf(std::string_view request_id) const;
+
  private:
   Shredder(ItemStore* store, Catalog* catalog, TransparencyLog* log, Options options)
       : store_(store), catalog_(catalog), log_(log), options_(options) {}
@@ -286,6 +298,9 @@ class Shredder {
   std::atomic<bool> stop_{false};
   std::timed_mutex mu_;                     // one shred at a time (timed: see GetCertificate)
   std::atomic<uint64_t> pending_count_{0};  // "P" records, as last counted
+  mutable std::mutex progress_mu_;
+  std::string progress_request_ ABSL_GUARDED_BY(progress_mu_);  // the last destruction's request id
+  Progress progress_ ABSL_GUARDED_BY(progress_mu_);
   // Last member: stopped before what its attempts use.
   std::unique_ptr<BackoffRetrier> retrier_;
 };

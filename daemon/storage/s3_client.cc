@@ -321,6 +321,11 @@ absl::Status MapError(const S3Config& cfg, const std::string& what, long status,
     return absl::FailedPreconditionError(
         StrCat("object store ", cfg.endpoint, " has no bucket \"", cfg.bucket, "\" (", detail, ")"));
   }
+  if (code == "QuotaExceeded") {
+    // A store's quota (RGW user or bucket quota; 403 there), which the
+    // local free-space guard cannot see: the same answer as a full disk.
+    return absl::ResourceExhaustedError(StrCat("object store ", cfg.endpoint, " is over its quota: ", detail));
+  }
   if (status == 403) {
     const bool keys = code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch" || code == "AccessDenied";
     return absl::PermissionDeniedError(StrCat("object store ", cfg.endpoint, " refused ", detail,

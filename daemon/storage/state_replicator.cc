@@ -16,6 +16,7 @@
 #include "daemon/base/strings.h"
 #include "daemon/crypto/digest.h"
 #include "daemon/storage/rocks_util.h"
+#include "daemon/storage/state_objects.h"
 
 namespace shredd {
 namespace {
@@ -23,45 +24,7 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-constexpr std::string_view kWalMagic = "SHRDWAL1";
 constexpr uint64_t kMaxWalObjectBytes = 16 << 20;
-constexpr std::string_view kDescFormat = "shredd-state-snapshot/v1";
-
-std::string Pad20(uint64_t v) {
-  char b[24];
-  std::snprintf(b, sizeof b, "%020llu", static_cast<unsigned long long>(v));
-  return b;
-}
-
-std::string Pad13(uint64_t v) {
-  char b[24];
-  std::snprintf(b, sizeof b, "%013llu", static_cast<unsigned long long>(v));
-  return b;
-}
-
-bool ParseU64(std::string_view s, uint64_t* v) {
-  if (s.empty() || s.size() > 20) return false;
-  uint64_t r = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return false;
-    r = r * 10 + static_cast<uint64_t>(c - '0');
-  }
-  *v = r;
-  return true;
-}
-
-// "<a>-<b><suffix>" at the end of `key` after the last '/'.
-bool ParsePair(std::string_view key, std::string_view suffix, uint64_t* a, uint64_t* b) {
-  auto slash = key.rfind('/');
-  std::string_view name = slash == std::string_view::npos ? key : key.substr(slash + 1);
-  if (!name.ends_with(suffix)) return false;
-  name.remove_suffix(suffix.size());
-  auto dash = name.find('-');
-  if (dash == std::string_view::npos) return false;
-  return ParseU64(name.substr(0, dash), a) && ParseU64(name.substr(dash + 1), b);
-}
-
-std::string ShaHex(std::string_view bytes) { return HexEncode(Sha256Hasher::Of(bytes)); }
 
 absl::StatusOr<std::string> FileSha256(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -87,61 +50,6 @@ absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
 bool IsTableFile(std::string_view name) { return name.ends_with(".sst") || name.ends_with(".blob"); }
 
 }  // namespace
-
-// ---- WAL objects ---------------------------------------------------------------
-
-std::string WalObjectName(uint64_t first, uint64_t last) {
-  return StrCat("state/wal/", Pad20(first), "-", Pad20(last));
-}
-
-std::string EncodeWalObject(std::span<const WalBatch> batches) {
-  std::string out(kWalMagic);
-  AppendBigEndian64(&out, batches.empty() ? 0 : batches.front().seq);
-  AppendBigEndian64(&out, batches.empty() ? 0 : batches.back().last());
-  out += BigEndian32(static_cast<uint32_t>(batches.size()));
-  for (const WalBatch& b : batches) {
-    AppendBigEndian64(&out, b.seq);
-    out += BigEndian32(b.count);
-    out += BigEndian32(static_cast<uint32_t>(b.rep.size()));
-    out += b.rep;
-  }
-  const Sha256 sum = Sha256Hasher::Of(out);
-  out.append(reinterpret_cast<const char*>(sum.data()), sum.size());
-  return out;
-}
-
-absl::StatusOr<std::vector<WalBatch>> DecodeWalObject(std::string_view body, std::string_view name) {
-  auto bad = [&](std::string_view why) {
-    return absl::DataLossError(StrCat("WAL object ", name, " is damaged: ", why));
-  };
-  constexpr size_t kHead = 8 + 8 + 8 + 4;
-  if (body.size() < kHead + 32 || !body.starts_with(kWalMagic)) return bad("not a shredd WAL object");
-  std::string_view data = body.substr(0, body.size() - 32);
-  const Sha256 sum = Sha256Hasher::Of(data);
-  if (std::string_view(reinterpret_cast<const char*>(sum.data()), 32) != body.substr(body.size() - 32)) {
-    return bad("checksum mismatch");
-  }
-  const uint64_t first = LoadBigEndian64(data.data() + 8), last = LoadBigEndian64(data.data() + 16);
-  const uint32_t n = LoadBigEndian32(data.data() + 24);
-  std::vector<WalBatch> out;
-  size_t pos = kHead;
-  for (uint32_t i = 0; i < n; ++i) {
-    if (data.size() - pos < 16) return bad("truncated batch header");
-    WalBatch b;
-    b.seq = LoadBigEndian64(data.data() + pos);
-    b.count = LoadBigEndian32(data.data() + pos + 8);
-    const uint32_t len = LoadBigEndian32(data.data() + pos + 12);
-    pos += 16;
-    if (data.size() - pos < len) return bad("truncated batch");
-    b.rep.assign(data.substr(pos, len));
-    pos += len;
-    if (!out.empty() && b.seq != out.back().last() + 1) return bad("batches are not contiguous");
-    out.push_back(std::move(b));
-  }
-  if (pos != data.size()) return bad("trailing bytes");
-  if (out.empty() || out.front().seq != first || out.back().last() != last) return bad("header does not match");
-  return out;
-}
 
 // ---- the replicator ---------------------------------------------------------------
 
@@ -177,6 +85,9 @@ void StateReplicator::Stop() {
   work_cv_.notify_all();
   done_cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  // Leaders still putting their objects use this object until they are done.
+  std::unique_lock l(mu_);
+  done_cv_.wait(l, [this] { return AllFlightsDoneLocked(); });
 }
 
 uint64_t StateReplicator::replicated_seq() const {
@@ -196,6 +107,12 @@ void StateReplicator::Published(uint64_t seq) {
   done_cv_.notify_all();
 }
 
+bool StateReplicator::AllFlightsDoneLocked() const {
+  return std::all_of(flights_.begin(), flights_.end(), [](const auto& f) { return f.second.done; });
+}
+
+size_t StateReplicator::RoomLocked() const { return kMaxInFlight - std::min(kMaxInFlight, flights_.size()); }
+
 absl::Status StateReplicator::WaitReplicated(uint64_t seq) {
   std::unique_lock l(mu_);
   if (replicated_ >= seq) return absl::OkStatus();
@@ -206,7 +123,6 @@ absl::Status StateReplicator::WaitReplicated(uint64_t seq) {
     return absl::UnavailableError(StrCat("state replication is failing: ", last_error_.message()));
   }
   wanted_ = std::max(wanted_, seq);
-  work_cv_.notify_all();
   const uint64_t failures = failures_;
   const auto deadline = Clock::now() + options_.wait_timeout;
   while (replicated_ < seq) {
@@ -214,12 +130,115 @@ absl::Status StateReplicator::WaitReplicated(uint64_t seq) {
     if (failures_ != failures) {
       return absl::UnavailableError(StrCat("state replication is failing: ", last_error_.message()));
     }
+    if (!shipping_ && leader_ok_ && !rewind_ && dispatched_ < seq && RoomLocked() > 0) {
+      if (auto s = LeadShipment(l); !s.ok()) return s;
+      continue;
+    }
+    if (!leader_ok_) work_cv_.notify_all();
     if (done_cv_.wait_until(l, deadline) == std::cv_status::timeout && replicated_ < seq) {
       return absl::UnavailableError(
           StrCat("state replication did not reach sequence ", seq, " within ", options_.wait_timeout.count(), " ms"));
     }
   }
   return absl::OkStatus();
+}
+
+// Group commit with a leader: the waiter reads everything written so far
+// from the WAL itself and puts it (one object covers every waiter, as one
+// fsync does), instead of waking the shipping thread and being woken by it:
+// two thread hand-offs less per shipment, which a loaded machine makes
+// expensive. It gives up the reading as soon as its objects are sealed, so
+// the next waiter can lead the next objects while these are in flight (up
+// to kMaxInFlight). Snapshots, retries after a failure and gaps stay with
+// the shipping thread.
+absl::Status StateReplicator::LeadShipment(std::unique_lock<std::mutex>& l) {
+  shipping_ = true;
+  const size_t room = RoomLocked();
+  l.unlock();
+  std::vector<SealedWal> sealed;
+  absl::Status s = have_base_ ? ShipWal(&sealed, room) : absl::FailedPreconditionError("no snapshot yet");
+  if (s.ok()) MaybeStartPeriodicSnapshot();
+  l.lock();
+  shipping_ = false;
+  done_cv_.notify_all();  // the next leader may read on while these are put
+  l.unlock();
+  absl::Status put = PutSealed(sealed);
+  l.lock();
+  if (absl::IsFailedPrecondition(s) || (s.ok() && sealed.empty())) {
+    // A snapshot is needed (or nothing could be read): the shipping
+    // thread's work. Waiters no longer lead until it has run.
+    leader_ok_ = false;
+    s = absl::OkStatus();
+    work_cv_.notify_all();
+  } else if (!s.ok()) {
+    leader_ok_ = false;  // the shipping thread retries, with backoff
+    NoteFailureLocked(s);
+    work_cv_.notify_all();
+  }
+  if (s.ok()) s = put;
+  return s.ok() ? s : absl::UnavailableError(StrCat("state replication is failing: ", s.message()));
+}
+
+void StateReplicator::NoteFailureLocked(const absl::Status& s) {
+  ++failures_;
+  last_error_ = s;
+  last_failure_ = Clock::now();
+  done_cv_.notify_all();
+}
+
+absl::Status StateReplicator::PutSealed(const std::vector<SealedWal>& sealed) {
+  absl::Status first_error;
+  for (const SealedWal& w : sealed) {
+    absl::Status s = first_error.ok() ? client_->PutObject(Key(WalObjectName(w.first, w.last)), w.body).status()
+                                      : absl::AbortedError("an earlier WAL object failed");
+    if (s.ok()) {
+      bytes_shipped_.fetch_add(w.body.size());
+      wal_objects_.fetch_add(1);
+    } else if (first_error.ok()) {
+      first_error = s;
+    }
+    std::lock_guard l(mu_);
+    CompleteFlightLocked(w.first, s);
+  }
+  return first_error;
+}
+
+// Only an unbroken run of objects counts as replicated: an acknowledgement
+// waits until every object before its own is in the store too, so that a
+// gap a crash leaves (RestoreState stops there) has nothing acknowledged
+// after it.
+void StateReplicator::CompleteFlightLocked(uint64_t first, const absl::Status& s) {
+  auto it = flights_.find(first);
+  if (it == flights_.end()) return;
+  it->second.done = true;
+  it->second.status = s;
+  if (!s.ok()) {
+    rewind_ = true;
+    leader_ok_ = false;
+    NoteFailureLocked(s);
+    work_cv_.notify_all();
+  }
+  while (!flights_.empty() && flights_.begin()->second.done && flights_.begin()->second.status.ok()) {
+    replicated_ = std::max(replicated_, flights_.begin()->second.last);
+    last_error_ = absl::OkStatus();
+    flights_.erase(flights_.begin());
+  }
+  done_cv_.notify_all();
+}
+
+// After a failed object: once every object in flight is done, reading
+// starts again after what is known to be in the store (objects after the
+// failed one that did arrive are shipped again, in other objects that
+// overlap them: restore skips what it has).
+void StateReplicator::RewindIfNeeded() {
+  std::unique_lock l(mu_);
+  if (!rewind_) return;
+  done_cv_.wait(l, [this] { return AllFlightsDoneLocked(); });
+  flights_.clear();
+  rewind_ = false;
+  dispatched_ = replicated_;
+  shipped_ = replicated_;
+  wal_it_.reset();
 }
 
 absl::Status StateReplicator::SnapshotNow() {
@@ -242,43 +261,64 @@ void StateReplicator::Run() {
   for (;;) {
     bool snapshot_due;
     {
-      std::lock_guard l(mu_);
+      std::unique_lock l(mu_);
+      done_cv_.wait(l, [this] { return !shipping_; });  // a leader reading the WAL
       snapshot_due = snapshot_requested_;
       if (stop_) break;
+      shipping_ = true;
     }
     absl::Status s = Step(snapshot_due);
     std::unique_lock l(mu_);
+    shipping_ = false;
+    done_cv_.notify_all();
     if (!s.ok()) {
-      ++failures_;
-      last_error_ = s;
-      last_failure_ = Clock::now();
-      done_cv_.notify_all();
+      leader_ok_ = false;  // retries with backoff are the shipping thread's
+      NoteFailureLocked(s);
       LogWarning("state replication failed; retrying", {{"reason", StdView(s.message())}});
       work_cv_.wait_for(l, backoff, [this] { return stop_; });
       backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
       continue;
     }
     backoff = std::chrono::milliseconds(200);
+    leader_ok_ = true;
     if (snapshot_due) {
       snapshot_requested_ = false;
       ++snapshot_generation_;
       done_cv_.notify_all();
     }
-    work_cv_.wait_for(l, tick, [this] { return stop_ || snapshot_requested_ || wanted_ > replicated_; });
+    // Waiters ship themselves while leader_ok_ (LeadShipment).
+    work_cv_.wait_for(l, tick, [this] {
+      return stop_ || snapshot_requested_ || (!leader_ok_ && wanted_ > replicated_ && RoomLocked() > 0);
+    });
   }
   // Stopping: one last shipment of what was written (bounded by the
-  // client's retries).
+  // client's retries). Leaders no longer start (stop_).
+  {
+    std::unique_lock l(mu_);
+    done_cv_.wait(l, [this] { return !shipping_; });
+  }
   if (have_base_) {
-    if (auto s = ShipWal(); !s.ok())
-      LogWarning("state replication: last shipment failed", {{"reason", StdView(s.message())}});
+    RewindIfNeeded();
+    std::vector<SealedWal> sealed;
+    absl::Status s = ShipWal(&sealed, kMaxInFlight);
+    if (auto p = PutSealed(sealed); s.ok()) s = p;
+    if (!s.ok()) LogWarning("state replication: last shipment failed", {{"reason", StdView(s.message())}});
   }
   CollectBackgroundSnapshot(true);
 }
 
 absl::Status StateReplicator::Step(bool snapshot_due) {
+  RewindIfNeeded();
   CollectBackgroundSnapshot(false);
   if (!have_base_ || snapshot_due) return TakeSnapshot();
-  absl::Status s = ShipWal();
+  size_t room;
+  {
+    std::lock_guard l(mu_);
+    room = RoomLocked();
+  }
+  std::vector<SealedWal> sealed;
+  absl::Status s = ShipWal(&sealed, room);
+  if (auto p = PutSealed(sealed); !p.ok()) return p;
   if (absl::IsFailedPrecondition(s)) {
     // The WAL cannot bring the store up to date (writes skipped it, or the
     // files are gone): a snapshot does.
@@ -286,15 +326,29 @@ absl::Status StateReplicator::Step(bool snapshot_due) {
     return TakeSnapshot();
   }
   if (!s.ok()) return s;
-  if (!background_.valid() && (wal_since_snapshot_ >= options_.snapshot_wal_bytes ||
-                               Clock::now() - last_snapshot_ >= options_.snapshot_interval)) {
-    // The WAL is shipped meanwhile: waiters do not wait for the snapshot
-    // (taken this way, it stalled a bulk ingest for seconds each time).
-    wal_since_snapshot_ = 0;
-    last_snapshot_ = Clock::now();
-    background_ = std::async(std::launch::async, [this] { return MakeSnapshot().status(); });
-  }
+  MaybeStartPeriodicSnapshot();
   return absl::OkStatus();
+}
+
+uint64_t StateReplicator::SnapshotWalBytes() const {
+  // A snapshot re-uploads every table a compaction rewrote since the last
+  // one, up to the whole database: after at least as much WAL as the
+  // database holds, snapshots cost at most about what the WAL costs, and a
+  // restore replays at most about the database's size of WAL.
+  uint64_t tables = 0;
+  if (!db_->GetIntProperty(rocksdb::DB::Properties::kTotalSstFilesSize, &tables)) tables = 0;
+  return std::max(options_.snapshot_wal_bytes, tables);
+}
+
+void StateReplicator::MaybeStartPeriodicSnapshot() {
+  CollectBackgroundSnapshot(false);
+  if (background_.valid()) return;
+  if (wal_since_snapshot_ < SnapshotWalBytes() && Clock::now() - last_snapshot_ < options_.snapshot_interval) return;
+  // The WAL is shipped meanwhile: waiters do not wait for the snapshot
+  // (taken this way, it stalled a bulk ingest for seconds each time).
+  wal_since_snapshot_ = 0;
+  last_snapshot_ = Clock::now();
+  background_ = std::async(std::launch::async, [this] { return MakeSnapshot().status(); });
 }
 
 void StateReplicator::CollectBackgroundSnapshot(bool wait) {
@@ -307,31 +361,34 @@ void StateReplicator::CollectBackgroundSnapshot(bool wait) {
   LogWarning("state replication: a periodic snapshot failed", {{"reason", StdView(s.message())}});
 }
 
-absl::Status StateReplicator::UploadWal(std::vector<WalBatch>& run, uint64_t* bytes) {
-  if (run.empty()) return absl::OkStatus();
-  const std::string body = EncodeWalObject(run);
-  auto put = client_->PutObject(Key(WalObjectName(run.front().seq, run.back().last())), body);
-  if (!put.ok()) return put.status();
-  shipped_ = run.back().last();
-  bytes_shipped_.fetch_add(body.size());
-  wal_since_snapshot_ += body.size();
-  wal_objects_.fetch_add(1);
+void StateReplicator::SealWal(std::vector<WalBatch>& run, uint64_t* bytes, std::vector<SealedWal>* out) {
+  if (run.empty()) return;
+  const uint64_t first = run.front().seq, last = run.back().last();
+  uint64_t floor;
+  {
+    std::lock_guard l(mu_);
+    floor = std::min(replicated_, first - 1);
+    flights_[first] = Flight{.last = last, .done = false, .status = absl::OkStatus()};
+    dispatched_ = std::max(dispatched_, last);
+  }
+  out->push_back({.first = first, .last = last, .body = EncodeWalObject(run, floor)});
+  shipped_ = last;
+  wal_since_snapshot_ += out->back().body.size();
   run.clear();
   *bytes = 0;
-  Published(shipped_);
-  return absl::OkStatus();
 }
 
-absl::Status StateReplicator::ShipWal() {
+absl::Status StateReplicator::ShipWal(std::vector<SealedWal>* out, size_t room) {
   const uint64_t latest = db_->GetLatestSequenceNumber();
-  if (latest <= shipped_) return absl::OkStatus();
+  if (latest <= shipped_ || room == 0) return absl::OkStatus();
   const bool resumed = wal_it_ != nullptr;
-  absl::Status s = ShipFromIterator(resumed);
-  if (s.ok() && resumed && shipped_ < latest) {
+  bool full = false;
+  absl::Status s = ShipFromIterator(resumed, out, room, &full);
+  if (s.ok() && !full && resumed && shipped_ < latest) {
     // The old iterator ended at its last WAL file; later ones need a new one.
-    s = ShipFromIterator(false);
+    s = ShipFromIterator(false, out, room, &full);
   }
-  if (s.ok() && shipped_ < latest) {
+  if (s.ok() && !full && shipped_ < latest) {
     s = absl::FailedPreconditionError(
         StrCat("sequence ", shipped_ + 1, "..", latest,
                " is not in the WAL (writes that skipped it; reading it: ", wal_it_->status().ToString(), ")"));
@@ -340,7 +397,7 @@ absl::Status StateReplicator::ShipWal() {
   return s;
 }
 
-absl::Status StateReplicator::ShipFromIterator(bool resume) {
+absl::Status StateReplicator::ShipFromIterator(bool resume, std::vector<SealedWal>* out, size_t room, bool* full) {
   if (resume) {
     wal_it_->Next();
   } else {
@@ -357,7 +414,7 @@ absl::Status StateReplicator::ShipFromIterator(bool resume) {
     if (b.count == 0) continue;
     if (b.last() < expected) continue;  // shipped already (or in the snapshot)
     if (b.seq != expected) {
-      if (auto s = UploadWal(run, &bytes); !s.ok()) return s;
+      SealWal(run, &bytes, out);
       return absl::FailedPreconditionError(
           StrCat("the WAL jumps from sequence ", expected - 1, " to ", b.seq, " (writes that skipped the WAL)"));
     }
@@ -366,12 +423,17 @@ absl::Status StateReplicator::ShipFromIterator(bool resume) {
     expected = b.last() + 1;
     run.push_back(std::move(b));
     if (bytes >= kMaxWalObjectBytes) {
-      if (auto s = UploadWal(run, &bytes); !s.ok()) return s;
+      SealWal(run, &bytes, out);
+      if (out->size() >= room) {
+        *full = true;  // the iterator stays on the last batch sealed
+        return absl::OkStatus();
+      }
     }
   }
   // An iterator stops at the end of the WAL files it knows, OK or not (the
   // WAL went on in a new file): ShipWal checks what was reached.
-  return UploadWal(run, &bytes);
+  SealWal(run, &bytes, out);
+  return absl::OkStatus();
 }
 
 absl::Status StateReplicator::TakeSnapshot() {
@@ -379,11 +441,34 @@ absl::Status StateReplicator::TakeSnapshot() {
   wal_it_.reset();  // positioned for the old shipped_
   auto seq = MakeSnapshot();
   if (!seq.ok()) return seq.status();
+  if (!have_base_) {
+    // WAL objects beyond this database's sequence number are the tail of
+    // another history (the lost machine's objects after a gap, restore
+    // stopped before them): a later restore must never replay them.
+    if (auto s = DropWalAfter(*seq); !s.ok()) return s;
+  }
   have_base_ = true;
   shipped_ = std::max(shipped_, *seq);
+  {
+    std::lock_guard l(mu_);
+    dispatched_ = std::max(dispatched_, shipped_);
+  }
   wal_since_snapshot_ = 0;
   last_snapshot_ = Clock::now();
   return absl::OkStatus();
+}
+
+absl::Status StateReplicator::DropWalAfter(uint64_t seq) {
+  auto wal = ListWalObjects(*client_);
+  if (!wal.ok()) return wal.status();
+  std::vector<std::string> stale;
+  for (const WalObjectKey& w : *wal) {
+    if (w.last > seq) stale.push_back(w.key);
+  }
+  if (stale.empty()) return absl::OkStatus();
+  LogWarning("state replication: removing WAL objects of another history",
+             {{"objects", stale.size()}, {"after_sequence", seq}});
+  return DeleteKeys(*client_, stale);
 }
 
 absl::StatusOr<uint64_t> StateReplicator::MakeSnapshot() {
@@ -400,12 +485,12 @@ absl::StatusOr<uint64_t> StateReplicator::MakeSnapshot() {
     return s;
   }
   const uint64_t ms = static_cast<uint64_t>(absl::ToUnixMillis(absl::Now()));
-  const std::string snap_id = StrCat(Pad20(seq), "-", Pad13(ms));
+  const std::string snap_id = SnapshotId(seq, ms);
   std::string files_json;
   absl::Status s = UploadCheckpointFiles(options_.scratch_dir, snap_id, &files_json);
   fs::remove_all(options_.scratch_dir, ec);
   if (!s.ok()) return s;
-  nlohmann::json desc = {{"format", kDescFormat},
+  nlohmann::json desc = {{"format", kSnapshotDescriptorFormat},
                          {"sequence", seq},
                          {"created", FormatRfc3339(absl::FromUnixMillis(static_cast<int64_t>(ms)))},
                          {"files", nlohmann::json::parse(files_json)}};
@@ -475,84 +560,15 @@ absl::Status StateReplicator::UploadCheckpointFiles(const std::string& dir, cons
   return absl::OkStatus();
 }
 
-}  // namespace shredd
-
-namespace shredd {
-namespace {
-
-struct Descriptor {
-  std::string key;
-  uint64_t seq = 0, ms = 0;
-};
-
-// Every descriptor in the store, oldest first.
-absl::StatusOr<std::vector<Descriptor>> ListDescriptors(S3Client& client) {
-  std::vector<Descriptor> out;
-  auto s = client.ForEachObject(client.KeyFor("state/desc/"), [&out](const S3ObjectVersion& o) {
-    Descriptor d{.key = o.key};
-    if (ParsePair(o.key, ".json", &d.seq, &d.ms)) out.push_back(std::move(d));
-    return absl::OkStatus();
-  });
-  if (!s.ok()) return s;
-  std::sort(out.begin(), out.end(), [](const Descriptor& a, const Descriptor& b) {
-    return std::tie(a.seq, a.ms, a.key) < std::tie(b.seq, b.ms, b.key);
-  });
-  return out;
-}
-
-absl::StatusOr<nlohmann::json> ReadDescriptor(S3Client& client, const std::string& key) {
-  std::string body;
-  if (auto s = client.GetObject(key, 0, 0, &body); !s.ok()) return s;
-  auto j = nlohmann::json::parse(body, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || j.value("format", "") != kDescFormat || !j.contains("files") ||
-      !j["files"].is_array() || !j.contains("sequence") || !j["sequence"].is_number_unsigned()) {
-    return absl::DataLossError(StrCat("state snapshot descriptor ", key, " is malformed"));
-  }
-  return j;
-}
-
-struct WalObject {
-  std::string key;
-  uint64_t first = 0, last = 0;
-};
-
-absl::StatusOr<std::vector<WalObject>> ListWalObjects(S3Client& client) {
-  std::vector<WalObject> out;
-  auto s = client.ForEachObject(client.KeyFor("state/wal/"), [&out](const S3ObjectVersion& o) {
-    WalObject w{.key = o.key};
-    if (ParsePair(o.key, "", &w.first, &w.last)) out.push_back(std::move(w));
-    return absl::OkStatus();
-  });
-  if (!s.ok()) return s;
-  std::sort(out.begin(), out.end(), [](const WalObject& a, const WalObject& b) {
-    return std::tie(a.first, a.last) < std::tie(b.first, b.last);
-  });
-  return out;
-}
-
-absl::Status DeleteKeys(S3Client& client, const std::vector<std::string>& keys) {
-  std::vector<S3ObjectVersion> batch;
-  for (size_t i = 0; i < keys.size(); ++i) {
-    batch.push_back({.key = keys[i]});
-    if (batch.size() == 1000 || i + 1 == keys.size()) {
-      if (auto s = client.DeleteObjects(batch); !s.ok()) return s;
-      batch.clear();
-    }
-  }
-  return absl::OkStatus();
-}
-
-}  // namespace
-
 // Keeps the two newest snapshots (the older one is the fallback if the newest
 // is damaged) and the WAL objects after the older one; deletes the rest.
 absl::Status StateReplicator::CollectOldState() {
   auto descs = ListDescriptors(*client_);
   if (!descs.ok()) return descs.status();
   if (descs->size() <= 2) return absl::OkStatus();
-  const std::vector<Descriptor> keep(descs->end() - 2, descs->end());
+  const std::vector<SnapshotDescriptor> keep(descs->end() - 2, descs->end());
   std::set<std::string> referenced;
-  for (const Descriptor& d : keep) {
+  for (const SnapshotDescriptor& d : keep) {
     auto j = ReadDescriptor(*client_, d.key);
     if (!j.ok()) return j.status();
     for (const auto& f : (*j)["files"]) referenced.insert(f.value("key", ""));
@@ -574,156 +590,13 @@ absl::Status StateReplicator::CollectOldState() {
   if (!s.ok()) return s;
   auto wal = ListWalObjects(*client_);
   if (!wal.ok()) return wal.status();
-  for (const WalObject& w : *wal) {
+  for (const WalObjectKey& w : *wal) {
     if (w.last <= keep.front().seq) doomed.push_back(w.key);
   }
   // Descriptors first: a snapshot never names a file that is already gone.
   if (auto d = DeleteKeys(*client_, doomed); !d.ok()) return d;
   for (const std::string& k : doomed) uploaded_tables_.erase(k);
   return absl::OkStatus();
-}
-
-// ---- restore -------------------------------------------------------------------
-
-namespace {
-
-absl::Status DownloadSnapshot(S3Client& client, const nlohmann::json& desc, const std::string& desc_key,
-                              const std::string& db_dir) {
-  for (const auto& f : desc["files"]) {
-    const std::string name = f.value("name", ""), key = f.value("key", ""), sha = f.value("sha256", "");
-    if (name.empty() || name.find('/') != std::string::npos || name == "." || name == ".." || key.empty()) {
-      return absl::DataLossError(StrCat("state snapshot descriptor ", desc_key, " names a bad file"));
-    }
-    std::string body;
-    if (auto s = client.GetObject(key, 0, 0, &body); !s.ok()) {
-      return absl::Status(s.code(), StrCat("snapshot ", desc_key, ": ", s.message()));
-    }
-    if (body.size() != f.value("size", uint64_t{0}) || ShaHex(body) != sha) {
-      return absl::DataLossError(StrCat("state object ", key, " does not match its SHA-256 in ", desc_key));
-    }
-    if (auto s = WriteFileDurably(db_dir + "/" + name, body, 0600); !s.ok()) return s;
-  }
-  return FsyncDir(db_dir);
-}
-
-// Applies the batches after the database's sequence number, in order.
-absl::Status ReplayWal(S3Client& client, rocksdb::DB* db, RestoreReport* report) {
-  auto wal = ListWalObjects(client);
-  if (!wal.ok()) return wal.status();
-  uint64_t cur = db->GetLatestSequenceNumber();
-  for (const WalObject& w : *wal) {
-    if (w.last <= cur) continue;
-    if (w.first > cur + 1) {
-      return absl::DataLossError(StrCat("the state in the object store has a gap: it holds sequence numbers up to ",
-                                        cur, ", and the next WAL object, ", w.key, ", starts at ", w.first));
-    }
-    std::string body;
-    if (auto s = client.GetObject(w.key, 0, 0, &body); !s.ok()) return s;
-    auto batches = DecodeWalObject(body, w.key);
-    if (!batches.ok()) return batches.status();
-    if (batches->front().seq != w.first || batches->back().last() != w.last) {
-      return absl::DataLossError(StrCat("WAL object ", w.key, " does not hold what its name says"));
-    }
-    for (WalBatch& b : *batches) {
-      if (b.last() <= cur) continue;
-      if (b.seq != cur + 1) {
-        return absl::DataLossError(StrCat("WAL object ", w.key, ": batch at ", b.seq, " does not follow ", cur));
-      }
-      rocksdb::WriteBatch wb(std::move(b.rep));
-      if (wb.Count() != b.count) return absl::DataLossError(StrCat("WAL object ", w.key, ": a batch is damaged"));
-      if (auto s = FromRocks(db->Write(rocksdb::WriteOptions(), &wb), "replaying the WAL"); !s.ok()) return s;
-      cur = db->GetLatestSequenceNumber();
-      if (cur != b.last()) {
-        return absl::InternalError(StrCat("replaying ", w.key, " reached sequence ", cur, ", not ", b.last()));
-      }
-      ++report->batches;
-    }
-    ++report->wal_objects;
-  }
-  report->final_seq = cur;
-  return absl::OkStatus();
-}
-
-// Removes what a failed snapshot download left in `dir` (keeps `dir`).
-absl::Status EmptyDir(const std::string& dir) {
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    fs::remove_all(e.path(), ec);
-    if (ec) return absl::InternalError(StrCat("removing ", e.path().string(), ": ", ec.message()));
-  }
-  if (ec) return absl::InternalError(StrCat("listing ", dir, ": ", ec.message()));
-  return absl::OkStatus();
-}
-
-absl::Status DownloadDescribed(S3Client& client, const std::string& desc_key, const std::string& db_dir,
-                               RestoreReport* report) {
-  auto desc = ReadDescriptor(client, desc_key);
-  if (!desc.ok()) return desc.status();
-  report->descriptor = desc_key;
-  report->snapshot_seq = (*desc)["sequence"].get<uint64_t>();
-  return DownloadSnapshot(client, *desc, desc_key, db_dir);
-}
-
-// Downloads the newest snapshot that is intact. One that is damaged or
-// incomplete (DATA_LOSS, NOT_FOUND) is skipped, and named in the report, for
-// the one before it: the store keeps two, with the WAL after the older one.
-absl::Status DownloadNewestIntact(S3Client& client, const std::vector<Descriptor>& descs, const std::string& db_dir,
-                                  RestoreReport* report) {
-  for (auto it = descs.rbegin(); it != descs.rend(); ++it) {
-    absl::Status s = DownloadDescribed(client, it->key, db_dir, report);
-    if (s.ok() || (!absl::IsDataLoss(s) && !absl::IsNotFound(s))) return s;
-    report->skipped.push_back(StrCat(it->key, ": ", s.message()));
-    if (auto e = EmptyDir(db_dir); !e.ok()) return e;
-  }
-  std::string why;
-  for (const std::string& k : report->skipped) why += StrCat(why.empty() ? "" : "; ", k);
-  return absl::DataLossError(StrCat("no intact state snapshot in the object store (", why, ")"));
-}
-
-absl::Status CheckEmptyDir(const std::string& dir) {
-  std::error_code ec;
-  if (!fs::exists(dir, ec)) return absl::OkStatus();
-  if (!fs::is_directory(dir, ec)) return absl::FailedPreconditionError(StrCat(dir, " is not a directory"));
-  if (!fs::is_empty(dir, ec)) {
-    return absl::FailedPreconditionError(StrCat(dir, " is not empty: restore only into an empty or new directory"));
-  }
-  return absl::OkStatus();
-}
-
-}  // namespace
-
-absl::StatusOr<RestoreReport> RestoreState(S3Client& client, const std::string& db_dir) {
-  if (auto s = CheckEmptyDir(db_dir); !s.ok()) return s;
-  auto descs = ListDescriptors(client);
-  if (!descs.ok()) return descs.status();
-  if (descs->empty()) {
-    return absl::NotFoundError(
-        StrCat("no state snapshot under s3://", client.config().bucket, "/", client.KeyFor("state/desc/")));
-  }
-  RestoreReport report;
-  if (auto s = MakeDirs(db_dir, 0700); !s.ok()) return s;
-  if (auto s = DownloadNewestIntact(client, *descs, db_dir, &report); !s.ok()) return s;
-  rocksdb::Options options;
-  options.create_if_missing = false;
-  rocksdb::DB* raw = nullptr;
-  if (auto s = FromRocks(rocksdb::DB::Open(options, db_dir, &raw), "opening the restored snapshot"); !s.ok()) return s;
-  std::unique_ptr<rocksdb::DB> db(raw);
-  absl::Status s = ReplayWal(client, db.get(), &report);
-  if (!s.ok() && !report.skipped.empty()) {
-    s = absl::Status(s.code(), StrCat(s.message(), " (after skipping a damaged snapshot: ", report.skipped[0], ")"));
-  }
-  if (s.ok()) s = FromRocks(db->FlushWAL(true), "syncing the restored database");
-  if (s.ok()) s = FromRocks(db->Close(), "closing the restored database");
-  if (!s.ok()) return s;
-  db.reset();
-  // Opens once more, as the daemon will.
-  if (auto r = FromRocks(rocksdb::DB::Open(options, db_dir, &raw), "opening the restored database"); !r.ok()) return r;
-  db.reset(raw);
-  if (db->GetLatestSequenceNumber() != report.final_seq) {
-    return absl::InternalError("the restored database lost writes when reopened");
-  }
-  (void)db->Close();
-  return report;
 }
 
 }  // namespace shredd

@@ -43,6 +43,7 @@
 
 #include "daemon/storage/durability.h"
 #include "daemon/storage/s3_client.h"
+#include "daemon/storage/state_objects.h"
 
 namespace shredd {
 
@@ -51,7 +52,8 @@ struct StateReplicatorOptions {
   // false: "async", shipped at least every `lag`/2.
   bool sync = false;
   std::chrono::milliseconds lag{2000};
-  // A new snapshot after this many bytes of shipped WAL, or this long.
+  // A new snapshot after this many bytes of shipped WAL (or as many as the
+  // database's table files hold, if more), or this long.
   uint64_t snapshot_wal_bytes = uint64_t{64} << 20;
   std::chrono::seconds snapshot_interval{600};
   // Where checkpoints are made: on the database's filesystem (hard links),
@@ -60,23 +62,6 @@ struct StateReplicatorOptions {
   // How long WaitReplicated waits for a store that answers slowly.
   std::chrono::milliseconds wait_timeout{60000};
 };
-
-// One write batch of the WAL: its first sequence number and its
-// WriteBatch::Data() representation.
-struct WalBatch {
-  uint64_t seq = 0;
-  uint32_t count = 0;  // sequence numbers it uses
-  std::string rep;
-  uint64_t last() const { return seq + (count == 0 ? 0 : count - 1); }
-};
-
-// "SHRDWAL1", first and last sequence, batch count, the batches (seq, count,
-// length, rep; big-endian), then SHA-256 of all of it.
-std::string EncodeWalObject(std::span<const WalBatch> batches);
-// DATA_LOSS naming `name` if the checksum or the framing is wrong.
-absl::StatusOr<std::vector<WalBatch>> DecodeWalObject(std::string_view body, std::string_view name);
-// "state/wal/<first>-<last>" (without the prefix).
-std::string WalObjectName(uint64_t first, uint64_t last);
 
 class StateReplicator : public Durability {
  public:
@@ -109,13 +94,32 @@ class StateReplicator : public Durability {
   StateReplicator(std::shared_ptr<S3Client> client, StateReplicatorOptions options);
   void Run();
   absl::Status Step(bool snapshot_due);
-  // Ships the WAL after shipped_; NOT_FOUND-like gaps come back as
-  // FAILED_PRECONDITION ("take a snapshot").
-  absl::Status ShipWal();
-  // Ships the batches `wal_it_` yields after shipped_: a fresh iterator
+  // A WAL object sealed for the store (registered in flights_), not yet put.
+  struct SealedWal {
+    uint64_t first = 0, last = 0;
+    std::string body;
+  };
+  // Reads the WAL after shipped_ into at most `room` sealed objects (up to
+  // 16 MiB each); gaps (writes that skipped the WAL, files already gone)
+  // come back as FAILED_PRECONDITION ("take a snapshot"), after sealing what
+  // came before them.
+  absl::Status ShipWal(std::vector<SealedWal>* out, size_t room);
+  // The batches `wal_it_` yields after shipped_: a fresh iterator
   // (GetUpdatesSince), or the previous shipment's, read on (`resume`).
-  absl::Status ShipFromIterator(bool resume);
-  absl::Status UploadWal(std::vector<WalBatch>& run, uint64_t* bytes);
+  // `full`: stopped at `room` objects.
+  absl::Status ShipFromIterator(bool resume, std::vector<SealedWal>* out, size_t room, bool* full);
+  void SealWal(std::vector<WalBatch>& run, uint64_t* bytes, std::vector<SealedWal>* out);
+  // Puts them in order (after a failure, the rest fail too) and completes
+  // their flights. The first error.
+  absl::Status PutSealed(const std::vector<SealedWal>& sealed);
+  void CompleteFlightLocked(uint64_t first, const absl::Status& s);
+  bool AllFlightsDoneLocked() const;
+  size_t RoomLocked() const;  // objects that may still start
+  // After a failed object (rewind_): waits for the others, then reads again
+  // after replicated_. The owner of a shipment only.
+  void RewindIfNeeded();
+  // The first snapshot's cleanup: deletes WAL objects beyond `seq`.
+  absl::Status DropWalAfter(uint64_t seq);
   // A snapshot the WAL waits for (the first one, one asked for, one that
   // covers a gap): shipping continues after its sequence number.
   absl::Status TakeSnapshot();
@@ -123,11 +127,22 @@ class StateReplicator : public Durability {
   // sequence number. Touches only the snapshot's own members, so a periodic
   // snapshot runs on a thread of its own while the WAL is shipped.
   absl::StatusOr<uint64_t> MakeSnapshot();
+  // Starts a periodic snapshot on a thread of its own if one is due: after
+  // SnapshotWalBytes() of WAL or snapshot_interval.
+  void MaybeStartPeriodicSnapshot();
+  // max(snapshot_wal_bytes, the database's table files).
+  uint64_t SnapshotWalBytes() const;
   // Takes the periodic snapshot's result, if it is done (or `wait`).
   void CollectBackgroundSnapshot(bool wait);
   absl::Status UploadCheckpointFiles(const std::string& dir, const std::string& snap_id, std::string* files_json);
   absl::Status CollectOldState();
   void Published(uint64_t seq);
+  // WaitReplicated's waiter ships itself (requires mu_, held in `l`, and
+  // !shipping_; releases it meanwhile). UNAVAILABLE if the shipment failed.
+  // Returns once its own objects are put (earlier ones may still be in
+  // flight).
+  absl::Status LeadShipment(std::unique_lock<std::mutex>& l);
+  void NoteFailureLocked(const absl::Status& s);
   std::string Key(std::string_view name) const { return client_->KeyFor(name); }
 
   const std::shared_ptr<S3Client> client_;
@@ -146,8 +161,26 @@ class StateReplicator : public Durability {
   uint64_t failures_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Status last_error_ ABSL_GUARDED_BY(mu_);
   std::chrono::steady_clock::time_point last_failure_ ABSL_GUARDED_BY(mu_){};
+  // Someone (the shipping thread, or a waiter leading a group commit) owns
+  // the members below: one shipment at a time.
+  bool shipping_ ABSL_GUARDED_BY(mu_) = false;
+  // Waiters may lead: a snapshot exists and the last attempt did not fail
+  // or meet a gap (those are the shipping thread's to handle).
+  bool leader_ok_ ABSL_GUARDED_BY(mu_) = false;
+  // WAL objects being put, by first sequence number; up to kMaxInFlight at
+  // once (each by the leader that sealed it). replicated_ only advances over
+  // the unbroken run of those done.
+  struct Flight {
+    uint64_t last = 0;
+    bool done = false;
+    absl::Status status;
+  };
+  static constexpr size_t kMaxInFlight = 4;
+  std::map<uint64_t, Flight> flights_ ABSL_GUARDED_BY(mu_);
+  uint64_t dispatched_ ABSL_GUARDED_BY(mu_) = 0;  // sealed into objects up to here
+  bool rewind_ ABSL_GUARDED_BY(mu_) = false;      // an object failed: read again
 
-  // Shipping thread only.
+  // The owner of a shipment only (shipping_).
   bool have_base_ = false;  // a snapshot of this database is in the store
   uint64_t shipped_ = 0;
   // The WAL iterator of the previous shipment, positioned after shipped_: it
@@ -173,14 +206,19 @@ struct RestoreReport {
   uint64_t batches = 0;
   uint64_t final_seq = 0;
   std::vector<std::string> skipped;  // newer snapshots found damaged: "KEY: reason"
+  // Non-empty if the WAL objects stop at a gap a crash left (writes after
+  // it were never acknowledged): which sequence numbers are missing.
+  std::string gap;
 };
 
 // Rebuilds `db_dir` (must not exist or be empty: FAILED_PRECONDITION
 // otherwise) from the latest intact snapshot in the store (a damaged newer
 // one is skipped and named in `skipped`) and the WAL objects after it,
 // checking every file's SHA-256 and every WAL object's checksum (DATA_LOSS
-// naming the object) and the sequence's continuity (DATA_LOSS naming the
-// gap); then opens the database to check it. NOT_FOUND if the store holds
+// naming the object) and the sequence's continuity: it stops at a gap that
+// a crash with objects in flight left (named in `gap`), and fails DATA_LOSS,
+// naming the gap, if an object after it shows that the missing ones had
+// been in the store; then opens the database to check it. NOT_FOUND if the store holds
 // no snapshot.
 absl::StatusOr<RestoreReport> RestoreState(S3Client& client, const std::string& db_dir);
 

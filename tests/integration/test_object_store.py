@@ -51,7 +51,7 @@ class ObjectStoreTest(DaemonTest):
     versioned = True
 
     def setUp(self):
-        self.env = ceph()
+        self.env = self.store_env()
         self.s3 = s3_client(self.env)
         self.bucket = "shredd-it-" + uuid.uuid4().hex[:12]
         self.s3.create_bucket(Bucket=self.bucket)
@@ -67,6 +67,10 @@ class ObjectStoreTest(DaemonTest):
         for v in self.all_versions():
             self.s3.delete_object(Bucket=self.bucket, Key=v["Key"], VersionId=v["VersionId"])
         self.s3.delete_bucket(Bucket=self.bucket)
+
+    def store_env(self):
+        """The store and the S3 user the test's bucket and daemon use."""
+        return ceph()
 
     def write_config(self, root, bucket=None, state="sync"):
         path = os.path.join(root, "shredd.toml")

@@ -16,7 +16,10 @@ Ceph RGW of the ctest fixture "ceph":
 - with the store refusing the daemon's state (a bucket policy): an upload
   committed locally keeps its object, a shred's objects stay until the shred
   is in the store (a restore must never name an object that is gone), and
-  in `async` mode no proof commits to a tree the store lacks.
+  in `async` mode no proof commits to a tree the store lacks, and no entry
+  of it is handed out;
+- with the store over its quota (an RGW user quota): RESOURCE_EXHAUSTED,
+  as for a full local disk, and nothing left behind.
 """
 import os
 import random
@@ -24,9 +27,10 @@ import subprocess
 import threading
 import time
 import unittest
+import uuid
 
 from harness import SHREDCTL, SHREDD, Daemon, ctl_offline, grpc, pb, read_json, sha256_digest
-from test_object_store import MIB, PREFIX, ObjectStoreTest, rand
+from test_object_store import MIB, PREFIX, ObjectStoreTest, ceph, rand
 
 from shredd.v1 import log_pb2, log_pb2_grpc  # noqa: E402
 from shredd.v1 import orders_pb2 as opb  # noqa: E402
@@ -402,7 +406,8 @@ class StateNotReplicated(FaultsTest):
 
 class AsyncProofs(FaultsTest):
     """`async` replication: an acknowledgement does not wait for the store,
-    but no checkpoint and no proof may commit to a tree the store lacks."""
+    but no checkpoint and no proof may commit to a tree the store lacks, and
+    GetEntries hands out no entry of it (a restore could roll it back)."""
 
     def write_config(self, root, bucket=None, state="sync"):
         return super().write_config(root, bucket, "async")
@@ -413,9 +418,9 @@ class AsyncProofs(FaultsTest):
         old = self.until_ok(lambda: log.GetCheckpoint(log_pb2.GetCheckpointRequest(), timeout=30)).tree_size
         self.deny_state_writes()
         self.d.put_bytes(b"after " + os.urandom(100))  # acknowledged: async
-        n = log.GetEntries(log_pb2.GetEntriesRequest(start=0, end=1), timeout=30).tree_size
-        self.assertGreater(n, old)
+        n = old + 1  # its custody entry
         calls = [
+            lambda: log.GetEntries(log_pb2.GetEntriesRequest(start=old, end=n), timeout=60),
             lambda: log.GetInclusionProof(log_pb2.GetInclusionProofRequest(index=n - 1, tree_size=n), timeout=60),
             lambda: log.GetInclusionProof(log_pb2.GetInclusionProofRequest(index=0), timeout=60),
             lambda: log.GetConsistencyProof(log_pb2.GetConsistencyProofRequest(first=old, second=n), timeout=60),
@@ -424,12 +429,68 @@ class AsyncProofs(FaultsTest):
         ]
         for call in calls:
             self.assertRpcError(grpc.StatusCode.UNAVAILABLE, call)
+        # Entries of the tree the store holds are given, and the tree size
+        # they answer with is that tree's, not the local one.
+        got = log.GetEntries(log_pb2.GetEntriesRequest(start=0, end=n), timeout=60)
+        self.assertEqual((len(got.entries), got.tree_size), (old, old))
         # A proof within a tree the store holds is given.
         self.assertTrue(log.GetInclusionProof(log_pb2.GetInclusionProofRequest(index=0, tree_size=old),
                                               timeout=60).hashes or old == 1)
         self.s3.delete_bucket_policy(Bucket=self.bucket)
         for call in calls:
             self.until_ok(call)
+        self.assertEqual(log.GetEntries(log_pb2.GetEntriesRequest(start=old, end=n), timeout=60).tree_size, n)
+
+
+class StoreOverQuota(FaultsTest):
+    """The bucket's owner has an RGW user quota (radosgw-admin) that the
+    local free-space guard cannot see: a put beyond it is RESOURCE_EXHAUSTED
+    (as on a full local disk), not a generic error, and leaves nothing."""
+
+    QUOTA = 4 * MIB
+
+    def admin(self, *args):
+        conf = os.path.join(ceph()["dir"], "ceph.conf")
+        p = subprocess.run(["radosgw-admin", "-c", conf] + list(args), capture_output=True, text=True, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def store_env(self):
+        env = dict(ceph())
+        self.uid = "quota-" + uuid.uuid4().hex[:8]
+        env["access_key"], env["secret_key"] = "Q" + uuid.uuid4().hex[:19].upper(), uuid.uuid4().hex
+        self.admin("user", "create", "--uid", self.uid, "--display-name", "quota test",
+                   "--access-key", env["access_key"], "--secret-key", env["secret_key"])
+        self.admin("quota", "set", "--quota-scope=user", "--uid", self.uid, "--max-size", str(self.QUOTA))
+        self.admin("quota", "enable", "--quota-scope=user", "--uid", self.uid)
+        return env
+
+    def tearDown(self):
+        super().tearDown()
+        self.admin("user", "rm", "--uid", self.uid, "--purge-data")
+
+    def test_a_put_beyond_the_store_quota_is_resource_exhausted(self):
+        data = rand(6 * MIB, 500)  # a 5 MiB part is already over the quota
+        e = self.assertRpcError(grpc.StatusCode.RESOURCE_EXHAUSTED, self.put, data)
+        self.assertIn("quota", e.details())
+        self.assertIn("QuotaExceeded", e.details())
+        self.wait_for("the multipart upload to be aborted", lambda: self.uploads() == [])
+        self.assertEqual(self.objects(), [])
+        self.assertRpcError(grpc.StatusCode.NOT_FOUND, self.d.get_bytes, sha256_digest(data))
+        # Small items stay inline in RocksDB: they still go in.
+        small = b"inline " + os.urandom(100)
+        self.assertEqual(self.d.get_bytes(self.put(small, kind=pb.KIND_PHOTO)), small)
+        # Quota lifted: the same put is acknowledged and reads back.
+        self.admin("quota", "disable", "--quota-scope=user", "--uid", self.uid)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                self.put(data)
+                break
+            except grpc.RpcError as err:
+                if err.code() != grpc.StatusCode.RESOURCE_EXHAUSTED or time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+        self.assertEqual(self.d.get_bytes(sha256_digest(data)), data)
 
 
 if __name__ == "__main__":

@@ -271,6 +271,31 @@ class ChunkedOrderTest(DaemonTest):
         self.check_certificate(cert, cert[:-5] + ".manifest.json", photos, 250)
         self.assertEqual(len(re.findall(r"shred epoch", self.d.log())), 250)
 
+    def test_get_order_shows_progress_while_the_order_runs(self):
+        # 2,000 photos in epochs of 8: 250 synced epochs. GetOrder used to
+        # answer 0 planned / 0 shredded until the order ended.
+        self.start(epoch_items=8)
+        self.photos(2000, "victims")
+        orders = opb_grpc.OrdersStub(self.d.channel())
+        orders.SubmitOrder(opb.OrderSpec(id="progress-1", basis=opb.OTHER, reference="r", datasets=["victims"]))
+        seen = []
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            st = orders.GetOrder(opb.GetOrderRequest(order_id="progress-1"), timeout=30)
+            if st.state not in (opb.ORDER_PENDING, opb.ORDER_RUNNING):
+                break
+            if st.state == opb.ORDER_RUNNING:
+                seen.append((st.items_planned, st.items_shredded))
+            time.sleep(0.01)
+        self.assertEqual(st.state, opb.ORDER_DONE, st.message)
+        self.assertEqual((st.items_planned, st.items_shredded), (2000, 2000))
+        midway = [s for (p, s) in seen if p == 2000 and 0 < s < 2000]
+        self.assertTrue(midway, "no progress seen while the order ran: %s" % seen[-5:])
+        # Never backwards, and in whole epochs.
+        shredded = [s for (_, s) in seen]
+        self.assertEqual(shredded, sorted(shredded))
+        self.assertTrue(all(s % 8 == 0 for s in shredded), shredded[-5:])
+
 
 if __name__ == "__main__":
     unittest.main()

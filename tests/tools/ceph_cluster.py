@@ -120,9 +120,13 @@ class CephError(RuntimeError):
 
 
 class CephCluster:
-    def __init__(self, directory, memstore_bytes=MEMSTORE_BYTES, timeout=90):
+    def __init__(self, directory, memstore_bytes=MEMSTORE_BYTES, timeout=90, bluestore_bytes=0):
+        """bluestore_bytes > 0: the OSD is a bluestore on a sparse file of that
+        size (low RAM, for data larger than memory: the 10 GiB benchmark)
+        instead of memstore."""
         self.dir = os.path.abspath(directory)
         self.memstore_bytes = memstore_bytes
+        self.bluestore_bytes = bluestore_bytes
         self.timeout = timeout
         self.conf = os.path.join(self.dir, "ceph.conf")
         self.state_file = os.path.join(self.dir, "cluster.json")
@@ -235,8 +239,7 @@ paxos propose interval = 0.01
 paxos min wait = 0.001
 [osd]
 osd data = {d}/osd
-osd objectstore = memstore
-memstore device bytes = {self.memstore_bytes}
+{self._objectstore_conf()}
 osd max object name len = 460
 osd max object namespace len = 64
 [client.rgw.shredd]
@@ -250,6 +253,16 @@ rgw thread pool size = 32
             f.write(conf)
         for sub in ("mon", "osd", "rgw", "crash"):
             os.makedirs(os.path.join(d, sub), exist_ok=True)
+
+    def _objectstore_conf(self):
+        if not self.bluestore_bytes:
+            return f"osd objectstore = memstore\nmemstore device bytes = {self.memstore_bytes}"
+        # The block file outside the OSD's data dir: inside it, mkfs fails
+        # (ELOOP). Sparse: it takes disk only as data arrives.
+        return (f"osd objectstore = bluestore\nbluestore block path = {self.dir}/osd-block\n"
+                f"bluestore block create = true\nbluestore block size = {self.bluestore_bytes}\n"
+                "bluestore block db create = false\nbluestore block wal create = false\n"
+                "bluestore cache size = 268435456")
 
     def _run(self, *args, timeout=60):
         p = subprocess.run(args, capture_output=True, text=True, timeout=timeout)

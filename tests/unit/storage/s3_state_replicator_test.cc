@@ -1,16 +1,21 @@
 // StateReplicator and RestoreState against a real Ceph RGW (fixture "ceph"):
 // snapshots plus shipped WAL restore the database exactly; writes that skip
 // the WAL are covered by a snapshot; a tampered WAL object or a missing one
-// makes the restore fail naming it; a non-empty target is refused; a store
+// makes the restore fail naming it (a gap a crash left with objects in
+// flight is where it stops); a non-empty target is refused; a store
 // that is down makes WaitReplicated UNAVAILABLE; the async lag is bounded.
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <thread>
 
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
 
 #include "daemon/base/strings.h"
+#include "daemon/crypto/digest.h"
 #include "daemon/storage/state_replicator.h"
 #include "tests/unit/storage/s3_test_env.h"
 #include "tests/unit/test_util.h"
@@ -81,17 +86,38 @@ std::vector<std::string> Keys(S3Client& c, const std::string& under) {
 
 TEST(StateWalObject, RoundTripsAndCatchesTampering) {
   std::vector<WalBatch> batches = {{.seq = 5, .count = 2, .rep = "ab"}, {.seq = 7, .count = 1, .rep = "cde"}};
-  std::string body = EncodeWalObject(batches);
+  std::string body = EncodeWalObject(batches, 3);
   auto back = DecodeWalObject(body, "x");
   ASSERT_TRUE(back.ok()) << back.status();
-  ASSERT_EQ(back->size(), 2u);
-  EXPECT_EQ((*back)[1].seq, 7u);
-  EXPECT_EQ((*back)[1].rep, "cde");
+  EXPECT_EQ(back->floor, 3u);
+  ASSERT_EQ(back->batches.size(), 2u);
+  EXPECT_EQ(back->batches[1].seq, 7u);
+  EXPECT_EQ(back->batches[1].rep, "cde");
   body[body.size() / 2] ^= 1;
   auto bad = DecodeWalObject(body, "state/wal/7");
   EXPECT_TRUE(absl::IsDataLoss(bad.status()));
   EXPECT_NE(bad.status().message().find("state/wal/7"), std::string::npos) << bad.status();
   EXPECT_EQ(WalObjectName(1, 22), "state/wal/00000000000000000001-00000000000000000022");
+  // A floor at or above the first sequence number is a lie.
+  EXPECT_TRUE(absl::IsDataLoss(DecodeWalObject(EncodeWalObject(batches, 5), "y").status()));
+}
+
+// Objects of the first format (one in flight at a time, no floor field)
+// still restore: their floor is the sequence number before them.
+TEST(StateWalObject, ReadsTheFirstFormat) {
+  std::string v1 = "SHRDWAL1";
+  for (uint64_t v : {uint64_t{5}, uint64_t{5}}) {
+    for (int i = 7; i >= 0; --i) v1.push_back(static_cast<char>(v >> (8 * i)));
+  }
+  v1 += std::string("\0\0\0\1", 4);
+  v1 += std::string("\0\0\0\0\0\0\0\5\0\0\0\1\0\0\0\2", 16) + "ab";
+  const Sha256 sum = Sha256Hasher::Of(v1);
+  v1.append(reinterpret_cast<const char*>(sum.data()), sum.size());
+  auto back = DecodeWalObject(v1, "old");
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->floor, 4u);
+  ASSERT_EQ(back->batches.size(), 1u);
+  EXPECT_EQ(back->batches[0].rep, "ab");
 }
 
 TEST(StateReplicator, SnapshotPlusWalRestoresEverything) {
@@ -239,6 +265,104 @@ TEST(StateReplicator, TamperedOrMissingWalObjectsFailTheRestoreNamingThem) {
   EXPECT_TRUE(absl::IsDataLoss(gap.status())) << gap.status();
   EXPECT_NE(gap.status().message().find("gap"), std::string::npos) << gap.status();
   EXPECT_NE(gap.status().message().find(wal[2]), std::string::npos) << gap.status();
+}
+
+// A crash with several WAL objects in flight can leave a gap: a later
+// object arrived, an earlier one never did. Nothing after the gap was
+// acknowledged (an acknowledgement waits for every earlier object), so
+// restore stops there; an object after the gap whose floor says the gap had
+// been in the store means an object was deleted: DATA_LOSS. The restored
+// daemon's first snapshot removes the objects of the lost history after it.
+TEST(StateReplicator, RestoreStopsAtAGapACrashLeft) {
+  SHREDD_REQUIRE_CEPH();
+  auto c = NewBucketClient("p");
+  ASSERT_NE(c, nullptr);
+  TempDir dir;
+  auto db = OpenArchivingDb(dir / "db");
+  auto r = Replicator(c, dir, true);
+  r->Start(db.get());
+  for (int i = 0; i < 5; ++i) {
+    SyncPut(db.get(), StrCat("k", i), "v");
+    ASSERT_TRUE(r->WaitReplicated(db->GetLatestSequenceNumber()).ok());
+  }
+  r->Stop();
+  const uint64_t last = db->GetLatestSequenceNumber();
+  // The lost machine's tail: sequence last+1..last+2 never arrived, the
+  // object after it (sealed while only `last` was in the store) did.
+  rocksdb::WriteBatch ghost;
+  ghost.Put("ghost", "never acknowledged");
+  const std::vector<WalBatch> tail = {{.seq = last + 3, .count = 1, .rep = ghost.Data()}};
+  const std::string tail_key = c->KeyFor(WalObjectName(last + 3, last + 3));
+  ASSERT_TRUE(c->PutObject(tail_key, EncodeWalObject(tail, last)).ok());
+  TempDir out;
+  RestoreReport report;
+  EXPECT_EQ(Restored(*c, out / "db", &report), Dump(db.get()));
+  EXPECT_EQ(report.final_seq, last);
+  EXPECT_NE(report.gap.find(StrCat(last + 1, "..", last + 2)), std::string::npos) << report.gap;
+  // The same object claiming that last+1 had been in the store when it was
+  // sealed: the gap is a deleted object, not a crash.
+  ASSERT_TRUE(c->PutObject(tail_key, EncodeWalObject(tail, last + 1)).ok());
+  TempDir out2;
+  auto lost = RestoreState(*c, out2 / "db");
+  EXPECT_TRUE(absl::IsDataLoss(lost.status())) << lost.status();
+  EXPECT_NE(lost.status().message().find("gap"), std::string::npos) << lost.status();
+  EXPECT_NE(lost.status().message().find("missing"), std::string::npos) << lost.status();
+  // A daemon on the restored state: its first snapshot drops the lost
+  // history's tail, which a later restore would otherwise replay.
+  ASSERT_TRUE(c->PutObject(tail_key, EncodeWalObject(tail, last)).ok());
+  auto rdb = testing::OpenDb(out / "db");
+  ASSERT_NE(rdb, nullptr);
+  TempDir dir2;
+  auto r2 = Replicator(c, dir2, true);
+  r2->Start(rdb.get());
+  ASSERT_TRUE(r2->SnapshotNow().ok());
+  for (const std::string& k : Keys(*c, "state/wal/")) EXPECT_NE(k, tail_key);
+  r2->Stop();
+}
+
+// Writers in several threads with several WAL objects in flight: each
+// acknowledgement (WaitReplicated OK) finds every sequence number up to its
+// own in the store, as an unbroken run of WAL objects after a snapshot.
+TEST(StateReplicator, AnAcknowledgementWaitsForEveryEarlierObject) {
+  SHREDD_REQUIRE_CEPH();
+  auto c = NewBucketClient("p");
+  ASSERT_NE(c, nullptr);
+  TempDir dir;
+  auto db = OpenArchivingDb(dir / "db");
+  auto r = Replicator(c, dir, true);
+  r->Start(db.get());
+  ASSERT_TRUE(r->WaitReplicated(db->GetLatestSequenceNumber()).ok());
+  auto covered = [&](uint64_t seq) {
+    uint64_t upto = 0;
+    auto descs = ListDescriptors(*c);
+    if (!descs.ok() || descs->empty()) return false;
+    upto = descs->back().seq;
+    auto wal = ListWalObjects(*c);
+    if (!wal.ok()) return false;
+    for (const WalObjectKey& w : *wal) {
+      if (w.first <= upto + 1 && w.last > upto) upto = w.last;
+    }
+    return upto >= seq;
+  };
+  std::vector<std::thread> writers;
+  std::atomic<int> acked{0}, uncovered{0};
+  for (int t = 0; t < 4; ++t) {
+    writers.emplace_back([&, t] {
+      for (int i = 0; i < 8; ++i) {
+        SyncPut(db.get(), StrCat("t", t, "-", i), RandomBytes(200 << 10));
+        const uint64_t seq = db->GetLatestSequenceNumber();
+        if (!r->WaitReplicated(seq).ok()) continue;
+        ++acked;
+        if (!covered(seq)) ++uncovered;
+      }
+    });
+  }
+  for (auto& w : writers) w.join();
+  EXPECT_EQ(acked.load(), 32);
+  EXPECT_EQ(uncovered.load(), 0);
+  r->Stop();
+  TempDir out;
+  EXPECT_EQ(Restored(*c, out / "db"), Dump(db.get()));
 }
 
 TEST(StateReplicator, RestoreRefusesANonEmptyDirAndAnEmptyStore) {

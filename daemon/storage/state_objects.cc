@@ -1,0 +1,162 @@
+#include "daemon/storage/state_objects.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <tuple>
+
+#include "daemon/base/coding.h"
+#include "daemon/base/strings.h"
+#include "daemon/crypto/digest.h"
+
+namespace shredd {
+namespace {
+
+constexpr std::string_view kWalMagicV1 = "SHRDWAL1";
+constexpr std::string_view kWalMagic = "SHRDWAL2";
+
+std::string Pad(uint64_t v, int width) {
+  char b[24];
+  std::snprintf(b, sizeof b, "%0*llu", width, static_cast<unsigned long long>(v));
+  return b;
+}
+
+bool ParseU64(std::string_view s, uint64_t* v) {
+  if (s.empty() || s.size() > 20) return false;
+  uint64_t r = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    r = r * 10 + static_cast<uint64_t>(c - '0');
+  }
+  *v = r;
+  return true;
+}
+
+// "<a>-<b><suffix>" at the end of `key` after the last '/'.
+bool ParsePair(std::string_view key, std::string_view suffix, uint64_t* a, uint64_t* b) {
+  auto slash = key.rfind('/');
+  std::string_view name = slash == std::string_view::npos ? key : key.substr(slash + 1);
+  if (!name.ends_with(suffix)) return false;
+  name.remove_suffix(suffix.size());
+  auto dash = name.find('-');
+  if (dash == std::string_view::npos) return false;
+  return ParseU64(name.substr(0, dash), a) && ParseU64(name.substr(dash + 1), b);
+}
+
+}  // namespace
+
+std::string WalObjectName(uint64_t first, uint64_t last) {
+  return StrCat("state/wal/", Pad(first, 20), "-", Pad(last, 20));
+}
+
+std::string SnapshotId(uint64_t seq, uint64_t ms) { return StrCat(Pad(seq, 20), "-", Pad(ms, 13)); }
+
+std::string ShaHex(std::string_view bytes) { return HexEncode(Sha256Hasher::Of(bytes)); }
+
+std::string EncodeWalObject(std::span<const WalBatch> batches, uint64_t floor) {
+  std::string out(kWalMagic);
+  AppendBigEndian64(&out, batches.empty() ? 0 : batches.front().seq);
+  AppendBigEndian64(&out, batches.empty() ? 0 : batches.back().last());
+  AppendBigEndian64(&out, floor);
+  out += BigEndian32(static_cast<uint32_t>(batches.size()));
+  for (const WalBatch& b : batches) {
+    AppendBigEndian64(&out, b.seq);
+    out += BigEndian32(b.count);
+    out += BigEndian32(static_cast<uint32_t>(b.rep.size()));
+    out += b.rep;
+  }
+  const Sha256 sum = Sha256Hasher::Of(out);
+  out.append(reinterpret_cast<const char*>(sum.data()), sum.size());
+  return out;
+}
+
+absl::StatusOr<WalObjectBody> DecodeWalObject(std::string_view body, std::string_view name) {
+  auto bad = [&](std::string_view why) {
+    return absl::DataLossError(StrCat("WAL object ", name, " is damaged: ", why));
+  };
+  const bool v1 = body.starts_with(kWalMagicV1);
+  const size_t head = v1 ? 8 + 8 + 8 + 4 : 8 + 8 + 8 + 8 + 4;
+  if (body.size() < head + 32 || (!v1 && !body.starts_with(kWalMagic))) return bad("not a shredd WAL object");
+  std::string_view data = body.substr(0, body.size() - 32);
+  const Sha256 sum = Sha256Hasher::Of(data);
+  if (std::string_view(reinterpret_cast<const char*>(sum.data()), 32) != body.substr(body.size() - 32)) {
+    return bad("checksum mismatch");
+  }
+  const uint64_t first = LoadBigEndian64(data.data() + 8), last = LoadBigEndian64(data.data() + 16);
+  WalObjectBody out;
+  out.floor = v1 ? first - 1 : LoadBigEndian64(data.data() + 24);
+  const uint32_t n = LoadBigEndian32(data.data() + head - 4);
+  size_t pos = head;
+  for (uint32_t i = 0; i < n; ++i) {
+    if (data.size() - pos < 16) return bad("truncated batch header");
+    WalBatch b;
+    b.seq = LoadBigEndian64(data.data() + pos);
+    b.count = LoadBigEndian32(data.data() + pos + 8);
+    const uint32_t len = LoadBigEndian32(data.data() + pos + 12);
+    pos += 16;
+    if (data.size() - pos < len) return bad("truncated batch");
+    b.rep.assign(data.substr(pos, len));
+    pos += len;
+    if (!out.batches.empty() && b.seq != out.batches.back().last() + 1) return bad("batches are not contiguous");
+    out.batches.push_back(std::move(b));
+  }
+  if (pos != data.size()) return bad("trailing bytes");
+  if (out.batches.empty() || out.batches.front().seq != first || out.batches.back().last() != last) {
+    return bad("header does not match");
+  }
+  if (out.floor >= first) return bad("its floor is not below its first sequence number");
+  return out;
+}
+
+absl::StatusOr<std::vector<SnapshotDescriptor>> ListDescriptors(S3Client& client) {
+  std::vector<SnapshotDescriptor> out;
+  auto s = client.ForEachObject(client.KeyFor("state/desc/"), [&out](const S3ObjectVersion& o) {
+    SnapshotDescriptor d{.key = o.key};
+    if (ParsePair(o.key, ".json", &d.seq, &d.ms)) out.push_back(std::move(d));
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  std::sort(out.begin(), out.end(), [](const SnapshotDescriptor& a, const SnapshotDescriptor& b) {
+    return std::tie(a.seq, a.ms, a.key) < std::tie(b.seq, b.ms, b.key);
+  });
+  return out;
+}
+
+absl::StatusOr<nlohmann::json> ReadDescriptor(S3Client& client, const std::string& key) {
+  std::string body;
+  if (auto s = client.GetObject(key, 0, 0, &body); !s.ok()) return s;
+  auto j = nlohmann::json::parse(body, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || j.value("format", "") != kSnapshotDescriptorFormat ||
+      !j.contains("files") || !j["files"].is_array() || !j.contains("sequence") ||
+      !j["sequence"].is_number_unsigned()) {
+    return absl::DataLossError(StrCat("state snapshot descriptor ", key, " is malformed"));
+  }
+  return j;
+}
+
+absl::StatusOr<std::vector<WalObjectKey>> ListWalObjects(S3Client& client) {
+  std::vector<WalObjectKey> out;
+  auto s = client.ForEachObject(client.KeyFor("state/wal/"), [&out](const S3ObjectVersion& o) {
+    WalObjectKey w{.key = o.key};
+    if (ParsePair(o.key, "", &w.first, &w.last)) out.push_back(std::move(w));
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  std::sort(out.begin(), out.end(), [](const WalObjectKey& a, const WalObjectKey& b) {
+    return std::tie(a.first, a.last) < std::tie(b.first, b.last);
+  });
+  return out;
+}
+
+absl::Status DeleteKeys(S3Client& client, const std::vector<std::string>& keys) {
+  std::vector<S3ObjectVersion> batch;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    batch.push_back({.key = keys[i]});
+    if (batch.size() == 1000 || i + 1 == keys.size()) {
+      if (auto s = client.DeleteObjects(batch); !s.ok()) return s;
+      batch.clear();
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace shredd
