@@ -185,6 +185,7 @@ const std::vector<MethodRule>& MethodTable() {
       {"/shredd.v1.Orders/PlanOrder", D | ADM},
       {"/shredd.v1.Orders/SubmitOrder", D | ADM},
       {"/shredd.v1.Orders/GetOrder", D | ADM},
+      {"/shredd.v1.Orders/ListOrders", D | ADM},
       {"/shredd.v1.Orders/AddHold", D | ADM},
       {"/shredd.v1.Orders/RemoveHold", D | ADM},
       {"/shredd.v1.Orders/ListHolds", D | ADM},

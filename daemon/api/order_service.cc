@@ -44,6 +44,7 @@ absl::StatusOr<OrderSpec> SpecFromProto(const v1::OrderSpec& p) {
   s.subject_ids.assign(p.subject_ids().begin(), p.subject_ids().end());
   s.datasets.assign(p.datasets().begin(), p.datasets().end());
   for (const auto& [k, v] : p.labels()) s.labels.emplace(k, v);
+  s.expected_plan_digest = p.expected_plan_digest();
   return s;
 }
 
@@ -58,9 +59,12 @@ void SpecToProto(const OrderSpec& s, v1::OrderSpec* p) {
   for (const auto& x : s.subject_ids) p->add_subject_ids(x);
   for (const auto& x : s.datasets) p->add_datasets(x);
   for (const auto& [k, v] : s.labels) (*p->mutable_labels())[k] = v;
+  p->set_expected_plan_digest(s.expected_plan_digest);
 }
 
-void PlannedToProto(const PlannedItem& i, v1::PlannedItem* p) {
+// `personal`: the caller may read item metadata (writer, admin); otherwise
+// a plan names models only (docs/SECURITY.md).
+void PlannedToProto(const PlannedItem& i, v1::PlannedItem* p, bool personal) {
   ToProto(i.digest, p->mutable_digest());
   p->set_kind(KindToProto(i.kind));
   p->set_reason(i.reason);
@@ -70,6 +74,10 @@ void PlannedToProto(const PlannedItem& i, v1::PlannedItem* p) {
   p->set_edge_dataset(i.edge_dataset);
   p->set_hold_id(i.hold_id);
   p->set_hold_reason(i.hold_reason);
+  if (personal || i.kind == ItemKind::kModel) p->set_name(i.name);
+  if (personal) {
+    for (const auto& x : i.subject_ids) p->add_subject_ids(x);
+  }
 }
 
 void StatusToProto(const OrderStatus& s, v1::OrderStatus* p) {
@@ -93,20 +101,25 @@ void HoldToProto(const Hold& h, v1::Hold* p) {
 }  // namespace
 
 grpc::Status OrdersService::PlanOrder(grpc::ServerContext* ctx, const v1::OrderSpec* req, v1::Plan* resp) {
-  SHREDD_AUTHORIZE(ctx);
+  auth::Caller caller;
+  if (grpc::Status s = auth::Authorized(ctx, &caller); !s.ok()) return s;
+  const bool personal = (caller.roles & (auth::kWriter | auth::kAdmin)) != 0;
   auto spec = SpecFromProto(*req);
   if (!spec.ok()) return ToGrpc(spec.status());
   auto plan = book_->Plan(*spec);
   if (!plan.ok()) return ToGrpc(plan.status());
   resp->set_order_id(spec->id);
-  for (const auto& p : plan->selected) PlannedToProto(p, resp->add_selected());
-  for (const auto& p : plan->derived) PlannedToProto(p, resp->add_derived());
-  for (const auto& p : plan->retained) PlannedToProto(p, resp->add_retained());
+  for (const auto& p : plan->selected) PlannedToProto(p, resp->add_selected(), personal);
+  for (const auto& p : plan->derived) PlannedToProto(p, resp->add_derived(), personal);
+  for (const auto& p : plan->retained) PlannedToProto(p, resp->add_retained(), personal);
   for (const auto& u : plan->unmatched) resp->add_unmatched(u);
   resp->set_selected_count(static_cast<int64_t>(plan->selected_count));
   resp->set_derived_count(static_cast<int64_t>(plan->derived_count));
   resp->set_retained_count(static_cast<int64_t>(plan->retained_count));
   resp->set_truncated(plan->truncated());
+  resp->set_plan_digest(plan->digest);
+  resp->set_selected_model_count(static_cast<int64_t>(plan->selected_models));
+  resp->set_selected_photo_count(static_cast<int64_t>(plan->selected_count - plan->selected_models));
   return grpc::Status::OK;
 }
 
@@ -139,6 +152,22 @@ grpc::Status OrdersService::GetOrder(grpc::ServerContext* ctx, const v1::GetOrde
       return grpc::Status::OK;
     }
   }
+}
+
+grpc::Status OrdersService::ListOrders(grpc::ServerContext* ctx, const v1::ListOrdersRequest* req,
+                                       v1::ListOrdersResponse* resp) {
+  SHREDD_AUTHORIZE(ctx);
+  std::vector<OrderState> states;
+  for (int s : req->states()) {
+    if (s < static_cast<int>(OrderState::kPending) || s > static_cast<int>(OrderState::kFailed)) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, StrCat("unknown order state ", s));
+    }
+    states.push_back(static_cast<OrderState>(s));
+  }
+  auto orders = book_->List(states);
+  if (!orders.ok()) return ToGrpc(orders.status());
+  for (const auto& st : *orders) StatusToProto(st, resp->add_orders());
+  return grpc::Status::OK;
 }
 
 grpc::Status OrdersService::AddHold(grpc::ServerContext* ctx, const v1::AddHoldRequest* req, v1::Hold* resp) {

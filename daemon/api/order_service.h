@@ -16,6 +16,7 @@ class OrdersService final : public v1::Orders::Service {
   grpc::Status PlanOrder(grpc::ServerContext*, const v1::OrderSpec*, v1::Plan*) override;
   grpc::Status SubmitOrder(grpc::ServerContext*, const v1::OrderSpec*, v1::OrderStatus*) override;
   grpc::Status GetOrder(grpc::ServerContext*, const v1::GetOrderRequest*, v1::OrderStatus*) override;
+  grpc::Status ListOrders(grpc::ServerContext*, const v1::ListOrdersRequest*, v1::ListOrdersResponse*) override;
   grpc::Status AddHold(grpc::ServerContext*, const v1::AddHoldRequest*, v1::Hold*) override;
   grpc::Status RemoveHold(grpc::ServerContext*, const v1::RemoveHoldRequest*, v1::RemoveHoldResponse*) override;
   grpc::Status ListHolds(grpc::ServerContext*, const v1::ListHoldsRequest*, v1::ListHoldsResponse*) override;

@@ -48,6 +48,9 @@ struct OrderSpec {
   std::vector<std::string> subject_ids;
   std::vector<std::string> datasets;
   std::map<std::string, std::string> labels;
+  // The reviewed plan's digest (plan_digest.h); empty: none. Not part of
+  // the order's identity: CanonicalJson leaves it out.
+  std::string expected_plan_digest;
 
   absl::Status Validate() const;
   // Canonical form for idempotency checks (selectors sorted, received excluded
@@ -68,6 +71,9 @@ struct PlannedItem {
   std::string edge_dataset;
   // Set if retained under a legal hold.
   std::string hold_id, hold_reason;
+  // For the reviewer: the item's original file name and subjects.
+  std::string name;
+  std::vector<std::string> subject_ids;
 };
 
 // A dry run's result. The lists hold at most kPlanListLimit items each (the
@@ -78,6 +84,8 @@ struct OrderPlan {
   std::vector<PlannedItem> selected, derived, retained;
   std::vector<std::string> unmatched;
   uint64_t selected_count = 0, derived_count = 0, retained_count = 0;
+  uint64_t selected_models = 0;  // of selected_count
+  std::string digest;            // plan_digest.h, over the whole closure
   bool truncated() const {
     return selected.size() < selected_count || derived.size() < derived_count || retained.size() < retained_count;
   }
@@ -113,6 +121,9 @@ class OrderBook {
   // NOT_FOUND if unknown. With `wait_until`, blocks until the order finishes
   // or the time passes.
   absl::StatusOr<OrderStatus> Get(std::string_view id, std::optional<absl::Time> wait_until);
+  // Every order in one of `states` (all if empty), by received time then id
+  // (order_list.cc).
+  absl::StatusOr<std::vector<OrderStatus>> List(const std::vector<OrderState>& states);
   // Orders known to the daemon, by state (for the shredd_orders gauge).
   std::map<OrderState, int64_t> CountByState();
 
