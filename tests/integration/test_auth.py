@@ -214,6 +214,7 @@ class TlsAuthTest(unittest.TestCase):
             (("order", "submit", "--id", "o1", "--basis", "ftc-order", "--reference", "r", "--dataset", "ds1"),
              "Orders.SubmitOrder", "deleter or admin"),
             (("order", "status", "o1"), "Orders.GetOrder", "deleter or admin"),
+            (("order", "ls"), "Orders.ListOrders", "deleter or admin"),
             (("hold", "add", "--dataset", "ds1", "--reason", "litigation"), "Orders.AddHold", "deleter or admin"),
             (("hold", "ls"), "Orders.ListHolds", "deleter or admin"),
             (("hold", "rm", "h1"), "Orders.RemoveHold", "deleter or admin"),
