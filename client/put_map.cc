@@ -106,6 +106,7 @@ PutMap ParsePutMap(std::string_view text, const std::string& name, const std::st
     map.errors.push_back(StrCat(name, ": no header row (expected path,subjects,datasets,labels)"));
     return map;
   }
+  const size_t record_errors = map.errors.size();  // bad quoting: those rows are dropped, the rest checked
   static const std::set<std::string> kColumns = {"path", "subjects", "datasets", "labels"};
   std::map<std::string, size_t> col;
   for (size_t i = 0; i < records[0].fields.size(); ++i) {
@@ -118,8 +119,8 @@ PutMap ParsePutMap(std::string_view text, const std::string& name, const std::st
     }
   }
   if (!col.count("path")) map.errors.push_back(StrCat(name, ": line ", records[0].line, ": no \"path\" column"));
-  if (!map.errors.empty()) return map;
-  std::map<std::string, size_t> seen;  // path -> line
+  if (map.errors.size() > record_errors) return map;  // a bad header: the rows mean nothing
+  std::map<std::string, size_t> seen;                 // path -> line
   for (size_t r = 1; r < records.size(); ++r) {
     const Record& rec = records[r];
     const std::string where = StrCat(name, ": line ", rec.line);
