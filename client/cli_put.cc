@@ -318,9 +318,9 @@ void AddPutCommand(CLI::App& app, const Global& g, std::function<int()>& action)
                    "CSV file: path,subjects,datasets,labels per row (docs/CLI.md); stores every row's file")
       ->check(CLI::ExistingFile);
   c_put->add_option("--kind", put.kind, "photo or model")->capture_default_str();
-  c_put->add_option("--subject", put.subjects, "data subject id (repeatable)");
-  c_put->add_option("--dataset", put.datasets, "dataset name (repeatable)");
-  c_put->add_option("--label", put.labels, "label key=value (repeatable)");
+  c_put->add_option("--subject", put.subjects, "data subject id (repeatable)")->allow_extra_args(false);
+  c_put->add_option("--dataset", put.datasets, "dataset name (repeatable)")->allow_extra_args(false);
+  c_put->add_option("--label", put.labels, "label key=value (repeatable)")->allow_extra_args(false);
   c_put->add_flag("--follow-symlinks", put.follow_symlinks,
                   "in directories, upload what symbolic links point to (default: skip links, with a note)");
   c_put->add_flag("-v,--verbose", put.verbose, "one line per file (--json always has them)");
