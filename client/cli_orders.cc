@@ -200,6 +200,8 @@ int Finish(const Global& g, const v1::OrderStatus& st, const std::string& out, c
   if (g.json) std::cout << DumpJson(json{{"orderId", spec.id()}, {"planChanged", diff}}) << "\n";
   std::cerr << "shredctl: the store changed since the plan was made; what differs (reviewed -> now):\n";
   for (const auto& line : diff) std::cerr << "  " << Shown(line) << "\n";
+  if (diff.empty())
+    std::cerr << "  (not in the counts or the listed items: an item beyond the lists, an edge or a hold)\n";
   throw FromGrpc(refusal, "submit refused: nothing was submitted");
 }
 

@@ -244,7 +244,9 @@ ReviewedPlan ReadPlanFile(const std::string& path) {
   ReviewedPlan r;
   r.spec = SpecFromJson(path, Member(path, j, "spec", json::value_t::object));
   const std::string digest = Member(path, j, "planDigest", json::value_t::string).get<std::string>();
-  if (!LooksLikeDigest(digest)) throw Failure{kUsage, StrCat(path, ": \"planDigest\" is not sha256:<hex>"), ""};
+  const bool hex = digest.size() == 71 && digest.find_first_not_of("0123456789abcdef", 7) == std::string::npos;
+  if (!digest.starts_with("sha256:") || !hex)
+    throw Failure{kUsage, StrCat(path, ": \"planDigest\" is not sha256:<hex>"), ""};
   r.spec.set_expected_plan_digest(digest);
   r.plan = Member(path, j, "plan", json::value_t::object);
   return r;

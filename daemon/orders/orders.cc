@@ -133,6 +133,10 @@ absl::Status OrderSpec::Validate() const {
   if (!due.empty() && !ValidDate(due)) {
     return absl::InvalidArgumentError(StrCat("due ", QuoteForError(due), " is not a date (YYYY-MM-DD or RFC 3339)"));
   }
+  if (!expected_plan_digest.empty() && !ParseDigestHash(expected_plan_digest).ok()) {
+    return absl::InvalidArgumentError(
+        StrCat("expected plan digest ", QuoteForError(expected_plan_digest), " is not sha256:<64 lowercase hex>"));
+  }
   if (digests.empty() && subject_ids.empty() && datasets.empty() && labels.empty()) {
     return absl::InvalidArgumentError("an order needs at least one selector (digest, subject, dataset or label)");
   }

@@ -14,6 +14,11 @@ from pty_run import run_on_pty
 from shredd.v1 import orders_pb2 as opb  # noqa: E402
 from shredd.v1 import orders_pb2_grpc as opb_grpc  # noqa: E402
 
+def write_text(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
 SPEC = ["--basis", "ftc-order", "--reference", "FTC-2026-17", "--dataset", "faces"]
 
 
@@ -130,12 +135,47 @@ class OrderReviewTest(DaemonTest):
         for h in self.photos + [late, self.model]:
             self.assertEqual(self.d.ctl("stat", h, check=False).returncode, 0, "nothing was destroyed")
 
+    def test_bad_plan_files_exit_2_naming_the_problem(self):
+        path, _ = self.plan("o-bad")
+        good = read_json(path)
+
+        def variant(name, change):
+            j = json.loads(json.dumps(good))
+            change(j)
+            out = os.path.join(self.tmp, name)
+            with open(out, "w") as f:
+                f.write(j if isinstance(j, str) else json.dumps(j))
+            return out
+
+        cases = [
+            (variant("notjson", lambda j: None), "not JSON", lambda p: write_text(p, "{plan")),
+            (variant("type", lambda j: j.update(type="shredd-dataset-manifest-v1")), "not a plan file", None),
+            (variant("digest", lambda j: j.update(planDigest=7)), '"planDigest" is a number', None),
+            (variant("hex", lambda j: j.update(planDigest="sha256:xyz")), '"planDigest" is not sha256:<hex>', None),
+            (variant("spec", lambda j: j.pop("spec")), '"spec" is missing', None),
+            (variant("ds", lambda j: j["spec"].update(datasets=[1])), '"datasets" holds a number', None),
+            (variant("basis", lambda j: j["spec"].update(basis="whim")), '"basis" "whim": expected', None),
+        ]
+        for f, why, rewrite in cases:
+            with self.subTest(why=why):
+                if rewrite:
+                    rewrite(f)
+                p = self.d.ctl("order", "submit", "--plan", f, check=False)
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertIn(why, p.stderr.decode())
+                self.assertEqual(len(p.stderr.decode().splitlines()), 1)
+        self.assertEqual(self.d.ctl("order", "status", "o-bad", check=False).returncode, 4)
+
     def test_daemon_refuses_a_wrong_digest(self):
         spec = opb.OrderSpec(id="o-api", basis=opb.OTHER, reference="r", datasets=["faces"],
                              expected_plan_digest=sha256_digest(b"not the plan"))
         self.assertRpcError(grpc.StatusCode.FAILED_PRECONDITION, self.orders.SubmitOrder, spec,
                             contains="changed since it was reviewed")
         self.assertRpcError(grpc.StatusCode.NOT_FOUND, self.orders.GetOrder, opb.GetOrderRequest(order_id="o-api"))
+        spec.expected_plan_digest = "sha256:XYZ"
+        self.assertRpcError(grpc.StatusCode.INVALID_ARGUMENT, self.orders.SubmitOrder, spec,
+                            contains="is not sha256:<64 lowercase hex>")
+        spec.expected_plan_digest = ""
         spec.expected_plan_digest = self.orders.PlanOrder(spec).plan_digest
         self.assertEqual(self.orders.SubmitOrder(spec).state, opb.ORDER_PENDING)
 
