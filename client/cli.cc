@@ -27,6 +27,7 @@
 #include "client/cli_config.h"
 #include "client/cli_usage.h"
 #include "client/completion.h"
+#include "client/order_review.h"
 #include "client/progress.h"
 #include "client/sigstore_bundle.h"
 #include "client/web_verifier.h"
@@ -56,218 +57,6 @@ json InfoJson(const v1::ItemInfo& info) {
   j["name"] = info.metadata().name();
   j["storedUnixNanos"] = info.stored_unix_nanos();
   return j;
-}
-
-// ---------------------------------------------------------------- put
-
-struct PutOptions {
-  std::vector<std::string> paths;
-  std::string kind = "photo";
-  std::vector<std::string> subjects, datasets, labels;
-  bool follow_symlinks = false;
-};
-
-void FillMetadata(const PutOptions& o, const std::string& path, v1::ItemMetadata* m) {
-  m->set_kind(o.kind == "model" ? v1::KIND_MODEL : v1::KIND_PHOTO);
-  for (const auto& s : o.subjects) m->add_subject_ids(s);
-  for (const auto& d : o.datasets) m->add_datasets(d);
-  for (const auto& l : o.labels) {
-    auto eq = l.find('=');
-    (*m->mutable_labels())[l.substr(0, eq)] = eq == std::string::npos ? "" : l.substr(eq + 1);
-  }
-  m->set_name(fs::path(path).filename().string());
-}
-
-struct PutItem {
-  std::string path;
-  FileDigest digest;
-  bool follow = true;  // named on the command line, or --follow-symlinks
-};
-
-void NoteSkipped(const Global& g, const std::string& path, std::string_view why) {
-  std::cerr << "shredctl: skipping " << Shown(path) << ": " << why << "\n";
-  if (g.json) std::cout << DumpJson(json{{"path", path}, {"status", "skipped"}, {"reason", why}}) << "\n";
-}
-
-// The regular files under `dir`, sorted. Symlinks are skipped with a note
-// unless `follow` (then followed, each directory walked once); FIFOs,
-// sockets and devices are skipped with a note.
-std::vector<std::string> WalkDirectory(const Global& g, const std::string& dir, bool follow) {
-  std::vector<std::string> files;
-  std::set<std::pair<dev_t, ino_t>> walked;
-  struct stat st;
-  if (stat(dir.c_str(), &st) == 0) walked.insert({st.st_dev, st.st_ino});
-  const auto options = follow ? fs::directory_options::follow_directory_symlink : fs::directory_options::none;
-  std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(dir, options, ec); !ec && it != fs::recursive_directory_iterator();
-       it.increment(ec)) {
-    const std::string path = it->path().string();
-    if (lstat(path.c_str(), &st) != 0) {
-      NoteSkipped(g, path, std::strerror(errno));
-      continue;
-    }
-    if (S_ISLNK(st.st_mode)) {
-      if (!follow) {
-        NoteSkipped(g, path, "a symbolic link (--follow-symlinks uploads what links point to)");
-        continue;
-      }
-      if (stat(path.c_str(), &st) != 0) {
-        NoteSkipped(g, path, "a dangling symbolic link");
-        continue;
-      }
-    }
-    if (S_ISDIR(st.st_mode)) {
-      if (!walked.insert({st.st_dev, st.st_ino}).second) {
-        it.disable_recursion_pending();
-        NoteSkipped(g, path, "a directory walked already (a symlink loop)");
-      }
-    } else if (S_ISREG(st.st_mode)) {
-      files.push_back(path);
-    } else {
-      NoteSkipped(g, path, FileTypeName(st.st_mode));
-    }
-  }
-  if (ec) throw Failure{kFail, StrCat("cannot walk ", dir, ": ", ec.message()), ""};
-  std::sort(files.begin(), files.end());
-  return files;
-}
-
-// The upload's items: files named on the command line (symlinks to them
-// followed), and the regular files under directories named there.
-std::vector<PutItem> CollectPutItems(const Global& g, const PutOptions& o) {
-  std::vector<PutItem> items;
-  for (const auto& p : o.paths) {
-    struct stat st;
-    if (stat(p.c_str(), &st) != 0) {
-      const int err = errno;
-      struct stat lst;
-      if (lstat(p.c_str(), &lst) == 0) throw Failure{kFail, StrCat(p, " is a dangling symbolic link"), ""};
-      throw Failure{kFail, StrCat(p, ": ", std::strerror(err)), ""};
-    }
-    if (S_ISDIR(st.st_mode)) {
-      for (auto& f : WalkDirectory(g, p, o.follow_symlinks)) items.push_back({f, {}, o.follow_symlinks});
-    } else if (S_ISREG(st.st_mode)) {
-      items.push_back({p, {}, true});
-    } else {
-      throw Failure{
-          kFail, StrCat(p, " is ", FileTypeName(st.st_mode), "; only regular files and directories are uploaded"), ""};
-    }
-  }
-  return items;
-}
-
-std::string ReadRegularFile(const PutItem& it) {
-  int fd = OpenRegularFile(it.path, it.follow);
-  std::string data;
-  char buf[1 << 16];
-  for (;;) {
-    ssize_t n = read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      close(fd);
-      throw Failure{kFail, StrCat("cannot read ", it.path, ": ", std::strerror(err)), ""};
-    }
-    if (n == 0) break;
-    data.append(buf, static_cast<size_t>(n));
-  }
-  close(fd);
-  return data;
-}
-
-int CmdPut(const Global& g, const PutOptions& o) {
-  if (o.kind != "photo" && o.kind != "model") throw Failure{kUsage, "--kind must be photo or model", ""};
-  for (const auto& l : o.labels) {
-    if (l.find('=') == std::string::npos || l.front() == '=') {
-      throw Failure{kUsage, StrCat("--label \"", l, "\" is not key=value"), ""};
-    }
-  }
-  std::vector<PutItem> items = CollectPutItems(g, o);
-  // Small files are hashed now (BatchPut declares each digest up front);
-  // large ones while they are sent (the digest goes in the upload's trailer).
-  uint64_t total_bytes = 0;
-  for (auto& it : items) {
-    std::error_code ec;
-    uint64_t size = fs::file_size(it.path, ec);
-    if (ec) throw Failure{kFail, StrCat("cannot stat ", it.path, ": ", ec.message()), ""};
-    if (size <= kBatchItemMax) {
-      it.digest = DigestFile(it.path, it.follow);
-    } else {
-      it.digest.size = size;
-    }
-    total_bytes += it.digest.size;
-  }
-  auto channel = Connect(g);
-  auto stub = v1::Store::NewStub(channel);
-  Progress progress("put", total_bytes, !g.quiet);
-  // Failed items: exit with their code when they all failed alike (content
-  // that was shredded: 6), 1 when reasons differ (docs/CLI.md "Exit codes").
-  int failed_exit = kOk;
-  auto report = [&](const PutItem& it, const std::string& status, const std::string& error,
-                    grpc::StatusCode code = grpc::OK) {
-    json j{{"path", it.path}, {"digest", it.digest.hash}, {"size", it.digest.size}, {"status", status}};
-    if (!error.empty()) j["error"] = error;
-    if (!error.empty()) {
-      const int exit = code == grpc::OK ? kFail : ExitCodeFor(code);
-      failed_exit = failed_exit == kOk || failed_exit == exit ? exit : kFail;
-      std::cerr << "shredctl: " << Shown(it.path) << ": " << Shown(error) << "\n";
-      if (g.json) std::cout << DumpJson(j) << "\n";
-      return;
-    }
-    Emit(g, j, StrCat(it.digest.hash, " ", it.digest.size, " ", status, " ", Shown(it.path)));
-  };
-
-  // Batch the small files.
-  std::vector<const PutItem*> small;
-  for (const auto& it : items)
-    if (it.digest.size <= kBatchItemMax) small.push_back(&it);
-  size_t i = 0;
-  while (i < small.size()) {
-    v1::BatchPutRequest req;
-    std::vector<const PutItem*> in_batch;
-    size_t bytes = 0;
-    while (i < small.size() && in_batch.size() < kBatchEntries && bytes + small[i]->digest.size + 512 <= kBatchBytes) {
-      const PutItem* it = small[i++];
-      auto* e = req.add_entries();
-      e->mutable_header()->mutable_digest()->set_hash(it->digest.hash);
-      e->mutable_header()->mutable_digest()->set_size_bytes(static_cast<int64_t>(it->digest.size));
-      FillMetadata(o, it->path, e->mutable_header()->mutable_metadata());
-      e->set_data(ReadRegularFile(*it));
-      bytes += it->digest.size + 512;
-      in_batch.push_back(it);
-    }
-    grpc::ClientContext ctx;
-    v1::BatchPutResponse resp;
-    grpc::Status s = stub->BatchPut(&ctx, req, &resp);
-    if (!s.ok()) throw FromGrpc(s, "batch upload failed");
-    for (size_t k = 0; k < in_batch.size(); ++k) {
-      const auto& r = resp.results(static_cast<int>(k));
-      if (r.code() != 0) {
-        const auto code = static_cast<grpc::StatusCode>(r.code());
-        report(*in_batch[k], "failed", StrCat(CodeName(code), ": ", r.message()), code);
-      } else {
-        report(*in_batch[k], r.already_present() ? "present" : "stored", "");
-      }
-      progress.Add(in_batch[k]->digest.size);
-    }
-  }
-  // Stream the large ones.
-  for (auto& it : items) {
-    if (it.digest.size <= kBatchItemMax) continue;
-    v1::PutHeader header;
-    FillMetadata(o, it.path, header.mutable_metadata());
-    UploadResult r = StreamFileHashing(
-        g, it.path, it.digest.size, std::move(header), [&](uint64_t n) { progress.Add(n); }, &it.digest, it.follow);
-    if (!r.status.ok()) {
-      if (r.status.error_code() == grpc::UNAVAILABLE) throw FromGrpc(r.status, "upload failed");
-      report(it, "failed", StrCat(CodeName(r.status.error_code()), ": ", r.status.error_message()),
-             r.status.error_code());
-    } else {
-      report(it, r.already_present ? "present" : "stored", "");
-    }
-  }
-  progress.Finish();
-  return failed_exit;
 }
 
 // ---------------------------------------------------------------- get
@@ -438,10 +227,12 @@ int WriteBundle(const Global& g, v1::Shredder::Stub* stub, const v1::ShredRespon
 }
 
 int CmdShred(const Global& g, const std::vector<std::string>& digests, const std::string& reason,
-             const std::string& request_id, const std::string& out, const std::string& manifest_out) {
+             const std::string& request_id, const std::string& out, const std::string& manifest_out, bool yes) {
   auto stub = v1::Shredder::NewStub(Connect(g));
   v1::ShredRequest req;
   for (const auto& d : digests) req.add_digests()->set_hash(DigestArg(d));
+  ConfirmOrThrow(yes, ShredSummary(digests, req), "Shred these items? They are destroyed for good.",
+                 "not confirmed: nothing was shredded");
   req.set_reason(reason);
   req.set_request_id(request_id);
   grpc::ClientContext ctx;
@@ -523,16 +314,7 @@ void AddGlobalOptions(CLI::App& app, Global& g) {
 // put, get, stat, ls. Option storage is static: the callbacks run after
 // this returns, while the app lives.
 void AddItemCommands(CLI::App& app, const Global& g, std::function<int()>& action) {
-  static PutOptions put;
-  auto* c_put = app.add_subcommand("put", "upload files or directories (recursively)");
-  c_put->add_option("paths", put.paths, "files or directories")->required();
-  c_put->add_option("--kind", put.kind, "photo or model")->capture_default_str();
-  c_put->add_option("--subject", put.subjects, "data subject id (repeatable)");
-  c_put->add_option("--dataset", put.datasets, "dataset name (repeatable)");
-  c_put->add_option("--label", put.labels, "label key=value (repeatable)");
-  c_put->add_flag("--follow-symlinks", put.follow_symlinks,
-                  "in directories, upload what symbolic links point to (default: skip links, with a note)");
-  c_put->callback([&] { action = [&] { return CmdPut(g, put); }; });
+  AddPutCommand(app, g, action);  // cli_put.cc
 
   static std::string digest, out, kind, subject, dataset;
   static int64_t offset = 0, length = 0, limit = 0;
@@ -561,13 +343,15 @@ void AddItemCommands(CLI::App& app, const Global& g, std::function<int()>& actio
 void AddCertificateCommands(CLI::App& app, const Global& g, std::function<int()>& action) {
   static std::string out, manifest_out, reason, request_id, format = "pem";
   static std::vector<std::string> digests;
+  static bool yes = false;
   auto* c_shred = app.add_subcommand("shred", "shred items and write the deletion certificate");
   c_shred->add_option("digests", digests, "sha256:<hex> or a local file whose digest to use")->required();
   c_shred->add_option("--reason", reason, "why (goes into the certificate)");
   c_shred->add_option("--request-id", request_id, "idempotency key (default: derived from the digests)");
   c_shred->add_option("-o,--output", out, "write the certificate to FILE (default: stdout)");
   c_shred->add_option("--manifest", manifest_out, "write the private manifest to FILE (default: next to -o)");
-  c_shred->callback([&] { action = [&] { return CmdShred(g, digests, reason, request_id, out, manifest_out); }; });
+  c_shred->add_flag("-y,--yes", yes, "do not ask for confirmation on a terminal");
+  c_shred->callback([&] { action = [&] { return CmdShred(g, digests, reason, request_id, out, manifest_out, yes); }; });
 
   static std::string cert_id;
   auto* c_cert = app.add_subcommand("certificate", "fetch a certificate issued earlier");

@@ -154,6 +154,8 @@ std::vector<WrittenFile> WriteCertificate(const Global& g, const std::string& ce
                                           const std::string& manifest_out);
 // Command groups (cli_orders.cc, ...).
 void AddOrderCommands(Commands cmds);
+// cli_put.cc: shredctl put (files, directories or a CSV map).
+void AddPutCommand(CLI::App& app, const Global& g, std::function<int()>& action);
 void AddAuditCommand(Commands cmds);  // `log audit`; after AddLogCommands
 // `order receipts` under the `order` command (cli_receipts.cc).
 void AddOrderReceiptsCommand(CLI::App* order, const Global& g, std::function<int()>& action);

@@ -1,9 +1,12 @@
 // shredctl commands for datasets, lineage, orders, holds and suppression.
+#include <unistd.h>
+
 #include <algorithm>
 #include <deque>
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -12,6 +15,8 @@
 #include <nlohmann/json.hpp>
 
 #include "client/cli_common.h"
+#include "client/order_review.h"
+#include "client/progress.h"
 #include "daemon/base/strings.h"
 
 namespace shredd::cli {
@@ -72,15 +77,6 @@ void AddLabels(const std::vector<std::string>& labels, google::protobuf::Map<std
   }
 }
 
-v1::LegalBasis BasisFromName(const std::string& s) {
-  if (s == "ftc-order") return v1::FTC_ORDER;
-  if (s == "gdpr-art17") return v1::GDPR_ART17;
-  if (s == "ccpa") return v1::CCPA;
-  if (s == "contract") return v1::CONTRACT;
-  if (s == "other") return v1::OTHER;
-  throw Failure{kUsage, StrCat("--basis \"", s, "\": expected ftc-order, gdpr-art17, ccpa, contract or other"), ""};
-}
-
 std::string StateName(v1::OrderState s) {
   switch (s) {
     case v1::ORDER_PENDING:
@@ -98,19 +94,6 @@ std::string StateName(v1::OrderState s) {
   }
 }
 
-json PlannedJson(const v1::PlannedItem& p) {
-  json j{{"digest", p.digest().hash()}, {"kind", KindName(p.kind())}, {"reason", p.reason()}};
-  if (p.edge_type() != v1::LineageEdge::TYPE_UNSPECIFIED) {
-    json e{{"type", EdgeName(p.edge_type())}};
-    if (!p.edge_relation().empty()) e["relation"] = p.edge_relation();
-    if (!p.edge_dataset().empty()) e["dataset"] = p.edge_dataset();
-    if (p.has_edge_parent()) e["parent"] = p.edge_parent().hash();
-    j["edge"] = e;
-  }
-  if (!p.hold_id().empty()) j["hold"] = {{"id", p.hold_id()}, {"reason", p.hold_reason()}};
-  return j;
-}
-
 json StatusJson(const v1::OrderStatus& s) {
   return {{"orderId", s.order_id()},
           {"state", StateName(s.state())},
@@ -121,10 +104,11 @@ json StatusJson(const v1::OrderStatus& s) {
 }
 
 struct OrderArgs {
-  std::string id, basis, reference, requester, received, due, out, manifest;
-  std::vector<std::string> datasets, subjects, digests, labels;
+  std::string id, basis, reference, requester, received, due, out, manifest, plan_file;
+  std::vector<std::string> datasets, subjects, digests, labels, states;
   double timeout = 3600;
   bool keep_subject_map = false;
+  bool list = false, yes = false;
 };
 
 v1::OrderSpec SpecOf(const OrderArgs& a) {
@@ -143,47 +127,28 @@ v1::OrderSpec SpecOf(const OrderArgs& a) {
   return s;
 }
 
-int CmdPlan(const Global& g, const OrderArgs& a) {
-  auto stub = v1::Orders::NewStub(Connect(g));
+v1::Plan FetchPlan(const Global& g, const v1::OrderSpec& spec) {
   grpc::ClientContext ctx;
   v1::Plan plan;
-  grpc::Status s = stub->PlanOrder(&ctx, SpecOf(a), &plan);
+  grpc::Status s = v1::Orders::NewStub(Connect(g))->PlanOrder(&ctx, spec, &plan);
   if (!s.ok()) throw FromGrpc(s, "plan failed");
-  json j{{"orderId", plan.order_id()},
-         {"selected", json::array()},
-         {"derived", json::array()},
-         {"retained", json::array()},
-         {"unmatched", plan.unmatched()},
-         {"selectedCount", plan.selected_count()},
-         {"derivedCount", plan.derived_count()},
-         {"retainedCount", plan.retained_count()},
-         {"truncated", plan.truncated()}};
-  for (const auto& p : plan.selected()) j["selected"].push_back(PlannedJson(p));
-  for (const auto& p : plan.derived()) j["derived"].push_back(PlannedJson(p));
-  for (const auto& p : plan.retained()) j["retained"].push_back(PlannedJson(p));
-  std::ostringstream t;
-  t << "order " << Shown(plan.order_id()) << ": " << plan.selected_count() << " selected, " << plan.derived_count()
-    << " derived models, " << plan.retained_count() << " retained under legal hold\n";
-  if (plan.truncated()) {
-    t << "  (the lists below are cut to the first "
-      << std::max({plan.selected_size(), plan.derived_size(), plan.retained_size()})
-      << " items of each kind; the certificate's manifest will list every item)\n";
+  return plan;
+}
+
+// The plan as a summary, or with --list every listed item; with -o also
+// the plan file for `order submit --plan`.
+int CmdPlan(const Global& g, const OrderArgs& a) {
+  const v1::OrderSpec spec = SpecOf(a);
+  const v1::Plan plan = FetchPlan(g, spec);
+  json j = PlanJson(plan);
+  std::string text = PlanSummaryText(plan);
+  if (a.list) text += PlanListText(plan);
+  if (!a.out.empty()) {
+    WriteFileOrThrow(a.out, PlanFileText(spec, plan), Privacy::kPrivate);
+    j["planFile"] = a.out;
+    text += StrCat("\nplan written to ", Shown(a.out), "; submit exactly this plan with: shredctl order submit --plan ",
+                   Shown(a.out));
   }
-  for (const auto& p : plan.selected()) {
-    t << "  shred   " << Shown(p.digest().hash()) << " " << KindName(p.kind()) << "  (" << Shown(p.reason()) << ")\n";
-  }
-  for (const auto& p : plan.derived()) {
-    t << "  shred   " << Shown(p.digest().hash()) << " model  (" << Shown(p.reason()) << ")\n";
-  }
-  for (const auto& p : plan.retained()) {
-    t << "  retain  " << Shown(p.digest().hash()) << " " << KindName(p.kind()) << "  (hold " << Shown(p.hold_id())
-      << ": " << Shown(p.hold_reason()) << ")\n";
-  }
-  for (const auto& u : plan.unmatched()) t << "  unmatched: " << Shown(u) << "\n";
-  if (plan.selected_count() + plan.derived_count() == 0)
-    t << "  nothing to shred: submitting this order would issue no certificate\n";
-  std::string text = t.str();
-  text.pop_back();
   Emit(g, j, text);
   return kOk;
 }
@@ -229,19 +194,93 @@ int Finish(const Global& g, const v1::OrderStatus& st, const std::string& out, c
   return kOk;
 }
 
+// A reviewed plan the daemon refused as stale: what changed, then the error.
+[[noreturn]] void ThrowStale(const Global& g, const ReviewedPlan& reviewed, const grpc::Status& refusal) {
+  v1::OrderSpec spec = reviewed.spec;
+  spec.clear_expected_plan_digest();
+  const std::vector<std::string> diff = PlanDiff(reviewed.plan, FetchPlan(g, spec));
+  if (g.json) std::cout << DumpJson(json{{"orderId", spec.id()}, {"planChanged", diff}}) << "\n";
+  std::cerr << "shredctl: the store changed since the plan was made; what differs (reviewed -> now):\n";
+  for (const auto& line : diff) std::cerr << "  " << Shown(line) << "\n";
+  if (diff.empty())
+    std::cerr << "  (not in the counts or the listed items: an item beyond the lists, an edge or a hold)\n";
+  throw FromGrpc(refusal, "submit refused: nothing was submitted");
+}
+
+// What `order submit` says: a new order, or one that was submitted before.
+std::string AcceptedText(const v1::OrderStatus& st) {
+  const std::string id = Shown(st.order_id());
+  switch (st.state()) {
+    case v1::ORDER_PENDING:
+      return StrCat("order ", id, " accepted; follow it with: shredctl order wait ", id);
+    case v1::ORDER_RUNNING:
+      return StrCat("order ", id, " was submitted before and is running; nothing new was started (shredctl order wait ",
+                    id, ")");
+    case v1::ORDER_DONE:
+      return StrCat("order ", id, " was already done: ", st.items_shredded(), " items shredded, certificate ",
+                    Shown(st.certificate_id()), "; nothing ran again (shredctl order wait ", id,
+                    " -o CERT fetches it)");
+    default:
+      return StrCat("order ", id, " was submitted before and ended ", StateName(st.state()), " (", Shown(st.message()),
+                    "); nothing ran again");
+  }
+}
+
 int CmdSubmit(const Global& g, const OrderArgs& a) {
+  std::optional<ReviewedPlan> reviewed;
+  if (!a.plan_file.empty()) reviewed = ReadPlanFile(a.plan_file);
+  const v1::OrderSpec spec = reviewed ? reviewed->spec : SpecOf(a);
+  if (!a.yes && isatty(STDIN_FILENO) && isatty(STDERR_FILENO)) {
+    v1::OrderSpec dry = spec;
+    dry.clear_expected_plan_digest();
+    ConfirmOrThrow(false, PlanSummaryText(FetchPlan(g, dry)),
+                   StrCat("Submit order ", Shown(spec.id()), "? Its items are destroyed for good."),
+                   "not confirmed: nothing was submitted");
+  }
   auto stub = v1::Orders::NewStub(Connect(g));
   grpc::ClientContext ctx;
   v1::OrderStatus st;
-  grpc::Status s = stub->SubmitOrder(&ctx, SpecOf(a), &st);
+  grpc::Status s = stub->SubmitOrder(&ctx, spec, &st);
+  if (!s.ok() && reviewed && s.error_code() == grpc::StatusCode::FAILED_PRECONDITION) ThrowStale(g, *reviewed, s);
   if (!s.ok()) throw FromGrpc(s, "submit failed");
   if (a.out.empty()) {
-    Emit(g, StatusJson(st),
-         StrCat("order ", Shown(st.order_id()), " accepted (", StateName(st.state()),
-                "); follow it with: shredctl order wait ", Shown(st.order_id())));
+    json j = StatusJson(st);
+    j["alreadySubmitted"] = st.state() != v1::ORDER_PENDING;
+    Emit(g, j, AcceptedText(st));
     return kOk;
   }
   return Finish(g, Wait(g, st.order_id(), a.timeout), a.out, a.manifest);
+}
+
+int CmdList(const Global& g, const std::vector<std::string>& states) {
+  v1::ListOrdersRequest req;
+  for (const auto& name : states) {
+    bool known = false;
+    for (auto st : {v1::ORDER_PENDING, v1::ORDER_RUNNING, v1::ORDER_DONE, v1::ORDER_EMPTY, v1::ORDER_FAILED}) {
+      if (StateName(st) == name) req.add_states(st), known = true;
+    }
+    if (!known) {
+      throw Failure{kUsage, StrCat("--state \"", Shown(name), "\": expected pending, running, done, empty or failed"),
+                    ""};
+    }
+  }
+  grpc::ClientContext ctx;
+  v1::ListOrdersResponse resp;
+  grpc::Status s = v1::Orders::NewStub(Connect(g))->ListOrders(&ctx, req, &resp);
+  if (!s.ok()) throw FromGrpc(s, "order ls failed");
+  for (const auto& o : resp.orders()) {
+    json j = StatusJson(o);
+    j["received"] = o.spec().received();
+    j["basis"] = BasisName(o.spec().basis());
+    j["reference"] = o.spec().reference();
+    Emit(g, j,
+         StrCat(Shown(o.order_id()), "  ", StateName(o.state()), "  ", Shown(o.spec().received()), "  ",
+                BasisName(o.spec().basis()), " ", Shown(o.spec().reference()), "  ", o.items_shredded(), "/",
+                o.items_planned(), " shredded",
+                o.certificate_id().empty() ? "" : StrCat("  certificate ", Shown(o.certificate_id()))));
+  }
+  if (resp.orders().empty() && !g.json) std::cerr << "no orders\n";
+  return kOk;
 }
 
 int CmdStatus(const Global& g, const std::string& id) {
@@ -285,7 +324,10 @@ int CmdModelRegister(const Global& g, const std::string& file, const std::vector
     e->mutable_digest()->set_hash(DigestArg(m));
     e->set_relation(relation);
   }
-  PutOutcome r = UploadFile(g, file, d, std::move(h));
+  Progress progress("model register", d.size, !g.quiet);
+  UploadResult r = StreamFile(g, file, d, std::move(h), [&](uint64_t n) { progress.Add(n); });
+  progress.Finish();
+  if (!r.status.ok()) throw FromGrpc(r.status, StrCat("upload of ", file, " failed"));
   Emit(g,
        json{{"path", file}, {"digest", d.hash}, {"size", d.size}, {"status", r.already_present ? "present" : "stored"}},
        StrCat(d.hash, " ", d.size, " ", r.already_present ? "present" : "stored", " ", Shown(file)));
@@ -466,15 +508,16 @@ void AddModelCommands(CLI::App& app, const Global& g, std::function<int()>& acti
   lin->callback([&] { action = [&] { return CmdLineage(g, lin_digest); }; });
 }
 
-// order plan / submit / status / wait
+// order plan / submit / ls / status / wait
 void AddOrderSubcommands(CLI::App& app, const Global& g, std::function<int()>& action) {
   static OrderArgs oa;
   auto* order = app.add_subcommand("order", "plan, submit and follow deletion orders");
   order->require_subcommand(1);
+  // Required unless the spec comes from a plan file (checked in the callbacks).
   auto add_spec = [](CLI::App* c) {
-    c->add_option("--id", oa.id, "order id (idempotency key)")->required();
-    c->add_option("--basis", oa.basis, "ftc-order, gdpr-art17, ccpa, contract or other")->required();
-    c->add_option("--reference", oa.reference, "docket number, request id, ...")->required();
+    c->add_option("--id", oa.id, "order id (idempotency key)");
+    c->add_option("--basis", oa.basis, "ftc-order, gdpr-art17, ccpa, contract or other");
+    c->add_option("--reference", oa.reference, "docket number, request id, ...");
     c->add_option("--requester", oa.requester, "who ordered it");
     c->add_option("--received", oa.received, "date received (YYYY-MM-DD or RFC 3339; default now)");
     c->add_option("--due", oa.due, "due date (YYYY-MM-DD or RFC 3339)");
@@ -482,18 +525,45 @@ void AddOrderSubcommands(CLI::App& app, const Global& g, std::function<int()>& a
     c->add_option("--subject", oa.subjects, "select a data subject's items (repeatable)");
     c->add_option("--digest", oa.digests, "select an item by digest or file (repeatable)");
     c->add_option("--label", oa.labels, "select items with label key=value (repeatable)");
+    c->add_flag("--keep-subject-map", oa.keep_subject_map,
+                "keep whose items were shredded, for `order receipts --by-subject` (released there)");
+  };
+  auto require_spec = [] {
+    const std::pair<const std::string*, const char*> required[] = {
+        {&oa.id, "--id"}, {&oa.basis, "--basis"}, {&oa.reference, "--reference"}};
+    for (const auto& [value, flag] : required) {
+      if (value->empty()) throw CLI::RequiredError(flag);
+    }
   };
   auto* plan = order->add_subcommand("plan", "dry run: the full closure, nothing changes");
   add_spec(plan);
-  plan->callback([&] { action = [&] { return CmdPlan(g, oa); }; });
+  plan->add_option("-o,--output", oa.out, "also write the plan to FILE (private) for order submit --plan");
+  plan->add_flag("--list", oa.list, "list the items with their file names and subjects");
+  plan->callback([&, require_spec] {
+    require_spec();
+    action = [&] { return CmdPlan(g, oa); };
+  });
   auto* submit = order->add_subcommand("submit", "execute an order (in the background unless -o)");
   add_spec(submit);
+  submit->add_option("--plan", oa.plan_file, "submit exactly the plan in FILE (from order plan -o)");
   submit->add_option("-o,--output", oa.out, "wait, then write the certificate to FILE");
   submit->add_option("--manifest", oa.manifest, "write the private manifest to FILE (default: next to -o)");
   submit->add_option("--timeout", oa.timeout, "seconds to wait with -o")->capture_default_str();
-  submit->add_flag("--keep-subject-map", oa.keep_subject_map,
-                   "keep whose items were shredded, for `order receipts --by-subject` (released there)");
-  submit->callback([&] { action = [&] { return CmdSubmit(g, oa); }; });
+  submit->add_flag("-y,--yes", oa.yes, "do not ask for confirmation on a terminal");
+  submit->callback([&, require_spec, submit] {
+    if (oa.plan_file.empty()) {
+      require_spec();
+    } else {
+      for (const char* flag : {"--id", "--basis", "--reference", "--requester", "--received", "--due", "--dataset",
+                               "--subject", "--digest", "--label", "--keep-subject-map"}) {
+        if (submit->count(flag) > 0) throw CLI::ValidationError(StrCat(flag, " cannot be combined with --plan"));
+      }
+    }
+    action = [&] { return CmdSubmit(g, oa); };
+  });
+  auto* ls = order->add_subcommand("ls", "list orders");
+  ls->add_option("--state", oa.states, "only orders in this state: pending, running, done, empty, failed (repeatable)");
+  ls->callback([&] { action = [&] { return CmdList(g, oa.states); }; });
   static std::string order_id;
   auto* status = order->add_subcommand("status", "show an order's state and progress");
   status->add_option("id", order_id, "order id")->required();

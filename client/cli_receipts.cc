@@ -41,8 +41,8 @@ std::map<std::string, std::string> ReceiptsOf(const std::string& manifest, const
   if (!r.ok()) throw Failure{kFail, StrCat(manifest, ": ", r.status().message()), ""};
   if (!certificate_id.empty() && !r->empty() && CertificateIdOf(r->begin()->second) != certificate_id) {
     throw Failure{kUsage,
-                  StrCat(manifest, " is the manifest of certificate ", CertificateIdOf(r->begin()->second),
-                         ", not of ", certificate_id),
+                  StrCat(manifest, " is the manifest of certificate ", CertificateIdOf(r->begin()->second), ", not of ",
+                         certificate_id),
                   ""};
   }
   if (!digests.empty() && r->empty()) {
@@ -129,8 +129,10 @@ int64_t Release(const Global& g, const std::string& id) {
   req.set_order_id(id);
   v1::ReleaseSubjectMapResponse resp;
   grpc::Status s = v1::Orders::NewStub(Connect(g))->ReleaseSubjectMap(&ctx, req, &resp);
-  if (!s.ok()) throw FromGrpc(s, "releasing the subject map failed (the bundles are written; run again with --keep "
-                                 "to rewrite them, or retry the release)");
+  if (!s.ok())
+    throw FromGrpc(s,
+                   "releasing the subject map failed (the bundles are written; run again with --keep "
+                   "to rewrite them, or retry the release)");
   return resp.subjects();
 }
 
@@ -154,8 +156,9 @@ int CmdOrderReceipts(const Global& g, const ReceiptsArgs& a) {
   ReceiptBundle base{st.certificate_id(), a.order_id, "", CertificateEnvelope(g, st.certificate_id()), {}};
   const BundleCounts n = WriteBundles(map, receipts, base, a.dir);
   const int64_t released = a.keep ? -1 : Release(g, a.order_id);
-  json j{{"orderId", a.order_id}, {"certificateId", st.certificate_id()}, {"directory", a.dir},
-         {"subjects", n.subjects}, {"items", n.items}, {"notInCertificate", n.missing}, {"released", !a.keep}};
+  json j{
+      {"orderId", a.order_id}, {"certificateId", st.certificate_id()}, {"directory", a.dir}, {"subjects", n.subjects},
+      {"items", n.items},      {"notInCertificate", n.missing},        {"released", !a.keep}};
   std::string text = StrCat("wrote ", n.subjects, " receipt bundles (", n.items, " items) to ", Shown(a.dir),
                             " (private: each names a data subject and their items)");
   if (n.missing > 0) StrAppend(&text, "\n", n.missing, " items of the map are not in this order's certificate");

@@ -24,6 +24,12 @@ void Progress::Add(uint64_t n) {
   Draw(false);
 }
 
+void Progress::Clear() {
+  if (!enabled_ || !drawn_) return;
+  std::fputs("\r\x1b[K", stderr);
+  std::fflush(stderr);
+}
+
 void Progress::Finish() {
   if (enabled_ && drawn_) {
     Draw(true);

@@ -14,6 +14,9 @@ class Progress {
   Progress(std::string label, uint64_t total, bool enabled);
   ~Progress();
   void Add(uint64_t n);
+  // Erases the bar, if drawn, so that a line can be printed; the next Add
+  // draws it again.
+  void Clear();
   void Finish();
 
  private:

@@ -44,10 +44,12 @@ absl::StatusOr<std::string> ReceiptFor(std::string_view text, std::string_view d
   const ordered_json* found = nullptr;
   for (const auto& r : j["receipts"]) {
     if (ReceiptDigest(r) != digest) continue;
-    if (found != nullptr) return absl::InvalidArgumentError(absl::StrCat("receipt bundle lists ", std::string(digest), " twice"));
+    if (found != nullptr)
+      return absl::InvalidArgumentError(absl::StrCat("receipt bundle lists ", std::string(digest), " twice"));
     found = &r;
   }
-  if (found == nullptr) return absl::NotFoundError(absl::StrCat("the receipt bundle holds no receipt for ", std::string(digest)));
+  if (found == nullptr)
+    return absl::NotFoundError(absl::StrCat("the receipt bundle holds no receipt for ", std::string(digest)));
   return found->dump();
 }
 

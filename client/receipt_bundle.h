@@ -17,10 +17,10 @@ inline constexpr std::string_view kReceiptBundleType = "shredd-receipt-bundle-v1
 
 struct ReceiptBundle {
   std::string certificate_id;
-  std::string order_id;              // optional
-  std::string subject;               // optional: the data subject it is for
-  std::string certificate;           // optional: the DSSE envelope, as the daemon issued it
-  std::vector<std::string> receipts; // receipt JSON texts (shredd-receipt-v1)
+  std::string order_id;               // optional
+  std::string subject;                // optional: the data subject it is for
+  std::string certificate;            // optional: the DSSE envelope, as the daemon issued it
+  std::vector<std::string> receipts;  // receipt JSON texts (shredd-receipt-v1)
 };
 
 // Pretty-printed JSON (the receipts sorted by item digest).

@@ -41,10 +41,11 @@ $CTL lineage "$WORK/face-model.safetensors"
 step "3. The regulator's order: plan first (a dry run, nothing changes)"
 ORDER=(--id "ftc-$RUN" --basis ftc-order --reference "FTC Docket C-4765" --requester "Federal Trade Commission"
        --due 2027-01-31 --dataset "$SOURCE")
-$CTL order plan "${ORDER[@]}"
+$CTL order plan "${ORDER[@]}" -o "$WORK/plan.json"
 
-step "4. Execute it: one epoch of key destruction, one certificate"
-$CTL order submit "${ORDER[@]}" -o "$WORK/certificate.json"
+step "4. Execute exactly the reviewed plan: one epoch of key destruction, one certificate"
+# --yes: the plan was reviewed above (on a terminal, submit would ask).
+$CTL order submit --plan "$WORK/plan.json" --yes -o "$WORK/certificate.json"
 $CTL pubkey --format pem -o "$WORK/shredd.pem"
 
 step "5. Anyone verifies the certificate offline (no daemon needed)"

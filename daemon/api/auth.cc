@@ -187,6 +187,7 @@ const std::vector<MethodRule>& MethodTable() {
       {"/shredd.v1.Orders/GetOrder", D | ADM},
       {"/shredd.v1.Orders/GetSubjectMap", D | ADM},
       {"/shredd.v1.Orders/ReleaseSubjectMap", D | ADM},
+      {"/shredd.v1.Orders/ListOrders", D | ADM},
       {"/shredd.v1.Orders/AddHold", D | ADM},
       {"/shredd.v1.Orders/RemoveHold", D | ADM},
       {"/shredd.v1.Orders/ListHolds", D | ADM},

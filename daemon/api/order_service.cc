@@ -45,6 +45,7 @@ absl::StatusOr<OrderSpec> SpecFromProto(const v1::OrderSpec& p) {
   s.datasets.assign(p.datasets().begin(), p.datasets().end());
   for (const auto& [k, v] : p.labels()) s.labels.emplace(k, v);
   s.keep_subject_map = p.keep_subject_map();
+  s.expected_plan_digest = p.expected_plan_digest();
   return s;
 }
 
@@ -60,9 +61,12 @@ void SpecToProto(const OrderSpec& s, v1::OrderSpec* p) {
   for (const auto& x : s.datasets) p->add_datasets(x);
   for (const auto& [k, v] : s.labels) (*p->mutable_labels())[k] = v;
   p->set_keep_subject_map(s.keep_subject_map);
+  p->set_expected_plan_digest(s.expected_plan_digest);
 }
 
-void PlannedToProto(const PlannedItem& i, v1::PlannedItem* p) {
+// `personal`: the caller may read item metadata (writer, admin); otherwise
+// a plan names models only (docs/SECURITY.md).
+void PlannedToProto(const PlannedItem& i, v1::PlannedItem* p, bool personal) {
   ToProto(i.digest, p->mutable_digest());
   p->set_kind(KindToProto(i.kind));
   p->set_reason(i.reason);
@@ -72,6 +76,10 @@ void PlannedToProto(const PlannedItem& i, v1::PlannedItem* p) {
   p->set_edge_dataset(i.edge_dataset);
   p->set_hold_id(i.hold_id);
   p->set_hold_reason(i.hold_reason);
+  if (personal || i.kind == ItemKind::kModel) p->set_name(i.name);
+  if (personal) {
+    for (const auto& x : i.subject_ids) p->add_subject_ids(x);
+  }
 }
 
 void StatusToProto(const OrderStatus& s, v1::OrderStatus* p) {
@@ -95,20 +103,25 @@ void HoldToProto(const Hold& h, v1::Hold* p) {
 }  // namespace
 
 grpc::Status OrdersService::PlanOrder(grpc::ServerContext* ctx, const v1::OrderSpec* req, v1::Plan* resp) {
-  SHREDD_AUTHORIZE(ctx);
+  auth::Caller caller;
+  if (grpc::Status s = auth::Authorized(ctx, &caller); !s.ok()) return s;
+  const bool personal = (caller.roles & (auth::kWriter | auth::kAdmin)) != 0;
   auto spec = SpecFromProto(*req);
   if (!spec.ok()) return ToGrpc(spec.status());
   auto plan = book_->Plan(*spec);
   if (!plan.ok()) return ToGrpc(plan.status());
   resp->set_order_id(spec->id);
-  for (const auto& p : plan->selected) PlannedToProto(p, resp->add_selected());
-  for (const auto& p : plan->derived) PlannedToProto(p, resp->add_derived());
-  for (const auto& p : plan->retained) PlannedToProto(p, resp->add_retained());
+  for (const auto& p : plan->selected) PlannedToProto(p, resp->add_selected(), personal);
+  for (const auto& p : plan->derived) PlannedToProto(p, resp->add_derived(), personal);
+  for (const auto& p : plan->retained) PlannedToProto(p, resp->add_retained(), personal);
   for (const auto& u : plan->unmatched) resp->add_unmatched(u);
   resp->set_selected_count(static_cast<int64_t>(plan->selected_count));
   resp->set_derived_count(static_cast<int64_t>(plan->derived_count));
   resp->set_retained_count(static_cast<int64_t>(plan->retained_count));
   resp->set_truncated(plan->truncated());
+  resp->set_plan_digest(plan->digest);
+  resp->set_selected_model_count(static_cast<int64_t>(plan->selected_models));
+  resp->set_selected_photo_count(static_cast<int64_t>(plan->selected_count - plan->selected_models));
   return grpc::Status::OK;
 }
 
@@ -178,6 +191,22 @@ grpc::Status OrdersService::ReleaseSubjectMap(grpc::ServerContext* ctx, const v1
   auto n = book_->ReleaseSubjectMap(req->order_id());
   if (!n.ok()) return ToGrpc(n.status());
   resp->set_subjects(*n);
+  return grpc::Status::OK;
+}
+
+grpc::Status OrdersService::ListOrders(grpc::ServerContext* ctx, const v1::ListOrdersRequest* req,
+                                       v1::ListOrdersResponse* resp) {
+  SHREDD_AUTHORIZE(ctx);
+  std::vector<OrderState> states;
+  for (int s : req->states()) {
+    if (s < static_cast<int>(OrderState::kPending) || s > static_cast<int>(OrderState::kFailed)) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, StrCat("unknown order state ", s));
+    }
+    states.push_back(static_cast<OrderState>(s));
+  }
+  auto orders = book_->List(states);
+  if (!orders.ok()) return ToGrpc(orders.status());
+  for (const auto& st : *orders) StatusToProto(st, resp->add_orders());
   return grpc::Status::OK;
 }
 

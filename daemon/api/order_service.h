@@ -20,6 +20,7 @@ class OrdersService final : public v1::Orders::Service {
                              grpc::ServerWriter<v1::SubjectMapChunk>*) override;
   grpc::Status ReleaseSubjectMap(grpc::ServerContext*, const v1::SubjectMapRequest*,
                                  v1::ReleaseSubjectMapResponse*) override;
+  grpc::Status ListOrders(grpc::ServerContext*, const v1::ListOrdersRequest*, v1::ListOrdersResponse*) override;
   grpc::Status AddHold(grpc::ServerContext*, const v1::AddHoldRequest*, v1::Hold*) override;
   grpc::Status RemoveHold(grpc::ServerContext*, const v1::RemoveHoldRequest*, v1::RemoveHoldResponse*) override;
   grpc::Status ListHolds(grpc::ServerContext*, const v1::ListHoldsRequest*, v1::ListHoldsResponse*) override;

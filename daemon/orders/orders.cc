@@ -14,6 +14,7 @@
 #include "daemon/base/parallel.h"
 #include "daemon/base/strings.h"
 #include "daemon/orders/closure.h"
+#include "daemon/orders/plan_digest.h"
 #include "daemon/storage/keyspace.h"
 #include "daemon/storage/rocks_util.h"
 #include "daemon/storage/space_guard.h"
@@ -137,6 +138,10 @@ absl::Status OrderSpec::Validate() const {
   if (!due.empty() && !ValidDate(due)) {
     return absl::InvalidArgumentError(StrCat("due ", QuoteForError(due), " is not a date (YYYY-MM-DD or RFC 3339)"));
   }
+  if (!expected_plan_digest.empty() && !ParseDigestHash(expected_plan_digest).ok()) {
+    return absl::InvalidArgumentError(
+        StrCat("expected plan digest ", QuoteForError(expected_plan_digest), " is not sha256:<64 lowercase hex>"));
+  }
   if (digests.empty() && subject_ids.empty() && datasets.empty() && labels.empty()) {
     return absl::InvalidArgumentError("an order needs at least one selector (digest, subject, dataset or label)");
   }
@@ -202,6 +207,7 @@ absl::StatusOr<OrderStatus> OrderBook::Load(std::string_view id) {
     st.items_planned = j.value("planned", int64_t{0});
     st.items_shredded = j.value("shredded", int64_t{0});
     st.certificate_id = j.value("certificate", "");
+    st.spec.expected_plan_digest = j.value("planDigest", "");
     return st;
   } catch (const std::exception& e) {
     return absl::DataLossError(StrCat("order record ", id, " is unreadable: ", e.what()));
@@ -211,6 +217,7 @@ absl::StatusOr<OrderStatus> OrderBook::Load(std::string_view id) {
 absl::Status OrderBook::Save(const OrderStatus& st) {
   json j{{"spec", SpecJson(st.spec, true)}, {"state", static_cast<int>(st.state)}, {"message", st.message},
          {"planned", st.items_planned},     {"shredded", st.items_shredded},       {"certificate", st.certificate_id}};
+  if (!st.spec.expected_plan_digest.empty()) j["planDigest"] = st.spec.expected_plan_digest;
   rocksdb::WriteBatch batch;
   batch.Put(OrderKey(st.spec.id), store_->SealSystem(j.dump(), OrderAd(st.spec.id)));
   return SyncWrite(store_->db(), &batch);
@@ -231,13 +238,18 @@ absl::StatusOr<OrderPlan> OrderBook::Plan(const OrderSpec& spec, size_t list_lim
       std::push_heap(list.begin(), list.end(), by_key);
     }
   };
+  PlanDigest digest;
   auto s = PlanClosure(store_, catalog_, spec, &plan.unmatched,
-                       [&](const StoredItem&, PlannedItem& p, ClosureRole role) -> absl::Status {
+                       [&](const StoredItem& item, PlannedItem& p, ClosureRole role) -> absl::Status {
+                         digest.Add(p, role);
+                         p.name = item.info.metadata.name;
+                         p.subject_ids = item.info.metadata.subject_ids;
                          if (role == ClosureRole::kRetained) {
                            ++plan.retained_count;
                            keep(plan.retained, std::move(p));
                          } else if (role == ClosureRole::kSelected) {
                            ++plan.selected_count;
+                           if (p.kind == ItemKind::kModel) ++plan.selected_models;
                            keep(plan.selected, std::move(p));
                          } else {
                            ++plan.derived_count;
@@ -246,6 +258,7 @@ absl::StatusOr<OrderPlan> OrderBook::Plan(const OrderSpec& spec, size_t list_lim
                          return absl::OkStatus();
                        });
   if (!s.ok()) return s;
+  plan.digest = digest.Finish(spec);
   std::sort_heap(plan.selected.begin(), plan.selected.end(), by_key);
   std::sort_heap(plan.derived.begin(), plan.derived.end(), by_key);
   std::sort_heap(plan.retained.begin(), plan.retained.end(), by_key);
@@ -255,6 +268,14 @@ absl::StatusOr<OrderPlan> OrderBook::Plan(const OrderSpec& spec, size_t list_lim
 absl::StatusOr<OrderStatus> OrderBook::Submit(OrderSpec spec) {
   ErasureWrites erasure;  // deletion keeps working on a nearly full disk (space_guard.h)
   if (auto s = spec.Validate(); !s.ok()) return s;
+  // A reviewed plan is checked before anything is stored (and again when
+  // the order runs: Run).
+  std::optional<OrderPlan> now;
+  if (!spec.expected_plan_digest.empty()) {
+    auto planned = Plan(spec, 0);
+    if (!planned.ok()) return planned.status();
+    now = std::move(*planned);
+  }
   std::lock_guard lock(mu_);
   auto existing = Load(spec.id);
   if (existing.ok()) {
@@ -265,6 +286,11 @@ absl::StatusOr<OrderStatus> OrderBook::Submit(OrderSpec spec) {
     return *existing;
   }
   if (!absl::IsNotFound(existing.status())) return existing.status();
+  if (!spec.expected_plan_digest.empty()) {
+    if (auto c = CheckReviewedPlan(spec, now->digest, now->selected_count, now->derived_count, now->retained_count);
+        !c.ok())
+      return c;
+  }
   if (spec.received.empty()) spec.received = FormatRfc3339(absl::Now(), TimePrecision::kSeconds);
   OrderStatus st;
   st.spec = std::move(spec);
@@ -426,29 +452,40 @@ ordered_json EdgeJson(const PlannedItem& p) {
 absl::Status OrderBook::PlanInto(const OrderSpec& spec, PlanSink& sink, ShredJob& job, RunCounts* counts,
                                  SubjectMapWriter* subjects) {
   std::vector<std::string> unmatched;
-  return PlanClosure(store_, catalog_, spec, &unmatched,
-                     [&](const StoredItem& item, PlannedItem& p, ClosureRole role) -> absl::Status {
-                       if (role == ClosureRole::kRetained) {
-                         ordered_json r{{"kind", KindName(p.kind)}, {"holdId", p.hold_id}, {"reason", p.hold_reason}};
-                         if (p.kind == ItemKind::kModel) r["digest"] = p.digest.HashString();
-                         job.retained.push_back(std::move(r));
-                         ++counts->retained;
-                         return absl::OkStatus();
-                       }
-                       if (role == ClosureRole::kDerived) {
-                         job.derived_models.push_back(
-                             {{"digest", p.digest.HashString()}, {"size", p.digest.size}, {"pulledInBy", EdgeJson(p)}});
-                       }
-                       if (subjects != nullptr) {
-                         if (auto s = subjects->Add(item); !s.ok()) return s;
-                       }
-                       if (++counts->planned % 8192 == 0) {
-                         std::lock_guard lock(mu_);
-                         planning_ = {spec.id, counts->planned};
-                         if (stopping_) return absl::CancelledError("stopping");
-                       }
-                       return sink.Add(item);
-                     });
+  PlanDigest digest;
+  const bool reviewed = !spec.expected_plan_digest.empty();
+  uint64_t derived = 0;
+  auto s =
+      PlanClosure(store_, catalog_, spec, &unmatched,
+                  [&](const StoredItem& item, PlannedItem& p, ClosureRole role) -> absl::Status {
+                    if (reviewed) digest.Add(p, role);
+                    if (role == ClosureRole::kRetained) {
+                      ordered_json r{{"kind", KindName(p.kind)}, {"holdId", p.hold_id}, {"reason", p.hold_reason}};
+                      if (p.kind == ItemKind::kModel) r["digest"] = p.digest.HashString();
+                      job.retained.push_back(std::move(r));
+                      ++counts->retained;
+                      return absl::OkStatus();
+                    }
+                    if (role == ClosureRole::kDerived) {
+                      ++derived;
+                      job.derived_models.push_back(
+                          {{"digest", p.digest.HashString()}, {"size", p.digest.size}, {"pulledInBy", EdgeJson(p)}});
+                    }
+                    if (subjects != nullptr) {
+                      if (auto s = subjects->Add(item); !s.ok()) return s;
+                    }
+                    if (++counts->planned % 8192 == 0) {
+                      std::lock_guard lock(mu_);
+                      planning_ = {spec.id, counts->planned};
+                      if (stopping_) return absl::CancelledError("stopping");
+                    }
+                    return sink.Add(item);
+                  });
+  if (!s.ok() || !reviewed) return s;
+  // The closure staged for destruction is the one the submitter reviewed,
+  // or nothing is destroyed.
+  return CheckReviewedPlan(spec, digest.Finish(spec), static_cast<uint64_t>(counts->planned) - derived, derived,
+                           static_cast<uint64_t>(counts->retained));
 }
 
 bool OrderBook::Run(const std::string& id) {

@@ -52,6 +52,9 @@ struct OrderSpec {
   std::map<std::string, std::string> labels;
   // Keep the order's subject map for per-subject receipts (subject_map.h).
   bool keep_subject_map = false;
+  // The reviewed plan's digest (plan_digest.h); empty: none. Not part of
+  // the order's identity: CanonicalJson leaves it out.
+  std::string expected_plan_digest;
 
   absl::Status Validate() const;
   // Canonical form for idempotency checks (selectors sorted, received excluded
@@ -72,6 +75,9 @@ struct PlannedItem {
   std::string edge_dataset;
   // Set if retained under a legal hold.
   std::string hold_id, hold_reason;
+  // For the reviewer: the item's original file name and subjects.
+  std::string name;
+  std::vector<std::string> subject_ids;
 };
 
 // A dry run's result. The lists hold at most kPlanListLimit items each (the
@@ -82,6 +88,8 @@ struct OrderPlan {
   std::vector<PlannedItem> selected, derived, retained;
   std::vector<std::string> unmatched;
   uint64_t selected_count = 0, derived_count = 0, retained_count = 0;
+  uint64_t selected_models = 0;  // of selected_count
+  std::string digest;            // plan_digest.h, over the whole closure
   bool truncated() const {
     return selected.size() < selected_count || derived.size() < derived_count || retained.size() < retained_count;
   }
@@ -126,6 +134,9 @@ class OrderBook {
   // Destroys the subject map of a finished order (its key shredded in an
   // epoch); returns how many subjects it held. NOT_FOUND if there is none.
   absl::StatusOr<int64_t> ReleaseSubjectMap(std::string_view id);
+  // Every order in one of `states` (all if empty), by received time then id
+  // (order_list.cc).
+  absl::StatusOr<std::vector<OrderStatus>> List(const std::vector<OrderState>& states);
   // Orders known to the daemon, by state (for the shredd_orders gauge).
   std::map<OrderState, int64_t> CountByState();
 
@@ -165,7 +176,7 @@ class OrderBook {
   std::deque<std::string> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::map<OrderState, int64_t> state_counts_ ABSL_GUARDED_BY(mu_);
-  std::mutex release_mu_;  // one subject-map release at a time
+  std::mutex release_mu_;                                          // one subject-map release at a time
   std::pair<std::string, int64_t> planning_ ABSL_GUARDED_BY(mu_);  // order id, items planned so far
   std::thread worker_;
 };

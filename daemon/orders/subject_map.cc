@@ -17,7 +17,9 @@ namespace {
 constexpr size_t kGroupBytes = 16;
 constexpr size_t kFlushEntries = 4096;
 
-std::string MapPrefix(std::string_view order_id) { return StrCat(keyspace::kSubjectMap, order_id, std::string(1, '\0')); }
+std::string MapPrefix(std::string_view order_id) {
+  return StrCat(keyspace::kSubjectMap, order_id, std::string(1, '\0'));
+}
 std::string HeaderKey(std::string_view order_id) { return StrCat(MapPrefix(order_id), "h"); }
 std::string EntriesBegin(std::string_view order_id) { return StrCat(MapPrefix(order_id), "e"); }
 std::string EntriesEnd(std::string_view order_id) { return StrCat(MapPrefix(order_id), "f"); }
@@ -125,7 +127,8 @@ absl::Status ForEachSubject(
   for (it->Seek(begin); it->Valid() && it->key().compare(end) < 0; it->Next()) {
     const std::string k = it->key().ToString();
     auto plain = OpenData(seal_key.span(), it->value().ToString(), EntryAd(k));
-    if (!plain.ok()) return absl::DataLossError(StrCat("subject map of order ", order_id, ": ", plain.status().message()));
+    if (!plain.ok())
+      return absl::DataLossError(StrCat("subject map of order ", order_id, ": ", plain.status().message()));
     auto j = nlohmann::json::parse(*plain, nullptr, false);
     auto hash = j.is_object() ? ParseDigestHash(j.value("d", "")) : absl::InvalidArgumentError("not an object");
     auto kind = j.is_object() ? ParseKind(j.value("k", "")) : absl::InvalidArgumentError("not an object");

@@ -1186,7 +1186,7 @@ class ModelRun:
         kinds = ["wrong_digest", "wrong_size", "bad_subject", "bad_dataset", "too_many_datasets", "cancelled",
                  "truncated", "trailer_mismatch", "tag_unknown", "tag_bad", "shred_unknown", "shred_malformed",
                  "lineage_unknown", "order_no_selector", "order_bad_date", "hold_bad", "dataset_unknown_digest",
-                 "lineage_on_photo", "batch_all_bad", "derived_from_photo"]
+                 "lineage_on_photo", "batch_all_bad", "derived_from_photo", "order_stale_plan"]
         kind = r.choice(kinds)
         before = self.snapshot()
         new_ds = ["ds-refused-%s-%d-%d" % (self.seed, self.step, i) for i in range(2)]
@@ -1243,6 +1243,12 @@ class ModelRun:
             res = call(self.orders().SubmitOrder, opb.OrderSpec(
                 id="order-bad-%s-%d" % (self.seed, self.step), basis=opb.OTHER, reference="r",
                 received="yesterday", subject_ids=[r.choice(self.subject_pool)]))
+        elif kind == "order_stale_plan":
+            # A reviewed plan the store no longer matches (here: a digest no
+            # plan has) is refused and changes nothing (docs/ORDERS.md).
+            res = call(self.orders().SubmitOrder, opb.OrderSpec(
+                id="order-bad-%s-%d" % (self.seed, self.step), basis=opb.OTHER, reference="r", received=RECEIVED,
+                subject_ids=[r.choice(self.subject_pool)], expected_plan_digest=sha256_digest(c.data)))
         elif kind == "hold_bad":
             x = r.choice(["noreason", "unknown_digest", "unknown_dataset"])
             hold = {"noreason": opb.Hold(dataset=r.choice(self.usable_datasets()) if self.usable_datasets() else "x"),

@@ -26,6 +26,7 @@ from shredd.v1 import log_pb2, log_pb2_grpc, orders_pb2, orders_pb2_grpc
 NOBODY = 65534
 AUDITOR_SUBJECT = "CN=ftc-auditor,O=FTC"
 WRITER_SAN = "ingest.vendor.example"
+DELETER_SUBJECT = "CN=compliance,O=Vendor"
 
 # What an auditor may call; everything else must be PERMISSION_DENIED.
 AUDITOR_METHODS = {"/shredd.v1.Shredder/GetCertificate", "/shredd.v1.Shredder/GetPublicKey"} | {
@@ -69,6 +70,7 @@ def make_pki(d):
     make_leaf(d, "ca", "writer", "/O=Vendor/CN=ingest",
               "subjectAltName=DNS:%s\nextendedKeyUsage=clientAuth\n" % WRITER_SAN)
     make_leaf(d, "ca", "nobody", "/O=Vendor/CN=intern", "extendedKeyUsage=clientAuth\n")
+    make_leaf(d, "ca", "deleter", "/O=Vendor/CN=compliance", "extendedKeyUsage=clientAuth\n")
     # Same subject as the auditor, other CA: must not get in.
     make_leaf(d, "rogue-ca", "rogue", "/O=FTC/CN=ftc-auditor", "extendedKeyUsage=clientAuth\n")
 
@@ -97,7 +99,8 @@ class TlsAuthTest(unittest.TestCase):
             "--tls-cert", cls.p("server.pem"), "--tls-key", cls.p("server.key"),
             "--tls-client-ca", cls.p("ca.pem"),
             "--grant-tls", "%s=auditor" % AUDITOR_SUBJECT,
-            "--grant-tls", "san:%s=writer" % WRITER_SAN])
+            "--grant-tls", "san:%s=writer" % WRITER_SAN,
+            "--grant-tls", "%s=deleter" % DELETER_SUBJECT])
         cls.d.start()
         # The operator (unix socket) stores two photos, shreds one, keeps one.
         cls.work = os.path.join(cls.tmp, "work")
@@ -200,6 +203,22 @@ class TlsAuthTest(unittest.TestCase):
                                              timeout=10).certificate_id, self.cert_id)
         self.assertEqual(op.GetCertificate(pb.GetCertificateRequest(request_id=rid)).certificate_id, self.cert_id)
 
+    def test_a_deleter_plans_without_photo_names_or_subjects(self):
+        # Plans name photos and subjects only for callers who may read item
+        # metadata (writer, admin; docs/SECURITY.md); the operator may.
+        spec = ("order", "plan", "--id", "o-names", "--basis", "other", "--reference", "r", "--dataset", "ds1")
+        _, mine = self.d.ctl(*spec, json_out=True)
+        self.assertEqual((mine[0]["selected"][0]["name"], mine[0]["selected"][0]["subjects"]), ("keep.jpg", ["alice"]))
+        p = self.tls_ctl("deleter", "--json", *spec)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        item = json.loads(p.stdout)["selected"][0]
+        self.assertEqual(item["digest"], self.kept)
+        self.assertNotIn("name", item)
+        self.assertNotIn("subjects", item)
+        self.assertNotIn(b"alice", p.stdout)
+        self.assertNotIn(b"keep.jpg", p.stdout)
+        self.assertEqual(self.tls_ctl("deleter", "order", "ls").returncode, 0)
+
     def test_auditor_can_do_nothing_else_and_nothing_changes(self):
         before = self.state()
         w = self.work
@@ -214,6 +233,7 @@ class TlsAuthTest(unittest.TestCase):
             (("order", "submit", "--id", "o1", "--basis", "ftc-order", "--reference", "r", "--dataset", "ds1"),
              "Orders.SubmitOrder", "deleter or admin"),
             (("order", "status", "o1"), "Orders.GetOrder", "deleter or admin"),
+            (("order", "ls"), "Orders.ListOrders", "deleter or admin"),
             (("hold", "add", "--dataset", "ds1", "--reason", "litigation"), "Orders.AddHold", "deleter or admin"),
             (("hold", "ls"), "Orders.ListHolds", "deleter or admin"),
             (("hold", "rm", "h1"), "Orders.RemoveHold", "deleter or admin"),

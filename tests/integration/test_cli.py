@@ -76,7 +76,10 @@ class PutTreeTest(CliTest):
         p, lines = self.d.ctl("put", root, "--dataset", "tree-ds", "--subject", "subj-1", "--label", "src=cli",
                               json_out=True)
         self.assertEqual(p.stderr, b"", "no progress bar or noise when stderr is not a terminal")
-        self.assertEqual(len(lines), 52, lines)
+        self.assertEqual(len(lines), 53, lines)
+        total = lines.pop()  # put ends with its total
+        self.assertEqual((total["status"], total["stored"], total["present"], total["refused"]), ("total", 52, 0, 0))
+        self.assertEqual(total["bytes"], sum(len(d) for d in files.values()))
         by_path = {l["path"]: l for l in lines}
         self.assertEqual(set(by_path), set(files))
         for path, data in files.items():
@@ -96,7 +99,14 @@ class PutTreeTest(CliTest):
             self.assertEqual(info.metadata.kind, pb.KIND_PHOTO)
         # Again: all present, nothing new.
         p, lines = self.d.ctl("put", root, json_out=True)
-        self.assertEqual(sorted(l["status"] for l in lines), ["present"] * 52)
+        self.assertEqual(sorted(l["status"] for l in lines[:-1]), ["present"] * 52)
+        self.assertEqual((lines[-1]["stored"], lines[-1]["present"]), (0, 52))
+        # Without --json or --verbose: one line, the total.
+        p = self.d.ctl("put", root)
+        self.assertRegex(p.stdout.decode(), r"^put: 0 stored, 52 already present, 0 refused; [0-9.]+ MB in [0-9.]+ s, "
+                                            r"[0-9.]+ MB/s\n$")
+        p = self.d.ctl("put", "--verbose", root)
+        self.assertEqual(len(p.stdout.decode().splitlines()), 53)
         self.assertEqual(len(self.d.store().List(pb.ListRequest()).items), 52)
 
         # ls --json --dataset
@@ -119,10 +129,10 @@ class PutTreeTest(CliTest):
         write(f2, rand(5000))
         # Options before and after the paths; repeated --subject / --label.
         p, lines = self.d.ctl("put", "--kind", "model", "--label", "arch=vit", f1, json_out=True)
-        self.assertEqual([l["status"] for l in lines], ["stored"])
+        self.assertEqual([l["status"] for l in lines], ["stored", "total"])
         p, lines = self.d.ctl("put", f2, "--subject", "a1", "--subject", "a2", "--label", "k1=v1",
                               "--label", "k2=v=2", "--dataset", "x", json_out=True)
-        self.assertEqual(len(lines), 1)
+        self.assertEqual(len(lines), 2)
         p, st = self.d.ctl("stat", file_digest(f1), json_out=True)
         self.assertEqual(st[0]["kind"], "model")
         self.assertEqual(st[0]["labels"], {"arch": "vit"})
@@ -195,7 +205,7 @@ class BigFileTest(CliTest):
         t0 = time.monotonic()
         p, lines = self.d.ctl("put", src, json_out=True)
         t_put = time.monotonic() - t0
-        self.assertEqual(len(lines), 1)
+        self.assertEqual(len(lines), 2)
         self.assertEqual((lines[0]["digest"], lines[0]["size"], lines[0]["status"]), (expected, self.SIZE, "stored"))
 
         out = os.path.join(self.tmp, "big.out")

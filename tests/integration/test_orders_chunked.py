@@ -178,7 +178,7 @@ class ChunkedOrderTest(DaemonTest):
         self.assertEqual(len(lines[0]["selected"]), 10000)
         text = self.d.ctl("order", "plan", "--id", "p-big", "--basis", "other", "--reference", "r",
                           "--dataset", "big").stdout.decode()
-        self.assertIn("10007 selected, 1 derived models", text)
+        self.assertIn("10007 selected (10007 photos, 0 models) and 1 derived models", text)
         self.assertIn("cut to the first 10000", text)
         self.assertEqual(self.d.get_bytes(photos[0])[:6], b"photo ")  # a plan changes nothing
         # A small plan is not cut.
