@@ -21,7 +21,8 @@ std::string ScratchKey(std::string_view scope, uint64_t slot) { return StrCat(sc
 
 }  // namespace
 
-SlotOrderedLookup::SlotOrderedLookup(ItemStore* store) : store_(store) {
+SlotOrderedLookup::SlotOrderedLookup(ItemStore* store, size_t in_memory_items)
+    : store_(store), in_memory_items_(std::max<size_t>(1, in_memory_items)) {
   uint8_t scope[8];
   randombytes_buf(scope, sizeof scope);
   scope_ = StrCat(keyspace::kSlotScratch, std::string_view(reinterpret_cast<const char*>(scope), sizeof scope));
@@ -52,7 +53,7 @@ absl::Status SlotOrderedLookup::ReadQueued() {
       return r.status();  // a failed read (not a stale index entry)
     }
   }
-  if (sorted_.size() >= kInMemoryItems) return Spill();
+  if (sorted_.size() >= in_memory_items_) return Spill();
   return absl::OkStatus();
 }
 
@@ -86,9 +87,9 @@ absl::Status SlotOrderedLookup::Finish(const std::function<absl::Status(const St
   }
   std::sort(sorted_.begin(), sorted_.end(), [](const auto& a, const auto& b) { return a.slot < b.slot; });
   for (size_t b = 0; b < sorted_.size(); b += kBatch) {
-    std::vector<ItemStore::RawItem> part(std::make_move_iterator(sorted_.begin() + static_cast<std::ptrdiff_t>(b)),
-                                         std::make_move_iterator(sorted_.begin() + static_cast<std::ptrdiff_t>(
-                                                                                       std::min(sorted_.size(), b + kBatch))));
+    std::vector<ItemStore::RawItem> part(
+        std::make_move_iterator(sorted_.begin() + static_cast<std::ptrdiff_t>(b)),
+        std::make_move_iterator(sorted_.begin() + static_cast<std::ptrdiff_t>(std::min(sorted_.size(), b + kBatch))));
     if (auto s = OpenAndVisit(part, visit); !s.ok()) return s;
   }
   sorted_.clear();
@@ -104,7 +105,8 @@ absl::Status SlotOrderedLookup::VisitScratch(const std::function<absl::Status(co
   std::vector<ItemStore::RawItem> part;
   for (it->Seek(scope_); it->Valid(); it->Next()) {
     std::string_view k = it->key().ToStringView(), v = it->value().ToStringView();
-    if (k.size() != scope_.size() + 8 || v.size() < 32) return absl::DataLossError("malformed slot-ordered scan record");
+    if (k.size() != scope_.size() + 8 || v.size() < 32)
+      return absl::DataLossError("malformed slot-ordered scan record");
     ItemStore::RawItem r;
     r.slot = ReadBigEndian64(k.substr(scope_.size()));
     std::memcpy(r.key.data(), v.data(), 32);

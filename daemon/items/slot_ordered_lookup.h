@@ -31,7 +31,8 @@ class SlotOrderedLookup {
   // (about 300 bytes each).
   static constexpr size_t kInMemoryItems = 32768;
 
-  explicit SlotOrderedLookup(ItemStore* store);
+  // `in_memory_items`: see kInMemoryItems (smaller in tests).
+  explicit SlotOrderedLookup(ItemStore* store, size_t in_memory_items = kInMemoryItems);
   ~SlotOrderedLookup();  // drops the scratch range, if used
   SlotOrderedLookup(const SlotOrderedLookup&) = delete;
   SlotOrderedLookup& operator=(const SlotOrderedLookup&) = delete;
@@ -54,6 +55,7 @@ class SlotOrderedLookup {
   absl::Status VisitScratch(const std::function<absl::Status(const StoredItem&)>& visit);
 
   ItemStore* const store_;
+  const size_t in_memory_items_;
   std::string scope_;  // "w" + 8 random bytes
   std::vector<ItemKey> queued_;
   std::vector<ItemStore::RawItem> sorted_;
