@@ -95,9 +95,8 @@ TEST_P(SlotOrderedLookupTest, VisitErrorStopsTheWalk) {
   SlotOrderedLookup lookup(store_.get(), GetParam());
   for (const auto& k : keys_) ASSERT_TRUE(lookup.Add(k).ok());
   int visits = 0;
-  auto s = lookup.Finish([&](const StoredItem&) {
-    return ++visits == 3 ? absl::CancelledError("enough") : absl::OkStatus();
-  });
+  auto s = lookup.Finish(
+      [&](const StoredItem&) { return ++visits == 3 ? absl::CancelledError("enough") : absl::OkStatus(); });
   EXPECT_TRUE(absl::IsCancelled(s)) << s;
   EXPECT_EQ(visits, 3);
 }
@@ -114,8 +113,10 @@ TEST(SlotOrderedLookupScratch, LeftoversAreDroppedAtOpen) {
     auto store = ItemStore::Open(o, vault.get());
     ASSERT_TRUE(store.ok()) << store.status();
     // What a crash mid-scan leaves.
-    ASSERT_TRUE((*store)->db()->Put(rocksdb::WriteOptions(), std::string(keyspace::kSlotScratch) + "12345678slot0001",
-                                    "x").ok());
+    ASSERT_TRUE((*store)
+                    ->db()
+                    ->Put(rocksdb::WriteOptions(), std::string(keyspace::kSlotScratch) + "12345678slot0001", "x")
+                    .ok());
     ASSERT_EQ(ScratchRecords((*store)->db()), 1u);
   }
   auto store = ItemStore::Open(o, vault.get());
