@@ -19,10 +19,21 @@ constexpr size_t kBatch = 256;  // records read per pass
 
 std::string DropKey(std::string_view object_id) { return StrCat(keyspace::kBlobDrop, object_id); }
 
+// An iterator bounded to the queue: without the bound, a seek past the last
+// record walks on over the tombstones of whatever a large shred deleted
+// after it (the inline content, item and key records of an order: millions).
+std::unique_ptr<rocksdb::Iterator> QueueIterator(rocksdb::DB* db) {
+  static const std::string kEnd = StrCat(keyspace::kBlobDrop, std::string(kObjectIdSize + 1, '\xff'));
+  static const rocksdb::Slice kUpper(kEnd);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &kUpper;
+  return std::unique_ptr<rocksdb::Iterator>(db->NewIterator(ro));
+}
+
 // Up to kBatch queued object ids (raw bytes), in key order.
 absl::StatusOr<std::vector<std::string>> ReadDrops(rocksdb::DB* db) {
   std::vector<std::string> ids;
-  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+  std::unique_ptr<rocksdb::Iterator> it = QueueIterator(db);
   for (it->Seek(keyspace::kBlobDrop); it->Valid() && it->key().starts_with(keyspace::kBlobDrop); it->Next()) {
     std::string_view id = it->key().ToStringView().substr(keyspace::kBlobDrop.size());
     if (id.size() == kObjectIdSize) ids.emplace_back(id);
@@ -34,7 +45,7 @@ absl::StatusOr<std::vector<std::string>> ReadDrops(rocksdb::DB* db) {
 
 uint64_t CountDrops(rocksdb::DB* db) {
   uint64_t n = 0;
-  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+  std::unique_ptr<rocksdb::Iterator> it = QueueIterator(db);
   for (it->Seek(keyspace::kBlobDrop); it->Valid() && it->key().starts_with(keyspace::kBlobDrop); it->Next()) ++n;
   return n;
 }

@@ -76,6 +76,25 @@ ItemStore::~ItemStore() {
   if (db_) (void)db_->Close();
 }
 
+namespace {
+
+// Scratch records of an order scan a crash interrupted (slot_ordered_lookup.h).
+absl::Status DropSlotScratch(rocksdb::DB* db) {
+  const std::string end = StrCat(keyspace::kSlotScratch, std::string(16, '\xff'));
+  const rocksdb::Slice upper(end);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper;  // else a seek walks on over the next prefix's tombstones
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro));
+  it->Seek(keyspace::kSlotScratch);
+  if (!it->Valid()) return FromRocks(it->status(), "reading scratch records");
+  it.reset();
+  rocksdb::WriteBatch batch;
+  batch.DeleteRange(keyspace::kSlotScratch, end);
+  return GuardedWrite(db, rocksdb::WriteOptions(), &batch, "dropping the scratch of an interrupted scan");
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<ItemStore>> ItemStore::Open(const Options& options, Vault* vault) {
   std::unique_ptr<ItemStore> store(new ItemStore());
   store->options_ = options;
@@ -97,6 +116,7 @@ absl::StatusOr<std::unique_ptr<ItemStore>> ItemStore::Open(const Options& option
     return s;
   }
   store->db_.reset(raw);
+  if (auto s = DropSlotScratch(raw); !s.ok()) return s;
   auto tree = KeyTree::Open(raw, vault);
   if (!tree.ok()) return tree.status();
   store->tree_ = std::move(*tree);
@@ -505,8 +525,26 @@ absl::StatusOr<StoredItem> ItemStore::LookupByKey(const ItemKey& key) {
 
 std::vector<absl::StatusOr<StoredItem>> ItemStore::LookupByKeys(std::span<const ItemKey> keys) {
   std::vector<absl::StatusOr<StoredItem>> out(keys.size(), absl::UnknownError("not read"));
+  auto records = ReadRecords(keys);
+  std::vector<RawItem> raws;
+  std::vector<size_t> where;  // index in keys of raws[j]
+  for (size_t i = 0; i < records.size(); ++i) {
+    if (!records[i].ok()) {
+      out[i] = records[i].status();
+      continue;
+    }
+    raws.push_back(std::move(*records[i]));
+    where.push_back(i);
+  }
+  auto opened = OpenRecords(raws);
+  for (size_t j = 0; j < opened.size(); ++j) out[where[j]] = std::move(opened[j]);
+  return out;
+}
+
+std::vector<absl::StatusOr<ItemStore::RawItem>> ItemStore::ReadRecords(std::span<const ItemKey> keys) {
+  std::vector<absl::StatusOr<RawItem>> out(keys.size(), absl::UnknownError("not read"));
   if (keys.empty()) return out;
-  // Item records: one MultiGet, in key order.
+  // One MultiGet, in key order.
   std::vector<size_t> order(keys.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return keys[a] < keys[b]; });
@@ -520,9 +558,6 @@ std::vector<absl::StatusOr<StoredItem>> ItemStore::LookupByKeys(std::span<const 
   std::vector<rocksdb::Status> rs(keys.size());
   db_->MultiGet(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), rslices.size(), rslices.data(), recs.data(),
                 rs.data(), /*sorted_input=*/true);
-  // Clear headers first; then the DEKs of the items found, in one batch.
-  std::vector<size_t> found;  // indexes into order/recs
-  std::vector<uint64_t> slots;
   for (size_t j = 0; j < order.size(); ++j) {
     const size_t i = order[j];
     if (rs[j].IsNotFound()) {
@@ -538,22 +573,27 @@ std::vector<absl::StatusOr<StoredItem>> ItemStore::LookupByKeys(std::span<const 
       out[i] = header.status();
       continue;
     }
-    found.push_back(j);
-    slots.push_back(header->slot);
+    out[i] = RawItem{header->slot, keys[i], recs[j].ToString()};
   }
-  SecretBytes deks(std::max<size_t>(1, slots.size()) * kKeySize);
+  return out;
+}
+
+std::vector<absl::StatusOr<StoredItem>> ItemStore::OpenRecords(std::span<const RawItem> raws) {
+  std::vector<absl::StatusOr<StoredItem>> out(raws.size(), absl::UnknownError("not read"));
+  if (raws.empty()) return out;
+  std::vector<uint64_t> slots(raws.size());
+  for (size_t i = 0; i < raws.size(); ++i) slots[i] = raws[i].slot;
+  SecretBytes deks(raws.size() * kKeySize);
   std::vector<absl::Status> dek_status = tree_->GetDeks(slots, {deks.data(), slots.size() * kKeySize});
   SecretBytes meta_key(kKeySize);
-  for (size_t f = 0; f < found.size(); ++f) {
-    const size_t j = found[f];
-    const size_t i = order[j];
-    if (!dek_status[f].ok()) {
-      out[i] = absl::IsNotFound(dek_status[f]) ? absl::DataLossError("the item's data key is missing") : dek_status[f];
+  for (size_t i = 0; i < raws.size(); ++i) {
+    if (!dek_status[i].ok()) {
+      out[i] = absl::IsNotFound(dek_status[i]) ? absl::DataLossError("the item's data key is missing") : dek_status[i];
       continue;
     }
     StoredItem item;
-    item.item_key = keys[i];
-    auto info = DecodeInfoWithDek(keys[i], recs[j].ToStringView(), {deks.data() + kKeySize * f, kKeySize}, &meta_key,
+    item.item_key = raws[i].key;
+    auto info = DecodeInfoWithDek(raws[i].key, raws[i].record, {deks.data() + kKeySize * i, kKeySize}, &meta_key,
                                   &item.slot, &item.object_id, &item.inline_content);
     if (!info.ok()) {
       out[i] = info.status();

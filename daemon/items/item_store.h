@@ -207,6 +207,17 @@ class ItemStore {
   // The same for many keys, with one MultiGet for the item records and one
   // for the wrapped DEKs (the order planner's path). out[i] is for keys[i].
   std::vector<absl::StatusOr<StoredItem>> LookupByKeys(std::span<const ItemKey> keys);
+  // LookupByKeys in two steps, for a reader that sorts the records by slot
+  // in between (SlotOrderedLookup): the item records of `keys` (one
+  // MultiGet, NOT_FOUND for a key not stored), then the items of `raws`
+  // opened with their DEKs (one MultiGet, in slot order if `raws` are).
+  struct RawItem {
+    uint64_t slot = 0;
+    ItemKey key{};
+    std::string record;
+  };
+  std::vector<absl::StatusOr<RawItem>> ReadRecords(std::span<const ItemKey> keys);
+  std::vector<absl::StatusOr<StoredItem>> OpenRecords(std::span<const RawItem> raws);
   ItemKey ItemKeyFor(const Sha256& hash) const;
   // Item keys listed under a lookup index: type keyspace::kIndexSubject,
   // kIndexDataset or kIndexLabel (value "k=v"), from daemon/storage/keyspace.h.

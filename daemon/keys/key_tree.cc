@@ -315,18 +315,40 @@ KeyTree::EpochPlan KeyTree::PlanEpoch(std::span<const uint64_t> slots) {
 absl::Status KeyTree::RekeyBucketsLocked(const EpochPlan& plan, rocksdb::Iterator* it, rocksdb::WriteBatch& batch,
                                          EpochResult* result) {
   size_t found = 0;
+  // A large epoch (an order) empties whole buckets: each run of at least
+  // kRangeDeleteBuckets consecutive emptied buckets goes with one range
+  // deletion instead of a tombstone per DEK. Shorter runs (a one-item
+  // shred) keep point deletions, so that frequent small shreds do not pile
+  // up range tombstones for later reads to consult. The range covers only
+  // slots that held a doomed DEK or none: no write adds one meanwhile (the
+  // epoch holds every write lease).
+  std::vector<std::string> run_deletes;  // point deletions of the current run
+  uint64_t run_begin = 0, run_end = 0;   // buckets [run_begin, run_end)
+  auto end_run = [&] {
+    if (run_end - run_begin >= kRangeDeleteBuckets) {
+      batch.DeleteRange(DekRecordKey(run_begin * kFanout), DekRecordKey(run_end * kFanout));
+    } else {
+      for (const auto& k : run_deletes) batch.Delete(k);
+    }
+    run_deletes.clear();
+    run_begin = run_end = 0;
+  };
+  std::vector<std::string> doomed_here;
   for (uint64_t b : plan.touched[0]) {
     auto old_key = NodeKeyLocked(0, b, false);
     if (!old_key.ok()) return old_key.status();
     const SecretBytes& new_key = plan.fresh.at(NodeId(0, b));
     std::string end = DekRecordKey((b + 1) * kFanout);
+    bool survivors = false;
+    doomed_here.clear();
     for (it->Seek(DekRecordKey(b * kFanout)); it->Valid() && it->key().compare(end) < 0; it->Next()) {
       uint64_t s = ReadBigEndian64(it->key().ToStringView().substr(1));
       if (plan.doomed.count(s)) {
-        batch.Delete(it->key());
+        doomed_here.push_back(it->key().ToString());
         ++found;
         continue;
       }
+      survivors = true;
       auto dek = OpenSecret(*old_key, it->value().ToStringView(), DekAssociatedData(s));
       if (!dek.ok()) {
         return absl::DataLossError(
@@ -336,7 +358,19 @@ absl::Status KeyTree::RekeyBucketsLocked(const EpochPlan& plan, rocksdb::Iterato
       ++result->keys_rewrapped;
     }
     if (!it->status().ok()) return FromRocks(it->status(), "scanning a bucket");
+    if (survivors) {
+      end_run();
+      for (const auto& k : doomed_here) batch.Delete(k);
+      continue;
+    }
+    if (run_end != b) {
+      end_run();
+      run_begin = b;
+    }
+    run_end = b + 1;
+    for (auto& k : doomed_here) run_deletes.push_back(std::move(k));
   }
+  end_run();
   if (found != plan.doomed.size()) {
     return absl::NotFoundError(
         StrCat(plan.doomed.size() - found, " of the ", plan.doomed.size(), " slots to shred hold no key"));

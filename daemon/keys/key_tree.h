@@ -60,6 +60,9 @@ class KeyTree {
   static constexpr uint64_t kCapacity = 64ull * 64 * 64 * 64 * 64;
   // Slot 0 holds the system key: never shredded; keys the lookup indexes.
   static constexpr uint64_t kSystemSlot = 0;
+  // Runs of at least this many buckets emptied by one epoch are deleted
+  // with one range deletion (RekeyBucketsLocked).
+  static constexpr uint64_t kRangeDeleteBuckets = 16;
 
   // Opens the tree stored in `db` (not owned; must outlive the tree). On a
   // fresh database creates epoch 1 and the system key. Recovers from a crash

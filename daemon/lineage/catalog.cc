@@ -490,7 +490,13 @@ absl::StatusOr<std::vector<Hold>> Catalog::ListHolds() {
 std::optional<Hold> Catalog::HoldFor(const StoredItem& item) {
   std::vector<ParentRef> targets{{'i', item.item_key}};
   for (const auto& d : item.info.metadata.datasets) targets.push_back({'d', DatasetKey(d)});
-  std::unique_ptr<rocksdb::Iterator> it(store_->db()->NewIterator(rocksdb::ReadOptions()));
+  // Bounded: a seek past the last hold would walk on over the tombstones of
+  // the item records ("i") a large order left behind.
+  const std::string end = StrCat(keyspace::kHoldLookup, "\xff");
+  const rocksdb::Slice upper(end);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(store_->db()->NewIterator(ro));
   for (const auto& t : targets) {
     std::string prefix = StrCat(keyspace::kHoldLookup, RefBytes(t));
     it->Seek(prefix);

@@ -6,8 +6,8 @@
 
 #include "absl/container/flat_hash_set.h"
 
-#include "daemon/base/parallel.h"
 #include "daemon/base/strings.h"
+#include "daemon/items/slot_ordered_lookup.h"
 #include "daemon/storage/keyspace.h"
 
 namespace shredd {
@@ -63,9 +63,8 @@ class ClosurePlanner {
   absl::StatusOr<bool> Select(const ItemKey& key, const std::string& reason);
   // Chooses every item of one lookup index; returns how many matched. An
   // index may list millions of items: they are read and decrypted in
-  // batches, on several threads, then visited in index order.
+  // batches, on several threads, and visited in key-tree slot order.
   absl::StatusOr<size_t> Scan(char type, const std::string& value, const std::string& reason);
-  absl::Status VisitBatch(std::vector<ItemKey>& keys, const std::string& reason, size_t* n);
   // Everything trained on or derived from what is chosen, transitively.
   absl::Status WalkLineage();
   absl::Status VisitChild(const ParentRef& ref, const Edge& e);
@@ -150,42 +149,28 @@ absl::StatusOr<bool> ClosurePlanner::Select(const ItemKey& key, const std::strin
 
 absl::StatusOr<size_t> ClosurePlanner::Scan(char type, const std::string& value, const std::string& reason) {
   size_t n = 0;
-  std::vector<ItemKey> keys;
+  // The records are read in index (key) order and visited in key-tree slot
+  // order, so that their DEKs are read in one sequential pass
+  // (items/slot_ordered_lookup.h).
+  SlotOrderedLookup lookup(store_);
   auto s = store_->ForEachIndexed(type, value, [&](const ItemKey& k) -> absl::StatusOr<bool> {
     if (overlap_ && !seen_.insert(k).second) {
       ++n;  // matched, and chosen already
       return true;
     }
-    keys.push_back(k);
-    if (keys.size() >= 4096) {
-      if (auto f = VisitBatch(keys, reason, &n); !f.ok()) return f;
-    }
+    if (auto a = lookup.Add(k); !a.ok()) return a;
     return true;
   });
-  if (s.ok()) s = VisitBatch(keys, reason, &n);
+  if (s.ok()) {
+    s = lookup.Finish([&](const StoredItem& item) -> absl::Status {
+      PlannedItem p = PlannedFor(item.item_key, item, reason);
+      if (auto c = Consider(item, p, true); !c.ok()) return c;
+      ++n;
+      return absl::OkStatus();
+    });
+  }
   if (!s.ok()) return s;
   return n;
-}
-
-absl::Status ClosurePlanner::VisitBatch(std::vector<ItemKey>& keys, const std::string& reason, size_t* n) {
-  // Each thread reads its share with two MultiGets (item records, then
-  // wrapped DEKs) and decrypts it.
-  std::vector<absl::StatusOr<StoredItem>> items(keys.size(), absl::UnknownError("not read"));
-  ParallelFor(
-      keys.size(),
-      [&](size_t b, size_t e) {
-        auto part = store_->LookupByKeys(std::span<const ItemKey>(keys).subspan(b, e - b));
-        for (size_t i = b; i < e; ++i) items[i] = std::move(part[i - b]);
-      },
-      512);
-  for (size_t i = 0; i < keys.size(); ++i) {
-    if (!items[i].ok()) continue;  // gone meanwhile (a stale index entry)
-    PlannedItem p = PlannedFor(keys[i], *items[i], reason);
-    if (auto s = Consider(*items[i], p, true); !s.ok()) return s;
-    ++*n;
-  }
-  keys.clear();
-  return absl::OkStatus();
 }
 
 absl::Status ClosurePlanner::WalkLineage() {

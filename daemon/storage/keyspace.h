@@ -37,6 +37,8 @@ inline constexpr std::string_view kSuppression = "s";  // item_key(32): shredded
 inline constexpr std::string_view kCustody = "Y";      // item_key(32) index(8): sealed custody record
 inline constexpr std::string_view kMember = "Z";       // dataset_key(32) item_key(32): membership
 inline constexpr std::string_view kDataset = "D";      // dataset_key(32): sealed dataset record
+inline constexpr std::string_view kSlotScratch = "w";  // scope(8) slot(8): item key + record, an order scan's
+                                                       // scratch (items/slot_ordered_lookup.h; dropped at start)
 // The type byte after kIndex.
 inline constexpr char kIndexSubject = 's';
 inline constexpr char kIndexDataset = 'd';
@@ -64,10 +66,10 @@ inline constexpr std::string_view kSubjectMap = "J";  // order_id "\0" ...: an o
 
 // Every prefix above, for the test that keeps them apart.
 inline constexpr std::string_view kAll[] = {
-    kEpoch,      kNode,        kDek,         kLogSize,  kLogEntry,      kLogHash,     kLogLeafIndex, kLogCheckpoint,
-    kBlobDrop,   kItem,        kInline,      kObject,   kIndex,         kSuppression, kCustody,      kMember,
-    kDataset,    kEdgeForward, kEdgeReverse, kHold,     kHoldLookup,    kLift,        kRequest,      kPending,
-    kStagedItem, kStagedLeaf,  kCertificate, kManifest, kManifestChunk, kOrder,       kSubjectMap,
+    kEpoch,    kNode,        kDek,         kLogSize,     kLogEntry, kLogHash,       kLogLeafIndex, kLogCheckpoint,
+    kBlobDrop, kItem,        kInline,      kObject,      kIndex,    kSuppression,   kCustody,      kMember,
+    kDataset,  kSlotScratch, kEdgeForward, kEdgeReverse, kHold,     kHoldLookup,    kLift,         kRequest,
+    kPending,  kStagedItem,  kStagedLeaf,  kCertificate, kManifest, kManifestChunk, kOrder,        kSubjectMap,
 };
 
 }  // namespace shredd::keyspace
