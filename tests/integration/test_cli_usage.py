@@ -159,7 +159,10 @@ class ExitCodeTest(UsageTest):
                 self.assertExit(self.ctl("shred", f, "-o", f + ".cert.json"), 0)
                 p = self.ctl("--json", "put", f)
                 self.assertEqual(p.returncode, 6, p.stderr)
-                self.assertIn("FAILED_PRECONDITION", json.loads(p.stdout.splitlines()[-1])["error"])
+                lines = [json.loads(line) for line in p.stdout.splitlines()]
+                failed = [x for x in lines if x.get("status") == "failed"]  # then put's total line
+                self.assertEqual(len(failed), 1, lines)
+                self.assertIn("FAILED_PRECONDITION", failed[0]["error"])
         # Both at once, failing alike: still 6.
         self.assertEqual(self.ctl("put", small, large).returncode, 6)
 
