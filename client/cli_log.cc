@@ -257,7 +257,12 @@ int RunMonitor(const Global& g, const std::string& state_path, const std::string
               << "\n";
     return kVerifyFailed;
   }
-  source.Check(*latest);
+  // A rollback or a same-size fork is proven by the two signed checkpoints
+  // alone: it is reported even when the source's tiles for the older tree
+  // are gone (a log removes partial tiles once they are full).
+  const bool proven_by_checkpoints =
+      old && (latest->size < old->size || (latest->size == old->size && latest->root != old->root));
+  if (!proven_by_checkpoints) source.Check(*latest);
   json report{
       {"origin", latest->origin}, {"treeSize", latest->size}, {"rootHash", Hex(latest->root)}, {"state", state_path}};
   if (!old) {

@@ -54,6 +54,11 @@ int CheckConfig(const shredd::CommandLine& cl, absl::Status s, const std::vector
     std::cout << "shredd: the transparency log is kept as tiles (c2sp.org/tlog-tiles) in " << config->log_tiles_dir
               << "\n";
   }
+  if (config->object_store.log_tiles) {
+    const auto& o = config->object_store;
+    std::cout << "shredd: the transparency log is kept as tiles (c2sp.org/tlog-tiles) in s3://" << o.bucket
+              << (o.prefix.empty() ? "" : "/") << o.prefix << "/tiles\n";
+  }
   return 0;
 }
 

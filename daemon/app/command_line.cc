@@ -69,6 +69,9 @@ void AddAccessFlags(CLI::App& app, Flags& f) {
   app.add_option("--object-store", f.opt.object_store.url,
                  "s3://BUCKET[/PREFIX]: item ciphertext in an S3-compatible store ([object_store] in docs/CONFIG.md; "
                  "credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)");
+  app.add_flag("--object-store-log-tiles", f.opt.object_store.log_tiles,
+               "keep a C2SP tlog-tiles copy of the transparency log under the object store's PREFIX/tiles/ "
+               "([object_store] log_tiles; docs/LOG.md)");
   app.add_option("--grant-uid", f.grant_uid, "UID=role,role: roles of a local user on the unix socket (repeatable)");
   app.add_option("--grant-tls", f.grant_tls,
                  "[subject:|san:]NAME=role,role: roles of a TLS client by certificate subject DN (RFC 2253) or "
@@ -141,6 +144,7 @@ std::vector<Override> Overrides(const CLI::App& app, const DaemonConfig& opt) {
       (void)ParseObjectStoreUrl(v, &c.object_store.bucket, &c.object_store.prefix);  // ValidateConfig reports
     });
   }
+  if (given("--object-store-log-tiles")) overrides.push_back([](auto& c) { c.object_store.log_tiles = true; });
   return overrides;
 }
 

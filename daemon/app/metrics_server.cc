@@ -66,7 +66,17 @@ void Exposition::AddGauge(std::string_view name, std::string_view help, double v
 
 void Exposition::AddLabeledGauge(std::string_view name, std::string_view help, std::string_view label,
                                  const std::vector<std::pair<std::string, double>>& series) {
-  Header(name, help, "gauge");
+  AddLabeled(name, help, "gauge", label, series);
+}
+
+void Exposition::AddLabeledCounter(std::string_view name, std::string_view help, std::string_view label,
+                                   const std::vector<std::pair<std::string, double>>& series) {
+  AddLabeled(name, help, "counter", label, series);
+}
+
+void Exposition::AddLabeled(std::string_view name, std::string_view help, std::string_view type, std::string_view label,
+                            const std::vector<std::pair<std::string, double>>& series) {
+  Header(name, help, type);
   for (const auto& [v, x] : series) {
     out_ += StrCat(name, "{", label, "=\"", EscapeLabelValue(v), "\"} ", FormatDouble(x), "\n");
   }

@@ -30,12 +30,16 @@ class Exposition {
   // One family with one label; `series` = (label value, value).
   void AddLabeledGauge(std::string_view name, std::string_view help, std::string_view label,
                        const std::vector<std::pair<std::string, double>>& series);
+  void AddLabeledCounter(std::string_view name, std::string_view help, std::string_view label,
+                         const std::vector<std::pair<std::string, double>>& series);
   void AddFamily(std::string_view name, std::string_view help, const CounterFamily& family);
   void AddHistogram(std::string_view name, std::string_view help, const Histogram& h);
   const std::string& text() const { return out_; }
 
  private:
   void Header(std::string_view name, std::string_view help, std::string_view type);
+  void AddLabeled(std::string_view name, std::string_view help, std::string_view type, std::string_view label,
+                  const std::vector<std::pair<std::string, double>>& series);
   std::string out_;
 };
 std::string EscapeLabelValue(std::string_view v);

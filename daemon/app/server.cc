@@ -42,9 +42,37 @@
 namespace shredd {
 namespace {
 
+// One series per tile writer, labelled by where it writes: "dir" ([log]
+// tiles_dir) or "object_store" ([object_store] log_tiles).
+void ExposeTileMetrics(const std::vector<const TileWriter*>& writers, Exposition* e) {
+  if (writers.empty()) return;
+  std::vector<TileWriter::Stats> st;
+  std::vector<std::string> target;
+  for (const TileWriter* w : writers) {
+    st.push_back(w->stats());
+    target.emplace_back(w->where().starts_with("s3://") ? "object_store" : "dir");
+  }
+  auto series = [&](auto value) {
+    std::vector<std::pair<std::string, double>> out;
+    for (size_t i = 0; i < st.size(); ++i) out.emplace_back(target[i], static_cast<double>(value(st[i])));
+    return out;
+  };
+  e->AddLabeledGauge("shredd_log_tiles_size", "Tree size of the checkpoint last written to the log's tiles.", "target",
+                     series([](const TileWriter::Stats& t) { return t.published_size; }));
+  e->AddLabeledGauge("shredd_log_tiles_failing", "1 if the last attempt to write the log's tiles failed (retried).",
+                     "target", series([](const TileWriter::Stats& t) { return t.failing ? 1 : 0; }));
+  e->AddLabeledCounter("shredd_log_tiles_failures_total", "Failed attempts to write the log's tiles (each retried).",
+                       "target", series([](const TileWriter::Stats& t) { return t.failures; }));
+  e->AddLabeledCounter("shredd_log_tiles_oversized_entries_total",
+                       "Log entries too long (over 65535 bytes) for a tlog-tiles entry bundle; their bundles are not "
+                       "written.",
+                       "target", series([](const TileWriter::Stats& t) { return t.oversized_entries; }));
+}
+
 // The scrape: the process-wide instruments plus gauges read from their owners.
 std::string RenderMetrics(ItemStore* store, OrderBook* orders, TransparencyLog* log, uint64_t memory_budget_bytes,
-                          const MemoryTrimmer* trimmer, const StorageHealth* storage, const TileWriter* tiles) {
+                          const MemoryTrimmer* trimmer, const StorageHealth* storage,
+                          const std::vector<const TileWriter*>& tiles) {
   Exposition e;
   ExposeDaemonMetrics(Metrics(), &e);
   e.AddGauge("shredd_items_stored", "Items (photos and models) held now.", static_cast<double>(store->item_count()));
@@ -56,20 +84,7 @@ std::string RenderMetrics(ItemStore* store, OrderBook* orders, TransparencyLog* 
   }
   e.AddLabeledGauge("shredd_orders", "Deletion orders known to the daemon, by state.", "state", by_state);
   e.AddGauge("shredd_log_size", "Entries in the transparency log.", static_cast<double>(log->size()));
-  if (tiles != nullptr) {
-    const TileWriter::Stats ts = tiles->stats();
-    e.AddGauge("shredd_log_tiles_size",
-               "Tree size of the checkpoint last written to the tiles directory ([log] tiles_dir).",
-               static_cast<double>(ts.published_size));
-    e.AddGauge("shredd_log_tiles_failing", "1 if the last attempt to write the log's tiles failed (retried).",
-               ts.failing ? 1.0 : 0.0);
-    e.AddCounter("shredd_log_tiles_failures_total", "Failed attempts to write the log's tiles (each retried).",
-                 ts.failures);
-    e.AddCounter("shredd_log_tiles_oversized_entries_total",
-                 "Log entries too long (over 65535 bytes) for a tlog-tiles entry bundle; their bundles are not "
-                 "written.",
-                 ts.oversized_entries);
-  }
+  ExposeTileMetrics(tiles, &e);
   e.AddGauge(
       "shredd_storage_writable",
       "1 if writes are taken, 0 while they are stopped (a full disk, or below [storage] min_free_mib; reads go on).",
@@ -195,7 +210,13 @@ struct Domain {
   // stops it too.
   std::unique_ptr<StateReplicator> replicator;
   std::unique_ptr<TransparencyLog> log;
-  std::unique_ptr<TileWriter> tiles;  // [log] tiles_dir: stopped before the log closes
+  // [log] tiles_dir and [object_store] log_tiles: stopped before the log closes.
+  std::vector<std::unique_ptr<TileWriter>> tiles;
+  std::vector<const TileWriter*> tile_writers() const {
+    std::vector<const TileWriter*> out;
+    for (const auto& t : tiles) out.push_back(t.get());
+    return out;
+  }
   std::unique_ptr<Catalog> catalog;
   std::unique_ptr<Shredder> shredder;
   std::unique_ptr<OrderBook> orders;
@@ -207,7 +228,7 @@ struct Domain {
     orders.reset();
     shredder.reset();
     catalog.reset();
-    tiles.reset();
+    tiles.clear();
     log.reset();
     StopStateReplication(config, std::move(replicator));  // ships what is written, before RocksDB closes
     store.reset();
@@ -264,23 +285,31 @@ absl::Status OpenStore(const DaemonOptions& options, Domain* d) {
   return TransparencyLog::CheckSigningKey(d->store->db(), d->vault.get(), options.new_signing_key);
 }
 
-// [log] tiles_dir: the log's static copy (daemon/log/tile_writer.h), before
-// anything appends. A directory that cannot be made is an error at start;
-// later write failures are retried and never stop the log.
-absl::Status StartTileWriter(const DaemonOptions& options, Domain* d) {
-  if (options.log_tiles_dir.empty()) return absl::OkStatus();
-  std::string dir = options.log_tiles_dir;
-  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
-  if (auto s = MakeDirs(dir, 0755); !s.ok()) return s;
-  TileWriter::Options to;
-  to.dir = dir;
-  struct stat tiles_st {
-  }, data_st{};
-  to.guard_free_space = stat(dir.c_str(), &tiles_st) != 0 || stat(options.data_dir.c_str(), &data_st) != 0 ||
-                        tiles_st.st_dev == data_st.st_dev;
-  d->tiles = std::make_unique<TileWriter>(d->log.get(), to);
-  d->tiles->Start();
-  LogInfo("log tiles", {{"dir", dir}, {"free_space_guard", to.guard_free_space}});
+// The log's static copies (daemon/log/tile_writer.h), before anything
+// appends: [log] tiles_dir, [object_store] log_tiles. A directory that cannot
+// be made is an error at start; later write failures are retried and never
+// stop the log.
+absl::Status StartTileWriters(const DaemonOptions& options, Domain* d) {
+  if (!options.log_tiles_dir.empty()) {
+    std::string dir = options.log_tiles_dir;
+    while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+    if (auto s = MakeDirs(dir, 0755); !s.ok()) return s;
+    struct stat tiles_st {
+    }, data_st{};
+    const bool guard = stat(dir.c_str(), &tiles_st) != 0 || stat(options.data_dir.c_str(), &data_st) != 0 ||
+                       tiles_st.st_dev == data_st.st_dev;
+    d->tiles.push_back(std::make_unique<TileWriter>(d->log.get(), FileTileStore(dir, guard), TileWriter::Options{}));
+    LogInfo("log tiles", {{"dir", dir}, {"free_space_guard", guard}});
+  }
+  if (options.object_store.log_tiles && !options.object_store.url.empty()) {
+    auto client = MakeObjectStoreClient(options.object_store);
+    if (!client.ok()) return client.status();
+    TileWriter::Options o;
+    o.min_interval = std::chrono::milliseconds(1000);  // each publish is a few PUTs: at most one a second
+    d->tiles.push_back(std::make_unique<TileWriter>(d->log.get(), S3TileStore(*std::move(client)), o));
+    LogInfo("log tiles", {{"object_store", d->tiles.back()->where()}});
+  }
+  for (auto& t : d->tiles) t->Start();
   return absl::OkStatus();
 }
 
@@ -302,7 +331,7 @@ absl::Status OpenLog(const DaemonOptions& options, Domain* d) {
     LogWarning("new signing key in use", {{"log_origin", d->log->origin()}, {"log_size", d->log->size()}});
   }
   d->store->set_log(d->log.get());
-  return StartTileWriter(options, d);
+  return StartTileWriters(options, d);
 }
 
 // The vault, the store, the log, the catalog, the shredder (which finishes
@@ -344,11 +373,12 @@ absl::Status StartMetrics(const DaemonOptions& options, const Domain& d, Monitor
   // systemd (daemon/app/memory.h). Outlives the metrics endpoint, which reads it.
   if (AllocatorTuningEnabled()) m->trimmer = std::make_unique<MemoryTrimmer>();
   if (options.metrics_listen.empty()) return absl::OkStatus();
-  auto metrics = MetricsServer::Start(
-      options.metrics_listen, [s = d.store.get(), o = d.orders.get(), l = d.log.get(), budget = d.memory_budget_bytes,
-                               t = m->trimmer.get(), h = d.storage.get(), r = d.replicator.get(), w = d.tiles.get()] {
-        return RenderMetrics(s, o, l, budget, t, h, w) + StateReplicationMetrics(r, s->db());
-      });
+  auto metrics =
+      MetricsServer::Start(options.metrics_listen,
+                           [s = d.store.get(), o = d.orders.get(), l = d.log.get(), budget = d.memory_budget_bytes,
+                            t = m->trimmer.get(), h = d.storage.get(), r = d.replicator.get(), w = d.tile_writers()] {
+                             return RenderMetrics(s, o, l, budget, t, h, w) + StateReplicationMetrics(r, s->db());
+                           });
   if (!metrics.ok()) return metrics.status();
   m->metrics = std::move(*metrics);
   return absl::OkStatus();

@@ -215,6 +215,10 @@ class ConfigParser {
       } else if (k == "state_lag_ms") {
         s = Integer(v, name, 10, 600000, &n);
         if (s.ok()) o->state_lag_ms = static_cast<uint64_t>(n);
+      } else if (k == "log_tiles") {
+        const auto* b = v.as_boolean();
+        s = b == nullptr ? WrongType(v, name, "a boolean") : absl::OkStatus();
+        if (s.ok()) o->log_tiles = b->get();
       } else if (k.starts_with("aws_") || k.find("secret") != std::string::npos || k.find("key") != std::string::npos) {
         s = Error(key.source(), name,
                   "credentials are not read from the config file: set AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY "
@@ -222,7 +226,7 @@ class ConfigParser {
       } else {
         s = Error(key.source(), name,
                   "unknown key (known: url, endpoint, region, path_style, ca_file, part_size_mib, concurrency, "
-                  "state, state_lag_ms)");
+                  "state, state_lag_ms, log_tiles)");
       }
       if (!s.ok()) return s;
     }
@@ -504,6 +508,11 @@ std::string_view LogFormatName(LogFormat f) { return f == LogFormat::kJson ? "js
 namespace {
 
 absl::Status CheckObjectStore(const ObjectStoreConfig& o, bool check_files) {
+  if (o.url.empty() && o.log_tiles) {
+    return absl::InvalidArgumentError(
+        "object_store.log_tiles needs an object store: set object_store.url (or --object-store), or keep the tiles "
+        "in a directory with log.tiles_dir");
+  }
   if (o.url.empty()) return absl::OkStatus();
   std::string bucket, prefix;
   if (auto s = ParseObjectStoreUrl(o.url, &bucket, &prefix); !s.ok()) return s;
@@ -641,7 +650,7 @@ std::vector<std::string> KeysNeedingRestart(const DaemonConfig& a, const DaemonC
   const ObjectStoreConfig &oa = a.object_store, &ob = b.object_store;
   if (oa.url != ob.url || oa.endpoint != ob.endpoint || oa.region != ob.region || oa.path_style != ob.path_style ||
       oa.ca_file != ob.ca_file || oa.part_size_mib != ob.part_size_mib || oa.concurrency != ob.concurrency ||
-      oa.state != ob.state || oa.state_lag_ms != ob.state_lag_ms) {
+      oa.state != ob.state || oa.state_lag_ms != ob.state_lag_ms || oa.log_tiles != ob.log_tiles) {
     out.push_back("object_store");
   }
   return out;

@@ -59,11 +59,9 @@ struct TlsRoleGrant {
 };
 
 // [object_store]: item ciphertext in an S3-compatible bucket (issue 14).
-// Parsed and checked only: the daemon does not use it yet and refuses to
-// start with it set (daemon/main.cc). It will plug in where ItemStore::Open
-// picks its BlobBackend (daemon/items/item_store.cc, OpenFileBlobBackend):
-// RunDaemon would build an S3Client from this and pass OpenS3BlobBackend's
-// result through ItemStore::Options.
+// RunDaemon builds an S3Client from this for the blob backend
+// (OpenS3BlobBackend, through ItemStore::Options), the state replicator
+// and, with log_tiles, the log's tiles (daemon/app/server.cc).
 struct ObjectStoreConfig {
   std::string url;             // "s3://BUCKET[/PREFIX]"; empty: ciphertext stays under data_dir
   std::string bucket, prefix;  // from url (prefix without leading or trailing '/')
@@ -80,6 +78,9 @@ struct ObjectStoreConfig {
   // the reply), "async" (shipped within state_lag_ms), "off".
   std::string state = "sync";
   uint64_t state_lag_ms = 2000;  // async: 10..600000
+  // Keep the transparency log's C2SP tlog-tiles under PREFIX/tiles/
+  // (docs/LOG.md "Tiles"), as [log] tiles_dir does in a directory.
+  bool log_tiles = false;
   // From the environment only (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
   // AWS_SESSION_TOKEN), never from the file or a flag, never printed. Shared
   // pointers so that DaemonConfig stays copyable.

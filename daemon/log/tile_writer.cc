@@ -1,14 +1,7 @@
 #include "daemon/log/tile_writer.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
 #include <vector>
 
-#include "daemon/base/fs_util.h"
 #include "daemon/base/logging.h"
 #include "daemon/base/strings.h"
 #include "daemon/storage/space_guard.h"
@@ -27,7 +20,8 @@ std::string_view HashBytes(const verify::Hash& h) {
 
 }  // namespace
 
-TileWriter::TileWriter(TransparencyLog* log, Options options) : log_(log), options_(std::move(options)) {}
+TileWriter::TileWriter(TransparencyLog* log, std::unique_ptr<TileStore> store, Options options)
+    : log_(log), store_(std::move(store)), options_(std::move(options)) {}
 
 TileWriter::~TileWriter() {
   {
@@ -41,7 +35,7 @@ TileWriter::~TileWriter() {
 void TileWriter::Start() {
   // The listener holds the signal, not the writer: it is safe to call after
   // the writer is gone.
-  log_->SetGrowthListener([signal = signal_] {
+  log_->AddGrowthListener([signal = signal_] {
     {
       std::lock_guard l(signal->mu);
       signal->dirty = true;
@@ -74,9 +68,9 @@ void TileWriter::Run() {
     }
     if (!s.ok() && !failing) {
       LogWarning("log tiles: writing the tiles failed; the log itself is not affected, retrying",
-                 {{"dir", options_.dir}, {"error", std::string(s.message())}});
+                 {{"tiles", store_->where()}, {"error", std::string(s.message())}});
     } else if (s.ok() && failing) {
-      LogInfo("log tiles: written again", {{"dir", options_.dir}, {"tree_size", stats().published_size}});
+      LogInfo("log tiles: written again", {{"tiles", store_->where()}, {"tree_size", stats().published_size}});
     }
     failing = !s.ok();
     l.lock();
@@ -86,47 +80,10 @@ void TileWriter::Run() {
   }
 }
 
-bool TileWriter::Present(const std::string& rel, int64_t size) const {
-  struct stat st {};
-  const std::string path = StrCat(options_.dir, "/", rel);
-  if (stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
-  return size < 0 || st.st_size == size;
-}
-
 absl::Status TileWriter::WriteFileLocked(const std::string& rel, std::string_view data) {
-  const std::string path = StrCat(options_.dir, "/", rel);
-  const std::string dir = DirName(path);
-  if (auto s = MakeDirs(dir, 0755); !s.ok()) return s;
-  const std::string tmp = path + ".tmp";
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return ErrnoStatus("cannot create", tmp, errno);
-  absl::Status s = WriteAll(fd, data, tmp);
-  if (s.ok() && fdatasync(fd) != 0) s = ErrnoStatus("cannot sync", tmp, errno);
-  if (close(fd) != 0 && s.ok()) s = ErrnoStatus("cannot close", tmp, errno);
-  if (s.ok() && rename(tmp.c_str(), path.c_str()) != 0) s = ErrnoStatus("cannot rename to", path, errno);
-  if (!s.ok()) {
-    unlink(tmp.c_str());
-    return s;
-  }
-  dirty_dirs_.insert(dir);
+  if (auto s = store_->Write(rel, data); !s.ok()) return s;
   std::lock_guard l(stats_mu_);
   ++stats_.files_written;
-  return absl::OkStatus();
-}
-
-absl::Status TileWriter::SyncDirsLocked() {
-  // Children before parents does not matter for fsync; every directory a
-  // file was renamed into, and the ones created on the way, once.
-  std::set<std::string> all;
-  for (const std::string& d : dirty_dirs_) {
-    for (std::string p = d; p.size() >= options_.dir.size(); p = DirName(p)) {
-      if (!all.insert(p).second || p == options_.dir) break;
-    }
-  }
-  for (const std::string& d : all) {
-    if (auto s = FsyncDir(d); !s.ok()) return s;
-  }
-  dirty_dirs_.clear();
   return absl::OkStatus();
 }
 
@@ -165,14 +122,13 @@ absl::Status TileWriter::WriteTileLocked(const verify::TileRef& t) {
 }
 
 absl::Status TileWriter::CatchUpLocked() {
-  if (auto s = MakeDirs(options_.dir, 0755); !s.ok()) return s;
+  if (auto s = store_->Prepare(); !s.ok()) return s;
   published_ = 0;
   checkpoint_current_ = false;
-  const std::string cp_path = StrCat(options_.dir, "/", verify::kCheckpointPath);
-  auto text = ReadSmallFile(cp_path);
+  auto text = store_->Read(std::string(verify::kCheckpointPath));
   if (!text.ok()) {
     if (!absl::IsNotFound(text.status())) return text.status();
-    LogInfo("log tiles: writing the log's tiles", {{"dir", options_.dir}, {"tree_size", log_->size()}});
+    LogInfo("log tiles: writing the log's tiles", {{"tiles", store_->where()}, {"tree_size", log_->size()}});
     return absl::OkStatus();
   }
   auto verifier = verify::ParseNoteVerifierKey(log_->NoteVerifierKey());
@@ -189,35 +145,66 @@ absl::Status TileWriter::CatchUpLocked() {
     if (*root != cp->root) mismatch = StrCat("its root differs from the log's at tree size ", cp->size);
   }
   if (!mismatch.empty()) {
-    LogWarning("log tiles: the directory holds a checkpoint of another tree; rewriting it from the log",
-               {{"dir", options_.dir}, {"reason", mismatch}, {"tree_size", log_->size()}});
+    LogWarning("log tiles: the tiles hold a checkpoint of another tree; rewriting them from the log",
+               {{"tiles", store_->where()}, {"reason", mismatch}, {"tree_size", log_->size()}});
     return absl::OkStatus();
   }
-  // Every tile and bundle the published tree needs, written if missing.
+  return RepairLocked(cp->size);
+}
+
+// Every tile and bundle the published tree of `size` needs, written if
+// missing or of the wrong length.
+absl::Status TileWriter::RepairLocked(uint64_t size) {
+  const std::vector<verify::TileRef> tiles = verify::TilesToPublish(0, size);
+  std::vector<std::string> rels;
+  for (const verify::TileRef& t : tiles) {
+    rels.push_back(verify::HashTilePath(t.level, t.n, t.width));
+    rels.push_back(t.level == 0 ? verify::EntryBundlePath(t.n, t.width) : std::string());
+  }
+  auto sizes = store_->Sizes(rels);
+  if (!sizes.ok()) return sizes.status();
   uint64_t repaired = 0;
-  for (const verify::TileRef& t : verify::TilesToPublish(0, cp->size)) {
-    const bool tile_ok = Present(verify::HashTilePath(t.level, t.n, t.width), t.width * kHashBytes);
-    const bool bundle_ok = t.level != 0 || Present(verify::EntryBundlePath(t.n, t.width), -1);
+  for (size_t i = 0; i < tiles.size(); ++i) {
+    const verify::TileRef& t = tiles[i];
+    const bool tile_ok = (*sizes)[2 * i] == static_cast<int64_t>(t.width * kHashBytes);
+    const bool bundle_ok = t.level != 0 || (*sizes)[2 * i + 1] >= 0;
     if (tile_ok && bundle_ok) continue;
     if (auto s = WriteTileLocked(t); !s.ok()) return s;
     ++repaired;
   }
-  if (auto s = SyncDirsLocked(); !s.ok()) return s;
-  published_ = cp->size;
-  checkpoint_current_ = true;  // the file holds the checkpoint of published_
+  if (auto s = store_->Sync(); !s.ok()) return s;
+  published_ = size;
+  checkpoint_current_ = true;  // the store holds the checkpoint of published_
   {
     std::lock_guard l(stats_mu_);
-    stats_.published_size = cp->size;
+    stats_.published_size = size;
   }
   LogInfo(
       "log tiles: caught up",
-      {{"dir", options_.dir}, {"published_size", cp->size}, {"log_size", log_->size()}, {"tiles_repaired", repaired}});
+      {{"tiles", store_->where()}, {"published_size", size}, {"log_size", log_->size()}, {"tiles_repaired", repaired}});
   return absl::OkStatus();
+}
+
+// The tiles of `written` that are full and were partial at `old_size`: their
+// partial versions are no longer needed by the latest checkpoint.
+void TileWriter::RemovePartialsLocked(const std::vector<verify::TileRef>& written, uint64_t old_size) {
+  for (const verify::TileRef& t : written) {
+    if (t.width != verify::kTileWidth || verify::TileWidthAt(t.level, t.n, old_size) == 0) continue;
+    absl::Status s = store_->RemovePartials(verify::HashTilePath(t.level, t.n, t.width));
+    if (s.ok() && t.level == 0) s = store_->RemovePartials(verify::EntryBundlePath(t.n, t.width));
+    if (!s.ok()) {
+      LogWarning("log tiles: cannot remove partial tiles that a full tile replaced (harmless; left in place)",
+                 {{"tiles", store_->where()}, {"error", std::string(s.message())}});
+      return;
+    }
+    std::lock_guard l(stats_mu_);
+    ++stats_.partials_removed;
+  }
 }
 
 absl::Status TileWriter::Publish() {
   std::lock_guard l(publish_mu_);
-  if (options_.guard_free_space) {
+  if (store_->guard_free_space()) {
     if (auto s = CheckFreeSpace(); !s.ok()) return s;
   }
   if (!caught_up_) {
@@ -232,18 +219,23 @@ absl::Status TileWriter::Publish() {
   if (!cp.ok()) return cp.status();
   if (cp->size == published_ && checkpoint_current_) return absl::OkStatus();
   if (cp->size < published_) published_ = 0;  // cannot happen within one run; rewrite to be safe
-  for (const verify::TileRef& t : verify::TilesToPublish(published_, cp->size)) {
+  const std::vector<verify::TileRef> tiles = verify::TilesToPublish(published_, cp->size);
+  for (const verify::TileRef& t : tiles) {
     if (auto s = WriteTileLocked(t); !s.ok()) return s;
   }
   // The tiles are durable before the checkpoint that needs them appears.
-  if (auto s = SyncDirsLocked(); !s.ok()) return s;
+  if (auto s = store_->Sync(); !s.ok()) return s;
   if (auto s = WriteFileLocked(std::string(verify::kCheckpointPath), *note); !s.ok()) return s;
-  if (auto s = SyncDirsLocked(); !s.ok()) return s;
+  if (auto s = store_->Sync(); !s.ok()) return s;
+  const uint64_t old_size = published_;
   published_ = cp->size;
   checkpoint_current_ = true;
-  std::lock_guard sl(stats_mu_);
-  stats_.published_size = cp->size;
-  ++stats_.publishes;
+  {
+    std::lock_guard sl(stats_mu_);
+    stats_.published_size = cp->size;
+    ++stats_.publishes;
+  }
+  RemovePartialsLocked(tiles, old_size);
   return absl::OkStatus();
 }
 

@@ -1,30 +1,32 @@
 // TileWriter: keeps a static copy of the transparency log as C2SP
-// tlog-tiles (formats/tiles.h) in a directory (--log-tiles-dir, [log]
-// tiles_dir), so that any static web server or bucket can serve it and a
-// monitor can follow the log without the daemon (docs/LOG.md "Tiles").
+// tlog-tiles (formats/tiles.h) in a TileStore (tile_store.h): a directory
+// (--log-tiles-dir, [log] tiles_dir) or the object store under
+// PREFIX/tiles/ ([object_store] log_tiles), so that any static web server
+// or bucket can serve it and a monitor can follow the log without the
+// daemon (docs/LOG.md "Tiles"). One writer, one thread, per store.
 //
 // After the log grows (its growth listener wakes the writer's thread), the
 // writer asks the log for its signed checkpoint (signing one for the current
 // size if needed, TransparencyLog::SignedCheckpoint), writes the hash tiles
 // and entry bundles the checkpoint's tree needs that are new or wider, then
-// the `checkpoint` file, last: each file is written to a temporary name,
-// fdatasync'ed and renamed into place, and the directories are fsynced
-// before the checkpoint is renamed, so a reader (or a crash) never meets a
-// checkpoint whose tiles are missing. Full tiles never change; partial tiles
-// of earlier sizes are left in place (c2sp.org/tlog-tiles allows removing
-// them once the full tile exists; readers fall back to the full tile).
+// the `checkpoint` file, last, after the store made the tiles durable
+// (TileStore::Sync), so a reader (or a crash) never meets a checkpoint whose
+// tiles are missing. Full tiles never change. Once a checkpoint is out
+// whose tree holds a tile in full, the partial versions of that tile and
+// its bundle are removed (c2sp.org/tlog-tiles: readers of an older
+// checkpoint fall back to the full tile); a failed removal is only logged.
 //
 // On start it catches up: a `checkpoint` file that verifies under the log's
 // key and matches the log's tree at its size is kept, every tile and bundle
 // its tree needs is checked (written if missing or of the wrong length), and
-// publishing continues from there; any other directory content is
+// publishing continues from there; any other content is
 // overwritten from tree size 0 (e.g. a data dir restored from a backup: the
 // tiles then show the shorter log, and monitors report the rollback).
 //
 // The tiles are a copy: a failed write never fails or blocks the log. It is
 // logged (once per failure streak, and when writing works again), counted in
-// stats() (exported as metrics), and retried every retry_interval. When the
-// directory is on the data dir's filesystem, the free-space guard
+// stats() (exported as metrics), and retried every retry_interval. When the store
+// is a directory on the data dir's filesystem, the free-space guard
 // (daemon/storage/space_guard.h) applies: below [storage] min_free_mib no
 // tiles are written (the log's own writes come first), and they are retried.
 //
@@ -41,13 +43,14 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 
+#include "daemon/log/tile_store.h"
 #include "daemon/log/transparency_log.h"
 #include "formats/tiles.h"
 
@@ -56,10 +59,6 @@ namespace shredd {
 class TileWriter {
  public:
   struct Options {
-    std::string dir;  // created (0755) if missing
-    // The directory is on the data dir's filesystem: the free-space guard
-    // applies to tile writes.
-    bool guard_free_space = false;
     // After a publish, wait this long before the next (one checkpoint and
     // one set of partial tiles per interval under a stream of appends).
     std::chrono::milliseconds min_interval{200};
@@ -71,12 +70,13 @@ class TileWriter {
     uint64_t files_written = 0;   // tiles, bundles and checkpoints
     uint64_t failures = 0;        // failed publish attempts
     uint64_t oversized_entries = 0;
-    bool failing = false;  // the last attempt failed
+    uint64_t partials_removed = 0;  // tiles whose partial versions were removed
+    bool failing = false;           // the last attempt failed
   };
 
-  // A writer for `log` (not owned; must outlive the writer). Writes nothing
-  // until Start() or Publish().
-  TileWriter(TransparencyLog* log, Options options);
+  // A writer for `log` (not owned; must outlive the writer) into `store`.
+  // Writes nothing until Start() or Publish().
+  TileWriter(TransparencyLog* log, std::unique_ptr<TileStore> store, Options options);
   ~TileWriter();  // stops the thread
   TileWriter(const TileWriter&) = delete;
   TileWriter& operator=(const TileWriter&) = delete;
@@ -89,7 +89,7 @@ class TileWriter {
   absl::Status Publish();
 
   Stats stats() const;
-  const std::string& dir() const { return options_.dir; }
+  const std::string& where() const { return store_->where(); }
 
  private:
   struct Signal {
@@ -104,11 +104,12 @@ class TileWriter {
   absl::Status WriteTileLocked(const verify::TileRef& t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(publish_mu_);
   absl::Status WriteFileLocked(const std::string& rel, std::string_view data)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(publish_mu_);
-  absl::Status SyncDirsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(publish_mu_);
-  // True if `rel` exists with `size` bytes (any size if size < 0).
-  bool Present(const std::string& rel, int64_t size) const;
+  absl::Status RepairLocked(uint64_t size) ABSL_EXCLUSIVE_LOCKS_REQUIRED(publish_mu_);
+  void RemovePartialsLocked(const std::vector<verify::TileRef>& written, uint64_t old_size)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(publish_mu_);
 
   TransparencyLog* const log_;
+  const std::unique_ptr<TileStore> store_;
   const Options options_;
   std::shared_ptr<Signal> signal_ = std::make_shared<Signal>();
   std::thread thread_;
@@ -117,7 +118,6 @@ class TileWriter {
   bool caught_up_ ABSL_GUARDED_BY(publish_mu_) = false;
   bool checkpoint_current_ ABSL_GUARDED_BY(publish_mu_) = false;  // the file holds published_'s checkpoint
   uint64_t published_ ABSL_GUARDED_BY(publish_mu_) = 0;
-  std::set<std::string> dirty_dirs_ ABSL_GUARDED_BY(publish_mu_);
 
   mutable std::mutex stats_mu_;
   Stats stats_ ABSL_GUARDED_BY(stats_mu_);

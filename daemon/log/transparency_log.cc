@@ -312,7 +312,8 @@ void TransparencyLog::PublishDurable(uint64_t n) {
   uint64_t cur = size_.load(std::memory_order_acquire);
   while (cur < n && !size_.compare_exchange_weak(cur, n, std::memory_order_acq_rel)) {
   }
-  if (cur < n && growth_listener_) growth_listener_();
+  if (cur >= n) return;
+  for (const auto& listener : growth_listeners_) listener();
 }
 
 uint64_t TransparencyLog::WrittenSize() {

@@ -142,8 +142,9 @@ class TransparencyLog {
 
   // Called after each increase of size() (entries durable), on the thread
   // that made them durable; must be quick and must not call back into the
-  // log (the tile writer only wakes its thread). Set before appends start.
-  void SetGrowthListener(std::function<void()> listener) { growth_listener_ = std::move(listener); }
+  // log (a tile writer only wakes its thread). Added before appends start
+  // (one per tile writer).
+  void AddGrowthListener(std::function<void()> listener) { growth_listeners_.push_back(std::move(listener)); }
 
   // MTH of the first `size` entries (size 0: SHA-256("")). OUT_OF_RANGE if
   // size > size().
@@ -217,7 +218,7 @@ class TransparencyLog {
   absl::Status sync_error_ ABSL_GUARDED_BY(sync_mu_);
   // Publishes `n` (durable) in size_ if larger.
   void PublishDurable(uint64_t n);
-  std::function<void()> growth_listener_;
+  std::vector<std::function<void()>> growth_listeners_;
 
   std::atomic<uint64_t> replicated_size_{0};  // trees up to this size are in the store
 

@@ -407,9 +407,11 @@ part_size_mib = 64
 concurrency = 8
 state = "async"
 state_lag_ms = 500
+log_tiles = true
 )");
   ASSERT_TRUE(c.ok()) << c.status();
   const ObjectStoreConfig& o = c->object_store;
+  EXPECT_TRUE(o.log_tiles);
   EXPECT_EQ(o.bucket, "my-bucket");
   EXPECT_EQ(o.prefix, "shredd/prod");
   EXPECT_EQ(o.endpoint, "http://127.0.0.1:7480");
@@ -429,7 +431,14 @@ state_lag_ms = 500
   EXPECT_EQ(d->object_store.concurrency, 4u);
   EXPECT_EQ(d->object_store.state, "sync");
   EXPECT_EQ(d->object_store.state_lag_ms, 2000u);
+  EXPECT_FALSE(d->object_store.log_tiles);
   EXPECT_TRUE(LoadConfigFromString("").value().object_store.url.empty());
+  // The log's tiles under PREFIX/tiles/ need an object store.
+  auto tiles_only = LoadConfigFromString("[object_store]\nlog_tiles = true\n");
+  ASSERT_TRUE(tiles_only.ok()) << tiles_only.status();
+  absl::Status s = ValidateConfig(*tiles_only, false);
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  EXPECT_NE(Message(s).find("object_store.log_tiles needs an object store"), std::string::npos) << s;
 }
 
 TEST(ConfigTest, ObjectStoreBadValues) {
@@ -453,6 +462,7 @@ TEST(ConfigTest, ObjectStoreBadValues) {
       {"state = \"lazy\"", "must be \"sync\", \"async\" or \"off\""},
       {"state = 1", "expected a string"},
       {"state_lag_ms = 5", "between 10 and 600000"},
+      {"log_tiles = \"yes\"", "expected a boolean"},
       {"secret_access_key = \"x\"", "credentials are not read from the config file"},
       {"aws_access_key_id = \"x\"", "credentials are not read from the config file"},
       {"bucket = \"x\"", "unknown key"},

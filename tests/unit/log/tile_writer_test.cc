@@ -124,9 +124,9 @@ class TileWriterTest : public ::testing::Test {
     });
     ASSERT_TRUE(first.ok()) << first.status();
   }
+  std::unique_ptr<TileStore> Store() { return FileTileStore(Tiles(), false); }
   TileWriter::Options Options() {
     TileWriter::Options o;
-    o.dir = dir_ / "tiles";
     o.min_interval = std::chrono::milliseconds(1);
     o.retry_interval = std::chrono::milliseconds(20);
     return o;
@@ -174,7 +174,7 @@ class TileWriterTest : public ::testing::Test {
 };
 
 TEST_F(TileWriterTest, WritesTheTilesOfTheCheckpointedTree) {
-  TileWriter w(log_.get(), Options());
+  TileWriter w(log_.get(), Store(), Options());
   ASSERT_TRUE(w.Publish().ok());  // the empty tree: a checkpoint and no tiles
   EXPECT_TRUE(std::filesystem::exists(Tiles() / "checkpoint"));
   EXPECT_FALSE(std::filesystem::exists(Tiles() / "tile"));
@@ -195,7 +195,8 @@ TEST_F(TileWriterTest, WritesTheTilesOfTheCheckpointedTree) {
   CheckTiles(600);
   EXPECT_EQ(w.stats().published_size, 600u);
 
-  // Growth: the partial tiles widen; the old partial stays, full tiles are untouched.
+  // Growth: the partial tiles widen; the old partial stays while the tile
+  // is not full; full tiles are untouched.
   struct stat before {};
   ASSERT_EQ(stat((Tiles() / "tile/0/000").c_str(), &before), 0);
   Append(100);
@@ -206,10 +207,16 @@ TEST_F(TileWriterTest, WritesTheTilesOfTheCheckpointedTree) {
   ASSERT_EQ(stat((Tiles() / "tile/0/000").c_str(), &after), 0);
   EXPECT_EQ(before.st_ino, after.st_ino) << "a full tile was rewritten";
   CheckTiles(700);
-  // A partial tile that is gone is read from the full tile (readers' fallback).
+  // Once tile 0/002 is full, its partial versions and its bundle's go; a
+  // reader of an older checkpoint reads the full tile (readers' fallback).
   Append(68);  // 768: tile 0/002 is full
   ASSERT_TRUE(w.Publish().ok());
-  std::filesystem::remove(Tiles() / "tile/0/002.p/188");
+  EXPECT_TRUE(std::filesystem::exists(Tiles() / "tile/0/002"));
+  EXPECT_FALSE(std::filesystem::exists(Tiles() / "tile/0/002.p"));
+  EXPECT_FALSE(std::filesystem::exists(Tiles() / "tile/entries/002.p"));
+  EXPECT_TRUE(std::filesystem::exists(Tiles() / "tile/1/000.p/3"));
+  EXPECT_TRUE(std::filesystem::exists(Tiles() / "tile/1/000.p/2")) << "level-1 tile 000 is not full yet";
+  EXPECT_EQ(w.stats().partials_removed, 1u);
   auto old = FromTiles(700);
   auto root700 = old.Root();
   ASSERT_TRUE(root700.ok()) << root700.status();
@@ -220,7 +227,7 @@ TEST_F(TileWriterTest, WritesTheTilesOfTheCheckpointedTree) {
 TEST_F(TileWriterTest, CatchesUpOnStart) {
   Append(300);
   {
-    TileWriter w(log_.get(), Options());
+    TileWriter w(log_.get(), Store(), Options());
     ASSERT_TRUE(w.Publish().ok());
   }
   const std::string tile0 = ReadAll(Tiles() / "tile/0/000");
@@ -230,7 +237,7 @@ TEST_F(TileWriterTest, CatchesUpOnStart) {
     std::ofstream truncated(Tiles() / "tile/1/000.p/1", std::ios::trunc);  // a torn write
   }
   Append(10);
-  TileWriter w(log_.get(), Options());
+  TileWriter w(log_.get(), Store(), Options());
   ASSERT_TRUE(w.Publish().ok());
   EXPECT_EQ(ReadAll(Tiles() / "tile/0/000"), tile0);
   EXPECT_TRUE(std::filesystem::exists(Tiles() / "tile/entries/001.p/44"));
@@ -246,16 +253,15 @@ TEST_F(TileWriterTest, RewritesADirectoryHoldingAnotherTree) {
   auto other = verify::FormatCheckpointText("example.test/log", 40, Hash{});
   std::ofstream(Tiles() / "checkpoint") << other << "\n— example.test/log AAAAAAAA\n";
   std::ofstream(Tiles() / "tile/0/000.p/20") << std::string(640, 'x');
-  TileWriter w(log_.get(), Options());
+  TileWriter w(log_.get(), Store(), Options());
   ASSERT_TRUE(w.Publish().ok());
   CheckTiles(20);
 }
 
 TEST_F(TileWriterTest, AFailedWriteNeitherFailsNorBlocksTheLog) {
-  TileWriter::Options o = Options();
   std::ofstream(dir_ / "file") << "x";
-  o.dir = dir_ / "file" + "/tiles";  // under a regular file: cannot be made
-  TileWriter w(log_.get(), o);
+  // Under a regular file: cannot be made.
+  TileWriter w(log_.get(), FileTileStore(dir_ / "file" + "/tiles", false), Options());
   w.Start();
   Append(5);
   Append(5);
@@ -270,7 +276,7 @@ TEST_F(TileWriterTest, AFailedWriteNeitherFailsNorBlocksTheLog) {
 }
 
 TEST_F(TileWriterTest, TheThreadFollowsTheLog) {
-  TileWriter w(log_.get(), Options());
+  TileWriter w(log_.get(), Store(), Options());
   w.Start();
   for (int i = 0; i < 5; ++i) Append(70);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
@@ -286,7 +292,7 @@ TEST_F(TileWriterTest, EntriesTooLongForABundle) {
   Append(3);
   Append(1, 70000);  // fits the log (1 MiB), not a bundle (64 KiB)
   Append(2);
-  TileWriter w(log_.get(), Options());
+  TileWriter w(log_.get(), Store(), Options());
   ASSERT_TRUE(w.Publish().ok());
   EXPECT_FALSE(std::filesystem::exists(Tiles() / "tile/entries/000.p/6"));
   EXPECT_TRUE(std::filesystem::exists(Tiles() / "tile/0/000.p/6"));
