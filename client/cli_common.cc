@@ -211,7 +211,8 @@ UploadResult StreamFile(const Global& g, const std::string& path, const FileDige
 }
 
 UploadResult StreamFileHashing(const Global& g, const std::string& path, uint64_t size, shredd::v1::PutHeader header,
-                               const std::function<void(uint64_t)>& on_bytes, FileDigest* digest, bool follow) {
+                               const std::function<void(uint64_t)>& on_bytes, FileDigest* digest, bool follow,
+                               bool client_hash) {
   int fd = OpenRegularFile(path, follow);
   (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
   auto stub = shredd::v1::Store::NewStub(Connect(g));
@@ -219,8 +220,9 @@ UploadResult StreamFileHashing(const Global& g, const std::string& path, uint64_
   shredd::v1::PutResponse resp;
   auto writer = stub->Put(&ctx, &resp);
   shredd::v1::PutRequest req;
-  header.mutable_digest()->clear_hash();  // declared in the trailer
+  header.mutable_digest()->clear_hash();  // declared in the trailer, or the daemon's
   header.mutable_digest()->set_size_bytes(static_cast<int64_t>(size));
+  header.set_daemon_digest(!client_hash);
   *req.mutable_header() = std::move(header);
   bool ok = writer->Write(req);
   // Reader thread: read and hash; this thread: serialise and send.
@@ -252,7 +254,7 @@ UploadResult StreamFileHashing(const Global& g, const std::string& path, uint64_
         got += static_cast<size_t>(n);
       }
       if (!read_error.empty()) break;
-      EVP_DigestUpdate(md, buf.data(), buf.size());
+      if (client_hash) EVP_DigestUpdate(md, buf.data(), buf.size());
       left -= buf.size();
       if (!queue.Push(buf)) break;  // the call ended early
     }
@@ -291,14 +293,16 @@ UploadResult StreamFileHashing(const Global& g, const std::string& path, uint64_
     (void)writer->Finish();
     return {grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, StrCat(read_error, "; nothing was stored")), false};
   }
-  if (ok) {
+  if (ok && client_hash) {
     req.Clear();
     req.mutable_trailer()->mutable_digest()->set_hash(digest->hash);
     req.mutable_trailer()->mutable_digest()->set_size_bytes(static_cast<int64_t>(size));
     ok = writer->Write(req);
   }
   if (ok) writer->WritesDone();
-  return {writer->Finish(), resp.already_present()};
+  grpc::Status status = writer->Finish();
+  if (!client_hash) digest->hash = status.ok() ? resp.digest().hash() : std::string();
+  return {status, resp.already_present()};
 }
 
 namespace {

@@ -92,12 +92,16 @@ struct UploadResult {
 };
 UploadResult StreamFile(const Global& g, const std::string& path, const FileDigest& digest,
                         shredd::v1::PutHeader header, const std::function<void(uint64_t)>& on_bytes);
-// Streams `size` bytes of a local file to Store.Put, hashing them on a
-// reader thread while they are sent, and declares the digest in a trailer
-// (no separate hashing pass). Sets *digest. Fails (status INVALID_ARGUMENT,
-// nothing stored) if the file does not have `size` bytes any more.
+// Streams `size` bytes of a local file to Store.Put and sets *digest. With
+// `client_hash`, hashes them on a reader thread while they are sent and
+// declares the digest in a trailer, which the daemon checks (end to end);
+// without, asks the daemon to address the item by the digest of what it
+// received (PutHeader.daemon_digest: one SHA-256 pass instead of two) and
+// takes the digest from its reply. Fails (status INVALID_ARGUMENT, nothing
+// stored) if the file does not have `size` bytes any more.
 UploadResult StreamFileHashing(const Global& g, const std::string& path, uint64_t size, shredd::v1::PutHeader header,
-                               const std::function<void(uint64_t)>& on_bytes, FileDigest* digest, bool follow);
+                               const std::function<void(uint64_t)>& on_bytes, FileDigest* digest, bool follow,
+                               bool client_hash);
 // Writes a download to a file descriptor. For a file opened with O_DIRECT
 // (`direct`): through an aligned 8 MiB buffer, the tail padded and then
 // truncated (fresh page-cache pages are what made buffered writes slow on

@@ -36,6 +36,7 @@ struct PutOptions {
   std::vector<std::string> subjects, datasets, labels;
   std::string map;
   bool follow_symlinks = false, verbose = false;
+  bool verify_digest = false;  // large files: hash here too (end to end)
 };
 
 struct PutItem {
@@ -301,7 +302,8 @@ int CmdPut(const Global& g, const PutOptions& o) {
     v1::PutHeader header;
     FillMetadata(o, it, header.mutable_metadata());
     UploadResult r = StreamFileHashing(
-        g, it.path, it.digest.size, std::move(header), [&](uint64_t n) { progress.Add(n); }, &it.digest, it.follow);
+        g, it.path, it.digest.size, std::move(header), [&](uint64_t n) { progress.Add(n); }, &it.digest, it.follow,
+        o.verify_digest);
     if (!r.status.ok()) {
       if (r.status.error_code() == grpc::UNAVAILABLE) throw FromGrpc(r.status, "upload failed");
       report(it, "failed", StrCat(CodeName(r.status.error_code()), ": ", r.status.error_message()),
@@ -332,6 +334,9 @@ void AddPutCommand(CLI::App& app, const Global& g, std::function<int()>& action)
   c_put->add_flag("--follow-symlinks", put.follow_symlinks,
                   "in directories, upload what symbolic links point to (default: skip links, with a note)");
   c_put->add_flag("-v,--verbose", put.verbose, "one line per file (--json always has them)");
+  c_put->add_flag("--verify-digest", put.verify_digest,
+                  "large files: also hash them here and have the daemon check the digest (end to end; one more "
+                  "SHA-256 pass). Default: the daemon's digest of what it received is the address (docs/CLI.md)");
   c_put->callback([&] { action = [&] { return CmdPut(g, put); }; });
 }
 

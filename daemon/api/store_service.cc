@@ -22,8 +22,14 @@ grpc::Status StoreService::Put(grpc::ServerContext* ctx, grpc::ServerReader<v1::
   if (!req.has_header()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "the first message of an upload must be its header");
   }
-  // An empty hash in the header: the digest comes in a trailer after the data.
+  // An empty hash in the header: the digest comes in a trailer after the
+  // data, or (daemon_digest) is the digest of what the daemon received.
   const bool trailing = req.header().digest().hash().empty();
+  const bool daemon_digest = req.header().daemon_digest();
+  if (daemon_digest && !trailing) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "an upload addressed by the daemon's digest (daemon_digest) must not declare a hash");
+  }
   std::optional<ContentDigest> digest;
   if (!trailing) {
     auto d = FromProto(req.header().digest());
@@ -45,7 +51,7 @@ grpc::Status StoreService::Put(grpc::ServerContext* ctx, grpc::ServerReader<v1::
     if (!up.ok()) return ToGrpc(up.status());
     store_->SetUploadExtras(up->get(), std::move(edges->records), std::move(edges->edges_json),
                             std::move(edges->parent_items));
-    return ReceiveUpload(ctx, reader, std::move(*up), nullptr, response);
+    return ReceiveUpload(ctx, reader, std::move(*up), nullptr, false, response);
   }
   auto up = store_->BeginUploadOfSize(static_cast<uint64_t>(req.header().digest().size_bytes()), std::move(*meta));
   if (!up.ok()) return ToGrpc(up.status());
@@ -57,18 +63,23 @@ grpc::Status StoreService::Put(grpc::ServerContext* ctx, grpc::ServerReader<v1::
     store_->SetUploadExtras(u, std::move(edges->records), std::move(edges->edges_json), std::move(edges->parent_items));
     return absl::OkStatus();
   };
-  return ReceiveUpload(ctx, reader, std::move(*up), before_commit, response);
+  return ReceiveUpload(ctx, reader, std::move(*up), before_commit, daemon_digest, response);
 }
 
 grpc::Status StoreService::ReceiveUpload(grpc::ServerContext* ctx, grpc::ServerReader<v1::PutRequest>* reader,
                                          std::unique_ptr<Upload> upload,
-                                         const std::function<absl::Status(Upload*)>& before_commit,
+                                         const std::function<absl::Status(Upload*)>& before_commit, bool daemon_digest,
                                          v1::PutResponse* response) {
   v1::PutRequest req;
   bool trailer_seen = false;
   while (reader->Read(&req)) {
     if (req.has_header()) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a second header in one upload stream");
+    }
+    if (req.has_trailer() && daemon_digest) {
+      return grpc::Status(
+          grpc::StatusCode::INVALID_ARGUMENT,
+          "a trailer in an upload addressed by the daemon's digest (daemon_digest); nothing was stored");
     }
     if (req.has_trailer()) {
       if (trailer_seen)
@@ -88,6 +99,9 @@ grpc::Status StoreService::ReceiveUpload(grpc::ServerContext* ctx, grpc::ServerR
   }
   if (ctx->IsCancelled()) {
     return grpc::Status(grpc::StatusCode::CANCELLED, "upload cancelled by the client; nothing was stored");
+  }
+  if (daemon_digest) {
+    if (auto s = upload->DeclareReceivedDigest(); !s.ok()) return ToGrpc(s);
   }
   if (!upload->digest_declared()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,

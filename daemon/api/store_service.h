@@ -31,7 +31,7 @@ class StoreService final : public v1::Store::Service {
   // Reads an upload's data (and trailer) into `upload` and commits it.
   grpc::Status ReceiveUpload(grpc::ServerContext* ctx, grpc::ServerReader<v1::PutRequest>* reader,
                              std::unique_ptr<Upload> upload, const std::function<absl::Status(Upload*)>& before_commit,
-                             v1::PutResponse* response);
+                             bool daemon_digest, v1::PutResponse* response);
 
   ItemStore* const store_;
   Catalog* const catalog_;

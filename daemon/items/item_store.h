@@ -79,6 +79,11 @@ class Upload {
   // ItemStore::BeginUploadOfSize). If a digest was declared at the start,
   // `digest` must equal it. FAILED_PRECONDITION if the digest was shredded.
   absl::Status DeclareDigest(const ContentDigest& digest);
+  // Declares the SHA-256 of the bytes received as the digest (the client
+  // did not hash: PutHeader.daemon_digest), once all of them arrived.
+  // INVALID_ARGUMENT if fewer than the declared size did;
+  // FAILED_PRECONDITION if the content was shredded.
+  absl::Status DeclareReceivedDigest();
   bool digest_declared() const { return digest_declared_; }
   const ContentDigest& declared() const { return declared_; }
   // Verifies size and digest, then makes the item durable. INVALID_ARGUMENT
@@ -109,6 +114,7 @@ class Upload {
   std::string lineage_edges_;                               // JSON array for the lineage log entry, if any
   std::vector<ItemKey> lineage_parents_;                    // items named by the lineage: re-checked at commit
   Sha256Hasher hasher_;
+  std::optional<Sha256> received_hash_;  // hasher_ finished by DeclareReceivedDigest
   bool done_ = false;
   bool digest_declared_ = true;
   // Last member: destroyed (stopped and joined) before what its worker uses.

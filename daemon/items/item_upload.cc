@@ -169,7 +169,7 @@ class UploadPipeline {
 Upload::~Upload() { pipeline_.reset(); }
 
 absl::Status Upload::Accept(std::string_view data) {
-  if (done_) return absl::FailedPreconditionError("upload already finished");
+  if (done_ || received_hash_) return absl::FailedPreconditionError("upload already finished");
   if (received_ + data.size() > declared_.size) {
     return absl::InvalidArgumentError(StrCat("received more than the declared size of ", declared_.size, " bytes"));
   }
@@ -206,6 +206,17 @@ absl::Status Upload::DeclareDigest(const ContentDigest& digest) {
   declared_.hash = digest.hash;
   digest_declared_ = true;
   return absl::OkStatus();
+}
+
+absl::Status Upload::DeclareReceivedDigest() {
+  if (done_ || received_hash_) return absl::FailedPreconditionError("upload already finished");
+  if (digest_declared_) return absl::InvalidArgumentError("the upload already declared its digest");
+  if (received_ != declared_.size) {
+    return absl::InvalidArgumentError(StrCat("received ", received_, " bytes, the upload's header declared ",
+                                             declared_.size, "; nothing was stored"));
+  }
+  received_hash_ = hasher_.Finish();
+  return DeclareDigest(ContentDigest{*received_hash_, received_});
 }
 
 absl::Status Upload::Append(std::string_view data) {
@@ -249,7 +260,7 @@ absl::StatusOr<PutResult> Upload::Commit() {
   if (!digest_declared_) {
     return absl::InvalidArgumentError("the upload ended without declaring its digest; nothing was stored");
   }
-  ContentDigest actual{hasher_.Finish(), received_};
+  ContentDigest actual{received_hash_ ? *received_hash_ : hasher_.Finish(), received_};
   if (actual != declared_) {
     return absl::InvalidArgumentError(StrCat("content does not match the declared digest: declared ",
                                              declared_.HashString(), " (", declared_.size, " bytes), received ",

@@ -4,7 +4,7 @@ and Jepsen's checkers.
 
 A seeded generator drives the real daemon (real RocksDB in a temp dir, real
 unix socket, the generated Python stubs) with random interleavings of every
-mutating RPC: streamed puts (digest in the header or in a trailer), batch
+mutating RPC: streamed puts (digest in the header, in a trailer, or the daemon's), batch
 puts, racing re-uploads of the same content (other subjects, datasets, kind),
 tags, dataset registration, model registration with lineage, lineage added
 later, holds added and removed, bare shreds (explicit and automatic request
@@ -257,7 +257,7 @@ class ModelRun:
     """One seed: a fresh daemon, `steps` random steps, a check after each."""
 
     OPS = [  # (name, weight)
-        ("put_new", 14), ("put_trailer", 5), ("batch_new", 8), ("reupload", 8), ("reupload_shredded", 4),
+        ("put_new", 14), ("put_trailer", 5), ("put_daemon_digest", 4), ("batch_new", 8), ("reupload", 8), ("reupload_shredded", 4),
         ("tag", 6), ("register_dataset", 3), ("model_register", 8), ("add_lineage", 3),
         ("photo_as_model", 3), ("hold_add", 5), ("hold_remove", 3), ("shred", 7), ("shred_repeat", 2),
         ("order", 7), ("order_resubmit", 3), ("subject_map", 3), ("invalid", 10), ("race_reupload_shred", 5),
@@ -399,14 +399,18 @@ class ModelRun:
     # ---------------------------------------------------------------- uploads
     def put_stream(self, c, kind, subjects=(), datasets=(), labels=None, lineage=(), trailer=False,
                    ch=None, pause=None, pause_after=None, data=None, declared=None, size=None,
-                   trailer_digest=None, name=""):
+                   trailer_digest=None, name="", daemon_digest=False, header_hash=None):
         """Streamed Put. `pause`: an Event waited on (at most PAUSE_SECONDS) after the
-        header and the first part of the data; `pause_after` is set then."""
+        header and the first part of the data; `pause_after` is set then.
+        `trailer`: the digest follows the data; `daemon_digest`: no digest at
+        all, the daemon's is the address (PutHeader.daemon_digest);
+        `header_hash` forces the header's hash (refused combinations)."""
         data = c.data if data is None else data
         size = len(data) if size is None else size
-        h = pb.PutHeader(digest=pb.Digest(hash="" if trailer else (declared or c.digest), size_bytes=size),
+        hash_ = "" if (trailer or daemon_digest) else (declared or c.digest)
+        h = pb.PutHeader(digest=pb.Digest(hash=hash_ if header_hash is None else header_hash, size_bytes=size),
                          metadata=self.meta_pb(kind, subjects, datasets, labels, name),
-                         lineage=self.edges_pb(lineage))
+                         lineage=self.edges_pb(lineage), daemon_digest=daemon_digest)
 
         def gen():
             yield pb.PutRequest(header=h)
@@ -584,19 +588,31 @@ class ModelRun:
             shutil.rmtree(self.root, ignore_errors=True)
 
     # -- uploads
-    def op_put_new(self, r, trailer=False):
+    def op_put_new(self, r, trailer=False, daemon_digest=False):
         kind = "photo" if r.random() < 0.8 else "model"
         c = self.new_content(kind)
         subj, ds, lab = self.r_meta(r, kind)
         ds = {x for x in ds if kind == "photo"}
-        res = self.put_stream(c, kind, subj, ds, lab, trailer=trailer)
+        res = self.put_stream(c, kind, subj, ds, lab, trailer=trailer, daemon_digest=daemon_digest)
         self.stats.ops += 1
-        self.expect_put(c, kind, res, subj, ds, lab, what="trailer put" if trailer else "put")
+        what = "trailer put" if trailer else "daemon-digest put" if daemon_digest else "put"
+        self.expect_put(c, kind, res, subj, ds, lab, what=what)
         if res.ok and res.value.already_present:
             self.fail("h", "a new content %s was answered already_present" % c.short())
+        if res.ok and res.value.digest.hash != c.digest:
+            self.fail("h", "%s of %s answered digest %s" % (what, c.short(), res.value.digest.hash))
+
+    @staticmethod
+    def digest_mode(r):
+        """Where a model's digest is declared: the header, a trailer, or nowhere (the daemon's)."""
+        x = r.random()
+        return {"trailer": x < 0.3, "daemon_digest": 0.3 <= x < 0.5}
 
     def op_put_trailer(self, r):
         return self.op_put_new(r, trailer=True)
+
+    def op_put_daemon_digest(self, r):
+        return self.op_put_new(r, daemon_digest=True)
 
     def op_batch_new(self, r):
         n = r.randint(1, 6)
@@ -633,7 +649,7 @@ class ModelRun:
         c = r.choice(present)
         kind = c.kind if r.random() < 0.8 else ("model" if c.kind == "photo" else "photo")
         subj, ds, lab = self.r_meta(r, "photo", n_subj=(1, 2), n_ds=(0, 1))
-        path = r.choice(["stream", "trailer", "batch"])
+        path = r.choice(["stream", "trailer", "daemon", "batch"])
         if path == "batch":
             e = call(self.store().BatchPut, pb.BatchPutRequest(entries=[self.batch_entry(c, kind, subj, ds, lab)]),
                      timeout=RPC_TIMEOUT)
@@ -642,7 +658,7 @@ class ModelRun:
             x = e.value.results[0]
             res = R(True, x) if x.code == 0 else R(False, code=grpc.StatusCode.UNKNOWN, details=x.message)
         else:
-            res = self.put_stream(c, kind, subj, ds, lab, trailer=(path == "trailer"))
+            res = self.put_stream(c, kind, subj, ds, lab, trailer=(path == "trailer"), daemon_digest=(path == "daemon"))
         self.stats.ops += 1
         if res.ok and not res.value.already_present:
             self.fail("h", "re-upload of present %s answered already_present=false" % c.short())
@@ -655,7 +671,7 @@ class ModelRun:
         c = r.choice(shredded)
         new_ds = r.choice(self.dataset_pool)
         before = self.snapshot()
-        path = r.choice(["stream", "trailer", "batch", "tag", "dataset", "lineage"])
+        path = r.choice(["stream", "trailer", "daemon", "batch", "tag", "dataset", "lineage"])
         if path == "batch":
             e = call(self.store().BatchPut, pb.BatchPutRequest(
                 entries=[self.batch_entry(c, c.kind, (r.choice(self.subject_pool),), (new_ds,))]), timeout=RPC_TIMEOUT)
@@ -673,7 +689,8 @@ class ModelRun:
                 self.fail("a", "a model with lineage to shredded %s was stored" % c.short())
             m.introduced = True
         else:
-            res = self.put_stream(c, c.kind, (r.choice(self.subject_pool),), (new_ds,), trailer=(path == "trailer"))
+            res = self.put_stream(c, c.kind, (r.choice(self.subject_pool),), (new_ds,), trailer=(path == "trailer"),
+                                  daemon_digest=(path == "daemon"))
         self.stats.ops += 1
         if res.ok:
             self.fail("a", "%s of shredded content %s was accepted" % (path, c.short()))
@@ -744,7 +761,7 @@ class ModelRun:
         edges = self.r_lineage(r)
         _, ds, lab = self.r_meta(r, "model", n_ds=(0, 1))
         ds = ds if r.random() < 0.2 else set()
-        res = self.put_stream(m, "model", (), ds, lab, lineage=edges, trailer=r.random() < 0.3)
+        res = self.put_stream(m, "model", (), ds, lab, lineage=edges, **self.digest_mode(r))
         self.stats.ops += 1
         self.expect_put(m, "model", res, (), ds, lab, lineage=edges, what="model register")
 
@@ -777,7 +794,7 @@ class ModelRun:
             return self.op_put_new(r)
         c = r.choice(photos)
         edges = {("d", r.choice(self.usable_datasets()))}
-        res = self.put_stream(c, "model", lineage=edges, trailer=r.random() < 0.3)
+        res = self.put_stream(c, "model", lineage=edges, **self.digest_mode(r))
         self.stats.ops += 1
         self.expect_put(c, "model", res, (), (), {}, lineage=edges, what="photo re-uploaded as a model")
         self.touched.add(c.digest)
@@ -1186,7 +1203,8 @@ class ModelRun:
         kinds = ["wrong_digest", "wrong_size", "bad_subject", "bad_dataset", "too_many_datasets", "cancelled",
                  "truncated", "trailer_mismatch", "tag_unknown", "tag_bad", "shred_unknown", "shred_malformed",
                  "lineage_unknown", "order_no_selector", "order_bad_date", "hold_bad", "dataset_unknown_digest",
-                 "lineage_on_photo", "batch_all_bad", "derived_from_photo", "order_stale_plan"]
+                 "lineage_on_photo", "batch_all_bad", "derived_from_photo", "order_stale_plan",
+                 "daemon_digest_with_hash", "daemon_digest_with_trailer", "daemon_digest_truncated"]
         kind = r.choice(kinds)
         before = self.snapshot()
         new_ds = ["ds-refused-%s-%d-%d" % (self.seed, self.step, i) for i in range(2)]
@@ -1212,6 +1230,13 @@ class ModelRun:
             res = self.put_stream(c, "photo", subj, new_ds, data=c.data[: c.size // 2], size=c.size)
         elif kind == "trailer_mismatch":
             res = self.put_stream(c, "photo", subj, new_ds, trailer=True, trailer_digest=sha256_digest(b"other"))
+        elif kind == "daemon_digest_with_hash":
+            res = self.put_stream(c, "photo", subj, new_ds, daemon_digest=True, header_hash=c.digest)
+        elif kind == "daemon_digest_with_trailer":
+            res = self.put_stream(c, "photo", subj, new_ds, daemon_digest=True, trailer=True)
+        elif kind == "daemon_digest_truncated":
+            res = self.put_stream(c, "photo", subj, new_ds, daemon_digest=True, data=c.data[: c.size // 2],
+                                  size=c.size)
         elif kind == "tag_unknown":
             res = call(self.catalog().UpdateItem, opb.UpdateItemRequest(
                 digest=pb.Digest(hash=c.digest), add_subject_ids=subj, add_datasets=new_ds))

@@ -230,6 +230,23 @@ class BigFileTest(CliTest):
             t_put, mb / t_put, t_get, mb / t_get, t_sum, mb / t_sum,
             ", age -e %.2fs (%.0f MB/s)" % (t_age, mb / t_age) if t_age else ""))
 
+    def test_the_digest_is_the_same_whether_the_client_hashes_or_not(self):
+        """Large files are addressed by the daemon's digest of what it received
+        unless --verify-digest asks the client to hash as well (docs/CLI.md)."""
+        src = os.path.join(self.tmp, "model.bin")
+        with open(src, "wb") as f:
+            f.write(os.urandom(5 * CHUNK + 3))
+        expected = sha256sum(src)
+        p, lines = self.d.ctl("put", "--verify-digest", src, json_out=True)
+        self.assertEqual((lines[0]["digest"], lines[0]["status"]), (expected, "stored"))
+        p, lines = self.d.ctl("put", src, json_out=True)
+        self.assertEqual((lines[0]["digest"], lines[0]["status"]), (expected, "present"))
+        self.d.ctl("shred", expected)
+        for flags in ([], ["--verify-digest"]):
+            p, lines = self.d.ctl("put", *flags, src, json_out=True, check=False)
+            self.assertEqual(p.returncode, 6, p.stderr.decode())
+            self.assertIn("shredded", p.stderr.decode())
+
     def _time_age(self, src):
         """Informational only: age -e on the same file, for the throughput note."""
         if not shutil.which("age") or not shutil.which("age-keygen"):

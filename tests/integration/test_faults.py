@@ -341,6 +341,63 @@ class TrailingDigestTest(FaultTest):
         self.assertEqual(files_under(self.blobs_dir()), set())
 
 
+class DaemonDigestTest(FaultTest):
+    """Uploads addressed by the daemon's digest (PutHeader.daemon_digest, as
+    shredctl put sends large files): the item is addressed by the SHA-256 of
+    what the daemon received, with every check a declared digest gets
+    (size, shredded content, lineage); nothing stored on any refusal."""
+
+    def _put(self, reqs):
+        return self.d.store().Put(iter(reqs), timeout=60)
+
+    @staticmethod
+    def daemon_header(size, h="", **meta):
+        return pb.PutRequest(header=pb.PutHeader(digest=dmsg(h, size), metadata=pb.ItemMetadata(**meta),
+                                                 daemon_digest=True))
+
+    def test_round_trip_is_addressed_by_what_arrived(self):
+        for size in (0, 100, INLINE_MAX + 1, 2 * CHUNK + 7):
+            with self.subTest(size=size):
+                data = rand(size)
+                h = sha256_digest(data)
+                r = self._put([self.daemon_header(size)] + data_msgs(data, CHUNK // 3))
+                self.assertEqual(r.digest.hash, h)
+                self.assertEqual(r.digest.size_bytes, size)
+                self.assertFalse(r.already_present)
+                self.assertEqual(self.get_all(h)[0], data)
+                r = self._put([self.daemon_header(size)] + data_msgs(data))
+                self.assertTrue(r.already_present)
+
+    def test_refused_combinations_store_nothing(self):
+        data = rand(INLINE_MAX + 10)
+        h, n = sha256_digest(data), len(data)
+        cases = {  # name: (requests, what the error says)
+            "with a header hash": ([self.daemon_header(n, h)] + data_msgs(data), "must not declare a hash"),
+            "with a trailer": ([self.daemon_header(n)] + data_msgs(data) +
+                               [pb.PutRequest(trailer=pb.PutTrailer(digest=dmsg(h, n)))], "a trailer in an upload"),
+            "fewer bytes than declared": ([self.daemon_header(n)] + data_msgs(data[:-1]),
+                                          "received %d bytes, the upload's header declared %d" % (n - 1, n)),
+            "more bytes than declared": ([self.daemon_header(n - 1)] + data_msgs(data), "more than the declared size"),
+        }
+        for name, (reqs, says) in cases.items():
+            with self.subTest(case=name):
+                e = self.assertRpcError(IA, self._put, reqs)
+                self.assertIn(says, e.details())
+                self.assertNotStored(h)
+                self.wait_until(lambda: self.part_files() == [], "tmp/ to be empty")
+        self.assertEqual(files_under(self.blobs_dir()), set())
+
+    def test_shredded_content_is_refused(self):
+        data = rand(2 * CHUNK + 3)
+        h = sha256_digest(data)
+        self._put([self.daemon_header(len(data))] + data_msgs(data))
+        self.d.shredder().Shred(pb.ShredRequest(digests=[dmsg(h, len(data))]), timeout=60)
+        e = self.assertRpcError(grpc.StatusCode.FAILED_PRECONDITION, self._put,
+                                [self.daemon_header(len(data))] + data_msgs(data))
+        self.assertIn("shredded", e.details())
+        self.assertNotStored(h)
+
+
 # ---------------------------------------------------------------- cut-off uploads
 
 CLIENT_SCRIPT = r"""
