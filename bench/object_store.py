@@ -175,7 +175,7 @@ def bench_shred(bindir, c, work, rounds):
         root = tempfile.mkdtemp(dir=work)
         config, env = None, None
         if mode == "sync":
-            bucket = "bench-shred-" + os.path.basename(root).lower().replace("_", "-")
+            bucket = "bench-shred-" + os.path.basename(root).lower().replace("_", "-").strip("-")
             sh(["rclone", "mkdir", "s3:" + bucket], env=rclone_env(c, "bench-crypt"))
             config, env = write_config(root, c, bucket), aws_env(c)
         d = Daemon(bindir, root, config, env)

@@ -74,6 +74,16 @@ Sha256 Sha256Hasher::Finish() {
   return out;
 }
 
+Sha256 Sha256Hasher::Peek() const {
+  EVP_MD_CTX* copy = EVP_MD_CTX_new();
+  if (copy == nullptr || EVP_MD_CTX_copy_ex(copy, ctx_) != 1) abort();  // out of memory
+  Sha256 out;
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(copy, out.data(), &len);
+  EVP_MD_CTX_free(copy);
+  return out;
+}
+
 Sha256 Sha256Hasher::Of(std::string_view bytes) {
   Sha256Hasher h;
   h.Update(bytes);

@@ -47,6 +47,10 @@ class Sha256Hasher {
   void Update(std::string_view bytes);
   // Returns the digest; the hasher must not be used afterwards.
   Sha256 Finish();
+  // The digest of what was fed so far; the hasher goes on (more Update,
+  // then Finish). Lets one pass give the digest of a prefix and of the
+  // whole, e.g. a body's checksum and the body-with-checksum's digest.
+  Sha256 Peek() const;
 
   static Sha256 Of(std::string_view bytes);
 

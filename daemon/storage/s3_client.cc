@@ -27,6 +27,10 @@ struct S3Client::Request {
   std::string_view body{};
   std::vector<std::string> headers{};  // "Name: value"
   std::string* sink = nullptr;         // a GET's data is appended here
+  // SHA-256 of `body` in lowercase hex if the caller has it already (one
+  // hashing pass less); the store refuses a wrong one (400
+  // XAmzContentSHA256Mismatch), so a mistake cannot go unnoticed.
+  std::string_view payload_sha256{};
 };
 
 struct S3Client::Response {
@@ -360,7 +364,7 @@ void Backoff(const S3Config& cfg, int attempt) {
 absl::StatusOr<S3Client::Response> S3Client::Send(const Request& req) {
   const std::string url =
       StrCat(base_url_, req.service ? "" : bucket_path_, "/", S3UriEncode(req.key, true), Query(req.query));
-  const std::string payload_hash = Sha256Hex(req.body);
+  const std::string payload_hash = req.payload_sha256.empty() ? Sha256Hex(req.body) : std::string(req.payload_sha256);
   const SecretBytes password = PasswordCString(*config_.credentials);
   curl_slist* headers = BuildHeaders(config_, req, payload_hash);
   const std::string what = StrCat(req.op, " s3://", config_.bucket, "/", req.key);
@@ -445,8 +449,10 @@ absl::Status S3Client::PutBucketVersioning(bool enabled) {
 
 // ---- object calls ----------------------------------------------------------
 
-absl::StatusOr<std::string> S3Client::PutObject(std::string_view key, std::string_view body) {
-  auto resp = Send({.op = "PutObject", .method = "PUT", .key = std::string(key), .body = body});
+absl::StatusOr<std::string> S3Client::PutObject(std::string_view key, std::string_view body,
+                                                std::string_view payload_sha256) {
+  auto resp = Send(
+      {.op = "PutObject", .method = "PUT", .key = std::string(key), .body = body, .payload_sha256 = payload_sha256});
   if (!resp.ok()) return resp.status();
   return resp->version_id;
 }

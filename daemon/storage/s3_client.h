@@ -120,8 +120,12 @@ class S3Client {
   absl::Status PutBucketVersioning(bool enabled);
 
   // Object calls. Keys are full keys (see KeyFor). PutObject returns the new
-  // version id ("" when unversioned).
-  absl::StatusOr<std::string> PutObject(std::string_view key, std::string_view body);
+  // version id ("" when unversioned). `payload_sha256`: the body's SHA-256
+  // in lowercase hex, if the caller has computed it anyway (the request is
+  // then signed over it without hashing the body again; the store checks it
+  // against what arrives and refuses a wrong one: INVALID_ARGUMENT).
+  absl::StatusOr<std::string> PutObject(std::string_view key, std::string_view body,
+                                        std::string_view payload_sha256 = {});
   // Appends bytes [offset, offset + length) to *out (fewer if the object is
   // shorter); length 0 reads to the end. `if_match`: an ETag the object must
   // still have (FAILED_PRECONDITION otherwise).

@@ -52,20 +52,45 @@ std::string SnapshotId(uint64_t seq, uint64_t ms) { return StrCat(Pad(seq, 20), 
 
 std::string ShaHex(std::string_view bytes) { return HexEncode(Sha256Hasher::Of(bytes)); }
 
+constexpr size_t kWalHeader = 8 + 8 + 8 + 8 + 4;  // magic, first, last, floor, batch count
+
+WalObjectWriter::WalObjectWriter(std::string* out) : out_(out) {
+  out_->assign(kWalMagic);
+  out_->resize(kWalHeader);
+}
+
+void WalObjectWriter::Add(uint64_t seq, uint32_t count, std::string_view rep) {
+  if (batches_ == 0) first_ = seq;
+  last_ = WalBatch{.seq = seq, .count = count, .rep = {}}.last();
+  ++batches_;
+  char head[16];
+  StoreBigEndian64(head, seq);
+  StoreBigEndian32(head + 8, count);
+  StoreBigEndian32(head + 12, static_cast<uint32_t>(rep.size()));
+  out_->append(head, sizeof head);
+  out_->append(rep);
+}
+
+Sha256 WalObjectWriter::Finish(uint64_t floor) {
+  char* h = out_->data();
+  StoreBigEndian64(h + 8, first_);
+  StoreBigEndian64(h + 16, last_);
+  StoreBigEndian64(h + 24, floor);
+  StoreBigEndian32(h + 32, batches_);
+  Sha256Hasher hasher;
+  hasher.Update(*out_);
+  const Sha256 sum = hasher.Peek();
+  const std::string_view tail(reinterpret_cast<const char*>(sum.data()), sum.size());
+  hasher.Update(tail);
+  out_->append(tail);
+  return hasher.Finish();
+}
+
 std::string EncodeWalObject(std::span<const WalBatch> batches, uint64_t floor) {
-  std::string out(kWalMagic);
-  AppendBigEndian64(&out, batches.empty() ? 0 : batches.front().seq);
-  AppendBigEndian64(&out, batches.empty() ? 0 : batches.back().last());
-  AppendBigEndian64(&out, floor);
-  out += BigEndian32(static_cast<uint32_t>(batches.size()));
-  for (const WalBatch& b : batches) {
-    AppendBigEndian64(&out, b.seq);
-    out += BigEndian32(b.count);
-    out += BigEndian32(static_cast<uint32_t>(b.rep.size()));
-    out += b.rep;
-  }
-  const Sha256 sum = Sha256Hasher::Of(out);
-  out.append(reinterpret_cast<const char*>(sum.data()), sum.size());
+  std::string out;
+  WalObjectWriter w(&out);
+  for (const WalBatch& b : batches) w.Add(b.seq, b.count, b.rep);
+  w.Finish(floor);
   return out;
 }
 
@@ -74,7 +99,7 @@ absl::StatusOr<WalObjectBody> DecodeWalObject(std::string_view body, std::string
     return absl::DataLossError(StrCat("WAL object ", name, " is damaged: ", why));
   };
   const bool v1 = body.starts_with(kWalMagicV1);
-  const size_t head = v1 ? 8 + 8 + 8 + 4 : 8 + 8 + 8 + 8 + 4;
+  const size_t head = v1 ? 8 + 8 + 8 + 4 : kWalHeader;
   if (body.size() < head + 32 || (!v1 && !body.starts_with(kWalMagic))) return bad("not a shredd WAL object");
   std::string_view data = body.substr(0, body.size() - 32);
   const Sha256 sum = Sha256Hasher::Of(data);

@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include <nlohmann/json.hpp>
 
+#include "daemon/crypto/digest.h"
 #include "daemon/storage/s3_client.h"
 
 namespace shredd {
@@ -39,6 +40,29 @@ struct WalObjectBody {
 
 // "SHRDWAL2", first and last sequence, floor, batch count, the batches (seq,
 // count, length, rep; big-endian), then SHA-256 of all of it.
+//
+// Builds one in a buffer the caller may reuse (its capacity is kept: a
+// fresh multi-MiB buffer per object cost a page fault per 4 KiB), copying
+// each batch's bytes once, straight from the WAL reader.
+class WalObjectWriter {
+ public:
+  // Clears *out (keeping its capacity) and leaves room for the header.
+  explicit WalObjectWriter(std::string* out);
+  void Add(uint64_t seq, uint32_t count, std::string_view rep);
+  bool empty() const { return batches_ == 0; }
+  uint64_t first() const { return first_; }
+  uint64_t last() const { return last_; }
+  size_t size() const { return out_->size(); }
+  // Fills in the header and appends the checksum. Returns the SHA-256 of
+  // the whole object (checksum included), from the same hashing pass: the
+  // object store's payload hash (SigV4), so that the body is hashed once.
+  Sha256 Finish(uint64_t floor);
+
+ private:
+  std::string* out_;
+  uint64_t first_ = 0, last_ = 0;
+  uint32_t batches_ = 0;
+};
 std::string EncodeWalObject(std::span<const WalBatch> batches, uint64_t floor);
 // DATA_LOSS naming `name` if the checksum or the framing is wrong. Also
 // reads "SHRDWAL1" objects (no floor field; written one at a time, so their

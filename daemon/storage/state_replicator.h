@@ -98,6 +98,7 @@ class StateReplicator : public Durability {
   struct SealedWal {
     uint64_t first = 0, last = 0;
     std::string body;
+    std::string sha256;  // of the whole body, hex: the PUT's payload hash
   };
   // Reads the WAL after shipped_ into at most `room` sealed objects (up to
   // 16 MiB each); gaps (writes that skipped the WAL, files already gone)
@@ -108,10 +109,15 @@ class StateReplicator : public Durability {
   // (GetUpdatesSince), or the previous shipment's, read on (`resume`).
   // `full`: stopped at `room` objects.
   absl::Status ShipFromIterator(bool resume, std::vector<SealedWal>* out, size_t room, bool* full);
-  void SealWal(std::vector<WalBatch>& run, uint64_t* bytes, std::vector<SealedWal>* out);
-  // Puts them in order (after a failure, the rest fail too) and completes
-  // their flights. The first error.
-  absl::Status PutSealed(const std::vector<SealedWal>& sealed);
+  // Seals what `w` holds (in `body`) into `out`, if anything, and starts a
+  // new object in a fresh buffer.
+  void SealWal(WalObjectWriter& w, std::string& body, std::vector<SealedWal>* out);
+  // Object buffers are reused (spare_bodies_).
+  std::string TakeWalBuffer();
+  void RecycleWalBufferLocked(std::string&& body);
+  // Puts them in order (after a failure, the rest fail too), completes
+  // their flights and keeps their buffers for reuse. The first error.
+  absl::Status PutSealed(std::vector<SealedWal>& sealed);
   void CompleteFlightLocked(uint64_t first, const absl::Status& s);
   bool AllFlightsDoneLocked() const;
   size_t RoomLocked() const;  // objects that may still start
@@ -179,6 +185,8 @@ class StateReplicator : public Durability {
   std::map<uint64_t, Flight> flights_ ABSL_GUARDED_BY(mu_);
   uint64_t dispatched_ ABSL_GUARDED_BY(mu_) = 0;  // sealed into objects up to here
   bool rewind_ ABSL_GUARDED_BY(mu_) = false;      // an object failed: read again
+  static constexpr size_t kMaxKeptWalBuffer = 8 << 20;
+  std::vector<std::string> spare_bodies_ ABSL_GUARDED_BY(mu_);  // emptied WAL object buffers
 
   // The owner of a shipment only (shipping_).
   bool have_base_ = false;  // a snapshot of this database is in the store

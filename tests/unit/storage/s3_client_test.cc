@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "daemon/base/strings.h"
+#include "daemon/crypto/digest.h"
 #include "tests/unit/storage/s3_test_env.h"
 
 namespace shredd {
@@ -54,6 +55,26 @@ TEST(S3Client, PutGetRangedGetHeadDelete) {
   absl::Status s = c->GetObject(key, 0, 0, &none);
   EXPECT_TRUE(absl::IsNotFound(s)) << s;
   EXPECT_TRUE(none.empty());
+}
+
+// A caller that has the body's SHA-256 already passes it (the WAL shipper,
+// snapshot tables): the request is signed over it, and the store checks it
+// against the bytes that arrive, so a wrong one cannot store wrong bytes.
+TEST(S3Client, PutObjectWithTheCallersPayloadHash) {
+  SHREDD_REQUIRE_CEPH();
+  auto c = NewBucketClient();
+  ASSERT_NE(c, nullptr);
+  const std::string key = c->KeyFor("hashed"), data = RandomBytes(70000);
+  const std::string sha = HexEncode(Sha256Hasher::Of(data));
+  ASSERT_TRUE(c->PutObject(key, data, sha).ok());
+  std::string back;
+  ASSERT_TRUE(c->GetObject(key, 0, 0, &back).ok());
+  EXPECT_EQ(back, data);
+  const std::string other = HexEncode(Sha256Hasher::Of("other bytes"));
+  absl::Status s = c->PutObject(c->KeyFor("wrong"), data, other).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  EXPECT_NE(Msg(s).find("SHA256"), std::string::npos) << s;
+  EXPECT_TRUE(absl::IsNotFound(c->HeadObject(c->KeyFor("wrong")).status()));
 }
 
 TEST(S3Client, KeysAndPrefixesThatNeedEncoding) {

@@ -102,6 +102,26 @@ TEST(StateWalObject, RoundTripsAndCatchesTampering) {
   EXPECT_TRUE(absl::IsDataLoss(DecodeWalObject(EncodeWalObject(batches, 5), "y").status()));
 }
 
+// One hashing pass gives both the object's own checksum and the digest of
+// the whole object (the PUT's payload hash); a reused buffer holds nothing
+// of the previous object.
+TEST(StateWalObject, WriterGivesTheWholeObjectsDigestAndReusesItsBuffer) {
+  std::string buf = "leftovers of an earlier, longer object .........................";
+  WalObjectWriter w(&buf);
+  EXPECT_TRUE(w.empty());
+  w.Add(5, 2, "ab");
+  w.Add(7, 1, "cde");
+  EXPECT_EQ(w.first(), 5u);
+  EXPECT_EQ(w.last(), 7u);
+  const Sha256 whole = w.Finish(3);
+  EXPECT_EQ(whole, Sha256Hasher::Of(buf));
+  std::vector<WalBatch> batches = {{.seq = 5, .count = 2, .rep = "ab"}, {.seq = 7, .count = 1, .rep = "cde"}};
+  EXPECT_EQ(buf, EncodeWalObject(batches, 3));
+  auto back = DecodeWalObject(buf, "x");
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->batches[0].rep, "ab");
+}
+
 // Objects of the first format (one in flight at a time, no floor field)
 // still restore: their floor is the sequence number before them.
 TEST(StateWalObject, ReadsTheFirstFormat) {
