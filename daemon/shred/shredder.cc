@@ -158,9 +158,10 @@ absl::Status PlanSink::Flush() {
     puts.emplace_back(r.leaf_key, r.leaf_value);
   }
   std::sort(puts.begin(), puts.end());
+  // Reserved: one allocation, not growth by doubling (16: tag and lengths).
   size_t bytes = 0;
-  for (const auto& [k, v] : puts) bytes += k.size() + v.size() + 16;  // + tag and varint lengths
-  rocksdb::WriteBatch batch(bytes);  // one allocation, not growth by doubling
+  for (const auto& [k, v] : puts) bytes += k.size() + v.size() + 16;
+  rocksdb::WriteBatch batch(bytes);
   for (const auto& [k, v] : puts) batch.Put(rocksdb::Slice(k.data(), k.size()), rocksdb::Slice(v.data(), v.size()));
   // Not synced: a plan lost in a crash is simply made again (the next start
   // drops staged records without a "P" record). The first logged_items_ go
