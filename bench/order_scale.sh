@@ -17,7 +17,11 @@
 # steadier figure on a shared machine. ORDER_PERF=FILE records a perf
 # profile (perf record -g) of the daemon during the order;
 # ORDER_METRICS=127.0.0.1:PORT has the daemon serve its metrics there
-# (e.g. to sample shredd_memory_bytes during the order).
+# (e.g. to sample shredd_memory_bytes during the order). page_faults are the
+# daemon's minor + major faults during the order (/proc/PID/stat; the same
+# count as `perf stat -e page-faults -p PID`); the snapshot step prints the
+# ingest's figures the same way. The daemon inherits MALLOC_CONF, so
+# jemalloc settings can be compared without a rebuild.
 set -euo pipefail
 
 BIN=build-release/bin
@@ -75,11 +79,19 @@ if [[ ! -d $SNAP ]]; then
   rm -rf "$ROOT"
   mkdir -p "$ROOT"
   start_daemon "$ROOT"
-  "$BIN/bench_ingest" --server "unix:$ROOT/s.sock" --items "$ITEMS" --dataset source --seed 1 >"$ROOT/ingest.json"
+  read -r cpu0 flt0 < <(awk '{print ($14 + $15) / 100, $10 + $12}' "/proc/$DPID/stat")
+  wchar0=$(awk '/^wchar/ {print $2}' "/proc/$DPID/io")  # bytes written (WAL, flush, compaction)
+  "$BIN/bench_ingest" --server "unix:$ROOT/s.sock" --items "$ITEMS" --dataset source --seed 1 >"$ROOT/ingest.raw"
+  # The ingest as bench/run.py times it, plus the daemon's side of it.
+  read -r cpu1 flt1 < <(awk '{print ($14 + $15) / 100, $10 + $12}' "/proc/$DPID/stat")
+  hwm=$(awk '/VmHWM/ {print $2}' "/proc/$DPID/status")
+  wchar1=$(awk '/^wchar/ {print $2}' "/proc/$DPID/io")
+  printf '{"ingest":%s,"daemon_cpu_s":%s,"written_mib":%d,"page_faults":%d,"peak_rss_mib":%d,"load":"%s"}\n' "$(cat "$ROOT/ingest.raw")" \
+    "$(echo "$cpu1 - $cpu0" | bc)" $(((wchar1 - wchar0) >> 20)) $((flt1 - flt0)) $((hwm / 1024)) "$(cut -d' ' -f1-3 /proc/loadavg)" >"$ROOT/ingest.json"
   head -c $((1 << 20)) /dev/urandom >"$ROOT/model.bin"
   ctl model register "$ROOT/model.bin" --trained-on source >/dev/null
   stop_daemon
-  rm -f "$ROOT/log" "$ROOT/s.sock"
+  rm -f "$ROOT/log" "$ROOT/s.sock" "$ROOT/ingest.raw"
   mv "$ROOT" "$SNAP"
   echo "ingested: $(cat "$SNAP/ingest.json")" >&2
 fi
@@ -94,6 +106,7 @@ for _ in $(seq "$RUNS"); do
     PERF_PID=$!
     sleep 0.5
   fi
+  flt0=$(awk '{print $10 + $12}' "/proc/$DPID/stat")
   t0=$(date +%s.%N)
   ctl order submit --id big --basis ftc-order --reference bench --dataset source >/dev/null
   ctl order wait big --timeout 3600 >/dev/null
@@ -101,6 +114,8 @@ for _ in $(seq "$RUNS"); do
   if [[ -n ${ORDER_PERF:-} ]]; then kill -INT "$PERF_PID"; wait "$PERF_PID" || true; fi
   hwm=$(awk '/VmHWM/ {print $2}' "/proc/$DPID/status")
   cpu=$(awk '{print ($14 + $15) / 100}' "/proc/$DPID/stat")
+  sys=$(awk '{print $15 / 100}' "/proc/$DPID/stat")  # system time: page faults, purges, I/O
+  flt=$(( $(awk '{print $10 + $12}' "/proc/$DPID/stat") - flt0 ))  # = perf stat -e page-faults of the daemon
   left=$(ctl --json ls --limit 5)
   stop_daemon
   [[ -z $left ]] || { echo "items survived the order: $left" >&2; exit 1; }
@@ -112,9 +127,9 @@ for _ in $(seq "$RUNS"); do
   destroy_cpu=$(field "certificate issued" destroy_cpu_seconds)
   certify_cpu=$(field "certificate issued" certify_cpu_seconds)
   epochs=$(grep -c 'shredd: shred epoch ' "$ROOT/log" || true)
-  printf '{"bin":"%s","items":%s,"order_s":%.3f,"plan_s":%s,"destroy_s":%s,"certify_s":%s,"cpu_plan_s":%s,"cpu_destroy_s":%s,"cpu_certify_s":%s,"epochs":%s,"daemon_cpu_s":%s,"peak_rss_mib":%d,"load":"%s"}\n' \
+  printf '{"bin":"%s","items":%s,"order_s":%.3f,"plan_s":%s,"destroy_s":%s,"certify_s":%s,"cpu_plan_s":%s,"cpu_destroy_s":%s,"cpu_certify_s":%s,"epochs":%s,"daemon_cpu_s":%s,"daemon_sys_s":%s,"page_faults":%d,"peak_rss_mib":%d,"malloc_conf":"%s","load":"%s"}\n' \
     "$BIN" "$ITEMS" "$(echo "$t1 - $t0" | bc)" "${plan:-null}" "${destroy:-null}" "${certify:-null}" "${plan_cpu:-null}" \
-    "${destroy_cpu:-null}" "${certify_cpu:-null}" "$epochs" "$cpu" \
-    $((hwm / 1024)) "$(cut -d' ' -f1-3 /proc/loadavg)"
+    "${destroy_cpu:-null}" "${certify_cpu:-null}" "$epochs" "$cpu" "$sys" "$flt" \
+    $((hwm / 1024)) "${MALLOC_CONF:-}" "$(cut -d' ' -f1-3 /proc/loadavg)"
   rm -rf "$ROOT"
 done

@@ -42,6 +42,9 @@ bool UsingJemalloc();
 // a background thread purges pages unused for about 1 s (dirty) straight
 // back to the kernel (muzzy decay 0: no MADV_FREE stage, so RSS shows it at
 // once). 1 s rather than 5 s took 17 MiB off the peak of a 3M-item order.
+// Issue 17 tried 5 s without the oversize arena (oversize_threshold:0):
+// half the page faults, but 295 instead of 239 MiB at the peak of a 3M
+// order and no CPU saved, so not kept (docs/PERFORMANCE.md).
 inline constexpr char kJemallocConf[] = "narenas:2,background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0";
 
 // Allocator settings. Call first thing in main, before any thread starts.

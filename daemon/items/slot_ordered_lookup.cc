@@ -61,7 +61,9 @@ absl::Status SlotOrderedLookup::ReadQueued() {
 // WAL (see the header): copies of records already in the database.
 absl::Status SlotOrderedLookup::Spill() {
   std::sort(sorted_.begin(), sorted_.end(), [](const auto& a, const auto& b) { return a.slot < b.slot; });
-  rocksdb::WriteBatch batch;
+  size_t bytes = 0;
+  for (const auto& r : sorted_) bytes += scope_.size() + 8 + r.key.size() + r.record.size() + 16;
+  rocksdb::WriteBatch batch(bytes);  // one allocation, not growth by doubling
   std::string value;
   for (const auto& r : sorted_) {
     value.assign(reinterpret_cast<const char*>(r.key.data()), r.key.size());

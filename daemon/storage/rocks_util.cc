@@ -63,6 +63,15 @@ void ApplyRocksDbMemoryBudget(uint64_t budget_bytes, rocksdb::Options* options,
 }
 
 void ApplyRocksDbWriteTuning(rocksdb::Options* options) {
+  // Compact level 0 into level 1 at 8 files, not 4: item keys are keyed
+  // hashes, so every L0 file overlaps all of L1 and each L0->L1 compaction
+  // rewrites the whole of L1; twice the input per rewrite cut the bytes the
+  // daemon wrote in a 300,000-item ingest from 2,837 to 1,935 MiB
+  // (docs/PERFORMANCE.md, "Issue 17, part 2"). The stall triggers move up
+  // with it.
+  options->level0_file_num_compaction_trigger = 8;
+  options->level0_slowdown_writes_trigger = 30;
+  options->level0_stop_writes_trigger = 48;
   options->memtable_whole_key_filtering = true;
   options->memtable_prefix_bloom_size_ratio = 0.02;
   options->compression_per_level = {rocksdb::kNoCompression,  rocksdb::kNoCompression,  rocksdb::kLZ4Compression,

@@ -47,7 +47,9 @@ void ApplyRocksDbMemoryBudget(uint64_t budget_bytes, rocksdb::Options* options, 
 //   - no block compression on levels 0 and 1 (what a bulk ingest writes is
 //     mostly ciphertext, sealed records and hashes, which do not compress:
 //     flush and the first compactions spent CPU on Snappy for nothing), LZ4
-//     below.
+//     below;
+//   - level-0 compaction at 8 files instead of 4 (stalls at 30 and 48),
+//     which cuts the ingest's compaction writes by about a third.
 // Integrated BlobDB for the inline ciphertext was measured and not kept
 // (docs/PERFORMANCE.md). With state replication (durability.h) obsolete WAL
 // files are archived for the replicator.
