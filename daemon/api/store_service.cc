@@ -5,8 +5,11 @@
 #include <map>
 #include <thread>
 
+#include <google/protobuf/descriptor.h>
+
 #include "daemon/api/auth.h"
 #include "daemon/api/proto_convert.h"
+#include "daemon/api/raw_messages.h"
 #include "daemon/api/status_map.h"
 #include "daemon/base/bounded_queue.h"
 #include "daemon/base/metrics.h"
@@ -14,14 +17,58 @@
 
 namespace shredd {
 
-grpc::Status StoreService::Put(grpc::ServerContext* ctx, grpc::ServerReader<v1::PutRequest>* reader,
+namespace {
+
+// The position of `method` in the Store service: the index of the generated
+// code's handler table.
+int StoreMethodIndex(const std::string& method) {
+  const auto* service =
+      google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(v1::Store::service_full_name());
+  return service->FindMethodByName(method)->index();
+}
+
+// Reads the next upload message; false at the end of the stream. A message
+// that is not a PutRequest ends the upload with `*error`.
+bool ReadPutMessage(grpc::ServerReader<grpc::ByteBuffer>* reader, PutMessage* msg, grpc::Status* error) {
+  grpc::ByteBuffer buffer;
+  if (!reader->Read(&buffer)) return false;
+  if (auto s = msg->Parse(&buffer); !s.ok()) {
+    *error = ToGrpc(s);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+StoreService::StoreService(ItemStore* store, Catalog* catalog) : store_(store), catalog_(catalog) {
+  // The same mechanism the generated WithStreamedUnaryMethod_ classes use:
+  // the handler is replaced, the method's name and messages stay.
+  MarkMethodStreamed(StoreMethodIndex("Put"),
+                     new grpc::internal::ClientStreamingHandler<StoreService, grpc::ByteBuffer, v1::PutResponse>(
+                         [](StoreService* self, grpc::ServerContext* ctx, grpc::ServerReader<grpc::ByteBuffer>* reader,
+                            v1::PutResponse* response) { return self->Put(ctx, reader, response); },
+                         this));
+  MarkMethodStreamed(
+      StoreMethodIndex("Get"),
+      new grpc::internal::BidiStreamingHandler<StoreService, v1::GetRequest, grpc::ByteBuffer>(
+          [](StoreService* self, grpc::ServerContext* ctx,
+             grpc::ServerReaderWriter<grpc::ByteBuffer, v1::GetRequest>* stream) { return self->Get(ctx, stream); },
+          this));
+}
+
+grpc::Status StoreService::Put(grpc::ServerContext* ctx, grpc::ServerReader<grpc::ByteBuffer>* reader,
                                v1::PutResponse* response) {
   SHREDD_AUTHORIZE(ctx);
-  v1::PutRequest req;
-  if (!reader->Read(&req)) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "empty upload stream");
-  if (!req.has_header()) {
+  PutMessage first;
+  grpc::Status bad;
+  if (!ReadPutMessage(reader, &first, &bad)) {
+    return bad.ok() ? grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "empty upload stream") : bad;
+  }
+  if (!first.has_header()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "the first message of an upload must be its header");
   }
+  const v1::PutRequest& req = first.parsed();
   // An empty hash in the header: the digest comes in a trailer after the
   // data, or (daemon_digest) is the digest of what the daemon received.
   const bool trailing = req.header().digest().hash().empty();
@@ -66,22 +113,24 @@ grpc::Status StoreService::Put(grpc::ServerContext* ctx, grpc::ServerReader<v1::
   return ReceiveUpload(ctx, reader, std::move(*up), before_commit, daemon_digest, response);
 }
 
-grpc::Status StoreService::ReceiveUpload(grpc::ServerContext* ctx, grpc::ServerReader<v1::PutRequest>* reader,
+grpc::Status StoreService::ReceiveUpload(grpc::ServerContext* ctx, grpc::ServerReader<grpc::ByteBuffer>* reader,
                                          std::unique_ptr<Upload> upload,
                                          const std::function<absl::Status(Upload*)>& before_commit, bool daemon_digest,
                                          v1::PutResponse* response) {
-  v1::PutRequest req;
+  PutMessage msg;
+  grpc::Status bad;
   bool trailer_seen = false;
-  while (reader->Read(&req)) {
-    if (req.has_header()) {
+  while (ReadPutMessage(reader, &msg, &bad)) {
+    const v1::PutRequest& req = msg.parsed();
+    if (msg.has_header()) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a second header in one upload stream");
     }
-    if (req.has_trailer() && daemon_digest) {
+    if (msg.has_trailer() && daemon_digest) {
       return grpc::Status(
           grpc::StatusCode::INVALID_ARGUMENT,
           "a trailer in an upload addressed by the daemon's digest (daemon_digest); nothing was stored");
     }
-    if (req.has_trailer()) {
+    if (msg.has_trailer()) {
       if (trailer_seen)
         return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a second trailer in one upload stream");
       trailer_seen = true;
@@ -93,10 +142,10 @@ grpc::Status StoreService::ReceiveUpload(grpc::ServerContext* ctx, grpc::ServerR
     if (trailer_seen) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "data after the upload's trailer; nothing was stored");
     }
-    Metrics().bytes_received.Add(req.data().size());
-    // Take the bytes over from the message: no copy on the way to the cipher.
-    if (auto s = upload->Append(std::move(*req.mutable_data())); !s.ok()) return ToGrpc(s);
+    Metrics().bytes_received.Add(msg.data_size());
+    if (auto s = upload->AppendRun(msg.TakeData()); !s.ok()) return ToGrpc(s);
   }
+  if (!bad.ok()) return bad;
   if (ctx->IsCancelled()) {
     return grpc::Status(grpc::StatusCode::CANCELLED, "upload cancelled by the client; nothing was stored");
   }
@@ -167,54 +216,58 @@ grpc::Status StoreService::BatchPut(grpc::ServerContext* ctx, const v1::BatchPut
   return grpc::Status::OK;
 }
 
-grpc::Status StoreService::Get(grpc::ServerContext* ctx, const v1::GetRequest* request,
-                               grpc::ServerWriter<v1::GetResponse>* writer) {
+grpc::Status StoreService::Get(grpc::ServerContext* ctx,
+                               grpc::ServerReaderWriter<grpc::ByteBuffer, v1::GetRequest>* stream) {
   SHREDD_AUTHORIZE(ctx);
-  auto hash = ParseDigestHash(request->digest().hash());
+  v1::GetRequest request;
+  if (!stream->Read(&request)) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a download needs a GetRequest");
+  }
+  auto hash = ParseDigestHash(request.digest().hash());
   if (!hash.ok()) return ToGrpc(hash.status());
-  if (request->offset() < 0 || request->limit() < 0) {
+  if (request.offset() < 0 || request.limit() < 0) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "offset and limit must not be negative");
   }
   auto reader = store_->OpenReader(*hash);
   if (!reader.ok()) return ToGrpc(reader.status());
-  if (request->digest().size_bytes() != 0 &&
-      static_cast<uint64_t>(request->digest().size_bytes()) != (*reader)->size()) {
+  if (request.digest().size_bytes() != 0 && static_cast<uint64_t>(request.digest().size_bytes()) != (*reader)->size()) {
     return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                        StrCat(request->digest().hash(), " is stored with size ", (*reader)->size(), ", not ",
-                               request->digest().size_bytes()));
+                        StrCat(request.digest().hash(), " is stored with size ", (*reader)->size(), ", not ",
+                               request.digest().size_bytes()));
   }
+  return SendContent(ctx, stream, **reader, request.offset(), request.limit());
+}
+
+grpc::Status StoreService::SendContent(grpc::ServerContext* ctx,
+                                       grpc::ServerReaderWriter<grpc::ByteBuffer, v1::GetRequest>* stream,
+                                       ItemReader& reader, int64_t offset, int64_t limit) {
   // Read ahead: a second thread reads and decrypts the next chunks while
-  // this one sends, with at most kAhead chunks of plaintext queued.
+  // this one sends, with at most kAhead chunks of plaintext queued. Each
+  // chunk's buffer goes to gRPC as it is (GetResponseBuffer), wiped once sent.
   constexpr size_t kAhead = 4;
   BoundedQueue<std::string> ahead(kAhead);
   absl::Status read_status;
   std::thread producer([&] {
-    read_status = (*reader)->ReadOwned(request->offset(), request->limit(), [&](std::string&& plain) {
+    read_status = reader.ReadOwned(offset, limit, [&](std::string&& plain) {
       if (ahead.Push(plain)) return true;
       sodium_memzero(plain.data(), plain.size());
       return false;
     });
     ahead.Close();
   });
+  const auto total = static_cast<int64_t>(reader.size());
   bool first = true, write_failed = false;
-  v1::GetResponse resp;
   while (auto plain = ahead.Pop()) {
     if (ctx->IsCancelled()) {
       sodium_memzero(plain->data(), plain->size());
       break;
     }
-    resp.Clear();
-    if (first) resp.set_total_size(static_cast<int64_t>((*reader)->size()));
-    first = false;
     const size_t n = plain->size();
-    resp.set_data(std::move(*plain));
-    bool ok = writer->Write(resp);
-    std::string* d = resp.mutable_data();
-    sodium_memzero(d->data(), d->size());
-    if (!ok) {
+    if (!stream->Write(GetResponseBuffer(std::move(*plain), first ? total : 0))) {
       write_failed = true;
       break;
     }
+    first = false;
     Metrics().bytes_sent.Add(n);
   }
   ahead.Cancel();
@@ -222,11 +275,7 @@ grpc::Status StoreService::Get(grpc::ServerContext* ctx, const v1::GetRequest* r
   ahead.Drain([](std::string& p) { sodium_memzero(p.data(), p.size()); });
   if (!read_status.ok()) return ToGrpc(read_status);
   if (write_failed || ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "download cancelled");
-  if (first) {  // empty range: still tell the client the size
-    resp.Clear();
-    resp.set_total_size(static_cast<int64_t>((*reader)->size()));
-    writer->Write(resp);
-  }
+  if (first) stream->Write(GetResponseBuffer({}, total));  // empty range: still tell the client the size
   return grpc::Status::OK;
 }
 

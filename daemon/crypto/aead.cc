@@ -177,13 +177,17 @@ void ChunkCipher::BeginSeal(uint64_t index) {
   EVP_EncryptUpdate(enc_, nullptr, &len, ad.data(), ad.size());
 }
 
-void ChunkCipher::SealInPlace(char* data, size_t size) {
-  auto* p = reinterpret_cast<unsigned char*>(data);
+void ChunkCipher::SealInPlace(char* data, size_t size) { SealTo(data, data, size); }
+
+void ChunkCipher::SealTo(const char* in, char* out, size_t size) {
+  const auto* i = reinterpret_cast<const unsigned char*>(in);
+  auto* o = reinterpret_cast<unsigned char*>(out);
   while (size > 0) {  // EVP lengths are int
     int n = static_cast<int>(std::min<size_t>(size, size_t{1} << 30));
     int len = 0;
-    EVP_EncryptUpdate(enc_, p, &len, p, n);
-    p += n;
+    EVP_EncryptUpdate(enc_, o, &len, i, n);
+    i += n;
+    o += n;
     size -= static_cast<size_t>(n);
   }
 }

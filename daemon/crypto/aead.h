@@ -75,6 +75,8 @@ class ChunkCipher {
   // byte-identical to Seal() of the whole chunk.
   void BeginSeal(uint64_t index);
   void SealInPlace(char* data, size_t size);
+  // The same, writing the ciphertext of `in` to `out` (which may equal `in`).
+  void SealTo(const char* in, char* out, size_t size);
   void FinishSeal(uint8_t* tag);
   // Opens chunk `index` in place: `data` holds ciphertext || tag
   // (`sealed_size` bytes); on success its first sealed_size - 16 bytes are

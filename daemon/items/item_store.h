@@ -63,6 +63,12 @@ class ItemStore;
 class TransparencyLog;
 using LogEntries = std::function<absl::StatusOr<std::vector<std::string>>(uint64_t first_index)>;
 
+// Bytes of an upload and what keeps them alive.
+struct UploadRun {
+  std::vector<std::string_view> parts;
+  std::shared_ptr<const void> owner;
+};
+
 // One streaming upload. Destroying it before Commit() leaves nothing behind.
 class Upload {
  public:
@@ -75,6 +81,10 @@ class Upload {
   // are pipelined: the caller's thread hashes, a worker thread encrypts in
   // place and writes, with a bounded queue between them (constant memory).
   absl::Status Append(std::string&& data);
+  // The same for bytes someone else owns (e.g. gRPC's receive buffers): a
+  // pipelined upload hashes them now and seals them later straight from
+  // there, holding `run.owner` until then (no copy of the content).
+  absl::Status AppendRun(UploadRun run);
   // Declares the digest after the data (an upload begun with
   // ItemStore::BeginUploadOfSize). If a digest was declared at the start,
   // `digest` must equal it. FAILED_PRECONDITION if the digest was shredded.

@@ -7,6 +7,7 @@
 #include <array>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <mutex>
 #include <thread>
@@ -36,13 +37,14 @@ uint64_t ChunkCount(uint64_t size, uint32_t chunk) { return size == 0 ? 1 : (siz
 // ------------------------------------------------------------------ UploadPipeline
 
 // The second half of a large upload: takes runs of plaintext (already hashed
-// by the receiving thread) off a bounded queue, seals them chunk by chunk in
-// place and appends ciphertext and tags to the blob. At most kQueueBytes of
-// plaintext wait in memory, so an upload of any size runs in constant memory,
-// and the receiving thread blocks (gRPC flow control then holds the client
-// back) when the cipher or the disk is the slower side. Plaintext lives only
-// in this memory: it is overwritten by its ciphertext, and what is still
-// queued when an upload is abandoned is zeroed.
+// by the receiving thread) off a bounded queue, seals them chunk by chunk
+// straight into the blob's write buffer (BlobWriter::Reserve) and appends the
+// tags. At most kQueueBytes of plaintext wait in memory, so an upload of any
+// size runs in constant memory, and the receiving thread blocks (gRPC flow
+// control then holds the client back) when the cipher or the disk is the
+// slower side. A run's bytes belong to its owner (gRPC's receive buffers, or
+// a string Upload::Append handed over and wipes when released), released
+// once sealed or when the upload is abandoned.
 class UploadPipeline {
  public:
   static constexpr size_t kQueueBytes = 16 << 20;
@@ -57,18 +59,16 @@ class UploadPipeline {
     }
     ready_.notify_all();
     if (thread_.joinable()) thread_.join();
-    for (auto& p : queue_) sodium_memzero(p.data(), p.size());
   }
 
-  absl::Status Push(std::string data) {
+  absl::Status Push(UploadRun run) {
+    size_t size = 0;
+    for (std::string_view p : run.parts) size += p.size();
     std::unique_lock l(mu_);
-    space_.wait(l, [&] { return !error_.ok() || queued_ == 0 || queued_ + data.size() <= kQueueBytes; });
-    if (!error_.ok()) {
-      sodium_memzero(data.data(), data.size());
-      return error_;
-    }
-    queued_ += data.size();
-    queue_.push_back(std::move(data));
+    space_.wait(l, [&] { return !error_.ok() || queued_ == 0 || queued_ + size <= kQueueBytes; });
+    if (!error_.ok()) return error_;
+    queued_ += size;
+    queue_.push_back({std::move(run), size});
     l.unlock();
     ready_.notify_one();
     return absl::OkStatus();
@@ -87,9 +87,14 @@ class UploadPipeline {
   }
 
  private:
+  struct Queued {
+    UploadRun run;
+    size_t size = 0;
+  };
+
   void Run() {
     for (;;) {
-      std::string piece;
+      Queued piece;
       {
         std::unique_lock l(mu_);
         auto ready = [&] { return abort_ || closed_ || !queue_.empty(); };
@@ -110,11 +115,11 @@ class UploadPipeline {
         piece = std::move(queue_.front());
         queue_.pop_front();
       }
-      absl::Status s = Process(piece);
-      if (!s.ok()) sodium_memzero(piece.data(), piece.size());
+      absl::Status s = Process(piece.run.parts);
+      piece.run.owner.reset();
       {
         std::lock_guard l(mu_);
-        queued_ -= piece.size();
+        queued_ -= piece.size;
         if (!s.ok() && error_.ok()) error_ = s;
       }
       space_.notify_one();
@@ -122,42 +127,49 @@ class UploadPipeline {
     }
   }
 
-  absl::Status Process(std::string& piece) {
-    parts_.clear();
-    tags_.clear();
-    tags_.reserve(piece.size() / chunk_size_ + 2);  // no reallocation: parts_ point into it
-    char* p = piece.data();
-    size_t left = piece.size();
-    while (left > 0) {
-      if (in_chunk_ == 0) cipher_->BeginSeal(index_);
-      size_t take = std::min<uint64_t>({left, chunk_size_ - in_chunk_, total_ - done_});
-      if (take == 0) return absl::InternalError("upload pipeline received more than the declared size");
-      cipher_->SealInPlace(p, take);
-      parts_.emplace_back(p, take);
-      p += take;
-      left -= take;
-      in_chunk_ += take;
-      done_ += take;
-      if (in_chunk_ == chunk_size_ || done_ == total_) {
-        tags_.emplace_back();
-        cipher_->FinishSeal(tags_.back().data());
-        parts_.emplace_back(reinterpret_cast<const char*>(tags_.back().data()), kChunkTagSize);
-        ++index_;
-        in_chunk_ = 0;
+  absl::Status Process(std::span<const std::string_view> parts) {
+    for (std::string_view part : parts) {
+      while (!part.empty()) {
+        if (in_chunk_ == 0) cipher_->BeginSeal(index_);
+        size_t take = std::min<uint64_t>({part.size(), chunk_size_ - in_chunk_, total_ - done_});
+        if (take == 0) return absl::InternalError("upload pipeline received more than the declared size");
+        if (auto s = SealInto(part.substr(0, take)); !s.ok()) return s;
+        part.remove_prefix(take);
+        in_chunk_ += take;
+        done_ += take;
+        if (in_chunk_ == chunk_size_ || done_ == total_) {
+          std::array<uint8_t, kChunkTagSize> tag{};
+          cipher_->FinishSeal(tag.data());
+          if (auto s = blob_->Append(std::string_view(reinterpret_cast<const char*>(tag.data()), tag.size()));
+              !s.ok()) {
+            return s;
+          }
+          ++index_;
+          in_chunk_ = 0;
+        }
       }
     }
-    return blob_->AppendParts(parts_);
+    return absl::OkStatus();
+  }
+
+  // Seals `plain` (part of the current chunk) into the blob's buffer.
+  absl::Status SealInto(std::string_view plain) {
+    while (!plain.empty()) {
+      std::span<char> room = blob_->Reserve(plain.size());
+      cipher_->SealTo(plain.data(), room.data(), room.size());
+      if (auto s = blob_->CommitReserved(room.size()); !s.ok()) return s;
+      plain.remove_prefix(room.size());
+    }
+    return absl::OkStatus();
   }
 
   ChunkCipher* const cipher_;
   BlobWriter* const blob_;
   const uint64_t chunk_size_, total_;
   uint64_t index_ = 0, in_chunk_ = 0, done_ = 0;  // worker only
-  std::vector<std::string_view> parts_;
-  std::vector<std::array<uint8_t, kChunkTagSize>> tags_;
   std::mutex mu_;
   std::condition_variable ready_, space_;
-  std::deque<std::string> queue_;
+  std::deque<Queued> queue_;
   size_t queued_ = 0;
   bool closed_ = false, abort_ = false;
   absl::Status error_;
@@ -184,8 +196,26 @@ absl::Status Upload::Append(std::string&& data) {
     sodium_memzero(data.data(), data.size());
     return s;
   }
-  if (auto s = Accept(data); !s.ok()) return s;
-  return pipeline_->Push(std::move(data));
+  // The string is the run's owner: wiped when the pipeline is done with it.
+  std::shared_ptr<std::string> owner(new std::string(std::move(data)), [](std::string* p) {
+    sodium_memzero(p->data(), p->size());
+    delete p;
+  });
+  std::string_view view(*owner);
+  return AppendRun(UploadRun{{view}, std::move(owner)});
+}
+
+absl::Status Upload::AppendRun(UploadRun run) {
+  if (!pipeline_) {
+    for (std::string_view p : run.parts) {
+      if (auto s = Append(p); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+  for (std::string_view p : run.parts) {
+    if (auto s = Accept(p); !s.ok()) return s;
+  }
+  return pipeline_->Push(std::move(run));
 }
 
 absl::Status Upload::DeclareDigest(const ContentDigest& digest) {

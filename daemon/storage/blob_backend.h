@@ -5,6 +5,7 @@
 #ifndef SHREDD_DAEMON_STORAGE_BLOB_BACKEND_H_
 #define SHREDD_DAEMON_STORAGE_BLOB_BACKEND_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -29,11 +30,24 @@ class BlobWriter {
     }
     return absl::OkStatus();
   }
+  // Room for up to `max` (> 0) bytes written in place, e.g. by a cipher:
+  // at least one byte, valid until CommitReserved(n) appends the first n of
+  // them. By default a scratch buffer that CommitReserved appends; a
+  // backend with a write buffer of its own hands out that buffer.
+  virtual std::span<char> Reserve(size_t max) {
+    scratch_.resize(std::min(max, kScratchBytes));
+    return {scratch_.data(), scratch_.size()};
+  }
+  virtual absl::Status CommitReserved(size_t n) { return Append(std::string_view(scratch_.data(), n)); }
   // A hint that no more data will come for a while: write out what is
   // buffered, as far as the backend can (not a sync).
   virtual absl::Status Flush() { return absl::OkStatus(); }
   // Makes the object durable and visible under its id.
   virtual absl::Status Publish() = 0;
+
+ private:
+  static constexpr size_t kScratchBytes = 1 << 20;
+  std::string scratch_;  // ciphertext only
 };
 
 class BlobReader {

@@ -9,6 +9,7 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <future>
 #include <vector>
 
 #include "daemon/base/fs_util.h"
@@ -55,6 +56,7 @@ class FileBlobWriter final : public BlobWriter {
   FileBlobWriter(int fd, bool direct, std::string tmp, std::string final_path)
       : fd_(fd), direct_(direct), tmp_(std::move(tmp)), final_(std::move(final_path)) {}
   ~FileBlobWriter() override {
+    (void)WaitForWrite();
     if (fd_ >= 0) close(fd_);
     if (!published_) unlink(tmp_.c_str());
   }
@@ -64,15 +66,17 @@ class FileBlobWriter final : public BlobWriter {
   }
   absl::Status AppendParts(std::span<const std::string_view> parts) override {
     if (direct_) {
-      if (buf_.data() == nullptr) return absl::ResourceExhaustedError("cannot allocate a write buffer");
+      if (bufs_[0].data() == nullptr || bufs_[1].data() == nullptr) {
+        return absl::ResourceExhaustedError("cannot allocate a write buffer");
+      }
       for (std::string_view p : parts) {
         while (!p.empty()) {
           size_t n = std::min(p.size(), kDirectBuffer - fill_);
-          std::memcpy(buf_.data() + fill_, p.data(), n);
+          std::memcpy(buf() + fill_, p.data(), n);
           fill_ += n;
           p.remove_prefix(n);
           if (fill_ == kDirectBuffer) {
-            if (auto s = WriteBuffer(kDirectBuffer); !s.ok()) return s;
+            if (auto s = StartFullBufferWrite(); !s.ok()) return s;
           }
         }
       }
@@ -102,11 +106,20 @@ class FileBlobWriter final : public BlobWriter {
     StartWriteback();
     return absl::OkStatus();
   }
+  std::span<char> Reserve(size_t max) override {
+    if (!direct_ || bufs_[0].data() == nullptr || bufs_[1].data() == nullptr) return BlobWriter::Reserve(max);
+    return {buf() + fill_, std::min(max, kDirectBuffer - fill_)};
+  }
+  absl::Status CommitReserved(size_t n) override {
+    if (!direct_ || bufs_[0].data() == nullptr || bufs_[1].data() == nullptr) return BlobWriter::CommitReserved(n);
+    fill_ += n;
+    return fill_ == kDirectBuffer ? StartFullBufferWrite() : absl::OkStatus();
+  }
   absl::Status Flush() override {
     if (!direct_ || fill_ < kDirectAlign) return absl::OkStatus();
     const size_t aligned = fill_ / kDirectAlign * kDirectAlign, rest = fill_ - aligned;
     if (auto s = WriteBuffer(aligned); !s.ok()) return s;
-    std::memmove(buf_.data(), buf_.data() + aligned, rest);
+    std::memmove(buf(), buf() + aligned, rest);
     fill_ = rest;
     return absl::OkStatus();
   }
@@ -114,11 +127,12 @@ class FileBlobWriter final : public BlobWriter {
     if (direct_ && fill_ > 0) {
       const uint64_t length = written_ + fill_;
       size_t padded = (fill_ + kDirectAlign - 1) / kDirectAlign * kDirectAlign;
-      std::memset(buf_.data() + fill_, 0, padded - fill_);
+      std::memset(buf() + fill_, 0, padded - fill_);
       if (auto s = WriteBuffer(padded); !s.ok()) return s;
       if (ftruncate(fd_, static_cast<off_t>(length)) != 0) return ErrnoStatus("cannot truncate", tmp_, errno);
       written_ = length;
     }
+    if (auto s = WaitForWrite(); !s.ok()) return s;
     if (fdatasync(fd_) != 0) return ErrnoStatus("cannot sync", tmp_, errno);
     close(fd_);
     fd_ = -1;
@@ -130,12 +144,39 @@ class FileBlobWriter final : public BlobWriter {
   }
 
  private:
-  // Writes buf_[0, length) at written_ (length is a multiple of the block
-  // size, except in buffered fallback).
+  char* buf() { return bufs_[current_].data(); }
+
+  // Writes buf()[0, length) at written_ (length is a multiple of the block
+  // size, except in buffered fallback), after the write in flight.
   absl::Status WriteBuffer(size_t length) {
+    if (auto s = WaitForWrite(); !s.ok()) return s;
+    if (auto s = WriteAt(buf(), length, written_); !s.ok()) return s;
+    written_ += length;
+    fill_ = 0;
+    return absl::OkStatus();
+  }
+
+  // A full buffer is written on a thread of its own while the other one
+  // fills (sealing overlaps the disk); one write in flight at a time.
+  absl::Status StartFullBufferWrite() {
+    if (auto s = WaitForWrite(); !s.ok()) return s;
+    in_flight_ = std::async(std::launch::async,
+                            [this, data = buf(), at = written_] { return WriteAt(data, kDirectBuffer, at); });
+    written_ += kDirectBuffer;
+    current_ ^= 1;
+    fill_ = 0;
+    return absl::OkStatus();
+  }
+
+  absl::Status WaitForWrite() {
+    if (!in_flight_.valid()) return absl::OkStatus();
+    return in_flight_.get();
+  }
+
+  absl::Status WriteAt(const char* data, size_t length, uint64_t at) {
     size_t done = 0;
     while (done < length) {
-      ssize_t n = pwrite(fd_, buf_.data() + done, length - done, static_cast<off_t>(written_ + done));
+      ssize_t n = pwrite(fd_, data + done, length - done, static_cast<off_t>(at + done));
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && errno == EINVAL && !fell_back_) {
         // O_DIRECT accepted at open but not for writes: go on buffered
@@ -148,8 +189,6 @@ class FileBlobWriter final : public BlobWriter {
       if (n < 0) return ErrnoStatus("cannot write", tmp_, errno);
       done += static_cast<size_t>(n);
     }
-    written_ += length;
-    fill_ = 0;
     return absl::OkStatus();
   }
 
@@ -171,8 +210,10 @@ class FileBlobWriter final : public BlobWriter {
   std::string tmp_, final_;
   bool published_ = false;
   uint64_t written_ = 0, started_ = 0, waited_ = 0;
-  AlignedBuffer buf_;  // O_DIRECT only
+  AlignedBuffer bufs_[2];  // O_DIRECT only: one filling, one being written
+  int current_ = 0;
   size_t fill_ = 0;
+  std::future<absl::Status> in_flight_;  // the other buffer's write
   bool fell_back_ = false;
 };
 

@@ -3,6 +3,7 @@
 // apart.
 #include "daemon/crypto/aead.h"
 
+#include <algorithm>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -25,6 +26,27 @@ TEST(ChunkSealerTest, MatchesChunkCipherAcrossKeysAndItems) {
     ASSERT_TRUE(cipher.Open(0, from_sealer, &opened).ok());
     EXPECT_EQ(opened, plain);
   }
+}
+
+// The upload pipeline seals runs of one chunk out of place, in pieces of any
+// size: the result must be Seal()'s, byte for byte.
+TEST(ChunkCipherTest, SealingInPiecesOutOfPlaceMatchesSeal) {
+  SecretBytes key = SecretBytes::Random(kKeySize);
+  const std::string object_id(16, 'o');
+  std::string plain(100000, '\0');
+  for (size_t i = 0; i < plain.size(); ++i) plain[i] = static_cast<char>(i * 7 + i / 251);
+  ChunkCipher cipher(key, object_id, plain.size());
+  std::string whole;
+  cipher.Seal(3, plain, &whole);
+  std::string pieces(plain.size(), '\0');
+  cipher.BeginSeal(3);
+  for (size_t at = 0, step = 1; at < plain.size(); at += step, step = step * 2 + 1) {
+    step = std::min(step, plain.size() - at);
+    cipher.SealTo(plain.data() + at, pieces.data() + at, step);
+  }
+  std::string tag(kChunkTagSize, '\0');
+  cipher.FinishSeal(reinterpret_cast<uint8_t*>(tag.data()));
+  EXPECT_TRUE(pieces + tag == whole);
 }
 
 TEST(ChunkSealerTest, BindsObjectIdAndSize) {
