@@ -1,12 +1,13 @@
 #include "daemon/api/raw_messages.h"
 
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/wire_format_lite.h>
 #include <sodium.h>
 
 #include <algorithm>
 #include <array>
 #include <cstring>
+
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/wire_format_lite.h>
 
 namespace shredd {
 
@@ -115,11 +116,14 @@ grpc::ByteBuffer GetResponseBuffer(std::string&& plain, int64_t total_size) {
   slices.emplace_back(head.data(), static_cast<size_t>(p - head.data()));
   if (!plain.empty()) {
     auto* owned = new std::string(std::move(plain));
-    slices.emplace_back(owned->data(), owned->size(), [](void* s) {
-      auto* str = static_cast<std::string*>(s);
-      sodium_memzero(str->data(), str->size());
-      delete str;
-    }, owned);
+    slices.emplace_back(
+        owned->data(), owned->size(),
+        [](void* s) {
+          auto* str = static_cast<std::string*>(s);
+          sodium_memzero(str->data(), str->size());
+          delete str;
+        },
+        owned);
   }
   return grpc::ByteBuffer(slices.data(), slices.size());
 }

@@ -11,8 +11,6 @@
 #ifndef SHREDD_DAEMON_API_RAW_MESSAGES_H_
 #define SHREDD_DAEMON_API_RAW_MESSAGES_H_
 
-#include <grpcpp/grpcpp.h>
-
 #include <span>
 #include <string>
 #include <string_view>
@@ -20,6 +18,7 @@
 
 #include "absl/status/status.h"
 #include "shredd/v1/shredd.pb.h"
+#include <grpcpp/grpcpp.h>
 
 #include "daemon/items/item_store.h"
 
