@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <sstream>
 #include <thread>
@@ -311,10 +312,11 @@ constexpr size_t kDirectAlign = 4096, kDirectBuffer = 8 << 20;
 
 OutputWriter::OutputWriter(int fd, bool direct, bool writeback) : fd_(fd), direct_(direct), writeback_(writeback) {
   if (direct_) {
-    void* p = nullptr;
-    if (posix_memalign(&p, kDirectAlign, kDirectBuffer) == 0) {
-      buf_ = static_cast<char*>(p);
-    } else {
+    for (char*& b : bufs_) {
+      void* p = nullptr;
+      if (posix_memalign(&p, kDirectAlign, kDirectBuffer) == 0) b = static_cast<char*>(p);
+    }
+    if (bufs_[0] == nullptr || bufs_[1] == nullptr) {
       direct_ = false;
       int fl = fcntl(fd_, F_GETFL);
       if (fl >= 0) (void)fcntl(fd_, F_SETFL, fl & ~O_DIRECT);
@@ -322,20 +324,41 @@ OutputWriter::OutputWriter(int fd, bool direct, bool writeback) : fd_(fd), direc
   }
 }
 
-OutputWriter::~OutputWriter() { free(buf_); }
+OutputWriter::~OutputWriter() {
+  (void)WaitForWrite();
+  for (char* b : bufs_) free(b);
+}
 
-bool OutputWriter::WriteAll(const char* p, size_t n) {
+int OutputWriter::WriteAt(const char* p, size_t n, uint64_t at) {
   while (n > 0) {
-    // Our own file: positional writes. Otherwise (stdout) plain writes at
-    // whatever offset the descriptor has.
-    ssize_t w = (direct_ || writeback_) ? pwrite(fd_, p, n, static_cast<off_t>(written_)) : write(fd_, p, n);
+    ssize_t w = pwrite(fd_, p, n, static_cast<off_t>(at));
     if (w < 0 && errno == EINTR) continue;
     if (w < 0 && errno == EINVAL && direct_ && !fell_back_) {
-      fell_back_ = true;  // O_DIRECT refused: buffered through the same buffer
+      fell_back_ = true;  // O_DIRECT refused: buffered through the same buffers
       int fl = fcntl(fd_, F_GETFL);
-      if (fl < 0 || fcntl(fd_, F_SETFL, fl & ~O_DIRECT) != 0) return false;
+      if (fl < 0 || fcntl(fd_, F_SETFL, fl & ~O_DIRECT) != 0) return errno;
       continue;
     }
+    if (w < 0) return errno;
+    p += w;
+    n -= static_cast<size_t>(w);
+    at += static_cast<uint64_t>(w);
+  }
+  return 0;
+}
+
+bool OutputWriter::WriteAll(const char* p, size_t n) {
+  if (writeback_) {  // our own file: positional writes
+    if (int e = WriteAt(p, n, written_); e != 0) {
+      errno = e;
+      return false;
+    }
+    written_ += n;
+    return true;
+  }
+  while (n > 0) {  // stdout: at whatever offset the descriptor has
+    ssize_t w = write(fd_, p, n);
+    if (w < 0 && errno == EINTR) continue;
     if (w < 0) return false;
     p += w;
     n -= static_cast<size_t>(w);
@@ -344,10 +367,32 @@ bool OutputWriter::WriteAll(const char* p, size_t n) {
   return true;
 }
 
+bool OutputWriter::WaitForWrite() {
+  if (!in_flight_.valid()) return true;
+  if (int e = in_flight_.get(); e != 0) {
+    errno = e;
+    return false;
+  }
+  return true;
+}
+
 bool OutputWriter::Flush(size_t length) {
-  uint64_t before = written_;
-  if (!WriteAll(buf_, length)) return false;
-  written_ = before + length;
+  if (!WaitForWrite()) return false;
+  if (int e = WriteAt(buffer(), length, written_); e != 0) {
+    errno = e;
+    return false;
+  }
+  written_ += length;
+  fill_ = 0;
+  return true;
+}
+
+bool OutputWriter::StartFullBufferWrite() {
+  if (!WaitForWrite()) return false;
+  in_flight_ =
+      std::async(std::launch::async, [this, p = buffer(), at = written_] { return WriteAt(p, kDirectBuffer, at); });
+  written_ += kDirectBuffer;
+  current_ ^= 1;
   fill_ = 0;
   return true;
 }
@@ -356,10 +401,10 @@ bool OutputWriter::Write(std::string_view data) {
   if (direct_) {
     while (!data.empty()) {
       size_t n = std::min(data.size(), kDirectBuffer - fill_);
-      std::memcpy(buf_ + fill_, data.data(), n);
+      std::memcpy(buffer() + fill_, data.data(), n);
       fill_ += n;
       data.remove_prefix(n);
-      if (fill_ == kDirectBuffer && !Flush(kDirectBuffer)) return false;
+      if (fill_ == kDirectBuffer && !StartFullBufferWrite()) return false;
     }
     return true;
   }
@@ -380,10 +425,11 @@ bool OutputWriter::Write(std::string_view data) {
 }
 
 bool OutputWriter::Finish() {
-  if (!direct_ || fill_ == 0) return true;
+  if (!direct_) return true;
+  if (fill_ == 0) return WaitForWrite();
   const uint64_t length = written_ + fill_;
   size_t padded = (fill_ + kDirectAlign - 1) / kDirectAlign * kDirectAlign;
-  std::memset(buf_ + fill_, 0, padded - fill_);
+  std::memset(buffer() + fill_, 0, padded - fill_);
   if (!Flush(padded)) return false;
   if (ftruncate(fd_, static_cast<off_t>(length)) != 0) return false;
   written_ = length;

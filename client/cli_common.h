@@ -5,6 +5,7 @@
 #define SHREDD_CLIENT_CLI_COMMON_H_
 
 #include <functional>
+#include <future>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -121,11 +122,19 @@ class OutputWriter {
   bool Finish();
 
  private:
-  bool Flush(size_t length);
+  // O_DIRECT: one buffer fills while the other, full, is written on a
+  // thread of its own (the hash and the disk overlap).
+  char* buffer() { return bufs_[current_]; }
+  bool Flush(size_t length);  // buffer()[0, length), after the write in flight
+  bool StartFullBufferWrite();
+  bool WaitForWrite();
+  int WriteAt(const char* p, size_t n, uint64_t at);  // 0 or errno
   bool WriteAll(const char* p, size_t n);
   int fd_;
   bool direct_, writeback_, fell_back_ = false;
-  char* buf_ = nullptr;
+  char* bufs_[2] = {nullptr, nullptr};
+  int current_ = 0;
+  std::future<int> in_flight_;  // errno of the other buffer's write
   size_t fill_ = 0;
   uint64_t written_ = 0, started_ = 0, waited_ = 0;
 };

@@ -12,13 +12,8 @@
 #include <string>
 
 #if defined(SHREDD_WITH_JEMALLOC)
-// jemalloc's compile-time options (read at its first allocation, before main;
-// MALLOC_CONF in the environment takes precedence). See memory.h.
-extern "C" {
-// NOLINTNEXTLINE: the name is jemalloc's interface.
-extern const char* malloc_conf;
-const char* malloc_conf = shredd::kJemallocConf;
-}
+// jemalloc's compile-time options. See memory.h.
+SHREDD_DEFINE_JEMALLOC_CONF()
 #endif
 
 namespace shredd {
