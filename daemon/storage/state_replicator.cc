@@ -85,6 +85,7 @@ absl::StatusOr<std::unique_ptr<StateReplicator>> StateReplicator::Create(std::sh
                                                                          StateReplicatorOptions options) {
   if (client == nullptr) return absl::InvalidArgumentError("state replication needs an object store client");
   if (options.scratch_dir.empty()) return absl::InvalidArgumentError("state replication needs a scratch dir");
+  if (options.snapshot_table_factor < 1) return absl::InvalidArgumentError("snapshot_table_factor must be >= 1");
   if (options.lag.count() < 10 || options.lag.count() > 3600 * 1000) {
     return absl::InvalidArgumentError(StrCat("state replication lag must be 10 ms .. 1 h, got ", options.lag.count()));
   }
@@ -359,12 +360,12 @@ absl::Status StateReplicator::Step(bool snapshot_due) {
 
 uint64_t StateReplicator::SnapshotWalBytes() const {
   // A snapshot re-uploads every table a compaction rewrote since the last
-  // one, up to the whole database: after at least as much WAL as the
-  // database holds, snapshots cost at most about what the WAL costs, and a
-  // restore replays at most about the database's size of WAL.
+  // one, up to the whole database: after `factor` times as much WAL as the
+  // database holds, snapshots cost at most 1/factor of what the WAL costs,
+  // and a restore replays at most `factor` times the database's size of WAL.
   uint64_t tables = 0;
   if (!db_->GetIntProperty(rocksdb::DB::Properties::kTotalSstFilesSize, &tables)) tables = 0;
-  return std::max(options_.snapshot_wal_bytes, tables);
+  return std::max(options_.snapshot_wal_bytes, options_.snapshot_table_factor * tables);
 }
 
 void StateReplicator::MaybeStartPeriodicSnapshot() {

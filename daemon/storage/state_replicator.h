@@ -52,9 +52,14 @@ struct StateReplicatorOptions {
   // false: "async", shipped at least every `lag`/2.
   bool sync = false;
   std::chrono::milliseconds lag{2000};
-  // A new snapshot after this many bytes of shipped WAL (or as many as the
-  // database's table files hold, if more), or this long.
+  // A new snapshot after this many bytes of shipped WAL, or after
+  // snapshot_table_factor times the database's table files if that is more,
+  // or after snapshot_interval. A snapshot re-uploads the tables rewritten
+  // since the last one (up to the whole database): the factor caps that at
+  // 1/factor of the WAL shipped; a restore then replays up to factor times
+  // the database's size of WAL (docs/RECOVERY.md, "Snapshots").
   uint64_t snapshot_wal_bytes = uint64_t{64} << 20;
+  uint64_t snapshot_table_factor = 2;
   std::chrono::seconds snapshot_interval{600};
   // Where checkpoints are made: on the database's filesystem (hard links),
   // removed after each upload.
@@ -136,7 +141,7 @@ class StateReplicator : public Durability {
   // Starts a periodic snapshot on a thread of its own if one is due: after
   // SnapshotWalBytes() of WAL or snapshot_interval.
   void MaybeStartPeriodicSnapshot();
-  // max(snapshot_wal_bytes, the database's table files).
+  // max(snapshot_wal_bytes, snapshot_table_factor x the database's table files).
   uint64_t SnapshotWalBytes() const;
   // Takes the periodic snapshot's result, if it is done (or `wait`).
   void CollectBackgroundSnapshot(bool wait);
