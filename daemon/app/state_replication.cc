@@ -134,6 +134,9 @@ std::string StateReplicationMetrics(const StateReplicator* r, rocksdb::DB* db) {
                r->bytes_shipped());
   e.AddCounter("shredd_state_snapshots_total", "State snapshots put in the object store.", r->snapshots());
   e.AddCounter("shredd_state_wal_objects_total", "WAL objects put in the object store.", r->wal_objects());
+  e.AddCounter("shredd_state_wal_batches_captured_total",
+               "Write batches shipped as they were written (sync mode), not read back from the WAL.",
+               r->captured_batches());
   e.AddGauge("shredd_state_replication_healthy", "1 if the last state shipment succeeded, 0 if it failed.",
              r->last_error().ok() ? 1.0 : 0.0);
   return e.text();

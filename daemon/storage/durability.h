@@ -16,6 +16,7 @@
 
 #include "absl/status/status.h"
 #include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
 
 namespace shredd {
 
@@ -29,6 +30,13 @@ class Durability {
   // true ("sync" mode): every acknowledgement waits for replication, not
   // only epochs and checkpoints.
   virtual bool acknowledgements_wait() const = 0;
+  // Around every foreground write (GuardedWrite): BeginWrite before
+  // db->Write, its ticket to EndWrite after, with the batch (which then holds
+  // the sequence number RocksDB gave it), so that the replicator may ship
+  // the batch without reading the WAL back (storage/wal_capture.h).
+  virtual uint64_t BeginWrite() { return 0; }
+  virtual void EndWrite(uint64_t /*ticket*/, const rocksdb::WriteOptions& /*wo*/, const rocksdb::WriteBatch& /*batch*/,
+                        bool /*ok*/) {}
 };
 
 // Registers `d` (not owned; nullptr: unregisters) for the database at

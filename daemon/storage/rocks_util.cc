@@ -29,7 +29,12 @@ absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
 absl::Status GuardedWrite(rocksdb::DB* db, const rocksdb::WriteOptions& wo, rocksdb::WriteBatch* batch,
                           std::string_view what) {
   if (auto s = CheckFreeSpace(); !s.ok()) return s;
-  return FromRocks(db->Write(wo, batch), what);
+  Durability* d = DurabilityFor(db);
+  if (d == nullptr) return FromRocks(db->Write(wo, batch), what);
+  const uint64_t ticket = d->BeginWrite();
+  const rocksdb::Status s = db->Write(wo, batch);
+  d->EndWrite(ticket, wo, *batch, s.ok());
+  return FromRocks(s, what);
 }
 
 absl::Status SyncWrite(rocksdb::DB* db, rocksdb::WriteBatch* batch) {

@@ -16,7 +16,9 @@ namespace shredd {
 absl::Status FromRocks(const rocksdb::Status& s, std::string_view what);
 // Every foreground write of the daemon goes through GuardedWrite: it checks
 // the free-space guard first (space_guard.h: RESOURCE_EXHAUSTED, nothing
-// written, below the floor), then writes `batch` with `wo`.
+// written, below the floor), then writes `batch` with `wo`, and hands the
+// written batch to the database's replicator if it has one (durability.h
+// BeginWrite/EndWrite: it ships the batch without reading the WAL back).
 absl::Status GuardedWrite(rocksdb::DB* db, const rocksdb::WriteOptions& wo, rocksdb::WriteBatch* batch,
                           std::string_view what);
 // Commits `batch` with WAL sync (through GuardedWrite): durable when this

@@ -32,6 +32,13 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 constexpr uint64_t kMaxWalObjectBytes = 16 << 20;
+// The write capture keeps at most this much (in sync mode, shipments follow
+// the writes closely: a few group commits' batches); beyond, and for what it
+// does not hold, the WAL reader ships.
+constexpr size_t kMaxCapturedBytes = 32 << 20;
+// How long a shipment waits for batches already written whose writers have
+// not yet handed them over (they are between db->Write and EndWrite).
+constexpr std::chrono::milliseconds kCaptureWait{200};
 
 // A checkpoint file, mapped read-only: hashed and uploaded straight from
 // the page cache. (Reading table files into fresh buffers was 8-10 % of the
@@ -79,12 +86,22 @@ bool IsTableFile(std::string_view name) { return name.ends_with(".sst") || name.
 // ---- the replicator ---------------------------------------------------------------
 
 StateReplicator::StateReplicator(std::shared_ptr<S3Client> client, StateReplicatorOptions options)
-    : client_(std::move(client)), options_(std::move(options)) {}
+    : client_(std::move(client)), options_(std::move(options)) {
+  if (options_.sync) capture_ = std::make_unique<WalCapture>(kMaxCapturedBytes);
+}
+
+uint64_t StateReplicator::BeginWrite() { return capture_ ? capture_->Begin() : 0; }
+
+void StateReplicator::EndWrite(uint64_t ticket, const rocksdb::WriteOptions& wo, const rocksdb::WriteBatch& batch,
+                               bool ok) {
+  if (capture_) capture_->End(ticket, ok && !wo.disableWAL ? &batch : nullptr);
+}
 
 absl::StatusOr<std::unique_ptr<StateReplicator>> StateReplicator::Create(std::shared_ptr<S3Client> client,
                                                                          StateReplicatorOptions options) {
   if (client == nullptr) return absl::InvalidArgumentError("state replication needs an object store client");
   if (options.scratch_dir.empty()) return absl::InvalidArgumentError("state replication needs a scratch dir");
+  if (options.snapshot_table_factor < 1) return absl::InvalidArgumentError("snapshot_table_factor must be >= 1");
   if (options.lag.count() < 10 || options.lag.count() > 3600 * 1000) {
     return absl::InvalidArgumentError(StrCat("state replication lag must be 10 ms .. 1 h, got ", options.lag.count()));
   }
@@ -359,12 +376,12 @@ absl::Status StateReplicator::Step(bool snapshot_due) {
 
 uint64_t StateReplicator::SnapshotWalBytes() const {
   // A snapshot re-uploads every table a compaction rewrote since the last
-  // one, up to the whole database: after at least as much WAL as the
-  // database holds, snapshots cost at most about what the WAL costs, and a
-  // restore replays at most about the database's size of WAL.
+  // one, up to the whole database: after `factor` times as much WAL as the
+  // database holds, snapshots cost at most 1/factor of what the WAL costs,
+  // and a restore replays at most `factor` times the database's size of WAL.
   uint64_t tables = 0;
   if (!db_->GetIntProperty(rocksdb::DB::Properties::kTotalSstFilesSize, &tables)) tables = 0;
-  return std::max(options_.snapshot_wal_bytes, tables);
+  return std::max(options_.snapshot_wal_bytes, options_.snapshot_table_factor * tables);
 }
 
 void StateReplicator::MaybeStartPeriodicSnapshot() {
@@ -426,8 +443,12 @@ void StateReplicator::RecycleWalBufferLocked(std::string&& body) {
 absl::Status StateReplicator::ShipWal(std::vector<SealedWal>* out, size_t room) {
   const uint64_t latest = db_->GetLatestSequenceNumber();
   if (latest <= shipped_ || room == 0) return absl::OkStatus();
-  const bool resumed = wal_it_ != nullptr;
   bool full = false;
+  if (capture_) {
+    ShipFromCapture(latest, out, room, &full);
+    if (full || shipped_ >= latest) return absl::OkStatus();
+  }
+  const bool resumed = wal_it_ != nullptr;
   absl::Status s = ShipFromIterator(resumed, out, room, &full);
   if (s.ok() && !full && resumed && shipped_ < latest) {
     // The old iterator ended at its last WAL file; later ones need a new one.
@@ -483,6 +504,30 @@ absl::Status StateReplicator::ShipFromIterator(bool resume, std::vector<SealedWa
   // WAL went on in a new file): ShipWal checks what was reached.
   SealWal(w, body, out);
   return absl::OkStatus();
+}
+
+void StateReplicator::ShipFromCapture(uint64_t latest, std::vector<SealedWal>* out, size_t room, bool* full) {
+  std::string body = TakeWalBuffer();
+  WalObjectWriter w(&body);
+  absl::Cleanup give_back = [this, &body] {
+    std::lock_guard l(mu_);
+    RecycleWalBufferLocked(std::move(body));
+  };
+  uint64_t batches = 0;
+  const uint64_t before = shipped_;
+  capture_->TakeRun(shipped_, latest, kCaptureWait, [&](uint64_t seq, uint32_t count, std::string_view rep) {
+    w.Add(seq, count, rep);
+    ++batches;
+    if (w.size() < kMaxWalObjectBytes) return true;
+    SealWal(w, body, out);
+    if (out->size() < room) return true;
+    *full = true;
+    return false;
+  });
+  SealWal(w, body, out);
+  captured_batches_.fetch_add(batches);
+  // The WAL reader, if it is needed next, starts after what was shipped.
+  if (shipped_ != before) wal_it_.reset();
 }
 
 absl::Status StateReplicator::TakeSnapshot() {

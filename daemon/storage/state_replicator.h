@@ -44,6 +44,7 @@
 #include "daemon/storage/durability.h"
 #include "daemon/storage/s3_client.h"
 #include "daemon/storage/state_objects.h"
+#include "daemon/storage/wal_capture.h"
 
 namespace shredd {
 
@@ -52,9 +53,14 @@ struct StateReplicatorOptions {
   // false: "async", shipped at least every `lag`/2.
   bool sync = false;
   std::chrono::milliseconds lag{2000};
-  // A new snapshot after this many bytes of shipped WAL (or as many as the
-  // database's table files hold, if more), or this long.
+  // A new snapshot after this many bytes of shipped WAL, or after
+  // snapshot_table_factor times the database's table files if that is more,
+  // or after snapshot_interval. A snapshot re-uploads the tables rewritten
+  // since the last one (up to the whole database): the factor caps that at
+  // 1/factor of the WAL shipped; a restore then replays up to factor times
+  // the database's size of WAL (docs/RECOVERY.md, "Snapshots").
   uint64_t snapshot_wal_bytes = uint64_t{64} << 20;
+  uint64_t snapshot_table_factor = 2;
   std::chrono::seconds snapshot_interval{600};
   // Where checkpoints are made: on the database's filesystem (hard links),
   // removed after each upload.
@@ -81,11 +87,17 @@ class StateReplicator : public Durability {
 
   absl::Status WaitReplicated(uint64_t seq) override;
   bool acknowledgements_wait() const override { return options_.sync; }
+  // In `sync` mode, committed batches are captured as they are written
+  // (wal_capture.h) and shipped from there; otherwise no-ops.
+  uint64_t BeginWrite() override;
+  void EndWrite(uint64_t ticket, const rocksdb::WriteOptions& wo, const rocksdb::WriteBatch& batch, bool ok) override;
 
   uint64_t replicated_seq() const;
   uint64_t bytes_shipped() const { return bytes_shipped_.load(); }
   uint64_t snapshots() const { return snapshots_.load(); }
   uint64_t wal_objects() const { return wal_objects_.load(); }
+  // Batches shipped from the write capture (the rest came from the WAL reader).
+  uint64_t captured_batches() const { return captured_batches_.load(); }
   absl::Status last_error() const;
   // Takes a snapshot now (from the shipping thread) and waits for it.
   absl::Status SnapshotNow();
@@ -109,6 +121,9 @@ class StateReplicator : public Durability {
   // (GetUpdatesSince), or the previous shipment's, read on (`resume`).
   // `full`: stopped at `room` objects.
   absl::Status ShipFromIterator(bool resume, std::vector<SealedWal>* out, size_t room, bool* full);
+  // The batches the write capture holds after shipped_ (sync mode), before
+  // the WAL reader is asked: sealed into `out` like ShipFromIterator's.
+  void ShipFromCapture(uint64_t latest, std::vector<SealedWal>* out, size_t room, bool* full);
   // Seals what `w` holds (in `body`) into `out`, if anything, and starts a
   // new object in a fresh buffer.
   void SealWal(WalObjectWriter& w, std::string& body, std::vector<SealedWal>* out);
@@ -136,7 +151,7 @@ class StateReplicator : public Durability {
   // Starts a periodic snapshot on a thread of its own if one is due: after
   // SnapshotWalBytes() of WAL or snapshot_interval.
   void MaybeStartPeriodicSnapshot();
-  // max(snapshot_wal_bytes, the database's table files).
+  // max(snapshot_wal_bytes, snapshot_table_factor x the database's table files).
   uint64_t SnapshotWalBytes() const;
   // Takes the periodic snapshot's result, if it is done (or `wait`).
   void CollectBackgroundSnapshot(bool wait);
@@ -204,7 +219,9 @@ class StateReplicator : public Durability {
   std::set<std::string> uploaded_tables_;                              // object keys
   std::map<std::string, std::pair<uint64_t, std::string>> table_sha_;  // file name -> (size, sha256 hex)
 
-  std::atomic<uint64_t> bytes_shipped_{0}, snapshots_{0}, wal_objects_{0};
+  // Sync mode: the batches written, as they are committed (else null).
+  std::unique_ptr<WalCapture> capture_;
+  std::atomic<uint64_t> bytes_shipped_{0}, snapshots_{0}, wal_objects_{0}, captured_batches_{0};
 };
 
 struct RestoreReport {

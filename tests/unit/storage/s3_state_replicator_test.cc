@@ -10,12 +10,15 @@
 #include <map>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
 #include "daemon/base/strings.h"
 #include "daemon/crypto/digest.h"
+#include "daemon/storage/durability.h"
+#include "daemon/storage/rocks_util.h"
 #include "daemon/storage/state_replicator.h"
 #include "tests/unit/storage/s3_test_env.h"
 #include "tests/unit/test_util.h"
@@ -40,11 +43,13 @@ std::unique_ptr<rocksdb::DB> OpenArchivingDb(const std::string& path) {
 }
 
 std::unique_ptr<StateReplicator> Replicator(std::shared_ptr<S3Client> c, const TempDir& dir, bool sync,
-                                            int lag_ms = 2000, uint64_t snapshot_wal_bytes = uint64_t{64} << 20) {
+                                            int lag_ms = 2000, uint64_t snapshot_wal_bytes = uint64_t{64} << 20,
+                                            uint64_t snapshot_table_factor = 2) {
   StateReplicatorOptions o;
   o.sync = sync;
   o.lag = std::chrono::milliseconds(lag_ms);
   o.snapshot_wal_bytes = snapshot_wal_bytes;
+  o.snapshot_table_factor = snapshot_table_factor;
   o.scratch_dir = dir / "checkpoint";
   o.wait_timeout = std::chrono::milliseconds(20000);
   auto r = StateReplicator::Create(std::move(c), o);
@@ -225,6 +230,52 @@ TEST(StateReplicator, PeriodicSnapshotsRunBesideTheWal) {
   r->Stop();
 }
 
+// A periodic snapshot re-uploads the tables rewritten since the last one:
+// it waits for snapshot_table_factor (2) times the database's table bytes of
+// WAL (the 4 KiB minimum is far below), so its upload stays at most half
+// the WAL's, and a restore from it plus that WAL is still exact.
+TEST(StateReplicator, PeriodicSnapshotsWaitForTwiceTheTablesOfWal) {
+  SHREDD_REQUIRE_CEPH();
+  auto c = NewBucketClient("p");
+  ASSERT_NE(c, nullptr);
+  TempDir dir;
+  auto db = OpenArchivingDb(dir / "db");
+  for (int i = 0; i < 200; ++i) SyncPut(db.get(), StrCat("old", i), RandomBytes(1000));
+  ASSERT_TRUE(db->Flush(rocksdb::FlushOptions()).ok());
+  uint64_t tables = 0;
+  ASSERT_TRUE(db->GetIntProperty(rocksdb::DB::Properties::kTotalSstFilesSize, &tables));
+  ASSERT_GT(tables, 200u * 1000);
+  auto r = Replicator(c, dir, true, 2000, 4096);
+  r->Start(db.get());
+  ASSERT_TRUE(r->WaitReplicated(db->GetLatestSequenceNumber()).ok());
+  ASSERT_EQ(r->snapshots(), 1u);
+  const uint64_t shipped_at_start = r->bytes_shipped();
+  auto wal_shipped = [&] { return r->bytes_shipped() - shipped_at_start; };
+  auto wait_for_snapshots = [&](uint64_t n) {
+    for (int i = 0; i < 200 && r->snapshots() < n; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    return r->snapshots();
+  };
+  int i = 0;
+  for (; wal_shipped() < tables * 3 / 2; ++i) {
+    SyncPut(db.get(), StrCat("new", i), RandomBytes(1000));
+    ASSERT_TRUE(r->WaitReplicated(db->GetLatestSequenceNumber()).ok()) << i;
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(r->snapshots(), 1u) << "a snapshot after " << wal_shipped() << " bytes of WAL, tables " << tables;
+  for (; wal_shipped() < tables * 2 + 8192; ++i) {
+    SyncPut(db.get(), StrCat("new", i), RandomBytes(1000));
+    ASSERT_TRUE(r->WaitReplicated(db->GetLatestSequenceNumber()).ok()) << i;
+  }
+  EXPECT_EQ(wait_for_snapshots(2), 2u) << "no snapshot after " << wal_shipped() << " bytes of WAL, tables " << tables;
+  SyncPut(db.get(), "last", "1");
+  ASSERT_TRUE(r->WaitReplicated(db->GetLatestSequenceNumber()).ok());
+  RestoreReport rep;
+  TempDir out;
+  EXPECT_EQ(Restored(*c, out / "db", &rep), Dump(db.get()));
+  EXPECT_GT(rep.snapshot_seq, 200u) << "restored from the periodic snapshot";
+  r->Stop();
+}
+
 // The shredder stages a large plan without the WAL, then flushes: the
 // replicator notices the gap and covers it with a snapshot.
 TEST(StateReplicator, WritesThatSkipTheWalAreCoveredByASnapshot) {
@@ -383,6 +434,59 @@ TEST(StateReplicator, AnAcknowledgementWaitsForEveryEarlierObject) {
   r->Stop();
   TempDir out;
   EXPECT_EQ(Restored(*c, out / "db"), Dump(db.get()));
+}
+
+// In sync mode the daemon's writes (GuardedWrite) hand their batches to the
+// replicator as they are committed, and it ships them from there instead of
+// reading the WAL back; a write that skipped the WAL still ends in a
+// snapshot (the WAL reader finds the gap), and the restore is exact.
+TEST(StateReplicator, BatchesWrittenThroughGuardedWriteShipFromTheCapture) {
+  SHREDD_REQUIRE_CEPH();
+  auto c = NewBucketClient("p");
+  ASSERT_NE(c, nullptr);
+  TempDir dir;
+  const std::string path = dir / "db";
+  auto db = OpenArchivingDb(path);
+  auto r = Replicator(c, dir, true);
+  RegisterDurability(path, r.get());
+  absl::Cleanup unregister = [&] { RegisterDurability(path, nullptr); };
+  r->Start(db.get());
+  ASSERT_TRUE(r->WaitReplicated(db->GetLatestSequenceNumber()).ok());
+  auto write = [&](const std::string& key, bool wal) {
+    rocksdb::WriteBatch b;
+    b.Put(key, RandomBytes(300));
+    b.Put(key + "-index", "");
+    rocksdb::WriteOptions wo;
+    wo.disableWAL = !wal;
+    return GuardedWrite(db.get(), wo, &b, "test");
+  };
+  std::vector<std::thread> writers;
+  std::atomic<int> failed{0};
+  for (int t = 0; t < 4; ++t) {
+    writers.emplace_back([&, t] {
+      for (int i = 0; i < 30; ++i) {
+        if (!write(StrCat("t", t, "-", i), true).ok()) ++failed;
+        if (!r->WaitReplicated(db->GetLatestSequenceNumber()).ok()) ++failed;
+      }
+    });
+  }
+  for (auto& w : writers) w.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_GE(r->captured_batches(), 110u) << "nearly every batch came from the capture";
+  EXPECT_EQ(r->snapshots(), 1u);
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(write(StrCat("staged", i), false).ok());
+  ASSERT_TRUE(db->Flush(rocksdb::FlushOptions()).ok());
+  ASSERT_TRUE(write("after", true).ok());
+  ASSERT_TRUE(r->WaitReplicated(db->GetLatestSequenceNumber()).ok()) << r->last_error();
+  EXPECT_EQ(r->snapshots(), 2u) << "the writes that skipped the WAL are covered by a snapshot";
+  ASSERT_TRUE(write("last", true).ok());
+  ASSERT_TRUE(r->WaitReplicated(db->GetLatestSequenceNumber()).ok());
+  TempDir out;
+  auto restored = Restored(*c, out / "db");
+  EXPECT_EQ(restored, Dump(db.get()));
+  EXPECT_EQ(restored.count("staged19"), 1u);
+  EXPECT_EQ(restored.count("last"), 1u);
+  r->Stop();
 }
 
 TEST(StateReplicator, RestoreRefusesANonEmptyDirAndAnEmptyStore) {
