@@ -63,9 +63,7 @@ uint64_t WalCapture::TakeRun(uint64_t after, uint64_t upto, std::chrono::millise
   std::unique_lock l(mu_);
   DropLocked(after);
   const uint64_t begun_before = next_ticket_;
-  cv_.wait_for(l, wait, [&] {
-    return RunEndLocked(after) >= upto || open_.empty() || *open_.begin() >= begun_before;
-  });
+  cv_.wait_for(l, wait, [&] { return RunEndLocked(after) >= upto || open_.empty() || *open_.begin() >= begun_before; });
   uint64_t cur = after;
   for (;;) {
     auto it = batches_.find(cur + 1);

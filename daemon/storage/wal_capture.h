@@ -73,7 +73,7 @@ class WalCapture {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   uint64_t next_ticket_ ABSL_GUARDED_BY(mu_) = 1;
-  std::set<uint64_t> open_ ABSL_GUARDED_BY(mu_);         // tickets between Begin and End
+  std::set<uint64_t> open_ ABSL_GUARDED_BY(mu_);            // tickets between Begin and End
   std::map<uint64_t, Batch> batches_ ABSL_GUARDED_BY(mu_);  // by first sequence number
   size_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t floor_ ABSL_GUARDED_BY(mu_) = 0;  // taken (or shipped otherwise) up to here
