@@ -37,6 +37,7 @@
 #include "formats/encoding.h"
 #include "formats/keys.h"
 #include "formats/manifest.h"
+#include "proto/raw_wire.h"
 
 namespace shredd::cli {
 using ::shredd::StrCat;
@@ -61,6 +62,46 @@ json InfoJson(const v1::ItemInfo& info) {
 
 // ---------------------------------------------------------------- get
 
+// One GetResponse read as raw bytes: its content as views into gRPC's
+// receive buffers when the daemon framed it as usual (proto/raw_wire.h),
+// else as protobuf parsed it.
+struct Received {
+  std::vector<grpc::Slice> slices;  // what `parts` point into
+  std::vector<std::string_view> parts;
+  std::string parsed;
+  size_t size() const {
+    size_t n = parsed.size();
+    for (std::string_view p : parts) n += p.size();
+    return n;
+  }
+};
+
+bool ParseGetResponse(grpc::ByteBuffer* buffer, Received* out, int64_t* total_size) {
+  if (!buffer->Dump(&out->slices).ok()) return false;
+  uint64_t total = 0;
+  if (raw_wire::SplitBytesField(out->slices, v1::GetResponse::kTotalSizeFieldNumber, v1::GetResponse::kDataFieldNumber,
+                                &out->parts, &total)) {
+    *total_size = static_cast<int64_t>(total);
+    return true;
+  }
+  v1::GetResponse r;
+  if (!r.ParseFromString(raw_wire::Flatten(out->slices))) return false;
+  out->slices.clear();
+  out->parts.clear();
+  out->parsed = std::move(*r.mutable_data());
+  *total_size = r.total_size();
+  return true;
+}
+
+// Store.Get with its replies as raw bytes (the request as usual).
+std::unique_ptr<grpc::ClientReader<grpc::ByteBuffer>> StartRawGet(grpc::Channel* channel, grpc::ClientContext* ctx,
+                                                                  const v1::GetRequest& req) {
+  static const std::string kMethod = StrCat("/", v1::Store::service_full_name(), "/Get");
+  const grpc::internal::RpcMethod method(kMethod.c_str(), grpc::internal::RpcMethod::SERVER_STREAMING);
+  return std::unique_ptr<grpc::ClientReader<grpc::ByteBuffer>>(
+      grpc::internal::ClientReaderFactory<grpc::ByteBuffer>::Create(channel, method, ctx, req));
+}
+
 int CmdGet(const Global& g, const std::string& digest, const std::string& out_path, int64_t offset, int64_t length) {
   // Plaintext: a private file (0600) that gets its name only once every
   // byte is written and checked; nothing is left behind on a failure.
@@ -72,30 +113,33 @@ int CmdGet(const Global& g, const std::string& digest, const std::string& out_pa
     fd = file->fd();
     direct = file->direct();
   }
-  auto stub = v1::Store::NewStub(Connect(g));
+  auto channel = Connect(g);
   grpc::ClientContext ctx;
   v1::GetRequest req;
   req.mutable_digest()->set_hash(digest);
   req.set_offset(offset);
   req.set_limit(length);
-  auto reader = stub->Get(&ctx, req);
+  auto reader = StartRawGet(channel.get(), &ctx, req);
   const bool whole = offset == 0 && length == 0;
   EVP_MD_CTX* md = EVP_MD_CTX_new();
   EVP_DigestInit_ex(md, EVP_sha256(), nullptr);
   // This thread receives; a writer thread hashes and writes (and starts
   // writeback of the output file as it goes), with a bounded queue between.
-  BoundedQueue<std::string> queue(8);
+  BoundedQueue<Received> queue(8);
   bool write_error = false;
   int write_errno = 0;
   std::thread writer([&] {
     OutputWriter out(fd, direct, !out_path.empty());
     bool ok = true;
-    while (auto d = queue.Pop()) {
-      EVP_DigestUpdate(md, d->data(), d->size());
-      if (!out.Write(*d)) {
-        ok = false;
-        break;
-      }
+    auto write = [&](std::string_view d) {
+      EVP_DigestUpdate(md, d.data(), d.size());
+      return out.Write(d);
+    };
+    while (ok) {
+      auto d = queue.Pop();
+      if (!d) break;
+      for (std::string_view p : d->parts) ok = ok && write(p);
+      ok = ok && write(d->parsed);
     }
     if (ok && !out.Finish()) ok = false;
     if (!ok) {
@@ -104,15 +148,22 @@ int CmdGet(const Global& g, const std::string& digest, const std::string& out_pa
       queue.Cancel();
     }
   });
-  v1::GetResponse resp;
+  grpc::ByteBuffer buffer;
   uint64_t received = 0;
+  bool malformed = false;
   std::optional<Progress> progress;
-  while (reader->Read(&resp)) {
+  while (reader->Read(&buffer)) {
+    Received d;
+    int64_t total_size = 0;
+    if (!ParseGetResponse(&buffer, &d, &total_size)) {
+      malformed = true;
+      ctx.TryCancel();
+      break;
+    }
     if (!progress) {
-      uint64_t expect = length ? static_cast<uint64_t>(length) : static_cast<uint64_t>(resp.total_size() - offset);
+      uint64_t expect = length ? static_cast<uint64_t>(length) : static_cast<uint64_t>(total_size - offset);
       progress.emplace("get", expect, !g.quiet && !out_path.empty());
     }
-    std::string d = std::move(*resp.mutable_data());
     const size_t n = d.size();
     if (!queue.Push(d)) {  // the writer failed
       ctx.TryCancel();
@@ -131,6 +182,7 @@ int CmdGet(const Global& g, const std::string& digest, const std::string& out_pa
   if (progress) progress->Finish();
   auto fail = [](Failure f) { throw f; };  // ~OutputFile discards the bytes
   if (write_error) fail(Failure{kFail, StrCat("cannot write output: ", std::strerror(write_errno)), ""});
+  if (malformed) fail(Failure{kFail, "the daemon sent a reply that is not a GetResponse; discarded", "DATA_LOSS"});
   if (!s.ok()) fail(FromGrpc(s, "download failed"));
   if (whole) {
     std::string got = StrCat("sha256:", verify::HexEncode(std::string_view(reinterpret_cast<char*>(h), 32)));

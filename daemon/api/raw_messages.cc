@@ -9,6 +9,8 @@
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/wire_format_lite.h>
 
+#include "proto/raw_wire.h"
+
 namespace shredd {
 
 namespace {
@@ -18,18 +20,6 @@ using google::protobuf::internal::WireFormatLite;
 constexpr int kPutDataField = v1::PutRequest::kDataFieldNumber;
 constexpr int kGetDataField = v1::GetResponse::kDataFieldNumber;
 constexpr int kGetTotalSizeField = v1::GetResponse::kTotalSizeFieldNumber;
-
-// The first bytes of `slices` (at most out.size()), gathered.
-size_t Gather(const std::vector<grpc::Slice>& slices, std::span<uint8_t> out) {
-  size_t n = 0;
-  for (const auto& s : slices) {
-    size_t take = std::min(s.size(), out.size() - n);
-    std::memcpy(out.data() + n, s.begin(), take);
-    n += take;
-    if (n == out.size()) break;
-  }
-  return n;
-}
 
 }  // namespace
 
@@ -65,8 +55,7 @@ absl::Status PutMessage::Parse(grpc::ByteBuffer* buffer) {
   buffer->Clear();
   if (ParseDataFast()) return absl::OkStatus();
   // Headers, trailers and anything encoded otherwise: protobuf's parser.
-  flat_.clear();
-  for (const auto& s : slices_) flat_.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  flat_ = raw_wire::Flatten(slices_);
   slices_.clear();
   if (!parsed_.ParseFromString(flat_)) {
     return absl::InvalidArgumentError("an upload message is not a valid PutRequest");
@@ -76,29 +65,9 @@ absl::Status PutMessage::Parse(grpc::ByteBuffer* buffer) {
 }
 
 bool PutMessage::ParseDataFast() {
-  size_t total = 0;
-  for (const auto& s : slices_) total += s.size();
-  // A tag and a length take at most 1 + 10 bytes.
-  std::array<uint8_t, 11> head{};
-  const size_t have = Gather(slices_, head);
-  google::protobuf::io::CodedInputStream in(head.data(), static_cast<int>(have));
-  if (in.ReadTag() != WireFormatLite::MakeTag(kPutDataField, WireFormatLite::WIRETYPE_LENGTH_DELIMITED)) return false;
-  uint64_t length = 0;
-  if (!in.ReadVarint64(&length)) return false;
-  const auto skip = static_cast<size_t>(in.CurrentPosition());
-  if (length != total - skip) return false;  // more fields follow: protobuf decides
-  size_t offset = skip;
-  for (const auto& s : slices_) {
-    std::string_view v(reinterpret_cast<const char*>(s.begin()), s.size());
-    if (offset >= v.size()) {
-      offset -= v.size();
-      continue;
-    }
-    data_.push_back(v.substr(offset));
-    offset = 0;
-  }
-  data_path_ = true;
-  return true;
+  uint64_t none = 0;
+  data_path_ = raw_wire::SplitBytesField(slices_, 0, kPutDataField, &data_, &none);
+  return data_path_;
 }
 
 grpc::ByteBuffer GetResponseBuffer(std::string&& plain, int64_t total_size) {
