@@ -1,12 +1,12 @@
 #include "proto/raw_wire.h"
 
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/wire_format_lite.h>
-
 #include <algorithm>
 #include <array>
 #include <cstring>
 #include <span>
+
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/wire_format_lite.h>
 
 namespace shredd::raw_wire {
 

@@ -6,12 +6,12 @@
 #ifndef SHREDD_PROTO_RAW_WIRE_H_
 #define SHREDD_PROTO_RAW_WIRE_H_
 
-#include <grpcpp/support/slice.h>
-
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <grpcpp/support/slice.h>
 
 namespace shredd::raw_wire {
 
