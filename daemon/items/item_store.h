@@ -77,13 +77,11 @@ class Upload {
   Upload& operator=(const Upload&) = delete;
   // INVALID_ARGUMENT if more bytes arrive than were declared.
   absl::Status Append(std::string_view data);
-  // The same, taking the bytes over (no copy). Large (file-backed) uploads
-  // are pipelined: the caller's thread hashes, a worker thread encrypts in
-  // place and writes, with a bounded queue between them (constant memory).
-  absl::Status Append(std::string&& data);
-  // The same for bytes someone else owns (e.g. gRPC's receive buffers): a
-  // pipelined upload hashes them now and seals them later straight from
-  // there, holding `run.owner` until then (no copy of the content).
+  // The same for bytes someone else owns (e.g. gRPC's receive buffers).
+  // Large (file-backed) uploads are pipelined: the caller's thread hashes
+  // now, a worker thread seals straight from there and writes, holding
+  // `run.owner` until then (no copy of the content), with a bounded queue
+  // between them (constant memory).
   absl::Status AppendRun(UploadRun run);
   // Declares the digest after the data (an upload begun with
   // ItemStore::BeginUploadOfSize). If a digest was declared at the start,

@@ -42,9 +42,8 @@ uint64_t ChunkCount(uint64_t size, uint32_t chunk) { return size == 0 ? 1 : (siz
 // tags. At most kQueueBytes of plaintext wait in memory, so an upload of any
 // size runs in constant memory, and the receiving thread blocks (gRPC flow
 // control then holds the client back) when the cipher or the disk is the
-// slower side. A run's bytes belong to its owner (gRPC's receive buffers, or
-// a string Upload::Append handed over and wipes when released), released
-// once sealed or when the upload is abandoned.
+// slower side. A run's bytes belong to its owner (gRPC's receive buffers),
+// released once sealed or when the upload is abandoned.
 class UploadPipeline {
  public:
   static constexpr size_t kQueueBytes = 16 << 20;
@@ -190,21 +189,6 @@ absl::Status Upload::Accept(std::string_view data) {
   return absl::OkStatus();
 }
 
-absl::Status Upload::Append(std::string&& data) {
-  if (!pipeline_) {
-    absl::Status s = Append(std::string_view(data));
-    sodium_memzero(data.data(), data.size());
-    return s;
-  }
-  // The string is the run's owner: wiped when the pipeline is done with it.
-  std::shared_ptr<std::string> owner(new std::string(std::move(data)), [](std::string* p) {
-    sodium_memzero(p->data(), p->size());
-    delete p;
-  });
-  std::string_view view(*owner);
-  return AppendRun(UploadRun{{view}, std::move(owner)});
-}
-
 absl::Status Upload::AppendRun(UploadRun run) {
   if (!pipeline_) {
     for (std::string_view p : run.parts) {
@@ -250,7 +234,14 @@ absl::Status Upload::DeclareReceivedDigest() {
 }
 
 absl::Status Upload::Append(std::string_view data) {
-  if (pipeline_) return Append(std::string(data));
+  if (pipeline_) {  // a copy the pipeline owns, wiped when it is done with it
+    std::shared_ptr<std::string> copy(new std::string(data), [](std::string* p) {
+      sodium_memzero(p->data(), p->size());
+      delete p;
+    });
+    std::string_view view(*copy);
+    return AppendRun(UploadRun{{view}, std::move(copy)});
+  }
   if (auto s = Accept(data); !s.ok()) return s;
   const uint32_t cs = store_->options_.chunk_size;
   while (!data.empty()) {

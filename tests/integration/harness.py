@@ -34,6 +34,17 @@ from shredd.v1 import shredd_pb2 as pb  # noqa: E402
 from shredd.v1 import shredd_pb2_grpc as pb_grpc  # noqa: E402
 
 
+def varint(n):
+    """Protobuf's base-128 varint of `n` (tests that write messages by hand)."""
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
 def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 

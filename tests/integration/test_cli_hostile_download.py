@@ -13,20 +13,10 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import SHREDCTL, grpc, pb
+from harness import SHREDCTL, grpc, pb, varint
 
 CONTENT = os.urandom(3 * 1024 * 1024 + 17)
 DIGEST = "sha256:" + hashlib.sha256(CONTENT).hexdigest()
-
-
-def varint(n):
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
 
 
 def usual(data, total):

@@ -17,7 +17,7 @@ import unittest
 
 import grpc
 
-from harness import PY_GEN, DaemonTest, pb, sha256_digest
+from harness import PY_GEN, DaemonTest, pb, sha256_digest, varint
 
 CHUNK = 1 << 20
 TAG = 16
@@ -429,18 +429,8 @@ class WireEncodingTest(FaultTest):
                                              response_deserializer=pb.PutResponse.FromString)
         return call(iter(raws), timeout=60)
 
-    @staticmethod
-    def varint(n):
-        out = bytearray()
-        while True:
-            b = n & 0x7F
-            n >>= 7
-            out.append(b | (0x80 if n else 0))
-            if not n:
-                return bytes(out)
-
     def data_field(self, data):
-        return b"\x12" + self.varint(len(data)) + data
+        return b"\x12" + varint(len(data)) + data
 
     def test_every_valid_encoding_stores_what_protobuf_decodes(self):
         a, b, c = rand(CHUNK + 5), rand(INLINE_MAX), rand(3000)

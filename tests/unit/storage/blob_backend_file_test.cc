@@ -1,8 +1,13 @@
 // FileBlobBackend (daemon/blob_backend.h): the local home of large items'
 // ciphertext. Objects appear only when published, reads are exact, and
 // garbage collection removes unfinished uploads and dead objects only.
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <span>
 #include <string>
@@ -99,6 +104,35 @@ TEST(FileBlobBackend, BytesWrittenInPlaceAcrossBuffersReadBackExactly) {
   std::string out;
   ASSERT_TRUE((*r)->ReadAt(0, all.size(), &out).ok());
   EXPECT_TRUE(out == all);
+}
+
+// A write that fails on the writer's own thread (here: the file-size limit,
+// EFBIG, standing in for a full disk) must fail the upload, not vanish.
+TEST(FileBlobBackend, AFailedOverlappedWriteFailsTheObject) {
+  TempDir dir;
+  auto b = Open(dir);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {  // the limit applies to this process only
+    signal(SIGXFSZ, SIG_IGN);
+    rlimit limit{12 << 20, 12 << 20};
+    setrlimit(RLIMIT_FSIZE, &limit);
+    auto w = b->Create(kId);
+    if (!w.ok()) _exit(2);
+    absl::Status s;
+    for (int i = 0; i < 40 && s.ok(); ++i) {  // 40 MiB, well past the limit
+      std::span<char> room = (*w)->Reserve(1 << 20);
+      std::memset(room.data(), 'x', room.size());
+      s = (*w)->CommitReserved(room.size());
+    }
+    if (s.ok()) s = (*w)->Publish();
+    _exit(s.ok() ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 1) << "the writes past the limit did not fail the object";
+  EXPECT_FALSE(b->Open(kId).ok());
 }
 
 TEST(FileBlobBackend, AnUnpublishedWriterLeavesNothing) {
