@@ -165,7 +165,7 @@ class ConfigParser {
         s = Integer(v, name, 1, 10000000, &n);
         if (s.ok()) c->shred_epoch_items = static_cast<uint64_t>(n);
       } else if (k == "manifest_chunk_items") {
-        s = Integer(v, name, 1, 1000000, &n);
+        s = Integer(v, name, 1, kMaxManifestChunkItems, &n);
         if (s.ok()) c->shred_manifest_chunk_items = static_cast<uint64_t>(n);
       } else if (k == "inline_manifest_items") {
         s = Integer(v, name, 0, 1000000, &n);

@@ -36,6 +36,14 @@ namespace shredd {
 inline constexpr uint64_t kMinMemoryBudgetMib = 16;
 inline constexpr uint64_t kMaxMemoryBudgetMib = 1024 * 1024;
 
+// [shred] manifest_chunk_items: each chunk of a private manifest is one
+// RocksDB value of ~190 bytes per item, and RocksDB holds a value whole in
+// one block wherever it reads it (compaction holds the current block of every
+// input file). 20,000 items (3.7 MB values; the default until session 11) took
+// a 3,000,000-item order's peak RSS to 280 MiB, 1,000 to 187 MiB
+// (docs/PERFORMANCE.md, "The order's RSS and the manifest chunks").
+inline constexpr int64_t kMaxManifestChunkItems = 20000;
+
 // The roles of docs/CONFIG.md. Anything else in a config is an error.
 inline constexpr std::string_view kRoleNames[] = {"writer", "deleter", "auditor", "admin"};
 bool IsRoleName(std::string_view name);
@@ -116,7 +124,7 @@ struct DaemonConfig {
   std::string tls_client_ca;
   // [shred]: how large destructions are split (docs/PERFORMANCE.md)
   uint64_t shred_epoch_items = 25000;             // items per key-tree epoch
-  uint64_t shred_manifest_chunk_items = 20000;    // items per stored manifest chunk
+  uint64_t shred_manifest_chunk_items = 1000;     // items per stored manifest chunk (one RocksDB value each)
   uint64_t shred_inline_manifest_items = 200000;  // larger manifests: GetManifest only
   // [object_store]
   ObjectStoreConfig object_store;

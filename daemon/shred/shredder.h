@@ -152,8 +152,8 @@ class PlanSink {
 using Planner = std::function<absl::Status(PlanSink& sink, ShredJob& job)>;
 
 struct ShredderOptions {
-  uint64_t epoch_items = 25000;             // items per key-tree epoch in a large destruction
-  uint64_t manifest_chunk_items = 20000;    // items per sealed manifest record
+  uint64_t epoch_items = 25000;          // items per key-tree epoch in a large destruction
+  uint64_t manifest_chunk_items = 1000;  // items per sealed manifest record (bounded by [shred] manifest_chunk_items)
   uint64_t inline_manifest_items = 200000;  // larger manifests are served by StreamManifest only
   BackoffRetrier::Options pending_retry;    // retrying pending certifications
 };

@@ -13,6 +13,7 @@
 
 #include <gtest/gtest.h>
 
+#include "daemon/shred/shredder_records.h"
 #include "tests/unit/domain_fixture.h"
 
 namespace shredd {
@@ -109,6 +110,33 @@ TEST(ShredderTest, ADestructionOfManyEpochsIsOneCertificate) {
   EXPECT_EQ(cert->item_count, 10u);
   EXPECT_GE(d.store()->key_tree().epoch(), epoch_before + 4);  // ceil(10 / 3) epochs
   for (const auto& h : items) EXPECT_FALSE(d.Readable(h));
+  auto verified = d.Verify(cert->envelope);
+  ASSERT_TRUE(verified.ok()) << verified.status();
+  EXPECT_TRUE(verify::VerifyManifest(*verified, cert->manifest).ok());
+}
+
+// A stored manifest chunk is one RocksDB value, which RocksDB holds whole in
+// one block wherever it reads it: with 20,000 items a chunk was 3.7 MB and a
+// 3,000,000-item order's compactions took the daemon to 280 MiB
+// (docs/CONFIG.md, manifest_chunk_items). The default keeps them small.
+TEST(ShredderTest, TheDefaultManifestChunksAreSmallRocksDbValues) {
+  TempDir dir;
+  Domain d(dir.path());
+  std::vector<Sha256> items;
+  for (int i = 0; i < 1500; ++i) items.push_back(d.Put("photo " + std::to_string(i)));
+  auto cert = d.shredder()->Shred(SpecFor(items, "req-chunks"));
+  ASSERT_TRUE(cert.ok()) << cert.status();
+  size_t chunks = 0;
+  for (;; ++chunks) {
+    std::string value;
+    auto s = d.store()->db()->Get(rocksdb::ReadOptions(),
+                                  shred_internal::ManifestChunkKey(cert->certificate_id, static_cast<uint32_t>(chunks)),
+                                  &value);
+    if (s.IsNotFound()) break;
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    EXPECT_LE(value.size(), 256u << 10) << "manifest chunk " << chunks;
+  }
+  EXPECT_EQ(chunks, 2u);  // 1,000 + 500 items
   auto verified = d.Verify(cert->envelope);
   ASSERT_TRUE(verified.ok()) << verified.status();
   EXPECT_TRUE(verify::VerifyManifest(*verified, cert->manifest).ok());
