@@ -52,7 +52,9 @@ bool UsingJemalloc();
 // neighbours coalesce into large dirty extents, and gRPC's 64 KiB receive
 // buffers were then cut from fresh memory instead, each page faulted in
 // (halved the page faults and ~25 % of the daemon's CPU of a 1 GiB upload).
-// The string: kJemallocConf (daemon/base/jemalloc_conf.h).
+// The string: kJemallocConf (daemon/base/jemalloc_conf.h); shredctl uses it
+// too (on its side of a 1 GiB download: 31,000-94,000 page faults with
+// glibc malloc, 8,800 with these options).
 
 // Allocator settings. Call first thing in main, before any thread starts.
 // Each setting is skipped if the environment sets it already

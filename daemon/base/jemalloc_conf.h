@@ -1,5 +1,5 @@
-// jemalloc's options for the daemon, read at its first allocation, before
-// main; MALLOC_CONF in the environment takes
+// jemalloc's options for both executables (shredd and shredctl), read at its
+// first allocation, before main; MALLOC_CONF in the environment takes
 // precedence. Why each option: daemon/app/memory.h.
 #ifndef SHREDD_DAEMON_BASE_JEMALLOC_CONF_H_
 #define SHREDD_DAEMON_BASE_JEMALLOC_CONF_H_
@@ -11,8 +11,8 @@ inline constexpr char kJemallocConf[] =
 
 }  // namespace shredd
 
-// Defines jemalloc's malloc_conf as kJemallocConf: once, at file scope, in a
-// source file linked into the executable (daemon/app/memory.cc).
+// Defines jemalloc's malloc_conf as kJemallocConf. Use once per executable,
+// at file scope, in a source file of the executable itself.
 // NOLINTBEGIN: the name is jemalloc's interface.
 #define SHREDD_DEFINE_JEMALLOC_CONF()              \
   extern "C" {                                     \
