@@ -17,7 +17,10 @@
 # steadier figure on a shared machine. ORDER_PERF=FILE records a perf
 # profile (perf record -g) of the daemon during the order;
 # ORDER_METRICS=127.0.0.1:PORT has the daemon serve its metrics there
-# (e.g. to sample shredd_memory_bytes during the order). page_faults are the
+# (e.g. to sample shredd_memory_bytes during the order; ORDER_SAMPLE=FILE
+# with it writes RSS and those gauges to FILE every 0.5 s, and
+# SHREDD_ROCKSDB_LOG=info puts RocksDB's flushes and compactions in the
+# daemon's log). page_faults are the
 # daemon's minor + major faults during the order (/proc/PID/stat; the same
 # count as `perf stat -e page-faults -p PID`); the snapshot step prints the
 # ingest's figures the same way. The daemon inherits MALLOC_CONF, so
@@ -73,6 +76,19 @@ stop_daemon() {
   wait "$DPID" || true
 }
 ctl() { "$BIN/shredctl" --server "unix:$ROOT/s.sock" -q "$@"; }
+# One line per 0.5 s: seconds, RSS (MiB), then shredd_memory_bytes by kind
+# (MiB) from the metrics endpoint (docs/SERVICE.md#metrics).
+sample_memory() {  # $1: daemon pid
+  local t0 rss
+  t0=$(date +%s.%N)
+  while kill -0 "$1" 2>/dev/null; do
+    rss=$(awk '/VmRSS/ {print int($2 / 1024)}' "/proc/$1/status" 2>/dev/null || echo 0)
+    printf '%.1f rss=%s %s\n' "$(echo "$(date +%s.%N) - $t0" | bc)" "$rss" \
+      "$(curl -s --max-time 1 "http://$ORDER_METRICS/metrics" |
+        awk '/^shredd_memory_bytes/ {split($1, a, "\""); printf "%s=%d ", a[2], $2 / 1048576}')"
+    sleep 0.5
+  done
+}
 
 if [[ ! -d $SNAP ]]; then
   ROOT="$SNAP.tmp"
@@ -106,12 +122,17 @@ for _ in $(seq "$RUNS"); do
     PERF_PID=$!
     sleep 0.5
   fi
+  if [[ -n ${ORDER_SAMPLE:-} ]]; then  # ORDER_SAMPLE=FILE (with ORDER_METRICS): RSS and shredd_memory_bytes every 0.5 s
+    sample_memory "$DPID" >"$ORDER_SAMPLE" &
+    SAMPLE_PID=$!
+  fi
   flt0=$(awk '{print $10 + $12}' "/proc/$DPID/stat")
   t0=$(date +%s.%N)
   ctl order submit --id big --basis ftc-order --reference bench --dataset source >/dev/null
   ctl order wait big --timeout 3600 >/dev/null
   t1=$(date +%s.%N)
   if [[ -n ${ORDER_PERF:-} ]]; then kill -INT "$PERF_PID"; wait "$PERF_PID" || true; fi
+  if [[ -n ${ORDER_SAMPLE:-} ]]; then kill "$SAMPLE_PID"; wait "$SAMPLE_PID" || true; fi
   hwm=$(awk '/VmHWM/ {print $2}' "/proc/$DPID/status")
   cpu=$(awk '{print ($14 + $15) / 100}' "/proc/$DPID/stat")
   sys=$(awk '{print $15 / 100}' "/proc/$DPID/stat")  # system time: page faults, purges, I/O
