@@ -2,13 +2,14 @@
 // log read from its C2SP tlog-tiles copy (formats/tiles.h), from a directory
 // or over http(s) with libcurl. No daemon, no gRPC, no TLS client
 // certificate (docs/LOG.md "Tiles").
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <iostream>
-#include <mutex>
+#include <type_traits>
 
 #include <curl/curl.h>
 
@@ -70,38 +71,77 @@ size_t OnBody(char* data, size_t size, size_t n, void* user) {
   return size * n;
 }
 
+// libcurl, loaded on first use rather than linked: only `--tiles URL` needs
+// it, and linked it made every shredctl run load its ~25 libraries
+// (Kerberos, LDAP, GnuTLS, ...: ~20 of the ~60 ms a shredctl start took;
+// docs/PERFORMANCE.md "Fixed costs of a put").
+struct CurlApi {
+  decltype(&curl_easy_init) easy_init = nullptr;
+  decltype(&curl_easy_setopt) easy_setopt = nullptr;
+  decltype(&curl_easy_perform) easy_perform = nullptr;
+  decltype(&curl_easy_getinfo) easy_getinfo = nullptr;
+  decltype(&curl_easy_cleanup) easy_cleanup = nullptr;
+  decltype(&curl_easy_strerror) easy_strerror = nullptr;
+};
+
+absl::StatusOr<CurlApi> OpenCurl() {
+  void* lib = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+  if (lib == nullptr) {
+    return absl::FailedPreconditionError(
+        StrCat("reading tiles over http(s) needs libcurl (Debian package libcurl4): ", dlerror()));
+  }
+  CurlApi api;
+  bool found = true;
+  auto bind = [&](auto& fn, const char* name) {
+    fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(lib, name));
+    found = found && fn != nullptr;
+  };
+  decltype(&curl_global_init) global_init = nullptr;
+  bind(global_init, "curl_global_init");
+  bind(api.easy_init, "curl_easy_init");
+  bind(api.easy_setopt, "curl_easy_setopt");
+  bind(api.easy_perform, "curl_easy_perform");
+  bind(api.easy_getinfo, "curl_easy_getinfo");
+  bind(api.easy_cleanup, "curl_easy_cleanup");
+  bind(api.easy_strerror, "curl_easy_strerror");
+  if (!found) return absl::FailedPreconditionError("libcurl.so.4 lacks a function shredctl needs");
+  if (global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return absl::InternalError("libcurl failed to initialise");
+  return api;
+}
+
 absl::StatusOr<std::string> ReadUrl(const std::string& url) {
-  static std::once_flag init;
-  std::call_once(init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-  CURL* curl = curl_easy_init();
+  static const absl::StatusOr<CurlApi> loaded = OpenCurl();  // once, thread-safe
+  if (!loaded.ok()) return loaded.status();
+  const CurlApi& c = *loaded;
+  CURL* curl = c.easy_init();
   if (curl == nullptr) return absl::InternalError("libcurl failed to initialise");
   std::string body;
   char errbuf[CURL_ERROR_SIZE] = {0};
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  c.easy_setopt(curl, CURLOPT_URL, url.c_str());
 #if LIBCURL_VERSION_NUM >= 0x075500
-  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  c.easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+  c.easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 #else
-  curl_easy_setopt(curl, CURLOPT_PROTOCOLS, CURLPROTO_HTTP | CURLPROTO_HTTPS);
-  curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS, CURLPROTO_HTTP | CURLPROTO_HTTPS);
+  c.easy_setopt(curl, CURLOPT_PROTOCOLS, CURLPROTO_HTTP | CURLPROTO_HTTPS);
+  c.easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS, CURLPROTO_HTTP | CURLPROTO_HTTPS);
 #endif
-  curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
-  curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 5L);
-  curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "");  // gzip, identity, ...: the spec asks for gzip
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 20L);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 120L);
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_USERAGENT, "shredctl/" SHREDD_VERSION);
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, OnBody);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
-  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
-  const CURLcode rc = curl_easy_perform(curl);
+  c.easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
+  c.easy_setopt(curl, CURLOPT_MAXREDIRS, 5L);
+  c.easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "");  // gzip, identity, ...: the spec asks for gzip
+  c.easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 20L);
+  c.easy_setopt(curl, CURLOPT_TIMEOUT, 120L);
+  c.easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  c.easy_setopt(curl, CURLOPT_USERAGENT, "shredctl/" SHREDD_VERSION);
+  c.easy_setopt(curl, CURLOPT_WRITEFUNCTION, OnBody);
+  c.easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+  c.easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+  const CURLcode rc = c.easy_perform(curl);
   long status = 0;
-  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-  curl_easy_cleanup(curl);
+  c.easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  c.easy_cleanup(curl);
   if (rc != CURLE_OK) {
     return absl::UnavailableError(
-        StrCat("GET ", url, ": ", errbuf[0] != '\0' ? std::string(errbuf) : std::string(curl_easy_strerror(rc))));
+        StrCat("GET ", url, ": ", errbuf[0] != '\0' ? std::string(errbuf) : std::string(c.easy_strerror(rc))));
   }
   if (status == 404 || status == 410) return absl::NotFoundError(StrCat("GET ", url, ": HTTP ", status));
   if (status != 200) return absl::UnavailableError(StrCat("GET ", url, ": HTTP ", status));
