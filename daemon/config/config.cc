@@ -168,7 +168,7 @@ class ConfigParser {
         s = Integer(v, name, 1, kMaxManifestChunkItems, &n);
         if (s.ok()) c->shred_manifest_chunk_items = static_cast<uint64_t>(n);
       } else if (k == "inline_manifest_items") {
-        s = Integer(v, name, 0, 1000000, &n);
+        s = Integer(v, name, 0, kMaxInlineManifestItems, &n);
         if (s.ok()) c->shred_inline_manifest_items = static_cast<uint64_t>(n);
       } else {
         s = Error(key.source(), name, "unknown key (known: epoch_items, manifest_chunk_items, inline_manifest_items)");

@@ -43,6 +43,12 @@ inline constexpr uint64_t kMaxMemoryBudgetMib = 1024 * 1024;
 // a 3,000,000-item order's peak RSS to 280 MiB, 1,000 to 187 MiB
 // (docs/PERFORMANCE.md, "The order's RSS and the manifest chunks").
 inline constexpr int64_t kMaxManifestChunkItems = 20000;
+// [shred] inline_manifest_items: a GetCertificate or Shred reply with the
+// manifest inline costs the daemon ~5x the manifest's JSON while it is built
+// and sent (~190 bytes per item): one reply for 200,000 items took ~100 MB,
+// six at once 540 MB. 20,000 items by default (~19 MB per call); larger
+// manifests stream (GetManifest, one chunk at a time).
+inline constexpr int64_t kMaxInlineManifestItems = 200000;
 
 // The roles of docs/CONFIG.md. Anything else in a config is an error.
 inline constexpr std::string_view kRoleNames[] = {"writer", "deleter", "auditor", "admin"};
@@ -123,9 +129,9 @@ struct DaemonConfig {
   std::string tls_key;
   std::string tls_client_ca;
   // [shred]: how large destructions are split (docs/PERFORMANCE.md)
-  uint64_t shred_epoch_items = 25000;             // items per key-tree epoch
-  uint64_t shred_manifest_chunk_items = 1000;     // items per stored manifest chunk (one RocksDB value each)
-  uint64_t shred_inline_manifest_items = 200000;  // larger manifests: GetManifest only
+  uint64_t shred_epoch_items = 25000;            // items per key-tree epoch
+  uint64_t shred_manifest_chunk_items = 1000;    // items per stored manifest chunk (one RocksDB value each)
+  uint64_t shred_inline_manifest_items = 20000;  // larger manifests: GetManifest only (kMaxInlineManifestItems)
   // [object_store]
   ObjectStoreConfig object_store;
   // [[roles.local]], [[roles.tls]]

@@ -85,6 +85,12 @@ absl::StatusOr<CertificateBundle> Shredder::Shred(const ShredSpec& spec) {
   job.hashes = spec.hashes;
   std::sort(job.hashes.begin(), job.hashes.end());
   job.hashes.erase(std::unique(job.hashes.begin(), job.hashes.end()), job.hashes.end());
+  if (spec.include_receipts && job.hashes.size() > options_.receipt_items) {
+    return absl::FailedPreconditionError(StrCat(
+        "receipts are served for up to ", options_.receipt_items, " items, and this request names ", job.hashes.size(),
+        "; nothing was shredded. Shred without receipts and derive them offline from "
+        "the manifest (shredctl receipt)"));
+  }
   job.request_id = spec.request_id;
   if (job.request_id.empty()) {
     // Derived from the digests and their custody records, so repeating a

@@ -152,10 +152,14 @@ class PlanSink {
 using Planner = std::function<absl::Status(PlanSink& sink, ShredJob& job)>;
 
 struct ShredderOptions {
-  uint64_t epoch_items = 25000;          // items per key-tree epoch in a large destruction
-  uint64_t manifest_chunk_items = 1000;  // items per sealed manifest record (bounded by [shred] manifest_chunk_items)
-  uint64_t inline_manifest_items = 200000;  // larger manifests are served by StreamManifest only
-  BackoffRetrier::Options pending_retry;    // retrying pending certifications
+  uint64_t epoch_items = 25000;            // items per key-tree epoch in a large destruction
+  uint64_t manifest_chunk_items = 1000;    // items per sealed manifest record (bounded by [shred] manifest_chunk_items)
+  uint64_t inline_manifest_items = 20000;  // larger manifests are served by StreamManifest only
+  // Receipts (ShredSpec / GetCertificate include_receipts) are served for
+  // certificates of up to this many items. Each is ~1.6 KB, built in memory
+  // with the parsed manifest: 200,000 took the daemon to 1 GB.
+  uint64_t receipt_items = 10000;
+  BackoffRetrier::Options pending_retry;  // retrying pending certifications
 };
 
 class Shredder {

@@ -316,10 +316,13 @@ absl::StatusOr<CertificateBundle> Shredder::Load(const std::string& cert_id, boo
     b.tlog_proof = std::move(*proof);
   }
   if (include_receipts) {
-    if (b.manifest_omitted) {
-      return absl::FailedPreconditionError(StrCat("certificate ", cert_id, " covers ", b.item_count,
-                                                  " items; derive receipts offline from its manifest "
-                                                  "(shredctl receipt)"));
+    if (b.manifest_omitted || b.item_count > options_.receipt_items) {
+      // Also after a Shred that cascaded past the limit: its certificate
+      // is issued, so say so.
+      return absl::FailedPreconditionError(
+          StrCat("certificate ", cert_id, " (issued) covers ", b.item_count, " items; receipts are served for up to ",
+                 std::min(options_.receipt_items, options_.inline_manifest_items),
+                 ": fetch it without receipts and derive them offline from its manifest (shredctl receipt)"));
     }
     json manifest = json::parse(b.manifest, nullptr, false);
     if (manifest.is_discarded()) return absl::DataLossError("stored manifest is unreadable");

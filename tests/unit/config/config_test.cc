@@ -111,7 +111,7 @@ TEST(ConfigTest, ShredSection) {
   ASSERT_TRUE(d.ok());
   EXPECT_EQ(d->shred_epoch_items, 25000u);
   EXPECT_EQ(d->shred_manifest_chunk_items, 1000u);
-  EXPECT_EQ(d->shred_inline_manifest_items, 200000u);
+  EXPECT_EQ(d->shred_inline_manifest_items, 20000u);
   auto c = LoadConfigFromString("[shred]\nepoch_items = 64\nmanifest_chunk_items = 50\ninline_manifest_items = 0\n",
                                 "shred.toml");
   ASSERT_TRUE(c.ok()) << c.status();
@@ -185,7 +185,8 @@ TEST(ConfigTest, BadValues) {
            {"[server]\ninline_threshold = -1\n", "must be between 0 and 1048576"},
            {"[shred]\nepoch_items = 0\n", "shred.epoch_items: must be between 1 and 10000000"},
            {"[shred]\nmanifest_chunk_items = 20001\n", "shred.manifest_chunk_items: must be between 1 and 20000"},
-           {"[shred]\ninline_manifest_items = -5\n", "shred.inline_manifest_items: must be between 0 and 1000000"},
+           {"[shred]\ninline_manifest_items = -5\n", "shred.inline_manifest_items: must be between 0 and 200000"},
+           {"[shred]\ninline_manifest_items = 200001\n", "shred.inline_manifest_items: must be between 0 and 200000"},
            {"[shred]\nchunk = 5\n", "test.toml:2: shred.chunk: unknown key"},
            {"[server]\ninline_threshold = 2000000\n", "must be between 0 and 1048576"},
            {"[server]\nmetrics_listen = \"0.0.0.0:9464\"\n", "serves loopback only"},

@@ -142,6 +142,40 @@ TEST(ShredderTest, TheDefaultManifestChunksAreSmallRocksDbValues) {
   EXPECT_TRUE(verify::VerifyManifest(*verified, cert->manifest).ok());
 }
 
+// Receipts are built in memory, ~1.6 KB each: a certificate over
+// receipt_items is refused them, and a Shred that asks for them for too many
+// items is refused before anything is destroyed.
+TEST(ShredderTest, ReceiptsAreServedOnlyForSmallCertificates) {
+  TempDir dir;
+  Shredder::Options o;
+  o.receipt_items = 2;
+  Domain d(dir.path(), o);
+  Sha256 a = d.Put("a"), b = d.Put("b"), c = d.Put("c");
+  ShredSpec three = SpecFor({a, b, c}, "req-three");
+  three.include_receipts = true;
+  auto refused = d.shredder()->Shred(three);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition) << refused.status();
+  EXPECT_NE(refused.status().message().find("nothing was shredded"), std::string::npos) << refused.status();
+  for (const Sha256& h : {a, b, c}) EXPECT_TRUE(d.Readable(h));
+  ShredSpec two = SpecFor({a, b, a}, "req-two");  // duplicates count once
+  two.include_receipts = true;
+  auto small = d.shredder()->Shred(two);
+  ASSERT_TRUE(small.ok()) << small.status();
+  EXPECT_EQ(small->receipts.size(), 2u);
+  auto plain = d.shredder()->Shred(SpecFor({c}, "req-c"));
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  Sha256 e = d.Put("e"), f = d.Put("f"), g = d.Put("g");
+  auto big = d.shredder()->Shred(SpecFor({e, f, g}, "req-big"));
+  ASSERT_TRUE(big.ok()) << big.status();
+  auto with_receipts = d.shredder()->GetCertificate(big->certificate_id, "", true);
+  EXPECT_EQ(with_receipts.status().code(), absl::StatusCode::kFailedPrecondition) << with_receipts.status();
+  EXPECT_NE(with_receipts.status().message().find("(issued)"), std::string::npos) << with_receipts.status();
+  auto without = d.shredder()->GetCertificate(big->certificate_id, "", false);
+  ASSERT_TRUE(without.ok()) << without.status();
+  EXPECT_EQ(without->item_count, 3u);
+  EXPECT_FALSE(without->manifest.empty());
+}
+
 bool Chattr(const char* flag, const std::string& path) {
   return std::system(("chattr " + std::string(flag) + " '" + path + "' 2>/dev/null").c_str()) == 0;
 }
