@@ -1,6 +1,5 @@
 #include <dirent.h>
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -13,6 +12,7 @@
 #include <future>
 #include <vector>
 
+#include "daemon/base/direct_buffer.h"
 #include "daemon/base/fs_util.h"
 #include "daemon/base/strings.h"
 #include "daemon/crypto/digest.h"
@@ -21,36 +21,13 @@
 namespace shredd {
 namespace {
 
-constexpr size_t kDirectAlign = 4096;      // O_DIRECT offsets, lengths and buffers
+constexpr size_t kDirectAlign = kDirectIoAlign;
 constexpr size_t kDirectBuffer = 8 << 20;  // one write / one read-ahead window
 
-// One O_DIRECT buffer: its own mapping, aligned to a 2 MiB huge page and
-// marked for transparent huge pages (where the system allows them only on
-// request), so that every O_DIRECT transfer pins 4 pages instead of 2,048
-// and the buffer faults in with 4 faults (see docs/PERFORMANCE.md, "Issue
-// 17, part 4"). Its own mapping keeps the huge-page hint off the heap.
-class AlignedBuffer {
+// One O_DIRECT buffer of kDirectBuffer bytes.
+class AlignedBuffer : public DirectIoBuffer {
  public:
-  AlignedBuffer() {
-    constexpr size_t kHugePage = 2 << 20;
-    void* m = mmap(nullptr, kDirectBuffer + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED) return;
-    auto* base = static_cast<char*>(m);
-    char* aligned = base + (kHugePage - reinterpret_cast<uintptr_t>(base) % kHugePage) % kHugePage;
-    if (aligned > base) munmap(base, aligned - base);
-    munmap(aligned + kDirectBuffer, base + kDirectBuffer + kHugePage - (aligned + kDirectBuffer));
-    (void)madvise(aligned, kDirectBuffer, MADV_HUGEPAGE);
-    p_ = aligned;
-  }
-  ~AlignedBuffer() {
-    if (p_ != nullptr) munmap(p_, kDirectBuffer);
-  }
-  AlignedBuffer(const AlignedBuffer&) = delete;
-  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
-  char* data() { return p_; }
-
- private:
-  char* p_ = nullptr;
+  AlignedBuffer() : DirectIoBuffer(kDirectBuffer) {}
 };
 
 // Writes go to DATA_DIR/tmp/ID.part and are made durable by one fdatasync
