@@ -307,16 +307,13 @@ UploadResult StreamFileHashing(const Global& g, const std::string& path, uint64_
 }
 
 namespace {
-constexpr size_t kDirectAlign = 4096, kDirectBuffer = 8 << 20;
+constexpr size_t kDirectAlign = kDirectIoAlign, kDirectBuffer = 8 << 20;
 }
 
 OutputWriter::OutputWriter(int fd, bool direct, bool writeback) : fd_(fd), direct_(direct), writeback_(writeback) {
   if (direct_) {
-    for (char*& b : bufs_) {
-      void* p = nullptr;
-      if (posix_memalign(&p, kDirectAlign, kDirectBuffer) == 0) b = static_cast<char*>(p);
-    }
-    if (bufs_[0] == nullptr || bufs_[1] == nullptr) {
+    for (auto& b : bufs_) b = std::make_unique<DirectIoBuffer>(kDirectBuffer);
+    if (bufs_[0]->data() == nullptr || bufs_[1]->data() == nullptr) {
       direct_ = false;
       int fl = fcntl(fd_, F_GETFL);
       if (fl >= 0) (void)fcntl(fd_, F_SETFL, fl & ~O_DIRECT);
@@ -324,10 +321,7 @@ OutputWriter::OutputWriter(int fd, bool direct, bool writeback) : fd_(fd), direc
   }
 }
 
-OutputWriter::~OutputWriter() {
-  (void)WaitForWrite();
-  for (char* b : bufs_) free(b);
-}
+OutputWriter::~OutputWriter() { (void)WaitForWrite(); }
 
 int OutputWriter::WriteAt(const char* p, size_t n, uint64_t at) {
   while (n > 0) {

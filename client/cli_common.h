@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "client/file_io.h"
+#include "daemon/base/direct_buffer.h"
 
 namespace shredd::cli {
 
@@ -104,7 +105,7 @@ UploadResult StreamFileHashing(const Global& g, const std::string& path, uint64_
                                const std::function<void(uint64_t)>& on_bytes, FileDigest* digest, bool follow,
                                bool client_hash);
 // Writes a download to a file descriptor. For a file opened with O_DIRECT
-// (`direct`): through an aligned 8 MiB buffer, the tail padded and then
+// (`direct`): through aligned 8 MiB buffers (DirectIoBuffer), the tail padded and then
 // truncated (fresh page-cache pages are what made buffered writes slow on
 // the benchmark machine; see docs/PERFORMANCE.md). Otherwise buffered; with
 // `writeback`, writeback is started as the file grows, so that the fsync at
@@ -124,7 +125,7 @@ class OutputWriter {
  private:
   // O_DIRECT: one buffer fills while the other, full, is written on a
   // thread of its own (the hash and the disk overlap).
-  char* buffer() { return bufs_[current_]; }
+  char* buffer() { return bufs_[current_]->data(); }
   bool Flush(size_t length);  // buffer()[0, length), after the write in flight
   bool StartFullBufferWrite();
   bool WaitForWrite();
@@ -132,7 +133,7 @@ class OutputWriter {
   bool WriteAll(const char* p, size_t n);
   int fd_;
   bool direct_, writeback_, fell_back_ = false;
-  char* bufs_[2] = {nullptr, nullptr};
+  std::unique_ptr<DirectIoBuffer> bufs_[2];  // O_DIRECT only
   int current_ = 0;
   std::future<int> in_flight_;  // errno of the other buffer's write
   size_t fill_ = 0;

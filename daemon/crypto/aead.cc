@@ -150,20 +150,31 @@ absl::Status ChunkCipher::Open(uint64_t index, std::string_view sealed, std::str
   if (sealed.size() < kChunkTagSize) {
     return absl::DataLossError(StrCat("chunk ", index, " is truncated"));
   }
-  size_t plen = sealed.size() - kChunkTagSize;
+  const size_t base = out->size();
+  out->resize(base + sealed.size() - kChunkTagSize);
+  absl::Status s = OpenTo(index, sealed, out->data() + base);
+  if (!s.ok()) out->resize(base);
+  return s;
+}
+
+absl::Status ChunkCipher::OpenTo(uint64_t index, std::string_view sealed, char* out) {
+  if (sealed.size() < kChunkTagSize) {
+    return absl::DataLossError(StrCat("chunk ", index, " is truncated"));
+  }
+  const size_t plen = sealed.size() - kChunkTagSize;
   auto iv = ChunkNonce(index);
   auto ad = AssociatedData(index);
-  size_t base = out->size();
-  out->resize(base + plen);
-  auto* o = reinterpret_cast<unsigned char*>(out->data() + base);
+  auto* o = reinterpret_cast<unsigned char*>(out);
   int len = 0;
   EVP_DecryptInit_ex(dec_, nullptr, nullptr, nullptr, iv.data());
   EVP_DecryptUpdate(dec_, nullptr, &len, ad.data(), ad.size());
   EVP_DecryptUpdate(dec_, o, &len, U(sealed), static_cast<int>(plen));
+  // The tag follows the ciphertext: the plaintext does not overwrite it,
+  // also when opened in place.
   EVP_CIPHER_CTX_ctrl(dec_, EVP_CTRL_GCM_SET_TAG, kChunkTagSize, const_cast<char*>(sealed.data() + plen));
-  if (EVP_DecryptFinal_ex(dec_, o + len, &len) != 1) {
-    sodium_memzero(out->data() + base, plen);
-    out->resize(base);
+  unsigned char none[16];
+  if (EVP_DecryptFinal_ex(dec_, none, &len) != 1) {
+    sodium_memzero(out, plen);
     return absl::DataLossError(StrCat("chunk ", index, " does not authenticate: stored ciphertext was altered"));
   }
   return absl::OkStatus();
@@ -197,27 +208,6 @@ void ChunkCipher::FinishSeal(uint8_t* tag) {
   int len = 0;
   EVP_EncryptFinal_ex(enc_, none, &len);  // GCM: no output
   EVP_CIPHER_CTX_ctrl(enc_, EVP_CTRL_GCM_GET_TAG, kChunkTagSize, tag);
-}
-
-absl::Status ChunkCipher::OpenInPlace(uint64_t index, char* data, size_t sealed_size) {
-  if (sealed_size < kChunkTagSize) {
-    return absl::DataLossError(StrCat("chunk ", index, " is truncated"));
-  }
-  size_t plen = sealed_size - kChunkTagSize;
-  auto iv = ChunkNonce(index);
-  auto ad = AssociatedData(index);
-  auto* o = reinterpret_cast<unsigned char*>(data);
-  int len = 0;
-  EVP_DecryptInit_ex(dec_, nullptr, nullptr, nullptr, iv.data());
-  EVP_DecryptUpdate(dec_, nullptr, &len, ad.data(), ad.size());
-  EVP_DecryptUpdate(dec_, o, &len, o, static_cast<int>(plen));
-  EVP_CIPHER_CTX_ctrl(dec_, EVP_CTRL_GCM_SET_TAG, kChunkTagSize, o + plen);
-  unsigned char none[16];
-  if (EVP_DecryptFinal_ex(dec_, none, &len) != 1) {
-    sodium_memzero(data, sealed_size);
-    return absl::DataLossError(StrCat("chunk ", index, " does not authenticate: stored ciphertext was altered"));
-  }
-  return absl::OkStatus();
 }
 
 }  // namespace shredd

@@ -78,11 +78,11 @@ class ChunkCipher {
   // The same, writing the ciphertext of `in` to `out` (which may equal `in`).
   void SealTo(const char* in, char* out, size_t size);
   void FinishSeal(uint8_t* tag);
-  // Opens chunk `index` in place: `data` holds ciphertext || tag
-  // (`sealed_size` bytes); on success its first sealed_size - 16 bytes are
-  // the plaintext. DATA_LOSS if it does not authenticate; then the buffer is
-  // zeroed (nothing unauthenticated is left readable).
-  absl::Status OpenInPlace(uint64_t index, char* data, size_t sealed_size);
+  // Opens chunk `index` from `sealed` (ciphertext || tag) into `out`
+  // (sealed.size() - 16 bytes; may be sealed.data() itself: in place).
+  // DATA_LOSS if it does not authenticate; then those bytes are zeroed
+  // (nothing unauthenticated is left readable).
+  absl::Status OpenTo(uint64_t index, std::string_view sealed, char* out);
 
  private:
   std::array<uint8_t, 32> AssociatedData(uint64_t index) const;

@@ -141,7 +141,7 @@ class ItemReader {
   // ever passed to `sink`. OUT_OF_RANGE if offset > size.
   absl::Status Read(uint64_t offset, uint64_t limit, const std::function<bool(std::string_view)>& sink);
   // The same, handing each run (at most one chunk) over to `sink`, which
-  // owns it (and should wipe it when done): decrypted in place, no copy.
+  // owns it (and should wipe it when done): opened from the read buffer.
   absl::Status ReadOwned(uint64_t offset, uint64_t limit, const std::function<bool(std::string&&)>& sink);
 
  private:

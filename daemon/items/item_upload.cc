@@ -316,23 +316,28 @@ absl::Status ItemReader::ReadOwned(uint64_t offset, uint64_t limit, const std::f
   const uint64_t chunks = ChunkCount(size_, chunk_size_);
   const uint64_t stride = uint64_t{chunk_size_} + kChunkTagSize;
   uint64_t first = offset / chunk_size_;
+  std::string scratch;  // ciphertext only
   for (uint64_t c = first; c < chunks; ++c) {
     uint64_t c_begin = c * chunk_size_;
     if (c_begin >= end && !(size_ == 0 && c == 0)) break;
     uint64_t c_len = std::min<uint64_t>(chunk_size_, size_ - c_begin);
-    std::string buf;
+    std::string_view sealed;
     if (blob_) {
-      if (auto s = blob_->ReadAt(c * stride, c_len + kChunkTagSize, &buf); !s.ok()) return s;
+      // Ciphertext in the blob's read buffer where it can (no copy), opened
+      // straight into the buffer that is handed out.
+      auto view = blob_->ReadView(c * stride, c_len + kChunkTagSize, &scratch);
+      if (!view.ok()) return view.status();
+      sealed = *view;
     } else {
       if (inline_ciphertext_.size() < c * stride + c_len + kChunkTagSize) {
         return absl::DataLossError("stored ciphertext is truncated");
       }
-      buf.assign(inline_ciphertext_, c * stride, c_len + kChunkTagSize);
+      sealed = std::string_view(inline_ciphertext_).substr(c * stride, c_len + kChunkTagSize);
     }
     // Authenticated before a byte is handed out: on failure the buffer is
     // zeroed and nothing reaches the sink.
-    if (auto s = cipher_->OpenInPlace(c, buf.data(), buf.size()); !s.ok()) return s;
-    buf.resize(c_len);
+    std::string buf(c_len, '\0');
+    if (auto s = cipher_->OpenTo(c, sealed, buf.data()); !s.ok()) return s;
     uint64_t from = std::max(offset, c_begin) - c_begin;
     uint64_t to = std::min(end, c_begin + c_len) - c_begin;
     if (from != 0 || to != c_len) {

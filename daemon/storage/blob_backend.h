@@ -57,6 +57,14 @@ class BlobReader {
   // Reads exactly `length` bytes at `offset` into *out. DATA_LOSS if the
   // object is shorter (truncated on disk).
   virtual absl::Status ReadAt(uint64_t offset, size_t length, std::string* out) = 0;
+  // The same `length` bytes at `offset`, as a view valid until the next
+  // call on this reader: into the backend's own read buffer where it holds
+  // them in one piece (no copy), else read into *scratch. Errors as ReadAt.
+  virtual absl::StatusOr<std::string_view> ReadView(uint64_t offset, size_t length, std::string* scratch) {
+    scratch->clear();
+    if (auto s = ReadAt(offset, length, scratch); !s.ok()) return s;
+    return std::string_view(*scratch);
+  }
 };
 
 class BlobBackend {

@@ -12,6 +12,7 @@
 #include <future>
 #include <vector>
 
+#include "daemon/base/direct_buffer.h"
 #include "daemon/base/fs_util.h"
 #include "daemon/base/strings.h"
 #include "daemon/crypto/digest.h"
@@ -20,18 +21,13 @@
 namespace shredd {
 namespace {
 
-constexpr size_t kDirectAlign = 4096;      // O_DIRECT offsets, lengths and buffers
+constexpr size_t kDirectAlign = kDirectIoAlign;
 constexpr size_t kDirectBuffer = 8 << 20;  // one write / one read-ahead window
 
-struct AlignedBuffer {
-  AlignedBuffer() {
-    if (posix_memalign(&p, kDirectAlign, kDirectBuffer) != 0) p = nullptr;
-  }
-  ~AlignedBuffer() { free(p); }
-  AlignedBuffer(const AlignedBuffer&) = delete;
-  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
-  char* data() { return static_cast<char*>(p); }
-  void* p = nullptr;
+// One O_DIRECT buffer of kDirectBuffer bytes.
+class AlignedBuffer : public DirectIoBuffer {
+ public:
+  AlignedBuffer() : DirectIoBuffer(kDirectBuffer) {}
 };
 
 // Writes go to DATA_DIR/tmp/ID.part and are made durable by one fdatasync
@@ -217,82 +213,171 @@ class FileBlobWriter final : public BlobWriter {
   bool fell_back_ = false;
 };
 
-// Reads with O_DIRECT through an 8 MiB aligned read-ahead window (sequential
-// reads of a large object then cost one large read per 8 MiB and no page
-// cache), or buffered if the filesystem refuses O_DIRECT.
+// Reads with O_DIRECT through 8 MiB aligned windows (sequential reads of a
+// large object then cost one large read per 8 MiB and no page cache), or
+// buffered if the filesystem refuses O_DIRECT.
+//
+// While a sequential read (a download, chunk after chunk) consumes one
+// window, the next one is read into a second buffer on a thread of its own,
+// so the disk overlaps the caller's decryption (one read in flight, as in
+// FileBlobWriter). A read that does not continue the previous one starts no
+// read-ahead; if it leaves the window, it waits for the read in flight and
+// uses its window only if it is the one needed. A read-ahead that fails is
+// done again in the caller's thread, which reports the error (or falls back
+// to buffered reads).
 class FileBlobReader final : public BlobReader {
  public:
   FileBlobReader(int fd, bool direct, uint64_t size, std::string path)
       : fd_(fd), direct_(direct), size_(size), path_(std::move(path)) {}
-  ~FileBlobReader() override { close(fd_); }
+  ~FileBlobReader() override {
+    if (ahead_.valid()) ahead_.wait();  // it reads into our buffer
+    close(fd_);
+  }
   uint64_t size() const override { return size_; }
+
   absl::Status ReadAt(uint64_t offset, size_t length, std::string* out) override {
-    size_t base = out->size();
+    const bool sequential = Continues(offset, length);
+    const size_t base = out->size();
     out->resize(base + length);
-    char* dst = out->data() + base;
+    absl::Status s = ReadInto(offset, length, out->data() + base, sequential);
+    if (!s.ok()) out->resize(base);
+    return s;
+  }
+
+  absl::StatusOr<std::string_view> ReadView(uint64_t offset, size_t length, std::string* scratch) override {
+    const bool sequential = Continues(offset, length);
+    if (Windowed() && length > 0 && !Current().Holds(offset, 1)) {
+      if (auto s = MoveWindowTo(offset, sequential); !s.ok()) return s;
+    }
+    if (Windowed() && Current().Holds(offset, length)) {
+      return std::string_view(Current().buf->data() + (offset - Current().off), length);
+    }
+    scratch->resize(length);  // the range crosses a window's end: copied
+    if (auto s = ReadInto(offset, length, scratch->data(), sequential); !s.ok()) return s;
+    return std::string_view(*scratch);
+  }
+
+ private:
+  struct Window {
+    std::unique_ptr<AlignedBuffer> buf;
+    uint64_t off = 0, len = 0;
+    bool Holds(uint64_t pos, uint64_t n) const { return pos >= off && pos + n <= off + len; }
+  };
+  struct WindowRead {
+    uint64_t len = 0;
+    int err = 0;
+  };
+
+  Window& Current() { return win_[cur_]; }
+  bool Windowed() {
+    if (!direct_) return false;
+    if (!win_[0].buf) win_[0].buf = std::make_unique<AlignedBuffer>();
+    return win_[0].buf->data() != nullptr;
+  }
+  // Whether [offset, offset + length) continues the previous read.
+  bool Continues(uint64_t offset, size_t length) {
+    const bool sequential = offset == next_;
+    next_ = offset + length;
+    return sequential;
+  }
+
+  absl::Status ReadInto(uint64_t offset, size_t length, char* dst, bool sequential) {
     size_t done = 0;
-    while (done < length) {
+    while (done < length && Windowed()) {
       const uint64_t pos = offset + done;
-      if (direct_ && window_.data() != nullptr) {
-        if (pos < win_off_ || pos >= win_off_ + win_len_) {
-          if (auto s = Fill(pos); !s.ok()) {
-            out->resize(base);
-            return s;
-          }
-          if (!direct_) continue;  // fell back to buffered reads
-          if (pos >= win_off_ + win_len_) {
-            out->resize(base);
-            return absl::DataLossError(StrCat("stored object ", path_, " is truncated"));
-          }
-        }
-        size_t take = std::min<uint64_t>(length - done, win_off_ + win_len_ - pos);
-        std::memcpy(dst + done, window_.data() + (pos - win_off_), take);
-        done += take;
-        continue;
+      if (!Current().Holds(pos, 1)) {
+        if (auto s = MoveWindowTo(pos, sequential); !s.ok()) return s;
+        continue;  // (or fell back to buffered reads)
       }
-      ssize_t n = pread(fd_, dst + done, length - done, static_cast<off_t>(pos));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return ErrnoStatus("cannot read", path_, errno);
-      }
-      if (n == 0) {
-        out->resize(base);
-        return absl::DataLossError(StrCat("stored object ", path_, " is truncated"));
-      }
+      const Window& w = Current();
+      size_t take = std::min<uint64_t>(length - done, w.off + w.len - pos);
+      std::memcpy(dst + done, w.buf->data() + (pos - w.off), take);
+      done += take;
+    }
+    while (done < length) {
+      ssize_t n = pread(fd_, dst + done, length - done, static_cast<off_t>(offset + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return ErrnoStatus("cannot read", path_, errno);
+      if (n == 0) return Truncated();
       done += static_cast<size_t>(n);
     }
     return absl::OkStatus();
   }
 
- private:
-  absl::Status Fill(uint64_t pos) {
-    win_off_ = pos / kDirectAlign * kDirectAlign;
-    win_len_ = 0;
-    while (win_len_ < kDirectBuffer) {
-      ssize_t n =
-          pread(fd_, window_.data() + win_len_, kDirectBuffer - win_len_, static_cast<off_t>(win_off_ + win_len_));
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && errno == EINVAL) {
-        int fl = fcntl(fd_, F_GETFL);
-        if (fl < 0 || fcntl(fd_, F_SETFL, fl & ~O_DIRECT) != 0) return ErrnoStatus("cannot read", path_, errno);
-        direct_ = false;
-        win_len_ = 0;
-        return absl::OkStatus();
+  // Makes the window holding `pos` current: the one read ahead if it is
+  // that window, else read now. Then, for a sequential read, starts reading
+  // the next window.
+  absl::Status MoveWindowTo(uint64_t pos, bool sequential) {
+    const uint64_t at = pos / kDirectAlign * kDirectAlign;
+    bool moved = false;
+    if (ahead_.valid()) {
+      WindowRead r = ahead_.get();
+      Window& next = win_[cur_ ^ 1];
+      next.len = r.err == 0 ? r.len : 0;
+      if (next.off == at && next.Holds(pos, 1)) {
+        cur_ ^= 1;
+        moved = true;
       }
-      if (n < 0) return ErrnoStatus("cannot read", path_, errno);
-      if (n == 0) break;
-      win_len_ += static_cast<size_t>(n);
-      if (win_len_ % kDirectAlign != 0) break;  // end of file
     }
+    if (!moved) {
+      Window& w = Current();
+      w.off = at;
+      w.len = 0;
+      WindowRead r = ReadWindow(w.buf->data(), at);
+      if (r.err == EINVAL) return FallBackToBuffered();
+      if (r.err != 0) return ErrnoStatus("cannot read", path_, r.err);
+      w.len = r.len;
+      if (!w.Holds(pos, 1)) return Truncated();
+    }
+    const Window& w = Current();
+    if (sequential && w.len == kDirectBuffer && w.off + w.len < size_) StartReadAhead(w.off + w.len);
     return absl::OkStatus();
   }
 
-  int fd_;
+  void StartReadAhead(uint64_t at) {
+    Window& next = win_[cur_ ^ 1];
+    if (!next.buf) next.buf = std::make_unique<AlignedBuffer>();
+    if (next.buf->data() == nullptr) return;  // no memory for it: no read-ahead
+    next.off = at;
+    next.len = 0;
+    ahead_ = std::async(std::launch::async, [this, data = next.buf->data(), at] { return ReadWindow(data, at); });
+  }
+
+  // Up to one window at `at` (block-aligned); shorter at the end of file.
+  WindowRead ReadWindow(char* data, uint64_t at) const {
+    WindowRead r;
+    while (r.len < kDirectBuffer) {
+      ssize_t n = pread(fd_, data + r.len, kDirectBuffer - r.len, static_cast<off_t>(at + r.len));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        r.err = errno;
+        return r;
+      }
+      if (n == 0) break;
+      r.len += static_cast<uint64_t>(n);
+      if (r.len % kDirectAlign != 0) break;  // end of file
+    }
+    return r;
+  }
+
+  // O_DIRECT accepted at open but not for reads (EINVAL): buffered reads.
+  absl::Status FallBackToBuffered() {
+    int fl = fcntl(fd_, F_GETFL);
+    if (fl < 0 || fcntl(fd_, F_SETFL, fl & ~O_DIRECT) != 0) return ErrnoStatus("cannot read", path_, errno);
+    direct_ = false;
+    return absl::OkStatus();
+  }
+
+  absl::Status Truncated() const { return absl::DataLossError(StrCat("stored object ", path_, " is truncated")); }
+
+  const int fd_;
   bool direct_;
-  uint64_t size_;
-  std::string path_;
-  AlignedBuffer window_;  // O_DIRECT only
-  uint64_t win_off_ = 0, win_len_ = 0;
+  const uint64_t size_;
+  const std::string path_;
+  Window win_[2];  // O_DIRECT only: the current window and the one read ahead
+  int cur_ = 0;
+  std::future<WindowRead> ahead_;  // reads into win_[cur_ ^ 1]
+  uint64_t next_ = 0;              // where a sequential read continues
 };
 
 class FileBlobBackend final : public BlobBackend {

@@ -197,6 +197,22 @@ class S3BlobReader final : public BlobReader {
     return absl::OkStatus();
   }
 
+  // A sequential read moves the window as ReadAt does; a range the window
+  // then holds whole is handed out as a view of it (no copy). Anything else
+  // is ReadAt's.
+  absl::StatusOr<std::string_view> ReadView(uint64_t offset, size_t length, std::string* scratch) override {
+    const bool sequential =
+        offset == next_ && length > 0 && length < kWindow && offset <= info_.size && length <= info_.size - offset;
+    if (sequential && !InWindow(offset, 1)) {
+      if (auto s = MoveWindowTo(offset); !s.ok()) return s;
+    }
+    if (length > 0 && InWindow(offset, length)) {
+      next_ = offset + length;
+      return std::string_view(current_.bytes).substr(offset - current_.start, length);
+    }
+    return BlobReader::ReadView(offset, length, scratch);
+  }
+
  private:
   static constexpr uint64_t kWindow = 8 << 20;
   static constexpr size_t kPrefetch = 3;

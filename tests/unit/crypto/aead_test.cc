@@ -49,6 +49,33 @@ TEST(ChunkCipherTest, SealingInPiecesOutOfPlaceMatchesSeal) {
   EXPECT_TRUE(pieces + tag == whole);
 }
 
+// Downloads open each chunk from the blob's read buffer into the buffer
+// handed to gRPC (OpenTo), or in place: both give Open()'s plaintext, and a
+// chunk that does not authenticate leaves only zeros behind.
+TEST(ChunkCipherTest, OpenToOutOfPlaceAndInPlace) {
+  SecretBytes key = SecretBytes::Random(kKeySize);
+  ChunkCipher cipher(key, std::string(16, 'o'), 5000);
+  std::string plain(5000, '\0');
+  for (size_t i = 0; i < plain.size(); ++i) plain[i] = static_cast<char>(i * 13 + 1);
+  std::string sealed;
+  cipher.Seal(2, plain, &sealed);
+  std::string out(plain.size(), 'z');
+  ASSERT_TRUE(cipher.OpenTo(2, sealed, out.data()).ok());
+  EXPECT_TRUE(out == plain);
+  std::string in_place = sealed;
+  ASSERT_TRUE(cipher.OpenTo(2, in_place, in_place.data()).ok());
+  EXPECT_TRUE(in_place.substr(0, plain.size()) == plain);
+  // Wrong index, then one altered byte: DATA_LOSS and zeros.
+  out.assign(plain.size(), 'z');
+  EXPECT_EQ(cipher.OpenTo(3, sealed, out.data()).code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(out, std::string(plain.size(), '\0'));
+  sealed[100] ^= 1;
+  out.assign(plain.size(), 'z');
+  EXPECT_EQ(cipher.OpenTo(2, sealed, out.data()).code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(out, std::string(plain.size(), '\0'));
+  EXPECT_EQ(cipher.OpenTo(2, sealed.substr(0, kChunkTagSize - 1), out.data()).code(), absl::StatusCode::kDataLoss);
+}
+
 TEST(ChunkSealerTest, BindsObjectIdAndSize) {
   ChunkSealer sealer;
   SecretBytes key = SecretBytes::Random(kKeySize);

@@ -127,6 +127,38 @@ TEST(S3BlobBackend, SequentialReadsShareRangedGets) {
   }
 }
 
+// Downloads read through ReadView (ItemReader): views of the windows where a
+// chunk lies in one, copies where it crosses a window's end, the same GETs as
+// ReadAt, and ranged views in between.
+TEST(S3BlobBackend, SequentialViewsShareRangedGets) {
+  SHREDD_REQUIRE_CEPH();
+  auto c = NewBucketClient();
+  ASSERT_NE(c, nullptr);
+  auto b = Backend(c, 5 << 20, 2);
+  const std::string data = RandomBytes((24 << 20) + 999);
+  ASSERT_TRUE(Write(b.get(), kLive, data, 4242).ok());
+  auto r = b->Open(kLive);
+  ASSERT_TRUE(r.ok()) << r.status();
+  const uint64_t before = c->requests();
+  const uint64_t chunk = (1 << 20) + 16;
+  std::string scratch;
+  for (uint64_t off = 0; off < data.size(); off += chunk) {
+    const uint64_t n = std::min<uint64_t>(chunk, data.size() - off);
+    auto v = (*r)->ReadView(off, n, &scratch);
+    ASSERT_TRUE(v.ok()) << v.status();
+    ASSERT_TRUE(*v == std::string_view(data).substr(off, n)) << "at " << off;
+  }
+  const uint64_t gets = c->requests() - before;
+  EXPECT_LE(gets, 6u) << "25 chunk views took " << gets << " GETs";
+  for (uint64_t off : {uint64_t{20} << 20, uint64_t{3}, (uint64_t{8} << 20) - 50, data.size() - 10}) {
+    const uint64_t n = std::min<uint64_t>(100, data.size() - off);
+    auto v = (*r)->ReadView(off, n, &scratch);
+    ASSERT_TRUE(v.ok()) << v.status();
+    EXPECT_TRUE(*v == std::string_view(data).substr(off, n)) << off;
+  }
+  EXPECT_TRUE(absl::IsDataLoss((*r)->ReadView(data.size() - 5, 10, &scratch).status()));
+}
+
 TEST(S3BlobBackend, DestroyingAnUnpublishedWriterAbortsItsUpload) {
   SHREDD_REQUIRE_CEPH();
   auto c = NewBucketClient();
