@@ -98,31 +98,47 @@ TEST(S3BlobBackend, MultipartUploadReadsBackByteIdentical) {
   EXPECT_TRUE(back == data) << "read back differs";
 }
 
+// An object of `size` random bytes written in 5 MiB parts and opened for
+// reading (the two read tests below).
+struct StoredObject {
+  void Store(size_t size) {
+    client = NewBucketClient();
+    ASSERT_NE(client, nullptr);
+    backend = Backend(client, 5 << 20, 2);
+    data = RandomBytes(size);
+    ASSERT_TRUE(Write(backend.get(), kLive, data, 4242).ok());
+    auto r = backend->Open(kLive);
+    ASSERT_TRUE(r.ok()) << r.status();
+    reader = std::move(*r);
+  }
+  std::shared_ptr<S3Client> client;
+  std::unique_ptr<BlobBackend> backend;
+  std::string data;
+  std::unique_ptr<BlobReader> reader;
+};
+
 // A download reads chunk after chunk: after the first, the reader fetches
 // 8 MiB windows, one GET each (the next ones prefetched while the current
 // one is served), instead of one GET per chunk. Reads that jump around still
 // return exactly the bytes asked for, and drop the prefetched windows.
 TEST(S3BlobBackend, SequentialReadsShareRangedGets) {
   SHREDD_REQUIRE_CEPH();
-  auto c = NewBucketClient();
-  ASSERT_NE(c, nullptr);
-  auto b = Backend(c, 5 << 20, 2);
-  const std::string data = RandomBytes((24 << 20) + 999);
-  ASSERT_TRUE(Write(b.get(), kLive, data, 4242).ok());
-  auto r = b->Open(kLive);
-  ASSERT_TRUE(r.ok()) << r.status();
-  const uint64_t before = c->requests();
+  StoredObject o;
+  ASSERT_NO_FATAL_FAILURE(o.Store((24 << 20) + 999));
+  const std::string& data = o.data;
+  BlobReader* r = o.reader.get();
+  const uint64_t before = o.client->requests();
   std::string back;
   const uint64_t chunk = (1 << 20) + 16;  // a sealed chunk and its tag
   for (uint64_t off = 0; off < data.size(); off += chunk) {
-    ASSERT_TRUE((*r)->ReadAt(off, std::min<uint64_t>(chunk, data.size() - off), &back).ok());
+    ASSERT_TRUE(r->ReadAt(off, std::min<uint64_t>(chunk, data.size() - off), &back).ok());
   }
   EXPECT_TRUE(back == data) << "read back differs";
-  const uint64_t gets = c->requests() - before;
+  const uint64_t gets = o.client->requests() - before;
   EXPECT_LE(gets, 6u) << "25 chunk reads took " << gets << " GETs";  // 1 + ceil(24 MiB / 8 MiB) (+ retries)
   for (uint64_t off : {uint64_t{20} << 20, uint64_t{3}, uint64_t{9} << 20, data.size() - 10}) {
     std::string part;
-    ASSERT_TRUE((*r)->ReadAt(off, std::min<uint64_t>(100, data.size() - off), &part).ok());
+    ASSERT_TRUE(r->ReadAt(off, std::min<uint64_t>(100, data.size() - off), &part).ok());
     EXPECT_TRUE(part == data.substr(off, 100)) << off;
   }
 }
@@ -132,31 +148,28 @@ TEST(S3BlobBackend, SequentialReadsShareRangedGets) {
 // ReadAt, and ranged views in between.
 TEST(S3BlobBackend, SequentialViewsShareRangedGets) {
   SHREDD_REQUIRE_CEPH();
-  auto c = NewBucketClient();
-  ASSERT_NE(c, nullptr);
-  auto b = Backend(c, 5 << 20, 2);
-  const std::string data = RandomBytes((24 << 20) + 999);
-  ASSERT_TRUE(Write(b.get(), kLive, data, 4242).ok());
-  auto r = b->Open(kLive);
-  ASSERT_TRUE(r.ok()) << r.status();
-  const uint64_t before = c->requests();
+  StoredObject o;
+  ASSERT_NO_FATAL_FAILURE(o.Store((24 << 20) + 999));
+  const std::string& data = o.data;
+  BlobReader* r = o.reader.get();
+  const uint64_t before = o.client->requests();
   const uint64_t chunk = (1 << 20) + 16;
   std::string scratch;
   for (uint64_t off = 0; off < data.size(); off += chunk) {
     const uint64_t n = std::min<uint64_t>(chunk, data.size() - off);
-    auto v = (*r)->ReadView(off, n, &scratch);
+    auto v = r->ReadView(off, n, &scratch);
     ASSERT_TRUE(v.ok()) << v.status();
     ASSERT_TRUE(*v == std::string_view(data).substr(off, n)) << "at " << off;
   }
-  const uint64_t gets = c->requests() - before;
+  const uint64_t gets = o.client->requests() - before;
   EXPECT_LE(gets, 6u) << "25 chunk views took " << gets << " GETs";
   for (uint64_t off : {uint64_t{20} << 20, uint64_t{3}, (uint64_t{8} << 20) - 50, data.size() - 10}) {
     const uint64_t n = std::min<uint64_t>(100, data.size() - off);
-    auto v = (*r)->ReadView(off, n, &scratch);
+    auto v = r->ReadView(off, n, &scratch);
     ASSERT_TRUE(v.ok()) << v.status();
     EXPECT_TRUE(*v == std::string_view(data).substr(off, n)) << off;
   }
-  EXPECT_TRUE(absl::IsDataLoss((*r)->ReadView(data.size() - 5, 10, &scratch).status()));
+  EXPECT_TRUE(absl::IsDataLoss(r->ReadView(data.size() - 5, 10, &scratch).status()));
 }
 
 TEST(S3BlobBackend, DestroyingAnUnpublishedWriterAbortsItsUpload) {
