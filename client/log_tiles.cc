@@ -72,9 +72,9 @@ size_t OnBody(char* data, size_t size, size_t n, void* user) {
 }
 
 // libcurl, loaded on first use rather than linked: only `--tiles URL` needs
-// it, and linked it made every shredctl run load its ~25 libraries
-// (Kerberos, LDAP, GnuTLS, ...: ~20 of the ~60 ms a shredctl start took;
-// docs/PERFORMANCE.md "Fixed costs of a put").
+// it, and linked it made every shredctl run load 27 more libraries
+// (Kerberos, LDAP, GnuTLS, ...: ~12 of the ~50 ms of CPU a shredctl start
+// took; docs/PERFORMANCE.md "Fixed costs of a put").
 struct CurlApi {
   decltype(&curl_easy_init) easy_init = nullptr;
   decltype(&curl_easy_setopt) easy_setopt = nullptr;
