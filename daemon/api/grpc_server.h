@@ -30,6 +30,7 @@ struct ApiDomain {
   Shredder* shredder;
   OrderBook* orders;
   TransparencyLog* log;
+  MemoryGate* transfers;  // the transfer memory budget; null: none
 };
 
 // Turns a --listen value into a gRPC address ("unix:PATH" or "HOST:PORT");

@@ -8,6 +8,7 @@
 #include <google/protobuf/descriptor.h>
 
 #include "daemon/api/auth.h"
+#include "daemon/api/memory_lease.h"
 #include "daemon/api/proto_convert.h"
 #include "daemon/api/raw_messages.h"
 #include "daemon/api/status_map.h"
@@ -18,6 +19,8 @@
 namespace shredd {
 
 namespace {
+
+constexpr size_t kAhead = 4;  // chunks of plaintext a download reads ahead
 
 // The position of `method` in the Store service: the index of the generated
 // code's handler table.
@@ -41,7 +44,8 @@ bool ReadPutMessage(grpc::ServerReader<grpc::ByteBuffer>* reader, PutMessage* ms
 
 }  // namespace
 
-StoreService::StoreService(ItemStore* store, Catalog* catalog) : store_(store), catalog_(catalog) {
+StoreService::StoreService(ItemStore* store, Catalog* catalog, MemoryGate* transfers)
+    : store_(store), catalog_(catalog), transfers_(transfers) {
   // The same mechanism the generated WithStreamedUnaryMethod_ classes use:
   // the handler is replaced, the method's name and messages stay.
   MarkMethodStreamed(StoreMethodIndex("Put"),
@@ -88,6 +92,9 @@ grpc::Status StoreService::Put(grpc::ServerContext* ctx, grpc::ServerReader<grpc
   }
   auto meta = FromProto(req.header().metadata());
   if (!meta.ok()) return ToGrpc(meta.status());
+  const auto size = digest ? digest->size : static_cast<uint64_t>(req.header().digest().size_bytes());
+  auto lease = LeaseMemory(transfers_, ctx, store_->UploadBufferBytes(size), "upload");
+  if (!lease.ok()) return ToGrpc(lease.status());
   auto lineage = LineageFromProto(req.header().lineage());
   if (!lineage.ok()) return ToGrpc(lineage.status());
   const ItemKind kind = meta->kind;
@@ -244,7 +251,10 @@ grpc::Status StoreService::SendContent(grpc::ServerContext* ctx,
   // Read ahead: a second thread reads and decrypts the next chunks while
   // this one sends, with at most kAhead chunks of plaintext queued. Each
   // chunk's buffer goes to gRPC as it is (GetResponseBuffer), wiped once sent.
-  constexpr size_t kAhead = 4;
+  // (Leased for the whole item: a blob reader reads whole windows even for
+  // a short range.)
+  auto lease = LeaseMemory(transfers_, ctx, store_->DownloadBufferBytes(reader.size(), kAhead), "download");
+  if (!lease.ok()) return ToGrpc(lease.status());
   BoundedQueue<std::string> ahead(kAhead);
   absl::Status read_status;
   std::thread producer([&] {

@@ -7,6 +7,7 @@
 
 #include "shredd/v1/shredd.grpc.pb.h"
 
+#include "daemon/base/memory_gate.h"
 #include "daemon/items/item_store.h"
 #include "daemon/lineage/catalog.h"
 
@@ -16,7 +17,9 @@ namespace shredd {
 // handlers replace the generated ones, with the same messages on the wire.
 class StoreService final : public v1::Store::Service {
  public:
-  StoreService(ItemStore* store, Catalog* catalog);
+  // `transfers` (may be null: no limit) bounds the buffers of concurrent
+  // downloads and uploads.
+  StoreService(ItemStore* store, Catalog* catalog, MemoryGate* transfers);
 
   grpc::Status Put(grpc::ServerContext* ctx, grpc::ServerReader<grpc::ByteBuffer>* reader, v1::PutResponse* response);
   grpc::Status BatchPut(grpc::ServerContext* ctx, const v1::BatchPutRequest* request,
@@ -38,6 +41,7 @@ class StoreService final : public v1::Store::Service {
 
   ItemStore* const store_;
   Catalog* const catalog_;
+  MemoryGate* const transfers_;
 };
 
 }  // namespace shredd

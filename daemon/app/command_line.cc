@@ -48,6 +48,9 @@ void AddStorageFlags(CLI::App& app, Flags& f) {
   app.add_option("--memory-budget-mib", opt.memory_budget_mib,
                  "RocksDB memory budget in MiB: block cache, index and filter blocks, memtables")
       ->capture_default_str();
+  app.add_option("--transfer-memory-mib", opt.transfer_memory_mib,
+                 "buffers of concurrent downloads, uploads and large replies in MiB; further calls wait their turn")
+      ->capture_default_str();
   app.add_option(
          "--min-free-mib", opt.min_free_mib,
          "refuse writes below this much free space on the data dir's filesystem (MiB; erasures: a quarter; 0: off)")
@@ -125,6 +128,9 @@ std::vector<Override> Overrides(const CLI::App& app, const DaemonConfig& opt) {
   if (given("--inline-threshold")) overrides.push_back([v = opt.inline_threshold](auto& c) { c.inline_threshold = v; });
   if (given("--memory-budget-mib")) {
     overrides.push_back([v = opt.memory_budget_mib](auto& c) { c.memory_budget_mib = v; });
+  }
+  if (given("--transfer-memory-mib")) {
+    overrides.push_back([v = opt.transfer_memory_mib](auto& c) { c.transfer_memory_mib = v; });
   }
   if (given("--min-free-mib")) overrides.push_back([v = opt.min_free_mib](auto& c) { c.min_free_mib = v; });
   if (given("--log-origin")) overrides.push_back([v = opt.log_origin](auto& c) { c.log_origin = v; });

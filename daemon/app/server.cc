@@ -24,6 +24,7 @@
 #include "daemon/app/watchdog.h"
 #include "daemon/base/fs_util.h"
 #include "daemon/base/logging.h"
+#include "daemon/base/memory_gate.h"
 #include "daemon/base/strings.h"
 #include "daemon/items/item_store.h"
 #include "daemon/keys/vault.h"
@@ -71,7 +72,7 @@ void ExposeTileMetrics(const std::vector<const TileWriter*>& writers, Exposition
 
 // The scrape: the process-wide instruments plus gauges read from their owners.
 std::string RenderMetrics(ItemStore* store, OrderBook* orders, TransparencyLog* log, uint64_t memory_budget_bytes,
-                          const MemoryTrimmer* trimmer, const StorageHealth* storage,
+                          const MemoryGate* transfers, const MemoryTrimmer* trimmer, const StorageHealth* storage,
                           const std::vector<const TileWriter*>& tiles) {
   Exposition e;
   ExposeDaemonMetrics(Metrics(), &e);
@@ -121,6 +122,13 @@ std::string RenderMetrics(ItemStore* store, OrderBook* orders, TransparencyLog* 
                      {"rocksdb_block_cache_pinned", static_cast<double>(rocks.block_cache_pinned)}});
   e.AddGauge("shredd_memory_budget_bytes", "RocksDB memory budget ([storage] memory_budget_mib).",
              static_cast<double>(memory_budget_bytes));
+  e.AddGauge("shredd_transfer_memory_budget_bytes",
+             "Buffers concurrent downloads, uploads and large replies may hold ([storage] transfer_memory_mib).",
+             static_cast<double>(transfers->budget()));
+  e.AddGauge("shredd_transfer_memory_bytes", "Transfer memory leased by calls now.",
+             static_cast<double>(transfers->in_use()));
+  e.AddCounter("shredd_transfer_memory_waits_total",
+               "Calls that waited for transfer memory (the budget was taken by other calls).", transfers->waits());
   e.AddCounter("shredd_malloc_trims_total",
                "Periodic heap trims (jemalloc purge or malloc_trim: free pages handed back to the kernel).",
                trimmer ? trimmer->trims() : 0);
@@ -220,8 +228,13 @@ struct Domain {
   std::unique_ptr<Catalog> catalog;
   std::unique_ptr<Shredder> shredder;
   std::unique_ptr<OrderBook> orders;
+  // [storage] transfer_memory_mib: leased by downloads, uploads and large
+  // inline replies (daemon/base/memory_gate.h).
+  std::unique_ptr<MemoryGate> transfers;
 
-  ApiDomain api() const { return {store.get(), catalog.get(), shredder.get(), orders.get(), log.get()}; }
+  ApiDomain api() const {
+    return {store.get(), catalog.get(), shredder.get(), orders.get(), log.get(), transfers.get()};
+  }
   // After the last call: finishes the order in progress, then closes the log
   // and RocksDB cleanly.
   void Close() {
@@ -271,6 +284,7 @@ absl::Status OpenStore(const DaemonOptions& options, Domain* d) {
   so.inline_threshold = options.inline_threshold;
   so.memory_budget_bytes = options.memory_budget_mib << 20;
   so.storage_health = d->storage;
+  d->transfers = std::make_unique<MemoryGate>(options.transfer_memory_mib << 20);
   d->memory_budget_bytes = so.memory_budget_bytes;
   // State replication (docs/RECOVERY.md), registered before the
   // store opens RocksDB (it archives the WAL for it), started once it has.
@@ -373,12 +387,12 @@ absl::Status StartMetrics(const DaemonOptions& options, const Domain& d, Monitor
   // systemd (daemon/app/memory.h). Outlives the metrics endpoint, which reads it.
   if (AllocatorTuningEnabled()) m->trimmer = std::make_unique<MemoryTrimmer>();
   if (options.metrics_listen.empty()) return absl::OkStatus();
-  auto metrics =
-      MetricsServer::Start(options.metrics_listen,
-                           [s = d.store.get(), o = d.orders.get(), l = d.log.get(), budget = d.memory_budget_bytes,
-                            t = m->trimmer.get(), h = d.storage.get(), r = d.replicator.get(), w = d.tile_writers()] {
-                             return RenderMetrics(s, o, l, budget, t, h, w) + StateReplicationMetrics(r, s->db());
-                           });
+  auto metrics = MetricsServer::Start(
+      options.metrics_listen,
+      [s = d.store.get(), o = d.orders.get(), l = d.log.get(), budget = d.memory_budget_bytes, g = d.transfers.get(),
+       t = m->trimmer.get(), h = d.storage.get(), r = d.replicator.get(), w = d.tile_writers()] {
+        return RenderMetrics(s, o, l, budget, g, t, h, w) + StateReplicationMetrics(r, s->db());
+      });
   if (!metrics.ok()) return metrics.status();
   m->metrics = std::move(*metrics);
   return absl::OkStatus();

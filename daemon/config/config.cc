@@ -324,8 +324,13 @@ class ConfigParser {
         int64_t n = 0;
         s = Integer(v, name, 0, static_cast<int64_t>(kMaxMinFreeMib), &n);
         if (s.ok()) c->min_free_mib = static_cast<uint64_t>(n);
+      } else if (k == "transfer_memory_mib") {
+        int64_t n = 0;
+        s = Integer(v, name, static_cast<int64_t>(kMinTransferMemoryMib), static_cast<int64_t>(kMaxTransferMemoryMib),
+                    &n);
+        if (s.ok()) c->transfer_memory_mib = static_cast<uint64_t>(n);
       } else {
-        s = Error(key.source(), name, "unknown key (known: memory_budget_mib, min_free_mib)");
+        s = Error(key.source(), name, "unknown key (known: memory_budget_mib, min_free_mib, transfer_memory_mib)");
       }
       if (!s.ok()) return s;
     }
@@ -591,6 +596,10 @@ absl::Status ValidateConfig(const DaemonConfig& c, bool check_files) {
   if (c.min_free_mib > kMaxMinFreeMib) {
     return absl::InvalidArgumentError(StrCat("storage.min_free_mib must be at most ", kMaxMinFreeMib, " (MiB)"));
   }
+  if (c.transfer_memory_mib < kMinTransferMemoryMib || c.transfer_memory_mib > kMaxTransferMemoryMib) {
+    return absl::InvalidArgumentError(StrCat("storage.transfer_memory_mib must be between ", kMinTransferMemoryMib,
+                                             " and ", kMaxTransferMemoryMib, " (MiB), got ", c.transfer_memory_mib));
+  }
   const int tls_set = !c.tls_cert.empty() + !c.tls_key.empty() + !c.tls_client_ca.empty();
   if (tls_set != 0 && tls_set != 3) {
     return absl::InvalidArgumentError(
@@ -643,6 +652,7 @@ std::vector<std::string> KeysNeedingRestart(const DaemonConfig& a, const DaemonC
   if (a.shred_manifest_chunk_items != b.shred_manifest_chunk_items) out.push_back("shred.manifest_chunk_items");
   if (a.shred_inline_manifest_items != b.shred_inline_manifest_items) out.push_back("shred.inline_manifest_items");
   if (a.memory_budget_mib != b.memory_budget_mib) out.push_back("storage.memory_budget_mib");
+  if (a.transfer_memory_mib != b.transfer_memory_mib) out.push_back("storage.transfer_memory_mib");
   // storage.min_free_mib is applied by a reload (server.cc ReloadConfig).
   if (a.tls_cert != b.tls_cert) out.push_back("tls.cert");
   if (a.tls_key != b.tls_key) out.push_back("tls.key");

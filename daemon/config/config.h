@@ -35,6 +35,10 @@ namespace shredd {
 // Bounds of [storage] memory_budget_mib (MiB): 16 MiB .. 1 TiB.
 inline constexpr uint64_t kMinMemoryBudgetMib = 16;
 inline constexpr uint64_t kMaxMemoryBudgetMib = 1024 * 1024;
+// Bounds of [storage] transfer_memory_mib (MiB): the buffers of concurrent
+// large transfers and replies (daemon/base/memory_gate.h).
+inline constexpr uint64_t kMinTransferMemoryMib = 16;
+inline constexpr uint64_t kMaxTransferMemoryMib = 1024 * 1024;
 
 // [shred] manifest_chunk_items: each chunk of a private manifest is one
 // RocksDB value of ~190 bytes per item, and RocksDB holds a value whole in
@@ -124,6 +128,10 @@ struct DaemonConfig {
   // free space on the data dir's filesystem, erasures below a quarter of it
   // (daemon/storage/space_guard.h); 0 turns the guard off. Reloaded on SIGHUP.
   uint64_t min_free_mib = 256;
+  // [storage] transfer_memory_mib: what the buffers of downloads, uploads
+  // and large inline replies may hold at once; calls beyond it wait their
+  // turn (daemon/base/memory_gate.h). kMinTransferMemoryMib..kMaxTransferMemoryMib.
+  uint64_t transfer_memory_mib = 96;
   // [tls]: PEM file paths; all three or none.
   std::string tls_cert;
   std::string tls_key;

@@ -205,6 +205,14 @@ class ItemStore {
 
   // NOT_FOUND if the digest is not stored.
   absl::StatusOr<std::unique_ptr<ItemReader>> OpenReader(const Sha256& hash);
+
+  // The most an upload of an item of `size` bytes holds in buffers (its
+  // plaintext queue, the blob writer's), and a download (the blob reader's,
+  // the chunk being opened and `queued_chunks` chunks of plaintext waiting
+  // to be sent): what a transfer leases from the daemon's transfer memory
+  // budget (daemon/base/memory_gate.h). Inline items: their size, twice.
+  uint64_t UploadBufferBytes(uint64_t size) const;
+  uint64_t DownloadBufferBytes(uint64_t size, size_t queued_chunks) const;
   absl::StatusOr<ItemInfo> Stat(const Sha256& hash);
   bool Contains(const Sha256& hash);
 

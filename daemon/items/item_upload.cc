@@ -357,6 +357,20 @@ absl::StatusOr<std::unique_ptr<Upload>> ItemStore::BeginUpload(const ContentDige
   return StartUpload(declared, std::move(metadata));
 }
 
+uint64_t ItemStore::UploadBufferBytes(uint64_t size) const {
+  if (size <= options_.inline_threshold) return 2 * size;
+  const uint64_t chunk = std::min<uint64_t>(size, options_.chunk_size);
+  const uint64_t ciphertext = size + ChunkCount(size, options_.chunk_size) * kChunkTagSize;
+  return std::min<uint64_t>(size, UploadPipeline::kQueueBytes) + chunk + blobs_->WriterBufferBytes(ciphertext);
+}
+
+uint64_t ItemStore::DownloadBufferBytes(uint64_t size, size_t queued_chunks) const {
+  if (size <= options_.inline_threshold) return 2 * size;
+  const uint64_t chunk = std::min<uint64_t>(size, options_.chunk_size);
+  const uint64_t ciphertext = size + ChunkCount(size, options_.chunk_size) * kChunkTagSize;
+  return (queued_chunks + 2) * chunk + blobs_->ReaderBufferBytes(ciphertext);
+}
+
 absl::StatusOr<std::unique_ptr<Upload>> ItemStore::BeginUploadOfSize(uint64_t size, ItemMetadata metadata) {
   if (auto s = metadata.Validate(); !s.ok()) return s;
   if (size > options_.max_item_size) {

@@ -72,6 +72,11 @@ class BlobBackend {
   virtual ~BlobBackend() = default;
   virtual absl::StatusOr<std::unique_ptr<BlobWriter>> Create(std::string_view object_id) = 0;
   virtual absl::StatusOr<std::unique_ptr<BlobReader>> Open(std::string_view object_id) = 0;
+  // The most a writer / a reader of an object of `size` bytes holds in its
+  // own buffers: what a transfer leases from the daemon's transfer memory
+  // budget (daemon/base/memory_gate.h).
+  virtual uint64_t WriterBufferBytes(uint64_t size) const = 0;
+  virtual uint64_t ReaderBufferBytes(uint64_t size) const = 0;
   // OK if absent.
   virtual absl::Status Delete(std::string_view object_id) = 0;
   // Removes unfinished uploads left by a crash, and published objects for

@@ -24,6 +24,15 @@ namespace {
 constexpr size_t kDirectAlign = kDirectIoAlign;
 constexpr size_t kDirectBuffer = 8 << 20;  // one write / one read-ahead window
 
+// What the two O_DIRECT buffers of a writer or a reader of `size` bytes
+// touch: pages are faulted in as used, huge pages (DirectIoBuffer) 2 MiB at a
+// time. Buffered I/O (no O_DIRECT) holds nothing of its own.
+uint64_t DirectBuffersTouched(uint64_t size) {
+  constexpr uint64_t kHugePage = 2 << 20;
+  const uint64_t one = std::min<uint64_t>(kDirectBuffer, (size + kHugePage - 1) / kHugePage * kHugePage);
+  return 2 * one;
+}
+
 // One O_DIRECT buffer of kDirectBuffer bytes.
 class AlignedBuffer : public DirectIoBuffer {
  public:
@@ -412,6 +421,9 @@ class FileBlobBackend final : public BlobBackend {
     fstat(fd, &st);
     return std::make_unique<FileBlobReader>(fd, direct, static_cast<uint64_t>(st.st_size), std::move(path));
   }
+
+  uint64_t WriterBufferBytes(uint64_t size) const override { return DirectBuffersTouched(size); }
+  uint64_t ReaderBufferBytes(uint64_t size) const override { return DirectBuffersTouched(size); }
 
   absl::Status Delete(std::string_view id) override {
     std::string path = Path(id);

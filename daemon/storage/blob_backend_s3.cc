@@ -40,6 +40,13 @@ class S3BlobWriter final : public BlobWriter {
                S3BlobOptions options)
       : client_(std::move(client)), active_(std::move(active)), key_(std::move(key)), options_(options) {}
 
+  // The part being filled, `concurrency` parts in flight and one spare.
+  static uint64_t BufferBytes(uint64_t size, const S3BlobOptions& options) {
+    const uint64_t part = std::min<uint64_t>(size, options.part_size);
+    const uint64_t parts = part == 0 ? 1 : (size + part - 1) / part;
+    return part * std::min<uint64_t>(parts + 1, static_cast<uint64_t>(options.concurrency) + 2);
+  }
+
   ~S3BlobWriter() override {
     DrainInFlight();
     if (!upload_id_.empty() && !published_) {
@@ -168,6 +175,8 @@ class S3BlobReader final : public BlobReader {
       : client_(std::move(client)), key_(std::move(key)), info_(std::move(info)) {}
   ~S3BlobReader() override { DropPrefetch(); }
   uint64_t size() const override { return info_.size; }
+  // At most the current window and kPrefetch windows being fetched.
+  static uint64_t BufferBytes(uint64_t size) { return (kPrefetch + 1) * std::min(size, kWindow); }
 
   // A read that continues the previous one (a download, chunk after chunk)
   // is served from windows of kWindow bytes, one ranged GET each, and the
@@ -328,6 +337,9 @@ class S3BlobBackend final : public BlobBackend {
     if (!info.ok()) return info.status();
     return std::make_unique<S3BlobReader>(client_, std::move(key), *std::move(info));
   }
+
+  uint64_t WriterBufferBytes(uint64_t size) const override { return S3BlobWriter::BufferBytes(size, options_); }
+  uint64_t ReaderBufferBytes(uint64_t size) const override { return S3BlobReader::BufferBytes(size); }
 
   absl::Status Delete(std::string_view id) override {
     const std::string key = client_->KeyFor(id);

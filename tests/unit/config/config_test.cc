@@ -324,6 +324,23 @@ TEST(ConfigTest, KeysNeedingRestart) {
             (std::vector<std::string>{"server.listen", "storage.memory_budget_mib", "tls.cert"}));
 }
 
+TEST(ConfigTest, TransferMemory) {
+  auto c = LoadConfigFromString("[storage]\ntransfer_memory_mib = 32\n");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->transfer_memory_mib, 32u);
+  EXPECT_EQ(DaemonConfig{}.transfer_memory_mib, 96u);
+  auto s = LoadError("[storage]\ntransfer_memory_mib = 8\n");
+  EXPECT_NE(Message(s).find("test.toml:2: storage.transfer_memory_mib: must be between 16 and 1048576, got 8"),
+            std::string::npos)
+      << s;
+  DaemonConfig flags;
+  flags.transfer_memory_mib = 0;  // from --transfer-memory-mib
+  s = ValidateConfig(flags);
+  EXPECT_NE(Message(s).find("storage.transfer_memory_mib must be between 16 and 1048576 (MiB), got 0"),
+            std::string::npos)
+      << s;
+}
+
 TEST(ConfigTest, MemoryBudget) {
   for (uint64_t mib : {kMinMemoryBudgetMib, uint64_t{64}, uint64_t{4096}, kMaxMemoryBudgetMib}) {
     auto c = LoadConfigFromString(StrCat("[storage]\nmemory_budget_mib = ", mib, "\n"), "test.toml");
@@ -346,7 +363,8 @@ TEST(ConfigTest, MemoryBudget) {
             std::string::npos)
       << s;
   s = LoadError("[storage]\nmemory_budget = 128\n");
-  EXPECT_NE(Message(s).find("test.toml:2: storage.memory_budget: unknown key (known: memory_budget_mib, min_free_mib)"),
+  EXPECT_NE(Message(s).find("test.toml:2: storage.memory_budget: unknown key (known: memory_budget_mib, min_free_mib, "
+                            "transfer_memory_mib)"),
             std::string::npos)
       << s;
   s = LoadError("storage = 128\n");

@@ -1,0 +1,30 @@
+// A call's lease on the daemon's transfer memory budget (MemoryGate): it
+// stops waiting when the client goes away, and kGiveUpEarly before the
+// call's deadline, so that the client gets the RESOURCE_EXHAUSTED that says
+// why rather than its own DEADLINE_EXCEEDED.
+#ifndef SHREDD_DAEMON_API_MEMORY_LEASE_H_
+#define SHREDD_DAEMON_API_MEMORY_LEASE_H_
+
+#include <chrono>
+#include <string_view>
+
+#include <grpcpp/server_context.h>
+
+#include "daemon/base/memory_gate.h"
+
+namespace shredd {
+
+inline constexpr auto kGiveUpEarly = std::chrono::milliseconds(250);
+
+inline absl::StatusOr<MemoryGate::Lease> LeaseMemory(MemoryGate* gate, grpc::ServerContext* ctx, uint64_t bytes,
+                                                     std::string_view what) {
+  if (gate == nullptr) return MemoryGate::Lease();
+  auto deadline = ctx->deadline();
+  if (deadline != MemoryGate::Clock::time_point::max()) deadline -= kGiveUpEarly;
+  return gate->Acquire(
+      bytes, deadline, [ctx] { return ctx->IsCancelled(); }, what);
+}
+
+}  // namespace shredd
+
+#endif  // SHREDD_DAEMON_API_MEMORY_LEASE_H_

@@ -1,0 +1,124 @@
+"""The transfer memory budget ([storage] transfer_memory_mib): concurrent
+downloads and uploads of large items lease their buffers from one budget and
+wait their turn, so their number does not drive the daemon's resident set; a
+call that cannot get memory before its deadline is refused with
+RESOURCE_EXHAUSTED naming the setting, and a cancelled one returns its lease."""
+import concurrent.futures
+import hashlib
+import os
+import re
+import time
+import urllib.request
+
+from harness import DaemonTest, grpc, pb, sha256_digest
+
+ITEM = 24 << 20  # blob-backed; a download leases ~22 MiB of the 32 MiB budget
+
+
+def metric(url, name):
+    with urllib.request.urlopen(url, timeout=10) as r:
+        text = r.read().decode()
+    m = re.search(r"^%s (\S+)$" % re.escape(name), text, re.M)
+    assert m, "no %s in the scrape" % name
+    return float(m.group(1))
+
+
+def vm_hwm_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int(re.search(r"^VmHWM:\s+(\d+) kB", f.read(), re.M).group(1))
+
+
+def reset_hwm(pid):
+    with open("/proc/%d/clear_refs" % pid, "w") as f:
+        f.write("5")  # VmHWM := VmRSS (proc(5))
+
+
+class TransferMemoryTest(DaemonTest):
+    start_daemon = False
+
+    def setUp(self):
+        super().setUp()
+        self.d.extra_args = ["--metrics-listen", "127.0.0.1:0", "--transfer-memory-mib", "32"]
+        self.d.start()
+        self.url = re.findall(r"shredd: metrics url=(http://127\.0\.0\.1:\d+/metrics)", self.d.log())[-1]
+        self.data = os.urandom(ITEM)
+        self.digest = self.d.put_bytes(self.data)
+
+    def download_to_file(self, i):
+        out = os.path.join(self.tmp, "out%d" % i)
+        self.d.ctl("-q", "get", self.digest, "-o", out)
+        with open(out, "rb") as f:
+            ok = hashlib.sha256(f.read()).hexdigest() == self.digest.split(":")[1]
+        os.unlink(out)
+        return ok
+
+    def test_concurrent_downloads_wait_their_turn_within_the_budget(self):
+        pid = self.d.proc.pid
+        reset_hwm(pid)
+        before = vm_hwm_kib(pid)
+        with concurrent.futures.ThreadPoolExecutor(12) as pool:
+            results = list(pool.map(self.download_to_file, range(12)))
+        self.assertEqual(results, [True] * 12)
+        self.assertGreaterEqual(metric(self.url, "shredd_transfer_memory_waits_total"), 1)
+        self.assertEqual(metric(self.url, "shredd_transfer_memory_bytes"), 0)
+        # Twelve at once without the budget: ~12 x 22 MiB more; with it, one
+        # lease of ~22 MiB at a time (plus gRPC's and the allocator's slack).
+        grew_mib = (vm_hwm_kib(pid) - before) / 1024
+        self.assertLess(grew_mib, 90, "the daemon's peak grew by %.0f MiB" % grew_mib)
+
+    def test_concurrent_uploads_wait_their_turn(self):
+        paths = []
+        for i in range(6):
+            p = os.path.join(self.tmp, "up%d" % i)
+            with open(p, "wb") as f:
+                f.write(os.urandom(ITEM))
+            paths.append(p)
+        with concurrent.futures.ThreadPoolExecutor(6) as pool:
+            procs = list(pool.map(lambda p: self.d.ctl("--json", "put", p), paths))
+        self.assertEqual([p.returncode for p in procs], [0] * 6)
+        self.assertGreaterEqual(metric(self.url, "shredd_transfer_memory_waits_total"), 1)
+        self.assertEqual(metric(self.url, "shredd_transfer_memory_bytes"), 0)
+        for p in paths:  # every upload stored whole
+            with open(p, "rb") as f:
+                data = f.read()
+            self.assertEqual(self.d.get_bytes(sha256_digest(data)), data)
+
+    def test_a_call_without_memory_before_its_deadline_is_refused_and_a_cancelled_one_returns_its_lease(self):
+        # A download whose client stops reading holds its lease (the daemon
+        # blocks on flow control) until the call ends.
+        stalled = self.d.store().Get(pb.GetRequest(digest=pb.Digest(hash=self.digest)), timeout=60)
+        next(stalled)
+        deadline = time.time() + 10
+        while metric(self.url, "shredd_transfer_memory_bytes") == 0 and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertGreater(metric(self.url, "shredd_transfer_memory_bytes"), 20 << 20)
+
+        def get_within(seconds):
+            request = pb.GetRequest(digest=pb.Digest(hash=self.digest))
+            return b"".join(r.data for r in self.d.store().Get(request, timeout=seconds))
+        err = self.assertRpcError(grpc.StatusCode.RESOURCE_EXHAUSTED, get_within, 2.0, contains="transfer_memory_mib")
+        self.assertIn("download", err.details())
+        # An upload is refused the same way, and nothing of it is stored.
+        other = os.urandom(ITEM)
+        header = pb.PutHeader(digest=pb.Digest(hash=sha256_digest(other), size_bytes=len(other)),
+                              metadata=pb.ItemMetadata(kind=pb.KIND_PHOTO))
+
+        def gen():
+            yield pb.PutRequest(header=header)
+            for i in range(0, len(other), 1 << 20):
+                yield pb.PutRequest(data=other[i:i + (1 << 20)])
+        self.assertRpcError(grpc.StatusCode.RESOURCE_EXHAUSTED, self.d.store().Put, gen(), timeout=2.0,
+                            contains="transfer_memory_mib")
+        self.assertRpcError(grpc.StatusCode.NOT_FOUND, self.d.get_bytes, sha256_digest(other))
+
+        stalled.cancel()
+        deadline = time.time() + 10
+        while metric(self.url, "shredd_transfer_memory_bytes") != 0 and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(metric(self.url, "shredd_transfer_memory_bytes"), 0)
+        self.assertEqual(self.d.get_bytes(self.digest), self.data)
+
+
+if __name__ == "__main__":
+    import unittest
+    unittest.main()
