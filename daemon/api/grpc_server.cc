@@ -107,7 +107,7 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const DaemonConfig
 
 GrpcServer::GrpcServer(const DaemonConfig& config, const ApiDomain& domain, auth::Policy policy)
     : store_service_(domain.store, domain.catalog, domain.transfers),
-      shred_service_(domain.shredder),
+      shred_service_(domain.shredder, domain.transfers),
       catalog_service_(domain.store, domain.catalog),
       orders_service_(domain.orders, domain.catalog),
       log_service_(domain.log),

@@ -1,16 +1,17 @@
 #include "daemon/api/shred_service.h"
 
 #include "daemon/api/auth.h"
+#include "daemon/api/memory_lease.h"
 #include "daemon/api/status_map.h"
 #include "daemon/base/field_rules.h"
 
 namespace shredd {
 namespace {
-void Fill(const CertificateBundle& b, v1::ShredResponse* out) {
+void Fill(CertificateBundle& b, v1::ShredResponse* out) {
   out->set_certificate_id(b.certificate_id);
   out->set_certificate(b.envelope);
-  out->set_manifest(b.manifest);
-  for (const auto& r : b.receipts) out->add_receipts(r);
+  out->set_manifest(std::move(b.manifest));
+  for (auto& r : b.receipts) out->add_receipts(std::move(r));
   out->set_tlog_proof(b.tlog_proof);
   out->set_manifest_omitted(b.manifest_omitted);
   out->set_item_count(b.item_count);
@@ -55,8 +56,18 @@ grpc::Status ShredService::GetCertificate(grpc::ServerContext* ctx, const v1::Ge
                         "looking a certificate up by a derived (auto:) request id needs the deleter or admin role; "
                         "auditors look certificates up by certificate id");
   }
-  auto b = shredder_->GetCertificate(request->certificate_id(), request->request_id(),
-                                     request->include_receipts() && private_parts);
+  // The manifest (and receipts) are only read for those who get them, and
+  // lease their memory first: many concurrent fetches of large certificates
+  // wait their turn instead of growing the daemon (memory_lease.h).
+  const bool receipts = request->include_receipts() && private_parts;
+  MemoryGate::Lease lease;
+  auto reserve = [&](uint64_t items) -> absl::Status {
+    auto l = LeaseMemory(transfers_, ctx, CertificateReplyBytes(items, receipts), "certificate with its manifest");
+    if (!l.ok()) return l.status();
+    lease = std::move(*l);
+    return absl::OkStatus();
+  };
+  auto b = shredder_->GetCertificate(request->certificate_id(), request->request_id(), receipts, reserve);
   if (!b.ok()) return ToGrpc(b.status());
   Fill(*b, response);
   if (!private_parts) {

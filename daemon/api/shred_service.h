@@ -4,13 +4,16 @@
 
 #include "shredd/v1/shredd.grpc.pb.h"
 
+#include "daemon/base/memory_gate.h"
 #include "daemon/shred/shredder.h"
 
 namespace shredd {
 
 class ShredService final : public v1::Shredder::Service {
  public:
-  explicit ShredService(Shredder* shredder) : shredder_(shredder) {}
+  // `transfers` (may be null: no limit) bounds the memory of concurrent
+  // certificate fetches with their manifests inline.
+  ShredService(Shredder* shredder, MemoryGate* transfers) : shredder_(shredder), transfers_(transfers) {}
   grpc::Status Shred(grpc::ServerContext* ctx, const v1::ShredRequest* request, v1::ShredResponse* response) override;
   grpc::Status GetCertificate(grpc::ServerContext* ctx, const v1::GetCertificateRequest* request,
                               v1::ShredResponse* response) override;
@@ -21,6 +24,7 @@ class ShredService final : public v1::Shredder::Service {
 
  private:
   Shredder* const shredder_;
+  MemoryGate* const transfers_;
 };
 
 }  // namespace shredd

@@ -275,7 +275,8 @@ absl::Status Shredder::StreamManifest(std::string_view cert_id, const std::funct
   return absl::OkStatus();
 }
 
-absl::StatusOr<CertificateBundle> Shredder::Load(const std::string& cert_id, bool include_receipts) {
+absl::StatusOr<CertificateBundle> Shredder::Load(const std::string& cert_id, bool include_receipts,
+                                                 const BeforeManifest& before_manifest) {
   CertificateBundle b;
   b.certificate_id = cert_id;
   rocksdb::DB* db = store_->db();
@@ -304,6 +305,9 @@ absl::StatusOr<CertificateBundle> Shredder::Load(const std::string& cert_id, boo
   if (b.item_count > options_.inline_manifest_items) {
     b.manifest_omitted = true;
   } else {
+    if (before_manifest) {
+      if (auto s = before_manifest(b.item_count); !s.ok()) return s;
+    }
     auto s = StreamManifest(cert_id, [&](std::string_view piece) {
       b.manifest.append(piece);
       return true;
@@ -338,7 +342,8 @@ absl::StatusOr<CertificateBundle> Shredder::Load(const std::string& cert_id, boo
 }
 
 absl::StatusOr<CertificateBundle> Shredder::GetCertificate(std::string_view certificate_id, std::string_view request_id,
-                                                           bool include_receipts) {
+                                                           bool include_receipts,
+                                                           const BeforeManifest& before_manifest) {
   ErasureWrites erasure;  // deletion keeps working on a nearly full disk (space_guard.h)
   std::string id(certificate_id);
   if (id.empty()) {
@@ -360,7 +365,7 @@ absl::StatusOr<CertificateBundle> Shredder::GetCertificate(std::string_view cert
       retrier_->Kick();
     }
   }
-  return Load(id, include_receipts);
+  return Load(id, include_receipts, before_manifest);
 }
 
 absl::StatusOr<std::string> Shredder::TlogProofFor(std::string_view envelope) {

@@ -7,6 +7,7 @@ import concurrent.futures
 import hashlib
 import os
 import re
+import threading
 import time
 import urllib.request
 
@@ -117,6 +118,38 @@ class TransferMemoryTest(DaemonTest):
             time.sleep(0.05)
         self.assertEqual(metric(self.url, "shredd_transfer_memory_bytes"), 0)
         self.assertEqual(self.d.get_bytes(self.digest), self.data)
+
+    def test_certificate_fetches_lease_their_manifests_memory(self):
+        cert = self.d.shredder().Shred(pb.ShredRequest(digests=[pb.Digest(hash=self.digest)])).certificate_id
+        # An upload of a large item leases the whole budget (its queue and
+        # buffers come to more than 32 MiB); it stalls after its first MiB.
+        go_on = threading.Event()
+        other = os.urandom(ITEM)
+        header = pb.PutHeader(digest=pb.Digest(hash=sha256_digest(other), size_bytes=len(other)),
+                              metadata=pb.ItemMetadata(kind=pb.KIND_PHOTO))
+
+        def stalled_upload():
+            yield pb.PutRequest(header=header)
+            yield pb.PutRequest(data=other[:1 << 20])
+            go_on.wait(60)
+            for i in range(1 << 20, len(other), 1 << 20):
+                yield pb.PutRequest(data=other[i:i + (1 << 20)])
+        upload = self.d.store().Put.future(stalled_upload(), timeout=60)
+        deadline = time.time() + 10
+        while metric(self.url, "shredd_transfer_memory_bytes") < (32 << 20) and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(metric(self.url, "shredd_transfer_memory_bytes"), 32 << 20)
+        # The certificate's manifest must wait for memory: refused at its deadline.
+        get = self.d.shredder().GetCertificate
+        err = self.assertRpcError(grpc.StatusCode.RESOURCE_EXHAUSTED, get,
+                                  pb.GetCertificateRequest(certificate_id=cert), timeout=2.0,
+                                  contains="transfer_memory_mib")
+        self.assertIn("certificate with its manifest", err.details())
+        go_on.set()
+        self.assertFalse(upload.result().already_present)
+        reply = get(pb.GetCertificateRequest(certificate_id=cert), timeout=30)
+        self.assertIn(self.digest.split(":")[1].encode(), reply.manifest)
+        self.assertEqual(metric(self.url, "shredd_transfer_memory_bytes"), 0)
 
 
 if __name__ == "__main__":
