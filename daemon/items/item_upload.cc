@@ -31,6 +31,8 @@ using namespace items_internal;  // NOLINT(google-build-using-namespace): the la
 namespace {
 
 uint64_t ChunkCount(uint64_t size, uint32_t chunk) { return size == 0 ? 1 : (size + chunk - 1) / chunk; }
+// The stored ciphertext of `size` bytes of content: every chunk with its tag.
+uint64_t CiphertextSize(uint64_t size, uint32_t chunk) { return size + ChunkCount(size, chunk) * kChunkTagSize; }
 
 }  // namespace
 
@@ -360,15 +362,14 @@ absl::StatusOr<std::unique_ptr<Upload>> ItemStore::BeginUpload(const ContentDige
 uint64_t ItemStore::UploadBufferBytes(uint64_t size) const {
   if (size <= options_.inline_threshold) return 2 * size;
   const uint64_t chunk = std::min<uint64_t>(size, options_.chunk_size);
-  const uint64_t ciphertext = size + ChunkCount(size, options_.chunk_size) * kChunkTagSize;
-  return std::min<uint64_t>(size, UploadPipeline::kQueueBytes) + chunk + blobs_->WriterBufferBytes(ciphertext);
+  return std::min<uint64_t>(size, UploadPipeline::kQueueBytes) + chunk +
+         blobs_->WriterBufferBytes(CiphertextSize(size, options_.chunk_size));
 }
 
 uint64_t ItemStore::DownloadBufferBytes(uint64_t size, size_t queued_chunks) const {
   if (size <= options_.inline_threshold) return 2 * size;
   const uint64_t chunk = std::min<uint64_t>(size, options_.chunk_size);
-  const uint64_t ciphertext = size + ChunkCount(size, options_.chunk_size) * kChunkTagSize;
-  return (queued_chunks + 2) * chunk + blobs_->ReaderBufferBytes(ciphertext);
+  return (queued_chunks + 2) * chunk + blobs_->ReaderBufferBytes(CiphertextSize(size, options_.chunk_size));
 }
 
 absl::StatusOr<std::unique_ptr<Upload>> ItemStore::BeginUploadOfSize(uint64_t size, ItemMetadata metadata) {

@@ -24,20 +24,26 @@ namespace {
 constexpr size_t kDirectAlign = kDirectIoAlign;
 constexpr size_t kDirectBuffer = 8 << 20;  // one write / one read-ahead window
 
-// What the two O_DIRECT buffers of a writer or a reader of `size` bytes
-// touch: pages are faulted in as used, huge pages (DirectIoBuffer) 2 MiB at a
-// time. Buffered I/O (no O_DIRECT) holds nothing of its own.
-uint64_t DirectBuffersTouched(uint64_t size) {
-  constexpr uint64_t kHugePage = 2 << 20;
-  const uint64_t one = std::min<uint64_t>(kDirectBuffer, (size + kHugePage - 1) / kHugePage * kHugePage);
-  return 2 * one;
+// A reader's O_DIRECT window for an object of `size` bytes: 8 MiB, or the
+// object rounded up to a block. A 100 KB object in an 8 MiB huge-page window
+// cost a 2 MiB page clear and an 8 MiB read request per get: 1,000 gets of
+// 100 KB took 2.3-2.8 daemon CPU-s, 1.2-1.9 with windows sized to the object
+// (docs/PERFORMANCE.md "Small blobs").
+size_t DirectBufferSize(uint64_t size) {
+  if (size == 0) return kDirectAlign;
+  return std::min<uint64_t>(kDirectBuffer, (size + kDirectAlign - 1) / kDirectAlign * kDirectAlign);
 }
 
-// One O_DIRECT buffer of kDirectBuffer bytes.
-class AlignedBuffer : public DirectIoBuffer {
- public:
-  AlignedBuffer() : DirectIoBuffer(kDirectBuffer) {}
-};
+// What the two O_DIRECT buffers of a writer (8 MiB each) or a reader (sized
+// to the object) of `size` bytes make resident at most. Buffered I/O (no
+// O_DIRECT) holds nothing of its own.
+uint64_t WriteBuffersTouched(uint64_t size) {
+  return 2 * DirectIoBuffer::Touched(kDirectBuffer, std::min<uint64_t>(size, kDirectBuffer));
+}
+uint64_t ReadBuffersTouched(uint64_t size) {
+  const size_t one = DirectBufferSize(size);
+  return 2 * DirectIoBuffer::Touched(one, one);
+}
 
 // Writes go to DATA_DIR/tmp/ID.part and are made durable by one fdatasync
 // in Publish().
@@ -58,8 +64,14 @@ class FileBlobWriter final : public BlobWriter {
   static constexpr uint64_t kWritebackStep = 8 << 20;
   static constexpr uint64_t kWritebackWindow = 64 << 20;
 
+  // Whole 8 MiB buffers whatever the object's size: sizing them to small
+  // objects (as the reader does) measured no gain for 100 KB puts (1,000
+  // puts: 2.78-4.31 daemon CPU-s either way, load 4; docs/PERFORMANCE.md
+  // "Small blobs"). The second buffer is mapped only once the first is full.
   FileBlobWriter(int fd, bool direct, std::string tmp, std::string final_path)
-      : fd_(fd), direct_(direct), tmp_(std::move(tmp)), final_(std::move(final_path)) {}
+      : fd_(fd), direct_(direct), tmp_(std::move(tmp)), final_(std::move(final_path)), buf_size_(kDirectBuffer) {
+    if (direct_) bufs_[0] = std::make_unique<DirectIoBuffer>(buf_size_);
+  }
   ~FileBlobWriter() override {
     (void)WaitForWrite();
     if (fd_ >= 0) close(fd_);
@@ -71,16 +83,14 @@ class FileBlobWriter final : public BlobWriter {
   }
   absl::Status AppendParts(std::span<const std::string_view> parts) override {
     if (direct_) {
-      if (bufs_[0].data() == nullptr || bufs_[1].data() == nullptr) {
-        return absl::ResourceExhaustedError("cannot allocate a write buffer");
-      }
+      if (!HaveBuffer()) return absl::ResourceExhaustedError("cannot allocate a write buffer");
       for (std::string_view p : parts) {
         while (!p.empty()) {
-          size_t n = std::min(p.size(), kDirectBuffer - fill_);
+          size_t n = std::min(p.size(), buf_size_ - fill_);
           std::memcpy(buf() + fill_, p.data(), n);
           fill_ += n;
           p.remove_prefix(n);
-          if (fill_ == kDirectBuffer) {
+          if (fill_ == buf_size_) {
             if (auto s = StartFullBufferWrite(); !s.ok()) return s;
           }
         }
@@ -112,13 +122,13 @@ class FileBlobWriter final : public BlobWriter {
     return absl::OkStatus();
   }
   std::span<char> Reserve(size_t max) override {
-    if (!direct_ || bufs_[0].data() == nullptr || bufs_[1].data() == nullptr) return BlobWriter::Reserve(max);
-    return {buf() + fill_, std::min(max, kDirectBuffer - fill_)};
+    if (!direct_ || !HaveBuffer()) return BlobWriter::Reserve(max);
+    return {buf() + fill_, std::min(max, buf_size_ - fill_)};
   }
   absl::Status CommitReserved(size_t n) override {
-    if (!direct_ || bufs_[0].data() == nullptr || bufs_[1].data() == nullptr) return BlobWriter::CommitReserved(n);
+    if (!direct_ || !HaveBuffer()) return BlobWriter::CommitReserved(n);
     fill_ += n;
-    return fill_ == kDirectBuffer ? StartFullBufferWrite() : absl::OkStatus();
+    return fill_ == buf_size_ ? StartFullBufferWrite() : absl::OkStatus();
   }
   absl::Status Flush() override {
     if (!direct_ || fill_ < kDirectAlign) return absl::OkStatus();
@@ -149,7 +159,10 @@ class FileBlobWriter final : public BlobWriter {
   }
 
  private:
-  char* buf() { return bufs_[current_].data(); }
+  char* buf() { return bufs_[current_]->data(); }
+  // The buffer being filled exists (the second one is mapped when the first
+  // is full: never for an object that fits one buffer).
+  bool HaveBuffer() const { return bufs_[current_] != nullptr && bufs_[current_]->data() != nullptr; }
 
   // Writes buf()[0, length) at written_ (length is a multiple of the block
   // size, except in buffered fallback), after the write in flight.
@@ -166,10 +179,12 @@ class FileBlobWriter final : public BlobWriter {
   absl::Status StartFullBufferWrite() {
     if (auto s = WaitForWrite(); !s.ok()) return s;
     in_flight_ = std::async(std::launch::async,
-                            [this, data = buf(), at = written_] { return WriteAt(data, kDirectBuffer, at); });
-    written_ += kDirectBuffer;
+                            [this, data = buf(), n = buf_size_, at = written_] { return WriteAt(data, n, at); });
+    written_ += buf_size_;
     current_ ^= 1;
     fill_ = 0;
+    if (bufs_[current_] == nullptr) bufs_[current_] = std::make_unique<DirectIoBuffer>(buf_size_);
+    if (!HaveBuffer()) return absl::ResourceExhaustedError("cannot allocate a write buffer");
     return absl::OkStatus();
   }
 
@@ -215,7 +230,8 @@ class FileBlobWriter final : public BlobWriter {
   std::string tmp_, final_;
   bool published_ = false;
   uint64_t written_ = 0, started_ = 0, waited_ = 0;
-  AlignedBuffer bufs_[2];  // O_DIRECT only: one filling, one being written
+  const size_t buf_size_;
+  std::unique_ptr<DirectIoBuffer> bufs_[2];  // O_DIRECT only: one filling, one being written
   int current_ = 0;
   size_t fill_ = 0;
   std::future<absl::Status> in_flight_;  // the other buffer's write
@@ -237,7 +253,7 @@ class FileBlobWriter final : public BlobWriter {
 class FileBlobReader final : public BlobReader {
  public:
   FileBlobReader(int fd, bool direct, uint64_t size, std::string path)
-      : fd_(fd), direct_(direct), size_(size), path_(std::move(path)) {}
+      : fd_(fd), direct_(direct), size_(size), window_(DirectBufferSize(size)), path_(std::move(path)) {}
   ~FileBlobReader() override {
     if (ahead_.valid()) ahead_.wait();  // it reads into our buffer
     close(fd_);
@@ -268,7 +284,7 @@ class FileBlobReader final : public BlobReader {
 
  private:
   struct Window {
-    std::unique_ptr<AlignedBuffer> buf;
+    std::unique_ptr<DirectIoBuffer> buf;
     uint64_t off = 0, len = 0;
     bool Holds(uint64_t pos, uint64_t n) const { return pos >= off && pos + n <= off + len; }
   };
@@ -280,7 +296,7 @@ class FileBlobReader final : public BlobReader {
   Window& Current() { return win_[cur_]; }
   bool Windowed() {
     if (!direct_) return false;
-    if (!win_[0].buf) win_[0].buf = std::make_unique<AlignedBuffer>();
+    if (!win_[0].buf) win_[0].buf = std::make_unique<DirectIoBuffer>(window_);
     return win_[0].buf->data() != nullptr;
   }
   // Whether [offset, offset + length) continues the previous read.
@@ -339,13 +355,13 @@ class FileBlobReader final : public BlobReader {
       if (!w.Holds(pos, 1)) return Truncated();
     }
     const Window& w = Current();
-    if (sequential && w.len == kDirectBuffer && w.off + w.len < size_) StartReadAhead(w.off + w.len);
+    if (sequential && w.len == window_ && w.off + w.len < size_) StartReadAhead(w.off + w.len);
     return absl::OkStatus();
   }
 
   void StartReadAhead(uint64_t at) {
     Window& next = win_[cur_ ^ 1];
-    if (!next.buf) next.buf = std::make_unique<AlignedBuffer>();
+    if (!next.buf) next.buf = std::make_unique<DirectIoBuffer>(window_);
     if (next.buf->data() == nullptr) return;  // no memory for it: no read-ahead
     next.off = at;
     next.len = 0;
@@ -355,8 +371,8 @@ class FileBlobReader final : public BlobReader {
   // Up to one window at `at` (block-aligned); shorter at the end of file.
   WindowRead ReadWindow(char* data, uint64_t at) const {
     WindowRead r;
-    while (r.len < kDirectBuffer) {
-      ssize_t n = pread(fd_, data + r.len, kDirectBuffer - r.len, static_cast<off_t>(at + r.len));
+    while (r.len < window_) {
+      ssize_t n = pread(fd_, data + r.len, window_ - r.len, static_cast<off_t>(at + r.len));
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) {
         r.err = errno;
@@ -382,6 +398,7 @@ class FileBlobReader final : public BlobReader {
   const int fd_;
   bool direct_;
   const uint64_t size_;
+  const size_t window_;  // bytes per window: 8 MiB, or the object's size rounded up to a block
   const std::string path_;
   Window win_[2];  // O_DIRECT only: the current window and the one read ahead
   int cur_ = 0;
@@ -422,8 +439,8 @@ class FileBlobBackend final : public BlobBackend {
     return std::make_unique<FileBlobReader>(fd, direct, static_cast<uint64_t>(st.st_size), std::move(path));
   }
 
-  uint64_t WriterBufferBytes(uint64_t size) const override { return DirectBuffersTouched(size); }
-  uint64_t ReaderBufferBytes(uint64_t size) const override { return DirectBuffersTouched(size); }
+  uint64_t WriterBufferBytes(uint64_t size) const override { return WriteBuffersTouched(size); }
+  uint64_t ReaderBufferBytes(uint64_t size) const override { return ReadBuffersTouched(size); }
 
   absl::Status Delete(std::string_view id) override {
     std::string path = Path(id);

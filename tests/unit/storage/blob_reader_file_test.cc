@@ -98,6 +98,32 @@ TEST(FileBlobReader, SequentialReadsAcrossWindowsAreExact) {
 // Ranged reads in between: backwards into an earlier window, far ahead,
 // inside the current window, then the download goes on. The read-ahead in
 // flight must be waited for and not be mistaken for the window asked for.
+// Objects smaller than a window get a window of their own size (rounded up
+// to a block, no huge page): every size around the block and huge-page
+// boundaries reads back exactly, sequentially and by ranges, and the
+// transfer budget's figure for them is that small window, not 8 MiB.
+TEST(FileBlobReader, SmallObjectsAreReadThroughWindowsOfTheirSize) {
+  for (uint64_t size : {uint64_t{1}, uint64_t{4095}, uint64_t{4096}, uint64_t{4097}, uint64_t{100000}, 2 * kMiB - 1,
+                        2 * kMiB, 2 * kMiB + 1, kWindow - 4096, kWindow}) {
+    SCOPED_TRACE(size);
+    TempDir dir;
+    const std::string content = Pattern(size);
+    auto b = OpenIn(dir / "data", content);
+    ExpectSequentialReadIsExact(b.get(), content);
+    auto r = Reader(b.get());
+    for (uint64_t at : {uint64_t{0}, size / 2, size - 1}) {
+      auto v = ViewOf(r.get(), at, size - at);
+      ASSERT_TRUE(v.ok()) << v.status();
+      EXPECT_EQ(*v, content.substr(at));
+    }
+  }
+  TempDir budget_dir;
+  auto b = OpenFileBlobBackend(budget_dir / "data");
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ((*b)->ReaderBufferBytes(100000), 2 * 102400u);
+  EXPECT_EQ((*b)->ReaderBufferBytes(100 * kMiB), 2 * kWindow);
+}
+
 TEST(FileBlobReader, RangedReadsAfterSequentialOnesAreExact) {
   TempDir dir;
   const std::string content = Pattern(5 * kWindow + 12345);
