@@ -107,11 +107,12 @@ int CmdGet(const Global& g, const std::string& digest, const std::string& out_pa
   // byte is written and checked; nothing is left behind on a failure.
   std::optional<OutputFile> file;
   int fd = STDOUT_FILENO;
-  bool direct = false;
+  bool direct = false, writeback = false;
   if (!out_path.empty()) {
     file.emplace(out_path, Privacy::kPrivate, true);
     fd = file->fd();
     direct = file->direct();
+    writeback = !file->in_place();
   }
   auto channel = Connect(g);
   grpc::ClientContext ctx;
@@ -129,7 +130,7 @@ int CmdGet(const Global& g, const std::string& digest, const std::string& out_pa
   bool write_error = false;
   int write_errno = 0;
   std::thread writer([&] {
-    OutputWriter out(fd, direct, !out_path.empty());
+    OutputWriter out(fd, direct, writeback);
     bool ok = true;
     auto write = [&](std::string_view d) {
       EVP_DigestUpdate(md, d.data(), d.size());
@@ -373,7 +374,9 @@ void AddItemCommands(CLI::App& app, const Global& g, std::function<int()>& actio
   static std::vector<std::string> labels;
   auto* c_get = app.add_subcommand("get", "download an item (or a byte range)");
   c_get->add_option("digest", digest, "sha256:<hex>")->required();
-  c_get->add_option("-o,--output", out, "write to FILE instead of stdout");
+  c_get->add_option("-o,--output", out,
+                    "write to FILE instead of stdout (a new file, named once checked; a pipe or a device is written "
+                    "as the bytes come)");
   c_get->add_option("--offset", offset, "first byte")->check(CLI::NonNegativeNumber);
   c_get->add_option("--length", length, "number of bytes (0 = to the end)")->check(CLI::NonNegativeNumber);
   c_get->callback([&] { action = [&] { return CmdGet(g, digest, out, offset, length); }; });

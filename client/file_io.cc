@@ -51,6 +51,7 @@ OutputFile::OutputFile(std::string path, Privacy privacy, bool direct) : path_(s
   if (path_.ends_with('/') || (stat(path_.c_str(), &st) == 0 && S_ISDIR(st.st_mode))) {
     throw Failure{kUsage, StrCat(path_, " is a directory; give a file name to write to"), ""};
   }
+  if (OpenInPlace()) return;
   const mode_t mode = privacy == Privacy::kPrivate ? 0600 : 0666;
   const int base = O_WRONLY | O_CLOEXEC;
   if (direct) {
@@ -73,6 +74,37 @@ OutputFile::OutputFile(std::string path, Privacy privacy, bool direct) : path_(s
   }
 }
 
+// What is already at path_ decides how it is written. A regular file (or
+// none) is replaced atomically by a new file; a symbolic link to a regular
+// file the same way at the link's target, so the link stays. A FIFO or a
+// character device (`-o /dev/null`, `-o /dev/stdout`, a pipe) is written in
+// place: renaming a file over it would replace the device node (as root,
+// `-o /dev/null` did). A block device or a socket is refused.
+bool OutputFile::OpenInPlace() {
+  struct stat st, lst;
+  if (stat(path_.c_str(), &st) != 0) return false;  // nothing there (or a dangling link): a new file
+  if (S_ISREG(st.st_mode)) {
+    if (lstat(path_.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode)) {
+      std::error_code ec;
+      std::string target = fs::canonical(path_, ec).string();
+      if (!ec) {
+        path_ = std::move(target);
+        dir_ = DirOf(path_);
+      }
+    }
+    return false;
+  }
+  if (!S_ISFIFO(st.st_mode) && !S_ISCHR(st.st_mode)) {
+    throw Failure{
+        kUsage, StrCat(path_, " is ", FileTypeName(st.st_mode), "; shredctl writes files, pipes and character devices"),
+        ""};
+  }
+  fd_ = open(path_.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd_ < 0) throw WriteFailure(path_, "cannot open", errno);
+  in_place_ = true;
+  return true;
+}
+
 OutputFile::~OutputFile() { Discard(); }
 
 void OutputFile::Discard() {
@@ -83,6 +115,10 @@ void OutputFile::Discard() {
 }
 
 void OutputFile::Commit() {
+  if (in_place_) {  // a pipe or a device: nothing to sync or name
+    Discard();
+    return;
+  }
   if (fsync(fd_) != 0) {
     const int err = errno;
     Discard();

@@ -27,7 +27,8 @@ enum class Privacy { kPublic, kPrivate };
 
 class OutputFile {
  public:
-  // Throws Failure if `path` is a directory or its directory is not writable.
+  // Throws Failure if `path` is a directory, a block device or a socket, or
+  // its directory is not writable. See OpenInPlace for what is written how.
   // `direct`: try O_DIRECT (see OutputWriter); direct() says if it took.
   OutputFile(std::string path, Privacy privacy, bool direct = false);
   ~OutputFile();  // not committed: the bytes are discarded
@@ -36,15 +37,19 @@ class OutputFile {
 
   int fd() const { return fd_; }
   bool direct() const { return direct_; }
+  // A FIFO or a character device written in place (no temp file, no sync):
+  // bytes already written cannot be taken back on a failure.
+  bool in_place() const { return in_place_; }
   // fsync, then give the file its name (replacing an older file), then
   // fsync the directory. Throws Failure.
   void Commit();
 
  private:
+  bool OpenInPlace();
   void Discard();
   std::string path_, dir_, named_tmp_;  // named_tmp_: the fallback's temp name
   int fd_ = -1;
-  bool direct_ = false;
+  bool direct_ = false, in_place_ = false;
 };
 
 // `data` into `path`, atomically, with the file mode `privacy` says. Throws Failure.

@@ -106,6 +106,45 @@ class CliFilesTest(DaemonTest):
         self.assertEqual(leftovers, [])
         self.no_plaintext_left(secret)
 
+    def test_get_into_a_device_a_pipe_or_a_symlink_writes_through_it(self):
+        data = os.urandom(300000)  # blob-backed
+        d = self.d.put_bytes(data)
+        # A character device (a /dev/null of our own, so that a regression
+        # replaces this node and not the system's) stays a device.
+        null = os.path.join(self.tmp, "null")
+        os.mknod(null, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        self.ctl("-q", "get", d, "-o", null)
+        self.assertTrue(stat.S_ISCHR(os.lstat(null).st_mode))
+        self.assertEqual([f for f in os.listdir(self.tmp) if f.startswith("null.")], [])
+        # A FIFO: written in place, read by another process.
+        fifo = os.path.join(self.tmp, "pipe")
+        os.mkfifo(fifo)
+        got = os.path.join(self.tmp, "from-pipe")
+        with open(got, "wb") as sink:
+            reader = subprocess.Popen(["cat", fifo], stdout=sink)
+            self.ctl("-q", "get", d, "-o", fifo)
+            self.assertEqual(reader.wait(timeout=30), 0)
+        with open(got, "rb") as f:
+            self.assertEqual(f.read(), data)
+        self.assertTrue(stat.S_ISFIFO(os.lstat(fifo).st_mode))
+        # A symbolic link to a file: the file gets the bytes, the link stays.
+        target = os.path.join(self.tmp, "target.bin")
+        with open(target, "wb") as f:
+            f.write(b"old")
+        link = os.path.join(self.tmp, "link.bin")
+        os.symlink(target, link)
+        self.ctl("-q", "get", d, "-o", link)
+        self.assertTrue(os.path.islink(link))
+        with open(target, "rb") as f:
+            self.assertEqual(f.read(), data)
+        # A block device is refused before anything is written.
+        blk = os.path.join(self.tmp, "blk")
+        os.mknod(blk, 0o600 | stat.S_IFBLK, os.makedev(7, 200))
+        p = self.ctl("get", d, "-o", blk, check=False)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn(b"is a block device", p.stderr)
+        self.assertTrue(stat.S_ISBLK(os.lstat(blk).st_mode))
+
     def test_put_of_a_fifo_or_device_names_it(self):
         fifo = os.path.join(self.tmp, "pipe")
         os.mkfifo(fifo)
