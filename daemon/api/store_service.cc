@@ -235,6 +235,15 @@ grpc::Status StoreService::Get(grpc::ServerContext* ctx,
   if (request.offset() < 0 || request.limit() < 0) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "offset and limit must not be negative");
   }
+  // Memory is leased before the item is opened: a download that waits its
+  // turn and whose item is shredded meanwhile then finds it gone (opened
+  // first, it would serve the shredded plaintext once its turn came).
+  // Leased for the whole item: a blob reader reads whole windows even for a
+  // short range.
+  auto info = store_->Stat(*hash);
+  if (!info.ok()) return ToGrpc(info.status());
+  auto lease = LeaseMemory(transfers_, ctx, store_->DownloadBufferBytes(info->digest.size, kAhead), "download");
+  if (!lease.ok()) return ToGrpc(lease.status());
   auto reader = store_->OpenReader(*hash);
   if (!reader.ok()) return ToGrpc(reader.status());
   if (request.digest().size_bytes() != 0 && static_cast<uint64_t>(request.digest().size_bytes()) != (*reader)->size()) {
@@ -251,10 +260,6 @@ grpc::Status StoreService::SendContent(grpc::ServerContext* ctx,
   // Read ahead: a second thread reads and decrypts the next chunks while
   // this one sends, with at most kAhead chunks of plaintext queued. Each
   // chunk's buffer goes to gRPC as it is (GetResponseBuffer), wiped once sent.
-  // (Leased for the whole item: a blob reader reads whole windows even for
-  // a short range.)
-  auto lease = LeaseMemory(transfers_, ctx, store_->DownloadBufferBytes(reader.size(), kAhead), "download");
-  if (!lease.ok()) return ToGrpc(lease.status());
   BoundedQueue<std::string> ahead(kAhead);
   absl::Status read_status;
   std::thread producer([&] {

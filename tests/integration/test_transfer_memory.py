@@ -119,6 +119,31 @@ class TransferMemoryTest(DaemonTest):
         self.assertEqual(metric(self.url, "shredd_transfer_memory_bytes"), 0)
         self.assertEqual(self.d.get_bytes(self.digest), self.data)
 
+    def test_a_download_waiting_for_memory_does_not_serve_an_item_shredded_meanwhile(self):
+        other = os.urandom(ITEM)
+        d_other = self.d.put_bytes(other)
+        stalled = self.d.store().Get(pb.GetRequest(digest=pb.Digest(hash=self.digest)), timeout=60)
+        next(stalled)  # holds ~22 of the 32 MiB
+        waits = metric(self.url, "shredd_transfer_memory_waits_total")
+        result = {}
+
+        def download():
+            try:
+                result["data"] = self.d.get_bytes(d_other)
+            except grpc.RpcError as e:
+                result["code"] = e.code()
+        t = threading.Thread(target=download)
+        t.start()
+        deadline = time.time() + 10
+        while metric(self.url, "shredd_transfer_memory_waits_total") == waits and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(metric(self.url, "shredd_transfer_memory_waits_total"), waits + 1)  # it waits its turn
+        self.d.shredder().Shred(pb.ShredRequest(digests=[pb.Digest(hash=d_other)]))
+        stalled.cancel()
+        t.join(60)
+        self.assertFalse("data" in result, "a shredded item's content was served")
+        self.assertEqual(result.get("code"), grpc.StatusCode.NOT_FOUND)
+
     def test_certificate_fetches_lease_their_manifests_memory(self):
         cert = self.d.shredder().Shred(pb.ShredRequest(digests=[pb.Digest(hash=self.digest)])).certificate_id
         # An upload of a large item leases the whole budget (its queue and
