@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -84,12 +86,31 @@ int ExitCodeFor(grpc::StatusCode c) {
   }
 }
 
-Failure FromGrpc(const grpc::Status& s, std::string_view what) {
-  const int code = ExitCodeFor(s.error_code());
-  std::string msg = StrCat(what, ": ", s.error_message());
+std::string Explain(const grpc::Status& s) {
+  std::string msg = s.error_message();
   if (s.error_code() == grpc::UNAVAILABLE)
     msg += " (is shredd running? check --server, SHREDD_SERVER or shredctl config show)";
-  return {code, msg, CodeName(s.error_code())};
+  // gRPC's own refusal when the daemon serves [server] max_calls calls already.
+  if (RefusedForMaxCalls(s))
+    msg += " (the daemon is serving its [server] max_calls calls at once; retry, or run fewer at once)";
+  return msg;
+}
+
+bool RefusedForMaxCalls(const grpc::Status& s) {
+  return s.error_code() == grpc::RESOURCE_EXHAUSTED && s.error_message() == "Server Threadpool Exhausted";
+}
+
+bool BackOffForMaxCalls(int attempt) {
+  constexpr int kAttempts = 12;  // 0.1 + 0.2 + ... capped at 4 s: ~30 s in all
+  if (attempt > kAttempts) return false;
+  const int cap_ms = std::min(4000, 100 << std::min(attempt - 1, 6));
+  // Full jitter, so that many refused clients do not come back in step.
+  std::this_thread::sleep_for(std::chrono::milliseconds(cap_ms / 2 + std::rand() % (cap_ms / 2 + 1)));
+  return true;
+}
+
+Failure FromGrpc(const grpc::Status& s, std::string_view what) {
+  return {ExitCodeFor(s.error_code()), StrCat(what, ": ", Explain(s)), CodeName(s.error_code())};
 }
 
 Failure FromStatus(const absl::Status& s, int code) { return {code, std::string(s.message()), ""}; }

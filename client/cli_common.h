@@ -65,6 +65,15 @@ struct Commands {
 const char* CodeName(grpc::StatusCode c);
 // The exit code for a call that failed with `c` (docs/CLI.md "Exit codes").
 int ExitCodeFor(grpc::StatusCode c);
+// A status's message with what to do about it where shredctl knows (the
+// daemon unreachable, gRPC refusing a call beyond [server] max_calls).
+std::string Explain(const grpc::Status& s);
+// gRPC's refusal of a call beyond the daemon's [server] max_calls: refused
+// before any handler ran, so always safe to make again.
+bool RefusedForMaxCalls(const grpc::Status& s);
+// Sleeps before attempt `attempt` (1, 2, ...) of a call refused so, or
+// returns false once the attempts are used up (about 30 s in all).
+bool BackOffForMaxCalls(int attempt);
 Failure FromGrpc(const grpc::Status& s, std::string_view what);
 Failure FromStatus(const absl::Status& s, int code);
 std::string ReadFileOrThrow(const std::string& path);

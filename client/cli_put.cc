@@ -230,9 +230,13 @@ void PutSmallFiles(const Global& g, const PutOptions& o, v1::Store::Stub* stub, 
       bytes += it->digest.size + 512;
       in_batch.push_back(it);
     }
-    grpc::ClientContext ctx;
     v1::BatchPutResponse resp;
-    grpc::Status s = stub->BatchPut(&ctx, req, &resp);
+    grpc::Status s;
+    for (int attempt = 1;; ++attempt) {  // refused beyond max_calls: nothing ran, ask again
+      grpc::ClientContext ctx;
+      s = stub->BatchPut(&ctx, req, &resp);
+      if (!RefusedForMaxCalls(s) || !BackOffForMaxCalls(attempt)) break;
+    }
     if (!s.ok()) throw FromGrpc(s, "batch upload failed");
     for (size_t k = 0; k < in_batch.size(); ++k) {
       const auto& r = resp.results(static_cast<int>(k));
@@ -301,13 +305,23 @@ int CmdPut(const Global& g, const PutOptions& o) {
     if (it.digest.size <= kBatchItemMax) continue;
     v1::PutHeader header;
     FillMetadata(o, it, header.mutable_metadata());
-    UploadResult r = StreamFileHashing(
-        g, it.path, it.digest.size, std::move(header), [&](uint64_t n) { progress.Add(n); }, &it.digest, it.follow,
-        o.verify_digest);
+    UploadResult r;
+    for (int attempt = 1;; ++attempt) {  // refused beyond max_calls: nothing ran, send it again
+      uint64_t sent = 0;
+      r = StreamFileHashing(
+          g, it.path, it.digest.size, header,
+          [&](uint64_t n) {
+            sent += n;
+            progress.Add(n);
+          },
+          &it.digest, it.follow, o.verify_digest);
+      if (!RefusedForMaxCalls(r.status)) break;
+      progress.Rewind(sent);
+      if (!BackOffForMaxCalls(attempt)) break;
+    }
     if (!r.status.ok()) {
       if (r.status.error_code() == grpc::UNAVAILABLE) throw FromGrpc(r.status, "upload failed");
-      report(it, "failed", StrCat(CodeName(r.status.error_code()), ": ", r.status.error_message()),
-             r.status.error_code());
+      report(it, "failed", StrCat(CodeName(r.status.error_code()), ": ", Explain(r.status)), r.status.error_code());
     } else {
       report(it, r.already_present ? "present" : "stored", "", grpc::OK);
     }

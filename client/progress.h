@@ -3,6 +3,7 @@
 #ifndef SHREDD_CLIENT_PROGRESS_H_
 #define SHREDD_CLIENT_PROGRESS_H_
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -14,6 +15,8 @@ class Progress {
   Progress(std::string label, uint64_t total, bool enabled);
   ~Progress();
   void Add(uint64_t n);
+  // Takes back bytes counted for an attempt that is made again.
+  void Rewind(uint64_t n) { done_ -= std::min(n, done_); }
   // Erases the bar, if drawn, so that a line can be printed; the next Add
   // draws it again.
   void Clear();

@@ -10,6 +10,7 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/resource_quota.h>
 
 #include "daemon/api/request_metrics.h"
 #include "daemon/base/fs_util.h"
@@ -60,6 +61,23 @@ absl::StatusOr<std::string> ListenAddress(const std::string& spec, bool tls) {
       StrCat("unknown listen address \"", spec, "\": expected unix:PATH or tcp:HOST:PORT"));
 }
 
+// What gRPC itself buffers for calls is bounded by two settings (docs/CONFIG.md
+// [server]; PERFORMANCE.md "gRPC's own buffers"):
+// - each call's HTTP/2 receive window is fixed at stream_window_kib. gRPC's
+//   BDP probe would grow it with the link's throughput, not with the
+//   handler's reading, so an upload waiting for transfer memory absorbed
+//   ~30 MiB of its file (48 such uploads: 1.5 GiB resident);
+// - at most max_calls calls are served at once: the sync server's thread
+//   quota (one thread per call, plus the poller that hands calls out) makes
+//   gRPC refuse further calls with RESOURCE_EXHAUSTED.
+void GrpcServer::LimitCalls(const DaemonConfig& config, grpc::ServerBuilder& builder) {
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, static_cast<int>(config.stream_window_kib << 10));
+  grpc::ResourceQuota quota("shredd-calls");
+  quota.SetMaxThreads(static_cast<int>(config.max_calls) + 1);
+  builder.SetResourceQuota(quota);
+}
+
 absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const DaemonConfig& config, const ApiDomain& domain) {
   // Who may do what: one interceptor decides every call (daemon/api/auth.h).
   auth::Policy policy{config.local_roles, config.tls_roles, getuid()};
@@ -82,11 +100,13 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const DaemonConfig
   // Replies may be large: the private manifest of an order of 100k items is
   // ~18 MB. Until manifests stream (issue 6), allow replies up to 512 MiB.
   builder.SetMaxSendMessageSize(512 * 1024 * 1024);
+  LimitCalls(config, builder);
   std::vector<int> ports(config.listen.size(), 0);
   if (auto s = g->Listen(config, builder, &ports); !s.ok()) return s;
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(std::make_unique<auth::AuthInterceptorFactory>(&g->authorizer_));
   interceptors.push_back(std::make_unique<RequestMetricsFactory>());
+  interceptors.push_back(g->call_holds_.Interceptors());
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   builder.RegisterService(&g->store_service_);
   builder.RegisterService(&g->shred_service_);
@@ -107,7 +127,7 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const DaemonConfig
 
 GrpcServer::GrpcServer(const DaemonConfig& config, const ApiDomain& domain, auth::Policy policy)
     : store_service_(domain.store, domain.catalog, domain.transfers),
-      shred_service_(domain.shredder, domain.transfers),
+      shred_service_(domain.shredder, domain.transfers, &call_holds_),
       catalog_service_(domain.store, domain.catalog),
       orders_service_(domain.orders, domain.catalog),
       log_service_(domain.log),

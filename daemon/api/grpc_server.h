@@ -55,8 +55,10 @@ class GrpcServer {
  private:
   GrpcServer(const DaemonConfig& config, const ApiDomain& domain, auth::Policy policy);
   absl::Status Listen(const DaemonConfig& config, grpc::ServerBuilder& builder, std::vector<int>* ports);
+  static void LimitCalls(const DaemonConfig& config, grpc::ServerBuilder& builder);
   void Stop();
 
+  CallHolds call_holds_;  // before the services that keep leases in it
   StoreService store_service_;
   ShredService shred_service_;
   CatalogService catalog_service_;

@@ -57,9 +57,13 @@ grpc::Status ShredService::GetCertificate(grpc::ServerContext* ctx, const v1::Ge
                         "auditors look certificates up by certificate id");
   }
   // The manifest (and receipts) are only read for those who get them, and
-  // lease their memory first: many concurrent fetches of large certificates
-  // wait their turn instead of growing the daemon (memory_lease.h).
+  // lease their memory first, until the reply has gone out (call_holds.h):
+  // many concurrent fetches of large certificates wait their turn instead
+  // of growing the daemon (memory_lease.h).
   const bool receipts = request->include_receipts() && private_parts;
+  const CertificateParts parts = !private_parts ? CertificateParts::kEnvelope
+                                 : receipts     ? CertificateParts::kManifestAndReceipts
+                                                : CertificateParts::kManifest;
   MemoryGate::Lease lease;
   auto reserve = [&](uint64_t items) -> absl::Status {
     auto l = LeaseMemory(transfers_, ctx, CertificateReplyBytes(items, receipts), "certificate with its manifest");
@@ -67,14 +71,10 @@ grpc::Status ShredService::GetCertificate(grpc::ServerContext* ctx, const v1::Ge
     lease = std::move(*l);
     return absl::OkStatus();
   };
-  auto b = shredder_->GetCertificate(request->certificate_id(), request->request_id(), receipts, reserve);
+  auto b = shredder_->GetCertificate(request->certificate_id(), request->request_id(), parts, reserve);
   if (!b.ok()) return ToGrpc(b.status());
   Fill(*b, response);
-  if (!private_parts) {
-    response->clear_manifest();
-    response->clear_receipts();
-    response->clear_manifest_omitted();
-  }
+  if (holds_ != nullptr) holds_->Keep(ctx, std::move(lease));
   return grpc::Status::OK;
 }
 
@@ -83,7 +83,7 @@ grpc::Status ShredService::GetManifest(grpc::ServerContext* ctx, const v1::GetCe
   SHREDD_AUTHORIZE(ctx);
   std::string id = request->certificate_id();
   if (id.empty()) {
-    auto b = shredder_->GetCertificate("", request->request_id(), false);
+    auto b = shredder_->GetCertificate("", request->request_id(), CertificateParts::kEnvelope);
     if (!b.ok()) return ToGrpc(b.status());
     id = b->certificate_id;
   }

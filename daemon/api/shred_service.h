@@ -4,6 +4,7 @@
 
 #include "shredd/v1/shredd.grpc.pb.h"
 
+#include "daemon/api/call_holds.h"
 #include "daemon/base/memory_gate.h"
 #include "daemon/shred/shredder.h"
 
@@ -12,8 +13,10 @@ namespace shredd {
 class ShredService final : public v1::Shredder::Service {
  public:
   // `transfers` (may be null: no limit) bounds the memory of concurrent
-  // certificate fetches with their manifests inline.
-  ShredService(Shredder* shredder, MemoryGate* transfers) : shredder_(shredder), transfers_(transfers) {}
+  // certificate fetches with their manifests inline; their leases stay in
+  // `holds` until their replies have gone out.
+  ShredService(Shredder* shredder, MemoryGate* transfers, CallHolds* holds)
+      : shredder_(shredder), transfers_(transfers), holds_(holds) {}
   grpc::Status Shred(grpc::ServerContext* ctx, const v1::ShredRequest* request, v1::ShredResponse* response) override;
   grpc::Status GetCertificate(grpc::ServerContext* ctx, const v1::GetCertificateRequest* request,
                               v1::ShredResponse* response) override;
@@ -25,6 +28,7 @@ class ShredService final : public v1::Shredder::Service {
  private:
   Shredder* const shredder_;
   MemoryGate* const transfers_;
+  CallHolds* const holds_;
 };
 
 }  // namespace shredd

@@ -51,6 +51,11 @@ void AddStorageFlags(CLI::App& app, Flags& f) {
   app.add_option("--transfer-memory-mib", opt.transfer_memory_mib,
                  "buffers of concurrent downloads, uploads and large replies in MiB; further calls wait their turn")
       ->capture_default_str();
+  app.add_option("--stream-window-kib", opt.stream_window_kib,
+                 "each call's HTTP/2 receive window in KiB: what gRPC buffers for a call not reading")
+      ->capture_default_str();
+  app.add_option("--max-calls", opt.max_calls, "calls served at once; further calls are refused (RESOURCE_EXHAUSTED)")
+      ->capture_default_str();
   app.add_option(
          "--min-free-mib", opt.min_free_mib,
          "refuse writes below this much free space on the data dir's filesystem (MiB; erasures: a quarter; 0: off)")
@@ -132,6 +137,10 @@ std::vector<Override> Overrides(const CLI::App& app, const DaemonConfig& opt) {
   if (given("--transfer-memory-mib")) {
     overrides.push_back([v = opt.transfer_memory_mib](auto& c) { c.transfer_memory_mib = v; });
   }
+  if (given("--stream-window-kib")) {
+    overrides.push_back([v = opt.stream_window_kib](auto& c) { c.stream_window_kib = v; });
+  }
+  if (given("--max-calls")) overrides.push_back([v = opt.max_calls](auto& c) { c.max_calls = v; });
   if (given("--min-free-mib")) overrides.push_back([v = opt.min_free_mib](auto& c) { c.min_free_mib = v; });
   if (given("--log-origin")) overrides.push_back([v = opt.log_origin](auto& c) { c.log_origin = v; });
   if (given("--log-tiles-dir")) overrides.push_back([v = opt.log_tiles_dir](auto& c) { c.log_tiles_dir = v; });

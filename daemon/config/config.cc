@@ -268,6 +268,12 @@ class ConfigParser {
         int64_t n = 0;
         s = Integer(v, name, 0, static_cast<int64_t>(kMaxInlineThreshold), &n);
         if (s.ok()) c->inline_threshold = static_cast<uint64_t>(n);
+      } else if (k == "stream_window_kib" || k == "max_calls") {
+        const bool window = k == "stream_window_kib";
+        int64_t n = 0;
+        s = Integer(v, name, static_cast<int64_t>(window ? kMinStreamWindowKib : kMinMaxCalls),
+                    static_cast<int64_t>(window ? kMaxStreamWindowKib : kMaxMaxCalls), &n);
+        if (s.ok()) (window ? c->stream_window_kib : c->max_calls) = static_cast<uint64_t>(n);
       } else if (k == "metrics_listen") {
         s = String(v, name, &c->metrics_listen);
         if (s.ok()) s = Wrap(v, name, CheckMetricsListen(c->metrics_listen));
@@ -285,7 +291,7 @@ class ConfigParser {
       } else {
         s = Error(key.source(), name,
                   "unknown key (known: data_dir, vault, listen, log_origin, inline_threshold, metrics_listen, "
-                  "log_format)");
+                  "log_format, stream_window_kib, max_calls)");
       }
       if (!s.ok()) return s;
     }
@@ -600,6 +606,14 @@ absl::Status ValidateConfig(const DaemonConfig& c, bool check_files) {
     return absl::InvalidArgumentError(StrCat("storage.transfer_memory_mib must be between ", kMinTransferMemoryMib,
                                              " and ", kMaxTransferMemoryMib, " (MiB), got ", c.transfer_memory_mib));
   }
+  if (c.stream_window_kib < kMinStreamWindowKib || c.stream_window_kib > kMaxStreamWindowKib) {
+    return absl::InvalidArgumentError(StrCat("server.stream_window_kib must be between ", kMinStreamWindowKib, " and ",
+                                             kMaxStreamWindowKib, " (KiB), got ", c.stream_window_kib));
+  }
+  if (c.max_calls < kMinMaxCalls || c.max_calls > kMaxMaxCalls) {
+    return absl::InvalidArgumentError(
+        StrCat("server.max_calls must be between ", kMinMaxCalls, " and ", kMaxMaxCalls, ", got ", c.max_calls));
+  }
   const int tls_set = !c.tls_cert.empty() + !c.tls_key.empty() + !c.tls_client_ca.empty();
   if (tls_set != 0 && tls_set != 3) {
     return absl::InvalidArgumentError(
@@ -653,6 +667,8 @@ std::vector<std::string> KeysNeedingRestart(const DaemonConfig& a, const DaemonC
   if (a.shred_inline_manifest_items != b.shred_inline_manifest_items) out.push_back("shred.inline_manifest_items");
   if (a.memory_budget_mib != b.memory_budget_mib) out.push_back("storage.memory_budget_mib");
   if (a.transfer_memory_mib != b.transfer_memory_mib) out.push_back("storage.transfer_memory_mib");
+  if (a.stream_window_kib != b.stream_window_kib) out.push_back("server.stream_window_kib");
+  if (a.max_calls != b.max_calls) out.push_back("server.max_calls");
   // storage.min_free_mib is applied by a reload (server.cc ReloadConfig).
   if (a.tls_cert != b.tls_cert) out.push_back("tls.cert");
   if (a.tls_key != b.tls_key) out.push_back("tls.key");

@@ -40,6 +40,17 @@ inline constexpr uint64_t kMaxMemoryBudgetMib = 1024 * 1024;
 inline constexpr uint64_t kMinTransferMemoryMib = 16;
 inline constexpr uint64_t kMaxTransferMemoryMib = 1024 * 1024;
 
+// Bounds of [server] stream_window_kib: the HTTP/2 receive window of each
+// call, which is what gRPC buffers for a call whose handler is not reading
+// (an upload waiting for transfer memory); 64 KiB (HTTP/2's initial window)
+// .. 64 MiB.
+inline constexpr uint64_t kMinStreamWindowKib = 64;
+inline constexpr uint64_t kMaxStreamWindowKib = 64 * 1024;
+// Bounds of [server] max_calls: calls served at once; further calls are
+// refused with RESOURCE_EXHAUSTED by gRPC ("Server Threadpool Exhausted").
+inline constexpr uint64_t kMinMaxCalls = 8;
+inline constexpr uint64_t kMaxMaxCalls = 65536;
+
 // [shred] manifest_chunk_items: each chunk of a private manifest is one
 // RocksDB value of ~190 bytes per item, and RocksDB holds a value whole in
 // one block wherever it reads it (compaction holds the current block of every
@@ -121,6 +132,13 @@ struct DaemonConfig {
   uint64_t inline_threshold = 64 * 1024;
   std::string metrics_listen;  // "HOST:PORT" on loopback; empty: no metrics endpoint
   LogFormat log_format = LogFormat::kText;
+  // [server] stream_window_kib: each call's fixed HTTP/2 receive window
+  // (gRPC's BDP probing, which grows it without bound, is off), so a call
+  // whose handler is not reading holds at most this much in gRPC.
+  uint64_t stream_window_kib = 512;
+  // [server] max_calls: calls served at once; with stream_window_kib it
+  // bounds what gRPC buffers for calls (docs/CONFIG.md).
+  uint64_t max_calls = 128;
   // [storage]: RocksDB's memory budget in MiB (block cache, index and filter
   // blocks, memtables); kMinMemoryBudgetMib..kMaxMemoryBudgetMib.
   uint64_t memory_budget_mib = 64;

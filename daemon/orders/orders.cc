@@ -495,7 +495,7 @@ bool OrderBook::Run(const std::string& id) {
   OrderStatus st = std::move(*loaded);
   // A destruction that committed before a crash is certified, not re-planned.
   const std::string request_id = RequestIdOf(id);
-  auto done = shredder_->GetCertificate("", request_id, false);
+  auto done = shredder_->GetCertificate("", request_id, CertificateParts::kEnvelope);
   if (done.ok()) {
     st.certificate_id = done->certificate_id;
     st.items_shredded = static_cast<int64_t>(done->item_count);

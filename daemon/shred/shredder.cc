@@ -111,7 +111,7 @@ absl::StatusOr<CertificateBundle> Shredder::Shred(const ShredSpec& spec) {
   job.reason = spec.reason;
   auto b = Execute(std::move(job));
   if (!b.ok() || !spec.include_receipts) return b;
-  return Load(b->certificate_id, true);
+  return Load(b->certificate_id, CertificateParts::kManifestAndReceipts);
 }
 
 // ------------------------------------------------------------------ staging

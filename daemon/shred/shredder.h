@@ -111,6 +111,11 @@ inline uint64_t CertificateReplyBytes(uint64_t items, bool receipts) {
   return items * (kManifestBytes + (receipts ? kReceiptBytes : 0));
 }
 
+// What reading a certificate reads besides its envelope and log proof: an
+// auditor's fetch, and a lookup of a certificate id by request id, need
+// neither the private manifest nor receipts, and do not read them.
+enum class CertificateParts { kEnvelope, kManifest, kManifestAndReceipts };
+
 struct CertificateBundle {
   std::string certificate_id;
   std::string envelope;  // DSSE JSON
@@ -212,10 +217,12 @@ class Shredder {
   // By certificate id or request id. NOT_FOUND if none. `before_manifest`,
   // if set, is told the certificate's item count before its manifest (and
   // receipts) are read into memory; an error from it is returned as is
-  // (the caller leases memory there: CertificateReplyBytes).
+  // (the caller leases memory there: CertificateReplyBytes). With
+  // kEnvelope, the manifest is not read (manifest and manifest_omitted stay
+  // empty, item_count is set).
   using BeforeManifest = std::function<absl::Status(uint64_t items)>;
   absl::StatusOr<CertificateBundle> GetCertificate(std::string_view certificate_id, std::string_view request_id,
-                                                   bool include_receipts, const BeforeManifest& before_manifest = {});
+                                                   CertificateParts parts, const BeforeManifest& before_manifest = {});
   absl::StatusOr<PublicKeyInfo> PublicKey();
   // Asks a destruction in progress to stop after its current epoch (for a
   // fast, clean SIGTERM): it returns CANCELLED, its "P" record stays, and the
@@ -312,7 +319,7 @@ class Shredder {
                                                       const FoldedManifest& folded, const CertificateBuilder& builder,
                                                       rocksdb::WriteBatch* batch);
   absl::Status DropStaged(std::string_view scope, bool sync);
-  absl::StatusOr<CertificateBundle> Load(const std::string& certificate_id, bool include_receipts,
+  absl::StatusOr<CertificateBundle> Load(const std::string& certificate_id, CertificateParts parts,
                                          const BeforeManifest& before_manifest = {});
 
   ItemStore* const store_;

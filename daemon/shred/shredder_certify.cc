@@ -220,7 +220,7 @@ absl::StatusOr<CertificateBundle> Shredder::CommitCertificate(const std::string&
     bundle.tlog_proof = std::move(*proof);
   }
   if (bundle.item_count <= options_.inline_manifest_items) {
-    auto m = Load(cert_id, false);
+    auto m = Load(cert_id, CertificateParts::kManifest);
     if (!m.ok()) return m.status();
     bundle.manifest = std::move(m->manifest);
   } else {
@@ -275,7 +275,7 @@ absl::Status Shredder::StreamManifest(std::string_view cert_id, const std::funct
   return absl::OkStatus();
 }
 
-absl::StatusOr<CertificateBundle> Shredder::Load(const std::string& cert_id, bool include_receipts,
+absl::StatusOr<CertificateBundle> Shredder::Load(const std::string& cert_id, CertificateParts parts,
                                                  const BeforeManifest& before_manifest) {
   CertificateBundle b;
   b.certificate_id = cert_id;
@@ -302,7 +302,9 @@ absl::StatusOr<CertificateBundle> Shredder::Load(const std::string& cert_id, boo
     return absl::DataLossError("stored manifest header is malformed");
   }
   b.item_count = h.contains("count") ? h["count"].get<uint64_t>() : h.value("items", json::array()).size();
-  if (b.item_count > options_.inline_manifest_items) {
+  if (parts == CertificateParts::kEnvelope) {
+    // neither manifest nor receipts
+  } else if (b.item_count > options_.inline_manifest_items) {
     b.manifest_omitted = true;
   } else {
     if (before_manifest) {
@@ -319,7 +321,7 @@ absl::StatusOr<CertificateBundle> Shredder::Load(const std::string& cert_id, boo
     if (!proof.ok()) return proof.status();
     b.tlog_proof = std::move(*proof);
   }
-  if (include_receipts) {
+  if (parts == CertificateParts::kManifestAndReceipts) {
     if (b.manifest_omitted || b.item_count > options_.receipt_items) {
       // Also after a Shred that cascaded past the limit: its certificate
       // is issued, so say so.
@@ -342,7 +344,7 @@ absl::StatusOr<CertificateBundle> Shredder::Load(const std::string& cert_id, boo
 }
 
 absl::StatusOr<CertificateBundle> Shredder::GetCertificate(std::string_view certificate_id, std::string_view request_id,
-                                                           bool include_receipts,
+                                                           CertificateParts parts,
                                                            const BeforeManifest& before_manifest) {
   ErasureWrites erasure;  // deletion keeps working on a nearly full disk (space_guard.h)
   std::string id(certificate_id);
@@ -365,7 +367,7 @@ absl::StatusOr<CertificateBundle> Shredder::GetCertificate(std::string_view cert
       retrier_->Kick();
     }
   }
-  return Load(id, include_receipts, before_manifest);
+  return Load(id, parts, before_manifest);
 }
 
 absl::StatusOr<std::string> Shredder::TlogProofFor(std::string_view envelope) {

@@ -78,7 +78,7 @@ absl::Status Shredder::AfterFailure(const std::string& cert_id, const absl::Stat
 
 absl::StatusOr<CertificateBundle> Shredder::LoadFinishingLocked(const std::string& cert_id) {
   if (HasPending(cert_id)) (void)FinishPendingLocked(cert_id);
-  return Load(cert_id, false);
+  return Load(cert_id, CertificateParts::kManifest);
 }
 
 }  // namespace shredd

@@ -7,11 +7,13 @@ import concurrent.futures
 import hashlib
 import os
 import re
+import socket
+import struct
 import threading
 import time
 import urllib.request
 
-from harness import DaemonTest, grpc, pb, sha256_digest
+from harness import Daemon, DaemonTest, grpc, pb, sha256_digest
 
 ITEM = 24 << 20  # blob-backed; a download leases ~22 MiB of the 32 MiB budget
 
@@ -32,6 +34,30 @@ def vm_hwm_kib(pid):
 def reset_hwm(pid):
     with open("/proc/%d/clear_refs" % pid, "w") as f:
         f.write("5")  # VmHWM := VmRSS (proc(5))
+
+
+def h2_frame(kind, flags, stream, payload=b""):
+    return struct.pack(">I", len(payload))[1:] + bytes([kind, flags]) + struct.pack(">I", stream) + payload
+
+
+def hpack_literal(name, value):  # literal header field, never indexed, no Huffman (RFC 7541 6.2.3)
+    return b"\x10" + bytes([len(name)]) + name.encode() + bytes([len(value)]) + value.encode()
+
+
+def call_without_reading(socket_path, method, request):
+    """A gRPC call from a client that never reads its reply: raw HTTP/2
+    with a stream window of 0, so the daemon cannot send a byte of it. The
+    call stays open until the returned socket is closed."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(socket_path)
+    sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(4, 0, 0, struct.pack(">HI", 4, 0)))
+    headers = b"".join(hpack_literal(k, v) for k, v in [
+        (":method", "POST"), (":scheme", "http"), (":path", method), (":authority", "localhost"),
+        ("content-type", "application/grpc"), ("te", "trailers")])
+    body = request.SerializeToString()
+    sock.sendall(h2_frame(4, 1, 0) +  # ACK of the daemon's SETTINGS (sent first by any server)
+                 h2_frame(1, 4, 1, headers) + h2_frame(0, 1, 1, b"\x00" + struct.pack(">I", len(body)) + body))
+    return sock
 
 
 class TransferMemoryTest(DaemonTest):
@@ -176,6 +202,109 @@ class TransferMemoryTest(DaemonTest):
         self.assertIn(self.digest.split(":")[1].encode(), reply.manifest)
         self.assertEqual(metric(self.url, "shredd_transfer_memory_bytes"), 0)
 
+
+    def test_a_certificate_reply_keeps_its_lease_until_the_client_has_read_it(self):
+        # A unary handler returns before gRPC sends its reply; a client that
+        # does not read keeps the reply in the daemon. Its lease stays with
+        # the call until the call ends (daemon/api/call_holds.h).
+        cert = self.d.shredder().Shred(pb.ShredRequest(digests=[pb.Digest(hash=self.digest)])).certificate_id
+        stuck = call_without_reading(self.d.socket, "/shredd.v1.Shredder/GetCertificate",
+                                     pb.GetCertificateRequest(certificate_id=cert))
+        deadline = time.time() + 10
+        while metric(self.url, "shredd_transfer_memory_bytes") == 0 and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # long after the handler returned
+        self.assertGreater(metric(self.url, "shredd_transfer_memory_bytes"), 0)
+        # A client that reads gets the same certificate meanwhile.
+        reply = self.d.shredder().GetCertificate(pb.GetCertificateRequest(certificate_id=cert), timeout=30)
+        self.assertIn(self.digest.split(":")[1].encode(), reply.manifest)
+        stuck.close()
+        deadline = time.time() + 10
+        while metric(self.url, "shredd_transfer_memory_bytes") != 0 and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(metric(self.url, "shredd_transfer_memory_bytes"), 0)
+
+class GrpcBuffersTest(DaemonTest):
+    """What gRPC itself buffers for calls ([server] stream_window_kib and
+    max_calls): an upload waiting for transfer memory holds at most one
+    HTTP/2 stream window of its data, and calls beyond max_calls are refused
+    before they run, with a message that names the setting."""
+    start_daemon = False
+
+    def start_with(self, *flags):
+        self.d.extra_args = ["--transfer-memory-mib", "16", *flags]
+        self.d.start()
+
+    def files(self, n, size):
+        paths = []
+        for i in range(n):
+            p = os.path.join(self.tmp, "f%d" % i)
+            with open(p, "wb") as f:
+                f.write(os.urandom(size))
+            paths.append(p)
+        return paths
+
+    def put_all_at_once(self, paths):
+        with concurrent.futures.ThreadPoolExecutor(len(paths)) as pool:
+            return list(pool.map(lambda p: self.d.ctl("-q", "put", p, check=False), paths))
+
+    def peak_growth_mib(self, window_kib, paths):
+        root = os.path.join(self.tmp, "window%d" % window_kib)  # a fresh store: every put uploads
+        os.makedirs(root)
+        self.d = Daemon(root)
+        self.start_with("--stream-window-kib", str(window_kib))
+        pid = self.d.proc.pid
+        reset_hwm(pid)
+        before = vm_hwm_kib(pid)
+        procs = self.put_all_at_once(paths)
+        self.assertEqual([p.returncode for p in procs], [0] * len(paths), [p.stderr for p in procs])
+        grew = (vm_hwm_kib(pid) - before) / 1024
+        self.d.stop()
+        return grew
+
+    def test_uploads_waiting_for_memory_hold_one_stream_window_each(self):
+        # A 16 MiB budget lets one upload run at a time; the others wait,
+        # and what they have sent meanwhile sits in gRPC. With windows as
+        # large as the files (64 MiB), each waiting upload's whole file does
+        # (~23 x 16 MiB); with the default 512 KiB, half a MiB each.
+        paths = self.files(24, 16 << 20)
+        small = self.peak_growth_mib(512, paths)
+        large = self.peak_growth_mib(65536, paths)
+        self.assertLess(small, 110, "24 uploads with 512 KiB windows grew the daemon by %.0f MiB" % small)
+        self.assertGreater(large, 250, "the measure cannot tell windows apart (%.0f MiB)" % large)
+
+    def test_calls_beyond_max_calls_are_refused_before_they_run(self):
+        self.start_with("--max-calls", "8")
+        blobs = [os.urandom(4 << 20) for _ in range(40)]
+
+        def upload(data):
+            header = pb.PutHeader(digest=pb.Digest(hash=sha256_digest(data), size_bytes=len(data)),
+                                  metadata=pb.ItemMetadata(kind=pb.KIND_PHOTO))
+            yield pb.PutRequest(header=header)
+            for i in range(0, len(data), 1 << 20):
+                yield pb.PutRequest(data=data[i:i + (1 << 20)])
+        calls = [self.d.store().Put.future(upload(b), timeout=120) for b in blobs]
+        refused = 0
+        for data, call in zip(blobs, calls):
+            try:
+                call.result()
+                self.assertEqual(self.d.get_bytes(sha256_digest(data)), data)
+            except grpc.RpcError as e:
+                self.assertEqual(e.code(), grpc.StatusCode.RESOURCE_EXHAUSTED, e.details())
+                self.assertEqual(e.details(), "Server Threadpool Exhausted")
+                # refused before its handler ran: nothing of it stored
+                self.assertRpcError(grpc.StatusCode.NOT_FOUND, self.d.get_bytes, sha256_digest(data))
+                refused += 1
+        self.assertGreater(refused, 0, "40 uploads at once against max_calls = 8: none refused")
+        # shredctl makes a refused call again (with backoff): the same storm
+        # through 40 shredctl processes stores everything.
+        paths = self.files(40, 4 << 20)
+        procs = self.put_all_at_once(paths)
+        self.assertEqual([p.returncode for p in procs], [0] * 40, [p.stderr for p in procs if p.returncode])
+        for path in paths:
+            with open(path, "rb") as f:
+                data = f.read()
+            self.assertEqual(self.d.get_bytes(sha256_digest(data)), data)
 
 if __name__ == "__main__":
     import unittest

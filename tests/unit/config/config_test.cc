@@ -341,6 +341,36 @@ TEST(ConfigTest, TransferMemory) {
       << s;
 }
 
+TEST(ConfigTest, GrpcCallLimits) {
+  auto c = LoadConfigFromString("[server]\nstream_window_kib = 1024\nmax_calls = 64\n");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->stream_window_kib, 1024u);
+  EXPECT_EQ(c->max_calls, 64u);
+  EXPECT_EQ(DaemonConfig{}.stream_window_kib, 512u);
+  EXPECT_EQ(DaemonConfig{}.max_calls, 128u);
+  auto s = LoadError("[server]\nstream_window_kib = 32\n");
+  EXPECT_NE(Message(s).find("test.toml:2: server.stream_window_kib: must be between 64 and 65536, got 32"),
+            std::string::npos)
+      << s;
+  s = LoadError("[server]\nmax_calls = 4\n");
+  EXPECT_NE(Message(s).find("test.toml:2: server.max_calls: must be between 8 and 65536, got 4"), std::string::npos)
+      << s;
+  DaemonConfig flags;
+  flags.stream_window_kib = 1 << 20;  // from --stream-window-kib
+  s = ValidateConfig(flags);
+  EXPECT_NE(Message(s).find("server.stream_window_kib must be between 64 and 65536 (KiB), got 1048576"),
+            std::string::npos)
+      << s;
+  flags = DaemonConfig{};
+  flags.max_calls = 0;  // from --max-calls
+  s = ValidateConfig(flags);
+  EXPECT_NE(Message(s).find("server.max_calls must be between 8 and 65536, got 0"), std::string::npos) << s;
+  DaemonConfig a, b;
+  b.stream_window_kib = 64;
+  b.max_calls = 8;
+  EXPECT_EQ(KeysNeedingRestart(a, b), (std::vector<std::string>{"server.stream_window_kib", "server.max_calls"}));
+}
+
 TEST(ConfigTest, MemoryBudget) {
   for (uint64_t mib : {kMinMemoryBudgetMib, uint64_t{64}, uint64_t{4096}, kMaxMemoryBudgetMib}) {
     auto c = LoadConfigFromString(StrCat("[storage]\nmemory_budget_mib = ", mib, "\n"), "test.toml");

@@ -87,7 +87,7 @@ TEST(OrdersTest, AnOrderRunsToOneVerifiedCertificate) {
   EXPECT_EQ(done->items_shredded, 3);  // alice's two photos and the model
   for (const Sha256& h : {s.alice1, s.alice2, s.model}) EXPECT_FALSE(d.Readable(h));
   for (const Sha256& h : {s.bob, s.unrelated_model}) EXPECT_TRUE(d.Readable(h));
-  auto cert = d.shredder()->GetCertificate(done->certificate_id, "", false);
+  auto cert = d.shredder()->GetCertificate(done->certificate_id, "", CertificateParts::kManifest);
   ASSERT_TRUE(cert.ok()) << cert.status();
   auto verified = d.Verify(cert->envelope);
   ASSERT_TRUE(verified.ok()) << verified.status();

@@ -69,7 +69,7 @@ TEST(ShredderTest, ARepeatedRequestReturnsItsCertificateAndANewOneIsRefused) {
   EXPECT_EQ(other.status().code(), absl::StatusCode::kFailedPrecondition) << other.status();
   EXPECT_NE(other.status().message().find(first->certificate_id), std::string::npos) << other.status();
   EXPECT_EQ(d.log()->size(), log_after);  // neither call appended anything
-  auto by_request = d.shredder()->GetCertificate("", "req-a", false);
+  auto by_request = d.shredder()->GetCertificate("", "req-a", CertificateParts::kManifest);
   ASSERT_TRUE(by_request.ok()) << by_request.status();
   EXPECT_EQ(by_request->certificate_id, first->certificate_id);
 }
@@ -167,13 +167,27 @@ TEST(ShredderTest, ReceiptsAreServedOnlyForSmallCertificates) {
   Sha256 e = d.Put("e"), f = d.Put("f"), g = d.Put("g");
   auto big = d.shredder()->Shred(SpecFor({e, f, g}, "req-big"));
   ASSERT_TRUE(big.ok()) << big.status();
-  auto with_receipts = d.shredder()->GetCertificate(big->certificate_id, "", true);
+  auto with_receipts = d.shredder()->GetCertificate(big->certificate_id, "", CertificateParts::kManifestAndReceipts);
   EXPECT_EQ(with_receipts.status().code(), absl::StatusCode::kFailedPrecondition) << with_receipts.status();
   EXPECT_NE(with_receipts.status().message().find("(issued)"), std::string::npos) << with_receipts.status();
-  auto without = d.shredder()->GetCertificate(big->certificate_id, "", false);
+  auto without = d.shredder()->GetCertificate(big->certificate_id, "", CertificateParts::kManifest);
   ASSERT_TRUE(without.ok()) << without.status();
   EXPECT_EQ(without->item_count, 3u);
   EXPECT_FALSE(without->manifest.empty());
+  // The envelope alone (an auditor's fetch, a lookup by request id): the
+  // manifest is neither read nor leased for.
+  bool asked = false;
+  auto envelope = d.shredder()->GetCertificate("", "req-big", CertificateParts::kEnvelope, [&](uint64_t) {
+    asked = true;
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(envelope.ok()) << envelope.status();
+  EXPECT_FALSE(asked);
+  EXPECT_EQ(envelope->certificate_id, big->certificate_id);
+  EXPECT_EQ(envelope->envelope, without->envelope);
+  EXPECT_EQ(envelope->item_count, 3u);
+  EXPECT_TRUE(envelope->manifest.empty());
+  EXPECT_FALSE(envelope->manifest_omitted);
 }
 
 bool Chattr(const char* flag, const std::string& path) {
@@ -201,18 +215,19 @@ TEST(ShredderTest, APendingCertificationIsFinishedByTheNextStart) {
   auto cert = d.shredder()->Shred(SpecFor({a}, "req-pending"));
   EXPECT_FALSE(cert.ok());
   EXPECT_FALSE(d.Readable(a));  // destroyed all the same
-  auto pending = d.shredder()->GetCertificate("", "req-pending", false);
+  auto pending = d.shredder()->GetCertificate("", "req-pending", CertificateParts::kManifest);
   EXPECT_EQ(pending.status().code(), absl::StatusCode::kUnavailable) << pending.status();
   // A start with the vault still broken comes up and keeps it pending.
   d.Reopen();
   ASSERT_TRUE(d.open_status.ok()) << d.open_status;
-  EXPECT_EQ(d.shredder()->GetCertificate("", "req-pending", false).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(d.shredder()->GetCertificate("", "req-pending", CertificateParts::kManifest).status().code(),
+            absl::StatusCode::kUnavailable);
   // The vault works again: the next start issues the certificate, once.
   ASSERT_TRUE(Chattr("-i", roots[0]));
   const uint64_t log_before = d.log()->size();
   d.Reopen();
   ASSERT_TRUE(d.open_status.ok()) << d.open_status;
-  auto issued = d.shredder()->GetCertificate("", "req-pending", false);
+  auto issued = d.shredder()->GetCertificate("", "req-pending", CertificateParts::kManifest);
   ASSERT_TRUE(issued.ok()) << issued.status();
   EXPECT_EQ(issued->item_count, 1u);
   ASSERT_TRUE(d.Verify(issued->envelope).ok());
