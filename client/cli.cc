@@ -375,11 +375,14 @@ void AddItemCommands(CLI::App& app, const Global& g, std::function<int()>& actio
   auto* c_get = app.add_subcommand("get", "download an item (or a byte range)");
   c_get->add_option("digest", digest, "sha256:<hex>")->required();
   c_get->add_option("-o,--output", out,
-                    "write to FILE instead of stdout (a new file, named once checked; a pipe or a device is written "
-                    "as the bytes come)");
+                    "write to FILE instead of stdout (- : stdout; a new file, named once checked; a pipe or a device "
+                    "is written as the bytes come)");
   c_get->add_option("--offset", offset, "first byte")->check(CLI::NonNegativeNumber);
   c_get->add_option("--length", length, "number of bytes (0 = to the end)")->check(CLI::NonNegativeNumber);
-  c_get->callback([&] { action = [&] { return CmdGet(g, digest, out, offset, length); }; });
+  c_get->callback([&] {
+    if (out == "-") out.clear();  // the usual spelling of stdout
+    action = [&] { return CmdGet(g, digest, out, offset, length); };
+  });
 
   auto* c_stat = app.add_subcommand("stat", "show an item's size and metadata");
   c_stat->add_option("digest", digest, "sha256:<hex>")->required();

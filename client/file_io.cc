@@ -51,6 +51,10 @@ OutputFile::OutputFile(std::string path, Privacy privacy, bool direct) : path_(s
   if (path_.ends_with('/') || (stat(path_.c_str(), &st) == 0 && S_ISDIR(st.st_mode))) {
     throw Failure{kUsage, StrCat(path_, " is a directory; give a file name to write to"), ""};
   }
+  if (path_ == "-") {  // never a file named "-" by accident
+    throw Failure{kUsage,
+                  "-o -: this command writes a file, not stdout (leave out -o to print; ./- names a file \"-\")", ""};
+  }
   if (OpenInPlace()) return;
   const mode_t mode = privacy == Privacy::kPrivate ? 0600 : 0666;
   const int base = O_WRONLY | O_CLOEXEC;

@@ -28,7 +28,8 @@ enum class Privacy { kPublic, kPrivate };
 class OutputFile {
  public:
   // Throws Failure if `path` is a directory, a block device or a socket, or
-  // its directory is not writable. See OpenInPlace for what is written how.
+  // its directory is not writable; a usage error if it is "-" (stdout is
+  // the caller's to choose: `get -o -` means it). See OpenInPlace for what is written how.
   // `direct`: try O_DIRECT (see OutputWriter); direct() says if it took.
   OutputFile(std::string path, Privacy privacy, bool direct = false);
   ~OutputFile();  // not committed: the bytes are discarded

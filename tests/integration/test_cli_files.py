@@ -144,6 +144,15 @@ class CliFilesTest(DaemonTest):
         self.assertEqual(p.returncode, 2, p.stderr)
         self.assertIn(b"is a block device", p.stderr)
         self.assertTrue(stat.S_ISBLK(os.lstat(blk).st_mode))
+        # "-o -" is stdout, as in curl; no file named "-" appears.
+        p = self.ctl("get", d, "-o", "-")
+        self.assertEqual(p.stdout, data)
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "-")))
+        # A command that writes files only refuses "-" rather than create one.
+        p = self.ctl("pubkey", "-o", "-", check=False)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn(b"this command writes a file, not stdout", p.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "-")))
 
     def test_put_of_a_fifo_or_device_names_it(self):
         fifo = os.path.join(self.tmp, "pipe")
