@@ -69,8 +69,17 @@ absl::StatusOr<std::string> ListenAddress(const std::string& spec, bool tls) {
 //   ~30 MiB of its file (48 such uploads: 1.5 GiB resident);
 // - at most max_calls calls are served at once: the sync server's thread
 //   quota (one thread per call, plus the poller that hands calls out) makes
-//   gRPC refuse further calls with RESOURCE_EXHAUSTED.
+//   gRPC refuse further calls with RESOURCE_EXHAUSTED;
+// - every connection is pinged each keepalive_s, with or without calls or
+//   data, and dropped when the ping goes unanswered: an upload whose client
+//   vanished (TCP to a lost machine never closes by itself) would otherwise
+//   hold its call and its transfer memory forever.
 void GrpcServer::LimitCalls(const DaemonConfig& config, grpc::ServerBuilder& builder) {
+  const int keepalive_ms = static_cast<int>(config.keepalive_s * 1000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, keepalive_ms);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, std::min(keepalive_ms, 20000));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, static_cast<int>(config.stream_window_kib << 10));
   grpc::ResourceQuota quota("shredd-calls");

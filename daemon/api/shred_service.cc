@@ -38,6 +38,11 @@ grpc::Status ShredService::Shred(grpc::ServerContext* ctx, const v1::ShredReques
   auto b = shredder_->Shred(spec);
   if (!b.ok()) return ToGrpc(b.status());
   Fill(*b, response);
+  // The reply (manifest, receipts) exists already and the shred is done:
+  // it is charged, not waited for, until it has gone out (call_holds.h).
+  if (transfers_ != nullptr && holds_ != nullptr && !b->manifest_omitted) {
+    holds_->Keep(ctx, transfers_->Charge(CertificateReplyBytes(b->item_count, !b->receipts.empty())));
+  }
   return grpc::Status::OK;
 }
 

@@ -56,6 +56,9 @@ void AddStorageFlags(CLI::App& app, Flags& f) {
       ->capture_default_str();
   app.add_option("--max-calls", opt.max_calls, "calls served at once; further calls are refused (RESOURCE_EXHAUSTED)")
       ->capture_default_str();
+  app.add_option("--keepalive-s", opt.keepalive_s,
+                 "ping connections this often (s); one whose peer does not answer is dropped and its calls end")
+      ->capture_default_str();
   app.add_option(
          "--min-free-mib", opt.min_free_mib,
          "refuse writes below this much free space on the data dir's filesystem (MiB; erasures: a quarter; 0: off)")
@@ -141,6 +144,7 @@ std::vector<Override> Overrides(const CLI::App& app, const DaemonConfig& opt) {
     overrides.push_back([v = opt.stream_window_kib](auto& c) { c.stream_window_kib = v; });
   }
   if (given("--max-calls")) overrides.push_back([v = opt.max_calls](auto& c) { c.max_calls = v; });
+  if (given("--keepalive-s")) overrides.push_back([v = opt.keepalive_s](auto& c) { c.keepalive_s = v; });
   if (given("--min-free-mib")) overrides.push_back([v = opt.min_free_mib](auto& c) { c.min_free_mib = v; });
   if (given("--log-origin")) overrides.push_back([v = opt.log_origin](auto& c) { c.log_origin = v; });
   if (given("--log-tiles-dir")) overrides.push_back([v = opt.log_tiles_dir](auto& c) { c.log_tiles_dir = v; });

@@ -41,15 +41,23 @@ absl::StatusOr<MemoryGate::Lease> MemoryGate::Acquire(uint64_t bytes, Clock::tim
     if (cancelled && cancelled()) return leave(absl::CancelledError(StrCat(what, ": cancelled while waiting")));
     const auto now = Clock::now();
     if (now >= deadline) {
-      return leave(absl::ResourceExhaustedError(
-          StrCat(what, ": the daemon's transfer memory budget (", budget_ >> 20, " MiB, [limits] transfer_memory_mib) ",
-                 "was taken by other transfers until the call's deadline; retry later or with a longer deadline")));
+      return leave(absl::ResourceExhaustedError(StrCat(
+          what, ": the daemon's transfer memory budget (", budget_ >> 20, " MiB, [storage] transfer_memory_mib) ",
+          "was taken by other transfers until the call's deadline; retry later or with a longer deadline")));
     }
     freed_.wait_until(lock, std::min(deadline, now + std::chrono::milliseconds(100)));
   }
   queue_.erase(me);
   in_use_ += bytes;
   freed_.notify_all();
+  return Lease(this, bytes);
+}
+
+MemoryGate::Lease MemoryGate::Charge(uint64_t bytes) {
+  if (budget_ == 0 || bytes == 0) return Lease(nullptr, 0);
+  bytes = std::min(bytes, budget_);
+  std::lock_guard lock(mu_);
+  in_use_ += bytes;
   return Lease(this, bytes);
 }
 

@@ -54,6 +54,11 @@ class MemoryGate {
   absl::StatusOr<Lease> Acquire(uint64_t bytes, Clock::time_point deadline, const std::function<bool()>& cancelled,
                                 std::string_view what);
 
+  // Counts `bytes` (at most the budget) as in use at once, past the budget
+  // if need be: for memory that exists already and cannot wait (a finished
+  // shred's reply on its way to its client). Later Acquire()s wait for it.
+  Lease Charge(uint64_t bytes);
+
   uint64_t budget() const { return budget_; }
   uint64_t in_use() const;
   uint64_t waits() const;  // leases that had to wait, since start

@@ -233,6 +233,19 @@ class ConfigParser {
     return absl::OkStatus();
   }
 
+  absl::Status CallLimit(const toml::node& v, std::string_view name, std::string_view k, DaemonConfig* c) const {
+    struct Bounds {
+      uint64_t lo, hi, *out;
+    };
+    const Bounds b = k == "stream_window_kib" ? Bounds{kMinStreamWindowKib, kMaxStreamWindowKib, &c->stream_window_kib}
+                     : k == "max_calls"       ? Bounds{kMinMaxCalls, kMaxMaxCalls, &c->max_calls}
+                                              : Bounds{kMinKeepaliveS, kMaxKeepaliveS, &c->keepalive_s};
+    int64_t n = 0;
+    absl::Status s = Integer(v, name, static_cast<int64_t>(b.lo), static_cast<int64_t>(b.hi), &n);
+    if (s.ok()) *b.out = static_cast<uint64_t>(n);
+    return s;
+  }
+
   absl::Status Server(const toml::key& tkey, const toml::node& node, DaemonConfig* c) const {
     absl::Status s;
     const toml::table* t = Table(tkey, node, "server", &s);
@@ -268,12 +281,8 @@ class ConfigParser {
         int64_t n = 0;
         s = Integer(v, name, 0, static_cast<int64_t>(kMaxInlineThreshold), &n);
         if (s.ok()) c->inline_threshold = static_cast<uint64_t>(n);
-      } else if (k == "stream_window_kib" || k == "max_calls") {
-        const bool window = k == "stream_window_kib";
-        int64_t n = 0;
-        s = Integer(v, name, static_cast<int64_t>(window ? kMinStreamWindowKib : kMinMaxCalls),
-                    static_cast<int64_t>(window ? kMaxStreamWindowKib : kMaxMaxCalls), &n);
-        if (s.ok()) (window ? c->stream_window_kib : c->max_calls) = static_cast<uint64_t>(n);
+      } else if (k == "stream_window_kib" || k == "max_calls" || k == "keepalive_s") {
+        s = CallLimit(v, name, k, c);
       } else if (k == "metrics_listen") {
         s = String(v, name, &c->metrics_listen);
         if (s.ok()) s = Wrap(v, name, CheckMetricsListen(c->metrics_listen));
@@ -291,7 +300,7 @@ class ConfigParser {
       } else {
         s = Error(key.source(), name,
                   "unknown key (known: data_dir, vault, listen, log_origin, inline_threshold, metrics_listen, "
-                  "log_format, stream_window_kib, max_calls)");
+                  "log_format, stream_window_kib, max_calls, keepalive_s)");
       }
       if (!s.ok()) return s;
     }
@@ -614,6 +623,10 @@ absl::Status ValidateConfig(const DaemonConfig& c, bool check_files) {
     return absl::InvalidArgumentError(
         StrCat("server.max_calls must be between ", kMinMaxCalls, " and ", kMaxMaxCalls, ", got ", c.max_calls));
   }
+  if (c.keepalive_s < kMinKeepaliveS || c.keepalive_s > kMaxKeepaliveS) {
+    return absl::InvalidArgumentError(StrCat("server.keepalive_s must be between ", kMinKeepaliveS, " and ",
+                                             kMaxKeepaliveS, " (seconds), got ", c.keepalive_s));
+  }
   const int tls_set = !c.tls_cert.empty() + !c.tls_key.empty() + !c.tls_client_ca.empty();
   if (tls_set != 0 && tls_set != 3) {
     return absl::InvalidArgumentError(
@@ -669,6 +682,7 @@ std::vector<std::string> KeysNeedingRestart(const DaemonConfig& a, const DaemonC
   if (a.transfer_memory_mib != b.transfer_memory_mib) out.push_back("storage.transfer_memory_mib");
   if (a.stream_window_kib != b.stream_window_kib) out.push_back("server.stream_window_kib");
   if (a.max_calls != b.max_calls) out.push_back("server.max_calls");
+  if (a.keepalive_s != b.keepalive_s) out.push_back("server.keepalive_s");
   // storage.min_free_mib is applied by a reload (server.cc ReloadConfig).
   if (a.tls_cert != b.tls_cert) out.push_back("tls.cert");
   if (a.tls_key != b.tls_key) out.push_back("tls.key");

@@ -50,6 +50,10 @@ inline constexpr uint64_t kMaxStreamWindowKib = 64 * 1024;
 // refused with RESOURCE_EXHAUSTED by gRPC ("Server Threadpool Exhausted").
 inline constexpr uint64_t kMinMaxCalls = 8;
 inline constexpr uint64_t kMaxMaxCalls = 65536;
+// Bounds of [server] keepalive_s: how often the daemon pings a connection
+// (and how long, up to 20 s, it waits for the answer) before it drops it.
+inline constexpr uint64_t kMinKeepaliveS = 1;
+inline constexpr uint64_t kMaxKeepaliveS = 7200;
 
 // [shred] manifest_chunk_items: each chunk of a private manifest is one
 // RocksDB value of ~190 bytes per item, and RocksDB holds a value whole in
@@ -139,6 +143,10 @@ struct DaemonConfig {
   // [server] max_calls: calls served at once; with stream_window_kib it
   // bounds what gRPC buffers for calls (docs/CONFIG.md).
   uint64_t max_calls = 128;
+  // [server] keepalive_s: a connection whose peer has vanished (a client
+  // machine lost mid-upload) is found and dropped within about this plus
+  // min(this, 20) seconds, and its calls end, returning what they leased.
+  uint64_t keepalive_s = 60;
   // [storage]: RocksDB's memory budget in MiB (block cache, index and filter
   // blocks, memtables); kMinMemoryBudgetMib..kMaxMemoryBudgetMib.
   uint64_t memory_budget_mib = 64;

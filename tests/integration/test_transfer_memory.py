@@ -44,19 +44,22 @@ def hpack_literal(name, value):  # literal header field, never indexed, no Huffm
     return b"\x10" + bytes([len(name)]) + name.encode() + bytes([len(value)]) + value.encode()
 
 
-def call_without_reading(socket_path, method, request):
+def call_without_reading(address, method, request, end_stream=True):
     """A gRPC call from a client that never reads its reply: raw HTTP/2
-    with a stream window of 0, so the daemon cannot send a byte of it. The
-    call stays open until the returned socket is closed."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.connect(socket_path)
+    with a stream window of 0, so the daemon cannot send a byte of it (nor
+    hear an answer to its pings). The call stays open until the returned
+    socket is closed. `address`: a unix socket path or a (host, port);
+    without `end_stream` the request is the first of a client stream."""
+    sock = socket.socket(socket.AF_UNIX if isinstance(address, str) else socket.AF_INET, socket.SOCK_STREAM)
+    sock.connect(address)
     sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(4, 0, 0, struct.pack(">HI", 4, 0)))
     headers = b"".join(hpack_literal(k, v) for k, v in [
         (":method", "POST"), (":scheme", "http"), (":path", method), (":authority", "localhost"),
         ("content-type", "application/grpc"), ("te", "trailers")])
     body = request.SerializeToString()
     sock.sendall(h2_frame(4, 1, 0) +  # ACK of the daemon's SETTINGS (sent first by any server)
-                 h2_frame(1, 4, 1, headers) + h2_frame(0, 1, 1, b"\x00" + struct.pack(">I", len(body)) + body))
+                 h2_frame(1, 4, 1, headers) +
+                 h2_frame(0, 1 if end_stream else 0, 1, b"\x00" + struct.pack(">I", len(body)) + body))
     return sock
 
 
@@ -223,6 +226,59 @@ class TransferMemoryTest(DaemonTest):
         while metric(self.url, "shredd_transfer_memory_bytes") != 0 and time.time() < deadline:
             time.sleep(0.05)
         self.assertEqual(metric(self.url, "shredd_transfer_memory_bytes"), 0)
+
+    def test_a_shred_reply_is_charged_until_its_client_has_read_it(self):
+        # The shred itself is done and certified whatever the client does;
+        # its reply (manifest inline) counts against the budget until sent.
+        stuck = call_without_reading(self.d.socket, "/shredd.v1.Shredder/Shred",
+                                     pb.ShredRequest(digests=[pb.Digest(hash=self.digest)], reason="stuck reader"))
+        deadline = time.time() + 10
+        while metric(self.url, "shredd_transfer_memory_bytes") == 0 and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        self.assertGreater(metric(self.url, "shredd_transfer_memory_bytes"), 0)
+        self.assertRpcError(grpc.StatusCode.NOT_FOUND, self.d.get_bytes, self.digest)  # shredded all the same
+        stuck.close()
+        deadline = time.time() + 10
+        while metric(self.url, "shredd_transfer_memory_bytes") != 0 and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(metric(self.url, "shredd_transfer_memory_bytes"), 0)
+
+
+class VanishedClientTest(DaemonTest):
+    """[server] keepalive_s: a client that vanishes mid-upload (its machine
+    lost: TCP never closes by itself) is found by an unanswered ping, and its
+    call ends and returns its transfer memory."""
+    start_daemon = False
+
+    def test_an_upload_whose_client_vanished_returns_its_lease(self):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.d.extra_args = ["--metrics-listen", "127.0.0.1:0", "--keepalive-s", "1",
+                             "--listen", "tcp:127.0.0.1:%d" % port]
+        self.d.start()
+        url = re.findall(r"shredd: metrics url=(http://127\.0\.0\.1:\d+/metrics)", self.d.log())[-1]
+        header = pb.PutHeader(digest=pb.Digest(size_bytes=ITEM), daemon_digest=True,
+                              metadata=pb.ItemMetadata(kind=pb.KIND_PHOTO))
+        # The upload starts (and leases its buffers), then its client goes
+        # silent without closing: it answers nothing, not even pings.
+        silent = call_without_reading(("127.0.0.1", port), "/shredd.v1.Store/Put", pb.PutRequest(header=header),
+                                      end_stream=False)
+        deadline = time.time() + 10
+        while metric(url, "shredd_transfer_memory_bytes") == 0 and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertGreater(metric(url, "shredd_transfer_memory_bytes"), 0)
+        # A ping each second, unanswered for one: dropped within a few seconds
+        # (with the default 60 s the lease would still be held).
+        deadline = time.time() + 15
+        while metric(url, "shredd_transfer_memory_bytes") != 0 and time.time() < deadline:
+            time.sleep(0.1)
+        self.assertEqual(metric(url, "shredd_transfer_memory_bytes"), 0)
+        silent.close()
+        data = os.urandom(1 << 20)  # the daemon serves on
+        self.assertEqual(self.d.get_bytes(self.d.put_bytes(data)), data)
+
 
 class GrpcBuffersTest(DaemonTest):
     """What gRPC itself buffers for calls ([server] stream_window_kib and

@@ -66,6 +66,7 @@ TEST(MemoryGateTest, WaitingEndsAtTheDeadlineWithResourceExhausted) {
   ASSERT_EQ(late.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_NE(late.status().message().find("download"), std::string_view::npos) << late.status();
   EXPECT_NE(late.status().message().find("100 MiB"), std::string_view::npos) << late.status();
+  EXPECT_NE(late.status().message().find("[storage] transfer_memory_mib"), std::string_view::npos) << late.status();
   EXPECT_EQ(gate.in_use(), 100u << 20);  // nothing taken by the call that gave up
 }
 
@@ -110,6 +111,23 @@ TEST(MemoryGateTest, WaitersAreServedInArrivalOrder) {
   large.join();
   small.join();
   EXPECT_EQ(order, (std::vector<int>{1, 2}));
+}
+
+TEST(MemoryGateTest, AChargeIsCountedAtOnceEvenPastTheBudgetAndLaterLeasesWait) {
+  MemoryGate gate(100);
+  auto held = gate.Acquire(70, kForever, nullptr, "held");
+  ASSERT_TRUE(held.ok());
+  MemoryGate::Lease charged = gate.Charge(60);  // memory that exists already: never waits
+  EXPECT_EQ(charged.bytes(), 60u);
+  EXPECT_EQ(gate.in_use(), 130u);
+  EXPECT_EQ(gate.waits(), 0u);
+  *held = MemoryGate::Lease();
+  auto next = gate.Acquire(50, In(100ms), nullptr, "next");  // 60 + 50 > 100
+  EXPECT_EQ(next.status().code(), absl::StatusCode::kResourceExhausted);
+  charged = MemoryGate::Lease();
+  EXPECT_EQ(gate.in_use(), 0u);
+  EXPECT_EQ(gate.Charge(1000).bytes(), 100u);  // cut to the budget, like a lease
+  EXPECT_EQ(MemoryGate(0).Charge(10).bytes(), 0u);
 }
 
 TEST(MemoryGateTest, ABudgetOfZeroLimitsNothing) {

@@ -365,10 +365,16 @@ TEST(ConfigTest, GrpcCallLimits) {
   flags.max_calls = 0;  // from --max-calls
   s = ValidateConfig(flags);
   EXPECT_NE(Message(s).find("server.max_calls must be between 8 and 65536, got 0"), std::string::npos) << s;
+  s = LoadError("[server]\nkeepalive_s = 0\n");
+  EXPECT_NE(Message(s).find("test.toml:2: server.keepalive_s: must be between 1 and 7200, got 0"), std::string::npos)
+      << s;
+  EXPECT_EQ(DaemonConfig{}.keepalive_s, 60u);
   DaemonConfig a, b;
   b.stream_window_kib = 64;
   b.max_calls = 8;
-  EXPECT_EQ(KeysNeedingRestart(a, b), (std::vector<std::string>{"server.stream_window_kib", "server.max_calls"}));
+  b.keepalive_s = 5;
+  EXPECT_EQ(KeysNeedingRestart(a, b),
+            (std::vector<std::string>{"server.stream_window_kib", "server.max_calls", "server.keepalive_s"}));
 }
 
 TEST(ConfigTest, MemoryBudget) {
