@@ -93,6 +93,11 @@ std::string Explain(const grpc::Status& s) {
   // gRPC's own refusal when the daemon serves [server] max_calls calls already.
   if (RefusedForMaxCalls(s))
     msg += " (the daemon is serving its [server] max_calls calls at once; retry, or run fewer at once)";
+  // gRPC's status for a call the daemon cancelled (it sends no message then).
+  if (s.error_code() == grpc::CANCELLED && msg == "Cancelled")
+    msg +=
+        " (by the daemon: a transfer that moves nothing for [storage] transfer_idle_s is ended, e.g. output left "
+        "unread; or it is shutting down)";
   return msg;
 }
 

@@ -135,7 +135,8 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const DaemonConfig
 }
 
 GrpcServer::GrpcServer(const DaemonConfig& config, const ApiDomain& domain, auth::Policy policy)
-    : store_service_(domain.store, domain.catalog, domain.transfers),
+    : stall_watch_(std::chrono::seconds(config.transfer_idle_s)),
+      store_service_(domain.store, domain.catalog, domain.transfers, &stall_watch_),
       shred_service_(domain.shredder, domain.transfers, &call_holds_),
       catalog_service_(domain.store, domain.catalog),
       orders_service_(domain.orders, domain.catalog),

@@ -17,6 +17,7 @@
 #include "daemon/api/log_service.h"
 #include "daemon/api/order_service.h"
 #include "daemon/api/shred_service.h"
+#include "daemon/api/stall_watch.h"
 #include "daemon/api/store_service.h"
 #include "daemon/api/unix_listener.h"
 #include "daemon/config/config.h"
@@ -58,7 +59,8 @@ class GrpcServer {
   static void LimitCalls(const DaemonConfig& config, grpc::ServerBuilder& builder);
   void Stop();
 
-  CallHolds call_holds_;  // before the services that keep leases in it
+  CallHolds call_holds_;    // before the services that keep leases in it
+  StallWatch stall_watch_;  // before the services whose transfers it watches
   StoreService store_service_;
   ShredService shred_service_;
   CatalogService catalog_service_;

@@ -3,6 +3,7 @@
 #include <sodium.h>
 
 #include <map>
+#include <optional>
 #include <thread>
 
 #include <google/protobuf/descriptor.h>
@@ -44,8 +45,8 @@ bool ReadPutMessage(grpc::ServerReader<grpc::ByteBuffer>* reader, PutMessage* ms
 
 }  // namespace
 
-StoreService::StoreService(ItemStore* store, Catalog* catalog, MemoryGate* transfers)
-    : store_(store), catalog_(catalog), transfers_(transfers) {
+StoreService::StoreService(ItemStore* store, Catalog* catalog, MemoryGate* transfers, StallWatch* stalls)
+    : store_(store), catalog_(catalog), transfers_(transfers), stalls_(stalls) {
   // The same mechanism the generated WithStreamedUnaryMethod_ classes use:
   // the handler is replaced, the method's name and messages stay.
   MarkMethodStreamed(StoreMethodIndex("Put"),
@@ -127,7 +128,10 @@ grpc::Status StoreService::ReceiveUpload(grpc::ServerContext* ctx, grpc::ServerR
   PutMessage msg;
   grpc::Status bad;
   bool trailer_seen = false;
+  std::optional<StallWatch::Watched> watched;
+  if (stalls_ != nullptr) watched.emplace(stalls_->Watch(ctx, "upload"));
   while (ReadPutMessage(reader, &msg, &bad)) {
+    if (watched) watched->Moved();
     const v1::PutRequest& req = msg.parsed();
     if (msg.has_header()) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a second header in one upload stream");
@@ -153,6 +157,10 @@ grpc::Status StoreService::ReceiveUpload(grpc::ServerContext* ctx, grpc::ServerR
     if (auto s = upload->AppendRun(msg.TakeData()); !s.ok()) return ToGrpc(s);
   }
   if (!bad.ok()) return bad;
+  if (watched && watched->stalled()) {
+    return grpc::Status(grpc::StatusCode::CANCELLED,
+                        "upload cancelled: no data for [storage] transfer_idle_s; nothing was stored");
+  }
   if (ctx->IsCancelled()) {
     return grpc::Status(grpc::StatusCode::CANCELLED, "upload cancelled by the client; nothing was stored");
   }
@@ -272,6 +280,8 @@ grpc::Status StoreService::SendContent(grpc::ServerContext* ctx,
   });
   const auto total = static_cast<int64_t>(reader.size());
   bool first = true, write_failed = false;
+  std::optional<StallWatch::Watched> watched;
+  if (stalls_ != nullptr) watched.emplace(stalls_->Watch(ctx, "download"));
   while (auto plain = ahead.Pop()) {
     if (ctx->IsCancelled()) {
       sodium_memzero(plain->data(), plain->size());
@@ -284,6 +294,7 @@ grpc::Status StoreService::SendContent(grpc::ServerContext* ctx,
     }
     first = false;
     Metrics().bytes_sent.Add(n);
+    if (watched) watched->Moved();
   }
   ahead.Cancel();
   producer.join();

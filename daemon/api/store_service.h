@@ -7,6 +7,7 @@
 
 #include "shredd/v1/shredd.grpc.pb.h"
 
+#include "daemon/api/stall_watch.h"
 #include "daemon/base/memory_gate.h"
 #include "daemon/items/item_store.h"
 #include "daemon/lineage/catalog.h"
@@ -19,7 +20,8 @@ class StoreService final : public v1::Store::Service {
  public:
   // `transfers` (may be null: no limit) bounds the buffers of concurrent
   // downloads and uploads.
-  StoreService(ItemStore* store, Catalog* catalog, MemoryGate* transfers);
+  // `stalls` (may be null) cancels transfers that stop moving.
+  StoreService(ItemStore* store, Catalog* catalog, MemoryGate* transfers, StallWatch* stalls = nullptr);
 
   grpc::Status Put(grpc::ServerContext* ctx, grpc::ServerReader<grpc::ByteBuffer>* reader, v1::PutResponse* response);
   grpc::Status BatchPut(grpc::ServerContext* ctx, const v1::BatchPutRequest* request,
@@ -42,6 +44,7 @@ class StoreService final : public v1::Store::Service {
   ItemStore* const store_;
   Catalog* const catalog_;
   MemoryGate* const transfers_;
+  StallWatch* const stalls_;
 };
 
 }  // namespace shredd

@@ -51,6 +51,9 @@ void AddStorageFlags(CLI::App& app, Flags& f) {
   app.add_option("--transfer-memory-mib", opt.transfer_memory_mib,
                  "buffers of concurrent downloads, uploads and large replies in MiB; further calls wait their turn")
       ->capture_default_str();
+  app.add_option("--transfer-idle-s", opt.transfer_idle_s,
+                 "cancel a download or upload that makes no progress for this long (s; 0: never)")
+      ->capture_default_str();
   app.add_option("--stream-window-kib", opt.stream_window_kib,
                  "each call's HTTP/2 receive window in KiB: what gRPC buffers for a call not reading")
       ->capture_default_str();
@@ -140,6 +143,7 @@ std::vector<Override> Overrides(const CLI::App& app, const DaemonConfig& opt) {
   if (given("--transfer-memory-mib")) {
     overrides.push_back([v = opt.transfer_memory_mib](auto& c) { c.transfer_memory_mib = v; });
   }
+  if (given("--transfer-idle-s")) overrides.push_back([v = opt.transfer_idle_s](auto& c) { c.transfer_idle_s = v; });
   if (given("--stream-window-kib")) {
     overrides.push_back([v = opt.stream_window_kib](auto& c) { c.stream_window_kib = v; });
   }

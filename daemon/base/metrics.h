@@ -89,6 +89,7 @@ struct DaemonMetrics {
   CounterFamily requests{{"method", "code"}, 256};  // shredd_requests_total
   Counter bytes_received;                           // shredd_bytes_received_total
   Counter bytes_sent;                               // shredd_bytes_sent_total
+  Counter transfers_stalled;                        // shredd_transfers_stalled_total
   Histogram shred_epoch_seconds{{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}};
   Gauge pending_certifications;            // shredd_pending_certifications
   Counter pending_certification_failures;  // shredd_pending_certification_failures_total

@@ -339,13 +339,18 @@ class ConfigParser {
         int64_t n = 0;
         s = Integer(v, name, 0, static_cast<int64_t>(kMaxMinFreeMib), &n);
         if (s.ok()) c->min_free_mib = static_cast<uint64_t>(n);
+      } else if (k == "transfer_idle_s") {
+        int64_t n = 0;
+        s = Integer(v, name, 0, static_cast<int64_t>(kMaxTransferIdleS), &n);
+        if (s.ok()) c->transfer_idle_s = static_cast<uint64_t>(n);
       } else if (k == "transfer_memory_mib") {
         int64_t n = 0;
         s = Integer(v, name, static_cast<int64_t>(kMinTransferMemoryMib), static_cast<int64_t>(kMaxTransferMemoryMib),
                     &n);
         if (s.ok()) c->transfer_memory_mib = static_cast<uint64_t>(n);
       } else {
-        s = Error(key.source(), name, "unknown key (known: memory_budget_mib, min_free_mib, transfer_memory_mib)");
+        s = Error(key.source(), name,
+                  "unknown key (known: memory_budget_mib, min_free_mib, transfer_memory_mib, transfer_idle_s)");
       }
       if (!s.ok()) return s;
     }
@@ -627,6 +632,10 @@ absl::Status ValidateConfig(const DaemonConfig& c, bool check_files) {
     return absl::InvalidArgumentError(StrCat("server.keepalive_s must be between ", kMinKeepaliveS, " and ",
                                              kMaxKeepaliveS, " (seconds), got ", c.keepalive_s));
   }
+  if (c.transfer_idle_s > kMaxTransferIdleS) {
+    return absl::InvalidArgumentError(StrCat("storage.transfer_idle_s must be at most ", kMaxTransferIdleS,
+                                             " (seconds; 0: off), got ", c.transfer_idle_s));
+  }
   const int tls_set = !c.tls_cert.empty() + !c.tls_key.empty() + !c.tls_client_ca.empty();
   if (tls_set != 0 && tls_set != 3) {
     return absl::InvalidArgumentError(
@@ -683,6 +692,7 @@ std::vector<std::string> KeysNeedingRestart(const DaemonConfig& a, const DaemonC
   if (a.stream_window_kib != b.stream_window_kib) out.push_back("server.stream_window_kib");
   if (a.max_calls != b.max_calls) out.push_back("server.max_calls");
   if (a.keepalive_s != b.keepalive_s) out.push_back("server.keepalive_s");
+  if (a.transfer_idle_s != b.transfer_idle_s) out.push_back("storage.transfer_idle_s");
   // storage.min_free_mib is applied by a reload (server.cc ReloadConfig).
   if (a.tls_cert != b.tls_cert) out.push_back("tls.cert");
   if (a.tls_key != b.tls_key) out.push_back("tls.key");

@@ -39,6 +39,7 @@ inline constexpr uint64_t kMaxMemoryBudgetMib = 1024 * 1024;
 // large transfers and replies (daemon/base/memory_gate.h).
 inline constexpr uint64_t kMinTransferMemoryMib = 16;
 inline constexpr uint64_t kMaxTransferMemoryMib = 1024 * 1024;
+inline constexpr uint64_t kMaxTransferIdleS = 86400;  // [storage] transfer_idle_s: 0 (off) .. a day
 
 // Bounds of [server] stream_window_kib: the HTTP/2 receive window of each
 // call, which is what gRPC buffers for a call whose handler is not reading
@@ -158,6 +159,10 @@ struct DaemonConfig {
   // and large inline replies may hold at once; calls beyond it wait their
   // turn (daemon/base/memory_gate.h). kMinTransferMemoryMib..kMaxTransferMemoryMib.
   uint64_t transfer_memory_mib = 96;
+  // [storage] transfer_idle_s: a download or upload that moves no message
+  // for this long is cancelled, returning its transfer memory (a pager left
+  // open on `shredctl get`); 0: never (daemon/api/stall_watch.h).
+  uint64_t transfer_idle_s = 300;
   // [tls]: PEM file paths; all three or none.
   std::string tls_cert;
   std::string tls_key;

@@ -117,7 +117,8 @@ roles = ["auditor"]
             ('[storage]\nmemory_budget_mib = "128M"\n',
              "shredd.toml:2: storage.memory_budget_mib: expected an integer, got a string"),
             ('[storage]\nmemory_budget_mib = 128\ncache_mib = 1\n',
-             "shredd.toml:3: storage.cache_mib: unknown key (known: memory_budget_mib, min_free_mib, transfer_memory_mib)"),
+             "shredd.toml:3: storage.cache_mib: unknown key (known: memory_budget_mib, min_free_mib, transfer_memory_mib, "
+             "transfer_idle_s)"),
         ]
         for text, want in cases:
             self.assertRejected(text, want)

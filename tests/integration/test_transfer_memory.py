@@ -245,6 +245,62 @@ class TransferMemoryTest(DaemonTest):
         self.assertEqual(metric(self.url, "shredd_transfer_memory_bytes"), 0)
 
 
+class StalledTransferTest(DaemonTest):
+    """[storage] transfer_idle_s: a download whose client stops reading, or
+    an upload whose client stops sending, is cancelled once it has not moved
+    for that long, and its transfer memory is returned."""
+    start_daemon = False
+
+    def setUp(self):
+        super().setUp()
+        self.d.extra_args = ["--metrics-listen", "127.0.0.1:0", "--transfer-memory-mib", "32", "--transfer-idle-s", "1"]
+        self.d.start()
+        self.url = re.findall(r"shredd: metrics url=(http://127\.0\.0\.1:\d+/metrics)", self.d.log())[-1]
+
+    def wait_for(self, name, pred, seconds=15):
+        deadline = time.time() + seconds
+        while not pred(metric(self.url, name)) and time.time() < deadline:
+            time.sleep(0.05)
+        return metric(self.url, name)
+
+    def test_a_download_nobody_reads_is_cancelled_and_returns_its_lease(self):
+        data = os.urandom(ITEM)
+        digest = self.d.put_bytes(data)
+        stalled = self.d.store().Get(pb.GetRequest(digest=pb.Digest(hash=digest)), timeout=60)
+        next(stalled)  # then nobody reads: the daemon blocks on flow control
+        self.assertGreater(self.wait_for("shredd_transfer_memory_bytes", lambda v: v > 0), 0)
+        self.assertEqual(self.wait_for("shredd_transfer_memory_bytes", lambda v: v == 0), 0)
+        self.assertEqual(metric(self.url, "shredd_transfers_stalled_total"), 1)
+        with self.assertRaises(grpc.RpcError) as e:
+            for _ in stalled:
+                pass
+        self.assertEqual(e.exception.code(), grpc.StatusCode.CANCELLED)
+        self.assertIn("transfer made no progress", self.d.log())
+        self.assertEqual(self.d.get_bytes(digest), data)  # a download that reads is not cancelled
+
+    def test_an_upload_that_stops_sending_is_cancelled_and_stores_nothing(self):
+        data = os.urandom(ITEM)
+        resume = threading.Event()
+        header = pb.PutHeader(digest=pb.Digest(hash=sha256_digest(data), size_bytes=len(data)),
+                              metadata=pb.ItemMetadata(kind=pb.KIND_PHOTO))
+
+        def stalling():
+            yield pb.PutRequest(header=header)
+            yield pb.PutRequest(data=data[:1 << 20])
+            resume.wait(30)
+            for i in range(1 << 20, len(data), 1 << 20):
+                yield pb.PutRequest(data=data[i:i + (1 << 20)])
+        call = self.d.store().Put.future(stalling(), timeout=60)
+        self.assertGreater(self.wait_for("shredd_transfer_memory_bytes", lambda v: v > 0), 0)
+        self.assertEqual(self.wait_for("shredd_transfer_memory_bytes", lambda v: v == 0), 0)
+        self.assertEqual(metric(self.url, "shredd_transfers_stalled_total"), 1)
+        resume.set()
+        with self.assertRaises(grpc.RpcError) as e:
+            call.result()
+        self.assertEqual(e.exception.code(), grpc.StatusCode.CANCELLED)
+        self.assertRpcError(grpc.StatusCode.NOT_FOUND, self.d.get_bytes, sha256_digest(data))
+        self.assertEqual(self.d.get_bytes(self.d.put_bytes(data)), data)  # sent without pause, it is stored
+
 class VanishedClientTest(DaemonTest):
     """[server] keepalive_s: a client that vanishes mid-upload (its machine
     lost: TCP never closes by itself) is found by an unanswered ping, and its

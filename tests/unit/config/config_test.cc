@@ -339,6 +339,20 @@ TEST(ConfigTest, TransferMemory) {
   EXPECT_NE(Message(s).find("storage.transfer_memory_mib must be between 16 and 1048576 (MiB), got 0"),
             std::string::npos)
       << s;
+  EXPECT_EQ(DaemonConfig{}.transfer_idle_s, 300u);
+  c = LoadConfigFromString("[storage]\ntransfer_idle_s = 0\n");  // 0: off
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->transfer_idle_s, 0u);
+  s = LoadError("[storage]\ntransfer_idle_s = 86401\n");
+  EXPECT_NE(Message(s).find("test.toml:2: storage.transfer_idle_s: must be between 0 and 86400, got 86401"),
+            std::string::npos)
+      << s;
+  flags = DaemonConfig{};
+  flags.transfer_idle_s = 90000;  // from --transfer-idle-s
+  s = ValidateConfig(flags);
+  EXPECT_NE(Message(s).find("storage.transfer_idle_s must be at most 86400 (seconds; 0: off), got 90000"),
+            std::string::npos)
+      << s;
 }
 
 TEST(ConfigTest, GrpcCallLimits) {
@@ -400,7 +414,7 @@ TEST(ConfigTest, MemoryBudget) {
       << s;
   s = LoadError("[storage]\nmemory_budget = 128\n");
   EXPECT_NE(Message(s).find("test.toml:2: storage.memory_budget: unknown key (known: memory_budget_mib, min_free_mib, "
-                            "transfer_memory_mib)"),
+                            "transfer_memory_mib, transfer_idle_s)"),
             std::string::npos)
       << s;
   s = LoadError("storage = 128\n");
