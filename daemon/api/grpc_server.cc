@@ -137,9 +137,9 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const DaemonConfig
 GrpcServer::GrpcServer(const DaemonConfig& config, const ApiDomain& domain, auth::Policy policy)
     : stall_watch_(std::chrono::seconds(config.transfer_idle_s)),
       store_service_(domain.store, domain.catalog, domain.transfers, &stall_watch_),
-      shred_service_(domain.shredder, domain.transfers, &call_holds_),
+      shred_service_(domain.shredder, domain.transfers, &call_holds_, &stall_watch_),
       catalog_service_(domain.store, domain.catalog),
-      orders_service_(domain.orders, domain.catalog),
+      orders_service_(domain.orders, domain.catalog, &stall_watch_),
       log_service_(domain.log),
       authorizer_(std::move(policy)),
       listen_(config.listen) {}

@@ -1,6 +1,7 @@
 #include "daemon/api/order_service.h"
 
 #include <chrono>
+#include <optional>
 
 #include "absl/time/clock.h"
 
@@ -163,6 +164,8 @@ grpc::Status OrdersService::GetSubjectMap(grpc::ServerContext* ctx, const v1::Su
   size_t items = 0;
   bool sent_ok = true;
   constexpr size_t kChunkItems = 16384;
+  std::optional<StallWatch::Watched> watched;  // not read, it would hold its call for good
+  if (stalls_ != nullptr) watched.emplace(stalls_->Watch(ctx, "subject map stream"));
   auto s =
       book_->ForEachSubject(req->order_id(), [&](const std::string& subject, const std::vector<SubjectMapItem>& list) {
         auto* out = chunk.add_subjects();
@@ -176,6 +179,7 @@ grpc::Status OrdersService::GetSubjectMap(grpc::ServerContext* ctx, const v1::Su
           sent_ok = writer->Write(chunk);
           chunk.Clear();
           items = 0;
+          if (watched) watched->Moved();
         }
         return sent_ok && !ctx->IsCancelled();
       });

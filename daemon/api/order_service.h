@@ -5,6 +5,7 @@
 
 #include "shredd/v1/orders.grpc.pb.h"
 
+#include "daemon/api/stall_watch.h"
 #include "daemon/lineage/catalog.h"
 #include "daemon/orders/orders.h"
 
@@ -12,7 +13,9 @@ namespace shredd {
 
 class OrdersService final : public v1::Orders::Service {
  public:
-  OrdersService(OrderBook* book, Catalog* catalog) : book_(book), catalog_(catalog) {}
+  // `stalls` (may be null) cancels subject-map streams nobody reads.
+  OrdersService(OrderBook* book, Catalog* catalog, StallWatch* stalls = nullptr)
+      : book_(book), catalog_(catalog), stalls_(stalls) {}
   grpc::Status PlanOrder(grpc::ServerContext*, const v1::OrderSpec*, v1::Plan*) override;
   grpc::Status SubmitOrder(grpc::ServerContext*, const v1::OrderSpec*, v1::OrderStatus*) override;
   grpc::Status GetOrder(grpc::ServerContext*, const v1::GetOrderRequest*, v1::OrderStatus*) override;
@@ -30,6 +33,7 @@ class OrdersService final : public v1::Orders::Service {
  private:
   OrderBook* const book_;
   Catalog* const catalog_;
+  StallWatch* const stalls_;
 };
 
 }  // namespace shredd

@@ -5,6 +5,7 @@
 #include "shredd/v1/shredd.grpc.pb.h"
 
 #include "daemon/api/call_holds.h"
+#include "daemon/api/stall_watch.h"
 #include "daemon/base/memory_gate.h"
 #include "daemon/shred/shredder.h"
 
@@ -15,8 +16,9 @@ class ShredService final : public v1::Shredder::Service {
   // `transfers` (may be null: no limit) bounds the memory of concurrent
   // certificate fetches with their manifests inline; their leases stay in
   // `holds` until their replies have gone out.
-  ShredService(Shredder* shredder, MemoryGate* transfers, CallHolds* holds)
-      : shredder_(shredder), transfers_(transfers), holds_(holds) {}
+  // `stalls` (may be null) cancels manifest streams nobody reads.
+  ShredService(Shredder* shredder, MemoryGate* transfers, CallHolds* holds, StallWatch* stalls = nullptr)
+      : shredder_(shredder), transfers_(transfers), holds_(holds), stalls_(stalls) {}
   grpc::Status Shred(grpc::ServerContext* ctx, const v1::ShredRequest* request, v1::ShredResponse* response) override;
   grpc::Status GetCertificate(grpc::ServerContext* ctx, const v1::GetCertificateRequest* request,
                               v1::ShredResponse* response) override;
@@ -29,6 +31,7 @@ class ShredService final : public v1::Shredder::Service {
   Shredder* const shredder_;
   MemoryGate* const transfers_;
   CallHolds* const holds_;
+  StallWatch* const stalls_;
 };
 
 }  // namespace shredd

@@ -4,7 +4,9 @@
 // user walks away) blocks in Write on HTTP/2 flow control, and an upload
 // whose client stops sending blocks in Read; either holds its transfer
 // memory lease (daemon/base/memory_gate.h) for as long as its client lives,
-// so a few idle pagers would stall every other transfer. A watched call
+// so a few idle pagers would stall every other transfer. (Manifest and
+// subject-map streams hold no lease, but a call slot of [server] max_calls
+// and a RocksDB iterator.) A watched call
 // that makes no progress for `limit` is cancelled (gRPC TryCancel: its
 // client sees CANCELLED), its handler returns and its lease with it.
 // Counted in shredd_transfers_stalled_total and logged.

@@ -111,7 +111,8 @@ void ExposeDaemonMetrics(const DaemonMetrics& m, Exposition* e) {
                 m.bytes_received.value());
   e->AddCounter("shredd_bytes_sent_total", "Content bytes sent in downloads (Get).", m.bytes_sent.value());
   e->AddCounter("shredd_transfers_stalled_total",
-                "Downloads and uploads cancelled after no progress for [storage] transfer_idle_s.",
+                "Downloads, uploads and manifest or subject-map streams cancelled after no progress for "
+                "[storage] transfer_idle_s.",
                 m.transfers_stalled.value());
   e->AddHistogram("shredd_shred_epoch_seconds",
                   "Duration of shred epochs (re-key, commit, destroy the old root), in seconds.",

@@ -301,6 +301,18 @@ class StalledTransferTest(DaemonTest):
         self.assertRpcError(grpc.StatusCode.NOT_FOUND, self.d.get_bytes, sha256_digest(data))
         self.assertEqual(self.d.get_bytes(self.d.put_bytes(data)), data)  # sent without pause, it is stored
 
+    def test_a_manifest_stream_nobody_reads_is_cancelled(self):
+        digest = self.d.put_bytes(os.urandom(1000))
+        cert = self.d.shredder().Shred(pb.ShredRequest(digests=[pb.Digest(hash=digest)])).certificate_id
+        stuck = call_without_reading(self.d.socket, "/shredd.v1.Shredder/GetManifest",
+                                     pb.GetCertificateRequest(certificate_id=cert))
+        self.assertEqual(self.wait_for("shredd_transfers_stalled_total", lambda v: v >= 1), 1)
+        self.assertIn("what=\"manifest stream\"", self.d.log())
+        stuck.close()
+        manifest = b"".join(c.data for c in self.d.shredder().GetManifest(
+            pb.GetCertificateRequest(certificate_id=cert), timeout=30))
+        self.assertIn(digest.split(":")[1].encode(), manifest)  # a stream that is read is not cancelled
+
 class VanishedClientTest(DaemonTest):
     """[server] keepalive_s: a client that vanishes mid-upload (its machine
     lost: TCP never closes by itself) is found by an unanswered ping, and its
