@@ -61,7 +61,7 @@ absl::StatusOr<std::string> ListenAddress(const std::string& spec, bool tls) {
       StrCat("unknown listen address \"", spec, "\": expected unix:PATH or tcp:HOST:PORT"));
 }
 
-// What gRPC itself buffers for calls is bounded by two settings (docs/CONFIG.md
+// What gRPC itself holds for calls is bounded by three settings (docs/CONFIG.md
 // [server]; PERFORMANCE.md "gRPC's own buffers"):
 // - each call's HTTP/2 receive window is fixed at stream_window_kib. gRPC's
 //   BDP probe would grow it with the link's throughput, not with the
