@@ -34,18 +34,22 @@ export SHREDD_SERVER="unix:$WORK/s.sock"
 hwm() { awk '/VmHWM/ {print int($2 / 1024)}' "/proc/$PID/status"; }
 now() { date +%s.%N; }
 t0=$(now)
-for i in $(seq 1 "$N"); do "$BIN/shredctl" -q put "$WORK/in/f$i" >/dev/null & done
-wait $(jobs -p | grep -v "^$PID$")
+# Failures are counted, not fatal: beyond [server] max_calls gRPC refuses
+# calls (shredctl put retries them; get does not).
+fail() { echo x >>"$WORK/failed"; }
+for i in $(seq 1 "$N"); do ("$BIN/shredctl" -q put "$WORK/in/f$i" >/dev/null 2>>"$WORK/errors" || fail) & done
+wait $(jobs -p | grep -v "^$PID$") || true
 t1=$(now)
 put_hwm=$(hwm)
 D=$("$BIN/shredctl" --json put "$WORK/in/f1" | python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["digest"])')
 t2=$(now)
-for i in $(seq 1 "$N"); do "$BIN/shredctl" -q get "$D" -o "$WORK/out/g$i" & done
-wait $(jobs -p | grep -v "^$PID$")
+for i in $(seq 1 "$N"); do ("$BIN/shredctl" -q get "$D" -o "$WORK/out/g$i" 2>>"$WORK/errors" || fail) & done
+wait $(jobs -p | grep -v "^$PID$") || true
 t3=$(now)
 URL=$(grep -o 'http://127\.0\.0\.1:[0-9]*/metrics' "$WORK/daemon.log" | tail -1)
 waits=$(curl -s "$URL" | awk '$1 == "shredd_transfer_memory_waits_total" {print $2}')
-printf 'n=%s size=%sMiB puts %.2f s (peak %s MiB) gets %.2f s (peak %s MiB) waits %s load %s\n' \
+printf 'n=%s size=%sMiB puts %.2f s (peak %s MiB) gets %.2f s (peak %s MiB) waits %s failed %s load %s\n' \
   "$N" "$SIZE" "$(echo "$t1 - $t0" | bc)" "$put_hwm" "$(echo "$t3 - $t2" | bc)" "$(hwm)" "${waits:-n/a}" \
-  "$(cut -d' ' -f1 /proc/loadavg)"
+  "$(cat "$WORK/failed" 2>/dev/null | wc -l)" "$(cut -d' ' -f1 /proc/loadavg)"
+[ -s "$WORK/errors" ] && sort "$WORK/errors" | uniq -c | sort -rn | head -3
 rm -rf "$WORK"
