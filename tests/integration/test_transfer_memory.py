@@ -253,7 +253,7 @@ class StalledTransferTest(DaemonTest):
 
     def setUp(self):
         super().setUp()
-        self.d.extra_args = ["--metrics-listen", "127.0.0.1:0", "--transfer-memory-mib", "32", "--transfer-idle-s", "1"]
+        self.d.extra_args = ["--metrics-listen", "127.0.0.1:0", "--transfer-memory-mib", "32", "--transfer-idle-s", "2"]
         self.d.start()
         self.url = re.findall(r"shredd: metrics url=(http://127\.0\.0\.1:\d+/metrics)", self.d.log())[-1]
 
@@ -323,7 +323,7 @@ class VanishedClientTest(DaemonTest):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        self.d.extra_args = ["--metrics-listen", "127.0.0.1:0", "--keepalive-s", "1",
+        self.d.extra_args = ["--metrics-listen", "127.0.0.1:0", "--keepalive-s", "2",
                              "--listen", "tcp:127.0.0.1:%d" % port]
         self.d.start()
         url = re.findall(r"shredd: metrics url=(http://127\.0\.0\.1:\d+/metrics)", self.d.log())[-1]
@@ -337,7 +337,7 @@ class VanishedClientTest(DaemonTest):
         while metric(url, "shredd_transfer_memory_bytes") == 0 and time.time() < deadline:
             time.sleep(0.05)
         self.assertGreater(metric(url, "shredd_transfer_memory_bytes"), 0)
-        # A ping each second, unanswered for one: dropped within a few seconds
+        # A ping every 2 s, unanswered for 2 s: dropped within a few seconds
         # (with the default 60 s the lease would still be held).
         deadline = time.time() + 15
         while metric(url, "shredd_transfer_memory_bytes") != 0 and time.time() < deadline:
@@ -408,12 +408,12 @@ class GrpcBuffersTest(DaemonTest):
             for i in range(0, len(data), 1 << 20):
                 yield pb.PutRequest(data=data[i:i + (1 << 20)])
         calls = [self.d.store().Put.future(upload(b), timeout=120) for b in blobs]
+        outcomes = [c.exception() for c in calls]  # all done before checking (checks are calls too)
         refused = 0
-        for data, call in zip(blobs, calls):
-            try:
-                call.result()
+        for data, e in zip(blobs, outcomes):
+            if e is None:
                 self.assertEqual(self.d.get_bytes(sha256_digest(data)), data)
-            except grpc.RpcError as e:
+            else:
                 self.assertEqual(e.code(), grpc.StatusCode.RESOURCE_EXHAUSTED, e.details())
                 self.assertEqual(e.details(), "Server Threadpool Exhausted")
                 # refused before its handler ran: nothing of it stored
