@@ -164,8 +164,7 @@ grpc::Status OrdersService::GetSubjectMap(grpc::ServerContext* ctx, const v1::Su
   size_t items = 0;
   bool sent_ok = true;
   constexpr size_t kChunkItems = 16384;
-  std::optional<StallWatch::Watched> watched;  // not read, it would hold its call for good
-  if (stalls_ != nullptr) watched.emplace(stalls_->Watch(ctx, "subject map stream"));
+  auto watched = StallWatch::Watch(stalls_, ctx, "subject map stream");  // not read, it would hold its call for good
   auto s =
       book_->ForEachSubject(req->order_id(), [&](const std::string& subject, const std::vector<SubjectMapItem>& list) {
         auto* out = chunk.add_subjects();
@@ -179,7 +178,7 @@ grpc::Status OrdersService::GetSubjectMap(grpc::ServerContext* ctx, const v1::Su
           sent_ok = writer->Write(chunk);
           chunk.Clear();
           items = 0;
-          if (watched) watched->Moved();
+          watched.Moved();
         }
         return sent_ok && !ctx->IsCancelled();
       });

@@ -1,7 +1,5 @@
 #include "daemon/api/shred_service.h"
 
-#include <optional>
-
 #include "daemon/api/auth.h"
 #include "daemon/api/memory_lease.h"
 #include "daemon/api/status_map.h"
@@ -99,14 +97,13 @@ grpc::Status ShredService::GetManifest(grpc::ServerContext* ctx, const v1::GetCe
   bool sent_ok = true;
   constexpr size_t kPiece = 1 << 20;
   // Not read, the stream would hold its call and a RocksDB iterator for good.
-  std::optional<StallWatch::Watched> watched;
-  if (stalls_ != nullptr) watched.emplace(stalls_->Watch(ctx, "manifest stream"));
+  auto watched = StallWatch::Watch(stalls_, ctx, "manifest stream");
   auto s = shredder_->StreamManifest(id, [&](std::string_view piece) {
     chunk.mutable_data()->append(piece.data(), piece.size());
     if (chunk.data().size() >= kPiece) {
       sent_ok = writer->Write(chunk);
       chunk.clear_data();
-      if (watched) watched->Moved();
+      watched.Moved();
     }
     return sent_ok && !ctx->IsCancelled();
   });

@@ -23,13 +23,14 @@ StallWatch::~StallWatch() {
   if (thread_.joinable()) thread_.join();
 }
 
-StallWatch::Watched StallWatch::Watch(grpc::ServerContextBase* ctx, std::string what) {
-  std::lock_guard lock(mu_);
-  auto it = entries_.emplace(entries_.end());
+StallWatch::Watched StallWatch::Watch(StallWatch* watch, grpc::ServerContextBase* ctx, std::string what) {
+  if (watch == nullptr) return Watched(nullptr, {});
+  std::lock_guard lock(watch->mu_);
+  auto it = watch->entries_.emplace(watch->entries_.end());
   it->ctx = ctx;
   it->what = std::move(what);
   it->last_ns = NowNs();
-  return Watched(this, it);
+  return Watched(watch, it);
 }
 
 StallWatch::Watched::~Watched() {
@@ -38,9 +39,11 @@ StallWatch::Watched::~Watched() {
   watch_->entries_.erase(it_);
 }
 
-void StallWatch::Watched::Moved() { it_->last_ns.store(NowNs(), std::memory_order_relaxed); }
+void StallWatch::Watched::Moved() {
+  if (watch_ != nullptr) it_->last_ns.store(NowNs(), std::memory_order_relaxed);
+}
 
-bool StallWatch::Watched::stalled() const { return it_->stalled.load(); }
+bool StallWatch::Watched::stalled() const { return watch_ != nullptr && it_->stalled.load(); }
 
 void StallWatch::Run() {
   const auto tick =

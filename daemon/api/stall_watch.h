@@ -35,7 +35,8 @@ class StallWatch {
   StallWatch(const StallWatch&) = delete;
   StallWatch& operator=(const StallWatch&) = delete;
 
-  // Watches one call while it lives; Moved() after each message.
+  // Watches one call while it lives; Moved() after each message. Inert
+  // (never stalled) when made by Watch(nullptr, ...).
   class Watched {
    public:
     Watched(Watched&& o) noexcept : watch_(o.watch_), it_(o.it_) { o.watch_ = nullptr; }
@@ -50,7 +51,7 @@ class StallWatch {
     StallWatch* watch_;
     std::list<Entry>::iterator it_;
   };
-  Watched Watch(grpc::ServerContextBase* ctx, std::string what);
+  static Watched Watch(StallWatch* watch, grpc::ServerContextBase* ctx, std::string what);
 
  private:
   struct Entry {

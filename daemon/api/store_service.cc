@@ -128,10 +128,9 @@ grpc::Status StoreService::ReceiveUpload(grpc::ServerContext* ctx, grpc::ServerR
   PutMessage msg;
   grpc::Status bad;
   bool trailer_seen = false;
-  std::optional<StallWatch::Watched> watched;
-  if (stalls_ != nullptr) watched.emplace(stalls_->Watch(ctx, "upload"));
+  auto watched = StallWatch::Watch(stalls_, ctx, "upload");
   while (ReadPutMessage(reader, &msg, &bad)) {
-    if (watched) watched->Moved();
+    watched.Moved();
     const v1::PutRequest& req = msg.parsed();
     if (msg.has_header()) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a second header in one upload stream");
@@ -157,7 +156,7 @@ grpc::Status StoreService::ReceiveUpload(grpc::ServerContext* ctx, grpc::ServerR
     if (auto s = upload->AppendRun(msg.TakeData()); !s.ok()) return ToGrpc(s);
   }
   if (!bad.ok()) return bad;
-  if (watched && watched->stalled()) {
+  if (watched.stalled()) {
     return grpc::Status(grpc::StatusCode::CANCELLED,
                         "upload cancelled: no data for [storage] transfer_idle_s; nothing was stored");
   }
@@ -280,8 +279,7 @@ grpc::Status StoreService::SendContent(grpc::ServerContext* ctx,
   });
   const auto total = static_cast<int64_t>(reader.size());
   bool first = true, write_failed = false;
-  std::optional<StallWatch::Watched> watched;
-  if (stalls_ != nullptr) watched.emplace(stalls_->Watch(ctx, "download"));
+  auto watched = StallWatch::Watch(stalls_, ctx, "download");
   while (auto plain = ahead.Pop()) {
     if (ctx->IsCancelled()) {
       sodium_memzero(plain->data(), plain->size());
@@ -294,7 +292,7 @@ grpc::Status StoreService::SendContent(grpc::ServerContext* ctx,
     }
     first = false;
     Metrics().bytes_sent.Add(n);
-    if (watched) watched->Moved();
+    watched.Moved();
   }
   ahead.Cancel();
   producer.join();

@@ -26,6 +26,14 @@ def metric(url, name):
     return float(m.group(1))
 
 
+def wait_metric(url, name, pred, seconds=15):
+    """Polls a metric until pred(value) holds or `seconds` pass; returns its last value."""
+    deadline = time.time() + seconds
+    while not pred(metric(url, name)) and time.time() < deadline:
+        time.sleep(0.05)
+    return metric(url, name)
+
+
 def vm_hwm_kib(pid):
     with open("/proc/%d/status" % pid) as f:
         return int(re.search(r"^VmHWM:\s+(\d+) kB", f.read(), re.M).group(1))
@@ -213,36 +221,26 @@ class TransferMemoryTest(DaemonTest):
         cert = self.d.shredder().Shred(pb.ShredRequest(digests=[pb.Digest(hash=self.digest)])).certificate_id
         stuck = call_without_reading(self.d.socket, "/shredd.v1.Shredder/GetCertificate",
                                      pb.GetCertificateRequest(certificate_id=cert))
-        deadline = time.time() + 10
-        while metric(self.url, "shredd_transfer_memory_bytes") == 0 and time.time() < deadline:
-            time.sleep(0.05)
+        wait_metric(self.url, "shredd_transfer_memory_bytes", lambda v: v > 0)
         time.sleep(0.5)  # long after the handler returned
         self.assertGreater(metric(self.url, "shredd_transfer_memory_bytes"), 0)
         # A client that reads gets the same certificate meanwhile.
         reply = self.d.shredder().GetCertificate(pb.GetCertificateRequest(certificate_id=cert), timeout=30)
         self.assertIn(self.digest.split(":")[1].encode(), reply.manifest)
         stuck.close()
-        deadline = time.time() + 10
-        while metric(self.url, "shredd_transfer_memory_bytes") != 0 and time.time() < deadline:
-            time.sleep(0.05)
-        self.assertEqual(metric(self.url, "shredd_transfer_memory_bytes"), 0)
+        self.assertEqual(wait_metric(self.url, "shredd_transfer_memory_bytes", lambda v: v == 0), 0)
 
     def test_a_shred_reply_is_charged_until_its_client_has_read_it(self):
         # The shred itself is done and certified whatever the client does;
         # its reply (manifest inline) counts against the budget until sent.
         stuck = call_without_reading(self.d.socket, "/shredd.v1.Shredder/Shred",
                                      pb.ShredRequest(digests=[pb.Digest(hash=self.digest)], reason="stuck reader"))
-        deadline = time.time() + 10
-        while metric(self.url, "shredd_transfer_memory_bytes") == 0 and time.time() < deadline:
-            time.sleep(0.05)
+        wait_metric(self.url, "shredd_transfer_memory_bytes", lambda v: v > 0)
         time.sleep(0.5)
         self.assertGreater(metric(self.url, "shredd_transfer_memory_bytes"), 0)
         self.assertRpcError(grpc.StatusCode.NOT_FOUND, self.d.get_bytes, self.digest)  # shredded all the same
         stuck.close()
-        deadline = time.time() + 10
-        while metric(self.url, "shredd_transfer_memory_bytes") != 0 and time.time() < deadline:
-            time.sleep(0.05)
-        self.assertEqual(metric(self.url, "shredd_transfer_memory_bytes"), 0)
+        self.assertEqual(wait_metric(self.url, "shredd_transfer_memory_bytes", lambda v: v == 0), 0)
 
 
 class StalledTransferTest(DaemonTest):
@@ -258,10 +256,7 @@ class StalledTransferTest(DaemonTest):
         self.url = re.findall(r"shredd: metrics url=(http://127\.0\.0\.1:\d+/metrics)", self.d.log())[-1]
 
     def wait_for(self, name, pred, seconds=15):
-        deadline = time.time() + seconds
-        while not pred(metric(self.url, name)) and time.time() < deadline:
-            time.sleep(0.05)
-        return metric(self.url, name)
+        return wait_metric(self.url, name, pred, seconds)
 
     def test_a_download_nobody_reads_is_cancelled_and_returns_its_lease(self):
         data = os.urandom(ITEM)
