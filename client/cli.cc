@@ -102,6 +102,29 @@ std::unique_ptr<grpc::ClientReader<grpc::ByteBuffer>> StartRawGet(grpc::Channel*
       grpc::internal::ClientReaderFactory<grpc::ByteBuffer>::Create(channel, method, ctx, req));
 }
 
+// A download under way: its call and its first reply. A call that gRPC
+// refused beyond the daemon's [server] max_calls (before any byte, so nothing
+// ran) is made again after a backoff, as `put` does.
+struct RawGet {
+  std::unique_ptr<grpc::ClientContext> ctx;
+  std::unique_ptr<grpc::ClientReader<grpc::ByteBuffer>> reader;
+  grpc::ByteBuffer first;
+  bool has_first = false;
+  std::optional<grpc::Status> ended;  // the call ended before a first reply (Finish() was called)
+};
+
+RawGet OpenRawGet(grpc::Channel* channel, const v1::GetRequest& req) {
+  for (int attempt = 1;; ++attempt) {
+    RawGet get;
+    get.ctx = std::make_unique<grpc::ClientContext>();
+    get.reader = StartRawGet(channel, get.ctx.get(), req);
+    get.has_first = get.reader->Read(&get.first);
+    if (get.has_first) return get;
+    get.ended = get.reader->Finish();
+    if (!RefusedForMaxCalls(*get.ended) || !BackOffForMaxCalls(attempt)) return get;
+  }
+}
+
 int CmdGet(const Global& g, const std::string& digest, const std::string& out_path, int64_t offset, int64_t length) {
   // Plaintext: a private file (0600) that gets its name only once every
   // byte is written and checked; nothing is left behind on a failure.
@@ -115,12 +138,13 @@ int CmdGet(const Global& g, const std::string& digest, const std::string& out_pa
     writeback = !file->in_place();
   }
   auto channel = Connect(g);
-  grpc::ClientContext ctx;
   v1::GetRequest req;
   req.mutable_digest()->set_hash(digest);
   req.set_offset(offset);
   req.set_limit(length);
-  auto reader = StartRawGet(channel.get(), &ctx, req);
+  RawGet get = OpenRawGet(channel.get(), req);
+  auto& ctx = *get.ctx;
+  auto& reader = get.reader;
   const bool whole = offset == 0 && length == 0;
   EVP_MD_CTX* md = EVP_MD_CTX_new();
   EVP_DigestInit_ex(md, EVP_sha256(), nullptr);
@@ -149,11 +173,11 @@ int CmdGet(const Global& g, const std::string& digest, const std::string& out_pa
       queue.Cancel();
     }
   });
-  grpc::ByteBuffer buffer;
+  grpc::ByteBuffer& buffer = get.first;
   uint64_t received = 0;
   bool malformed = false;
   std::optional<Progress> progress;
-  while (reader->Read(&buffer)) {
+  for (bool more = get.has_first; more; more = reader->Read(&buffer)) {
     Received d;
     int64_t total_size = 0;
     if (!ParseGetResponse(&buffer, &d, &total_size)) {
@@ -175,7 +199,7 @@ int CmdGet(const Global& g, const std::string& digest, const std::string& out_pa
   }
   queue.Close();
   writer.join();
-  grpc::Status s = reader->Finish();
+  grpc::Status s = get.ended ? *get.ended : reader->Finish();
   unsigned char h[32];
   unsigned int hl = 0;
   EVP_DigestFinal_ex(md, h, &hl);

@@ -424,6 +424,20 @@ class GrpcBuffersTest(DaemonTest):
             with open(path, "rb") as f:
                 data = f.read()
             self.assertEqual(self.d.get_bytes(sha256_digest(data)), data)
+        # Downloads the same: 40 `shredctl get` at once all succeed.
+        procs = self.get_all_at_once(paths)
+        self.assertEqual([p.returncode for p in procs], [0] * 40, [p.stderr for p in procs if p.returncode])
+        for path in paths:
+            with open(path, "rb") as f, open(path + ".out", "rb") as g:
+                self.assertEqual(f.read(), g.read())
+
+    def get_all_at_once(self, paths):
+        def get(path):
+            with open(path, "rb") as f:
+                digest = sha256_digest(f.read())
+            return self.d.ctl("-q", "get", digest, "-o", path + ".out", check=False)
+        with concurrent.futures.ThreadPoolExecutor(len(paths)) as pool:
+            return list(pool.map(get, paths))
 
 if __name__ == "__main__":
     import unittest
