@@ -1,8 +1,11 @@
 #include "daemon/crypto/aead.h"
 
+#include <pthread.h>
 #include <sodium.h>
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <cstring>
 
 #include "daemon/base/coding.h"
@@ -15,6 +18,38 @@ constexpr size_t kTag = crypto_aead_xchacha20poly1305_ietf_ABYTES;
 static_assert(kNonce + kTag == kWrapOverhead);
 
 const unsigned char* U(std::string_view s) { return reinterpret_cast<const unsigned char*>(s.data()); }
+
+// Random nonces for XChaCha20-Poly1305, taken from a per-thread buffer that
+// one randombytes_buf call (one getrandom(2)) refills every 170 nonces: the
+// batch path seals three records per item, and a getrandom per seal was 5 %
+// of the daemon's CPU in an ingest (docs/PERFORMANCE.md). Nonces are public,
+// so the buffer needs no secure memory; each byte is handed out once. A
+// forked child starts with a copy of its parent's buffer, so a fork empties
+// it (the generation check) lest parent and child hand out the same nonces.
+std::atomic<uint64_t> fork_generation{0};
+
+void RandomNonce(unsigned char* out) {
+  struct Pool {
+    std::array<unsigned char, kNonce * 170> bytes;
+    size_t used = sizeof bytes;
+    uint64_t generation = 0;
+  };
+  static const bool registered = [] {
+    pthread_atfork(nullptr, nullptr, [] { fork_generation.fetch_add(1, std::memory_order_relaxed); });
+    return true;
+  }();
+  (void)registered;
+  thread_local Pool pool;
+  const uint64_t generation = fork_generation.load(std::memory_order_relaxed);
+  if (pool.used == pool.bytes.size() || pool.generation != generation) {
+    randombytes_buf(pool.bytes.data(), pool.bytes.size());
+    pool.used = 0;
+    pool.generation = generation;
+  }
+  std::memcpy(out, pool.bytes.data() + pool.used, kNonce);
+  sodium_memzero(pool.bytes.data() + pool.used, kNonce);
+  pool.used += kNonce;
+}
 
 // Opens into caller-provided memory of size sealed.size() - overhead.
 absl::Status OpenInto(KeyView key, std::string_view sealed, std::string_view ad, unsigned char* out) {
@@ -34,7 +69,7 @@ absl::Status OpenInto(KeyView key, std::string_view sealed, std::string_view ad,
 std::string SealWithKey(KeyView key, std::span<const uint8_t> plaintext, std::string_view ad) {
   std::string out(kNonce + plaintext.size() + kTag, '\0');
   auto* o = reinterpret_cast<unsigned char*>(out.data());
-  randombytes_buf(o, kNonce);
+  RandomNonce(o);
   unsigned long long clen = 0;
   crypto_aead_xchacha20poly1305_ietf_encrypt(o + kNonce, &clen, plaintext.data(), plaintext.size(), U(ad), ad.size(),
                                              nullptr, o, key.data());

@@ -3,13 +3,64 @@
 // apart.
 #include "daemon/crypto/aead.h"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <set>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
 namespace shredd {
 namespace {
+
+// SealWithKey's nonces come from a per-thread buffer of random bytes: every
+// nonce must still be new, across refills and threads.
+std::string NonceOf(const std::string& sealed) { return sealed.substr(0, 24); }
+
+TEST(SealWithKeyTest, NoncesAreNeverReusedAcrossRefillsAndThreads) {
+  SecretBytes key = SecretBytes::Random(kKeySize);
+  constexpr int kThreads = 4, kEach = 2000;  // ~12 refills per thread
+  std::vector<std::vector<std::string>> nonces(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) nonces[t].push_back(NonceOf(SealWithKey(key, std::string_view("x"), "ad")));
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::set<std::string> all;
+  for (const auto& v : nonces) all.insert(v.begin(), v.end());
+  EXPECT_EQ(all.size(), static_cast<size_t>(kThreads * kEach));
+  auto opened = OpenData(key, SealWithKey(key, std::string_view("x"), "ad"), "ad");
+  ASSERT_TRUE(opened.ok());
+  EXPECT_EQ(*opened, "x");
+}
+
+// A forked child must not hand out the nonces its parent still holds.
+TEST(SealWithKeyTest, AForkedChildDoesNotRepeatItsParentsNonces) {
+  SecretBytes key = SecretBytes::Random(kKeySize);
+  (void)SealWithKey(key, std::string_view("x"), "ad");  // the buffer is filled
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    const std::string n = NonceOf(SealWithKey(key, std::string_view("x"), "ad"));
+    _exit(write(fds[1], n.data(), n.size()) == 24 ? 0 : 1);
+  }
+  close(fds[1]);
+  const std::string parent = NonceOf(SealWithKey(key, std::string_view("x"), "ad"));
+  std::string child(24, '\0');
+  EXPECT_EQ(read(fds[0], child.data(), child.size()), 24);
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_NE(child, parent);
+}
 
 TEST(ChunkSealerTest, MatchesChunkCipherAcrossKeysAndItems) {
   ChunkSealer sealer;  // one context for many items, as in ItemStore::PutBatch
