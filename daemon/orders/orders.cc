@@ -26,7 +26,7 @@ using nlohmann::json;
 using nlohmann::ordered_json;
 
 // The shredder's request id for order `id`.
-std::string RequestIdOf(std::string_view id) { return StrCat("order:", id); }
+std::string RequestIdOf(std::string_view id) { return StrCat(kOrderRequestPrefix, id); }
 
 std::string OrderKey(std::string_view id) { return StrCat(keyspace::kOrder, id); }
 std::string OrderAd(std::string_view id) { return StrCat("shredd/order/v1", id); }

@@ -50,6 +50,7 @@ std::string EncodePendingRecord(const PendingRecord& r) {
   json j;
   j["requestId"] = r.request_id;
   j["reason"] = r.reason;
+  if (!r.request_binding.empty()) j["requestBinding"] = r.request_binding;
   j["requested"] = r.requested;
   j["vault"] = r.vault;
   j["orderId"] = r.order_id;
@@ -75,7 +76,8 @@ absl::StatusOr<PendingRecord> DecodePendingRecord(std::string_view text, std::st
   r.suppressed_by = StrCat("certificate ", cert_id);
   for (auto [member, out] :
        {std::pair{"requestId", &r.request_id}, std::pair{"reason", &r.reason}, std::pair{"requested", &r.requested},
-        std::pair{"vault", &r.vault}, std::pair{"orderId", &r.order_id}, std::pair{"suppressedBy", &r.suppressed_by}}) {
+        std::pair{"vault", &r.vault}, std::pair{"orderId", &r.order_id}, std::pair{"suppressedBy", &r.suppressed_by},
+        std::pair{"requestBinding", &r.request_binding}}) {
     if (auto s = ReadString(j, member, out); !s.ok()) return s;
   }
   if (auto s = ReadCount(j, "planned", &r.planned); !s.ok()) return s;

@@ -22,7 +22,11 @@
 namespace shredd {
 
 struct PendingRecord {
-  std::string request_id;     // "requestId"
+  std::string request_id;  // "requestId"
+  // What a request id given by the client was first used for (hex of
+  // RequestBinding in shredder_records.h; "requestBinding"); empty for the
+  // daemon's own ids and in records of earlier versions.
+  std::string request_binding;
   std::string reason;         // "reason"
   std::string requested;      // "requested": RFC 3339
   std::string vault;          // "vault": the vault backend's name

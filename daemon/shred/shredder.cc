@@ -92,6 +92,12 @@ absl::StatusOr<CertificateBundle> Shredder::Shred(const ShredSpec& spec) {
         "the manifest (shredctl receipt)"));
   }
   job.request_id = spec.request_id;
+  if (job.request_id.starts_with(kAutoRequestPrefix) || job.request_id.starts_with(kOrderRequestPrefix)) {
+    return absl::InvalidArgumentError(StrCat("request id ", QuoteForError(job.request_id), " begins with \"",
+                                             kAutoRequestPrefix, "\" or \"", kOrderRequestPrefix,
+                                             "\", which the daemon keeps for its own ids; choose another"));
+  }
+  if (!job.request_id.empty()) job.request_binding = RequestBinding(job.hashes, spec.reason);
   if (job.request_id.empty()) {
     // Derived from the digests and their custody records, so repeating a
     // request returns its certificate, while content stored again after a
@@ -250,7 +256,14 @@ absl::StatusOr<CertificateBundle> Shredder::ExecutePlanned(ShredJob job, const P
   if (catalog_ != nullptr) holds_stable = catalog_->HoldsStable();
   std::string existing;
   if (store_->db()->Get(rocksdb::ReadOptions(), RequestKey(job.request_id), &existing).ok()) {
-    return LoadFinishingLocked(existing);
+    const RequestRecordParts first = ParseRequestRecord(existing);
+    if (!job.request_binding.empty() && !first.binding.empty() && first.binding != job.request_binding) {
+      return absl::AlreadyExistsError(StrCat("request id ", QuoteForError(job.request_id),
+                                             " was used for another shred (certificate ", first.cert_id,
+                                             ") with other digests or another reason; nothing was shredded. "
+                                             "Give each shred its own request id"));
+    }
+    return LoadFinishingLocked(std::string(first.cert_id));
   }
   // Certifications left pending by a vault failure go first (they may
   // have old roots to destroy that this destruction would also meet).
@@ -275,6 +288,7 @@ absl::StatusOr<CertificateBundle> Shredder::ExecutePlanned(ShredJob job, const P
 
   PendingRecord pending;
   pending.request_id = job.request_id;
+  pending.request_binding = job.request_binding;
   pending.reason = job.reason;
   pending.requested = FormatRfc3339(requested);
   pending.vault = store_->key_tree().vault().BackendName();
@@ -428,7 +442,7 @@ absl::Status Shredder::Destroy(const std::string& cert_id, const PendingRecord* 
     pending.installed_epoch = tree.epoch() + 1;
     pending.destroyed += slots.size();
     batch.Put(PendingKey(cert_id), store_->SealSystem(EncodePendingRecord(pending), PendingAd(cert_id)));
-    if (first) batch.Put(RequestKey(pending.request_id), cert_id);
+    if (first) batch.Put(RequestKey(pending.request_id), RequestRecord(cert_id, pending.request_binding));
     const absl::Time epoch_start = absl::Now();
     auto epoch = tree.Shred(slots, &batch);
     if (!epoch.ok()) {

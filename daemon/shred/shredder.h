@@ -80,6 +80,9 @@ namespace shredd {
 // Request ids the shredder derives itself (keyed, see Shred) start so; only
 // callers who may know the content may look certificates up by them.
 inline constexpr std::string_view kAutoRequestPrefix = "auto:";
+// The request id of an order's destruction: this prefix and the order id.
+// Neither prefix is open to request ids that clients give.
+inline constexpr std::string_view kOrderRequestPrefix = "order:";
 
 struct ShredSpec {
   std::vector<Sha256> hashes;
@@ -90,8 +93,9 @@ struct ShredSpec {
 
 // One destruction, as the order machinery hands it to the shredder.
 struct ShredJob {
-  std::vector<Sha256> hashes;  // the items to destroy (selected + derived)
-  std::string request_id;      // idempotency key
+  std::vector<Sha256> hashes;   // the items to destroy (selected + derived)
+  std::string request_id;       // idempotency key
+  std::string request_binding;  // hex: what a client's request id stands for (RequestBinding); else empty
   std::string reason;
   std::string order_id;                 // empty for a bare shred request
   nlohmann::ordered_json order_public;  // predicate.order (without privateCommitment)

@@ -351,9 +351,11 @@ absl::StatusOr<CertificateBundle> Shredder::GetCertificate(std::string_view cert
   if (id.empty()) {
     if (request_id.empty()) return absl::InvalidArgumentError("give a certificate id or a request id");
     if (request_id.size() > 256) return absl::InvalidArgumentError("request id is longer than 256 bytes");
-    rocksdb::Status rs = store_->db()->Get(rocksdb::ReadOptions(), RequestKey(request_id), &id);
+    std::string record;
+    rocksdb::Status rs = store_->db()->Get(rocksdb::ReadOptions(), RequestKey(request_id), &record);
     if (rs.IsNotFound()) return absl::NotFoundError(StrCat("no certificate for request ", QuoteForError(request_id)));
     if (!rs.ok()) return FromRocks(rs, "reading a request record");
+    id = std::string(ParseRequestRecord(record).cert_id);
   }
   if (id.size() > 64) return absl::InvalidArgumentError("malformed certificate id");
   if (HasPending(id)) {

@@ -8,6 +8,7 @@
 #include <sys/resource.h>
 
 #include <cstring>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -37,6 +38,32 @@ inline double ProcessCpuSeconds() {
 }
 
 inline std::string RequestKey(std::string_view id) { return StrCat(keyspace::kRequest, id); }
+// The value of an "r" record: the certificate id, then, for a request id the
+// client gave, a space and the hex of what that id was used for (records of
+// earlier versions hold the certificate id alone).
+inline std::string RequestRecord(std::string_view cert_id, std::string_view binding) {
+  return binding.empty() ? std::string(cert_id) : StrCat(cert_id, " ", binding);
+}
+struct RequestRecordParts {
+  std::string_view cert_id;
+  std::string_view binding;  // empty: not bound
+};
+inline RequestRecordParts ParseRequestRecord(std::string_view value) {
+  const size_t space = value.find(' ');
+  if (space == std::string_view::npos) return {value, {}};
+  return {value.substr(0, space), value.substr(space + 1)};
+}
+// What a client's request id is bound to by its first use: the digests to
+// shred (sorted, without repeats) and the reason, which go into the
+// certificate. The same id with other digests or another reason is another
+// request, refused rather than answered with the first one's certificate.
+inline std::string RequestBinding(std::span<const Sha256> sorted_hashes, std::string_view reason) {
+  Sha256Hasher h;
+  h.Update(std::string_view("shredd/request-binding/v1\0", 26));
+  for (const Sha256& x : sorted_hashes) h.Update({reinterpret_cast<const char*>(x.data()), x.size()});
+  h.Update(reason);
+  return HexEncode(h.Finish());
+}
 inline std::string PendingKey(std::string_view id) { return StrCat(keyspace::kPending, id); }
 inline std::string CertKey(std::string_view id) { return StrCat(keyspace::kCertificate, id); }
 inline std::string ManifestKey(std::string_view id) { return StrCat(keyspace::kManifest, id); }

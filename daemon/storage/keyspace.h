@@ -52,7 +52,8 @@ inline constexpr std::string_view kHoldLookup = "h";   // ptype(1) target(32) ho
 inline constexpr std::string_view kLift = "U";         // hold_id: sealed record of a lifted hold
 
 // Shredding (daemon/shred/shredder.h).
-inline constexpr std::string_view kRequest = "r";        // request_id: certificate id
+inline constexpr std::string_view kRequest =
+    "r";  // request_id: certificate id [" " binding] (shred/shredder_records.h)
 inline constexpr std::string_view kPending = "P";        // certificate_id: pending certification
 inline constexpr std::string_view kStagedItem = "qs";    // cert(16) slot(8): staged item
 inline constexpr std::string_view kStagedLeaf = "ql";    // cert(16) leaf_hash(32): staged manifest entry

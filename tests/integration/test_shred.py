@@ -181,6 +181,36 @@ class ShredTest(DaemonTest):
         # and re-upload of shredded content is refused
         self.assertRpcError(grpc.StatusCode.FAILED_PRECONDITION, self.d.put_bytes, self.y)
 
+    def test_a_request_id_stands_for_one_request(self):
+        # An idempotency key answers a retry of its request, not another
+        # request: the same id with other digests or another reason used
+        # to return the first certificate, leaving the second item readable.
+        shred = self.d.shredder().Shred
+        first = shred(pb.ShredRequest(digests=[pb.Digest(hash=self.dx)], reason="art. 17", request_id="t-1"))
+        for digests, reason in (([self.dy], "art. 17"), ([self.dx, self.dy], "art. 17"), ([self.dx], "other")):
+            e = self.assertRpcError(grpc.StatusCode.ALREADY_EXISTS, shred,
+                                    pb.ShredRequest(digests=[pb.Digest(hash=h) for h in digests], reason=reason,
+                                                    request_id="t-1"))
+            self.assertIn(first.certificate_id, e.details())
+            self.assertIn("own request id", e.details())
+        self.assertEqual(self.d.get_bytes(self.dy), self.y)
+        # the retry itself (repeated digests, in any order) is answered
+        again = shred(pb.ShredRequest(digests=[pb.Digest(hash=self.dx)] * 2, reason="art. 17", request_id="t-1"))
+        self.assertEqual(again.certificate_id, first.certificate_id)
+        by_request = self.d.shredder().GetCertificate(pb.GetCertificateRequest(request_id="t-1"))
+        self.assertEqual(by_request.certificate_id, first.certificate_id)
+        # The daemon's own request ids are not open to clients: a shred
+        # under "order:o1" used to complete a later order o1 with its
+        # certificate, destroying nothing of what the order named.
+        for rid in ("order:o1", "auto:" + "0" * 64):
+            e = self.assertRpcError(grpc.StatusCode.INVALID_ARGUMENT, shred,
+                                    pb.ShredRequest(digests=[pb.Digest(hash=self.dy)], request_id=rid))
+            self.assertIn("keeps for its own ids", e.details())
+        self.assertEqual(self.d.get_bytes(self.dy), self.y)
+        self.d.ctl("order", "submit", "--id", "o1", "--basis", "gdpr-art17", "--reference", "r-1", "--digest", self.dy)
+        self.d.ctl("order", "wait", "o1", "--timeout", "60")
+        self.assertRpcError(grpc.StatusCode.NOT_FOUND, self.d.get_bytes, self.dy)
+
     def test_certificates_survive_restart(self):
         cert, manifest = self.shred(self.dx)
         cid = read_json(manifest)["certificateId"]

@@ -80,6 +80,7 @@ TEST(CertificateBuilderTest, WhatItSignsTheVerifierAccepts) {
 TEST(PendingRecordTest, RoundTripsAndDecodesOlderRecords) {
   PendingRecord r;
   r.request_id = "req";
+  r.request_binding = std::string(64, 'b');
   r.reason = "why";
   r.requested = "2026-12-06T05:00:00.000Z";
   r.vault = "pkcs11";
@@ -96,6 +97,7 @@ TEST(PendingRecordTest, RoundTripsAndDecodesOlderRecords) {
   auto back = DecodePendingRecord(EncodePendingRecord(r), "c");
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(back->request_id, "req");
+  EXPECT_EQ(back->request_binding, r.request_binding);
   EXPECT_EQ(back->suppressed_by, "order o-1, certificate c");
   EXPECT_EQ(back->destroyed_epoch, 9u);
   EXPECT_EQ(back->installed_epoch, 10u);
