@@ -923,10 +923,18 @@ class ModelRun:
             self.fail("b", "manifest of certificate %s not served: %s" % (cid, res))
         return res.value
 
-    def shred_expectation(self, digests, request_id):
-        """'same:<cid>' | 'refuse' | 'ok' | 'refuse-held'."""
+    def shred_expectation(self, digests, request_id, reason=""):
+        """'same:<cid>' | 'conflict:<cid>' | 'reserved' | 'refuse' | 'ok' | 'refuse-held'."""
         if request_id and request_id in self.m.requests:
-            return "same:" + self.m.requests[request_id]
+            # A request id stands for one request: the same digests and
+            # reason get its certificate, anything else ALREADY_EXISTS.
+            cid = self.m.requests[request_id]
+            cert = self.m.certs[cid]
+            same = (frozenset(digests) == frozenset(cert["items"]) and
+                    reason == cert["pred"]["request"].get("reason", ""))
+            return ("same:" if same else "conflict:") + cid
+        if request_id.startswith(("auto:", "order:")):
+            return "reserved"  # the daemon's own ids: INVALID_ARGUMENT
         cs = [self.m.by_digest.get(d) for d in digests]
         if (not request_id and frozenset(digests) in self.m.auto_sets and
                 all(c is not None and c.state in ("absent", "shredded") for c in cs)):
@@ -945,7 +953,7 @@ class ModelRun:
         return "ok"
 
     def do_shred(self, digests, request_id="", reason="", ch=None, judge=True):
-        exp = self.shred_expectation(digests, request_id)
+        exp = self.shred_expectation(digests, request_id, reason)
         before = self.snapshot() if exp != "ok" and judge else None
         res = call(self.shredder(ch).Shred, pb.ShredRequest(digests=[pb.Digest(hash=d) for d in digests],
                                                             request_id=request_id, reason=reason),
@@ -961,6 +969,10 @@ class ModelRun:
             cid = res.value.certificate_id
             if exp.startswith("same") and cid == exp.split(":", 1)[1]:
                 self.learn_certificate(cid, res.value.certificate)
+                return
+            if exp.startswith("conflict:") or exp == "reserved":
+                self.fail("h", "shred under request id %s (%s) answered certificate %s; expected %s" % (
+                    request_id, exp, cid, "ALREADY_EXISTS" if exp != "reserved" else "INVALID_ARGUMENT"))
                 return
             new = cid not in self.m.certs
             items = self.learn_certificate(cid, res.value.certificate, res.value.manifest)
@@ -982,6 +994,12 @@ class ModelRun:
                 self.fail("h", "shred of present unheld %s refused: %s" % (digests, res))
             if exp.startswith("same:"):
                 self.fail("h", "repeated shred request %s refused: %s" % (request_id, res))
+            if exp.startswith("conflict:") and res.code != grpc.StatusCode.ALREADY_EXISTS:
+                self.fail("h", "request id %s reused for another shred refused with %s, expected ALREADY_EXISTS" % (
+                    request_id, res))
+            if exp == "reserved" and res.code != grpc.StatusCode.INVALID_ARGUMENT:
+                self.fail("h", "shred under the daemon's own id %s refused with %s, expected INVALID_ARGUMENT" % (
+                    request_id, res))
             if exp == "refuse-held" and res.code != grpc.StatusCode.FAILED_PRECONDITION:
                 self.fail("c", "shred of a held item refused with %s, expected FAILED_PRECONDITION" % res)
             if before is not None:
@@ -1006,9 +1024,17 @@ class ModelRun:
             return self.op_shred(r)
         cert = self.m.certs[self.m.requests[req]]
         digests = sorted(cert["items"])
+        reason = cert["pred"]["request"].get("reason", "")
         if r.random() < 0.3 and self.live():
             digests = [r.choice(self.live()).digest]
-        self.do_shred(digests, "" if req.startswith("auto:") else req)
+        if req.startswith("auto:"):
+            self.do_shred(digests, "", reason=reason)
+            return True
+        if r.random() < 0.2:
+            reason = "another reason %d" % self.step
+        if r.random() < 0.1:  # a client borrowing the daemon's own ids
+            req = r.choice(["order:", "auto:"]) + req
+        self.do_shred(digests, req, reason=reason)
         return True
 
     # -- orders
