@@ -52,9 +52,16 @@ std::vector<std::string> MergeValues(std::vector<std::string>& into, const std::
 }  // namespace
 
 absl::StatusOr<ItemInfo> ItemStore::AddMetadata(const Sha256& hash, const ItemMetadata& add,
-                                                const std::vector<std::pair<std::string, std::string>>& extra) {
+                                                const std::vector<std::pair<std::string, std::string>>& extra,
+                                                const DestructionGate::Commit* passed) {
   if (auto s = add.Validate(); !s.ok()) return s;
   ItemKey key = ItemKeyFor(hash);
+  DestructionGate::Commit gate;
+  if (passed == nullptr) {
+    auto g = PassDestructionGate();
+    if (!g.ok()) return g.status();
+    gate = std::move(*g);
+  }
   std::lock_guard stripe(StripeFor(key));
   auto lease = tree_->BeginWrite();  // no shred between reading and rewriting the record
   std::string rec;
@@ -174,15 +181,45 @@ absl::StatusOr<PutResult> ItemStore::MergeIntoExisting(const ContentDigest& dige
                                                        std::span<const ItemKey> lineage_parents) {
   ItemKey key = ItemKeyFor(digest.hash);
   CommitLocks locks;
-  if (auto s = LockForCommit(key, digest, lineage_parents, &locks); !s.ok()) return s;
+  if (auto s = LockForCommit(key, digest, lineage_parents, !lineage_edges.empty(), &locks); !s.ok()) return s;
   if (!locks.record) {  // not reachable: only a shred deletes an item record, and it suppresses
     return absl::NotFoundError(StrCat(digest.HashString(), " is not stored"));
   }
   return MergeAndAcknowledge(locks, key, digest, metadata, extra, lineage_edges);
 }
 
+absl::StatusOr<DestructionGate::Commit> ItemStore::PassDestructionGate() {
+  DestructionGate::Commit c = gate_.EnterCommit();
+  if (!c.held()) {
+    return absl::AbortedError(
+        StrCat("a destruction has been in progress for ", absl::FormatDuration(DestructionGate::kCommitWait),
+               "; changes to stored items and uploads with lineage wait for it to end (docs/ORDERS.md); nothing was "
+               "changed, retry later"));
+  }
+  return c;
+}
+
 absl::Status ItemStore::LockForCommit(const ItemKey& key, const ContentDigest& digest, std::span<const ItemKey> parents,
-                                      CommitLocks* locks) {
+                                      bool lineage, CommitLocks* locks) {
+  if (lineage) {
+    auto g = PassDestructionGate();
+    if (!g.ok()) return g.status();
+    locks->gate = std::move(*g);
+  }
+  if (auto s = LockAndRead(key, digest, parents, locks); !s.ok() || !locks->record || locks->gate.held()) return s;
+  // A merge into a stored item: it must not run during a destruction, so
+  // it passes the gate, which comes before the stripe lock (lock order).
+  locks->record.reset();
+  locks->lease.reset();
+  locks->stripe.unlock();
+  auto g = PassDestructionGate();
+  if (!g.ok()) return g.status();
+  locks->gate = std::move(*g);
+  return LockAndRead(key, digest, parents, locks);
+}
+
+absl::Status ItemStore::LockAndRead(const ItemKey& key, const ContentDigest& digest, std::span<const ItemKey> parents,
+                                    CommitLocks* locks) {
   locks->stripe = std::unique_lock(StripeFor(key));
   // From here on no shred epoch can commit: suppression and existence are
   // decided together with the write (see the header, "Ingest and shred").

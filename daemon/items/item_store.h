@@ -49,6 +49,7 @@
 #include "daemon/crypto/aead.h"
 #include "daemon/crypto/digest.h"
 #include "daemon/items/blob_reaper.h"
+#include "daemon/items/destruction_gate.h"
 #include "daemon/items/item.h"
 #include "daemon/keys/key_tree.h"
 #include "daemon/storage/blob_backend.h"
@@ -260,8 +261,17 @@ class ItemStore {
   // Adds subject ids, datasets and labels to a stored item (re-sealing its
   // metadata and adding index entries) together with `extra` records, in one
   // synced write. Returns the new info.
+  // Waits for a destruction in progress (destruction_gate.h); `passed`: the
+  // caller is inside the gate already (several merges as one change).
   absl::StatusOr<ItemInfo> AddMetadata(const Sha256& hash, const ItemMetadata& add,
-                                       const std::vector<std::pair<std::string, std::string>>& extra);
+                                       const std::vector<std::pair<std::string, std::string>>& extra,
+                                       const DestructionGate::Commit* passed = nullptr);
+  // Held by a destruction from its plan to its certificate; passed by every
+  // merge into a stored item and every commit with lineage.
+  DestructionGate& destruction_gate() { return gate_; }
+  // Enters the gate as a commit: ABORTED if a destruction kept it closed
+  // for DestructionGate::kCommitWait.
+  absl::StatusOr<DestructionGate::Commit> PassDestructionGate();
   // Records to commit with an upload (lineage edges), the edges as a JSON
   // array for the upload's "lineage" log entry (empty: none), and the items
   // the edges name (the commit refuses the upload if one was shredded
@@ -387,15 +397,20 @@ class ItemStore {
   bool IsSuppressed(const ItemKey& key);
   // What a commit of an item holds while it decides and writes.
   struct CommitLocks {
+    DestructionGate::Commit gate;  // first: released last
     std::unique_lock<std::mutex> stripe;
     std::optional<KeyTree::WriteLease> lease;
     std::optional<std::string> record;  // the item record, if the item is stored
   };
   // Takes the item's stripe lock and a write lease (a shred epoch cannot
   // commit until both are released), refuses content or lineage parents
-  // that are suppressed, and reads the item record.
+  // that are suppressed, and reads the item record. A commit with lineage
+  // (`lineage`: edges to items or datasets) or into a stored item passes
+  // the destruction gate first.
   absl::Status LockForCommit(const ItemKey& key, const ContentDigest& digest, std::span<const ItemKey> parents,
-                             CommitLocks* locks);
+                             bool lineage, CommitLocks* locks);
+  absl::Status LockAndRead(const ItemKey& key, const ContentDigest& digest, std::span<const ItemKey> parents,
+                           CommitLocks* locks);
   // MergeLocked of locks.record with the kind of `metadata`, then releases
   // the locks and acknowledges the content as present once what was read is
   // durable.
@@ -434,6 +449,7 @@ class ItemStore {
   SecretBytes index_key_;
   SecretBytes system_metadata_key_;
   std::array<std::mutex, 64> stripes_;  // serialise commits of the same digest
+  DestructionGate gate_;
   TransparencyLog* log_ = nullptr;
   std::atomic<int64_t> item_count_{0};
 };

@@ -414,7 +414,7 @@ absl::StatusOr<PutResult> ItemStore::CommitItem(const ContentDigest& digest, con
                                                 std::span<const ItemKey> lineage_parents) {
   ItemKey key = ItemKeyFor(digest.hash);
   CommitLocks locks;
-  if (auto s = LockForCommit(key, digest, lineage_parents, &locks); !s.ok()) return s;
+  if (auto s = LockForCommit(key, digest, lineage_parents, !lineage_edges.empty(), &locks); !s.ok()) return s;
   if (locks.record) {  // the writer's destructor removes the temp file
     return MergeAndAcknowledge(locks, key, digest, metadata, extra, lineage_edges);
   }

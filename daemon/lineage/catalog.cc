@@ -99,6 +99,11 @@ absl::StatusOr<DatasetInfo> Catalog::RegisterDataset(std::string_view name, cons
   probe.datasets = {std::string(name)};
   if (auto s = probe.Validate(); !s.ok()) return s;
   std::unique_lock lock(mu_);
+  // Inside the destruction gate for the whole registration: no shred can
+  // come between the checks and the merges (a digest shredded meanwhile
+  // used to leave the ones before it registered).
+  auto gate = store_->PassDestructionGate();
+  if (!gate.ok()) return gate.status();
   // Validate everything first: nothing changes if any digest is unusable.
   for (const auto& h : digests) {
     if (store_->Contains(h)) continue;
@@ -113,7 +118,7 @@ absl::StatusOr<DatasetInfo> Catalog::RegisterDataset(std::string_view name, cons
   ItemMetadata add;
   add.datasets = {std::string(name)};
   for (const auto& h : digests) {
-    auto info = store_->AddMetadata(h, add, {});
+    auto info = store_->AddMetadata(h, add, {}, &*gate);
     if (!info.ok()) return info.status();
   }
   DatasetInfo out;

@@ -268,6 +268,10 @@ absl::StatusOr<CertificateBundle> Shredder::ExecutePlanned(ShredJob job, const P
   // Certifications left pending by a vault failure go first (they may
   // have old roots to destroy that this destruction would also meet).
   if (pending_count_.load() > 0) (void)FinishPendingLocked();
+  // From the plan to the certificate no merge into a stored item and no
+  // upload with lineage commits: what is planned is what gets destroyed
+  // (items/destruction_gate.h).
+  DestructionGate::Destruction no_commits(&store_->destruction_gate());
   const absl::Time plan_start = absl::Now();
   const double plan_cpu = ProcessCpuSeconds();
   const std::string cert_id = NewCertificateId();

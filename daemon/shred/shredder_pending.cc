@@ -1,6 +1,8 @@
 // Pending certifications: finishing them at start-up, and again, with
 // backoff, whenever finishing one failed (docs/VAULT.md "When a root cannot
 // be destroyed"). See the Shredder class comment.
+#include <optional>
+
 #include "daemon/base/logging.h"
 #include "daemon/base/metrics.h"
 #include "daemon/base/strings.h"
@@ -24,6 +26,8 @@ absl::Status Shredder::CompletePending() {
 absl::Status Shredder::FinishPendingLocked(std::string_view only) {
   auto ids = PendingIds();
   if (!ids.ok()) return ids.status();
+  std::optional<DestructionGate::Destruction> no_commits;  // as in ExecutePlanned
+  if (!ids->empty()) no_commits.emplace(&store_->destruction_gate());
   absl::Status first;
   for (const std::string& id : *ids) {
     if (!only.empty() && id != only) continue;
