@@ -280,8 +280,9 @@ grpc::Status StoreService::SendContent(grpc::ServerContext* ctx,
   const auto total = static_cast<int64_t>(reader.size());
   bool first = true, write_failed = false;
   auto watched = StallWatch::Watch(stalls_, ctx, "download");
+  absl::Status shredded;
   while (auto plain = ahead.Pop()) {
-    if (ctx->IsCancelled()) {
+    if (ctx->IsCancelled() || !(shredded = reader.StillStored()).ok()) {
       sodium_memzero(plain->data(), plain->size());
       break;
     }
@@ -297,6 +298,7 @@ grpc::Status StoreService::SendContent(grpc::ServerContext* ctx,
   ahead.Cancel();
   producer.join();
   ahead.Drain([](std::string& p) { sodium_memzero(p.data(), p.size()); });
+  if (!shredded.ok()) return ToGrpc(shredded);
   if (!read_status.ok()) return ToGrpc(read_status);
   if (write_failed || ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "download cancelled");
   if (first) stream->Write(GetResponseBuffer({}, total));  // empty range: still tell the client the size

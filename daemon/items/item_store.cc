@@ -274,11 +274,22 @@ absl::StatusOr<ItemInfo> ItemStore::Stat(const Sha256& hash) {
 }
 
 absl::StatusOr<std::unique_ptr<ItemReader>> ItemStore::OpenReader(const Sha256& hash) {
+  // Read before the record: a shred committed after it moves the epoch, so
+  // the reader's first StillStored() looks.
+  const uint64_t epoch = tree_->epoch();
   auto item = Lookup(hash);
   if (!item.ok()) return item.status();
   auto dek = tree_->GetDek(item->slot);
   if (!dek.ok()) return dek.status();
   std::unique_ptr<ItemReader> r(new ItemReader());
+  r->tree_ = tree_.get();
+  r->epoch_ = epoch;
+  r->stored_ = [this, key = item->item_key, oid = item->object_id] {
+    std::string rec;
+    if (!db_->Get(rocksdb::ReadOptions(), ItemRecordKey(key), &rec).ok()) return false;
+    auto header = DecodeItemRecord(rec);
+    return header.ok() && header->object_id == oid;  // not a later upload of the same content
+  };
   r->size_ = item->info.digest.size;
   r->chunk_size_ = item->info.chunk_size;
   r->object_id_ = item->object_id;

@@ -144,10 +144,20 @@ class ItemReader {
   // The same, handing each run (at most one chunk) over to `sink`, which
   // owns it (and should wipe it when done): opened from the read buffer.
   absl::Status ReadOwned(uint64_t offset, uint64_t limit, const std::function<bool(std::string&&)>& sink);
+  // NOT_FOUND once the item opened has been shredded. A download asks
+  // before each message it sends, so nothing goes out after the epoch that
+  // destroyed the item (let alone after its certificate): the reader holds
+  // the content key, which the destruction cannot reach. Cheap: the stored
+  // record is looked at only when the key tree's epoch has moved since the
+  // last call.
+  absl::Status StillStored();
 
  private:
   friend class ItemStore;
   ItemReader() = default;
+  std::function<bool()> stored_;  // the record opened is still the item's
+  const KeyTree* tree_ = nullptr;
+  uint64_t epoch_ = 0;  // the key tree's epoch when last checked
   uint64_t size_ = 0;
   uint32_t chunk_size_ = 0;
   std::string object_id_;

@@ -309,6 +309,15 @@ absl::Status ItemReader::Read(uint64_t offset, uint64_t limit, const std::functi
   });
 }
 
+absl::Status ItemReader::StillStored() {
+  if (tree_ == nullptr) return absl::OkStatus();
+  const uint64_t now = tree_->epoch();
+  if (now == epoch_) return absl::OkStatus();
+  epoch_ = now;
+  if (stored_()) return absl::OkStatus();
+  return absl::NotFoundError("the item was shredded during the download; nothing more of it is sent");
+}
+
 absl::Status ItemReader::ReadOwned(uint64_t offset, uint64_t limit, const std::function<bool(std::string&&)>& sink) {
   if (offset > size_) {
     return absl::OutOfRangeError(StrCat("offset ", offset, " is beyond the item's size of ", size_));

@@ -7,7 +7,7 @@ import os
 import subprocess
 import unittest
 
-from harness import REPO, DaemonTest, ctl_offline, grpc, pb, read_json, read_text, sha256_digest
+from harness import REPO, DaemonTest, ctl_offline, grpc, pb, pb_grpc, read_json, read_text, sha256_digest
 
 PYNACL_VERIFIER = os.path.join(REPO, "tests", "tools", "verify_cert.py")
 OPENSSL_VERIFIER = os.path.join(REPO, "tests", "tools", "openssl_verify.sh")
@@ -210,6 +210,26 @@ class ShredTest(DaemonTest):
         self.d.ctl("order", "submit", "--id", "o1", "--basis", "gdpr-art17", "--reference", "r-1", "--digest", self.dy)
         self.d.ctl("order", "wait", "o1", "--timeout", "60")
         self.assertRpcError(grpc.StatusCode.NOT_FOUND, self.d.get_bytes, self.dy)
+
+    def test_a_download_in_progress_stops_at_the_shred(self):
+        # The reader holds the content key, which the destruction cannot
+        # reach: it used to go on serving every byte after the certificate.
+        big = os.urandom(48 << 20)
+        digest = self.d.put_bytes(big)
+        # A client that reads slowly: no BDP-grown window, so the daemon
+        # cannot have sent everything before it reads on.
+        ch = grpc.insecure_channel(self.d.address, options=[("grpc.http2.bdp_probe", 0)])
+        stream = pb_grpc.StoreStub(ch).Get(pb.GetRequest(digest=pb.Digest(hash=digest)), timeout=60)
+        got = len(next(stream).data)
+        cert = self.d.shredder().Shred(pb.ShredRequest(digests=[pb.Digest(hash=digest)]))
+        self.assertTrue(cert.certificate_id)
+        with self.assertRaises(grpc.RpcError) as cm:
+            for reply in stream:
+                got += len(reply.data)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.NOT_FOUND, cm.exception.details())
+        self.assertIn("shredded during the download", cm.exception.details())
+        self.assertLess(got, 16 << 20, "%d of %d bytes came after the shred" % (got, len(big)))
+        ch.close()
 
     def test_certificates_survive_restart(self):
         cert, manifest = self.shred(self.dx)
