@@ -237,6 +237,11 @@ absl::StatusOr<Catalog::PreparedLineage> Catalog::PrepareLineage(const Sha256& m
   json log_edges = json::array();
   if (edges.empty()) return out;
   const std::string model_name = ContentDigest{model, 0}.HashString();
+  if (edges.size() > kMaxLineageEdges) {
+    return absl::InvalidArgumentError(StrCat("lineage names ", edges.size(), " edges; at most ", kMaxLineageEdges,
+                                             " are accepted in one upload or AddLineage call (they go into one log "
+                                             "entry); nothing was stored"));
+  }
   if (kind != ItemKind::kModel) {
     return absl::InvalidArgumentError(StrCat("lineage is only for items of kind model; ", model_name, " is a photo"));
   }

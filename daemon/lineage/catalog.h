@@ -113,8 +113,14 @@ class Catalog {
   // docs/LOG.md, "Audit"). NOT_FOUND for an unknown dataset.
   absl::StatusOr<std::string> DatasetManifest(std::string_view name);
 
+  // Edges one upload or AddLineage call may name: their log entry (each
+  // edge at most ~400 bytes with a 256-byte relation) then always fits the
+  // log's 1 MiB entry limit, so an upload is refused before its bytes
+  // rather than after them.
+  static constexpr size_t kMaxLineageEdges = 1000;
   // Validates lineage for `model` (kind must be model) and returns the
-  // records to commit with it. NOT_FOUND: unknown digest or dataset.
+  // records to commit with it. INVALID_ARGUMENT: more than
+  // kMaxLineageEdges edges. NOT_FOUND: unknown digest or dataset.
   // FAILED_PRECONDITION: a shredded parent (naming what shredded it), a
   // derived-from parent that is not a model, a cycle, or a non-model child.
   struct PreparedLineage {

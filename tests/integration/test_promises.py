@@ -4,6 +4,7 @@ not computable from content, the kind of stored content is fixed, holds bind
 a bare shred, refused calls leave no trace (the log included), and a
 re-upload's new metadata is merged, never dropped."""
 import base64
+import os
 import hashlib
 import json
 import threading
@@ -171,6 +172,29 @@ class PromisesTest(DaemonTest):
         self.assertIsNotNone(up.error, "a model trained on shredded content was stored")
         self.assertEqual(up.error.code(), grpc.StatusCode.FAILED_PRECONDITION, up.error.details())
         self.assertRpcError(grpc.StatusCode.NOT_FOUND, lambda: self.d.get_bytes(sha256_digest(weights)))
+
+    def test_a_model_naming_too_many_lineage_edges_is_refused_before_its_bytes(self):
+        # 12,000 edges used to be accepted until the commit, after the whole
+        # model had been streamed, and then fail on the log entry's size.
+        self.catalog.RegisterDataset(opb.RegisterDatasetRequest(name="many"), timeout=10)
+        weights = os.urandom(4 << 20)
+        sent = []
+
+        def requests(n_edges):
+            hdr = header(weights, kind=pb.KIND_MODEL)
+            for _ in range(n_edges):
+                hdr.lineage.add(type=pb.LineageEdge.TRAINED_ON, dataset="many", relation="training")
+            yield pb.PutRequest(header=hdr)
+            for i in range(0, len(weights), 64 << 10):
+                sent.append(i)
+                yield pb.PutRequest(data=weights[i:i + (64 << 10)])
+        e = self.assertRpcError(grpc.StatusCode.INVALID_ARGUMENT,
+                                lambda: self.d.store().Put(requests(1001), timeout=60))
+        self.assertIn("at most 1000", e.details())
+        self.assertLess(len(sent), 64, "the upload was read to its end before the refusal")
+        self.assertRpcError(grpc.StatusCode.NOT_FOUND, lambda: self.d.get_bytes(sha256_digest(weights)))
+        self.d.store().Put(requests(1000), timeout=60)  # the limit itself is accepted
+        self.assertEqual(self.d.get_bytes(sha256_digest(weights)), weights)
 
     # ------------------------------------------------------------ defect 2
 
