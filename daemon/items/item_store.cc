@@ -616,13 +616,13 @@ std::vector<absl::StatusOr<StoredItem>> ItemStore::OpenRecords(std::span<const R
   return out;
 }
 
-std::vector<ItemKey> ItemStore::ItemsIndexedBy(char type, std::string_view value) {
-  std::vector<ItemKey> out;
-  (void)ForEachIndexed(type, value, [&](const ItemKey& k) -> absl::StatusOr<bool> {
-    out.push_back(k);
+uint64_t ItemStore::CountIndexed(char type, std::string_view value) {
+  uint64_t n = 0;
+  (void)ForEachIndexed(type, value, [&](const ItemKey&) -> absl::StatusOr<bool> {
+    ++n;
     return true;
   });
-  return out;
+  return n;
 }
 
 absl::Status ItemStore::ForEachIndexed(char type, std::string_view value,

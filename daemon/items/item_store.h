@@ -254,7 +254,8 @@ class ItemStore {
   ItemKey ItemKeyFor(const Sha256& hash) const;
   // Item keys listed under a lookup index: type keyspace::kIndexSubject,
   // kIndexDataset or kIndexLabel (value "k=v"), from daemon/storage/keyspace.h.
-  std::vector<ItemKey> ItemsIndexedBy(char type, std::string_view value);
+  // How many (counted, not collected: a dataset may hold millions).
+  uint64_t CountIndexed(char type, std::string_view value);
   // Same, streaming: calls `fn` per item key until it returns false or an
   // error (returned). For indexes of millions of items.
   absl::Status ForEachIndexed(char type, std::string_view value,

@@ -123,7 +123,7 @@ absl::StatusOr<DatasetInfo> Catalog::RegisterDataset(std::string_view name, cons
   }
   DatasetInfo out;
   out.name = std::string(name);
-  out.item_count = static_cast<int64_t>(store_->ItemsIndexedBy(keyspace::kIndexDataset, name).size());
+  out.item_count = static_cast<int64_t>(store_->CountIndexed(keyspace::kIndexDataset, name));
   return out;
 }
 
@@ -144,8 +144,7 @@ absl::StatusOr<std::vector<DatasetInfo>> Catalog::ListDatasets() {
     out.push_back(std::move(d));
   }
   it.reset();
-  for (auto& d : out)
-    d.item_count = static_cast<int64_t>(store_->ItemsIndexedBy(keyspace::kIndexDataset, d.name).size());
+  for (auto& d : out) d.item_count = static_cast<int64_t>(store_->CountIndexed(keyspace::kIndexDataset, d.name));
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
   return out;
 }

@@ -65,8 +65,8 @@ TEST(DestructionGateTest, ATagDuringADestructionWaitsAndLeavesNoIndexEntryBehind
       d, x, [&] { return d.store()->AddMetadata(x, tag, {}).status(); }, &early);
   EXPECT_FALSE(early) << "the tag committed while the destruction was planning";
   EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;  // after the destruction: x was shredded
-  EXPECT_TRUE(d.store()->ItemsIndexedBy(keyspace::kIndexDataset, "tagged-late").empty());
-  EXPECT_TRUE(d.store()->ItemsIndexedBy(keyspace::kIndexSubject, "subject-late").empty());
+  EXPECT_EQ(d.store()->CountIndexed(keyspace::kIndexDataset, "tagged-late"), 0u);
+  EXPECT_EQ(d.store()->CountIndexed(keyspace::kIndexSubject, "subject-late"), 0u);
 }
 
 TEST(DestructionGateTest, LineageToAPhotoBeingDestroyedWaitsAndIsRefused) {
