@@ -239,8 +239,8 @@ grpc::Status StoreService::Get(grpc::ServerContext* ctx,
   }
   auto hash = ParseDigestHash(request.digest().hash());
   if (!hash.ok()) return ToGrpc(hash.status());
-  if (request.offset() < 0 || request.limit() < 0) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "offset and limit must not be negative");
+  if (request.offset() < 0 || request.limit() < 0 || request.digest().size_bytes() < 0) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "offset, limit and size_bytes must not be negative");
   }
   // Memory is leased before the item is opened: a download that waits its
   // turn and whose item is shredded meanwhile then finds it gone (opened
@@ -342,6 +342,11 @@ grpc::Status StoreService::List(grpc::ServerContext* ctx, const v1::ListRequest*
   ListFilter f;
   if (request->kind() == v1::KIND_PHOTO) f.kind = ItemKind::kPhoto;
   if (request->kind() == v1::KIND_MODEL) f.kind = ItemKind::kModel;
+  if (request->kind() != v1::KIND_UNSPECIFIED && !f.kind) {  // else a filter the client meant would match everything
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        StrCat("unknown kind ", static_cast<int>(request->kind()),
+                               " (KIND_PHOTO, KIND_MODEL, or KIND_UNSPECIFIED for any)"));
+  }
   f.subject_id = request->subject_id();
   f.dataset = request->dataset();
   for (const auto& [k, v] : request->labels()) f.labels.emplace(k, v);

@@ -308,6 +308,13 @@ class ListTest(DaemonTest):
                             pb.ListRequest(page_size=10001))
         self.assertRpcError(grpc.StatusCode.INVALID_ARGUMENT, self.d.store().List,
                             pb.ListRequest(page_token="not-a-token"))
+        # An unknown kind used to list everything (a filter the client meant
+        # silently dropped); a negative size in a Get was NOT_FOUND.
+        self.assertRpcError(grpc.StatusCode.INVALID_ARGUMENT, self.d.store().List, pb.ListRequest(kind=7),
+                            contains="unknown kind 7")
+        digest = sha256_digest(b"x")
+        self.assertRpcError(grpc.StatusCode.INVALID_ARGUMENT, lambda: b"".join(
+            r.data for r in self.d.store().Get(pb.GetRequest(digest=pb.Digest(hash=digest, size_bytes=-1)))))
 
 
 class BatchPutTest(DaemonTest):
