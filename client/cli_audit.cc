@@ -113,10 +113,15 @@ std::string DatasetManifestText(const Global& g, const AuditArgs& a) {
   v1::DatasetManifestRequest req;
   req.set_name(a.dataset);
   grpc::ClientContext ctx;
-  v1::DatasetManifestResponse resp;
-  grpc::Status s = v1::Catalog::NewStub(Connect(g))->GetDatasetManifest(&ctx, req, &resp);
+  // Streamed: a dataset of millions of members has a manifest of hundreds
+  // of MB, more than one reply may hold.
+  auto reader = v1::Catalog::NewStub(Connect(g))->StreamDatasetManifest(&ctx, req);
+  std::string text;
+  v1::ManifestChunk chunk;
+  while (reader->Read(&chunk)) text += chunk.data();
+  grpc::Status s = reader->Finish();
   if (!s.ok()) throw FromGrpc(s, "cannot fetch the dataset manifest");
-  return resp.manifest();
+  return text;
 }
 
 // Certificates' private manifests handed over out of band (an auditor gets

@@ -181,6 +181,7 @@ const std::vector<MethodRule>& MethodTable() {
       {"/shredd.v1.Catalog/ListDatasets", W | D | ADM},
       {"/shredd.v1.Catalog/GetLineage", W | D | ADM},
       {"/shredd.v1.Catalog/GetDatasetManifest", D | ADM},  // digests: handed to a regulator out of band
+      {"/shredd.v1.Catalog/StreamDatasetManifest", D | ADM},
       // Orders.
       {"/shredd.v1.Orders/PlanOrder", D | ADM},
       {"/shredd.v1.Orders/SubmitOrder", D | ADM},

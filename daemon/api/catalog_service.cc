@@ -63,6 +63,22 @@ grpc::Status CatalogService::GetDatasetManifest(grpc::ServerContext* ctx, const 
   return grpc::Status::OK;
 }
 
+grpc::Status CatalogService::StreamDatasetManifest(grpc::ServerContext* ctx, const v1::DatasetManifestRequest* req,
+                                                   grpc::ServerWriter<v1::ManifestChunk>* writer) {
+  SHREDD_AUTHORIZE(ctx);
+  // Not read, the stream would hold its call and a RocksDB iterator for good.
+  auto watched = StallWatch::Watch(stalls_, ctx, "dataset manifest stream");
+  v1::ManifestChunk chunk;
+  auto s = catalog_->WriteDatasetManifest(req->name(), 1 << 20, [&](std::string_view piece) {
+    chunk.set_data(piece.data(), piece.size());
+    const bool sent = writer->Write(chunk);
+    watched.Moved();
+    return sent && !ctx->IsCancelled();
+  });
+  if (absl::IsCancelled(s)) return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
+  return ToGrpc(s);
+}
+
 grpc::Status CatalogService::UpdateItem(grpc::ServerContext* ctx, const v1::UpdateItemRequest* req,
                                         v1::ItemInfo* resp) {
   SHREDD_AUTHORIZE(ctx);

@@ -5,6 +5,7 @@
 
 #include "shredd/v1/orders.grpc.pb.h"
 
+#include "daemon/api/stall_watch.h"
 #include "daemon/items/item_store.h"
 #include "daemon/lineage/catalog.h"
 
@@ -12,11 +13,15 @@ namespace shredd {
 
 class CatalogService final : public v1::Catalog::Service {
  public:
-  CatalogService(ItemStore* store, Catalog* catalog) : store_(store), catalog_(catalog) {}
+  // `stalls` (may be null) cancels manifest streams nobody reads.
+  CatalogService(ItemStore* store, Catalog* catalog, StallWatch* stalls = nullptr)
+      : store_(store), catalog_(catalog), stalls_(stalls) {}
   grpc::Status RegisterDataset(grpc::ServerContext*, const v1::RegisterDatasetRequest*, v1::Dataset*) override;
   grpc::Status ListDatasets(grpc::ServerContext*, const v1::ListDatasetsRequest*, v1::ListDatasetsResponse*) override;
   grpc::Status GetDatasetManifest(grpc::ServerContext*, const v1::DatasetManifestRequest*,
                                   v1::DatasetManifestResponse*) override;
+  grpc::Status StreamDatasetManifest(grpc::ServerContext*, const v1::DatasetManifestRequest*,
+                                     grpc::ServerWriter<v1::ManifestChunk>*) override;
   grpc::Status UpdateItem(grpc::ServerContext*, const v1::UpdateItemRequest*, v1::ItemInfo*) override;
   grpc::Status AddLineage(grpc::ServerContext*, const v1::AddLineageRequest*, v1::AddLineageResponse*) override;
   grpc::Status GetLineage(grpc::ServerContext*, const v1::LineageRequest*, v1::LineageResponse*) override;
@@ -24,6 +29,7 @@ class CatalogService final : public v1::Catalog::Service {
  private:
   ItemStore* const store_;
   Catalog* const catalog_;
+  StallWatch* const stalls_;
 };
 
 }  // namespace shredd

@@ -494,17 +494,20 @@ std::optional<ItemStore::Custody> ItemStore::LatestCustody(const ItemKey& key) {
   return c;
 }
 
-std::vector<std::pair<ItemKey, uint64_t>> ItemStore::DatasetMembersEver(std::string_view dataset) {
-  std::vector<std::pair<ItemKey, uint64_t>> out;
+uint64_t ItemStore::ForEachDatasetMemberEver(std::string_view dataset,
+                                             const std::function<bool(const ItemKey&, uint64_t)>& fn) {
+  uint64_t n = 0;
   std::string prefix = StrCat(keyspace::kMember, KeyString(DatasetKeyOf(dataset)));
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     if (it->key().size() != prefix.size() + 32 || it->value().size() != 8) continue;
+    ++n;
+    if (!fn) continue;
     ItemKey k;
     std::memcpy(k.data(), it->key().data() + prefix.size(), 32);
-    out.emplace_back(k, LoadBigEndian64(it->value().data()));
+    if (!fn(k, LoadBigEndian64(it->value().data()))) break;
   }
-  return out;
+  return n;
 }
 
 ItemKey ItemStore::ItemKeyFor(const Sha256& hash) const {

@@ -336,7 +336,10 @@ class ItemStore {
                                   const std::string& edges_json);
   // Log index of the entry that made `item` a member of `dataset`, for every
   // item that ever was one.
-  std::vector<std::pair<ItemKey, uint64_t>> DatasetMembersEver(std::string_view dataset);
+  // Calls `fn` with each member's item key and log index, in key order;
+  // stops when it returns false. Counts them without `fn`.
+  uint64_t ForEachDatasetMemberEver(std::string_view dataset,
+                                    const std::function<bool(const ItemKey&, uint64_t)>& fn = nullptr);
   // Adds the deletion of everything `item` stored (except its DEK, which the
   // key tree drops) and its suppression record to `batch`.
   void AddShredOps(const StoredItem& item, std::string_view certificate_id, rocksdb::WriteBatch* batch);

@@ -149,12 +149,64 @@ absl::StatusOr<std::vector<DatasetInfo>> Catalog::ListDatasets() {
   return out;
 }
 
+namespace {
+
+// Where the deletion of a shredded member is certified: the certificate id
+// and, from its envelope, its log index.
+json DeletionOf(ItemStore* store, const std::string& suppressed_by) {
+  // "certificate <id>" or "order <o>, certificate <id>"
+  auto pos = suppressed_by.rfind("certificate ");
+  if (pos == std::string::npos) return nullptr;
+  std::string cert_id = suppressed_by.substr(pos + 12);
+  json d{{"certificateId", cert_id}};
+  std::string env;
+  if (store->db()->Get(rocksdb::ReadOptions(), StrCat(keyspace::kCertificate, cert_id), &env).ok()) {
+    json e = json::parse(env, nullptr, false);
+    if (!e.is_discarded() && e.contains("payload")) {
+      auto payload = verify::Base64Decode(e["payload"].get<std::string>());
+      json st = payload.ok() ? json::parse(*payload, nullptr, false) : json();
+      if (!st.is_discarded() && st.contains("predicate") && st["predicate"].contains("log")) {
+        d["logIndex"] = st["predicate"]["log"]["index"];
+      }
+    }
+  }
+  return d;
+}
+
+}  // namespace
+
 absl::StatusOr<std::string> Catalog::DatasetManifest(std::string_view name) {
   if (!DatasetExists(name)) return absl::NotFoundError(StrCat("unknown dataset ", QuoteForError(name)));
-  json members = json::array();
-  for (const auto& [key, member_index] : store_->DatasetMembersEver(name)) {
+  const uint64_t members = store_->ForEachDatasetMemberEver(name);
+  if (members > kWholeManifestMembers) {
+    return absl::FailedPreconditionError(StrCat("dataset ", QuoteForError(name), " has had ", members,
+                                                " members; its manifest is served in one reply for up to ",
+                                                kWholeManifestMembers, ": use StreamDatasetManifest"));
+  }
+  std::string out;
+  auto s = WriteDatasetManifest(name, 1 << 20, [&](std::string_view piece) {
+    out.append(piece);
+    return true;
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+// The document as json::dump() writes it (object members in key order):
+// {"dataset":..,"datasetSalt":..,"members":[..],"type":"shredd-dataset-manifest-v1"}.
+absl::Status Catalog::WriteDatasetManifest(std::string_view name, size_t piece,
+                                           const std::function<bool(std::string_view)>& sink) {
+  if (!DatasetExists(name)) return absl::NotFoundError(StrCat("unknown dataset ", QuoteForError(name)));
+  std::string buf = StrCat("{\"dataset\":", json(std::string(name)).dump(),
+                           ",\"datasetSalt\":", json(store_->DatasetSaltHex(name)).dump(), ",\"members\":[");
+  absl::Status status;
+  bool first = true, stopped = false;
+  store_->ForEachDatasetMemberEver(name, [&](const ItemKey& key, uint64_t member_index) {
     auto custody = store_->LatestCustody(key);
-    if (!custody) return absl::DataLossError("a dataset member has no custody record");
+    if (!custody) {
+      status = absl::DataLossError("a dataset member has no custody record");
+      return false;
+    }
     json m{{"digest", custody->digest.HashString()},
            {"size", custody->digest.size},
            {"kind", std::string(KindName(custody->kind))},
@@ -162,33 +214,21 @@ absl::StatusOr<std::string> Catalog::DatasetManifest(std::string_view name) {
            {"custodyIndex", custody->index},
            {"memberIndex", member_index},
            {"deletion", nullptr}};
-    if (auto by = store_->SuppressedBy(custody->digest.hash)) {
-      // "certificate <id>" or "order <o>, certificate <id>"
-      auto pos = by->rfind("certificate ");
-      if (pos != std::string::npos) {
-        std::string cert_id = by->substr(pos + 12);
-        json d{{"certificateId", cert_id}};
-        std::string env;
-        if (store_->db()->Get(rocksdb::ReadOptions(), StrCat(keyspace::kCertificate, cert_id), &env).ok()) {
-          json e = json::parse(env, nullptr, false);
-          if (!e.is_discarded() && e.contains("payload")) {
-            auto payload = verify::Base64Decode(e["payload"].get<std::string>());
-            json st = payload.ok() ? json::parse(*payload, nullptr, false) : json();
-            if (!st.is_discarded() && st.contains("predicate") && st["predicate"].contains("log")) {
-              d["logIndex"] = st["predicate"]["log"]["index"];
-            }
-          }
-        }
-        m["deletion"] = d;
-      }
+    if (auto by = store_->SuppressedBy(custody->digest.hash)) m["deletion"] = DeletionOf(store_, *by);
+    if (!first) buf.push_back(',');
+    first = false;
+    buf += m.dump();
+    if (buf.size() >= piece) {
+      stopped = !sink(buf);
+      buf.clear();
     }
-    members.push_back(std::move(m));
-  }
-  json doc{{"type", "shredd-dataset-manifest-v1"},
-           {"dataset", name},
-           {"datasetSalt", store_->DatasetSaltHex(name)},
-           {"members", members}};
-  return doc.dump();
+    return !stopped;
+  });
+  if (!status.ok()) return status;
+  if (stopped) return absl::CancelledError("the manifest's reader went away");
+  buf += "],\"type\":\"shredd-dataset-manifest-v1\"}";
+  if (!sink(buf)) return absl::CancelledError("the manifest's reader went away");
+  return absl::OkStatus();
 }
 
 std::vector<Edge> Catalog::ParentsOf(const ItemKey& child) {

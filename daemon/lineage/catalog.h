@@ -110,8 +110,16 @@ class Catalog {
   absl::StatusOr<DatasetInfo> RegisterDataset(std::string_view name, const std::vector<Sha256>& digests);
   absl::StatusOr<std::vector<DatasetInfo>> ListDatasets();
   // JSON manifest of every item that ever was in the dataset (see
-  // docs/LOG.md, "Audit"). NOT_FOUND for an unknown dataset.
+  // docs/LOG.md, "Audit"). NOT_FOUND for an unknown dataset;
+  // FAILED_PRECONDITION for one of more than kWholeManifestMembers members
+  // (~300 bytes each: that many is ~30 MB in one reply).
+  static constexpr uint64_t kWholeManifestMembers = 100000;
   absl::StatusOr<std::string> DatasetManifest(std::string_view name);
+  // The same document for a dataset of any size, handed to `sink` in pieces
+  // of about `piece` bytes (whole members each); CANCELLED when `sink`
+  // returns false. Memory: one piece, whatever the dataset's size.
+  absl::Status WriteDatasetManifest(std::string_view name, size_t piece,
+                                    const std::function<bool(std::string_view)>& sink);
 
   // Edges one upload or AddLineage call may name: their log entry (each
   // edge at most ~400 bytes with a 256-byte relation) then always fits the

@@ -242,7 +242,7 @@ class TlsAuthTest(unittest.TestCase):
             (("dataset", "register", "ds2", self.kept), "Catalog.RegisterDataset", "writer or admin"),
             (("dataset", "ls"), "Catalog.ListDatasets", "writer, deleter or admin"),
             (("tag", self.kept, "--label", "k=v"), "Catalog.UpdateItem", "writer or admin"),
-            (("log", "audit", "--dataset", "ds1", "--vkey", "x.vkey"), "Catalog.GetDatasetManifest",
+            (("log", "audit", "--dataset", "ds1", "--vkey", "x.vkey"), "Catalog.StreamDatasetManifest",
              "deleter or admin"),
         ]
         self.d.ctl("pubkey", "--format", "vkey", "-o", os.path.join(w, "x.vkey"))

@@ -5,8 +5,10 @@
 
 #include <algorithm>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "tests/unit/domain_fixture.h"
 
@@ -35,6 +37,80 @@ LineageSpec DerivedFrom(const Sha256& parent) {
   s.digest = parent;
   s.relation = "fine-tuned";
   return s;
+}
+
+// Stores `n` small items in `dataset`, in batches.
+void FillDataset(Domain& d, const std::string& dataset, int n) {
+  std::vector<std::string> data;
+  for (int i = 0; i < n; ++i) data.push_back("member " + std::to_string(i));
+  for (int i = 0; i < n; i += 5000) {
+    std::vector<ItemStore::BatchEntry> batch;
+    for (int j = i; j < std::min(n, i + 5000); ++j) {
+      ItemStore::BatchEntry e;
+      e.declared = {Sha256Hasher::Of(data[j]), data[j].size()};
+      e.metadata = InDataset(dataset);
+      e.data = data[j];
+      batch.push_back(std::move(e));
+    }
+    for (const auto& r : d.store()->PutBatch(batch)) ASSERT_TRUE(r.ok()) << r.status();
+  }
+}
+
+// A dataset's manifest is written in pieces of about the size asked for,
+// whole members each: the daemon never holds the document of a dataset of
+// millions (it built it as one JSON value, ~1 KB per member in memory).
+TEST(CatalogTest, ADatasetManifestIsWrittenInBoundedPiecesThatMakeTheWholeDocument) {
+  TempDir dir;
+  Domain d(dir.path());
+  FillDataset(d, "faces", 300);
+  ASSERT_TRUE(d.shredder()->Shred({.hashes = {Sha256Hasher::Of("member 7")}, .reason = "test"}).ok());
+  std::vector<std::string> pieces;
+  ASSERT_TRUE(d.catalog()
+                  ->WriteDatasetManifest("faces", 1024,
+                                         [&](std::string_view p) {
+                                           pieces.emplace_back(p);
+                                           return true;
+                                         })
+                  .ok());
+  EXPECT_GT(pieces.size(), 30u);
+  std::string whole;
+  for (const auto& p : pieces) {
+    EXPECT_LT(p.size(), 1024u + 512u);  // one member past the piece size at most
+    whole += p;
+  }
+  auto one = d.catalog()->DatasetManifest("faces");
+  ASSERT_TRUE(one.ok()) << one.status();
+  EXPECT_EQ(whole, *one);
+  auto doc = nlohmann::json::parse(whole);
+  EXPECT_EQ(doc.dump(), whole);  // exactly what one JSON value dumps: the format did not change
+  EXPECT_EQ(doc["type"], "shredd-dataset-manifest-v1");
+  ASSERT_EQ(doc["members"].size(), 300u);
+  int deleted = 0;
+  for (const auto& m : doc["members"]) deleted += m["deletion"].is_null() ? 0 : 1;
+  EXPECT_EQ(deleted, 1);
+  // A reader that goes away stops it.
+  int calls = 0;
+  auto s = d.catalog()->WriteDatasetManifest("faces", 1024, [&](std::string_view) { return ++calls < 3; });
+  EXPECT_TRUE(absl::IsCancelled(s)) << s;
+  EXPECT_EQ(calls, 3);
+}
+
+TEST(CatalogTest, ADatasetTooLargeForOneReplyPointsToTheStream) {
+  TempDir dir;
+  Domain d(dir.path());
+  FillDataset(d, "big", static_cast<int>(Catalog::kWholeManifestMembers) + 1);
+  auto one = d.catalog()->DatasetManifest("big");
+  EXPECT_TRUE(absl::IsFailedPrecondition(one.status())) << one.status();
+  EXPECT_NE(one.status().message().find("StreamDatasetManifest"), std::string::npos);
+  uint64_t bytes = 0;
+  EXPECT_TRUE(d.catalog()
+                  ->WriteDatasetManifest("big", 1 << 20,
+                                         [&](std::string_view p) {
+                                           bytes += p.size();
+                                           return true;
+                                         })
+                  .ok());
+  EXPECT_GT(bytes, 100000u * 200);
 }
 
 TEST(CatalogTest, DatasetsAreRegisteredWithTheirItemsAndListed) {
