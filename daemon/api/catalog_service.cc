@@ -1,6 +1,7 @@
 #include "daemon/api/catalog_service.h"
 
 #include "daemon/api/auth.h"
+#include "daemon/api/memory_lease.h"
 #include "daemon/api/proto_convert.h"
 #include "daemon/api/status_map.h"
 #include "daemon/base/strings.h"
@@ -57,9 +58,16 @@ grpc::Status CatalogService::ListDatasets(grpc::ServerContext* ctx, const v1::Li
 grpc::Status CatalogService::GetDatasetManifest(grpc::ServerContext* ctx, const v1::DatasetManifestRequest* req,
                                                 v1::DatasetManifestResponse* resp) {
   SHREDD_AUTHORIZE(ctx);
-  auto m = catalog_->DatasetManifest(req->name());
+  MemoryGate::Lease lease;
+  auto m = catalog_->DatasetManifest(req->name(), [&](uint64_t members) -> absl::Status {
+    auto l = LeaseMemory(transfers_, ctx, Catalog::DatasetManifestReplyBytes(members), "dataset manifest");
+    if (!l.ok()) return l.status();
+    lease = std::move(*l);
+    return absl::OkStatus();
+  });
   if (!m.ok()) return ToGrpc(m.status());
   resp->set_manifest(*m);
+  if (holds_ != nullptr) holds_->Keep(ctx, std::move(lease));  // until the reply has gone out
   return grpc::Status::OK;
 }
 

@@ -5,7 +5,9 @@
 
 #include "shredd/v1/orders.grpc.pb.h"
 
+#include "daemon/api/call_holds.h"
 #include "daemon/api/stall_watch.h"
+#include "daemon/base/memory_gate.h"
 #include "daemon/items/item_store.h"
 #include "daemon/lineage/catalog.h"
 
@@ -13,9 +15,12 @@ namespace shredd {
 
 class CatalogService final : public v1::Catalog::Service {
  public:
-  // `stalls` (may be null) cancels manifest streams nobody reads.
-  CatalogService(ItemStore* store, Catalog* catalog, StallWatch* stalls = nullptr)
-      : store_(store), catalog_(catalog), stalls_(stalls) {}
+  // `transfers` and `holds` (may be null): the memory of a dataset manifest
+  // served in one reply is leased until the reply has gone out; `stalls`
+  // (may be null) cancels manifest streams nobody reads.
+  CatalogService(ItemStore* store, Catalog* catalog, MemoryGate* transfers = nullptr, CallHolds* holds = nullptr,
+                 StallWatch* stalls = nullptr)
+      : store_(store), catalog_(catalog), transfers_(transfers), holds_(holds), stalls_(stalls) {}
   grpc::Status RegisterDataset(grpc::ServerContext*, const v1::RegisterDatasetRequest*, v1::Dataset*) override;
   grpc::Status ListDatasets(grpc::ServerContext*, const v1::ListDatasetsRequest*, v1::ListDatasetsResponse*) override;
   grpc::Status GetDatasetManifest(grpc::ServerContext*, const v1::DatasetManifestRequest*,
@@ -29,6 +34,8 @@ class CatalogService final : public v1::Catalog::Service {
  private:
   ItemStore* const store_;
   Catalog* const catalog_;
+  MemoryGate* const transfers_;
+  CallHolds* const holds_;
   StallWatch* const stalls_;
 };
 

@@ -138,7 +138,7 @@ GrpcServer::GrpcServer(const DaemonConfig& config, const ApiDomain& domain, auth
     : stall_watch_(std::chrono::seconds(config.transfer_idle_s)),
       store_service_(domain.store, domain.catalog, domain.transfers, &stall_watch_),
       shred_service_(domain.shredder, domain.transfers, &call_holds_, &stall_watch_),
-      catalog_service_(domain.store, domain.catalog, &stall_watch_),
+      catalog_service_(domain.store, domain.catalog, domain.transfers, &call_holds_, &stall_watch_),
       orders_service_(domain.orders, domain.catalog, &stall_watch_),
       log_service_(domain.log),
       authorizer_(std::move(policy)),

@@ -12,6 +12,7 @@
 #include "daemon/base/coding.h"
 #include "daemon/base/field_rules.h"
 #include "daemon/base/strings.h"
+#include "daemon/storage/durability.h"
 #include "daemon/storage/keyspace.h"
 #include "daemon/storage/rocks_util.h"
 #include "formats/commitment.h"
@@ -175,13 +176,17 @@ json DeletionOf(ItemStore* store, const std::string& suppressed_by) {
 
 }  // namespace
 
-absl::StatusOr<std::string> Catalog::DatasetManifest(std::string_view name) {
+absl::StatusOr<std::string> Catalog::DatasetManifest(std::string_view name,
+                                                     const std::function<absl::Status(uint64_t members)>& reserve) {
   if (!DatasetExists(name)) return absl::NotFoundError(StrCat("unknown dataset ", QuoteForError(name)));
   const uint64_t members = store_->ForEachDatasetMemberEver(name);
   if (members > kWholeManifestMembers) {
     return absl::FailedPreconditionError(StrCat("dataset ", QuoteForError(name), " has had ", members,
                                                 " members; its manifest is served in one reply for up to ",
                                                 kWholeManifestMembers, ": use StreamDatasetManifest"));
+  }
+  if (reserve) {
+    if (auto s = reserve(members); !s.ok()) return s;
   }
   std::string out;
   auto s = WriteDatasetManifest(name, 1 << 20, [&](std::string_view piece) {
@@ -402,6 +407,18 @@ absl::Status Catalog::AddLineage(const Sha256& model, const std::vector<LineageS
 }
 
 absl::StatusOr<Hold> Catalog::AddHold(Hold hold) {
+  auto stored = StoreHold(std::move(hold));
+  if (!stored.ok()) return stored;
+  if (auto s = WaitAcknowledgementReplicated(store_->db()); !s.ok()) return s;
+  return stored;
+}
+
+absl::Status Catalog::RemoveHold(std::string_view id) {
+  if (auto s = DeleteHold(id); !s.ok()) return s;
+  return WaitAcknowledgementReplicated(store_->db());
+}
+
+absl::StatusOr<Hold> Catalog::StoreHold(Hold hold) {
   if (hold.reason.empty()) return absl::InvalidArgumentError("a legal hold needs a reason");
   if (auto s = CheckTextField("hold reason", hold.reason, kMaxReasonBytes); !s.ok()) return s;
   if (!hold.id.empty()) {
@@ -426,7 +443,15 @@ absl::StatusOr<Hold> Catalog::AddHold(Hold hold) {
   if (hold.id.empty()) hold.id = NewId("hold-");
   std::string existing;
   if (store_->db()->Get(rocksdb::ReadOptions(), HoldKey(hold.id), &existing).ok()) {
-    return absl::AlreadyExistsError(StrCat("hold ", hold.id, " already exists"));
+    // The same hold again (a retry of an add that was not acknowledged):
+    // the hold as it is; another under the same id: refused.
+    auto held = LoadHold(hold.id);
+    if (held.ok() && held->reason == hold.reason && held->dataset == hold.dataset &&
+        (held->digest.has_value() == hold.digest.has_value()) &&
+        (!hold.digest || held->digest->hash == hold.digest->hash)) {
+      return held;
+    }
+    return absl::AlreadyExistsError(StrCat("hold ", hold.id, " already exists with another target or reason"));
   }
   hold.created_unix_nanos = absl::GetCurrentTimeNanos();
   json j{{"id", hold.id},
@@ -464,7 +489,7 @@ absl::StatusOr<Hold> Catalog::LoadHold(std::string_view id) {
   return h;
 }
 
-absl::Status Catalog::RemoveHold(std::string_view id) {
+absl::Status Catalog::DeleteHold(std::string_view id) {
   std::lock_guard lock(mu_);
   auto h = LoadHold(id);
   if (!h.ok()) return h.status();

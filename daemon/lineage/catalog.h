@@ -16,6 +16,7 @@
 #ifndef SHREDD_DAEMON_LINEAGE_CATALOG_H_
 #define SHREDD_DAEMON_LINEAGE_CATALOG_H_
 
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -113,8 +114,14 @@ class Catalog {
   // docs/LOG.md, "Audit"). NOT_FOUND for an unknown dataset;
   // FAILED_PRECONDITION for one of more than kWholeManifestMembers members
   // (~300 bytes each: that many is ~30 MB in one reply).
+  // `reserve` (may be null) is asked for the memory of `members` before
+  // anything is read (see DatasetManifestReplyBytes).
   static constexpr uint64_t kWholeManifestMembers = 100000;
-  absl::StatusOr<std::string> DatasetManifest(std::string_view name);
+  absl::StatusOr<std::string> DatasetManifest(std::string_view name,
+                                              const std::function<absl::Status(uint64_t members)>& reserve = nullptr);
+  // What serving a dataset manifest in one reply holds: ~270 bytes of JSON
+  // per member, in the document, the reply and its serialization.
+  static uint64_t DatasetManifestReplyBytes(uint64_t members) { return members * 3 * 300; }
   // The same document for a dataset of any size, handed to `sink` in pieces
   // of about `piece` bytes (whole members each); CANCELLED when `sink`
   // returns false. Memory: one piece, whatever the dataset's size.
@@ -158,6 +165,11 @@ class Catalog {
   // holds it from planning to its last epoch, so a hold that exists when it
   // plans binds it, and one added later waits for it to finish.
   std::shared_lock<std::shared_mutex> HoldsStable() { return std::shared_lock(holds_mu_); }
+  // Both acknowledge only once the change is in the object store in "sync"
+  // state replication, as every acknowledged write (docs/RECOVERY.md); a
+  // hold lost with the machine would let a later order destroy what it held.
+  // The same id with the same target and reason again: the hold as it is;
+  // with another: ALREADY_EXISTS.
   absl::StatusOr<Hold> AddHold(Hold hold);
   absl::Status RemoveHold(std::string_view id);
   absl::StatusOr<std::vector<Hold>> ListHolds();
@@ -169,6 +181,9 @@ class Catalog {
 
  private:
   absl::StatusOr<Hold> LoadHold(std::string_view id);
+  // AddHold and RemoveHold up to their local synced write.
+  absl::StatusOr<Hold> StoreHold(Hold hold);
+  absl::Status DeleteHold(std::string_view id);
 
   ItemStore* const store_;
   std::mutex mu_;               // serialises lineage validation + commit, holds

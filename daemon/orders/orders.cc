@@ -15,6 +15,7 @@
 #include "daemon/base/strings.h"
 #include "daemon/orders/closure.h"
 #include "daemon/orders/plan_digest.h"
+#include "daemon/storage/durability.h"
 #include "daemon/storage/keyspace.h"
 #include "daemon/storage/rocks_util.h"
 #include "daemon/storage/space_guard.h"
@@ -266,6 +267,13 @@ absl::StatusOr<OrderPlan> OrderBook::Plan(const OrderSpec& spec, size_t list_lim
 }
 
 absl::StatusOr<OrderStatus> OrderBook::Submit(OrderSpec spec) {
+  auto accepted = Accept(std::move(spec));
+  if (!accepted.ok()) return accepted;
+  if (auto s = WaitAcknowledgementReplicated(store_->db()); !s.ok()) return s;
+  return accepted;
+}
+
+absl::StatusOr<OrderStatus> OrderBook::Accept(OrderSpec spec) {
   ErasureWrites erasure;  // deletion keeps working on a nearly full disk (space_guard.h)
   if (auto s = spec.Validate(); !s.ok()) return s;
   // A reviewed plan is checked before anything is stored (and again when

@@ -121,6 +121,9 @@ class OrderBook {
   absl::StatusOr<OrderPlan> Plan(const OrderSpec& spec, size_t list_limit = kPlanListLimit);
   // Accepts and queues an order. Same id and spec: the existing status.
   // Same id, another spec: ALREADY_EXISTS naming the original.
+  // Acknowledged (either way) only once the order is in the object store in
+  // "sync" state replication (docs/RECOVERY.md): an order acknowledged and
+  // then lost with the machine would be silently gone.
   absl::StatusOr<OrderStatus> Submit(OrderSpec spec);
   // NOT_FOUND if unknown. With `wait_until`, blocks until the order finishes
   // or the time passes.
@@ -141,6 +144,8 @@ class OrderBook {
   std::map<OrderState, int64_t> CountByState();
 
  private:
+  // Submit up to its local synced write.
+  absl::StatusOr<OrderStatus> Accept(OrderSpec spec);
   OrderBook(ItemStore* store, Catalog* catalog, Shredder* shredder)
       : store_(store), catalog_(catalog), shredder_(shredder) {}
   void Worker();

@@ -450,9 +450,15 @@ absl::Status Shredder::Destroy(const std::string& cert_id, const PendingRecord* 
     const absl::Time epoch_start = absl::Now();
     auto epoch = tree.Shred(slots, &batch);
     if (!epoch.ok()) {
-      if (first && tree.epoch() + 1 == *pending.installed_epoch) {
+      if (tree.epoch() + 1 == *pending.installed_epoch) {
         // Nothing committed: abandon the destruction (the caller sees why).
-        (void)DropStaged(scope, false);
+        if (first) (void)DropStaged(scope, false);
+      } else {
+        // Committed, then failed (the state not yet in the object store, the
+        // old root not destroyed): the chunk's objects are queued for
+        // deletion all the same, and the reaper deletes them once the state
+        // is replicated (it used to wait for the next shred or start).
+        store_->BlobDropsCommitted(chunk.blobs);
       }
       return epoch.status();
     }

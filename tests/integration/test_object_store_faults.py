@@ -376,6 +376,55 @@ class StateNotReplicated(FaultsTest):
         self.restore_onto_fresh_dir("restored")
         self.assertEqual(self.d.get_bytes(sha256_digest(data)), data)
 
+    def test_holds_and_orders_are_acknowledged_only_once_in_the_store(self):
+        # They were acknowledged after the local write alone: with the store
+        # unreachable, `hold add` answered OK, the machine was lost, and the
+        # restored daemon held nothing (an order then destroyed the item).
+        data = rand(1000, 402)
+        digest = self.put(data)
+        orders = opb_grpc.OrdersStub(self.d.channel())
+        hold = opb.AddHoldRequest(hold=opb.Hold(id="h-legal", digest=pb.Digest(hash=digest), reason="litigation"))
+        order = opb.OrderSpec(id="o-nobody", basis=opb.OTHER, reference="r", subject_ids=["nobody"])
+        self.deny_state_writes()
+        self.assertRpcError(grpc.StatusCode.UNAVAILABLE, orders.AddHold, hold, timeout=60)
+        self.assertRpcError(grpc.StatusCode.UNAVAILABLE, orders.SubmitOrder, order, timeout=60)
+        self.s3.delete_bucket_policy(Bucket=self.bucket)
+        # The retries (same id, same fields) are acknowledged once replicated.
+        self.assertEqual(self.until_ok(lambda: orders.AddHold(hold, timeout=60)).id, "h-legal")
+        self.assertEqual(self.until_ok(lambda: orders.SubmitOrder(order, timeout=60)).order_id, "o-nobody")
+        e = self.assertRpcError(grpc.StatusCode.ALREADY_EXISTS, orders.AddHold,
+                                opb.AddHoldRequest(hold=opb.Hold(id="h-legal", digest=pb.Digest(hash=digest),
+                                                                 reason="other")))
+        self.assertIn("another target or reason", e.details())
+        self.d.kill()
+        self.restore_onto_fresh_dir("restored")
+        orders = opb_grpc.OrdersStub(self.d.channel())
+        self.assertEqual([h.id for h in orders.ListHolds(opb.ListHoldsRequest()).holds], ["h-legal"])
+        self.assertEqual(orders.GetOrder(opb.GetOrderRequest(order_id="o-nobody")).order_id, "o-nobody")
+        e = self.assertRpcError(grpc.StatusCode.FAILED_PRECONDITION, self.d.shredder().Shred,
+                                pb.ShredRequest(digests=[pb.Digest(hash=digest)]), timeout=60)
+        self.assertIn("h-legal", e.details())
+        self.assertEqual(self.d.get_bytes(digest), data)
+        # Removing it is acknowledged the same way.
+        self.deny_state_writes()
+        self.assertRpcError(grpc.StatusCode.UNAVAILABLE, orders.RemoveHold,
+                            opb.RemoveHoldRequest(id="h-legal"), timeout=60)
+        self.s3.delete_bucket_policy(Bucket=self.bucket)
+
+    def test_a_shred_that_waited_for_the_store_deletes_its_object_once_it_is(self):
+        # The epoch committed, then the shred waited for the store: its
+        # object was queued for deletion, but the reaper was only woken by
+        # the next shred or start, so the object stayed, uncounted.
+        data = rand(6 * MIB, 403)
+        digest = self.put(data)
+        self.assertEqual(len(self.objects()), 1)
+        self.deny_state_writes()
+        self.assertRpcError(grpc.StatusCode.UNAVAILABLE, self.d.shredder().Shred,
+                            pb.ShredRequest(digests=[pb.Digest(hash=digest)], request_id="later"), timeout=60)
+        self.s3.delete_bucket_policy(Bucket=self.bucket)
+        self.wait_for("the pending certificate", lambda: self.certificate("later") is not None, timeout=90)
+        self.wait_for("the object to be deleted", lambda: self.versions() == [], timeout=90)
+
     def test_objects_of_a_shred_not_in_the_store_stay_until_it_is(self):
         data = rand(6 * MIB, 401)
         digest = self.put(data)
