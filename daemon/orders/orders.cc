@@ -363,6 +363,23 @@ absl::StatusOr<int64_t> OrderBook::ReleaseSubjectMap(std::string_view id) {
   return subjects;
 }
 
+void OrderBook::DropSubjectMapOfFailed(const std::string& id) {
+  rocksdb::WriteBatch batch;
+  auto slot = StageSubjectMapRelease(store_, id, &batch);
+  if (absl::IsNotFound(slot.status())) return;  // none was begun
+  absl::Status s = slot.status();
+  if (s.ok()) {
+    const uint64_t slots[] = {*slot};
+    s = shredder_->DestroyKeys(slots, &batch);
+  }
+  if (s.ok()) {
+    LogInfo("subject map of a failed order dropped", {{"order", id}});
+  } else {
+    // Left as it was: `order subject-map release` can still drop it.
+    LogWarning("subject map of a failed order not dropped", {{"order", id}, {"reason", std::string(s.message())}});
+  }
+}
+
 void OrderBook::AddLiveProgressLocked(OrderStatus& st) {
   if (planning_.first == st.spec.id) st.items_planned = std::max(st.items_planned, planning_.second);
   if (auto p = shredder_->ProgressOf(RequestIdOf(st.spec.id))) {
@@ -567,6 +584,7 @@ bool OrderBook::Finish(OrderStatus& st, const absl::StatusOr<CertificateBundle>&
   }
   if (!cert.ok()) {
     Update(st, OrderState::kFailed, std::string(cert.status().message()));
+    if (st.spec.keep_subject_map) DropSubjectMapOfFailed(st.spec.id);
     return false;
   }
   st.certificate_id = cert->certificate_id;

@@ -163,6 +163,11 @@ class OrderBook {
                         SubjectMapWriter* subjects);
   // Run's last phase: the order's state from the shred's outcome.
   bool Finish(OrderStatus& st, const absl::StatusOr<CertificateBundle>& cert, const RunCounts& counts);
+  // The subject map an order that failed had begun (subject ids and the
+  // digests of their items): deleted, and its key destroyed. It names
+  // items the order did not destroy, no one may fetch it (the order is not
+  // DONE), and a resubmission keeps its own.
+  void DropSubjectMapOfFailed(const std::string& id);
   // Sets and saves the order's state, counts it, logs the change.
   void Update(OrderStatus& st, OrderState state, std::string message);
   static constexpr std::chrono::seconds kPendingRecheck{2};

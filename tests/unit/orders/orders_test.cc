@@ -8,6 +8,7 @@
 #include "absl/time/clock.h"
 #include <gtest/gtest.h>
 
+#include "daemon/orders/subject_map.h"
 #include "tests/unit/domain_fixture.h"
 
 namespace shredd {
@@ -73,6 +74,50 @@ TEST(OrdersTest, PlanSelectsTheSubjectDerivesItsModelsAndRetainsHolds) {
   // A dry run changes nothing.
   EXPECT_TRUE(d.Readable(s.alice1));
   EXPECT_TRUE(d.Readable(s.model));
+}
+
+// An order that fails after it began its subject map (here: the reviewed
+// plan no longer matches when it runs) drops the map: it used to stay, under
+// a live key, linking the subject to items a resubmitted order then shredded.
+TEST(OrdersTest, AFailedOrderDropsTheSubjectMapItBegan) {
+  TempDir dir;
+  Domain d(dir.path());
+  std::vector<ItemStore::BatchEntry> batch;
+  std::vector<std::string> data;
+  for (int i = 0; i < 4200; ++i) data.push_back("carol " + std::to_string(i));  // > one flush of map entries
+  for (const auto& x : data) {
+    ItemStore::BatchEntry e;
+    e.declared = {Sha256Hasher::Of(x), x.size()};
+    e.metadata = Photo("carol", "faces");
+    e.data = x;
+    batch.push_back(std::move(e));
+  }
+  for (const auto& r : d.store()->PutBatch(batch)) ASSERT_TRUE(r.ok()) << r.status();
+  OrderSpec spec = ForSubject("o-fail", "carol");
+  spec.keep_subject_map = true;
+  auto plan = d.orders()->Plan(spec, 0);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  spec.expected_plan_digest = plan->digest;
+  // Held at the destruction gate (a commit inside it), the order waits
+  // before planning; a new photo of carol then changes its closure.
+  auto gate = d.store()->PassDestructionGate();
+  ASSERT_TRUE(gate.ok());
+  ASSERT_TRUE(d.orders()->Submit(spec).ok());
+  for (int i = 0; i < 100 && d.orders()->Get("o-fail", std::nullopt)->state != OrderState::kRunning; ++i) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  absl::SleepFor(absl::Milliseconds(100));
+  d.Put("carol, later", Photo("carol", "faces"));
+  *gate = DestructionGate::Commit();
+  auto done = d.orders()->Get("o-fail", absl::Now() + absl::Seconds(60));
+  ASSERT_TRUE(done.ok()) << done.status();
+  ASSERT_EQ(done->state, OrderState::kFailed) << done->message;
+  auto s = ForEachSubject(d.store(), "o-fail", [](const std::string&, const std::vector<SubjectMapItem>&) {
+    ADD_FAILURE() << "a failed order's subject map is still readable";
+    return false;
+  });
+  EXPECT_TRUE(absl::IsNotFound(s)) << s;
+  EXPECT_TRUE(d.Readable(Sha256Hasher::Of(data[0])));  // nothing was destroyed
 }
 
 TEST(OrdersTest, AnOrderRunsToOneVerifiedCertificate) {
