@@ -1,7 +1,9 @@
 // Receipts for data subjects, in bulk: `order receipts ID --by-subject -o
 // DIR` (one bundle per subject, from the order's subject map, which is then
 // released) and `receipt --manifest M --item X [--item Y ...]` (offline).
+#include <cctype>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <set>
@@ -123,6 +125,44 @@ BundleCounts WriteBundles(const std::map<std::string, std::vector<std::string>>&
   return n;
 }
 
+// Before anything is written (and the map released, after which receipts
+// lost cannot be made again): a bundle in `dir` from another order would be
+// replaced, and two subjects whose file names differ only in case would be
+// one file on a case-insensitive file system. Either is refused; a bundle
+// of this same order (a run with --keep, then another) is rewritten.
+void CheckBundleNames(const std::map<std::string, std::vector<std::string>>& map, const std::string& dir,
+                      const std::string& order_id) {
+  const std::string keep = "nothing was written and the daemon keeps the subject map";
+  std::map<std::string, std::string> folded;  // lower-case file name -> subject
+  for (const auto& [subject, digests] : map) {
+    const std::string name = SubjectFileName(subject);
+    std::string lower = name;
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (auto [it, fresh] = folded.emplace(lower, subject); !fresh) {
+      throw Failure{kFail,
+                    StrCat("subjects ", Shown(it->second), " and ", Shown(subject),
+                           " would share one bundle file on a case-insensitive file system; ", keep),
+                    ""};
+    }
+    const std::filesystem::path path = std::filesystem::path(dir) / name;
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) continue;
+    std::ifstream in(path, std::ios::binary);
+    const json old = json::parse(in, nullptr, /*allow_exceptions=*/false);
+    const std::string other = old.is_object() && old.contains("orderId") && old["orderId"].is_string()
+                                  ? old["orderId"].get<std::string>()
+                                  : std::string();
+    if (other != order_id) {
+      throw Failure{
+          kFail,
+          StrCat(Shown(path.string()), " holds ",
+                 other.empty() ? std::string("something else") : StrCat("order ", Shown(other), "'s receipts"),
+                 "; write this order's bundles to another directory (", keep, ")"),
+          ""};
+    }
+  }
+}
+
 int64_t Release(const Global& g, const std::string& id) {
   grpc::ClientContext ctx;
   v1::SubjectMapRequest req;
@@ -143,6 +183,7 @@ int CmdOrderReceipts(const Global& g, const ReceiptsArgs& a) {
   std::error_code ec;
   std::filesystem::create_directories(a.dir, ec);
   if (ec) throw Failure{kFail, StrCat("cannot create ", a.dir, ": ", ec.message()), ""};
+  CheckBundleNames(map, a.dir, a.order_id);
   std::string manifest = a.manifest;
   const std::string fetched = (std::filesystem::path(a.dir) / ".manifest.json.part").string();
   if (manifest.empty()) {

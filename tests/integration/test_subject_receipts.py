@@ -136,6 +136,35 @@ class SubjectReceiptsTest(DaemonTest):
         self.assertNotEqual(stale.proc.returncode, 0)
         self.assertIn("vault", stale.log().lower())
 
+    def test_bundles_of_another_order_are_not_replaced(self):
+        # Two orders naming the same subject, written into one directory:
+        # the second run used to replace the first order's bundle, then
+        # release its own map, and the first order's receipts were lost.
+        self.photos(4, "one", lambda i: ["carol"])
+        self.photos(4, "two", lambda i: ["carol"])
+        self.order("o-one", "--dataset", "one")
+        self.order("o-two", "--dataset", "two")
+        out = os.path.join(self.tmp, "bundles")
+        self.receipts("o-one", out)
+        bundle = os.path.join(out, "carol.receipts.json")
+        with open(bundle, "rb") as f:
+            first = f.read()
+        p, _ = self.receipts("o-two", out, check=False)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("o-one", p.stderr.decode())
+        self.assertIn("keeps the subject map", p.stderr.decode())
+        with open(bundle, "rb") as f:
+            self.assertEqual(f.read(), first)
+        # Nothing was lost: the second order's map is still there.
+        _, lines = self.receipts("o-two", os.path.join(self.tmp, "bundles-two"))
+        self.assertEqual((lines[0]["subjects"], lines[0]["items"], lines[0]["released"]), (1, 4, True))
+        # A run of the same order again (after --keep) rewrites its own.
+        self.photos(2, "three", lambda i: ["dave"])
+        self.order("o-three", "--dataset", "three")
+        again = os.path.join(self.tmp, "again")
+        self.receipts("o-three", again, "--keep")
+        self.receipts("o-three", again)
+
     def test_without_keep_there_is_no_map(self):
         self.photos(4, "faces", lambda i: ["bob-7f3a"])
         self.order("plain", "--subject", "bob-7f3a", keep=False)
