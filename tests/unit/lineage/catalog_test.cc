@@ -233,7 +233,17 @@ TEST(CatalogTest, HoldsBindItemsAndDatasetsUntilRemoved) {
   auto item_hold = d.catalog()->AddHold(on_item);
   ASSERT_TRUE(item_hold.ok()) << item_hold.status();
   EXPECT_EQ(item_hold->digest->size, 1u);  // filled from the stored item
-  EXPECT_EQ(d.catalog()->AddHold(on_dataset).status().code(), absl::StatusCode::kAlreadyExists);
+  // The same hold again (a retry) answers it; another under its id is refused.
+  auto again = d.catalog()->AddHold(on_dataset);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->id, "hold-dataset");
+  Hold other = on_dataset;
+  other.reason = "another case";
+  EXPECT_EQ(d.catalog()->AddHold(other).status().code(), absl::StatusCode::kAlreadyExists);
+  other = on_dataset;
+  other.dataset = "";
+  other.digest = ContentDigest{b, 0};
+  EXPECT_EQ(d.catalog()->AddHold(other).status().code(), absl::StatusCode::kAlreadyExists);
   Hold no_reason;
   no_reason.dataset = "evidence";
   EXPECT_EQ(d.catalog()->AddHold(no_reason).status().code(), absl::StatusCode::kInvalidArgument);
