@@ -1,10 +1,6 @@
 #include "daemon/storage/rocks_util.h"
 
-#include <cstdio>
-#include <cstdlib>
-
 #include <rocksdb/cache.h>
-#include <rocksdb/convenience.h>
 #include <rocksdb/write_buffer_manager.h>
 
 #include "daemon/base/strings.h"
@@ -86,17 +82,6 @@ void ApplyRocksDbWriteTuning(rocksdb::Options* options) {
   options->compression_per_level = {rocksdb::kNoCompression,  rocksdb::kNoCompression,  rocksdb::kLZ4Compression,
                                     rocksdb::kLZ4Compression, rocksdb::kLZ4Compression, rocksdb::kLZ4Compression,
                                     rocksdb::kLZ4Compression};
-  if (const char* x = std::getenv("SHREDD_EXPERIMENT_CF"); x != nullptr) {  // EXPERIMENT, not for commit
-    rocksdb::ConfigOptions co;
-    rocksdb::ColumnFamilyOptions cf;
-    auto st = rocksdb::GetColumnFamilyOptionsFromString(co, *options, x, &cf);
-    if (!st.ok()) {
-      std::fprintf(stderr, "EXPERIMENT: %s\n", st.ToString().c_str());
-      std::abort();
-    }
-    *static_cast<rocksdb::ColumnFamilyOptions*>(options) = cf;
-    std::fprintf(stderr, "EXPERIMENT applied: %s\n", x);
-  }
   if (StateReplicationWanted()) {
     // The state replicator reads the WAL after the memtables that it holds
     // were flushed (GetUpdatesSince): obsolete WAL files go to archive/ and
