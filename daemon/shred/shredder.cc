@@ -235,8 +235,15 @@ absl::StatusOr<CertificateBundle> Shredder::Execute(ShredJob job) {
 absl::Status Shredder::DestroyKeys(std::span<const uint64_t> slots, rocksdb::WriteBatch* batch) {
   ErasureWrites erasure;
   std::lock_guard lock(mu_);
+  const uint64_t before = store_->key_tree().epoch();
   auto epoch = store_->key_tree().Shred(slots, batch);
-  if (!epoch.ok()) return epoch.status();
+  if (!epoch.ok()) {
+    if (store_->key_tree().epoch() != before) {  // committed: the old root waits for the retrier
+      stale_roots_.store(true);
+      retrier_->Kick();
+    }
+    return epoch.status();
+  }
   LogInfo("key epoch without items",
           {{"destroyed_epoch", epoch->destroyed_epoch}, {"installed_epoch", epoch->installed_epoch}});
   return absl::OkStatus();

@@ -211,9 +211,11 @@ class Shredder {
   // Shreds key-tree slots that hold no item (an order's subject map key) in
   // one epoch, with `batch` (the records they sealed, deleted), under the
   // shredder's lock so no destruction is in flight. No certificate: nothing
-  // personal is certified by it. If the old root cannot be destroyed, the
-  // new tree stands and the error is returned; the next start destroys
-  // every root but the committed one (KeyTree::Open).
+  // personal is certified by it. If the epoch committed but the old root
+  // could not be destroyed yet (the new tree not yet in the object store,
+  // or the vault refusing), the new tree stands, the error is returned, and
+  // the pending retrier destroys the old root as soon as it can (it used to
+  // stay until the next certificate).
   absl::Status DestroyKeys(std::span<const uint64_t> slots, rocksdb::WriteBatch* batch);
   // Streams the private manifest of a certificate in pieces (concatenated:
   // the manifest JSON). `sink` returns false to stop.
@@ -314,6 +316,9 @@ class Shredder {
     verify::Hash leaf{};
   };
   absl::Status DestroyOldRoots(const PendingRecord& pending);
+  // Destroys every root older than the current epoch, once the current tree
+  // is in the object store (durability.h).
+  absl::Status DestroyStaleRoots();
   absl::StatusOr<FoldedManifest> FoldManifest(const std::string& certificate_id, rocksdb::WriteBatch* batch);
   absl::StatusOr<std::vector<OpenedEntry>> OpenEntries(size_t prefix_size,
                                                        const std::vector<std::pair<std::string, std::string>>& raw);
@@ -333,6 +338,9 @@ class Shredder {
   std::atomic<bool> stop_{false};
   std::timed_mutex mu_;                     // one shred at a time (timed: see GetCertificate)
   std::atomic<uint64_t> pending_count_{0};  // "P" records, as last counted
+  // Old roots may be left (a DestroyKeys epoch, or a start that kept them
+  // for the object store): RetryPending destroys them. True at start.
+  std::atomic<bool> stale_roots_{true};
   mutable std::mutex progress_mu_;
   std::string progress_request_ ABSL_GUARDED_BY(progress_mu_);  // the last destruction's request id
   Progress progress_ ABSL_GUARDED_BY(progress_mu_);

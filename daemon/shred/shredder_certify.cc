@@ -40,10 +40,7 @@ absl::StatusOr<CertificateBundle> Shredder::Certify(const std::string& cert_id) 
   return CommitCertificate(cert_id, *pending, *folded, *builder, &batch);
 }
 
-// No certificate unless the old roots are gone: every root the vault still
-// holds must be the current one.
-absl::Status Shredder::DestroyOldRoots(const PendingRecord& pending) {
-  if (!pending.installed_epoch) return absl::InternalError("pending certification destroyed nothing");
+absl::Status Shredder::DestroyStaleRoots() {
   Vault& vault = store_->key_tree().vault();
   const uint64_t current = store_->key_tree().epoch();
   auto roots = vault.ListRoots();
@@ -54,6 +51,15 @@ absl::Status Shredder::DestroyOldRoots(const PendingRecord& pending) {
     if (auto s = WaitStateReplicated(store_->db(), StrCat("root ", r, " is kept")); !s.ok()) return s;
     if (auto s = vault.DestroyRoot(r); !s.ok()) return s;
   }
+  return absl::OkStatus();
+}
+
+// No certificate unless the old roots are gone: every root the vault still
+// holds must be the current one.
+absl::Status Shredder::DestroyOldRoots(const PendingRecord& pending) {
+  if (!pending.installed_epoch) return absl::InternalError("pending certification destroyed nothing");
+  if (auto s = DestroyStaleRoots(); !s.ok()) return s;
+  const uint64_t current = store_->key_tree().epoch();
   if (current < *pending.installed_epoch) {
     return absl::InternalError("pending certification refers to an epoch that was never committed");
   }

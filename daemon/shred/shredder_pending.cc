@@ -19,7 +19,7 @@ absl::Status Shredder::CompletePending() {
   std::lock_guard lock(mu_);
   absl::Status s = FinishPendingLocked();
   if (absl::IsDataLoss(s)) return s;  // a damaged record: the operator must look
-  if (!s.ok()) retrier_->Kick();      // logged and counted; serve meanwhile
+  retrier_->Kick();  // a failure (logged and counted) is retried while serving; old roots go (stale_roots_)
   return absl::OkStatus();
 }
 
@@ -60,7 +60,13 @@ absl::Status Shredder::RetryPending() {
   ErasureWrites erasure;                      // deletion keeps working on a nearly full disk (space_guard.h)
   if (stop_.load()) return absl::OkStatus();  // stopping: the next start finishes it
   std::lock_guard lock(mu_);
-  return FinishPendingLocked();
+  absl::Status s = FinishPendingLocked();
+  if (stale_roots_.load()) {
+    absl::Status r = DestroyStaleRoots();
+    if (r.ok()) stale_roots_.store(false);
+    if (s.ok()) s = r;
+  }
+  return s;
 }
 
 void Shredder::NotePendingFailure(std::string_view cert_id, const absl::Status& s) {

@@ -425,6 +425,25 @@ class StateNotReplicated(FaultsTest):
         self.wait_for("the pending certificate", lambda: self.certificate("later") is not None, timeout=90)
         self.wait_for("the object to be deleted", lambda: self.versions() == [], timeout=90)
 
+    def test_a_subject_map_release_that_waited_for_the_store_destroys_the_old_root(self):
+        # The release's epoch committed, then waited for the store: its old
+        # root, which still opens the map in an old copy of the data dir,
+        # stayed until the next certificate. The retrier destroys it now.
+        for i in range(3):
+            self.d.put_bytes(rand(500, 410 + i), subjects=["erin"])
+        orders = opb_grpc.OrdersStub(self.d.channel())
+        orders.SubmitOrder(opb.OrderSpec(id="o-map", basis=opb.OTHER, reference="r", subject_ids=["erin"],
+                                         keep_subject_map=True), timeout=60)
+        done = orders.GetOrder(opb.GetOrderRequest(order_id="o-map", wait=True), timeout=120)
+        self.assertEqual(done.state, opb.ORDER_DONE, done.message)
+        self.wait_for("one vault root", lambda: len(self.vault_roots()) == 1, timeout=60)
+        self.deny_state_writes()
+        self.assertRpcError(grpc.StatusCode.UNAVAILABLE, orders.ReleaseSubjectMap,
+                            opb.SubjectMapRequest(order_id="o-map"), timeout=60)
+        self.assertEqual(len(self.vault_roots()), 2, "the old root is kept while the store lacks the new tree")
+        self.s3.delete_bucket_policy(Bucket=self.bucket)
+        self.wait_for("the old root to be destroyed", lambda: len(self.vault_roots()) == 1, timeout=90)
+
     def test_objects_of_a_shred_not_in_the_store_stay_until_it_is(self):
         data = rand(6 * MIB, 401)
         digest = self.put(data)
