@@ -25,11 +25,6 @@ DestructionGate::Commit DestructionGate::EnterCommit(absl::Duration wait) {
   return Commit(this);
 }
 
-bool DestructionGate::Destroying() const {
-  absl::MutexLock l(&mu_);
-  return destroying_;
-}
-
 DestructionGate::Destruction::Destruction(DestructionGate* gate) : gate_(gate) {
   absl::MutexLock l(&gate_->mu_);
   ++gate_->destructions_waiting_;

@@ -66,13 +66,12 @@ class DestructionGate {
   // Enters as a commit, waiting up to `wait` for a destruction in progress
   // (or waiting) to end; an empty Commit if it did not.
   Commit EnterCommit(absl::Duration wait = kCommitWait);
-  bool Destroying() const;
 
  private:
   bool Open() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !destroying_ && destructions_waiting_ == 0; }
   bool Drained() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return commits_ == 0 && !destroying_; }
 
-  mutable absl::Mutex mu_;
+  absl::Mutex mu_;
   int commits_ ABSL_GUARDED_BY(mu_) = 0;
   int destructions_waiting_ ABSL_GUARDED_BY(mu_) = 0;
   bool destroying_ ABSL_GUARDED_BY(mu_) = false;
