@@ -368,7 +368,7 @@ absl::StatusOr<std::vector<std::string>> ItemStore::BatchPut::LogEntriesFrom(
     Ready& r = *committed_[j];
     const std::string index = BigEndian64(first_item + j);
     custody.emplace_back(CustodyKeyPrefix(r.key) + index, std::move(r.custody_sealed));
-    for (const auto& d : r.dataset_keys) custody.emplace_back(MemberKey(d, r.key), index);
+    for (const auto& d : r.dataset_keys) custody.emplace_back(MemberKey(d, r.key, index), index);
     out.push_back(std::move(r.entry));
   }
   std::sort(custody.begin(), custody.end());

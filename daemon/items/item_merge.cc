@@ -144,7 +144,8 @@ absl::StatusOr<ItemInfo> ItemStore::MergeLocked(const KeyTree::WriteLease& lease
     std::vector<std::string> out;
     AddNewDatasets(new_datasets, &batch, &out);
     for (const auto& d : new_datasets) {
-      batch.Put(MemberKey(DatasetKeyOf(d), key), BigEndian64(first + out.size()));
+      const std::string index = BigEndian64(first + out.size());
+      batch.Put(MemberKey(DatasetKeyOf(d), key, index), index);
       out.push_back(nlohmann::json{{"type", "dataset-member"},
                                    {"dataset", DatasetCommitment(d)},
                                    {"item", item_commitment},

@@ -3,6 +3,7 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <optional>
 #include <set>
@@ -160,6 +161,15 @@ std::string ItemStore::SealSystem(std::string_view plaintext, std::string_view a
 
 absl::StatusOr<std::string> ItemStore::OpenSystem(std::string_view sealed, std::string_view ad) const {
   return OpenData(system_metadata_key_, sealed, ad);
+}
+
+std::optional<std::string> ItemStore::ShreddedBy(const ItemKey& key, const Custody& custody) {
+  std::string v;
+  if (db_->Get(rocksdb::ReadOptions(), LiftedSuppressionKey(key, custody.index), &v).ok()) return v;
+  auto latest = LatestCustody(key);
+  if (!latest || latest->index != custody.index) return std::nullopt;  // stored again, lifted before lifts kept it
+  if (db_->Get(rocksdb::ReadOptions(), SuppressionKey(key), &v).ok()) return v;
+  return std::nullopt;
 }
 
 std::optional<std::string> ItemStore::SuppressedBy(const Sha256& hash) {
@@ -410,6 +420,9 @@ absl::StatusOr<std::string> ItemStore::RemoveSuppression(const Sha256& hash,
   }
   rocksdb::WriteBatch batch;
   batch.Delete(SuppressionKey(key));
+  // Kept, so that the dataset manifest still names the certificate that
+  // shredded this custody once the item is stored again (ShreddedBy).
+  if (auto custody = LatestCustody(key)) batch.Put(LiftedSuppressionKey(key, custody->index), by);
   for (const auto& [k, v] : extra) batch.Put(k, v);
   auto committed = Commit(&batch, [&](uint64_t) -> absl::StatusOr<std::vector<std::string>> {
     return std::vector<std::string>{log_entry};
@@ -461,7 +474,7 @@ std::string ItemStore::CustodyEntry(const ContentDigest& digest, const ItemMetad
   std::vector<std::string> datasets;
   for (const auto& d : metadata.datasets) {
     datasets.push_back(DatasetCommitment(d));
-    batch->Put(MemberKey(DatasetKeyOf(d), key), BigEndian64(index));
+    batch->Put(MemberKey(DatasetKeyOf(d), key, BigEndian64(index)), BigEndian64(index));
   }
   return ItemStoredEntry(digest, metadata.kind, verify::CustodyCommitment(digest.HashString(), last_salt),
                          std::vector<std::string_view>(datasets.begin(), datasets.end()), FormatRfc3339(absl::Now()));
@@ -476,9 +489,13 @@ std::string ItemStore::LineageEntry(const ContentDigest& model, const std::strin
 }
 
 std::optional<ItemStore::Custody> ItemStore::LatestCustody(const ItemKey& key) {
+  return CustodyAt(key, std::numeric_limits<uint64_t>::max());
+}
+
+std::optional<ItemStore::Custody> ItemStore::CustodyAt(const ItemKey& key, uint64_t index) {
   std::string prefix = CustodyKeyPrefix(key);
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
-  it->SeekForPrev(prefix + std::string(8, '\xff'));
+  it->SeekForPrev(prefix + BigEndian64(index));
   if (!it->Valid() || !it->key().starts_with(prefix) || it->key().size() != prefix.size() + 8) return std::nullopt;
   auto plain = OpenSystem(it->value().ToStringView(), CustodyAd(key));
   if (!plain.ok()) return std::nullopt;
@@ -500,7 +517,8 @@ uint64_t ItemStore::ForEachDatasetMemberEver(std::string_view dataset,
   std::string prefix = StrCat(keyspace::kMember, KeyString(DatasetKeyOf(dataset)));
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-    if (it->key().size() != prefix.size() + 32 || it->value().size() != 8) continue;
+    const size_t rest = it->key().size() - prefix.size();  // item key, then (not in older stores) the index
+    if ((rest != 32 && rest != 40) || it->value().size() != 8) continue;
     ++n;
     if (!fn) continue;
     ItemKey k;

@@ -331,11 +331,21 @@ class ItemStore {
   };
   // The latest custody record of an item (kept after it is shredded).
   std::optional<Custody> LatestCustody(const ItemKey& key);
+  // The custody record in force at log index `index`: the latest one at or
+  // before it (an item stored, shredded and stored again has several).
+  std::optional<Custody> CustodyAt(const ItemKey& key, uint64_t index);
+  // What shredded the item's incarnation that `custody` records
+  // ("certificate <id>" or "order <o>, certificate <id>", as SuppressedBy):
+  // its suppression while it is the latest custody, the suppression a lift
+  // kept after that. nullopt: not shredded, or lifted by a daemon older
+  // than the lift records.
+  std::optional<std::string> ShreddedBy(const ItemKey& key, const Custody& custody);
   // The "lineage" log entry of a model; `edges_json` is a JSON array.
   static std::string LineageEntry(const ContentDigest& model, const std::string& model_commitment,
                                   const std::string& edges_json);
-  // Log index of the entry that made `item` a member of `dataset`, for every
-  // item that ever was one.
+  // Log index of each entry that made an item a member of `dataset`, for
+  // every item that ever was one (an item stored again after a shred can be
+  // a member twice, once per custody).
   // Calls `fn` with each member's item key and log index, in key order;
   // stops when it returns false. Counts them without `fn`.
   uint64_t ForEachDatasetMemberEver(std::string_view dataset,

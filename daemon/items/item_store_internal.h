@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "daemon/base/coding.h"
 #include "daemon/base/strings.h"
 #include "daemon/items/item.h"
 #include "daemon/items/item_record.h"
@@ -28,8 +29,14 @@ inline std::string ObjectKey(std::string_view oid) { return StrCat(keyspace::kOb
 inline std::string IndexKey(char type, const ItemKey& value_hash, const ItemKey& item) {
   return StrCat(keyspace::kIndex, std::string_view(&type, 1), KeyString(value_hash), KeyString(item));
 }
-inline std::string MemberKey(const ItemKey& dataset, const ItemKey& item) {
-  return StrCat(keyspace::kMember, KeyString(dataset), KeyString(item));
+// One per custody entry that put the item in the dataset: a shredded item
+// stored again in the same dataset is a member twice (docs/FORMATS.md,
+// "Dataset manifest").
+inline std::string MemberKey(const ItemKey& dataset, const ItemKey& item, std::string_view index_be64) {
+  return StrCat(keyspace::kMember, KeyString(dataset), KeyString(item), index_be64);
+}
+inline std::string LiftedSuppressionKey(const ItemKey& item, uint64_t custody_index) {
+  return StrCat(keyspace::kLiftedSuppression, KeyString(item), BigEndian64(custody_index));
 }
 inline std::string CustodyKeyPrefix(const ItemKey& item) { return StrCat(keyspace::kCustody, KeyString(item)); }
 

@@ -207,7 +207,7 @@ absl::Status Catalog::WriteDatasetManifest(std::string_view name, size_t piece,
   absl::Status status;
   bool first = true, stopped = false;
   store_->ForEachDatasetMemberEver(name, [&](const ItemKey& key, uint64_t member_index) {
-    auto custody = store_->LatestCustody(key);
+    auto custody = store_->CustodyAt(key, member_index);
     if (!custody) {
       status = absl::DataLossError("a dataset member has no custody record");
       return false;
@@ -219,7 +219,7 @@ absl::Status Catalog::WriteDatasetManifest(std::string_view name, size_t piece,
            {"custodyIndex", custody->index},
            {"memberIndex", member_index},
            {"deletion", nullptr}};
-    if (auto by = store_->SuppressedBy(custody->digest.hash)) m["deletion"] = DeletionOf(store_, *by);
+    if (auto by = store_->ShreddedBy(key, *custody)) m["deletion"] = DeletionOf(store_, *by);
     if (!first) buf.push_back(',');
     first = false;
     buf += m.dump();

@@ -28,17 +28,20 @@ inline constexpr std::string_view kLogLeafIndex = "Li";   // leaf hash(32): firs
 inline constexpr std::string_view kLogCheckpoint = "Lc";  // size(8): signed checkpoint note
 
 // Items (daemon/items/item_store.h).
-inline constexpr std::string_view kItem = "i";         // item_key(32): item record
-inline constexpr std::string_view kInline = "c";       // object_id(16): inline ciphertext
-inline constexpr std::string_view kObject = "o";       // object_id(16): item key of a blob-backed item
-inline constexpr std::string_view kBlobDrop = "b";     // object_id(16): blob of a shredded item, still to delete
-inline constexpr std::string_view kIndex = "x";        // type(1) keyed_hash(32) item_key(32): lookup index
-inline constexpr std::string_view kSuppression = "s";  // item_key(32): shredded, by which certificate
-inline constexpr std::string_view kCustody = "Y";      // item_key(32) index(8): sealed custody record
-inline constexpr std::string_view kMember = "Z";       // dataset_key(32) item_key(32): membership
-inline constexpr std::string_view kDataset = "D";      // dataset_key(32): sealed dataset record
-inline constexpr std::string_view kSlotScratch = "w";  // scope(8) slot(8): item key + record, an order scan's
-                                                       // scratch (items/slot_ordered_lookup.h; dropped at start)
+inline constexpr std::string_view kItem = "i";               // item_key(32): item record
+inline constexpr std::string_view kInline = "c";             // object_id(16): inline ciphertext
+inline constexpr std::string_view kObject = "o";             // object_id(16): item key of a blob-backed item
+inline constexpr std::string_view kBlobDrop = "b";           // object_id(16): blob of a shredded item, still to delete
+inline constexpr std::string_view kIndex = "x";              // type(1) keyed_hash(32) item_key(32): lookup index
+inline constexpr std::string_view kSuppression = "s";        // item_key(32): shredded, by which certificate
+inline constexpr std::string_view kCustody = "Y";            // item_key(32) index(8): sealed custody record
+inline constexpr std::string_view kMember = "Z";             // dataset_key(32) item_key(32) index(8): membership
+                                                             // (older stores: no index, one per item and dataset)
+inline constexpr std::string_view kLiftedSuppression = "V";  // item_key(32) custody index(8): the suppression
+                                                             // of a stored custody, kept when lifted
+inline constexpr std::string_view kDataset = "D";            // dataset_key(32): sealed dataset record
+inline constexpr std::string_view kSlotScratch = "w";        // scope(8) slot(8): item key + record, an order scan's
+                                                             // scratch (items/slot_ordered_lookup.h; dropped at start)
 // The type byte after kIndex.
 inline constexpr char kIndexSubject = 's';
 inline constexpr char kIndexDataset = 'd';
@@ -67,10 +70,17 @@ inline constexpr std::string_view kSubjectMap = "J";  // order_id "\0" ...: an o
 
 // Every prefix above, for the test that keeps them apart.
 inline constexpr std::string_view kAll[] = {
-    kEpoch,    kNode,        kDek,         kLogSize,     kLogEntry, kLogHash,       kLogLeafIndex, kLogCheckpoint,
-    kBlobDrop, kItem,        kInline,      kObject,      kIndex,    kSuppression,   kCustody,      kMember,
-    kDataset,  kSlotScratch, kEdgeForward, kEdgeReverse, kHold,     kHoldLookup,    kLift,         kRequest,
-    kPending,  kStagedItem,  kStagedLeaf,  kCertificate, kManifest, kManifestChunk, kOrder,        kSubjectMap,
+    kEpoch,        kNode,          kDek,
+    kLogSize,      kLogEntry,      kLogHash,
+    kLogLeafIndex, kLogCheckpoint, kBlobDrop,
+    kItem,         kInline,        kObject,
+    kIndex,        kSuppression,   kCustody,
+    kMember,       kDataset,       kSlotScratch,
+    kEdgeForward,  kEdgeReverse,   kHold,
+    kHoldLookup,   kLift,          kRequest,
+    kPending,      kStagedItem,    kStagedLeaf,
+    kCertificate,  kManifest,      kManifestChunk,
+    kOrder,        kSubjectMap,    kLiftedSuppression,
 };
 
 }  // namespace shredd::keyspace
