@@ -1,7 +1,8 @@
-// shredctl log audit: proves from the log that every custody entry of a
-// dataset has a later deletion entry (docs/LOG.md, "Audit"). The algorithm
-// and the commitment formulas are formats/commitment.h; this file fetches
-// what it reads from the daemon and reports.
+// shredctl log audit: proves from the whole log that every custody entry
+// of a dataset is in its manifest and has a later deletion entry
+// (docs/LOG.md, "Audit"). The algorithm and the commitment formulas are
+// formats/commitment.h; this file fetches what it reads (from the daemon or
+// the log's tiles) and reports.
 #include <cctype>
 #include <iostream>
 #include <map>
@@ -17,10 +18,12 @@
 #include <nlohmann/json.hpp>
 
 #include "client/cli_common.h"
+#include "client/log_source.h"
 #include "daemon/base/strings.h"
 #include "formats/commitment.h"
 #include "formats/keys.h"
 #include "formats/manifest.h"
+#include "formats/tiles.h"
 
 namespace shredd::cli {
 namespace {
@@ -30,50 +33,62 @@ using nlohmann::json;
 using ::shredd::StrCat;
 
 struct AuditArgs {
-  std::string dataset, vkey_path, manifest_path;
+  std::string dataset, vkey_path, manifest_path, tiles;
   std::vector<std::string> cert_manifest_paths;  // private manifests of certificates, given locally
 };
 
-// The log and the certificates' private manifests, from the daemon (or, for
-// manifests, from files given with --cert-manifest). A failure is kept as
-// the Failure shredctl ends with (its exit code says daemon, refusal, ...);
+// The log, from the daemon or from its tiles (--tiles), and the
+// certificates' private manifests, from files given with --cert-manifest
+// or else from the daemon (connected only when needed: an auditor with the
+// tiles and every file needs no daemon). A failure is kept as the Failure
+// shredctl ends with (its exit code says daemon, refusal, ...);
 // AuditDataset hands the status back unchanged.
-class DaemonAuditSource final : public verify::AuditSource {
+class CliAuditSource final : public verify::AuditSource {
  public:
-  DaemonAuditSource(const Global& g, std::map<std::string, std::string> local_manifests)
-      : log_(v1::Log::NewStub(Connect(g))),
-        shredder_(v1::Shredder::NewStub(Connect(g))),
-        local_(std::move(local_manifests)) {}
+  CliAuditSource(const Global& g, std::string tiles, std::map<std::string, std::string> local_manifests)
+      : g_(g), tiles_(std::move(tiles)), local_(std::move(local_manifests)) {}
 
-  absl::StatusOr<ProvenEntry> Entry(uint64_t index) override {
-    v1::GetEntriesRequest er;
-    er.set_start(index);
-    er.set_end(index + 1);
-    v1::GetEntriesResponse eresp;
-    grpc::ClientContext c1;
-    grpc::Status s = log_->GetEntries(&c1, er, &eresp);
-    if (!s.ok() || eresp.entries_size() != 1) return Fail(FromGrpc(s, StrCat("cannot fetch log entry ", index)));
-    v1::GetTlogProofRequest pr;
-    pr.set_index(index);
-    v1::GetTlogProofResponse presp;
-    grpc::ClientContext c2;
-    s = log_->GetTlogProof(&c2, pr, &presp);
-    if (!s.ok()) return Fail(FromGrpc(s, StrCat("cannot fetch a proof for log entry ", index)));
-    return ProvenEntry{eresp.entries(0), presp.proof()};
+  absl::StatusOr<std::string> Checkpoint() override {
+    if (!tiles_.empty()) {
+      auto text = FetchTilesFile(tiles_, std::string(verify::kCheckpointPath));
+      if (!text.ok())
+        return Fail(Failure{kFail, StrCat("fetching the checkpoint failed: ", text.status().message()), ""});
+      return text;
+    }
+    grpc::ClientContext ctx;
+    Deadline(&ctx);
+    v1::GetCheckpointResponse resp;
+    grpc::Status s = Log()->GetCheckpoint(&ctx, v1::GetCheckpointRequest(), &resp);
+    if (!s.ok()) return Fail(FromGrpc(s, "fetching the checkpoint failed"));
+    return resp.checkpoint();
+  }
+
+  absl::StatusOr<std::vector<std::string>> Entries(uint64_t start, uint64_t end) override {
+    if (!tiles_.empty()) return BundleEntries(start, end);
+    v1::GetEntriesRequest req;
+    req.set_start(start);
+    req.set_end(end);
+    v1::GetEntriesResponse resp;
+    grpc::ClientContext ctx;
+    Deadline(&ctx);
+    grpc::Status s = Log()->GetEntries(&ctx, req, &resp);
+    if (!s.ok()) return Fail(FromGrpc(s, StrCat("cannot fetch log entries from ", start)));
+    return std::vector<std::string>(resp.entries().begin(), resp.entries().end());
   }
 
   absl::StatusOr<std::string> CertificateManifest(const std::string& id) override {
     if (auto it = local_.find(id); it != local_.end()) return it->second;
+    auto shredder = v1::Shredder::NewStub(Channel());
     v1::GetCertificateRequest cr;
     cr.set_certificate_id(id);
     v1::ShredResponse cresp;
     grpc::ClientContext ctx;
-    grpc::Status s = shredder_->GetCertificate(&ctx, cr, &cresp);
+    grpc::Status s = shredder->GetCertificate(&ctx, cr, &cresp);
     if (!s.ok()) return Fail(FromGrpc(s, StrCat("cannot fetch the manifest of certificate ", id)));
     if (cresp.manifest_omitted()) {
       // Too large for one reply (over [shred] inline_manifest_items): streamed.
       std::string manifest;
-      grpc::Status ms = StreamManifest(shredder_.get(), id, [&](std::string_view piece) { manifest += piece; });
+      grpc::Status ms = StreamManifest(shredder.get(), id, [&](std::string_view piece) { manifest += piece; });
       if (!ms.ok()) return Fail(FromGrpc(ms, StrCat("cannot fetch the manifest of certificate ", id)));
       return manifest;
     }
@@ -89,14 +104,42 @@ class DaemonAuditSource final : public verify::AuditSource {
   const std::optional<Failure>& failure() const { return failure_; }
 
  private:
+  static void Deadline(grpc::ClientContext* ctx) {
+    ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  }
+
+  std::shared_ptr<grpc::Channel> Channel() {
+    if (!channel_) channel_ = Connect(g_);
+    return channel_;
+  }
+
+  v1::Log::Stub* Log() {
+    if (!log_) log_ = v1::Log::NewStub(Channel());
+    return log_.get();
+  }
+
+  // From the entry bundle that holds `start`: the rest of it, up to `end`.
+  absl::StatusOr<std::vector<std::string>> BundleEntries(uint64_t start, uint64_t end) {
+    const uint64_t n = start / verify::kTileWidth;
+    auto bundle = ReadEntryBundle(tiles_, n, end);
+    if (!bundle.ok()) {
+      return Fail(Failure{absl::IsDataLoss(bundle.status()) ? kVerifyFailed : kFail,
+                          StrCat("reading the entry bundles failed: ", bundle.status().message()), ""});
+    }
+    return std::vector<std::string>(bundle->begin() + static_cast<std::ptrdiff_t>(start - n * verify::kTileWidth),
+                                    bundle->end());
+  }
+
   absl::Status Fail(Failure f) {
     failure_ = f;
     return absl::UnknownError(f.message);
   }
 
-  std::unique_ptr<v1::Log::Stub> log_;
-  std::unique_ptr<v1::Shredder::Stub> shredder_;
+  const Global& g_;
+  const std::string tiles_;
   std::map<std::string, std::string> local_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::Log::Stub> log_;
   std::optional<Failure> failure_;
 };
 
@@ -141,11 +184,15 @@ std::map<std::string, std::string> LocalCertManifests(const std::vector<std::str
 }
 
 int Report(const Global& g, const std::string& dataset, const verify::DatasetAudit& audit) {
-  json report{
-      {"dataset", dataset}, {"members", audit.members}, {"deleted", audit.deleted}, {"notDeleted", json::array()}};
+  json report{{"dataset", dataset},
+              {"treeSize", audit.tree_size},
+              {"members", audit.members},
+              {"deleted", audit.deleted},
+              {"notDeleted", json::array()}};
   std::ostringstream t;
   t << "dataset " << Shown(dataset) << ": " << audit.members << " custody entries, " << audit.deleted
-    << " with a later verified deletion entry";
+    << " with a later verified deletion entry (the whole log read: " << audit.tree_size
+    << " entries under its signed checkpoint)";
   for (const auto& nd : audit.not_deleted) {
     report["notDeleted"].push_back({{"digest", nd.digest}, {"custodyIndex", nd.custody_index}});
     t << "\n  NOT DELETED: " << Shown(nd.digest) << " (custody entry " << nd.custody_index << ")";
@@ -161,7 +208,7 @@ int Report(const Global& g, const std::string& dataset, const verify::DatasetAud
 int CmdAudit(const Global& g, const AuditArgs& a) {
   const verify::NoteVerifier key = ReadAuditKey(a.vkey_path);
   const std::string manifest = DatasetManifestText(g, a);
-  DaemonAuditSource source(g, LocalCertManifests(a.cert_manifest_paths));
+  CliAuditSource source(g, a.tiles, LocalCertManifests(a.cert_manifest_paths));
   absl::StatusOr<verify::DatasetAudit> audit = verify::AuditDataset(a.dataset, manifest, key, source);
   if (!audit.ok()) {
     if (source.failure()) throw *source.failure();
@@ -183,6 +230,7 @@ void AddAuditCommand(Commands cmds) {
       ->check(CLI::ExistingFile);
   audit->add_option("--manifest", aa.manifest_path, "the dataset's private manifest (default: fetched from the daemon)")
       ->check(CLI::ExistingFile);
+  audit->add_option("--tiles", aa.tiles, kTilesOptionHelp);
   audit
       ->add_option("--cert-manifest", aa.cert_manifest_paths,
                    "a certificate's private manifest, instead of fetching it (repeatable; for auditors, who get "

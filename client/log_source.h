@@ -53,6 +53,11 @@ std::unique_ptr<LogSource> TilesLogSource(const std::string& dir_or_url);
 // another error if it cannot be read.
 absl::StatusOr<std::string> FetchTilesFile(const std::string& dir_or_url, const std::string& rel_path);
 
+// The entries of entry bundle `n` of a tree of `size` entries (n * 256 <
+// size), from the partial bundle or, once it is gone, the full one. Errors:
+// as FetchTilesFile; DATA_LOSS for a malformed bundle.
+absl::StatusOr<std::vector<std::string>> ReadEntryBundle(const std::string& dir_or_url, uint64_t n, uint64_t size);
+
 // `shredctl log verify --entry E --proof P`: the verdict on a tlog-proof
 // (exit 0 or 3), printed as `log verify` prints it.
 int ReportLogVerify(const Global& g, const LoggedEntry& entry, const std::string& entry_path, const std::string& proof,

@@ -207,24 +207,12 @@ class TilesSource : public LogSource {
 // a tree of `size` entries; nullopt if none.
 std::optional<uint64_t> FindInBundles(const std::string& base, uint64_t size, const std::string& entry) {
   for (uint64_t n = 0; n * verify::kTileWidth < size; ++n) {
-    const unsigned width = verify::TileWidthAt(0, n, size);
-    auto data = FetchTilesFile(base, verify::EntryBundlePath(n, width));
-    if (!data.ok() && absl::IsNotFound(data.status()) && width < verify::kTileWidth) {
-      auto full = FetchTilesFile(base, verify::EntryBundlePath(n, verify::kTileWidth));
-      if (full.ok()) data = std::move(full);  // the partial may be gone; the full bundle starts the same
+    auto entries = ReadEntryBundle(base, n, size);
+    if (!entries.ok()) {
+      throw Failure{absl::IsDataLoss(entries.status()) ? kVerifyFailed : kFail,
+                    StrCat("reading the entry bundles failed: ", entries.status().message()), ""};
     }
-    if (!data.ok()) {
-      throw Failure{kFail, StrCat("reading the entry bundles failed: ", data.status().message()), ""};
-    }
-    auto entries = verify::ParseEntryBundle(*data);
-    if (!entries.ok() || entries->size() < width) {
-      throw Failure{kVerifyFailed,
-                    StrCat("entry bundle ", verify::EntryBundlePath(n, width), " is malformed: ",
-                           entries.ok() ? StrCat("holds ", entries->size(), " entries, expected ", width)
-                                        : std::string(entries.status().message())),
-                    ""};
-    }
-    for (unsigned i = 0; i < width; ++i) {
+    for (size_t i = 0; i < entries->size(); ++i) {
       if ((*entries)[i] == entry) return n * verify::kTileWidth + i;
     }
   }
@@ -238,6 +226,24 @@ absl::StatusOr<std::string> FetchTilesFile(const std::string& dir_or_url, const 
   std::string dir = dir_or_url;
   if (dir.starts_with("file://")) dir = dir.substr(7);
   return ReadLocal(Joined(dir, rel_path));
+}
+
+absl::StatusOr<std::vector<std::string>> ReadEntryBundle(const std::string& dir_or_url, uint64_t n, uint64_t size) {
+  const unsigned width = verify::TileWidthAt(0, n, size);
+  auto data = FetchTilesFile(dir_or_url, verify::EntryBundlePath(n, width));
+  if (!data.ok() && absl::IsNotFound(data.status()) && width < verify::kTileWidth) {
+    auto full = FetchTilesFile(dir_or_url, verify::EntryBundlePath(n, verify::kTileWidth));
+    if (full.ok()) data = std::move(full);  // the partial may be gone; the full bundle starts the same
+  }
+  if (!data.ok()) return data.status();
+  auto entries = verify::ParseEntryBundle(*data);
+  if (!entries.ok() || entries->size() < width) {
+    return absl::DataLossError(StrCat("entry bundle ", verify::EntryBundlePath(n, width), " is malformed: ",
+                                      entries.ok() ? StrCat("holds ", entries->size(), " entries, expected ", width)
+                                                   : std::string(entries.status().message())));
+  }
+  entries->resize(width);
+  return entries;
 }
 
 std::unique_ptr<LogSource> TilesLogSource(const std::string& dir_or_url) {

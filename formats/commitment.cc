@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -9,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "formats/certificate.h"
+#include "formats/compact_range.h"
 #include "formats/dataset_manifest.h"
 #include "formats/encoding.h"
 #include "formats/manifest.h"
@@ -39,8 +41,37 @@ std::string_view StringOf(const json& e, const char* name) {
 
 absl::Status Failed(std::string what) { return absl::InvalidArgumentError(std::move(what)); }
 
-// One audit: the checks of docs/LOG.md, "Audit", member by member, with the
-// certificates already verified kept by id (their digests).
+// The entry as a JSON object if it is one and `text` occurs in it (a cheap
+// filter: most entries of a big log are other items' custody entries).
+std::optional<json> ObjectMentioning(std::string_view entry, std::string_view text) {
+  if (entry.find(text) == std::string_view::npos) return std::nullopt;
+  json e = json::parse(entry, nullptr, /*allow_exceptions=*/false);
+  if (!e.is_object()) return std::nullopt;
+  return e;
+}
+
+bool RecordsDataset(const json& e, std::string_view dataset_commitment) {
+  const std::string_view type = StringOf(e, "type");
+  if (type == "dataset-member") return StringOf(e, "dataset") == dataset_commitment;
+  if (type != "item-stored") return false;
+  auto datasets = e.find("datasets");
+  if (datasets == e.end() || !datasets->is_array()) return false;
+  return std::any_of(datasets->begin(), datasets->end(), [&](const json& d) {
+    return d.is_string() && d.get_ref<const std::string&>() == dataset_commitment;
+  });
+}
+
+// A certificate entry the manifest names as a deletion: verified as the
+// log is read, its manifest fetched once the log checked.
+struct Covering {
+  std::optional<VerifiedCertificate> cert;
+  std::optional<std::set<std::string>> digests;
+};
+
+// One audit: the checks of docs/LOG.md, "Audit". The manifest is indexed by
+// log index, the whole log is read once in order (each entry checked as it
+// goes by and folded into the tree hash), then each member's deletion is
+// checked against the certificates read.
 class Audit {
  public:
   Audit(std::string_view dataset, const NoteVerifier& key, AuditSource& source)
@@ -52,11 +83,16 @@ class Audit {
     if (m->dataset != dataset_) {
       return Failed(Cat("the manifest is for dataset \"", m->dataset, "\", not \"", dataset_, "\""));
     }
-    dataset_commitment_ = DatasetCommitment(dataset_, m->dataset_salt);
+    manifest_ = *std::move(m);
+    dataset_commitment_ = DatasetCommitment(dataset_, manifest_.dataset_salt);
+    if (absl::Status s = IndexManifest(); !s.ok()) return s;
+    absl::StatusOr<Checkpoint> cp = LatestCheckpoint();
+    if (!cp.ok()) return cp.status();
+    if (absl::Status s = ReadLog(*cp); !s.ok()) return s;
     DatasetAudit report;
-    for (const DatasetMember& member : m->members) {
+    report.tree_size = cp->size;
+    for (const DatasetMember& member : manifest_.members) {
       ++report.members;
-      if (absl::Status s = CheckCustody(member); !s.ok()) return s;
       if (!member.deletion) {
         report.not_deleted.push_back({member.digest, member.member_index});
         continue;
@@ -68,84 +104,146 @@ class Audit {
   }
 
  private:
-  // Entry `index`, proven to be in the log that `key_` signs.
-  absl::StatusOr<std::string> ProvenEntry(uint64_t index) {
-    absl::StatusOr<AuditSource::ProvenEntry> e = source_.Entry(index);
-    if (!e.ok()) return e.status();
-    absl::StatusOr<VerifiedInclusion> v = VerifyTlogProof(e->proof, e->entry, key_, index);
-    if (!v.ok()) return Failed(Cat("log entry ", index, ": ", v.status().message()));
-    return std::move(e->entry);
-  }
-
-  // 1. The custody entry that put the item in the dataset commits to it.
-  absl::Status CheckCustody(const DatasetMember& member) {
-    absl::StatusOr<std::string> entry = ProvenEntry(member.member_index);
-    if (!entry.ok()) return entry.status();
-    if (!EntryRecordsMember(*entry, CustodyCommitment(member.digest, member.custody_salt), dataset_commitment_)) {
-      return Failed(
-          Cat("log entry ", member.member_index, " does not record ", member.digest, " in dataset ", dataset_));
+  // Members by the log entry that put them in the dataset (one entry puts
+  // one item in), and the log entries named as deletions.
+  absl::Status IndexManifest() {
+    for (size_t i = 0; i < manifest_.members.size(); ++i) {
+      const DatasetMember& member = manifest_.members[i];
+      if (auto [it, added] = by_index_.emplace(member.member_index, i); !added) {
+        return Failed(Cat("dataset manifest members[", it->second, "] and members[", i, "] both name log entry ",
+                          member.member_index));
+      }
+      if (!member.deletion) continue;
+      if (member.deletion->log_index <= member.member_index) {
+        return Failed(Cat("the deletion of ", member.digest, " (log entry ", member.deletion->log_index,
+                          ") is not later than its custody entry ", member.member_index));
+      }
+      covering_.emplace(member.deletion->log_index, Covering{});
     }
     return absl::OkStatus();
   }
 
-  // 2. A later certificate entry covers it.
+  absl::StatusOr<Checkpoint> LatestCheckpoint() {
+    absl::StatusOr<std::string> note = source_.Checkpoint();
+    if (!note.ok()) return note.status();
+    absl::StatusOr<Checkpoint> cp = VerifyCheckpoint(*note, key_);
+    if (!cp.ok()) return Failed(Cat("the log's checkpoint: ", cp.status().message()));
+    const uint64_t last = std::max(by_index_.empty() ? 0 : by_index_.rbegin()->first + 1,
+                                   covering_.empty() ? 0 : covering_.rbegin()->first + 1);
+    if (last > cp->size) {
+      return Failed(
+          Cat("the manifest names log entry ", last - 1, ", beyond the log's checkpoint (tree size ", cp->size, ")"));
+    }
+    return cp;
+  }
+
+  // Every entry of the tree, in order; then, in this order of precedence:
+  // its root against the checkpoint (entries that are not the signed log
+  // prove nothing), an entry that did not check, a custody entry left out.
+  absl::Status ReadLog(const Checkpoint& cp) {
+    CompactRange tree;
+    while (tree.size() < cp.size) {
+      absl::StatusOr<std::vector<std::string>> batch = source_.Entries(tree.size(), cp.size);
+      if (!batch.ok()) return batch.status();
+      if (batch->empty() || batch->size() > cp.size - tree.size()) {
+        return Failed(
+            Cat("the log served ", batch->size(), " entries from index ", tree.size(), " of a tree of ", cp.size));
+      }
+      for (const std::string& entry : *batch) {
+        Visit(tree.size(), entry);
+        tree.Append(LeafHash(entry));
+      }
+    }
+    if (tree.Root() != cp.root) {
+      return Failed(Cat("the log's entries do not match its checkpoint: their tree of size ", cp.size, " has root ",
+                        HexEncode(tree.Root()), ", the signed checkpoint says ", HexEncode(cp.root)));
+    }
+    if (!entry_failure_.ok()) return entry_failure_;
+    if (unlisted_ > 0) {
+      return Failed(Cat("the manifest leaves out ", unlisted_, " of the log's custody entries for dataset \"", dataset_,
+                        "\" (the first is log entry ", first_unlisted_, "): it is not the dataset's whole history"));
+    }
+    return absl::OkStatus();
+  }
+
+  // 1. An entry that records an item in the dataset is a member's, and
+  //    commits to that member; 2. a deletion's entry is a certificate.
+  void Visit(uint64_t index, std::string_view entry) {
+    if (auto it = by_index_.find(index); it != by_index_.end()) {
+      const DatasetMember& member = manifest_.members[it->second];
+      if (!EntryRecordsMember(entry, CustodyCommitment(member.digest, member.custody_salt), dataset_commitment_)) {
+        EntryFailed(Cat("log entry ", index, " does not record ", member.digest, " in dataset ", dataset_));
+      }
+    } else if (EntryRecordsDatasetMember(entry, dataset_commitment_)) {
+      if (unlisted_++ == 0) first_unlisted_ = index;
+    }
+    if (auto it = covering_.find(index); it != covering_.end()) {
+      absl::StatusOr<VerifiedCertificate> cert = VerifyCertificate(entry, key_.key);
+      if (cert.ok()) {
+        it->second.cert = *std::move(cert);
+      } else {
+        EntryFailed(Cat("certificate at log entry ", index, ": ", cert.status().message()));
+      }
+    }
+  }
+
+  void EntryFailed(std::string what) {
+    if (entry_failure_.ok()) entry_failure_ = Failed(std::move(what));
+  }
+
+  // The digests the certificate at log entry `index` covers, from its
+  // private manifest (fetched once per certificate).
+  absl::StatusOr<const std::set<std::string>*> Covered(Covering& c) {
+    if (!c.digests) {
+      absl::StatusOr<std::string> manifest = source_.CertificateManifest(c.cert->certificate_id);
+      if (!manifest.ok()) return manifest.status();
+      absl::StatusOr<std::vector<std::string>> digests = VerifyManifestDigests(*c.cert, *manifest);
+      if (!digests.ok()) {
+        return Failed(Cat("manifest of certificate ", c.cert->certificate_id, ": ", digests.status().message()));
+      }
+      c.digests.emplace(digests->begin(), digests->end());
+    }
+    return &*c.digests;
+  }
+
+  // 3. The certificate entry read at the deletion's index covers the item
+  //    (IndexManifest checked that it is later than the custody entry).
   absl::Status CheckDeletion(const DatasetMember& member) {
     const DatasetDeletion& del = *member.deletion;
-    if (del.log_index <= member.member_index) {
-      return Failed(Cat("the deletion of ", member.digest, " (log entry ", del.log_index,
-                        ") is not later than its custody entry ", member.member_index));
+    Covering& c = covering_.at(del.log_index);  // ReadLog verified its certificate
+    if (c.cert->certificate_id != del.certificate_id) {
+      return Failed(Cat("certificate at log entry ", del.log_index, " is \"", c.cert->certificate_id, "\", not \"",
+                        del.certificate_id, "\" as the manifest says"));
     }
-    auto it = covered_.find(del.certificate_id);
-    if (it == covered_.end()) {
-      absl::StatusOr<std::set<std::string>> digests = CertificateDigests(del);
-      if (!digests.ok()) return digests.status();
-      it = covered_.emplace(del.certificate_id, *std::move(digests)).first;
-    }
-    if (!it->second.contains(member.digest)) {
+    absl::StatusOr<const std::set<std::string>*> digests = Covered(c);
+    if (!digests.ok()) return digests.status();
+    if (!(*digests)->contains(member.digest)) {
       return Failed(Cat("certificate ", del.certificate_id, " does not cover ", member.digest));
     }
     return absl::OkStatus();
   }
 
-  // The digests the certificate at the deletion's log entry covers.
-  absl::StatusOr<std::set<std::string>> CertificateDigests(const DatasetDeletion& del) {
-    absl::StatusOr<std::string> envelope = ProvenEntry(del.log_index);
-    if (!envelope.ok()) return envelope.status();
-    absl::StatusOr<VerifiedCertificate> cert = VerifyCertificate(*envelope, key_.key);
-    if (!cert.ok()) return Failed(Cat("certificate at log entry ", del.log_index, ": ", cert.status().message()));
-    if (cert->certificate_id != del.certificate_id) {
-      return Failed(Cat("certificate at log entry ", del.log_index, " is \"", cert->certificate_id, "\", not \"",
-                        del.certificate_id, "\" as the manifest says"));
-    }
-    absl::StatusOr<std::string> manifest = source_.CertificateManifest(del.certificate_id);
-    if (!manifest.ok()) return manifest.status();
-    absl::StatusOr<std::vector<std::string>> digests = VerifyManifestDigests(*cert, *manifest);
-    if (!digests.ok()) {
-      return Failed(Cat("manifest of certificate ", del.certificate_id, ": ", digests.status().message()));
-    }
-    return std::set<std::string>(digests->begin(), digests->end());
-  }
-
   std::string dataset_;
   const NoteVerifier& key_;
   AuditSource& source_;
+  DatasetManifest manifest_;
   std::string dataset_commitment_;
-  std::map<std::string, std::set<std::string>> covered_;  // certificate id -> digests
+  std::map<uint64_t, size_t> by_index_;    // memberIndex -> position in manifest_.members
+  std::map<uint64_t, Covering> covering_;  // log index of a deletion -> its certificate
+  absl::Status entry_failure_;             // the first entry that did not check
+  uint64_t unlisted_ = 0, first_unlisted_ = 0;
 };
 
 }  // namespace
 
 bool EntryRecordsMember(std::string_view entry, std::string_view item_commitment, std::string_view dataset_commitment) {
   const json e = json::parse(entry, nullptr, /*allow_exceptions=*/false);
-  if (!e.is_object() || StringOf(e, "item") != item_commitment) return false;
-  const std::string_view type = StringOf(e, "type");
-  if (type == "dataset-member") return StringOf(e, "dataset") == dataset_commitment;
-  if (type != "item-stored") return false;
-  auto datasets = e.find("datasets");
-  if (datasets == e.end() || !datasets->is_array()) return false;
-  return std::any_of(datasets->begin(), datasets->end(), [&](const json& d) {
-    return d.is_string() && d.get_ref<const std::string&>() == dataset_commitment;
-  });
+  return e.is_object() && StringOf(e, "item") == item_commitment && RecordsDataset(e, dataset_commitment);
+}
+
+bool EntryRecordsDatasetMember(std::string_view entry, std::string_view dataset_commitment) {
+  auto e = ObjectMentioning(entry, dataset_commitment);
+  return e && RecordsDataset(*e, dataset_commitment);
 }
 
 absl::StatusOr<DatasetAudit> AuditDataset(std::string_view dataset, std::string_view manifest_json,

@@ -32,17 +32,21 @@ std::string DatasetCommitment(std::string_view dataset, std::string_view dataset
 // JSON object, is false (never throws).
 bool EntryRecordsMember(std::string_view entry, std::string_view item_commitment, std::string_view dataset_commitment);
 
-// What the audit reads, supplied by the caller (shredctl over gRPC; tests
-// from memory). A failure of the source is returned by AuditDataset
-// unchanged; the source itself knows it failed.
+// True iff the log entry records some item in the committed dataset (as
+// EntryRecordsMember, whatever its "item"): a custody entry of the dataset.
+bool EntryRecordsDatasetMember(std::string_view entry, std::string_view dataset_commitment);
+
+// What the audit reads, supplied by the caller (shredctl over gRPC or from
+// tiles; tests from memory). A failure of the source is returned by
+// AuditDataset unchanged; the source itself knows it failed.
 class AuditSource {
  public:
   virtual ~AuditSource() = default;
-  struct ProvenEntry {
-    std::string entry;  // the entry's exact bytes
-    std::string proof;  // a c2sp.org/tlog-proof@v1 file for it
-  };
-  virtual absl::StatusOr<ProvenEntry> Entry(uint64_t index) = 0;
+  // The log's latest signed checkpoint, as served (the audit verifies it).
+  virtual absl::StatusOr<std::string> Checkpoint() = 0;
+  // The exact bytes of the entries from `start` on, in order: at least one,
+  // none at or past `end` (start < end).
+  virtual absl::StatusOr<std::vector<std::string>> Entries(uint64_t start, uint64_t end) = 0;
   // The private manifest of the certificate with this id.
   virtual absl::StatusOr<std::string> CertificateManifest(const std::string& certificate_id) = 0;
 };
@@ -52,20 +56,28 @@ struct DatasetAudit {
     std::string digest;
     uint64_t custody_index = 0;
   };
+  uint64_t tree_size = 0;  // the checkpoint the audit read the whole log under
   uint64_t members = 0;
   uint64_t deleted = 0;
   std::vector<NotDeleted> not_deleted;  // manifest order
 };
 
-// Audits `dataset` with its private manifest (untrusted). For each member:
-// the entry at memberIndex, proven under `log_key` (VerifyTlogProof), must
-// record the member (EntryRecordsMember); a deletion it names must be at a
-// later index, be a certificate (proven the same way and verified under
-// log_key's key) with the named id, whose manifest verifies and lists the
-// digest. A member without a deletion is listed in not_deleted.
+// Audits `dataset` with its private manifest (untrusted) against the whole
+// log under its latest checkpoint, verified under `log_key`
+// (docs/LOG.md, "Audit"):
+// - every entry of the tree is read, and the tree hash of their leaf hashes
+//   must be the checkpoint's root (so each entry is proven);
+// - the entry at each member's memberIndex must record the member
+//   (EntryRecordsMember), and every entry that records an item in the
+//   dataset must be some member's: a manifest that leaves one out fails;
+// - a deletion a member names must be at a later index, be a certificate
+//   (verified under log_key's key) with the named id, whose manifest
+//   verifies and lists the digest.
+// A member without a deletion is listed in not_deleted.
 // Errors: the source's status as it returned it; otherwise a check failed
-// (a malformed manifest, proof, signature, commitment, or a deletion that
-// does not cover the item), with a message naming it.
+// (a malformed manifest, checkpoint or certificate, a root or commitment
+// that does not match, a member left out, or a deletion that does not cover
+// the item), with a message naming it.
 absl::StatusOr<DatasetAudit> AuditDataset(std::string_view dataset, std::string_view manifest_json,
                                           const NoteVerifier& log_key, AuditSource& source);
 

@@ -4,7 +4,8 @@
 // with --cert-manifest.
 // Properties: nothing throws or crashes; a parsed manifest re-serialized
 // with the same fields parses to the same fields; an entry built to record
-// a member is recognised and a changed commitment is not.
+// a member is recognised (as a member, and as one of the dataset's) and a
+// changed commitment is not.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -45,6 +46,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view input = fuzz::AsView(data, size);
   (void)verify::ManifestCertificateId(input);
   (void)verify::EntryRecordsMember(input, "item", "dataset");
+  // What an entry that mentions the commitment is, is decided by parsing it.
+  FUZZ_CHECK(!verify::EntryRecordsDatasetMember(input, "dataset") || input.find("dataset") != std::string_view::npos);
   absl::StatusOr<DatasetManifest> m = verify::ParseDatasetManifest(input);
   if (!m.ok()) return 0;
   // Strings the parser accepted are UTF-8, so they survive a round trip.
@@ -57,6 +60,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::string entry = json{{"type", "dataset-member"}, {"item", item}, {"dataset", ds}}.dump();
     FUZZ_CHECK(verify::EntryRecordsMember(entry, item, ds));
     FUZZ_CHECK(!verify::EntryRecordsMember(entry, item + "0", ds));
+    FUZZ_CHECK(verify::EntryRecordsDatasetMember(entry, ds) && !verify::EntryRecordsDatasetMember(entry, ds + "0"));
   }
   return 0;
 }

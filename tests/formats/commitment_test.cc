@@ -54,8 +54,20 @@ TEST(Commitment, EntryRecordsMember) {
   }
 }
 
-// A log of JSON entries and one certificate, with tlog-proofs signed by the
-// certificate's key, as the daemon serves them.
+TEST(Commitment, EntryRecordsDatasetMember) {
+  const std::string ds = DatasetCommitment("d", "t");
+  EXPECT_TRUE(EntryRecordsDatasetMember(json{{"type", "item-stored"}, {"item", "x"}, {"datasets", {ds}}}.dump(), ds));
+  EXPECT_TRUE(EntryRecordsDatasetMember(json{{"type", "dataset-member"}, {"item", "y"}, {"dataset", ds}}.dump(), ds));
+  // Entries that name the dataset without putting an item in it.
+  EXPECT_FALSE(EntryRecordsDatasetMember(json{{"type", "dataset-registered"}, {"dataset", ds}}.dump(), ds));
+  EXPECT_FALSE(EntryRecordsDatasetMember(
+      json{{"type", "lineage"}, {"item", "m"}, {"edges", {{{"type", "trained-on"}, {"dataset", ds}}}}}.dump(), ds));
+  EXPECT_FALSE(EntryRecordsDatasetMember(json{{"type", "item-stored"}, {"item", "x"}, {"note", ds}}.dump(), ds));
+  EXPECT_FALSE(EntryRecordsDatasetMember("{\"type\":\"item-stored\",\"datasets\":[\"" + ds + "\"]", ds));
+}
+
+// A log of JSON entries and one certificate, served in batches with a
+// checkpoint signed by the certificate's key, as the daemon serves them.
 class AuditTest : public ::testing::Test, public AuditSource {
  protected:
   void SetUp() override {
@@ -71,19 +83,24 @@ class AuditTest : public ::testing::Test, public AuditSource {
           {"datasets", {ds}}}.dump());
     }
     entries_.push_back(cert_.envelope);  // index 2
+    // A model trained on the dataset names it, but is not a member.
+    entries_.push_back(
+        json{{"type", "lineage"}, {"item", "m"}, {"edges", {{{"type", "trained-on"}, {"dataset", ds}}}}}.dump());
   }
 
-  absl::StatusOr<ProvenEntry> Entry(uint64_t index) override {
+  absl::StatusOr<std::string> Checkpoint() override {
     if (!source_error_.ok()) return source_error_;
-    if (index >= entries_.size()) return absl::OutOfRangeError("beyond the log");
     std::vector<Hash> leaves;
     for (const std::string& e : entries_) leaves.push_back(LeafHash(e));
-    TlogProof p;
-    p.index = index;
-    p.path = InclusionProof(leaves, index);
-    p.checkpoint = SignNoteEd25519(FormatCheckpointText("test.log", leaves.size(), RootFromLeafHashes(leaves)),
-                                   "test.log", signer_ ? signer_->secret() : cert_.secret());
-    return ProvenEntry{entries_[index], FormatTlogProof(p)};
+    return SignNoteEd25519(FormatCheckpointText("test.log", leaves.size(), RootFromLeafHashes(leaves)), "test.log",
+                           signer_ ? signer_->secret() : cert_.secret());
+  }
+  absl::StatusOr<std::vector<std::string>> Entries(uint64_t start, uint64_t end) override {
+    ++entry_calls_;
+    std::vector<std::string> out;
+    for (uint64_t i = start; i < end && out.size() < 2; ++i) out.push_back(entries_[i]);  // two per call
+    if (auto it = served_instead_.find(start); it != served_instead_.end()) out[0] = it->second;
+    return out;
   }
   absl::StatusOr<std::string> CertificateManifest(const std::string& id) override {
     if (id != "cert-a") return absl::NotFoundError("no such certificate");
@@ -113,6 +130,8 @@ class AuditTest : public ::testing::Test, public AuditSource {
   NoteVerifier key_;
   std::string salt_, dataset_salt_;
   std::vector<std::string> entries_;
+  std::map<uint64_t, std::string> served_instead_;  // first entry of a batch, served altered
+  int entry_calls_ = 0;
   absl::Status source_error_;
 };
 
@@ -136,6 +155,41 @@ TEST_F(AuditTest, DeletionsCoveredByTheCertificate) {
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->deleted, 2u);
   EXPECT_TRUE(r->not_deleted.empty());
+  EXPECT_EQ(r->tree_size, 4u);
+  EXPECT_EQ(entry_calls_, 2);  // the whole log, as the source batches it
+}
+
+TEST_F(AuditTest, AManifestThatLeavesOutACustodyEntryFails) {
+  // The vendor drops the member it still holds: the audit must not pass.
+  json m = Manifest(true);
+  m["members"].erase(1);
+  ExpectFailure(Run(m), "leaves out 1 of the log's custody entries for dataset \"faces\" (the first is log entry 1)");
+  // A later dataset-member entry is a custody entry too.
+  entries_.push_back(json{{"type", "dataset-member"},
+                          {"item", CustodyCommitment(DigestOf("photo 3"), salt_)},
+                          {"dataset", DatasetCommitment("faces", dataset_salt_)}}
+                         .dump());
+  ExpectFailure(Run(Manifest(true)),
+                "leaves out 1 of the log's custody entries for dataset \"faces\" "
+                "(the first is log entry 4)");
+}
+
+TEST_F(AuditTest, EntriesThatDoNotMatchTheCheckpointFail) {
+  // The source serves another entry for index 0: their tree hash is not
+  // the signed root, and that is the failure reported (not that the entry
+  // does not record its member: served entries that are not the log prove
+  // nothing either way).
+  served_instead_[0] = json{{"type", "item-stored"}, {"item", "x"}, {"datasets", json::array()}}.dump();
+  ExpectFailure(Run(Manifest(false)), "the log's entries do not match its checkpoint: their tree of size 4 has root");
+}
+
+TEST_F(AuditTest, ManifestIndexesMustBeInTheTreeAndDistinct) {
+  json m = Manifest(false);
+  m["members"][1]["memberIndex"] = 0;
+  ExpectFailure(Run(m), "members[0] and members[1] both name log entry 0");
+  m = Manifest(true);
+  m["members"][1]["deletion"]["logIndex"] = 4;
+  ExpectFailure(Run(m), "the manifest names log entry 4, beyond the log's checkpoint (tree size 4)");
 }
 
 TEST_F(AuditTest, RefusesWhatDoesNotCheck) {
@@ -154,8 +208,11 @@ TEST_F(AuditTest, RefusesWhatDoesNotCheck) {
   m = Manifest(true);
   m["dataset"] = "other";
   ExpectFailure(Run(m), "for dataset \"other\"");
+  m = Manifest(true);
+  m["members"][1]["deletion"]["logIndex"] = 3;  // not a certificate
+  ExpectFailure(Run(m), "certificate at log entry 3: ");
   signer_ = testing_fixture::MakeCertificate("another key");
-  ExpectFailure(Run(Manifest(false)), "log entry 0: ");
+  ExpectFailure(Run(Manifest(false)), "the log's checkpoint: ");
 }
 
 TEST_F(AuditTest, MalformedManifestNamesTheMember) {

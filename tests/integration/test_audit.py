@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import unittest
 
 from harness import REPO, DaemonTest, ctl_offline, pb, read_json, read_text, sha256_digest
@@ -34,6 +35,21 @@ class AuditTest(DaemonTest):
 
     def audit(self, dataset, *extra):
         return self.d.ctl("--json", "log", "audit", "--dataset", dataset, "--vkey", self.vkey, *extra, check=False)
+
+    def manifest(self, dataset):
+        from shredd.v1 import orders_pb2 as opb, orders_pb2_grpc as opb_grpc
+        return json.loads(opb_grpc.CatalogStub(self.d.channel()).GetDatasetManifest(
+            opb.DatasetManifestRequest(name=dataset)).manifest)
+
+    @staticmethod
+    def tree_size(d):
+        return d.ctl("log", "checkpoint", json_out=True)[1][0]["treeSize"]
+
+    def write_json(self, name, doc):
+        path = os.path.join(self.tmp, name)
+        with open(path, "w") as f:
+            json.dump(doc, f)
+        return path
 
     def test_certificate_is_a_log_entry_covered_by_a_checkpoint(self):
         d = self.d.put_bytes(os.urandom(3000))
@@ -125,6 +141,106 @@ class AuditTest(DaemonTest):
             d2.kill()
         p = self.d.ctl("log", "audit", "--dataset", "ds", "--vkey", wrong, check=False)
         self.assertEqual(p.returncode, 3, p.stderr)
+
+    def test_audit_refuses_a_manifest_that_leaves_out_a_member(self):
+        # A vendor that hands over the manifest without the members it still
+        # holds must not pass: the audit reads the whole log and finds every
+        # custody entry of the dataset.
+        digests = self.batch([os.urandom(40) for _ in range(4)], "kept", lambda i: "s%d" % i)
+        tagged = self.d.put_bytes(os.urandom(50))
+        self.d.ctl("tag", tagged, "--dataset", "kept")  # joins by a dataset-member entry
+        self.d.ctl("shred", digests[0])
+        m = self.manifest("kept")
+        p = self.audit("kept", "--manifest", self.write_json("m.json", m))
+        self.assertEqual(p.returncode, 1, p.stderr)
+        report = json.loads(p.stdout)
+        self.assertEqual((report["members"], report["deleted"]), (5, 1))
+        self.assertEqual(report["treeSize"], self.tree_size(self.d))
+        for left_out in (digests[1], tagged):
+            bad = dict(m, members=[x for x in m["members"] if x["digest"] != left_out])
+            p = self.audit("kept", "--manifest", self.write_json("bad.json", bad))
+            self.assertEqual(p.returncode, 3, p.stdout + p.stderr)
+            self.assertIn('leaves out 1 of the log\'s custody entries for dataset "kept"', p.stderr.decode())
+        # Leaving out only deleted members fails the same way.
+        bad = dict(m, members=[x for x in m["members"] if x["digest"] != digests[0]])
+        self.assertEqual(self.audit("kept", "--manifest", self.write_json("bad.json", bad)).returncode, 3)
+
+    def test_an_item_stored_again_after_its_shred_is_audited_per_custody(self):
+        # Shredded, its suppression lifted, stored again: two custody
+        # entries, each with its own salt; the first one's deletion stays
+        # proven, whatever the second incarnation's datasets are.
+        for ds, again_in in (("a1", ["a1"]), ("a2", [])):
+            photo = os.urandom(64)
+            digest = self.d.put_bytes(photo, datasets=[ds])
+            self.d.ctl("shred", digest)
+            self.d.ctl("suppression", "lift", digest, "--reason", "stored again by mistake")
+            self.d.put_bytes(photo, datasets=again_in)
+            p = self.audit(ds)
+            report = json.loads(p.stdout)
+            if again_in:
+                self.assertEqual(p.returncode, 1, p.stderr)
+                self.assertEqual((report["members"], report["deleted"]), (2, 1))
+                self.assertEqual([x["digest"] for x in report["notDeleted"]], [digest])
+            else:
+                self.assertEqual(p.returncode, 0, p.stderr)
+                self.assertEqual((report["members"], report["deleted"]), (1, 1))
+            self.d.ctl("shred", digest)
+            self.assertEqual(self.audit(ds).returncode, 0)
+            # Lifted again with nothing stored since: the last custody's
+            # deletion is still named.
+            self.d.ctl("suppression", "lift", digest, "--reason", "next round")
+            self.assertEqual(self.audit(ds).returncode, 0)
+
+class AuditFromTilesTest(DaemonTest):
+    """`log audit --tiles`: a regulator with the public tiles, the dataset
+    manifest and the certificates' manifests handed over needs no daemon."""
+
+    def setUp(self):
+        super().setUp()
+        self.tiles = os.path.join(self.tmp, "tiles")
+        self.d.stop()
+        self.d.extra_args = ["--log-tiles-dir", self.tiles]
+        self.d.start()
+
+    def test_audit_from_the_tiles_without_the_daemon(self):
+        vkey = os.path.join(self.tmp, "log.vkey")
+        self.d.ctl("pubkey", "--format", "vkey", "-o", vkey)
+        for i in range(300):  # more than one entry bundle of 256
+            self.d.put_bytes(b"photo %d" % i, datasets=["faces"] if i % 3 == 0 else [])
+        out = os.path.join(self.tmp, "o.json")
+        self.d.ctl("order", "submit", "--id", "o", "--basis", "other", "--reference", "r", "--dataset", "faces",
+                   "-o", out)
+        from shredd.v1 import orders_pb2 as opb, orders_pb2_grpc as opb_grpc
+        manifest = opb_grpc.CatalogStub(self.d.channel()).GetDatasetManifest(
+            opb.DatasetManifestRequest(name="faces")).manifest
+        cert_id = json.loads(manifest)["members"][0]["deletion"]["certificateId"]
+        cert_manifest = self.d.shredder().GetCertificate(pb.GetCertificateRequest(certificate_id=cert_id)).manifest
+        files = {}
+        for name, data in (("ds.json", manifest), ("cert.manifest.json", cert_manifest)):
+            files[name] = os.path.join(self.tmp, name)
+            with open(files[name], "wb") as f:
+                f.write(data if isinstance(data, bytes) else data.encode())
+        size = AuditTest.tree_size(self.d)
+        deadline = time.time() + 30
+        while time.time() < deadline and read_text(os.path.join(self.tiles, "checkpoint")).split("\n")[1] != str(size):
+            time.sleep(0.05)
+        self.d.stop()
+        p = ctl_offline("--json", "log", "audit", "--dataset", "faces", "--vkey", vkey, "--tiles", self.tiles,
+                        "--manifest", files["ds.json"], "--cert-manifest", files["cert.manifest.json"], check=False)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        report = json.loads(p.stdout)
+        self.assertEqual((report["members"], report["deleted"], report["treeSize"]), (100, 100, size))
+        # A tampered entry bundle no longer matches the signed checkpoint.
+        bundle = os.path.join(self.tiles, "tile", "entries", "000")
+        with open(bundle, "r+b") as f:
+            data = bytearray(f.read())
+            data[-3] ^= 1
+            f.seek(0)
+            f.write(data)
+        p = ctl_offline("log", "audit", "--dataset", "faces", "--vkey", vkey, "--tiles", self.tiles,
+                        "--manifest", files["ds.json"], "--cert-manifest", files["cert.manifest.json"], check=False)
+        self.assertEqual(p.returncode, 3, p.stderr)
+        self.assertIn("do not match its checkpoint", p.stderr.decode())
 
 
 if __name__ == "__main__":
