@@ -345,6 +345,10 @@ absl::StatusOr<int64_t> OrderBook::ReleaseSubjectMap(std::string_view id) {
     return absl::FailedPreconditionError(StrCat("order ", QuoteForError(id), " is ", OrderStateName(st->state),
                                                 ": release its subject map once it is done"));
   }
+  // Retried after an error once its epoch committed: answered as then.
+  auto released = SubjectMapReleased(store_, id);
+  if (!released.ok()) return released.status();
+  if (*released) return **released;
   int64_t subjects = 0;
   if (auto s = shredd::ForEachSubject(store_, id,
                                       [&](const std::string&, const std::vector<SubjectMapItem>&) {
@@ -355,7 +359,7 @@ absl::StatusOr<int64_t> OrderBook::ReleaseSubjectMap(std::string_view id) {
     return s;
   }
   rocksdb::WriteBatch batch;
-  auto slot = StageSubjectMapRelease(store_, id, &batch);
+  auto slot = StageSubjectMapRelease(store_, id, subjects, &batch);
   if (!slot.ok()) return slot.status();
   const uint64_t slots[] = {*slot};
   if (auto s = shredder_->DestroyKeys(slots, &batch); !s.ok()) return s;
@@ -365,7 +369,7 @@ absl::StatusOr<int64_t> OrderBook::ReleaseSubjectMap(std::string_view id) {
 
 void OrderBook::DropSubjectMapOfFailed(const std::string& id) {
   rocksdb::WriteBatch batch;
-  auto slot = StageSubjectMapRelease(store_, id, &batch);
+  auto slot = StageSubjectMapRelease(store_, id, std::nullopt, &batch);
   if (absl::IsNotFound(slot.status())) return;  // none was begun
   absl::Status s = slot.status();
   if (s.ok()) {

@@ -135,7 +135,9 @@ class OrderBook {
       std::string_view id,
       const std::function<bool(const std::string& subject, const std::vector<SubjectMapItem>& items)>& visit);
   // Destroys the subject map of a finished order (its key shredded in an
-  // epoch); returns how many subjects it held. NOT_FOUND if there is none.
+  // epoch); returns how many subjects it held. Released already (a retry
+  // after an error, or twice): the same count, nothing done. NOT_FOUND if
+  // it kept none.
   absl::StatusOr<int64_t> ReleaseSubjectMap(std::string_view id);
   // Every order in one of `states` (all if empty), by received time then id
   // (order_list.cc).

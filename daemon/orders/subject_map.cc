@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/numbers.h"
+
 #include "daemon/base/coding.h"
 #include "daemon/base/field_rules.h"
 #include "daemon/base/strings.h"
@@ -34,14 +36,34 @@ std::string Group(const SecretBytes& map_key, std::string_view subject) {
   return out;
 }
 
-// The slot of the map key, if the order has a map.
-absl::StatusOr<std::optional<uint64_t>> HeaderSlot(ItemStore* store, std::string_view order_id) {
+// The header: the map key's slot (8 bytes) while the map is kept; once
+// released, kReleased and how many subjects it held, so that a release
+// retried after an error answers as the first one did.
+constexpr std::string_view kReleased = "released ";
+
+struct Header {
+  std::optional<uint64_t> slot;
+  std::optional<int64_t> released_subjects;
+};
+
+absl::StatusOr<Header> ReadHeader(ItemStore* store, std::string_view order_id) {
   std::string v;
   auto s = store->db()->Get(rocksdb::ReadOptions(), HeaderKey(order_id), &v);
-  if (s.IsNotFound()) return std::optional<uint64_t>();
+  if (s.IsNotFound()) return Header{};
   if (!s.ok()) return FromRocks(s, "reading a subject map");
+  int64_t subjects = 0;
+  if (v.starts_with(kReleased) && absl::SimpleAtoi(std::string_view(v).substr(kReleased.size()), &subjects)) {
+    return Header{std::nullopt, subjects};
+  }
   if (v.size() != 8) return absl::DataLossError(StrCat("subject map header of order ", order_id, " is damaged"));
-  return std::optional<uint64_t>(ReadBigEndian64(v));
+  return Header{ReadBigEndian64(v), std::nullopt};
+}
+
+// The slot of the map key, if the order has a map (not released).
+absl::StatusOr<std::optional<uint64_t>> HeaderSlot(ItemStore* store, std::string_view order_id) {
+  auto h = ReadHeader(store, order_id);
+  if (!h.ok()) return h.status();
+  return h->slot;
 }
 
 absl::Status NoMap(std::string_view order_id) {
@@ -50,14 +72,20 @@ absl::Status NoMap(std::string_view order_id) {
                                     "with a subject id, or the map was released)"));
 }
 
+absl::Status Released(std::string_view order_id, int64_t subjects) {
+  return absl::NotFoundError(
+      StrCat("order ", QuoteForError(order_id), "'s subject map was released (subjects it held: ", subjects, ")"));
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<SubjectMapWriter>> SubjectMapWriter::Open(ItemStore* store, std::string order_id) {
   std::unique_ptr<SubjectMapWriter> w(new SubjectMapWriter(store, std::move(order_id)));
-  auto slot = HeaderSlot(store, w->order_id_);
-  if (!slot.ok()) return slot.status();
-  if (!slot->has_value()) return w;
-  auto dek = store->key_tree().GetDek(**slot);
+  auto header = ReadHeader(store, w->order_id_);
+  if (!header.ok()) return header.status();
+  if (header->released_subjects) return Released(w->order_id_, *header->released_subjects);
+  if (!header->slot) return w;
+  auto dek = store->key_tree().GetDek(*header->slot);
   if (!dek.ok()) return dek.status();
   w->key_.emplace(std::move(*dek));
   // Planned again after a restart: what the earlier run wrote goes.
@@ -113,10 +141,11 @@ absl::Status SubjectMapWriter::Flush() {
 absl::Status ForEachSubject(
     ItemStore* store, std::string_view order_id,
     const std::function<bool(const std::string& subject, const std::vector<SubjectMapItem>& items)>& visit) {
-  auto slot = HeaderSlot(store, order_id);
-  if (!slot.ok()) return slot.status();
-  if (!slot->has_value()) return NoMap(order_id);
-  auto key = store->key_tree().GetDek(**slot);
+  auto header = ReadHeader(store, order_id);
+  if (!header.ok()) return header.status();
+  if (header->released_subjects) return Released(order_id, *header->released_subjects);
+  if (!header->slot) return NoMap(order_id);
+  auto key = store->key_tree().GetDek(*header->slot);
   if (absl::IsNotFound(key.status())) return NoMap(order_id);
   if (!key.ok()) return key.status();
   SecretBytes seal_key = DeriveSubkey(key->span(), Subkey::kMetadata);
@@ -147,13 +176,21 @@ absl::Status ForEachSubject(
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::optional<int64_t>> SubjectMapReleased(ItemStore* store, std::string_view order_id) {
+  auto header = ReadHeader(store, order_id);
+  if (!header.ok()) return header.status();
+  return header->released_subjects;
+}
+
 absl::StatusOr<uint64_t> StageSubjectMapRelease(ItemStore* store, std::string_view order_id,
-                                                rocksdb::WriteBatch* batch) {
-  auto slot = HeaderSlot(store, order_id);
-  if (!slot.ok()) return slot.status();
-  if (!slot->has_value()) return NoMap(order_id);
+                                                std::optional<int64_t> subjects, rocksdb::WriteBatch* batch) {
+  auto header = ReadHeader(store, order_id);
+  if (!header.ok()) return header.status();
+  if (header->released_subjects) return Released(order_id, *header->released_subjects);
+  if (!header->slot) return NoMap(order_id);
   batch->DeleteRange(MapPrefix(order_id), StrCat(keyspace::kSubjectMap, order_id, std::string(1, '\1')));
-  return **slot;
+  if (subjects) batch->Put(HeaderKey(order_id), StrCat(kReleased, *subjects));  // after the range: it stays
+  return *header->slot;
 }
 
 }  // namespace shredd

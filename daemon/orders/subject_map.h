@@ -69,10 +69,17 @@ absl::Status ForEachSubject(
     ItemStore* store, std::string_view order_id,
     const std::function<bool(const std::string& subject, const std::vector<SubjectMapItem>& items)>& visit);
 
+// How many subjects the order's map held if it was released; nullopt if it
+// was not (kept, or never begun).
+absl::StatusOr<std::optional<int64_t>> SubjectMapReleased(ItemStore* store, std::string_view order_id);
+
 // The map's key-tree slot and a batch deleting all its records, for the
-// release (the caller shreds the slot with the batch). NOT_FOUND if none.
+// release (the caller shreds the slot with the batch); with `subjects`, the
+// batch also marks the map released, holding that many (a failed order's
+// map is dropped without a mark: it was never handed out). NOT_FOUND if
+// there is none, or it was released.
 absl::StatusOr<uint64_t> StageSubjectMapRelease(ItemStore* store, std::string_view order_id,
-                                                rocksdb::WriteBatch* batch);
+                                                std::optional<int64_t> subjects, rocksdb::WriteBatch* batch);
 
 }  // namespace shredd
 

@@ -443,6 +443,13 @@ class StateNotReplicated(FaultsTest):
         self.assertEqual(len(self.vault_roots()), 2, "the old root is kept while the store lacks the new tree")
         self.s3.delete_bucket_policy(Bucket=self.bucket)
         self.wait_for("the old root to be destroyed", lambda: len(self.vault_roots()) == 1, timeout=90)
+        # The operator retries the release that failed: the map is gone, and
+        # the answer says so as the first release would have (not NOT_FOUND).
+        again = orders.ReleaseSubjectMap(opb.SubjectMapRequest(order_id="o-map"), timeout=60)
+        self.assertEqual(again.subjects, 1)
+        e = self.assertRpcError(grpc.StatusCode.NOT_FOUND, lambda: list(orders.GetSubjectMap(
+            opb.SubjectMapRequest(order_id="o-map"), timeout=60)))
+        self.assertIn("was released (subjects it held: 1)", e.details())
 
     def test_objects_of_a_shred_not_in_the_store_stay_until_it_is(self):
         data = rand(6 * MIB, 401)

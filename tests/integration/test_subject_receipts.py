@@ -128,6 +128,14 @@ class SubjectReceiptsTest(DaemonTest):
         self.d.start()
         _, lines = self.receipts("gdpr-2", os.path.join(self.tmp, "second"))
         self.assertEqual((lines[0]["subjects"], lines[0]["released"]), (2, True))
+        # A release retried (say after an error once it committed) answers as
+        # the first did; the map itself is gone, and says so.
+        orders = opb_grpc.OrdersStub(self.d.channel())
+        self.assertEqual(orders.ReleaseSubjectMap(opb.SubjectMapRequest(order_id="gdpr-2"), timeout=60).subjects, 2)
+        p = self.d.ctl("order", "receipts", "gdpr-2", "--by-subject", "-o", os.path.join(self.tmp, "third"),
+                       check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("was released (subjects it held: 2)", p.stderr.decode())
         self.d.stop()
         # The old copy with the current vault: its key tree's root is destroyed.
         stale = Daemon(os.path.join(self.tmp, "stale-root"), vault=self.d.vault, data_dir=old)
