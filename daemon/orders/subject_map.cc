@@ -2,9 +2,9 @@
 
 #include <sodium.h>
 
-#include <nlohmann/json.hpp>
+#include <charconv>
 
-#include "absl/strings/numbers.h"
+#include <nlohmann/json.hpp>
 
 #include "daemon/base/coding.h"
 #include "daemon/base/field_rules.h"
@@ -51,10 +51,13 @@ absl::StatusOr<Header> ReadHeader(ItemStore* store, std::string_view order_id) {
   auto s = store->db()->Get(rocksdb::ReadOptions(), HeaderKey(order_id), &v);
   if (s.IsNotFound()) return Header{};
   if (!s.ok()) return FromRocks(s, "reading a subject map");
-  int64_t subjects = 0;
-  if (v.starts_with(kReleased) && absl::SimpleAtoi(std::string_view(v).substr(kReleased.size()), &subjects)) {
-    return Header{std::nullopt, subjects};
+  if (v.starts_with(kReleased)) {
+    int64_t subjects = 0;
+    const char* end = v.data() + v.size();
+    auto [p, ec] = std::from_chars(v.data() + kReleased.size(), end, subjects);
+    if (ec == std::errc() && p == end) return Header{std::nullopt, subjects};
   }
+
   if (v.size() != 8) return absl::DataLossError(StrCat("subject map header of order ", order_id, " is damaged"));
   return Header{ReadBigEndian64(v), std::nullopt};
 }
