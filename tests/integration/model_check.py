@@ -48,7 +48,8 @@ faults and every few steps; the touched items and a sample otherwise):
       order destroys exactly its expected closure minus what is held;
   (i) an order submitted with keep_subject_map serves exactly the subjects
       of the items it destroyed (GetSubjectMap), until ReleaseSubjectMap,
-      after which it serves nothing, across restarts; other orders have none.
+      after which it serves nothing, across restarts, and a release again
+      answers the same count; other orders have none.
 
 A violation raises `Violation` naming the seed, the step and the invariant;
 `tests/soak/model_soak.py --seed N` replays the same sequence of operations

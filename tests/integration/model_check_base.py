@@ -16,6 +16,7 @@ INVARIANTS = {
     "f": "nothing public holds a photo digest, personal metadata or a value computable from content alone",
     "g": "nothing acknowledged is lost, and the daemon survives the faults it must (kill -9, restart, full disk)",
     "h": "the daemon's state agrees with the reference model",
+    "i": "an order's subject map serves exactly its destroyed items' subjects until released, then nothing",
 }
 
 KINDS = {"photo": pb.KIND_PHOTO, "model": pb.KIND_MODEL}
