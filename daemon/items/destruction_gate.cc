@@ -25,6 +25,16 @@ DestructionGate::Commit DestructionGate::EnterCommit(absl::Duration wait) {
   return Commit(this);
 }
 
+void DestructionGate::SetPending(std::string certificate_id) {
+  absl::MutexLock l(&mu_);
+  pending_ = std::move(certificate_id);
+}
+
+std::string DestructionGate::PendingCertificate() {
+  absl::MutexLock l(&mu_);
+  return pending_;
+}
+
 DestructionGate::Destruction::Destruction(DestructionGate* gate) : gate_(gate) {
   absl::MutexLock l(&gate_->mu_);
   ++gate_->destructions_waiting_;

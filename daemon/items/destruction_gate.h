@@ -16,10 +16,19 @@
 // for a destruction in progress; a destruction waits for the commits inside
 // and, once it waits, lets no new one in (so a stream of tags cannot starve
 // it). New items without lineage never pass it: bulk ingest goes on during
-// an order. docs/ORDERS.md "Writes during a destruction".
+// an order.
+//
+// A destruction that fails after its first epoch committed (a vault or
+// object store failure) stays pending, staged, and is finished later by
+// the shredder's retrier with what it planned. Until then the gate is not
+// open but refuses: commits are turned away (UNAVAILABLE) instead of let
+// in, and so are legal holds (catalog.h), which could otherwise be placed
+// on an item the pending destruction goes on to destroy.
+// docs/ORDERS.md "Writes during a destruction".
 #ifndef SHREDD_DAEMON_ITEMS_DESTRUCTION_GATE_H_
 #define SHREDD_DAEMON_ITEMS_DESTRUCTION_GATE_H_
 
+#include <string>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
@@ -64,8 +73,15 @@ class DestructionGate {
   };
 
   // Enters as a commit, waiting up to `wait` for a destruction in progress
-  // (or waiting) to end; an empty Commit if it did not.
+  // (or waiting) to end; an empty Commit if it did not. Does not look at
+  // PendingCertificate(): the caller refuses (ItemStore::PassDestructionGate).
   Commit EnterCommit(absl::Duration wait = kCommitWait);
+
+  // The certificate of a destruction left pending by a failure ("" when
+  // none is). Set by the shredder while it still holds the gate, so a
+  // commit that waited for that destruction sees it once it enters.
+  void SetPending(std::string certificate_id);
+  std::string PendingCertificate();
 
  private:
   bool Open() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !destroying_ && destructions_waiting_ == 0; }
@@ -75,6 +91,7 @@ class DestructionGate {
   int commits_ ABSL_GUARDED_BY(mu_) = 0;
   int destructions_waiting_ ABSL_GUARDED_BY(mu_) = 0;
   bool destroying_ ABSL_GUARDED_BY(mu_) = false;
+  std::string pending_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace shredd

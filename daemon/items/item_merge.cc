@@ -189,8 +189,20 @@ absl::StatusOr<PutResult> ItemStore::MergeIntoExisting(const ContentDigest& dige
   return MergeAndAcknowledge(locks, key, digest, metadata, extra, lineage_edges);
 }
 
+absl::Status PendingDestructionRefusal(std::string_view certificate_id, std::string_view what) {
+  return absl::UnavailableError(
+      StrCat("a destruction is pending after a failure (certificate ", certificate_id, ", finished by the daemon's ",
+             "retries or by GetCertificate once the vault and the object store answer); ", what,
+             " wait until it is certified (docs/ORDERS.md \"Writes during a destruction\"): nothing was changed, "
+             "retry later"));
+}
+
 absl::StatusOr<DestructionGate::Commit> ItemStore::PassDestructionGate() {
   DestructionGate::Commit c = gate_.EnterCommit();
+  // Checked inside: a destruction this commit waited for may have failed.
+  if (std::string pending = gate_.PendingCertificate(); !pending.empty()) {
+    return PendingDestructionRefusal(pending, "changes to stored items and uploads with lineage");
+  }
   if (!c.held()) {
     return absl::AbortedError(
         StrCat("a destruction has been in progress for ", absl::FormatDuration(DestructionGate::kCommitWait),

@@ -60,6 +60,10 @@ using ItemKey = std::array<uint8_t, 32>;
 
 class StorageHealth;  // daemon/storage/storage_health.h
 
+// The refusal while a destruction is pending after a failure
+// (destruction_gate.h); `what` names the writes that wait ("legal holds").
+absl::Status PendingDestructionRefusal(std::string_view certificate_id, std::string_view what);
+
 class ItemStore;
 class TransparencyLog;
 using LogEntries = std::function<absl::StatusOr<std::vector<std::string>>(uint64_t first_index)>;
@@ -282,6 +286,8 @@ class ItemStore {
   DestructionGate& destruction_gate() { return gate_; }
   // Enters the gate as a commit: ABORTED if a destruction kept it closed
   // for DestructionGate::kCommitWait.
+  // UNAVAILABLE while a destruction is pending after a failure
+  // (destruction_gate.h).
   absl::StatusOr<DestructionGate::Commit> PassDestructionGate();
   // Records to commit with an upload (lineage edges), the edges as a JSON
   // array for the upload's "lineage" log entry (empty: none), and the items

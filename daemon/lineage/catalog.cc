@@ -425,6 +425,11 @@ absl::StatusOr<Hold> Catalog::StoreHold(Hold hold) {
     if (auto s = CheckIdField("hold id", hold.id); !s.ok()) return s;
   }
   std::unique_lock no_destruction(holds_mu_);  // waits for a destruction in progress (HoldsStable)
+  // A destruction left pending by a failure goes on with what it planned:
+  // a hold placed now would not stop it (destruction_gate.h).
+  if (std::string pending = store_->destruction_gate().PendingCertificate(); !pending.empty()) {
+    return PendingDestructionRefusal(pending, "legal holds");
+  }
   std::lock_guard lock(mu_);
   ParentRef target;
   if (hold.digest) {

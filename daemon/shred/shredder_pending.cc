@@ -52,6 +52,7 @@ absl::Status Shredder::UpdatePendingCount() {
   auto ids = PendingIds();
   if (!ids.ok()) return ids.status();
   pending_count_.store(ids->size());
+  store_->destruction_gate().SetPending(ids->empty() ? "" : ids->front());
   Metrics().pending_certifications.Set(static_cast<int64_t>(ids->size()));
   return absl::OkStatus();
 }
@@ -78,6 +79,9 @@ void Shredder::NotePendingFailure(std::string_view cert_id, const absl::Status& 
 absl::Status Shredder::AfterFailure(const std::string& cert_id, const absl::Status& s) {
   if (absl::IsCancelled(s) || !HasPending(cert_id)) return s;  // nothing committed, or stopping
   NotePendingFailure(cert_id, s);
+  // Before the gate opens (the caller still holds it): no commit and no
+  // hold may slip in before the retrier finishes what was planned.
+  store_->destruction_gate().SetPending(cert_id);
   (void)UpdatePendingCount();
   retrier_->Kick();
   return absl::UnavailableError(StrCat("certificate ", cert_id, " is not issued yet: the destruction committed, but ",

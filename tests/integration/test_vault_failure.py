@@ -182,6 +182,47 @@ class VaultFailureTest(DaemonTest):
         cert = self.d.shredder().GetCertificate(pb.GetCertificateRequest(certificate_id=final.certificate_id))
         self.verify(cert.certificate)
 
+    def test_no_hold_or_change_slips_into_a_destruction_left_pending(self):
+        # Epochs of one item: the first commits, its old root cannot be
+        # destroyed, and the second item stays staged for the retrier. A
+        # hold placed on it now would not stop the retrier (it finishes what
+        # was planned), and a tag would outlive it: both are refused until
+        # the destruction is certified. New items still go in.
+        from shredd.v1 import orders_pb2 as opb, orders_pb2_grpc as opb_grpc
+        cfg = os.path.join(self.tmp, "epochs.toml")
+        with open(cfg, "w") as f:
+            f.write("[shred]\nepoch_items = 1\n")
+        self.d.stop()
+        self.d.extra_args = ["--config", cfg]
+        self.d.start()
+        orders = opb_grpc.OrdersStub(self.d.channel())
+        catalog = opb_grpc.CatalogStub(self.d.channel())
+        da, db = self.d.put_bytes(os.urandom(3000)), self.d.put_bytes(os.urandom(3000), datasets=["ds"])
+        root = self.lock_current_root()
+        self.assertRpcError(grpc.StatusCode.UNAVAILABLE, self.d.shredder().Shred,
+                            pb.ShredRequest(digests=[pb.Digest(hash=da), pb.Digest(hash=db)], request_id="two"),
+                            timeout=60, contains="not issued yet")
+        # The item itself reads as shredded already; its dataset does not,
+        # and a hold on the dataset used to be accepted and then ignored.
+        for hold in (opb.Hold(dataset="ds", reason="litigation"),
+                     opb.Hold(digest=pb.Digest(hash=db), reason="litigation")):
+            e = self.assertRpcError(grpc.StatusCode.UNAVAILABLE, orders.AddHold, opb.AddHoldRequest(hold=hold),
+                                    timeout=30, contains="a destruction is pending")
+            self.assertIn("legal holds", e.details())
+        self.assertRpcError(grpc.StatusCode.UNAVAILABLE, catalog.UpdateItem,
+                            opb.UpdateItemRequest(digest=pb.Digest(hash=db), add_datasets=["late"]), timeout=30,
+                            contains="a destruction is pending")
+        dc = self.d.put_bytes(os.urandom(3000))  # no lineage: not held up
+        self.unlock(root)
+        cert = self.get_certificate("two")
+        self.verify(cert.certificate)
+        for d in (da, db):
+            self.assertRpcError(grpc.StatusCode.NOT_FOUND, self.d.get_bytes, d)
+        self.assertEqual(list(orders.ListHolds(opb.ListHoldsRequest(), timeout=30).holds), [])
+        # Certified: writes and holds are back.
+        orders.AddHold(opb.AddHoldRequest(hold=opb.Hold(digest=pb.Digest(hash=dc), reason="litigation")), timeout=30)
+        catalog.UpdateItem(opb.UpdateItemRequest(digest=pb.Digest(hash=dc), add_datasets=["late"]), timeout=30)
+
 
 if __name__ == "__main__":
     unittest.main()
