@@ -473,6 +473,14 @@ absl::StatusOr<Hold> Catalog::StoreHold(Hold hold) {
   return hold;
 }
 
+// A hold whose lookup key exists but whose record cannot be read: the target
+// counts as held (nothing destroys it), and the caller hears why.
+absl::Status UnreadableHold(std::string_view id, const absl::Status& s) {
+  return absl::Status(absl::IsNotFound(s) ? absl::StatusCode::kDataLoss : s.code(),
+                      StrCat("legal hold ", QuoteForError(id), " cannot be read (", s.message(),
+                             "); what it may hold is not destroyed"));
+}
+
 absl::StatusOr<Hold> Catalog::LoadHold(std::string_view id) {
   std::string sealed;
   rocksdb::Status rs = store_->db()->Get(rocksdb::ReadOptions(), HoldKey(id), &sealed);
@@ -545,7 +553,8 @@ absl::StatusOr<std::map<ParentRef, Hold>> Catalog::HoldsByTarget() {
   std::map<ParentRef, Hold> out;
   for (const auto& [ref, id] : ids) {
     auto h = LoadHold(id);
-    if (h.ok()) out.emplace(ref, std::move(*h));
+    if (!h.ok()) return UnreadableHold(id, h.status());
+    out.emplace(ref, std::move(*h));
   }
   return out;
 }
@@ -566,7 +575,7 @@ absl::StatusOr<std::vector<Hold>> Catalog::ListHolds() {
   return out;
 }
 
-std::optional<Hold> Catalog::HoldFor(const StoredItem& item) {
+absl::StatusOr<std::optional<Hold>> Catalog::HoldFor(const StoredItem& item) {
   std::vector<ParentRef> targets{{'i', item.item_key}};
   for (const auto& d : item.info.metadata.datasets) targets.push_back({'d', DatasetKey(d)});
   // Bounded: a seek past the last hold would walk on over the tombstones of
@@ -582,10 +591,12 @@ std::optional<Hold> Catalog::HoldFor(const StoredItem& item) {
     if (it->Valid() && it->key().starts_with(prefix)) {
       std::string id = it->key().ToString().substr(prefix.size());
       auto h = LoadHold(id);
-      if (h.ok()) return *h;
+      if (!h.ok()) return UnreadableHold(id, h.status());
+      return std::optional<Hold>(*std::move(h));
     }
   }
-  return std::nullopt;
+  if (!it->status().ok()) return FromRocks(it->status(), "reading the holds");
+  return std::optional<Hold>();
 }
 
 absl::StatusOr<std::string> Catalog::LiftSuppression(const Sha256& hash, std::string_view reason) {

@@ -154,7 +154,8 @@ class Catalog {
   // reverse edges), so a planner touching millions of items seeks only
   // where an edge exists.
   std::set<ParentRef> ParentsWithChildren();
-  // Holds by target, the one HoldFor would pick (lowest id) for each.
+  // Holds by target, the one HoldFor would pick (lowest id) for each; an
+  // error if one cannot be read (fail closed).
   absl::StatusOr<std::map<ParentRef, Hold>> HoldsByTarget();
   // Name of a dataset from its key (sealed record), if registered.
   std::optional<std::string> DatasetName(const ItemKey& key);
@@ -173,8 +174,9 @@ class Catalog {
   absl::StatusOr<Hold> AddHold(Hold hold);
   absl::Status RemoveHold(std::string_view id);
   absl::StatusOr<std::vector<Hold>> ListHolds();
-  // The first hold on the item itself or on one of its datasets.
-  std::optional<Hold> HoldFor(const StoredItem& item);
+  // The first hold on the item itself or on one of its datasets. An error
+  // if a hold on it cannot be read (the caller must then not destroy it).
+  absl::StatusOr<std::optional<Hold>> HoldFor(const StoredItem& item);
 
   // Admin: lets shredded content be stored again. Records the lift.
   absl::StatusOr<std::string> LiftSuppression(const Sha256& hash, std::string_view reason);

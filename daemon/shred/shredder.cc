@@ -203,8 +203,9 @@ absl::Status Shredder::DropStaged(std::string_view scope, bool sync) {
 absl::Status Shredder::RefuseIfHeld(const StoredItem& item) {
   if (catalog_ == nullptr) return absl::OkStatus();
   auto hold = catalog_->HoldFor(item);
-  if (!hold) return absl::OkStatus();
-  return absl::FailedPreconditionError(StrCat(item.info.digest.HashString(), " is under legal hold ", hold->id,
+  if (!hold.ok()) return hold.status();
+  if (!*hold) return absl::OkStatus();
+  return absl::FailedPreconditionError(StrCat(item.info.digest.HashString(), " is under legal hold ", (*hold)->id,
                                               "; a held item is never destroyed (remove the hold first); "
                                               "nothing was shredded"));
 }

@@ -10,6 +10,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "daemon/base/strings.h"
+#include "daemon/storage/keyspace.h"
 #include "tests/unit/domain_fixture.h"
 
 namespace shredd {
@@ -253,16 +255,37 @@ TEST(CatalogTest, HoldsBindItemsAndDatasetsUntilRemoved) {
   EXPECT_EQ(d.catalog()->AddHold(nowhere).status().code(), absl::StatusCode::kNotFound);
 
   auto held_a = d.catalog()->HoldFor(*d.store()->Lookup(a));
-  ASSERT_TRUE(held_a.has_value());
-  EXPECT_EQ(held_a->id, "hold-dataset");
-  ASSERT_TRUE(d.catalog()->HoldFor(*d.store()->Lookup(b)).has_value());
+  ASSERT_TRUE(held_a.ok() && held_a->has_value());
+  EXPECT_EQ((*held_a)->id, "hold-dataset");
+  ASSERT_TRUE(d.catalog()->HoldFor(*d.store()->Lookup(b))->has_value());
   auto list = d.catalog()->ListHolds();
   ASSERT_TRUE(list.ok());
   EXPECT_EQ(list->size(), 2u);
 
   ASSERT_TRUE(d.catalog()->RemoveHold("hold-dataset").ok());
-  EXPECT_FALSE(d.catalog()->HoldFor(*d.store()->Lookup(a)).has_value());
+  EXPECT_FALSE(d.catalog()->HoldFor(*d.store()->Lookup(a))->has_value());
   EXPECT_EQ(d.catalog()->RemoveHold("hold-dataset").code(), absl::StatusCode::kNotFound);
+}
+
+// A hold record that cannot be read (damaged, or a read error) holds what
+// its lookup key names: every reader fails closed instead of skipping it.
+TEST(CatalogTest, AHoldThatCannotBeReadStillHolds) {
+  TempDir dir;
+  Domain d(dir.path());
+  const Sha256 a = d.Put("held photo", InDataset("evidence"));
+  Hold on_item;
+  on_item.id = "hold-item";
+  on_item.digest = ContentDigest{a, 0};
+  on_item.reason = "litigation";
+  ASSERT_TRUE(d.catalog()->AddHold(on_item).ok());
+  ASSERT_TRUE(d.store()->db()->Put(rocksdb::WriteOptions(), StrCat(keyspace::kHold, "hold-item"), "garbage").ok());
+  auto held = d.catalog()->HoldFor(*d.store()->Lookup(a));
+  ASSERT_FALSE(held.ok());
+  EXPECT_EQ(held.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(held.status().message().find("hold-item"), std::string::npos) << held.status();
+  EXPECT_EQ(d.catalog()->HoldsByTarget().status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(d.shredder()->Shred({.hashes = {a}, .reason = "test"}).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_TRUE(d.store()->Lookup(a).ok());  // not destroyed
 }
 
 }  // namespace
