@@ -55,7 +55,7 @@ OutputFile::OutputFile(std::string path, Privacy privacy, bool direct) : path_(s
     throw Failure{kUsage,
                   "-o -: this command writes a file, not stdout (leave out -o to print; ./- names a file \"-\")", ""};
   }
-  if (OpenInPlace()) return;
+  if (OpenInPlace(privacy)) return;
   const mode_t mode = privacy == Privacy::kPrivate ? 0600 : 0666;
   const int base = O_WRONLY | O_CLOEXEC;
   if (direct) {
@@ -83,8 +83,11 @@ OutputFile::OutputFile(std::string path, Privacy privacy, bool direct) : path_(s
 // file the same way at the link's target, so the link stays. A FIFO or a
 // character device (`-o /dev/null`, `-o /dev/stdout`, a pipe) is written in
 // place: renaming a file over it would replace the device node (as root,
-// `-o /dev/null` did). A block device or a socket is refused.
-bool OutputFile::OpenInPlace() {
+// `-o /dev/null` did). A block device or a socket is refused. Private
+// output goes into a FIFO only if the caller or root owns it: anyone may
+// make a FIFO in /tmp and read what arrives (no O_CREAT here, so the
+// kernel's protected_fifos does not apply).
+bool OutputFile::OpenInPlace(Privacy privacy) {
   struct stat st, lst;
   if (stat(path_.c_str(), &st) != 0) return false;  // nothing there (or a dangling link): a new file
   if (S_ISREG(st.st_mode)) {
@@ -106,6 +109,19 @@ bool OutputFile::OpenInPlace() {
   fd_ = open(path_.c_str(), O_WRONLY | O_CLOEXEC);
   if (fd_ < 0) throw WriteFailure(path_, "cannot open", errno);
   in_place_ = true;
+  struct stat opened;  // what was opened, not what was stat'ed before
+  if (fstat(fd_, &opened) != 0) {
+    const int err = errno;
+    Discard();
+    throw WriteFailure(path_, "cannot stat", err);
+  }
+  if (privacy == Privacy::kPrivate && S_ISFIFO(opened.st_mode) && opened.st_uid != geteuid() && opened.st_uid != 0) {
+    Discard();
+    throw Failure{kUsage,
+                  StrCat(path_, " is a FIFO owned by uid ", opened.st_uid,
+                         "; private output (manifests, content, subject ids) goes only into a FIFO of your own"),
+                  ""};
+  }
   return true;
 }
 

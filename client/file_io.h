@@ -46,7 +46,7 @@ class OutputFile {
   void Commit();
 
  private:
-  bool OpenInPlace();
+  bool OpenInPlace(Privacy privacy);
   void Discard();
   std::string path_, dir_, named_tmp_;  // named_tmp_: the fallback's temp name
   int fd_ = -1;

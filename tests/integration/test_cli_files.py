@@ -127,6 +127,20 @@ class CliFilesTest(DaemonTest):
         with open(got, "rb") as f:
             self.assertEqual(f.read(), data)
         self.assertTrue(stat.S_ISFIFO(os.lstat(fifo).st_mode))
+        # Someone else's FIFO (made in /tmp by another user, who reads it):
+        # private output is refused before a byte is written.
+        if os.geteuid() == 0:
+            theirs = os.path.join(self.tmp, "their-pipe")
+            os.mkfifo(theirs)
+            os.chown(theirs, 65534, 65534)
+            got = os.path.join(self.tmp, "stolen")
+            with open(got, "wb") as sink:
+                reader = subprocess.Popen(["cat", theirs], stdout=sink)
+                p = self.ctl("get", d, "-o", theirs, check=False)
+                self.assertEqual(reader.wait(timeout=30), 0)
+            self.assertEqual(p.returncode, 2, p.stderr)
+            self.assertIn(b"is a FIFO owned by uid 65534", p.stderr)
+            self.assertEqual(os.path.getsize(got), 0)
         # A symbolic link to a file: the file gets the bytes, the link stays.
         target = os.path.join(self.tmp, "target.bin")
         with open(target, "wb") as f:
