@@ -1,14 +1,20 @@
 // Receipts for data subjects, in bulk: `order receipts ID --by-subject -o
 // DIR` (one bundle per subject, from the order's subject map, which is then
 // released) and `receipt --manifest M --item X [--item Y ...]` (offline).
+#include <sys/stat.h>
+
 #include <cctype>
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <set>
+#include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "shredd/v1/orders.grpc.pb.h"
 
 #include "client/cli_common.h"
@@ -163,6 +169,47 @@ void CheckBundleNames(const std::map<std::string, std::vector<std::string>>& map
   }
 }
 
+// The bundles' directory: created 0700, or an existing one no other user
+// can enter. The bundles are 0600, but their names name data subjects
+// (alice@example.com.receipts.json), and others who can list the directory,
+// or only search it for a guessed name, learn who asked for erasure.
+void PrivateDirectory(const std::string& dir) {
+  std::error_code ec;
+  const std::filesystem::path path(dir);
+  if (!std::filesystem::exists(path, ec)) {
+    if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path(), ec);
+    if (!ec && mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) ec = std::error_code(errno, std::generic_category());
+    if (ec) throw Failure{kFail, StrCat("cannot create ", dir, ": ", ec.message()), ""};
+  }
+  struct stat st;
+  if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    throw Failure{kUsage, StrCat(Shown(dir), " is not a directory"), ""};
+  }
+  if ((st.st_mode & 0007) != 0) {
+    throw Failure{kUsage,
+                  StrCat(Shown(dir), " is open to other users (mode ", absl::StrFormat("%04o", st.st_mode & 07777),
+                         "): the bundles' file names name data subjects. Use a directory only you (and your group) "
+                         "can enter, e.g. chmod o-rwx ",
+                         Shown(dir), "; nothing was written"),
+                  ""};
+  }
+}
+
+// Removes a file when the scope ends, however it ends.
+class RemoveOnExit {
+ public:
+  explicit RemoveOnExit(std::string path) : path_(std::move(path)) {}
+  ~RemoveOnExit() {
+    std::error_code ec;
+    std::filesystem::remove(path_, ec);
+  }
+  RemoveOnExit(const RemoveOnExit&) = delete;
+  RemoveOnExit& operator=(const RemoveOnExit&) = delete;
+
+ private:
+  std::string path_;
+};
+
 int64_t Release(const Global& g, const std::string& id) {
   grpc::ClientContext ctx;
   v1::SubjectMapRequest req;
@@ -180,20 +227,20 @@ int CmdOrderReceipts(const Global& g, const ReceiptsArgs& a) {
   if (!a.by_subject) throw Failure{kUsage, "order receipts needs --by-subject (one bundle per data subject)", ""};
   const v1::OrderStatus st = DoneOrder(g, a.order_id);
   const auto map = FetchSubjectMap(g, a.order_id);
-  std::error_code ec;
-  std::filesystem::create_directories(a.dir, ec);
-  if (ec) throw Failure{kFail, StrCat("cannot create ", a.dir, ": ", ec.message()), ""};
+  PrivateDirectory(a.dir);
   CheckBundleNames(map, a.dir, a.order_id);
   std::string manifest = a.manifest;
   const std::string fetched = (std::filesystem::path(a.dir) / ".manifest.json.part").string();
+  std::optional<RemoveOnExit> fetched_goes;  // the private manifest, on every path out
   if (manifest.empty()) {
+    fetched_goes.emplace(fetched);
     StreamManifestTo(v1::Shredder::NewStub(Connect(g)).get(), st.certificate_id(), fetched);
     manifest = fetched;
   }
   std::set<std::string> digests;
   for (const auto& [subject, list] : map) digests.insert(list.begin(), list.end());
   const auto receipts = ReceiptsOf(manifest, digests, st.certificate_id());
-  if (manifest == fetched) std::filesystem::remove(fetched, ec);
+  fetched_goes.reset();
   ReceiptBundle base{st.certificate_id(), a.order_id, "", CertificateEnvelope(g, st.certificate_id()), {}};
   const BundleCounts n = WriteBundles(map, receipts, base, a.dir);
   const int64_t released = a.keep ? -1 : Release(g, a.order_id);

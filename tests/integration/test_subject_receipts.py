@@ -71,8 +71,23 @@ class SubjectReceiptsTest(DaemonTest):
         self.d.stop()
         self.d.start()
         self.orders = opb_grpc.OrdersStub(self.d.channel())
-        out = os.path.join(self.tmp, "bundles")
-        _, lines = self.receipts("gdpr-1", out)
+        # A directory other users can enter is refused before anything is
+        # written: the file names name the subjects.
+        shared = os.path.join(self.tmp, "shared")
+        os.mkdir(shared)
+        os.chmod(shared, 0o755)
+        p, _ = self.receipts("gdpr-1", shared, check=False)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("is open to other users (mode 0755)", p.stderr.decode())
+        self.assertEqual(os.listdir(shared), [])
+        # A new one is made for the caller alone, whatever the umask.
+        out = os.path.join(self.tmp, "new", "bundles")
+        old_umask = os.umask(0o022)
+        try:
+            _, lines = self.receipts("gdpr-1", out)
+        finally:
+            os.umask(old_umask)
+        self.assertEqual(stat.S_IMODE(os.stat(out).st_mode), 0o700)
         self.assertEqual(lines[0]["subjects"], 5)
         self.assertEqual(lines[0]["items"],
                          sum(len(subs) for d, subs in self.owners.items() if d in self.shredded_in(cert)))
