@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <vector>
 
@@ -129,6 +130,22 @@ absl::Status OverwriteAndUnlink(const std::string& path) {
   if (!s.ok()) return s;
   if (unlink(path.c_str()) != 0) return ErrnoStatus("cannot unlink", path, errno);
   return FsyncDir(DirName(path));
+}
+
+absl::Status CheckOwnDirectory(const std::string& path, std::string_view what) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return absl::NotFoundError(StrCat(what, " ", path, " does not exist"));
+    return ErrnoStatus("cannot stat", path, errno);
+  }
+  if (S_ISDIR(st.st_mode) && (st.st_mode & 0022) == 0 && st.st_uid == geteuid()) return absl::OkStatus();
+  char mode[8];
+  snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+  return absl::FailedPreconditionError(StrCat(what, " ", path,
+                                              " must be a directory owned by the daemon's user and writable by no "
+                                              "one else (it is ",
+                                              S_ISDIR(st.st_mode) ? "" : "not a directory, ", "mode ", mode,
+                                              ", owner uid ", st.st_uid, ")"));
 }
 
 }  // namespace shredd

@@ -22,6 +22,10 @@ absl::StatusOr<std::string> ReadSmallFile(const std::string& path, size_t max_si
 // Overwrites the file with zeros, fsyncs, unlinks, and fsyncs the directory.
 absl::Status OverwriteAndUnlink(const std::string& path);
 std::string DirName(const std::string& path);
+// OK if `path` (followed if a link) is a directory owned by this process's
+// user that no one else can write; else FAILED_PRECONDITION naming `what`,
+// the mode and the owner. NOT_FOUND if it does not exist.
+absl::Status CheckOwnDirectory(const std::string& path, std::string_view what);
 
 }  // namespace shredd
 

@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 
+#include "daemon/base/fs_util.h"
 #include "daemon/base/strings.h"
 #include "daemon/config/config.h"
 
@@ -199,9 +200,11 @@ absl::Status CheckLogTilesDir(const std::string& tiles_dir, const std::string& d
   if (tiles_dir.empty()) return absl::OkStatus();
   // The tiles are public: never inside the data dir (which holds sealed
   // secrets), nor the data dir inside them.
+  // Compared with symbolic links resolved (as far as the paths exist): a
+  // link must not carry one inside the other.
   std::error_code ec;
-  const std::filesystem::path t = std::filesystem::absolute(tiles_dir, ec).lexically_normal();
-  const std::filesystem::path d = std::filesystem::absolute(data_dir, ec).lexically_normal();
+  const std::filesystem::path t = std::filesystem::weakly_canonical(std::filesystem::absolute(tiles_dir, ec), ec);
+  const std::filesystem::path d = std::filesystem::weakly_canonical(std::filesystem::absolute(data_dir, ec), ec);
   auto within = [](const std::filesystem::path& inner, const std::filesystem::path& outer) {
     auto rel = inner.lexically_relative(outer);
     return !rel.empty() && *rel.begin() != "..";
@@ -210,6 +213,15 @@ absl::Status CheckLogTilesDir(const std::string& tiles_dir, const std::string& d
     return absl::InvalidArgumentError(StrCat("log.tiles_dir ", tiles_dir,
                                              " must be outside the data dir (the tiles are public, the data dir "
                                              "is not), and the data dir outside it"));
+  }
+  // Anyone else who can write it can plant links the daemon would write
+  // through (docs/LOG.md "Tiles"). Created by the daemon if absent.
+  absl::Status own = CheckOwnDirectory(tiles_dir, "log.tiles_dir");
+  if (!own.ok() && !absl::IsNotFound(own)) {
+    return absl::InvalidArgumentError(
+        StrCat(own.message(),
+               ": anyone who can write it can plant links the daemon would write through; serve it "
+               "read-only (a web server needs read access, not write)"));
   }
   return absl::OkStatus();
 }

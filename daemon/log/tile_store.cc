@@ -1,6 +1,7 @@
 #include "daemon/log/tile_store.h"
 
 #include <fcntl.h>
+#include <sodium.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,6 +9,8 @@
 #include <cerrno>
 #include <filesystem>
 #include <map>
+
+#include "absl/strings/escaping.h"
 
 #include "daemon/base/fs_util.h"
 #include "daemon/base/strings.h"
@@ -18,12 +21,24 @@ namespace {
 
 constexpr size_t kMaxDeletesPerCall = 1000;  // DeleteObjects' limit
 
+std::string RandomHex(size_t bytes) {
+  std::string raw(bytes, '\0');
+  randombytes_buf(raw.data(), raw.size());
+  return absl::BytesToHexString(raw);
+}
+
 class FileStore final : public TileStore {
  public:
   FileStore(std::string dir, bool guard) : dir_(std::move(dir)), guard_(guard) {}
   const std::string& where() const override { return dir_; }
   bool guard_free_space() const override { return guard_; }
-  absl::Status Prepare() override { return MakeDirs(dir_, 0755); }
+  // The directory is the daemon's alone to write: whoever else can write
+  // it can plant symbolic links (config.cc checks it at start as well).
+  absl::Status Prepare() override {
+    if (auto s = MakeDirs(dir_, 0755); !s.ok()) return s;
+    if (auto s = CheckOwnDirectory(dir_, "log tiles dir"); !s.ok()) return s;
+    return RemoveTempFiles();
+  }
 
   absl::StatusOr<std::string> Read(const std::string& rel) override { return ReadSmallFile(Path(rel)); }
 
@@ -42,8 +57,9 @@ class FileStore final : public TileStore {
     const std::string path = Path(rel);
     const std::string dir = DirName(path);
     if (auto s = MakeDirs(dir, 0755); !s.ok()) return s;
-    const std::string tmp = path + ".tmp";
-    int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    // A fresh name, created exclusively, never through a link.
+    const std::string tmp = StrCat(path, ".tmp-", RandomHex(8));
+    int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0) return ErrnoStatus("cannot create", tmp, errno);
     absl::Status s = WriteAll(fd, data, tmp);
     if (s.ok() && fdatasync(fd) != 0) s = ErrnoStatus("cannot sync", tmp, errno);
@@ -85,6 +101,21 @@ class FileStore final : public TileStore {
 
  private:
   std::string Path(const std::string& rel) const { return StrCat(dir_, "/", rel); }
+
+  // Temp files a crash left between create and rename (never followed
+  // through links: the iterator does not enter linked directories).
+  absl::Status RemoveTempFiles() {
+    std::error_code ec;
+    for (auto it = std::filesystem::recursive_directory_iterator(dir_, ec);
+         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      std::error_code ignored;
+      if (name.find(".tmp") != std::string::npos && std::filesystem::is_regular_file(it->symlink_status(ignored))) {
+        std::filesystem::remove(it->path(), ignored);
+      }
+    }
+    return ec ? ErrnoStatus("cannot clean temp files in", dir_, ec.value()) : absl::OkStatus();
+  }
 
   const std::string dir_;
   const bool guard_;

@@ -355,6 +355,33 @@ class TilesTest(DaemonTest):
         self.assertEqual(p.returncode, 0, p.stderr.decode())
         self.assertIn(self.tiles, p.stdout.decode())
 
+    def test_the_tiles_dir_is_the_daemons_alone_and_no_link_is_written_through(self):
+        # A link planted where the old writer put its temp file (path.tmp)
+        # made the daemon overwrite the link's target with public bytes.
+        precious = self.write("precious", "root key material")
+        for name in ("checkpoint.tmp", os.path.join("tile", "entries", "000.p", "1.tmp")):
+            path = os.path.join(self.tiles, name)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            os.symlink(precious, path)
+        size = self.log_size()
+        self.d.put_bytes(os.urandom(100))
+        self.wait_tiles(size + 1)
+        with open(precious) as f:
+            self.assertEqual(f.read(), "root key material")
+        self.assertTrue(os.path.islink(os.path.join(self.tiles, "checkpoint.tmp")))
+        self.assertFalse(os.path.islink(os.path.join(self.tiles, "checkpoint")))
+        # A crash's temp files are removed at start; a tiles dir others can
+        # write is refused.
+        self.d.stop()
+        leftover = os.path.join(self.tiles, "checkpoint.tmp-0123456789abcdef")
+        self.write(leftover, "partial")
+        self.d.start()
+        self.assertFalse(os.path.exists(leftover))
+        self.d.stop()
+        os.chmod(self.tiles, 0o777)
+        self.d.start(expect_fail=True)
+        self.assertIn("writable by no one else (it is mode 0777", self.d.log())
+
     def test_go_verifier_is_available(self):
         if GO_BIN is None:
             self.skipTest(GO_SKIP_REASON)
