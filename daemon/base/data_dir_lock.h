@@ -17,6 +17,12 @@ namespace shredd {
 // another process holds it.
 absl::StatusOr<int> LockDataDir(const std::string& data_dir);
 
+// The same for any directory: an exclusive flock on `dir`/`file` (created
+// 0600, never through a link), its descriptor returned, the pid written
+// into it. FAILED_PRECONDITION "<busy>" (plus the holder's pid) if another
+// open file description holds it.
+absl::StatusOr<int> LockDirectory(const std::string& dir, std::string_view file, std::string_view busy);
+
 }  // namespace shredd
 
 #endif  // SHREDD_DAEMON_BASE_DATA_DIR_LOCK_H_

@@ -2,16 +2,20 @@
 
 #include <dirent.h>
 #include <sodium.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
+#include <filesystem>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 
+#include "daemon/base/data_dir_lock.h"
 #include "daemon/base/fs_util.h"
 #include "daemon/base/strings.h"
 #include "daemon/crypto/aead.h"
@@ -22,9 +26,46 @@ namespace {
 constexpr std::string_view kRootPrefix = "root-";
 constexpr std::string_view kRootSuffix = ".key";
 
+// One process per vault directory: a second daemon on the same vault (a
+// restore drill next to the running daemon, a copy of the data dir started
+// by mistake) would take the other's roots for leftovers of a crash and
+// destroy them (KeyTree::Recover), and each shred of one would destroy the
+// other's root. So the vault holds an flock on DIR/vault.lock while open.
+// Within one process the lock is shared (tests reopen a vault before the
+// old object is gone); the flock is released with the last holder.
+class VaultLock {
+ public:
+  static absl::StatusOr<std::shared_ptr<VaultLock>> Take(const std::string& dir) {
+    static std::mutex mu;
+    static std::map<std::string, std::weak_ptr<VaultLock>> held;
+    std::lock_guard lock(mu);
+    std::error_code ec;
+    const std::string key = std::filesystem::weakly_canonical(dir, ec).string();
+    if (auto it = held.find(key); it != held.end()) {
+      if (auto alive = it->second.lock()) return alive;
+    }
+    auto fd = LockDirectory(dir, "vault.lock",
+                            StrCat("another process is using the file vault ", dir,
+                                   "; two daemons on one vault destroy each other's roots (docs/VAULT.md, "
+                                   "\"One daemon per vault\"): stop it first, or restore with a copy of the vault; "
+                                   "nothing was changed"));
+    if (!fd.ok()) return fd.status();
+    auto out = std::make_shared<VaultLock>(*fd);
+    held[key] = out;
+    return out;
+  }
+  explicit VaultLock(int fd) : fd_(fd) {}
+  ~VaultLock() { close(fd_); }
+  VaultLock(const VaultLock&) = delete;
+  VaultLock& operator=(const VaultLock&) = delete;
+
+ private:
+  const int fd_;
+};
+
 class FileVault final : public Vault {
  public:
-  explicit FileVault(std::string dir) : dir_(std::move(dir)) {}
+  FileVault(std::string dir, std::shared_ptr<VaultLock> lock) : dir_(std::move(dir)), lock_(std::move(lock)) {}
 
   std::string BackendName() const override { return "file"; }
   std::string Describe() const override { return StrCat("file vault at ", dir_); }
@@ -155,6 +196,7 @@ class FileVault final : public Vault {
   }
 
   const std::string dir_;
+  const std::shared_ptr<VaultLock> lock_;
   std::mutex mu_;
   std::map<uint64_t, SecretBytes> roots_ ABSL_GUARDED_BY(mu_);
   SecretBytes signing_secret_ ABSL_GUARDED_BY(mu_);
@@ -167,6 +209,10 @@ absl::StatusOr<std::unique_ptr<Vault>> OpenFileVault(std::string_view dir) {
   std::string d(dir);
   while (d.size() > 1 && d.back() == '/') d.pop_back();
   if (auto s = MakeDirs(d, 0700); !s.ok()) return s;
+  // One process per vault, before anything in it is touched (below: the
+  // leftovers of a root being created could be another daemon's).
+  auto lock = VaultLock::Take(d);
+  if (!lock.ok()) return lock.status();
   // A crash inside WriteFileDurably leaves "<name>.tmp" with key bytes: a root
   // (or signing seed) whose creation never completed, so nothing was ever
   // sealed under it. Destroy such leftovers like a root (found by
@@ -185,7 +231,7 @@ absl::StatusOr<std::unique_ptr<Vault>> OpenFileVault(std::string_view dir) {
       if (auto s = OverwriteAndUnlink(path); !s.ok()) return s;
     }
   }
-  return std::make_unique<FileVault>(std::move(d));
+  return std::make_unique<FileVault>(std::move(d), *std::move(lock));
 }
 
 }  // namespace shredd

@@ -5,12 +5,13 @@ daemon on a running daemon's data dir fails before it touches anything."""
 import glob
 import json
 import os
+import shutil
 import stat
 import subprocess
 import time
 import unittest
 
-from harness import SHREDCTL, Daemon, DaemonTest, grep_tree, sha256_digest
+from harness import SHREDCTL, Daemon, DaemonTest, grep_tree, pb, sha256_digest
 
 
 def mode(path):
@@ -256,6 +257,40 @@ class SecondDaemonTest(DaemonTest):
         third.start()
         third.stop()
 
+    def test_a_second_daemon_on_the_same_vault_is_refused_and_destroys_nothing(self):
+        # A copy of the data dir started next to the running daemon on the
+        # same vault (a restore drill on the same machine, a copy started by
+        # mistake). Both at the same epoch, the old code let both run: the
+        # copy's first shred destroyed the root the running daemon's key
+        # tree is wrapped under (its next start: everything unreadable), and
+        # a copy that was behind took the running one's newer root for a
+        # crash's leftover and destroyed it. The vault is one process's.
+        self.d.put_bytes(b"before the copy")
+        self.d.stop()
+        copy = os.path.join(self.tmp, "copy-data")
+        shutil.copytree(self.d.data_dir, copy)
+        self.d.start()
+        vault_dir = self.d.vault[len("file:"):]
+        roots = sorted(os.listdir(vault_dir))
+        other_root = os.path.join(self.tmp, "copy")
+        os.mkdir(other_root)
+        copy_daemon = Daemon(other_root, vault=self.d.vault, data_dir=copy)
+        self.assertNotEqual(copy_daemon.start(expect_fail=True), 0)
+        self.assertIn("another process is using the file vault", copy_daemon.log())
+        self.assertEqual(sorted(os.listdir(vault_dir)), roots)
+        self.d.shredder().Shred(pb.ShredRequest(digests=[pb.Digest(hash=sha256_digest(b"before the copy"))]),
+                                timeout=60)
+        data = b"after the refused copy"
+        self.d.put_bytes(data)
+        self.d.stop()
+        self.d.start()  # the running daemon's root survived: it starts again
+        self.assertEqual(self.d.get_bytes(sha256_digest(data)), data)
+        # Once it is stopped, the vault is free for another process.
+        self.d.stop()
+        later = Daemon(os.path.join(self.tmp, "later"), vault=self.d.vault, data_dir=self.d.data_dir)
+        os.mkdir(later.root)
+        later.start()
+        later.stop()
 
 if __name__ == "__main__":
     unittest.main()
