@@ -31,6 +31,10 @@ std::string DatasetCommitment(std::string_view dataset, std::string_view dataset
   return HexEncode(Sha256(Cat("shredd-dataset-v1 ", dataset, " ", dataset_salt_hex)));
 }
 
+std::string HoldCommitment(std::string_view hold_id, std::string_view salt_hex) {
+  return HexEncode(Sha256(Cat("shredd-hold-v1 ", hold_id, " ", salt_hex)));
+}
+
 namespace {
 
 // A string member of a log entry, or "" (entries are the daemon's word).

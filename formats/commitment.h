@@ -25,6 +25,10 @@ std::string CustodyCommitment(std::string_view digest, std::string_view salt_hex
 // hex SHA-256("shredd-dataset-v1 " name " " dataset_salt_hex).
 std::string DatasetCommitment(std::string_view dataset, std::string_view dataset_salt_hex);
 
+// hex SHA-256("shredd-hold-v1 " hold_id " " salt_hex): the legal hold a
+// "hold-placed" or "hold-removed" entry records (its id may say too much).
+std::string HoldCommitment(std::string_view hold_id, std::string_view salt_hex);
+
 // True iff the log entry (its exact bytes) records the committed item in the
 // committed dataset: an "item-stored" entry whose "item" is
 // `item_commitment` and whose "datasets" lists `dataset_commitment`, or a

@@ -108,11 +108,19 @@ std::string ProcHex(const void* addr, size_t len) {
   return out;
 }
 
+}  // namespace
+
+namespace internal {
+
 std::optional<uid_t> FindInProcNet(const char* file, const std::string& local_hex,
                                    const absl::flat_hash_set<int>& server_ports) {
   std::ifstream in(file);
   std::string line;
   std::getline(in, line);  // header
+  // One connection only: two established sockets can share a local
+  // address and port towards different remote addresses (SO_REUSEADDR),
+  // and taking the first would hand one user another's roles.
+  std::optional<uid_t> found;
   while (std::getline(in, line)) {
     std::istringstream ls(line);
     std::string sl, local, remote, st, txrx, trwhen, retr, uid;
@@ -123,13 +131,14 @@ std::optional<uid_t> FindInProcNet(const char* file, const std::string& local_he
     if (local != local_hex) continue;
     int rport = static_cast<int>(std::strtol(remote.c_str() + rcolon + 1, nullptr, 16));
     if (!server_ports.contains(rport)) continue;
-    if (st != "01") continue;  // TCP_ESTABLISHED
-    return static_cast<uid_t>(std::strtoul(uid.c_str(), nullptr, 10));
+    if (st != "01") continue;        // TCP_ESTABLISHED
+    if (found) return std::nullopt;  // ambiguous: no roles
+    found = static_cast<uid_t>(std::strtoul(uid.c_str(), nullptr, 10));
   }
-  return std::nullopt;
+  return found;
 }
 
-}  // namespace
+}  // namespace internal
 
 absl::StatusOr<RoleSet> ParseRoles(const std::vector<std::string>& names) {
   RoleSet out = 0;
@@ -448,17 +457,18 @@ std::optional<uid_t> LoopbackPeerUid(std::string_view peer, const absl::flat_has
       std::memcpy(&a4, &a6.s6_addr[12], 4);
       if ((ntohl(a4.s_addr) >> 24) != 127) return std::nullopt;
       // The client may hold an AF_INET socket (listed in tcp) or an AF_INET6 one.
-      if (auto u = FindInProcNet("/proc/net/tcp", StrCat(ProcHex(&a4, 4), ":", port_hex), server_ports)) return u;
+      if (auto u = internal::FindInProcNet("/proc/net/tcp", StrCat(ProcHex(&a4, 4), ":", port_hex), server_ports))
+        return u;
     }
-    return FindInProcNet("/proc/net/tcp6", StrCat(ProcHex(&a6, 16), ":", port_hex), server_ports);
+    return internal::FindInProcNet("/proc/net/tcp6", StrCat(ProcHex(&a6, 16), ":", port_hex), server_ports);
   }
   if (inet_pton(AF_INET, host.c_str(), &a4) != 1) return std::nullopt;
   if ((ntohl(a4.s_addr) >> 24) != 127) return std::nullopt;
-  if (auto u = FindInProcNet("/proc/net/tcp", StrCat(ProcHex(&a4, 4), ":", port_hex), server_ports)) return u;
+  if (auto u = internal::FindInProcNet("/proc/net/tcp", StrCat(ProcHex(&a4, 4), ":", port_hex), server_ports)) return u;
   std::memset(&a6, 0, sizeof a6);
   a6.s6_addr[10] = a6.s6_addr[11] = 0xff;
   std::memcpy(&a6.s6_addr[12], &a4, 4);
-  return FindInProcNet("/proc/net/tcp6", StrCat(ProcHex(&a6, 16), ":", port_hex), server_ports);
+  return internal::FindInProcNet("/proc/net/tcp6", StrCat(ProcHex(&a6, 16), ":", port_hex), server_ports);
 }
 
 }  // namespace shredd::auth

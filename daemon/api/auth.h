@@ -142,6 +142,15 @@ grpc::Status Authorized(const grpc::ServerContextBase* ctx, Caller* caller = nul
 // one of `server_ports`. Reads /proc/net/tcp and /proc/net/tcp6.
 std::optional<uid_t> LoopbackPeerUid(std::string_view peer, const absl::flat_hash_set<int>& server_ports);
 
+namespace internal {
+// The uid of the one established connection in `proc_net_file` (the format
+// of /proc/net/tcp and tcp6) whose local end is `local_hex` ("0100007F:15B3")
+// and whose remote port is one of `server_ports`; nullopt if there is none,
+// or more than one (ambiguous: no roles).
+std::optional<uid_t> FindInProcNet(const char* proc_net_file, const std::string& local_hex,
+                                   const absl::flat_hash_set<int>& server_ports);
+}  // namespace internal
+
 }  // namespace auth
 }  // namespace shredd
 

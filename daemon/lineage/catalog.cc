@@ -39,6 +39,21 @@ std::string HoldLookupKey(const ParentRef& t, std::string_view id) {
   return StrCat(keyspace::kHoldLookup, RefBytes(t), id);
 }
 std::string LiftKey(std::string_view id) { return StrCat(keyspace::kLift, id); }
+// A removed hold's sealed record, kept: "U" "h" id (suppression lifts'
+// ids begin "lift-").
+std::string RemovedHoldKey(std::string_view id) { return StrCat(keyspace::kLift, "h", id); }
+
+// The public trace of a hold placed or removed: its commitment only.
+std::string HoldEntry(std::string_view type, std::string_view id, std::string_view salt_hex) {
+  return json{{"type", type}, {"hold", verify::HoldCommitment(id, salt_hex)}, {"time", FormatRfc3339(absl::Now())}}
+      .dump();
+}
+
+std::string RandomSaltHex() {
+  uint8_t salt[32];
+  randombytes_buf(salt, sizeof salt);
+  return HexEncode(std::span<const uint8_t>(salt, sizeof salt));
+}
 
 std::string EdgeValue(EdgeType type, std::string_view relation) {
   return json{{"t", static_cast<int>(type)}, {"r", relation}}.dump();
@@ -459,17 +474,22 @@ absl::StatusOr<Hold> Catalog::StoreHold(Hold hold) {
     return absl::AlreadyExistsError(StrCat("hold ", hold.id, " already exists with another target or reason"));
   }
   hold.created_unix_nanos = absl::GetCurrentTimeNanos();
+  const std::string salt = RandomSaltHex();
   json j{{"id", hold.id},
          {"reason", hold.reason},
          {"created", hold.created_unix_nanos},
          {"type", std::string(1, target.type)},
-         {"target", HexEncode(Bytes(target.key))}};
+         {"target", HexEncode(Bytes(target.key))},
+         {"salt", salt}};
   if (hold.digest) j["digest"] = hold.digest->HashString(), j["size"] = hold.digest->size;
   if (!hold.dataset.empty()) j["dataset"] = hold.dataset;
   rocksdb::WriteBatch batch;
   batch.Put(HoldKey(hold.id), store_->SealSystem(j.dump(), HoldAd(hold.id)));
   batch.Put(HoldLookupKey(target, hold.id), "");
-  if (auto s = SyncWrite(store_->db(), &batch); !s.ok()) return s;
+  auto committed = store_->Commit(&batch, [&](uint64_t) -> absl::StatusOr<std::vector<std::string>> {
+    return std::vector<std::string>{HoldEntry("hold-placed", hold.id, salt)};
+  });
+  if (!committed.ok()) return committed.status();
   return hold;
 }
 
@@ -502,6 +522,9 @@ absl::StatusOr<Hold> Catalog::LoadHold(std::string_view id) {
   return h;
 }
 
+// The hold goes, with a trace: its record is kept sealed under
+// RemovedHoldKey with the time of removal, and a "hold-removed" entry
+// (its commitment, as "hold-placed" logged it) goes into the log.
 absl::Status Catalog::DeleteHold(std::string_view id) {
   std::lock_guard lock(mu_);
   auto h = LoadHold(id);
@@ -512,10 +535,26 @@ absl::Status Catalog::DeleteHold(std::string_view id) {
   } else {
     target = {'d', DatasetKey(h->dataset)};
   }
+  std::string sealed;
+  if (auto s = FromRocks(store_->db()->Get(rocksdb::ReadOptions(), HoldKey(id), &sealed), "reading a hold"); !s.ok()) {
+    return s;
+  }
+  auto plain = store_->OpenSystem(sealed, HoldAd(id));  // LoadHold opened it already
+  if (!plain.ok()) return plain.status();
+  json record = json::parse(*plain, nullptr, false);
+  // Holds placed before they were logged have no salt: a fresh one (their
+  // placement has no entry to match).
+  const std::string salt = record.is_object() && record.contains("salt") ? record.value("salt", "") : RandomSaltHex();
+  record["salt"] = salt;
+  record["removed"] = absl::GetCurrentTimeNanos();
   rocksdb::WriteBatch batch;
   batch.Delete(HoldKey(id));
   batch.Delete(HoldLookupKey(target, id));
-  return SyncWrite(store_->db(), &batch);
+  batch.Put(RemovedHoldKey(id), store_->SealSystem(record.dump(), HoldAd(id)));
+  auto committed = store_->Commit(&batch, [&](uint64_t) -> absl::StatusOr<std::vector<std::string>> {
+    return std::vector<std::string>{HoldEntry("hold-removed", id, salt)};
+  });
+  return committed.status();
 }
 
 std::set<ParentRef> Catalog::ParentsWithChildren() {

@@ -11,6 +11,7 @@ shredctl as another user need root (setpriv); they are skipped otherwise.
 import base64
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -18,7 +19,7 @@ import sys
 import tempfile
 import unittest
 
-from harness import (SHREDCTL, SHREDD, Daemon, file_digest, pb, pb_grpc, read_json)  # noqa: F401
+from harness import (REPO, SHREDCTL, SHREDD, Daemon, file_digest, pb, pb_grpc, read_json)  # noqa: F401
 import grpc
 import auth_sweep
 from shredd.v1 import log_pb2, log_pb2_grpc, orders_pb2, orders_pb2_grpc
@@ -466,6 +467,33 @@ class LocalAuthTest(unittest.TestCase):
                             "--tls-cert", os.path.join(pki, "auditor.pem"), "--tls-key",
                             os.path.join(pki, "auditor.key"), "log", "checkpoint"], capture_output=True, timeout=60)
         self.assertEqual(p.returncode, 0, p.stderr.decode())
+
+
+class RoleTableDocTest(unittest.TestCase):
+    """docs/SECURITY.md's role table names every RPC of every service (the
+    daemon's own table is checked by tests/unit/api/auth_test.cc)."""
+
+    def test_every_rpc_is_in_the_documented_role_table(self):
+        from shredd.v1 import shredd_pb2
+        with open(os.path.join(REPO, "docs", "SECURITY.md")) as f:
+            rows = [line for line in f if line.startswith("| `")]
+        documented = set()
+        for row in rows:
+            cell = row.split("|")[1]
+            for name in re.findall(r"`([A-Za-z]+)\.([A-Za-z]+)`|`([A-Za-z]+)`", cell):
+                service, method, bare = name
+                if service:
+                    documented.add((service, method))
+                    last = service
+                elif bare and documented:
+                    documented.add((last, bare))  # "`Catalog.GetDatasetManifest`, `StreamDatasetManifest`"
+        missing = []
+        for module in (shredd_pb2, orders_pb2, log_pb2):
+            for service in module.DESCRIPTOR.services_by_name.values():
+                for m in service.methods:
+                    if (service.name, m.name) not in documented:
+                        missing.append("%s.%s" % (service.name, m.name))
+        self.assertEqual(missing, [], "RPCs missing from docs/SECURITY.md's role table")
 
 
 if __name__ == "__main__":

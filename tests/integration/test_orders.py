@@ -188,6 +188,33 @@ class OrdersTest(DaemonTest):
         self.submit("--id", "o-h2", "--basis", "other", "--reference", "r2", "--digest", keep[0])
         self.assertFalse(self.stored(keep[0]))
 
+    def test_holds_leave_a_trace_in_the_log(self):
+        # A deleter could remove a hold and then shred what it held, and
+        # nothing showed a hold had ever existed. Placing and removing one
+        # are logged (a commitment only: no id, dataset or digest).
+        from shredd.v1 import log_pb2 as lpb, log_pb2_grpc as lpb_grpc
+        log = lpb_grpc.LogStub(self.d.channel())
+
+        def entries_from(start):
+            size = log.GetCheckpoint(lpb.GetCheckpointRequest()).tree_size
+            return [json.loads(e) for e in log.GetEntries(lpb.GetEntriesRequest(start=start, end=size)).entries]
+        item = self.batch([b"held" + os.urandom(30)], datasets=["case-files"])[0]
+        start = log.GetCheckpoint(lpb.GetCheckpointRequest()).tree_size
+        _, h = self.d.ctl("hold", "add", "--dataset", "case-files", "--id", "hold-acme-v-doe", "--reason", "acme v doe",
+                          json_out=True)
+        self.d.ctl("hold", "rm", h[0]["holdId"])
+        new = entries_from(start)
+        self.assertEqual([e["type"] for e in new], ["hold-placed", "hold-removed"])
+        self.assertEqual(new[0]["hold"], new[1]["hold"])  # the same hold
+        self.assertEqual(len(new[0]["hold"]), 64)
+        text = json.dumps(new)
+        for secret in ("acme", "case-files", item[7:]):
+            self.assertNotIn(secret, text)
+        # The same add again is the same hold: no second entry.
+        self.d.ctl("hold", "add", "--digest", item, "--id", "h2", "--reason", "r")
+        self.d.ctl("hold", "add", "--digest", item, "--id", "h2", "--reason", "r")
+        self.assertEqual([e["type"] for e in entries_from(start)][2:], ["hold-placed"])
+
     def test_selectors_matching_nothing_give_no_certificate(self):
         self.batch([b"a" + os.urandom(20)], datasets=["real"])
         _, plan = self.d.ctl("order", "plan", "--id", "e1", "--basis", "ccpa", "--reference", "x",

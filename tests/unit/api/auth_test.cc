@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <set>
 #include <string>
@@ -278,6 +279,29 @@ TEST(AuthIdentityTest, UnixSocketCallerIsIdentifiedByUid) {
   (*listener)->Stop();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   server->Wait();
+}
+
+// A loopback TCP caller is the uid of the one socket whose local end is the
+// peer's and whose remote port is the daemon's. Two established sockets can
+// share a local address and port (SO_REUSEADDR) towards different remote
+// addresses: then nobody gets roles, instead of the first line's owner.
+TEST(LoopbackPeerTest, OnlyAnUnambiguousConnectionGivesAUid) {
+  shredd::testing::TempDir dir;
+  const std::string path = dir.path() + "/tcp";
+  auto write = [&](const std::string& body) {
+    std::ofstream(path) << "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid\n"
+                        << body;
+  };
+  const absl::flat_hash_set<int> ports = {0x1F90};  // 8080
+  const std::string theirs = "   1: 0100007F:C350 0200007F:1F90 01 00000000:00000000 00:00000000 00000000  1000\n";
+  const std::string mine = "   2: 0100007F:C350 0100007F:1F90 01 00000000:00000000 00:00000000 00000000     0\n";
+  const std::string listening = "   3: 0100007F:C350 0100007F:1F90 0A 00000000:00000000 00:00000000 00000000    7\n";
+  write(mine + listening);
+  EXPECT_EQ(internal::FindInProcNet(path.c_str(), "0100007F:C350", ports), std::optional<uid_t>(0));
+  write(theirs + mine);
+  EXPECT_EQ(internal::FindInProcNet(path.c_str(), "0100007F:C350", ports), std::nullopt);
+  EXPECT_EQ(internal::FindInProcNet(path.c_str(), "0100007F:C351", ports), std::nullopt);
+  EXPECT_EQ(internal::FindInProcNet(path.c_str(), "0100007F:C350", {0x1F91}), std::nullopt);
 }
 
 }  // namespace
