@@ -15,6 +15,7 @@
 #include "daemon/storage/durability.h"
 #include "daemon/storage/keyspace.h"
 #include "daemon/storage/rocks_util.h"
+#include "daemon/storage/space_guard.h"
 #include "formats/commitment.h"
 #include "formats/encoding.h"
 
@@ -422,6 +423,9 @@ absl::Status Catalog::AddLineage(const Sha256& model, const std::vector<LineageS
 }
 
 absl::StatusOr<Hold> Catalog::AddHold(Hold hold) {
+  // Holds are the brake on deletion: they work wherever deletion does, on
+  // a disk that ingest filled up to the floor (space_guard.h).
+  ErasureWrites erasure;
   auto stored = StoreHold(std::move(hold));
   if (!stored.ok()) return stored;
   if (auto s = WaitAcknowledgementReplicated(store_->db()); !s.ok()) return s;
@@ -429,6 +433,7 @@ absl::StatusOr<Hold> Catalog::AddHold(Hold hold) {
 }
 
 absl::Status Catalog::RemoveHold(std::string_view id) {
+  ErasureWrites erasure;  // as AddHold
   if (auto s = DeleteHold(id); !s.ok()) return s;
   return WaitAcknowledgementReplicated(store_->db());
 }

@@ -9,10 +9,11 @@
 // reach: every foreground write is checked against the free space of the
 // data dir's filesystem first and refused with RESOURCE_EXHAUSTED (nothing
 // written, nothing logged) below a floor:
-//   - writes that add data (puts, tags, lineage, datasets, holds) below
+//   - writes that add data (puts, tags, lineage, datasets) below
 //     `min_free_bytes` ([storage] min_free_mib);
 //   - erasure writes (shred plans and epochs, certificates, manifests,
-//     orders, and the log entries they append), marked by an ErasureWrites
+//     orders, legal holds (the brake on deletion must work wherever deletion
+//     does), and the log entries they append), marked by an ErasureWrites
 //     scope on the writing thread, only below a quarter of it: deleting
 //     must still work on a disk that ingest has filled up to the floor.
 // What is left: another process that takes the last free bytes between the

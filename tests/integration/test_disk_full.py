@@ -20,6 +20,8 @@ import grpc
 from harness import DaemonTest, Daemon, pb, sha256_digest
 from shredd.v1 import log_pb2 as lpb  # noqa: E402
 from shredd.v1 import log_pb2_grpc as lpb_grpc  # noqa: E402
+from shredd.v1 import orders_pb2 as opb  # noqa: E402
+from shredd.v1 import orders_pb2_grpc as opb_grpc  # noqa: E402
 
 FS_MIB = 20
 # Freed later. Larger than what the items will take: to resume, RocksDB
@@ -143,6 +145,14 @@ class DiskFullTest(DaemonTest):
         with self.assertRaises(grpc.RpcError) as ctx:
             self.d.get_bytes(victims[0])
         self.assertEqual(ctx.exception.code(), grpc.StatusCode.NOT_FOUND)
+        # A legal hold, the brake on deletion, works wherever deletion does
+        # (it used to be refused here while shreds went on).
+        orders = opb_grpc.OrdersStub(self.d.channel())
+        hold = orders.AddHold(opb.AddHoldRequest(hold=opb.Hold(digest=pb.Digest(hash=victims[2]), reason="court")),
+                              timeout=30)
+        cert, err = self.shred(victims[2])
+        self.assertEqual(err.code(), grpc.StatusCode.FAILED_PRECONDITION, err.details())
+        orders.RemoveHold(opb.RemoveHoldRequest(id=hold.id), timeout=30)
         self.assertAlive()
 
         # Below the erasure reserve: a shred is refused too, and changes nothing.
