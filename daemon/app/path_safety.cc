@@ -63,6 +63,15 @@ absl::Status CheckOverlap(const DaemonConfig& c, const std::string& vault_dir) {
 absl::Status CheckVaultModes(const std::string& dir) {
   struct stat st {};
   if (stat(dir.c_str(), &st) != 0) return absl::OkStatus();  // created 0700 at start
+  if (st.st_uid != geteuid()) {
+    // Its owner can read every key, whatever the modes say (and a daemon
+    // run as root over another user's vault would create root-owned keys
+    // that user's daemon then cannot read).
+    return absl::FailedPreconditionError(StrCat("refusing vault directory ", dir, " owned by uid ", st.st_uid,
+                                                ": the daemon runs as uid ", geteuid(),
+                                                " and the vault must be its own. Run the daemon as the vault's "
+                                                "owner, or chown the vault to the daemon's user"));
+  }
   if ((st.st_mode & 077) != 0) {
     return absl::FailedPreconditionError(StrCat("refusing vault directory ", dir, " with mode ", ModeString(st.st_mode),
                                                 ": its group or other users can reach the root and signing keys. "

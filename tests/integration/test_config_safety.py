@@ -81,6 +81,19 @@ class LayoutTest(unittest.TestCase):
         os.chmod(key, 0o644)
         self.refused(self.tmp + "/data", v, "chmod 600 " + key)
 
+    def test_vault_owned_by_another_user_is_refused(self):
+        # 0700 says nothing when someone else owns it: they read every key.
+        if os.geteuid() != 0:
+            self.skipTest("needs root to chown")
+        v = os.path.join(self.tmp, "their-vault")
+        os.makedirs(v, mode=0o700)
+        os.chown(v, 65534, 65534)
+        self.refused(self.tmp + "/data", v, "owned by uid 65534")
+        os.chown(v, 0, 0)
+        p = shredd("--check-config", "--data-dir", self.tmp + "/data", "--vault", "file:" + v,
+                   "--listen", "unix:%s/s.sock" % self.tmp)
+        self.assertEqual(p.returncode, 0, p.stderr)
+
     def test_data_dir_open_to_others_is_warned_about(self):
         data = os.path.join(self.tmp, "data")
         os.makedirs(data)
