@@ -11,10 +11,16 @@
 #    Only this subset of module syntax is handled; anything else (a renamed
 #    import or export, a default export, a bare-specifier import) fails the
 #    build, so a library update cannot be mistranslated silently.
-# 2. The modules, verify.js and verify.css are inlined into verify.html, and
-#    the Content-Security-Policy gets the SHA-256 of the inline script and
-#    style, so the page runs no other script or style and fetches nothing.
-# 3. OUT_CC defines the page bytes for `shredctl web-verifier`
+# 2. The page's own code follows the modules in the same one script, in the
+#    order of PAGE_SCRIPTS below: verify_encoding.js (bytes, strict JSON),
+#    verify_formats.js (the checks of certificates, receipts, notes and
+#    tlog-proofs) and verify.js (the page: DOM, inputs, verdict). Each is a
+#    strict-mode function scope; the first two return their names as
+#    `verifyEncoding` and `verifyFormats` for those after them.
+# 3. That script and verify.css are inlined into verify.html, and the
+#    Content-Security-Policy gets the SHA-256 of the inline script and style,
+#    so the page runs no other script or style and fetches nothing.
+# 4. OUT_CC defines the page bytes for `shredctl web-verifier`
 #    (client/web_verifier.h).
 cmake_minimum_required(VERSION 3.20)
 
@@ -31,6 +37,11 @@ set(MODULES
   "noble-hashes-2.4.0|_md.js|noble_hashes"
   "noble-hashes-2.4.0|sha2.js|noble_hashes"
   "noble-ed25519-3.2.0|index.js|noble_ed25519")
+
+# The page's own code (client/web), in this order after the modules; each
+# file uses names of those before it. client/CMakeLists.txt lists the same
+# files as the page's inputs.
+set(PAGE_SCRIPTS verify_encoding.js verify_formats.js verify.js)
 
 function(module_var prefix file out)
   string(REGEX REPLACE "\\.js$" "" base "${file}")
@@ -108,11 +119,16 @@ foreach(m IN LISTS MODULES)
   string(APPEND script "// ---- ${dir}/${file}\nconst ${var} = (() => {\n'use strict';${code}\nreturn { ${export_list} };\n})();\n")
 endforeach()
 
-file(READ "${WEB_DIR}/verify.js" page_js)
 file(READ "${WEB_DIR}/verify.css" style)
 file(READ "${WEB_DIR}/verify.html" html)
 string(APPEND script "const noble = { ed25519: __vendor_noble_ed25519_index, sha2: __vendor_noble_hashes_sha2 };\n")
-string(APPEND script "${page_js}")
+foreach(page_file IN LISTS PAGE_SCRIPTS)
+  file(READ "${WEB_DIR}/${page_file}" page_js)
+  if(NOT page_js MATCHES "\n$")
+    message(FATAL_ERROR "build_page.cmake: ${WEB_DIR}/${page_file} does not end with a newline")
+  endif()
+  string(APPEND script "// ---- ${page_file}\n${page_js}")
+endforeach()
 
 # Nothing inlined may end its element early.
 string(TOLOWER "${script}" lower_script)
