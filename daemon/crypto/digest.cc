@@ -1,5 +1,7 @@
 #include "daemon/crypto/digest.h"
 
+#include <sodium.h>
+
 #include "daemon/base/strings.h"
 #include "formats/encoding.h"
 #include "formats/text.h"
@@ -17,6 +19,14 @@ int HexValue(char c) {
 }  // namespace
 
 std::string HexEncode(std::span<const uint8_t> bytes) { return verify::HexEncode(bytes); }
+
+std::string RandomHex(size_t bytes) {
+  std::string raw(bytes, '\0');
+  randombytes_buf(raw.data(), raw.size());
+  std::string out = HexEncode(raw);
+  sodium_memzero(raw.data(), raw.size());
+  return out;
+}
 
 std::optional<std::string> HexDecode(std::string_view hex) {
   if (hex.size() % 2 != 0) return std::nullopt;

@@ -33,6 +33,9 @@ std::string HexEncode(std::span<const uint8_t> bytes);
 inline std::string HexEncode(std::string_view bytes) {
   return HexEncode({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()});
 }
+// `bytes` random bytes (libsodium's CSPRNG), in lowercase hex: the one home
+// for salts and unguessable names.
+std::string RandomHex(size_t bytes);
 // Lowercase or uppercase hex to bytes; nullopt if malformed.
 std::optional<std::string> HexDecode(std::string_view hex);
 

@@ -465,9 +465,7 @@ ItemKey ItemStore::DatasetKeyOf(std::string_view dataset) const { return KeyedHa
 // dataset memberships (both kept after a shred, for audits) to `batch`.
 std::string ItemStore::CustodyEntry(const ContentDigest& digest, const ItemMetadata& metadata, const ItemKey& key,
                                     uint64_t index, rocksdb::WriteBatch* batch, std::string* salt_hex) {
-  uint8_t salt[32];
-  randombytes_buf(salt, sizeof salt);
-  const std::string last_salt = HexEncode(salt);
+  const std::string last_salt = RandomHex(32);
   if (salt_hex != nullptr) *salt_hex = last_salt;
   batch->Put(CustodyKeyPrefix(key) + BigEndian64(index),
              SealSystem(CustodyRecordText(digest, metadata.kind, last_salt), CustodyAd(key)));

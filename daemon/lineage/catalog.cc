@@ -12,6 +12,7 @@
 #include "daemon/base/coding.h"
 #include "daemon/base/field_rules.h"
 #include "daemon/base/strings.h"
+#include "daemon/crypto/digest.h"
 #include "daemon/storage/durability.h"
 #include "daemon/storage/keyspace.h"
 #include "daemon/storage/rocks_util.h"
@@ -50,12 +51,6 @@ std::string HoldEntry(std::string_view type, std::string_view id, std::string_vi
       .dump();
 }
 
-std::string RandomSaltHex() {
-  uint8_t salt[32];
-  randombytes_buf(salt, sizeof salt);
-  return HexEncode(std::span<const uint8_t>(salt, sizeof salt));
-}
-
 std::string EdgeValue(EdgeType type, std::string_view relation) {
   return json{{"t", static_cast<int>(type)}, {"r", relation}}.dump();
 }
@@ -70,11 +65,7 @@ bool DecodeEdge(std::string_view value, Edge* e) {
   return true;
 }
 
-std::string NewId(std::string_view prefix) {
-  uint8_t b[8];
-  randombytes_buf(b, sizeof b);
-  return StrCat(prefix, HexEncode(b));
-}
+std::string NewId(std::string_view prefix) { return StrCat(prefix, RandomHex(8)); }
 
 }  // namespace
 
@@ -479,7 +470,7 @@ absl::StatusOr<Hold> Catalog::StoreHold(Hold hold) {
     return absl::AlreadyExistsError(StrCat("hold ", hold.id, " already exists with another target or reason"));
   }
   hold.created_unix_nanos = absl::GetCurrentTimeNanos();
-  const std::string salt = RandomSaltHex();
+  const std::string salt = RandomHex(32);
   json j{{"id", hold.id},
          {"reason", hold.reason},
          {"created", hold.created_unix_nanos},
@@ -549,7 +540,7 @@ absl::Status Catalog::DeleteHold(std::string_view id) {
   json record = json::parse(*plain, nullptr, false);
   // Holds placed before they were logged have no salt: a fresh one (their
   // placement has no entry to match).
-  const std::string salt = record.is_object() && record.contains("salt") ? record.value("salt", "") : RandomSaltHex();
+  const std::string salt = record.is_object() && record.contains("salt") ? record.value("salt", "") : RandomHex(32);
   record["salt"] = salt;
   record["removed"] = absl::GetCurrentTimeNanos();
   rocksdb::WriteBatch batch;

@@ -1,7 +1,6 @@
 #include "daemon/log/tile_store.h"
 
 #include <fcntl.h>
-#include <sodium.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,22 +9,15 @@
 #include <filesystem>
 #include <map>
 
-#include "absl/strings/escaping.h"
-
 #include "daemon/base/fs_util.h"
 #include "daemon/base/strings.h"
+#include "daemon/crypto/digest.h"
 #include "daemon/storage/s3_client.h"
 
 namespace shredd {
 namespace {
 
 constexpr size_t kMaxDeletesPerCall = 1000;  // DeleteObjects' limit
-
-std::string RandomHex(size_t bytes) {
-  std::string raw(bytes, '\0');
-  randombytes_buf(raw.data(), raw.size());
-  return absl::BytesToHexString(raw);
-}
 
 class FileStore final : public TileStore {
  public:

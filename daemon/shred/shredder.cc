@@ -309,11 +309,9 @@ absl::StatusOr<CertificateBundle> Shredder::ExecutePlanned(ShredJob job, const P
                                                : StrCat("order ", job.order_id, ", certificate ", cert_id);
   pending.planned = sink.count();
   if (!job.order_public.is_null()) {
-    uint8_t order_salt[32];
-    randombytes_buf(order_salt, sizeof order_salt);
     pending.order = json::parse(job.order_public.dump());
     pending.order_private = job.order_private;
-    pending.order_salt = HexEncode(order_salt);
+    pending.order_salt = RandomHex(32);
   }
   pending.derived_models = json::parse(job.derived_models.dump());
   pending.retained = json::parse(job.retained.dump());

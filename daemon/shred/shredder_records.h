@@ -70,11 +70,7 @@ inline std::string ManifestKey(std::string_view id) { return StrCat(keyspace::kM
 inline std::string PendingAd(std::string_view id) { return StrCat("shredd/pending/v1", id); }
 inline std::string ManifestAd(std::string_view id) { return StrCat("shredd/manifest/v1", id); }
 
-inline std::string NewCertificateId() {
-  uint8_t b[16];
-  randombytes_buf(b, sizeof b);
-  return HexEncode(b);
-}
+inline std::string NewCertificateId() { return RandomHex(16); }
 
 // The items of a stored manifest, checked member by member (a stored
 // record that authenticated but has the wrong shape is DATA_LOSS, never an
