@@ -87,7 +87,7 @@ int main(int argc, char** argv) {
   if (cl.restore) {
     // Issue 14, part 2: before the data-dir lock (the dir must be empty; the
     // restore refuses anything else).
-    if (auto r = shredd::RunRestore(*config); !r.ok()) {
+    if (auto r = shredd::RunRestore(*config, cl.allow_unsigned_state); !r.ok()) {
       std::cerr << "shredd restore: " << r.message() << "\n";
       return 1;
     }

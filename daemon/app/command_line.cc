@@ -224,6 +224,9 @@ std::optional<int> ParseCommandLine(int argc, char** argv, CommandLine* out) {
       "rebuild an empty --data-dir from the state replicated to --object-store (docs/RECOVERY.md), check it "
       "against --vault, and exit 0; then start shredd on it");
   restore->fallthrough();
+  restore->add_flag("--allow-unsigned-state", out->allow_unsigned_state,
+                    "also accept state objects without a signature (written by a shredd before they were signed); "
+                    "only if you trust the bucket's operator (docs/RECOVERY.md)");
   app.add_flag_callback(
       "--version",
       [] {

@@ -21,6 +21,7 @@ struct CommandLine {
   bool new_signing_key = false;
   // `shredd restore ...`: rebuild --data-dir from the object store, then exit.
   bool restore = false;
+  bool allow_unsigned_state = false;  // restore --allow-unsigned-state
   // The config file (if any) with the command line's flags applied.
   std::function<absl::StatusOr<DaemonConfig>()> load;
 };

@@ -289,14 +289,19 @@ absl::Status OpenStore(const DaemonOptions& options, Domain* d) {
   // State replication (docs/RECOVERY.md), registered before the
   // store opens RocksDB (it archives the WAL for it), started once it has.
   d->config = options;
-  auto replicator = PrepareStateReplication(options);
+  auto replicator = PrepareStateReplication(options, d->vault.get());
   if (!replicator.ok()) return replicator.status();
   d->replicator = std::move(*replicator);
   auto store = ItemStore::Open(so, d->vault.get());
   if (!store.ok()) return store.status();
   d->store = std::move(*store);
+  // Before the replicator starts: it signs state objects with the vault's
+  // key, and a first signature would make one where the log needs the old.
+  if (auto s = TransparencyLog::CheckSigningKey(d->store->db(), d->vault.get(), options.new_signing_key); !s.ok()) {
+    return s;
+  }
   if (d->replicator) d->replicator->Start(d->store->db());
-  return TransparencyLog::CheckSigningKey(d->store->db(), d->vault.get(), options.new_signing_key);
+  return absl::OkStatus();
 }
 
 // The log's static copies (daemon/log/tile_writer.h), before anything

@@ -13,6 +13,7 @@
 #include "daemon/storage/rocks_util.h"
 #include "daemon/storage/s3_client.h"
 #include "daemon/storage/state_replicator.h"
+#include "formats/keys.h"
 
 namespace shredd {
 namespace {
@@ -69,7 +70,15 @@ absl::StatusOr<std::shared_ptr<S3Client>> MakeObjectStoreClient(const ObjectStor
   return std::shared_ptr<S3Client>(std::move(*client));
 }
 
-absl::StatusOr<std::unique_ptr<StateReplicator>> PrepareStateReplication(const DaemonConfig& config) {
+StateSigner StateSignerFor(Vault* vault) {
+  return [vault](std::string_view message) -> absl::StatusOr<std::string> {
+    auto sig = vault->Sign(message);
+    if (!sig.ok()) return sig.status();
+    return std::string(reinterpret_cast<const char*>(sig->data()), sig->size());
+  };
+}
+
+absl::StatusOr<std::unique_ptr<StateReplicator>> PrepareStateReplication(const DaemonConfig& config, Vault* vault) {
   const ObjectStoreConfig& o = config.object_store;
   if (o.url.empty() || o.state == "off") return std::unique_ptr<StateReplicator>();
   auto client = MakeObjectStoreClient(o);
@@ -78,6 +87,7 @@ absl::StatusOr<std::unique_ptr<StateReplicator>> PrepareStateReplication(const D
   ro.sync = o.state == "sync";
   ro.lag = std::chrono::milliseconds(o.state_lag_ms);
   ro.scratch_dir = config.data_dir + "/state-checkpoint";
+  ro.sign = StateSignerFor(vault);
   auto r = StateReplicator::Create(std::move(*client), ro);
   if (!r.ok()) return r.status();
   RegisterDurability(DbPath(config), r->get());
@@ -93,11 +103,31 @@ void StopStateReplication(const DaemonConfig& config, std::unique_ptr<StateRepli
 
 namespace {
 
+// What a restore trusts: objects signed with the vault's identity (and,
+// with --allow-unsigned-state, unsigned ones). The vault's key is read,
+// never made: a vault without one is the wrong vault.
+absl::StatusOr<StateTrust> TrustOf(Vault& vault, bool allow_unsigned) {
+  auto has = vault.HasSigningKey();
+  if (!has.ok()) return has.status();
+  if (!*has) {
+    return absl::FailedPreconditionError(StrCat(vault.Describe(),
+                                                " holds no signing key, so nothing in the object store can be "
+                                                "checked against it: wrong vault (the state is signed with the "
+                                                "daemon's identity, docs/RECOVERY.md)"));
+  }
+  auto key = vault.SigningPublicKey();
+  if (!key.ok()) return key.status();
+  StateTrust trust;
+  trust.allow_unsigned = allow_unsigned;
+  trust.verify = [pk = *key](std::string_view message, std::string_view signature) {
+    return verify::VerifyEd25519(pk, message, signature).ok();
+  };
+  return trust;
+}
+
 // The restored key tree needs the vault's root of its epoch.
-absl::Status CheckAgainstVault(const DaemonConfig& config) {
-  auto vault = OpenVault(config.vault);
-  if (!vault.ok()) return vault.status();
-  auto roots = (*vault)->ListRoots();
+absl::Status CheckAgainstVault(const DaemonConfig& config, Vault* vault) {
+  auto roots = vault->ListRoots();
   if (!roots.ok()) return roots.status();
   rocksdb::Options options;
   rocksdb::DB* raw = nullptr;
@@ -114,10 +144,10 @@ absl::Status CheckAgainstVault(const DaemonConfig& config) {
   for (unsigned char c : value) epoch = (epoch << 8) | c;
   if (!std::binary_search(roots->begin(), roots->end(), epoch)) {
     return absl::FailedPreconditionError(StrCat("the restored state needs the root key of epoch ", epoch, " but ",
-                                                (*vault)->Describe(),
+                                                vault->Describe(),
                                                 " does not hold it: wrong vault, or a state older than the vault"));
   }
-  std::cout << "shredd restore: key tree epoch " << epoch << " matches " << (*vault)->Describe() << "\n";
+  std::cout << "shredd restore: key tree epoch " << epoch << " matches " << vault->Describe() << "\n";
   return absl::OkStatus();
 }
 
@@ -142,7 +172,7 @@ std::string StateReplicationMetrics(const StateReplicator* r, rocksdb::DB* db) {
   return e.text();
 }
 
-absl::Status RunRestore(const DaemonConfig& config) {
+absl::Status RunRestore(const DaemonConfig& config, bool allow_unsigned) {
   const ObjectStoreConfig& o = config.object_store;
   if (o.url.empty()) return absl::InvalidArgumentError("restore needs --object-store s3://BUCKET[/PREFIX]");
   std::error_code ec;
@@ -152,7 +182,11 @@ absl::Status RunRestore(const DaemonConfig& config) {
   }
   auto client = MakeObjectStoreClient(o);
   if (!client.ok()) return client.status();
-  auto report = RestoreState(**client, DbPath(config));
+  auto vault = OpenVault(config.vault);
+  if (!vault.ok()) return vault.status();
+  auto trust = TrustOf(**vault, allow_unsigned);
+  if (!trust.ok()) return trust.status();
+  auto report = RestoreState(**client, DbPath(config), *trust);
   if (!report.ok()) {
     std::filesystem::remove_all(DbPath(config), ec);  // nothing half-restored is left to start on
     return report.status();
@@ -168,7 +202,7 @@ absl::Status RunRestore(const DaemonConfig& config) {
   std::cout << "shredd restore: snapshot " << report->descriptor << " (sequence " << report->snapshot_seq << ") + "
             << report->wal_objects << " WAL objects (" << report->batches << " batches): state at sequence "
             << report->final_seq << " in " << DbPath(config) << "\n";
-  return CheckAgainstVault(config);
+  return CheckAgainstVault(config, vault->get());
 }
 
 }  // namespace shredd

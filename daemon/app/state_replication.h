@@ -16,6 +16,7 @@
 namespace shredd {
 
 class StateReplicator;
+class Vault;
 
 // [object_store] as the S3 client's settings (endpoint, bucket, prefix,
 // credentials); callers adjust retries and timeouts.
@@ -34,8 +35,10 @@ absl::StatusOr<std::shared_ptr<S3Client>> MakeObjectStoreClient(const ObjectStor
 
 // Null when no object store is configured or [object_store] state = "off".
 // Otherwise a replicator registered (durability.h) for DATA_DIR/db, not yet
-// started: the caller opens the store, then calls Start(db).
-absl::StatusOr<std::unique_ptr<StateReplicator>> PrepareStateReplication(const DaemonConfig& config);
+// started: the caller opens the store, checks the vault's signing key
+// (TransparencyLog::CheckSigningKey: the replicator signs with it, and
+// signing would make one), then calls Start(db). `vault` must outlive it.
+absl::StatusOr<std::unique_ptr<StateReplicator>> PrepareStateReplication(const DaemonConfig& config, Vault* vault);
 // Unregisters and stops it (ships what is written first).
 void StopStateReplication(const DaemonConfig& config, std::unique_ptr<StateReplicator> replicator);
 
@@ -44,8 +47,10 @@ void StopStateReplication(const DaemonConfig& config, std::unique_ptr<StateRepli
 std::string StateReplicationMetrics(const StateReplicator* r, rocksdb::DB* db);
 
 // `shredd restore`: rebuilds the empty config.data_dir from the object
-// store's state and checks it against the vault. Prints a summary on stdout.
-absl::Status RunRestore(const DaemonConfig& config);
+// store's state, accepting only state objects signed with the vault's
+// identity (and unsigned ones from earlier versions if `allow_unsigned`),
+// and checks it against the vault. Prints a summary on stdout.
+absl::Status RunRestore(const DaemonConfig& config, bool allow_unsigned);
 
 }  // namespace shredd
 

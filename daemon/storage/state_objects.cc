@@ -12,7 +12,10 @@ namespace shredd {
 namespace {
 
 constexpr std::string_view kWalMagicV1 = "SHRDWAL1";
-constexpr std::string_view kWalMagic = "SHRDWAL2";
+constexpr std::string_view kWalMagicV2 = "SHRDWAL2";  // unsigned
+constexpr std::string_view kWalMagic = "SHRDWAL3";    // signed
+constexpr std::string_view kWalSignatureDomain{"shredd/state-wal/v3\0", 20};
+constexpr std::string_view kDescriptorSignatureDomain{"shredd/state-snapshot/v2\0", 25};
 
 std::string Pad(uint64_t v, int width) {
   char b[24];
@@ -42,7 +45,29 @@ bool ParsePair(std::string_view key, std::string_view suffix, uint64_t* a, uint6
   return ParseU64(name.substr(0, dash), a) && ParseU64(name.substr(dash + 1), b);
 }
 
+// One rule for every signed state object: DATA_LOSS naming `what` unless
+// `trust` accepts it.
+absl::Status CheckSignature(const StateTrust* trust, bool is_signed, std::string_view message,
+                            std::string_view signature, std::string_view what) {
+  if (trust == nullptr) return absl::OkStatus();
+  if (!is_signed) {
+    if (trust->allow_unsigned) return absl::OkStatus();
+    return absl::DataLossError(StrCat(what,
+                                      " is not signed (written by a shredd before state objects were signed, or "
+                                      "its signature was removed in the bucket); restore with --allow-unsigned-state "
+                                      "only if you trust the bucket's operator (docs/RECOVERY.md)"));
+  }
+  if (signature.size() == kStateSignatureBytes && trust->verify && trust->verify(message, signature)) {
+    return absl::OkStatus();
+  }
+  return absl::DataLossError(StrCat(what,
+                                    " is not signed by this vault's identity: altered in the bucket, or written by "
+                                    "another daemon"));
+}
+
 }  // namespace
+
+std::string WalSignedMessage(std::string_view checksum) { return StrCat(kWalSignatureDomain, checksum); }
 
 std::string WalObjectName(uint64_t first, uint64_t last) {
   return StrCat("state/wal/", Pad(first, 20), "-", Pad(last, 20));
@@ -71,7 +96,8 @@ void WalObjectWriter::Add(uint64_t seq, uint32_t count, std::string_view rep) {
   out_->append(rep);
 }
 
-Sha256 WalObjectWriter::Finish(uint64_t floor) {
+absl::StatusOr<Sha256> WalObjectWriter::Finish(uint64_t floor, const StateSigner& sign) {
+  if (!sign) out_->replace(0, kWalMagicV2.size(), kWalMagicV2);
   char* h = out_->data();
   StoreBigEndian64(h + 8, first_);
   StoreBigEndian64(h + 16, last_);
@@ -83,28 +109,42 @@ Sha256 WalObjectWriter::Finish(uint64_t floor) {
   const std::string_view tail(reinterpret_cast<const char*>(sum.data()), sum.size());
   hasher.Update(tail);
   out_->append(tail);
+  if (sign) {
+    auto sig = sign(WalSignedMessage(tail));
+    if (!sig.ok()) return sig.status();
+    if (sig->size() != kStateSignatureBytes) return absl::InternalError("the state signer returned a bad signature");
+    hasher.Update(*sig);
+    out_->append(*sig);
+  }
   return hasher.Finish();
 }
 
-std::string EncodeWalObject(std::span<const WalBatch> batches, uint64_t floor) {
+std::string EncodeWalObject(std::span<const WalBatch> batches, uint64_t floor, const StateSigner& sign) {
   std::string out;
   WalObjectWriter w(&out);
   for (const WalBatch& b : batches) w.Add(b.seq, b.count, b.rep);
-  w.Finish(floor);
+  (void)w.Finish(floor, sign);
   return out;
 }
 
-absl::StatusOr<WalObjectBody> DecodeWalObject(std::string_view body, std::string_view name) {
+absl::StatusOr<WalObjectBody> DecodeWalObject(std::string_view body, std::string_view name, const StateTrust* trust) {
   auto bad = [&](std::string_view why) {
     return absl::DataLossError(StrCat("WAL object ", name, " is damaged: ", why));
   };
-  const bool v1 = body.starts_with(kWalMagicV1);
+  const bool v1 = body.starts_with(kWalMagicV1), is_signed = body.starts_with(kWalMagic);
   const size_t head = v1 ? 8 + 8 + 8 + 4 : kWalHeader;
-  if (body.size() < head + 32 || (!v1 && !body.starts_with(kWalMagic))) return bad("not a shredd WAL object");
-  std::string_view data = body.substr(0, body.size() - 32);
+  const size_t trailer = 32 + (is_signed ? kStateSignatureBytes : 0);
+  if (body.size() < head + trailer || (!v1 && !is_signed && !body.starts_with(kWalMagicV2))) {
+    return bad("not a shredd WAL object");
+  }
+  std::string_view data = body.substr(0, body.size() - trailer);
+  const std::string_view checksum = body.substr(data.size(), 32);
   const Sha256 sum = Sha256Hasher::Of(data);
-  if (std::string_view(reinterpret_cast<const char*>(sum.data()), 32) != body.substr(body.size() - 32)) {
-    return bad("checksum mismatch");
+  if (std::string_view(reinterpret_cast<const char*>(sum.data()), 32) != checksum) return bad("checksum mismatch");
+  if (auto s = CheckSignature(trust, is_signed, WalSignedMessage(checksum), body.substr(data.size() + 32),
+                              StrCat("WAL object ", name));
+      !s.ok()) {
+    return s;
   }
   const uint64_t first = LoadBigEndian64(data.data() + 8), last = LoadBigEndian64(data.data() + 16);
   WalObjectBody out;
@@ -146,16 +186,46 @@ absl::StatusOr<std::vector<SnapshotDescriptor>> ListDescriptors(S3Client& client
   return out;
 }
 
-absl::StatusOr<nlohmann::json> ReadDescriptor(S3Client& client, const std::string& key) {
-  std::string body;
-  if (auto s = client.GetObject(key, 0, 0, &body); !s.ok()) return s;
+absl::StatusOr<std::string> EncodeDescriptor(nlohmann::json desc, const StateSigner& sign) {
+  desc.erase("signature");
+  if (!sign) {
+    desc["format"] = kSnapshotDescriptorFormatV1;
+    return desc.dump();
+  }
+  desc["format"] = kSnapshotDescriptorFormat;
+  auto sig = sign(StrCat(kDescriptorSignatureDomain, desc.dump()));
+  if (!sig.ok()) return sig.status();
+  desc["signature"] = HexEncode(std::span(reinterpret_cast<const uint8_t*>(sig->data()), sig->size()));
+  return desc.dump();
+}
+
+absl::StatusOr<nlohmann::json> ParseDescriptor(std::string_view body, std::string_view key, const StateTrust* trust) {
   auto j = nlohmann::json::parse(body, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || j.value("format", "") != kSnapshotDescriptorFormat ||
+  const std::string format = j.is_object() ? j.value("format", "") : "";
+  const bool is_signed = format == kSnapshotDescriptorFormat;
+  if (j.is_discarded() || !j.is_object() || (!is_signed && format != kSnapshotDescriptorFormatV1) ||
       !j.contains("files") || !j["files"].is_array() || !j.contains("sequence") ||
-      !j["sequence"].is_number_unsigned()) {
+      !j["sequence"].is_number_unsigned() || (is_signed && !j.contains("signature"))) {
     return absl::DataLossError(StrCat("state snapshot descriptor ", key, " is malformed"));
   }
+  std::string signature;
+  if (is_signed) {
+    auto sig = j["signature"].is_string() ? HexDecode(j["signature"].get<std::string>()) : std::nullopt;
+    if (sig) signature = std::move(*sig);
+    j.erase("signature");
+  }
+  if (auto s = CheckSignature(trust, is_signed, StrCat(kDescriptorSignatureDomain, j.dump()), signature,
+                              StrCat("state snapshot descriptor ", key));
+      !s.ok()) {
+    return s;
+  }
   return j;
+}
+
+absl::StatusOr<nlohmann::json> ReadDescriptor(S3Client& client, const std::string& key, const StateTrust* trust) {
+  std::string body;
+  if (auto s = client.GetObject(key, 0, 0, &body); !s.ok()) return s;
+  return ParseDescriptor(body, key, trust);
 }
 
 absl::StatusOr<std::vector<WalObjectKey>> ListWalObjects(S3Client& client) {

@@ -6,6 +6,7 @@
 #define SHREDD_DAEMON_STORAGE_STATE_OBJECTS_H_
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -19,6 +20,25 @@
 #include "daemon/storage/s3_client.h"
 
 namespace shredd {
+
+// State objects are signed with the daemon's identity (the vault's Ed25519
+// key, the one that signs checkpoints and certificates): the bucket's
+// operator is not trusted, and a SHA-256 checksum alone is one they can
+// recompute after editing a batch (dropping a hold, a suppression, log
+// entries). RECOVERY.md "Signed state".
+//
+// StateSigner: the 64-byte signature of `message`, or why there is none.
+using StateSigner = std::function<absl::StatusOr<std::string>(std::string_view message)>;
+// Whether `signature` is the daemon's over `message`.
+using StateVerifier = std::function<bool(std::string_view message, std::string_view signature)>;
+// What a restore trusts: objects signed under `verify`, and, only if
+// `allow_unsigned`, objects written before state objects were signed (or
+// stripped of their signature: the bucket's operator is then trusted).
+struct StateTrust {
+  StateVerifier verify;
+  bool allow_unsigned = false;
+};
+inline constexpr size_t kStateSignatureBytes = 64;
 
 // One write batch of the WAL: its first sequence number and its
 // WriteBatch::Data() representation.
@@ -38,8 +58,10 @@ struct WalObjectBody {
   std::vector<WalBatch> batches;
 };
 
-// "SHRDWAL2", first and last sequence, floor, batch count, the batches (seq,
-// count, length, rep; big-endian), then SHA-256 of all of it.
+// "SHRDWAL3", first and last sequence, floor, batch count, the batches (seq,
+// count, length, rep; big-endian), then SHA-256 of all of it, then the
+// daemon's Ed25519 signature of WalSignedMessage(that SHA-256). Without a
+// signer (unit tests), "SHRDWAL2": the same without the signature.
 //
 // Builds one in a buffer the caller may reuse (its capacity is kept: a
 // fresh multi-MiB buffer per object cost a page fault per 4 KiB), copying
@@ -53,25 +75,33 @@ class WalObjectWriter {
   uint64_t first() const { return first_; }
   uint64_t last() const { return last_; }
   size_t size() const { return out_->size(); }
-  // Fills in the header and appends the checksum. Returns the SHA-256 of
-  // the whole object (checksum included), from the same hashing pass: the
-  // object store's payload hash (SigV4), so that the body is hashed once.
-  Sha256 Finish(uint64_t floor);
+  // Fills in the header and appends the checksum and (with `sign`) the
+  // signature. Returns the SHA-256 of the whole object (trailer included),
+  // from the same hashing pass: the object store's payload hash (SigV4), so
+  // that the body is hashed once. The signer's error if it fails.
+  absl::StatusOr<Sha256> Finish(uint64_t floor, const StateSigner& sign = {});
 
  private:
   std::string* out_;
   uint64_t first_ = 0, last_ = 0;
   uint32_t batches_ = 0;
 };
-std::string EncodeWalObject(std::span<const WalBatch> batches, uint64_t floor);
-// DATA_LOSS naming `name` if the checksum or the framing is wrong. Also
-// reads "SHRDWAL1" objects (no floor field; written one at a time, so their
-// floor is first - 1).
-absl::StatusOr<WalObjectBody> DecodeWalObject(std::string_view body, std::string_view name);
+std::string EncodeWalObject(std::span<const WalBatch> batches, uint64_t floor, const StateSigner& sign = {});
+// What a WAL object's signature signs: a domain tag and its checksum.
+std::string WalSignedMessage(std::string_view checksum);
+// DATA_LOSS naming `name` if the checksum or the framing is wrong, or (with
+// `trust`) the signature is not the daemon's or is missing where `trust`
+// requires one. Also reads "SHRDWAL2" (unsigned) and "SHRDWAL1" objects (no
+// floor field; written one at a time, so their floor is first - 1).
+absl::StatusOr<WalObjectBody> DecodeWalObject(std::string_view body, std::string_view name,
+                                              const StateTrust* trust = nullptr);
 // "state/wal/<first>-<last>" (without the prefix).
 std::string WalObjectName(uint64_t first, uint64_t last);
 
-inline constexpr std::string_view kSnapshotDescriptorFormat = "shredd-state-snapshot/v1";
+// v2: signed ("signature": hex of the daemon's Ed25519 signature of
+// DescriptorSignedMessage(the descriptor without it)); v1: unsigned.
+inline constexpr std::string_view kSnapshotDescriptorFormat = "shredd-state-snapshot/v2";
+inline constexpr std::string_view kSnapshotDescriptorFormatV1 = "shredd-state-snapshot/v1";
 // "<seq 20>-<ms 13>": a snapshot's id, in its descriptor's name and its
 // files' prefix.
 std::string SnapshotId(uint64_t seq, uint64_t ms);
@@ -83,8 +113,14 @@ struct SnapshotDescriptor {
 };
 // Every descriptor in the store, oldest first.
 absl::StatusOr<std::vector<SnapshotDescriptor>> ListDescriptors(S3Client& client);
-// DATA_LOSS if it is not a descriptor.
-absl::StatusOr<nlohmann::json> ReadDescriptor(S3Client& client, const std::string& key);
+// The descriptor's bytes as stored, signed when `sign` is set (v2; else v1).
+absl::StatusOr<std::string> EncodeDescriptor(nlohmann::json desc, const StateSigner& sign);
+// DATA_LOSS if it is not a descriptor, or (with `trust`) not signed as
+// `trust` requires.
+absl::StatusOr<nlohmann::json> ParseDescriptor(std::string_view body, std::string_view key,
+                                               const StateTrust* trust = nullptr);
+absl::StatusOr<nlohmann::json> ReadDescriptor(S3Client& client, const std::string& key,
+                                              const StateTrust* trust = nullptr);
 
 struct WalObjectKey {
   std::string key;

@@ -231,9 +231,10 @@ void StateReplicator::NoteFailureLocked(const absl::Status& s) {
 absl::Status StateReplicator::PutSealed(std::vector<SealedWal>& sealed) {
   absl::Status first_error;
   for (SealedWal& w : sealed) {
-    absl::Status s = first_error.ok()
-                         ? client_->PutObject(Key(WalObjectName(w.first, w.last)), w.body, w.sha256).status()
-                         : absl::AbortedError("an earlier WAL object failed");
+    absl::Status s = !first_error.ok() ? absl::AbortedError("an earlier WAL object failed")
+                     : !w.sealed.ok()
+                         ? w.sealed
+                         : client_->PutObject(Key(WalObjectName(w.first, w.last)), w.body, w.sha256).status();
     if (s.ok()) {
       bytes_shipped_.fetch_add(w.body.size());
       wal_objects_.fetch_add(1);
@@ -415,8 +416,14 @@ void StateReplicator::SealWal(WalObjectWriter& w, std::string& body, std::vector
     flights_[first] = Flight{.last = last, .done = false, .status = absl::OkStatus()};
     dispatched_ = std::max(dispatched_, last);
   }
-  const Sha256 whole = w.Finish(floor);
-  out->push_back({.first = first, .last = last, .body = std::move(body), .sha256 = HexEncode(whole)});
+  auto whole = w.Finish(floor, options_.sign);
+  out->push_back({.first = first,
+                  .last = last,
+                  .body = std::move(body),
+                  .sha256 = whole.ok() ? HexEncode(*whole) : "",
+                  .sealed = whole.ok()
+                                ? absl::OkStatus()
+                                : absl::UnavailableError(StrCat("signing a WAL object: ", whole.status().message()))});
   shipped_ = last;
   wal_since_snapshot_ += out->back().body.size();
   body = TakeWalBuffer();
@@ -584,15 +591,15 @@ absl::StatusOr<uint64_t> StateReplicator::MakeSnapshot() {
   absl::Status s = UploadCheckpointFiles(options_.scratch_dir, snap_id, &files_json);
   fs::remove_all(options_.scratch_dir, ec);
   if (!s.ok()) return s;
-  nlohmann::json desc = {{"format", kSnapshotDescriptorFormat},
-                         {"sequence", seq},
-                         {"created", FormatRfc3339(absl::FromUnixMillis(static_cast<int64_t>(ms)))},
-                         {"files", nlohmann::json::parse(files_json)}};
-  const std::string body = desc.dump();
-  if (auto put = client_->PutObject(Key(StrCat("state/desc/", snap_id, ".json")), body); !put.ok()) {
+  auto body = EncodeDescriptor({{"sequence", seq},
+                                {"created", FormatRfc3339(absl::FromUnixMillis(static_cast<int64_t>(ms)))},
+                                {"files", nlohmann::json::parse(files_json)}},
+                               options_.sign);
+  if (!body.ok()) return absl::UnavailableError(StrCat("signing a state snapshot: ", body.status().message()));
+  if (auto put = client_->PutObject(Key(StrCat("state/desc/", snap_id, ".json")), *body); !put.ok()) {
     return put.status();
   }
-  bytes_shipped_.fetch_add(body.size());
+  bytes_shipped_.fetch_add(body->size());
   snapshots_.fetch_add(1);
   Published(seq);
   LogInfo("state snapshot in the object store", {{"sequence", seq}});

@@ -11,7 +11,7 @@
 //   state/desc/<seq 20>-<ms 13>.json            the snapshot descriptor, last;
 //                                               the highest one wins
 //   state/wal/<first seq 20>-<last seq 20>      a run of write batches (WAL
-//                                               shipping), checksummed
+//                                               shipping), checksummed and signed
 // A snapshot is a RocksDB Checkpoint (hard links, on the data dir's
 // filesystem). Writes after it are shipped from the WAL (GetUpdatesSince).
 // Where the WAL cannot say what happened (writes that skipped it, such as a
@@ -67,6 +67,9 @@ struct StateReplicatorOptions {
   std::string scratch_dir;
   // How long WaitReplicated waits for a store that answers slowly.
   std::chrono::milliseconds wait_timeout{60000};
+  // Signs every WAL object and snapshot descriptor (the daemon's identity;
+  // state_objects.h). Empty only in unit tests: unsigned objects.
+  StateSigner sign;
 };
 
 class StateReplicator : public Durability {
@@ -110,7 +113,8 @@ class StateReplicator : public Durability {
   struct SealedWal {
     uint64_t first = 0, last = 0;
     std::string body;
-    std::string sha256;  // of the whole body, hex: the PUT's payload hash
+    std::string sha256;   // of the whole body, hex: the PUT's payload hash
+    absl::Status sealed;  // not OK: signing failed, the object is not put
   };
   // Reads the WAL after shipped_ into at most `room` sealed objects (up to
   // 16 MiB each); gaps (writes that skipped the WAL, files already gone)
@@ -239,13 +243,15 @@ struct RestoreReport {
 // Rebuilds `db_dir` (must not exist or be empty: FAILED_PRECONDITION
 // otherwise) from the latest intact snapshot in the store (a damaged newer
 // one is skipped and named in `skipped`) and the WAL objects after it,
-// checking every file's SHA-256 and every WAL object's checksum (DATA_LOSS
-// naming the object) and the sequence's continuity: it stops at a gap that
+// checking every file's SHA-256, every WAL object's checksum and every
+// descriptor's and WAL object's signature against `trust` (DATA_LOSS naming
+// the object; a snapshot whose descriptor fails is skipped like a damaged
+// one) and the sequence's continuity: it stops at a gap that
 // a crash with objects in flight left (named in `gap`), and fails DATA_LOSS,
 // naming the gap, if an object after it shows that the missing ones had
 // been in the store; then opens the database to check it. NOT_FOUND if the store holds
 // no snapshot.
-absl::StatusOr<RestoreReport> RestoreState(S3Client& client, const std::string& db_dir);
+absl::StatusOr<RestoreReport> RestoreState(S3Client& client, const std::string& db_dir, const StateTrust& trust);
 
 }  // namespace shredd
 

@@ -41,11 +41,12 @@ absl::Status DownloadSnapshot(S3Client& client, const nlohmann::json& desc, cons
 // every earlier object. OK (restore stops at `cur`) if no later object says
 // that the sequence after `cur` was in the store when it was written;
 // DATA_LOSS if one does (an object was deleted from the store).
-absl::Status CheckGapIsACrash(S3Client& client, std::span<const WalObjectKey> later, uint64_t cur) {
+absl::Status CheckGapIsACrash(S3Client& client, std::span<const WalObjectKey> later, uint64_t cur,
+                              const StateTrust& trust) {
   for (const WalObjectKey& w : later) {
     std::string body;
     if (auto s = client.GetObject(w.key, 0, 0, &body); !s.ok()) return s;
-    auto decoded = DecodeWalObject(body, w.key);
+    auto decoded = DecodeWalObject(body, w.key, &trust);
     if (!decoded.ok()) return decoded.status();
     if (decoded->floor > cur) {
       return absl::DataLossError(StrCat("the state in the object store has a gap: it holds sequence numbers up to ",
@@ -59,7 +60,7 @@ absl::Status CheckGapIsACrash(S3Client& client, std::span<const WalObjectKey> la
 
 // Applies the batches after the database's sequence number, in order, up
 // to the end or to a gap that a crash left (CheckGapIsACrash).
-absl::Status ReplayWal(S3Client& client, rocksdb::DB* db, RestoreReport* report) {
+absl::Status ReplayWal(S3Client& client, rocksdb::DB* db, const StateTrust& trust, RestoreReport* report) {
   auto wal = ListWalObjects(client);
   if (!wal.ok()) return wal.status();
   uint64_t cur = db->GetLatestSequenceNumber();
@@ -67,13 +68,13 @@ absl::Status ReplayWal(S3Client& client, rocksdb::DB* db, RestoreReport* report)
     const WalObjectKey& w = (*wal)[i];
     if (w.last <= cur) continue;
     if (w.first > cur + 1) {
-      if (auto s = CheckGapIsACrash(client, std::span(*wal).subspan(i), cur); !s.ok()) return s;
+      if (auto s = CheckGapIsACrash(client, std::span(*wal).subspan(i), cur, trust); !s.ok()) return s;
       report->gap = StrCat("sequence numbers ", cur + 1, "..", w.first - 1, " (before ", w.key, ")");
       break;
     }
     std::string body;
     if (auto s = client.GetObject(w.key, 0, 0, &body); !s.ok()) return s;
-    auto decoded = DecodeWalObject(body, w.key);
+    auto decoded = DecodeWalObject(body, w.key, &trust);
     if (!decoded.ok()) return decoded.status();
     std::vector<WalBatch>& batches = decoded->batches;
     if (batches.front().seq != w.first || batches.back().last() != w.last) {
@@ -111,8 +112,8 @@ absl::Status EmptyDir(const std::string& dir) {
 }
 
 absl::Status DownloadDescribed(S3Client& client, const std::string& desc_key, const std::string& db_dir,
-                               RestoreReport* report) {
-  auto desc = ReadDescriptor(client, desc_key);
+                               const StateTrust& trust, RestoreReport* report) {
+  auto desc = ReadDescriptor(client, desc_key, &trust);
   if (!desc.ok()) return desc.status();
   report->descriptor = desc_key;
   report->snapshot_seq = (*desc)["sequence"].get<uint64_t>();
@@ -123,9 +124,9 @@ absl::Status DownloadDescribed(S3Client& client, const std::string& desc_key, co
 // incomplete (DATA_LOSS, NOT_FOUND) is skipped, and named in the report, for
 // the one before it: the store keeps two, with the WAL after the older one.
 absl::Status DownloadNewestIntact(S3Client& client, const std::vector<SnapshotDescriptor>& descs,
-                                  const std::string& db_dir, RestoreReport* report) {
+                                  const std::string& db_dir, const StateTrust& trust, RestoreReport* report) {
   for (auto it = descs.rbegin(); it != descs.rend(); ++it) {
-    absl::Status s = DownloadDescribed(client, it->key, db_dir, report);
+    absl::Status s = DownloadDescribed(client, it->key, db_dir, trust, report);
     if (s.ok() || (!absl::IsDataLoss(s) && !absl::IsNotFound(s))) return s;
     report->skipped.push_back(StrCat(it->key, ": ", s.message()));
     if (auto e = EmptyDir(db_dir); !e.ok()) return e;
@@ -147,7 +148,7 @@ absl::Status CheckEmptyDir(const std::string& dir) {
 
 }  // namespace
 
-absl::StatusOr<RestoreReport> RestoreState(S3Client& client, const std::string& db_dir) {
+absl::StatusOr<RestoreReport> RestoreState(S3Client& client, const std::string& db_dir, const StateTrust& trust) {
   if (auto s = CheckEmptyDir(db_dir); !s.ok()) return s;
   auto descs = ListDescriptors(client);
   if (!descs.ok()) return descs.status();
@@ -157,13 +158,13 @@ absl::StatusOr<RestoreReport> RestoreState(S3Client& client, const std::string& 
   }
   RestoreReport report;
   if (auto s = MakeDirs(db_dir, 0700); !s.ok()) return s;
-  if (auto s = DownloadNewestIntact(client, *descs, db_dir, &report); !s.ok()) return s;
+  if (auto s = DownloadNewestIntact(client, *descs, db_dir, trust, &report); !s.ok()) return s;
   rocksdb::Options options;
   options.create_if_missing = false;
   rocksdb::DB* raw = nullptr;
   if (auto s = FromRocks(rocksdb::DB::Open(options, db_dir, &raw), "opening the restored snapshot"); !s.ok()) return s;
   std::unique_ptr<rocksdb::DB> db(raw);
-  absl::Status s = ReplayWal(client, db.get(), &report);
+  absl::Status s = ReplayWal(client, db.get(), trust, &report);
   if (!s.ok() && !report.skipped.empty()) {
     s = absl::Status(s.code(), StrCat(s.message(), " (after skipping a damaged snapshot: ", report.skipped[0], ")"));
   }

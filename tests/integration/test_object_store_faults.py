@@ -21,6 +21,7 @@ Ceph RGW of the ctest fixture "ceph":
 - with the store over its quota (an RGW user quota): RESOURCE_EXHAUSTED,
   as for a full local disk, and nothing left behind.
 """
+import hashlib
 import os
 import random
 import subprocess
@@ -39,6 +40,40 @@ from shredd.v1 import orders_pb2_grpc as opb_grpc  # noqa: E402
 
 STATE_WRITES_DENIED = """{"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Principal": "*",
   "Action": ["s3:PutObject"], "Resource": ["arn:aws:s3:::%s/%s/state/*"]}]}"""
+
+
+def rename_hold_keys(wal_data):
+    """Renames the keys of the hold records ("H", "h") in a WAL object's
+    batches in place (bytearray): "X" instead. True if it found any (or
+    ones renamed before)."""
+    def varint(buf, pos):
+        shift = value = 0
+        while True:
+            b = buf[pos]
+            value |= (b & 0x7F) << shift
+            pos += 1
+            if b < 0x80:
+                return value, pos
+            shift += 7
+
+    found = False
+    pos = 8 + 8 + 8 + 8 + 4  # magic, first, last, floor, batch count
+    while pos < len(wal_data):
+        length = int.from_bytes(wal_data[pos + 12:pos + 16], "big")
+        rep_end = pos + 16 + length
+        rec = pos + 16 + 12  # the rep's own sequence and count
+        while rec < rep_end:
+            tag = wal_data[rec]
+            rec += 1
+            slices = {0x0: 1, 0x7: 1, 0x3: 1, 0x1: 2, 0x2: 2, 0xF: 2}[tag]
+            for i in range(slices):
+                n, rec = varint(wal_data, rec)
+                if i == 0 and tag == 0x1 and wal_data[rec:rec + 1] in (b"H", b"h", b"X"):
+                    wal_data[rec:rec + 1] = b"X"
+                    found = True
+                rec += n
+        pos = rep_end
+    return found
 
 
 class FaultsTest(ObjectStoreTest):
@@ -375,6 +410,60 @@ class StateNotReplicated(FaultsTest):
         self.d.kill()
         self.restore_onto_fresh_dir("restored")
         self.assertEqual(self.d.get_bytes(sha256_digest(data)), data)
+
+    def test_a_bucket_operator_who_edits_the_state_is_caught_by_restore(self):
+        # The operator is not trusted (issue 14). WAL objects carried only a
+        # SHA-256 checksum, which the operator can recompute: renaming the
+        # hold's records in a batch restored a daemon without the hold, and
+        # an order could then destroy what it held. They are signed now.
+        data = rand(1000, 403)
+        digest = self.put(data)
+        orders = opb_grpc.OrdersStub(self.d.channel())
+        orders.AddHold(opb.AddHoldRequest(hold=opb.Hold(id="h-court", digest=pb.Digest(hash=digest),
+                                                        reason="litigation")), timeout=60)
+        self.put(rand(1000, 404))  # acknowledged: everything before it is in the store too
+        self.d.kill()
+        edited = self.rename_hold_records()
+        fresh = os.path.join(self.tmp, "restored")
+        cfg = os.path.join(self.tmp, "shredd.toml")
+        restore = [SHREDD, "restore", "--config", cfg, "--data-dir", fresh, "--vault", self.d.vault]
+        p = subprocess.run(restore, capture_output=True, env=self.d.env, timeout=300)
+        self.assertEqual(p.returncode, 1, p.stdout.decode() + p.stderr.decode())
+        self.assertIn("not signed by this vault's identity", p.stderr.decode())
+        self.assertIn(edited, p.stderr.decode())
+        self.assertFalse(os.path.exists(os.path.join(fresh, "db")), "a refused restore left a database")
+        # Stripped of its signature (the unsigned format of earlier
+        # versions): refused too, unless the operator is trusted on purpose.
+        self.rename_hold_records(strip=True)
+        p = subprocess.run(restore, capture_output=True, env=self.d.env, timeout=300)
+        self.assertEqual(p.returncode, 1, p.stdout.decode() + p.stderr.decode())
+        self.assertIn("--allow-unsigned-state", p.stderr.decode())
+        p = subprocess.run(restore + ["--allow-unsigned-state"], capture_output=True, env=self.d.env, timeout=300)
+        self.assertEqual(p.returncode, 0, p.stdout.decode() + p.stderr.decode())
+        # What trusting the operator means: the hold is gone.
+        self.d = Daemon(self.tmp, vault=self.d.vault, data_dir=fresh, extra_args=self.d.extra_args, env=self.d.env)
+        self.d.start(timeout=60)
+        self.assertEqual(list(opb_grpc.OrdersStub(self.d.channel()).ListHolds(opb.ListHoldsRequest()).holds), [])
+        self.assertEqual(self.d.get_bytes(digest), data)
+
+    def rename_hold_records(self, strip=False):
+        """As a hostile bucket operator: in the WAL object that holds the
+        hold, rename its records ("H..." and "h..." keys become "X...") and
+        recompute the checksum; with `strip`, also drop the signature and
+        write the unsigned format. Returns the object's key."""
+        listed = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=PREFIX + "/state/wal/").get("Contents", [])
+        for key in sorted(o["Key"] for o in listed):
+            body = bytearray(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+            trailer = 32 + (64 if body[:8] == b"SHRDWAL3" else 0)
+            data, signature = body[:len(body) - trailer], body[len(body) - trailer + 32:]
+            if not rename_hold_keys(data):
+                continue
+            if strip:
+                data[:8], signature = b"SHRDWAL2", b""
+            body = data + hashlib.sha256(bytes(data)).digest() + signature
+            self.s3.put_object(Bucket=self.bucket, Key=key, Body=bytes(body))
+            return key
+        self.fail("no WAL object holds the hold's records")
 
     def test_holds_and_orders_are_acknowledged_only_once_in_the_store(self):
         # They were acknowledged after the local write alone: with the store

@@ -4,6 +4,8 @@
 // makes the restore fail naming it (a gap a crash left with objects in
 // flight is where it stops); a non-empty target is refused; a store
 // that is down makes WaitReplicated UNAVAILABLE; the async lag is bounded.
+#include <sodium.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -31,6 +33,35 @@ using testing::RandomBytes;
 using testing::TempDir;
 using Clock = std::chrono::steady_clock;
 
+// A daemon identity for the tests: signs state objects as the vault would.
+struct TestIdentity {
+  uint8_t pk[crypto_sign_PUBLICKEYBYTES];
+  uint8_t sk[crypto_sign_SECRETKEYBYTES];
+  TestIdentity() { crypto_sign_keypair(pk, sk); }
+  StateSigner Signer() const {
+    return [this](std::string_view m) -> absl::StatusOr<std::string> {
+      std::string sig(crypto_sign_BYTES, '\0');
+      crypto_sign_detached(reinterpret_cast<uint8_t*>(sig.data()), nullptr, reinterpret_cast<const uint8_t*>(m.data()),
+                           m.size(), sk);
+      return sig;
+    };
+  }
+  StateTrust Trust(bool allow_unsigned = false) const {
+    StateTrust t;
+    t.allow_unsigned = allow_unsigned;
+    t.verify = [this](std::string_view m, std::string_view sig) {
+      return sig.size() == crypto_sign_BYTES &&
+             crypto_sign_verify_detached(reinterpret_cast<const uint8_t*>(sig.data()),
+                                         reinterpret_cast<const uint8_t*>(m.data()), m.size(), pk) == 0;
+    };
+    return t;
+  }
+};
+const TestIdentity& Identity() {
+  static const TestIdentity id;
+  return id;
+}
+
 std::unique_ptr<rocksdb::DB> OpenArchivingDb(const std::string& path) {
   rocksdb::Options o;
   o.create_if_missing = true;
@@ -52,6 +83,7 @@ std::unique_ptr<StateReplicator> Replicator(std::shared_ptr<S3Client> c, const T
   o.snapshot_table_factor = snapshot_table_factor;
   o.scratch_dir = dir / "checkpoint";
   o.wait_timeout = std::chrono::milliseconds(20000);
+  o.sign = Identity().Signer();
   auto r = StateReplicator::Create(std::move(c), o);
   EXPECT_TRUE(r.ok()) << r.status();
   return r.ok() ? *std::move(r) : nullptr;
@@ -72,7 +104,7 @@ std::map<std::string, std::string> Dump(rocksdb::DB* db) {
 }
 
 std::map<std::string, std::string> Restored(S3Client& c, const std::string& dir, RestoreReport* report = nullptr) {
-  auto r = RestoreState(c, dir);
+  auto r = RestoreState(c, dir, Identity().Trust());
   EXPECT_TRUE(r.ok()) << r.status();
   if (!r.ok()) return {};
   if (report != nullptr) *report = *r;
@@ -118,13 +150,95 @@ TEST(StateWalObject, WriterGivesTheWholeObjectsDigestAndReusesItsBuffer) {
   w.Add(7, 1, "cde");
   EXPECT_EQ(w.first(), 5u);
   EXPECT_EQ(w.last(), 7u);
-  const Sha256 whole = w.Finish(3);
-  EXPECT_EQ(whole, Sha256Hasher::Of(buf));
+  const auto whole = w.Finish(3);
+  ASSERT_TRUE(whole.ok());
+  EXPECT_EQ(*whole, Sha256Hasher::Of(buf));
   std::vector<WalBatch> batches = {{.seq = 5, .count = 2, .rep = "ab"}, {.seq = 7, .count = 1, .rep = "cde"}};
   EXPECT_EQ(buf, EncodeWalObject(batches, 3));
   auto back = DecodeWalObject(buf, "x");
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(back->batches[0].rep, "ab");
+  // Signed, the digest covers the signature too.
+  WalObjectWriter signed_writer(&buf);
+  signed_writer.Add(5, 2, "ab");
+  const auto signed_whole = signed_writer.Finish(3, Identity().Signer());
+  ASSERT_TRUE(signed_whole.ok());
+  EXPECT_EQ(*signed_whole, Sha256Hasher::Of(buf));
+  EXPECT_TRUE(buf.starts_with("SHRDWAL3"));
+}
+
+// The bucket's operator can edit a batch and recompute the checksum; the
+// signature is what they cannot make. An object signed by another daemon,
+// an unsigned one, and a signed one stripped down to the unsigned format
+// are refused unless unsigned objects are allowed.
+TEST(StateWalObject, OnlyTheDaemonsSignatureMakesAnObjectTrusted) {
+  std::vector<WalBatch> batches = {{.seq = 5, .count = 2, .rep = "hold"}, {.seq = 7, .count = 1, .rep = "cde"}};
+  const StateTrust trust = Identity().Trust();
+  const std::string good = EncodeWalObject(batches, 3, Identity().Signer());
+  ASSERT_TRUE(DecodeWalObject(good, "w", &trust).ok());
+  // Edited, checksum recomputed: still refused.
+  std::string forged = good;
+  forged.replace(forged.find("hold"), 4, "gone");
+  const size_t data = forged.size() - 32 - 64;
+  const Sha256 sum = Sha256Hasher::Of(std::string_view(forged).substr(0, data));
+  forged.replace(data, 32, reinterpret_cast<const char*>(sum.data()), 32);
+  EXPECT_TRUE(DecodeWalObject(forged, "w").ok());  // the checksum alone passes it
+  auto refused = DecodeWalObject(forged, "state/wal/5-7", &trust);
+  EXPECT_TRUE(absl::IsDataLoss(refused.status())) << refused.status();
+  EXPECT_NE(refused.status().message().find("not signed by this vault's identity"), std::string::npos)
+      << refused.status();
+  EXPECT_NE(refused.status().message().find("state/wal/5-7"), std::string::npos) << refused.status();
+  // Another daemon's signature.
+  TestIdentity other;
+  EXPECT_TRUE(absl::IsDataLoss(DecodeWalObject(EncodeWalObject(batches, 3, other.Signer()), "w", &trust).status()));
+  // Unsigned (an earlier version), and a signed one stripped to that format.
+  const std::string unsigned_object = EncodeWalObject(batches, 3);
+  auto u = DecodeWalObject(unsigned_object, "w", &trust);
+  EXPECT_TRUE(absl::IsDataLoss(u.status()));
+  EXPECT_NE(u.status().message().find("--allow-unsigned-state"), std::string::npos) << u.status();
+  std::string stripped = good.substr(0, good.size() - 64);
+  stripped.replace(0, 8, "SHRDWAL2");
+  const Sha256 s2 = Sha256Hasher::Of(std::string_view(stripped).substr(0, stripped.size() - 32));
+  stripped.replace(stripped.size() - 32, 32, reinterpret_cast<const char*>(s2.data()), 32);
+  EXPECT_TRUE(absl::IsDataLoss(DecodeWalObject(stripped, "w", &trust).status()));
+  const StateTrust lenient = Identity().Trust(true);
+  EXPECT_TRUE(DecodeWalObject(stripped, "w", &lenient).ok());
+  EXPECT_TRUE(DecodeWalObject(unsigned_object, "w", &lenient).ok());
+  // Lenient still checks what is signed.
+  EXPECT_TRUE(absl::IsDataLoss(DecodeWalObject(forged, "w", &lenient).status()));
+}
+
+TEST(StateSnapshotDescriptor, SignedDescriptorsVerifyAndEditedOnesDoNot) {
+  const nlohmann::json desc = {
+      {"sequence", 42},
+      {"created", "2026-12-07T00:00:00Z"},
+      {"files", {{{"name", "000010.sst"}, {"key", "p/state/sst/x.sst"}, {"size", 3}, {"sha256", "ab"}}}}};
+  const StateTrust trust = Identity().Trust();
+  auto body = EncodeDescriptor(desc, Identity().Signer());
+  ASSERT_TRUE(body.ok()) << body.status();
+  auto back = ParseDescriptor(*body, "d", &trust);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ((*back)["sequence"].get<uint64_t>(), 42u);
+  EXPECT_EQ((*back)["files"][0]["sha256"], "ab");
+  // A file swapped for one the operator made (its SHA-256 in the descriptor).
+  auto edited = nlohmann::json::parse(*body);
+  edited["files"][0]["sha256"] = "cd";
+  auto refused = ParseDescriptor(edited.dump(), "state/desc/d.json", &trust);
+  EXPECT_TRUE(absl::IsDataLoss(refused.status())) << refused.status();
+  EXPECT_NE(refused.status().message().find("state/desc/d.json"), std::string::npos) << refused.status();
+  // The signature removed and the format set back to v1.
+  edited = nlohmann::json::parse(*body);
+  edited.erase("signature");
+  edited["format"] = "shredd-state-snapshot/v1";
+  EXPECT_TRUE(absl::IsDataLoss(ParseDescriptor(edited.dump(), "d", &trust).status()));
+  const StateTrust lenient = Identity().Trust(true);
+  EXPECT_TRUE(ParseDescriptor(edited.dump(), "d", &lenient).ok());
+  // Unsigned ones, as earlier versions wrote them.
+  auto v1 = EncodeDescriptor(desc, {});
+  ASSERT_TRUE(v1.ok());
+  EXPECT_TRUE(absl::IsDataLoss(ParseDescriptor(*v1, "d", &trust).status()));
+  EXPECT_TRUE(ParseDescriptor(*v1, "d", &lenient).ok());
+  EXPECT_TRUE(ParseDescriptor(*v1, "d").ok());
 }
 
 // Objects of the first format (one in flight at a time, no floor field)
@@ -323,16 +437,31 @@ TEST(StateReplicator, TamperedOrMissingWalObjectsFailTheRestoreNamingThem) {
   ASSERT_GE(wal.size(), 3u);
   std::string body;
   ASSERT_TRUE(c->GetObject(wal[1], 0, 0, &body).ok());
-  body[body.size() - 40] ^= 0x20;
+  // The operator edits a batch and recomputes the checksum: the signature
+  // gives it away.
+  const std::string original = body;
+  const size_t data = body.size() - 32 - 64;
+  body[data - 2] ^= 0x20;
+  const Sha256 sum = Sha256Hasher::Of(std::string_view(body).substr(0, data));
+  body.replace(data, 32, reinterpret_cast<const char*>(sum.data()), 32);
+  ASSERT_TRUE(c->PutObject(wal[1], body).ok());
+  TempDir forged_out;
+  auto forged = RestoreState(*c, forged_out / "db", Identity().Trust());
+  EXPECT_TRUE(absl::IsDataLoss(forged.status())) << forged.status();
+  EXPECT_NE(forged.status().message().find(wal[1]), std::string::npos) << forged.status();
+  EXPECT_NE(forged.status().message().find("not signed by this vault's identity"), std::string::npos)
+      << forged.status();
+  body = original;
+  body[data - 2] ^= 0x20;
   ASSERT_TRUE(c->PutObject(wal[1], body).ok());
   TempDir out;
-  auto bad = RestoreState(*c, out / "db");
+  auto bad = RestoreState(*c, out / "db", Identity().Trust());
   EXPECT_TRUE(absl::IsDataLoss(bad.status())) << bad.status();
   EXPECT_NE(bad.status().message().find(wal[1]), std::string::npos) << bad.status();
   EXPECT_NE(bad.status().message().find("checksum"), std::string::npos) << bad.status();
   ASSERT_TRUE(c->DeleteObject(wal[1]).ok());
   TempDir out2;
-  auto gap = RestoreState(*c, out2 / "db");
+  auto gap = RestoreState(*c, out2 / "db", Identity().Trust());
   EXPECT_TRUE(absl::IsDataLoss(gap.status())) << gap.status();
   EXPECT_NE(gap.status().message().find("gap"), std::string::npos) << gap.status();
   EXPECT_NE(gap.status().message().find(wal[2]), std::string::npos) << gap.status();
@@ -364,7 +493,7 @@ TEST(StateReplicator, RestoreStopsAtAGapACrashLeft) {
   ghost.Put("ghost", "never acknowledged");
   const std::vector<WalBatch> tail = {{.seq = last + 3, .count = 1, .rep = ghost.Data()}};
   const std::string tail_key = c->KeyFor(WalObjectName(last + 3, last + 3));
-  ASSERT_TRUE(c->PutObject(tail_key, EncodeWalObject(tail, last)).ok());
+  ASSERT_TRUE(c->PutObject(tail_key, EncodeWalObject(tail, last, Identity().Signer())).ok());
   TempDir out;
   RestoreReport report;
   EXPECT_EQ(Restored(*c, out / "db", &report), Dump(db.get()));
@@ -372,15 +501,15 @@ TEST(StateReplicator, RestoreStopsAtAGapACrashLeft) {
   EXPECT_NE(report.gap.find(StrCat(last + 1, "..", last + 2)), std::string::npos) << report.gap;
   // The same object claiming that last+1 had been in the store when it was
   // sealed: the gap is a deleted object, not a crash.
-  ASSERT_TRUE(c->PutObject(tail_key, EncodeWalObject(tail, last + 1)).ok());
+  ASSERT_TRUE(c->PutObject(tail_key, EncodeWalObject(tail, last + 1, Identity().Signer())).ok());
   TempDir out2;
-  auto lost = RestoreState(*c, out2 / "db");
+  auto lost = RestoreState(*c, out2 / "db", Identity().Trust());
   EXPECT_TRUE(absl::IsDataLoss(lost.status())) << lost.status();
   EXPECT_NE(lost.status().message().find("gap"), std::string::npos) << lost.status();
   EXPECT_NE(lost.status().message().find("missing"), std::string::npos) << lost.status();
   // A daemon on the restored state: its first snapshot drops the lost
   // history's tail, which a later restore would otherwise replay.
-  ASSERT_TRUE(c->PutObject(tail_key, EncodeWalObject(tail, last)).ok());
+  ASSERT_TRUE(c->PutObject(tail_key, EncodeWalObject(tail, last, Identity().Signer())).ok());
   auto rdb = testing::OpenDb(out / "db");
   ASSERT_NE(rdb, nullptr);
   TempDir dir2;
@@ -494,13 +623,13 @@ TEST(StateReplicator, RestoreRefusesANonEmptyDirAndAnEmptyStore) {
   auto c = NewBucketClient("p");
   ASSERT_NE(c, nullptr);
   TempDir out;
-  auto none = RestoreState(*c, out / "db");
+  auto none = RestoreState(*c, out / "db", Identity().Trust());
   EXPECT_TRUE(absl::IsNotFound(none.status())) << none.status();
   std::filesystem::create_directories(out / "db");
   std::FILE* f = std::fopen((out / "db/x").c_str(), "w");
   ASSERT_NE(f, nullptr);
   std::fclose(f);
-  auto full = RestoreState(*c, out / "db");
+  auto full = RestoreState(*c, out / "db", Identity().Trust());
   EXPECT_TRUE(absl::IsFailedPrecondition(full.status())) << full.status();
   EXPECT_NE(full.status().message().find("not empty"), std::string::npos);
 }
