@@ -50,6 +50,10 @@ std::string Quote(std::string_view s) {
 struct Verdict {
   grpc::Status status;
   Caller caller;
+  // What Reauthorized needs to decide again under a newer policy.
+  const Authorizer* authorizer = nullptr;
+  std::string method;
+  uint64_t generation = 0;
 };
 absl::Mutex g_verdicts_mu;
 absl::flat_hash_map<const grpc::ServerContextBase*, Verdict>& Verdicts() {
@@ -72,6 +76,9 @@ class AuthInterceptor final : public grpc::experimental::Interceptor {
         !registered_) {
       const grpc::ServerContextBase* ctx = info_->server_context();
       Verdict v;
+      v.authorizer = authorizer_;
+      v.method = info_->method();
+      v.generation = authorizer_->generation();
       v.caller = authorizer_->Identify(*ctx);
       v.status = Decide(info_->method(), v.caller);
       if (!v.status.ok()) {
@@ -306,6 +313,7 @@ Authorizer::Authorizer(Policy policy) : policy_(std::move(policy)) {}
 void Authorizer::SetPolicy(Policy policy) {
   absl::MutexLock lock(&mu_);
   policy_ = std::move(policy);
+  generation_.fetch_add(1);
 }
 
 void Authorizer::RegisterUnixConnection(int fd, ino_t inode, uid_t uid) {
@@ -399,6 +407,40 @@ grpc::Status Authorized(const grpc::ServerContextBase* ctx, Caller* caller) {
   }
   if (caller != nullptr) *caller = it->second.caller;
   return it->second.status;
+}
+
+grpc::Status Reauthorized(const grpc::ServerContextBase* ctx) {
+  const Authorizer* authorizer = nullptr;
+  std::string method;
+  uint64_t generation = 0;
+  {
+    absl::MutexLock lock(&g_verdicts_mu);
+    auto it = Verdicts().find(ctx);
+    if (it == Verdicts().end()) {
+      return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, "no authorization decision for this call (denied)");
+    }
+    const Verdict& v = it->second;
+    if (v.authorizer == nullptr || !v.status.ok() || v.generation == v.authorizer->generation()) return v.status;
+    authorizer = v.authorizer;
+    method = v.method;
+    generation = authorizer->generation();
+  }
+  // The policy changed (SIGHUP) since the call began: decide again.
+  Caller caller = authorizer->Identify(*ctx);
+  grpc::Status status = Decide(method, caller);
+  if (!status.ok()) {
+    status = grpc::Status(status.error_code(),
+                          StrCat(status.error_message(), " (roles changed by a configuration reload during the call)"));
+    LogWarning("permission withdrawn during a call", {{"method", ShortMethod(method)}, {"caller", caller.who}});
+  }
+  absl::MutexLock lock(&g_verdicts_mu);
+  auto it = Verdicts().find(ctx);
+  if (it != Verdicts().end()) {
+    it->second.caller = std::move(caller);
+    it->second.status = status;
+    it->second.generation = generation;
+  }
+  return status;
 }
 
 std::optional<uid_t> LoopbackPeerUid(std::string_view peer, const absl::flat_hash_set<int>& server_ports) {

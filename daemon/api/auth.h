@@ -15,6 +15,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -99,6 +100,9 @@ class Authorizer {
   explicit Authorizer(Policy policy);
 
   void SetPolicy(Policy policy);
+  // Changes with every SetPolicy: a call's verdict from an older policy is
+  // decided again by Reauthorized.
+  uint64_t generation() const { return generation_.load(); }
   // A unix socket connection accepted by the daemon's own accept loop (see
   // server.cc), before it is handed to gRPC as "fd:<fd>".
   void RegisterUnixConnection(int fd, ino_t inode, uid_t uid);
@@ -120,6 +124,7 @@ class Authorizer {
   Policy policy_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<int, UnixConn> unix_conns_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_set<int> plaintext_ports_ ABSL_GUARDED_BY(mu_);
+  std::atomic<uint64_t> generation_{0};
 };
 
 // Installs the decision for each call (register with
@@ -136,6 +141,12 @@ class AuthInterceptorFactory final : public grpc::experimental::ServerIntercepto
 // The interceptor's verdict for the call of `ctx`; PERMISSION_DENIED when
 // the interceptor did not run. `caller` (optional) receives the caller.
 grpc::Status Authorized(const grpc::ServerContextBase* ctx, Caller* caller = nullptr);
+
+// The verdict again, decided anew if the policy changed since the call
+// began: a role withdrawn by a reload reaches calls that are still running
+// (streams, waits, calls queued for transfer memory), not only new ones.
+// Long calls check it before each side effect or chunk (SHREDD_REAUTHORIZE).
+grpc::Status Reauthorized(const grpc::ServerContextBase* ctx);
 
 // uid owning the loopback TCP socket whose local end is `peer` (gRPC peer
 // string "ipv4:127.0.0.1:5555" / "ipv6:[::1]:5555") and whose remote port is
@@ -159,6 +170,13 @@ std::optional<uid_t> FindInProcNet(const char* proc_net_file, const std::string&
 #define SHREDD_AUTHORIZE(ctx)                                                                                   \
   do {                                                                                                          \
     if (::grpc::Status shredd_auth_ = ::shredd::auth::Authorized(ctx); !shredd_auth_.ok()) return shredd_auth_; \
+  } while (0)
+
+// Before each side effect or chunk of a long call: PERMISSION_DENIED if a
+// reload withdrew the role the call began with.
+#define SHREDD_REAUTHORIZE(ctx)                                                                                   \
+  do {                                                                                                            \
+    if (::grpc::Status shredd_auth_ = ::shredd::auth::Reauthorized(ctx); !shredd_auth_.ok()) return shredd_auth_; \
   } while (0)
 
 #endif  // SHREDD_DAEMON_API_AUTH_H_

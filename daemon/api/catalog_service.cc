@@ -77,12 +77,15 @@ grpc::Status CatalogService::StreamDatasetManifest(grpc::ServerContext* ctx, con
   // Not read, the stream would hold its call and a RocksDB iterator for good.
   auto watched = StallWatch::Watch(stalls_, ctx, "dataset manifest stream");
   v1::ManifestChunk chunk;
+  grpc::Status allowed;
   auto s = catalog_->WriteDatasetManifest(req->name(), 1 << 20, [&](std::string_view piece) {
+    if (!(allowed = auth::Reauthorized(ctx)).ok()) return false;
     chunk.set_data(piece.data(), piece.size());
     const bool sent = writer->Write(chunk);
     watched.Moved();
     return sent && !ctx->IsCancelled();
   });
+  if (!allowed.ok()) return allowed;
   if (absl::IsCancelled(s)) return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
   return ToGrpc(s);
 }

@@ -145,6 +145,7 @@ grpc::Status OrdersService::GetOrder(grpc::ServerContext* ctx, const v1::GetOrde
     until = std::min(deadline, absl::Now() + absl::Hours(1));
   }
   for (;;) {
+    SHREDD_REAUTHORIZE(ctx);  // a wait of up to an hour may outlast the caller's role
     std::optional<absl::Time> step = until ? std::optional(std::min(*until, absl::Now() + absl::Seconds(1))) : until;
     auto st = book_->Get(req->order_id(), step);
     if (!st.ok()) return ToGrpc(st.status());
@@ -165,6 +166,7 @@ grpc::Status OrdersService::GetSubjectMap(grpc::ServerContext* ctx, const v1::Su
   bool sent_ok = true;
   constexpr size_t kChunkItems = 16384;
   auto watched = StallWatch::Watch(stalls_, ctx, "subject map stream");  // not read, it would hold its call for good
+  grpc::Status allowed;
   auto s =
       book_->ForEachSubject(req->order_id(), [&](const std::string& subject, const std::vector<SubjectMapItem>& list) {
         auto* out = chunk.add_subjects();
@@ -175,6 +177,7 @@ grpc::Status OrdersService::GetSubjectMap(grpc::ServerContext* ctx, const v1::Su
         }
         items += list.size();
         if (items >= kChunkItems) {
+          if (!(allowed = auth::Reauthorized(ctx)).ok()) return false;
           sent_ok = writer->Write(chunk);
           chunk.Clear();
           items = 0;
@@ -182,6 +185,7 @@ grpc::Status OrdersService::GetSubjectMap(grpc::ServerContext* ctx, const v1::Su
         }
         return sent_ok && !ctx->IsCancelled();
       });
+  if (!allowed.ok()) return allowed;
   if (!s.ok()) return ToGrpc(s);
   if (!sent_ok) return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
   if (chunk.subjects_size() > 0) writer->Write(chunk);

@@ -98,15 +98,18 @@ grpc::Status ShredService::GetManifest(grpc::ServerContext* ctx, const v1::GetCe
   constexpr size_t kPiece = 1 << 20;
   // Not read, the stream would hold its call and a RocksDB iterator for good.
   auto watched = StallWatch::Watch(stalls_, ctx, "manifest stream");
+  grpc::Status allowed;
   auto s = shredder_->StreamManifest(id, [&](std::string_view piece) {
     chunk.mutable_data()->append(piece.data(), piece.size());
     if (chunk.data().size() >= kPiece) {
+      if (!(allowed = auth::Reauthorized(ctx)).ok()) return false;
       sent_ok = writer->Write(chunk);
       chunk.clear_data();
       watched.Moved();
     }
     return sent_ok && !ctx->IsCancelled();
   });
+  if (!allowed.ok()) return allowed;
   if (!s.ok()) return ToGrpc(s);
   if (!sent_ok) return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
   if (!chunk.data().empty()) writer->Write(chunk);

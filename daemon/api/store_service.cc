@@ -170,6 +170,7 @@ grpc::Status StoreService::ReceiveUpload(grpc::ServerContext* ctx, grpc::ServerR
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         "the upload's header has no digest and no trailer declared one; nothing was stored");
   }
+  SHREDD_REAUTHORIZE(ctx);  // a long upload may outlast the caller's role
   if (before_commit) {
     if (auto s = before_commit(upload.get()); !s.ok()) return ToGrpc(s);
   }
@@ -281,8 +282,9 @@ grpc::Status StoreService::SendContent(grpc::ServerContext* ctx,
   bool first = true, write_failed = false;
   auto watched = StallWatch::Watch(stalls_, ctx, "download");
   absl::Status shredded;
+  grpc::Status allowed;
   while (auto plain = ahead.Pop()) {
-    if (ctx->IsCancelled() || !(shredded = reader.StillStored()).ok()) {
+    if (ctx->IsCancelled() || !(shredded = reader.StillStored()).ok() || !(allowed = auth::Reauthorized(ctx)).ok()) {
       sodium_memzero(plain->data(), plain->size());
       break;
     }
@@ -299,6 +301,7 @@ grpc::Status StoreService::SendContent(grpc::ServerContext* ctx,
   producer.join();
   ahead.Drain([](std::string& p) { sodium_memzero(p.data(), p.size()); });
   if (!shredded.ok()) return ToGrpc(shredded);
+  if (!allowed.ok()) return allowed;
   if (!read_status.ok()) return ToGrpc(read_status);
   if (write_failed || ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "download cancelled");
   if (first) stream->Write(GetResponseBuffer({}, total));  // empty range: still tell the client the size

@@ -1,5 +1,6 @@
 #include "daemon/app/command_line.h"
 
+#include <charconv>
 #include <iostream>
 #include <vector>
 
@@ -96,10 +97,16 @@ absl::Status ParseGrants(Flags& f) {
   for (const auto& g : f.grant_uid) {
     LocalRoleGrant grant;
     std::string uid;
-    if (!SplitGrant(g, &uid, &grant.roles) || uid.find_first_not_of("0123456789") != std::string::npos) {
+    if (!SplitGrant(g, &uid, &grant.roles) || uid.empty() || uid.find_first_not_of("0123456789") != std::string::npos) {
       return absl::InvalidArgumentError("--grant-uid wants UID=role,role, got \"" + g + "\"");
     }
-    grant.uid = static_cast<uint32_t>(std::stoul(uid));
+    // As [[roles.local]] uid: a larger number must not wrap around to
+    // another user (4294967296 would be root); (uid_t)-1 is "no uid".
+    uint64_t value = 0;
+    if (std::from_chars(uid.data(), uid.data() + uid.size(), value).ec != std::errc() || value > 0xfffffffe) {
+      return absl::InvalidArgumentError("--grant-uid: uid " + uid + " must be between 0 and 4294967294");
+    }
+    grant.uid = static_cast<uint32_t>(value);
     f.opt.local_roles.push_back(std::move(grant));
   }
   for (const auto& g : f.grant_tls) {
@@ -180,7 +187,8 @@ ManPage ShreddManPage() {
         "package installs /etc/shredd/shredd.toml), then the flags above, each overriding the one before."}});
   page.sections.push_back(
       {"SIGNALS",
-       {"TP:SIGHUP\tre-read the config file: roles and log_format apply at once, other keys at the next start",
+       {"TP:SIGHUP\tre-read the config file: roles, log_format and min_free_mib apply at once (a withdrawn role also "
+        "stops calls in progress), other keys at the next start",
         "TP:SIGTERM, SIGINT\tstop: finish in-flight calls (up to 10 s), leave a running order checkpointed, exit 0"}});
   page.sections.push_back({"EXIT STATUS",
                            {"TP:0\tstopped cleanly; --check-config: the config is valid",

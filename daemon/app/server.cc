@@ -20,6 +20,7 @@
 #include "daemon/api/grpc_server.h"
 #include "daemon/app/memory.h"
 #include "daemon/app/metrics_server.h"
+#include "daemon/app/path_safety.h"
 #include "daemon/app/state_replication.h"
 #include "daemon/app/watchdog.h"
 #include "daemon/base/fs_util.h"
@@ -178,7 +179,10 @@ void ReloadConfig(const DaemonOptions& options, DaemonConfig* running, auth::Aut
                     ? options.reload()
                     : absl::StatusOr<DaemonConfig>(absl::FailedPreconditionError("no --config file to reload"));
   absl::Status s = loaded.status();
-  if (s.ok()) s = ValidateConfig(*loaded);
+  // The values are checked, not the files and directories they name: those
+  // matter only at the next start (below), and a renewed TLS certificate
+  // must not stop a reload that withdraws a role.
+  if (s.ok()) s = ValidateConfig(*loaded, /*check_files=*/false);
   auth::Policy policy;
   if (s.ok()) {
     policy = auth::Policy{loaded->local_roles, loaded->tls_roles, getuid()};
@@ -193,6 +197,14 @@ void ReloadConfig(const DaemonOptions& options, DaemonConfig* running, auth::Aut
   for (const auto& key : KeysNeedingRestart(*running, *loaded)) {
     LogWarning("config key changed; it takes effect at the next start", {{"key", key}});
   }
+  std::vector<std::string> warnings;
+  absl::Status next_start = ValidateConfig(*loaded);
+  if (next_start.ok()) next_start = CheckStoragePaths(*loaded, &warnings);
+  if (!next_start.ok()) {
+    LogError("config reloaded, but the next start would refuse it; fix it before restarting",
+             {{"reason", std::string(next_start.message())}});
+  }
+  for (const auto& w : warnings) LogWarning(w);
   authorizer->SetPolicy(std::move(policy));
   running->local_roles = loaded->local_roles;
   running->tls_roles = loaded->tls_roles;
@@ -400,10 +412,14 @@ absl::Status StartMetrics(const DaemonOptions& options, const Domain& d, Monitor
       });
   if (!metrics.ok()) return metrics.status();
   m->metrics = std::move(*metrics);
+  // Logged before the gRPC server takes calls: whoever sees the daemon
+  // serve finds the URL in the log already.
+  std::string host = options.metrics_listen.substr(0, options.metrics_listen.rfind(':'));
+  LogInfo("metrics", {{"url", StrCat("http://", host, ":", m->metrics->port(), "/metrics")}});
   return absl::OkStatus();
 }
 
-void LogServing(const DaemonOptions& options, const Domain& d, const Monitors& m) {
+void LogServing(const DaemonOptions& options, const Domain& d) {
   std::string listening;
   for (const auto& l : options.listen) listening += (listening.empty() ? "" : " ") + l;
   LogInfo("serving", {{"listen", listening},
@@ -413,10 +429,6 @@ void LogServing(const DaemonOptions& options, const Domain& d, const Monitors& m
                       {"log_size", d.log->size()},
                       {"root_epoch", d.store->key_tree().epoch()},
                       {"version", SHREDD_VERSION}});
-  if (m.metrics) {
-    std::string host = options.metrics_listen.substr(0, options.metrics_listen.rfind(':'));
-    LogInfo("metrics", {{"url", StrCat("http://", host, ":", m.metrics->port(), "/metrics")}});
-  }
 }
 
 void StartWatchers(const Domain& d, grpc::Server* server, Monitors* m) {
@@ -466,11 +478,11 @@ absl::Status RunDaemon(const DaemonOptions& options) {
   std::optional<ErasureWrites> start_up_writes(std::in_place);
   Domain domain;
   if (auto s = OpenDomain(options, &domain); !s.ok()) return s;
-  auto grpc_server = GrpcServer::Start(options, domain.api());
-  if (!grpc_server.ok()) return grpc_server.status();
   Monitors monitors;
   if (auto s = StartMetrics(options, domain, &monitors); !s.ok()) return s;
-  LogServing(options, domain, monitors);
+  auto grpc_server = GrpcServer::Start(options, domain.api());
+  if (!grpc_server.ok()) return grpc_server.status();
+  LogServing(options, domain);
   sd_notify(0, "READY=1\nSTATUS=serving");
   StartWatchers(domain, (*grpc_server)->server(), &monitors);
   start_up_writes.reset();

@@ -611,7 +611,7 @@ absl::Status ValidateConfig(const DaemonConfig& c, bool check_files) {
         StrCat("server.inline_threshold must be at most ", kMaxInlineThreshold, " (one content chunk)"));
   }
   if (auto s = CheckMetricsListen(c.metrics_listen); !s.ok()) return s;
-  if (auto s = CheckLogTilesDir(c.log_tiles_dir, c.data_dir); !s.ok()) return s;
+  if (auto s = CheckLogTilesDir(c.log_tiles_dir, c.data_dir, check_files); !s.ok()) return s;
   if (auto s = CheckMemoryBudgetMib(c.memory_budget_mib); !s.ok()) return s;
   if (c.min_free_mib > kMaxMinFreeMib) {
     return absl::InvalidArgumentError(StrCat("storage.min_free_mib must be at most ", kMaxMinFreeMib, " (MiB)"));

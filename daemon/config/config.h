@@ -202,8 +202,10 @@ absl::Status CheckListenSpec(std::string_view spec);     // unix:PATH | tcp:HOST
 absl::Status CheckVaultSpec(std::string_view spec);      // file:PATH | pkcs11:... (never echoes the spec)
 absl::Status CheckMetricsListen(std::string_view spec);  // "" | loopback HOST:PORT
 absl::Status CheckMemoryBudgetMib(uint64_t mib);
-// "" or a directory outside `data_dir` (lexically), which is not inside it either.
-absl::Status CheckLogTilesDir(const std::string& tiles_dir, const std::string& data_dir);
+// "" or a directory outside `data_dir` (lexically), which is not inside it
+// either; with `check_files`, also one that (if it exists) the daemon's
+// user owns and no one else can write.
+absl::Status CheckLogTilesDir(const std::string& tiles_dir, const std::string& data_dir, bool check_files = true);
 inline constexpr uint64_t kMaxMinFreeMib = 1024 * 1024;  // kMinMemoryBudgetMib..kMaxMemoryBudgetMib
 absl::StatusOr<LogFormat> ParseLogFormat(std::string_view name);
 std::string_view LogFormatName(LogFormat f);

@@ -13,10 +13,12 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 from harness import (REPO, SHREDCTL, SHREDD, Daemon, file_digest, pb, pb_grpc, read_json)  # noqa: F401
@@ -396,6 +398,84 @@ class LocalAuthTest(unittest.TestCase):
         self.assertEqual(p.returncode, 6, p.stderr.decode())
         self.assertIn("caller uid %d has: auditor" % NOBODY, p.stderr.decode())
         self.assertEqual(self.d.ctl("ls").returncode, 0)
+
+    def test_a_role_withdrawn_by_a_reload_stops_calls_in_progress(self):
+        # A reload withdrew roles for new calls only: a download, manifest
+        # stream or upload that had begun went on to the end under the role
+        # it began with (docs/SECURITY.md "Revoking access").
+        config = os.path.join(self.tmp, "shredd.toml")
+        with open(config, "w") as f:
+            f.write("[[roles.local]]\nuid = %d\nroles = [\"writer\"]\n" % NOBODY)
+        self.d = Daemon(self.tmp, extra_args=["--config", config])
+        self.d.start()
+        data = os.urandom(24 << 20)
+        digest = self.d.put_bytes(data)
+        env = dict(os.environ, SHREDD_PY_GEN=auth_sweep.PY_GEN or "", PYTHONDONTWRITEBYTECODE="1")
+        # As uid 65534: read the first chunk, say so, wait for a line on
+        # stdin, read on; print the bytes received and the final status.
+        script = (
+            "import os, sys\n"
+            "sys.path.insert(0, os.environ['SHREDD_PY_GEN'])\n"
+            "import grpc\n"
+            "from shredd.v1 import shredd_pb2 as pb, shredd_pb2_grpc as pbg\n"
+            "stub = pbg.StoreStub(grpc.insecure_channel(sys.argv[1]))\n"
+            "got, code, details = 0, 'OK', ''\n"
+            "try:\n"
+            "    for i, r in enumerate(stub.Get(pb.GetRequest(digest=pb.Digest(hash=sys.argv[2])), timeout=120)):\n"
+            "        got += len(r.data)\n"
+            "        if i == 0:\n"
+            "            print('first', flush=True)\n"
+            "            sys.stdin.readline()\n"
+            "except grpc.RpcError as e:\n"
+            "    code, details = e.code().name, e.details()\n"
+            "print(got, code, details, flush=True)\n")
+        p = subprocess.Popen(as_nobody([sys.executable, "-c", script, self.d.address, digest]),
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd="/")
+        first = p.stdout.readline().decode().strip()
+        if first != "first":
+            p.kill()
+            self.fail("the download did not start: " + first + p.communicate()[1].decode())
+        with open(config, "w") as f:
+            f.write("")
+        self.d.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while "config reloaded" not in self.d.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertIn("config reloaded local_grants=0", self.d.log())
+        out, err = p.communicate(b"go\n", timeout=120)
+        got, code, details = (out.decode().strip().split(" ", 2) + ["", ""])[:3]
+        self.assertEqual(code, "PERMISSION_DENIED", err.decode() + out.decode())
+        self.assertIn("roles changed by a configuration reload during the call", details)
+        self.assertLess(int(got), len(data))
+        self.assertIn("permission withdrawn during a call method=Store.Get", self.d.log())
+        # New calls are refused as before; the daemon's own uid keeps its roles.
+        self.assertEqual(self.nobody("ls").returncode, 6)
+        self.assertEqual(self.d.get_bytes(digest), data)
+
+    def test_a_reload_withdraws_roles_even_if_the_next_start_would_refuse_the_config(self):
+        # A reload was refused as a whole over files used only at start
+        # (here the tiles dir a web deploy made group-writable; or a renewed
+        # TLS certificate), so the grant it removed stayed in force.
+        config = os.path.join(self.tmp, "shredd.toml")
+        tiles = os.path.join(self.tmp, "tiles")
+        with open(config, "w") as f:
+            f.write('[log]\ntiles_dir = "%s"\n\n[[roles.local]]\nuid = %d\nroles = ["writer"]\n' % (tiles, NOBODY))
+        self.d = Daemon(self.tmp, extra_args=["--config", config])
+        self.d.start()
+        self.assertEqual(self.nobody("ls").returncode, 0)
+        os.chmod(tiles, 0o775)
+        with open(config, "w") as f:
+            f.write('[log]\ntiles_dir = "%s"\n' % tiles)
+        self.d.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while "config reload" not in self.d.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        log = self.d.log()
+        self.assertIn("config reloaded local_grants=0", log)
+        self.assertIn("config reloaded, but the next start would refuse it", log)
+        self.assertIn("log.tiles_dir", log)
+        p = self.nobody("ls")
+        self.assertEqual(p.returncode, 6, p.stderr.decode())
 
     def test_every_rpc_refused_for_an_unknown_uid_on_the_unix_socket(self):
         self.start()

@@ -163,6 +163,13 @@ roles = ["auditor"]
         self.assertEqual(self.check(path, "--memory-budget-mib", "32").returncode, 0)
         p = shredd("--log-format", "xml")
         self.assertEqual(p.returncode, 2)
+        # A uid past uid_t wrapped around: 4294967296 was uid 0 (root got
+        # admin), and a number past 64 bits aborted the daemon.
+        for uid in ("4294967296", "4294967295", "99999999999999999999999"):
+            p = self.check(path, "--grant-uid", uid + "=admin")
+            self.assertEqual(p.returncode, 2, p.stderr)
+            self.assertIn("--grant-uid: uid %s must be between 0 and 4294967294" % uid, p.stderr)
+        self.assertEqual(self.check(path, "--grant-uid", "4294967294=admin").returncode, 0)
         # A flag fixes what the file gets wrong: flags override.
         path = self.config('[server]\nlisten = ["tcp:0.0.0.0:1"]\n')
         self.assertEqual(self.check(path).returncode, 1)
