@@ -322,6 +322,10 @@ absl::StatusOr<CertificateBundle> Shredder::ExecutePlanned(ShredJob job, const P
                             {"items", sink.count()},
                             {"seconds", absl::ToDoubleSeconds(destroy_start - plan_start)},
                             {"cpu_seconds", destroy_cpu - plan_cpu}});
+  if (auto s = CheckCertificateFits(cert_id, pending); !s.ok()) {
+    (void)DropStaged(sink.scope_, false);
+    return s;
+  }
   // Staged records written without the WAL: flush them to sorted tables
   // (synced) before anything can depend on them.
   if (sink.unlogged_) {

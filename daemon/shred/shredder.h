@@ -322,6 +322,11 @@ class Shredder {
   absl::StatusOr<FoldedManifest> FoldManifest(const std::string& certificate_id, rocksdb::WriteBatch* batch);
   absl::StatusOr<std::vector<OpenedEntry>> OpenEntries(size_t prefix_size,
                                                        const std::vector<std::pair<std::string, std::string>>& raw);
+  absl::StatusOr<DeletionPredicate> PredicateFor(const std::string& certificate_id, const PendingRecord& pending,
+                                                 const FoldedManifest& folded, absl::Time destroyed);
+  // FAILED_PRECONDITION before any key is destroyed if the certificate
+  // could not be one log entry.
+  absl::Status CheckCertificateFits(const std::string& certificate_id, const PendingRecord& pending);
   absl::StatusOr<CertificateBuilder> BuilderFor(const std::string& certificate_id, const PendingRecord& pending,
                                                 const FoldedManifest& folded, absl::Time destroyed);
   absl::StatusOr<CertificateBundle> CommitCertificate(const std::string& certificate_id, const PendingRecord& pending,

@@ -1,6 +1,7 @@
 // Certifying a destruction (Certify and its phases) and reading
 // certificates and manifests back. Plans and epochs are in shredder.cc.
 #include <cstring>
+#include <limits>
 
 #include "absl/strings/escaping.h"
 #include "absl/time/clock.h"
@@ -152,9 +153,10 @@ absl::StatusOr<std::vector<Shredder::OpenedEntry>> Shredder::OpenEntries(
   return opened;
 }
 
-// The certificate of a destruction, from its "P" record and its manifest.
-absl::StatusOr<CertificateBuilder> Shredder::BuilderFor(const std::string& cert_id, const PendingRecord& pending,
-                                                        const FoldedManifest& folded, absl::Time destroyed) {
+// The predicate of a destruction's certificate, from its "P" record and
+// its manifest.
+absl::StatusOr<DeletionPredicate> Shredder::PredicateFor(const std::string& cert_id, const PendingRecord& pending,
+                                                         const FoldedManifest& folded, absl::Time destroyed) {
   DeletionPredicate p;
   p.certificate_id = cert_id;
   p.request_id = pending.request_id;
@@ -178,10 +180,45 @@ absl::StatusOr<CertificateBuilder> Shredder::BuilderFor(const std::string& cert_
   p.merkle_root_hex = folded.root_hex;
   p.derived_models = ordered_json::parse(pending.derived_models.dump());
   p.retained = ordered_json::parse(pending.retained.dump());
+  return p;
+}
+
+absl::StatusOr<CertificateBuilder> Shredder::BuilderFor(const std::string& cert_id, const PendingRecord& pending,
+                                                        const FoldedManifest& folded, absl::Time destroyed) {
+  auto p = PredicateFor(cert_id, pending, folded, destroyed);
+  if (!p.ok()) return p.status();
   Vault& vault = store_->key_tree().vault();
   auto pub = vault.SigningPublicKey();
   if (!pub.ok()) return pub.status();
-  return CertificateBuilder(std::move(p), *pub, [&vault](std::string_view m) { return vault.Sign(m); });
+  return CertificateBuilder(*std::move(p), *pub, [&vault](std::string_view m) { return vault.Sign(m); });
+}
+
+// The certificate is one log entry, and the log takes entries up to
+// kMaxEntryBytes: what lists every derived model and every item retained
+// under a hold (with its reason) can outgrow it. Found out after the keys
+// are destroyed, that would leave the destruction without a certificate for
+// good; so it is measured first, with every field that is not known yet at
+// its largest (counts, epochs, the log index).
+absl::Status Shredder::CheckCertificateFits(const std::string& cert_id, const PendingRecord& pending) {
+  PendingRecord widest = pending;
+  widest.destroyed_epoch = widest.installed_epoch = std::numeric_limits<uint64_t>::max();
+  FoldedManifest folded;
+  folded.photos = folded.models = std::numeric_limits<uint64_t>::max() / 2;
+  folded.root_hex = std::string(64, 'f');
+  auto p = PredicateFor(cert_id, widest, folded, absl::Now());
+  if (!p.ok()) return p.status();
+  const CertificateBuilder builder(
+      *std::move(p), Ed25519PublicKey{},
+      [](std::string_view) -> absl::StatusOr<Ed25519Signature> { return Ed25519Signature{}; });
+  auto env = builder.Envelope(LogPosition{log_ == nullptr ? "" : log_->origin(), std::numeric_limits<uint64_t>::max()});
+  if (!env.ok()) return env.status();
+  if (env->size() <= TransparencyLog::kMaxEntryBytes) return absl::OkStatus();
+  return absl::FailedPreconditionError(
+      StrCat("the certificate would be ", env->size(), " bytes, over the transparency log's limit of ",
+             TransparencyLog::kMaxEntryBytes, " bytes for one entry: it lists ", pending.derived_models.size(),
+             " derived models and ", pending.retained.size(),
+             " items retained under holds (each with its hold's reason); nothing was destroyed. Split the order "
+             "(fewer selectors, or the derived models by orders of their own), or shorten the hold reasons"));
 }
 
 // Commits the certificate ("C"), the manifest header ("M") and the last

@@ -188,6 +188,31 @@ class OrdersTest(DaemonTest):
         self.submit("--id", "o-h2", "--basis", "other", "--reference", "r2", "--digest", keep[0])
         self.assertFalse(self.stored(keep[0]))
 
+    def test_an_order_whose_certificate_would_outgrow_a_log_entry_destroys_nothing(self):
+        # The certificate lists every retained item with its hold's reason
+        # and every derived model, and is one log entry (at most 1 MiB).
+        # It was found too big only after the keys were destroyed: the
+        # destruction stayed pending for good, with no certificate, and the
+        # pending state refused tags, holds and lineage until an operator
+        # stepped in. Now it is measured before anything is destroyed.
+        held = self.batch([b"held-%d-" % i + os.urandom(40) for i in range(260)], datasets=["all", "held"])
+        free = self.batch([b"free" + os.urandom(40)], datasets=["all"])
+        self.d.ctl("hold", "add", "--dataset", "held", "--reason", "r" * 4000)
+        p, _ = self.submit("--id", "too-big", "--basis", "other", "--reference", "r", "--dataset", "all",
+                           check=False)
+        self.assertNotEqual(p.returncode, 0)
+        st = self.orders.GetOrder(opb.GetOrderRequest(order_id="too-big"), timeout=30)
+        self.assertEqual(st.state, opb.ORDER_FAILED, st.message)
+        self.assertIn("over the transparency log's limit", st.message)
+        self.assertIn("260 items retained under holds", st.message)
+        self.assertIn("nothing was destroyed", st.message)
+        self.assertTrue(self.stored(free[0]) and self.stored(held[0]))
+        # Nothing is left pending: the catalog takes changes, and a smaller
+        # order goes through.
+        self.d.ctl("tag", free[0], "--label", "k=v")
+        self.submit("--id", "small", "--basis", "other", "--reference", "r", "--digest", free[0])
+        self.assertFalse(self.stored(free[0]))
+
     def test_holds_leave_a_trace_in_the_log(self):
         # A deleter could remove a hold and then shred what it held, and
         # nothing showed a hold had ever existed. Placing and removing one
