@@ -553,6 +553,12 @@ absl::StatusOr<StoredItem> ItemStore::LookupByKey(const ItemKey& key) {
   return item;
 }
 
+absl::Status ItemStore::UnreadableItem(const ItemKey& key, const absl::Status& error) {
+  std::string what = StrCat("the item of key ", HexEncode(key));
+  if (auto c = LatestCustody(key)) what = StrCat(KindName(c->kind), " ", c->digest.HashString());
+  return absl::Status(error.code(), StrCat(what, " cannot be read: ", error.message()));
+}
+
 std::vector<absl::StatusOr<StoredItem>> ItemStore::LookupByKeys(std::span<const ItemKey> keys) {
   std::vector<absl::StatusOr<StoredItem>> out(keys.size(), absl::UnknownError("not read"));
   auto records = ReadRecords(keys);
@@ -617,8 +623,14 @@ std::vector<absl::StatusOr<StoredItem>> ItemStore::OpenRecords(std::span<const R
   std::vector<absl::Status> dek_status = tree_->GetDeks(slots, {deks.data(), slots.size() * kKeySize});
   SecretBytes meta_key(kKeySize);
   for (size_t i = 0; i < raws.size(); ++i) {
+    // Shredded between reading the record and its key: gone, not data loss
+    // (as in LookupByKey).
+    auto failed = [&](absl::Status s) -> absl::Status {
+      return IsSuppressed(raws[i].key) ? absl::NotFoundError("item was shredded") : s;
+    };
     if (!dek_status[i].ok()) {
-      out[i] = absl::IsNotFound(dek_status[i]) ? absl::DataLossError("the item's data key is missing") : dek_status[i];
+      out[i] = failed(absl::IsNotFound(dek_status[i]) ? absl::DataLossError("the item's data key is missing")
+                                                      : dek_status[i]);
       continue;
     }
     StoredItem item;
@@ -626,7 +638,7 @@ std::vector<absl::StatusOr<StoredItem>> ItemStore::OpenRecords(std::span<const R
     auto info = DecodeInfoWithDek(raws[i].key, raws[i].record, {deks.data() + kKeySize * i, kKeySize}, &meta_key,
                                   &item.slot, &item.object_id, &item.inline_content);
     if (!info.ok()) {
-      out[i] = info.status();
+      out[i] = failed(info.status());
       continue;
     }
     item.info = std::move(*info);

@@ -247,7 +247,8 @@ class ItemStore {
   // LookupByKeys in two steps, for a reader that sorts the records by slot
   // in between (SlotOrderedLookup): the item records of `keys` (one
   // MultiGet, NOT_FOUND for a key not stored), then the items of `raws`
-  // opened with their DEKs (one MultiGet, in slot order if `raws` are).
+  // opened with their DEKs (one MultiGet, in slot order if `raws` are;
+  // NOT_FOUND for an item shredded since its record was read).
   struct RawItem {
     uint64_t slot = 0;
     ItemKey key{};
@@ -255,6 +256,11 @@ class ItemStore {
   };
   std::vector<absl::StatusOr<RawItem>> ReadRecords(std::span<const ItemKey> keys);
   std::vector<absl::StatusOr<StoredItem>> OpenRecords(std::span<const RawItem> raws);
+  // `error` (reading the item `key` failed) with the same code, naming the
+  // item: "<kind> sha256:... cannot be read: ...", from its custody record
+  // (sealed under the system key, so readable when the item's own records
+  // are not), or by its item key if it has none.
+  absl::Status UnreadableItem(const ItemKey& key, const absl::Status& error);
   ItemKey ItemKeyFor(const Sha256& hash) const;
   // Item keys listed under a lookup index: type keyspace::kIndexSubject,
   // kIndexDataset or kIndexLabel (value "k=v"), from daemon/storage/keyspace.h.

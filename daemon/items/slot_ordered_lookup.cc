@@ -45,14 +45,15 @@ absl::Status SlotOrderedLookup::Add(const ItemKey& key) {
 
 absl::Status SlotOrderedLookup::ReadQueued() {
   auto records = store_->ReadRecords(queued_);
-  queued_.clear();
-  for (auto& r : records) {
-    if (r.ok()) {
-      sorted_.push_back(std::move(*r));
-    } else if (!absl::IsNotFound(r.status()) && !absl::IsDataLoss(r.status())) {
-      return r.status();  // a failed read (not a stale index entry)
+  for (size_t i = 0; i < records.size(); ++i) {
+    if (records[i].ok()) {
+      sorted_.push_back(std::move(*records[i]));
+    } else if (!absl::IsNotFound(records[i].status())) {
+      // Read, not gone: a corrupt record or a failed read (see the header).
+      return store_->UnreadableItem(queued_[i], records[i].status());
     }
   }
+  queued_.clear();
   if (sorted_.size() >= in_memory_items_) return Spill();
   return absl::OkStatus();
 }
@@ -132,11 +133,16 @@ absl::Status SlotOrderedLookup::OpenAndVisit(std::vector<ItemStore::RawItem>& ra
         for (size_t i = b; i < e; ++i) items[i] = std::move(part[i - b]);
       },
       512);
-  raws.clear();
-  for (auto& item : items) {
-    if (!item.ok()) continue;  // gone meanwhile, as in LookupByKeys' callers
-    if (auto s = visit(*item); !s.ok()) return s;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (!items[i].ok()) {
+      // NOT_FOUND: shredded since its record was read (OpenRecords);
+      // anything else is an item that cannot be read (see the header).
+      if (absl::IsNotFound(items[i].status())) continue;
+      return store_->UnreadableItem(raws[i].key, items[i].status());
+    }
+    if (auto s = visit(*items[i]); !s.ok()) return s;
   }
+  raws.clear();
   return absl::OkStatus();
 }
 

@@ -40,9 +40,14 @@ class SlotOrderedLookup {
   // Queues the item `key` (best in ascending key order, as an index lists
   // them). Keys that are not stored are skipped.
   absl::Status Add(const ItemKey& key);
-  // Calls `visit` for every queued item that is stored and opens, in slot
-  // order; items that are gone (or do not open) are skipped, as a stale
-  // index entry is. Stops at the first error of `visit` or of a read.
+  // Calls `visit` for every queued item that is stored, in slot order.
+  // Items that are gone (not stored, as for a stale index entry, or
+  // shredded between reading their record and their key) are skipped. An
+  // item that is there but cannot be read (a corrupt record or metadata, a
+  // missing DEK, a failed read) is an error naming it
+  // (ItemStore::UnreadableItem): skipping it would leave it out of an order,
+  // neither destroyed nor listed. Stops at the first error of `visit` or of
+  // a read.
   absl::Status Finish(const std::function<absl::Status(const StoredItem&)>& visit);
 
  private:

@@ -43,6 +43,15 @@ PlannedItem PlannedFor(const ItemKey& key, const StoredItem& item, std::string r
 
 // One walk of PlanClosure, in its phases: the selectors (Select, Scan), then
 // the lineage (WalkLineage); Consider decides each item's role.
+//
+// It fails closed: an item that is gone (NOT_FOUND: shredded since an index
+// entry or a lineage edge was read) is skipped; one that is there but cannot
+// be read (a corrupt record or metadata, a missing DEK, a failed read) fails
+// the plan, naming it (ItemStore::UnreadableItem). Skipped, it would be
+// neither destroyed nor listed in the certificate or the plan's `unmatched`,
+// and its content (its DEK intact) recoverable. Nothing is destroyed before
+// the whole closure is planned (Shredder::ExecutePlanned), so the order then
+// ends FAILED with nothing destroyed.
 class ClosurePlanner {
  public:
   ClosurePlanner(ItemStore* store, Catalog* catalog, const OrderSpec& spec, const ClosureVisit& visit)
@@ -59,7 +68,8 @@ class ClosurePlanner {
  private:
   absl::Status SelectDigests(std::vector<std::string>* unmatched);
   absl::Status SelectIndexed(std::vector<std::string>* unmatched);
-  // Chooses the item `key` if stored; false if it is not (gone meanwhile).
+  // Chooses the item `key` if stored; false if it is not (gone meanwhile);
+  // an error if it cannot be read.
   absl::StatusOr<bool> Select(const ItemKey& key, const std::string& reason);
   // Chooses every item of one lookup index; returns how many matched. An
   // index may list millions of items: they are read and decrypted in
@@ -141,7 +151,8 @@ absl::Status ClosurePlanner::SelectIndexed(std::vector<std::string>* unmatched) 
 absl::StatusOr<bool> ClosurePlanner::Select(const ItemKey& key, const std::string& reason) {
   if (overlap_ && !seen_.insert(key).second) return true;
   auto item = store_->LookupByKey(key);
-  if (!item.ok()) return false;  // gone meanwhile (a stale index entry)
+  if (absl::IsNotFound(item.status())) return false;  // gone meanwhile (a stale index entry)
+  if (!item.ok()) return store_->UnreadableItem(key, item.status());
   PlannedItem p = PlannedFor(key, *item, reason);
   if (auto s = Consider(*item, p, true); !s.ok()) return s;
   return true;
@@ -187,7 +198,8 @@ absl::Status ClosurePlanner::WalkLineage() {
 
 absl::Status ClosurePlanner::VisitChild(const ParentRef& ref, const Edge& e) {
   auto child = store_->LookupByKey(e.child);
-  if (!child.ok()) return absl::OkStatus();                    // the child is gone already
+  if (absl::IsNotFound(child.status())) return absl::OkStatus();  // the child is gone already
+  if (!child.ok()) return store_->UnreadableItem(e.child, child.status());
   if (SelectedBySpec(spec_, *child)) return absl::OkStatus();  // chosen as selected already
   derived_.insert(e.child);
   if (overlap_) seen_.insert(e.child);
