@@ -77,6 +77,11 @@ class ClosurePlanner {
   absl::StatusOr<size_t> Scan(char type, const std::string& value, const std::string& reason);
   // Everything trained on or derived from what is chosen, transitively.
   absl::Status WalkLineage();
+  // A selected digest that is not stored (shredded, or gone) may still have
+  // children: a bare shred does not follow lineage, and the models trained
+  // on or derived from what it destroyed keep their edges to it. They are
+  // derived as from a stored item.
+  void QueueGoneParent(const Sha256& hash);
   absl::Status VisitChild(const ParentRef& ref, const Edge& e);
   // Queues the item and its datasets as lineage parents, finds a hold on
   // either, and visits the item in its role.
@@ -96,7 +101,9 @@ class ClosurePlanner {
   std::set<ItemKey> derived_;
   std::set<ParentRef> queued_;
   std::vector<ParentRef> frontier_;
-  std::map<ItemKey, std::pair<ContentDigest, ItemKind>> parent_items_;  // chosen items that have children
+  // Chosen items that have children, and selected digests no longer stored
+  // that do (QueueGoneParent).
+  std::map<ItemKey, std::pair<ContentDigest, ItemKind>> parent_items_;
 };
 
 absl::Status ClosurePlanner::Run(std::vector<std::string>* unmatched) {
@@ -119,6 +126,7 @@ absl::Status ClosurePlanner::SelectDigests(std::vector<std::string>* unmatched) 
       auto by = store_->SuppressedBy(h);
       unmatched->push_back(by ? StrCat("digest ", name, " (already shredded: ", *by, ")")
                               : StrCat("digest ", name, " (not stored)"));
+      QueueGoneParent(h);
     }
   }
   return absl::OkStatus();
@@ -182,6 +190,20 @@ absl::StatusOr<size_t> ClosurePlanner::Scan(char type, const std::string& value,
   }
   if (!s.ok()) return s;
   return n;
+}
+
+void ClosurePlanner::QueueGoneParent(const Sha256& hash) {
+  const ItemKey key = store_->ItemKeyFor(hash);
+  const ParentRef ref{'i', key};
+  if (!parents_.count(ref) || queued_.count(ref)) return;
+  // The edges' parent, as a certificate names it (orders.cc, EdgeJson): a
+  // model by digest, a photo never. The kind comes from the item's custody
+  // record, kept after a shred; without one it is taken for a photo, so
+  // that an unknown item's digest stays out of the public certificate.
+  std::pair<ContentDigest, ItemKind> parent{ContentDigest{hash, 0}, ItemKind::kPhoto};
+  if (auto c = store_->LatestCustody(key); c && c->digest.hash == hash) parent = {c->digest, c->kind};
+  parent_items_[key] = parent;
+  Queue(ref);
 }
 
 absl::Status ClosurePlanner::WalkLineage() {

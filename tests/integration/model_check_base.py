@@ -101,8 +101,9 @@ class Model:
     def closure(self, digests=(), subjects=(), datasets=(), labels=None):
         """What an order must destroy and retain (docs/ORDERS.md: selected items,
         every model trained on a selected item, on a dataset holding one or on a
-        selected dataset, every model derived from those, transitively; held
-        items retained, the cascade still passes through them)."""
+        selected dataset, or on a selected digest no longer stored, every model
+        derived from those, transitively; held items retained, the cascade
+        still passes through them)."""
         labels = labels or {}
         present = self.present()
         chosen, refs, seen = {}, [], set()
@@ -125,6 +126,11 @@ class Model:
         for ds in datasets:
             if ds in self.datasets:
                 push(("d", ds))
+        for d in digests:
+            # A digest not stored (shredded, lifted) still pulls in what was
+            # trained on or derived from it: a bare shred does not follow
+            # lineage, and those models keep their edges to it.
+            push(("i", d))
         while refs:
             ref = refs.pop()
             for m in present:

@@ -213,6 +213,45 @@ class OrdersTest(DaemonTest):
         self.submit("--id", "small", "--basis", "other", "--reference", "r", "--digest", free[0])
         self.assertFalse(self.stored(free[0]))
 
+    def test_an_order_naming_a_shredded_item_derives_the_models_trained_on_it(self):
+        # A bare shred does not follow lineage: models trained on the photo
+        # keep their edges to it. An order naming the photo afterwards used
+        # to stop at "already shredded" and derive nothing: the model stayed
+        # readable and the order ended EMPTY.
+        photo = self.d.put_bytes(b"p-" + os.urandom(60), subjects=["alice"])
+        model = self.model(os.urandom(5000), trained_on=[photo])
+        held = self.model(os.urandom(4000), trained_on=[photo])
+        _, h = self.d.ctl("hold", "add", "--digest", held, "--reason", "evidence", json_out=True)
+        self.d.ctl("shred", photo, "--reason", "bare shred", "-o", os.path.join(self.tmp, "bare.json"))
+        self.assertFalse(self.stored(photo))
+        self.assertTrue(self.stored(model))
+        order = ("--basis", "ftc-order", "--reference", "FTC 7", "--digest", photo)
+        _, plan = self.d.ctl("order", "plan", "--id", "after-shred", *order, json_out=True)
+        plan = plan[0]
+        self.assertEqual(plan["selected"], [])
+        self.assertEqual([(p["digest"], p["edge"]) for p in plan["derived"]],
+                         [(model, {"type": "trained-on", "parent": photo})])
+        self.assertEqual([p["digest"] for p in plan["retained"]], [held])
+        self.assertIn("already shredded", " ".join(plan["unmatched"]))
+        p, cert = self.submit("--id", "after-shred", *order)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        man = cert[:-5] + ".manifest.json"
+        self.assertEqual(ctl_offline("verify", cert, "--pubkey", self.pem, "--manifest", man).returncode, 0)
+        pred = payload(cert)["predicate"]
+        self.assertEqual(pred["items"]["byKind"], {"photo": 0, "model": 1})
+        self.assertEqual([(m["digest"], m["pulledInBy"]) for m in pred["derivedModels"]],
+                         [(model, {"type": "trained-on", "item": "photo"})])  # the photo is not named
+        self.assertNotIn(photo[7:], json.dumps(pred))
+        self.assertFalse(self.stored(model))
+        self.assertTrue(self.stored(held))
+        # Its hold removed, the model the order retained is reached by a new
+        # order naming the same (shredded) photo.
+        self.d.ctl("hold", "rm", h[0]["holdId"])
+        p, cert = self.submit("--id", "after-hold", "--basis", "ftc-order", "--reference", "FTC 7b", "--digest", photo)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual([m["digest"] for m in payload(cert)["predicate"]["derivedModels"]], [held])
+        self.assertFalse(self.stored(held))
+
     def test_holds_leave_a_trace_in_the_log(self):
         # A deleter could remove a hold and then shred what it held, and
         # nothing showed a hold had ever existed. Placing and removing one

@@ -194,5 +194,88 @@ TEST(ClosureTest, AnItemShreddedBetweenItsRecordAndItsKeyIsGone) {
   EXPECT_TRUE(opened[1].ok()) << opened[1].status();
 }
 
+// A bare shred does not follow lineage: the models trained on or derived
+// from the item it destroys keep their edges to it. An order naming the
+// shredded digest used to stop there ("already shredded") and derive
+// nothing, so those models stayed readable, out of every order.
+TEST(ClosureTest, AnOrderNamingAShreddedPhotoDerivesItsModels) {
+  TempDir dir;
+  Domain d(dir.path());
+  Scene s = Build(d);
+  const Sha256 tuned = d.PutModel("fine-tuned weights");
+  LineageSpec edge;
+  edge.type = EdgeType::kDerivedFrom;
+  edge.digest = s.model;
+  edge.relation = "fine-tune";
+  ASSERT_TRUE(d.catalog()->AddLineage(tuned, {edge}).ok());
+  ShredSpec bare;
+  bare.hashes = {s.photo};
+  bare.reason = "unit test";
+  ASSERT_TRUE(d.shredder()->Shred(bare).ok());
+  auto plan = d.orders()->Plan(ByDigest("o-plan", s.photo));
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->selected_count, 0u);
+  ASSERT_EQ(plan->derived_count, 2u);
+  ASSERT_EQ(plan->unmatched.size(), 1u);
+  EXPECT_NE(plan->unmatched[0].find("already shredded"), std::string::npos) << plan->unmatched[0];
+  for (const PlannedItem& p : plan->derived) {
+    ASSERT_TRUE(p.edge_parent.has_value());
+    if (p.digest.hash == s.model) {
+      EXPECT_EQ(p.edge_parent->hash, s.photo);
+      EXPECT_EQ(p.edge_parent_kind, ItemKind::kPhoto);  // from its custody record
+    } else {
+      EXPECT_EQ(p.digest.hash, tuned);
+      EXPECT_EQ(p.edge_parent->hash, s.model);
+    }
+  }
+  ASSERT_TRUE(d.orders()->Submit(ByDigest("o-run", s.photo)).ok());
+  auto done = d.orders()->Get("o-run", absl::Now() + absl::Seconds(30));
+  ASSERT_TRUE(done.ok()) << done.status();
+  ASSERT_EQ(done->state, OrderState::kDone) << done->message;
+  EXPECT_FALSE(d.Readable(s.model));
+  EXPECT_FALSE(d.Readable(tuned));
+  auto cert = d.shredder()->GetCertificate(done->certificate_id, "", CertificateParts::kManifest);
+  ASSERT_TRUE(cert.ok()) << cert.status();
+  auto verified = d.Verify(cert->envelope);
+  ASSERT_TRUE(verified.ok()) << verified.status();
+  EXPECT_EQ(verified->item_count, 2u);
+  EXPECT_EQ(verified->statement.find(HexEncode(s.photo)), std::string::npos);  // a photo is never named
+  ASSERT_EQ(verified->predicate["derivedModels"].size(), 2u);
+  const std::string model = ContentDigest{s.model, 0}.HashString();
+  const nlohmann::json photo_edge = {{"type", "trained-on"}, {"item", "photo"}};
+  for (const auto& m : verified->predicate["derivedModels"]) {
+    if (m["digest"] == model) {
+      EXPECT_EQ(m["pulledInBy"], photo_edge) << m.dump();
+    } else {
+      EXPECT_EQ(m["pulledInBy"]["model"], model) << m.dump();
+    }
+  }
+}
+
+// The same for a shredded model: its digest and kind (from its custody
+// record) name the edge, as for a stored one.
+TEST(ClosureTest, AnOrderNamingAShreddedModelDerivesTheModelsDerivedFromIt) {
+  TempDir dir;
+  Domain d(dir.path());
+  Scene s = Build(d);
+  const Sha256 tuned = d.PutModel("fine-tuned weights");
+  LineageSpec edge;
+  edge.type = EdgeType::kDerivedFrom;
+  edge.digest = s.model;
+  ASSERT_TRUE(d.catalog()->AddLineage(tuned, {edge}).ok());
+  ShredSpec bare;
+  bare.hashes = {s.model};
+  bare.reason = "unit test";
+  ASSERT_TRUE(d.shredder()->Shred(bare).ok());
+  auto plan = d.orders()->Plan(ByDigest("o-plan", s.model));
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_EQ(plan->derived.size(), 1u);
+  EXPECT_EQ(plan->derived[0].digest.hash, tuned);
+  ASSERT_TRUE(plan->derived[0].edge_parent.has_value());
+  EXPECT_EQ(plan->derived[0].edge_parent->hash, s.model);
+  EXPECT_EQ(plan->derived[0].edge_parent_kind, ItemKind::kModel);
+  EXPECT_TRUE(d.Readable(s.photo));  // not part of it
+}
+
 }  // namespace
 }  // namespace shredd
