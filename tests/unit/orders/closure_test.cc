@@ -98,6 +98,25 @@ Scene Build(Domain& d) {
   return s;
 }
 
+// A bare Shred of one item (no lineage followed).
+void BareShred(Domain& d, const Sha256& hash) {
+  ShredSpec bare;
+  bare.hashes = {hash};
+  bare.reason = "unit test";
+  ASSERT_TRUE(d.shredder()->Shred(bare).ok());
+}
+
+// A model derived from `parent` ("fine-tune").
+Sha256 PutFineTune(Domain& d, const Sha256& parent) {
+  const Sha256 tuned = d.PutModel("fine-tuned weights");
+  LineageSpec edge;
+  edge.type = EdgeType::kDerivedFrom;
+  edge.digest = parent;
+  edge.relation = "fine-tune";
+  EXPECT_TRUE(d.catalog()->AddLineage(tuned, {edge}).ok());
+  return tuned;
+}
+
 class ClosureFailsClosedTest : public ::testing::TestWithParam<Damage> {};
 
 // A derived model whose record or key cannot be read used to be skipped as
@@ -164,10 +183,7 @@ TEST(ClosureTest, AShreddedItemIsSkipped) {
   Domain d(dir.path());
   Scene s = Build(d);
   const Sha256 other = d.Put("alice's second photo", Of("alice"));
-  ShredSpec bare;
-  bare.hashes = {other};
-  bare.reason = "unit test";
-  ASSERT_TRUE(d.shredder()->Shred(bare).ok());
+  BareShred(d, other);
   auto plan = d.orders()->Plan(BySubject("o-plan", "alice"));
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_EQ(plan->selected_count, 1u);
@@ -184,10 +200,7 @@ TEST(ClosureTest, AnItemShreddedBetweenItsRecordAndItsKeyIsGone) {
   const ItemKey keys[] = {d.store()->ItemKeyFor(a), d.store()->ItemKeyFor(b)};
   auto records = d.store()->ReadRecords(keys);
   ASSERT_TRUE(records[0].ok() && records[1].ok());
-  ShredSpec bare;
-  bare.hashes = {a};
-  bare.reason = "unit test";
-  ASSERT_TRUE(d.shredder()->Shred(bare).ok());
+  BareShred(d, a);
   std::vector<ItemStore::RawItem> raws{*records[0], *records[1]};
   auto opened = d.store()->OpenRecords(raws);
   EXPECT_TRUE(absl::IsNotFound(opened[0].status())) << opened[0].status();
@@ -202,16 +215,8 @@ TEST(ClosureTest, AnOrderNamingAShreddedPhotoDerivesItsModels) {
   TempDir dir;
   Domain d(dir.path());
   Scene s = Build(d);
-  const Sha256 tuned = d.PutModel("fine-tuned weights");
-  LineageSpec edge;
-  edge.type = EdgeType::kDerivedFrom;
-  edge.digest = s.model;
-  edge.relation = "fine-tune";
-  ASSERT_TRUE(d.catalog()->AddLineage(tuned, {edge}).ok());
-  ShredSpec bare;
-  bare.hashes = {s.photo};
-  bare.reason = "unit test";
-  ASSERT_TRUE(d.shredder()->Shred(bare).ok());
+  const Sha256 tuned = PutFineTune(d, s.model);
+  BareShred(d, s.photo);
   auto plan = d.orders()->Plan(ByDigest("o-plan", s.photo));
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_EQ(plan->selected_count, 0u);
@@ -258,15 +263,8 @@ TEST(ClosureTest, AnOrderNamingAShreddedModelDerivesTheModelsDerivedFromIt) {
   TempDir dir;
   Domain d(dir.path());
   Scene s = Build(d);
-  const Sha256 tuned = d.PutModel("fine-tuned weights");
-  LineageSpec edge;
-  edge.type = EdgeType::kDerivedFrom;
-  edge.digest = s.model;
-  ASSERT_TRUE(d.catalog()->AddLineage(tuned, {edge}).ok());
-  ShredSpec bare;
-  bare.hashes = {s.model};
-  bare.reason = "unit test";
-  ASSERT_TRUE(d.shredder()->Shred(bare).ok());
+  const Sha256 tuned = PutFineTune(d, s.model);
+  BareShred(d, s.model);
   auto plan = d.orders()->Plan(ByDigest("o-plan", s.model));
   ASSERT_TRUE(plan.ok()) << plan.status();
   ASSERT_EQ(plan->derived.size(), 1u);
