@@ -303,15 +303,21 @@ int WriteBundle(const Global& g, v1::Shredder::Stub* stub, const v1::ShredRespon
   return kOk;
 }
 
-int CmdShred(const Global& g, const std::vector<std::string>& digests, const std::string& reason,
-             const std::string& request_id, const std::string& out, const std::string& manifest_out, bool yes) {
+struct ShredArgs {
+  std::vector<std::string> digests;
+  std::string reason, request_id;
+  bool keep_models = false, yes = false;
+};
+
+int CmdShred(const Global& g, const ShredArgs& a, const std::string& out, const std::string& manifest_out) {
   auto stub = v1::Shredder::NewStub(Connect(g));
   v1::ShredRequest req;
-  for (const auto& d : digests) req.add_digests()->set_hash(DigestArg(d));
-  ConfirmOrThrow(yes, ShredSummary(digests, req), "Shred these items? They are destroyed for good.",
+  for (const auto& d : a.digests) req.add_digests()->set_hash(DigestArg(d));
+  ConfirmOrThrow(a.yes, ShredSummary(a.digests, req), "Shred these items? They are destroyed for good.",
                  "not confirmed: nothing was shredded");
-  req.set_reason(reason);
-  req.set_request_id(request_id);
+  req.set_reason(a.reason);
+  req.set_request_id(a.request_id);
+  req.set_keep_models(a.keep_models);
   grpc::ClientContext ctx;
   v1::ShredResponse resp;
   grpc::Status s = stub->Shred(&ctx, req, &resp);
@@ -423,17 +429,19 @@ void AddItemCommands(CLI::App& app, const Global& g, std::function<int()>& actio
 
 // shred, certificate, pubkey, and the offline verify and receipt.
 void AddCertificateCommands(CLI::App& app, const Global& g, std::function<int()>& action) {
-  static std::string out, manifest_out, reason, request_id, format = "pem";
-  static std::vector<std::string> digests;
-  static bool yes = false;
+  static std::string out, manifest_out, request_id, format = "pem";
+  static ShredArgs shred;
   auto* c_shred = app.add_subcommand("shred", "shred items and write the deletion certificate");
-  c_shred->add_option("digests", digests, "sha256:<hex> or a local file whose digest to use")->required();
-  c_shred->add_option("--reason", reason, "why (goes into the certificate)");
-  c_shred->add_option("--request-id", request_id, "idempotency key (default: derived from the digests)");
+  c_shred->add_option("digests", shred.digests, "sha256:<hex> or a local file whose digest to use")->required();
+  c_shred->add_option("--reason", shred.reason, "why (goes into the certificate)");
+  c_shred->add_option("--request-id", shred.request_id, "idempotency key (default: derived from the digests)");
   c_shred->add_option("-o,--output", out, "write the certificate to FILE (default: stdout)");
   c_shred->add_option("--manifest", manifest_out, "write the private manifest to FILE (default: next to -o)");
-  c_shred->add_flag("-y,--yes", yes, "do not ask for confirmation on a terminal");
-  c_shred->callback([&] { action = [&] { return CmdShred(g, digests, reason, request_id, out, manifest_out, yes); }; });
+  c_shred->add_flag("--keep-models", shred.keep_models,
+                    "shred only what is named even if models trained on or derived from it would be left "
+                    "(by default the daemon refuses; an order shreds them too)");
+  c_shred->add_flag("-y,--yes", shred.yes, "do not ask for confirmation on a terminal");
+  c_shred->callback([&] { action = [&] { return CmdShred(g, shred, out, manifest_out); }; });
 
   static std::string cert_id;
   auto* c_cert = app.add_subcommand("certificate", "fetch a certificate issued earlier");

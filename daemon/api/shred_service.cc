@@ -35,6 +35,7 @@ grpc::Status ShredService::Shred(grpc::ServerContext* ctx, const v1::ShredReques
   spec.reason = request->reason();
   spec.request_id = request->request_id();
   spec.include_receipts = request->include_receipts();
+  spec.keep_models = request->keep_models();
   auto b = shredder_->Shred(spec);
   if (!b.ok()) return ToGrpc(b.status());
   Fill(*b, response);

@@ -266,6 +266,30 @@ absl::Status ClosurePlanner::Consider(const StoredItem& item, PlannedItem& p, bo
 
 }  // namespace
 
+absl::Status RefuseModelsLeftBehind(ItemStore* store, Catalog* catalog, const std::vector<Sha256>& named) {
+  OrderSpec spec;
+  spec.id = "bare-shred";
+  spec.reference = "models a bare shred would leave";
+  spec.digests = named;
+  const std::set<Sha256> names(named.begin(), named.end());
+  std::optional<PlannedItem> first;
+  uint64_t left = 0;
+  std::vector<std::string> unmatched;
+  auto s = PlanClosure(store, catalog, spec, &unmatched, [&](const StoredItem& item, PlannedItem& p, ClosureRole) {
+    if (names.count(item.info.digest.hash)) return absl::OkStatus();
+    if (!first) first = p;
+    ++left;
+    return absl::OkStatus();
+  });
+  if (!s.ok() || left == 0) return s;
+  return absl::FailedPreconditionError(StrCat(
+      "model ", first->digest.HashString(), " (", first->reason, ")",
+      left > 1 ? StrCat(" and ", left - 1, " more") : std::string(),
+      " would be left: trained on or derived from what this shred names, and a bare shred does not follow lineage. "
+      "Submit an order naming the items (shredctl order submit --digest) to shred their models with them, name the "
+      "models too, or shred with keep_models (shredctl shred --keep-models) to leave them; nothing was shredded"));
+}
+
 absl::Status PlanClosure(ItemStore* store, Catalog* catalog, const OrderSpec& spec, std::vector<std::string>* unmatched,
                          const ClosureVisit& visit) {
   return ClosurePlanner(store, catalog, spec, visit).Run(unmatched);

@@ -28,6 +28,12 @@ using ClosureVisit = std::function<absl::Status(const StoredItem& item, PlannedI
 absl::Status PlanClosure(ItemStore* store, Catalog* catalog, const OrderSpec& spec, std::vector<std::string>* unmatched,
                          const ClosureVisit& visit);
 
+// The guard of a bare shred (shredder.h, BareShredGuard): FAILED_PRECONDITION
+// naming a model if a model trained on or derived from a named item (through
+// the item or one of its datasets, transitively, as an order would derive
+// it) is not named too (docs/ORDERS.md, "Bare shreds and models").
+absl::Status RefuseModelsLeftBehind(ItemStore* store, Catalog* catalog, const std::vector<Sha256>& named);
+
 }  // namespace shredd
 
 #endif  // SHREDD_DAEMON_ORDERS_CLOSURE_H_

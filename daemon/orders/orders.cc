@@ -159,6 +159,8 @@ std::string OrderSpec::CanonicalJson() const { return SpecJson(*this, false).dum
 
 absl::StatusOr<std::unique_ptr<OrderBook>> OrderBook::Create(ItemStore* store, Catalog* catalog, Shredder* shredder) {
   std::unique_ptr<OrderBook> book(new OrderBook(store, catalog, shredder));
+  shredder->SetBareShredGuard(
+      [store, catalog](const std::vector<Sha256>& named) { return RefuseModelsLeftBehind(store, catalog, named); });
   // Resume what a stop or crash interrupted, oldest first.
   std::vector<std::pair<std::string, std::string>> resume;  // (received, id)
   std::unique_ptr<rocksdb::Iterator> it(store->db()->NewIterator(rocksdb::ReadOptions()));

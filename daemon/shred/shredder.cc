@@ -115,7 +115,7 @@ absl::StatusOr<CertificateBundle> Shredder::Shred(const ShredSpec& spec) {
     job.request_id = StrCat(kAutoRequestPrefix, HexEncode(std::span<const uint8_t>(id.data(), id.size())));
   }
   job.reason = spec.reason;
-  auto b = Execute(std::move(job));
+  auto b = Execute(std::move(job), spec.keep_models ? BareShredGuard() : bare_shred_guard_);
   if (!b.ok() || !spec.include_receipts) return b;
   return Load(b->certificate_id, CertificateParts::kManifestAndReceipts);
 }
@@ -210,7 +210,7 @@ absl::Status Shredder::RefuseIfHeld(const StoredItem& item) {
                                               "nothing was shredded"));
 }
 
-absl::StatusOr<CertificateBundle> Shredder::Execute(ShredJob job) {
+absl::StatusOr<CertificateBundle> Shredder::Execute(ShredJob job, const BareShredGuard& guard) {
   ErasureWrites erasure;  // deletion keeps working on a nearly full disk (space_guard.h)
   std::vector<Sha256> hashes = std::move(job.hashes);
   const bool order = !job.order_id.empty();
@@ -229,7 +229,8 @@ absl::StatusOr<CertificateBundle> Shredder::Execute(ShredJob job) {
       if (auto s = RefuseIfHeld(*item); !s.ok()) return s;
       if (auto s = sink.Add(*item); !s.ok()) return s;
     }
-    return absl::OkStatus();
+    // Under the destruction gate: no upload or AddLineage adds a child now.
+    return guard ? guard(hashes) : absl::OkStatus();
   });
 }
 

@@ -89,7 +89,16 @@ struct ShredSpec {
   std::string reason;
   std::string request_id;  // empty: derived from the sorted digests
   bool include_receipts = false;
+  // Shred only what is named even if models trained on or derived from a
+  // named item would be left (see BareShredGuard).
+  bool keep_models = false;
 };
+
+// Asked by a bare shred, after its items are found and before anything is
+// destroyed, while no upload with lineage can commit: an error refuses the
+// shred. The order layer installs one that refuses to leave behind models
+// derived from what is named (orders/closure.h, RefuseModelsLeftBehind).
+using BareShredGuard = std::function<absl::Status(const std::vector<Sha256>& hashes)>;
 
 // One destruction, as the order machinery hands it to the shredder.
 struct ShredJob {
@@ -196,13 +205,16 @@ class Shredder {
   // NOT_FOUND: a digest is not stored. FAILED_PRECONDITION: a digest was
   // already shredded (names the certificate). A repeated request id returns
   // the certificate already issued for it. FAILED_PRECONDITION if an item
-  // is under a legal hold (nothing is shredded then).
+  // is under a legal hold, or if the guard refuses (unless
+  // spec.keep_models); nothing is shredded then.
   absl::StatusOr<CertificateBundle> Shred(const ShredSpec& spec);
+  // Installed once, before the daemon serves.
+  void SetBareShredGuard(BareShredGuard guard) { bare_shred_guard_ = std::move(guard); }
   // Executes a job (one epoch, one certificate). A request id seen before
   // returns that certificate. Digests that are not stored are skipped if
   // `job.order_id` is set (an order re-planned after a concurrent change);
   // for a bare request they are NOT_FOUND.
-  absl::StatusOr<CertificateBundle> Execute(ShredJob job);
+  absl::StatusOr<CertificateBundle> Execute(ShredJob job, const BareShredGuard& guard = nullptr);
   // Plans and executes one destruction: `planner` stages the items (under
   // the shredder's lock, so nothing else shreds meanwhile). A request id
   // seen before returns that certificate without planning. NOT_FOUND
@@ -341,6 +353,7 @@ class Shredder {
   TransparencyLog* const log_;
   const Options options_;
   std::atomic<bool> stop_{false};
+  BareShredGuard bare_shred_guard_;
   std::timed_mutex mu_;                     // one shred at a time (timed: see GetCertificate)
   std::atomic<uint64_t> pending_count_{0};  // "P" records, as last counted
   // Old roots may be left (a DestroyKeys epoch, or a start that kept them

@@ -197,7 +197,9 @@ class FaultOps:
             spec.ClearField("labels")
             del spec.digests[:]
             spec.digests.append(pb.Digest(hash=x.digest))
-        exp = self.shred_expectation([x.digest], "") if not use_order else None
+        # keep_models: racing re-uploads may add datasets to x (and so
+        # models behind it); this race is about the uploads.
+        exp = self.shred_expectation([x.digest], "", keep_models=True) if not use_order else None
         channels = [self.new_channel() for _ in range(n + 1)]
 
         def uploader(i, path, kind, subj, ds):
@@ -232,7 +234,8 @@ class FaultOps:
                             order_id=spec.id, wait=True), timeout=RPC_TIMEOUT)
                 else:
                     results["shred"] = call(self.shredder(channels[n]).Shred, pb.ShredRequest(
-                        digests=[pb.Digest(hash=x.digest)], reason="race %d" % self.step), timeout=RPC_TIMEOUT)
+                        digests=[pb.Digest(hash=x.digest)], reason="race %d" % self.step, keep_models=True),
+                        timeout=RPC_TIMEOUT)
             finally:
                 time.sleep(0.02)
                 shred_done.set()

@@ -113,8 +113,8 @@ class ShredOps:
             self.fail("b", "manifest of certificate %s not served: %s" % (cid, res))
         return res.value
 
-    def shred_expectation(self, digests, request_id, reason=""):
-        """'same:<cid>' | 'conflict:<cid>' | 'reserved' | 'refuse' | 'ok' | 'refuse-held'."""
+    def shred_expectation(self, digests, request_id, reason="", keep_models=False):
+        """'same:<cid>' | 'conflict:<cid>' | 'reserved' | 'refuse' | 'ok' | 'refuse-held' | 'refuse-models'."""
         if request_id and request_id in self.m.requests:
             # A request id stands for one request: the same digests and
             # reason get its certificate, anything else ALREADY_EXISTS.
@@ -140,13 +140,23 @@ class ShredOps:
             return "refuse"
         if any(self.m.held_by(c) for c in cs):
             return "refuse-held"
+        if not keep_models and self.models_left_behind(cs):
+            return "refuse-models"
         return "ok"
 
-    def do_shred(self, digests, request_id="", reason="", ch=None, judge=True):
-        exp = self.shred_expectation(digests, request_id, reason)
+    def models_left_behind(self, cs):
+        """A bare shred refuses to leave a model that an order naming the
+        same digests would derive (docs/ORDERS.md, "Bare shreds and
+        models")."""
+        destroyed, retained = self.m.closure(digests=[c.digest for c in cs])
+        return (destroyed | retained) - {c.digest for c in cs}
+
+    def do_shred(self, digests, request_id="", reason="", ch=None, judge=True, keep_models=False):
+        exp = self.shred_expectation(digests, request_id, reason, keep_models)
         before = self.snapshot() if exp != "ok" and judge else None
         res = call(self.shredder(ch).Shred, pb.ShredRequest(digests=[pb.Digest(hash=d) for d in digests],
-                                                            request_id=request_id, reason=reason),
+                                                            request_id=request_id, reason=reason,
+                                                            keep_models=keep_models),
                    timeout=RPC_TIMEOUT)
         self.stats.ops += 1
         if not judge:
@@ -168,6 +178,10 @@ class ShredOps:
             items = self.learn_certificate(cid, res.value.certificate, res.value.manifest)
             if not new:
                 self.fail("h", "shred of %s answered old certificate %s" % (digests, cid))
+            if exp == "refuse-models":
+                self.fail("h", "bare shred of %s answered OK with certificate %s, leaving models %s derived "
+                          "from it; expected FAILED_PRECONDITION" % (
+                              digests, cid, sorted(self.models_left_behind([self.m.by_digest[d] for d in digests]))))
             if exp == "refuse-held":  # (learn_certificate reported a held item it destroyed)
                 self.fail("h", "shred naming a held item answered OK with certificate %s; expected "
                           "FAILED_PRECONDITION naming the hold" % cid)
@@ -192,6 +206,8 @@ class ShredOps:
                     request_id, res))
             if exp == "refuse-held" and res.code != grpc.StatusCode.FAILED_PRECONDITION:
                 self.fail("c", "shred of a held item refused with %s, expected FAILED_PRECONDITION" % res)
+            if exp == "refuse-models" and res.code != grpc.StatusCode.FAILED_PRECONDITION:
+                self.fail("h", "bare shred leaving models behind refused with %s, expected FAILED_PRECONDITION" % res)
             if before is not None:
                 self.expect_unchanged(before, "refused shred of %d digests" % len(digests))
 
@@ -202,7 +218,8 @@ class ShredOps:
         targets = r.sample(present, min(len(present), r.choice([1, 1, 1, 2, 3])))
         rid = "" if r.random() < 0.5 else "req-%s-%d" % (self.seed, self.next_req)
         self.next_req += 1
-        self.do_shred([c.digest for c in targets], rid, reason="erasure %d" % self.step)
+        self.do_shred([c.digest for c in targets], rid, reason="erasure %d" % self.step,
+                      keep_models=r.random() < 0.3)
         return True
 
     def op_shred_repeat(self, r):

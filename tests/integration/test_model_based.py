@@ -88,7 +88,7 @@ class CheckerControlTest(unittest.TestCase):
         c = self.photo()
         other = [x for x in self.run.m.present() if x is not c][0]
         # the shred reason is public: plant a photo's digest in it
-        self.expect("f", self.run.do_shred, [other.digest], "req-leak", "leak " + c.hex)
+        self.expect("f", lambda: self.run.do_shred([other.digest], "req-leak", "leak " + c.hex, keep_models=True))
 
     def test_readable_after_shred_is_reported(self):
         c = self.photo()
@@ -107,9 +107,16 @@ class CheckerControlTest(unittest.TestCase):
         self.run.m.holds["planted-hold"] = ("i", c.digest)  # the daemon does not know it
         self.expect("c", self.run.do_shred, [c.digest], "req-planted")
 
+    def test_models_left_behind_are_reported(self):
+        c = [x for x in self.run.m.present("photo")
+             if not self.run.models_left_behind([x]) and self.run.m.held_by(x) is None][0]
+        m = self.run.new_content("model")  # the model believes a model was trained on c
+        m.state, m.edges = "present", {("i", c.digest)}
+        self.expect("h", self.run.do_shred, [c.digest], "req-models")
+
     def test_changed_certificate_is_reported(self):
         c = self.photo()
-        res, _ = self.run.do_shred([c.digest], "req-control")
+        res, _ = self.run.do_shred([c.digest], "req-control", keep_models=True)
         self.assertTrue(res.ok, res)
         cert = self.run.m.certs[res.value.certificate_id]
         cert["envelope"] = cert["envelope"].replace(b'"signatures"', b'"signatures" ')  # what it saw "before"

@@ -4,6 +4,8 @@ every bad-input case the issue lists."""
 import base64
 import json
 import os
+import threading
+import time
 import unittest
 
 from harness import DaemonTest, ctl_offline, grpc, pb, read_json, sha256_digest
@@ -222,7 +224,7 @@ class OrdersTest(DaemonTest):
         model = self.model(os.urandom(5000), trained_on=[photo])
         held = self.model(os.urandom(4000), trained_on=[photo])
         _, h = self.d.ctl("hold", "add", "--digest", held, "--reason", "evidence", json_out=True)
-        self.d.ctl("shred", photo, "--reason", "bare shred", "-o", os.path.join(self.tmp, "bare.json"))
+        self.d.ctl("shred", photo, "--reason", "bare shred", "--keep-models", "-o", os.path.join(self.tmp, "bare.json"))
         self.assertFalse(self.stored(photo))
         self.assertTrue(self.stored(model))
         order = ("--basis", "ftc-order", "--reference", "FTC 7", "--digest", photo)
@@ -251,6 +253,68 @@ class OrdersTest(DaemonTest):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual([m["digest"] for m in payload(cert)["predicate"]["derivedModels"]], [held])
         self.assertFalse(self.stored(held))
+
+    def test_a_bare_shred_refuses_to_leave_models_behind(self):
+        # A bare shred used to destroy a photo and leave the models trained
+        # on it; with the photo's subject ids gone, a later order for its
+        # subject could not even reach them (the disgorgement promise, broken
+        # quietly on a careless path).
+        photo = self.d.put_bytes(b"bob-" + os.urandom(60), subjects=["bob"], datasets=["faces-b"])
+        face = self.model(os.urandom(5000), trained_on=["faces-b"])
+        tune = self.model(os.urandom(4000), derived_from=[face], relation="fine-tune")
+        for named in ([photo], [photo, face]):  # the fine-tune is left either way
+            p = self.d.ctl("shred", *named, "--reason", "bare", check=False)
+            err = p.stderr.decode()
+            self.assertEqual(p.returncode, 6, err)
+            self.assertRegex(err, r"model sha256:[0-9a-f]{64} \((trained-on dataset faces-b|derived-from model)")
+            self.assertIn("--keep-models", err)
+            self.assertIn("nothing was shredded", err)
+            self.assertTrue(all(self.stored(d) for d in (photo, face, tune)))
+        self.assertIn("and 1 more would be left", self.d.ctl("shred", photo, check=False).stderr.decode())
+        # An item no model comes from is shredded as before.
+        plain = self.d.put_bytes(b"plain-" + os.urandom(60), subjects=["bob"], datasets=["other"])
+        self.d.ctl("shred", plain, "--reason", "no models")
+        self.assertFalse(self.stored(plain))
+        # --keep-models leaves them on purpose.
+        other = self.d.put_bytes(b"carol-" + os.urandom(60), subjects=["carol"])
+        kept = self.model(os.urandom(3000), trained_on=[other])
+        self.d.ctl("shred", other, "--keep-models", "--reason", "kept on purpose")
+        self.assertFalse(self.stored(other))
+        self.assertTrue(self.stored(kept))
+        # The refusal left the order possible: the subject's order takes the
+        # photo and both models (the photo's dataset pulls them in).
+        p, cert = self.submit("--id", "bob", "--basis", "gdpr-art17", "--reference", "DSR-9", "--subject", "bob")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(sorted(m["digest"] for m in payload(cert)["predicate"]["derivedModels"]), sorted([face, tune]))
+        self.assertFalse(any(self.stored(d) for d in (photo, face, tune)))
+
+    def test_a_model_racing_a_bare_shred_of_its_photo_is_never_left_behind(self):
+        # The check runs under the destruction gate: an upload naming the
+        # photo as a parent either commits first (and the shred refuses to
+        # leave it) or comes after (and is refused: its parent is shredded).
+        # Both succeeding would leave a model trained on a shredded photo.
+        for i in range(8):
+            photo = self.d.put_bytes(b"race-%d-" % i + os.urandom(60), subjects=["eve"])
+            path, weights = os.path.join(self.tmp, "race-%d.bin" % i), os.urandom(20000)
+            with open(path, "wb") as f:
+                f.write(weights)
+            go, out = threading.Barrier(2), {}
+
+            def run(name, *args):
+                go.wait()
+                if name == "shred":
+                    time.sleep(0.02 * i)  # from well before the upload's commit to after it
+                out[name] = self.d.ctl(*args, check=False)
+            threads = [threading.Thread(target=run, args=("shred", "shred", photo, "--reason", "race")),
+                       threading.Thread(target=run, args=("model", "model", "register", path, "--trained-on", photo))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(120)
+            shredded, registered = out["shred"].returncode == 0, out["model"].returncode == 0
+            self.assertNotEqual(shredded, registered, (out["shred"].stderr, out["model"].stderr))
+            self.assertEqual(self.stored(photo), registered)
+            self.assertEqual(self.stored(sha256_digest(weights)), registered)
 
     def test_holds_leave_a_trace_in_the_log(self):
         # A deleter could remove a hold and then shred what it held, and

@@ -186,6 +186,7 @@ TEST(CatalogTest, LineageViewWalksBothWaysAndMarksShreddedEnds) {
   ShredSpec spec;
   spec.hashes = {base};
   spec.reason = "test";
+  spec.keep_models = true;  // a bare shred leaving the tuned model on purpose
   auto cert = d.shredder()->Shred(spec);
   ASSERT_TRUE(cert.ok()) << cert.status();
   EXPECT_EQ(d.catalog()->Lineage(base).status().code(), absl::StatusCode::kNotFound);

@@ -98,11 +98,13 @@ Scene Build(Domain& d) {
   return s;
 }
 
-// A bare Shred of one item (no lineage followed).
+// A bare Shred of one item (no lineage followed), leaving its models on
+// purpose (keep_models: these tests are about what orders do afterwards).
 void BareShred(Domain& d, const Sha256& hash) {
   ShredSpec bare;
   bare.hashes = {hash};
   bare.reason = "unit test";
+  bare.keep_models = true;
   ASSERT_TRUE(d.shredder()->Shred(bare).ok());
 }
 
