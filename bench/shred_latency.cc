@@ -1,8 +1,11 @@
 // One-item shred latency: stores an item, then times the Shred RPC (which
 // returns after the key-tree epoch is fsync'd, the vault root rotated, the
 // certificate signed, logged and covered by a checkpoint). Repeats --count
-// times; prints {"count","median_ms","min_ms","max_ms"}.
-// Usage: bench_shred_latency --server unix:PATH [--count N]
+// times; prints {"count","median_ms","min_ms","max_ms"}. With --dataset D
+// each item carries a subject id and belongs to D. Every shred walks the
+// lineage of what it names for models it would leave behind (docs/ORDERS.md,
+// "Bare shreds and models"); --keep-models skips that walk, for comparison.
+// Usage: bench_shred_latency --server unix:PATH [--count N] [--dataset D] [--keep-models]
 #include <sodium.h>
 
 #include <algorithm>
@@ -22,9 +25,13 @@ namespace v1 = shredd::v1;
 int main(int argc, char** argv) {
   std::string server = "unix:./var/shredd/shredd.sock";
   int count = 25;
+  bool keep_models = false;
+  std::string dataset;
   CLI::App app{"bench_shred_latency"};
   app.add_option("--server", server);
   app.add_option("--count", count);
+  app.add_option("--dataset", dataset);
+  app.add_flag("--keep-models", keep_models);
   CLI11_PARSE(app, argc, argv);
   if (sodium_init() < 0) return 1;
   auto channel = grpc::CreateChannel(server, grpc::InsecureChannelCredentials());
@@ -43,11 +50,16 @@ int main(int argc, char** argv) {
     e->mutable_header()->mutable_digest()->set_hash(digest);
     e->mutable_header()->mutable_digest()->set_size_bytes(1024);
     e->set_data(data);
+    if (!dataset.empty()) {
+      e->mutable_header()->mutable_metadata()->add_subject_ids("bench-subject-" + std::to_string(i));
+      e->mutable_header()->mutable_metadata()->add_datasets(dataset);
+    }
     grpc::ClientContext c1;
     v1::BatchPutResponse pr;
     if (!store->BatchPut(&c1, put, &pr).ok() || pr.results(0).code() != 0) return 1;
     v1::ShredRequest req;
     req.add_digests()->set_hash(digest);
+    req.set_keep_models(keep_models);
     grpc::ClientContext c2;
     v1::ShredResponse resp;
     auto t0 = std::chrono::steady_clock::now();
