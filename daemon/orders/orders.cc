@@ -410,9 +410,9 @@ void OrderBook::Worker() {
       queue_.pop_front();
     }
     if (Run(id)) {
-      // The order's keys are destroyed, its certificate waits for the vault
-      // (the shredder retries by itself): ask again after a pause, other
-      // orders first.
+      // The order's keys are destroyed and its certificate waits for the
+      // vault (the shredder retries by itself), or a passing failure came
+      // before any destruction: ask again after a pause, other orders first.
       std::unique_lock lock(mu_);
       changed_.wait_for(lock, kPendingRecheck, [&] { return stopping_ || !queue_.empty(); });
       if (stopping_) return;
@@ -524,19 +524,12 @@ bool OrderBook::Run(const std::string& id) {
   auto loaded = Load(id);
   if (!loaded.ok()) return false;
   OrderStatus st = std::move(*loaded);
-  // A destruction that committed before a crash is certified, not re-planned.
+  // A destruction that committed before (a crash, or a certification that
+  // failed) is certified, never planned again.
   const std::string request_id = RequestIdOf(id);
-  auto done = shredder_->GetCertificate("", request_id, CertificateParts::kEnvelope);
-  if (done.ok()) {
-    st.certificate_id = done->certificate_id;
-    st.items_shredded = static_cast<int64_t>(done->item_count);
-    Update(st, OrderState::kDone, "certified");
-    return false;
-  }
-  if (absl::IsUnavailable(done.status())) {  // still pending: see below
-    Update(st, OrderState::kRunning, StrCat("keys destroyed; the certificate is pending: ", done.status().message()));
-    return true;
-  }
+  auto phase = shredder_->PhaseOf(request_id);
+  if (!phase.ok()) return Unknown(st, phase.status());
+  if (*phase != Shredder::Phase::kNotBegun) return Certify(st);
   Update(st, OrderState::kRunning, "planning and destroying keys");
   std::unique_ptr<SubjectMapWriter> subjects;
   if (st.spec.keep_subject_map) {
@@ -582,21 +575,54 @@ bool OrderBook::Finish(OrderStatus& st, const absl::StatusOr<CertificateBundle>&
                                 : "every match is under a legal hold: no certificate");
     return false;
   }
-  if (!cert.ok() && absl::IsUnavailable(cert.status())) {
-    // Committed, not yet certified (Shredder: a pending certification):
-    // FAILED would say nothing was destroyed. RUNNING until it is issued.
-    Update(st, OrderState::kRunning, StrCat("keys destroyed; the certificate is pending: ", cert.status().message()));
-    return true;
-  }
-  if (!cert.ok()) {
-    Update(st, OrderState::kFailed, std::string(cert.status().message()));
-    if (st.spec.keep_subject_map) DropSubjectMapOfFailed(st.spec.id);
-    return false;
-  }
+  if (!cert.ok()) return AfterFailure(st, cert.status());
   st.certificate_id = cert->certificate_id;
   st.items_shredded = st.items_planned;
   Update(st, OrderState::kDone, "certified");
   return false;
+}
+
+bool OrderBook::Certify(OrderStatus& st) {
+  auto done = shredder_->GetCertificate("", RequestIdOf(st.spec.id), CertificateParts::kEnvelope);
+  if (!done.ok()) {
+    Update(st, OrderState::kRunning, StrCat("keys destroyed; the certificate is pending: ", done.status().message()));
+    return true;
+  }
+  st.certificate_id = done->certificate_id;
+  st.items_shredded = static_cast<int64_t>(done->item_count);
+  Update(st, OrderState::kDone, "certified");
+  return false;
+}
+
+bool OrderBook::AfterFailure(OrderStatus& st, const absl::Status& failure) {
+  // What the order's state says comes from how far its destruction
+  // durably got, not from the failure's code.
+  auto phase = shredder_->PhaseOf(RequestIdOf(st.spec.id));
+  if (!phase.ok()) return Unknown(st, failure);
+  if (*phase != Shredder::Phase::kNotBegun) {
+    // Committed, not yet certified (Shredder: a pending certification):
+    // FAILED would say nothing was destroyed. RUNNING until it is issued.
+    Update(st, OrderState::kRunning, StrCat("keys destroyed; the certificate is pending: ", failure.message()));
+    return true;
+  }
+  if (absl::IsUnavailable(failure)) {
+    // A passing failure (the vault or the database busy, a destruction of
+    // the same items pending) before any key was destroyed: queued again.
+    Update(st, OrderState::kPending,
+           StrCat("nothing was destroyed yet: ", failure.message(), "; the order is tried again"));
+    return true;
+  }
+  Update(st, OrderState::kFailed, std::string(failure.message()));
+  if (st.spec.keep_subject_map) DropSubjectMapOfFailed(st.spec.id);
+  return false;
+}
+
+bool OrderBook::Unknown(OrderStatus& st, const absl::Status& why) {
+  // The destruction's records cannot be read: neither "nothing destroyed"
+  // nor "keys destroyed" can be said. Asked again.
+  Update(st, OrderState::kRunning,
+         StrCat("whether its keys were destroyed cannot be read now (", why.message(), "); asked again shortly"));
+  return true;
 }
 
 }  // namespace shredd

@@ -151,9 +151,10 @@ class OrderBook {
   OrderBook(ItemStore* store, Catalog* catalog, Shredder* shredder)
       : store_(store), catalog_(catalog), shredder_(shredder) {}
   void Worker();
-  // Runs one order. True if its keys are destroyed but its certificate is
-  // pending (a vault failure the shredder retries): the worker asks again
-  // after kPendingRecheck, the order staying RUNNING.
+  // Runs one order. True if it is to be asked again after kPendingRecheck:
+  // its keys are destroyed but its certificate is pending (a vault failure
+  // the shredder retries; RUNNING), or it failed before destroying anything
+  // with a passing error (UNAVAILABLE; PENDING).
   bool Run(const std::string& id);
   struct RunCounts {
     int64_t planned = 0, retained = 0;
@@ -165,6 +166,16 @@ class OrderBook {
                         SubjectMapWriter* subjects);
   // Run's last phase: the order's state from the shred's outcome.
   bool Finish(OrderStatus& st, const absl::StatusOr<CertificateBundle>& cert, const RunCounts& counts);
+  // An order whose destruction committed: DONE with its certificate, or
+  // RUNNING (true: asked again) while the certificate is pending.
+  bool Certify(OrderStatus& st);
+  // A destruction that failed: the state from how far it durably got
+  // (Shredder::PhaseOf). Keys destroyed: RUNNING, its certificate pending;
+  // nothing destroyed and the failure passing (UNAVAILABLE): PENDING, tried
+  // again; otherwise FAILED. True: the worker asks again.
+  bool AfterFailure(OrderStatus& st, const absl::Status& failure);
+  // The destruction's records cannot be read: RUNNING, asked again (true).
+  bool Unknown(OrderStatus& st, const absl::Status& why);
   // The subject map an order that failed had begun (subject ids and the
   // digests of their items): deleted, and its key destroyed. It names
   // items the order did not destroy, no one may fetch it (the order is not

@@ -56,6 +56,18 @@ bool Shredder::HasPending(std::string_view cert_id) {
   return store_->db()->Get(rocksdb::ReadOptions(), PendingKey(cert_id), &v).ok();
 }
 
+absl::StatusOr<Shredder::Phase> Shredder::PhaseOf(std::string_view request_id) {
+  std::string record;
+  rocksdb::Status rs = store_->db()->Get(rocksdb::ReadOptions(), RequestKey(request_id), &record);
+  if (rs.IsNotFound()) return Phase::kNotBegun;  // "r" commits with the first epoch
+  if (!rs.ok()) return FromRocks(rs, "reading a request record");
+  std::string pending;
+  rs = store_->db()->Get(rocksdb::ReadOptions(), PendingKey(ParseRequestRecord(record).cert_id), &pending);
+  if (rs.IsNotFound()) return Phase::kCertified;  // "P" goes in the write that stores the certificate
+  if (!rs.ok()) return FromRocks(rs, "reading a pending certification");
+  return Phase::kPending;
+}
+
 absl::Status Shredder::DropUncommittedPlans(const std::vector<std::string>& pending_ids) {
   std::set<std::string> scopes;
   for (const auto& id : pending_ids) scopes.insert(ScopeOf(id));

@@ -257,6 +257,16 @@ class Shredder {
   };
   std::optional<Progress> ProgressOf(std::string_view request_id) const;
 
+  // How far the destruction with request id `request_id` durably got, from
+  // its records (never from the status a call returned: UNAVAILABLE also
+  // comes from a busy database or a vault that failed before any key was
+  // destroyed): not begun (no epoch committed: nothing destroyed; a plan
+  // abandoned before its first epoch too), committed and waiting for its
+  // certificate (keys destroyed), or certified. An error if the records
+  // cannot be read.
+  enum class Phase { kNotBegun, kPending, kCertified };
+  absl::StatusOr<Phase> PhaseOf(std::string_view request_id);
+
  private:
   Shredder(ItemStore* store, Catalog* catalog, TransparencyLog* log, Options options)
       : store_(store), catalog_(catalog), log_(log), options_(options) {}

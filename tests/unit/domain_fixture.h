@@ -4,6 +4,7 @@
 #ifndef SHREDD_TESTS_UNIT_DOMAIN_FIXTURE_H_
 #define SHREDD_TESTS_UNIT_DOMAIN_FIXTURE_H_
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,10 +22,56 @@
 
 namespace shredd::testing {
 
+// The file vault with an outage switch: while an outage is set, creating
+// or destroying a root fails as an HSM that does not answer does
+// (pkcs11: CKR_DEVICE_REMOVED is UNAVAILABLE), before the vault is touched.
+// Everything else is the real file vault.
+class OutageVault : public Vault {
+ public:
+  explicit OutageVault(std::unique_ptr<Vault> real) : real_(std::move(real)) {}
+  // The next `n` CreateRoot calls fail.
+  void FailCreateRoot(int n) { create_failures_.store(n); }
+  // DestroyRoot fails while set.
+  void FailDestroyRoot(bool on) { destroy_fails_.store(on); }
+
+  std::string BackendName() const override { return real_->BackendName(); }
+  std::string Describe() const override { return real_->Describe(); }
+  absl::StatusOr<std::vector<uint64_t>> ListRoots() override { return real_->ListRoots(); }
+  absl::Status CreateRoot(uint64_t epoch) override {
+    int n = create_failures_.load();
+    while (n > 0 && !create_failures_.compare_exchange_weak(n, n - 1)) {
+    }
+    if (n > 0) return Outage("creating root " + std::to_string(epoch));
+    return real_->CreateRoot(epoch);
+  }
+  absl::Status DestroyRoot(uint64_t epoch) override {
+    if (destroy_fails_.load()) return Outage("destroying root " + std::to_string(epoch));
+    return real_->DestroyRoot(epoch);
+  }
+  absl::StatusOr<std::string> WrapWithRoot(uint64_t epoch, std::span<const uint8_t> plaintext,
+                                           std::string_view ad) override {
+    return real_->WrapWithRoot(epoch, plaintext, ad);
+  }
+  absl::StatusOr<SecretBytes> UnwrapWithRoot(uint64_t epoch, std::string_view wrapped, std::string_view ad) override {
+    return real_->UnwrapWithRoot(epoch, wrapped, ad);
+  }
+  absl::StatusOr<Ed25519PublicKey> SigningPublicKey() override { return real_->SigningPublicKey(); }
+  absl::StatusOr<bool> HasSigningKey() override { return real_->HasSigningKey(); }
+  absl::StatusOr<Ed25519Signature> Sign(std::string_view message) override { return real_->Sign(message); }
+
+ private:
+  static absl::Status Outage(const std::string& what) {
+    return absl::UnavailableError("vault outage (test): " + what + " failed: the token does not answer");
+  }
+  std::unique_ptr<Vault> real_;
+  std::atomic<int> create_failures_{0};
+  std::atomic<bool> destroy_fails_{false};
+};
+
 class Domain {
  public:
   explicit Domain(const std::string& root, Shredder::Options shred_options = {}) : root_(root) {
-    vault_ = OpenFileVaultOrDie(root + "/vault");
+    OpenFaultableVault();
     Open(shred_options);
   }
   ~Domain() { Close(); }
@@ -32,7 +79,7 @@ class Domain {
   // Like a restart: everything is closed and opened again over the same dirs.
   void Reopen(Shredder::Options shred_options = {}) {
     Close();
-    vault_ = OpenFileVaultOrDie(root_ + "/vault");
+    OpenFaultableVault();
     Open(shred_options);
   }
 
@@ -63,6 +110,7 @@ class Domain {
   }
 
   Vault* vault() { return vault_.get(); }
+  OutageVault* outage() { return vault_.get(); }
   ItemStore* store() { return store_.get(); }
   TransparencyLog* log() { return log_.get(); }
   Catalog* catalog() { return catalog_.get(); }
@@ -72,6 +120,7 @@ class Domain {
   absl::Status open_status;
 
  private:
+  void OpenFaultableVault() { vault_ = std::make_unique<OutageVault>(OpenFileVaultOrDie(root_ + "/vault")); }
   void Open(const Shredder::Options& shred_options) {
     ItemStore::Options o;
     o.data_dir = root_ + "/data";
@@ -102,7 +151,7 @@ class Domain {
   }
 
   std::string root_;
-  std::unique_ptr<Vault> vault_;
+  std::unique_ptr<OutageVault> vault_;
   std::unique_ptr<ItemStore> store_;
   std::unique_ptr<TransparencyLog> log_;
   std::unique_ptr<Catalog> catalog_;

@@ -141,6 +141,62 @@ TEST(OrdersTest, AnOrderRunsToOneVerifiedCertificate) {
   EXPECT_EQ(verified->count_by_kind.at("model"), 1u);
 }
 
+// Waits (up to 10 s) until the order's message holds `text`.
+OrderStatus AwaitMessage(Domain& d, const std::string& id, const std::string& text) {
+  OrderStatus st;
+  for (int i = 0; i < 500; ++i) {
+    auto got = d.orders()->Get(id, std::nullopt);
+    EXPECT_TRUE(got.ok()) << got.status();
+    if (!got.ok()) return st;
+    st = *got;
+    if (st.message.find(text) != std::string::npos) break;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return st;
+}
+
+// A destruction that fails before any key is destroyed, with a passing
+// error (the vault does not answer), is tried again. Meanwhile the order
+// says nothing was destroyed: it used to say "keys destroyed; the
+// certificate is pending", read off the UNAVAILABLE code alone. Once the
+// vault answers it completes.
+TEST(OrdersTest, AnOrderThatFailsBeforeAnyDestructionSaysSoAndIsTriedAgain) {
+  TempDir dir;
+  Domain d(dir.path());
+  Scene s = Build(d);
+  d.outage()->FailCreateRoot(1 << 30);
+  ASSERT_TRUE(d.orders()->Submit(ForSubject("o-outage", "alice")).ok());
+  OrderStatus st = AwaitMessage(d, "o-outage", "vault outage");
+  EXPECT_EQ(st.state, OrderState::kPending) << st.message;
+  EXPECT_NE(st.message.find("nothing was destroyed yet"), std::string::npos) << st.message;
+  EXPECT_EQ(st.message.find("keys destroyed"), std::string::npos) << st.message;
+  for (const Sha256& h : {s.alice1, s.alice2, s.model}) EXPECT_TRUE(d.Readable(h));
+  d.outage()->FailCreateRoot(0);
+  auto done = d.orders()->Get("o-outage", absl::Now() + absl::Seconds(60));
+  ASSERT_TRUE(done.ok()) << done.status();
+  ASSERT_EQ(done->state, OrderState::kDone) << done->message;
+  EXPECT_EQ(done->items_shredded, 3);
+  for (const Sha256& h : {s.alice1, s.alice2, s.model}) EXPECT_FALSE(d.Readable(h));
+}
+
+// Keys destroyed, the old root not: the order says so (RUNNING, its
+// certificate pending), from its destruction's record, and ends DONE.
+TEST(OrdersTest, AnOrderWhoseCertificateIsPendingSaysItsKeysAreDestroyed) {
+  TempDir dir;
+  Domain d(dir.path());
+  Scene s = Build(d);
+  d.outage()->FailDestroyRoot(true);
+  ASSERT_TRUE(d.orders()->Submit(ForSubject("o-pending", "alice")).ok());
+  OrderStatus st = AwaitMessage(d, "o-pending", "vault outage");
+  EXPECT_EQ(st.state, OrderState::kRunning) << st.message;
+  EXPECT_NE(st.message.find("keys destroyed; the certificate is pending"), std::string::npos) << st.message;
+  EXPECT_FALSE(d.Readable(s.alice1));
+  d.outage()->FailDestroyRoot(false);
+  auto done = d.orders()->Get("o-pending", absl::Now() + absl::Seconds(60));
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_EQ(done->state, OrderState::kDone) << done->message;
+}
+
 TEST(OrdersTest, SubmissionIsIdempotentAndAChangedOrderIsRefused) {
   TempDir dir;
   Domain d(dir.path());
