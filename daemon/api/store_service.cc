@@ -99,31 +99,25 @@ grpc::Status StoreService::Put(grpc::ServerContext* ctx, grpc::ServerReader<grpc
   auto lineage = LineageFromProto(req.header().lineage());
   if (!lineage.ok()) return ToGrpc(lineage.status());
   const ItemKind kind = meta->kind;
-  if (digest) {  // lineage is checked before any byte is stored
+  if (digest) {
+    // Lineage is checked before any byte is stored, and again as the
+    // upload commits (an AddLineage may commit meanwhile).
     auto edges = catalog_->PrepareLineage(digest->hash, kind, *lineage);
     if (!edges.ok()) return ToGrpc(edges.status());
     auto up = store_->BeginUpload(*digest, std::move(*meta));
     if (!up.ok()) return ToGrpc(up.status());
-    store_->SetUploadExtras(up->get(), std::move(edges->records), std::move(edges->edges_json),
-                            std::move(edges->parent_items));
-    return ReceiveUpload(ctx, reader, std::move(*up), nullptr, false, response);
+    return ReceiveUpload(ctx, reader, std::move(*up), kind, *lineage, false, response);
   }
   auto up = store_->BeginUploadOfSize(static_cast<uint64_t>(req.header().digest().size_bytes()), std::move(*meta));
   if (!up.ok()) return ToGrpc(up.status());
   // Lineage needs the model's digest: checked once the trailer names it,
-  // still before anything is committed.
-  auto before_commit = [&](Upload* u) -> absl::Status {
-    auto edges = catalog_->PrepareLineage(u->declared().hash, kind, *lineage);
-    if (!edges.ok()) return edges.status();
-    store_->SetUploadExtras(u, std::move(edges->records), std::move(edges->edges_json), std::move(edges->parent_items));
-    return absl::OkStatus();
-  };
-  return ReceiveUpload(ctx, reader, std::move(*up), before_commit, daemon_digest, response);
+  // as the upload commits.
+  return ReceiveUpload(ctx, reader, std::move(*up), kind, *lineage, daemon_digest, response);
 }
 
 grpc::Status StoreService::ReceiveUpload(grpc::ServerContext* ctx, grpc::ServerReader<grpc::ByteBuffer>* reader,
-                                         std::unique_ptr<Upload> upload,
-                                         const std::function<absl::Status(Upload*)>& before_commit, bool daemon_digest,
+                                         std::unique_ptr<Upload> upload, ItemKind kind,
+                                         const std::vector<LineageSpec>& lineage, bool daemon_digest,
                                          v1::PutResponse* response) {
   PutMessage msg;
   grpc::Status bad;
@@ -171,10 +165,7 @@ grpc::Status StoreService::ReceiveUpload(grpc::ServerContext* ctx, grpc::ServerR
                         "the upload's header has no digest and no trailer declared one; nothing was stored");
   }
   SHREDD_REAUTHORIZE(ctx);  // a long upload may outlast the caller's role
-  if (before_commit) {
-    if (auto s = before_commit(upload.get()); !s.ok()) return ToGrpc(s);
-  }
-  auto result = upload->Commit();
+  auto result = catalog_->CommitUpload(upload.get(), kind, lineage);
   if (!result.ok()) return ToGrpc(result.status());
   ToProto(result->digest, response->mutable_digest());
   response->set_already_present(result->already_present);

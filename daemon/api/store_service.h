@@ -36,9 +36,10 @@ class StoreService final : public v1::Store::Service {
   // Streams [offset, offset + limit) of the item `reader` reads.
   grpc::Status SendContent(grpc::ServerContext* ctx, grpc::ServerReaderWriter<grpc::ByteBuffer, v1::GetRequest>* stream,
                            ItemReader& reader, int64_t offset, int64_t limit);
-  // Reads an upload's data (and trailer) into `upload` and commits it.
+  // Reads an upload's data (and trailer) into `upload` and commits it with
+  // its lineage (Catalog::CommitUpload: validated again as it commits).
   grpc::Status ReceiveUpload(grpc::ServerContext* ctx, grpc::ServerReader<grpc::ByteBuffer>* reader,
-                             std::unique_ptr<Upload> upload, const std::function<absl::Status(Upload*)>& before_commit,
+                             std::unique_ptr<Upload> upload, ItemKind kind, const std::vector<LineageSpec>& lineage,
                              bool daemon_digest, v1::PutResponse* response);
 
   ItemStore* const store_;

@@ -413,6 +413,16 @@ absl::Status Catalog::AddLineage(const Sha256& model, const std::vector<LineageS
       .status();
 }
 
+absl::StatusOr<PutResult> Catalog::CommitUpload(Upload* upload, ItemKind kind, const std::vector<LineageSpec>& edges) {
+  if (edges.empty()) return upload->Commit();
+  std::lock_guard lock(mu_);
+  auto prepared = PrepareLineage(upload->declared().hash, kind, edges);
+  if (!prepared.ok()) return prepared.status();
+  store_->SetUploadExtras(upload, std::move(prepared->records), std::move(prepared->edges_json),
+                          std::move(prepared->parent_items));
+  return upload->Commit();
+}
+
 absl::StatusOr<Hold> Catalog::AddHold(Hold hold) {
   // Holds are the brake on deletion: they work wherever deletion does, on
   // a disk that ingest filled up to the floor (space_guard.h).

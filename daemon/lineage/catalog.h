@@ -146,6 +146,13 @@ class Catalog {
   absl::StatusOr<PreparedLineage> PrepareLineage(const Sha256& model, ItemKind kind,
                                                  const std::vector<LineageSpec>& edges);
   absl::Status AddLineage(const Sha256& model, const std::vector<LineageSpec>& edges);
+  // Commits `upload` with `edges` (none: a plain Upload::Commit), validated
+  // again (PrepareLineage) under the lock AddLineage validates and commits
+  // under: no edge commits between this cycle check and the upload's
+  // commit (a check made before the upload's bytes, outside the lock, is
+  // only an early refusal; an AddLineage committed after it could close a
+  // cycle).
+  absl::StatusOr<PutResult> CommitUpload(Upload* upload, ItemKind kind, const std::vector<LineageSpec>& edges);
   // NOT_FOUND if `hash` is not stored (or was shredded).
   absl::StatusOr<LineageView> Lineage(const Sha256& hash);
   std::vector<Edge> ParentsOf(const ItemKey& child);
@@ -188,7 +195,7 @@ class Catalog {
   absl::Status DeleteHold(std::string_view id);
 
   ItemStore* const store_;
-  std::mutex mu_;               // serialises lineage validation + commit, holds
+  std::mutex mu_;               // serialises lineage validation + commit (AddLineage, CommitUpload), holds
   std::shared_mutex holds_mu_;  // exclusive: AddHold; shared: a destruction (HoldsStable)
 };
 

@@ -173,6 +173,28 @@ class PromisesTest(DaemonTest):
         self.assertEqual(up.error.code(), grpc.StatusCode.FAILED_PRECONDITION, up.error.details())
         self.assertRpcError(grpc.StatusCode.NOT_FOUND, lambda: self.d.get_bytes(sha256_digest(weights)))
 
+    def test_an_upload_cannot_close_a_lineage_cycle_with_an_add_lineage_made_meanwhile(self):
+        # n is uploaded again declaring "derived from m": checked before its
+        # bytes, no cycle then. While the bytes arrive m is declared derived
+        # from n. The upload's commit checks again, under the lock
+        # AddLineage commits under: it used to commit n -> m as checked
+        # before, and n <-> m was a cycle in a catalog that must be a DAG.
+        catalog = opb_grpc.CatalogStub(self.d.channel())
+        weights = b"weights of n " * 4000
+        n = self.d.put_bytes(weights, kind=pb.KIND_MODEL)
+        m = self.d.put_bytes(b"weights of m " * 100, kind=pb.KIND_MODEL)
+        hdr = header(weights, kind=pb.KIND_MODEL)
+        hdr.lineage.add(type=pb.LineageEdge.DERIVED_FROM, digest=pb.Digest(hash=m), relation="fine-tune")
+        up = PausedUpload(self.d.store(), weights, hdr)
+        catalog.AddLineage(opb.AddLineageRequest(model=pb.Digest(hash=m), edges=[
+            pb.LineageEdge(type=pb.LineageEdge.DERIVED_FROM, digest=pb.Digest(hash=n))]), timeout=30)
+        up.release()
+        self.assertIsNotNone(up.error, "the upload closed a lineage cycle")
+        self.assertEqual(up.error.code(), grpc.StatusCode.FAILED_PRECONDITION, up.error.details())
+        self.assertIn("lineage cycle", up.error.details())
+        lineage = catalog.GetLineage(opb.LineageRequest(digest=pb.Digest(hash=n)), timeout=30)
+        self.assertEqual(list(lineage.comes_from), [])
+
     def test_a_model_naming_too_many_lineage_edges_is_refused_before_its_bytes(self):
         # 12,000 edges used to be accepted until the commit, after the whole
         # model had been streamed, and then fail on the log entry's size.

@@ -220,6 +220,34 @@ TEST(CatalogTest, LineageIsRefusedWhereItWouldBreakAPromise) {
   EXPECT_TRUE(d.catalog()->ParentsOf(d.store()->ItemKeyFor(photo)).empty());
 }
 
+// An upload's lineage is checked before its bytes (StoreService::Put), but
+// an AddLineage may commit while they arrive: here n (stored, uploaded
+// again with "derived from m") passes that check, then m is declared
+// derived from n. The upload's commit checks again, under the lock
+// AddLineage holds: it used to commit what the early check had prepared,
+// and n <-> m was a cycle in a catalog that must be a DAG.
+TEST(CatalogTest, AnUploadsLineageIsCheckedAgainAsItCommits) {
+  TempDir dir;
+  Domain d(dir.path());
+  const std::string weights = "weights of n";
+  const Sha256 n = d.PutModel(weights);
+  const Sha256 m = d.PutModel("weights of m");
+  ItemMetadata model;
+  model.kind = ItemKind::kModel;
+  auto up = d.store()->BeginUpload({n, weights.size()}, model);
+  ASSERT_TRUE(up.ok()) << up.status();
+  auto early = d.catalog()->PrepareLineage(n, ItemKind::kModel, {DerivedFrom(m)});
+  ASSERT_TRUE(early.ok()) << early.status();
+  d.store()->SetUploadExtras(up->get(), early->records, early->edges_json, early->parent_items);
+  ASSERT_TRUE((*up)->Append(weights).ok());
+  ASSERT_TRUE(d.catalog()->AddLineage(m, {DerivedFrom(n)}).ok());
+  auto committed = d.catalog()->CommitUpload(up->get(), ItemKind::kModel, {DerivedFrom(m)});
+  EXPECT_EQ(committed.status().code(), absl::StatusCode::kFailedPrecondition) << committed.status();
+  EXPECT_NE(committed.status().message().find("lineage cycle"), std::string::npos) << committed.status();
+  EXPECT_TRUE(d.catalog()->ParentsOf(d.store()->ItemKeyFor(n)).empty());
+  EXPECT_EQ(d.catalog()->ParentsOf(d.store()->ItemKeyFor(m)).size(), 1u);
+}
+
 TEST(CatalogTest, HoldsBindItemsAndDatasetsUntilRemoved) {
   TempDir dir;
   Domain d(dir.path());
