@@ -68,6 +68,20 @@ absl::StatusOr<Shredder::Phase> Shredder::PhaseOf(std::string_view request_id) {
   return Phase::kPending;
 }
 
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> Shredder::PendingReservations() {
+  auto ids = PendingIds();
+  if (!ids.ok()) return ids.status();
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const std::string& id : *ids) {
+    auto pending = LoadPending(id);
+    if (!pending.ok()) return pending.status();
+    out.emplace_back(ScopeOf(id), pending->order_id.empty()
+                                      ? StrCat("certificate ", id)
+                                      : StrCat("certificate ", id, " of order ", QuoteForError(pending->order_id)));
+  }
+  return out;
+}
+
 absl::Status Shredder::DropUncommittedPlans(const std::vector<std::string>& pending_ids) {
   std::set<std::string> scopes;
   for (const auto& id : pending_ids) scopes.insert(ScopeOf(id));
@@ -135,9 +149,27 @@ absl::StatusOr<CertificateBundle> Shredder::Shred(const ShredSpec& spec) {
 // ------------------------------------------------------------------ staging
 
 absl::Status PlanSink::Add(const StoredItem& item) {
+  if (auto s = RefuseIfReserved(item); !s.ok()) return s;
   pending_.push_back(item);
   ++count_;
   if (pending_.size() >= batch_items_) return Flush();
+  return absl::OkStatus();
+}
+
+absl::Status PlanSink::RefuseIfReserved(const StoredItem& item) {
+  for (const auto& [scope, name] : reserved_) {
+    std::string v;
+    rocksdb::Status rs =
+        store_->db()->Get(rocksdb::ReadOptions(), StrCat(keyspace::kStagedItem, scope, BigEndian64(item.slot)), &v);
+    if (rs.IsNotFound()) continue;
+    if (!rs.ok()) return FromRocks(rs, "reading the items of a pending destruction");
+    // Staged twice, it would be destroyed and certified by both, and the
+    // pending one's retry would shred its key-tree slot again later.
+    return absl::UnavailableError(StrCat(
+        item.info.digest.HashString(), " is being destroyed by ", name,
+        ", which is pending after a failure (finished by the daemon's retries or by GetCertificate once the vault "
+        "and the object store answer); nothing was shredded: retry once it is certified"));
+  }
   return absl::OkStatus();
 }
 
@@ -297,6 +329,10 @@ absl::StatusOr<CertificateBundle> Shredder::ExecutePlanned(ShredJob job, const P
   const double plan_cpu = ProcessCpuSeconds();
   const std::string cert_id = NewCertificateId();
   PlanSink sink(store_, ScopeOf(cert_id));
+  // Destructions still pending: what they staged is theirs.
+  auto reserved = PendingReservations();
+  if (!reserved.ok()) return reserved.status();
+  sink.reserved_ = std::move(*reserved);
   sink.salt_key_ = SecretBytes::Random(32);
   sink.batch_items_ = std::min<uint64_t>(8192, options_.epoch_items);
   sink.logged_items_ = options_.epoch_items;

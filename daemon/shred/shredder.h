@@ -154,6 +154,9 @@ struct PublicKeyInfo {
 class PlanSink {
  public:
   // Stages `item`. Staging the same item twice is harmless (same records).
+  // UNAVAILABLE, naming it, if a destruction left pending by a failure
+  // staged the item and has not destroyed it yet: it is that
+  // destruction's, which its retries finish and certify.
   absl::Status Add(const StoredItem& item);
   uint64_t count() const { return count_; }
 
@@ -162,6 +165,7 @@ class PlanSink {
   PlanSink(ItemStore* store, std::string scope) : store_(store), scope_(std::move(scope)) {}
   // Seals the pending items' records (on several threads) and writes them.
   absl::Status Flush();
+  absl::Status RefuseIfReserved(const StoredItem& item);
   ItemStore* store_;
   // Items sealed and written per batch, and how many are written through
   // the WAL before the rest skip it: a plan of up to one epoch (e.g. a
@@ -170,6 +174,9 @@ class PlanSink {
   uint64_t batch_items_ = 8192;
   uint64_t logged_items_ = 8192;
   std::string scope_;  // 16 raw bytes of the certificate id
+  // Destructions pending after a failure: their scope and what names them
+  // ("certificate X of order Y"). Their staged items are theirs.
+  std::vector<std::pair<std::string, std::string>> reserved_;
   SecretBytes salt_key_;
   std::vector<StoredItem> pending_;
   uint64_t count_ = 0;
@@ -285,6 +292,8 @@ class Shredder {
   absl::Status RetryPending();
   bool HasPending(std::string_view certificate_id);
   absl::StatusOr<std::vector<std::string>> PendingIds();
+  // The destructions pending now, as PlanSink::reserved_ holds them.
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> PendingReservations();
   // Drops the staged records of plans whose "P" record never committed.
   absl::Status DropUncommittedPlans(const std::vector<std::string>& pending_ids);
   // After Destroy or Certify of a fresh destruction failed: if it committed

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -29,8 +30,12 @@ namespace shredd::testing {
 class OutageVault : public Vault {
  public:
   explicit OutageVault(std::unique_ptr<Vault> real) : real_(std::move(real)) {}
-  // The next `n` CreateRoot calls fail.
-  void FailCreateRoot(int n) { create_failures_.store(n); }
+  // After `after` more calls that succeed, the next `n` CreateRoot calls fail.
+  void FailCreateRoot(int n, int after = 0) {
+    std::lock_guard lock(mu_);
+    create_after_ = after;
+    create_failures_ = n;
+  }
   // DestroyRoot fails while set.
   void FailDestroyRoot(bool on) { destroy_fails_.store(on); }
 
@@ -38,10 +43,15 @@ class OutageVault : public Vault {
   std::string Describe() const override { return real_->Describe(); }
   absl::StatusOr<std::vector<uint64_t>> ListRoots() override { return real_->ListRoots(); }
   absl::Status CreateRoot(uint64_t epoch) override {
-    int n = create_failures_.load();
-    while (n > 0 && !create_failures_.compare_exchange_weak(n, n - 1)) {
+    {
+      std::lock_guard lock(mu_);
+      if (create_after_ > 0) {
+        --create_after_;
+      } else if (create_failures_ > 0) {
+        --create_failures_;
+        return Outage("creating root " + std::to_string(epoch));
+      }
     }
-    if (n > 0) return Outage("creating root " + std::to_string(epoch));
     return real_->CreateRoot(epoch);
   }
   absl::Status DestroyRoot(uint64_t epoch) override {
@@ -64,7 +74,8 @@ class OutageVault : public Vault {
     return absl::UnavailableError("vault outage (test): " + what + " failed: the token does not answer");
   }
   std::unique_ptr<Vault> real_;
-  std::atomic<int> create_failures_{0};
+  std::mutex mu_;
+  int create_after_ = 0, create_failures_ = 0;
   std::atomic<bool> destroy_fails_{false};
 };
 

@@ -7,12 +7,15 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
 
+#include "absl/time/clock.h"
 #include <gtest/gtest.h>
 
+#include "daemon/base/metrics.h"
 #include "daemon/shred/shredder_records.h"
 #include "tests/unit/domain_fixture.h"
 
@@ -236,6 +239,52 @@ TEST(ShredderTest, APendingCertificationIsFinishedByTheNextStart) {
   auto again = d.shredder()->Shred(SpecFor({a}, "req-pending"));
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(again->certificate_id, issued->certificate_id);
+}
+
+// A destruction of two one-item epochs: the first commits, the vault then
+// stops creating roots, and the second item stays staged, pending. A
+// second shred of that item meanwhile (the vault answering again, after
+// the pending destruction's own retry failed once more) used to stage,
+// destroy and certify it too: two certificates for one item, and the
+// pending retry shredding its key-tree slot again. It is refused, naming
+// the pending certificate, and the item is certified once, by it.
+TEST(ShredderTest, AnItemStagedByAPendingDestructionIsNotShreddedByAnother) {
+  TempDir dir;
+  Shredder::Options o;
+  o.epoch_items = 1;
+  o.pending_retry.initial = o.pending_retry.max = std::chrono::hours(1);  // retried when asked only
+  Domain d(dir.path(), o);
+  Sha256 a = d.Put("a"), b = d.Put("b");
+  const uint64_t failures = Metrics().pending_certification_failures.value();
+  d.outage()->FailCreateRoot(1 << 30, 1);  // the first epoch's root, then none
+  auto first = d.shredder()->Shred(SpecFor({a, b}, "req-first"));
+  ASSERT_EQ(first.status().code(), absl::StatusCode::kUnavailable) << first.status();
+  const std::string msg(first.status().message());
+  const std::string cert_id = msg.substr(12, msg.find(' ', 12) - 12);  // "certificate <id> is not issued yet"
+  // The retry the failure started has failed too (and now waits an hour).
+  for (int i = 0; i < 500 && Metrics().pending_certification_failures.value() < failures + 2; ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_GE(Metrics().pending_certification_failures.value(), failures + 2);
+  EXPECT_FALSE(d.Readable(a));
+  EXPECT_TRUE(d.Readable(b));  // staged, not destroyed yet
+  // The vault fails once more (the pending destruction's attempt inside
+  // the next shred), then answers.
+  d.outage()->FailCreateRoot(1);
+  auto second = d.shredder()->Shred(SpecFor({b}, "req-second"));
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable) << second.status();
+  EXPECT_NE(second.status().message().find("is being destroyed by certificate " + cert_id), std::string::npos)
+      << second.status();
+  EXPECT_EQ(d.shredder()->PhaseOf("req-second").value_or(Shredder::Phase::kCertified), Shredder::Phase::kNotBegun);
+  EXPECT_TRUE(d.Readable(b));
+  // The pending destruction finishes: one certificate for both items.
+  auto issued = d.shredder()->GetCertificate("", "req-first", CertificateParts::kManifest);
+  ASSERT_TRUE(issued.ok()) << issued.status();
+  EXPECT_EQ(issued->item_count, 2u);
+  EXPECT_FALSE(d.Readable(b));
+  auto again = d.shredder()->Shred(SpecFor({b}, "req-second"));
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kFailedPrecondition) << again.status();
+  EXPECT_NE(again.status().message().find(cert_id), std::string::npos) << again.status();
 }
 
 }  // namespace
