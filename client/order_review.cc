@@ -122,8 +122,15 @@ std::map<std::string, std::string> Listed(const json& plan) {
       if (!p.is_object() || !p.contains("digest") || !p["digest"].is_string()) continue;
       std::string name = p.contains("name") && p["name"].is_string() ? p["name"].get<std::string>() : "";
       std::string kind = p.contains("kind") && p["kind"].is_string() ? p["kind"].get<std::string>() : "";
-      out[StrCat(role, " ", p["digest"].get<std::string>())] =
-          StrCat(kind, name.empty() ? "" : StrCat(" ", Shown(name)));
+      std::string what = StrCat(kind, name.empty() ? "" : StrCat(" ", Shown(name)));
+      const json* hold = p.contains("hold") && p["hold"].is_object() ? &p["hold"] : nullptr;
+      if (hold != nullptr) {  // the hold's id and reason are in the plan's digest: a changed one is shown
+        auto text = [&](const char* m) {
+          return hold->contains(m) && (*hold)[m].is_string() ? (*hold)[m].get<std::string>() : std::string();
+        };
+        what = StrCat(what, " (hold ", Shown(text("id")), ": ", Shown(text("reason")), ")");
+      }
+      out[StrCat(role, " ", p["digest"].get<std::string>())] = std::move(what);
     }
   }
   return out;
@@ -261,7 +268,12 @@ std::vector<std::string> PlanDiff(const json& reviewed, const v1::Plan& now) {
   }
   const auto before = Listed(reviewed), after = Listed(current);
   for (const auto& [key, what] : after) {
-    if (!before.count(key)) out.push_back(StrCat("+ ", key, " ", what));
+    auto was = before.find(key);
+    if (was == before.end()) {
+      out.push_back(StrCat("+ ", key, " ", what));
+    } else if (was->second != what) {
+      out.push_back(StrCat("~ ", key, " ", was->second, " -> ", what));
+    }
   }
   for (const auto& [key, what] : before) {
     if (!after.count(key)) out.push_back(StrCat("- ", key, " ", what));

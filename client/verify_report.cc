@@ -66,7 +66,10 @@ std::vector<std::string> WhatLines(const json& p) {
     lines.push_back(StrCat(Plural(held.size(), "item", "items"), " matched but kept under a legal hold:"));
     for (const json& h : held) {
       lines.push_back(StrCat("  ", Field(h, "kind"), Field(h, "digest").empty() ? "" : " " + Field(h, "digest"),
-                             ": hold ", Field(h, "holdId"), ", ", Field(h, "reason")));
+                             ": hold ", Field(h, "holdId"), ", ", Field(h, "reason"),
+                             h.is_object() && h.contains("pulledInBy")
+                                 ? StrCat("; pulled in by ", EdgeText(Member(h, "pulledInBy")))
+                                 : std::string()));
     }
   }
   return lines;

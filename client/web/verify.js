@@ -95,7 +95,8 @@
     });
     deleted.push(['Retained under legal hold', held.length ? plural(held.length, 'item', 'items') : 'none']);
     held.forEach((h, i) => {
-      deleted.push([`Hold ${i + 1}`, `${str(h, 'kind') ?? '?'}${str(h, 'digest') ? ' ' + str(h, 'digest') : ''}: hold ${str(h, 'holdId') ?? '?'}, "${str(h, 'reason') ?? ''}"`]);
+      const via = h instanceof JObject && h.has('pulledInBy') ? `; pulled in by ${edgeText(h.get('pulledInBy'))}` : '';
+      deleted.push([`Hold ${i + 1}`, `${str(h, 'kind') ?? '?'}${str(h, 'digest') ? ' ' + str(h, 'digest') : ''}: hold ${str(h, 'holdId') ?? '?'}, "${str(h, 'reason') ?? ''}"${via}`]);
     });
     section(out, 'What was deleted', deleted);
 

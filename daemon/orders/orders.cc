@@ -493,6 +493,7 @@ absl::Status OrderBook::PlanInto(const OrderSpec& spec, PlanSink& sink, ShredJob
                     if (role == ClosureRole::kRetained) {
                       ordered_json r{{"kind", KindName(p.kind)}, {"holdId", p.hold_id}, {"reason", p.hold_reason}};
                       if (p.kind == ItemKind::kModel) r["digest"] = p.digest.HashString();
+                      if (p.edge_type) r["pulledInBy"] = EdgeJson(p);  // a model reached by lineage
                       job.retained.push_back(std::move(r));
                       ++counts->retained;
                       return absl::OkStatus();

@@ -41,13 +41,14 @@ void PlanDigest::Add(const PlannedItem& p, ClosureRole role) {
   AppendHash(&leaf, p.edge_parent ? p.edge_parent->hash : Sha256{});
   AppendString(&leaf, p.edge_dataset);
   AppendString(&leaf, p.hold_id);
+  AppendString(&leaf, p.hold_reason);
   leaves_.push_back(Sha256Hasher::Of(leaf));
 }
 
 std::string PlanDigest::Finish(const OrderSpec& spec) {
   std::sort(leaves_.begin(), leaves_.end());
   Sha256Hasher h;
-  std::string head = "shredd-plan-v1\n";
+  std::string head = "shredd-plan-v2\n";
   AppendString(&head, spec.CanonicalJson());
   AppendBigEndian64(&head, leaves_.size());
   h.Update(head);

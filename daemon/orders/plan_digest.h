@@ -4,9 +4,15 @@
 //
 //   leaf  = SHA-256(role ‖ digest(32) ‖ size(8, big-endian) ‖ kind(1) ‖
 //                   edge type(1) ‖ L(relation) ‖ has parent(1) ‖ parent(32) ‖
-//                   L(dataset) ‖ L(hold id))      L(s) = len(s)(8) ‖ s
-//   plan  = "sha256:" hex(SHA-256("shredd-plan-v1\n" ‖ L(canonical spec) ‖
+//                   L(dataset) ‖ L(hold id) ‖ L(hold reason))
+//                                                 L(s) = len(s)(8) ‖ s
+//   plan  = "sha256:" hex(SHA-256("shredd-plan-v2\n" ‖ L(canonical spec) ‖
 //                   count(8) ‖ leaves sorted bytewise))
+//
+// v2 (2026-12) added the hold's reason: the reviewer approves what the
+// certificate will say a hold retains, and a hold removed and placed again
+// under the same id with another reason changes the plan. A plan reviewed
+// under v1 no longer matches: plan it again.
 //
 // role is 's' (selected), 'd' (derived) or 'r' (retained). The leaves are
 // sorted, so the digest does not depend on the order in which the closure

@@ -98,12 +98,13 @@ class Model:
                 return hid
         return None
 
-    def closure(self, digests=(), subjects=(), datasets=(), labels=None):
+    def closure(self, digests=(), subjects=(), datasets=(), labels=None, roles=None):
         """What an order must destroy and retain (docs/ORDERS.md: selected items,
         every model trained on a selected item, on a dataset holding one or on a
         selected dataset, or on a selected digest no longer stored, every model
         derived from those, transitively; held items retained, the cascade
-        still passes through them)."""
+        still passes through them). `roles`, if given, gets each chosen
+        digest's role: "selected" or "derived"."""
         labels = labels or {}
         present = self.present()
         chosen, refs, seen = {}, [], set()
@@ -136,6 +137,8 @@ class Model:
             for m in present:
                 if ref in m.edges and m.digest not in chosen:  # (photos have none, unless a bug attached some)
                     choose(m, "derived")
+        if roles is not None:
+            roles.update(chosen)
         destroyed = {d for d in chosen if self.held_by(self.by_digest[d]) is None}
         retained = set(chosen) - destroyed
         return destroyed, retained

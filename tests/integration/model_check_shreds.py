@@ -268,17 +268,18 @@ class ShredOps:
         spec.keep_subject_map = r.random() < 0.4
         return spec
 
-    def expected_of(self, spec):
+    def expected_of(self, spec, roles=None):
         return self.m.closure(digests={d.hash for d in spec.digests}, subjects=set(spec.subject_ids),
-                              datasets=set(spec.datasets), labels=dict(spec.labels))
+                              datasets=set(spec.datasets), labels=dict(spec.labels), roles=roles)
 
     def submit_order(self, spec, ch=None):
-        destroyed, retained = self.expected_of(spec)
+        roles = {}
+        destroyed, retained = self.expected_of(spec, roles)
         res = call(self.orders(ch).SubmitOrder, spec, timeout=RPC_TIMEOUT)
         self.stats.ops += 1
         if res.ok:
             self.m.orders[spec.id] = dict(spec=spec, state=None, cert=None, expect=(destroyed, retained),
-                                          subject_map=self.subject_map_of(spec, destroyed))
+                                          roles=roles, subject_map=self.subject_map_of(spec, destroyed))
         return res
 
     def finish_order(self, oid, timeout=120):
@@ -318,6 +319,25 @@ class ShredOps:
             self.fail("h", "order %s's certificate retains %d items (%s), the model %d (%s)" % (
                 oid, len(kept), [(k.get("kind"), k.get("holdId"), k.get("digest", "")[:19]) for k in kept],
                 len(retained), [(self.m.by_digest[d].short(), self.m.held_by(self.m.by_digest[d])) for d in retained]))
+        self.check_retained_edges(oid, kept, o.get("roles"))
+
+    def check_retained_edges(self, oid, kept, roles):
+        """A retained model the order reached through lineage says which edge
+        pulled it in (pulledInBy, as a derived model); a selected item, and
+        any photo, carries none."""
+        if roles is None:
+            return
+        for k in kept:
+            derived = k.get("kind") == "model" and roles.get(k.get("digest")) == "derived"
+            edge = k.get("pulledInBy")
+            if derived != (edge is not None):
+                self.fail("h", "order %s's certificate retains %s %s %s pulledInBy; the model has it %s" % (
+                    oid, k.get("kind"), k.get("digest", "")[:19], "with" if edge is not None else "without",
+                    "derived" if derived else "selected"))
+            if edge is not None and (edge.get("type") not in ("trained-on", "derived-from") or
+                                     len({"dataset", "model", "item"} & set(edge)) != 1):
+                self.fail("h", "order %s's certificate retains %s with a malformed pulledInBy %r" % (
+                    oid, k.get("digest", "")[:19], edge))
 
     def subject_map_of(self, spec, destroyed):
         """What GetSubjectMap must serve for the order: {subject: {digests}}."""

@@ -139,6 +139,11 @@ class CheckerControlTest(unittest.TestCase):
         self.run.m.orders["o-planted"]["cert"] = "0" * 32
         self.expect("e", self.run.check_orders)
 
+    def test_retained_model_without_its_edge_is_reported(self):
+        model = "sha256:" + "ab" * 32
+        kept = [{"kind": "model", "digest": model, "holdId": "hold-planted", "reason": "planted"}]
+        self.expect("h", self.run.check_retained_edges, "o-planted", kept, {model: "derived"})
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -104,6 +104,25 @@ class OrderReviewTest(DaemonTest):
         self.assertIn("+ retained %s" % self.photos[0], p.stderr.decode())
         self.assertIn("- selected %s" % self.photos[0], p.stderr.decode())
 
+    def test_a_hold_reason_changed_since_review_refuses_the_plan(self):
+        # The certificate states each retained item's hold reason, so the
+        # reviewed plan covers it: a hold removed and placed again under
+        # the same id with another reason changes the plan (the digest
+        # covered the hold's id only, and the order went through).
+        self.d.ctl("hold", "add", "--digest", self.photos[0], "--reason", "litigation", "--id", "h1")
+        path, _ = self.plan("o-reason")
+        self.d.ctl("hold", "rm", "h1")
+        self.d.ctl("hold", "add", "--digest", self.photos[0], "--reason", "litigation settled", "--id", "h1")
+        p = self.d.ctl("order", "submit", "--plan", path, check=False)
+        err = p.stderr.decode()
+        self.assertEqual(p.returncode, 6, err)
+        self.assertIn("the store changed since the plan was made", err)
+        self.assertIn('~ retained %s photo face-0.jpg (hold h1: litigation) -> photo face-0.jpg (hold h1: '
+                      'litigation settled)' % self.photos[0], err)
+        self.assertEqual(self.d.ctl("order", "status", "o-reason", check=False).returncode, 4)
+        for h in self.photos + [self.model]:
+            self.assertEqual(self.d.ctl("stat", h, check=False).returncode, 0)
+
     def test_a_plan_gone_stale_after_submission_fails_when_it_runs(self):
         # The check at submission is not the only one: the order's execution
         # plans again under the shredder's lock and destroys nothing if that

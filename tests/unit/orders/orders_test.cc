@@ -7,6 +7,7 @@
 
 #include "absl/time/clock.h"
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "daemon/orders/subject_map.h"
 #include "tests/unit/domain_fixture.h"
@@ -195,6 +196,65 @@ TEST(OrdersTest, AnOrderWhoseCertificateIsPendingSaysItsKeysAreDestroyed) {
   auto done = d.orders()->Get("o-pending", absl::Now() + absl::Seconds(60));
   ASSERT_TRUE(done.ok()) << done.status();
   EXPECT_EQ(done->state, OrderState::kDone) << done->message;
+}
+
+// A model the order reaches through lineage but a hold retains: its
+// certificate entry says which edge pulled it in, as a derived model's does
+// (it named only the hold).
+TEST(OrdersTest, ARetainedModelSaysWhichEdgePulledItIn) {
+  TempDir dir;
+  Domain d(dir.path());
+  Scene s = Build(d);
+  Hold hold;
+  hold.id = "hold-model";
+  hold.digest = ContentDigest{s.model, 0};
+  hold.reason = "the model is evidence";
+  ASSERT_TRUE(d.catalog()->AddHold(hold).ok());
+  ASSERT_TRUE(d.orders()->Submit(ForSubject("o-held", "alice")).ok());
+  auto done = d.orders()->Get("o-held", absl::Now() + absl::Seconds(30));
+  ASSERT_TRUE(done.ok()) << done.status();
+  ASSERT_EQ(done->state, OrderState::kDone) << done->message;
+  EXPECT_TRUE(d.Readable(s.model));
+  auto cert = d.shredder()->GetCertificate(done->certificate_id, "", CertificateParts::kEnvelope);
+  ASSERT_TRUE(cert.ok()) << cert.status();
+  auto verified = d.Verify(cert->envelope);
+  ASSERT_TRUE(verified.ok()) << verified.status();
+  const auto& held = verified->predicate["retainedUnderHold"];
+  ASSERT_EQ(held.size(), 1u) << held.dump();
+  EXPECT_EQ(held[0].value("holdId", ""), "hold-model");
+  EXPECT_EQ(held[0].value("digest", ""), (ContentDigest{s.model, 0}.HashString()));
+  ASSERT_TRUE(held[0].contains("pulledInBy")) << held.dump();
+  EXPECT_EQ(held[0]["pulledInBy"], (nlohmann::json{{"type", "trained-on"}, {"dataset", "train"}})) << held.dump();
+  EXPECT_TRUE(verified->predicate["derivedModels"].empty());
+}
+
+// The reviewed plan covers what the certificate will say a hold retains:
+// a hold removed and placed again under the same id with another reason
+// changes the plan's digest, and the reviewed order is refused (the digest
+// covered the hold's id only).
+TEST(OrdersTest, AHoldReasonChangedSinceTheReviewRefusesTheReviewedOrder) {
+  TempDir dir;
+  Domain d(dir.path());
+  Scene s = Build(d);
+  Hold hold;
+  hold.id = "hold-alice2";
+  hold.digest = ContentDigest{s.alice2, 0};
+  hold.reason = "litigation";
+  ASSERT_TRUE(d.catalog()->AddHold(hold).ok());
+  OrderSpec spec = ForSubject("o-reviewed", "alice");
+  auto reviewed = d.orders()->Plan(spec, 0);
+  ASSERT_TRUE(reviewed.ok()) << reviewed.status();
+  spec.expected_plan_digest = reviewed->digest;
+  ASSERT_TRUE(d.catalog()->RemoveHold("hold-alice2").ok());
+  hold.reason = "litigation settled; kept for the auditor";
+  ASSERT_TRUE(d.catalog()->AddHold(hold).ok());
+  auto now = d.orders()->Plan(spec, 0);
+  ASSERT_TRUE(now.ok()) << now.status();
+  EXPECT_NE(now->digest, reviewed->digest);
+  auto refused = d.orders()->Submit(spec);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition) << refused.status();
+  EXPECT_NE(refused.status().message().find("changed since it was reviewed"), std::string::npos) << refused.status();
+  EXPECT_TRUE(d.Readable(s.alice1));
 }
 
 TEST(OrdersTest, SubmissionIsIdempotentAndAChangedOrderIsRefused) {
