@@ -5,6 +5,7 @@
 #include <optional>
 #include <set>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include <nlohmann/json.hpp>
@@ -163,6 +164,7 @@ class Audit {
                         HexEncode(tree.Root()), ", the signed checkpoint says ", HexEncode(cp.root)));
     }
     if (!entry_failure_.ok()) return entry_failure_;
+    if (absl::Status s = CheckRegistered(); !s.ok()) return s;
     if (unlisted_ > 0) {
       return Failed(Cat("the manifest leaves out ", unlisted_, " of the log's custody entries for dataset \"", dataset_,
                         "\" (the first is log entry ", first_unlisted_, "): it is not the dataset's whole history"));
@@ -181,6 +183,7 @@ class Audit {
     } else if (EntryRecordsDatasetMember(entry, dataset_commitment_)) {
       if (unlisted_++ == 0) first_unlisted_ = index;
     }
+    if (EntryRegistersDataset(entry, dataset_commitment_)) registered_at_.push_back(index);
     if (auto it = covering_.find(index); it != covering_.end()) {
       absl::StatusOr<VerifiedCertificate> cert = VerifyCertificate(entry, key_.key);
       if (cert.ok()) {
@@ -189,6 +192,22 @@ class Audit {
         EntryFailed(Cat("certificate at log entry ", index, ": ", cert.status().message()));
       }
     }
+  }
+
+  // The dataset commitment the manifest opens is the one the daemon
+  // registered, once: its salt is not the vendor's to choose at audit time
+  // (a made-up salt matches no custody entry and would audit as empty).
+  absl::Status CheckRegistered() const {
+    if (registered_at_.empty()) {
+      return Failed(Cat("no dataset-registered entry of the log has the commitment of dataset \"", dataset_,
+                        "\" under the manifest's datasetSalt (", dataset_commitment_,
+                        "): it is not the salt the daemon registered the dataset under"));
+    }
+    if (registered_at_.size() > 1) {
+      return Failed(Cat("the log registers dataset \"", dataset_, "\" ", registered_at_.size(), " times (log entries ",
+                        registered_at_[0], " and ", registered_at_[1], ")"));
+    }
+    return absl::OkStatus();
   }
 
   void EntryFailed(std::string what) {
@@ -236,6 +255,7 @@ class Audit {
   std::map<uint64_t, Covering> covering_;  // log index of a deletion -> its certificate
   absl::Status entry_failure_;             // the first entry that did not check
   uint64_t unlisted_ = 0, first_unlisted_ = 0;
+  std::vector<uint64_t> registered_at_;  // the dataset-registered entries of the dataset
 };
 
 }  // namespace
@@ -248,6 +268,11 @@ bool EntryRecordsMember(std::string_view entry, std::string_view item_commitment
 bool EntryRecordsDatasetMember(std::string_view entry, std::string_view dataset_commitment) {
   auto e = ObjectMentioning(entry, dataset_commitment);
   return e && RecordsDataset(*e, dataset_commitment);
+}
+
+bool EntryRegistersDataset(std::string_view entry, std::string_view dataset_commitment) {
+  auto e = ObjectMentioning(entry, dataset_commitment);
+  return e && StringOf(*e, "type") == "dataset-registered" && StringOf(*e, "dataset") == dataset_commitment;
 }
 
 absl::StatusOr<DatasetAudit> AuditDataset(std::string_view dataset, std::string_view manifest_json,

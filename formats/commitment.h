@@ -40,6 +40,10 @@ bool EntryRecordsMember(std::string_view entry, std::string_view item_commitment
 // EntryRecordsMember, whatever its "item"): a custody entry of the dataset.
 bool EntryRecordsDatasetMember(std::string_view entry, std::string_view dataset_commitment);
 
+// True iff the log entry is the "dataset-registered" entry of the committed
+// dataset (written once, when the daemon first uses the name).
+bool EntryRegistersDataset(std::string_view entry, std::string_view dataset_commitment);
+
 // What the audit reads, supplied by the caller (shredctl over gRPC or from
 // tiles; tests from memory). A failure of the source is returned by
 // AuditDataset unchanged; the source itself knows it failed.
@@ -71,6 +75,8 @@ struct DatasetAudit {
 // (docs/LOG.md, "Audit"):
 // - every entry of the tree is read, and the tree hash of their leaf hashes
 //   must be the checkpoint's root (so each entry is proven);
+// - exactly one entry must register the dataset's commitment
+//   (EntryRegistersDataset): the manifest's datasetSalt is the daemon's;
 // - the entry at each member's memberIndex must record the member
 //   (EntryRecordsMember), and every entry that records an item in the
 //   dataset must be some member's: a manifest that leaves one out fails;

@@ -86,6 +86,13 @@ class AuditTest : public ::testing::Test, public AuditSource {
     // A model trained on the dataset names it, but is not a member.
     entries_.push_back(
         json{{"type", "lineage"}, {"item", "m"}, {"edges", {{{"type", "trained-on"}, {"dataset", ds}}}}}.dump());
+    // The daemon registers a dataset before its first member; where the
+    // entry is does not matter to the audit (index 4 keeps the others').
+    entries_.push_back(Registration(ds));
+  }
+
+  static std::string Registration(const std::string& ds) {
+    return json{{"type", "dataset-registered"}, {"dataset", ds}, {"time", "2026-11-26T04:20:00.000Z"}}.dump();
   }
 
   absl::StatusOr<std::string> Checkpoint() override {
@@ -155,8 +162,8 @@ TEST_F(AuditTest, DeletionsCoveredByTheCertificate) {
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->deleted, 2u);
   EXPECT_TRUE(r->not_deleted.empty());
-  EXPECT_EQ(r->tree_size, 4u);
-  EXPECT_EQ(entry_calls_, 2);  // the whole log, as the source batches it
+  EXPECT_EQ(r->tree_size, 5u);
+  EXPECT_EQ(entry_calls_, 3);  // the whole log, as the source batches it
 }
 
 TEST_F(AuditTest, AManifestThatLeavesOutACustodyEntryFails) {
@@ -171,7 +178,7 @@ TEST_F(AuditTest, AManifestThatLeavesOutACustodyEntryFails) {
                          .dump());
   ExpectFailure(Run(Manifest(true)),
                 "leaves out 1 of the log's custody entries for dataset \"faces\" "
-                "(the first is log entry 4)");
+                "(the first is log entry 5)");
 }
 
 TEST_F(AuditTest, EntriesThatDoNotMatchTheCheckpointFail) {
@@ -180,7 +187,32 @@ TEST_F(AuditTest, EntriesThatDoNotMatchTheCheckpointFail) {
   // does not record its member: served entries that are not the log prove
   // nothing either way).
   served_instead_[0] = json{{"type", "item-stored"}, {"item", "x"}, {"datasets", json::array()}}.dump();
-  ExpectFailure(Run(Manifest(false)), "the log's entries do not match its checkpoint: their tree of size 4 has root");
+  ExpectFailure(Run(Manifest(false)), "the log's entries do not match its checkpoint: their tree of size 5 has root");
+}
+
+TEST_F(AuditTest, TheDatasetSaltMustBeTheOneTheLogRegistered) {
+  // A vendor that makes up a salt opens a commitment no custody entry
+  // carries: with no members it would audit as an empty dataset, all deleted.
+  json m = Manifest(true);
+  m["datasetSalt"] = std::string(64, '9');
+  m["members"] = json::array();
+  ExpectFailure(Run(m), "no dataset-registered entry of the log has the commitment of dataset \"faces\"");
+  // Registered twice is not the daemon's log either.
+  entries_.push_back(Registration(DatasetCommitment("faces", dataset_salt_)));
+  ExpectFailure(Run(Manifest(true)), "the log registers dataset \"faces\" 2 times (log entries 4 and 5)");
+}
+
+TEST_F(AuditTest, ARegisteredDatasetWithNoMembersAuditsEmpty) {
+  // `dataset register NAME` with no items registers it alone.
+  const std::string ds = DatasetCommitment("empty", dataset_salt_);
+  entries_.push_back(Registration(ds));
+  json m{{"type", "shredd-dataset-manifest-v1"},
+         {"dataset", "empty"},
+         {"datasetSalt", dataset_salt_},
+         {"members", json::array()}};
+  absl::StatusOr<DatasetAudit> r = AuditDataset("empty", m.dump(), key_, *this);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->members, 0u);
 }
 
 TEST_F(AuditTest, ManifestIndexesMustBeInTheTreeAndDistinct) {
@@ -188,8 +220,8 @@ TEST_F(AuditTest, ManifestIndexesMustBeInTheTreeAndDistinct) {
   m["members"][1]["memberIndex"] = 0;
   ExpectFailure(Run(m), "members[0] and members[1] both name log entry 0");
   m = Manifest(true);
-  m["members"][1]["deletion"]["logIndex"] = 4;
-  ExpectFailure(Run(m), "the manifest names log entry 4, beyond the log's checkpoint (tree size 4)");
+  m["members"][1]["deletion"]["logIndex"] = 5;
+  ExpectFailure(Run(m), "the manifest names log entry 5, beyond the log's checkpoint (tree size 5)");
 }
 
 TEST_F(AuditTest, RefusesWhatDoesNotCheck) {

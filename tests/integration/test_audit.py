@@ -165,6 +165,27 @@ class AuditTest(DaemonTest):
         bad = dict(m, members=[x for x in m["members"] if x["digest"] != digests[0]])
         self.assertEqual(self.audit("kept", "--manifest", self.write_json("bad.json", bad)).returncode, 3)
 
+    def test_audit_refuses_a_made_up_dataset_salt(self):
+        # Nothing shredded: a manifest with a salt of the vendor's choosing
+        # and no members opens a commitment no custody entry carries, and
+        # used to pass as "every member deleted" (exit 0).
+        self.batch([os.urandom(40) for _ in range(2)], "faces", lambda i: "s")
+        m = self.manifest("faces")
+        p = self.audit("faces", "--manifest", self.write_json("m.json", m))
+        self.assertEqual(p.returncode, 1, p.stderr)
+        fake = dict(m, datasetSalt=os.urandom(32).hex(), members=[])
+        p = self.audit("faces", "--manifest", self.write_json("fake.json", fake))
+        self.assertEqual(p.returncode, 3, p.stdout + p.stderr)
+        self.assertIn('no dataset-registered entry of the log has the commitment of dataset "faces"',
+                      p.stderr.decode())
+        # A dataset registered with no items is truly empty, and audits so.
+        empty = os.path.join(self.tmp, "none.txt")
+        open(empty, "w").close()
+        self.d.ctl("dataset", "register", "empty", "--manifest", empty)
+        p = self.audit("empty")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual(json.loads(p.stdout)["members"], 0)
+
     def test_an_item_stored_again_after_its_shred_is_audited_per_custody(self):
         # Shredded, its suppression lifted, stored again: two custody
         # entries, each with its own salt; the first one's deletion stays
