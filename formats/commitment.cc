@@ -93,6 +93,7 @@ class Audit {
     if (absl::Status s = IndexManifest(); !s.ok()) return s;
     absl::StatusOr<Checkpoint> cp = LatestCheckpoint();
     if (!cp.ok()) return cp.status();
+    origin_ = cp->origin;
     if (absl::Status s = ReadLog(*cp); !s.ok()) return s;
     DatasetAudit report;
     report.tree_size = cp->size;
@@ -229,6 +230,28 @@ class Audit {
     return &*c.digests;
   }
 
+  // The certificate names the entry it was issued as (predicate.log): a
+  // copy of an older certificate appended again later is not a later
+  // deletion, and one issued for another log is not this log's.
+  absl::Status CheckLoggedAt(const VerifiedCertificate& cert, uint64_t index) const {
+    auto log = cert.predicate.find("log");
+    if (log == cert.predicate.end() || !log->is_object()) {
+      return Failed(
+          Cat("certificate ", cert.certificate_id, " at log entry ", index, " names no log entry (no predicate.log)"));
+    }
+    if (StringOf(*log, "origin") != origin_) {
+      return Failed(Cat("certificate ", cert.certificate_id, " at log entry ", index, " names log \"",
+                        StringOf(*log, "origin"), "\", not this log \"", origin_, "\""));
+    }
+    auto named = log->find("index");
+    if (named == log->end() || !named->is_number_unsigned() || named->get<uint64_t>() != index) {
+      return Failed(Cat("certificate ", cert.certificate_id, " at log entry ", index, " was issued as log entry ",
+                        named == log->end() ? std::string("(none)") : named->dump(),
+                        ": a copy appended again is not a later deletion"));
+    }
+    return absl::OkStatus();
+  }
+
   // 3. The certificate entry read at the deletion's index covers the item
   //    (IndexManifest checked that it is later than the custody entry).
   absl::Status CheckDeletion(const DatasetMember& member) {
@@ -238,6 +261,7 @@ class Audit {
       return Failed(Cat("certificate at log entry ", del.log_index, " is \"", c.cert->certificate_id, "\", not \"",
                         del.certificate_id, "\" as the manifest says"));
     }
+    if (absl::Status s = CheckLoggedAt(*c.cert, del.log_index); !s.ok()) return s;
     absl::StatusOr<const std::set<std::string>*> digests = Covered(c);
     if (!digests.ok()) return digests.status();
     if (!(*digests)->contains(member.digest)) {
@@ -251,6 +275,7 @@ class Audit {
   AuditSource& source_;
   DatasetManifest manifest_;
   std::string dataset_commitment_;
+  std::string origin_;                     // the log's, from its checkpoint
   std::map<uint64_t, size_t> by_index_;    // memberIndex -> position in manifest_.members
   std::map<uint64_t, Covering> covering_;  // log index of a deletion -> its certificate
   absl::Status entry_failure_;             // the first entry that did not check

@@ -60,8 +60,8 @@ struct SignedCertificate {
   SecretKeySpan secret() const { return SecretKeySpan(sk.data(), sk.size()); }
 };
 
-// Three photos and two models.
-inline SignedCertificate MakeCertificate(std::string id = "cert-7f3a") {
+// Three photos and two models; `log` (if not null) is its predicate.log.
+inline SignedCertificate MakeCertificate(std::string id = "cert-7f3a", const nlohmann::ordered_json& log = nullptr) {
   SignedCertificate c;
   c.certificate_id = std::move(id);
   crypto_sign_keypair(c.pub.data(), c.sk.data());
@@ -71,7 +71,9 @@ inline SignedCertificate MakeCertificate(std::string id = "cert-7f3a") {
   absl::StatusOr<ItemCommitment> commitment = ItemCommitment::Create(std::move(items));
   EXPECT_TRUE(commitment.ok()) << commitment.status();
   c.commitment = *commitment;
-  absl::StatusOr<std::string> statement = StatementJson(ExamplePredicate(c.certificate_id, *commitment));
+  nlohmann::ordered_json predicate = ExamplePredicate(c.certificate_id, *commitment);
+  if (!log.is_null()) predicate["log"] = log;
+  absl::StatusOr<std::string> statement = StatementJson(predicate);
   EXPECT_TRUE(statement.ok()) << statement.status();
   c.statement = *statement;
   c.envelope = SignCertificate(c.statement, c.secret());

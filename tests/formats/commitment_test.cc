@@ -71,8 +71,7 @@ TEST(Commitment, EntryRecordsDatasetMember) {
 class AuditTest : public ::testing::Test, public AuditSource {
  protected:
   void SetUp() override {
-    cert_ = testing_fixture::MakeCertificate("cert-a");
-    key_ = *ParseNoteVerifierKey(NoteVerifierKey("test.log", cert_.pub));
+    UseCertificate("test.log");
     salt_ = std::string(64, '1');
     dataset_salt_ = std::string(64, '2');
     const std::string ds = DatasetCommitment("faces", dataset_salt_);
@@ -89,6 +88,14 @@ class AuditTest : public ::testing::Test, public AuditSource {
     // The daemon registers a dataset before its first member; where the
     // entry is does not matter to the audit (index 4 keeps the others').
     entries_.push_back(Registration(ds));
+  }
+
+  // The certificate at index 2, issued as that entry of log `origin`
+  // (the checkpoint is test.log's, signed by the certificate's key).
+  void UseCertificate(const std::string& origin) {
+    cert_ = testing_fixture::MakeCertificate("cert-a", {{"origin", origin}, {"index", 2}});
+    key_ = *ParseNoteVerifierKey(NoteVerifierKey("test.log", cert_.pub));
+    if (entries_.size() > 2) entries_[2] = cert_.envelope;
   }
 
   static std::string Registration(const std::string& ds) {
@@ -213,6 +220,31 @@ TEST_F(AuditTest, ARegisteredDatasetWithNoMembersAuditsEmpty) {
   absl::StatusOr<DatasetAudit> r = AuditDataset("empty", m.dump(), key_, *this);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->members, 0u);
+}
+
+TEST_F(AuditTest, ACertificateAppendedAgainIsNotALaterDeletion) {
+  // photo 3 (which cert-a also covers) is stored after cert-a was issued;
+  // a copy of cert-a appended after it must not pass for its deletion.
+  json m = Manifest(true);
+  entries_.push_back(json{{"type", "item-stored"},
+                          {"item", CustodyCommitment(DigestOf("photo 3"), salt_)},
+                          {"datasets", {DatasetCommitment("faces", dataset_salt_)}}}
+                         .dump());     // index 5
+  entries_.push_back(cert_.envelope);  // index 6
+  m["members"].push_back({{"digest", DigestOf("photo 3")},
+                          {"custodySalt", salt_},
+                          {"memberIndex", 5},
+                          {"deletion", {{"certificateId", "cert-a"}, {"logIndex", 6}}}});
+  ExpectFailure(Run(m),
+                "certificate cert-a at log entry 6 was issued as log entry 2: a copy appended again is not a later "
+                "deletion");
+}
+
+TEST_F(AuditTest, ACertificateOfAnotherLogIsNotThisLogsDeletion) {
+  UseCertificate("other.log");
+  ExpectFailure(Run(Manifest(true)),
+                "certificate cert-a at log entry 2 names log \"other.log\", not this log \"test.log\"");
+  EXPECT_TRUE(Run(Manifest(false)).ok());  // nothing claimed deleted, nothing to check
 }
 
 TEST_F(AuditTest, ManifestIndexesMustBeInTheTreeAndDistinct) {
