@@ -6,6 +6,7 @@
 #include <iostream>
 #include <string>
 
+#include "absl/strings/ascii.h"
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -36,6 +37,15 @@ std::string Fingerprint(const verify::PublicKey& key) {
   return "SHA256:" + b64;
 }
 
+// The log a key read by ParsePublicKey is for: a verifier key's name, or ""
+// for an SPKI PEM (which names no log).
+std::string LogNameOf(std::string_view key_text) {
+  if (key_text.find("-----BEGIN") != std::string_view::npos) return "";
+  const absl::string_view trimmed = absl::StripAsciiWhitespace(absl::string_view(key_text.data(), key_text.size()));
+  auto vkey = verify::ParseNoteVerifierKey(std::string_view(trimmed.data(), trimmed.size()));
+  return vkey.ok() ? vkey->name : "";
+}
+
 void CheckManifest(const verify::VerifiedCertificate& cert, const std::string& path, VerifyReport& r) {
   // Streamed from the file in pieces: a manifest of millions of items is
   // hundreds of MB of JSON and is never held in memory whole.
@@ -58,9 +68,10 @@ void CheckReceipt(const verify::VerifiedCertificate& cert, const VerifyArgs& a, 
 }
 
 // The proof's checkpoint must be signed by the certificate's own key under
-// the log origin the (signed) certificate names, and prove the entry the
+// the log origin the (signed) certificate names, which must be the verifier
+// key's log when the key is a vkey (`key.name`), and prove the entry the
 // certificate names.
-void CheckLogInclusion(const verify::PublicKey& key, const std::string& cert_bytes, const std::string& proof_path,
+void CheckLogInclusion(const verify::NoteVerifier& key, const std::string& cert_bytes, const std::string& proof_path,
                        VerifyReport& r) {
   const nlohmann::json& log = r.predicate.contains("log") ? r.predicate["log"] : nlohmann::json();
   if (!log.is_object() || !log.contains("origin") || !log["origin"].is_string() || !log.contains("index") ||
@@ -69,7 +80,13 @@ void CheckLogInclusion(const verify::PublicKey& key, const std::string& cert_byt
     return;
   }
   const std::string origin = log["origin"].get<std::string>();
-  const verify::NoteVerifier vkey{origin, verify::NoteKeyHash(origin, key), key};
+  if (!key.name.empty() && origin != key.name) {
+    r.checks.push_back(
+        {"log inclusion", false,
+         StrCat("the certificate names log \"", origin, "\" but the verifier key is for log \"", key.name, "\"")});
+    return;
+  }
+  const verify::NoteVerifier vkey{origin, verify::NoteKeyHash(origin, key.key), key.key};
   const LoggedEntry entry = LoggedEntryFrom(cert_bytes);
   auto v = verify::VerifyTlogProof(ReadFileOrThrow(proof_path), entry.bytes, vkey, log["index"].get<uint64_t>());
   if (!v.ok()) {
@@ -84,7 +101,8 @@ void CheckLogInclusion(const verify::PublicKey& key, const std::string& cert_byt
       {"log inclusion", true, StrCat("entry ", v->index, " of ", origin, ", checkpoint size ", v->checkpoint.size)});
 }
 
-VerifyReport BuildReport(const VerifyArgs& a, const verify::PublicKey& key) {
+VerifyReport BuildReport(const VerifyArgs& a, const verify::NoteVerifier& named_key) {
+  const verify::PublicKey& key = named_key.key;
   VerifyReport r;
   r.certificate_path = a.cert;
   r.keyid = verify::KeyId(key);
@@ -106,7 +124,7 @@ VerifyReport BuildReport(const VerifyArgs& a, const verify::PublicKey& key) {
       {"signature", true, StrCat("Ed25519 by ", cert->keyid, "; in-toto statement, deletion predicate")});
   if (!a.manifest.empty()) CheckManifest(*cert, a.manifest, r);
   if (!a.receipt.empty()) CheckReceipt(*cert, a, r);
-  if (!a.proof.empty()) CheckLogInclusion(key, cert_bytes, a.proof, r);
+  if (!a.proof.empty()) CheckLogInclusion(named_key, cert_bytes, a.proof, r);
   return r;
 }
 
@@ -121,9 +139,10 @@ void Output(const std::string& out, const std::string& text) {
 int CmdVerify(const Global& g, const VerifyArgs& a) {
   if (!a.receipt.empty() && a.item.empty()) throw Failure{kUsage, "--receipt needs --item FILE_OR_DIGEST", ""};
   if (!a.manifest.empty() && !a.receipt.empty()) throw Failure{kUsage, "give --manifest or --receipt, not both", ""};
-  auto key = verify::ParsePublicKey(ReadFileOrThrow(a.pubkey));
+  const std::string key_text = ReadFileOrThrow(a.pubkey);
+  auto key = verify::ParsePublicKey(key_text);
   if (!key.ok()) throw Failure{kUsage, StrCat("public key ", a.pubkey, ": ", key.status().message()), ""};
-  const VerifyReport r = BuildReport(a, *key);
+  const VerifyReport r = BuildReport(a, {LogNameOf(key_text), 0, *key});
   const std::string format = g.json ? "json" : a.format;
   if (format == "json") {
     Output(a.out, DumpJson(ReportJson(r)) + "\n");

@@ -19,6 +19,62 @@ import nacl.signing
 
 from harness import SHREDCTL, Daemon, ctl_offline, file_digest
 
+# A test signer for crafted certificates and logs (docs/FORMATS.md, LOG.md).
+TEST_SK = nacl.signing.SigningKey(bytes(range(1, 33)))
+TEST_PK = TEST_SK.verify_key.encode()
+IN_TOTO = "application/vnd.in-toto+json"
+
+
+def sha256(b):
+    return hashlib.sha256(b).digest()
+
+
+def b64(b):
+    return base64.b64encode(b).decode()
+
+
+def test_envelope(payload, extra=None):
+    """The canonical envelope of `payload`, signed with the test key."""
+    pae = b"DSSEv1 %d %s %d " % (len(IN_TOTO), IN_TOTO.encode(), len(payload)) + payload
+    env = {"payloadType": IN_TOTO, "payload": b64(payload),
+           "signatures": [{"keyid": "shredd:" + hashlib.sha256(TEST_PK).hexdigest(),
+                           "sig": b64(TEST_SK.sign(pae).signature)}]}
+    env.update(extra or {})
+    return json.dumps(env, separators=(",", ":")).encode()
+
+
+def test_vkey(name):
+    key_hash = sha256(name.encode() + b"\n\x01" + TEST_PK)[:4]
+    return ("%s+%s+%s\n" % (name, key_hash.hex(), b64(b"\x01" + TEST_PK))).encode()
+
+
+def test_tlog_proof(entries, index, origin):
+    """A c2sp.org/tlog-proof@v1 for entries[index], its checkpoint signed
+    with the test key under `origin` (RFC 9162 tree)."""
+    def mth(hs):
+        if len(hs) == 1:
+            return hs[0]
+        k = 1
+        while k * 2 < len(hs):
+            k *= 2
+        return sha256(b"\x01" + mth(hs[:k]) + mth(hs[k:]))
+
+    def path(m, hs):
+        if len(hs) <= 1:
+            return []
+        k = 1
+        while k * 2 < len(hs):
+            k *= 2
+        return path(m, hs[:k]) + [mth(hs[k:])] if m < k else path(m - k, hs[k:]) + [mth(hs[:k])]
+
+    leaves = [sha256(b"\x00" + e) for e in entries]
+    text = "%s\n%d\n%s\n" % (origin, len(leaves), b64(mth(leaves)))
+    key_hash = sha256(origin.encode() + b"\n\x01" + TEST_PK)[:4]
+    note = text + "\n\u2014 %s %s\n" % (origin, b64(key_hash + TEST_SK.sign(text.encode()).signature))
+    return ("c2sp.org/tlog-proof@v1\nindex %d\n" % index + "".join(b64(h) + "\n" for h in path(index, leaves))
+            + "\n" + note).encode()
+
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 INPUTS = ["cert", "key", "proof", "receipt", "photo"]
@@ -544,6 +600,42 @@ class WebVerifierTest(unittest.TestCase):
                 self.assertEqual(p.returncode, 0 if want_valid else 3, p.stderr)
                 if not want_valid:
                     self.assertSameReason(verdict, "log proof", p.stderr, "log proof verification FAILED: ")
+
+    def crafted_statement(self, log):
+        """The real certificate's statement with predicate.log = `log` (or
+        none), to be signed with the test key."""
+        st = json.loads(base64.b64decode(json.loads(self.read("cert.json"))["payload"]))
+        st["predicate"].pop("log", None)
+        if log is not None:
+            st["predicate"]["log"] = log
+        return json.dumps(st, separators=(",", ":")).encode()
+
+    def write_test_keys(self):
+        der = bytes.fromhex("302a300506032b6570032100") + TEST_PK
+        self.write("test.pem", b"-----BEGIN PUBLIC KEY-----\n" + b64(der).encode() + b"\n-----END PUBLIC KEY-----\n")
+        self.write("logA.vkey", test_vkey("example.com/logA"))
+
+    def test_a_vkey_only_proves_inclusion_in_its_own_log(self):
+        # Log B's certificate and proof, signed by the same key as log A:
+        # with log A's vkey both verifiers refuse it (shredctl verify used to
+        # take the origin from the certificate and ignore the vkey's name).
+        self.write_test_keys()
+        cert = test_envelope(self.crafted_statement({"origin": "example.com/logB", "index": 1}))
+        self.write("logB.json", cert)
+        self.write("logB.tlog-proof", test_tlog_proof([b"entry 0", cert], 1, "example.com/logB"))
+        result, verdict, _, _ = self.open(cert="logB.json", key="logA.vkey", proof="logB.tlog-proof")
+        self.assertEqual(result, "invalid", verdict)
+        p = ctl_offline("verify", self.path("logB.json"), "--pubkey", self.path("logA.vkey"), "--proof",
+                        self.path("logB.tlog-proof"), check=False)
+        self.assertEqual(p.returncode, 3, p.stdout + p.stderr)
+        self.assertSameReason(verdict, "log proof", p.stderr, "verification FAILED (log inclusion): ")
+        self.assertIn('the certificate names log "example.com/logB" but the verifier key is for log '
+                      '"example.com/logA"', verdict)
+        # With the PEM (which names no log) it is log B's, and proven.
+        result, verdict, _, _ = self.open(cert="logB.json", key="test.pem", proof="logB.tlog-proof")
+        self.assertEqual(result, "valid", verdict)
+        self.assertEqual(ctl_offline("verify", self.path("logB.json"), "--pubkey", self.path("test.pem"), "--proof",
+                                     self.path("logB.tlog-proof"), check=False).returncode, 0)
 
     def test_web_verifier_writes_the_same_page_to_stdout(self):
         p = subprocess.run([SHREDCTL, "web-verifier"], capture_output=True, timeout=60)
