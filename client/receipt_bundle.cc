@@ -7,6 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include <nlohmann/json.hpp>
 
+#include "formats/strict_json.h"
+
 namespace shredd::cli {
 namespace {
 
@@ -14,10 +16,11 @@ using nlohmann::ordered_json;
 
 constexpr size_t kMaxNameBytes = 200;  // below NAME_MAX (255) with the suffix
 
-std::string ReceiptDigest(const ordered_json& r) {
+template <typename Json>
+std::string ReceiptDigest(const Json& r) {
   if (!r.is_object() || !r.contains("item") || !r["item"].is_object()) return "";
-  const auto& d = r["item"].value("digest", ordered_json());
-  return d.is_string() ? d.get<std::string>() : "";
+  const auto& d = r["item"].value("digest", Json());
+  return d.is_string() ? d.template get<std::string>() : "";
 }
 
 }  // namespace
@@ -36,12 +39,17 @@ std::string ReceiptBundleJson(const ReceiptBundle& b) {
 }
 
 absl::StatusOr<std::string> ReceiptFor(std::string_view text, std::string_view digest) {
-  const ordered_json j = ordered_json::parse(text, nullptr, false);
-  if (!j.is_object() || j.value("type", ordered_json()) != kReceiptBundleType) return std::string(text);
+  // Read as strictly as the receipt itself (no member twice, nesting capped:
+  // the receipt found is re-serialised): a file that does not parse is
+  // returned whole, for VerifyReceipt to say why.
+  absl::StatusOr<nlohmann::json> doc = verify::ParseStrictJson(text, "receipt");
+  if (!doc.ok()) return std::string(text);
+  const nlohmann::json& j = *doc;
+  if (!j.is_object() || j.value("type", nlohmann::json()) != kReceiptBundleType) return std::string(text);
   if (!j.contains("receipts") || !j["receipts"].is_array()) {
     return absl::InvalidArgumentError("receipt bundle has no \"receipts\" array");
   }
-  const ordered_json* found = nullptr;
+  const nlohmann::json* found = nullptr;
   for (const auto& r : j["receipts"]) {
     if (ReceiptDigest(r) != digest) continue;
     if (found != nullptr)

@@ -22,9 +22,14 @@ absl::StatusOr<json> ParseStrictJson(std::string_view text, std::string_view wha
     return absl::InvalidArgumentError(
         Cat(what, " is not valid JSON: a NUL byte at offset ", nul, " (nothing may follow the document)"));
   }
+  struct TooDeep {};
   std::vector<std::set<std::string>> open_objects;
   std::optional<std::string> duplicate;
-  const json::parser_callback_t note_keys = [&](int, json::parse_event_t event, json& parsed) {
+  // `depth` is the number of arrays and objects around the value.
+  const json::parser_callback_t note_keys = [&](int depth, json::parse_event_t event, json& parsed) {
+    const bool starts_value = event == json::parse_event_t::object_start || event == json::parse_event_t::array_start ||
+                              event == json::parse_event_t::value;
+    if (starts_value && depth > kMaxJsonNesting) throw TooDeep{};  // stop before building it
     if (event == json::parse_event_t::object_start) {
       open_objects.emplace_back();
     } else if (event == json::parse_event_t::object_end) {
@@ -41,6 +46,9 @@ absl::StatusOr<json> ParseStrictJson(std::string_view text, std::string_view wha
     doc = json::parse(text.begin(), text.end(), note_keys, /*allow_exceptions=*/true);
   } catch (const json::exception& e) {
     return absl::InvalidArgumentError(Cat(what, " is not valid JSON: ", e.what()));
+  } catch (const TooDeep&) {
+    return absl::InvalidArgumentError(
+        Cat(what, " is not valid JSON: nested more than ", kMaxJsonNesting, " arrays and objects deep"));
   }
   if (duplicate) {
     std::string shown = absl::CHexEscape(Sv(std::string_view(*duplicate).substr(0, 64)));

@@ -10,6 +10,9 @@ const verifyEncoding = (() => {
   'use strict';
 
   const UINT64_MAX = (1n << 64n) - 1n;
+  // formats/strict_json.h kMaxJsonNesting: no value inside more arrays and
+  // objects than this.
+  const MAX_JSON_NESTING = 1000;
 
   class Failure extends Error {}
   const fail = (msg) => {
@@ -155,7 +158,7 @@ const verifyEncoding = (() => {
       while (pos < text.length && ' \t\n\r'.includes(text[pos])) ++pos;
     };
     const value = (depth) => {
-      if (depth > 10000) err('nesting too deep');
+      if (depth > MAX_JSON_NESTING) err(`nested more than ${MAX_JSON_NESTING} arrays and objects deep`);
       ws();
       const c = text[pos];
       if (c === '{') {

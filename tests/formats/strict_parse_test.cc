@@ -30,6 +30,26 @@ void ExpectRefused(const absl::Status& s, std::string_view reason) {
 
 constexpr char kEnvelope[] = R"({"payloadType":"t","payload":"aGk=","signatures":[{"sig":"AQ=="}]})";
 
+// `n` arrays around `inner`.
+std::string Nested(int n, std::string_view inner) {
+  return std::string(n, '[') + std::string(inner) + std::string(n, ']');
+}
+
+TEST(StrictJson, CapsNestingAtOneThousand) {
+  // A value may be inside kMaxJsonNesting arrays and objects, not one more
+  // (as the page counts: client/web/verify_encoding.js).
+  EXPECT_TRUE(ParseStrictJson(Nested(1000, "1"), "doc").ok());
+  EXPECT_TRUE(ParseStrictJson(Nested(1000, "[]"), "doc").ok());  // the empty array is inside 1000
+  EXPECT_TRUE(ParseStrictJson(Nested(999, R"({"a":{}})"), "doc").ok());
+  ExpectRefused(ParseStrictJson(Nested(1001, "1"), "doc").status(),
+                "doc is not valid JSON: nested more than 1000 arrays and objects deep");
+  ExpectRefused(ParseStrictJson(Nested(1000, "[[]]"), "doc").status(), "nested more than 1000");
+  ExpectRefused(ParseStrictJson(Nested(999, R"({"a":{"b":1}})"), "doc").status(), "nested more than 1000");
+  // Deep enough to overflow the stack of a recursive walk (dump() of what
+  // was parsed crashed shredctl verify): refused before it is built.
+  ExpectRefused(ParseStrictJson(Nested(500000, ""), "doc").status(), "nested more than 1000");
+}
+
 TEST(StrictJson, AcceptsOneDocumentWithSurroundingWhitespace) {
   EXPECT_TRUE(ParseStrictJson(kEnvelope, "envelope").ok());
   EXPECT_TRUE(ParseStrictJson(std::string(" \t\r\n") + kEnvelope + "\n\n", "envelope").ok());

@@ -64,6 +64,37 @@ class VerifyFilesTest(DaemonTest):
                 p = self.verify(self.cert, "--receipt", self.write(name, data), "--item", self.digests[0])
                 self.assertEqual(p.returncode, 3, (p.stdout, p.stderr))
 
+    def test_deeply_nested_files_are_refused_not_a_crash(self):
+        # Nesting beyond the strict parser's cap (1000, as the page's) is
+        # refused; 200000 deep used to crash shredctl (SIGSEGV in the
+        # re-serialisation of a bundle's envelope or receipt).
+        deep = "[" * 200000 + "]" * 200000
+        env = json.loads(self.read(self.cert))
+        bundle = {"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+                  "verificationMaterial": {"publicKey": {"hint": ""}, "tlogEntries": []}, "dsseEnvelope": env}
+        bundle_text = json.dumps(bundle)
+        receipts = {"type": "shredd-receipt-bundle-v1", "certificateId": "x",
+                    "receipts": [json.loads(self.read(self.receipt))]}
+        receipts_text = json.dumps(receipts)
+        cases = {
+            "sigstore": (bundle_text.replace('"dsseEnvelope": {', '"dsseEnvelope": {"x": %s, ' % deep, 1), ()),
+            "envelope": (json.dumps(env).replace("{", '{"x": %s, ' % deep, 1), ()),
+            "receipts": (self.read(self.cert).decode(),
+                         ("--receipt", self.write("deep.receipts.json",
+                                                  receipts_text.replace('"receipts": [{', '"receipts": [{"x": %s, ' % deep,
+                                                                        1).encode()),
+                          "--item", self.digests[0])),
+        }
+        for name, (cert, extra) in cases.items():
+            with self.subTest(name):
+                p = self.verify(self.write(name + ".json", cert.encode()), *extra)
+                self.assertEqual(p.returncode, 3, (p.returncode, p.stderr[-300:]))
+                self.assertIn(b"nested more than 1000 arrays and objects deep", p.stderr)
+        # The same files without the nesting verify: the cap is what refused them.
+        self.assertEqual(self.verify(self.write("b.sigstore.json", bundle_text.encode())).returncode, 0)
+        self.assertEqual(self.verify(self.cert, "--receipt", self.write("r.receipts.json", receipts_text.encode()),
+                                     "--item", self.digests[0]).returncode, 0)
+
 
 if __name__ == "__main__":
     unittest.main()

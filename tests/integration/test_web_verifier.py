@@ -637,6 +637,24 @@ class WebVerifierTest(unittest.TestCase):
         self.assertEqual(ctl_offline("verify", self.path("logB.json"), "--pubkey", self.path("test.pem"), "--proof",
                                      self.path("logB.tlog-proof"), check=False).returncode, 0)
 
+    def test_page_and_shredctl_cap_json_nesting_alike(self):
+        # A value inside 1000 arrays and objects (the envelope and 999
+        # arrays) is read by both; inside 1001, by neither (the page allowed
+        # 10000, shredctl had no cap and crashed deeper).
+        self.write_test_keys()
+        genuine = self.crafted_statement(None)
+        for arrays, want in ((999, "valid"), (1000, "invalid")):
+            with self.subTest(arrays):
+                nested = b"[" * arrays + b"1" + b"]" * arrays
+                self.write("deep.json", test_envelope(genuine, extra={"x": 0}).replace(b'"x":0}', b'"x":' + nested + b"}"))
+                result, verdict, _, _ = self.open(cert="deep.json", key="test.pem")
+                self.assertEqual(result, want, verdict)
+                p = ctl_offline("verify", self.path("deep.json"), "--pubkey", self.path("test.pem"), check=False)
+                self.assertEqual(p.returncode, 0 if want == "valid" else 3, p.stderr[-300:])
+                if want == "invalid":
+                    self.assertSameReason(verdict, "certificate", p.stderr, "verification FAILED (certificate): ")
+                    self.assertIn("nested more than 1000 arrays and objects deep", verdict)
+
     def test_web_verifier_writes_the_same_page_to_stdout(self):
         p = subprocess.run([SHREDCTL, "web-verifier"], capture_output=True, timeout=60)
         self.assertEqual(p.returncode, 0, p.stderr)
