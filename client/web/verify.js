@@ -11,11 +11,11 @@
 
   const { sha256 } = noble.sha2;
   const {
-    Failure, fail, hex, equalBytes, shown, JObject, JNumber, getUint
+    Failure, fail, hex, equalBytes, shown, JObject, JNumber
   } = verifyEncoding;
   const {
     PREDICATE_TYPE, SUBJECT_PREFIX, keyId, noteKeyHash, parsePublicKey,
-    canonicalEnvelope, verifyCertificate, verifyReceipt, parseTlogProof,
+    canonicalEnvelope, verifyCertificate, verifyReceipt,
     verifyTlogProof
   } = verifyFormats;
 
@@ -246,22 +246,17 @@
       const log = cert.predicate.get('log');
       const origin = str(log, 'origin');
       r.tlog = stage('log proof', () => {
+        // As shredctl verify (client/cli_verify.cc CheckLogInclusion): the
+        // proof is for the entry the signed certificate names, in the log it
+        // names, which must be the verifier key's log if the key names one;
+        // an SPKI key has no name, and the checkpoint must still be signed
+        // by it under the certificate's origin.
+        const index = log instanceof JObject ? log.get('index') : undefined;
+        if (origin === undefined || !(index instanceof JNumber) || index.unsigned === null) fail('the certificate names no log entry (no predicate.log)');
+        if (key.name && origin !== key.name) fail(`the certificate names log "${shown(origin)}" but the verifier key is for log "${shown(key.name)}"`);
         if (canonical === null) fail(`the certificate has no canonical form, so no log entry: ${canonicalError}`);
-        if (log !== undefined && !(log instanceof JObject)) fail('predicate.log is not an object');
-        let expectedIndex = null;
-        if (log instanceof JObject && log.has('index')) expectedIndex = getUint(log, 'predicate.log', 'index');
-        let verifier;
-        if (key.name) {
-          verifier = key;
-          if (origin !== undefined && origin !== key.name) fail(`the certificate names log "${shown(origin)}" but the verifier key is for log "${shown(key.name)}"`);
-        } else {
-          // An SPKI key has no name: the log is the one the signed
-          // certificate names, else the one the checkpoint names; the
-          // checkpoint must still be signed by this key.
-          const name = origin ?? parseTlogProof(data.proof).checkpoint.split('\n')[0];
-          verifier = { key: key.key, name, keyHash: noteKeyHash(name, key.key) };
-        }
-        return verifyTlogProof(data.proof, canonical, verifier, expectedIndex);
+        const verifier = key.name ? key : { key: key.key, name: origin, keyHash: noteKeyHash(origin, key.key) };
+        return verifyTlogProof(data.proof, canonical, verifier, index.unsigned);
       });
       if (r.tlog) {
         pass(`Log checkpoint signed by ${keyId(key.key)} for log ${shown(r.tlog.checkpoint.origin)} (${r.tlog.checkpoint.size} entries)`);

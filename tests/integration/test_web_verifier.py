@@ -637,6 +637,26 @@ class WebVerifierTest(unittest.TestCase):
         self.assertEqual(ctl_offline("verify", self.path("logB.json"), "--pubkey", self.path("test.pem"), "--proof",
                                      self.path("logB.tlog-proof"), check=False).returncode, 0)
 
+    def test_a_certificate_that_names_no_log_entry_proves_no_inclusion(self):
+        # No predicate.log: shredctl refused the proof, the page took the
+        # checkpoint's origin and the proof's index and said VALID.
+        self.write_test_keys()
+        cert = test_envelope(self.crafted_statement(None))
+        self.write("nolog.json", cert)
+        self.write("nolog.tlog-proof", test_tlog_proof([b"entry 0", cert], 1, "example.com/logA"))
+        for key in ("test.pem", "logA.vkey"):
+            with self.subTest(key):
+                result, verdict, _, _ = self.open(cert="nolog.json", key=key, proof="nolog.tlog-proof")
+                self.assertEqual(result, "invalid", verdict)
+                self.assertIn("INVALID (log proof): the certificate names no log entry (no predicate.log)", verdict)
+                p = ctl_offline("verify", self.path("nolog.json"), "--pubkey", self.path(key), "--proof",
+                                self.path("nolog.tlog-proof"), check=False)
+                self.assertEqual(p.returncode, 3, p.stdout + p.stderr)
+                self.assertSameReason(verdict, "log proof", p.stderr, "verification FAILED (log inclusion): ")
+        # Without a proof it is a valid certificate (inclusion not checked).
+        result, verdict, _, _ = self.open(cert="nolog.json", key="test.pem")
+        self.assertEqual(result, "valid", verdict)
+
     def test_page_and_shredctl_cap_json_nesting_alike(self):
         # A value inside 1000 arrays and objects (the envelope and 999
         # arrays) is read by both; inside 1001, by neither (the page allowed
