@@ -61,6 +61,15 @@ absl::StatusOr<std::string> EnvelopeFromCertificateFile(std::string_view text) {
       !media->get_ref<const std::string&>().starts_with(kBundleMediaTypePrefix)) {
     return std::string(text);
   }
+  // A bundle that is also an envelope would show the page (which reads the
+  // file as an envelope) one certificate and shredctl another.
+  for (const char* member : {"payloadType", "payload", "signatures"}) {
+    if (doc->contains(member)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the file is both a Sigstore bundle and a DSSE envelope (it has \"mediaType\" and \"", member,
+                       "\"): refused, as two readers would see two certificates"));
+    }
+  }
   auto dsse = doc->find("dsseEnvelope");
   if (dsse == doc->end() || !dsse->is_object()) {
     return absl::InvalidArgumentError(

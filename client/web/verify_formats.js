@@ -124,6 +124,15 @@ const verifyFormats = (() => {
   function parseEnvelope(bytes) {
     const doc = parseStrictJson(bytes, 'envelope');
     if (!(doc instanceof JObject)) fail('envelope is not a JSON object');
+    // shredctl reads a file with a Sigstore bundle's mediaType as the bundle
+    // (client/sigstore_bundle.cc): one that is also an envelope is refused
+    // by both, or each would show another certificate.
+    const media = doc.get('mediaType');
+    if (typeof media === 'string' && media.startsWith('application/vnd.dev.sigstore.bundle')) {
+      for (const member of ['payloadType', 'payload', 'signatures']) {
+        if (doc.has(member)) fail(`the file is both a Sigstore bundle and a DSSE envelope (it has "mediaType" and "${member}"): refused, as two readers would see two certificates`);
+      }
+    }
     const env = { doc, signatures: [] };
     env.payloadType = stringMember(doc, 'payloadType', 'envelope');
     env.payload = base64Member(doc, 'payload', 'envelope');

@@ -657,6 +657,31 @@ class WebVerifierTest(unittest.TestCase):
         result, verdict, _, _ = self.open(cert="nolog.json", key="test.pem")
         self.assertEqual(result, "valid", verdict)
 
+    def test_a_file_that_is_both_an_envelope_and_a_sigstore_bundle_is_refused_by_both(self):
+        # The page read the envelope, shredctl the bundle's dsseEnvelope: two
+        # valid certificates from one file, each verifier showing another.
+        self.write_test_keys()
+        outer = json.loads(test_envelope(self.crafted_statement(None)))
+        inner = json.loads(test_envelope(self.crafted_statement({"origin": "example.com/logA", "index": 9})))
+        poly = dict(outer, mediaType="application/vnd.dev.sigstore.bundle.v0.3+json",
+                    verificationMaterial={"publicKey": {"hint": ""}, "tlogEntries": []}, dsseEnvelope=inner)
+        self.write("poly.json", json.dumps(poly).encode())
+        result, verdict, _, summary = self.open(cert="poly.json", key="test.pem")
+        self.assertEqual(result, "invalid", verdict)
+        self.assertEqual(summary, "")
+        self.assertIn('the file is both a Sigstore bundle and a DSSE envelope (it has "mediaType" and "payloadType")',
+                      verdict)
+        p = ctl_offline("verify", self.path("poly.json"), "--pubkey", self.path("test.pem"), check=False)
+        self.assertEqual(p.returncode, 3, p.stdout + p.stderr)
+        self.assertSameReason(verdict, "certificate", p.stderr, "verification FAILED (certificate): ")
+        # Each half alone is a valid certificate to its reader.
+        self.write("outer.json", json.dumps(outer).encode())
+        self.assertEqual(self.open(cert="outer.json", key="test.pem")[0], "valid")
+        del poly["payloadType"], poly["payload"], poly["signatures"]
+        self.write("inner.sigstore.json", json.dumps(poly).encode())
+        self.assertEqual(ctl_offline("verify", self.path("inner.sigstore.json"), "--pubkey", self.path("test.pem"),
+                                     check=False).returncode, 0)
+
     def test_page_and_shredctl_cap_json_nesting_alike(self):
         # A value inside 1000 arrays and objects (the envelope and 999
         # arrays) is read by both; inside 1001, by neither (the page allowed
