@@ -17,6 +17,7 @@
 #include "formats/manifest.h"
 #include "formats/merkle.h"
 #include "formats/str_util.h"
+#include "formats/strict_json.h"
 #include "formats/tlog.h"
 
 namespace shredd::verify {
@@ -46,13 +47,19 @@ std::string_view StringOf(const json& e, const char* name) {
 
 absl::Status Failed(std::string what) { return absl::InvalidArgumentError(std::move(what)); }
 
+// The entry as a JSON object if it is one, read strictly (no member twice:
+// last-wins would let the audit and another reader see different lists).
+std::optional<json> StrictObject(std::string_view entry) {
+  absl::StatusOr<json> e = ParseStrictJson(entry, "log entry");
+  if (!e.ok() || !e->is_object()) return std::nullopt;
+  return *std::move(e);
+}
+
 // The entry as a JSON object if it is one and `text` occurs in it (a cheap
 // filter: most entries of a big log are other items' custody entries).
 std::optional<json> ObjectMentioning(std::string_view entry, std::string_view text) {
   if (entry.find(text) == std::string_view::npos) return std::nullopt;
-  json e = json::parse(entry, nullptr, /*allow_exceptions=*/false);
-  if (!e.is_object()) return std::nullopt;
-  return e;
+  return StrictObject(entry);
 }
 
 bool RecordsDataset(const json& e, std::string_view dataset_commitment) {
@@ -176,6 +183,11 @@ class Audit {
   // 1. An entry that records an item in the dataset is a member's, and
   //    commits to that member; 2. a deletion's entry is a certificate.
   void Visit(uint64_t index, std::string_view entry) {
+    if (entry.find(dataset_commitment_) != std::string_view::npos) {
+      if (absl::StatusOr<json> e = ParseStrictJson(entry, Cat("log entry ", index)); !e.ok()) {
+        EntryFailed(Cat(e.status().message(), " (it carries the commitment of dataset \"", dataset_, "\")"));
+      }
+    }
     if (auto it = by_index_.find(index); it != by_index_.end()) {
       const DatasetMember& member = manifest_.members[it->second];
       if (!EntryRecordsMember(entry, CustodyCommitment(member.digest, member.custody_salt), dataset_commitment_)) {
@@ -286,8 +298,8 @@ class Audit {
 }  // namespace
 
 bool EntryRecordsMember(std::string_view entry, std::string_view item_commitment, std::string_view dataset_commitment) {
-  const json e = json::parse(entry, nullptr, /*allow_exceptions=*/false);
-  return e.is_object() && StringOf(e, "item") == item_commitment && RecordsDataset(e, dataset_commitment);
+  const std::optional<json> e = StrictObject(entry);
+  return e && StringOf(*e, "item") == item_commitment && RecordsDataset(*e, dataset_commitment);
 }
 
 bool EntryRecordsDatasetMember(std::string_view entry, std::string_view dataset_commitment) {

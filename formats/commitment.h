@@ -33,7 +33,8 @@ std::string HoldCommitment(std::string_view hold_id, std::string_view salt_hex);
 // committed dataset: an "item-stored" entry whose "item" is
 // `item_commitment` and whose "datasets" lists `dataset_commitment`, or a
 // "dataset-member" entry with both. Any other entry, or one that is not a
-// JSON object, is false (never throws).
+// JSON object read strictly (formats/strict_json.h: e.g. a member twice), is
+// false (never throws).
 bool EntryRecordsMember(std::string_view entry, std::string_view item_commitment, std::string_view dataset_commitment);
 
 // True iff the log entry records some item in the committed dataset (as
@@ -74,7 +75,8 @@ struct DatasetAudit {
 // log under its latest checkpoint, verified under `log_key`
 // (docs/LOG.md, "Audit"):
 // - every entry of the tree is read, and the tree hash of their leaf hashes
-//   must be the checkpoint's root (so each entry is proven);
+//   must be the checkpoint's root (so each entry is proven); an entry that
+//   carries the dataset's commitment must be strict JSON;
 // - exactly one entry must register the dataset's commitment
 //   (EntryRegistersDataset): the manifest's datasetSalt is the daemon's;
 // - the entry at each member's memberIndex must record the member

@@ -247,6 +247,20 @@ TEST_F(AuditTest, ACertificateOfAnotherLogIsNotThisLogsDeletion) {
   EXPECT_TRUE(Run(Manifest(false)).ok());  // nothing claimed deleted, nothing to check
 }
 
+TEST_F(AuditTest, AnEntryOfTheDatasetThatIsNotStrictJsonFails) {
+  // Read last-wins, this custody entry lists no dataset and the manifest
+  // may leave it out; another reader sees it in the dataset.
+  const std::string ds = DatasetCommitment("faces", dataset_salt_);
+  const std::string item = CustodyCommitment(DigestOf("photo 3"), salt_);
+  entries_.push_back(R"({"type":"item-stored","kind":"photo","item":")" + item + R"(","datasets":[")" + ds +
+                     R"("],"datasets":[]})");
+  ExpectFailure(Run(Manifest(true)),
+                "log entry 5 has a duplicate member \"datasets\" in one object (it carries the commitment of dataset "
+                "\"faces\")");
+  EXPECT_FALSE(EntryRecordsMember(entries_.back(), item, ds));
+  EXPECT_FALSE(EntryRecordsDatasetMember(entries_.back(), ds));
+}
+
 TEST_F(AuditTest, ManifestIndexesMustBeInTheTreeAndDistinct) {
   json m = Manifest(false);
   m["members"][1]["memberIndex"] = 0;
