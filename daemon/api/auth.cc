@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/match.h"
 #include <grpc/grpc_security_constants.h>
 #include <grpcpp/security/server_credentials.h>
 
@@ -111,6 +112,20 @@ std::string ProcHex(const void* addr, size_t len) {
     std::memcpy(&w, static_cast<const char*>(addr) + i, 4);
     std::snprintf(buf, sizeof buf, "%08X", w);
     out += buf;
+  }
+  return out;
+}
+
+// The client certificate's SANs by type. gRPC's x509_subject_alternative_name
+// property lists DNS names, URIs, e-mail addresses and IP addresses alike;
+// the peer_* properties keep them apart.
+std::vector<SanName> CertificateSans(const grpc::AuthContext& ac) {
+  std::vector<SanName> out;
+  for (auto [property, type] : {std::pair{GRPC_PEER_DNS_PROPERTY_NAME, SanType::kDns},
+                                {GRPC_PEER_URI_PROPERTY_NAME, SanType::kUri},
+                                {GRPC_PEER_EMAIL_PROPERTY_NAME, SanType::kEmail},
+                                {GRPC_PEER_IP_PROPERTY_NAME, SanType::kIp}}) {
+    for (const auto& v : ac.FindPropertyValues(property)) out.push_back({type, std::string(v.data(), v.size())});
   }
   return out;
 }
@@ -259,6 +274,7 @@ absl::Status ValidatePolicy(const Policy& policy) {
     if (g.subject.empty() && g.san.empty()) {
       return absl::InvalidArgumentError("a TLS role grant needs a subject or a san");
     }
+    if (auto san = ParseSanGrant(g.san); !g.san.empty() && !san.ok()) return san.status();
     if (auto r = ParseRoles(g.roles); !r.ok()) return r.status();
   }
   return absl::OkStatus();
@@ -274,12 +290,38 @@ RoleSet RolesForUid(const Policy& policy, uid_t uid) {
   return out;
 }
 
-RoleSet RolesForCertificate(const Policy& policy, std::string_view subject, const std::vector<std::string>& sans) {
+bool SanMatches(const SanName& grant, const SanName& cert) {
+  if (grant.type != cert.type) return false;
+  switch (grant.type) {
+    case SanType::kDns:
+      return absl::EqualsIgnoreCase(grant.value, cert.value);
+    case SanType::kIp: {
+      auto bytes = [](const std::string& s) -> std::string {
+        unsigned char b[16];
+        if (inet_pton(AF_INET, s.c_str(), b) == 1) return std::string(reinterpret_cast<char*>(b), 4);
+        if (inet_pton(AF_INET6, s.c_str(), b) == 1) return std::string(reinterpret_cast<char*>(b), 16);
+        return "";
+      };
+      const std::string g = bytes(grant.value);
+      return !g.empty() && g == bytes(cert.value);
+    }
+    case SanType::kUri:
+    case SanType::kEmail:
+      return grant.value == cert.value;
+  }
+  return false;
+}
+
+RoleSet RolesForCertificate(const Policy& policy, std::string_view subject, const std::vector<SanName>& sans) {
   RoleSet out = 0;
   for (const auto& g : policy.tls) {
     if (g.subject.empty() && g.san.empty()) continue;
     if (!g.subject.empty() && g.subject != subject) continue;
-    if (!g.san.empty() && std::find(sans.begin(), sans.end(), g.san) == sans.end()) continue;
+    if (!g.san.empty()) {
+      auto want = ParseSanGrant(g.san);
+      if (!want.ok()) continue;  // refused by ValidatePolicy; never matches
+      if (std::none_of(sans.begin(), sans.end(), [&](const SanName& n) { return SanMatches(*want, n); })) continue;
+    }
     if (auto r = ParseRoles(g.roles); r.ok()) out |= *r;
   }
   return out;
@@ -375,8 +417,7 @@ Caller Authorizer::Identify(const grpc::ServerContextBase& ctx) const {
     // certificate against the configured CA.
     std::string subject;
     for (const auto& v : ac->FindPropertyValues(GRPC_X509_SUBJECT_PROPERTY_NAME)) subject.assign(v.data(), v.size());
-    std::vector<std::string> sans;
-    for (const auto& v : ac->FindPropertyValues(GRPC_X509_SAN_PROPERTY_NAME)) sans.emplace_back(v.data(), v.size());
+    std::vector<SanName> sans = CertificateSans(*ac);
     if (subject.empty() && sans.empty()) return {"TLS peer without a client certificate", 0};
     absl::MutexLock lock(&mu_);
     return {StrCat("TLS subject ", Quote(subject)), RolesForCertificate(policy_, subject, sans)};

@@ -34,6 +34,7 @@
 #include <grpcpp/support/status.h>
 
 #include "daemon/config/config.h"
+#include "daemon/config/san_grant.h"
 
 namespace shredd {
 
@@ -76,7 +77,8 @@ struct Policy {
   // database anyway, and the Quick start runs everything as one user.
   uid_t daemon_uid = 0;
 };
-// Checks role names and that each TLS grant names a subject or a SAN.
+// Checks role names, that each TLS grant names a subject or a SAN, and
+// that its SAN parses (ParseSanGrant).
 absl::Status ValidatePolicy(const Policy& policy);
 
 // Server credentials for every tcp: listener when TLS is configured: the
@@ -88,10 +90,15 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MutualTlsServerCredenti
 
 // Roles of a local user (unix socket, loopback TCP).
 RoleSet RolesForUid(const Policy& policy, uid_t uid);
+// Whether a certificate's SAN satisfies a grant's (ParseSanGrant): same type,
+// and the same DNS name ignoring ASCII case, the same IP address (compared as
+// addresses: "::1" is "0:0::1"), or the same URI or e-mail address byte for
+// byte.
+bool SanMatches(const SanName& grant, const SanName& cert);
 // Roles of a TLS client: the union of every grant whose subject equals the
-// certificate's subject DN or whose SAN is among its SANs (a grant with both
-// needs both).
-RoleSet RolesForCertificate(const Policy& policy, std::string_view subject, const std::vector<std::string>& sans);
+// certificate's subject DN or whose SAN matches one of its SANs (a grant
+// with both needs both).
+RoleSet RolesForCertificate(const Policy& policy, std::string_view subject, const std::vector<SanName>& sans);
 
 // Identifies callers and decides calls. Thread-safe; the policy can be
 // replaced at run time (SIGHUP).

@@ -8,6 +8,7 @@
 
 #include "daemon/base/logging.h"
 #include "daemon/base/man_page.h"
+#include "daemon/config/san_grant.h"
 
 namespace shredd {
 
@@ -90,7 +91,9 @@ void AddAccessFlags(CLI::App& app, Flags& f) {
   app.add_option("--grant-uid", f.grant_uid, "UID=role,role: roles of a local user on the unix socket (repeatable)");
   app.add_option("--grant-tls", f.grant_tls,
                  "[subject:|san:]NAME=role,role: roles of a TLS client by certificate subject DN (RFC 2253) or "
-                 "subjectAltName; without a prefix, a NAME containing '=' is a subject (repeatable)");
+                 "subjectAltName (san:dns:NAME, san:uri:URI, san:email:ADDRESS, san:ip:ADDRESS; untyped, the type "
+                 "follows from the shape, docs/CONFIG.md); without a prefix, a NAME containing '=' is a subject "
+                 "(repeatable)");
 }
 
 absl::Status ParseGrants(Flags& f) {
@@ -123,6 +126,9 @@ absl::Status ParseGrants(Flags& f) {
       grant.subject = name;
     } else {
       grant.san = name;
+    }
+    if (auto san = ParseSanGrant(grant.san); !grant.san.empty() && !san.ok()) {
+      return absl::InvalidArgumentError("--grant-tls \"" + g + "\": " + std::string(san.status().message()));
     }
     f.opt.tls_roles.push_back(std::move(grant));
   }

@@ -22,6 +22,7 @@
 #include <toml++/toml.h>
 
 #include "daemon/base/strings.h"
+#include "daemon/config/san_grant.h"
 #include "daemon/config/toml_guard.h"
 
 namespace shredd {
@@ -444,6 +445,9 @@ class ConfigParser {
         s = String(v, StrCat(name, ".subject"), &g.subject);
       } else if (k == "san") {
         s = String(v, StrCat(name, ".san"), &g.san);
+        if (auto san = ParseSanGrant(g.san); s.ok() && !san.ok() && !g.san.empty()) {
+          s = Error(v.source(), StrCat(name, ".san"), StdView(san.status().message()));
+        }
       } else if (k == "roles") {
         s = Roles(v, StrCat(name, ".roles"), &g.roles);
         have_roles = true;
@@ -665,6 +669,9 @@ absl::Status ValidateConfig(const DaemonConfig& c, bool check_files) {
     if (g.subject.empty() && g.san.empty())
       return absl::InvalidArgumentError("roles.tls: a grant needs subject or san");
     if (g.roles.empty()) return absl::InvalidArgumentError("roles.tls: a grant names no role");
+    if (auto san = ParseSanGrant(g.san); !g.san.empty() && !san.ok()) {
+      return absl::InvalidArgumentError(StrCat("roles.tls: san: ", san.status().message()));
+    }
     for (const auto& r : g.roles) {
       if (!IsRoleName(r)) return absl::InvalidArgumentError(StrCat("roles.tls: unknown role \"", r, "\""));
     }

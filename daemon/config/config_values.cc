@@ -2,9 +2,12 @@
 // URL, endpoint and environment, tiles dir, metrics address, memory
 // budget), declared in config.h; split from config.cc, which parses the
 // file and checks the config as a whole.
+#include <arpa/inet.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
@@ -16,8 +19,94 @@
 #include "daemon/base/fs_util.h"
 #include "daemon/base/strings.h"
 #include "daemon/config/config.h"
+#include "daemon/config/san_grant.h"
 
 namespace shredd {
+namespace {
+
+bool IsIpAddress(const std::string& s) {
+  unsigned char buf[16];
+  return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
+}
+
+// Letters, digits, '-', '.', '_' and a '*' of a wildcard name.
+bool IsDnsName(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+           c == '_' || c == '*';
+  });
+}
+
+SanType InferSanType(const std::string& v) {
+  if (v.find("://") != std::string::npos) return SanType::kUri;
+  if (v.find('@') != std::string::npos) return SanType::kEmail;
+  if (IsIpAddress(v)) return SanType::kIp;
+  if (v.find(':') != std::string::npos) return SanType::kUri;  // urn:...; no DNS name has a ':'
+  return SanType::kDns;
+}
+
+absl::Status CheckSanValue(const SanName& n) {
+  const std::string what = StrCat(SanTypeName(n.type), " SAN \"", n.value, "\"");
+  if (n.value.empty()) return absl::InvalidArgumentError(StrCat(SanTypeName(n.type), ": SAN is empty"));
+  // SANs of these types are IA5String: ASCII.
+  if (std::any_of(n.value.begin(), n.value.end(), [](unsigned char c) { return c <= ' ' || c >= 0x7f; })) {
+    return absl::InvalidArgumentError(  // not echoed: it may hold a line break
+        StrCat(SanTypeName(n.type), " SAN has spaces, control characters or non-ASCII characters"));
+  }
+  switch (n.type) {
+    case SanType::kDns:
+      if (!IsDnsName(n.value)) {
+        return absl::InvalidArgumentError(
+            StrCat(what, " is not a DNS name (write uri:, email: or ip: before a SAN of another type)"));
+      }
+      break;
+    case SanType::kIp:
+      if (!IsIpAddress(n.value)) return absl::InvalidArgumentError(StrCat(what, " is not an IPv4 or IPv6 address"));
+      break;
+    case SanType::kEmail:
+      if (n.value.find('@') == std::string::npos) return absl::InvalidArgumentError(StrCat(what, " has no '@'"));
+      break;
+    case SanType::kUri:
+      if (n.value.find(':') == std::string::npos) return absl::InvalidArgumentError(StrCat(what, " has no scheme"));
+      break;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string_view SanTypeName(SanType type) {
+  switch (type) {
+    case SanType::kDns:
+      return "dns";
+    case SanType::kUri:
+      return "uri";
+    case SanType::kEmail:
+      return "email";
+    case SanType::kIp:
+      return "ip";
+  }
+  return "?";
+}
+
+absl::StatusOr<SanName> ParseSanGrant(std::string_view san) {
+  SanName out;
+  bool typed = false;
+  for (SanType t : {SanType::kDns, SanType::kUri, SanType::kEmail, SanType::kIp}) {
+    const std::string_view prefix = SanTypeName(t);
+    if (san.size() > prefix.size() && san[prefix.size()] == ':' &&
+        std::equal(prefix.begin(), prefix.end(), san.begin(),
+                   [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); })) {
+      out = {t, std::string(san.substr(prefix.size() + 1))};
+      typed = true;
+      break;
+    }
+  }
+  if (!typed) out = {InferSanType(std::string(san)), std::string(san)};
+  if (auto s = CheckSanValue(out); !s.ok()) return s;
+  return out;
+}
+
 bool IsLoopbackHost(std::string_view host) {
   if (host == "localhost" || host == "::1" || host == "[::1]") return true;
   if (!host.starts_with("127.")) return false;

@@ -30,6 +30,7 @@ NOBODY = 65534
 AUDITOR_SUBJECT = "CN=ftc-auditor,O=FTC"
 WRITER_SAN = "ingest.vendor.example"
 DELETER_SUBJECT = "CN=compliance,O=Vendor"
+WORKLOAD_URI = "spiffe://vendor.example/ingest"
 
 # What an auditor may call; everything else must be PERMISSION_DENIED.
 AUDITOR_METHODS = {"/shredd.v1.Shredder/GetCertificate", "/shredd.v1.Shredder/GetPublicKey"} | {
@@ -73,6 +74,14 @@ def make_pki(d):
     make_leaf(d, "ca", "writer", "/O=Vendor/CN=ingest",
               "subjectAltName=DNS:%s\nextendedKeyUsage=clientAuth\n" % WRITER_SAN)
     make_leaf(d, "ca", "nobody", "/O=Vendor/CN=intern", "extendedKeyUsage=clientAuth\n")
+    # SANs of another type that read like a granted one: CAs of user
+    # certificates often let the holder choose an e-mail or URI SAN.
+    make_leaf(d, "ca", "email-san", "/O=Vendor/CN=mailbox",
+              "subjectAltName=email:%s,email:%s\nextendedKeyUsage=clientAuth\n" % (WRITER_SAN, WORKLOAD_URI))
+    make_leaf(d, "ca", "uri-san", "/O=Vendor/CN=link",
+              "subjectAltName=URI:%s\nextendedKeyUsage=clientAuth\n" % WRITER_SAN)
+    make_leaf(d, "ca", "workload", "/O=Vendor/CN=workload",
+              "subjectAltName=URI:%s\nextendedKeyUsage=clientAuth\n" % WORKLOAD_URI)
     make_leaf(d, "ca", "deleter", "/O=Vendor/CN=compliance", "extendedKeyUsage=clientAuth\n")
     # Same subject as the auditor, other CA: must not get in.
     make_leaf(d, "rogue-ca", "rogue", "/O=FTC/CN=ftc-auditor", "extendedKeyUsage=clientAuth\n")
@@ -103,6 +112,7 @@ class TlsAuthTest(unittest.TestCase):
             "--tls-client-ca", cls.p("ca.pem"),
             "--grant-tls", "%s=auditor" % AUDITOR_SUBJECT,
             "--grant-tls", "san:%s=writer" % WRITER_SAN,
+            "--grant-tls", "san:uri:%s=writer" % WORKLOAD_URI,
             "--grant-tls", "%s=deleter" % DELETER_SUBJECT])
         cls.d.start()
         # The operator (unix socket) stores two photos, shreds one, keeps one.
@@ -324,6 +334,28 @@ class TlsAuthTest(unittest.TestCase):
         self.assertEqual(self.state(), before)
         self.assertEqual(self.d.get_bytes(digest), data)
         p = self.tls_ctl("writer", "stat", digest)
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+
+    def test_a_san_of_another_type_does_not_pass_for_a_granted_one(self):
+        # Review finding: DNS names, URIs, e-mail addresses and IP addresses
+        # were one list, so an e-mail SAN "ingest.vendor.example" got the
+        # DNS grant's writer role.
+        path = os.path.join(self.work, "san.bin")
+        with open(path, "wb") as f:
+            f.write(os.urandom(3000))
+        before = self.state()
+        for who, subject in (("email-san", "CN=mailbox,O=Vendor"), ("uri-san", "CN=link,O=Vendor")):
+            with self.subTest(who=who):
+                p = self.tls_ctl(who, "put", path)
+                err = self.assertRefused(p, "Store.BatchPut", "writer or admin")  # a small file: one batch
+                self.assertIn('caller TLS subject "%s" has no roles' % subject, err)
+        self.assertEqual(self.state(), before)
+        # The typed grant (uri:) and the inferred one (a DNS name) still admit their clients.
+        for who in ("workload", "writer"):
+            with self.subTest(who=who):
+                p = self.tls_ctl(who, "stat", self.kept)
+                self.assertEqual(p.returncode, 0, p.stderr.decode())
+        p = self.tls_ctl("workload", "put", path)
         self.assertEqual(p.returncode, 0, p.stderr.decode())
 
     def test_no_certificate_or_a_foreign_one_does_not_get_through_the_handshake(self):

@@ -140,6 +140,8 @@ TEST(AuthPolicyTest, LocalUsers) {
   EXPECT_EQ(RolesForUid(p, 65534), 0u);
 }
 
+SanName Dns(const char* name) { return {SanType::kDns, name}; }
+
 TEST(AuthPolicyTest, Certificates) {
   Policy p;
   p.tls = {{"CN=ftc-auditor,O=FTC", "", {"auditor"}},
@@ -148,12 +150,41 @@ TEST(AuthPolicyTest, Certificates) {
   ASSERT_TRUE(ValidatePolicy(p).ok());
   EXPECT_EQ(RolesForCertificate(p, "CN=ftc-auditor,O=FTC", {}), kAuditor);
   EXPECT_EQ(RolesForCertificate(p, "CN=ftc-auditor,O=FTC Inc", {}), 0u) << "the subject must match exactly";
-  EXPECT_EQ(RolesForCertificate(p, "CN=x", {"a.example", "ingest.vendor.example"}), kWriter);
+  EXPECT_EQ(RolesForCertificate(p, "CN=x", {Dns("a.example"), Dns("ingest.vendor.example")}), kWriter);
   EXPECT_EQ(RolesForCertificate(p, "CN=ops,O=Vendor", {}), 0u) << "a grant with subject and san needs both";
-  EXPECT_EQ(RolesForCertificate(p, "CN=ops,O=Vendor", {"ops.vendor.example"}), kDeleter);
-  EXPECT_EQ(RolesForCertificate(p, "CN=other", {"other.example"}), 0u);
+  EXPECT_EQ(RolesForCertificate(p, "CN=ops,O=Vendor", {Dns("ops.vendor.example")}), kDeleter);
+  EXPECT_EQ(RolesForCertificate(p, "CN=other", {Dns("other.example")}), 0u);
   p.tls.push_back({"", "", {"admin"}});
   EXPECT_FALSE(ValidatePolicy(p).ok());
+}
+
+// Review finding: SANs of every type were one list, so a certificate whose
+// e-mail or URI SAN (which CAs of user certificates often let the holder
+// choose) read like a granted DNS name got that grant's roles.
+TEST(AuthPolicyTest, SanGrantMatchesOnlyItsOwnType) {
+  Policy p;
+  p.tls = {{"", "ingest.vendor.example", {"writer"}}, {"", "uri:spiffe://vendor/ops", {"deleter"}}};
+  ASSERT_TRUE(ValidatePolicy(p).ok());
+  EXPECT_EQ(RolesForCertificate(p, "CN=x", {{SanType::kEmail, "ingest.vendor.example"}}), 0u);
+  EXPECT_EQ(RolesForCertificate(p, "CN=x", {{SanType::kUri, "ingest.vendor.example"}}), 0u);
+  EXPECT_EQ(RolesForCertificate(p, "CN=x", {{SanType::kDns, "spiffe://vendor/ops"}}), 0u);
+  EXPECT_EQ(RolesForCertificate(p, "CN=x", {{SanType::kEmail, "spiffe://vendor/ops"}}), 0u);
+  EXPECT_EQ(RolesForCertificate(p, "CN=x", {{SanType::kUri, "spiffe://vendor/ops"}}), kDeleter);
+  EXPECT_EQ(RolesForCertificate(p, "CN=x", {Dns("INGEST.Vendor.example")}), kWriter) << "DNS names ignore case";
+  EXPECT_EQ(RolesForCertificate(p, "CN=x", {{SanType::kUri, "spiffe://VENDOR/ops"}}), 0u) << "URIs are exact";
+}
+
+TEST(AuthPolicyTest, SanMatches) {
+  auto grant = [](const char* text) { return *ParseSanGrant(text); };
+  EXPECT_TRUE(SanMatches(grant("ip:::1"), {SanType::kIp, "0:0:0:0:0:0:0:1"})) << "IP addresses as addresses";
+  EXPECT_TRUE(SanMatches(grant("192.0.2.7"), {SanType::kIp, "192.0.2.7"}));
+  EXPECT_FALSE(SanMatches(grant("192.0.2.7"), {SanType::kDns, "192.0.2.7"}));
+  EXPECT_FALSE(SanMatches(grant("192.0.2.7"), {SanType::kIp, "192.0.2.70"}));
+  EXPECT_FALSE(SanMatches(grant("192.0.2.7"), {SanType::kIp, "::ffff:192.0.2.7"})) << "4 and 16 bytes differ";
+  EXPECT_TRUE(SanMatches(grant("ops@vendor.example"), {SanType::kEmail, "ops@vendor.example"}));
+  EXPECT_FALSE(SanMatches(grant("ops@vendor.example"), {SanType::kEmail, "OPS@vendor.example"}));
+  EXPECT_FALSE(SanMatches(grant("ops@vendor.example"), {SanType::kDns, "ops@vendor.example"}));
+  EXPECT_FALSE(SanMatches(grant("dns:a.example"), {SanType::kDns, "a.example.evil"}));
 }
 
 TEST(AuthIdentityTest, LoopbackTcpPeerUid) {

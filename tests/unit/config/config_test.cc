@@ -15,6 +15,7 @@
 #include <openssl/x509.h>
 
 #include "daemon/base/strings.h"
+#include "daemon/config/san_grant.h"
 #include "tests/unit/test_util.h"
 
 namespace shredd {
@@ -211,6 +212,58 @@ TEST(ConfigTest, BadValues) {
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.toml;
     EXPECT_NE(Message(s).find(c.want), std::string::npos) << c.toml << "\n  got: " << s;
   }
+}
+
+// [[roles.tls]] san: a type prefix, or the type inferred from the value's
+// shape, so that a grant matches SANs of one type only (auth_test.cc).
+TEST(ConfigTest, SanGrantTypes) {
+  struct Case {
+    const char* san;
+    SanType type;
+    const char* value;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"ingest.vendor.example", SanType::kDns, "ingest.vendor.example"},
+           {"*.vendor.example", SanType::kDns, "*.vendor.example"},
+           {"dns:ingest.vendor.example", SanType::kDns, "ingest.vendor.example"},
+           {"DNS:ingest.vendor.example", SanType::kDns, "ingest.vendor.example"},
+           {"ops@vendor.example", SanType::kEmail, "ops@vendor.example"},
+           {"email:ops@vendor.example", SanType::kEmail, "ops@vendor.example"},
+           {"spiffe://vendor.example/ops", SanType::kUri, "spiffe://vendor.example/ops"},
+           {"https://user@vendor.example/", SanType::kUri, "https://user@vendor.example/"},
+           {"urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66", SanType::kUri,
+            "urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66"},
+           {"uri:dns:example.com", SanType::kUri, "dns:example.com"},
+           {"192.0.2.7", SanType::kIp, "192.0.2.7"},
+           {"2001:db8::7", SanType::kIp, "2001:db8::7"},
+           {"ip:::1", SanType::kIp, "::1"},
+       }) {
+    auto n = ParseSanGrant(c.san);
+    ASSERT_TRUE(n.ok()) << c.san << ": " << n.status();
+    EXPECT_EQ(n->type, c.type) << c.san;
+    EXPECT_EQ(n->value, c.value) << c.san;
+  }
+  for (const auto& [san, want] : std::vector<std::pair<const char*, const char*>>{
+           {"dns:", "dns: SAN is empty"},
+           {"ip:vendor.example", "ip SAN \"vendor.example\" is not an IPv4 or IPv6 address"},
+           {"dns:ops@vendor.example", "is not a DNS name"},
+           {"dns:spiffe://x/y", "is not a DNS name"},
+           {"Ops Team", "has spaces, control characters or non-ASCII"},
+           {"email:ops.vendor.example", "has no '@'"},
+           {"uri:vendor.example", "has no scheme"},
+       }) {
+    auto n = ParseSanGrant(san);
+    ASSERT_FALSE(n.ok()) << san;
+    EXPECT_EQ(n.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(n.status().message().find(want), std::string_view::npos) << san << ": " << n.status();
+  }
+  // In a config file the error names the key and its line.
+  auto s = LoadError("[[roles.tls]]\nsan = \"ip:nope\"\nroles = [\"admin\"]\n");
+  EXPECT_NE(Message(s).find("test.toml:2: roles.tls[0].san: ip SAN \"nope\" is not an IPv4"), std::string::npos) << s;
+  // And ValidateConfig checks a grant made by a flag.
+  DaemonConfig c;
+  c.tls_roles.push_back({"", "ip:nope", {"admin"}});
+  EXPECT_EQ(ValidateConfig(c, false).code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(ConfigTest, PinsAreNeverEchoed) {
