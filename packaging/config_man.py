@@ -59,7 +59,10 @@ def main():
                "then its command-line flags, each overriding the one before. Keys absent from the file keep their "
                "defaults. An unknown key, a wrong type or a bad value is an error that names the file, the line and "
                "the key; `shredd --check-config --config FILE` checks a file and touches nothing. Relative paths "
-               "are relative to the daemon's working directory (/ under systemd)."))
+               "are relative to the daemon's working directory (/ under systemd). The file grants roles, so the daemon "
+               "refuses it (at start, and on reload) unless only root or the daemon's user can change it: owned by "
+               "one of them, not writable by its group or others, in directories no other user can write (a sticky "
+               "one like /tmp is fine)."))
     print(".SH KEYS")
     for title, keys in sections(markdown):
         print('.SS "%s"' % roff(title))

@@ -6,6 +6,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "daemon/app/path_safety.h"
 #include "daemon/base/logging.h"
 #include "daemon/base/man_page.h"
 #include "daemon/config/san_grant.h"
@@ -268,6 +269,8 @@ std::optional<int> ParseCommandLine(int argc, char** argv, CommandLine* out) {
   out->load = [path = out->config_path, overrides = Overrides(app, f.opt)]() -> absl::StatusOr<DaemonConfig> {
     DaemonConfig c;
     if (!path.empty()) {
+      // At start and on every SIGHUP: the file grants roles.
+      if (auto s = CheckConfigFile(path); !s.ok()) return s;
       auto file = LoadConfig(path);
       if (!file.ok()) return file.status();
       c = *std::move(file);

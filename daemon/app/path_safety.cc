@@ -93,7 +93,62 @@ absl::Status CheckVaultModes(const std::string& dir) {
   return s;
 }
 
+// The config file decides every role; see CheckConfigFile.
+bool TrustedOwner(uid_t uid) { return uid == 0 || uid == geteuid(); }
+
+std::string ModeAndOwner(const struct stat& st) {
+  return StrCat("mode ", ModeString(st.st_mode), ", owner uid ", st.st_uid);
+}
+
+// Every directory above `path` (absolute): owned by root or us, and not
+// writable by others unless sticky.
+absl::Status CheckConfigDirs(const std::string& config, const std::string& path) {
+  std::string dir;
+  const std::vector<std::string> parts = Components(path);
+  for (size_t i = 0; i < parts.size(); ++i) {
+    dir = i == 0 ? "/" : StrCat(dir, i == 1 ? "" : "/", parts[i - 1]);
+    struct stat st {};
+    if (stat(dir.c_str(), &st) != 0) continue;  // the file's own check (or LoadConfig) reports it
+    const bool writable = (st.st_mode & 022) != 0 && (st.st_mode & S_ISVTX) == 0;
+    if (TrustedOwner(st.st_uid) && !writable) continue;
+    return absl::FailedPreconditionError(
+        StrCat("refusing config file ", config, ": directory ", dir, " (", ModeAndOwner(st), ") lets ",
+               writable ? "its group or other users" : StrCat("uid ", st.st_uid),
+               " replace the file, so they could grant themselves any role. Keep the config where only root or "
+               "the daemon's user (uid ",
+               geteuid(), ") can write", writable ? StrCat(", or run: chmod go-w ", dir) : std::string()));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+absl::Status CheckConfigFile(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) return absl::OkStatus();
+  if (!TrustedOwner(st.st_uid)) {
+    return absl::FailedPreconditionError(StrCat("refusing config file ", path, " (", ModeAndOwner(st), "): uid ",
+                                                st.st_uid,
+                                                " owns it and could grant themselves any role. Run: chown root ", path,
+                                                " (or chown it to the daemon's user, uid ", geteuid(), ")"));
+  }
+  if ((st.st_mode & 022) != 0) {
+    return absl::FailedPreconditionError(StrCat("refusing config file ", path, " (", ModeAndOwner(st),
+                                                "): its group or other users can write it, so they could grant "
+                                                "themselves any role. Run: chmod go-w ",
+                                                path));
+  }
+  std::string absolute = path;
+  if (!path.starts_with("/")) {
+    char cwd[PATH_MAX];
+    if (getcwd(cwd, sizeof cwd) == nullptr) return ErrnoStatus("cannot read the working directory", "", errno);
+    absolute = StrCat(cwd, "/", path);
+  }
+  if (auto s = CheckConfigDirs(path, absolute); !s.ok()) return s;
+  auto real = CanonicalPath(path);
+  if (!real.ok()) return real.status();
+  return CheckConfigDirs(path, *real);
+}
 
 absl::StatusOr<std::string> CanonicalPath(std::string_view path) {
   if (path.empty()) return absl::InvalidArgumentError("empty path");

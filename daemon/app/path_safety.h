@@ -9,6 +9,8 @@
 //   - refused: a file vault directory, or a key file in it, that its group or
 //     other users may read, write or search (mode & 077): the root key and
 //     the signing key are the daemon's only secrets.
+//   - refused: a config file that a user other than root and the daemon's
+//     own could change (CheckConfigFile): it decides who holds which role.
 //   - warned: a data dir that its group or others may read or write. It holds
 //     only ciphertext, sealed records and keyed hashes (readable, it leaks
 //     sizes and counts; writable, tampering is detected as DATA_LOSS), and
@@ -38,6 +40,16 @@ bool PathWithin(std::string_view inner, std::string_view outer);
 // The checks above. FAILED_PRECONDITION with the reason for a refused
 // layout; `warnings` (if not null) gets one line per warning.
 absl::Status CheckStoragePaths(const DaemonConfig& config, std::vector<std::string>* warnings);
+
+// The --config file, read at start and on every SIGHUP, grants roles: like
+// sshd and sudo, refuse one that another local user could change or replace.
+// The file must be owned by root or the daemon's effective uid and not be
+// writable by its group or others; so must every directory on its path (as
+// given and after symlinks), except that a directory others may write is
+// allowed with the sticky bit (/tmp). FAILED_PRECONDITION naming the file or
+// directory, its mode and owner, and the chmod or chown that fixes it. A
+// file that does not exist passes (LoadConfig reports it).
+absl::Status CheckConfigFile(const std::string& path);
 
 }  // namespace shredd
 

@@ -6,11 +6,13 @@ explicit --new-signing-key); a vault open to other users is refused and a
 data dir open to them is warned about."""
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 import unittest
 
-from harness import SHREDD, Daemon, pb
+from harness import SHREDCTL, SHREDD, Daemon, pb
 from shredd.v1 import log_pb2 as lpb  # noqa: E402
 from shredd.v1 import log_pb2_grpc as lpb_grpc  # noqa: E402
 
@@ -166,6 +168,139 @@ class SigningKeyTest(unittest.TestCase):
     def test_fresh_data_dir_makes_its_key(self):
         self.d.start()
         self.assertTrue(os.path.exists(os.path.join(self.tmp, "vault", "signing.key")))
+
+
+NOBODY = 65534
+
+
+class ConfigFileSafetyTest(unittest.TestCase):
+    """Review finding: the config file decides who holds which role, yet a
+    file (or a directory above it) that another local user could write was
+    read at start and on every SIGHUP. Like sshd and sudo, shredd refuses it."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="shredd-conffile-")
+        os.chmod(self.tmp, 0o755)  # the socket must be reachable by the other uid
+        self.config = os.path.join(self.tmp, "shredd.toml")
+        self.write_config("auditor")
+        self.d = None
+
+    def tearDown(self):
+        if self.d is not None:
+            self.d.kill()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def write_config(self, role):
+        with open(self.config, "w") as f:
+            f.write('[[roles.local]]\nuid = %d\nroles = ["%s"]\n' % (NOBODY, role))
+
+    def run_both(self, config):
+        """--check-config, then a start; both with the same flags."""
+        flags = ["--config", config, "--data-dir", self.tmp + "/data", "--vault", "file:%s/vault" % self.tmp,
+                 "--listen", "unix:%s/s.sock" % self.tmp]
+        return [shredd(*extra, *flags, cwd=self.tmp) for extra in (["--check-config"], [])]
+
+    def refused(self, want, config=None):
+        before = tree(self.tmp)
+        for p in self.run_both(config or self.config):
+            self.assertEqual(p.returncode, 1, (p.stdout, p.stderr))
+            self.assertIn("refusing config file %s" % (config or self.config), p.stderr)
+            self.assertIn(want, p.stderr)
+            self.assertIn("could grant themselves any role", p.stderr)
+            self.assertEqual(len(p.stderr.strip().splitlines()), 1, p.stderr)
+        self.assertEqual(tree(self.tmp), before, "a refused config created files")
+
+    def accepted(self, config=None):
+        p = shredd("--check-config", "--config", config or self.config, "--data-dir", self.tmp + "/data",
+                   "--vault", "file:%s/vault" % self.tmp, "--listen", "unix:%s/s.sock" % self.tmp)
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_a_config_file_others_can_write_is_refused(self):
+        uid = os.geteuid()
+        for mode in (0o666, 0o620, 0o602):
+            with self.subTest(mode=oct(mode)):
+                os.chmod(self.config, mode)
+                self.refused("(mode 0%o, owner uid %d): its group or other users can write it" % (mode, uid))
+                self.assertIn("chmod go-w " + self.config, self.run_both(self.config)[0].stderr)
+        for mode in (0o600, 0o644, 0o400):
+            with self.subTest(mode=oct(mode)):
+                os.chmod(self.config, mode)
+                self.accepted()
+
+    def test_a_config_file_in_a_directory_others_can_write_is_refused(self):
+        conf_dir = os.path.join(self.tmp, "etc")
+        os.mkdir(conf_dir)
+        config = os.path.join(conf_dir, "shredd.toml")
+        shutil.copy(self.config, config)
+        os.chmod(config, 0o644)
+        for mode in (0o777, 0o775):
+            os.chmod(conf_dir, mode)
+            self.refused("directory %s (mode 0%o" % (conf_dir, mode), config)
+        os.chmod(conf_dir, 0o1777)  # sticky, like /tmp: others cannot replace our file
+        self.accepted(config)
+        os.chmod(conf_dir, 0o755)
+        self.accepted(config)
+        # A symlink in a directory others can write: they could point it elsewhere.
+        open_dir = os.path.join(self.tmp, "open")
+        os.mkdir(open_dir)
+        os.chmod(open_dir, 0o777)
+        link = os.path.join(open_dir, "shredd.toml")
+        os.symlink(config, link)
+        self.refused("directory %s (mode 0777" % open_dir, link)
+
+    def test_a_config_file_owned_by_another_user_is_refused(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root to chown")
+        os.chmod(self.config, 0o644)
+        os.chown(self.config, NOBODY, NOBODY)
+        self.refused("(mode 0644, owner uid %d): uid %d owns it" % (NOBODY, NOBODY))
+        os.chown(self.config, 0, 0)
+        self.accepted()
+        conf_dir = os.path.join(self.tmp, "theirs")
+        os.mkdir(conf_dir, 0o755)
+        config = os.path.join(conf_dir, "shredd.toml")
+        shutil.copy(self.config, config)
+        os.chown(conf_dir, NOBODY, NOBODY)
+        self.refused("directory %s (mode 0755, owner uid %d) lets uid %d replace the file" % (conf_dir, NOBODY, NOBODY),
+                     config)
+
+    def can_switch_uid(self):
+        return os.geteuid() == 0 and shutil.which("setpriv") is not None
+
+    def nobody_ls(self):
+        cmd = ["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups",
+               SHREDCTL, "--server", self.d.address, "ls"]
+        return subprocess.run(cmd, capture_output=True, timeout=120, cwd="/").returncode
+
+    def reload(self, want):
+        start = len(self.d.log())
+        self.d.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while want not in self.d.log()[start:] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.d.log()[start:]
+
+    def test_a_reload_refuses_a_config_others_can_write_and_keeps_the_roles(self):
+        os.chmod(self.config, 0o600)
+        self.d = Daemon(self.tmp, extra_args=["--config", self.config])
+        self.d.start()
+        if self.can_switch_uid():
+            self.assertEqual(self.nobody_ls(), 6)  # an auditor may not list items
+        # Someone who can write the file grants themselves admin.
+        self.write_config("admin")
+        os.chmod(self.config, 0o666)
+        log = self.reload("config reload failed")
+        self.assertIn("config reload failed; the running config stays in force", log)
+        self.assertIn("refusing config file %s (mode 0666" % self.config, log)
+        self.assertNotIn("config reloaded", log)
+        if self.can_switch_uid():
+            self.assertEqual(self.nobody_ls(), 6)
+        # The same file, safe again, is applied.
+        os.chmod(self.config, 0o600)
+        log = self.reload("config reloaded")
+        self.assertIn("config reloaded local_grants=1", log)
+        if self.can_switch_uid():
+            self.assertEqual(self.nobody_ls(), 0)
 
 
 if __name__ == "__main__":
