@@ -1,10 +1,14 @@
 #include "daemon/api/auth.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -102,17 +106,106 @@ class AuthInterceptor final : public grpc::experimental::Interceptor {
   bool registered_ = false;
 };
 
-// /proc/net/tcp writes an IPv4 address as the in-memory u32 in %08X and an
-// IPv6 one as four such words; the port as %04X.
-std::string ProcHex(const void* addr, size_t len) {
-  std::string out;
-  char buf[9];
-  for (size_t i = 0; i < len; i += 4) {
-    uint32_t w;
-    std::memcpy(&w, static_cast<const char*>(addr) + i, 4);
-    std::snprintf(buf, sizeof buf, "%08X", w);
-    out += buf;
+constexpr int kTcpEstablished = 0x01, kTcpTimeWait = 0x06, kTcpListen = 0x0A;
+
+// IPv4 as ::ffff:a.b.c.d.
+Endpoint MappedV4(const void* v4, int port) {
+  Endpoint e;
+  e.addr[10] = e.addr[11] = 0xff;
+  std::memcpy(&e.addr[12], v4, 4);
+  e.port = port;
+  return e;
+}
+
+// "0100007F:15B3" (IPv4) or 32 hex digits and a port (IPv6): each 32-bit word
+// is the in-memory u32 printed with %08X, the port %04X.
+bool ParseProcEndpoint(const std::string& text, Endpoint* out) {
+  const size_t colon = text.find(':');
+  if (colon != 8 && colon != 32) return false;
+  unsigned char bytes[16];
+  for (size_t i = 0; i < colon; i += 8) {
+    uint32_t w = static_cast<uint32_t>(std::strtoul(text.substr(i, 8).c_str(), nullptr, 16));
+    std::memcpy(bytes + i / 2, &w, 4);
   }
+  const int port = static_cast<int>(std::strtol(text.c_str() + colon + 1, nullptr, 16));
+  if (colon == 8) {
+    *out = MappedV4(bytes, port);
+  } else {
+    std::memcpy(out->addr.data(), bytes, 16);
+    out->port = port;
+  }
+  return true;
+}
+
+bool IsLoopback(const Endpoint& e) {
+  static const unsigned char kV6Loopback[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  static const unsigned char kMappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (std::memcmp(e.addr.data(), kV6Loopback, 16) == 0) return true;
+  return std::memcmp(e.addr.data(), kMappedPrefix, 12) == 0 && e.addr[12] == 127;
+}
+
+// "ipv4:127.0.0.1:5555", "ipv6:[::1]:5555" (brackets possibly
+// percent-encoded: "ipv6:%5B::1%5D:5555").
+std::optional<Endpoint> ParsePeer(std::string_view peer) {
+  std::string p;
+  for (size_t i = 0; i < peer.size(); ++i) {
+    if (peer[i] == '%' && i + 2 < peer.size()) {
+      std::string hex(peer.substr(i + 1, 2));
+      for (char& h : hex) h = static_cast<char>(std::toupper(static_cast<unsigned char>(h)));
+      const char c = hex == "5B" ? '[' : hex == "5D" ? ']' : hex == "25" ? '%' : 0;
+      if (c != 0) {
+        p += c;
+        i += 2;
+        continue;
+      }
+    }
+    p += peer[i];
+  }
+  const size_t colon = p.rfind(':');
+  if (colon == std::string::npos || !(p.starts_with("ipv4:") || p.starts_with("ipv6:"))) return std::nullopt;
+  int port = 0;
+  const char* digits = p.c_str() + colon + 1;
+  if (std::from_chars(digits, p.c_str() + p.size(), port).ec != std::errc() || port <= 0 || port > 65535) {
+    return std::nullopt;
+  }
+  std::string host = p.substr(5, colon - 5);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (auto pct = host.find('%'); pct != std::string::npos) host.resize(pct);  // zone id
+  Endpoint e;
+  e.port = port;
+  in_addr a4{};
+  if (p.starts_with("ipv4:")) {
+    if (inet_pton(AF_INET, host.c_str(), &a4) != 1) return std::nullopt;
+    e = MappedV4(&a4, port);
+  } else if (inet_pton(AF_INET6, host.c_str(), e.addr.data()) != 1) {
+    return std::nullopt;
+  }
+  if (!IsLoopback(e)) return std::nullopt;
+  return e;
+}
+
+std::vector<internal::TcpSocket> ReadTcpTables() {
+  std::vector<internal::TcpSocket> all = internal::ReadTcpTable("/proc/net/tcp");
+  std::vector<internal::TcpSocket> v6 = internal::ReadTcpTable("/proc/net/tcp6");
+  all.insert(all.end(), v6.begin(), v6.end());
+  return all;
+}
+
+// Inodes of the sockets this process holds ("socket:[12345]" in /proc/self/fd).
+absl::flat_hash_set<uint64_t> OwnSocketInodes() {
+  absl::flat_hash_set<uint64_t> out;
+  DIR* d = opendir("/proc/self/fd");
+  if (d == nullptr) return out;
+  while (dirent* e = readdir(d)) {
+    char target[64];
+    const std::string link = StrCat("/proc/self/fd/", e->d_name);
+    const ssize_t n = readlink(link.c_str(), target, sizeof target - 1);
+    if (n <= 0) continue;
+    target[n] = 0;
+    unsigned long long inode = 0;
+    if (std::sscanf(target, "socket:[%llu]", &inode) == 1) out.insert(inode);
+  }
+  closedir(d);
   return out;
 }
 
@@ -134,28 +227,42 @@ std::vector<SanName> CertificateSans(const grpc::AuthContext& ac) {
 
 namespace internal {
 
-std::optional<uid_t> FindInProcNet(const char* file, const std::string& local_hex,
-                                   const absl::flat_hash_set<int>& server_ports) {
+std::vector<TcpSocket> ReadTcpTable(const char* file) {
+  std::vector<TcpSocket> out;
   std::ifstream in(file);
   std::string line;
   std::getline(in, line);  // header
-  // One connection only: two established sockets can share a local
-  // address and port towards different remote addresses (SO_REUSEADDR),
-  // and taking the first would hand one user another's roles.
-  std::optional<uid_t> found;
   while (std::getline(in, line)) {
     std::istringstream ls(line);
-    std::string sl, local, remote, st, txrx, trwhen, retr, uid;
-    if (!(ls >> sl >> local >> remote >> st >> txrx >> trwhen >> retr >> uid)) continue;
-    auto colon = local.rfind(':');
-    auto rcolon = remote.rfind(':');
-    if (colon == std::string::npos || rcolon == std::string::npos) continue;
-    if (local != local_hex) continue;
-    int rport = static_cast<int>(std::strtol(remote.c_str() + rcolon + 1, nullptr, 16));
-    if (!server_ports.contains(rport)) continue;
-    if (st != "01") continue;        // TCP_ESTABLISHED
-    if (found) return std::nullopt;  // ambiguous: no roles
-    found = static_cast<uid_t>(std::strtoul(uid.c_str(), nullptr, 10));
+    std::string sl, local, remote, st, txrx, trwhen, retr, uid, timeout, inode;
+    if (!(ls >> sl >> local >> remote >> st >> txrx >> trwhen >> retr >> uid >> timeout >> inode)) continue;
+    TcpSocket s;
+    if (!ParseProcEndpoint(local, &s.local) || !ParseProcEndpoint(remote, &s.remote)) continue;
+    s.state = static_cast<int>(std::strtol(st.c_str(), nullptr, 16));
+    s.uid = static_cast<uid_t>(std::strtoul(uid.c_str(), nullptr, 10));
+    s.inode = std::strtoull(inode.c_str(), nullptr, 10);
+    out.push_back(s);
+  }
+  return out;
+}
+
+std::optional<uid_t> PeerUid(const std::vector<TcpSocket>& sockets, const Endpoint& peer,
+                             const std::vector<Endpoint>& listeners) {
+  // The daemon's end. Two of our ports may have accepted connections from
+  // the same client port (ports are shared across destinations): ambiguous.
+  std::optional<Endpoint> ours;
+  for (const auto& s : sockets) {
+    if (s.remote != peer || s.state == kTcpListen || s.state == kTcpTimeWait) continue;
+    if (std::find(listeners.begin(), listeners.end(), s.local) == listeners.end()) continue;
+    if (ours && *ours != s.local) return std::nullopt;
+    ours = s.local;
+  }
+  if (!ours) return std::nullopt;
+  std::optional<uid_t> found;
+  for (const auto& s : sockets) {
+    if (s.local != peer || s.remote != *ours || s.state != kTcpEstablished) continue;
+    if (found) return std::nullopt;  // cannot happen (one 4-tuple, one socket); no roles if it does
+    found = s.uid;
   }
   return found;
 }
@@ -364,8 +471,15 @@ void Authorizer::RegisterUnixConnection(int fd, ino_t inode, uid_t uid) {
 }
 
 void Authorizer::AddPlaintextTcpPort(int port) {
+  std::vector<Endpoint> listeners = OwnListeners(port);
+  if (listeners.empty()) {
+    LogWarning(
+        "plaintext TCP port: the daemon's listening socket is not in /proc/net/tcp (hidden?); its callers get "
+        "no roles",
+        {{"port", port}});
+  }
   absl::MutexLock lock(&mu_);
-  plaintext_ports_.insert(port);
+  plaintext_listeners_.insert(plaintext_listeners_.end(), listeners.begin(), listeners.end());
 }
 
 Caller Authorizer::IdentifyUnix(int fd) const {
@@ -393,12 +507,12 @@ Caller Authorizer::IdentifyUnix(int fd) const {
 }
 
 Caller Authorizer::IdentifyLoopbackTcp(const std::string& peer) const {
-  absl::flat_hash_set<int> ports;
+  std::vector<Endpoint> listeners;
   {
     absl::MutexLock lock(&mu_);
-    ports = plaintext_ports_;
+    listeners = plaintext_listeners_;
   }
-  std::optional<uid_t> uid = ports.empty() ? std::nullopt : LoopbackPeerUid(peer, ports);
+  std::optional<uid_t> uid = LoopbackPeerUid(peer, listeners);
   if (!uid) return {StrCat("plaintext TCP peer ", peer, " (owner unknown)"), 0};
   absl::MutexLock lock(&mu_);
   return {StrCat("uid ", *uid, " (loopback TCP)"), RolesForUid(policy_, *uid)};
@@ -484,74 +598,21 @@ grpc::Status Reauthorized(const grpc::ServerContextBase* ctx) {
   return status;
 }
 
-std::optional<uid_t> LoopbackPeerUid(std::string_view peer, const absl::flat_hash_set<int>& server_ports) {
-  // gRPC may write the brackets of an IPv6 peer percent-encoded ("ipv6:%5B::1%5D:5555").
-  std::string p;
-  for (size_t i = 0; i < peer.size(); ++i) {
-    if (peer[i] == '%' && i + 2 < peer.size()) {
-      std::string hex(peer.substr(i + 1, 2));
-      if (hex == "5B" || hex == "5b") {
-        p += '[';
-        i += 2;
-        continue;
-      }
-      if (hex == "5D" || hex == "5d") {
-        p += ']';
-        i += 2;
-        continue;
-      }
-      if (hex == "25") {
-        p += '%';
-        i += 2;
-        continue;
-      }
+std::vector<Endpoint> OwnListeners(int port) {
+  const absl::flat_hash_set<uint64_t> own = OwnSocketInodes();
+  std::vector<Endpoint> out;
+  for (const auto& s : ReadTcpTables()) {
+    if (s.state == kTcpListen && s.local.port == port && IsLoopback(s.local) && own.contains(s.inode)) {
+      out.push_back(s.local);
     }
-    p += peer[i];
   }
-  auto colon = p.rfind(':');
-  if (colon == std::string::npos) return std::nullopt;
-  int port = 0;
-  try {
-    port = std::stoi(p.substr(colon + 1));
-  } catch (...) {
-    return std::nullopt;
-  }
-  char port_hex[8];
-  std::snprintf(port_hex, sizeof port_hex, "%04X", port);
-  std::string host;
-  bool v6 = false;
-  if (p.starts_with("ipv4:")) {
-    host = p.substr(5, colon - 5);
-  } else if (p.starts_with("ipv6:")) {
-    host = p.substr(5, colon - 5);
-    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-    auto pct = host.find('%');
-    if (pct != std::string::npos) host.resize(pct);
-    v6 = true;
-  } else {
-    return std::nullopt;
-  }
-  in_addr a4{};
-  in6_addr a6{};
-  if (v6) {
-    if (inet_pton(AF_INET6, host.c_str(), &a6) != 1) return std::nullopt;
-    if (!IN6_IS_ADDR_LOOPBACK(&a6) && !IN6_IS_ADDR_V4MAPPED(&a6)) return std::nullopt;
-    if (IN6_IS_ADDR_V4MAPPED(&a6)) {
-      std::memcpy(&a4, &a6.s6_addr[12], 4);
-      if ((ntohl(a4.s_addr) >> 24) != 127) return std::nullopt;
-      // The client may hold an AF_INET socket (listed in tcp) or an AF_INET6 one.
-      if (auto u = internal::FindInProcNet("/proc/net/tcp", StrCat(ProcHex(&a4, 4), ":", port_hex), server_ports))
-        return u;
-    }
-    return internal::FindInProcNet("/proc/net/tcp6", StrCat(ProcHex(&a6, 16), ":", port_hex), server_ports);
-  }
-  if (inet_pton(AF_INET, host.c_str(), &a4) != 1) return std::nullopt;
-  if ((ntohl(a4.s_addr) >> 24) != 127) return std::nullopt;
-  if (auto u = internal::FindInProcNet("/proc/net/tcp", StrCat(ProcHex(&a4, 4), ":", port_hex), server_ports)) return u;
-  std::memset(&a6, 0, sizeof a6);
-  a6.s6_addr[10] = a6.s6_addr[11] = 0xff;
-  std::memcpy(&a6.s6_addr[12], &a4, 4);
-  return internal::FindInProcNet("/proc/net/tcp6", StrCat(ProcHex(&a6, 16), ":", port_hex), server_ports);
+  return out;
+}
+
+std::optional<uid_t> LoopbackPeerUid(std::string_view peer, const std::vector<Endpoint>& listeners) {
+  std::optional<Endpoint> p = ParsePeer(peer);
+  if (!p || listeners.empty()) return std::nullopt;
+  return internal::PeerUid(ReadTcpTables(), *p, listeners);
 }
 
 }  // namespace shredd::auth

@@ -15,6 +15,7 @@
 
 #include <sys/types.h>
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -100,6 +101,15 @@ bool SanMatches(const SanName& grant, const SanName& cert);
 // with both needs both).
 RoleSet RolesForCertificate(const Policy& policy, std::string_view subject, const std::vector<SanName>& sans);
 
+// A TCP endpoint as /proc/net/tcp{,6} and gRPC's peer strings name it; IPv4
+// addresses as IPv4-mapped IPv6 (::ffff:127.0.0.1), so that a client on an
+// AF_INET socket and one on an AF_INET6 socket compare alike.
+struct Endpoint {
+  std::array<unsigned char, 16> addr{};
+  int port = 0;
+  bool operator==(const Endpoint&) const = default;
+};
+
 // Identifies callers and decides calls. Thread-safe; the policy can be
 // replaced at run time (SIGHUP).
 class Authorizer {
@@ -114,7 +124,8 @@ class Authorizer {
   // server.cc), before it is handed to gRPC as "fd:<fd>".
   void RegisterUnixConnection(int fd, ino_t inode, uid_t uid);
   // A plaintext (loopback, no TLS) TCP port: callers on it are identified
-  // by the uid owning their socket in /proc/net/tcp{,6}.
+  // by the uid owning their socket in /proc/net/tcp{,6} (LoopbackPeerUid);
+  // the daemon's listening sockets on `port` are looked up now.
   void AddPlaintextTcpPort(int port);
 
   Caller Identify(const grpc::ServerContextBase& ctx) const;
@@ -130,7 +141,7 @@ class Authorizer {
   mutable absl::Mutex mu_;
   Policy policy_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<int, UnixConn> unix_conns_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_set<int> plaintext_ports_ ABSL_GUARDED_BY(mu_);
+  std::vector<Endpoint> plaintext_listeners_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> generation_{0};
 };
 
@@ -155,18 +166,37 @@ grpc::Status Authorized(const grpc::ServerContextBase* ctx, Caller* caller = nul
 // Long calls check it before each side effect or chunk (SHREDD_REAUTHORIZE).
 grpc::Status Reauthorized(const grpc::ServerContextBase* ctx);
 
-// uid owning the loopback TCP socket whose local end is `peer` (gRPC peer
-// string "ipv4:127.0.0.1:5555" / "ipv6:[::1]:5555") and whose remote port is
-// one of `server_ports`. Reads /proc/net/tcp and /proc/net/tcp6.
-std::optional<uid_t> LoopbackPeerUid(std::string_view peer, const absl::flat_hash_set<int>& server_ports);
+// The daemon's own listening sockets on `port` (loopback addresses, from
+// /proc/net/tcp{,6}, kept to the sockets among /proc/self/fd).
+std::vector<Endpoint> OwnListeners(int port);
+
+// uid owning the client end of the loopback TCP connection whose client end
+// is `peer` (gRPC peer string "ipv4:127.0.0.1:5555" / "ipv6:[::1]:5555") and
+// whose server end is one of `listeners`. Reads /proc/net/tcp and tcp6.
+std::optional<uid_t> LoopbackPeerUid(std::string_view peer, const std::vector<Endpoint>& listeners);
 
 namespace internal {
-// The uid of the one established connection in `proc_net_file` (the format
-// of /proc/net/tcp and tcp6) whose local end is `local_hex` ("0100007F:15B3")
-// and whose remote port is one of `server_ports`; nullopt if there is none,
-// or more than one (ambiguous: no roles).
-std::optional<uid_t> FindInProcNet(const char* proc_net_file, const std::string& local_hex,
-                                   const absl::flat_hash_set<int>& server_ports);
+// One line of /proc/net/tcp or tcp6.
+struct TcpSocket {
+  Endpoint local, remote;
+  int state = 0;  // 0x01 established, 0x06 time-wait, 0x0A listen, ...
+  uid_t uid = 0;
+  uint64_t inode = 0;
+};
+// Every socket of `proc_net_file` (the format of /proc/net/tcp and tcp6).
+std::vector<TcpSocket> ReadTcpTable(const char* proc_net_file);
+// The uid of the client end of the connection between `peer` and one of
+// `listeners`, found in `sockets` (both tables: a client may hold an AF_INET
+// or an AF_INET6 socket): first the daemon's end, the one socket whose
+// local end is a listener and whose remote end is `peer`; then the one
+// established socket with exactly the reverse addresses. A TCP 4-tuple is
+// unique on a host, so that is the caller's socket; anything else (no such
+// socket, or two) is nullopt: no roles. Matching the client end's local
+// address and remote port alone let another user's connection from the
+// same local port to another address (ports are shared across
+// destinations) stand in for the caller's.
+std::optional<uid_t> PeerUid(const std::vector<TcpSocket>& sockets, const Endpoint& peer,
+                             const std::vector<Endpoint>& listeners);
 }  // namespace internal
 
 }  // namespace auth

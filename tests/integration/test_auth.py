@@ -87,6 +87,38 @@ def make_pki(d):
     make_leaf(d, "rogue-ca", "rogue", "/O=FTC/CN=ftc-auditor", "extendedKeyUsage=clientAuth\n")
 
 
+# As the caller: accept connections on a loopback port and relay each to the
+# daemon (127.0.0.1:argv[2]) from an AF_INET6 socket bound to local port argv[1].
+RELAY = r"""
+import select, socket, sys
+shared, daemon = int(sys.argv[1]), int(sys.argv[2])
+ls = socket.socket()
+ls.bind(("127.0.0.1", 0))
+ls.listen(4)
+print("ready", ls.getsockname()[1], flush=True)
+while True:
+    c, _ = ls.accept()
+    s = socket.socket(socket.AF_INET6)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind(("::ffff:127.0.0.1", shared))
+        s.connect(("::ffff:127.0.0.1", daemon))
+    except OSError:
+        c.close()
+        continue
+    open_ = True
+    while open_:
+        for r in select.select([c, s], [], [])[0]:
+            data = r.recv(65536)
+            if not data:
+                open_ = False
+                break
+            (s if r is c else c).sendall(data)
+    c.close()
+    s.close()
+"""
+
+
 def can_switch_uid():
     return os.geteuid() == 0 and shutil.which("setpriv") is not None
 
@@ -559,6 +591,41 @@ class LocalAuthTest(unittest.TestCase):
         p = self.nobody("ls", server=tcp)
         self.assertEqual(p.returncode, 6, p.stderr.decode())
         self.assertIn("caller uid %d (loopback TCP) has no roles" % NOBODY, p.stderr.decode())
+
+    def test_plaintext_loopback_tcp_is_not_fooled_by_another_connection_from_the_same_port(self):
+        # Review finding: the caller's socket was looked up by its local
+        # address and the remote *port* alone, in /proc/net/tcp before tcp6.
+        # Another user's connection from the same local port to another
+        # loopback address on the daemon's port number (the kernel shares a
+        # local port across destinations) stood in for the caller's, and the
+        # caller got that user's roles.
+        self.start()
+        # root (the daemon's uid: every role) is connected to a service of
+        # its own on 127.0.0.2, same port number, from 127.0.0.1:SHARED.
+        other = socket.socket()
+        other.bind(("127.0.0.2", self.port))
+        other.listen(4)
+        victim = socket.socket()
+        victim.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        victim.bind(("127.0.0.1", 0))
+        victim.connect(("127.0.0.2", self.port))
+        shared = victim.getsockname()[1]
+        # uid 65534 reaches the daemon from an AF_INET6 socket on the same
+        # local port (SO_REUSEADDR here; an unprivileged loop of connects
+        # finds the port as well), through a relay shredctl talks to.
+        relay = subprocess.Popen(as_nobody([sys.executable, "-c", RELAY, str(shared), str(self.port)]),
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/")
+        try:
+            line = relay.stdout.readline().decode().split()
+            self.assertEqual(line[:1], ["ready"], relay.stderr.read1().decode() if not line else line)
+            p = self.nobody("ls", server="tcp:127.0.0.1:%s" % line[1])
+            self.assertEqual(p.returncode, 6, p.stderr.decode())
+            self.assertIn("caller uid %d (loopback TCP) has no roles" % NOBODY, p.stderr.decode())
+        finally:
+            relay.kill()
+            relay.wait()
+            victim.close()
+            other.close()
 
     def test_tls_allows_non_loopback_listeners_plaintext_does_not(self):
         pki = os.path.join(self.tmp, "pki")

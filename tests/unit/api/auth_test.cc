@@ -187,6 +187,73 @@ TEST(AuthPolicyTest, SanMatches) {
   EXPECT_FALSE(SanMatches(grant("dns:a.example"), {SanType::kDns, "a.example.evil"}));
 }
 
+// Both ends of a loopback connection, as /proc/net/tcp{,6} list them.
+Endpoint V4(const char* addr, int port) {
+  Endpoint e;
+  e.addr[10] = e.addr[11] = 0xff;
+  inet_pton(AF_INET, addr, &e.addr[12]);
+  e.port = port;
+  return e;
+}
+
+std::string TcpHeader() {
+  return "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
+}
+std::string TcpLine(const std::string& local, const std::string& remote, const char* state, int uid, int inode) {
+  return "   0: " + local + " " + remote + " " + state + " 00000000:00000000 00:00000000 00000000 " +
+         std::to_string(uid) + " 0 " + std::to_string(inode) + " 1 0000000000000000 20 4 30 10 -1\n";
+}
+
+// The caller is the one socket with exactly the reverse addresses of the
+// daemon's end. Review finding: the lookup matched the client end's local
+// address and the remote *port* only, in tcp before tcp6, so another user's
+// connection from the same local port (the kernel shares a local port across
+// destinations) to another loopback address on the daemon's port number,
+// listed in tcp while the caller's AF_INET6 socket was in tcp6, stood in for
+// the caller.
+TEST(LoopbackPeerTest, TheCallerIsTheReverseOfTheDaemonsEnd) {
+  shredd::testing::TempDir dir;
+  const std::string v4 = dir.path() + "/tcp", v6 = dir.path() + "/tcp6";
+  // Port 0xC350 of 127.0.0.1; the daemon listens on 127.0.0.1:8080 (0x1F90).
+  const std::string theirs = TcpLine("0100007F:C350", "0200007F:1F90", "01", 1000, 11);  // to 127.0.0.2:8080
+  const std::string other_end = TcpLine("0200007F:1F90", "0100007F:C350", "01", 1000, 12);
+  const std::string ours =
+      TcpLine("0000000000000000FFFF00000100007F:1F90", "0000000000000000FFFF00000100007F:C350", "01", 0, 13);
+  const std::string caller =
+      TcpLine("0000000000000000FFFF00000100007F:C350", "0000000000000000FFFF00000100007F:1F90", "01", 65534, 14);
+  const std::string listening =
+      TcpLine("0000000000000000FFFF00000100007F:1F90", "00000000000000000000000000000000:0000", "0A", 0, 15);
+  std::ofstream(v4) << TcpHeader() << theirs << other_end;
+  std::ofstream(v6) << TcpHeader() << listening << ours << caller;
+  std::vector<internal::TcpSocket> table = internal::ReadTcpTable(v4.c_str());
+  ASSERT_EQ(table.size(), 2u);
+  EXPECT_EQ(table[0].local, V4("127.0.0.1", 0xC350));
+  EXPECT_EQ(table[0].remote, V4("127.0.0.2", 0x1F90));
+  EXPECT_EQ(table[0].uid, 1000u);
+  EXPECT_EQ(table[0].inode, 11u);
+  std::vector<internal::TcpSocket> t6 = internal::ReadTcpTable(v6.c_str());
+  ASSERT_EQ(t6.size(), 3u);
+  EXPECT_EQ(t6[0].state, 0x0A);
+  table.insert(table.end(), t6.begin(), t6.end());
+  const Endpoint peer = V4("127.0.0.1", 0xC350);
+  const std::vector<Endpoint> listeners = {V4("127.0.0.1", 0x1F90)};
+  EXPECT_EQ(internal::PeerUid(table, peer, listeners), std::optional<uid_t>(65534));
+  // The caller's socket gone (reset): nobody, not the other connection's owner.
+  std::vector<internal::TcpSocket> gone(table.begin(), table.begin() + 4);
+  EXPECT_EQ(internal::PeerUid(gone, peer, listeners), std::nullopt);
+  // The daemon's end gone too.
+  gone.resize(3);
+  EXPECT_EQ(internal::PeerUid(gone, peer, listeners), std::nullopt);
+  // Not one of our listeners.
+  EXPECT_EQ(internal::PeerUid(table, peer, {V4("127.0.0.1", 0x1F91)}), std::nullopt);
+  // Two of our ports accepted connections from the same client port: which is the caller's is unknown.
+  std::vector<internal::TcpSocket> two = table;
+  internal::TcpSocket second = table[3];  // ours
+  second.local.port = 0x1F91;
+  two.push_back(second);
+  EXPECT_EQ(internal::PeerUid(two, peer, {V4("127.0.0.1", 0x1F90), V4("127.0.0.1", 0x1F91)}), std::nullopt);
+}
+
 TEST(AuthIdentityTest, LoopbackTcpPeerUid) {
   int srv = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   ASSERT_GE(srv, 0);
@@ -198,6 +265,9 @@ TEST(AuthIdentityTest, LoopbackTcpPeerUid) {
   socklen_t len = sizeof a;
   ASSERT_EQ(getsockname(srv, reinterpret_cast<sockaddr*>(&a), &len), 0);
   int server_port = ntohs(a.sin_port);
+  const std::vector<Endpoint> listeners = OwnListeners(server_port);
+  ASSERT_EQ(listeners.size(), 1u) << "our listening socket, found through /proc/self/fd";
+  EXPECT_EQ(listeners[0], V4("127.0.0.1", server_port));
   int cli = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   ASSERT_EQ(connect(cli, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
   int conn = accept(srv, nullptr, nullptr);
@@ -206,11 +276,14 @@ TEST(AuthIdentityTest, LoopbackTcpPeerUid) {
   len = sizeof c;
   ASSERT_EQ(getsockname(cli, reinterpret_cast<sockaddr*>(&c), &len), 0);
   std::string peer = "ipv4:127.0.0.1:" + std::to_string(ntohs(c.sin_port));
-  auto uid = LoopbackPeerUid(peer, {server_port});
+  auto uid = LoopbackPeerUid(peer, listeners);
   ASSERT_TRUE(uid.has_value()) << peer;
   EXPECT_EQ(*uid, getuid());
-  EXPECT_FALSE(LoopbackPeerUid(peer, {server_port + 1}).has_value()) << "only connections to our own ports";
-  EXPECT_FALSE(LoopbackPeerUid("ipv4:10.0.0.1:" + std::to_string(ntohs(c.sin_port)), {server_port}).has_value());
+  EXPECT_FALSE(LoopbackPeerUid(peer, {V4("127.0.0.1", server_port + 1)}).has_value())
+      << "only connections to our own listeners";
+  EXPECT_FALSE(LoopbackPeerUid(peer, {}).has_value());
+  EXPECT_FALSE(LoopbackPeerUid("ipv4:10.0.0.1:" + std::to_string(ntohs(c.sin_port)), listeners).has_value());
+  EXPECT_TRUE(OwnListeners(server_port + 1).empty());
   close(conn);
   close(cli);
   close(srv);
@@ -310,29 +383,6 @@ TEST(AuthIdentityTest, UnixSocketCallerIsIdentifiedByUid) {
   (*listener)->Stop();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   server->Wait();
-}
-
-// A loopback TCP caller is the uid of the one socket whose local end is the
-// peer's and whose remote port is the daemon's. Two established sockets can
-// share a local address and port (SO_REUSEADDR) towards different remote
-// addresses: then nobody gets roles, instead of the first line's owner.
-TEST(LoopbackPeerTest, OnlyAnUnambiguousConnectionGivesAUid) {
-  shredd::testing::TempDir dir;
-  const std::string path = dir.path() + "/tcp";
-  auto write = [&](const std::string& body) {
-    std::ofstream(path) << "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid\n"
-                        << body;
-  };
-  const absl::flat_hash_set<int> ports = {0x1F90};  // 8080
-  const std::string theirs = "   1: 0100007F:C350 0200007F:1F90 01 00000000:00000000 00:00000000 00000000  1000\n";
-  const std::string mine = "   2: 0100007F:C350 0100007F:1F90 01 00000000:00000000 00:00000000 00000000     0\n";
-  const std::string listening = "   3: 0100007F:C350 0100007F:1F90 0A 00000000:00000000 00:00000000 00000000    7\n";
-  write(mine + listening);
-  EXPECT_EQ(internal::FindInProcNet(path.c_str(), "0100007F:C350", ports), std::optional<uid_t>(0));
-  write(theirs + mine);
-  EXPECT_EQ(internal::FindInProcNet(path.c_str(), "0100007F:C350", ports), std::nullopt);
-  EXPECT_EQ(internal::FindInProcNet(path.c_str(), "0100007F:C351", ports), std::nullopt);
-  EXPECT_EQ(internal::FindInProcNet(path.c_str(), "0100007F:C350", {0x1F91}), std::nullopt);
 }
 
 }  // namespace
