@@ -79,6 +79,14 @@ class OutageVault : public Vault {
   std::atomic<bool> destroy_fails_{false};
 };
 
+// A photo's metadata: one subject and one dataset (either may be empty: none).
+inline ItemMetadata Photo(const std::string& subject, const std::string& dataset) {
+  ItemMetadata m;
+  if (!subject.empty()) m.subject_ids = {subject};
+  if (!dataset.empty()) m.datasets = {dataset};
+  return m;
+}
+
 class Domain {
  public:
   explicit Domain(const std::string& root, Shredder::Options shred_options = {}) : root_(root) {
@@ -110,6 +118,14 @@ class Domain {
     return Put(data, m);
   }
   bool Readable(const Sha256& hash) { return store_->Lookup(hash).ok(); }
+  // Places a legal hold on a stored item (id empty: the daemon's own).
+  absl::Status HoldItem(const Sha256& hash, const std::string& reason, const std::string& id = "") {
+    Hold hold;
+    hold.id = id;
+    hold.digest = ContentDigest{hash, 0};
+    hold.reason = reason;
+    return catalog_->AddHold(hold).status();
+  }
 
   // Verifies an envelope with the vault's signing key (the offline verifier).
   absl::StatusOr<verify::VerifiedCertificate> Verify(const std::string& envelope) {

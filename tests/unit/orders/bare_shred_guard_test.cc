@@ -13,14 +13,8 @@ namespace shredd {
 namespace {
 
 using testing::Domain;
+using testing::Photo;
 using testing::TempDir;
-
-ItemMetadata Photo(const std::string& subject, const std::string& dataset) {
-  ItemMetadata m;
-  if (!subject.empty()) m.subject_ids = {subject};
-  if (!dataset.empty()) m.datasets = {dataset};
-  return m;
-}
 
 LineageSpec OnItem(const Sha256& parent, EdgeType type = EdgeType::kTrainedOn) {
   LineageSpec e;
@@ -85,10 +79,7 @@ TEST(BareShredGuardTest, AHeldModelCountsAsLeftBehind) {
   Domain d(dir.path());
   const Sha256 photo = d.Put("bob's photo", Photo("bob", ""));
   const Sha256 model = Model(d, "weights", OnItem(photo));
-  Hold hold;
-  hold.digest = ContentDigest{model, 0};
-  hold.reason = "evidence";
-  ASSERT_TRUE(d.catalog()->AddHold(hold).ok());
+  ASSERT_TRUE(d.HoldItem(model, "evidence").ok());
   EXPECT_TRUE(absl::IsFailedPrecondition(Shred(d, {photo})));
   EXPECT_TRUE(d.Readable(photo));
 }

@@ -16,14 +16,8 @@ namespace shredd {
 namespace {
 
 using testing::Domain;
+using testing::Photo;
 using testing::TempDir;
-
-ItemMetadata Photo(const std::string& subject, const std::string& dataset) {
-  ItemMetadata m;
-  m.subject_ids = {subject};
-  m.datasets = {dataset};
-  return m;
-}
 
 OrderSpec ForSubject(const std::string& id, const std::string& subject) {
   OrderSpec s;
@@ -56,11 +50,7 @@ TEST(OrdersTest, PlanSelectsTheSubjectDerivesItsModelsAndRetainsHolds) {
   TempDir dir;
   Domain d(dir.path());
   Scene s = Build(d);
-  Hold hold;
-  hold.id = "hold-alice2";
-  hold.digest = ContentDigest{s.alice2, 0};
-  hold.reason = "litigation";
-  ASSERT_TRUE(d.catalog()->AddHold(hold).ok());
+  ASSERT_TRUE(d.HoldItem(s.alice2, "litigation", "hold-alice2").ok());
   auto plan = d.orders()->Plan(ForSubject("o-plan", "alice"));
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_EQ(plan->selected_count, 1u);
@@ -205,11 +195,7 @@ TEST(OrdersTest, ARetainedModelSaysWhichEdgePulledItIn) {
   TempDir dir;
   Domain d(dir.path());
   Scene s = Build(d);
-  Hold hold;
-  hold.id = "hold-model";
-  hold.digest = ContentDigest{s.model, 0};
-  hold.reason = "the model is evidence";
-  ASSERT_TRUE(d.catalog()->AddHold(hold).ok());
+  ASSERT_TRUE(d.HoldItem(s.model, "the model is evidence", "hold-model").ok());
   ASSERT_TRUE(d.orders()->Submit(ForSubject("o-held", "alice")).ok());
   auto done = d.orders()->Get("o-held", absl::Now() + absl::Seconds(30));
   ASSERT_TRUE(done.ok()) << done.status();
@@ -236,18 +222,13 @@ TEST(OrdersTest, AHoldReasonChangedSinceTheReviewRefusesTheReviewedOrder) {
   TempDir dir;
   Domain d(dir.path());
   Scene s = Build(d);
-  Hold hold;
-  hold.id = "hold-alice2";
-  hold.digest = ContentDigest{s.alice2, 0};
-  hold.reason = "litigation";
-  ASSERT_TRUE(d.catalog()->AddHold(hold).ok());
+  ASSERT_TRUE(d.HoldItem(s.alice2, "litigation", "hold-alice2").ok());
   OrderSpec spec = ForSubject("o-reviewed", "alice");
   auto reviewed = d.orders()->Plan(spec, 0);
   ASSERT_TRUE(reviewed.ok()) << reviewed.status();
   spec.expected_plan_digest = reviewed->digest;
   ASSERT_TRUE(d.catalog()->RemoveHold("hold-alice2").ok());
-  hold.reason = "litigation settled; kept for the auditor";
-  ASSERT_TRUE(d.catalog()->AddHold(hold).ok());
+  ASSERT_TRUE(d.HoldItem(s.alice2, "litigation settled; kept for the auditor", "hold-alice2").ok());
   auto now = d.orders()->Plan(spec, 0);
   ASSERT_TRUE(now.ok()) << now.status();
   EXPECT_NE(now->digest, reviewed->digest);

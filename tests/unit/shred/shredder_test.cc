@@ -84,11 +84,7 @@ TEST(ShredderTest, UnknownOrHeldItemsAreRefusedAndNothingIsShredded) {
   const uint64_t log_before = d.log()->size();
   auto unknown = d.shredder()->Shred(SpecFor({a, Sha256Hasher::Of("never stored")}));
   EXPECT_EQ(unknown.status().code(), absl::StatusCode::kNotFound) << unknown.status();
-  Hold hold;
-  hold.id = "hold-1";
-  hold.digest = ContentDigest{held, 0};
-  hold.reason = "litigation";
-  ASSERT_TRUE(d.catalog()->AddHold(hold).ok());
+  ASSERT_TRUE(d.HoldItem(held, "litigation", "hold-1").ok());
   const uint64_t log_held = d.log()->size();
   auto refused = d.shredder()->Shred(SpecFor({a, held}));
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition) << refused.status();
