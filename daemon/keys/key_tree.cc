@@ -426,12 +426,15 @@ absl::Status KeyTree::CollectTopsLocked(const EpochPlan& plan, rocksdb::Iterator
 absl::Status KeyTree::CommitEpochLocked(EpochPlan& plan, std::vector<std::pair<uint64_t, SecretBytes>>& tops,
                                         rocksdb::WriteBatch& batch) {
   const uint64_t old_epoch = epoch_, new_epoch = epoch_ + 1;
-  if (auto s = vault_->CreateRoot(new_epoch); !s.ok()) return s;
+  if (auto s = vault_->CreateRoot(new_epoch); !s.ok()) {
+    return VaultUnavailable(StrCat("the vault cannot make root ", new_epoch, "; nothing was shredded"), s);
+  }
   for (auto& [t, key] : tops) {
     auto w = vault_->WrapWithRoot(new_epoch, key, NodeAssociatedData(kLevels - 1, t));
     if (!w.ok()) {
       (void)vault_->DestroyRoot(new_epoch);
-      return w.status();
+      return VaultUnavailable(StrCat("the vault cannot wrap under root ", new_epoch, "; nothing was shredded"),
+                              w.status());
     }
     batch.Put(NodeRecordKey(kLevels - 1, t), *w);
   }

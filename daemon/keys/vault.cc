@@ -13,4 +13,9 @@ absl::StatusOr<std::unique_ptr<Vault>> OpenVault(std::string_view spec) {
   return absl::InvalidArgumentError("unknown vault scheme: expected file:PATH or pkcs11:module=...;token=...;pin=...");
 }
 
+absl::Status VaultUnavailable(std::string_view what, const absl::Status& s) {
+  if (s.ok() || absl::IsCancelled(s)) return s;
+  return absl::UnavailableError(StrCat(what, ": ", s.message()));
+}
+
 }  // namespace shredd

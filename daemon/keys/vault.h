@@ -74,6 +74,14 @@ class Vault {
 // or via the SHREDD_PKCS11_PIN environment variable).
 absl::StatusOr<std::unique_ptr<Vault>> OpenVault(std::string_view spec);
 
+// A failure of the vault while the daemon serves, as its callers see it. The
+// vault is the daemon's own: a refusal of it (file permissions, an
+// immutable file, a write-protected or removed token, a full disk) is a
+// passing failure of the service, UNAVAILABLE with `what` and the vault's
+// reason, never a verdict on the caller (PERMISSION_DENIED, UNAUTHENTICATED)
+// and never one that makes an order fail for good. A cancellation stays one.
+absl::Status VaultUnavailable(std::string_view what, const absl::Status& s);
+
 }  // namespace shredd
 
 #endif  // SHREDD_DAEMON_KEYS_VAULT_H_

@@ -77,6 +77,8 @@ from shredd.v1 import orders_pb2_grpc as opb_grpc
 #                          maps, lifts
 #   model_check_faults.py  FaultOps: refused calls, races, full disk, restart,
 #                          kill -9
+#   model_check_vault.py   VaultOps: the vault cannot make a root, or cannot
+#                          destroy the old one (chattr +i; root only)
 #   model_check_checks.py  Checks: the checker (check_*, snapshot and
 #                          expect_unchanged, needles and scan_public)
 # This module keeps the run itself: OPS (the op_* steps run() picks by name,
@@ -88,6 +90,7 @@ from model_check_checks import Checks
 from model_check_faults import FaultOps, run_concurrently
 from model_check_items import ItemOps
 from model_check_shreds import ShredOps, spec_key
+from model_check_vault import VaultOps
 
 __all__ = [
     "FULL_DISK_MB", "INLINE_MAX", "INVARIANTS", "KIND_NAME", "KINDS", "PAUSE_SECONDS", "RECEIVED", "RESUME_SECONDS",
@@ -96,7 +99,7 @@ __all__ = [
 ]
 
 
-class ModelRun(ItemOps, ShredOps, FaultOps, Checks):
+class ModelRun(ItemOps, ShredOps, FaultOps, VaultOps, Checks):
     """One seed: a fresh daemon, `steps` random steps, a check after each."""
 
     OPS = [  # (name, weight)
@@ -104,7 +107,7 @@ class ModelRun(ItemOps, ShredOps, FaultOps, Checks):
         ("tag", 6), ("register_dataset", 3), ("model_register", 8), ("add_lineage", 3),
         ("photo_as_model", 3), ("hold_add", 5), ("hold_remove", 3), ("shred", 7), ("shred_repeat", 2),
         ("order", 7), ("order_resubmit", 3), ("subject_map", 3), ("invalid", 10), ("race_reupload_shred", 5),
-        ("race_reuploads", 3), ("race_parallel_puts", 2), ("lift", 1), ("restart", 2), ("kill9", 3),
+        ("race_reuploads", 3), ("race_parallel_puts", 2), ("lift", 1), ("restart", 2), ("kill9", 3), ("vault_outage", 2),
     ]
     FULL_DISK_OPS = [("disk_full", 3)]
 

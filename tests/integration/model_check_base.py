@@ -162,10 +162,12 @@ class Model:
 class Stats:
     def __init__(self):
         self.steps = self.ops = self.faults = self.kills = self.restarts = self.races = self.full_disks = 0
+        self.vault_outages = 0
         self.refused = self.certificates = self.checks = 0
         self.op_counts = {}
 
     def as_dict(self):
         return dict(steps=self.steps, ops=self.ops, faults=self.faults, kills=self.kills, full_disks=self.full_disks,
+                    vault_outages=self.vault_outages,
                     restarts=self.restarts, races=self.races, refused=self.refused,
                     certificates=self.certificates, checks=self.checks, op_counts=dict(self.op_counts))

@@ -5,6 +5,9 @@ the old root exists; once the vault works again the pending certification
 must finish by itself (no restart, no client call), every failure must be
 logged and counted, and the shred's request id then answers the certificate.
 
+A vault directory that cannot be written (no root for the next epoch) is a
+passing failure too: UNAVAILABLE, nothing shredded, an order waits for it.
+
 Needs root and a filesystem with immutable files (chattr); skipped otherwise."""
 import glob
 import os
@@ -222,6 +225,42 @@ class VaultFailureTest(DaemonTest):
         # Certified: writes and holds are back.
         orders.AddHold(opb.AddHoldRequest(hold=opb.Hold(digest=pb.Digest(hash=dc), reason="litigation")), timeout=30)
         catalog.UpdateItem(opb.UpdateItemRequest(digest=pb.Digest(hash=dc), add_datasets=["late"]), timeout=30)
+
+    def test_a_vault_that_cannot_make_a_root_is_a_passing_failure(self):
+        # The vault directory is immutable: no root for the next epoch. That
+        # is the daemon's own vault failing, not the caller lacking rights:
+        # UNAVAILABLE (it was PERMISSION_DENIED), nothing shredded, and an
+        # order waits for the vault instead of failing for good (it was
+        # FAILED, and stayed so once the vault worked again).
+        from shredd.v1 import orders_pb2 as opb, orders_pb2_grpc as opb_grpc
+        orders = opb_grpc.OrdersStub(self.d.channel())
+        x, y = os.urandom(3000), b"ordered photo " * 40
+        dx, dy = self.d.put_bytes(x), self.d.put_bytes(y, datasets=["dir-ds"])
+        vault = os.path.join(self.tmp, "vault")
+        self.assertTrue(chattr("+i", vault))
+        self.locked.append(vault)
+        e = self.assertRpcError(grpc.StatusCode.UNAVAILABLE, self.shred, dx, "req-dir", contains="nothing was shredded")
+        self.assertIn("the vault cannot make root", e.details())
+        self.assertEqual(self.d.get_bytes(dx), x)
+        orders.SubmitOrder(opb.OrderSpec(id="vd", basis=opb.OTHER, reference="r", datasets=["dir-ds"]), timeout=30)
+        deadline = time.time() + 30
+        st = None
+        while time.time() < deadline:
+            st = orders.GetOrder(opb.GetOrderRequest(order_id="vd"), timeout=10)
+            if "nothing was destroyed yet" in st.message or st.state in (opb.ORDER_FAILED, opb.ORDER_DONE):
+                break
+            time.sleep(0.2)
+        self.assertEqual(st.state, opb.ORDER_PENDING, st.message)
+        self.assertIn("the vault cannot make root", st.message)
+        self.assertEqual(self.d.get_bytes(dy), y)
+        self.unlock(vault)
+        final = orders.GetOrder(opb.GetOrderRequest(order_id="vd", wait=True), timeout=120)
+        self.assertEqual(final.state, opb.ORDER_DONE, final.message)
+        self.verify(self.d.shredder().GetCertificate(
+            pb.GetCertificateRequest(certificate_id=final.certificate_id)).certificate)
+        self.assertRpcError(grpc.StatusCode.NOT_FOUND, self.d.get_bytes, dy)
+        self.verify(self.shred(dx, "req-dir").certificate)
+        self.assertIsNone(self.d.proc.poll())
 
 
 if __name__ == "__main__":
