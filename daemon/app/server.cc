@@ -304,6 +304,11 @@ absl::Status OpenStore(const DaemonOptions& options, Domain* d) {
   auto replicator = PrepareStateReplication(options, d->vault.get());
   if (!replicator.ok()) return replicator.status();
   d->replicator = std::move(*replicator);
+  if (StateReplicator* r = d->replicator.get()) {
+    // Nothing in the store is deleted (leftover roots, blob garbage, a lost
+    // WAL tail) if it holds newer state than this data dir: another daemon's.
+    so.before_use = [r](rocksdb::DB* db) { return r->CheckNoNewerState(db->GetLatestSequenceNumber()); };
+  }
   auto store = ItemStore::Open(so, d->vault.get());
   if (!store.ok()) return store.status();
   d->store = std::move(*store);

@@ -4,7 +4,10 @@
 #include <filesystem>
 #include <iostream>
 
+#include "absl/strings/numbers.h"
+
 #include "daemon/app/metrics_server.h"
+#include "daemon/base/fs_util.h"
 #include "daemon/base/logging.h"
 #include "daemon/base/strings.h"
 #include "daemon/keys/vault.h"
@@ -19,6 +22,20 @@ namespace shredd {
 namespace {
 
 std::string DbPath(const DaemonConfig& c) { return c.data_dir + "/db"; }
+
+// Written by `shredd restore` when it stopped short of the store's end (at a
+// gap a crash left): the sequence number up to which the restored daemon may
+// supersede the store's state (StateReplicatorOptions::supersede_until).
+std::string SupersedeMarkerPath(const DaemonConfig& c) { return c.data_dir + "/restore-supersedes"; }
+
+absl::StatusOr<uint64_t> ReadSupersedeMarker(const std::string& path) {
+  auto text = ReadSmallFile(path, 64);
+  if (absl::IsNotFound(text.status())) return 0;
+  if (!text.ok()) return text.status();
+  uint64_t until = 0;
+  if (!absl::SimpleAtoi(*text, &until)) return absl::DataLossError(StrCat(path, " is not a sequence number"));
+  return until;
+}
 
 }  // namespace
 
@@ -88,6 +105,10 @@ absl::StatusOr<std::unique_ptr<StateReplicator>> PrepareStateReplication(const D
   ro.lag = std::chrono::milliseconds(o.state_lag_ms);
   ro.scratch_dir = config.data_dir + "/state-checkpoint";
   ro.sign = StateSignerFor(vault);
+  ro.supersede_marker = SupersedeMarkerPath(config);
+  auto until = ReadSupersedeMarker(ro.supersede_marker);
+  if (!until.ok()) return until.status();
+  ro.supersede_until = *until;
   auto r = StateReplicator::Create(std::move(*client), ro);
   if (!r.ok()) return r.status();
   RegisterDurability(DbPath(config), r->get());
@@ -198,6 +219,10 @@ absl::Status RunRestore(const DaemonConfig& config, bool allow_unsigned) {
     std::cout << "shredd restore: stopped at a gap a crash left (WAL objects that were in flight; nothing after it "
                  "was acknowledged): "
               << report->gap << "\n";
+  }
+  if (report->store_end > report->final_seq) {
+    // The daemon started on it may drop that tail, and nothing newer.
+    if (auto s = WriteFileDurably(SupersedeMarkerPath(config), StrCat(report->store_end)); !s.ok()) return s;
   }
   std::cout << "shredd restore: snapshot " << report->descriptor << " (sequence " << report->snapshot_seq << ") + "
             << report->wal_objects << " WAL objects (" << report->batches << " batches): state at sequence "

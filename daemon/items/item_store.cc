@@ -117,6 +117,9 @@ absl::StatusOr<std::unique_ptr<ItemStore>> ItemStore::Open(const Options& option
     return s;
   }
   store->db_.reset(raw);
+  if (options.before_use) {
+    if (auto s = options.before_use(raw); !s.ok()) return s;
+  }
   if (auto s = DropSlotScratch(raw); !s.ok()) return s;
   auto tree = KeyTree::Open(raw, vault);
   if (!tree.ok()) return tree.status();

@@ -197,6 +197,11 @@ class ItemStore {
     // (OpenFileBlobBackend); the daemon sets an object store here
     // ([object_store], daemon/storage/blob_backend_s3.h).
     std::function<absl::StatusOr<std::unique_ptr<BlobBackend>>()> open_blobs;
+    // Called once the database is open, before anything else is touched
+    // (the key tree's leftover roots, the blobs and their garbage): an error
+    // stops the start with nothing deleted (the daemon checks that the
+    // object store holds no newer state: StateReplicator::CheckNoNewerState).
+    std::function<absl::Status(rocksdb::DB*)> before_use;
   };
 
   // Opens the store: RocksDB in data_dir/db, blobs in data_dir/blobs, the key

@@ -242,6 +242,17 @@ absl::StatusOr<std::vector<WalObjectKey>> ListWalObjects(S3Client& client) {
   return out;
 }
 
+absl::StatusOr<uint64_t> NewestStateSequence(S3Client& client) {
+  auto descs = ListDescriptors(client);
+  if (!descs.ok()) return descs.status();
+  auto wal = ListWalObjects(client);
+  if (!wal.ok()) return wal.status();
+  uint64_t newest = 0;
+  for (const SnapshotDescriptor& d : *descs) newest = std::max(newest, d.seq);
+  for (const WalObjectKey& w : *wal) newest = std::max(newest, w.last);
+  return newest;
+}
+
 absl::Status DeleteKeys(S3Client& client, const std::vector<std::string>& keys) {
   std::vector<S3ObjectVersion> batch;
   for (size_t i = 0; i < keys.size(); ++i) {

@@ -129,6 +129,9 @@ struct WalObjectKey {
 // Every WAL object in the store, by first (then last) sequence number.
 absl::StatusOr<std::vector<WalObjectKey>> ListWalObjects(S3Client& client);
 absl::Status DeleteKeys(S3Client& client, const std::vector<std::string>& keys);
+// The highest sequence number any snapshot descriptor or WAL object in the
+// store names (0 if none): how far the state in the store goes, by name.
+absl::StatusOr<uint64_t> NewestStateSequence(S3Client& client);
 
 }  // namespace shredd
 

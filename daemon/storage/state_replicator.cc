@@ -540,6 +540,10 @@ void StateReplicator::ShipFromCapture(uint64_t latest, std::vector<SealedWal>* o
 absl::Status StateReplicator::TakeSnapshot() {
   CollectBackgroundSnapshot(true);
   wal_it_.reset();  // positioned for the old shipped_
+  if (!have_base_) {
+    // Not even a snapshot on top of another daemon's newer state.
+    if (auto s = CheckNoNewerState(db_->GetLatestSequenceNumber()); !s.ok()) return s;
+  }
   auto seq = MakeSnapshot();
   if (!seq.ok()) return seq.status();
   if (!have_base_) {
@@ -559,17 +563,45 @@ absl::Status StateReplicator::TakeSnapshot() {
   return absl::OkStatus();
 }
 
+absl::Status StateReplicator::CheckNoNewerState(uint64_t local_seq) {
+  auto newest = NewestStateSequence(*client_);
+  if (!newest.ok()) return newest.status();
+  return RefuseNewerThan(*newest, local_seq);
+}
+
+absl::Status StateReplicator::RefuseNewerThan(uint64_t newest, uint64_t local_seq) const {
+  if (newest <= std::max(local_seq, options_.supersede_until)) return absl::OkStatus();
+  return absl::FailedPreconditionError(StrCat(
+      "the object store holds state up to sequence number ", newest, " under s3://", client_->config().bucket, "/",
+      client_->KeyFor("state/"), ", newer than this data dir's ", local_seq,
+      ": another daemon writes to this prefix, or this data dir is an older copy of its state (a backup, a VM "
+      "snapshot, a restore drill on the live prefix). Nothing was deleted. If another daemon runs on this prefix, "
+      "stop this one (a drill needs a prefix of its own); otherwise restore the newest state into an empty data dir "
+      "(shredd restore) and start on that"));
+}
+
 absl::Status StateReplicator::DropWalAfter(uint64_t seq) {
   auto wal = ListWalObjects(*client_);
   if (!wal.ok()) return wal.status();
   std::vector<std::string> stale;
+  uint64_t newest = 0;
   for (const WalObjectKey& w : *wal) {
     if (w.last > seq) stale.push_back(w.key);
+    newest = std::max(newest, w.last);
   }
-  if (stale.empty()) return absl::OkStatus();
-  LogWarning("state replication: removing WAL objects of another history",
-             {{"objects", stale.size()}, {"after_sequence", seq}});
-  return DeleteKeys(*client_, stale);
+  // Only the tail `shredd restore` stopped before: never what another
+  // daemon wrote since (CheckNoNewerState, again: it may have written since
+  // the start).
+  if (auto s = RefuseNewerThan(newest, seq); !s.ok()) return s;
+  if (!stale.empty()) {
+    LogWarning("state replication: removing WAL objects of another history",
+               {{"objects", stale.size()}, {"after_sequence", seq}});
+    if (auto s = DeleteKeys(*client_, stale); !s.ok()) return s;
+  }
+  if (!options_.supersede_marker.empty() && unlink(options_.supersede_marker.c_str()) != 0 && errno != ENOENT) {
+    return ErrnoStatus("cannot remove", options_.supersede_marker, errno);
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<uint64_t> StateReplicator::MakeSnapshot() {

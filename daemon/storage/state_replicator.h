@@ -70,6 +70,13 @@ struct StateReplicatorOptions {
   // Signs every WAL object and snapshot descriptor (the daemon's identity;
   // state_objects.h). Empty only in unit tests: unsigned objects.
   StateSigner sign;
+  // State in the store newer than this database that it may supersede: the
+  // store's end when `shredd restore` stopped short of it (at a gap a crash
+  // left; RestoreReport::store_end), read from the marker file
+  // `supersede_marker`, which the first snapshot removes once it has
+  // dropped that tail. 0: nothing beyond the database's own sequence.
+  uint64_t supersede_until = 0;
+  std::string supersede_marker;
 };
 
 class StateReplicator : public Durability {
@@ -89,6 +96,15 @@ class StateReplicator : public Durability {
   void Stop();
 
   absl::Status WaitReplicated(uint64_t seq) override;
+
+  // Before anything in the store is deleted at start (the blob garbage
+  // collection, the first snapshot's removal of a lost tail):
+  // FAILED_PRECONDITION if the store holds state newer than `local_seq` (and
+  // than supersede_until). Then another daemon writes to this prefix, or this
+  // data dir is an older copy of its state (a backup, a VM snapshot, a restore
+  // drill started on the live prefix): starting would delete what the other
+  // acknowledged. Nothing is deleted.
+  absl::Status CheckNoNewerState(uint64_t local_seq);
   bool acknowledgements_wait() const override { return options_.sync; }
   // In `sync` mode, committed batches are captured as they are written
   // (wal_capture.h) and shipped from there; otherwise no-ops.
@@ -145,6 +161,7 @@ class StateReplicator : public Durability {
   void RewindIfNeeded();
   // The first snapshot's cleanup: deletes WAL objects beyond `seq`.
   absl::Status DropWalAfter(uint64_t seq);
+  absl::Status RefuseNewerThan(uint64_t newest, uint64_t local_seq) const;
   // A snapshot the WAL waits for (the first one, one asked for, one that
   // covers a gap): shipping continues after its sequence number.
   absl::Status TakeSnapshot();
@@ -230,6 +247,9 @@ class StateReplicator : public Durability {
 
 struct RestoreReport {
   std::string descriptor;  // the object key of the snapshot used
+  // How far the state in the store went, by name (NewestStateSequence):
+  // beyond final_seq only if the restore stopped at a gap a crash left.
+  uint64_t store_end = 0;
   uint64_t snapshot_seq = 0;
   uint64_t wal_objects = 0;
   uint64_t batches = 0;

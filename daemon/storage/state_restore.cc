@@ -157,6 +157,9 @@ absl::StatusOr<RestoreReport> RestoreState(S3Client& client, const std::string& 
         StrCat("no state snapshot under s3://", client.config().bucket, "/", client.KeyFor("state/desc/")));
   }
   RestoreReport report;
+  auto end = NewestStateSequence(client);
+  if (!end.ok()) return end.status();
+  report.store_end = *end;
   if (auto s = MakeDirs(db_dir, 0700); !s.ok()) return s;
   if (auto s = DownloadNewestIntact(client, *descs, db_dir, trust, &report); !s.ok()) return s;
   rocksdb::Options options;

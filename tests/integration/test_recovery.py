@@ -74,8 +74,9 @@ class RecoveryTest(DaemonTest):
         d.start(timeout=60)
         return d
 
-    def restore(self, config, data_dir, check=True):
-        p = subprocess.run([SHREDD, "restore", "--config", config, "--data-dir", data_dir, "--vault", self.vault],
+    def restore(self, config, data_dir, check=True, vault=None):
+        p = subprocess.run([SHREDD, "restore", "--config", config, "--data-dir", data_dir, "--vault",
+                            vault or self.vault],
                            capture_output=True, env=dict(os.environ, **self.env), timeout=300)
         if check:
             self.assertEqual(p.returncode, 0, p.stdout.decode() + p.stderr.decode())
@@ -155,6 +156,48 @@ class RecoveryTest(DaemonTest):
         p = self.restore(cfg, fresh, check=False)
         self.assertEqual(p.returncode, 1)
         self.assertIn("not empty", p.stderr.decode())
+
+    def test_a_second_daemon_on_an_older_copy_of_the_state_refuses_to_start(self):
+        # A restore drill next to the live daemon, on the same config (the
+        # review's reproduction): the drill's daemon used to delete, at its
+        # start, the live daemon's WAL objects beyond the drill's copy and
+        # every blob object its database did not know: M2, acknowledged by
+        # the live daemon, read DATA_LOSS there and was gone from the store.
+        cfg = self.config("sync", prefix="drill")
+        live = self.daemon(cfg, os.path.join(self.tmp, "live"))
+        m1 = os.urandom(300 << 10)
+        d1 = live.put_bytes(m1, kind=pb.KIND_MODEL)
+        drill_vault = os.path.join(self.tmp, "drill-vault")
+        shutil.copytree(os.path.join(self.tmp, "vault"), drill_vault, symlinks=True)
+        drill_dir = os.path.join(self.tmp, "drill")
+        self.restore(cfg, drill_dir, vault="file:" + drill_vault)
+        self.assertFalse(os.path.exists(os.path.join(drill_dir, "restore-supersedes")), "the restore was complete")
+        m2 = os.urandom(300 << 10)
+        d2 = live.put_bytes(m2, kind=pb.KIND_MODEL)  # acknowledged after the drill's copy
+        os.makedirs(os.path.join(self.tmp, "drill-root"))
+        drill = Daemon(os.path.join(self.tmp, "drill-root"), vault="file:" + drill_vault, data_dir=drill_dir,
+                       extra_args=["--config", cfg], env=self.env)
+        rc = drill.start(timeout=60, expect_fail=True)
+        self.assertNotEqual(rc, 0)
+        self.assertIn("newer than this data dir", drill.log())
+        self.assertIn("Nothing was deleted", drill.log())
+        self.assertEqual(live.get_bytes(d1), m1)
+        self.assertEqual(live.get_bytes(d2), m2)
+        # The store still holds the live daemon's newest state.
+        live.kill()
+        again_vault = os.path.join(self.tmp, "again-vault")
+        shutil.copytree(os.path.join(self.tmp, "vault"), again_vault, symlinks=True)
+        again_dir = os.path.join(self.tmp, "again")
+        self.restore(cfg, again_dir, vault="file:" + again_vault)
+        os.makedirs(os.path.join(self.tmp, "again-root"))
+        again = Daemon(os.path.join(self.tmp, "again-root"), vault="file:" + again_vault, data_dir=again_dir,
+                       extra_args=["--config", cfg], env=self.env)
+        again.start(timeout=60)
+        try:
+            self.assertEqual(again.get_bytes(d2), m2)
+            self.assertEqual(again.get_bytes(d1), m1)
+        finally:
+            again.kill()
 
     def test_restore_after_kill_9_async_within_the_lag(self):
         lag_ms = 2000

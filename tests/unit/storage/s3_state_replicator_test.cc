@@ -75,8 +75,9 @@ std::unique_ptr<rocksdb::DB> OpenArchivingDb(const std::string& path) {
 
 std::unique_ptr<StateReplicator> Replicator(std::shared_ptr<S3Client> c, const TempDir& dir, bool sync,
                                             int lag_ms = 2000, uint64_t snapshot_wal_bytes = uint64_t{64} << 20,
-                                            uint64_t snapshot_table_factor = 2) {
+                                            uint64_t snapshot_table_factor = 2, uint64_t supersede_until = 0) {
   StateReplicatorOptions o;
+  o.supersede_until = supersede_until;
   o.sync = sync;
   o.lag = std::chrono::milliseconds(lag_ms);
   o.snapshot_wal_bytes = snapshot_wal_bytes;
@@ -508,16 +509,63 @@ TEST(StateReplicator, RestoreStopsAtAGapACrashLeft) {
   EXPECT_NE(lost.status().message().find("gap"), std::string::npos) << lost.status();
   EXPECT_NE(lost.status().message().find("missing"), std::string::npos) << lost.status();
   // A daemon on the restored state: its first snapshot drops the lost
-  // history's tail, which a later restore would otherwise replay.
+  // history's tail, which a later restore would otherwise replay. It may:
+  // the restore saw that tail and stopped before it (store_end).
+  EXPECT_EQ(report.store_end, last + 3);
   ASSERT_TRUE(c->PutObject(tail_key, EncodeWalObject(tail, last, Identity().Signer())).ok());
   auto rdb = testing::OpenDb(out / "db");
   ASSERT_NE(rdb, nullptr);
   TempDir dir2;
-  auto r2 = Replicator(c, dir2, true);
+  auto r2 = Replicator(c, dir2, true, 2000, uint64_t{64} << 20, 2, report.store_end);
   r2->Start(rdb.get());
   ASSERT_TRUE(r2->SnapshotNow().ok());
   for (const std::string& k : Keys(*c, "state/wal/")) EXPECT_NE(k, tail_key);
   r2->Stop();
+}
+
+// A second daemon on the same prefix, started on an older copy of the state
+// (a restore drill next to the live daemon, a data-dir backup, a VM
+// snapshot): its first snapshot used to drop every WAL object beyond its own
+// sequence number as "another history", i.e. what the live daemon had
+// acknowledged since. Now it refuses and deletes nothing; the store still
+// restores the live daemon's newest state.
+TEST(StateReplicator, AnOlderCopyOfTheStateNeverDeletesNewerState) {
+  SHREDD_REQUIRE_CEPH();
+  auto c = NewBucketClient("p");
+  ASSERT_NE(c, nullptr);
+  TempDir dir;
+  auto db = OpenArchivingDb(dir / "db");
+  auto r = Replicator(c, dir, true);
+  r->Start(db.get());
+  SyncPut(db.get(), "before", "v");
+  ASSERT_TRUE(r->WaitReplicated(db->GetLatestSequenceNumber()).ok());
+  TempDir copy;
+  RestoreReport report;
+  ASSERT_FALSE(Restored(*c, copy / "db", &report).empty());
+  EXPECT_EQ(report.store_end, report.final_seq);
+  // The live daemon goes on after the copy was made.
+  SyncPut(db.get(), "after", "acknowledged by the live daemon");
+  ASSERT_TRUE(r->WaitReplicated(db->GetLatestSequenceNumber()).ok());
+  const std::vector<std::string> wal_before = Keys(*c, "state/wal/");
+  auto cdb = testing::OpenDb(copy / "db");
+  ASSERT_NE(cdb, nullptr);
+  TempDir dir2;
+  auto r2 = Replicator(c, dir2, true);
+  absl::Status refused = r2->CheckNoNewerState(cdb->GetLatestSequenceNumber());
+  EXPECT_TRUE(absl::IsFailedPrecondition(refused)) << refused;
+  EXPECT_NE(refused.message().find("newer than this data dir"), std::string::npos) << refused;
+  // Started anyway (the check at start raced with the live daemon): its
+  // first snapshot refuses too, before it uploads or deletes anything.
+  r2->Start(cdb.get());
+  absl::Status snap = r2->SnapshotNow();
+  EXPECT_TRUE(absl::IsFailedPrecondition(snap)) << snap;
+  r2->Stop();
+  EXPECT_EQ(Keys(*c, "state/wal/"), wal_before);
+  r->Stop();
+  TempDir out;
+  auto restored = Restored(*c, out / "db");
+  EXPECT_EQ(restored["after"], "acknowledged by the live daemon");
+  EXPECT_EQ(restored, Dump(db.get()));
 }
 
 // Writers in several threads with several WAL objects in flight: each
