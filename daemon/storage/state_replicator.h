@@ -255,6 +255,7 @@ struct RestoreReport {
   uint64_t batches = 0;
   uint64_t final_seq = 0;
   std::vector<std::string> skipped;  // newer snapshots found damaged: "KEY: reason"
+  uint64_t skipped_seq = 0;          // the newest skipped snapshot's sequence number (by its name)
   // Non-empty if the WAL objects stop at a gap a crash left (writes after
   // it were never acknowledged): which sequence numbers are missing.
   std::string gap;

@@ -129,6 +129,7 @@ absl::Status DownloadNewestIntact(S3Client& client, const std::vector<SnapshotDe
     absl::Status s = DownloadDescribed(client, it->key, db_dir, trust, report);
     if (s.ok() || (!absl::IsDataLoss(s) && !absl::IsNotFound(s))) return s;
     report->skipped.push_back(StrCat(it->key, ": ", s.message()));
+    report->skipped_seq = std::max(report->skipped_seq, it->seq);
     if (auto e = EmptyDir(db_dir); !e.ok()) return e;
   }
   std::string why;
@@ -170,6 +171,14 @@ absl::StatusOr<RestoreReport> RestoreState(S3Client& client, const std::string& 
   absl::Status s = ReplayWal(client, db.get(), trust, &report);
   if (!s.ok() && !report.skipped.empty()) {
     s = absl::Status(s.code(), StrCat(s.message(), " (after skipping a damaged snapshot: ", report.skipped[0], ")"));
+  }
+  if (s.ok() && report.final_seq < report.skipped_seq) {
+    // The damaged snapshot's state was acknowledged (a snapshot publishes
+    // what it holds), and the WAL after the one before it stops short.
+    s = absl::DataLossError(StrCat("the newest snapshot is damaged (", report.skipped[0],
+                                   ") and the WAL after the previous one reaches only sequence number ",
+                                   report.final_seq, ", not its ", report.skipped_seq,
+                                   ": acknowledged state is in no intact object"));
   }
   if (s.ok()) s = FromRocks(db->FlushWAL(true), "syncing the restored database");
   if (s.ok()) s = FromRocks(db->Close(), "closing the restored database");

@@ -419,6 +419,45 @@ TEST(StateReplicator, WritesThatSkipTheWalAreCoveredByASnapshot) {
   r->Stop();
 }
 
+// A snapshot publishes what it holds (WaitReplicated may then acknowledge
+// it) while the WAL objects it covers may still be in flight. If the
+// machine dies then and the newest snapshot is damaged, the fallback to the
+// one before it stops short of what was acknowledged: DATA_LOSS, not a
+// restore that exits 0 without it.
+TEST(StateReplicator, AFallbackThatStopsShortOfTheDamagedSnapshotIsDataLoss) {
+  SHREDD_REQUIRE_CEPH();
+  auto c = NewBucketClient("p");
+  ASSERT_NE(c, nullptr);
+  TempDir dir;
+  auto db = OpenArchivingDb(dir / "db");
+  auto r = Replicator(c, dir, true);
+  r->Start(db.get());
+  SyncPut(db.get(), "first", "in the older snapshot");
+  ASSERT_TRUE(r->WaitReplicated(db->GetLatestSequenceNumber()).ok());
+  SyncPut(db.get(), "acknowledged", "in the newest snapshot and a WAL object");
+  ASSERT_TRUE(r->WaitReplicated(db->GetLatestSequenceNumber()).ok());
+  ASSERT_TRUE(r->SnapshotNow().ok());
+  r->Stop();
+  auto descs = ListDescriptors(*c);
+  ASSERT_TRUE(descs.ok() && descs->size() >= 2) << descs.status();
+  // The WAL objects the newest snapshot covers never landed; the snapshot
+  // itself is damaged.
+  std::vector<std::string> covered;
+  auto wal = ListWalObjects(*c);
+  ASSERT_TRUE(wal.ok());
+  for (const WalObjectKey& w : *wal) {
+    if (w.first > (*descs)[descs->size() - 2].seq) covered.push_back(w.key);
+  }
+  ASSERT_FALSE(covered.empty());
+  ASSERT_TRUE(DeleteKeys(*c, covered).ok());
+  ASSERT_TRUE(c->PutObject(descs->back().key, "damaged").ok());
+  TempDir out;
+  auto report = RestoreState(*c, out / "db", Identity().Trust());
+  EXPECT_TRUE(absl::IsDataLoss(report.status())) << report.status();
+  EXPECT_NE(report.status().message().find("acknowledged state is in no intact object"), std::string::npos)
+      << report.status();
+}
+
 TEST(StateReplicator, TamperedOrMissingWalObjectsFailTheRestoreNamingThem) {
   SHREDD_REQUIRE_CEPH();
   auto c = NewBucketClient("p");
