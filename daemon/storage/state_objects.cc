@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <tuple>
 
+#include <rocksdb/write_batch.h>
+
 #include "daemon/base/coding.h"
 #include "daemon/base/strings.h"
 #include "daemon/crypto/digest.h"
@@ -240,6 +242,56 @@ absl::StatusOr<std::vector<WalObjectKey>> ListWalObjects(S3Client& client) {
     return std::tie(a.first, a.last) < std::tie(b.first, b.last);
   });
   return out;
+}
+
+namespace {
+
+// Copies the records of a batch from the `skip`-th on (default column
+// family only: the daemon uses no other).
+class SuffixCopier : public rocksdb::WriteBatch::Handler {
+ public:
+  explicit SuffixCopier(uint64_t skip) : skip_(skip) {}
+  rocksdb::Status PutCF(uint32_t cf, const rocksdb::Slice& k, const rocksdb::Slice& v) override {
+    return Take(cf, [&] { return out.Put(k, v); });
+  }
+  rocksdb::Status DeleteCF(uint32_t cf, const rocksdb::Slice& k) override {
+    return Take(cf, [&] { return out.Delete(k); });
+  }
+  rocksdb::Status SingleDeleteCF(uint32_t cf, const rocksdb::Slice& k) override {
+    return Take(cf, [&] { return out.SingleDelete(k); });
+  }
+  rocksdb::Status DeleteRangeCF(uint32_t cf, const rocksdb::Slice& b, const rocksdb::Slice& e) override {
+    return Take(cf, [&] { return out.DeleteRange(b, e); });
+  }
+  rocksdb::Status MergeCF(uint32_t cf, const rocksdb::Slice& k, const rocksdb::Slice& v) override {
+    return Take(cf, [&] { return out.Merge(k, v); });
+  }
+  rocksdb::WriteBatch out;
+
+ private:
+  template <typename F>
+  rocksdb::Status Take(uint32_t cf, F copy) {
+    if (cf != 0) return rocksdb::Status::NotSupported("a column family other than the default");
+    if (seen_++ < skip_) return rocksdb::Status::OK();
+    return copy();
+  }
+  const uint64_t skip_;
+  uint64_t seen_ = 0;
+};
+
+}  // namespace
+
+absl::StatusOr<WalBatch> WalBatchFrom(const WalBatch& b, uint64_t from) {
+  if (from <= b.seq || from > b.last()) return absl::InvalidArgumentError("no part of the batch starts there");
+  rocksdb::WriteBatch whole(b.rep);
+  if (whole.Count() != b.count) return absl::DataLossError("a WAL batch does not hold its count of records");
+  SuffixCopier copier(from - b.seq);
+  if (auto s = whole.Iterate(&copier); !s.ok()) {
+    return absl::DataLossError(StrCat("a WAL batch cannot be split: ", s.ToString()));
+  }
+  WalBatch part{.seq = from, .count = static_cast<uint32_t>(b.last() - from + 1), .rep = copier.out.Data()};
+  if (copier.out.Count() != part.count) return absl::DataLossError("a WAL batch does not hold its count of records");
+  return part;
 }
 
 absl::StatusOr<uint64_t> NewestStateSequence(S3Client& client) {

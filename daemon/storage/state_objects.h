@@ -49,6 +49,15 @@ struct WalBatch {
   uint64_t last() const { return seq + (count == 0 ? 0 : count - 1); }
 };
 
+// The part of `b` from sequence number `from` on (b.seq < from <= b.last()):
+// each record of a batch uses one sequence number. Restore needs it when a
+// write group arrives whole after an object made of its writers' own
+// batches delivered its first part (a rewind re-ships through the WAL
+// reader, which returns the group as one batch). DATA_LOSS for a batch
+// that does not hold its count, or holds what shredd never writes (column
+// families other than the default).
+absl::StatusOr<WalBatch> WalBatchFrom(const WalBatch& b, uint64_t from);
+
 // A WAL object's content. `floor`: every sequence number up to it was in
 // the store when the object was written (several objects are in flight at
 // once; a restore tells a gap that a crash left, which nothing acknowledged

@@ -82,6 +82,11 @@ absl::Status ReplayWal(S3Client& client, rocksdb::DB* db, const StateTrust& trus
     }
     for (WalBatch& b : batches) {
       if (b.last() <= cur) continue;
+      if (b.seq <= cur) {  // the rest of a write group whose first part an earlier object held
+        auto rest = WalBatchFrom(b, cur + 1);
+        if (!rest.ok()) return absl::DataLossError(StrCat("WAL object ", w.key, ": ", rest.status().message()));
+        b = std::move(*rest);
+      }
       if (b.seq != cur + 1) {
         return absl::DataLossError(StrCat("WAL object ", w.key, ": batch at ", b.seq, " does not follow ", cur));
       }

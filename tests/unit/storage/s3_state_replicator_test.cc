@@ -244,6 +244,31 @@ TEST(StateSnapshotDescriptor, SignedDescriptorsVerifyAndEditedOnesDoNot) {
 
 // Objects of the first format (one in flight at a time, no floor field)
 // still restore: their floor is the sequence number before them.
+TEST(StateWalObject, TheRestOfAWriteGroupStartsWhereAsked) {
+  rocksdb::WriteBatch group;  // a write group: three writers' records
+  group.Put("a", "1");
+  group.Delete("b");
+  group.DeleteRange("c", "d");
+  group.Put("e", "5");
+  const WalBatch b{.seq = 10, .count = 4, .rep = group.Data()};
+  auto rest = WalBatchFrom(b, 12);
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  EXPECT_EQ(rest->seq, 12u);
+  EXPECT_EQ(rest->count, 2u);
+  EXPECT_EQ(rest->last(), b.last());
+  rocksdb::WriteBatch expect;
+  expect.DeleteRange("c", "d");
+  expect.Put("e", "5");
+  EXPECT_EQ(rocksdb::WriteBatch(rest->rep).Count(), 2u);
+  // The same records, as RocksDB lays them out (sequence number aside).
+  EXPECT_EQ(rest->rep.substr(12), expect.Data().substr(12));
+  EXPECT_FALSE(WalBatchFrom(b, 10).ok());
+  EXPECT_FALSE(WalBatchFrom(b, 14).ok());
+  WalBatch lying = b;
+  lying.count = 5;
+  EXPECT_TRUE(absl::IsDataLoss(WalBatchFrom(lying, 12).status()));
+}
+
 TEST(StateWalObject, ReadsTheFirstFormat) {
   std::string v1 = "SHRDWAL1";
   for (uint64_t v : {uint64_t{5}, uint64_t{5}}) {
@@ -560,6 +585,45 @@ TEST(StateReplicator, RestoreStopsAtAGapACrashLeft) {
   ASSERT_TRUE(r2->SnapshotNow().ok());
   for (const std::string& k : Keys(*c, "state/wal/")) EXPECT_NE(k, tail_key);
   r2->Stop();
+}
+
+// A WAL object made of the writers' own batches (the capture) may end in
+// the middle of a RocksDB write group; after a failed object the replicator
+// re-ships through the WAL reader, which returns the group whole: the store
+// then holds the group's first part in one object and the whole group in a
+// later one. Restore applies the rest of the group (it used to stop:
+// "batch at S does not follow").
+TEST(StateReplicator, RestoreAppliesTheRestOfAWriteGroupAnEarlierObjectBegan) {
+  SHREDD_REQUIRE_CEPH();
+  auto c = NewBucketClient("p");
+  ASSERT_NE(c, nullptr);
+  TempDir dir;
+  auto db = OpenArchivingDb(dir / "db");
+  auto r = Replicator(c, dir, true);
+  r->Start(db.get());
+  SyncPut(db.get(), "base", "in the snapshot");
+  ASSERT_TRUE(r->WaitReplicated(db->GetLatestSequenceNumber()).ok());
+  ASSERT_TRUE(r->SnapshotNow().ok());
+  r->Stop();
+  const uint64_t s = db->GetLatestSequenceNumber();
+  rocksdb::WriteBatch w1, w2, group;
+  w1.Put("w1", "first writer");
+  w2.Put("w2", "second writer");
+  group.Put("w1", "first writer");
+  group.Put("w2", "second writer");
+  group.Put("w3", "third writer");
+  group.Delete("gone");
+  const std::vector<WalBatch> part = {{.seq = s + 1, .count = 1, .rep = w1.Data()},
+                                      {.seq = s + 2, .count = 1, .rep = w2.Data()}};
+  const std::vector<WalBatch> whole = {{.seq = s + 1, .count = 4, .rep = group.Data()}};
+  ASSERT_TRUE(c->PutObject(c->KeyFor(WalObjectName(s + 1, s + 2)), EncodeWalObject(part, s, Identity().Signer())).ok());
+  ASSERT_TRUE(
+      c->PutObject(c->KeyFor(WalObjectName(s + 1, s + 4)), EncodeWalObject(whole, s, Identity().Signer())).ok());
+  ASSERT_TRUE(db->Write(rocksdb::WriteOptions(), &group).ok());
+  TempDir out;
+  RestoreReport report;
+  EXPECT_EQ(Restored(*c, out / "db", &report), Dump(db.get()));
+  EXPECT_EQ(report.final_seq, s + 4);
 }
 
 // A second daemon on the same prefix, started on an older copy of the state
