@@ -31,8 +31,9 @@ class ModelBasedTest(unittest.TestCase):
             failure = str(v)
         if failure:
             self.fail(failure)
-        print("seed %d: %d steps, %d operations, %d faults (%d kill -9), %d certificates, %d refused calls" % (
-            seed, st.steps, st.ops, st.faults, st.kills, st.certificates, st.refused))
+        print("seed %d: %d steps, %d operations, %d faults (%d kill -9, %d vault outages), %d certificates, "
+              "%d refused calls" % (seed, st.steps, st.ops, st.faults, st.kills, st.vault_outages, st.certificates,
+                                    st.refused))
         self.assertEqual(st.steps, STEPS)
         self.assertGreater(st.ops, STEPS)
 
