@@ -17,6 +17,7 @@
 #include "client/cli_common.h"
 #include "client/order_review.h"
 #include "client/progress.h"
+#include "daemon/base/coding.h"
 #include "daemon/base/strings.h"
 
 namespace shredd::cli {
@@ -94,13 +95,22 @@ std::string StateName(v1::OrderState s) {
   }
 }
 
+// When a PENDING order whose attempts failed is tried again; empty if none.
+std::string NextAttempt(const v1::OrderStatus& s) {
+  if (s.next_attempt_unix_nanos() == 0) return "";
+  return FormatRfc3339(absl::FromUnixNanos(s.next_attempt_unix_nanos()), TimePrecision::kSeconds);
+}
+
 json StatusJson(const v1::OrderStatus& s) {
-  return {{"orderId", s.order_id()},
-          {"state", StateName(s.state())},
-          {"message", s.message()},
-          {"itemsPlanned", s.items_planned()},
-          {"itemsShredded", s.items_shredded()},
-          {"certificateId", s.certificate_id()}};
+  json j{{"orderId", s.order_id()},
+         {"state", StateName(s.state())},
+         {"message", s.message()},
+         {"itemsPlanned", s.items_planned()},
+         {"itemsShredded", s.items_shredded()},
+         {"certificateId", s.certificate_id()},
+         {"failedAttempts", s.failed_attempts()}};
+  if (!NextAttempt(s).empty()) j["nextAttempt"] = NextAttempt(s);
+  return j;
 }
 
 struct OrderArgs {
@@ -294,7 +304,9 @@ int CmdStatus(const Global& g, const std::string& id) {
   Emit(g, StatusJson(st),
        StrCat("order ", Shown(id), ": ", StateName(st.state()), " (", Shown(st.message()), "), ", st.items_shredded(),
               "/", st.items_planned(), " items shredded",
-              st.certificate_id().empty() ? "" : StrCat(", certificate ", Shown(st.certificate_id()))));
+              st.certificate_id().empty() ? "" : StrCat(", certificate ", Shown(st.certificate_id())),
+              st.failed_attempts() == 0 ? "" : StrCat(", ", st.failed_attempts(), " attempts failed"),
+              NextAttempt(st).empty() ? "" : StrCat(", the next at ", NextAttempt(st))));
   return kOk;
 }
 

@@ -90,6 +90,8 @@ void StatusToProto(const OrderStatus& s, v1::OrderStatus* p) {
   p->set_items_planned(s.items_planned);
   p->set_items_shredded(s.items_shredded);
   p->set_certificate_id(s.certificate_id);
+  p->set_failed_attempts(s.failed_attempts);
+  if (s.next_attempt != absl::InfinitePast()) p->set_next_attempt_unix_nanos(absl::ToUnixNanos(s.next_attempt));
   SpecToProto(s.spec, p->mutable_spec());
 }
 

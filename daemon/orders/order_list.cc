@@ -22,6 +22,10 @@ absl::StatusOr<std::vector<OrderStatus>> OrderBook::List(const std::vector<Order
     auto st = Load(id);
     if (!st.ok()) return st.status();
     if (!states.empty() && std::find(states.begin(), states.end(), st->state) == states.end()) continue;
+    {
+      std::lock_guard lock(mu_);
+      AddRetryLocked(*st);
+    }
     out.push_back(std::move(*st));
   }
   std::sort(out.begin(), out.end(), [](const OrderStatus& a, const OrderStatus& b) {

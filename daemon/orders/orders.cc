@@ -155,10 +155,17 @@ absl::Status OrderSpec::Validate() const {
 
 std::string OrderSpec::CanonicalJson() const { return SpecJson(*this, false).dump(); }
 
+absl::Duration OrderRetry::After(int failed) const {
+  absl::Duration pause = first;
+  for (int i = 1; i < failed && pause < cap; ++i) pause *= 2;
+  return std::min(pause, cap);
+}
+
 // ---------------------------------------------------------------- OrderBook
 
-absl::StatusOr<std::unique_ptr<OrderBook>> OrderBook::Create(ItemStore* store, Catalog* catalog, Shredder* shredder) {
-  std::unique_ptr<OrderBook> book(new OrderBook(store, catalog, shredder));
+absl::StatusOr<std::unique_ptr<OrderBook>> OrderBook::Create(ItemStore* store, Catalog* catalog, Shredder* shredder,
+                                                             OrderRetry retry) {
+  std::unique_ptr<OrderBook> book(new OrderBook(store, catalog, shredder, retry));
   shredder->SetBareShredGuard(
       [store, catalog](const std::vector<Sha256>& named) { return RefuseModelsLeftBehind(store, catalog, named); });
   // Resume what a stop or crash interrupted, oldest first.
@@ -319,6 +326,7 @@ absl::StatusOr<OrderStatus> OrderBook::Get(std::string_view id, std::optional<ab
     auto st = Load(id);
     if (!st.ok()) return st;
     if (st->state == OrderState::kRunning) AddLiveProgressLocked(*st);
+    AddRetryLocked(*st);
     bool finished =
         st->state == OrderState::kDone || st->state == OrderState::kEmpty || st->state == OrderState::kFailed;
     if (finished || !wait_until || absl::Now() >= *wait_until) return st;
@@ -394,29 +402,65 @@ void OrderBook::AddLiveProgressLocked(OrderStatus& st) {
   }
 }
 
+void OrderBook::AddRetryLocked(OrderStatus& st) {
+  if (st.state != OrderState::kPending) return;  // the count is of a pending order's attempts
+  if (auto f = failed_attempts_.find(st.spec.id); f != failed_attempts_.end()) st.failed_attempts = f->second;
+  if (auto d = deferred_.find(st.spec.id); d != deferred_.end() && st.failed_attempts > 0) st.next_attempt = d->second;
+}
+
+absl::Time OrderBook::DeferFailedAttempt(const std::string& id) {
+  std::lock_guard lock(mu_);
+  const absl::Time next = absl::Now() + retry_.After(++failed_attempts_[id]);
+  deferred_[id] = next;
+  return next;
+}
+
 std::map<OrderState, int64_t> OrderBook::CountByState() {
   std::lock_guard lock(mu_);
   return state_counts_;
 }
 
+std::string OrderBook::NextOrder() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    if (stopping_) return "";
+    absl::Time due = absl::InfiniteFuture();
+    for (auto it = deferred_.begin(); it != deferred_.end();) {
+      if (it->second <= absl::Now()) {
+        queue_.push_back(it->first);
+        it = deferred_.erase(it);
+      } else {
+        due = std::min(due, it->second);
+        ++it;
+      }
+    }
+    if (!queue_.empty()) {
+      std::string id = std::move(queue_.front());
+      queue_.pop_front();
+      return id;
+    }
+    if (due == absl::InfiniteFuture()) {
+      changed_.wait(lock);
+    } else {
+      changed_.wait_for(lock, absl::ToChronoNanoseconds(due - absl::Now()));
+    }
+  }
+}
+
 void OrderBook::Worker() {
   for (;;) {
-    std::string id;
+    std::string id = NextOrder();
+    if (id.empty()) return;
+    const Next next = Run(id);
     {
-      std::unique_lock lock(mu_);
-      changed_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-      if (stopping_) return;
-      id = queue_.front();
-      queue_.pop_front();
-    }
-    if (Run(id)) {
-      // The order's keys are destroyed and its certificate waits for the
-      // vault (the shredder retries by itself), or a passing failure came
-      // before any destruction: ask again after a pause, other orders first.
-      std::unique_lock lock(mu_);
-      changed_.wait_for(lock, kPendingRecheck, [&] { return stopping_ || !queue_.empty(); });
-      if (stopping_) return;
-      queue_.push_back(id);
+      std::lock_guard lock(mu_);
+      // Past a passing failure (ended, or its keys destroyed): its backoff
+      // starts again. A retried one was deferred by DeferFailedAttempt.
+      if (next != Next::kRetry) failed_attempts_.erase(id);
+      // Keys destroyed and the certificate waiting for the vault (the
+      // shredder retries by itself): asked again shortly, other orders
+      // first.
+      if (next == Next::kRecheck) deferred_[id] = absl::Now() + absl::FromChrono(kPendingRecheck);
     }
     changed_.notify_all();
   }
@@ -520,10 +564,10 @@ absl::Status OrderBook::PlanInto(const OrderSpec& spec, PlanSink& sink, ShredJob
                            static_cast<uint64_t>(counts->retained));
 }
 
-bool OrderBook::Run(const std::string& id) {
+OrderBook::Next OrderBook::Run(const std::string& id) {
   ErasureWrites erasure;  // deletion keeps working on a nearly full disk (space_guard.h)
   auto loaded = Load(id);
-  if (!loaded.ok()) return false;
+  if (!loaded.ok()) return Next::kNone;
   OrderStatus st = std::move(*loaded);
   // A destruction that committed before (a crash, or a certification that
   // failed) is certified, never planned again.
@@ -537,7 +581,7 @@ bool OrderBook::Run(const std::string& id) {
     auto w = SubjectMapWriter::Open(store_, id);
     if (!w.ok()) {
       Update(st, OrderState::kFailed, StrCat("subject map: ", w.status().message()));
-      return false;
+      return Next::kNone;
     }
     subjects = std::move(*w);
   }
@@ -562,40 +606,41 @@ bool OrderBook::Run(const std::string& id) {
   return Finish(st, cert, counts);
 }
 
-bool OrderBook::Finish(OrderStatus& st, const absl::StatusOr<CertificateBundle>& cert, const RunCounts& counts) {
+OrderBook::Next OrderBook::Finish(OrderStatus& st, const absl::StatusOr<CertificateBundle>& cert,
+                                  const RunCounts& counts) {
   if (counts.stopped || (!cert.ok() && absl::IsCancelled(cert.status()))) {
     // RUNNING stays: the next start finishes a destruction that committed
     // an epoch (before serving) or plans the order again.
     LogInfo("order left for the next start", {{"order", st.spec.id}});
-    return false;
+    return Next::kNone;
   }
   st.items_planned = counts.planned;
   if (!cert.ok() && counts.planned == 0 && absl::IsNotFound(cert.status())) {
     Update(st, OrderState::kEmpty,
            counts.retained == 0 ? "selectors matched nothing: no certificate"
                                 : "every match is under a legal hold: no certificate");
-    return false;
+    return Next::kNone;
   }
   if (!cert.ok()) return AfterFailure(st, cert.status());
   st.certificate_id = cert->certificate_id;
   st.items_shredded = st.items_planned;
   Update(st, OrderState::kDone, "certified");
-  return false;
+  return Next::kNone;
 }
 
-bool OrderBook::Certify(OrderStatus& st) {
+OrderBook::Next OrderBook::Certify(OrderStatus& st) {
   auto done = shredder_->GetCertificate("", RequestIdOf(st.spec.id), CertificateParts::kEnvelope);
   if (!done.ok()) {
     Update(st, OrderState::kRunning, StrCat("keys destroyed; the certificate is pending: ", done.status().message()));
-    return true;
+    return Next::kRecheck;
   }
   st.certificate_id = done->certificate_id;
   st.items_shredded = static_cast<int64_t>(done->item_count);
   Update(st, OrderState::kDone, "certified");
-  return false;
+  return Next::kNone;
 }
 
-bool OrderBook::AfterFailure(OrderStatus& st, const absl::Status& failure) {
+OrderBook::Next OrderBook::AfterFailure(OrderStatus& st, const absl::Status& failure) {
   // What the order's state says comes from how far its destruction
   // durably got, not from the failure's code.
   auto phase = shredder_->PhaseOf(RequestIdOf(st.spec.id));
@@ -604,26 +649,29 @@ bool OrderBook::AfterFailure(OrderStatus& st, const absl::Status& failure) {
     // Committed, not yet certified (Shredder: a pending certification):
     // FAILED would say nothing was destroyed. RUNNING until it is issued.
     Update(st, OrderState::kRunning, StrCat("keys destroyed; the certificate is pending: ", failure.message()));
-    return true;
+    return Next::kRecheck;
   }
   if (absl::IsUnavailable(failure)) {
     // A passing failure (the vault or the database busy, a destruction of
-    // the same items pending) before any key was destroyed: queued again.
+    // the same items pending) before any key was destroyed: tried again,
+    // each time after a longer pause (a re-plan of the whole closure).
+    const absl::Time next = DeferFailedAttempt(st.spec.id);
     Update(st, OrderState::kPending,
-           StrCat("nothing was destroyed yet: ", failure.message(), "; the order is tried again"));
-    return true;
+           StrCat("nothing was destroyed yet: ", failure.message(), "; the order is tried again at ",
+                  FormatRfc3339(next, TimePrecision::kSeconds)));
+    return Next::kRetry;
   }
   Update(st, OrderState::kFailed, std::string(failure.message()));
   if (st.spec.keep_subject_map) DropSubjectMapOfFailed(st.spec.id);
-  return false;
+  return Next::kNone;
 }
 
-bool OrderBook::Unknown(OrderStatus& st, const absl::Status& why) {
+OrderBook::Next OrderBook::Unknown(OrderStatus& st, const absl::Status& why) {
   // The destruction's records cannot be read: neither "nothing destroyed"
   // nor "keys destroyed" can be said. Asked again.
   Update(st, OrderState::kRunning,
          StrCat("whether its keys were destroyed cannot be read now (", why.message(), "); asked again shortly"));
-  return true;
+  return Next::kRecheck;
 }
 
 }  // namespace shredd

@@ -106,12 +106,31 @@ struct OrderStatus {
   int64_t items_planned = 0;
   int64_t items_shredded = 0;
   std::string certificate_id;
+  // Of a PENDING order, kept in memory only (OrderRetry): its attempts that
+  // failed in a row before destroying anything with a passing error, and
+  // when the next one starts (InfinitePast: none is waiting).
+  int failed_attempts = 0;
+  absl::Time next_attempt = absl::InfinitePast();
+};
+
+// How an order whose attempt failed before destroying anything with a
+// passing error (UNAVAILABLE: the vault down, a pending destruction holding
+// its items) is tried again: after `first`, then after twice the previous
+// pause, at most `cap`. An attempt that gets past the failure (the order
+// ends, or its keys are destroyed) starts the count again; so does a
+// restart (docs/ORDERS.md).
+struct OrderRetry {
+  absl::Duration first = absl::Seconds(2);
+  absl::Duration cap = absl::Seconds(60);
+  // The pause after `failed` attempts failed in a row (failed >= 1).
+  absl::Duration After(int failed) const;
 };
 
 class OrderBook {
  public:
   // Starts the background worker and resumes unfinished orders.
-  static absl::StatusOr<std::unique_ptr<OrderBook>> Create(ItemStore* store, Catalog* catalog, Shredder* shredder);
+  static absl::StatusOr<std::unique_ptr<OrderBook>> Create(ItemStore* store, Catalog* catalog, Shredder* shredder,
+                                                           OrderRetry retry = {});
   ~OrderBook();  // stops the worker after the order in progress
   OrderBook(const OrderBook&) = delete;
   OrderBook& operator=(const OrderBook&) = delete;
@@ -148,14 +167,20 @@ class OrderBook {
  private:
   // Submit up to its local synced write.
   absl::StatusOr<OrderStatus> Accept(OrderSpec spec);
-  OrderBook(ItemStore* store, Catalog* catalog, Shredder* shredder)
-      : store_(store), catalog_(catalog), shredder_(shredder) {}
+  OrderBook(ItemStore* store, Catalog* catalog, Shredder* shredder, OrderRetry retry)
+      : store_(store), catalog_(catalog), shredder_(shredder), retry_(retry) {}
   void Worker();
-  // Runs one order. True if it is to be asked again after kPendingRecheck:
-  // its keys are destroyed but its certificate is pending (a vault failure
-  // the shredder retries; RUNNING), or it failed before destroying anything
-  // with a passing error (UNAVAILABLE; PENDING).
-  bool Run(const std::string& id);
+  // The next order to run, once one is queued or a deferred one is due;
+  // empty when stopping.
+  std::string NextOrder();
+  // What the worker does with an order after running it: nothing (it
+  // ended, or stays for the next start), ask again after kPendingRecheck
+  // (its keys are destroyed but its certificate is pending, a vault failure
+  // the shredder retries; RUNNING), or try it again when its backoff ends
+  // (it failed before destroying anything with a passing error; PENDING,
+  // deferred by DeferFailedAttempt).
+  enum class Next { kNone, kRecheck, kRetry };
+  Next Run(const std::string& id);
   struct RunCounts {
     int64_t planned = 0, retained = 0;
     bool stopped = false;  // the daemon is stopping: the order stays RUNNING
@@ -165,17 +190,22 @@ class OrderBook {
   absl::Status PlanInto(const OrderSpec& spec, PlanSink& sink, ShredJob& job, RunCounts* counts,
                         SubjectMapWriter* subjects);
   // Run's last phase: the order's state from the shred's outcome.
-  bool Finish(OrderStatus& st, const absl::StatusOr<CertificateBundle>& cert, const RunCounts& counts);
+  Next Finish(OrderStatus& st, const absl::StatusOr<CertificateBundle>& cert, const RunCounts& counts);
   // An order whose destruction committed: DONE with its certificate, or
-  // RUNNING (true: asked again) while the certificate is pending.
-  bool Certify(OrderStatus& st);
+  // RUNNING (kRecheck) while the certificate is pending.
+  Next Certify(OrderStatus& st);
   // A destruction that failed: the state from how far it durably got
   // (Shredder::PhaseOf). Keys destroyed: RUNNING, its certificate pending;
   // nothing destroyed and the failure passing (UNAVAILABLE): PENDING, tried
-  // again; otherwise FAILED. True: the worker asks again.
-  bool AfterFailure(OrderStatus& st, const absl::Status& failure);
-  // The destruction's records cannot be read: RUNNING, asked again (true).
-  bool Unknown(OrderStatus& st, const absl::Status& why);
+  // again after its backoff (kRetry); otherwise FAILED.
+  Next AfterFailure(OrderStatus& st, const absl::Status& failure);
+  // The destruction's records cannot be read: RUNNING, asked again.
+  Next Unknown(OrderStatus& st, const absl::Status& why);
+  // Counts a failed attempt of order `id` and defers its next one by
+  // retry_.After(count); when that is.
+  absl::Time DeferFailedAttempt(const std::string& id);
+  // The in-memory retry state of `st`'s order (OrderStatus). Requires mu_.
+  void AddRetryLocked(OrderStatus& st);
   // The subject map an order that failed had begun (subject ids and the
   // digests of their items): deleted, and its key destroyed. It names
   // items the order did not destroy, no one may fetch it (the order is not
@@ -194,9 +224,14 @@ class OrderBook {
   ItemStore* const store_;
   Catalog* const catalog_;
   Shredder* const shredder_;
+  const OrderRetry retry_;
   std::mutex mu_;
   std::condition_variable changed_;  // an order changed state or was queued
   std::deque<std::string> queue_ ABSL_GUARDED_BY(mu_);
+  // Orders asked again later (Next), by id: when they are queued again.
+  std::map<std::string, absl::Time> deferred_ ABSL_GUARDED_BY(mu_);
+  // Attempts of an order that failed in a row before destroying anything.
+  std::map<std::string, int> failed_attempts_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::map<OrderState, int64_t> state_counts_ ABSL_GUARDED_BY(mu_);
   std::mutex release_mu_;                                          // one subject-map release at a time

@@ -89,7 +89,8 @@ inline ItemMetadata Photo(const std::string& subject, const std::string& dataset
 
 class Domain {
  public:
-  explicit Domain(const std::string& root, Shredder::Options shred_options = {}) : root_(root) {
+  explicit Domain(const std::string& root, Shredder::Options shred_options = {}, OrderRetry order_retry = {})
+      : root_(root), order_retry_(order_retry) {
     OpenFaultableVault();
     Open(shred_options);
   }
@@ -163,7 +164,7 @@ class Domain {
     open_status = shredder.status();
     if (!shredder.ok()) return;
     shredder_ = std::move(*shredder);
-    auto orders = OrderBook::Create(store_.get(), catalog_.get(), shredder_.get());
+    auto orders = OrderBook::Create(store_.get(), catalog_.get(), shredder_.get(), order_retry_);
     ASSERT_TRUE(orders.ok()) << orders.status();
     orders_ = std::move(*orders);
   }
@@ -178,6 +179,7 @@ class Domain {
   }
 
   std::string root_;
+  OrderRetry order_retry_;
   std::unique_ptr<OutageVault> vault_;
   std::unique_ptr<ItemStore> store_;
   std::unique_ptr<TransparencyLog> log_;

@@ -170,6 +170,53 @@ TEST(OrdersTest, AnOrderThatFailsBeforeAnyDestructionSaysSoAndIsTriedAgain) {
   for (const Sha256& h : {s.alice1, s.alice2, s.model}) EXPECT_FALSE(d.Readable(h));
 }
 
+// The pause before an order is tried again after a passing failure: 2 s,
+// doubling, at most 60 s (docs/ORDERS.md).
+TEST(OrdersTest, TheRetryPauseDoublesUpToItsCap) {
+  OrderRetry retry;
+  std::vector<int64_t> seconds;
+  for (int failed = 1; failed <= 8; ++failed) seconds.push_back(absl::ToInt64Seconds(retry.After(failed)));
+  EXPECT_EQ(seconds, (std::vector<int64_t>{2, 4, 8, 16, 32, 60, 60, 60}));
+  EXPECT_EQ(retry.After(100000), absl::Seconds(60));
+}
+
+// An order against a vault that stays down plans its whole closure again on
+// every attempt: it used to be every 2 s, for as long as the outage lasted.
+// Its attempts now come after pauses that double (here from 0.1 s: at about
+// 0, 0.1, 0.3, 0.7 and 1.5 s, five in two seconds; at a fixed 0.1 s, twenty),
+// its status says how many failed and when the next one is, and once the
+// vault answers it completes and the count is gone.
+TEST(OrdersTest, AnOrderThatKeepsFailingBeforeAnyDestructionIsTriedLessAndLessOften) {
+  TempDir dir;
+  const OrderRetry retry{absl::Milliseconds(100), absl::Seconds(10)};
+  Domain d(dir.path(), {}, retry);
+  Scene s = Build(d);
+  d.outage()->FailCreateRoot(1 << 30);
+  ASSERT_TRUE(d.orders()->Submit(ForSubject("o-backoff", "alice")).ok());
+  AwaitMessage(d, "o-backoff", "vault outage");
+  absl::SleepFor(absl::Seconds(2));
+  OrderStatus st;
+  for (int i = 0; i < 100 && st.next_attempt == absl::InfinitePast(); ++i) {  // not while an attempt runs
+    auto got = d.orders()->Get("o-backoff", std::nullopt);
+    ASSERT_TRUE(got.ok()) << got.status();
+    st = *got;
+    if (st.next_attempt == absl::InfinitePast()) absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_EQ(st.state, OrderState::kPending) << st.message;
+  EXPECT_GE(st.failed_attempts, 2);
+  EXPECT_LE(st.failed_attempts, 6);
+  EXPECT_NE(st.message.find("tried again at"), std::string::npos) << st.message;
+  ASSERT_NE(st.next_attempt, absl::InfinitePast());
+  EXPECT_LE(st.next_attempt - absl::Now(), retry.After(st.failed_attempts));
+  for (const Sha256& h : {s.alice1, s.alice2, s.model}) EXPECT_TRUE(d.Readable(h));
+  d.outage()->FailCreateRoot(0);
+  auto done = d.orders()->Get("o-backoff", absl::Now() + absl::Seconds(60));
+  ASSERT_TRUE(done.ok()) << done.status();
+  ASSERT_EQ(done->state, OrderState::kDone) << done->message;
+  EXPECT_EQ(done->failed_attempts, 0);
+  EXPECT_EQ(done->next_attempt, absl::InfinitePast());
+}
+
 // Keys destroyed, the old root not: the order says so (RUNNING, its
 // certificate pending), from its destruction's record, and ends DONE.
 TEST(OrdersTest, AnOrderWhoseCertificateIsPendingSaysItsKeysAreDestroyed) {
