@@ -183,8 +183,39 @@ json PlanJson(const v1::Plan& plan) {
   for (const auto& p : plan.selected()) j["selected"].push_back(PlannedJson(p));
   for (const auto& p : plan.derived()) j["derived"].push_back(PlannedJson(p));
   for (const auto& p : plan.retained()) j["retained"].push_back(PlannedJson(p));
+  j["heldByPending"] = json::array();
+  for (const auto& h : plan.held_by_pending()) {
+    json held{{"certificateId", h.certificate_id()}, {"itemCount", h.item_count()}, {"digests", json::array()}};
+    if (!h.order_id().empty()) held["orderId"] = h.order_id();
+    for (const auto& d : h.digests()) held["digests"].push_back(d.hash());
+    j["heldByPending"].push_back(std::move(held));
+  }
   return j;
 }
+
+namespace {
+
+// A plan's items that a destruction pending after a failure holds: the
+// order waits for it (docs/ORDERS.md).
+void HeldByPendingText(const v1::Plan& plan, std::ostringstream& t) {
+  for (const auto& h : plan.held_by_pending()) {
+    t << "  WAITS:    " << h.item_count() << " items of this plan are being destroyed by certificate "
+      << Shown(h.certificate_id())
+      << (h.order_id().empty() ? std::string() : StrCat(" of order \"", Shown(h.order_id()), "\""))
+      << ", pending after a failure: a submitted order stays pending (tried again) until it is certified\n";
+    size_t shown = 0;
+    for (const auto& d : h.digests()) {
+      if (++shown > kSummaryModels) break;
+      t << "    held " << Shown(d.hash()) << "\n";
+    }
+    if (h.item_count() > static_cast<int64_t>(std::min(shown, kSummaryModels))) {
+      t << "    ... and " << h.item_count() - static_cast<int64_t>(std::min(shown, kSummaryModels))
+        << " more (--json)\n";
+    }
+  }
+}
+
+}  // namespace
 
 std::string PlanSummaryText(const v1::Plan& plan) {
   std::ostringstream t;
@@ -207,6 +238,7 @@ std::string PlanSummaryText(const v1::Plan& plan) {
     t << "    hold " << Shown(hold.first) << " (" << Shown(hold.second) << "): " << n << " items\n";
   }
   for (const auto& u : plan.unmatched()) t << "  unmatched: " << Shown(u) << "\n";
+  HeldByPendingText(plan, t);
   if (plan.truncated()) {
     t << "  (the lists are cut to the first "
       << std::max({plan.selected_size(), plan.derived_size(), plan.retained_size()})

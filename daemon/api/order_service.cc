@@ -125,6 +125,13 @@ grpc::Status OrdersService::PlanOrder(grpc::ServerContext* ctx, const v1::OrderS
   resp->set_plan_digest(plan->digest);
   resp->set_selected_model_count(static_cast<int64_t>(plan->selected_models));
   resp->set_selected_photo_count(static_cast<int64_t>(plan->selected_count - plan->selected_models));
+  for (const auto& h : plan->held_by_pending) {
+    auto* p = resp->add_held_by_pending();
+    p->set_certificate_id(h.holder.certificate_id);
+    p->set_order_id(h.holder.order_id);
+    p->set_item_count(static_cast<int64_t>(h.count));
+    for (const auto& d : h.digests) ToProto(d, p->add_digests());
+  }
   return grpc::Status::OK;
 }
 

@@ -249,9 +249,14 @@ absl::StatusOr<OrderPlan> OrderBook::Plan(const OrderSpec& spec, size_t list_lim
     }
   };
   PlanDigest digest;
+  auto reserved = shredder_->Reservations();
+  if (!reserved.ok()) return reserved.status();
   auto s = PlanClosure(store_, catalog_, spec, &plan.unmatched,
                        [&](const StoredItem& item, PlannedItem& p, ClosureRole role) -> absl::Status {
                          digest.Add(p, role);
+                         if (role != ClosureRole::kRetained && !reserved->empty()) {
+                           if (auto h = NoteHeldByPending(*reserved, item, list_limit, plan); !h.ok()) return h;
+                         }
                          p.name = item.info.metadata.name;
                          p.subject_ids = item.info.metadata.subject_ids;
                          if (role == ClosureRole::kRetained) {
@@ -273,6 +278,18 @@ absl::StatusOr<OrderPlan> OrderBook::Plan(const OrderSpec& spec, size_t list_lim
   std::sort_heap(plan.derived.begin(), plan.derived.end(), by_key);
   std::sort_heap(plan.retained.begin(), plan.retained.end(), by_key);
   return plan;
+}
+
+absl::Status OrderBook::NoteHeldByPending(const PendingReservations& reserved, const StoredItem& item,
+                                          size_t list_limit, OrderPlan& plan) {
+  auto holder = reserved.HolderOf(item);
+  if (!holder.ok() || !*holder) return holder.status();
+  auto held = std::find_if(plan.held_by_pending.begin(), plan.held_by_pending.end(),
+                           [&](const PendingHeld& h) { return h.holder.certificate_id == (*holder)->certificate_id; });
+  if (held == plan.held_by_pending.end()) held = plan.held_by_pending.insert(held, PendingHeld{**holder});
+  ++held->count;
+  if (held->digests.size() < list_limit) held->digests.push_back(item.info.digest);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<OrderStatus> OrderBook::Submit(OrderSpec spec) {

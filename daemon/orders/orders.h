@@ -84,9 +84,17 @@ struct PlannedItem {
 // smallest item keys, sorted), so a plan over millions of items fits in a
 // reply and in memory; the counts are exact.
 inline constexpr size_t kPlanListLimit = 10000;
+// Items of a plan that a destruction left pending after a failure staged
+// (PendingReservations): the order cannot run until it is certified.
+struct PendingHeld {
+  PendingReservations::Holder holder;
+  uint64_t count = 0;
+  std::vector<ContentDigest> digests;  // the first list_limit met
+};
 struct OrderPlan {
   std::vector<PlannedItem> selected, derived, retained;
   std::vector<std::string> unmatched;
+  std::vector<PendingHeld> held_by_pending;  // one per pending destruction holding some
   uint64_t selected_count = 0, derived_count = 0, retained_count = 0;
   uint64_t selected_models = 0;  // of selected_count
   std::string digest;            // plan_digest.h, over the whole closure
@@ -165,6 +173,9 @@ class OrderBook {
   std::map<OrderState, int64_t> CountByState();
 
  private:
+  // Plan's note of an item of the closure a pending destruction holds.
+  static absl::Status NoteHeldByPending(const PendingReservations& reserved, const StoredItem& item, size_t list_limit,
+                                        OrderPlan& plan);
   // Submit up to its local synced write.
   absl::StatusOr<OrderStatus> Accept(OrderSpec spec);
   OrderBook(ItemStore* store, Catalog* catalog, Shredder* shredder, OrderRetry retry)

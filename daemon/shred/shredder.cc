@@ -68,18 +68,34 @@ absl::StatusOr<Shredder::Phase> Shredder::PhaseOf(std::string_view request_id) {
   return Phase::kPending;
 }
 
-absl::StatusOr<std::vector<std::pair<std::string, std::string>>> Shredder::PendingReservations() {
+absl::StatusOr<PendingReservations> Shredder::Reservations() {
   auto ids = PendingIds();
   if (!ids.ok()) return ids.status();
-  std::vector<std::pair<std::string, std::string>> out;
+  PendingReservations out;
+  out.store_ = store_;
   for (const std::string& id : *ids) {
     auto pending = LoadPending(id);
     if (!pending.ok()) return pending.status();
-    out.emplace_back(ScopeOf(id), pending->order_id.empty()
-                                      ? StrCat("certificate ", id)
-                                      : StrCat("certificate ", id, " of order ", QuoteForError(pending->order_id)));
+    out.holders_.emplace_back(ScopeOf(id), PendingReservations::Holder{id, pending->order_id});
   }
   return out;
+}
+
+std::string PendingReservations::Holder::Name() const {
+  if (order_id.empty()) return StrCat("certificate ", certificate_id);
+  return StrCat("certificate ", certificate_id, " of order ", QuoteForError(order_id));
+}
+
+absl::StatusOr<std::optional<PendingReservations::Holder>> PendingReservations::HolderOf(const StoredItem& item) const {
+  for (const auto& [scope, holder] : holders_) {
+    std::string v;
+    rocksdb::Status rs =
+        store_->db()->Get(rocksdb::ReadOptions(), StrCat(keyspace::kStagedItem, scope, BigEndian64(item.slot)), &v);
+    if (rs.IsNotFound()) continue;
+    if (!rs.ok()) return FromRocks(rs, "reading the items of a pending destruction");
+    return holder;
+  }
+  return std::nullopt;
 }
 
 absl::Status Shredder::DropUncommittedPlans(const std::vector<std::string>& pending_ids) {
@@ -157,16 +173,13 @@ absl::Status PlanSink::Add(const StoredItem& item) {
 }
 
 absl::Status PlanSink::RefuseIfReserved(const StoredItem& item) {
-  for (const auto& [scope, name] : reserved_) {
-    std::string v;
-    rocksdb::Status rs =
-        store_->db()->Get(rocksdb::ReadOptions(), StrCat(keyspace::kStagedItem, scope, BigEndian64(item.slot)), &v);
-    if (rs.IsNotFound()) continue;
-    if (!rs.ok()) return FromRocks(rs, "reading the items of a pending destruction");
+  auto holder = reserved_.HolderOf(item);
+  if (!holder.ok()) return holder.status();
+  if (*holder) {
     // Staged twice, it would be destroyed and certified by both, and the
     // pending one's retry would shred its key-tree slot again later.
     return absl::UnavailableError(StrCat(
-        item.info.digest.HashString(), " is being destroyed by ", name,
+        item.info.digest.HashString(), " is being destroyed by ", (*holder)->Name(),
         ", which is pending after a failure (finished by the daemon's retries or by GetCertificate once the vault "
         "and the object store answer); nothing was shredded: retry once it is certified"));
   }
@@ -330,7 +343,7 @@ absl::StatusOr<CertificateBundle> Shredder::ExecutePlanned(ShredJob job, const P
   const std::string cert_id = NewCertificateId();
   PlanSink sink(store_, ScopeOf(cert_id));
   // Destructions still pending: what they staged is theirs.
-  auto reserved = PendingReservations();
+  auto reserved = Reservations();
   if (!reserved.ok()) return reserved.status();
   sink.reserved_ = std::move(*reserved);
   sink.salt_key_ = SecretBytes::Random(32);

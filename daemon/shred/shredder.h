@@ -150,6 +150,28 @@ struct PublicKeyInfo {
   std::string key_name;
 };
 
+// The destructions left pending by a failure (committed, their old vault
+// root not destroyed yet) and the items they staged and have not destroyed:
+// those are theirs, which their retries finish and certify. A destruction
+// that would stage one is refused (PlanSink::Add); a dry run says which
+// items of its plan they hold (OrderBook::Plan).
+class PendingReservations {
+ public:
+  struct Holder {
+    std::string certificate_id, order_id;
+    std::string Name() const;  // "certificate X" or "certificate X of order "Y""
+  };
+  // The pending destruction that staged `item`, if one did: one read per
+  // pending destruction (none when nothing is pending).
+  absl::StatusOr<std::optional<Holder>> HolderOf(const StoredItem& item) const;
+  bool empty() const { return holders_.empty(); }
+
+ private:
+  friend class Shredder;
+  ItemStore* store_ = nullptr;
+  std::vector<std::pair<std::string, Holder>> holders_;  // (scope, holder)
+};
+
 // Handed to a planner: stages the items one destruction will shred.
 class PlanSink {
  public:
@@ -174,9 +196,8 @@ class PlanSink {
   uint64_t batch_items_ = 8192;
   uint64_t logged_items_ = 8192;
   std::string scope_;  // 16 raw bytes of the certificate id
-  // Destructions pending after a failure: their scope and what names them
-  // ("certificate X of order Y"). Their staged items are theirs.
-  std::vector<std::pair<std::string, std::string>> reserved_;
+  // Destructions pending after a failure: their staged items are theirs.
+  PendingReservations reserved_;
   SecretBytes salt_key_;
   std::vector<StoredItem> pending_;
   uint64_t count_ = 0;
@@ -227,6 +248,9 @@ class Shredder {
   // seen before returns that certificate without planning. NOT_FOUND
   // "nothing to shred" if the planner staged nothing.
   absl::StatusOr<CertificateBundle> ExecutePlanned(ShredJob job, const Planner& planner);
+  // The destructions pending after a failure now, and what they hold. A
+  // snapshot: one may be certified (or begin) right after.
+  absl::StatusOr<PendingReservations> Reservations();
   // Shreds key-tree slots that hold no item (an order's subject map key) in
   // one epoch, with `batch` (the records they sealed, deleted), under the
   // shredder's lock so no destruction is in flight. No certificate: nothing
@@ -292,8 +316,6 @@ class Shredder {
   absl::Status RetryPending();
   bool HasPending(std::string_view certificate_id);
   absl::StatusOr<std::vector<std::string>> PendingIds();
-  // The destructions pending now, as PlanSink::reserved_ holds them.
-  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> PendingReservations();
   // Drops the staged records of plans whose "P" record never committed.
   absl::Status DropUncommittedPlans(const std::vector<std::string>& pending_ids);
   // After Destroy or Certify of a fresh destruction failed: if it committed

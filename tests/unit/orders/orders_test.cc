@@ -217,6 +217,49 @@ TEST(OrdersTest, AnOrderThatKeepsFailingBeforeAnyDestructionIsTriedLessAndLessOf
   EXPECT_EQ(done->next_attempt, absl::InfinitePast());
 }
 
+// A destruction left pending by a failure keeps the items it staged and has
+// not destroyed yet: an order that includes one cannot run until it is
+// certified. The dry run says so, naming the pending certificate and the
+// items; it used to plan them as if nothing held them.
+TEST(OrdersTest, APlanSaysWhichOfItsItemsAPendingDestructionHolds) {
+  TempDir dir;
+  Shredder::Options o;
+  o.epoch_items = 1;
+  o.pending_retry.initial = o.pending_retry.max = std::chrono::hours(1);  // retried when asked only
+  Domain d(dir.path(), o);
+  Sha256 a = d.Put("alice a", Photo("alice", "")), b = d.Put("alice b", Photo("alice", ""));
+  Sha256 c = d.Put("alice c", Photo("alice", ""));
+  d.outage()->FailCreateRoot(1 << 30, 1);  // the first epoch's root, then none
+  ShredSpec shred;
+  shred.hashes = {a, b};
+  shred.reason = "test";
+  shred.request_id = "req-pending";
+  auto first = d.shredder()->Shred(shred);
+  ASSERT_EQ(first.status().code(), absl::StatusCode::kUnavailable) << first.status();
+  ASSERT_FALSE(d.Readable(a));
+  ASSERT_TRUE(d.Readable(b));  // staged, not destroyed yet
+  auto plan = d.orders()->Plan(ForSubject("o-waits", "alice"));
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->selected_count, 2u);  // b and c
+  ASSERT_EQ(plan->held_by_pending.size(), 1u);
+  const PendingHeld& held = plan->held_by_pending[0];
+  EXPECT_NE(first.status().message().find("certificate " + held.holder.certificate_id + " is not issued yet"),
+            std::string::npos)
+      << held.holder.certificate_id << " " << first.status();
+  EXPECT_EQ(held.holder.order_id, "");
+  EXPECT_EQ(held.count, 1u);
+  ASSERT_EQ(held.digests.size(), 1u);
+  EXPECT_EQ(held.digests[0].hash, b);
+  // Certified: nothing holds the plan's items any more.
+  d.outage()->FailCreateRoot(0);
+  ASSERT_TRUE(d.shredder()->GetCertificate("", "req-pending", CertificateParts::kEnvelope).ok());
+  auto after = d.orders()->Plan(ForSubject("o-waits", "alice"));
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->selected_count, 1u);  // c
+  EXPECT_TRUE(after->held_by_pending.empty());
+  EXPECT_TRUE(d.Readable(c));
+}
+
 // Keys destroyed, the old root not: the order says so (RUNNING, its
 // certificate pending), from its destruction's record, and ends DONE.
 TEST(OrdersTest, AnOrderWhoseCertificateIsPendingSaysItsKeysAreDestroyed) {
