@@ -328,6 +328,33 @@ TEST(OrdersTest, AHoldReasonChangedSinceTheReviewRefusesTheReviewedOrder) {
   EXPECT_TRUE(d.Readable(s.alice1));
 }
 
+// The same change after the submission, before the order runs (here the
+// vault is down, so the accepted order waits): its execution plans the
+// closure again, finds another digest and fails, destroying nothing.
+TEST(OrdersTest, AHoldReasonChangedAfterTheSubmissionFailsTheReviewedOrderWhenItRuns) {
+  TempDir dir;
+  Domain d(dir.path(), {}, OrderRetry{absl::Milliseconds(50), absl::Milliseconds(200)});
+  Scene s = Build(d);
+  ASSERT_TRUE(d.HoldItem(s.alice2, "litigation", "hold-alice2").ok());
+  OrderSpec spec = ForSubject("o-reviewed-late", "alice");
+  auto reviewed = d.orders()->Plan(spec, 0);
+  ASSERT_TRUE(reviewed.ok()) << reviewed.status();
+  spec.expected_plan_digest = reviewed->digest;
+  d.outage()->FailCreateRoot(1 << 30);
+  ASSERT_TRUE(d.orders()->Submit(spec).ok());  // the plan is still the reviewed one
+  OrderStatus st = AwaitMessage(d, "o-reviewed-late", "vault outage");
+  ASSERT_EQ(st.state, OrderState::kPending) << st.message;
+  ASSERT_TRUE(d.catalog()->RemoveHold("hold-alice2").ok());
+  ASSERT_TRUE(d.HoldItem(s.alice2, "litigation settled; kept for the auditor", "hold-alice2").ok());
+  d.outage()->FailCreateRoot(0);
+  auto done = d.orders()->Get("o-reviewed-late", absl::Now() + absl::Seconds(60));
+  ASSERT_TRUE(done.ok()) << done.status();
+  ASSERT_EQ(done->state, OrderState::kFailed) << done->message;
+  EXPECT_NE(done->message.find("changed since it was reviewed"), std::string::npos) << done->message;
+  EXPECT_TRUE(done->certificate_id.empty());
+  for (const Sha256& h : {s.alice1, s.alice2, s.model}) EXPECT_TRUE(d.Readable(h));
+}
+
 TEST(OrdersTest, SubmissionIsIdempotentAndAChangedOrderIsRefused) {
   TempDir dir;
   Domain d(dir.path());
