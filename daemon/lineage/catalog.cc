@@ -40,6 +40,23 @@ std::string HoldAd(std::string_view id) { return StrCat("shredd/hold/v1", id); }
 std::string HoldLookupKey(const ParentRef& t, std::string_view id) {
   return StrCat(keyspace::kHoldLookup, RefBytes(t), id);
 }
+
+// The first key under `prefix`, if any, by one seek bounded to the prefix:
+// a seek past its last key would walk on over whatever tombstones follow
+// (the item records a large order deleted).
+absl::StatusOr<std::optional<std::string>> FirstKeyUnder(rocksdb::DB* db, const std::string& prefix) {
+  std::string end = prefix;
+  while (!end.empty() && static_cast<uint8_t>(end.back()) == 0xff) end.pop_back();
+  if (!end.empty()) end.back() = static_cast<char>(static_cast<uint8_t>(end.back()) + 1);
+  const rocksdb::Slice upper(end);
+  rocksdb::ReadOptions ro;
+  if (!end.empty()) ro.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro));
+  it->Seek(prefix);
+  if (it->Valid() && it->key().starts_with(prefix)) return std::optional<std::string>(it->key().ToString());
+  if (!it->status().ok()) return FromRocks(it->status(), "reading the catalog");
+  return std::optional<std::string>();
+}
 std::string LiftKey(std::string_view id) { return StrCat(keyspace::kLift, id); }
 // A removed hold's sealed record, kept: "U" "h" id (suppression lifts'
 // ids begin "lift-").
@@ -623,25 +640,28 @@ absl::StatusOr<std::vector<Hold>> Catalog::ListHolds() {
 absl::StatusOr<std::optional<Hold>> Catalog::HoldFor(const StoredItem& item) {
   std::vector<ParentRef> targets{{'i', item.item_key}};
   for (const auto& d : item.info.metadata.datasets) targets.push_back({'d', DatasetKey(d)});
-  // Bounded: a seek past the last hold would walk on over the tombstones of
-  // the item records ("i") a large order left behind.
-  const std::string end = StrCat(keyspace::kHoldLookup, "\xff");
-  const rocksdb::Slice upper(end);
-  rocksdb::ReadOptions ro;
-  ro.iterate_upper_bound = &upper;
-  std::unique_ptr<rocksdb::Iterator> it(store_->db()->NewIterator(ro));
   for (const auto& t : targets) {
-    std::string prefix = StrCat(keyspace::kHoldLookup, RefBytes(t));
-    it->Seek(prefix);
-    if (it->Valid() && it->key().starts_with(prefix)) {
-      std::string id = it->key().ToString().substr(prefix.size());
-      auto h = LoadHold(id);
-      if (!h.ok()) return UnreadableHold(id, h.status());
-      return std::optional<Hold>(*std::move(h));
-    }
+    auto h = HoldOn(t);
+    if (!h.ok() || *h) return h;
   }
-  if (!it->status().ok()) return FromRocks(it->status(), "reading the holds");
   return std::optional<Hold>();
+}
+
+absl::StatusOr<std::optional<Hold>> Catalog::HoldOn(const ParentRef& target) {
+  const std::string prefix = StrCat(keyspace::kHoldLookup, RefBytes(target));
+  auto key = FirstKeyUnder(store_->db(), prefix);
+  if (!key.ok()) return key.status();
+  if (!*key) return std::optional<Hold>();
+  const std::string id = (*key)->substr(prefix.size());
+  auto h = LoadHold(id);
+  if (!h.ok()) return UnreadableHold(id, h.status());
+  return std::optional<Hold>(*std::move(h));
+}
+
+absl::StatusOr<bool> Catalog::HasChildren(const ParentRef& parent) {
+  auto key = FirstKeyUnder(store_->db(), StrCat(keyspace::kEdgeReverse, RefBytes(parent)));
+  if (!key.ok()) return key.status();
+  return key->has_value();
 }
 
 absl::StatusOr<std::string> Catalog::LiftSuppression(const Sha256& hash, std::string_view reason) {

@@ -161,9 +161,16 @@ class Catalog {
   // reverse edges), so a planner touching millions of items seeks only
   // where an edge exists.
   std::set<ParentRef> ParentsWithChildren();
+  // Whether `parent` has a child: one seek in the reverse edges, which are
+  // keyed by parent (for a planner touching a few items in a store of many
+  // edges). An error if the edges cannot be read.
+  absl::StatusOr<bool> HasChildren(const ParentRef& parent);
   // Holds by target, the one HoldFor would pick (lowest id) for each; an
   // error if one cannot be read (fail closed).
   absl::StatusOr<std::map<ParentRef, Hold>> HoldsByTarget();
+  // The hold HoldsByTarget gives `target` (the lowest id), by one seek;
+  // none if it is not held.
+  absl::StatusOr<std::optional<Hold>> HoldOn(const ParentRef& target);
   // Name of a dataset from its key (sealed record), if registered.
   std::optional<std::string> DatasetName(const ItemKey& key);
   // Deletes the lineage records in which `child` is the child.

@@ -52,13 +52,23 @@ PlannedItem PlannedFor(const ItemKey& key, const StoredItem& item, std::string r
 // and its content (its DEK intact) recoverable. Nothing is destroyed before
 // the whole closure is planned (Shredder::ExecutePlanned), so the order then
 // ends FAILED with nothing destroyed.
+//
+// Which lineage parents have children, and which targets are held, it
+// learns one of two ways: kScan reads every reverse edge and every hold
+// once, before the walk (an order touching millions of items then seeks
+// only where an edge exists); kSeek asks once per parent or target it
+// meets, one seek each (a bare shred's guard, which touches a few items:
+// its cost does not grow with the edges and holds of the whole store).
 class ClosurePlanner {
  public:
-  ClosurePlanner(ItemStore* store, Catalog* catalog, const OrderSpec& spec, const ClosureVisit& visit)
+  enum class Lookup { kScan, kSeek };
+  ClosurePlanner(ItemStore* store, Catalog* catalog, const OrderSpec& spec, const ClosureVisit& visit,
+                 Lookup lookup = Lookup::kScan)
       : store_(store),
         catalog_(catalog),
         spec_(spec),
         visit_(visit),
+        lookup_(lookup),
         // Index entries are unique per selector, so one selector needs no
         // key set; several may overlap.
         overlap_(spec.digests.size() + spec.subject_ids.size() + spec.datasets.size() + spec.labels.size() > 1) {}
@@ -81,22 +91,29 @@ class ClosurePlanner {
   // children: a bare shred does not follow lineage, and the models trained
   // on or derived from what it destroyed keep their edges to it. They are
   // derived as from a stored item.
-  void QueueGoneParent(const Sha256& hash);
+  absl::Status QueueGoneParent(const Sha256& hash);
   absl::Status VisitChild(const ParentRef& ref, const Edge& e);
   // Queues the item and its datasets as lineage parents, finds a hold on
   // either, and visits the item in its role.
   absl::Status Consider(const StoredItem& item, PlannedItem& p, bool selected);
-  void Queue(const ParentRef& ref) {
-    if (parents_.count(ref) && queued_.insert(ref).second) frontier_.push_back(ref);
-  }
+  // Queues `ref` as a lineage parent if it has children and is not queued.
+  absl::Status Queue(const ParentRef& ref);
+  absl::StatusOr<bool> HasChildren(const ParentRef& ref);
+  // The hold on `target`, or null.
+  absl::StatusOr<const Hold*> HoldOn(const ParentRef& target);
 
   ItemStore* const store_;
   Catalog* const catalog_;
   const OrderSpec& spec_;
   const ClosureVisit& visit_;
   const bool overlap_;
+  const Lookup lookup_;
+  // kScan: every hold and every parent with children; kSeek: those asked
+  // so far (a parent without children: false).
   std::map<ParentRef, Hold> holds_;
+  std::map<ParentRef, std::optional<Hold>> hold_seen_;
   std::set<ParentRef> parents_;  // lineage parents that have children
+  std::map<ParentRef, bool> parent_seen_;
   absl::flat_hash_set<ItemKey> seen_;
   std::set<ItemKey> derived_;
   std::set<ParentRef> queued_;
@@ -108,10 +125,12 @@ class ClosurePlanner {
 
 absl::Status ClosurePlanner::Run(std::vector<std::string>* unmatched) {
   if (auto s = spec_.Validate(); !s.ok()) return s;
-  auto holds = catalog_->HoldsByTarget();
-  if (!holds.ok()) return holds.status();
-  holds_ = std::move(*holds);
-  parents_ = catalog_->ParentsWithChildren();
+  if (lookup_ == Lookup::kScan) {
+    auto holds = catalog_->HoldsByTarget();
+    if (!holds.ok()) return holds.status();
+    holds_ = std::move(*holds);
+    parents_ = catalog_->ParentsWithChildren();
+  }
   if (auto s = SelectDigests(unmatched); !s.ok()) return s;
   if (auto s = SelectIndexed(unmatched); !s.ok()) return s;
   return WalkLineage();
@@ -126,7 +145,7 @@ absl::Status ClosurePlanner::SelectDigests(std::vector<std::string>* unmatched) 
       auto by = store_->SuppressedBy(h);
       unmatched->push_back(by ? StrCat("digest ", name, " (already shredded: ", *by, ")")
                               : StrCat("digest ", name, " (not stored)"));
-      QueueGoneParent(h);
+      if (auto q = QueueGoneParent(h); !q.ok()) return q;
     }
   }
   return absl::OkStatus();
@@ -145,7 +164,7 @@ absl::Status ClosurePlanner::SelectIndexed(std::vector<std::string>* unmatched) 
     }
     auto n = Scan(keyspace::kIndexDataset, d, StrCat("dataset ", d));
     if (!n.ok()) return n.status();
-    Queue(ParentRef{'d', catalog_->DatasetKey(d)});
+    if (auto q = Queue(ParentRef{'d', catalog_->DatasetKey(d)}); !q.ok()) return q;
     if (*n == 0) unmatched->push_back(StrCat("dataset ", d, " (no stored items)"));
   }
   for (const auto& [k, v] : spec_.labels) {
@@ -192,10 +211,12 @@ absl::StatusOr<size_t> ClosurePlanner::Scan(char type, const std::string& value,
   return n;
 }
 
-void ClosurePlanner::QueueGoneParent(const Sha256& hash) {
+absl::Status ClosurePlanner::QueueGoneParent(const Sha256& hash) {
   const ItemKey key = store_->ItemKeyFor(hash);
   const ParentRef ref{'i', key};
-  if (!parents_.count(ref) || queued_.count(ref)) return;
+  if (queued_.count(ref)) return absl::OkStatus();
+  auto has = HasChildren(ref);
+  if (!has.ok() || !*has) return has.status();
   // The edges' parent, as a certificate names it (orders.cc, EdgeJson): a
   // model by digest, a photo never. The kind comes from the item's custody
   // record, kept after a shred; without one it is taken for a photo, so
@@ -203,7 +224,37 @@ void ClosurePlanner::QueueGoneParent(const Sha256& hash) {
   std::pair<ContentDigest, ItemKind> parent{ContentDigest{hash, 0}, ItemKind::kPhoto};
   if (auto c = store_->LatestCustody(key); c && c->digest.hash == hash) parent = {c->digest, c->kind};
   parent_items_[key] = parent;
-  Queue(ref);
+  return Queue(ref);
+}
+
+absl::Status ClosurePlanner::Queue(const ParentRef& ref) {
+  if (queued_.count(ref)) return absl::OkStatus();
+  auto has = HasChildren(ref);
+  if (!has.ok()) return has.status();
+  if (*has && queued_.insert(ref).second) frontier_.push_back(ref);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> ClosurePlanner::HasChildren(const ParentRef& ref) {
+  if (lookup_ == Lookup::kScan) return parents_.count(ref) > 0;
+  if (auto seen = parent_seen_.find(ref); seen != parent_seen_.end()) return seen->second;
+  auto has = catalog_->HasChildren(ref);
+  if (has.ok()) parent_seen_.emplace(ref, *has);
+  return has;
+}
+
+absl::StatusOr<const Hold*> ClosurePlanner::HoldOn(const ParentRef& target) {
+  if (lookup_ == Lookup::kScan) {
+    auto h = holds_.find(target);
+    return h == holds_.end() ? nullptr : &h->second;
+  }
+  auto seen = hold_seen_.find(target);
+  if (seen == hold_seen_.end()) {
+    auto h = catalog_->HoldOn(target);
+    if (!h.ok()) return h.status();
+    seen = hold_seen_.emplace(target, std::move(*h)).first;
+  }
+  return seen->second ? &*seen->second : nullptr;
 }
 
 absl::Status ClosurePlanner::WalkLineage() {
@@ -242,23 +293,29 @@ absl::Status ClosurePlanner::VisitChild(const ParentRef& ref, const Edge& e) {
 
 absl::Status ClosurePlanner::Consider(const StoredItem& item, PlannedItem& p, bool selected) {
   const ParentRef self{'i', item.item_key};
-  if (parents_.count(self) && queued_.insert(self).second) {
-    frontier_.push_back(self);
-    parent_items_[item.item_key] = {item.info.digest, item.info.metadata.kind};
+  if (!queued_.count(self)) {
+    auto has = HasChildren(self);
+    if (!has.ok()) return has.status();
+    if (*has) {
+      queued_.insert(self);
+      frontier_.push_back(self);
+      parent_items_[item.item_key] = {item.info.digest, item.info.metadata.kind};
+    }
   }
-  const Hold* hold = nullptr;
-  if (auto h = holds_.find(self); h != holds_.end()) hold = &h->second;
+  auto hold = HoldOn(self);
+  if (!hold.ok()) return hold.status();
   for (const auto& d : item.info.metadata.datasets) {
     const ParentRef ref{'d', catalog_->DatasetKey(d)};
-    Queue(ref);
-    if (hold == nullptr) {
-      if (auto h = holds_.find(ref); h != holds_.end()) hold = &h->second;
+    if (auto q = Queue(ref); !q.ok()) return q;
+    if (*hold == nullptr) {
+      hold = HoldOn(ref);
+      if (!hold.ok()) return hold.status();
     }
   }
   ClosureRole role = selected ? ClosureRole::kSelected : ClosureRole::kDerived;
-  if (hold != nullptr) {
-    p.hold_id = hold->id;
-    p.hold_reason = hold->reason;
+  if (*hold != nullptr) {
+    p.hold_id = (*hold)->id;
+    p.hold_reason = (*hold)->reason;
     role = ClosureRole::kRetained;
   }
   return visit_(item, p, role);
@@ -275,12 +332,15 @@ absl::Status RefuseModelsLeftBehind(ItemStore* store, Catalog* catalog, const st
   std::optional<PlannedItem> first;
   uint64_t left = 0;
   std::vector<std::string> unmatched;
-  auto s = PlanClosure(store, catalog, spec, &unmatched, [&](const StoredItem& item, PlannedItem& p, ClosureRole) {
+  // A few named items in a store of any number of edges and holds: one
+  // seek per parent and target met (ClosurePlanner::Lookup).
+  const ClosureVisit visit = [&](const StoredItem& item, PlannedItem& p, ClosureRole) {
     if (names.count(item.info.digest.hash)) return absl::OkStatus();
     if (!first) first = p;
     ++left;
     return absl::OkStatus();
-  });
+  };
+  auto s = ClosurePlanner(store, catalog, spec, visit, ClosurePlanner::Lookup::kSeek).Run(&unmatched);
   if (!s.ok() || left == 0) return s;
   return absl::FailedPreconditionError(StrCat(
       "model ", first->digest.HashString(), " (", first->reason, ")",

@@ -5,6 +5,8 @@
 #include <string>
 
 #include <gtest/gtest.h>
+#include <rocksdb/perf_context.h>
+#include <rocksdb/perf_level.h>
 
 #include "daemon/orders/closure.h"
 #include "tests/unit/domain_fixture.h"
@@ -99,6 +101,32 @@ TEST(BareShredGuardTest, AnItemNoModelComesFromOrKeepModelsShredsOnlyWhatIsNamed
   // A bare shred of a model is checked the same way: its fine-tune.
   EXPECT_TRUE(absl::IsFailedPrecondition(Shred(d, {on_photo})));
   EXPECT_TRUE(Shred(d, {on_photo, tuned}).ok());
+}
+
+// The guard reads the lineage of what the shred names, not the whole
+// store's: it used to scan every reverse edge (a seek and a step back per
+// parent) and load every hold on each bare shred, ~60 ms with 10,000 models
+// (docs/PERFORMANCE.md, "Session 17"). Counted in the database's own
+// iterator operations, so the test does not depend on the machine's speed.
+TEST(BareShredGuardTest, ReadsOnlyTheLineageOfWhatItNames) {
+  TempDir dir;
+  Domain d(dir.path());
+  const Sha256 photo = d.Put("bob's photo", Photo("bob", "faces"));
+  const Sha256 model = Model(d, "weights", OnDataset("faces"));
+  for (int i = 0; i < 1000; ++i) {  // lineage and holds elsewhere in the store
+    const Sha256 base = d.PutModel("base " + std::to_string(i));
+    Model(d, "derived " + std::to_string(i), OnItem(base, EdgeType::kDerivedFrom));
+    if (i % 100 == 0) ASSERT_TRUE(d.HoldItem(base, "evidence").ok());
+  }
+  rocksdb::SetPerfLevel(rocksdb::PerfLevel::kEnableCount);
+  rocksdb::get_perf_context()->Reset();
+  const absl::Status s = RefuseModelsLeftBehind(d.store(), d.catalog(), {photo});
+  const rocksdb::PerfContext& pc = *rocksdb::get_perf_context();
+  const uint64_t steps = pc.seek_on_memtable_count + pc.next_on_memtable_count + pc.prev_on_memtable_count;
+  rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable);
+  EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;  // it still finds the model
+  EXPECT_NE(s.message().find(ContentDigest{model, 0}.HashString()), std::string::npos) << s;
+  EXPECT_LT(steps, 100u) << "iterator steps over the memtable";
 }
 
 }  // namespace
