@@ -196,6 +196,9 @@ class Audit {
     } else if (EntryRecordsDatasetMember(entry, dataset_commitment_)) {
       if (unlisted_++ == 0) first_unlisted_ = index;
     }
+    if (registered_at_.empty() && !early_custody_ && EntryRecordsDatasetMember(entry, dataset_commitment_)) {
+      early_custody_ = index;
+    }
     if (EntryRegistersDataset(entry, dataset_commitment_)) registered_at_.push_back(index);
     if (auto it = covering_.find(index); it != covering_.end()) {
       absl::StatusOr<VerifiedCertificate> cert = VerifyCertificate(entry, key_.key);
@@ -210,6 +213,9 @@ class Audit {
   // The dataset commitment the manifest opens is the one the daemon
   // registered, once: its salt is not the vendor's to choose at audit time
   // (a made-up salt matches no custody entry and would audit as empty).
+  // And registered before the dataset's first custody entry, as the daemon
+  // writes it (in the same commit, ahead of it): a registration appended
+  // after the fact does not make earlier entries the dataset's history.
   absl::Status CheckRegistered() const {
     if (registered_at_.empty()) {
       return Failed(Cat("no dataset-registered entry of the log has the commitment of dataset \"", dataset_,
@@ -219,6 +225,11 @@ class Audit {
     if (registered_at_.size() > 1) {
       return Failed(Cat("the log registers dataset \"", dataset_, "\" ", registered_at_.size(), " times (log entries ",
                         registered_at_[0], " and ", registered_at_[1], ")"));
+    }
+    if (early_custody_) {
+      return Failed(Cat("log entry ", *early_custody_, " puts an item in dataset \"", dataset_,
+                        "\" before its dataset-registered entry (log entry ", registered_at_[0],
+                        "): one appended after the fact does not vouch for the entries before it"));
     }
     return absl::OkStatus();
   }
@@ -292,7 +303,8 @@ class Audit {
   std::map<uint64_t, Covering> covering_;  // log index of a deletion -> its certificate
   absl::Status entry_failure_;             // the first entry that did not check
   uint64_t unlisted_ = 0, first_unlisted_ = 0;
-  std::vector<uint64_t> registered_at_;  // the dataset-registered entries of the dataset
+  std::vector<uint64_t> registered_at_;    // the dataset-registered entries of the dataset
+  std::optional<uint64_t> early_custody_;  // the first custody entry of the dataset before any registration
 };
 
 }  // namespace

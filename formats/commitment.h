@@ -78,7 +78,8 @@ struct DatasetAudit {
 //   must be the checkpoint's root (so each entry is proven); an entry that
 //   carries the dataset's commitment must be strict JSON;
 // - exactly one entry must register the dataset's commitment
-//   (EntryRegistersDataset): the manifest's datasetSalt is the daemon's;
+//   (EntryRegistersDataset), before every entry that records an item in
+//   the dataset: the manifest's datasetSalt is the daemon's from the start;
 // - the entry at each member's memberIndex must record the member
 //   (EntryRecordsMember), and every entry that records an item in the
 //   dataset must be some member's: a manifest that leaves one out fails;

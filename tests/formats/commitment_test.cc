@@ -6,8 +6,10 @@
 
 #include <sodium.h>
 
+#include <algorithm>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -75,27 +77,26 @@ class AuditTest : public ::testing::Test, public AuditSource {
     salt_ = std::string(64, '1');
     dataset_salt_ = std::string(64, '2');
     const std::string ds = DatasetCommitment("faces", dataset_salt_);
+    // The daemon registers a dataset before its first member.
+    entries_.push_back(Registration(ds));
     for (const char* photo : {"photo 1", "photo 2"}) {
       entries_.push_back(json{
           {"type", "item-stored"},
           {"item", CustodyCommitment(DigestOf(photo), salt_)},
           {"datasets", {ds}}}.dump());
     }
-    entries_.push_back(cert_.envelope);  // index 2
+    entries_.push_back(cert_.envelope);  // index 3
     // A model trained on the dataset names it, but is not a member.
     entries_.push_back(
         json{{"type", "lineage"}, {"item", "m"}, {"edges", {{{"type", "trained-on"}, {"dataset", ds}}}}}.dump());
-    // The daemon registers a dataset before its first member; where the
-    // entry is does not matter to the audit (index 4 keeps the others').
-    entries_.push_back(Registration(ds));
   }
 
-  // The certificate at index 2, issued as that entry of log `origin`
+  // The certificate at index 3, issued as that entry of log `origin`
   // (the checkpoint is test.log's, signed by the certificate's key).
   void UseCertificate(const std::string& origin) {
-    cert_ = testing_fixture::MakeCertificate("cert-a", {{"origin", origin}, {"index", 2}});
+    cert_ = testing_fixture::MakeCertificate("cert-a", {{"origin", origin}, {"index", 3}});
     key_ = *ParseNoteVerifierKey(NoteVerifierKey("test.log", cert_.pub));
-    if (entries_.size() > 2) entries_[2] = cert_.envelope;
+    if (entries_.size() > 3) entries_[3] = cert_.envelope;
   }
 
   static std::string Registration(const std::string& ds) {
@@ -129,9 +130,9 @@ class AuditTest : public ::testing::Test, public AuditSource {
     for (int i = 0; i < 2; ++i) {
       json mem{{"digest", DigestOf(i == 0 ? "photo 1" : "photo 2")},
                {"custodySalt", salt_},
-               {"memberIndex", i},
+               {"memberIndex", i + 1},
                {"deletion", nullptr}};
-      if (deleted) mem["deletion"] = {{"certificateId", "cert-a"}, {"logIndex", 2}};
+      if (deleted) mem["deletion"] = {{"certificateId", "cert-a"}, {"logIndex", 3}};
       m["members"].push_back(mem);
     }
     return m;
@@ -161,7 +162,7 @@ TEST_F(AuditTest, NothingDeletedIsListed) {
   EXPECT_EQ(r->deleted, 0u);
   ASSERT_EQ(r->not_deleted.size(), 2u);
   EXPECT_EQ(r->not_deleted[1].digest, DigestOf("photo 2"));
-  EXPECT_EQ(r->not_deleted[1].custody_index, 1u);
+  EXPECT_EQ(r->not_deleted[1].custody_index, 2u);
 }
 
 TEST_F(AuditTest, DeletionsCoveredByTheCertificate) {
@@ -177,7 +178,7 @@ TEST_F(AuditTest, AManifestThatLeavesOutACustodyEntryFails) {
   // The vendor drops the member it still holds: the audit must not pass.
   json m = Manifest(true);
   m["members"].erase(1);
-  ExpectFailure(Run(m), "leaves out 1 of the log's custody entries for dataset \"faces\" (the first is log entry 1)");
+  ExpectFailure(Run(m), "leaves out 1 of the log's custody entries for dataset \"faces\" (the first is log entry 2)");
   // A later dataset-member entry is a custody entry too.
   entries_.push_back(json{{"type", "dataset-member"},
                           {"item", CustodyCommitment(DigestOf("photo 3"), salt_)},
@@ -206,7 +207,29 @@ TEST_F(AuditTest, TheDatasetSaltMustBeTheOneTheLogRegistered) {
   ExpectFailure(Run(m), "no dataset-registered entry of the log has the commitment of dataset \"faces\"");
   // Registered twice is not the daemon's log either.
   entries_.push_back(Registration(DatasetCommitment("faces", dataset_salt_)));
-  ExpectFailure(Run(Manifest(true)), "the log registers dataset \"faces\" 2 times (log entries 4 and 5)");
+  ExpectFailure(Run(Manifest(true)), "the log registers dataset \"faces\" 2 times (log entries 0 and 5)");
+}
+
+TEST_F(AuditTest, TheRegistrationMustComeBeforeTheCustodyEntries) {
+  // The daemon registers a dataset in the commit of its first member, ahead
+  // of it; a registration appended after custody entries of the commitment
+  // does not vouch for them. Here: photo 1, registration, photo 2.
+  std::swap(entries_[0], entries_[1]);
+  json m = Manifest(true);
+  m["members"][0]["memberIndex"] = 0;
+  ExpectFailure(Run(m),
+                "log entry 0 puts an item in dataset \"faces\" before its dataset-registered entry (log entry 1)");
+  // The same when the early entry is one the manifest leaves out.
+  m["members"].erase(0);
+  ExpectFailure(Run(m),
+                "log entry 0 puts an item in dataset \"faces\" before its dataset-registered entry (log entry 1)");
+  // Registered after every custody entry: photo 1, photo 2, cert, lineage, registration.
+  std::swap(entries_[0], entries_[1]);
+  std::rotate(entries_.begin(), entries_.begin() + 1, entries_.end());
+  m = Manifest(false);
+  for (int i = 0; i < 2; ++i) m["members"][i]["memberIndex"] = i;
+  ExpectFailure(Run(m),
+                "log entry 0 puts an item in dataset \"faces\" before its dataset-registered entry (log entry 4)");
 }
 
 TEST_F(AuditTest, ARegisteredDatasetWithNoMembersAuditsEmpty) {
@@ -236,14 +259,14 @@ TEST_F(AuditTest, ACertificateAppendedAgainIsNotALaterDeletion) {
                           {"memberIndex", 5},
                           {"deletion", {{"certificateId", "cert-a"}, {"logIndex", 6}}}});
   ExpectFailure(Run(m),
-                "certificate cert-a at log entry 6 was issued as log entry 2: a copy appended again is not a later "
+                "certificate cert-a at log entry 6 was issued as log entry 3: a copy appended again is not a later "
                 "deletion");
 }
 
 TEST_F(AuditTest, ACertificateOfAnotherLogIsNotThisLogsDeletion) {
   UseCertificate("other.log");
   ExpectFailure(Run(Manifest(true)),
-                "certificate cert-a at log entry 2 names log \"other.log\", not this log \"test.log\"");
+                "certificate cert-a at log entry 3 names log \"other.log\", not this log \"test.log\"");
   EXPECT_TRUE(Run(Manifest(false)).ok());  // nothing claimed deleted, nothing to check
 }
 
@@ -263,8 +286,8 @@ TEST_F(AuditTest, AnEntryOfTheDatasetThatIsNotStrictJsonFails) {
 
 TEST_F(AuditTest, ManifestIndexesMustBeInTheTreeAndDistinct) {
   json m = Manifest(false);
-  m["members"][1]["memberIndex"] = 0;
-  ExpectFailure(Run(m), "members[0] and members[1] both name log entry 0");
+  m["members"][1]["memberIndex"] = 1;
+  ExpectFailure(Run(m), "members[0] and members[1] both name log entry 1");
   m = Manifest(true);
   m["members"][1]["deletion"]["logIndex"] = 5;
   ExpectFailure(Run(m), "the manifest names log entry 5, beyond the log's checkpoint (tree size 5)");
@@ -273,10 +296,10 @@ TEST_F(AuditTest, ManifestIndexesMustBeInTheTreeAndDistinct) {
 TEST_F(AuditTest, RefusesWhatDoesNotCheck) {
   json m = Manifest(true);
   m["members"][0]["custodySalt"] = std::string(64, '0');
-  ExpectFailure(Run(m), "log entry 0 does not record");
+  ExpectFailure(Run(m), "log entry 1 does not record");
   m = Manifest(true);
-  m["members"][1]["deletion"]["logIndex"] = 1;
-  ExpectFailure(Run(m), "is not later than its custody entry 1");
+  m["members"][1]["deletion"]["logIndex"] = 2;
+  ExpectFailure(Run(m), "is not later than its custody entry 2");
   m = Manifest(true);
   m["members"][1]["digest"] = DigestOf("photo 9");
   ExpectFailure(Run(m), "does not record");
@@ -287,8 +310,8 @@ TEST_F(AuditTest, RefusesWhatDoesNotCheck) {
   m["dataset"] = "other";
   ExpectFailure(Run(m), "for dataset \"other\"");
   m = Manifest(true);
-  m["members"][1]["deletion"]["logIndex"] = 3;  // not a certificate
-  ExpectFailure(Run(m), "certificate at log entry 3: ");
+  m["members"][1]["deletion"]["logIndex"] = 4;  // not a certificate
+  ExpectFailure(Run(m), "certificate at log entry 4: ");
   signer_ = testing_fixture::MakeCertificate("another key");
   ExpectFailure(Run(Manifest(false)), "the log's checkpoint: ");
 }
