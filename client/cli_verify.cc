@@ -61,8 +61,8 @@ void CheckReceipt(const verify::VerifiedCertificate& cert, const VerifyArgs& a, 
   const std::string digest = DigestArg(a.item);
   // A receipt, or a bundle (order receipts, receipt --item A --item B)
   // holding the item's receipt.
-  absl::StatusOr<std::string> receipt = ReceiptFor(ReadFileOrThrow(a.receipt), digest);
-  absl::Status s = receipt.ok() ? verify::VerifyReceipt(cert, *receipt, digest) : receipt.status();
+  absl::StatusOr<nlohmann::json> receipt = ReceiptFor(ReadFileOrThrow(a.receipt), digest);
+  absl::Status s = receipt.ok() ? verify::VerifyReceiptJson(cert, *receipt, digest) : receipt.status();
   r.checks.push_back({"receipt", s.ok(), s.ok() ? StrCat(digest, " is covered") : std::string(s.message())});
   if (s.ok()) r.covered_item = digest;
 }

@@ -3,6 +3,7 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include <nlohmann/json.hpp>
@@ -38,19 +39,17 @@ std::string ReceiptBundleJson(const ReceiptBundle& b) {
   return j.dump(1) + "\n";
 }
 
-absl::StatusOr<std::string> ReceiptFor(std::string_view text, std::string_view digest) {
-  // Read as strictly as the receipt itself (no member twice, nesting capped:
-  // the receipt found is re-serialised): a file that does not parse is
-  // returned whole, for VerifyReceipt to say why.
+absl::StatusOr<nlohmann::json> ReceiptFor(std::string_view text, std::string_view digest) {
+  // Read as strictly as the receipt itself (no member twice, nesting capped).
   absl::StatusOr<nlohmann::json> doc = verify::ParseStrictJson(text, "receipt");
-  if (!doc.ok()) return std::string(text);
-  const nlohmann::json& j = *doc;
-  if (!j.is_object() || j.value("type", nlohmann::json()) != kReceiptBundleType) return std::string(text);
+  if (!doc.ok()) return doc.status();
+  nlohmann::json& j = *doc;
+  if (!j.is_object() || j.value("type", nlohmann::json()) != kReceiptBundleType) return doc;
   if (!j.contains("receipts") || !j["receipts"].is_array()) {
     return absl::InvalidArgumentError("receipt bundle has no \"receipts\" array");
   }
-  const nlohmann::json* found = nullptr;
-  for (const auto& r : j["receipts"]) {
+  nlohmann::json* found = nullptr;
+  for (auto& r : j["receipts"]) {
     if (ReceiptDigest(r) != digest) continue;
     if (found != nullptr)
       return absl::InvalidArgumentError(absl::StrCat("receipt bundle lists ", std::string(digest), " twice"));
@@ -58,7 +57,7 @@ absl::StatusOr<std::string> ReceiptFor(std::string_view text, std::string_view d
   }
   if (found == nullptr)
     return absl::NotFoundError(absl::StrCat("the receipt bundle holds no receipt for ", std::string(digest)));
-  return found->dump();
+  return std::move(*found);
 }
 
 std::string SubjectFileName(std::string_view subject) {

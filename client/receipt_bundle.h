@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include <nlohmann/json.hpp>
 
 namespace shredd::cli {
 
@@ -26,11 +27,15 @@ struct ReceiptBundle {
 // Pretty-printed JSON (the receipts sorted by item digest).
 std::string ReceiptBundleJson(const ReceiptBundle& bundle);
 
-// The receipt of `digest` ("sha256:<hex>") in `text`, which is a receipt
-// (returned as is: VerifyReceipt judges it) or a bundle holding one.
-// NOT_FOUND if the bundle has no receipt for it; INVALID_ARGUMENT if the
-// text is neither.
-absl::StatusOr<std::string> ReceiptFor(std::string_view text, std::string_view digest);
+// The receipt of `digest` ("sha256:<hex>") in `text`, read strictly
+// (formats/strict_json.h) once: the document itself when it is not a
+// bundle (VerifyReceiptJson judges it), or the bundle's receipt for the
+// digest, as read (not re-serialised: a bundle's receipt is judged as the
+// same receipt in a file of its own). INVALID_ARGUMENT if the text does not
+// parse (the message VerifyReceipt would give) or is a bundle without a
+// "receipts" array or with the digest twice; NOT_FOUND if the bundle has no
+// receipt for it.
+absl::StatusOr<nlohmann::json> ReceiptFor(std::string_view text, std::string_view digest);
 
 // A file name for a subject's bundle: the subject id with every byte
 // outside [A-Za-z0-9._@+-] (and a leading '.') percent-encoded, so that

@@ -75,7 +75,7 @@ absl::StatusOr<std::string> EnvelopeFromCertificateFile(std::string_view text) {
     return absl::InvalidArgumentError(
         "the Sigstore bundle carries no \"dsseEnvelope\" (a message signature is not a shredd certificate)");
   }
-  absl::StatusOr<verify::Envelope> env = verify::ParseEnvelope(dsse->dump());
+  absl::StatusOr<verify::Envelope> env = verify::EnvelopeFromJson(*dsse);
   if (!env.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("the Sigstore bundle's dsseEnvelope: ", env.status().message()));
   }

@@ -451,25 +451,29 @@ absl::Status VerifyReceipt(const VerifiedCertificate& cert, std::string_view rec
                            std::string_view item_digest) {
   absl::StatusOr<json> doc = ParseJson(receipt_json, "receipt");
   if (!doc.ok()) return doc.status();
+  return VerifyReceiptJson(cert, *doc, item_digest);
+}
+
+absl::Status VerifyReceiptJson(const VerifiedCertificate& cert, const json& doc, std::string_view item_digest) {
   try {
-    if (absl::Status s = CheckHeader(cert, *doc, "receipt", kReceiptType); !s.ok()) {
+    if (absl::Status s = CheckHeader(cert, doc, "receipt", kReceiptType); !s.ok()) {
       return s;
     }
-    absl::StatusOr<uint64_t> size = GetUint(*doc, "receipt", "treeSize");
+    absl::StatusOr<uint64_t> size = GetUint(doc, "receipt", "treeSize");
     if (!size.ok()) return size.status();
     if (*size != cert.item_count) {
       return Invalid(Cat("receipt treeSize ", *size, " differs from the certificate's item count ", cert.item_count));
     }
-    absl::StatusOr<uint64_t> index = GetUint(*doc, "receipt", "leafIndex");
+    absl::StatusOr<uint64_t> index = GetUint(doc, "receipt", "leafIndex");
     if (!index.ok()) return index.status();
-    absl::StatusOr<const json*> item = GetTyped(*doc, "receipt", "item", json::value_t::object);
+    absl::StatusOr<const json*> item = GetTyped(doc, "receipt", "item", json::value_t::object);
     if (!item.ok()) return item.status();
     absl::StatusOr<ItemEntry> entry = ParseItem(**item, "receipt.item");
     if (!entry.ok()) return entry.status();
     if (entry->digest != item_digest) {
       return Invalid(Cat("receipt is for item ", entry->digest, ", not ", item_digest));
     }
-    absl::StatusOr<const json*> path_json = GetTyped(*doc, "receipt", "inclusionPath", json::value_t::array);
+    absl::StatusOr<const json*> path_json = GetTyped(doc, "receipt", "inclusionPath", json::value_t::array);
     if (!path_json.ok()) return path_json.status();
     std::vector<Hash> path;
     for (size_t i = 0; i < (*path_json)->size(); ++i) {

@@ -172,6 +172,12 @@ absl::Status VerifyManifest(const VerifiedCertificate& certificate, std::string_
 absl::Status VerifyReceipt(const VerifiedCertificate& certificate, std::string_view receipt_json,
                            std::string_view item_digest);
 
+// VerifyReceipt of a receipt already read strictly (strict_json.h), e.g.
+// one of a receipt bundle's: the same checks, on the values as read (never
+// a re-serialisation of them, which would read -0 as 0).
+absl::Status VerifyReceiptJson(const VerifiedCertificate& certificate, const nlohmann::json& receipt,
+                               std::string_view item_digest);
+
 }  // namespace shredd::verify
 
 #endif  // SHREDD_FORMATS_CERTIFICATE_H_

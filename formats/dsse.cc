@@ -97,7 +97,10 @@ std::string PreAuthEncoding(std::string_view type, std::string_view body) {
 absl::StatusOr<Envelope> ParseEnvelope(std::string_view text) {
   absl::StatusOr<json> parsed = ParseStrictJson(text, "envelope");
   if (!parsed.ok()) return parsed.status();
-  const json& doc = *parsed;
+  return EnvelopeFromJson(*parsed);
+}
+
+absl::StatusOr<Envelope> EnvelopeFromJson(const json& doc) {
   if (!doc.is_object()) {
     return absl::InvalidArgumentError("envelope is not a JSON object");
   }

@@ -16,6 +16,7 @@
 
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
+#include <nlohmann/json.hpp>
 
 namespace shredd::verify {
 
@@ -40,6 +41,11 @@ struct Envelope {
 // signatures is empty, or if a signature lacks a string "sig" or has a
 // non-string "keyid". Unknown members are ignored.
 absl::StatusOr<Envelope> ParseEnvelope(std::string_view json);
+
+// ParseEnvelope of a document already read strictly (strict_json.h), e.g.
+// the "dsseEnvelope" member of a Sigstore bundle: the same checks and
+// messages, on the values as read (never a re-serialisation of them).
+absl::StatusOr<Envelope> EnvelopeFromJson(const nlohmann::json& doc);
 
 // Makes a raw signature over `message` (the PAE bytes): a local key, or the
 // daemon's vault, which may fail.

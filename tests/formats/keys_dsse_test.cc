@@ -11,6 +11,7 @@
 #include "formats/dsse.h"
 #include "formats/encoding.h"
 #include "formats/keys.h"
+#include "formats/strict_json.h"
 
 namespace shredd::verify {
 namespace {
@@ -154,7 +155,26 @@ TEST(Dsse, ParseRejectsMalformedEnvelopes) {
     ASSERT_FALSE(env.ok()) << json;
     EXPECT_EQ(env.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_TRUE(Contains(env.status(), reason)) << json << " -> " << env.status();
+    // A document already read (a Sigstore bundle's dsseEnvelope) is judged
+    // by the same code, with the same message.
+    absl::StatusOr<nlohmann::json> doc = ParseStrictJson(json, "envelope");
+    if (doc.ok()) EXPECT_EQ(EnvelopeFromJson(*doc).status(), env.status()) << json;
   }
+}
+
+TEST(Dsse, EnvelopeFromJsonReadsTheValuesAsParsed) {
+  // Escapes, key order and members it does not read change nothing.
+  const std::string text =
+      R"({"signatures":[{"sig":"AQ==","keyid":"\u006b"}],"n":-0,"payload":"aGk=","payloadType":"a\/b\u00e9"})";
+  absl::StatusOr<nlohmann::json> doc = ParseStrictJson(text, "envelope");
+  ASSERT_TRUE(doc.ok()) << doc.status();
+  absl::StatusOr<Envelope> env = EnvelopeFromJson(*doc);
+  ASSERT_TRUE(env.ok()) << env.status();
+  EXPECT_EQ(env->payload_type, "a/b\xc3\xa9");
+  EXPECT_EQ(env->payload, "hi");
+  ASSERT_EQ(env->signatures.size(), 1u);
+  EXPECT_EQ(env->signatures[0].keyid, "k");
+  EXPECT_EQ(SerializeEnvelope(*env), SerializeEnvelope(*ParseEnvelope(text)));
 }
 
 TEST(Dsse, CanonicalEnvelopeIsTheIssuedBytesWhateverTheSpelling) {

@@ -95,6 +95,49 @@ class VerifyFilesTest(DaemonTest):
         self.assertEqual(self.verify(self.cert, "--receipt", self.write("r.receipts.json", receipts_text.encode()),
                                      "--item", self.digests[0]).returncode, 0)
 
+    def test_a_bundled_receipt_is_judged_as_in_a_file_of_its_own(self):
+        # A receipt bundle's receipt used to be re-serialised before it was
+        # verified: "leafIndex": -0 (not a non-negative integer as read, and
+        # refused in a file of its own, by shredctl and the page) came out
+        # as 0 and the bundle verified.
+        receipt = json.loads(self.read(self.receipt))
+        self.assertEqual((receipt["leafIndex"], receipt["treeSize"]), (0, 1))
+        text = json.dumps(receipt, separators=(",", ":")).replace('"leafIndex":0', '"leafIndex":-0', 1)
+        self.assertIn('"leafIndex":-0', text)
+        bundle = '{"type":"shredd-receipt-bundle-v1","certificateId":"x","receipts":[%s]}' % text
+        for name, data in (("minus-zero.json", text), ("minus-zero.receipts.json", bundle)):
+            with self.subTest(name):
+                p = self.verify(self.cert, "--receipt", self.write(name, data.encode()), "--item", self.digests[0])
+                self.assertEqual(p.returncode, 3, (p.stdout, p.stderr))
+                self.assertIn(b"receipt.leafIndex is not a non-negative integer", p.stderr)
+        # Spelled otherwise but with the same values, it verifies either way.
+        plain = json.dumps(receipt, separators=(",", ":"))
+        bundle = '{"type":"shredd-receipt-bundle-v1","certificateId":"x","receipts":[%s]}' % plain
+        p = self.verify(self.cert, "--receipt", self.write("ok.receipts.json", bundle.encode()), "--item",
+                        self.digests[0])
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_a_sigstore_bundles_envelope_is_read_as_written(self):
+        # The bundle's dsseEnvelope is read from the parsed bundle, not from a
+        # re-serialisation of it. No envelope is judged differently for that
+        # (its members are strings, read the same either way): this pins it.
+        env = json.loads(self.read(self.cert))
+        self.assertEqual(env["payloadType"], "application/vnd.in-toto+json")
+        sig = env["signatures"][0]
+        spelled = ('{"signatures":[{"sig":"%s","keyid":"%s"}],"x":-0,"y":1E2,'
+                   '"payloadType":"\\u0061pplication\\/vnd.in-toto+json","payload":"%s"}'
+                   % (sig["sig"], sig["keyid"], env["payload"]))
+        head = ('{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json",'
+                '"verificationMaterial":{"publicKey":{"hint":""},"tlogEntries":[]},"dsseEnvelope":')
+        proof = os.path.join(self.tmp, "a.tlog-proof")  # the logged entry is the envelope as issued
+        p = self.verify(self.write("spelled.sigstore.json", (head + spelled + "}").encode()), "--proof", proof)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        bad = spelled.replace('"sig":"%s"' % sig["sig"], '"sig":-0', 1)
+        p = self.verify(self.write("bad.sigstore.json", (head + bad + "}").encode()))
+        self.assertEqual(p.returncode, 3, (p.stdout, p.stderr))
+        self.assertIn(b'the Sigstore bundle\'s dsseEnvelope: signatures[0] member "sig" is a number, not a string',
+                      p.stderr)
+
 
 if __name__ == "__main__":
     unittest.main()
