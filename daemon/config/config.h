@@ -84,8 +84,12 @@ struct LocalRoleGrant {
 // [[roles.tls]]: a TCP client whose certificate matches holds `roles`. At
 // least one of `subject` and `san` is set; when both are, both must match.
 // `subject` is the certificate subject as an RFC 4514-style string
-// ("CN=regulator,O=FTC"); `san` one subjectAltName value (DNS name, URI or
-// e-mail address).
+// ("CN=regulator,O=FTC"); `san` one subjectAltName value of one type,
+// matched only by a certificate SAN of that type: written with a prefix
+// (`dns:`, `uri:`, `email:`, `ip:`, any case), or untyped and then typed by
+// its shape (`://` URI, `@` e-mail, an address IP, another `:` URI, else
+// DNS): ParseSanGrant in daemon/config/san_grant.h; docs/CONFIG.md,
+// "[[roles.tls]]".
 struct TlsRoleGrant {
   std::string subject;
   std::string san;

@@ -7,12 +7,15 @@ Each block is run as a user would paste it, with plain `sh -c` (no -e from
 outside): it must fail by itself, with a non-zero exit and without printing
 the payload."""
 import base64
+import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
 import unittest
+
+import nacl.signing
 
 from harness import REPO, DaemonTest, read_text
 
@@ -138,6 +141,33 @@ class ReadmeRecipeTest(DaemonTest):
         p = run_block("verify-checkpoint", self.work)
         self.assertNotEqual(p.returncode, 0)
         self.assertNotIn(b"Verified Successfully", p.stdout + p.stderr)
+
+    def test_checkpoint_recipe_refuses_a_note_for_another_origin(self):
+        # The same key signs, under the vkey's name, a checkpoint whose origin
+        # line is another log's: the signature verifies, so only comparing
+        # the origin with the vkey's name refuses it.
+        _, lines = self.d.ctl("log", "checkpoint", json_out=True)
+        vkey = lines[0]["verifierKey"]
+        write(self.path("log.vkey"), vkey.encode() + b"\n")
+        name = vkey.split("+")[0].encode()
+        with open(os.path.join(self.d.vault[len("file:"):], "signing.key"), "rb") as f:
+            sk = nacl.signing.SigningKey(f.read())
+        body_lines = self.d.ctl("log", "checkpoint").stdout.split(b"\n\n")[0].split(b"\n")
+        self.assertEqual(body_lines[0], name)
+        key_hash = hashlib.sha256(name + b"\n\x01" + sk.verify_key.encode()).digest()[:4]
+        for origin in (name, b"other.example/log"):
+            body = b"\n".join([origin] + body_lines[1:]) + b"\n"
+            sig = base64.b64encode(key_hash + sk.sign(body).signature)
+            write(self.path("checkpoint.txt"), body + b"\n\xe2\x80\x94 " + name + b" " + sig + b"\n")
+            p = run_block("verify-checkpoint", self.work)
+            with self.subTest(origin=origin):
+                if origin == name:  # the note made here is right: the origin is all that differs
+                    self.assertEqual(p.returncode, 0, p.stderr)
+                    self.assertIn(b"Signature Verified Successfully", p.stdout + p.stderr)
+                else:
+                    self.assertNotEqual(p.returncode, 0)
+                    self.assertNotIn(b"Verified Successfully", p.stdout + p.stderr)
+                    self.assertNotIn(origin, p.stdout)
 
 
 if __name__ == "__main__":
