@@ -321,7 +321,7 @@ const verifyEncoding = (() => {
 
   return {
     Failure, fail, UINT64_MAX, utf8, hex, short, concat, equalBytes, hexDecode,
-    parseHash, b64decode, decodeUtf8, shown, JObject, JNumber, typeName,
+    parseHash, b64encode, b64decode, decodeUtf8, shown, JObject, JNumber, typeName,
     parseStrictJson, getString, getUint, getTyped, getHash, expectString
   };
 })();

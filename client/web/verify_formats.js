@@ -14,8 +14,8 @@ const verifyFormats = (() => {
   'use strict';
 
   const {
-    fail, UINT64_MAX, utf8, hex, short, concat, equalBytes, hexDecode,
-    parseHash, b64decode, decodeUtf8, shown, JObject, JNumber, typeName,
+    Failure, fail, UINT64_MAX, utf8, hex, short, concat, equalBytes, hexDecode,
+    parseHash, b64encode, b64decode, decodeUtf8, shown, JObject, JNumber, typeName,
     parseStrictJson, getString, getUint, getTyped, getHash, expectString
   } = verifyEncoding;
 
@@ -120,19 +120,9 @@ const verifyFormats = (() => {
     }
   };
 
-  // formats/dsse.cc ParseEnvelope.
-  function parseEnvelope(bytes) {
-    const doc = parseStrictJson(bytes, 'envelope');
+  // formats/dsse.cc EnvelopeFromJson: the envelope in a document read strictly.
+  function envelopeFromDoc(doc) {
     if (!(doc instanceof JObject)) fail('envelope is not a JSON object');
-    // shredctl reads a file with a Sigstore bundle's mediaType as the bundle
-    // (client/sigstore_bundle.cc): one that is also an envelope is refused
-    // by both, or each would show another certificate.
-    const media = doc.get('mediaType');
-    if (typeof media === 'string' && media.startsWith('application/vnd.dev.sigstore.bundle')) {
-      for (const member of ['payloadType', 'payload', 'signatures']) {
-        if (doc.has(member)) fail(`the file is both a Sigstore bundle and a DSSE envelope (it has "mediaType" and "${member}"): refused, as two readers would see two certificates`);
-      }
-    }
     const env = { doc, signatures: [] };
     env.payloadType = stringMember(doc, 'payloadType', 'envelope');
     env.payload = base64Member(doc, 'payload', 'envelope');
@@ -146,6 +136,49 @@ const verifyFormats = (() => {
       env.signatures.push({ keyid, sig: base64Member(s, 'sig', where) });
     });
     return env;
+  }
+
+  // The envelope as formats/dsse.cc SerializeEnvelope writes it, as a
+  // document: what shredctl verifies and logs for a Sigstore bundle.
+  function serializedDoc(env) {
+    const obj = (entries) => {
+      const o = new JObject();
+      for (const [k, v] of entries) o.map.set(k, v);
+      return o;
+    };
+    const sigs = env.signatures.map((s) => obj([...(s.keyid !== '' ? [['keyid', s.keyid]] : []), ['sig', b64encode(s.sig)]]));
+    return obj([['payloadType', env.payloadType], ['payload', b64encode(env.payload)], ['signatures', sigs]]);
+  }
+
+  // client/sigstore_bundle.cc EnvelopeFromCertificateFile: a Sigstore
+  // bundle (any v0.x media type) stands for the DSSE envelope it carries,
+  // as `shredctl verify` reads it. One that is also an envelope is refused
+  // by both, or each would show another certificate.
+  const SIGSTORE_BUNDLE_MEDIA_TYPE = 'application/vnd.dev.sigstore.bundle';
+  function envelopeFromBundle(doc) {
+    for (const member of ['payloadType', 'payload', 'signatures']) {
+      if (doc.has(member)) fail(`the file is both a Sigstore bundle and a DSSE envelope (it has "mediaType" and "${member}"): refused, as two readers would see two certificates`);
+    }
+    const dsse = doc.get('dsseEnvelope');
+    if (!(dsse instanceof JObject)) fail('the Sigstore bundle carries no "dsseEnvelope" (a message signature is not a shredd certificate)');
+    let env;
+    try {
+      env = envelopeFromDoc(dsse);
+    } catch (e) {
+      if (e instanceof Failure) fail(`the Sigstore bundle's dsseEnvelope: ${e.message}`);
+      throw e;
+    }
+    env.doc = serializedDoc(env);
+    env.sigstoreBundle = true;
+    return env;
+  }
+
+  // formats/dsse.cc ParseEnvelope, or the envelope a Sigstore bundle carries.
+  function parseEnvelope(bytes) {
+    const doc = parseStrictJson(bytes, 'envelope');
+    const media = doc instanceof JObject ? doc.get('mediaType') : undefined;
+    if (typeof media === 'string' && media.startsWith(SIGSTORE_BUNDLE_MEDIA_TYPE)) return envelopeFromBundle(doc);
+    return envelopeFromDoc(doc);
   }
 
   // The certificate's log entry: its canonical envelope (docs/FORMATS.md,

@@ -682,6 +682,95 @@ class WebVerifierTest(unittest.TestCase):
         self.assertEqual(ctl_offline("verify", self.path("inner.sigstore.json"), "--pubkey", self.path("test.pem"),
                                      check=False).returncode, 0)
 
+    def test_a_sigstore_bundle_is_the_certificate_it_carries(self):
+        # `order submit -o cert.json` wrote cert.sigstore.json. The page used
+        # to refuse it (it read the bundle as an envelope) while shredctl
+        # verified it.
+        bundle = json.loads(self.read("cert.sigstore.json"))
+        self.assertEqual(bundle["dsseEnvelope"]["payload"], json.loads(self.read("cert.json"))["payload"])
+        for key in ("pub.pem", "log.vkey"):
+            with self.subTest(key):
+                result, verdict, checks, summary = self.open(cert="cert.sigstore.json", key=key,
+                                                             proof="cert.tlog-proof")
+                self.assertEqual(result, "valid", verdict)
+                self.assertIn("of log " + self.origin, verdict)
+                self.assertNotIn("reformatted", verdict + summary)
+                self.assertIn("Sigstore bundle: the certificate is the DSSE envelope it carries", checks)
+                for text in ("Items 5 items: 3 photos, 2 models", "Order id web-order-1",
+                             "Inclusion proven: the certificate is entry"):
+                    self.assertIn(text, summary)
+                p = ctl_offline("verify", self.path("cert.sigstore.json"), "--pubkey", self.path(key), "--proof",
+                                self.path("cert.tlog-proof"), check=False)
+                self.assertEqual(p.returncode, 0, p.stderr)
+        result, verdict, _, summary = self.open(cert="cert.sigstore.json", key="pub.pem", receipt="receipt.json",
+                                                photo="photo0.jpg")
+        self.assertEqual(result, "valid", verdict)
+        self.assertIn("This file (%s) is covered by this deletion." % self.photo_digest, verdict)
+
+    def test_page_and_shredctl_agree_on_sigstore_bundles(self):
+        bundle = json.loads(self.read("cert.sigstore.json"))
+        dsse = bundle["dsseEnvelope"]
+        statement = json.loads(base64.b64decode(dsse["payload"]))
+        statement["predicate"]["order"]["reference"] = "FORGED"
+        forged = base64.b64encode(json.dumps(statement, separators=(",", ":")).encode()).decode()
+        other = json.loads(self.read("other.json"))
+
+        def with_dsse(d, **outer):
+            b = dict(bundle, **outer)
+            if d is None:
+                del b["dsseEnvelope"]
+            else:
+                b["dsseEnvelope"] = d
+            return json.dumps(b).encode()
+
+        text = json.dumps(bundle, separators=(",", ":")).encode()
+        spelled = ('{"signatures":[{"sig":"%s","keyid":"%s"}],"note":[1,-0,{"x":null}],'
+                   '"payloadType":"\\u0061pplication\\/vnd.in-toto+json","payload":"%s"}'
+                   % (dsse["signatures"][0]["sig"], dsse["signatures"][0]["keyid"], dsse["payload"]))
+        cases = {
+            "genuine": (text, "valid"),
+            "pretty": (json.dumps(bundle, indent=2).encode(), "valid"),
+            "v0.1 media type": (with_dsse(dsse, mediaType="application/vnd.dev.sigstore.bundle+json;version=0.1"),
+                                "valid"),
+            "envelope spelled otherwise": (text.replace(json.dumps(dsse, separators=(",", ":")).encode(),
+                                                        spelled.encode()), "valid"),
+            "tampered": (with_dsse(dict(dsse, payload=forged)), "signature does not verify under the given key"),
+            "another certificate's signature": (with_dsse(dict(dsse, signatures=other["signatures"])),
+                                                "signature does not verify under the given key"),
+            "no dsseEnvelope": (with_dsse(None, messageSignature={"signature": ""}),
+                                'the Sigstore bundle carries no "dsseEnvelope"'),
+            "dsseEnvelope a string": (with_dsse(json.dumps(dsse)), 'the Sigstore bundle carries no "dsseEnvelope"'),
+            "no signatures": (with_dsse({k: v for k, v in dsse.items() if k != "signatures"}),
+                              'the Sigstore bundle\'s dsseEnvelope: envelope has no "signatures" array'),
+            "sig a number": (with_dsse(dict(dsse, signatures=[{"sig": 7}])),
+                             'the Sigstore bundle\'s dsseEnvelope: signatures[0] member "sig" is a number'),
+            "payload not base64": (with_dsse(dict(dsse, payload="!" + dsse["payload"][1:])),
+                                   "the Sigstore bundle's dsseEnvelope: envelope member \"payload\": invalid"),
+            "payloadType": (with_dsse(dict(dsse, payloadType="application/json")), "envelope payloadType is"),
+            "media type not a string": (with_dsse(dsse, mediaType=["application/vnd.dev.sigstore.bundle"]),
+                                        'envelope has no "payloadType"'),
+            "also an envelope": (with_dsse(dsse, payload=dsse["payload"]), "the file is both a Sigstore bundle"),
+            "duplicate member": (text.replace(b'"dsseEnvelope":{', b'"dsseEnvelope":{"payload":"%s",'
+                                              % other["payload"].encode(), 1), 'duplicate member "payload"'),
+        }
+        for name, (data, want) in cases.items():
+            with self.subTest(name):
+                self.write("case.sigstore.json", data)
+                p = ctl_offline("verify", self.path("case.sigstore.json"), "--pubkey", self.path("pub.pem"),
+                                "--proof", self.path("cert.tlog-proof"), check=False)
+                result, verdict, _, summary = self.open(cert="case.sigstore.json", key="pub.pem",
+                                                        proof="cert.tlog-proof")
+                if want == "valid":
+                    self.assertEqual(result, "valid", verdict)
+                    self.assertIn("Inclusion proven", summary)
+                    self.assertEqual(p.returncode, 0, p.stderr)
+                else:
+                    self.assertEqual(result, "invalid", verdict)
+                    self.assertEqual(summary, "")
+                    self.assertIn(want, verdict)
+                    self.assertEqual(p.returncode, 3, p.stderr)
+                    self.assertSameReason(verdict, "certificate", p.stderr, "verification FAILED (certificate): ")
+
     def test_page_and_shredctl_cap_json_nesting_alike(self):
         # A value inside 1000 arrays and objects (the envelope and 999
         # arrays) is read by both; inside 1001, by neither (the page allowed
