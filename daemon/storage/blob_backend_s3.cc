@@ -357,8 +357,8 @@ class S3BlobBackend final : public BlobBackend {
     const std::string dir = client_->KeyFor("");
     std::vector<S3ObjectVersion> dead;
     auto s = client_->ForEachVersion(dir, [&](const S3ObjectVersion& v) {
-      std::string_view name = std::string_view(v.key).substr(dir.size());
-      if (name.empty() || name.find('/') != std::string_view::npos || is_live(name)) return absl::OkStatus();
+      std::string_view name = BlobName(v.key);
+      if (name.empty() || is_live(name)) return absl::OkStatus();
       dead.push_back(v);
       if (dead.size() < 1000) return absl::OkStatus();
       absl::Status d = DeleteVersions(dead);
@@ -370,6 +370,16 @@ class S3BlobBackend final : public BlobBackend {
   }
 
  private:
+  // The object name of `key` if it is directly under the prefix (a blob of
+  // this daemon's), else empty: keys with a further '/' are the state, the
+  // tiles, or another daemon's under a longer prefix of the same bucket.
+  std::string_view BlobName(std::string_view key) const {
+    const std::string dir = client_->KeyFor("");
+    if (!key.starts_with(dir)) return {};
+    std::string_view name = key.substr(dir.size());
+    return name.find('/') == std::string_view::npos ? name : std::string_view();
+  }
+
   absl::Status DeleteVersions(std::span<const S3ObjectVersion> versions) {
     for (size_t i = 0; i < versions.size(); i += 1000) {
       auto batch = versions.subspan(i, std::min<size_t>(1000, versions.size() - i));
@@ -384,7 +394,9 @@ class S3BlobBackend final : public BlobBackend {
       auto page = client_->ListMultipartUploads(client_->KeyFor(""), key_marker, id_marker);
       if (!page.ok()) return page.status();
       for (const auto& u : page->uploads) {
-        if (active_->Contains(u.upload_id)) continue;
+        // Only this daemon's own objects: another daemon under a longer
+        // prefix of the same bucket has its uploads in flight there.
+        if (BlobName(u.key).empty() || active_->Contains(u.upload_id)) continue;
         if (auto s = client_->AbortMultipartUpload(u.key, u.upload_id); !s.ok()) return s;
       }
       if (!page->truncated) return absl::OkStatus();

@@ -17,10 +17,11 @@
 //
 // Delete removes every version of the object and every delete marker (a plain
 // DELETE on a versioned bucket would only hide it). CollectGarbage aborts the
-// multipart uploads under the prefix that this backend is not running (left
-// by a crash), and deletes, with all their versions, the objects directly
-// under the prefix whose id is not live. Keys with a further '/' below the
-// prefix are not blobs and are left alone.
+// multipart uploads of keys directly under the prefix that this backend is
+// not running (left by a crash), and deletes, with all their versions, the
+// objects directly under the prefix whose id is not live. Keys with a
+// further '/' below the prefix are not blobs and are left alone, uploads
+// included: another daemon may own them (its prefix below this one's).
 #ifndef SHREDD_DAEMON_STORAGE_BLOB_BACKEND_S3_H_
 #define SHREDD_DAEMON_STORAGE_BLOB_BACKEND_S3_H_
 

@@ -263,6 +263,29 @@ TEST(S3BlobBackend, CollectGarbageRemovesDeadObjectsAndStaleUploads) {
   EXPECT_TRUE(r.ok()) << r.status();
 }
 
+// A daemon at the bucket's root (or any prefix above another daemon's)
+// leaves the other daemon's uploads in flight alone.
+TEST(S3BlobBackend, CollectGarbageLeavesUploadsBelowThePrefixAlone) {
+  SHREDD_REQUIRE_CEPH();
+  auto y = NewBucketClient("tenant-y");
+  ASSERT_NE(y, nullptr);
+  auto x_cfg = y->config();
+  x_cfg.prefix = "";
+  std::shared_ptr<S3Client> x = *S3Client::Create(x_cfg);
+  auto by = Backend(y, 5 << 20, 2);
+  auto bx = Backend(x, 5 << 20, 2);
+  auto running = by->Create(kLive);
+  ASSERT_TRUE(running.ok());
+  const std::string data = RandomBytes(6 << 20);
+  ASSERT_TRUE((*running)->Append(data).ok());
+  ASSERT_EQ(CountUploads(x.get()), 1u);
+  ASSERT_TRUE(bx->CollectGarbage([](std::string_view) { return false; }).ok());
+  EXPECT_EQ(CountUploads(x.get()), 1u) << "tenant-y's upload is not the root daemon's";
+  auto s = (*running)->Publish();
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(CountVersions(x.get(), y->KeyFor(kLive)), 1u);
+}
+
 TEST(S3BlobBackend, OptionsAreChecked) {
   auto cfg = testing::CephConfig("b");
   cfg.credentials = testing::Credentials("AKID", "secret");
