@@ -104,6 +104,14 @@ std::string RenderMetrics(ItemStore* store, OrderBook* orders, TransparencyLog* 
                drops.deleted);
   e.AddCounter("shredd_blob_deletion_failures_total",
                "Failed attempts to delete a shredded item's ciphertext object (retried with backoff).", drops.failures);
+  e.AddGauge("shredd_blob_deletions_failing",
+             "Queued ciphertext objects whose last deletion attempt failed (each retried with its own backoff; the "
+             "others are deleted meanwhile).",
+             static_cast<double>(drops.failing));
+  e.AddCounter("shredd_blob_gc_failures_total",
+               "Objects start-up garbage collection could not delete, plus listings of the blob store it could not "
+               "finish (logged; the start goes on).",
+               store->blob_gc_failures());
   e.AddGauge("shredd_root_epoch", "Current root key epoch of the key tree (one per shred epoch).",
              static_cast<double>(store->key_tree().epoch()));
   // Memory: where the resident set goes (docs/SERVICE.md#metrics).

@@ -5,7 +5,9 @@
 // blob-backed item it destroys (StageDrop). The reaper deletes each object
 // through the BlobBackend and then the record, so a crash or an unreachable
 // object store only delays the deletion: the records survive, and the
-// reaper retries with backoff and resumes at the next start. Nothing waits
+// reaper retries with backoff and resumes at the next start. An object the
+// store refuses to delete (a policy, Object Lock) stays queued in a backoff of
+// its own (0.5 s doubling to 30 s) while the reaper deletes the others. Nothing waits
 // for it: the keys are gone when the epoch commits, so the objects are
 // ciphertext no key opens any more (docs/OBJECT-STORE.md).
 //
@@ -18,11 +20,15 @@
 #define SHREDD_DAEMON_ITEMS_BLOB_REAPER_H_
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <string>
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
@@ -37,6 +43,7 @@ class BlobReaper {
     uint64_t pending = 0;   // objects still to delete
     uint64_t deleted = 0;   // objects deleted since start
     uint64_t failures = 0;  // failed deletion attempts since start
+    uint64_t failing = 0;   // queued objects whose last deletion attempt failed
   };
 
   // Counts the drops left by an earlier run and starts deleting them. `db`
@@ -55,12 +62,24 @@ class BlobReaper {
   Stats stats() const;
 
  private:
-  // Deletes every queued object; OK once none is left.
+  // When an object whose deletion failed is tried again.
+  struct Retry {
+    std::chrono::steady_clock::time_point next{};
+    std::chrono::milliseconds delay{0};
+  };
+  static constexpr std::chrono::milliseconds kFirstRetry{500}, kMaxRetry{30000};
+
+  // Tries every queued object not in its backoff; OK once none is left.
   absl::Status Drain();
+  // true: deleted and dequeued; false: refused by the store or in its
+  // backoff (stays queued). An error: the store is unavailable (the object
+  // stays queued, in its backoff) or the queue record could not be removed.
+  absl::StatusOr<bool> DeleteOne(const std::string& id);
 
   rocksdb::DB* const db_;
   BlobBackend* const blobs_;
-  std::atomic<uint64_t> pending_{0}, deleted_{0}, failures_{0};
+  std::atomic<uint64_t> pending_{0}, deleted_{0}, failures_{0}, failing_{0};
+  std::map<std::string, Retry> retry_;       // by raw object id; the retrier's thread only
   std::unique_ptr<BackoffRetrier> retrier_;  // last: its thread uses the members above
 };
 

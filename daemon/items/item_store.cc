@@ -16,6 +16,7 @@
 
 #include "daemon/base/coding.h"
 #include "daemon/base/fs_util.h"
+#include "daemon/base/logging.h"
 #include "daemon/base/parallel.h"
 #include "daemon/base/strings.h"
 #include "daemon/crypto/aead.h"
@@ -133,17 +134,42 @@ absl::StatusOr<std::unique_ptr<ItemStore>> ItemStore::Open(const Options& option
   auto blobs = options.open_blobs ? options.open_blobs() : OpenFileBlobBackend(options.data_dir);
   if (!blobs.ok()) return blobs.status();
   store->blobs_ = std::move(*blobs);
-  rocksdb::DB* db = raw;
-  auto gc = store->blobs_->CollectGarbage([db](std::string_view name) {
-    auto oid = HexDecode(name);
-    if (name.size() != 2 * kObjectIdSize || !oid) return false;
-    std::string v;
-    // A queued drop is the reaper's: it deletes once the shred is replicated.
-    return db->Get(rocksdb::ReadOptions(), ObjectKey(*oid), &v).ok() || BlobReaper::IsQueued(db, *oid);
-  });
-  if (!gc.ok()) return gc;
+  store->CollectBlobGarbage();
   store->reaper_ = std::make_unique<BlobReaper>(raw, store->blobs_.get());
   return store;
+}
+
+// Deletes the objects no record names (orphans of a crash), before the
+// daemon serves. An orphan the store refuses to delete does not stop the
+// start: it is logged, counted, and queued for the reaper, which retries it
+// with backoff; what could not even be listed is retried at the next start.
+void ItemStore::CollectBlobGarbage() {
+  rocksdb::DB* db = db_.get();
+  std::vector<std::string> undeleted;
+  auto gc = blobs_->CollectGarbage(
+      [db](std::string_view name) {
+        auto oid = HexDecode(name);
+        if (name.size() != 2 * kObjectIdSize || !oid) return false;
+        std::string v;
+        // A queued drop is the reaper's: it deletes once the shred is replicated.
+        return db->Get(rocksdb::ReadOptions(), ObjectKey(*oid), &v).ok() || BlobReaper::IsQueued(db, *oid);
+      },
+      &undeleted);
+  if (gc.ok()) return;
+  blob_gc_failures_ = std::max<uint64_t>(undeleted.size(), 1);
+  LogWarning("blob garbage collection at start failed; starting anyway, the orphans are retried later",
+             {{"undeleted", undeleted.size()}, {"reason", std::string(gc.message())}});
+  rocksdb::WriteBatch batch;
+  for (const std::string& name : undeleted) {
+    auto oid = HexDecode(name);
+    if (name.size() == 2 * kObjectIdSize && oid) BlobReaper::StageDrop(*oid, &batch);
+  }
+  // Not fatal either (a full disk): the next start collects them again.
+  if (auto s = GuardedWrite(db, rocksdb::WriteOptions(), &batch, "queueing undeletable orphans for the blob reaper");
+      !s.ok()) {
+    LogWarning("cannot queue the orphans for deletion; the next start tries again",
+               {{"reason", std::string(s.message())}});
+  }
 }
 
 ItemKey ItemStore::KeyedHash(std::string_view domain, std::string_view value) const {

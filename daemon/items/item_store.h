@@ -393,6 +393,9 @@ class ItemStore {
   static void StageBlobDrop(std::string_view object_id, rocksdb::WriteBatch* batch);
   void BlobDropsCommitted(uint64_t n);
   BlobReaper::Stats blob_deletions() const { return reaper_->stats(); }
+  // Orphans start-up garbage collection could not delete (1 if it could not
+  // list them).
+  uint64_t blob_gc_failures() const { return blob_gc_failures_; }
 
   // --- items held, for the shredd_items_stored gauge ---
   // Counts the item records with a key-only scan (O(items); the daemon does
@@ -416,6 +419,8 @@ class ItemStore {
   friend class Upload;
   class BatchPut;  // PutBatch's phases (item_batch.cc)
   ItemStore() = default;
+  // Start-up garbage collection of the blob backend (item_store.cc).
+  void CollectBlobGarbage();
   // true if the record under `record_key` is in the database (a write that
   // reported an error may have landed all the same).
   bool Landed(const std::string& record_key);
@@ -487,6 +492,7 @@ class ItemStore {
   std::unique_ptr<KeyTree> tree_;
   std::unique_ptr<BlobBackend> blobs_;
   std::unique_ptr<BlobReaper> reaper_;  // after blobs_: destroyed (stopped) first
+  uint64_t blob_gc_failures_ = 0;
   SecretBytes index_key_;
   SecretBytes system_metadata_key_;
   std::array<std::mutex, 64> stripes_;  // serialise commits of the same digest

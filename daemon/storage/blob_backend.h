@@ -12,6 +12,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -81,7 +82,10 @@ class BlobBackend {
   virtual absl::Status Delete(std::string_view object_id) = 0;
   // Removes unfinished uploads left by a crash, and published objects for
   // which `is_live(object_id)` is false (orphans of a crash or of a shred).
-  virtual absl::Status CollectGarbage(const std::function<bool(std::string_view)>& is_live) = 0;
+  // An object the store refuses to delete does not stop it: its id goes to
+  // *undeleted, the others are deleted, and the first failure is returned.
+  virtual absl::Status CollectGarbage(const std::function<bool(std::string_view)>& is_live,
+                                      std::vector<std::string>* undeleted) = 0;
 };
 
 absl::StatusOr<std::unique_ptr<BlobBackend>> OpenFileBlobBackend(const std::string& data_dir);

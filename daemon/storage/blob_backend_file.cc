@@ -448,15 +448,21 @@ class FileBlobBackend final : public BlobBackend {
     return absl::OkStatus();
   }
 
-  absl::Status CollectGarbage(const std::function<bool(std::string_view)>& is_live) override {
+  absl::Status CollectGarbage(const std::function<bool(std::string_view)>& is_live,
+                              std::vector<std::string>* undeleted) override {
     for (const auto& name : ListDir(root_ + "/tmp")) unlink(StrCat(root_, "/tmp/", name).c_str());
+    absl::Status first;
     for (const auto& sub : ListDir(root_ + "/blobs")) {
       std::string dir = StrCat(root_, "/blobs/", sub);
       for (const auto& name : ListDir(dir)) {
-        if (!is_live(name)) unlink(StrCat(dir, "/", name).c_str());
+        if (is_live(name)) continue;
+        const std::string path = StrCat(dir, "/", name);
+        if (unlink(path.c_str()) == 0 || errno == ENOENT) continue;
+        if (first.ok()) first = ErrnoStatus("cannot delete", path, errno);
+        undeleted->push_back(name);
       }
     }
-    return absl::OkStatus();
+    return first;
   }
 
   std::string Path(std::string_view id) const { return StrCat(root_, "/blobs/", id.substr(0, 2), "/", id); }

@@ -352,24 +352,39 @@ class S3BlobBackend final : public BlobBackend {
     return DeleteVersions(all);
   }
 
-  absl::Status CollectGarbage(const std::function<bool(std::string_view)>& is_live) override {
-    if (auto s = AbortStaleUploads(); !s.ok()) return s;
-    const std::string dir = client_->KeyFor("");
+  absl::Status CollectGarbage(const std::function<bool(std::string_view)>& is_live,
+                              std::vector<std::string>* undeleted) override {
+    absl::Status first = AbortStaleUploads();  // what it leaves, the next start aborts
     std::vector<S3ObjectVersion> dead;
-    auto s = client_->ForEachVersion(dir, [&](const S3ObjectVersion& v) {
+    auto s = client_->ForEachVersion(client_->KeyFor(""), [&](const S3ObjectVersion& v) {
       std::string_view name = BlobName(v.key);
       if (name.empty() || is_live(name)) return absl::OkStatus();
       dead.push_back(v);
-      if (dead.size() < 1000) return absl::OkStatus();
-      absl::Status d = DeleteVersions(dead);
-      dead.clear();
-      return d;
+      if (dead.size() >= 1000) DeleteDead(&dead, undeleted, &first);
+      return absl::OkStatus();
     });
-    if (!s.ok()) return s;
-    return DeleteVersions(dead);
+    DeleteDead(&dead, undeleted, &first);
+    return first.ok() ? s : first;
   }
 
  private:
+  // Deletes the versions in *dead and clears it; the names of the objects
+  // the store refused go to *undeleted (once each), the first error to *first.
+  void DeleteDead(std::vector<S3ObjectVersion>* dead, std::vector<std::string>* undeleted, absl::Status* first) {
+    std::vector<std::string> refused;
+    absl::Status s = client_->DeleteObjects(*dead, &refused);
+    if (!s.ok() && refused.empty()) {
+      for (const auto& v : *dead) refused.push_back(v.key);
+    }
+    for (const std::string& key : refused) {
+      std::string name(BlobName(key));
+      // Versions of one key are listed together: a repeat is the last name.
+      if (undeleted->empty() || undeleted->back() != name) undeleted->push_back(std::move(name));
+    }
+    if (first->ok()) *first = s;
+    dead->clear();
+  }
+
   // The object name of `key` if it is directly under the prefix (a blob of
   // this daemon's), else empty: keys with a further '/' are the state, the
   // tiles, or another daemon's under a longer prefix of the same bucket.

@@ -545,7 +545,7 @@ absl::Status S3Client::ForEachObject(std::string_view prefix,
   }
 }
 
-absl::Status S3Client::DeleteObjects(std::span<const S3ObjectVersion> objects) {
+absl::Status S3Client::DeleteObjects(std::span<const S3ObjectVersion> objects, std::vector<std::string>* refused) {
   if (objects.empty()) return absl::OkStatus();
   if (objects.size() > 1000) return absl::InvalidArgumentError("DeleteObjects: more than 1000 keys");
   std::string body = "<Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Quiet>true</Quiet>";
@@ -561,14 +561,16 @@ absl::Status S3Client::DeleteObjects(std::span<const S3ObjectVersion> objects) {
   if (!resp.ok()) return resp.status();
   auto xml = ParseXml(resp->body);
   if (!xml.ok()) return absl::InternalError(StrCat("DeleteObjects: ", xml.status().message()));
+  absl::Status first;
   for (const auto& e : (*xml)->children) {
     if (e->name != "Error") continue;
     std::string code = e->ChildText("Code");
-    absl::Status s = MapError(config_, StrCat("DeleteObjects s3://", config_.bucket, "/", e->ChildText("Key")),
-                              code == "AccessDenied" ? 403 : 400, code, e->ChildText("Message"));
-    return s;
+    if (refused != nullptr) refused->push_back(e->ChildText("Key"));
+    if (!first.ok()) continue;
+    first = MapError(config_, StrCat("DeleteObjects s3://", config_.bucket, "/", e->ChildText("Key")),
+                     code == "AccessDenied" ? 403 : 400, code, e->ChildText("Message"));
   }
-  return absl::OkStatus();
+  return first;
 }
 
 // ---- multipart upload --------------------------------------------------------

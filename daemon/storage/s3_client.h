@@ -143,8 +143,10 @@ class S3Client {
   // when `each` returns one.
   absl::Status ForEachObject(std::string_view prefix, const std::function<absl::Status(const S3ObjectVersion&)>& each);
   // Deletes up to 1000 (key, version) pairs in one call; an empty version id
-  // deletes the current version. Fails naming the first key the store refused.
-  absl::Status DeleteObjects(std::span<const S3ObjectVersion> objects);
+  // deletes the current version. Fails naming the first key the store
+  // refused; `refused`, if given, gets every refused key (the others are
+  // deleted).
+  absl::Status DeleteObjects(std::span<const S3ObjectVersion> objects, std::vector<std::string>* refused = nullptr);
 
   // Multipart upload.
   absl::StatusOr<std::string> CreateMultipartUpload(std::string_view key);  // upload id

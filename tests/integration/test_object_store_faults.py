@@ -22,12 +22,15 @@ Ceph RGW of the ctest fixture "ceph":
   as for a full local disk, and nothing left behind.
 """
 import hashlib
+import json
 import os
 import random
+import re
 import subprocess
 import threading
 import time
 import unittest
+import urllib.request
 import uuid
 
 from harness import SHREDCTL, SHREDD, Daemon, ctl_offline, grpc, pb, read_json, sha256_digest
@@ -655,6 +658,75 @@ class StoreOverQuota(FaultsTest):
                     raise
                 time.sleep(1)
         self.assertEqual(self.d.get_bytes(sha256_digest(data)), data)
+
+
+class RefusingStoreTest(FaultsTest):
+    """Base: bucket policies that deny the daemon's own user an action on
+    some keys (a revoked permission, Object Lock, an operator's policy)."""
+
+    daemon_args = ("--metrics-listen", "127.0.0.1:0")
+
+    def deny(self, actions, *keys):
+        policy = {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Deny", "Principal": "*", "Action": list(actions),
+            "Resource": ["arn:aws:s3:::%s/%s" % (self.bucket, k) for k in keys]}]}
+        self.s3.put_bucket_policy(Bucket=self.bucket, Policy=json.dumps(policy))
+
+    def metric(self, name):
+        url = re.findall(r"metrics url=(\S+)", self.d.log())[-1]
+        with urllib.request.urlopen(url, timeout=10) as r:
+            text = r.read().decode()
+        m = re.search(r"^%s (\S+)$" % re.escape(name), text, re.M)
+        self.assertTrue(m, "no %s in\n%s" % (name, text))
+        return float(m.group(1))
+
+    def shred(self, *digests):
+        return self.d.shredder().Shred(pb.ShredRequest(digests=[pb.Digest(hash=h) for h in digests], reason="test"),
+                                       timeout=60)
+
+
+class UndeletableObjects(RefusingStoreTest):
+    """An object the store refuses to delete stays queued and is retried
+    with backoff; it neither holds up the deletion of the others nor stops
+    a start (docs/OBJECT-STORE.md)."""
+
+    DELETES = ["s3:DeleteObject", "s3:DeleteObjectVersion"]
+
+    def test_one_undeletable_object_does_not_stall_the_deletion_of_the_others(self):
+        digests = [self.put(rand(6 * MIB, 610 + i)) for i in range(2)]
+        # The first in the reaper's queue order (object ids, as in the keys).
+        denied = self.objects()[0]
+        self.deny(self.DELETES, denied)
+        self.shred(*digests)
+        self.wait_for("the other object's versions to be deleted",
+                      lambda: {v["Key"] for v in self.versions()} == {denied}, timeout=60)
+        self.wait_for("the refused object to show in the metrics",
+                      lambda: self.metric("shredd_blob_deletions_failing") == 1)
+        self.assertEqual(self.metric("shredd_blob_deletions_pending"), 1)
+        self.assertGreaterEqual(self.metric("shredd_blob_deletion_failures_total"), 1)
+        self.s3.delete_bucket_policy(Bucket=self.bucket)
+        self.wait_for("the refused object to be deleted once allowed", lambda: self.versions() == [], timeout=90)
+        self.wait_for("the queue to be empty", lambda: self.metric("shredd_blob_deletions_pending") == 0)
+        self.assertEqual(self.metric("shredd_blob_deletions_failing"), 0)
+
+    def test_an_orphan_the_store_refuses_to_delete_does_not_stop_a_start(self):
+        kept = rand(6 * MIB, 620)
+        digest = self.put(kept)
+        self.d.stop()
+        orphan = "%s/%s" % (PREFIX, "ab" * 16)  # what a crash between upload and commit leaves
+        self.s3.put_object(Bucket=self.bucket, Key=orphan, Body=b"crash leftover")
+        self.deny(self.DELETES, orphan)
+        self.d.start(timeout=60)
+        self.assertGreaterEqual(self.metric("shredd_blob_gc_failures_total"), 1)
+        self.assertIn("blob garbage collection at start failed", self.d.log())
+        self.assertEqual(self.d.get_bytes(digest), kept)
+        # Queued for the reaper, which retries it with backoff.
+        self.wait_for("the orphan to be retried", lambda: self.metric("shredd_blob_deletions_failing") == 1)
+        self.s3.delete_bucket_policy(Bucket=self.bucket)
+        self.wait_for("the orphan to be deleted once allowed",
+                      lambda: orphan not in {v["Key"] for v in self.versions()}, timeout=90)
+        self.wait_for("the queue to be empty", lambda: self.metric("shredd_blob_deletions_pending") == 0)
+        self.assertEqual(len(self.objects()), 1)
 
 
 if __name__ == "__main__":

@@ -168,10 +168,15 @@ TEST(FileBlobBackend, GarbageCollectionKeepsLiveObjectsOnly) {
   ASSERT_TRUE(unfinished.ok());
   ASSERT_TRUE((*unfinished)->Append("crash in the middle").ok());
   std::vector<std::string> asked;
-  ASSERT_TRUE(b->CollectGarbage([&](std::string_view id) {
-                 asked.emplace_back(id);
-                 return id == kId;
-               }).ok());
+  std::vector<std::string> undeleted;
+  ASSERT_TRUE(b->CollectGarbage(
+                   [&](std::string_view id) {
+                     asked.emplace_back(id);
+                     return id == kId;
+                   },
+                   &undeleted)
+                  .ok());
+  EXPECT_TRUE(undeleted.empty());
   EXPECT_EQ(asked.size(), 2u);  // published objects only: the unfinished one is not asked about
   EXPECT_TRUE(b->Open(kId).ok());
   EXPECT_EQ(b->Open(kOther).status().code(), absl::StatusCode::kDataLoss);

@@ -252,7 +252,9 @@ TEST(S3BlobBackend, CollectGarbageRemovesDeadObjectsAndStaleUploads) {
   ASSERT_TRUE(running.ok());
   ASSERT_TRUE((*running)->Append(RandomBytes(5 << 20)).ok());
   EXPECT_EQ(CountUploads(c.get()), 2u);
-  ASSERT_TRUE(b->CollectGarbage([](std::string_view id) { return id == kLive; }).ok());
+  std::vector<std::string> undeleted;
+  ASSERT_TRUE(b->CollectGarbage([](std::string_view id) { return id == kLive; }, &undeleted).ok());
+  EXPECT_TRUE(undeleted.empty());
   EXPECT_EQ(CountUploads(c.get()), 1u) << "the stale upload is aborted, the running one kept";
   EXPECT_EQ(CountVersions(c.get(), c->KeyFor(kDead)), 0u);
   EXPECT_EQ(CountVersions(c.get(), c->KeyFor(kLive)), 1u);
@@ -279,7 +281,8 @@ TEST(S3BlobBackend, CollectGarbageLeavesUploadsBelowThePrefixAlone) {
   const std::string data = RandomBytes(6 << 20);
   ASSERT_TRUE((*running)->Append(data).ok());
   ASSERT_EQ(CountUploads(x.get()), 1u);
-  ASSERT_TRUE(bx->CollectGarbage([](std::string_view) { return false; }).ok());
+  std::vector<std::string> undeleted;
+  ASSERT_TRUE(bx->CollectGarbage([](std::string_view) { return false; }, &undeleted).ok());
   EXPECT_EQ(CountUploads(x.get()), 1u) << "tenant-y's upload is not the root daemon's";
   auto s = (*running)->Publish();
   ASSERT_TRUE(s.ok()) << s;
