@@ -56,6 +56,18 @@ class S3BlobWriter final : public BlobWriter {
   }
 
   absl::Status Append(std::string_view data) override {
+    return ObjectStoreUnavailable(client_->config(), Buffer(data));
+  }
+
+  absl::Status Publish() override { return ObjectStoreUnavailable(client_->config(), Complete()); }
+
+ private:
+  struct PartResult {
+    absl::StatusOr<std::string> etag;
+    std::string buffer;  // handed back for reuse
+  };
+
+  absl::Status Buffer(std::string_view data) {
     if (!error_.ok()) return error_;
     if (published_) return absl::FailedPreconditionError("append to a published object");
     while (!data.empty()) {
@@ -70,7 +82,7 @@ class S3BlobWriter final : public BlobWriter {
     return absl::OkStatus();
   }
 
-  absl::Status Publish() override {
+  absl::Status Complete() {
     if (!error_.ok()) return error_;
     if (published_) return absl::OkStatus();
     if (upload_id_.empty()) {
@@ -90,12 +102,6 @@ class S3BlobWriter final : public BlobWriter {
     active_->Remove(upload_id_);
     return absl::OkStatus();
   }
-
- private:
-  struct PartResult {
-    absl::StatusOr<std::string> etag;
-    std::string buffer;  // handed back for reuse
-  };
 
   // Sends buffer_ as the next part, after waiting for a slot.
   absl::Status SubmitPart() {
@@ -186,6 +192,20 @@ class S3BlobReader final : public BlobReader {
   // drop the prefetched windows. Windows hold ciphertext only, from the
   // object version pinned at Open (If-Match).
   absl::Status ReadAt(uint64_t offset, size_t length, std::string* out) override {
+    return ObjectStoreUnavailable(client_->config(), Read(offset, length, out));
+  }
+
+  absl::StatusOr<std::string_view> ReadView(uint64_t offset, size_t length, std::string* scratch) override {
+    auto view = View(offset, length, scratch);
+    if (!view.ok()) return ObjectStoreUnavailable(client_->config(), view.status());
+    return view;
+  }
+
+ private:
+  static constexpr uint64_t kWindow = 8 << 20;
+  static constexpr size_t kPrefetch = 3;
+
+  absl::Status Read(uint64_t offset, size_t length, std::string* out) {
     if (length == 0) return absl::OkStatus();
     if (offset > info_.size || length > info_.size - offset) return Truncated();
     const bool sequential = offset == next_ && length < kWindow;
@@ -209,7 +229,7 @@ class S3BlobReader final : public BlobReader {
   // A sequential read moves the window as ReadAt does; a range the window
   // then holds whole is handed out as a view of it (no copy). Anything else
   // is ReadAt's.
-  absl::StatusOr<std::string_view> ReadView(uint64_t offset, size_t length, std::string* scratch) override {
+  absl::StatusOr<std::string_view> View(uint64_t offset, size_t length, std::string* scratch) {
     const bool sequential =
         offset == next_ && length > 0 && length < kWindow && offset <= info_.size && length <= info_.size - offset;
     if (sequential && !InWindow(offset, 1)) {
@@ -221,10 +241,6 @@ class S3BlobReader final : public BlobReader {
     }
     return BlobReader::ReadView(offset, length, scratch);
   }
-
- private:
-  static constexpr uint64_t kWindow = 8 << 20;
-  static constexpr size_t kPrefetch = 3;
 
   bool InWindow(uint64_t offset, uint64_t length) const {
     return offset >= current_.start && offset + length <= current_.end();
@@ -334,7 +350,7 @@ class S3BlobBackend final : public BlobBackend {
     if (absl::IsNotFound(info.status())) {
       return absl::DataLossError(StrCat("stored object s3://", client_->config().bucket, "/", key, " is missing"));
     }
-    if (!info.ok()) return info.status();
+    if (!info.ok()) return ObjectStoreUnavailable(client_->config(), info.status());
     return std::make_unique<S3BlobReader>(client_, std::move(key), *std::move(info));
   }
 

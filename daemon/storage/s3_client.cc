@@ -415,6 +415,23 @@ absl::StatusOr<S3Client::Response> S3Client::Send(const Request& req) {
                                        attempts, attempts == 1 ? " attempt: " : " attempts: ", last));
 }
 
+absl::Status ObjectStoreUnavailable(const S3Config& config, const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kOk:
+    case absl::StatusCode::kDataLoss:
+    case absl::StatusCode::kResourceExhausted:
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kDeadlineExceeded:
+    case absl::StatusCode::kCancelled:
+      return s;
+    default:
+      break;
+  }
+  const std::string_view message(s.message().data(), s.message().size());
+  if (message.starts_with("object store ")) return absl::UnavailableError(s.message());
+  return absl::UnavailableError(StrCat("object store ", config.endpoint, " s3://", config.bucket, ": ", message));
+}
+
 // ---- bucket calls ----------------------------------------------------------
 
 absl::Status S3Client::CreateBucket() {

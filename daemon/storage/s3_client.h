@@ -14,6 +14,8 @@
 //   NoSuchKey, NoSuchUpload, 404 on HEAD      -> NOT_FOUND
 //   wrong region, redirects                   -> FAILED_PRECONDITION
 //   other 4xx                                 -> INVALID_ARGUMENT
+// These precise codes are for start-up and `--check-config --probe`; what a
+// caller of the running daemon sees is ObjectStoreUnavailable's (below).
 // The secret key and the session token are held in SecretBytes and never
 // appear in a message or a log line. (libcurl keeps its own heap copy of the
 // password while a request runs: CURLOPT_PASSWORD copies its argument.)
@@ -174,6 +176,17 @@ class S3Client {
   std::string bucket_path_;  // "/BUCKET" (path style) or ""
   std::unique_ptr<HandlePool> pool_;
 };
+
+// A failure of the object store while the daemon serves, as its callers see
+// it. The store is the daemon's own: a refusal of it (a revoked permission,
+// a bucket gone, an upload aborted under a put, a reply it cannot parse) is a
+// passing failure of the service, UNAVAILABLE naming the store, never a
+// verdict on the caller or the caller's request (PERMISSION_DENIED,
+// UNAUTHENTICATED, NOT_FOUND, FAILED_PRECONDITION, INVALID_ARGUMENT). Kept:
+// DATA_LOSS (an object the daemon stored is gone or wrong), RESOURCE_EXHAUSTED
+// (the store's quota, as a full disk), UNAVAILABLE, DEADLINE_EXCEEDED,
+// CANCELLED.
+absl::Status ObjectStoreUnavailable(const S3Config& config, const absl::Status& s);
 
 // Percent-encodes everything but A-Z a-z 0-9 - _ . ~ (and '/' if keep_slash),
 // as SigV4 canonical requests want.

@@ -685,6 +685,60 @@ class RefusingStoreTest(FaultsTest):
                                        timeout=60)
 
 
+class StoreRefusalsWhileServing(RefusingStoreTest):
+    """The store is the daemon's own: its refusals while serving are
+    UNAVAILABLE naming the store, never a verdict on the caller
+    (PERMISSION_DENIED) or on the request (NOT_FOUND)."""
+
+    def test_a_store_that_refuses_reads_is_unavailable_not_permission_denied(self):
+        data = rand(6 * MIB, 600)
+        digest = self.put(data)
+        self.deny(["s3:GetObject"], PREFIX + "/*")
+        e = self.assertRpcError(grpc.StatusCode.UNAVAILABLE, self.d.get_bytes, digest)
+        self.assertIn("object store", e.details())
+        self.assertIn("403", e.details())
+        self.s3.delete_bucket_policy(Bucket=self.bucket)
+        self.assertEqual(self.until_ok(lambda: self.d.get_bytes(digest)), data)
+
+    def test_an_upload_aborted_under_a_put_is_unavailable_not_not_found(self):
+        data = rand(12 * MIB, 601)
+        digest = sha256_digest(data)
+        header = pb.PutHeader(digest=pb.Digest(hash=digest, size_bytes=len(data)),
+                              metadata=pb.ItemMetadata(kind=pb.KIND_MODEL))
+        go = threading.Event()
+
+        def gen():
+            yield pb.PutRequest(header=header)
+            for i in range(0, len(data), MIB):
+                if i == 11 * MIB:
+                    go.wait(60)
+                yield pb.PutRequest(data=data[i:i + MIB])
+
+        result = {}
+
+        def run():
+            try:
+                self.d.store().Put(gen(), timeout=120)
+                result["code"] = grpc.StatusCode.OK
+            except grpc.RpcError as e:
+                result["code"], result["details"] = e.code(), e.details()
+
+        t = threading.Thread(target=run)
+        t.start()
+        try:
+            self.wait_for("the multipart upload", lambda: self.uploads() != [])
+            for u in self.uploads():
+                self.s3.abort_multipart_upload(Bucket=self.bucket, Key=u["Key"], UploadId=u["UploadId"])
+        finally:
+            go.set()
+            t.join(120)
+        self.assertEqual(result.get("code"), grpc.StatusCode.UNAVAILABLE, result)
+        self.assertIn("object store", result["details"])
+        # A retry of the same put is acknowledged.
+        self.d.put_bytes(data, kind=pb.KIND_MODEL)
+        self.assertEqual(self.d.get_bytes(digest), data)
+
+
 class UndeletableObjects(RefusingStoreTest):
     """An object the store refuses to delete stays queued and is retried
     with backoff; it neither holds up the deletion of the others nor stops

@@ -289,6 +289,31 @@ TEST(S3BlobBackend, CollectGarbageLeavesUploadsBelowThePrefixAlone) {
   EXPECT_EQ(CountVersions(x.get(), y->KeyFor(kLive)), 1u);
 }
 
+// While the daemon serves, the store's refusals are UNAVAILABLE naming the
+// store (ObjectStoreUnavailable), never a verdict on the caller; DATA_LOSS
+// and the store's quota keep their codes.
+TEST(S3BlobBackend, TheStoresRefusalsAreUnavailableNamingTheStore) {
+  SHREDD_REQUIRE_CEPH();
+  std::shared_ptr<S3Client> c = *S3Client::Create(testing::CephConfig("shredd-no-such-bucket"));
+  auto b = Backend(c);
+  auto w = b->Create(kLive);
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE((*w)->Append("data").ok());
+  auto s = (*w)->Publish();
+  EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+  EXPECT_NE(s.message().find("has no bucket"), std::string::npos) << s;
+  const S3Config& cfg = c->config();
+  s = ObjectStoreUnavailable(cfg, absl::PermissionDeniedError("object store X refused GetObject: HTTP 403"));
+  EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+  s = ObjectStoreUnavailable(cfg, absl::InternalError("UploadPart: the reply has no ETag"));
+  EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+  EXPECT_NE(s.message().find("object store " + cfg.endpoint), std::string::npos) << s;
+  for (const absl::Status& kept :
+       {absl::DataLossError("x"), absl::ResourceExhaustedError("quota"), absl::CancelledError("x"), absl::OkStatus()}) {
+    EXPECT_EQ(ObjectStoreUnavailable(cfg, kept), kept);
+  }
+}
+
 TEST(S3BlobBackend, OptionsAreChecked) {
   auto cfg = testing::CephConfig("b");
   cfg.credentials = testing::Credentials("AKID", "secret");
