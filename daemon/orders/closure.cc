@@ -106,8 +106,8 @@ class ClosurePlanner {
   Catalog* const catalog_;
   const OrderSpec& spec_;
   const ClosureVisit& visit_;
-  const bool overlap_;
   const Lookup lookup_;
+  const bool overlap_;
   // kScan: every hold and every parent with children; kSeek: those asked
   // so far (a parent without children: false).
   std::map<ParentRef, Hold> holds_;

@@ -286,7 +286,8 @@ absl::Status OrderBook::NoteHeldByPending(const PendingReservations& reserved, c
   if (!holder.ok() || !*holder) return holder.status();
   auto held = std::find_if(plan.held_by_pending.begin(), plan.held_by_pending.end(),
                            [&](const PendingHeld& h) { return h.holder.certificate_id == (*holder)->certificate_id; });
-  if (held == plan.held_by_pending.end()) held = plan.held_by_pending.insert(held, PendingHeld{**holder});
+  if (held == plan.held_by_pending.end())
+    held = plan.held_by_pending.insert(held, PendingHeld{.holder = **holder, .count = 0, .digests = {}});
   ++held->count;
   if (held->digests.size() < list_limit) held->digests.push_back(item.info.digest);
   return absl::OkStatus();

@@ -62,13 +62,6 @@ absl::StatusOr<Header> ReadHeader(ItemStore* store, std::string_view order_id) {
   return Header{ReadBigEndian64(v), std::nullopt};
 }
 
-// The slot of the map key, if the order has a map (not released).
-absl::StatusOr<std::optional<uint64_t>> HeaderSlot(ItemStore* store, std::string_view order_id) {
-  auto h = ReadHeader(store, order_id);
-  if (!h.ok()) return h.status();
-  return h->slot;
-}
-
 absl::Status NoMap(std::string_view order_id) {
   return absl::NotFoundError(StrCat("order ", QuoteForError(order_id),
                                     " keeps no subject map (submitted without keep_subject_map, matched no item "
