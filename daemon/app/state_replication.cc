@@ -37,6 +37,19 @@ absl::StatusOr<uint64_t> ReadSupersedeMarker(const std::string& path) {
   return until;
 }
 
+// The run whose state the data dir continues (StateReplicatorOptions::
+// run_marker): written by the first snapshot of each start, and by `shredd
+// restore` (the run it ended on).
+std::string RunMarkerPath(const DaemonConfig& c) { return c.data_dir + "/state-run"; }
+
+absl::StatusOr<std::string> ReadRunMarker(const std::string& path) {
+  auto text = ReadSmallFile(path, 64);
+  if (absl::IsNotFound(text.status())) return std::string();
+  if (!text.ok()) return text.status();
+  if (!IsStateRunId(*text)) return absl::DataLossError(StrCat(path, " does not hold a state run id"));
+  return *text;
+}
+
 }  // namespace
 
 S3Config S3ConfigFrom(const ObjectStoreConfig& o) {
@@ -109,10 +122,18 @@ absl::StatusOr<std::unique_ptr<StateReplicator>> PrepareStateReplication(const D
   auto until = ReadSupersedeMarker(ro.supersede_marker);
   if (!until.ok()) return until.status();
   ro.supersede_until = *until;
+  ro.run_marker = RunMarkerPath(config);
+  auto parent = ReadRunMarker(ro.run_marker);
+  if (!parent.ok()) return parent.status();
+  ro.parent_run = *parent;
   auto r = StateReplicator::Create(std::move(*client), ro);
   if (!r.ok()) return r.status();
   RegisterDurability(DbPath(config), r->get());
-  LogInfo("state replication", {{"object_store", o.url}, {"mode", o.state}, {"lag_ms", o.state_lag_ms}});
+  LogInfo("state replication", {{"object_store", o.url},
+                                {"mode", o.state},
+                                {"lag_ms", o.state_lag_ms},
+                                {"run", (*r)->run().id},
+                                {"parent_run", ro.parent_run}});
   return r;
 }
 
@@ -219,6 +240,14 @@ absl::Status RunRestore(const DaemonConfig& config, bool allow_unsigned) {
     std::cout << "shredd restore: stopped at a gap a crash left (WAL objects that were in flight; nothing after it "
                  "was acknowledged): "
               << report->gap << "\n";
+  }
+  if (report->other_objects > 0) {
+    std::cout << "shredd restore: left out " << report->other_objects
+              << " WAL objects of other histories (a tail an earlier restore abandoned, or another daemon's writes "
+                 "to this prefix; docs/RECOVERY.md \"Runs\")\n";
+  }
+  if (!report->run.empty()) {
+    if (auto s = WriteFileDurably(RunMarkerPath(config), report->run); !s.ok()) return s;
   }
   if (report->store_end > report->final_seq) {
     // The daemon started on it may drop that tail, and nothing newer.

@@ -1,7 +1,10 @@
 #include "daemon/storage/state_objects.h"
 
+#include <sodium.h>
+
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <tuple>
 
 #include <rocksdb/write_batch.h>
@@ -15,8 +18,10 @@ namespace {
 
 constexpr std::string_view kWalMagicV1 = "SHRDWAL1";
 constexpr std::string_view kWalMagicV2 = "SHRDWAL2";  // unsigned
-constexpr std::string_view kWalMagic = "SHRDWAL3";    // signed
+constexpr std::string_view kWalMagicV3 = "SHRDWAL3";  // signed
+constexpr std::string_view kWalMagic = "SHRDWAL4";    // signed, with its run
 constexpr std::string_view kWalSignatureDomain{"shredd/state-wal/v3\0", 20};
+constexpr size_t kRunIdBytes = 16;
 constexpr std::string_view kDescriptorSignatureDomain{"shredd/state-snapshot/v2\0", 25};
 
 std::string Pad(uint64_t v, int width) {
@@ -36,15 +41,33 @@ bool ParseU64(std::string_view s, uint64_t* v) {
   return true;
 }
 
-// "<a>-<b><suffix>" at the end of `key` after the last '/'.
-bool ParsePair(std::string_view key, std::string_view suffix, uint64_t* a, uint64_t* b) {
+// "<a>-<b><suffix>" at the end of `key` after the last '/'; with `rest`,
+// "<a>-<b>-<rest>" too (*rest empty for the first form).
+bool ParsePair(std::string_view key, std::string_view suffix, uint64_t* a, uint64_t* b, std::string* rest = nullptr) {
   auto slash = key.rfind('/');
   std::string_view name = slash == std::string_view::npos ? key : key.substr(slash + 1);
   if (!name.ends_with(suffix)) return false;
   name.remove_suffix(suffix.size());
   auto dash = name.find('-');
   if (dash == std::string_view::npos) return false;
-  return ParseU64(name.substr(0, dash), a) && ParseU64(name.substr(dash + 1), b);
+  std::string_view second = name.substr(dash + 1);
+  if (auto dash2 = second.find('-'); dash2 != std::string_view::npos && rest != nullptr) {
+    *rest = second.substr(dash2 + 1);
+    second = second.substr(0, dash2);
+  }
+  return ParseU64(name.substr(0, dash), a) && ParseU64(second, b);
+}
+
+// A run id in a WAL object's header: 16 bytes, zeros for none.
+void StoreRunId(char* at, std::string_view id) {
+  std::memset(at, 0, kRunIdBytes);
+  if (auto raw = HexDecode(id); raw && raw->size() == kRunIdBytes) std::memcpy(at, raw->data(), kRunIdBytes);
+}
+
+std::string LoadRunId(const char* at) {
+  const std::string_view raw(at, kRunIdBytes);
+  if (raw.find_first_not_of('\0') == std::string_view::npos) return "";
+  return HexEncode(std::span(reinterpret_cast<const uint8_t*>(at), kRunIdBytes));
 }
 
 // One rule for every signed state object: DATA_LOSS naming `what` unless
@@ -71,19 +94,35 @@ absl::Status CheckSignature(const StateTrust* trust, bool is_signed, std::string
 
 std::string WalSignedMessage(std::string_view checksum) { return StrCat(kWalSignatureDomain, checksum); }
 
-std::string WalObjectName(uint64_t first, uint64_t last) {
-  return StrCat("state/wal/", Pad(first, 20), "-", Pad(last, 20));
+std::string NewStateRunId() {
+  uint8_t raw[kRunIdBytes];
+  randombytes_buf(raw, sizeof raw);
+  return HexEncode(std::span<const uint8_t>(raw, sizeof raw));
+}
+
+bool IsStateRunId(std::string_view id) {
+  return id.size() == 2 * kRunIdBytes && id.find_first_not_of("0123456789abcdef") == std::string_view::npos &&
+         id.find_first_not_of('0') != std::string_view::npos;
+}
+
+std::string WalObjectName(uint64_t first, uint64_t last, std::string_view run_id) {
+  return StrCat("state/wal/", Pad(first, 20), "-", Pad(last, 20), run_id.empty() ? "" : "-", run_id);
 }
 
 std::string SnapshotId(uint64_t seq, uint64_t ms) { return StrCat(Pad(seq, 20), "-", Pad(ms, 13)); }
 
 std::string ShaHex(std::string_view bytes) { return HexEncode(Sha256Hasher::Of(bytes)); }
 
-constexpr size_t kWalHeader = 8 + 8 + 8 + 8 + 4;  // magic, first, last, floor, batch count
+// Magic, first, last, floor, batch count; v4 adds the run (id, parent,
+// fork) before the batch count.
+constexpr size_t kWalHeaderV3 = 8 + 8 + 8 + 8 + 4;
+constexpr size_t kWalRunFields = kRunIdBytes + kRunIdBytes + 8;
+constexpr size_t kWalHeader = kWalHeaderV3 + kWalRunFields;
 
-WalObjectWriter::WalObjectWriter(std::string* out) : out_(out) {
-  out_->assign(kWalMagic);
-  out_->resize(kWalHeader);
+WalObjectWriter::WalObjectWriter(std::string* out, const StateRun* run)
+    : out_(out), run_(run != nullptr && !run->id.empty() ? run : nullptr) {
+  out_->assign(run_ != nullptr ? kWalMagic : kWalMagicV3);
+  out_->resize(run_ != nullptr ? kWalHeader : kWalHeaderV3);
 }
 
 void WalObjectWriter::Add(uint64_t seq, uint32_t count, std::string_view rep) {
@@ -99,12 +138,18 @@ void WalObjectWriter::Add(uint64_t seq, uint32_t count, std::string_view rep) {
 }
 
 absl::StatusOr<Sha256> WalObjectWriter::Finish(uint64_t floor, const StateSigner& sign) {
+  if (!sign && run_ != nullptr) return absl::InternalError("a WAL object with a run must be signed");
   if (!sign) out_->replace(0, kWalMagicV2.size(), kWalMagicV2);
   char* h = out_->data();
   StoreBigEndian64(h + 8, first_);
   StoreBigEndian64(h + 16, last_);
   StoreBigEndian64(h + 24, floor);
-  StoreBigEndian32(h + 32, batches_);
+  if (run_ != nullptr) {
+    StoreRunId(h + 32, run_->id);
+    StoreRunId(h + 32 + kRunIdBytes, run_->parent);
+    StoreBigEndian64(h + 32 + 2 * kRunIdBytes, run_->fork);
+  }
+  StoreBigEndian32(h + (run_ != nullptr ? kWalHeader : kWalHeaderV3) - 4, batches_);
   Sha256Hasher hasher;
   hasher.Update(*out_);
   const Sha256 sum = hasher.Peek();
@@ -121,9 +166,10 @@ absl::StatusOr<Sha256> WalObjectWriter::Finish(uint64_t floor, const StateSigner
   return hasher.Finish();
 }
 
-std::string EncodeWalObject(std::span<const WalBatch> batches, uint64_t floor, const StateSigner& sign) {
+std::string EncodeWalObject(std::span<const WalBatch> batches, uint64_t floor, const StateSigner& sign,
+                            const StateRun* run) {
   std::string out;
-  WalObjectWriter w(&out);
+  WalObjectWriter w(&out, run);
   for (const WalBatch& b : batches) w.Add(b.seq, b.count, b.rep);
   (void)w.Finish(floor, sign);
   return out;
@@ -133,8 +179,9 @@ absl::StatusOr<WalObjectBody> DecodeWalObject(std::string_view body, std::string
   auto bad = [&](std::string_view why) {
     return absl::DataLossError(StrCat("WAL object ", name, " is damaged: ", why));
   };
-  const bool v1 = body.starts_with(kWalMagicV1), is_signed = body.starts_with(kWalMagic);
-  const size_t head = v1 ? 8 + 8 + 8 + 4 : kWalHeader;
+  const bool v1 = body.starts_with(kWalMagicV1), with_run = body.starts_with(kWalMagic);
+  const bool is_signed = with_run || body.starts_with(kWalMagicV3);
+  const size_t head = v1 ? 8 + 8 + 8 + 4 : with_run ? kWalHeader : kWalHeaderV3;
   const size_t trailer = 32 + (is_signed ? kStateSignatureBytes : 0);
   if (body.size() < head + trailer || (!v1 && !is_signed && !body.starts_with(kWalMagicV2))) {
     return bad("not a shredd WAL object");
@@ -151,6 +198,12 @@ absl::StatusOr<WalObjectBody> DecodeWalObject(std::string_view body, std::string
   const uint64_t first = LoadBigEndian64(data.data() + 8), last = LoadBigEndian64(data.data() + 16);
   WalObjectBody out;
   out.floor = v1 ? first - 1 : LoadBigEndian64(data.data() + 24);
+  if (with_run) {
+    out.run.id = LoadRunId(data.data() + 32);
+    out.run.parent = LoadRunId(data.data() + 32 + kRunIdBytes);
+    out.run.fork = LoadBigEndian64(data.data() + 32 + 2 * kRunIdBytes);
+    if (out.run.id.empty()) return bad("it names no run");
+  }
   const uint32_t n = LoadBigEndian32(data.data() + head - 4);
   size_t pos = head;
   for (uint32_t i = 0; i < n; ++i) {
@@ -207,7 +260,8 @@ absl::StatusOr<nlohmann::json> ParseDescriptor(std::string_view body, std::strin
   const bool is_signed = format == kSnapshotDescriptorFormat;
   if (j.is_discarded() || !j.is_object() || (!is_signed && format != kSnapshotDescriptorFormatV1) ||
       !j.contains("files") || !j["files"].is_array() || !j.contains("sequence") ||
-      !j["sequence"].is_number_unsigned() || (is_signed && !j.contains("signature"))) {
+      !j["sequence"].is_number_unsigned() || (is_signed && !j.contains("signature")) ||
+      (j.contains("run") && (!j["run"].is_string() || !IsStateRunId(j["run"].get<std::string>())))) {
     return absl::DataLossError(StrCat("state snapshot descriptor ", key, " is malformed"));
   }
   std::string signature;
@@ -224,6 +278,8 @@ absl::StatusOr<nlohmann::json> ParseDescriptor(std::string_view body, std::strin
   return j;
 }
 
+std::string DescriptorRun(const nlohmann::json& desc) { return desc.value("run", ""); }
+
 absl::StatusOr<nlohmann::json> ReadDescriptor(S3Client& client, const std::string& key, const StateTrust* trust) {
   std::string body;
   if (auto s = client.GetObject(key, 0, 0, &body); !s.ok()) return s;
@@ -233,8 +289,10 @@ absl::StatusOr<nlohmann::json> ReadDescriptor(S3Client& client, const std::strin
 absl::StatusOr<std::vector<WalObjectKey>> ListWalObjects(S3Client& client) {
   std::vector<WalObjectKey> out;
   auto s = client.ForEachObject(client.KeyFor("state/wal/"), [&out](const S3ObjectVersion& o) {
-    WalObjectKey w{.key = o.key};
-    if (ParsePair(o.key, "", &w.first, &w.last)) out.push_back(std::move(w));
+    WalObjectKey w{.key = o.key, .first = 0, .last = 0, .run = {}};
+    if (ParsePair(o.key, "", &w.first, &w.last, &w.run) && (w.run.empty() || IsStateRunId(w.run))) {
+      out.push_back(std::move(w));
+    }
     return absl::OkStatus();
   });
   if (!s.ok()) return s;

@@ -58,27 +58,52 @@ struct WalBatch {
 // families other than the default).
 absl::StatusOr<WalBatch> WalBatchFrom(const WalBatch& b, uint64_t from);
 
+// The history a state object belongs to (docs/RECOVERY.md "Runs"). Every
+// replicator start begins a run: a random id, the run whose state the data
+// dir continued (`parent`: the one it shipped last, or the one `shredd
+// restore` ended on) and the sequence number it began from (`fork`). Every
+// WAL object and snapshot descriptor names its run (signed with it), and
+// restore follows one chain of runs, so objects of another history (a lost
+// machine's tail put back after a restore abandoned it, a second daemon on
+// the same prefix) are never spliced in. Objects written before runs
+// existed have the empty id; a run with an empty parent began from them
+// (an upgraded daemon) or from nothing.
+struct StateRun {
+  std::string id;      // 32 lowercase hex digits, or "" (no run)
+  std::string parent;  // the same, or ""
+  uint64_t fork = 0;
+};
+// A fresh random run id.
+std::string NewStateRunId();
+// Whether `id` is a run id as NewStateRunId makes them.
+bool IsStateRunId(std::string_view id);
+
 // A WAL object's content. `floor`: every sequence number up to it was in
 // the store when the object was written (several objects are in flight at
 // once; a restore tells a gap that a crash left, which nothing acknowledged
 // can be behind, from a deleted object by it: RECOVERY.md).
 struct WalObjectBody {
   uint64_t floor = 0;
+  StateRun run;  // empty id for objects written before runs
   std::vector<WalBatch> batches;
 };
 
-// "SHRDWAL3", first and last sequence, floor, batch count, the batches (seq,
-// count, length, rep; big-endian), then SHA-256 of all of it, then the
-// daemon's Ed25519 signature of WalSignedMessage(that SHA-256). Without a
-// signer (unit tests), "SHRDWAL2": the same without the signature.
+// "SHRDWAL4", first and last sequence, floor, the run (id and parent, 16
+// bytes each, zeros for none; fork), batch count, the batches (seq, count,
+// length, rep; big-endian), then SHA-256 of all of it, then the daemon's
+// Ed25519 signature of WalSignedMessage(that SHA-256). Without a run (unit
+// tests of the earlier formats): "SHRDWAL3", the same without the run
+// fields; without a run and a signer, "SHRDWAL2": neither.
 //
 // Builds one in a buffer the caller may reuse (its capacity is kept: a
 // fresh multi-MiB buffer per object cost a page fault per 4 KiB), copying
 // each batch's bytes once, straight from the WAL reader.
 class WalObjectWriter {
  public:
-  // Clears *out (keeping its capacity) and leaves room for the header.
-  explicit WalObjectWriter(std::string* out);
+  // Clears *out (keeping its capacity) and leaves room for the header. With
+  // `run` (not owned; outlives the writer), "SHRDWAL4": Finish then needs a
+  // signer.
+  explicit WalObjectWriter(std::string* out, const StateRun* run = nullptr);
   void Add(uint64_t seq, uint32_t count, std::string_view rep);
   bool empty() const { return batches_ == 0; }
   uint64_t first() const { return first_; }
@@ -92,10 +117,12 @@ class WalObjectWriter {
 
  private:
   std::string* out_;
+  const StateRun* run_;
   uint64_t first_ = 0, last_ = 0;
   uint32_t batches_ = 0;
 };
-std::string EncodeWalObject(std::span<const WalBatch> batches, uint64_t floor, const StateSigner& sign = {});
+std::string EncodeWalObject(std::span<const WalBatch> batches, uint64_t floor, const StateSigner& sign = {},
+                            const StateRun* run = nullptr);
 // What a WAL object's signature signs: a domain tag and its checksum.
 std::string WalSignedMessage(std::string_view checksum);
 // DATA_LOSS naming `name` if the checksum or the framing is wrong, or (with
@@ -104,8 +131,9 @@ std::string WalSignedMessage(std::string_view checksum);
 // floor field; written one at a time, so their floor is first - 1).
 absl::StatusOr<WalObjectBody> DecodeWalObject(std::string_view body, std::string_view name,
                                               const StateTrust* trust = nullptr);
-// "state/wal/<first>-<last>" (without the prefix).
-std::string WalObjectName(uint64_t first, uint64_t last);
+// "state/wal/<first>-<last>-<run id>" (without the prefix); objects
+// written before runs: "state/wal/<first>-<last>".
+std::string WalObjectName(uint64_t first, uint64_t last, std::string_view run_id = {});
 
 // v2: signed ("signature": hex of the daemon's Ed25519 signature of
 // DescriptorSignedMessage(the descriptor without it)); v1: unsigned.
@@ -128,12 +156,15 @@ absl::StatusOr<std::string> EncodeDescriptor(nlohmann::json desc, const StateSig
 // `trust` requires.
 absl::StatusOr<nlohmann::json> ParseDescriptor(std::string_view body, std::string_view key,
                                                const StateTrust* trust = nullptr);
+// The run a parsed descriptor belongs to ("" if written before runs).
+std::string DescriptorRun(const nlohmann::json& desc);
 absl::StatusOr<nlohmann::json> ReadDescriptor(S3Client& client, const std::string& key,
                                               const StateTrust* trust = nullptr);
 
 struct WalObjectKey {
   std::string key;
   uint64_t first = 0, last = 0;
+  std::string run;  // as the name says ("" for objects without a run): checked against the body at restore
 };
 // Every WAL object in the store, by first (then last) sequence number.
 absl::StatusOr<std::vector<WalObjectKey>> ListWalObjects(S3Client& client);

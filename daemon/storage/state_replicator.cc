@@ -87,6 +87,8 @@ bool IsTableFile(std::string_view name) { return name.ends_with(".sst") || name.
 
 StateReplicator::StateReplicator(std::shared_ptr<S3Client> client, StateReplicatorOptions options)
     : client_(std::move(client)), options_(std::move(options)) {
+  run_.id = NewStateRunId();
+  run_.parent = options_.parent_run;
   if (options_.sync) capture_ = std::make_unique<WalCapture>(kMaxCapturedBytes);
 }
 
@@ -114,6 +116,7 @@ void StateReplicator::Start(rocksdb::DB* db) {
   std::lock_guard l(mu_);
   if (started_) return;
   db_ = db;
+  run_.fork = db->GetLatestSequenceNumber();
   started_ = true;
   thread_ = std::thread([this] { Run(); });
 }
@@ -234,7 +237,7 @@ absl::Status StateReplicator::PutSealed(std::vector<SealedWal>& sealed) {
     absl::Status s = !first_error.ok() ? absl::AbortedError("an earlier WAL object failed")
                      : !w.sealed.ok()
                          ? w.sealed
-                         : client_->PutObject(Key(WalObjectName(w.first, w.last)), w.body, w.sha256).status();
+                         : client_->PutObject(Key(WalObjectName(w.first, w.last, run_.id)), w.body, w.sha256).status();
     if (s.ok()) {
       bytes_shipped_.fetch_add(w.body.size());
       wal_objects_.fetch_add(1);
@@ -427,7 +430,7 @@ void StateReplicator::SealWal(WalObjectWriter& w, std::string& body, std::vector
   shipped_ = last;
   wal_since_snapshot_ += out->back().body.size();
   body = TakeWalBuffer();
-  w = WalObjectWriter(&body);
+  w = WalObjectWriter(&body, &run_);
 }
 
 std::string StateReplicator::TakeWalBuffer() {
@@ -480,7 +483,7 @@ absl::Status StateReplicator::ShipFromIterator(bool resume, std::vector<SealedWa
   }
   rocksdb::TransactionLogIterator* it = wal_it_.get();
   std::string body = TakeWalBuffer();
-  WalObjectWriter w(&body);
+  WalObjectWriter w(&body, &run_);
   absl::Cleanup give_back = [this, &body] {
     std::lock_guard l(mu_);
     RecycleWalBufferLocked(std::move(body));
@@ -515,7 +518,7 @@ absl::Status StateReplicator::ShipFromIterator(bool resume, std::vector<SealedWa
 
 void StateReplicator::ShipFromCapture(uint64_t latest, std::vector<SealedWal>* out, size_t room, bool* full) {
   std::string body = TakeWalBuffer();
-  WalObjectWriter w(&body);
+  WalObjectWriter w(&body, &run_);
   absl::Cleanup give_back = [this, &body] {
     std::lock_guard l(mu_);
     RecycleWalBufferLocked(std::move(body));
@@ -551,6 +554,11 @@ absl::Status StateReplicator::TakeSnapshot() {
     // another history (the lost machine's objects after a gap, restore
     // stopped before them): a later restore must never replay them.
     if (auto s = DropWalAfter(*seq); !s.ok()) return s;
+    // From now on this data dir continues this run: a later start (or a
+    // restore that ends here) names it as its parent.
+    if (!options_.run_marker.empty()) {
+      if (auto s = WriteFileDurably(options_.run_marker, run_.id); !s.ok()) return s;
+    }
   }
   have_base_ = true;
   shipped_ = std::max(shipped_, *seq);
@@ -624,6 +632,7 @@ absl::StatusOr<uint64_t> StateReplicator::MakeSnapshot() {
   fs::remove_all(options_.scratch_dir, ec);
   if (!s.ok()) return s;
   auto body = EncodeDescriptor({{"sequence", seq},
+                                {"run", run_.id},
                                 {"created", FormatRfc3339(absl::FromUnixMillis(static_cast<int64_t>(ms)))},
                                 {"files", nlohmann::json::parse(files_json)}},
                                options_.sign);

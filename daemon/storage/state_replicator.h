@@ -77,6 +77,12 @@ struct StateReplicatorOptions {
   // dropped that tail. 0: nothing beyond the database's own sequence.
   uint64_t supersede_until = 0;
   std::string supersede_marker;
+  // The run whose state this database continues (StateRun::parent of the
+  // run this replicator begins; "" if none is known), read from
+  // `run_marker`, which the first snapshot overwrites with the new run's id
+  // before any WAL object of it is shipped. Empty marker path: not kept.
+  std::string parent_run;
+  std::string run_marker;
 };
 
 class StateReplicator : public Durability {
@@ -112,6 +118,8 @@ class StateReplicator : public Durability {
   void EndWrite(uint64_t ticket, const rocksdb::WriteOptions& wo, const rocksdb::WriteBatch& batch, bool ok) override;
 
   uint64_t replicated_seq() const;
+  // The run this replicator writes (its fork is set by Start).
+  const StateRun& run() const { return run_; }
   uint64_t bytes_shipped() const { return bytes_shipped_.load(); }
   uint64_t snapshots() const { return snapshots_.load(); }
   uint64_t wal_objects() const { return wal_objects_.load(); }
@@ -189,6 +197,7 @@ class StateReplicator : public Durability {
 
   const std::shared_ptr<S3Client> client_;
   const StateReplicatorOptions options_;
+  StateRun run_;  // fork set by Start, then fixed
   rocksdb::DB* db_ = nullptr;
   std::thread thread_;
 
@@ -259,6 +268,13 @@ struct RestoreReport {
   // Non-empty if the WAL objects stop at a gap a crash left (writes after
   // it were never acknowledged): which sequence numbers are missing.
   std::string gap;
+  // The run the restored state continues (the daemon started on it begins a
+  // run with this parent), and how many runs began after the snapshot's.
+  std::string run;
+  uint64_t runs = 0;
+  // WAL objects beyond the snapshot of runs not followed: another history
+  // (a lost tail a restore abandoned and someone put back, a second daemon).
+  uint64_t other_objects = 0;
 };
 
 // Rebuilds `db_dir` (must not exist or be empty: FAILED_PRECONDITION

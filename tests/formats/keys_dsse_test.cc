@@ -158,7 +158,9 @@ TEST(Dsse, ParseRejectsMalformedEnvelopes) {
     // A document already read (a Sigstore bundle's dsseEnvelope) is judged
     // by the same code, with the same message.
     absl::StatusOr<nlohmann::json> doc = ParseStrictJson(json, "envelope");
-    if (doc.ok()) EXPECT_EQ(EnvelopeFromJson(*doc).status(), env.status()) << json;
+    if (doc.ok()) {
+      EXPECT_EQ(EnvelopeFromJson(*doc).status(), env.status()) << json;
+    }
   }
 }
 

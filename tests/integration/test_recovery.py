@@ -255,7 +255,14 @@ class RecoveryTest(DaemonTest):
         out = self.restore(cfg, fresh).stdout.decode()
         self.assertIn("skipped a damaged snapshot", out)
         self.assertIn(newest, out)
+        # Restore crossed from the first start's run into the second's (the
+        # second began where the first left off) and says where it ended:
+        # the restored daemon's run continues that one (RECOVERY.md "Runs").
+        with open(os.path.join(fresh, "state-run")) as f:
+            run = f.read()
+        self.assertRegex(run, "^[0-9a-f]{32}$")
         d2 = self.daemon(cfg, fresh)
+        self.assertIn(run, d2.log())
         for digest, data in zip(first_d + second_d, first + second):
             self.assertEqual(d2.get_bytes(digest), data)
         d2.stop()

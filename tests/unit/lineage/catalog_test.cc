@@ -65,7 +65,7 @@ TEST(CatalogTest, ADatasetManifestIsWrittenInBoundedPiecesThatMakeTheWholeDocume
   TempDir dir;
   Domain d(dir.path());
   FillDataset(d, "faces", 300);
-  ASSERT_TRUE(d.shredder()->Shred({.hashes = {Sha256Hasher::Of("member 7")}, .reason = "test"}).ok());
+  ASSERT_TRUE(d.shredder()->Shred({.hashes = {Sha256Hasher::Of("member 7")}, .reason = "test", .request_id = ""}).ok());
   std::vector<std::string> pieces;
   ASSERT_TRUE(d.catalog()
                   ->WriteDatasetManifest("faces", 1024,
@@ -313,7 +313,8 @@ TEST(CatalogTest, AHoldThatCannotBeReadStillHolds) {
   EXPECT_EQ(held.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_NE(held.status().message().find("hold-item"), std::string::npos) << held.status();
   EXPECT_EQ(d.catalog()->HoldsByTarget().status().code(), absl::StatusCode::kDataLoss);
-  EXPECT_EQ(d.shredder()->Shred({.hashes = {a}, .reason = "test"}).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(d.shredder()->Shred({.hashes = {a}, .reason = "test", .request_id = ""}).status().code(),
+            absl::StatusCode::kDataLoss);
   EXPECT_TRUE(d.store()->Lookup(a).ok());  // not destroyed
 }
 

@@ -116,7 +116,9 @@ TEST(BareShredGuardTest, ReadsOnlyTheLineageOfWhatItNames) {
   for (int i = 0; i < 1000; ++i) {  // lineage and holds elsewhere in the store
     const Sha256 base = d.PutModel("base " + std::to_string(i));
     Model(d, "derived " + std::to_string(i), OnItem(base, EdgeType::kDerivedFrom));
-    if (i % 100 == 0) ASSERT_TRUE(d.HoldItem(base, "evidence").ok());
+    if (i % 100 == 0) {
+      ASSERT_TRUE(d.HoldItem(base, "evidence").ok());
+    }
   }
   rocksdb::SetPerfLevel(rocksdb::PerfLevel::kEnableCount);
   rocksdb::get_perf_context()->Reset();

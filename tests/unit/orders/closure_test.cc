@@ -163,7 +163,7 @@ TEST_P(ClosureFailsClosedTest, AnUnreadableItemSelectedByDigestFailsThePlan) {
 TEST_P(ClosureFailsClosedTest, AnUnreadableItemSelectedBySubjectFailsThePlan) {
   TempDir dir;
   Domain d(dir.path());
-  Scene s = Build(d);
+  Build(d);
   const Sha256 other = d.Put("alice's second photo", Of("alice"));
   DamageItem(d, other, GetParam());
   auto plan = d.orders()->Plan(BySubject("o-plan", "alice"));
@@ -183,7 +183,7 @@ INSTANTIATE_TEST_SUITE_P(Damages, ClosureFailsClosedTest,
 TEST(ClosureTest, AShreddedItemIsSkipped) {
   TempDir dir;
   Domain d(dir.path());
-  Scene s = Build(d);
+  Build(d);
   const Sha256 other = d.Put("alice's second photo", Of("alice"));
   BareShred(d, other);
   auto plan = d.orders()->Plan(BySubject("o-plan", "alice"));

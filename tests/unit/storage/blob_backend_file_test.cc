@@ -95,7 +95,9 @@ TEST(FileBlobBackend, BytesWrittenInPlaceAcrossBuffersReadBackExactly) {
       ASSERT_TRUE((*w)->CommitReserved(room.size()).ok());
       want -= room.size();
     }
-    if (step % 7 == 0) ASSERT_TRUE((*w)->Flush().ok());
+    if (step % 7 == 0) {
+      ASSERT_TRUE((*w)->Flush().ok());
+    }
   }
   ASSERT_TRUE((*w)->Publish().ok());
   auto r = b->Open(kId);

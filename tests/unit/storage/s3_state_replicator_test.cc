@@ -23,6 +23,7 @@
 #include "daemon/storage/rocks_util.h"
 #include "daemon/storage/state_replicator.h"
 #include "tests/unit/storage/s3_test_env.h"
+#include "tests/unit/storage/state_test_util.h"
 #include "tests/unit/test_util.h"
 
 namespace shredd {
@@ -32,95 +33,7 @@ using testing::NewBucketClient;
 using testing::RandomBytes;
 using testing::TempDir;
 using Clock = std::chrono::steady_clock;
-
-// A daemon identity for the tests: signs state objects as the vault would.
-struct TestIdentity {
-  uint8_t pk[crypto_sign_PUBLICKEYBYTES];
-  uint8_t sk[crypto_sign_SECRETKEYBYTES];
-  TestIdentity() { crypto_sign_keypair(pk, sk); }
-  StateSigner Signer() const {
-    return [this](std::string_view m) -> absl::StatusOr<std::string> {
-      std::string sig(crypto_sign_BYTES, '\0');
-      crypto_sign_detached(reinterpret_cast<uint8_t*>(sig.data()), nullptr, reinterpret_cast<const uint8_t*>(m.data()),
-                           m.size(), sk);
-      return sig;
-    };
-  }
-  StateTrust Trust(bool allow_unsigned = false) const {
-    StateTrust t;
-    t.allow_unsigned = allow_unsigned;
-    t.verify = [this](std::string_view m, std::string_view sig) {
-      return sig.size() == crypto_sign_BYTES &&
-             crypto_sign_verify_detached(reinterpret_cast<const uint8_t*>(sig.data()),
-                                         reinterpret_cast<const uint8_t*>(m.data()), m.size(), pk) == 0;
-    };
-    return t;
-  }
-};
-const TestIdentity& Identity() {
-  static const TestIdentity id;
-  return id;
-}
-
-std::unique_ptr<rocksdb::DB> OpenArchivingDb(const std::string& path) {
-  rocksdb::Options o;
-  o.create_if_missing = true;
-  o.WAL_ttl_seconds = 3600;
-  o.WAL_size_limit_MB = 1024;
-  rocksdb::DB* db = nullptr;
-  auto s = rocksdb::DB::Open(o, path, &db);
-  EXPECT_TRUE(s.ok()) << s.ToString();
-  return std::unique_ptr<rocksdb::DB>(db);
-}
-
-std::unique_ptr<StateReplicator> Replicator(std::shared_ptr<S3Client> c, const TempDir& dir, bool sync,
-                                            int lag_ms = 2000, uint64_t snapshot_wal_bytes = uint64_t{64} << 20,
-                                            uint64_t snapshot_table_factor = 2, uint64_t supersede_until = 0) {
-  StateReplicatorOptions o;
-  o.supersede_until = supersede_until;
-  o.sync = sync;
-  o.lag = std::chrono::milliseconds(lag_ms);
-  o.snapshot_wal_bytes = snapshot_wal_bytes;
-  o.snapshot_table_factor = snapshot_table_factor;
-  o.scratch_dir = dir / "checkpoint";
-  o.wait_timeout = std::chrono::milliseconds(20000);
-  o.sign = Identity().Signer();
-  auto r = StateReplicator::Create(std::move(c), o);
-  EXPECT_TRUE(r.ok()) << r.status();
-  return r.ok() ? *std::move(r) : nullptr;
-}
-
-void SyncPut(rocksdb::DB* db, const std::string& k, const std::string& v, bool wal = true) {
-  rocksdb::WriteOptions wo;
-  wo.sync = wal;
-  wo.disableWAL = !wal;
-  ASSERT_TRUE(db->Put(wo, k, v).ok());
-}
-
-std::map<std::string, std::string> Dump(rocksdb::DB* db) {
-  std::map<std::string, std::string> out;
-  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
-  for (it->SeekToFirst(); it->Valid(); it->Next()) out[it->key().ToString()] = it->value().ToString();
-  return out;
-}
-
-std::map<std::string, std::string> Restored(S3Client& c, const std::string& dir, RestoreReport* report = nullptr) {
-  auto r = RestoreState(c, dir, Identity().Trust());
-  EXPECT_TRUE(r.ok()) << r.status();
-  if (!r.ok()) return {};
-  if (report != nullptr) *report = *r;
-  auto db = testing::OpenDb(dir);
-  return db ? Dump(db.get()) : std::map<std::string, std::string>{};
-}
-
-std::vector<std::string> Keys(S3Client& c, const std::string& under) {
-  std::vector<std::string> out;
-  EXPECT_TRUE(c.ForEachObject(c.KeyFor(under), [&](const S3ObjectVersion& o) {
-                 out.push_back(o.key);
-                 return absl::OkStatus();
-               }).ok());
-  return out;
-}
+using namespace state_test;  // NOLINT(google-build-using-namespace)
 
 TEST(StateWalObject, RoundTripsAndCatchesTampering) {
   std::vector<WalBatch> batches = {{.seq = 5, .count = 2, .rep = "ab"}, {.seq = 7, .count = 1, .rep = "cde"}};
@@ -166,6 +79,46 @@ TEST(StateWalObject, WriterGivesTheWholeObjectsDigestAndReusesItsBuffer) {
   ASSERT_TRUE(signed_whole.ok());
   EXPECT_EQ(*signed_whole, Sha256Hasher::Of(buf));
   EXPECT_TRUE(buf.starts_with("SHRDWAL3"));
+}
+
+// A WAL object names the run it belongs to (id, parent, fork), under the
+// signature: an object moved into another history by editing its header
+// is refused like any other edit. A run's objects must be signed.
+TEST(StateWalObject, AnObjectNamesItsRunUnderItsSignature) {
+  const std::vector<WalBatch> batches = {{.seq = 5, .count = 2, .rep = "ab"}};
+  const StateRun run{.id = NewStateRunId(), .parent = NewStateRunId(), .fork = 4};
+  ASSERT_TRUE(IsStateRunId(run.id));
+  EXPECT_NE(run.id, run.parent);
+  EXPECT_FALSE(IsStateRunId("00000000000000000000000000000000"));
+  EXPECT_FALSE(IsStateRunId("ABCDEF00000000000000000000000000"));
+  EXPECT_EQ(WalObjectName(1, 22, run.id), StrCat("state/wal/00000000000000000001-00000000000000000022-", run.id));
+  const StateTrust trust = Identity().Trust();
+  const std::string body = EncodeWalObject(batches, 3, Identity().Signer(), &run);
+  EXPECT_TRUE(body.starts_with("SHRDWAL4"));
+  auto back = DecodeWalObject(body, "w", &trust);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->run.id, run.id);
+  EXPECT_EQ(back->run.parent, run.parent);
+  EXPECT_EQ(back->run.fork, 4u);
+  EXPECT_EQ(back->batches[0].rep, "ab");
+  // A run that began from nothing known: no parent.
+  const StateRun first{.id = run.id, .parent = "", .fork = 0};
+  auto root = DecodeWalObject(EncodeWalObject(batches, 3, Identity().Signer(), &first), "w", &trust);
+  ASSERT_TRUE(root.ok()) << root.status();
+  EXPECT_EQ(root->run.parent, "");
+  // The run id rewritten (checksum recomputed): not the daemon's signature.
+  std::string moved = body;
+  moved[8 + 8 + 8 + 8] ^= 1;
+  const size_t data = moved.size() - 32 - 64;
+  const Sha256 sum = Sha256Hasher::Of(std::string_view(moved).substr(0, data));
+  moved.replace(data, 32, reinterpret_cast<const char*>(sum.data()), 32);
+  auto refused = DecodeWalObject(moved, "w", &trust);
+  EXPECT_TRUE(absl::IsDataLoss(refused.status())) << refused.status();
+  // Unsigned objects have no run.
+  std::string buf;
+  WalObjectWriter w(&buf, &run);
+  w.Add(5, 2, "ab");
+  EXPECT_FALSE(w.Finish(3).ok());
 }
 
 // The bucket's operator can edit a batch and recompute the checksum; the
@@ -442,233 +395,6 @@ TEST(StateReplicator, WritesThatSkipTheWalAreCoveredByASnapshot) {
   EXPECT_EQ(restored.count("staged49"), 1u);
   EXPECT_EQ(restored.count("after"), 1u);
   r->Stop();
-}
-
-// A snapshot publishes what it holds (WaitReplicated may then acknowledge
-// it) while the WAL objects it covers may still be in flight. If the
-// machine dies then and the newest snapshot is damaged, the fallback to the
-// one before it stops short of what was acknowledged: DATA_LOSS, not a
-// restore that exits 0 without it.
-TEST(StateReplicator, AFallbackThatStopsShortOfTheDamagedSnapshotIsDataLoss) {
-  SHREDD_REQUIRE_CEPH();
-  auto c = NewBucketClient("p");
-  ASSERT_NE(c, nullptr);
-  TempDir dir;
-  auto db = OpenArchivingDb(dir / "db");
-  auto r = Replicator(c, dir, true);
-  r->Start(db.get());
-  SyncPut(db.get(), "first", "in the older snapshot");
-  ASSERT_TRUE(r->WaitReplicated(db->GetLatestSequenceNumber()).ok());
-  SyncPut(db.get(), "acknowledged", "in the newest snapshot and a WAL object");
-  ASSERT_TRUE(r->WaitReplicated(db->GetLatestSequenceNumber()).ok());
-  ASSERT_TRUE(r->SnapshotNow().ok());
-  r->Stop();
-  auto descs = ListDescriptors(*c);
-  ASSERT_TRUE(descs.ok() && descs->size() >= 2) << descs.status();
-  // The WAL objects the newest snapshot covers never landed; the snapshot
-  // itself is damaged.
-  std::vector<std::string> covered;
-  auto wal = ListWalObjects(*c);
-  ASSERT_TRUE(wal.ok());
-  for (const WalObjectKey& w : *wal) {
-    if (w.first > (*descs)[descs->size() - 2].seq) covered.push_back(w.key);
-  }
-  ASSERT_FALSE(covered.empty());
-  ASSERT_TRUE(DeleteKeys(*c, covered).ok());
-  ASSERT_TRUE(c->PutObject(descs->back().key, "damaged").ok());
-  TempDir out;
-  auto report = RestoreState(*c, out / "db", Identity().Trust());
-  EXPECT_TRUE(absl::IsDataLoss(report.status())) << report.status();
-  EXPECT_NE(report.status().message().find("acknowledged state is in no intact object"), std::string::npos)
-      << report.status();
-}
-
-TEST(StateReplicator, TamperedOrMissingWalObjectsFailTheRestoreNamingThem) {
-  SHREDD_REQUIRE_CEPH();
-  auto c = NewBucketClient("p");
-  ASSERT_NE(c, nullptr);
-  TempDir dir;
-  auto db = OpenArchivingDb(dir / "db");
-  auto r = Replicator(c, dir, true);
-  r->Start(db.get());
-  // One WAL object per replicated write, except for writes the start-up
-  // snapshot may already cover: write until three exist.
-  for (int i = 0; i < 10 && Keys(*c, "state/wal/").size() < 3; ++i) {
-    SyncPut(db.get(), StrCat("k", i), "v");
-    ASSERT_TRUE(r->WaitReplicated(db->GetLatestSequenceNumber()).ok());
-  }
-  r->Stop();
-  auto wal = Keys(*c, "state/wal/");
-  ASSERT_GE(wal.size(), 3u);
-  std::string body;
-  ASSERT_TRUE(c->GetObject(wal[1], 0, 0, &body).ok());
-  // The operator edits a batch and recomputes the checksum: the signature
-  // gives it away.
-  const std::string original = body;
-  const size_t data = body.size() - 32 - 64;
-  body[data - 2] ^= 0x20;
-  const Sha256 sum = Sha256Hasher::Of(std::string_view(body).substr(0, data));
-  body.replace(data, 32, reinterpret_cast<const char*>(sum.data()), 32);
-  ASSERT_TRUE(c->PutObject(wal[1], body).ok());
-  TempDir forged_out;
-  auto forged = RestoreState(*c, forged_out / "db", Identity().Trust());
-  EXPECT_TRUE(absl::IsDataLoss(forged.status())) << forged.status();
-  EXPECT_NE(forged.status().message().find(wal[1]), std::string::npos) << forged.status();
-  EXPECT_NE(forged.status().message().find("not signed by this vault's identity"), std::string::npos)
-      << forged.status();
-  body = original;
-  body[data - 2] ^= 0x20;
-  ASSERT_TRUE(c->PutObject(wal[1], body).ok());
-  TempDir out;
-  auto bad = RestoreState(*c, out / "db", Identity().Trust());
-  EXPECT_TRUE(absl::IsDataLoss(bad.status())) << bad.status();
-  EXPECT_NE(bad.status().message().find(wal[1]), std::string::npos) << bad.status();
-  EXPECT_NE(bad.status().message().find("checksum"), std::string::npos) << bad.status();
-  ASSERT_TRUE(c->DeleteObject(wal[1]).ok());
-  TempDir out2;
-  auto gap = RestoreState(*c, out2 / "db", Identity().Trust());
-  EXPECT_TRUE(absl::IsDataLoss(gap.status())) << gap.status();
-  EXPECT_NE(gap.status().message().find("gap"), std::string::npos) << gap.status();
-  EXPECT_NE(gap.status().message().find(wal[2]), std::string::npos) << gap.status();
-}
-
-// A crash with several WAL objects in flight can leave a gap: a later
-// object arrived, an earlier one never did. Nothing after the gap was
-// acknowledged (an acknowledgement waits for every earlier object), so
-// restore stops there; an object after the gap whose floor says the gap had
-// been in the store means an object was deleted: DATA_LOSS. The restored
-// daemon's first snapshot removes the objects of the lost history after it.
-TEST(StateReplicator, RestoreStopsAtAGapACrashLeft) {
-  SHREDD_REQUIRE_CEPH();
-  auto c = NewBucketClient("p");
-  ASSERT_NE(c, nullptr);
-  TempDir dir;
-  auto db = OpenArchivingDb(dir / "db");
-  auto r = Replicator(c, dir, true);
-  r->Start(db.get());
-  for (int i = 0; i < 5; ++i) {
-    SyncPut(db.get(), StrCat("k", i), "v");
-    ASSERT_TRUE(r->WaitReplicated(db->GetLatestSequenceNumber()).ok());
-  }
-  r->Stop();
-  const uint64_t last = db->GetLatestSequenceNumber();
-  // The lost machine's tail: sequence last+1..last+2 never arrived, the
-  // object after it (sealed while only `last` was in the store) did.
-  rocksdb::WriteBatch ghost;
-  ghost.Put("ghost", "never acknowledged");
-  const std::vector<WalBatch> tail = {{.seq = last + 3, .count = 1, .rep = ghost.Data()}};
-  const std::string tail_key = c->KeyFor(WalObjectName(last + 3, last + 3));
-  ASSERT_TRUE(c->PutObject(tail_key, EncodeWalObject(tail, last, Identity().Signer())).ok());
-  TempDir out;
-  RestoreReport report;
-  EXPECT_EQ(Restored(*c, out / "db", &report), Dump(db.get()));
-  EXPECT_EQ(report.final_seq, last);
-  EXPECT_NE(report.gap.find(StrCat(last + 1, "..", last + 2)), std::string::npos) << report.gap;
-  // The same object claiming that last+1 had been in the store when it was
-  // sealed: the gap is a deleted object, not a crash.
-  ASSERT_TRUE(c->PutObject(tail_key, EncodeWalObject(tail, last + 1, Identity().Signer())).ok());
-  TempDir out2;
-  auto lost = RestoreState(*c, out2 / "db", Identity().Trust());
-  EXPECT_TRUE(absl::IsDataLoss(lost.status())) << lost.status();
-  EXPECT_NE(lost.status().message().find("gap"), std::string::npos) << lost.status();
-  EXPECT_NE(lost.status().message().find("missing"), std::string::npos) << lost.status();
-  // A daemon on the restored state: its first snapshot drops the lost
-  // history's tail, which a later restore would otherwise replay. It may:
-  // the restore saw that tail and stopped before it (store_end).
-  EXPECT_EQ(report.store_end, last + 3);
-  ASSERT_TRUE(c->PutObject(tail_key, EncodeWalObject(tail, last, Identity().Signer())).ok());
-  auto rdb = testing::OpenDb(out / "db");
-  ASSERT_NE(rdb, nullptr);
-  TempDir dir2;
-  auto r2 = Replicator(c, dir2, true, 2000, uint64_t{64} << 20, 2, report.store_end);
-  r2->Start(rdb.get());
-  ASSERT_TRUE(r2->SnapshotNow().ok());
-  for (const std::string& k : Keys(*c, "state/wal/")) EXPECT_NE(k, tail_key);
-  r2->Stop();
-}
-
-// A WAL object made of the writers' own batches (the capture) may end in
-// the middle of a RocksDB write group; after a failed object the replicator
-// re-ships through the WAL reader, which returns the group whole: the store
-// then holds the group's first part in one object and the whole group in a
-// later one. Restore applies the rest of the group (it used to stop:
-// "batch at S does not follow").
-TEST(StateReplicator, RestoreAppliesTheRestOfAWriteGroupAnEarlierObjectBegan) {
-  SHREDD_REQUIRE_CEPH();
-  auto c = NewBucketClient("p");
-  ASSERT_NE(c, nullptr);
-  TempDir dir;
-  auto db = OpenArchivingDb(dir / "db");
-  auto r = Replicator(c, dir, true);
-  r->Start(db.get());
-  SyncPut(db.get(), "base", "in the snapshot");
-  ASSERT_TRUE(r->WaitReplicated(db->GetLatestSequenceNumber()).ok());
-  ASSERT_TRUE(r->SnapshotNow().ok());
-  r->Stop();
-  const uint64_t s = db->GetLatestSequenceNumber();
-  rocksdb::WriteBatch w1, w2, group;
-  w1.Put("w1", "first writer");
-  w2.Put("w2", "second writer");
-  group.Put("w1", "first writer");
-  group.Put("w2", "second writer");
-  group.Put("w3", "third writer");
-  group.Delete("gone");
-  const std::vector<WalBatch> part = {{.seq = s + 1, .count = 1, .rep = w1.Data()},
-                                      {.seq = s + 2, .count = 1, .rep = w2.Data()}};
-  const std::vector<WalBatch> whole = {{.seq = s + 1, .count = 4, .rep = group.Data()}};
-  ASSERT_TRUE(c->PutObject(c->KeyFor(WalObjectName(s + 1, s + 2)), EncodeWalObject(part, s, Identity().Signer())).ok());
-  ASSERT_TRUE(
-      c->PutObject(c->KeyFor(WalObjectName(s + 1, s + 4)), EncodeWalObject(whole, s, Identity().Signer())).ok());
-  ASSERT_TRUE(db->Write(rocksdb::WriteOptions(), &group).ok());
-  TempDir out;
-  RestoreReport report;
-  EXPECT_EQ(Restored(*c, out / "db", &report), Dump(db.get()));
-  EXPECT_EQ(report.final_seq, s + 4);
-}
-
-// A second daemon on the same prefix, started on an older copy of the state
-// (a restore drill next to the live daemon, a data-dir backup, a VM
-// snapshot): its first snapshot used to drop every WAL object beyond its own
-// sequence number as "another history", i.e. what the live daemon had
-// acknowledged since. Now it refuses and deletes nothing; the store still
-// restores the live daemon's newest state.
-TEST(StateReplicator, AnOlderCopyOfTheStateNeverDeletesNewerState) {
-  SHREDD_REQUIRE_CEPH();
-  auto c = NewBucketClient("p");
-  ASSERT_NE(c, nullptr);
-  TempDir dir;
-  auto db = OpenArchivingDb(dir / "db");
-  auto r = Replicator(c, dir, true);
-  r->Start(db.get());
-  SyncPut(db.get(), "before", "v");
-  ASSERT_TRUE(r->WaitReplicated(db->GetLatestSequenceNumber()).ok());
-  TempDir copy;
-  RestoreReport report;
-  ASSERT_FALSE(Restored(*c, copy / "db", &report).empty());
-  EXPECT_EQ(report.store_end, report.final_seq);
-  // The live daemon goes on after the copy was made.
-  SyncPut(db.get(), "after", "acknowledged by the live daemon");
-  ASSERT_TRUE(r->WaitReplicated(db->GetLatestSequenceNumber()).ok());
-  const std::vector<std::string> wal_before = Keys(*c, "state/wal/");
-  auto cdb = testing::OpenDb(copy / "db");
-  ASSERT_NE(cdb, nullptr);
-  TempDir dir2;
-  auto r2 = Replicator(c, dir2, true);
-  absl::Status refused = r2->CheckNoNewerState(cdb->GetLatestSequenceNumber());
-  EXPECT_TRUE(absl::IsFailedPrecondition(refused)) << refused;
-  EXPECT_NE(refused.message().find("newer than this data dir"), std::string::npos) << refused;
-  // Started anyway (the check at start raced with the live daemon): its
-  // first snapshot refuses too, before it uploads or deletes anything.
-  r2->Start(cdb.get());
-  absl::Status snap = r2->SnapshotNow();
-  EXPECT_TRUE(absl::IsFailedPrecondition(snap)) << snap;
-  r2->Stop();
-  EXPECT_EQ(Keys(*c, "state/wal/"), wal_before);
-  r->Stop();
-  TempDir out;
-  auto restored = Restored(*c, out / "db");
-  EXPECT_EQ(restored["after"], "acknowledged by the live daemon");
-  EXPECT_EQ(restored, Dump(db.get()));
 }
 
 // Writers in several threads with several WAL objects in flight: each
