@@ -7,6 +7,8 @@
 //   log monitor --state --vkey      witness: the log only ever grows
 //   ... --tiles DIR_OR_URL          verify / monitor from the tiles alone (log_tiles.cc)
 #include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -70,25 +72,37 @@ verify::NoteVerifier ReadVkey(const std::string& path) {
   return *v;
 }
 
-// Durable replace: PATH.tmp written and fsynced, renamed over PATH, directory
+// Durable replace: a fresh temporary file next to PATH (a unique name,
+// created exclusively: never a file or symlink someone left there, and never
+// another monitor's) written and fsynced, renamed over PATH, directory
 // fsynced. A crash leaves either the old or the new state, never a mix.
 void WriteFileDurably(const std::string& path, std::string_view data) {
-  const std::string tmp = path + ".tmp";
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  std::string tmp = path + ".tmp.XXXXXX";
+  const int fd = mkostemp(tmp.data(), O_CLOEXEC);
   if (fd < 0) throw Failure{kFail, StrCat("cannot write ", tmp, ": ", std::strerror(errno)), ""};
+  auto fail = [&](std::string_view what) {
+    const int err = errno;
+    close(fd);
+    unlink(tmp.c_str());
+    return Failure{kFail, StrCat("cannot ", what, " ", tmp, ": ", std::strerror(err)), ""};
+  };
+  if (fchmod(fd, 0644) != 0) throw fail("set the mode of");
   size_t done = 0;
   while (done < data.size()) {
     ssize_t n = write(fd, data.data() + done, data.size() - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      close(fd);
-      throw Failure{kFail, StrCat("cannot write ", tmp, ": ", std::strerror(errno)), ""};
-    }
+    if (n <= 0) throw fail("write");
     done += static_cast<size_t>(n);
   }
-  if (fsync(fd) != 0 || close(fd) != 0) throw Failure{kFail, StrCat("cannot sync ", tmp), ""};
+  if (fsync(fd) != 0) throw fail("sync");
+  if (close(fd) != 0) {
+    unlink(tmp.c_str());
+    throw Failure{kFail, StrCat("cannot write ", tmp, ": ", std::strerror(errno)), ""};
+  }
   if (rename(tmp.c_str(), path.c_str()) != 0) {
-    throw Failure{kFail, StrCat("cannot rename ", tmp, " to ", path, ": ", std::strerror(errno)), ""};
+    const int err = errno;
+    unlink(tmp.c_str());
+    throw Failure{kFail, StrCat("cannot rename ", tmp, " to ", path, ": ", std::strerror(err)), ""};
   }
   std::string dir = fs::path(path).parent_path().string();
   if (dir.empty()) dir = ".";
@@ -233,8 +247,75 @@ int ReportLogVerify(const Global& g, const LoggedEntry& entry, const std::string
 // ---------------------------------------------------------------- monitor
 // (RunMonitor: shared by the gRPC and the tiles source, log_source.h)
 
+namespace {
+
+// One monitor at a time per state file (STATE.lock, held for the whole run):
+// two runs that overlap (cron, a slow or hostile server) used to read the
+// same state and write in turn, so the slower one could put back an older
+// checkpoint than the faster one stored, and a fork that conflicts only
+// with the lost one then passed. The second run waits, then reads the state
+// the first one left.
+class MonitorLock {
+ public:
+  explicit MonitorLock(const std::string& state_path) {
+    const std::string path = state_path + ".lock";
+    fd_ = open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd_ < 0) throw Failure{kFail, StrCat("cannot open ", path, ": ", std::strerror(errno)), ""};
+    while (flock(fd_, LOCK_EX) != 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      close(fd_);
+      throw Failure{kFail, StrCat("cannot lock ", path, ": ", std::strerror(err)), ""};
+    }
+  }
+  ~MonitorLock() { close(fd_); }
+  MonitorLock(const MonitorLock&) = delete;
+  MonitorLock& operator=(const MonitorLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
+// A checkpoint that conflicts with the stored one: exit 7, the state kept,
+// the served checkpoint saved next to it (whatever happens to that save: a
+// full disk must not turn a detected fork into a plain failure). A fork
+// (same size, another root; or a larger tree the proof does not extend
+// from the stored one) is proven by the two signed checkpoints and the
+// proof; a smaller tree is not: an old checkpoint replayed (a stale cache,
+// a man in the middle) looks just like a rolled-back log.
+int ReportConflict(const Global& g, json report, const std::string& state_path, const verify::Checkpoint& old,
+                   const verify::Checkpoint& latest, const absl::Status& why) {
+  const bool rollback = latest.size < old.size;
+  const std::string saved = state_path + ".conflict";
+  std::string not_saved;
+  try {
+    WriteFileDurably(saved, latest.signed_note);
+  } catch (const Failure& f) {
+    not_saved = f.message;
+  }
+  report["status"] = "fork-or-rollback";
+  report["kind"] = rollback ? "rollback" : "fork";
+  report["reason"] = std::string(why.message());
+  if (not_saved.empty()) report[rollback ? "served" : "evidence"] = saved;
+  if (!not_saved.empty()) report["saveError"] = not_saved;
+  if (g.json) std::cout << Dump(report) << "\n";
+  std::string where =
+      !not_saved.empty() ? StrCat("the conflicting checkpoint could NOT be saved: ", not_saved)
+      : rollback
+          ? StrCat("the smaller checkpoint served is in ", saved,
+                   "; not by itself proof of a fork: a rolled-back log and an old checkpoint replayed (a stale "
+                   "cache, a man in the middle) look the same")
+          : StrCat("the conflicting signed checkpoint is in ", saved, ": with the state, evidence anyone can check");
+  std::cerr << "shredctl: FORK/ROLLBACK DETECTED: " << Shown(why.message()) << " (kept " << Shown(state_path) << "; "
+            << Shown(where) << ")\n";
+  return kForkDetected;
+}
+
+}  // namespace
+
 int RunMonitor(const Global& g, const std::string& state_path, const std::string& vkey_path, LogSource& source) {
   const verify::NoteVerifier vkey = ReadVkey(vkey_path);
+  const MonitorLock lock(state_path);
   std::optional<verify::Checkpoint> old;
   std::error_code ec;
   if (fs::exists(state_path, ec)) {
@@ -280,17 +361,7 @@ int RunMonitor(const Global& g, const std::string& state_path, const std::string
   std::vector<verify::Hash> proof;
   if (latest->size > old->size && old->size > 0) proof = source.ConsistencyProof(old->size, *latest);
   if (auto s = verify::VerifyCheckpointConsistency(*old, *latest, proof); !s.ok()) {
-    // Keep the evidence: the stored checkpoint stays, the conflicting signed
-    // one is saved next to it.
-    const std::string evidence = state_path + ".conflict";
-    WriteFileDurably(evidence, latest->signed_note);
-    report["status"] = "fork-or-rollback";
-    report["reason"] = std::string(s.message());
-    report["evidence"] = evidence;
-    if (g.json) std::cout << Dump(report) << "\n";
-    std::cerr << "shredctl: FORK/ROLLBACK DETECTED: " << Shown(s.message()) << " (kept " << Shown(state_path)
-              << "; the conflicting signed checkpoint is in " << evidence << ")\n";
-    return kForkDetected;
+    return ReportConflict(g, report, state_path, *old, *latest, s);
   }
   if (latest->size == old->size) {
     report["status"] = "unchanged";

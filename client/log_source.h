@@ -70,7 +70,8 @@ int CmdLogVerifyTiles(const Global& g, const std::string& entry_path, const std:
 
 // A signed-note verifier key file ("<name>+<hash>+<base64>"); throws Failure (kUsage).
 verify::NoteVerifier ReadVkey(const std::string& path);
-// Durable replace: PATH.tmp written and fsynced, renamed, directory fsynced.
+// Durable replace: a fresh, exclusively created temporary file next to PATH
+// written and fsynced, renamed over PATH, directory fsynced.
 void WriteFileDurably(const std::string& path, std::string_view data);
 
 }  // namespace shredd::cli

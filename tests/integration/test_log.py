@@ -19,7 +19,7 @@ import sys
 import tempfile
 import unittest
 
-from harness import REPO, SHREDD, DaemonTest, ctl_offline, grpc, pb
+from harness import REPO, SHREDCTL, SHREDD, DaemonTest, ctl_offline, grpc, pb
 from shredd.v1 import log_pb2 as lpb  # noqa: E402
 from shredd.v1 import log_pb2_grpc as lpb_grpc  # noqa: E402
 
@@ -356,23 +356,77 @@ class LogTest(DaemonTest):
         self.assertIn("ROLLBACK", err)
         self.assertIn("from 9 to 4", err)
         self.assertEqual(len(err.strip().splitlines()), 1, err)
+        # A smaller checkpoint is what a rolled-back log and a replayed old
+        # checkpoint (a stale cache) both look like: reported, not evidence.
+        self.assertIn("not by itself proof of a fork", err)
         with open(state) as f:
             self.assertEqual(f.read(), state_at_9, "the monitor must keep the checkpoint it trusted")
         self.assertTrue(os.path.exists(state + ".conflict"))
 
-        # The restored log grows again, with other entries: a fork at size 9 ...
+        # The restored log grows again, with other entries: a fork at size 9,
+        # proven by the two signed checkpoints. The monitor cannot save the
+        # conflicting one (a directory in its way, as a full disk would be):
+        # the fork is still reported, exit 7.
         self.assertEqual(self.grow(5, prefix="forked entry"), 9)
+        os.remove(state + ".conflict")
+        os.mkdir(state + ".conflict")
+        with open(os.path.join(state + ".conflict", "in the way"), "w") as f:
+            f.write("x")
         p, lines = self.monitor(state, vkey_file, json_out=True)
         self.assertEqual(p.returncode, EXIT_FORK, p.stderr.decode())
         self.assertEqual(lines[0]["status"], "fork-or-rollback")
+        self.assertEqual(lines[0]["kind"], "fork")
         self.assertIn("FORK: two different roots for tree size 9", lines[0]["reason"])
+        self.assertIn("saveError", lines[0])
+        self.assertIn("could NOT be saved", p.stderr.decode())
+        shutil.rmtree(state + ".conflict")
         # ... and beyond it, where no consistency proof can hold.
         self.assertEqual(self.grow(3, prefix="forked entry"), 12)
-        p = self.monitor(state, vkey_file)
+        p, lines = self.monitor(state, vkey_file, json_out=True)
         self.assertEqual(p.returncode, EXIT_FORK, p.stderr.decode())
         self.assertIn("FORK: the tree of size 12 does not extend the tree of size 9", p.stderr.decode())
+        self.assertIn("evidence anyone can check", p.stderr.decode())
+        self.assertEqual(lines[0]["kind"], "fork")
+        self.assertEqual(lines[0]["evidence"], state + ".conflict")
         with open(state) as f:
             self.assertEqual(f.read(), state_at_9)
+
+    def test_monitors_on_one_state_run_one_at_a_time_and_write_only_their_own_files(self):
+        # Two runs that overlapped (cron, a slow server) used to read the same
+        # state and write in turn: the slower one put back the older
+        # checkpoint, and a fork that conflicted only with the lost one then
+        # passed. Their temporary file had a fixed name, opened without
+        # O_EXCL: a symlink there was written through and became the state.
+        import fcntl
+        import time
+        vkey_file = self.write("log.vkey", self.vkey() + "\n")
+        state = os.path.join(self.tmp, "monitor.state")
+        self.grow(3)
+        self.assertEqual(self.monitor(state, vkey_file).returncode, 0)
+        self.grow(2)
+        with open(state + ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # another monitor's run
+            waiting = subprocess.Popen([SHREDCTL, "--server", self.d.address, "log", "monitor", "--state", state,
+                                        "--vkey", vkey_file], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            time.sleep(1.5)
+            self.assertIsNone(waiting.poll(), "a second monitor on the same state must wait for the first")
+            fcntl.flock(lock, fcntl.LOCK_UN)
+        out, err = waiting.communicate(timeout=60)
+        self.assertEqual(waiting.returncode, 0, err.decode())
+        self.assertIn("grew from 3 to 5", out.decode())
+        victim = self.write("victim", "not the monitor's\n")
+        for name in (state + ".tmp", state + ".conflict.tmp"):
+            os.symlink(victim, name)
+        self.grow(1)
+        p = self.monitor(state, vkey_file)
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        self.assertFalse(os.path.islink(state))
+        with open(state) as f:
+            self.assertIn("\n6\n", f.read())
+        with open(victim) as f:
+            self.assertEqual(f.read(), "not the monitor's\n")
+        self.assertEqual(sorted(n for n in os.listdir(self.tmp) if n.startswith("monitor.state")),
+                         ["monitor.state", "monitor.state.conflict.tmp", "monitor.state.lock", "monitor.state.tmp"])
 
     def test_monitor_rejects_wrong_keys_and_a_tampered_state(self):
         vkey = self.vkey()

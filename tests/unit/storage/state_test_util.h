@@ -65,9 +65,9 @@ inline std::unique_ptr<rocksdb::DB> OpenArchivingDb(const std::string& path) {
 }
 
 inline std::unique_ptr<StateReplicator> Replicator(std::shared_ptr<S3Client> c, const TempDir& dir, bool sync,
-                                            int lag_ms = 2000, uint64_t snapshot_wal_bytes = uint64_t{64} << 20,
-                                            uint64_t snapshot_table_factor = 2, uint64_t supersede_until = 0,
-                                            const std::string& parent_run = "") {
+                                                   int lag_ms = 2000, uint64_t snapshot_wal_bytes = uint64_t{64} << 20,
+                                                   uint64_t snapshot_table_factor = 2, uint64_t supersede_until = 0,
+                                                   const std::string& parent_run = "") {
   StateReplicatorOptions o;
   o.supersede_until = supersede_until;
   o.parent_run = parent_run;
@@ -97,7 +97,8 @@ inline std::map<std::string, std::string> Dump(rocksdb::DB* db) {
   return out;
 }
 
-inline std::map<std::string, std::string> Restored(S3Client& c, const std::string& dir, RestoreReport* report = nullptr) {
+inline std::map<std::string, std::string> Restored(S3Client& c, const std::string& dir,
+                                                   RestoreReport* report = nullptr) {
   auto r = RestoreState(c, dir, Identity().Trust());
   EXPECT_TRUE(r.ok()) << r.status();
   if (!r.ok()) return {};
