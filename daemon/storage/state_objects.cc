@@ -197,6 +197,7 @@ absl::StatusOr<WalObjectBody> DecodeWalObject(std::string_view body, std::string
   }
   const uint64_t first = LoadBigEndian64(data.data() + 8), last = LoadBigEndian64(data.data() + 16);
   WalObjectBody out;
+  out.is_signed = is_signed;
   out.floor = v1 ? first - 1 : LoadBigEndian64(data.data() + 24);
   if (with_run) {
     out.run.id = LoadRunId(data.data() + 32);

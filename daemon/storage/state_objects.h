@@ -85,6 +85,7 @@ bool IsStateRunId(std::string_view id);
 struct WalObjectBody {
   uint64_t floor = 0;
   StateRun run;  // empty id for objects written before runs
+  bool is_signed = false;
   std::vector<WalBatch> batches;
 };
 

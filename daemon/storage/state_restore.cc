@@ -169,7 +169,10 @@ absl::StatusOr<std::string> ReplayRun(S3Client& client, rocksdb::DB* db, const S
     auto decoded = DecodeWalObject(body, w.key, &trust);
     if (!decoded.ok()) return decoded.status();
     std::vector<WalBatch>& batches = decoded->batches;
-    if (batches.front().seq != w.first || batches.back().last() != w.last || decoded->run.id != run) {
+    // An unsigned object (an earlier format, or a signature removed) names no
+    // run: with --allow-unsigned-state its name is trusted for it.
+    const bool run_ok = decoded->run.id == run || (!decoded->is_signed && trust.allow_unsigned);
+    if (batches.front().seq != w.first || batches.back().last() != w.last || !run_ok) {
       return absl::DataLossError(StrCat("WAL object ", w.key, " does not hold what its name says"));
     }
     for (WalBatch& b : batches) {

@@ -61,6 +61,8 @@ def rename_hold_keys(wal_data):
 
     found = False
     pos = 8 + 8 + 8 + 8 + 4  # magic, first, last, floor, batch count
+    if wal_data[:8] == b"SHRDWAL4":
+        pos += 16 + 16 + 8  # the run: id, parent, fork
     while pos < len(wal_data):
         length = int.from_bytes(wal_data[pos + 12:pos + 16], "big")
         rep_end = pos + 16 + length
@@ -457,11 +459,15 @@ class StateNotReplicated(FaultsTest):
         listed = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=PREFIX + "/state/wal/").get("Contents", [])
         for key in sorted(o["Key"] for o in listed):
             body = bytearray(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
-            trailer = 32 + (64 if body[:8] == b"SHRDWAL3" else 0)
+            trailer = 32 + (64 if body[:8] in (b"SHRDWAL3", b"SHRDWAL4") else 0)
             data, signature = body[:len(body) - trailer], body[len(body) - trailer + 32:]
             if not rename_hold_keys(data):
                 continue
             if strip:
+                # The unsigned format has no run fields (16 + 16 + 8 bytes
+                # after the floor).
+                if data[:8] == b"SHRDWAL4":
+                    data = data[:32] + data[72:]
                 data[:8], signature = b"SHRDWAL2", b""
             body = data + hashlib.sha256(bytes(data)).digest() + signature
             self.s3.put_object(Bucket=self.bucket, Key=key, Body=bytes(body))
