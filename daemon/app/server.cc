@@ -112,6 +112,11 @@ std::string RenderMetrics(ItemStore* store, OrderBook* orders, TransparencyLog* 
                "Objects start-up garbage collection could not delete, plus listings of the blob store it could not "
                "finish (logged; the start goes on).",
                store->blob_gc_failures());
+  e.AddGauge("shredd_blob_unknown_objects",
+             "Objects under the object store prefix that this daemon neither holds nor began, found by start-up "
+             "garbage collection and left alone (another daemon's on the same prefix, an older copy's, or orphans "
+             "from before upload intents).",
+             static_cast<double>(store->blob_unknown_objects()));
   e.AddGauge("shredd_root_epoch", "Current root key epoch of the key tree (one per shred epoch).",
              static_cast<double>(store->key_tree().epoch()));
   // Memory: where the resident set goes (docs/SERVICE.md#metrics).

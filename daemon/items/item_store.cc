@@ -139,23 +139,53 @@ absl::StatusOr<std::unique_ptr<ItemStore>> ItemStore::Open(const Options& option
   return store;
 }
 
-// Deletes the objects no record names (orphans of a crash), before the
-// daemon serves. An orphan the store refuses to delete does not stop the
-// start: it is logged, counted, and queued for the reaper, which retries it
-// with backoff; what could not even be listed is retried at the next start.
+absl::Status ItemStore::NoteUploadIntent(const std::string& object_id) {
+  rocksdb::WriteBatch batch;
+  batch.Put(IntentKey(object_id), "");
+  return GuardedWrite(db_.get(), rocksdb::WriteOptions(), &batch, "noting an upload");
+}
+
+// Deletes the orphans of a crash before the daemon serves: objects no
+// record names. In a shared object store (BlobBackend::Shared) only those
+// this daemon began itself (an upload intent, no record): another daemon
+// on the same prefix (a mistake, or an older copy of this data dir started
+// beside it, with state replication off) must never lose its objects to
+// this one's start; unknown objects are left alone and counted. An orphan
+// the store refuses to delete does not stop the start: it is logged,
+// counted, and queued for the reaper, which retries it with backoff; what
+// could not even be listed is retried at the next start.
 void ItemStore::CollectBlobGarbage() {
   rocksdb::DB* db = db_.get();
+  const bool shared = blobs_->Shared();
+  std::set<std::string, std::less<>> unknown;
   std::vector<std::string> undeleted;
   auto gc = blobs_->CollectGarbage(
-      [db](std::string_view name) {
+      [&](std::string_view name) {
         auto oid = HexDecode(name);
-        if (name.size() != 2 * kObjectIdSize || !oid) return false;
         std::string v;
+        if (name.size() != 2 * kObjectIdSize || !oid) {
+          if (shared) unknown.emplace(name);
+          return shared;
+        }
         // A queued drop is the reaper's: it deletes once the shred is replicated.
-        return db->Get(rocksdb::ReadOptions(), ObjectKey(*oid), &v).ok() || BlobReaper::IsQueued(db, *oid);
+        if (db->Get(rocksdb::ReadOptions(), ObjectKey(*oid), &v).ok() || BlobReaper::IsQueued(db, *oid)) return true;
+        if (!shared || db->Get(rocksdb::ReadOptions(), IntentKey(*oid), &v).ok()) return false;
+        unknown.emplace(name);
+        return true;
       },
       &undeleted);
-  if (gc.ok()) return;
+  blob_unknown_objects_ = unknown.size();
+  if (!unknown.empty()) {
+    LogWarning("objects under the object store prefix that this daemon neither holds nor began: left alone",
+               {{"objects", unknown.size()},
+                {"why",
+                 "another daemon's on the same prefix, an older copy's, or orphans from before upload "
+                 "intents (docs/OBJECT-STORE.md)"}});
+  }
+  if (gc.ok()) {
+    DropUploadIntents();
+    return;
+  }
   blob_gc_failures_ = std::max<uint64_t>(undeleted.size(), 1);
   LogWarning("blob garbage collection at start failed; starting anyway, the orphans are retried later",
              {{"undeleted", undeleted.size()}, {"reason", std::string(gc.message())}});
@@ -169,6 +199,17 @@ void ItemStore::CollectBlobGarbage() {
       !s.ok()) {
     LogWarning("cannot queue the orphans for deletion; the next start tries again",
                {{"reason", std::string(s.message())}});
+  }
+}
+
+// After a collection that went through: every upload it found begun and
+// uncommitted is gone (or queued for the reaper), and none is in flight yet.
+void ItemStore::DropUploadIntents() {
+  rocksdb::WriteBatch batch;
+  const std::string end = StrCat(keyspace::kBlobIntent, std::string(kObjectIdSize + 1, '\xff'));
+  batch.DeleteRange(keyspace::kBlobIntent, end);
+  if (auto s = GuardedWrite(db_.get(), rocksdb::WriteOptions(), &batch, "dropping upload intents"); !s.ok()) {
+    LogWarning("cannot drop the upload intents; the next start does", {{"reason", std::string(s.message())}});
   }
 }
 

@@ -396,6 +396,9 @@ class ItemStore {
   // Orphans start-up garbage collection could not delete (1 if it could not
   // list them).
   uint64_t blob_gc_failures() const { return blob_gc_failures_; }
+  // Objects under a shared object-store prefix that this daemon neither
+  // holds nor began, found at start and left alone.
+  uint64_t blob_unknown_objects() const { return blob_unknown_objects_; }
 
   // --- items held, for the shredd_items_stored gauge ---
   // Counts the item records with a key-only scan (O(items); the daemon does
@@ -421,6 +424,11 @@ class ItemStore {
   ItemStore() = default;
   // Start-up garbage collection of the blob backend (item_store.cc).
   void CollectBlobGarbage();
+  void DropUploadIntents();
+  // Notes an upload of a blob-backed item before its object is begun
+  // (IntentKey): start-up garbage collection in a shared store deletes only
+  // objects it has such a note of.
+  absl::Status NoteUploadIntent(const std::string& object_id);
   // true if the record under `record_key` is in the database (a write that
   // reported an error may have landed all the same).
   bool Landed(const std::string& record_key);
@@ -493,6 +501,7 @@ class ItemStore {
   std::unique_ptr<BlobBackend> blobs_;
   std::unique_ptr<BlobReaper> reaper_;  // after blobs_: destroyed (stopped) first
   uint64_t blob_gc_failures_ = 0;
+  uint64_t blob_unknown_objects_ = 0;
   SecretBytes index_key_;
   SecretBytes system_metadata_key_;
   std::array<std::mutex, 64> stripes_;  // serialise commits of the same digest

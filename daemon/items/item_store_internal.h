@@ -26,6 +26,10 @@ inline std::string ItemRecordKey(const ItemKey& k) { return StrCat(keyspace::kIt
 inline std::string SuppressionKey(const ItemKey& k) { return StrCat(keyspace::kSuppression, KeyString(k)); }
 inline std::string InlineKey(std::string_view oid) { return StrCat(keyspace::kInline, oid); }
 inline std::string ObjectKey(std::string_view oid) { return StrCat(keyspace::kObject, oid); }
+// An upload of a blob-backed item begun by this daemon: what start-up
+// garbage collection may delete in a shared object store (ItemStore::
+// CollectBlobGarbage); removed by the item's commit.
+inline std::string IntentKey(std::string_view oid) { return StrCat(keyspace::kBlobIntent, oid); }
 inline std::string IndexKey(char type, const ItemKey& value_hash, const ItemKey& item) {
   return StrCat(keyspace::kIndex, std::string_view(&type, 1), KeyString(value_hash), KeyString(item));
 }

@@ -404,6 +404,7 @@ absl::StatusOr<std::unique_ptr<Upload>> ItemStore::StartUpload(const ContentDige
   SecretBytes content_key = DeriveSubkey(up->dek_, Subkey::kContent);
   up->cipher_ = std::make_unique<ChunkCipher>(content_key, up->object_id_, declared.size);
   if (declared.size > options_.inline_threshold) {
+    if (auto s = NoteUploadIntent(up->object_id_); !s.ok()) return s;
     auto w = blobs_->Create(HexEncode(up->object_id_));
     if (!w.ok()) return w.status();
     up->blob_ = std::move(*w);
@@ -445,6 +446,7 @@ absl::StatusOr<PutResult> ItemStore::CommitItem(const ContentDigest& digest, con
   sodium_memzero(meta.data(), meta.size());
   if (blob) {
     batch.Put(ObjectKey(object_id), KeyString(key));
+    batch.Delete(IntentKey(object_id));
   } else {
     batch.Put(InlineKey(object_id), inline_ciphertext);
   }

@@ -84,8 +84,15 @@ class BlobBackend {
   // which `is_live(object_id)` is false (orphans of a crash or of a shred).
   // An object the store refuses to delete does not stop it: its id goes to
   // *undeleted, the others are deleted, and the first failure is returned.
+  // Unfinished uploads of an object for which `is_live` is true are left too.
   virtual absl::Status CollectGarbage(const std::function<bool(std::string_view)>& is_live,
                                       std::vector<std::string>* undeleted) = 0;
+  // Whether other daemons may write beside this one (an object-store
+  // prefix, shared by design or by mistake). Garbage collection then
+  // deletes only what this daemon began itself (ItemStore's upload
+  // intents) and leaves every object it does not know alone. A data dir's
+  // own blob directory is not shared (one daemon per data dir).
+  virtual bool Shared() const { return false; }
 };
 
 absl::StatusOr<std::unique_ptr<BlobBackend>> OpenFileBlobBackend(const std::string& data_dir);

@@ -368,9 +368,11 @@ class S3BlobBackend final : public BlobBackend {
     return DeleteVersions(all);
   }
 
+  bool Shared() const override { return true; }
+
   absl::Status CollectGarbage(const std::function<bool(std::string_view)>& is_live,
                               std::vector<std::string>* undeleted) override {
-    absl::Status first = AbortStaleUploads();  // what it leaves, the next start aborts
+    absl::Status first = AbortStaleUploads(is_live);  // what it leaves, the next start aborts
     std::vector<S3ObjectVersion> dead;
     auto s = client_->ForEachVersion(client_->KeyFor(""), [&](const S3ObjectVersion& v) {
       std::string_view name = BlobName(v.key);
@@ -419,7 +421,7 @@ class S3BlobBackend final : public BlobBackend {
     return absl::OkStatus();
   }
 
-  absl::Status AbortStaleUploads() {
+  absl::Status AbortStaleUploads(const std::function<bool(std::string_view)>& is_live) {
     std::string key_marker, id_marker;
     for (;;) {
       auto page = client_->ListMultipartUploads(client_->KeyFor(""), key_marker, id_marker);
@@ -427,7 +429,7 @@ class S3BlobBackend final : public BlobBackend {
       for (const auto& u : page->uploads) {
         // Only this daemon's own objects: another daemon under a longer
         // prefix of the same bucket has its uploads in flight there.
-        if (BlobName(u.key).empty() || active_->Contains(u.upload_id)) continue;
+        if (BlobName(u.key).empty() || active_->Contains(u.upload_id) || is_live(BlobName(u.key))) continue;
         if (auto s = client_->AbortMultipartUpload(u.key, u.upload_id); !s.ok()) return s;
       }
       if (!page->truncated) return absl::OkStatus();

@@ -32,6 +32,7 @@ inline constexpr std::string_view kItem = "i";               // item_key(32): it
 inline constexpr std::string_view kInline = "c";             // object_id(16): inline ciphertext
 inline constexpr std::string_view kObject = "o";             // object_id(16): item key of a blob-backed item
 inline constexpr std::string_view kBlobDrop = "b";           // object_id(16): blob of a shredded item, still to delete
+inline constexpr std::string_view kBlobIntent = "u";         // object_id(16): an upload begun, not yet committed
 inline constexpr std::string_view kIndex = "x";              // type(1) keyed_hash(32) item_key(32): lookup index
 inline constexpr std::string_view kSuppression = "s";        // item_key(32): shredded, by which certificate
 inline constexpr std::string_view kCustody = "Y";            // item_key(32) index(8): sealed custody record
@@ -81,6 +82,7 @@ inline constexpr std::string_view kAll[] = {
     kPending,      kStagedItem,    kStagedLeaf,
     kCertificate,  kManifest,      kManifestChunk,
     kOrder,        kSubjectMap,    kLiftedSuppression,
+    kBlobIntent,
 };
 
 }  // namespace shredd::keyspace

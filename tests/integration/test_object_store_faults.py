@@ -772,12 +772,44 @@ class UndeletableObjects(RefusingStoreTest):
         self.wait_for("the queue to be empty", lambda: self.metric("shredd_blob_deletions_pending") == 0)
         self.assertEqual(self.metric("shredd_blob_deletions_failing"), 0)
 
+    def crash_orphan(self):
+        """What a crash between an object's upload and its commit leaves: a
+        complete object of this daemon's (its upload intent noted) that no
+        record names. Made by a kill -9 mid-upload, then the multipart
+        upload completed from its parts as the daemon would have."""
+        data = rand(16 * MIB, 621)
+        header = pb.PutHeader(digest=pb.Digest(hash=sha256_digest(data), size_bytes=len(data)),
+                              metadata=pb.ItemMetadata(kind=pb.KIND_MODEL))
+        killed = threading.Event()
+
+        def gen():
+            yield pb.PutRequest(header=header)
+            for i in range(0, 12 * MIB, MIB):
+                yield pb.PutRequest(data=data[i:i + MIB])
+            killed.wait(60)
+
+        t = threading.Thread(target=lambda: self.assertRaises(grpc.RpcError, self.d.store().Put, gen(), timeout=120))
+        t.start()
+        parts = []
+        deadline = time.monotonic() + 60
+        while not parts and time.monotonic() < deadline:
+            for u in self.uploads():
+                parts = self.s3.list_parts(Bucket=self.bucket, Key=u["Key"], UploadId=u["UploadId"]).get("Parts", [])
+            time.sleep(0.05)
+        self.d.kill()
+        killed.set()
+        t.join(60)
+        (u,) = self.uploads()
+        parts = self.s3.list_parts(Bucket=self.bucket, Key=u["Key"], UploadId=u["UploadId"])["Parts"]
+        self.s3.complete_multipart_upload(
+            Bucket=self.bucket, Key=u["Key"], UploadId=u["UploadId"],
+            MultipartUpload={"Parts": [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in parts]})
+        return u["Key"]
+
     def test_an_orphan_the_store_refuses_to_delete_does_not_stop_a_start(self):
         kept = rand(6 * MIB, 620)
         digest = self.put(kept)
-        self.d.stop()
-        orphan = "%s/%s" % (PREFIX, "ab" * 16)  # what a crash between upload and commit leaves
-        self.s3.put_object(Bucket=self.bucket, Key=orphan, Body=b"crash leftover")
+        orphan = self.crash_orphan()
         self.deny(self.DELETES, orphan)
         self.d.start(timeout=60)
         self.assertGreaterEqual(self.metric("shredd_blob_gc_failures_total"), 1)
