@@ -57,6 +57,14 @@ def log_append(data_dir, vault, count, prefix):
     return int(p.stdout)
 
 
+def flip(path, at):
+    with open(path, "r+b") as f:
+        f.seek(at)
+        b = f.read(1)
+        f.seek(at)
+        f.write(bytes([b[0] ^ 0x01]))
+
+
 class TilesTest(DaemonTest):
     start_daemon = False
 
@@ -340,6 +348,52 @@ class TilesTest(DaemonTest):
         p = self.monitor(state, vkey_file, tiles=self.url + "/nothing-here")
         self.assertEqual(p.returncode, 1, p.stderr.decode())
         self.assertIn("HTTP 404", p.stderr.decode())
+
+    # Anyone who can change the served files (bucket, CDN, network) but has
+    # no key: the next tests.
+
+    def monitored_at_4_grown_to_304(self):
+        """A monitor that trusted the tree of 4; the log (and its tiles) now at 304."""
+        vkey_file = self.write("log.vkey", self.vkey() + "\n")
+        state = os.path.join(self.tmp, "monitor.state")
+        self.grow(4)
+        self.wait_tiles(4)
+        self.assertEqual(self.monitor(state, vkey_file, tiles=self.tiles).returncode, 0)
+        self.assertEqual(self.grow(300), 304)
+        self.wait_tiles(304)
+        return vkey_file, state
+
+    def test_a_damaged_tile_the_proof_reads_is_exit_3_not_a_fork(self):
+        """It was reported as a FORK (exit 7, the consistent checkpoint saved
+        as evidence): the tree hash reads only the rightmost tiles, and the
+        tiles under them were trusted."""
+        vkey_file, state = self.monitored_at_4_grown_to_304()
+        state_at_4 = read_text(state)
+        # A byte of full tile 0/000, which the tree hash does not read and
+        # PROOF(4, 304) does (its hash 6, in MTH(D[4:8])).
+        bad = os.path.join(self.tmp, "bad-tile")
+        shutil.copytree(self.tiles, bad)
+        flip(os.path.join(bad, "tile", "0", "000"), 6 * 32 + 5)
+        p = self.monitor(state, vkey_file, tiles=bad)
+        self.assertEqual(p.returncode, EXIT_VERIFY_FAILED, p.stderr.decode())
+        self.assertIn("do not match their checkpoint", p.stderr.decode())
+        self.assertIn("not evidence of a fork", p.stderr.decode())
+        self.assertIn("tile/0/000 does not match", p.stderr.decode())
+        self.assertNotIn("FORK", p.stderr.decode())
+        self.assertFalse(os.path.exists(state + ".conflict"), "a damaged tile is no evidence")
+        self.assertEqual(read_text(state), state_at_4)
+        self.go_verify(vkey_file, bad, self.write("cp4", state_at_4), ok=False)
+        # log verify of a genuine entry whose proof reads the tile: the tiles' fault too.
+        entry = os.path.join(self.tmp, "entry3")
+        self.d.ctl("log", "entry", "3", "-o", entry)
+        p = ctl_offline("log", "verify", "--entry", entry, "--tiles", bad, "--vkey", vkey_file, "--index", "3",
+                        check=False)
+        self.assertEqual(p.returncode, EXIT_VERIFY_FAILED, p.stderr.decode())
+        self.assertIn("do not match their checkpoint", p.stderr.decode())
+        # The daemon's own tiles: consistent.
+        p = self.monitor(state, vkey_file, tiles=self.tiles)
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        self.assertIn("grew from 4 to 304", p.stdout.decode())
 
     def test_check_config_shows_the_tiles_dir(self):
         base = [SHREDD, "--check-config", "--data-dir", self.d.data_dir, "--vault", self.d.vault]
