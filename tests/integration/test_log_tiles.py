@@ -65,6 +65,15 @@ def flip(path, at):
         f.write(bytes([b[0] ^ 0x01]))
 
 
+def parse_bundle(data):
+    out = []
+    while data:
+        n = int.from_bytes(data[:2], "big")
+        out.append(data[2:2 + n])
+        data = data[2 + n:]
+    return out
+
+
 class TilesTest(DaemonTest):
     start_daemon = False
 
@@ -394,6 +403,35 @@ class TilesTest(DaemonTest):
         p = self.monitor(state, vkey_file, tiles=self.tiles)
         self.assertEqual(p.returncode, 0, p.stderr.decode())
         self.assertIn("grew from 4 to 304", p.stdout.decode())
+
+    def test_a_rewritten_bundle_slot_does_not_hide_the_genuine_entry(self):
+        """`log verify --tiles` without --index took the first bundle slot
+        with the entry's bytes, unchecked, and stopped there."""
+        vkey_file, _ = self.monitored_at_4_grown_to_304()
+        entry = os.path.join(self.tmp, "entry270")
+        self.d.ctl("log", "entry", "270", "-o", entry)
+        with open(entry, "rb") as f:
+            entry_bytes = f.read()
+        bad = os.path.join(self.tmp, "bad-bundle")
+        shutil.copytree(self.tiles, bad)
+        bundle = os.path.join(bad, "tile", "entries", "000")
+        with open(bundle, "rb") as f:
+            entries = parse_bundle(f.read())
+        entries[5] = entry_bytes  # slot 5 now holds entry 270's bytes
+        with open(bundle, "wb") as f:
+            f.write(b"".join(len(e).to_bytes(2, "big") + e for e in entries))
+        p = ctl_offline("--json", "log", "verify", "--entry", entry, "--tiles", bad, "--vkey", vkey_file,
+                        check=False)
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        self.assertIn('"index":270', p.stdout.decode())
+        # Slot 5's own entry is nowhere now: not found, and the bundle named.
+        entry5 = os.path.join(self.tmp, "entry5")
+        self.d.ctl("log", "entry", "5", "-o", entry5)
+        with open(entry5, "rb") as f:
+            self.assertNotIn(f.read(), entries)
+        p = ctl_offline("log", "verify", "--entry", entry5, "--tiles", bad, "--vkey", vkey_file, check=False)
+        self.assertEqual(p.returncode, EXIT_VERIFY_FAILED, p.stderr.decode())
+        self.assertIn("no entry of the log's entry bundles", p.stderr.decode())
 
     def test_check_config_shows_the_tiles_dir(self):
         base = [SHREDD, "--check-config", "--data-dir", self.d.data_dir, "--vault", self.d.vault]
