@@ -359,7 +359,7 @@ class TilesTest(DaemonTest):
         self.assertIn("HTTP 404", p.stderr.decode())
 
     # Anyone who can change the served files (bucket, CDN, network) but has
-    # no key: the next tests.
+    # no key: the next three tests.
 
     def monitored_at_4_grown_to_304(self):
         """A monitor that trusted the tree of 4; the log (and its tiles) now at 304."""
@@ -432,6 +432,30 @@ class TilesTest(DaemonTest):
         p = ctl_offline("log", "verify", "--entry", entry5, "--tiles", bad, "--vkey", vkey_file, check=False)
         self.assertEqual(p.returncode, EXIT_VERIFY_FAILED, p.stderr.decode())
         self.assertIn("no entry of the log's entry bundles", p.stderr.decode())
+
+    def test_tiles_damaged_in_place_are_rewritten_on_start(self):
+        """A tile of the right length was kept however wrong its bytes."""
+        vkey_file, state = self.monitored_at_4_grown_to_304()
+        self.assertEqual(self.d.stop(), 0)
+        damaged = {os.path.join(self.tiles, *rel.split("/")): None
+                   for rel in ("tile/0/001.p/48", "tile/1/000.p/1", "tile/entries/001.p/48")}
+        for path in damaged:
+            with open(path, "rb") as f:
+                damaged[path] = f.read()
+            flip(path, 0)
+        logged = len(self.d.log())
+        self.d.start()
+        deadline = time.time() + 30
+        while "tiles_repaired=" not in self.d.log()[logged:] and time.time() < deadline:
+            time.sleep(0.05)
+        # tile 0/001 with its bundle, and tile 1/000
+        self.assertIn("published_size=304 log_size=304 tiles_repaired=2", self.d.log()[logged:])
+        for path, data in damaged.items():
+            with open(path, "rb") as f:
+                self.assertEqual(f.read(), data, path)
+        p = self.monitor(state, vkey_file, tiles=self.tiles)
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        self.go_verify(vkey_file, self.tiles)
 
     def test_check_config_shows_the_tiles_dir(self):
         base = [SHREDD, "--check-config", "--data-dir", self.d.data_dir, "--vault", self.d.vault]
