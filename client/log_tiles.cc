@@ -162,58 +162,90 @@ class TilesSource : public LogSource {
     return *std::move(text);
   }
 
+  // The hash tiles are authenticated against the checkpoint's root before
+  // any hash of theirs is used (verify::TileHashes), so a tile that does not
+  // match is reported here, exit 3, as the tiles' fault: it is not evidence
+  // of a fork, and proofs built from the tiles are the checkpoint's tree's.
   void Check(const verify::Checkpoint& latest) override {
-    verify::TileHashes& tiles = Tiles(latest.size);
-    auto root = tiles.Root();
-    if (!root.ok()) {
-      throw Failure{absl::IsDataLoss(root.status()) ? kVerifyFailed : kFail,
-                    StrCat("reading the hash tiles for tree size ", latest.size, " failed: ", root.status().message()),
-                    ""};
-    }
-    if (*root != latest.root) {
-      throw Failure{kVerifyFailed,
-                    StrCat("the tiles at ", base_, " do not match their checkpoint: their tree of size ", latest.size,
-                           " has root ", verify::HexEncode(*root), ", the signed checkpoint says ",
-                           verify::HexEncode(latest.root)),
-                    ""};
-    }
+    auto root = Tiles(latest).Root();
+    if (!root.ok()) throw TilesFailure(latest, root.status(), "reading the hash tiles");
   }
 
   std::vector<verify::Hash> ConsistencyProof(uint64_t m, const verify::Checkpoint& latest) override {
-    auto proof = Tiles(latest.size).ConsistencyProof(m);
+    auto proof = Tiles(latest).ConsistencyProof(m);
     if (!proof.ok()) {
-      throw Failure{kFail,
-                    StrCat("computing the consistency proof ", m, " -> ", latest.size,
-                           " from the tiles failed: ", proof.status().message()),
-                    ""};
+      throw TilesFailure(latest, proof.status(), StrCat("computing the consistency proof ", m, " -> ", latest.size));
     }
     return *std::move(proof);
   }
 
-  verify::TileHashes& Tiles(uint64_t size) {
-    if (!tiles_ || tiles_->tree_size() != size) {
+  std::vector<verify::Hash> InclusionProof(uint64_t index, const verify::Checkpoint& latest) {
+    auto path = Tiles(latest).InclusionProof(index);
+    if (!path.ok()) throw TilesFailure(latest, path.status(), "computing the inclusion proof");
+    return *std::move(path);
+  }
+
+  // The leaf hash at `index`, authenticated against `latest`.
+  verify::Hash LeafHash(uint64_t index, const verify::Checkpoint& latest) {
+    auto h = Tiles(latest).SubtreeHash(0, index);
+    if (!h.ok()) throw TilesFailure(latest, h.status(), StrCat("reading the leaf hash of entry ", index));
+    return *h;
+  }
+
+  // DATA_LOSS (a tile of the wrong length or contents): the tiles do not
+  // match their checkpoint, exit 3; anything else (cannot fetch): exit 1.
+  Failure TilesFailure(const verify::Checkpoint& latest, const absl::Status& s, const std::string& what) const {
+    if (absl::IsDataLoss(s)) {
+      return Failure{
+          kVerifyFailed,
+          StrCat("the tiles at ", base_, " do not match their checkpoint (tree size ", latest.size, ", root ",
+                 verify::HexEncode(latest.root), "); this is the tiles' fault, not evidence of a fork: ", s.message()),
+          ""};
+    }
+    return Failure{kFail, StrCat(what, " from the tiles (tree size ", latest.size, ") failed: ", s.message()), ""};
+  }
+
+  verify::TileHashes& Tiles(const verify::Checkpoint& latest) {
+    if (!tiles_ || tiles_->tree_size() != latest.size || root_ != latest.root) {
+      root_ = latest.root;
       tiles_ = std::make_unique<verify::TileHashes>(
-          size, [base = base_](const std::string& rel) { return FetchTilesFile(base, rel); });
+          latest.size, latest.root, [base = base_](const std::string& rel) { return FetchTilesFile(base, rel); });
     }
     return *tiles_;
   }
 
  private:
   const std::string base_;
+  verify::Hash root_{};
   std::unique_ptr<verify::TileHashes> tiles_;
 };
 
-// The index of the first entry equal to `entry`, from the entry bundles of
-// a tree of `size` entries; nullopt if none.
-std::optional<uint64_t> FindInBundles(const std::string& base, uint64_t size, const std::string& entry) {
-  for (uint64_t n = 0; n * verify::kTileWidth < size; ++n) {
-    auto entries = ReadEntryBundle(base, n, size);
+// The index of an entry equal to `entry` whose leaf hash the tiles prove
+// (authenticated against `cp`), from the entry bundles; nullopt if none.
+// The bundles are not authenticated: an entry equal to `entry` in a slot
+// whose proven leaf hash differs is a rewritten bundle, skipped, and so is a
+// bundle that cannot be parsed (*problem says so), so that neither hides the
+// genuine entry further on.
+std::optional<uint64_t> FindInBundles(TilesSource& source, const std::string& base, const verify::Checkpoint& cp,
+                                      const std::string& entry, std::string* problem) {
+  const verify::Hash leaf = verify::LeafHash(entry);
+  for (uint64_t n = 0; n * verify::kTileWidth < cp.size; ++n) {
+    auto entries = ReadEntryBundle(base, n, cp.size);
     if (!entries.ok()) {
-      throw Failure{absl::IsDataLoss(entries.status()) ? kVerifyFailed : kFail,
-                    StrCat("reading the entry bundles failed: ", entries.status().message()), ""};
+      if (!absl::IsDataLoss(entries.status())) {
+        throw Failure{kFail, StrCat("reading the entry bundles failed: ", entries.status().message()), ""};
+      }
+      if (problem->empty()) *problem = std::string(entries.status().message());
+      continue;
     }
     for (size_t i = 0; i < entries->size(); ++i) {
-      if ((*entries)[i] == entry) return n * verify::kTileWidth + i;
+      if ((*entries)[i] != entry) continue;
+      const uint64_t index = n * verify::kTileWidth + i;
+      if (source.LeafHash(index, cp) == leaf) return index;
+      if (problem->empty()) {
+        *problem = StrCat("entry bundle ", verify::EntryBundlePath(n, verify::TileWidthAt(0, n, cp.size)),
+                          " holds these bytes at index ", index, ", but the log's leaf hash there differs");
+      }
     }
   }
   return std::nullopt;
@@ -263,24 +295,19 @@ int CmdLogVerifyTiles(const Global& g, const std::string& entry_path, const std:
   if (!cp.ok()) return ReportLogVerify(g, entry, entry_path, verify::FormatTlogProof(proof), vkey, index);
   source.Check(*cp);
   if (!index) {
-    index = FindInBundles(tiles, cp->size, entry.bytes);
+    std::string problem;
+    index = FindInBundles(source, tiles, *cp, entry.bytes, &problem);
     if (!index) {
-      const std::string reason =
+      std::string reason =
           StrCat("no entry of the log's entry bundles (tree size ", cp->size, ") has these exact bytes");
+      if (!problem.empty()) reason += StrCat(" (and the bundles do not match the log: ", problem, ")");
       if (g.json) std::cout << DumpJson(nlohmann::json{{"valid", false}, {"reason", reason}}) << "\n";
       std::cerr << "shredctl: log proof verification FAILED: " << reason << "\n";
       return kVerifyFailed;
     }
     proof.index = *index;
   }
-  if (proof.index < cp->size) {
-    auto path = source.Tiles(cp->size).InclusionProof(proof.index);
-    if (!path.ok()) {
-      throw Failure{kFail, StrCat("computing the inclusion proof from the tiles failed: ", path.status().message()),
-                    ""};
-    }
-    proof.path = *std::move(path);
-  }
+  if (proof.index < cp->size) proof.path = source.InclusionProof(proof.index, *cp);
   return ReportLogVerify(g, entry, entry_path, verify::FormatTlogProof(proof), vkey, index);
 }
 

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "formats/encoding.h"
 #include "formats/str_util.h"
 
 namespace shredd::verify {
@@ -115,9 +116,7 @@ absl::StatusOr<std::vector<std::string>> ParseEntryBundle(std::string_view bundl
   return out;
 }
 
-absl::StatusOr<const std::string*> TileHashes::Tile(int level, uint64_t n) {
-  auto it = tiles_.find({level, n});
-  if (it != tiles_.end()) return &it->second;
+absl::StatusOr<std::string> TileHashes::Fetched(int level, uint64_t n) {
   const unsigned width = TileWidthAt(level, n, size_);
   if (width == 0) {
     return absl::OutOfRangeError(Cat("a tree of size ", size_, " has no tile ", level, "/", n));
@@ -136,7 +135,99 @@ absl::StatusOr<const std::string*> TileHashes::Tile(int level, uint64_t n) {
     return absl::DataLossError(
         Cat("tile ", path, " is ", data->size(), " bytes, expected ", width * kHashBytes, " (", width, " hashes)"));
   }
-  return &tiles_.emplace(std::make_pair(level, n), *std::move(data)).first->second;
+  return data;
+}
+
+const std::string* TileHashes::Keep(int level, uint64_t n, std::string data) {
+  if (tiles_.size() >= kMaxKeptTiles) {
+    // Bounded memory: drop the full tiles (the partial ones, authenticated
+    // together, stay). Dropped ones are fetched and authenticated again.
+    std::erase_if(tiles_,
+                  [this](const auto& t) { return TileWidthAt(t.first.first, t.first.second, size_) == kTileWidth; });
+  }
+  return &tiles_.insert_or_assign(std::make_pair(level, n), std::move(data)).first->second;
+}
+
+absl::Status TileHashes::AuthenticateRightEdge() {
+  if (edge_authenticated_) return absl::OkStatus();
+  // MTH(D[0:size]) is the hash of the perfect subtrees of the binary
+  // decomposition of size, one per set bit, largest (leftmost) first. The
+  // subtree of bit b (level b) lies in the rightmost tile of tile level
+  // b / 8, which holds exactly the hashes of bits 8L .. 8L+7: every hash of
+  // every partial tile goes into the root.
+  std::map<int, std::string> edge;
+  Hash root = EmptyRoot();
+  bool any = false;
+  for (int b = 0; b < 64; ++b) {
+    if (((size_ >> b) & 1) == 0) continue;
+    const int level = b / kTileHeight;
+    const uint64_t first = (size_ >> (b + 1)) << (b + 1 - kTileHeight * level);  // at tile level `level`
+    const uint64_t n = first / kTileWidth;
+    auto it = edge.find(level);
+    if (it == edge.end()) {
+      auto data = Fetched(level, n);
+      if (!data.ok()) return data.status();
+      it = edge.emplace(level, *std::move(data)).first;
+    }
+    const size_t offset = (first % kTileWidth) * kHashBytes;
+    const size_t len = (size_t{1} << (b % kTileHeight)) * kHashBytes;
+    if (it->second.size() < offset + len) return absl::InternalError("tile arithmetic: subtree beyond its tile");
+    const Hash h = PerfectRoot(std::string_view(it->second).substr(offset, len));
+    root = any ? NodeHash(h, root) : h;
+    any = true;
+  }
+  if (root != *root_) {
+    std::string which;
+    for (const auto& [level, data] : edge) {
+      const uint64_t n = (size_ >> (kTileHeight * level)) / kTileWidth;
+      which += Cat(which.empty() ? "" : ", ", HashTilePath(level, n, TileWidthAt(level, n, size_)));
+    }
+    return absl::DataLossError(Cat("the rightmost tiles of the tree of size ", size_, " (", which,
+                                   ") do not match the checkpoint's root: their tree has root ", HexEncode(root),
+                                   ", the checkpoint says ", HexEncode(*root_)));
+  }
+  for (auto& [level, data] : edge) {
+    Keep(level, (size_ >> (kTileHeight * level)) / kTileWidth, std::move(data));
+  }
+  edge_authenticated_ = true;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<const std::string*> TileHashes::Tile(int level, uint64_t n) {
+  auto it = tiles_.find({level, n});
+  if (it != tiles_.end()) return &it->second;
+  const unsigned width = TileWidthAt(level, n, size_);
+  if (!root_) {
+    auto data = Fetched(level, n);
+    if (!data.ok()) return data.status();
+    return Keep(level, n, *std::move(data));
+  }
+  if (width == 0) return Fetched(level, n).status();  // OUT_OF_RANGE
+  if (width < kTileWidth) {
+    // The rightmost tile of its level: authenticated by the root.
+    if (auto s = AuthenticateRightEdge(); !s.ok()) return s;
+    it = tiles_.find({level, n});
+    if (it == tiles_.end()) return absl::InternalError("tile arithmetic: a partial tile off the right edge");
+    return &it->second;
+  }
+  // A full tile: its root is the hash its parent holds for it (the parent,
+  // one level up, is authenticated first; a full tile always has one).
+  auto parent = Tile(level + 1, n / kTileWidth);
+  if (!parent.ok()) return parent.status();
+  const size_t offset = (n % kTileWidth) * kHashBytes;
+  if ((*parent)->size() < offset + kHashBytes) return absl::InternalError("tile arithmetic: no parent hash");
+  const Hash expected = PerfectRoot(std::string_view(**parent).substr(offset, kHashBytes));
+  auto data = Fetched(level, n);
+  if (!data.ok()) return data.status();
+  const Hash got = PerfectRoot(*data);
+  if (got != expected) {
+    return absl::DataLossError(
+        Cat(HashTilePath(level, n, width), " does not match the checkpoint's root: ", "its hashes have root ",
+            HexEncode(got), ", its parent ",
+            HashTilePath(level + 1, n / kTileWidth, TileWidthAt(level + 1, n / kTileWidth, size_)),
+            " (authenticated) holds ", HexEncode(expected)));
+  }
+  return Keep(level, n, *std::move(data));
 }
 
 absl::StatusOr<Hash> TileHashes::SubtreeHash(int level, uint64_t index) {
@@ -170,6 +261,10 @@ absl::StatusOr<Hash> TileHashes::RangeHash(uint64_t lo, uint64_t hi) {
 }
 
 absl::StatusOr<Hash> TileHashes::Root() {
+  if (root_) {
+    if (auto s = AuthenticateRightEdge(); !s.ok()) return s;
+    return *root_;
+  }
   if (size_ == 0) return EmptyRoot();
   return RangeHash(0, size_);
 }

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -80,39 +81,69 @@ absl::StatusOr<std::vector<std::string>> ParseEntryBundle(std::string_view bundl
 // through `fetch` (a path relative to the prefix, e.g. "tile/0/000.p/7" ->
 // the file's bytes; NOT_FOUND if there is none), and computes what a
 // monitor needs from them: the root, RFC 9162 inclusion and consistency
-// proofs. Tiles are fetched once each and kept. A partial tile that is gone
-// (logs may delete a partial once the full tile exists) is read from the
-// full tile instead. Nothing fetched is trusted: compare Root() with a
-// verified checkpoint, and check proofs with VerifyInclusion /
-// VerifyConsistency. Errors: the fetcher's, or DATA_LOSS for a tile of the
-// wrong length.
+// proofs. A partial tile that is gone (logs may delete a partial once the
+// full tile exists) is read from the full tile instead.
+//
+// Given the tree's root (from a verified checkpoint), every tile is
+// authenticated before any of its hashes is used, as Go's
+// golang.org/x/mod/sumdb/tlog TileHashReader does: the rightmost (partial)
+// tile of each level together must yield the root (every hash in them goes
+// into it), and a full tile's own root must be the hash its parent tile
+// (one level up, itself authenticated first) holds for it. So every hash
+// returned, and every proof built, is the tree's own, and a proof that then
+// fails to verify against another checkpoint proves the two trees differ,
+// never that a tile was damaged. A tile that does not fit is DATA_LOSS
+// naming it ("... do not match the checkpoint's root"). Without a root,
+// nothing fetched is checked: compare Root() with a verified checkpoint, and
+// check proofs with VerifyInclusion / VerifyConsistency.
+//
+// Tiles are fetched once each and kept, up to kMaxKeptTiles (2 MiB); beyond
+// that the full ones are dropped and fetched (and authenticated) again when
+// needed. A proof needs a few dozen. Errors: the fetcher's, or DATA_LOSS
+// for a tile of the wrong length or (with a root) contents.
 class TileHashes {
  public:
   using Fetch = std::function<absl::StatusOr<std::string>(const std::string& path)>;
+  static constexpr size_t kMaxKeptTiles = 256;
+
   TileHashes(uint64_t tree_size, Fetch fetch) : size_(tree_size), fetch_(std::move(fetch)) {}
+  // Every tile authenticated against `root`, the root of the tree of `tree_size`.
+  TileHashes(uint64_t tree_size, const Hash& root, Fetch fetch)
+      : size_(tree_size), root_(root), fetch_(std::move(fetch)) {}
 
   uint64_t tree_size() const { return size_; }
+  size_t tiles_kept() const { return tiles_.size(); }
   // The hash of the complete subtree of 2^level leaves starting at leaf
-  // index << level. Requires (index + 1) << level <= tree_size().
+  // index << level (level 0: a leaf hash). Requires (index + 1) << level <= tree_size().
   absl::StatusOr<Hash> SubtreeHash(int level, uint64_t index);
   // MTH(D[lo:hi]) for lo < hi <= tree_size(), lo a multiple of the largest
   // power of two >= hi - lo (every range RFC 9162's recursions visit).
   absl::StatusOr<Hash> RangeHash(uint64_t lo, uint64_t hi);
+  // With a root: DATA_LOSS unless the rightmost tiles yield it.
   absl::StatusOr<Hash> Root();
   // PATH(index, D[tree_size]). OUT_OF_RANGE unless index < tree_size().
   absl::StatusOr<std::vector<Hash>> InclusionProof(uint64_t index);
   // PROOF(m, D[tree_size]); empty when m == 0 or m == tree_size().
   // OUT_OF_RANGE if m > tree_size().
   absl::StatusOr<std::vector<Hash>> ConsistencyProof(uint64_t m);
-  // The raw hashes of tile (level, n) at its width in this tree.
+  // The raw hashes of tile (level, n) at its width in this tree (with a
+  // root: authenticated). Valid until the next call on this object.
   absl::StatusOr<const std::string*> Tile(int level, uint64_t n);
 
  private:
+  // The tile's bytes, checked for length only.
+  absl::StatusOr<std::string> Fetched(int level, uint64_t n);
+  // Fetches the rightmost tile of each level and checks that they yield
+  // root_; once.
+  absl::Status AuthenticateRightEdge();
+  const std::string* Keep(int level, uint64_t n, std::string data);
   absl::Status Path(uint64_t m, uint64_t lo, uint64_t hi, std::vector<Hash>* out);
   absl::Status SubProof(uint64_t m, uint64_t lo, uint64_t hi, bool b, std::vector<Hash>* out);
 
   const uint64_t size_;
+  const std::optional<Hash> root_;
   Fetch fetch_;
+  bool edge_authenticated_ = false;
   std::map<std::pair<int, uint64_t>, std::string> tiles_;
 };
 

@@ -152,8 +152,37 @@ absl::Status TileWriter::CatchUpLocked() {
   return RepairLocked(cp->size);
 }
 
+// Whether tile `t` (and, with `bundle`, its entry bundle) holds what the
+// log holds: each hash equal to the log's stored hash, each bundle entry's
+// leaf hash the log's. One point lookup per hash in the tile.
+absl::StatusOr<bool> TileWriter::MatchesLogLocked(const verify::TileRef& t, bool bundle) {
+  auto data = store_->Read(verify::HashTilePath(t.level, t.n, t.width));
+  if (!data.ok()) return absl::IsNotFound(data.status()) ? absl::StatusOr<bool>(false) : data.status();
+  if (data->size() != t.width * kHashBytes) return false;
+  const uint64_t first = t.n * verify::kTileWidth;
+  for (unsigned i = 0; i < t.width; ++i) {
+    auto h = log_->CompleteSubtreeHash(verify::kTileHeight * t.level, first + i);
+    if (!h.ok()) return h.status();
+    if (std::string_view(*data).substr(i * kHashBytes, kHashBytes) != HashBytes(*h)) return false;
+  }
+  if (!bundle) return true;
+  auto b = store_->Read(verify::EntryBundlePath(t.n, t.width));
+  if (!b.ok()) return absl::IsNotFound(b.status()) ? absl::StatusOr<bool>(false) : b.status();
+  auto entries = verify::ParseEntryBundle(*b, t.width);
+  if (!entries.ok()) return false;
+  for (unsigned i = 0; i < t.width; ++i) {
+    if (std::string_view(*data).substr(i * kHashBytes, kHashBytes) != HashBytes(verify::LeafHash((*entries)[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
 // Every tile and bundle the published tree of `size` needs, written if
-// missing or of the wrong length.
+// missing, of the wrong length, or (hash tiles of level >= 1, and the last
+// kRepairCheckedLevel0 + 1 level-0 tiles and bundles) holding other bytes
+// than the log's (docs/LOG.md "Tiles": what catch-up reads, and why not
+// every bundle).
 absl::Status TileWriter::RepairLocked(uint64_t size) {
   const std::vector<verify::TileRef> tiles = verify::TilesToPublish(0, size);
   std::vector<std::string> rels;
@@ -163,12 +192,19 @@ absl::Status TileWriter::RepairLocked(uint64_t size) {
   }
   auto sizes = store_->Sizes(rels);
   if (!sizes.ok()) return sizes.status();
+  const uint64_t level0_tiles = (size + verify::kTileWidth - 1) / verify::kTileWidth;
   uint64_t repaired = 0;
   for (size_t i = 0; i < tiles.size(); ++i) {
     const verify::TileRef& t = tiles[i];
     const bool tile_ok = (*sizes)[2 * i] == static_cast<int64_t>(t.width * kHashBytes);
     const bool bundle_ok = t.level != 0 || (*sizes)[2 * i + 1] >= 0;
-    if (tile_ok && bundle_ok) continue;
+    bool ok = tile_ok && bundle_ok;
+    if (ok && (t.level != 0 || t.n + kRepairCheckedLevel0 + 1 >= level0_tiles)) {
+      auto same = MatchesLogLocked(t, t.level == 0);
+      if (!same.ok()) return same.status();
+      ok = *same;
+    }
+    if (ok) continue;
     if (auto s = WriteTileLocked(t); !s.ok()) return s;
     ++repaired;
   }

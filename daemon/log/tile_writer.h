@@ -18,7 +18,8 @@
 //
 // On start it catches up: a `checkpoint` file that verifies under the log's
 // key and matches the log's tree at its size is kept, every tile and bundle
-// its tree needs is checked (written if missing or of the wrong length), and
+// its tree needs is checked (written if missing, of the wrong length, or,
+// for the tiles RepairLocked reads, holding other bytes than the log's), and
 // publishing continues from there; any other content is
 // overwritten from tree size 0 (e.g. a data dir restored from a backup: the
 // tiles then show the shorter log, and monitors report the rollback).
@@ -49,6 +50,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 
 #include "daemon/log/tile_store.h"
 #include "daemon/log/transparency_log.h"
@@ -58,6 +60,11 @@ namespace shredd {
 
 class TileWriter {
  public:
+  // At catch-up, the contents of every hash tile of level >= 1 are compared
+  // with the log's hashes, but those of the level-0 tiles and bundles only
+  // for the rightmost one and the kRepairCheckedLevel0 full ones before it
+  // (the others: their length and presence; docs/LOG.md "Tiles").
+  static constexpr uint64_t kRepairCheckedLevel0 = 16;
   struct Options {
     // After a publish, wait this long before the next (one checkpoint and
     // one set of partial tiles per interval under a stream of appends).
@@ -105,6 +112,8 @@ class TileWriter {
   absl::Status WriteFileLocked(const std::string& rel, std::string_view data)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(publish_mu_);
   absl::Status RepairLocked(uint64_t size) ABSL_EXCLUSIVE_LOCKS_REQUIRED(publish_mu_);
+  absl::StatusOr<bool> MatchesLogLocked(const verify::TileRef& t, bool bundle)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(publish_mu_);
   void RemovePartialsLocked(const std::vector<verify::TileRef>& written, uint64_t old_size)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(publish_mu_);
 

@@ -57,6 +57,23 @@ def log_append(data_dir, vault, count, prefix):
     return int(p.stdout)
 
 
+def flip(path, at):
+    with open(path, "r+b") as f:
+        f.seek(at)
+        b = f.read(1)
+        f.seek(at)
+        f.write(bytes([b[0] ^ 0x01]))
+
+
+def parse_bundle(data):
+    out = []
+    while data:
+        n = int.from_bytes(data[:2], "big")
+        out.append(data[2:2 + n])
+        data = data[2 + n:]
+    return out
+
+
 class TilesTest(DaemonTest):
     start_daemon = False
 
@@ -340,6 +357,105 @@ class TilesTest(DaemonTest):
         p = self.monitor(state, vkey_file, tiles=self.url + "/nothing-here")
         self.assertEqual(p.returncode, 1, p.stderr.decode())
         self.assertIn("HTTP 404", p.stderr.decode())
+
+    # Anyone who can change the served files (bucket, CDN, network) but has
+    # no key: the next three tests.
+
+    def monitored_at_4_grown_to_304(self):
+        """A monitor that trusted the tree of 4; the log (and its tiles) now at 304."""
+        vkey_file = self.write("log.vkey", self.vkey() + "\n")
+        state = os.path.join(self.tmp, "monitor.state")
+        self.grow(4)
+        self.wait_tiles(4)
+        self.assertEqual(self.monitor(state, vkey_file, tiles=self.tiles).returncode, 0)
+        self.assertEqual(self.grow(300), 304)
+        self.wait_tiles(304)
+        return vkey_file, state
+
+    def test_a_damaged_tile_the_proof_reads_is_exit_3_not_a_fork(self):
+        """It was reported as a FORK (exit 7, the consistent checkpoint saved
+        as evidence): the tree hash reads only the rightmost tiles, and the
+        tiles under them were trusted."""
+        vkey_file, state = self.monitored_at_4_grown_to_304()
+        state_at_4 = read_text(state)
+        # A byte of full tile 0/000, which the tree hash does not read and
+        # PROOF(4, 304) does (its hash 6, in MTH(D[4:8])).
+        bad = os.path.join(self.tmp, "bad-tile")
+        shutil.copytree(self.tiles, bad)
+        flip(os.path.join(bad, "tile", "0", "000"), 6 * 32 + 5)
+        p = self.monitor(state, vkey_file, tiles=bad)
+        self.assertEqual(p.returncode, EXIT_VERIFY_FAILED, p.stderr.decode())
+        self.assertIn("do not match their checkpoint", p.stderr.decode())
+        self.assertIn("not evidence of a fork", p.stderr.decode())
+        self.assertIn("tile/0/000 does not match", p.stderr.decode())
+        self.assertNotIn("FORK", p.stderr.decode())
+        self.assertFalse(os.path.exists(state + ".conflict"), "a damaged tile is no evidence")
+        self.assertEqual(read_text(state), state_at_4)
+        self.go_verify(vkey_file, bad, self.write("cp4", state_at_4), ok=False)
+        # log verify of a genuine entry whose proof reads the tile: the tiles' fault too.
+        entry = os.path.join(self.tmp, "entry3")
+        self.d.ctl("log", "entry", "3", "-o", entry)
+        p = ctl_offline("log", "verify", "--entry", entry, "--tiles", bad, "--vkey", vkey_file, "--index", "3",
+                        check=False)
+        self.assertEqual(p.returncode, EXIT_VERIFY_FAILED, p.stderr.decode())
+        self.assertIn("do not match their checkpoint", p.stderr.decode())
+        # The daemon's own tiles: consistent.
+        p = self.monitor(state, vkey_file, tiles=self.tiles)
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        self.assertIn("grew from 4 to 304", p.stdout.decode())
+
+    def test_a_rewritten_bundle_slot_does_not_hide_the_genuine_entry(self):
+        """`log verify --tiles` without --index took the first bundle slot
+        with the entry's bytes, unchecked, and stopped there."""
+        vkey_file, _ = self.monitored_at_4_grown_to_304()
+        entry = os.path.join(self.tmp, "entry270")
+        self.d.ctl("log", "entry", "270", "-o", entry)
+        with open(entry, "rb") as f:
+            entry_bytes = f.read()
+        bad = os.path.join(self.tmp, "bad-bundle")
+        shutil.copytree(self.tiles, bad)
+        bundle = os.path.join(bad, "tile", "entries", "000")
+        with open(bundle, "rb") as f:
+            entries = parse_bundle(f.read())
+        entries[5] = entry_bytes  # slot 5 now holds entry 270's bytes
+        with open(bundle, "wb") as f:
+            f.write(b"".join(len(e).to_bytes(2, "big") + e for e in entries))
+        p = ctl_offline("--json", "log", "verify", "--entry", entry, "--tiles", bad, "--vkey", vkey_file,
+                        check=False)
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        self.assertIn('"index":270', p.stdout.decode())
+        # Slot 5's own entry is nowhere now: not found, and the bundle named.
+        entry5 = os.path.join(self.tmp, "entry5")
+        self.d.ctl("log", "entry", "5", "-o", entry5)
+        with open(entry5, "rb") as f:
+            self.assertNotIn(f.read(), entries)
+        p = ctl_offline("log", "verify", "--entry", entry5, "--tiles", bad, "--vkey", vkey_file, check=False)
+        self.assertEqual(p.returncode, EXIT_VERIFY_FAILED, p.stderr.decode())
+        self.assertIn("no entry of the log's entry bundles", p.stderr.decode())
+
+    def test_tiles_damaged_in_place_are_rewritten_on_start(self):
+        """A tile of the right length was kept however wrong its bytes."""
+        vkey_file, state = self.monitored_at_4_grown_to_304()
+        self.assertEqual(self.d.stop(), 0)
+        damaged = {os.path.join(self.tiles, *rel.split("/")): None
+                   for rel in ("tile/0/001.p/48", "tile/1/000.p/1", "tile/entries/001.p/48")}
+        for path in damaged:
+            with open(path, "rb") as f:
+                damaged[path] = f.read()
+            flip(path, 0)
+        logged = len(self.d.log())
+        self.d.start()
+        deadline = time.time() + 30
+        while "tiles_repaired=" not in self.d.log()[logged:] and time.time() < deadline:
+            time.sleep(0.05)
+        # tile 0/001 with its bundle, and tile 1/000
+        self.assertIn("published_size=304 log_size=304 tiles_repaired=2", self.d.log()[logged:])
+        for path, data in damaged.items():
+            with open(path, "rb") as f:
+                self.assertEqual(f.read(), data, path)
+        p = self.monitor(state, vkey_file, tiles=self.tiles)
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        self.go_verify(vkey_file, self.tiles)
 
     def test_check_config_shows_the_tiles_dir(self):
         base = [SHREDD, "--check-config", "--data-dir", self.d.data_dir, "--vault", self.d.vault]

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -243,6 +244,38 @@ TEST_F(TileWriterTest, CatchesUpOnStart) {
   EXPECT_TRUE(std::filesystem::exists(Tiles() / "tile/entries/001.p/44"));
   EXPECT_EQ(ReadAll(Tiles() / "tile/1/000.p/1").size(), 32u);
   CheckTiles(310);
+}
+
+// Tiles and bundles of the right length whose bytes were changed (disk,
+// operator, a bucket): catch-up compares them with the log and rewrites
+// them. Hash tiles of level >= 1 always; level-0 tiles and bundles the
+// rightmost and the kRepairCheckedLevel0 full ones before it.
+TEST_F(TileWriterTest, CatchUpRewritesTilesWhoseBytesDiffer) {
+  Append(256 * 3 + 6);
+  {
+    TileWriter w(log_.get(), Store(), Options());
+    ASSERT_TRUE(w.Publish().ok());
+  }
+  auto flip = [&](const std::string& rel, size_t at) {
+    std::string data = ReadAll(Tiles() / rel);
+    ASSERT_GT(data.size(), at) << rel;
+    data[at] ^= 0x01;
+    std::ofstream(Tiles() / rel, std::ios::binary | std::ios::trunc) << data;
+  };
+  std::map<std::string, std::string> honest;
+  for (const char* rel :
+       {"tile/0/003.p/6", "tile/0/001", "tile/1/000.p/3", "tile/entries/003.p/6", "tile/entries/002"}) {
+    honest[rel] = ReadAll(Tiles() / rel);
+  }
+  flip("tile/0/003.p/6", 0);        // the reviewer's case: byte 0 of the partial tile
+  flip("tile/0/001", 8191);         // a full level-0 tile
+  flip("tile/1/000.p/3", 40);       // level 1
+  flip("tile/entries/003.p/6", 4);  // an entry's bytes, same length
+  flip("tile/entries/002", 100);
+  TileWriter w(log_.get(), Store(), Options());
+  ASSERT_TRUE(w.Publish().ok());
+  for (const auto& [rel, data] : honest) EXPECT_TRUE(ReadAll(Tiles() / rel) == data) << rel << " was not rewritten";
+  CheckTiles(256 * 3 + 6);
 }
 
 TEST_F(TileWriterTest, RewritesADirectoryHoldingAnotherTree) {
