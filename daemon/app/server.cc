@@ -320,7 +320,12 @@ absl::Status OpenStore(const DaemonOptions& options, Domain* d) {
   if (StateReplicator* r = d->replicator.get()) {
     // Nothing in the store is deleted (leftover roots, blob garbage, a lost
     // WAL tail) if it holds newer state than this data dir: another daemon's.
-    so.before_use = [r](rocksdb::DB* db) { return r->CheckNoNewerState(db->GetLatestSequenceNumber()); };
+    // The state this run continues ends here: what the start writes next is
+    // this run's (StateRun::fork).
+    so.before_use = [r](rocksdb::DB* db) {
+      r->OpenedAt(db->GetLatestSequenceNumber());
+      return r->CheckNoNewerState(db->GetLatestSequenceNumber());
+    };
   }
   auto store = ItemStore::Open(so, d->vault.get());
   if (!store.ok()) return store.status();

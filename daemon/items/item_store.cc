@@ -205,8 +205,15 @@ void ItemStore::CollectBlobGarbage() {
 // After a collection that went through: every upload it found begun and
 // uncommitted is gone (or queued for the reaper), and none is in flight yet.
 void ItemStore::DropUploadIntents() {
-  rocksdb::WriteBatch batch;
   const std::string end = StrCat(keyspace::kBlobIntent, std::string(kObjectIdSize + 1, '\xff'));
+  {
+    // No write when there is none: a start that writes nothing leaves the
+    // replicated history continuous across it (RECOVERY.md "Runs").
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+    it->Seek(keyspace::kBlobIntent);
+    if (!it->Valid() || it->key().compare(end) >= 0) return;
+  }
+  rocksdb::WriteBatch batch;
   batch.DeleteRange(keyspace::kBlobIntent, end);
   if (auto s = GuardedWrite(db_.get(), rocksdb::WriteOptions(), &batch, "dropping upload intents"); !s.ok()) {
     LogWarning("cannot drop the upload intents; the next start does", {{"reason", std::string(s.message())}});

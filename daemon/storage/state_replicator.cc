@@ -116,7 +116,7 @@ void StateReplicator::Start(rocksdb::DB* db) {
   std::lock_guard l(mu_);
   if (started_) return;
   db_ = db;
-  run_.fork = db->GetLatestSequenceNumber();
+  if (!fork_known_) run_.fork = db->GetLatestSequenceNumber();
   started_ = true;
   thread_ = std::thread([this] { Run(); });
 }
@@ -560,8 +560,13 @@ absl::Status StateReplicator::TakeSnapshot() {
       if (auto s = WriteFileDurably(options_.run_marker, run_.id); !s.ok()) return s;
     }
   }
+  // The first snapshot's WAL objects start right after the fork, not after
+  // the snapshot: what this start wrote before the snapshot (leftover
+  // roots, upload intents dropped) is then in objects as well, so a restore
+  // that falls back to the parent run's snapshot can cross into this run
+  // at its fork (RECOVERY.md "Runs"). A restore from this snapshot skips them.
+  shipped_ = std::max(shipped_, have_base_ ? *seq : std::min(*seq, run_.fork));
   have_base_ = true;
-  shipped_ = std::max(shipped_, *seq);
   {
     std::lock_guard l(mu_);
     dispatched_ = std::max(dispatched_, shipped_);
@@ -569,6 +574,13 @@ absl::Status StateReplicator::TakeSnapshot() {
   wal_since_snapshot_ = 0;
   last_snapshot_ = Clock::now();
   return absl::OkStatus();
+}
+
+void StateReplicator::OpenedAt(uint64_t seq) {
+  std::lock_guard l(mu_);
+  if (started_) return;
+  run_.fork = seq;
+  fork_known_ = true;
 }
 
 absl::Status StateReplicator::CheckNoNewerState(uint64_t local_seq) {

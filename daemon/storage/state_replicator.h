@@ -111,6 +111,10 @@ class StateReplicator : public Durability {
   // drill started on the live prefix): starting would delete what the other
   // acknowledged. Nothing is deleted.
   absl::Status CheckNoNewerState(uint64_t local_seq);
+  // The database's sequence number when it opened, before this process
+  // wrote anything: the run's fork (StateRun). Called before Start;
+  // without it, Start takes the sequence number it finds.
+  void OpenedAt(uint64_t seq);
   bool acknowledgements_wait() const override { return options_.sync; }
   // In `sync` mode, committed batches are captured as they are written
   // (wal_capture.h) and shipped from there; otherwise no-ops.
@@ -197,7 +201,8 @@ class StateReplicator : public Durability {
 
   const std::shared_ptr<S3Client> client_;
   const StateReplicatorOptions options_;
-  StateRun run_;  // fork set by Start, then fixed
+  StateRun run_;  // fork set by OpenedAt or Start, then fixed
+  bool fork_known_ = false;
   rocksdb::DB* db_ = nullptr;
   std::thread thread_;
 

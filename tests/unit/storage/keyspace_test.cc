@@ -34,7 +34,7 @@ TEST(KeyspaceTest, IndexTypesAreDistinct) {
 TEST(KeyspaceTest, ValuesAreTheOnDiskBytes) {
   std::string all;
   for (std::string_view p : kAll) all += std::string(p) + " ";
-  EXPECT_EQ(all, "te n k Ls Le Lh Li Lc b i c o x s Y Z D w E e H h U r P qs ql C M m O J V ");
+  EXPECT_EQ(all, "te n k Ls Le Lh Li Lc b i c o x s Y Z D w E e H h U r P qs ql C M m O J V u ");
   EXPECT_EQ(std::string({kIndexSubject, kIndexDataset, kIndexLabel}), "sdl");
 }
 

@@ -52,7 +52,7 @@ TEST(StateReplicator, AFallbackThatStopsShortOfTheDamagedSnapshotIsDataLoss) {
   auto wal = ListWalObjects(*c);
   ASSERT_TRUE(wal.ok());
   for (const WalObjectKey& w : *wal) {
-    if (w.first > (*descs)[descs->size() - 2].seq) covered.push_back(w.key);
+    if (w.last > (*descs)[descs->size() - 2].seq) covered.push_back(w.key);
   }
   ASSERT_FALSE(covered.empty());
   ASSERT_TRUE(DeleteKeys(*c, covered).ok());
@@ -242,9 +242,11 @@ TEST(StateReplicator, AnAbandonedHistoryPutBackIsNeverSplicedIn) {
   EXPECT_EQ(r3.run, restored->run().id);
 }
 
-// A plain restart: the new run's snapshot damaged, restore follows the old
-// run's objects from the snapshot before it and crosses into the new run
-// where it began.
+// A plain restart that wrote at start before replication began: the new
+// run's snapshot damaged, restore follows the old run's objects from the
+// snapshot before it and crosses into the new run at its fork; the new
+// run's objects begin there (not after its snapshot), so the start's write
+// is in them.
 TEST(StateReplicator, AFallbackCrossesIntoTheRunThatContinuedTheState) {
   SHREDD_REQUIRE_CEPH();
   auto c = NewBucketClient("p");
@@ -257,6 +259,10 @@ TEST(StateReplicator, AFallbackCrossesIntoTheRunThatContinuedTheState) {
   ASSERT_TRUE(first->WaitReplicated(db->GetLatestSequenceNumber()).ok());
   first->Stop();
   auto second = Replicator(c, dir, true, 2000, uint64_t{64} << 20, 2, 0, first->run().id);
+  // The start writes before replication begins (a daemon's start drops
+  // leftovers): only this run's objects hold that write.
+  second->OpenedAt(db->GetLatestSequenceNumber());
+  SyncPut(db.get(), "written at start", "before the first snapshot");
   second->Start(db.get());
   ASSERT_TRUE(second->SnapshotNow().ok());
   SyncPut(db.get(), "b", "2");
