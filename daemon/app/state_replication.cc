@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 
 #include "daemon/app/metrics_server.h"
@@ -46,8 +47,11 @@ absl::StatusOr<std::string> ReadRunMarker(const std::string& path) {
   auto text = ReadSmallFile(path, 64);
   if (absl::IsNotFound(text.status())) return std::string();
   if (!text.ok()) return text.status();
-  if (!IsStateRunId(*text)) return absl::DataLossError(StrCat(path, " does not hold a state run id"));
-  return *text;
+  std::string id(absl::StripAsciiWhitespace(*text));
+  if (!IsStateRunId(id)) {
+    return absl::DataLossError(StrCat(path, " does not hold a state run id (32 lowercase hex digits)"));
+  }
+  return id;
 }
 
 }  // namespace

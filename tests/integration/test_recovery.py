@@ -266,6 +266,21 @@ class RecoveryTest(DaemonTest):
         for digest, data in zip(first_d + second_d, first + second):
             self.assertEqual(d2.get_bytes(digest), data)
         d2.stop()
+        # The data dir's run marker is checked: a damaged one stops the start
+        # with its name (a guessed parent would misplace the next run); a
+        # trailing newline from an editor is fine.
+        marker = os.path.join(fresh, "state-run")
+        with open(marker) as f:
+            run = f.read()
+        with open(marker, "w") as f:
+            f.write("not a run id\n")
+        self.assertNotEqual(d2.start(timeout=60, expect_fail=True), 0)
+        self.assertIn("state-run does not hold a state run id", d2.log())
+        with open(marker, "w") as f:
+            f.write(run + "\n")
+        d2.start(timeout=60)
+        self.assertEqual(d2.get_bytes(first_d[0]), first[0])
+        d2.stop()
 
     def test_epoch_while_the_store_is_down_keeps_the_old_root(self):
         if not CEPH_DIR:
