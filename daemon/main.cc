@@ -104,6 +104,7 @@ int main(int argc, char** argv) {
   static_cast<shredd::DaemonConfig&>(options) = *std::move(config);
   if (!cl.config_path.empty()) options.reload = cl.load;
   options.new_signing_key = cl.new_signing_key;
+  options.take_over_vault = cl.take_over_vault;
   s = shredd::RunDaemon(options);
   if (!s.ok()) {
     shredd::LogError(shredd::StdView(s.message()));

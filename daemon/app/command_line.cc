@@ -232,6 +232,9 @@ std::optional<int> ParseCommandLine(int argc, char** argv, CommandLine* out) {
   app.add_flag("--new-signing-key", out->new_signing_key,
                "rotate the transparency log's signing key on purpose: only when the vault holds none; the log "
                "continues under the new key and a new default origin (docs/VAULT.md)");
+  app.add_flag("--take-over-vault", out->take_over_vault,
+               "claim a PKCS#11 vault whose roots another daemon's data dir owns: only when that daemon is gone for "
+               "good (this data dir was restored after losing it; docs/VAULT.md)");
   // `shredd restore --object-store s3://B[/P] --data-dir EMPTY --vault V`:
   // the flags are the daemon's own (fallthrough), read the same way.
   CLI::App* restore = app.add_subcommand(

@@ -19,6 +19,7 @@ struct CommandLine {
   bool check_config = false;
   bool probe = false;  // with --check-config: also ask the object store
   bool new_signing_key = false;
+  bool take_over_vault = false;
   // `shredd restore ...`: rebuild --data-dir from the object store, then exit.
   bool restore = false;
   bool allow_unsigned_state = false;  // restore --allow-unsigned-state

@@ -1,6 +1,7 @@
 #include "daemon/app/server.h"
 
 #include <signal.h>
+#include <sodium.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -11,6 +12,7 @@
 #include <iostream>
 #include <optional>
 
+#include "absl/strings/ascii.h"
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -27,6 +29,7 @@
 #include "daemon/base/logging.h"
 #include "daemon/base/memory_gate.h"
 #include "daemon/base/strings.h"
+#include "daemon/crypto/digest.h"
 #include "daemon/items/item_store.h"
 #include "daemon/keys/vault.h"
 #include "daemon/lineage/catalog.h"
@@ -289,6 +292,28 @@ absl::StatusOr<std::unique_ptr<BlobBackend>> OpenObjectStore(const ObjectStoreCo
   return OpenS3BlobBackend(std::shared_ptr<S3Client>(std::move(*client)), blob_options);
 }
 
+// This data dir's id (DATA_DIR/vault-owner, made at its first start): what
+// a vault records as its owner. A copy of the data dir has the same id; a
+// restored data dir a new one.
+absl::StatusOr<std::string> DataDirId(const std::string& data_dir) {
+  if (auto s = MakeDirs(data_dir, 0700); !s.ok()) return s;
+  const std::string path = data_dir + "/vault-owner";
+  auto text = ReadSmallFile(path, 64);
+  if (text.ok()) {
+    std::string id(absl::StripAsciiWhitespace(*text));
+    if (id.size() != 32 || id.find_first_not_of("0123456789abcdef") != std::string::npos) {
+      return absl::DataLossError(StrCat(path, " does not hold a data dir id (32 lowercase hex digits)"));
+    }
+    return id;
+  }
+  if (!absl::IsNotFound(text.status())) return text.status();
+  uint8_t raw[16];
+  randombytes_buf(raw, sizeof raw);
+  const std::string id = HexEncode(std::span<const uint8_t>(raw, sizeof raw));
+  if (auto s = WriteFileDurably(path, id); !s.ok()) return s;
+  return id;
+}
+
 absl::Status OpenStore(const DaemonOptions& options, Domain* d) {
   ItemStore::Options so;
   if (!options.object_store.url.empty()) {
@@ -305,6 +330,11 @@ absl::Status OpenStore(const DaemonOptions& options, Domain* d) {
   auto vault = OpenVault(options.vault);
   if (!vault.ok()) return vault.status();
   d->vault = std::move(*vault);
+  // One daemon per vault (docs/VAULT.md): claimed before the key tree
+  // touches a root (its start destroys the roots it does not know).
+  auto owner = DataDirId(options.data_dir);
+  if (!owner.ok()) return owner.status();
+  if (auto s = d->vault->ClaimOwnership(*owner, options.take_over_vault); !s.ok()) return s;
   so.data_dir = options.data_dir;
   so.inline_threshold = options.inline_threshold;
   so.memory_budget_bytes = options.memory_budget_mib << 20;

@@ -23,6 +23,9 @@ struct DaemonOptions : DaemonConfig {
   // --new-signing-key: a deliberate rotation of the log's signing key (only
   // on the command line, never in the file; see TransparencyLog::CheckSigningKey).
   bool new_signing_key = false;
+  // --take-over-vault: claim a vault whose roots another daemon's data dir
+  // owns (Vault::ClaimOwnership; only on the command line).
+  bool take_over_vault = false;
 };
 
 // Runs until SIGTERM or SIGINT; SIGHUP reloads the config (roles and

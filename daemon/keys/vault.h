@@ -67,6 +67,17 @@ class Vault {
   virtual absl::StatusOr<bool> HasSigningKey() = 0;
   // Pure Ed25519 (RFC 8032) signature over `message`.
   virtual absl::StatusOr<Ed25519Signature> Sign(std::string_view message) = 0;
+
+  // Claims the vault's roots for the daemon whose data dir has the id
+  // `owner` (docs/VAULT.md "One daemon per vault"), before the key tree
+  // touches a root. FAILED_PRECONDITION, nothing changed, if the vault
+  // names another daemon and !take_over. A backend that one process holds
+  // by construction (the file vault's lock) accepts any owner.
+  virtual absl::Status ClaimOwnership(std::string_view owner, bool take_over) {
+    (void)owner;
+    (void)take_over;
+    return absl::OkStatus();
+  }
 };
 
 // Opens a vault from a spec: "file:PATH" or

@@ -63,6 +63,7 @@ using pkcs11_internal::EpochId;
 using pkcs11_internal::FindSlot;
 using pkcs11_internal::kPinEnv;
 using pkcs11_internal::Module;
+using pkcs11_internal::OwnerLabel;
 using pkcs11_internal::P11Error;
 using pkcs11_internal::Params;
 using pkcs11_internal::ParseParams;
@@ -101,6 +102,15 @@ CK_ATTRIBUTE Attr(CK_ATTRIBUTE_TYPE type, std::span<const uint8_t> s) {
   return CK_ATTRIBUTE{type, const_cast<uint8_t*>(s.data()), s.size()};
 }
 
+// An owner id read from the token, for a message: as it is if it looks like
+// one (hex), else not at all.
+std::string Printable(std::string_view id) {
+  if (!id.empty() && id.size() <= 64 && id.find_first_not_of("0123456789abcdef") == std::string_view::npos) {
+    return std::string(id);
+  }
+  return "(not a shredd data dir id)";
+}
+
 const CK_BBOOL kTrue = CK_TRUE;
 const CK_BBOOL kFalse = CK_FALSE;
 
@@ -116,7 +126,9 @@ class Pkcs11Vault final : public Vault {
         session_(session),
         token_label_(std::move(token_label)),
         root_prefix_(RootLabelPrefix(instance)),
-        signing_label_(SigningLabel(instance)) {}
+        signing_label_(SigningLabel(instance)),
+        owner_label_(OwnerLabel(instance)),
+        instance_(instance) {}
 
   ~Pkcs11Vault() override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -242,6 +254,54 @@ class Pkcs11Vault final : public Vault {
       return checked;
     }
     return SyncStore(StrCat("root of epoch ", epoch));
+  }
+
+  // The owner is a private token data object labelled OwnerLabel(instance)
+  // whose value is the owning daemon's data dir id. The token is shared by
+  // design, so unlike the file vault nothing holds it while a daemon runs:
+  // a second daemon on the same label namespace (a restore drill, a copy of
+  // the config) is refused at its start, before its key tree destroys the
+  // roots it does not know.
+  absl::Status ClaimOwnership(std::string_view owner, bool take_over) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    CK_OBJECT_CLASS cls = CKO_DATA;
+    CK_ATTRIBUTE find[] = {Attr(CKA_CLASS, cls), Attr(CKA_TOKEN, kTrue),
+                           Attr(CKA_LABEL, std::string_view(owner_label_))};
+    absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> objs = Find(find);
+    if (!objs.ok()) return objs.status();
+    for (CK_OBJECT_HANDLE h : *objs) {
+      absl::StatusOr<std::string> current = GetBytes(h, CKA_VALUE);
+      if (!current.ok()) return current.status();
+      if (*current == owner && objs->size() == 1) return absl::OkStatus();
+      if (!take_over) {
+        return absl::FailedPreconditionError(StrCat(
+            "pkcs11: the roots of token '", token_label_, "'",
+            instance_.empty() ? "" : StrCat(" instance '", instance_, "'"),
+            " belong to another shredd daemon (data dir id ", Printable(*current), ", this one is ", owner,
+            "): two daemons on one label namespace destroy each other's roots. A second daemon or a restore drill "
+            "needs its own instance= or token (docs/VAULT.md); if that daemon is gone for good (this data dir was "
+            "restored after losing it), start once with --take-over-vault. Nothing was changed"));
+      }
+    }
+    for (CK_OBJECT_HANDLE h : *objs) {
+      CK_RV rv = f_->C_DestroyObject(session_, h);
+      if (rv != CKR_OK && rv != CKR_OBJECT_HANDLE_INVALID) return P11Error("C_DestroyObject", rv, "the owner record");
+    }
+    const CK_UTF8CHAR app[] = "shredd";
+    CK_ATTRIBUTE tmpl[] = {
+        Attr(CKA_CLASS, cls),
+        Attr(CKA_TOKEN, kTrue),
+        Attr(CKA_PRIVATE, kTrue),
+        Attr(CKA_MODIFIABLE, kTrue),
+        Attr(CKA_LABEL, std::string_view(owner_label_)),
+        CK_ATTRIBUTE{CKA_APPLICATION, const_cast<CK_UTF8CHAR*>(app), sizeof app - 1},
+        Attr(CKA_VALUE, owner),
+    };
+    CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+    if (CK_RV rv = f_->C_CreateObject(session_, tmpl, std::size(tmpl), &h); rv != CKR_OK) {
+      return P11Error("C_CreateObject", rv, "the owner record");
+    }
+    return SyncStore("the owner record");
   }
 
   absl::Status DestroyRoot(uint64_t epoch) override {
@@ -633,6 +693,8 @@ class Pkcs11Vault final : public Vault {
   const std::string token_label_;
   const std::string root_prefix_;
   const std::string signing_label_;
+  const std::string owner_label_;
+  const std::string instance_;
   bool logged_in_ = false;
   std::string store_to_sync_;  // Set once before the vault is shared.
 

@@ -122,6 +122,10 @@ std::string RootLabelPrefix(std::string_view instance);
 // "shredd-signing" or, with an instance name, "shredd-NAME-signing".
 std::string SigningLabel(std::string_view instance);
 
+// "shredd-owner" or "shredd-NAME-owner": the data object that names the
+// daemon the label namespace belongs to (Vault::ClaimOwnership).
+std::string OwnerLabel(std::string_view instance);
+
 // Epoch of a root label with the given prefix: canonical decimal only, so
 // that "shredd-root-" never matches another instance's "shredd-root-x-1".
 std::optional<uint64_t> ParseRootLabel(std::string_view prefix, std::string_view label);

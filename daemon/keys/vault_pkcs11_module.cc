@@ -425,6 +425,10 @@ std::string RootLabelPrefix(std::string_view instance) {
   return instance.empty() ? StrCat(kLabelPrefix, "root-") : StrCat(kLabelPrefix, instance, "-root-");
 }
 
+std::string OwnerLabel(std::string_view instance) {
+  return instance.empty() ? StrCat(kLabelPrefix, "owner") : StrCat(kLabelPrefix, instance, "-owner");
+}
+
 std::string SigningLabel(std::string_view instance) {
   return instance.empty() ? StrCat(kLabelPrefix, "signing") : StrCat(kLabelPrefix, instance, "-signing");
 }

@@ -145,6 +145,36 @@ class Pkcs11VaultForensicTest(ForensicBase, DaemonTest):
             f.write("directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n" % dst)
         return self.vault_spec, {"SOFTHSM2_CONF": conf}
 
+    def test_a_second_daemon_on_the_same_token_and_instance_is_refused(self):
+        # Two daemons on one label namespace destroy each other's roots (a
+        # shred of one destroys the root the other's tree is wrapped under).
+        # A new data dir was refused already (the vault holds roots); a
+        # restored one (a drill on the production token) was not. The token
+        # now names its owner's data dir.
+        vault, env, first = self.vault_spec, self.env, self.d
+        data = b"held by the first daemon"
+        digest = first.put_bytes(data)
+        first.stop()
+        root = os.path.join(self.tmp, "second")
+        shutil.copytree(first.data_dir, os.path.join(root, "data"))  # as `shredd restore` makes it:
+        owner_file = os.path.join(root, "data", "vault-owner")        # a data dir of its own
+        if os.path.exists(owner_file):
+            os.remove(owner_file)
+        first.start()
+        second = Daemon(root, vault=vault, env=env)
+        self.assertNotEqual(second.start(expect_fail=True), 0)
+        self.assertIn("belong to another shredd daemon", second.log())
+        self.assertIn("--take-over-vault", second.log())
+        self.assertEqual(first.get_bytes(digest), data)
+        first.stop()
+        # The first daemon is gone for good: the second takes the vault over.
+        second.extra_args.append("--take-over-vault")
+        second.start()
+        self.assertEqual(second.get_bytes(digest), data)
+        second.stop()
+        self.assertNotEqual(first.start(expect_fail=True), 0)
+        self.assertIn("belong to another shredd daemon", first.log())
+
     def attack_with_relabelled_root(self, image_a, dxb, dxs, dy):
         # Token objects are non-extractable and cannot be relabelled to an
         # older epoch without the token's cooperation; what we can check is

@@ -635,6 +635,31 @@ TEST_F(Pkcs11VaultTest, InstancesShareATokenWithoutSeeingEachOther) {
   }
 }
 
+// One daemon per label namespace: the first claim records its data dir id
+// in the token; another daemon's is refused, changing nothing, unless it
+// takes the vault over; another instance is its own namespace.
+TEST_F(Pkcs11VaultTest, OwnershipIsClaimedOncePerLabelNamespace) {
+  const std::string a(32, 'a'), b(32, 'b');
+  auto first = Open();
+  ASSERT_NE(first, nullptr);
+  ASSERT_TRUE(first->ClaimOwnership(a, false).ok());
+  ASSERT_TRUE(first->ClaimOwnership(a, false).ok());
+  auto second = Open();
+  ASSERT_NE(second, nullptr);
+  absl::Status refused = second->ClaimOwnership(b, false);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition) << refused;
+  EXPECT_NE(refused.message().find(a), std::string::npos) << refused;
+  EXPECT_NE(refused.message().find("--take-over-vault"), std::string::npos) << refused;
+  EXPECT_TRUE(first->ClaimOwnership(a, false).ok()) << "a refused claim changed the owner";
+  EXPECT_NE(ListObjectsWithTool().find("shredd-owner"), std::string::npos);
+  auto other = OpenPkcs11Vault(Params() + ";instance=drill");
+  ASSERT_TRUE(other.ok()) << other.status();
+  EXPECT_TRUE((*other)->ClaimOwnership(b, false).ok());
+  ASSERT_TRUE(second->ClaimOwnership(b, true).ok());
+  EXPECT_EQ(first->ClaimOwnership(a, false).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(second->ClaimOwnership(b, false).ok());
+}
+
 TEST_F(Pkcs11VaultTest, ConcurrentUse) {
   auto v = Open();
   ASSERT_NE(v, nullptr);
