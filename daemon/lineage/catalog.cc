@@ -452,7 +452,17 @@ absl::StatusOr<Hold> Catalog::AddHold(Hold hold) {
 
 absl::Status Catalog::RemoveHold(std::string_view id) {
   ErasureWrites erasure;  // as AddHold
-  if (auto s = DeleteHold(id); !s.ok()) return s;
+  {
+    // As StoreHold: waits for a destruction in progress, which planned with
+    // this hold and cites it in its certificate (docs/ORDERS.md "Legal
+    // holds"); while one is pending after a failure it is still to be
+    // certified, citing the hold: refused, retry once it is certified.
+    std::unique_lock no_destruction(holds_mu_);
+    if (std::string pending = store_->destruction_gate().PendingCertificate(); !pending.empty()) {
+      return PendingDestructionRefusal(pending, "legal holds");
+    }
+    if (auto s = DeleteHold(id); !s.ok()) return s;
+  }
   return WaitAcknowledgementReplicated(store_->db());
 }
 
