@@ -189,6 +189,8 @@ class Catalog {
   // The same id with the same target and reason again: the hold as it is;
   // with another: ALREADY_EXISTS.
   absl::StatusOr<Hold> AddHold(Hold hold);
+  // A hold removed already: OK again (a retry), nothing logged; NOT_FOUND
+  // only for an id never placed.
   absl::Status RemoveHold(std::string_view id);
   absl::StatusOr<std::vector<Hold>> ListHolds();
   // The first hold on the item itself or on one of its datasets. An error

@@ -296,7 +296,18 @@ TEST(CatalogTest, HoldsBindItemsAndDatasetsUntilRemoved) {
 
   ASSERT_TRUE(d.catalog()->RemoveHold("hold-dataset").ok());
   EXPECT_FALSE(d.catalog()->HoldFor(*d.store()->Lookup(a))->has_value());
-  EXPECT_EQ(d.catalog()->RemoveHold("hold-dataset").code(), absl::StatusCode::kNotFound);
+  // A removal again (a retry) answers OK, like an AddHold retry, and logs
+  // nothing; it used to be NOT_FOUND. An id never placed is NOT_FOUND.
+  const uint64_t log_after = d.log()->size();
+  EXPECT_TRUE(d.catalog()->RemoveHold("hold-dataset").ok());
+  EXPECT_EQ(d.log()->size(), log_after);
+  EXPECT_FALSE(d.catalog()->HoldFor(*d.store()->Lookup(a))->has_value());
+  const absl::Status never = d.catalog()->RemoveHold("hold-never-placed");
+  EXPECT_EQ(never.code(), absl::StatusCode::kNotFound) << never;
+  EXPECT_EQ(d.log()->size(), log_after);
+  list = d.catalog()->ListHolds();
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(list->size(), 1u);  // the item's hold is untouched
 }
 
 // A destruction keeps holds stable from planning to its last epoch
