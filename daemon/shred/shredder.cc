@@ -123,6 +123,20 @@ absl::StatusOr<CertificateBundle> Shredder::Shred(const ShredSpec& spec) {
   ErasureWrites erasure;  // deletion keeps working on a nearly full disk (space_guard.h)
   if (spec.hashes.empty()) return absl::InvalidArgumentError("nothing to shred: no digests given");
   if (spec.reason.size() > 4096) return absl::InvalidArgumentError("reason is longer than 4096 bytes");
+  // A digest is its hash and its size: a size that is not the stored
+  // item's names other content, refused (as Put refuses it) rather than
+  // read as "not stored", which a deleting client could take for "gone".
+  // An item not stored is left to the shred (it says why, or answers a
+  // retry's certificate).
+  for (size_t i = 0; i < spec.sizes.size() && i < spec.hashes.size(); ++i) {
+    if (spec.sizes[i] == 0) continue;
+    auto item = store_->Lookup(spec.hashes[i]);
+    if (item.ok() && item->info.digest.size != spec.sizes[i]) {
+      return absl::InvalidArgumentError(StrCat(item->info.digest.HashString(), " is stored with size ",
+                                               item->info.digest.size, ", not ", spec.sizes[i],
+                                               "; nothing was shredded"));
+    }
+  }
   ShredJob job;
   job.hashes = spec.hashes;
   std::sort(job.hashes.begin(), job.hashes.end());

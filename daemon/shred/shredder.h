@@ -92,6 +92,9 @@ struct ShredSpec {
   // Shred only what is named even if models trained on or derived from a
   // named item would be left (see BareShredGuard).
   bool keep_models = false;
+  // The sizes the caller declared, by position in `hashes` (may be shorter;
+  // 0: none). A stored item of another size is INVALID_ARGUMENT.
+  std::vector<uint64_t> sizes = {};
 };
 
 // Asked by a bare shred, after its items are found and before anything is

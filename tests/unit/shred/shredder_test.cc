@@ -138,6 +138,29 @@ TEST(ShredderTest, AnAutomaticRequestIdIsBoundToItsReason) {
   ASSERT_TRUE(verified.ok()) << verified.status();
 }
 
+// A digest is its hash and its size: a declared size that is not the
+// stored item's is refused and nothing is shredded (it used to be ignored).
+TEST(ShredderTest, ADeclaredSizeThatIsNotTheStoredItemsIsRefused) {
+  TempDir dir;
+  Domain d(dir.path());
+  const std::string data(300, 'x');
+  const Sha256 a = d.Put(data), b = d.Put("b");
+  const uint64_t log_before = d.log()->size();
+  ShredSpec wrong = SpecFor({b, a});
+  wrong.sizes = {0, 7};  // b: not given
+  auto refused = d.shredder()->Shred(wrong);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << refused.status();
+  EXPECT_NE(refused.status().message().find("stored with size 300, not 7"), std::string::npos) << refused.status();
+  EXPECT_TRUE(d.Readable(a));
+  EXPECT_TRUE(d.Readable(b));
+  EXPECT_EQ(d.log()->size(), log_before);
+  ShredSpec right = SpecFor({b, a});
+  right.sizes = {1, 300};
+  auto cert = d.shredder()->Shred(right);
+  ASSERT_TRUE(cert.ok()) << cert.status();
+  EXPECT_EQ(cert->item_count, 2u);
+}
+
 TEST(ShredderTest, UnknownOrHeldItemsAreRefusedAndNothingIsShredded) {
   TempDir dir;
   Domain d(dir.path());
