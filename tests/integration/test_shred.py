@@ -215,6 +215,21 @@ class ShredTest(DaemonTest):
         self.d.ctl("order", "wait", "o1", "--timeout", "60")
         self.assertRpcError(grpc.StatusCode.NOT_FOUND, self.d.get_bytes, self.dy)
 
+    def test_an_automatic_request_id_is_bound_to_its_reason(self):
+        # Without a request id the daemon derives one from the digests; the
+        # same digests with another reason used to answer OK with the first
+        # certificate, which states the first reason.
+        shred = self.d.shredder().Shred
+        first = shred(pb.ShredRequest(digests=[pb.Digest(hash=self.dy)], reason="art. 17"))
+        log_size = self.log_size()
+        e = self.assertRpcError(grpc.StatusCode.ALREADY_EXISTS, shred,
+                                pb.ShredRequest(digests=[pb.Digest(hash=self.dy)], reason="another reason"))
+        self.assertIn(first.certificate_id, e.details())
+        self.assertIn('"art. 17"', e.details())
+        self.assertEqual(self.log_size(), log_size)
+        again = shred(pb.ShredRequest(digests=[pb.Digest(hash=self.dy)], reason="art. 17"))
+        self.assertEqual(again.certificate_id, first.certificate_id)
+
     def test_a_wrong_size_is_refused_and_nothing_is_shredded(self):
         # A digest is hash and size: a 300-byte item shredded as 7 bytes used
         # to be shredded, the size ignored. It is INVALID_ARGUMENT, as a Put
