@@ -4,6 +4,7 @@
 #include "daemon/api/memory_lease.h"
 #include "daemon/api/status_map.h"
 #include "daemon/base/field_rules.h"
+#include "daemon/base/strings.h"
 
 namespace shredd {
 namespace {
@@ -25,7 +26,11 @@ grpc::Status ShredService::Shred(grpc::ServerContext* ctx, const v1::ShredReques
   for (const auto& d : request->digests()) {
     auto h = ParseDigestHash(d.hash());
     if (!h.ok()) return ToGrpc(h.status());
+    if (d.size_bytes() < 0) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, StrCat("negative size ", d.size_bytes()));
+    }
     spec.hashes.push_back(*h);
+    spec.sizes.push_back(static_cast<uint64_t>(d.size_bytes()));  // checked against the stored item's
   }
   // Both go into the public certificate (docs/FORMATS.md, "Text fields").
   if (auto s = CheckTextField("reason", request->reason(), kMaxReasonBytes); !s.ok()) return ToGrpc(s);

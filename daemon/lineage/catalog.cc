@@ -452,7 +452,17 @@ absl::StatusOr<Hold> Catalog::AddHold(Hold hold) {
 
 absl::Status Catalog::RemoveHold(std::string_view id) {
   ErasureWrites erasure;  // as AddHold
-  if (auto s = DeleteHold(id); !s.ok()) return s;
+  {
+    // As StoreHold: waits for a destruction in progress, which planned with
+    // this hold and cites it in its certificate (docs/ORDERS.md "Legal
+    // holds"); while one is pending after a failure it is still to be
+    // certified, citing the hold: refused, retry once it is certified.
+    std::unique_lock no_destruction(holds_mu_);
+    if (std::string pending = store_->destruction_gate().PendingCertificate(); !pending.empty()) {
+      return PendingDestructionRefusal(pending, "legal holds");
+    }
+    if (auto s = DeleteHold(id); !s.ok()) return s;
+  }
   return WaitAcknowledgementReplicated(store_->db());
 }
 
@@ -547,10 +557,21 @@ absl::StatusOr<Hold> Catalog::LoadHold(std::string_view id) {
 
 // The hold goes, with a trace: its record is kept sealed under
 // RemovedHoldKey with the time of removal, and a "hold-removed" entry
-// (its commitment, as "hold-placed" logged it) goes into the log.
+// (its commitment, as "hold-placed" logged it) goes into the log. A hold
+// removed already: OK, nothing written (RemoveHold is idempotent).
 absl::Status Catalog::DeleteHold(std::string_view id) {
   std::lock_guard lock(mu_);
   auto h = LoadHold(id);
+  if (absl::IsNotFound(h.status())) {
+    // Removed already (a retry of a removal that was not acknowledged, or
+    // another client's): the hold is gone, as asked, and nothing is written
+    // or logged again. NOT_FOUND only for an id never placed.
+    std::string removed;
+    rocksdb::Status rs = store_->db()->Get(rocksdb::ReadOptions(), RemovedHoldKey(id), &removed);
+    if (rs.ok()) return absl::OkStatus();
+    if (!rs.IsNotFound()) return FromRocks(rs, "reading a removed hold");
+    return absl::NotFoundError(StrCat("no hold ", QuoteForError(id), " was ever placed"));
+  }
   if (!h.ok()) return h.status();
   ParentRef target;
   if (h->digest) {

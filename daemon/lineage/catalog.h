@@ -176,16 +176,21 @@ class Catalog {
   // Deletes the lineage records in which `child` is the child.
   void AddEdgeDeletions(const ItemKey& child, rocksdb::WriteBatch* batch);
 
-  // While the returned lock is held no hold can be added: a destruction
-  // holds it from planning to its last epoch, so a hold that exists when it
-  // plans binds it, and one added later waits for it to finish.
+  // While the returned lock is held no hold can be added or removed: a
+  // destruction holds it from planning to its last epoch, so a hold that
+  // exists when it plans binds it (and is still there when its certificate
+  // cites it), and one added or removed later waits for it to finish.
   std::shared_lock<std::shared_mutex> HoldsStable() { return std::shared_lock(holds_mu_); }
   // Both acknowledge only once the change is in the object store in "sync"
   // state replication, as every acknowledged write (docs/RECOVERY.md); a
   // hold lost with the machine would let a later order destroy what it held.
+  // Both wait for a destruction in progress and are UNAVAILABLE while one is
+  // pending after a failure (nothing changed; retry once it is certified).
   // The same id with the same target and reason again: the hold as it is;
   // with another: ALREADY_EXISTS.
   absl::StatusOr<Hold> AddHold(Hold hold);
+  // A hold removed already: OK again (a retry), nothing logged; NOT_FOUND
+  // only for an id never placed.
   absl::Status RemoveHold(std::string_view id);
   absl::StatusOr<std::vector<Hold>> ListHolds();
   // The first hold on the item itself or on one of its datasets. An error
@@ -202,8 +207,10 @@ class Catalog {
   absl::Status DeleteHold(std::string_view id);
 
   ItemStore* const store_;
-  std::mutex mu_;               // serialises lineage validation + commit (AddLineage, CommitUpload), holds
-  std::shared_mutex holds_mu_;  // exclusive: AddHold; shared: a destruction (HoldsStable)
+  std::mutex mu_;  // serialises lineage validation + commit (AddLineage, CommitUpload), holds
+  // Exclusive: AddHold, RemoveHold; shared: a destruction (HoldsStable).
+  // Order: Shredder's mu_, then holds_mu_, then mu_ (never mu_ first).
+  std::shared_mutex holds_mu_;
 };
 
 }  // namespace shredd

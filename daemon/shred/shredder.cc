@@ -123,6 +123,20 @@ absl::StatusOr<CertificateBundle> Shredder::Shred(const ShredSpec& spec) {
   ErasureWrites erasure;  // deletion keeps working on a nearly full disk (space_guard.h)
   if (spec.hashes.empty()) return absl::InvalidArgumentError("nothing to shred: no digests given");
   if (spec.reason.size() > 4096) return absl::InvalidArgumentError("reason is longer than 4096 bytes");
+  // A digest is its hash and its size: a size that is not the stored
+  // item's names other content, refused (as Put refuses it) rather than
+  // read as "not stored", which a deleting client could take for "gone".
+  // An item not stored is left to the shred (it says why, or answers a
+  // retry's certificate).
+  for (size_t i = 0; i < spec.sizes.size() && i < spec.hashes.size(); ++i) {
+    if (spec.sizes[i] == 0) continue;
+    auto item = store_->Lookup(spec.hashes[i]);
+    if (item.ok() && item->info.digest.size != spec.sizes[i]) {
+      return absl::InvalidArgumentError(StrCat(item->info.digest.HashString(), " is stored with size ",
+                                               item->info.digest.size, ", not ", spec.sizes[i],
+                                               "; nothing was shredded"));
+    }
+  }
   ShredJob job;
   job.hashes = spec.hashes;
   std::sort(job.hashes.begin(), job.hashes.end());
@@ -139,7 +153,11 @@ absl::StatusOr<CertificateBundle> Shredder::Shred(const ShredSpec& spec) {
                                              kAutoRequestPrefix, "\" or \"", kOrderRequestPrefix,
                                              "\", which the daemon keeps for its own ids; choose another"));
   }
-  if (!job.request_id.empty()) job.request_binding = RequestBinding(job.hashes, spec.reason);
+  // Bound for an automatic id too: its id stands for the digests (and
+  // their custody), the binding adds the reason, so the same digests again
+  // with another reason are refused rather than answered with a
+  // certificate stating the first one.
+  job.request_binding = RequestBinding(job.hashes, spec.reason);
   if (job.request_id.empty()) {
     // Derived from the digests and their custody records, so repeating a
     // request returns its certificate, while content stored again after a
@@ -323,11 +341,8 @@ absl::StatusOr<CertificateBundle> Shredder::ExecutePlanned(ShredJob job, const P
   std::string existing;
   if (store_->db()->Get(rocksdb::ReadOptions(), RequestKey(job.request_id), &existing).ok()) {
     const RequestRecordParts first = ParseRequestRecord(existing);
-    if (!job.request_binding.empty() && !first.binding.empty() && first.binding != job.request_binding) {
-      return absl::AlreadyExistsError(StrCat("request id ", QuoteForError(job.request_id),
-                                             " was used for another shred (certificate ", first.cert_id,
-                                             ") with other digests or another reason; nothing was shredded. "
-                                             "Give each shred its own request id"));
+    if (!job.request_binding.empty()) {
+      if (auto s = RefuseAnotherRequestLocked(job, std::string(first.cert_id), first.binding); !s.ok()) return s;
     }
     return LoadFinishingLocked(std::string(first.cert_id));
   }
@@ -413,6 +428,41 @@ absl::StatusOr<CertificateBundle> Shredder::ExecutePlanned(ShredJob job, const P
                                    {"certify_cpu_seconds", ProcessCpuSeconds() - certify_cpu}});
   }
   return bundle;
+}
+
+absl::Status Shredder::RefuseAnotherRequestLocked(const ShredJob& job, const std::string& cert_id,
+                                                  std::string_view binding) {
+  if (!binding.empty() && binding == job.request_binding) return absl::OkStatus();
+  // The first request's reason: from its certificate, or its pending record
+  // while it is not issued yet (public either way: the certificate states it).
+  std::optional<std::string> reason;
+  if (auto pending = LoadPending(cert_id); pending.ok()) {
+    reason = pending->reason;
+  } else if (auto b = Load(cert_id, CertificateParts::kEnvelope); b.ok()) {
+    if (auto env = verify::ParseEnvelope(b->envelope); env.ok()) {
+      json payload = json::parse(env->payload, nullptr, false);
+      const json* r = payload.is_object() ? &payload : nullptr;
+      for (const char* member : {"predicate", "request", "reason"}) {
+        r = r != nullptr && r->is_object() && r->contains(member) ? &(*r)[member] : nullptr;
+      }
+      if (r != nullptr && r->is_string()) reason = r->get<std::string>();
+    }
+  }
+  // A record of an earlier version holds no binding: the reason is all it
+  // can be compared on (its digests are the id's, for an automatic one).
+  // Not readable: answered, as before bindings.
+  if (binding.empty() && (!reason || *reason == job.reason)) return absl::OkStatus();
+  const std::string first_reason = reason ? StrCat(" for reason ", QuoteForError(*reason)) : "";
+  if (job.request_id.starts_with(kAutoRequestPrefix)) {
+    return absl::AlreadyExistsError(StrCat("these digests were shredded already (certificate ", cert_id, ")",
+                                           first_reason, ", not for reason ", QuoteForError(job.reason),
+                                           "; nothing was shredded. Repeat the first reason to get that "
+                                           "certificate, or fetch it with GetCertificate"));
+  }
+  return absl::AlreadyExistsError(StrCat("request id ", QuoteForError(job.request_id),
+                                         " was used for another shred (certificate ", cert_id, first_reason,
+                                         ") with other digests or another reason; nothing was shredded. "
+                                         "Give each shred its own request id"));
 }
 
 absl::Status Shredder::ReadChunk(const std::string& begin, const std::string& end, const std::string& resume,

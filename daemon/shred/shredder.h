@@ -92,6 +92,9 @@ struct ShredSpec {
   // Shred only what is named even if models trained on or derived from a
   // named item would be left (see BareShredGuard).
   bool keep_models = false;
+  // The sizes the caller declared, by position in `hashes` (may be shorter;
+  // 0: none). A stored item of another size is INVALID_ARGUMENT.
+  std::vector<uint64_t> sizes = {};
 };
 
 // Asked by a bare shred, after its items are found and before anything is
@@ -104,7 +107,7 @@ using BareShredGuard = std::function<absl::Status(const std::vector<Sha256>& has
 struct ShredJob {
   std::vector<Sha256> hashes;   // the items to destroy (selected + derived)
   std::string request_id;       // idempotency key
-  std::string request_binding;  // hex: what a client's request id stands for (RequestBinding); else empty
+  std::string request_binding;  // hex: what a bare shred's request id stands for (RequestBinding); else empty
   std::string reason;
   std::string order_id;                 // empty for a bare shred request
   nlohmann::ordered_json order_public;  // predicate.order (without privateCommitment)
@@ -329,6 +332,12 @@ class Shredder {
   // The certificate of `certificate_id`, finishing it first if pending.
   // Requires mu_.
   absl::StatusOr<CertificateBundle> LoadFinishingLocked(const std::string& certificate_id);
+  // A request id used before (its "r" record: `certificate_id`, `binding`)
+  // asked for again by `job`: ALREADY_EXISTS unless `job` is the same
+  // request. Records without a binding (earlier versions) compare the
+  // reason only. Requires mu_.
+  absl::Status RefuseAnotherRequestLocked(const ShredJob& job, const std::string& certificate_id,
+                                          std::string_view binding);
   // Destroys the staged items chunk by chunk. `fresh`: the pending record of
   // a destruction not committed yet (written with the first chunk); null to
   // resume one from its "P" record.

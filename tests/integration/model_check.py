@@ -163,6 +163,10 @@ class ModelRun(ItemOps, ShredOps, FaultOps, VaultOps, Checks):
         self.next_req = 0
 
     # ------------------------------------------------------------------ basics
+    def count(self, what):
+        """Counts a variant of an operation (stats.op_counts, "op:variant")."""
+        self.stats.op_counts[what] = self.stats.op_counts.get(what, 0) + 1
+
     def fail(self, inv, msg):
         raise Violation(self.seed, self.step, inv, msg, self.op)
 

@@ -84,6 +84,7 @@ class Model:
         self.by_digest = {}
         self.datasets = set()  # registered dataset names
         self.holds = {}  # id -> ('i', digest) | ('d', name)
+        self.removed_holds = set()  # ids of holds removed (a removal again must answer OK)
         self.orders = {}  # id -> dict(spec=OrderSpec, state, cert)
         self.certs = {}  # id -> dict(envelope, request, order, items:set, kinds:dict, payload)
         self.requests = {}  # request id -> certificate id

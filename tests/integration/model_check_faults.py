@@ -35,8 +35,10 @@ class FaultOps:
                  "truncated", "trailer_mismatch", "tag_unknown", "tag_bad", "shred_unknown", "shred_malformed",
                  "lineage_unknown", "order_no_selector", "order_bad_date", "hold_bad", "dataset_unknown_digest",
                  "lineage_on_photo", "batch_all_bad", "derived_from_photo", "order_stale_plan",
-                 "daemon_digest_with_hash", "daemon_digest_with_trailer", "daemon_digest_truncated"]
+                 "daemon_digest_with_hash", "daemon_digest_with_trailer", "daemon_digest_truncated",
+                 "shred_wrong_size", "hold_remove_unknown"]
         kind = r.choice(kinds)
+        self.count("invalid:" + kind)
         before = self.snapshot()
         new_ds = ["ds-refused-%s-%d-%d" % (self.seed, self.step, i) for i in range(2)]
         subj = ["subj-refused-%s-%d" % (self.seed, self.step)]
@@ -44,6 +46,7 @@ class FaultOps:
         c.introduced = True
         bad_names = ["", "a\x00b", "line\nbreak", "x" * 2000, "\x1b[31mred"]
         res = None
+        want_code = None  # the code a refusal must have, where one is promised
         if kind == "wrong_digest":
             res = self.put_stream(c, "photo", subj, new_ds, declared=sha256_digest(c.data + b"!"),
                                   trailer=r.random() < 0.5, trailer_digest=sha256_digest(c.data + b"!"))
@@ -78,6 +81,26 @@ class FaultOps:
         elif kind == "shred_unknown":
             ds = [c.digest] + ([r.choice(self.live()).digest] if self.live() else [])
             res = call(self.shredder().Shred, pb.ShredRequest(digests=[pb.Digest(hash=d) for d in ds]))
+        elif kind == "shred_wrong_size":
+            # A digest is hash and size: another size than the stored item's
+            # is INVALID_ARGUMENT and shreds nothing (not even the digests
+            # named beside it).
+            if not self.live():
+                return self.op_put_new(r)
+            t = r.choice(self.live())
+            size = r.choice(sorted({s for s in (t.size + 1, t.size + 1000, t.size - 1, 7) if s > 0 and s != t.size}))
+            ds = [pb.Digest(hash=t.digest, size_bytes=size)]
+            others = [x for x in self.live() if x is not t]
+            if others and r.random() < 0.5:
+                o = r.choice(others)
+                ds.insert(r.randint(0, 1), pb.Digest(hash=o.digest, size_bytes=r.choice([0, o.size])))
+            want_code = grpc.StatusCode.INVALID_ARGUMENT
+            res = call(self.shredder().Shred, pb.ShredRequest(digests=ds, reason="wrong size %d" % self.step,
+                                                              keep_models=r.random() < 0.5), timeout=RPC_TIMEOUT)
+            self.touched.update(d.hash for d in ds)
+        elif kind == "hold_remove_unknown":
+            want_code = grpc.StatusCode.NOT_FOUND
+            res = call(self.orders().RemoveHold, opb.RemoveHoldRequest(id="hold-never-%s-%d" % (self.seed, self.step)))
         elif kind == "shred_malformed":
             res = call(self.shredder().Shred, pb.ShredRequest(digests=[pb.Digest(hash="sha256:" + c.hex[:40])]))
         elif kind == "lineage_unknown":
@@ -139,6 +162,8 @@ class FaultOps:
             self.fail("d", "invalid call %s was accepted" % kind)
         self.stats.refused += 1
         self.expect_unchanged(before, "refused %s (%s)" % (kind, res))
+        if want_code is not None and res.code != want_code:
+            self.fail("h", "invalid call %s refused with %s, expected %s" % (kind, res, want_code.name))
         self.touched.add(c.digest)
 
     def cancelled_put(self, c, subj, ds):
@@ -199,7 +224,8 @@ class FaultOps:
             spec.digests.append(pb.Digest(hash=x.digest))
         # keep_models: racing re-uploads may add datasets to x (and so
         # models behind it); this race is about the uploads.
-        exp = self.shred_expectation([x.digest], "", keep_models=True) if not use_order else None
+        reason = "race %d" % self.step
+        exp = self.shred_expectation([x.digest], "", reason=reason, keep_models=True) if not use_order else None
         channels = [self.new_channel() for _ in range(n + 1)]
 
         def uploader(i, path, kind, subj, ds):
@@ -234,7 +260,7 @@ class FaultOps:
                             order_id=spec.id, wait=True), timeout=RPC_TIMEOUT)
                 else:
                     results["shred"] = call(self.shredder(channels[n]).Shred, pb.ShredRequest(
-                        digests=[pb.Digest(hash=x.digest)], reason="race %d" % self.step, keep_models=True),
+                        digests=[pb.Digest(hash=x.digest)], reason=reason, keep_models=True),
                         timeout=RPC_TIMEOUT)
             finally:
                 time.sleep(0.02)

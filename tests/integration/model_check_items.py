@@ -247,6 +247,10 @@ class ItemOps:
         self.m.holds[res.value.id] = target
 
     def op_hold_remove(self, r):
+        if self.m.removed_holds and (not self.m.holds or r.random() < 0.25):
+            # A removal again (a retry, maybe long after): OK, and nothing
+            # changes, no second hold-removed entry either.
+            return self.retry_hold_removal(r.choice(sorted(self.m.removed_holds)))
         if not self.m.holds:
             return self.op_hold_add(r)
         hid = r.choice(sorted(self.m.holds))
@@ -255,3 +259,15 @@ class ItemOps:
         if not res.ok:
             self.fail("h", "RemoveHold %s refused: %s" % (hid, res))
         del self.m.holds[hid]
+        self.m.removed_holds.add(hid)
+        if r.random() < 0.3:  # the client did not see the answer: the same call again
+            self.retry_hold_removal(hid)
+
+    def retry_hold_removal(self, hid):
+        self.count("hold_remove:retry")
+        before = self.snapshot()
+        res = call(self.orders().RemoveHold, opb.RemoveHoldRequest(id=hid))
+        self.stats.ops += 1
+        if not res.ok:
+            self.fail("h", "RemoveHold %s again (a retry of a removal) refused: %s; expected OK" % (hid, res))
+        self.expect_unchanged(before, "RemoveHold %s again (a retry)" % hid)

@@ -131,12 +131,19 @@ class ShredOps:
             # The same auto request again: its id (digests + custody) is the
             # same unless content was stored anew since, which a lift without
             # a re-upload does not do; the daemon may answer the certificate.
-            return "same-or-refuse:" + self.m.auto_sets[frozenset(digests)]
+            # With another reason it is another request: ALREADY_EXISTS.
+            cid = self.m.auto_sets[frozenset(digests)]
+            if reason != self.m.certs[cid]["pred"]["request"].get("reason", ""):
+                return "conflict:" + cid
+            return "same-or-refuse:" + cid
         if any(c is None or c.state == "absent" for c in cs):
             return "refuse"
         if any(c.state == "shredded" or c.resurrected for c in cs):
             if not request_id and frozenset(digests) in self.m.auto_sets:
-                return "same-or-refuse:" + self.m.auto_sets[frozenset(digests)]
+                cid = self.m.auto_sets[frozenset(digests)]
+                if reason != self.m.certs[cid]["pred"]["request"].get("reason", ""):
+                    return "refuse"  # another reason: never the first certificate
+                return "same-or-refuse:" + cid
             return "refuse"
         if any(self.m.held_by(c) for c in cs):
             return "refuse-held"
@@ -153,6 +160,8 @@ class ShredOps:
 
     def do_shred(self, digests, request_id="", reason="", ch=None, judge=True, keep_models=False):
         exp = self.shred_expectation(digests, request_id, reason, keep_models)
+        if exp.startswith("conflict:"):
+            self.count("shred:conflict-%s" % ("explicit" if request_id else "automatic"))
         before = self.snapshot() if exp != "ok" and judge else None
         res = call(self.shredder(ch).Shred, pb.ShredRequest(digests=[pb.Digest(hash=d) for d in digests],
                                                             request_id=request_id, reason=reason,
@@ -172,7 +181,8 @@ class ShredOps:
                 return
             if exp.startswith("conflict:") or exp == "reserved":
                 self.fail("h", "shred under request id %s (%s) answered certificate %s; expected %s" % (
-                    request_id, exp, cid, "ALREADY_EXISTS" if exp != "reserved" else "INVALID_ARGUMENT"))
+                    request_id or "(automatic)", exp, cid,
+                    "ALREADY_EXISTS" if exp != "reserved" else "INVALID_ARGUMENT"))
                 return
             new = cid not in self.m.certs
             items = self.learn_certificate(cid, res.value.certificate, res.value.manifest)
@@ -200,7 +210,12 @@ class ShredOps:
                 self.fail("h", "repeated shred request %s refused: %s" % (request_id, res))
             if exp.startswith("conflict:") and res.code != grpc.StatusCode.ALREADY_EXISTS:
                 self.fail("h", "request id %s reused for another shred refused with %s, expected ALREADY_EXISTS" % (
-                    request_id, res))
+                    request_id or "(automatic)", res))
+            if exp.startswith("conflict:") and not request_id:
+                first = self.m.certs[exp.split(":", 1)[1]]["pred"]["request"].get("reason", "")
+                if len(first) <= 40 and json.dumps(first) not in res.details:
+                    self.fail("h", "shred of the same digests with another reason (automatic id) refused without "
+                              "naming the first reason %r: %s" % (first, res))
             if exp == "reserved" and res.code != grpc.StatusCode.INVALID_ARGUMENT:
                 self.fail("h", "shred under the daemon's own id %s refused with %s, expected INVALID_ARGUMENT" % (
                     request_id, res))
@@ -235,6 +250,8 @@ class ShredOps:
         if r.random() < 0.3 and self.live():
             digests = [r.choice(self.live()).digest]
         if req.startswith("auto:"):
+            if r.random() < 0.3:  # the same digests for another reason: another request
+                reason = "another reason %d" % self.step
             self.do_shred(digests, "", reason=reason)
             return True
         if r.random() < 0.2:

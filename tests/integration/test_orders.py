@@ -342,6 +342,16 @@ class OrdersTest(DaemonTest):
         self.d.ctl("hold", "add", "--digest", item, "--id", "h2", "--reason", "r")
         self.d.ctl("hold", "add", "--digest", item, "--id", "h2", "--reason", "r")
         self.assertEqual([e["type"] for e in entries_from(start)][2:], ["hold-placed"])
+        # So is the same removal again (a retry): OK, no second entry. It
+        # used to be NOT_FOUND. An id never placed is NOT_FOUND (exit 4).
+        self.d.ctl("hold", "rm", "h2")
+        self.d.ctl("hold", "rm", "h2")
+        self.d.ctl("hold", "rm", h[0]["holdId"])
+        self.assertEqual([e["type"] for e in entries_from(start)][2:], ["hold-placed", "hold-removed"])
+        p = self.d.ctl("hold", "rm", "h-never-placed", check=False)
+        self.assertEqual(p.returncode, 4, p.stderr)
+        self.assertIn("was ever placed", p.stderr.decode())
+        self.assertEqual([e["type"] for e in entries_from(start)][2:], ["hold-placed", "hold-removed"])
 
     def test_selectors_matching_nothing_give_no_certificate(self):
         self.batch([b"a" + os.urandom(20)], datasets=["real"])

@@ -8,6 +8,7 @@ import subprocess
 import unittest
 
 from harness import REPO, DaemonTest, ctl_offline, grpc, pb, pb_grpc, read_json, read_text, sha256_digest
+from shredd.v1 import log_pb2 as lpb, log_pb2_grpc as lpb_grpc
 
 PYNACL_VERIFIER = os.path.join(REPO, "tests", "tools", "verify_cert.py")
 OPENSSL_VERIFIER = os.path.join(REPO, "tests", "tools", "openssl_verify.sh")
@@ -37,6 +38,9 @@ class ShredTest(DaemonTest):
         manifest = cert[:-5] + ".manifest.json"
         self.assertTrue(os.path.exists(manifest))
         return cert, manifest
+
+    def log_size(self):
+        return lpb_grpc.LogStub(self.d.channel()).GetCheckpoint(lpb.GetCheckpointRequest(), timeout=30).tree_size
 
     def verify(self, cert, *extra, pub=None):
         return ctl_offline("verify", cert, "--pubkey", pub or self.pem, *extra, check=False)
@@ -210,6 +214,40 @@ class ShredTest(DaemonTest):
         self.d.ctl("order", "submit", "--id", "o1", "--basis", "gdpr-art17", "--reference", "r-1", "--digest", self.dy)
         self.d.ctl("order", "wait", "o1", "--timeout", "60")
         self.assertRpcError(grpc.StatusCode.NOT_FOUND, self.d.get_bytes, self.dy)
+
+    def test_an_automatic_request_id_is_bound_to_its_reason(self):
+        # Without a request id the daemon derives one from the digests; the
+        # same digests with another reason used to answer OK with the first
+        # certificate, which states the first reason.
+        shred = self.d.shredder().Shred
+        first = shred(pb.ShredRequest(digests=[pb.Digest(hash=self.dy)], reason="art. 17"))
+        log_size = self.log_size()
+        e = self.assertRpcError(grpc.StatusCode.ALREADY_EXISTS, shred,
+                                pb.ShredRequest(digests=[pb.Digest(hash=self.dy)], reason="another reason"))
+        self.assertIn(first.certificate_id, e.details())
+        self.assertIn('"art. 17"', e.details())
+        self.assertEqual(self.log_size(), log_size)
+        again = shred(pb.ShredRequest(digests=[pb.Digest(hash=self.dy)], reason="art. 17"))
+        self.assertEqual(again.certificate_id, first.certificate_id)
+
+    def test_a_wrong_size_is_refused_and_nothing_is_shredded(self):
+        # A digest is hash and size: a 300-byte item shredded as 7 bytes used
+        # to be shredded, the size ignored. It is INVALID_ARGUMENT, as a Put
+        # of the wrong size; not NOT_FOUND, which a deleting client could
+        # read as "already gone".
+        data = os.urandom(300)
+        dw = self.d.put_bytes(data)
+        log_size = self.log_size()
+        for size in (7, 301):
+            digests = [pb.Digest(hash=self.dy), pb.Digest(hash=dw, size_bytes=size)]
+            e = self.assertRpcError(grpc.StatusCode.INVALID_ARGUMENT, self.d.shredder().Shred,
+                                    pb.ShredRequest(digests=digests, reason="r"))
+            self.assertIn("is stored with size 300, not %d" % size, e.details())
+        self.assertEqual(self.d.get_bytes(dw), data)
+        self.assertEqual(self.d.get_bytes(self.dy), self.y)
+        self.assertEqual(self.log_size(), log_size)
+        r = self.d.shredder().Shred(pb.ShredRequest(digests=[pb.Digest(hash=dw, size_bytes=300)], reason="r"))
+        self.assertEqual(r.item_count, 1)
 
     def test_a_download_in_progress_stops_at_the_shred(self):
         # The reader holds the content key, which the destruction cannot

@@ -201,6 +201,9 @@ class VaultFailureTest(DaemonTest):
         orders = opb_grpc.OrdersStub(self.d.channel())
         catalog = opb_grpc.CatalogStub(self.d.channel())
         da, db = self.d.put_bytes(os.urandom(3000)), self.d.put_bytes(os.urandom(3000), datasets=["ds"])
+        kept = self.d.put_bytes(os.urandom(3000))
+        orders.AddHold(opb.AddHoldRequest(hold=opb.Hold(id="h-kept", digest=pb.Digest(hash=kept), reason="r")),
+                       timeout=30)
         root = self.lock_current_root()
         self.assertRpcError(grpc.StatusCode.UNAVAILABLE, self.d.shredder().Shred,
                             pb.ShredRequest(digests=[pb.Digest(hash=da), pb.Digest(hash=db)], request_id="two"),
@@ -212,6 +215,11 @@ class VaultFailureTest(DaemonTest):
             e = self.assertRpcError(grpc.StatusCode.UNAVAILABLE, orders.AddHold, opb.AddHoldRequest(hold=hold),
                                     timeout=30, contains="a destruction is pending")
             self.assertIn("legal holds", e.details())
+        # Nor is a hold removed: the certificate still to be issued cites
+        # the holds its plan met (it used to be removed at once).
+        e = self.assertRpcError(grpc.StatusCode.UNAVAILABLE, orders.RemoveHold, opb.RemoveHoldRequest(id="h-kept"),
+                                timeout=30, contains="a destruction is pending")
+        self.assertIn("legal holds", e.details())
         self.assertRpcError(grpc.StatusCode.UNAVAILABLE, catalog.UpdateItem,
                             opb.UpdateItemRequest(digest=pb.Digest(hash=db), add_datasets=["late"]), timeout=30,
                             contains="a destruction is pending")
@@ -221,8 +229,9 @@ class VaultFailureTest(DaemonTest):
         self.verify(cert.certificate)
         for d in (da, db):
             self.assertRpcError(grpc.StatusCode.NOT_FOUND, self.d.get_bytes, d)
-        self.assertEqual(list(orders.ListHolds(opb.ListHoldsRequest(), timeout=30).holds), [])
+        self.assertEqual([h.id for h in orders.ListHolds(opb.ListHoldsRequest(), timeout=30).holds], ["h-kept"])
         # Certified: writes and holds are back.
+        orders.RemoveHold(opb.RemoveHoldRequest(id="h-kept"), timeout=30)
         orders.AddHold(opb.AddHoldRequest(hold=opb.Hold(digest=pb.Digest(hash=dc), reason="litigation")), timeout=30)
         catalog.UpdateItem(opb.UpdateItemRequest(digest=pb.Digest(hash=dc), add_datasets=["late"]), timeout=30)
 

@@ -4,9 +4,12 @@
 #include "daemon/lineage/catalog.h"
 
 #include <algorithm>
+#include <atomic>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/time/clock.h"
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -293,7 +296,73 @@ TEST(CatalogTest, HoldsBindItemsAndDatasetsUntilRemoved) {
 
   ASSERT_TRUE(d.catalog()->RemoveHold("hold-dataset").ok());
   EXPECT_FALSE(d.catalog()->HoldFor(*d.store()->Lookup(a))->has_value());
-  EXPECT_EQ(d.catalog()->RemoveHold("hold-dataset").code(), absl::StatusCode::kNotFound);
+  // A removal again (a retry) answers OK, like an AddHold retry, and logs
+  // nothing; it used to be NOT_FOUND. An id never placed is NOT_FOUND.
+  const uint64_t log_after = d.log()->size();
+  EXPECT_TRUE(d.catalog()->RemoveHold("hold-dataset").ok());
+  EXPECT_EQ(d.log()->size(), log_after);
+  EXPECT_FALSE(d.catalog()->HoldFor(*d.store()->Lookup(a))->has_value());
+  const absl::Status never = d.catalog()->RemoveHold("hold-never-placed");
+  EXPECT_EQ(never.code(), absl::StatusCode::kNotFound) << never;
+  EXPECT_EQ(d.log()->size(), log_after);
+  list = d.catalog()->ListHolds();
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(list->size(), 1u);  // the item's hold is untouched
+}
+
+// A destruction keeps holds stable from planning to its last epoch
+// (docs/ORDERS.md "Legal holds"): a removal waits for it, as an addition
+// does. It used to go through at once, and the certificate issued after it
+// cited, under retainedUnderHold, a hold the log showed removed before.
+TEST(CatalogTest, ARemovalWaitsForADestructionInProgress) {
+  TempDir dir;
+  Domain d(dir.path());
+  const Sha256 a = d.Put("held photo");
+  ASSERT_TRUE(d.HoldItem(a, "litigation", "hold-a").ok());
+  std::atomic<bool> removed{false};
+  std::thread remover;
+  {
+    auto destruction = d.catalog()->HoldsStable();  // what a destruction holds, planning to last epoch
+    remover = std::thread([&] {
+      EXPECT_TRUE(d.catalog()->RemoveHold("hold-a").ok());
+      removed = true;
+    });
+    absl::SleepFor(absl::Milliseconds(300));
+    EXPECT_FALSE(removed.load()) << "RemoveHold went through during a destruction";
+    auto held = d.catalog()->HoldFor(*d.store()->Lookup(a));
+    ASSERT_TRUE(held.ok()) << held.status();
+    EXPECT_TRUE(held->has_value());
+  }
+  remover.join();
+  EXPECT_TRUE(removed.load());
+  EXPECT_FALSE(d.catalog()->HoldFor(*d.store()->Lookup(a))->has_value());
+}
+
+// A destruction pending after a failure is still to be certified, citing
+// the holds it planned with: a removal is refused until it is (as an
+// addition is), nothing changes, and it goes through once certified.
+TEST(CatalogTest, NoHoldIsRemovedWhileADestructionIsPending) {
+  TempDir dir;
+  Domain d(dir.path());
+  const Sha256 a = d.Put("a"), kept = d.Put("kept");
+  ASSERT_TRUE(d.HoldItem(kept, "litigation", "hold-kept").ok());
+  d.outage()->FailDestroyRoot(true);  // the epoch commits, its old root stays: the certificate waits
+  auto shred = d.shredder()->Shred({.hashes = {a}, .reason = "test", .request_id = "req-pending"});
+  ASSERT_EQ(shred.status().code(), absl::StatusCode::kUnavailable) << shred.status();
+  const uint64_t log_before = d.log()->size();
+  const absl::Status removal = d.catalog()->RemoveHold("hold-kept");
+  EXPECT_EQ(removal.code(), absl::StatusCode::kUnavailable) << removal;
+  EXPECT_NE(removal.message().find("legal holds"), std::string::npos) << removal;
+  EXPECT_NE(removal.message().find("a destruction is pending"), std::string::npos) << removal;
+  auto held = d.catalog()->HoldFor(*d.store()->Lookup(kept));
+  ASSERT_TRUE(held.ok()) << held.status();
+  EXPECT_TRUE(held->has_value());
+  EXPECT_EQ(d.log()->size(), log_before);  // no hold-removed entry
+  d.outage()->FailDestroyRoot(false);
+  auto issued = d.shredder()->GetCertificate("", "req-pending", CertificateParts::kManifest);
+  ASSERT_TRUE(issued.ok()) << issued.status();
+  EXPECT_TRUE(d.catalog()->RemoveHold("hold-kept").ok());
+  EXPECT_FALSE(d.catalog()->HoldFor(*d.store()->Lookup(kept))->has_value());
 }
 
 // A hold record that cannot be read (damaged, or a read error) holds what

@@ -17,6 +17,7 @@
 
 #include "daemon/base/metrics.h"
 #include "daemon/shred/shredder_records.h"
+#include "daemon/storage/keyspace.h"
 #include "tests/unit/domain_fixture.h"
 
 namespace shredd {
@@ -75,6 +76,89 @@ TEST(ShredderTest, ARepeatedRequestReturnsItsCertificateAndANewOneIsRefused) {
   auto by_request = d.shredder()->GetCertificate("", "req-a", CertificateParts::kManifest);
   ASSERT_TRUE(by_request.ok()) << by_request.status();
   EXPECT_EQ(by_request->certificate_id, first->certificate_id);
+}
+
+ShredSpec AutoSpec(std::vector<Sha256> hashes, std::string reason) {
+  ShredSpec s = SpecFor(std::move(hashes));
+  s.reason = std::move(reason);
+  return s;
+}
+
+// An automatic request id stands for its digests; the reason is bound too,
+// as for an id the client gives. The same digests again with another
+// reason used to answer OK with the first certificate, stating the first
+// reason. A retry with the same reason (also of one left pending, as a
+// crash cut leaves it) answers the first certificate, and so does a record
+// of an earlier version, which holds no binding (it compares the reason).
+TEST(ShredderTest, AnAutomaticRequestIdIsBoundToItsReason) {
+  TempDir dir;
+  Domain d(dir.path());
+  const Sha256 a = d.Put("a"), b = d.Put("b");
+  auto first = d.shredder()->Shred(AutoSpec({a}, "art. 17"));
+  ASSERT_TRUE(first.ok()) << first.status();
+  const uint64_t log_after = d.log()->size();
+  auto again = d.shredder()->Shred(AutoSpec({a}, "art. 17"));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->certificate_id, first->certificate_id);
+  auto other = d.shredder()->Shred(AutoSpec({a}, "another reason"));
+  EXPECT_EQ(other.status().code(), absl::StatusCode::kAlreadyExists) << other.status();
+  EXPECT_NE(other.status().message().find(first->certificate_id), std::string::npos) << other.status();
+  EXPECT_NE(other.status().message().find("\"art. 17\""), std::string::npos) << other.status();
+  EXPECT_EQ(d.log()->size(), log_after);
+
+  // A record written before bindings: the certificate id alone.
+  std::string request_key;
+  std::unique_ptr<rocksdb::Iterator> it(d.store()->db()->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(keyspace::kRequest); it->Valid() && it->key().starts_with(keyspace::kRequest); it->Next()) {
+    if (it->value().starts_with(first->certificate_id)) request_key = it->key().ToString();
+  }
+  ASSERT_FALSE(request_key.empty());
+  ASSERT_TRUE(d.store()->db()->Put(rocksdb::WriteOptions(), request_key, first->certificate_id).ok());
+  again = d.shredder()->Shred(AutoSpec({a}, "art. 17"));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->certificate_id, first->certificate_id);
+  other = d.shredder()->Shred(AutoSpec({a}, "another reason"));
+  EXPECT_EQ(other.status().code(), absl::StatusCode::kAlreadyExists) << other.status();
+  EXPECT_NE(other.status().message().find("\"art. 17\""), std::string::npos) << other.status();
+
+  // Pending (the old root cannot be destroyed): another reason is refused,
+  // naming the pending one's; the same reason answers its certificate once
+  // the vault works.
+  d.outage()->FailDestroyRoot(true);
+  auto pending = d.shredder()->Shred(AutoSpec({b}, "contract ended"));
+  ASSERT_EQ(pending.status().code(), absl::StatusCode::kUnavailable) << pending.status();
+  other = d.shredder()->Shred(AutoSpec({b}, "another reason"));
+  EXPECT_EQ(other.status().code(), absl::StatusCode::kAlreadyExists) << other.status();
+  EXPECT_NE(other.status().message().find("\"contract ended\""), std::string::npos) << other.status();
+  d.outage()->FailDestroyRoot(false);
+  auto retried = d.shredder()->Shred(AutoSpec({b}, "contract ended"));
+  ASSERT_TRUE(retried.ok()) << retried.status();
+  EXPECT_EQ(retried->item_count, 1u);
+  auto verified = d.Verify(retried->envelope);
+  ASSERT_TRUE(verified.ok()) << verified.status();
+}
+
+// A digest is its hash and its size: a declared size that is not the
+// stored item's is refused and nothing is shredded (it used to be ignored).
+TEST(ShredderTest, ADeclaredSizeThatIsNotTheStoredItemsIsRefused) {
+  TempDir dir;
+  Domain d(dir.path());
+  const std::string data(300, 'x');
+  const Sha256 a = d.Put(data), b = d.Put("b");
+  const uint64_t log_before = d.log()->size();
+  ShredSpec wrong = SpecFor({b, a});
+  wrong.sizes = {0, 7};  // b: not given
+  auto refused = d.shredder()->Shred(wrong);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << refused.status();
+  EXPECT_NE(refused.status().message().find("stored with size 300, not 7"), std::string::npos) << refused.status();
+  EXPECT_TRUE(d.Readable(a));
+  EXPECT_TRUE(d.Readable(b));
+  EXPECT_EQ(d.log()->size(), log_before);
+  ShredSpec right = SpecFor({b, a});
+  right.sizes = {1, 300};
+  auto cert = d.shredder()->Shred(right);
+  ASSERT_TRUE(cert.ok()) << cert.status();
+  EXPECT_EQ(cert->item_count, 2u);
 }
 
 TEST(ShredderTest, UnknownOrHeldItemsAreRefusedAndNothingIsShredded) {
