@@ -210,6 +210,7 @@ class Pkcs11Vault final : public Vault {
 
   absl::Status CreateRoot(uint64_t epoch) override {
     std::lock_guard<std::mutex> lock(mu_);
+    if (auto s = CheckStillOwnerLocked(); !s.ok()) return s;
     const std::string label = RootLabel(epoch);
     absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> existing = FindRoots(label);
     if (!existing.ok()) return existing.status();
@@ -264,15 +265,15 @@ class Pkcs11Vault final : public Vault {
   // roots it does not know.
   absl::Status ClaimOwnership(std::string_view owner, bool take_over) override {
     std::lock_guard<std::mutex> lock(mu_);
-    CK_OBJECT_CLASS cls = CKO_DATA;
-    CK_ATTRIBUTE find[] = {Attr(CKA_CLASS, cls), Attr(CKA_TOKEN, kTrue),
-                           Attr(CKA_LABEL, std::string_view(owner_label_))};
-    absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> objs = Find(find);
+    absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> objs = FindOwner();
     if (!objs.ok()) return objs.status();
     for (CK_OBJECT_HANDLE h : *objs) {
       absl::StatusOr<std::string> current = GetBytes(h, CKA_VALUE);
       if (!current.ok()) return current.status();
-      if (*current == owner && objs->size() == 1) return absl::OkStatus();
+      if (*current == owner && objs->size() == 1) {
+        owner_ = owner;
+        return absl::OkStatus();
+      }
       if (!take_over) {
         return absl::FailedPreconditionError(StrCat(
             "pkcs11: the roots of token '", token_label_, "'",
@@ -288,6 +289,7 @@ class Pkcs11Vault final : public Vault {
       if (rv != CKR_OK && rv != CKR_OBJECT_HANDLE_INVALID) return P11Error("C_DestroyObject", rv, "the owner record");
     }
     const CK_UTF8CHAR app[] = "shredd";
+    CK_OBJECT_CLASS cls = CKO_DATA;
     CK_ATTRIBUTE tmpl[] = {
         Attr(CKA_CLASS, cls),
         Attr(CKA_TOKEN, kTrue),
@@ -301,11 +303,14 @@ class Pkcs11Vault final : public Vault {
     if (CK_RV rv = f_->C_CreateObject(session_, tmpl, std::size(tmpl), &h); rv != CKR_OK) {
       return P11Error("C_CreateObject", rv, "the owner record");
     }
-    return SyncStore("the owner record");
+    if (auto s = SyncStore("the owner record"); !s.ok()) return s;
+    owner_ = owner;
+    return absl::OkStatus();
   }
 
   absl::Status DestroyRoot(uint64_t epoch) override {
     std::lock_guard<std::mutex> lock(mu_);
+    if (auto s = CheckStillOwnerLocked(); !s.ok()) return s;
     const std::string label = RootLabel(epoch);
     absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> objs = FindRoots(label);
     if (!objs.ok()) return objs.status();
@@ -520,6 +525,34 @@ class Pkcs11Vault final : public Vault {
     return found;
   }
 
+  absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> FindOwner() {
+    CK_OBJECT_CLASS cls = CKO_DATA;
+    CK_ATTRIBUTE tmpl[] = {Attr(CKA_CLASS, cls), Attr(CKA_TOKEN, kTrue),
+                           Attr(CKA_LABEL, std::string_view(owner_label_))};
+    return Find(tmpl);
+  }
+
+  // Before a root is made or destroyed: the namespace is still the one this
+  // vault claimed (a daemon whose namespace another data dir took over with
+  // --take-over-vault stops touching roots). No claim made (unit tests,
+  // restore's check): nothing to check.
+  absl::Status CheckStillOwnerLocked() {
+    if (owner_.empty()) return absl::OkStatus();
+    absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> objs = FindOwner();
+    if (!objs.ok()) return objs.status();
+    std::string current;
+    if (objs->size() == 1) {
+      absl::StatusOr<std::string> v = GetBytes(objs->front(), CKA_VALUE);
+      if (!v.ok()) return v.status();
+      current = *std::move(v);
+    }
+    if (current == owner_) return absl::OkStatus();
+    return absl::FailedPreconditionError(
+        StrCat("pkcs11: the roots of token '", token_label_, "' were taken over by another shredd daemon (data dir id ",
+               Printable(current), ") since this one (", owner_,
+               ") started: it makes and destroys no roots any more; stop it (docs/VAULT.md)"));
+  }
+
   absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> FindRoots(const std::string& label) {
     CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
     CK_ATTRIBUTE tmpl[] = {Attr(CKA_CLASS, cls), Attr(CKA_TOKEN, kTrue), Attr(CKA_LABEL, std::string_view(label))};
@@ -695,6 +728,7 @@ class Pkcs11Vault final : public Vault {
   const std::string signing_label_;
   const std::string owner_label_;
   const std::string instance_;
+  std::string owner_;  // claimed (ClaimOwnership), guarded by mu_
   bool logged_in_ = false;
   std::string store_to_sync_;  // Set once before the vault is shared.
 

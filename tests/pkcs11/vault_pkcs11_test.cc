@@ -655,9 +655,18 @@ TEST_F(Pkcs11VaultTest, OwnershipIsClaimedOncePerLabelNamespace) {
   auto other = OpenPkcs11Vault(Params() + ";instance=drill");
   ASSERT_TRUE(other.ok()) << other.status();
   EXPECT_TRUE((*other)->ClaimOwnership(b, false).ok());
+  ASSERT_TRUE(first->CreateRoot(1).ok());
   ASSERT_TRUE(second->ClaimOwnership(b, true).ok());
   EXPECT_EQ(first->ClaimOwnership(a, false).code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(second->ClaimOwnership(b, false).ok());
+  // A vault whose namespace was taken over meanwhile touches no root: the
+  // new owner's are safe from a daemon that still runs.
+  absl::Status stale = first->DestroyRoot(1);
+  EXPECT_EQ(stale.code(), absl::StatusCode::kFailedPrecondition) << stale;
+  EXPECT_NE(stale.message().find("taken over"), std::string::npos) << stale;
+  EXPECT_EQ(first->CreateRoot(2).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(*first->ListRoots(), std::vector<uint64_t>{1});
+  EXPECT_TRUE(second->DestroyRoot(1).ok());
 }
 
 TEST_F(Pkcs11VaultTest, ConcurrentUse) {
