@@ -9,6 +9,8 @@ asked. A failure names the seed and the step:
     python3 tests/soak/model_soak.py --seed N [--steps S]
 """
 import os
+import shutil
+import tempfile
 import unittest
 
 import model_check
@@ -40,6 +42,33 @@ class ModelBasedTest(unittest.TestCase):
 
 for _seed in SEEDS:
     setattr(ModelBasedTest, "test_seed_%d" % _seed, lambda self, s=_seed: self.run_seed(s))
+
+
+class MultiEpochSeedTest(unittest.TestCase):
+    """The suite's seeds run with the default epoch size, so every destruction
+    is one epoch and every manifest is inline. This seed splits each
+    destruction into 2-item epochs and serves manifests over 3 items through
+    GetManifest in 2-item chunks: kills then land between epochs of one
+    destruction, and uploads, holds and orders race a destruction part-way
+    (a review found no model test that did; seeds 3, 6, 9, 11 and 21-24 at
+    100-150 steps passed by hand, 2026-12-08)."""
+
+    def test_seed_6_with_two_item_epochs(self):
+        root = tempfile.mkdtemp(prefix="shredd-model-multi-epoch-")
+        self.addCleanup(shutil.rmtree, root, True)
+        cfg = os.path.join(root, "shredd.toml")
+        with open(cfg, "w") as f:
+            f.write("[shred]\nepoch_items = 2\nmanifest_chunk_items = 2\ninline_manifest_items = 3\n")
+        os.makedirs(os.path.join(root, "run"))
+        run = ModelRun(6, steps=STEPS, extra_args=["--config", cfg], root=os.path.join(root, "run"))
+        try:
+            st = run.run()
+        except Violation as v:
+            self.fail(str(v))
+        print("seed 6, 2-item epochs: %d steps, %d operations, %d kill -9, %d certificates"
+              % (st.steps, st.ops, st.kills, st.certificates))
+        self.assertEqual(st.steps, STEPS)
+        self.assertGreater(st.certificates, 0)
 
 
 class FullDiskSeedTest(unittest.TestCase):
