@@ -277,12 +277,9 @@ TEST(StateReplicator, SnapshotPlusWalRestoresEverything) {
 // snapshot is needed, and the restore has every write.
 TEST(StateReplicator, ShippingFollowsTheWalIntoNewFiles) {
   SHREDD_REQUIRE_CEPH();
-  auto c = NewBucketClient("p");
-  ASSERT_NE(c, nullptr);
-  TempDir dir;
-  auto db = OpenArchivingDb(dir / "db");
-  auto r = Replicator(c, dir, true);
-  r->Start(db.get());
+  ReplicatedDb fixture;
+  ASSERT_TRUE(fixture.ok());
+  auto& [c, dir, db, r] = fixture;
   SyncPut(db.get(), "first", "1");
   ASSERT_TRUE(r->WaitReplicated(db->GetLatestSequenceNumber()).ok());
   for (int round = 0; round < 4; ++round) {
@@ -373,12 +370,9 @@ TEST(StateReplicator, PeriodicSnapshotsWaitForTwiceTheTablesOfWal) {
 // replicator notices the gap and covers it with a snapshot.
 TEST(StateReplicator, WritesThatSkipTheWalAreCoveredByASnapshot) {
   SHREDD_REQUIRE_CEPH();
-  auto c = NewBucketClient("p");
-  ASSERT_NE(c, nullptr);
-  TempDir dir;
-  auto db = OpenArchivingDb(dir / "db");
-  auto r = Replicator(c, dir, true);
-  r->Start(db.get());
+  ReplicatedDb fixture;
+  ASSERT_TRUE(fixture.ok());
+  auto& [c, dir, db, r] = fixture;
   SyncPut(db.get(), "a", "1");
   ASSERT_TRUE(r->WaitReplicated(db->GetLatestSequenceNumber()).ok());
   const uint64_t snaps = r->snapshots();
@@ -402,12 +396,9 @@ TEST(StateReplicator, WritesThatSkipTheWalAreCoveredByASnapshot) {
 // own in the store, as an unbroken run of WAL objects after a snapshot.
 TEST(StateReplicator, AnAcknowledgementWaitsForEveryEarlierObject) {
   SHREDD_REQUIRE_CEPH();
-  auto c = NewBucketClient("p");
-  ASSERT_NE(c, nullptr);
-  TempDir dir;
-  auto db = OpenArchivingDb(dir / "db");
-  auto r = Replicator(c, dir, true);
-  r->Start(db.get());
+  ReplicatedDb fixture;
+  ASSERT_TRUE(fixture.ok());
+  auto& [c, dir, db, r] = fixture;
   ASSERT_TRUE(r->WaitReplicated(db->GetLatestSequenceNumber()).ok());
   auto covered = [&](uint64_t seq) {
     uint64_t upto = 0;
@@ -567,12 +558,9 @@ TEST(StateReplicator, AsyncLagIsBounded) {
 // "sync": what one acknowledged write costs (printed for docs/RECOVERY.md).
 TEST(StateReplicator, SyncWriteLatency) {
   SHREDD_REQUIRE_CEPH();
-  auto c = NewBucketClient("p");
-  ASSERT_NE(c, nullptr);
-  TempDir dir;
-  auto db = OpenArchivingDb(dir / "db");
-  auto r = Replicator(c, dir, true);
-  r->Start(db.get());
+  ReplicatedDb fixture;
+  ASSERT_TRUE(fixture.ok());
+  auto& [c, dir, db, r] = fixture;
   SyncPut(db.get(), "first", "x");
   ASSERT_TRUE(r->WaitReplicated(db->GetLatestSequenceNumber()).ok());
   const int n = 50;

@@ -32,12 +32,9 @@ using namespace state_test;  // NOLINT(google-build-using-namespace)
 // restore that exits 0 without it.
 TEST(StateReplicator, AFallbackThatStopsShortOfTheDamagedSnapshotIsDataLoss) {
   SHREDD_REQUIRE_CEPH();
-  auto c = NewBucketClient("p");
-  ASSERT_NE(c, nullptr);
-  TempDir dir;
-  auto db = OpenArchivingDb(dir / "db");
-  auto r = Replicator(c, dir, true);
-  r->Start(db.get());
+  ReplicatedDb fixture;
+  ASSERT_TRUE(fixture.ok());
+  auto& [c, dir, db, r] = fixture;
   SyncPut(db.get(), "first", "in the older snapshot");
   ASSERT_TRUE(r->WaitReplicated(db->GetLatestSequenceNumber()).ok());
   SyncPut(db.get(), "acknowledged", "in the newest snapshot and a WAL object");
@@ -66,12 +63,9 @@ TEST(StateReplicator, AFallbackThatStopsShortOfTheDamagedSnapshotIsDataLoss) {
 
 TEST(StateReplicator, TamperedOrMissingWalObjectsFailTheRestoreNamingThem) {
   SHREDD_REQUIRE_CEPH();
-  auto c = NewBucketClient("p");
-  ASSERT_NE(c, nullptr);
-  TempDir dir;
-  auto db = OpenArchivingDb(dir / "db");
-  auto r = Replicator(c, dir, true);
-  r->Start(db.get());
+  ReplicatedDb fixture;
+  ASSERT_TRUE(fixture.ok());
+  auto& [c, dir, db, r] = fixture;
   // One WAL object per replicated write, except for writes the start-up
   // snapshot may already cover: write until three exist.
   for (int i = 0; i < 10 && Keys(*c, "state/wal/").size() < 3; ++i) {
@@ -121,12 +115,9 @@ TEST(StateReplicator, TamperedOrMissingWalObjectsFailTheRestoreNamingThem) {
 // daemon's first snapshot removes the objects of the lost history after it.
 TEST(StateReplicator, RestoreStopsAtAGapACrashLeft) {
   SHREDD_REQUIRE_CEPH();
-  auto c = NewBucketClient("p");
-  ASSERT_NE(c, nullptr);
-  TempDir dir;
-  auto db = OpenArchivingDb(dir / "db");
-  auto r = Replicator(c, dir, true);
-  r->Start(db.get());
+  ReplicatedDb fixture;
+  ASSERT_TRUE(fixture.ok());
+  auto& [c, dir, db, r] = fixture;
   for (int i = 0; i < 5; ++i) {
     SyncPut(db.get(), StrCat("k", i), "v");
     ASSERT_TRUE(r->WaitReplicated(db->GetLatestSequenceNumber()).ok());
@@ -283,12 +274,9 @@ TEST(StateReplicator, AFallbackCrossesIntoTheRunThatContinuedTheState) {
 // between them, it fails naming both.
 TEST(StateReplicator, TwoHistoriesFromTheSameStateAreNamedNotChosen) {
   SHREDD_REQUIRE_CEPH();
-  auto c = NewBucketClient("p");
-  ASSERT_NE(c, nullptr);
-  TempDir dir;
-  auto db = OpenArchivingDb(dir / "db");
-  auto r = Replicator(c, dir, true);
-  r->Start(db.get());
+  ReplicatedDb fixture;
+  ASSERT_TRUE(fixture.ok());
+  auto& [c, dir, db, r] = fixture;
   ASSERT_TRUE(r->SnapshotNow().ok());
   r->Stop();
   const uint64_t s = db->GetLatestSequenceNumber();
@@ -319,12 +307,9 @@ TEST(StateReplicator, TwoHistoriesFromTheSameStateAreNamedNotChosen) {
 // "batch at S does not follow").
 TEST(StateReplicator, RestoreAppliesTheRestOfAWriteGroupAnEarlierObjectBegan) {
   SHREDD_REQUIRE_CEPH();
-  auto c = NewBucketClient("p");
-  ASSERT_NE(c, nullptr);
-  TempDir dir;
-  auto db = OpenArchivingDb(dir / "db");
-  auto r = Replicator(c, dir, true);
-  r->Start(db.get());
+  ReplicatedDb fixture;
+  ASSERT_TRUE(fixture.ok());
+  auto& [c, dir, db, r] = fixture;
   SyncPut(db.get(), "base", "in the snapshot");
   ASSERT_TRUE(r->WaitReplicated(db->GetLatestSequenceNumber()).ok());
   ASSERT_TRUE(r->SnapshotNow().ok());
@@ -362,12 +347,9 @@ TEST(StateReplicator, RestoreAppliesTheRestOfAWriteGroupAnEarlierObjectBegan) {
 // restores the live daemon's newest state.
 TEST(StateReplicator, AnOlderCopyOfTheStateNeverDeletesNewerState) {
   SHREDD_REQUIRE_CEPH();
-  auto c = NewBucketClient("p");
-  ASSERT_NE(c, nullptr);
-  TempDir dir;
-  auto db = OpenArchivingDb(dir / "db");
-  auto r = Replicator(c, dir, true);
-  r->Start(db.get());
+  ReplicatedDb fixture;
+  ASSERT_TRUE(fixture.ok());
+  auto& [c, dir, db, r] = fixture;
   SyncPut(db.get(), "before", "v");
   ASSERT_TRUE(r->WaitReplicated(db->GetLatestSequenceNumber()).ok());
   TempDir copy;

@@ -116,6 +116,23 @@ inline std::vector<std::string> Keys(S3Client& c, const std::string& under) {
   return out;
 }
 
+// What most state tests begin with: a bucket prefix, a RocksDB that archives
+// its WAL in a temp dir, and a sync replicator started on it. Members go in
+// reverse order, as locals would: the replicator, the database, the dir.
+// Built in place (TempDir is not to be copied).
+struct ReplicatedDb {
+  ReplicatedDb() : client(testing::NewBucketClient("p")) {
+    if (client == nullptr) return;
+    db = OpenArchivingDb(dir / "db");
+    replicator = Replicator(client, dir, true);
+    if (db != nullptr && replicator != nullptr) replicator->Start(db.get());
+  }
+  bool ok() const { return client != nullptr && db != nullptr && replicator != nullptr; }
+  std::shared_ptr<S3Client> client;
+  TempDir dir;
+  std::unique_ptr<rocksdb::DB> db;
+  std::unique_ptr<StateReplicator> replicator;
+};
 }  // namespace shredd::state_test
 
 #endif  // SHREDD_TESTS_UNIT_STORAGE_STATE_TEST_UTIL_H_
