@@ -82,7 +82,7 @@ class RunIndex {
     }
     return out;
   }
-  // `objects` of one run not followed, beyond `from`.
+  // The WAL objects beyond `from` of the runs not followed.
   uint64_t CountOthers(const std::set<std::string>& followed, uint64_t from) const {
     uint64_t n = 0;
     for (const auto& [id, objects] : by_run_) {
@@ -207,6 +207,11 @@ absl::Status ReplayWal(S3Client& client, rocksdb::DB* db, std::string run, const
     auto next = ReplayRun(client, db, trust, run, index.Objects(run), *children, report);
     if (!next.ok()) return next.status();
     if (next->empty()) break;
+    // Runs get fresh random ids and their parents before they exist: a
+    // chain that comes back to a run it followed is not one daemons wrote.
+    if (followed.contains(*next)) {
+      return absl::DataLossError(StrCat("the runs in the object store form a cycle at run ", *next));
+    }
     run = *std::move(next);
     ++report->runs;
   }

@@ -299,6 +299,33 @@ TEST(StateReplicator, TwoHistoriesFromTheSameStateAreNamedNotChosen) {
   EXPECT_NE(refused.status().message().find(ids[1]), std::string::npos) << refused.status();
 }
 
+// Runs whose headers name each other as parents at one point (no daemon
+// writes that: a run's parent exists before it) are refused, not followed
+// round and round.
+TEST(StateReplicator, RunsThatFormACycleAreDataLoss) {
+  SHREDD_REQUIRE_CEPH();
+  ReplicatedDb fixture;
+  ASSERT_TRUE(fixture.ok());
+  auto& [c, dir, db, r] = fixture;
+  ASSERT_TRUE(r->SnapshotNow().ok());
+  r->Stop();
+  const uint64_t s = db->GetLatestSequenceNumber();
+  const StateRun child{.id = NewStateRunId(), .parent = r->run().id, .fork = s};
+  const StateRun back{.id = r->run().id, .parent = child.id, .fork = s};
+  rocksdb::WriteBatch b;
+  b.Put("k", "v");
+  const std::vector<WalBatch> batches = {{.seq = s + 1, .count = 1, .rep = b.Data()}};
+  for (const StateRun* run : {&child, &back}) {
+    ASSERT_TRUE(c->PutObject(c->KeyFor(WalObjectName(s + 1, s + 1, run->id)),
+                             EncodeWalObject(batches, s, Identity().Signer(), run))
+                    .ok());
+  }
+  TempDir out;
+  auto refused = RestoreState(*c, out / "db", Identity().Trust());
+  EXPECT_TRUE(absl::IsDataLoss(refused.status())) << refused.status();
+  EXPECT_NE(refused.status().message().find("cycle"), std::string::npos) << refused.status();
+}
+
 // A WAL object made of the writers' own batches (the capture) may end in
 // the middle of a RocksDB write group; after a failed object the replicator
 // re-ships through the WAL reader, which returns the group whole: the store
